@@ -1,0 +1,44 @@
+"""Address normalisation and validation.
+
+Addresses are normalised before they are stored or compared: surrounding
+whitespace removed, the domain lower-cased and IDNA-encoded (so ``例子.中国``
+and ``xn--fsqu00a.xn--fiqs8s`` are the same subscriber), the local part kept
+as written except that ASCII local parts are lower-cased too (every mainstream
+provider treats them case-insensitively, and duplicates by case are a common
+import problem).  Syntax is always checked with ``email-validator``;
+deliverability (DNS) only when asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from email_validator import EmailNotValidError, validate_email
+
+__all__ = ["AddressError", "address_hash", "normalise"]
+
+
+class AddressError(ValueError):
+    """The address is not valid; the message says why (in English and Chinese)."""
+
+
+def normalise(raw: str, *, check_dns: bool = False) -> str:
+    value = (raw or "").strip().strip("<>").strip()
+    if not value:
+        raise AddressError("empty address / 邮箱为空")
+    if any(c.isspace() for c in value):
+        raise AddressError("address contains whitespace / 邮箱含有空格")
+    try:
+        info = validate_email(value, check_deliverability=check_dns, allow_smtputf8=True)
+    except EmailNotValidError as exc:
+        raise AddressError(f"invalid address: {exc} / 邮箱格式无效") from exc
+    local = info.local_part
+    if local.isascii():
+        local = local.lower()
+    domain = info.ascii_domain.lower()
+    return f"{local}@{domain}"
+
+
+def address_hash(email: str) -> str:
+    """The value kept in the suppression list after erasure."""
+    return "sha256:" + hashlib.sha256(email.encode("utf-8")).hexdigest()

@@ -1,0 +1,506 @@
+"""The ``newsletter`` command line (Typer). Every command has ``--help``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import NewsletterError
+
+app = typer.Typer(
+    help="Weekly newsletter for email and WeChat / 邮件与公众号周报分发", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database migrations", no_args_is_help=True)
+issue_app = typer.Typer(help="Issues: add, lint, render, import plain text", no_args_is_help=True)
+subs_app = typer.Typer(help="Subscribers: import and export", no_args_is_help=True)
+lists_app = typer.Typer(help="Mailing lists", no_args_is_help=True)
+send_app = typer.Typer(
+    help="Sends: create, start, pause, resume, cancel, status", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
+app.add_typer(issue_app, name="issue")
+app.add_typer(subs_app, name="subscribers")
+app.add_typer(lists_app, name="lists")
+app.add_typer(send_app, name="send")
+
+console = Console()
+err = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(2)
+
+
+def _emit(data: Any, as_json: bool) -> bool:
+    if as_json:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    return as_json
+
+
+# -- db ----------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all migrations (idempotent)."""
+    from .db import current_revision, upgrade
+
+    upgrade()
+    console.print(f"database at revision [bold]{current_revision()}[/]")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the current migration revision."""
+    from .db import current_revision
+
+    console.print(current_revision() or "(empty)")
+
+
+# -- issues ------------------------------------------------------------------
+
+
+@issue_app.command("add")
+def issue_add(
+    file: Path,
+    publication: Annotated[str | None, typer.Option(help="publication slug")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Store FILE as a draft issue (or update the draft with the same number)."""
+    from .db import session_scope
+    from .issues import create_issue
+
+    try:
+        with session_scope() as s:
+            issue, warnings = create_issue(s, file, publication_slug=publication)
+            out = {
+                "id": issue.id,
+                "number": issue.number,
+                "title": issue.title,
+                "status": issue.status,
+                "warnings": warnings,
+            }
+    except NewsletterError as exc:
+        _fail(exc)
+    if not _emit(out, as_json):
+        for w in warnings:
+            err.print(f"[yellow]warning:[/] {w}")
+        console.print(
+            f"issue id {out['id']} · 第{out['number']}期 {out['title']} · {out['status']}"
+        )
+
+
+@issue_app.command("render")
+def issue_render(
+    file: Path,
+    out: Annotated[Path, typer.Option("--out", "-o", help="output directory")] = Path("var/render"),
+    variant: Annotated[str, typer.Option(help="zh-Hans or zh-Hant")] = "zh-Hans",
+    as_json: JsonOpt = False,
+) -> None:
+    """Render FILE to email.html, email.txt, wechat-N.html, web.html and report.json."""
+    from .config import get_settings
+    from .content.parser import load_issue
+    from .content.variants import to_variant
+    from .render import render_all, write_outputs
+    from .render.context import RenderContext
+
+    cfg = get_settings()
+    try:
+        doc, warnings = load_issue(file)
+        doc = to_variant(doc, variant)
+        ctx = RenderContext(
+            base_url=cfg.base_url,
+            publication_name=doc.publication,
+            publication_slug="weekly",
+            postal_address=cfg.postal_address,
+            sender_name=cfg.from_name,
+            email_budget_bytes=cfg.email_budget_bytes,
+        )
+        result = render_all(doc, ctx)
+        write_outputs(result, out)
+    except NewsletterError as exc:
+        _fail(exc)
+    report = result.report()
+    report["input_warnings"] = warnings
+    if not _emit(report, as_json):
+        for w in warnings:
+            err.print(f"[yellow]warning:[/] {w}")
+        console.print(f"wrote {out}/  (email mode: {result.email.mode}; {result.email.reason})")
+
+
+# -- subscribers -------------------------------------------------------------
+
+
+@subs_app.command("import")
+def subscribers_import(
+    file: Path,
+    list_name: Annotated[str, typer.Option("--list", help="list name (created if missing)")],
+    resubscribe: Annotated[
+        bool, typer.Option(help="re-subscribe suppressed/unsubscribed people (audited)")
+    ] = False,
+    report: Annotated[Path | None, typer.Option(help="error report CSV path")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import a CSV or XLSX file of subscribers into a list."""
+    from .audience.importer import import_file
+
+    try:
+        summary = import_file(file, list_name, resubscribe=resubscribe, report_path=report)
+    except NewsletterError as exc:
+        _fail(exc)
+    data = summary.as_dict()
+    if _emit(data, as_json):
+        return
+    t = Table(title=f"import {file.name} → {list_name} ({summary.encoding or 'xlsx'})")
+    for k in (
+        "rows",
+        "new",
+        "updated",
+        "unchanged",
+        "invalid",
+        "duplicate",
+        "suppressed",
+        "resubscribed",
+    ):
+        t.add_column(k, justify="right")
+    t.add_row(
+        *(
+            str(data[k])
+            for k in (
+                "rows",
+                "new",
+                "updated",
+                "unchanged",
+                "invalid",
+                "duplicate",
+                "suppressed",
+                "resubscribed",
+            )
+        )
+    )
+    console.print(t)
+    if summary.report_path:
+        console.print(f"row errors written to {summary.report_path}")
+
+
+# -- lists ---------------------------------------------------------------------
+
+
+@lists_app.command("create")
+def lists_create(name: str, description: str = "") -> None:
+    """Create a list."""
+    from .audience.service import get_or_create_list
+    from .db import session_scope
+
+    with session_scope() as s:
+        ml = get_or_create_list(s, name, description)
+        console.print(f"list {ml.id}: {ml.name}")
+
+
+@lists_app.command("list")
+def lists_list(as_json: JsonOpt = False) -> None:
+    """Show lists with their member counts."""
+    from sqlalchemy import func, select
+
+    from .db import session_scope
+    from .models import MailingList, Subscription
+
+    with session_scope() as s:
+        rows = [
+            {"id": i, "name": n, "active": a or 0}
+            for i, n, a in s.execute(
+                select(MailingList.id, MailingList.name, func.count(Subscription.subscriber_id))
+                .join(
+                    Subscription,
+                    (Subscription.list_id == MailingList.id) & (Subscription.status == "active"),
+                    isouter=True,
+                )
+                .group_by(MailingList.id, MailingList.name)
+            )
+        ]
+    if _emit(rows, as_json):
+        return
+    t = Table("id", "name", "active")
+    for r in rows:
+        t.add_row(str(r["id"]), r["name"], str(r["active"]))
+    console.print(t)
+
+
+# -- sends -------------------------------------------------------------------
+
+
+@send_app.command("create")
+def send_create(
+    issue: Annotated[str, typer.Argument(help="issue id, or #number")],
+    list_name: Annotated[str, typer.Option("--list")],
+    variant: Annotated[str, typer.Option(help="preference, zh-Hans or zh-Hant")] = "preference",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a draft email send of ISSUE to a list."""
+    from .audience.service import get_list
+    from .db import session_scope
+    from .issues import get_issue
+    from .models import Send
+
+    try:
+        with session_scope() as s:
+            iss = get_issue(s, issue)
+            ml = get_list(s, list_name)
+            send = Send(
+                publication_id=iss.publication_id,
+                issue_id=iss.id,
+                list_id=ml.id,
+                channel="email",
+                variant_rule=variant,
+                state="draft",
+            )
+            s.add(send)
+            s.flush()
+            out = {"send_id": send.id, "issue": iss.number, "list": ml.name, "state": send.state}
+    except NewsletterError as exc:
+        _fail(exc)
+    if not _emit(out, as_json):
+        console.print(f"send {out['send_id']} created (draft)")
+
+
+@send_app.command("start")
+def send_start(
+    send_id: int,
+    wait: Annotated[bool, typer.Option(help="embedded mode: run to the end here")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a send now: plan deliveries, then send (in-process, or through Celery workers)."""
+    from .config import get_settings
+
+    try:
+        if get_settings().embedded:
+            from .delivery.run import drive_inline
+
+            state = drive_inline(send_id) if wait else "sending"
+        else:
+            from workers.tasks import start_send
+
+            start_send.delay(send_id)
+            state = "queued to workers"
+    except NewsletterError as exc:
+        _fail(exc)
+    _show_status(send_id, as_json, note=state)
+
+
+def _control(send_id: int, action: str, as_json: bool) -> None:
+    from .db import session_scope
+    from .delivery.sends import transition
+
+    try:
+        with session_scope() as s:
+            changed = transition(s, send_id, action)
+    except NewsletterError as exc:
+        _fail(exc)
+    if action == "resume":
+        from .config import get_settings
+
+        if not get_settings().embedded:
+            from workers.tasks import send_batch
+
+            for _ in range(get_settings().send_parallelism):
+                send_batch.delay(send_id)
+    _show_status(send_id, as_json, note=f"{action}{'' if changed else ' (no change)'}")
+
+
+@send_app.command("pause")
+def send_pause(send_id: int, as_json: JsonOpt = False) -> None:
+    """Pause a send; workers stop within seconds."""
+    _control(send_id, "pause", as_json)
+
+
+@send_app.command("resume")
+def send_resume(send_id: int, as_json: JsonOpt = False) -> None:
+    """Resume a paused send."""
+    _control(send_id, "resume", as_json)
+
+
+@send_app.command("cancel")
+def send_cancel(send_id: int, as_json: JsonOpt = False) -> None:
+    """Cancel a send; deliveries not yet sent stay unsent."""
+    _control(send_id, "cancel", as_json)
+
+
+@send_app.command("status")
+def send_status(send_id: int, as_json: JsonOpt = False) -> None:
+    """Show a send's state and delivery counts."""
+    _show_status(send_id, as_json)
+
+
+def _show_status(send_id: int, as_json: bool, note: str | None = None) -> None:
+    from .db import session_scope
+    from .delivery.sends import state_counts
+    from .models import Send
+
+    with session_scope() as s:
+        send = s.get(Send, send_id)
+        if send is None:
+            _fail(NewsletterError(f"send {send_id} does not exist"))
+            return
+        counts = state_counts(s, send_id)
+        data = {
+            "send_id": send_id,
+            "state": send.state,
+            "planned": send.planned_count,
+            "excluded": send.excluded_count,
+            **counts,
+        }
+    if note:
+        data["note"] = note
+    if _emit(data, as_json):
+        return
+    t = Table(title=f"send {send_id}: {data['state']}")
+    for k in ("planned", "sent", "queued", "sending", "deferred", "bounced", "failed", "skipped"):
+        t.add_column(k, justify="right")
+    t.add_row(
+        *(
+            str(data[k])
+            for k in (
+                "planned",
+                "sent",
+                "queued",
+                "sending",
+                "deferred",
+                "bounced",
+                "failed",
+                "skipped",
+            )
+        )
+    )
+    console.print(t)
+
+
+# -- stats -------------------------------------------------------------------
+
+
+@app.command("stats")
+def stats(send_id: int, as_json: JsonOpt = False) -> None:
+    """Delivery, open and click statistics of a send (from rollups)."""
+    from .db import session_scope
+    from .tracking.stats import send_stats
+
+    try:
+        with session_scope() as s:
+            data = send_stats(s, send_id)
+    except NewsletterError as exc:
+        _fail(exc)
+    if _emit(data, as_json):
+        return
+    print_stats(data)
+
+
+def print_stats(data: dict[str, Any]) -> None:
+    from .tracking.stats import sparkline
+
+    t = Table(
+        title=f"第{data['issue']}期 {data['title']} · send {data['send_id']} ({data['state']})"
+    )
+    t.add_column("metric / 指标")
+    t.add_column("value / 数值", justify="right")
+    rows = [
+        ("planned / 计划", data["planned"]),
+        ("delivered / 已送达", data["delivered"]),
+        ("bounced / 退信", data["deliveries_bounced"]),
+        ("failed / 失败", data["deliveries_failed"]),
+        ("skipped / 跳过", data["deliveries_skipped"]),
+        ("unique opens (human) / 独立打开", data["opens_unique"]),
+        ("open rate / 打开率", f"{data['open_rate']:.1%}"),
+        ("machine opens / 机器打开", data["opens_total_machine"]),
+        ("unique clicks / 独立点击", data["clicks_unique"]),
+        ("click rate / 点击率", f"{data['click_rate']:.1%}"),
+    ]
+    for k, v in rows:
+        t.add_row(k, str(v))
+    console.print(t)
+    series = [v for _h, v in data["opens_by_hour"]]
+    if series:
+        console.print(f"opens by hour / 每小时打开: {sparkline(series)}")
+
+
+# -- services ------------------------------------------------------------------
+
+
+@app.command("web")
+def web(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the web app (pixel, clicks, unsubscribe, archive)."""
+    import uvicorn
+
+    from .web.app import create_app
+
+    uvicorn.run(create_app(), host=host, port=port)
+
+
+@app.command("worker")
+def worker(
+    concurrency: Annotated[int, typer.Option(help="worker processes")] = 2,
+    loglevel: str = "info",
+) -> None:
+    """Start a Celery worker on the configured broker."""
+    from workers.celery_app import app as celery_app
+
+    celery_app.worker_main(
+        [
+            "worker",
+            f"--concurrency={concurrency}",
+            f"--loglevel={loglevel}",
+            "-Q",
+            celery_app.conf.task_default_queue,
+        ]
+    )
+
+
+@app.command("beat")
+def beat(loglevel: str = "info") -> None:
+    """Start Celery beat (the scheduler tick and the event ingester)."""
+    from workers.celery_app import app as celery_app
+
+    celery_app.start(["beat", f"--loglevel={loglevel}"])
+
+
+@app.command("ingest")
+def ingest_cmd(
+    once: Annotated[bool, typer.Option(help="drain what is there, then exit")] = False,
+) -> None:
+    """Consume the event stream from Redis into the database."""
+    from .tracking.ingester import consume
+
+    n = consume(max_batches=50 if once else None, block_ms=200 if once else 1000)
+    console.print(f"ingested {n} events")
+
+
+@app.command("demo")
+def demo(
+    workdir: Annotated[Path, typer.Option(help="where the demo keeps its files")] = Path(
+        "var/demo"
+    ),
+    issue_file: Annotated[Path, typer.Option("--issue")] = Path("examples/issue-sample.md"),
+    subscribers: Annotated[Path, typer.Option()] = Path("examples/subscribers.csv"),
+) -> None:
+    """Run the whole slice with no services: render, import, send, open, stats."""
+    from .demo import run_demo
+
+    try:
+        run_demo(workdir, issue_file, subscribers, console)
+    except NewsletterError as exc:
+        _fail(exc)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""One settings object for the whole product.
+
+Values come, in increasing priority, from the defaults below, an optional
+``newsletter.toml`` (path in ``NEWSLETTER_CONFIG``, else ``./newsletter.toml``)
+and environment variables prefixed ``NEWSLETTER_``.
+
+The defaults are the *embedded mode*: a SQLite file under ``./var/``, tasks
+run in-process, and mail goes to a local SMTP sink that ``newsletter demo``
+starts (or to a maildir outbox when ``smtp_host`` is ``maildir``).  Pointing
+``database_url`` at PostgreSQL, ``broker_url`` at Redis and ``smtp_host`` at a
+relay switches to production with no code change.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["Settings", "get_settings", "reset_settings"]
+
+
+def _toml_path() -> Path:
+    return Path(os.environ.get("NEWSLETTER_CONFIG", "newsletter.toml"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NEWSLETTER_", extra="ignore")
+
+    #: Working directory for the embedded mode (SQLite file, outbox, renders).
+    var_dir: Path = Path("var")
+    #: SQLAlchemy URL. Empty means ``sqlite:///{var_dir}/newsletter.db``.
+    database_url: str = ""
+    #: Celery broker. Empty means tasks run in-process (embedded mode).
+    broker_url: str = ""
+    #: Redis for shared state (rate limits, event stream, WeChat token). Empty: in-process.
+    redis_url: str = ""
+    #: Prefix of every Redis key this instance uses (lets tests share one server).
+    redis_prefix: str = "nl:"
+
+    #: SMTP relay. ``maildir`` writes messages to ``{var_dir}/outbox`` instead.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_starttls: bool = False
+    smtp_timeout: float = 30.0
+    smtp_pool_size: int = 4
+
+    #: Public base URL of the web app (pixel, click, unsubscribe, archive).
+    base_url: str = "http://127.0.0.1:8000"
+    #: Secret for signed tokens. Rotation: put old keys in ``old_secret_keys``.
+    secret_key: SecretStr = SecretStr("dev-insecure-change-me")
+    old_secret_keys: list[SecretStr] = Field(default_factory=list)
+
+    #: Sender identity defaults (a publication may override them).
+    from_name: str = "政策周报"
+    from_address: str = "newsletter@example.org"
+    bounce_domain: str = "example.org"
+    list_id_domain: str = "newsletter.example.org"
+    postal_address: str = "中国北京市海淀区示例路 1 号 100000"
+
+    #: Delivery engine.
+    batch_size: int = 200
+    lease_seconds: int = 120
+    max_attempts: int = 5
+    rate_per_second: float = 0.0  # 0 = unlimited
+    email_budget_bytes: int = 100_000
+    #: Parallel batch chains per send (Celery mode).
+    send_parallelism: int = 4
+    #: Scheduler tick period in seconds, and how late a missed slot may still start.
+    tick_seconds: int = 15
+    grace_seconds: int = 6 * 3600
+
+    #: Open/click tracking.
+    track_opens: bool = True
+    track_clicks: bool = True
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _toml_path()
+        if path.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    # -- derived values -------------------------------------------------
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.var_dir / 'newsletter.db'}"
+
+    @property
+    def embedded(self) -> bool:
+        """True when tasks run in-process (no broker configured)."""
+        return not self.broker_url
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.var_dir / "outbox"
+
+    def secrets(self) -> list[bytes]:
+        """The signing keys, current first."""
+        keys = [self.secret_key.get_secret_value()]
+        keys += [k.get_secret_value() for k in self.old_secret_keys]
+        return [k.encode() for k in keys]
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings with secrets masked, for ``newsletter config show``."""
+        return self.model_dump(mode="json")
+
+
+_settings: Settings | None = None
+
+
+@lru_cache(maxsize=1)
+def _cached() -> Settings:
+    return Settings()
+
+
+def get_settings() -> Settings:
+    if _settings is not None:
+        return _settings
+    return _cached()
+
+
+def reset_settings(settings: Settings | None = None) -> None:
+    """Replace the process-wide settings (tests, the demo)."""
+    global _settings
+    _settings = settings
+    _cached.cache_clear()

@@ -1,0 +1,666 @@
+"""Issue source (Markdown with YAML front matter) → :class:`~newsletter.content.model.Issue`.
+
+The dialect is described in ``docs/authoring.md``.  This module guarantees:
+
+* Parsing is done by markdown-it-py (CommonMark + tables, raw HTML disabled)
+  with the front_matter and container plugins; this module only walks the
+  token stream.  Every ``Block.html`` is therefore sanitised: raw HTML in the
+  source is escaped and unsafe link schemes (``javascript:`` …) are refused.
+* Anchors are ASCII and positional: ``s<k>`` for the k-th section and
+  ``s<k>-i<m>`` for its m-th item, so they are unique even when the written
+  numbering is wrong (the linter reports that, the parser does not).
+* Every external link occurrence (Markdown links, autolinks and URLs in meta
+  blocks) gets its own :class:`Link` with position 1..n in document order;
+  identical URLs are *not* merged.  In ``Block.html`` the ``<a>`` carries
+  ``data-link="n"`` and ``Block.links`` lists the positions.  In-page
+  ``#fragment``, ``mailto:`` and ``tel:`` links are not collected.
+* Every image occurrence is listed in :attr:`Issue.images` in document order,
+  with the SHA-256 of the file when it exists relative to ``base_dir``.
+* Malformed input raises :class:`~newsletter.errors.IssueFormatError` with a
+  1-based line number; nothing is silently dropped.
+* :func:`load_issue` accepts UTF-8 (with or without BOM) silently and falls
+  back to GB18030 or Big5 with a warning naming the encoding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, cast
+
+import charset_normalizer
+import yaml
+from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
+from markdown_it.renderer import RendererHTML
+from markdown_it.token import Token
+from mdit_py_plugins.container import container_plugin
+from mdit_py_plugins.front_matter import front_matter_plugin
+
+from newsletter.content.model import Block, Image, Issue, Item, Link, MetaField, Section
+from newsletter.errors import IssueFormatError
+
+__all__ = [
+    "DEFAULT_ANALYSIS_LABEL",
+    "META_ROLES",
+    "decode_source",
+    "format_numeral",
+    "load_issue",
+    "parse_issue",
+    "parse_numeral",
+]
+
+DEFAULT_ANALYSIS_LABEL = "政策简析"
+KNOWN_BLOCKS = ("meta", "analysis", "summary")
+
+#: Recognised meta keys (simplified, plus traditional spellings) → canonical role.
+META_ROLES: dict[str, str] = {
+    "发布机构": "issuer",
+    "发文机关": "issuer",
+    "发布单位": "issuer",
+    "發布機構": "issuer",
+    "發文機關": "issuer",
+    "發布單位": "issuer",
+    "文号": "doc_number",
+    "发文字号": "doc_number",
+    "文號": "doc_number",
+    "發文字號": "doc_number",
+    "发布日期": "date",
+    "成文日期": "date",
+    "日期": "date",
+    "發布日期": "date",
+    "原文链接": "url",
+    "链接": "url",
+    "网址": "url",
+    "原文鏈接": "url",
+    "原文連結": "url",
+    "鏈接": "url",
+    "連結": "url",
+    "網址": "url",
+}
+
+_DIGITS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_NUMERAL_CHARS = "一二三四五六七八九十"
+_SECTION_RE = re.compile(rf"^([{_NUMERAL_CHARS}]+)\s*[、.．]\s*(.*)$", re.S)
+_ITEM_RE = re.compile(r"^(\d{1,4})\s*[.．、]\s*(.*)$", re.S)
+_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
+_NOT_COLLECTED = ("mailto:", "tel:")
+
+
+# --------------------------------------------------------------------------- numerals
+
+
+def parse_numeral(s: str) -> int | None:
+    """Chinese numeral 一..九十九 → int; ``None`` when ``s`` is not one."""
+    if len(s) == 1 and s in _DIGITS:
+        return _DIGITS[s]
+    if "十" not in s or s.count("十") != 1 or len(s) > 3:
+        return None
+    tens, _, ones = s.partition("十")
+    t = 1 if tens == "" else _DIGITS.get(tens)
+    o = 0 if ones == "" else _DIGITS.get(ones)
+    if t is None or o is None:
+        return None
+    return t * 10 + o
+
+
+def format_numeral(n: int) -> str:
+    """int 1..99 → Chinese numeral (inverse of :func:`parse_numeral`)."""
+    if not 1 <= n <= 99:
+        raise ValueError(f"numeral out of range 1..99: {n}")
+    names = {v: k for k, v in _DIGITS.items()}
+    if n < 10:
+        return names[n]
+    tens, ones = divmod(n, 10)
+    return ("" if tens == 1 else names[tens]) + "十" + (names[ones] if ones else "")
+
+
+# --------------------------------------------------------------------------- markdown-it
+
+
+def _validate_unknown(params: str, *args: Any) -> bool:
+    return params.strip().split(" ", 1)[0] not in KNOWN_BLOCKS
+
+
+@lru_cache(maxsize=1)
+def _markdown() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+    md.use(front_matter_plugin)
+    for name in KNOWN_BLOCKS:
+        md.use(container_plugin, name)
+    md.use(container_plugin, "unknown", validate=_validate_unknown)
+    return md
+
+
+def _close_index(tokens: Sequence[Token], i: int) -> int:
+    """Index of the token closing ``tokens[i]`` (``i`` itself for non-opening tokens)."""
+    tok = tokens[i]
+    if tok.nesting != 1:
+        return i
+    for j in range(i + 1, len(tokens)):
+        if tokens[j].level == tok.level and tokens[j].nesting == -1:
+            return j
+    return len(tokens) - 1
+
+
+def _line(tok: Token, default: int = 0) -> int:
+    return tok.map[0] + 1 if tok.map else default
+
+
+def _plain(children: Sequence[Token]) -> str:
+    out: list[str] = []
+    for c in children:
+        if c.type in ("text", "text_special", "code_inline"):
+            out.append(c.content)
+        elif c.type in ("softbreak", "hardbreak"):
+            out.append("\n")
+        elif c.type == "image":
+            out.append(c.content)
+    return "".join(out)
+
+
+def _closes(tok: Token) -> bool:
+    return tok.type == "link_close"
+
+
+def _is_collected(href: str) -> bool:
+    return bool(href) and not href.startswith("#") and not href.lower().startswith(_NOT_COLLECTED)
+
+
+def _sha256_file(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+# --------------------------------------------------------------------------- front matter
+
+
+def _front_matter(tokens: Sequence[Token], text: str, path: str | None) -> dict[str, Any]:
+    fm = tokens[0] if tokens and tokens[0].type == "front_matter" else None
+    if fm is None:
+        msg = "missing YAML front matter (a '---' block with title and number)"
+        if text.startswith("---"):
+            msg = "front matter is not valid (it must be closed by a '---' line)"
+        raise IssueFormatError(msg, line=1, path=path)
+    lines = text.split("\n")
+    end = fm.map[1] if fm.map else 0
+    if end > len(lines) or lines[end - 1].strip() != "---":
+        raise IssueFormatError("front matter is not closed by a '---' line", line=1, path=path)
+    try:
+        data = yaml.safe_load(fm.content) if fm.content.strip() else {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 2 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise IssueFormatError(
+            f"front matter is not valid YAML: {problem}", line=line, path=path
+        ) from exc
+    if not isinstance(data, dict):
+        raise IssueFormatError("front matter must be key: value pairs", line=2, path=path)
+    return data
+
+
+def _fm_line(text: str, key: str) -> int:
+    for n, raw in enumerate(text.split("\n")[:200], 1):
+        if raw.startswith(f"{key}:"):
+            return n
+    return 1
+
+
+def _fm_str(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def _issue_header(data: dict[str, Any], text: str, path: str | None) -> Issue:
+    title = _fm_str(data.get("title"))
+    if not title:
+        raise IssueFormatError("front matter: missing title", line=1, path=path)
+    raw_number = data.get("number")
+    if raw_number is None or raw_number == "":
+        raise IssueFormatError("front matter: missing number", line=1, path=path)
+    if isinstance(raw_number, bool) or not re.fullmatch(r"\d+", str(raw_number).strip()):
+        raise IssueFormatError(
+            f"front matter: number must be a whole number, not {raw_number!r}",
+            line=_fm_line(text, "number"),
+            path=path,
+        )
+    cover = _fm_str(data.get("cover")) or None
+    return Issue(
+        title=title,
+        number=int(str(raw_number).strip()),
+        period=_fm_str(data.get("period")),
+        source=_fm_str(data.get("source")),
+        author=_fm_str(data.get("author")),
+        publication=_fm_str(data.get("publication")) or title,
+        preheader=_fm_str(data.get("preheader")),
+        cover=cover,
+        date=_fm_str(data.get("date")) or None,
+    )
+
+
+# --------------------------------------------------------------------------- the walker
+
+
+@dataclass
+class _Walker:
+    issue: Issue
+    path: str | None
+    base_dir: Path | None
+    section: Section | None = None
+    item: Item | None = None
+    _hashes: dict[str, str | None] = field(default_factory=dict)
+
+    # -- helpers ---------------------------------------------------------
+    def error(self, message: str, line: int | None) -> IssueFormatError:
+        return IssueFormatError(message, line=line, path=self.path)
+
+    @property
+    def anchor(self) -> str:
+        if self.item is not None:
+            return self.item.anchor
+        return self.section.anchor if self.section is not None else ""
+
+    def add_link(self, url: str, text: str, line: int) -> int:
+        pos = len(self.issue.links) + 1
+        self.issue.links.append(Link(pos, url, text, anchor=self.anchor, line=line))
+        return pos
+
+    def add_image(self, src: str, alt: str, line: int) -> Image:
+        img = Image(src=src, alt=alt, sha256=self._image_hash(src), line=line)
+        self.issue.images.append(img)
+        return img
+
+    def _image_hash(self, src: str) -> str | None:
+        if self.base_dir is None or _SCHEME_RE.match(src) or src.startswith("//"):
+            return None
+        if src not in self._hashes:
+            self._hashes[src] = _sha256_file(self.base_dir / src)
+        return self._hashes[src]
+
+    # -- inline ------------------------------------------------------------
+    def inline(self, tok: Token, links: list[int]) -> tuple[str, str]:
+        """Render one inline token → (html, text), collecting links and images."""
+        children = tok.children or []
+        line = _line(tok)
+        for k, c in enumerate(children):
+            if c.type == "link_open":
+                href = str(c.attrGet("href") or "")
+                if _is_collected(href):
+                    end = next(
+                        (j for j in range(k + 1, len(children)) if _closes(children[j])),
+                        len(children),
+                    )
+                    text = _plain(children[k + 1 : end]).strip()
+                    pos = self.add_link(href, text, line)
+                    c.attrSet("data-link", str(pos))
+                    links.append(pos)
+            elif c.type == "image":
+                self.add_image(str(c.attrGet("src") or ""), c.content.strip(), line)
+            elif c.type in ("softbreak", "hardbreak"):
+                line += 1
+        md = _markdown()
+        html = cast(RendererHTML, md.renderer).renderInline(children, md.options, {})
+        return html, _plain(children)
+
+    # -- blocks --------------------------------------------------------------
+    def block(self, tokens: Sequence[Token], i: int, end: int) -> Block | None:
+        tok = tokens[i]
+        for t in tokens[i : end + 1]:
+            if t.type.startswith("container_"):
+                raise self.error("'::: ' blocks cannot be nested inside other blocks", _line(t))
+        line = _line(tok)
+        kind = tok.type
+        if kind == "paragraph_open":
+            return self.paragraph(tokens[i + 1], line)
+        if kind == "heading_open":
+            links: list[int] = []
+            html, text = self._inlines(tokens[i:end], links)
+            return Block("heading", html, text.strip(), line=line, links=links)
+        if kind == "blockquote_open":
+            return self.quote(tokens[i:end], line)
+        if kind in ("bullet_list_open", "ordered_list_open"):
+            return self.list_block(tokens, i, end)
+        if kind == "table_open":
+            return self.table(tokens[i:end], line)
+        if kind == "hr":
+            return Block("rule", "", "", line=line)
+        if kind in ("fence", "code_block"):
+            return Block("code", escapeHtml(tok.content), tok.content, line=line)
+        return None
+
+    def _inlines(self, tokens: Sequence[Token], links: list[int]) -> tuple[str, str]:
+        parts = [self.inline(t, links) for t in tokens if t.type == "inline"]
+        return "<br>\n".join(h for h, _ in parts), "\n".join(t for _, t in parts)
+
+    def paragraph(self, tok: Token, line: int) -> Block:
+        children = tok.children or []
+        visible = [c for c in children if not (c.type == "text" and not c.content.strip())]
+        links: list[int] = []
+        html, text = self.inline(tok, links)
+        if len(visible) == 1 and visible[0].type == "image":
+            image = self.issue.images[-1]
+            return Block("image", html, image.alt, image=image, line=line, links=links)
+        return Block("paragraph", html, text, line=line, links=links)
+
+    def quote(self, tokens: Sequence[Token], line: int) -> Block:
+        links: list[int] = []
+        html, text = self._inlines(tokens, links)
+        return Block("quote", html, text, line=line, links=links)
+
+    def list_block(self, tokens: Sequence[Token], i: int, end: int) -> Block:
+        tok = tokens[i]
+        links: list[int] = []
+        items_html: list[str] = []
+        items: list[str] = []
+        j = i + 1
+        while j < end:
+            if tokens[j].type == "list_item_open" and tokens[j].level == tok.level + 1:
+                close = _close_index(tokens, j)
+                h, t = self._inlines(tokens[j:close], links)
+                items_html.append(h)
+                items.append(t)
+                j = close
+            j += 1
+        html = "".join(f"<li>{h}</li>" for h in items_html)
+        return Block(
+            "list",
+            html,
+            "\n".join(items),
+            ordered=tok.type == "ordered_list_open",
+            items=items,
+            items_html=items_html,
+            line=_line(tok),
+            links=links,
+        )
+
+    def table(self, tokens: Sequence[Token], line: int) -> Block:
+        links: list[int] = []
+        rows: list[list[str]] = []
+        html_rows: list[str] = []
+        cells_html: list[str] = []
+        cell_tag = "th"
+        for t in tokens:
+            if t.type in ("th_open", "td_open"):
+                cell_tag = t.tag
+            elif t.type == "inline":
+                h, txt = self.inline(t, links)
+                cells_html.append(f"<{cell_tag}>{h}</{cell_tag}>")
+                rows[-1].append(txt.strip())
+            elif t.type == "tr_open":
+                rows.append([])
+                cells_html = []
+            elif t.type == "tr_close":
+                html_rows.append("<tr>" + "".join(cells_html) + "</tr>")
+        text = "\n".join(" | ".join(r) for r in rows)
+        return Block("table", "\n".join(html_rows), text, rows=rows, line=line, links=links)
+
+    def append(self, block: Block) -> None:
+        if self.item is not None:
+            self.item.body.append(block)
+        elif self.section is not None:
+            self.section.intro.append(block)
+        else:
+            self.issue.intro.append(block)
+
+    # -- headings ------------------------------------------------------------
+    def heading(self, tokens: Sequence[Token], i: int) -> None:
+        tok, inline = tokens[i], tokens[i + 1]
+        line = _line(tok)
+        text = _plain(inline.children or []).strip()
+        if tok.tag == "h2":
+            self.start_section(text, line)
+        else:
+            self.start_item(text, line)
+
+    def start_section(self, text: str, line: int) -> None:
+        m = _SECTION_RE.match(text)
+        number = parse_numeral(m.group(1)) if m else None
+        if m is None or number is None:
+            raise self.error(
+                f"section heading must start with a Chinese numeral and '、' "
+                f"(like '## 一、政策法规'), got {text!r}",
+                line,
+            )
+        title = m.group(2).strip()
+        if not title:
+            raise self.error("section heading without a title", line)
+        anchor = f"s{len(self.issue.sections) + 1}"
+        self.section = Section(number, m.group(1), title, anchor, line=line)
+        self.issue.sections.append(self.section)
+        self.item = None
+
+    def start_item(self, text: str, line: int) -> None:
+        if self.section is None:
+            raise self.error("item heading ('### ') before the first section ('## ')", line)
+        m = _ITEM_RE.match(text)
+        if m is None:
+            raise self.error(
+                f"item heading must start with a number and '.' or '、' "
+                f"(like '### 1. 标题'), got {text!r}",
+                line,
+            )
+        title = m.group(2).strip()
+        if not title:
+            raise self.error("item heading without a title", line)
+        anchor = f"{self.section.anchor}-i{len(self.section.items) + 1}"
+        self.item = Item(int(m.group(1)), title, anchor, line=line)
+        self.section.items.append(self.item)
+
+    # -- ::: containers ------------------------------------------------------
+    def container(self, tokens: Sequence[Token], i: int, end: int) -> None:
+        tok = tokens[i]
+        line = _line(tok)
+        params = tok.info.strip()
+        kind, _, rest = params.partition(" ")
+        if kind not in KNOWN_BLOCKS:
+            what = f"unknown block type '::: {kind}'" if kind else "'::: ' without a block type"
+            raise self.error(f"{what}; expected one of: meta, analysis LABEL, summary", line)
+        if self.item is None:
+            raise self.error(f"'::: {kind}' block outside an item", line)
+        inner = tokens[i + 1 : end]
+        if kind == "meta":
+            self.meta(self.item, inner, line)
+        elif kind == "analysis":
+            self.analysis(self.item, inner, rest.strip(), line)
+        else:
+            self.summary(self.item, inner, line)
+
+    def meta(self, item: Item, inner: Sequence[Token], line: int) -> None:
+        if item.meta:
+            raise self.error("second '::: meta' block in the same item", line)
+        for tok in inner:
+            if tok.type.startswith("container_"):
+                raise self.error("'::: ' blocks cannot be nested", _line(tok, line))
+            if tok.type == "inline":
+                self.meta_lines(item, tok)
+
+    def meta_lines(self, item: Item, tok: Token) -> None:
+        line = _line(tok)
+        current: list[Token] = []
+        for c in [*(tok.children or []), Token("softbreak", "", 0)]:
+            if c.type in ("softbreak", "hardbreak"):
+                self.meta_field(item, current, line)
+                current = []
+                line += 1
+            else:
+                current.append(c)
+
+    def meta_field(self, item: Item, children: list[Token], line: int) -> None:
+        text = _plain(children).strip()
+        if not text:
+            return
+        cut = min((p for p in (text.find(":"), text.find("：")) if p >= 0), default=-1)
+        if cut <= 0:
+            raise self.error(f"meta line without a colon (expected '键：值'): {text!r}", line)
+        key, value = text[:cut].strip(), text[cut + 1 :].strip()
+        role = META_ROLES.get(key)
+        hrefs = [str(c.attrGet("href") or "") for c in children if c.type == "link_open"]
+        url = next((h for h in hrefs if _is_collected(h)), None)
+        if role == "url":
+            value = url or value.strip("<>")
+            url = value if _SCHEME_RE.match(value) and _is_collected(value) else None
+        field_ = MetaField(key, value, role, line=line)
+        if url is not None:
+            field_.link = self.add_link(url, item.title, line)
+        item.meta.append(field_)
+
+    def sub_blocks(self, inner: Sequence[Token]) -> list[Block]:
+        blocks: list[Block] = []
+        j = 0
+        while j < len(inner):
+            end = _close_index(inner, j)
+            b = self.block(inner, j, end)
+            if b is not None:
+                blocks.append(b)
+            j = end + 1
+        return blocks
+
+    def analysis(self, item: Item, inner: Sequence[Token], label: str, line: int) -> None:
+        if item.analysis_label is not None:
+            raise self.error("second '::: analysis' block in the same item", line)
+        item.analysis_label = label or DEFAULT_ANALYSIS_LABEL
+        item.analysis = self.sub_blocks(inner)
+
+    def summary(self, item: Item, inner: Sequence[Token], line: int) -> None:
+        if item.summary is not None:
+            raise self.error("second '::: summary' block in the same item", line)
+        item.summary = "\n".join(b.text for b in self.sub_blocks(inner)).strip()
+
+    # -- top level -----------------------------------------------------------
+    def walk(self, tokens: Sequence[Token]) -> None:
+        i = 0
+        while i < len(tokens):
+            tok = tokens[i]
+            end = _close_index(tokens, i)
+            if tok.type == "front_matter":
+                pass
+            elif tok.type == "heading_open" and tok.tag in ("h2", "h3"):
+                self.heading(tokens, i)
+            elif tok.type.startswith("container_"):
+                self.container(tokens, i, end)
+            else:
+                block = self.block(tokens, i, end)
+                if block is not None:
+                    self.append(block)
+            i = end + 1
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def _check_text(text: str, path: str | None) -> None:
+    m = re.search(r"[\ud800-\udfff]", text)
+    if m is not None:
+        line = text.count("\n", 0, m.start()) + 1
+        msg = "content is not valid UTF-8 (undecodable bytes)"
+        raise IssueFormatError(msg, line=line, path=path)
+
+
+def parse_issue(text: str, *, path: str | None = None, base_dir: Path | None = None) -> Issue:
+    """Parse issue source text into an :class:`Issue`.
+
+    ``base_dir`` is where relative image paths are resolved (to hash them).
+    ``Issue.source_hash`` is the SHA-256 of ``text`` encoded as UTF-8
+    (:func:`load_issue` replaces it with the hash of the file's bytes).
+    Raises :class:`IssueFormatError` with a 1-based line on malformed input.
+    """
+    text = text.removeprefix("\ufeff")
+    _check_text(text, path)
+    tokens = _markdown().parse(text)
+    issue = _issue_header(_front_matter(tokens, text, path), text, path)
+    issue.source_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    _Walker(issue, path, base_dir).walk(tokens)
+    return issue
+
+
+def load_issue(path: str | Path) -> tuple[Issue, list[str]]:
+    """Read, decode and parse an issue file; returns ``(issue, warnings)``.
+
+    Images are resolved relative to the file's directory and
+    ``source_hash`` is the SHA-256 of the file's bytes.
+    """
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise IssueFormatError(f"cannot read issue file: {exc.strerror}", path=str(p)) from exc
+    text, warnings = decode_source(data, path=str(p))
+    issue = parse_issue(text, path=str(p), base_dir=p.parent)
+    issue.source_hash = hashlib.sha256(data).hexdigest()
+    return issue, warnings
+
+
+# --------------------------------------------------------------------------- decoding
+
+_FALLBACKS = ("gb18030", "big5")
+_BAD_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ue000-\uf8ff\ufffd]")
+
+
+def _strict(data: bytes, encoding: str) -> str | None:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError:
+        return None
+
+
+def _sensible(text: str) -> bool:
+    """Reject decodings full of control or private-use characters."""
+    return len(_BAD_CHARS.findall(text)) <= max(2, len(text) // 1000)
+
+
+def _choose(data: bytes, decoded: dict[str, str]) -> str:
+    if len(decoded) == 1:
+        return next(iter(decoded))
+    best = charset_normalizer.from_bytes(data, cp_isolation=list(decoded)).best()
+    if best is not None:
+        name = best.encoding.replace("_", "").lower()
+        for enc in decoded:
+            if enc.replace("_", "") == name:
+                return enc
+    return next(iter(decoded))
+
+
+def decode_source(data: bytes, *, path: str | None = None) -> tuple[str, list[str]]:
+    """Decode issue bytes → ``(text, warnings)``.
+
+    UTF-8 with or without BOM decodes silently.  Otherwise GB18030 and Big5
+    are tried (charset-normalizer picks when both decode) and the warning names
+    the encoding used.  When nothing decodes sensibly, raises
+    :class:`IssueFormatError` naming the byte offset and line of the first
+    byte that is not UTF-8.
+    """
+    bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    try:
+        return data[bom:].decode("utf-8"), []
+    except UnicodeDecodeError as exc:
+        first_bad = exc.start + bom
+    decoded = {
+        enc: text
+        for enc in _FALLBACKS
+        if (text := _strict(data, enc)) is not None and _sensible(text)
+    }
+    if not decoded:
+        line = data.count(b"\n", 0, first_bad) + 1
+        raise IssueFormatError(
+            f"content is not valid UTF-8 (byte 0x{data[first_bad]:02x} at offset {first_bad}) "
+            "and does not decode as GB18030 or Big5 either; save the file as UTF-8",
+            line=line,
+            path=path,
+        )
+    enc = _choose(data, decoded)
+    label = {"gb18030": "GB18030", "big5": "Big5"}[enc]
+    return decoded[enc], [
+        f"{path or '<issue>'}: file is not UTF-8; decoded as {label}. "
+        "Save it as UTF-8 to silence this warning."
+    ]

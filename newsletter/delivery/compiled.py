@@ -1,0 +1,66 @@
+"""Per-process cache of compiled messages, keyed by (issue, variant, content hash).
+
+The rendered email is stored once in the ``rendition`` table; every worker
+compiles it once and reuses the result for all recipients of that variant.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ..config import get_settings
+from ..db import session_scope
+from ..errors import NotFound
+from ..models import Issue, Publication, Rendition
+from .assemble import CompiledMessage, compile_message
+
+__all__ = ["clear_cache", "compiled_for"]
+
+_cache: dict[tuple[int, str], tuple[str, CompiledMessage]] = {}
+
+
+def clear_cache() -> None:
+    _cache.clear()
+
+
+def compiled_for(issue_id: int, variant: str) -> CompiledMessage:
+    with session_scope() as s:
+        rows = {
+            r.output: r
+            for r in s.scalars(
+                select(Rendition).where(
+                    Rendition.issue_id == issue_id,
+                    Rendition.variant == variant,
+                    Rendition.output.in_(("email_html", "email_text")),
+                )
+            )
+        }
+        if len(rows) != 2:
+            raise NotFound(f"issue {issue_id} has no rendered email for {variant}; render it first")
+        key = rows["email_html"].content_hash + rows["email_text"].content_hash
+        hit = _cache.get((issue_id, variant))
+        if hit and hit[0] == key:
+            return hit[1]
+        issue = s.get(Issue, issue_id)
+        assert issue is not None
+        pub = s.get(Publication, issue.publication_id)
+        assert pub is not None
+        cfg = get_settings()
+        html_r, text_r = rows["email_html"], rows["email_text"]
+        base = cfg.base_url.rstrip("/")
+        bounce_domain = cfg.bounce_domain
+        compiled = compile_message(
+            html_body=html_r.body,
+            text_body=text_r.body,
+            subject=html_r.subject or issue.title,
+            from_name=pub.from_name,
+            from_address=pub.from_address,
+            reply_to=pub.reply_to,
+            list_id=pub.list_id_domain,
+            list_name=pub.name,
+            feedback_id=f"i{issue.id}:{pub.slug}:newsletter:{bounce_domain}",
+            unsub_base=f"{base}/u/",
+            unsub_mailto=f"unsubscribe@{bounce_domain}",
+        )
+        _cache[(issue_id, variant)] = (key, compiled)
+        return compiled

@@ -1,0 +1,291 @@
+"""Claiming and sending batches of deliveries.
+
+A worker *claims* up to ``batch_size`` deliveries of a send by writing a lease
+(``claimed_by``, ``lease_until``) in one statement: on PostgreSQL
+``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)``, elsewhere the same
+update guarded by the claim condition (SQLite serialises writers).  A lease
+that expires, because its worker died, makes the rows claimable again.
+
+Each message moves ``queued → sending`` in the database *before* its SMTP
+transaction and to its outcome right after, so the only deliveries whose
+fate is uncertain after a crash are those still ``sending``: at most one per
+SMTP connection.  Policy for them (documented in docs/delivery.md): when their
+lease expires they are sent again and flagged ``at_risk``; the send report
+counts them, so the possible duplicates are measured, not guessed.
+
+Suppression and unsubscribes are checked again for the whole batch right after
+the claim, so a running send skips a person from the moment they leave.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import random
+import socket
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.orm import Session
+
+from ..config import get_settings
+from ..db import session_scope
+from ..models import Delivery, Send, Subscriber, Subscription, Suppression, utcnow
+from ..tokens import delivery_token, unsubscribe_token
+from .assemble import Recipient
+from .compiled import compiled_for
+from .sends import state_counts, transition
+from .smtp import MaildirConnection, Outcome, SmtpConnection, connect
+
+__all__ = ["BatchResult", "claim", "maybe_finish", "process_batch", "worker_name"]
+
+log = logging.getLogger(__name__)
+
+_WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def worker_name() -> str:
+    return _WORKER
+
+
+@dataclass(slots=True)
+class BatchResult:
+    claimed: int = 0
+    sent: int = 0
+    deferred: int = 0
+    bounced: int = 0
+    failed: int = 0
+    skipped: int = 0
+    stopped: str | None = None  # "paused" / "cancelled" when the batch stopped early
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def more(self) -> bool:
+        return self.claimed > 0 and self.stopped is None
+
+
+def _claimable(send_id: int, now: dt.datetime):  # type: ignore[no-untyped-def]
+    return and_(
+        Delivery.send_id == send_id,
+        or_(
+            and_(
+                Delivery.state.in_(("queued", "deferred")),
+                or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+                or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
+            ),
+            # A worker died inside an SMTP transaction: the lease expired.
+            and_(Delivery.state == "sending", Delivery.lease_until < now),
+        ),
+    )
+
+
+def claim(session: Session, send_id: int, limit: int, lease_seconds: int) -> list[int]:
+    """Lease up to ``limit`` deliveries for this worker; returns their ids."""
+    now = utcnow()
+    token = f"{_WORKER}:{uuid.uuid4().hex[:8]}"
+    lease = now + dt.timedelta(seconds=lease_seconds)
+    sub = select(Delivery.id).where(_claimable(send_id, now)).order_by(Delivery.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        sub = sub.with_for_update(skip_locked=True)
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(sub.scalar_subquery()), _claimable(send_id, now))
+        .values(claimed_by=token, lease_until=lease)
+        .execution_options(synchronize_session=False)
+    )
+    ids = list(
+        session.scalars(
+            select(Delivery.id).where(Delivery.claimed_by == token).order_by(Delivery.id)
+        )
+    )
+    # Rows that were 'sending' when their lease expired are at risk of a duplicate.
+    session.execute(
+        update(Delivery)
+        .where(Delivery.claimed_by == token, Delivery.state == "sending")
+        .values(at_risk=True, state="queued")
+        .execution_options(synchronize_session=False)
+    )
+    return ids
+
+
+def _backoff(attempts: int) -> dt.timedelta:
+    base = min(60 * (2 ** max(attempts - 1, 0)), 3600)
+    return dt.timedelta(seconds=base * random.uniform(0.75, 1.25))
+
+
+def process_batch(send_id: int, *, batch_size: int | None = None) -> BatchResult:
+    """Claim one batch of ``send_id`` and send it. Safe to call concurrently and repeatedly."""
+    cfg = get_settings()
+    result = BatchResult()
+    with session_scope() as s:
+        send = s.get(Send, send_id)
+        if send is None or send.state != "sending":
+            result.stopped = send.state if send else "missing"
+            return result
+        ids = claim(s, send_id, batch_size or cfg.batch_size, cfg.lease_seconds)
+        result.claimed = len(ids)
+        if not ids:
+            return result
+        issue_id, list_id = send.issue_id, send.list_id
+        rows = s.execute(
+            select(
+                Delivery.id,
+                Delivery.variant,
+                Delivery.attempts,
+                Subscriber.id,
+                Subscriber.email,
+                Subscriber.name,
+                Subscriber.status,
+                exists().where(Suppression.email == Subscriber.email).label("suppressed"),
+                exists()
+                .where(
+                    Subscription.subscriber_id == Subscriber.id,
+                    Subscription.list_id == list_id,
+                    Subscription.status == "active",
+                )
+                .label("subscribed"),
+            )
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Delivery.id.in_(ids))
+            .order_by(Delivery.id)
+        ).all()
+        skip = [r[0] for r in rows if r.suppressed or not r.subscribed or r.status != "active"]
+        if skip:
+            s.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(skip))
+                .values(
+                    state="skipped",
+                    last_reply="suppressed or unsubscribed before sending",
+                    claimed_by=None,
+                    lease_until=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            result.skipped = len(skip)
+    todo = [r for r in rows if r[0] not in set(skip)]
+    if not todo:
+        return result
+    conn = connect()
+    try:
+        _send_rows(send_id, issue_id, list_id, todo, conn, result)
+    finally:
+        conn.close()
+    return result
+
+
+def _send_rows(
+    send_id: int,
+    issue_id: int,
+    list_id: int | None,
+    rows: list,  # type: ignore[type-arg]
+    conn: SmtpConnection | MaildirConnection,
+    result: BatchResult,
+) -> None:
+    cfg = get_settings()
+    check_every = 50
+    with session_scope() as s:
+        for n, row in enumerate(rows):
+            delivery_id, variant, attempts, subscriber_id, email, name = row[:6]
+            if n and n % check_every == 0:
+                state = s.scalar(select(Send.state).where(Send.id == send_id))
+                if state != "sending":
+                    result.stopped = state
+                    _release(s, [r[0] for r in rows[n:]])
+                    return
+            compiled = compiled_for(issue_id, variant)
+            token = delivery_token(delivery_id)
+            msgid, message = compiled.build(
+                Recipient(
+                    delivery_id, email, name or "", token, unsubscribe_token(subscriber_id, list_id)
+                )
+            )
+            s.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id)
+                .values(state="sending", attempts=attempts + 1, message_id=msgid)
+            )
+            s.commit()
+            envelope = f"bounces+{token}@{cfg.bounce_domain}"
+            outcome = conn.send(envelope, email, message)
+            _record(s, delivery_id, attempts + 1, outcome, email, cfg.max_attempts)
+            s.commit()
+            setattr(
+                result,
+                outcome.state if outcome.state != "deferred" else "deferred",
+                getattr(result, outcome.state) + 1,
+            )
+
+
+def _record(
+    s: Session, delivery_id: int, attempts: int, o: Outcome, email: str, max_attempts: int
+) -> None:
+    now = utcnow()
+    values: dict[str, object] = {
+        "last_code": o.code,
+        "last_reply": o.reply,
+        "claimed_by": None,
+        "lease_until": None,
+    }
+    if o.state == "sent":
+        values.update(state="sent", sent_at=now)
+    elif o.state == "bounced":
+        values.update(state="bounced")
+        from ..audience.service import suppress
+
+        suppress(
+            s, email, "hard_bounce", note=f"{o.code} {o.reply}"[:1000], delivery_id=delivery_id
+        )
+    elif attempts >= max_attempts:
+        values.update(state="failed")
+    else:
+        values.update(state="deferred", next_attempt_at=now + _backoff(attempts))
+    s.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values))
+
+
+def _release(s: Session, ids: list[int]) -> None:
+    if ids:
+        s.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids), Delivery.state == "queued")
+            .values(claimed_by=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        s.commit()
+
+
+def pending(session: Session, send_id: int) -> tuple[int, dt.datetime | None]:
+    """(non-terminal deliveries, earliest next attempt among deferred ones)."""
+    from sqlalchemy import func
+
+    n = (
+        session.scalar(
+            select(func.count()).where(
+                Delivery.send_id == send_id, Delivery.state.in_(("queued", "sending", "deferred"))
+            )
+        )
+        or 0
+    )
+    nxt = session.scalar(
+        select(func.min(Delivery.next_attempt_at)).where(
+            Delivery.send_id == send_id, Delivery.state == "deferred"
+        )
+    )
+    return n, nxt
+
+
+def maybe_finish(send_id: int) -> bool:
+    """Mark the send finished if every delivery is in a terminal state."""
+    with session_scope() as s:
+        n, _ = pending(s, send_id)
+        if n:
+            return False
+        state = s.scalar(select(Send.state).where(Send.id == send_id))
+        if state != "sending":
+            return state == "finished"
+        transition(s, send_id, "finish")
+        counts = state_counts(s, send_id)
+        log.info("send %s finished: %s", send_id, counts)
+        return True

@@ -1,0 +1,96 @@
+"""Driving a send: start (plan, then fan out), continue, finish.
+
+The same functions serve both scales.  In embedded mode :func:`drive_inline`
+loops in-process; with a broker, the Celery tasks in ``workers/tasks.py`` call
+:func:`start` and :func:`step` and re-enqueue themselves as :func:`step` says.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from ..db import session_scope
+from ..errors import NotFound
+from ..issues import render_issue
+from ..models import Send
+from .engine import BatchResult, maybe_finish, pending, process_batch
+from .sends import plan, transition
+
+__all__ = ["Next", "drive_inline", "start", "step"]
+
+
+def start(send_id: int) -> tuple[int, int]:
+    """Plan ``send_id`` and move it to ``sending``. Idempotent; returns (planned, excluded)."""
+    with session_scope() as s:
+        send = s.get(Send, send_id)
+        if send is None:
+            raise NotFound(f"send {send_id} does not exist")
+        if send.state in ("sending", "paused", "finished", "cancelled", "failed"):
+            return send.planned_count, send.excluded_count
+        if send.state in ("draft", "scheduled"):
+            transition(s, send_id, "plan")
+        render_issue(s, send.issue_id)
+    with session_scope() as s:
+        planned, excluded = plan(s, send_id)
+        transition(s, send_id, "start")
+    return planned, excluded
+
+
+@dataclass(slots=True)
+class Next:
+    action: str  # "again" | "later" | "done" | "stopped"
+    delay: float = 0.0
+    result: BatchResult | None = None
+
+
+def step(send_id: int, *, batch_size: int | None = None) -> Next:
+    """Process one batch and say what should happen next."""
+    res = process_batch(send_id, batch_size=batch_size)
+    if res.stopped in (
+        "paused",
+        "cancelled",
+        "failed",
+        "finished",
+        "missing",
+        "draft",
+        "scheduled",
+        "planning",
+    ):
+        if res.stopped == "finished":
+            return Next("done", result=res)
+        return Next("stopped", result=res)
+    if res.claimed:
+        return Next("again", result=res)
+    if maybe_finish(send_id):
+        return Next("done", result=res)
+    with session_scope() as s:
+        _n, nxt = pending(s, send_id)
+    if nxt is not None:
+        from ..models import utcnow
+
+        return Next("later", max(0.5, (nxt - utcnow()).total_seconds()), res)
+    # Deliveries leased by another worker are still in flight: look again shortly.
+    return Next("later", 1.0, res)
+
+
+def drive_inline(send_id: int, *, max_wait: float = 30.0, batch_size: int | None = None) -> str:
+    """Run a send to the end in this process (embedded mode). Returns the final state.
+
+    Deferred deliveries whose next attempt lies more than ``max_wait`` seconds
+    ahead are left for a later run (``newsletter send resume`` or the tick).
+    """
+    start(send_id)
+    while True:
+        nxt = step(send_id, batch_size=batch_size)
+        if nxt.action in ("done", "stopped"):
+            break
+        if nxt.action == "later":
+            if nxt.delay > max_wait:
+                break
+            time.sleep(nxt.delay)
+    with session_scope() as s:
+        state = s.scalar(select(Send.state).where(Send.id == send_id))
+    return state or "missing"

@@ -1,0 +1,130 @@
+"""The send state machine and planning.
+
+States: draft → scheduled → planning → sending ⇄ paused → finished | cancelled | failed.
+Every transition is one conditional ``UPDATE … WHERE state IN (…)``: atomic,
+and idempotent (asking for the state a send is already in is not an error).
+
+Planning inserts one delivery per eligible subscriber with a single
+``INSERT … SELECT … ON CONFLICT DO NOTHING``; the unique (send, subscriber)
+constraint makes re-planning a no-op.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import exists, func, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from ..errors import NotFound, StateError
+from ..models import Delivery, Send, Subscriber, Subscription, Suppression, utcnow
+
+__all__ = ["TRANSITIONS", "plan", "state_counts", "transition"]
+
+TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
+    "schedule": (frozenset({"draft"}), "scheduled"),
+    "unschedule": (frozenset({"scheduled"}), "draft"),
+    "plan": (frozenset({"draft", "scheduled"}), "planning"),
+    "start": (frozenset({"planning"}), "sending"),
+    "pause": (frozenset({"sending", "planning"}), "paused"),
+    "resume": (frozenset({"paused"}), "sending"),
+    "cancel": (frozenset({"draft", "scheduled", "planning", "sending", "paused"}), "cancelled"),
+    "finish": (frozenset({"sending"}), "finished"),
+    "fail": (frozenset({"planning", "sending", "paused"}), "failed"),
+}
+
+
+def transition(session: Session, send_id: int, action: str, *, error: str | None = None) -> bool:
+    """Apply ``action``. True if this call changed the state, False if already there.
+
+    Raises StateError when the send is in a state the action cannot leave from.
+    """
+    sources, target = TRANSITIONS[action]
+    values: dict[str, object] = {"state": target, "updated_at": utcnow()}
+    if action == "start":
+        values["started_at"] = utcnow()
+    if action in ("finish", "cancel", "fail"):
+        values["finished_at"] = utcnow()
+    if error is not None:
+        values["error"] = error
+    res = session.execute(
+        update(Send).where(Send.id == send_id, Send.state.in_(sources)).values(**values)
+    )
+    if res.rowcount == 1:  # type: ignore[attr-defined]
+        return True
+    current = session.scalar(select(Send.state).where(Send.id == send_id))
+    if current is None:
+        raise NotFound(f"send {send_id} does not exist")
+    if current == target:
+        return False
+    raise StateError(
+        f"send {send_id} is {current}; cannot {action} (allowed from: {', '.join(sorted(sources))})"
+    )
+
+
+def _insert(session: Session):  # type: ignore[no-untyped-def]
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(Delivery)
+    return sqlite.insert(Delivery)
+
+
+def plan(session: Session, send_id: int) -> tuple[int, int]:
+    """Insert the deliveries of ``send_id``. Returns (planned, excluded). Idempotent."""
+    send = session.get(Send, send_id)
+    if send is None:
+        raise NotFound(f"send {send_id} does not exist")
+    if send.list_id is None:
+        raise StateError(f"send {send_id} has no audience list")
+    if send.variant_rule == "preference":
+        variant = Subscriber.variant
+    else:
+        variant = literal(send.variant_rule)  # type: ignore[assignment]
+    eligible = (
+        select(
+            literal(send_id).label("send_id"),
+            Subscriber.id,
+            variant,
+            literal("queued"),
+            literal(0),
+            literal(False),
+        )
+        .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+        .where(
+            Subscription.list_id == send.list_id,
+            Subscription.status == "active",
+            Subscriber.status == "active",
+            ~exists().where(Suppression.email == Subscriber.email),
+        )
+        .order_by(Subscriber.id)
+    )
+    stmt = (
+        _insert(session)
+        .from_select(
+            ["send_id", "subscriber_id", "variant", "state", "attempts", "at_risk"], eligible
+        )
+        .on_conflict_do_nothing(index_elements=["send_id", "subscriber_id"])
+    )
+    session.execute(stmt)
+    planned = session.scalar(select(func.count()).where(Delivery.send_id == send_id)) or 0
+    members = session.scalar(select(func.count()).where(Subscription.list_id == send.list_id)) or 0
+    excluded = max(members - planned, 0)
+    session.execute(
+        update(Send)
+        .where(Send.id == send_id)
+        .values(planned_count=planned, excluded_count=excluded)
+    )
+    return planned, excluded
+
+
+def state_counts(session: Session, send_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(Delivery.state, func.count())
+        .where(Delivery.send_id == send_id)
+        .group_by(Delivery.state)
+    )
+    counts = {
+        state: 0
+        for state in ("queued", "sending", "sent", "deferred", "bounced", "failed", "skipped")
+    }
+    for state, n in rows:
+        counts[state] = n
+    return counts

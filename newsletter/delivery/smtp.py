@@ -1,0 +1,142 @@
+"""SMTP connections: one reused per batch, outcomes classified for the ledger.
+
+:class:`SmtpConnection` wraps ``smtplib.SMTP`` and turns every reply or failure
+into an :class:`Outcome`: ``sent`` (2xx), ``deferred`` (4xx, or the connection
+dropped: retry later on another connection), ``bounced`` (5xx for this
+recipient: a hard bounce).  It uses 8BITMIME when the server offers it and
+re-encodes to base64 otherwise.
+
+With ``host == "maildir"`` messages are written to a maildir outbox instead
+(embedded mode without any SMTP server).
+"""
+
+from __future__ import annotations
+
+import mailbox
+import smtplib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .assemble import to_base64
+
+__all__ = ["MaildirConnection", "Outcome", "SmtpConnection", "connect"]
+
+
+@dataclass(slots=True)
+class Outcome:
+    state: str  # sent | deferred | bounced
+    code: int | None
+    reply: str
+
+
+class SmtpConnection:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        timeout: float = 30.0,
+        username: str = "",
+        password: str = "",
+        starttls: bool = False,
+    ) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self.username, self.password, self.starttls = username, password, starttls
+        self._smtp: smtplib.SMTP | None = None
+        self.eightbit = True
+
+    def _open(self) -> smtplib.SMTP:
+        smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        smtp.ehlo()
+        if self.starttls:
+            smtp.starttls()
+            smtp.ehlo()
+        if self.username:
+            smtp.login(self.username, self.password)
+        self.eightbit = smtp.has_extn("8bitmime")
+        return smtp
+
+    def send(self, envelope_from: str, rcpt: str, message: bytes) -> Outcome:
+        try:
+            if self._smtp is None:
+                self._smtp = self._open()
+            opts = ["BODY=8BITMIME"] if self.eightbit else []
+            data = message if self.eightbit else to_base64(message)
+            refused = self._smtp.sendmail(envelope_from, [rcpt], data, mail_options=opts)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, msg = exc.recipients.get(rcpt, (550, b"recipient refused"))
+            return self._classify(code, msg)
+        except smtplib.SMTPSenderRefused as exc:
+            return self._classify(exc.smtp_code, exc.smtp_error, sender=True)
+        except smtplib.SMTPDataError as exc:
+            return self._classify(exc.smtp_code, exc.smtp_error)
+        except smtplib.SMTPServerDisconnected as exc:
+            self.close(force=True)
+            return Outcome("deferred", None, f"connection lost: {exc}"[:1000])
+        except smtplib.SMTPResponseException as exc:
+            return self._classify(exc.smtp_code, exc.smtp_error)
+        except OSError as exc:  # refused, reset, timed out, DNS failure
+            self.close(force=True)
+            return Outcome("deferred", None, f"connection failed: {exc}"[:1000])
+        if refused:  # pragma: no cover - single recipient: refusal raises above
+            code, msg = refused[rcpt]
+            return self._classify(code, msg)
+        return Outcome("sent", 250, "ok")
+
+    def _classify(self, code: int, msg: bytes | str, *, sender: bool = False) -> Outcome:
+        text = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg)
+        if code == 421:
+            self.close(force=True)
+        try:
+            if self._smtp is not None:
+                self._smtp.rset()
+        except Exception:
+            self.close(force=True)
+        if 500 <= code < 600 and not sender:
+            return Outcome("bounced", code, text[:1000])
+        # 4xx, or a sender-level refusal: retry later (sender problems are not the recipient's)
+        return Outcome("deferred", code, text[:1000])
+
+    def close(self, *, force: bool = False) -> None:
+        if self._smtp is None:
+            return
+        try:
+            if not force:
+                self._smtp.quit()
+            else:
+                self._smtp.close()
+        except Exception:
+            pass
+        self._smtp = None
+
+
+class MaildirConnection:
+    """Writes each message into ``outbox`` (a maildir) and reports it sent."""
+
+    def __init__(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self.box = mailbox.Maildir(str(path), create=True)
+
+    def send(self, envelope_from: str, rcpt: str, message: bytes) -> Outcome:
+        envelope = f"Return-Path: <{envelope_from}>\r\nDelivered-To: {rcpt}\r\n".encode()
+        self.box.add(envelope + message)
+        return Outcome("sent", 250, "stored in maildir")
+
+    def close(self, *, force: bool = False) -> None:
+        pass
+
+
+def connect() -> SmtpConnection | MaildirConnection:
+    from ..config import get_settings
+
+    s = get_settings()
+    if s.smtp_host == "maildir":
+        return MaildirConnection(s.outbox_dir)
+    return SmtpConnection(
+        s.smtp_host,
+        s.smtp_port,
+        timeout=s.smtp_timeout,
+        username=s.smtp_username,
+        password=s.smtp_password.get_secret_value(),
+        starttls=s.smtp_starttls,
+    )

@@ -1,0 +1,190 @@
+"""``newsletter demo``: the whole pipeline in embedded mode, with no services.
+
+It renders the sample issue, imports the sample subscribers, starts a local
+SMTP sink and the web app on free ports, sends one message per subscriber,
+fetches some open pixels and a click as readers (and as Apple's privacy proxy)
+would, and prints the stats.  Everything lives under ``workdir``.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+
+from .config import Settings, get_settings, reset_settings
+from .errors import NewsletterError
+from .sink import SinkHandler, free_port, start_sink
+
+__all__ = ["run_demo"]
+
+_PIXEL = re.compile(r'https?://[^"\s]+/o/[^"\s]+\.gif')
+_CLICK = re.compile(r'https?://[^"\s]+/c/[^"\s/]+/\d+')
+
+BROWSER_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148"
+)
+APPLE_MPP_UA = "Mozilla/5.0"
+
+
+def _serve_web(port: int) -> threading.Thread:
+    import uvicorn
+
+    from .web.app import create_app
+
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
+    )
+    t = threading.Thread(target=server.run, daemon=True)
+    t.start()
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.05)
+    return t
+
+
+def run_demo(workdir: Path, issue_file: Path, subscribers: Path, console: Console) -> dict:
+    from .audience.importer import import_file
+    from .audience.service import get_list
+    from .content.parser import load_issue
+    from .content.variants import to_variant
+    from .db import dispose, session_scope, upgrade
+    from .delivery.compiled import clear_cache
+    from .delivery.run import drive_inline
+    from .issues import context_for, create_issue, render_issue
+    from .models import Send
+    from .render import render_all, write_outputs
+    from .tracking.stats import send_stats
+
+    for p in (issue_file, subscribers):
+        if not p.exists():
+            raise NewsletterError(f"{p}: not found (run the demo from the repository root)")
+    t0 = time.monotonic()
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    smtp_port, web_port = free_port(), free_port()
+    base = get_settings()
+    settings = Settings(
+        **{
+            **base.model_dump(
+                exclude={
+                    "var_dir",
+                    "database_url",
+                    "broker_url",
+                    "redis_url",
+                    "smtp_host",
+                    "smtp_port",
+                    "base_url",
+                }
+            ),
+            "var_dir": workdir,
+            "database_url": "",
+            "broker_url": "",
+            "redis_url": "",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp_port,
+            "base_url": f"http://127.0.0.1:{web_port}",
+        }
+    )
+    reset_settings(settings)
+    dispose()
+    clear_cache()
+    sink_dir = workdir / "sink"
+    ctrl, handler = start_sink(SinkHandler(directory=sink_dir), port=smtp_port)
+    try:
+        upgrade()
+        console.rule("1. issue / 期刊")
+        with session_scope() as s:
+            issue, _warnings = create_issue(s, issue_file)
+            issue.status = "approved"
+            issue.approved_by = "demo"
+            issue_id = issue.id
+            render_issue(s, issue_id)
+            from .models import Publication
+
+            pub = s.get(Publication, issue.publication_id)
+            assert pub is not None
+            ctx = context_for(pub)
+        doc, _ = load_issue(issue_file)
+        render_dir = workdir / "render"
+        result = render_all(to_variant(doc, "zh-Hans"), ctx)
+        write_outputs(result, render_dir)
+        console.print(
+            f"第{doc.number}期《{doc.title}》: {doc.char_count():,} characters, "
+            f"{len(doc.iter_items())} items"
+        )
+        console.print(f"email mode: [bold]{result.email.mode}[/] ({result.email.reason})")
+        console.print(f"WeChat articles: {len(result.wechat)}; rendered files in {render_dir}/")
+
+        console.rule("2. subscribers / 订阅者")
+        summary = import_file(subscribers, "周报订阅", report_path=workdir / "import-errors.csv")
+        console.print(
+            f"rows {summary.rows}: new {summary.new}, invalid {summary.invalid}, "
+            f"duplicate {summary.duplicate}; errors in {summary.report_path}"
+        )
+
+        console.rule("3. send / 发送")
+        with session_scope() as s:
+            ml = get_list(s, "周报订阅")
+            send = Send(
+                publication_id=issue.publication_id,
+                issue_id=issue_id,
+                list_id=ml.id,
+                channel="email",
+                variant_rule="preference",
+                state="draft",
+            )
+            s.add(send)
+            s.flush()
+            send_id = send.id
+        state = drive_inline(send_id)
+        console.print(
+            f"send {send_id}: {state}; the sink received {len(handler.messages)} "
+            f"messages in {sink_dir}/"
+        )
+
+        console.rule("4. opens and clicks / 打开与点击")
+        _serve_web(web_port)
+        opened = clicked = 0
+        with httpx.Client(timeout=10) as client:
+            for n, (_frm, _rcpt, data) in enumerate(handler.messages):
+                msg = email.message_from_bytes(data, policy=email.policy.default)
+                html_part = msg.get_body(("html",))
+                assert html_part is not None
+                html = html_part.get_content()
+                pixel = _PIXEL.search(html)
+                if pixel is None:
+                    continue
+                if n % 5 == 0:  # Apple Mail Privacy Protection prefetches every image
+                    client.get(pixel.group(0), headers={"User-Agent": APPLE_MPP_UA})
+                if n % 2 == 0:  # about half of the people read it
+                    client.get(pixel.group(0), headers={"User-Agent": BROWSER_UA})
+                    opened += 1
+                    link = _CLICK.search(html)
+                    if link and n % 4 == 0:
+                        r = client.get(link.group(0), headers={"User-Agent": BROWSER_UA})
+                        clicked += r.status_code == 302
+        console.print(f"fetched {opened} pixels as readers and followed {clicked} links")
+
+        console.rule("5. stats / 统计")
+        with session_scope() as s:
+            data = send_stats(s, send_id)
+        from .cli import print_stats
+
+        print_stats(data)
+        console.print(f"demo finished in {time.monotonic() - t0:.1f}s; files under {workdir}/")
+        return data
+    finally:
+        ctrl.stop()
+        reset_settings(None)
+        dispose()

@@ -1,0 +1,60 @@
+"""The exception hierarchy.
+
+Every error meant for a person says *what* was wrong, *where* (file, line,
+row or field) and, where it helps, what was expected.  Callers catch
+:class:`NewsletterError` to handle any of them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DeliveryError",
+    "ImportFileError",
+    "IssueFormatError",
+    "NewsletterError",
+    "NotFound",
+    "StateError",
+    "TokenError",
+]
+
+
+class NewsletterError(Exception):
+    """Base class of all errors raised on purpose by this package."""
+
+
+class ConfigError(NewsletterError):
+    pass
+
+
+class IssueFormatError(NewsletterError):
+    """The issue source is malformed. Carries the path and 1-based line."""
+
+    def __init__(self, message: str, *, line: int | None = None, path: str | None = None):
+        self.message = message
+        self.line = line
+        self.path = path
+        where = path or "<issue>"
+        if line is not None:
+            where = f"{where}:{line}"
+        super().__init__(f"{where}: {message}")
+
+
+class ImportFileError(NewsletterError):
+    """A subscriber file cannot be imported at all (wrong format, no email column…)."""
+
+
+class TokenError(NewsletterError):
+    """A signed token is forged, altered, expired or of the wrong kind."""
+
+
+class StateError(NewsletterError):
+    """An operation is not allowed in the object's current state."""
+
+
+class NotFound(NewsletterError):
+    pass
+
+
+class DeliveryError(NewsletterError):
+    pass

@@ -1,0 +1,225 @@
+"""Issues: import a source file, keep it, render it once per variant.
+
+``render_issue`` is the only place that runs the renderers for sending.  It
+stores each output in the ``rendition`` table with its content hash, size and
+the renderer version, and the issue's links in the ``link`` table (click
+tracking resolves link ids there).  It is idempotent: when renditions for the
+current source hash and renderer version exist, nothing is rendered again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from .config import get_settings
+from .content.model import Issue as Doc
+from .content.parser import load_issue, parse_issue
+from .content.variants import to_variant
+from .errors import NotFound, StateError
+from .models import Issue, Link, Publication, Rendition, utcnow
+
+__all__ = [
+    "RENDERER_VERSION",
+    "VARIANTS",
+    "context_for",
+    "create_issue",
+    "ensure_publication",
+    "get_issue",
+    "render_issue",
+]
+
+RENDERER_VERSION = "1"
+VARIANTS = ("zh-Hans", "zh-Hant")
+
+
+def _slug(name: str) -> str:
+    s = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return s or "weekly"
+
+
+def ensure_publication(session: Session, name: str, slug: str | None = None) -> Publication:
+    """Find a publication by slug (derived from the name if absent), creating it with defaults."""
+    cfg = get_settings()
+    if not slug:
+        slug = (
+            _slug(name) if name.isascii() else "pub-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+        )
+    pub = session.scalar(select(Publication).where(Publication.slug == slug))
+    if pub is None:
+        pub = Publication(
+            slug=slug,
+            name=name,
+            from_name=cfg.from_name if name == "" else name,
+            from_address=cfg.from_address,
+            list_id_domain=cfg.list_id_domain,
+            postal_address=cfg.postal_address,
+            timezone="Asia/Shanghai",
+            track_opens=cfg.track_opens,
+            track_clicks=cfg.track_clicks,
+        )
+        session.add(pub)
+        session.flush()
+    return pub
+
+
+def create_issue(
+    session: Session, path: str | Path, *, publication_slug: str | None = None
+) -> tuple[Issue, list[str]]:
+    """Parse ``path`` and store it as a draft issue (or update the draft with that number)."""
+    path = Path(path)
+    doc, warnings = load_issue(path)
+    pub = ensure_publication(session, doc.publication, publication_slug)
+    text = path.read_bytes()
+    source_hash = hashlib.sha256(text).hexdigest()
+    existing = session.scalar(
+        select(Issue).where(Issue.publication_id == pub.id, Issue.number == doc.number)
+    )
+    source_text = _decoded_source(path, doc)
+    if existing is not None:
+        if existing.source_hash == source_hash:
+            return existing, warnings
+        if existing.status in ("scheduled", "sent"):
+            raise StateError(f"issue {doc.number} is {existing.status}; it can no longer be edited")
+        existing.source_text = source_text
+        existing.source_hash = source_hash
+        existing.title = doc.title
+        existing.period = doc.period
+        existing.base_dir = str(path.parent.resolve())
+        if existing.status == "approved":
+            existing.status = "in_review"  # editing an approved issue sends it back to review
+            existing.approved_at = None
+            existing.approved_by = None
+        existing.updated_at = utcnow()
+        return existing, warnings
+    issue = Issue(
+        publication_id=pub.id,
+        number=doc.number,
+        title=doc.title,
+        period=doc.period,
+        source_text=source_text,
+        source_hash=source_hash,
+        base_dir=str(path.parent.resolve()),
+        status="draft",
+    )
+    session.add(issue)
+    session.flush()
+    return issue, warnings
+
+
+def _decoded_source(path: Path, doc: Doc) -> str:
+    raw = path.read_bytes()
+    for enc in ("utf-8-sig", "gb18030", "big5"):
+        try:
+            return raw.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("utf-8", "replace")  # pragma: no cover - load_issue refused it already
+
+
+def get_issue(session: Session, ref: str | int, publication_slug: str | None = None) -> Issue:
+    """Find an issue by database id or by its number (``#47`` or ``47``)."""
+    q = select(Issue)
+    if isinstance(ref, str) and ref.startswith("#"):
+        q = q.where(Issue.number == int(ref[1:]))
+    else:
+        q = q.where(Issue.id == int(ref))
+    if publication_slug:
+        q = q.join(Publication).where(Publication.slug == publication_slug)
+    issue = session.scalars(q.order_by(Issue.id.desc())).first()
+    if issue is None:
+        raise NotFound(f"issue {ref} does not exist / 期刊不存在")
+    return issue
+
+
+def context_for(pub: Publication) -> Any:
+    from .render.context import RenderContext
+
+    cfg = get_settings()
+    return RenderContext(
+        base_url=cfg.base_url.rstrip("/"),
+        publication_name=pub.name,
+        publication_slug=pub.slug,
+        postal_address=pub.postal_address,
+        sender_name=pub.from_name,
+        track_opens=pub.track_opens,
+        track_clicks=pub.track_clicks,
+        email_budget_bytes=cfg.email_budget_bytes,
+    )
+
+
+def parse_stored(issue: Issue) -> Doc:
+    base = Path(issue.base_dir) if issue.base_dir else None
+    return parse_issue(issue.source_text, base_dir=base)
+
+
+def render_issue(session: Session, issue_id: int, *, force: bool = False) -> dict[str, Any]:
+    """Render every channel for both variants and store the renditions. Returns the report."""
+    from .render import render_all
+
+    issue = session.get(Issue, issue_id)
+    if issue is None:
+        raise NotFound(f"issue {issue_id} does not exist")
+    have = session.scalars(
+        select(Rendition).where(Rendition.issue_id == issue_id, Rendition.output == "email_html")
+    ).all()
+    if (
+        not force
+        and len(have) == len(VARIANTS)
+        and all(
+            r.source_hash == issue.source_hash and r.renderer_version == RENDERER_VERSION
+            for r in have
+        )
+    ):
+        return {"cached": True}
+    pub = session.get(Publication, issue.publication_id)
+    assert pub is not None
+    ctx = context_for(pub)
+    doc = parse_stored(issue)
+    session.execute(delete(Rendition).where(Rendition.issue_id == issue_id))
+    session.execute(delete(Link).where(Link.issue_id == issue_id))
+    for link in doc.links:
+        session.add(
+            Link(issue_id=issue_id, position=link.position, url=link.url, text=link.text[:500])
+        )
+    reports: dict[str, Any] = {}
+    for variant in VARIANTS:
+        vdoc = to_variant(doc, variant)
+        result = render_all(vdoc, ctx)
+        outputs: dict[str, tuple[str, str | None]] = {
+            "email_html": (result.email.html, result.email.mode),
+            "email_text": (result.email.text, result.email.mode),
+            "web": (result.web, None),
+        }
+        for i, art in enumerate(result.wechat, start=1):
+            outputs[f"wechat-{i}"] = (art.content, None)
+        for output, (body, mode) in outputs.items():
+            session.add(
+                Rendition(
+                    issue_id=issue_id,
+                    variant=variant,
+                    output=output,
+                    source_hash=issue.source_hash,
+                    content_hash=hashlib.sha256(body.encode()).hexdigest(),
+                    size_bytes=len(body.encode()),
+                    size_chars=len(body),
+                    renderer_version=RENDERER_VERSION,
+                    mode=mode,
+                    subject=result.email.subject
+                    if output.startswith("email")
+                    else (
+                        result.wechat[int(output.split("-")[1]) - 1].title
+                        if output.startswith("wechat")
+                        else vdoc.title
+                    ),
+                    body=body,
+                )
+            )
+        reports[variant] = result.report()
+    session.flush()
+    return reports

@@ -1,0 +1,385 @@
+"""SQLAlchemy 2.0 typed models: the ledger.
+
+The constraints here enforce the invariants of docs/architecture.md even when
+application code has bugs:
+
+* ``UNIQUE (publication_id, number)`` on issues;
+* ``PRIMARY KEY (subscriber_id, list_id)`` on subscriptions;
+* one suppression row per address (``UNIQUE (email)``);
+* ``UNIQUE (send_id, subscriber_id)`` on deliveries: a subscriber is planned
+  at most once per send, so re-planning is a no-op;
+* ``UNIQUE (publication_id, channel, slot)`` on sends: two sends cannot take
+  the same weekly slot;
+* ``UNIQUE (uid)`` on events: an event ingested twice is stored once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "AuditLog",
+    "Base",
+    "Delivery",
+    "Event",
+    "Issue",
+    "Link",
+    "MailingList",
+    "Publication",
+    "Rendition",
+    "RollupHourly",
+    "RollupLink",
+    "Send",
+    "Subscriber",
+    "Subscription",
+    "Suppression",
+    "utcnow",
+]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC timestamp on every backend (SQLite drops tzinfo)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        value = value.astimezone(dt.UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSONType}
+
+
+# -- content ---------------------------------------------------------------
+
+
+class Publication(Base):
+    __tablename__ = "publication"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    from_name: Mapped[str] = mapped_column(String(200))
+    from_address: Mapped[str] = mapped_column(String(320))
+    reply_to: Mapped[str | None] = mapped_column(String(320))
+    list_id_domain: Mapped[str] = mapped_column(String(255))
+    postal_address: Mapped[str] = mapped_column(String(500), default="")
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    #: Weekly slot: ISO weekday (1 = Monday) and local time "HH:MM"; NULL = no schedule.
+    schedule_weekday: Mapped[int | None] = mapped_column(Integer)
+    schedule_time: Mapped[str | None] = mapped_column(String(5))
+    track_opens: Mapped[bool] = mapped_column(Boolean, default=True)
+    track_clicks: Mapped[bool] = mapped_column(Boolean, default=True)
+    default_list_id: Mapped[int | None] = mapped_column(ForeignKey("mailing_list.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Issue(Base):
+    __tablename__ = "issue"
+    __table_args__ = (
+        UniqueConstraint("publication_id", "number", name="uq_issue_publication_number"),
+        CheckConstraint(
+            "status IN ('draft','in_review','approved','scheduled','sent')", name="ck_issue_status"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    publication_id: Mapped[int] = mapped_column(ForeignKey("publication.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(300))
+    period: Mapped[str] = mapped_column(String(200), default="")
+    source_text: Mapped[str] = mapped_column(Text)
+    source_hash: Mapped[str] = mapped_column(String(64))
+    base_dir: Mapped[str | None] = mapped_column(String(1000))
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    approved_by: Mapped[str | None] = mapped_column(String(320))
+    approved_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Rendition(Base):
+    """One rendered output of an issue, cached; the hash proves what was sent."""
+
+    __tablename__ = "rendition"
+    __table_args__ = (UniqueConstraint("issue_id", "variant", "output", name="uq_rendition"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issue.id", ondelete="CASCADE"))
+    variant: Mapped[str] = mapped_column(String(8))
+    output: Mapped[str] = mapped_column(String(32))  # email_html, email_text, wechat-1, web
+    source_hash: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    size_chars: Mapped[int] = mapped_column(Integer)
+    renderer_version: Mapped[str] = mapped_column(String(32))
+    mode: Mapped[str | None] = mapped_column(String(16))
+    subject: Mapped[str | None] = mapped_column(String(500))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Link(Base):
+    """issue × position → URL. Click tracking resolves link ids here, never from a request."""
+
+    __tablename__ = "link"
+
+    issue_id: Mapped[int] = mapped_column(
+        ForeignKey("issue.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(String(500), default="")
+
+
+# -- audience --------------------------------------------------------------
+
+
+class Subscriber(Base):
+    __tablename__ = "subscriber"
+    __table_args__ = (
+        CheckConstraint("variant IN ('zh-Hans','zh-Hant')", name="ck_subscriber_variant"),
+        CheckConstraint("status IN ('active','blocked','erased')", name="ck_subscriber_status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    variant: Mapped[str] = mapped_column(String(8), default="zh-Hans")
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    source: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    confirmed_at: Mapped[dt.datetime | None]
+
+
+class MailingList(Base):
+    __tablename__ = "mailing_list"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(String(1000), default="")
+    double_opt_in: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Subscription(Base):
+    __tablename__ = "subscription"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('unconfirmed','active','unsubscribed')", name="ck_subscription_status"
+        ),
+        Index("ix_subscription_list_status", "list_id", "status"),
+    )
+
+    subscriber_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("subscriber.id", ondelete="CASCADE"), primary_key=True
+    )
+    list_id: Mapped[int] = mapped_column(
+        ForeignKey("mailing_list.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    unsubscribed_at: Mapped[dt.datetime | None]
+    reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class Suppression(Base):
+    """One row per address: never mail it again, from any send."""
+
+    __tablename__ = "suppression"
+    __table_args__ = (
+        CheckConstraint(
+            "reason IN ('hard_bounce','complaint','unsubscribe_all','manual')",
+            name="ck_suppression_reason",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: Normalised address, or ``sha256:<hex>`` after erasure.
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(String(1000), default="")
+    delivery_id: Mapped[int | None] = mapped_column(BigId)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# -- sending ---------------------------------------------------------------
+
+SEND_STATES = (
+    "draft",
+    "scheduled",
+    "planning",
+    "sending",
+    "paused",
+    "finished",
+    "cancelled",
+    "failed",
+)
+DELIVERY_STATES = ("queued", "sending", "sent", "deferred", "bounced", "failed", "skipped")
+
+
+class Send(Base):
+    __tablename__ = "send"
+    __table_args__ = (
+        UniqueConstraint("publication_id", "channel", "slot", name="uq_send_slot"),
+        CheckConstraint("channel IN ('email','wechat')", name="ck_send_channel"),
+        CheckConstraint(
+            "state IN (" + ",".join(f"'{s}'" for s in SEND_STATES) + ")", name="ck_send_state"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    publication_id: Mapped[int] = mapped_column(ForeignKey("publication.id"))
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issue.id"))
+    channel: Mapped[str] = mapped_column(String(16), default="email")
+    list_id: Mapped[int | None] = mapped_column(ForeignKey("mailing_list.id"))
+    #: "preference" (subscriber's choice), "zh-Hans" or "zh-Hant".
+    variant_rule: Mapped[str] = mapped_column(String(16), default="preference")
+    state: Mapped[str] = mapped_column(String(16), default="draft")
+    #: The weekly slot this send fills, e.g. "2026-11-30T09:00+08:00"; NULL for ad-hoc sends.
+    slot: Mapped[str | None] = mapped_column(String(40))
+    scheduled_at: Mapped[dt.datetime | None]
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+    planned_count: Mapped[int] = mapped_column(Integer, default=0)
+    excluded_count: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Delivery(Base):
+    """send × subscriber: exactly one row, whose state is the truth."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        UniqueConstraint("send_id", "subscriber_id", name="uq_delivery_send_subscriber"),
+        Index("ix_delivery_claim", "send_id", "state", "next_attempt_at"),
+        CheckConstraint(
+            "state IN (" + ",".join(f"'{s}'" for s in DELIVERY_STATES) + ")",
+            name="ck_delivery_state",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    send_id: Mapped[int] = mapped_column(ForeignKey("send.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(BigId, ForeignKey("subscriber.id"))
+    variant: Mapped[str] = mapped_column(String(8), default="zh-Hans")
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[dt.datetime | None]
+    last_code: Mapped[int | None] = mapped_column(Integer)
+    last_reply: Mapped[str | None] = mapped_column(String(1000))
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    sent_at: Mapped[dt.datetime | None]
+    first_open_at: Mapped[dt.datetime | None]
+    first_click_at: Mapped[dt.datetime | None]
+    #: Set when a lease expired while the delivery was inside an SMTP transaction.
+    at_risk: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# -- events and statistics -------------------------------------------------
+
+
+class Event(Base):
+    """Append-only record of opens, clicks, unsubscribes, bounces and complaints."""
+
+    __tablename__ = "event"
+    __table_args__ = (Index("ix_event_send_kind", "send_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: Idempotency key assigned where the event was first seen (stream id or uuid).
+    uid: Mapped[str] = mapped_column(String(64), unique=True)
+    send_id: Mapped[int | None] = mapped_column(Integer)
+    delivery_id: Mapped[int | None] = mapped_column(BigId)
+    kind: Mapped[str] = mapped_column(String(24))
+    link_position: Mapped[int | None] = mapped_column(Integer)
+    occurred_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    cls: Mapped[str] = mapped_column(String(8), default="unknown")
+    rule: Mapped[str | None] = mapped_column(String(64))
+    ip_hash: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+
+
+class RollupHourly(Base):
+    """send × hour × kind × class: totals and unique counts, kept as events arrive."""
+
+    __tablename__ = "rollup_hourly"
+
+    send_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hour: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(24), primary_key=True)
+    cls: Mapped[str] = mapped_column(String(8), primary_key=True)
+    total: Mapped[int] = mapped_column(BigInteger, default=0)
+    uniq: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RollupLink(Base):
+    __tablename__ = "rollup_link"
+
+    send_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    link_position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    total: Mapped[int] = mapped_column(BigInteger, default=0)
+    uniq: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(200), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    remote: Mapped[str | None] = mapped_column(String(64))

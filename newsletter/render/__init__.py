@@ -1,0 +1,155 @@
+"""Render one issue (document model) to every channel.
+
+Channels: email HTML (full or digest, by byte budget) + text/plain part,
+WeChat articles, and the standalone web-archive page.  Everything here runs
+once per (issue, variant); per-recipient values are slots (see
+:mod:`newsletter.render.context`).  :func:`render_all` renders all channels,
+:meth:`RenderResult.report` summarises sizes and decisions, and
+:func:`write_outputs` writes them to a directory for preview.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from newsletter.content.model import Issue
+
+from .budget import size_checks
+from .context import SLOT_MAX_LEN, SLOTS, RenderContext, archive_url
+from .email import EmailRendition, render_email
+from .errors import EmailBudgetError, RenderError, WeChatLimitError
+from .lines import LIMIT, max_line_octets
+from .text import render_text
+from .web import render_web
+from .wechat import MAX_ARTICLES, WeChatArticle, render_wechat
+
+__all__ = [
+    "SLOTS",
+    "SLOT_MAX_LEN",
+    "EmailBudgetError",
+    "EmailRendition",
+    "RenderContext",
+    "RenderError",
+    "RenderResult",
+    "WeChatArticle",
+    "WeChatLimitError",
+    "archive_url",
+    "render_all",
+    "render_email",
+    "render_text",
+    "render_web",
+    "render_wechat",
+    "size_checks",
+    "write_outputs",
+]
+
+
+@dataclass
+class RenderResult:
+    """Every channel of one issue variant, plus warnings worth showing the author."""
+
+    issue: Issue
+    ctx: RenderContext
+    email: EmailRendition
+    wechat: list[WeChatArticle]
+    web: str
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return self.email.text
+
+    def report(self) -> dict[str, Any]:
+        """Sizes (bytes and characters) of each output, email mode and reason, split."""
+        em = self.email
+        return {
+            "issue": {
+                "number": self.issue.number,
+                "variant": self.issue.variant,
+                "title": self.issue.title,
+                "chars": self.issue.char_count(),
+            },
+            "email": {
+                "mode": em.mode,
+                "reason": em.reason,
+                "subject": em.subject,
+                "preheader": em.preheader,
+                "html_bytes": len(em.html.encode()),
+                "html_bytes_worst": em.html_bytes_worst,
+                "html_chars": len(em.html),
+                "budget_bytes": self.ctx.email_budget_bytes,
+                "text_bytes": len(em.text.encode()),
+                "text_chars": len(em.text),
+                "max_line_octets": max(max_line_octets(em.html), max_line_octets(em.text)),
+                "line_limit": LIMIT,
+                "link_ids": em.link_ids,
+            },
+            "wechat": {
+                "count": len(self.wechat),
+                "max_articles": MAX_ARTICLES,
+                "limit_chars": self.ctx.wechat_max_chars,
+                "articles": [
+                    {
+                        "index": i,
+                        "file": f"wechat-{i}.html",
+                        "title": a.title,
+                        "author": a.author,
+                        "digest": a.digest,
+                        "chars": a.char_count,
+                        "bytes": len(a.content.encode()),
+                        "images": a.image_hashes,
+                        "content_source_url": a.content_source_url,
+                    }
+                    for i, a in enumerate(self.wechat, 1)
+                ],
+            },
+            "web": {"bytes": len(self.web.encode()), "chars": len(self.web)},
+            "warnings": list(self.warnings),
+        }
+
+
+def _warnings(issue: Issue, ctx: RenderContext, email: EmailRendition) -> list[str]:
+    out: list[str] = []
+    if email.mode == "digest":
+        out.append(f"email sent as digest: {email.reason}")
+    elif email.html_bytes_worst > 0.9 * ctx.email_budget_bytes:
+        out.append(f"email close to its size budget: {email.reason}")
+    for im in issue.images:
+        if not im.sha256:
+            out.append(f"image {im.src!r} has no content hash: WeChat cannot host it")
+        if not im.src.startswith(("http://", "https://")) and not im.sha256:
+            out.append(f"image {im.src!r} is a local file without hash: broken in email")
+    return out
+
+
+def render_all(issue: Issue, ctx: RenderContext) -> RenderResult:
+    """Render email (HTML + text), WeChat articles and web page for ``issue``."""
+    email = render_email(issue, ctx)
+    return RenderResult(
+        issue=issue,
+        ctx=ctx,
+        email=email,
+        wechat=render_wechat(issue, ctx),
+        web=render_web(issue, ctx),
+        warnings=_warnings(issue, ctx, email),
+    )
+
+
+def write_outputs(result: RenderResult, out_dir: str | Path) -> list[Path]:
+    """Write email.html, email.txt, wechat-1…N.html, web.html and report.json."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {"email.html": result.email.html, "email.txt": result.email.text}
+    for i, a in enumerate(result.wechat, 1):
+        files[f"wechat-{i}.html"] = a.content
+    files["web.html"] = result.web
+    files["report.json"] = json.dumps(result.report(), ensure_ascii=False, indent=2) + "\n"
+    written: list[Path] = []
+    for name, body in files.items():
+        p = out / name
+        p.write_text(body, encoding="utf-8", newline="\n")
+        written.append(p)
+    return written

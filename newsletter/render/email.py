@@ -1,0 +1,187 @@
+"""The email rendition: HTML part (full or digest), text part, subject, preheader.
+
+Guarantees:
+
+* Rendering and CSS inlining run once per (issue, variant); per-recipient
+  values appear only as slots (see :mod:`.context`).
+* ``html_bytes_worst`` is the UTF-8 size of the HTML part with every slot
+  filled at its maximum length.  The full email is used when that size is
+  within ``ctx.email_budget_bytes``; otherwise the digest is used, and
+  :class:`~.errors.EmailBudgetError` is raised if even the digest does not fit.
+  ``reason`` records the decision with the byte figures.
+* The open pixel comes right after the hidden preheader, so Gmail's clipping
+  can never remove it; every table-of-contents link targets an element id
+  present in the same HTML; no line of the HTML or text exceeds 998 octets.
+"""
+
+from __future__ import annotations
+
+import html as _html
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from markupsafe import Markup
+
+from newsletter.content.model import Image, Issue
+
+from .common import LinkIndex, image_url, item_anchor, item_summary, preheader, subject, toc
+from .context import SLOTS, RenderContext, slot_extra_bytes
+from .errors import EmailBudgetError
+from .inline import inline_css
+from .labels import html_lang, labels
+from .lines import fold_html
+from .templating import render_template
+from .text import render_text
+from .views import Hooks, build_sections, intro_html
+
+__all__ = ["EmailRendition", "render_email", "render_email_html", "worst_case_bytes"]
+
+Mode = Literal["full", "digest"]
+
+_FONTS_HANS = '"PingFang SC","Hiragino Sans GB","Microsoft YaHei",sans-serif'
+_FONTS_HANT = (
+    '"PingFang TC","PingFang SC","Microsoft JhengHei","Hiragino Sans GB","Microsoft YaHei",'
+    "sans-serif"
+)
+#: Invisible filler after the preheader so clients do not append body text to it.
+_FILLER = Markup("&#847;&zwnj;&nbsp;" * 24)
+
+
+@dataclass
+class EmailRendition:
+    """One issue's email, ready for per-recipient slot substitution.
+
+    ``link_ids`` lists the :attr:`Link.position` of every issue link present
+    in the HTML part, in order of first appearance (tracked through
+    ``/c/%%TOKEN%%/{position}`` when click tracking is on).
+    """
+
+    html: str
+    text: str
+    subject: str
+    preheader: str
+    mode: Mode
+    reason: str
+    html_bytes_worst: int
+    link_ids: list[int] = field(default_factory=list)
+
+
+def worst_case_bytes(s: str) -> int:
+    """UTF-8 size of ``s`` once every slot is filled at its maximum length."""
+    return len(s.encode()) + slot_extra_bytes(s)
+
+
+def _common(issue: Issue, ctx: RenderContext) -> dict[str, Any]:
+    return {
+        "lang": html_lang(issue.variant),
+        "L": labels(issue.variant),
+        "fonts": Markup(_FONTS_HANT if issue.variant == "zh-Hant" else _FONTS_HANS),
+        "subject": subject(issue),
+        "preheader": preheader(issue),
+        "filler": _FILLER,
+        "pixel": ctx.open_pixel_url if ctx.track_opens else "",
+        "issue": issue,
+        "issue_no": labels(issue.variant)["issue_no"].format(n=issue.number),
+        "name_slot": SLOTS["NAME"],
+        "archive": ctx.archive_url(issue),
+        "toc": toc(issue),
+        "publication": ctx.publication_name,
+        "sender": ctx.sender_name,
+        "postal_address": ctx.postal_address,
+        "unsubscribe": ctx.unsubscribe_url,
+        "preferences": ctx.preferences_url,
+    }
+
+
+def _hooks(issue: Issue, ctx: RenderContext, index: LinkIndex) -> Hooks:
+    L = labels(issue.variant)
+
+    def target(url: str) -> str:
+        if url.startswith("#"):
+            return url
+        pos = index.position(url)
+        return ctx.click_url(pos) if (pos is not None and ctx.track_clicks) else url
+
+    def anchor(href: str, inner: str) -> str:
+        return f'<a href="{_html.escape(target(href))}">{inner}</a>'
+
+    def meta_url(url: str) -> str:
+        t = target(url)
+        shown = L["original"] if t != url else _html.escape(url)
+        return f'<a href="{_html.escape(t)}">{shown}</a>'
+
+    def image(im: Image) -> str:
+        return image_url(ctx.base_url, im)
+
+    return Hooks(anchor=anchor, image=image, meta_url=meta_url)
+
+
+def render_email_html(issue: Issue, ctx: RenderContext, mode: Mode) -> tuple[str, list[int]]:
+    """Final HTML part for ``mode`` (inlined, folded) and the link positions it uses."""
+    data = _common(issue, ctx)
+    index = LinkIndex(issue.links)
+    if mode == "full":
+        hooks = _hooks(issue, ctx, index)
+        data["intro"] = intro_html(issue, hooks)
+        data["sections"] = build_sections(issue, hooks)
+        raw = render_template("email/full.html", **data)
+    else:
+        archive = ctx.archive_url(issue)
+        data["sections"] = [
+            {
+                "anchor": entry.anchor,
+                "label": entry.label,
+                "entries": [
+                    {
+                        "anchor": item_anchor(s, it),
+                        "number": it.number,
+                        "title": it.title,
+                        "summary": item_summary(it),
+                        "web": f"{archive}#{item_anchor(s, it)}",
+                    }
+                    for it in s.items
+                ],
+            }
+            for s, entry in zip(issue.sections, data["toc"], strict=True)
+        ]
+        raw = render_template("email/digest.html", **data)
+    return fold_html(inline_css(raw)), list(index.used)
+
+
+def render_email(issue: Issue, ctx: RenderContext) -> EmailRendition:
+    """Render the email, choosing full or digest by the byte budget (see module doc)."""
+    budget = ctx.email_budget_bytes
+    html, links = render_email_html(issue, ctx, "full")
+    full_worst = worst_case_bytes(html)
+    mode: Mode = "full"
+    if full_worst <= budget:
+        reason = (
+            f"full: worst-case HTML {full_worst:,} bytes is within the "
+            f"{budget:,}-byte budget"
+        )
+        worst = full_worst
+    else:
+        html, links = render_email_html(issue, ctx, "digest")
+        worst = worst_case_bytes(html)
+        if worst > budget:
+            raise EmailBudgetError(
+                f"issue {issue.number} ({issue.variant}): even the digest email is "
+                f"{worst:,} bytes worst-case, over the {budget:,}-byte budget "
+                f"(full would be {full_worst:,}); shorten titles/summaries or raise "
+                "email_budget_bytes"
+            )
+        mode = "digest"
+        reason = (
+            f"digest: full HTML would be {full_worst:,} bytes worst-case, over the "
+            f"{budget:,}-byte budget; digest is {worst:,} bytes"
+        )
+    return EmailRendition(
+        html=html,
+        text=render_text(issue, ctx, mode),
+        subject=subject(issue),
+        preheader=preheader(issue),
+        mode=mode,
+        reason=reason,
+        html_bytes_worst=worst,
+        link_ids=links,
+    )

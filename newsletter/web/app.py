@@ -1,0 +1,16 @@
+"""The FastAPI application: public endpoints now; console and JSON API mount here too."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from .. import __version__
+from .public import router as public_router
+
+__all__ = ["create_app"]
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="newsletter", version=__version__)
+    app.include_router(public_router)
+    return app

@@ -1,0 +1,199 @@
+"""Public endpoints: open pixel, click redirect, unsubscribe, web archive.
+
+* ``GET /o/{token}.gif`` always answers the same 43-byte GIF with no-cache
+  headers; only a valid token records an open.
+* ``GET /c/{token}/{link_id}`` redirects (302) to the URL stored for that link
+  of that issue, never to anything taken from the request.  A forged token
+  still redirects (the reader wanted the link) but records nothing.
+* ``/u/{token}``: ``POST`` is RFC 8058 one-click (200, no redirect, no
+  cookies); ``GET`` only shows a confirmation page, because link scanners
+  fetch every URL and must never unsubscribe anyone.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
+
+from ..audience.service import unsubscribe
+from ..config import get_settings
+from ..db import session_scope
+from ..errors import TokenError
+from ..models import Delivery, Issue, Link, MailingList, Publication, Rendition, Send, Subscriber
+from ..tokens import verify
+from ..tracking.events import make_event, submit
+
+__all__ = ["PIXEL", "router"]
+
+router = APIRouter()
+
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+_NO_CACHE = {
+    "Cache-Control": "no-store, no-cache, must-revalidate, max-age=0",
+    "Pragma": "no-cache",
+    "Expires": "0",
+}
+_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "public"
+_env = Environment(loader=FileSystemLoader(str(_TEMPLATES)), autoescape=select_autoescape())
+
+_TEXT = {
+    "zh-Hans": {
+        "confirm_title": "确认退订",
+        "confirm_body": "确定不再接收《{pub}》吗？",
+        "this_list": "仅退订此列表",
+        "all": "退订全部邮件",
+        "done_title": "已退订",
+        "done_body": "您已退订，不会再收到此类邮件。",
+        "bad_title": "链接无效",
+        "bad_body": "此链接无效或已被修改。请使用邮件中的原始链接。",
+        "prefs": "管理订阅偏好",
+    },
+    "zh-Hant": {
+        "confirm_title": "確認退訂",
+        "confirm_body": "確定不再接收《{pub}》嗎？",
+        "this_list": "僅退訂此列表",
+        "all": "退訂全部郵件",
+        "done_title": "已退訂",
+        "done_body": "您已退訂，不會再收到此類郵件。",
+        "bad_title": "連結無效",
+        "bad_body": "此連結無效或已被修改。請使用郵件中的原始連結。",
+        "prefs": "管理訂閱偏好",
+    },
+}
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+@router.get("/o/{token}.gif", include_in_schema=False)
+def open_pixel(token: str, request: Request) -> Response:
+    ev = make_event(
+        "open", token, user_agent=request.headers.get("user-agent", ""), ip=_client_ip(request)
+    )
+    if ev is not None:
+        submit(ev)
+    return Response(PIXEL, media_type="image/gif", headers=_NO_CACHE)
+
+
+def _delivery_id_unverified(token: str) -> int | None:
+    """The delivery id a token names, without trusting it (for the redirect target only)."""
+    try:
+        payload = token.split(".", 1)[0]
+        if not payload.startswith("d"):
+            return None
+        return int(payload[1:], 36)
+    except (ValueError, IndexError):
+        return None
+
+
+@router.get("/c/{token}/{link_id}", include_in_schema=False)
+def click(token: str, link_id: int, request: Request) -> Response:
+    did = _delivery_id_unverified(token)
+    url = None
+    if did is not None:
+        with session_scope() as s:
+            url = s.scalar(
+                select(Link.url)
+                .join(Send, Send.issue_id == Link.issue_id)
+                .join(Delivery, Delivery.send_id == Send.id)
+                .where(Delivery.id == did, Link.position == link_id)
+            )
+    if url is None:
+        return PlainTextResponse("链接不存在 / link not found", status_code=404)
+    ev = make_event(
+        "click",
+        token,
+        link=link_id,
+        user_agent=request.headers.get("user-agent", ""),
+        ip=_client_ip(request),
+    )
+    if ev is not None:
+        submit(ev)
+    return RedirectResponse(url, status_code=302, headers=_NO_CACHE)
+
+
+def _page(name: str, variant: str, status: int = 200, **kw: object) -> HTMLResponse:
+    text = _TEXT.get(variant, _TEXT["zh-Hans"])
+    html = _env.get_template(name).render(t=text, variant=variant, **kw)
+    return HTMLResponse(html, status_code=status, headers=_NO_CACHE)
+
+
+def _lookup(token: str) -> tuple[int, int, str, str] | None:
+    try:
+        t = verify(token, "u")
+    except TokenError:
+        return None
+    sid, lid = t.fields
+    with session_scope() as s:
+        sub = s.get(Subscriber, sid)
+        if sub is None:
+            return None
+        ml = s.get(MailingList, lid) if lid else None
+        return sid, lid, sub.variant, (ml.name if ml else "")
+
+
+@router.get("/u/{token}", response_class=HTMLResponse, include_in_schema=False)
+def unsubscribe_page(token: str) -> HTMLResponse:
+    found = _lookup(token)
+    if found is None:
+        return _page("message.html", "zh-Hans", 400, kind="bad")
+    _sid, lid, variant, list_name = found
+    return _page(
+        "unsubscribe.html",
+        variant,
+        token=token,
+        list_name=list_name,
+        has_list=bool(lid),
+        pub=list_name or get_settings().from_name,
+    )
+
+
+@router.post("/u/{token}", include_in_schema=False)
+async def unsubscribe_post(token: str, request: Request) -> Response:
+    found = _lookup(token)
+    if found is None:
+        return PlainTextResponse("invalid or altered token / 链接无效", status_code=400)
+    sid, lid, variant, _name = found
+    form = await request.form()
+    one_click = form.get("List-Unsubscribe") == "One-Click"
+    scope = form.get("scope", "list")
+    with session_scope() as s:
+        if one_click or scope == "list":
+            unsubscribe(s, sid, lid or None, reason="one-click" if one_click else "web")
+        else:
+            unsubscribe(s, sid, None, reason="web-all")
+    if one_click:
+        # RFC 8058: plain 200, no redirect, no cookie.
+        return PlainTextResponse("unsubscribed", status_code=200)
+    return _page("message.html", variant, kind="done")
+
+
+@router.get("/archive/{slug}/{number}", response_class=HTMLResponse)
+def archive(slug: str, number: int, v: str = "zh-Hans") -> HTMLResponse:
+    variant = "zh-Hant" if v == "zh-Hant" else "zh-Hans"
+    with session_scope() as s:
+        body = s.scalar(
+            select(Rendition.body)
+            .join(Issue, Issue.id == Rendition.issue_id)
+            .join(Publication, Publication.id == Issue.publication_id)
+            .where(
+                Publication.slug == slug,
+                Issue.number == number,
+                Rendition.variant == variant,
+                Rendition.output == "web",
+            )
+        )
+    if body is None:
+        return HTMLResponse("<h1>404</h1><p>本期不存在 / issue not found</p>", status_code=404)
+    return HTMLResponse(body)
+
+
+@router.get("/healthz", include_in_schema=False)
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}

@@ -1,0 +1,121 @@
+"""Shared fixtures: real PostgreSQL, Redis and SMTP; never mocks.
+
+Each test run gets its own PostgreSQL database (random name, dropped at the end)
+and its own Redis key prefix, so ``pytest -n 2`` workers and repeated runs never
+see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from newsletter.config import Settings, reset_settings
+from newsletter.db import dispose, upgrade
+from newsletter.delivery.compiled import clear_cache
+from newsletter.sink import SinkHandler, start_sink
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+PG_ADMIN = os.environ.get("NEWSLETTER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("NEWSLETTER_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def _pg_exec(sql: str) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test session (per xdist worker)."""
+    name = f"nltest_{uuid.uuid4().hex[:10]}"
+    _pg_exec(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    url = f"{base}/{name}"
+    upgrade(url)
+    yield url
+    dispose()
+    _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _truncate(url: str) -> None:
+    from sqlalchemy import text
+
+    from newsletter.db import engine
+    from newsletter.models import Base
+
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine(url).begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "var_dir": tmp_path / "var",
+        "database_url": "",
+        "broker_url": "",
+        "redis_url": "",
+        "secret_key": "test-secret-" + uuid.uuid4().hex,
+        "base_url": "https://news.example.org",
+        "smtp_host": "maildir",
+        "redis_prefix": f"nltest:{uuid.uuid4().hex[:8]}:",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path) -> Iterator[Settings]:
+    """Embedded mode: a fresh SQLite file, in-process tasks."""
+    s = make_settings(tmp_path)
+    reset_settings(s)
+    dispose()
+    clear_cache()
+    upgrade()
+    yield s
+    reset_settings(None)
+    dispose()
+    clear_cache()
+
+
+@pytest.fixture
+def pg_settings(tmp_path: Path, pg_database: str) -> Iterator[Settings]:
+    """Production database (PostgreSQL), emptied before each test."""
+    _truncate(pg_database)
+    s = make_settings(tmp_path, database_url=pg_database)
+    reset_settings(s)
+    clear_cache()
+    yield s
+    reset_settings(None)
+    clear_cache()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """Run the test on both backends."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("sqlite_settings")
+    else:
+        yield request.getfixturevalue("pg_settings")
+
+
+@pytest.fixture
+def smtp_sink(tmp_path: Path) -> Iterator[tuple[int, SinkHandler]]:
+    """A real SMTP server (aiosmtpd) in this process."""
+    ctrl, handler = start_sink(SinkHandler(directory=tmp_path / "sink"))
+    yield ctrl.port, handler
+    ctrl.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    out = subprocess.run(["redis-cli", "-u", REDIS_URL, "ping"], capture_output=True, text=True)
+    assert out.stdout.strip() == "PONG", "Redis must be running (scripts/ensure-services.sh)"
+    return REDIS_URL

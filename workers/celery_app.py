@@ -1,0 +1,39 @@
+"""The Celery application.
+
+Messages carry ids, never payloads; tasks acknowledge late (after they ran), so
+a worker killed mid-task has its message redelivered, and every task is safe to
+run twice because the database ledger, not the message, decides what is done.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from newsletter.config import get_settings
+
+
+def make_app() -> Celery:
+    cfg = get_settings()
+    app = Celery("newsletter", include=["workers.tasks"])
+    app.conf.update(
+        broker_url=cfg.broker_url or "memory://",
+        result_backend=None,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": 3600},
+        task_default_queue=f"{cfg.redis_prefix}default",
+        timezone="UTC",
+        beat_schedule={
+            "tick": {"task": "newsletter.tick", "schedule": float(cfg.tick_seconds)},
+            "ingest": {"task": "newsletter.ingest_events", "schedule": 2.0},
+        },
+    )
+    return app
+
+
+app = make_app()

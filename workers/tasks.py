@@ -1,0 +1,39 @@
+"""Thin tasks: unpack ids, call newsletter functions, re-enqueue as told."""
+
+from __future__ import annotations
+
+from newsletter.delivery import run
+from newsletter.scheduler import tick as do_tick
+from newsletter.tracking.ingester import consume
+
+from .celery_app import app
+
+
+@app.task(name="newsletter.start_send")
+def start_send(send_id: int) -> None:
+    run.start(send_id)
+    from newsletter.config import get_settings
+
+    for _ in range(get_settings().send_parallelism):
+        send_batch.delay(send_id)
+
+
+@app.task(name="newsletter.send_batch")
+def send_batch(send_id: int) -> str:
+    nxt = run.step(send_id)
+    if nxt.action == "again":
+        send_batch.delay(send_id)
+    elif nxt.action == "later":
+        send_batch.apply_async((send_id,), countdown=nxt.delay)
+    return nxt.action
+
+
+@app.task(name="newsletter.tick")
+def tick() -> None:
+    for send_id in do_tick():
+        start_send.delay(send_id)
+
+
+@app.task(name="newsletter.ingest_events")
+def ingest_events() -> int:
+    return consume(block_ms=100, max_batches=20)
