@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from celery import Celery
 
-from newsletter.config import get_settings
+from newsletter.config import Settings, get_settings
+
+__all__ = ["app", "configure"]
 
 
-def make_app() -> Celery:
-    cfg = get_settings()
-    app = Celery("newsletter", include=["workers.tasks"])
+def configure(app: Celery, cfg: Settings | None = None) -> Celery:
+    """(Re)apply the settings to ``app``; tests call it after changing settings."""
+    cfg = cfg or get_settings()
     app.conf.update(
         broker_url=cfg.broker_url or "memory://",
         result_backend=None,
@@ -36,4 +38,4 @@ def make_app() -> Celery:
     return app
 
 
-app = make_app()
+app = configure(Celery("newsletter", include=["workers.tasks"]))

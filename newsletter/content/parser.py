@@ -619,16 +619,58 @@ def _sensible(text: str) -> bool:
     return len(_BAD_CHARS.findall(text)) <= max(2, len(text) // 1000)
 
 
+_PUNCT = set("，。、；：？！“”‘’（）《》〈〉【】〔〕「」『』—…·％　")
+
+
+def _in_gb2312(ch: str) -> bool:
+    try:
+        ch.encode("gb2312")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _in_big5_level1(ch: str) -> bool:
+    try:
+        code = int.from_bytes(ch.encode("big5"), "big")
+    except UnicodeEncodeError:
+        return False
+    return 0xA440 <= code <= 0xC67E
+
+
+def _score(text: str) -> float:
+    """How much ``text`` looks like ordinary Chinese in *one* script.
+
+    The share of non-ASCII characters that are punctuation or frequent hanzi
+    of a single repertoire (GB2312 for simplified, Big5 level 1 for
+    traditional), taking the better of the two.  A wrong decoding produces a
+    scatter of rare or mixed characters and scores lower.
+    """
+    wide = [ch for ch in text if not ch.isascii()]
+    if not wide:
+        return 1.0
+    punct = [ch in _PUNCT or "\uff01" <= ch <= "\uff5e" for ch in wide]
+    hanzi = ["\u4e00" <= ch <= "\u9fff" for ch in wide]
+    gb = sum(p or (h and _in_gb2312(ch)) for p, h, ch in zip(punct, hanzi, wide, strict=True))
+    b5 = sum(p or (h and _in_big5_level1(ch)) for p, h, ch in zip(punct, hanzi, wide, strict=True))
+    return max(gb, b5) / len(wide)
+
+
 def _choose(data: bytes, decoded: dict[str, str]) -> str:
+    """Pick the encoding whose decoding looks most like ordinary Chinese text."""
     if len(decoded) == 1:
         return next(iter(decoded))
+    scores = {enc: _score(text) for enc, text in decoded.items()}
+    ranked = sorted(scores, key=lambda e: scores[e], reverse=True)
+    if scores[ranked[0]] - scores[ranked[1]] > 0.02:
+        return ranked[0]
     best = charset_normalizer.from_bytes(data, cp_isolation=list(decoded)).best()
     if best is not None:
         name = best.encoding.replace("_", "").lower()
         for enc in decoded:
             if enc.replace("_", "") == name:
                 return enc
-    return next(iter(decoded))
+    return ranked[0]
 
 
 def decode_source(data: bytes, *, path: str | None = None) -> tuple[str, list[str]]:

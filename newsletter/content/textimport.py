@@ -55,7 +55,8 @@ _CHROME = [
         r"^分享(到|至)?\s*[:：]?.*$",
         r"^【?\[?(打印本页|打印|打印文章|关闭|关闭窗口|关闭本页|收藏|加入收藏|纠错|我要纠错|"
         r"返回顶部|回到顶部|返回|返回列表|返回首页|保存本页|下载本页)\]?】?$",
-        r"^(【\s*(打印|关闭|收藏|纠错)\s*】\s*)+$",
+        r"^([【\[]\s*(打印本页|打印|关闭窗口|关闭本页|关闭|收藏|加入收藏|纠错|我要纠错|返回顶部)"
+        r"\s*[】\]]\s*)+$",
         r"^[【\[]?\s*字\s*[体号]\s*[:：]?\s*[【\[]?\s*大\s*[】\]]?\s*[【\[]?\s*中\s*[】\]]?"
         r"\s*[【\[]?\s*小\s*[】\]]?\s*[】\]]?$",
         r"^(上一篇|下一篇|上一条|下一条|上一页|下一页)\s*[:：]?.*$",
@@ -80,6 +81,7 @@ _MARKER_RE = re.compile(r"^([丨｜|【\[])\s*([^丨｜|【】\[\]]{2,12}?)\s*([
 _MARKER_WORDS = ("简析", "点评", "解读", "分析", "评论", "观察", "编者按", "评析", "短评")
 _KV_RE = re.compile(r"^([\u4e00-\u9fff][\u4e00-\u9fff\s]{0,9}?)\s*[:：]\s*(.*)$")
 _URL_LINE_RE = re.compile(r"^<?(https?://[^\s<>]+)>?$")
+_SAFE_URL_RE = re.compile(r"^https?://[A-Za-z0-9\-.~:/?#@!$&'()+,;=%]+$")
 _URL_RE = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 _SENTENCE_END = ("。", "；", "，", "！", "？", ".", ";", ",")
 _SPECIALS = re.compile(r"([\\`*_\[\]<>#|~&!])")
@@ -136,6 +138,16 @@ def _prose(text: str) -> str:
         pos = m.start() + len(url)
     parts.append(_escape(text[pos:]))
     return "".join(parts)
+
+
+def _meta_value(value: str) -> str:
+    """URLs stay readable (bare, or as an autolink when they hold Markdown characters)."""
+    if _URL_LINE_RE.match(value) and " " not in value:
+        url = value.strip("<>")
+        # "_" between letters/digits can never start emphasis, so it is safe too
+        safe = _SAFE_URL_RE.match(re.sub(r"(?<=[A-Za-z0-9])_(?=[A-Za-z0-9])", "", url))
+        return url if safe else f"<{url}>"
+    return _escape(value)
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -431,7 +443,7 @@ class _Importer:
 def _render_item(it: _Item) -> list[str]:
     out = [f"### {it.number}. {_escape(it.title)}", ""]
     if it.meta:
-        out += ["::: meta", *(f"{k}：{_escape(v)}" for k, v in it.meta), ":::", ""]
+        out += ["::: meta", *(f"{k}：{_meta_value(v)}" for k, v in it.meta), ":::", ""]
     out += [p + "\n" for p in it.body]
     if it.analysis_label is not None:
         out += [f"::: analysis {it.analysis_label}", ""]

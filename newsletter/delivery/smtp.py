@@ -114,8 +114,10 @@ class MaildirConnection:
     """Writes each message into ``outbox`` (a maildir) and reports it sent."""
 
     def __init__(self, path: Path) -> None:
-        path.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         self.box = mailbox.Maildir(str(path), create=True)
+        for sub in ("tmp", "new", "cur"):
+            (path / sub).mkdir(parents=True, exist_ok=True)
 
     def send(self, envelope_from: str, rcpt: str, message: bytes) -> Outcome:
         envelope = f"Return-Path: <{envelope_from}>\r\nDelivered-To: {rcpt}\r\n".encode()

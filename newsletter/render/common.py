@@ -35,6 +35,7 @@ __all__ = [
     "blocks_html",
     "href_of",
     "image_url",
+    "link_hint",
     "item_anchor",
     "item_summary",
     "preheader",
@@ -48,13 +49,15 @@ __all__ = [
     "truncate",
 ]
 
-#: ``hook(href, inner_html) -> replacement html`` for every ``<a>`` in model HTML.
-AnchorHook = Callable[[str, str], str]
+#: ``hook(href, inner_html, position) -> replacement html`` for every ``<a>`` in
+#: model HTML; ``position`` is the parser's ``data-link`` number when present.
+AnchorHook = Callable[[str, str, int | None], str]
 #: ``hook(image) -> src`` for every image.
 ImageHook = Callable[[Image], str]
 
 _A_RE = re.compile(r"<a\b([^>]*)>(.*?)</a\s*>", re.S | re.I)
 _HREF_RE = re.compile(r"""\bhref\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.I)
+_DATA_LINK_RE = re.compile(r"""\bdata-link\s*=\s*["']?(\d+)""", re.I)
 _IMG_RE = re.compile(r"<img\b[^>]*>", re.I)
 _SRC_RE = re.compile(r"""\bsrc\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.I)
 _ALT_RE = re.compile(r"""\balt\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.I)
@@ -170,14 +173,18 @@ class LinkIndex:
         self._seen: Counter[str] = Counter()
         self.used: list[int] = []
 
-    def position(self, url: str) -> int | None:
-        positions = self._by_url.get(url)
-        if not positions:
-            return None
-        k = self._seen[url]
-        self._seen[url] += 1
-        pos = positions[min(k, len(positions) - 1)]
-        if pos not in self.used:
+    def position(self, url: str, hint: int | None = None) -> int | None:
+        """Position of this occurrence of ``url``; ``hint`` (the parser's own number) wins."""
+        if hint is not None:
+            pos: int | None = hint
+        else:
+            positions = self._by_url.get(url)
+            if not positions:
+                return None
+            k = self._seen[url]
+            self._seen[url] += 1
+            pos = positions[min(k, len(positions) - 1)]
+        if pos is not None and pos not in self.used:
             self.used.append(pos)
         return pos
 
@@ -189,11 +196,19 @@ def href_of(attrs: str) -> str:
     return _html.unescape(m.group(1) if m.group(1) is not None else m.group(2))
 
 
+def link_hint(attrs: str) -> int | None:
+    """The parser's ``data-link`` position in an ``<a>`` tag's attributes, if any."""
+    m = _DATA_LINK_RE.search(attrs)
+    return int(m.group(1)) if m else None
+
+
 def rewrite_anchors(fragment: str, hook: AnchorHook) -> str:
-    """Replace every ``<a …>inner</a>`` of ``fragment`` by ``hook(href, inner)``."""
+    """Replace every ``<a …>inner</a>`` of ``fragment`` by ``hook(href, inner, position)``."""
     if "<a" not in fragment and "<A" not in fragment:
         return fragment
-    return _A_RE.sub(lambda m: hook(href_of(m.group(1)), m.group(2)), fragment)
+    return _A_RE.sub(
+        lambda m: hook(href_of(m.group(1)), m.group(2), link_hint(m.group(1))), fragment
+    )
 
 
 def rewrite_images(fragment: str, issue: Issue, hook: ImageHook) -> str:
@@ -231,16 +246,18 @@ def image_url(base_url: str, image: Image) -> str:
 
 @dataclass(slots=True)
 class BlockStyle:
-    """Optional inline style per generated tag (used by WeChat, empty elsewhere)."""
+    """Optional inline style (WeChat) and raw presentational attributes (email) per tag."""
 
     css: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)
 
     def attr(self, tag: str, cls: str = "") -> str:
         """`` style="…"`` for ``tag`` if styled, else `` class="cls"`` (or nothing)."""
         v = self.css.get(tag)
+        more = f" {self.extra[tag]}" if tag in self.extra else ""
         if v:
-            return f' style="{v}"'
-        return f' class="{cls}"' if cls else ""
+            return f' style="{v}"{more}'
+        return (f' class="{cls}"' if cls else "") + more
 
 
 _NO_STYLE = BlockStyle()

@@ -24,7 +24,16 @@ from markupsafe import Markup
 
 from newsletter.content.model import Image, Issue
 
-from .common import LinkIndex, image_url, item_anchor, item_summary, preheader, subject, toc
+from .common import (
+    BlockStyle,
+    LinkIndex,
+    image_url,
+    item_anchor,
+    item_summary,
+    preheader,
+    subject,
+    toc,
+)
 from .context import SLOTS, RenderContext, slot_extra_bytes
 from .errors import EmailBudgetError
 from .inline import inline_css
@@ -45,6 +54,12 @@ _FONTS_HANT = (
 )
 #: Invisible filler after the preheader so clients do not append body text to it.
 _FILLER = Markup("&#847;&zwnj;&nbsp;" * 24)
+
+
+#: Content tables get their borders from attributes, not from a style on every cell.
+_EMAIL_BLOCKS = BlockStyle(
+    extra={"table": 'border="1" cellpadding="5" cellspacing="0" bordercolor="#d9dde3"'}
+)
 
 
 @dataclass
@@ -96,24 +111,24 @@ def _common(issue: Issue, ctx: RenderContext) -> dict[str, Any]:
 def _hooks(issue: Issue, ctx: RenderContext, index: LinkIndex) -> Hooks:
     L = labels(issue.variant)
 
-    def target(url: str) -> str:
+    def target(url: str, hint: int | None) -> str:
         if url.startswith("#"):
             return url
-        pos = index.position(url)
+        pos = index.position(url, hint)
         return ctx.click_url(pos) if (pos is not None and ctx.track_clicks) else url
 
-    def anchor(href: str, inner: str) -> str:
-        return f'<a href="{_html.escape(target(href))}">{inner}</a>'
+    def anchor(href: str, inner: str, hint: int | None) -> str:
+        return f'<a href="{_html.escape(target(href, hint))}">{inner}</a>'
 
-    def meta_url(url: str) -> str:
-        t = target(url)
+    def meta_url(url: str, hint: int | None) -> str:
+        t = target(url, hint)
         shown = L["original"] if t != url else _html.escape(url)
         return f'<a href="{_html.escape(t)}">{shown}</a>'
 
     def image(im: Image) -> str:
         return image_url(ctx.base_url, im)
 
-    return Hooks(anchor=anchor, image=image, meta_url=meta_url)
+    return Hooks(anchor=anchor, image=image, meta_url=meta_url, style=_EMAIL_BLOCKS)
 
 
 def render_email_html(issue: Issue, ctx: RenderContext, mode: Mode) -> tuple[str, list[int]]:

@@ -16,12 +16,21 @@ from premailer import Premailer
 __all__ = ["inline_css"]
 
 _CLASS_RE = re.compile(r"""\sclass=(?:"([^"]*)"|'([^']*)')""")
+_STYLE_RE = re.compile(r"""\sstyle=(?:"([^"]*)"|'([^']*)')""")
+_CSS_SPACE_RE = re.compile(r"\s*([;:,])\s*")
 
 
 def _keep_responsive(m: re.Match[str]) -> str:
     value = m.group(1) if m.group(1) is not None else m.group(2)
     kept = [c for c in value.split() if c.startswith("r-")]
     return f' class="{" ".join(kept)}"' if kept else ""
+
+
+def _compact_style(m: re.Match[str]) -> str:
+    """Drop the spaces premailer puts after ``;``, ``:`` and ``,`` (about 2 % of the HTML)."""
+    quote = '"' if m.group(1) is not None else "'"
+    value = _CSS_SPACE_RE.sub(r"\1", m.group(1) if m.group(1) is not None else m.group(2))
+    return f" style={quote}{value}{quote}"
 
 
 def inline_css(html: str) -> str:
@@ -41,4 +50,4 @@ def inline_css(html: str) -> str:
         disable_basic_attributes=["height"],  # never turn `height:auto` into height="auto"
         cssutils_logging_level=logging.CRITICAL,
     ).transform()
-    return _CLASS_RE.sub(_keep_responsive, out)
+    return _STYLE_RE.sub(_compact_style, _CLASS_RE.sub(_keep_responsive, out))

@@ -9,7 +9,7 @@ __all__ = ["labels", "html_lang"]
 _HANS: Final[dict[str, str]] = {
     "issue_no": "第{n}期",
     "toc": "本期目录",
-    "greeting": "{name}，您好：",
+    "greeting": "{name}您好：",  # reads well with an empty name too
     "source": "来源",
     "author": "作者",
     "read_full": "阅读全文",
@@ -36,7 +36,7 @@ _HANS: Final[dict[str, str]] = {
 _HANT: Final[dict[str, str]] = {
     "issue_no": "第{n}期",
     "toc": "本期目錄",
-    "greeting": "{name}，您好：",
+    "greeting": "{name}您好：",  # reads well with an empty name too
     "source": "來源",
     "author": "作者",
     "read_full": "閱讀全文",

@@ -22,6 +22,7 @@ from .common import (
     href_of,
     item_anchor,
     item_summary,
+    link_hint,
     strip_tags,
 )
 from .context import SLOTS, RenderContext
@@ -85,8 +86,8 @@ class _Notes:
         self.index = index
         self.urls: list[str] = []
 
-    def ref(self, url: str) -> int:
-        pos = self.index.position(url)
+    def ref(self, url: str, hint: int | None = None) -> int:
+        pos = self.index.position(url, hint)
         shown = self.ctx.click_url(pos) if (pos is not None and self.ctx.track_clicks) else url
         self.urls.append(shown)
         return len(self.urls)
@@ -101,7 +102,7 @@ def _with_refs(text: str, html: str, notes: _Notes) -> str:
         href = href_of(m.group(1))
         if not href or href.startswith("#"):
             continue
-        n = notes.ref(href)
+        n = notes.ref(href, link_hint(m.group(1)))
         label = strip_tags(m.group(2)).strip()
         at = text.find(label, pos) if label else -1
         if at < 0:
@@ -149,12 +150,12 @@ def _blocks(blocks: list[Block], notes: _Notes) -> list[str]:
     return out
 
 
-def _item_lines(issue: Issue, item: Item, notes: _Notes, L: dict[str, str]) -> list[str]:
+def _item_lines(item: Item, notes: _Notes, L: dict[str, str]) -> list[str]:
     out = [*_wrap(f"{item.number}. {item.title}"), ""]
     for m in item.meta:
         value = m.value.strip()
         if m.role == "url" or (value.startswith(("http://", "https://")) and " " not in value):
-            value = f"{L['original']}[{notes.ref(value)}]"
+            value = f"{L['original']}[{notes.ref(value, m.link)}]"
         out += _wrap(f"{m.key}：{value}", indent="  ")
     if item.meta:
         out.append("")
@@ -204,7 +205,7 @@ def render_text(issue: Issue, ctx: RenderContext, mode: Literal["full", "digest"
             out += _blocks(s.intro, notes) + _notes_lines(notes)
         for it in s.items:
             if mode == "full":
-                out += _item_lines(issue, it, notes, L) + _notes_lines(notes)
+                out += _item_lines(it, notes, L) + _notes_lines(notes)
                 continue
             out += _wrap(f"{it.number}. {it.title}")
             summary = item_summary(it)

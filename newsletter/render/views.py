@@ -34,7 +34,8 @@ __all__ = ["Hooks", "ItemView", "SectionView", "build_item", "build_sections", "
 class Hooks:
     anchor: AnchorHook
     image: ImageHook
-    meta_url: Callable[[str], str]  # url -> html shown as the value of a url meta field
+    #: (url, parser's link position) -> html shown as the value of a url meta field
+    meta_url: Callable[[str, int | None], str]
     style: BlockStyle = field(default_factory=BlockStyle)
 
 
@@ -72,7 +73,7 @@ def build_item(issue: Issue, section: Section, item: Item, hooks: Hooks) -> Item
     meta: list[tuple[str, Markup]] = []
     for m in item.meta:
         if m.role == "url" or (m.value.startswith(("http://", "https://")) and " " not in m.value):
-            meta.append((m.key, Markup(hooks.meta_url(m.value.strip()))))
+            meta.append((m.key, Markup(hooks.meta_url(m.value.strip(), m.link))))
         else:
             meta.append((m.key, Markup(_html.escape(m.value))))
     body = Markup(_blocks(issue, item.body, hooks))

@@ -31,10 +31,10 @@ _FONTS_HANT = ('"PingFang TC","Microsoft JhengHei","Noto Sans CJK TC","PingFang 
 
 
 def _hooks(ctx: RenderContext) -> Hooks:
-    def anchor(href: str, inner: str) -> str:
+    def anchor(href: str, inner: str, hint: int | None) -> str:
         return f'<a href="{_html.escape(href)}" rel="noopener">{inner}</a>'
 
-    def meta_url(url: str) -> str:
+    def meta_url(url: str, hint: int | None) -> str:
         u = _html.escape(url)
         return f'<a href="{u}" rel="noopener">{u}</a>'
 

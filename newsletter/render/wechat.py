@@ -142,12 +142,12 @@ class _Collector:
         self.urls.append(url)
         return f"\ue000{len(self.urls)}\ue001"
 
-    def anchor(self, href: str, inner: str) -> str:
+    def anchor(self, href: str, inner: str, hint: int | None = None) -> str:
         if not href or href.startswith("#"):
             return inner
         return f'{inner}<sup style="{_SUP}">[{self.ref(href)}]</sup>'
 
-    def meta_url(self, url: str) -> str:
+    def meta_url(self, url: str, hint: int | None = None) -> str:
         return self.see.format(n=self.ref(url))
 
     def image(self, im: Image) -> str:

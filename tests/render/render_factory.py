@@ -65,9 +65,13 @@ class _Doc:
         self.links: list[Link] = []
         self.images: list[Image] = []
 
-    def link(self, url: str, text: str) -> tuple[str, str]:
-        self.links.append(Link(position=len(self.links) + 1, url=url, text=text))
-        return f'<a href="{html.escape(url)}">{html.escape(text)}</a>', text
+    def link(self, url: str, text: str, data_link: bool = True) -> tuple[str, str]:
+        """Register a link; like the parser, mark it ``data-link="n"`` (or not, to test
+        the renderer's URL-based fallback)."""
+        pos = len(self.links) + 1
+        self.links.append(Link(position=pos, url=url, text=text))
+        attr = f' data-link="{pos}"' if data_link else ""
+        return f'<a href="{html.escape(url)}"{attr}>{html.escape(text)}</a>', text
 
     def sentences(self, pool: list[str], chars: int) -> str:
         out = ""
@@ -75,16 +79,18 @@ class _Doc:
             out += self.rng.choice(pool) + "。"
         return out
 
-    def para(self, pool: list[str], chars: int, link: tuple[str, str] | None = None) -> Block:
+    def para(self, pool: list[str], chars: int, link: tuple[str, str] | None = None,
+             data_link: bool = True) -> Block:
         text = self.sentences(pool, chars)
         h = html.escape(text)
         if link is not None:
             url, label = link
-            a_html, a_text = self.link(url, label)
+            a_html, a_text = self.link(url, label, data_link)
             cut = text.find("。", len(text) // 2) + 1
             h = html.escape(text[:cut]) + "详见" + a_html + "。" + html.escape(text[cut:])
             text = text[:cut] + "详见" + a_text + "。" + text[cut:]
-        return Block(kind="paragraph", html=h, text=text)
+        positions = [self.links[-1].position] if link is not None and data_link else []
+        return Block(kind="paragraph", html=h, text=text, links=positions)
 
 
 def _list_block(items: list[str]) -> Block:
@@ -120,13 +126,13 @@ def make_issue(
     for n in range(1, policy_items + 1):
         url = f"https://www.gov.cn/zhengce/content/202611/content_70{n:05d}.htm"
         org = ORGS[(n - 1) % len(ORGS)]
+        d.links.append(Link(position=len(d.links) + 1, url=url, text=url))
         meta = [
             MetaField("发布机构", org, "issuer"),
             MetaField("文号", f"国办发〔2026〕{30 + n}号", "doc_number"),
             MetaField("发布日期", f"2026年11月{16 + n}日", "date"),
-            MetaField("原文链接", url, "url"),
+            MetaField("原文链接", url, "url", link=d.links[-1].position),
         ]
-        d.links.append(Link(position=len(d.links) + 1, url=url, text=url))
         body = [
             d.para(POLICY_SENTENCES, policy_body // 2,
                    link=(f"https://www.ndrc.gov.cn/xxgk/jd/jd/202611/t2026111{n}_1390{n}.html",
@@ -166,7 +172,7 @@ def make_issue(
             place = PLACES[k % len(PLACES)]
             k += 1
             link = (f"https://news.example.cn/{sn}/{n}.html", "原文") if n % 3 == 1 else None
-            body = [d.para(NEWS_SENTENCES, news_body // 2, link=link),
+            body = [d.para(NEWS_SENTENCES, news_body // 2, link=link, data_link=n % 2 == 0),
                     d.para(NEWS_SENTENCES, news_body // 2)]
             items.append(Item(number=n, title=f"{place}出台优化营商环境新举措（{gi + 1}-{n}）",
                               anchor=f"s{sn}-i{n}", body=body))

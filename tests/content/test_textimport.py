@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import pytest
+
+from newsletter.content.parser import parse_issue
+from newsletter.content.textimport import import_text
+
+from .conftest import BRIEF
+
+
+@pytest.fixture(scope="module")
+def brief_lines() -> list[str]:
+    return BRIEF.read_text(encoding="utf-8").splitlines()
+
+
+def test_brief_imports_into_a_valid_issue(brief_lines: list[str]) -> None:
+    result = import_text("\n".join(brief_lines))
+    issue = parse_issue(result.markdown)
+    assert issue.title == "营商环境与数字经济政策周报"
+    assert issue.number == 48
+    assert issue.period == "2026年11月23日—11月29日"
+    assert issue.source == "示例研究院政策研究室"
+    assert issue.author == "周亦凡"
+    assert issue.preheader.startswith("本期关注")
+    assert [(s.numeral, s.title, len(s.items)) for s in issue.sections] == [
+        ("一", "政策法规", 3),
+        ("二", "要闻速览", 8),
+    ]
+    assert issue.intro and issue.intro[0].text.startswith("本周三份重点文件")
+    assert result.unplaced == []
+
+
+def test_policy_items_have_meta_and_analysis(brief_lines: list[str]) -> None:
+    issue = parse_issue(import_text("\n".join(brief_lines)).markdown)
+    for item in issue.sections[0].items:
+        for role in ("issuer", "doc_number", "date", "url"):
+            assert item.meta_value(role), (item.title, role)
+        assert item.analysis_label == "政策简析"
+        assert len(item.analysis) == 2
+    # the bare URL line became the 原文链接 of item 3; ASCII colons were accepted
+    third = issue.sections[0].items[2]
+    assert third.meta_value("url") == (
+        "https://www.nda.gov.cn/sjj/zwgk/zcfb/1127/20261127150012345678_pc.html"
+    )
+    assert third.meta_value("date") == "2026年11月27日"
+
+
+def test_numbered_list_inside_an_item_stays_in_the_body(brief_lines: list[str]) -> None:
+    issue = parse_issue(import_text("\n".join(brief_lines)).markdown)
+    second = issue.sections[0].items[1]
+    texts = [b.text for b in second.body]
+    assert any(t.startswith("1.建立拖欠账款投诉") for t in texts)
+    assert any(t.startswith("3.推动将账款支付情况") for t in texts)
+
+
+def test_news_links_and_inline_urls(brief_lines: list[str]) -> None:
+    issue = parse_issue(import_text("\n".join(brief_lines)).markdown)
+    urls = [ln.url for ln in issue.links]
+    assert "https://zwfw.example.gov.cn/art/2026/11/23/art_1229_5560001.html" in urls
+    assert "https://std.example.org/tb/2026/1129.html" in urls
+    news = issue.sections[1].items
+    assert news[2].meta_value("date") == "2026年11月26日"
+    assert news[1].meta == []
+
+
+def test_chrome_is_dropped_and_reported(brief_lines: list[str]) -> None:
+    result = import_text("\n".join(brief_lines))
+    reported = dict(result.chrome)
+    expected = [
+        "首页 > 政策研究 > 周报 > 正文",
+        "【字体：大 中 小】",
+        "发布时间：2026-12-01 09:30  浏览次数：1873",
+        "目录",
+        "分享到：微信 微博 QQ空间",
+        "【打印本页】【关闭窗口】",
+        "上一篇：营商环境与数字经济政策周报（第47期）",
+        "责任编辑：林晓",
+        "扫一扫在手机上查看当前页面",
+        "版权所有：示例研究院 京ICP备00000000号",
+    ]
+    for line in expected:
+        n = brief_lines.index(line) + 1
+        assert reported.get(n) == line
+        assert line not in result.markdown
+    # the hand-written table of contents is chrome, the real headings are not
+    toc_line = brief_lines.index("一、政策法规") + 1
+    assert reported.get(toc_line) == "一、政策法规"
+    assert result.markdown.count("## 一、政策法规") == 1
+
+
+def test_unplaced_lines_are_reported() -> None:
+    text = "标题：测试\n期数：第5期\n发布机构：某部门\n一、政策\n丨政策简析丨\n1、甲\n正文\n"
+    result = import_text(text)
+    assert result.unplaced == [(3, "发布机构：某部门"), (5, "丨政策简析丨")]
+    assert len(result.warnings) == 2
+    issue = parse_issue(result.markdown)
+    assert issue.number == 5
+    assert issue.sections[0].items[0].body[0].text == "正文"
+
+
+def test_prose_is_escaped_not_interpreted() -> None:
+    line = "# 不是标题 *不是强调* [不是链接](x) <b>x</b> | 竖线 &amp; ::: meta"
+    text = f"标题：测试\n期数：1\n一、政策\n1、甲\n{line}\n- 不是列表\n> 不是引用\n2) 不是编号\n"
+    issue = parse_issue(import_text(text).markdown)
+    body = issue.sections[0].items[0].body
+    assert [b.kind for b in body] == ["paragraph"] * 4
+    assert [b.text for b in body] == [line, "- 不是列表", "> 不是引用", "2) 不是编号"]
+
+
+def test_front_matter_overrides_and_missing_number() -> None:
+    text = "某某周报\n一、要闻\n1、甲\n正文\n"
+    result = import_text(text)
+    assert any("number set to 0" in w for w in result.warnings)
+    issue = parse_issue(result.markdown)
+    assert issue.title == "某某周报" and issue.number == 0
+    issue = parse_issue(import_text(text, front_matter={"number": 9}).markdown)
+    assert issue.number == 9
+
+
+def test_tab_separated_rows_become_a_table() -> None:
+    text = "标题：测试\n期数：1\n一、数据\n1、表\n地区\t数量\n东部\t372\n西部\t146\n说明文字\n"
+    issue = parse_issue(import_text(text).markdown)
+    body = issue.sections[0].items[0].body
+    assert body[0].kind == "table"
+    assert body[0].rows == [["地区", "数量"], ["东部", "372"], ["西部", "146"]]
+    assert body[1].text == "说明文字"

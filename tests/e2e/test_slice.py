@@ -1,0 +1,141 @@
+"""The thin slice, end to end, twice: embedded mode, and the production stack.
+
+Production: PostgreSQL, Redis and a real Celery worker process, with a real
+SMTP server (aiosmtpd) receiving the mail.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from rich.console import Console
+from sqlalchemy import select
+
+from newsletter.audience.importer import import_file
+from newsletter.audience.service import get_list
+from newsletter.config import reset_settings
+from newsletter.db import session_scope
+from newsletter.demo import APPLE_MPP_UA, BROWSER_UA, run_demo
+from newsletter.issues import create_issue
+from newsletter.models import Send
+from newsletter.tracking.stats import send_stats
+from newsletter.web.app import create_app
+from tests.conftest import EXAMPLES, ROOT
+
+PIXEL = re.compile(r'https?://[^"\s]+?/o/([^"\s/]+)\.gif')
+
+
+def test_embedded_demo_runs_the_whole_slice(tmp_path: Path) -> None:
+    console = Console(record=True, width=120)
+    stats = run_demo(tmp_path / "demo", EXAMPLES / "issue-sample.md",
+                     EXAMPLES / "subscribers.csv", console)
+    received = list((tmp_path / "demo" / "sink").glob("*.eml"))
+    assert stats["delivered"] == len(received) >= 40
+    assert stats["opens_unique"] > 0 and stats["opens_total_machine"] > 0
+    assert stats["clicks_unique"] > 0
+    out = console.export_text()
+    assert "delivered / 已送达" in out and "render" in out
+    assert (tmp_path / "demo" / "render" / "email.html").exists()
+
+
+def _wait(predicate, timeout: float = 90.0, every: float = 0.5):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out waiting")
+
+
+def test_production_stack_with_celery_worker(pg_settings, redis_url, smtp_sink, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    port, sink = smtp_sink
+    prefix = f"nltest:{uuid.uuid4().hex[:8]}:"
+    cfg = pg_settings.model_copy(update={
+        "broker_url": redis_url, "redis_url": redis_url, "redis_prefix": prefix,
+        "smtp_host": "127.0.0.1", "smtp_port": port, "batch_size": 10, "send_parallelism": 2,
+    })
+    reset_settings(cfg)
+    from workers.celery_app import app as celery_app
+    from workers.celery_app import configure
+
+    configure(celery_app, cfg)
+    env = {
+        **os.environ,
+        "NEWSLETTER_DATABASE_URL": cfg.database_url,
+        "NEWSLETTER_BROKER_URL": redis_url,
+        "NEWSLETTER_REDIS_URL": redis_url,
+        "NEWSLETTER_REDIS_PREFIX": prefix,
+        "NEWSLETTER_SMTP_HOST": "127.0.0.1",
+        "NEWSLETTER_SMTP_PORT": str(port),
+        "NEWSLETTER_SECRET_KEY": cfg.secret_key.get_secret_value(),
+        "NEWSLETTER_BASE_URL": cfg.base_url,
+        "NEWSLETTER_VAR_DIR": str(tmp_path / "worker-var"),
+        "NEWSLETTER_BATCH_SIZE": "10",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
+         "-Q", f"{prefix}default", "-c", "2", "--loglevel=warning",
+         "-n", f"test-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        with session_scope() as s:
+            issue, _ = create_issue(s, EXAMPLES / "issue-sample.md")
+            issue.status = "approved"
+            issue_id, pub_id = issue.id, issue.publication_id
+        summary = import_file(EXAMPLES / "subscribers.csv", "周报订阅",
+                              report_path=tmp_path / "errors.csv")
+        with session_scope() as s:
+            send = Send(publication_id=pub_id, issue_id=issue_id,
+                        list_id=get_list(s, "周报订阅").id, channel="email", state="draft")
+            s.add(send)
+            s.flush()
+            send_id = send.id
+        from workers.tasks import ingest_events, start_send
+
+        start_send.delay(send_id)
+
+        def finished() -> bool:
+            with session_scope() as s:
+                return s.scalar(select(Send.state).where(Send.id == send_id)) == "finished"
+
+        _wait(finished)
+        rcpts = [r for _f, rs, _d in sink.messages for r in rs]
+        assert len(rcpts) == len(set(rcpts)) == summary.new  # exactly once each
+
+        # Readers open the mail: the web app verifies the token and XADDs to Redis.
+        client = TestClient(create_app())
+        for n, (_f, _r, data) in enumerate(sink.messages[:10]):
+            msg = email.message_from_bytes(data, policy=email.policy.default)
+            body = msg.get_body(("html",))
+            assert body is not None
+            m = PIXEL.search(body.get_content())
+            assert m, "open pixel missing"
+            ua = APPLE_MPP_UA if n % 2 else BROWSER_UA
+            assert client.get(f"/o/{m.group(1)}.gif", headers={"User-Agent": ua}).status_code == 200
+        # The worker's ingester consumes the stream into events and rollups.
+        ingest_events.delay()
+
+        def counted() -> dict | None:  # type: ignore[type-arg]
+            with session_scope() as s:
+                st = send_stats(s, send_id)
+            return st if st["opens_unique"] == 5 and st["opens_total_machine"] == 5 else None
+
+        st = _wait(counted, timeout=60)
+        assert st["delivered"] == summary.new
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()

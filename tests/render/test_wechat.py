@@ -1,0 +1,101 @@
+"""WeChat articles: limits, inline styles only, numbered references, split rules."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import make_ctx
+from htmlcheck import Inspect
+from render_factory import make_issue
+
+from newsletter.content.model import Issue
+from newsletter.render.context import RenderContext
+from newsletter.render.errors import WeChatLimitError
+from newsletter.render.wechat import render_wechat
+
+
+def _check_limits(arts: list, limit: int = 20_000) -> None:
+    assert 1 <= len(arts) <= 8
+    for a in arts:
+        assert len(a.content) < limit and a.char_count == len(a.content)
+        assert len(a.content.encode()) < 1_000_000
+        assert len(a.title) <= 64 and len(a.digest) <= 120 and len(a.author) <= 8
+        low = a.content.lower()
+        assert "<style" not in low and "<script" not in low
+        ins = Inspect(a.content)
+        assert not [k for k, _ in ins.attrs if k in ("class", "id")]
+        assert "%%" not in a.content  # never per-recipient slots
+
+
+def test_big_issue_articles_respect_limits(big_issue: Issue, ctx: RenderContext) -> None:
+    arts = render_wechat(big_issue, ctx)
+    _check_limits(arts)
+    head = arts[0]
+    assert head.title.startswith(big_issue.title)
+    for _, it in big_issue.iter_items():  # full table of contents in the headline
+        assert it.title in head.content
+        assert sum(it.title in a.content for a in arts[1:]) == 1  # each item exactly once
+    assert head.content_source_url == ctx.archive_url(big_issue)
+    for a in arts[1:]:
+        assert a.content_source_url.startswith(ctx.archive_url(big_issue) + "#s")
+
+
+def test_links_become_numbered_references(big_issue: Issue, ctx: RenderContext) -> None:
+    arts = render_wechat(big_issue, ctx)
+    urls = {lk.url for lk in big_issue.links}
+    seen: set[str] = set()
+    for a in arts:
+        ins = Inspect(a.content)
+        assert [h for h in ins.hrefs if h.startswith("http")] == []  # nothing clickable
+        refs = re.findall(r'<p style="[^"]*">\[(\d+)\] (\S+)</p>', a.content)
+        assert [int(n) for n, _ in refs] == list(range(1, len(refs) + 1))
+        markers = set(re.findall(r"\[(\d+)\]", a.content))
+        assert {n for n, _ in refs} <= markers
+        seen |= {u for _, u in refs}
+    assert urls <= seen  # every link of the issue is listed somewhere
+
+
+def test_images_use_wxasset(big_issue: Issue, ctx: RenderContext) -> None:
+    arts = render_wechat(big_issue, ctx)
+    img = big_issue.images[0]
+    holder = [a for a in arts if img.sha256 in a.image_hashes]
+    assert len(holder) == 1
+    assert f'src="wxasset:{img.sha256}"' in holder[0].content
+
+
+def test_section_over_limit_is_split_by_items(big_issue: Issue) -> None:
+    ctx = make_ctx(wechat_max_chars=9_000)
+    arts = render_wechat(big_issue, ctx)
+    _check_limits(arts, 9_000)
+    parts = [a for a in arts if a.title.startswith("一、政策法规（")]
+    assert len(parts) >= 2 and "（1/" in parts[0].title
+    assert "（续）" in parts[1].content
+
+
+def test_small_issue_one_article_per_section(small: Issue, ctx: RenderContext) -> None:
+    arts = render_wechat(small, ctx)
+    assert len(arts) == 1 + len(small.sections)
+    for a, s in zip(arts[1:], small.sections, strict=True):
+        assert a.title.startswith(f"{s.numeral}、{s.title}")
+
+
+def test_too_many_articles_is_a_clear_error() -> None:
+    issue = make_issue(policy_items=9, news_items=2, policy_analysis=4_000)
+    with pytest.raises(WeChatLimitError, match="at most 8"):
+        render_wechat(issue, make_ctx(wechat_max_chars=9_000))
+
+
+def test_one_item_too_long_is_a_clear_error() -> None:
+    issue = make_issue(policy_items=1, news_items=2, policy_analysis=24_000)
+    with pytest.raises(WeChatLimitError, match="alone is"):
+        render_wechat(issue, make_ctx())
+
+
+def test_long_author_and_title_are_truncated(small: Issue, ctx: RenderContext) -> None:
+    small.author = "林晓、王明、张三丰、李四"
+    small.title = "营商环境政策周报" * 10
+    arts = render_wechat(small, ctx)
+    _check_limits(arts)
+    assert arts[0].author == "林晓、王明等"
+    assert arts[0].title.endswith("…")

@@ -1,0 +1,60 @@
+"""The command line: help everywhere, clear errors for bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from newsletter.cli import app
+
+runner = CliRunner()
+
+
+def _paths(cmd, prefix=()):  # type: ignore[no-untyped-def]
+    yield prefix
+    for name, sub in getattr(cmd, "commands", {}).items():
+        yield from _paths(sub, (*prefix, name))
+
+
+def test_every_command_has_help() -> None:
+    paths = list(_paths(get_command(app)))
+    for required in (("demo",), ("db", "upgrade"), ("issue", "render"), ("subscribers", "import"),
+                     ("send", "start"), ("stats",), ("web",), ("worker",), ("beat",)):
+        assert required in paths
+    for p in paths:
+        r = runner.invoke(app, [*p, "--help"])
+        assert r.exit_code == 0, (p, r.output)
+        assert "Usage" in r.output
+
+
+def test_malformed_issue_file_names_file_and_line(sqlite_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "bad.md"
+    bad.write_text("---\ntitle: [unclosed\nnumber: 1\n---\n\n## 一、栏目\n", encoding="utf-8")
+    r = runner.invoke(app, ["issue", "add", str(bad)])
+    assert r.exit_code == 2
+    assert "bad.md:" in r.output and "error" in r.output
+
+
+def test_csv_with_bad_rows_reports_them(sqlite_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    f = tmp_path / "s.csv"
+    f.write_text("email,name\ngood@example.com,甲\nbroken,乙\n", encoding="utf-8")
+    report = tmp_path / "r.csv"
+    r = runner.invoke(app, ["subscribers", "import", str(f), "--list", "周报",
+                            "--report", str(report), "--json"])
+    assert r.exit_code == 0, r.output
+    assert '"invalid": 1' in r.output and '"new": 1' in r.output
+    assert "broken" in report.read_text(encoding="utf-8-sig")
+
+
+def test_unknown_send_is_a_clear_error(sqlite_settings) -> None:  # type: ignore[no-untyped-def]
+    r = runner.invoke(app, ["send", "pause", "999"])
+    assert r.exit_code == 2 and "send 999 does not exist" in r.output
+
+
+@pytest.mark.parametrize("cmd", [["db", "upgrade"], ["lists", "list", "--json"]])
+def test_db_commands_run(sqlite_settings, cmd) -> None:  # type: ignore[no-untyped-def]
+    r = runner.invoke(app, cmd)
+    assert r.exit_code == 0, r.output
