@@ -231,7 +231,7 @@ def lists_list(as_json: JsonOpt = False) -> None:
         return
     t = Table("id", "name", "active")
     for r in rows:
-        t.add_row(str(r["id"]), r["name"], str(r["active"]))
+        t.add_row(str(r["id"]), str(r["name"]), str(r["active"]))
     console.print(t)
 
 
@@ -402,7 +402,8 @@ def stats(send_id: int, as_json: JsonOpt = False) -> None:
     print_stats(data)
 
 
-def print_stats(data: dict[str, Any]) -> None:
+def print_stats(data: dict[str, Any], out: Console | None = None) -> None:
+    out = out or console
     from .tracking.stats import sparkline
 
     t = Table(
@@ -410,7 +411,7 @@ def print_stats(data: dict[str, Any]) -> None:
     )
     t.add_column("metric / 指标")
     t.add_column("value / 数值", justify="right")
-    rows = [
+    rows: list[tuple[str, object]] = [
         ("planned / 计划", data["planned"]),
         ("delivered / 已送达", data["delivered"]),
         ("bounced / 退信", data["deliveries_bounced"]),
@@ -421,13 +422,14 @@ def print_stats(data: dict[str, Any]) -> None:
         ("machine opens / 机器打开", data["opens_total_machine"]),
         ("unique clicks / 独立点击", data["clicks_unique"]),
         ("click rate / 点击率", f"{data['click_rate']:.1%}"),
+        ("machine clicks / 机器点击", data["clicks_machine"]),
     ]
     for k, v in rows:
         t.add_row(k, str(v))
-    console.print(t)
+    out.print(t)
     series = [v for _h, v in data["opens_by_hour"]]
     if series:
-        console.print(f"opens by hour / 每小时打开: {sparkline(series)}")
+        out.print(f"opens by hour / 每小时打开: {sparkline(series)}")
 
 
 # -- services ------------------------------------------------------------------

@@ -164,6 +164,20 @@ def _plain(children: Sequence[Token]) -> str:
     return "".join(out)
 
 
+_CJK_RE = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f“”‘’—…·]")
+
+
+def _join_cjk_breaks(children: Sequence[Token]) -> None:
+    """Drop a soft line break between Chinese characters (it would render as a space)."""
+    for k, c in enumerate(children):
+        if c.type != "softbreak" or k == 0 or k + 1 >= len(children):
+            continue
+        before, after = children[k - 1].content, children[k + 1].content
+        if before and after and _CJK_RE.match(before[-1]) and _CJK_RE.match(after[0]):
+            c.type = "text"
+            c.content = ""
+
+
 def _closes(tok: Token) -> bool:
     return tok.type == "link_close"
 
@@ -309,6 +323,7 @@ class _Walker:
                 self.add_image(str(c.attrGet("src") or ""), c.content.strip(), line)
             elif c.type in ("softbreak", "hardbreak"):
                 line += 1
+        _join_cjk_breaks(children)
         md = _markdown()
         html = cast(RendererHTML, md.renderer).renderInline(children, md.options, {})
         return html, _plain(children)

@@ -461,7 +461,8 @@ def import_text(text: str, *, front_matter: Mapping[str, Any] | None = None) -> 
     header lines (e.g. ``{"number": 48}`` when the text has no 期数 line).
     """
     imp = _Importer()
-    for n, raw in enumerate(text.removeprefix("\ufeff").splitlines(), 1):
+    # split on newlines only, so line numbers match what an editor shows
+    for n, raw in enumerate(re.split(r"\r\n|\r|\n", text.removeprefix("\ufeff")), 1):
         imp.feed(n, raw)
     imp.result.markdown = imp.render(front_matter or {})
     return imp.result

@@ -121,13 +121,25 @@ class CompiledMessage:
             "text:TOKEN": r.token.encode(),
             "html:UNSUB": r.unsub.encode(),
             "text:UNSUB": r.unsub.encode(),
-            "html:NAME": html.escape(name).encode(),
-            "text:NAME": name.encode(),
+            "html:NAME": _clip(html.escape(name), SLOT_MAX["NAME"]),
+            "text:NAME": _clip(name, SLOT_MAX["NAME"]),
         }
         parts = [head]
         for c in self.chunks:
             parts.append(c if isinstance(c, bytes) else values[c])
         return msgid, b"".join(parts)
+
+
+def _clip(value: str, limit: int) -> bytes:
+    """UTF-8 bytes of ``value`` cut to ``limit`` octets at a character (and entity) boundary."""
+    b = value.encode()
+    if len(b) <= limit:
+        return b
+    cut = b[:limit].decode("utf-8", "ignore")
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]  # never leave half an HTML entity
+    return cut.encode()
 
 
 _date_cache: tuple[int, str] = (0, "")

@@ -281,3 +281,10 @@ def test_decode_source_directly() -> None:
     assert decode_source("正文".encode()) == ("正文", [])
     text, warnings = decode_source("正文".encode("gb18030"), path="x.md")
     assert text == "正文" and warnings[0].startswith("x.md:")
+
+
+def test_soft_breaks_between_chinese_are_joined() -> None:
+    issue = parse_issue(HEADER + "第一行中文\n第二行中文\nEnglish words\nand more\n")
+    block = issue.intro[0]
+    assert block.text == "第一行中文第二行中文\nEnglish words\nand more"
+    assert block.html == "第一行中文第二行中文\nEnglish words\nand more"
