@@ -28,6 +28,8 @@ app.add_typer(issue_app, name="issue")
 app.add_typer(subs_app, name="subscribers")
 app.add_typer(lists_app, name="lists")
 app.add_typer(send_app, name="send")
+schedule_app = typer.Typer(help="Weekly schedule of a publication", no_args_is_help=True)
+app.add_typer(schedule_app, name="schedule")
 
 console = Console()
 err = Console(stderr=True)
@@ -135,6 +137,222 @@ def issue_render(
         for w in warnings:
             err.print(f"[yellow]warning:[/] {w}")
         console.print(f"wrote {out}/  (email mode: {result.email.mode}; {result.email.reason})")
+
+
+def _ctx_for_file(doc: Any) -> Any:
+    from .config import get_settings
+    from .render.context import RenderContext
+
+    cfg = get_settings()
+    return RenderContext(
+        base_url=cfg.base_url,
+        publication_name=doc.publication,
+        publication_slug="weekly",
+        postal_address=cfg.postal_address,
+        sender_name=cfg.from_name,
+        email_budget_bytes=cfg.email_budget_bytes,
+    )
+
+
+@issue_app.command("lint")
+def issue_lint(file: Path, as_json: JsonOpt = False) -> None:
+    """Check structure, numbering, metadata, links, images and every channel's size budget.
+
+    Exits 1 when there are errors.
+    """
+    from .content.lint import LintMessage, lint_source
+    from .content.parser import decode_source, parse_issue
+    from .errors import IssueFormatError
+    from .render.budget import size_checks
+
+    try:
+        text, warnings = decode_source(file.read_bytes(), path=str(file))
+    except (IssueFormatError, OSError) as exc:
+        _fail(exc)
+
+    def budgets(doc: Any) -> list[LintMessage]:
+        return [
+            LintMessage("error" if lvl == "error" else "warning", None, code, msg)
+            for lvl, code, msg in size_checks(doc, _ctx_for_file(doc))
+            if lvl != "info"
+        ]
+
+    messages = lint_source(text, str(file), extra_checks=[budgets])
+    try:
+        doc = parse_issue(text, path=str(file), base_dir=file.parent)
+        infos = [m for lvl, _c, m in size_checks(doc, _ctx_for_file(doc)) if lvl == "info"]
+    except NewsletterError:
+        infos = []
+    data = [
+        {"level": m.level, "line": m.line, "code": m.code, "message": m.message} for m in messages
+    ]
+    errors = sum(1 for m in messages if m.level == "error")
+    if not _emit(
+        {
+            "file": str(file),
+            "messages": data,
+            "info": infos,
+            "errors": errors,
+            "decode_warnings": warnings,
+        },
+        as_json,
+    ):
+        for w in warnings:
+            err.print(f"[yellow]warning:[/] {w}")
+        for m in messages:
+            color = "red" if m.level == "error" else "yellow"
+            where = f"{file}:{m.line}" if m.line else str(file)
+            console.print(f"[{color}]{m.level}[/] {where} [{m.code}] {m.message}")
+        for i in infos:
+            console.print(f"[dim]info[/] {i}")
+        console.print(f"{errors} error(s), {len(messages) - errors} warning(s)")
+    if errors:
+        raise typer.Exit(1)
+
+
+@issue_app.command("import-text")
+def issue_import_text(
+    file: Path,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Markdown file to write")] = None,
+    number: Annotated[int | None, typer.Option(help="issue number if the text lacks one")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Convert plain text copied from a web page or Word into the issue source format."""
+    from .content.parser import decode_source
+    from .content.textimport import import_text
+
+    try:
+        text, warnings = decode_source(file.read_bytes(), path=str(file))
+    except (NewsletterError, OSError) as exc:
+        _fail(exc)
+    result = import_text(text, front_matter={"number": number} if number else None)
+    target = out or file.with_suffix(".md")
+    tmp = target.with_suffix(target.suffix + ".tmp")
+    tmp.write_text(result.markdown, encoding="utf-8")
+    tmp.replace(target)
+    report = {
+        "written": str(target),
+        "unplaced": result.unplaced,
+        "chrome": result.chrome,
+        "warnings": warnings + result.warnings,
+    }
+    if _emit(report, as_json):
+        return
+    console.print(f"wrote {target}")
+    for line, txt in result.chrome:
+        console.print(f"[dim]ignored page chrome[/] line {line}: {txt}")
+    for line, txt in result.unplaced:
+        console.print(f"[yellow]could not place[/] line {line}: {txt}")
+    for w in report["warnings"]:
+        err.print(f"[yellow]warning:[/] {w}")
+
+
+@issue_app.command("preview")
+def issue_preview(
+    file: Path,
+    port: Annotated[int, typer.Option(help="port of the local preview server")] = 8765,
+    variant: str = "zh-Hans",
+    screenshots: Annotated[Path | None, typer.Option(help="write PNGs here and exit")] = None,
+) -> None:
+    """Serve a local page with the email (desktop, phone), the WeChat articles and the web page."""
+    from .content.parser import load_issue
+    from .content.variants import to_variant
+    from .render import render_all
+    from .render.preview import preview_html
+    from .render.preview import screenshots as take
+
+    try:
+        doc, _w = load_issue(file)
+        result = render_all(to_variant(doc, variant), _ctx_for_file(doc))
+    except NewsletterError as exc:
+        _fail(exc)
+    if screenshots is not None:
+        for p in take(result, screenshots):
+            console.print(f"wrote {p}")
+        return
+    import uvicorn
+    from fastapi import FastAPI
+    from fastapi.responses import HTMLResponse
+
+    page = preview_html(result, doc.title)
+    web = FastAPI()
+    web.get("/", response_class=HTMLResponse)(lambda: page)
+    console.print(f"preview at http://127.0.0.1:{port}/  (Ctrl-C to stop)")
+    uvicorn.run(web, host="127.0.0.1", port=port, log_level="warning")
+
+
+def _issue_cmd(ref: str, action: str, actor: str, as_json: bool) -> None:
+    from .db import session_scope
+    from .issues import get_issue
+    from .schedule import approve, submit_for_review
+
+    try:
+        with session_scope() as s:
+            issue = get_issue(s, ref)
+            if action == "approve":
+                approve(s, issue, actor)
+            else:
+                submit_for_review(s, issue, actor)
+            out = {
+                "id": issue.id,
+                "number": issue.number,
+                "status": issue.status,
+                "approved_by": issue.approved_by,
+                "approved_at": issue.approved_at,
+            }
+    except NewsletterError as exc:
+        _fail(exc)
+    if not _emit(out, as_json):
+        console.print(f"issue {out['id']} (第{out['number']}期): {out['status']}")
+
+
+@issue_app.command("review")
+def issue_review(ref: str, by: str = "cli", as_json: JsonOpt = False) -> None:
+    """Move a draft issue (id or #number) to review."""
+    _issue_cmd(ref, "review", by, as_json)
+
+
+@issue_app.command("approve")
+def issue_approve(
+    ref: str,
+    by: Annotated[str, typer.Option(help="who approves (recorded)")] = "cli",
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve an issue (id or #number); only approved issues can be scheduled."""
+    _issue_cmd(ref, "approve", by, as_json)
+
+
+@issue_app.command("list")
+def issue_list(as_json: JsonOpt = False) -> None:
+    """List issues with their status."""
+    from sqlalchemy import select
+
+    from .db import session_scope
+    from .models import Issue
+
+    with session_scope() as s:
+        rows = [
+            {
+                "id": i.id,
+                "number": i.number,
+                "title": i.title,
+                "status": i.status,
+                "approved_by": i.approved_by,
+            }
+            for i in s.scalars(select(Issue).order_by(Issue.number.desc()))
+        ]
+    if _emit(rows, as_json):
+        return
+    t = Table("id", "no.", "title", "status", "approved by")
+    for r in rows:
+        t.add_row(
+            str(r["id"]),
+            str(r["number"]),
+            str(r["title"]),
+            str(r["status"]),
+            str(r["approved_by"] or ""),
+        )
+    console.print(t)
 
 
 # -- subscribers -------------------------------------------------------------
@@ -272,6 +490,121 @@ def send_create(
         console.print(f"send {out['send_id']} created (draft)")
 
 
+@send_app.command("schedule")
+def send_schedule(
+    issue: Annotated[str, typer.Argument(help="issue id, or #number")],
+    list_name: Annotated[
+        str | None, typer.Option("--list", help="default: the publication's")
+    ] = None,
+    at: Annotated[
+        str | None, typer.Option(help="ISO time with offset; default: next weekly slot")
+    ] = None,
+    variant: Annotated[str, typer.Option(help="preference, zh-Hans or zh-Hant")] = "preference",
+    by: str = "cli",
+    as_json: JsonOpt = False,
+) -> None:
+    """Schedule an approved issue at the next weekly slot, or once at --at."""
+    import datetime as dt
+
+    from .audience.service import get_list
+    from .db import session_scope
+    from .issues import get_issue
+    from .models import Publication
+    from .schedule import ScheduleError, schedule_send
+
+    try:
+        when = None
+        if at:
+            try:
+                when = dt.datetime.fromisoformat(at)
+            except ValueError:
+                raise ScheduleError(
+                    f"bad time {at!r}; expected e.g. 2026-11-30T09:00+08:00"
+                ) from None
+        with session_scope() as s:
+            iss = get_issue(s, issue)
+            pub = s.get(Publication, iss.publication_id)
+            assert pub is not None
+            if list_name:
+                list_id = get_list(s, list_name).id
+            elif pub.default_list_id:
+                list_id = pub.default_list_id
+            else:
+                raise ScheduleError("no --list given and the publication has no default list")
+            send = schedule_send(s, iss, list_id=list_id, at=when, variant_rule=variant, actor=by)
+            out = {"send_id": send.id, "slot": send.slot, "scheduled_at": send.scheduled_at}
+    except NewsletterError as exc:
+        _fail(exc)
+    if not _emit(out, as_json):
+        console.print(f"send {out['send_id']} scheduled for {out['slot']}")
+
+
+@send_app.command("list")
+def send_list(as_json: JsonOpt = False) -> None:
+    """List sends with their state and progress."""
+    from sqlalchemy import func, select
+
+    from .db import session_scope
+    from .models import Delivery, Issue, Send
+
+    with session_scope() as s:
+        sent = dict(
+            s.execute(
+                select(Delivery.send_id, func.count())
+                .where(Delivery.state == "sent")
+                .group_by(Delivery.send_id)
+            ).all()
+        )
+        rows = [
+            {
+                "id": sd.id,
+                "issue": num,
+                "channel": sd.channel,
+                "state": sd.state,
+                "slot": sd.slot,
+                "planned": sd.planned_count,
+                "sent": sent.get(sd.id, 0),
+            }
+            for sd, num in s.execute(
+                select(Send, Issue.number).join(Issue).order_by(Send.id.desc())
+            )
+        ]
+    if _emit(rows, as_json):
+        return
+    t = Table("id", "issue", "channel", "state", "slot", "sent/planned")
+    for r in rows:
+        t.add_row(
+            str(r["id"]),
+            str(r["issue"]),
+            str(r["channel"]),
+            str(r["state"]),
+            str(r["slot"] or ""),
+            f"{r['sent']}/{r['planned']}",
+        )
+    console.print(t)
+
+
+@send_app.command("test")
+def send_test(
+    issue: Annotated[str, typer.Argument(help="issue id, or #number")],
+    to: Annotated[list[str], typer.Option("--to", help="recipient (repeatable)")],
+    variant: Annotated[str, typer.Option(help="zh-Hans, zh-Hant or both")] = "zh-Hans",
+    as_json: JsonOpt = False,
+) -> None:
+    """Send the real rendered message to test addresses, outside the ledger and the stats."""
+    from .delivery.testsend import send_test as do_test
+
+    try:
+        results = do_test(issue, to, variant)
+    except NewsletterError as exc:
+        _fail(exc)
+    if not _emit(results, as_json):
+        for r in results:
+            console.print(f"{r['variant']} → {r['to']}: {r['state']} {r['reply']}")
+    if any(r["state"] != "sent" for r in results):
+        raise typer.Exit(1)
+
+
 @send_app.command("start")
 def send_start(
     send_id: int,
@@ -383,6 +716,86 @@ def _show_status(send_id: int, as_json: bool, note: str | None = None) -> None:
     console.print(t)
 
 
+@schedule_app.command("show")
+def schedule_show(as_json: JsonOpt = False) -> None:
+    """Show each publication's weekly slot and the next one."""
+    from sqlalchemy import select
+
+    from .db import session_scope
+    from .models import Publication, utcnow
+    from .schedule import next_slot, parse_time, slot_key
+
+    with session_scope() as s:
+        rows = []
+        for p in s.scalars(select(Publication).order_by(Publication.id)):
+            nxt = None
+            if p.schedule_weekday and p.schedule_time:
+                at = next_slot(
+                    p.schedule_weekday, parse_time(p.schedule_time), p.timezone, utcnow()
+                )
+                nxt = slot_key(at, p.timezone)
+            rows.append(
+                {
+                    "publication": p.slug,
+                    "name": p.name,
+                    "weekday": p.schedule_weekday,
+                    "time": p.schedule_time,
+                    "timezone": p.timezone,
+                    "next_slot": nxt,
+                    "default_list_id": p.default_list_id,
+                }
+            )
+    if _emit(rows, as_json):
+        return
+    t = Table("publication", "name", "weekday", "time", "time zone", "next slot")
+    for r in rows:
+        t.add_row(
+            *(
+                str(r[k] or "")
+                for k in ("publication", "name", "weekday", "time", "timezone", "next_slot")
+            )
+        )
+    console.print(t)
+
+
+@schedule_app.command("set")
+def schedule_set(
+    weekday: Annotated[int, typer.Option(help="1 = Monday … 7 = Sunday")],
+    time: Annotated[str, typer.Option(help="local time HH:MM")],
+    tz: Annotated[str, typer.Option(help="IANA time zone")] = "Asia/Shanghai",
+    publication: Annotated[str | None, typer.Option(help="slug; default: the only one")] = None,
+    list_name: Annotated[str | None, typer.Option("--list", help="default audience")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set a publication's weekly slot, e.g. --weekday 1 --time 09:00 --tz Asia/Shanghai."""
+    from sqlalchemy import select
+
+    from .db import session_scope
+    from .models import Publication
+    from .schedule import set_schedule
+
+    try:
+        with session_scope() as s:
+            q = select(Publication)
+            if publication:
+                q = q.where(Publication.slug == publication)
+            pubs = s.scalars(q).all()
+            if len(pubs) != 1:
+                raise NewsletterError(
+                    f"{len(pubs)} publications match; pass --publication SLUG"
+                    if pubs
+                    else "no publication yet: add an issue first"
+                )
+            pub = set_schedule(
+                s, pubs[0], weekday=weekday, time=time, tz=tz, default_list=list_name
+            )
+            out = {"publication": pub.slug, "weekday": weekday, "time": time, "timezone": tz}
+    except NewsletterError as exc:
+        _fail(exc)
+    if not _emit(out, as_json):
+        console.print(f"{out['publication']}: every weekday {weekday} at {time} ({tz})")
+
+
 # -- stats -------------------------------------------------------------------
 
 
@@ -469,7 +882,11 @@ def beat(loglevel: str = "info") -> None:
     """Start Celery beat (the scheduler tick and the event ingester)."""
     from workers.celery_app import app as celery_app
 
-    celery_app.start(["beat", f"--loglevel={loglevel}"])
+    from .config import get_settings
+
+    var = get_settings().var_dir
+    var.mkdir(parents=True, exist_ok=True)
+    celery_app.start(["beat", f"--loglevel={loglevel}", "-s", str(var / "celerybeat-schedule")])
 
 
 @app.command("ingest")

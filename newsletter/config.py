@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     tick_seconds: int = 15
     grace_seconds: int = 6 * 3600
 
+    #: Where ops notifications go (send started/finished/paused/failed, missing issue).
+    ops_emails: list[str] = Field(default_factory=list)
+
     #: Open/click tracking.
     track_opens: bool = True
     track_clicks: bool = True

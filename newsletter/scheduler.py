@@ -1,10 +1,14 @@
-"""The scheduler tick: start due sends exactly once, revive stalled ones.
+"""The scheduler tick: start due sends exactly once, revive stalled ones, warn ops.
 
 A due send is claimed by one conditional ``UPDATE send SET state='planning'
 WHERE state='scheduled' AND scheduled_at <= now``: when two beat processes
 tick at once, the database lets exactly one of them win each send.  A send
-due longer ago than the grace period is not started; it is marked failed with
-an explanation so that ops decide.
+that was due while everything was down starts when the system comes back if
+it is still within the grace period; beyond it, ops are notified and the send
+waits in ``scheduled`` for a decision (``send start`` or a new schedule).
+
+The tick also puts the next approved issue of a scheduled publication on its
+next weekly slot, and warns ops 24 hours ahead when a slot has no approved issue.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from sqlalchemy import func, select, update
 
 from .config import get_settings
 from .db import session_scope
-from .models import Delivery, Send, utcnow
+from .models import Delivery, Issue, Publication, Send, utcnow
+from .notify import notify
+from .schedule import next_slot, parse_time, schedule_send, slot_key
 
 __all__ = ["tick"]
 
@@ -25,23 +31,24 @@ def tick(now: dt.datetime | None = None) -> list[int]:
     now = now or utcnow()
     cfg = get_settings()
     grace = dt.timedelta(seconds=cfg.grace_seconds)
+    _plan_publications(now)
     out: list[int] = []
     with session_scope() as s:
-        due = list(
-            s.scalars(select(Send.id).where(Send.state == "scheduled", Send.scheduled_at <= now))
-        )
-        for send_id in due:
-            sched = s.scalar(select(Send.scheduled_at).where(Send.id == send_id))
+        due = s.execute(
+            select(Send.id, Send.scheduled_at, Send.slot).where(
+                Send.state == "scheduled", Send.scheduled_at <= now
+            )
+        ).all()
+        for send_id, sched, slot in due:
             if sched is not None and now - sched > grace:
-                res = s.execute(
-                    update(Send)
-                    .where(Send.id == send_id, Send.state == "scheduled")
-                    .values(
-                        state="failed",
-                        error=f"missed its slot by more than {grace}; "
-                        "reschedule or start it by hand",
-                        finished_at=now,
-                    )
+                notify(
+                    s,
+                    "missed",
+                    f"send {send_id} missed its slot {slot}",
+                    f"Send {send_id} was due at {sched.isoformat()} but the system was down "
+                    f"for longer than the grace period ({grace}). It has not been started. "
+                    f"Start it with `newsletter send start {send_id}` or reschedule it.",
+                    key=f"send:{send_id}",
                 )
                 continue
             res = s.execute(
@@ -61,6 +68,7 @@ def tick(now: dt.datetime | None = None) -> list[int]:
             if send_id in out:
                 continue
             if state == "planning":
+                s.execute(update(Send).where(Send.id == send_id).values(updated_at=now))
                 out.append(send_id)
                 continue
             busy = s.scalar(
@@ -75,3 +83,48 @@ def tick(now: dt.datetime | None = None) -> list[int]:
                 s.execute(update(Send).where(Send.id == send_id).values(updated_at=now))
                 out.append(send_id)
     return out
+
+
+def _plan_publications(now: dt.datetime) -> None:
+    """Put approved issues on their publication's next slot; warn about empty slots."""
+    with session_scope() as s:
+        pubs = s.scalars(
+            select(Publication).where(
+                Publication.schedule_weekday.is_not(None), Publication.schedule_time.is_not(None)
+            )
+        ).all()
+        for pub in pubs:
+            assert pub.schedule_weekday is not None and pub.schedule_time is not None
+            slot_at = next_slot(
+                pub.schedule_weekday, parse_time(pub.schedule_time), pub.timezone, now
+            )
+            slot = slot_key(slot_at, pub.timezone)
+            taken = s.scalar(
+                select(Send.id).where(
+                    Send.publication_id == pub.id, Send.channel == "email", Send.slot == slot
+                )
+            )
+            if taken:
+                continue
+            issue = s.scalars(
+                select(Issue)
+                .where(
+                    Issue.publication_id == pub.id,
+                    Issue.status == "approved",
+                    ~select(Send.id).where(Send.issue_id == Issue.id).exists(),
+                )
+                .order_by(Issue.number)
+            ).first()
+            if issue is not None and pub.default_list_id is not None:
+                schedule_send(
+                    s, issue, list_id=pub.default_list_id, at=slot_at, actor="scheduler", now=now
+                )
+            elif slot_at - now <= dt.timedelta(hours=24):
+                notify(
+                    s,
+                    "no_issue",
+                    f"no approved issue for {pub.name} at {slot}",
+                    f"The weekly slot {slot} of {pub.name} is less than 24 hours away and "
+                    "no approved issue is waiting for it. / 下一期尚无已审核的期刊。",
+                    key=f"{pub.slug}:{slot}",
+                )

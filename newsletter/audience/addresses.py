@@ -15,10 +15,12 @@ import hashlib
 
 from email_validator import EmailNotValidError, validate_email
 
+from ..errors import NewsletterError
+
 __all__ = ["AddressError", "address_hash", "normalise"]
 
 
-class AddressError(ValueError):
+class AddressError(NewsletterError, ValueError):
     """The address is not valid; the message says why (in English and Chinese)."""
 
 

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from email.header import Header
 from email.utils import formataddr, formatdate
+from typing import Any
 
 from ..errors import DeliveryError
 
@@ -58,7 +59,8 @@ class Recipient:
 def _encode_header(value: str) -> str:
     if value.isascii():
         return value
-    return Header(value, "utf-8").encode(maxlinelen=76)
+    # CRLF folding: the default "\n" put bare LFs in long encoded headers (DKIM fix).
+    return Header(value, "utf-8").encode(maxlinelen=76, linesep="\r\n")
 
 
 def _split(body: bytes, part: str) -> list[bytes | str]:
@@ -103,6 +105,13 @@ class CompiledMessage:
     unsub_mailto: str  # e.g. unsubscribe@example.org  (token goes after a +)
     chunks: list[bytes | str] = field(default_factory=list)
     size_worst: int = 0
+    # --- DKIM (newsletter/delivery/dkim.py) ---------------------------------------
+    #: A ``DkimSigner``; when set, build() prepends its DKIM-Signature field(s).
+    signer: Any = None
+    #: (signer, plan) cached by the signer on first use: canonical fixed headers and
+    #: the shared body-hash prefix.  Reset it to None if ``chunks`` change.
+    dkim_plan: Any = None
+    # --- end DKIM -------------------------------------------------------------------
 
     def build(self, r: Recipient, *, date: str | None = None) -> tuple[str, bytes]:
         """Return (Message-ID, message bytes with CRLF line ends) for one recipient."""
@@ -110,11 +119,13 @@ class CompiledMessage:
         name = r.name[: SLOT_MAX["NAME"]]
         local, _, dom = self.unsub_mailto.partition("@")
         to = formataddr((name, r.email), charset="utf-8") if name else r.email
+        date = date or _now_date()
+        unsub = f"<{self.unsub_base}{r.unsub}>, <mailto:{local}+{r.unsub}@{dom}>"
         head = (
             f"To: {to}\r\n"
             f"Message-ID: {msgid}\r\n"
-            f"Date: {date or _now_date()}\r\n"
-            f"List-Unsubscribe: <{self.unsub_base}{r.unsub}>, <mailto:{local}+{r.unsub}@{dom}>\r\n"
+            f"Date: {date}\r\n"
+            f"List-Unsubscribe: {unsub}\r\n"
         ).encode()
         values = {
             "html:TOKEN": r.token.encode(),
@@ -127,6 +138,11 @@ class CompiledMessage:
         parts = [head]
         for c in self.chunks:
             parts.append(c if isinstance(c, bytes) else values[c])
+        # --- DKIM: the signature fields go above the per-recipient headers ---------
+        if self.signer is not None:
+            rcpt = {"to": to, "message-id": msgid, "date": date, "list-unsubscribe": unsub}
+            parts[0] = self.signer.sign(self, rcpt, values) + head
+        # --- end DKIM ---------------------------------------------------------------
         return msgid, b"".join(parts)
 
 

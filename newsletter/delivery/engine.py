@@ -27,7 +27,7 @@ import socket
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..config import get_settings
@@ -288,4 +288,19 @@ def maybe_finish(send_id: int) -> bool:
         transition(s, send_id, "finish")
         counts = state_counts(s, send_id)
         log.info("send %s finished: %s", send_id, counts)
+        send = s.get(Send, send_id)
+        if send is not None and send.channel == "email":
+            from ..models import Issue
+            from ..notify import notify
+
+            issue = s.get(Issue, send.issue_id)
+            if issue is not None and issue.status in ("approved", "scheduled"):
+                issue.status = "sent"
+            at_risk = s.scalar(
+                select(func.count()).where(Delivery.send_id == send_id, Delivery.at_risk)
+            )
+            notify(s, "finished", f"send {send_id} finished",
+                   "\n".join(f"{k}: {v}" for k, v in counts.items())
+                   + f"\nat risk of duplicate (re-sent after a crash): {at_risk}",
+                   key=f"finished:{send_id}")
         return True

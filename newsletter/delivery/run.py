@@ -35,7 +35,12 @@ def start(send_id: int) -> tuple[int, int]:
         render_issue(s, send.issue_id)
     with session_scope() as s:
         planned, excluded = plan(s, send_id)
-        transition(s, send_id, "start")
+        if transition(s, send_id, "start"):
+            from ..notify import notify
+
+            notify(s, "started", f"send {send_id} started",
+                   f"planned {planned} deliveries; {excluded} list members excluded "
+                   "(unsubscribed, suppressed or blocked)", key=f"started:{send_id}")
     return planned, excluded
 
 

@@ -1,0 +1,48 @@
+"""Test sends: the real rendered message with the real headers, outside the ledger.
+
+No delivery row is written and no statistic moves: the tracking token names
+delivery 0 (which never exists, so opens and clicks of a test message record
+nothing) and the unsubscribe token names subscriber 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..audience.addresses import normalise
+from ..config import get_settings
+from ..db import session_scope
+from ..issues import get_issue, render_issue
+from ..tokens import delivery_token, unsubscribe_token
+from .assemble import Recipient
+from .compiled import compiled_for
+from .smtp import connect
+
+__all__ = ["send_test"]
+
+
+def send_test(issue_ref: str, to: list[str], variant: str = "zh-Hans") -> list[dict[str, Any]]:
+    variants = ["zh-Hans", "zh-Hant"] if variant == "both" else [variant]
+    addresses = [normalise(a) for a in to]
+    with session_scope() as s:
+        issue = get_issue(s, issue_ref)
+        render_issue(s, issue.id)
+        issue_id = issue.id
+    cfg = get_settings()
+    results: list[dict[str, Any]] = []
+    conn = connect()
+    try:
+        for v in variants:
+            compiled = compiled_for(issue_id, v)
+            for addr in addresses:
+                _mid, msg = compiled.build(
+                    Recipient(0, addr, "测试", delivery_token(0), unsubscribe_token(0, None))
+                )
+                msg = b"X-Newsletter-Test: yes\r\n" + msg
+                outcome = conn.send(f"bounces+test@{cfg.bounce_domain}", addr, msg)
+                results.append(
+                    {"variant": v, "to": addr, "state": outcome.state, "reply": outcome.reply}
+                )
+    finally:
+        conn.close()
+    return results

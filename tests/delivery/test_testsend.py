@@ -1,0 +1,47 @@
+"""Test sends: the real message, real headers, nothing in the ledger or the stats."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from newsletter.cli import app
+from newsletter.config import reset_settings
+from newsletter.db import session_scope
+from newsletter.issues import create_issue
+from newsletter.models import Delivery, Event
+from tests.conftest import EXAMPLES
+
+
+def test_test_send_both_variants_outside_the_ledger(sqlite_settings, smtp_sink) -> None:  # type: ignore[no-untyped-def]
+    port, sink = smtp_sink
+    reset_settings(sqlite_settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port}))
+    with session_scope() as s:
+        create_issue(s, EXAMPLES / "issue-sample.md")
+    r = CliRunner().invoke(app, ["send", "test", "#47", "--to", "Editor@Example.org",
+                                 "--variant", "both", "--json"])
+    assert r.exit_code == 0, r.output
+    assert len(sink.messages) == 2
+    subjects = set()
+    for _f, rcpts, data in sink.messages:
+        assert rcpts == ["editor@example.org"]
+        msg = email.message_from_bytes(data, policy=email.policy.default)
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert msg["X-Newsletter-Test"] == "yes"
+        subjects.add(str(msg["Subject"]))
+        body = msg.get_body(("html",))
+        assert body is not None and "%%" not in body.get_content()
+    assert len(subjects) == 2  # zh-Hans and zh-Hant subjects differ
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Delivery)) == 0
+        assert s.scalar(select(func.count()).select_from(Event)) == 0
+
+
+def test_test_send_to_a_bad_address_is_refused(sqlite_settings) -> None:  # type: ignore[no-untyped-def]
+    with session_scope() as s:
+        create_issue(s, EXAMPLES / "issue-sample.md")
+    r = CliRunner().invoke(app, ["send", "test", "#47", "--to", "not an address"])
+    assert r.exit_code == 2 and "whitespace" in r.output
