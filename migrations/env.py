@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from newsletter.models import Base
+import newsletter.wechat.models  # noqa: F401  (registers the WeChat tables)
 
 config = context.config
 target_metadata = Base.metadata

@@ -30,6 +30,10 @@ app.add_typer(lists_app, name="lists")
 app.add_typer(send_app, name="send")
 schedule_app = typer.Typer(help="Weekly schedule of a publication", no_args_is_help=True)
 app.add_typer(schedule_app, name="schedule")
+supp_app = typer.Typer(help="The global suppression list", no_args_is_help=True)
+app.add_typer(supp_app, name="suppressions")
+seg_app = typer.Typer(help="Saved segments (JSON filters)", no_args_is_help=True)
+app.add_typer(seg_app, name="segments")
 
 console = Console()
 err = Console(stderr=True)
@@ -410,6 +414,281 @@ def subscribers_import(
         console.print(f"row errors written to {summary.report_path}")
 
 
+@subs_app.command("export")
+def subscribers_export(
+    list_name: Annotated[
+        str | None, typer.Option("--list", help="default: every subscriber")
+    ] = None,
+    segment: Annotated[str | None, typer.Option(help="saved segment name or a JSON filter")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o")] = Path("subscribers-export.csv"),
+) -> None:
+    """Export a list or segment to CSV (UTF-8 with BOM for Excel), streamed."""
+    from .audience.export import iter_csv
+    from .audience.service import audit, get_list
+    from .db import session_scope
+
+    try:
+        with session_scope() as s:
+            list_id = get_list(s, list_name).id if list_name else None
+            defn = _segment_definition(s, segment) if segment else None
+            audit(s, "cli", "subscribers.export", list_name or "*", segment=segment or "")
+    except NewsletterError as exc:
+        _fail(exc)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    n = 0
+    with tmp.open("wb") as fh:
+        for chunk in iter_csv(list_id, defn):
+            fh.write(chunk)
+            n += 1
+    tmp.replace(out)
+    console.print(f"wrote {n - 1} rows to {out}")
+
+
+def _segment_definition(session: Any, ref: str) -> Any:
+    from sqlalchemy import select
+
+    from .audience.segments import SegmentError, validate
+    from .models import Segment
+
+    if ref.lstrip().startswith("{"):
+        try:
+            defn = json.loads(ref)
+        except json.JSONDecodeError as exc:
+            raise SegmentError(f"segment is not valid JSON: {exc}") from exc
+    else:
+        seg = session.scalar(select(Segment).where(Segment.name == ref))
+        if seg is None:
+            raise SegmentError(f"segment {ref!r} does not exist")
+        defn = seg.definition
+    validate(defn)
+    return defn
+
+
+@subs_app.command("add")
+def subscribers_add(
+    email_addr: Annotated[str, typer.Argument(metavar="EMAIL")],
+    list_name: Annotated[str, typer.Option("--list")],
+    name: str = "",
+    variant: str = "zh-Hans",
+) -> None:
+    """Add one subscriber to a list (active: the operator vouches for consent)."""
+    from .audience.addresses import normalise
+    from .audience.service import audit, get_or_create_list, is_suppressed
+    from .db import session_scope
+    from .models import Subscriber, Subscription
+
+    try:
+        addr = normalise(email_addr)
+        with session_scope() as s:
+            if is_suppressed(s, addr):
+                raise NewsletterError(f"{addr} is suppressed; remove it from suppressions first")
+            from sqlalchemy import select
+
+            sub = s.scalar(select(Subscriber).where(Subscriber.email == addr))
+            if sub is None:
+                sub = Subscriber(email=addr, name=name, variant=variant, source="cli")
+                s.add(sub)
+                s.flush()
+            ml = get_or_create_list(s, list_name)
+            row = s.get(Subscription, (sub.id, ml.id))
+            if row is None:
+                s.add(Subscription(subscriber_id=sub.id, list_id=ml.id, status="active"))
+            else:
+                row.status = "active"
+            audit(s, "cli", "subscribers.add", addr, list=list_name)
+    except NewsletterError as exc:
+        _fail(exc)
+    console.print(f"{addr} subscribed to {list_name}")
+
+
+@subs_app.command("remove")
+def subscribers_remove(
+    email_addr: Annotated[str, typer.Argument(metavar="EMAIL")],
+    list_name: Annotated[str | None, typer.Option("--list", help="default: every list")] = None,
+    erase: Annotated[bool, typer.Option(help="erase personal data (keeps a hash)")] = False,
+) -> None:
+    """Unsubscribe someone from a list or from everything; optionally erase their data."""
+    from sqlalchemy import select
+
+    from .audience.addresses import normalise
+    from .audience.service import erase_subscriber, get_list, unsubscribe
+    from .db import session_scope
+    from .models import Subscriber
+
+    try:
+        addr = normalise(email_addr)
+        with session_scope() as s:
+            sub = s.scalar(select(Subscriber).where(Subscriber.email == addr))
+            if sub is None:
+                raise NewsletterError(f"{addr} is not a subscriber")
+            list_id = get_list(s, list_name).id if list_name else None
+            unsubscribe(s, sub.id, list_id, reason="operator")
+            if erase:
+                erase_subscriber(s, sub.id, actor="cli")
+    except NewsletterError as exc:
+        _fail(exc)
+    console.print(f"{addr} removed" + (" and erased" if erase else ""))
+
+
+@subs_app.command("show")
+def subscribers_show(email_addr: Annotated[str, typer.Argument(metavar="EMAIL")]) -> None:
+    """Show everything stored about one subscriber (JSON)."""
+    from sqlalchemy import select
+
+    from .audience.addresses import normalise
+    from .audience.service import export_personal_data
+    from .db import session_scope
+    from .models import Subscriber
+
+    try:
+        addr = normalise(email_addr)
+        with session_scope() as s:
+            sid = s.scalar(select(Subscriber.id).where(Subscriber.email == addr))
+            if sid is None:
+                raise NewsletterError(f"{addr} is not a subscriber")
+            data = export_personal_data(s, sid)
+    except NewsletterError as exc:
+        _fail(exc)
+    _emit(data, True)
+
+
+@subs_app.command("search")
+def subscribers_search(query: str, limit: int = 50, as_json: JsonOpt = False) -> None:
+    """Find subscribers whose email or name contains QUERY."""
+    from sqlalchemy import or_, select
+
+    from .db import session_scope
+    from .models import Subscriber
+
+    like = f"%{query.strip().lower()}%"
+    with session_scope() as s:
+        rows = [
+            {"email": e, "name": n, "variant": v, "status": st}
+            for e, n, v, st in s.execute(
+                select(Subscriber.email, Subscriber.name, Subscriber.variant, Subscriber.status)
+                .where(or_(Subscriber.email.like(like), Subscriber.name.like(f"%{query}%")))
+                .order_by(Subscriber.id)
+                .limit(limit)
+            )
+        ]
+    if _emit(rows, as_json):
+        return
+    t = Table("email", "name", "variant", "status")
+    for r in rows:
+        t.add_row(r["email"], r["name"], r["variant"], r["status"])
+    console.print(t)
+
+
+@supp_app.command("add")
+def suppressions_add(
+    email_addr: Annotated[str, typer.Argument(metavar="EMAIL")],
+    reason: Annotated[str, typer.Option(help="manual, complaint, hard_bounce")] = "manual",
+    note: str = "",
+) -> None:
+    """Block an address from every send."""
+    from .audience.service import audit, suppress
+    from .db import session_scope
+
+    try:
+        with session_scope() as s:
+            added = suppress(s, email_addr, reason, note=note)
+            audit(s, "cli", "suppressions.add", email_addr, reason=reason)
+    except NewsletterError as exc:
+        _fail(exc)
+    console.print("suppressed" if added else "already suppressed")
+
+
+@supp_app.command("remove")
+def suppressions_remove(email_addr: Annotated[str, typer.Argument(metavar="EMAIL")]) -> None:
+    """Lift a suppression (audited). The person is not resubscribed automatically."""
+    from .audience.service import audit, unsuppress
+    from .db import session_scope
+
+    try:
+        with session_scope() as s:
+            removed = unsuppress(s, email_addr)
+            audit(s, "cli", "suppressions.remove", email_addr)
+    except NewsletterError as exc:
+        _fail(exc)
+    console.print("removed" if removed else "was not suppressed")
+
+
+@supp_app.command("list")
+def suppressions_list(limit: int = 100, as_json: JsonOpt = False) -> None:
+    """List suppressed addresses, newest first."""
+    from sqlalchemy import select
+
+    from .db import session_scope
+    from .models import Suppression
+
+    with session_scope() as s:
+        rows = [
+            {"email": x.email, "reason": x.reason, "note": x.note, "at": x.created_at}
+            for x in s.scalars(select(Suppression).order_by(Suppression.id.desc()).limit(limit))
+        ]
+    if _emit(rows, as_json):
+        return
+    t = Table("email", "reason", "when", "note")
+    for r in rows:
+        t.add_row(str(r["email"]), str(r["reason"]), str(r["at"])[:19], str(r["note"])[:60])
+    console.print(t)
+
+
+@seg_app.command("create")
+def segments_create(
+    name: str, definition: Annotated[str, typer.Argument(help="JSON filter")]
+) -> None:
+    """Save a segment, e.g. '{"all":[{"list":"周报订阅"},{"opened_in_last_sends":4}]}'."""
+    from .db import session_scope
+    from .models import Segment
+
+    try:
+        with session_scope() as s:
+            defn = _segment_definition(s, definition)
+            s.add(Segment(name=name, definition=defn))
+    except NewsletterError as exc:
+        _fail(exc)
+    console.print(f"segment {name} saved")
+
+
+@seg_app.command("count")
+def segments_count(
+    segment: Annotated[str, typer.Argument(help="saved name or JSON filter")],
+    list_name: Annotated[str | None, typer.Option("--list")] = None,
+) -> None:
+    """How many active subscribers match (evaluated in the database)."""
+    from .audience.segments import count
+    from .audience.service import get_list
+    from .db import session_scope
+
+    try:
+        with session_scope() as s:
+            list_id = get_list(s, list_name).id if list_name else None
+            n = count(s, _segment_definition(s, segment), list_id)
+    except NewsletterError as exc:
+        _fail(exc)
+    console.print(str(n))
+
+
+@seg_app.command("list")
+def segments_list(as_json: JsonOpt = False) -> None:
+    """List saved segments."""
+    from sqlalchemy import select
+
+    from .db import session_scope
+    from .models import Segment
+
+    with session_scope() as s:
+        rows = [
+            {"name": g.name, "definition": g.definition}
+            for g in s.scalars(select(Segment).order_by(Segment.name))
+        ]
+    if _emit(rows, as_json):
+        return
+    for r in rows:
+        console.print(f"{r['name']}: {json.dumps(r['definition'], ensure_ascii=False)}")
+
+
 # -- lists ---------------------------------------------------------------------
 
 
@@ -453,6 +732,37 @@ def lists_list(as_json: JsonOpt = False) -> None:
     console.print(t)
 
 
+@lists_app.command("show")
+def lists_show(name: str, as_json: JsonOpt = False) -> None:
+    """A list's members by subscription status."""
+    from sqlalchemy import func, select
+
+    from .audience.service import get_list
+    from .db import session_scope
+    from .models import Subscription
+
+    try:
+        with session_scope() as s:
+            ml = get_list(s, name)
+            counts = dict(
+                s.execute(
+                    select(Subscription.status, func.count())
+                    .where(Subscription.list_id == ml.id)
+                    .group_by(Subscription.status)
+                ).all()
+            )
+            data = {
+                "id": ml.id,
+                "name": ml.name,
+                "description": ml.description,
+                **{k: counts.get(k, 0) for k in ("active", "unconfirmed", "unsubscribed")},
+            }
+    except NewsletterError as exc:
+        _fail(exc)
+    if not _emit(data, as_json):
+        console.print(data)
+
+
 # -- sends -------------------------------------------------------------------
 
 
@@ -461,22 +771,31 @@ def send_create(
     issue: Annotated[str, typer.Argument(help="issue id, or #number")],
     list_name: Annotated[str, typer.Option("--list")],
     variant: Annotated[str, typer.Option(help="preference, zh-Hans or zh-Hant")] = "preference",
+    segment: Annotated[str | None, typer.Option(help="saved segment narrowing the list")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a draft email send of ISSUE to a list."""
+    """Create a draft email send of ISSUE to a list (optionally narrowed by a segment)."""
+    from sqlalchemy import select
+
     from .audience.service import get_list
     from .db import session_scope
     from .issues import get_issue
-    from .models import Send
+    from .models import Segment, Send
 
     try:
         with session_scope() as s:
             iss = get_issue(s, issue)
             ml = get_list(s, list_name)
+            seg_id = None
+            if segment:
+                seg_id = s.scalar(select(Segment.id).where(Segment.name == segment))
+                if seg_id is None:
+                    raise NewsletterError(f"segment {segment!r} does not exist")
             send = Send(
                 publication_id=iss.publication_id,
                 issue_id=iss.id,
                 list_id=ml.id,
+                segment_id=seg_id,
                 channel="email",
                 variant_rule=variant,
                 state="draft",

@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     tick_seconds: int = 15
     grace_seconds: int = 6 * 3600
 
+    #: Double opt-in: link lifetime, and limits that stop list-bombing.
+    confirm_ttl_hours: int = 72
+    subscribe_per_ip_per_hour: int = 5
+    subscribe_per_address_per_day: int = 1
+    subscribe_global_per_hour: int = 300
+
     #: Where ops notifications go (send started/finished/paused/failed, missing issue).
     ops_emails: list[str] = Field(default_factory=list)
 

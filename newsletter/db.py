@@ -8,6 +8,7 @@ the CLI can share the file.  ``upgrade()`` applies the Alembic migrations in
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,11 @@ _engines: dict[str, Engine] = {}
 _makers: dict[str, sessionmaker[Session]] = {}
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
+
+
+def _json(value: Any) -> str:
+    # Keep CJK as UTF-8: SQLite's JSON path lookups do not match \uXXXX-escaped keys.
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -43,10 +49,12 @@ def engine(url: str | None = None) -> Engine:
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            eng = create_engine(url, connect_args={"timeout": 30})
+            eng = create_engine(url, connect_args={"timeout": 30}, json_serializer=_json)
             event.listen(eng, "connect", _sqlite_pragmas)
         else:
-            eng = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+            eng = create_engine(
+                url, pool_pre_ping=True, pool_size=5, max_overflow=10, json_serializer=_json
+            )
         _engines[url] = eng
     return eng
 

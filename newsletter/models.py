@@ -47,7 +47,9 @@ __all__ = [
     "Publication",
     "Rendition",
     "RollupHourly",
+    "RateCounter",
     "RollupLink",
+    "Segment",
     "Send",
     "Subscriber",
     "Subscription",
@@ -280,6 +282,8 @@ class Send(Base):
     issue_id: Mapped[int] = mapped_column(ForeignKey("issue.id"))
     channel: Mapped[str] = mapped_column(String(16), default="email")
     list_id: Mapped[int | None] = mapped_column(ForeignKey("mailing_list.id"))
+    #: Optional saved segment that narrows the list's audience.
+    segment_id: Mapped[int | None] = mapped_column(ForeignKey("segment.id"))
     #: "preference" (subscriber's choice), "zh-Hans" or "zh-Hant".
     variant_rule: Mapped[str] = mapped_column(String(16), default="preference")
     state: Mapped[str] = mapped_column(String(16), default="draft")
@@ -383,3 +387,24 @@ class AuditLog(Base):
     target: Mapped[str] = mapped_column(String(200), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     remote: Mapped[str | None] = mapped_column(String(64))
+
+
+class Segment(Base):
+    """A saved audience filter, stored as a JSON definition (never SQL); see audience/segments.py."""
+
+    __tablename__ = "segment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class RateCounter(Base):
+    """Fixed-window counters for rate limits that must work without Redis (subscribe forms)."""
+
+    __tablename__ = "rate_counter"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)

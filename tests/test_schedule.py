@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -38,8 +39,8 @@ def test_weekly_slots_across_a_year_keep_local_time(tz: str) -> None:
         local = t.astimezone(ZoneInfo(tz))
         assert (local.isoweekday(), local.hour, local.minute) == (1, 9, 0)
         seen.append(local.date())
-    assert all((b - a).days == 7 for a, b in zip(seen, seen[1:], strict=False))
-    utc_gaps = {(b - a) for a, b in zip(seen, seen[1:], strict=False)}
+    assert all((b - a).days == 7 for a, b in pairwise(seen))
+    utc_gaps = {(b - a) for a, b in pairwise(seen)}
     assert utc_gaps == {dt.timedelta(days=7)}
 
 

@@ -23,7 +23,7 @@ from sqlalchemy import delete, insert, select, update
 
 from ..db import session_scope
 from ..models import Subscriber, Subscription, Suppression, utcnow
-from .addresses import AddressError, normalise
+from .addresses import AddressError, address_hash, normalise
 from .files import open_rows
 from .service import audit, get_or_create_list
 
@@ -219,10 +219,13 @@ def _apply_chunk(
                 ).where(Subscriber.email.in_(emails))
             )
         }
+        hashes = {address_hash(e): e for e in emails}
         suppressed = {
-            row.email: row.reason
+            hashes.get(row.email, row.email): row.reason
             for row in s.execute(
-                select(Suppression.email, Suppression.reason).where(Suppression.email.in_(emails))
+                select(Suppression.email, Suppression.reason).where(
+                    Suppression.email.in_(emails + list(hashes))
+                )
             )
         }
         new_rows = [r for r in chunk if r.email not in existing]
@@ -284,7 +287,11 @@ def _apply_chunk(
                     continue
                 counts["resubscribed"] += 1
                 if r.email in suppressed:
-                    s.execute(delete(Suppression).where(Suppression.email == r.email))
+                    s.execute(
+                        delete(Suppression).where(
+                            Suppression.email.in_([r.email, address_hash(r.email)])
+                        )
+                    )
                 if cur.status == "blocked":
                     s.execute(
                         update(Subscriber).where(Subscriber.id == sid).values(status="active")

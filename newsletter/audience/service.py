@@ -20,6 +20,9 @@ from .addresses import normalise
 
 __all__ = [
     "audit",
+    "erase_subscriber",
+    "export_personal_data",
+    "set_preferences",
     "get_or_create_list",
     "get_list",
     "is_suppressed",
@@ -112,3 +115,129 @@ def unsubscribe(
         suppress(session, sub.email, "unsubscribe_all", note=reason)
     session.flush()
     return changed
+
+
+def export_personal_data(session: Session, subscriber_id: int) -> dict[str, object]:
+    """Everything we hold about one subscriber (PIPL/GDPR access request)."""
+    from ..models import Delivery, Event
+
+    sub = session.get(Subscriber, subscriber_id)
+    if sub is None or sub.status == "erased":
+        raise NotFound(f"subscriber {subscriber_id} does not exist")
+    subs = [
+        {
+            "list": name,
+            "status": st,
+            "since": created.isoformat(),
+            "unsubscribed_at": un.isoformat() if un else None,
+        }
+        for name, st, created, un in session.execute(
+            select(
+                MailingList.name,
+                Subscription.status,
+                Subscription.created_at,
+                Subscription.unsubscribed_at,
+            )
+            .join(MailingList, MailingList.id == Subscription.list_id)
+            .where(Subscription.subscriber_id == subscriber_id)
+        )
+    ]
+    deliveries = [
+        {
+            "send": d.send_id,
+            "state": d.state,
+            "sent_at": d.sent_at.isoformat() if d.sent_at else None,
+            "opened": bool(d.first_open_at),
+            "clicked": bool(d.first_click_at),
+        }
+        for d in session.scalars(select(Delivery).where(Delivery.subscriber_id == subscriber_id))
+    ]
+    events = [
+        {"kind": k, "at": at.isoformat()}
+        for k, at in session.execute(
+            select(Event.kind, Event.occurred_at)
+            .join(Delivery, Delivery.id == Event.delivery_id)
+            .where(Delivery.subscriber_id == subscriber_id)
+            .order_by(Event.occurred_at)
+        )
+    ]
+    return {
+        "email": sub.email,
+        "name": sub.name,
+        "variant": sub.variant,
+        "attributes": sub.attributes,
+        "source": sub.source,
+        "created_at": sub.created_at.isoformat(),
+        "confirmed_at": sub.confirmed_at.isoformat() if sub.confirmed_at else None,
+        "subscriptions": subs,
+        "deliveries": deliveries,
+        "events": events,
+    }
+
+
+def erase_subscriber(session: Session, subscriber_id: int, *, actor: str) -> None:
+    """Erase a subscriber (PIPL/GDPR). Only a hashed suppression entry remains.
+
+    The address becomes a placeholder, name and attributes are cleared, every
+    subscription ends, and the subscriber's events lose their IP hash and user
+    agent.  Delivery rows stay (without personal data) so send totals still add up.
+    """
+    from sqlalchemy import delete, update
+
+    from ..models import Delivery, Event
+    from .addresses import address_hash
+
+    sub = session.get(Subscriber, subscriber_id)
+    if sub is None:
+        raise NotFound(f"subscriber {subscriber_id} does not exist")
+    if sub.status == "erased":
+        return
+    hashed = address_hash(sub.email)
+    session.execute(delete(Suppression).where(Suppression.email == sub.email))
+    if not is_suppressed(session, hashed):
+        session.add(Suppression(email=hashed, reason="unsubscribe_all", note="erased on request"))
+    session.execute(
+        update(Subscription)
+        .where(Subscription.subscriber_id == subscriber_id)
+        .values(status="unsubscribed", unsubscribed_at=utcnow(), reason="erased")
+    )
+    session.execute(
+        update(Event)
+        .where(
+            Event.delivery_id.in_(
+                select(Delivery.id).where(Delivery.subscriber_id == subscriber_id)
+            )
+        )
+        .values(ip_hash=None, user_agent=None)
+    )
+    sub.email = f"erased-{sub.id}@erased.invalid"
+    sub.name = ""
+    sub.attributes = {}
+    sub.source = ""
+    sub.status = "erased"
+    audit(session, actor, "subscriber.erase", f"subscriber:{subscriber_id}")
+    session.flush()
+
+
+def set_preferences(
+    session: Session, subscriber_id: int, *, variant: str | None, lists: dict[int, bool]
+) -> None:
+    """Change the variant and per-list membership chosen on the preference page."""
+    sub = session.get(Subscriber, subscriber_id)
+    if sub is None or sub.status != "active":
+        raise NotFound(f"subscriber {subscriber_id} does not exist")
+    if variant in ("zh-Hans", "zh-Hant"):
+        sub.variant = variant
+    for list_id, want in lists.items():
+        row = session.get(Subscription, (subscriber_id, list_id))
+        if row is None:
+            continue  # the page only offers lists the person already has a subscription to
+        if want and row.status == "unsubscribed":
+            row.status = "active"
+            row.unsubscribed_at = None
+            row.reason = "preferences"
+        elif not want and row.status != "unsubscribed":
+            row.status = "unsubscribed"
+            row.unsubscribed_at = utcnow()
+            row.reason = "preferences"
+    session.flush()

@@ -96,6 +96,14 @@ def plan(session: Session, send_id: int) -> tuple[int, int]:
         )
         .order_by(Subscriber.id)
     )
+    if send.segment_id is not None:
+        from ..audience.segments import compile_segment
+        from ..models import Segment
+
+        seg = session.get(Segment, send.segment_id)
+        if seg is None:
+            raise NotFound(f"segment {send.segment_id} does not exist")
+        eligible = eligible.where(compile_segment(seg.definition))
     stmt = (
         _insert(session)
         .from_select(

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from .. import __version__
 from .public import router as public_router
+from .subscriber import router as subscriber_router
 
 __all__ = ["create_app"]
 
@@ -13,4 +14,5 @@ __all__ = ["create_app"]
 def create_app() -> FastAPI:
     app = FastAPI(title="newsletter", version=__version__)
     app.include_router(public_router)
+    app.include_router(subscriber_router)
     return app

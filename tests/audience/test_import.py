@@ -102,11 +102,15 @@ def test_suppressed_and_unsubscribed_are_not_resubscribed(any_db, tmp_path: Path
     assert forced.resubscribed == 2
     with session_scope() as s:
         assert s.scalar(select(func.count()).where(Subscription.status == "active")) == 2
-        actions = list(s.scalars(select(AuditLog.action).where(AuditLog.actor == "ops@example.org")))
+        actions = list(
+            s.scalars(select(AuditLog.action).where(AuditLog.actor == "ops@example.org"))
+        )
     assert actions.count("subscribers.resubscribe") == 2
 
 
-def test_sample_subscriber_file_imports_with_its_broken_rows_reported(sqlite_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_sample_subscriber_file_imports_with_its_broken_rows_reported(
+    sqlite_settings, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     sample = Path(__file__).resolve().parents[2] / "examples" / "subscribers.csv"
     summary = import_file(sample, "周报", report_path=tmp_path / "errors.csv")
     assert summary.new >= 40

@@ -1,0 +1,149 @@
+"""Shared inputs and timing for the message-assembly benchmarks (B2, B3).
+
+The input is the real renderer's output for ``examples/issue-sample.md``
+(~97 KB CJK HTML + ~75 KB text, with %%TOKEN%%/%%UNSUB%%/%%NAME%% slots);
+if the renderer cannot run, a synthesised ~100 KB CJK HTML of the same shape.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate, make_msgid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from newsletter.delivery.assemble import CompiledMessage, Recipient, compile_message  # noqa: E402
+
+SUBJECT = "《营商环境与数字经济政策周报》｜第47期"
+FROM_NAME = "营商环境政策周报"
+FROM_ADDR = "news@example.org"
+LIST_ID = "weekly.example.org"
+FEEDBACK_ID = "i47:weekly:newsletter:example.org"
+UNSUB_BASE = "https://news.example.org/u/"
+UNSUB_MAILTO = "unsubscribe@example.org"
+SIGNED = [
+    "From", "From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type",
+    "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post", "Feedback-ID",
+]  # fmt: skip
+
+
+def one_core() -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+
+
+def nproc() -> int:
+    return os.cpu_count() or 1
+
+
+def sample_email() -> tuple[str, str, str, str]:
+    """(html, text, subject, source) of the ~100 KB issue."""
+    try:
+        from newsletter.content.parser import load_issue
+        from newsletter.render import RenderContext, render_all
+
+        issue = load_issue(ROOT / "examples" / "issue-sample.md")[0]
+        ctx = RenderContext(
+            base_url="https://news.example.org",
+            publication_name=FROM_NAME,
+            publication_slug="weekly",
+            postal_address="上海市黄浦区示例路 1 号 200001",
+            sender_name="示例研究院",
+        )
+        mail = render_all(issue, ctx).email
+        return mail.html, mail.text, mail.subject or SUBJECT, "examples/issue-sample.md (rendered)"
+    except Exception:  # pragma: no cover - fallback when the renderer is broken
+        para = "国务院办公厅印发关于进一步优化营商环境降低市场主体制度性交易成本的意见，" * 12
+        items = []
+        for i in range(60):
+            items.append(
+                f'<tr><td style="padding:8px 0;font-family:PingFang SC,Microsoft YaHei,sans-serif;'
+                f'line-height:1.7"><a href="https://news.example.org/c/%%TOKEN%%/{i}" '
+                f'style="color:#1a56db">政策解读第{i}条</a>\n<p style="margin:0">{para}</p></td></tr>\n'
+            )
+        html = (
+            '<!doctype html><html><body><img src="https://news.example.org/o/%%TOKEN%%.gif" '
+            'width="1" height="1" alt="">\n<p>%%NAME%%，您好！</p>\n<table width="600">\n'
+            + "".join(items)
+            + '</table>\n<a href="https://news.example.org/u/%%UNSUB%%">退订</a>\n</body></html>\n'
+        )
+        text = "%%NAME%%，您好！\n" + (para + "\n") * 60 + "退订 https://news.example.org/u/%%UNSUB%%\n"
+        return html, text, SUBJECT, "synthesised CJK HTML"
+
+
+def compile_sample(html: str, text: str, subject: str) -> CompiledMessage:
+    return compile_message(
+        html_body=html,
+        text_body=text,
+        subject=subject,
+        from_name=FROM_NAME,
+        from_address=FROM_ADDR,
+        list_id=LIST_ID,
+        list_name=FROM_NAME,
+        feedback_id=FEEDBACK_ID,
+        unsub_base=UNSUB_BASE,
+        unsub_mailto=UNSUB_MAILTO,
+    )
+
+
+def recipient(i: int) -> Recipient:
+    return Recipient(
+        delivery_id=1000 + i,
+        email=f"reader{i}@example.com",
+        name=f"读者{i}",
+        token=f"d{1000 + i:x}.AbCdEfGhIjKlMnOp",
+        unsub=f"u{i:x}-1.QrStUvWxYz012345",
+    )
+
+
+def naive_build(html: str, text: str, subject: str, r: Recipient) -> bytes:
+    """The naive per-recipient build: fill the template, EmailMessage, as_bytes().
+
+    ``cte="8bit"`` so that it produces the same kind of message as ours (the
+    stdlib default would pick base64 for CJK, a larger and different message).
+    """
+    h = html.replace("%%TOKEN%%", r.token).replace("%%UNSUB%%", r.unsub)
+    h = h.replace("%%NAME%%", r.name)
+    t = text.replace("%%TOKEN%%", r.token).replace("%%UNSUB%%", r.unsub)
+    t = t.replace("%%NAME%%", r.name)
+    msg = EmailMessage()
+    msg["From"] = formataddr((FROM_NAME, FROM_ADDR))
+    msg["To"] = formataddr((r.name, r.email))
+    msg["Subject"] = subject
+    msg["Date"] = formatdate(usegmt=True)
+    msg["Message-ID"] = make_msgid(domain="example.org")
+    msg["List-Id"] = f"{FROM_NAME} <{LIST_ID}>"
+    msg["List-Unsubscribe"] = (
+        f"<{UNSUB_BASE}{r.unsub}>, <mailto:unsubscribe+{r.unsub}@example.org>"
+    )
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg["Feedback-ID"] = FEEDBACK_ID
+    msg["Precedence"] = "bulk"
+    msg.set_content(t, cte="8bit")
+    msg.add_alternative(h, subtype="html", cte="8bit")
+    return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+
+
+def rate(fn: Callable[[int], object], seconds: float, min_iter: int = 5) -> tuple[float, int]:
+    """Messages per second of ``fn(i)`` over about ``seconds`` (after one warm-up call)."""
+    fn(0)
+    n = 0
+    t0 = time.perf_counter()
+    while True:
+        fn(n)
+        n += 1
+        el = time.perf_counter() - t0
+        if n >= min_iter and el >= seconds:
+            return n / el, n
+
+
+def table(rows: list[tuple[str, str]]) -> str:
+    w = max(len(k) for k, _ in rows)
+    return "\n".join(f"| {k.ljust(w)} | {v} |" for k, v in rows)

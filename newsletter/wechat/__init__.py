@@ -1,0 +1,38 @@
+"""The WeChat Official Account channel: client, publisher, statistics, fake server.
+
+Importing this package registers the WeChat tables on :data:`newsletter.models.Base`.
+Public entry points: :func:`publish_send`, :func:`status`, :func:`sync_stats`,
+:func:`issue_totals`, :class:`WeChatClient`, :class:`WeChatSettings`.
+"""
+
+from __future__ import annotations
+
+from . import models as models
+from .client import WeChatClient
+from .errors import WeChatError
+from .settings import WeChatSettings, get_wechat_settings, reset_wechat_settings
+
+__all__ = [
+    "WeChatClient",
+    "WeChatError",
+    "WeChatSettings",
+    "get_wechat_settings",
+    "issue_totals",
+    "publish_send",
+    "reset_wechat_settings",
+    "status",
+    "sync_stats",
+]
+
+
+def __getattr__(name: str) -> object:
+    # Lazy: the publisher pulls in the renderer; keep `import newsletter.wechat` light.
+    if name in ("publish_send", "status", "publish_issue", "preview_issue"):
+        from . import publisher
+
+        return getattr(publisher, name)
+    if name in ("sync_stats", "issue_totals"):
+        from . import stats
+
+        return getattr(stats, name)
+    raise AttributeError(name)

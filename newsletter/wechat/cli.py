@@ -1,0 +1,139 @@
+"""``newsletter wechat …`` commands (mounted by newsletter.cli as ``wechat``).
+
+Exit status: 0 on success, 2 on an error or a failed WeChat channel, so that
+scripts and cron can tell.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from newsletter.errors import NewsletterError
+
+__all__ = ["wechat_app"]
+
+wechat_app = typer.Typer(help="WeChat Official Account / 公众号: check, preview, publish, stats",
+                         no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+IssueArg = Annotated[str, typer.Argument(help="issue id, or #number")]
+
+
+def _emit(data: Any, as_json: bool) -> bool:
+    if as_json:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    return as_json
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(2)
+
+
+def _show(out: dict[str, Any], as_json: bool) -> None:
+    if not _emit(out, as_json):
+        console.print(f"send {out['send_id']} · wechat · mode {out.get('mode')} · "
+                      f"[bold]{out['state']}[/]")
+        d, p, m = out.get("draft", {}), out.get("publish", {}), out.get("mass_send", {})
+        if d.get("media_id"):
+            console.print(f"  draft     {d['media_id']} ({d['articles']} articles)")
+        if p.get("publish_id"):
+            console.print(f"  publish   {p['publish_id']} status {p['status']} {p['status_text']}")
+            for url in p.get("article_urls", []):
+                console.print(f"            {url}")
+        if m.get("msg_id"):
+            console.print(f"  mass send msg_id {m['msg_id']} {m.get('status') or ''}")
+        for a in out.get("failed_articles", []):
+            console.print(f"  [red]failed article #{a['index']}[/] {a['title']}")
+        if out.get("error"):
+            err.print(f"[red]{out['error']}[/]")
+    if out.get("state") == "failed":
+        raise typer.Exit(2)
+
+
+@wechat_app.command("check")
+def check(as_json: JsonOpt = False) -> None:
+    """Check the credentials, this server's IP allow-listing and the mass-send quota."""
+    from .client import WeChatClient
+
+    try:
+        with WeChatClient() as client:
+            client.token()
+            out: dict[str, Any] = {"appid": client.appid, "credentials": "ok",
+                                   "ip_allowed": True, "base_url": client.settings.base_url}
+            try:
+                out["mass_send_quota"] = client.quota("/cgi-bin/message/mass/sendall")
+            except NewsletterError as exc:
+                out["mass_send_quota"] = {"error": str(exc)}
+    except NewsletterError as exc:
+        _fail(exc)
+    if not _emit(out, as_json):
+        q = out["mass_send_quota"]
+        console.print(f"WeChat {out['appid']}: credentials ok, IP allowed; "
+                      f"mass-send quota {q.get('remain', '?')}/{q.get('daily_limit', '?')}")
+
+
+@wechat_app.command("preview")
+def preview(issue: IssueArg,
+            openid: Annotated[str, typer.Option("--openid", help="follower's OpenID")],
+            as_json: JsonOpt = False) -> None:
+    """Create the issue's draft (or reuse it) and send it to one follower (mass/preview)."""
+    from .publisher import preview_issue
+
+    try:
+        out = preview_issue(issue, openid)
+    except NewsletterError as exc:
+        _fail(exc)
+    if not _emit(out, as_json):
+        console.print(f"preview of draft {out['preview']['media_id']} sent to {openid}")
+
+
+@wechat_app.command("publish")
+def publish(issue: IssueArg,
+            retry: Annotated[bool, typer.Option(help="retry a failed channel")] = False,
+            as_json: JsonOpt = False) -> None:
+    """Publish and/or mass-send ISSUE (resumes an interrupted run; never pushes twice)."""
+    from .publisher import publish_issue
+
+    try:
+        out = publish_issue(issue, retry=retry)
+    except NewsletterError as exc:
+        _fail(exc)
+    _show(out, as_json)
+
+
+@wechat_app.command("status")
+def status_cmd(issue: IssueArg, as_json: JsonOpt = False) -> None:
+    """Show every step of ISSUE's WeChat channel."""
+    from .publisher import status, wechat_send_for
+
+    try:
+        out = status(wechat_send_for(issue, create=False))
+    except NewsletterError as exc:
+        _fail(exc)
+    if out.get("state") == "not started":
+        if not _emit(out, as_json):
+            console.print(f"send {out['send_id']} · wechat · not started")
+        return
+    _show(out, as_json)
+
+
+@wechat_app.command("stats-sync")
+def stats_sync(days: Annotated[int, typer.Option(help="days back to sync")] = 7,
+               as_json: JsonOpt = False) -> None:
+    """Pull WeChat read statistics (datacube) for the last DAYS days of each issue."""
+    from .stats import sync_stats
+
+    try:
+        out = sync_stats(days=days)
+    except NewsletterError as exc:
+        _fail(exc)
+    if not _emit(out, as_json):
+        console.print(f"{out['rows']} article-day rows from {out['calls']} calls "
+                      f"({out['dates']} dates)")

@@ -1,0 +1,474 @@
+"""Publishing one issue to WeChat as the wechat channel of a send.
+
+Steps, each stored in ``wechat_publication`` before the next begins:
+
+1. ``assets``: content images (uploadimg) and the cover (add_material), once
+   per account and content hash (:mod:`.assets`);
+2. ``drafted``: ``draft/add`` with the renderer's articles. The intent
+   (``drafting`` + a fingerprint) is stored first; a re-run that finds
+   ``drafting`` without a media_id looks for the draft in ``draft/batchget``
+   before creating one, so a crash never leaves two drafts;
+3. ``published`` (modes publish, both): ``freepublish/submit``, then
+   ``freepublish/get`` until the status is final (or the callback reports it).
+   Status 2, 3, 4, 5 or 6 fails the channel with the failed article indexes;
+4. ``mass_sent`` (modes mass_send, both): ``message/mass/sendall`` with a
+   ``clientmsgid`` derived from the publication, issue number and channel, so a
+   re-run, a second send of the same issue or a crash at any instant never
+   pushes twice (45065 is recorded as success);
+5. ``done``.
+
+Guarantees: re-running :func:`publish_send` resumes at the first unfinished
+step and never repeats a finished one; two workers never run the same
+publication at once (a lease); a WeChat failure is recorded on this send only,
+so the email channel is never held back.  The only window left: a crash in
+the milliseconds between WeChat answering ``freepublish/submit`` and the
+commit of its ``publish_id`` can make a re-run publish again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import or_, select, update
+
+from newsletter.content.variants import to_variant
+from newsletter.db import session_scope
+from newsletter.errors import NotFound, StateError
+from newsletter.issues import context_for, get_issue, parse_stored
+from newsletter.models import Issue, Publication, Send, utcnow
+from newsletter.render.wechat import MAX_ARTICLES, MAX_DIGEST, MAX_TITLE, render_wechat
+
+from .assets import cover_file, drop_asset, ensure_asset, image_files, swap_images
+from .client import WeChatClient
+from .errors import WeChatBusyError, WeChatContentError, WeChatError, WeChatMediaError
+from .models import WeChatPublication
+from .settings import WeChatSettings, get_wechat_settings
+
+__all__ = ["clientmsgid_for", "preview_issue", "publish_issue", "publish_send",
+           "record_publish_result", "status", "wechat_send_for"]
+
+log = logging.getLogger("newsletter.wechat")
+CST = dt.timezone(dt.timedelta(hours=8))
+LEASE = dt.timedelta(minutes=20)
+RESUMABLE = frozenset({-1, 45009, 45011, 45066})
+STATUS_TEXT = {2: "originality check failed (原创校验不通过)", 3: "ordinary failure (常规失败)",
+               4: "rejected by platform review (平台审核不通过)", 5: "deleted after success",
+               6: "banned after success"}
+OnStep = Callable[[str], None]
+
+
+def clientmsgid_for(pub_slug: str, number: int) -> str:
+    """The mass-send idempotency key of an issue on the wechat channel (≤ 64 characters)."""
+    cid = f"nl-{pub_slug}-{number}-wechat"
+    if len(cid) > 64:
+        cid = f"nl-{hashlib.sha1(pub_slug.encode()).hexdigest()[:20]}-{number}-wechat"
+    return cid
+
+
+def _today() -> str:
+    return dt.datetime.now(CST).date().isoformat()
+
+
+# -- the publication row --------------------------------------------------------
+
+
+def _publication(send_id: int, wx: WeChatSettings) -> int:
+    with session_scope() as s:
+        send = s.get(Send, send_id)
+        if send is None:
+            raise NotFound(f"send {send_id} does not exist")
+        if send.channel != "wechat":
+            raise StateError(f"send {send_id} is an {send.channel} send, not wechat")
+        pub = s.scalar(select(WeChatPublication).where(WeChatPublication.send_id == send_id))
+        if pub is not None:
+            return pub.id
+        issue = s.get(Issue, send.issue_id)
+        publication = s.get(Publication, send.publication_id)
+        assert issue is not None and publication is not None
+        pub = WeChatPublication(send_id=send_id, issue_id=issue.id, appid=wx.appid,
+                                mode=wx.mode, variant=wx.variant, state="new",
+                                clientmsgid=clientmsgid_for(publication.slug, issue.number),
+                                article_urls=[], fail_idx=[], article_titles=[])
+        s.add(pub)
+        s.flush()
+        return pub.id
+
+
+def _save(pub_id: int, **values: Any) -> None:
+    with session_scope() as s:
+        s.execute(update(WeChatPublication).where(WeChatPublication.id == pub_id)
+                  .values(updated_at=utcnow(), **values))
+
+
+def _load(pub_id: int) -> WeChatPublication:
+    with session_scope() as s:
+        pub = s.get(WeChatPublication, pub_id)
+        assert pub is not None
+        s.expunge(pub)
+        return pub
+
+
+def _lease(pub_id: int, owner: str | None) -> bool:
+    """Take (owner given) or release (None) the publication's lease."""
+    now = utcnow()
+    with session_scope() as s:
+        if owner is None:
+            s.execute(update(WeChatPublication).where(WeChatPublication.id == pub_id)
+                      .values(lease_owner=None, lease_until=None))
+            return True
+        res = s.execute(update(WeChatPublication).where(
+            WeChatPublication.id == pub_id,
+            or_(WeChatPublication.lease_until.is_(None), WeChatPublication.lease_until < now),
+        ).values(lease_owner=owner, lease_until=now + LEASE))
+        return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+def _send_state(send_id: int, state: str, error: str | None = None) -> None:
+    values: dict[str, Any] = {"state": state, "error": error, "updated_at": utcnow()}
+    if state == "sending":
+        values["started_at"] = utcnow()
+        values["finished_at"] = None
+    if state in ("finished", "failed"):
+        values["finished_at"] = utcnow()
+    with session_scope() as s:
+        s.execute(update(Send).where(Send.id == send_id, Send.state != "cancelled")
+                  .values(**values))
+
+
+# -- the steps ----------------------------------------------------------------------
+
+
+class _Run:
+    """One pass over the steps of one publication."""
+
+    def __init__(self, pub_id: int, client: WeChatClient, wx: WeChatSettings,
+                 on_step: OnStep | None) -> None:
+        self.pub_id, self.client, self.wx = pub_id, client, wx
+        self.on_step = on_step or (lambda _state: None)
+        pub = _load(pub_id)
+        with session_scope() as s:
+            issue = s.get(Issue, pub.issue_id)
+            publication = s.get(Publication, issue.publication_id) if issue else None
+            assert issue is not None and publication is not None
+            doc = parse_stored(issue)
+            self.base = Path(issue.base_dir) if issue.base_dir else None
+            ctx = context_for(publication)
+        self.doc = to_variant(doc, pub.variant)
+        self.articles = render_wechat(self.doc, ctx)
+
+    def step(self, state: str, **values: Any) -> None:
+        _save(self.pub_id, state=state, **values)
+        self.on_step(state)
+
+    def assets(self) -> tuple[dict[str, str], str]:
+        """(sha256 → content URL, cover media_id); uploads what the account lacks."""
+        files = image_files(self.doc, self.base)
+        urls: dict[str, str] = {}
+        for art in self.articles:
+            for h in art.image_hashes:
+                if h not in urls:
+                    if h not in files:
+                        raise WeChatMediaError(f"image {h[:12]}… of the issue cannot be read")
+                    urls[h] = ensure_asset(self.client, files[h], "content", h).url
+        thumb = ensure_asset(self.client, cover_file(self.doc, self.base), "thumb")
+        assert thumb.media_id is not None
+        self.cover_hash = thumb.sha256
+        return urls, thumb.media_id
+
+    def payload(self, urls: dict[str, str], thumb: str) -> list[dict[str, Any]]:
+        out = []
+        for i, a in enumerate(self.articles, start=1):
+            content = swap_images(a.content, urls)
+            if (len(content) >= 20_000 or len(content.encode()) >= 1_000_000
+                    or len(a.title) > MAX_TITLE or len(a.digest) > MAX_DIGEST):
+                raise WeChatContentError(f"article {i} 《{a.title}》 breaks a WeChat limit after "
+                                         "image URLs were swapped in (renderer bug)")
+            out.append({"title": a.title, "author": a.author, "digest": a.digest,
+                        "content": content, "content_source_url": a.content_source_url,
+                        "thumb_media_id": thumb,
+                        "need_open_comment": self.wx.need_open_comment,
+                        "only_fans_can_comment": self.wx.only_fans_can_comment})
+        if not 0 < len(out) <= MAX_ARTICLES:
+            raise WeChatContentError(f"{len(out)} articles; a draft holds 1 to {MAX_ARTICLES}")
+        return out
+
+    def find_draft(self, payload: list[dict[str, Any]]) -> str | None:
+        """Our draft, if a crashed run created it: same titles, digests, links and cover."""
+        keys = ("title", "digest", "content_source_url", "thumb_media_id")
+        want = [[a[k] for k in keys] for a in payload]
+        items = self.client.draft_batchget(0, 20).get("item", [])
+        for item in items:
+            news = item.get("content", {}).get("news_item", [])
+            if [[a.get(k) for k in keys] for a in news] == want:
+                return str(item["media_id"])
+        return None
+
+    def draft(self, pub: WeChatPublication) -> str:
+        if pub.draft_media_id:
+            return pub.draft_media_id
+        urls, thumb = self.assets()
+        self.step("assets")
+        payload = self.payload(urls, thumb)
+        fingerprint = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        media_id = self.find_draft(payload) if pub.state == "drafting" else None
+        if media_id is None:
+            _save(self.pub_id, state="drafting", draft_fingerprint=fingerprint)
+            try:
+                media_id = self.client.draft_add(payload)
+            except WeChatMediaError as exc:
+                if exc.errcode != 40007:
+                    raise
+                log.warning("wechat: cover media_id unknown to WeChat, uploading it again")
+                drop_asset(self.client.appid, self.cover_hash, "thumb")
+                urls, thumb = self.assets()
+                payload = self.payload(urls, thumb)
+                media_id = self.client.draft_add(payload)
+        self.step("drafted", draft_media_id=media_id, draft_fingerprint=fingerprint,
+                  article_count=len(payload), article_titles=[a["title"] for a in payload])
+        return media_id
+
+    def publish(self, pub: WeChatPublication, media_id: str) -> bool:
+        """True when published; False when still publishing after poll_timeout."""
+        if pub.publish_status == 0:
+            return True
+        if not pub.publish_id:
+            _save(self.pub_id, state="submitting")
+            publish_id, data_id = self.client.freepublish_submit(media_id)
+            _save(self.pub_id, state="publishing", publish_id=publish_id,
+                  publish_msg_data_id=data_id or None, sent_date=_today())
+            pub = _load(self.pub_id)
+        deadline = time.monotonic() + self.wx.poll_timeout
+        while True:
+            current = _load(self.pub_id)
+            if current.publish_status not in (None, 1):  # the callback got there first
+                break
+            assert pub.publish_id is not None
+            record_publish_result(pub.publish_id, self.client.freepublish_get(pub.publish_id))
+            if _load(self.pub_id).publish_status not in (None, 1):
+                break
+            if time.monotonic() > deadline:
+                _save(self.pub_id, error=f"still publishing after {self.wx.poll_timeout:.0f}s; "
+                      "re-run `newsletter wechat publish` or wait for the callback")
+                return False
+            self.client.sleep(self.wx.poll_interval)
+        final = _load(self.pub_id)
+        if final.state == "failed":
+            raise _Stop()
+        self.on_step("published")
+        return True
+
+    def mass_send(self, pub: WeChatPublication, media_id: str) -> None:
+        if not pub.msg_id:
+            _save(self.pub_id, state="mass_sending")
+            r = self.client.mass_sendall(media_id, pub.clientmsgid)
+            if r["duplicate"]:
+                log.info("wechat: clientmsgid %s was already sent (45065)", pub.clientmsgid)
+            _save(self.pub_id, msg_id=r["msg_id"], msg_data_id=r["msg_data_id"] or None,
+                  sent_date=pub.sent_date or _today())
+            self.step("mass_sent")
+            pub = _load(self.pub_id)
+        try:
+            assert pub.msg_id is not None
+            _save(self.pub_id, mass_status=self.client.mass_get(pub.msg_id))
+        except WeChatError as exc:  # status is informative only
+            log.warning("wechat: mass/get failed: %s", exc)
+
+
+class _Stop(Exception):
+    """The publication reached a final failed state (already recorded)."""
+
+
+def record_publish_result(publish_id: str, data: dict[str, Any]) -> bool:
+    """Store a ``freepublish/get`` answer or a PUBLISHJOBFINISH event. True if it was new.
+
+    Idempotent: a final status is recorded once; later reports are ignored.
+    """
+    status_code = int(data.get("publish_status", 1))
+    with session_scope() as s:
+        pub = s.scalar(select(WeChatPublication).where(WeChatPublication.publish_id == publish_id))
+        if pub is None or pub.publish_status not in (None, 1):
+            return False
+        pub.publish_status = status_code
+        if status_code == 1:
+            return False
+        detail = data.get("article_detail") or {}
+        pub.article_id = str(data.get("article_id") or "") or None
+        pub.article_urls = [str(i.get("article_url", "")) for i in detail.get("item", [])]
+        pub.fail_idx = [int(i) for i in data.get("fail_idx") or []]
+        if status_code == 0:
+            pub.state, pub.error, pub.errcode = "published", None, None
+        else:
+            titles = pub.article_titles or []
+            which = ", ".join(f"#{i} 《{titles[i - 1]}》" if 0 < i <= len(titles) else f"#{i}"
+                              for i in pub.fail_idx) or "(WeChat named no article)"
+            pub.state, pub.failed_step = "failed", "publishing"
+            pub.error = (f"WeChat publish {publish_id} ended with status {status_code}: "
+                         f"{STATUS_TEXT.get(status_code, 'unknown')}; failed article(s): {which}. "
+                         "Fix them and run `newsletter wechat publish ISSUE --retry`.")
+            send_id = pub.send_id
+        pub.updated_at = utcnow()
+    if status_code != 0:
+        _send_state(send_id, "failed", pub.error)
+    return True
+
+
+# -- entry points ------------------------------------------------------------------------
+
+
+def publish_send(send_id: int, *, settings: WeChatSettings | None = None,
+                 client: WeChatClient | None = None, retry: bool = False,
+                 until: str | None = None, on_step: OnStep | None = None) -> dict[str, Any]:
+    """Run (or resume) the WeChat channel of ``send_id``; returns :func:`status`.
+
+    ``until="drafted"`` stops after the draft (used by previews). A failed
+    publication is left alone unless ``retry``. WeChat errors are recorded, not
+    raised: -1, 45009 and network trouble keep the step resumable, anything else
+    marks the channel failed.  Other exceptions (a crash) propagate; a re-run resumes.
+    """
+    wx = settings or get_wechat_settings()
+    pub_id = _publication(send_id, wx)
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    pub = _load(pub_id)
+    if pub.state == "done" or (pub.state == "failed" and not retry):
+        return status(send_id)
+    if not _lease(pub_id, owner):
+        out = status(send_id)
+        out["note"] = "another worker is running this publication"
+        return out
+    own_client = client is None
+    cl = client or WeChatClient(wx)
+    try:
+        if pub.state == "failed":
+            _reset_failed(pub)
+        _run(send_id, pub_id, cl, wx, until, on_step)
+    finally:
+        _lease(pub_id, None)
+        if own_client:
+            cl.close()
+    return status(send_id)
+
+
+def _reset_failed(pub: WeChatPublication) -> None:
+    if pub.failed_step == "publishing":
+        state = "drafted"
+        _save(pub.id, publish_id=None, publish_status=None, fail_idx=[], article_urls=[])
+    elif pub.draft_media_id:
+        state = "drafted"
+    else:
+        state = "new"
+    _save(pub.id, state=state, failed_step=None, error=None, errcode=None)
+
+
+def _run(send_id: int, pub_id: int, client: WeChatClient, wx: WeChatSettings,
+         until: str | None, on_step: OnStep | None) -> None:
+    pub = _load(pub_id)
+    try:
+        run = _Run(pub_id, client, wx, on_step)
+        media_id = run.draft(pub)
+        if until == "drafted":
+            return
+        _send_state(send_id, "sending")
+        pub = _load(pub_id)
+        if pub.mode in ("publish", "both") and not run.publish(pub, media_id):
+            return
+        if pub.mode in ("mass_send", "both"):
+            run.mass_send(_load(pub_id), media_id)
+        run.step("done", error=None, errcode=None)
+        _send_state(send_id, "finished")
+    except _Stop:
+        return
+    except WeChatError as exc:
+        current = _load(pub_id)
+        resumable = isinstance(exc, WeChatBusyError) or exc.errcode in RESUMABLE
+        log.warning("wechat: send %s stopped at %s: %s", send_id, current.state, exc)
+        if resumable:
+            _save(pub_id, error=str(exc), errcode=exc.errcode)
+        else:
+            _save(pub_id, state="failed", failed_step=current.state, error=str(exc),
+                  errcode=exc.errcode)
+            _send_state(send_id, "failed", str(exc))
+
+
+def status(send_id: int) -> dict[str, Any]:
+    """Every step of the WeChat channel of ``send_id``, for ``send status`` and the CLI."""
+    with session_scope() as s:
+        pub = s.scalar(select(WeChatPublication).where(WeChatPublication.send_id == send_id))
+        send = s.get(Send, send_id)
+        if send is None:
+            raise NotFound(f"send {send_id} does not exist")
+        if pub is None:
+            return {"send_id": send_id, "channel": send.channel, "send_state": send.state,
+                    "state": "not started"}
+        titles = pub.article_titles or []
+        return {
+            "send_id": send_id, "issue_id": pub.issue_id, "channel": "wechat",
+            "send_state": send.state, "mode": pub.mode, "state": pub.state,
+            "failed_step": pub.failed_step, "error": pub.error, "errcode": pub.errcode,
+            "clientmsgid": pub.clientmsgid,
+            "draft": {"media_id": pub.draft_media_id, "articles": pub.article_count,
+                      "titles": titles},
+            "publish": {"publish_id": pub.publish_id, "status": pub.publish_status,
+                        "status_text": STATUS_TEXT.get(pub.publish_status or 0, "")
+                        if pub.publish_status not in (None, 0, 1) else
+                        {None: "", 0: "published", 1: "publishing"}[pub.publish_status],
+                        "article_urls": pub.article_urls, "msg_data_id": pub.publish_msg_data_id},
+            "failed_articles": [{"index": i, "title": titles[i - 1] if 0 < i <= len(titles)
+                                 else ""} for i in pub.fail_idx or []],
+            "mass_send": {"msg_id": pub.msg_id, "msg_data_id": pub.msg_data_id,
+                          "status": pub.mass_status},
+            "sent_date": pub.sent_date,
+            "updated_at": pub.updated_at.isoformat(),
+        }
+
+
+def wechat_send_for(issue_ref: str | int, *, settings: WeChatSettings | None = None,
+                    create: bool = True) -> int:
+    """The issue's wechat-channel send (not cancelled), created as a draft if there is none."""
+    wx = settings or get_wechat_settings()
+    with session_scope() as s:
+        issue = get_issue(s, issue_ref)
+        send = s.scalars(select(Send).where(Send.issue_id == issue.id, Send.channel == "wechat",
+                                            Send.state != "cancelled")
+                         .order_by(Send.id.desc())).first()
+        if send is None and not create:
+            raise NotFound(f"issue {issue_ref} has no WeChat send yet: run `wechat publish`")
+        if send is None:
+            send = Send(publication_id=issue.publication_id, issue_id=issue.id, channel="wechat",
+                        list_id=None, variant_rule=wx.variant, state="draft")
+            s.add(send)
+            s.flush()
+        return send.id
+
+
+def publish_issue(issue_ref: str | int, **kwargs: Any) -> dict[str, Any]:
+    """``wechat publish ISSUE``: publish_send on the issue's wechat send."""
+    return publish_send(wechat_send_for(issue_ref, settings=kwargs.get("settings")), **kwargs)
+
+
+def preview_issue(issue_ref: str | int, openid: str, *, settings: WeChatSettings | None = None,
+                  client: WeChatClient | None = None) -> dict[str, Any]:
+    """Create (or reuse) the issue's draft and send it to one follower (mass/preview)."""
+    wx = settings or get_wechat_settings()
+    send_id = wechat_send_for(issue_ref, settings=wx)
+    cl = client or WeChatClient(wx)
+    try:
+        out = publish_send(send_id, settings=wx, client=cl, until="drafted")
+        media_id = out.get("draft", {}).get("media_id")
+        if not media_id:
+            raise StateError(f"no draft for the preview: {out.get('error')}")
+        cl.mass_preview(media_id, openid)
+    finally:
+        if client is None:
+            cl.close()
+    out["preview"] = {"openid": openid, "media_id": media_id}
+    return out
