@@ -34,6 +34,19 @@ supp_app = typer.Typer(help="The global suppression list", no_args_is_help=True)
 app.add_typer(supp_app, name="suppressions")
 seg_app = typer.Typer(help="Saved segments (JSON filters)", no_args_is_help=True)
 app.add_typer(seg_app, name="segments")
+bounce_app = typer.Typer(help="Bounces and complaints: DSN/ARF intake", no_args_is_help=True)
+app.add_typer(bounce_app, name="bounces")
+
+
+def _mount_optional() -> None:
+    from .delivery.dkim import dkim_app
+    from .wechat.cli import wechat_app
+
+    app.add_typer(dkim_app, name="dkim")
+    app.add_typer(wechat_app, name="wechat")
+
+
+_mount_optional()
 
 console = Console()
 err = Console(stderr=True)
@@ -935,9 +948,9 @@ def send_start(
 
     try:
         if get_settings().embedded:
-            from .delivery.run import drive_inline
+            from .delivery.run import start_channel
 
-            state = drive_inline(send_id) if wait else "sending"
+            state = start_channel(send_id) if wait else "sending"
         else:
             from workers.tasks import start_send
 
@@ -1002,7 +1015,20 @@ def _show_status(send_id: int, as_json: bool, note: str | None = None) -> None:
         if send is None:
             _fail(NewsletterError(f"send {send_id} does not exist"))
             return
+        channel = send.channel
         counts = state_counts(s, send_id)
+    if channel == "wechat":
+        from .wechat.publisher import status as wechat_status
+
+        data_wx = wechat_status(send_id)
+        if note:
+            data_wx["note"] = note
+        if not _emit(data_wx, as_json):
+            console.print(data_wx)
+        return
+    with session_scope() as s:
+        send = s.get(Send, send_id)
+        assert send is not None
         data = {
             "send_id": send_id,
             "state": send.state,
@@ -1113,6 +1139,38 @@ def schedule_set(
         _fail(exc)
     if not _emit(out, as_json):
         console.print(f"{out['publication']}: every weekday {weekday} at {time} ({tz})")
+
+
+@bounce_app.command("serve")
+def bounces_serve(
+    host: str = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="SMTP port for bounces+TOKEN@ and unsubscribe+TOKEN@")] = 2525,
+) -> None:
+    """Run the SMTP endpoint that receives DSNs, ARF complaints and mailto unsubscribes."""
+    import time
+
+    from .delivery.bounces import start_bounce_server
+
+    ctrl, _handler = start_bounce_server(host, port)
+    console.print(f"bounce/unsubscribe SMTP endpoint on {host}:{port} (Ctrl-C to stop)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        ctrl.stop()
+
+
+@bounce_app.command("scan")
+def bounces_scan(maildir: Path, as_json: JsonOpt = False) -> None:
+    """Apply every DSN/ARF report found in a maildir (already processed ones are skipped)."""
+    from dataclasses import asdict
+
+    from .delivery.bounces import process_maildir
+
+    results = process_maildir(maildir)
+    data = [asdict(r) for r in results]
+    if not _emit(data, as_json):
+        console.print(f"{len(results)} report(s) processed")
 
 
 # -- stats -------------------------------------------------------------------

@@ -72,8 +72,17 @@ class Settings(BaseSettings):
     #: Delivery engine.
     batch_size: int = 200
     lease_seconds: int = 120
+    #: A sending send with no lease alive and no message sent for this long is revived by the tick.
+    stall_seconds: int = 60
     max_attempts: int = 5
-    rate_per_second: float = 0.0  # 0 = unlimited
+    rate_per_second: float = 0.0  # per sender identity; 0 = unlimited
+    #: Per destination domain, e.g. {"qq.com": 20, "163.com": 10} (messages per second).
+    domain_rates: dict[str, float] = Field(default_factory=dict)
+    #: Waits up to this long for a rate-limit token; longer waits defer the delivery.
+    max_throttle_sleep: float = 2.0
+    #: Pause a send automatically when this share of a batch fails (4xx/5xx/connection).
+    auto_pause_error_rate: float = 0.5
+    auto_pause_min_attempts: int = 20
     email_budget_bytes: int = 100_000
     #: Parallel batch chains per send (Celery mode).
     send_parallelism: int = 4

@@ -196,7 +196,25 @@ def run_demo(
                     clicked += r.status_code == 302
         console.print(f"fetched {opened} pixels as readers and followed {clicked} links")
 
-        console.rule("5. stats / 统计")
+        console.rule("5. WeChat / 公众号 (local fake API)")
+        from .wechat.demo import demo_publish
+
+        wx = demo_publish(issue_id)
+        st = wx["status"]
+        draft, publish, mass = st["draft"], st["publish"], st["mass_send"]
+        console.print(
+            f"draft {draft['media_id']}: {draft['articles']} articles; "
+            f"publish: {publish['status_text'] or st['state']}; "
+            f"mass send msg_id {mass['msg_id']} ({mass['status']}); "
+            f"{wx['requests']} API requests, {wx['violations']} over a limit"
+        )
+        totals = wx.get("totals") or {}
+        console.print(
+            f"WeChat over {totals.get('days', 0)} fake days: {totals.get('read_count', 0):,} reads "
+            f"by {totals.get('read_user', 0):,} readers, {totals.get('share_count', 0):,} shares"
+        )
+
+        console.rule("6. stats / 统计")
         with session_scope() as s:
             stats = send_stats(s, send_id)
         from .cli import print_stats

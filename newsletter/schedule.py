@@ -127,16 +127,23 @@ def schedule_send(
     session: Session,
     issue: Issue,
     *,
-    list_id: int,
+    list_id: int | None,
     at: dt.datetime | None = None,
     channel: str = "email",
     variant_rule: str = "preference",
     actor: str = "cli",
     now: dt.datetime | None = None,
+    with_wechat: bool | None = None,
 ) -> Send:
-    """Create a scheduled send of an approved issue, at ``at`` or at the next weekly slot."""
+    """Create a scheduled send of an approved issue, at ``at`` or at the next weekly slot.
+
+    When the WeChat channel is configured (and ``with_wechat`` is not False), a
+    WeChat send is scheduled for the same slot: one schedule drives both channels.
+    """
     now = now or utcnow()
-    if issue.status not in ("approved", "scheduled"):
+    if issue.status not in ("approved", "scheduled") and not (
+        channel == "wechat" and issue.status == "scheduled"
+    ):
         raise ScheduleError(
             f"issue {issue.number} is {issue.status}; only an approved issue can be scheduled "
             "/ 只有已审核通过的期刊才能排期"
@@ -181,4 +188,13 @@ def schedule_send(
         ) from exc
     issue.status = "scheduled"
     audit(session, actor, "send.schedule", f"send:{send.id}", slot=slot, issue=issue.number)
+    if channel == "email" and with_wechat is not False and _wechat_configured():
+        schedule_send(session, issue, list_id=None, at=at, channel="wechat", actor=actor,
+                      now=now, with_wechat=False)
     return send
+
+
+def _wechat_configured() -> bool:
+    from .wechat.settings import get_wechat_settings
+
+    return get_wechat_settings().configured

@@ -59,7 +59,7 @@ def tick(now: dt.datetime | None = None) -> list[int]:
             if res.rowcount == 1:  # type: ignore[attr-defined]
                 out.append(send_id)
         # Sends stuck in planning (crash while planning) or sending with nobody working.
-        stale = now - dt.timedelta(seconds=max(30, cfg.lease_seconds // 2))
+        stale = now - dt.timedelta(seconds=cfg.stall_seconds)
         for send_id, state in s.execute(
             select(Send.id, Send.state).where(
                 Send.state.in_(("planning", "sending")), Send.updated_at < stale

@@ -8,6 +8,7 @@ run twice because the database ledger, not the message, decides what is done.
 from __future__ import annotations
 
 from celery import Celery
+from celery.schedules import crontab
 
 from newsletter.config import Settings, get_settings
 
@@ -33,6 +34,9 @@ def configure(app: Celery, cfg: Settings | None = None) -> Celery:
         beat_schedule={
             "tick": {"task": "newsletter.tick", "schedule": float(cfg.tick_seconds)},
             "ingest": {"task": "newsletter.ingest_events", "schedule": 2.0},
+            # WeChat datacube numbers are final the next day: sync once a day.
+            "wechat-stats": {"task": "newsletter.wechat_stats",
+                             "schedule": crontab(hour=3, minute=30)},
         },
     )
     return app

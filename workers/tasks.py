@@ -11,11 +11,28 @@ from .celery_app import app
 
 @app.task(name="newsletter.start_send")
 def start_send(send_id: int) -> None:
+    if run.channel_of(send_id) == "wechat":
+        publish_wechat.delay(send_id)
+        return
     run.start(send_id)
     from newsletter.config import get_settings
 
     for _ in range(get_settings().send_parallelism):
         send_batch.delay(send_id)
+
+
+@app.task(name="newsletter.publish_wechat")
+def publish_wechat(send_id: int) -> None:
+    run.start_channel(send_id)
+
+
+@app.task(name="newsletter.wechat_stats")
+def wechat_stats() -> None:
+    from newsletter.wechat.settings import get_wechat_settings
+    from newsletter.wechat.stats import sync_stats
+
+    if get_wechat_settings().configured:
+        sync_stats()
 
 
 @app.task(name="newsletter.send_batch")

@@ -91,8 +91,9 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["publication_id"], ["wechat_publication.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["issue_id"], ["issue.id"]),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("msg_data_id", "article_index", "ref_date",
-                            name="uq_wechat_article_stat"),
+        sa.UniqueConstraint(
+            "msg_data_id", "article_index", "ref_date", name="uq_wechat_article_stat"
+        ),
     )
 
 

@@ -139,7 +139,7 @@ def _status_kind(action: str, status: str) -> Kind:
 def _report_part(msg: Message, report_type: str) -> Message | None:
     if msg.get_content_type() != "multipart/report":
         return None
-    if (msg.get_param("report-type") or "").lower() != report_type:
+    if str(msg.get_param("report-type") or "").lower() != report_type:
         return None
     return msg
 
@@ -150,7 +150,7 @@ def _parse_dsn(msg: Message) -> BounceResult | None:
     )
     if status_part is None:
         return None
-    blocks = status_part.get_payload()
+    blocks: Any = status_part.get_payload()
     if not isinstance(blocks, list):  # some MTAs label a text blob as delivery-status
         text = str(blocks)
         blocks = [email.message_from_string(b) for b in re.split(r"\r?\n\r?\n", text) if b.strip()]
@@ -180,8 +180,8 @@ def _parse_arf(msg: Message) -> BounceResult | None:
     fb = next((p for p in msg.walk() if p.get_content_type() == "message/feedback-report"), None)
     if fb is None:
         return None
-    payload = fb.get_payload()
-    fields = payload[0] if isinstance(payload, list) and payload else None
+    payload: Any = fb.get_payload()
+    fields: Any = payload[0] if isinstance(payload, list) and payload else None
     if fields is None:
         fields = email.message_from_string(str(payload))
     ftype = str(fields.get("Feedback-Type", "")).strip().lower()

@@ -6,6 +6,8 @@ compiles it once and reuses the result for all recipients of that variant.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
 from ..config import get_settings
@@ -19,8 +21,21 @@ __all__ = ["clear_cache", "compiled_for"]
 _cache: dict[tuple[int, str], tuple[str, CompiledMessage]] = {}
 
 
+_signers: list[Any] = []
+
+
+def _signer() -> Any:
+    """The DKIM signer from NEWSLETTER_DKIM_* (None when no key is configured), loaded once."""
+    if not _signers:
+        from .dkim import load_signer
+
+        _signers.append(load_signer())
+    return _signers[0]
+
+
 def clear_cache() -> None:
     _cache.clear()
+    _signers.clear()
 
 
 def compiled_for(issue_id: int, variant: str) -> CompiledMessage:
@@ -62,5 +77,6 @@ def compiled_for(issue_id: int, variant: str) -> CompiledMessage:
             unsub_base=f"{base}/u/",
             unsub_mailto=f"unsubscribe@{bounce_domain}",
         )
+        compiled.signer = _signer()
         _cache[(issue_id, variant)] = (key, compiled)
         return compiled

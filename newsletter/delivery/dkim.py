@@ -255,8 +255,8 @@ def _plan(chunks: Sequence[bytes | str], signed: Sequence[str]) -> _Plan:
         raise ValueError("compiled message must start with its header block")
     block, _, body0 = first.partition(b"\r\n\r\n")
     fixed: dict[str, list[bytes]] = {}
-    for name, value in split_header_block(block + b"\r\n"):
-        fixed.setdefault(name.strip().lower().decode(), []).append(canon_header(name, value))
+    for fname, fvalue in split_header_block(block + b"\r\n"):
+        fixed.setdefault(fname.strip().lower().decode(), []).append(canon_header(fname, fvalue))
     # Instances are chosen from the bottom up (RFC 6376 §5.4.2); build() puts the
     # per-recipient fields above the fixed ones.
     instances: dict[str, list[bytes | str]] = {}

@@ -24,6 +24,7 @@ import logging
 import os
 import random
 import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -38,6 +39,7 @@ from .assemble import Recipient
 from .compiled import compiled_for
 from .sends import state_counts, transition
 from .smtp import MaildirConnection, Outcome, SmtpConnection, connect
+from .throttle import throttle
 
 __all__ = ["BatchResult", "claim", "maybe_finish", "process_batch", "worker_name"]
 
@@ -58,6 +60,7 @@ class BatchResult:
     bounced: int = 0
     failed: int = 0
     skipped: int = 0
+    throttled: int = 0
     stopped: str | None = None  # "paused" / "cancelled" when the batch stopped early
     outcomes: dict[str, int] = field(default_factory=dict)
 
@@ -173,7 +176,38 @@ def process_batch(send_id: int, *, batch_size: int | None = None) -> BatchResult
         _send_rows(send_id, issue_id, list_id, todo, conn, result)
     finally:
         conn.close()
+    _maybe_auto_pause(send_id, result)
     return result
+
+
+def _maybe_auto_pause(send_id: int, result: BatchResult) -> None:
+    """Pause the send when too many messages of a batch failed: something is wrong."""
+    cfg = get_settings()
+    attempts = result.sent + result.deferred + result.bounced
+    failures = result.deferred + result.bounced
+    if attempts < cfg.auto_pause_min_attempts or failures / attempts < cfg.auto_pause_error_rate:
+        return
+    from ..errors import StateError
+    from ..notify import notify
+
+    reason = (
+        f"auto-paused: {failures} of {attempts} messages in one batch failed "
+        f"(threshold {cfg.auto_pause_error_rate:.0%}); check the relay, then resume"
+    )
+    with session_scope() as s:
+        try:
+            changed = transition(s, send_id, "pause", error=reason)
+        except StateError:
+            return
+        if changed:
+            result.stopped = "paused"
+            notify(
+                s,
+                "auto_paused",
+                f"send {send_id} auto-paused",
+                reason,
+                key=f"paused:{send_id}:{utcnow().isoformat(timespec='minutes')}",
+            )
 
 
 def _send_rows(
@@ -186,6 +220,7 @@ def _send_rows(
 ) -> None:
     cfg = get_settings()
     check_every = 50
+    thr = throttle()
     with session_scope() as s:
         for n, row in enumerate(rows):
             delivery_id, variant, attempts, subscriber_id, email, name = row[:6]
@@ -196,6 +231,23 @@ def _send_rows(
                     _release(s, [r[0] for r in rows[n:]])
                     return
             compiled = compiled_for(issue_id, variant)
+            wait = thr.acquire(compiled.from_addr, email)
+            if wait > cfg.max_throttle_sleep:
+                # Too long to wait here: give the row back with a due time, never stall.
+                s.execute(
+                    update(Delivery)
+                    .where(Delivery.id == delivery_id)
+                    .values(
+                        claimed_by=None,
+                        lease_until=None,
+                        next_attempt_at=utcnow() + dt.timedelta(seconds=wait),
+                    )
+                )
+                s.commit()
+                result.throttled += 1
+                continue
+            if wait > 0:
+                time.sleep(wait)
             token = delivery_token(delivery_id)
             msgid, message = compiled.build(
                 Recipient(
@@ -209,7 +261,7 @@ def _send_rows(
             )
             s.commit()
             envelope = f"bounces+{token}@{cfg.bounce_domain}"
-            outcome = conn.send(envelope, email, message)
+            outcome = conn.send(envelope, email, message, signer=compiled.signer)
             _record(s, delivery_id, attempts + 1, outcome, email, cfg.max_attempts)
             s.commit()
             setattr(
@@ -270,7 +322,7 @@ def pending(session: Session, send_id: int) -> tuple[int, dt.datetime | None]:
     )
     nxt = session.scalar(
         select(func.min(Delivery.next_attempt_at)).where(
-            Delivery.send_id == send_id, Delivery.state == "deferred"
+            Delivery.send_id == send_id, Delivery.state.in_(("queued", "deferred"))
         )
     )
     return n, nxt
@@ -299,8 +351,12 @@ def maybe_finish(send_id: int) -> bool:
             at_risk = s.scalar(
                 select(func.count()).where(Delivery.send_id == send_id, Delivery.at_risk)
             )
-            notify(s, "finished", f"send {send_id} finished",
-                   "\n".join(f"{k}: {v}" for k, v in counts.items())
-                   + f"\nat risk of duplicate (re-sent after a crash): {at_risk}",
-                   key=f"finished:{send_id}")
+            notify(
+                s,
+                "finished",
+                f"send {send_id} finished",
+                "\n".join(f"{k}: {v}" for k, v in counts.items())
+                + f"\nat risk of duplicate (re-sent after a crash): {at_risk}",
+                key=f"finished:{send_id}",
+            )
         return True

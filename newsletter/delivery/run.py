@@ -19,7 +19,34 @@ from ..models import Send
 from .engine import BatchResult, maybe_finish, pending, process_batch
 from .sends import plan, transition
 
-__all__ = ["Next", "drive_inline", "start", "step"]
+__all__ = ["Next", "drive_inline", "start", "start_channel", "step"]
+
+
+def channel_of(send_id: int) -> str:
+    with session_scope() as s:
+        ch = s.scalar(select(Send.channel).where(Send.id == send_id))
+    if ch is None:
+        raise NotFound(f"send {send_id} does not exist")
+    return ch
+
+
+def start_channel(send_id: int) -> str:
+    """Start a send of any channel in this process; returns its state afterwards.
+
+    Email sends are driven to the end here (embedded mode); WeChat sends run the
+    publishing flow (upload, draft, publish/mass send, poll), which is resumable.
+    A WeChat failure never touches the email send of the same issue.
+    """
+    if channel_of(send_id) == "wechat":
+        from ..wechat.publisher import publish_send
+
+        with session_scope() as s:
+            send = s.get(Send, send_id)
+            if send is not None and send.state in ("draft", "scheduled"):
+                transition(s, send_id, "plan")
+                transition(s, send_id, "start")
+        return str(publish_send(send_id).get("send_state", "sending"))
+    return drive_inline(send_id)
 
 
 def start(send_id: int) -> tuple[int, int]:

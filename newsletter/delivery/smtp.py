@@ -16,6 +16,7 @@ import mailbox
 import smtplib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .assemble import to_base64
 
@@ -56,12 +57,19 @@ class SmtpConnection:
         self.eightbit = smtp.has_extn("8bitmime")
         return smtp
 
-    def send(self, envelope_from: str, rcpt: str, message: bytes) -> Outcome:
+    def send(
+        self, envelope_from: str, rcpt: str, message: bytes, *, signer: Any = None
+    ) -> Outcome:
+        """Send one message. ``signer`` re-signs DKIM when the body must be re-encoded."""
         try:
             if self._smtp is None:
                 self._smtp = self._open()
             opts = ["BODY=8BITMIME"] if self.eightbit else []
-            data = message if self.eightbit else to_base64(message)
+            data = message
+            if not self.eightbit:
+                data = to_base64(message)
+                if signer is not None:
+                    data = signer.sign_message(data)
             refused = self._smtp.sendmail(envelope_from, [rcpt], data, mail_options=opts)
         except smtplib.SMTPRecipientsRefused as exc:
             code, msg = exc.recipients.get(rcpt, (550, b"recipient refused"))
@@ -119,7 +127,9 @@ class MaildirConnection:
         for sub in ("tmp", "new", "cur"):
             (path / sub).mkdir(parents=True, exist_ok=True)
 
-    def send(self, envelope_from: str, rcpt: str, message: bytes) -> Outcome:
+    def send(
+        self, envelope_from: str, rcpt: str, message: bytes, *, signer: Any = None
+    ) -> Outcome:
         envelope = f"Return-Path: <{envelope_from}>\r\nDelivered-To: {rcpt}\r\n".encode()
         self.box.add(envelope + message)
         return Outcome("sent", 250, "stored in maildir")

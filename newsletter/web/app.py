@@ -15,4 +15,9 @@ def create_app() -> FastAPI:
     app = FastAPI(title="newsletter", version=__version__)
     app.include_router(public_router)
     app.include_router(subscriber_router)
+    from ..delivery.webhooks import router as webhooks_router
+    from ..wechat.callback import router as wechat_router
+
+    app.include_router(webhooks_router)
+    app.include_router(wechat_router)
     return app

@@ -53,8 +53,10 @@ def cover_file(doc: Doc, base_dir: Path | None) -> Path:
     files = image_files(doc, base_dir)
     if files:
         return next(iter(files.values()))
-    raise WeChatMediaError(f"issue {doc.number} has no cover image: WeChat needs one "
-                           "(thumb_media_id). Add `cover: images/….png` to the front matter.")
+    raise WeChatMediaError(
+        f"issue {doc.number} has no cover image: WeChat needs one "
+        "(thumb_media_id). Add `cover: images/….png` to the front matter."
+    )
 
 
 def ensure_asset(client: WeChatClient, path: Path, kind: str, sha256: str | None = None) -> Asset:
@@ -72,8 +74,16 @@ def ensure_asset(client: WeChatClient, path: Path, kind: str, sha256: str | None
         media_id, url = client.add_material(data, path.name)
     try:
         with session_scope() as s:
-            s.add(WeChatAsset(appid=client.appid, sha256=digest, kind=kind, url=url,
-                              media_id=media_id, size_bytes=len(data)))
+            s.add(
+                WeChatAsset(
+                    appid=client.appid,
+                    sha256=digest,
+                    kind=kind,
+                    url=url,
+                    media_id=media_id,
+                    size_bytes=len(data),
+                )
+            )
     except IntegrityError:
         pass  # another worker stored it first; use theirs
     stored = _find(client.appid, digest, kind)
@@ -84,21 +94,26 @@ def ensure_asset(client: WeChatClient, path: Path, kind: str, sha256: str | None
 def drop_asset(appid: str, sha256: str, kind: str) -> None:
     """Forget an asset WeChat no longer knows (40007), so the next call re-uploads it."""
     with session_scope() as s:
-        s.execute(delete(WeChatAsset).where(WeChatAsset.appid == appid,
-                                            WeChatAsset.sha256 == sha256,
-                                            WeChatAsset.kind == kind))
+        s.execute(
+            delete(WeChatAsset).where(
+                WeChatAsset.appid == appid, WeChatAsset.sha256 == sha256, WeChatAsset.kind == kind
+            )
+        )
 
 
 def _find(appid: str, sha256: str, kind: str) -> Asset | None:
     with session_scope() as s:
-        row = s.scalar(select(WeChatAsset).where(WeChatAsset.appid == appid,
-                                                 WeChatAsset.sha256 == sha256,
-                                                 WeChatAsset.kind == kind))
+        row = s.scalar(
+            select(WeChatAsset).where(
+                WeChatAsset.appid == appid, WeChatAsset.sha256 == sha256, WeChatAsset.kind == kind
+            )
+        )
         return None if row is None else Asset(row.sha256, row.kind, row.url, row.media_id)
 
 
 def swap_images(content: str, urls: dict[str, str]) -> str:
     """Replace ``wxasset:{sha256}`` by WeChat URLs; an unknown hash is an error."""
+
     def sub(m: re.Match[str]) -> str:
         try:
             return urls[m.group(1)]

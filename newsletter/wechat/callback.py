@@ -53,9 +53,13 @@ def parse_event(xml: bytes) -> dict[str, Any]:
     out: dict[str, Any] = {c.tag: (c.text or "").strip() for c in root if len(c) == 0}
     info = root.find("PublishEventInfo")
     if info is not None:
-        items = [{"idx": int(i.findtext("idx", "0")),
-                  "article_url": (i.findtext("article_url") or "").strip()}
-                 for i in info.iterfind("article_detail/item")]
+        items = [
+            {
+                "idx": int(i.findtext("idx", "0")),
+                "article_url": (i.findtext("article_url") or "").strip(),
+            }
+            for i in info.iterfind("article_detail/item")
+        ]
         out["publish"] = {
             "publish_id": (info.findtext("publish_id") or "").strip(),
             "publish_status": int(info.findtext("publish_status", "1")),
@@ -67,16 +71,24 @@ def parse_event(xml: bytes) -> dict[str, Any]:
 
 
 @router.get("/callback", response_class=PlainTextResponse)
-def verify_url(signature_: str = Query("", alias="signature"), timestamp: str = "",
-               nonce: str = "", echostr: str = "") -> str:
+def verify_url(
+    signature_: str = Query("", alias="signature"),
+    timestamp: str = "",
+    nonce: str = "",
+    echostr: str = "",
+) -> str:
     """WeChat's server-URL check: echo ``echostr`` when the signature is right."""
     _verify(signature_, timestamp, nonce)
     return echostr
 
 
 @router.post("/callback", response_class=PlainTextResponse)
-async def receive(request: Request, signature_: str = Query("", alias="signature"),
-                  timestamp: str = "", nonce: str = "") -> str:
+async def receive(
+    request: Request,
+    signature_: str = Query("", alias="signature"),
+    timestamp: str = "",
+    nonce: str = "",
+) -> str:
     """Pushed messages and events; PUBLISHJOBFINISH updates the publication."""
     _verify(signature_, timestamp, nonce)
     body = await request.body()
@@ -91,6 +103,10 @@ async def receive(request: Request, signature_: str = Query("", alias="signature
 
         info = event["publish"]
         new = await run_in_threadpool(record_publish_result, info["publish_id"], info)
-        log.info("wechat: PUBLISHJOBFINISH %s status %s (%s)", info["publish_id"],
-                 info["publish_status"], "recorded" if new else "already known")
+        log.info(
+            "wechat: PUBLISHJOBFINISH %s status %s (%s)",
+            info["publish_id"],
+            info["publish_status"],
+            "recorded" if new else "already known",
+        )
     return "success"

@@ -17,8 +17,9 @@ from newsletter.errors import NewsletterError
 
 __all__ = ["wechat_app"]
 
-wechat_app = typer.Typer(help="WeChat Official Account / 公众号: check, preview, publish, stats",
-                         no_args_is_help=True)
+wechat_app = typer.Typer(
+    help="WeChat Official Account / 公众号: check, preview, publish, stats", no_args_is_help=True
+)
 console = Console()
 err = Console(stderr=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
@@ -38,8 +39,9 @@ def _fail(exc: Exception) -> None:
 
 def _show(out: dict[str, Any], as_json: bool) -> None:
     if not _emit(out, as_json):
-        console.print(f"send {out['send_id']} · wechat · mode {out.get('mode')} · "
-                      f"[bold]{out['state']}[/]")
+        console.print(
+            f"send {out['send_id']} · wechat · mode {out.get('mode')} · [bold]{out['state']}[/]"
+        )
         d, p, m = out.get("draft", {}), out.get("publish", {}), out.get("mass_send", {})
         if d.get("media_id"):
             console.print(f"  draft     {d['media_id']} ({d['articles']} articles)")
@@ -61,28 +63,39 @@ def _show(out: dict[str, Any], as_json: bool) -> None:
 def check(as_json: JsonOpt = False) -> None:
     """Check the credentials, this server's IP allow-listing and the mass-send quota."""
     from .client import WeChatClient
+    from .errors import WeChatError
 
     try:
         with WeChatClient() as client:
             client.token()
-            out: dict[str, Any] = {"appid": client.appid, "credentials": "ok",
-                                   "ip_allowed": True, "base_url": client.settings.base_url}
-            try:
+            out: dict[str, Any] = {
+                "appid": client.appid,
+                "credentials": "ok",
+                "ip_allowed": True,
+                "base_url": client.settings.base_url,
+            }
+            try:  # a real call: a cached token alone proves nothing about the IP
                 out["mass_send_quota"] = client.quota("/cgi-bin/message/mass/sendall")
-            except NewsletterError as exc:
+            except WeChatError as exc:
+                if exc.errcode != 48001:
+                    raise
                 out["mass_send_quota"] = {"error": str(exc)}
     except NewsletterError as exc:
         _fail(exc)
     if not _emit(out, as_json):
         q = out["mass_send_quota"]
-        console.print(f"WeChat {out['appid']}: credentials ok, IP allowed; "
-                      f"mass-send quota {q.get('remain', '?')}/{q.get('daily_limit', '?')}")
+        console.print(
+            f"WeChat {out['appid']}: credentials ok, IP allowed; "
+            f"mass-send quota {q.get('remain', '?')}/{q.get('daily_limit', '?')}"
+        )
 
 
 @wechat_app.command("preview")
-def preview(issue: IssueArg,
-            openid: Annotated[str, typer.Option("--openid", help="follower's OpenID")],
-            as_json: JsonOpt = False) -> None:
+def preview(
+    issue: IssueArg,
+    openid: Annotated[str, typer.Option("--openid", help="follower's OpenID")],
+    as_json: JsonOpt = False,
+) -> None:
     """Create the issue's draft (or reuse it) and send it to one follower (mass/preview)."""
     from .publisher import preview_issue
 
@@ -95,9 +108,11 @@ def preview(issue: IssueArg,
 
 
 @wechat_app.command("publish")
-def publish(issue: IssueArg,
-            retry: Annotated[bool, typer.Option(help="retry a failed channel")] = False,
-            as_json: JsonOpt = False) -> None:
+def publish(
+    issue: IssueArg,
+    retry: Annotated[bool, typer.Option(help="retry a failed channel")] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Publish and/or mass-send ISSUE (resumes an interrupted run; never pushes twice)."""
     from .publisher import publish_issue
 
@@ -125,8 +140,9 @@ def status_cmd(issue: IssueArg, as_json: JsonOpt = False) -> None:
 
 
 @wechat_app.command("stats-sync")
-def stats_sync(days: Annotated[int, typer.Option(help="days back to sync")] = 7,
-               as_json: JsonOpt = False) -> None:
+def stats_sync(
+    days: Annotated[int, typer.Option(help="days back to sync")] = 7, as_json: JsonOpt = False
+) -> None:
     """Pull WeChat read statistics (datacube) for the last DAYS days of each issue."""
     from .stats import sync_stats
 
@@ -135,5 +151,6 @@ def stats_sync(days: Annotated[int, typer.Option(help="days back to sync")] = 7,
     except NewsletterError as exc:
         _fail(exc)
     if not _emit(out, as_json):
-        console.print(f"{out['rows']} article-day rows from {out['calls']} calls "
-                      f"({out['dates']} dates)")
+        console.print(
+            f"{out['rows']} article-day rows from {out['calls']} calls ({out['dates']} dates)"
+        )

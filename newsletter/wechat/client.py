@@ -55,20 +55,33 @@ for _name in ("httpx", "httpcore"):
 class WeChatClient:
     """One account's API. Thread-safe; share one per process or create one per task."""
 
-    def __init__(self, settings: WeChatSettings | None = None, *,
-                 sleep: Callable[[float], None] = time.sleep,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        settings: WeChatSettings | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.settings = settings or get_wechat_settings()
         if not self.settings.configured:
-            raise WeChatAuthError("not configured: set NEWSLETTER_WECHAT_APPID and "
-                                  "NEWSLETTER_WECHAT_SECRET")
+            raise WeChatAuthError(
+                "not configured: set NEWSLETTER_WECHAT_APPID and NEWSLETTER_WECHAT_SECRET"
+            )
         cfg = get_settings()
         self.appid = self.settings.appid
         self.sleep = sleep
-        self.tokens = TokenStore(self.settings.base_url, self.appid, redis_url=cfg.redis_url,
-                                 prefix=cfg.redis_prefix, margin=self.settings.refresh_margin)
-        self.http = httpx.Client(base_url=self.settings.base_url.rstrip("/"),
-                                 timeout=self.settings.timeout, transport=transport)
+        self.tokens = TokenStore(
+            self.settings.base_url,
+            self.appid,
+            redis_url=cfg.redis_url,
+            prefix=cfg.redis_prefix,
+            margin=self.settings.refresh_margin,
+        )
+        self.http = httpx.Client(
+            base_url=self.settings.base_url.rstrip("/"),
+            timeout=self.settings.timeout,
+            transport=transport,
+        )
 
     def close(self) -> None:
         self.http.close()
@@ -80,8 +93,16 @@ class WeChatClient:
         self.close()
 
     # -- transport ---------------------------------------------------------
-    def _raw(self, method: str, path: str, *, params: dict[str, str] | None = None,
-             json: Any = None, files: Any = None, idempotent: bool = True) -> dict[str, Any]:
+    def _raw(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: Any = None,
+        files: Any = None,
+        idempotent: bool = True,
+    ) -> dict[str, Any]:
         """One call with busy/network retries; returns the JSON body, errcode untouched."""
         attempt = 0
         while True:
@@ -94,10 +115,15 @@ class WeChatClient:
             except (httpx.TransportError, ValueError) as exc:
                 unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
                 if (not idempotent and not unsent) or attempt >= self.settings.max_attempts:
-                    hint = "" if idempotent or unsent else (
-                        " The request may have been applied; re-running resumes safely.")
-                    raise WeChatBusyError(f"unreachable after {attempt} attempt(s): "
-                                          f"{type(exc).__name__}.{hint}", api=path) from None
+                    hint = (
+                        ""
+                        if idempotent or unsent
+                        else (" The request may have been applied; re-running resumes safely.")
+                    )
+                    raise WeChatBusyError(
+                        f"unreachable after {attempt} attempt(s): {type(exc).__name__}.{hint}",
+                        api=path,
+                    ) from None
                 log.warning("wechat %s: %s, retrying (%d)", path, type(exc).__name__, attempt)
                 self.sleep(self.settings.backoff * 2 ** (attempt - 1))
                 continue
@@ -111,22 +137,41 @@ class WeChatClient:
         secret = self.settings.secret.get_secret_value()
         if self.settings.token_endpoint == "stable":
             path = "/cgi-bin/stable_token"
-            data = self._raw("POST", path, json={
-                "grant_type": "client_credential", "appid": self.appid, "secret": secret,
-                "force_refresh": force})
+            data = self._raw(
+                "POST",
+                path,
+                json={
+                    "grant_type": "client_credential",
+                    "appid": self.appid,
+                    "secret": secret,
+                    "force_refresh": force,
+                },
+            )
         else:
             path = "/cgi-bin/token"
-            data = self._raw("GET", path, params={
-                "grant_type": "client_credential", "appid": self.appid, "secret": secret})
+            data = self._raw(
+                "GET",
+                path,
+                params={"grant_type": "client_credential", "appid": self.appid, "secret": secret},
+            )
         if data.get("errcode"):
             raise error_for(int(data["errcode"]), str(data.get("errmsg", "")), path)
-        log.info("wechat: new access token for %s (expires in %ss)", self.appid,
-                 data.get("expires_in"))
+        log.info(
+            "wechat: new access token for %s (expires in %ss)", self.appid, data.get("expires_in")
+        )
         return str(data["access_token"]), int(data.get("expires_in", 7200))
 
-    def call(self, path: str, *, json: Any = None, files: Any = None, method: str = "POST",
-             params: dict[str, str] | None = None, idempotent: bool = True,
-             accept: frozenset[int] = frozenset()) -> dict[str, Any]:
+    def call(
+        self,
+        path: str,
+        *,
+        json: Any = None,
+        files: Any = None,
+        method: str = "POST",
+        params: dict[str, str] | None = None,
+        idempotent: bool = True,
+        accept: frozenset[int] = frozenset(),
+    ) -> dict[str, Any]:
         """Call ``path`` with the shared token; the JSON answer, or a :class:`WeChatError`.
 
         errcodes in ``accept`` are returned instead of raised.
@@ -135,8 +180,7 @@ class WeChatClient:
         token = self.tokens.get(self._fetch_token)
         while True:
             q = {**(params or {}), "access_token": token}
-            data = self._raw(method, path, params=q, json=json, files=files,
-                             idempotent=idempotent)
+            data = self._raw(method, path, params=q, json=json, files=files, idempotent=idempotent)
             code = int(data.get("errcode", 0) or 0)
             if code == 0 or code in accept:
                 return data
@@ -161,31 +205,40 @@ class WeChatClient:
     # -- media -----------------------------------------------------------------
     def upload_image(self, data: bytes, filename: str) -> str:
         """``media/uploadimg``: an mmbiz.qpic.cn URL usable inside article content."""
-        out = self.call("/cgi-bin/media/uploadimg",
-                        files={"media": (filename, data, _mime(filename))})
+        out = self.call(
+            "/cgi-bin/media/uploadimg", files={"media": (filename, data, _mime(filename))}
+        )
         return str(out["url"])
 
     def add_material(self, data: bytes, filename: str) -> tuple[str, str]:
         """``material/add_material?type=image``: (media_id, url) of a permanent image."""
-        out = self.call("/cgi-bin/material/add_material", params={"type": "image"},
-                        files={"media": (filename, data, _mime(filename))})
+        out = self.call(
+            "/cgi-bin/material/add_material",
+            params={"type": "image"},
+            files={"media": (filename, data, _mime(filename))},
+        )
         return str(out["media_id"]), str(out.get("url", ""))
 
     # -- drafts and publishing ----------------------------------------------------
     def draft_add(self, articles: list[dict[str, Any]]) -> str:
-        return str(self.call("/cgi-bin/draft/add", json={"articles": articles},
-                             idempotent=False)["media_id"])
+        return str(
+            self.call("/cgi-bin/draft/add", json={"articles": articles}, idempotent=False)[
+                "media_id"
+            ]
+        )
 
     def draft_batchget(self, offset: int = 0, count: int = 20) -> dict[str, Any]:
-        return self.call("/cgi-bin/draft/batchget",
-                         json={"offset": offset, "count": count, "no_content": 0})
+        return self.call(
+            "/cgi-bin/draft/batchget", json={"offset": offset, "count": count, "no_content": 0}
+        )
 
     def draft_delete(self, media_id: str) -> None:
         self.call("/cgi-bin/draft/delete", json={"media_id": media_id})
 
     def freepublish_submit(self, media_id: str) -> tuple[str, str]:
-        out = self.call("/cgi-bin/freepublish/submit", json={"media_id": media_id},
-                        idempotent=False)
+        out = self.call(
+            "/cgi-bin/freepublish/submit", json={"media_id": media_id}, idempotent=False
+        )
         return str(out["publish_id"]), str(out.get("msg_data_id", ""))
 
     def freepublish_get(self, publish_id: str) -> dict[str, Any]:
@@ -200,23 +253,33 @@ class WeChatClient:
         """
         if len(clientmsgid) > 64:
             raise error_for(45067, "clientmsgid too long", "/cgi-bin/message/mass/sendall")
-        body = {"filter": {"is_to_all": True}, "mpnews": {"media_id": media_id},
-                "msgtype": "mpnews", "send_ignore_reprint": 0, "clientmsgid": clientmsgid}
+        body = {
+            "filter": {"is_to_all": True},
+            "mpnews": {"media_id": media_id},
+            "msgtype": "mpnews",
+            "send_ignore_reprint": 0,
+            "clientmsgid": clientmsgid,
+        }
         for _ in range(3):
-            out = self.call("/cgi-bin/message/mass/sendall", json=body,
-                            accept=frozenset({45065, 45066}))
+            out = self.call(
+                "/cgi-bin/message/mass/sendall", json=body, accept=frozenset({45065, 45066})
+            )
             code = int(out.get("errcode", 0) or 0)
             if code == 45066:
                 self.sleep(self.settings.too_fast_wait)
                 continue
-            return {"msg_id": str(out.get("msg_id", "")),
-                    "msg_data_id": str(out.get("msg_data_id", "") or ""),
-                    "duplicate": code == 45065}
+            return {
+                "msg_id": str(out.get("msg_id", "")),
+                "msg_data_id": str(out.get("msg_data_id", "") or ""),
+                "duplicate": code == 45065,
+            }
         raise error_for(45066, "retry too fast", "/cgi-bin/message/mass/sendall")
 
     def mass_preview(self, media_id: str, openid: str) -> None:
-        self.call("/cgi-bin/message/mass/preview",
-                  json={"touser": openid, "mpnews": {"media_id": media_id}, "msgtype": "mpnews"})
+        self.call(
+            "/cgi-bin/message/mass/preview",
+            json={"touser": openid, "mpnews": {"media_id": media_id}, "msgtype": "mpnews"},
+        )
 
     def mass_get(self, msg_id: str) -> str:
         return str(self.call("/cgi-bin/message/mass/get", json={"msg_id": msg_id})["msg_status"])
@@ -234,5 +297,9 @@ def _mime(filename: str) -> str:
 
 def describe(exc: WeChatError) -> dict[str, Any]:
     """A JSON-able description of an error (for status views)."""
-    return {"type": type(exc).__name__, "errcode": exc.errcode, "message": str(exc),
-            "retryable": exc.retryable}
+    return {
+        "type": type(exc).__name__,
+        "errcode": exc.errcode,
+        "message": str(exc),
+        "retryable": exc.retryable,
+    }

@@ -49,8 +49,9 @@ __all__ = ["LIMIT_CODES", "FakeWeChat", "Recorded", "run_fake"]
 
 CST = dt.timezone(dt.timedelta(hours=8))
 GRACE = 300  # seconds a replaced token keeps working
-LIMIT_CODES = frozenset({45002, 45003, 45004, 45008, 45110, 40005, 40009, 45067, 45011,
-                         61500, 61501})
+LIMIT_CODES = frozenset(
+    {45002, 45003, 45004, 45008, 45110, 40005, 40009, 45067, 45011, 61500, 61501}
+)
 SPANS = {"getarticlesummary": 1, "getarticletotal": 1, "getuserread": 3, "getusershare": 7}
 _IMG_RE = re.compile(r"""<img\b[^>]*?\ssrc\s*=\s*["']([^"']*)["'][^>]*>""", re.I)
 _SCRIPT_RE = re.compile(r"<script\b.*?</script\s*>", re.I | re.S)
@@ -95,8 +96,13 @@ def _err(code: int, msg: str) -> dict[str, Any]:
 class FakeWeChat:
     """The state and behaviour of one fake Official Account."""
 
-    def __init__(self, appid: str = "wx0123456789abcdef", secret: str = "fake-app-secret-0001",
-                 *, token_ttl: int = 7200) -> None:
+    def __init__(
+        self,
+        appid: str = "wx0123456789abcdef",
+        secret: str = "fake-app-secret-0001",
+        *,
+        token_ttl: int = 7200,
+    ) -> None:
         self.appid, self.secret, self.token_ttl = appid, secret, token_ttl
         self.lock = threading.RLock()
         self.offset = 0.0
@@ -160,8 +166,11 @@ class FakeWeChat:
     # -- inspection -------------------------------------------------------------
     def calls(self, path: str, *, ok: bool | None = None) -> list[Recorded]:
         with self.lock:
-            return [r for r in self.requests if r.path == path
-                    and (ok is None or (r.errcode == 0) == ok)]
+            return [
+                r
+                for r in self.requests
+                if r.path == path and (ok is None or (r.errcode == 0) == ok)
+            ]
 
     def violations(self) -> list[Recorded]:
         """Requests refused because they broke a documented limit."""
@@ -207,8 +216,13 @@ class FakeWeChat:
             return bad
         cur = self.current.get("stable")
         t = self.tokens.get(cur or "")
-        if cur and t and not t.superseded and t.expires_at > self.now() \
-                and not body.get("force_refresh"):
+        if (
+            cur
+            and t
+            and not t.superseded
+            and t.expires_at > self.now()
+            and not body.get("force_refresh")
+        ):
             return {"access_token": cur, "expires_in": int(t.expires_at - self.now())}
         return self._issue("stable")
 
@@ -272,8 +286,14 @@ class FakeWeChat:
         if a.get("thumb_media_id") not in self.materials:
             return _err(40007, "invalid media_id")
         content = _SCRIPT_RE.sub("", content)
-        content = _IMG_RE.sub(lambda m: m.group(0) if m.group(1).startswith(
-            ("http://mmbiz.qpic.cn/", "https://mmbiz.qpic.cn/")) else "", content)
+        content = _IMG_RE.sub(
+            lambda m: (
+                m.group(0)
+                if m.group(1).startswith(("http://mmbiz.qpic.cn/", "https://mmbiz.qpic.cn/"))
+                else ""
+            ),
+            content,
+        )
         return json.dumps({**a, "content": content}, ensure_ascii=False)
 
     def _articles(self, arts: Any) -> list[dict[str, Any]] | dict[str, Any]:
@@ -319,25 +339,39 @@ class FakeWeChat:
     def draft_batchget(self, q: dict[str, str], body: Any) -> dict[str, Any]:
         off, count = int(body.get("offset", 0)), min(int(body.get("count", 20)), 20)
         items = sorted(self.drafts.items(), key=lambda kv: -kv[1]["update_time"])
-        page = [{"media_id": k, "update_time": v["update_time"],
-                 "content": {"news_item": v["articles"]}} for k, v in items[off:off + count]]
+        page = [
+            {
+                "media_id": k,
+                "update_time": v["update_time"],
+                "content": {"news_item": v["articles"]},
+            }
+            for k, v in items[off : off + count]
+        ]
         return {"total_count": len(items), "item_count": len(page), "item": page}
 
     # -- publishing -------------------------------------------------------------------------
     def _register(self, msg_data_id: int, media_id: str) -> None:
         arts = self.drafts[media_id]["articles"]
-        self.messages[msg_data_id] = {"titles": [a["title"] for a in arts],
-                                      "date": self.today()}
+        self.messages[msg_data_id] = {"titles": [a["title"] for a in arts], "date": self.today()}
 
     def freepublish_submit(self, q: dict[str, str], body: Any) -> dict[str, Any]:
         media_id = (body or {}).get("media_id", "")
         if media_id not in self.drafts:
             return _err(40007, "invalid media_id")
         pid = str(next(self._ids))
-        self.publishes[pid] = _Publish(media_id, next(self._ids), self.publish_polls,
-                                       self.publish_final, list(self.publish_fail_idx))
-        return {"errcode": 0, "errmsg": "ok", "publish_id": pid,
-                "msg_data_id": self.publishes[pid].msg_data_id}
+        self.publishes[pid] = _Publish(
+            media_id,
+            next(self._ids),
+            self.publish_polls,
+            self.publish_final,
+            list(self.publish_fail_idx),
+        )
+        return {
+            "errcode": 0,
+            "errmsg": "ok",
+            "publish_id": pid,
+            "msg_data_id": self.publishes[pid].msg_data_id,
+        }
 
     def freepublish_get(self, q: dict[str, str], body: Any) -> dict[str, Any]:
         p = self.publishes.get(str((body or {}).get("publish_id", "")))
@@ -348,12 +382,13 @@ class FakeWeChat:
                 p.polls_left -= 1
             else:
                 self._finish(p)
-        out: dict[str, Any] = {"publish_id": str(body["publish_id"]),
-                               "publish_status": p.status}
+        out: dict[str, Any] = {"publish_id": str(body["publish_id"]), "publish_status": p.status}
         if p.status in (0, 5, 6):
             out["article_id"] = p.article_id
-            out["article_detail"] = {"count": len(p.urls), "item": [
-                {"idx": i + 1, "article_url": u} for i, u in enumerate(p.urls)]}
+            out["article_detail"] = {
+                "count": len(p.urls),
+                "item": [{"idx": i + 1, "article_url": u} for i, u in enumerate(p.urls)],
+            }
         if p.status in (2, 3, 4):
             out["fail_idx"] = p.fail_idx
         return out
@@ -372,25 +407,35 @@ class FakeWeChat:
             p = self.publishes[publish_id]
             if p.status == 1:
                 self._finish(p)
-            items = "".join(f"<item><idx>{i + 1}</idx><article_url><![CDATA[{u}]]>"
-                            f"</article_url></item>" for i, u in enumerate(p.urls))
-            fails = "".join(f"<fail_idx>{i}</fail_idx>" for i in p.fail_idx) \
-                if p.status in (2, 3, 4) else ""
-            return (f"<xml><ToUserName><![CDATA[gh_fake]]></ToUserName>"
-                    f"<FromUserName><![CDATA[oSystem]]></FromUserName>"
-                    f"<CreateTime>{int(self.now())}</CreateTime>"
-                    f"<MsgType><![CDATA[event]]></MsgType>"
-                    f"<Event><![CDATA[PUBLISHJOBFINISH]]></Event><PublishEventInfo>"
-                    f"<publish_id>{publish_id}</publish_id><publish_status>{p.status}"
-                    f"</publish_status><article_id><![CDATA[{p.article_id}]]></article_id>"
-                    f"<article_detail><count>{len(p.urls)}</count>{items}</article_detail>"
-                    f"{fails}</PublishEventInfo></xml>")
+            items = "".join(
+                f"<item><idx>{i + 1}</idx><article_url><![CDATA[{u}]]></article_url></item>"
+                for i, u in enumerate(p.urls)
+            )
+            fails = (
+                "".join(f"<fail_idx>{i}</fail_idx>" for i in p.fail_idx)
+                if p.status in (2, 3, 4)
+                else ""
+            )
+            return (
+                f"<xml><ToUserName><![CDATA[gh_fake]]></ToUserName>"
+                f"<FromUserName><![CDATA[oSystem]]></FromUserName>"
+                f"<CreateTime>{int(self.now())}</CreateTime>"
+                f"<MsgType><![CDATA[event]]></MsgType>"
+                f"<Event><![CDATA[PUBLISHJOBFINISH]]></Event><PublishEventInfo>"
+                f"<publish_id>{publish_id}</publish_id><publish_status>{p.status}"
+                f"</publish_status><article_id><![CDATA[{p.article_id}]]></article_id>"
+                f"<article_detail><count>{len(p.urls)}</count>{items}</article_detail>"
+                f"{fails}</PublishEventInfo></xml>"
+            )
 
     # -- mass sending -------------------------------------------------------------------------
     def sendall(self, q: dict[str, str], body: Any) -> dict[str, Any]:
         body = body or {}
-        recent = [r for r in self.requests if r.path == "/cgi-bin/message/mass/sendall"
-                  and r.at > self.now() - 60]
+        recent = [
+            r
+            for r in self.requests
+            if r.path == "/cgi-bin/message/mass/sendall" and r.at > self.now() - 60
+        ]
         if len(recent) > 60:
             return _err(45011, "api minute-quota reach limit")
         if body.get("msgtype") != "mpnews" or not (body.get("filter") or {}).get("is_to_all"):
@@ -410,14 +455,24 @@ class FakeWeChat:
         if len(sent_today) >= self.mass_quota:
             return _err(45028, "has no masssend quota")
         msg_id, data_id = next(self._ids), next(self._ids)
-        rec = {"msg_id": msg_id, "msg_data_id": data_id, "at": self.now(),
-               "date": self.today(), "media_id": media_id, "clientmsgid": cid}
+        rec = {
+            "msg_id": msg_id,
+            "msg_data_id": data_id,
+            "at": self.now(),
+            "date": self.today(),
+            "media_id": media_id,
+            "clientmsgid": cid,
+        }
         self.mass_by_id[msg_id] = rec
         if cid:
             self.mass[cid] = rec
         self._register(data_id, media_id)
-        return {"errcode": 0, "errmsg": "send job submission success", "msg_id": msg_id,
-                "msg_data_id": data_id}
+        return {
+            "errcode": 0,
+            "errmsg": "send job submission success",
+            "msg_id": msg_id,
+            "msg_data_id": data_id,
+        }
 
     def preview(self, q: dict[str, str], body: Any) -> dict[str, Any]:
         body = body or {}
@@ -439,19 +494,31 @@ class FakeWeChat:
         path = (body or {}).get("cgi_path", "")
         used = len([r for r in self.requests if r.path == path])
         limit = self.mass_quota if path.endswith("sendall") else 100_000
-        return {"errcode": 0, "errmsg": "ok", "quota": {
-            "daily_limit": limit, "used": min(used, limit), "remain": max(0, limit - used)}}
+        return {
+            "errcode": 0,
+            "errmsg": "ok",
+            "quota": {
+                "daily_limit": limit,
+                "used": min(used, limit),
+                "remain": max(0, limit - used),
+            },
+        }
 
     # -- datacube -------------------------------------------------------------------------------
     def _stats(self, msg: int, idx: int, day: dt.date, sent: dt.date) -> dict[str, int]:
         h = hashlib.sha256(f"{msg}|{idx}|{day}".encode()).digest()
         decay = 1 + (day - sent).days
         users = (200 + h[0] * 4) // decay + (50 if idx == 1 else 0)
-        return {"int_page_read_user": users, "int_page_read_count": users + h[1] % 40,
-                "ori_page_read_user": h[2] % 20, "ori_page_read_count": h[2] % 20 + h[3] % 5,
-                "share_user": h[4] % 30 // decay, "share_count": h[4] % 30 // decay + h[5] % 3,
-                "add_to_fav_user": h[6] % 15 // decay,
-                "add_to_fav_count": h[6] % 15 // decay}
+        return {
+            "int_page_read_user": users,
+            "int_page_read_count": users + h[1] % 40,
+            "ori_page_read_user": h[2] % 20,
+            "ori_page_read_count": h[2] % 20 + h[3] % 5,
+            "share_user": h[4] % 30 // decay,
+            "share_count": h[4] % 30 // decay + h[5] % 3,
+            "add_to_fav_user": h[6] % 15 // decay,
+            "add_to_fav_count": h[6] % 15 // decay,
+        }
 
     def datacube(self, name: str, body: Any) -> dict[str, Any]:
         try:
@@ -467,9 +534,17 @@ class FakeWeChat:
             sent, titles = info["date"], info["titles"]
             for idx, title in enumerate(titles, start=1):
                 if name == "getarticlesummary":
-                    rows += [{"ref_date": str(d), "msgid": f"{msg}_{idx}", "title": title,
-                              "user_source": 0, **self._stats(msg, idx, d, sent)}
-                             for d in days if sent <= d <= sent + dt.timedelta(6)]
+                    rows += [
+                        {
+                            "ref_date": str(d),
+                            "msgid": f"{msg}_{idx}",
+                            "title": title,
+                            "user_source": 0,
+                            **self._stats(msg, idx, d, sent),
+                        }
+                        for d in days
+                        if sent <= d <= sent + dt.timedelta(6)
+                    ]
                 elif name == "getarticletotal" and sent == begin:
                     rows.append(self._total(msg, idx, title, sent))
         if name in ("getuserread", "getusershare"):
@@ -484,12 +559,17 @@ class FakeWeChat:
                 break
             for key, v in self._stats(msg, idx, d, sent).items():
                 acc[key] += v
-            details.append({"stat_date": str(d), "target_user": 12_000, **acc,
-                            "int_page_from_session_read_user": acc["int_page_read_user"] // 2,
-                            "int_page_from_feed_read_user": acc["int_page_read_user"] // 4,
-                            "int_page_from_friends_read_user": acc["int_page_read_user"] // 8})
-        return {"ref_date": str(sent), "msgid": f"{msg}_{idx}", "title": title,
-                "details": details}
+            details.append(
+                {
+                    "stat_date": str(d),
+                    "target_user": 12_000,
+                    **acc,
+                    "int_page_from_session_read_user": acc["int_page_read_user"] // 2,
+                    "int_page_from_feed_read_user": acc["int_page_read_user"] // 4,
+                    "int_page_from_friends_read_user": acc["int_page_read_user"] // 8,
+                }
+            )
+        return {"ref_date": str(sent), "msgid": f"{msg}_{idx}", "title": title, "details": details}
 
     def _account(self, name: str, days: list[dt.date]) -> list[dict[str, Any]]:
         out = []
@@ -501,12 +581,22 @@ class FakeWeChat:
                         for k, v in self._stats(msg, idx, d, info["date"]).items():
                             tot[k] = tot.get(k, 0) + v
             if name == "getusershare":
-                out.append({"ref_date": str(d), "share_scene": 1,
-                            "share_count": tot.get("share_count", 0),
-                            "share_user": tot.get("share_user", 0)})
+                out.append(
+                    {
+                        "ref_date": str(d),
+                        "share_scene": 1,
+                        "share_count": tot.get("share_count", 0),
+                        "share_user": tot.get("share_user", 0),
+                    }
+                )
             else:
-                out.append({"ref_date": str(d), "user_source": 0, **{
-                    k: tot.get(k, 0) for k in self._stats(0, 1, d, d)}})
+                out.append(
+                    {
+                        "ref_date": str(d),
+                        "user_source": 0,
+                        **{k: tot.get(k, 0) for k in self._stats(0, 1, d, d)},
+                    }
+                )
         return out
 
     # -- the HTTP app ----------------------------------------------------------------------------
@@ -532,8 +622,9 @@ class FakeWeChat:
         for name in SPANS:
             routes.append(("POST", f"/datacube/{name}", self._cube(name), True, False))
         for method, path, handler, auth, multipart in routes:
-            app.add_api_route(path, self._endpoint(path, handler, auth, multipart),
-                              methods=[method])
+            app.add_api_route(
+                path, self._endpoint(path, handler, auth, multipart), methods=[method]
+            )
         return app
 
     def _cube(self, name: str) -> Callable[[dict[str, str], Any], dict[str, Any]]:
@@ -565,10 +656,12 @@ class FakeWeChat:
                 rec.errcode = int(out.get("errcode", 0) or 0)
                 self.requests.append(rec)
             return JSONResponse(out)
+
         return endpoint
 
-    def _answer(self, path: str, q: dict[str, str], payload: Any, handler: Any, auth: bool,
-                multipart: bool) -> dict[str, Any]:
+    def _answer(
+        self, path: str, q: dict[str, str], payload: Any, handler: Any, auth: bool, multipart: bool
+    ) -> dict[str, Any]:
         if self.ip_blocked:
             return _err(40164, "invalid ip 127.0.0.1 ipv6 ::ffff:127.0.0.1, not in whitelist")
         if self.busy_left > 0 and (self.busy_paths is None or path in self.busy_paths):
@@ -597,10 +690,12 @@ def run_fake(fake: FakeWeChat | None = None) -> Iterator[tuple[FakeWeChat, str]]
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(fake.app, log_level="warning", lifespan="off",
-                                           access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
-                              name=f"fake-wechat-{port}")
+    server = uvicorn.Server(
+        uvicorn.Config(fake.app, log_level="warning", lifespan="off", access_log=False)
+    )
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True, name=f"fake-wechat-{port}"
+    )
     thread.start()
     deadline = time.time() + 10
     while not server.started:

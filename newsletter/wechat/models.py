@@ -22,8 +22,19 @@ from newsletter.models import Base, utcnow
 __all__ = ["PUBLICATION_STATES", "WeChatArticleStat", "WeChatAsset", "WeChatPublication"]
 
 #: In order. ``failed`` may follow any of them; a re-run with ``retry`` resumes.
-PUBLICATION_STATES = ("new", "assets", "drafting", "drafted", "submitting", "publishing",
-                      "published", "mass_sending", "mass_sent", "done", "failed")
+PUBLICATION_STATES = (
+    "new",
+    "assets",
+    "drafting",
+    "drafted",
+    "submitting",
+    "publishing",
+    "published",
+    "mass_sending",
+    "mass_sent",
+    "done",
+    "failed",
+)
 
 
 class WeChatAsset(Base):
@@ -85,7 +96,8 @@ class WeChatArticleStat(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     publication_id: Mapped[int] = mapped_column(
-        ForeignKey("wechat_publication.id", ondelete="CASCADE"))
+        ForeignKey("wechat_publication.id", ondelete="CASCADE")
+    )
     issue_id: Mapped[int] = mapped_column(ForeignKey("issue.id"))
     msg_data_id: Mapped[str] = mapped_column(String(64))
     article_index: Mapped[int] = mapped_column(Integer)

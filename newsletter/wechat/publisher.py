@@ -54,16 +54,27 @@ from .errors import WeChatBusyError, WeChatContentError, WeChatError, WeChatMedi
 from .models import WeChatPublication
 from .settings import WeChatSettings, get_wechat_settings
 
-__all__ = ["clientmsgid_for", "preview_issue", "publish_issue", "publish_send",
-           "record_publish_result", "status", "wechat_send_for"]
+__all__ = [
+    "clientmsgid_for",
+    "preview_issue",
+    "publish_issue",
+    "publish_send",
+    "record_publish_result",
+    "status",
+    "wechat_send_for",
+]
 
 log = logging.getLogger("newsletter.wechat")
 CST = dt.timezone(dt.timedelta(hours=8))
 LEASE = dt.timedelta(minutes=20)
 RESUMABLE = frozenset({-1, 45009, 45011, 45066})
-STATUS_TEXT = {2: "originality check failed (原创校验不通过)", 3: "ordinary failure (常规失败)",
-               4: "rejected by platform review (平台审核不通过)", 5: "deleted after success",
-               6: "banned after success"}
+STATUS_TEXT = {
+    2: "originality check failed (原创校验不通过)",
+    3: "ordinary failure (常规失败)",
+    4: "rejected by platform review (平台审核不通过)",
+    5: "deleted after success",
+    6: "banned after success",
+}
 OnStep = Callable[[str], None]
 
 
@@ -95,10 +106,18 @@ def _publication(send_id: int, wx: WeChatSettings) -> int:
         issue = s.get(Issue, send.issue_id)
         publication = s.get(Publication, send.publication_id)
         assert issue is not None and publication is not None
-        pub = WeChatPublication(send_id=send_id, issue_id=issue.id, appid=wx.appid,
-                                mode=wx.mode, variant=wx.variant, state="new",
-                                clientmsgid=clientmsgid_for(publication.slug, issue.number),
-                                article_urls=[], fail_idx=[], article_titles=[])
+        pub = WeChatPublication(
+            send_id=send_id,
+            issue_id=issue.id,
+            appid=wx.appid,
+            mode=wx.mode,
+            variant=wx.variant,
+            state="new",
+            clientmsgid=clientmsgid_for(publication.slug, issue.number),
+            article_urls=[],
+            fail_idx=[],
+            article_titles=[],
+        )
         s.add(pub)
         s.flush()
         return pub.id
@@ -106,8 +125,11 @@ def _publication(send_id: int, wx: WeChatSettings) -> int:
 
 def _save(pub_id: int, **values: Any) -> None:
     with session_scope() as s:
-        s.execute(update(WeChatPublication).where(WeChatPublication.id == pub_id)
-                  .values(updated_at=utcnow(), **values))
+        s.execute(
+            update(WeChatPublication)
+            .where(WeChatPublication.id == pub_id)
+            .values(updated_at=utcnow(), **values)
+        )
 
 
 def _load(pub_id: int) -> WeChatPublication:
@@ -123,13 +145,20 @@ def _lease(pub_id: int, owner: str | None) -> bool:
     now = utcnow()
     with session_scope() as s:
         if owner is None:
-            s.execute(update(WeChatPublication).where(WeChatPublication.id == pub_id)
-                      .values(lease_owner=None, lease_until=None))
+            s.execute(
+                update(WeChatPublication)
+                .where(WeChatPublication.id == pub_id)
+                .values(lease_owner=None, lease_until=None)
+            )
             return True
-        res = s.execute(update(WeChatPublication).where(
-            WeChatPublication.id == pub_id,
-            or_(WeChatPublication.lease_until.is_(None), WeChatPublication.lease_until < now),
-        ).values(lease_owner=owner, lease_until=now + LEASE))
+        res = s.execute(
+            update(WeChatPublication)
+            .where(
+                WeChatPublication.id == pub_id,
+                or_(WeChatPublication.lease_until.is_(None), WeChatPublication.lease_until < now),
+            )
+            .values(lease_owner=owner, lease_until=now + LEASE)
+        )
         return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
@@ -141,8 +170,9 @@ def _send_state(send_id: int, state: str, error: str | None = None) -> None:
     if state in ("finished", "failed"):
         values["finished_at"] = utcnow()
     with session_scope() as s:
-        s.execute(update(Send).where(Send.id == send_id, Send.state != "cancelled")
-                  .values(**values))
+        s.execute(
+            update(Send).where(Send.id == send_id, Send.state != "cancelled").values(**values)
+        )
 
 
 # -- the steps ----------------------------------------------------------------------
@@ -151,8 +181,9 @@ def _send_state(send_id: int, state: str, error: str | None = None) -> None:
 class _Run:
     """One pass over the steps of one publication."""
 
-    def __init__(self, pub_id: int, client: WeChatClient, wx: WeChatSettings,
-                 on_step: OnStep | None) -> None:
+    def __init__(
+        self, pub_id: int, client: WeChatClient, wx: WeChatSettings, on_step: OnStep | None
+    ) -> None:
         self.pub_id, self.client, self.wx = pub_id, client, wx
         self.on_step = on_step or (lambda _state: None)
         pub = _load(pub_id)
@@ -189,15 +220,28 @@ class _Run:
         out = []
         for i, a in enumerate(self.articles, start=1):
             content = swap_images(a.content, urls)
-            if (len(content) >= 20_000 or len(content.encode()) >= 1_000_000
-                    or len(a.title) > MAX_TITLE or len(a.digest) > MAX_DIGEST):
-                raise WeChatContentError(f"article {i} 《{a.title}》 breaks a WeChat limit after "
-                                         "image URLs were swapped in (renderer bug)")
-            out.append({"title": a.title, "author": a.author, "digest": a.digest,
-                        "content": content, "content_source_url": a.content_source_url,
-                        "thumb_media_id": thumb,
-                        "need_open_comment": self.wx.need_open_comment,
-                        "only_fans_can_comment": self.wx.only_fans_can_comment})
+            if (
+                len(content) >= 20_000
+                or len(content.encode()) >= 1_000_000
+                or len(a.title) > MAX_TITLE
+                or len(a.digest) > MAX_DIGEST
+            ):
+                raise WeChatContentError(
+                    f"article {i} 《{a.title}》 breaks a WeChat limit after "
+                    "image URLs were swapped in (renderer bug)"
+                )
+            out.append(
+                {
+                    "title": a.title,
+                    "author": a.author,
+                    "digest": a.digest,
+                    "content": content,
+                    "content_source_url": a.content_source_url,
+                    "thumb_media_id": thumb,
+                    "need_open_comment": self.wx.need_open_comment,
+                    "only_fans_can_comment": self.wx.only_fans_can_comment,
+                }
+            )
         if not 0 < len(out) <= MAX_ARTICLES:
             raise WeChatContentError(f"{len(out)} articles; a draft holds 1 to {MAX_ARTICLES}")
         return out
@@ -233,8 +277,13 @@ class _Run:
                 urls, thumb = self.assets()
                 payload = self.payload(urls, thumb)
                 media_id = self.client.draft_add(payload)
-        self.step("drafted", draft_media_id=media_id, draft_fingerprint=fingerprint,
-                  article_count=len(payload), article_titles=[a["title"] for a in payload])
+        self.step(
+            "drafted",
+            draft_media_id=media_id,
+            draft_fingerprint=fingerprint,
+            article_count=len(payload),
+            article_titles=[a["title"] for a in payload],
+        )
         return media_id
 
     def publish(self, pub: WeChatPublication, media_id: str) -> bool:
@@ -244,8 +293,13 @@ class _Run:
         if not pub.publish_id:
             _save(self.pub_id, state="submitting")
             publish_id, data_id = self.client.freepublish_submit(media_id)
-            _save(self.pub_id, state="publishing", publish_id=publish_id,
-                  publish_msg_data_id=data_id or None, sent_date=_today())
+            _save(
+                self.pub_id,
+                state="publishing",
+                publish_id=publish_id,
+                publish_msg_data_id=data_id or None,
+                sent_date=_today(),
+            )
             pub = _load(self.pub_id)
         deadline = time.monotonic() + self.wx.poll_timeout
         while True:
@@ -257,8 +311,11 @@ class _Run:
             if _load(self.pub_id).publish_status not in (None, 1):
                 break
             if time.monotonic() > deadline:
-                _save(self.pub_id, error=f"still publishing after {self.wx.poll_timeout:.0f}s; "
-                      "re-run `newsletter wechat publish` or wait for the callback")
+                _save(
+                    self.pub_id,
+                    error=f"still publishing after {self.wx.poll_timeout:.0f}s; "
+                    "re-run `newsletter wechat publish` or wait for the callback",
+                )
                 return False
             self.client.sleep(self.wx.poll_interval)
         final = _load(self.pub_id)
@@ -273,8 +330,12 @@ class _Run:
             r = self.client.mass_sendall(media_id, pub.clientmsgid)
             if r["duplicate"]:
                 log.info("wechat: clientmsgid %s was already sent (45065)", pub.clientmsgid)
-            _save(self.pub_id, msg_id=r["msg_id"], msg_data_id=r["msg_data_id"] or None,
-                  sent_date=pub.sent_date or _today())
+            _save(
+                self.pub_id,
+                msg_id=r["msg_id"],
+                msg_data_id=r["msg_data_id"] or None,
+                sent_date=pub.sent_date or _today(),
+            )
             self.step("mass_sent")
             pub = _load(self.pub_id)
         try:
@@ -309,12 +370,19 @@ def record_publish_result(publish_id: str, data: dict[str, Any]) -> bool:
             pub.state, pub.error, pub.errcode = "published", None, None
         else:
             titles = pub.article_titles or []
-            which = ", ".join(f"#{i} 《{titles[i - 1]}》" if 0 < i <= len(titles) else f"#{i}"
-                              for i in pub.fail_idx) or "(WeChat named no article)"
+            which = (
+                ", ".join(
+                    f"#{i} 《{titles[i - 1]}》" if 0 < i <= len(titles) else f"#{i}"
+                    for i in pub.fail_idx
+                )
+                or "(WeChat named no article)"
+            )
             pub.state, pub.failed_step = "failed", "publishing"
-            pub.error = (f"WeChat publish {publish_id} ended with status {status_code}: "
-                         f"{STATUS_TEXT.get(status_code, 'unknown')}; failed article(s): {which}. "
-                         "Fix them and run `newsletter wechat publish ISSUE --retry`.")
+            pub.error = (
+                f"WeChat publish {publish_id} ended with status {status_code}: "
+                f"{STATUS_TEXT.get(status_code, 'unknown')}; failed article(s): {which}. "
+                "Fix them and run `newsletter wechat publish ISSUE --retry`."
+            )
             send_id = pub.send_id
         pub.updated_at = utcnow()
     if status_code != 0:
@@ -325,9 +393,15 @@ def record_publish_result(publish_id: str, data: dict[str, Any]) -> bool:
 # -- entry points ------------------------------------------------------------------------
 
 
-def publish_send(send_id: int, *, settings: WeChatSettings | None = None,
-                 client: WeChatClient | None = None, retry: bool = False,
-                 until: str | None = None, on_step: OnStep | None = None) -> dict[str, Any]:
+def publish_send(
+    send_id: int,
+    *,
+    settings: WeChatSettings | None = None,
+    client: WeChatClient | None = None,
+    retry: bool = False,
+    until: str | None = None,
+    on_step: OnStep | None = None,
+) -> dict[str, Any]:
     """Run (or resume) the WeChat channel of ``send_id``; returns :func:`status`.
 
     ``until="drafted"`` stops after the draft (used by previews). A failed
@@ -369,8 +443,14 @@ def _reset_failed(pub: WeChatPublication) -> None:
     _save(pub.id, state=state, failed_step=None, error=None, errcode=None)
 
 
-def _run(send_id: int, pub_id: int, client: WeChatClient, wx: WeChatSettings,
-         until: str | None, on_step: OnStep | None) -> None:
+def _run(
+    send_id: int,
+    pub_id: int,
+    client: WeChatClient,
+    wx: WeChatSettings,
+    until: str | None,
+    on_step: OnStep | None,
+) -> None:
     pub = _load(pub_id)
     try:
         run = _Run(pub_id, client, wx, on_step)
@@ -394,8 +474,13 @@ def _run(send_id: int, pub_id: int, client: WeChatClient, wx: WeChatSettings,
         if resumable:
             _save(pub_id, error=str(exc), errcode=exc.errcode)
         else:
-            _save(pub_id, state="failed", failed_step=current.state, error=str(exc),
-                  errcode=exc.errcode)
+            _save(
+                pub_id,
+                state="failed",
+                failed_step=current.state,
+                error=str(exc),
+                errcode=exc.errcode,
+            )
             _send_state(send_id, "failed", str(exc))
 
 
@@ -407,44 +492,75 @@ def status(send_id: int) -> dict[str, Any]:
         if send is None:
             raise NotFound(f"send {send_id} does not exist")
         if pub is None:
-            return {"send_id": send_id, "channel": send.channel, "send_state": send.state,
-                    "state": "not started"}
+            return {
+                "send_id": send_id,
+                "channel": send.channel,
+                "send_state": send.state,
+                "state": "not started",
+            }
         titles = pub.article_titles or []
         return {
-            "send_id": send_id, "issue_id": pub.issue_id, "channel": "wechat",
-            "send_state": send.state, "mode": pub.mode, "state": pub.state,
-            "failed_step": pub.failed_step, "error": pub.error, "errcode": pub.errcode,
+            "send_id": send_id,
+            "issue_id": pub.issue_id,
+            "channel": "wechat",
+            "send_state": send.state,
+            "mode": pub.mode,
+            "state": pub.state,
+            "failed_step": pub.failed_step,
+            "error": pub.error,
+            "errcode": pub.errcode,
             "clientmsgid": pub.clientmsgid,
-            "draft": {"media_id": pub.draft_media_id, "articles": pub.article_count,
-                      "titles": titles},
-            "publish": {"publish_id": pub.publish_id, "status": pub.publish_status,
-                        "status_text": STATUS_TEXT.get(pub.publish_status or 0, "")
-                        if pub.publish_status not in (None, 0, 1) else
-                        {None: "", 0: "published", 1: "publishing"}[pub.publish_status],
-                        "article_urls": pub.article_urls, "msg_data_id": pub.publish_msg_data_id},
-            "failed_articles": [{"index": i, "title": titles[i - 1] if 0 < i <= len(titles)
-                                 else ""} for i in pub.fail_idx or []],
-            "mass_send": {"msg_id": pub.msg_id, "msg_data_id": pub.msg_data_id,
-                          "status": pub.mass_status},
+            "draft": {
+                "media_id": pub.draft_media_id,
+                "articles": pub.article_count,
+                "titles": titles,
+            },
+            "publish": {
+                "publish_id": pub.publish_id,
+                "status": pub.publish_status,
+                "status_text": STATUS_TEXT.get(pub.publish_status or 0, "")
+                if pub.publish_status not in (None, 0, 1)
+                else {None: "", 0: "published", 1: "publishing"}[pub.publish_status],
+                "article_urls": pub.article_urls,
+                "msg_data_id": pub.publish_msg_data_id,
+            },
+            "failed_articles": [
+                {"index": i, "title": titles[i - 1] if 0 < i <= len(titles) else ""}
+                for i in pub.fail_idx or []
+            ],
+            "mass_send": {
+                "msg_id": pub.msg_id,
+                "msg_data_id": pub.msg_data_id,
+                "status": pub.mass_status,
+            },
             "sent_date": pub.sent_date,
             "updated_at": pub.updated_at.isoformat(),
         }
 
 
-def wechat_send_for(issue_ref: str | int, *, settings: WeChatSettings | None = None,
-                    create: bool = True) -> int:
+def wechat_send_for(
+    issue_ref: str | int, *, settings: WeChatSettings | None = None, create: bool = True
+) -> int:
     """The issue's wechat-channel send (not cancelled), created as a draft if there is none."""
     wx = settings or get_wechat_settings()
     with session_scope() as s:
         issue = get_issue(s, issue_ref)
-        send = s.scalars(select(Send).where(Send.issue_id == issue.id, Send.channel == "wechat",
-                                            Send.state != "cancelled")
-                         .order_by(Send.id.desc())).first()
+        send = s.scalars(
+            select(Send)
+            .where(Send.issue_id == issue.id, Send.channel == "wechat", Send.state != "cancelled")
+            .order_by(Send.id.desc())
+        ).first()
         if send is None and not create:
             raise NotFound(f"issue {issue_ref} has no WeChat send yet: run `wechat publish`")
         if send is None:
-            send = Send(publication_id=issue.publication_id, issue_id=issue.id, channel="wechat",
-                        list_id=None, variant_rule=wx.variant, state="draft")
+            send = Send(
+                publication_id=issue.publication_id,
+                issue_id=issue.id,
+                channel="wechat",
+                list_id=None,
+                variant_rule=wx.variant,
+                state="draft",
+            )
             s.add(send)
             s.flush()
         return send.id
@@ -455,8 +571,13 @@ def publish_issue(issue_ref: str | int, **kwargs: Any) -> dict[str, Any]:
     return publish_send(wechat_send_for(issue_ref, settings=kwargs.get("settings")), **kwargs)
 
 
-def preview_issue(issue_ref: str | int, openid: str, *, settings: WeChatSettings | None = None,
-                  client: WeChatClient | None = None) -> dict[str, Any]:
+def preview_issue(
+    issue_ref: str | int,
+    openid: str,
+    *,
+    settings: WeChatSettings | None = None,
+    client: WeChatClient | None = None,
+) -> dict[str, Any]:
     """Create (or reuse) the issue's draft and send it to one follower (mass/preview)."""
     wx = settings or get_wechat_settings()
     send_id = wechat_send_for(issue_ref, settings=wx)

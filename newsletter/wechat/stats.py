@@ -29,9 +29,14 @@ __all__ = ["FOLLOW_DAYS", "all_issue_totals", "issue_totals", "sync_stats"]
 
 CST = dt.timezone(dt.timedelta(hours=8))
 FOLLOW_DAYS = 7
-_FIELDS = {"read_user": "int_page_read_user", "read_count": "int_page_read_count",
-           "share_user": "share_user", "share_count": "share_count",
-           "fav_user": "add_to_fav_user", "fav_count": "add_to_fav_count"}
+_FIELDS = {
+    "read_user": "int_page_read_user",
+    "read_count": "int_page_read_count",
+    "share_user": "share_user",
+    "share_count": "share_count",
+    "fav_user": "add_to_fav_user",
+    "fav_count": "add_to_fav_count",
+}
 
 
 def _wanted(today: dt.date, days: int) -> dict[dt.date, dict[str, tuple[int, int]]]:
@@ -39,9 +44,12 @@ def _wanted(today: dt.date, days: int) -> dict[dt.date, dict[str, tuple[int, int
     out: dict[dt.date, dict[str, tuple[int, int]]] = defaultdict(dict)
     oldest = today - dt.timedelta(days)
     with session_scope() as s:
-        rows = s.scalars(select(WeChatPublication).where(
-            WeChatPublication.sent_date.is_not(None),
-            WeChatPublication.sent_date >= (oldest - dt.timedelta(FOLLOW_DAYS)).isoformat()))
+        rows = s.scalars(
+            select(WeChatPublication).where(
+                WeChatPublication.sent_date.is_not(None),
+                WeChatPublication.sent_date >= (oldest - dt.timedelta(FOLLOW_DAYS)).isoformat(),
+            )
+        )
         for pub in rows:
             assert pub.sent_date is not None
             sent = dt.date.fromisoformat(pub.sent_date)
@@ -58,14 +66,21 @@ def _upsert(session: Session, values: dict[str, Any]) -> None:
     mod = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     stmt = mod.insert(WeChatArticleStat).values(**values)
     keep = {k: stmt.excluded[k] for k in (*_FIELDS, "title", "raw")}
-    session.execute(stmt.on_conflict_do_update(
-        index_elements=["msg_data_id", "article_index", "ref_date"],
-        set_={**keep, "synced_at": utcnow()}))
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["msg_data_id", "article_index", "ref_date"],
+            set_={**keep, "synced_at": utcnow()},
+        )
+    )
 
 
-def sync_stats(*, today: dt.date | None = None, days: int = FOLLOW_DAYS,
-               settings: WeChatSettings | None = None,
-               client: WeChatClient | None = None) -> dict[str, int]:
+def sync_stats(
+    *,
+    today: dt.date | None = None,
+    days: int = FOLLOW_DAYS,
+    settings: WeChatSettings | None = None,
+    client: WeChatClient | None = None,
+) -> dict[str, int]:
     """Pull ``getarticlesummary`` for the last ``days`` days of every published issue."""
     today = today or dt.datetime.now(CST).date()
     wanted = _wanted(today, days)
@@ -83,11 +98,20 @@ def sync_stats(*, today: dt.date | None = None, days: int = FOLLOW_DAYS,
                     if data_id not in wanted[d] or not idx.isdigit():
                         continue
                     pub_id, issue_id = wanted[d][data_id]
-                    _upsert(s, {"publication_id": pub_id, "issue_id": issue_id,
-                                "msg_data_id": data_id, "article_index": int(idx),
-                                "ref_date": d.isoformat(), "title": str(it.get("title", ""))[:200],
-                                "raw": it, "synced_at": utcnow(),
-                                **{k: int(it.get(v, 0) or 0) for k, v in _FIELDS.items()}})
+                    _upsert(
+                        s,
+                        {
+                            "publication_id": pub_id,
+                            "issue_id": issue_id,
+                            "msg_data_id": data_id,
+                            "article_index": int(idx),
+                            "ref_date": d.isoformat(),
+                            "title": str(it.get("title", ""))[:200],
+                            "raw": it,
+                            "synced_at": utcnow(),
+                            **{k: int(it.get(v, 0) or 0) for k, v in _FIELDS.items()},
+                        },
+                    )
                     rows += 1
     finally:
         if client is None:
@@ -104,20 +128,29 @@ def issue_totals(issue_id: int) -> dict[str, Any]:
     cols = [func.coalesce(func.sum(getattr(WeChatArticleStat, k)), 0) for k in _FIELDS]
     with session_scope() as s:
         total = s.execute(select(*cols).where(WeChatArticleStat.issue_id == issue_id)).one()
-        per = s.execute(select(WeChatArticleStat.article_index,
-                               func.max(WeChatArticleStat.title), *cols)
-                        .where(WeChatArticleStat.issue_id == issue_id)
-                        .group_by(WeChatArticleStat.article_index)
-                        .order_by(WeChatArticleStat.article_index)).all()
-        days = s.scalar(select(func.count(func.distinct(WeChatArticleStat.ref_date)))
-                        .where(WeChatArticleStat.issue_id == issue_id))
-        last = s.scalar(select(func.max(WeChatArticleStat.synced_at))
-                        .where(WeChatArticleStat.issue_id == issue_id))
+        per = s.execute(
+            select(WeChatArticleStat.article_index, func.max(WeChatArticleStat.title), *cols)
+            .where(WeChatArticleStat.issue_id == issue_id)
+            .group_by(WeChatArticleStat.article_index)
+            .order_by(WeChatArticleStat.article_index)
+        ).all()
+        days = s.scalar(
+            select(func.count(func.distinct(WeChatArticleStat.ref_date))).where(
+                WeChatArticleStat.issue_id == issue_id
+            )
+        )
+        last = s.scalar(
+            select(func.max(WeChatArticleStat.synced_at)).where(
+                WeChatArticleStat.issue_id == issue_id
+            )
+        )
     out: dict[str, Any] = dict(zip(_FIELDS, (int(v) for v in total), strict=True))
     out["days"] = int(days or 0)
     out["last_synced"] = last.isoformat() if last else None
-    out["articles"] = [{"index": r[0], "title": r[1],
-                        **dict(zip(_FIELDS, (int(v) for v in r[2:]), strict=True))} for r in per]
+    out["articles"] = [
+        {"index": r[0], "title": r[1], **dict(zip(_FIELDS, (int(v) for v in r[2:]), strict=True))}
+        for r in per
+    ]
     return out
 
 
@@ -125,6 +158,7 @@ def all_issue_totals() -> dict[int, dict[str, int]]:
     """issue id → totals (no per-article detail), for the trend across issues."""
     cols = [func.coalesce(func.sum(getattr(WeChatArticleStat, k)), 0) for k in _FIELDS]
     with session_scope() as s:
-        rows = s.execute(select(WeChatArticleStat.issue_id, *cols)
-                         .group_by(WeChatArticleStat.issue_id)).all()
+        rows = s.execute(
+            select(WeChatArticleStat.issue_id, *cols).group_by(WeChatArticleStat.issue_id)
+        ).all()
     return {int(r[0]): dict(zip(_FIELDS, (int(v) for v in r[1:]), strict=True)) for r in rows}

@@ -40,8 +40,15 @@ def clear_local_tokens() -> None:
 class TokenStore:
     """Reads, shares and refreshes the access token of one account."""
 
-    def __init__(self, base_url: str, appid: str, *, redis_url: str = "", prefix: str = "nl:",
-                 margin: int = 300) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        appid: str,
+        *,
+        redis_url: str = "",
+        prefix: str = "nl:",
+        margin: int = 300,
+    ) -> None:
         key = hashlib.sha1(f"{base_url}|{appid}".encode()).hexdigest()[:16]
         self.key = f"{prefix}wechat:token:{appid}:{key}"
         self.margin = margin

@@ -33,27 +33,45 @@ def env_for(cfg: Settings, tmp_path: Path, **extra: str) -> dict[str, str]:
         "NEWSLETTER_SEND_PARALLELISM": str(cfg.send_parallelism),
         "NEWSLETTER_TICK_SECONDS": str(cfg.tick_seconds),
         "NEWSLETTER_LEASE_SECONDS": str(cfg.lease_seconds),
+        "NEWSLETTER_STALL_SECONDS": str(cfg.stall_seconds),
     }
     env.update(extra)
     return env
 
 
 def start_worker(cfg: Settings, env: dict[str, str], concurrency: int = 2) -> subprocess.Popen[Any]:
+    """A worker in its own process group, so a test can kill -9 it with its children."""
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
-         "-Q", f"{cfg.redis_prefix}default", "-c", str(concurrency), "--loglevel=warning",
+         "-Q", f"{cfg.redis_prefix}default", "-c", str(concurrency), "--loglevel=info",
          "-n", f"test-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle",
          "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT, env=env, stdout=_log(env, "worker"), stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
+
+
+def kill9(proc: subprocess.Popen[Any]) -> None:
+    """SIGKILL a process and every child in its group (a worker dying mid-send)."""
+    import signal
+
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def start_beat(env: dict[str, str], tmp_path: Path) -> subprocess.Popen[Any]:
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "workers.celery_app", "beat", "--loglevel=warning",
          "-s", str(tmp_path / "beat-schedule")],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT, env=env, stdout=_log(env, "beat"), stderr=subprocess.STDOUT,
     )
+
+
+def _log(env: dict[str, str], name: str) -> Any:
+    """Process output goes to a file under the test's var dir (kept for diagnosis)."""
+    d = Path(env["NEWSLETTER_VAR_DIR"])
+    d.mkdir(parents=True, exist_ok=True)
+    return (d / f"{name}-{uuid.uuid4().hex[:6]}.log").open("wb")
 
 
 def stop(*procs: subprocess.Popen[Any]) -> None:
@@ -75,3 +93,28 @@ def wait_for(predicate: Callable[[], T | None], timeout: float = 90.0, every: fl
             return value
         time.sleep(every)
     raise AssertionError("timed out waiting")
+
+
+class Supervised:
+    """Restart a process when it exits, as docker's `restart: unless-stopped` or systemd would."""
+
+    def __init__(self, factory: Callable[[], subprocess.Popen[Any]]) -> None:
+        self.factory = factory
+        self.proc = factory()
+        self.restarts = 0
+
+    def check(self) -> None:
+        if self.proc.poll() is not None:
+            self.proc = self.factory()
+            self.restarts += 1
+
+    def stop(self) -> None:
+        stop(self.proc)
+
+
+def enqueue(cfg: Settings, task: str, *args: Any) -> None:
+    """Send a task message to the broker in ``cfg`` on a fresh connection (no cached pools)."""
+    from workers.celery_app import app
+
+    with app.connection_for_write(cfg.broker_url) as conn:
+        app.send_task(task, args, connection=conn, queue=f"{cfg.redis_prefix}default")

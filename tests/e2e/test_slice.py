@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
 import re
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -29,7 +26,8 @@ from newsletter.issues import create_issue
 from newsletter.models import Send
 from newsletter.tracking.stats import send_stats
 from newsletter.web.app import create_app
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import EXAMPLES
+from tests.e2e.procs import env_for, start_worker, stop
 
 PIXEL = re.compile(r'https?://[^"\s]+?/o/([^"\s/]+)\.gif')
 
@@ -65,29 +63,7 @@ def test_production_stack_with_celery_worker(pg_settings, redis_url, smtp_sink, 
         "smtp_host": "127.0.0.1", "smtp_port": port, "batch_size": 10, "send_parallelism": 2,
     })
     reset_settings(cfg)
-    from workers.celery_app import app as celery_app
-    from workers.celery_app import configure
-
-    configure(celery_app, cfg)
-    env = {
-        **os.environ,
-        "NEWSLETTER_DATABASE_URL": cfg.database_url,
-        "NEWSLETTER_BROKER_URL": redis_url,
-        "NEWSLETTER_REDIS_URL": redis_url,
-        "NEWSLETTER_REDIS_PREFIX": prefix,
-        "NEWSLETTER_SMTP_HOST": "127.0.0.1",
-        "NEWSLETTER_SMTP_PORT": str(port),
-        "NEWSLETTER_SECRET_KEY": cfg.secret_key.get_secret_value(),
-        "NEWSLETTER_BASE_URL": cfg.base_url,
-        "NEWSLETTER_VAR_DIR": str(tmp_path / "worker-var"),
-        "NEWSLETTER_BATCH_SIZE": "10",
-    }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
-         "-Q", f"{prefix}default", "-c", "2", "--loglevel=warning",
-         "-n", f"test-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
+    worker = start_worker(cfg, env_for(cfg, tmp_path))
     try:
         with session_scope() as s:
             issue, _ = create_issue(s, EXAMPLES / "issue-sample.md")
@@ -101,9 +77,9 @@ def test_production_stack_with_celery_worker(pg_settings, redis_url, smtp_sink, 
             s.add(send)
             s.flush()
             send_id = send.id
-        from workers.tasks import ingest_events, start_send
+        from tests.e2e.procs import enqueue
 
-        start_send.delay(send_id)
+        enqueue(cfg, "newsletter.start_send", send_id)
 
         def finished() -> bool:
             with session_scope() as s:
@@ -124,7 +100,7 @@ def test_production_stack_with_celery_worker(pg_settings, redis_url, smtp_sink, 
             ua = APPLE_MPP_UA if n % 2 else BROWSER_UA
             assert client.get(f"/o/{m.group(1)}.gif", headers={"User-Agent": ua}).status_code == 200
         # The worker's ingester consumes the stream into events and rollups.
-        ingest_events.delay()
+        enqueue(cfg, "newsletter.ingest_events")
 
         def counted() -> dict | None:  # type: ignore[type-arg]
             with session_scope() as s:
@@ -134,8 +110,4 @@ def test_production_stack_with_celery_worker(pg_settings, redis_url, smtp_sink, 
         st = _wait(counted, timeout=60)
         assert st["delivered"] == summary.new
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop(worker)

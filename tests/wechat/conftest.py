@@ -27,9 +27,17 @@ def fake() -> Iterator[tuple[FakeWeChat, str]]:
 @pytest.fixture
 def wx(fake: tuple[FakeWeChat, str]) -> Iterator[WeChatSettings]:
     f, url = fake
-    s = WeChatSettings(appid=f.appid, secret=f.secret, base_url=url, mode="both",
-                       backoff=0.01, poll_interval=0.01, poll_timeout=5, too_fast_wait=0.01,
-                       token="callback-token-1")  # type: ignore[arg-type]
+    s = WeChatSettings(
+        appid=f.appid,
+        secret=f.secret,
+        base_url=url,
+        mode="both",
+        backoff=0.01,
+        poll_interval=0.01,
+        poll_timeout=5,
+        too_fast_wait=0.01,
+        token="callback-token-1",
+    )  # type: ignore[arg-type]
     reset_wechat_settings(s)
     clear_local_tokens()
     yield s

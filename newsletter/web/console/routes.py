@@ -1,0 +1,594 @@
+"""The console's HTML pages (server-rendered Jinja2, a little vanilla JavaScript).
+
+Every route depends on :func:`~.auth.need` with the role it requires, except
+the login page, the language switch and the static files.  Forms post back
+here and redirect (POST → redirect → GET) with a signed flash message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import mimetypes
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
+from itsdangerous import BadSignature, URLSafeSerializer
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
+
+from ...config import get_settings
+from ...db import session_scope
+from ...errors import NewsletterError, NotFound
+from ...models import RateCounter, utcnow
+from ...ratelimit import hit
+from ..auth_models import User
+from . import charts
+from . import services as svc
+from .auth import (
+    Principal,
+    anon_nonce,
+    authenticate,
+    check_password,
+    clear_session,
+    client_ip,
+    csrf_ok,
+    csrf_token,
+    issue_session,
+    need,
+    record,
+    safe_next,
+    secure_cookies,
+    set_anon_cookie,
+)
+from .i18n import translator
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+ROOT = Path(__file__).resolve().parents[3]
+TEMPLATES = ROOT / "templates" / "console"
+STATIC = Path(__file__).resolve().parents[1] / "static"
+_env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape())
+_env.filters["pct"] = lambda v: f"{(v or 0) * 100:.1f}%"
+_env.filters["num"] = lambda v: f"{v:,}" if isinstance(v, int) else ("" if v is None else v)
+_env.filters["when"] = lambda v: (v or "")[:16].replace("T", " ")
+
+FLASH = "nl_flash"
+LANG = "nl_lang"
+LOGIN_WINDOW = 900
+LOGIN_PER_USER = 5
+LOGIN_PER_IP = 30
+
+Viewer = Annotated[Principal, Depends(need("marketing"))]
+Ops = Annotated[Principal, Depends(need("ops"))]
+Admin = Annotated[Principal, Depends(need("admin"))]
+
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self'; frame-src 'self'; frame-ancestors 'self'; form-action 'self'; "
+        "base-uri 'none'; object-src 'none'"
+    ),
+    "X-Frame-Options": "SAMEORIGIN",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def _flash_signer() -> URLSafeSerializer:
+    return URLSafeSerializer(get_settings().secret_key.get_secret_value(), salt="console-flash")
+
+
+def lang_of(request: Request) -> str:
+    return "en" if request.cookies.get(LANG) == "en" else "zh"
+
+
+def page(
+    request: Request, name: str, user: Principal | None, status: int = 200, **ctx: Any
+) -> HTMLResponse:
+    lang = lang_of(request)
+    flash = None
+    raw = request.cookies.get(FLASH)
+    if raw:
+        try:
+            flash = _flash_signer().loads(raw)
+        except BadSignature:
+            flash = None
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    nonce = user.nonce if user else anon_nonce(request)
+    body = _env.get_template(name).render(
+        _=translator(lang), lang=lang, user=user, csrf=csrf_token(nonce), flash=flash,
+        path=request.url.path, here=quote(here, safe=""), **ctx,
+    )
+    resp = HTMLResponse(body, status_code=status, headers=HEADERS)
+    if raw:
+        resp.delete_cookie(FLASH, path="/console")
+    if user is None and getattr(request.state, "new_anon", None):
+        set_anon_cookie(resp, request.state.new_anon)
+    return resp
+
+
+def back(to: str, message: str | None = None, level: str = "ok") -> RedirectResponse:
+    resp = RedirectResponse(to, status_code=303)
+    if message:
+        resp.set_cookie(FLASH, _flash_signer().dumps([level, message[:500]]), max_age=60,
+                        httponly=True, samesite="lax", secure=secure_cookies(), path="/console")
+    return resp
+
+
+def _error(exc: Exception) -> str:
+    return str(exc) or exc.__class__.__name__
+
+
+# -- login -----------------------------------------------------------------------
+
+
+def _window_count(s: Any, key: str) -> int:
+    now = utcnow()
+    epoch = int(now.timestamp()) // LOGIN_WINDOW * LOGIN_WINDOW
+    start = dt.datetime.fromtimestamp(epoch, dt.UTC)
+    return int(s.scalar(select(RateCounter.count).where(RateCounter.key == key,
+                                                       RateCounter.window_start == start)) or 0)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "") -> HTMLResponse:
+    user = authenticate(request)
+    if user is not None and user.via == "session":
+        return back(safe_next(next))  # type: ignore[return-value]
+    return page(request, "login.html", None, next=safe_next(next))
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request,
+    username: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "",
+) -> Response:
+    target = safe_next(next)
+    if not csrf_ok(request.cookies.get("nl_anon", ""), csrf):
+        return page(request, "login.html", None, 403, next=target,
+                    error="表单已过期，请刷新页面")
+    username = username.strip().lower()[:320]
+    ip = client_ip(request)
+    ukey, ikey = f"console-login:user:{username}", f"console-login:ip:{ip}"
+    with session_scope() as s:
+        if _window_count(s, ukey) >= LOGIN_PER_USER or _window_count(s, ikey) >= LOGIN_PER_IP:
+            record(s, username or "-", "login.throttled", username, request)
+            return page(request, "login.html", None, 429, next=target,
+                        error="尝试次数过多，请稍后再试")
+        user = s.scalar(select(User).where(User.username == username))
+        ok = check_password(user, password) and user is not None and user.active
+        if not ok:
+            hit(s, ukey, window_seconds=LOGIN_WINDOW, limit=LOGIN_PER_USER)
+            hit(s, ikey, window_seconds=LOGIN_WINDOW, limit=LOGIN_PER_IP)
+            record(s, username or "-", "login.failed", username, request)
+            failed = True
+        else:
+            assert user is not None
+            user.last_login_at = utcnow()
+            record(s, user.username, "login", user.username, request)
+            failed = False
+    if failed:
+        return page(request, "login.html", None, 401, next=target,
+                    error="登录失败：用户名或密码错误")
+    assert user is not None
+    resp = RedirectResponse(target, status_code=303)
+    issue_session(resp, user)
+    return resp
+
+
+@router.post("/logout")
+def logout(request: Request, user: Viewer) -> Response:
+    resp = back("/console/login")
+    clear_session(resp)
+    return resp
+
+
+@router.get("/lang")
+def switch_lang(to: str = "zh", next: str = "/console/") -> Response:
+    resp = RedirectResponse(safe_next(next), status_code=303)
+    resp.set_cookie(LANG, "en" if to == "en" else "zh", max_age=365 * 86400, samesite="lax",
+                    secure=secure_cookies(), path="/console", httponly=True)
+    return resp
+
+
+@router.get("/static/{path:path}")
+def static(path: str) -> Response:
+    target = (STATIC / path).resolve()
+    if STATIC.resolve() not in target.parents or not target.is_file():
+        raise HTTPException(404)
+    ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+    return FileResponse(target, media_type=ctype,
+                        headers={"Cache-Control": "public, max-age=3600",
+                                 "X-Content-Type-Options": "nosniff"})
+
+
+# -- overview --------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, user: Viewer) -> HTMLResponse:
+    return page(request, "home.html", user, counts=svc.dashboard(),
+                sends=svc.list_sends(limit=8), issues=svc.list_issues(limit=5))
+
+
+# -- issues ----------------------------------------------------------------------
+
+
+@router.get("/issues", response_class=HTMLResponse)
+def issues_page(request: Request, user: Viewer) -> HTMLResponse:
+    return page(request, "issues.html", user, issues=svc.list_issues())
+
+
+@router.post("/issues")
+async def issues_upload(
+    request: Request,
+    user: Ops,
+    file: Annotated[UploadFile | None, File()] = None,
+    source: Annotated[str, Form()] = "",
+    images: Annotated[list[UploadFile] | None, File()] = None,
+) -> Response:
+    data, name = b"", "issue.md"
+    if file is not None and file.filename:
+        data, name = await file.read(), file.filename
+    elif source.strip():
+        data = source.replace("\r\n", "\n").encode()
+    imgs = [(im.filename or "", await im.read()) for im in images or [] if im.filename]
+    try:
+        out = svc.upload_issue(user, name, data, imgs, request)
+    except NewsletterError as exc:
+        return back("/console/issues", _error(exc), "error")
+    return back(f"/console/issues/{out['id']}", f"第{out['number']}期已保存 / saved")
+
+
+@router.get("/issues/{issue_id}", response_class=HTMLResponse)
+def issue_page(request: Request, user: Viewer, issue_id: int, v: str = "zh-Hans") -> HTMLResponse:
+    v = v if v in ("zh-Hans", "zh-Hant") else "zh-Hans"
+    try:
+        issue = svc.load_issue_row(issue_id)
+    except NotFound:
+        return page(request, "error.html", user, 404, message="未找到")
+    try:
+        outputs = svc.preview_outputs(issue_id, v)
+        render_error = None
+    except NewsletterError as exc:
+        outputs, render_error = {"outputs": {}, "wechat": []}, _error(exc)
+    return page(request, "issue.html", user, issue=issue, v=v, preview=outputs,
+                render_error=render_error, lint=svc.lint(issue_id), lists=svc.lists(),
+                segments=svc.segments(), sends=[x for x in svc.list_sends()
+                                                if x["issue_id"] == issue_id])
+
+
+@router.get("/issues/{issue_id}/frame/{output}", response_class=HTMLResponse)
+def issue_frame(user: Viewer, issue_id: int, output: str, v: str = "zh-Hans") -> HTMLResponse:
+    allowed = output in ("email_html", "email_text", "web", "digest") or (
+        output.startswith("wechat-") and output[7:].isdigit()
+    )
+    if not allowed:
+        raise HTTPException(404)
+    try:
+        body = svc.frame_html(issue_id, output, v)
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    # Rendered content runs in its own sandboxed origin: no script, no access to the console.
+    return HTMLResponse(body, headers={
+        "Content-Security-Policy": "sandbox; default-src 'none'; img-src * data:; "
+                                   "style-src 'unsafe-inline'; font-src * data:",
+        "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
+    })
+
+
+@router.post("/issues/{issue_id}/approve")
+def issue_approve(request: Request, user: Ops, issue_id: int) -> Response:
+    try:
+        svc.approve_issue(user, issue_id, request)
+    except NewsletterError as exc:
+        return back(f"/console/issues/{issue_id}", _error(exc), "error")
+    return back(f"/console/issues/{issue_id}", "已审核通过 / approved")
+
+
+@router.post("/issues/{issue_id}/test-send")
+def issue_test_send(
+    request: Request, user: Ops, issue_id: int,
+    to: Annotated[str, Form()] = "", variant: Annotated[str, Form()] = "zh-Hans",
+) -> Response:
+    try:
+        res = svc.test_send(user, issue_id, to.replace("，", ",").replace(";", ",").split(","),
+                            variant, request)
+    except (NewsletterError, OSError) as exc:
+        return back(f"/console/issues/{issue_id}", _error(exc), "error")
+    text = "; ".join(f"{r['to']} ({r['variant']}): {r['state']}" for r in res)
+    ok = all(r["state"] == "sent" for r in res)
+    return back(f"/console/issues/{issue_id}", "测试邮件 / test: " + text, "ok" if ok else "error")
+
+
+@router.post("/issues/{issue_id}/sends")
+def issue_create_send(
+    request: Request, user: Ops, issue_id: int,
+    list_id: Annotated[int, Form()],
+    mode: Annotated[str, Form()] = "now",
+    at: Annotated[str, Form()] = "",
+    variant: Annotated[str, Form()] = "preference",
+    segment_id: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        when = None
+        if mode == "schedule" and at.strip():
+            try:
+                when = dt.datetime.fromisoformat(at.strip())
+            except ValueError:
+                raise svc.ConsoleError("时间格式：2026-11-30T09:00+08:00 / bad time") from None
+            if when.tzinfo is None:
+                from zoneinfo import ZoneInfo
+
+                pub = svc.publication()
+                when = when.replace(tzinfo=ZoneInfo(pub["timezone"] if pub else "Asia/Shanghai"))
+        seg = int(segment_id) if segment_id.isdigit() else None
+        out = svc.create_send(user, issue_id, list_id, variant_rule=variant, segment_id=seg,
+                              at=when, schedule=mode == "schedule", request=request)
+        if mode == "now":
+            svc.control_send(user, out["id"], "start", request)
+    except NewsletterError as exc:
+        return back(f"/console/issues/{issue_id}", _error(exc), "error")
+    return back(f"/console/sends/{out['id']}", f"发送任务 {out['id']} / send {out['id']}")
+
+
+# -- sends -----------------------------------------------------------------------
+
+
+@router.get("/sends", response_class=HTMLResponse)
+def sends_page(request: Request, user: Viewer) -> HTMLResponse:
+    return page(request, "sends.html", user, sends=svc.list_sends())
+
+
+@router.get("/sends/{send_id}", response_class=HTMLResponse)
+def send_page(request: Request, user: Viewer, send_id: int) -> HTMLResponse:
+    try:
+        prog = svc.progress(send_id)
+    except NotFound:
+        return page(request, "error.html", user, 404, message="未找到")
+    return page(request, "send.html", user, s=prog, progress_json=json.dumps(prog, default=str))
+
+
+@router.post("/sends/{send_id}/{action}")
+def send_action(request: Request, user: Ops, send_id: int, action: str) -> Response:
+    if action not in ("start", "pause", "resume", "cancel"):
+        raise HTTPException(404)
+    try:
+        svc.control_send(user, send_id, action, request)
+    except NewsletterError as exc:
+        return back(f"/console/sends/{send_id}", _error(exc), "error")
+    return back(f"/console/sends/{send_id}", f"{action}: ok")
+
+
+# -- subscribers -----------------------------------------------------------------
+
+
+@router.get("/subscribers", response_class=HTMLResponse)
+def subscribers_page(
+    request: Request, user: Ops, q: str = "", list_id: int | None = None
+) -> HTMLResponse:
+    results = svc.search_subscribers(q, list_id) if (q or list_id) else []
+    return page(request, "subscribers.html", user, lists=svc.lists(), q=q, list_id=list_id,
+                results=results, segments=svc.segments(), suppressions=svc.suppressions())
+
+
+@router.get("/lists/{list_id}/export.csv")
+def list_export(request: Request, user: Ops, list_id: int) -> Response:
+    try:
+        body = svc.export_list(user, list_id, request)
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return StreamingResponse(body, media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="list-{list_id}.csv"'})
+
+
+@router.post("/subscribers/segments")
+def segment_save(
+    request: Request, user: Ops,
+    name: Annotated[str, Form()] = "", definition: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        try:
+            defn = json.loads(definition or "null")
+        except json.JSONDecodeError as exc:
+            raise svc.ConsoleError(f"JSON: {exc.msg} (line {exc.lineno})") from None
+        svc.save_segment(user, name, defn, request)
+    except NewsletterError as exc:
+        return back("/console/subscribers#segments", _error(exc), "error")
+    return back("/console/subscribers#segments", "分群已保存 / segment saved")
+
+
+@router.post("/subscribers/suppressions")
+def suppression_add(
+    request: Request, user: Ops,
+    email: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        svc.add_suppression(user, email, note, request)
+    except (NewsletterError, ValueError) as exc:
+        return back("/console/subscribers#suppressions", _error(exc), "error")
+    return back("/console/subscribers#suppressions", "已添加 / added")
+
+
+@router.post("/subscribers/suppressions/remove")
+def suppression_remove(request: Request, user: Ops, email: Annotated[str, Form()] = "") -> Response:
+    try:
+        svc.remove_suppression(user, email, request)
+    except (NewsletterError, ValueError) as exc:
+        return back("/console/subscribers#suppressions", _error(exc), "error")
+    return back("/console/subscribers#suppressions", "已移除 / removed")
+
+
+# -- stats -----------------------------------------------------------------------
+
+
+@router.get("/stats", response_class=HTMLResponse)
+def stats_page(request: Request, user: Viewer) -> HTMLResponse:
+    rows = svc.trends()
+    chart = charts.lines(
+        "打开率与点击率", [f"#{r['issue']}" for r in rows],
+        [("打开率 open", [r["open_rate"] for r in rows], "#2f6fde"),
+         ("点击率 click", [r["click_rate"] for r in rows], "#e07b39")],
+    )
+    return page(request, "stats.html", user, rows=list(reversed(rows)), chart=chart)
+
+
+@router.get("/stats/trends.csv")
+def trends_csv(request: Request, user: Viewer) -> Response:
+    return Response(svc.trends_csv(user, request), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="trends.csv"'})
+
+
+@router.get("/stats/{send_id}", response_class=HTMLResponse)
+def stats_send_page(request: Request, user: Viewer, send_id: int) -> HTMLResponse:
+    try:
+        data = svc.stats(send_id)
+    except NotFound:
+        return page(request, "error.html", user, 404, message="未找到")
+    hours = data["opens_by_hour"]
+    tz = dt.timezone(dt.timedelta(hours=8))
+    labels = [dt.datetime.fromisoformat(h).astimezone(tz).strftime("%m-%d %H时") for h, _n in hours]
+    chart = charts.bars("每小时打开数", labels, [n for _h, n in hours])
+    return page(request, "stats_send.html", user, d=data, chart=chart)
+
+
+@router.get("/stats/{send_id}/export.csv")
+def stats_csv(request: Request, user: Viewer, send_id: int) -> Response:
+    try:
+        body = svc.stats_csv(user, send_id, request)
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return Response(body, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="send-{send_id}.csv"'})
+
+
+# -- settings, account, audit ----------------------------------------------------
+
+
+@router.get("/settings", response_class=HTMLResponse)
+def settings_page(request: Request, user: Admin) -> HTMLResponse:
+    return page(request, "settings.html", user, pub=svc.publication(), lists=svc.lists(),
+                ident=svc.sender_identity(), users=svc.list_users(),
+                wechat=getattr(request.state, "wechat", None))
+
+
+@router.post("/settings/publication")
+def settings_publication(
+    request: Request, user: Admin,
+    name: Annotated[str, Form()] = "", from_name: Annotated[str, Form()] = "",
+    from_address: Annotated[str, Form()] = "", reply_to: Annotated[str, Form()] = "",
+    postal_address: Annotated[str, Form()] = "",
+    track_opens: Annotated[str, Form()] = "", track_clicks: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        svc.update_publication(user, {
+            "name": name, "from_name": from_name, "from_address": from_address,
+            "reply_to": reply_to, "postal_address": postal_address,
+            "track_opens": track_opens == "on", "track_clicks": track_clicks == "on",
+        }, request)
+    except NewsletterError as exc:
+        return back("/console/settings", _error(exc), "error")
+    return back("/console/settings", "已保存 / saved")
+
+
+@router.post("/settings/schedule")
+def settings_schedule(
+    request: Request, user: Admin,
+    weekday: Annotated[int, Form()], time: Annotated[str, Form()],
+    timezone: Annotated[str, Form()] = "Asia/Shanghai", default_list: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        svc.update_schedule(user, weekday, time, timezone, default_list, request)
+    except NewsletterError as exc:
+        return back("/console/settings", _error(exc), "error")
+    return back("/console/settings", "已保存 / saved")
+
+
+@router.post("/settings/wechat-check")
+def settings_wechat(request: Request, user: Admin) -> Response:
+    out = svc.wechat_check(user, request)
+    msg = "公众号 / WeChat: " + ("ok " + json.dumps(out.get("mass_send_quota", {}))
+                                 if out.get("ok") else str(out.get("message", "failed")))
+    return back("/console/settings", msg, "ok" if out.get("ok") else "error")
+
+
+@router.post("/settings/users")
+def settings_user_create(
+    request: Request, user: Admin,
+    username: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
+    role: Annotated[str, Form()] = "marketing", display_name: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        svc.create_user(user, username, password, role, display_name, request)
+    except NewsletterError as exc:
+        return back("/console/settings#users", _error(exc), "error")
+    return back("/console/settings#users", "用户已创建 / user created")
+
+
+@router.post("/settings/users/{user_id}")
+def settings_user_update(
+    request: Request, user: Admin, user_id: int,
+    role: Annotated[str, Form()] = "", active: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        svc.update_user(user, user_id, role=role or None,
+                        active=None if active == "" else active == "1", request=request)
+    except NewsletterError as exc:
+        return back("/console/settings#users", _error(exc), "error")
+    return back("/console/settings#users", "已保存 / saved")
+
+
+@router.get("/account", response_class=HTMLResponse)
+def account_page(request: Request, user: Viewer) -> HTMLResponse:
+    return page(request, "account.html", user, tokens=svc.tokens(user.user_id), new_token=None)
+
+
+@router.post("/account/tokens", response_class=HTMLResponse)
+def account_token_create(
+    request: Request, user: Viewer, name: Annotated[str, Form()] = "",
+    days: Annotated[int, Form()] = 90,
+) -> HTMLResponse:
+    out = svc.create_token(user, user.user_id, name or "api", max(1, min(days, 365)), request)
+    # Shown once, in this response only (not through a redirect or a cookie).
+    return page(request, "account.html", user, tokens=svc.tokens(user.user_id), new_token=out)
+
+
+@router.post("/account/tokens/{token_id}/revoke")
+def account_token_revoke(request: Request, user: Viewer, token_id: int) -> Response:
+    try:
+        svc.revoke_token(user, token_id, request)
+    except NewsletterError as exc:
+        return back("/console/account", _error(exc), "error")
+    return back("/console/account", "已吊销 / revoked")
+
+
+@router.post("/account/password")
+def account_password(
+    request: Request, user: Viewer,
+    current: Annotated[str, Form()] = "", new: Annotated[str, Form()] = "",
+) -> Response:
+    with session_scope() as s:
+        me = s.get(User, user.user_id)
+        ok = check_password(me, current)
+    if not ok:
+        return back("/console/account", "当前密码错误 / wrong current password", "error")
+    try:
+        svc.update_user(user, user.user_id, password=new, request=request)
+    except NewsletterError as exc:
+        return back("/console/account", _error(exc), "error")
+    return back("/console/login", "密码已修改，请重新登录 / password changed; log in again")
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(request: Request, user: Admin) -> HTMLResponse:
+    return page(request, "audit.html", user, entries=svc.audit_entries(200))
