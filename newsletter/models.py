@@ -116,6 +116,10 @@ class Publication(Base):
     schedule_time: Mapped[str | None] = mapped_column(String(5))
     track_opens: Mapped[bool] = mapped_column(Boolean, default=True)
     track_clicks: Mapped[bool] = mapped_column(Boolean, default=True)
+    # tracking: raw events older than this many days are purged (rollups stay); 0 = keep.
+    event_retention_days: Mapped[int] = mapped_column(Integer, default=180)
+    # tracking: "hash" keeps a salted hash of the /24 or /48; "none" keeps no IP data at all.
+    ip_handling: Mapped[str] = mapped_column(String(8), default="hash")
     default_list_id: Mapped[int | None] = mapped_column(ForeignKey("mailing_list.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

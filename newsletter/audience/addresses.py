@@ -12,6 +12,7 @@ deliverability (DNS) only when asked for.
 from __future__ import annotations
 
 import hashlib
+import re
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -24,8 +25,30 @@ class AddressError(NewsletterError, ValueError):
     """The address is not valid; the message says why (in English and Chinese)."""
 
 
+# A conservative subset of RFC 5322 addresses that email-validator always accepts and
+# normalises to the lower-cased form (checked by tests/audience/test_addresses.py):
+# ASCII dot-atom local part, LDH domain labels, alphabetic TLD.  Anything else takes
+# the full email-validator path.  This keeps bulk imports fast (~1 µs per address).
+_FAST = re.compile(
+    r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}",
+    re.ASCII,
+)
+_SPECIAL = tuple("." + d for d in ("arpa", "invalid", "local", "localhost", "onion", "test"))
+
+
 def normalise(raw: str, *, check_dns: bool = False) -> str:
     value = (raw or "").strip().strip("<>").strip()
+    low = value.lower()
+    if (
+        not check_dns
+        and len(low) <= 254
+        and _FAST.fullmatch(low)
+        and len(low.partition("@")[0]) <= 64
+        and not low.endswith(_SPECIAL)
+        and "xn--" not in low
+    ):
+        return low
     if not value:
         raise AddressError("empty address / 邮箱为空")
     if any(c.isspace() for c in value):

@@ -14,12 +14,14 @@ Guarantees:
 from __future__ import annotations
 
 import csv
-import hashlib
+import json
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, select, text, update
+from sqlalchemy.orm import Session
 
 from ..db import session_scope
 from ..models import Subscriber, Subscription, Suppression, utcnow
@@ -99,7 +101,7 @@ def _parse(
     extras: list[tuple[str, int]],
     rows: Iterator[tuple[int, list[str]]],
     summary: ImportSummary,
-    seen: dict[bytes, int],
+    seen: dict[int, int],
 ) -> Iterator[_Row]:
     ei = src_cols["email"]
     ni = src_cols.get("name")
@@ -125,7 +127,7 @@ def _parse(
             summary.invalid += 1
             summary.errors.append(RowError(n, raw, str(exc)))
             continue
-        key = hashlib.blake2b(email.encode(), digest_size=8).digest()
+        key = hash(email)  # 64-bit; a collision among a million addresses is ~1e-8 likely
         if key in seen:
             summary.duplicate += 1
             summary.errors.append(RowError(n, raw, f"duplicate of row {seen[key]} / 重复行"))
@@ -162,7 +164,7 @@ def import_file(
     resubscribe: bool = False,
     report_path: str | Path | None = None,
     actor: str = "cli",
-    chunk_size: int = 1000,
+    chunk_size: int = 20000,
     db_url: str | None = None,
 ) -> ImportSummary:
     path = Path(path)
@@ -171,10 +173,19 @@ def import_file(
     with session_scope(db_url) as s:
         list_id = get_or_create_list(s, list_name).id
     source = f"import:{path.name}"
-    seen: dict[bytes, int] = {}
+    seen: dict[int, int] = {}
     parsed = _parse(src.columns, len(src.header), src.extras, rows, summary, seen)
-    for chunk in _chunks(parsed, chunk_size):
-        _apply_chunk(chunk, list_id, source, resubscribe, actor, summary, db_url)
+    # Parse the next chunk while the database applies the previous one.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import") as pool:
+        pending: Future[None] | None = None
+        for chunk in _chunks(parsed, chunk_size):
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(
+                _apply_chunk, chunk, list_id, source, resubscribe, actor, summary, db_url
+            )
+        if pending is not None:
+            pending.result()
     if report_path is None and summary.errors:
         report_path = path.with_name(path.stem + ".errors.csv")
     if report_path is not None:
@@ -191,6 +202,49 @@ def import_file(
     return summary
 
 
+_STAGE = "import_stage"
+
+
+def _load_stage(s: Session, chunk: list[_Row]) -> None:
+    """Put the chunk into a temporary staging table (COPY on PostgreSQL)."""
+    pg = s.get_bind().dialect.name == "postgresql"
+    s.execute(
+        text(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (row_no integer, email text, "
+            "email_hash text, name text, variant text, attrs text)"
+        )
+    )
+    s.execute(text(f"DELETE FROM {_STAGE}"))
+    rows = [
+        (
+            r.row,
+            r.email,
+            address_hash(r.email),
+            r.name,
+            r.variant,
+            json.dumps(r.attributes, ensure_ascii=False),
+        )
+        for r in chunk
+    ]
+    if pg:
+        raw = s.connection().connection.dbapi_connection
+        assert raw is not None
+        with (
+            raw.cursor() as cur,
+            cur.copy(  # type: ignore[attr-defined]
+                f"COPY {_STAGE} (row_no, email, email_hash, name, variant, attrs) FROM STDIN"
+            ) as cp,
+        ):
+            for row in rows:
+                cp.write_row(row)
+        s.execute(text(f"ANALYZE {_STAGE}"))
+    else:
+        s.execute(
+            text(f"INSERT INTO {_STAGE} VALUES (:r, :e, :h, :n, :v, :a)"),
+            [{"r": r[0], "e": r[1], "h": r[2], "n": r[3], "v": r[4], "a": r[5]} for r in rows],
+        )
+
+
 def _apply_chunk(
     chunk: list[_Row],
     list_id: int,
@@ -200,158 +254,175 @@ def _apply_chunk(
     summary: ImportSummary,
     db_url: str | None,
 ) -> None:
-    emails = [r.email for r in chunk]
+    """Apply one chunk with set-based SQL in one transaction (atomic, idempotent)."""
     now = utcnow()
-    # Count into a local copy and publish only after the commit succeeds.
     counts = {"new": 0, "updated": 0, "unchanged": 0, "suppressed": 0, "resubscribed": 0}
     errors: list[RowError] = []
     with session_scope(db_url) as s:
-        existing = {
-            row.email: row
-            for row in s.execute(
-                select(
-                    Subscriber.id,
-                    Subscriber.email,
-                    Subscriber.name,
-                    Subscriber.variant,
-                    Subscriber.attributes,
-                    Subscriber.status,
-                ).where(Subscriber.email.in_(emails))
-            )
-        }
-        hashes = {address_hash(e): e for e in emails}
-        suppressed = {
-            hashes.get(row.email, row.email): row.reason
-            for row in s.execute(
-                select(Suppression.email, Suppression.reason).where(
-                    Suppression.email.in_(emails + list(hashes))
+        pg = s.get_bind().dialect.name == "postgresql"
+        _load_stage(s, chunk)
+        # 1. People who must not be (re)subscribed: suppressed, blocked/erased, unsubscribed here.
+        blocked = s.execute(
+            text(f"""
+            SELECT st.row_no, st.email, sp1.reason, sp2.reason, sb.status, su.status, sb.id
+            FROM {_STAGE} st
+            LEFT JOIN suppression sp1 ON sp1.email = st.email
+            LEFT JOIN suppression sp2 ON sp2.email = st.email_hash
+            LEFT JOIN subscriber sb ON sb.email = st.email
+            LEFT JOIN subscription su ON su.subscriber_id = sb.id AND su.list_id = :list
+            WHERE sp1.id IS NOT NULL OR sp2.id IS NOT NULL OR sb.status <> 'active'
+               OR su.status = 'unsubscribed'
+        """),
+            {"list": list_id},
+        ).all()
+        if blocked and not resubscribe:
+            for row_no, email, r1, r2, st_sb, _st_su, _sid in blocked:
+                why = (
+                    f"suppressed ({r1 or r2})"
+                    if (r1 or r2)
+                    else f"subscriber is {st_sb}"
+                    if st_sb != "active"
+                    else "unsubscribed from this list"
                 )
-            )
-        }
-        new_rows = [r for r in chunk if r.email not in existing]
-        if new_rows:
+                errors.append(RowError(row_no, email, why + " / 已退订或被屏蔽，未重新订阅"))
+            counts["suppressed"] = len(blocked)
             s.execute(
-                insert(Subscriber),
-                [
-                    {
-                        "email": r.email,
-                        "name": r.name,
-                        "variant": r.variant,
-                        "attributes": r.attributes,
-                        "status": "active",
-                        "source": source,
-                        "created_at": now,
-                        "updated_at": now,
-                        "confirmed_at": now,
-                    }
-                    for r in new_rows
-                ],
+                text(f"DELETE FROM {_STAGE} WHERE row_no IN :rows").bindparams(
+                    bindparam("rows", expanding=True)
+                ),
+                {"rows": [b[0] for b in blocked]},
             )
-            for row in s.execute(
-                select(
-                    Subscriber.id,
-                    Subscriber.email,
-                    Subscriber.name,
-                    Subscriber.variant,
-                    Subscriber.attributes,
-                    Subscriber.status,
-                ).where(Subscriber.email.in_([r.email for r in new_rows]))
-            ):
-                existing[row.email] = row
-        ids = [existing[e].id for e in emails]
-        subs = {
-            row.subscriber_id: row.status
-            for row in s.execute(
-                select(Subscription.subscriber_id, Subscription.status).where(
-                    Subscription.list_id == list_id, Subscription.subscriber_id.in_(ids)
+        elif blocked:
+            for _row_no, email, r1, r2, st_sb, st_su, sid in blocked:
+                s.execute(
+                    delete(Suppression).where(Suppression.email.in_([email, address_hash(email)]))
                 )
-            )
-        }
-        new_ids = {existing[r.email].id for r in new_rows}
-        to_subscribe: list[dict[str, object]] = []
-        to_reactivate: list[int] = []
-        for r in chunk:
-            cur = existing[r.email]
-            sid = cur.id
-            if r.email in suppressed or subs.get(sid) == "unsubscribed" or cur.status != "active":
-                if not resubscribe:
-                    counts["suppressed"] += 1
-                    why = (
-                        f"suppressed ({suppressed[r.email]})"
-                        if r.email in suppressed
-                        else "unsubscribed from this list"
-                        if subs.get(sid) == "unsubscribed"
-                        else f"subscriber is {cur.status}"
-                    )
-                    errors.append(RowError(r.row, r.email, why + " / 已退订或被屏蔽，未重新订阅"))
-                    continue
-                counts["resubscribed"] += 1
-                if r.email in suppressed:
-                    s.execute(
-                        delete(Suppression).where(
-                            Suppression.email.in_([r.email, address_hash(r.email)])
-                        )
-                    )
-                if cur.status == "blocked":
+                if sid is not None and st_sb == "blocked":
                     s.execute(
                         update(Subscriber).where(Subscriber.id == sid).values(status="active")
                     )
-                audit(
-                    s,
-                    actor,
-                    "subscribers.resubscribe",
-                    r.email,
-                    previous=suppressed.get(r.email) or subs.get(sid) or cur.status,
-                )
-            if sid in new_ids:
-                counts["new"] += 1
-            else:
-                changed = (
-                    (cur.name != r.name and r.name)
-                    or cur.variant != r.variant
-                    or (
-                        r.attributes
-                        and {**(cur.attributes or {}), **r.attributes} != cur.attributes
-                    )
-                )
-                if changed:
+                if sid is not None and st_su == "unsubscribed":
                     s.execute(
-                        update(Subscriber)
-                        .where(Subscriber.id == sid)
-                        .values(
-                            name=r.name or cur.name,
-                            variant=r.variant,
-                            attributes={**(cur.attributes or {}), **r.attributes},
-                            updated_at=now,
-                        )
+                        update(Subscription)
+                        .where(Subscription.subscriber_id == sid, Subscription.list_id == list_id)
+                        .values(status="active", updated_at=now, unsubscribed_at=None, reason=None)
                     )
-                    counts["updated"] += 1
-                elif sid not in subs or subs[sid] != "active":
-                    counts["updated"] += 1
-                else:
-                    counts["unchanged"] += 1
-            if sid not in subs:
-                to_subscribe.append(
-                    {
-                        "subscriber_id": sid,
-                        "list_id": list_id,
-                        "status": "active",
-                        "created_at": now,
-                        "updated_at": now,
-                    }
+                audit(
+                    s, actor, "subscribers.resubscribe", email, previous=r1 or r2 or st_su or st_sb
                 )
-            elif subs[sid] != "active":
-                to_reactivate.append(sid)
-        if to_subscribe:
-            s.execute(insert(Subscription), to_subscribe)
-        if to_reactivate:
-            s.execute(
-                update(Subscription)
-                .where(
-                    Subscription.list_id == list_id, Subscription.subscriber_id.in_(to_reactivate)
+            counts["resubscribed"] = len(blocked)
+        staged = s.scalar(text(f"SELECT count(*) FROM {_STAGE}")) or 0
+        # 2. New subscribers. On PostgreSQL one statement also joins them to the list and
+        #    drops them from the stage, so the later steps only touch existing people.
+        attrs_expr = "CAST(st.attrs AS jsonb)" if pg else "st.attrs"
+        insert_new = f"""
+            INSERT INTO subscriber (email, name, variant, attributes, status, source,
+                                    created_at, updated_at, confirmed_at)
+            SELECT st.email, st.name, st.variant, {attrs_expr}, 'active', :source,
+                   :now, :now, :now
+            FROM {_STAGE} st
+            WHERE NOT EXISTS (SELECT 1 FROM subscriber x WHERE x.email = st.email)
+            ON CONFLICT (email) DO NOTHING
+            RETURNING id, email
+        """
+        params = {"source": source, "now": now, "list": list_id}
+        if pg:
+            cte = f"""
+                WITH ins AS ({insert_new}),
+                     sub AS (INSERT INTO subscription
+                                 (subscriber_id, list_id, status, created_at, updated_at)
+                             SELECT id, :list, 'active', :now, :now FROM ins),
+                     gone AS (DELETE FROM {_STAGE} st USING ins WHERE st.email = ins.email)
+                SELECT email FROM ins
+            """
+            new = list(s.execute(text(cte), params).scalars())
+        else:
+            new = [r[1] for r in s.execute(text(insert_new), params)]
+        new_set = set(new)
+        counts["new"] = len(new_set)
+
+        # 3. Existing subscribers whose name, variant or attributes changed.
+        if pg:
+            changed = (
+                s.execute(
+                    text(f"""
+                UPDATE subscriber sb SET
+                    name = CASE WHEN st.name <> '' THEN st.name ELSE sb.name END,
+                    variant = st.variant,
+                    attributes = sb.attributes || CAST(st.attrs AS jsonb),
+                    updated_at = :now
+                FROM {_STAGE} st
+                WHERE sb.email = st.email AND sb.status = 'active' AND (
+                    (st.name <> '' AND st.name <> sb.name) OR st.variant <> sb.variant
+                    OR NOT (sb.attributes @> CAST(st.attrs AS jsonb)))
+                RETURNING sb.email
+            """),
+                    {"now": now},
                 )
-                .values(status="active", updated_at=now, unsubscribed_at=None, reason=None)
+                .scalars()
+                .all()
             )
+        else:
+            changed = (
+                s.execute(
+                    text(f"""
+                UPDATE subscriber SET
+                    name = CASE WHEN st.name <> '' THEN st.name ELSE subscriber.name END,
+                    variant = st.variant,
+                    attributes = json_patch(subscriber.attributes, st.attrs),
+                    updated_at = :now
+                FROM {_STAGE} st
+                WHERE subscriber.email = st.email AND subscriber.status = 'active' AND (
+                    (st.name <> '' AND st.name <> subscriber.name)
+                    OR st.variant <> subscriber.variant
+                    OR json_patch(subscriber.attributes, st.attrs)
+                       <> json(subscriber.attributes))
+                RETURNING subscriber.email
+            """),
+                    {"now": now},
+                )
+                .scalars()
+                .all()
+            )
+        updated = set(changed) - new_set
+        # 4. Memberships: add to the list, or activate an unconfirmed one (consent asserted).
+        joined = (
+            s.execute(
+                text(f"""
+            INSERT INTO subscription (subscriber_id, list_id, status, created_at, updated_at)
+            SELECT sb.id, :list, 'active', :now, :now
+            FROM {_STAGE} st JOIN subscriber sb ON sb.email = st.email
+            WHERE sb.status = 'active'
+            ON CONFLICT (subscriber_id, list_id) DO NOTHING
+            RETURNING subscriber_id
+        """),
+                {"list": list_id, "now": now},
+            )
+            .scalars()
+            .all()
+        )
+        activated = (
+            s.execute(
+                text(f"""
+            UPDATE subscription SET status = 'active', updated_at = :now
+            WHERE list_id = :list AND status = 'unconfirmed' AND subscriber_id IN (
+                SELECT sb.id FROM {_STAGE} st JOIN subscriber sb ON sb.email = st.email)
+            RETURNING subscriber_id
+        """),
+                {"list": list_id, "now": now},
+            )
+            .scalars()
+            .all()
+        )
+        touched = set(joined) | set(activated)
+        if touched:
+            emails = set(
+                s.scalars(select(Subscriber.email).where(Subscriber.id.in_(list(touched))))
+            )
+            updated |= emails - new_set
+        counts["updated"] = len(updated)
+        counts["unchanged"] = staged - counts["new"] - counts["updated"]
+        s.execute(text(f"DELETE FROM {_STAGE}"))
     for k, v in counts.items():
         setattr(summary, k, getattr(summary, k) + v)
     summary.errors.extend(errors)

@@ -114,6 +114,10 @@ def unsubscribe(
     if not list_id and sub.status != "erased":
         suppress(session, sub.email, "unsubscribe_all", note=reason)
     session.flush()
+    if changed:  # tracking: count the unsubscribe against the latest send it came from
+        from ..tracking.events import record_unsubscribe
+
+        record_unsubscribe(session, subscriber_id, list_id, reason=reason, at=when)
     return changed
 
 

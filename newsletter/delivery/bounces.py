@@ -46,7 +46,7 @@ from ..audience.service import suppress, unsubscribe
 from ..config import get_settings
 from ..db import session_scope
 from ..errors import NotFound, TokenError
-from ..models import Delivery, Event, Subscriber
+from ..models import Delivery, Subscriber
 from ..tokens import verify
 
 __all__ = [
@@ -285,22 +285,16 @@ def apply_result(result: BounceResult, *, event_uid: str | None = None) -> Bounc
                 .values(state="bounced", last_reply=reply, claimed_by=None, lease_until=None)
             )
             suppress(s, address, "hard_bounce", note=reply, delivery_id=delivery.id)
+            from ..tracking.events import record  # tracking: a bounce event for the rollups
+
+            record(s, "bounce", delivery.id, rule=f"{result.source} {result.status or ''}")
         elif result.kind == "soft":
             s.execute(update(Delivery).where(Delivery.id == delivery.id).values(last_reply=reply))
         else:
             suppress(s, address, "complaint", note=reply, delivery_id=delivery.id)
-            uid = event_uid or f"complaint:{delivery.id}"
-            if s.scalar(select(Event.id).where(Event.uid == uid)) is None:
-                s.add(
-                    Event(
-                        uid=uid[:64],
-                        send_id=delivery.send_id,
-                        delivery_id=delivery.id,
-                        kind="complaint",
-                        cls="human",
-                        rule=result.source[:64],
-                    )
-                )
+            from ..tracking.events import record  # tracking: event + rollups in this transaction
+
+            record(s, "complaint", delivery.id, uid=event_uid, rule=result.source)
         result.applied = True
     return result
 

@@ -1,48 +1,92 @@
-"""Recording opens and clicks: verify, hand off, ingest in bulk.
+"""Recording events: verify, hand off, ingest in bulk, keep rollups exact.
 
 The public endpoints only verify the token and :func:`submit` the event.  With
 Redis configured, ``submit`` appends it to a stream (``XADD``) and the
-ingester consumes the stream in batches; without Redis (embedded mode), or
-when Redis is unreachable, the event is ingested directly, so no open is lost.
+ingester consumes the stream in batches.  Without Redis (embedded mode), or
+when Redis is unreachable, the event is ingested directly; if the database is
+unreachable too, it is appended to a local spool file that the ingester
+replays (:func:`replay_spool`), so the endpoint always answers and no event is
+lost.
 
 :func:`ingest` is idempotent.  Each event carries a ``uid`` assigned where it
 was first seen; the ``UNIQUE (uid)`` constraint stores it once, and only an
-event that was actually inserted moves the counters.  Unique counts are
-driven by ``UPDATE delivery SET first_open_at = … WHERE first_open_at IS NULL``,
-so they stay exact even when the stream delivers an event twice.
+event that was actually inserted moves the counters.  A unique counter moves
+only when a "first" marker is newly set: ``UPDATE delivery SET first_open_at =
+… WHERE first_open_at IS NULL`` for human opens and clicks, an insert into
+``tracking_first`` for everything else.  Rollups (:mod:`.models`) are updated
+in the same transaction.  :func:`rebuild` recomputes a send's rollups with a
+GROUP BY over its raw events; the two agree exactly (tests/tracking).
+
+Unsubscribes, bounces and complaints are recorded with :func:`record`, inside
+the caller's transaction, with a deterministic uid (one per delivery).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import logging
+import os
+import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, case, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ..config import get_settings
 from ..db import session_scope
 from ..errors import TokenError
-from ..models import Delivery, Event, RollupHourly, RollupLink
+from ..models import Delivery, Event, Link, Publication, RollupHourly, Send, Subscriber
 from ..tokens import verify
-from .classify import classify
+from . import data
+from .classify import BURST_RULE, classify, network_tag
+from .models import RollupLinkCls, RollupSegment, SendAudience, TrackingFirst
 
-__all__ = ["STREAM", "ingest", "make_event", "submit"]
+__all__ = [
+    "STREAM",
+    "domain_group",
+    "ingest",
+    "ingest_in",
+    "make_event",
+    "rebuild",
+    "record",
+    "record_unsubscribe",
+    "replay_spool",
+    "spool_dir",
+    "submit",
+]
 
 log = logging.getLogger(__name__)
 STREAM = "events"
+ENGAGEMENT = ("open", "click")
+#: Class given to events that are not opens or clicks.
+OTHER_CLS = {"unsubscribe": "human", "complaint": "human", "bounce": "unknown"}
+
+_GROUP_OF = {d: g for g, doms in data.DOMAIN_GROUPS.items() for d in doms}
+
+
+def domain_group(email: str) -> str:
+    return _GROUP_OF.get(email.rpartition("@")[2].lower(), data.OTHER_GROUP)
+
+
+# -- at the endpoint ------------------------------------------------------------
 
 
 def make_event(
     kind: str, token: str, *, link: int | None = None, user_agent: str = "", ip: str = ""
 ) -> dict[str, Any] | None:
-    """Build an event from a request, or None if the token is forged (nothing is recorded)."""
+    """Build an event from a request, or None if the token is forged (nothing is recorded).
+
+    The IP is classified (network tag) and hashed here: the address itself never
+    leaves the web process.
+    """
     try:
         t = verify(token, "d")
     except TokenError:
@@ -55,6 +99,7 @@ def make_event(
         "at": dt.datetime.now(dt.UTC).isoformat(),
         "ua": (user_agent or "")[:300],
         "ip": _ip_hash(ip) if ip else "",
+        "net": network_tag(ip) if ip else "",
     }
 
 
@@ -68,19 +113,107 @@ def _ip_hash(ip: str) -> str:
     return hashlib.sha256((salt + prefix).encode()).hexdigest()[:16]
 
 
+_redis_down_until = 0.0
+_BREAKER_SECONDS = 5.0
+
+
 def submit(event: dict[str, Any]) -> str:
-    """Hand the event to the stream, or ingest it directly. Returns the path taken."""
+    """Hand the event on. Returns the path taken: "stream", "direct" or "spool".
+
+    Redis first (no database access); if Redis failed in the last few seconds
+    it is not retried for every request (a circuit breaker keeps the endpoint
+    fast during an outage).  Then a direct insert; then the local spool.
+    """
+    global _redis_down_until
     cfg = get_settings()
-    if cfg.redis_url:
+    if cfg.redis_url and time.monotonic() >= _redis_down_until:
         try:
             from ..redisconn import redis_client
 
             redis_client().xadd(cfg.redis_prefix + STREAM, {"e": json.dumps(event)})
             return "stream"
         except Exception as exc:  # Redis down: never lose the event
+            _redis_down_until = time.monotonic() + _BREAKER_SECONDS
             log.warning("redis unavailable (%s); ingesting directly", exc)
-    ingest([event])
-    return "direct"
+    try:
+        ingest([event])
+        return "direct"
+    except Exception as exc:
+        log.error("database unavailable too (%s); spooling the event", exc)
+        spool([event])
+        return "spool"
+
+
+# -- the local spool (last resort) -------------------------------------------------
+
+
+def spool_dir() -> Path:
+    return get_settings().var_dir / "spool"
+
+
+def spool(events: Iterable[dict[str, Any]]) -> None:
+    """Append events to this process's spool file (one JSON line each, fsynced)."""
+    d = spool_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"events-{os.getpid()}.jsonl"
+    payload = "".join(json.dumps(e) + "\n" for e in events).encode()
+    while True:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # the replayer took the file between open and lock: reopen
+                continue
+            os.write(fd, payload)
+            os.fsync(fd)
+            return
+        finally:
+            os.close(fd)
+
+
+def replay_spool(*, db_url: str | None = None, chunk: int = 500) -> int:
+    """Ingest every spooled event (idempotent: uids), then delete the files. Returns events read."""
+    d = spool_dir()
+    if not d.is_dir():
+        return 0
+    n = 0
+    for f in sorted(d.glob("events-*.jsonl")):
+        taken = f.with_name(f"{f.name}.replay-{os.getpid()}")
+        try:
+            f.rename(taken)
+        except FileNotFoundError:
+            continue
+        n += _replay_file(taken, db_url, chunk)
+    for f in sorted(d.glob(f"*.replay-{os.getpid()}")):  # left over by an earlier failure
+        n += _replay_file(f, db_url, chunk)
+    return n
+
+
+def _replay_file(path: Path, db_url: str | None, chunk: int) -> int:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # wait for a writer that opened it before the rename
+        raw = b""
+        while block := os.read(fd, 1 << 20):
+            raw += block
+    finally:
+        os.close(fd)
+    events = []
+    for line in raw.decode("utf-8", "replace").splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            log.warning("dropping a torn spool line in %s", path.name)
+    for i in range(0, len(events), chunk):
+        ingest(events[i : i + chunk], db_url=db_url)
+    path.unlink()
+    return len(events)
+
+
+# -- ingestion ---------------------------------------------------------------------
 
 
 def _insert(session: Session, model: Any) -> Any:
@@ -89,102 +222,526 @@ def _insert(session: Session, model: Any) -> Any:
     return sqlite.insert(model)
 
 
+def _hour(at: dt.datetime) -> dt.datetime:
+    return at.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
 def ingest(events: list[dict[str, Any]], *, db_url: str | None = None) -> int:
     """Store a batch of events and update rollups in one transaction. Returns how many were new."""
     if not events:
         return 0
     with session_scope(db_url) as s:
-        ids = {int(e["delivery_id"]) for e in events}
-        info = {
-            r.id: r
-            for r in s.execute(
-                select(Delivery.id, Delivery.send_id, Delivery.sent_at).where(Delivery.id.in_(ids))
-            )
-        }
-        rows = []
-        for e in events:
+        return ingest_in(s, events)
+
+
+def record(
+    session: Session,
+    kind: str,
+    delivery_id: int,
+    *,
+    uid: str | None = None,
+    rule: str = "",
+    at: dt.datetime | None = None,
+) -> bool:
+    """Record an unsubscribe, bounce or complaint inside the caller's transaction.
+
+    The uid defaults to ``<kind>:<delivery>``: recorded at most once per
+    delivery, whichever path (SMTP reply, DSN, ARF, web, mailto) sees it first.
+    Never raises: statistics must not break an unsubscribe or a bounce.
+    """
+    ev = {
+        "uid": (uid or f"{kind}:{delivery_id}")[:64],
+        "kind": kind,
+        "delivery_id": delivery_id,
+        "at": (at or dt.datetime.now(dt.UTC)).isoformat(),
+        "cls": OTHER_CLS.get(kind, "human"),
+        "rule": rule[:64] or "recorded",
+    }
+    try:
+        if session.get_bind().dialect.name == "postgresql":
+            with session.begin_nested():
+                return ingest_in(session, [ev]) == 1
+        return ingest_in(session, [ev]) == 1
+    except Exception:
+        log.exception("could not record %s event for delivery %s", kind, delivery_id)
+        return False
+
+
+def record_unsubscribe(
+    session: Session,
+    subscriber_id: int,
+    list_id: int | None,
+    *,
+    reason: str = "",
+    at: dt.datetime | None = None,
+) -> bool:
+    """Record an unsubscribe against the latest delivery sent to the subscriber.
+
+    Unsubscribe links name the subscriber and the list, not the message, so the
+    event goes to the most recent delivery (of a send to that list, when the
+    list is known): that is the message the person was reading.
+    """
+    q = (
+        select(Delivery.id)
+        .join(Send, Send.id == Delivery.send_id)
+        .where(Delivery.subscriber_id == subscriber_id, Delivery.sent_at.is_not(None))
+        .order_by(Delivery.sent_at.desc(), Delivery.id.desc())
+        .limit(1)
+    )
+    if list_id:
+        q = q.where(Send.list_id == list_id)
+    try:
+        did = session.scalar(q)
+    except Exception:
+        log.exception("could not find the delivery of an unsubscribe")
+        return False
+    if did is None:
+        return False
+    return record(session, "unsubscribe", did, rule=reason, at=at)
+
+
+def _info(s: Session, ids: set[int]) -> dict[int, Any]:
+    q = (
+        select(
+            Delivery.id,
+            Delivery.send_id,
+            Delivery.sent_at,
+            Delivery.variant,
+            Subscriber.email,
+            Send.issue_id,
+            Publication.track_opens,
+            Publication.track_clicks,
+            Publication.ip_handling,
+        )
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .join(Send, Send.id == Delivery.send_id)
+        .join(Publication, Publication.id == Send.publication_id)
+        .where(Delivery.id.in_(sorted(ids)))
+    )
+    return {r.id: r for r in s.execute(q)}
+
+
+def ingest_in(s: Session, events: list[dict[str, Any]]) -> int:
+    """:func:`ingest` inside an open session (the caller commits)."""
+    ids = set()
+    for e in events:
+        try:
+            ids.add(int(e["delivery_id"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+    info = _info(s, ids) if ids else {}
+    rows = []
+    for e in events:
+        try:
             d = info.get(int(e["delivery_id"]))
             if d is None:
                 continue  # a valid token for a delivery that no longer exists
+            kind = str(e["kind"])
+            if (kind == "open" and not d.track_opens) or (kind == "click" and not d.track_clicks):
+                continue  # the publication turned this tracking off: record nothing
             at = dt.datetime.fromisoformat(e["at"])
-            age = (at - d.sent_at).total_seconds() if d.sent_at else None
-            cls, rule = classify(e["kind"], e.get("ua"), age)
+            if at.tzinfo is None:
+                at = at.replace(tzinfo=dt.UTC)
+            if kind in ENGAGEMENT:
+                age = (at - d.sent_at).total_seconds() if d.sent_at else None
+                cls, rule = classify(kind, e.get("ua"), age, e.get("net") or "")
+            else:
+                cls, rule = e.get("cls") or OTHER_CLS.get(kind, "human"), e.get("rule") or ""
+            link = e.get("link") if kind == "click" else None
             rows.append(
                 {
-                    "uid": e["uid"],
+                    "uid": str(e["uid"])[:64],
                     "send_id": d.send_id,
                     "delivery_id": d.id,
-                    "kind": e["kind"],
-                    "link_position": e.get("link"),
+                    "kind": kind,
+                    "link_position": int(link) if link is not None else None,
                     "occurred_at": at,
                     "cls": cls,
-                    "rule": rule,
-                    "ip_hash": e.get("ip") or None,
+                    "rule": rule[:64] or None,
+                    "ip_hash": (e.get("ip") or None) if d.ip_handling == "hash" else None,
                     "user_agent": e.get("ua") or None,
                 }
             )
-        if not rows:
-            return 0
-        inserted = _insert_rows(s, rows)
-        fresh = [r for r in rows if r["uid"] in inserted]
-        _rollup(s, fresh)
-        return len(fresh)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("dropping malformed event %r: %s", e.get("uid"), exc)
+    if not rows:
+        return 0
+    rows = list({r["uid"]: r for r in reversed(rows)}.values())  # one row per uid (the first)
+    rows.sort(key=lambda r: r["occurred_at"])
+    inserted = _insert_rows(s, rows)
+    fresh = [r for r in rows if r["uid"] in inserted]
+    if not fresh:
+        return 0
+    seg = {d.id: (d.variant, domain_group(d.email)) for d in info.values()}
+    _apply(s, fresh, seg)
+    _bursts(s, fresh, info, seg)
+    bounced = {r["send_id"] for r in fresh if r["kind"] == "bounce"}
+    if bounced:  # the cached delivery-state counts of these sends are stale now
+        s.execute(delete(SendAudience).where(SendAudience.send_id.in_(sorted(bounced))))
+    return len(fresh)
 
 
 def _insert_rows(s: Session, rows: list[dict[str, Any]]) -> set[str]:
     """Insert events, skipping uids already stored; returns the uids this call inserted."""
-    by_uid = {r["uid"]: r for r in rows}
     stmt = (
         _insert(s, Event)
         .on_conflict_do_nothing(index_elements=["uid"])
         .returning(Event.uid, sort_by_parameter_order=True)
     )
-    return set(s.scalars(stmt, list(by_uid.values())).all())
+    return set(s.scalars(stmt, rows).all())
 
 
-def _rollup(s: Session, rows: list[dict[str, Any]]) -> None:
-    hourly: dict[tuple[int, dt.datetime, str, str], list[int]] = defaultdict(lambda: [0, 0])
-    links: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
-    for r in sorted(rows, key=lambda r: r["occurred_at"]):
-        hour = r["occurred_at"].replace(minute=0, second=0, microsecond=0)
-        key = (r["send_id"], hour, r["kind"], r["cls"])
-        hourly[key][0] += 1
-        first = False
-        if r["kind"] == "open" and r["cls"] != "machine":
-            first = _first(s, Delivery.first_open_at, r["delivery_id"], r["occurred_at"])
-        elif r["kind"] == "click" and r["cls"] != "machine":
-            first = _first(s, Delivery.first_click_at, r["delivery_id"], r["occurred_at"])
-        if first:
-            hourly[key][1] += 1
-        if r["kind"] == "click" and r["link_position"] is not None:
-            lk = (r["send_id"], r["link_position"])
-            links[lk][0] += 1
-            if first:
-                links[lk][1] += 1
-    for (send_id, hour, kind, cls), (total, uniq) in hourly.items():
-        ins = _insert(s, RollupHourly).values(
-            send_id=send_id, hour=hour, kind=kind, cls=cls, total=total, uniq=uniq
-        )
-        s.execute(
-            ins.on_conflict_do_update(
-                index_elements=["send_id", "hour", "kind", "cls"],
-                set_={"total": RollupHourly.total + total, "uniq": RollupHourly.uniq + uniq},
-            )
-        )
-    for (send_id, pos), (total, uniq) in links.items():
-        ins = _insert(s, RollupLink).values(
-            send_id=send_id, link_position=pos, total=total, uniq=uniq
-        )
-        s.execute(
-            ins.on_conflict_do_update(
-                index_elements=["send_id", "link_position"],
-                set_={"total": RollupLink.total + total, "uniq": RollupLink.uniq + uniq},
-            )
-        )
+def _bucket(cls: str) -> str:
+    return "m" if cls == "machine" else "h"
 
 
-def _first(s: Session, column: Any, delivery_id: int, at: dt.datetime) -> bool:
-    res = s.execute(
-        update(Delivery).where(Delivery.id == delivery_id, column.is_(None)).values({column: at})
+def _first_key(kind: str, cls: str) -> str | None:
+    """The tracking_first key of a (kind, class) unique counter; None = a delivery column."""
+    if kind in ENGAGEMENT and cls != "machine":
+        return None
+    return f"{kind[:12]}:{_bucket(cls)}"
+
+
+def _set_first(s: Session, column: Any, firsts: dict[int, dt.datetime]) -> set[int]:
+    """Set ``column`` where it is NULL for these deliveries; returns the ids it was set for."""
+    if not firsts:
+        return set()
+    ids = sorted(firsts)
+    value = case(
+        {i: bindparam(f"f{n}", firsts[i], type_=column.type) for n, i in enumerate(ids)},
+        value=Delivery.id,
     )
-    return bool(res.rowcount)  # type: ignore[attr-defined]
+    res = s.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(ids), column.is_(None))
+        .values({column: value})
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    return set(res.scalars().all())
+
+
+def _mark_first(s: Session, keys: list[tuple[int, str]]) -> set[tuple[int, str]]:
+    if not keys:
+        return set()
+    stmt = (
+        _insert(s, TrackingFirst)
+        .on_conflict_do_nothing(index_elements=["delivery_id", "key"])
+        .returning(TrackingFirst.delivery_id, TrackingFirst.key, sort_by_parameter_order=True)
+    )
+    params = [{"delivery_id": d, "key": k} for d, k in sorted(keys)]
+    return {(int(d), str(k)) for d, k in s.execute(stmt, params)}
+
+
+def _apply(s: Session, rows: list[dict[str, Any]], seg: dict[int, tuple[str, str]]) -> None:
+    """Move unique markers and add the rows' contributions to the rollups."""
+    # 1. Which row is the first of its delivery for each unique counter (in this batch)?
+    first_row: dict[tuple[int, str], int] = {}  # (delivery, counter) → row index
+    for i, r in enumerate(rows):
+        d, kind, cls = r["delivery_id"], r["kind"], r["cls"]
+        key = _first_key(kind, cls) or f"{kind}:col"
+        first_row.setdefault((d, key), i)
+        if kind == "click" and r["link_position"] is not None:
+            first_row.setdefault((d, f"l{r['link_position']}:{_bucket(cls)}"), i)
+    opens = {d: rows[i]["occurred_at"] for (d, k), i in first_row.items() if k == "open:col"}
+    clicks = {d: rows[i]["occurred_at"] for (d, k), i in first_row.items() if k == "click:col"}
+    moved: set[tuple[int, str]] = set()
+    moved |= {(d, "open:col") for d in _set_first(s, Delivery.first_open_at, opens)}
+    moved |= {(d, "click:col") for d in _set_first(s, Delivery.first_click_at, clicks)}
+    moved |= _mark_first(s, [k for k in first_row if not k[1].endswith(":col")])
+    uniq_rows: dict[int, set[str]] = defaultdict(set)
+    for k in moved:
+        uniq_rows[first_row[k]].add(k[1])
+    # 2. Rollup deltas.
+    ev: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
+    lk: dict[tuple[int, int, str], list[int]] = defaultdict(lambda: [0, 0])
+    for i, r in enumerate(rows):
+        variant, group = seg[r["delivery_id"]]
+        ekey = (r["send_id"], _hour(r["occurred_at"]), variant, group, r["kind"], r["cls"])
+        ev[ekey][0] += 1
+        marks = uniq_rows.get(i, set())
+        if (_first_key(r["kind"], r["cls"]) or f"{r['kind']}:col") in marks:
+            ev[ekey][1] += 1
+        if r["kind"] == "click" and r["link_position"] is not None:
+            lkey = (r["send_id"], r["link_position"], r["cls"])
+            lk[lkey][0] += 1
+            if f"l{r['link_position']}:{_bucket(r['cls'])}" in marks:
+                lk[lkey][1] += 1
+    _upsert(s, ev, lk)
+
+
+def _upsert(
+    s: Session,
+    ev: dict[tuple[Any, ...], list[int]],
+    lk: dict[tuple[int, int, str], list[int]],
+) -> None:
+    ev = {k: v for k, v in ev.items() if v != [0, 0]}
+    lk = {k: v for k, v in lk.items() if v != [0, 0]}
+    seg: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
+    hr: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
+    for k, (t, u) in ev.items():  # k = (send, hour, variant, group, kind, class)
+        for acc, key in ((seg, (k[0], k[2], k[3], k[4], k[5])), (hr, (k[0], k[1], k[4], k[5]))):
+            acc[key][0] += t
+            acc[key][1] += u
+    seg = {k: v for k, v in seg.items() if v != [0, 0]}
+    hr = {k: v for k, v in hr.items() if v != [0, 0]}
+    if seg:
+        stmt = _insert(s, RollupSegment)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["send_id", "variant", "domain_group", "kind", "cls"],
+            set_={
+                "total": RollupSegment.total + stmt.excluded.total,
+                "uniq": RollupSegment.uniq + stmt.excluded.uniq,
+            },
+        )
+        s.execute(
+            stmt,
+            [
+                {"send_id": k[0], "variant": k[1], "domain_group": k[2], "kind": k[3],
+                 "cls": k[4], "total": v[0], "uniq": v[1]}
+                for k, v in sorted(seg.items())
+            ],
+        )  # fmt: skip
+    if hr:
+        hstmt = _insert(s, RollupHourly)
+        hstmt = hstmt.on_conflict_do_update(
+            index_elements=["send_id", "hour", "kind", "cls"],
+            set_={
+                "total": RollupHourly.total + hstmt.excluded.total,
+                "uniq": RollupHourly.uniq + hstmt.excluded.uniq,
+            },
+        )
+        s.execute(
+            hstmt,
+            [
+                {"send_id": k[0], "hour": k[1], "kind": k[2], "cls": k[3], "total": v[0],
+                 "uniq": v[1]}
+                for k, v in sorted(hr.items())
+            ],
+        )  # fmt: skip
+    if lk:
+        lstmt = _insert(s, RollupLinkCls)
+        lstmt = lstmt.on_conflict_do_update(
+            index_elements=["send_id", "link_position", "cls"],
+            set_={
+                "total": RollupLinkCls.total + lstmt.excluded.total,
+                "uniq": RollupLinkCls.uniq + lstmt.excluded.uniq,
+            },
+        )
+        s.execute(
+            lstmt,
+            [
+                {"send_id": k[0], "link_position": k[1], "cls": k[2], "total": v[0], "uniq": v[1]}
+                for k, v in sorted(lk.items())
+            ],
+        )
+
+
+# -- the click-pattern rule ------------------------------------------------------------
+
+def _links_of(s: Session, issue_ids: set[int]) -> dict[int, int]:
+    out = dict.fromkeys(issue_ids, 0)
+    for iid, n in s.execute(
+        select(Link.issue_id, func.count())
+        .where(Link.issue_id.in_(sorted(issue_ids)))
+        .group_by(Link.issue_id)
+    ):
+        out[iid] = int(n)
+    return out
+
+
+def _bursts(
+    s: Session, rows: list[dict[str, Any]], info: dict[int, Any], seg: dict[int, tuple[str, str]]
+) -> None:
+    """Every link of a message clicked within seconds → all those clicks are machine.
+
+    The earlier clicks of the burst may already be counted as human (other
+    batches); the delivery's click contributions are then recomputed: the old
+    ones subtracted, the new ones added, and its first-click markers reset.
+    """
+    cand = {r["delivery_id"] for r in rows if r["kind"] == "click" and r["cls"] != "machine"}
+    if not cand:
+        return
+    nlinks = _links_of(s, {info[d].issue_id for d in cand})
+    cand = {d for d in cand if nlinks[info[d].issue_id] >= data.BURST_MIN_LINKS}
+    if not cand:
+        return
+    clicks: dict[int, list[Any]] = defaultdict(list)
+    for row in s.execute(
+        select(Event.id, Event.delivery_id, Event.send_id, Event.link_position, Event.occurred_at,
+               Event.cls, Event.rule)
+        .where(Event.delivery_id.in_(sorted(cand)), Event.kind == "click")
+        .order_by(Event.delivery_id, Event.id)
+    ):  # fmt: skip
+        clicks[row.delivery_id].append(row)
+    window = dt.timedelta(seconds=data.BURST_SECONDS)
+    for d, evs in clicks.items():
+        need = nlinks[info[d].issue_id]
+        by_time = sorted((e for e in evs if e.link_position is not None), key=lambda e: e.occurred_at)
+        burst: set[int] = set()
+        j = 0
+        for i in range(len(by_time)):
+            while by_time[i].occurred_at - by_time[j].occurred_at > window:
+                j += 1
+            win = by_time[j : i + 1]
+            if len({e.link_position for e in win}) >= need:
+                burst |= {e.id for e in win}
+        flip = {e.id for e in evs if e.id in burst and e.cls != "machine"}
+        if flip:
+            _recompute_clicks(s, d, evs, flip, seg[d])
+
+
+def _contrib(
+    evs: list[Any], cls_of: dict[int, str], variant: str, group: str
+) -> tuple[dict[tuple[Any, ...], list[int]], dict[tuple[int, int, str], list[int]], list[str], Any]:
+    ev: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
+    lk: dict[tuple[int, int, str], list[int]] = defaultdict(lambda: [0, 0])
+    seen: set[str] = set()
+    first_human = None
+    for e in evs:  # id order = ingestion order
+        cls = cls_of[e.id]
+        key = (e.send_id, _hour(e.occurred_at), variant, group, "click", cls)
+        ev[key][0] += 1
+        counter = f"click:{_bucket(cls)}"
+        if counter not in seen:
+            seen.add(counter)
+            ev[key][1] += 1
+            if cls != "machine":
+                first_human = e.occurred_at
+        if e.link_position is not None:
+            lkey = (e.send_id, e.link_position, cls)
+            lk[lkey][0] += 1
+            lc = f"l{e.link_position}:{_bucket(cls)}"
+            if lc not in seen:
+                seen.add(lc)
+                lk[lkey][1] += 1
+    keys = sorted(k for k in seen if k != "click:h")
+    return ev, lk, keys, first_human
+
+
+def _recompute_clicks(
+    s: Session, d: int, evs: list[Any], flip: set[int], seg: tuple[str, str]
+) -> None:
+    old_cls = {e.id: e.cls for e in evs}
+    new_cls = {i: ("machine" if i in flip else c) for i, c in old_cls.items()}
+    old_ev, old_lk, _k, _f = _contrib(evs, old_cls, *seg)
+    new_ev, new_lk, keys, first_human = _contrib(evs, new_cls, *seg)
+    ev: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
+    lk: dict[tuple[int, int, str], list[int]] = defaultdict(lambda: [0, 0])
+    for src, sign in ((new_ev, 1), (old_ev, -1)):
+        for k, (t, u) in src.items():
+            ev[k][0] += sign * t
+            ev[k][1] += sign * u
+    for lsrc, sign in ((new_lk, 1), (old_lk, -1)):
+        for lkey, (t, u) in lsrc.items():
+            lk[lkey][0] += sign * t
+            lk[lkey][1] += sign * u
+    _upsert(s, ev, lk)
+    s.execute(
+        update(Event)
+        .where(Event.id.in_(sorted(flip)))
+        .values(cls="machine", rule=BURST_RULE)
+        .execution_options(synchronize_session=False)
+    )
+    s.execute(
+        update(Delivery)
+        .where(Delivery.id == d)
+        .values(first_click_at=first_human)
+        .execution_options(synchronize_session=False)
+    )
+    s.execute(
+        delete(TrackingFirst).where(
+            TrackingFirst.delivery_id == d,
+            (TrackingFirst.key == "click:m") | TrackingFirst.key.like("l%"),
+        )
+    )
+    _mark_first(s, [(d, k) for k in keys])
+
+
+# -- rebuild: the rollups as a GROUP BY over raw events -----------------------------------
+
+
+def _sql_fragments(dialect: str) -> tuple[str, str]:
+    if dialect == "postgresql":
+        hour = "date_trunc('hour', ev.occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+        dom = "lower(split_part(sub.email, '@', 2))"
+    else:
+        hour = "strftime('%Y-%m-%d %H:00:00.000000', ev.occurred_at)"
+        dom = "lower(substr(sub.email, instr(sub.email, '@') + 1))"
+    whens = []
+    for g, doms in data.DOMAIN_GROUPS.items():
+        safe = [x for x in doms if all(c.isalnum() or c in ".-" for c in x)]
+        whens.append(f"WHEN {dom} IN ({', '.join(repr(x) for x in safe)}) THEN '{g}'")
+    group = f"CASE {' '.join(whens)} ELSE '{data.OTHER_GROUP}' END"
+    return hour, group
+
+
+def rebuild(session: Session, send_id: int) -> dict[str, int]:
+    """Recompute a send's rollups and unique markers from its raw events (one GROUP BY).
+
+    Exact only while every raw event of the send is retained (see :func:`purge`):
+    the ingester's incremental rollups and this rebuild agree (tests/tracking).
+    """
+    hour, group = _sql_fragments(session.get_bind().dialect.name)
+    p = {"s": send_id}
+    base = f"""
+        SELECT ev.id, ev.delivery_id, ev.kind, ev.cls, ev.link_position, ev.occurred_at,
+               {hour} AS h, d.variant AS variant, {group} AS g,
+               CASE WHEN ev.cls = 'machine' THEN 'm' ELSE 'h' END AS b
+        FROM event ev
+        JOIN delivery d ON d.id = ev.delivery_id
+        JOIN subscriber sub ON sub.id = d.subscriber_id
+        WHERE ev.send_id = :s"""
+    for tbl in ("rollup_segment", "rollup_hourly", "rollup_link_cls"):
+        session.execute(text(f"DELETE FROM {tbl} WHERE send_id = :s"), p)
+    session.execute(
+        text("DELETE FROM tracking_first WHERE delivery_id IN "
+             "(SELECT id FROM delivery WHERE send_id = :s)"), p)  # fmt: skip
+    ranked = f"""(SELECT e.*, row_number() OVER (PARTITION BY delivery_id, kind, b ORDER BY id) AS rn
+                  FROM ({base}) e) r"""
+    n = session.execute(
+        text(f"""
+        INSERT INTO rollup_segment (send_id, variant, domain_group, kind, cls, total, uniq)
+        SELECT :s, variant, g, kind, cls, count(*), sum(CASE WHEN rn = 1 THEN 1 ELSE 0 END)
+        FROM {ranked} GROUP BY variant, g, kind, cls"""),
+        p,
+    ).rowcount  # type: ignore[attr-defined]
+    session.execute(
+        text(f"""
+        INSERT INTO rollup_hourly (send_id, hour, kind, cls, total, uniq)
+        SELECT :s, h, kind, cls, count(*), sum(CASE WHEN rn = 1 THEN 1 ELSE 0 END)
+        FROM {ranked} GROUP BY h, kind, cls"""),
+        p,
+    )
+    session.execute(
+        text(f"""
+        INSERT INTO rollup_link_cls (send_id, link_position, cls, total, uniq)
+        SELECT :s, link_position, cls, count(*), sum(CASE WHEN rn = 1 THEN 1 ELSE 0 END)
+        FROM (SELECT e.*, row_number() OVER (PARTITION BY delivery_id, link_position, b
+                                             ORDER BY id) AS rn
+              FROM ({base}) e WHERE kind = 'click' AND link_position IS NOT NULL) r
+        GROUP BY link_position, cls"""),
+        p,
+    )
+    session.execute(
+        text(f"""
+        INSERT INTO tracking_first (delivery_id, key)
+        SELECT DISTINCT delivery_id, substr(kind, 1, 12) || ':' || b FROM ({base}) e
+        WHERE NOT (kind IN ('open', 'click') AND b = 'h')
+        UNION
+        SELECT DISTINCT delivery_id, 'l' || CAST(link_position AS VARCHAR(8)) || ':' || b
+        FROM ({base}) e WHERE kind = 'click' AND link_position IS NOT NULL"""),
+        p,
+    )
+    for col, kind in (("first_open_at", "open"), ("first_click_at", "click")):
+        session.execute(
+            text(f"""
+            UPDATE delivery SET {col} = (
+                SELECT ev.occurred_at FROM event ev
+                WHERE ev.delivery_id = delivery.id AND ev.kind = '{kind}' AND ev.cls <> 'machine'
+                ORDER BY ev.id LIMIT 1)
+            WHERE send_id = :s"""),
+            p,
+        )
+    session.execute(delete(SendAudience).where(SendAudience.send_id == send_id))
+    return {"rollup_rows": int(n or 0)}

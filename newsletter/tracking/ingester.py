@@ -2,23 +2,29 @@
 
 A consumer group lets several ingesters share the stream.  Messages are
 acknowledged only after :func:`~newsletter.tracking.events.ingest` committed
-them, so a crash loses nothing; messages left pending by a dead consumer are
-reclaimed with ``XAUTOCLAIM`` after ``idle_ms``.  Because ingestion is
-idempotent (unique event uid), a redelivered message is never counted twice.
+them, so a crash (even ``kill -9`` in the middle of a batch) loses nothing:
+the transaction rolls back and the messages stay pending.  Messages left
+pending by a dead consumer are reclaimed with ``XAUTOCLAIM`` once idle for
+``idle_ms``, at start and then every ``claim_every`` seconds.  Because
+ingestion is idempotent (unique event uid, unique markers), a message
+redelivered after a crash between commit and ``XACK`` is never counted twice.
+Each pass also replays the local spool (events the web processes could not
+hand to Redis or the database).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from ..config import get_settings
 from ..delivery.engine import worker_name
 from ..redisconn import redis_client
-from .events import STREAM, ingest
+from .events import STREAM, ingest, replay_spool
 
-__all__ = ["consume"]
+__all__ = ["GROUP", "consume"]
 
 log = logging.getLogger(__name__)
 GROUP = "ingest"
@@ -33,41 +39,75 @@ def _ensure_group(r: Any, key: str) -> None:
 
 
 def _handle(r: Any, key: str, messages: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
+    messages = [(m, f) for m, f in messages if f]  # XAUTOCLAIM may return deleted entries
     if not messages:
         return 0
     events = []
-    for _mid, fields in messages:
+    for mid, fields in messages:
         try:
             events.append(json.loads(fields[b"e"]))
         except (KeyError, ValueError):
-            log.warning("dropping malformed stream entry %s", _mid)
-    ingest(events)
-    r.xack(key, GROUP, *[m for m, _ in messages])
-    r.xdel(key, *[m for m, _ in messages])
+            log.warning("dropping malformed stream entry %s", mid)
+    ingest(events)  # commits; only then acknowledge
+    ids = [m for m, _ in messages]
+    r.xack(key, GROUP, *ids)
+    r.xdel(key, *ids)
     return len(messages)
 
 
+def _reclaim(r: Any, key: str, me: str, idle_ms: int, count: int) -> int:
+    """Take over and ingest what dead consumers left pending (idle ≥ idle_ms)."""
+    handled = 0
+    start = "0-0"
+    while True:
+        res = r.xautoclaim(key, GROUP, me, min_idle_time=idle_ms, start_id=start, count=count)
+        handled += _handle(r, key, res[1])
+        start = res[0].decode() if isinstance(res[0], bytes) else str(res[0])
+        if start == "0-0":
+            return handled
+
+
 def consume(
-    *, block_ms: int = 1000, count: int = 500, max_batches: int | None = None, idle_ms: int = 30000
+    *,
+    block_ms: int = 1000,
+    count: int = 500,
+    max_batches: int | None = None,
+    idle_ms: int = 30000,
+    claim_every: float = 15.0,
 ) -> int:
-    """Ingest up to ``max_batches`` batches (forever if None). Returns events handled."""
+    """Ingest up to ``max_batches`` batches (forever if None). Returns events handled.
+
+    With ``max_batches`` set, stops early when the stream has nothing new.
+    """
     cfg = get_settings()
     r = redis_client()
     key = cfg.redis_prefix + STREAM
     _ensure_group(r, key)
     me = worker_name()
-    handled = 0
-    # Recover what a crashed ingester left unacknowledged.
-    res = r.xautoclaim(key, GROUP, me, min_idle_time=idle_ms, start_id="0-0", count=count)
-    handled += _handle(r, key, res[1])
+    handled = replay_spool()
+    handled += _reclaim(r, key, me, idle_ms, count)
+    last_claim = time.monotonic()
     batches = 0
     while max_batches is None or batches < max_batches:
         batches += 1
+        if time.monotonic() - last_claim >= claim_every:
+            last_claim = time.monotonic()
+            try:
+                handled += replay_spool() + _reclaim(r, key, me, idle_ms, count)
+            except Exception:
+                log.exception("reclaim/replay failed; retrying later")
         resp = r.xreadgroup(GROUP, me, {key: ">"}, count=count, block=block_ms)
         if not resp:
             if max_batches is not None:
                 break
             continue
         for _stream, messages in resp:
-            handled += _handle(r, key, messages)
+            try:
+                handled += _handle(r, key, messages)
+            except Exception:
+                # Not acknowledged: the messages stay pending and are reclaimed later.
+                log.exception("ingest failed for %d messages; left pending", len(messages))
+                if max_batches is not None:
+                    raise
+                time.sleep(1.0)
     return handled

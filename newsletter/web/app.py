@@ -15,6 +15,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="newsletter", version=__version__)
     app.include_router(public_router)
     app.include_router(subscriber_router)
+    app.include_router(__import__("newsletter.web.console", fromlist=["router"]).router)
     from ..delivery.webhooks import router as webhooks_router
     from ..wechat.callback import router as wechat_router
 

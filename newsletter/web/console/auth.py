@@ -178,9 +178,9 @@ class Principal:
 
 def authenticate(request: Request) -> Principal | None:
     """The principal of a request (session cookie or bearer token), or None."""
-    cached = getattr(request.state, "principal", False)
-    if cached is not False:
-        return cached  # type: ignore[no-any-return]
+    if hasattr(request.state, "principal"):
+        cached: Principal | None = request.state.principal
+        return cached
     principal = _authenticate(request)
     request.state.principal = principal
     return principal
@@ -265,9 +265,12 @@ def need(role: str) -> Callable[[Request], Any]:
             raise _login_redirect(request)
         if not principal.can(role):
             raise HTTPException(403, f"role {role} required / 权限不足")
-        if request.method in UNSAFE and principal.via == "session":
-            if not csrf_ok(principal.nonce, await _supplied_csrf(request)):
-                raise HTTPException(403, "CSRF token missing or invalid / 表单已过期，请刷新页面")
+        if (
+            request.method in UNSAFE
+            and principal.via == "session"
+            and not csrf_ok(principal.nonce, await _supplied_csrf(request))
+        ):
+            raise HTTPException(403, "CSRF token missing or invalid / 表单已过期，请刷新页面")
         return principal
 
     dependency.role = role  # type: ignore[attr-defined]

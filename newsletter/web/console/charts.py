@@ -7,6 +7,7 @@ ready to be placed in a page (``Markup`` so Jinja does not escape it again).
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Sequence
 
 from markupsafe import Markup
@@ -17,13 +18,15 @@ W, H, PAD_L, PAD_B, PAD_T, PAD_R = 720, 240, 48, 36, 16, 16
 
 
 def _nice_max(v: float) -> float:
+    """A top for the axis: four equal steps of 1, 2, 2.5 or 5 × 10^k."""
     if v <= 0:
-        return 1.0
-    for step in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000):
-        top = -(-v // step) * step
-        if top / step <= 8:
-            return float(top)
-    return float(v)
+        return 4.0
+    raw = v / 4
+    mag = 10 ** math.floor(math.log10(raw))
+    for m in (1, 2, 2.5, 5, 10):
+        if m * mag >= raw:
+            return 4 * m * mag
+    return 4 * 10 * mag  # pragma: no cover
 
 
 def _frame(title: str, top: float, fmt: str, body: str) -> str:
@@ -31,7 +34,7 @@ def _frame(title: str, top: float, fmt: str, body: str) -> str:
     for i in range(5):
         y = PAD_T + (H - PAD_T - PAD_B) * i / 4
         val = top * (4 - i) / 4
-        label = fmt.format(val)
+        label = fmt.format(val) if fmt != "{:.0f}" or val == int(val) else f"{val:.1f}"
         grid.append(
             f'<line x1="{PAD_L}" y1="{y:.1f}" x2="{W - PAD_R}" y2="{y:.1f}" stroke="#e3e6ea"/>'
             f'<text x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
@@ -65,7 +68,7 @@ def bars(title: str, labels: Sequence[str], values: Sequence[int], color: str = 
                       'text-anchor="middle" fill="#999" font-size="14">—</text>'))
     top = _nice_max(max(values))
     span = (W - PAD_L - PAD_R) / len(values)
-    bw = max(2.0, span * 0.7)
+    bw = min(max(2.0, span * 0.7), 48.0)
     body, xs = [], []
     for i, v in enumerate(values):
         h = (H - PAD_T - PAD_B) * v / top

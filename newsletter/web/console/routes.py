@@ -15,7 +15,13 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from itsdangerous import BadSignature, URLSafeSerializer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
@@ -54,6 +60,7 @@ ROOT = Path(__file__).resolve().parents[3]
 TEMPLATES = ROOT / "templates" / "console"
 STATIC = Path(__file__).resolve().parents[1] / "static"
 _env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape())
+_env.policies["json.dumps_kwargs"] = {"ensure_ascii": False, "sort_keys": True}
 _env.filters["pct"] = lambda v: f"{(v or 0) * 100:.1f}%"
 _env.filters["num"] = lambda v: f"{v:,}" if isinstance(v, int) else ("" if v is None else v)
 _env.filters["when"] = lambda v: (v or "")[:16].replace("T", " ")
@@ -455,11 +462,26 @@ def stats_send_page(request: Request, user: Viewer, send_id: int) -> HTMLRespons
         data = svc.stats(send_id)
     except NotFound:
         return page(request, "error.html", user, 404, message="未找到")
-    hours = data["opens_by_hour"]
+    hours = _fill_hours(data["opens_by_hour"])
     tz = dt.timezone(dt.timedelta(hours=8))
     labels = [dt.datetime.fromisoformat(h).astimezone(tz).strftime("%m-%d %H时") for h, _n in hours]
     chart = charts.bars("每小时打开数", labels, [n for _h, n in hours])
     return page(request, "stats_send.html", user, d=data, chart=chart)
+
+
+def _fill_hours(rows: list[tuple[str, int]], limit: int = 168) -> list[tuple[str, int]]:
+    """Hourly totals with the empty hours in between (at most ``limit`` hours, the latest)."""
+    if not rows:
+        return []
+    have = {dt.datetime.fromisoformat(h): n for h, n in rows}
+    first, last = min(have), max(have)
+    first = max(first, last - dt.timedelta(hours=limit - 1))
+    out = []
+    at = first
+    while at <= last:
+        out.append((at.isoformat(), have.get(at, 0)))
+        at += dt.timedelta(hours=1)
+    return out
 
 
 @router.get("/stats/{send_id}/export.csv")

@@ -91,7 +91,11 @@ def upload_issue(
             from ...content.parser import decode_source
 
             text, _w = decode_source(data, path=str(path))
-            srcs = [im.src for im in parse_issue(text, path=str(path), base_dir=d).images]
+            doc = parse_issue(text, path=str(path), base_dir=d)
+            srcs = [im.src for im in doc.images]
+            cover = getattr(doc, "cover", None)
+            if isinstance(cover, str) and cover:
+                srcs.append(cover)
         except NewsletterError:
             srcs = []
         by_name = {Path(n).name: b for n, b in images if n}
@@ -180,8 +184,8 @@ def frame_html(issue_id: int, output: str, variant: str = "zh-Hans") -> str:
             assert pub is not None
             doc = to_variant(parse_stored(issue), variant)
             ctx = context_for(pub)
-        body, _links = render_email_html(doc, ctx, "digest")
-        return _personalise(body)
+        digest, _links = render_email_html(doc, ctx, "digest")
+        return _personalise(digest)
     with session_scope() as s:
         render_issue(s, issue_id)
         body = s.scalar(

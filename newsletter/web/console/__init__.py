@@ -1,0 +1,17 @@
+"""The ops/marketing console (``/console``) and the JSON API (``/api``).
+
+``router`` carries both; ``newsletter.web.app`` includes it.  See docs/console.md.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from .api import router as api_router
+from .routes import router as pages_router
+
+__all__ = ["router"]
+
+router = APIRouter()
+router.include_router(pages_router)
+router.include_router(api_router)

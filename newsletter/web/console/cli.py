@@ -1,0 +1,72 @@
+"""``newsletter users create|list|token``: console accounts from the command line."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from ...errors import NewsletterError
+
+__all__ = ["users_app"]
+
+users_app = typer.Typer(help="Console users and personal API tokens", no_args_is_help=True)
+
+
+@users_app.command("create")
+def create(
+    username: str,
+    role: Annotated[str, typer.Option(help="admin, ops or marketing")] = "ops",
+    display_name: Annotated[str, typer.Option("--name", help="shown in the console")] = "",
+    password: Annotated[
+        str,
+        typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
+                     envvar="NEWSLETTER_NEW_PASSWORD", help="at least 10 characters"),
+    ] = "",
+) -> None:
+    """Create a console user (the password is hashed with argon2id)."""
+    from .services import create_user
+
+    try:
+        out = create_user("cli", username, password, role, display_name)
+    except NewsletterError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"user {out['username']} created ({out['role']})")
+
+
+@users_app.command("list")
+def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List console users."""
+    from .services import list_users
+
+    rows = list_users()
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for r in rows:
+        state = "" if r["active"] else "  (inactive)"
+        typer.echo(f"{r['username']:<32} {r['role']:<10} {r['display_name']}{state}")
+
+
+@users_app.command("token")
+def token(
+    username: str,
+    name: Annotated[str, typer.Option(help="a label for the token")] = "cli",
+    days: Annotated[int, typer.Option(help="lifetime in days (0: no expiry)")] = 90,
+) -> None:
+    """Create a personal API token for USERNAME and print it (shown once; only its hash is kept)."""
+    from sqlalchemy import select
+
+    from ...db import session_scope
+    from ..auth_models import User
+    from .services import create_token
+
+    with session_scope() as s:
+        uid = s.scalar(select(User.id).where(User.username == username.strip().lower()))
+    if uid is None:
+        typer.echo(f"error: user {username} does not exist", err=True)
+        raise typer.Exit(1)
+    out = create_token("cli", uid, name, days or None)
+    typer.echo(out["token"])

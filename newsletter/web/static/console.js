@@ -1,0 +1,136 @@
+/* Console behaviour in plain JavaScript: preview tabs, live send progress (polling),
+   import upload with a progress bar, live segment counts, confirmations. */
+(function () {
+  "use strict";
+  var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+
+  function $(sel, root) { return (root || document).querySelector(sel); }
+  function fmt(n) { return (n || 0).toLocaleString(); }
+  function api(method, url, body) {
+    var opts = { method: method, credentials: "same-origin", headers: { "X-CSRF-Token": csrf } };
+    if (body instanceof FormData) { opts.body = body; }
+    else if (body !== undefined) { opts.body = JSON.stringify(body); opts.headers["Content-Type"] = "application/json"; }
+    return fetch(url, opts).then(function (r) {
+      return r.json().then(function (j) { if (!r.ok) { throw new Error(j.detail || r.status); } return j; });
+    });
+  }
+
+  // Confirm dangerous forms.
+  document.addEventListener("submit", function (ev) {
+    var msg = ev.target.getAttribute && ev.target.getAttribute("data-confirm");
+    if (msg && !window.confirm(msg)) { ev.preventDefault(); }
+  });
+
+  // Preview tabs.
+  var frame = $("#preview");
+  if (frame) {
+    document.querySelectorAll(".tabbar button[data-tab]").forEach(function (b) {
+      b.addEventListener("click", function () {
+        document.querySelectorAll(".tabbar button").forEach(function (x) { x.classList.remove("on"); });
+        b.classList.add("on");
+        frame.width = b.getAttribute("data-width");
+        frame.src = frame.getAttribute("data-base") + b.getAttribute("data-tab") + "?v=" + frame.getAttribute("data-variant");
+      });
+    });
+  }
+
+  // Live progress of a send.
+  var box = $("#progress");
+  if (box) {
+    var id = box.getAttribute("data-send");
+    var busy = { planning: 1, sending: 1, scheduled: 1, draft: 1, paused: 1 };
+    var tick = function () {
+      api("GET", "/api/sends/" + id).then(function (p) {
+        $("#p-state").textContent = p.state;
+        $("#p-state").className = "badge st-" + p.state;
+        $("#p-percent").textContent = p.percent + "%";
+        $("#p-fill").style.width = p.percent + "%";
+        $("#p-done").textContent = fmt(p.done);
+        $("#p-total").textContent = fmt(p.total);
+        $("#p-rate").textContent = p.rate_per_second || 0;
+        $("#p-remaining").textContent = fmt(p.remaining);
+        $("#p-elapsed").textContent = (p.elapsed_seconds || 0).toFixed(1);
+        Object.keys(p.counts).forEach(function (k) { var el = $("#c-" + k); if (el) { el.textContent = fmt(p.counts[k]); } });
+        var wx = p.wechat ? p.wechat.state + (p.wechat.error ? " — " + p.wechat.error : "") : "—";
+        $("#p-wechat").textContent = wx;
+        box.setAttribute("data-state", p.state);
+        document.querySelectorAll("form[data-when]").forEach(function (f) {
+          f.hidden = f.getAttribute("data-when").split(" ").indexOf(p.state) < 0;
+        });
+        if (busy[p.state]) { setTimeout(tick, p.state === "sending" || p.state === "planning" ? 1000 : 4000); }
+      }).catch(function () { setTimeout(tick, 5000); });
+    };
+    setTimeout(tick, 500);
+  }
+
+  // Import with upload progress, then job polling.
+  var imp = $("#import-form");
+  if (imp) {
+    imp.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var status = $("#import-status"), fill = $("#import-fill"), text = $("#import-text");
+      status.hidden = false;
+      var fd = new FormData(imp);
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", imp.getAttribute("data-api"));
+      xhr.setRequestHeader("X-CSRF-Token", csrf);
+      xhr.upload.onprogress = function (e) {
+        if (e.lengthComputable) {
+          fill.style.width = Math.round(40 * e.loaded / e.total) + "%";
+          text.textContent = text.getAttribute("data-uploading") + " " + Math.round(100 * e.loaded / e.total) + "%";
+        }
+      };
+      xhr.onload = function () {
+        var job;
+        try { job = JSON.parse(xhr.responseText); } catch (e) { job = { detail: xhr.status }; }
+        if (xhr.status >= 300) { text.textContent = job.detail || xhr.status; text.className = "bad"; return; }
+        poll(job.id);
+      };
+      xhr.send(fd);
+    });
+    var poll = function (jobId) {
+      api("GET", "/api/imports/" + jobId).then(function (j) {
+        var fill = $("#import-fill"), text = $("#import-text");
+        if (j.state === "queued" || j.state === "running") {
+          fill.style.width = "70%";
+          text.textContent = text.getAttribute("data-importing") + " … " + j.seconds + " s";
+          setTimeout(function () { poll(jobId); }, 700);
+          return;
+        }
+        fill.style.width = "100%";
+        text.textContent = j.state === "done" ? text.getAttribute("data-done") + " (" + j.seconds + " s)" : (j.error || j.state);
+        text.className = j.state === "done" ? "good" : "bad";
+        var t = $("#import-summary");
+        t.innerHTML = "";
+        var labels = {};
+        try { labels = JSON.parse(t.getAttribute("data-labels") || "{}"); } catch (e) { labels = {}; }
+        if (j.summary) {
+          ["rows", "new", "updated", "unchanged", "invalid", "duplicate", "suppressed", "resubscribed", "errors"].forEach(function (k) {
+            var tr = document.createElement("tr"), a = document.createElement("th"), b = document.createElement("td");
+            a.textContent = labels[k] || k; b.textContent = fmt(j.summary[k]); tr.appendChild(a); tr.appendChild(b); t.appendChild(tr);
+          });
+        }
+        var rep = $("#import-report");
+        if (j.has_report) { rep.href = "/api/imports/" + jobId + "/errors.csv"; rep.hidden = false; }
+      });
+    };
+  }
+
+  // Live segment count.
+  var def = $("#segment-def");
+  if (def) {
+    var timer = null;
+    var count = function () {
+      var parsed;
+      try { parsed = JSON.parse(def.value || "null"); } catch (e) { $("#segment-error").textContent = "JSON"; return; }
+      var lid = $("#segment-list").value;
+      api("POST", "/api/segments/count", { definition: parsed, list_id: lid ? parseInt(lid, 10) : null })
+        .then(function (r) { $("#segment-count").textContent = fmt(r.count); $("#segment-error").textContent = ""; })
+        .catch(function (e) { $("#segment-count").textContent = "—"; $("#segment-error").textContent = e.message; });
+    };
+    var later = function () { clearTimeout(timer); timer = setTimeout(count, 300); };
+    def.addEventListener("input", later);
+    $("#segment-list").addEventListener("change", later);
+    count();
+  }
+})();

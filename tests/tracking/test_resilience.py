@@ -1,0 +1,196 @@
+"""Redis outages, the spool, and kill -9 of an ingester mid-batch: nothing lost, nothing doubled."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from newsletter.config import reset_settings
+from newsletter.db import session_scope
+from newsletter.models import Delivery, Event
+from newsletter.redisconn import redis_client
+from newsletter.tokens import delivery_token
+from newsletter.tracking import events as tracking_events
+from newsletter.tracking.events import STREAM, make_event, replay_spool, submit
+from newsletter.tracking.ingester import consume
+from newsletter.tracking.stats import send_stats
+from newsletter.web.app import create_app
+from tests.tracking.helpers import BROWSER, sent_send, snapshot
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _count() -> int:
+    with session_scope() as s:
+        return s.scalar(select(func.count()).select_from(Event)) or 0
+
+
+@pytest.fixture(autouse=True)
+def _breaker() -> None:
+    tracking_events._redis_down_until = 0.0
+
+
+def test_redis_outage_loses_no_open(any_db) -> None:  # type: ignore[no-untyped-def]
+    ids = sent_send(2)
+    reset_settings(any_db.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
+    client = TestClient(create_app())
+    for d in ids["deliveries"]:
+        r = client.get(f"/o/{delivery_token(d)}.gif", headers={"User-Agent": BROWSER})
+        assert r.status_code == 200
+    assert _count() == 2
+    with session_scope() as s:
+        assert send_stats(s, ids["send"])["opens_unique"] == 2
+
+
+def test_database_and_redis_down_spools_then_replays(pg_settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ids = sent_send(1)
+    tok = delivery_token(ids["deliveries"][0])
+    dead = pg_settings.model_copy(update={
+        "redis_url": "redis://127.0.0.1:1/0",
+        "database_url": "postgresql+psycopg://postgres@127.0.0.1:1/none",
+    })  # fmt: skip
+    reset_settings(dead)
+    e = make_event("open", tok, user_agent=BROWSER, ip="198.51.100.7")
+    assert e is not None and submit(e) == "spool"
+    assert submit(dict(e)) == "spool"  # the same event twice (a retry): still stored once
+    spooled = list((dead.var_dir / "spool").glob("*.jsonl"))
+    assert spooled and "198.51.100.7" not in spooled[0].read_text()  # only the hash
+    reset_settings(pg_settings)
+    assert replay_spool() == 2
+    assert _count() == 1 and not list((dead.var_dir / "spool").glob("*"))
+
+
+def test_forged_token_never_reaches_the_stream(pg_settings, redis_url) -> None:  # type: ignore[no-untyped-def]
+    ids = sent_send(1)
+    reset_settings(pg_settings.model_copy(update={"redis_url": redis_url}))
+    tok = delivery_token(ids["deliveries"][0])
+    client = TestClient(create_app())
+    forged = tok[:-2] + ("AA" if not tok.endswith("AA") else "BB")
+    for path in (f"/o/{forged}.gif", "/o/x.gif", f"/c/{forged}/1"):
+        client.get(path, follow_redirects=False)
+    r = redis_client()
+    key = pg_settings.redis_prefix + STREAM
+    assert r.xlen(key) == 0
+    client.get(f"/o/{tok}.gif", headers={"User-Agent": BROWSER})
+    assert r.xlen(key) == 1 and _count() == 0  # the endpoint did not touch the database
+    assert consume(max_batches=3, block_ms=50) == 1 and _count() == 1
+
+
+def test_click_target_cannot_be_changed_from_the_request(any_db) -> None:  # type: ignore[no-untyped-def]
+    ids = sent_send(1)
+    tok = delivery_token(ids["deliveries"][0])
+    client = TestClient(create_app(), follow_redirects=False)
+    target = "https://www.gov.cn/zhengce/1.htm"
+    for path, headers in [
+        (f"/c/{tok}/1?url=https://evil.example.net/", {}),
+        (f"/c/{tok}/1?u=//evil.example.net&next=https://evil.example.net", {}),
+        (f"/c/{tok}/1", {"Referer": "https://evil.example.net/", "Host": "evil.example.net"}),
+        (f"/c/{tok}/1#https://evil.example.net", {"X-Forwarded-Host": "evil.example.net"}),
+    ]:
+        r = client.get(path, headers={"User-Agent": BROWSER, **headers})
+        assert r.status_code == 302 and r.headers["location"] == target
+    assert client.get(f"/c/{tok}/2").status_code == 404  # no such link in this issue
+    assert client.get(f"/c/{tok}/1%2F..%2F..").status_code in (404, 422)
+
+
+_WORKER = r"""
+import sys, time, pathlib
+from newsletter.tracking import events, ingester
+mode, marker = sys.argv[1], pathlib.Path(sys.argv[2])
+if mode == "mid":  # die inside the transaction: rows written, not committed
+    real = events._apply
+    def hold(*a, **k):
+        real(*a, **k)
+        marker.touch()
+        time.sleep(120)
+    events._apply = hold
+elif mode == "post":  # die after the commit, before XACK
+    real_ingest = ingester.ingest
+    def hold2(evs, **k):
+        n = real_ingest(evs, **k)
+        marker.touch()
+        time.sleep(120)
+        return n
+    ingester.ingest = hold2
+ingester.consume(count=int(sys.argv[3]), block_ms=100, idle_ms=int(sys.argv[4]),
+                 max_batches=None if mode != "drain" else 50)
+"""
+
+
+def _env(settings, redis_url: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    env = dict(os.environ)
+    env.update(
+        NEWSLETTER_DATABASE_URL=settings.database_url,
+        NEWSLETTER_REDIS_URL=redis_url,
+        NEWSLETTER_REDIS_PREFIX=settings.redis_prefix,
+        NEWSLETTER_SECRET_KEY=settings.secret_key.get_secret_value(),
+        NEWSLETTER_VAR_DIR=str(settings.var_dir),
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+def _run_until_marker(mode: str, env: dict[str, str], marker: Path, count: int) -> None:
+    p = subprocess.Popen([sys.executable, "-c", _WORKER, mode, str(marker), str(count), "60000"],
+                         env=env, cwd=ROOT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 40
+        while not marker.exists():
+            assert p.poll() is None, "ingester exited early"
+            assert time.monotonic() < deadline, "ingester never reached its batch"
+            time.sleep(0.05)
+        os.kill(p.pid, signal.SIGKILL)
+    finally:
+        p.wait(10)
+
+
+def test_kill_9_mid_batch_loses_nothing_and_doubles_nothing(pg_settings, redis_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ids = sent_send(30, links=1)
+    reset_settings(pg_settings.model_copy(update={"redis_url": redis_url}))
+    r = redis_client()
+    key = pg_settings.redis_prefix + STREAM
+    sent: list[dict] = []
+    for i in range(600):  # 20 events per delivery: opens and clicks, humans and MPP
+        d = ids["deliveries"][i % 30]
+        kind = "click" if i % 5 == 0 else "open"
+        e = make_event(kind, delivery_token(d), link=1 if kind == "click" else None,
+                       user_agent="Mozilla/5.0" if i % 7 == 0 else BROWSER, ip="203.0.113.5")
+        assert e is not None
+        e["at"] = (ids["sent_at"].replace(microsecond=0) + __import__("datetime").timedelta(
+            minutes=1 + i)).isoformat()
+        sent.append(e)
+        r.xadd(key, {"e": json.dumps(e)})
+    env = _env(pg_settings, redis_url)
+    _run_until_marker("mid", env, tmp_path / "m1", 100)
+    assert _count() == 0  # the killed batch rolled back
+    _run_until_marker("post", env, tmp_path / "m2", 100)
+    assert _count() == 100  # committed, but never acknowledged
+    # A fresh ingester takes over what the dead ones left pending, then drains the rest.
+    subprocess.run([sys.executable, "-c", _WORKER.replace("60000", "0"), "drain", "x", "100", "0"],
+                   env=env, cwd=ROOT, check=True, timeout=120)  # fmt: skip
+    assert r.xpending(key, "ingest")["pending"] == 0
+    assert _count() == 600
+    with session_scope() as s:
+        uids = set(s.scalars(select(Event.uid)))
+        opened = s.scalar(select(func.count()).where(Delivery.first_open_at.is_not(None)))
+        st_ = send_stats(s, ids["send"])
+    assert uids == {e["uid"] for e in sent}
+    human_open_deliveries = {e["delivery_id"] for e in sent
+                             if e["kind"] == "open" and e["ua"] == BROWSER}  # fmt: skip
+    assert opened == st_["opens_unique"] == len(human_open_deliveries)
+    assert st_["opens_total_human"] + st_["opens_total_machine"] == 480
+    before = snapshot(ids["send"])
+    with session_scope() as s:
+        from newsletter.tracking.events import rebuild
+
+        rebuild(s, ids["send"])
+    assert snapshot(ids["send"]) == before
