@@ -68,7 +68,7 @@ def wait_port(port: int, timeout: float = 30) -> None:
 
 def wrk(url: str, seconds: float) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{CONNS}", f"-d{seconds}s", "--latency", url],
+        ["wrk", "-t2", f"-c{CONNS}", f"-d{max(1, round(seconds))}s", "--latency", url],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
 

@@ -81,6 +81,7 @@ def create_issue(
         select(Issue).where(Issue.publication_id == pub.id, Issue.number == doc.number)
     )
     source_text = _decoded_source(path, doc)
+    store_media(doc, path.parent)
     if existing is not None:
         if existing.source_hash == source_hash:
             return existing, warnings
@@ -110,6 +111,24 @@ def create_issue(
     session.add(issue)
     session.flush()
     return issue, warnings
+
+
+def store_media(doc: Doc, base_dir: Path) -> int:
+    """Copy the issue's local images into ``var/media/<sha256>`` (served at /media/<sha256>)."""
+    media = get_settings().var_dir / "media"
+    n = 0
+    for img in [*doc.images]:
+        if not img.sha256 or "://" in img.src:
+            continue
+        src = (base_dir / img.src).resolve()
+        target = media / img.sha256
+        if src.is_file() and not target.exists():
+            media.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(".tmp")
+            tmp.write_bytes(src.read_bytes())
+            tmp.replace(target)
+            n += 1
+    return n
 
 
 def _decoded_source(path: Path, doc: Doc) -> str:

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.orm import Session
@@ -227,11 +228,11 @@ def _load_stage(s: Session, chunk: list[_Row]) -> None:
         for r in chunk
     ]
     if pg:
-        raw = s.connection().connection.dbapi_connection
+        raw: Any = s.connection().connection.dbapi_connection
         assert raw is not None
         with (
             raw.cursor() as cur,
-            cur.copy(  # type: ignore[attr-defined]
+            cur.copy(
                 f"COPY {_STAGE} (row_no, email, email_hash, name, variant, attrs) FROM STDIN"
             ) as cp,
         ):
@@ -321,7 +322,7 @@ def _apply_chunk(
             SELECT st.email, st.name, st.variant, {attrs_expr}, 'active', :source,
                    :now, :now, :now
             FROM {_STAGE} st
-            WHERE NOT EXISTS (SELECT 1 FROM subscriber x WHERE x.email = st.email)
+            {"" if pg else "WHERE NOT EXISTS (SELECT 1 FROM subscriber x WHERE x.email = st.email)"}
             ON CONFLICT (email) DO NOTHING
             RETURNING id, email
         """

@@ -1,4 +1,4 @@
-"""The FastAPI application: public endpoints now; console and JSON API mount here too."""
+"""The FastAPI application: public endpoints, subscriber pages, console, JSON API, webhooks."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ def create_app() -> FastAPI:
     app = FastAPI(title="newsletter", version=__version__)
     app.include_router(public_router)
     app.include_router(subscriber_router)
-    app.include_router(__import__("newsletter.web.console", fromlist=["router"]).router)
     from ..delivery.webhooks import router as webhooks_router
     from ..wechat.callback import router as wechat_router
+    from .console import router as console_router
 
+    app.include_router(console_router)
     app.include_router(webhooks_router)
     app.include_router(wechat_router)
     return app

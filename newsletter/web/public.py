@@ -194,6 +194,22 @@ def archive(slug: str, number: int, v: str = "zh-Hans") -> HTMLResponse:
     return HTMLResponse(body)
 
 
+@router.get("/media/{sha256}", include_in_schema=False)
+def media(sha256: str) -> Response:
+    """Images of issues, by content hash (immutable, cacheable forever)."""
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        return PlainTextResponse("not found", status_code=404)
+    path = get_settings().var_dir / "media" / sha256
+    if not path.is_file():
+        return PlainTextResponse("not found", status_code=404)
+    data = path.read_bytes()
+    kind = ("image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
+            if data.startswith(b"\xff\xd8") else "image/gif" if data.startswith(b"GIF8")
+            else "application/octet-stream")
+    return Response(data, media_type=kind,
+                    headers={"Cache-Control": "public, max-age=31536000, immutable"})
+
+
 @router.get("/healthz", include_in_schema=False)
 def healthz() -> dict[str, str]:
     return {"status": "ok"}

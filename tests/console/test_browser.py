@@ -115,6 +115,8 @@ def test_ops_and_marketing_journeys(server: tuple[str, Settings, SinkHandler]) -
             frame = page.frame_locator("#preview")
             expect(frame.locator("body")).to_contain_text("公共数据", timeout=20_000)
             expect(page.locator(".lint")).to_be_visible()
+            page.wait_for_load_state("networkidle")
+            page.wait_for_timeout(300)
             _shot(page, "issue-preview")
             page.click("button[data-tab^=wechat-]")
             expect(frame.locator("body")).to_contain_text("国务院办公厅")

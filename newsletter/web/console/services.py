@@ -204,7 +204,16 @@ def frame_html(issue_id: int, output: str, variant: str = "zh-Hans") -> str:
     return _personalise(body)
 
 
-_lint_cache: dict[tuple[int, str], dict[str, Any]] = {}
+_lint_cache: dict[tuple[str, int, str, str], dict[str, Any]] = {}
+
+
+def _dir_signature(base: str | None) -> str:
+    """Names and sizes of the files next to the issue (images added later change the lint)."""
+    if not base or not Path(base).is_dir():
+        return ""
+    files = sorted((str(p.relative_to(base)), p.stat().st_size)
+                   for p in list(Path(base).rglob("*"))[:500] if p.is_file())
+    return hashlib.sha256(repr(files).encode()).hexdigest()
 
 
 def lint(issue_id: int) -> dict[str, Any]:
@@ -216,7 +225,7 @@ def lint(issue_id: int) -> dict[str, Any]:
         issue = s.get(Issue, issue_id)
         if issue is None:
             raise NotFound(f"issue {issue_id} does not exist / 期刊不存在")
-        key = (issue.id, issue.source_hash)
+        key = (get_settings().db_url, issue.id, issue.source_hash, _dir_signature(issue.base_dir))
         if key in _lint_cache:
             return _lint_cache[key]
         pub = s.get(Publication, issue.publication_id)

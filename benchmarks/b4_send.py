@@ -1,0 +1,198 @@
+"""B4: end-to-end send — PostgreSQL + Redis + Celery workers → Postfix smtp-sink.
+
+Baseline in the same run: Postfix ``smtp-source`` sending messages of the same
+size with the same number of SMTP sessions to the same ``smtp-sink``.
+Target: ≥ 50% of smtp-source's rate, zero recipients lost, zero duplicates
+(checked against the sink's own message counter and the delivery ledger).
+
+Usage (as root; installs postfix's tools via scripts/install-system-deps.sh):
+    python benchmarks/b4_send.py [--recipients 100000] [--sessions 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+def sink_count(path: Path) -> int:
+    text = path.read_bytes().decode("ascii", "replace").replace("\r", "\n")
+    found = re.findall(r"mesg=(\d+)", text)
+    return int(found[-1]) if found else 0
+
+
+def start_sink(port: int, out: Path) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(["smtp-sink", "-c", "-u", "nobody", f"127.0.0.1:{port}", "256"],
+                            stdout=out.open("wb"), stderr=subprocess.STDOUT)
+    time.sleep(0.5)
+    return proc
+
+
+def baseline(port: int, size: int, messages: int, sessions: int) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(["smtp-source", "-s", str(sessions), "-l", str(size), "-m", str(messages),
+                    "-f", "news@example.org", "-t", "reader@example.com", f"127.0.0.1:{port}"],
+                   check=True, capture_output=True)
+    return messages / (time.perf_counter() - t0)
+
+
+def seed(url: str, n: int) -> tuple[int, int]:
+    """Issue (rendered) + n subscribers on a list, loaded with COPY. Returns (send id, size)."""
+    from sqlalchemy import text
+
+    from newsletter.audience.service import get_or_create_list
+    from newsletter.db import engine, session_scope, upgrade
+    from newsletter.issues import create_issue, render_issue
+    from newsletter.models import Rendition, Send
+
+    upgrade(url)
+    with session_scope(url) as s:
+        issue, _ = create_issue(s, ROOT / "examples" / "issue-sample.md")
+        issue.status = "approved"
+        render_issue(s, issue.id)
+        ml = get_or_create_list(s, "bench")
+        size = sum(r.size_bytes for r in s.query(Rendition).filter(
+            Rendition.issue_id == issue.id, Rendition.variant == "zh-Hans",
+            Rendition.output.in_(("email_html", "email_text"))))
+        ids = (issue.id, issue.publication_id, ml.id)
+    raw = engine(url).raw_connection()
+    try:
+        cur = raw.cursor()
+        with cur.copy("COPY subscriber (email, name, variant, attributes, status, source, "  # type: ignore[attr-defined]
+                      "created_at, updated_at) FROM STDIN") as cp:
+            for i in range(n):
+                cp.write_row((f"reader{i}@example{i % 50}.com", f"读者{i}",
+                              "zh-Hant" if i % 5 == 0 else "zh-Hans", "{}", "active", "bench",
+                              "2026-11-25T00:00:00Z", "2026-11-25T00:00:00Z"))
+        raw.commit()
+    finally:
+        raw.close()
+    with engine(url).begin() as conn:
+        conn.execute(text("INSERT INTO subscription (subscriber_id, list_id, status, created_at, "
+                          "updated_at) SELECT id, :l, 'active', now(), now() FROM subscriber"),
+                     {"l": ids[2]})
+    with session_scope(url) as s:
+        send = Send(publication_id=ids[1], issue_id=ids[0], list_id=ids[2], state="draft")
+        s.add(send)
+        s.flush()
+        return send.id, size
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--recipients", type=int, default=100_000)
+    ap.add_argument("--sessions", type=int, default=8)
+    ap.add_argument("--baseline-messages", type=int, default=10_000)
+    args = ap.parse_args()
+    subprocess.run([str(ROOT / "scripts" / "install-system-deps.sh")], check=True)
+    from newsletter.config import Settings, reset_settings
+    from newsletter.sink import free_port
+
+    name = f"nlbench_{uuid.uuid4().hex[:8]}"
+    subprocess.run(["psql", PG_ADMIN, "-q", "-c", f'CREATE DATABASE "{name}"'], check=True)
+    url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + name
+    prefix = f"nlbench:{uuid.uuid4().hex[:6]}:"
+    tmp = Path(tempfile.mkdtemp())
+    port = free_port()
+    cfg = Settings(var_dir=tmp, database_url=url, broker_url=REDIS, redis_url=REDIS,
+                   redis_prefix=prefix, smtp_host="127.0.0.1", smtp_port=port,
+                   send_parallelism=args.sessions, batch_size=500, base_url="https://news.example.org")
+    reset_settings(cfg)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        t0 = time.perf_counter()
+        send_id, size = seed(url, args.recipients)
+        print(f"seeded {args.recipients:,} subscribers in {time.perf_counter() - t0:.1f}s; "
+              f"message ≈ {size / 1000:.0f} KB", flush=True)
+        base_out = tmp / "sink-baseline.out"
+        sink = start_sink(port, base_out)
+        procs.append(sink)
+        base_rate = baseline(port, size, args.baseline_messages, args.sessions)
+        sink.send_signal(signal.SIGTERM)
+        sink.wait()
+        procs.remove(sink)
+        out = tmp / "sink.out"
+        sink = start_sink(port, out)
+        procs.append(sink)
+        env = {**os.environ, "NEWSLETTER_DATABASE_URL": url, "NEWSLETTER_BROKER_URL": REDIS,
+               "NEWSLETTER_REDIS_URL": REDIS, "NEWSLETTER_REDIS_PREFIX": prefix,
+               "NEWSLETTER_SMTP_HOST": "127.0.0.1", "NEWSLETTER_SMTP_PORT": str(port),
+               "NEWSLETTER_SEND_PARALLELISM": str(args.sessions), "NEWSLETTER_BATCH_SIZE": "500",
+               "NEWSLETTER_VAR_DIR": str(tmp), "NEWSLETTER_BASE_URL": cfg.base_url}
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q",
+             f"{prefix}default", "-c", str(args.sessions), "--loglevel=warning",
+             "--without-gossip", "--without-mingle", "-n", f"bench-{uuid.uuid4().hex[:4]}@%h"],
+            cwd=ROOT, env=env, stdout=(tmp / "worker.log").open("wb"), stderr=subprocess.STDOUT)
+        procs.append(worker)
+        time.sleep(3)
+        from sqlalchemy import func, select
+
+        from newsletter.db import session_scope
+        from newsletter.models import Delivery, Send
+        from workers.celery_app import app
+
+        t0 = time.perf_counter()
+        with app.connection_for_write(REDIS) as conn:
+            app.send_task("newsletter.start_send", (send_id,), connection=conn,
+                          queue=f"{prefix}default")
+        while True:
+            time.sleep(0.5)
+            with session_scope(url) as s:
+                state = s.scalar(select(Send.state).where(Send.id == send_id))
+            if state in ("finished", "failed", "cancelled", "paused"):
+                break
+            if time.perf_counter() - t0 > 3600:
+                raise SystemExit("timed out")
+        elapsed = time.perf_counter() - t0
+        time.sleep(0.5)
+        with session_scope(url) as s:
+            states = dict(s.execute(select(Delivery.state, func.count())
+                                    .group_by(Delivery.state)).all())
+            at_risk = s.scalar(select(func.count()).where(Delivery.at_risk)) or 0
+        received = sink_count(out)
+        ours = args.recipients / elapsed
+        ratio = ours / base_rate
+        lost = args.recipients - states.get("sent", 0)
+        dups = received - args.recipients
+        ok = ratio >= 0.5 and lost == 0 and dups == 0 and state == "finished"
+        print(f"B4 end-to-end send — {args.recipients:,} recipients, {size / 1000:.0f} KB messages, "
+              f"{args.sessions} sessions")
+        print("| what | value |")
+        print("|---|---|")
+        print(f"| baseline: smtp-source ({args.baseline_messages:,} msgs) | {base_rate:,.0f} msg/s |")
+        print(f"| ours: plan + send through Celery (incl. planning) | {ours:,.0f} msg/s "
+              f"({elapsed:.1f} s) |")
+        print(f"| ratio (target ≥ 50%) | {ratio:.0%} |")
+        print(f"| ledger | {states} (at risk {at_risk}) |")
+        print(f"| sink received | {received:,} (lost {lost}, duplicates {dups}) |")
+        print(f"| nproc | {os.cpu_count()} |")
+        print(f"| result | {'PASS' if ok else 'FAIL'} |")
+        return 0 if ok else 1
+    finally:
+        for p in procs:
+            p.terminate()
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        subprocess.run(["psql", PG_ADMIN, "-q", "-c", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'],
+                       capture_output=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
