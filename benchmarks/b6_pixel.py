@@ -180,8 +180,13 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="b6-"))
     app = None
     try:
-        settings = Settings(database_url=db_url, redis_url=REDIS, redis_prefix=prefix,
-                            secret_key=secret, var_dir=tmp / "var")  # type: ignore[arg-type]
+        settings = Settings(
+            database_url=db_url,
+            redis_url=REDIS,
+            redis_prefix=prefix,
+            secret_key=secret,
+            var_dir=tmp / "var",
+        )  # type: ignore[arg-type]
         reset_settings(settings)
         upgrade(db_url)
         seed(f"{base}/{name}")

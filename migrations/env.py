@@ -5,9 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-import newsletter.tracking.models  # noqa: F401  (registers the tracking tables)
+import newsletter.tracking.models
+import newsletter.web.auth_models
 import newsletter.wechat.models  # noqa: F401  (registers the WeChat tables)
-import newsletter.web.auth_models  # noqa: F401  (registers the console tables)
 from newsletter.models import Base
 
 config = context.config

@@ -40,12 +40,14 @@ app.add_typer(bounce_app, name="bounces")
 
 def _mount_optional() -> None:
     from .delivery.dkim import dkim_app
+    from .tracking.cli import stats_app
     from .web.console.cli import users_app
     from .wechat.cli import wechat_app
 
     app.add_typer(dkim_app, name="dkim")
     app.add_typer(wechat_app, name="wechat")
     app.add_typer(users_app, name="users")
+    app.add_typer(stats_app, name="tracking")
 
 
 _mount_optional()

@@ -54,3 +54,13 @@ def tick() -> None:
 @app.task(name="newsletter.ingest_events")
 def ingest_events() -> int:
     return consume(block_ms=100, max_batches=20)
+
+
+@app.task(name="newsletter.purge_events")
+def purge_events() -> dict[str, int]:
+    """Delete raw events older than each publication's retention period."""
+    from newsletter.db import session_scope
+    from newsletter.tracking.stats import purge
+
+    with session_scope() as s:
+        return purge(s)

@@ -61,6 +61,7 @@ class BatchResult:
     failed: int = 0
     skipped: int = 0
     throttled: int = 0
+    lost_claim: int = 0
     stopped: str | None = None  # "paused" / "cancelled" when the batch stopped early
     outcomes: dict[str, int] = field(default_factory=dict)
 
@@ -84,8 +85,13 @@ def _claimable(send_id: int, now: dt.datetime):  # type: ignore[no-untyped-def]
     )
 
 
-def claim(session: Session, send_id: int, limit: int, lease_seconds: int) -> list[int]:
-    """Lease up to ``limit`` deliveries for this worker; returns their ids."""
+def claim(session: Session, send_id: int, limit: int, lease_seconds: int) -> tuple[str, list[int]]:
+    """Lease up to ``limit`` deliveries for this worker; returns (claim token, ids).
+
+    Every later write of the batch is conditional on still holding this claim, so a
+    worker whose lease expired (a long stall) can never send a row that another
+    worker has claimed since.
+    """
     now = utcnow()
     token = f"{_WORKER}:{uuid.uuid4().hex[:8]}"
     lease = now + dt.timedelta(seconds=lease_seconds)
@@ -110,7 +116,7 @@ def claim(session: Session, send_id: int, limit: int, lease_seconds: int) -> lis
         .values(at_risk=True, state="queued")
         .execution_options(synchronize_session=False)
     )
-    return ids
+    return token, ids
 
 
 def _backoff(attempts: int) -> dt.timedelta:
@@ -127,7 +133,7 @@ def process_batch(send_id: int, *, batch_size: int | None = None) -> BatchResult
         if send is None or send.state != "sending":
             result.stopped = send.state if send else "missing"
             return result
-        ids = claim(s, send_id, batch_size or cfg.batch_size, cfg.lease_seconds)
+        claim_token, ids = claim(s, send_id, batch_size or cfg.batch_size, cfg.lease_seconds)
         result.claimed = len(ids)
         if not ids:
             return result
@@ -173,7 +179,7 @@ def process_batch(send_id: int, *, batch_size: int | None = None) -> BatchResult
         return result
     conn = connect()
     try:
-        _send_rows(send_id, issue_id, list_id, todo, conn, result)
+        _send_rows(send_id, issue_id, list_id, todo, conn, result, claim_token)
     finally:
         conn.close()
     _maybe_auto_pause(send_id, result)
@@ -217,9 +223,12 @@ def _send_rows(
     rows: list,  # type: ignore[type-arg]
     conn: SmtpConnection | MaildirConnection,
     result: BatchResult,
+    claim_token: str,
 ) -> None:
     cfg = get_settings()
     check_every = 50
+    renew_every = max(1.0, cfg.lease_seconds / 3)
+    renewed = time.monotonic()
     thr = throttle()
     with session_scope() as s:
         for n, row in enumerate(rows):
@@ -230,13 +239,26 @@ def _send_rows(
                     result.stopped = state
                     _release(s, [r[0] for r in rows[n:]])
                     return
+            if time.monotonic() - renewed > renew_every:
+                # Heartbeat: keep the lease on what is left of the batch.
+                s.execute(
+                    update(Delivery)
+                    .where(
+                        Delivery.claimed_by == claim_token,
+                        Delivery.state.in_(("queued", "deferred")),
+                    )
+                    .values(lease_until=utcnow() + dt.timedelta(seconds=cfg.lease_seconds))
+                    .execution_options(synchronize_session=False)
+                )
+                s.commit()
+                renewed = time.monotonic()
             compiled = compiled_for(issue_id, variant)
             wait = thr.acquire(compiled.from_addr, email)
             if wait > cfg.max_throttle_sleep:
                 # Too long to wait here: give the row back with a due time, never stall.
                 s.execute(
                     update(Delivery)
-                    .where(Delivery.id == delivery_id)
+                    .where(Delivery.id == delivery_id, Delivery.claimed_by == claim_token)
                     .values(
                         claimed_by=None,
                         lease_until=None,
@@ -254,12 +276,19 @@ def _send_rows(
                     delivery_id, email, name or "", token, unsubscribe_token(subscriber_id, list_id)
                 )
             )
-            s.execute(
+            took = s.execute(
                 update(Delivery)
-                .where(Delivery.id == delivery_id)
+                .where(
+                    Delivery.id == delivery_id,
+                    Delivery.claimed_by == claim_token,
+                    Delivery.state.in_(("queued", "deferred")),
+                )
                 .values(state="sending", attempts=attempts + 1, message_id=msgid)
             )
             s.commit()
+            if took.rowcount != 1:  # type: ignore[attr-defined]
+                result.lost_claim += 1  # our lease expired and another worker has it now
+                continue
             envelope = f"bounces+{token}@{cfg.bounce_domain}"
             outcome = conn.send(envelope, email, message, signer=compiled.signer)
             _record(s, delivery_id, attempts + 1, outcome, email, cfg.max_attempts)

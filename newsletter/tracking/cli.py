@@ -1,11 +1,11 @@
 """``newsletter stats …``: the tracking sub-commands (a Typer sub-app, mounted by newsletter.cli).
 
-    stats show SEND [--json]             table, sparkline, per variant / domain / link
-    stats export SEND --kind recipients|links [--out FILE]   CSV, streamed
-    stats trend [--last N] [--json]      the last N sends side by side
-    stats retention [--dry-run]          purge raw events past each publication's retention
-    stats rebuild SEND                   recompute a send's rollups from its raw events
-    stats replay-spool                   ingest events spooled while Redis and the DB were down
+stats show SEND [--json]             table, sparkline, per variant / domain / link
+stats export SEND --kind recipients|links [--out FILE]   CSV, streamed
+stats trend [--last N] [--json]      the last N sends side by side
+stats retention [--dry-run]          purge raw events past each publication's retention
+stats rebuild SEND                   recompute a send's rollups from its raw events
+stats replay-spool                   ingest events spooled while Redis and the DB were down
 """
 
 from __future__ import annotations

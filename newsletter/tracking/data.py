@@ -25,15 +25,24 @@ NETWORKS: dict[str, tuple[tuple[str, ...], str]] = {
     # Apple owns 17.0.0.0/8 (ARIN, AS714); Mail Privacy Protection prefetches from there.
     "apple": (("17.0.0.0/8",), "ARIN whois NET-17-0-0-0-1 (Apple Inc., AS714)"),
     # Gmail's image proxy (GoogleImageProxy) fetches from Google's 66.249.80.0/20.
-    "google_proxy": (("66.249.80.0/20",), "ARIN whois NET-66-249-64-0-1 (Google LLC); observed GoogleImageProxy"),
+    "google_proxy": (
+        ("66.249.80.0/20",),
+        "ARIN whois NET-66-249-64-0-1 (Google LLC); observed GoogleImageProxy",
+    ),
     # Exchange Online Protection / Defender for Office 365 (Safe Links detonation).
     "microsoft_eop": (
         ("40.92.0.0/15", "40.107.0.0/16", "52.100.0.0/14", "104.47.0.0/17"),
         "Microsoft 365 URLs and IP address ranges, Exchange Online (endpoint set 9/10)",
     ),
     "mimecast": (
-        ("205.139.110.0/24", "207.211.30.0/24", "216.205.24.0/24", "91.220.42.0/24",
-         "146.101.78.0/24", "195.130.217.0/24"),
+        (
+            "205.139.110.0/24",
+            "207.211.30.0/24",
+            "216.205.24.0/24",
+            "91.220.42.0/24",
+            "146.101.78.0/24",
+            "195.130.217.0/24",
+        ),
         "Mimecast: IP ranges per hosting region (community.mimecast.com)",
     ),
     "proofpoint": (

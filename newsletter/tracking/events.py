@@ -539,6 +539,7 @@ def _upsert(
 
 # -- the click-pattern rule ------------------------------------------------------------
 
+
 def _links_of(s: Session, issue_ids: set[int]) -> dict[int, int]:
     out = dict.fromkeys(issue_ids, 0)
     for iid, n in s.execute(
@@ -577,7 +578,9 @@ def _bursts(
     window = dt.timedelta(seconds=data.BURST_SECONDS)
     for d, evs in clicks.items():
         need = nlinks[info[d].issue_id]
-        by_time = sorted((e for e in evs if e.link_position is not None), key=lambda e: e.occurred_at)
+        by_time = sorted(
+            (e for e in evs if e.link_position is not None), key=lambda e: e.occurred_at
+        )
         burst: set[int] = set()
         j = 0
         for i in range(len(by_time)):

@@ -162,7 +162,9 @@ def send_stats(session: Session, send_id: int, *, wechat: bool = True) -> dict[s
     hours: dict[dt.datetime, dict[str, int]] = defaultdict(_empty)
     R = RollupSegment
     for variant, group, kind, cls, t, u in session.execute(
-        select(R.variant, R.domain_group, R.kind, R.cls, R.total, R.uniq).where(R.send_id == send_id)
+        select(R.variant, R.domain_group, R.kind, R.cls, R.total, R.uniq).where(
+            R.send_id == send_id
+        )
     ):
         for acc in (total, per_variant[variant], per_group[group]):
             _fold(acc, kind, cls, int(t), int(u))
@@ -269,7 +271,9 @@ def trend(
     session: Session, last: int = 8, *, publication_id: int | None = None
 ) -> list[dict[str, Any]]:
     """The last ``last`` email sends (oldest first) with their key figures and WeChat reads."""
-    q = select(Send).where(Send.channel == "email", Send.state.in_(("sending", "paused", *TERMINAL)))
+    q = select(Send).where(
+        Send.channel == "email", Send.state.in_(("sending", "paused", *TERMINAL))
+    )
     if publication_id is not None:
         q = q.where(Send.publication_id == publication_id)
     sends = list(session.scalars(q.order_by(Send.id.desc()).limit(last)))

@@ -23,15 +23,25 @@ def sent_send(n: int, *, links: int = 1) -> dict[str, Any]:
     assert drive_inline(ids["send"]) == "finished"
     with session_scope() as s:
         for p in range(2, links + 1):
-            s.add(Link(issue_id=ids["issue"], position=p, url=f"https://www.gov.cn/zhengce/{p}.htm"))
+            s.add(
+                Link(issue_id=ids["issue"], position=p, url=f"https://www.gov.cn/zhengce/{p}.htm")
+            )
         ids["deliveries"] = list(s.scalars(select(Delivery.id).order_by(Delivery.id)))
         sent = s.scalar(select(Delivery.sent_at).where(Delivery.id == ids["deliveries"][0]))
     ids["sent_at"] = sent
     return ids
 
 
-def ev(uid: str, kind: str, did: int, at: dt.datetime, *, ua: str = BROWSER,
-       link: int | None = None, net: str = "") -> dict[str, Any]:
+def ev(
+    uid: str,
+    kind: str,
+    did: int,
+    at: dt.datetime,
+    *,
+    ua: str = BROWSER,
+    link: int | None = None,
+    net: str = "",
+) -> dict[str, Any]:
     return {"uid": uid, "kind": kind, "delivery_id": did, "link": link, "at": at.isoformat(),
             "ua": ua, "ip": "", "net": net}  # fmt: skip
 
@@ -43,11 +53,13 @@ def snapshot(send_id: int) -> tuple[dict[tuple[Any, ...], tuple[int, int]], ...]
             for r in s.scalars(select(RollupSegment).where(RollupSegment.send_id == send_id))
             if (r.total, r.uniq) != (0, 0)
         }
-        e.update({
-            (r.hour, r.kind, r.cls): (r.total, r.uniq)
-            for r in s.scalars(select(RollupHourly).where(RollupHourly.send_id == send_id))
-            if (r.total, r.uniq) != (0, 0)
-        })
+        e.update(
+            {
+                (r.hour, r.kind, r.cls): (r.total, r.uniq)
+                for r in s.scalars(select(RollupHourly).where(RollupHourly.send_id == send_id))
+                if (r.total, r.uniq) != (0, 0)
+            }
+        )
         lk = {
             (r.link_position, r.cls): (r.total, r.uniq)
             for r in s.scalars(select(RollupLinkCls).where(RollupLinkCls.send_id == send_id))

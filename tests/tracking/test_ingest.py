@@ -50,8 +50,14 @@ def test_mpp_and_scanner_traffic_is_machine(any_db) -> None:  # type: ignore[no-
         classes = set(s.scalars(select(Event.cls)))
         st_ = send_stats(s, ids["send"])
     assert classes == {"machine"}
-    assert rules == {"m1": "apple_mpp_bare_ua", "m2": "apple_mpp_network", "s1": "scanner_ua",
-                     "s2": "scanner_ua", "s3": "click_within_10s", "s4": "scanner_network"}
+    assert rules == {
+        "m1": "apple_mpp_bare_ua",
+        "m2": "apple_mpp_network",
+        "s1": "scanner_ua",
+        "s2": "scanner_ua",
+        "s3": "click_within_10s",
+        "s4": "scanner_network",
+    }
     assert st_["opens_unique"] == 0 and st_["opens_total_machine"] == 3
     assert st_["opens_unique_machine"] == 3
     assert st_["clicks_unique"] == 0 and st_["clicks_machine"] == 3
@@ -75,8 +81,14 @@ def test_every_link_clicked_within_seconds_is_machine(any_db) -> None:  # type: 
     ingest([ev("c1", "click", d, t, link=1)])
     with session_scope() as s:
         assert send_stats(s, ids["send"])["clicks_unique"] == 1
-    ingest([ev("c2", "click", d, t + s1, link=2), ev("c3", "click", d, t + 2 * s1, link=3),
-            ev("p1", "click", other, t, link=1), ev("p2", "click", other, t + H, link=2)])
+    ingest(
+        [
+            ev("c2", "click", d, t + s1, link=2),
+            ev("c3", "click", d, t + 2 * s1, link=3),
+            ev("p1", "click", other, t, link=1),
+            ev("p2", "click", other, t + H, link=2),
+        ]
+    )
     with session_scope() as s:
         st_ = send_stats(s, ids["send"])
         rules = dict(s.execute(select(Event.uid, Event.rule)).all())
@@ -122,8 +134,12 @@ event_st = st.tuples(
 )
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seq=st.lists(event_st, min_size=1, max_size=40), cuts=st.lists(st.integers(1, 40), max_size=4))
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seq=st.lists(event_st, min_size=1, max_size=40), cuts=st.lists(st.integers(1, 40), max_size=4)
+)
 def test_rollups_equal_group_by_over_raw_events(any_db, seq, cuts) -> None:  # type: ignore[no-untyped-def]
     ids = _seeded()
     with session_scope() as s:
@@ -146,8 +162,12 @@ def test_rollups_equal_group_by_over_raw_events(any_db, seq, cuts) -> None:  # t
     incremental = snapshot(ids["send"])
     assert incremental == _rebuilt(ids["send"])
     with session_scope() as s:
-        raw = dict(((k, c), n) for k, c, n in s.execute(
-            select(Event.kind, Event.cls, func.count()).group_by(Event.kind, Event.cls)))
+        raw = dict(
+            ((k, c), n)
+            for k, c, n in s.execute(
+                select(Event.kind, Event.cls, func.count()).group_by(Event.kind, Event.cls)
+            )
+        )
     rolled: dict[tuple[str, str], int] = {}
     for key, (total, _u) in incremental[0].items():
         if len(key) == 4:  # the segment rollup (the hourly one sums to the same)

@@ -153,7 +153,9 @@ def _run_until_marker(mode: str, env: dict[str, str], marker: Path, count: int) 
         p.wait(10)
 
 
-def test_kill_9_mid_batch_loses_nothing_and_doubles_nothing(pg_settings, redis_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_kill_9_mid_batch_loses_nothing_and_doubles_nothing(
+    pg_settings, redis_url, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     ids = sent_send(30, links=1)
     reset_settings(pg_settings.model_copy(update={"redis_url": redis_url}))
     r = redis_client()
@@ -162,11 +164,17 @@ def test_kill_9_mid_batch_loses_nothing_and_doubles_nothing(pg_settings, redis_u
     for i in range(600):  # 20 events per delivery: opens and clicks, humans and MPP
         d = ids["deliveries"][i % 30]
         kind = "click" if i % 5 == 0 else "open"
-        e = make_event(kind, delivery_token(d), link=1 if kind == "click" else None,
-                       user_agent="Mozilla/5.0" if i % 7 == 0 else BROWSER, ip="203.0.113.5")
+        e = make_event(
+            kind,
+            delivery_token(d),
+            link=1 if kind == "click" else None,
+            user_agent="Mozilla/5.0" if i % 7 == 0 else BROWSER,
+            ip="203.0.113.5",
+        )
         assert e is not None
-        e["at"] = (ids["sent_at"].replace(microsecond=0) + __import__("datetime").timedelta(
-            minutes=1 + i)).isoformat()
+        e["at"] = (
+            ids["sent_at"].replace(microsecond=0) + __import__("datetime").timedelta(minutes=1 + i)
+        ).isoformat()
         sent.append(e)
         r.xadd(key, {"e": json.dumps(e)})
     env = _env(pg_settings, redis_url)

@@ -34,9 +34,16 @@ def test_stats_segments_exports_and_lifecycle_events(any_db) -> None:  # type: i
             sub_id = s.scalar(select(Delivery.subscriber_id).where(Delivery.id == dels[i]))
             s.execute(update(Subscriber).where(Subscriber.id == sub_id)
                       .values(email=f"r{i}@{dom}"))  # fmt: skip
-    ingest([ev("o1", "open", dels[0], t), ev("o2", "open", dels[1], t + H),
-            ev("o3", "open", dels[1], t + 2 * H), ev("m", "open", dels[3], t, ua="Mozilla/5.0"),
-            ev("c1", "click", dels[0], t + H, link=2), ev("c2", "click", dels[1], t + H, link=2)])
+    ingest(
+        [
+            ev("o1", "open", dels[0], t),
+            ev("o2", "open", dels[1], t + H),
+            ev("o3", "open", dels[1], t + 2 * H),
+            ev("m", "open", dels[3], t, ua="Mozilla/5.0"),
+            ev("c1", "click", dels[0], t + H, link=2),
+            ev("c2", "click", dels[1], t + H, link=2),
+        ]
+    )
     with session_scope() as s:
         sid = s.scalar(select(Delivery.subscriber_id).where(Delivery.id == dels[2]))
         assert unsubscribe(s, sid, ids["list"], reason="one-click") == 1
@@ -71,8 +78,12 @@ def test_stats_segments_exports_and_lifecycle_events(any_db) -> None:  # type: i
 def test_retention_purges_raw_events_and_keeps_stats(any_db) -> None:  # type: ignore[no-untyped-def]
     ids = sent_send(2)
     old = ids["sent_at"] - dt.timedelta(days=400)
-    ingest([ev("old", "open", ids["deliveries"][0], old),
-            ev("new", "open", ids["deliveries"][1], ids["sent_at"] + H)])
+    ingest(
+        [
+            ev("old", "open", ids["deliveries"][0], old),
+            ev("new", "open", ids["deliveries"][1], ids["sent_at"] + H),
+        ]
+    )
     with session_scope() as s:
         before = send_stats(s, ids["send"])
         assert purge(s) == {"weekly": 1}
