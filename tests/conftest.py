@@ -48,10 +48,10 @@ def pg_database() -> Iterator[str]:
 def _truncate(url: str) -> None:
     from sqlalchemy import text
 
-    from newsletter.db import engine
     import newsletter.tracking.models
     import newsletter.web.auth_models
     import newsletter.wechat.models  # noqa: F401  (every table must be truncated)
+    from newsletter.db import engine
     from newsletter.models import Base
 
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
