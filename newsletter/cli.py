@@ -192,11 +192,22 @@ def issue_lint(file: Path, as_json: JsonOpt = False) -> None:
         _fail(exc)
 
     def budgets(doc: Any) -> list[LintMessage]:
-        return [
-            LintMessage("error" if lvl == "error" else "warning", None, code, msg)
-            for lvl, code, msg in size_checks(doc, _ctx_for_file(doc))
-            if lvl != "info"
-        ]
+        out = [LintMessage("error" if lvl == "error" else "warning", None, code, msg)
+               for lvl, code, msg in size_checks(doc, _ctx_for_file(doc)) if lvl != "info"]
+        return out + css_support(doc)
+
+    def css_support(doc: Any) -> list[LintMessage]:
+        from .render import render_email
+        from .render.csslint import check_css
+
+        try:
+            html = render_email(doc, _ctx_for_file(doc)).html
+        except NewsletterError:
+            return []
+        return [LintMessage("warning", None, f"css-support:{f.feature}",
+                            f"{f.title} is not supported by {', '.join(f.unsupported_in)} "
+                            "(caniemail data)")
+                for f in check_css(html) if f.level == "warning"]
 
     messages = lint_source(text, str(file), extra_checks=[budgets])
     try:
@@ -1004,9 +1015,58 @@ def send_cancel(send_id: int, as_json: JsonOpt = False) -> None:
 
 
 @send_app.command("status")
-def send_status(send_id: int, as_json: JsonOpt = False) -> None:
-    """Show a send's state and delivery counts."""
+def send_status(
+    send_id: int,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="live progress bar until done")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a send's state and delivery counts (--watch: a live progress bar with the rate)."""
+    if watch and not as_json:
+        _watch(send_id)
     _show_status(send_id, as_json)
+
+
+def _watch(send_id: int, every: float = 1.0) -> None:
+    import time
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .db import session_scope
+    from .delivery.sends import state_counts
+    from .models import Send
+
+    terminal = ("finished", "cancelled", "failed", "paused")
+    with Progress(
+        TextColumn("[bold]send {task.fields[send]}[/] {task.fields[state]}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+        TextColumn("{task.fields[rate]:,.0f} msg/s"),
+        TextColumn("bounced {task.fields[bounced]} · deferred {task.fields[deferred]} "
+                   "· skipped {task.fields[skipped]}"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("send", total=1, send=send_id, state="", rate=0.0, bounced=0,
+                                 deferred=0, skipped=0)
+        last: tuple[float, int] | None = None
+        while True:
+            with session_scope() as s:
+                send = s.get(Send, send_id)
+                if send is None:
+                    _fail(NewsletterError(f"send {send_id} does not exist"))
+                    return
+                state, counts = send.state, state_counts(s, send_id)
+            total = max(sum(counts.values()), 1)
+            done = counts["sent"] + counts["bounced"] + counts["failed"] + counts["skipped"]
+            now = time.monotonic()
+            rate = (done - last[1]) / (now - last[0]) if last and now > last[0] else 0.0
+            last = (now, done)
+            progress.update(task, total=total, completed=done, state=state, rate=rate,
+                            bounced=counts["bounced"], deferred=counts["deferred"],
+                            skipped=counts["skipped"])
+            if state in terminal or (state == "sending" and done >= total):
+                break
+            time.sleep(every)
 
 
 def _show_status(send_id: int, as_json: bool, note: str | None = None) -> None:

@@ -58,3 +58,16 @@ def test_unknown_send_is_a_clear_error(sqlite_settings) -> None:  # type: ignore
 def test_db_commands_run(sqlite_settings, cmd) -> None:  # type: ignore[no-untyped-def]
     r = runner.invoke(app, cmd)
     assert r.exit_code == 0, r.output
+
+
+def test_send_status_watch_shows_progress_of_a_finished_send(sqlite_settings) -> None:  # type: ignore[no-untyped-def]
+    from newsletter.delivery.run import drive_inline
+    from tests.factories import seed
+
+    ids = seed(4)
+    assert drive_inline(ids["send"]) == "finished"
+    r = runner.invoke(app, ["send", "status", str(ids["send"]), "--watch"])
+    assert r.exit_code == 0, r.output
+    assert "4/4" in r.output and "finished" in r.output
+    r = runner.invoke(app, ["send", "list", "--json"])
+    assert '"sent": 4' in r.output

@@ -22,4 +22,7 @@ def create_app() -> FastAPI:
     app.include_router(console_router)
     app.include_router(webhooks_router)
     app.include_router(wechat_router)
+    from .pixel import PixelFastPath
+
+    app.add_middleware(PixelFastPath)
     return app
