@@ -2,7 +2,7 @@
 """B6: the open-pixel endpoint under wrk, against nginx serving a static 43-byte GIF.
 
 Same machine, same run: wrk (keep-alive, 64 connections, 2 threads) against
-nginx, then against the app (``uvicorn newsletter.web.app:create_app --factory
+nginx, then against the app (``uvicorn newsletter.web.app:create_asgi --factory
 --workers 2``) configured with a throwaway PostgreSQL database and Redis.  The
 endpoint verifies the token and XADDs; the database must see no transaction
 while wrk runs.  Afterwards the ingester drains the stream and the stored
@@ -200,7 +200,7 @@ def main() -> int:
                    NEWSLETTER_VAR_DIR=str(tmp / "var"), PYTHONPATH=str(ROOT))  # fmt: skip
         uvicorn = str(Path(sys.executable).with_name("uvicorn"))
         app = subprocess.Popen(
-            [uvicorn, "newsletter.web.app:create_app", "--factory", "--workers",
+            [uvicorn, "newsletter.web.app:create_asgi", "--factory", "--workers",
              str(args.workers), "--host", "127.0.0.1", "--port", str(port),
              "--log-level", "warning", "--no-access-log"],
             env=env, cwd=ROOT, start_new_session=True,

@@ -1294,9 +1294,9 @@ def web(host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve the web app (pixel, clicks, unsubscribe, archive)."""
     import uvicorn
 
-    from .web.app import create_app
+    from .web.app import create_asgi
 
-    uvicorn.run(create_app(), host=host, port=port)
+    uvicorn.run(create_asgi(), host=host, port=port)
 
 
 @app.command("worker")

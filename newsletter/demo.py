@@ -39,10 +39,10 @@ SCANNER_UA = "Mozilla/5.0 (compatible; Barracuda Sentinel link protection)"
 def _serve_web(port: int) -> threading.Thread:
     import uvicorn
 
-    from .web.app import create_app
+    from .web.app import create_asgi
 
     server = uvicorn.Server(
-        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(create_asgi(), host="127.0.0.1", port=port, log_level="warning")
     )
     t = threading.Thread(target=server.run, daemon=True)
     t.start()

@@ -18,7 +18,6 @@ Tokens never carry a URL; click targets are looked up server-side.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import time
 from dataclasses import dataclass
@@ -52,7 +51,7 @@ def _b36(n: int) -> str:
 
 
 def _mac(key: bytes, payload: str) -> str:
-    digest = hmac.new(key, payload.encode("ascii"), hashlib.sha256).digest()[:_SIG_BYTES]
+    digest = hmac.digest(key, payload.encode("ascii"), "sha256")[:_SIG_BYTES]
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 

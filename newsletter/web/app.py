@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 
 from .. import __version__
 from .public import router as public_router
 from .subscriber import router as subscriber_router
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_asgi"]
 
 
 def create_app() -> FastAPI:
@@ -22,7 +24,11 @@ def create_app() -> FastAPI:
     app.include_router(console_router)
     app.include_router(webhooks_router)
     app.include_router(wechat_router)
+    return app
+
+
+def create_asgi() -> Any:
+    """What the server runs: the app behind the open pixel's fast path (see pixel.py)."""
     from .pixel import PixelFastPath
 
-    app.add_middleware(PixelFastPath)
-    return app
+    return PixelFastPath(create_app())

@@ -35,11 +35,44 @@ _HEADERS = [
 
 
 class PixelFastPath:
+    """Group commit: requests arriving in the same event-loop turn share one pipelined
+    ``XADD`` round trip, and each answers only after its event is in Redis."""
+
     def __init__(self, app: Any) -> None:
         self.app = app
         self._redis: Any = None
         self._url = ""
         self._down_until = 0.0
+        self._batch: list[dict[str, Any]] = []
+        self._done: asyncio.Future[bool] | None = None
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # let the other requests of this turn join the batch
+        batch, done = self._batch, self._done
+        self._batch, self._done = [], None
+        assert done is not None
+        cfg = get_settings()
+        try:
+            pipe = self._client().pipeline(transaction=False)
+            for event in batch:
+                pipe.xadd(cfg.redis_prefix + STREAM, {"e": json.dumps(event)})
+            await pipe.execute()
+            done.set_result(True)
+        except Exception as exc:
+            self._down_until = time.monotonic() + 5.0
+            self._redis = None
+            log.warning("redis unavailable (%s); falling back for %d events", exc, len(batch))
+            done.set_result(False)
+            for event in batch:
+                await asyncio.to_thread(submit, event)
+
+    async def _stream(self, event: dict[str, Any]) -> None:
+        self._batch.append(event)
+        if self._done is None:
+            self._done = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().create_task(self._flush())
+        done = self._done
+        await asyncio.shield(done)
 
     def _client(self) -> Any:
         url = get_settings().redis_url
@@ -53,13 +86,8 @@ class PixelFastPath:
     async def _submit(self, event: dict[str, Any]) -> None:
         cfg = get_settings()
         if cfg.redis_url and time.monotonic() >= self._down_until:
-            try:
-                await self._client().xadd(cfg.redis_prefix + STREAM, {"e": json.dumps(event)})
-                return
-            except Exception as exc:
-                self._down_until = time.monotonic() + 5.0
-                self._redis = None
-                log.warning("redis unavailable (%s); falling back", exc)
+            await self._stream(event)
+            return
         await asyncio.to_thread(submit, event)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
