@@ -1277,6 +1277,7 @@ def print_stats(data: dict[str, Any], out: Console | None = None) -> None:
         ("unique clicks / 独立点击", data["clicks_unique"]),
         ("click rate / 点击率", f"{data['click_rate']:.1%}"),
         ("machine clicks / 机器点击", data["clicks_machine"]),
+        ("web archive views / 网页浏览", data.get("archive_views", 0)),
     ]
     for k, v in rows:
         t.add_row(k, str(v))

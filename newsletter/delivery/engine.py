@@ -27,15 +27,16 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from ..config import get_settings
 from ..db import session_scope
 from ..models import Delivery, Send, Subscriber, Subscription, Suppression, utcnow
 from ..tokens import delivery_token, unsubscribe_token
-from .assemble import Recipient
+from .assemble import CompiledMessage, Recipient
 from .compiled import compiled_for
 from .sends import state_counts, transition
 from .smtp import MaildirConnection, Outcome, SmtpConnection, connect
@@ -225,79 +226,120 @@ def _send_rows(
     result: BatchResult,
     claim_token: str,
 ) -> None:
+    compiled_by_variant: dict[str, CompiledMessage] = {}
+    thr = throttle()
+    with session_scope() as s:
+        pg = s.get_bind().dialect.name == "postgresql"
+        if pg:
+            # Per-message state changes need not wait for the WAL flush: a worker crash is
+            # covered by the ledger as before; only a crash of PostgreSQL itself could lose
+            # the last few milliseconds of outcomes (those deliveries are then re-sent).
+            s.execute(text("SET synchronous_commit TO OFF"))
+        try:
+            _send_loop(
+                s,
+                send_id,
+                issue_id,
+                list_id,
+                rows,
+                conn,
+                result,
+                claim_token,
+                thr,
+                compiled_by_variant,
+            )
+        finally:
+            if pg:
+                s.commit()
+                s.execute(text("RESET synchronous_commit"))
+
+
+def _send_loop(
+    s: Session,
+    send_id: int,
+    issue_id: int,
+    list_id: int | None,
+    rows: list,  # type: ignore[type-arg]
+    conn: SmtpConnection | MaildirConnection,
+    result: BatchResult,
+    claim_token: str,
+    thr: Any,
+    compiled_by_variant: dict[str, CompiledMessage],
+) -> None:
     cfg = get_settings()
     check_every = 50
     renew_every = max(1.0, cfg.lease_seconds / 3)
     renewed = time.monotonic()
-    thr = throttle()
-    with session_scope() as s:
-        for n, row in enumerate(rows):
-            delivery_id, variant, attempts, subscriber_id, email, name = row[:6]
-            if n and n % check_every == 0:
-                state = s.scalar(select(Send.state).where(Send.id == send_id))
-                if state != "sending":
-                    result.stopped = state
-                    _release(s, [r[0] for r in rows[n:]])
-                    return
-            if time.monotonic() - renewed > renew_every:
-                # Heartbeat: keep the lease on what is left of the batch.
-                s.execute(
-                    update(Delivery)
-                    .where(
-                        Delivery.claimed_by == claim_token,
-                        Delivery.state.in_(("queued", "deferred")),
-                    )
-                    .values(lease_until=utcnow() + dt.timedelta(seconds=cfg.lease_seconds))
-                    .execution_options(synchronize_session=False)
-                )
-                s.commit()
-                renewed = time.monotonic()
-            compiled = compiled_for(issue_id, variant)
-            wait = thr.acquire(compiled.from_addr, email)
-            if wait > cfg.max_throttle_sleep:
-                # Too long to wait here: give the row back with a due time, never stall.
-                s.execute(
-                    update(Delivery)
-                    .where(Delivery.id == delivery_id, Delivery.claimed_by == claim_token)
-                    .values(
-                        claimed_by=None,
-                        lease_until=None,
-                        next_attempt_at=utcnow() + dt.timedelta(seconds=wait),
-                    )
-                )
-                s.commit()
-                result.throttled += 1
-                continue
-            if wait > 0:
-                time.sleep(wait)
-            token = delivery_token(delivery_id)
-            msgid, message = compiled.build(
-                Recipient(
-                    delivery_id, email, name or "", token, unsubscribe_token(subscriber_id, list_id)
-                )
-            )
-            took = s.execute(
+    for n, row in enumerate(rows):
+        delivery_id, variant, attempts, subscriber_id, email, name = row[:6]
+        if n and n % check_every == 0:
+            state = s.scalar(select(Send.state).where(Send.id == send_id))
+            if state != "sending":
+                result.stopped = state
+                _release(s, [r[0] for r in rows[n:]])
+                return
+        if time.monotonic() - renewed > renew_every:
+            # Heartbeat: keep the lease on what is left of the batch.
+            s.execute(
                 update(Delivery)
                 .where(
-                    Delivery.id == delivery_id,
                     Delivery.claimed_by == claim_token,
                     Delivery.state.in_(("queued", "deferred")),
                 )
-                .values(state="sending", attempts=attempts + 1, message_id=msgid)
+                .values(lease_until=utcnow() + dt.timedelta(seconds=cfg.lease_seconds))
+                .execution_options(synchronize_session=False)
             )
             s.commit()
-            if took.rowcount != 1:  # type: ignore[attr-defined]
-                result.lost_claim += 1  # our lease expired and another worker has it now
-                continue
-            envelope = f"bounces+{token}@{cfg.bounce_domain}"
-            outcome = conn.send(envelope, email, message, signer=compiled.signer)
-            _record(s, delivery_id, attempts + 1, outcome, email, cfg.max_attempts)
-            s.commit()
-            setattr(
-                result,
-                outcome.state if outcome.state != "deferred" else "deferred",
-                getattr(result, outcome.state) + 1,
+            renewed = time.monotonic()
+        compiled = compiled_by_variant.get(variant)
+        if compiled is None:  # once per batch and variant, not per message
+            compiled = compiled_by_variant[variant] = compiled_for(issue_id, variant)
+        wait = thr.acquire(compiled.from_addr, email)
+        if wait > cfg.max_throttle_sleep:
+            # Too long to wait here: give the row back with a due time, never stall.
+            s.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id, Delivery.claimed_by == claim_token)
+                .values(
+                    claimed_by=None,
+                    lease_until=None,
+                    next_attempt_at=utcnow() + dt.timedelta(seconds=wait),
+                )
             )
+            s.commit()
+            result.throttled += 1
+            continue
+        if wait > 0:
+            time.sleep(wait)
+        token = delivery_token(delivery_id)
+        msgid, message = compiled.build(
+            Recipient(
+                delivery_id, email, name or "", token, unsubscribe_token(subscriber_id, list_id)
+            )
+        )
+        took = s.execute(
+            update(Delivery)
+            .where(
+                Delivery.id == delivery_id,
+                Delivery.claimed_by == claim_token,
+                Delivery.state.in_(("queued", "deferred")),
+            )
+            .values(state="sending", attempts=attempts + 1, message_id=msgid)
+        )
+        s.commit()
+        if took.rowcount != 1:  # type: ignore[attr-defined]
+            result.lost_claim += 1  # our lease expired and another worker has it now
+            continue
+        envelope = f"bounces+{token}@{cfg.bounce_domain}"
+        outcome = conn.send(envelope, email, message, signer=compiled.signer)
+        # The outcome commits together with the next message's "sending" mark (one
+        # round trip per message); the at-risk window stays one message per connection.
+        _record(s, delivery_id, attempts + 1, outcome, email, cfg.max_attempts)
+        setattr(
+            result,
+            outcome.state if outcome.state != "deferred" else "deferred",
+            getattr(result, outcome.state) + 1,
+        )
 
 
 def _record(

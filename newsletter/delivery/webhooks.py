@@ -354,7 +354,7 @@ def make_router(
         creds: HTTPBasicCredentials | None = await _basic(request)
         password = cfg.password.get_secret_value()
         if not cfg.user or not password:
-            raise HTTPException(503, "webhook credentials are not configured")
+            raise HTTPException(404, "webhook not configured (NEWSLETTER_WEBHOOK_USER/_PASSWORD)")
         if creds is None or not (
             secrets.compare_digest(creds.username.encode(), cfg.user.encode())
             & secrets.compare_digest(creds.password.encode(), password.encode())

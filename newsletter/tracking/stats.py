@@ -230,8 +230,16 @@ def send_stats(session: Session, send_id: int, *, wechat: bool = True) -> dict[s
     links = sorted(link_rows.values(), key=lambda r: (-r["clicks"], r["position"]))
     for r in links:
         r["click_rate"] = _rate(r["unique"], delivered)
+    archive = 0
+    if issue is not None:
+        from ..models import Publication
+        from ..web.public import archive_views
+
+        pub = session.get(Publication, issue.publication_id)
+        archive = archive_views(session, pub.slug, issue.number) if pub else 0
 
     return {
+        "archive_views": archive,
         "send_id": send_id,
         "issue": issue.number if issue else None,
         "issue_id": send.issue_id,

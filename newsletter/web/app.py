@@ -24,7 +24,25 @@ def create_app() -> FastAPI:
     app.include_router(console_router)
     app.include_router(webhooks_router)
     app.include_router(wechat_router)
+    _out_of_range_is_not_found(app)
     return app
+
+
+def _out_of_range_is_not_found(app: FastAPI) -> None:
+    """An id too large for the database column names nothing: 404, not a server error."""
+    from fastapi import Request
+    from fastapi.responses import PlainTextResponse
+    from sqlalchemy.exc import DataError, StatementError
+
+    async def not_found(request: Request, exc: Exception) -> PlainTextResponse:
+        if isinstance(exc, StatementError) and not isinstance(
+            exc.orig, (OverflowError, DataError)
+        ) and not isinstance(exc, DataError):
+            raise exc
+        return PlainTextResponse("not found / 不存在", status_code=404)
+
+    app.add_exception_handler(OverflowError, not_found)
+    app.add_exception_handler(StatementError, not_found)
 
 
 def create_asgi() -> Any:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
@@ -25,6 +26,7 @@ from ..config import get_settings
 from ..db import session_scope
 from ..errors import TokenError
 from ..models import Delivery, Issue, Link, MailingList, Publication, Rendition, Send, Subscriber
+from ..ratelimit import hit
 from ..tokens import verify
 from ..tracking.events import make_event, submit
 
@@ -189,9 +191,28 @@ def archive(slug: str, number: int, v: str = "zh-Hans") -> HTMLResponse:
                 Rendition.output == "web",
             )
         )
+        if body is not None:
+            # The archive's view counter: one fixed-window row per issue and day.
+            hit(s, archive_key(slug, number), window_seconds=86400, limit=1 << 62)
     if body is None:
         return HTMLResponse("<h1>404</h1><p>本期不存在 / issue not found</p>", status_code=404)
     return HTMLResponse(body)
+
+
+def archive_key(slug: str, number: int) -> str:
+    return f"archive-view:{slug}:{number}"
+
+
+def archive_views(session: Any, slug: str, number: int) -> int:
+    """Web-archive page views of an issue (all days)."""
+    from sqlalchemy import func
+
+    from ..models import RateCounter
+
+    return int(session.scalar(
+        select(func.coalesce(func.sum(RateCounter.count), 0))
+        .where(RateCounter.key == archive_key(slug, number))
+    ) or 0)
 
 
 @router.get("/media/{sha256}", include_in_schema=False)

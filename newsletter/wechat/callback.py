@@ -39,7 +39,7 @@ def signature(token: str, timestamp: str, nonce: str) -> str:
 def _verify(sig: str, timestamp: str, nonce: str) -> None:
     token = get_wechat_settings().token.get_secret_value()
     if not token:
-        raise HTTPException(503, "NEWSLETTER_WECHAT_TOKEN is not configured")
+        raise HTTPException(404, "WeChat callback not configured (NEWSLETTER_WECHAT_TOKEN)")
     fresh = timestamp.isdigit() and abs(time.time() - int(timestamp)) <= MAX_SKEW
     if not fresh or not hmac.compare_digest(signature(token, timestamp, nonce), sig):
         raise HTTPException(403, "bad signature")

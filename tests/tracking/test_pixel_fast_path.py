@@ -54,3 +54,29 @@ def test_fast_path_without_redis_still_records(sqlite_settings) -> None:  # type
     with TestClient(create_asgi()) as client:
         assert client.get(f"/o/{delivery_token(did)}.gif", headers={"User-Agent": UA}).content == PIXEL
     assert _events() == 1
+
+
+def test_web_archive_views_are_counted(sqlite_settings) -> None:  # type: ignore[no-untyped-def]
+    from newsletter.issues import create_issue, render_issue
+    from newsletter.models import Issue, Publication, Send
+    from newsletter.tracking.stats import send_stats
+    from tests.conftest import EXAMPLES
+
+    with session_scope() as s:
+        issue, _ = create_issue(s, EXAMPLES / "issue-sample.md")
+        render_issue(s, issue.id)
+        pub = s.get(Publication, issue.publication_id)
+        assert pub is not None
+        slug, number = pub.slug, issue.number
+        send = Send(publication_id=pub.id, issue_id=issue.id, state="draft")
+        s.add(send)
+        s.flush()
+        send_id = send.id
+    with TestClient(create_asgi()) as client:
+        for v in ("zh-Hans", "zh-Hant", "zh-Hans"):
+            r = client.get(f"/archive/{slug}/{number}?v={v}")
+            assert r.status_code == 200 and "<html" in r.text
+        assert client.get(f"/archive/{slug}/999").status_code == 404
+    with session_scope() as s:
+        assert send_stats(s, send_id)["archive_views"] == 3
+        assert s.get(Issue, 1) is not None
