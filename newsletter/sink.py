@@ -33,6 +33,16 @@ class SinkHandler:
     #: called with (envelope) at DATA; may return a reply string to override "250 OK"
     on_data: Callable[[Any], str | None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Advertise PIPELINING (RFC 2920) like Postfix does; aiosmtpd reads commands in order.
+    pipelining: bool = True
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from newsletter.delivery.smtp import SmtpConnection
 
 
@@ -22,8 +24,10 @@ def test_lines_starting_with_dots_arrive_intact(smtp_sink) -> None:  # type: ign
     assert [m[1] for m in sink.messages] == [["a@example.com"], ["b@example.com"]]
 
 
-def test_replies_are_classified(smtp_sink) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_replies_are_classified(smtp_sink, pipelining: bool) -> None:  # type: ignore[no-untyped-def]
     port, sink = smtp_sink
+    sink.pipelining = pipelining
     sink.rcpt_replies["gone@example.com"] = "550 5.1.1 no such user"
     sink.rcpt_replies["later@example.com"] = "451 4.3.0 try again"
     conn = SmtpConnection("127.0.0.1", port)
@@ -31,6 +35,7 @@ def test_replies_are_classified(smtp_sink) -> None:  # type: ignore[no-untyped-d
         assert conn.send("b@example.org", "gone@example.com", b"X: y\r\n\r\nz\r\n").state == "bounced"
         assert conn.send("b@example.org", "later@example.com", b"X: y\r\n\r\nz\r\n").state == "deferred"
         assert conn.send("b@example.org", "ok@example.com", b"X: y\r\n\r\nz\r\n").state == "sent"
+        assert conn.pipelining is pipelining
     finally:
         conn.close()
     assert len(sink.messages) == 1
