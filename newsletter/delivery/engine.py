@@ -267,6 +267,7 @@ def _send_loop(
     compiled_by_variant: dict[str, CompiledMessage],
 ) -> None:
     cfg = get_settings()
+    pg = s.get_bind().dialect.name == "postgresql"
     check_every = 50
     renew_every = max(1.0, cfg.lease_seconds / 3)
     renewed = time.monotonic()
@@ -317,17 +318,24 @@ def _send_loop(
                 delivery_id, email, name or "", token, unsubscribe_token(subscriber_id, list_id)
             )
         )
-        took = s.execute(
-            update(Delivery)
-            .where(
-                Delivery.id == delivery_id,
-                Delivery.claimed_by == claim_token,
-                Delivery.state.in_(("queued", "deferred")),
+        took: Any
+        if pg:
+            # The hot statement, sent as prepared SQL (no per-message statement compile).
+            took = s.connection().exec_driver_sql(
+                _MARK_SENDING_PG, (attempts + 1, msgid, delivery_id, claim_token)
             )
-            .values(state="sending", attempts=attempts + 1, message_id=msgid)
-        )
+        else:
+            took = s.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id == delivery_id,
+                    Delivery.claimed_by == claim_token,
+                    Delivery.state.in_(("queued", "deferred")),
+                )
+                .values(state="sending", attempts=attempts + 1, message_id=msgid)
+            )
         s.commit()
-        if took.rowcount != 1:  # type: ignore[attr-defined]
+        if took.rowcount != 1:
             result.lost_claim += 1  # our lease expired and another worker has it now
             continue
         envelope = f"bounces+{token}@{cfg.bounce_domain}"
@@ -342,10 +350,23 @@ def _send_loop(
         )
 
 
+_MARK_SENDING_PG = (
+    "UPDATE delivery SET state = 'sending', attempts = %s, message_id = %s "
+    "WHERE id = %s AND claimed_by = %s AND state IN ('queued', 'deferred')"
+)
+_MARK_SENT_PG = (
+    "UPDATE delivery SET state = 'sent', sent_at = %s, last_code = %s, last_reply = %s, "
+    "claimed_by = NULL, lease_until = NULL WHERE id = %s"
+)
+
+
 def _record(
     s: Session, delivery_id: int, attempts: int, o: Outcome, email: str, max_attempts: int
 ) -> None:
     now = utcnow()
+    if o.state == "sent" and s.get_bind().dialect.name == "postgresql":
+        s.connection().exec_driver_sql(_MARK_SENT_PG, (now, o.code, o.reply, delivery_id))
+        return
     values: dict[str, object] = {
         "last_code": o.code,
         "last_reply": o.reply,
