@@ -194,7 +194,11 @@ def run_demo(
                 if link and n % 4 == 0:
                     r = client.get(link.group(0), headers={"User-Agent": BROWSER_UA})
                     clicked += r.status_code == 302
-        console.print(f"fetched {opened} pixels as readers and followed {clicked} links")
+            archive = f"{settings.base_url}/archive/{ctx.publication_slug}/{doc.number}"
+            views = sum(client.get(archive + v).status_code == 200
+                        for v in ("", "?v=zh-Hant", ""))
+        console.print(f"fetched {opened} pixels as readers, followed {clicked} links and "
+                      f"viewed the web archive {views} times ({archive})")
 
         console.rule("5. WeChat / 公众号 (local fake API)")
         from .wechat.demo import demo_publish
