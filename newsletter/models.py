@@ -138,7 +138,7 @@ class Issue(Base):
     number: Mapped[int] = mapped_column(Integer)
     title: Mapped[str] = mapped_column(String(300))
     period: Mapped[str] = mapped_column(String(200), default="")
-    source_text: Mapped[str] = mapped_column(Text)
+    source_text: Mapped[str] = mapped_column(Text, deferred=True)  # large: loaded on access
     source_hash: Mapped[str] = mapped_column(String(64))
     base_dir: Mapped[str | None] = mapped_column(String(1000))
     status: Mapped[str] = mapped_column(String(16), default="draft")

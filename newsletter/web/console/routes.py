@@ -270,9 +270,9 @@ def issue_page(request: Request, user: Viewer, issue_id: int, v: str = "zh-Hans"
     except NewsletterError as exc:
         outputs, render_error = {"outputs": {}, "wechat": []}, _error(exc)
     return page(request, "issue.html", user, issue=issue, v=v, preview=outputs,
-                render_error=render_error, lint=svc.lint(issue_id), lists=svc.lists(),
-                segments=svc.segments(), sends=[x for x in svc.list_sends()
-                                                if x["issue_id"] == issue_id])
+                render_error=render_error, lint=svc.lint(issue_id),
+                lists=svc.lists(counts=False), segments=svc.segments(),
+                sends=svc.list_sends(issue_id=issue_id))
 
 
 @router.get("/issues/{issue_id}/frame/{output}", response_class=HTMLResponse)

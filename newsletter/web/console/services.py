@@ -289,18 +289,22 @@ def test_send(
 # -- sends -----------------------------------------------------------------------
 
 
-def lists() -> list[dict[str, Any]]:
+def lists(counts: bool = True) -> list[dict[str, Any]]:
+    """Lists; with member counts only where a page shows them (a count scans the list)."""
     with session_scope() as s:
-        counts = dict(
-            s.execute(
-                select(Subscription.list_id, func.count())
-                .where(Subscription.status == "active")
-                .group_by(Subscription.list_id)
-            ).all()
-        )
+        counts_by_list: dict[int, int] = {}
+        if counts:
+            counts_by_list = dict(
+                s.execute(
+                    select(Subscription.list_id, func.count())
+                    .where(Subscription.status == "active")
+                    .group_by(Subscription.list_id)
+                ).all()
+            )
         return [
             {"id": m.id, "name": m.name, "description": m.description,
-             "double_opt_in": m.double_opt_in, "active": int(counts.get(m.id, 0))}
+             "double_opt_in": m.double_opt_in,
+             "active": int(counts_by_list.get(m.id, 0)) if counts else None}
             for m in s.scalars(select(MailingList).order_by(MailingList.name))
         ]
 
@@ -375,11 +379,12 @@ def send_row(s: Any, send: Send) -> dict[str, Any]:
     }
 
 
-def list_sends(limit: int = 100) -> list[dict[str, Any]]:
+def list_sends(limit: int = 100, issue_id: int | None = None) -> list[dict[str, Any]]:
     with session_scope() as s:
-        return [send_row(s, sd) for sd in s.scalars(
-            select(Send).order_by(Send.id.desc()).limit(limit)
-        )]
+        q = select(Send).order_by(Send.id.desc()).limit(limit)
+        if issue_id is not None:
+            q = q.where(Send.issue_id == issue_id)
+        return [send_row(s, sd) for sd in s.scalars(q)]
 
 
 _runners: dict[int, threading.Thread] = {}
