@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     #: A sending send with no lease alive and no message sent for this long is revived by the tick.
     stall_seconds: int = 60
     max_attempts: int = 5
+    #: Suppress an address whose deliveries failed (soft bounces to the last attempt)
+    #: in this many consecutive sends.
+    soft_bounce_sends: int = 3
     rate_per_second: float = 0.0  # per sender identity; 0 = unlimited
     #: Per destination domain, e.g. {"qq.com": 20, "163.com": 10} (messages per second).
     domain_rates: dict[str, float] = Field(default_factory=dict)

@@ -390,6 +390,35 @@ def _record(
     else:
         values.update(state="deferred", next_attempt_at=now + _backoff(attempts))
     s.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values))
+    if values.get("state") == "failed":
+        _suppress_if_always_failing(s, delivery_id, email)
+
+
+def _suppress_if_always_failing(s: Session, delivery_id: int, email: str) -> None:
+    """Soft bounces that never clear: after N consecutive sends ending in 'failed' for
+    this subscriber, suppress the address (email-delivery.md: repeated soft bounces)."""
+    n = get_settings().soft_bounce_sends
+    sub_id = s.scalar(select(Delivery.subscriber_id).where(Delivery.id == delivery_id))
+    last = list(
+        s.scalars(
+            select(Delivery.state)
+            .where(
+                Delivery.subscriber_id == sub_id, Delivery.state.in_(("sent", "failed", "bounced"))
+            )
+            .order_by(Delivery.send_id.desc())
+            .limit(n)
+        )
+    )
+    if len(last) == n and all(st == "failed" for st in last):
+        from ..audience.service import suppress
+
+        suppress(
+            s,
+            email,
+            "hard_bounce",
+            note=f"soft bounces in {n} consecutive sends",
+            delivery_id=delivery_id,
+        )
 
 
 def _release(s: Session, ids: list[int]) -> None:

@@ -151,3 +151,26 @@ def test_smtp_server_that_hangs_up_after_data_is_retried(sqlite_settings, smtp_s
         send = s.get(Send, ids["send"])
         assert send is not None and send.state == "finished"
     assert len({r for _f, rs, _d in sink.messages for r in rs}) == 4
+
+
+def test_soft_bounces_in_consecutive_sends_suppress_the_address(sqlite_settings, smtp_sink) -> None:  # type: ignore[no-untyped-def]
+    from newsletter.config import get_settings
+
+    port, sink = smtp_sink
+    reset_settings(sqlite_settings.model_copy(update={
+        "smtp_host": "127.0.0.1", "smtp_port": port, "max_attempts": 1, "soft_bounce_sends": 2}))
+    sink.rcpt_replies["reader1@example.com"] = "452 4.2.2 mailbox full"
+    ids = seed(2)
+    assert drive_inline(ids["send"]) == "finished"
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Suppression)) == 0  # one send: not yet
+        second = Send(publication_id=ids["publication"], issue_id=ids["issue"],
+                      list_id=ids["list"], state="draft")
+        s.add(second)
+        s.flush()
+        second_id = second.id
+    assert drive_inline(second_id) == "finished"
+    with session_scope() as s:
+        sup = s.scalar(select(Suppression).where(Suppression.email == "reader1@example.com"))
+        assert sup is not None and "consecutive" in sup.note
+        assert get_settings().soft_bounce_sends == 2
