@@ -130,25 +130,14 @@ def issue_render(
     as_json: JsonOpt = False,
 ) -> None:
     """Render FILE to email.html, email.txt, wechat-N.html, web.html and report.json."""
-    from .config import get_settings
     from .content.parser import load_issue
     from .content.variants import to_variant
     from .render import render_all, write_outputs
-    from .render.context import RenderContext
 
-    cfg = get_settings()
     try:
         doc, warnings = load_issue(file)
         doc = to_variant(doc, variant)
-        ctx = RenderContext(
-            base_url=cfg.base_url,
-            publication_name=doc.publication,
-            publication_slug="weekly",
-            postal_address=cfg.postal_address,
-            sender_name=cfg.from_name,
-            email_budget_bytes=cfg.email_budget_bytes,
-        )
-        result = render_all(doc, ctx)
+        result = render_all(doc, _ctx_for_file(doc))
         write_outputs(result, out)
     except NewsletterError as exc:
         _fail(exc)

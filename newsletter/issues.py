@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from .config import get_settings
 from .content.model import Issue as Doc
-from .content.parser import load_issue, parse_issue
+from .content.parser import load_issue_source, parse_issue
 from .content.variants import to_variant
 from .errors import NotFound, StateError
 from .models import Issue, Link, Publication, Rendition, utcnow
@@ -73,14 +73,12 @@ def create_issue(
 ) -> tuple[Issue, list[str]]:
     """Parse ``path`` and store it as a draft issue (or update the draft with that number)."""
     path = Path(path)
-    doc, warnings = load_issue(path)
+    doc, source_text, warnings = load_issue_source(path)
     pub = ensure_publication(session, doc.publication, publication_slug)
-    text = path.read_bytes()
-    source_hash = hashlib.sha256(text).hexdigest()
+    source_hash = doc.source_hash  # SHA-256 of the file's bytes
     existing = session.scalar(
         select(Issue).where(Issue.publication_id == pub.id, Issue.number == doc.number)
     )
-    source_text = _decoded_source(path, doc)
     store_media(doc, path.parent)
     if existing is not None:
         if existing.source_hash == source_hash:
@@ -129,16 +127,6 @@ def store_media(doc: Doc, base_dir: Path) -> int:
             tmp.replace(target)
             n += 1
     return n
-
-
-def _decoded_source(path: Path, doc: Doc) -> str:
-    raw = path.read_bytes()
-    for enc in ("utf-8-sig", "gb18030", "big5"):
-        try:
-            return raw.decode(enc)
-        except UnicodeDecodeError:
-            continue
-    return raw.decode("utf-8", "replace")  # pragma: no cover - load_issue refused it already
 
 
 def get_issue(session: Session, ref: str | int, publication_slug: str | None = None) -> Issue:

@@ -25,7 +25,15 @@ from dataclasses import dataclass
 from .config import get_settings
 from .errors import TokenError
 
-__all__ = ["Token", "confirm_token", "delivery_token", "sign", "unsubscribe_token", "verify"]
+__all__ = [
+    "Token",
+    "confirm_token",
+    "delivery_token",
+    "sign",
+    "unsubscribe_token",
+    "unverified",
+    "verify",
+]
 
 _SIG_BYTES = 12
 _KINDS = {"d": 1, "u": 2, "c": 3}
@@ -63,23 +71,44 @@ def sign(kind: str, *fields: int, keys: list[bytes] | None = None) -> str:
     return f"{payload}.{_mac(keys[0], payload)}"
 
 
-def verify(token: str, kind: str, *, keys: list[bytes] | None = None) -> Token:
-    """Return the token's fields, or raise :class:`TokenError` saying why it was refused."""
+def _split(token: str, kind: str) -> tuple[str, str]:
     if not token or len(token) > _MAX_LEN or token.count(".") != 1:
         raise TokenError("malformed token")
     payload, sig = token.split(".")
     if not payload or payload[0] != kind:
         raise TokenError(f"wrong token kind (expected {kind!r})")
-    keys = keys or get_settings().secrets()
-    if not any(hmac.compare_digest(sig, _mac(k, payload)) for k in keys):
-        raise TokenError("bad signature (token forged or altered)")
+    return payload, sig
+
+
+def _fields(payload: str, kind: str) -> Token:
     try:
         fields = tuple(int(p, 36) for p in payload[1:].split("-"))
-    except ValueError as exc:  # pragma: no cover - a signed payload is always well-formed
+    except ValueError as exc:
         raise TokenError("malformed token fields") from exc
     if len(fields) != _KINDS[kind]:
         raise TokenError("malformed token fields")
     return Token(kind, fields)
+
+
+def verify(token: str, kind: str, *, keys: list[bytes] | None = None) -> Token:
+    """Return the token's fields, or raise :class:`TokenError` saying why it was refused."""
+    payload, sig = _split(token, kind)
+    keys = keys or get_settings().secrets()
+    if not any(hmac.compare_digest(sig, _mac(k, payload)) for k in keys):
+        raise TokenError("bad signature (token forged or altered)")
+    return _fields(payload, kind)
+
+
+def unverified(token: str, kind: str) -> Token | None:
+    """The fields a token names, WITHOUT checking its signature; None if malformed.
+
+    Only for choosing a server-side value that is safe whoever asks (the click
+    redirect's stored URL); never for recording or changing anything.
+    """
+    try:
+        return _fields(_split(token, kind)[0], kind)
+    except TokenError:
+        return None
 
 
 def delivery_token(delivery_id: int) -> str:

@@ -51,6 +51,7 @@ __all__ = [
     "decode_source",
     "format_numeral",
     "load_issue",
+    "load_issue_source",
     "parse_issue",
     "parse_numeral",
 ]
@@ -605,6 +606,12 @@ def load_issue(path: str | Path) -> tuple[Issue, list[str]]:
     Images are resolved relative to the file's directory and
     ``source_hash`` is the SHA-256 of the file's bytes.
     """
+    issue, _text, warnings = load_issue_source(path)
+    return issue, warnings
+
+
+def load_issue_source(path: str | Path) -> tuple[Issue, str, list[str]]:
+    """Like :func:`load_issue`, also returning the decoded text that was parsed."""
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -613,7 +620,7 @@ def load_issue(path: str | Path) -> tuple[Issue, list[str]]:
     text, warnings = decode_source(data, path=str(p))
     issue = parse_issue(text, path=str(p), base_dir=p.parent)
     issue.source_hash = hashlib.sha256(data).hexdigest()
-    return issue, warnings
+    return issue, text, warnings
 
 
 # --------------------------------------------------------------------------- decoding

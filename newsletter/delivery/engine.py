@@ -343,11 +343,7 @@ def _send_loop(
         # The outcome commits together with the next message's "sending" mark (one
         # round trip per message); the at-risk window stays one message per connection.
         _record(s, delivery_id, attempts + 1, outcome, email, cfg.max_attempts)
-        setattr(
-            result,
-            outcome.state if outcome.state != "deferred" else "deferred",
-            getattr(result, outcome.state) + 1,
-        )
+        setattr(result, outcome.state, getattr(result, outcome.state) + 1)
 
 
 _MARK_SENDING_PG = (

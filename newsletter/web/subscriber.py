@@ -8,6 +8,7 @@ and changes state only on POST.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
@@ -149,47 +150,40 @@ async def subscribe_submit(list_id: int, request: Request) -> HTMLResponse:
     )
 
 
-@router.get("/confirm/{token}", response_class=HTMLResponse)
-def confirm_page(token: str) -> HTMLResponse:
+def _confirm_target(check: Any, token: str) -> tuple[MailingList, str] | None:
+    """(list, subscriber's variant) for a confirmation token passed through ``check``."""
     try:
-        sid, list_id = verify_confirm(token)
+        sid, list_id = check(token)
         ml = _list(list_id)
         with session_scope() as s:
             sub = s.get(Subscriber, sid)
-            variant = sub.variant if sub else "zh-Hans"
+            return ml, sub.variant if sub else "zh-Hans"
     except (TokenError, NotFound):
-        return _render(
-            "info.html",
-            "zh-Hans",
-            400,
-            title=T["zh-Hans"]["invalid"],
-            body=T["zh-Hans"]["invalid_body"],
-        )
+        return None
+
+
+def _invalid_link() -> HTMLResponse:
+    return _render("info.html", "zh-Hans", 400, title=T["zh-Hans"]["invalid"],
+                   body=T["zh-Hans"]["invalid_body"])
+
+
+@router.get("/confirm/{token}", response_class=HTMLResponse)
+def confirm_page(token: str) -> HTMLResponse:
+    found = _confirm_target(verify_confirm, token)  # only checks: a GET never confirms
+    if found is None:
+        return _invalid_link()
+    ml, variant = found
     return _render("confirm.html", variant, token=token, list=ml)
 
 
 @router.post("/confirm/{token}", response_class=HTMLResponse)
 def confirm_submit(token: str) -> HTMLResponse:
-    try:
-        sid, list_id = confirm(token)
-        ml = _list(list_id)
-        with session_scope() as s:
-            sub = s.get(Subscriber, sid)
-            variant = sub.variant if sub else "zh-Hans"
-    except (TokenError, NotFound):
-        return _render(
-            "info.html",
-            "zh-Hans",
-            400,
-            title=T["zh-Hans"]["invalid"],
-            body=T["zh-Hans"]["invalid_body"],
-        )
-    return _render(
-        "info.html",
-        variant,
-        title=T[variant]["confirmed"],
-        body=T[variant]["confirmed_body"].format(list=ml.name),
-    )
+    found = _confirm_target(confirm, token)
+    if found is None:
+        return _invalid_link()
+    ml, variant = found
+    return _render("info.html", variant, title=T[variant]["confirmed"],
+                   body=T[variant]["confirmed_body"].format(list=ml.name))
 
 
 def _prefs_subject(token: str) -> tuple[int, str] | None:
