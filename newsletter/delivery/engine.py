@@ -161,11 +161,11 @@ def process_batch(send_id: int, *, batch_size: int | None = None) -> BatchResult
             .where(Delivery.id.in_(ids))
             .order_by(Delivery.id)
         ).all()
-        skip = [r[0] for r in rows if r.suppressed or not r.subscribed or r.status != "active"]
+        skip = {r[0] for r in rows if r.suppressed or not r.subscribed or r.status != "active"}
         if skip:
             s.execute(
                 update(Delivery)
-                .where(Delivery.id.in_(skip))
+                .where(Delivery.id.in_(list(skip)))
                 .values(
                     state="skipped",
                     last_reply="suppressed or unsubscribed before sending",
@@ -175,7 +175,7 @@ def process_batch(send_id: int, *, batch_size: int | None = None) -> BatchResult
                 .execution_options(synchronize_session=False)
             )
             result.skipped = len(skip)
-    todo = [r for r in rows if r[0] not in set(skip)]
+    todo = [r for r in rows if r[0] not in skip]
     if not todo:
         return result
     conn = connect()
@@ -429,7 +429,7 @@ def _release(s: Session, ids: list[int]) -> None:
 
 
 def pending(session: Session, send_id: int) -> tuple[int, dt.datetime | None]:
-    """(non-terminal deliveries, earliest next attempt among deferred ones)."""
+    """(non-terminal deliveries, earliest due time among queued/deferred ones)."""
     from sqlalchemy import func
 
     n = (
