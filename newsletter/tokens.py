@@ -18,9 +18,12 @@ Tokens never carry a URL; click targets are looked up server-side.
 from __future__ import annotations
 
 import base64
+import binascii
+import hashlib
 import hmac
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from .config import get_settings
 from .errors import TokenError
@@ -28,6 +31,7 @@ from .errors import TokenError
 __all__ = [
     "Token",
     "confirm_token",
+    "delivery_of",
     "delivery_token",
     "sign",
     "unsubscribe_token",
@@ -63,6 +67,34 @@ def _mac(key: bytes, payload: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
+_keys_of: tuple[object, list[bytes], list[tuple[Any, Any]]] = (None, [], [])
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _keys() -> list[bytes]:
+    """The settings' signing keys, derived once per settings object (not per token)."""
+    return _derived()[1]
+
+
+def _derived() -> tuple[object, list[bytes], list[tuple[Any, Any]]]:
+    global _keys_of
+    s = get_settings()
+    if _keys_of[0] is not s:
+        keys = s.secrets()
+        _keys_of = (s, keys, [_hmac_states(k) for k in keys])
+    return _keys_of
+
+
+def _hmac_states(key: bytes) -> tuple[Any, Any]:
+    """HMAC-SHA256's inner and outer hash states after the padded key (RFC 2104)."""
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    return hashlib.sha256(key.translate(_IPAD)), hashlib.sha256(key.translate(_OPAD))
+
+
 def sign(kind: str, *fields: int, keys: list[bytes] | None = None) -> str:
     if kind not in _KINDS or len(fields) != _KINDS[kind]:
         raise ValueError(f"bad token kind/fields: {kind!r} {fields!r}")
@@ -93,10 +125,45 @@ def _fields(payload: str, kind: str) -> Token:
 def verify(token: str, kind: str, *, keys: list[bytes] | None = None) -> Token:
     """Return the token's fields, or raise :class:`TokenError` saying why it was refused."""
     payload, sig = _split(token, kind)
-    keys = keys or get_settings().secrets()
+    if not (payload.isascii() and sig.isascii()):
+        raise TokenError("malformed token")
+    keys = keys or _keys()
     if not any(hmac.compare_digest(sig, _mac(k, payload)) for k in keys):
         raise TokenError("bad signature (token forged or altered)")
     return _fields(payload, kind)
+
+
+def delivery_of(token: str) -> int | None:
+    """The delivery id of a genuine ``d`` token, else None: :func:`verify` for the open pixel.
+
+    Same checks and same answer as ``verify(token, "d").fields[0]`` (a test holds
+    them together), with the keys derived once and no exception on the way:
+    this runs for every pixel request.  Nothing is cached per token.
+    """
+    if len(token) > _MAX_LEN or token[:1] != "d" or not token.isascii():
+        return None
+    payload, _, sig = token.partition(".")
+    if not sig or "." in sig:
+        return None
+    raw = payload.encode("ascii")
+    given = sig.encode("ascii")
+    for inner, outer in _derived()[2]:  # HMAC from the precomputed key states
+        h = inner.copy()
+        h.update(raw)
+        o = outer.copy()
+        o.update(h.digest())
+        mac = binascii.b2a_base64(o.digest()[:_SIG_BYTES], newline=False).translate(_URLSAFE)
+        if hmac.compare_digest(given, mac.rstrip(b"=")):
+            break
+    else:
+        return None
+    digits = payload[1:]
+    if "-" in digits:
+        return None  # a delivery token has exactly one field
+    try:
+        return int(digits, 36)
+    except ValueError:
+        return None
 
 
 def unverified(token: str, kind: str) -> Token | None:

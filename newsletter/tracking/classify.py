@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import ipaddress
 import re
+import socket
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -107,12 +108,20 @@ _TABLE = _build()
 
 def network_tag(ip: str) -> str:
     """The tag of the known network ``ip`` belongs to, or "" (also for garbage)."""
+    if "." in ip and ":" not in ip:
+        try:  # the common case, without building an ipaddress object
+            return _tag(4, int.from_bytes(socket.inet_pton(socket.AF_INET, ip)))
+        except (OSError, ValueError):
+            pass  # not a plain dotted quad: let ipaddress decide
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
         return ""
-    starts, ends, tags = _TABLE[addr.version]
-    x = int(addr)
+    return _tag(addr.version, int(addr))
+
+
+def _tag(version: int, x: int) -> str:
+    starts, ends, tags = _TABLE[version]
     i = bisect.bisect_right(starts, x) - 1
     if i >= 0 and x <= ends[i]:
         return tags[i]

@@ -6,6 +6,7 @@ stats trend [--last N] [--json]      the last N sends side by side
 stats retention [--dry-run]          purge raw events past each publication's retention
 stats rebuild SEND                   recompute a send's rollups from its raw events
 stats replay-spool                   ingest events spooled while Redis and the DB were down
+tracking serve-pixel [--host --port --workers]   the lean open-pixel server (docs/operations.md)
 """
 
 from __future__ import annotations
@@ -165,3 +166,28 @@ def replay_spool_cmd() -> None:
     from .events import replay_spool
 
     console.print(f"replayed {replay_spool()} events")
+
+
+@stats_app.command("serve-pixel")
+def serve_pixel_cmd(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8001,
+    workers: Annotated[int, typer.Option(help="processes (SO_REUSEPORT); one per core")] = 1,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            envvar="FORWARDED_ALLOW_IPS",
+            help="proxies whose X-Forwarded-For is trusted: addresses, CIDRs or *",
+        ),
+    ] = "127.0.0.1",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+) -> None:
+    """Serve GET /o/{token}.gif alone, fast: route /o/ here from the reverse proxy."""
+    import logging
+
+    from ..web.pixelserver import serve
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
+    )
+    serve(host, port, workers=workers, forwarded_allow_ips=forwarded_allow_ips)
