@@ -192,6 +192,8 @@ class PixelServer:
 
     async def close(self, timeout: float = 10.0) -> None:
         """Stop (after the listening sockets are closed): drain, then close every connection."""
+        for conn in list(self.connections):
+            conn.stop_reading()  # requests already read are answered; no new ones
         await self.writer.close(timeout)
         end = self.loop.time() + timeout
         while any(c.queue for c in self.connections) and self.loop.time() < end:
@@ -400,6 +402,13 @@ class _Connection(asyncio.Protocol):
         elif not self.began and not self.queue and now - self.last > KEEPALIVE_TIMEOUT:
             self.close()
 
+    def stop_reading(self) -> None:
+        self.keep_alive = False
+        if self.transport is not None and not self.reading_paused:
+            self.transport.pause_reading()
+            self.reading_paused = True
+        self._close_when_done()
+
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
@@ -430,20 +439,22 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 
 async def run_worker(
-    sock: socket.socket, *, forwarded_allow_ips: str, stop: asyncio.Event | None = None
+    sock: socket.socket,
+    *,
+    forwarded_allow_ips: str = "127.0.0.1",
+    stop: asyncio.Event | None = None,
+    redis_timeout: float = 2.0,
 ) -> None:
     """Serve on ``sock`` in the running loop until ``stop`` is set (or SIGTERM/SIGINT)."""
     loop = asyncio.get_running_loop()
     cfg = get_settings()
-    writer = EventWriter(cfg.redis_url, cfg.redis_prefix + STREAM)
+    writer = EventWriter(cfg.redis_url, cfg.redis_prefix + STREAM, timeout=redis_timeout)
     state = PixelServer(writer, forwarded_allow_ips=forwarded_allow_ips)
     server = await loop.create_server(state.protocol, sock=sock, backlog=1024)
     if stop is None:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-    gc.collect()
-    gc.freeze()  # the long-lived objects of the startup never need scanning again
     try:
         await stop.wait()
     finally:
@@ -453,6 +464,8 @@ async def run_worker(
 
 
 def _worker_main(sock: socket.socket, forwarded_allow_ips: str) -> None:
+    gc.collect()
+    gc.freeze()  # what the imports built never needs scanning again
     with asyncio.Runner(loop_factory=_new_loop) as runner:
         runner.run(run_worker(sock, forwarded_allow_ips=forwarded_allow_ips))
 
