@@ -16,6 +16,16 @@ def test_compose_config_is_accepted() -> None:
                          capture_output=True, text=True, env=env, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     services = yaml.safe_load(out.stdout)["services"]
-    assert {"postgres", "redis", "web", "worker", "beat", "mailpit"} <= set(services)
-    for name in ("postgres", "redis", "web", "mailpit"):
+    assert {"postgres", "redis", "web", "pixel", "proxy", "worker", "beat", "mailpit"} <= set(services)
+    for name in ("postgres", "redis", "web", "pixel", "proxy", "mailpit"):
         assert "healthcheck" in services[name], name
+
+
+def test_proxy_routes_the_pixel_to_the_pixel_server() -> None:
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    assert "location /o/ {\n        proxy_pass http://pixel;" in conf
+    assert "server pixel:8001;" in conf and "server web:8000;" in conf
+    assert "X-Forwarded-For $remote_addr;" in conf  # overwritten, never client-supplied
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    assert "serve-pixel" in compose["pixel"]["command"] and "8001" in compose["pixel"]["command"]
+    assert "./deploy/nginx.conf:/etc/nginx/conf.d/default.conf:ro" in compose["proxy"]["volumes"]
