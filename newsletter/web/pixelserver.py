@@ -206,7 +206,7 @@ class PixelServer:
 
 class _Connection(asyncio.Protocol):
     __slots__ = (
-        "began", "forwarded", "headers_size", "keep_alive", "last", "parser", "paused", "peer",
+        "began", "forwarded", "headers_size", "keep_alive", "last", "parser", "peer",
         "queue", "reading_paused", "server", "transport", "ua", "url", "writing_paused",
     )  # fmt: skip
 
@@ -300,17 +300,17 @@ class _Connection(asyncio.Protocol):
         self.began = 0.0
         if not self.keep_alive:
             return  # pipelined after a "Connection: close" request: ignored
+        path = self.url
+        if path[:1] != b"/":  # absolute-form (a proxy request), authority-form or "*"
+            try:
+                path = httptools.parse_url(path).path or b""
+            except httptools.HttpParserInvalidURLError:
+                raise _Reject(b"400 Bad Request") from None
         parser = self.parser
         keep = parser.should_keep_alive()
         if not keep:
             self.keep_alive = False
         method = parser.get_method()
-        path = self.url
-        if path[:1] != b"/":  # absolute-form (a proxy request) or "*"
-            try:
-                path = httptools.parse_url(path).path or b""
-            except httptools.HttpParserInvalidURLError:
-                raise _Reject(b"400 Bad Request") from None
         q = path.find(b"?")
         if q >= 0:
             path = path[:q]

@@ -196,6 +196,22 @@ def test_pipelined_requests_are_answered_in_order(redis_settings) -> None:  # ty
         assert _xlen(redis_settings) == 2
 
 
+def test_a_long_pipeline_is_answered_completely(redis_settings) -> None:  # type: ignore[no-untyped-def]
+    ids = sent_send(1)
+    tok = delivery_token(ids["deliveries"][0])
+    req = f"GET /o/{tok}.gif HTTP/1.1\r\nHost: x\r\nUser-Agent: {BROWSER}\r\n\r\n".encode()
+    last = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with serve() as port:  # more than a connection may queue: reading pauses, then resumes
+        answers = _responses(_raw(port, req * 300 + last))
+        assert len(answers) == 301 and all(a[:1] == (200,) for a in answers)
+        assert all(a[2] == PIXEL for a in answers[:300])
+        assert _xlen(redis_settings) == 300
+        # An Upgrade request is answered as plain HTTP, then the connection closes.
+        upgrade = _raw(port, f"GET /o/{tok}.gif HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                             "Upgrade: websocket\r\n\r\n".encode())  # fmt: skip
+        assert upgrade.startswith(b"HTTP/1.1 200 OK") and upgrade.endswith(PIXEL)
+
+
 def test_forged_and_malformed_tokens_record_nothing(redis_settings) -> None:  # type: ignore[no-untyped-def]
     ids = sent_send(1)
     tok = delivery_token(ids["deliveries"][0])
