@@ -46,7 +46,7 @@ def normalise(raw: str, *, check_dns: bool = False) -> str:
         and _FAST.fullmatch(low)
         and len(low.partition("@")[0]) <= 64
         and not low.endswith(_SPECIAL)
-        and "xn--" not in low
+        and "--" not in low  # IDNA reserves "--" at label positions 3-4 (xn--, 00--0, …)
     ):
         return low
     if not value:
