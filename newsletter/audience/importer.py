@@ -147,6 +147,10 @@ class _Known:
         return bool(self.erased) and address_hash(email) in self.erased
 
 
+def _knows_nothing(email: str) -> bool:
+    return False
+
+
 def _parse(
     src: SourceFile,
     rows: Iterator[tuple[int, list[str]]],
@@ -170,10 +174,15 @@ def _parse(
     ni = src.columns.get("name")
     vi = src.columns.get("variant")
     extras = [(_json_str(h.strip()) + ": ", i) for h, i in src.extras]
+    one_extra = ("{" + extras[0][0], extras[0][1]) if len(extras) == 1 else None
     enc = _json_str
     variants = _VARIANTS
     errors = summary.errors
+    # None: look every chunk up (SQLite, or too many known addresses to hold here);
+    # a function: look up chunks holding an address it knows; nothing known: never.
     knows = known.knows if known is not None else None
+    if known is not None and known.hashes is not None and not known.hashes and not known.erased:
+        knows = _knows_nothing
     count = invalid = duplicate = 0
     chunk: list[Any] = []
     nums: list[int] = []
@@ -213,11 +222,15 @@ def _parse(
             )
             name = cells[ni].strip()[:200] if ni is not None else ""
             attrs = "{}"
-            if extras:
+            if one_extra is not None:
+                v = cells[one_extra[1]].strip()
+                if v:
+                    attrs = one_extra[0] + enc(v) + "}"
+            elif extras:
                 parts = [k + enc(v) for k, i in extras if (v := cells[i].strip())]
                 if parts:
                     attrs = "{" + ", ".join(parts) + "}"
-            if not lookup and knows is not None and knows(email):
+            if not lookup and knows is not _knows_nothing and knows is not None and knows(email):
                 lookup = True
             if copy_text:
                 if "\\" in name or not name.isprintable():
@@ -386,6 +399,12 @@ class _Applier:
         counts = {"new": 0, "updated": 0, "unchanged": 0, "suppressed": 0, "resubscribed": 0}
         errors: list[RowError] = []
         with session_scope(self.db_url) as s:
+            if self.pg:
+                # A chunk's commit need not wait for its WAL to reach disk: the import's
+                # final (synchronous) commit, its audit entry, flushes all of it before
+                # import_file returns, and a crash before then is an interruption that
+                # re-running converges from.
+                s.execute(text("SET LOCAL synchronous_commit = off"))
             if self.pg and not racing and not chunk.lookup:
                 counts["new"] = self._copy_new(s, chunk)
                 return counts, errors
@@ -409,12 +428,16 @@ class _Applier:
         if self._sequence is None:
             name = s.scalar(text("SELECT pg_get_serial_sequence('subscriber', 'id')"))
             self._sequence = str(name).replace("'", "''")
-        ids = list(
-            s.execute(
-                text(f"SELECT nextval('{self._sequence}') FROM generate_series(1, :n)"),
+        # As text, ready for COPY: no per-id Python object on the way.
+        ids = str(
+            s.scalar(
+                text(
+                    f"SELECT string_agg(nextval('{self._sequence}')::text, ',') "
+                    "FROM generate_series(1, :n)"
+                ),
                 {"n": n},
-            ).scalars()
-        )
+            )
+        ).split(",")
         now = utcnow().isoformat()
         source = _copy_field(self.source)
         tail = f"\tactive\t{source}\t{now}\t{now}\t{now}\n"
