@@ -165,7 +165,7 @@ def xacts(url: str) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=15.0)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--server", choices=("pixel", "uvicorn"), default="pixel",
                     help="the pixel server (default) or the web app under uvicorn")  # fmt: skip
     args = ap.parse_args()
