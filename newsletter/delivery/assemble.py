@@ -17,13 +17,19 @@ message (a slow path, used only then).
 from __future__ import annotations
 
 import base64
+import binascii
 import html
 import re
 import secrets
+import string
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from email import quoprimime
+from email.charset import Charset
 from email.header import Header
 from email.utils import formataddr, formatdate
+from operator import itemgetter
 from typing import Any
 
 from ..errors import DeliveryError
@@ -41,6 +47,8 @@ __all__ = [
 SLOT_MAX = {"TOKEN": 64, "UNSUB": 64, "NAME": 120}
 _SLOT_RE = re.compile(rb"%%(TOKEN|UNSUB|NAME)%%")
 _MAX_LINE = 998
+_UTF8 = Charset("utf-8")  # formataddr() would build this per call
+_HEAD = "head"  # the slot of the per-recipient header fields in CompiledMessage.joiner
 
 
 class LineTooLong(DeliveryError):
@@ -95,6 +103,40 @@ def _crlf(b: bytes) -> bytes:
     return b.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
+class ChunkJoiner:
+    """Joins literal chunks and slot values: one C-level pass, no Python loop per chunk.
+
+    ``items`` mixes literal ``bytes`` and slot names (``str``); :meth:`join`
+    takes the values of the slots and returns the concatenation.
+    """
+
+    __slots__ = ("_get", "_static")
+
+    def __init__(self, items: Sequence[bytes | str]) -> None:
+        keys: list[int | str] = []
+        self._static: dict[int | str, bytes] = {}
+        for i, c in enumerate(items):
+            if isinstance(c, bytes):
+                self._static[i] = c
+                keys.append(i)
+            else:
+                keys.append(c)
+        get: Callable[[Mapping[int | str, bytes]], tuple[bytes, ...]]
+        if len(keys) == 1:
+            key = keys[0]
+            get = lambda d: (d[key],)  # noqa: E731  (itemgetter of one key returns no tuple)
+        elif keys:
+            get = itemgetter(*keys)
+        else:
+            get = lambda d: ()  # noqa: E731
+        self._get = get
+
+    def join(self, values: Mapping[str, bytes]) -> bytes:
+        d = self._static.copy()
+        d.update(values)
+        return b"".join(self._get(d))
+
+
 @dataclass(slots=True)
 class CompiledMessage:
     """A message compiled once per (issue, variant); :meth:`build` fills one recipient."""
@@ -112,13 +154,15 @@ class CompiledMessage:
     #: the shared body-hash prefix.  Reset it to None if ``chunks`` change.
     dkim_plan: Any = None
     # --- end DKIM -------------------------------------------------------------------
+    #: (chunks, ChunkJoiner) made on first build; reset it to None if ``chunks`` change.
+    joiner: Any = None
 
     def build(self, r: Recipient, *, date: str | None = None) -> tuple[str, bytes]:
         """Return (Message-ID, message bytes with CRLF line ends) for one recipient."""
         msgid = f"<{r.delivery_id}.{secrets.token_hex(6)}@{self.msgid_domain}>"
         name = r.name[: SLOT_MAX["NAME"]]
         local, _, dom = self.unsub_mailto.partition("@")
-        to = formataddr((name, r.email), charset="utf-8") if name else r.email
+        to = _to_field(name, r.email)
         date = date or _now_date()
         unsub = f"<{self.unsub_base}{r.unsub}>, <mailto:{local}+{r.unsub}@{dom}>"
         head = (
@@ -127,23 +171,48 @@ class CompiledMessage:
             f"Date: {date}\r\n"
             f"List-Unsubscribe: {unsub}\r\n"
         ).encode()
+        token = r.token.encode()
+        unsub_b = r.unsub.encode()
         values = {
-            "html:TOKEN": r.token.encode(),
-            "text:TOKEN": r.token.encode(),
-            "html:UNSUB": r.unsub.encode(),
-            "text:UNSUB": r.unsub.encode(),
+            "html:TOKEN": token,
+            "text:TOKEN": token,
+            "html:UNSUB": unsub_b,
+            "text:UNSUB": unsub_b,
             "html:NAME": _clip(html.escape(name), SLOT_MAX["NAME"]),
             "text:NAME": _clip(name, SLOT_MAX["NAME"]),
         }
-        parts = [head]
-        for c in self.chunks:
-            parts.append(c if isinstance(c, bytes) else values[c])
+        joiner = self.joiner
+        if joiner is None or joiner[0] is not self.chunks:
+            joiner = self.joiner = (self.chunks, ChunkJoiner([_HEAD, *self.chunks]))
         # --- DKIM: the signature fields go above the per-recipient headers ---------
         if self.signer is not None:
             rcpt = {"to": to, "message-id": msgid, "date": date, "list-unsubscribe": unsub}
-            parts[0] = self.signer.sign(self, rcpt, values) + head
+            head = self.signer.sign(self, rcpt, values) + head
         # --- end DKIM ---------------------------------------------------------------
-        return msgid, b"".join(parts)
+        values[_HEAD] = head
+        return msgid, joiner[1].join(values)
+
+
+#: Octets that RFC 2047 "Q" encoding writes as one character (quoprimime's header map).
+_QP_ONE_CHAR = b"-!*+/ " + string.ascii_letters.encode() + string.digits.encode()
+
+
+def _to_field(name: str, addr: str) -> str:
+    """``formataddr((name, addr), charset="utf-8")``, byte for byte, minus its overhead.
+
+    For a non-ASCII name the stdlib picks the shorter of the base64 and the Q
+    encoded-word; the same choice is made here from the two lengths.
+    """
+    if not name:
+        return addr
+    if name.isascii() or not addr.isascii():
+        return formataddr((name, addr), charset=_UTF8)
+    b = name.encode()
+    len_b64 = (len(b) + 2) // 3 * 4
+    len_q = len(b) + 2 * len(b.translate(None, _QP_ONE_CHAR))
+    if len_b64 < len_q:
+        return f"=?utf-8?b?{binascii.b2a_base64(b, newline=False).decode()}?= <{addr}>"
+    return f"{quoprimime.header_encode(b, 'utf-8')} <{addr}>"
 
 
 def _clip(value: str, limit: int) -> bytes:
