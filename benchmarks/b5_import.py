@@ -13,7 +13,6 @@ import argparse
 import io
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -81,7 +80,7 @@ def run_import(url: str, csv_path: Path) -> tuple[float, int, dict[str, object]]
     """Run the real CLI in a child process; returns (seconds, peak RSS KB, summary)."""
     env = {**os.environ, "NEWSLETTER_DATABASE_URL": url, "NEWSLETTER_VAR_DIR": tempfile.mkdtemp()}
     code = (
-        "import json,sys,time,resource\n"
+        "import json,sys,time\n"
         "from newsletter.db import upgrade\n"
         "from newsletter.audience.importer import import_file\n"
         "upgrade()\n"
@@ -141,7 +140,6 @@ def main() -> int:
     finally:
         subprocess.run(["psql", args.pg, "-q", "-c", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'],
                        capture_output=True)
-        _ = resource
 
 
 if __name__ == "__main__":

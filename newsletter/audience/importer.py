@@ -141,14 +141,15 @@ class _Known:
                     hashes.add(hash(email))
             self.hashes = hashes
 
+    @property
+    def nothing(self) -> bool:
+        """The database held no address at all (a first import)."""
+        return self.hashes is not None and not self.hashes and not self.erased
+
     def knows(self, email: str) -> bool:
         if self.hashes is None or hash(email) in self.hashes:
             return True
         return bool(self.erased) and address_hash(email) in self.erased
-
-
-def _knows_nothing(email: str) -> bool:
-    return False
 
 
 def _parse(
@@ -178,15 +179,15 @@ def _parse(
     enc = _json_str
     variants = _VARIANTS
     errors = summary.errors
-    # None: look every chunk up (SQLite, or too many known addresses to hold here);
-    # a function: look up chunks holding an address it knows; nothing known: never.
-    knows = known.knows if known is not None else None
-    if known is not None and known.hashes is not None and not known.hashes and not known.erased:
-        knows = _knows_nothing
+    # Every chunk is looked up on SQLite, or when too many addresses are known to hold
+    # here; otherwise only chunks holding an address ``knows`` recognises (none at all
+    # when the database held nobody).
+    always = known is None or known.hashes is None
+    knows = None if known is None or always or known.nothing else known.knows
     count = invalid = duplicate = 0
     chunk: list[Any] = []
     nums: list[int] = []
-    lookup = knows is None
+    lookup = always
     try:
         for n, cells in rows:
             if len(cells) != header_len or not cells[ei].strip():
@@ -230,7 +231,7 @@ def _parse(
                 parts = [k + enc(v) for k, i in extras if (v := cells[i].strip())]
                 if parts:
                     attrs = "{" + ", ".join(parts) + "}"
-            if not lookup and knows is not _knows_nothing and knows is not None and knows(email):
+            if not lookup and knows is not None and knows(email):
                 lookup = True
             if copy_text:
                 if "\\" in name or not name.isprintable():
@@ -245,7 +246,7 @@ def _parse(
                 yield _Chunk(chunk, nums, lookup)
                 chunk = []
                 nums = []
-                lookup = knows is None
+                lookup = always
         if chunk:
             yield _Chunk(chunk, nums, lookup)
     finally:
