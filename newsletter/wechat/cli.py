@@ -111,13 +111,24 @@ def preview(
 def publish(
     issue: IssueArg,
     retry: Annotated[bool, typer.Option(help="retry a failed channel")] = False,
+    take_over: Annotated[
+        bool,
+        typer.Option(
+            "--take-over",
+            help="break the lease of a run that is gone (kill -9, lost host) and resume",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Publish and/or mass-send ISSUE (resumes an interrupted run; never pushes twice)."""
+    """Publish and/or mass-send ISSUE (resumes an interrupted run; never pushes twice).
+
+    Only an approved issue is published, with its current content. A run that
+    finds another run's lease exits 2 and names the holder and the expiry.
+    """
     from .publisher import publish_issue
 
     try:
-        out = publish_issue(issue, retry=retry)
+        out = publish_issue(issue, retry=retry, take_over=take_over)
     except NewsletterError as exc:
         _fail(exc)
     _show(out, as_json)

@@ -15,6 +15,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import json as _json
 import logging
 import re
 import time
@@ -29,11 +30,25 @@ from .errors import WeChatAuthError, WeChatBusyError, WeChatError, error_for
 from .settings import WeChatSettings, get_wechat_settings
 from .tokens import TokenStore
 
-__all__ = ["TOKEN_ERRORS", "WeChatClient"]
+__all__ = ["JSON_HEADERS", "TOKEN_ERRORS", "WeChatClient", "encode_json"]
 
 log = logging.getLogger("newsletter.wechat")
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
+_OPENID_RE = re.compile(r"o[\w-]{27}")
 _SECRET_RE = re.compile(r"((?:secret|access_token)=)[^&\s\"']+")
+
+
+JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
+
+
+def encode_json(body: Any) -> bytes:
+    """A request body as WeChat needs it: UTF-8 text, never ``\\uXXXX`` escapes.
+
+    WeChat does not decode JSON escapes in article content (it stores them
+    literally), so the client serialises bodies itself instead of trusting the
+    installed httpx's ``json=`` (which escaped non-ASCII before 0.28).
+    """
+    return _json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 class _Redact(logging.Filter):
@@ -108,7 +123,12 @@ class WeChatClient:
         while True:
             attempt += 1
             try:
-                resp = self.http.request(method, path, params=params, json=json, files=files)
+                content = headers = None
+                if json is not None:
+                    content, headers = encode_json(json), JSON_HEADERS
+                resp = self.http.request(
+                    method, path, params=params, content=content, headers=headers, files=files
+                )
                 if resp.status_code >= 500:
                     raise httpx.RemoteProtocolError(f"HTTP {resp.status_code}")
                 data: dict[str, Any] = resp.json()
@@ -235,6 +255,26 @@ class WeChatClient:
     def draft_delete(self, media_id: str) -> None:
         self.call("/cgi-bin/draft/delete", json={"media_id": media_id})
 
+    def draft_get(self, media_id: str) -> dict[str, Any] | None:
+        """``draft/get``: the draft's ``news_item`` list answer, or None when it is gone."""
+        out = self.call(
+            "/cgi-bin/draft/get", json={"media_id": media_id}, accept=frozenset({40007})
+        )
+        return None if int(out.get("errcode", 0) or 0) == 40007 else out
+
+    def draft_count(self) -> int:
+        return int(self.call("/cgi-bin/draft/count", method="GET")["total_count"])
+
+    def freepublish_batchget(self, offset: int = 0, count: int = 20) -> dict[str, Any]:
+        """``freepublish/batchget``: the account's successful publishes, newest first."""
+        return self.call(
+            "/cgi-bin/freepublish/batchget",
+            json={"offset": offset, "count": count, "no_content": 0},
+        )
+
+    def freepublish_getarticle(self, article_id: str) -> dict[str, Any]:
+        return self.call("/cgi-bin/freepublish/getarticle", json={"article_id": article_id})
+
     def freepublish_submit(self, media_id: str) -> tuple[str, str]:
         out = self.call(
             "/cgi-bin/freepublish/submit", json={"media_id": media_id}, idempotent=False
@@ -276,9 +316,11 @@ class WeChatClient:
         raise error_for(45066, "retry too fast", "/cgi-bin/message/mass/sendall")
 
     def mass_preview(self, media_id: str, openid: str) -> None:
+        """Send a draft to one follower: by OpenID, or by WeChat id (``towxname``)."""
+        who = "touser" if _OPENID_RE.fullmatch(openid) else "towxname"
         self.call(
             "/cgi-bin/message/mass/preview",
-            json={"touser": openid, "mpnews": {"media_id": media_id}, "msgtype": "mpnews"},
+            json={who: openid, "mpnews": {"media_id": media_id}, "msgtype": "mpnews"},
         )
 
     def mass_get(self, msg_id: str) -> str:

@@ -45,7 +45,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-__all__ = ["LIMIT_CODES", "FakeWeChat", "Recorded", "run_fake"]
+__all__ = ["LIMIT_CODES", "PREVIEW_OPENIDS", "FakeWeChat", "Recorded", "decode_body", "run_fake"]
 
 CST = dt.timezone(dt.timedelta(hours=8))
 GRACE = 300  # seconds a replaced token keeps working
@@ -53,6 +53,8 @@ LIMIT_CODES = frozenset(
     {45002, 45003, 45004, 45008, 45110, 40005, 40009, 45067, 45011, 61500, 61501}
 )
 SPANS = {"getarticlesummary": 1, "getarticletotal": 1, "getuserread": 3, "getusershare": 7}
+PREVIEW_OPENIDS = ("oPreviewOpenId00000000000001", "oPreviewOpenId00000000000002")
+_ESCAPE_RE = re.compile(r"\\\\|\\u")
 _IMG_RE = re.compile(r"""<img\b[^>]*?\ssrc\s*=\s*["']([^"']*)["'][^>]*>""", re.I)
 _SCRIPT_RE = re.compile(r"<script\b.*?</script\s*>", re.I | re.S)
 
@@ -87,6 +89,56 @@ class _Publish:
     article_id: str = ""
     status: int = 1
     urls: list[str] = field(default_factory=list)
+    at: float = 0.0
+
+
+def decode_body(raw: bytes) -> Any:
+    """Parse a JSON body the way WeChat does: UTF-8, and ``\\uXXXX`` kept literally.
+
+    WeChat does not decode JSON's unicode escapes inside article content; a client
+    that sends ``"\\u4e2d"`` gets the six characters ``\\u4e2d`` shown to readers.
+    Raises ValueError for anything that is not UTF-8 JSON.
+    """
+    text = raw.decode("utf-8")
+    return json.loads(
+        _ESCAPE_RE.sub(lambda m: m.group(0) if m.group(0) == "\\\\" else "\\\\u", text)
+    )
+
+
+def _sniff(data: bytes) -> str:
+    if data.startswith(b"\x89PNG"):
+        return "png"
+    if data.startswith(b"\xff\xd8"):
+        return "jpeg"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if data.startswith(b"BM"):
+        return "bmp"
+    return ""
+
+
+_SOURCES = (("session", 2), ("hist_msg", 8), ("feed", 4), ("friends", 8))
+
+
+def _split(total: int) -> dict[str, int]:
+    """Share ``total`` out over the read sources; ``other`` takes the rest, so they add up."""
+    parts = {name: total // div for name, div in _SOURCES}
+    parts["other"] = total - sum(parts.values())
+    return parts
+
+
+def _breakdown(acc: dict[str, int]) -> dict[str, int]:
+    """getarticletotal's per-source fields: reads by source, and shares to 看一看 (feed)."""
+    out: dict[str, int] = {}
+    for unit, key in (("user", "int_page_read_user"), ("count", "int_page_read_count")):
+        for source, n in _split(acc[key]).items():
+            out[f"int_page_from_{source}_read_{unit}"] = n
+    for unit, key in (("user", "share_user"), ("cnt", "share_count")):
+        share = acc[key]
+        out[f"feed_share_from_session_{unit}"] = share // 2
+        out[f"feed_share_from_feed_{unit}"] = share // 4
+        out[f"feed_share_from_other_{unit}"] = share - share // 2 - share // 4
+    return out
 
 
 def _err(code: int, msg: str) -> dict[str, Any]:
@@ -113,12 +165,19 @@ class FakeWeChat:
         self.images: dict[str, bytes] = {}
         self.materials: dict[str, str] = {}
         self.drafts: dict[str, dict[str, Any]] = {}
+        #: drafts taken out of the draft box by a submit (media_id → draft); a
+        #: final failure puts them back, success moves them to ``published``.
+        self.submitted: dict[str, dict[str, Any]] = {}
+        self.published: dict[str, dict[str, Any]] = {}  # article_id → {articles, time}
         self.publishes: dict[str, _Publish] = {}
         self.mass: dict[str, dict[str, Any]] = {}  # clientmsgid -> record
         self.mass_by_id: dict[int, dict[str, Any]] = {}
         self.messages: dict[int, dict[str, Any]] = {}  # msg_data_id -> {n, titles, date}
         self.previews: list[tuple[str, str]] = []
-        self.followers = {"oPreviewOpenId0001", "oPreviewOpenId0002"}
+        #: real OpenIDs are 28 characters ("o" + 27); wxnames are WeChat ids.
+        self.followers = set(PREVIEW_OPENIDS)
+        self.wxnames = {"nl-editor-wx"}
+        self.dedupe_window = 86400.0  # seconds a clientmsgid is remembered
         self._ids = itertools.count(2_247_483_000)
         # misbehaviour and behaviour switches
         self.delay = 0.0
@@ -129,6 +188,13 @@ class FakeWeChat:
         self.mass_quota = 1  # subscription account: one mass send a day
         self.too_fast_seconds = 60.0
         self.publish_polls = 1
+        #: a publish also finishes on its own this many (fake) seconds after the submit
+        self.publish_seconds = 2.0
+        #: paths whose answer is held back after the request was applied (a lost
+        #: answer, for kill -9 tests); remove a path to let its answers go
+        self.hold: set[str] = set()
+        #: seconds the answer of a path is delayed after the request was applied
+        self.slow: dict[str, float] = {}
         self.publish_final = 0
         self.publish_fail_idx: list[int] = []
         self.mass_status = "SEND_SUCCESS"
@@ -240,17 +306,19 @@ class FakeWeChat:
         return None
 
     # -- media ----------------------------------------------------------------------
-    def _image(self, upload: tuple[str, bytes] | None, limit: int) -> dict[str, Any] | str:
+    def _image(
+        self, upload: tuple[str, bytes] | None, limit: int, kinds: tuple[str, ...] = ("png", "jpeg")
+    ) -> dict[str, Any] | str:
         if upload is None:
             return _err(41005, "media data missing")
         name, data = upload
         ext = name.rsplit(".", 1)[-1].lower()
-        png, jpg = data.startswith(b"\x89PNG"), data.startswith(b"\xff\xd8")
-        if ext not in ("png", "jpg", "jpeg") or not (png or jpg):
+        ext = "jpeg" if ext == "jpg" else ext
+        fmt = _sniff(data)
+        if ext not in kinds or fmt != ext:
             return _err(40005, "invalid file type")
         if len(data) > limit:
             return _err(40009, "invalid image size")
-        fmt = "png" if png else "jpeg"
         key = hashlib.sha256(data + secrets.token_bytes(4)).hexdigest()[:48]
         url = f"http://mmbiz.qpic.cn/mmbiz_{fmt}/{key}/0?wx_fmt={fmt}"
         self.images[url] = data
@@ -261,9 +329,13 @@ class FakeWeChat:
         return url if isinstance(url, dict) else {"url": url}
 
     def add_material(self, q: dict[str, str], upload: Any) -> dict[str, Any]:
-        if q.get("type") not in ("image", "thumb"):
+        kind = q.get("type")
+        if kind == "image":  # bmp/png/jpeg/gif, up to 10 MB
+            url = self._image(upload, 10 * 1024 * 1024, ("png", "jpeg", "gif", "bmp"))
+        elif kind == "thumb":  # jpg only, up to 64 KB
+            url = self._image(upload, 64 * 1024, ("jpeg",))
+        else:
             return _err(40004, "invalid media type")
-        url = self._image(upload, 10_000_000)
         if isinstance(url, dict):
             return url
         media_id = secrets.token_urlsafe(30)
@@ -336,28 +408,66 @@ class FakeWeChat:
             return _err(40007, "invalid media_id")
         return {"errcode": 0, "errmsg": "ok"}
 
+    def draft_get(self, q: dict[str, str], body: Any) -> dict[str, Any]:
+        d = self.drafts.get((body or {}).get("media_id", ""))
+        if d is None:
+            return _err(40007, "invalid media_id")
+        return {"news_item": [dict(a) for a in d["articles"]]}
+
+    def draft_count(self, q: dict[str, str], body: Any) -> dict[str, Any]:
+        return {"total_count": len(self.drafts)}
+
+    def _page(self, body: Any) -> tuple[int, int, bool] | dict[str, Any]:
+        try:
+            off, count = int(body.get("offset", 0)), int(body.get("count", 20))
+        except (TypeError, ValueError, AttributeError):
+            return _err(40097, "invalid args")
+        if off < 0 or not 1 <= count <= 20:
+            return _err(40097, "invalid args")
+        return off, count, bool(int(body.get("no_content", 0) or 0))
+
+    @staticmethod
+    def _news(articles: list[dict[str, Any]], no_content: bool) -> list[dict[str, Any]]:
+        if not no_content:
+            return [dict(a) for a in articles]
+        return [{k: v for k, v in a.items() if k != "content"} for a in articles]
+
     def draft_batchget(self, q: dict[str, str], body: Any) -> dict[str, Any]:
-        off, count = int(body.get("offset", 0)), min(int(body.get("count", 20)), 20)
+        page_args = self._page(body)
+        if isinstance(page_args, dict):
+            return page_args
+        off, count, no_content = page_args
         items = sorted(self.drafts.items(), key=lambda kv: -kv[1]["update_time"])
         page = [
             {
                 "media_id": k,
                 "update_time": v["update_time"],
-                "content": {"news_item": v["articles"]},
+                "content": {
+                    "news_item": self._news(v["articles"], no_content),
+                    "create_time": v["update_time"],
+                    "update_time": v["update_time"],
+                },
             }
             for k, v in items[off : off + count]
         ]
         return {"total_count": len(items), "item_count": len(page), "item": page}
 
     # -- publishing -------------------------------------------------------------------------
+    def _draft_any(self, media_id: str) -> dict[str, Any] | None:
+        """A draft in the box, or one a submit took out of it (mass send still takes it)."""
+        return self.drafts.get(media_id) or self.submitted.get(media_id)
+
     def _register(self, msg_data_id: int, media_id: str) -> None:
-        arts = self.drafts[media_id]["articles"]
+        draft = self._draft_any(media_id)
+        assert draft is not None
+        arts = draft["articles"]
         self.messages[msg_data_id] = {"titles": [a["title"] for a in arts], "date": self.today()}
 
     def freepublish_submit(self, q: dict[str, str], body: Any) -> dict[str, Any]:
         media_id = (body or {}).get("media_id", "")
-        if media_id not in self.drafts:
+        if media_id not in self.drafts:  # a draft is published once: submit takes it out
             return _err(40007, "invalid media_id")
+        self.submitted[media_id] = self.drafts.pop(media_id)
         pid = str(next(self._ids))
         self.publishes[pid] = _Publish(
             media_id,
@@ -365,6 +475,7 @@ class FakeWeChat:
             self.publish_polls,
             self.publish_final,
             list(self.publish_fail_idx),
+            at=self.now(),
         )
         return {
             "errcode": 0,
@@ -373,12 +484,18 @@ class FakeWeChat:
             "msg_data_id": self.publishes[pid].msg_data_id,
         }
 
+    def _tick(self) -> None:
+        """Finish the publishes whose time has come (WeChat works on its own)."""
+        for p in self.publishes.values():
+            if p.status == 1 and self.now() - p.at >= self.publish_seconds:
+                self._finish(p)
+
     def freepublish_get(self, q: dict[str, str], body: Any) -> dict[str, Any]:
         p = self.publishes.get(str((body or {}).get("publish_id", "")))
         if p is None:
             return _err(53600, "invalid publish_id")
         if p.status == 1:
-            if p.polls_left > 0:
+            if p.polls_left > 0 and self.now() - p.at < self.publish_seconds:
                 p.polls_left -= 1
             else:
                 self._finish(p)
@@ -389,17 +506,52 @@ class FakeWeChat:
                 "count": len(p.urls),
                 "item": [{"idx": i + 1, "article_url": u} for i, u in enumerate(p.urls)],
             }
-        if p.status in (2, 3, 4):
-            out["fail_idx"] = p.fail_idx
+        out["fail_idx"] = p.fail_idx if p.status in (2, 3, 4) else []
         return out
 
     def _finish(self, p: _Publish) -> None:
         p.status = p.final
+        draft = self.submitted[p.media_id]
         if p.final in (0, 5, 6):
-            n = len(self.drafts[p.media_id]["articles"])
+            n = len(draft["articles"])
             p.article_id = secrets.token_urlsafe(24)
             p.urls = [f"https://mp.weixin.qq.com/s/{p.article_id}{i}" for i in range(n)]
             self._register(p.msg_data_id, p.media_id)
+            self.published[p.article_id] = {
+                "articles": [
+                    {**a, "url": u, "is_deleted": p.final != 0}
+                    for a, u in zip(draft["articles"], p.urls, strict=True)
+                ],
+                "update_time": int(self.now()),
+            }
+        else:  # a failed publish leaves the draft in the box, to be fixed and re-submitted
+            self.drafts[p.media_id] = self.submitted.pop(p.media_id)
+
+    def freepublish_batchget(self, q: dict[str, str], body: Any) -> dict[str, Any]:
+        page_args = self._page(body)
+        if isinstance(page_args, dict):
+            return page_args
+        off, count, no_content = page_args
+        items = sorted(self.published.items(), key=lambda kv: -kv[1]["update_time"])
+        page = [
+            {
+                "article_id": k,
+                "content": {
+                    "news_item": self._news(v["articles"], no_content),
+                    "create_time": v["update_time"],
+                    "update_time": v["update_time"],
+                },
+                "update_time": v["update_time"],
+            }
+            for k, v in items[off : off + count]
+        ]
+        return {"total_count": len(items), "item_count": len(page), "item": page}
+
+    def freepublish_getarticle(self, q: dict[str, str], body: Any) -> dict[str, Any]:
+        art = self.published.get(str((body or {}).get("article_id", "")))
+        if art is None:
+            return _err(53600, "invalid article_id")
+        return {"news_item": [dict(a) for a in art["articles"]]}
 
     def event_xml(self, publish_id: str) -> str:
         """The PUBLISHJOBFINISH event WeChat would push for ``publish_id`` (once final)."""
@@ -441,12 +593,12 @@ class FakeWeChat:
         if body.get("msgtype") != "mpnews" or not (body.get("filter") or {}).get("is_to_all"):
             return _err(40130, "invalid filter or msgtype")
         media_id = (body.get("mpnews") or {}).get("media_id", "")
-        if media_id not in self.drafts:
+        if self._draft_any(media_id) is None:
             return _err(40007, "invalid media_id")
         cid = str(body.get("clientmsgid") or "")
         if len(cid) > 64:
             return _err(45067, "clientmsgid size out of limit")
-        if cid and cid in self.mass:
+        if cid and cid in self.mass and self.now() - self.mass[cid]["at"] < self.dedupe_window:
             m = self.mass[cid]
             if self.now() - m["at"] < self.too_fast_seconds:
                 return _err(45066, "same clientmsgid retry too fast")
@@ -476,12 +628,18 @@ class FakeWeChat:
 
     def preview(self, q: dict[str, str], body: Any) -> dict[str, Any]:
         body = body or {}
-        if body.get("touser") not in self.followers:
-            return _err(40003, "invalid openid")
+        if "towxname" in body:  # a WeChat id; it wins over touser, as WeChat documents
+            who = str(body["towxname"])
+            if who not in self.wxnames:
+                return _err(40132, "invalid username")
+        else:
+            who = str(body.get("touser", ""))
+            if who not in self.followers:
+                return _err(40003, "invalid openid")
         media_id = (body.get("mpnews") or {}).get("media_id", "")
-        if media_id not in self.drafts:
+        if self._draft_any(media_id) is None:
             return _err(40007, "invalid media_id")
-        self.previews.append((body["touser"], media_id))
+        self.previews.append((who, media_id))
         return {"errcode": 0, "errmsg": "preview success", "msg_id": next(self._ids)}
 
     def mass_get(self, q: dict[str, str], body: Any) -> dict[str, Any]:
@@ -559,16 +717,7 @@ class FakeWeChat:
                 break
             for key, v in self._stats(msg, idx, d, sent).items():
                 acc[key] += v
-            details.append(
-                {
-                    "stat_date": str(d),
-                    "target_user": 12_000,
-                    **acc,
-                    "int_page_from_session_read_user": acc["int_page_read_user"] // 2,
-                    "int_page_from_feed_read_user": acc["int_page_read_user"] // 4,
-                    "int_page_from_friends_read_user": acc["int_page_read_user"] // 8,
-                }
-            )
+            details.append({"stat_date": str(d), "target_user": 12_000, **acc, **_breakdown(acc)})
         return {"ref_date": str(sent), "msgid": f"{msg}_{idx}", "title": title, "details": details}
 
     def _account(self, name: str, days: list[dt.date]) -> list[dict[str, Any]]:
@@ -613,6 +762,10 @@ class FakeWeChat:
             ("POST", "/cgi-bin/draft/update", self.draft_update, True, False),
             ("POST", "/cgi-bin/draft/delete", self.draft_delete, True, False),
             ("POST", "/cgi-bin/draft/batchget", self.draft_batchget, True, False),
+            ("POST", "/cgi-bin/draft/get", self.draft_get, True, False),
+            ("GET", "/cgi-bin/draft/count", self.draft_count, True, False),
+            ("POST", "/cgi-bin/freepublish/batchget", self.freepublish_batchget, True, False),
+            ("POST", "/cgi-bin/freepublish/getarticle", self.freepublish_getarticle, True, False),
             ("POST", "/cgi-bin/freepublish/submit", self.freepublish_submit, True, False),
             ("POST", "/cgi-bin/freepublish/get", self.freepublish_get, True, False),
             ("POST", "/cgi-bin/message/mass/sendall", self.sendall, True, False),
@@ -625,6 +778,18 @@ class FakeWeChat:
             app.add_api_route(
                 path, self._endpoint(path, handler, auth, multipart), methods=[method]
             )
+
+        async def unknown(request: Request, exc: Exception) -> JSONResponse:
+            # WeChat answers an unknown path or method in its own shape, with HTTP 200
+            with self.lock:
+                out = _err(48001, "api unauthorized")
+                self.requests.append(
+                    Recorded(request.method, request.url.path, {}, errcode=48001, at=self.now())
+                )
+            return JSONResponse(out)
+
+        app.add_exception_handler(404, unknown)
+        app.add_exception_handler(405, unknown)
         return app
 
     def _cube(self, name: str) -> Callable[[dict[str, str], Any], dict[str, Any]]:
@@ -645,16 +810,21 @@ class FakeWeChat:
             else:
                 raw = await request.body()
                 try:
-                    payload = json.loads(raw) if raw else {}
+                    payload = decode_body(raw) if raw else {}
                 except ValueError:
                     payload = None
                 rec.body = payload
             if self.delay:
                 await asyncio.sleep(self.delay)
             with self.lock:
+                self._tick()
                 out = self._answer(path, q, payload, handler, auth, multipart)
                 rec.errcode = int(out.get("errcode", 0) or 0)
                 self.requests.append(rec)
+            if path in self.slow:
+                await asyncio.sleep(self.slow[path])
+            while path in self.hold:
+                await asyncio.sleep(0.02)
             return JSONResponse(out)
 
         return endpoint

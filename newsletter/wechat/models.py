@@ -82,6 +82,9 @@ class WeChatPublication(Base):
     sent_date: Mapped[str | None] = mapped_column(String(10))
     error: Mapped[str | None] = mapped_column(Text)
     errcode: Mapped[int | None] = mapped_column(Integer)
+    #: re-submits made after a submit with no answer, when WeChat's state could not
+    #: prove the first one unapplied (migration ``0007``); 0 in the normal case.
+    at_risk: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

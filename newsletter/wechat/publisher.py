@@ -17,12 +17,27 @@ Steps, each stored in ``wechat_publication`` before the next begins:
    pushes twice (45065 is recorded as success);
 5. ``done``.
 
-Guarantees: re-running :func:`publish_send` resumes at the first unfinished
-step and never repeats a finished one; two workers never run the same
-publication at once (a lease); a WeChat failure is recorded on this send only,
-so the email channel is never held back.  The only window left: a crash in
-the milliseconds between WeChat answering ``freepublish/submit`` and the
-commit of its ``publish_id`` can make a re-run publish again.
+Guarantees:
+
+* **What was approved is what followers get.** Only an approved issue is
+  previewed, published or mass-sent. Every run renders the current content and
+  compares the hash of the articles with the stored draft's; when they differ a
+  new draft is made and the old one deleted (``draft/delete``), so a preview,
+  an edit and a publish push the edit. Content that changes after WeChat took
+  the draft (a submit or a push is under way or done) is refused, never pushed.
+* **Each step once.** Re-running :func:`publish_send` resumes at the first
+  unfinished step and never repeats a finished one. A submit whose answer was
+  lost (a timeout, a crash) is looked up before anything is re-submitted: a
+  draft that is no longer in the draft box was taken by that submit, and the
+  publish is found in ``freepublish/batchget``; a draft still in the box was
+  not published and is submitted again. The window that remains is WeChat
+  accepting a submit without taking the draft out of the box at once; each
+  re-submit after an unknown outcome is therefore counted in ``at_risk``.
+* **Leases that people can see.** Two runs never work on one publication at
+  once; a run that meets a live lease fails with the holder and the expiry
+  (:class:`LeaseHeld`), and ``take_over`` breaks a lease whose holder is gone.
+* A WeChat failure is recorded on this send only, so the email channel is
+  never held back.
 """
 
 from __future__ import annotations
@@ -55,6 +70,7 @@ from .models import WeChatPublication
 from .settings import WeChatSettings, get_wechat_settings
 
 __all__ = [
+    "LeaseHeld",
     "clientmsgid_for",
     "preview_issue",
     "publish_issue",
@@ -76,6 +92,12 @@ STATUS_TEXT = {
     6: "banned after success",
 }
 OnStep = Callable[[str], None]
+#: Issue states whose content may leave the console (the approval gate).
+RELEASED = frozenset({"approved", "scheduled", "sent"})
+
+
+class LeaseHeld(StateError):
+    """Another run holds the publication's lease."""
 
 
 def clientmsgid_for(pub_slug: str, number: int) -> str:
@@ -140,17 +162,66 @@ def _load(pub_id: int) -> WeChatPublication:
         return pub
 
 
-def _lease(pub_id: int, owner: str | None) -> bool:
-    """Take (owner given) or release (None) the publication's lease."""
-    now = utcnow()
-    with session_scope() as s:
-        if owner is None:
+def _holder_gone(owner: str) -> bool:
+    """True unless ``owner`` (host:pid:nonce) is a live process on this host."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another host: the operator vouches for it with --take-over
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _take_lease(pub_id: int, owner: str, take_over: bool) -> None:
+    """Take the lease or raise :class:`LeaseHeld` naming its holder and expiry."""
+    if _lease(pub_id, owner):
+        return
+    held = _load(pub_id)
+    holder, until = held.lease_owner or "?", held.lease_until
+    until_text = until.strftime("%Y-%m-%d %H:%M:%S UTC") if until else "?"
+    if take_over:
+        if not _holder_gone(holder):
+            raise LeaseHeld(
+                f"lease holder {holder} is still running on this host; not taking over / "
+                f"持有者 {holder} 仍在运行，不接管"
+            )
+        log.warning("wechat: publication %s: taking over the lease of %s", pub_id, holder)
+        with session_scope() as s:
             s.execute(
                 update(WeChatPublication)
-                .where(WeChatPublication.id == pub_id)
+                .where(WeChatPublication.id == pub_id, WeChatPublication.lease_owner == holder)
                 .values(lease_owner=None, lease_until=None)
             )
-            return True
+        if _lease(pub_id, owner):
+            return
+        raise LeaseHeld("another run took the lease at the same moment / 租约刚被另一进程取得")
+    raise LeaseHeld(
+        f"another run ({holder}) holds this WeChat publication until {until_text}; "
+        "wait for it, or run `newsletter wechat publish ISSUE --take-over` if it is gone / "
+        f"另一进程（{holder}）正在处理此微信发布，租约至 {until_text}；"
+        "如该进程已不在，请加 --take-over 接管"
+    )
+
+
+def _release(pub_id: int, owner: str) -> None:
+    """Give the lease back, if this run still holds it."""
+    with session_scope() as s:
+        s.execute(
+            update(WeChatPublication)
+            .where(WeChatPublication.id == pub_id, WeChatPublication.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+        )
+
+
+def _lease(pub_id: int, owner: str) -> bool:
+    """Take the publication's lease if it is free or expired."""
+    now = utcnow()
+    with session_scope() as s:
         res = s.execute(
             update(WeChatPublication)
             .where(
@@ -258,12 +329,35 @@ class _Run:
         return None
 
     def draft(self, pub: WeChatPublication) -> str:
-        if pub.draft_media_id:
-            return pub.draft_media_id
+        """The media_id of a draft holding exactly the current content (made if needed)."""
         urls, thumb = self.assets()
-        self.step("assets")
         payload = self.payload(urls, thumb)
-        fingerprint = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        fingerprint = _fingerprint(payload)
+        if pub.draft_media_id:
+            if pub.draft_fingerprint == fingerprint:
+                return pub.draft_media_id
+            if pub.publish_id or pub.msg_id or pub.state in ("submitting", "mass_sending"):
+                raise StateError(
+                    "the issue changed after WeChat took its draft (a publish or a push is "
+                    "under way or done); the change is not sent. Make a new issue for it / "
+                    "草稿已提交微信后内容又有改动，改动不会发出"
+                )
+            old = pub.draft_media_id
+            new_id = self.client.draft_add(payload)
+            self.step(
+                "drafted",
+                draft_media_id=new_id,
+                draft_fingerprint=fingerprint,
+                article_count=len(payload),
+                article_titles=[a["title"] for a in payload],
+            )
+            log.info("wechat: content changed; new draft %s replaces %s", new_id, old)
+            try:
+                self.client.draft_delete(old)
+            except WeChatError as exc:  # gone already, or removed by hand
+                log.info("wechat: old draft %s not deleted: %s", old, exc)
+            return new_id
+        self.step("assets")
         media_id = self.find_draft(payload) if pub.state == "drafting" else None
         if media_id is None:
             _save(self.pub_id, state="drafting", draft_fingerprint=fingerprint)
@@ -286,9 +380,50 @@ class _Run:
         )
         return media_id
 
+    def reconcile_submit(self, media_id: str) -> bool:
+        """After a submit with no answer: True when WeChat took it (now recorded).
+
+        A draft still in the draft box was not published, so it may be submitted
+        again (counted in ``at_risk``). A draft gone from the box was taken by the
+        lost submit: its publish is looked up in ``freepublish/batchget``.
+        """
+        if self.client.draft_get(media_id) is not None:
+            log.warning("wechat: draft %s is still in the box; submitting it again", media_id)
+            pub = _load(self.pub_id)
+            _save(self.pub_id, at_risk=(pub.at_risk or 0) + 1)
+            return False
+        want = [[a.title, a.content_source_url] for a in self.articles]
+        deadline = time.monotonic() + self.wx.poll_timeout
+        while True:
+            for item in self.client.freepublish_batchget(0, 20).get("item", []):
+                news = item.get("content", {}).get("news_item", [])
+                if [[a.get("title"), a.get("content_source_url")] for a in news] == want:
+                    _save(
+                        self.pub_id,
+                        state="published",
+                        publish_status=0,
+                        article_id=str(item.get("article_id", "")) or None,
+                        article_urls=[str(a.get("url", "")) for a in news],
+                        sent_date=_load(self.pub_id).sent_date or _today(),
+                        error=None,
+                    )
+                    log.info("wechat: the lost submit of %s was published; recorded", media_id)
+                    return True
+            if time.monotonic() > deadline:
+                raise WeChatBusyError(
+                    "the draft was submitted by an earlier run whose answer was lost, and its "
+                    "publish is not finished yet; re-run later (nothing is submitted twice) / "
+                    "上次提交的发布尚未完成，请稍后重试（不会重复发布）",
+                    api="/cgi-bin/freepublish/batchget",
+                )
+            self.client.sleep(self.wx.poll_interval)
+
     def publish(self, pub: WeChatPublication, media_id: str) -> bool:
         """True when published; False when still publishing after poll_timeout."""
         if pub.publish_status == 0:
+            return True
+        if not pub.publish_id and pub.state == "submitting" and self.reconcile_submit(media_id):
+            self.on_step("published")
             return True
         if not pub.publish_id:
             _save(self.pub_id, state="submitting")
@@ -330,6 +465,7 @@ class _Run:
             r = self.client.mass_sendall(media_id, pub.clientmsgid)
             if r["duplicate"]:
                 log.info("wechat: clientmsgid %s was already sent (45065)", pub.clientmsgid)
+                r["msg_data_id"] = r["msg_data_id"] or _known_data_id(pub)
             _save(
                 self.pub_id,
                 msg_id=r["msg_id"],
@@ -343,6 +479,23 @@ class _Run:
             _save(self.pub_id, mass_status=self.client.mass_get(pub.msg_id))
         except WeChatError as exc:  # status is informative only
             log.warning("wechat: mass/get failed: %s", exc)
+
+
+def _fingerprint(payload: list[dict[str, Any]]) -> str:
+    """The hash of a draft's articles: what WeChat would show, byte for byte."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _known_data_id(pub: WeChatPublication) -> str | None:
+    """The msg_data_id of an earlier push with the same clientmsgid (45065 hides it)."""
+    with session_scope() as s:
+        return s.scalar(
+            select(WeChatPublication.msg_data_id).where(
+                WeChatPublication.clientmsgid == pub.clientmsgid,
+                WeChatPublication.id != pub.id,
+                WeChatPublication.msg_data_id.is_not(None),
+            )
+        )
 
 
 class _Stop(Exception):
@@ -401,6 +554,7 @@ def publish_send(
     retry: bool = False,
     until: str | None = None,
     on_step: OnStep | None = None,
+    take_over: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) the WeChat channel of ``send_id``; returns :func:`status`.
 
@@ -415,10 +569,8 @@ def publish_send(
     pub = _load(pub_id)
     if pub.state == "done" or (pub.state == "failed" and not retry):
         return status(send_id)
-    if not _lease(pub_id, owner):
-        out = status(send_id)
-        out["note"] = "another worker is running this publication"
-        return out
+    _require_approved(pub.issue_id)
+    _take_lease(pub_id, owner, take_over)
     own_client = client is None
     cl = client or WeChatClient(wx)
     try:
@@ -426,10 +578,23 @@ def publish_send(
             _reset_failed(pub)
         _run(send_id, pub_id, cl, wx, until, on_step)
     finally:
-        _lease(pub_id, None)
+        _release(pub_id, owner)
         if own_client:
             cl.close()
     return status(send_id)
+
+
+def _require_approved(issue_id: int) -> None:
+    """The approval gate: only approved content leaves the console."""
+    with session_scope() as s:
+        issue = s.get(Issue, issue_id)
+        if issue is None:
+            raise NotFound(f"issue {issue_id} does not exist / 期刊不存在")
+        if issue.status not in RELEASED:
+            raise StateError(
+                f"issue #{issue.number} is {issue.status}, not approved: approve it first "
+                f"(`newsletter issue approve`) / 第{issue.number}期尚未审核通过，请先审核"
+            )
 
 
 def _reset_failed(pub: WeChatPublication) -> None:
@@ -578,9 +743,18 @@ def preview_issue(
     settings: WeChatSettings | None = None,
     client: WeChatClient | None = None,
 ) -> dict[str, Any]:
-    """Create (or reuse) the issue's draft and send it to one follower (mass/preview)."""
+    """Send the issue's current draft to one follower (mass/preview).
+
+    ``openid`` is a follower's OpenID, or a WeChat id (towxname) when it does
+    not look like one. The draft holds the current approved content: a preview
+    after an edit shows the edit.
+    """
     wx = settings or get_wechat_settings()
     send_id = wechat_send_for(issue_ref, settings=wx)
+    with session_scope() as s:
+        send = s.get(Send, send_id)
+        assert send is not None
+        _require_approved(send.issue_id)
     cl = client or WeChatClient(wx)
     try:
         out = publish_send(send_id, settings=wx, client=cl, until="drafted")

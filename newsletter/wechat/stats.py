@@ -6,15 +6,30 @@ only for dates WeChat serves (up to yesterday, Beijing time) and keeps every
 request within the endpoint's span (``getarticlesummary``: one day per call,
 one call per date shared by all issues).  Each issue is followed for 7 days
 from its publish / mass-send date.
+
+Every pushed message is covered: a mass send answered by 45065 after a crash
+carries no ``msg_data_id``, so before syncing, such a push is matched to the
+datacube rows of its send date by its article titles (in order), among the
+message ids that no other publication claims; it is recorded once matched.
+
+Definitions used everywhere (CLI, console, CSV):
+
+* **reads** (阅读次数): page views of the issue's articles, WeChat's
+  ``int_page_read_count`` summed over articles and days;
+* **readers** (阅读人数): WeChat's daily unique readers (``int_page_read_user``)
+  summed over articles and days: a follower who reads on two days counts twice,
+  because WeChat gives no unique count over a period;
+* **shares** (分享次数): ``share_count`` summed the same way.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -27,6 +42,7 @@ from .settings import WeChatSettings, get_wechat_settings
 
 __all__ = ["FOLLOW_DAYS", "all_issue_totals", "issue_totals", "sync_stats"]
 
+log = logging.getLogger("newsletter.wechat")
 CST = dt.timezone(dt.timedelta(hours=8))
 FOLLOW_DAYS = 7
 _FIELDS = {
@@ -83,12 +99,14 @@ def sync_stats(
 ) -> dict[str, int]:
     """Pull ``getarticlesummary`` for the last ``days`` days of every published issue."""
     today = today or dt.datetime.now(CST).date()
-    wanted = _wanted(today, days)
-    if not wanted:
+    orphans = _orphans(today, days)
+    if not orphans and not _wanted(today, days):
         return {"dates": 0, "rows": 0, "calls": 0}
     cl = client or WeChatClient(settings or get_wechat_settings())
     rows = calls = 0
     try:
+        calls += _recover_data_ids(cl, orphans)
+        wanted = _wanted(today, days)
         for d in sorted(wanted):
             items = cl.datacube("getarticlesummary", d.isoformat(), d.isoformat())
             calls += 1
@@ -117,6 +135,86 @@ def sync_stats(
         if client is None:
             cl.close()
     return {"dates": len(wanted), "rows": rows, "calls": calls}
+
+
+def _orphans(today: dt.date, days: int) -> list[tuple[int, list[str], str, list[str]]]:
+    """Pushes and publishes whose msg_data_id is unknown.
+
+    (publication id, the unknown columns, send date, article titles) each.
+    """
+    oldest = today - dt.timedelta(days + FOLLOW_DAYS)
+    P = WeChatPublication
+    out = []
+    with session_scope() as s:
+        rows = s.scalars(
+            select(P).where(
+                P.sent_date.is_not(None),
+                P.sent_date >= oldest.isoformat(),
+                P.sent_date < today.isoformat(),
+                ((P.msg_id.is_not(None)) & (P.msg_data_id.is_(None)))
+                | ((P.publish_status == 0) & (P.publish_msg_data_id.is_(None))),
+            )
+        )
+        for pub in rows:
+            missing = []
+            if pub.msg_id and not pub.msg_data_id:
+                missing.append("msg_data_id")
+            if pub.publish_status == 0 and not pub.publish_msg_data_id:
+                missing.append("publish_msg_data_id")
+            out.append((pub.id, missing, str(pub.sent_date), list(pub.article_titles or [])))
+    return out
+
+
+def _recover_data_ids(
+    cl: WeChatClient, orphans: list[tuple[int, list[str], str, list[str]]]
+) -> int:
+    """Find the unknown message ids in the datacube rows of the send date.
+
+    A message matches when its article titles, in order, are the publication's
+    and no other publication claims it. Both messages of one issue (its publish
+    and its push) are credited to the same issue, so when both are unknown the
+    order in which they are assigned does not change any number.
+    """
+    calls = 0
+    by_date: dict[str, dict[str, dict[int, str]]] = {}
+    for pub_id, missing, sent, titles in orphans:
+        if sent not in by_date:
+            messages: dict[str, dict[int, str]] = defaultdict(dict)
+            for it in cl.datacube("getarticlesummary", sent, sent):
+                data_id, _, idx = str(it.get("msgid", "")).rpartition("_")
+                if data_id and idx.isdigit():
+                    messages[data_id][int(idx)] = str(it.get("title", ""))
+            by_date[sent] = messages
+            calls += 1
+        with session_scope() as s:
+            claimed = {
+                m
+                for row in s.execute(
+                    select(WeChatPublication.msg_data_id, WeChatPublication.publish_msg_data_id)
+                )
+                for m in row
+                if m
+            }
+            found = sorted(
+                data_id
+                for data_id, arts in by_date[sent].items()
+                if data_id not in claimed and [arts[i] for i in sorted(arts)] == titles
+            )
+            if len(found) == len(missing):
+                s.execute(
+                    update(WeChatPublication)
+                    .where(WeChatPublication.id == pub_id)
+                    .values(dict(zip(missing, found, strict=True)))
+                )
+            else:
+                log.warning(
+                    "wechat stats: publication %s: %d unknown message id(s), %d candidates on %s",
+                    pub_id,
+                    len(missing),
+                    len(found),
+                    sent,
+                )
+    return calls
 
 
 def issue_totals(issue_id: int) -> dict[str, Any]:

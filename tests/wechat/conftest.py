@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from newsletter.config import Settings, reset_settings
-from newsletter.db import session_scope
-from newsletter.issues import create_issue
 from newsletter.wechat.fake import FakeWeChat, run_fake
 from newsletter.wechat.publisher import wechat_send_for
 from newsletter.wechat.settings import WeChatSettings, reset_wechat_settings
 from newsletter.wechat.tokens import clear_local_tokens
-
-SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "issue-sample.md"
+from tests.wechat.helpers import add_approved
 
 
 @pytest.fixture
@@ -47,9 +43,7 @@ def wx(fake: tuple[FakeWeChat, str]) -> Iterator[WeChatSettings]:
 
 @pytest.fixture
 def issue_id(sqlite_settings: Settings) -> int:
-    with session_scope() as s:
-        issue, _ = create_issue(s, SAMPLE)
-        return issue.id
+    return add_approved()
 
 
 @pytest.fixture

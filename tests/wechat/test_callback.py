@@ -39,7 +39,7 @@ def test_publishjobfinish_completes_a_publication(
     send_id: int, fake: FakeT, wx: WeChatSettings
 ) -> None:
     f, _ = fake
-    f.publish_polls = 10_000  # polling never sees the end
+    f.publish_polls, f.publish_seconds = 10_000, 1e9  # polling never sees the end
     short = wx.model_copy(update={"poll_timeout": 0.2})
     out = publish_send(send_id, settings=short)
     assert out["state"] == "publishing" and "still publishing" in out["error"]
@@ -59,6 +59,7 @@ def test_publishjobfinish_completes_a_publication(
 def test_failed_event_reports_index(send_id: int, fake: FakeT, wx: WeChatSettings) -> None:
     f, _ = fake
     f.publish_polls, f.publish_final, f.publish_fail_idx = 10_000, 4, [3]
+    f.publish_seconds = 1e9
     out = publish_send(send_id, settings=wx.model_copy(update={"poll_timeout": 0.1}))
     xml = f.event_xml(out["publish"]["publish_id"]).encode()
     _client().post("/wechat/callback", params=_signed("callback-token-1"), content=xml)

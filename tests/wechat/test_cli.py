@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from newsletter.wechat.cli import wechat_app
-from newsletter.wechat.fake import FakeWeChat
+from newsletter.wechat.fake import PREVIEW_OPENIDS, FakeWeChat
 from newsletter.wechat.settings import WeChatSettings
 
 FakeT = tuple[FakeWeChat, str]
@@ -27,7 +27,7 @@ def test_commands(issue_id: int, fake: FakeT, wx: WeChatSettings) -> None:
     assert json.loads(r.stdout)["mass_send_quota"]["remain"] == 1
     r = runner.invoke(wechat_app, ["status", "#47"])
     assert r.exit_code == 2  # no wechat send yet
-    r = runner.invoke(wechat_app, ["preview", "#47", "--openid", "oPreviewOpenId0001"])
+    r = runner.invoke(wechat_app, ["preview", "#47", "--openid", PREVIEW_OPENIDS[0]])
     assert r.exit_code == 0, r.output
     r = runner.invoke(wechat_app, ["publish", "#47", "--json"])
     assert r.exit_code == 0, r.output

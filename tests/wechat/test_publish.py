@@ -9,14 +9,14 @@ from sqlalchemy import select, update
 
 from newsletter.config import Settings
 from newsletter.db import session_scope
-from newsletter.issues import create_issue
 from newsletter.models import Send
 from newsletter.wechat.client import WeChatClient
-from newsletter.wechat.fake import FakeWeChat
+from newsletter.wechat.fake import PREVIEW_OPENIDS, FakeWeChat
 from newsletter.wechat.models import WeChatArticleStat, WeChatAsset, WeChatPublication
 from newsletter.wechat.publisher import publish_send, wechat_send_for
 from newsletter.wechat.settings import WeChatSettings
 from newsletter.wechat.stats import issue_totals, sync_stats
+from tests.wechat.helpers import add_approved
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "issue-sample.md"
 FakeT = tuple[FakeWeChat, str]
@@ -42,9 +42,7 @@ def assert_within_limits(f: FakeWeChat) -> None:
 
 def _full_flow(fake: FakeT, wx: WeChatSettings) -> None:
     f, _ = fake
-    with session_scope() as s:
-        issue, _ = create_issue(s, SAMPLE)
-        issue_id = issue.id
+    issue_id = add_approved()
     send_id = wechat_send_for(issue_id, settings=wx)
     out = publish_send(send_id, settings=wx)
     assert out["state"] == "done", out
@@ -57,7 +55,8 @@ def _full_flow(fake: FakeT, wx: WeChatSettings) -> None:
     assert ok_calls(f, "/cgi-bin/draft/add") == 1
     assert ok_calls(f, "/cgi-bin/freepublish/submit") == 1
     assert ok_calls(f, "/cgi-bin/message/mass/sendall") == 1
-    stored = next(iter(f.drafts.values()))["articles"]
+    assert f.drafts == {}  # a published draft leaves the draft box
+    stored = next(iter(f.published.values()))["articles"]
     assert 'src="http://mmbiz.qpic.cn/' in "".join(a["content"] for a in stored)
     # a re-run does nothing
     n = len(f.requests)
@@ -194,7 +193,7 @@ def test_crash_between_draft_and_publish(send_id: int, fake: FakeT, wx: WeChatSe
         publish_send(send_id, settings=wx, on_step=_crash_at("drafted"))
     out = publish_send(send_id, settings=wx)
     assert out["state"] == "done"
-    assert ok_calls(f, "/cgi-bin/draft/add") == 1 and len(f.drafts) == 1
+    assert ok_calls(f, "/cgi-bin/draft/add") == 1 and len(f.drafts) + len(f.submitted) == 1
     assert ok_calls(f, "/cgi-bin/message/mass/sendall") == 1 and len(f.mass_by_id) == 1
 
 
@@ -207,7 +206,7 @@ def test_crash_before_draft_id_was_stored_finds_the_draft(
     with session_scope() as s:  # as if the process died before committing the media_id
         s.execute(update(WeChatPublication).values(state="drafting", draft_media_id=None))
     assert publish_send(send_id, settings=wx)["state"] == "done"
-    assert ok_calls(f, "/cgi-bin/draft/add") == 1 and len(f.drafts) == 1
+    assert ok_calls(f, "/cgi-bin/draft/add") == 1 and len(f.drafts) + len(f.submitted) == 1
 
 
 def test_crash_after_mass_send_before_commit_never_pushes_twice(
@@ -231,9 +230,9 @@ def test_preview_then_publish_uses_one_draft(
     from newsletter.wechat.publisher import preview_issue, publish_issue
 
     f, _ = fake
-    out = preview_issue(issue_id, "oPreviewOpenId0001", settings=wx)
+    out = preview_issue(issue_id, PREVIEW_OPENIDS[0], settings=wx)
     assert out["state"] == "drafted" and out["send_state"] == "draft"
-    assert f.previews == [("oPreviewOpenId0001", out["draft"]["media_id"])]
+    assert f.previews == [(PREVIEW_OPENIDS[0], out["draft"]["media_id"])]
     assert publish_issue(issue_id, settings=wx)["state"] == "done"
     assert ok_calls(f, "/cgi-bin/draft/add") == 1
 
