@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	# httpx 0.27 beside the installed one: the WeChat client's bodies must not depend on it
+	$(BIN)/pip install -q --no-deps --upgrade --target $(VENV)/httpx-0.27 'httpx==0.27.2' 'sniffio>=1.3'
 	touch $(STAMP)
 
 demo: $(STAMP)

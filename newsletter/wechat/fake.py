@@ -70,6 +70,8 @@ class Recorded:
     upload: tuple[str, int] | None = None  # (filename, bytes)
     errcode: int = 0
     at: float = 0.0
+    raw: bytes = b""  # the body exactly as it arrived (JSON calls)
+    content_type: str = ""
 
 
 @dataclass
@@ -809,6 +811,7 @@ class FakeWeChat:
                     rec.upload = (f.filename or "", len(data))
             else:
                 raw = await request.body()
+                rec.raw, rec.content_type = raw, request.headers.get("content-type", "")
                 try:
                     payload = decode_body(raw) if raw else {}
                 except ValueError:
