@@ -1268,6 +1268,12 @@ def print_stats(data: dict[str, Any], out: Console | None = None) -> None:
         ("machine clicks / 机器点击", data["clicks_machine"]),
         ("web archive views / 网页浏览", data.get("archive_views", 0)),
     ]
+    wx = data.get("wechat") or {}
+    rows += [  # the same three WeChat figures as the console and the CSV (wechat/stats.py)
+        ("WeChat reads / 公众号阅读次数", wx.get("reads", 0)),
+        ("WeChat readers / 公众号阅读人数", wx.get("readers", 0)),
+        ("WeChat shares / 公众号分享次数", wx.get("shares", 0)),
+    ]
     for k, v in rows:
         t.add_row(k, str(v))
     out.print(t)

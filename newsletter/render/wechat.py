@@ -139,8 +139,10 @@ class _Collector:
         self.images: list[str] = []
 
     def ref(self, url: str) -> str:
-        self.urls.append(url)
-        return f"\ue000{len(self.urls)}\ue001"
+        """The footnote number of ``url``: one URL, one number, however often it is cited."""
+        if url not in self.urls:
+            self.urls.append(url)
+        return f"\ue000{self.urls.index(url) + 1}\ue001"
 
     def anchor(self, href: str, inner: str, hint: int | None = None) -> str:
         if not href or href.startswith("#"):
@@ -187,11 +189,15 @@ def _renumber(fragments: list[_Fragment]) -> tuple[list[str], list[str], list[st
     """Article-wide footnote numbers; returns html per fragment, urls, images."""
     out: list[str] = []
     urls: list[str] = []
+    number: dict[str, int] = {}  # one URL, one number, across the whole article
     images: list[str] = []
     for f in fragments:
-        base = len(urls)
-        out.append(_MARK.sub(lambda m, b=base: str(b + int(m.group(1))), f.html))  # type: ignore[misc]
-        urls += f.urls
+        for u in f.urls:
+            if u not in number:
+                urls.append(u)
+                number[u] = len(urls)
+        local = [number[u] for u in f.urls]
+        out.append(_MARK.sub(lambda m, n=local: str(n[int(m.group(1)) - 1]), f.html))  # type: ignore[misc]
         images += [h for h in f.images if h not in images]
     return out, urls, images
 

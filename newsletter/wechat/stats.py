@@ -40,7 +40,13 @@ from .client import WeChatClient
 from .models import WeChatArticleStat, WeChatPublication
 from .settings import WeChatSettings, get_wechat_settings
 
-__all__ = ["FOLLOW_DAYS", "all_issue_totals", "issue_totals", "sync_stats"]
+__all__ = [
+    "FOLLOW_DAYS",
+    "all_issue_totals",
+    "issue_totals",
+    "sync_stats",
+    "wechat_only_issues",
+]
 
 log = logging.getLogger("newsletter.wechat")
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -242,7 +248,7 @@ def issue_totals(issue_id: int) -> dict[str, Any]:
                 WeChatArticleStat.issue_id == issue_id
             )
         )
-    out: dict[str, Any] = dict(zip(_FIELDS, (int(v) for v in total), strict=True))
+    out: dict[str, Any] = _named(dict(zip(_FIELDS, (int(v) for v in total), strict=True)))
     out["days"] = int(days or 0)
     out["last_synced"] = last.isoformat() if last else None
     out["articles"] = [
@@ -259,4 +265,38 @@ def all_issue_totals() -> dict[int, dict[str, int]]:
         rows = s.execute(
             select(WeChatArticleStat.issue_id, *cols).group_by(WeChatArticleStat.issue_id)
         ).all()
-    return {int(r[0]): dict(zip(_FIELDS, (int(v) for v in r[1:]), strict=True)) for r in rows}
+    return {
+        int(r[0]): _named(dict(zip(_FIELDS, (int(v) for v in r[1:]), strict=True))) for r in rows
+    }
+
+
+def _named(totals: dict[str, Any]) -> dict[str, Any]:
+    """Add the three figures every view shows, under the names defined above."""
+    totals["reads"] = totals["read_count"]
+    totals["readers"] = totals["read_user"]
+    totals["shares"] = totals["share_count"]
+    return totals
+
+
+def wechat_only_issues(exclude: set[int]) -> list[dict[str, Any]]:
+    """Issues that went to WeChat (published or pushed), except ``exclude``; oldest first.
+
+    For the trends: an issue sent only to WeChat has no email send, yet it is
+    an issue of the publication and its readers count.
+    """
+    from newsletter.models import Issue
+
+    P = WeChatPublication
+    with session_scope() as s:
+        rows = s.execute(
+            select(Issue.id, Issue.number, Issue.title, func.min(P.sent_date), func.min(P.send_id))
+            .join(P, P.issue_id == Issue.id)
+            .where(P.sent_date.is_not(None))
+            .group_by(Issue.id, Issue.number, Issue.title)
+            .order_by(func.min(P.sent_date))
+        ).all()
+    return [
+        {"issue_id": int(r[0]), "issue": r[1], "title": r[2], "sent_date": r[3], "send_id": r[4]}
+        for r in rows
+        if int(r[0]) not in exclude
+    ]

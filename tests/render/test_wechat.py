@@ -99,3 +99,30 @@ def test_long_author_and_title_are_truncated(small: Issue, ctx: RenderContext) -
     _check_limits(arts)
     assert arts[0].author == "林晓、王明等"
     assert arts[0].title.endswith("…")
+
+
+def test_one_url_has_one_footnote_number() -> None:
+    """A URL cited in two items of an article is one reference, with one number."""
+    from newsletter.content.parser import parse_issue
+
+    src = (
+        "---\ntitle: 测试周报\nnumber: 3\nperiod: 2026年11月16日—11月22日\npublication: 测试周报\n"
+        "---\n\n导语。\n\n## 一、政策法规\n\n### 1. 第一条\n\n"
+        "正文引用[同一个链接](https://www.gov.cn/a.htm)和[另一个](https://www.gov.cn/b.htm)。\n\n"
+        "### 2. 第二条\n\n再次引用[同一个链接](https://www.gov.cn/a.htm)。\n"
+    )
+    ctx = RenderContext(
+        base_url="https://news.example.org",
+        publication_name="测试周报",
+        publication_slug="t",
+        postal_address="地址",
+        sender_name="测试",
+        track_opens=True,
+        track_clicks=True,
+        email_budget_bytes=100_000,
+    )
+    art = render_wechat(parse_issue(src), ctx)[1]
+    cited = [int(n) for n in re.findall(r">\[(\d+)\]</sup>", art.content)]
+    assert cited == [1, 2, 1]
+    assert art.content.count("https://www.gov.cn/a.htm") == 1  # listed once in the notes
+    assert art.content.count("https://www.gov.cn/b.htm") == 1

@@ -442,10 +442,11 @@ def suppression_remove(request: Request, user: Ops, email: Annotated[str, Form()
 @router.get("/stats", response_class=HTMLResponse)
 def stats_page(request: Request, user: Viewer) -> HTMLResponse:
     rows = svc.trends()
+    email = [r for r in rows if r["channels"] == "email"]
     chart = charts.lines(
-        "打开率与点击率", [f"#{r['issue']}" for r in rows],
-        [("打开率 open", [r["open_rate"] for r in rows], "#2f6fde"),
-         ("点击率 click", [r["click_rate"] for r in rows], "#e07b39")],
+        "打开率与点击率", [f"#{r['issue']}" for r in email],
+        [("打开率 open", [r["open_rate"] for r in email], "#2f6fde"),
+         ("点击率 click", [r["click_rate"] for r in email], "#e07b39")],
     )
     return page(request, "stats.html", user, rows=list(reversed(rows)), chart=chart)
 

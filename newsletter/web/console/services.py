@@ -720,17 +720,43 @@ def trends(limit: int = 100) -> list[dict[str, Any]]:
                 .group_by(RollupHourly.send_id, RollupHourly.kind)
             ):
                 agg[(int(sid), str(kind))] = int(uniq or 0)
+    from ...wechat.stats import all_issue_totals, wechat_only_issues
+
+    send_issue = _send_issues(ids)
+    wechat = all_issue_totals()
     out = []
     for r in reversed(sends):
         opens, clicks = agg.get((r.id, "open"), 0), agg.get((r.id, "click"), 0)
+        w = wechat.get(send_issue.get(r.id, -1), {})
         out.append({
             "send_id": r.id, "issue": r.number, "title": r.title, "planned": r.planned_count,
             "started_at": r.started_at.isoformat() if r.started_at else None,
-            "opens_unique": opens, "clicks_unique": clicks,
+            "channels": "email", "opens_unique": opens, "clicks_unique": clicks,
             "open_rate": round(opens / r.planned_count, 4) if r.planned_count else 0.0,
             "click_rate": round(clicks / r.planned_count, 4) if r.planned_count else 0.0,
+            "wechat_reads": w.get("reads", 0), "wechat_readers": w.get("readers", 0),
+            "wechat_shares": w.get("shares", 0),
         })
+    for row in wechat_only_issues(set(send_issue.values()))[-limit:]:  # issues sent only to WeChat
+        w = wechat.get(row["issue_id"], {})
+        out.append({
+            "send_id": row["send_id"], "issue": row["issue"], "title": row["title"],
+            "planned": 0, "started_at": row["sent_date"], "channels": "wechat",
+            "opens_unique": 0, "clicks_unique": 0, "open_rate": None, "click_rate": None,
+            "wechat_reads": w.get("reads", 0), "wechat_readers": w.get("readers", 0),
+            "wechat_shares": w.get("shares", 0),
+        })
+    out.sort(key=lambda r: str(r["started_at"] or ""))
     return out
+
+
+def _send_issues(ids: list[int]) -> dict[int, int]:
+    """send id → issue id."""
+    if not ids:
+        return {}
+    with session_scope() as s:
+        return {int(a): int(b) for a, b in s.execute(
+            select(Send.id, Send.issue_id).where(Send.id.in_(ids)))}
 
 
 def stats_csv(actor: Principal, send_id: int, request: Request | None = None) -> bytes:
@@ -741,6 +767,9 @@ def stats_csv(actor: Principal, send_id: int, request: Request | None = None) ->
     for k, v in data.items():
         if isinstance(v, (int, float, str)) or v is None:
             w.writerow([k, "" if v is None else v])
+    wx = data.get("wechat") or {}
+    for k in ("reads", "readers", "shares"):  # the WeChat figures, as `newsletter stats` shows
+        w.writerow([f"wechat_{k}", wx.get(k, 0)])
     w.writerow([])
     w.writerow(["hour", "opens"])
     for hour, n in data["opens_by_hour"]:
@@ -758,11 +787,12 @@ def trends_csv(actor: Principal, request: Request | None = None) -> bytes:
     rows = trends()
     buf = io.StringIO()
     w = csv.writer(buf)
-    cols = ["send_id", "issue", "title", "started_at", "planned", "opens_unique",
-            "clicks_unique", "open_rate", "click_rate"]
+    cols = ["send_id", "issue", "title", "channels", "started_at", "planned", "opens_unique",
+            "clicks_unique", "open_rate", "click_rate", "wechat_reads", "wechat_readers",
+            "wechat_shares"]
     w.writerow(cols)
     for r in rows:
-        w.writerow([r[c] for c in cols])
+        w.writerow(["" if r[c] is None else r[c] for c in cols])
     with session_scope() as s:
         record(s, actor, "stats.export", "trends", request)
     return "\ufeff".encode() + buf.getvalue().encode()
