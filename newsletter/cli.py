@@ -198,7 +198,14 @@ def issue_lint(file: Path, as_json: JsonOpt = False) -> None:
                             "(caniemail data)")
                 for f in check_css(html) if f.level == "warning"]
 
-    messages = lint_source(text, str(file), extra_checks=[budgets])
+    checks = [budgets]
+    from .wechat.settings import get_wechat_settings
+
+    if get_wechat_settings().configured:  # external images must reach WeChat
+        from .wechat.lint import remote_images
+
+        checks.append(remote_images)
+    messages = lint_source(text, str(file), extra_checks=checks)
     try:
         doc = parse_issue(text, path=str(file), base_dir=file.parent)
         infos = [m for lvl, _c, m in size_checks(doc, _ctx_for_file(doc)) if lvl == "info"]

@@ -5,15 +5,28 @@ once as long as its row exists (two workers racing may both upload; the first
 row wins and the other URL is simply unused).  :func:`swap_images` replaces
 every ``src="wxasset:{sha256}"`` of the renderer by the WeChat URL, so only
 ``mmbiz.qpic.cn`` URLs reach WeChat.
+
+External images (``<img src="https://…">`` in the issue) never reach a draft
+as they are: WeChat would strip them and leave orphan captions. The publisher
+fetches each one with :func:`fetch_image` and uploads it like a local file.
+The fetch is guarded, because the URL comes from an uploaded issue: http and
+https only, every address the name resolves to must be public (no loopback,
+private, link-local or reserved ranges, unless ``allow_private`` is set for a
+local test), redirects are followed by hand and checked the same way (at most
+3), the body is read up to 1 MB (uploadimg's limit) and must be a PNG or JPEG.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
+import httpx
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
@@ -24,7 +37,21 @@ from .client import WeChatClient
 from .errors import WeChatMediaError
 from .models import WeChatAsset
 
-__all__ = ["Asset", "cover_file", "drop_asset", "ensure_asset", "image_files", "swap_images"]
+__all__ = [
+    "Asset",
+    "cover_file",
+    "drop_asset",
+    "ensure_asset",
+    "ensure_asset_bytes",
+    "external_images",
+    "fetch_image",
+    "image_files",
+    "swap_images",
+]
+
+FETCH_LIMIT = 1_000_000
+_EXT_IMG_RE = re.compile(r'<img\b[^>]*?\ssrc\s*=\s*"(https?://[^"]+)"', re.I)
+_WECHAT_HOSTS = ("mmbiz.qpic.cn",)
 
 _WX_RE = re.compile(r"wxasset:([0-9a-f]{64})")
 
@@ -62,16 +89,21 @@ def cover_file(doc: Doc, base_dir: Path | None) -> Path:
 def ensure_asset(client: WeChatClient, path: Path, kind: str, sha256: str | None = None) -> Asset:
     """The account's copy of ``path``: ``content`` → uploadimg URL, ``thumb`` → material."""
     data = path.read_bytes()
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise WeChatMediaError(f"{path.name} changed since the issue was parsed; render it again")
+    return ensure_asset_bytes(client, data, path.name, kind)
+
+
+def ensure_asset_bytes(client: WeChatClient, data: bytes, name: str, kind: str) -> Asset:
+    """The account's copy of an image given as bytes (uploaded once per hash)."""
     digest = hashlib.sha256(data).hexdigest()
-    if sha256 is not None and digest != sha256:
-        raise WeChatMediaError(f"{path} changed since the issue was parsed; render it again")
     found = _find(client.appid, digest, kind)
     if found is not None:
         return found
     if kind == "content":
-        url, media_id = client.upload_image(data, path.name), None
+        url, media_id = client.upload_image(data, name), None
     else:
-        media_id, url = client.add_material(data, path.name)
+        media_id, url = client.add_material(data, name)
     try:
         with session_scope() as s:
             s.add(
@@ -121,3 +153,70 @@ def swap_images(content: str, urls: dict[str, str]) -> str:
             raise WeChatMediaError(f"image {m.group(1)[:12]}… was not uploaded") from None
 
     return _WX_RE.sub(sub, content)
+
+
+def external_images(html: str) -> list[str]:
+    """The external image URLs of rendered content (not hosted by WeChat), in order."""
+    out: list[str] = []
+    for url in _EXT_IMG_RE.findall(html):
+        host = (urlsplit(url).hostname or "").lower()
+        if host not in _WECHAT_HOSTS and url not in out:
+            out.append(url)
+    return out
+
+
+def _check_public(url: str, allow_private: bool) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise WeChatMediaError(f"image URL {url[:200]!r} is not http(s) / 图片地址无效")
+    if allow_private:
+        return
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        raise WeChatMediaError(
+            f"image host {parts.hostname!r} cannot be resolved / 图片主机无法解析"
+        ) from None
+    for info in infos:
+        addr = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if not addr.is_global:
+            raise WeChatMediaError(
+                f"image host {parts.hostname!r} is not a public address; refused / "
+                "图片主机不是公网地址，拒绝抓取"
+            )
+
+
+def fetch_image(
+    url: str, *, allow_private: bool = False, timeout: float = 10.0, limit: int = FETCH_LIMIT
+) -> tuple[bytes, str]:
+    """(bytes, file name) of an external PNG or JPEG, fetched under the rules above."""
+    current = url
+    with httpx.Client(timeout=timeout, follow_redirects=False) as http:
+        for _ in range(4):
+            _check_public(current, allow_private)
+            try:
+                with http.stream("GET", current, headers={"Accept": "image/*"}) as resp:
+                    if resp.is_redirect:
+                        current = urljoin(current, resp.headers.get("location", ""))
+                        continue
+                    if resp.status_code != 200:
+                        raise WeChatMediaError(
+                            f"image {url[:200]} answered HTTP {resp.status_code} / 图片无法下载"
+                        )
+                    data = b""
+                    for chunk in resp.iter_bytes():
+                        data += chunk
+                        if len(data) > limit:
+                            raise WeChatMediaError(
+                                f"image {url[:200]} is larger than {limit:,} bytes / 图片过大"
+                            )
+            except httpx.HTTPError as exc:
+                raise WeChatMediaError(
+                    f"image {url[:200]} cannot be fetched ({type(exc).__name__}) / 图片无法下载"
+                ) from None
+            if data.startswith(b"\x89PNG"):
+                return data, "image.png"
+            if data.startswith(b"\xff\xd8"):
+                return data, "image.jpg"
+            raise WeChatMediaError(f"image {url[:200]} is not a PNG or JPEG / 图片格式不支持")
+    raise WeChatMediaError(f"image {url[:200]}: too many redirects / 重定向过多")

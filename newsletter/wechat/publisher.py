@@ -63,7 +63,16 @@ from newsletter.issues import context_for, get_issue, parse_stored
 from newsletter.models import Issue, Publication, Send, utcnow
 from newsletter.render.wechat import MAX_ARTICLES, MAX_DIGEST, MAX_TITLE, render_wechat
 
-from .assets import cover_file, drop_asset, ensure_asset, image_files, swap_images
+from .assets import (
+    cover_file,
+    drop_asset,
+    ensure_asset,
+    ensure_asset_bytes,
+    external_images,
+    fetch_image,
+    image_files,
+    swap_images,
+)
 from .client import WeChatClient
 from .errors import WeChatBusyError, WeChatContentError, WeChatError, WeChatMediaError
 from .models import WeChatPublication
@@ -287,10 +296,25 @@ class _Run:
         self.cover_hash = thumb.sha256
         return urls, thumb.media_id
 
+    def external(self) -> dict[str, str]:
+        """External image URL → WeChat URL: each fetched and uploaded (once per hash)."""
+        out: dict[str, str] = {}
+        for art in self.articles:
+            for url in external_images(art.content):
+                if url not in out:
+                    data, name = fetch_image(url, allow_private=self.wx.fetch_private_images)
+                    out[url] = ensure_asset_bytes(self.client, data, name, "content").url
+        return out
+
     def payload(self, urls: dict[str, str], thumb: str) -> list[dict[str, Any]]:
         out = []
+        external = self.external()
         for i, a in enumerate(self.articles, start=1):
             content = swap_images(a.content, urls)
+            for src, wx_url in external.items():
+                content = content.replace(f'src="{src}"', f'src="{wx_url}"')
+            if external_images(content):
+                raise WeChatMediaError(f"article {i} still holds an external image (bug)")
             if (
                 len(content) >= 20_000
                 or len(content.encode()) >= 1_000_000

@@ -42,6 +42,9 @@ class WeChatSettings(BaseSettings):
     #: freepublish/get polling.
     poll_interval: float = 3.0
     poll_timeout: float = 900.0
+    #: Let external images be fetched from private addresses (local tests only;
+    #: otherwise a URL in an issue could read the internal network).
+    fetch_private_images: bool = False
     need_open_comment: int = 0
     only_fans_can_comment: int = 0
 

@@ -1,0 +1,148 @@
+"""External images: fetched and uploaded, never sent as they are; an image that
+cannot be fetched is a lint error and fails only the WeChat channel; the fetch
+cannot be turned against the internal network."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from newsletter.cli import app
+from newsletter.config import Settings
+from newsletter.wechat.assets import external_images, fetch_image
+from newsletter.wechat.errors import WeChatMediaError
+from newsletter.wechat.fake import FakeWeChat
+from newsletter.wechat.publisher import publish_issue
+from newsletter.wechat.settings import WeChatSettings, reset_wechat_settings
+from tests.wechat.helpers import SAMPLE, add_approved
+
+FakeT = tuple[FakeWeChat, str]
+PNG = (SAMPLE.parent / "images" / "chart-1.png").read_bytes()
+
+
+class _Images(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        if self.path == "/pic.png":
+            body, status = PNG, 200
+        elif self.path == "/big.png":
+            body, status = b"\x89PNG" + b"\0" * 1_100_000, 200
+        elif self.path == "/page.html":
+            body, status = b"<html></html>", 200
+        elif self.path == "/moved":
+            self.send_response(302)
+            self.send_header("Location", "/pic.png")
+            self.end_headers()
+            return
+        else:
+            body, status = b"", 404
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def images() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Images)
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def _issue_with(tmp_path: Path, url: str) -> Path:
+    folder = tmp_path / "issue"
+    folder.mkdir()
+    (folder / "images").symlink_to(SAMPLE.parent / "images")
+    text = SAMPLE.read_text(encoding="utf-8")
+    marker = "## 一、政策法规"
+    text = text.replace(marker, f"![外部图表]({url})\n\n{marker}", 1)
+    (folder / "issue.md").write_text(text, encoding="utf-8")
+    return folder / "issue.md"
+
+
+def test_external_image_is_uploaded_not_sent(
+    sqlite_settings: Settings, fake: FakeT, wx: WeChatSettings, images: str, tmp_path: Path
+) -> None:
+    f, _ = fake
+    local = wx.model_copy(update={"fetch_private_images": True})
+    issue_id = add_approved(_issue_with(tmp_path, f"{images}/moved"))
+    out = publish_issue(issue_id, settings=local)
+    assert out["state"] == "done", out
+    pushed = "".join(a["content"] for p in f.published.values() for a in p["articles"])
+    assert images not in pushed and external_images(pushed) == []
+    assert pushed.count('src="http://mmbiz.qpic.cn/') >= 2  # the chart and the external one
+    # the same picture as the local chart: one upload serves both (same hash)
+    assert len(f.calls("/cgi-bin/media/uploadimg", ok=True)) == 1
+    assert "外部图表" in pushed
+
+
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [("/missing.png", "HTTP 404"), ("/page.html", "not a PNG or JPEG"), ("/big.png", "larger")],
+)
+def test_unfetchable_image_fails_wechat_only_and_lint_says_so(
+    sqlite_settings: Settings,
+    fake: FakeT,
+    wx: WeChatSettings,
+    images: str,
+    tmp_path: Path,
+    path: str,
+    why: str,
+) -> None:
+    f, _ = fake
+    local = wx.model_copy(update={"fetch_private_images": True})
+    src = _issue_with(tmp_path, f"{images}{path}")
+    reset_wechat_settings(local)
+    r = CliRunner().invoke(app, ["issue", "lint", str(src), "--json"])
+    assert r.exit_code == 1, r.output
+    errors = [m for m in json.loads(r.stdout)["messages"] if m["level"] == "error"]
+    assert [m["code"] for m in errors] == ["wechat-image"] and why in errors[0]["message"]
+    out = publish_issue(add_approved(src), settings=local)
+    assert out["state"] == "failed" and why in out["error"]
+    assert f.calls("/cgi-bin/draft/add") == []
+
+
+def test_private_addresses_are_refused_by_default(
+    sqlite_settings: Settings, fake: FakeT, wx: WeChatSettings, images: str, tmp_path: Path
+) -> None:
+    f, _ = fake
+    out = publish_issue(add_approved(_issue_with(tmp_path, f"{images}/pic.png")), settings=wx)
+    assert out["state"] == "failed" and "not a public address" in out["error"]
+    assert f.calls("/cgi-bin/draft/add") == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/x.png",
+        "http://localhost/x.png",
+        "http://10.0.0.7/x.png",
+        "http://0.0.0.0/x.png",
+        "file:///etc/passwd",
+        "ftp://example.org/x.png",
+        "gopher://127.0.0.1:6379/_INFO",
+        "http://[::ffff:127.0.0.1]/x.png",
+    ],
+)
+def test_fetch_refuses_internal_targets(url: str) -> None:
+    with pytest.raises(WeChatMediaError):
+        fetch_image(url, timeout=2)
+
+
+def test_redirect_to_a_private_address_is_refused(images: str) -> None:
+    """A public page cannot bounce the fetch inward: each hop is checked again."""
+    with pytest.raises(WeChatMediaError, match="public"):
+        fetch_image(f"{images}/moved", allow_private=False, timeout=2)
+    data, name = fetch_image(f"{images}/moved", allow_private=True, timeout=2)
+    assert data == PNG and name == "image.png"
