@@ -796,13 +796,27 @@ def send_create(
     list_name: Annotated[str, typer.Option("--list")],
     variant: Annotated[str, typer.Option(help="preference, zh-Hans or zh-Hant")] = "preference",
     segment: Annotated[str | None, typer.Option(help="saved segment narrowing the list")] = None,
+    resend: Annotated[
+        str | None,
+        typer.Option(
+            "--resend",
+            metavar="REASON",
+            help="send again to readers who already received this issue (audited reason)",
+        ),
+    ] = None,
+    by: str = "cli",
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a draft email send of ISSUE to a list (optionally narrowed by a segment)."""
+    """Create a draft email send of ISSUE to a list (optionally narrowed by a segment).
+
+    Readers who already received the issue (or are receiving it from another
+    send) are skipped when the send is planned, unless --resend gives a reason.
+    """
     from sqlalchemy import select
 
-    from .audience.service import get_list
+    from .audience.service import audit, get_list
     from .db import session_scope
+    from .delivery.sends import other_sends
     from .issues import get_issue
     from .models import Segment, Send
 
@@ -823,14 +837,35 @@ def send_create(
                 channel="email",
                 variant_rule=variant,
                 state="draft",
+                created_by=by,
             )
+            if resend is not None:
+                reason = " ".join(resend.split())
+                if not reason:
+                    raise NewsletterError("--resend needs a reason / 重发须写明原因")
+                send.resend_reason = reason[:500]
             s.add(send)
             s.flush()
-            out = {"send_id": send.id, "issue": iss.number, "list": ml.name, "state": send.state}
+            others = other_sends(s, send)
+            if resend is not None:
+                audit(s, by, "send.resend", f"send:{send.id}", issue=iss.number,
+                      reason=send.resend_reason, others=[i for i, _ in others])
+            out: dict[str, Any] = {
+                "send_id": send.id, "issue": iss.number, "list": ml.name, "state": send.state,
+                "other_sends": [{"id": i, "state": st} for i, st in others],
+                "resend": send.resend_reason,
+            }
     except NewsletterError as exc:
         _fail(exc)
     if not _emit(out, as_json):
         console.print(f"send {out['send_id']} created (draft)")
+        if out["other_sends"] and not resend:
+            listed = ", ".join(f"{o['id']} ({o['state']})" for o in out["other_sends"])
+            console.print(
+                f"[yellow]issue #{out['issue']} also has send(s) {listed}: readers who "
+                "received it are skipped; --resend REASON sends to them again / "
+                "已收到本期的读者将被跳过[/]"
+            )
 
 
 @send_app.command("schedule")
@@ -956,20 +991,35 @@ def send_start(
 ) -> None:
     """Start a send now: plan deliveries, then send (in-process, or through Celery workers)."""
     from .config import get_settings
+    from .delivery.run import channel_of, start, start_channel
 
     try:
         if get_settings().embedded:
-            from .delivery.run import start_channel
-
             state = start_channel(send_id) if wait else "sending"
         else:
             from workers.tasks import start_send
 
+            if channel_of(send_id) == "email":
+                start(send_id)  # plan here: a send that cannot start fails now, loudly
             start_send.delay(send_id)
             state = "queued to workers"
     except NewsletterError as exc:
         _fail(exc)
     _show_status(send_id, as_json, note=state)
+    _exit_if_failed(send_id)
+
+
+def _exit_if_failed(send_id: int) -> None:
+    from .db import session_scope
+    from .models import Send
+
+    with session_scope() as s:
+        send = s.get(Send, send_id)
+        failed = send is not None and send.state == "failed"
+        reason = send.error if send is not None else None
+    if failed:
+        err.print(f"[bold red]send {send_id} failed / 发送失败:[/] {reason}")
+        raise typer.Exit(2)
 
 
 def _control(send_id: int, action: str, as_json: bool) -> None:
@@ -1066,9 +1116,11 @@ def _watch(send_id: int, every: float = 1.0) -> None:
 
 
 def _show_status(send_id: int, as_json: bool, note: str | None = None) -> None:
+    from sqlalchemy import func, select
+
     from .db import session_scope
     from .delivery.sends import state_counts
-    from .models import Send
+    from .models import Delivery, Send
 
     with session_scope() as s:
         send = s.get(Send, send_id)
@@ -1089,11 +1141,18 @@ def _show_status(send_id: int, as_json: bool, note: str | None = None) -> None:
     with session_scope() as s:
         send = s.get(Send, send_id)
         assert send is not None
+        at_risk = s.scalar(
+            select(func.count()).where(Delivery.send_id == send_id, Delivery.at_risk.is_(True))
+        )
         data = {
             "send_id": send_id,
             "state": send.state,
             "planned": send.planned_count,
             "excluded": send.excluded_count,
+            "already_received": send.already_received,
+            "at_risk": int(at_risk or 0),
+            "resend_reason": send.resend_reason,
+            "error": send.error,
             **counts,
         }
     if note:
@@ -1119,6 +1178,18 @@ def _show_status(send_id: int, as_json: bool, note: str | None = None) -> None:
         )
     )
     console.print(t)
+    if data["already_received"]:
+        console.print(
+            f"skipped {data['already_received']} reader(s) who already received this issue "
+            "from another send / 已收到本期的读者已跳过"
+        )
+    if data["at_risk"]:
+        console.print(
+            f"[yellow]at risk / 可能重复: {data['at_risk']}[/] (re-sent after a crash with the "
+            "same Message-ID, so receivers can drop the copy)"
+        )
+    if data["error"]:
+        console.print(f"[red]{data['error']}[/]")
 
 
 @schedule_app.command("show")

@@ -298,6 +298,11 @@ class Send(Base):
     finished_at: Mapped[dt.datetime | None]
     planned_count: Mapped[int] = mapped_column(Integer, default=0)
     excluded_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: List members skipped because another send of this issue on this channel
+    #: already reached them or is reaching them (migration ``0008``).
+    already_received: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: Set only by an explicit, audited resend: such a send plans everyone again.
+    resend_reason: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -14,6 +14,7 @@ next weekly slot, and warns ops 24 hours ahead when a slot has no approved issue
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from sqlalchemy import func, select, update
 
@@ -21,7 +22,9 @@ from .config import get_settings
 from .db import session_scope
 from .models import Delivery, Issue, Publication, Send, utcnow
 from .notify import notify
-from .schedule import next_slot, parse_time, schedule_send, slot_key
+from .schedule import ScheduleError, next_slot, parse_time, schedule_send, slot_key
+
+log = logging.getLogger(__name__)
 
 __all__ = ["tick"]
 
@@ -116,9 +119,18 @@ def _plan_publications(now: dt.datetime) -> None:
                 .order_by(Issue.number)
             ).first()
             if issue is not None and pub.default_list_id is not None:
-                schedule_send(
-                    s, issue, list_id=pub.default_list_id, at=slot_at, actor="scheduler", now=now
-                )
+                try:
+                    with s.begin_nested():
+                        schedule_send(
+                            s,
+                            issue,
+                            list_id=pub.default_list_id,
+                            at=slot_at,
+                            actor="scheduler",
+                            now=now,
+                        )
+                except ScheduleError as exc:  # another tick took the slot first: skip it only
+                    log.info("scheduler: %s: %s", pub.slug, exc)
             elif slot_at - now <= dt.timedelta(hours=24):
                 notify(
                     s,

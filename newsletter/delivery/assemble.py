@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import html
 import re
 import secrets
@@ -156,10 +157,16 @@ class CompiledMessage:
     # --- end DKIM -------------------------------------------------------------------
     #: (chunks, ChunkJoiner) made on first build; reset it to None if ``chunks`` change.
     joiner: Any = None
+    #: Fixed per installation (derived from the secret key): with the delivery id it makes
+    #: a Message-ID that is unique and the same on every attempt, so a copy re-sent after
+    #: a crash carries the first copy's Message-ID and receivers can drop it.
+    msgid_salt: str = ""
 
     def build(self, r: Recipient, *, date: str | None = None) -> tuple[str, bytes]:
         """Return (Message-ID, message bytes with CRLF line ends) for one recipient."""
-        msgid = f"<{r.delivery_id}.{secrets.token_hex(6)}@{self.msgid_domain}>"
+        if not self.msgid_salt:
+            self.msgid_salt = msgid_salt()
+        msgid = f"<{r.delivery_id}.{self.msgid_salt}@{self.msgid_domain}>"
         name = r.name[: SLOT_MAX["NAME"]]
         local, _, dom = self.unsub_mailto.partition("@")
         to = _to_field(name, r.email)
@@ -302,6 +309,14 @@ def compile_message(
         chunks=merged,
         size_worst=worst + 600,
     )
+
+
+def msgid_salt() -> str:
+    """The installation's Message-ID salt: 12 hex digits derived from the secret key."""
+    from ..config import get_settings
+
+    key = get_settings().secret_key.get_secret_value().encode()
+    return hmac.new(key, b"newsletter message-id", "sha256").hexdigest()[:12]
 
 
 def to_base64(message: bytes) -> bytes:

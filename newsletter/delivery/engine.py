@@ -15,6 +15,14 @@ counts them, so the possible duplicates are measured, not guessed.
 
 Suppression and unsubscribes are checked again for the whole batch right after
 the claim, so a running send skips a person from the moment they leave.
+
+Pause and cancel are obeyed between messages: the statement that marks a
+message ``sending`` also requires its send to be ``sending``, so once a pause
+or cancel has committed no worker starts another SMTP transaction, and at most
+the one message per connection already under way completes.
+
+A delivery's Message-ID is the same on every attempt (its id and a salt fixed
+per installation), so a copy re-sent after a crash can be dropped by receivers.
 """
 
 from __future__ import annotations
@@ -268,17 +276,10 @@ def _send_loop(
 ) -> None:
     cfg = get_settings()
     pg = s.get_bind().dialect.name == "postgresql"
-    check_every = 50
     renew_every = max(1.0, cfg.lease_seconds / 3)
     renewed = time.monotonic()
     for n, row in enumerate(rows):
         delivery_id, variant, attempts, subscriber_id, email, name = row[:6]
-        if n and n % check_every == 0:
-            state = s.scalar(select(Send.state).where(Send.id == send_id))
-            if state != "sending":
-                result.stopped = state
-                _release(s, [r[0] for r in rows[n:]])
-                return
         if time.monotonic() - renewed > renew_every:
             # Heartbeat: keep the lease on what is left of the batch.
             s.execute(
@@ -322,7 +323,7 @@ def _send_loop(
         if pg:
             # The hot statement, sent as prepared SQL (no per-message statement compile).
             took = s.connection().exec_driver_sql(
-                _MARK_SENDING_PG, (attempts + 1, msgid, delivery_id, claim_token)
+                _MARK_SENDING_PG, (attempts + 1, msgid, delivery_id, claim_token, send_id)
             )
         else:
             took = s.execute(
@@ -331,11 +332,17 @@ def _send_loop(
                     Delivery.id == delivery_id,
                     Delivery.claimed_by == claim_token,
                     Delivery.state.in_(("queued", "deferred")),
+                    exists().where(Send.id == send_id, Send.state == "sending"),
                 )
                 .values(state="sending", attempts=attempts + 1, message_id=msgid)
             )
         s.commit()
         if took.rowcount != 1:
+            state = s.scalar(select(Send.state).where(Send.id == send_id))
+            if state != "sending":  # paused or cancelled: not one more transaction
+                result.stopped = state
+                _release(s, [r[0] for r in rows[n:]])
+                return
             result.lost_claim += 1  # our lease expired and another worker has it now
             continue
         envelope = f"bounces+{token}@{cfg.bounce_domain}"
@@ -346,9 +353,13 @@ def _send_loop(
         setattr(result, outcome.state, getattr(result, outcome.state) + 1)
 
 
+# The send's state is checked in the same statement that marks each message: once a
+# pause or cancel has committed, no worker starts another SMTP transaction, and at
+# most the one message per connection already under way completes.
 _MARK_SENDING_PG = (
     "UPDATE delivery SET state = 'sending', attempts = %s, message_id = %s "
-    "WHERE id = %s AND claimed_by = %s AND state IN ('queued', 'deferred')"
+    "WHERE id = %s AND claimed_by = %s AND state IN ('queued', 'deferred') "
+    "AND EXISTS (SELECT 1 FROM send WHERE send.id = %s AND send.state = 'sending')"
 )
 _MARK_SENT_PG = (
     "UPDATE delivery SET state = 'sent', sent_at = %s, last_code = %s, last_reply = %s, "

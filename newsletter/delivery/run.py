@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from ..db import session_scope
-from ..errors import NotFound
+from ..errors import NewsletterError, NotFound
 from ..issues import render_issue
 from ..models import Send
 from .engine import BatchResult, maybe_finish, pending, process_batch
@@ -50,7 +50,34 @@ def start_channel(send_id: int) -> str:
 
 
 def start(send_id: int) -> tuple[int, int]:
-    """Plan ``send_id`` and move it to ``sending``. Idempotent; returns (planned, excluded)."""
+    """Plan ``send_id`` and move it to ``sending``. Idempotent; returns (planned, excluded).
+
+    A send that cannot be planned or started (no list, a segment gone, the issue
+    cannot be rendered for email) ends ``failed`` with the reason stored, and
+    the error is raised for the caller to show: a send never stays silently
+    unstarted.
+    """
+    try:
+        return _start(send_id)
+    except NewsletterError as exc:
+        _fail_send(send_id, str(exc))
+        raise
+
+
+def _fail_send(send_id: int, reason: str) -> None:
+    from ..notify import notify
+
+    with session_scope() as s:
+        send = s.get(Send, send_id)
+        if send is None or send.state not in ("draft", "scheduled", "planning"):
+            return
+        if send.state in ("draft", "scheduled"):
+            transition(s, send_id, "plan")
+        transition(s, send_id, "fail", error=f"could not start / 无法开始: {reason}")
+        notify(s, "failed", f"send {send_id} could not start", reason, key=f"failed:{send_id}")
+
+
+def _start(send_id: int) -> tuple[int, int]:
     with session_scope() as s:
         send = s.get(Send, send_id)
         if send is None:

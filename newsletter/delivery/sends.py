@@ -7,18 +7,29 @@ and idempotent (asking for the state a send is already in is not an error).
 Planning inserts one delivery per eligible subscriber with a single
 ``INSERT … SELECT … ON CONFLICT DO NOTHING``; the unique (send, subscriber)
 constraint makes re-planning a no-op.
+
+Readers count per issue, not per send: planning skips every subscriber whom
+another send of the same issue on the same channel has reached (``sent``) or
+is reaching (``sending``, or queued/deferred in a send that is still live).
+Plans of one issue are serialised (a transaction-scoped advisory lock on
+PostgreSQL; SQLite has one writer), so two sends planned at the same moment
+cannot both take the same reader. Only a send created with an explicit,
+audited ``resend_reason`` plans everyone again.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import exists, func, literal, select, update
+from sqlalchemy import and_, exists, func, literal, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ..errors import NotFound, StateError
 from ..models import Delivery, Send, Subscriber, Subscription, Suppression, utcnow
 
-__all__ = ["TRANSITIONS", "plan", "state_counts", "transition"]
+__all__ = ["LIVE", "TRANSITIONS", "other_sends", "plan", "state_counts", "transition"]
+
+#: Send states whose queued deliveries will still go out.
+LIVE = ("planning", "sending", "paused")
 
 TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
     "schedule": (frozenset({"draft"}), "scheduled"),
@@ -74,6 +85,9 @@ def plan(session: Session, send_id: int) -> tuple[int, int]:
         raise NotFound(f"send {send_id} does not exist")
     if send.list_id is None:
         raise StateError(f"send {send_id} has no audience list")
+    if session.get_bind().dialect.name == "postgresql":
+        # one plan per issue at a time: the cross-send check below must see the other's rows
+        session.execute(text("SELECT pg_advisory_xact_lock(7341, :i)"), {"i": send.issue_id})
     if send.variant_rule == "preference":
         variant = Subscriber.variant
     else:
@@ -104,6 +118,29 @@ def plan(session: Session, send_id: int) -> tuple[int, int]:
         if seg is None:
             raise NotFound(f"segment {send.segment_id} does not exist")
         eligible = eligible.where(compile_segment(seg.definition))
+    if not send.resend_reason:
+        other = Send.__table__.alias("other_send")
+        earlier = Delivery.__table__.alias("earlier")
+        reached = (
+            exists()
+            .where(
+                earlier.c.subscriber_id == Subscriber.id,
+                earlier.c.send_id == other.c.id,
+                other.c.issue_id == send.issue_id,
+                other.c.channel == send.channel,
+                other.c.id != send_id,
+                or_(
+                    earlier.c.state.in_(("sent", "sending")),
+                    and_(earlier.c.state.in_(("queued", "deferred")), other.c.state.in_(LIVE)),
+                ),
+            )
+        )
+        already = session.scalar(
+            select(func.count()).select_from(eligible.where(reached).subquery())
+        )
+        eligible = eligible.where(~reached)
+    else:
+        already = 0
     stmt = (
         _insert(session)
         .from_select(
@@ -118,9 +155,24 @@ def plan(session: Session, send_id: int) -> tuple[int, int]:
     session.execute(
         update(Send)
         .where(Send.id == send_id)
-        .values(planned_count=planned, excluded_count=excluded)
+        .values(planned_count=planned, excluded_count=excluded, already_received=already or 0)
     )
     return planned, excluded
+
+
+def other_sends(session: Session, send: Send) -> list[tuple[int, str]]:
+    """(id, state) of the other sends of the same issue and channel that went or are going out."""
+    return [
+        (int(i), str(st))
+        for i, st in session.execute(
+            select(Send.id, Send.state).where(
+                Send.issue_id == send.issue_id,
+                Send.channel == send.channel,
+                Send.id != send.id,
+                Send.state.in_((*LIVE, "finished", "scheduled")),
+            )
+        )
+    ]
 
 
 def state_counts(session: Session, send_id: int) -> dict[str, int]:

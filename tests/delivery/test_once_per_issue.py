@@ -1,0 +1,236 @@
+"""Readers count per issue: two sends of one issue never reach a reader twice,
+unless an audited resend says so; a resend after a crash keeps its Message-ID;
+pause is obeyed between messages; a send that cannot start fails loudly."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import threading
+import time
+from collections import Counter
+
+from sqlalchemy import func, select, update
+from typer.testing import CliRunner
+
+from newsletter.cli import app
+from newsletter.config import reset_settings
+from newsletter.db import session_scope
+from newsletter.delivery.run import drive_inline, start
+from newsletter.delivery.sends import plan, transition
+from newsletter.models import AuditLog, Delivery, Issue, Publication, Send
+from newsletter.schedule import schedule_send
+from newsletter.scheduler import tick
+from tests.factories import seed
+
+UTC = dt.UTC
+
+
+def _use_sink(settings, port):  # type: ignore[no-untyped-def]
+    s = settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port})
+    reset_settings(s)
+    return s
+
+
+def _rcpts(sink) -> Counter[str]:  # type: ignore[no-untyped-def]
+    return Counter(r for _f, rs, _d in sink.messages for r in rs)
+
+
+def _second_send(ids: dict[str, int], **values: object) -> int:
+    with session_scope() as s:
+        send = Send(
+            publication_id=ids["publication"],
+            issue_id=ids["issue"],
+            list_id=ids["list"],
+            channel="email",
+            state="draft",
+            **values,
+        )
+        s.add(send)
+        s.flush()
+        return send.id
+
+
+def test_scheduler_and_a_manual_start_reach_each_reader_once(any_db, smtp_sink) -> None:  # type: ignore[no-untyped-def]
+    port, sink = smtp_sink
+    _use_sink(any_db, port)
+    ids = seed(20)
+    now = dt.datetime.now(UTC)
+    with session_scope() as s:  # ops saved the weekly slot: the issue is scheduled …
+        issue = s.get(Issue, ids["issue"])
+        scheduled = schedule_send(
+            s, issue, list_id=ids["list"], at=now + dt.timedelta(minutes=1), now=now
+        ).id
+    assert drive_inline(ids["send"]) == "finished"  # … and ops also started a copy by hand
+    assert tick(now + dt.timedelta(minutes=1, seconds=5)) == [scheduled]
+    assert drive_inline(scheduled) == "finished"
+    counts = _rcpts(sink)
+    assert len(counts) == 20 and set(counts.values()) == {1}
+    with session_scope() as s:
+        second = s.get(Send, scheduled)
+        assert second.planned_count == 0 and second.already_received == 20
+    r = CliRunner().invoke(app, ["send", "status", str(scheduled), "--json"])
+    assert '"already_received": 20' in r.stdout
+
+
+def test_a_reader_added_later_gets_the_issue_from_the_second_send(any_db, smtp_sink) -> None:  # type: ignore[no-untyped-def]
+    from newsletter.models import Subscriber, Subscription
+
+    port, sink = smtp_sink
+    _use_sink(any_db, port)
+    ids = seed(5)
+    drive_inline(ids["send"])
+    with session_scope() as s:
+        sub = Subscriber(email="late@example.com", name="晚到", variant="zh-Hans")
+        s.add(sub)
+        s.flush()
+        s.add(Subscription(subscriber_id=sub.id, list_id=ids["list"], status="active"))
+    second = _second_send(ids)
+    assert drive_inline(second) == "finished"
+    counts = _rcpts(sink)
+    assert counts["late@example.com"] == 1 and len(counts) == 6 and set(counts.values()) == {1}
+
+
+def test_two_plans_at_the_same_moment_never_share_a_reader(pg_settings) -> None:  # type: ignore[no-untyped-def]
+    ids = seed(300)
+    sends = [ids["send"], _second_send(ids), _second_send(ids)]
+    for sid in sends:
+        with session_scope() as s:
+            transition(s, sid, "plan")
+            s.execute(update(Send).where(Send.id == sid).values(state="sending"))
+    barrier = threading.Barrier(len(sends))
+    errors: list[BaseException] = []
+
+    def go(sid: int) -> None:
+        try:
+            barrier.wait()
+            with session_scope() as s:
+                plan(s, sid)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go, args=(sid,)) for sid in sends]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with session_scope() as s:
+        per_reader = s.execute(
+            select(Delivery.subscriber_id, func.count()).group_by(Delivery.subscriber_id)
+        ).all()
+    assert len(per_reader) == 300 and {n for _i, n in per_reader} == {1}
+
+
+def test_resend_needs_a_reason_and_is_audited(sqlite_settings, smtp_sink) -> None:  # type: ignore[no-untyped-def]
+    port, sink = smtp_sink
+    _use_sink(sqlite_settings, port)
+    ids = seed(4)
+    drive_inline(ids["send"])
+    runner = CliRunner()
+    r = runner.invoke(app, ["send", "create", "#47", "--list", "周报订阅"])
+    assert r.exit_code == 0 and "--resend" in r.output  # warned: readers will be skipped
+    r = runner.invoke(app, ["send", "create", str(ids["issue"]), "--list", "周报订阅",
+                            "--resend", "  ", "--json"])  # fmt: skip
+    assert r.exit_code != 0 and "reason" in r.output
+    r = runner.invoke(app, ["send", "create", str(ids["issue"]), "--list", "周报订阅",
+                            "--resend", "更正了第二条的文号", "--by", "ops@example.org", "--json"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    import json
+
+    resend = json.loads(r.stdout)["send_id"]
+    assert drive_inline(resend) == "finished"
+    counts = _rcpts(sink)
+    assert len(counts) == 4 and set(counts.values()) == {2}
+    with session_scope() as s:
+        row = s.scalars(select(AuditLog).where(AuditLog.action == "send.resend")).one()
+        assert row.actor == "ops@example.org" and row.detail["reason"] == "更正了第二条的文号"
+
+
+def test_a_copy_resent_after_a_crash_keeps_its_message_id(any_db, smtp_sink) -> None:  # type: ignore[no-untyped-def]
+    port, sink = smtp_sink
+    _use_sink(any_db, port)
+    ids = seed(3)
+    drive_inline(ids["send"])
+    first = {rs[0]: email.message_from_bytes(d, policy=email.policy.default)["Message-ID"]
+             for _f, rs, d in sink.messages}  # fmt: skip
+    with session_scope() as s:  # a worker died inside the SMTP transaction of reader1
+        s.execute(
+            update(Delivery)
+            .where(Delivery.subscriber_id == 2)
+            .values(state="sending", lease_until=dt.datetime(2000, 1, 1))
+        )
+        s.execute(update(Send).values(state="sending", finished_at=None))
+    assert drive_inline(ids["send"]) == "finished"
+    assert len(sink.messages) == 4
+    rcpt, data = sink.messages[-1][1][0], sink.messages[-1][2]
+    again = email.message_from_bytes(data, policy=email.policy.default)["Message-ID"]
+    assert again == first[rcpt]
+    assert len(set(first.values())) == 3  # and still unique per delivery
+    r = CliRunner().invoke(app, ["send", "status", str(ids["send"]), "--json"])
+    assert '"at_risk": 1' in r.stdout
+
+
+def test_pause_stops_new_transactions_within_two_seconds(any_db, smtp_sink) -> None:  # type: ignore[no-untyped-def]
+    port, sink = smtp_sink
+    settings = _use_sink(any_db, port)
+    reset_settings(settings.model_copy(update={"batch_size": 500}))
+    ids = seed(200)
+    stamps: list[float] = []
+
+    def slow(envelope: object) -> None:
+        stamps.append(time.monotonic())
+        time.sleep(0.02)
+
+    sink.on_data = slow
+    runner = threading.Thread(target=drive_inline, args=(ids["send"],))
+    runner.start()
+    while len(stamps) < 20:
+        time.sleep(0.01)
+    with session_scope() as s:
+        transition(s, ids["send"], "pause")
+    paused_at = time.monotonic()
+    runner.join(timeout=30)
+    late = [t for t in stamps if t > paused_at]
+    assert len(late) <= 1  # one SMTP connection: at most the message under way
+    assert all(t - paused_at < 2.0 for t in late)
+    with session_scope() as s:
+        assert s.get(Send, ids["send"]).state == "paused"
+        sent = s.scalar(select(func.count()).where(Delivery.state == "sent"))
+    assert sent == len(stamps) < 200
+
+
+def test_a_send_that_cannot_start_fails_loudly(sqlite_settings) -> None:  # type: ignore[no-untyped-def]
+    ids = seed(2)
+    with session_scope() as s:
+        s.execute(update(Send).where(Send.id == ids["send"]).values(list_id=None))
+    r = CliRunner().invoke(app, ["send", "start", str(ids["send"])])
+    assert r.exit_code != 0 and "no audience list" in r.output
+    with session_scope() as s:
+        send = s.get(Send, ids["send"])
+        assert send.state == "failed" and "no audience list" in (send.error or "")
+    start(ids["send"])  # a second start changes nothing: the send is failed already
+    with session_scope() as s:
+        assert s.get(Send, ids["send"]).state == "failed"
+
+
+def test_a_tick_that_loses_the_slot_race_skips_only_that_send(sqlite_settings) -> None:  # type: ignore[no-untyped-def]
+    from newsletter.schedule import set_schedule
+
+    ids = seed(2)
+    now = dt.datetime(2026, 11, 30, 0, 0, tzinfo=UTC)
+    with session_scope() as s:
+        pub = s.get(Publication, ids["publication"])
+        set_schedule(s, pub, weekday=1, time="09:00", tz="Asia/Shanghai", default_list="周报订阅")
+        s.delete(s.get(Send, ids["send"]))
+    # another beat put a different send on the slot a moment ago
+    with session_scope() as s:
+        other = Issue(publication_id=ids["publication"], number=48, title="t", period="p",
+                      source_text="-", source_hash="1" * 64, status="approved")  # fmt: skip
+        s.add(other)
+        s.flush()
+        schedule_send(s, other, list_id=ids["list"], at=None, now=now, actor="other-beat")
+    assert tick(now) == []  # no exception: the contested slot is skipped quietly
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Send)) == 1
