@@ -25,6 +25,7 @@ from .models import Issue, MailingList, Publication, Send, utcnow
 
 __all__ = [
     "ScheduleError",
+    "approval_errors",
     "approve",
     "next_slot",
     "parse_time",
@@ -111,12 +112,53 @@ def submit_for_review(session: Session, issue: Issue, actor: str = "cli") -> Non
     audit(session, actor, "issue.review", f"issue:{issue.id}")
 
 
+def approval_errors(session: Session, issue: Issue) -> list[str]:
+    """The lint errors of the issue's current content that block its approval.
+
+    The same checks as ``issue lint``: structure, links, images and the size
+    budgets of every channel that is configured (a WeChat-only problem does not
+    block an installation without WeChat).
+    """
+    from pathlib import Path
+
+    from .content.lint import lint_issue
+    from .content.parser import parse_issue
+    from .issues import context_for
+    from .render.budget import size_checks
+
+    base = Path(issue.base_dir) if issue.base_dir else None
+    try:
+        doc = parse_issue(issue.source_text, base_dir=base)
+    except NewsletterError as exc:
+        return [str(exc)]
+    errors = [str(m) for m in lint_issue(doc, base_dir=base) if m.level == "error"]
+    pub = session.get(Publication, issue.publication_id)
+    assert pub is not None
+    wechat = _wechat_configured()
+    errors += [
+        f"error: {msg} [{code}]"
+        for level, code, msg in size_checks(doc, context_for(pub))
+        if level == "error" and (wechat or not code.startswith("wechat"))
+    ]
+    return errors
+
+
 def approve(session: Session, issue: Issue, actor: str) -> None:
-    """Approve an issue (draft or in review). Who and when are recorded."""
+    """Approve an issue (draft or in review). Who and when are recorded.
+
+    Refused while the current content has lint errors (:func:`approval_errors`).
+    """
     if issue.status == "approved":
         return
     if issue.status not in ("draft", "in_review"):
         raise StateError(f"issue {issue.number} is {issue.status}; it cannot be approved again")
+    errors = approval_errors(session, issue)
+    if errors:
+        shown = "; ".join(errors[:5]) + (f" (+{len(errors) - 5} more)" if len(errors) > 5 else "")
+        raise StateError(
+            f"issue {issue.number} has {len(errors)} lint error(s); fix them before approving "
+            f"/ 期刊有 {len(errors)} 处错误，修正后才能审核通过: {shown}"
+        )
     issue.status = "approved"
     issue.approved_by = actor
     issue.approved_at = utcnow()

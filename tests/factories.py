@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 from newsletter.audience.service import get_or_create_list
 from newsletter.db import session_scope
@@ -17,6 +18,10 @@ from newsletter.models import (
     Subscription,
 )
 
+#: A real, lint-clean source, so that approving the seeded issue exercises the real gate.
+SAMPLE_SOURCE = (
+    Path(__file__).resolve().parents[1] / "examples" / "issue-sample.md"
+).read_text(encoding="utf-8")
 HTML = (
     "<!doctype html><html><body>"
     '<img src="https://news.example.org/o/%%TOKEN%%.gif" width="1" height="1" alt="">\n'
@@ -40,7 +45,7 @@ def seed(n: int, *, list_name: str = "周报订阅", domain: str = "example.com"
         s.flush()
         issue = Issue(
             publication_id=pub.id, number=47, title="营商环境政策周报 第47期", period="2026年11月",
-            source_text="---\n", source_hash="0" * 64, status="approved",
+            source_text=SAMPLE_SOURCE, source_hash="0" * 64, status="approved",
         )
         s.add(issue)
         s.flush()

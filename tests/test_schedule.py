@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from newsletter.db import session_scope
 from newsletter.delivery.run import start
+from newsletter.errors import StateError
 from newsletter.issues import create_issue
 from newsletter.models import AuditLog, Delivery, Issue, Publication, Send
 from newsletter.schedule import (
@@ -165,7 +166,7 @@ def test_tick_schedules_next_approved_issue_and_warns_when_none(sqlite_settings)
 def test_editing_an_approved_issue_returns_it_to_review(sqlite_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     src = tmp_path / "issue.md"
     src.write_bytes((EXAMPLES / "issue-sample.md").read_bytes())
-    (tmp_path / "images").mkdir()
+    (tmp_path / "images").symlink_to(EXAMPLES / "images")
     with session_scope() as s:
         issue, _ = create_issue(s, src)
         approve(s, issue, "editor@example.org")
@@ -174,3 +175,21 @@ def test_editing_an_approved_issue_returns_it_to_review(sqlite_settings, tmp_pat
     with session_scope() as s:
         issue, _ = create_issue(s, src)
         assert issue.status == "in_review" and issue.approved_by is None
+
+
+def test_approval_with_a_lint_error_is_refused(sqlite_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    src = tmp_path / "issue.md"
+    src.write_bytes((EXAMPLES / "issue-sample.md").read_bytes())
+    (tmp_path / "images").mkdir()  # the images are missing: a lint error
+    with session_scope() as s:
+        issue, _ = create_issue(s, src)
+        with pytest.raises(StateError, match="lint error") as err:
+            approve(s, issue, "editor@example.org")
+        assert "not found" in str(err.value) and "审核" in str(err.value)
+        assert issue.status == "draft" and issue.approved_by is None
+    (tmp_path / "images").rmdir()
+    (tmp_path / "images").symlink_to(EXAMPLES / "images")  # fixed
+    with session_scope() as s:
+        issue = s.scalars(select(Issue)).one()
+        approve(s, issue, "editor@example.org")
+        assert issue.status == "approved"
