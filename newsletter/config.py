@@ -86,6 +86,18 @@ class Settings(BaseSettings):
     #: Pause a send automatically when this share of a batch fails (4xx/5xx/connection).
     auto_pause_error_rate: float = 0.5
     auto_pause_min_attempts: int = 20
+    #: A send auto-paused because the relay could not be reached probes it, first after
+    #: ``relay_probe_seconds`` then with doubling waits (at most 5 minutes apart), and
+    #: resumes by itself when it answers; after ``auto_resume_limit_seconds`` it stays
+    #: paused for a person to decide.
+    relay_probe_seconds: float = 5.0
+    auto_resume_limit_seconds: int = 1800
+    #: Alerts (auto-pause, failure, …) go to the audit log and the console, to this
+    #: webhook (JSON, WeCom/DingTalk/Slack style) and by mail to ``ops_emails`` through
+    #: ``alert_smtp_host`` when set: an alert about the relay never depends on that relay.
+    alert_webhook_url: str = ""
+    alert_smtp_host: str = ""
+    alert_smtp_port: int = 25
     email_budget_bytes: int = 100_000
     #: Parallel batch chains per send (Celery mode).
     send_parallelism: int = 4

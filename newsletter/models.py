@@ -303,6 +303,11 @@ class Send(Base):
     already_received: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     #: Set only by an explicit, audited resend: such a send plans everyone again.
     resend_reason: Mapped[str | None] = mapped_column(Text)
+    #: Set while the send is paused because the relay could not be reached: the
+    #: relay is probed with back-off and the send resumes when it answers.
+    auto_paused_at: Mapped[dt.datetime | None]
+    next_probe_at: Mapped[dt.datetime | None]
+    probe_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

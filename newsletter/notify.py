@@ -1,9 +1,15 @@
 """Notifications to ops: send started, finished, auto-paused or failed; a slot with no issue.
 
-Each notification is written to the audit log (so the console can show it) and
-mailed to ``settings.ops_emails`` when configured.  A notification with a
-``key`` is sent at most once per key: the tick may run every few seconds, but
-"no approved issue for Monday's slot" must reach ops once.
+Each notification is written to the audit log (so the console can show it as a
+banner), posted to ``settings.alert_webhook_url`` when configured (a JSON body
+that WeCom, DingTalk and Slack incoming webhooks accept: ``msgtype``/``text``
+and ``text`` keys, plus ``event``, ``subject`` and ``body``), and mailed to
+``settings.ops_emails`` through ``settings.alert_smtp_host`` when set, else the
+sending relay.  An alert about the relay therefore still arrives while the relay
+is down (webhook, console, alert relay).  A notification with a ``key`` is sent
+at most once per key: the tick may run every few seconds, but "no approved issue
+for Monday's slot" must reach ops once.  Delivery failures of an alert are
+logged, never raised: an alert never stops the work it reports on.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ def notify(session: Session, event: str, subject: str, body: str, *, key: str = 
     )
     session.flush()
     cfg = get_settings()
+    if cfg.alert_webhook_url:
+        _post_webhook(cfg.alert_webhook_url, event, subject, body)
     if cfg.ops_emails:
         msg = EmailMessage()
         msg["From"] = cfg.from_address
@@ -45,9 +53,13 @@ def notify(session: Session, event: str, subject: str, body: str, *, key: str = 
         msg["Date"] = formatdate(usegmt=True)
         msg["Message-ID"] = make_msgid(domain=cfg.from_address.rpartition("@")[2])
         msg.set_content(body, cte="8bit")
-        from .delivery.smtp import connect
+        from .delivery.smtp import SmtpConnection, connect
 
-        conn = connect()
+        conn = (
+            SmtpConnection(cfg.alert_smtp_host, cfg.alert_smtp_port, timeout=10)
+            if cfg.alert_smtp_host
+            else connect()
+        )
         try:
             for rcpt in cfg.ops_emails:
                 outcome = conn.send(cfg.from_address, rcpt, msg.as_bytes())
@@ -56,3 +68,22 @@ def notify(session: Session, event: str, subject: str, body: str, *, key: str = 
         finally:
             conn.close()
     return True
+
+
+def _post_webhook(url: str, event: str, subject: str, body: str) -> None:
+    import httpx
+
+    text = f"[newsletter] {subject}\n{body}"
+    payload = {
+        "msgtype": "text",
+        "text": {"content": text},  # WeCom, DingTalk
+        "event": event,
+        "subject": subject,
+        "body": body,
+    }
+    try:
+        r = httpx.post(url, json=payload, timeout=5.0)
+        if r.status_code >= 300:
+            log.warning("alert webhook answered HTTP %s", r.status_code)
+    except httpx.HTTPError as exc:
+        log.warning("alert webhook not reached: %s", type(exc).__name__)

@@ -36,6 +36,11 @@ def tick(now: dt.datetime | None = None) -> list[int]:
     grace = dt.timedelta(seconds=cfg.grace_seconds)
     _plan_publications(now)
     out: list[int] = []
+    from .delivery.heal import due_for_probe, heal
+
+    for send_id in due_for_probe(now):  # relay outages heal themselves
+        if heal(send_id, now) == "resumed":
+            out.append(send_id)
     with session_scope() as s:
         due = s.execute(
             select(Send.id, Send.scheduled_at, Send.slot).where(

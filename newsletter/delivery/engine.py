@@ -71,6 +71,8 @@ class BatchResult:
     skipped: int = 0
     throttled: int = 0
     lost_claim: int = 0
+    #: deferrals because the relay could not be reached (refused, reset, timed out)
+    unreachable: int = 0
     stopped: str | None = None  # "paused" / "cancelled" when the batch stopped early
     outcomes: dict[str, int] = field(default_factory=dict)
 
@@ -205,9 +207,16 @@ def _maybe_auto_pause(send_id: int, result: BatchResult) -> None:
     from ..errors import StateError
     from ..notify import notify
 
+    relay = result.unreachable * 2 > failures  # mostly could not reach the relay
     reason = (
         f"auto-paused: {failures} of {attempts} messages in one batch failed "
-        f"(threshold {cfg.auto_pause_error_rate:.0%}); check the relay, then resume"
+        f"(threshold {cfg.auto_pause_error_rate:.0%}); "
+        + (
+            "the relay could not be reached: it is probed and the send resumes by itself "
+            "when it answers / 发信服务器无法连接，恢复后自动继续"
+            if relay
+            else "check the relay, then resume"
+        )
     )
     with session_scope() as s:
         try:
@@ -216,6 +225,10 @@ def _maybe_auto_pause(send_id: int, result: BatchResult) -> None:
             return
         if changed:
             result.stopped = "paused"
+            if relay:
+                from .heal import mark_relay_pause
+
+                mark_relay_pause(s, send_id)
             notify(
                 s,
                 "auto_paused",
@@ -351,6 +364,8 @@ def _send_loop(
         # round trip per message); the at-risk window stays one message per connection.
         _record(s, delivery_id, attempts + 1, outcome, email, cfg.max_attempts)
         setattr(result, outcome.state, getattr(result, outcome.state) + 1)
+        if outcome.code is None and outcome.reply.startswith("connection"):
+            result.unreachable += 1
 
 
 # The send's state is checked in the same statement that marks each message: once a

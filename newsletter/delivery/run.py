@@ -98,6 +98,27 @@ def _start(send_id: int) -> tuple[int, int]:
     return planned, excluded
 
 
+def _wait_for_relay(send_id: int) -> bool:
+    """Embedded mode: probe the relay of an auto-paused send until it resumes or gives up."""
+    from .heal import heal
+
+    while True:
+        with session_scope() as s:
+            send = s.get(Send, send_id)
+            if send is None or send.state != "paused" or send.auto_paused_at is None:
+                return False
+            due = send.next_probe_at
+        if due is not None:
+            from ..models import utcnow
+
+            time.sleep(max(0.0, (due - utcnow()).total_seconds()))
+        outcome = heal(send_id)
+        if outcome == "resumed":
+            return True
+        if outcome in ("gave_up", "n/a"):
+            return False
+
+
 @dataclass(slots=True)
 class Next:
     action: str  # "again" | "later" | "done" | "stopped"
@@ -144,6 +165,8 @@ def drive_inline(send_id: int, *, max_wait: float = 30.0, batch_size: int | None
     start(send_id)
     while True:
         nxt = step(send_id, batch_size=batch_size)
+        if nxt.action == "stopped" and _wait_for_relay(send_id):
+            continue  # the relay came back: the send resumed
         if nxt.action in ("done", "stopped"):
             break
         if nxt.action == "later":

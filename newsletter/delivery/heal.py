@@ -1,0 +1,162 @@
+"""Relay outages heal themselves.
+
+When most of a batch fails to *connect* to the relay (refused, reset, timed out),
+the engine pauses the send and records ``auto_paused_at`` (an auto-pause for
+bounces or other replies is left for a person: resending would not help).
+:func:`heal` then probes the relay (connect, EHLO, QUIT), first after
+``relay_probe_seconds`` and then with doubling waits, at most 5 minutes apart.
+When the relay answers, the send resumes, and the deliveries deferred by the
+outage are due at once, so nothing waits out its retry back-off. After
+``auto_resume_limit_seconds`` the send stays paused, with the reason stored and
+ops alerted (webhook and console: never only through the relay that is down).
+
+The tick calls :func:`heal` in Celery mode; :func:`~.run.drive_inline` calls it
+in the embedded mode. Two callers at once are safe: the resume is a conditional
+transition, and only the caller whose probe update wins acts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import smtplib
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ..config import get_settings
+from ..db import session_scope
+from ..models import Delivery, Send, utcnow
+from ..notify import notify
+from .sends import transition
+
+__all__ = ["RELAY_PAUSE", "heal", "mark_relay_pause", "probe_relay"]
+
+log = logging.getLogger(__name__)
+RELAY_PAUSE = "relay unreachable"
+MAX_GAP = 300.0
+
+
+def probe_relay() -> tuple[bool, str]:
+    """(answers, detail): connect to the sending relay, EHLO, QUIT."""
+    cfg = get_settings()
+    if cfg.smtp_host == "maildir":
+        return True, "maildir"
+    try:
+        smtp = smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=min(cfg.smtp_timeout, 10))
+        try:
+            code, _ = smtp.ehlo()
+        finally:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+    except (smtplib.SMTPException, OSError) as exc:
+        return False, f"{type(exc).__name__}: {exc}"[:300]
+    return code == 250, f"EHLO {code}"
+
+
+def mark_relay_pause(s: Session, send_id: int) -> None:
+    """Record (in ``s``) that ``send_id`` paused itself because the relay is unreachable."""
+    cfg = get_settings()
+    now = utcnow()
+    s.execute(
+        update(Send)
+        .where(Send.id == send_id, Send.state == "paused")
+        .values(
+            auto_paused_at=now,
+            probe_attempts=0,
+            next_probe_at=now + dt.timedelta(seconds=cfg.relay_probe_seconds),
+        )
+    )
+
+
+def _gap(attempts: int) -> float:
+    return min(get_settings().relay_probe_seconds * 2**attempts, MAX_GAP)
+
+
+def heal(send_id: int, now: dt.datetime | None = None) -> str:
+    """Probe the relay for an auto-paused send if it is time.
+
+    Returns ``resumed``, ``waiting`` (not yet time, or the relay is still down),
+    ``gave_up`` (past the limit: stays paused) or ``n/a`` (not auto-paused).
+    """
+    cfg = get_settings()
+    now = now or utcnow()
+    with session_scope() as s:
+        send = s.get(Send, send_id)
+        if send is None or send.state != "paused" or send.auto_paused_at is None:
+            return "n/a"
+        if send.next_probe_at is not None and send.next_probe_at > now:
+            return "waiting"
+        attempts, since = send.probe_attempts, send.auto_paused_at
+        # claim this probe: only one caller acts on it
+        won = s.execute(
+            update(Send)
+            .where(Send.id == send_id, Send.probe_attempts == attempts, Send.state == "paused")
+            .values(
+                probe_attempts=attempts + 1,
+                next_probe_at=now + dt.timedelta(seconds=_gap(attempts + 1)),
+            )
+        )
+        if won.rowcount != 1:  # type: ignore[attr-defined]
+            return "waiting"
+    ok, detail = probe_relay()
+    with session_scope() as s:
+        if ok:
+            if not transition(s, send_id, "resume"):
+                return "n/a"
+            s.execute(
+                update(Send)
+                .where(Send.id == send_id)
+                .values(auto_paused_at=None, next_probe_at=None, probe_attempts=0, error=None)
+            )
+            s.execute(  # the outage's deferrals are due now, not after their back-off
+                update(Delivery)
+                .where(
+                    Delivery.send_id == send_id,
+                    Delivery.state == "deferred",
+                    Delivery.last_reply.like("connection%"),
+                )
+                .values(next_attempt_at=now)
+            )
+            down = (now - since).total_seconds()
+            notify(
+                s,
+                "auto_resumed",
+                f"send {send_id} resumed by itself",
+                f"The relay answers again ({detail}) after about {down:.0f} s; "
+                "the send goes on. / 发信服务器已恢复，发送自动继续。",
+                key=f"resumed:{send_id}:{since.isoformat()}",
+            )
+            log.info("send %s: relay answers again, resumed", send_id)
+            return "resumed"
+        if (now - since).total_seconds() >= cfg.auto_resume_limit_seconds:
+            reason = (
+                f"auto-paused: the relay has not answered for {cfg.auto_resume_limit_seconds} s "
+                f"({detail}); check it, then resume by hand / 发信服务器长时间无响应，需人工恢复"
+            )
+            s.execute(
+                update(Send)
+                .where(Send.id == send_id)
+                .values(auto_paused_at=None, next_probe_at=None, error=reason)
+            )
+            notify(s, "auto_resume_gave_up", f"send {send_id} stays paused", reason,
+                   key=f"gave_up:{send_id}:{since.isoformat()}")  # fmt: skip
+            return "gave_up"
+    log.info("send %s: relay still down (%s)", send_id, detail)
+    return "waiting"
+
+
+def due_for_probe(now: dt.datetime) -> list[int]:
+    """Sends auto-paused for the relay whose next probe is due."""
+    with session_scope() as s:
+        return list(
+            s.scalars(
+                select(Send.id).where(
+                    Send.state == "paused",
+                    Send.auto_paused_at.is_not(None),
+                    Send.next_probe_at <= now,
+                )
+            )
+        )
