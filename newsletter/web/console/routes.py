@@ -111,7 +111,8 @@ def page(
     nonce = user.nonce if user else anon_nonce(request)
     body = _env.get_template(name).render(
         _=translator(lang), lang=lang, user=user, csrf=csrf_token(nonce), flash=flash,
-        path=request.url.path, here=quote(here, safe=""), **ctx,
+        path=request.url.path, here=quote(here, safe=""),
+        alerts=svc.open_alerts() if user is not None else [], **ctx,
     )
     resp = HTMLResponse(body, status_code=status, headers=HEADERS)
     if raw:
