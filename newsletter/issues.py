@@ -55,7 +55,7 @@ def ensure_publication(session: Session, name: str, slug: str | None = None) -> 
         pub = Publication(
             slug=slug,
             name=name,
-            from_name=cfg.from_name if name == "" else name,
+            from_name=cfg.from_name,  # configured, never taken from an imported title
             from_address=cfg.from_address,
             list_id_domain=cfg.list_id_domain,
             postal_address=cfg.postal_address,
