@@ -1363,6 +1363,25 @@ def print_stats(data: dict[str, Any], out: Console | None = None) -> None:
 # -- services ------------------------------------------------------------------
 
 
+@app.command("doctor")
+def doctor(as_json: JsonOpt = False) -> None:
+    """Check the settings and DNS a sender needs (key, https, DKIM, SPF, DMARC, relay).
+
+    Exits 1 when a check fails; each problem says what to fix, in Chinese and English.
+    """
+    from .delivery.doctor import run_doctor
+
+    out = run_doctor()
+    if not _emit(out, as_json):
+        marks = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}
+        for c in out["checks"]:
+            console.print(f"{marks[c['status']]} {c['name']}: {c['detail']}", markup=True)
+            if c["fix"]:
+                console.print(f"    → {c['fix']}", markup=False)
+    if not out["ok"]:
+        raise typer.Exit(1)
+
+
 @app.command("web")
 def web(host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve the web app (pixel, clicks, unsubscribe, archive)."""

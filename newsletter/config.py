@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     #: Alerts (auto-pause, failure, …) go to the audit log and the console, to this
     #: webhook (JSON, WeCom/DingTalk/Slack style) and by mail to ``ops_emails`` through
     #: ``alert_smtp_host`` when set: an alert about the relay never depends on that relay.
+    #: Let email sends start with a public http base URL (local use only): otherwise an
+    #: email send refuses to start, since List-Unsubscribe would not be https.
+    allow_http_links: bool = False
+    #: DNS server for `newsletter doctor` (``host`` or ``host:port``); empty: the system's.
+    dns_server: str = ""
     alert_webhook_url: str = ""
     alert_smtp_host: str = ""
     alert_smtp_port: int = 25

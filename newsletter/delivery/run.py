@@ -77,6 +77,28 @@ def _fail_send(send_id: int, reason: str) -> None:
         notify(s, "failed", f"send {send_id} could not start", reason, key=f"failed:{send_id}")
 
 
+def _check_links_are_https() -> None:
+    """One-click unsubscribe (RFC 8058) needs an https List-Unsubscribe URL.
+
+    Refused for a public http base URL unless ``allow_http_links`` is set; a
+    loopback base URL (the embedded demo, local tests) is local use and allowed.
+    """
+    from urllib.parse import urlsplit
+
+    from ..config import get_settings
+    from ..errors import ConfigError
+
+    cfg = get_settings()
+    parts = urlsplit(cfg.base_url)
+    local = (parts.hostname or "") in ("127.0.0.1", "localhost", "::1")
+    if parts.scheme != "https" and not local and not cfg.allow_http_links:
+        raise ConfigError(
+            f"NEWSLETTER_BASE_URL {cfg.base_url} is not https: List-Unsubscribe and every link "
+            "would go over plain http. Set an https URL (or NEWSLETTER_ALLOW_HTTP_LINKS=1 for "
+            "local use) / 退订链接必须是 https 地址"
+        )
+
+
 def _start(send_id: int) -> tuple[int, int]:
     with session_scope() as s:
         send = s.get(Send, send_id)
@@ -84,6 +106,8 @@ def _start(send_id: int) -> tuple[int, int]:
             raise NotFound(f"send {send_id} does not exist")
         if send.state in ("sending", "paused", "finished", "cancelled", "failed"):
             return send.planned_count, send.excluded_count
+        if send.channel == "email":
+            _check_links_are_https()
         if send.state in ("draft", "scheduled"):
             transition(s, send_id, "plan")
         render_issue(s, send.issue_id)

@@ -62,6 +62,7 @@ def test_activity_segment_drives_planning(any_db) -> None:  # type: ignore[no-un
             list_id=ids["list"],
             segment_id=seg.id,
             state="draft",
+            resend_reason="a second send of the same issue, on purpose",
         )
         s.add(again)
         s.flush()

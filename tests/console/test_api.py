@@ -27,9 +27,12 @@ def test_api_journey(client: TestClient, console_settings: Settings,
                                                       "smtp_port": smtp_sink[0]}))
     csrf = login(client, "ops")
     h = {"X-CSRF-Token": csrf}
+    imgs = [("images", (p.name, p.read_bytes(), "image/png"))
+            for p in sorted((EXAMPLES / "images").glob("*.png"))]  # fmt: skip
     with (EXAMPLES / "issue-sample.md").open("rb") as f:
-        r = client.post("/api/issues", files={"file": ("issue-sample.md", f, "text/markdown")},
-                        headers=h)
+        r = client.post("/api/issues",
+                        files=[("file", ("issue-sample.md", f, "text/markdown")), *imgs],
+                        headers=h)  # fmt: skip
     assert r.status_code == 201, r.text
     issue = r.json()
     assert issue["number"] == 47 and issue["status"] == "draft"

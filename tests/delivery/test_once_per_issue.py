@@ -234,3 +234,20 @@ def test_a_tick_that_loses_the_slot_race_skips_only_that_send(sqlite_settings) -
     assert tick(now) == []  # no exception: the contested slot is skipped quietly
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Send)) == 1
+
+
+def test_a_public_http_base_url_refuses_to_start(sqlite_settings) -> None:  # type: ignore[no-untyped-def]
+    ids = seed(2)
+    reset_settings(sqlite_settings.model_copy(update={"base_url": "http://news.example.org"}))
+    r = CliRunner().invoke(app, ["send", "start", str(ids["send"])])
+    assert r.exit_code != 0 and "https" in r.output
+    with session_scope() as s:
+        assert s.get(Send, ids["send"]).state == "failed"
+    ids2 = _second_send(ids)
+    reset_settings(
+        sqlite_settings.model_copy(
+            update={"base_url": "http://news.example.org", "allow_http_links": True,
+                    "smtp_host": "maildir"}
+        )
+    )
+    assert drive_inline(ids2) == "finished"
