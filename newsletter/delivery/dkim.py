@@ -87,19 +87,25 @@ __all__ = [
     "public_key_b64",
 ]
 
-#: h= of every signature.  "from" twice: oversigning (RFC 6376 §8.15).
-DEFAULT_SIGNED_HEADERS: tuple[str, ...] = (
-    "from",
+#: Oversigned (RFC 6376 §8.15): each name once more than the message has it, so
+#: that a copy of the header added after signing (a second Subject, a Reply-To,
+#: a List-Unsubscribe pointing elsewhere) breaks the signature.
+OVERSIGNED: tuple[str, ...] = (
     "from",
     "to",
     "subject",
     "date",
     "message-id",
-    "mime-version",
-    "content-type",
+    "reply-to",
     "list-id",
     "list-unsubscribe",
     "list-unsubscribe-post",
+    "mime-version",
+    "content-type",
+)
+#: h= of every signature.
+DEFAULT_SIGNED_HEADERS: tuple[str, ...] = (
+    *(name for name in OVERSIGNED for _ in range(2)),
     "feedback-id",
 )
 #: Headers that CompiledMessage.build writes per recipient (lower case).
