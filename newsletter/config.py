@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     #: Let email sends start with a public http base URL (local use only): otherwise an
     #: email send refuses to start, since List-Unsubscribe would not be https.
     allow_http_links: bool = False
+    #: Feedback-loop (FBL) addresses that `bounces serve` accepts besides bounces+…@ and
+    #: unsubscribe+…@, e.g. ["fbl@brief.example.cn"]; their ARF reports are applied.
+    feedback_addresses: list[str] = Field(default_factory=list)
     #: DNS server for `newsletter doctor` (``host`` or ``host:port``); empty: the system's.
     dns_server: str = ""
     alert_webhook_url: str = ""

@@ -60,9 +60,14 @@ def notify(session: Session, event: str, subject: str, body: str, *, key: str = 
             if cfg.alert_smtp_host
             else connect()
         )
+        from .delivery.dkim import sign_system_mail
+        from .tokens import system_bounce_token
+
+        data = sign_system_mail(msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")))
+        envelope = f"bounces+{system_bounce_token()}@{cfg.bounce_domain}"
         try:
             for rcpt in cfg.ops_emails:
-                outcome = conn.send(cfg.from_address, rcpt, msg.as_bytes())
+                outcome = conn.send(envelope, rcpt, data)
                 if outcome.state != "sent":
                     log.warning("ops notification to %s not sent: %s", rcpt, outcome.reply)
         finally:

@@ -34,13 +34,14 @@ __all__ = [
     "delivery_of",
     "delivery_token",
     "sign",
+    "system_bounce_token",
     "unsubscribe_token",
     "unverified",
     "verify",
 ]
 
 _SIG_BYTES = 12
-_KINDS = {"d": 1, "u": 2, "c": 3}
+_KINDS = {"d": 1, "u": 2, "c": 3, "s": 1}
 _MAX_LEN = 64
 
 
@@ -180,6 +181,13 @@ def unverified(token: str, kind: str) -> Token | None:
 
 def delivery_token(delivery_id: int) -> str:
     return sign("d", delivery_id)
+
+
+def system_bounce_token(subscriber_id: int = 0) -> str:
+    """The envelope token of system mail (confirmation, test send, alert): bounces to
+    ``bounces+<token>@`` are accepted by ``bounces serve``; a hard bounce of mail to
+    a subscriber (``subscriber_id`` > 0) suppresses the address."""
+    return sign("s", subscriber_id)
 
 
 def unsubscribe_token(subscriber_id: int, list_id: int | None) -> str:

@@ -142,11 +142,15 @@ def _mail_confirmation(addr: str, list_name: str, token: str, variant: str) -> N
     msg["Message-ID"] = make_msgid(domain=cfg.from_address.rpartition("@")[2])
     msg["Auto-Submitted"] = "auto-replied"
     msg.set_content(body, cte="8bit")
+    from ..delivery.dkim import sign_system_mail
     from ..delivery.smtp import connect
+    from ..tokens import system_bounce_token, verify_confirm
 
+    data = sign_system_mail(msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")))
+    envelope = f"bounces+{system_bounce_token(verify_confirm(token)[0])}@{cfg.bounce_domain}"
     conn = connect()
     try:
-        conn.send(f"bounces+optin@{cfg.bounce_domain}", addr, msg.as_bytes())
+        conn.send(envelope, addr, data)
     finally:
         conn.close()
 

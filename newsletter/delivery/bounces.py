@@ -304,6 +304,30 @@ def process_dsn(raw: bytes, envelope_rcpts: list[str] | None = None) -> BounceRe
     return apply_result(parse_report(raw, envelope_rcpts))
 
 
+def process_system_bounce(raw: bytes, token: str) -> BounceResult:
+    """A report about system mail (confirmation, test send, alert).
+
+    A hard bounce or a complaint about mail sent to a subscriber suppresses that
+    subscriber's address (a confirmation to a dead address must not be retried);
+    reports about mail to non-subscribers are recorded only.
+    """
+    result = parse_report(raw)
+    subscriber_id = verify(token, "s").fields[0]
+    if result.kind not in ("hard", "complaint") or not subscriber_id:
+        result.note = result.note or f"system mail, {result.kind}: recorded only"
+        return result
+    with session_scope() as s:
+        address = s.scalar(select(Subscriber.email).where(Subscriber.id == subscriber_id))
+        if address is None:
+            result.note = f"subscriber {subscriber_id} does not exist"
+            return result
+        reason = "hard_bounce" if result.kind == "hard" else "complaint"
+        reply = f"{result.source.upper()} {result.status or ''} {result.diagnostic}".strip()
+        suppress(s, address, reason, note=f"system mail: {reply}"[:1000])
+        result.recipient, result.applied = address, True
+    return result
+
+
 def process_maildir(path: str | Path) -> list[BounceResult]:
     """Process every unread message in a Maildir (``new/``), then move it to ``cur/`` (seen).
 
@@ -346,8 +370,11 @@ class BounceSMTPHandler:
     unsubscribed: list[int] = field(default_factory=list)
 
     def _split(self, address: str) -> tuple[str, str] | None:
+        cfg = get_settings()
+        if address.strip("<>").lower() in {a.lower() for a in cfg.feedback_addresses}:
+            return "feedback", ""
         local, _, dom = address.strip("<>").rpartition("@")
-        want = (self.domain or get_settings().bounce_domain).lower()
+        want = (self.domain or cfg.bounce_domain).lower()
         if not local or dom.lower() != want:
             return None
         prefix, plus, token = local.partition("+")
@@ -362,10 +389,16 @@ class BounceSMTPHandler:
         if parts is None:
             return "550 5.1.1 no such mailbox here"
         kind, token = parts
-        try:
-            verify(token, "u" if kind == "unsubscribe" else "d")
-        except TokenError:
-            return "550 5.1.1 invalid or altered token"
+        if kind != "feedback":
+            try:
+                if kind == "unsubscribe":
+                    verify(token, "u")
+                elif token.startswith("s"):  # system mail: confirmation, test send, alert
+                    verify(token, "s")
+                else:
+                    verify(token, "d")
+            except TokenError:
+                return "550 5.1.1 invalid or altered token"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -383,7 +416,9 @@ class BounceSMTPHandler:
                 kind, token = parts
                 if kind == "unsubscribe":
                     self._unsubscribe(token)
-                else:
+                elif token.startswith("s"):
+                    self.results.append(process_system_bounce(raw, token))
+                else:  # a delivery's bounce, or a feedback-loop report (ARF names the token)
                     self.results.append(process_dsn(raw, [rcpt]))
         except Exception:
             log.exception("processing mail for %s failed", envelope.rcpt_tos)

@@ -671,3 +671,12 @@ def record(
     pem = key.read_bytes()
     typer.echo(dns_txt_record(pem))
     typer.echo(dns_zone_line(selector, domain, pem))
+
+
+def sign_system_mail(message: bytes) -> bytes:
+    """DKIM-sign a system message (confirmation, alert) when DKIM is configured.
+
+    ``message`` must use CRLF line ends; it is returned unchanged without a key.
+    """
+    signer = load_signer()
+    return message if signer is None else signer.sign_message(message)

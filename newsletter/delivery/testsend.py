@@ -13,7 +13,7 @@ from ..audience.addresses import normalise
 from ..config import get_settings
 from ..db import session_scope
 from ..issues import get_issue, render_issue
-from ..tokens import delivery_token, unsubscribe_token
+from ..tokens import delivery_token, system_bounce_token, unsubscribe_token
 from .assemble import Recipient
 from .compiled import compiled_for
 from .smtp import connect
@@ -39,7 +39,9 @@ def send_test(issue_ref: str, to: list[str], variant: str = "zh-Hans") -> list[d
                     Recipient(0, addr, "测试", delivery_token(0), unsubscribe_token(0, None))
                 )
                 msg = b"X-Newsletter-Test: yes\r\n" + msg
-                outcome = conn.send(f"bounces+test@{cfg.bounce_domain}", addr, msg)
+                outcome = conn.send(
+                    f"bounces+{system_bounce_token()}@{cfg.bounce_domain}", addr, msg
+                )
                 results.append(
                     {"variant": v, "to": addr, "state": outcome.state, "reply": outcome.reply}
                 )
