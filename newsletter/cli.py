@@ -236,36 +236,38 @@ def issue_import_text(
     file: Path,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Markdown file to write")] = None,
     number: Annotated[int | None, typer.Option(help="issue number if the text lacks one")] = None,
+    outline: Annotated[
+        bool, typer.Option("--outline", help="print every line with its number and class")
+    ] = False,
+    hint: Annotated[
+        list[str] | None,
+        typer.Option("--hint", help="LINE=CLASS correction, e.g. 42=item (kept in the output)"),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Convert plain text copied from a web page or Word into the issue source format."""
-    from .content.parser import decode_source
-    from .content.textimport import import_text
+    """Convert plain text copied from a web page or Word into the issue source format.
+
+    Hints given with --hint, and those already kept in the output file's
+    import_hints front matter, are applied and written back.
+    """
+    from .content.textimport import import_issue_text
 
     try:
-        text, warnings = decode_source(file.read_bytes(), path=str(file))
-    except (NewsletterError, OSError) as exc:
+        report, lines = import_issue_text(file, out, number=number, hints=hint or [])
+    except NewsletterError as exc:
         _fail(exc)
-    result = import_text(text, front_matter={"number": number} if number else None)
-    target = out or file.with_suffix(".md")
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    tmp.write_text(result.markdown, encoding="utf-8")
-    tmp.replace(target)
-    report = {
-        "written": str(target),
-        "unplaced": result.unplaced,
-        "chrome": result.chrome,
-        "warnings": warnings + result.warnings,
-    }
-    if _emit(report, as_json):
+    if _emit(report | ({"outline": lines} if outline else {}), as_json):
         return
-    console.print(f"wrote {target}")
-    for line, txt in result.chrome:
-        console.print(f"[dim]ignored page chrome[/] line {line}: {txt}")
-    for line, txt in result.unplaced:
-        console.print(f"[yellow]could not place[/] line {line}: {txt}")
+    if outline:
+        for n, cls, txt in lines:
+            console.print(f"{n:>5} {cls:<9} {txt}", markup=False, highlight=False)
+    console.print(f"wrote {report['written']}", markup=False)
+    for line, txt in report["chrome"]:
+        console.print(f"ignored page chrome line {line}: {txt}", markup=False, style="dim")
+    for line, txt in report["contents"]:
+        console.print(f"dropped contents list line {line}: {txt}", markup=False, style="dim")
     for w in report["warnings"]:
-        err.print(f"[yellow]warning:[/] {w}")
+        err.print(f"warning: {w}", markup=False, style="yellow")
 
 
 @issue_app.command("preview")

@@ -26,7 +26,7 @@ from .common import (
     strip_tags,
 )
 from .context import SLOTS, RenderContext
-from .labels import labels
+from .labels import issue_no, labels
 from .lines import fold_text_line
 
 __all__ = ["WRAP_COLUMNS", "render_text"]
@@ -185,7 +185,7 @@ def render_text(issue: Issue, ctx: RenderContext, mode: Literal["full", "digest"
         L["greeting"].format(name=SLOTS["NAME"]),
         "",
         issue.title,
-        L["issue_no"].format(n=issue.number) + (f" ｜ {issue.period}" if issue.period else ""),
+        " ｜ ".join(x for x in (issue_no(issue.number, issue.variant), issue.period) if x),
         f"{L['source']}：{issue.source} ｜ {L['author']}：{issue.author}",
         f"{L['read_web']}：{archive}",
         "",

@@ -39,7 +39,7 @@ from .common import (
 )
 from .context import RenderContext
 from .errors import WeChatLimitError
-from .labels import labels
+from .labels import issue_no, labels
 from .templating import render_template
 from .views import Hooks, build_item
 
@@ -241,7 +241,7 @@ def _assemble(issue: Issue, chunks: list[_Chunk]) -> tuple[str, list[str]]:
     L = labels(issue.variant)
     content = render_template(
         "wechat/article.html", chunks=view, notes=urls, S=S, L=L, issue=issue,
-        issue_no=L["issue_no"].format(n=issue.number),
+        issue_no=issue_no(issue.number, issue.variant),
     )
     return _sanitize(content), images
 
@@ -350,11 +350,11 @@ def _headline(issue: Issue, ctx: RenderContext) -> WeChatArticle:
     htmls, urls, images = _renumber([intro])
     content = _sanitize(render_template(
         "wechat/headline.html", issue=issue, S=S, L=L, intro=Markup(htmls[0]), notes=urls,
-        toc=toc(issue), issue_no=L["issue_no"].format(n=issue.number),
+        toc=toc(issue), issue_no=issue_no(issue.number, issue.variant),
     ))
     title = issue.title
-    no = L["issue_no"].format(n=issue.number)
-    if no not in title:
+    no = issue_no(issue.number, issue.variant)
+    if no and no not in title:
         title = f"{title}｜{no}"
     return WeChatArticle(
         title=truncate(title, MAX_TITLE),
@@ -371,8 +371,8 @@ def _section_article(issue: Issue, ctx: RenderContext, chunks: list[_Chunk], par
                      content: str, images: list[str]) -> WeChatArticle:
     first = chunks[0]
     s = first.section
-    no = labels(issue.variant)["issue_no"].format(n=issue.number)
-    title = "；".join(dict.fromkeys(section_label(c.section) for c in chunks)) + part + f"｜{no}"
+    no = issue_no(issue.number, issue.variant)
+    title = "；".join(dict.fromkeys(section_label(c.section) for c in chunks)) + part + (f"｜{no}" if no else "")
     summaries = [item_summary(it) for c in chunks for it, _ in c.items]
     digest = next((x for x in summaries if x), "；".join(it.title for c in chunks
                                                          for it, _ in c.items))
