@@ -233,6 +233,19 @@ def _front_matter(tokens: Sequence[Token], text: str, path: str | None) -> dict[
     return data
 
 
+def _script_of(issue: Issue) -> str:
+    """``"Hant"`` or ``"Hans"``: the script the visible text is written in."""
+    from newsletter.content.script import detect_script
+
+    parts = [issue.title]
+    for s in issue.sections:
+        parts.append(s.title)
+        for it in s.items:
+            parts.append(it.title)
+            parts += [b.text for b in it.body[:2]] + [b.text for b in it.analysis[:1]]
+    return detect_script("".join(parts))
+
+
 def _fm_line(text: str, key: str) -> int:
     for n, raw in enumerate(text.split("\n")[:200], 1):
         if raw.startswith(f"{key}:"):
@@ -262,7 +275,15 @@ def _issue_header(data: dict[str, Any], text: str, path: str | None) -> Issue:
             path=path,
         )
     cover = _fm_str(data.get("cover")) or None
+    hant_table = _fm_str(data.get("zh_hant")) or "s2t"
+    if hant_table not in ("s2t", "s2hk", "s2tw"):
+        raise IssueFormatError(
+            f"front matter: zh_hant must be s2t, s2hk or s2tw, not {hant_table!r}",
+            line=_fm_line(text, "zh_hant"),
+            path=path,
+        )
     return Issue(
+        hant_table=hant_table,
         title=title,
         number=int(str(raw_number).strip()),
         period=_fm_str(data.get("period")),
@@ -607,6 +628,7 @@ def parse_issue(text: str, *, path: str | None = None, base_dir: Path | None = N
     tokens = _markdown().parse(text)
     issue = _issue_header(_front_matter(tokens, text, path), text, path)
     issue.source_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    issue.source_script = _script_of(issue)
     _Walker(issue, path, base_dir).walk(tokens)
     return issue
 
