@@ -22,6 +22,7 @@ __all__ = [
     "Patterns",
     "clean",
     "display_form",
+    "fold_width",
     "meta_role",
     "normalise",
     "normalise_lines",
@@ -31,7 +32,7 @@ __all__ = [
 
 _WIDTH = {i: i - 0xFEE0 for i in range(0xFF01, 0xFF5F)}
 _WIDTH.update({0x3000: 0x20, 0xA0: 0x20, 0xFF5C: 0x7C, 0x2223: 0x7C})
-_ZERO_WIDTH = re.compile(r"[\u200b\u200c\u200d\u2060\ufeff]")
+_ZERO_WIDTH = re.compile(r"[\u200b\u200c\u200d\u2060\ufeff\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _MD_LEAD = re.compile(r"^(?:#{1,6}\s+|>\s*|[-*+]\s+)+")
 _MD_STRONG = re.compile(r"(\*\*|__)(.+?)\1")
@@ -59,31 +60,40 @@ def _collapse_gaps(s: str) -> str:
 
 
 def display_form(raw: str) -> str:
-    """Width folded, gaps collapsed and Markdown decoration stripped, in the source script."""
-    s = clean(raw).translate(_WIDTH)
-    s = _collapse_gaps(s)
+    """The line as written with gaps collapsed and Markdown decoration stripped.
+
+    Width is not folded here, so a slice of this form keeps the author's
+    punctuation; :func:`normalise` folds it character for character, so
+    positions in the two forms agree.
+    """
+    s = _collapse_gaps(clean(raw))
     s = _MD_LEAD.sub("", s)
     return _MD_STRONG.sub(r"\2", s).strip()
 
 
+def fold_width(s: str) -> str:
+    """Full-width ASCII → half-width, one character for one."""
+    return s.translate(_WIDTH)
+
+
 def normalise(raw: str) -> str:
-    """The form patterns are matched against: :func:`display_form` folded to Simplified."""
-    return to_hans(display_form(raw))
+    """The form patterns are matched against: :func:`display_form`, width and script folded."""
+    return to_hans(fold_width(display_form(raw)))
 
 
 def normalise_lines(lines: list[str]) -> tuple[list[str], list[str]]:
     """``(display forms, normalised forms)`` of many lines, converting the script in one call."""
     shown = [display_form(raw) for raw in lines]
-    joined = to_hans("\n".join(shown))
+    joined = to_hans(fold_width("\n".join(shown)))
     norm = joined.split("\n")
     if len(norm) != len(shown):  # a conversion joined or split lines: go line by line
-        norm = [to_hans(s) for s in shown]
+        norm = [to_hans(fold_width(s)) for s in shown]
     return shown, norm
 
 
 def numeral_value(s: str) -> int | None:
     """``"3"``, ``"三"``, ``"十二"`` or ``"③"`` → its value."""
-    if s.isdigit():
+    if s.isdecimal():
         return int(s)
     if len(s) == 1 and s in _CIRCLED:
         return _CIRCLED.index(s) + 1

@@ -519,7 +519,9 @@ class _Importer:
             self.mark(ln, "header")
             return True
         number = p.issue_number.search(ln.norm)
-        if number is not None and len(ln.norm) - (number.end() - number.start()) <= 8:
+        rest = ln.norm[: number.start()] + ln.norm[number.end() :] if number else ""
+        rest = re.sub(r"\d{4}\s*年|总第\s*\d+\s*期|[\W_]", "", rest)
+        if number is not None and not rest:
             self.header.setdefault("number", numeral_value(number.group("num")))
             self.mark(ln, "header")
             return True
@@ -548,8 +550,8 @@ class _Importer:
         if same:
             for a, b in sorted(cuts, reverse=True):
                 title = title[:a] + title[b:]
-            title = re.sub(r"[(\[]\s*[)\]]", "", title)
-            title = title.strip(" -–—_|·()[]")
+            title = re.sub(r"[(\[（【〔]\s*[)\]）】〕]", "", title)
+            title = title.strip(" -–—_|·()[]（）【】:：")
         self.header["title"] = title.strip() or ln.shown
         self.mark(ln, "title")
 
