@@ -255,7 +255,9 @@ def issue_import_text(
     try:
         report, lines = import_issue_text(file, out, number=number, hints=hint or [])
     except NewsletterError as exc:
-        _fail(exc)
+        # one line, never wrapped: editors and scripts grep it
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     if _emit(report | ({"outline": lines} if outline else {}), as_json):
         return
     if outline:
