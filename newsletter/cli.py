@@ -129,24 +129,36 @@ def issue_render(
     variant: Annotated[str, typer.Option(help="zh-Hans or zh-Hant")] = "zh-Hans",
     as_json: JsonOpt = False,
 ) -> None:
-    """Render FILE to email.html, email.txt, wechat-N.html, web.html and report.json."""
+    """Render FILE to email.html, email.txt, wechat-N.html, web.html and report.json.
+
+    Each channel renders on its own: one that fails is reported (and the exit
+    status is 1) while the others are still written.
+    """
     from .content.parser import load_issue
     from .content.variants import to_variant
-    from .render import render_all, write_outputs
+    from .render import CHANNELS, render_channels, write_outputs
 
     try:
         doc, warnings = load_issue(file)
         doc = to_variant(doc, variant)
-        result = render_all(doc, _ctx_for_file(doc))
+        result = render_channels(doc, _ctx_for_file(doc))
         write_outputs(result, out)
-    except NewsletterError as exc:
+    except (NewsletterError, OSError) as exc:
         _fail(exc)
     report = result.report()
     report["input_warnings"] = warnings
     if not _emit(report, as_json):
         for w in warnings:
             err.print(f"[yellow]warning:[/] {w}")
-        console.print(f"wrote {out}/  (email mode: {result.email.mode}; {result.email.reason})")
+        for ch in CHANNELS:
+            if ch in result.errors:
+                err.print(f"{ch}: error: {result.errors[ch]}", markup=False, soft_wrap=True)
+            else:
+                console.print(f"{ch}: ok", markup=False)
+        mode = f"  (email mode: {result.email.mode}; {result.email.reason})" if result.email else ""
+        console.print(f"wrote {out}/{mode}", markup=False)
+    if result.errors:
+        raise typer.Exit(1)
 
 
 def _ctx_for_file(doc: Any) -> Any:
