@@ -29,7 +29,7 @@ from .common import (
 )
 from .context import SLOTS, RenderContext
 from .labels import issue_no, labels
-from .lines import fold_text_line
+from .lines import LIMIT, fold_text_line
 
 __all__ = ["WRAP_COLUMNS", "render_text"]
 
@@ -227,7 +227,7 @@ def render_text(issue: Issue, ctx: RenderContext, mode: Literal["full", "digest"
     ]
     lines: list[str] = []
     for line in out:
-        lines += fold_text_line(line.rstrip())
+        lines += fold_text_line(line.rstrip(), LIMIT - 2)  # the sender allows 997 + CR
     while lines and not lines[-1]:
         lines.pop()
     text = "\n".join(_squeeze(lines)) + "\n"
