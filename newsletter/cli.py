@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import typer._click as click  # the Click that Typer is built on (vendored)
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperCommand, TyperGroup
 
 from .errors import NewsletterError
 
@@ -38,19 +40,71 @@ bounce_app = typer.Typer(help="Bounces and complaints: DSN/ARF intake", no_args_
 app.add_typer(bounce_app, name="bounces")
 
 
-def _mount_optional() -> None:
-    from .delivery.dkim import dkim_app
-    from .tracking.cli import stats_app
-    from .web.console.cli import users_app
-    from .wechat.cli import wechat_app
+# Sub-command groups whose modules are slow to import (FastAPI, SQLAlchemy
+# models, cryptography): loaded only when that group is used, so that
+# `newsletter --help` and `issue lint` start fast.  name -> (module,
+# attribute, one-line help shown in `newsletter --help`).
+_LAZY_GROUPS: dict[str, tuple[str, str, str]] = {
+    "dkim": (
+        "newsletter.delivery.dkim",
+        "dkim_app",
+        "DKIM keys: generate a key pair and print its DNS record",
+    ),
+    "wechat": (
+        "newsletter.wechat.cli",
+        "wechat_app",
+        "WeChat Official Account / 公众号: check, preview, publish, stats",
+    ),
+    "users": ("newsletter.web.console.cli", "users_app", "Console users and personal API tokens"),
+    "tracking": ("newsletter.tracking.cli", "stats_app", "Open/click statistics / 阅读统计"),
+}
 
-    app.add_typer(dkim_app, name="dkim")
-    app.add_typer(wechat_app, name="wechat")
-    app.add_typer(users_app, name="users")
-    app.add_typer(stats_app, name="tracking")
+
+class _LazyCommand(TyperCommand):
+    """Stands in for a sub-command group until it is invoked (or its commands are listed)."""
+
+    def __init__(self, name: str, module: str, attr: str, help_text: str) -> None:
+        super().__init__(name, help=help_text, short_help=help_text)
+        self._target = (module, attr)
+        self._loaded: click.Command | None = None
+
+    def load(self) -> click.Command:
+        if self._loaded is None:
+            import importlib
+
+            module, attr = self._target
+            sub = getattr(importlib.import_module(module), attr)
+            loaded = typer.main.get_command(sub)
+            loaded.name = self.name
+            self._loaded = loaded
+        return self._loaded
+
+    @property
+    def commands(self) -> dict[str, click.Command]:
+        return getattr(self.load(), "commands", {})
+
+    def make_context(  # type: ignore[override]
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        return self.load().make_context(info_name, args, parent, **extra)
 
 
-_mount_optional()
+class _LazyGroup(TyperGroup):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(_LAZY_GROUPS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in _LAZY_GROUPS:
+            return _LazyCommand(cmd_name, *_LAZY_GROUPS[cmd_name])
+        return super().get_command(ctx, cmd_name)
+
+
+app.info.cls = _LazyGroup
+
 
 console = Console()
 err = Console(stderr=True)
