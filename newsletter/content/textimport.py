@@ -99,6 +99,7 @@ _SAFE_URL_RE = re.compile(r"^https?://[A-Za-z0-9\-.~:/?#@!$&'()+,;=%]+$")
 _URL_RE = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 _SPECIALS = re.compile(r"([\\`*_\[\]<>#|~&!])")
 _KV_RE = re.compile(r"^(?P<key>[\u4e00-\u9fff][\u4e00-\u9fff\s]{0,11}?)\s*:\s*(?P<value>.*)$")
+_KV_BRACKET_RE = re.compile(r"^[【\[](?P<key>[\u4e00-\u9fff]{2,8})[】\]]\s*(?P<value>\S.*)$")
 _LATIN_TAIL = re.compile(r"^[A-Za-z0-9 ._\-]+$")
 _KEY_TIGHT = re.compile(r"^(?P<key>[\u4e00-\u9fff]{2,8}?)(?P<value>(?:\d|https?://).*)$")
 
@@ -186,7 +187,8 @@ class _Line:
 
 
 def _key(s: str) -> str:
-    """Comparison key of a heading title: letters and digits only."""
+    """Comparison key of a heading title: letters and digits only, no page number."""
+    s = re.sub(r"(?:[.…·．\s]{2,}|\s+)\d{1,3}$", "", s)  # 政策解读……3
     return re.sub(r"[\W_]+", "", s)
 
 
@@ -606,7 +608,7 @@ class _Importer:
         if it is None or it.analysis_label is not None:
             return False
         p = self.p
-        m = _KV_RE.match(ln.norm)
+        m = _KV_RE.match(ln.norm) or _KV_BRACKET_RE.match(ln.norm)
         if m is None:
             m = _KEY_TIGHT.match(ln.norm)
             if m is None or m.group("key") not in p.meta_keys:
@@ -616,7 +618,7 @@ class _Importer:
             return False
         value = _slice(ln, m.start("value"))
         same = len(ln.shown) == len(ln.norm)
-        key = re.sub(r"\s", "", ln.shown[: m.end("key")]) if same else key_norm
+        key = re.sub(r"\s", "", ln.shown[m.start("key") : m.end("key")]) if same else key_norm
         if key_norm in p.summary_keys:
             it.summary = value
             self.mark(ln, "summary")

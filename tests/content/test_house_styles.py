@@ -179,3 +179,13 @@ def _all_text(issue: Issue) -> str:
             parts += ["".join(r for row in b.rows for r in row) for b in it.body]
     parts += ["".join(r for row in b.rows for r in row) for s in issue.sections for b in s.intro]
     return "".join(_visible(p) for p in parts)
+
+
+def test_bracketed_keys_and_a_paged_contents_list() -> None:
+    issue = _issue("bracket-keys-hans")
+    assert (issue.title, issue.number, issue.date) == ("《营商环境观察》", 0, "2022-03-01 10:00")
+    assert [(s.title, len(s.items)) for s in issue.sections] == [("政策解读", 2), ("地方实践", 1)]
+    first = issue.sections[0].items[0]
+    assert first.meta_value("issuer") == "国务院"
+    assert first.meta_value("doc_number") == "国发〔2021〕24号"
+    assert first.analysis_label == "简析"
