@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from newsletter.content.parser import parse_issue  # noqa: E402
+from newsletter.content.script import to_hans  # noqa: E402
 from newsletter.content.textimport import import_text  # noqa: E402
 from newsletter.content.variants import to_variant  # noqa: E402
 from newsletter.render import RenderContext, render_channels  # noqa: E402
@@ -36,6 +37,7 @@ REAL = ROOT / "tests" / "content" / "fixtures" / "real-brief-2021-08-02.txt"
 
 
 def once(text: str) -> dict[str, float]:
+    to_hans.cache_clear()  # no carry-over between runs: each run is a fresh issue
     t: dict[str, float] = {}
     t0 = time.perf_counter()
     doc = parse_issue(import_text(text).markdown)

@@ -56,8 +56,13 @@ def _fix(text: str, kind: str) -> str:
     return pattern.sub(lambda m: table[m.group(0)], text) if pattern else text
 
 
+@lru_cache(maxsize=16384)
 def to_hans(text: str) -> str:
-    """Simplified text, whatever the source script (idempotent)."""
+    """Simplified text, whatever the source script (idempotent).
+
+    Cached: rendering both variants converts each string to Simplified twice
+    (once for zh-Hans, once on the way to zh-Hant).
+    """
     if not text:
         return text
     return _fix(_converter("t2s").convert(text), "hans")
@@ -74,7 +79,7 @@ def to_hant(text: str, table: str = "s2t") -> str:
 
 def detect_script(text: str) -> str:
     """``"Hant"`` when more characters look Traditional than Simplified, else ``"Hans"``."""
-    sample = "".join(ch for ch in text if "\u4e00" <= ch <= "\u9fff")[:20000]
+    sample = "".join(re.findall(r"[\u4e00-\u9fff]+", text[:60000]))[:6000]
     if not sample:
         return "Hans"
     simplified = _converter("t2s").convert(sample)

@@ -277,29 +277,24 @@ class _Importer:
                 j += 1
             runs.append((k, j))
             k = j
+        keys = {i: _key(self.title_of(ln)) for i, ln in enumerate(content) if ln.heading}
         for start, end in runs:
+            if end - start < 2:  # a list has at least two entries
+                continue
             # the list ends where its first entry comes back (the body's own heading)
-            first = _key(self.title_of(content[start]))
+            first = keys[start]
             again = next(
-                (
-                    j
-                    for j in range(start + 1, len(content))
-                    if content[j].heading is not None
-                    and _same_title(_key(self.title_of(content[j])), first)
-                ),
-                end,
+                (j for j in sorted(keys) if j > start and _same_title(keys[j], first)), end
             )
             stop = min(again, end)
-            run = content[start:stop]
-            later = [_key(self.title_of(ln)) for ln in content[stop:] if ln.heading is not None]
-            repeated = sum(
-                1 for ln in run if any(_same_title(_key(self.title_of(ln)), t) for t in later)
-            )
+            run = range(start, stop)
+            later = [keys[j] for j in keys if j >= stop]
+            repeated = sum(1 for i in run if any(_same_title(keys[i], t) for t in later))
             headed = start > 0 and p.contents_heading.match(content[start - 1].norm) is not None
             if len(run) >= 2 and repeated >= (0.5 if headed else 0.8) * len(run):
-                for ln in run:
-                    if self.hints.get(ln.n) is None:
-                        ln.cls = "contents"
+                for i in run:
+                    if self.hints.get(content[i].n) is None:
+                        content[i].cls = "contents"
                 if headed and self.hints.get(content[start - 1].n) is None:
                     content[start - 1].cls = "contents"
         for ln in content:  # a lone contents heading (its list was not numbered)

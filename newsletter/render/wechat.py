@@ -286,15 +286,18 @@ def _balanced(weights: list[int], k: int) -> list[int]:
     return sorted(cuts)
 
 
-def _item_parts(issue: Issue, s: Section, it: Item, limit: int) -> list[tuple[Item, _Fragment]]:
+def _item_parts(
+    issue: Issue, s: Section, it: Item, frag: _Fragment, limit: int
+) -> list[tuple[Item, _Fragment]]:
     """The item as one fragment, or split at paragraph boundaries into continuation parts.
 
     The first part keeps the metadata; later parts are titled "title（续）".
     Body paragraphs come first, then the analysis (its label repeated on
     each part that holds some of it).
     """
-    frag = _item_fragment(issue, s, it)
-    if len(_assemble(issue, [_Chunk(s, None, [(it, frag)], False)])[0]) < limit:
+    if len(frag.html) < limit // 2 or (
+        len(_assemble(issue, [_Chunk(s, None, [(it, frag)], False)])[0]) < limit
+    ):
         return [(it, frag)]
     units = [("body", b) for b in it.body] + [("analysis", b) for b in it.analysis]
     cont = labels(issue.variant)["continued"]
@@ -348,7 +351,7 @@ def _split_section(issue: Issue, s: Section, limit: int) -> list[_Chunk]:
     if len(_assemble(issue, [whole])[0]) < limit:
         return [whole]
     # an item too long for one article becomes continuation parts
-    items = [part for it in s.items for part in _item_parts(issue, s, it, limit)]
+    items = [part for it, frag in items for part in _item_parts(issue, s, it, frag, limit)]
     # Greedy first: it finds the smallest number of parts.
     chunks: list[_Chunk] = []
     cur = _Chunk(s, intro, [], False)
