@@ -275,8 +275,8 @@ def _issue_header(data: dict[str, Any], text: str, path: str | None) -> Issue:
             path=path,
         )
     cover = _fm_str(data.get("cover")) or None
-    hant_table = _fm_str(data.get("zh_hant")) or "s2t"
-    if hant_table not in ("s2t", "s2hk", "s2tw"):
+    hant_table = _fm_str(data.get("zh_hant"))
+    if hant_table not in ("", "s2t", "s2hk", "s2tw"):
         raise IssueFormatError(
             f"front matter: zh_hant must be s2t, s2hk or s2tw, not {hant_table!r}",
             line=_fm_line(text, "zh_hant"),

@@ -121,14 +121,15 @@ def _convert_issue(issue: Issue, conv: Callable[[str], str]) -> None:
 def to_variant(issue: Issue, variant: str, table: str | None = None) -> Issue:
     """Return a deep copy of ``issue`` in ``variant`` ("zh-Hans" or "zh-Hant").
 
-    ``table`` (``s2t``, ``s2hk`` or ``s2tw``) overrides the issue's own
-    ``zh_hant`` setting for the zh-Hant conversion.
+    ``table`` (``s2t``, ``s2hk`` or ``s2tw``) is the publication's choice for
+    the zh-Hant conversion; the issue's own ``zh_hant`` front matter wins
+    over it, and ``s2t`` is used when neither says.
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
     if variant == "zh-Hans" and issue.variant == "zh-Hant":
         raise ValueError("cannot convert a zh-Hant issue back to zh-Hans")
-    chosen = table or issue.hant_table or "s2t"
+    chosen = issue.hant_table or table or "s2t"
     if chosen not in HANT_TABLES:
         raise ValueError(f"unknown zh-Hant table {chosen!r}; expected one of {HANT_TABLES}")
     out = copy.deepcopy(issue)

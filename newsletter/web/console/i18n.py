@@ -147,6 +147,7 @@ EN: dict[str, str] = {
     "通讯地址": "Postal address",
     "跟踪打开": "Track opens",
     "跟踪点击": "Track clicks",
+    "繁体版转换": "zh-Hant conversion table",
     "保存": "Save",
     "每周发送时间": "Weekly schedule",
     "星期（1＝周一）": "Weekday (1 = Monday)",

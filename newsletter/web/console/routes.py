@@ -511,12 +511,14 @@ def settings_publication(
     from_address: Annotated[str, Form()] = "", reply_to: Annotated[str, Form()] = "",
     postal_address: Annotated[str, Form()] = "",
     track_opens: Annotated[str, Form()] = "", track_clicks: Annotated[str, Form()] = "",
+    zh_hant_table: Annotated[str, Form()] = "",
 ) -> Response:
     try:
         svc.update_publication(user, {
             "name": name, "from_name": from_name, "from_address": from_address,
             "reply_to": reply_to, "postal_address": postal_address,
             "track_opens": track_opens == "on", "track_clicks": track_clicks == "on",
+            "zh_hant_table": zh_hant_table,
         }, request)
     except NewsletterError as exc:
         return back("/console/settings", _error(exc), "error")

@@ -779,7 +779,7 @@ def publication() -> dict[str, Any] | None:
         return {c: getattr(pub, c) for c in (
             "id", "slug", "name", "from_name", "from_address", "reply_to", "list_id_domain",
             "postal_address", "timezone", "schedule_weekday", "schedule_time", "track_opens",
-            "track_clicks", "default_list_id")}
+            "track_clicks", "default_list_id", "zh_hant_table")}
 
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -805,6 +805,12 @@ def update_publication(actor: Principal, values: dict[str, Any], request: Reques
             if key in values and values[key] is not None:
                 setattr(pub, key, bool(values[key]))
                 changed[key] = bool(values[key])
+        table = values.get("zh_hant_table")
+        if table:
+            if table not in ("s2t", "s2hk", "s2tw"):
+                raise ConsoleError("zh_hant_table: expected s2t, s2hk or s2tw / 繁体转换表无效")
+            pub.zh_hant_table = table
+            changed["zh_hant_table"] = table
         record(s, actor, "settings.publication", pub.slug, request, **changed)
     out = publication()
     assert out is not None
