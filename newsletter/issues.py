@@ -21,7 +21,7 @@ from .config import get_settings
 from .content.model import Issue as Doc
 from .content.parser import load_issue_source, parse_issue
 from .content.variants import to_variant
-from .errors import NotFound, StateError
+from .errors import IssueFormatError, NotFound, StateError
 from .models import Issue, Link, Publication, Rendition, utcnow
 
 __all__ = [
@@ -74,6 +74,13 @@ def create_issue(
     """Parse ``path`` and store it as a draft issue (or update the draft with that number)."""
     path = Path(path)
     doc, source_text, warnings = load_issue_source(path)
+    if doc.number <= 0:
+        raise IssueFormatError(
+            "该期没有期数，请在 front matter 中写 number: N / the issue has no number; "
+            "add 'number: N' to its front matter before adding it",
+            line=1,
+            path=path.name,
+        )
     pub = ensure_publication(session, doc.publication, publication_slug)
     source_hash = doc.source_hash  # SHA-256 of the file's bytes
     existing = session.scalar(

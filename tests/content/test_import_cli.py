@@ -137,3 +137,18 @@ def test_cp950_big5hkscs_and_utf16_sources_decode(tmp_path: Path) -> None:
         assert r.exit_code == 0, (enc, r.output)
         md = src.with_suffix(".md").read_text(encoding="utf-8")
         assert "恒生" in md and "### 1. 第一條" in md, enc
+
+
+def test_an_unnumbered_issue_is_refused_by_issue_add_never_stored_as_0(  # type: ignore[no-untyped-def]
+    sqlite_settings, tmp_path: Path
+) -> None:
+    src = tmp_path / "b.txt"
+    src.write_text(BRIEF.replace("期數：第3期\n", ""), encoding="utf-8")
+    assert runner.invoke(app, ["issue", "import-text", str(src)]).exit_code == 0
+    r = runner.invoke(app, ["issue", "add", str(tmp_path / "b.md")])
+    assert r.exit_code == 2
+    assert "number: N" in r.output and "期数" in r.output and "第0期" not in r.output
+    r = runner.invoke(app, ["issue", "import-text", str(src), "--number", "12"])
+    assert r.exit_code == 0
+    r = runner.invoke(app, ["issue", "add", str(tmp_path / "b.md")])
+    assert r.exit_code == 0 and "第12期" in r.output
