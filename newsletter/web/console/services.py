@@ -993,3 +993,31 @@ def dashboard() -> dict[str, Any]:
             "lists": s.scalar(select(func.count()).select_from(MailingList)) or 0,
             "suppressions": s.scalar(select(func.count()).select_from(Suppression)) or 0,
         }
+
+
+# -- plain-text import (outline, reclassify, save) -------------------------------
+
+
+def import_preview(data: bytes, hints: dict[int, str], number: int | None) -> dict[str, Any]:
+    """Import a pasted or uploaded brief: the outline, the report and the Markdown.
+
+    Nothing is stored; :func:`upload_issue` stores the Markdown once the editor
+    is satisfied.  ``hints`` are the editor's reclassifications (line → class).
+    """
+    from ...content.parser import decode_source
+    from ...content.textimport import import_text
+
+    if len(data) > 5_000_000:
+        raise ConsoleError("the file is larger than 5 MB / 文件超过 5 MB")
+    text, warnings = decode_source(data, path="import.txt")
+    result = import_text(text, front_matter={"number": number}, hints=hints)
+    return {
+        "text": text,
+        "markdown": result.markdown,
+        "outline": result.outline,
+        "chrome": result.chrome,
+        "contents": result.contents,
+        "warnings": warnings + result.warnings,
+        "script": result.script,
+        "hints": hints,
+    }
