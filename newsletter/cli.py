@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import typer._click as click  # the Click that Typer is built on (vendored)
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperCommand, TyperGroup
 
 from .errors import NewsletterError
 
@@ -38,19 +40,71 @@ bounce_app = typer.Typer(help="Bounces and complaints: DSN/ARF intake", no_args_
 app.add_typer(bounce_app, name="bounces")
 
 
-def _mount_optional() -> None:
-    from .delivery.dkim import dkim_app
-    from .tracking.cli import stats_app
-    from .web.console.cli import users_app
-    from .wechat.cli import wechat_app
+# Sub-command groups whose modules are slow to import (FastAPI, SQLAlchemy
+# models, cryptography): loaded only when that group is used, so that
+# `newsletter --help` and `issue lint` start fast.  name -> (module,
+# attribute, one-line help shown in `newsletter --help`).
+_LAZY_GROUPS: dict[str, tuple[str, str, str]] = {
+    "dkim": (
+        "newsletter.delivery.dkim",
+        "dkim_app",
+        "DKIM keys: generate a key pair and print its DNS record",
+    ),
+    "wechat": (
+        "newsletter.wechat.cli",
+        "wechat_app",
+        "WeChat Official Account / 公众号: check, preview, publish, stats",
+    ),
+    "users": ("newsletter.web.console.cli", "users_app", "Console users and personal API tokens"),
+    "tracking": ("newsletter.tracking.cli", "stats_app", "Open/click statistics / 阅读统计"),
+}
 
-    app.add_typer(dkim_app, name="dkim")
-    app.add_typer(wechat_app, name="wechat")
-    app.add_typer(users_app, name="users")
-    app.add_typer(stats_app, name="tracking")
+
+class _LazyCommand(TyperCommand):
+    """Stands in for a sub-command group until it is invoked (or its commands are listed)."""
+
+    def __init__(self, name: str, module: str, attr: str, help_text: str) -> None:
+        super().__init__(name, help=help_text, short_help=help_text)
+        self._target = (module, attr)
+        self._loaded: click.Command | None = None
+
+    def load(self) -> click.Command:
+        if self._loaded is None:
+            import importlib
+
+            module, attr = self._target
+            sub = getattr(importlib.import_module(module), attr)
+            loaded = typer.main.get_command(sub)
+            loaded.name = self.name
+            self._loaded = loaded
+        return self._loaded
+
+    @property
+    def commands(self) -> dict[str, click.Command]:
+        return getattr(self.load(), "commands", {})
+
+    def make_context(  # type: ignore[override]
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        return self.load().make_context(info_name, args, parent, **extra)
 
 
-_mount_optional()
+class _LazyGroup(TyperGroup):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(_LAZY_GROUPS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in _LAZY_GROUPS:
+            return _LazyCommand(cmd_name, *_LAZY_GROUPS[cmd_name])
+        return super().get_command(ctx, cmd_name)
+
+
+app.info.cls = _LazyGroup
+
 
 console = Console()
 err = Console(stderr=True)
@@ -129,24 +183,36 @@ def issue_render(
     variant: Annotated[str, typer.Option(help="zh-Hans or zh-Hant")] = "zh-Hans",
     as_json: JsonOpt = False,
 ) -> None:
-    """Render FILE to email.html, email.txt, wechat-N.html, web.html and report.json."""
+    """Render FILE to email.html, email.txt, wechat-N.html, web.html and report.json.
+
+    Each channel renders on its own: one that fails is reported (and the exit
+    status is 1) while the others are still written.
+    """
     from .content.parser import load_issue
     from .content.variants import to_variant
-    from .render import render_all, write_outputs
+    from .render import CHANNELS, render_channels, write_outputs
 
     try:
         doc, warnings = load_issue(file)
         doc = to_variant(doc, variant)
-        result = render_all(doc, _ctx_for_file(doc))
+        result = render_channels(doc, _ctx_for_file(doc))
         write_outputs(result, out)
-    except NewsletterError as exc:
+    except (NewsletterError, OSError) as exc:
         _fail(exc)
     report = result.report()
     report["input_warnings"] = warnings
     if not _emit(report, as_json):
         for w in warnings:
             err.print(f"[yellow]warning:[/] {w}")
-        console.print(f"wrote {out}/  (email mode: {result.email.mode}; {result.email.reason})")
+        for ch in CHANNELS:
+            if ch in result.errors:
+                err.print(f"{ch}: error: {result.errors[ch]}", markup=False, soft_wrap=True)
+            else:
+                console.print(f"{ch}: ok", markup=False)
+        mode = f"  (email mode: {result.email.mode}; {result.email.reason})" if result.email else ""
+        console.print(f"wrote {out}/{mode}", markup=False)
+    if result.errors:
+        raise typer.Exit(1)
 
 
 def _ctx_for_file(doc: Any) -> Any:
@@ -243,36 +309,40 @@ def issue_import_text(
     file: Path,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Markdown file to write")] = None,
     number: Annotated[int | None, typer.Option(help="issue number if the text lacks one")] = None,
+    outline: Annotated[
+        bool, typer.Option("--outline", help="print every line with its number and class")
+    ] = False,
+    hint: Annotated[
+        list[str] | None,
+        typer.Option("--hint", help="LINE=CLASS correction, e.g. 42=item (kept in the output)"),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Convert plain text copied from a web page or Word into the issue source format."""
-    from .content.parser import decode_source
-    from .content.textimport import import_text
+    """Convert plain text copied from a web page or Word into the issue source format.
+
+    Hints given with --hint, and those already kept in the output file's
+    import_hints front matter, are applied and written back.
+    """
+    from .content.textimport import import_issue_text
 
     try:
-        text, warnings = decode_source(file.read_bytes(), path=str(file))
-    except (NewsletterError, OSError) as exc:
-        _fail(exc)
-    result = import_text(text, front_matter={"number": number} if number else None)
-    target = out or file.with_suffix(".md")
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    tmp.write_text(result.markdown, encoding="utf-8")
-    tmp.replace(target)
-    report = {
-        "written": str(target),
-        "unplaced": result.unplaced,
-        "chrome": result.chrome,
-        "warnings": warnings + result.warnings,
-    }
-    if _emit(report, as_json):
+        report, lines = import_issue_text(file, out, number=number, hints=hint or [])
+    except NewsletterError as exc:
+        # one line, never wrapped: editors and scripts grep it
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    if _emit(report | ({"outline": lines} if outline else {}), as_json):
         return
-    console.print(f"wrote {target}")
-    for line, txt in result.chrome:
-        console.print(f"[dim]ignored page chrome[/] line {line}: {txt}")
-    for line, txt in result.unplaced:
-        console.print(f"[yellow]could not place[/] line {line}: {txt}")
+    if outline:
+        for n, cls, txt in lines:
+            console.print(f"{n:>5} {cls:<9} {txt}", markup=False, highlight=False)
+    console.print(f"wrote {report['written']}", markup=False)
+    for line, txt in report["chrome"]:
+        console.print(f"ignored page chrome line {line}: {txt}", markup=False, style="dim")
+    for line, txt in report["contents"]:
+        console.print(f"dropped contents list line {line}: {txt}", markup=False, style="dim")
     for w in report["warnings"]:
-        err.print(f"[yellow]warning:[/] {w}")
+        err.print(f"warning: {w}", markup=False, style="yellow")
 
 
 @issue_app.command("preview")

@@ -21,7 +21,7 @@ from .config import get_settings
 from .content.model import Issue as Doc
 from .content.parser import load_issue_source, parse_issue
 from .content.variants import to_variant
-from .errors import NotFound, StateError
+from .errors import IssueFormatError, NotFound, StateError
 from .models import Issue, Link, Publication, Rendition, utcnow
 
 __all__ = [
@@ -74,6 +74,13 @@ def create_issue(
     """Parse ``path`` and store it as a draft issue (or update the draft with that number)."""
     path = Path(path)
     doc, source_text, warnings = load_issue_source(path)
+    if doc.number <= 0:
+        raise IssueFormatError(
+            "该期没有期数，请在 front matter 中写 number: N / the issue has no number; "
+            "add 'number: N' to its front matter before adding it",
+            line=1,
+            path=path.name,
+        )
     pub = ensure_publication(session, doc.publication, publication_slug)
     source_hash = doc.source_hash  # SHA-256 of the file's bytes
     existing = session.scalar(
@@ -172,6 +179,11 @@ def render_issue(session: Session, issue_id: int, *, force: bool = False) -> dic
     issue = session.get(Issue, issue_id)
     if issue is None:
         raise NotFound(f"issue {issue_id} does not exist")
+    pub = session.get(Publication, issue.publication_id)
+    assert pub is not None
+    # the zh-Hant table is part of what was rendered: changing it renders again
+    table = pub.zh_hant_table or "s2t"
+    version = RENDERER_VERSION if table == "s2t" else f"{RENDERER_VERSION}:{table}"
     have = session.scalars(
         select(Rendition).where(Rendition.issue_id == issue_id, Rendition.output == "email_html")
     ).all()
@@ -179,13 +191,11 @@ def render_issue(session: Session, issue_id: int, *, force: bool = False) -> dic
         not force
         and len(have) == len(VARIANTS)
         and all(
-            r.source_hash == issue.source_hash and r.renderer_version == RENDERER_VERSION
+            r.source_hash == issue.source_hash and r.renderer_version == version
             for r in have
         )
     ):
         return {"cached": True}
-    pub = session.get(Publication, issue.publication_id)
-    assert pub is not None
     ctx = context_for(pub)
     doc = parse_stored(issue)
     session.execute(delete(Rendition).where(Rendition.issue_id == issue_id))
@@ -196,7 +206,7 @@ def render_issue(session: Session, issue_id: int, *, force: bool = False) -> dic
         )
     reports: dict[str, Any] = {}
     for variant in VARIANTS:
-        vdoc = to_variant(doc, variant)
+        vdoc = to_variant(doc, variant, table=table)
         result = render_all(vdoc, ctx)
         outputs: dict[str, tuple[str, str | None]] = {
             "email_html": (result.email.html, result.email.mode),
@@ -215,7 +225,7 @@ def render_issue(session: Session, issue_id: int, *, force: bool = False) -> dic
                     content_hash=hashlib.sha256(body.encode()).hexdigest(),
                     size_bytes=len(body.encode()),
                     size_chars=len(body),
-                    renderer_version=RENDERER_VERSION,
+                    renderer_version=version,
                     mode=mode,
                     subject=result.email.subject
                     if output.startswith("email")

@@ -121,6 +121,9 @@ class Publication(Base):
     # tracking: "hash" keeps a salted hash of the /24 or /48; "none" keeps no IP data at all.
     ip_handling: Mapped[str] = mapped_column(String(8), default="hash")
     default_list_id: Mapped[int | None] = mapped_column(ForeignKey("mailing_list.id"))
+    #: OpenCC table of the zh-Hant edition: s2t (default: keeps mainland vocabulary),
+    #: s2hk or s2tw; an issue's own ``zh_hant`` front matter wins.
+    zh_hant_table: Mapped[str] = mapped_column(String(8), default="s2t", server_default="s2t")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

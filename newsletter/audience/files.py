@@ -35,7 +35,24 @@ HEADER_ALIASES: dict[str, tuple[str, ...]] = {
         "邮箱地址",
     ),
     "name": ("name", "姓名", "名字", "称呼", "名稱", "稱呼", "full name"),
-    "variant": ("variant", "版本", "语言", "語言", "字体", "preferred variant"),
+    "variant": (
+        "variant",
+        "版本",
+        "语言",
+        "語言",
+        "字体",
+        "字體",
+        "偏好",
+        "字体偏好",
+        "字體偏好",
+        "简繁",
+        "簡繁",
+        "简繁体",
+        "簡繁體",
+        "preference",
+        "preferred variant",
+        "script",
+    ),
 }
 
 _SNIFF = 256 * 1024

@@ -56,6 +56,16 @@ _VARIANTS = {
     "繁": "zh-Hant",
     "繁體中文": "zh-Hant",
     "繁体中文": "zh-Hant",
+    "繁体字": "zh-Hant",
+    "繁體字": "zh-Hant",
+    "正體": "zh-Hant",
+    "traditional": "zh-Hant",
+    "tc": "zh-Hant",
+    "简体字": "zh-Hans",
+    "簡體字": "zh-Hans",
+    "簡体": "zh-Hans",
+    "simplified": "zh-Hans",
+    "sc": "zh-Hans",
 }
 
 

@@ -12,7 +12,8 @@ Guarantees:
 
 Codes: ``parse``, ``section-number``, ``item-number``, ``meta-missing``,
 ``meta-url``, ``link-insecure``, ``link-malformed``, ``image-alt``,
-``image-missing``, ``section-empty``, ``item-empty``.
+``image-missing``, ``section-empty``, ``item-empty``, ``number-missing`` (a
+warning: the front matter has no issue number).
 """
 
 from __future__ import annotations
@@ -89,6 +90,19 @@ def _check_numbering(issue: Issue) -> list[LintMessage]:
             lambda n: f"{n}.",
         )
     return out
+
+
+def _check_issue_number(issue: Issue) -> list[LintMessage]:
+    if issue.number > 0:
+        return []
+    return [
+        LintMessage(
+            "warning",
+            1,
+            "number-missing",
+            "the issue has no number (add 'number: N' to the front matter) / 未设置期数",
+        )
+    ]
 
 
 def _is_policy_section(section: Section) -> bool:
@@ -220,7 +234,8 @@ def lint_issue(
 ) -> list[LintMessage]:
     """Run every check on an already parsed issue."""
     out = (
-        _check_numbering(issue)
+        _check_issue_number(issue)
+        + _check_numbering(issue)
         + _check_meta(issue)
         + _check_links(issue)
         + _check_images(issue, base_dir)

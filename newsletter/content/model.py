@@ -142,6 +142,8 @@ class Issue:
     images: list[Image] = field(default_factory=list)
     source_hash: str = ""
     variant: str = "zh-Hans"
+    source_script: str = "Hans"  # script the source is written in: "Hans" or "Hant"
+    hant_table: str = ""  # zh_hant front matter: s2t, s2hk or s2tw ("" = the publication's)
 
     def iter_items(self) -> list[tuple[Section, Item]]:
         return [(s, i) for s in self.sections for i in s.items]

@@ -93,6 +93,17 @@ _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 _NOT_COLLECTED = ("mailto:", "tel:")
 
 
+def _pattern_role(key: str) -> str | None:
+    """A key of the import pattern table (either script, e.g. 官網鍊接) → its role."""
+    from newsletter.content.patterns import meta_role
+
+    role = meta_role(key)
+    return role if role in _CANONICAL_ROLES else None
+
+
+_CANONICAL_ROLES = frozenset(META_ROLES.values())
+
+
 # --------------------------------------------------------------------------- numerals
 
 
@@ -222,6 +233,19 @@ def _front_matter(tokens: Sequence[Token], text: str, path: str | None) -> dict[
     return data
 
 
+def _script_of(issue: Issue) -> str:
+    """``"Hant"`` or ``"Hans"``: the script the visible text is written in."""
+    from newsletter.content.script import detect_script
+
+    parts = [issue.title]
+    for s in issue.sections:
+        parts.append(s.title)
+        for it in s.items:
+            parts.append(it.title)
+            parts += [b.text for b in it.body[:2]] + [b.text for b in it.analysis[:1]]
+    return detect_script("".join(parts))
+
+
 def _fm_line(text: str, key: str) -> int:
     for n, raw in enumerate(text.split("\n")[:200], 1):
         if raw.startswith(f"{key}:"):
@@ -243,7 +267,7 @@ def _issue_header(data: dict[str, Any], text: str, path: str | None) -> Issue:
         raise IssueFormatError("front matter: missing title", line=1, path=path)
     raw_number = data.get("number")
     if raw_number is None or raw_number == "":
-        raise IssueFormatError("front matter: missing number", line=1, path=path)
+        raw_number = 0  # not numbered yet: lint warns, renderers say no 第N期
     if isinstance(raw_number, bool) or not re.fullmatch(r"\d+", str(raw_number).strip()):
         raise IssueFormatError(
             f"front matter: number must be a whole number, not {raw_number!r}",
@@ -251,7 +275,15 @@ def _issue_header(data: dict[str, Any], text: str, path: str | None) -> Issue:
             path=path,
         )
     cover = _fm_str(data.get("cover")) or None
+    hant_table = _fm_str(data.get("zh_hant"))
+    if hant_table not in ("", "s2t", "s2hk", "s2tw"):
+        raise IssueFormatError(
+            f"front matter: zh_hant must be s2t, s2hk or s2tw, not {hant_table!r}",
+            line=_fm_line(text, "zh_hant"),
+            path=path,
+        )
     return Issue(
+        hant_table=hant_table,
         title=title,
         number=int(str(raw_number).strip()),
         period=_fm_str(data.get("period")),
@@ -520,7 +552,7 @@ class _Walker:
         if cut <= 0:
             raise self.error(f"meta line without a colon (expected '键：值'): {text!r}", line)
         key, value = text[:cut].strip(), text[cut + 1 :].strip()
-        role = META_ROLES.get(key)
+        role = META_ROLES.get(key) or _pattern_role(key)
         hrefs = [str(c.attrGet("href") or "") for c in children if c.type == "link_open"]
         url = next((h for h in hrefs if _is_collected(h)), None)
         if role == "url":
@@ -596,6 +628,7 @@ def parse_issue(text: str, *, path: str | None = None, base_dir: Path | None = N
     tokens = _markdown().parse(text)
     issue = _issue_header(_front_matter(tokens, text, path), text, path)
     issue.source_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    issue.source_script = _script_of(issue)
     _Walker(issue, path, base_dir).walk(tokens)
     return issue
 
@@ -698,8 +731,8 @@ def _choose(data: bytes, decoded: dict[str, str]) -> str:
 def decode_source(data: bytes, *, path: str | None = None) -> tuple[str, list[str]]:
     """Decode issue bytes → ``(text, warnings)``.
 
-    UTF-8 with or without BOM decodes silently.  Otherwise GB18030 and Big5
-    are tried (charset-normalizer picks when both decode) and the warning names
+    UTF-8 with or without BOM, and UTF-16 with a BOM, decode silently.
+    Otherwise GB18030 and Big5 (or its CP950 / Big5-HKSCS supersets) are tried (charset-normalizer picks when both decode) and the warning names
     the encoding used.  When nothing decodes sensibly, raises
     :class:`IssueFormatError` naming the byte offset and line of the first
     byte that is not UTF-8.
@@ -709,11 +742,20 @@ def decode_source(data: bytes, *, path: str | None = None) -> tuple[str, list[st
         return data[bom:].decode("utf-8"), []
     except UnicodeDecodeError as exc:
         first_bad = exc.start + bom
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text16 = _strict(data, "utf-16")
+        if text16 is not None:
+            return text16, []
     decoded = {
         enc: text
         for enc in _FALLBACKS
         if (text := _strict(data, enc)) is not None and _sensible(text)
     }
+    if "big5" not in decoded:  # Windows (CP950, e.g. 恒 at 0xF9DA) and Hong Kong extensions
+        for enc in ("cp950", "big5hkscs"):
+            if (text := _strict(data, enc)) is not None and _sensible(text):
+                decoded[enc] = text
+                break
     if not decoded:
         line = data.count(b"\n", 0, first_bad) + 1
         raise IssueFormatError(
@@ -723,7 +765,7 @@ def decode_source(data: bytes, *, path: str | None = None) -> tuple[str, list[st
             path=path,
         )
     enc = _choose(data, decoded)
-    label = {"gb18030": "GB18030", "big5": "Big5"}[enc]
+    label = {"gb18030": "GB18030", "big5": "Big5", "cp950": "CP950", "big5hkscs": "Big5-HKSCS"}[enc]
     return decoded[enc], [
         f"{path or '<issue>'}: file is not UTF-8; decoded as {label}. "
         "Save it as UTF-8 to silence this warning."

@@ -1,25 +1,35 @@
 """Plain text copied from a web page or a Word file → the issue Markdown dialect.
 
-This is a line classifier, not a Markdown parser: each line of the input is
-recognised by regular expressions as page chrome, a header field, a section
-heading (``一、政策法规``), an item heading (``1、标题`` / ``1.标题``), a meta
-line (``发布机构：…`` with ``:`` or ``：``), a bare URL, an analysis marker
-(``丨政策简析丨`` / ``【政策简析】``), a summary line (``摘要：…``), a
-tab-separated table row, or prose.
+A line classifier driven by the pattern families of
+``newsletter/data/import-patterns.yaml`` (see :mod:`newsletter.content.patterns`).
+Each line is normalised for matching (script folded to Simplified, width
+folded, spaces between single characters removed) and put in one class:
+
+``chrome``    page furniture (breadcrumbs, counters, share/print controls,
+              上一篇/下一篇, copyright and ICP lines, trailing tracker words);
+``contents``  a hand-written contents list: a run of numbered headings that
+              repeats later in the text (and its heading line, 目录 …);
+``title`` / ``header``  the title and header fields (period, number, source …);
+``section`` / ``item``  headings of the two outermost numbering families found;
+``meta``      an item's ``key：value`` lines (the value may be on the next line);
+``analysis``  an analysis marker (丨…丨, 【…】, ▍…, 点评：…) and the text after it;
+``summary``, ``body``, ``blank``.
 
 Guarantees:
 
 * The returned ``markdown`` is accepted by
   :func:`newsletter.content.parser.parse_issue` as it is, whatever the input:
   prose is escaped so that it can never turn into Markdown structure.
-* No input line disappears silently: every line is either placed in the
-  output, reported in ``chrome`` (dropped page furniture such as breadcrumbs,
-  read counters, share/print links, a hand-written table of contents) or
-  reported in ``unplaced`` (content with no valid place, e.g. a meta line
-  before the first item); both lists carry 1-based input line numbers.
+* :attr:`TextImportResult.outline` gives every input line (1-based) with its
+  class.  Only ``chrome`` and ``contents`` lines are dropped, and both are
+  reported; everything else is placed in the output.
 * Numbered lines are taken as headings only when their number continues the
   current sequence (or jumps forward with a short title, with a warning), so
   numbered lists inside an item's text stay in the text.
+* ``hints`` (``{line: class}``, e.g. kept in the issue's ``import_hints``
+  front matter) override the classifier for those lines.
+* Input with nothing to import (empty, or only chrome) raises
+  :class:`TextImportError`, one line in Chinese and English.
 """
 
 from __future__ import annotations
@@ -27,13 +37,50 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from newsletter.content.parser import DEFAULT_ANALYSIS_LABEL, META_ROLES, parse_numeral
+from newsletter.content.parser import DEFAULT_ANALYSIS_LABEL, format_numeral
+from newsletter.content.patterns import (
+    Family,
+    Patterns,
+    clean,
+    normalise_lines,
+    numeral_value,
+    patterns,
+)
+from newsletter.errors import IssueFormatError
 
-__all__ = ["TextImportResult", "import_text"]
+__all__ = [
+    "CLASSES",
+    "TextImportError",
+    "TextImportResult",
+    "default_target",
+    "import_issue_text",
+    "import_text",
+    "parse_hints",
+]
+
+#: The classes a line can be given (and that a hint may name).
+CLASSES = (
+    "blank",
+    "chrome",
+    "contents",
+    "title",
+    "header",
+    "section",
+    "item",
+    "meta",
+    "analysis",
+    "summary",
+    "body",
+)
+
+
+class TextImportError(IssueFormatError):
+    """The text cannot be imported at all (nothing but chrome, say)."""
 
 
 @dataclass(slots=True)
@@ -41,79 +88,20 @@ class TextImportResult:
     markdown: str
     unplaced: list[tuple[int, str]] = field(default_factory=list)
     chrome: list[tuple[int, str]] = field(default_factory=list)
+    contents: list[tuple[int, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    outline: list[tuple[int, str, str]] = field(default_factory=list)  # (line, class, text)
+    script: str = "Hans"
 
 
-# --------------------------------------------------------------------------- patterns
-
-_SEP = r"[>＞›»→]"
-_CHROME = [
-    re.compile(p)
-    for p in (
-        rf"^(首页|主页|网站首页|当前位置|您的位置|你的位置|您现在的位置|所在位置)\s*[:：]?.*({_SEP}|/).*$",
-        rf"^[^\s>＞›»→]{{1,12}}(\s*{_SEP}\s*[^\s>＞›»→]{{1,16}}){{2,}}$",
-        r"^分享(到|至)?\s*[:：]?.*$",
-        r"^【?\[?(打印本页|打印|打印文章|关闭|关闭窗口|关闭本页|收藏|加入收藏|纠错|我要纠错|"
-        r"返回顶部|回到顶部|返回|返回列表|返回首页|保存本页|下载本页)\]?】?$",
-        r"^([【\[]\s*(打印本页|打印|关闭窗口|关闭本页|关闭|收藏|加入收藏|纠错|我要纠错|返回顶部)"
-        r"\s*[】\]]\s*)+$",
-        r"^[【\[]?\s*字\s*[体号]\s*[:：]?\s*[【\[]?\s*大\s*[】\]]?\s*[【\[]?\s*中\s*[】\]]?"
-        r"\s*[【\[]?\s*小\s*[】\]]?\s*[】\]]?$",
-        r"^(上一篇|下一篇|上一条|下一条|上一页|下一页)\s*[:：]?.*$",
-        r"^(责任编辑|校对|审核|审校|编审)\s*[:：].{0,30}$",
-        r"^(扫一扫|扫码|微信扫一扫|手机扫一扫|手机看|用手机看|扫描二维码).*$",
-        r"^(微信|微博|QQ空间|QQ|豆瓣|朋友圈|新浪微博|腾讯微博|复制链接)"
-        r"([\s/|、,，]+(微信|微博|QQ空间|QQ|豆瓣|朋友圈|新浪微博|腾讯微博|复制链接))*$",
-        r"^(版权所有|Copyright|©|主办单位|承办单位|技术支持|网站标识码|网站地图|联系我们).*$",
-        r"^.*ICP\s*备\s*\d+.*$",
-        r"^(相关链接|相关阅读|相关文章|推荐阅读|热点推荐|相关新闻|延伸阅读)\s*[:：]?$",
-        r"^(登录|注册|登录\s*[|/]\s*注册)$",
-        r"^(点赞|在看|赞|喜欢|评论|留言)\s*\d*$",
-        r"^.{0,40}(阅读|浏览|阅读量|浏览量|浏览次数|阅读次数|访问量|点击量|点击数|点击)"
-        r"\s*[:：]?\s*\d+\s*次?.{0,20}$",
-        r"^\[?\s*(视力保护色|默认|护眼)\s*\]?.*[:：]?$",
-    )
-]
-_TOC_RE = re.compile(r"^(本期)?目\s*录$")
-_SECTION_RE = re.compile(r"^([一二三四五六七八九十]{1,3})\s*[、.．]\s*(\S.*)$")
-_ITEM_RE = re.compile(r"^(\d{1,3})\s*(?:、|[.．](?!\d))\s*(\S.*)$")
-_MARKER_RE = re.compile(r"^([丨｜|【\[])\s*([^丨｜|【】\[\]]{2,12}?)\s*([丨｜|】\]])$")
-_MARKER_WORDS = ("简析", "点评", "解读", "分析", "评论", "观察", "编者按", "评析", "短评")
-_KV_RE = re.compile(r"^([\u4e00-\u9fff][\u4e00-\u9fff\s]{0,9}?)\s*[:：]\s*(.*)$")
 _URL_LINE_RE = re.compile(r"^<?(https?://[^\s<>]+)>?$")
 _SAFE_URL_RE = re.compile(r"^https?://[A-Za-z0-9\-.~:/?#@!$&'()+,;=%]+$")
 _URL_RE = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
-_SENTENCE_END = ("。", "；", "，", "！", "？", ".", ";", ",")
 _SPECIALS = re.compile(r"([\\`*_\[\]<>#|~&!])")
-
-_HEADER_KEYS = {
-    "标题": "title",
-    "题目": "title",
-    "刊名": "publication",
-    "出品": "publication",
-    "期数": "number",
-    "期号": "number",
-    "期次": "number",
-    "时间": "period",
-    "周期": "period",
-    "本期时间": "period",
-    "统计时间": "period",
-    "日期": "date",
-    "出刊日期": "date",
-    "发布日期": "date",
-    "来源": "source",
-    "编制": "source",
-    "编制单位": "source",
-    "主编单位": "source",
-    "作者": "author",
-    "编辑": "author",
-    "撰稿": "author",
-    "执笔": "author",
-    "导语": "preheader",
-    "摘要": "preheader",
-}
-_META_KEYS = set(META_ROLES) | {"来源", "发布时间", "索引号", "主题分类", "施行日期", "实施日期"}
-_SUMMARY_KEYS = ("一句话摘要", "摘要", "本条摘要", "要点")
+_KV_RE = re.compile(r"^(?P<key>[\u4e00-\u9fff][\u4e00-\u9fff\s]{0,11}?)\s*:\s*(?P<value>.*)$")
+_KV_BRACKET_RE = re.compile(r"^[【\[](?P<key>[\u4e00-\u9fff]{2,8})[】\]]\s*(?P<value>\S.*)$")
+_LATIN_TAIL = re.compile(r"^[A-Za-z0-9 ._\-]+$")
+_KEY_TIGHT = re.compile(r"^(?P<key>[\u4e00-\u9fff]{2,8}?)(?P<value>(?:\d|https?://).*)$")
 
 
 # --------------------------------------------------------------------------- escaping
@@ -167,14 +155,15 @@ def _table(rows: list[list[str]]) -> str:
 class _Item:
     number: int
     title: str
-    meta: list[tuple[str, str]] = field(default_factory=list)
+    meta: list[tuple[str, str, str | None]] = field(default_factory=list)  # key, value, role
     body: list[str] = field(default_factory=list)
     analysis_label: str | None = None
     analysis: list[str] = field(default_factory=list)
     summary: str | None = None
+    meta_open: bool = True  # still right under the heading: unknown keys are metadata
 
     def has_role(self, role: str) -> bool:
-        return any(META_ROLES.get(k) == role for k, _ in self.meta)
+        return any(r == role for _, _, r in self.meta)
 
 
 @dataclass
@@ -186,39 +175,154 @@ class _Section:
     items: list[_Item] = field(default_factory=list)
 
 
-def _clean(raw: str) -> str:
-    line = raw.replace("\u3000", " ").replace("\xa0", " ")
-    line = re.sub(r"[\u200b\u200c\u200d\ufeff]", "", line)
-    return line.strip()
+@dataclass(slots=True)
+class _Line:
+    n: int
+    raw: str
+    text: str  # clean(raw): as written
+    shown: str  # display form (width folded, gaps collapsed), source script
+    norm: str  # matching form (Simplified)
+    cls: str = ""
+    heading: tuple[Family, int, str] | None = None  # family, number, title as written
 
 
-def _is_chrome(line: str) -> bool:
-    return any(p.match(line) for p in _CHROME)
+def _key(s: str) -> str:
+    """Comparison key of a heading title: letters and digits only, no page number."""
+    s = re.sub(r"(?:[.…·．\s]{2,}|\s+)\d{1,3}$", "", s)  # 政策解读……3
+    return re.sub(r"[\W_]+", "", s)
 
 
-def _short_title(text: str, limit: int) -> bool:
-    return len(text) <= limit and not text.endswith(_SENTENCE_END)
+def _same_title(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    short, long_ = sorted((a, b), key=len)
+    return len(short) >= 6 and long_.startswith(short)
 
 
-def _number_from(value: str) -> int | None:
-    m = re.search(r"(?<!总)第\s*(\d+)\s*期", value) or re.search(r"(\d+)", value)
-    if m:
-        return int(m.group(1))
-    m2 = re.search(r"第\s*([一二三四五六七八九十]{1,3})\s*期", value)
-    return parse_numeral(m2.group(1)) if m2 else None
+def _slice(line: _Line, start: int) -> str:
+    """The part of the line as written from ``start`` of its normalised form."""
+    if len(line.shown) == len(line.norm):
+        return line.shown[start:].strip()
+    return line.norm[start:].strip()
 
 
-@dataclass
+def _format_period(m: re.Match[str]) -> str:
+    y1, m1, d1 = m.group("y1"), int(m.group("m1")), int(m.group("d1"))
+    y2 = m.group("y2") or y1
+    m2, d2 = int(m.group("m2")), int(m.group("d2"))
+    return f"{y1}.{m1:02d}.{d1:02d}–{y2}.{m2:02d}.{d2:02d}"
+
+
 class _Importer:
-    header: dict[str, Any] = field(default_factory=dict)
-    header_prose: list[tuple[int, str]] = field(default_factory=list)
-    intro: list[str] = field(default_factory=list)
-    sections: list[_Section] = field(default_factory=list)
-    result: TextImportResult = field(default_factory=lambda: TextImportResult(""))
-    toc_first: str | None = None
-    in_toc: bool = False
-    table_rows: list[list[str]] = field(default_factory=list)
-    list_next: int = 0  # next number of a numbered list inside an item's text
+    def __init__(self, lines: list[_Line], p: Patterns, hints: Mapping[int, str]) -> None:
+        self.lines = lines
+        self.p = p
+        self.hints = hints
+        self.header: dict[str, Any] = {}
+        self.intro: list[str] = []
+        self.sections: list[_Section] = []
+        self.result = TextImportResult("")
+        self.table_rows: list[list[str]] = []
+        self.list_next = 0
+        self.pending: tuple[_Item | None, str, str | None] | None = None  # awaiting a value
+        self.section_family: Family | None = None
+        self.item_family: Family | None = None
+
+    # -- pre-pass: chrome, headings, contents, families -------------------------
+    def prepass(self) -> None:
+        p = self.p
+        for ln in self.lines:
+            hint = self.hints.get(ln.n)
+            if not ln.text:
+                ln.cls = "blank"
+            elif hint in ("chrome", "contents"):
+                ln.cls = hint
+            elif hint is None and p.is_chrome(ln.norm):
+                ln.cls = "chrome"
+            if ln.cls or (hint not in (None, "section", "item")):
+                continue
+            for fam in p.families:
+                hit = fam.match(ln.norm)
+                if hit is None:
+                    continue
+                number, start = hit
+                title_norm = ln.norm[start:].strip()
+                if len(title_norm) <= p.heading_max and not p.sentence_end.search(title_norm):
+                    ln.heading = (fam, number, _slice(ln, start))
+                break
+        # trailing Latin-only lines (tracker leftovers) at the very end
+        for ln in reversed(self.lines):
+            if ln.cls == "blank" or ln.cls == "chrome":
+                continue
+            if self.hints.get(ln.n) is None and (
+                len(ln.norm) <= p.tail_max and _LATIN_TAIL.match(ln.norm)
+            ):
+                ln.cls = "chrome"
+                continue
+            break
+        self.find_contents()
+        self.choose_families()
+
+    def find_contents(self) -> None:
+        p = self.p
+        content = [ln for ln in self.lines if ln.cls not in ("blank", "chrome")]
+        runs: list[tuple[int, int]] = []  # [start, end) indexes into content
+        k = 0
+        while k < len(content):
+            if content[k].heading is None:
+                k += 1
+                continue
+            j = k
+            while j < len(content) and content[j].heading is not None:
+                j += 1
+            runs.append((k, j))
+            k = j
+        keys = {i: _key(self.title_of(ln)) for i, ln in enumerate(content) if ln.heading}
+        for start, end in runs:
+            if end - start < 2:  # a list has at least two entries
+                continue
+            # the list ends where its first entry comes back (the body's own heading)
+            first = keys[start]
+            again = next(
+                (j for j in sorted(keys) if j > start and _same_title(keys[j], first)), end
+            )
+            stop = min(again, end)
+            run = range(start, stop)
+            later = [keys[j] for j in keys if j >= stop]
+            repeated = sum(1 for i in run if any(_same_title(keys[i], t) for t in later))
+            headed = start > 0 and p.contents_heading.match(content[start - 1].norm) is not None
+            if len(run) >= 2 and repeated >= (0.5 if headed else 0.8) * len(run):
+                for i in run:
+                    if self.hints.get(content[i].n) is None:
+                        content[i].cls = "contents"
+                if headed and self.hints.get(content[start - 1].n) is None:
+                    content[start - 1].cls = "contents"
+        for ln in content:  # a lone contents heading (its list was not numbered)
+            if not ln.cls and self.hints.get(ln.n) is None and p.contents_heading.match(ln.norm):
+                ln.cls = "contents"
+
+    @staticmethod
+    def title_of(ln: _Line) -> str:
+        return ln.heading[2] if ln.heading is not None else ln.text
+
+    def choose_families(self) -> None:
+        """Sections: the family of the first heading numbered 1; items: the next family below."""
+        candidates = [
+            ln for ln in self.lines if ln.heading is not None and not ln.cls and ln.heading[1] == 1
+        ]
+        for ln in candidates:
+            fam = ln.heading[0] if ln.heading else None
+            if fam is None:
+                continue
+            if self.section_family is None:
+                self.section_family = fam
+            elif fam.rank > self.section_family.rank:
+                self.item_family = fam
+                break
+        for ln in self.lines:  # a hinted item/section heading fixes the family
+            hint = self.hints.get(ln.n)
+            if ln.heading is not None and hint == "item" and self.item_family is None:
+                self.item_family = ln.heading[0]
 
     # -- state helpers -------------------------------------------------------
     @property
@@ -233,13 +337,13 @@ class _Importer:
     def target(self) -> list[str]:
         it = self.item
         if it is not None:
+            it.meta_open = False
             return it.analysis if it.analysis_label is not None else it.body
         s = self.section
         return s.intro if s is not None else self.intro
 
-    def unplaced(self, n: int, line: str, why: str) -> None:
-        self.result.unplaced.append((n, line))
-        self.result.warnings.append(f"line {n}: {why}; not placed: {line}")
+    def mark(self, ln: _Line, cls: str) -> None:
+        ln.cls = cls
 
     def flush_table(self) -> None:
         if self.table_rows:
@@ -247,179 +351,319 @@ class _Importer:
             self.table_rows = []
 
     # -- classification ----------------------------------------------------------
-    def feed(self, n: int, raw: str) -> None:
-        line = _clean(raw)
-        if not line:
+    def run(self) -> None:
+        for ln in self.lines:
+            self.feed(ln)
+        self.flush_table()
+        if self.pending is not None:
+            self.pending = None
+        for ln in self.lines:
+            self.result.outline.append((ln.n, ln.cls or "body", ln.text))
+            if ln.cls == "chrome":
+                self.result.chrome.append((ln.n, ln.text))
+            elif ln.cls == "contents":
+                self.result.contents.append((ln.n, ln.text))
+
+    def feed(self, ln: _Line) -> None:
+        if ln.cls in ("blank", "chrome", "contents"):
+            if ln.cls == "blank":
+                self.flush_table()
+            return
+        hint = self.hints.get(ln.n)
+        if hint is not None:
             self.flush_table()
+            self.pending = None
+            self.hinted(ln, hint)
             return
-        if _is_chrome(line):
-            self.result.chrome.append((n, line))
+        if self.pending is not None and self.pending_value(ln):
             return
-        if self.toc(n, line):
-            return
-        cells = raw.strip().split("\t")
+        self.pending = None
+        cells = ln.raw.strip().split("\t")
         if len(cells) >= 2 and self.sections:
             self.table_rows.append(cells)
+            self.mark(ln, "body")
             return
         self.flush_table()
         for handler in (
             self.section_heading,
             self.item_heading,
+            self.header_line,
             self.marker,
             self.key_value,
             self.url_line,
         ):
-            if handler(n, line):
+            if handler(ln):
                 return
-        self.prose(n, line)
+        self.prose(ln)
 
-    def toc(self, n: int, line: str) -> bool:
-        if _TOC_RE.match(line):
-            self.in_toc = True
-            self.result.chrome.append((n, line))
-            return True
-        if not self.in_toc:
-            return False
-        if (_SECTION_RE.match(line) or _ITEM_RE.match(line)) and line != self.toc_first:
-            self.toc_first = self.toc_first or line
-            self.result.chrome.append((n, line))
-            return True
-        self.in_toc = False
-        return False
+    def hinted(self, ln: _Line, hint: str) -> None:
+        if hint == "section":
+            title = ln.heading[2] if ln.heading else ln.text
+            number = len(self.sections) + 1
+            self.sections.append(_Section(format_numeral(min(number, 99)), number, title))
+            self.mark(ln, "section")
+        elif hint == "item":
+            if self.section is None:
+                self.sections.append(_Section("一", 1, ""))
+            s = self.section
+            assert s is not None
+            title = ln.heading[2] if ln.heading else ln.text
+            s.items.append(_Item(len(s.items) + 1, title))
+            self.mark(ln, "item")
+        elif hint == "title":
+            self.header["title"] = ln.text
+            self.mark(ln, "title")
+        elif hint == "analysis":
+            it = self.item
+            if it is not None and it.analysis_label is None:
+                label = self.analysis_label(ln)
+                it.analysis_label = (label[0] if label else ln.text.strip("丨|【】[]▍ ")) or (
+                    DEFAULT_ANALYSIS_LABEL
+                )
+                it.meta_open = False
+                self.mark(ln, "analysis")
+            else:
+                self.prose(ln)
+        elif hint in ("meta", "header") and (self.key_value(ln) or self.header_line(ln)):
+            return
+        else:
+            self.prose(ln)
 
-    def section_heading(self, n: int, line: str) -> bool:
-        m = _SECTION_RE.match(line)
-        if m is None:
+    def pending_value(self, ln: _Line) -> bool:
+        """A header or meta key with an empty value takes the next line as its value."""
+        assert self.pending is not None
+        it, key, role = self.pending
+        is_url = _URL_LINE_RE.match(ln.text) is not None
+        if ln.heading is not None or (
+            not is_url and (len(ln.text) > self.p.meta_value_max or role == "url")
+        ):
             return False
-        number = parse_numeral(m.group(1))
-        expected = len(self.sections) + 1
-        title = m.group(2).strip()
-        if number is None or not _short_title(title, 30) or number < expected:
-            return False
-        if number > expected:
-            if not _short_title(title, 16):
-                return False
-            self.result.warnings.append(
-                f"line {n}: section {m.group(1)}、 follows section {expected - 1}; numbering skips"
-            )
-        self.sections.append(_Section(m.group(1), number, title))
-        self.list_next = 0
+        self.pending = None
+        if it is None:
+            self.header_field(key, ln.text, role or "")
+        else:
+            it.meta.append((key, ln.text.strip("<>") if is_url else ln.text, role))
+        self.mark(ln, "header" if it is None else "meta")
         return True
 
-    def item_heading(self, n: int, line: str) -> bool:
-        m = _ITEM_RE.match(line)
-        if m is None:
+    def section_heading(self, ln: _Line) -> bool:
+        if ln.heading is None or ln.heading[0] != self.section_family:
             return False
-        number, title = int(m.group(1)), m.group(2).strip()
+        _, number, title = ln.heading
+        expected = len(self.sections) + 1
+        if number < expected:
+            return False
+        if number > expected:
+            if len(title) > 16:
+                return False
+            self.result.warnings.append(
+                f"line {ln.n}: section {number} follows section {expected - 1}; numbering skips"
+            )
+        numeral = format_numeral(number) if 1 <= number <= 99 else str(number)
+        self.sections.append(_Section(numeral, number, title))
+        self.list_next = 0
+        self.mark(ln, "section")
+        return True
+
+    def item_heading(self, ln: _Line) -> bool:
+        if ln.heading is None or ln.heading[0] != self.item_family:
+            return False
+        _, number, title = ln.heading
         s = self.section
         if s is None:
-            if number == 1 and _short_title(title, 80):
-                self.unplaced(n, line, "item heading before the first section heading")
-                return True
             return False
-        if not self.is_item_heading(n, s, number, title):
+        if not self.is_item_heading(ln.n, s, number, title):
             # a numbered line inside an item's text: keep counting that list
             self.list_next = number + 1 if number in (1, self.list_next) else self.list_next
             return False
         s.items.append(_Item(number, title))
         self.list_next = 0
+        self.mark(ln, "item")
         return True
 
     def is_item_heading(self, n: int, s: _Section, number: int, title: str) -> bool:
         expected = len(s.items) + 1
         if number == expected:
             # "2." right after an in-text "1." is a list unless it looks like a title
-            return number != self.list_next or _short_title(title, 40)
-        if number < expected or number == self.list_next or not _short_title(title, 60):
+            return number != self.list_next or len(title) <= 40
+        if number < expected or number == self.list_next:
             return False
         self.result.warnings.append(
             f"line {n}: item {number} follows item {expected - 1}; numbering skips"
         )
         return True
 
-    def marker(self, n: int, line: str) -> bool:
-        m = _MARKER_RE.match(line)
-        if m is None:
+    def header_line(self, ln: _Line) -> bool:
+        """Title, period, issue number and ``key：value`` fields before the first section."""
+        if self.sections:
             return False
-        label = m.group(2).strip()
-        opener = m.group(1)
-        if opener in "【[" and not any(w in label for w in _MARKER_WORDS):
-            return False
-        it = self.item
-        if it is None:
-            self.unplaced(n, line, "analysis marker outside an item")
-        elif it.analysis_label is not None:
-            self.result.warnings.append(f"line {n}: second analysis marker in the same item")
-        else:
-            it.analysis_label = label or DEFAULT_ANALYSIS_LABEL
-        return True
-
-    def key_value(self, n: int, line: str) -> bool:
-        m = _KV_RE.match(line)
-        if m is None:
-            return False
-        key, value = re.sub(r"\s", "", m.group(1)), m.group(2).strip()
-        if not self.sections and key in _HEADER_KEYS:
-            self.header_field(key, value)
+        p = self.p
+        m = _KV_RE.match(ln.norm)
+        if m is not None:
+            key = re.sub(r"\s", "", m.group("key"))
+            role = p.header_keys.get(key)
+            if role is not None:
+                value = _slice(ln, m.start("value"))
+                if value:
+                    self.header_field(key, value, role)
+                else:
+                    self.pending = (None, key, role)
+                self.mark(ln, "header")
+                return True
+        whole_period = p.period.fullmatch(ln.norm.strip("()[] "))
+        if whole_period is not None:
+            self.header.setdefault("period", _format_period(whole_period))
+            self.mark(ln, "header")
             return True
-        it = self.item
-        if key in _SUMMARY_KEYS and it is not None:
-            it.summary = value
+        number = p.issue_number.search(ln.norm)
+        rest = ln.norm[: number.start()] + ln.norm[number.end() :] if number else ""
+        rest = re.sub(r"\d{4}\s*年|总第\s*\d+\s*期|[\W_]", "", rest)
+        if number is not None and not rest:
+            self.header.setdefault("number", numeral_value(number.group("num")))
+            self.mark(ln, "header")
             return True
-        if key not in _META_KEYS:
-            return False
-        if it is None:
-            self.unplaced(n, line, f"meta line '{key}' before the first item")
-        else:
-            it.meta.append((key, value))
-        return True
+        short = len(ln.norm) <= p.heading_max and not p.sentence_end.search(ln.norm)
+        if short and "title" not in self.header and not self.intro and ln.heading is None:
+            self.take_title(ln)
+            return True
+        return False
 
-    def header_field(self, key: str, value: str) -> None:
-        name = _HEADER_KEYS[key]
-        if name == "number":
-            number = _number_from(value)
+    def take_title(self, ln: _Line) -> None:
+        """The title line, with a period or issue number it carries moved to their fields."""
+        p = self.p
+        title = ln.shown
+        same = len(ln.shown) == len(ln.norm)
+        cuts: list[tuple[int, int]] = []
+        period = p.period.search(ln.norm)
+        if period is not None:
+            self.header.setdefault("period", _format_period(period))
+            cuts.append(period.span())
+        number = p.issue_number.search(ln.norm)
+        if number is not None:
+            self.header.setdefault("number", numeral_value(number.group("num")))
+            start = number.start()
+            year = re.search(r"\d{4}\s*年\s*$", ln.norm[:start])
+            cuts.append((year.start() if year else start, number.end()))
+        if same:
+            for a, b in sorted(cuts, reverse=True):
+                title = title[:a] + title[b:]
+            title = re.sub(r"[(\[（【〔]\s*[)\]）】〕]", "", title)
+            title = title.strip(" -–—_|·()[]（）【】:：")
+        self.header["title"] = title.strip() or ln.shown
+        self.mark(ln, "title")
+
+    def header_field(self, key: str, value: str, role: str) -> None:
+        if role == "number":
+            m = self.p.issue_number.search(value) or re.search(r"(?P<num>\d+)", value)
+            number = numeral_value(m.group("num")) if m else None
             if number is None:
                 self.result.warnings.append(f"cannot read an issue number from {key}：{value}")
                 return
             self.header["number"] = number
         else:
-            self.header.setdefault(name, value)
+            self.header.setdefault(role, value)
 
-    def url_line(self, n: int, line: str) -> bool:
-        m = _URL_LINE_RE.match(line)
+    def analysis_label(self, ln: _Line) -> tuple[str, str] | None:
+        """``(label, text after it)`` when the line is an analysis marker."""
+        a = self.p.analysis
+        words = self.p.analysis_words
+        for kind in ("enclosed", "bracketed", "bar", "lead"):
+            m = a[kind].match(ln.norm)
+            if m is None:
+                continue
+            label_norm = m.group("label").strip()
+            if kind in ("bracketed", "bar") and not any(w in label_norm for w in words):
+                continue
+            label = _slice(ln, m.start("label"))
+            rest = ""
+            if kind == "lead":
+                rest = _slice(ln, m.start("rest")) if m.group("rest") else ""
+                label = label[: len(label) - len(rest)] if rest else label
+            label = label.strip(" :：丨|】]")
+            return label or DEFAULT_ANALYSIS_LABEL, rest
+        return None
+
+    def marker(self, ln: _Line) -> bool:
+        found = self.analysis_label(ln)
+        if found is None:
+            return False
+        label, rest = found
+        it = self.item
+        if it is None or it.analysis_label is not None:
+            return False  # kept as text
+        it.analysis_label = label
+        it.meta_open = False
+        if rest:
+            it.analysis.append(_prose(rest))
+        self.mark(ln, "analysis")
+        return True
+
+    def key_value(self, ln: _Line) -> bool:
+        it = self.item
+        if it is None or it.analysis_label is not None:
+            return False
+        p = self.p
+        m = _KV_RE.match(ln.norm) or _KV_BRACKET_RE.match(ln.norm)
+        if m is None:
+            m = _KEY_TIGHT.match(ln.norm)
+            if m is None or m.group("key") not in p.meta_keys:
+                return False
+        key_norm = re.sub(r"\s", "", m.group("key"))
+        if len(key_norm) > p.meta_key_max:
+            return False
+        value = _slice(ln, m.start("value"))
+        same = len(ln.shown) == len(ln.norm)
+        key = re.sub(r"\s", "", ln.shown[m.start("key") : m.end("key")]) if same else key_norm
+        if key_norm in p.summary_keys:
+            it.summary = value
+            self.mark(ln, "summary")
+            return True
+        role = p.meta_keys.get(key_norm)
+        if role is None and not (it.meta_open and len(value) <= p.meta_value_max):
+            return False
+        if not value:
+            self.pending = (it, key, role)
+        else:
+            it.meta.append((key, value, role))
+        self.mark(ln, "meta")
+        return True
+
+    def url_line(self, ln: _Line) -> bool:
+        m = _URL_LINE_RE.match(ln.text)
         if m is None:
             return False
         url = m.group(1)
         it = self.item
         if it is not None and it.analysis_label is None and not it.has_role("url"):
             policy = it.has_role("issuer") or it.has_role("doc_number")
-            it.meta.append(("原文链接" if policy else "链接", url))
+            it.meta.append(("原文链接" if policy else "链接", url, "url"))
+            self.mark(ln, "meta")
         else:
             self.target().append(f"<{url}>")
+            self.mark(ln, "body")
         return True
 
-    def prose(self, n: int, line: str) -> None:
-        if not self.sections:
-            self.header_prose.append((n, line))
+    def prose(self, ln: _Line) -> None:
+        it = self.item
+        in_analysis = it is not None and it.analysis_label is not None
+        if self.sections:
+            self.target().append(_prose(ln.text))
         else:
-            self.target().append(_prose(line))
+            self.intro.append(_prose(ln.text))
+        self.mark(ln, "analysis" if in_analysis else "body")
 
     # -- output ----------------------------------------------------------------
     def finish_header(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
         fm = dict(self.header)
-        prose = list(self.header_prose)
-        if "title" not in fm and prose and _short_title(prose[0][1], 40):
-            fm["title"] = prose.pop(0)[1]
-        elif prose and prose[0][1].strip("《》") == str(fm.get("title", "")).strip("《》"):
-            prose.pop(0)
-        self.intro = [_prose(line) for _, line in prose] + self.intro
-        fm.update(overrides)
+        fm.update({k: v for k, v in overrides.items() if v is not None})
         if not fm.get("title"):
             fm["title"] = "未命名"
             self.result.warnings.append("no title found (标题：…); title set to 未命名")
-        if "number" not in fm:
-            fm["number"] = 0
-            self.result.warnings.append("no issue number found (期数：第N期); number set to 0")
+        if not fm.get("number"):
+            fm.pop("number", None)
+            self.result.warnings.append(
+                "no issue number found (期数：第N期); set one with --number / 未找到期数"
+            )
         order = ["title", "number", "period", "date", "source", "author", "publication"]
         order += ["preheader"]
         return {k: fm[k] for k in order if k in fm} | {
@@ -427,7 +671,6 @@ class _Importer:
         }
 
     def render(self, overrides: Mapping[str, Any]) -> str:
-        self.flush_table()
         fm = self.finish_header(overrides)
         out = ["---", yaml.safe_dump(fm, allow_unicode=True, sort_keys=False, width=10**6).strip()]
         out += ["---", ""]
@@ -443,10 +686,10 @@ class _Importer:
 def _render_item(it: _Item) -> list[str]:
     out = [f"### {it.number}. {_escape(it.title)}", ""]
     if it.meta:
-        out += ["::: meta", *(f"{k}：{_meta_value(v)}" for k, v in it.meta), ":::", ""]
+        out += ["::: meta", *(f"{k}：{_meta_value(v)}" for k, v, _ in it.meta), ":::", ""]
     out += [p + "\n" for p in it.body]
     if it.analysis_label is not None:
-        out += [f"::: analysis {it.analysis_label}", ""]
+        out += [f"::: analysis {_escape(it.analysis_label)}", ""]
         out += [p + "\n" for p in it.analysis]
         out += [":::", ""]
     if it.summary:
@@ -454,15 +697,148 @@ def _render_item(it: _Item) -> list[str]:
     return out
 
 
-def import_text(text: str, *, front_matter: Mapping[str, Any] | None = None) -> TextImportResult:
+def parse_hints(values: Mapping[Any, Any] | list[str] | None) -> dict[int, str]:
+    """``{42: "item"}`` or ``["42=item"]`` → ``{42: "item"}``; raises ``ValueError`` when invalid."""
+    out: dict[int, str] = {}
+    if not values:
+        return out
+    pairs = (
+        list(values.items())
+        if isinstance(values, Mapping)
+        else [tuple(v.split("=", 1)) if "=" in v else (v, "") for v in values]
+    )
+    for line, cls in pairs:
+        try:
+            n = int(str(line).strip())
+        except ValueError:
+            raise ValueError(f"hint {line}={cls}: the line must be a number") from None
+        name = str(cls).strip()
+        if name not in CLASSES or n < 1:
+            raise ValueError(
+                f"hint {line}={cls}: expected LINE=CLASS with CLASS one of {', '.join(CLASSES)}"
+            )
+        out[n] = name
+    return out
+
+
+def import_text(
+    text: str,
+    *,
+    front_matter: Mapping[str, Any] | None = None,
+    hints: Mapping[int, str] | None = None,
+) -> TextImportResult:
     """Convert a plain-text brief into issue Markdown (see the module docstring).
 
     ``front_matter`` values override or complete what was read from the
     header lines (e.g. ``{"number": 48}`` when the text has no 期数 line).
+    ``hints`` maps 1-based line numbers to a class of :data:`CLASSES`.
     """
-    imp = _Importer()
+    from newsletter.content.script import detect_script
+
+    hints = dict(hints or {})
     # split on newlines only, so line numbers match what an editor shows
-    for n, raw in enumerate(re.split(r"\r\n|\r|\n", text.removeprefix("\ufeff")), 1):
-        imp.feed(n, raw)
-    imp.result.markdown = imp.render(front_matter or {})
+    raws = re.split(r"\r\n|\r|\n", text.removeprefix("\ufeff"))
+    shown, norm = normalise_lines(raws)
+    lines = [
+        _Line(n, raw, clean(raw), s, m)
+        for n, (raw, s, m) in enumerate(zip(raws, shown, norm, strict=True), 1)
+    ]
+    imp = _Importer(lines, patterns(), hints)
+    imp.prepass()
+    imp.run()
+    kept = [ln for ln in lines if ln.cls not in ("blank", "chrome", "contents")]
+    if not kept:
+        what = "只有网页框架 / only page chrome" if imp.result.chrome else "为空 / is empty"
+        raise TextImportError(
+            f"没有可导入的内容：文本{what.split(' / ')[0]} / nothing to import: the text "
+            f"{what.split(' / ')[1]}",
+            line=1,
+        )
+    imp.result.script = detect_script(text)
+    fm = dict(front_matter or {})
+    if hints:
+        fm["import_hints"] = dict(sorted(hints.items()))
+    imp.result.markdown = imp.render(fm)
     return imp.result
+
+
+def _kept_hints(target: Path) -> dict[int, str]:
+    """``import_hints`` of an earlier import written to ``target`` (empty when none)."""
+    try:
+        head = target.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    m = re.match(r"---\n(.*?)\n---\n", head, re.S)
+    if m is None:
+        return {}
+    try:
+        data = yaml.safe_load(m.group(1))
+        return parse_hints(data.get("import_hints") if isinstance(data, dict) else None)
+    except (yaml.YAMLError, ValueError):
+        return {}
+
+
+def default_target(source: Path) -> Path:
+    """``brief.txt`` → ``brief.md``; an ``.md`` input gets ``brief.import.md``."""
+    target = source.with_suffix(".md")
+    return source.with_suffix(".import.md") if target == source else target
+
+
+def import_issue_text(
+    source: Path,
+    out: Path | None = None,
+    *,
+    number: int | None = None,
+    hints: list[str] | None = None,
+) -> tuple[dict[str, Any], list[tuple[int, str, str]]]:
+    """Import the file ``source`` and write the issue Markdown (temp file, then rename).
+
+    Returns ``(report, outline)``.  Never writes over ``source``; hints kept in
+    an earlier output's ``import_hints`` are applied again, with ``hints``
+    (``"LINE=CLASS"``) on top.  Raises :class:`TextImportError` for input that
+    cannot be imported, with one bilingual line and no server path.
+    """
+    from newsletter.content.parser import decode_source
+
+    target = out or default_target(source)
+    try:
+        same = target.resolve() == source.resolve()
+    except OSError:
+        same = False
+    if same:
+        raise TextImportError(
+            f"输出文件与输入相同，不会覆盖输入 / the output would overwrite the input {source.name}; "
+            "choose another --out"
+        )
+    try:
+        data = source.read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise TextImportError(f"无法读取文件 / cannot read {source.name}: {reason}") from None
+    text, decode_warnings = decode_source(data, path=source.name)
+    try:
+        chosen = _kept_hints(target) | parse_hints(hints or [])
+    except ValueError as exc:
+        raise TextImportError(f"提示无效 / {exc}") from None
+    try:
+        result = import_text(text, front_matter={"number": number}, hints=chosen)
+    except TextImportError as exc:
+        raise TextImportError(exc.message, line=exc.line, path=source.name) from None
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        tmp.write_text(result.markdown, encoding="utf-8")
+        tmp.replace(target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        reason = exc.strerror or type(exc).__name__
+        raise TextImportError(f"无法写入 / cannot write {target.name}: {reason}") from None
+    report: dict[str, Any] = {
+        "written": str(target),
+        "script": result.script,
+        "chrome": result.chrome,
+        "contents": result.contents,
+        "unplaced": result.unplaced,
+        "hints": chosen,
+        "warnings": decode_warnings + result.warnings,
+    }
+    return report, result.outline

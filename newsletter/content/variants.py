@@ -1,18 +1,23 @@
-"""Script variants of an issue: zh-Hans (as written) and zh-Hant (converted).
+"""Script variants of an issue: zh-Hans and zh-Hant, from a source in either script.
 
 Guarantees:
 
 * :func:`to_variant` never mutates its argument; it returns a deep copy.
-* zh-Hant uses OpenCC ``s2twp`` (Taiwan standard with phrase conversion,
-  e.g. 软件 → 軟體), with :data:`PHRASE_OVERRIDES` for policy vocabulary where
-  the Taiwan IT idiom is wrong in an official-document context (发布 → 發布,
-  not 釋出; 文件 stays 文件, not 檔案).
+* zh-Hans is the text as written when the source is Simplified.  From a
+  Traditional source (:attr:`Issue.source_script` ``"Hant"``) every visible
+  string goes through :func:`newsletter.content.script.to_hans` (OpenCC t2s
+  plus the ``hans`` fixes of ``newsletter/data/script-overrides.yaml``), so no
+  character remains that t2s would still change and 鍊接 becomes 链接.
+* zh-Hant is character-level conversion that keeps mainland vocabulary:
+  OpenCC ``s2t`` by default, or ``s2hk`` / ``s2tw`` chosen by the issue's
+  ``zh_hant`` front matter (the publication's setting), never the Taiwan
+  phrase table; then the ``hant`` fixes (關于 → 關於, 甯 → 寧, 産 → 產 …).
 * Every visible string is converted: header fields, titles, meta keys and
   values, block text and HTML text, table cells, list items, image alt text,
   link text, analysis labels and summaries.  URLs, anchors, image paths,
   hashes and HTML tags/attributes are never touched: HTML is converted only
   between tags, and URLs inside text are skipped.
-* The OpenCC converter is created once per process and cached.
+* OpenCC converters are created once per process and cached.
 """
 
 from __future__ import annotations
@@ -20,68 +25,48 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable
-from functools import lru_cache
-
-import opencc
+from functools import partial
 
 from newsletter.content.model import Block, Issue, Item, MetaField, Section
+from newsletter.content.script import HANT_TABLES, _converter, to_hans, to_hant  # noqa: F401
 
-__all__ = ["PHRASE_OVERRIDES", "VARIANTS", "convert_text", "to_variant"]
+__all__ = ["HANT_TABLES", "VARIANTS", "convert_text", "to_variant"]
 
 VARIANTS = ("zh-Hans", "zh-Hant")
 
-#: Simplified phrases whose s2twp rendering is wrong in policy texts → wanted output.
-PHRASE_OVERRIDES: dict[str, str] = {
-    "发布": "發布",
-    "文件": "文件",
-    "程序": "程序",
-    "社区": "社區",
-    "窗口": "窗口",
-    "优化": "優化",
-}
-
 _TAG_RE = re.compile(r"(<[^>]*>)")
 _URL_RE = re.compile(r"(https?://[^\s<>\"'，。；）)]+)")
-_OVERRIDE_RE = re.compile("|".join(sorted(map(re.escape, PHRASE_OVERRIDES), key=len, reverse=True)))
 
 
-@lru_cache(maxsize=4)
-def _converter(config: str) -> opencc.OpenCC:
-    return opencc.OpenCC(config)
-
-
-def _convert_plain(s: str) -> str:
-    conv = _converter("s2twp")
-    out: list[str] = []
-    pos = 0
-    for m in _OVERRIDE_RE.finditer(s):
-        out.append(conv.convert(s[pos : m.start()]))
-        out.append(PHRASE_OVERRIDES[m.group(0)])
-        pos = m.end()
-    out.append(conv.convert(s[pos:]))
-    return "".join(out)
-
-
-def convert_text(s: str) -> str:
-    """Simplified → Traditional (Taiwan phrases) for plain text, leaving URLs alone."""
+def _skip_urls(s: str, conv: Callable[[str], str]) -> str:
     if not s:
         return s
     parts = _URL_RE.split(s)
-    return "".join(p if i % 2 else _convert_plain(p) for i, p in enumerate(parts))
+    return "".join(p if i % 2 else conv(p) for i, p in enumerate(parts))
 
 
-def _convert_html(html: str) -> str:
+def convert_text(s: str, table: str = "s2t") -> str:
+    """Simplified (or Traditional) → Traditional by ``table``, leaving URLs alone."""
+    return _skip_urls(s, partial(to_hant, table=table))
+
+
+def convert_hans(s: str) -> str:
+    """Either script → Simplified, leaving URLs alone."""
+    return _skip_urls(s, to_hans)
+
+
+def _convert_html(html: str, conv: Callable[[str], str]) -> str:
     """Convert only the text between tags; tags and attributes are copied verbatim."""
     parts = _TAG_RE.split(html)
-    return "".join(p if i % 2 else convert_text(p) for i, p in enumerate(parts))
+    return "".join(p if i % 2 else conv(p) for i, p in enumerate(parts))
 
 
 def _block(b: Block, conv: Callable[[str], str]) -> None:
-    b.html = _convert_html(b.html) if b.kind != "code" else b.html
+    b.html = _convert_html(b.html, conv) if b.kind != "code" else b.html
     b.text = conv(b.text) if b.kind != "code" else b.text
     b.rows = [[conv(c) for c in row] for row in b.rows]
     b.items = [conv(x) for x in b.items]
-    b.items_html = [_convert_html(x) for x in b.items_html]
+    b.items_html = [_convert_html(x, conv) for x in b.items_html]
 
 
 def _meta(m: MetaField, conv: Callable[[str], str]) -> None:
@@ -133,14 +118,24 @@ def _convert_issue(issue: Issue, conv: Callable[[str], str]) -> None:
         img.alt = conv(img.alt)
 
 
-def to_variant(issue: Issue, variant: str) -> Issue:
-    """Return a deep copy of ``issue`` in ``variant`` ("zh-Hans" or "zh-Hant")."""
+def to_variant(issue: Issue, variant: str, table: str | None = None) -> Issue:
+    """Return a deep copy of ``issue`` in ``variant`` ("zh-Hans" or "zh-Hant").
+
+    ``table`` (``s2t``, ``s2hk`` or ``s2tw``) is the publication's choice for
+    the zh-Hant conversion; the issue's own ``zh_hant`` front matter wins
+    over it, and ``s2t`` is used when neither says.
+    """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
     if variant == "zh-Hans" and issue.variant == "zh-Hant":
         raise ValueError("cannot convert a zh-Hant issue back to zh-Hans")
+    chosen = issue.hant_table or table or "s2t"
+    if chosen not in HANT_TABLES:
+        raise ValueError(f"unknown zh-Hant table {chosen!r}; expected one of {HANT_TABLES}")
     out = copy.deepcopy(issue)
     if variant == "zh-Hant" and issue.variant != "zh-Hant":
-        _convert_issue(out, convert_text)
+        _convert_issue(out, partial(convert_text, table=chosen))
+    elif variant == "zh-Hans" and issue.source_script == "Hant":
+        _convert_issue(out, convert_hans)
     out.variant = variant
     return out

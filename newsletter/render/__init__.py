@@ -27,6 +27,7 @@ from .web import render_web
 from .wechat import MAX_ARTICLES, WeChatArticle, render_wechat
 
 __all__ = [
+    "CHANNELS",
     "SLOTS",
     "SLOT_MAX_LEN",
     "EmailBudgetError",
@@ -34,6 +35,8 @@ __all__ = [
     "RenderContext",
     "RenderError",
     "RenderResult",
+    "ChannelResults",
+    "render_channels",
     "WeChatArticle",
     "WeChatLimitError",
     "archive_url",
@@ -64,51 +67,104 @@ class RenderResult:
 
     def report(self) -> dict[str, Any]:
         """Sizes (bytes and characters) of each output, email mode and reason, split."""
-        em = self.email
         return {
-            "issue": {
-                "number": self.issue.number,
-                "variant": self.issue.variant,
-                "title": self.issue.title,
-                "chars": self.issue.char_count(),
-            },
-            "email": {
-                "mode": em.mode,
-                "reason": em.reason,
-                "subject": em.subject,
-                "preheader": em.preheader,
-                "html_bytes": len(em.html.encode()),
-                "html_bytes_worst": em.html_bytes_worst,
-                "html_chars": len(em.html),
-                "budget_bytes": self.ctx.email_budget_bytes,
-                "text_bytes": len(em.text.encode()),
-                "text_chars": len(em.text),
-                "max_line_octets": max(max_line_octets(em.html), max_line_octets(em.text)),
-                "line_limit": LIMIT,
-                "link_ids": em.link_ids,
-            },
-            "wechat": {
-                "count": len(self.wechat),
-                "max_articles": MAX_ARTICLES,
-                "limit_chars": self.ctx.wechat_max_chars,
-                "articles": [
-                    {
-                        "index": i,
-                        "file": f"wechat-{i}.html",
-                        "title": a.title,
-                        "author": a.author,
-                        "digest": a.digest,
-                        "chars": a.char_count,
-                        "bytes": len(a.content.encode()),
-                        "images": a.image_hashes,
-                        "content_source_url": a.content_source_url,
-                    }
-                    for i, a in enumerate(self.wechat, 1)
-                ],
-            },
+            "issue": _issue_report(self.issue),
+            "channels": {ch: {"ok": True} for ch in CHANNELS},
+            "email": _email_report(self.email, self.ctx),
+            "wechat": _wechat_report(self.wechat, self.ctx),
             "web": {"bytes": len(self.web.encode()), "chars": len(self.web)},
             "warnings": list(self.warnings),
         }
+
+
+#: The channels, in the order they are rendered and reported.
+CHANNELS = ("email", "wechat", "web")
+
+
+@dataclass
+class ChannelResults:
+    """Each channel rendered on its own: a failing channel leaves the others intact."""
+
+    issue: Issue
+    ctx: RenderContext
+    email: EmailRendition | None
+    wechat: list[WeChatArticle] | None
+    web: str | None
+    errors: dict[str, str] = field(default_factory=dict)  # channel -> message
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def report(self) -> dict[str, Any]:
+        """Like :meth:`RenderResult.report`, with ``channels`` giving each one's outcome."""
+        out: dict[str, Any] = {
+            "issue": _issue_report(self.issue),
+            "channels": {
+                ch: {"ok": ch not in self.errors} | (
+                    {"error": self.errors[ch]} if ch in self.errors else {}
+                )
+                for ch in CHANNELS
+            },
+        }
+        if self.email is not None:
+            out["email"] = _email_report(self.email, self.ctx)
+        if self.wechat is not None:
+            out["wechat"] = _wechat_report(self.wechat, self.ctx)
+        if self.web is not None:
+            out["web"] = {"bytes": len(self.web.encode()), "chars": len(self.web)}
+        out["warnings"] = list(self.warnings)
+        return out
+
+
+def _issue_report(issue: Issue) -> dict[str, Any]:
+    return {
+        "number": issue.number,
+        "variant": issue.variant,
+        "title": issue.title,
+        "chars": issue.char_count(),
+    }
+
+
+def _email_report(em: EmailRendition, ctx: RenderContext) -> dict[str, Any]:
+    return {
+        "mode": em.mode,
+        "reason": em.reason,
+        "subject": em.subject,
+        "preheader": em.preheader,
+        "html_bytes": len(em.html.encode()),
+        "html_bytes_worst": em.html_bytes_worst,
+        "html_chars": len(em.html),
+        "budget_bytes": ctx.email_budget_bytes,
+        "text_bytes": len(em.text.encode()),
+        "text_chars": len(em.text),
+        "max_line_octets": max(max_line_octets(em.html), max_line_octets(em.text)),
+        "line_limit": LIMIT,
+        "link_ids": em.link_ids,
+    }
+
+
+def _wechat_report(articles: list[WeChatArticle], ctx: RenderContext) -> dict[str, Any]:
+    return {
+        "count": len(articles),
+        "max_articles": MAX_ARTICLES,
+        "limit_chars": ctx.wechat_max_chars,
+        "articles": [
+            {
+                "index": i,
+                "file": f"wechat-{i}.html",
+                "title": a.title,
+                "author": a.author,
+                "digest": a.digest,
+                "chars": a.char_count,
+                "bytes": len(a.content.encode()),
+                "images": a.image_hashes,
+                "content_source_url": a.content_source_url,
+            }
+            for i, a in enumerate(articles, 1)
+        ],
+    }
 
 
 def _warnings(issue: Issue, ctx: RenderContext, email: EmailRendition) -> list[str]:
@@ -138,18 +194,46 @@ def render_all(issue: Issue, ctx: RenderContext) -> RenderResult:
     )
 
 
-def write_outputs(result: RenderResult, out_dir: str | Path) -> list[Path]:
-    """Write email.html, email.txt, wechat-1…N.html, web.html and report.json."""
+def render_channels(issue: Issue, ctx: RenderContext) -> ChannelResults:
+    """Render every channel independently; a :class:`RenderError` is recorded, not raised."""
+    out = ChannelResults(issue=issue, ctx=ctx, email=None, wechat=None, web=None)
+    try:
+        out.email = render_email(issue, ctx)
+        out.warnings = _warnings(issue, ctx, out.email)
+    except RenderError as exc:
+        out.errors["email"] = str(exc)
+    try:
+        out.wechat = render_wechat(issue, ctx)
+    except RenderError as exc:
+        out.errors["wechat"] = str(exc)
+    try:
+        out.web = render_web(issue, ctx)
+    except RenderError as exc:
+        out.errors["web"] = str(exc)
+    return out
+
+
+def write_outputs(result: RenderResult | ChannelResults, out_dir: str | Path) -> list[Path]:
+    """Write email.html, email.txt, wechat-1…N.html, web.html and report.json.
+
+    Only the channels that rendered are written (report.json says which did
+    not).  Each file is written to a temporary name and renamed into place.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files: dict[str, str] = {"email.html": result.email.html, "email.txt": result.email.text}
-    for i, a in enumerate(result.wechat, 1):
+    files: dict[str, str] = {}
+    if result.email is not None:
+        files |= {"email.html": result.email.html, "email.txt": result.email.text}
+    for i, a in enumerate(result.wechat or [], 1):
         files[f"wechat-{i}.html"] = a.content
-    files["web.html"] = result.web
+    if result.web is not None:
+        files["web.html"] = result.web
     files["report.json"] = json.dumps(result.report(), ensure_ascii=False, indent=2) + "\n"
     written: list[Path] = []
     for name, body in files.items():
         p = out / name
-        p.write_text(body, encoding="utf-8", newline="\n")
+        tmp = out / f".{name}.tmp"
+        tmp.write_text(body, encoding="utf-8", newline="\n")
+        tmp.replace(p)
         written.append(p)
     return written

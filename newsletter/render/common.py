@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from newsletter.content.model import Block, Image, Issue, Item, Link, Section
 
-from .labels import labels
+from .labels import issue_no
 
 __all__ = [
     "AnchorHook",
@@ -116,8 +116,8 @@ def item_summary(item: Item, limit: int = 120) -> str:
 
 
 def subject(issue: Issue) -> str:
-    no = labels(issue.variant)["issue_no"].format(n=issue.number)
-    if no in issue.title:
+    no = issue_no(issue.number, issue.variant)
+    if not no or no in issue.title:
         return issue.title
     return f"{issue.title}｜{no}"
 

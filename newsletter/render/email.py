@@ -37,7 +37,7 @@ from .common import (
 from .context import SLOTS, RenderContext, slot_extra_bytes
 from .errors import EmailBudgetError
 from .inline import inline_css
-from .labels import html_lang, labels
+from .labels import html_lang, issue_no, labels
 from .lines import fold_html
 from .templating import render_template
 from .text import render_text
@@ -96,7 +96,7 @@ def _common(issue: Issue, ctx: RenderContext) -> dict[str, Any]:
         "filler": _FILLER,
         "pixel": ctx.open_pixel_url if ctx.track_opens else "",
         "issue": issue,
-        "issue_no": labels(issue.variant)["issue_no"].format(n=issue.number),
+        "issue_no": issue_no(issue.number, issue.variant),
         "name_slot": SLOTS["NAME"],
         "archive": ctx.archive_url(issue),
         "toc": toc(issue),

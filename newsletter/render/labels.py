@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["labels", "html_lang"]
+__all__ = ["html_lang", "issue_no", "labels"]
 
 _HANS: Final[dict[str, str]] = {
     "issue_no": "第{n}期",
@@ -69,3 +69,8 @@ def labels(variant: str) -> dict[str, str]:
 def html_lang(variant: str) -> str:
     """The ``lang`` attribute for ``variant``: ``zh-TW`` or ``zh-CN``."""
     return "zh-TW" if variant == "zh-Hant" else "zh-CN"
+
+
+def issue_no(number: int, variant: str) -> str:
+    """``第N期`` for ``variant``; empty when the issue has no number yet (never 第0期)."""
+    return labels(variant)["issue_no"].format(n=number) if number > 0 else ""

@@ -220,13 +220,24 @@ def fold_html(html: str) -> str:
     return "".join(out.parts)
 
 
+_BREAK_AFTER = frozenset("。！？；，、：）》」』】”’.!?;,:)")
+
+
 def fold_text_line(line: str, limit: int = LIMIT) -> list[str]:
-    """Hard-split one text/plain line so that no piece exceeds ``limit`` octets."""
+    """Split one text/plain line so that no piece exceeds ``limit`` octets.
+
+    Cuts after the last punctuation mark that fits (so a Chinese sentence is
+    not broken mid-word), else at a space, else where the limit falls.
+    """
     pieces: list[str] = []
     while _w(line) > limit:
         cut = max(1, _cut_point(line, limit - 2))
+        mark = max((i for i in range(cut - 1, cut // 2, -1) if line[i] in _BREAK_AFTER), default=-1)
         sp = line.rfind(" ", 0, cut + 1)
-        if sp > cut // 2:
+        if mark > 0:
+            pieces.append(line[: mark + 1])
+            line = line[mark + 1 :]
+        elif sp > cut // 2:
             pieces.append(line[:sp])
             line = line[sp + 1 :]
         else:

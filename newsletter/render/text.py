@@ -5,8 +5,10 @@ header, table of contents, intro, every section and item with metadata, body
 and analysis; digest: header, contents, one summary per item with its
 阅读全文 URL), links as ``[n]`` footnotes listed after each item with their
 (tracked, when click tracking is on) URLs, the unsubscribe / preferences /
-archive URLs with slots, lines wrapped at about 72 columns (CJK counts 2) and
-never over 998 octets even with slots filled at their maximum length.
+archive URLs with slots.  Latin text wraps at spaces near 72 columns; Chinese
+is never hard-wrapped (each paragraph is one line), except where a line would
+exceed 998 octets, even with slots filled at their maximum length: then it is
+cut after a punctuation mark.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from .common import (
     strip_tags,
 )
 from .context import SLOTS, RenderContext
-from .labels import labels
-from .lines import fold_text_line
+from .labels import issue_no, labels
+from .lines import LIMIT, fold_text_line
 
 __all__ = ["WRAP_COLUMNS", "render_text"]
 
@@ -41,9 +43,15 @@ def _cols(ch: str) -> int:
 
 
 def _wrap(line: str, width: int = WRAP_COLUMNS, indent: str = "") -> list[str]:
-    """Wrap one paragraph: at spaces in Latin text, anywhere in CJK (with kinsoku)."""
-    if not line:
-        return [""]
+    """Wrap Latin text at spaces; a line with CJK in it is never wrapped.
+
+    Breaking Chinese at a column makes every short line count as a word for
+    spam filters (and splits words for readers); long lines are cut only
+    where SMTP's 998-octet rule forces it (:func:`~.lines.fold_text_line`,
+    at a punctuation mark).
+    """
+    if not line or any(_cols(ch) == 2 for ch in line):
+        return [line]
     out: list[str] = []
     cur: list[str] = []
     col = 0
@@ -59,15 +67,12 @@ def _wrap(line: str, width: int = WRAP_COLUMNS, indent: str = "") -> list[str]:
                 out.append("".join(cur).rstrip())
                 cur, col, last_space = [], 0, -1
                 continue
-            if last_space > 0 and ch.isascii() and cur[-1].isascii():
+            if last_space > 0:
                 head, tail = cur[:last_space], cur[last_space + 1 :]
                 out.append("".join(head).rstrip())
                 cur = list(tail)
                 col = sum(_cols(c) for c in cur)
                 last_space = -1
-            else:
-                out.append("".join(cur))
-                cur, col, last_space = [], 0, -1
         if ch == " ":
             last_space = len(cur)
         cur.append(ch)
@@ -185,7 +190,7 @@ def render_text(issue: Issue, ctx: RenderContext, mode: Literal["full", "digest"
         L["greeting"].format(name=SLOTS["NAME"]),
         "",
         issue.title,
-        L["issue_no"].format(n=issue.number) + (f" ｜ {issue.period}" if issue.period else ""),
+        " ｜ ".join(x for x in (issue_no(issue.number, issue.variant), issue.period) if x),
         f"{L['source']}：{issue.source} ｜ {L['author']}：{issue.author}",
         f"{L['read_web']}：{archive}",
         "",
@@ -222,7 +227,7 @@ def render_text(issue: Issue, ctx: RenderContext, mode: Literal["full", "digest"
     ]
     lines: list[str] = []
     for line in out:
-        lines += fold_text_line(line.rstrip())
+        lines += fold_text_line(line.rstrip(), LIMIT - 2)  # the sender allows 997 + CR
     while lines and not lines[-1]:
         lines.pop()
     text = "\n".join(_squeeze(lines)) + "\n"

@@ -18,7 +18,7 @@ from newsletter.content.model import Image, Issue
 
 from .common import image_url, preheader, subject, toc
 from .context import HANT, RenderContext
-from .labels import html_lang, labels
+from .labels import html_lang, issue_no, labels
 from .templating import render_template
 from .views import Hooks, build_sections, intro_html
 
@@ -60,7 +60,7 @@ def render_web(issue: Issue, ctx: RenderContext) -> str:
         other_url=ctx.archive_url(issue, other),
         other_lang=html_lang(other),
         issue=issue,
-        issue_no=L["issue_no"].format(n=issue.number),
+        issue_no=issue_no(issue.number, issue.variant),
         toc=toc(issue),
         intro=intro_html(issue, hooks),
         sections=build_sections(issue, hooks),

@@ -13,19 +13,21 @@ Guarantees, for every returned article:
 
 Split: a headline article (title, intro, full table of contents), then one
 article per section; a section too long for one article is split between
-items ("（续）" parts).  If that gives more than 8 articles, adjacent small
-sections share an article; if it still does not fit, or one item alone is too
+items ("（续）" parts), and an item too long for one article is split at
+paragraph boundaries into continuation parts ("title（续）"; the metadata stays
+with the first).  If that gives more than 8 articles, adjacent small sections
+share an article; if it still does not fit, or one paragraph alone is too
 long, :class:`~.errors.WeChatLimitError` says which and by how much.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from markupsafe import Markup
 
-from newsletter.content.model import Image, Issue, Item, Section
+from newsletter.content.model import Block, Image, Issue, Item, Section
 
 from .common import (
     BlockStyle,
@@ -39,7 +41,7 @@ from .common import (
 )
 from .context import RenderContext
 from .errors import WeChatLimitError
-from .labels import labels
+from .labels import issue_no, labels
 from .templating import render_template
 from .views import Hooks, build_item
 
@@ -247,7 +249,7 @@ def _assemble(issue: Issue, chunks: list[_Chunk]) -> tuple[str, list[str]]:
     L = labels(issue.variant)
     content = render_template(
         "wechat/article.html", chunks=view, notes=urls, S=S, L=L, issue=issue,
-        issue_no=L["issue_no"].format(n=issue.number),
+        issue_no=issue_no(issue.number, issue.variant),
     )
     return _sanitize(content), images
 
@@ -290,6 +292,63 @@ def _balanced(weights: list[int], k: int) -> list[int]:
     return sorted(cuts)
 
 
+def _item_parts(
+    issue: Issue, s: Section, it: Item, frag: _Fragment, limit: int
+) -> list[tuple[Item, _Fragment]]:
+    """The item as one fragment, or split at paragraph boundaries into continuation parts.
+
+    The first part keeps the metadata; later parts are titled "title（续）".
+    Body paragraphs come first, then the analysis (its label repeated on
+    each part that holds some of it).
+    """
+    if len(frag.html) < limit // 2 or (
+        len(_assemble(issue, [_Chunk(s, None, [(it, frag)], False)])[0]) < limit
+    ):
+        return [(it, frag)]
+    units = [("body", b) for b in it.body] + [("analysis", b) for b in it.analysis]
+    cont = labels(issue.variant)["continued"]
+
+    def piece(k: int, chosen: list[tuple[str, Block]]) -> Item:
+        body = [b for kind, b in chosen if kind == "body"]
+        analysis = [b for kind, b in chosen if kind == "analysis"]
+        return replace(
+            it,
+            title=it.title if k == 0 else f"{it.title}{cont}",
+            meta=list(it.meta) if k == 0 else [],
+            body=body,
+            analysis=analysis,
+            analysis_label=it.analysis_label if analysis else None,
+            summary=it.summary if k == 0 else None,
+        )
+
+    def size(item: Item) -> int:
+        f = _item_fragment(issue, s, item)
+        return len(_assemble(issue, [_Chunk(s, None, [(item, f)], True)])[0])
+
+    parts: list[tuple[Item, _Fragment]] = []
+    current: list[tuple[str, Block]] = []
+    for unit in units:
+        n = size(piece(len(parts), [*current, unit]))
+        if n < limit:
+            current.append(unit)
+            continue
+        if current:
+            done = piece(len(parts), current)
+            parts.append((done, _item_fragment(issue, s, done)))
+            current = [unit]
+            n = size(piece(len(parts), current))
+        if n >= limit:
+            raise WeChatLimitError(
+                f"WeChat: a paragraph of item {s.numeral or s.number}.{it.number} 《{it.title}》 "
+                f"alone is {n:,} characters with markup; an article must stay below {limit:,}. "
+                "Split that paragraph in the source."
+            )
+    if current or not parts:
+        done = piece(len(parts), current)
+        parts.append((done, _item_fragment(issue, s, done)))
+    return parts
+
+
 def _split_section(issue: Issue, s: Section, limit: int) -> list[_Chunk]:
     """The section as one chunk, or as few balanced chunks as fit (split between items)."""
     intro = _intro_fragment(issue, s)
@@ -297,6 +356,8 @@ def _split_section(issue: Issue, s: Section, limit: int) -> list[_Chunk]:
     whole = _Chunk(s, intro, items, False)
     if len(_assemble(issue, [whole])[0]) < limit:
         return [whole]
+    # an item too long for one article becomes continuation parts
+    items = [part for it, frag in items for part in _item_parts(issue, s, it, frag, limit)]
     # Greedy first: it finds the smallest number of parts.
     chunks: list[_Chunk] = []
     cur = _Chunk(s, intro, [], False)
@@ -356,11 +417,11 @@ def _headline(issue: Issue, ctx: RenderContext) -> WeChatArticle:
     htmls, urls, images = _renumber([intro])
     content = _sanitize(render_template(
         "wechat/headline.html", issue=issue, S=S, L=L, intro=Markup(htmls[0]), notes=urls,
-        toc=toc(issue), issue_no=L["issue_no"].format(n=issue.number),
+        toc=toc(issue), issue_no=issue_no(issue.number, issue.variant),
     ))
     title = issue.title
-    no = L["issue_no"].format(n=issue.number)
-    if no not in title:
+    no = issue_no(issue.number, issue.variant)
+    if no and no not in title:
         title = f"{title}｜{no}"
     return WeChatArticle(
         title=truncate(title, MAX_TITLE),
@@ -377,8 +438,8 @@ def _section_article(issue: Issue, ctx: RenderContext, chunks: list[_Chunk], par
                      content: str, images: list[str]) -> WeChatArticle:
     first = chunks[0]
     s = first.section
-    no = labels(issue.variant)["issue_no"].format(n=issue.number)
-    title = "；".join(dict.fromkeys(section_label(c.section) for c in chunks)) + part + f"｜{no}"
+    no = issue_no(issue.number, issue.variant)
+    title = "；".join(dict.fromkeys(section_label(c.section) for c in chunks)) + part + (f"｜{no}" if no else "")
     summaries = [item_summary(it) for c in chunks for it, _ in c.items]
     digest = next((x for x in summaries if x), "；".join(it.title for c in chunks
                                                          for it, _ in c.items))

@@ -115,3 +115,21 @@ def test_sample_subscriber_file_imports_with_its_broken_rows_reported(
     summary = import_file(sample, "周报", report_path=tmp_path / "errors.csv")
     assert summary.new >= 40
     assert summary.invalid + summary.duplicate >= 3
+
+
+def test_preference_column_sets_the_variant(any_db, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    text = (
+        "邮箱,姓名,偏好,城市\n"
+        "a@example.com,甲,繁體,香港\n"
+        "b@example.com,乙,简体,上海\n"
+        "c@example.com,丙,繁体字,台北\n"
+    )
+    summary = import_file(_write(tmp_path / "pref.csv", text), "周报")
+    assert (summary.new, summary.invalid) == (3, 0)
+    with session_scope() as s:
+        got = {sb.email: (sb.variant, sb.attributes) for sb in s.scalars(select(Subscriber))}
+    assert got == {
+        "a@example.com": ("zh-Hant", {"城市": "香港"}),
+        "b@example.com": ("zh-Hans", {"城市": "上海"}),
+        "c@example.com": ("zh-Hant", {"城市": "台北"}),
+    }

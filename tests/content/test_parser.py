@@ -198,7 +198,6 @@ BAD_INPUTS = {
     "yaml syntax": ("---\ntitle: 周报\nnumber: [3\nperiod: x\n---\n", 4),
     "yaml mapping": ("---\ntitle: 周报\nnumber: 3\nperiod: a: b\n---\n", 4),
     "missing title": ("---\nnumber: 3\n---\n\n正文\n", 1),
-    "missing number": ("---\ntitle: 周报\n---\n\n正文\n", 1),
     "number not a number": ("---\ntitle: 周报\nnumber: 第三期\n---\n", 3),
     "no front matter": ("## 一、政策\n", 1),
     "unclosed front matter": ("---\ntitle: 周报\nnumber: 3\n\n## 一、政策\n", 1),

@@ -70,7 +70,6 @@ def test_chrome_is_dropped_and_reported(brief_lines: list[str]) -> None:
         "首页 > 政策研究 > 周报 > 正文",
         "【字体：大 中 小】",
         "发布时间：2026-12-01 09:30  浏览次数：1873",
-        "目录",
         "分享到：微信 微博 QQ空间",
         "【打印本页】【关闭窗口】",
         "上一篇：营商环境与数字经济政策周报（第47期）",
@@ -82,19 +81,33 @@ def test_chrome_is_dropped_and_reported(brief_lines: list[str]) -> None:
         n = brief_lines.index(line) + 1
         assert reported.get(n) == line
         assert line not in result.markdown
-    # the hand-written table of contents is chrome, the real headings are not
+    # the hand-written table of contents is reported as contents, the real headings are not
+    contents = dict(result.contents)
     toc_line = brief_lines.index("一、政策法规") + 1
-    assert reported.get(toc_line) == "一、政策法规"
+    assert contents.get(toc_line) == "一、政策法规"
+    assert contents.get(brief_lines.index("目录") + 1) == "目录"
     assert result.markdown.count("## 一、政策法规") == 1
 
 
-def test_unplaced_lines_are_reported() -> None:
+def test_lines_with_no_structural_place_stay_as_text() -> None:
     text = "标题：测试\n期数：第5期\n发布机构：某部门\n一、政策\n丨政策简析丨\n1、甲\n正文\n"
     result = import_text(text)
-    assert result.unplaced == [(3, "发布机构：某部门"), (5, "丨政策简析丨")]
-    assert len(result.warnings) == 2
+    assert result.unplaced == []
+    outline = {n: cls for n, cls, _ in result.outline}
+    assert outline == {
+        1: "header",
+        2: "header",
+        3: "body",
+        4: "section",
+        5: "body",
+        6: "item",
+        7: "body",
+        8: "blank",
+    }
     issue = parse_issue(result.markdown)
     assert issue.number == 5
+    assert [b.text for b in issue.intro] == ["发布机构：某部门"]
+    assert [b.text for b in issue.sections[0].intro] == ["丨政策简析丨"]
     assert issue.sections[0].items[0].body[0].text == "正文"
 
 
@@ -110,7 +123,8 @@ def test_prose_is_escaped_not_interpreted() -> None:
 def test_front_matter_overrides_and_missing_number() -> None:
     text = "某某周报\n一、要闻\n1、甲\n正文\n"
     result = import_text(text)
-    assert any("number set to 0" in w for w in result.warnings)
+    assert any("no issue number" in w for w in result.warnings)
+    assert "number" not in result.markdown.split("---")[1]
     issue = parse_issue(result.markdown)
     assert issue.title == "某某周报" and issue.number == 0
     issue = parse_issue(import_text(text, front_matter={"number": 9}).markdown)

@@ -11,12 +11,15 @@ from newsletter.content.variants import _converter, convert_text, to_variant
 HEADER = "---\ntitle: 软件发布周报\nnumber: 1\n---\n\n"
 
 
-def test_phrase_level_conversion() -> None:
+def test_character_level_conversion_keeps_mainland_vocabulary() -> None:
     assert convert_text("政策") == "政策"
     assert convert_text("发布") == "發布"  # not the Taiwan IT idiom 釋出
-    assert convert_text("软件") == "軟體"  # phrase-level (s2twp), not just 軟件
-    assert convert_text("网络安全") == "網路安全"
+    assert convert_text("软件") == "軟件"  # character level, not the Taiwan 軟體
+    assert convert_text("网络安全") == "網絡安全"
     assert convert_text("政策文件") == "政策文件"  # not 檔案 in a policy context
+    assert convert_text("优化循环") == "優化循環"  # not 最佳化 / 迴圈
+    assert convert_text("为") == "爲" and convert_text("为", "s2tw") == "為"
+    assert convert_text("着力", "s2hk") == "着力"
 
 
 def test_urls_in_text_are_not_converted() -> None:
@@ -35,7 +38,7 @@ def test_zh_hant_issue(sample_issue: Issue) -> None:
     assert item.meta[0].role == "issuer"
     assert item.meta_value("issuer") == "國務院辦公廳"
     titles = [it.title for _, it in hant.iter_items()]
-    assert any("軟體" in t for t in titles)
+    assert any("軟件" in t for t in titles)
     assert hant.sections[0].items[0].analysis_label == "政策簡析"
 
 
@@ -78,7 +81,7 @@ def test_html_attributes_untouched() -> None:
     html = hant.intro[0].html
     assert html.startswith("發布<a ")
     assert 'title="软件说明"' in html
-    assert ">軟體</a>" in html
+    assert ">軟件</a>" in html
 
 
 def test_bad_variant() -> None:

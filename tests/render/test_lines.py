@@ -97,3 +97,16 @@ def test_fold_text_line() -> None:
     assert "".join(pieces) == line
     assert all(len(p.encode()) <= LIMIT for p in pieces)
     assert re.fullmatch(r"[^\n]+", pieces[0])
+
+
+def test_text_lines_are_cut_after_punctuation_only_when_998_octets_force_it() -> None:
+    from newsletter.render.text import _wrap
+
+    sentence = "国有企业改革深化提升行动，"  # 13 characters, 39 octets
+    para = sentence * 60  # 2,340 octets
+    assert _wrap(para) == [para]  # Chinese is never wrapped at a column
+    assert _wrap("word " * 30)[0] == ("word " * 14).strip()  # Latin still is
+    pieces = fold_text_line(para)
+    assert "".join(pieces) == para and len(pieces) == 3
+    assert all(len(p.encode()) <= 998 for p in pieces)
+    assert all(p.endswith("，") for p in pieces)

@@ -86,9 +86,27 @@ def test_too_many_articles_is_a_clear_error() -> None:
         render_wechat(issue, make_ctx(wechat_max_chars=9_000))
 
 
-def test_one_item_too_long_is_a_clear_error() -> None:
+def test_an_item_too_long_for_one_article_continues_at_paragraph_boundaries() -> None:
     issue = make_issue(policy_items=1, news_items=2, policy_analysis=24_000)
-    with pytest.raises(WeChatLimitError, match="alone is"):
+    item = issue.sections[0].items[0]
+    articles = render_wechat(issue, make_ctx())
+    assert 3 <= len(articles) <= 8
+    holding = [a for a in articles[1:] if item.title in a.content]  # [0] is the headline
+    assert len(holding) >= 2
+    assert all(a.char_count < 20_000 for a in articles)
+    # every analysis paragraph is there once, whole, in order, across the parts
+    joined = "".join(a.content for a in holding)
+    positions = [joined.find(b.html) for b in item.analysis]
+    assert -1 not in positions and positions == sorted(positions)
+    assert f"{item.title}（续）" in holding[1].content
+    assert "发布机构" in holding[0].content and "发布机构" not in holding[1].content
+
+
+def test_one_paragraph_too_long_is_a_clear_error() -> None:
+    issue = make_issue(policy_items=1, news_items=2)
+    item = issue.sections[0].items[0]
+    item.analysis[0].html = item.analysis[0].text = "很长的一段。" * 4_000
+    with pytest.raises(WeChatLimitError, match=r"a paragraph of item .* alone is"):
         render_wechat(issue, make_ctx())
 
 

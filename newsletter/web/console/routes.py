@@ -258,6 +258,60 @@ async def issues_upload(
     return back(f"/console/issues/{out['id']}", f"第{out['number']}期已保存 / saved")
 
 
+@router.get("/import", response_class=HTMLResponse)
+def import_page(request: Request, user: Ops) -> HTMLResponse:
+    return page(request, "import.html", user, result=None, classes=_import_classes())
+
+
+def _import_classes() -> tuple[str, ...]:
+    from ...content.textimport import CLASSES
+
+    return CLASSES
+
+
+@router.post("/import", response_class=HTMLResponse)
+async def import_run(request: Request, user: Ops) -> Response:
+    """Import pasted text (or a file), or re-run it with the editor's reclassifications."""
+    import json
+
+    from starlette.datastructures import UploadFile as FormFile
+
+    from ...content.textimport import parse_hints
+
+    form = await request.form()
+    upload = form.get("file")
+    data = b""
+    if isinstance(upload, FormFile) and upload.filename:
+        data = await upload.read()
+    else:
+        data = str(form.get("text") or "").replace("\r\n", "\n").encode()
+    try:
+        previous = json.loads(str(form.get("classes") or "{}"))
+        hints = parse_hints(json.loads(str(form.get("hints") or "{}")))
+        for key, value in form.items():
+            if key.startswith("c") and key[1:].isdigit() and previous.get(key[1:]) != value:
+                hints |= parse_hints({key[1:]: str(value)})
+        raw_number = str(form.get("number") or "").strip()
+        number = int(raw_number) if raw_number.isdigit() else None
+        result = svc.import_preview(data, hints, number)
+    except (ValueError, NewsletterError) as exc:
+        return back("/console/import", _error(exc), "error")
+    classes = {str(n): cls for n, cls, _t in result["outline"]}
+    return page(request, "import.html", user, result=result, classes=_import_classes(),
+                shown=json.dumps(classes), hints_json=json.dumps(result["hints"]),
+                number=raw_number)
+
+
+@router.post("/import/save")
+def import_save(request: Request, user: Ops, markdown: Annotated[str, Form()] = "") -> Response:
+    try:
+        out = svc.upload_issue(user, "import.md", markdown.replace("\r\n", "\n").encode(),
+                               None, request)
+    except NewsletterError as exc:
+        return back("/console/import", _error(exc), "error")
+    return back(f"/console/issues/{out['id']}", f"第{out['number']}期已保存 / saved")
+
+
 @router.get("/issues/{issue_id}", response_class=HTMLResponse)
 def issue_page(request: Request, user: Viewer, issue_id: int, v: str = "zh-Hans") -> HTMLResponse:
     v = v if v in ("zh-Hans", "zh-Hant") else "zh-Hans"
@@ -513,12 +567,14 @@ def settings_publication(
     from_address: Annotated[str, Form()] = "", reply_to: Annotated[str, Form()] = "",
     postal_address: Annotated[str, Form()] = "",
     track_opens: Annotated[str, Form()] = "", track_clicks: Annotated[str, Form()] = "",
+    zh_hant_table: Annotated[str, Form()] = "",
 ) -> Response:
     try:
         svc.update_publication(user, {
             "name": name, "from_name": from_name, "from_address": from_address,
             "reply_to": reply_to, "postal_address": postal_address,
             "track_opens": track_opens == "on", "track_clicks": track_clicks == "on",
+            "zh_hant_table": zh_hant_table,
         }, request)
     except NewsletterError as exc:
         return back("/console/settings", _error(exc), "error")

@@ -809,7 +809,7 @@ def publication() -> dict[str, Any] | None:
         return {c: getattr(pub, c) for c in (
             "id", "slug", "name", "from_name", "from_address", "reply_to", "list_id_domain",
             "postal_address", "timezone", "schedule_weekday", "schedule_time", "track_opens",
-            "track_clicks", "default_list_id")}
+            "track_clicks", "default_list_id", "zh_hant_table")}
 
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -835,6 +835,12 @@ def update_publication(actor: Principal, values: dict[str, Any], request: Reques
             if key in values and values[key] is not None:
                 setattr(pub, key, bool(values[key]))
                 changed[key] = bool(values[key])
+        table = values.get("zh_hant_table")
+        if table:
+            if table not in ("s2t", "s2hk", "s2tw"):
+                raise ConsoleError("zh_hant_table: expected s2t, s2hk or s2tw / 繁体转换表无效")
+            pub.zh_hant_table = table
+            changed["zh_hant_table"] = table
         record(s, actor, "settings.publication", pub.slug, request, **changed)
     out = publication()
     assert out is not None
@@ -1054,3 +1060,32 @@ def open_alerts(hours: int = 24) -> list[dict[str, Any]]:
                 "body": str((row.detail or {}).get("body", ""))[:300],
             })
     return out
+
+
+# -- plain-text import (outline, reclassify, save) -------------------------------
+
+
+def import_preview(data: bytes, hints: dict[int, str], number: int | None) -> dict[str, Any]:
+    """Import a pasted or uploaded brief: the outline, the report and the Markdown.
+
+    Nothing is stored; :func:`upload_issue` stores the Markdown once the editor
+    is satisfied.  ``hints`` are the editor's reclassifications (line → class).
+    """
+    from ...content.parser import decode_source
+    from ...content.textimport import import_text
+
+    if len(data) > 5_000_000:
+        raise ConsoleError("the file is larger than 5 MB / 文件超过 5 MB")
+    text, warnings = decode_source(data, path="import.txt")
+    result = import_text(text, front_matter={"number": number}, hints=hints)
+    return {
+        "text": text,
+        "markdown": result.markdown,
+        "outline": result.outline,
+        "chrome": result.chrome,
+        "contents": result.contents,
+        "warnings": warnings + result.warnings,
+        "script": result.script,
+        "hints": hints,
+    }
+
