@@ -226,7 +226,7 @@ def _ctx_for_file(doc: Any) -> Any:
         publication_slug="weekly",
         postal_address=cfg.postal_address,
         sender_name=cfg.from_name,
-        email_budget_bytes=cfg.email_budget_bytes,
+        email_budget_bytes=cfg.html_budget_bytes,
     )
 
 

@@ -163,7 +163,7 @@ def context_for(pub: Publication) -> Any:
         sender_name=pub.from_name,
         track_opens=pub.track_opens,
         track_clicks=pub.track_clicks,
-        email_budget_bytes=cfg.email_budget_bytes,
+        email_budget_bytes=cfg.html_budget_bytes,
     )
 
 

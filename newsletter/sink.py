@@ -35,6 +35,8 @@ class SinkHandler:
     lock: threading.Lock = field(default_factory=threading.Lock)
     #: Advertise PIPELINING (RFC 2920) like Postfix does; aiosmtpd reads commands in order.
     pipelining: bool = True
+    #: Advertise 8BITMIME (aiosmtpd does); False plays a 7-bit relay.
+    eightbit: bool = True
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -42,6 +44,10 @@ class SinkHandler:
         session.host_name = hostname
         if self.pipelining:
             responses.insert(len(responses) - 1, "250-PIPELINING")
+        if not self.eightbit:  # a relay without 8BITMIME: 7-bit bodies only
+            responses = [r for r in responses if "8BITMIME" not in r.upper()]
+            last = responses[-1]
+            responses[-1] = "250 " + last[4:] if last.startswith("250-") else last
         return responses
 
     async def handle_RCPT(

@@ -237,6 +237,11 @@ def _relay() -> Check:
                      f"({type(exc).__name__})", "check NEWSLETTER_SMTP_HOST/PORT / 发信服务器无法连接")  # fmt: skip
     if code != 250:
         return Check("relay", "fail", f"EHLO answered {code}", "check the relay")
+    if "8bitmime" in missing and cfg.relay_8bitmime:
+        return Check("relay", "fail", "the relay lacks 8BITMIME but NEWSLETTER_RELAY_8BITMIME "
+                     "is on: bodies are re-encoded as base64 and may pass the clip budget",
+                     "set NEWSLETTER_RELAY_8BITMIME=false, so the budget counts base64 / "
+                     "发信服务器不支持 8BITMIME，请设置 NEWSLETTER_RELAY_8BITMIME=false")  # fmt: skip
     if missing:
         return Check("relay", "warn", f"the relay lacks {', '.join(m.upper() for m in missing)}",
                      "without 8BITMIME bodies are re-encoded as base64 (bigger, closer to "
