@@ -73,17 +73,26 @@ def image_files(doc: Doc, base_dir: Path | None) -> dict[str, Path]:
     return out
 
 
-def cover_file(doc: Doc, base_dir: Path | None) -> Path:
-    """The cover (``cover:`` in the front matter), else the first image; else an error."""
+#: The cover of an issue that has no image at all (a brief imported from plain text):
+#: the publication's ``NEWSLETTER_WECHAT_DEFAULT_COVER`` when set, else this one.
+DEFAULT_COVER = Path(__file__).resolve().parents[1] / "data" / "wechat-cover.png"
+
+
+def cover_file(doc: Doc, base_dir: Path | None, default: Path | None = None) -> Path:
+    """The cover: ``cover:`` in the front matter, else the first image, else the default."""
     if doc.cover and base_dir is not None and (base_dir / doc.cover).is_file():
         return base_dir / doc.cover
     files = image_files(doc, base_dir)
     if files:
         return next(iter(files.values()))
-    raise WeChatMediaError(
-        f"issue {doc.number} has no cover image: WeChat needs one "
-        "(thumb_media_id). Add `cover: images/….png` to the front matter."
-    )
+    if default is not None:
+        if not default.is_file():
+            raise WeChatMediaError(
+                "the default WeChat cover (NEWSLETTER_WECHAT_DEFAULT_COVER) cannot be read / "
+                "默认封面图片无法读取"
+            )
+        return default
+    return DEFAULT_COVER
 
 
 def ensure_asset(client: WeChatClient, path: Path, kind: str, sha256: str | None = None) -> Asset:

@@ -274,7 +274,8 @@ class _Run:
             doc = parse_stored(issue)
             self.base = Path(issue.base_dir) if issue.base_dir else None
             ctx = context_for(publication)
-        self.doc = to_variant(doc, pub.variant)
+            table = publication.zh_hant_table or "s2t"
+        self.doc = to_variant(doc, pub.variant, table=table)
         self.articles = render_wechat(self.doc, ctx)
 
     def step(self, state: str, **values: Any) -> None:
@@ -291,7 +292,8 @@ class _Run:
                     if h not in files:
                         raise WeChatMediaError(f"image {h[:12]}… of the issue cannot be read")
                     urls[h] = ensure_asset(self.client, files[h], "content", h).url
-        thumb = ensure_asset(self.client, cover_file(self.doc, self.base), "thumb")
+        cover = cover_file(self.doc, self.base, self.wx.default_cover)
+        thumb = ensure_asset(self.client, cover, "thumb")
         assert thumb.media_id is not None
         self.cover_hash = thumb.sha256
         return urls, thumb.media_id

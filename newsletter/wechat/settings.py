@@ -7,6 +7,7 @@ or from code (tests, the demo), never from the database.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import SecretStr
@@ -45,6 +46,8 @@ class WeChatSettings(BaseSettings):
     #: Let external images be fetched from private addresses (local tests only;
     #: otherwise a URL in an issue could read the internal network).
     fetch_private_images: bool = False
+    #: The cover of an issue without images (PNG or JPEG); empty: the packaged plain cover.
+    default_cover: Path | None = None
     need_open_comment: int = 0
     only_fans_can_comment: int = 0
 
