@@ -44,6 +44,8 @@ from mdit_py_plugins.front_matter import front_matter_plugin
 
 from newsletter.content.model import Block, Image, Issue, Item, Link, MetaField, Section
 from newsletter.errors import IssueFormatError
+from newsletter.safepath import contained_file
+from newsletter.urlpolicy import safe_url
 
 __all__ = [
     "DEFAULT_ANALYSIS_LABEL",
@@ -300,7 +302,9 @@ class _Walker:
         if self.base_dir is None or _SCHEME_RE.match(src) or src.startswith("//"):
             return None
         if src not in self._hashes:
-            self._hashes[src] = _sha256_file(self.base_dir / src)
+            # Only a file inside the issue's folder or the media folder is ever read.
+            found = contained_file(self.base_dir, src)
+            self._hashes[src] = _sha256_file(found) if found is not None else None
         return self._hashes[src]
 
     # -- inline ------------------------------------------------------------
@@ -522,10 +526,10 @@ class _Walker:
         key, value = text[:cut].strip(), text[cut + 1 :].strip()
         role = META_ROLES.get(key)
         hrefs = [str(c.attrGet("href") or "") for c in children if c.type == "link_open"]
-        url = next((h for h in hrefs if _is_collected(h)), None)
+        url = next((h for h in hrefs if _is_collected(h) and safe_url(h) is not None), None)
         if role == "url":
             value = url or value.strip("<>")
-            url = value if _SCHEME_RE.match(value) and _is_collected(value) else None
+            url = value if safe_url(value) is not None else None
         field_ = MetaField(key, value, role, line=line)
         if url is not None:
             field_.link = self.add_link(url, item.title, line)

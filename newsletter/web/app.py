@@ -46,7 +46,20 @@ def _out_of_range_is_not_found(app: FastAPI) -> None:
 
 
 def create_asgi() -> Any:
-    """What the server runs: the app behind the open pixel's fast path (see pixel.py)."""
+    """What the server runs: the app behind the open pixel's fast path (see pixel.py).
+
+    Outside the embedded mode it refuses to start without a real secret key
+    (one line on stderr, exit status 2), however it is started (``newsletter
+    web`` or ``uvicorn --factory``).
+    """
+    import sys
+
+    from ..config import get_settings
     from .pixel import PixelFastPath
+
+    problem = get_settings().secret_key_problem()
+    if problem is not None:
+        sys.stderr.write(f"error: web: refusing to start: {problem}\n")
+        raise SystemExit(2)
 
     return PixelFastPath(create_app())

@@ -890,7 +890,7 @@ def create_user(actor: Principal | str, username: str, password: str, role: str,
     if role not in ROLES:
         raise ConsoleError(f"role must be one of {', '.join(ROLES)} / 角色无效")
     try:
-        hashed = hash_password(password)
+        hashed = hash_password(password, (username, display_name))
     except ValueError as exc:
         raise ConsoleError(str(exc)) from exc
     with session_scope() as s:
@@ -922,7 +922,7 @@ def update_user(actor: Principal, user_id: int, *, role: str | None = None,
             u.active, detail["active"] = active, active
         if password:
             try:
-                u.password_hash = hash_password(password)
+                u.password_hash = hash_password(password, (u.username, u.display_name))
             except ValueError as exc:
                 raise ConsoleError(str(exc)) from exc
             detail["password"] = "changed"
