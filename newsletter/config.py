@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -116,6 +116,17 @@ class Settings(BaseSettings):
     #: Open/click tracking.
     track_opens: bool = True
     track_clicks: bool = True
+
+    @field_validator(
+        "from_name", "from_address", "bounce_domain", "list_id_domain", "postal_address",
+        mode="before",
+    )
+    @classmethod
+    def _one_line(cls, value: object) -> object:
+        """Header-bound settings: line breaks and control characters go (issue 14, F3)."""
+        from .headers import clean_text
+
+        return clean_text(value) if isinstance(value, str) else value
 
     @classmethod
     def settings_customise_sources(

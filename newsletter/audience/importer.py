@@ -13,7 +13,6 @@ Guarantees:
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import threading
 from collections import deque
@@ -29,7 +28,10 @@ from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..csvsafe import keep_neutralised
+from ..csvsafe import writer as csv_writer
 from ..db import session_scope
+from ..headers import clean_text
 from ..models import Subscriber, Subscription, Suppression, utcnow
 from .addresses import AddressError, address_hash, normalise
 from .files import SourceFile, open_rows
@@ -221,7 +223,9 @@ def _parse(
             variant = (
                 variants.get(cells[vi].strip().lower(), "zh-Hans") if vi is not None else "zh-Hans"
             )
-            name = cells[ni].strip()[:200] if ni is not None else ""
+            # Header-bound: one line, no controls (F3); a cell protected against formulas
+            # ('=…, or a tab before =) stays protected after stripping.
+            name = keep_neutralised(cells[ni], clean_text(cells[ni], 200)) if ni is not None else ""
             attrs = "{}"
             if one_extra is not None:
                 v = cells[one_extra[1]].strip()
@@ -702,7 +706,7 @@ class _Applier:
 def _write_report(path: Path, errors: list[RowError]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("w", encoding="utf-8-sig", newline="") as fh:
-        w = csv.writer(fh)
+        w = csv_writer(fh)  # formula cells neutralised (OWASP)
         w.writerow(["row", "value", "reason"])
         for e in sorted(errors, key=lambda e: e.row):
             w.writerow([e.row, e.value, e.reason])

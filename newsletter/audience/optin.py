@@ -22,6 +22,7 @@ from sqlalchemy import select
 from ..config import get_settings
 from ..db import session_scope
 from ..errors import NotFound, TokenError
+from ..headers import clean_text
 from ..models import MailingList, Subscriber, Subscription, Suppression, utcnow
 from ..ratelimit import hit
 from ..tokens import confirm_token, sign, verify, verify_confirm
@@ -89,7 +90,7 @@ def request_subscription(
         if sub is None:
             sub = Subscriber(
                 email=addr,
-                name=name[:200],
+                name=clean_text(name, 200),
                 variant=variant if variant in ("zh-Hans", "zh-Hant") else "zh-Hans",
                 source=f"form:{ml.name}",
             )

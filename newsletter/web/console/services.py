@@ -7,7 +7,6 @@ the acting :class:`~.auth.Principal` and writes the audit log.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import io
@@ -27,6 +26,7 @@ from ...audience.segments import count as segment_count
 from ...audience.segments import validate as validate_segment
 from ...audience.service import get_list, suppress, unsuppress
 from ...config import get_settings
+from ...csvsafe import writer as csv_writer
 from ...db import session_scope
 from ...errors import NewsletterError, NotFound, StateError
 from ...issues import context_for, create_issue, get_issue, parse_stored, render_issue
@@ -736,7 +736,7 @@ def trends(limit: int = 100) -> list[dict[str, Any]]:
 def stats_csv(actor: Principal, send_id: int, request: Request | None = None) -> bytes:
     data = stats(send_id)
     buf = io.StringIO()
-    w = csv.writer(buf)
+    w = csv_writer(buf)  # formula cells neutralised (OWASP)
     w.writerow(["metric", "value"])
     for k, v in data.items():
         if isinstance(v, (int, float, str)) or v is None:
@@ -757,7 +757,7 @@ def stats_csv(actor: Principal, send_id: int, request: Request | None = None) ->
 def trends_csv(actor: Principal, request: Request | None = None) -> bytes:
     rows = trends()
     buf = io.StringIO()
-    w = csv.writer(buf)
+    w = csv_writer(buf)  # formula cells neutralised (OWASP)
     cols = ["send_id", "issue", "title", "started_at", "planned", "opens_unique",
             "clicks_unique", "open_rate", "click_rate"]
     w.writerow(cols)
