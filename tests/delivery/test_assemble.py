@@ -46,7 +46,8 @@ def test_to_field_is_formataddr() -> None:
         else:  # "中" * 120: several words of at most 75 characters on folded lines
             got = _to_field(name, "reader@example.com")
             assert all(len(w) <= 75 for w in got.replace("\r\n ", " ").split(" ") if "=?" in w)
-            assert _parsed(got) == (clean_text(name), "reader@example.com")
+            shown, addr = _parsed(got)  # a parser collapses runs of spaces in a phrase
+            assert (shown.split(), addr) == (clean_text(name).split(), "reader@example.com")
 
 
 @given(st.text(max_size=40))
