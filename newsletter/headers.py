@@ -82,8 +82,8 @@ def refuse_breaks(field: str, value: str) -> str:
 def encode_words(text: str) -> str:
     """Printable ASCII as is; anything else as base64 encoded-words ≤ 75 characters,
     folded with CRLF + space between words (RFC 2047 §2, RFC 5322 §2.2.3)."""
-    if _PRINTABLE_ASCII.match(text):
-        return text
+    if _PRINTABLE_ASCII.match(text) and "=?" not in text:
+        return text  # ("=?" would be decoded by a reader as the start of an encoded-word)
     words: list[str] = []
     buf = bytearray()
     for ch in text:
@@ -109,6 +109,6 @@ def address_field(name: str, addr: str, field: str = "address") -> str:
         name = clean_text(name)
     if not name:
         return addr
-    if _PRINTABLE_ASCII.match(name):
+    if _PRINTABLE_ASCII.match(name) and "=?" not in name:
         return formataddr((name, addr))
     return f"{encode_words(name)} <{addr}>"

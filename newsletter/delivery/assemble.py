@@ -231,8 +231,9 @@ def _to_field(name: str, addr: str) -> str:
         name = clean_text(name)
         if not name:
             return addr
-    if name.isascii() or not addr.isascii():
+    if (name.isascii() and "=?" not in name) or not addr.isascii():
         return formataddr((name, addr), charset=_UTF8)
+    # Non-ASCII, or ASCII that a reader would decode as an encoded-word ("=?…?="): encode.
     b = name.encode()
     len_b64 = (len(b) + 2) // 3 * 4
     len_q = len(b) + 2 * len(b.translate(None, _QP_ONE_CHAR))

@@ -13,8 +13,17 @@ from .subscriber import router as subscriber_router
 __all__ = ["create_app", "create_asgi"]
 
 
-def create_app() -> FastAPI:
-    app = FastAPI(title="newsletter", version=__version__)
+def create_app() -> Any:
+    """The application behind :class:`~.guard.Guard` (security headers, body limits).
+
+    Swagger UI (``/docs``) loads its assets from a CDN, so it exists only in the
+    embedded mode; ``/openapi.json`` is always there.
+    """
+    from ..config import get_settings
+    from .guard import Guard
+
+    docs = "/docs" if get_settings().embedded_mode else None
+    app = FastAPI(title="newsletter", version=__version__, docs_url=docs, redoc_url=None)
     app.include_router(public_router)
     app.include_router(subscriber_router)
     from ..delivery.webhooks import router as webhooks_router
@@ -25,7 +34,7 @@ def create_app() -> FastAPI:
     app.include_router(webhooks_router)
     app.include_router(wechat_router)
     _out_of_range_is_not_found(app)
-    return app
+    return Guard(app)
 
 
 def _out_of_range_is_not_found(app: FastAPI) -> None:

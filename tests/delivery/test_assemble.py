@@ -26,8 +26,10 @@ def _fits_one_word(name: str) -> bool:
     """formataddr's single encoded-word is ≤ 75 characters (and the name has no controls)."""
     if any(unicodedata.category(c) == "Cc" for c in name) or "\u2028" in name or "\u2029" in name:
         return False
+    if name.isascii():
+        return "=?" not in name  # looks like an encoded-word: encoded, unlike formataddr
     enc = formataddr((name, "r@example.org"), charset="utf-8")
-    return name.isascii() or len(enc.rsplit(" <", 1)[0]) <= 75
+    return len(enc.rsplit(" <", 1)[0]) <= 75
 
 
 def _parsed(field: str) -> tuple[str, str]:

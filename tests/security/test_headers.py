@@ -20,7 +20,7 @@ from pathlib import Path
 
 import dkim
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
 
@@ -165,6 +165,8 @@ def _check_wire(m: Mail, raw: str, addr: str, stored: str, wire: list[Transactio
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(name=NAMES)
+@example(name="=?utf-8?b??=")  # ASCII that a reader would decode: must be encoded, not shown raw
+@example(name="Eve\r\nBcc: victim@third.example" + SMUGGLE)
 def test_hostile_names_from_csv_to_the_wire(mail: Mail, name: str) -> None:
     addr, stored, wire = mail.deliver(name)
     _check_wire(mail, name, addr, stored, wire)
