@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from ..csvsafe import keep_neutralised
 from ..csvsafe import writer as csv_writer
 from ..db import session_scope
+from ..errors import ImportFileError
 from ..headers import clean_text
 from ..models import Subscriber, Subscription, Suppression, utcnow
 from .addresses import AddressError, address_hash, normalise
@@ -278,6 +279,8 @@ def import_file(
     they are staged), so they commute: their order of commit does not matter.
     """
     path = Path(path)
+    if report_path is not None:
+        _probe_writable(Path(report_path))  # before anything is committed
     src, rows = open_rows(path)
     summary = ImportSummary(str(path), src.encoding, list_name)
     with session_scope(db_url) as s:
@@ -701,6 +704,22 @@ class _Applier:
                 s.scalars(select(Subscriber.email).where(Subscriber.id.in_(list(touched))))
             )
         return changed
+
+
+def _probe_writable(path: Path) -> None:
+    """Refuse a report path that cannot be written, before the import changes anything."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(21, "is a directory", str(path))
+        with tmp.open("w", encoding="utf-8"):
+            pass
+        tmp.unlink()
+    except OSError as exc:
+        raise ImportFileError(
+            f"{path}: cannot write the error report ({exc.strerror}); nothing was imported "
+            "/ 无法写入错误报告，未导入任何数据"
+        ) from exc
 
 
 def _write_report(path: Path, errors: list[RowError]) -> None:
