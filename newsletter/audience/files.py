@@ -141,7 +141,9 @@ def open_rows(path: Path) -> tuple[SourceFile, Iterator[tuple[int, list[str]]]]:
             for cells in reader:
                 yield reader.line_num, cells
         except (UnicodeDecodeError, csv.Error) as exc:
-            raise ImportFileError(f"{path}:{reader.line_num}: unreadable: {exc} / 无法读取") from exc
+            raise ImportFileError(
+                f"{path}:{reader.line_num}: unreadable: {exc} / 无法读取"
+            ) from exc
         finally:
             raw.close()
 
@@ -164,7 +166,9 @@ def _check_zip(path: Path) -> None:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
     except (zipfile.BadZipFile, OSError) as exc:
-        raise ImportFileError(f"{path}: not a readable XLSX file: {exc} / 不是有效的 XLSX 文件") from exc
+        raise ImportFileError(
+            f"{path}: not a readable XLSX file: {exc} / 不是有效的 XLSX 文件"
+        ) from exc
     total = sum(i.file_size for i in infos)
     if total > XLSX_MAX_UNPACKED:
         raise ImportFileError(
@@ -172,7 +176,10 @@ def _check_zip(path: Path) -> None:
             f"{XLSX_MAX_UNPACKED // 1048576} MB / XLSX 解压后过大"
         )
     for i in infos:
-        if i.filename.lower().endswith("sharedstrings.xml") and i.file_size > XLSX_MAX_SHARED_STRINGS:
+        if (
+            i.filename.lower().endswith("sharedstrings.xml")
+            and i.file_size > XLSX_MAX_SHARED_STRINGS
+        ):
             raise ImportFileError(
                 f"{path}: its shared-strings table unpacks to {i.file_size // 1048576} MB, more "
                 f"than {XLSX_MAX_SHARED_STRINGS // 1048576} MB / XLSX 共享字符串表过大"
@@ -252,7 +259,9 @@ def _open_xlsx(path: Path) -> tuple[SourceFile, Iterator[tuple[int, list[str]]]]
                         "/ 读取超时"
                     )
                 if len(cells) > XLSX_MAX_COLUMNS:
-                    cells = cells[:XLSX_MAX_COLUMNS]  # cells past the limit are never columns we map
+                    cells = cells[
+                        :XLSX_MAX_COLUMNS
+                    ]  # cells past the limit are never columns we map
                 yield n, ["" if c is None else str(c) for c in cells]
         finally:
             wb.close()
