@@ -219,9 +219,26 @@ def _front_matter(tokens: Sequence[Token], text: str, path: str | None) -> dict[
         raise IssueFormatError(
             f"front matter is not valid YAML: {problem}", line=line, path=path
         ) from exc
+    except (ValueError, OverflowError) as exc:  # e.g. "date: 2026-02-30" (YAML builds a date)
+        raise IssueFormatError(
+            f"front matter has an impossible value: {exc} / 前置信息中的值无效（如日期）",
+            line=_bad_value_line(fm.content),
+            path=path,
+        ) from exc
     if not isinstance(data, dict):
         raise IssueFormatError("front matter must be key: value pairs", line=2, path=path)
     return data
+
+
+def _bad_value_line(content: str) -> int:
+    """The file line of the first front-matter value YAML cannot turn into a date."""
+    for n, raw in enumerate(content.split("\n"), 2):
+        if re.match(r"^[\w-]+:\s*\d{4}-\d{1,2}-\d{1,2}", raw):
+            try:
+                date.fromisoformat(raw.split(":", 1)[1].strip()[:10])
+            except ValueError:
+                return n
+    return 2
 
 
 def _fm_line(text: str, key: str) -> int:

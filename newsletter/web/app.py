@@ -38,20 +38,27 @@ def create_app() -> Any:
 
 
 def _out_of_range_is_not_found(app: FastAPI) -> None:
-    """An id too large for the database column names nothing: 404, not a server error."""
+    """A value the database cannot hold (an id too large for its column, a bad value) is
+    the client's error: 422 with one line, never a server error."""
     from fastapi import Request
-    from fastapi.responses import PlainTextResponse
+    from fastapi.responses import JSONResponse
     from sqlalchemy.exc import DataError, StatementError
 
-    async def not_found(request: Request, exc: Exception) -> PlainTextResponse:
+    async def bad_value(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, StatementError) and not isinstance(
             exc.orig, (OverflowError, DataError)
         ) and not isinstance(exc, DataError):
             raise exc
-        return PlainTextResponse("not found / 不存在", status_code=404)
+        return JSONResponse(
+            {"detail": "a value is out of range for its field / 数值超出范围"}, status_code=422
+        )
 
-    app.add_exception_handler(OverflowError, not_found)
-    app.add_exception_handler(StatementError, not_found)
+    async def too_deep(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": "input nested too deeply / 输入嵌套过深"}, status_code=400)
+
+    app.add_exception_handler(OverflowError, bad_value)
+    app.add_exception_handler(StatementError, bad_value)
+    app.add_exception_handler(RecursionError, too_deep)
 
 
 def create_asgi() -> Any:

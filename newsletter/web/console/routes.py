@@ -234,6 +234,11 @@ def switch_lang(to: str = "zh", next: str = "/console/") -> Response:
 
 @router.get("/static/{path:path}")
 def static(path: str) -> Response:
+    from ...safepath import reference_problem
+
+    # Same rule as every other file reference: no control character, resolve, stay inside.
+    if "\x00" in path or reference_problem(STATIC, path) is not None:
+        raise HTTPException(404)
     target = (STATIC / path).resolve()
     if STATIC.resolve() not in target.parents or not target.is_file():
         raise HTTPException(404)
