@@ -451,16 +451,20 @@ def subscribers_export(
         with session_scope() as s:
             list_id = get_list(s, list_name).id if list_name else None
             defn = _segment_definition(s, segment) if segment else None
-            audit(s, "cli", "subscribers.export", list_name or "*", segment=segment or "")
     except NewsletterError as exc:
         _fail(exc)
     tmp = out.with_suffix(out.suffix + ".tmp")
     n = 0
-    with tmp.open("wb") as fh:
-        for chunk in iter_csv(list_id, defn):
-            fh.write(chunk)
-            n += 1
-    tmp.replace(out)
+    try:  # a temporary file, renamed when complete: never a half-written export
+        with tmp.open("wb") as fh:
+            for chunk in iter_csv(list_id, defn):
+                fh.write(chunk)
+                n += 1
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    with session_scope() as s:  # audited once the file is there
+        audit(s, "cli", "subscribers.export", list_name or "*", segment=segment or "")
     console.print(f"wrote {n - 1} rows to {out}")
 
 

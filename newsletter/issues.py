@@ -175,10 +175,17 @@ def image_type(data: bytes) -> str | None:
 def get_issue(session: Session, ref: str | int, publication_slug: str | None = None) -> Issue:
     """Find an issue by database id or by its number (``#47`` or ``47``)."""
     q = select(Issue)
-    if isinstance(ref, str) and ref.startswith("#"):
-        q = q.where(Issue.number == int(ref[1:]))
+    text = str(ref).strip()
+    digits = text[1:] if text.startswith("#") else text
+    if not digits.isascii() or not digits.isdigit() or int(digits) >= 2**31:
+        raise NotFound(
+            f"issue {text!r}: expected an id or #number (a whole number below 2147483648) "
+            "/ 期刊编号无效"
+        )
+    if text.startswith("#"):
+        q = q.where(Issue.number == int(digits))
     else:
-        q = q.where(Issue.id == int(ref))
+        q = q.where(Issue.id == int(digits))
     if publication_slug:
         q = q.join(Publication).where(Publication.slug == publication_slug)
     issue = session.scalars(q.order_by(Issue.id.desc())).first()

@@ -150,6 +150,11 @@ def write_outputs(result: RenderResult, out_dir: str | Path) -> list[Path]:
     written: list[Path] = []
     for name, body in files.items():
         p = out / name
-        p.write_text(body, encoding="utf-8", newline="\n")
+        tmp = p.with_name(p.name + ".tmp")  # never a half-written file under the real name
+        try:
+            tmp.write_text(body, encoding="utf-8", newline="\n")
+            tmp.replace(p)
+        finally:
+            tmp.unlink(missing_ok=True)
         written.append(p)
     return written
