@@ -113,8 +113,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")
 
 
 def _fail(exc: Exception) -> None:
-    err.print(f"[bold red]error:[/] {exc}")
-    raise typer.Exit(2)
+    from .clierrors import describe
+
+    code, line = describe(exc)
+    sys.stderr.write(f"error: {line}\n")  # one line, never wrapped to the terminal width
+    raise typer.Exit(code)
 
 
 def _emit(data: Any, as_json: bool) -> bool:
@@ -525,16 +528,20 @@ def subscribers_export(
         with session_scope() as s:
             list_id = get_list(s, list_name).id if list_name else None
             defn = _segment_definition(s, segment) if segment else None
-            audit(s, "cli", "subscribers.export", list_name or "*", segment=segment or "")
     except NewsletterError as exc:
         _fail(exc)
     tmp = out.with_suffix(out.suffix + ".tmp")
     n = 0
-    with tmp.open("wb") as fh:
-        for chunk in iter_csv(list_id, defn):
-            fh.write(chunk)
-            n += 1
-    tmp.replace(out)
+    try:  # a temporary file, renamed when complete: never a half-written export
+        with tmp.open("wb") as fh:
+            for chunk in iter_csv(list_id, defn):
+                fh.write(chunk)
+                n += 1
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    with session_scope() as s:  # audited once the file is there
+        audit(s, "cli", "subscribers.export", list_name or "*", segment=segment or "")
     console.print(f"wrote {n - 1} rows to {out}")
 
 
@@ -1457,7 +1464,10 @@ def web(host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve the web app (pixel, clicks, unsubscribe, archive)."""
     import uvicorn
 
+    from .config import require_secret_key
     from .web.app import create_asgi
+
+    require_secret_key("web")
 
     uvicorn.run(create_asgi(), host=host, port=port)
 
@@ -1469,6 +1479,10 @@ def worker(
 ) -> None:
     """Start a Celery worker on the configured broker."""
     from workers.celery_app import app as celery_app
+
+    from .config import require_secret_key
+
+    require_secret_key("worker")
 
     celery_app.worker_main(
         [
@@ -1486,8 +1500,9 @@ def beat(loglevel: str = "info") -> None:
     """Start Celery beat (the scheduler tick and the event ingester)."""
     from workers.celery_app import app as celery_app
 
-    from .config import get_settings
+    from .config import get_settings, require_secret_key
 
+    require_secret_key("beat")
     var = get_settings().var_dir
     var.mkdir(parents=True, exist_ok=True)
     celery_app.start(["beat", f"--loglevel={loglevel}", "-s", str(var / "celerybeat-schedule")])
@@ -1498,7 +1513,10 @@ def ingest_cmd(
     once: Annotated[bool, typer.Option(help="drain what is there, then exit")] = False,
 ) -> None:
     """Consume the event stream from Redis into the database."""
+    from .config import require_secret_key
     from .tracking.ingester import consume
+
+    require_secret_key("ingest")
 
     n = consume(max_batches=50 if once else None, block_ms=200 if once else 1000)
     console.print(f"ingested {n} events")
@@ -1522,7 +1540,10 @@ def demo(
 
 
 def main() -> None:
-    app()
+    """Entry point: every error is one line (en/zh), non-zero exit; ``--debug`` shows tracebacks."""
+    from .clierrors import run
+
+    sys.exit(run(app))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,7 +26,18 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["Settings", "get_settings", "reset_settings"]
+__all__ = [
+    "DEFAULT_SECRET_KEY",
+    "Settings",
+    "get_settings",
+    "require_secret_key",
+    "reset_settings",
+]
+
+#: The built-in key of the embedded mode. Anyone can read it here, so it signs
+#: nothing outside the embedded mode (:func:`require_secret_key`).
+DEFAULT_SECRET_KEY = "dev-insecure-change-me"
+MIN_SECRET_KEY_LENGTH = 16
 
 
 def _toml_path() -> Path:
@@ -59,7 +70,7 @@ class Settings(BaseSettings):
     #: Public base URL of the web app (pixel, click, unsubscribe, archive).
     base_url: str = "http://127.0.0.1:8000"
     #: Secret for signed tokens. Rotation: put old keys in ``old_secret_keys``.
-    secret_key: SecretStr = SecretStr("dev-insecure-change-me")
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
     old_secret_keys: list[SecretStr] = Field(default_factory=list)
 
     #: Sender identity defaults (a publication may override them).
@@ -130,6 +141,17 @@ class Settings(BaseSettings):
     track_opens: bool = True
     track_clicks: bool = True
 
+    @field_validator(
+        "from_name", "from_address", "bounce_domain", "list_id_domain", "postal_address",
+        mode="before",
+    )
+    @classmethod
+    def _one_line(cls, value: object) -> object:
+        """Header-bound settings: line breaks and control characters go (issue 14, F3)."""
+        from .headers import clean_text
+
+        return clean_text(value) if isinstance(value, str) else value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -168,6 +190,30 @@ class Settings(BaseSettings):
         return not self.broker_url
 
     @property
+    def embedded_mode(self) -> bool:
+        """SQLite, tasks in-process and no Redis: the no-setup mode of ``make demo``."""
+        return (
+            self.db_url.startswith("sqlite") and not self.broker_url and not self.redis_url
+        )
+
+    def secret_key_problem(self) -> str | None:
+        """Why the secret key may not be used here (one line, en/zh), or None."""
+        if self.embedded_mode:
+            return None
+        key = self.secret_key.get_secret_value()
+        if not key or key == DEFAULT_SECRET_KEY:
+            return (
+                "NEWSLETTER_SECRET_KEY is not set (the built-in development key is refused "
+                "outside the embedded mode) / 未设置 NEWSLETTER_SECRET_KEY（非嵌入模式拒绝内置开发密钥）"
+            )
+        if len(key) < MIN_SECRET_KEY_LENGTH:
+            return (
+                f"NEWSLETTER_SECRET_KEY is shorter than {MIN_SECRET_KEY_LENGTH} characters "
+                f"/ NEWSLETTER_SECRET_KEY 少于 {MIN_SECRET_KEY_LENGTH} 个字符"
+            )
+        return None
+
+    @property
     def outbox_dir(self) -> Path:
         return self.var_dir / "outbox"
 
@@ -194,6 +240,23 @@ def get_settings() -> Settings:
     if _settings is not None:
         return _settings
     return _cached()
+
+
+def require_secret_key(process: str, settings: Settings | None = None) -> None:
+    """Refuse to start ``process`` outside the embedded mode without a real secret key.
+
+    Raises :class:`~newsletter.errors.ConfigError` with one line naming the
+    process, what is wrong and what to do.
+    """
+    from .errors import ConfigError
+
+    cfg = settings or get_settings()
+    problem = cfg.secret_key_problem()
+    if problem is not None:
+        raise ConfigError(
+            f"{process}: refusing to start: {problem}; generate one with "
+            "`openssl rand -hex 32` / 拒绝启动"
+        )
 
 
 def reset_settings(settings: Settings | None = None) -> None:

@@ -14,6 +14,7 @@ __all__ = [
     "IssueFormatError",
     "NewsletterError",
     "NotFound",
+    "ServiceUnavailable",
     "StateError",
     "TokenError",
 ]
@@ -58,3 +59,7 @@ class NotFound(NewsletterError):
 
 class DeliveryError(NewsletterError):
     pass
+
+
+class ServiceUnavailable(NewsletterError):
+    """A service the operation needs (database, broker, Redis) cannot be reached."""

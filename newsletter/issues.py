@@ -23,6 +23,8 @@ from .content.parser import load_issue_source, parse_issue
 from .content.variants import to_variant
 from .errors import IssueFormatError, NotFound, StateError
 from .models import Issue, Link, Publication, Rendition, utcnow
+from .safepath import contained_file, media_dir, reference_problem
+from .urlpolicy import is_allowed
 
 __all__ = [
     "RENDERER_VERSION",
@@ -35,6 +37,7 @@ __all__ = [
 ]
 
 RENDERER_VERSION = "1"
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 VARIANTS = ("zh-Hans", "zh-Hant")
 
 
@@ -86,6 +89,7 @@ def create_issue(
     existing = session.scalar(
         select(Issue).where(Issue.publication_id == pub.id, Issue.number == doc.number)
     )
+    refuse_unsafe_references(doc, path.parent)
     store_media(doc, path.parent)
     if existing is not None:
         if existing.source_hash == source_hash:
@@ -118,31 +122,77 @@ def create_issue(
     return issue, warnings
 
 
+def refuse_unsafe_references(doc: Doc, base_dir: Path) -> None:
+    """Refuse an issue whose image or cover paths leave its folder (or the media folder)."""
+    refs = [(img.src, img.line or None) for img in doc.images]
+    if doc.cover:
+        refs.append((doc.cover, 1))
+    for src, line in refs:
+        if "://" in src or src.startswith("//") or _SCHEME.match(src):
+            if not is_allowed(src):
+                raise IssueFormatError(
+                    f"image {src!r} is not an http(s) URL / 图片地址不是 http(s) 链接", line=line
+                )
+            continue
+        problem = reference_problem(base_dir, src)
+        if problem is not None:
+            raise IssueFormatError(f"image {src!r} {problem}", line=line)
+
+
 def store_media(doc: Doc, base_dir: Path) -> int:
-    """Copy the issue's local images into ``var/media/<sha256>`` (served at /media/<sha256>)."""
-    media = get_settings().var_dir / "media"
+    """Register the issue's local images in ``var/media/<sha256>`` (served at /media/<sha256>).
+
+    Only a file inside the issue's folder (or the media folder), whose bytes
+    are an image and hash to the recorded sha256, is copied.  The media
+    folder is the registry: ``/media/`` serves nothing else.
+    """
+    media = media_dir()
     n = 0
     for img in [*doc.images]:
         if not img.sha256 or "://" in img.src:
             continue
-        src = (base_dir / img.src).resolve()
+        src = contained_file(base_dir, img.src)
         target = media / img.sha256
-        if src.is_file() and not target.exists():
-            media.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(".tmp")
-            tmp.write_bytes(src.read_bytes())
-            tmp.replace(target)
-            n += 1
+        if src is None or target.exists():
+            continue
+        data = src.read_bytes()
+        if image_type(data) is None or hashlib.sha256(data).hexdigest() != img.sha256:
+            continue
+        media.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(target)
+        n += 1
     return n
+
+
+def image_type(data: bytes) -> str | None:
+    """The MIME type of an image we serve, from its first bytes; None for anything else."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
 
 
 def get_issue(session: Session, ref: str | int, publication_slug: str | None = None) -> Issue:
     """Find an issue by database id or by its number (``#47`` or ``47``)."""
     q = select(Issue)
-    if isinstance(ref, str) and ref.startswith("#"):
-        q = q.where(Issue.number == int(ref[1:]))
+    text = str(ref).strip()
+    digits = text[1:] if text.startswith("#") else text
+    if not digits.isascii() or not digits.isdigit() or int(digits) >= 2**31:
+        raise NotFound(
+            f"issue {text!r}: expected an id or #number (a whole number below 2147483648) "
+            "/ 期刊编号无效"
+        )
+    if text.startswith("#"):
+        q = q.where(Issue.number == int(digits))
     else:
-        q = q.where(Issue.id == int(ref))
+        q = q.where(Issue.id == int(digits))
     if publication_slug:
         q = q.join(Publication).where(Publication.slug == publication_slug)
     issue = session.scalars(q.order_by(Issue.id.desc())).first()

@@ -34,7 +34,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
+
+from .headers import clean_text
 
 __all__ = [
     "AuditLog",
@@ -126,6 +128,13 @@ class Publication(Base):
     zh_hant_table: Mapped[str] = mapped_column(String(8), default="s2t", server_default="s2t")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
+    @validates("name", "from_name", "from_address", "reply_to", "list_id_domain", "postal_address")
+    def _header_text(self, key: str, value: str | None) -> str | None:
+        """These end up in mail headers: one line, no control characters (issue 14, F3)."""
+        if value is None:
+            return None
+        return clean_text(value, 500 if key == "postal_address" else 320)
+
 
 class Issue(Base):
     __tablename__ = "issue"
@@ -206,6 +215,11 @@ class Subscriber(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     confirmed_at: Mapped[dt.datetime | None]
 
+    @validates("name")
+    def _header_text(self, key: str, value: str) -> str:
+        """The name goes into ``To:``: one line, no control characters (issue 14, F3)."""
+        return clean_text(value, 200)
+
 
 class MailingList(Base):
     __tablename__ = "mailing_list"
@@ -215,6 +229,11 @@ class MailingList(Base):
     description: Mapped[str] = mapped_column(String(1000), default="")
     double_opt_in: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    @validates("name")
+    def _header_text(self, key: str, value: str) -> str:
+        """List names go into the opt-in mail's subject: one line, no controls."""
+        return clean_text(value, 200)
 
 
 class Subscription(Base):

@@ -7,7 +7,7 @@ run twice because the database ledger, not the message, decides what is done.
 
 from __future__ import annotations
 
-from celery import Celery
+from celery import Celery, signals
 from celery.schedules import crontab
 
 from newsletter.config import Settings, get_settings
@@ -45,3 +45,23 @@ def configure(app: Celery, cfg: Settings | None = None) -> Celery:
 
 
 app = configure(Celery("newsletter", include=["workers.tasks"]))
+
+
+def _refuse_default_key(process: str) -> None:
+    """Outside the embedded mode a worker or beat never starts with the built-in key."""
+    import sys
+
+    problem = get_settings().secret_key_problem()
+    if problem is not None:
+        sys.stderr.write(f"error: {process}: refusing to start: {problem}\n")
+        raise SystemExit(2)
+
+
+@signals.worker_init.connect
+def _check_worker_key(**_: object) -> None:
+    _refuse_default_key("worker")
+
+
+@signals.beat_init.connect
+def _check_beat_key(**_: object) -> None:
+    _refuse_default_key("beat")

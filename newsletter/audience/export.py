@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import select, true
 
+from ..csvsafe import writer as csv_writer
 from ..db import session_scope
 from ..models import Subscriber, Subscription
 from .segments import compile_segment
@@ -68,7 +68,7 @@ def export_rows(
 def iter_csv(list_id: int | None, segment: Any | None = None) -> Iterator[bytes]:
     """The CSV as byte chunks (BOM first), for files and HTTP streaming."""
     buf = io.StringIO()
-    w = csv.writer(buf)
+    w = csv_writer(buf)  # formula cells neutralised (OWASP)
     w.writerow(HEADER)
     yield "\ufeff".encode() + buf.getvalue().encode()
     for row in export_rows(list_id, segment):

@@ -125,8 +125,11 @@ def open_rows(path: Path) -> tuple[SourceFile, Iterator[tuple[int, list[str]]]]:
     """
     if not path.exists():
         raise ImportFileError(f"{path}: file not found / 文件不存在")
+    if not path.is_file():
+        raise ImportFileError(f"{path}: is a directory, not a file / 是目录，不是文件")
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         return _open_xlsx(path)
+    _refuse_nul(path)
     with path.open("rb") as fh:
         sample = fh.read(_SNIFF)
     if not sample.strip():
@@ -154,32 +157,128 @@ def open_rows(path: Path) -> tuple[SourceFile, Iterator[tuple[int, list[str]]]]:
         try:
             for cells in reader:
                 yield reader.line_num, cells
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise ImportFileError(
+                f"{path}:{reader.line_num}: unreadable: {exc} / 无法读取"
+            ) from exc
         finally:
             raw.close()
 
     return src, rows()
 
 
+#: Hard limits on a spreadsheet, checked before and while it streams (issue 14).
+XLSX_MAX_UNPACKED = 200 * 1024 * 1024  # all parts of the ZIP, as declared (zipfile enforces it)
+XLSX_MAX_SHARED_STRINGS = 16 * 1024 * 1024  # loaded whole by openpyxl: the memory bound
+XLSX_MAX_CELLS = 50_000_000
+XLSX_MAX_COLUMNS = 256
+XLSX_MAX_ROWS = 1_048_576
+XLSX_MAX_SECONDS = 600.0
+
+
+def _check_zip(path: Path) -> None:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ImportFileError(
+            f"{path}: not a readable XLSX file: {exc} / 不是有效的 XLSX 文件"
+        ) from exc
+    total = sum(i.file_size for i in infos)
+    if total > XLSX_MAX_UNPACKED:
+        raise ImportFileError(
+            f"{path}: unpacks to {total // 1048576} MB, more than "
+            f"{XLSX_MAX_UNPACKED // 1048576} MB / XLSX 解压后过大"
+        )
+    for i in infos:
+        if (
+            i.filename.lower().endswith("sharedstrings.xml")
+            and i.file_size > XLSX_MAX_SHARED_STRINGS
+        ):
+            raise ImportFileError(
+                f"{path}: its shared-strings table unpacks to {i.file_size // 1048576} MB, more "
+                f"than {XLSX_MAX_SHARED_STRINGS // 1048576} MB / XLSX 共享字符串表过大"
+            )
+
+
+def _declared_size(ws: object) -> tuple[int, int]:
+    """(rows, columns) the sheet's <dimension> declares (0, 0) when absent or unreadable."""
+    from openpyxl.utils.cell import range_boundaries
+
+    try:
+        ref = ws.calculate_dimension()  # type: ignore[attr-defined]
+        _c0, _r0, c1, r1 = range_boundaries(ref)
+        return int(r1 or 0), int(c1 or 0)
+    except Exception:
+        return 0, 0
+
+
+def _refuse_nul(path: Path) -> None:
+    """A NUL byte makes a CSV unreadable halfway; refuse the file before any row is applied."""
+    line = 1
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            at = block.find(b"\x00")
+            if at != -1:
+                line += block.count(b"\n", 0, at)
+                raise ImportFileError(
+                    f"{path}:{line}: contains a NUL byte; not a text CSV / 第 {line} 行含 NUL 字节"
+                )
+            line += block.count(b"\n")
+
+
 def _open_xlsx(path: Path) -> tuple[SourceFile, Iterator[tuple[int, list[str]]]]:
+    import time
+
     from openpyxl import load_workbook
 
+    _check_zip(path)
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:
         raise ImportFileError(f"{path}: not a readable XLSX file: {exc}") from exc
     ws = wb.worksheets[0]
+    rows_declared, cols_declared = _declared_size(ws)
+    if rows_declared * cols_declared > XLSX_MAX_CELLS or cols_declared > XLSX_MAX_COLUMNS * 64:
+        wb.close()
+        raise ImportFileError(
+            f"{path}: the sheet declares {rows_declared:,} rows × {cols_declared:,} columns, "
+            f"more than {XLSX_MAX_CELLS:,} cells / 表格声明的范围过大"
+        )
+    # Never pad rows to the declared size: read only the cells that are really there.
+    ws.reset_dimensions()  # type: ignore[union-attr]
     it = ws.iter_rows(values_only=True)
+    started = time.monotonic()
     try:
-        header = ["" if c is None else str(c) for c in next(it)]
+        first = next(it)
     except StopIteration:
         wb.close()
         raise ImportFileError(f"{path}: file is empty / 文件为空") from None
+    header = ["" if c is None else str(c) for c in first[:XLSX_MAX_COLUMNS]]
     columns = _map_header(header, path)
     src = SourceFile(path, None, header, columns)
 
     def rows() -> Iterator[tuple[int, list[str]]]:
+        cells_seen = len(first)
         try:
             for n, cells in enumerate(it, start=2):
+                cells_seen += len(cells)
+                if n > XLSX_MAX_ROWS or cells_seen > XLSX_MAX_CELLS:
+                    raise ImportFileError(
+                        f"{path}: more than {XLSX_MAX_CELLS:,} cells or {XLSX_MAX_ROWS:,} rows "
+                        f"(at row {n}) / 表格过大"
+                    )
+                if n % 1024 == 0 and time.monotonic() - started > XLSX_MAX_SECONDS:
+                    raise ImportFileError(
+                        f"{path}: reading took longer than {XLSX_MAX_SECONDS:.0f} s (at row {n}) "
+                        "/ 读取超时"
+                    )
+                if len(cells) > XLSX_MAX_COLUMNS:
+                    cells = cells[
+                        :XLSX_MAX_COLUMNS
+                    ]  # cells past the limit are never columns we map
                 yield n, ["" if c is None else str(c) for c in cells]
         finally:
             wb.close()

@@ -13,7 +13,6 @@ Guarantees:
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import threading
 from collections import deque
@@ -29,7 +28,11 @@ from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..csvsafe import keep_neutralised
+from ..csvsafe import writer as csv_writer
 from ..db import session_scope
+from ..errors import ImportFileError
+from ..headers import clean_text
 from ..models import Subscriber, Subscription, Suppression, utcnow
 from .addresses import AddressError, address_hash, normalise
 from .files import SourceFile, open_rows
@@ -231,7 +234,9 @@ def _parse(
             variant = (
                 variants.get(cells[vi].strip().lower(), "zh-Hans") if vi is not None else "zh-Hans"
             )
-            name = cells[ni].strip()[:200] if ni is not None else ""
+            # Header-bound: one line, no controls (F3); a cell protected against formulas
+            # ('=…, or a tab before =) stays protected after stripping.
+            name = keep_neutralised(cells[ni], clean_text(cells[ni], 200)) if ni is not None else ""
             attrs = "{}"
             if one_extra is not None:
                 v = cells[one_extra[1]].strip()
@@ -284,6 +289,8 @@ def import_file(
     they are staged), so they commute: their order of commit does not matter.
     """
     path = Path(path)
+    if report_path is not None:
+        _probe_writable(Path(report_path))  # before anything is committed
     src, rows = open_rows(path)
     summary = ImportSummary(str(path), src.encoding, list_name)
     with session_scope(db_url) as s:
@@ -709,10 +716,26 @@ class _Applier:
         return changed
 
 
+def _probe_writable(path: Path) -> None:
+    """Refuse a report path that cannot be written, before the import changes anything."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(21, "is a directory", str(path))
+        with tmp.open("w", encoding="utf-8"):
+            pass
+        tmp.unlink()
+    except OSError as exc:
+        raise ImportFileError(
+            f"{path}: cannot write the error report ({exc.strerror}); nothing was imported "
+            "/ 无法写入错误报告，未导入任何数据"
+        ) from exc
+
+
 def _write_report(path: Path, errors: list[RowError]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("w", encoding="utf-8-sig", newline="") as fh:
-        w = csv.writer(fh)
+        w = csv_writer(fh)  # formula cells neutralised (OWASP)
         w.writerow(["row", "value", "reason"])
         for e in sorted(errors, key=lambda e: e.row):
             w.writerow([e.row, e.value, e.reason])

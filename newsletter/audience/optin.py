@@ -22,13 +22,14 @@ from sqlalchemy import select
 from ..config import get_settings
 from ..db import session_scope
 from ..errors import NotFound, TokenError
+from ..headers import clean_text
 from ..models import MailingList, Subscriber, Subscription, Suppression, utcnow
 from ..ratelimit import hit
 from ..tokens import confirm_token, sign, verify, verify_confirm
 from .addresses import address_hash, normalise
 from .service import audit
 
-__all__ = ["OptinResult", "confirm", "form_stamp", "request_subscription"]
+__all__ = ["OptinResult", "confirm", "form_stamp", "request_subscription", "send_confirmation"]
 
 _MIN_FORM_SECONDS = 2
 
@@ -37,6 +38,8 @@ _MIN_FORM_SECONDS = 2
 class OptinResult:
     outcome: str  # sent | already | suppressed | throttled | bot
     detail: str = ""
+    #: With ``defer_mail``: the confirmation still to send (``send_confirmation(*mail)``).
+    mail: tuple[str, str, str, str] | None = None
 
 
 def form_stamp() -> str:
@@ -62,6 +65,7 @@ def request_subscription(
     ip: str = "",
     stamp: str | None = None,
     honeypot: str = "",
+    defer_mail: bool = False,
 ) -> OptinResult:
     """Record an unconfirmed subscription and mail a confirmation link (within limits).
 
@@ -89,7 +93,7 @@ def request_subscription(
         if sub is None:
             sub = Subscriber(
                 email=addr,
-                name=name[:200],
+                name=clean_text(name, 200),
                 variant=variant if variant in ("zh-Hans", "zh-Hant") else "zh-Hans",
                 source=f"form:{ml.name}",
             )
@@ -116,8 +120,17 @@ def request_subscription(
             return OptinResult("throttled", "global")
         token = confirm_token(sub.id, list_id, cfg.confirm_ttl_hours * 3600)
         list_name, variant_used = ml.name, sub.variant
+    if defer_mail:
+        # The web form answers first and mails afterwards, so the time to answer does not
+        # tell a new address from a known one.
+        return OptinResult("sent", mail=(addr, list_name, token, variant_used))
     _mail_confirmation(addr, list_name, token, variant_used)
     return OptinResult("sent")
+
+
+def send_confirmation(addr: str, list_name: str, token: str, variant: str) -> None:
+    """Send a confirmation that :func:`request_subscription` deferred."""
+    _mail_confirmation(addr, list_name, token, variant)
 
 
 def _mail_confirmation(addr: str, list_name: str, token: str, variant: str) -> None:

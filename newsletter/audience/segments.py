@@ -60,7 +60,40 @@ def _activity(column: Any, n: int) -> ColumnElement[bool]:
     )
 
 
+#: Limits that keep a segment a filter, not a denial of service (issue 14).
+MAX_DEPTH = 16
+MAX_CONDITIONS = 200
+MAX_IN_VALUES = 1000
+MAX_VALUE_CHARS = 1000
+
+
+def _check_size(defn: Any) -> None:
+    """Depth, number of conditions and list sizes, checked without recursion."""
+    stack: list[tuple[Any, int, str]] = [(defn, 1, "$")]
+    nodes = 0
+    while stack:
+        node, depth, path = stack.pop()
+        if depth > MAX_DEPTH:
+            raise SegmentError(f"{path}: nested deeper than {MAX_DEPTH} levels / 分群嵌套过深")
+        if isinstance(node, dict):
+            nodes += 1
+            if nodes > MAX_CONDITIONS:
+                raise SegmentError(f"more than {MAX_CONDITIONS} conditions / 分群条件过多")
+            for k, v in node.items():
+                stack.append((v, depth + 1, f"{path}.{k}"))
+        elif isinstance(node, list):
+            if len(node) > MAX_IN_VALUES:
+                raise SegmentError(
+                    f"{path}: {len(node)} values, at most {MAX_IN_VALUES} / 列表值过多"
+                )
+            stack.extend((v, depth + 1, f"{path}[{i}]") for i, v in enumerate(node))
+        elif isinstance(node, str) and len(node) > MAX_VALUE_CHARS:
+            raise SegmentError(f"{path}: value longer than {MAX_VALUE_CHARS} characters")
+
+
 def compile_segment(defn: Any, path: str = "$") -> ColumnElement[bool]:
+    if path == "$":
+        _check_size(defn)
     if not isinstance(defn, dict) or len(defn) == 0:
         raise SegmentError(f"{path}: expected an object with one condition")
     if "all" in defn or "any" in defn:

@@ -12,12 +12,15 @@ Guarantees:
 
 Codes: ``parse``, ``section-number``, ``item-number``, ``meta-missing``,
 ``meta-url``, ``link-insecure``, ``link-malformed``, ``image-alt``,
-``image-missing``, ``section-empty``, ``item-empty``, ``number-missing`` (a
-warning: the front matter has no issue number).
+``image-missing``, ``image-path`` (a file outside the issue's folder and the
+media folder), ``image-url`` (an image URL that is not http(s)),
+``section-empty``, ``item-empty``, ``number-missing`` (a warning: the front
+matter has no issue number).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +30,16 @@ from urllib.parse import urlsplit
 from newsletter.content.model import Issue, Item, Section
 from newsletter.content.parser import format_numeral, parse_issue
 from newsletter.errors import IssueFormatError
+from newsletter.safepath import contained_file, reference_problem
+from newsletter.urlpolicy import is_allowed
 
 __all__ = ["POLICY_ROLES", "LintCheck", "LintMessage", "lint_issue", "lint_source"]
 
 Level = Literal["error", "warning"]
+
+_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
+#: Where a path is resolved when the issue has no folder (it never exists).
+_NO_FOLDER = Path("/nonexistent-issue-folder")
 
 #: Roles every item of a policy section should have, with the key to suggest.
 POLICY_ROLES: dict[str, str] = {
@@ -181,26 +190,50 @@ def _check_images(issue: Issue, base_dir: Path | None) -> list[LintMessage]:
                     "warning", img.line or None, "image-alt", f"image {img.src!r} has no alt text"
                 )
             )
-        remote = "://" in img.src or img.src.startswith("//")
-        if base_dir is not None and not remote and img.sha256 is None:
-            out.append(
+        out.extend(_image_ref_problems(img.src, img.line or None, img.sha256, base_dir, "image"))
+    if issue.cover:
+        out.extend(_image_ref_problems(issue.cover, 1, None, base_dir, "cover image", cover=True))
+    return out
+
+
+def _image_ref_problems(
+    src: str,
+    line: int | None,
+    sha256: str | None,
+    base_dir: Path | None,
+    what: str,
+    *,
+    cover: bool = False,
+) -> list[LintMessage]:
+    """An image is either an http(s) URL or a file inside the issue's folder / the media folder."""
+    if "://" in src or src.startswith("//") or _SCHEME_RE.match(src):
+        if not is_allowed(src):
+            return [
                 LintMessage(
                     "error",
-                    img.line or None,
-                    "image-missing",
-                    f"image file {img.src!r} not found next to the issue",
+                    line,
+                    "image-url",
+                    f"{what} {src!r} is not an http(s) URL / 图片地址不是 http(s) 链接",
                 )
-            )
-    if base_dir is not None and issue.cover and not (base_dir / issue.cover).is_file():
-        out.append(
+            ]
+        return []
+    if base_dir is None:
+        # No folder to look in: still refuse what no folder could contain.
+        problem = reference_problem(_NO_FOLDER, src)
+        if problem is not None:
+            return [LintMessage("error", line, "image-path", f"{what} {src!r} {problem}")]
+        return []
+    problem = reference_problem(base_dir, src)
+    if problem is not None:
+        return [LintMessage("error", line, "image-path", f"{what} {src!r} {problem}")]
+    found = contained_file(base_dir, src) if cover else None
+    if (cover and found is None) or (not cover and sha256 is None):
+        return [
             LintMessage(
-                "error",
-                1,
-                "image-missing",
-                f"cover image {issue.cover!r} not found next to the issue",
+                "error", line, "image-missing", f"{what} file {src!r} not found next to the issue"
             )
-        )
-    return out
+        ]
+    return []
 
 
 def _item_is_empty(it: Item) -> bool:

@@ -44,6 +44,8 @@ from mdit_py_plugins.front_matter import front_matter_plugin
 
 from newsletter.content.model import Block, Image, Issue, Item, Link, MetaField, Section
 from newsletter.errors import IssueFormatError
+from newsletter.safepath import contained_file
+from newsletter.urlpolicy import safe_url
 
 __all__ = [
     "DEFAULT_ANALYSIS_LABEL",
@@ -228,6 +230,12 @@ def _front_matter(tokens: Sequence[Token], text: str, path: str | None) -> dict[
         raise IssueFormatError(
             f"front matter is not valid YAML: {problem}", line=line, path=path
         ) from exc
+    except (ValueError, OverflowError) as exc:  # e.g. "date: 2026-02-30" (YAML builds a date)
+        raise IssueFormatError(
+            f"front matter has an impossible value: {exc} / 前置信息中的值无效（如日期）",
+            line=_bad_value_line(fm.content),
+            path=path,
+        ) from exc
     if not isinstance(data, dict):
         raise IssueFormatError("front matter must be key: value pairs", line=2, path=path)
     return data
@@ -244,6 +252,17 @@ def _script_of(issue: Issue) -> str:
             parts.append(it.title)
             parts += [b.text for b in it.body[:2]] + [b.text for b in it.analysis[:1]]
     return detect_script("".join(parts))
+
+
+def _bad_value_line(content: str) -> int:
+    """The file line of the first front-matter value YAML cannot turn into a date."""
+    for n, raw in enumerate(content.split("\n"), 2):
+        if re.match(r"^[\w-]+:\s*\d{4}-\d{1,2}-\d{1,2}", raw):
+            try:
+                date.fromisoformat(raw.split(":", 1)[1].strip()[:10])
+            except ValueError:
+                return n
+    return 2
 
 
 def _fm_line(text: str, key: str) -> int:
@@ -332,7 +351,9 @@ class _Walker:
         if self.base_dir is None or _SCHEME_RE.match(src) or src.startswith("//"):
             return None
         if src not in self._hashes:
-            self._hashes[src] = _sha256_file(self.base_dir / src)
+            # Only a file inside the issue's folder or the media folder is ever read.
+            found = contained_file(self.base_dir, src)
+            self._hashes[src] = _sha256_file(found) if found is not None else None
         return self._hashes[src]
 
     # -- inline ------------------------------------------------------------
@@ -554,10 +575,10 @@ class _Walker:
         key, value = text[:cut].strip(), text[cut + 1 :].strip()
         role = META_ROLES.get(key) or _pattern_role(key)
         hrefs = [str(c.attrGet("href") or "") for c in children if c.type == "link_open"]
-        url = next((h for h in hrefs if _is_collected(h)), None)
+        url = next((h for h in hrefs if _is_collected(h) and safe_url(h) is not None), None)
         if role == "url":
             value = url or value.strip("<>")
-            url = value if _SCHEME_RE.match(value) and _is_collected(value) else None
+            url = value if safe_url(value) is not None else None
         field_ = MetaField(key, value, role, line=line)
         if url is not None:
             field_.link = self.add_link(url, item.title, line)

@@ -28,12 +28,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email import quoprimime
 from email.charset import Charset
-from email.header import Header
 from email.utils import formataddr, formatdate
 from operator import itemgetter
 from typing import Any
 
 from ..errors import DeliveryError
+from ..headers import (
+    ENCODED_WORD_MAX,
+    HeaderInjection,
+    address_field,
+    clean_text,
+    encode_words,
+    refuse_breaks,
+)
 
 __all__ = [
     "CompiledMessage",
@@ -65,11 +72,12 @@ class Recipient:
     unsub: str  # signed unsubscribe token
 
 
-def _encode_header(value: str) -> str:
-    if value.isascii():
-        return value
-    # CRLF folding: the default "\n" put bare LFs in long encoded headers (DKIM fix).
-    return Header(value, "utf-8").encode(maxlinelen=76, linesep="\r\n")
+def _encode_header(value: str, field: str = "header") -> str:
+    """A header value: refused if it holds CR/LF; non-ASCII as encoded-words ≤ 75 characters."""
+    refuse_breaks(field, value)
+    if _CC.search(value):
+        value = clean_text(value)
+    return encode_words(value)
 
 
 def _split(body: bytes, part: str) -> list[bytes | str]:
@@ -169,7 +177,9 @@ class CompiledMessage:
         msgid = f"<{r.delivery_id}.{self.msgid_salt}@{self.msgid_domain}>"
         name = r.name[: SLOT_MAX["NAME"]]
         local, _, dom = self.unsub_mailto.partition("@")
-        to = _to_field(name, r.email)
+        to = _to_field(name, r.email)  # refuses CR/LF in the name or the address
+        if _CC.search(name):
+            name = clean_text(name)  # the body's greeting slots get the same clean name
         date = date or _now_date()
         unsub = f"<{self.unsub_base}{r.unsub}>, <mailto:{local}+{r.unsub}@{dom}>"
         head = (
@@ -204,19 +214,38 @@ class CompiledMessage:
 _QP_ONE_CHAR = b"-!*+/ " + string.ascii_letters.encode() + string.digits.encode()
 
 
+_CC = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: "=?utf-8?b?" + "?=": what an encoded-word adds around its payload.
+_WORD_OVERHEAD = 12
+
+
 def _to_field(name: str, addr: str) -> str:
     """``formataddr((name, addr), charset="utf-8")``, byte for byte, minus its overhead.
 
     For a non-ASCII name the stdlib picks the shorter of the base64 and the Q
-    encoded-word; the same choice is made here from the two lengths.
+    encoded-word; the same choice is made here from the two lengths.  Unlike
+    formataddr it never writes an encoded-word over 75 characters (a longer
+    name becomes several words on folded lines) and it refuses CR/LF: a name
+    or address with a line break raises :class:`HeaderInjection` (the second
+    wall; names are cleaned where they enter).  Other control characters go.
     """
+    if "\r" in name or "\n" in name or "\r" in addr or "\n" in addr:
+        refuse_breaks("To", name)
+        refuse_breaks("To", addr)
     if not name:
         return addr
-    if name.isascii() or not addr.isascii():
+    if _CC.search(name):
+        name = clean_text(name)
+        if not name:
+            return addr
+    if (name.isascii() and "=?" not in name) or not addr.isascii():
         return formataddr((name, addr), charset=_UTF8)
+    # Non-ASCII, or ASCII that a reader would decode as an encoded-word ("=?…?="): encode.
     b = name.encode()
     len_b64 = (len(b) + 2) // 3 * 4
     len_q = len(b) + 2 * len(b.translate(None, _QP_ONE_CHAR))
+    if min(len_b64, len_q) + _WORD_OVERHEAD > ENCODED_WORD_MAX:
+        return f"{encode_words(name)} <{addr}>"
     if len_b64 < len_q:
         return f"=?utf-8?b?{binascii.b2a_base64(b, newline=False).decode()}?= <{addr}>"
     return f"{quoprimime.header_encode(b, 'utf-8')} <{addr}>"
@@ -268,19 +297,28 @@ def compile_message(
     _check_lines(text_b, "text")
     if boundary.encode() in html_b or boundary.encode() in text_b:  # pragma: no cover
         raise DeliveryError("MIME boundary collision")
+    for hname, hvalue in (
+        ("List-Id", list_id),
+        ("Feedback-ID", feedback_id),
+        ("List-Unsubscribe", unsub_base),
+        ("List-Unsubscribe", unsub_mailto),
+    ):
+        refuse_breaks(hname, hvalue)
     hdrs = [
-        f"From: {formataddr((from_name, from_address), charset='utf-8')}",
-        f"Subject: {_encode_header(subject)}",
+        f"From: {address_field(from_name, from_address, 'From')}",
+        f"Subject: {_encode_header(subject, 'Subject')}",
         "MIME-Version: 1.0",
-        f"List-Id: {_encode_header(list_name)} <{list_id}>",
+        f"List-Id: {_encode_header(list_name, 'List-Id')} <{list_id}>",
         "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
         f"Feedback-ID: {feedback_id}",
         "Precedence: bulk",
     ]
     if reply_to:
-        hdrs.append(f"Reply-To: {reply_to}")
+        hdrs.append(f"Reply-To: {refuse_breaks('Reply-To', reply_to)}")
     for k, v in (extra_headers or {}).items():
-        hdrs.append(f"{k}: {_encode_header(v)}")
+        if not re.fullmatch(r"[!-9;-~]+", k):
+            raise HeaderInjection(f"invalid header name {k!r} / 邮件头名称无效")
+        hdrs.append(f"{k}: {_encode_header(v, k)}")
     hdrs.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
     head = ("\r\n".join(hdrs) + "\r\n\r\n").encode("utf-8")
     chunks: list[bytes | str] = [

@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from ..config import get_settings
 from ..db import session_scope
+from ..headers import HeaderInjection
 from ..models import Delivery, Send, Subscriber, Subscription, Suppression, utcnow
 from ..tokens import delivery_token, unsubscribe_token
 from .assemble import CompiledMessage, Recipient
@@ -327,11 +328,23 @@ def _send_loop(
         if wait > 0:
             time.sleep(wait)
         token = delivery_token(delivery_id)
-        msgid, message = compiled.build(
-            Recipient(
-                delivery_id, email, name or "", token, unsubscribe_token(subscriber_id, list_id)
+        try:
+            msgid, message = compiled.build(
+                Recipient(
+                    delivery_id, email, name or "", token, unsubscribe_token(subscriber_id, list_id)
+                )
             )
-        )
+        except HeaderInjection as exc:
+            # The builder's second wall: a CR/LF in a header value is never written.
+            s.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id, Delivery.claimed_by == claim_token)
+                .values(state="failed", last_reply=str(exc)[:500], claimed_by=None,
+                        lease_until=None)
+            )
+            s.commit()
+            result.failed += 1
+            continue
         took: Any
         if pg:
             # The hot statement, sent as prepared SQL (no per-message statement compile).

@@ -232,8 +232,11 @@ def write_outputs(result: RenderResult | ChannelResults, out_dir: str | Path) ->
     written: list[Path] = []
     for name, body in files.items():
         p = out / name
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(body, encoding="utf-8", newline="\n")
-        tmp.replace(p)
+        tmp = p.with_name(p.name + ".tmp")  # never a half-written file under the real name
+        try:
+            tmp.write_text(body, encoding="utf-8", newline="\n")
+            tmp.replace(p)
+        finally:
+            tmp.unlink(missing_ok=True)
         written.append(p)
     return written

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from newsletter.content.model import Block, Image, Issue, Item, Link, Section
+from newsletter.urlpolicy import safe_url
 
 from .labels import issue_no
 
@@ -62,6 +63,7 @@ _IMG_RE = re.compile(r"<img\b[^>]*>", re.I)
 _SRC_RE = re.compile(r"""\bsrc\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.I)
 _ALT_RE = re.compile(r"""\balt\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.I)
 _TAG_RE = re.compile(r"<[^>]*>")
+_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 _WS_RE = re.compile(r"\s+")
 _SENTENCE_END = "。！？；!?;"
 
@@ -206,9 +208,14 @@ def rewrite_anchors(fragment: str, hook: AnchorHook) -> str:
     """Replace every ``<a …>inner</a>`` of ``fragment`` by ``hook(href, inner, position)``."""
     if "<a" not in fragment and "<A" not in fragment:
         return fragment
-    return _A_RE.sub(
-        lambda m: hook(href_of(m.group(1)), m.group(2), link_hint(m.group(1))), fragment
-    )
+
+    def sub(m: re.Match[str]) -> str:
+        href = href_of(m.group(1))
+        if safe_url(href, mailto=True, fragment=True) is None:
+            return m.group(2)  # the URL policy refuses it: the text stays, the link goes
+        return hook(href, m.group(2), link_hint(m.group(1)))
+
+    return _A_RE.sub(sub, fragment)
 
 
 def rewrite_images(fragment: str, issue: Issue, hook: ImageHook) -> str:
@@ -225,6 +232,8 @@ def rewrite_images(fragment: str, issue: Issue, hook: ImageHook) -> str:
         src = _html.unescape(sm.group(1) if sm.group(1) is not None else sm.group(2))
         am = _ALT_RE.search(tag)
         alt = _html.unescape((am.group(1) or am.group(2) or "") if am else "")
+        if _SCHEME_RE.match(src.strip()) and safe_url(src) is None:
+            return _html.escape(alt)  # javascript:, data:, file: … never become an image
         image = by_src.get(src) or Image(src=src, alt=alt)
         new = f'src="{_html.escape(hook(image))}"'
         return tag[: sm.start()] + new + tag[sm.end() :]
@@ -239,7 +248,9 @@ def image_url(base_url: str, image: Image) -> str:
     at ``{base_url}/media/{sha256}``.
     """
     src = image.src
-    if src.startswith(("http://", "https://", "data:", "cid:")) or not image.sha256:
+    if _SCHEME_RE.match(src.strip()):
+        return safe_url(src) or ""
+    if not image.sha256:
         return src
     return f"{base_url}/media/{image.sha256}"
 

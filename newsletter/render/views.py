@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from markupsafe import Markup
 
 from newsletter.content.model import Block, Issue, Item, Section
+from newsletter.urlpolicy import safe_url
 
 from .common import (
     AnchorHook,
@@ -72,7 +73,10 @@ def intro_html(issue: Issue, hooks: Hooks) -> Markup:
 def build_item(issue: Issue, section: Section, item: Item, hooks: Hooks) -> ItemView:
     meta: list[tuple[str, Markup]] = []
     for m in item.meta:
-        if m.role == "url" or (m.value.startswith(("http://", "https://")) and " " not in m.value):
+        is_url = m.role == "url" or (
+            m.value.startswith(("http://", "https://")) and " " not in m.value
+        )
+        if is_url and safe_url(m.value.strip()) is not None:
             meta.append((m.key, Markup(hooks.meta_url(m.value.strip(), m.link))))
         else:
             meta.append((m.key, Markup(_html.escape(m.value))))

@@ -185,7 +185,10 @@ def serve_pixel_cmd(
     """Serve GET /o/{token}.gif alone, fast: route /o/ here from the reverse proxy."""
     import logging
 
+    from ..config import require_secret_key
     from ..web.pixelserver import serve
+
+    require_secret_key("pixel server")
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"

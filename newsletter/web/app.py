@@ -13,8 +13,17 @@ from .subscriber import router as subscriber_router
 __all__ = ["create_app", "create_asgi"]
 
 
-def create_app() -> FastAPI:
-    app = FastAPI(title="newsletter", version=__version__)
+def create_app() -> Any:
+    """The application behind :class:`~.guard.Guard` (security headers, body limits).
+
+    Swagger UI (``/docs``) loads its assets from a CDN, so it exists only in the
+    embedded mode; ``/openapi.json`` is always there.
+    """
+    from ..config import get_settings
+    from .guard import Guard
+
+    docs = "/docs" if get_settings().embedded_mode else None
+    app = FastAPI(title="newsletter", version=__version__, docs_url=docs, redoc_url=None)
     app.include_router(public_router)
     app.include_router(subscriber_router)
     from ..delivery.webhooks import router as webhooks_router
@@ -25,28 +34,48 @@ def create_app() -> FastAPI:
     app.include_router(webhooks_router)
     app.include_router(wechat_router)
     _out_of_range_is_not_found(app)
-    return app
+    return Guard(app)
 
 
 def _out_of_range_is_not_found(app: FastAPI) -> None:
-    """An id too large for the database column names nothing: 404, not a server error."""
+    """A value the database cannot hold (an id too large for its column, a bad value) is
+    the client's error: 422 with one line, never a server error."""
     from fastapi import Request
-    from fastapi.responses import PlainTextResponse
+    from fastapi.responses import JSONResponse
     from sqlalchemy.exc import DataError, StatementError
 
-    async def not_found(request: Request, exc: Exception) -> PlainTextResponse:
+    async def bad_value(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, StatementError) and not isinstance(
             exc.orig, (OverflowError, DataError)
         ) and not isinstance(exc, DataError):
             raise exc
-        return PlainTextResponse("not found / 不存在", status_code=404)
+        return JSONResponse(
+            {"detail": "a value is out of range for its field / 数值超出范围"}, status_code=422
+        )
 
-    app.add_exception_handler(OverflowError, not_found)
-    app.add_exception_handler(StatementError, not_found)
+    async def too_deep(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": "input nested too deeply / 输入嵌套过深"}, status_code=400)
+
+    app.add_exception_handler(OverflowError, bad_value)
+    app.add_exception_handler(StatementError, bad_value)
+    app.add_exception_handler(RecursionError, too_deep)
 
 
 def create_asgi() -> Any:
-    """What the server runs: the app behind the open pixel's fast path (see pixel.py)."""
+    """What the server runs: the app behind the open pixel's fast path (see pixel.py).
+
+    Outside the embedded mode it refuses to start without a real secret key
+    (one line on stderr, exit status 2), however it is started (``newsletter
+    web`` or ``uvicorn --factory``).
+    """
+    import sys
+
+    from ..config import get_settings
     from .pixel import PixelFastPath
+
+    problem = get_settings().secret_key_problem()
+    if problem is not None:
+        sys.stderr.write(f"error: web: refusing to start: {problem}\n")
+        raise SystemExit(2)
 
     return PixelFastPath(create_app())

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,13 @@ from ..audience.service import unsubscribe
 from ..config import get_settings
 from ..db import session_scope
 from ..errors import TokenError
+from ..issues import image_type
 from ..models import Delivery, Issue, Link, MailingList, Publication, Rendition, Send, Subscriber
 from ..ratelimit import hit
+from ..safepath import media_dir
 from ..tokens import unverified, verify
 from ..tracking.events import make_event, submit
+from ..urlpolicy import safe_url
 
 __all__ = ["PIXEL", "router"]
 
@@ -98,6 +102,11 @@ def click(token: str, link_id: int, request: Request) -> Response:
             )
     if url is None:
         return PlainTextResponse("链接不存在 / link not found", status_code=404)
+    target = safe_url(url, mailto=True)  # never follow a stored javascript:/data: URL
+    if target is None:
+        return PlainTextResponse(
+            "链接地址不被允许 / link target not allowed", status_code=400, headers=_NO_CACHE
+        )
     ev = make_event(
         "click",
         token,
@@ -107,7 +116,7 @@ def click(token: str, link_id: int, request: Request) -> Response:
     )
     if ev is not None:
         submit(ev)
-    return RedirectResponse(url, status_code=302, headers=_NO_CACHE)
+    return RedirectResponse(target, status_code=302, headers=_NO_CACHE)
 
 
 def _page(name: str, variant: str, status: int = 200, **kw: object) -> HTMLResponse:
@@ -166,9 +175,26 @@ async def unsubscribe_post(token: str, request: Request) -> Response:
     return _page("message.html", variant, kind="done")
 
 
+#: Issue states whose archive page is public; anything earlier is for console users only.
+PUBLIC_STATES = ("approved", "scheduled", "sent")
+
+
 @router.get("/archive/{slug}/{number}", response_class=HTMLResponse)
-def archive(slug: str, number: int, v: str = "zh-Hans") -> HTMLResponse:
+def archive(slug: str, number: int, request: Request, v: str = "zh-Hans") -> HTMLResponse:
     variant = "zh-Hant" if v == "zh-Hant" else "zh-Hans"
+    from .console.auth import authenticate
+
+    if not 0 < number < 2**31:
+        return HTMLResponse("<h1>404</h1><p>本期不存在 / issue not found</p>", status_code=404)
+    with session_scope() as s:
+        status = s.scalar(
+            select(Issue.status)
+            .join(Publication, Publication.id == Issue.publication_id)
+            .where(Publication.slug == slug, Issue.number == number)
+        )
+    if status is None or (status not in PUBLIC_STATES and authenticate(request) is None):
+        # A draft or an issue in review exists only for console users: same 404 as nothing.
+        return HTMLResponse("<h1>404</h1><p>本期不存在 / issue not found</p>", status_code=404)
     with session_scope() as s:
         body = s.scalar(
             select(Rendition.body)
@@ -207,18 +233,27 @@ def archive_views(session: Any, slug: str, number: int) -> int:
 
 @router.get("/media/{sha256}", include_in_schema=False)
 def media(sha256: str) -> Response:
-    """Images of issues, by content hash (immutable, cacheable forever)."""
+    """Images of issues, by content hash (immutable, cacheable forever).
+
+    Serves only what :func:`~newsletter.issues.store_media` registered: a
+    regular file (not a symlink) in the media folder, named by the SHA-256
+    of its bytes, whose bytes are an image.  Anything else is a 404.
+    """
     if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
         return PlainTextResponse("not found", status_code=404)
-    path = get_settings().var_dir / "media" / sha256
-    if not path.is_file():
+    path = media_dir() / sha256
+    try:
+        if path.is_symlink() or not path.is_file():
+            return PlainTextResponse("not found", status_code=404)
+        data = path.read_bytes()
+    except OSError:
         return PlainTextResponse("not found", status_code=404)
-    data = path.read_bytes()
-    kind = ("image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
-            if data.startswith(b"\xff\xd8") else "image/gif" if data.startswith(b"GIF8")
-            else "application/octet-stream")
+    kind = image_type(data)
+    if kind is None or hashlib.sha256(data).hexdigest() != sha256:
+        return PlainTextResponse("not found", status_code=404)
     return Response(data, media_type=kind,
-                    headers={"Cache-Control": "public, max-age=31536000, immutable"})
+                    headers={"Cache-Control": "public, max-age=31536000, immutable",
+                             "X-Content-Type-Options": "nosniff"})
 
 
 @router.get("/healthz", include_in_schema=False)

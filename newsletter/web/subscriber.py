@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
+from starlette.background import BackgroundTask
 
 from ..audience.addresses import AddressError
 from ..audience.optin import confirm, form_stamp, request_subscription
@@ -132,6 +133,7 @@ async def subscribe_submit(list_id: int, request: Request) -> HTMLResponse:
             ip=_client_ip(request),
             stamp=str(form.get("stamp", "")),
             honeypot=str(form.get("website", "")),
+            defer_mail=True,
         )
     except AddressError as exc:
         return _render(
@@ -144,10 +146,25 @@ async def subscribe_submit(list_id: int, request: Request) -> HTMLResponse:
         )
     if result.outcome == "throttled" and result.detail == "ip":
         return _render("info.html", variant, 429, title=T[variant]["slow"], body="")
-    # Same answer whatever happened: never reveal whether an address is subscribed.
-    return _render(
+    # Same answer whatever happened: never reveal whether an address is subscribed.  The
+    # confirmation mail goes after the answer (a background task), so timing tells nothing.
+    page = _render(
         "info.html", variant, 200, title=T[variant]["check"], body=T[variant]["check_body"]
     )
+    if result.mail is not None:
+        page.background = BackgroundTask(_send_quietly, *result.mail)
+    return page
+
+
+def _send_quietly(addr: str, list_name: str, token: str, variant: str) -> None:
+    import logging
+
+    from ..audience.optin import send_confirmation
+
+    try:
+        send_confirmation(addr, list_name, token, variant)
+    except Exception:  # the page is already answered; the log says what failed
+        logging.getLogger(__name__).exception("opt-in confirmation to %s failed", addr)
 
 
 def _confirm_target(check: Any, token: str) -> tuple[MailingList, str] | None:

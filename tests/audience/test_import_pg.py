@@ -119,7 +119,10 @@ def test_values_needing_escapes_survive_copy(pg_settings, tmp_path: Path) -> Non
         assert summary.new == expected_new and summary.invalid == 0
     with session_scope() as s:
         row = s.scalars(select(Subscriber).where(Subscriber.email == "odd@example.com")).one()
-    assert row.name == odd and row.attributes == {"备注": odd}
+    # The name is header-bound: its tab and line break became spaces (issue 14, F3);
+    # attributes keep every byte.
+    assert row.name == 'tab here, back\\slash, "quoted" new line'
+    assert row.attributes == {"备注": odd}
 
 
 def test_subscription_references_are_enforced_without_foreign_keys(pg_settings) -> None:  # type: ignore[no-untyped-def]

@@ -9,9 +9,9 @@ from fastapi.testclient import TestClient
 from newsletter.web.app import create_app
 
 PASSWORDS = {
-    "admin": "admin-pass-123",
-    "ops": "ops-pass-12345",
-    "marketing": "mkt-pass-12345",
+    "admin": "harbour-tide-481",
+    "ops": "lantern-cove-262",
+    "marketing": "willow-quay-937",
 }
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from email.utils import formataddr
+import email
+import unicodedata
+from email.header import decode_header, make_header
+from email.utils import formataddr, parseaddr
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from newsletter.delivery.assemble import ChunkJoiner, _to_field
 from newsletter.delivery.dkim import _all_clean, _is_clean
+from newsletter.headers import HeaderInjection, clean_text
 
 NAMES = [
     "读者0", "读者12", "李雷", "", "  Zhang \t San  ", "陳 大文", "é", "Ω", "中" * 120, "Zhang San",
@@ -17,16 +22,51 @@ NAMES = [
 ]  # fmt: skip
 
 
+def _fits_one_word(name: str) -> bool:
+    """formataddr's single encoded-word is ≤ 75 characters (and the name has no controls)."""
+    if any(unicodedata.category(c) == "Cc" for c in name) or "\u2028" in name or "\u2029" in name:
+        return False
+    if name.isascii():
+        return "=?" not in name  # looks like an encoded-word: encoded, unlike formataddr
+    enc = formataddr((name, "r@example.org"), charset="utf-8")
+    return len(enc.rsplit(" <", 1)[0]) <= 75
+
+
+def _parsed(field: str) -> tuple[str, str]:
+    """(display name, address) as RFC 2047 decodes them (whitespace between adjacent
+    encoded-words is ignored; the stdlib's newer header parser keeps it, so it is not used)."""
+    msg = email.message_from_bytes(b"To: " + field.encode() + b"\r\n\r\n")
+    name, addr = parseaddr(msg["To"])
+    return str(make_header(decode_header(name))), addr
+
+
 def test_to_field_is_formataddr() -> None:
     for name in NAMES:
         want = formataddr((name, "reader@example.com"), charset="utf-8") if name else "reader@example.com"
-        assert _to_field(name, "reader@example.com") == want
+        if _fits_one_word(name):
+            assert _to_field(name, "reader@example.com") == want
+        else:  # "中" * 120: several words of at most 75 characters on folded lines
+            got = _to_field(name, "reader@example.com")
+            assert all(len(w) <= 75 for w in got.replace("\r\n ", " ").split(" ") if "=?" in w)
+            shown, addr = _parsed(got)  # a parser collapses runs of spaces in a phrase
+            assert (shown.split(), addr) == (clean_text(name).split(), "reader@example.com")
 
 
 @given(st.text(max_size=40))
 def test_to_field_is_formataddr_for_any_name(name: str) -> None:
-    want = formataddr((name, "r@example.org"), charset="utf-8") if name else "r@example.org"
-    assert _to_field(name, "r@example.org") == want
+    """formataddr byte for byte where formataddr is right; where it is not (controls, a word
+    over 75 characters, CR/LF) the cleaned name, folded, or a refusal."""
+    if "\r" in name or "\n" in name:
+        with pytest.raises(HeaderInjection):
+            _to_field(name, "r@example.org")
+        return
+    got = _to_field(name, "r@example.org")
+    if _fits_one_word(name):
+        want = formataddr((name, "r@example.org"), charset="utf-8") if name else "r@example.org"
+        assert got == want
+    else:
+        assert "\n" not in got.replace("\r\n ", "")
+        assert all(len(w) <= 75 for w in got.replace("\r\n ", " ").split(" ") if "=?" in w)
 
 
 @given(st.lists(st.one_of(st.binary(max_size=8), st.sampled_from(["a", "b", "c"])), max_size=6))

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Uplo
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from ...errors import NewsletterError, NotFound, StateError
+from ...errors import NewsletterError, NotFound, ServiceUnavailable, StateError
 from . import services as svc
 from .auth import Principal, need
 
@@ -39,6 +39,8 @@ def _fail(exc: Exception) -> HTTPException:
         return HTTPException(404, str(exc))
     if isinstance(exc, StateError):
         return HTTPException(409, str(exc))
+    if isinstance(exc, ServiceUnavailable):
+        return HTTPException(503, str(exc))
     return HTTPException(422, str(exc))
 
 

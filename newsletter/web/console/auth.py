@@ -22,6 +22,7 @@ import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -65,9 +66,37 @@ _hasher = PasswordHasher()  # argon2id with the library's current recommended pa
 _DUMMY = _hasher.hash("not-a-password-" + secrets.token_hex(8))
 
 
-def hash_password(password: str) -> str:
+def _common_passwords() -> frozenset[str]:
+    path = Path(__file__).resolve().parents[2] / "data" / "common-passwords.txt"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return frozenset(x.strip().lower() for x in lines if x.strip() and not x.startswith("#"))
+
+
+_COMMON = _common_passwords()
+
+
+def password_problem(password: str, names: tuple[str, ...] = ()) -> str | None:
+    """Why ``password`` is refused (zh/en), or None: length, common, repetitive, own name."""
     if len(password) < 10:
-        raise ValueError("password must have at least 10 characters / 密码至少 10 个字符")
+        return "password must have at least 10 characters / 密码至少 10 个字符"
+    low = password.lower()
+    if low in _COMMON:
+        return "this password is too common / 密码过于常见"
+    if len(set(low)) < 5:
+        return "password needs at least 5 different characters / 密码至少包含 5 个不同字符"
+    for name in names:
+        n = name.strip().lower()
+        local = n.split("@")[0]
+        for part in {n, local}:
+            if len(part) >= 3 and (part in low or low in part):
+                return "password must not contain the user name / 密码不能包含用户名"
+    return None
+
+
+def hash_password(password: str, names: tuple[str, ...] = ()) -> str:
+    problem = password_problem(password, names)
+    if problem is not None:
+        raise ValueError(problem)
     return _hasher.hash(password)
 
 

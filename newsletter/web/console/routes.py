@@ -24,7 +24,7 @@ from fastapi.responses import (
 )
 from itsdangerous import BadSignature, URLSafeSerializer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ...config import get_settings
 from ...db import session_scope
@@ -168,22 +168,28 @@ def login(
     username = username.strip().lower()[:320]
     ip = client_ip(request)
     ukey, ikey = f"console-login:user:{username}", f"console-login:ip:{ip}"
+    # Reserve an attempt first, atomically (INSERT … ON CONFLICT DO UPDATE … RETURNING,
+    # committed before the password is looked at): of N parallel tries, at most the
+    # limit ever reach the password check.
     with session_scope() as s:
-        if _window_count(s, ukey) >= LOGIN_PER_USER or _window_count(s, ikey) >= LOGIN_PER_IP:
+        user_ok = hit(s, ukey, window_seconds=LOGIN_WINDOW, limit=LOGIN_PER_USER)
+        ip_ok = hit(s, ikey, window_seconds=LOGIN_WINDOW, limit=LOGIN_PER_IP)
+        if not (user_ok and ip_ok):
             record(s, username or "-", "login.throttled", username, request)
-            return page(request, "login.html", None, 429, next=target,
-                        error="尝试次数过多，请稍后再试")
+    if not (user_ok and ip_ok):
+        return page(request, "login.html", None, 429, next=target,
+                    error="尝试次数过多，请稍后再试")
+    with session_scope() as s:
         user = s.scalar(select(User).where(User.username == username))
         ok = check_password(user, password) and user is not None and user.active
         if not ok:
-            hit(s, ukey, window_seconds=LOGIN_WINDOW, limit=LOGIN_PER_USER)
-            hit(s, ikey, window_seconds=LOGIN_WINDOW, limit=LOGIN_PER_IP)
             record(s, username or "-", "login.failed", username, request)
             failed = True
         else:
             assert user is not None
             user.last_login_at = utcnow()
             record(s, user.username, "login", user.username, request)
+            _refund(s, ukey)  # a successful login does not count against the user's limit
             failed = False
     if failed:
         return page(request, "login.html", None, 401, next=target,
@@ -194,8 +200,26 @@ def login(
     return resp
 
 
+def _refund(s: Any, key: str) -> None:
+    epoch = int(utcnow().timestamp()) // LOGIN_WINDOW * LOGIN_WINDOW
+    start = dt.datetime.fromtimestamp(epoch, dt.UTC)
+    s.execute(
+        update(RateCounter)
+        .where(RateCounter.key == key[:200], RateCounter.window_start == start,
+               RateCounter.count > 0)
+        .values(count=RateCounter.count - 1)
+    )
+
+
 @router.post("/logout")
 def logout(request: Request, user: Viewer) -> Response:
+    # Revoke on the server: the session version moves on, so this cookie (and any copy
+    # of it) stops working, not just the browser's copy.
+    with session_scope() as s:
+        row = s.get(User, user.user_id)
+        if row is not None:
+            row.session_version += 1
+        record(s, user, "logout", user.username, request)
     resp = back("/console/login")
     clear_session(resp)
     return resp
@@ -211,6 +235,11 @@ def switch_lang(to: str = "zh", next: str = "/console/") -> Response:
 
 @router.get("/static/{path:path}")
 def static(path: str) -> Response:
+    from ...safepath import reference_problem
+
+    # Same rule as every other file reference: no control character, resolve, stay inside.
+    if "\x00" in path or reference_problem(STATIC, path) is not None:
+        raise HTTPException(404)
     target = (STATIC / path).resolve()
     if STATIC.resolve() not in target.parents or not target.is_file():
         raise HTTPException(404)

@@ -7,7 +7,6 @@ the acting :class:`~.auth.Principal` and writes the audit log.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import io
@@ -27,8 +26,9 @@ from ...audience.segments import count as segment_count
 from ...audience.segments import validate as validate_segment
 from ...audience.service import get_list, suppress, unsuppress
 from ...config import get_settings
+from ...csvsafe import writer as csv_writer
 from ...db import session_scope
-from ...errors import NewsletterError, NotFound, StateError
+from ...errors import NewsletterError, NotFound, ServiceUnavailable, StateError
 from ...issues import context_for, create_issue, get_issue, parse_stored, render_issue
 from ...models import (
     AuditLog,
@@ -335,8 +335,13 @@ def create_send(
     if variant_rule not in ("preference", "zh-Hans", "zh-Hant"):
         raise ConsoleError("variant must be preference, zh-Hans or zh-Hant")
     with session_scope() as s:
-        issue = get_issue(s, issue_id)
-        list_id = _list_id(s, list_ref)
+        try:  # ids in the request body that name nothing are a data error (422), not a 404
+            issue = get_issue(s, issue_id)
+            list_id = _list_id(s, list_ref)
+        except NotFound as exc:
+            raise ConsoleError(str(exc)) from exc
+        if segment_id is not None and s.get(Segment, segment_id) is None:
+            raise ConsoleError(f"segment {segment_id} does not exist / 分群不存在")
         if schedule:
             send = schedule_send(s, issue, list_id=list_id, at=at, variant_rule=variant_rule,
                                  actor=actor.username)
@@ -432,19 +437,30 @@ def control_send(
                 raise StateError("the issue is not approved / 期刊尚未审核通过")
         else:
             transition(s, send_id, action)
-        record(s, actor, f"send.{action}", f"send:{send_id}", request)
+            record(s, actor, f"send.{action}", f"send:{send_id}", request)
     if action == "start" or action == "resume":
         if cfg.embedded:
             _run_inline(send_id)
-        elif action == "start":
-            from workers.tasks import start_send
-
-            start_send.delay(send_id)
         else:
-            from workers.tasks import send_batch
+            try:
+                if action == "start":
+                    from workers.tasks import start_send
 
-            for _ in range(cfg.send_parallelism):
-                send_batch.delay(send_id)
+                    start_send.delay(send_id)
+                else:
+                    from workers.tasks import send_batch
+
+                    for _ in range(cfg.send_parallelism):
+                        send_batch.delay(send_id)
+            except Exception as exc:  # broker down: say so; nothing was started
+                raise ServiceUnavailable(
+                    f"the message broker is unreachable; send {send_id} was not {action}ed "
+                    "/ 无法连接消息代理，未能开始发送"
+                ) from exc
+    if action == "start":
+        # Audited only once it really started (queued to the workers or run here).
+        with session_scope() as s:
+            record(s, actor, "send.start", f"send:{send_id}", request)
     return progress(send_id)
 
 
@@ -762,7 +778,7 @@ def _send_issues(ids: list[int]) -> dict[int, int]:
 def stats_csv(actor: Principal, send_id: int, request: Request | None = None) -> bytes:
     data = stats(send_id)
     buf = io.StringIO()
-    w = csv.writer(buf)
+    w = csv_writer(buf)  # formula cells neutralised (OWASP)
     w.writerow(["metric", "value"])
     for k, v in data.items():
         if isinstance(v, (int, float, str)) or v is None:
@@ -786,7 +802,7 @@ def stats_csv(actor: Principal, send_id: int, request: Request | None = None) ->
 def trends_csv(actor: Principal, request: Request | None = None) -> bytes:
     rows = trends()
     buf = io.StringIO()
-    w = csv.writer(buf)
+    w = csv_writer(buf)  # formula cells neutralised (OWASP)
     cols = ["send_id", "issue", "title", "channels", "started_at", "planned", "opens_unique",
             "clicks_unique", "open_rate", "click_rate", "wechat_reads", "wechat_readers",
             "wechat_shares"]
@@ -926,7 +942,7 @@ def create_user(actor: Principal | str, username: str, password: str, role: str,
     if role not in ROLES:
         raise ConsoleError(f"role must be one of {', '.join(ROLES)} / 角色无效")
     try:
-        hashed = hash_password(password)
+        hashed = hash_password(password, (username, display_name))
     except ValueError as exc:
         raise ConsoleError(str(exc)) from exc
     with session_scope() as s:
@@ -958,7 +974,7 @@ def update_user(actor: Principal, user_id: int, *, role: str | None = None,
             u.active, detail["active"] = active, active
         if password:
             try:
-                u.password_hash = hash_password(password)
+                u.password_hash = hash_password(password, (u.username, u.display_name))
             except ValueError as exc:
                 raise ConsoleError(str(exc)) from exc
             detail["password"] = "changed"

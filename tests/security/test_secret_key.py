@@ -1,0 +1,145 @@
+"""F4 and the secrets class: no process starts outside the embedded mode with the default key."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from newsletter.config import DEFAULT_SECRET_KEY, Settings, reset_settings
+from tests.conftest import PG_ADMIN, REDIS_URL
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent / "newsletter"
+
+PROCESSES = {
+    "web": [str(BIN), "web", "--port", "1"],
+    "worker": [str(BIN), "worker"],
+    "beat": [str(BIN), "beat"],
+    "ingest": [str(BIN), "ingest", "--once"],
+    "pixel server": [str(BIN), "tracking", "serve-pixel", "--port", "1"],
+    "uvicorn factory": [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "newsletter.web.app:create_asgi",
+        "--factory",
+        "--port",
+        "1",
+    ],
+}
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env.update(
+        NEWSLETTER_CONFIG=str(tmp_path / "absent.toml"),
+        NEWSLETTER_VAR_DIR=str(tmp_path / "var"),
+        NEWSLETTER_DATABASE_URL=PG_ADMIN.replace("postgresql://", "postgresql+psycopg://"),
+        NEWSLETTER_BROKER_URL=REDIS_URL,
+        NEWSLETTER_REDIS_URL=REDIS_URL,
+        NEWSLETTER_REDIS_PREFIX="nltest:secret:",
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.mark.parametrize("name", ["web", "uvicorn factory"])
+def test_real_processes_refuse_to_start_without_a_key(tmp_path: Path, name: str) -> None:
+    """As started in production (a new process, settings from the environment)."""
+    out = subprocess.run(
+        PROCESSES[name],
+        env=_env(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode != 0
+    lines = [x for x in out.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1, out.stderr
+    assert "NEWSLETTER_SECRET_KEY" in lines[0]
+    assert "Traceback" not in out.stderr + out.stdout
+
+
+CASES = [(name, None) for name in PROCESSES if name != "uvicorn factory"] + [
+    (name, key) for name in ("web", "ingest") for key in (DEFAULT_SECRET_KEY, "short")
+]
+
+
+@pytest.mark.parametrize(("name", "key"), CASES)
+def test_every_process_refuses_to_start_without_a_real_key(
+    tmp_path: Path, name: str, key: str | None, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Each command that starts a long-running process, through the CLI's entry point."""
+    from newsletter.cli import app
+    from newsletter.clierrors import run
+
+    values: dict[str, object] = {
+        "var_dir": tmp_path / "var",
+        "database_url": PG_ADMIN.replace("postgresql://", "postgresql+psycopg://"),
+        "broker_url": REDIS_URL,
+        "redis_url": REDIS_URL,
+    }
+    if key is not None:
+        values["secret_key"] = key
+    reset_settings(Settings(**values))  # type: ignore[arg-type]
+    try:
+        code = run(app, PROCESSES[name][1:])
+    finally:
+        reset_settings(None)
+    err = capfd.readouterr().err
+    assert code != 0
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1, err
+    assert "NEWSLETTER_SECRET_KEY" in lines[0] and "拒绝启动" in lines[0]
+    assert "Traceback" not in err
+
+
+def test_celery_started_directly_refuses_too(tmp_path: Path) -> None:
+    """``celery -A workers.celery_app worker`` (not through our CLI) checks at worker_init."""
+    import workers.celery_app as ca
+
+    reset_settings(Settings(var_dir=tmp_path / "var", broker_url=REDIS_URL))
+    try:
+        with pytest.raises(SystemExit) as info:
+            ca._check_worker_key()
+        assert info.value.code == 2
+        with pytest.raises(SystemExit):
+            ca._check_beat_key()
+    finally:
+        reset_settings(None)
+
+
+def test_embedded_mode_needs_no_setup(tmp_path: Path) -> None:
+    """SQLite, no broker, no Redis: the built-in key is accepted (``make demo``)."""
+    from newsletter.web.app import create_asgi
+
+    s = Settings(var_dir=tmp_path / "var", database_url="", broker_url="", redis_url="")
+    assert s.secret_key.get_secret_value() == DEFAULT_SECRET_KEY
+    assert s.embedded_mode and s.secret_key_problem() is None
+    reset_settings(s)
+    try:
+        assert create_asgi() is not None
+    finally:
+        reset_settings(None)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"database_url": "postgresql+psycopg://x@127.0.0.1/db"},
+        {"broker_url": "redis://127.0.0.1:6379/0"},
+        {"redis_url": "redis://127.0.0.1:6379/0"},
+    ],
+)
+def test_any_service_leaves_the_embedded_mode(tmp_path: Path, overrides: dict[str, str]) -> None:
+    s = Settings(var_dir=tmp_path / "var", **overrides)  # type: ignore[arg-type]
+    assert not s.embedded_mode
+    assert s.secret_key_problem() is not None
+    good = s.model_copy(update={"secret_key": SecretStr("k" * 32)})
+    assert good.secret_key_problem() is None
