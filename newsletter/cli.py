@@ -153,6 +153,10 @@ def db_current() -> None:
 def issue_add(
     file: Path,
     publication: Annotated[str | None, typer.Option(help="publication slug")] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(help="who uploads or edits (recorded; the four-eyes rule uses it)"),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Store FILE as a draft issue (or update the draft with the same number)."""
@@ -161,7 +165,7 @@ def issue_add(
 
     try:
         with session_scope() as s:
-            issue, warnings = create_issue(s, file, publication_slug=publication)
+            issue, warnings = create_issue(s, file, publication_slug=publication, actor=by)
             out = {
                 "id": issue.id,
                 "number": issue.number,

@@ -72,7 +72,11 @@ def ensure_publication(session: Session, name: str, slug: str | None = None) -> 
 
 
 def create_issue(
-    session: Session, path: str | Path, *, publication_slug: str | None = None
+    session: Session,
+    path: str | Path,
+    *,
+    publication_slug: str | None = None,
+    actor: str | None = None,
 ) -> tuple[Issue, list[str]]:
     """Parse ``path`` and store it as a draft issue (or update the draft with that number)."""
     path = Path(path)
@@ -106,6 +110,7 @@ def create_issue(
             existing.approved_at = None
             existing.approved_by = None
         existing.updated_at = utcnow()
+        existing.updated_by = actor
         return existing, warnings
     issue = Issue(
         publication_id=pub.id,
@@ -116,6 +121,8 @@ def create_issue(
         source_hash=source_hash,
         base_dir=str(path.parent.resolve()),
         status="draft",
+        created_by=actor,
+        updated_by=actor,
     )
     session.add(issue)
     session.flush()

@@ -31,6 +31,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -126,6 +127,8 @@ class Publication(Base):
     #: OpenCC table of the zh-Hant edition: s2t (default: keeps mainland vocabulary),
     #: s2hk or s2tw; an issue's own ``zh_hant`` front matter wins.
     zh_hant_table: Mapped[str] = mapped_column(String(8), default="s2t", server_default="s2t")
+    #: Four-eyes: the uploader and the last editor of an issue cannot approve it.
+    four_eyes: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     @validates("name", "from_name", "from_address", "reply_to", "list_id_domain", "postal_address")
@@ -156,6 +159,11 @@ class Issue(Base):
     status: Mapped[str] = mapped_column(String(16), default="draft")
     approved_by: Mapped[str | None] = mapped_column(String(320))
     approved_at: Mapped[dt.datetime | None]
+    #: Who uploaded the issue, and who last changed it (migration ``0010``); the
+    #: four-eyes rule keeps both from approving it. None: not known (a CLI run
+    #: without ``--by``).
+    created_by: Mapped[str | None] = mapped_column(String(320))
+    updated_by: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

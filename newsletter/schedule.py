@@ -152,6 +152,12 @@ def approve(session: Session, issue: Issue, actor: str) -> None:
         return
     if issue.status not in ("draft", "in_review"):
         raise StateError(f"issue {issue.number} is {issue.status}; it cannot be approved again")
+    pub = session.get(Publication, issue.publication_id)
+    if pub is not None and pub.four_eyes and actor in {issue.created_by, issue.updated_by}:
+        raise StateError(
+            f"four-eyes: {actor} uploaded or last edited issue {issue.number} and cannot "
+            "approve it; another editor must / 四眼原则：上传或最后修改者不能审核自己的期刊"
+        )
     errors = approval_errors(session, issue)
     if errors:
         shown = "; ".join(errors[:5]) + (f" (+{len(errors) - 5} more)" if len(errors) > 5 else "")

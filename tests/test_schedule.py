@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import threading
 from itertools import pairwise
 from pathlib import Path
@@ -166,7 +167,7 @@ def test_tick_schedules_next_approved_issue_and_warns_when_none(sqlite_settings)
 def test_editing_an_approved_issue_returns_it_to_review(sqlite_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     src = tmp_path / "issue.md"
     src.write_bytes((EXAMPLES / "issue-sample.md").read_bytes())
-    (tmp_path / "images").symlink_to(EXAMPLES / "images")
+    shutil.copytree(EXAMPLES / "images", tmp_path / "images")
     with session_scope() as s:
         issue, _ = create_issue(s, src)
         approve(s, issue, "editor@example.org")
@@ -188,8 +189,34 @@ def test_approval_with_a_lint_error_is_refused(sqlite_settings, tmp_path: Path) 
         assert "not found" in str(err.value) and "审核" in str(err.value)
         assert issue.status == "draft" and issue.approved_by is None
     (tmp_path / "images").rmdir()
-    (tmp_path / "images").symlink_to(EXAMPLES / "images")  # fixed
+    shutil.copytree(EXAMPLES / "images", tmp_path / "images")  # fixed
     with session_scope() as s:
         issue = s.scalars(select(Issue)).one()
         approve(s, issue, "editor@example.org")
+        assert issue.status == "approved"
+
+
+def test_four_eyes_keeps_the_uploader_and_last_editor_from_approving(sqlite_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    src = tmp_path / "issue.md"
+    src.write_bytes((EXAMPLES / "issue-sample.md").read_bytes())
+    shutil.copytree(EXAMPLES / "images", tmp_path / "images")
+    with session_scope() as s:
+        issue, _ = create_issue(s, src, actor="zhou@example.org")
+        with pytest.raises(StateError, match="four-eyes"):
+            approve(s, issue, "zhou@example.org")
+    src.write_text(src.read_text(encoding="utf-8").replace("本期", "本周", 1), encoding="utf-8")
+    with session_scope() as s:
+        issue, _ = create_issue(s, src, actor="li@example.org")  # li edits it
+        with pytest.raises(StateError, match="four-eyes"):
+            approve(s, issue, "li@example.org")
+        approve(s, issue, "wang@example.org")  # a third person may
+        assert issue.status == "approved"
+    # the rule is per publication, on by default
+    src.write_text(src.read_text(encoding="utf-8").replace("本周", "这周", 1), encoding="utf-8")
+    with session_scope() as s:
+        issue, _ = create_issue(s, src, actor="li@example.org")
+        pub = s.get(Publication, issue.publication_id)
+        assert pub is not None and pub.four_eyes
+        pub.four_eyes = False
+        approve(s, issue, "li@example.org")
         assert issue.status == "approved"

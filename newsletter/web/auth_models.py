@@ -19,14 +19,17 @@ from ..models import Base, utcnow
 
 __all__ = ["ROLES", "ApiToken", "User"]
 
-#: admin: everything; ops: issues, sends, subscribers; marketing: stats and read-only views.
-ROLES = ("admin", "ops", "marketing")
+#: admin: everything; ops: issues, sends, subscribers; editor: writes and approves
+#: issues (never sends, never changes settings); marketing: stats and read-only views.
+ROLES = ("admin", "ops", "editor", "marketing")
 
 
 class User(Base):
     __tablename__ = "console_user"
     __table_args__ = (
-        CheckConstraint("role IN ('admin','ops','marketing')", name="ck_console_user_role"),
+        CheckConstraint(
+            "role IN ('admin','ops','editor','marketing')", name="ck_console_user_role"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

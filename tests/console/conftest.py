@@ -22,7 +22,7 @@ from newsletter.web.console.services import create_user
 from tests.conftest import make_settings
 from tests.console.helpers import PASSWORDS
 
-NAMES = {"admin": "管理员", "ops": "运营小王", "marketing": "市场小李"}
+NAMES = {"admin": "管理员", "ops": "运营小王", "editor": "编辑小周", "marketing": "市场小李"}
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from newsletter.web.app import create_app
 PASSWORDS = {
     "admin": "harbour-tide-481",
     "ops": "lantern-cove-262",
+    "editor": "maple-ridge-519",
     "marketing": "willow-quay-937",
 }
 

@@ -14,6 +14,7 @@ from newsletter.config import Settings, reset_settings
 from newsletter.db import session_scope
 from newsletter.models import AuditLog
 from newsletter.sink import SinkHandler
+from newsletter.web.app import create_app
 from newsletter.web.console.i18n import EN
 from tests.console.helpers import login
 
@@ -47,7 +48,17 @@ def test_api_journey(client: TestClient, console_settings: Settings,
     r = client.post("/api/sends", json={"issue_id": issue["id"], "list_id": 1}, headers=h)
     assert r.status_code in (409, 422)  # a list id that names nothing is a data error (422)
     r = client.post(f"/api/issues/{issue['id']}/approve", headers=h)
-    assert r.json()["status"] == "approved" and r.json()["approved_by"] == "ops"
+    assert r.status_code == 409 and "four-eyes" in r.text  # ops uploaded it
+    with TestClient(create_app(), base_url="https://testserver", follow_redirects=False) as ed:
+        ed_csrf = login(ed, "editor")
+        r = ed.post(f"/api/issues/{issue['id']}/approve", headers={"X-CSRF-Token": ed_csrf})
+        assert r.status_code == 200, r.text
+        # an editor writes and approves, but never sends
+        r = ed.post("/api/sends", json={"issue_id": issue["id"], "list_id": 1},
+                    headers={"X-CSRF-Token": ed_csrf})  # fmt: skip
+        assert r.status_code == 403
+    r = client.get(f"/api/issues/{issue['id']}")
+    assert r.json()["status"] == "approved" and r.json()["approved_by"] == "editor"
     r = client.post(f"/api/issues/{issue['id']}/test-send",
                     json={"to": ["desk@example.org"], "variant": "both"}, headers=h)
     assert [x["state"] for x in r.json()] == ["sent", "sent"]

@@ -98,8 +98,9 @@ def test_ops_and_marketing_journeys(server: tuple[str, Settings, SinkHandler]) -
             page.set_default_timeout(20_000)
             timings: dict[str, float] = {}
 
-            # -- ops: log in, upload the issue with its images --------------------------
-            _login(page, base, "ops")
+            # -- the editor: log in, upload the issue with its images ----------------------
+            editor = page
+            _login(editor, base, "editor")
             _shot(page, "login-home")
             page.goto(f"{base}/console/issues")
             page.set_input_files("#upload-issue input[name=file]", str(EXAMPLES / "issue-sample.md"))
@@ -125,6 +126,13 @@ def test_ops_and_marketing_journeys(server: tuple[str, Settings, SinkHandler]) -
             assert width <= 380
             expect(frame.locator("body")).to_contain_text("公共数据")
 
+            # -- four-eyes: the uploader cannot approve; ops can --------------------------
+            page.click("#approve")
+            expect(page.locator(".flash")).to_contain_text("四眼")
+            page = browser.new_page(viewport={"width": 1366, "height": 900}, locale="zh-CN")
+            page.set_default_timeout(20_000)
+            _login(page, base, "ops")
+            page.goto(issue_url)
             # -- approve and test-send -------------------------------------------------
             page.click("#approve")
             expect(page.locator(".flash")).to_contain_text("approved")

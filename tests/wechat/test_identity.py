@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -49,7 +50,7 @@ def _copy_sample(tmp_path: Path) -> Path:
     (folder / "issue.md").write_text(SAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
     images = SAMPLE.parent / "images"
     if images.is_dir():
-        (folder / "images").symlink_to(images)
+        shutil.copytree(images, folder / "images")
     return folder / "issue.md"
 
 

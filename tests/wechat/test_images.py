@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,7 +63,7 @@ def images() -> Iterator[str]:
 def _issue_with(tmp_path: Path, url: str) -> Path:
     folder = tmp_path / "issue"
     folder.mkdir()
-    (folder / "images").symlink_to(SAMPLE.parent / "images")
+    shutil.copytree(SAMPLE.parent / "images", folder / "images")
     text = SAMPLE.read_text(encoding="utf-8")
     marker = "## 一、政策法规"
     text = text.replace(marker, f"![外部图表]({url})\n\n{marker}", 1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import shutil
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -31,7 +32,7 @@ def _second_issue(tmp_path: Path) -> Path:
     folder.mkdir()
     text = SAMPLE.read_text(encoding="utf-8").replace("number: 47", "number: 48", 1)
     (folder / "issue.md").write_text(text, encoding="utf-8")
-    (folder / "images").symlink_to(SAMPLE.parent / "images")
+    shutil.copytree(SAMPLE.parent / "images", folder / "images")
     return folder / "issue.md"
 
 

@@ -25,6 +25,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api")
 
 Viewer = Annotated[Principal, Depends(need("marketing"))]
+Editor = Annotated[Principal, Depends(need("editor"))]
 Ops = Annotated[Principal, Depends(need("ops"))]
 Admin = Annotated[Principal, Depends(need("admin"))]
 
@@ -165,7 +166,7 @@ def issues(user: Viewer, limit: int = 100, offset: int = 0) -> list[dict[str, An
 
 @router.post("/issues", responses=ERRORS, tags=["issues"], status_code=201)
 async def upload_issue(
-    request: Request, user: Ops, file: Annotated[UploadFile, File()],
+    request: Request, user: Editor, file: Annotated[UploadFile, File()],
     images: Annotated[list[UploadFile] | None, File()] = None,
 ) -> dict[str, Any]:
     data = await file.read()
@@ -205,7 +206,7 @@ def issue_preview(
 
 @router.post("/issues/{issue_id}/approve", response_model=IssueOut, responses=ERRORS,
              tags=["issues"])
-def approve(request: Request, user: Ops, issue_id: int) -> dict[str, Any]:
+def approve(request: Request, user: Editor, issue_id: int) -> dict[str, Any]:
     try:
         return svc.approve_issue(user, issue_id, request)
     except NewsletterError as exc:

@@ -58,7 +58,7 @@ ANON_COOKIE = "nl_anon"
 CSRF_HEADER = "x-csrf-token"
 SESSION_SECONDS = 12 * 3600
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-ROLE_RANK = {"marketing": 1, "ops": 2, "admin": 3}
+ROLE_RANK = {"marketing": 1, "editor": 2, "ops": 3, "admin": 4}
 TOKEN_PREFIX = "nlt_"
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters

@@ -207,6 +207,7 @@ EN: dict[str, str] = {
     "管理员": "admin",
     "运营": "ops",
     "市场": "marketing",
+    "编辑": "editor",
     "是": "yes",
     "否": "no",
     "操作已完成": "Done",

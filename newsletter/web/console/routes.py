@@ -72,6 +72,7 @@ LOGIN_PER_USER = 5
 LOGIN_PER_IP = 30
 
 Viewer = Annotated[Principal, Depends(need("marketing"))]
+Editor = Annotated[Principal, Depends(need("editor"))]
 Ops = Annotated[Principal, Depends(need("ops"))]
 Admin = Annotated[Principal, Depends(need("admin"))]
 
@@ -269,7 +270,7 @@ def issues_page(request: Request, user: Viewer) -> HTMLResponse:
 @router.post("/issues")
 async def issues_upload(
     request: Request,
-    user: Ops,
+    user: Editor,
     file: Annotated[UploadFile | None, File()] = None,
     source: Annotated[str, Form()] = "",
     images: Annotated[list[UploadFile] | None, File()] = None,
@@ -288,7 +289,7 @@ async def issues_upload(
 
 
 @router.get("/import", response_class=HTMLResponse)
-def import_page(request: Request, user: Ops) -> HTMLResponse:
+def import_page(request: Request, user: Editor) -> HTMLResponse:
     return page(request, "import.html", user, result=None, classes=_import_classes())
 
 
@@ -299,7 +300,7 @@ def _import_classes() -> tuple[str, ...]:
 
 
 @router.post("/import", response_class=HTMLResponse)
-async def import_run(request: Request, user: Ops) -> Response:
+async def import_run(request: Request, user: Editor) -> Response:
     """Import pasted text (or a file), or re-run it with the editor's reclassifications."""
     import json
 
@@ -332,7 +333,7 @@ async def import_run(request: Request, user: Ops) -> Response:
 
 
 @router.post("/import/save")
-def import_save(request: Request, user: Ops, markdown: Annotated[str, Form()] = "") -> Response:
+def import_save(request: Request, user: Editor, markdown: Annotated[str, Form()] = "") -> Response:
     try:
         out = svc.upload_issue(user, "import.md", markdown.replace("\r\n", "\n").encode(),
                                None, request)
@@ -379,7 +380,7 @@ def issue_frame(user: Viewer, issue_id: int, output: str, v: str = "zh-Hans") ->
 
 
 @router.post("/issues/{issue_id}/approve")
-def issue_approve(request: Request, user: Ops, issue_id: int) -> Response:
+def issue_approve(request: Request, user: Editor, issue_id: int) -> Response:
     try:
         svc.approve_issue(user, issue_id, request)
     except NewsletterError as exc:

@@ -108,7 +108,7 @@ def upload_issue(
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(by_name[Path(src).name])
     with session_scope() as s:
-        issue, warnings = create_issue(s, path)
+        issue, warnings = create_issue(s, path, actor=actor.username)
         record(s, actor, "issue.upload", f"issue:{issue.id}", request, number=issue.number,
                source_hash=issue.source_hash)
         return {**issue_summary(issue), "warnings": warnings}
