@@ -19,6 +19,8 @@ audited ``resend_reason`` plans everyone again.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import and_, exists, func, literal, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -26,7 +28,15 @@ from sqlalchemy.orm import Session
 from ..errors import NotFound, StateError
 from ..models import Delivery, Send, Subscriber, Subscription, Suppression, utcnow
 
-__all__ = ["LIVE", "TRANSITIONS", "other_sends", "plan", "state_counts", "transition"]
+__all__ = [
+    "LIVE",
+    "TRANSITIONS",
+    "audience",
+    "other_sends",
+    "plan",
+    "state_counts",
+    "transition",
+]
 
 #: Send states whose queued deliveries will still go out.
 LIVE = ("planning", "sending", "paused")
@@ -88,59 +98,16 @@ def plan(session: Session, send_id: int) -> tuple[int, int]:
     if session.get_bind().dialect.name == "postgresql":
         # one plan per issue at a time: the cross-send check below must see the other's rows
         session.execute(text("SELECT pg_advisory_xact_lock(7341, :i)"), {"i": send.issue_id})
-    if send.variant_rule == "preference":
-        variant = Subscriber.variant
-    else:
-        variant = literal(send.variant_rule)  # type: ignore[assignment]
-    eligible = (
-        select(
-            literal(send_id).label("send_id"),
-            Subscriber.id,
-            variant,
-            literal("queued"),
-            literal(0),
-            literal(False),
-        )
-        .join(Subscription, Subscription.subscriber_id == Subscriber.id)
-        .where(
-            Subscription.list_id == send.list_id,
-            Subscription.status == "active",
-            Subscriber.status == "active",
-            ~exists().where(Suppression.email == Subscriber.email),
-        )
-        .order_by(Subscriber.id)
+    eligible, already = _eligible(
+        session,
+        send_id=send_id,
+        issue_id=send.issue_id,
+        channel=send.channel,
+        list_id=send.list_id,
+        segment_id=send.segment_id,
+        variant_rule=send.variant_rule,
+        resend=bool(send.resend_reason),
     )
-    if send.segment_id is not None:
-        from ..audience.segments import compile_segment
-        from ..models import Segment
-
-        seg = session.get(Segment, send.segment_id)
-        if seg is None:
-            raise NotFound(f"segment {send.segment_id} does not exist")
-        eligible = eligible.where(compile_segment(seg.definition))
-    if not send.resend_reason:
-        other = Send.__table__.alias("other_send")
-        earlier = Delivery.__table__.alias("earlier")
-        reached = (
-            exists()
-            .where(
-                earlier.c.subscriber_id == Subscriber.id,
-                earlier.c.send_id == other.c.id,
-                other.c.issue_id == send.issue_id,
-                other.c.channel == send.channel,
-                other.c.id != send_id,
-                or_(
-                    earlier.c.state.in_(("sent", "sending")),
-                    and_(earlier.c.state.in_(("queued", "deferred")), other.c.state.in_(LIVE)),
-                ),
-            )
-        )
-        already = session.scalar(
-            select(func.count()).select_from(eligible.where(reached).subquery())
-        )
-        eligible = eligible.where(~reached)
-    else:
-        already = 0
     stmt = (
         _insert(session)
         .from_select(
@@ -173,6 +140,90 @@ def other_sends(session: Session, send: Send) -> list[tuple[int, str]]:
             )
         )
     ]
+
+
+def _eligible(
+    session: Session,
+    *,
+    send_id: int,
+    issue_id: int,
+    channel: str,
+    list_id: int,
+    segment_id: int | None,
+    variant_rule: str,
+    resend: bool,
+) -> tuple[Any, int]:
+    """(the SELECT of deliveries to plan, how many readers another send already reached)."""
+    if variant_rule == "preference":
+        variant = Subscriber.variant
+    else:
+        variant = literal(variant_rule)  # type: ignore[assignment]
+    eligible = (
+        select(
+            literal(send_id).label("send_id"),
+            Subscriber.id,
+            variant,
+            literal("queued"),
+            literal(0),
+            literal(False),
+        )
+        .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+        .where(
+            Subscription.list_id == list_id,
+            Subscription.status == "active",
+            Subscriber.status == "active",
+            ~exists().where(Suppression.email == Subscriber.email),
+        )
+        .order_by(Subscriber.id)
+    )
+    if segment_id is not None:
+        from ..audience.segments import compile_segment
+        from ..models import Segment
+
+        seg = session.get(Segment, segment_id)
+        if seg is None:
+            raise NotFound(f"segment {segment_id} does not exist")
+        eligible = eligible.where(compile_segment(seg.definition))
+    if resend:
+        return eligible, 0
+    other = Send.__table__.alias("other_send")
+    earlier = Delivery.__table__.alias("earlier")
+    reached = exists().where(
+        earlier.c.subscriber_id == Subscriber.id,
+        earlier.c.send_id == other.c.id,
+        other.c.issue_id == issue_id,
+        other.c.channel == channel,
+        other.c.id != send_id,
+        or_(
+            earlier.c.state.in_(("sent", "sending")),
+            and_(earlier.c.state.in_(("queued", "deferred")), other.c.state.in_(LIVE)),
+        ),
+    )
+    already = session.scalar(select(func.count()).select_from(eligible.where(reached).subquery()))
+    return eligible.where(~reached), int(already or 0)
+
+
+def audience(
+    session: Session,
+    *,
+    issue_id: int,
+    list_id: int,
+    segment_id: int | None = None,
+    channel: str = "email",
+) -> tuple[int, int]:
+    """(readers a new send would reach now, readers skipped as already reached)."""
+    eligible, already = _eligible(
+        session,
+        send_id=0,
+        issue_id=issue_id,
+        channel=channel,
+        list_id=list_id,
+        segment_id=segment_id,
+        variant_rule="preference",
+        resend=False,
+    )
+    n = session.scalar(select(func.count()).select_from(eligible.subquery()))
+    return int(n or 0), already
 
 
 def state_counts(session: Session, send_id: int) -> dict[str, int]:

@@ -164,7 +164,10 @@ def test_ops_and_marketing_journeys(server: tuple[str, Settings, SinkHandler]) -
             expect(page.locator("#p-state")).to_have_text("scheduled")
             page.goto(issue_url)
             _pick_list(page)
-            page.click("#send-now")
+            page.click("#send-now")  # asks first, naming the issue and the audience
+            expect(page.locator("#confirm-send")).to_contain_text("第47期")
+            assert int(page.inner_text("#audience-count").replace(",", "")) > 30
+            page.click("#confirm-send-now")
             page.wait_for_url(re.compile(r".*/console/sends/\d+$"))
             send_id = int(page.url.rsplit("/", 1)[1])
             expect(page.locator("#p-percent")).to_have_text(re.compile(r"^100(\.0)?%$"), timeout=30_000)

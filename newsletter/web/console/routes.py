@@ -411,7 +411,14 @@ def issue_create_send(
     at: Annotated[str, Form()] = "",
     variant: Annotated[str, Form()] = "preference",
     segment_id: Annotated[str, Form()] = "",
+    confirm: Annotated[str, Form()] = "",
 ) -> Response:
+    if mode == "now" and confirm != "yes":  # "send now" asks first, naming who gets it
+        try:
+            facts = svc.send_now_facts(issue_id, list_id, segment_id, variant)
+        except NewsletterError as exc:
+            return back(f"/console/issues/{issue_id}", _error(exc), "error")
+        return page(request, "confirm_send.html", user, f=facts)
     try:
         when = None
         if mode == "schedule" and at.strip():

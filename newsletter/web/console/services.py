@@ -1105,3 +1105,24 @@ def import_preview(data: bytes, hints: dict[int, str], number: int | None) -> di
         "hints": hints,
     }
 
+
+
+def send_now_facts(issue_id: int, list_id: int, segment_id: str, variant: str) -> dict[str, Any]:
+    """What "send now" would do: the issue, the audience and its count, for the confirmation."""
+    from ...delivery.sends import audience
+    from ...models import Segment
+
+    seg = int(segment_id) if segment_id.isdigit() else None
+    with session_scope() as s:
+        issue = get_issue(s, issue_id)
+        ml = s.get(MailingList, list_id)
+        if ml is None:
+            raise ConsoleError("the list does not exist / 列表不存在")
+        segment = s.get(Segment, seg) if seg is not None else None
+        count, already = audience(s, issue_id=issue.id, list_id=ml.id, segment_id=seg)
+        return {
+            "issue_id": issue.id, "number": issue.number, "title": issue.title,
+            "status": issue.status, "list_id": ml.id, "list_name": ml.name,
+            "segment_id": seg, "segment_name": segment.name if segment else None,
+            "variant": variant, "count": count, "already": already,
+        }

@@ -1,0 +1,44 @@
+"""'Send now' asks for confirmation, naming the issue, the audience and its count;
+nothing is created until the confirmation is posted."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from newsletter.config import Settings
+from newsletter.db import session_scope
+from newsletter.models import Send
+from tests.console.helpers import login
+from tests.factories import seed
+
+
+def test_send_now_asks_first(client: TestClient, console_settings: Settings) -> None:
+    ids = seed(7)
+    with session_scope() as s:
+        s.delete(s.get(Send, ids["send"]))
+    csrf = login(client, "ops")
+    form = {"csrf": csrf, "list_id": str(ids["list"]), "mode": "now", "variant": "preference"}
+    r = client.post(f"/console/issues/{ids['issue']}/sends", data=form)
+    assert r.status_code == 200
+    assert "第47期" in r.text and "周报订阅" in r.text
+    m = re.search(r'id="audience-count">([\d,]+)<', r.text)
+    assert m and int(m.group(1)) == 7
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Send)) == 0  # nothing yet
+    r = client.post(f"/console/issues/{ids['issue']}/sends", data={**form, "confirm": "yes"})
+    assert r.status_code == 303 and re.search(r"/console/sends/\d+$", r.headers["location"])
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Send)) == 1
+
+
+def test_an_editor_cannot_send(client: TestClient, console_settings: Settings) -> None:
+    ids = seed(2)
+    csrf = login(client, "editor")
+    form = {"csrf": csrf, "list_id": str(ids["list"]), "mode": "now", "confirm": "yes"}
+    r = client.post(f"/console/issues/{ids['issue']}/sends", data=form)
+    assert r.status_code == 403
+    r = client.post("/console/settings/publication", data={"csrf": csrf, "name": "x"})
+    assert r.status_code == 403
