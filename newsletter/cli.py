@@ -1078,11 +1078,11 @@ def send_start(
         if get_settings().embedded:
             state = start_channel(send_id) if wait else "sending"
         else:
-            from workers.tasks import start_send
+            from .dispatch import dispatcher
 
             if channel_of(send_id) == "email":
                 start(send_id)  # plan here: a send that cannot start fails now, loudly
-            start_send.delay(send_id)
+            dispatcher().start_send(send_id)
             state = "queued to workers"
     except NewsletterError as exc:
         _fail(exc)
@@ -1116,10 +1116,12 @@ def _control(send_id: int, action: str, as_json: bool) -> None:
         from .config import get_settings
 
         if not get_settings().embedded:
-            from workers.tasks import send_batch
+            from .dispatch import dispatcher
 
-            for _ in range(get_settings().send_parallelism):
-                send_batch.delay(send_id)
+            try:
+                dispatcher().run_batches(send_id, get_settings().send_parallelism)
+            except NewsletterError as exc:
+                _fail(exc)
     _show_status(send_id, as_json, note=f"{action}{'' if changed else ' (no change)'}")
 
 
@@ -1482,34 +1484,29 @@ def worker(
     loglevel: str = "info",
 ) -> None:
     """Start a Celery worker on the configured broker."""
-    from workers.celery_app import app as celery_app
-
     from .config import require_secret_key
+    from .dispatch import dispatcher
 
     require_secret_key("worker")
-
-    celery_app.worker_main(
-        [
-            "worker",
-            f"--concurrency={concurrency}",
-            f"--loglevel={loglevel}",
-            "-Q",
-            celery_app.conf.task_default_queue,
-        ]
-    )
+    try:
+        dispatcher().run_worker(concurrency, loglevel)
+    except NewsletterError as exc:
+        _fail(exc)
 
 
 @app.command("beat")
 def beat(loglevel: str = "info") -> None:
     """Start Celery beat (the scheduler tick and the event ingester)."""
-    from workers.celery_app import app as celery_app
-
     from .config import get_settings, require_secret_key
+    from .dispatch import dispatcher
 
     require_secret_key("beat")
     var = get_settings().var_dir
     var.mkdir(parents=True, exist_ok=True)
-    celery_app.start(["beat", f"--loglevel={loglevel}", "-s", str(var / "celerybeat-schedule")])
+    try:
+        dispatcher().run_beat(loglevel, var / "celerybeat-schedule")
+    except NewsletterError as exc:
+        _fail(exc)
 
 
 @app.command("ingest")

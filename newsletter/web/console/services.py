@@ -442,16 +442,15 @@ def control_send(
         if cfg.embedded:
             _run_inline(send_id)
         else:
+            from ...dispatch import dispatcher
+
             try:
                 if action == "start":
-                    from workers.tasks import start_send
-
-                    start_send.delay(send_id)
+                    dispatcher().start_send(send_id)
                 else:
-                    from workers.tasks import send_batch
-
-                    for _ in range(cfg.send_parallelism):
-                        send_batch.delay(send_id)
+                    dispatcher().run_batches(send_id, cfg.send_parallelism)
+            except NewsletterError:
+                raise
             except Exception as exc:  # broker down: say so; nothing was started
                 raise ServiceUnavailable(
                     f"the message broker is unreachable; send {send_id} was not {action}ed "

@@ -1,0 +1,61 @@
+"""The Celery dispatcher: the broker side of :mod:`newsletter.dispatch`.
+
+Importing this module registers it under the name ``celery``; ``newsletter``
+finds it through the ``newsletter.dispatch`` entry point and never imports
+``workers`` itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from newsletter.dispatch import register
+from newsletter.errors import ServiceUnavailable
+
+__all__ = ["CeleryDispatcher"]
+
+
+class CeleryDispatcher:
+    def start_send(self, send_id: int) -> None:
+        from .tasks import start_send
+
+        try:
+            start_send.delay(send_id)
+        except Exception as exc:  # the broker is down: nothing was handed off
+            raise ServiceUnavailable(
+                f"the message broker is unreachable; send {send_id} was not started / "
+                "无法连接消息代理，未能开始发送"
+            ) from exc
+
+    def run_batches(self, send_id: int, chains: int) -> None:
+        from .tasks import send_batch
+
+        try:
+            for _ in range(chains):
+                send_batch.delay(send_id)
+        except Exception as exc:
+            raise ServiceUnavailable(
+                f"the message broker is unreachable; send {send_id} was not resumed / "
+                "无法连接消息代理，未能继续发送"
+            ) from exc
+
+    def run_worker(self, concurrency: int, loglevel: str) -> None:
+        from .celery_app import app
+
+        app.worker_main(
+            [
+                "worker",
+                f"--concurrency={concurrency}",
+                f"--loglevel={loglevel}",
+                "-Q",
+                app.conf.task_default_queue,
+            ]
+        )
+
+    def run_beat(self, loglevel: str, schedule_file: Path) -> None:
+        from .celery_app import app
+
+        app.start(["beat", f"--loglevel={loglevel}", "-s", str(schedule_file)])
+
+
+register("celery", CeleryDispatcher())
