@@ -42,3 +42,24 @@ def test_an_editor_cannot_send(client: TestClient, console_settings: Settings) -
     assert r.status_code == 403
     r = client.post("/console/settings/publication", data={"csrf": csrf, "name": "x"})
     assert r.status_code == 403
+
+
+def test_progress_says_pausing_until_workers_let_go(client: TestClient, console_settings: Settings) -> None:
+    from sqlalchemy import update
+
+    from newsletter.delivery.run import start
+    from newsletter.models import Delivery
+    from newsletter.web.console.services import progress
+
+    ids = seed(3)
+    start(ids["send"])
+    with session_scope() as s:
+        s.execute(update(Send).values(state="paused"))
+        s.execute(update(Delivery).where(Delivery.id == 1).values(state="sending", at_risk=True))
+    p = progress(ids["send"])
+    assert p["pausing"] is True and p["at_risk"] == 1
+    with session_scope() as s:
+        s.execute(update(Delivery).where(Delivery.id == 1).values(state="sent"))
+    assert progress(ids["send"])["pausing"] is False
+    csrf = login(client, "marketing")
+    assert csrf and client.get(f"/api/sends/{ids['send']}").json()["pausing"] is False

@@ -32,6 +32,7 @@ from ...errors import NewsletterError, NotFound, ServiceUnavailable, StateError
 from ...issues import context_for, create_issue, get_issue, parse_stored, render_issue
 from ...models import (
     AuditLog,
+    Delivery,
     Issue,
     MailingList,
     Publication,
@@ -498,8 +499,17 @@ def progress(send_id: int) -> dict[str, Any]:
             wechat = wx_status(int(wx_id))
         except Exception as exc:  # WeChat state is informative; never break the progress view
             wechat = {"state": "unknown", "error": str(exc)}
+    # "pausing" until every worker has let go: paused or cancelled, yet a message is
+    # still in an SMTP transaction (at most one per open connection).
+    pausing = row["state"] in ("paused", "cancelled") and counts["sending"] > 0
+    with session_scope() as s:
+        at_risk = s.scalar(
+            select(func.count()).where(Delivery.send_id == send_id, Delivery.at_risk.is_(True))
+        )
     return {**row, "counts": counts, "done": done, "total": total, "remaining": remaining,
             "percent": pct, "rate_per_second": rate, "elapsed_seconds": elapsed,
+            "pausing": pausing, "at_risk": int(at_risk or 0), "error": send.error,
+            "already_received": send.already_received,
             "wechat": wechat, "at": utcnow().isoformat()}
 
 

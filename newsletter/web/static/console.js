@@ -41,7 +41,7 @@
     var busy = { planning: 1, sending: 1, scheduled: 1, draft: 1, paused: 1 };
     var tick = function () {
       api("GET", "/api/sends/" + id).then(function (p) {
-        $("#p-state").textContent = p.state;
+        $("#p-state").textContent = p.pausing ? (p.state === "cancelled" ? "cancelling…" : "pausing…") : p.state;
         $("#p-state").className = "badge st-" + p.state;
         $("#p-percent").textContent = p.percent + "%";
         $("#p-fill").style.width = p.percent + "%";
