@@ -18,7 +18,7 @@ from newsletter.web.app import create_app
 from newsletter.web.console.services import create_user
 from tests.console.helpers import PASSWORDS, login
 
-NAMES = {"admin": "管理员", "ops": "运营小王", "marketing": "市场小李"}
+NAMES = {"admin": "管理员", "ops": "运营小王", "editor": "编辑小周", "marketing": "市场小李"}
 
 ISSUE_HEAD = "---\ntitle: 安全测试周报\nnumber: {n}\npublication: 安全周报\n---\n\n"
 
