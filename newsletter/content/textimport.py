@@ -297,9 +297,20 @@ class _Importer:
                         content[i].cls = "contents"
                 if headed and self.hints.get(content[start - 1].n) is None:
                     content[start - 1].cls = "contents"
-        for ln in content:  # a lone contents heading (its list was not numbered)
-            if not ln.cls and self.hints.get(ln.n) is None and p.contents_heading.match(ln.norm):
-                ln.cls = "contents"
+        for i, ln in enumerate(content):  # a contents heading over an unnumbered list
+            if ln.cls or self.hints.get(ln.n) is not None or not p.contents_heading.match(ln.norm):
+                continue
+            ln.cls = "contents"
+            # entries without numbers: short lines that come back later as headings
+            for j in range(i + 1, len(content)):
+                entry = content[j]
+                if entry.heading is not None or len(entry.norm) > p.heading_max:
+                    break
+                key = _key(entry.text)
+                if not key or not any(_same_title(key, keys[h]) for h in keys if h > j):
+                    break
+                if self.hints.get(entry.n) is None:
+                    entry.cls = "contents"
 
     @staticmethod
     def title_of(ln: _Line) -> str:

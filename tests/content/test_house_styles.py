@@ -216,3 +216,19 @@ def test_an_unnumbered_preview_never_links_to_issue_0() -> None:
     for text in (result.email.html, result.email.text, result.web, result.email.subject):
         assert "/archive/weekly/0" not in text and "第0期" not in text
     assert "/archive/weekly/draft-" in result.web
+
+
+def test_unnumbered_contents_entries_under_a_contents_heading() -> None:
+    text = (
+        "科技政策周刊\n第21期\n本期目录\n人工智能治理\n数据跨境流动\n"
+        "一、人工智能治理\n1、网信办发布生成式人工智能服务管理办法\n办法自8月15日起施行。\n"
+        "二、数据跨境流动\n1、数据出境安全评估申报指南（第二版）发布\n指南简化了申报材料。\n"
+    )
+    result = import_text(text)
+    assert [n for n, _ in result.contents] == [3, 4, 5]
+    issue = parse_issue(result.markdown)
+    assert issue.intro == []
+    assert [(s.title, len(s.items)) for s in issue.sections] == [
+        ("人工智能治理", 1),
+        ("数据跨境流动", 1),
+    ]
