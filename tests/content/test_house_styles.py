@@ -232,3 +232,12 @@ def test_unnumbered_contents_entries_under_a_contents_heading() -> None:
         ("人工智能治理", 1),
         ("数据跨境流动", 1),
     ]
+
+
+def test_a_second_different_header_value_stays_as_text() -> None:
+    text = "周报\n来源：甲研究院\n来源：乙研究院（合作）\n期数：第N期\n一、要闻\n1、甲\n正文\n"
+    result = import_text(text)
+    issue = parse_issue(result.markdown)
+    assert issue.source == "甲研究院"
+    assert [b.text for b in issue.intro] == ["来源：乙研究院（合作）", "期数：第N期"]
+    assert any("cannot read an issue number" in w for w in result.warnings)
