@@ -117,6 +117,15 @@ def briefs(draw: st.DrawFn) -> tuple[str, list[tuple[str, list[str]]]]:
             lines.append("")
     if draw(st.booleans()):
         lines += draw(st.lists(st.sampled_from(CHROME[3:]), max_size=3))
+    if draw(st.booleans()):  # pasted from Markdown: section headings marked
+        heads = {SECTION_STYLES[sec_style](k) + t for k, (t, _) in enumerate(structure, 1)}
+        lines = [f"## {ln}" if ln in heads else ln for ln in lines]
+    if draw(st.booleans()):  # pasted with full-width digits and brackets
+        wide = str.maketrans("0123456789().", "０１２３４５６７８９（）．")
+        lines = [ln if ln.startswith(("原文", "https")) else ln.translate(wide) for ln in lines]
+        structure = [
+            (t.translate(wide), [i.translate(wide) for i in items]) for t, items in structure
+        ]
     text = "\n".join(lines)
     if draw(st.booleans()):  # the same brief in Traditional script
         text = _s2t(text)
