@@ -74,7 +74,7 @@ class _LazyCommand(TyperCommand):
 
             module, attr = self._target
             sub = getattr(importlib.import_module(module), attr)
-            loaded = typer.main.get_command(sub)
+            loaded = typer.main.get_group(sub)  # a sub-group: no completion options
             loaded.name = self.name
             self._loaded = loaded
         return self._loaded

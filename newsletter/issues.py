@@ -247,10 +247,7 @@ def render_issue(session: Session, issue_id: int, *, force: bool = False) -> dic
     if (
         not force
         and len(have) == len(VARIANTS)
-        and all(
-            r.source_hash == issue.source_hash and r.renderer_version == version
-            for r in have
-        )
+        and all(r.source_hash == issue.source_hash and r.renderer_version == version for r in have)
     ):
         return {"cached": True}
     ctx = context_for(pub)

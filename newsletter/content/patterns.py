@@ -91,8 +91,12 @@ def normalise_lines(lines: list[str]) -> tuple[list[str], list[str]]:
     return shown, norm
 
 
+_FORMAL = str.maketrans("壹贰叁参肆伍陆柒捌玖拾", "一二三三四五六七八九十")
+
+
 def numeral_value(s: str) -> int | None:
-    """``"3"``, ``"三"``, ``"十二"`` or ``"③"`` → its value."""
+    """``"3"``, ``"三"``, ``"十二"``, ``"贰"`` or ``"③"`` → its value."""
+    s = s.translate(_FORMAL)
     if s.isdecimal():
         return int(s)
     if len(s) == 1 and s in _CIRCLED:

@@ -297,9 +297,20 @@ class _Importer:
                         content[i].cls = "contents"
                 if headed and self.hints.get(content[start - 1].n) is None:
                     content[start - 1].cls = "contents"
-        for ln in content:  # a lone contents heading (its list was not numbered)
-            if not ln.cls and self.hints.get(ln.n) is None and p.contents_heading.match(ln.norm):
-                ln.cls = "contents"
+        for i, ln in enumerate(content):  # a contents heading over an unnumbered list
+            if ln.cls or self.hints.get(ln.n) is not None or not p.contents_heading.match(ln.norm):
+                continue
+            ln.cls = "contents"
+            # entries without numbers: short lines that come back later as headings
+            for j in range(i + 1, len(content)):
+                entry = content[j]
+                if entry.heading is not None or len(entry.norm) > p.heading_max:
+                    break
+                key = _key(entry.text)
+                if not key or not any(_same_title(key, keys[h]) for h in keys if h > j):
+                    break
+                if self.hints.get(entry.n) is None:
+                    entry.cls = "contents"
 
     @staticmethod
     def title_of(ln: _Line) -> str:
@@ -440,7 +451,8 @@ class _Importer:
             return False
         self.pending = None
         if it is None:
-            self.header_field(key, ln.text, role or "")
+            if not self.header_field(key, ln.text, role or ""):
+                return False
         else:
             it.meta.append((key, ln.text.strip("<>") if is_url else ln.text, role))
         self.mark(ln, "header" if it is None else "meta")
@@ -504,22 +516,24 @@ class _Importer:
             role = p.header_keys.get(key)
             if role is not None:
                 value = _slice(ln, m.start("value"))
-                if value:
-                    self.header_field(key, value, role)
-                else:
+                if value and not self.header_field(key, value, role):
+                    return False
+                if not value:
                     self.pending = (None, key, role)
                 self.mark(ln, "header")
                 return True
         whole_period = p.period.fullmatch(ln.norm.strip("()[] "))
-        if whole_period is not None:
-            self.header.setdefault("period", _format_period(whole_period))
+        if whole_period is not None and self._set("period", _format_period(whole_period)):
             self.mark(ln, "header")
             return True
         number = p.issue_number.search(ln.norm)
         rest = ln.norm[: number.start()] + ln.norm[number.end() :] if number else ""
         rest = re.sub(r"\d{4}\s*年|总第\s*\d+\s*期|[\W_]", "", rest)
-        if number is not None and not rest:
-            self.header.setdefault("number", numeral_value(number.group("num")))
+        if (
+            number is not None
+            and not rest
+            and self._set("number", numeral_value(number.group("num")))
+        ):
             self.mark(ln, "header")
             return True
         short = len(ln.norm) <= p.heading_max and not p.sentence_end.search(ln.norm)
@@ -552,16 +566,23 @@ class _Importer:
         self.header["title"] = title.strip() or ln.shown
         self.mark(ln, "title")
 
-    def header_field(self, key: str, value: str, role: str) -> None:
+    def header_field(self, key: str, value: str, role: str) -> bool:
+        """Set a header field; ``False`` (the line stays text) when it cannot be read or
+        when the field already holds another value, so that nothing is lost."""
         if role == "number":
             m = self.p.issue_number.search(value) or re.search(r"(?P<num>\d+)", value)
             number = numeral_value(m.group("num")) if m else None
             if number is None:
                 self.result.warnings.append(f"cannot read an issue number from {key}：{value}")
-                return
-            self.header["number"] = number
-        else:
-            self.header.setdefault(role, value)
+                return False
+            return self._set("number", number)
+        return self._set(role, value)
+
+    def _set(self, name: str, value: Any) -> bool:
+        if self.header.get(name, value) != value:
+            return False
+        self.header[name] = value
+        return True
 
     def analysis_label(self, ln: _Line) -> tuple[str, str] | None:
         """``(label, text after it)`` when the line is an analysis marker."""

@@ -102,9 +102,8 @@ class ChannelResults:
         out: dict[str, Any] = {
             "issue": _issue_report(self.issue),
             "channels": {
-                ch: {"ok": ch not in self.errors} | (
-                    {"error": self.errors[ch]} if ch in self.errors else {}
-                )
+                ch: {"ok": ch not in self.errors}
+                | ({"error": self.errors[ch]} if ch in self.errors else {})
                 for ch in CHANNELS
             },
         }

@@ -78,7 +78,9 @@ class RenderContext:
     def archive_url(self, issue: Issue, variant: str | None = None) -> str:
         """The web-archive page of ``issue`` (``?v=zh-Hant`` for the Hant variant)."""
         v = issue.variant if variant is None else variant
-        url = f"{self.base_url}/archive/{self.publication_slug}/{issue.number}"
+        # an issue without a number yet (a preview) never gets a …/0 address
+        key = issue.number if issue.number > 0 else f"draft-{issue.source_hash[:12] or 'preview'}"
+        url = f"{self.base_url}/archive/{self.publication_slug}/{key}"
         return f"{url}?v={HANT}" if v == HANT else url
 
     # --- per-recipient URLs (contain slots) ------------------------------

@@ -189,3 +189,55 @@ def test_bracketed_keys_and_a_paged_contents_list() -> None:
     assert first.meta_value("issuer") == "国务院"
     assert first.meta_value("doc_number") == "国发〔2021〕24号"
     assert first.analysis_label == "简析"
+
+
+def test_formal_numerals_give_sections() -> None:
+    text = (
+        "經濟部產業週報\n第 105 期\n出刊日期：2023/06/12\n"
+        "壹、政策焦點\n一、經濟部公告中小企業數位轉型補助\n補助上限新臺幣一百萬元。\n"
+        "二、國發會發布產業人才報告\n報告指出人才缺口持續擴大。\n"
+        "貳、產業動態\n一、半導體出口創新高\n五月出口年增百分之十五。\n"
+    )
+    issue = parse_issue(import_text(text).markdown)
+    assert (issue.title, issue.number, issue.date) == ("經濟部產業週報", 105, "2023/06/12")
+    assert [(s.title, len(s.items)) for s in issue.sections] == [("政策焦點", 2), ("產業動態", 1)]
+
+
+def test_an_unnumbered_preview_never_links_to_issue_0() -> None:
+    issue = parse_issue(import_text("某某周报\n一、要闻\n1、甲\n正文\n").markdown)
+    ctx = RenderContext(
+        base_url="https://news.example.org",
+        publication_name="某某周报",
+        publication_slug="weekly",
+        postal_address="示例路 1 号",
+        sender_name="某某",
+    )
+    result = render_all(issue, ctx)
+    for text in (result.email.html, result.email.text, result.web, result.email.subject):
+        assert "/archive/weekly/0" not in text and "第0期" not in text
+    assert "/archive/weekly/draft-" in result.web
+
+
+def test_unnumbered_contents_entries_under_a_contents_heading() -> None:
+    text = (
+        "科技政策周刊\n第21期\n本期目录\n人工智能治理\n数据跨境流动\n"
+        "一、人工智能治理\n1、网信办发布生成式人工智能服务管理办法\n办法自8月15日起施行。\n"
+        "二、数据跨境流动\n1、数据出境安全评估申报指南（第二版）发布\n指南简化了申报材料。\n"
+    )
+    result = import_text(text)
+    assert [n for n, _ in result.contents] == [3, 4, 5]
+    issue = parse_issue(result.markdown)
+    assert issue.intro == []
+    assert [(s.title, len(s.items)) for s in issue.sections] == [
+        ("人工智能治理", 1),
+        ("数据跨境流动", 1),
+    ]
+
+
+def test_a_second_different_header_value_stays_as_text() -> None:
+    text = "周报\n来源：甲研究院\n来源：乙研究院（合作）\n期数：第N期\n一、要闻\n1、甲\n正文\n"
+    result = import_text(text)
+    issue = parse_issue(result.markdown)
+    assert issue.source == "甲研究院"
+    assert [b.text for b in issue.intro] == ["来源：乙研究院（合作）", "期数：第N期"]
+    assert any("cannot read an issue number" in w for w in result.warnings)

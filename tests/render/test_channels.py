@@ -32,6 +32,9 @@ def test_every_channel_reported_when_all_render(tmp_path: Path) -> None:
     result = render_channels(make_issue(), make_ctx())
     assert result.ok
     report = result.report()
-    assert report["channels"] == {"email": {"ok": True}, "wechat": {"ok": True},
-                                  "web": {"ok": True}}
+    assert report["channels"] == {
+        "email": {"ok": True},
+        "wechat": {"ok": True},
+        "web": {"ok": True},
+    }
     assert report["wechat"]["count"] == len(result.wechat or [])
