@@ -215,6 +215,7 @@ def test_builder_refuses_crlf_that_got_past_the_entry(mail: Mail) -> None:
             list_id=ml_id,
             channel="email",
             state="draft",
+            resend_reason="the test sends the issue again on purpose",
         )
         s.add(send)
         s.flush()

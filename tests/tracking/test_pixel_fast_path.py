@@ -64,6 +64,7 @@ def test_web_archive_views_are_counted(sqlite_settings) -> None:  # type: ignore
 
     with session_scope() as s:
         issue, _ = create_issue(s, EXAMPLES / "issue-sample.md")
+        issue.status = "approved"  # the public archive shows published issues only
         render_issue(s, issue.id)
         pub = s.get(Publication, issue.publication_id)
         assert pub is not None
