@@ -1080,9 +1080,11 @@ def send_start(
         else:
             from .dispatch import dispatcher
 
+            d = dispatcher()
+            d.check()  # a broker that is down changes nothing
             if channel_of(send_id) == "email":
                 start(send_id)  # plan here: a send that cannot start fails now, loudly
-            dispatcher().start_send(send_id)
+            d.start_send(send_id)
             state = "queued to workers"
     except NewsletterError as exc:
         _fail(exc)

@@ -26,6 +26,9 @@ __all__ = ["Dispatcher", "InProcess", "dispatcher", "register"]
 
 
 class Dispatcher(Protocol):
+    def check(self) -> None:
+        """Raise :class:`ServiceUnavailable` when work cannot be handed off now."""
+
     def start_send(self, send_id: int) -> None:
         """Plan (if needed) and send ``send_id`` (any channel)."""
 
@@ -39,6 +42,9 @@ class Dispatcher(Protocol):
 
 class InProcess:
     """The embedded mode: everything runs in this process, before the call returns."""
+
+    def check(self) -> None:
+        return None
 
     def start_send(self, send_id: int) -> None:
         from .delivery.run import start_channel

@@ -16,6 +16,19 @@ __all__ = ["CeleryDispatcher"]
 
 
 class CeleryDispatcher:
+    def check(self) -> None:
+        """Connect to the broker once, so that nothing is planned for a broker that is down."""
+        from .celery_app import app
+
+        try:
+            with app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, interval_start=0, timeout=3)
+        except Exception as exc:
+            raise ServiceUnavailable(
+                "the message broker is unreachable; nothing was started / "
+                "无法连接消息代理，未做任何更改"
+            ) from exc
+
     def start_send(self, send_id: int) -> None:
         from .tasks import start_send
 
