@@ -31,7 +31,7 @@ SAMPLE = {
     "action": "pause", "output": "web", "job_id": "abcdefgh1234", "email": "x@example.org",
     "path:path": "console.css", "path": "console.css",
 }
-RANK = {"marketing": 1, "ops": 2, "admin": 3}
+RANK = {"marketing": 1, "editor": 2, "ops": 3, "admin": 4}
 
 
 def _routes() -> list[tuple[str, str, str | None]]:
@@ -80,7 +80,7 @@ def test_anonymous_is_refused_everywhere(client: TestClient) -> None:
             assert r.headers["location"].startswith("/console/login?next=%2Fconsole")
 
 
-@pytest.mark.parametrize("who", ["marketing", "ops"])
+@pytest.mark.parametrize("who", ["marketing", "editor", "ops"])
 def test_roles_are_enforced_on_every_route(users: dict[str, str], who: str) -> None:
     """With a valid session *and* CSRF token, a lower role still gets 403 on every higher route."""
     c, csrf = client_as(who)
