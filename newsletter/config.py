@@ -112,6 +112,8 @@ class Settings(BaseSettings):
     #: Feedback-loop (FBL) addresses that `bounces serve` accepts besides bounces+…@ and
     #: unsubscribe+…@, e.g. ["fbl@brief.example.cn"]; their ARF reports are applied.
     feedback_addresses: list[str] = Field(default_factory=list)
+    #: Bearer token for GET /metrics (Prometheus); empty: the endpoint is off.
+    metrics_token: SecretStr = SecretStr("")
     #: DNS server for `newsletter doctor` (``host`` or ``host:port``); empty: the system's.
     dns_server: str = ""
     alert_webhook_url: str = ""

@@ -33,6 +33,9 @@ def create_app() -> Any:
     app.include_router(console_router)
     app.include_router(webhooks_router)
     app.include_router(wechat_router)
+    from .metrics import router as metrics_router
+
+    app.include_router(metrics_router)
     _out_of_range_is_not_found(app)
     return Guard(app)
 
