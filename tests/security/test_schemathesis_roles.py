@@ -24,7 +24,9 @@ from tests.factories import seed
 
 
 @pytest.mark.parametrize("role", ["admin", "ops", "marketing", None])
-def test_every_operation_as_every_role_never_answers_5xx(pg_app: Settings, role: str | None) -> None:
+def test_every_operation_as_every_role_never_answers_5xx(
+    pg_app: Settings, role: str | None
+) -> None:
     seed(3)
     headers: dict[str, str] = {}
     if role is not None:
@@ -39,8 +41,9 @@ def test_every_operation_as_every_role_never_answers_5xx(pg_app: Settings, role:
     for op in operations:
 
         @given(case=op.as_strategy())
-        @settings(max_examples=4, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=4, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
         def run(case: Any) -> None:
             case.call_and_validate(headers=headers, checks=[not_a_server_error])
 
