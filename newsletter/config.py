@@ -144,7 +144,11 @@ class Settings(BaseSettings):
     track_clicks: bool = True
 
     @field_validator(
-        "from_name", "from_address", "bounce_domain", "list_id_domain", "postal_address",
+        "from_name",
+        "from_address",
+        "bounce_domain",
+        "list_id_domain",
+        "postal_address",
         mode="before",
     )
     @classmethod
@@ -194,9 +198,7 @@ class Settings(BaseSettings):
     @property
     def embedded_mode(self) -> bool:
         """SQLite, tasks in-process and no Redis: the no-setup mode of ``make demo``."""
-        return (
-            self.db_url.startswith("sqlite") and not self.broker_url and not self.redis_url
-        )
+        return self.db_url.startswith("sqlite") and not self.broker_url and not self.redis_url
 
     def secret_key_problem(self) -> str | None:
         """Why the secret key may not be used here (one line, en/zh), or None."""

@@ -339,8 +339,9 @@ def _send_loop(
             s.execute(
                 update(Delivery)
                 .where(Delivery.id == delivery_id, Delivery.claimed_by == claim_token)
-                .values(state="failed", last_reply=str(exc)[:500], claimed_by=None,
-                        lease_until=None)
+                .values(
+                    state="failed", last_reply=str(exc)[:500], claimed_by=None, lease_until=None
+                )
             )
             s.commit()
             result.failed += 1

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from newsletter.content.model import Block, Image, Issue, Item, Link, Section
+from newsletter.headers import clean_text
 from newsletter.urlpolicy import safe_url
 
 from .labels import issue_no
@@ -119,9 +120,10 @@ def item_summary(item: Item, limit: int = 120) -> str:
 
 def subject(issue: Issue) -> str:
     no = issue_no(issue.number, issue.variant)
-    if not no or no in issue.title:
-        return issue.title
-    return f"{issue.title}｜{no}"
+    title = clean_text(issue.title)  # a header: one line, no control characters
+    if not no or no in title:
+        return title
+    return f"{title}｜{no}"
 
 
 def preheader(issue: Issue, limit: int = 100) -> str:

@@ -34,6 +34,13 @@ def pg_app(pg_settings: Settings) -> Iterator[Settings]:
     for role, pw in PASSWORDS.items():
         create_user("test", role, pw, role, display_name=NAMES[role])
     yield pg_settings
+    # A send started through the console runs in a background thread (embedded mode):
+    # let it end before the next test empties the tables.
+    from newsletter.web.console import services
+
+    for t in list(services._runners.values()):
+        t.join(60)
+    services._runners.clear()
 
 
 @pytest.fixture

@@ -323,3 +323,27 @@ def test_subscribe_form_name_is_cleaned(anon, pg_app: Settings) -> None:  # type
     with session_scope() as s:
         name = s.scalar(select(Subscriber.name).where(Subscriber.email == "new@example.com"))
     assert name == "Eve Bcc: victim@third.example"
+
+
+def test_issue_title_with_a_line_break_is_one_subject_line(
+    pg_app: Settings, tmp_path: Path
+) -> None:
+    from newsletter.issues import create_issue, render_issue
+    from newsletter.models import Rendition
+    from tests.security.conftest import issue_text
+
+    path = tmp_path / "issue.md"
+    path.write_text(
+        issue_text("正文").replace(
+            "title: 安全测试周报", 'title: "周报\\r\\nBcc: victim@third.example"'
+        ),
+        encoding="utf-8",
+    )
+    with session_scope() as s:
+        issue, _w = create_issue(s, path)
+        render_issue(s, issue.id)
+        subjects = s.scalars(
+            select(Rendition.subject).where(Rendition.output == "email_html")
+        ).all()
+    assert subjects and all("\r" not in x and "\n" not in x for x in subjects)
+    assert all(" Bcc: victim@third.example" in x for x in subjects)
