@@ -20,7 +20,7 @@ XSS = '"><svg onload=alert(1)><script>alert(2)</script><img src=x onerror=alert(
 _LIVE = re.compile(r"<(script|svg|img)\b[^>]*(onload|onerror|>alert)", re.I)
 
 
-@pytest.mark.parametrize("who", ["marketing", "ops"])
+@pytest.mark.parametrize("who", ["marketing", "editor", "ops"])
 def test_lower_roles_get_403_on_every_higher_route(as_role, who: str) -> None:  # type: ignore[no-untyped-def]
     seed(2)
     sess = as_role(who)

@@ -23,7 +23,7 @@ from newsletter.web.console.services import create_token
 from tests.factories import seed
 
 
-@pytest.mark.parametrize("role", ["admin", "ops", "marketing", None])
+@pytest.mark.parametrize("role", ["admin", "ops", "editor", "marketing", None])
 def test_every_operation_as_every_role_never_answers_5xx(
     pg_app: Settings, role: str | None
 ) -> None:
