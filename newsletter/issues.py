@@ -230,8 +230,14 @@ def parse_stored(issue: Issue) -> Doc:
 
 
 def render_issue(session: Session, issue_id: int, *, force: bool = False) -> dict[str, Any]:
-    """Render every channel for both variants and store the renditions. Returns the report."""
-    from .render import render_all
+    """Render every channel for both variants and store the renditions. Returns the report.
+
+    Channels render independently: a WeChat error is in the report and leaves
+    the email and web renditions in place, so the email send never waits on
+    WeChat. An email error raises (:class:`~.render.errors.RenderError`).
+    """
+    from .render import render_channels
+    from .render.errors import RenderError
 
     issue = session.get(Issue, issue_id)
     if issue is None:
@@ -261,13 +267,18 @@ def render_issue(session: Session, issue_id: int, *, force: bool = False) -> dic
     reports: dict[str, Any] = {}
     for variant in VARIANTS:
         vdoc = to_variant(doc, variant, table=table)
-        result = render_all(vdoc, ctx)
+        result = render_channels(vdoc, ctx)
+        if result.email is None:
+            raise RenderError(f"{variant}: {result.errors.get('email', 'email did not render')}")
+        email = result.email
         outputs: dict[str, tuple[str, str | None]] = {
-            "email_html": (result.email.html, result.email.mode),
-            "email_text": (result.email.text, result.email.mode),
-            "web": (result.web, None),
+            "email_html": (email.html, email.mode),
+            "email_text": (email.text, email.mode),
         }
-        for i, art in enumerate(result.wechat, start=1):
+        if result.web is not None:
+            outputs["web"] = (result.web, None)
+        articles = result.wechat or []
+        for i, art in enumerate(articles, start=1):
             outputs[f"wechat-{i}"] = (art.content, None)
         for output, (body, mode) in outputs.items():
             session.add(
@@ -281,10 +292,10 @@ def render_issue(session: Session, issue_id: int, *, force: bool = False) -> dic
                     size_chars=len(body),
                     renderer_version=version,
                     mode=mode,
-                    subject=result.email.subject
+                    subject=email.subject
                     if output.startswith("email")
                     else (
-                        result.wechat[int(output.split("-")[1]) - 1].title
+                        articles[int(output.split("-")[1]) - 1].title
                         if output.startswith("wechat")
                         else vdoc.title
                     ),

@@ -251,3 +251,40 @@ def test_a_public_http_base_url_refuses_to_start(sqlite_settings) -> None:  # ty
         )
     )
     assert drive_inline(ids2) == "finished"
+
+
+def test_a_wechat_only_error_never_holds_the_email_back(sqlite_settings, smtp_sink, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from newsletter.audience.service import get_or_create_list
+    from newsletter.issues import create_issue, render_issue
+    from newsletter.models import Rendition, Subscriber, Subscription
+    from newsletter.schedule import approve
+
+    port, sink = smtp_sink
+    _use_sink(sqlite_settings, port)
+    huge = "国务院部署深化改革，要求各地加快落实。" * 1400  # one paragraph: too long for one article
+    src = tmp_path / "issue.md"
+    src.write_text(
+        "---\ntitle: 测试周报\nnumber: 9\nperiod: 2026年11月\npublication: 测试周报\n---\n\n"
+        f"导语。\n\n## 一、要闻\n\n### 1. 长文\n\n{huge}\n",
+        encoding="utf-8",
+    )
+    with session_scope() as s:
+        issue, _ = create_issue(s, src)
+        approve(s, issue, "editor@example.org")  # WeChat is not configured here
+        report = render_issue(s, issue.id)
+        assert report["zh-Hans"]["channels"]["wechat"]["ok"] is False
+        assert report["zh-Hans"]["channels"]["email"]["ok"] is True
+        outputs = {r.output for r in s.query(Rendition).filter_by(issue_id=issue.id)}
+        assert "email_html" in outputs and not any(o.startswith("wechat") for o in outputs)
+        ml = get_or_create_list(s, "周报订阅")
+        sub = Subscriber(email="reader@example.com", name="读者", variant="zh-Hans")
+        s.add(sub)
+        s.flush()
+        s.add(Subscription(subscriber_id=sub.id, list_id=ml.id, status="active"))
+        send = Send(publication_id=issue.publication_id, issue_id=issue.id, list_id=ml.id,
+                    channel="email", state="draft")  # fmt: skip
+        s.add(send)
+        s.flush()
+        send_id = send.id
+    assert drive_inline(send_id) == "finished"
+    assert [rs for _f, rs, _d in sink.messages] == [["reader@example.com"]]
