@@ -1430,6 +1430,7 @@ def print_stats(data: dict[str, Any], out: Console | None = None) -> None:
         ("click rate / 点击率", f"{data['click_rate']:.1%}"),
         ("machine clicks / 机器点击", data["clicks_machine"]),
         ("web archive views / 网页浏览", data.get("archive_views", 0)),
+        ("at risk of a duplicate / 可能重复", data.get("at_risk", 0)),
     ]
     wx = data.get("wechat") or {}
     rows += [  # the same three WeChat figures as the console and the CSV (wechat/stats.py)

@@ -238,8 +238,12 @@ def send_stats(session: Session, send_id: int, *, wechat: bool = True) -> dict[s
         pub = session.get(Publication, issue.publication_id)
         archive = archive_views(session, pub.slug, issue.number) if pub else 0
 
+    at_risk = session.scalar(
+        select(func.count()).where(Delivery.send_id == send_id, Delivery.at_risk.is_(True))
+    )
     return {
         "archive_views": archive,
+        "at_risk": int(at_risk or 0),
         "send_id": send_id,
         "issue": issue.number if issue else None,
         "issue_id": send.issue_id,

@@ -141,6 +141,7 @@ EN: dict[str, str] = {
     "公众号阅读人数": "WeChat readers (daily uniques, summed)",
     "公众号分享次数": "WeChat shares",
     "仅公众号": "WeChat only",
+    "可能重复": "At risk of a duplicate",
     "每小时打开数": "Opens per hour",
     "链接点击": "Link clicks",
     "链接": "Link",
