@@ -231,6 +231,7 @@ def parse_stored(issue: Issue) -> Doc:
 
 def render_issue(session: Session, issue_id: int, *, force: bool = False) -> dict[str, Any]:
     """Render every channel for both variants and store the renditions. Returns the report."""
+    from .archive import index_issue
     from .render import render_all
 
     issue = session.get(Issue, issue_id)
@@ -261,6 +262,7 @@ def render_issue(session: Session, issue_id: int, *, force: bool = False) -> dic
     reports: dict[str, Any] = {}
     for variant in VARIANTS:
         vdoc = to_variant(doc, variant, table=table)
+        index_issue(session, issue_id, vdoc, variant)
         result = render_all(vdoc, ctx)
         outputs: dict[str, tuple[str, str | None]] = {
             "email_html": (result.email.html, result.email.mode),

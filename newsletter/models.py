@@ -189,6 +189,24 @@ class Rendition(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class ArchiveEntry(Base):
+    """What the public archive searches: one row per issue (``anchor`` empty) and per
+    item, per variant, in plain text.  Written with the renditions; which rows are
+    public is decided at query time by the issue's status (only ``sent``)."""
+
+    __tablename__ = "archive_entry"
+    __table_args__ = (Index("ix_archive_entry_issue", "issue_id", "variant"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issue.id", ondelete="CASCADE"))
+    variant: Mapped[str] = mapped_column(String(8))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    anchor: Mapped[str] = mapped_column(String(64), default="")
+    title: Mapped[str] = mapped_column(String(500))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+
+
 class Link(Base):
     """issue × position → URL. Click tracking resolves link ids here, never from a request."""
 
