@@ -113,6 +113,9 @@ def _start(send_id: int) -> tuple[int, int]:
         render_issue(s, send.issue_id)
     with session_scope() as s:
         planned, excluded = plan(s, send_id)
+        from .subjects import assign
+
+        assign(s, send_id)  # a subject test: deal the subjects, hold the remainder
         if transition(s, send_id, "start"):
             from ..notify import notify
 
