@@ -182,3 +182,26 @@ def test_two_proportion_p_values() -> None:
     assert two_proportion_p(10, 100, 10, 100) == pytest.approx(1.0)
     assert 0.034 < two_proportion_p(60, 500, 40, 500) < 0.036  # z = 2.108
     assert two_proportion_p(0, 0, 5, 10) == 1.0
+
+
+def test_cli_sets_up_decides_and_finishes_a_subject_test(sqlite_settings: Settings) -> None:
+    from typer.testing import CliRunner
+
+    from newsletter.cli import app
+
+    runner = CliRunner()
+    ids = seed(10)
+    bad = runner.invoke(app, ["send", "subjects", str(ids["send"]), "只有一个"])
+    assert bad.exit_code != 0 and "2 to 4" in bad.output and "Traceback" not in bad.output
+    ok = runner.invoke(app, ["send", "subjects", str(ids["send"]), "甲", "乙", "--share", "50"])
+    assert ok.exit_code == 0, ok.output
+    early = runner.invoke(app, ["send", "decide", str(ids["send"])])
+    assert early.exit_code == 1 and "no subject test due" in early.output  # not started yet
+    assert drive_inline(ids["send"], max_wait=1) == "sending"
+    r = runner.invoke(app, ["send", "decide", str(ids["send"]), "--now"])
+    assert r.exit_code == 0, r.output
+    assert "无显著差异" in r.output and "winner: [1]" in r.output
+    with session_scope() as s:
+        states = s.scalars(select(Delivery.state).where(Delivery.send_id == ids["send"])).all()
+        assert s.get(Send, ids["send"]).state == "finished"  # type: ignore[union-attr]
+    assert states == ["sent"] * 10
