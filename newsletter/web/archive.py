@@ -286,6 +286,36 @@ def _feed(slug: str, kind: str, v: str | None, full: str | None) -> Response:
     )
 
 
+@router.get("/archive/{slug}/sitemap.xml")
+def sitemap(slug: str) -> Response:
+    """The published issues of ``slug`` in both variants (sitemaps.org 0.9)."""
+    from xml.sax.saxutils import escape
+
+    pub = _publication(slug)
+    base = _base()
+    if pub is None or base is None:
+        return _bad(_NOT_FOUND, 404)
+    with session_scope() as s:
+        issues, _total = published_issues(s, pub, "zh-Hans", page=1, per_page=MAX_SITEMAP)
+    urls = [_url(base, slug, "zh-Hans"), _url(base, slug, "zh-Hant")]
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">',
+    ]
+    lines += [f"<url><loc>{escape(u)}</loc></url>" for u in urls]
+    for i in issues:
+        day = i.published_at.date().isoformat()
+        for v in ("zh-Hans", "zh-Hant"):
+            loc = escape(_issue_url(base, slug, i.number, v))
+            lines.append(f"<url><loc>{loc}</loc><lastmod>{day}</lastmod></url>")
+    lines.append("</urlset>")
+    return Response("\n".join(lines) + "\n", media_type="application/xml", headers=_HEADERS)
+
+
+#: A sitemap holds at most 50,000 URLs: two per issue.
+MAX_SITEMAP = 20_000
+
+
 @router.get("/archive/{slug}/feed.atom")
 def feed_atom(slug: str, v: str | None = None, full: str | None = None) -> Response:
     return _feed(slug, "atom", v, full)

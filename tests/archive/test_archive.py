@@ -224,3 +224,20 @@ def test_feed_links_need_an_http_base_url(
     r = client.get(f"/archive/{SLUG}/feed.atom")
     assert r.status_code == 404 and b"javascript" not in r.content
     reset_settings(any_db)
+
+
+def test_sitemap_and_open_graph(any_db: Settings, client: TestClient, tmp_path: Path) -> None:
+    _add(tmp_path, 1, "sent", title="周报<&>")
+    _add(tmp_path, 2, "draft")
+    r = client.get(f"/archive/{SLUG}/sitemap.xml")
+    assert r.status_code == 200
+    root = ET.fromstring(r.content)
+    locs = [e.text for e in root.iter("{http://www.sitemaps.org/schemas/sitemap/0.9}loc")]
+    assert f"https://news.example.org/archive/{SLUG}/1" in locs
+    assert f"https://news.example.org/archive/{SLUG}/1?v=zh-Hant" in locs
+    assert not any(u and u.endswith("/2") for u in locs)  # no draft
+    page = client.get(f"/archive/{SLUG}/1")
+    assert '<meta property="og:title" content="周报&lt;&amp;&gt;' in page.text
+    assert (
+        f'<meta property="og:url" content="https://news.example.org/archive/{SLUG}/1">' in page.text
+    )
