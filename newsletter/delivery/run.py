@@ -177,7 +177,12 @@ def step(send_id: int, *, batch_size: int | None = None) -> Next:
         _n, nxt = pending(s, send_id)
     if nxt is not None:
         from ..models import utcnow
+        from .subjects import HOLD
 
+        if nxt >= HOLD:
+            # Only a subject test's held readers are left: nothing to wake up for (a
+            # countdown to year 9999 would overflow); the decision restarts the send.
+            return Next("stopped", result=res)
         return Next("later", max(0.5, (nxt - utcnow()).total_seconds()), res)
     # Deliveries leased by another worker are still in flight: look again shortly.
     return Next("later", 1.0, res)
