@@ -73,7 +73,7 @@ def index_issue(session: Session, issue_id: int, doc: Doc, variant: str) -> None
             summary=_short(
                 doc.preheader or intro or "；".join(i.title for s in doc.sections for i in s.items)
             ),
-            body="\n".join(x for x in lines if x),
+            body="\n".join(x for x in lines if x).lower(),
         )
     )
     pos = 0
@@ -92,7 +92,7 @@ def index_issue(session: Session, issue_id: int, doc: Doc, variant: str) -> None
                     anchor=item.anchor[:64],
                     title=item.title[:500],
                     summary=_short(item.summary or _text(item.body) or meta),
-                    body=body,
+                    body=body.lower(),
                 )
             )
 
@@ -192,14 +192,19 @@ def search(
         ArchiveEntry.variant == variant,
         or_(
             ArchiveEntry.title.ilike(pattern, escape="\\"),
-            ArchiveEntry.body.ilike(pattern, escape="\\"),
+            # the body is stored lower-cased: a plain LIKE (no per-row case folding of
+            # long Chinese texts) is much cheaper to recheck and still uses the index
+            ArchiveEntry.body.like(pattern.lower(), escape="\\"),
         ),
     )
-    base = select(ArchiveEntry).join(Issue, Issue.id == ArchiveEntry.issue_id).where(*where)
-    total = int(session.scalar(select(func.count()).select_from(base.subquery())) or 0)
     rows = session.execute(
         select(
-            Issue.number, Issue.title, ArchiveEntry.anchor, ArchiveEntry.title, ArchiveEntry.summary
+            Issue.number,
+            Issue.title,
+            ArchiveEntry.anchor,
+            ArchiveEntry.title,
+            ArchiveEntry.summary,
+            func.count().over().label("total"),  # one pass: no separate COUNT query
         )
         .join(Issue, Issue.id == ArchiveEntry.issue_id)
         .where(*where)
@@ -207,4 +212,15 @@ def search(
         .offset((page - 1) * per_page)
         .limit(per_page)
     ).all()
-    return [Entry(n, it, a, t, sm) for n, it, a, t, sm in rows], total
+    total = int(rows[0].total) if rows else 0
+    if not rows and page > 1:  # past the end: the total still matters for the answer
+        total = int(
+            session.scalar(
+                select(func.count())
+                .select_from(ArchiveEntry)
+                .join(Issue, Issue.id == ArchiveEntry.issue_id)
+                .where(*where)
+            )
+            or 0
+        )
+    return [Entry(n, it, a, t, sm) for n, it, a, t, sm, _ in rows], total

@@ -241,3 +241,14 @@ def test_sitemap_and_open_graph(any_db: Settings, client: TestClient, tmp_path: 
     assert (
         f'<meta property="og:url" content="https://news.example.org/archive/{SLUG}/1">' in page.text
     )
+
+
+def test_search_ignores_latin_case_in_titles_and_text(
+    any_db: Settings, client: TestClient, tmp_path: Path
+) -> None:
+    _add(tmp_path, 1, "sent", item="推进AI治理")
+    for q in ("ai治理", "AI治理", "公共数据资源开发利用"):
+        r = client.get(f"/archive/{SLUG}/search", params={"q": q})
+        assert r.status_code == 200 and f"/archive/{SLUG}/1#" in r.text, q
+    r = client.get(f"/archive/{SLUG}/search", params={"q": "ai", "page": "2"})
+    assert r.status_code == 404 and "no such page" in r.text
