@@ -1145,6 +1145,64 @@ def send_cancel(send_id: int, as_json: JsonOpt = False) -> None:
     _control(send_id, "cancel", as_json)
 
 
+@send_app.command("subjects")
+def send_subjects(
+    send_id: int,
+    subjects: Annotated[list[str], typer.Argument(help="2–4 subjects; the first is the default")],
+    share: Annotated[int, typer.Option(help="Test share, percent of the audience")] = 20,
+    wait: Annotated[int, typer.Option(help="Minutes before the winner is decided")] = 240,
+    metric: Annotated[str, typer.Option(help="opens or clicks (human only)")] = "opens",
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a draft send a subject test (winner by human opens or clicks)."""
+    from .db import session_scope
+    from .delivery.subjects import configure
+
+    try:
+        with session_scope() as s:
+            configure(s, send_id, subjects, share=share, wait_seconds=wait * 60, metric=metric)
+    except NewsletterError as exc:
+        _fail(exc)
+    data = {"send": send_id, "subjects": subjects, "share": share, "wait_minutes": wait,
+            "metric": metric}
+    if not _emit(data, as_json):
+        typer.echo(f"send {send_id}: subject test of {len(subjects)} subjects, {share}% test "
+                   f"share, decided after {wait} min by human {metric}")
+
+
+@send_app.command("decide")
+def send_decide(send_id: int, now: bool = False, as_json: JsonOpt = False) -> None:
+    """Decide a subject test (--now: before its time) and release the remainder."""
+    from .db import session_scope
+    from .delivery.subjects import decide
+
+    try:
+        with session_scope() as s:
+            report = decide(s, send_id, force=now)
+    except NewsletterError as exc:
+        _fail(exc)
+    if report is None:
+        sys.stderr.write(f"error: send {send_id} has no subject test due yet "
+                         "/ 该发送没有到期的主题测试\n")
+        raise typer.Exit(1)
+    if not _emit(report, as_json):
+        for v in report["variants"]:
+            typer.echo(f"  [{v['index'] + 1}] {v['subject']}: sent {v['sent']}, human opens "
+                       f"{v['opens_human']} ({v['open_rate']:.1%}), machine opens "
+                       f"{v['opens_machine']}, human clicks {v['clicks_human']}")
+        typer.echo(f"winner: [{report['winner'] + 1}] (p = {report['p_value']}); {report['note']}")
+    from .config import get_settings
+
+    if get_settings().embedded:
+        from .delivery.run import drive_inline
+
+        drive_inline(send_id)  # the remainder goes out now, in this process
+    else:
+        from .dispatch import dispatcher
+
+        dispatcher().run_batches(send_id, get_settings().send_parallelism)
+
+
 @send_app.command("status")
 def send_status(
     send_id: int,

@@ -236,6 +236,7 @@ def render_issue(session: Session, issue_id: int, *, force: bool = False) -> dic
     the email and web renditions in place, so the email send never waits on
     WeChat. An email error raises (:class:`~.render.errors.RenderError`).
     """
+    from .archive import index_issue
     from .render import render_channels
     from .render.errors import RenderError
 
@@ -267,6 +268,7 @@ def render_issue(session: Session, issue_id: int, *, force: bool = False) -> dic
     reports: dict[str, Any] = {}
     for variant in VARIANTS:
         vdoc = to_variant(doc, variant, table=table)
+        index_issue(session, issue_id, vdoc, variant)
         result = render_channels(vdoc, ctx)
         if result.email is None:
             raise RenderError(f"{variant}: {result.errors.get('email', 'email did not render')}")

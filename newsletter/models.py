@@ -31,6 +31,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -189,6 +190,24 @@ class Rendition(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class ArchiveEntry(Base):
+    """What the public archive searches: one row per issue (``anchor`` empty) and per
+    item, per variant, in plain text.  Written with the renditions; which rows are
+    public is decided at query time by the issue's status (only ``sent``)."""
+
+    __tablename__ = "archive_entry"
+    __table_args__ = (Index("ix_archive_entry_issue", "issue_id", "variant"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issue.id", ondelete="CASCADE"))
+    variant: Mapped[str] = mapped_column(String(8))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    anchor: Mapped[str] = mapped_column(String(64), default="")
+    title: Mapped[str] = mapped_column(String(500))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+
+
 class Link(Base):
     """issue × position → URL. Click tracking resolves link ids here, never from a request."""
 
@@ -324,6 +343,14 @@ class Send(Base):
     #: The weekly slot this send fills, e.g. "2026-11-30T09:00+08:00"; NULL for ad-hoc sends.
     slot: Mapped[str | None] = mapped_column(String(40))
     scheduled_at: Mapped[dt.datetime | None]
+    #: Subject test (see delivery/subjects.py): 2–4 subjects, the first one the default.
+    subject_variants: Mapped[list[str] | None] = mapped_column(JSONType)
+    test_share: Mapped[int] = mapped_column(Integer, default=20, server_default="20")
+    test_wait_seconds: Mapped[int] = mapped_column(Integer, default=14400, server_default="14400")
+    test_metric: Mapped[str] = mapped_column(String(8), default="opens", server_default="opens")
+    test_decide_at: Mapped[dt.datetime | None]
+    test_winner: Mapped[int | None] = mapped_column(Integer)
+    test_report: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]
     planned_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -374,6 +401,11 @@ class Delivery(Base):
     first_click_at: Mapped[dt.datetime | None]
     #: Set when a lease expired while the delivery was inside an SMTP transaction.
     at_risk: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Subject test: index into ``send.subject_variants`` (NULL: the default subject, or,
+    #: in a subject test, held back until the winner is known).
+    subject_idx: Mapped[int | None] = mapped_column(Integer)
+    #: Subject test: True for the random test share.
+    subject_test: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 # -- events and statistics -------------------------------------------------

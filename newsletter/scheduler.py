@@ -41,6 +41,10 @@ def tick(now: dt.datetime | None = None) -> list[int]:
     for send_id in due_for_probe(now):  # relay outages heal themselves
         if heal(send_id, now) == "resumed":
             out.append(send_id)
+    from .delivery.subjects import decide_due
+
+    with session_scope() as s:  # subject tests whose time has come release the remainder
+        out.extend(decide_due(s, now))
     with session_scope() as s:
         due = s.execute(
             select(Send.id, Send.scheduled_at, Send.slot).where(

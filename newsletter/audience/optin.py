@@ -12,6 +12,7 @@ so a mail scanner that fetches the link confirms nothing.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -56,6 +57,26 @@ def _stamp_ok(stamp: str) -> bool:
     return _MIN_FORM_SECONDS <= age <= 86400
 
 
+#: What ``?src=`` may say (a short tag such as ``wechat``); anything else is dropped.
+_SRC_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+def signup_source(list_name: str, src: str = "") -> str:
+    """``Subscriber.source`` of a form sign-up: ``form:LIST`` or ``form:LIST;src=TAG``.
+
+    Marketing counts WeChat-originated sign-ups with ``source LIKE '%;src=wechat'``.
+    """
+    base = f"form:{list_name}"
+    tag = clean_src(src)
+    return f"{base[:180]};src={tag}" if tag else base
+
+
+def clean_src(value: object) -> str:
+    """A ``?src=`` tag if it is one (lower-case ASCII letters, digits, ``-``, ``_``), else ''."""
+    tag = str(value or "").strip().lower()
+    return tag if _SRC_RE.fullmatch(tag) else ""
+
+
 def request_subscription(
     email: str,
     list_id: int,
@@ -66,6 +87,7 @@ def request_subscription(
     stamp: str | None = None,
     honeypot: str = "",
     defer_mail: bool = False,
+    src: str = "",
 ) -> OptinResult:
     """Record an unconfirmed subscription and mail a confirmation link (within limits).
 
@@ -95,7 +117,7 @@ def request_subscription(
                 email=addr,
                 name=clean_text(name, 200),
                 variant=variant if variant in ("zh-Hans", "zh-Hant") else "zh-Hans",
-                source=f"form:{ml.name}",
+                source=signup_source(ml.name, src),
             )
             s.add(sub)
             s.flush()

@@ -18,7 +18,7 @@ from .assemble import CompiledMessage, compile_message
 
 __all__ = ["clear_cache", "compiled_for"]
 
-_cache: dict[tuple[int, str], tuple[str, CompiledMessage]] = {}
+_cache: dict[tuple[int, str, str | None], tuple[str, CompiledMessage]] = {}
 
 
 _signers: list[Any] = []
@@ -38,7 +38,20 @@ def clear_cache() -> None:
     _signers.clear()
 
 
-def compiled_for(issue_id: int, variant: str) -> CompiledMessage:
+def _subject_text(subject: str | None, variant: str, pub: Publication) -> str | None:
+    if not subject:
+        return None
+    if variant == "zh-Hant":
+        from ..content.variants import convert_text
+
+        return convert_text(subject, pub.zh_hant_table or "s2t")
+    return subject
+
+
+def compiled_for(issue_id: int, variant: str, *, subject: str | None = None) -> CompiledMessage:
+    """The compiled message of ``issue_id`` in ``variant``; ``subject`` (a subject test's
+    variant, written in Simplified Chinese) replaces the rendered subject, converted for
+    zh-Hant like the rest of the issue."""
     with session_scope() as s:
         rows = {
             r.output: r
@@ -53,7 +66,7 @@ def compiled_for(issue_id: int, variant: str) -> CompiledMessage:
         if len(rows) != 2:
             raise NotFound(f"issue {issue_id} has no rendered email for {variant}; render it first")
         key = rows["email_html"].content_hash + rows["email_text"].content_hash
-        hit = _cache.get((issue_id, variant))
+        hit = _cache.get((issue_id, variant, subject))
         if hit and hit[0] == key:
             return hit[1]
         issue = s.get(Issue, issue_id)
@@ -67,7 +80,7 @@ def compiled_for(issue_id: int, variant: str) -> CompiledMessage:
         compiled = compile_message(
             html_body=html_r.body,
             text_body=text_r.body,
-            subject=html_r.subject or issue.title,
+            subject=_subject_text(subject, variant, pub) or html_r.subject or issue.title,
             from_name=pub.from_name,
             from_address=pub.from_address,
             reply_to=pub.reply_to,
@@ -78,5 +91,5 @@ def compiled_for(issue_id: int, variant: str) -> CompiledMessage:
             unsub_mailto=f"unsubscribe@{bounce_domain}",
         )
         compiled.signer = _signer()
-        _cache[(issue_id, variant)] = (key, compiled)
+        _cache[(issue_id, variant, subject)] = (key, compiled)
         return compiled

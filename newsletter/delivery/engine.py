@@ -167,6 +167,7 @@ def process_batch(send_id: int, *, batch_size: int | None = None) -> BatchResult
                     Subscription.status == "active",
                 )
                 .label("subscribed"),
+                Delivery.subject_idx,
             )
             .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
             .where(Delivery.id.in_(ids))
@@ -248,7 +249,7 @@ def _send_rows(
     result: BatchResult,
     claim_token: str,
 ) -> None:
-    compiled_by_variant: dict[str, CompiledMessage] = {}
+    compiled_by_variant: dict[tuple[str, int | None], CompiledMessage] = {}
     thr = throttle()
     with session_scope() as s:
         pg = s.get_bind().dialect.name == "postgresql"
@@ -276,6 +277,14 @@ def _send_rows(
                 s.execute(text("RESET synchronous_commit"))
 
 
+def _subject(s: Session, send_id: int, idx: int | None) -> str | None:
+    """The subject-test subject of ``idx`` (None: the issue's own subject)."""
+    if idx is None:
+        return None
+    subjects = s.scalar(select(Send.subject_variants).where(Send.id == send_id))
+    return subjects[idx] if subjects and 0 <= idx < len(subjects) else None
+
+
 def _send_loop(
     s: Session,
     send_id: int,
@@ -286,7 +295,7 @@ def _send_loop(
     result: BatchResult,
     claim_token: str,
     thr: Any,
-    compiled_by_variant: dict[str, CompiledMessage],
+    compiled_by_variant: dict[tuple[str, int | None], CompiledMessage],
 ) -> None:
     cfg = get_settings()
     pg = s.get_bind().dialect.name == "postgresql"
@@ -307,9 +316,12 @@ def _send_loop(
             )
             s.commit()
             renewed = time.monotonic()
-        compiled = compiled_by_variant.get(variant)
-        if compiled is None:  # once per batch and variant, not per message
-            compiled = compiled_by_variant[variant] = compiled_for(issue_id, variant)
+        ckey = (variant, row.subject_idx)
+        compiled = compiled_by_variant.get(ckey)
+        if compiled is None:  # once per batch, variant and subject, not per message
+            compiled = compiled_by_variant[ckey] = compiled_for(
+                issue_id, variant, subject=_subject(s, send_id, row.subject_idx)
+            )
         wait = thr.acquire(compiled.from_addr, email)
         if wait > cfg.max_throttle_sleep:
             # Too long to wait here: give the row back with a due time, never stall.

@@ -113,6 +113,9 @@ def _start(send_id: int) -> tuple[int, int]:
         render_issue(s, send.issue_id)
     with session_scope() as s:
         planned, excluded = plan(s, send_id)
+        from .subjects import assign
+
+        assign(s, send_id)  # a subject test: deal the subjects, hold the remainder
         if transition(s, send_id, "start"):
             from ..notify import notify
 
@@ -174,7 +177,12 @@ def step(send_id: int, *, batch_size: int | None = None) -> Next:
         _n, nxt = pending(s, send_id)
     if nxt is not None:
         from ..models import utcnow
+        from .subjects import HOLD
 
+        if nxt >= HOLD:
+            # Only a subject test's held readers are left: nothing to wake up for (a
+            # countdown to year 9999 would overflow); the decision restarts the send.
+            return Next("stopped", result=res)
         return Next("later", max(0.5, (nxt - utcnow()).total_seconds()), res)
     # Deliveries leased by another worker are still in flight: look again shortly.
     return Next("later", 1.0, res)

@@ -95,6 +95,10 @@ class RenderContext:
     def unsubscribe_url(self) -> str:
         return f"{self.base_url}/u/{SLOTS['UNSUB']}"
 
+    def subscribe_url(self, src: str = "wechat") -> str:
+        """The public subscribe page of the publication, tagged with where the reader came from."""
+        return f"{self.base_url}/subscribe/{self.publication_slug}?src={src}"
+
     @property
     def preferences_url(self) -> str:
         return f"{self.base_url}/p/{SLOTS['UNSUB']}"

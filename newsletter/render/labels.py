@@ -30,6 +30,7 @@ _HANS: Final[dict[str, str]] = {
     "part": "（{i}/{n}）",
     "links": "链接",
     "contents_follow": "各栏目内容见本次推送的后续文章。",
+    "email_version": "订阅邮件版（复制到浏览器打开）：",
     "continued": "（续）",
 }
 
@@ -57,6 +58,7 @@ _HANT: Final[dict[str, str]] = {
     "part": "（{i}/{n}）",
     "links": "連結",
     "contents_follow": "各欄目內容見本次推送的後續文章。",
+    "email_version": "訂閱郵件版（複製到瀏覽器打開）：",
     "continued": "（續）",
 }
 

@@ -418,6 +418,7 @@ def _headline(issue: Issue, ctx: RenderContext) -> WeChatArticle:
     content = _sanitize(render_template(
         "wechat/headline.html", issue=issue, S=S, L=L, intro=Markup(htmls[0]), notes=urls,
         toc=toc(issue), issue_no=issue_no(issue.number, issue.variant),
+        subscribe_url=ctx.subscribe_url(),
     ))
     title = issue.title
     no = issue_no(issue.number, issue.variant)

@@ -262,6 +262,23 @@ def send_stats(session: Session, send_id: int, *, wechat: bool = True) -> dict[s
         "by_variant": by_variant,
         "by_domain": by_domain,
         "wechat": _wechat(send.issue_id) if wechat else None,
+        "subject_test": _subject_test(session, send),
+    }
+
+
+def _subject_test(session: Session, send: Send) -> dict[str, Any] | None:
+    """Each subject side by side (whole send) and the recorded decision, if any."""
+    if not send.subject_variants:
+        return None
+    from ..delivery.subjects import variant_stats
+
+    return {
+        "metric": send.test_metric,
+        "share": send.test_share,
+        "decide_at": send.test_decide_at.isoformat() if send.test_decide_at else None,
+        "winner": send.test_winner,
+        "variants": variant_stats(session, send.id),
+        "decision": send.test_report,
     }
 
 

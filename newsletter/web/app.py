@@ -24,6 +24,9 @@ def create_app() -> Any:
 
     docs = "/docs" if get_settings().embedded_mode else None
     app = FastAPI(title="newsletter", version=__version__, docs_url=docs, redoc_url=None)
+    from .archive import router as archive_router
+
+    app.include_router(archive_router)  # before /archive/{slug}/{number}
     app.include_router(public_router)
     app.include_router(subscriber_router)
     from ..delivery.webhooks import router as webhooks_router

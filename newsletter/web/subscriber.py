@@ -16,11 +16,11 @@ from sqlalchemy import select
 from starlette.background import BackgroundTask
 
 from ..audience.addresses import AddressError
-from ..audience.optin import confirm, form_stamp, request_subscription
+from ..audience.optin import clean_src, confirm, form_stamp, request_subscription
 from ..audience.service import erase_subscriber, export_personal_data, set_preferences
 from ..db import session_scope
 from ..errors import NotFound, TokenError
-from ..models import MailingList, Subscriber, Subscription
+from ..models import MailingList, Publication, Subscriber, Subscription
 from ..tokens import verify, verify_confirm
 from .public import _NO_CACHE, _client_ip, _env
 
@@ -99,27 +99,44 @@ def _render(name: str, variant: str, status: int = 200, **kw: object) -> HTMLRes
     return HTMLResponse(html, status_code=status, headers=_NO_CACHE)
 
 
-def _list(list_id: int) -> MailingList:
+def _list(ref: int | str) -> MailingList:
+    """A list by id, or a publication's default list by the publication's slug."""
     with session_scope() as s:
-        ml = s.get(MailingList, list_id)
+        ml: MailingList | None = None
+        if isinstance(ref, int) or (ref.isascii() and ref.isdigit() and len(ref) < 10):
+            ml = s.get(MailingList, int(ref))
+        elif len(ref) <= 64:
+            list_id = s.scalar(
+                select(Publication.default_list_id).where(Publication.slug == ref)
+            )
+            ml = s.get(MailingList, list_id) if list_id is not None else None
         if ml is None:
             raise NotFound("list")
         return ml
 
 
+def _src(value: object) -> str:
+    return clean_src(value)
+
+
 @router.get("/subscribe/{list_id}", response_class=HTMLResponse)
-def subscribe_form(list_id: int, v: str | None = None) -> HTMLResponse:
+def subscribe_form(list_id: str, v: str | None = None, src: str | None = None) -> HTMLResponse:
+    """The form, by list id or by publication slug (its default list); ``?src=wechat``
+    (where the reader came from) is carried into the sign-up's source."""
     try:
         ml = _list(list_id)
     except NotFound:
         return HTMLResponse("<h1>404</h1>", status_code=404)
-    return _render("subscribe.html", _v(v), list=ml, stamp=form_stamp(), error=None)
+    return _render(
+        "subscribe.html", _v(v), list=ml, stamp=form_stamp(), error=None, src=_src(src)
+    )
 
 
 @router.post("/subscribe/{list_id}", response_class=HTMLResponse)
-async def subscribe_submit(list_id: int, request: Request) -> HTMLResponse:
+async def subscribe_submit(list_id: str, request: Request) -> HTMLResponse:
     form = await request.form()
     variant = _v(str(form.get("variant", "")) or request.query_params.get("v"))
+    src = _src(form.get("src") or request.query_params.get("src"))
     try:
         ml = _list(list_id)
     except NotFound:
@@ -127,13 +144,14 @@ async def subscribe_submit(list_id: int, request: Request) -> HTMLResponse:
     try:
         result = request_subscription(
             str(form.get("email", "")),
-            list_id,
+            ml.id,
             name=str(form.get("name", "")),
             variant=variant,
             ip=_client_ip(request),
             stamp=str(form.get("stamp", "")),
             honeypot=str(form.get("website", "")),
             defer_mail=True,
+            src=src,
         )
     except AddressError as exc:
         return _render(
@@ -143,6 +161,7 @@ async def subscribe_submit(list_id: int, request: Request) -> HTMLResponse:
             list=ml,
             stamp=form_stamp(),
             error=f"{T[variant]['bad_email']}: {exc}",
+            src=src,
         )
     if result.outcome == "throttled" and result.detail == "ip":
         return _render("info.html", variant, 429, title=T[variant]["slow"], body="")
