@@ -55,14 +55,25 @@ def log(msg: str) -> None:
 def populate(n_issues: int) -> None:
     doc, _warnings = load_issue(ROOT / "examples" / "issue-sample.md")
     with session_scope() as s:
-        pub = Publication(slug="weekly", name=doc.publication, from_name="周报",
-                          from_address="news@example.org", list_id_domain="weekly.example.org")
+        pub = Publication(
+            slug="weekly",
+            name=doc.publication,
+            from_name="周报",
+            from_address="news@example.org",
+            list_id_domain="weekly.example.org",
+        )
         s.add(pub)
         s.flush()
         docs = {v: to_variant(doc, v) for v in ("zh-Hans", "zh-Hant")}  # convert once
         for n in range(1, n_issues + 1):
-            issue = Issue(publication_id=pub.id, number=n, title=f"{doc.title}（第{n}期）",
-                          source_text="", source_hash="0" * 64, status="sent")
+            issue = Issue(
+                publication_id=pub.id,
+                number=n,
+                title=f"{doc.title}（第{n}期）",
+                source_text="",
+                source_hash="0" * 64,
+                status="sent",
+            )
             s.add(issue)
             s.flush()
             for variant, vdoc in docs.items():
@@ -107,22 +118,39 @@ def main() -> int:
     url = f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
     ok = True
     try:
-        reset_settings(Settings(database_url=url, redis_url="", var_dir=Path("/tmp/growth-b9var"),
-                                secret_key="b9-" + uuid.uuid4().hex,
-                                base_url="https://news.example.org"))
+        reset_settings(
+            Settings(
+                database_url=url,
+                redis_url="",
+                var_dir=Path("/tmp/growth-b9var"),
+                secret_key="b9-" + uuid.uuid4().hex,
+                base_url="https://news.example.org",
+            )
+        )
         upgrade(url)
         t = time.perf_counter()
         populate(args.issues)
         with psycopg.connect(f"{base}/{name}", autocommit=True) as c:
             c.execute("VACUUM ANALYZE")
-            rows = c.execute("SELECT count(*), pg_size_pretty(pg_total_relation_size("
-                             "'archive_entry')) FROM archive_entry").fetchone()
-        log(f"{args.issues} issues, {rows[0]} search rows ({rows[1]}) in "
-            f"{time.perf_counter() - t:.0f} s")
+            rows = c.execute(
+                "SELECT count(*), pg_size_pretty(pg_total_relation_size("
+                "'archive_entry')) FROM archive_entry"
+            ).fetchone()
+        log(
+            f"{args.issues} issues, {rows[0]} search rows ({rows[1]}) in "
+            f"{time.perf_counter() - t:.0f} s"
+        )
         with session_scope() as s:
-            plan = s.execute(text(
-                "EXPLAIN SELECT id FROM archive_entry WHERE body ILIKE :p OR title ILIKE :p"
-            ), {"p": like_pattern(phrase(500))}).scalars().all()
+            plan = (
+                s.execute(
+                    text(
+                        "EXPLAIN SELECT id FROM archive_entry WHERE body ILIKE :p OR title ILIKE :p"
+                    ),
+                    {"p": like_pattern(phrase(500))},
+                )
+                .scalars()
+                .all()
+            )
         print("plan of the rare search:\n  " + "\n  ".join(plan))
         client = TestClient(create_app(), base_url="https://testserver")
         cases = [
@@ -137,8 +165,10 @@ def main() -> int:
             ms, body = timed(client, q, args.runs)
             good = p95(ms) < P95_MS and expect in body
             ok = ok and good
-            print(f"| {label}: {q} | {statistics.median(ms):.1f} | {p95(ms):.1f} | "
-                  f"< {P95_MS:.0f} | {'PASS' if good else 'FAIL'} |")
+            print(
+                f"| {label}: {q} | {statistics.median(ms):.1f} | {p95(ms):.1f} | "
+                f"< {P95_MS:.0f} | {'PASS' if good else 'FAIL'} |"
+            )
     finally:
         dispose()
         reset_settings(None)

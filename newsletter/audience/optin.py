@@ -68,7 +68,7 @@ def signup_source(list_name: str, src: str = "") -> str:
     """
     base = f"form:{list_name}"
     tag = clean_src(src)
-    return f"{base[:180]};src={tag}" if tag else base
+    return f"{base[:160]};src={tag}" if tag else base
 
 
 def clean_src(value: object) -> str:
