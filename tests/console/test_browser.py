@@ -160,6 +160,10 @@ def test_ops_and_marketing_journeys(server: tuple[str, Settings, SinkHandler]) -
             expect(page.locator("#import-report")).to_be_visible()
             report = page.request.get(base + (page.get_attribute("#import-report", "href") or ""))
             assert report.ok and "row" in report.text()
+            # The lists table is fresh after the import (no reload): the new list and its count.
+            row = page.locator("#lists-body tr", has_text="周报订阅")
+            expect(row).to_have_count(1)
+            assert int(row.locator(".l-active").inner_text().replace(",", "")) > 30
             _shot(page, "subscribers")
 
             # -- schedule one send, then start another now and watch it finish ----------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import mimetypes
+import re
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -131,8 +132,16 @@ def back(to: str, message: str | None = None, level: str = "ok") -> RedirectResp
     return resp
 
 
-def _error(exc: Exception) -> str:
-    return str(exc) or exc.__class__.__name__
+_PATH = re.compile(r"(?<![\w:/.])(?:/[\w.\-\u4e00-\u9fff]+){2,}")
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+def _error(exc: Exception, what: str = "出错 / error") -> str:
+    """One line for the user: no server path (a file is named by its own name), and in
+    Chinese and English (a message without Chinese gets the bilingual ``what`` first)."""
+    lines = (str(exc) or exc.__class__.__name__).strip().splitlines() or [""]
+    text = _PATH.sub(lambda m: Path(m.group()).name, lines[0])[:400]
+    return text if _CJK.search(text) else f"{what}: {text}"
 
 
 # -- login -----------------------------------------------------------------------
@@ -284,7 +293,9 @@ async def issues_upload(
     try:
         out = svc.upload_issue(user, name, data, imgs, request)
     except NewsletterError as exc:
-        return back("/console/issues", _error(exc), "error")
+        # Shown on the same page with everything the user typed still in the form.
+        return page(request, "issues.html", user, 422, issues=svc.list_issues(),
+                    source=source, error=_error(exc, "上传失败 / upload failed"))
     return back(f"/console/issues/{out['id']}", f"第{out['number']}期已保存 / saved")
 
 
@@ -325,7 +336,9 @@ async def import_run(request: Request, user: Editor) -> Response:
         number = int(raw_number) if raw_number.isdigit() else None
         result = svc.import_preview(data, hints, number)
     except (ValueError, NewsletterError) as exc:
-        return back("/console/import", _error(exc), "error")
+        return page(request, "import.html", user, 422, result=None, classes=_import_classes(),
+                    text=data.decode("utf-8", "replace"), number=str(form.get("number") or ""),
+                    error=_error(exc, "导入失败 / import failed"))
     classes = {str(n): cls for n, cls, _t in result["outline"]}
     return page(request, "import.html", user, result=result, classes=_import_classes(),
                 shown=json.dumps(classes), hints_json=json.dumps(result["hints"]),
@@ -338,7 +351,11 @@ def import_save(request: Request, user: Editor, markdown: Annotated[str, Form()]
         out = svc.upload_issue(user, "import.md", markdown.replace("\r\n", "\n").encode(),
                                None, request)
     except NewsletterError as exc:
-        return back("/console/import", _error(exc), "error")
+        kept = {"outline": [], "text": "", "script": "", "chrome": [], "contents": [],
+                "warnings": [], "markdown": markdown}
+        return page(request, "import.html", user, 422, result=kept, classes=_import_classes(),
+                    shown="{}", hints_json="{}", number="",
+                    error=_error(exc, "保存失败 / save failed"))
     return back(f"/console/issues/{out['id']}", f"第{out['number']}期已保存 / saved")
 
 
@@ -474,11 +491,14 @@ def send_action(request: Request, user: Ops, send_id: int, action: str) -> Respo
 
 @router.get("/subscribers", response_class=HTMLResponse)
 def subscribers_page(
-    request: Request, user: Ops, q: str = "", list_id: int | None = None
+    request: Request, user: Ops, q: str = "", list_id: str = ""
 ) -> HTMLResponse:
-    results = svc.search_subscribers(q, list_id) if (q or list_id) else []
-    return page(request, "subscribers.html", user, lists=svc.lists(), q=q, list_id=list_id,
-                results=results, segments=svc.segments(), suppressions=svc.suppressions())
+    # "全部" (all lists) sends an empty list_id; anything not a number means all lists too.
+    lid = int(list_id) if list_id.strip().isdigit() and len(list_id.strip()) < 10 else None
+    q = q.strip()[:200]
+    results = svc.search_subscribers(q, lid) if (q or lid) else []
+    return page(request, "subscribers.html", user, lists=svc.lists(), q=q, list_id=lid,
+                results=results, searched=bool(q or lid), segments=svc.segments(), suppressions=svc.suppressions())
 
 
 @router.get("/lists/{list_id}/export.csv")
@@ -709,3 +729,60 @@ def account_password(
 @router.get("/audit", response_class=HTMLResponse)
 def audit_page(request: Request, user: Admin) -> HTMLResponse:
     return page(request, "audit.html", user, entries=svc.audit_entries(200))
+
+
+# -- error pages -----------------------------------------------------------------
+
+_ERRORS = {
+    400: "请求无效",
+    401: "需要登录",
+    403: "没有权限",
+    404: "未找到",
+    405: "不支持此操作",
+    413: "内容过大",
+    422: "请求无效",
+    429: "请求过多，请稍后再试",
+}
+
+
+def error_page(request: Request, status: int, detail: str = "") -> HTMLResponse:
+    """A console error as an HTML page in the user's language, with a way back."""
+    try:
+        user = authenticate(request)
+    except Exception:  # an error page must render even if the session is odd
+        user = None
+    message = _ERRORS.get(status, "出错了")
+    if status == 403 and "CSRF" in detail:
+        message = "表单已过期，请刷新页面"
+    return page(request, "error.html", user, status, message=message, code=status)
+
+
+def install_error_pages(app: Any) -> None:
+    """Errors under /console are pages (title, lang, a way back); /api stays JSON."""
+    from fastapi.exception_handlers import (
+        http_exception_handler,
+        request_validation_exception_handler,
+    )
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    def wants_page(request: Request) -> bool:
+        return request.url.path.startswith("/console")
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if wants_page(request) and exc.status_code >= 400:
+            resp = error_page(request, exc.status_code, str(exc.detail or ""))
+            for k, v in (exc.headers or {}).items():
+                resp.headers.setdefault(k, v)
+            return resp
+        return await http_exception_handler(request, exc)
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        if wants_page(request):
+            return error_page(request, 400)
+        return await request_validation_exception_handler(request, exc)
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid)

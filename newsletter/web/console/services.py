@@ -219,8 +219,7 @@ def _dir_signature(base: str | None) -> str:
 
 def lint(issue_id: int) -> dict[str, Any]:
     """Lint messages (with line numbers) and every channel's size budget."""
-    from ...content.lint import LintMessage, lint_source
-    from ...render.budget import size_checks
+    from ...issuelint import full_lint
 
     with session_scope() as s:
         issue = s.get(Issue, issue_id)
@@ -233,18 +232,10 @@ def lint(issue_id: int) -> dict[str, Any]:
         assert pub is not None
         ctx = context_for(pub)
         text, base = issue.source_text, issue.base_dir
-    budgets: list[dict[str, Any]] = []
-
-    def check(doc: Any) -> list[LintMessage]:
-        out = []
-        for lvl, code, msg in size_checks(doc, ctx):
-            budgets.append({"level": lvl, "code": code, "message": msg})
-            if lvl != "info":
-                out.append(LintMessage("error" if lvl == "error" else "warning", None, code, msg))
-        return out
-
     path = Path(base) / "issue.md" if base else None
-    messages = lint_source(text, path, extra_checks=[check])
+    # The same checks as ``newsletter issue lint`` (budgets, e-mail CSS support, WeChat images).
+    messages, sizes = full_lint(text, path, lambda _doc: ctx)
+    budgets = [{"level": lvl, "code": code, "message": msg} for lvl, code, msg in sizes]
     result = {
         "messages": [
             {"level": m.level, "line": m.line, "code": m.code, "message": m.message}

@@ -112,8 +112,29 @@
         }
         var rep = $("#import-report");
         if (j.has_report) { rep.href = "/api/imports/" + jobId + "/errors.csv"; rep.hidden = false; }
+        if (j.state === "done") { refreshLists(); }
       });
     };
+  }
+
+  // After an import, the lists table shows the new counts (and a new list) without a reload.
+  function refreshLists() {
+    var body = $("#lists-body");
+    if (!body) { return; }
+    api("GET", "/api/lists").then(function (lists) {
+      var tpl = $("#lists-row");
+      body.innerHTML = "";
+      lists.forEach(function (l) {
+        var row = tpl.content.firstElementChild.cloneNode(true);
+        var name = $(".l-name a", row);
+        name.textContent = l.name; name.href = "?list_id=" + l.id;
+        $(".l-active", row).textContent = fmt(l.active);
+        var ex = $(".l-export a", row);
+        if (ex) { ex.href = "/console/lists/" + l.id + "/export.csv"; }
+        row.setAttribute("data-list", l.id);
+        body.appendChild(row);
+      });
+    });
   }
 
   // Live segment count.
