@@ -105,5 +105,26 @@ def test_every_page_fits_a_phone_and_passes_axe(
                 ctx.close()
         finally:
             browser.close()
+    print("scrollWidth at 375 px:", {k: v for k, v in widths.items() if k.startswith("375 zh")})
     assert len(widths) == 4 * len(_pages(data))
     assert not problems, "\n".join(problems)
+
+
+def _luminance(hex_colour: str) -> float:
+    rgb = [int(hex_colour.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def test_palette_contrast_on_grey_is_at_least_4_5() -> None:
+    """Warning orange, success green, link blue, muted grey and red on the page's grey."""
+    import re
+
+    css = (Path(__file__).resolve().parents[2] / "newsletter" / "web" / "static"
+           / "console.css").read_text(encoding="utf-8")
+    var = dict(re.findall(r"--(\w+):(#[0-9a-fA-F]{6})", css))
+    grey = _luminance(var["bg"])
+    for name in ("amber", "green", "blue", "muted", "red", "ink"):
+        fg = _luminance(var[name])
+        ratio = (max(fg, grey) + 0.05) / (min(fg, grey) + 0.05)
+        assert ratio >= 4.5, (name, var[name], round(ratio, 2))
