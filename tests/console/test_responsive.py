@@ -84,13 +84,14 @@ def test_every_page_fits_a_phone_and_passes_axe(
                                         " return n ? n.getBoundingClientRect().height : 0 })()")
                     if nav > 48:
                         problems.append(f"{where}: navigation {nav:.0f} px high")
-                    tall = page.evaluate("""Array.from(document.querySelectorAll('th, h1, h2'))
+                    tall = page.evaluate("""Array.from(document.querySelectorAll('th, h1, h2, td.title'))
                         .filter(el => {
                           if (!el.offsetParent) { return false; }
                           const r = document.createRange(); r.selectNodeContents(el);
                           const tops = new Set(Array.from(r.getClientRects()).map(x => Math.round(x.top)));
                           // a header cell on one line; a heading never with a line of 1-2 characters
                           if (el.tagName === 'TH') { return tops.size > 1; }
+                          if (el.tagName === 'TD') { return el.getBoundingClientRect().width < 80; }
                           return tops.size > 1 && el.getBoundingClientRect().width < 60;
                         })
                         .map(el => el.textContent.trim())""")
