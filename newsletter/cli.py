@@ -243,47 +243,16 @@ def issue_lint(file: Path, as_json: JsonOpt = False) -> None:
 
     Exits 1 when there are errors.
     """
-    from .content.lint import LintMessage, lint_source
-    from .content.parser import decode_source, parse_issue
+    from .content.parser import decode_source
     from .errors import IssueFormatError
-    from .render.budget import size_checks
+    from .issuelint import full_lint
 
     try:
         text, warnings = decode_source(file.read_bytes(), path=str(file))
     except (IssueFormatError, OSError) as exc:
         _fail(exc)
-
-    def budgets(doc: Any) -> list[LintMessage]:
-        out = [LintMessage("error" if lvl == "error" else "warning", None, code, msg)
-               for lvl, code, msg in size_checks(doc, _ctx_for_file(doc)) if lvl != "info"]
-        return out + css_support(doc)
-
-    def css_support(doc: Any) -> list[LintMessage]:
-        from .render import render_email
-        from .render.csslint import check_css
-
-        try:
-            html = render_email(doc, _ctx_for_file(doc)).html
-        except NewsletterError:
-            return []
-        return [LintMessage("warning", None, f"css-support:{f.feature}",
-                            f"{f.title} is not supported by {', '.join(f.unsupported_in)} "
-                            "(caniemail data)")
-                for f in check_css(html) if f.level == "warning"]
-
-    checks = [budgets]
-    from .wechat.settings import get_wechat_settings
-
-    if get_wechat_settings().configured:  # external images must reach WeChat
-        from .wechat.lint import remote_images
-
-        checks.append(remote_images)
-    messages = lint_source(text, str(file), extra_checks=checks)
-    try:
-        doc = parse_issue(text, path=str(file), base_dir=file.parent)
-        infos = [m for lvl, _c, m in size_checks(doc, _ctx_for_file(doc)) if lvl == "info"]
-    except NewsletterError:
-        infos = []
+    messages, budgets = full_lint(text, str(file), _ctx_for_file)
+    infos = [m for lvl, _c, m in budgets if lvl == "info"]
     data = [
         {"level": m.level, "line": m.line, "code": m.code, "message": m.message} for m in messages
     ]

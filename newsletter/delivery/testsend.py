@@ -7,6 +7,9 @@ nothing) and the unsubscribe token names subscriber 0.
 
 from __future__ import annotations
 
+import dataclasses
+import re
+from email.header import decode_header, make_header
 from typing import Any
 
 from ..audience.addresses import normalise
@@ -14,11 +17,14 @@ from ..config import get_settings
 from ..db import session_scope
 from ..issues import get_issue, render_issue
 from ..tokens import delivery_token, system_bounce_token, unsubscribe_token
-from .assemble import Recipient
+from .assemble import CompiledMessage, Recipient, _encode_header
 from .compiled import compiled_for
 from .smtp import connect
 
-__all__ = ["send_test"]
+__all__ = ["TEST_PREFIX", "marked_as_test", "send_test"]
+
+TEST_PREFIX = "[测试] "
+_SUBJECT = re.compile(rb"^Subject: (.*?)\r\n(?![ \t])", re.M | re.S)
 
 
 def send_test(issue_ref: str, to: list[str], variant: str = "zh-Hans") -> list[dict[str, Any]]:
@@ -33,7 +39,7 @@ def send_test(issue_ref: str, to: list[str], variant: str = "zh-Hans") -> list[d
     conn = connect()
     try:
         for v in variants:
-            compiled = compiled_for(issue_id, v)
+            compiled = marked_as_test(compiled_for(issue_id, v))
             for addr in addresses:
                 _mid, msg = compiled.build(
                     Recipient(0, addr, "测试", delivery_token(0), unsubscribe_token(0, None))
@@ -48,3 +54,25 @@ def send_test(issue_ref: str, to: list[str], variant: str = "zh-Hans") -> list[d
     finally:
         conn.close()
     return results
+
+
+def marked_as_test(compiled: CompiledMessage) -> CompiledMessage:
+    """A copy whose Subject starts with "[测试] ", so nobody mistakes a test for the issue.
+
+    The header block is the first chunk; the copy is signed afresh (its DKIM plan and
+    joiner are reset), and the cached compiled message is left as it was.
+    """
+    head = compiled.chunks[0] if compiled.chunks else b""
+    if not isinstance(head, bytes):
+        return compiled
+    m = _SUBJECT.search(head)
+    if m is None:
+        return compiled
+    folded = m.group(1).decode("ascii", "replace").replace("\r\n", "")
+    subject = str(make_header(decode_header(folded)))
+    if subject.startswith(TEST_PREFIX):
+        return compiled
+    line = f"Subject: {_encode_header(TEST_PREFIX + subject, 'Subject')}\r\n".encode()
+    new_head = head[: m.start()] + line + head[m.end():]
+    return dataclasses.replace(compiled, chunks=[new_head, *compiled.chunks[1:]],
+                               dkim_plan=None, joiner=None)

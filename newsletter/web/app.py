@@ -40,6 +40,9 @@ def create_app() -> Any:
 
     app.include_router(metrics_router)
     _out_of_range_is_not_found(app)
+    from .console.routes import install_error_pages
+
+    install_error_pages(app)
     return Guard(app)
 
 

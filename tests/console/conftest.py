@@ -8,15 +8,19 @@ test copies.
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from newsletter.config import Settings, reset_settings
 from newsletter.db import dispose, upgrade
 from newsletter.delivery.compiled import clear_cache
+from newsletter.sink import SinkHandler, free_port
 from newsletter.web.app import create_app
 from newsletter.web.console.services import create_user
 from tests.conftest import make_settings
@@ -64,3 +68,32 @@ def users(console_settings: Settings) -> dict[str, str]:
 def client(users: dict[str, str]) -> Iterator[TestClient]:
     with TestClient(create_app(), base_url="https://testserver", follow_redirects=False) as c:
         yield c
+
+
+@pytest.fixture
+def server(
+    tmp_path: Path, template_db: Path, smtp_sink: tuple[int, SinkHandler]
+) -> Iterator[tuple[str, Settings, SinkHandler]]:
+    """The app served by uvicorn on a free port (for the browser tests), on a fresh database."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    s = make_settings(tmp_path, base_url=base, smtp_host="127.0.0.1", smtp_port=smtp_sink[0])
+    s.var_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template_db, s.var_dir / "newsletter.db")
+    reset_settings(s)
+    dispose()
+    clear_cache()
+    srv = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port,
+                                        log_level="warning", lifespan="off"))
+    t = threading.Thread(target=srv.run, daemon=True)
+    t.start()
+    deadline = time.time() + 10
+    while not srv.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert srv.started
+    yield base, s, smtp_sink[1]
+    srv.should_exit = True
+    t.join(5)
+    reset_settings(None)
+    dispose()
+    clear_cache()

@@ -14,23 +14,15 @@ from __future__ import annotations
 import email
 import os
 import re
-import shutil
-import threading
 import time
-from collections.abc import Iterator
 from email import policy
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
-from newsletter.config import Settings, reset_settings
-from newsletter.db import dispose
-from newsletter.delivery.compiled import clear_cache
-from newsletter.sink import SinkHandler, free_port
-from newsletter.web.app import create_app
-from tests.conftest import make_settings
+from newsletter.config import Settings
+from newsletter.sink import SinkHandler
 from tests.console.helpers import PASSWORDS
 
 pytestmark = pytest.mark.e2e
@@ -46,34 +38,6 @@ SHOTS = (
 )
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run", "--disable-sync"]
-
-
-@pytest.fixture
-def server(
-    tmp_path: Path, template_db: Path, smtp_sink: tuple[int, SinkHandler]
-) -> Iterator[tuple[str, Settings, SinkHandler]]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    s = make_settings(tmp_path, base_url=base, smtp_host="127.0.0.1", smtp_port=smtp_sink[0])
-    s.var_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(template_db, s.var_dir / "newsletter.db")
-    reset_settings(s)
-    dispose()
-    clear_cache()
-    srv = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port,
-                                        log_level="warning", lifespan="off"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    deadline = time.time() + 10
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started
-    yield base, s, smtp_sink[1]
-    srv.should_exit = True
-    t.join(5)
-    reset_settings(None)
-    dispose()
-    clear_cache()
 
 
 def _login(page, base: str, who: str) -> None:  # type: ignore[no-untyped-def]
@@ -146,7 +110,7 @@ def test_ops_and_marketing_journeys(server: tuple[str, Settings, SinkHandler]) -
             expect(page.locator("h1 .badge")).to_contain_text("已审核")
             page.fill("#test-send input[name=to]", "ops-desk@example.org")
             page.click("#test-send button[type=submit]")
-            expect(page.locator(".flash")).to_contain_text("ops-desk@example.org (zh-Hans): sent")
+            expect(page.locator(".flash")).to_contain_text("ops-desk@example.org (zh-Hans): 已发送 / sent")
             assert any("ops-desk@example.org" in rcpts for _f, rcpts, _d in sink.messages)
             assert b"X-Newsletter-Test: yes" in sink.messages[-1][2]
 
@@ -160,6 +124,10 @@ def test_ops_and_marketing_journeys(server: tuple[str, Settings, SinkHandler]) -
             expect(page.locator("#import-report")).to_be_visible()
             report = page.request.get(base + (page.get_attribute("#import-report", "href") or ""))
             assert report.ok and "row" in report.text()
+            # The lists table is fresh after the import (no reload): the new list and its count.
+            row = page.locator("#lists-body tr", has_text="周报订阅")
+            expect(row).to_have_count(1)
+            assert int(row.locator(".l-active").inner_text().replace(",", "")) > 30
             _shot(page, "subscribers")
 
             # -- schedule one send, then start another now and watch it finish ----------
@@ -168,7 +136,7 @@ def test_ops_and_marketing_journeys(server: tuple[str, Settings, SinkHandler]) -
             page.fill("#create-send input[name=at]", "2099-11-30T09:00+08:00")
             page.click("#schedule")
             page.wait_for_url(re.compile(r".*/console/sends/\d+$"))
-            expect(page.locator("#p-state")).to_have_text("scheduled")
+            expect(page.locator("#p-state")).to_have_text("已排期")
             page.goto(issue_url)
             _pick_list(page)
             page.click("#send-now")  # asks first, naming the issue and the audience
@@ -178,7 +146,7 @@ def test_ops_and_marketing_journeys(server: tuple[str, Settings, SinkHandler]) -
             page.wait_for_url(re.compile(r".*/console/sends/\d+$"))
             send_id = int(page.url.rsplit("/", 1)[1])
             expect(page.locator("#p-percent")).to_have_text(re.compile(r"^100(\.0)?%$"), timeout=30_000)
-            expect(page.locator("#p-state")).to_have_text("finished")
+            expect(page.locator("#p-state")).to_have_text("已完成")
             sent = int(page.inner_text("#c-sent").replace(",", ""))
             assert sent > 30
             assert page.inner_text("#p-remaining") == "0"

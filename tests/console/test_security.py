@@ -29,7 +29,7 @@ PUBLIC = {
 SAMPLE = {
     "issue_id": "1", "send_id": "1", "list_id": "1", "user_id": "1", "token_id": "1",
     "action": "pause", "output": "web", "job_id": "abcdefgh1234", "email": "x@example.org",
-    "path:path": "console.css", "path": "console.css",
+    "path:path": "console.css", "path": "console.css", "subscriber_id": "1",
 }
 RANK = {"marketing": 1, "editor": 2, "ops": 3, "admin": 4}
 

@@ -12,7 +12,7 @@ from newsletter.cli import app
 from newsletter.config import reset_settings
 from newsletter.db import session_scope
 from newsletter.issues import create_issue
-from newsletter.models import Delivery, Event
+from newsletter.models import Delivery, Event, Issue
 from tests.conftest import EXAMPLES
 
 
@@ -35,6 +35,18 @@ def test_test_send_both_variants_outside_the_ledger(sqlite_settings, smtp_sink) 
         body = msg.get_body(("html",))
         assert body is not None and "%%" not in body.get_content()
     assert len(subjects) == 2  # zh-Hans and zh-Hant subjects differ
+    assert all(s.startswith("[测试] ") for s in subjects), subjects  # says it is a test
+    # The compiled message real sends use keeps the issue's own subject.
+    from newsletter.delivery.assemble import Recipient
+    from newsletter.delivery.compiled import compiled_for
+
+    with session_scope() as s:
+        issue_id = s.scalar(select(func.min(Issue.id)))
+    assert issue_id is not None
+    _mid, real = compiled_for(issue_id, "zh-Hans").build(
+        Recipient(0, "a@example.org", "", "t", "u"))
+    real_subject = str(email.message_from_bytes(real, policy=email.policy.default)["Subject"])
+    assert real_subject and "[测试]" not in real_subject and "[测试] " + real_subject in subjects
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Delivery)) == 0
         assert s.scalar(select(func.count()).select_from(Event)) == 0

@@ -204,6 +204,52 @@ EN: dict[str, str] = {
     "对象": "Target",
     "来源": "From",
     "未找到": "Not found",
+    "请求无效": "Invalid request",
+    "需要登录": "Log in first",
+    "不支持此操作": "Not supported",
+    "内容过大": "Too large",
+    "请求过多，请稍后再试": "Too many requests; try again later",
+    "出错了": "Something went wrong",
+    "表单已过期，请刷新页面": "The form has expired; reload the page",
+    "返回控制台首页": "Back to the console",
+    "退信与投诉": "Bounces and complaints",
+    "退信管理": "Bounces",
+    "期数或标题": "Issue number or title",
+    "全部状态": "all states",
+    "类型": "Type",
+    "硬退信": "hard bounce",
+    "筛选": "Filter",
+    "共": "Total",
+    "暂无退信或投诉。退信由 /webhooks 与退信邮箱自动记录。": "No bounces or complaints yet. They are recorded from /webhooks and the bounce mailbox.",
+    "分页": "Pages",
+    "上一页": "Previous",
+    "下一页": "Next",
+    "编辑列表": "Edit list",
+    "名称与设置": "Name and settings",
+    "说明": "Description",
+    "双重确认（订阅后需点邮件确认）": "Double opt-in (subscribers confirm by e-mail)",
+    "删除列表": "Delete list",
+    "删除后订阅关系一并删除，订阅者本身保留；已有发送任务的列表不能删除。": "Deleting removes the subscriptions, not the subscribers; a list with sends cannot be deleted.",
+    "确定删除此列表？": "Delete this list?",
+    "订阅的列表": "Lists",
+    "确定删除此订阅者？只保留一条散列的屏蔽记录，无法恢复。": "Delete this subscriber? Only a hashed suppression entry remains; this cannot be undone.",
+    "删除订阅者": "Delete subscriber",
+    "新建列表": "New list",
+    "双重确认": "Double opt-in",
+    "创建": "Create",
+    "确定对勾选的订阅者执行此操作？": "Apply this action to the ticked subscribers?",
+    "显示": "Showing",
+    "全选": "Select all",
+    "批量操作": "Bulk action",
+    "当前列表": "this list",
+    "移到列表": "Move to list",
+    "封禁": "Block",
+    "删除": "Delete",
+    "目标列表": "Target list",
+    "执行": "Apply",
+    "有效天数": "Valid for (days)",
+    "当前密码": "Current password",
+    "没有符合条件的订阅者": "No subscriber matches",
     "没有权限": "Not allowed",
     "暂无数据": "No data yet",
     "语言": "Language",
@@ -243,3 +289,88 @@ def translator(lang: str) -> Callable[[str], str]:
     if lang == "en":
         return lambda s: EN.get(s, s)
     return lambda s: s
+
+
+#: Codes the console shows as words (Chinese; English through :data:`EN`).
+SEND_STATES = {
+    "draft": "草稿", "scheduled": "已排期", "planning": "准备中", "sending": "发送中",
+    "paused": "已暂停", "finished": "已完成", "cancelled": "已取消", "failed": "失败",
+}
+SUB_STATUS = {
+    "active": "有效", "unsubscribed": "已退订", "pending": "待确认", "bounced": "退信",
+    "complained": "投诉", "blocked": "已封禁", "unconfirmed": "待确认", "erased": "已删除",
+}
+ROLE_NAMES = {"admin": "管理员", "ops": "运营", "editor": "编辑", "marketing": "市场"}
+DELIVERY_STATES = {
+    "sent": "已发送", "queued": "排队", "sending": "发送中", "deferred": "延后",
+    "bounced": "退信", "failed": "失败", "skipped": "跳过", "refused": "被拒",
+}
+#: Flash messages of the send controls.
+SEND_ACTIONS = {"start": "已开始 / started", "pause": "已暂停 / paused",
+                "resume": "已继续 / resumed", "cancel": "已取消 / cancelled"}
+AUDIT_ACTIONS = {
+    "console.approve": "审核通过（控制台）", "console.import": "导入纯文本",
+    "issue.approve": "审核通过", "issue.review": "提交审核", "issue.upload": "上传期刊",
+    "login": "登录", "login.failed": "登录失败", "login.throttled": "登录受限",
+    "logout": "退出", "schedule.set": "设置发送时间", "segment.save": "保存分群",
+    "send.create": "创建发送", "send.resend": "重新发送", "send.schedule": "排期发送",
+    "send.start": "开始发送", "send.pause": "暂停发送", "send.resume": "继续发送",
+    "send.cancel": "取消发送", "send.test": "测试发送",
+    "settings.publication": "修改刊物设置", "settings.wechat_check": "检查公众号",
+    "stats.export": "导出统计", "subscriber.erase": "删除订阅者数据",
+    "subscriber.update": "修改订阅者", "subscriber.delete": "删除订阅者",
+    "subscribers.bulk": "批量操作订阅者",
+    "subscribers.add": "添加订阅者", "subscribers.export": "导出订阅者",
+    "subscribers.import": "导入订阅者", "subscription.confirm": "确认订阅",
+    "suppression.add": "添加屏蔽", "suppression.remove": "移除屏蔽",
+    "suppressions.add": "添加屏蔽", "suppressions.remove": "移除屏蔽",
+    "token.create": "创建令牌", "token.revoke": "吊销令牌",
+    "user.create": "创建用户", "user.update": "修改用户",
+    "list.create": "创建列表", "list.update": "修改列表", "list.delete": "删除列表",
+    "notify.auto_paused": "自动暂停通知", "notify.auto_resume_gave_up": "自动恢复放弃通知",
+    "notify.failed": "失败通知",
+}
+#: What a lint code means, in Chinese (the message itself comes from the linter).
+LINT_CODES = {
+    "parse": "格式错误", "image": "图片", "image-alt": "图片缺少替代文字",
+    "image-missing": "图片文件不存在", "image-path": "图片路径无效", "image-url": "图片地址无效",
+    "item-empty": "条目为空", "item-number": "条目编号", "link-insecure": "链接不安全（http）",
+    "link-malformed": "链接格式错误", "meta-missing": "缺少元数据", "meta-url": "元数据地址无效",
+    "number-missing": "缺少期数", "section-empty": "栏目为空", "section-number": "栏目编号",
+    "wechat-image": "公众号图片", "email-budget": "邮件超出容量", "email-size": "邮件接近容量上限",
+    "email-digest": "改用摘要版", "email-text": "纯文本部分", "web-size": "网页大小",
+    "wechat-limit": "公众号超出限制", "wechat-size": "公众号篇幅", "wechat-images": "公众号图片数",
+    "css-support": "邮件客户端不支持的 CSS",
+}
+#: Column names of the CSV exports, for the Chinese headers.
+CSV_ZH = {
+    "metric": "指标", "value": "数值", "hour": "小时", "opens": "打开数",
+    "link_position": "链接位置", "url": "链接", "clicks": "点击数", "unique": "独立点击",
+    "send_id": "发送编号", "issue": "期数", "issue_id": "期刊编号", "title": "标题",
+    "channels": "渠道", "started_at": "开始时间", "planned": "计划数",
+    "opens_unique": "独立打开", "clicks_unique": "独立点击", "open_rate": "打开率",
+    "click_rate": "点击率", "wechat_reads": "公众号阅读次数", "wechat_readers": "公众号阅读人数",
+    "wechat_shares": "公众号分享次数", "unsubscribes": "退订", "bounces": "退信",
+    "deliveries_bounced": "退信投递", "machine": "机器打开", "delivered": "送达",
+    "sent": "已发送", "state": "状态", "list": "列表", "opens_machine": "机器打开",
+    "opens_human": "真人打开", "opens_total": "打开总数", "complaints": "投诉",
+}
+
+for _table in (SEND_STATES, SUB_STATUS, DELIVERY_STATES, AUDIT_ACTIONS, LINT_CODES):
+    for _code, _zh in _table.items():
+        EN.setdefault(_zh, _code.replace("_", " ").replace(".", ": "))
+for _zh, _en in {
+    "准备中": "planning", "已暂停": "paused", "已完成": "finished", "已取消": "cancelled",
+    "有效": "active", "已退订": "unsubscribed", "待确认": "pending", "投诉": "complained",
+    "已封禁": "blocked", "被拒": "refused", "已删除": "erased",
+}.items():
+    EN[_zh] = _en
+
+
+def lint_label(code: str) -> str:
+    """The Chinese meaning of a lint code ("css-support:css-height" → its family's)."""
+    return LINT_CODES.get(code) or LINT_CODES.get(code.split(":", 1)[0], "")
+
+EN.update({"详情": "Detail", "正在暂停…": "pausing…", "正在取消…": "cancelling…",
+           "中文表头": "Chinese headers", "英文表头": "English headers"})
+EN["打开率与点击率"] = "Open and click rates"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import mimetypes
+import re
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -50,7 +51,16 @@ from .auth import (
     secure_cookies,
     set_anon_cookie,
 )
-from .i18n import translator
+from .i18n import (
+    AUDIT_ACTIONS,
+    DELIVERY_STATES,
+    ROLE_NAMES,
+    SEND_ACTIONS,
+    SEND_STATES,
+    SUB_STATUS,
+    lint_label,
+    translator,
+)
 
 __all__ = ["router"]
 
@@ -64,6 +74,9 @@ _env.policies["json.dumps_kwargs"] = {"ensure_ascii": False, "sort_keys": True}
 _env.filters["pct"] = lambda v: f"{(v or 0) * 100:.1f}%"
 _env.filters["num"] = lambda v: f"{v:,}" if isinstance(v, int) else ("" if v is None else v)
 _env.filters["when"] = lambda v: (v or "")[:16].replace("T", " ")
+_env.globals.update(send_states=SEND_STATES, sub_status=SUB_STATUS, role_names=ROLE_NAMES,
+                    audit_actions=AUDIT_ACTIONS, delivery_states=DELIVERY_STATES,
+                    lint_label=lint_label)
 
 FLASH = "nl_flash"
 LANG = "nl_lang"
@@ -131,8 +144,16 @@ def back(to: str, message: str | None = None, level: str = "ok") -> RedirectResp
     return resp
 
 
-def _error(exc: Exception) -> str:
-    return str(exc) or exc.__class__.__name__
+_PATH = re.compile(r"(?<![\w:/.])(?:/[\w.\-\u4e00-\u9fff]+){2,}")
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+def _error(exc: Exception, what: str = "出错 / error") -> str:
+    """One line for the user: no server path (a file is named by its own name), and in
+    Chinese and English (a message without Chinese gets the bilingual ``what`` first)."""
+    lines = (str(exc) or exc.__class__.__name__).strip().splitlines() or [""]
+    text = _PATH.sub(lambda m: Path(m.group()).name, lines[0])[:400]
+    return text if _CJK.search(text) else f"{what}: {text}"
 
 
 # -- login -----------------------------------------------------------------------
@@ -284,7 +305,9 @@ async def issues_upload(
     try:
         out = svc.upload_issue(user, name, data, imgs, request)
     except NewsletterError as exc:
-        return back("/console/issues", _error(exc), "error")
+        # Shown on the same page with everything the user typed still in the form.
+        return page(request, "issues.html", user, 422, issues=svc.list_issues(),
+                    source=source, error=_error(exc, "上传失败 / upload failed"))
     return back(f"/console/issues/{out['id']}", f"第{out['number']}期已保存 / saved")
 
 
@@ -325,7 +348,9 @@ async def import_run(request: Request, user: Editor) -> Response:
         number = int(raw_number) if raw_number.isdigit() else None
         result = svc.import_preview(data, hints, number)
     except (ValueError, NewsletterError) as exc:
-        return back("/console/import", _error(exc), "error")
+        return page(request, "import.html", user, 422, result=None, classes=_import_classes(),
+                    text=data.decode("utf-8", "replace"), number=str(form.get("number") or ""),
+                    error=_error(exc, "导入失败 / import failed"))
     classes = {str(n): cls for n, cls, _t in result["outline"]}
     return page(request, "import.html", user, result=result, classes=_import_classes(),
                 shown=json.dumps(classes), hints_json=json.dumps(result["hints"]),
@@ -338,7 +363,11 @@ def import_save(request: Request, user: Editor, markdown: Annotated[str, Form()]
         out = svc.upload_issue(user, "import.md", markdown.replace("\r\n", "\n").encode(),
                                None, request)
     except NewsletterError as exc:
-        return back("/console/import", _error(exc), "error")
+        kept = {"outline": [], "text": "", "script": "", "chrome": [], "contents": [],
+                "warnings": [], "markdown": markdown}
+        return page(request, "import.html", user, 422, result=kept, classes=_import_classes(),
+                    shown="{}", hints_json="{}", number="",
+                    error=_error(exc, "保存失败 / save failed"))
     return back(f"/console/issues/{out['id']}", f"第{out['number']}期已保存 / saved")
 
 
@@ -398,7 +427,10 @@ def issue_test_send(
                             variant, request)
     except (NewsletterError, OSError) as exc:
         return back(f"/console/issues/{issue_id}", _error(exc), "error")
-    text = "; ".join(f"{r['to']} ({r['variant']}): {r['state']}" for r in res)
+    def said(state: str) -> str:
+        return f"{DELIVERY_STATES[state]} / {state}" if state in DELIVERY_STATES else state
+
+    text = "; ".join(f"{r['to']} ({r['variant']}): {said(r['state'])}" for r in res)
     ok = all(r["state"] == "sent" for r in res)
     return back(f"/console/issues/{issue_id}", "测试邮件 / test: " + text, "ok" if ok else "error")
 
@@ -445,8 +477,13 @@ def issue_create_send(
 
 
 @router.get("/sends", response_class=HTMLResponse)
-def sends_page(request: Request, user: Viewer) -> HTMLResponse:
-    return page(request, "sends.html", user, sends=svc.list_sends())
+def sends_page(
+    request: Request, user: Viewer, q: str = "", state: str = "", p: str = "1"
+) -> HTMLResponse:
+    state = state if state in SEND_STATES else ""
+    n = int(p) if p.isdigit() and len(p) < 6 else 1
+    data = svc.search_sends(q, state, n)
+    return page(request, "sends.html", user, d=data, sends=data["rows"], q=q[:100], state=state)
 
 
 @router.get("/sends/{send_id}", response_class=HTMLResponse)
@@ -466,7 +503,7 @@ def send_action(request: Request, user: Ops, send_id: int, action: str) -> Respo
         svc.control_send(user, send_id, action, request)
     except NewsletterError as exc:
         return back(f"/console/sends/{send_id}", _error(exc), "error")
-    return back(f"/console/sends/{send_id}", f"{action}: ok")
+    return back(f"/console/sends/{send_id}", SEND_ACTIONS[action])
 
 
 # -- subscribers -----------------------------------------------------------------
@@ -474,11 +511,14 @@ def send_action(request: Request, user: Ops, send_id: int, action: str) -> Respo
 
 @router.get("/subscribers", response_class=HTMLResponse)
 def subscribers_page(
-    request: Request, user: Ops, q: str = "", list_id: int | None = None
+    request: Request, user: Ops, q: str = "", list_id: str = ""
 ) -> HTMLResponse:
-    results = svc.search_subscribers(q, list_id) if (q or list_id) else []
-    return page(request, "subscribers.html", user, lists=svc.lists(), q=q, list_id=list_id,
-                results=results, segments=svc.segments(), suppressions=svc.suppressions())
+    # "全部" (all lists) sends an empty list_id; anything not a number means all lists too.
+    lid = int(list_id) if list_id.strip().isdigit() and len(list_id.strip()) < 10 else None
+    q = q.strip()[:200]
+    results = svc.search_subscribers(q, lid) if (q or lid) else []
+    return page(request, "subscribers.html", user, lists=svc.lists(), q=q, list_id=lid,
+                results=results, searched=bool(q or lid), segments=svc.segments(), suppressions=svc.suppressions())
 
 
 @router.get("/lists/{list_id}/export.csv")
@@ -535,17 +575,20 @@ def suppression_remove(request: Request, user: Ops, email: Annotated[str, Form()
 def stats_page(request: Request, user: Viewer) -> HTMLResponse:
     rows = svc.trends()
     email = [r for r in rows if r["channels"] == "email"]
+    _ = translator(lang_of(request))
     chart = charts.lines(
-        "打开率与点击率", [f"#{r['issue']}" for r in email],
-        [("打开率 open", [r["open_rate"] for r in email], "#2f6fde"),
-         ("点击率 click", [r["click_rate"] for r in email], "#e07b39")],
+        _("打开率与点击率"), [f"#{r['issue']}" for r in email],
+        [(_("打开率"), [r["open_rate"] for r in email], "#2f6fde"),
+         (_("点击率"), [r["click_rate"] for r in email], "#b4520f")],
     )
     return page(request, "stats.html", user, rows=list(reversed(rows)), chart=chart)
 
 
 @router.get("/stats/trends.csv")
-def trends_csv(request: Request, user: Viewer) -> Response:
-    return Response(svc.trends_csv(user, request), media_type="text/csv; charset=utf-8",
+def trends_csv(request: Request, user: Viewer, headers: str = "") -> Response:
+    """``headers=zh`` or ``en`` (default: the console's language)."""
+    zh = (headers if headers in ("zh", "en") else lang_of(request)) == "zh"
+    return Response(svc.trends_csv(user, request, zh=zh), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="trends.csv"'})
 
 
@@ -557,8 +600,10 @@ def stats_send_page(request: Request, user: Viewer, send_id: int) -> HTMLRespons
         return page(request, "error.html", user, 404, message="未找到")
     hours = _fill_hours(data["opens_by_hour"])
     tz = dt.timezone(dt.timedelta(hours=8))
-    labels = [dt.datetime.fromisoformat(h).astimezone(tz).strftime("%m-%d %H时") for h, _n in hours]
-    chart = charts.bars("每小时打开数", labels, [n for _h, n in hours])
+    lang = lang_of(request)
+    fmt = "%m-%d %H:00" if lang == "en" else "%m-%d %H时"
+    labels = [dt.datetime.fromisoformat(h).astimezone(tz).strftime(fmt) for h, _n in hours]
+    chart = charts.bars(translator(lang)("每小时打开数"), labels, [n for _h, n in hours])
     return page(request, "stats_send.html", user, d=data, chart=chart)
 
 
@@ -578,9 +623,10 @@ def _fill_hours(rows: list[tuple[str, int]], limit: int = 168) -> list[tuple[str
 
 
 @router.get("/stats/{send_id}/export.csv")
-def stats_csv(request: Request, user: Viewer, send_id: int) -> Response:
+def stats_csv(request: Request, user: Viewer, send_id: int, headers: str = "") -> Response:
+    zh = (headers if headers in ("zh", "en") else lang_of(request)) == "zh"
     try:
-        body = svc.stats_csv(user, send_id, request)
+        body = svc.stats_csv(user, send_id, request, zh=zh)
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from exc
     return Response(body, media_type="text/csv; charset=utf-8",
@@ -709,3 +755,176 @@ def account_password(
 @router.get("/audit", response_class=HTMLResponse)
 def audit_page(request: Request, user: Admin) -> HTMLResponse:
     return page(request, "audit.html", user, entries=svc.audit_entries(200))
+
+
+# -- error pages -----------------------------------------------------------------
+
+_ERRORS = {
+    400: "请求无效",
+    401: "需要登录",
+    403: "没有权限",
+    404: "未找到",
+    405: "不支持此操作",
+    413: "内容过大",
+    422: "请求无效",
+    429: "请求过多，请稍后再试",
+}
+
+
+def error_page(request: Request, status: int, detail: str = "") -> HTMLResponse:
+    """A console error as an HTML page in the user's language, with a way back."""
+    try:
+        user = authenticate(request)
+    except Exception:  # an error page must render even if the session is odd
+        user = None
+    message = _ERRORS.get(status, "出错了")
+    if status == 403 and "CSRF" in detail:
+        message = "表单已过期，请刷新页面"
+    return page(request, "error.html", user, status, message=message, code=status)
+
+
+def install_error_pages(app: Any) -> None:
+    """Errors under /console are pages (title, lang, a way back); /api stays JSON."""
+    from fastapi.exception_handlers import (
+        http_exception_handler,
+        request_validation_exception_handler,
+    )
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    def wants_page(request: Request) -> bool:
+        return request.url.path.startswith("/console")
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if wants_page(request) and exc.status_code >= 400:
+            resp = error_page(request, exc.status_code, str(exc.detail or ""))
+            for k, v in (exc.headers or {}).items():
+                resp.headers.setdefault(k, v)
+            return resp
+        return await http_exception_handler(request, exc)
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        if wants_page(request):
+            return error_page(request, 400)
+        return await request_validation_exception_handler(request, exc)
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid)
+
+
+# -- lists and subscribers: create, edit, delete, bulk (ops) -----------------------------
+
+
+def _search_url(q: str, list_id: str) -> str:
+    from urllib.parse import urlencode
+
+    return "/console/subscribers?" + urlencode({"q": q[:200], "list_id": list_id[:12]}) + "#search"
+
+
+@router.post("/lists")
+def list_create(
+    request: Request, user: Ops,
+    name: Annotated[str, Form()] = "", description: Annotated[str, Form()] = "",
+    double_opt_in: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        out = svc.create_list(user, name, description, double_opt_in == "on", request)
+    except NewsletterError as exc:
+        return back("/console/subscribers#lists", _error(exc), "error")
+    return back("/console/subscribers#lists", f"列表“{out['name']}”已创建 / list created")
+
+
+@router.get("/lists/{list_id}", response_class=HTMLResponse)
+def list_page(request: Request, user: Ops, list_id: int) -> HTMLResponse:
+    found = [x for x in svc.lists() if x["id"] == list_id]
+    if not found:
+        return error_page(request, 404)
+    return page(request, "list.html", user, l=found[0])
+
+
+@router.post("/lists/{list_id}")
+def list_update(
+    request: Request, user: Ops, list_id: int,
+    name: Annotated[str, Form()] = "", description: Annotated[str, Form()] = "",
+    double_opt_in: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        svc.update_list(user, list_id, name, description, double_opt_in == "on", request)
+    except NotFound:
+        return error_page(request, 404)
+    except NewsletterError as exc:
+        return back(f"/console/lists/{list_id}", _error(exc), "error")
+    return back("/console/subscribers#lists", "已保存 / saved")
+
+
+@router.post("/lists/{list_id}/delete")
+def list_delete(request: Request, user: Ops, list_id: int) -> Response:
+    try:
+        name = svc.delete_list(user, list_id, request)
+    except NotFound:
+        return error_page(request, 404)
+    except NewsletterError as exc:
+        return back(f"/console/lists/{list_id}", _error(exc), "error")
+    return back("/console/subscribers#lists", f"列表“{name}”已删除 / list deleted")
+
+
+@router.post("/subscribers/bulk")
+async def subscribers_bulk(request: Request, user: Ops) -> Response:
+    form = await request.form()
+    q, from_raw = str(form.get("q") or ""), str(form.get("list_id") or "")
+    to_raw, action = str(form.get("to_list") or ""), str(form.get("action") or "")
+    ids = [int(x) for x in form.getlist("ids") if isinstance(x, str) and x.isdigit() and len(x) < 19]
+    here = _search_url(q, from_raw)
+    try:
+        n = svc.bulk_subscribers(
+            user, ids, action,
+            from_list=int(from_raw) if from_raw.isdigit() and len(from_raw) < 10 else None,
+            to_list=int(to_raw) if to_raw.isdigit() and len(to_raw) < 10 else None,
+            request=request)
+    except NewsletterError as exc:
+        return back(here, _error(exc), "error")
+    words = {"unsubscribe": "已退订 / unsubscribed", "move": "已移动 / moved",
+             "block": "已封禁 / blocked", "delete": "已删除 / deleted"}
+    return back(here, f"{n} 人{words[action]}")
+
+
+@router.get("/subscribers/{subscriber_id}", response_class=HTMLResponse)
+def subscriber_page(request: Request, user: Ops, subscriber_id: int) -> HTMLResponse:
+    try:
+        sub = svc.get_subscriber(subscriber_id)
+    except NotFound:
+        return error_page(request, 404)
+    return page(request, "subscriber.html", user, s=sub)
+
+
+@router.post("/subscribers/{subscriber_id}")
+def subscriber_update(
+    request: Request, user: Ops, subscriber_id: int,
+    name: Annotated[str, Form()] = "", variant: Annotated[str, Form()] = "zh-Hans",
+) -> Response:
+    try:
+        svc.update_subscriber(user, subscriber_id, name, variant, request)
+    except NotFound:
+        return error_page(request, 404)
+    except NewsletterError as exc:
+        return back(f"/console/subscribers/{subscriber_id}", _error(exc), "error")
+    return back(f"/console/subscribers/{subscriber_id}", "已保存 / saved")
+
+
+@router.post("/subscribers/{subscriber_id}/delete")
+def subscriber_delete(request: Request, user: Ops, subscriber_id: int) -> Response:
+    try:
+        svc.bulk_subscribers(user, [subscriber_id], "delete", request=request)
+    except NewsletterError as exc:
+        return back(f"/console/subscribers/{subscriber_id}", _error(exc), "error")
+    return back("/console/subscribers", "已删除 / deleted")
+
+
+@router.get("/bounces", response_class=HTMLResponse)
+def bounces_page(request: Request, user: Ops, kind: str = "", p: str = "1") -> HTMLResponse:
+    n = int(p) if p.isdigit() and len(p) < 6 else 1
+    data = svc.bounces(kind, n)
+    return page(request, "bounces.html", user, d=data, kind=kind if kind in svc.BOUNCE_REASONS
+                else "", pages=max(1, -(-data["total"] // data["per_page"])))

@@ -14,7 +14,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,8 +219,7 @@ def _dir_signature(base: str | None) -> str:
 
 def lint(issue_id: int) -> dict[str, Any]:
     """Lint messages (with line numbers) and every channel's size budget."""
-    from ...content.lint import LintMessage, lint_source
-    from ...render.budget import size_checks
+    from ...issuelint import full_lint
 
     with session_scope() as s:
         issue = s.get(Issue, issue_id)
@@ -233,18 +232,10 @@ def lint(issue_id: int) -> dict[str, Any]:
         assert pub is not None
         ctx = context_for(pub)
         text, base = issue.source_text, issue.base_dir
-    budgets: list[dict[str, Any]] = []
-
-    def check(doc: Any) -> list[LintMessage]:
-        out = []
-        for lvl, code, msg in size_checks(doc, ctx):
-            budgets.append({"level": lvl, "code": code, "message": msg})
-            if lvl != "info":
-                out.append(LintMessage("error" if lvl == "error" else "warning", None, code, msg))
-        return out
-
     path = Path(base) / "issue.md" if base else None
-    messages = lint_source(text, path, extra_checks=[check])
+    # The same checks as ``newsletter issue lint`` (budgets, e-mail CSS support, WeChat images).
+    messages, sizes = full_lint(text, path, lambda _doc: ctx)
+    budgets = [{"level": lvl, "code": code, "message": msg} for lvl, code, msg in sizes]
     result = {
         "messages": [
             {"level": m.level, "line": m.line, "code": m.code, "message": m.message}
@@ -784,23 +775,35 @@ def _send_issues(ids: list[int]) -> dict[int, int]:
             select(Send.id, Send.issue_id).where(Send.id.in_(ids)))}
 
 
-def stats_csv(actor: Principal, send_id: int, request: Request | None = None) -> bytes:
+def _csv_names(zh: bool) -> Callable[[str], str]:
+    """Column and metric names: the English keys, or Chinese ones (``zh``)."""
+    from .i18n import CSV_ZH
+
+    if not zh:
+        return lambda k: k
+    return lambda k: CSV_ZH.get(k) or (
+        "公众号" + CSV_ZH.get(k[7:], k[7:]) if k.startswith("wechat_") else k)
+
+
+def stats_csv(
+    actor: Principal, send_id: int, request: Request | None = None, zh: bool = False
+) -> bytes:
     data = stats(send_id)
     buf = io.StringIO()
-    w = csv_writer(buf)  # formula cells neutralised (OWASP)
-    w.writerow(["metric", "value"])
+    w = _Named(csv_writer(buf), _csv_names(zh))  # formula cells neutralised (OWASP)
+    w.names(["metric", "value"])
     for k, v in data.items():
         if isinstance(v, (int, float, str)) or v is None:
-            w.writerow([k, "" if v is None else v])
+            w.writerow([w.name(k), "" if v is None else v])
     wx = data.get("wechat") or {}
     for k in ("reads", "readers", "shares"):  # the WeChat figures, as `newsletter stats` shows
-        w.writerow([f"wechat_{k}", wx.get(k, 0)])
+        w.writerow([w.name(f"wechat_{k}"), wx.get(k, 0)])
     w.writerow([])
-    w.writerow(["hour", "opens"])
+    w.names(["hour", "opens"])
     for hour, n in data["opens_by_hour"]:
         w.writerow([hour, n])
     w.writerow([])
-    w.writerow(["link_position", "url", "clicks", "unique"])
+    w.names(["link_position", "url", "clicks", "unique"])
     for link in data["links"]:
         w.writerow([link["position"], link["url"], link["clicks"], link["unique"]])
     with session_scope() as s:
@@ -808,14 +811,27 @@ def stats_csv(actor: Principal, send_id: int, request: Request | None = None) ->
     return "\ufeff".encode() + buf.getvalue().encode()
 
 
-def trends_csv(actor: Principal, request: Request | None = None) -> bytes:
+class _Named:
+    """A CSV writer that also writes header rows through a naming function."""
+
+    def __init__(self, writer: Any, name: Callable[[str], str]) -> None:
+        self.writer, self.name = writer, name
+
+    def writerow(self, row: list[Any]) -> None:
+        self.writer.writerow(row)
+
+    def names(self, keys: list[str]) -> None:
+        self.writer.writerow([self.name(k) for k in keys])
+
+
+def trends_csv(actor: Principal, request: Request | None = None, zh: bool = False) -> bytes:
     rows = trends()
     buf = io.StringIO()
-    w = csv_writer(buf)  # formula cells neutralised (OWASP)
+    w = _Named(csv_writer(buf), _csv_names(zh))  # formula cells neutralised (OWASP)
     cols = ["send_id", "issue", "title", "channels", "started_at", "planned", "opens_unique",
             "clicks_unique", "open_rate", "click_rate", "wechat_reads", "wechat_readers",
             "wechat_shares"]
-    w.writerow(cols)
+    w.names(cols)
     for r in rows:
         w.writerow(["" if r[c] is None else r[c] for c in cols])
     with session_scope() as s:
@@ -1135,3 +1151,216 @@ def send_now_facts(issue_id: int, list_id: int, segment_id: str, variant: str) -
             "segment_id": seg, "segment_name": segment.name if segment else None,
             "variant": variant, "count": count, "already": already,
         }
+
+
+# -- lists and subscribers: create, edit, delete, bulk actions (ops) --------------------
+
+VARIANTS = ("zh-Hans", "zh-Hant")
+BULK_ACTIONS = ("unsubscribe", "move", "block", "delete")
+BULK_LIMIT = 1000
+
+
+def _list_name(name: str) -> str:
+    name = " ".join((name or "").split())
+    if not name:
+        raise ConsoleError("列表名称不能为空 / the list needs a name")
+    if len(name) > 200:
+        raise ConsoleError("列表名称最多 200 个字符 / list name: at most 200 characters")
+    return name
+
+
+def create_list(actor: Principal, name: str, description: str = "", double_opt_in: bool = True,
+                request: Request | None = None) -> dict[str, Any]:
+    name = _list_name(name)
+    with session_scope() as s:
+        if s.scalar(select(MailingList.id).where(MailingList.name == name)) is not None:
+            raise ConsoleError(f"列表“{name}”已存在 / list {name!r} already exists")
+        ml = MailingList(name=name, description=description.strip()[:1000],
+                         double_opt_in=double_opt_in)
+        s.add(ml)
+        s.flush()
+        record(s, actor, "list.create", f"list:{ml.id}", request, name=name,
+               double_opt_in=double_opt_in)
+        return {"id": ml.id, "name": ml.name}
+
+
+def update_list(actor: Principal, list_id: int, name: str, description: str = "",
+                double_opt_in: bool = True, request: Request | None = None) -> dict[str, Any]:
+    name = _list_name(name)
+    with session_scope() as s:
+        ml = s.get(MailingList, list_id)
+        if ml is None:
+            raise NotFound(f"列表 {list_id} 不存在 / list {list_id} does not exist")
+        other = s.scalar(select(MailingList.id).where(MailingList.name == name,
+                                                      MailingList.id != list_id))
+        if other is not None:
+            raise ConsoleError(f"列表“{name}”已存在 / list {name!r} already exists")
+        before = ml.name
+        ml.name, ml.description, ml.double_opt_in = name, description.strip()[:1000], double_opt_in
+        record(s, actor, "list.update", f"list:{list_id}", request, name=name, before=before,
+               double_opt_in=double_opt_in)
+        return {"id": ml.id, "name": ml.name}
+
+
+def delete_list(actor: Principal, list_id: int, request: Request | None = None) -> str:
+    with session_scope() as s:
+        ml = s.get(MailingList, list_id)
+        if ml is None:
+            raise NotFound(f"列表 {list_id} 不存在 / list {list_id} does not exist")
+        if s.scalar(select(func.count()).select_from(Send).where(Send.list_id == list_id)):
+            raise ConsoleError("该列表已有发送任务，不能删除 / the list has sends; it cannot be deleted")
+        if s.scalar(select(func.count()).select_from(Publication)
+                    .where(Publication.default_list_id == list_id)):
+            raise ConsoleError("该列表是默认列表，不能删除 / it is the default list; choose another first")
+        members = s.scalar(select(func.count()).select_from(Subscription)
+                           .where(Subscription.list_id == list_id)) or 0
+        name = ml.name
+        s.delete(ml)  # subscriptions go with it (ON DELETE CASCADE); subscribers stay
+        record(s, actor, "list.delete", f"list:{list_id}", request, name=name,
+               subscriptions=int(members))
+        return name
+
+
+def get_subscriber(subscriber_id: int) -> dict[str, Any]:
+    with session_scope() as s:
+        sub = s.get(Subscriber, subscriber_id)
+        if sub is None or sub.status == "erased":
+            raise NotFound(f"订阅者 {subscriber_id} 不存在 / subscriber does not exist")
+        subs = s.execute(
+            select(MailingList.name, Subscription.status)
+            .join(MailingList, MailingList.id == Subscription.list_id)
+            .where(Subscription.subscriber_id == subscriber_id)
+            .order_by(MailingList.name)
+        ).all()
+        return {"id": sub.id, "email": sub.email, "name": sub.name, "variant": sub.variant,
+                "status": sub.status, "created_at": sub.created_at.isoformat(),
+                "subscriptions": [{"list": n, "status": st} for n, st in subs]}
+
+
+def update_subscriber(actor: Principal, subscriber_id: int, name: str, variant: str,
+                      request: Request | None = None) -> None:
+    if variant not in VARIANTS:
+        raise ConsoleError("版本只能是 zh-Hans 或 zh-Hant / variant: zh-Hans or zh-Hant")
+    name = " ".join((name or "").split())[:200]
+    with session_scope() as s:
+        sub = s.get(Subscriber, subscriber_id)
+        if sub is None or sub.status == "erased":
+            raise NotFound(f"订阅者 {subscriber_id} 不存在 / subscriber does not exist")
+        before = {"name": sub.name, "variant": sub.variant}
+        sub.name, sub.variant = name, variant
+        record(s, actor, "subscriber.update", f"subscriber:{subscriber_id}", request,
+               before=before, after={"name": name, "variant": variant})
+
+
+def bulk_subscribers(actor: Principal, ids: list[int], action: str, *,
+                     from_list: int | None = None, to_list: int | None = None,
+                     request: Request | None = None) -> int:
+    """Apply ``action`` to the chosen subscribers; returns how many changed.
+
+    unsubscribe: from ``from_list`` (the search's list) or, without one, from everything
+    (which also suppresses the address); move: into ``to_list`` (active), leaving
+    ``from_list``; block: the subscriber is blocked and suppressed (manual); delete: erased
+    (PIPL/GDPR: only a hashed suppression remains).  One audit entry names them all.
+    """
+    from ...audience.service import erase_subscriber, unsubscribe
+
+    if action not in BULK_ACTIONS:
+        raise ConsoleError("未知的批量操作 / unknown bulk action")
+    ids = sorted({int(i) for i in ids})
+    if not ids:
+        raise ConsoleError("请先勾选订阅者 / tick at least one subscriber")
+    if len(ids) > BULK_LIMIT:
+        raise ConsoleError(f"一次最多 {BULK_LIMIT} 人 / at most {BULK_LIMIT} at a time")
+    changed = 0
+    with session_scope() as s:
+        if action == "move":
+            if to_list is None or s.get(MailingList, to_list) is None:
+                raise ConsoleError("请选择目标列表 / choose the list to move them to")
+            if to_list == from_list:
+                raise ConsoleError("目标列表与当前列表相同 / that is the same list")
+        rows = s.scalars(select(Subscriber).where(Subscriber.id.in_(ids),
+                                                  Subscriber.status != "erased")).all()
+        for sub in rows:
+            if action == "unsubscribe":
+                changed += 1 if unsubscribe(s, sub.id, from_list, reason="console") else 0
+            elif action == "move":
+                assert to_list is not None
+                target = s.get(Subscription, (sub.id, to_list))
+                if target is None:
+                    s.add(Subscription(subscriber_id=sub.id, list_id=to_list, status="active"))
+                else:
+                    target.status, target.unsubscribed_at, target.reason = "active", None, None
+                if from_list is not None:
+                    old = s.get(Subscription, (sub.id, from_list))
+                    if old is not None:
+                        s.delete(old)
+                changed += 1
+            elif action == "block":
+                if sub.status != "blocked":
+                    sub.status = "blocked"
+                    changed += 1
+                suppress(s, sub.email, "manual", note="blocked in the console")
+            else:
+                erase_subscriber(s, sub.id, actor=actor.username)
+                changed += 1
+        s.flush()
+        record(s, actor, "subscribers.bulk", f"{action}:{len(rows)}", request, bulk=action,
+               ids=ids[:200], count=len(rows), changed=changed, from_list=from_list,
+               to_list=to_list)
+    return changed
+
+
+# -- bounces and complaints ---------------------------------------------------------------
+
+BOUNCE_REASONS = ("hard_bounce", "complaint")
+
+
+def bounces(kind: str = "", page: int = 1, per_page: int = 50) -> dict[str, Any]:
+    """Recent hard bounces and complaints (newest first) with the receiver's reason and the
+    send they came from, and the total."""
+    from ...models import Delivery
+
+    reasons = (kind,) if kind in BOUNCE_REASONS else BOUNCE_REASONS
+    page = max(1, min(page, 10_000))
+    with session_scope() as s:
+        total = s.scalar(select(func.count()).select_from(Suppression)
+                         .where(Suppression.reason.in_(reasons))) or 0
+        rows = s.execute(
+            select(Suppression, Delivery.send_id)
+            .outerjoin(Delivery, Delivery.id == Suppression.delivery_id)
+            .where(Suppression.reason.in_(reasons))
+            .order_by(Suppression.id.desc())
+            .limit(per_page).offset((page - 1) * per_page)
+        ).all()
+        return {
+            "total": int(total), "page": page, "per_page": per_page,
+            "rows": [{"email": r.email, "reason": r.reason, "note": r.note,
+                      "send_id": send_id, "created_at": r.created_at.isoformat()}
+                     for r, send_id in rows],
+        }
+
+
+def search_sends(q: str = "", state: str = "", page: int = 1,
+                 per_page: int = 50) -> dict[str, Any]:
+    """The sends list with a search (issue number, ``#47``, or words of the title), a state
+    filter, paging and the total that matched."""
+    q = q.strip().lstrip("#")[:100]
+    page = max(1, min(page, 10_000))
+    with session_scope() as s:
+        stmt = select(Send)
+        if q:
+            if q.isdigit() and len(q) < 10:
+                stmt = stmt.join(Issue, Issue.id == Send.issue_id).where(
+                    (Issue.number == int(q)) | (Send.id == int(q)))
+            else:
+                like = q.replace("\\", "").replace("%", r"\%").replace("_", r"\_")
+                stmt = stmt.join(Issue, Issue.id == Send.issue_id).where(
+                    Issue.title.like(f"%{like}%", escape="\\"))
+        if state:
+            stmt = stmt.where(Send.state == state)
+        total = s.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+        rows = s.scalars(stmt.order_by(Send.id.desc()).limit(per_page)
+                         .offset((page - 1) * per_page)).all()
+        return {"total": int(total), "page": page, "per_page": per_page,
+                "pages": max(1, -(-int(total) // per_page)),
+                "rows": [send_row(s, sd) for sd in rows]}

@@ -24,12 +24,27 @@
   // Preview tabs.
   var frame = $("#preview");
   if (frame) {
-    document.querySelectorAll(".tabbar button[data-tab]").forEach(function (b) {
-      b.addEventListener("click", function () {
-        document.querySelectorAll(".tabbar button").forEach(function (x) { x.classList.remove("on"); });
-        b.classList.add("on");
-        frame.width = b.getAttribute("data-width");
-        frame.src = frame.getAttribute("data-base") + b.getAttribute("data-tab") + "?v=" + frame.getAttribute("data-variant");
+    var tabs = Array.prototype.slice.call(document.querySelectorAll("[role=tab][data-tab]"));
+    var panel = $("#preview-panel");
+    var choose = function (b) {
+      tabs.forEach(function (x) {
+        var on = x === b;
+        x.classList.toggle("on", on);
+        x.setAttribute("aria-selected", on ? "true" : "false");
+        x.tabIndex = on ? 0 : -1;
+      });
+      if (panel) { panel.setAttribute("aria-labelledby", b.id); }
+      frame.width = b.getAttribute("data-width");
+      frame.src = frame.getAttribute("data-base") + b.getAttribute("data-tab") + "?v=" + frame.getAttribute("data-variant");
+    };
+    tabs.forEach(function (b, i) {
+      b.addEventListener("click", function () { choose(b); });
+      b.addEventListener("keydown", function (ev) {  // arrow keys move between tabs
+        var to = ev.key === "ArrowRight" ? i + 1 : ev.key === "ArrowLeft" ? i - 1 : ev.key === "Home" ? 0 : ev.key === "End" ? tabs.length - 1 : null;
+        if (to === null) { return; }
+        ev.preventDefault();
+        var t = tabs[(to + tabs.length) % tabs.length];
+        t.focus(); choose(t);
       });
     });
   }
@@ -39,9 +54,12 @@
   if (box) {
     var id = box.getAttribute("data-send");
     var busy = { planning: 1, sending: 1, scheduled: 1, draft: 1, paused: 1 };
+    var labels = {};
+    try { labels = JSON.parse(box.getAttribute("data-labels") || "{}"); } catch (e) { labels = {}; }
+    var say = function (k, fallback) { return labels[k] || fallback; };
     var tick = function () {
       api("GET", "/api/sends/" + id).then(function (p) {
-        $("#p-state").textContent = p.pausing ? (p.state === "cancelled" ? "cancelling…" : "pausing…") : p.state;
+        $("#p-state").textContent = p.pausing ? (p.state === "cancelled" ? say("cancelling", "cancelling…") : say("pausing", "pausing…")) : say(p.state, p.state);
         $("#p-state").className = "badge st-" + p.state;
         $("#p-percent").textContent = p.percent + "%";
         $("#p-fill").style.width = p.percent + "%";
@@ -51,7 +69,7 @@
         $("#p-remaining").textContent = fmt(p.remaining);
         $("#p-elapsed").textContent = (p.elapsed_seconds || 0).toFixed(1);
         Object.keys(p.counts).forEach(function (k) { var el = $("#c-" + k); if (el) { el.textContent = fmt(p.counts[k]); } });
-        var wx = p.wechat ? p.wechat.state + (p.wechat.error ? " — " + p.wechat.error : "") : "—";
+        var wx = p.wechat ? say("wx-" + p.wechat.state, p.wechat.state) + (p.wechat.error ? " — " + p.wechat.error : "") : "—";
         $("#p-wechat").textContent = wx;
         box.setAttribute("data-state", p.state);
         document.querySelectorAll("form[data-when]").forEach(function (f) {
@@ -112,8 +130,39 @@
         }
         var rep = $("#import-report");
         if (j.has_report) { rep.href = "/api/imports/" + jobId + "/errors.csv"; rep.hidden = false; }
+        if (j.state === "done") { refreshLists(); }
       });
     };
+  }
+
+  // After an import, the lists table shows the new counts (and a new list) without a reload.
+  function refreshLists() {
+    var body = $("#lists-body");
+    if (!body) { return; }
+    api("GET", "/api/lists").then(function (lists) {
+      var tpl = $("#lists-row");
+      body.innerHTML = "";
+      lists.forEach(function (l) {
+        var row = tpl.content.firstElementChild.cloneNode(true);
+        var name = $(".l-name a", row);
+        name.textContent = l.name; name.href = "?list_id=" + l.id;
+        $(".l-active", row).textContent = fmt(l.active);
+        var ex = $(".l-export a", row);
+        if (ex) { ex.href = "/console/lists/" + l.id + "/export.csv"; }
+        var ed = $(".l-edit", row);
+        if (ed) { ed.href = "/console/lists/" + l.id; }
+        row.setAttribute("data-list", l.id);
+        body.appendChild(row);
+      });
+    });
+  }
+
+  // Tick every row of a search result.
+  var all = $("#bulk-all");
+  if (all) {
+    all.addEventListener("change", function () {
+      document.querySelectorAll("#bulk input[name=ids]").forEach(function (b) { b.checked = all.checked; });
+    });
   }
 
   // Live segment count.

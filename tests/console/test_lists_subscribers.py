@@ -1,0 +1,161 @@
+"""Lists and subscribers as listmonk users expect: create, rename, delete lists; edit,
+delete and bulk-act on subscribers from a search.  Ops only, audited."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from newsletter.audience.importer import import_file
+from newsletter.config import Settings
+from newsletter.db import session_scope
+from newsletter.models import AuditLog, MailingList, Subscriber, Subscription, Suppression
+from tests.console.helpers import client_as, login
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _actions() -> list[str]:
+    with session_scope() as s:
+        return list(s.scalars(select(AuditLog.action).order_by(AuditLog.id)))
+
+
+def _flash(c: TestClient, r: object) -> str:
+    page = c.get(r.headers["location"]).text  # type: ignore[attr-defined]
+    m = re.search(r'class="flash[^"]*"[^>]*>(.*?)</div>', page, re.S)
+    return m.group(1) if m else ""
+
+
+def test_create_rename_and_delete_a_list(client: TestClient, console_settings: Settings) -> None:
+    csrf = login(client, "ops")
+    r = client.post("/console/lists", data={"csrf": csrf, "name": "  试读  名单 ",
+                                            "double_opt_in": "on"})
+    assert r.status_code == 303 and "已创建" in _flash(client, r)
+    with session_scope() as s:
+        ml = s.scalar(select(MailingList).where(MailingList.name == "试读 名单"))
+        assert ml is not None and ml.double_opt_in
+        list_id = ml.id
+    assert "试读 名单" in client.get("/console/subscribers").text
+    r = client.post("/console/lists", data={"csrf": csrf, "name": "试读 名单"})
+    assert "已存在" in _flash(client, r)
+    r = client.post("/console/lists", data={"csrf": csrf, "name": "   "})
+    assert "不能为空" in _flash(client, r)
+    assert client.get(f"/console/lists/{list_id}").status_code == 200
+    r = client.post(f"/console/lists/{list_id}", data={"csrf": csrf, "name": "试读",
+                                                       "description": "新读者"})
+    assert r.status_code == 303
+    with session_scope() as s:
+        ml2 = s.get(MailingList, list_id)
+        assert ml2 is not None and ml2.name == "试读" and not ml2.double_opt_in
+    r = client.post(f"/console/lists/{list_id}/delete", data={"csrf": csrf})
+    assert r.status_code == 303 and "已删除" in _flash(client, r)
+    with session_scope() as s:
+        assert s.get(MailingList, list_id) is None
+    assert client.post(f"/console/lists/{list_id}/delete", data={"csrf": csrf}).status_code == 404
+    assert _actions()[-3:] == ["list.create", "list.update", "list.delete"]
+    # Marketing and editors cannot.
+    m, mcsrf = client_as("editor")
+    assert m.post("/console/lists", data={"csrf": mcsrf, "name": "x"}).status_code == 403
+
+
+def test_edit_and_bulk_act_on_a_search(
+    client: TestClient, console_settings: Settings, tmp_path: Path
+) -> None:
+    import_file(EXAMPLES / "subscribers.csv", "周报订阅", report_path=tmp_path / "console-r.csv")
+    csrf = login(client, "ops")
+    client.post("/console/lists", data={"csrf": csrf, "name": "VIP"})
+    with session_scope() as s:
+        weekly = s.scalar(select(MailingList.id).where(MailingList.name == "周报订阅"))
+        vip = s.scalar(select(MailingList.id).where(MailingList.name == "VIP"))
+        ids = list(s.scalars(select(Subscriber.id).order_by(Subscriber.id).limit(4)))
+    page = client.get("/console/subscribers", params={"q": "", "list_id": str(weekly)}).text
+    assert 'id="bulk"' in page and page.count('name="ids"') >= 4
+    # Edit one.
+    r = client.post(f"/console/subscribers/{ids[0]}", data={"csrf": csrf, "name": "王小明",
+                                                            "variant": "zh-Hant"})
+    assert r.status_code == 303
+    assert "王小明" in client.get(f"/console/subscribers/{ids[0]}").text
+    r = client.post(f"/console/subscribers/{ids[0]}", data={"csrf": csrf, "variant": "xx"})
+    assert "zh-Hans" in _flash(client, r)
+    # Move two to VIP (out of the weekly list), unsubscribe one, block one, delete one.
+    base = {"csrf": csrf, "q": "", "list_id": str(weekly)}
+    r = client.post("/console/subscribers/bulk", data={**base, "action": "move",
+                                                       "to_list": str(vip), "ids": ids[:2]})
+    assert r.status_code == 303 and "2 人已移动" in _flash(client, r)
+    r = client.post("/console/subscribers/bulk", data={**base, "action": "unsubscribe",
+                                                       "ids": [ids[2]]})
+    assert "1 人已退订" in _flash(client, r)
+    client.post("/console/subscribers/bulk", data={**base, "action": "block", "ids": [ids[3]]})
+    r = client.post("/console/subscribers/bulk", data={**base, "action": "move", "ids": [ids[0]]})
+    assert "目标列表" in _flash(client, r)  # a move needs a target
+    r = client.post("/console/subscribers/bulk", data={**base, "action": "block"})
+    assert "勾选" in _flash(client, r)
+    with session_scope() as s:
+        assert s.get(Subscription, (ids[0], vip)) is not None
+        assert s.get(Subscription, (ids[0], weekly)) is None
+        unsub = s.get(Subscription, (ids[2], weekly))
+        assert unsub is not None and unsub.status == "unsubscribed"
+        blocked = s.get(Subscriber, ids[3])
+        assert blocked is not None and blocked.status == "blocked"
+        assert s.scalar(select(Suppression).where(Suppression.email == blocked.email))
+    r = client.post(f"/console/subscribers/{ids[1]}/delete", data={"csrf": csrf})
+    assert r.status_code == 303
+    with session_scope() as s:
+        gone = s.get(Subscriber, ids[1])
+        assert gone is not None and gone.status == "erased" and "@" in gone.email
+        assert gone.email.endswith("erased.invalid")
+    assert client.get(f"/console/subscribers/{ids[1]}").status_code == 404
+    acts = _actions()
+    assert acts.count("subscribers.bulk") >= 4 and "subscriber.update" in acts
+    # An editor cannot bulk-act.
+    e, ecsrf = client_as("editor")
+    r = e.post("/console/subscribers/bulk", data={"csrf": ecsrf, "action": "delete",
+                                                  "ids": [ids[0]]})
+    assert r.status_code == 403
+
+
+def test_bounces_page_lists_reasons(client: TestClient, console_settings: Settings) -> None:
+    from newsletter.audience.service import suppress
+
+    with session_scope() as s:
+        suppress(s, "gone@example.org", "hard_bounce", note="SMTP 5.1.1 user unknown")
+        suppress(s, "angry@example.org", "complaint", note="ARF abuse")
+        suppress(s, "manual@example.org", "manual", note="asked by phone")
+    login(client, "ops")
+    page = client.get("/console/bounces").text
+    assert "5.1.1 user unknown" in page and "ARF abuse" in page and "manual@" not in page
+    assert re.search(r'id="bounce-total">共 2<', page)
+    only = client.get("/console/bounces", params={"kind": "complaint", "p": "x"}).text
+    assert "angry@" in only and "gone@" not in only
+    m, _csrf = client_as("marketing")
+    assert m.get("/console/bounces").status_code == 403
+
+
+def test_sends_search_filter_count_and_paging(
+    client: TestClient, console_settings: Settings, tmp_path: Path
+) -> None:
+    import datetime as dt
+
+    from newsletter.web.console import services as svc
+    from tests.console.seed import principal, seed
+
+    data = seed(tmp_path)
+    list_id = next(x["id"] for x in data["lists"] if x["name"] == "周报订阅")
+    for day in (1, 2):
+        svc.create_send(principal("ops"), data["issue"]["id"], list_id, schedule=True,
+                        at=dt.datetime(2099, 12, day, 9, tzinfo=dt.UTC))
+    login(client, "marketing")
+    page = client.get("/console/sends", params={"q": "#47"}).text
+    assert re.search(r'id="sends-total">共 3<', page)
+    assert re.search(r'id="sends-total">共 0<', client.get("/console/sends",
+                                                              params={"q": "#999"}).text)
+    assert re.search(r'id="sends-total">共 3<', client.get(
+        "/console/sends", params={"q": data["issue"]["title"][:4], "state": "scheduled"}).text)
+    assert re.search(r'id="sends-total">共 0<', client.get(
+        "/console/sends", params={"state": "finished"}).text)
+    paged = svc.search_sends("", "", 2, per_page=2)
+    assert paged["total"] == 3 and paged["pages"] == 2 and len(paged["rows"]) == 1
+    assert client.get("/console/sends", params={"p": "99999999999"}).status_code == 200
