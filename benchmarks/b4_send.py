@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -128,7 +129,8 @@ def main() -> int:
         out = tmp / "sink.out"
         sink = start_sink(port, out)
         procs.append(sink)
-        env = {**os.environ, "NEWSLETTER_DATABASE_URL": url, "NEWSLETTER_BROKER_URL": REDIS,
+        env = {**os.environ, "NEWSLETTER_SECRET_KEY": secrets.token_hex(32),
+               "NEWSLETTER_DATABASE_URL": url, "NEWSLETTER_BROKER_URL": REDIS,
                "NEWSLETTER_REDIS_URL": REDIS, "NEWSLETTER_REDIS_PREFIX": prefix,
                "NEWSLETTER_SMTP_HOST": "127.0.0.1", "NEWSLETTER_SMTP_PORT": str(port),
                "NEWSLETTER_SEND_PARALLELISM": str(args.sessions), "NEWSLETTER_BATCH_SIZE": "500",

@@ -13,6 +13,7 @@ import argparse
 import io
 import os
 import random
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -78,7 +79,8 @@ def baseline_copy(url: str, rows: list[tuple[str, str, str, str]]) -> float:
 
 def run_import(url: str, csv_path: Path) -> tuple[float, int, dict[str, object]]:
     """Run the real CLI in a child process; returns (seconds, peak RSS KB, summary)."""
-    env = {**os.environ, "NEWSLETTER_DATABASE_URL": url, "NEWSLETTER_VAR_DIR": tempfile.mkdtemp()}
+    env = {**os.environ, "NEWSLETTER_SECRET_KEY": secrets.token_hex(32),
+           "NEWSLETTER_DATABASE_URL": url, "NEWSLETTER_VAR_DIR": tempfile.mkdtemp()}
     code = (
         "import json,sys,time\n"
         "from newsletter.db import upgrade\n"
