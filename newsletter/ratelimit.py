@@ -1,14 +1,20 @@
 """Fixed-window rate limits stored in the database (work in every mode, shared by all processes).
 
 ``hit`` increments the counter of (key, window) in one upsert and says whether
-the caller is still within ``limit``.  Used for the public subscribe form,
-where a bot must not make us mail thousands of strangers.
+the caller is still within ``limit``.  Used for console logins and the public
+subscribe form, where a bot must not make us mail thousands of strangers.
+
+The check is a sliding window: the current window's count plus the previous
+window's, weighted by how much of it still overlaps the last ``window_seconds``.
+A plain fixed window would let a burst straddling the boundary make twice the
+limit of attempts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -36,4 +42,15 @@ def hit(
         .returning(RateCounter.count)
     )
     count = session.scalar(stmt) or 0
-    return count <= limit
+    if count > limit:
+        return False
+    previous = session.scalar(
+        select(RateCounter.count).where(
+            RateCounter.key == key[:200],
+            RateCounter.window_start == start - dt.timedelta(seconds=window_seconds),
+        )
+    )
+    if not previous:
+        return True
+    overlap = 1.0 - (now.timestamp() - epoch) / window_seconds
+    return count + previous * overlap <= limit

@@ -200,3 +200,22 @@ def test_optin_answers_known_and_unknown_addresses_alike(live: tuple[str, int]) 
     assert len(bodies) == 1  # the very same page
     gap = abs(statistics.median(unknown) - statistics.median(known))
     assert gap < 0.1, (statistics.median(known), statistics.median(unknown))
+
+
+def test_a_burst_across_a_window_boundary_is_still_limited(pg_app: Settings) -> None:
+    """Five attempts just before a window ends and five just after: a fixed window would
+    allow all ten; the sliding check keeps the total near the limit."""
+    import datetime as dt
+
+    from newsletter.ratelimit import hit
+
+    edge = dt.datetime(2026, 11, 28, 9, 0, tzinfo=dt.UTC)  # a multiple of 900 s
+    allowed = 0
+    with session_scope() as s:
+        for k in range(5):
+            allowed += hit(s, "edge-test", window_seconds=900, limit=5,
+                           now=edge - dt.timedelta(seconds=5 - k))  # fmt: skip
+        for k in range(5):
+            allowed += hit(s, "edge-test", window_seconds=900, limit=5,
+                           now=edge + dt.timedelta(seconds=1 + k))  # fmt: skip
+    assert allowed == 5

@@ -19,7 +19,7 @@ from newsletter.wechat.publisher import publish_issue
 from newsletter.wechat.settings import WeChatSettings
 from tests.wechat.helpers import add_approved
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "samples" / "real-brief-2021-08-02.txt"
+REAL = Path(__file__).resolve().parents[1] / "content" / "fixtures" / "real-brief-2021-08-02.txt"
 FakeT = tuple[FakeWeChat, str]
 
 
