@@ -370,13 +370,7 @@ class _Run:
                 )
             old = pub.draft_media_id
             new_id = self.client.draft_add(payload)
-            self.step(
-                "drafted",
-                draft_media_id=new_id,
-                draft_fingerprint=fingerprint,
-                article_count=len(payload),
-                article_titles=[a["title"] for a in payload],
-            )
+            self.drafted(new_id, payload)
             log.info("wechat: content changed; new draft %s replaces %s", new_id, old)
             try:
                 self.client.draft_delete(old)
@@ -397,14 +391,18 @@ class _Run:
                 urls, thumb = self.assets()
                 payload = self.payload(urls, thumb)
                 media_id = self.client.draft_add(payload)
+        self.drafted(media_id, payload)
+        return media_id
+
+    def drafted(self, media_id: str, payload: list[dict[str, Any]]) -> None:
+        """Record the draft WeChat holds, with the fingerprint of exactly that payload."""
         self.step(
             "drafted",
             draft_media_id=media_id,
-            draft_fingerprint=fingerprint,
+            draft_fingerprint=_fingerprint(payload),
             article_count=len(payload),
             article_titles=[a["title"] for a in payload],
         )
-        return media_id
 
     def reconcile_submit(self, media_id: str) -> bool:
         """After a submit with no answer: True when WeChat took it (now recorded).
