@@ -9,6 +9,7 @@ the CLI can share the file.  ``upgrade()`` applies the Alembic migrations in
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,8 @@ __all__ = ["engine", "is_postgres", "session_scope", "sessionmaker_for", "upgrad
 
 _engines: dict[str, Engine] = {}
 _makers: dict[str, sessionmaker[Session]] = {}
+# Web servers run request handlers in threads: creation and disposal take turns.
+_lock = threading.RLock()
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 
@@ -44,7 +47,12 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def engine(url: str | None = None) -> Engine:
     url = url or get_settings().db_url
     eng = _engines.get(url)
-    if eng is None:
+    if eng is not None:
+        return eng
+    with _lock:
+        eng = _engines.get(url)
+        if eng is not None:
+            return eng
         if url.startswith("sqlite"):
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
@@ -67,8 +75,11 @@ def sessionmaker_for(url: str | None = None) -> sessionmaker[Session]:
     url = url or get_settings().db_url
     mk = _makers.get(url)
     if mk is None:
-        mk = sessionmaker(bind=engine(url), expire_on_commit=False)
-        _makers[url] = mk
+        with _lock:
+            mk = _makers.get(url)
+            if mk is None:
+                mk = sessionmaker(bind=engine(url), expire_on_commit=False)
+                _makers[url] = mk
     return mk
 
 
@@ -111,7 +122,9 @@ def current_revision(url: str | None = None) -> str | None:
 
 
 def dispose() -> None:
-    for eng in _engines.values():
+    with _lock:
+        engines = list(_engines.values())
+        _engines.clear()
+        _makers.clear()
+    for eng in engines:
         eng.dispose()
-    _engines.clear()
-    _makers.clear()
