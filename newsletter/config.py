@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     track_opens: bool = True
     track_clicks: bool = True
 
+    #: Source feeds for `newsletter issue from-feeds` (a YAML file; see newsletter/feeds.py).
+    feeds_file: str = ""
+
     #: Console single sign-on (OpenID Connect). Off while the issuer is empty. The
     #: provider must list ``<base_url>/console/sso/callback`` as a redirect URI.
     oidc_issuer: str = ""
