@@ -70,6 +70,8 @@ class RenderContext:
     track_clicks: bool = True
     email_budget_bytes: int = 100_000
     wechat_max_chars: int = 20_000
+    #: A QR code of the subscribe form under the WeChat headline's email-version line.
+    wechat_qr: bool = False
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")

@@ -123,6 +123,9 @@ class WeChatArticle:
     content_source_url: str
     image_hashes: list[str] = field(default_factory=list)
     char_count: int = 0
+    #: Images made by the renderer itself (sha256 → PNG bytes), uploaded like the
+    #: issue's own: the subscribe QR code.
+    inline_images: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -415,10 +418,17 @@ def _headline(issue: Issue, ctx: RenderContext) -> WeChatArticle:
     intro = c.fragment(_style_cells(blocks_html(issue.intro, issue, anchor=h.anchor,
                                                 image=h.image, style=_BLOCK_CSS)))
     htmls, urls, images = _renumber([intro])
+    inline: dict[str, bytes] = {}
+    if ctx.wechat_qr:
+        from ..qr import qr_png, qr_sha256
+
+        png = qr_png(ctx.subscribe_url("wechat-qr"))
+        inline[qr_sha256(png)] = png
+        images = [*images, qr_sha256(png)]
     content = _sanitize(render_template(
         "wechat/headline.html", issue=issue, S=S, L=L, intro=Markup(htmls[0]), notes=urls,
         toc=toc(issue), issue_no=issue_no(issue.number, issue.variant),
-        subscribe_url=ctx.subscribe_url(),
+        subscribe_url=ctx.subscribe_url(), qr=next(iter(inline), None),
     ))
     title = issue.title
     no = issue_no(issue.number, issue.variant)
@@ -432,6 +442,7 @@ def _headline(issue: Issue, ctx: RenderContext) -> WeChatArticle:
         content_source_url=ctx.archive_url(issue),
         image_hashes=images,
         char_count=len(content),
+        inline_images=inline,
     )
 
 

@@ -43,7 +43,12 @@ def test_create_rename_and_delete_a_list(client: TestClient, console_settings: S
     assert "已存在" in _flash(client, r)
     r = client.post("/console/lists", data={"csrf": csrf, "name": "   "})
     assert "不能为空" in _flash(client, r)
-    assert client.get(f"/console/lists/{list_id}").status_code == 200
+    page = client.get(f"/console/lists/{list_id}")
+    assert page.status_code == 200
+    # the share section: the form's address, the iframe snippet and the QR codes
+    assert f"/subscribe/{list_id}/embed?src=embed" in page.text and "&lt;iframe" in page.text
+    assert f'src="/subscribe/{list_id}/qr.svg"' in page.text
+    assert client.get(f"/subscribe/{list_id}/qr.svg").status_code == 200
     r = client.post(f"/console/lists/{list_id}", data={"csrf": csrf, "name": "试读",
                                                        "description": "新读者"})
     assert r.status_code == 303

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from newsletter.cli import app
@@ -147,3 +148,35 @@ def test_redirect_to_a_private_address_is_refused(images: str) -> None:
         fetch_image(f"{images}/moved", allow_private=False, timeout=2)
     data, name = fetch_image(f"{images}/moved", allow_private=True, timeout=2)
     assert data == PNG and name == "image.png"
+
+
+def test_subscribe_qr_footer_is_uploaded_like_any_image(
+    sqlite_settings: Settings, fake: FakeT, wx: WeChatSettings, tmp_path: Path
+) -> None:
+    """The headline article carries the subscribe QR code: uploaded through uploadimg,
+    and the picture WeChat serves decodes to the subscribe form."""
+    import io
+
+    import zxingcpp
+    from PIL import Image
+
+    from newsletter.config import reset_settings
+
+    f, _ = fake
+    reset_settings(sqlite_settings.model_copy(update={"wechat_subscribe_qr": True}))
+    issue_id = add_approved(SAMPLE)
+    out = publish_issue(issue_id, settings=wx)
+    assert out["state"] == "done", out
+    headline = next(iter(f.published.values()))["articles"][0]["content"]
+    assert "wxasset:" not in headline
+    srcs = [u for u in f.images if f'src="{u}"' in headline]
+    decoded = [r.text for u in srcs
+               for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(f.images[u])))]
+    from newsletter.db import session_scope
+    from newsletter.models import Issue, Publication
+
+    with session_scope() as s:
+        slug = s.scalar(select(Publication.slug).join(Issue, Issue.publication_id == Publication.id)
+                        .where(Issue.id == issue_id))
+    assert decoded == [f"{sqlite_settings.base_url}/subscribe/{slug}?src=wechat-qr"], decoded
+    assert "长按识别二维码" in headline

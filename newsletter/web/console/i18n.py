@@ -389,3 +389,13 @@ EN.update({
     "本地账号登录已关闭，请使用单点登录": "Local logins are off: use single sign-on",
     "单点登录 / Single sign-on": "Single sign-on",
 })
+EN.update({
+    "订阅表单与二维码": "Subscribe form and QR code", "订阅表单地址": "Subscribe form",
+    "公众号文章里用这个地址（统计来源为公众号）": "Use this address in WeChat articles (counted as "
+    "sign-ups from WeChat)",
+    "嵌入其他网站的代码": "Code to embed on another site", "允许嵌入的网站": "Sites allowed to embed",
+    "还没有允许嵌入的网站：请在设置 NEWSLETTER_EMBED_ORIGINS 中列出它们的来源（如 https://www.example.cn）。":
+    "No site may embed the form yet: list their origins (such as https://www.example.cn) in "
+    "the setting NEWSLETTER_EMBED_ORIGINS.",
+    "订阅二维码": "Subscribe QR code", "下载二维码": "Download the QR code",
+})

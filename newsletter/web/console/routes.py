@@ -61,6 +61,7 @@ from .i18n import (
     lint_label,
     translator,
 )
+from .share import share_info
 from .switches import local_login_enabled, sso_configured
 
 __all__ = ["router"]
@@ -854,7 +855,7 @@ def list_page(request: Request, user: Ops, list_id: int) -> HTMLResponse:
     found = [x for x in svc.lists() if x["id"] == list_id]
     if not found:
         return error_page(request, 404)
-    return page(request, "list.html", user, l=found[0])
+    return page(request, "list.html", user, l=found[0], share=share_info(list_id))
 
 
 @router.post("/lists/{list_id}")
