@@ -332,6 +332,7 @@ AUDIT_ACTIONS = {
     "login.sso": "单点登录", "login.sso_refused": "单点登录被拒",
     "logout.sso_backchannel": "身份提供方退出", "user.created_sso": "单点登录创建用户",
     "user.role_from_sso": "角色随身份提供方变更", "settings.local_login": "切换本地账号登录",
+    "send.subjects": "设置主题测试", "send.decide": "判定主题测试",
 }
 #: What a lint code means, in Chinese (the message itself comes from the linter).
 LINT_CODES = {
@@ -398,4 +399,15 @@ EN.update({
     "No site may embed the form yet: list their origins (such as https://www.example.cn) in "
     "the setting NEWSLETTER_EMBED_ORIGINS.",
     "订阅二维码": "Subscribe QR code", "下载二维码": "Download the QR code",
+})
+EN.update({
+    "主题测试": "Subject test", "主题": "Subject", "真人打开": "Human opens",
+    "机器打开": "Machine opens", "真人点击": "Human clicks", "真人打开率": "Human open rate",
+    "真人点击率": "Human click rate", "测试比例": "Test share", "判定指标": "Decided by",
+    "机器打开（如 Apple 邮件隐私保护）不计入": "machine opens (such as Apple Mail Privacy "
+    "Protection) do not count", "判定时间": "Decision at", "判定结果": "Decision",
+    "现在判定并把胜出主题发给其余读者？": "Decide now and send the winning subject to the rest?",
+    "现在判定": "Decide now", "这次发送没有主题测试。": "This send has no subject test.",
+    "测试比例（%）": "Test share (%)", "等待（分钟）": "Wait (minutes)",
+    "保存主题测试": "Save the subject test",
 })

@@ -62,6 +62,7 @@ from .i18n import (
     translator,
 )
 from .share import share_info
+from .subjects import subject_panel
 from .switches import local_login_enabled, sso_configured
 
 __all__ = ["router"]
@@ -506,7 +507,8 @@ def send_page(request: Request, user: Viewer, send_id: int) -> HTMLResponse:
         prog = svc.progress(send_id)
     except NotFound:
         return page(request, "error.html", user, 404, message="未找到")
-    return page(request, "send.html", user, s=prog, progress_json=json.dumps(prog, default=str))
+    return page(request, "send.html", user, s=prog, progress_json=json.dumps(prog, default=str),
+                test=subject_panel(send_id))
 
 
 @router.post("/sends/{send_id}/{action}")
