@@ -23,6 +23,7 @@ long, :class:`~.errors.WeChatLimitError` says which and by how much.
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 
 from markupsafe import Markup
@@ -232,6 +233,11 @@ def _intro_fragment(issue: Issue, section: Section) -> _Fragment | None:
                                                image=h.image, style=_BLOCK_CSS)))
 
 
+#: The subscribe URL of the issue being rendered (set by :func:`render_wechat`), read
+#: where section articles are assembled, many calls deep.
+_SUBSCRIBE: ContextVar[str] = ContextVar("wechat_subscribe_url", default="")
+
+
 def _assemble(issue: Issue, chunks: list[_Chunk]) -> tuple[str, list[str]]:
     frags: list[_Fragment] = []
     shape: list[tuple[bool, int]] = []
@@ -252,7 +258,7 @@ def _assemble(issue: Issue, chunks: list[_Chunk]) -> tuple[str, list[str]]:
     L = labels(issue.variant)
     content = render_template(
         "wechat/article.html", chunks=view, notes=urls, S=S, L=L, issue=issue,
-        issue_no=issue_no(issue.number, issue.variant),
+        issue_no=issue_no(issue.number, issue.variant), subscribe_url=_SUBSCRIBE.get(),
     )
     return _sanitize(content), images
 
@@ -472,6 +478,9 @@ def _section_article(issue: Issue, ctx: RenderContext, chunks: list[_Chunk], par
 def render_wechat(issue: Issue, ctx: RenderContext) -> list[WeChatArticle]:
     """The draft's articles, headline first; see the module docstring."""
     limit = ctx.wechat_max_chars
+    # Every article ends with the email edition's address; the packer measures articles
+    # with it, so no article passes the limit because of it.
+    _SUBSCRIBE.set(ctx.subscribe_url())
     head = _headline(issue, ctx)
     if head.char_count >= limit:
         raise WeChatLimitError(
