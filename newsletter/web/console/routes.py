@@ -54,6 +54,7 @@ from .auth import (
 from .i18n import (
     AUDIT_ACTIONS,
     DELIVERY_STATES,
+    LANGS,
     ROLE_NAMES,
     SEND_ACTIONS,
     SEND_STATES,
@@ -110,7 +111,8 @@ def _flash_signer() -> URLSafeSerializer:
 
 
 def lang_of(request: Request) -> str:
-    return "en" if request.cookies.get(LANG) == "en" else "zh"
+    value = request.cookies.get(LANG)
+    return value if value in LANGS else "zh"
 
 
 def page(
@@ -265,7 +267,7 @@ def logout(request: Request, user: Viewer) -> Response:
 @router.get("/lang")
 def switch_lang(to: str = "zh", next: str = "/console/") -> Response:
     resp = RedirectResponse(safe_next(next), status_code=303)
-    resp.set_cookie(LANG, "en" if to == "en" else "zh", max_age=365 * 86400, samesite="lax",
+    resp.set_cookie(LANG, to if to in LANGS else "zh", max_age=365 * 86400, samesite="lax",
                     secure=secure_cookies(), path="/console", httponly=True)
     return resp
 
@@ -603,7 +605,7 @@ def stats_page(request: Request, user: Viewer) -> HTMLResponse:
 @router.get("/stats/trends.csv")
 def trends_csv(request: Request, user: Viewer, headers: str = "") -> Response:
     """``headers=zh`` or ``en`` (default: the console's language)."""
-    zh = (headers if headers in ("zh", "en") else lang_of(request)) == "zh"
+    zh = (headers if headers in ("zh", "en") else lang_of(request)) != "en"
     return Response(svc.trends_csv(user, request, zh=zh), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="trends.csv"'})
 
@@ -640,7 +642,7 @@ def _fill_hours(rows: list[tuple[str, int]], limit: int = 168) -> list[tuple[str
 
 @router.get("/stats/{send_id}/export.csv")
 def stats_csv(request: Request, user: Viewer, send_id: int, headers: str = "") -> Response:
-    zh = (headers if headers in ("zh", "en") else lang_of(request)) == "zh"
+    zh = (headers if headers in ("zh", "en") else lang_of(request)) != "en"
     try:
         body = svc.stats_csv(user, send_id, request, zh=zh)
     except NotFound as exc:
