@@ -40,7 +40,7 @@ def emit(data: Any, as_json: bool) -> bool:
 
 def print_stats(data: dict[str, Any], out: Console | None = None) -> None:
     out = out or console
-    from .tracking.stats import sparkline
+    from .tracking.spark import sparkline
 
     t = Table(
         title=f"第{data['issue']}期 {data['title']} · send {data['send_id']} ({data['state']})"
