@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["JsonOpt", "console", "emit", "err", "fail", "print_stats"]
+__all__ = ["JsonOpt", "console", "emit", "err", "fail", "print_counts", "print_stats"]
 
 console = Console()
 err = Console(stderr=True)
@@ -36,6 +36,15 @@ def emit(data: Any, as_json: bool) -> bool:
     if as_json:
         sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
     return as_json
+
+
+def print_counts(title: str, data: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """One row of figures under ``title``: a right-aligned column for each key of DATA."""
+    t = Table(title=title)
+    for k in keys:
+        t.add_column(k, justify="right")
+    t.add_row(*(str(data[k]) for k in keys))
+    console.print(t)
 
 
 def print_stats(data: dict[str, Any], out: Console | None = None) -> None:

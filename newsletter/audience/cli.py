@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ..cliout import JsonOpt, console, emit, fail
+from ..cliout import JsonOpt, console, emit, fail, print_counts
 from ..errors import NewsletterError
 
 __all__ = ["lists_app", "seg_app", "subs_app", "supp_app"]
@@ -40,34 +40,12 @@ def subscribers_import(
     data = summary.as_dict()
     if emit(data, as_json):
         return
-    t = Table(title=f"import {file.name} → {list_name} ({summary.encoding or 'xlsx'})")
-    for k in (
-        "rows",
-        "new",
-        "updated",
-        "unchanged",
-        "invalid",
-        "duplicate",
-        "suppressed",
-        "resubscribed",
-    ):
-        t.add_column(k, justify="right")
-    t.add_row(
-        *(
-            str(data[k])
-            for k in (
-                "rows",
-                "new",
-                "updated",
-                "unchanged",
-                "invalid",
-                "duplicate",
-                "suppressed",
-                "resubscribed",
-            )
-        )
+    print_counts(
+        f"import {file.name} → {list_name} ({summary.encoding or 'xlsx'})",
+        data,
+        ("rows", "new", "updated", "unchanged", "invalid", "duplicate", "suppressed",
+         "resubscribed"),
     )
-    console.print(t)
     if summary.report_path:
         console.print(f"row errors written to {summary.report_path}")
 

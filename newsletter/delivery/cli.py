@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ..cliout import JsonOpt, console, emit, err, fail
+from ..cliout import JsonOpt, console, emit, err, fail, print_counts
 from ..errors import NewsletterError
 
 __all__ = ["bounce_app", "commands", "send_app"]
@@ -452,25 +452,11 @@ def _show_status(send_id: int, as_json: bool, note: str | None = None) -> None:
         data["note"] = note
     if emit(data, as_json):
         return
-    t = Table(title=f"send {send_id}: {data['state']}")
-    for k in ("planned", "sent", "queued", "sending", "deferred", "bounced", "failed", "skipped"):
-        t.add_column(k, justify="right")
-    t.add_row(
-        *(
-            str(data[k])
-            for k in (
-                "planned",
-                "sent",
-                "queued",
-                "sending",
-                "deferred",
-                "bounced",
-                "failed",
-                "skipped",
-            )
-        )
+    print_counts(
+        f"send {send_id}: {data['state']}",
+        data,
+        ("planned", "sent", "queued", "sending", "deferred", "bounced", "failed", "skipped"),
     )
-    console.print(t)
     if data["already_received"]:
         console.print(
             f"skipped {data['already_received']} reader(s) who already received this issue "
