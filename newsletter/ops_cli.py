@@ -33,7 +33,6 @@ def db_current() -> None:
     console.print(current_revision() or "(empty)")
 
 
-
 @commands.command("web")
 def web(host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve the web app (pixel, clicks, unsubscribe, archive)."""
@@ -76,7 +75,6 @@ def beat(loglevel: str = "info") -> None:
         dispatcher().run_beat(loglevel, var / "celerybeat-schedule")
     except NewsletterError as exc:
         fail(exc)
-
 
 
 @commands.command("demo")

@@ -471,7 +471,6 @@ def _show_status(send_id: int, as_json: bool, note: str | None = None) -> None:
         console.print(f"[red]{data['error']}[/]")
 
 
-
 @bounce_app.command("serve")
 def bounces_serve(
     host: str = "127.0.0.1",
@@ -502,9 +501,6 @@ def bounces_scan(maildir: Path, as_json: JsonOpt = False) -> None:
     data = [asdict(r) for r in results]
     if not emit(data, as_json):
         console.print(f"{len(results)} report(s) processed")
-
-
-
 
 
 @commands.command("doctor")

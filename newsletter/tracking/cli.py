@@ -7,6 +7,9 @@ stats retention [--dry-run]          purge raw events past each publication's re
 stats rebuild SEND                   recompute a send's rollups from its raw events
 stats replay-spool                   ingest events spooled while Redis and the DB were down
 tracking serve-pixel [--host --port --workers]   the lean open-pixel server (docs/operations.md)
+
+Mounted without a name (``commands``): ``newsletter stats SEND`` (the summary
+table) and ``newsletter ingest`` (consume the event stream).
 """
 
 from __future__ import annotations
@@ -198,12 +201,11 @@ def serve_pixel_cmd(
     serve(host, port, workers=workers, forwarded_allow_ips=forwarded_allow_ips)
 
 
-
 @commands.command("stats")
 def stats(send_id: int, as_json: JsonOpt = False) -> None:
     """Delivery, open and click statistics of a send (from rollups)."""
     from ..db import session_scope
-    from ..tracking.stats import send_stats
+    from .stats import send_stats
 
     try:
         with session_scope() as s:
@@ -221,7 +223,7 @@ def ingest_cmd(
 ) -> None:
     """Consume the event stream from Redis into the database."""
     from ..config import require_secret_key
-    from ..tracking.ingester import consume
+    from .ingester import consume
 
     require_secret_key("ingest")
 
