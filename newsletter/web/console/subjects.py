@@ -14,6 +14,7 @@ from ...delivery.subjects import configure, decide, variant_stats
 from ...errors import NewsletterError
 from ...models import Send
 from .auth import Principal, need, record
+from .flash import back
 
 __all__ = ["router", "subject_panel"]
 
@@ -49,8 +50,6 @@ def set_subjects(
     wait_minutes: Annotated[int, Form()] = 240,
     metric: Annotated[str, Form()] = "opens",
 ) -> Response:
-    from .routes import back
-
     subjects = [x for x in (subject or []) if x.strip()]
     try:
         with session_scope() as s:
@@ -66,8 +65,7 @@ def set_subjects(
 @router.post("/{send_id}/decide")
 def decide_now(request: Request, user: Ops, send_id: int) -> Response:
     """Decide before the set time, then release the remainder with the chosen subject."""
-    from .routes import back
-    from .services import _run_inline
+    from .services.sends import _run_inline
 
     try:
         with session_scope() as s:
