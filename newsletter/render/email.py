@@ -111,6 +111,7 @@ def _hooks(issue: Issue, ctx: RenderContext, index: LinkIndex) -> Hooks:
 
 def render_email_html(issue: Issue, ctx: RenderContext, mode: Mode) -> tuple[str, list[int]]:
     """Final HTML part for ``mode`` (inlined, folded) and the link positions it uses."""
+    ctx = ctx.in_variant(issue.variant)
     data = _common(issue, ctx)
     index = LinkIndex(issue.links)
     if mode == "full":

@@ -41,6 +41,7 @@ class EmailRendition:
 
 def render_email(issue: Issue, ctx: RenderContext) -> EmailRendition:
     """Render the email, choosing full or digest by the byte budget (see module doc)."""
+    ctx = ctx.in_variant(issue.variant)
     budget = ctx.email_budget_bytes
     html, links = render_email_html(issue, ctx, "full")
     full_worst = worst_case_bytes(html)

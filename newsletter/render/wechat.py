@@ -477,6 +477,7 @@ def _section_article(issue: Issue, ctx: RenderContext, chunks: list[_Chunk], par
 
 def render_wechat(issue: Issue, ctx: RenderContext) -> list[WeChatArticle]:
     """The draft's articles, headline first; see the module docstring."""
+    ctx = ctx.in_variant(issue.variant)
     limit = ctx.wechat_max_chars
     # Every article ends with the email edition's address; the packer measures articles
     # with it, so no article passes the limit because of it.

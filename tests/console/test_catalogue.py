@@ -74,7 +74,8 @@ def test_every_page_finds_its_messages(
              "/console/sends", f"/console/sends/{send_id}", "/console/subscribers",
              "/console/subscribers?q=a", f"/console/lists/{list_id}", "/console/stats",
              f"/console/stats/{send_id}", "/console/settings", "/console/audit",
-             "/console/account", "/console/bounces", "/console/no-such-page"]
+             "/console/account", "/console/bounces", "/console/no-such-page",
+             f"/console/editor/{issue_id}"]
     for url in pages:
         r = client.get(url)
         assert r.status_code in (200, 404), (url, r.status_code)
