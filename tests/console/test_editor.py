@@ -170,5 +170,17 @@ def test_typing_updates_the_preview_in_the_browser(
             page.set_viewport_size({"width": 375, "height": 800})
             wide = page.evaluate("document.documentElement.scrollWidth")
             assert wide <= 375, wide
+            # on a phone the navigation folds into a menu
+            toggle = page.locator("button.nav-toggle")
+            expect(toggle).to_be_visible()
+            expect(page.locator("#main-nav")).to_be_hidden()
+            toggle.click()
+            expect(toggle).to_have_attribute("aria-expanded", "true")
+            expect(page.locator("#main-nav a", has_text="发送")).to_be_visible()
+            page.keyboard.press("Escape")
+            expect(page.locator("#main-nav")).to_be_hidden()
+            page.set_viewport_size({"width": 1366, "height": 800})
+            expect(toggle).to_be_hidden()
+            expect(page.locator("#main-nav")).to_be_visible()
         finally:
             browser.close()
