@@ -113,8 +113,12 @@ class Settings(BaseSettings):
     #: Feedback-loop (FBL) addresses that `bounces serve` accepts besides bounces+…@ and
     #: unsubscribe+…@, e.g. ["fbl@brief.example.cn"]; their ARF reports are applied.
     feedback_addresses: list[str] = Field(default_factory=list)
-    #: Bearer token for GET /metrics (Prometheus); empty: the endpoint is off.
+    #: Bearer token for GET /metrics (Prometheus); empty: the endpoint is off on the web app.
     metrics_token: SecretStr = SecretStr("")
+    #: Workers, beat and the ingester serve /metrics, /healthz and /readyz on this port
+    #: (+0 worker, +1 beat, +2 ingester) and host; 0: off.
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
     #: DNS server for `newsletter doctor` (``host`` or ``host:port``); empty: the system's.
     dns_server: str = ""
     alert_webhook_url: str = ""

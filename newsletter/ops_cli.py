@@ -56,6 +56,9 @@ def worker(
     from .dispatch import dispatcher
 
     require_secret_key("worker")
+    from .multiproc import prepare_multiprocess
+
+    prepare_multiprocess("worker")  # the task processes' counters, summed at /metrics
     try:
         dispatcher().run_worker(concurrency, loglevel)
     except NewsletterError as exc:

@@ -41,7 +41,7 @@ def test_systemd_accepts_every_unit(tmp_path: Path) -> None:
     r = subprocess.run([analyze, "verify", "--man=no", *names], capture_output=True, text=True,
                        timeout=60)
     problems = [line for line in r.stderr.splitlines()
-                if "newsletter" in line and "Failed to" not in line or "Unknown" in line]
+                if ("newsletter" in line and "Failed to" not in line) or "Unknown" in line]
     assert r.returncode == 0 and not problems, r.stderr
 
 

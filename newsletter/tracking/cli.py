@@ -226,6 +226,10 @@ def ingest_cmd(
     from .ingester import consume
 
     require_secret_key("ingest")
+    if not once:
+        from ..redisconn import redis_client
+        from ..telemetry import database_ready, serve_process
 
+        serve_process("ingester", 2, lambda: database_ready() and bool(redis_client().ping()))
     n = consume(max_batches=50 if once else None, block_ms=200 if once else 1000)
     console.print(f"ingested {n} events")

@@ -49,6 +49,9 @@ def _handle(r: Any, key: str, messages: list[tuple[bytes, dict[bytes, bytes]]]) 
         except (KeyError, ValueError):
             log.warning("dropping malformed stream entry %s", mid)
     ingest(events)  # commits; only then acknowledge
+    from ..telemetry import EVENTS_INGESTED
+
+    EVENTS_INGESTED.inc(len(events))
     ids = [m for m, _ in messages]
     r.xack(key, GROUP, *ids)
     r.xdel(key, *ids)
