@@ -66,3 +66,46 @@ def test_every_environment_setting_exists() -> None:
         if line.strip() and not line.startswith("#"):
             key = line.split("=", 1)[0]
             assert key.startswith("NEWSLETTER_") and key[11:].lower() in fields, key
+
+
+def _metric_names() -> set[str]:
+    """Every metric family the processes expose (counters with their _total, histograms
+    with _bucket/_sum/_count), from the code itself."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from newsletter import telemetry
+
+    names: set[str] = set()
+    for fam in text_string_to_metric_families(telemetry.render().decode()):
+        names.add(fam.name)
+        names.update(s.name for s in fam.samples)
+        names.update(fam.name + suffix for suffix in ("_total", "_bucket", "_sum", "_count"))
+    import inspect
+
+    names.update(re.findall(r'"(newsletter_[a-z_]+)"', inspect.getsource(telemetry)))
+    return names
+
+
+def _exprs_metrics(expr: str) -> set[str]:
+    return set(re.findall(r"\bnewsletter_[a-z_]+\b", expr))
+
+
+def test_dashboard_and_alerts_use_only_real_metrics() -> None:
+    import json
+
+    import yaml
+
+    names = _metric_names()
+    dash = json.loads((ROOT / "deploy" / "grafana" / "newsletter-dashboard.json").read_text("utf-8"))
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text("utf-8"))
+    alerts = [r for g in rules["groups"] for r in g["rules"]]
+    assert len(exprs) >= 15 and len(alerts) >= 8
+    for r in alerts:
+        assert r["alert"] and r["expr"] and r["labels"]["severity"] in ("page", "ticket")
+        exprs.append(r["expr"])
+    used: set[str] = set()
+    for e in exprs:
+        used |= _exprs_metrics(e)
+        assert e.count("(") == e.count(")"), e
+    assert used and used <= names, sorted(used - names)
