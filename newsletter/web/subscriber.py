@@ -167,27 +167,16 @@ def _qr_target(list_id: str, v: str | None) -> str | None:
     return url + ("&v=zh-Hant" if _v(v) == "zh-Hant" else "")
 
 
-@router.get("/subscribe/{list_id}/qr.svg")
-def subscribe_qr_svg(list_id: str, v: str | None = None) -> Response:
-    """A QR code that leads to the form (for print, slides and WeChat images)."""
-    from ..qr import qr_svg
+@router.get("/subscribe/{list_id}/qr.{kind}")
+def subscribe_qr(list_id: str, kind: str, v: str | None = None) -> Response:
+    """A QR code that leads to the form: ``qr.svg`` for print, ``qr.png`` for images."""
+    from ..qr import qr_png, qr_svg
 
     url = _qr_target(list_id, v)
-    if url is None:
+    if url is None or kind not in ("svg", "png"):
         return HTMLResponse("<h1>404</h1>", status_code=404)
-    return Response(qr_svg(url), media_type="image/svg+xml",
-                    headers={"Cache-Control": "public, max-age=3600"})
-
-
-@router.get("/subscribe/{list_id}/qr.png")
-def subscribe_qr_png(list_id: str, v: str | None = None) -> Response:
-    from ..qr import qr_png
-
-    url = _qr_target(list_id, v)
-    if url is None:
-        return HTMLResponse("<h1>404</h1>", status_code=404)
-    return Response(qr_png(url), media_type="image/png",
-                    headers={"Cache-Control": "public, max-age=3600"})
+    body, media = (qr_svg(url), "image/svg+xml") if kind == "svg" else (qr_png(url), "image/png")
+    return Response(body, media_type=media, headers={"Cache-Control": "public, max-age=3600"})
 
 
 @router.post("/subscribe/{list_id}", response_class=HTMLResponse)

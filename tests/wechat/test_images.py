@@ -4,10 +4,8 @@ cannot be turned against the internal network."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,43 +20,22 @@ from newsletter.wechat.errors import WeChatMediaError
 from newsletter.wechat.fake import FakeWeChat
 from newsletter.wechat.publisher import publish_issue
 from newsletter.wechat.settings import WeChatSettings, reset_wechat_settings
+from tests.httpserve import serve_paths
 from tests.wechat.helpers import SAMPLE, add_approved
 
 FakeT = tuple[FakeWeChat, str]
 PNG = (SAMPLE.parent / "images" / "chart-1.png").read_bytes()
 
 
-class _Images(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        if self.path == "/pic.png":
-            body, status = PNG, 200
-        elif self.path == "/big.png":
-            body, status = b"\x89PNG" + b"\0" * 1_100_000, 200
-        elif self.path == "/page.html":
-            body, status = b"<html></html>", 200
-        elif self.path == "/moved":
-            self.send_response(302)
-            self.send_header("Location", "/pic.png")
-            self.end_headers()
-            return
-        else:
-            body, status = b"", 404
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def images() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Images)
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serve_paths({
+        "/pic.png": (200, {}, PNG),
+        "/big.png": (200, {}, b"\x89PNG" + b"\0" * 1_100_000),
+        "/page.html": (200, {}, b"<html></html>"),
+        "/moved": (302, {"Location": "/pic.png"}, b""),
+    }) as base:
+        yield base
 
 
 def _issue_with(tmp_path: Path, url: str) -> Path:
