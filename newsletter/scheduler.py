@@ -38,6 +38,9 @@ def tick(now: dt.datetime | None = None) -> list[int]:
     out: list[int] = []
     from .delivery.heal import due_for_probe, heal
 
+    from .delivery.relays import probe_due
+
+    probe_due()  # relays out of service come back when they answer a probe
     for send_id in due_for_probe(now):  # relay outages heal themselves
         if heal(send_id, now) == "resumed":
             out.append(send_id)

@@ -116,6 +116,9 @@ def _start(send_id: int) -> tuple[int, int]:
         from .subjects import assign
 
         assign(s, send_id)  # a subject test: deal the subjects, hold the remainder
+        from .warmup import plan_send
+
+        plan_send(s, send_id)  # warm-up: beyond today's allowance waits for later days
         if transition(s, send_id, "start"):
             from ..notify import notify
 
@@ -176,7 +179,7 @@ def step(send_id: int, *, batch_size: int | None = None) -> Next:
     with session_scope() as s:
         _n, nxt = pending(s, send_id)
     if nxt is not None:
-        from ..models import utcnow
+        from .clock import now as utcnow
         from .subjects import HOLD
 
         if nxt >= HOLD:

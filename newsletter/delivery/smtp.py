@@ -41,16 +41,20 @@ class SmtpConnection:
         password: str = "",
         starttls: bool = False,
         pipelining: bool = True,
+        ssl: bool = False,
     ) -> None:
         self.host, self.port, self.timeout = host, port, timeout
         self.username, self.password, self.starttls = username, password, starttls
+        self.ssl = ssl  # implicit TLS (port 465) instead of STARTTLS
         self._smtp: smtplib.SMTP | None = None
         self.eightbit = True
         self.allow_pipelining = pipelining
         self.pipelining = False
 
     def _open(self) -> smtplib.SMTP:
-        smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        smtp = (smtplib.SMTP_SSL if self.ssl else smtplib.SMTP)(
+            self.host, self.port, timeout=self.timeout
+        )
         smtp.ehlo()
         if self.starttls:
             smtp.starttls()
