@@ -57,6 +57,8 @@ _LAZY_GROUPS: dict[str, tuple[str, str, str]] = {
     ),
     "users": ("newsletter.web.console.cli", "users_app", "Console users and personal API tokens"),
     "tracking": ("newsletter.tracking.cli", "stats_app", "Open/click statistics / 阅读统计"),
+    "relays": ("newsletter.delivery.relay_cli", "relays_app", "Relays: list, status / 发信服务器"),
+    "warmup": ("newsletter.delivery.relay_cli", "warmup_app", "Warm-up of sending domains / 预热"),
 }
 
 
@@ -1231,6 +1233,8 @@ def _show_status(send_id: int, as_json: bool, note: str | None = None) -> None:
     from sqlalchemy import func, select
 
     from .db import session_scope
+    from .delivery.relay_cli import print_relay_counts
+    from .delivery.relays import relay_counts
     from .delivery.sends import state_counts
     from .models import Delivery, Send
 
@@ -1263,6 +1267,7 @@ def _show_status(send_id: int, as_json: bool, note: str | None = None) -> None:
             "excluded": send.excluded_count,
             "already_received": send.already_received,
             "at_risk": int(at_risk or 0),
+            "relays": relay_counts(s, send_id),
             "resend_reason": send.resend_reason,
             "error": send.error,
             **counts,
@@ -1290,6 +1295,7 @@ def _show_status(send_id: int, as_json: bool, note: str | None = None) -> None:
         )
     )
     console.print(t)
+    print_relay_counts(data["relays"])  # type: ignore[arg-type]
     if data["already_received"]:
         console.print(
             f"skipped {data['already_received']} reader(s) who already received this issue "

@@ -37,7 +37,6 @@ def tick(now: dt.datetime | None = None) -> list[int]:
     _plan_publications(now)
     out: list[int] = []
     from .delivery.heal import due_for_probe, heal
-
     from .delivery.relays import probe_due
 
     probe_due()  # relays out of service come back when they answer a probe

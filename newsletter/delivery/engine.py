@@ -374,9 +374,13 @@ def _send_loop(
             result.no_relay += len(rows) - n
             _release(s, [r[0] for r in rows[n:]])
             return
-        wait = max(
-            thr.acquire(compiled.from_addr, email), thr.acquire_relay(relay.name, relay.rate)
-        )
+        wait = thr.acquire(compiled.from_addr, email)
+        # The relay's bucket: a wait is not a token, so after a short wait take one again.
+        rwait = thr.acquire_relay(relay.name, relay.rate)
+        while 0 < rwait <= cfg.max_throttle_sleep:
+            time.sleep(rwait)
+            rwait = thr.acquire_relay(relay.name, relay.rate)
+        wait = max(wait, rwait)
         if wait > cfg.max_throttle_sleep:
             # Too long to wait here: give the row back with a due time, never stall.
             s.execute(
