@@ -255,16 +255,18 @@ def allowance(s: Session, domain: str) -> dict[str, Any] | None:
 
 
 def _bump(s: Session, domain: str, day: str, rcpt: str, cap: int | None) -> bool:
-    s.execute(
+    """Count one message in (domain, day, rcpt) if below ``cap``: one upsert statement."""
+    stmt = (
         _insert(s, WarmupCount)
-        .values(domain=domain, day=day, rcpt_domain=rcpt, count=0)
-        .on_conflict_do_nothing(index_elements=["domain", "day", "rcpt_domain"])
+        .values(domain=domain, day=day, rcpt_domain=rcpt, count=1)
+        .on_conflict_do_update(
+            index_elements=["domain", "day", "rcpt_domain"],
+            set_={"count": WarmupCount.count + 1},
+            where=(WarmupCount.count < cap) if cap is not None else None,
+        )
+        .returning(WarmupCount.count)
     )
-    cond = [WarmupCount.domain == domain, WarmupCount.day == day, WarmupCount.rcpt_domain == rcpt]
-    if cap is not None:
-        cond.append(WarmupCount.count < cap)
-    res = s.execute(update(WarmupCount).where(*cond).values(count=WarmupCount.count + 1))
-    return res.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+    return s.execute(stmt).first() is not None
 
 
 def reserve(s: Session, plan: Plan, rcpt_domain: str, now: dt.datetime) -> bool:
