@@ -244,6 +244,7 @@ def send_stats(session: Session, send_id: int, *, wechat: bool = True) -> dict[s
     return {
         "archive_views": archive,
         "at_risk": int(at_risk or 0),
+        "relays": _relay_counts(session, send_id),  # sent per relay (issue 19)
         "send_id": send_id,
         "issue": issue.number if issue else None,
         "issue_id": send.issue_id,
@@ -466,3 +467,9 @@ def sparkline(values: list[int]) -> str:
         return ""
     top = max(values) or 1
     return "".join(bars[min(len(bars) - 1, v * (len(bars) - 1) // top)] for v in values)
+
+
+def _relay_counts(session: Session, send_id: int) -> dict[str, int]:
+    from ..delivery.relays import relay_counts
+
+    return relay_counts(session, send_id)

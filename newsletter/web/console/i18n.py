@@ -374,3 +374,17 @@ def lint_label(code: str) -> str:
 EN.update({"详情": "Detail", "正在暂停…": "pausing…", "正在取消…": "cancelling…",
            "中文表头": "Chinese headers", "英文表头": "English headers"})
 EN["打开率与点击率"] = "Open and click rates"
+
+# relays and warm-up (issue 19): the console's /console/warmup page and the send page
+EN.update({
+    "发信服务器与预热": "Relays and warm-up", "发信服务器": "Relays", "名称": "Name",
+    "地址": "Address", "权重": "Weight", "专用于": "Reserved for", "通用": "general",
+    "不限": "unlimited", "可用": "in service", "已停用": "taken out", "下次探测": "next probe",
+    "最近错误": "Last error", "发信域名预热": "Sending-domain warm-up",
+    "没有预热计划：所有域名按全量发送。": "No warm-up plan: every domain sends at full volume.",
+    "第": "Day", "天": "", "今日额度": "Today's allowance", "今日已用": "Used today",
+    "今日剩余": "Left today", "收件域名占比上限": "Recipient-domain caps", "日期": "Date",
+    "额度": "Allowance", "用命令 newsletter warmup set 修改预热计划。":
+    "Change a plan with newsletter warmup set.", "各发信服务器送达": "Sent per relay",
+    "预热：按日计划": "Warm-up: plan by day", "待发送": "Due",
+})

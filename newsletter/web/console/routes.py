@@ -488,10 +488,13 @@ def sends_page(
 
 @router.get("/sends/{send_id}", response_class=HTMLResponse)
 def send_page(request: Request, user: Viewer, send_id: int) -> HTMLResponse:
+    from .warmup import send_relay_facts  # relays and warm-up of the send (issue 19)
+
     try:
         prog = svc.progress(send_id)
     except NotFound:
         return page(request, "error.html", user, 404, message="未找到")
+    prog.update(send_relay_facts(send_id))
     return page(request, "send.html", user, s=prog, progress_json=json.dumps(prog, default=str))
 
 
