@@ -110,10 +110,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--issues", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--keep", metavar="NAME", default="",
+                    help="use (and keep) database NAME: populated on the first run only")
     args = ap.parse_args()
-    name = f"nlbench_b9_{uuid.uuid4().hex[:8]}"
+    name = args.keep or f"nlbench_b9_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
+        exists = c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            c.execute(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN.rsplit("/", 1)[0]
     url = f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
     ok = True
@@ -129,7 +133,8 @@ def main() -> int:
         )
         upgrade(url)
         t = time.perf_counter()
-        populate(args.issues)
+        if not exists:
+            populate(args.issues)
         with psycopg.connect(f"{base}/{name}", autocommit=True) as c:
             c.execute("VACUUM ANALYZE")
             rows = c.execute(
@@ -172,8 +177,9 @@ def main() -> int:
     finally:
         dispose()
         reset_settings(None)
-        with psycopg.connect(PG_ADMIN, autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not args.keep:
+            with psycopg.connect(PG_ADMIN, autocommit=True) as c:
+                c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return 0 if ok else 1
 
 

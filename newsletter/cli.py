@@ -323,6 +323,75 @@ def issue_import_text(
         err.print(f"warning: {w}", markup=False, style="yellow")
 
 
+@issue_app.command("from-feeds")
+def issue_from_feeds(
+    feeds: Annotated[
+        Path | None, typer.Option(help="feeds file (YAML); default NEWSLETTER_FEEDS_FILE")
+    ] = None,
+    publication: Annotated[str | None, typer.Option(help="publication slug")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="YYYY-MM-DD; default: when the newest issue was stored")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Markdown file to write")] = None,
+    add: Annotated[bool, typer.Option("--add/--no-add", help="store it as a draft issue")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a draft issue of what the source feeds published since the last issue."""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from .config import get_settings
+    from .db import session_scope
+    from .errors import ConfigError
+    from .feeds import FEEDS_ACTOR, draft_from_feeds, load_config
+    from .issues import create_issue
+    from .models import Publication
+
+    try:
+        path = feeds or (Path(get_settings().feeds_file) if get_settings().feeds_file else None)
+        if path is None:
+            raise ConfigError("未配置订阅源：用 --feeds 或 NEWSLETTER_FEEDS_FILE / no feeds file: "
+                              "give --feeds or set NEWSLETTER_FEEDS_FILE")
+        cfg = load_config(path)
+        try:
+            start = dt.date.fromisoformat(since) if since else None
+        except ValueError:
+            raise ConfigError(f"--since 应为 YYYY-MM-DD：{(since or '')[:40]} / --since must be "
+                              "YYYY-MM-DD") from None
+        with session_scope() as s:
+            pubs = list(s.scalars(select(Publication).order_by(Publication.id)))
+            pub = next((p for p in pubs if p.slug == publication), None) if publication else (
+                pubs[0] if len(pubs) == 1 else None)
+            if pub is None:
+                raise ConfigError("请用 --publication 指定刊物 / name the publication with "
+                                  f"--publication ({', '.join(p.slug for p in pubs) or '-'})")
+            draft = draft_from_feeds(s, pub, cfg, since=start)
+            target = out or get_settings().var_dir / "drafts" / f"{pub.slug}-{draft.number}.md"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(draft.markdown, encoding="utf-8")
+            result: dict[str, Any] = {
+                "file": str(target), "number": draft.number, "items": draft.items,
+                "skipped_old": draft.skipped_old, "skipped_known": draft.skipped_known,
+                "skipped_duplicate": draft.skipped_duplicate, "problems": draft.problems,
+            }
+            if add and draft.items:
+                issue, warnings = create_issue(s, target, publication_slug=pub.slug,
+                                               actor=FEEDS_ACTOR)
+                result.update(issue_id=issue.id, status=issue.status, warnings=warnings)
+    except NewsletterError as exc:
+        _fail(exc)
+    if not _emit(result, as_json):
+        for p in result["problems"]:
+            err.print(f"[yellow]warning:[/] {p}")
+        console.print(
+            f"第{result['number']}期草稿 / draft {result['number']}: {result['items']} 条新内容 "
+            f"(旧 {result['skipped_old']}, 已收录 {result['skipped_known']}, 重复 "
+            f"{result['skipped_duplicate']}) → {Path(result['file']).name}"
+            + (f" · issue id {result['issue_id']}" if "issue_id" in result else "")
+        )
+
+
 @issue_app.command("preview")
 def issue_preview(
     file: Path,

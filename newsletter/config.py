@@ -161,6 +161,26 @@ class Settings(BaseSettings):
     track_opens: bool = True
     track_clicks: bool = True
 
+    #: Source feeds for `newsletter issue from-feeds` (a YAML file; see newsletter/feeds.py).
+    feeds_file: str = ""
+
+    #: Console single sign-on (OpenID Connect). Off while the issuer is empty. The
+    #: provider must list ``<base_url>/console/sso/callback`` as a redirect URI.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: SecretStr = SecretStr("")
+    oidc_scopes: str = "openid email profile"
+    #: The claim that carries the user's groups or roles (a string or a list).
+    oidc_role_claim: str = "roles"
+    #: Claim value -> console role, e.g. {"newsletter-admins": "admin"}. Empty: the
+    #: claim must name a console role itself. No match: the login is refused.
+    oidc_role_map: dict[str, str] = Field(default_factory=dict)
+    #: The login button's label.
+    oidc_label: str = "单点登录 / Single sign-on"
+    #: Local (password) accounts. An admin can also turn them off in the console; this
+    #: setting is the break-glass floor: when false they stay off whatever the console says.
+    local_login: bool = True
+
     @field_validator(
         "from_name",
         "from_address",

@@ -491,7 +491,7 @@ class RateCounter(Base):
     count: Mapped[int] = mapped_column(Integer, default=0)
 
 
-# -- relays and warm-up (migration 0013) --------------------------------------
+# -- relays and warm-up (migration 0014) --------------------------------------
 
 
 class RelayState(Base):

@@ -22,6 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from sqlalchemy import select
 
+from .. import archive as archive_search_module
 from ..archive import MAX_QUERY, PER_PAGE, PUBLISHED, published_issues, search
 from ..config import get_settings
 from ..db import session_scope
@@ -127,7 +128,9 @@ def _issue_url(base: str, slug: str, number: int, variant: str, anchor: str = ""
 
 
 def _render(variant: str, status: int = 200, **kw: Any) -> HTMLResponse:
-    html = _env.get_template("archive.html").render(L=L[variant], variant=variant, **kw)
+    html = _env.get_template("archive.html").render(
+        L=L[variant], variant=variant, count_cap=archive_search_module.COUNT_CAP, **kw
+    )
     return HTMLResponse(html, status_code=status, headers=_HEADERS)
 
 

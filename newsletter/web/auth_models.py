@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..models import Base, utcnow
 
-__all__ = ["ROLES", "ApiToken", "User"]
+__all__ = ["ROLES", "ApiToken", "ConsoleSetting", "User"]
 
 #: admin: everything; ops: issues, sends, subscribers; editor: writes and approves
 #: issues (never sends, never changes settings); marketing: stats and read-only views.
@@ -30,6 +30,7 @@ class User(Base):
         CheckConstraint(
             "role IN ('admin','ops','editor','marketing')", name="ck_console_user_role"
         ),
+        UniqueConstraint("oidc_issuer", "oidc_subject", name="uq_console_user_oidc"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -41,6 +42,22 @@ class User(Base):
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[dt.datetime | None]
+    #: Where the account comes from: "local" (a password) or "oidc" (single sign-on,
+    #: the provider's issuer and subject below; such an account has no usable password).
+    auth_source: Mapped[str] = mapped_column(String(8), default="local")
+    oidc_issuer: Mapped[str | None] = mapped_column(String(500))
+    oidc_subject: Mapped[str | None] = mapped_column(String(255))
+
+
+class ConsoleSetting(Base):
+    """Console-wide switches an admin changes at run time (e.g. ``local_login``)."""
+
+    __tablename__ = "console_setting"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(500))
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(320), default="")
 
 
 class ApiToken(Base):

@@ -252,3 +252,29 @@ def test_search_ignores_latin_case_in_titles_and_text(
         assert r.status_code == 200 and f"/archive/{SLUG}/1#" in r.text, q
     r = client.get(f"/archive/{SLUG}/search", params={"q": "ai", "page": "2"})
     assert r.status_code == 404 and "no such page" in r.text
+
+
+def test_a_phrase_in_every_issue_is_paged_newest_first_past_the_count_cap(
+    any_db: Settings, client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the cap the total says "more than", and the pages are the same as an
+    exact search would give (newest issue first, then item order)."""
+    import newsletter.archive as archive
+
+    for n in range(1, 26):
+        _add(tmp_path, n, "sent" if n != 24 else "draft", item=f"公共数据条目{n}")
+    with session_scope() as s:
+        pub = s.query(Publication).filter_by(slug=SLUG).one()
+        exact, total = archive.search(s, pub, "zh-Hans", "公共数据资源", per_page=100)
+    assert total == 24 and [e.number for e in exact] == [n for n in range(25, 0, -1) if n != 24]
+    monkeypatch.setattr(archive, "COUNT_CAP", 5)
+    with session_scope() as s:
+        pub = s.query(Publication).filter_by(slug=SLUG).one()
+        got = []
+        for page in range(1, 6):
+            hits, capped = archive.search(s, pub, "zh-Hans", "公共数据资源", page=page, per_page=7)
+            assert capped == 6
+            got += hits
+    assert [(e.number, e.anchor) for e in got] == [(e.number, e.anchor) for e in exact]
+    r = client.get(f"/archive/{SLUG}/search", params={"q": "公共数据资源"})
+    assert r.status_code == 200 and "5+ 条" in r.text

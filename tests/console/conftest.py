@@ -11,6 +11,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,14 @@ def server(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     s = make_settings(tmp_path, base_url=base, smtp_host="127.0.0.1", smtp_port=smtp_sink[0])
+    with serve(s, port, template_db):
+        yield base, s, smtp_sink[1]
+
+
+@contextmanager
+def serve(s: Settings, port: int, template_db: Path) -> Iterator[None]:
+    """Run the app with settings ``s`` on ``port`` (uvicorn, in a thread), on a copy of
+    the template database."""
     s.var_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(template_db, s.var_dir / "newsletter.db")
     reset_settings(s)
@@ -91,9 +100,11 @@ def server(
     while not srv.started and time.time() < deadline:
         time.sleep(0.05)
     assert srv.started
-    yield base, s, smtp_sink[1]
-    srv.should_exit = True
-    t.join(5)
-    reset_settings(None)
-    dispose()
-    clear_cache()
+    try:
+        yield
+    finally:
+        srv.should_exit = True
+        t.join(5)
+        reset_settings(None)
+        dispose()
+        clear_cache()

@@ -25,6 +25,12 @@ PUBLIC = {
     ("POST", "/console/login"),
     ("GET", "/console/lang"),
     ("GET", "/console/static/{path:path}"),
+    # single sign-on: before a session exists (404 unless it is configured; the callback
+    # needs the signed state cookie, the back-channel a token signed by the provider)
+    ("GET", "/console/sso/login"),
+    ("GET", "/console/sso/callback"),
+    ("GET", "/console/sso/logout"),
+    ("POST", "/console/sso/backchannel-logout"),
 }
 SAMPLE = {
     "issue_id": "1", "send_id": "1", "list_id": "1", "user_id": "1", "token_id": "1",

@@ -9,9 +9,11 @@ from fastapi import APIRouter
 
 from .api import router as api_router
 from .routes import router as pages_router
+from .sso import router as sso_router
 
 __all__ = ["router"]
 
 router = APIRouter()
 router.include_router(pages_router)
+router.include_router(sso_router)
 router.include_router(api_router)

@@ -36,6 +36,7 @@ from ...config import get_settings
 from ...db import session_scope
 from ...models import AuditLog, utcnow
 from ..auth_models import ROLES, ApiToken, User
+from .switches import local_login_enabled
 
 __all__ = [
     "CSRF_HEADER",
@@ -103,8 +104,8 @@ def hash_password(password: str, names: tuple[str, ...] = ()) -> str:
 def check_password(user: User | None, password: str) -> bool:
     """Constant-work check; rehashes when argon2 parameters changed (caller commits)."""
     try:
-        if user is None:
-            _hasher.verify(_DUMMY, password)
+        if user is None or user.auth_source != "local":
+            _hasher.verify(_DUMMY, password)  # the same work: timing tells nothing
             return False
         _hasher.verify(user.password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
@@ -231,6 +232,8 @@ def _authenticate(request: Request) -> Principal | None:
         user = s.get(User, uid)
         if user is None or not user.active or user.session_version != version:
             return None
+        if user.auth_source == "local" and not local_login_enabled(s):
+            return None  # local accounts turned off: their sessions end with them
         return Principal(user.id, user.username, user.display_name, user.role, "session", nonce)
 
 
@@ -248,6 +251,8 @@ def _from_token(token: str) -> Principal | None:
             return None
         tok, user = row
         if tok.revoked_at is not None or not user.active:
+            return None
+        if user.auth_source == "local" and not local_login_enabled(s):
             return None
         if tok.expires_at is not None and tok.expires_at <= now:
             return None

@@ -70,3 +70,26 @@ def token(
         raise typer.Exit(1)
     out = create_token("cli", uid, name, days or None)
     typer.echo(out["token"])
+
+
+@users_app.command("local-login")
+def local_login(
+    state: Annotated[str, typer.Argument(help="on, off or status")] = "status",
+) -> None:
+    """Break glass: turn local (password) logins on or off, or show whether they are on."""
+    from ...db import session_scope
+    from .switches import local_login_enabled, set_local_login
+
+    if state not in ("on", "off", "status"):
+        typer.echo("error: 请写 on、off 或 status / write on, off or status", err=True)
+        raise typer.Exit(2)
+    try:
+        with session_scope() as s:
+            if state != "status":
+                set_local_login(s, state == "on", "cli")
+            on = local_login_enabled(s)
+    except NewsletterError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo("本地账号登录：开启 / local logins: on" if on
+               else "本地账号登录：关闭 / local logins: off")

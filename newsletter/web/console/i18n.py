@@ -329,6 +329,9 @@ AUDIT_ACTIONS = {
     "list.create": "创建列表", "list.update": "修改列表", "list.delete": "删除列表",
     "notify.auto_paused": "自动暂停通知", "notify.auto_resume_gave_up": "自动恢复放弃通知",
     "notify.failed": "失败通知",
+    "login.sso": "单点登录", "login.sso_refused": "单点登录被拒",
+    "logout.sso_backchannel": "身份提供方退出", "user.created_sso": "单点登录创建用户",
+    "user.role_from_sso": "角色随身份提供方变更", "settings.local_login": "切换本地账号登录",
 }
 #: What a lint code means, in Chinese (the message itself comes from the linter).
 LINT_CODES = {
@@ -387,4 +390,16 @@ EN.update({
     "额度": "Allowance", "用命令 newsletter warmup set 修改预热计划。":
     "Change a plan with newsletter warmup set.", "各发信服务器送达": "Sent per relay",
     "预热：按日计划": "Warm-up: plan by day", "待发送": "Due",
+})
+EN.update({
+    "账号来源": "Account source", "单点登录": "Single sign-on", "本地账号": "Local account",
+    "登录方式": "How people log in", "已配置": "configured", "未配置": "not configured",
+    "本地账号登录": "Local logins", "开启": "on", "关闭": "off",
+    "关闭本地账号登录": "Turn local logins off", "开启本地账号登录": "Turn local logins on",
+    "关闭后只能通过单点登录进入控制台；本地账号的会话和 API 令牌随即失效。紧急情况下在服务器上运行 "
+    "newsletter users local-login on 重新开启。": "When off, the console is reached only by "
+    "single sign-on; local accounts' sessions and API tokens stop working at once. In an "
+    "emergency, run newsletter users local-login on on the server to turn them back on.",
+    "本地账号登录已关闭，请使用单点登录": "Local logins are off: use single sign-on",
+    "单点登录 / Single sign-on": "Single sign-on",
 })

@@ -61,6 +61,7 @@ from .i18n import (
     lint_label,
     translator,
 )
+from .switches import local_login_enabled, sso_configured
 
 __all__ = ["router"]
 
@@ -172,7 +173,13 @@ def login_page(request: Request, next: str = "") -> HTMLResponse:
     user = authenticate(request)
     if user is not None and user.via == "session":
         return back(safe_next(next))  # type: ignore[return-value]
-    return page(request, "login.html", None, next=safe_next(next))
+    return page(request, "login.html", None, next=safe_next(next), **_login_options())
+
+
+def _login_options() -> dict[str, Any]:
+    with session_scope() as s:
+        local = local_login_enabled(s)
+    return {"sso": sso_configured(), "sso_label": get_settings().oidc_label, "local": local}
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -184,9 +191,13 @@ def login(
     next: Annotated[str, Form()] = "",
 ) -> Response:
     target = safe_next(next)
+    opts = _login_options()
     if not csrf_ok(request.cookies.get("nl_anon", ""), csrf):
         return page(request, "login.html", None, 403, next=target,
-                    error="表单已过期，请刷新页面")
+                    error="表单已过期，请刷新页面", **opts)
+    if not opts["local"]:
+        return page(request, "login.html", None, 403, next=target,
+                    error="本地账号登录已关闭，请使用单点登录", **opts)
     username = username.strip().lower()[:320]
     ip = client_ip(request)
     ukey, ikey = f"console-login:user:{username}", f"console-login:ip:{ip}"
@@ -200,7 +211,7 @@ def login(
             record(s, username or "-", "login.throttled", username, request)
     if not (user_ok and ip_ok):
         return page(request, "login.html", None, 429, next=target,
-                    error="尝试次数过多，请稍后再试")
+                    error="尝试次数过多，请稍后再试", **opts)
     with session_scope() as s:
         user = s.scalar(select(User).where(User.username == username))
         ok = check_password(user, password) and user is not None and user.active
@@ -215,7 +226,7 @@ def login(
             failed = False
     if failed:
         return page(request, "login.html", None, 401, next=target,
-                    error="登录失败：用户名或密码错误")
+                    error="登录失败：用户名或密码错误", **opts)
     assert user is not None
     resp = RedirectResponse(target, status_code=303)
     issue_session(resp, user)
@@ -239,10 +250,12 @@ def logout(request: Request, user: Viewer) -> Response:
     # of it) stops working, not just the browser's copy.
     with session_scope() as s:
         row = s.get(User, user.user_id)
+        sso = row is not None and row.auth_source == "oidc"
         if row is not None:
             row.session_version += 1
         record(s, user, "logout", user.username, request)
-    resp = back("/console/login")
+    # A single sign-on account goes on to the provider's logout (RP-initiated).
+    resp = back("/console/sso/logout" if sso else "/console/login")
     clear_session(resp)
     return resp
 
@@ -642,7 +655,7 @@ def stats_csv(request: Request, user: Viewer, send_id: int, headers: str = "") -
 @router.get("/settings", response_class=HTMLResponse)
 def settings_page(request: Request, user: Admin) -> HTMLResponse:
     return page(request, "settings.html", user, pub=svc.publication(), lists=svc.lists(),
-                ident=svc.sender_identity(), users=svc.list_users(),
+                ident=svc.sender_identity(), users=svc.list_users(), **_login_options(),
                 wechat=getattr(request.state, "wechat", None))
 
 

@@ -950,7 +950,7 @@ def wechat_check(actor: Principal, request: Request | None = None) -> dict[str, 
 
 def user_row(u: User) -> dict[str, Any]:
     return {"id": u.id, "username": u.username, "display_name": u.display_name, "role": u.role,
-            "active": u.active, "created_at": u.created_at.isoformat(),
+            "active": u.active, "source": u.auth_source, "created_at": u.created_at.isoformat(),
             "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None}
 
 
