@@ -149,6 +149,10 @@ def _wait_for_relay(send_id: int) -> bool:
             return False
 
 
+#: The longest a batch chain sleeps before looking again (seconds).
+MAX_LATER = 1800.0
+
+
 @dataclass(slots=True)
 class Next:
     action: str  # "again" | "later" | "done" | "stopped"
@@ -186,7 +190,9 @@ def step(send_id: int, *, batch_size: int | None = None) -> Next:
             # Only a subject test's held readers are left: nothing to wake up for (a
             # countdown to year 9999 would overflow); the decision restarts the send.
             return Next("stopped", result=res)
-        return Next("later", max(0.5, (nxt - utcnow()).total_seconds()), res)
+        # Capped: a Celery countdown beyond the broker's visibility timeout (1 h) would be
+        # delivered twice; a warm-up day away is reached by waking up now and then.
+        return Next("later", min(max(0.5, (nxt - utcnow()).total_seconds()), MAX_LATER), res)
     # Deliveries leased by another worker are still in flight: look again shortly.
     return Next("later", 1.0, res)
 

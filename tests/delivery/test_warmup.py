@@ -193,3 +193,25 @@ def test_warmup_cli_set_and_show(sqlite_settings: Settings, sim: SimClock) -> No
     r = runner.invoke(app, ["warmup", "set", "brief.example.cn", "--off"])
     assert r.exit_code == 0
     assert json.loads(runner.invoke(app, ["warmup", "show", "--json"]).output) == []
+
+
+def test_a_send_waiting_for_a_later_day_is_not_revived_by_every_tick(
+    sqlite_settings: Settings, sim: SimClock
+) -> None:
+    from newsletter.delivery.run import MAX_LATER, step
+    from newsletter.scheduler import tick
+
+    ids = seed(150)
+    with session_scope() as s:
+        warmup.set_plan(s, "example.org", schedule=[100])
+    start(ids["send"])
+    while process_batch(ids["send"]).claimed:
+        pass
+    nxt = step(ids["send"])
+    assert nxt.action == "later" and nxt.delay == MAX_LATER  # a day away: wake up now and then
+    assert ids["send"] not in tick(sim() + dt.timedelta(minutes=10))  # nothing due: no revival
+    sim.next_day()
+    assert ids["send"] in tick(sim() + dt.timedelta(minutes=10))  # due again: revived
+    while process_batch(ids["send"]).claimed:
+        pass
+    assert maybe_finish(ids["send"])
