@@ -198,9 +198,19 @@ class MaildirConnection:
 
 
 def connect() -> SmtpConnection | MaildirConnection:
+    """A connection for system mail (confirmations, test sends, alerts): the single
+    ``smtp_*`` relay, or with ``relays`` configured the first general relay in service."""
     from ..config import get_settings
 
     s = get_settings()
+    if s.relays:
+        from .relays import RelayPool, down_relays
+
+        pool = RelayPool(s)
+        down = down_relays()
+        general = [r for r in pool.relays if r.general]
+        relay = next((r for r in general if r.name not in down), general[0])
+        return pool.connection(relay)
     if s.smtp_host == "maildir":
         return MaildirConnection(s.outbox_dir)
     return SmtpConnection(

@@ -309,3 +309,30 @@ def test_two_worker_processes_racing_one_send_over_two_relays_deliver_exactly_on
         assert send is not None and send.state == "finished"
         counts = relay_counts(s, ids["send"])
     assert counts["a"] > 100 and counts["b"] > 250
+
+
+def test_system_mail_and_doctor_use_the_configured_relays(
+    sqlite_settings: Settings, sinks: Sinks
+) -> None:
+    from newsletter.delivery.doctor import run_doctor
+    from newsletter.delivery.relays import take_out
+    from newsletter.delivery.smtp import connect
+
+    for name in ("brand", "one", "two"):
+        sinks.add(name)
+    _use(sqlite_settings, [
+        _relay("brand", sinks.ports["brand"], from_domains=["example.org"]),
+        _relay("one", sinks.ports["one"], password="", username=""),
+        _relay("two", sinks.ports["two"]),
+    ])  # fmt: skip
+    conn = connect()
+    assert conn.send("bounces+x@example.org", "ops@example.org", b"Subject: t\r\n\r\nhi\r\n").state == "sent"
+    conn.close()
+    assert sinks.received("one").total() == 1  # the first general relay in service
+    take_out("one", "test")
+    conn = connect()
+    conn.send("bounces+x@example.org", "ops@example.org", b"Subject: t\r\n\r\nhi\r\n")
+    conn.close()
+    assert sinks.received("two").total() == 1
+    checks = {c["name"]: c["status"] for c in run_doctor()["checks"]}
+    assert checks["relay brand"] == checks["relay one"] == checks["relay two"] == "ok"
