@@ -144,6 +144,18 @@ def test_failing_relay_is_taken_out_the_send_finishes_on_the_other_and_it_comes_
     assert sum(counts.values()) == 300
     assert "notify.relay_down" in actions
     assert "notify.auto_paused" not in actions  # another relay was always usable
+    # the send report says per relay how many it carried
+    from typer.testing import CliRunner
+
+    from newsletter.cli import app
+
+    runner = CliRunner()
+    status = runner.invoke(app, ["send", "status", str(ids["send"]), "--json"])
+    assert json.loads(status.output)["relays"] == counts
+    text = runner.invoke(app, ["send", "status", str(ids["send"])]).output
+    assert f"good {counts['good']:,}" in text
+    stats = runner.invoke(app, ["stats", str(ids["send"])]).output
+    assert "sent via relay good" in stats and "sent via relay flaky" in stats
 
     # the relay recovers: it is probed, brought back, and carries mail again
     state["failing"] = False
