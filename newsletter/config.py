@@ -324,8 +324,13 @@ def require_secret_key(process: str, settings: Settings | None = None) -> None:
         )
 
 
+#: Bumped by every :func:`reset_settings`: caches derived from the settings compare it.
+generation = 0
+
+
 def reset_settings(settings: Settings | None = None) -> None:
     """Replace the process-wide settings (tests, the demo)."""
-    global _settings
+    global _settings, generation
     _settings = settings
+    generation += 1
     _cached.cache_clear()

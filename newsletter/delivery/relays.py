@@ -243,7 +243,7 @@ def _default_relay(cfg: Settings) -> RelayConfig:
     )
 
 
-_loaded: tuple[int, str, list[RelayConfig]] | None = None
+_loaded: tuple[str, list[RelayConfig]] | None = None
 _load_lock = threading.Lock()
 
 
@@ -251,17 +251,28 @@ def load_relays(cfg: Settings | None = None) -> list[RelayConfig]:
     """The configured relays (cached per settings object and value)."""
     global _loaded
     cfg = cfg or get_settings()
-    key = (id(cfg), repr(cfg.relays))
+    # Keyed by the values themselves (never by the settings object's id: ids are reused).
+    key = repr(
+        (
+            cfg.relays,
+            cfg.smtp_host,
+            cfg.smtp_port,
+            cfg.smtp_username,
+            cfg.smtp_password.get_secret_value(),
+            cfg.smtp_starttls,
+            cfg.smtp_timeout,
+        )
+    )
     with _load_lock:
-        if _loaded is not None and (_loaded[0], _loaded[1]) == key:
-            return _loaded[2]
+        if _loaded is not None and _loaded[0] == key:
+            return _loaded[1]
     raw = cfg.relays
     if raw is None or (isinstance(raw, str) and not raw.strip()) or raw == []:
         relays = [_default_relay(cfg)]
     else:
         relays = parse_relays(raw)
     with _load_lock:
-        _loaded = (key[0], key[1], relays)
+        _loaded = (key, relays)
     return relays
 
 
@@ -288,7 +299,7 @@ def route(
 
 # -- health: taken out, probed, brought back -----------------------------------
 
-_down_cache: tuple[float, dict[str, dt.datetime | None]] | None = None
+_down_cache: tuple[float, dict[str, dt.datetime | None], int] | None = None
 _cache_lock = threading.Lock()
 CACHE_SECONDS = 1.0
 
@@ -296,8 +307,15 @@ CACHE_SECONDS = 1.0
 def down_relays(*, fresh: bool = False) -> dict[str, dt.datetime | None]:
     """name -> next probe time, for the relays out of service (cached for a second)."""
     global _down_cache
+    from .. import config
+
     with _cache_lock:
-        if not fresh and _down_cache and time.monotonic() - _down_cache[0] < CACHE_SECONDS:
+        if (
+            not fresh
+            and _down_cache
+            and _down_cache[2] == config.generation
+            and time.monotonic() - _down_cache[0] < CACHE_SECONDS
+        ):
             return _down_cache[1]
     with session_scope() as s:
         rows = s.execute(
@@ -307,7 +325,7 @@ def down_relays(*, fresh: bool = False) -> dict[str, dt.datetime | None]:
         ).all()
     down = {str(n): p for n, p in rows}
     with _cache_lock:
-        _down_cache = (time.monotonic(), down)
+        _down_cache = (time.monotonic(), down, config.generation)
     return down
 
 

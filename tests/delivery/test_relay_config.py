@@ -158,3 +158,11 @@ def test_cli_refuses_bad_config_with_one_line_and_never_shows_passwords(
         assert r.exit_code == 0, r.output
         assert SECRET not in r.output
     assert SECRET not in json.dumps(good.public_dict(), default=str)
+
+
+def test_the_default_relay_follows_the_settings_values_not_the_object(tmp_path: Path) -> None:
+    """A cache keyed by the settings object's id served a dead test's port (ids are reused)."""
+    for port in (2001, 2002, 2003):
+        s = Settings(var_dir=tmp_path, smtp_host="127.0.0.1", smtp_port=port)
+        assert load_relays(s)[0].port == port
+        del s
