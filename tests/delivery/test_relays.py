@@ -348,3 +348,39 @@ def test_system_mail_and_doctor_use_the_configured_relays(
     assert sinks.received("two").total() == 1
     checks = {c["name"]: c["status"] for c in run_doctor()["checks"]}
     assert checks["relay brand"] == checks["relay one"] == checks["relay two"] == "ok"
+
+
+def test_a_send_pauses_only_when_no_relay_is_usable_and_resumes_when_one_answers(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    from newsletter.sink import free_port
+
+    ports = {"a": free_port(), "b": free_port()}  # nothing listens there yet
+    _use(sqlite_settings, [_relay("a", ports["a"]), _relay("b", ports["b"])],
+         auto_resume_limit_seconds=60)  # fmt: skip
+    ids = seed(40)
+    handler = SinkHandler(directory=tmp_path / "sink-b")
+    started: list[Any] = []
+
+    def bring_b_back() -> None:
+        import time
+
+        time.sleep(1.5)
+        ctrl, _ = start_sink(handler, port=ports["b"])
+        started.append(ctrl)
+
+    threading.Thread(target=bring_b_back, daemon=True).start()
+    try:
+        assert drive_inline(ids["send"], max_wait=30) == "finished"
+    finally:
+        for c in started:
+            c.stop()
+    got = Counter(r for _f, rs, _d in handler.messages for r in rs)
+    assert len(got) == 40 and max(got.values()) == 1
+    with session_scope() as s:
+        actions = [a.action for a in s.scalars(select(AuditLog).order_by(AuditLog.id))]
+    assert actions.count("notify.relay_down") == 2  # both taken out …
+    assert "notify.auto_paused" in actions and "notify.auto_resumed" in actions  # … then paused
+    assert "notify.relay_up" in actions
+    assert "a" in down_relays(fresh=True) and "b" not in down_relays(fresh=True)
+    assert {r for _e, _s, r in _deliveries(ids["send"])} == {"b"}
