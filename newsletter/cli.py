@@ -61,6 +61,9 @@ class _Root(LazyGroup):
             "Console users and personal API tokens",
         ),
         "tracking": ("newsletter.tracking.cli", "stats_app", "Open/click statistics / 阅读统计"),
+        "relays": ("newsletter.delivery.relay_cli", "relays_app", "Relays: list, status / 发信服务器"),
+        "warmup": ("newsletter.delivery.relay_cli", "warmup_app",
+                   "Warm-up of sending domains / 预热"),
     }
 
 

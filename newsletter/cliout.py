@@ -77,6 +77,7 @@ def print_stats(data: dict[str, Any], out: Console | None = None) -> None:
         ("WeChat readers / 公众号阅读人数", wx.get("readers", 0)),
         ("WeChat shares / 公众号分享次数", wx.get("shares", 0)),
     ]
+    rows += [(f"sent via relay {k} / 经 {k} 送达", v) for k, v in data.get("relays", {}).items()]
     for k, v in rows:
         t.add_row(k, str(v))
     out.print(t)

@@ -68,6 +68,24 @@ class Settings(BaseSettings):
     smtp_timeout: float = 30.0
     smtp_pool_size: int = 4
 
+    #: Several named relays (docs/delivery.md, "Relays"): a JSON list of objects, a TOML
+    #: ``[[relays]]`` array in newsletter.toml, or the path of a .json/.toml/.yaml file.
+    #: Empty: the one relay above, named "default". Parsed by delivery/relays.py.
+    relays: Any = None
+    #: A relay is taken out after this many 4xx replies within ``relay_failure_window``
+    #: seconds (a connection failure takes it out at once); it is probed and brought back.
+    relay_failure_burst: int = 10
+    relay_failure_window: int = 60
+    #: Warm-up (docs/delivery.md, "Warm-up"): the default ramp, messages per day per sending
+    #: domain, and the domains warmed up, e.g. {"brief.example.cn": {"start": "2026-12-01",
+    #: "shares": {"gmail.com": 0.3}}}; `newsletter warmup set` stores plans that override these.
+    warmup_schedule: list[int] = Field(
+        default_factory=lambda: [50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000]
+    )
+    warmup_domains: dict[str, Any] = Field(default_factory=dict)
+    #: Warm-up days begin at midnight in this time zone.
+    warmup_timezone: str = "Asia/Shanghai"
+
     #: Public base URL of the web app (pixel, click, unsubscribe, archive).
     base_url: str = "http://127.0.0.1:8000"
     #: Secret for signed tokens. Rotation: put old keys in ``old_secret_keys``.
@@ -273,7 +291,30 @@ class Settings(BaseSettings):
 
     def public_dict(self) -> dict[str, Any]:
         """Settings with secrets masked, for ``newsletter config show``."""
-        return self.model_dump(mode="json")
+        data = self.model_dump(mode="json")
+        data["relays"] = _mask_passwords(self.relays)  # relay passwords are never shown
+        return data
+
+
+def _mask_passwords(value: Any) -> Any:
+    """A relay configuration with every ``password`` value replaced by ``***``."""
+    if isinstance(value, str) and value.strip()[:1] in ("[", "{"):
+        import json
+
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return "<not valid JSON>"
+    if isinstance(value, dict):
+        return {
+            k: ("***" if str(k).lower() == "password" and v else _mask_passwords(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_mask_passwords(v) for v in value]
+    if isinstance(value, SecretStr):
+        return "***"
+    return value
 
 
 _settings: Settings | None = None
@@ -307,8 +348,13 @@ def require_secret_key(process: str, settings: Settings | None = None) -> None:
         )
 
 
+#: Bumped by every :func:`reset_settings`: caches derived from the settings compare it.
+generation = 0
+
+
 def reset_settings(settings: Settings | None = None) -> None:
     """Replace the process-wide settings (tests, the demo)."""
-    global _settings
+    global _settings, generation
     _settings = settings
+    generation += 1
     _cached.cache_clear()

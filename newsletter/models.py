@@ -52,6 +52,9 @@ __all__ = [
     "Rendition",
     "RollupHourly",
     "RateCounter",
+    "RelayState",
+    "WarmupCount",
+    "WarmupPlan",
     "RollupLink",
     "Segment",
     "Send",
@@ -406,6 +409,8 @@ class Delivery(Base):
     subject_idx: Mapped[int | None] = mapped_column(Integer)
     #: Subject test: True for the random test share.
     subject_test: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: The relay (by name) of the last attempt: the one that carried a sent delivery.
+    relay: Mapped[str | None] = mapped_column(String(64))
 
 
 # -- events and statistics -------------------------------------------------
@@ -483,4 +488,49 @@ class RateCounter(Base):
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     window_start: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# -- relays and warm-up (migration 0014) --------------------------------------
+
+
+class RelayState(Base):
+    """A relay taken out of service (``down_since`` set) and its probes; no row: in service."""
+
+    __tablename__ = "relay_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    down_since: Mapped[dt.datetime | None]
+    next_probe_at: Mapped[dt.datetime | None]
+    probe_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: Times taken out in a row without staying up for long (lengthens the probe gap).
+    flaps: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_up_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class WarmupPlan(Base):
+    """A sending domain's warm-up ramp, set with `newsletter warmup set` (overrides settings)."""
+
+    __tablename__ = "warmup_plan"
+
+    domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    #: Messages per day: day 0, day 1, …; the last value holds after the end.
+    schedule: Mapped[list[int] | None] = mapped_column(JSONType)
+    #: First day of the ramp (ISO date in ``warmup_timezone``); NULL: set at first use.
+    start_day: Mapped[str | None] = mapped_column(String(10))
+    #: Recipient domain -> largest share of a day's allowance, e.g. {"gmail.com": 0.3}.
+    shares: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WarmupCount(Base):
+    """Messages handed to a relay per (sending domain, day, recipient domain; '*' = all)."""
+
+    __tablename__ = "warmup_count"
+
+    domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    rcpt_domain: Mapped[str] = mapped_column(String(255), primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)

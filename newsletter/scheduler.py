@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from .config import get_settings
 from .db import session_scope
@@ -37,7 +38,9 @@ def tick(now: dt.datetime | None = None) -> list[int]:
     _plan_publications(now)
     out: list[int] = []
     from .delivery.heal import due_for_probe, heal
+    from .delivery.relays import probe_due
 
+    probe_due()  # relays out of service come back when they answer a probe
     for send_id in due_for_probe(now):  # relay outages heal themselves
         if heal(send_id, now) == "resumed":
             out.append(send_id)
@@ -91,7 +94,7 @@ def tick(now: dt.datetime | None = None) -> list[int]:
                 )
             )
             recent = s.scalar(select(func.max(Delivery.sent_at)).where(Delivery.send_id == send_id))
-            if not busy and (recent is None or recent < stale):
+            if not busy and (recent is None or recent < stale) and _due_or_done(s, send_id, now):
                 s.execute(update(Send).where(Send.id == send_id).values(updated_at=now))
                 out.append(send_id)
     return out
@@ -149,3 +152,24 @@ def _plan_publications(now: dt.datetime) -> None:
                     "no approved issue is waiting for it. / 下一期尚无已审核的期刊。",
                     key=f"{pub.slug}:{slot}",
                 )
+
+
+def _due_or_done(s: Session, send_id: int, now: dt.datetime) -> bool:
+    """Has the send something due now, or nothing left (so it can finish)? A send whose
+    deliveries all wait for later (back-off, a warm-up day) has a chain asleep for them:
+    reviving it every tick would only pile up sleeping chains."""
+    waiting = (Delivery.send_id == send_id) & Delivery.state.in_(("queued", "deferred"))
+    left = s.scalar(
+        select(func.count()).where(
+            Delivery.send_id == send_id, Delivery.state.in_(("queued", "deferred", "sending"))
+        )
+    )
+    if not left:
+        return True
+    due = s.scalar(
+        select(func.count()).where(
+            (Delivery.send_id == send_id) & (Delivery.state == "sending")
+            | waiting & (Delivery.next_attempt_at.is_(None) | (Delivery.next_attempt_at <= now))
+        )
+    )
+    return bool(due)

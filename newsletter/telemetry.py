@@ -176,8 +176,7 @@ class LedgerCollector(Collector):
     @staticmethod
     def _stream(cfg: Any) -> Iterator[Metric]:
         from .redisconn import redis_client
-        from .tracking.events import STREAM
-        from .tracking.ingester import GROUP
+        from .tracking.events import GROUP, STREAM
 
         r = redis_client()
         key = cfg.redis_prefix + STREAM

@@ -63,6 +63,20 @@ def _refuse_default_key(process: str) -> None:
 @signals.worker_init.connect
 def _check_worker_key(**_: object) -> None:
     _refuse_default_key("worker")
+    _refuse_bad_relays()
+
+
+def _refuse_bad_relays() -> None:
+    """A worker never starts with a relay configuration it cannot use (one line, en / 中文)."""
+    import sys
+
+    from newsletter.delivery.relays import RelayConfigError, load_relays
+
+    try:
+        load_relays()
+    except RelayConfigError as exc:
+        sys.stderr.write(f"error: worker: refusing to start: {exc}\n")
+        raise SystemExit(2) from None
 
 
 @signals.beat_init.connect

@@ -412,6 +412,8 @@ def _show_status(send_id: int, as_json: bool, note: str | None = None) -> None:
     from sqlalchemy import func, select
 
     from ..db import session_scope
+    from ..delivery.relay_cli import print_relay_counts
+    from ..delivery.relays import relay_counts
     from ..delivery.sends import state_counts
     from ..models import Delivery, Send
 
@@ -444,6 +446,7 @@ def _show_status(send_id: int, as_json: bool, note: str | None = None) -> None:
             "excluded": send.excluded_count,
             "already_received": send.already_received,
             "at_risk": int(at_risk or 0),
+            "relays": relay_counts(s, send_id),
             "resend_reason": send.resend_reason,
             "error": send.error,
             **counts,
@@ -457,6 +460,7 @@ def _show_status(send_id: int, as_json: bool, note: str | None = None) -> None:
         data,
         ("planned", "sent", "queued", "sending", "deferred", "bounced", "failed", "skipped"),
     )
+    print_relay_counts(data["relays"])  # type: ignore[arg-type]
     if data["already_received"]:
         console.print(
             f"skipped {data['already_received']} reader(s) who already received this issue "

@@ -217,6 +217,27 @@ def _dmarc() -> Check:
                  "(Gmail and Yahoo require it for bulk senders) / 请发布 DMARC 记录")  # fmt: skip
 
 
+def _relays() -> list[Check]:
+    """With several relays (NEWSLETTER_RELAYS): each one connects, logs in and answers."""
+    cfg = get_settings()
+    if not cfg.relays:
+        return [_relay()]
+    from .relays import RelayConfigError, load_relays, probe
+
+    try:
+        relays = load_relays(cfg)
+    except RelayConfigError as exc:
+        return [Check("relays", "fail", str(exc), "fix NEWSLETTER_RELAYS / 请修正发信服务器配置")]
+    out = []
+    for r in relays:
+        ok, detail = probe(r)
+        out.append(
+            Check(f"relay {r.name}", "ok" if ok else "fail", f"{r.host}:{r.port} ({r.tls}): {detail}",
+                  "" if ok else "check its host, port, TLS mode and login / 发信服务器无法连接")
+        )  # fmt: skip
+    return out
+
+
 def _relay() -> Check:
     cfg = get_settings()
     if cfg.smtp_host == "maildir":
@@ -252,7 +273,7 @@ def _relay() -> Check:
 def run_doctor(dkim: DkimSettings | None = None) -> dict[str, Any]:
     """Every check; ``ok`` is False when any check failed."""
     checks = [_secret(), _base_url(), *_identity(), *_dkim(dkim or DkimSettings()), _spf(),
-              _dmarc(), _relay()]  # fmt: skip
+              _dmarc(), *_relays()]  # fmt: skip
     return {
         "ok": all(c.status != "fail" for c in checks),
         "checks": [c.as_dict() for c in checks],

@@ -43,12 +43,15 @@ from sqlalchemy.orm import Session
 from ..config import get_settings
 from ..db import session_scope
 from ..headers import HeaderInjection
-from ..models import Delivery, Send, Subscriber, Subscription, Suppression, utcnow
+from ..models import Delivery, Send, Subscriber, Subscription, Suppression
 from ..tokens import delivery_token, unsubscribe_token
+from . import warmup
 from .assemble import CompiledMessage, Recipient
+from .clock import now as utcnow
 from .compiled import compiled_for
+from .relays import RelayPool, probe_due
 from .sends import state_counts, transition
-from .smtp import MaildirConnection, Outcome, SmtpConnection, connect
+from .smtp import Outcome
 from .throttle import throttle
 
 __all__ = ["BatchResult", "claim", "maybe_finish", "process_batch", "worker_name"]
@@ -74,6 +77,12 @@ class BatchResult:
     lost_claim: int = 0
     #: deferrals because the relay could not be reached (refused, reset, timed out)
     unreachable: int = 0
+    #: messages given back because no relay that may carry them is in service
+    no_relay: int = 0
+    #: messages left for a later day by the sending domain's warm-up
+    warmup_deferred: int = 0
+    #: relay name -> messages it carried (sent) in this batch
+    by_relay: dict[str, int] = field(default_factory=dict)
     stopped: str | None = None  # "paused" / "cancelled" when the batch stopped early
     outcomes: dict[str, int] = field(default_factory=dict)
 
@@ -150,6 +159,7 @@ def process_batch(send_id: int, *, batch_size: int | None = None) -> BatchResult
         if not ids:
             return result
         issue_id, list_id = send.issue_id, send.list_id
+        _from_domain, publication = warmup.from_domain_of(s, send_id)
         rows = s.execute(
             select(
                 Delivery.id,
@@ -168,6 +178,7 @@ def process_batch(send_id: int, *, batch_size: int | None = None) -> BatchResult
                 )
                 .label("subscribed"),
                 Delivery.subject_idx,
+                Delivery.relay,
             )
             .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
             .where(Delivery.id.in_(ids))
@@ -190,25 +201,49 @@ def process_batch(send_id: int, *, batch_size: int | None = None) -> BatchResult
     todo = [r for r in rows if r[0] not in skip]
     if not todo:
         return result
-    conn = connect()
     try:
-        _send_rows(send_id, issue_id, list_id, todo, conn, result, claim_token)
+        probe_due()  # relays out of service whose probe is due (claimed: one prober each)
+    except Exception:  # a probe must never stop a batch
+        log.exception("relay probe failed")
+    pool = RelayPool(cfg)
+    try:
+        _send_rows(send_id, issue_id, list_id, todo, _Route(pool, publication), result, claim_token)
     finally:
-        conn.close()
+        pool.close()
     _maybe_auto_pause(send_id, result)
     return result
 
 
+@dataclass(slots=True)
+class _Route:
+    """Where a batch's messages go: its relays, its publication, the warm-up plans."""
+
+    pool: RelayPool
+    publication: str | None
+    plans: dict[str, warmup.Plan | None] = field(default_factory=dict)
+
+    def plan(self, s: Session, from_domain: str) -> warmup.Plan | None:
+        if from_domain not in self.plans:
+            self.plans[from_domain] = warmup.active_plan(s, from_domain)
+        return self.plans[from_domain]
+
+
 def _maybe_auto_pause(send_id: int, result: BatchResult) -> None:
-    """Pause the send when too many messages of a batch failed: something is wrong."""
+    """Pause the send when too many messages of a batch failed, or no relay may carry it."""
     cfg = get_settings()
+    if result.no_relay and result.stopped is None:
+        _pause_for_relay(
+            send_id,
+            result,
+            f"auto-paused: no relay that may carry this send is in service "
+            f"({result.no_relay} messages waiting); the relays are probed and the send "
+            "resumes by itself when one answers / 没有可用的发信服务器，恢复后自动继续",
+        )
+        return
     attempts = result.sent + result.deferred + result.bounced
     failures = result.deferred + result.bounced
     if attempts < cfg.auto_pause_min_attempts or failures / attempts < cfg.auto_pause_error_rate:
         return
-    from ..errors import StateError
-    from ..notify import notify
-
     relay = result.unreachable * 2 > failures  # mostly could not reach the relay
     reason = (
         f"auto-paused: {failures} of {attempts} messages in one batch failed "
@@ -220,6 +255,13 @@ def _maybe_auto_pause(send_id: int, result: BatchResult) -> None:
             else "check the relay, then resume"
         )
     )
+    _pause_for_relay(send_id, result, reason, relay=relay)
+
+
+def _pause_for_relay(send_id: int, result: BatchResult, reason: str, *, relay: bool = True) -> None:
+    from ..errors import StateError
+    from ..notify import notify
+
     with session_scope() as s:
         try:
             changed = transition(s, send_id, "pause", error=reason)
@@ -245,7 +287,7 @@ def _send_rows(
     issue_id: int,
     list_id: int | None,
     rows: list,  # type: ignore[type-arg]
-    conn: SmtpConnection | MaildirConnection,
+    route: _Route,
     result: BatchResult,
     claim_token: str,
 ) -> None:
@@ -265,7 +307,7 @@ def _send_rows(
                 issue_id,
                 list_id,
                 rows,
-                conn,
+                route,
                 result,
                 claim_token,
                 thr,
@@ -291,7 +333,7 @@ def _send_loop(
     issue_id: int,
     list_id: int | None,
     rows: list,  # type: ignore[type-arg]
-    conn: SmtpConnection | MaildirConnection,
+    route: _Route,
     result: BatchResult,
     claim_token: str,
     thr: Any,
@@ -322,7 +364,23 @@ def _send_loop(
             compiled = compiled_by_variant[ckey] = compiled_for(
                 issue_id, variant, subject=_subject(s, send_id, row.subject_idx)
             )
+        from_domain = compiled.from_addr.rpartition("@")[2].strip(" >").lower()
+        relay = route.pool.pick(
+            from_domain, route.publication, avoid=row.relay if attempts else None
+        )
+        if relay is None:
+            # No relay that may carry this message is in service: give the rest back
+            # untouched; the send pauses and heal.py resumes it when a relay answers.
+            result.no_relay += len(rows) - n
+            _release(s, [r[0] for r in rows[n:]])
+            return
         wait = thr.acquire(compiled.from_addr, email)
+        # The relay's bucket: a wait is not a token, so after a short wait take one again.
+        rwait = thr.acquire_relay(relay.name, relay.rate)
+        while 0 < rwait <= cfg.max_throttle_sleep:
+            time.sleep(rwait)
+            rwait = thr.acquire_relay(relay.name, relay.rate)
+        wait = max(wait, rwait)
         if wait > cfg.max_throttle_sleep:
             # Too long to wait here: give the row back with a due time, never stall.
             s.execute(
@@ -358,11 +416,26 @@ def _send_loop(
             s.commit()
             result.failed += 1
             continue
+        rcpt_domain = email.rpartition("@")[2].lower()
+        plan = route.plan(s, from_domain)
+        now = utcnow()
+        if plan is not None and not warmup.reserve(s, plan, rcpt_domain, now):
+            # Today's warm-up allowance (or this recipient domain's share) is used up.
+            tomorrow = warmup.day_start(warmup.day_of(now) + dt.timedelta(days=1))
+            s.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id, Delivery.claimed_by == claim_token)
+                .values(claimed_by=None, lease_until=None, next_attempt_at=tomorrow)
+            )
+            s.commit()
+            result.warmup_deferred += 1
+            continue
         took: Any
         if pg:
             # The hot statement, sent as prepared SQL (no per-message statement compile).
             took = s.connection().exec_driver_sql(
-                _MARK_SENDING_PG, (attempts + 1, msgid, delivery_id, claim_token, send_id)
+                _MARK_SENDING_PG,
+                (attempts + 1, msgid, relay.name, delivery_id, claim_token, send_id),
             )
         else:
             took = s.execute(
@@ -373,8 +446,10 @@ def _send_loop(
                     Delivery.state.in_(("queued", "deferred")),
                     exists().where(Send.id == send_id, Send.state == "sending"),
                 )
-                .values(state="sending", attempts=attempts + 1, message_id=msgid)
+                .values(state="sending", attempts=attempts + 1, message_id=msgid, relay=relay.name)
             )
+        if took.rowcount != 1 and plan is not None:
+            warmup.unreserve(s, plan, rcpt_domain, now)
         s.commit()
         if took.rowcount != 1:
             state = s.scalar(select(Send.state).where(Send.id == send_id))
@@ -385,11 +460,23 @@ def _send_loop(
             result.lost_claim += 1  # our lease expired and another worker has it now
             continue
         envelope = f"bounces+{token}@{cfg.bounce_domain}"
-        outcome = conn.send(envelope, email, message, signer=compiled.signer)
+        outcome = route.pool.connection(relay).send(
+            envelope, email, message, signer=compiled.signer
+        )
         # The outcome commits together with the next message's "sending" mark (one
-        # round trip per message); the at-risk window stays one message per connection.
-        _record(s, delivery_id, attempts + 1, outcome, email, cfg.max_attempts)
+        # round trip per message); the at-risk window stays one message per connection
+        # (one connection per relay in use).
+        retry_now = False
+        if outcome.state == "deferred":
+            eligible = route.pool.eligible(from_domain, route.publication)
+            route.pool.report(relay, outcome, alternatives=len(eligible) > 1)
+            # Failover: each other relay in service gets one prompt try before back-off.
+            others = [r for r in route.pool.usable(from_domain, route.publication) if r != relay]
+            retry_now = bool(others) and attempts < len(others)
+        _record(s, delivery_id, attempts + 1, outcome, email, cfg.max_attempts, retry_now)
         setattr(result, outcome.state, getattr(result, outcome.state) + 1)
+        if outcome.state == "sent":
+            result.by_relay[relay.name] = result.by_relay.get(relay.name, 0) + 1
         if outcome.code is None and outcome.reply.startswith("connection"):
             result.unreachable += 1
 
@@ -398,7 +485,7 @@ def _send_loop(
 # pause or cancel has committed, no worker starts another SMTP transaction, and at
 # most the one message per connection already under way completes.
 _MARK_SENDING_PG = (
-    "UPDATE delivery SET state = 'sending', attempts = %s, message_id = %s "
+    "UPDATE delivery SET state = 'sending', attempts = %s, message_id = %s, relay = %s "
     "WHERE id = %s AND claimed_by = %s AND state IN ('queued', 'deferred') "
     "AND EXISTS (SELECT 1 FROM send WHERE send.id = %s AND send.state = 'sending')"
 )
@@ -409,7 +496,13 @@ _MARK_SENT_PG = (
 
 
 def _record(
-    s: Session, delivery_id: int, attempts: int, o: Outcome, email: str, max_attempts: int
+    s: Session,
+    delivery_id: int,
+    attempts: int,
+    o: Outcome,
+    email: str,
+    max_attempts: int,
+    retry_now: bool = False,
 ) -> None:
     now = utcnow()
     if o.state == "sent" and s.get_bind().dialect.name == "postgresql":
@@ -436,7 +529,10 @@ def _record(
     elif attempts >= max_attempts:
         values.update(state="failed")
     else:
-        values.update(state="deferred", next_attempt_at=now + _backoff(attempts))
+        # retry_now: failover, the next attempt goes to another relay at once
+        values.update(
+            state="deferred", next_attempt_at=now if retry_now else now + _backoff(attempts)
+        )
     s.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values))
     if values.get("state") == "failed":
         _suppress_if_always_failing(s, delivery_id, email)

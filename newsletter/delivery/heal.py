@@ -1,5 +1,10 @@
 """Relay outages heal themselves.
 
+With several relays (delivery/relays.py) each relay is taken out and brought back
+on its own and the send goes on through the others; a send pauses itself only
+when *no* relay that may carry it is in service, and the probe below then covers
+every relay that may carry it: the send resumes when any of them answers.
+
 When most of a batch fails to *connect* to the relay (refused, reset, timed out),
 the engine pauses the send and records ``auto_paused_at`` (an auto-pause for
 bounces or other replies is left for a person: resending would not help).
@@ -26,19 +31,50 @@ from sqlalchemy.orm import Session
 
 from ..config import get_settings
 from ..db import session_scope
-from ..models import Delivery, Send, utcnow
+from ..models import Delivery, RelayState, Send, utcnow
 from ..notify import notify
+from .relays import load_relays
 from .sends import transition
 
-__all__ = ["RELAY_PAUSE", "heal", "mark_relay_pause", "probe_relay"]
+__all__ = ["RELAY_PAUSE", "heal", "mark_relay_pause", "probe_for_send", "probe_relay"]
 
 log = logging.getLogger(__name__)
 RELAY_PAUSE = "relay unreachable"
 MAX_GAP = 300.0
 
 
+def probe_for_send(send_id: int, now: dt.datetime) -> tuple[bool, str]:
+    """(a relay answers, detail) for the relays that may carry ``send_id``.
+
+    Each relay that may carry the send and is out of service is probed now; the
+    send can go on as soon as one of them is in service.
+    """
+    from .relays import down_relays, probe_due, route
+    from .warmup import from_domain_of
+
+    with session_scope() as s:
+        domain, publication = from_domain_of(s, send_id)
+    relays = route(load_relays(), domain, publication)
+    names = {r.name for r in relays}
+    back = probe_due(now, names=names, force=True)
+    down = down_relays(fresh=True)
+    usable = [r.name for r in relays if r.name not in down]
+    if usable:
+        return True, "in service: " + ", ".join(usable) + (
+            f" (brought back: {', '.join(back)})" if back else ""
+        )
+    with session_scope() as s:
+        errors = [
+            f"{n}: {e}"
+            for n, e in s.execute(
+                select(RelayState.name, RelayState.last_error).where(RelayState.name.in_(names))
+            )
+        ]
+    return False, "; ".join(errors)[:300] or "no relay answers"
+
+
 def probe_relay() -> tuple[bool, str]:
-    """(answers, detail): connect to the sending relay, EHLO, QUIT."""
+    """(answers, detail): connect to the single ``smtp_*`` relay, EHLO, QUIT."""
     cfg = get_settings()
     if cfg.smtp_host == "maildir":
         return True, "maildir"
@@ -101,7 +137,7 @@ def heal(send_id: int, now: dt.datetime | None = None) -> str:
         )
         if won.rowcount != 1:  # type: ignore[attr-defined]
             return "waiting"
-    ok, detail = probe_relay()
+    ok, detail = probe_for_send(send_id, now)
     with session_scope() as s:
         if ok:
             if not transition(s, send_id, "resume"):

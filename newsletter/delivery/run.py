@@ -116,6 +116,9 @@ def _start(send_id: int) -> tuple[int, int]:
         from .subjects import assign
 
         assign(s, send_id)  # a subject test: deal the subjects, hold the remainder
+        from .warmup import plan_send
+
+        plan_send(s, send_id)  # warm-up: beyond today's allowance waits for later days
         if transition(s, send_id, "start"):
             from ..notify import notify
 
@@ -144,6 +147,10 @@ def _wait_for_relay(send_id: int) -> bool:
             return True
         if outcome in ("gave_up", "n/a"):
             return False
+
+
+#: The longest a batch chain sleeps before looking again (seconds).
+MAX_LATER = 1800.0
 
 
 @dataclass(slots=True)
@@ -176,14 +183,16 @@ def step(send_id: int, *, batch_size: int | None = None) -> Next:
     with session_scope() as s:
         _n, nxt = pending(s, send_id)
     if nxt is not None:
-        from ..models import utcnow
+        from .clock import now as utcnow
         from .subjects import HOLD
 
         if nxt >= HOLD:
             # Only a subject test's held readers are left: nothing to wake up for (a
             # countdown to year 9999 would overflow); the decision restarts the send.
             return Next("stopped", result=res)
-        return Next("later", max(0.5, (nxt - utcnow()).total_seconds()), res)
+        # Capped: a Celery countdown beyond the broker's visibility timeout (1 h) would be
+        # delivered twice; a warm-up day away is reached by waking up now and then.
+        return Next("later", min(max(0.5, (nxt - utcnow()).total_seconds()), MAX_LATER), res)
     # Deliveries leased by another worker are still in flight: look again shortly.
     return Next("later", 1.0, res)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from .assemble import to_base64
 
-__all__ = ["MaildirConnection", "Outcome", "SmtpConnection", "connect"]
+__all__ = ["MaildirConnection", "Outcome", "SmtpConnection"]
 
 
 @dataclass(slots=True)
@@ -41,16 +41,20 @@ class SmtpConnection:
         password: str = "",
         starttls: bool = False,
         pipelining: bool = True,
+        ssl: bool = False,
     ) -> None:
         self.host, self.port, self.timeout = host, port, timeout
         self.username, self.password, self.starttls = username, password, starttls
+        self.ssl = ssl  # implicit TLS (port 465) instead of STARTTLS
         self._smtp: smtplib.SMTP | None = None
         self.eightbit = True
         self.allow_pipelining = pipelining
         self.pipelining = False
 
     def _open(self) -> smtplib.SMTP:
-        smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        smtp = (smtplib.SMTP_SSL if self.ssl else smtplib.SMTP)(
+            self.host, self.port, timeout=self.timeout
+        )
         smtp.ehlo()
         if self.starttls:
             smtp.starttls()
@@ -191,19 +195,3 @@ class MaildirConnection:
 
     def close(self, *, force: bool = False) -> None:
         pass
-
-
-def connect() -> SmtpConnection | MaildirConnection:
-    from ..config import get_settings
-
-    s = get_settings()
-    if s.smtp_host == "maildir":
-        return MaildirConnection(s.outbox_dir)
-    return SmtpConnection(
-        s.smtp_host,
-        s.smtp_port,
-        timeout=s.smtp_timeout,
-        username=s.smtp_username,
-        password=s.smtp_password.get_secret_value(),
-        starttls=s.smtp_starttls,
-    )

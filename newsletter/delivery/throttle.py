@@ -1,4 +1,4 @@
-"""Shared token buckets: per sender identity and per destination domain.
+"""Shared token buckets: per sender identity, per destination domain and per relay.
 
 With Redis configured the buckets live there (one Lua script, atomic), so every
 worker on every machine draws from the same bucket; without Redis they live
@@ -74,6 +74,10 @@ class Throttle:
         for key, rate in self._buckets(sender, domain):
             wait = max(wait, self._take(key, rate))
         return wait
+
+    def acquire_relay(self, relay: str, rate: float) -> float:
+        """Take one token from a relay's own bucket (``rate`` msg/s; 0 = unlimited)."""
+        return self._take(f"relay:{relay}", rate) if rate > 0 else 0.0
 
     def _take(self, key: str, rate: float) -> float:
         burst = max(1.0, rate * self.burst_seconds)

@@ -22,12 +22,11 @@ from typing import Any
 from ..config import get_settings
 from ..delivery.engine import worker_name
 from ..redisconn import redis_client
-from .events import STREAM, ingest, replay_spool
+from .events import GROUP, STREAM, ingest, replay_spool
 
 __all__ = ["GROUP", "consume"]
 
 log = logging.getLogger(__name__)
-GROUP = "ingest"
 
 
 def _ensure_group(r: Any, key: str) -> None:

@@ -245,6 +245,7 @@ def send_stats(session: Session, send_id: int, *, wechat: bool = True) -> dict[s
     return {
         "archive_views": archive,
         "at_risk": int(at_risk or 0),
+        "relays": _relay_counts(session, send_id),  # sent per relay (issue 19)
         "send_id": send_id,
         "issue": issue.number if issue else None,
         "issue_id": send.issue_id,
@@ -459,3 +460,9 @@ def purge(
             deleted += len(ids)
         out[pub.slug] = deleted
     return out
+
+
+def _relay_counts(session: Session, send_id: int) -> dict[str, int]:
+    from ..delivery.relays import relay_counts
+
+    return relay_counts(session, send_id)

@@ -32,7 +32,9 @@ def create_app() -> Any:
     from ..delivery.webhooks import router as webhooks_router
     from ..wechat.callback import router as wechat_router
     from .console import router as console_router
+    from .console.warmup import router as warmup_router
 
+    app.include_router(warmup_router)  # /console/warmup: relays and warm-up plans
     app.include_router(console_router)
     app.include_router(webhooks_router)
     app.include_router(wechat_router)

@@ -64,6 +64,7 @@ from .i18n import (
     lint_label,
     translator,
 )
+from .services.relays import send_relay_facts
 from .share import share_info
 from .subjects import subject_panel
 from .switches import local_login_enabled, sso_configured
@@ -532,9 +533,12 @@ def sends_page(
 
 @router.get("/sends/{send_id}", response_class=HTMLResponse)
 def send_page(request: Request, user: Viewer, send_id: int) -> HTMLResponse:
-    return _shown(request, user, lambda: svc.progress(send_id), lambda prog: page(
-        request, "send.html", user, s=prog, progress_json=json.dumps(prog, default=str),
-        test=subject_panel(send_id)))
+    def shown(prog: dict[str, Any]) -> HTMLResponse:
+        prog.update(send_relay_facts(send_id))  # relays and warm-up of the send
+        return page(request, "send.html", user, s=prog,
+                    progress_json=json.dumps(prog, default=str), test=subject_panel(send_id))
+
+    return _shown(request, user, lambda: svc.progress(send_id), shown)
 
 
 @router.post("/sends/{send_id}/{action}")
