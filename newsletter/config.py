@@ -101,7 +101,9 @@ class Settings(BaseSettings):
 
     #: Delivery engine.
     batch_size: int = 200
-    lease_seconds: int = 120
+    #: A claimed batch's lease; a live worker renews it every third (a heartbeat thread),
+    #: so a dead worker's rows come back within this many seconds.
+    lease_seconds: int = 20
     #: A sending send with no lease alive and no message sent for this long is revived by the tick.
     stall_seconds: int = 60
     max_attempts: int = 5

@@ -37,7 +37,7 @@ def wechat_stats() -> None:
 
 @app.task(name="newsletter.send_batch")
 def send_batch(send_id: int) -> str:
-    nxt = run.step(send_id)
+    nxt = run.step_resilient(send_id)
     if nxt.action == "again":
         send_batch.delay(send_id)
     elif nxt.action == "later":

@@ -32,6 +32,7 @@ import logging
 import os
 import random
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -315,6 +316,8 @@ def _send_rows(
             # covered by the ledger as before; only a crash of PostgreSQL itself could lose
             # the last few milliseconds of outcomes (those deliveries are then re-sent).
             s.execute(text("SET synchronous_commit TO OFF"))
+        beat = _Heartbeat(claim_token, get_settings().lease_seconds)
+        beat.start()
         try:
             _send_loop(
                 s,
@@ -328,10 +331,60 @@ def _send_rows(
                 thr,
                 compiled_by_variant,
             )
+        except BaseException:
+            # The first error is the one that matters: a rollback that fails too (the
+            # connection is gone) must not replace it with a PendingRollbackError.
+            try:
+                s.rollback()
+                if pg:
+                    s.execute(text("RESET synchronous_commit"))
+                    s.commit()
+            except Exception as cleanup:
+                log.debug("cleanup after a failed batch: %s", cleanup)
+            raise
         finally:
-            if pg:
-                s.commit()
-                s.execute(text("RESET synchronous_commit"))
+            beat.stop()
+        if pg:
+            s.commit()
+            s.execute(text("RESET synchronous_commit"))
+
+
+class _Heartbeat(threading.Thread):
+    """Keeps this worker's lease on its batch while the process lives.
+
+    Every third of the lease it moves ``lease_until`` forward on the rows this claim
+    still holds (queued, deferred, or mid-transaction). A worker that dies stops
+    beating, so its rows come back after one short lease, not after a long one; a
+    worker cut off from the database cannot renew either, and since every message is
+    first marked ``sending`` under this claim in the database, it cannot start
+    another once its rows are taken over (fencing).
+    """
+
+    def __init__(self, token: str, lease_seconds: int) -> None:
+        super().__init__(daemon=True, name=f"lease-{token[-8:]}")
+        self.token, self.lease = token, lease_seconds
+        self.every = max(0.5, lease_seconds / 3)
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.every):
+            try:
+                with session_scope() as s:
+                    s.execute(
+                        update(Delivery)
+                        .where(
+                            Delivery.claimed_by == self.token,
+                            Delivery.state.in_(("queued", "deferred", "sending")),
+                        )
+                        .values(lease_until=utcnow() + dt.timedelta(seconds=self.lease))
+                        .execution_options(synchronize_session=False)
+                    )
+            except Exception as exc:  # the lease then runs out: fencing takes over
+                log.warning("lease heartbeat failed: %s", exc.__class__.__name__)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=5)
 
 
 def _subject(s: Session, send_id: int, idx: int | None) -> str | None:
@@ -356,23 +409,8 @@ def _send_loop(
 ) -> None:
     cfg = get_settings()
     pg = s.get_bind().dialect.name == "postgresql"
-    renew_every = max(1.0, cfg.lease_seconds / 3)
-    renewed = time.monotonic()
     for n, row in enumerate(rows):
         delivery_id, variant, attempts, subscriber_id, email, name = row[:6]
-        if time.monotonic() - renewed > renew_every:
-            # Heartbeat: keep the lease on what is left of the batch.
-            s.execute(
-                update(Delivery)
-                .where(
-                    Delivery.claimed_by == claim_token,
-                    Delivery.state.in_(("queued", "deferred")),
-                )
-                .values(lease_until=utcnow() + dt.timedelta(seconds=cfg.lease_seconds))
-                .execution_options(synchronize_session=False)
-            )
-            s.commit()
-            renewed = time.monotonic()
         ckey = (variant, row.subject_idx)
         compiled = compiled_by_variant.get(ckey)
         if compiled is None:  # once per batch, variant and subject, not per message

@@ -7,6 +7,7 @@ loops in-process; with a broker, the Celery tasks in ``workers/tasks.py`` call
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from .engine import BatchResult, maybe_finish, pending, process_batch
 from .sends import plan, transition
 
 __all__ = ["Next", "drive_inline", "start", "start_channel", "step"]
+
+log = logging.getLogger(__name__)
 
 
 def channel_of(send_id: int) -> str:
@@ -197,6 +200,38 @@ def step(send_id: int, *, batch_size: int | None = None) -> Next:
     return Next("later", 1.0, res)
 
 
+def step_resilient(send_id: int, *, batch_size: int | None = None) -> Next:
+    """:func:`step`, but a lost database connection does not end the batch chain: the
+    error is logged as it was (not as the follow-up PendingRollbackError), the pool's
+    dead connections are dropped, and the chain looks again in a moment. The claimed
+    rows keep their lease until it runs out, then any worker takes them (at-risk
+    counted as for a crash)."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    try:
+        return step(send_id, batch_size=batch_size)
+    except (OperationalError, InterfaceError, DBAPIError) as exc:
+        if not _lost_connection(exc):
+            raise
+        log.warning("send %s: database connection lost (%s); the batch chain goes on",
+                    send_id, str(exc.orig or exc).splitlines()[0][:200])
+        from ..db import engine
+
+        engine().dispose()  # drop pooled connections to the old server process
+        return Next("later", 2.0)
+
+
+def _lost_connection(exc: Exception) -> bool:
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    if getattr(exc, "connection_invalidated", False) or isinstance(
+        exc, OperationalError | InterfaceError
+    ):
+        return True
+    text = str(exc).lower()
+    return "server closed the connection" in text or "terminating connection" in text
+
+
 def drive_inline(send_id: int, *, max_wait: float = 30.0, batch_size: int | None = None) -> str:
     """Run a send to the end in this process (embedded mode). Returns the final state.
 
@@ -205,7 +240,7 @@ def drive_inline(send_id: int, *, max_wait: float = 30.0, batch_size: int | None
     """
     start(send_id)
     while True:
-        nxt = step(send_id, batch_size=batch_size)
+        nxt = step_resilient(send_id, batch_size=batch_size)
         if nxt.action == "stopped" and _wait_for_relay(send_id):
             continue  # the relay came back: the send resumed
         if nxt.action in ("done", "stopped"):
