@@ -8,6 +8,8 @@ critical or serious violation (nor a skipped heading level or an empty header ce
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,21 @@ def _pages(data: dict[str, Any]) -> list[str]:
             "/console/settings", "/console/audit", "/console/account", "/console/no-such-page",
             "/console/bounces", f"/console/lists/{data['lists'][0]['id']}", "/console/subscribers/1",
             f"/console/editor/{issue}"]
+
+
+# The screenshots in docs/ are refreshed on purpose (NEWSLETTER_UPDATE_SCREENSHOTS=1);
+# an ordinary run writes them under var/ and leaves the checkout clean.
+SHOTS = (
+    Path(__file__).resolve().parents[2]
+    / ("docs" if os.environ.get("NEWSLETTER_UPDATE_SCREENSHOTS") else "var")
+    / "screenshots" / "pages"
+)
+
+
+def _shot(page: Any, path: str, width: int) -> None:
+    name = re.sub(r"[^a-z0-9]+", "-", path.removeprefix("/console").lower()).strip("-") or "home"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=width == 375)
 
 
 def _axe(page: Any) -> list[str]:
@@ -77,6 +94,8 @@ def test_every_page_fits_a_phone_and_passes_axe(
                     page.goto(base + path)
                     page.wait_for_load_state("load")
                     where = f"{width} {lang} {path}"
+                    if lang == "zh":  # every page at both widths, for docs/screenshots
+                        _shot(page, path, width)
                     sw = page.evaluate("document.documentElement.scrollWidth")
                     widths[where] = sw
                     if sw > width:
