@@ -125,7 +125,9 @@ def main() -> int:
             i, s = ids["issue"], ids["send"]
             paths = ["/console/", "/console/issues", f"/console/issues/{i}", "/console/sends",
                      f"/console/sends/{s}", "/console/subscribers", "/console/stats",
-                     f"/console/stats/{s}", "/console/settings", "/api/issues", f"/api/issues/{i}",
+                     f"/console/stats/{s}", "/console/settings", f"/console/editor/{i}",
+                     "/console/subscribers?q=reader12345", "/console/bounces", "/console/warmup",
+                     "/console/audit", "/console/account", "/api/issues", f"/api/issues/{i}",
                      "/api/sends", f"/api/sends/{s}", "/api/lists", "/api/subscribers?q=reader12345",
                      "/api/segments", "/api/suppressions", f"/api/stats/sends/{s}",
                      "/api/stats/trends", "/api/audit"]
