@@ -1,8 +1,13 @@
-"""Shared inputs and timing for the message-assembly benchmarks (B2, B3).
+"""What the benchmarks share: a scratch database, seed rows, inputs and timing.
 
-The input is the real renderer's output for ``examples/issue-sample.md``
-(~97 KB CJK HTML + ~75 KB text, with %%TOKEN%%/%%UNSUB%%/%%NAME%% slots);
-if the renderer cannot run, a synthesised ~100 KB CJK HTML of the same shape.
+* :func:`scratch_database` / :func:`drop_database`: a throwaway PostgreSQL
+  database per run (B4 to B9), dropped afterwards even with sessions left open.
+* :func:`sent_send_sql`: the rows a finished email send stands on (list,
+  publication, issue, send), for benchmarks that seed with plain SQL (B6, B7).
+* For the message-assembly benchmarks (B2, B3): the real renderer's output for
+  ``examples/issue-sample.md`` (~97 KB CJK HTML + ~75 KB text, with
+  %%TOKEN%%/%%UNSUB%%/%%NAME%% slots); if the renderer cannot run, a
+  synthesised ~100 KB CJK HTML of the same shape.
 """
 
 from __future__ import annotations
@@ -10,7 +15,9 @@ from __future__ import annotations
 import os
 import sys
 import time
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 from pathlib import Path
@@ -32,6 +39,64 @@ SIGNED = [
     "From", "From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type",
     "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post", "Feedback-ID",
 ]  # fmt: skip
+
+
+PG_ADMIN = os.environ.get("NEWSLETTER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@dataclass(frozen=True)
+class ScratchDb:
+    """A throwaway database: its name, its SQLAlchemy URL and its plain libpq URL."""
+
+    name: str
+    url: str
+    dsn: str
+    admin: str
+
+
+def scratch_database(tag: str = "", admin: str = PG_ADMIN) -> ScratchDb:
+    """Create an empty database ``nlbench_[tag_]<random>`` next to ``admin``'s."""
+    import psycopg
+
+    name = f"nlbench_{tag + '_' if tag else ''}{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    dsn = f"{admin.rsplit('/', 1)[0]}/{name}"
+    return ScratchDb(name, dsn.replace("postgresql://", "postgresql+psycopg://", 1), dsn, admin)
+
+
+def drop_database(db: ScratchDb) -> None:
+    """Drop the scratch database, closing whatever sessions are still on it."""
+    import psycopg
+
+    try:
+        with psycopg.connect(db.admin, autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)')
+    except psycopg.Error as exc:  # a failed benchmark must still print its own error
+        sys.stderr.write(f"could not drop {db.name}: {exc}\n")
+
+
+def sent_send_sql(tag: str, *, number: int, title: str, planned: int, days_ago: int = 0) -> str:
+    """SQL for the rows under one finished email send, all with id 1: list, publication,
+    issue (sent) and send (``planned`` deliveries; started and finished ``days_ago`` days
+    ago when given)."""
+    when = (f", now() - interval '{days_ago} days', now() - interval '{days_ago} days'"
+            if days_ago else "")
+    return f"""
+        INSERT INTO mailing_list (id, name, description, double_opt_in, created_at)
+        VALUES (1, '{tag}', '', false, now());
+        INSERT INTO publication (id, slug, name, from_name, from_address, list_id_domain,
+            postal_address, timezone, track_opens, track_clicks, created_at)
+        VALUES (1, '{tag}', '{tag.upper()}', '{tag.upper()}', '{tag}@example.org',
+                '{tag}.example.org', '', 'Asia/Shanghai', true, true, now());
+        INSERT INTO issue (id, publication_id, number, title, period, source_text, source_hash,
+            status, created_at, updated_at)
+        VALUES (1, 1, {number}, '{title}', '', '', repeat('0', 64), 'sent', now(), now());
+        INSERT INTO send (id, publication_id, issue_id, channel, list_id, variant_rule, state,
+            planned_count, excluded_count, created_at, updated_at
+            {", started_at, finished_at" if days_ago else ""})
+        VALUES (1, 1, 1, 'email', 1, 'preference', 'finished', {planned}, 0, now(), now(){when});
+    """
 
 
 def one_core() -> None:

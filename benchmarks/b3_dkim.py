@@ -5,11 +5,11 @@ Baseline (same run): the naive ``EmailMessage`` build plus ``dkimpy``
 ``dkim.sign`` (relaxed/relaxed, same h= list).  Ours: ``CompiledMessage.build``
 with a :class:`~newsletter.delivery.dkim.DkimSigner` (shared body-hash prefix,
 ``cryptography`` RSA).  Both outputs are checked with ``dkim.verify`` first.
-One core.  Target: ours ≥ 30× the baseline rate.  Exits 1 if missed.
-
-Also printed, measured in the same rounds: the two costs every signer pays
-per message (one RSA-2048 signature; SHA-256 of the body from the first
-per-recipient value on) and the ceilings they put on the ratio.
+One core.  Target (docs/benchmarks.md in shared/): ours within 10% of the *floor*,
+the two costs every signer pays per message — one RSA-2048 signature and SHA-256 of
+the body from the first per-recipient value on — timed in the same rounds.  The
+ratio to the naive baseline is printed too; it follows the CPU (20–35× here), which
+is why the target is stated against the floor.  Exits 1 if missed.
 
     .venv/bin/python benchmarks/b3_dkim.py [--seconds 2] [--rounds 9] [--ed25519]
 """
@@ -42,7 +42,8 @@ from newsletter.delivery.dkim import (
     generate_rsa_key,
 )
 
-TARGET = 30.0
+#: ours ÷ (RSA sign + body SHA-256), time per message, median of rounds.
+TARGET = 1.10
 DOMAIN = FROM_ADDR.rpartition("@")[2]
 
 
@@ -111,6 +112,8 @@ def main() -> int:
     base, mine = statistics.median(bases), statistics.median(mines)
     ratios = sorted(m / b for m, b in zip(mines, bases, strict=True))
     ratio = statistics.median(ratios)
+    over = sorted((1 / m) / (1 / r + 1 / s) for m, r, s in zip(mines, rsas, shas, strict=True))
+    over_floor = statistics.median(over)
     rsa_us = 1e6 / statistics.median(rsas)
     sha_us = 1e6 / statistics.median(shas)
     rest_us = statistics.median(
@@ -133,14 +136,17 @@ def main() -> int:
         ("of which SHA-256 of the per-recipient body span",
          f"{sha_us:.0f} µs/msg ({len(span):,} of {body_len:,} body bytes)"),
         ("of which everything else (median of rounds)", f"{rest_us:.0f} µs/msg"),
-        ("ratio (median of rounds)", f"{ratio:.1f}× (target ≥ {TARGET:.0f}×)"),
+        ("time ÷ floor (RSA + SHA-256), median of rounds",
+         f"{over_floor:.3f} (target ≤ {TARGET:.2f})"),
+        (f"time ÷ floor per round ({len(over)}, sorted)", " ".join(f"{r:.3f}" for r in over)),
+        ("ratio to naive (median of rounds)", f"{ratio:.1f}×"),
         (f"ratio per round ({len(ratios)}, sorted)", " ".join(f"{r:.1f}" for r in ratios)),
         ("ceiling: naive ÷ RSA sign (median of rounds)", f"{ceil_rsa:.1f}×"),
         ("ceiling: naive ÷ (RSA sign + body SHA-256)", f"{ceil_both:.1f}×"),
         ("nproc", f"{nproc()} (measured on 1 core)"),
-        ("result", "PASS" if ratio >= TARGET else "FAIL"),
+        ("result", "PASS" if over_floor <= TARGET else "FAIL"),
     ]))  # fmt: skip
-    return 0 if ratio >= TARGET else 1
+    return 0 if over_floor <= TARGET else 1
 
 
 if __name__ == "__main__":

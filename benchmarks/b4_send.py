@@ -26,7 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+from _common import drop_database, scratch_database  # noqa: E402
+
 REDIS = "redis://127.0.0.1:6379/0"
 
 
@@ -103,9 +104,8 @@ def main() -> int:
     from newsletter.config import Settings, reset_settings
     from newsletter.sink import free_port
 
-    name = f"nlbench_{uuid.uuid4().hex[:8]}"
-    subprocess.run(["psql", PG_ADMIN, "-q", "-c", f'CREATE DATABASE "{name}"'], check=True)
-    url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + name
+    db = scratch_database()
+    url = db.url
     prefix = f"nlbench:{uuid.uuid4().hex[:6]}:"
     tmp = Path(tempfile.mkdtemp())
     port = free_port()
@@ -192,8 +192,7 @@ def main() -> int:
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
-        subprocess.run(["psql", PG_ADMIN, "-q", "-c", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'],
-                       capture_output=True)
+        drop_database(db)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _common import drop_database, scratch_database  # noqa: E402
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华建文玲红宇浩然思远晓雨欣怡子涵梓萱"
@@ -49,11 +50,6 @@ def write_gbk(rows: list[tuple[str, str, str, str]], path: Path, invalid_every: 
                 bad += 1
             fh.write(f"{email},{name},{variant},{city}\r\n")
     return bad
-
-
-def pg(admin: str, sql: str) -> None:
-    subprocess.run(["psql", admin, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql], check=True,
-                   capture_output=True)
 
 
 def baseline_copy(url: str, rows: list[tuple[str, str, str, str]]) -> float:
@@ -112,9 +108,8 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
     args = ap.parse_args()
-    name = f"nlbench_{uuid.uuid4().hex[:8]}"
-    pg(args.pg, f'CREATE DATABASE "{name}"')
-    url = args.pg.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + name
+    db = scratch_database(admin=args.pg)
+    url = db.url
     try:
         rows = make_rows(args.rows)
         with tempfile.TemporaryDirectory() as d:
@@ -140,8 +135,7 @@ def main() -> int:
         print(f"| result | {'PASS' if ok else 'FAIL'} |")
         return 0 if ok else 1
     finally:
-        subprocess.run(["psql", args.pg, "-q", "-c", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'],
-                       capture_output=True)
+        drop_database(db)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PG_ADMIN = os.environ.get("NEWSLETTER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+from _common import PG_ADMIN, drop_database, scratch_database, sent_send_sql  # noqa: E402
+
 REDIS = os.environ.get("NEWSLETTER_TEST_REDIS", "redis://127.0.0.1:6379/0")
 GIF = base64.b64decode("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
 RATE, P99_MS, CONNS = 0.25, 25.0, 64
@@ -129,19 +130,8 @@ def seed(url: str) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as c:
+        c.execute(sent_send_sql("b6", number=1, title="B6", planned=1))
         c.execute("""
-            INSERT INTO mailing_list (id, name, description, double_opt_in, created_at)
-            VALUES (1, 'b6', '', false, now());
-            INSERT INTO publication (id, slug, name, from_name, from_address, list_id_domain,
-                postal_address, timezone, track_opens, track_clicks, created_at)
-            VALUES (1, 'b6', 'B6', 'B6', 'b6@example.org', 'b6.example.org', '', 'Asia/Shanghai',
-                    true, true, now());
-            INSERT INTO issue (id, publication_id, number, title, period, source_text, source_hash,
-                status, created_at, updated_at)
-            VALUES (1, 1, 1, 'B6', '', '', repeat('0', 64), 'sent', now(), now());
-            INSERT INTO send (id, publication_id, issue_id, channel, list_id, variant_rule, state,
-                planned_count, excluded_count, created_at, updated_at)
-            VALUES (1, 1, 1, 'email', 1, 'preference', 'finished', 1, 0, now(), now());
             INSERT INTO subscriber (id, email, name, variant, attributes, status, source,
                 created_at, updated_at)
             VALUES (1, 'reader@qq.com', '', 'zh-Hans', '{}', 'active', 'b6', now(), now());
@@ -170,16 +160,12 @@ def main() -> int:
                     help="the pixel server (default) or the web app under uvicorn")  # fmt: skip
     args = ap.parse_args()
     ensure_tools()
-    import psycopg
 
     from newsletter.config import Settings, reset_settings
     from newsletter.db import dispose, session_scope, upgrade
 
-    name = f"nlbench_b6_{uuid.uuid4().hex[:8]}"
-    base = PG_ADMIN.rsplit("/", 1)[0]
-    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    db_url = f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+    db = scratch_database("b6")
+    db_url = db.url
     prefix = f"nlbench:{uuid.uuid4().hex[:8]}:"
     secret = "b6-" + uuid.uuid4().hex
     tmp = Path(tempfile.mkdtemp(prefix="b6-"))
@@ -194,7 +180,7 @@ def main() -> int:
         )  # type: ignore[arg-type]
         reset_settings(settings)
         upgrade(db_url)
-        seed(f"{base}/{name}")
+        seed(db.dsn)
         from newsletter.tokens import delivery_token
 
         token = delivery_token(1)
@@ -242,8 +228,7 @@ def main() -> int:
             app.wait(30)
         dispose()
         reset_settings(None)
-        with psycopg.connect(PG_ADMIN, autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(db)
         shutil.rmtree(tmp, ignore_errors=True)
     ratio = ours["rps"] / base_run["rps"]
     extra = stored - (ours["ok"] + 1)  # +1: the warm-up request

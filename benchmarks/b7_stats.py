@@ -18,13 +18,13 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
+from _common import drop_database, scratch_database, sent_send_sql  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from newsletter.config import Settings, reset_settings  # noqa: E402
@@ -32,7 +32,6 @@ from newsletter.db import dispose, session_scope, upgrade  # noqa: E402
 from newsletter.tracking.events import rebuild  # noqa: E402
 from newsletter.tracking.stats import send_stats  # noqa: E402
 
-PG_ADMIN = os.environ.get("NEWSLETTER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 P95_MS, RATIO = 100.0, 50.0
 DOMAINS = ["qq.com", "163.com", "126.com", "gmail.com", "outlook.com", "hotmail.com",
            "icloud.com", "sina.com", "example.cn", "foxmail.com"]  # fmt: skip
@@ -58,24 +57,12 @@ def log(msg: str) -> None:
 def generate(url_pg: str, n_del: int, n_ev: int) -> None:
     with psycopg.connect(url_pg, autocommit=True) as c:
         c.execute("SET synchronous_commit = off")
+        c.execute(sent_send_sql("b7", number=47, title="第47期", planned=n_del, days_ago=8))
         c.execute("""
-            INSERT INTO mailing_list (id, name, description, double_opt_in, created_at)
-            VALUES (1, 'b7', '', false, now());
-            INSERT INTO publication (id, slug, name, from_name, from_address, list_id_domain,
-                postal_address, timezone, track_opens, track_clicks, created_at)
-            VALUES (1, 'b7', 'B7', 'B7', 'b7@example.org', 'b7.example.org', '', 'Asia/Shanghai',
-                    true, true, now());
-            INSERT INTO issue (id, publication_id, number, title, period, source_text, source_hash,
-                status, created_at, updated_at)
-            VALUES (1, 1, 47, '第47期', '', '', repeat('0', 64), 'sent', now(), now());
             INSERT INTO link (issue_id, position, url, text)
             SELECT 1, g, 'https://www.gov.cn/zhengce/' || g || '.htm', '文件' || g
-            FROM generate_series(1, 20) g;
-            INSERT INTO send (id, publication_id, issue_id, channel, list_id, variant_rule, state,
-                planned_count, excluded_count, created_at, updated_at, started_at, finished_at)
-            VALUES (1, 1, 1, 'email', 1, 'preference', 'finished', %s, 0, now(), now(),
-                    now() - interval '8 days', now() - interval '8 days');
-        """.replace("%s", str(n_del)))  # fmt: skip
+            FROM generate_series(1, 20) g
+        """)
         doms = "ARRAY[" + ",".join(f"'{d}'" for d in DOMAINS) + "]"
         log(f"subscribers: {n_del:,}")
         c.execute(f"""
@@ -131,23 +118,20 @@ def main() -> int:
     ap.add_argument("--baseline-runs", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="keep the throwaway database")
     args = ap.parse_args()
-    name = f"nlbench_b7_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN.rsplit("/", 1)[0]
-    url = f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+    db = scratch_database("b7")
+    url = db.url
     t_all = time.perf_counter()
     try:
         reset_settings(Settings(database_url=url, redis_url="", var_dir=Path("/tmp/b7var")))
         upgrade(url)
-        generate(f"{base}/{name}", args.deliveries, args.events)
+        generate(db.dsn, args.deliveries, args.events)
         log("rollups: rebuild (one GROUP BY over the raw events)")
         t = time.perf_counter()
         with session_scope() as s:
             s.execute(text("SET LOCAL work_mem = '256MB'"))
             rebuild(s, 1)
         t_rebuild = time.perf_counter() - t
-        with psycopg.connect(f"{base}/{name}", autocommit=True) as c:
+        with psycopg.connect(db.dsn, autocommit=True) as c:
             c.execute("VACUUM ANALYZE")
         t_gen = time.perf_counter() - t_all
         log(f"data ready in {t_gen:.0f} s (rebuild {t_rebuild:.0f} s)")
@@ -198,8 +182,7 @@ def main() -> int:
         dispose()
         reset_settings(None)
         if not args.keep:
-            with psycopg.connect(PG_ADMIN, autocommit=True) as c:
-                c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            drop_database(db)
     p50 = statistics.median(ours_ms)
     p95 = sorted(ours_ms)[max(0, int(len(ours_ms) * 0.95) - 1)]
     b50 = statistics.median(base_ms)

@@ -26,7 +26,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+from _common import drop_database, scratch_database  # noqa: E402
+
 TARGET_MS = 300.0
 
 
@@ -86,9 +87,8 @@ def main() -> int:
     from newsletter.config import Settings, reset_settings
     from newsletter.sink import free_port
 
-    name = f"nlbench_{uuid.uuid4().hex[:8]}"
-    subprocess.run(["psql", PG_ADMIN, "-q", "-c", f'CREATE DATABASE "{name}"'], check=True)
-    url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + name
+    db = scratch_database()
+    url = db.url
     tmp = Path(tempfile.mkdtemp())
     secret = uuid.uuid4().hex
     reset_settings(Settings(var_dir=tmp, database_url=url, secret_key=secret))
@@ -156,8 +156,7 @@ def main() -> int:
         if server is not None:
             server.terminate()
             server.wait()
-        subprocess.run(["psql", PG_ADMIN, "-q", "-c", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'],
-                       capture_output=True)
+        drop_database(db)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
+from _common import drop_database, scratch_database  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
@@ -38,7 +39,6 @@ from newsletter.db import dispose, session_scope, upgrade  # noqa: E402
 from newsletter.models import Issue, Publication  # noqa: E402
 from newsletter.web.app import create_app  # noqa: E402
 
-PG_ADMIN = os.environ.get("NEWSLETTER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 P95_MS = 100.0
 DIGITS = "零一二三四五六七八九"
 
@@ -110,16 +110,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--issues", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=50)
-    ap.add_argument("--keep", metavar="NAME", default="",
-                    help="use (and keep) database NAME: populated on the first run only")
     args = ap.parse_args()
-    name = args.keep or f"nlbench_b9_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
-        exists = c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if not exists:
-            c.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN.rsplit("/", 1)[0]
-    url = f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+    db = scratch_database("b9")
+    url = db.url
     ok = True
     try:
         reset_settings(
@@ -133,9 +126,8 @@ def main() -> int:
         )
         upgrade(url)
         t = time.perf_counter()
-        if not exists:
-            populate(args.issues)
-        with psycopg.connect(f"{base}/{name}", autocommit=True) as c:
+        populate(args.issues)
+        with psycopg.connect(db.dsn, autocommit=True) as c:
             c.execute("VACUUM ANALYZE")
             rows = c.execute(
                 "SELECT count(*), pg_size_pretty(pg_total_relation_size("
@@ -177,9 +169,7 @@ def main() -> int:
     finally:
         dispose()
         reset_settings(None)
-        if not args.keep:
-            with psycopg.connect(PG_ADMIN, autocommit=True) as c:
-                c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(db)
     return 0 if ok else 1
 
 

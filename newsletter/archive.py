@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
@@ -224,7 +225,7 @@ def search(
         rows = session.execute(
             hits.where(ArchiveEntry.id.in_(ids)).order_by(*order).offset(offset).limit(per_page)
         ).all() if ids else []
-        return [Entry(*r) for r in rows], len(ids)
+        return _entries(session, pub, variant, rows), len(ids)
     top = int(session.scalar(
         select(func.max(Issue.number)).where(Issue.publication_id == pub.id,
                                              Issue.status == PUBLISHED)
@@ -248,5 +249,20 @@ def search(
             .order_by(*order).offset(offset).limit(per_page)
         ).all()
         if len(rows) == per_page or floor < 0:
-            return [Entry(*r) for r in rows], COUNT_CAP + 1
+            return _entries(session, pub, variant, rows), COUNT_CAP + 1
         width *= 4
+
+
+def _entries(session: Session, pub: Publication, variant: str, rows: Any) -> list[Entry]:
+    """Hits with each issue's title in the page's variant (the issue row of the search
+    table holds it: a Traditional page never names an issue in Simplified)."""
+    numbers = {r[0] for r in rows}
+    heads: dict[int, str] = {}
+    if numbers:
+        heads = dict(session.execute(
+            select(Issue.number, ArchiveEntry.title)
+            .join(Issue, Issue.id == ArchiveEntry.issue_id)
+            .where(Issue.publication_id == pub.id, Issue.number.in_(numbers),
+                   ArchiveEntry.variant == variant, ArchiveEntry.anchor == "")
+        ).all())
+    return [Entry(n, heads.get(n, it), a, t, sm) for n, it, a, t, sm in rows]

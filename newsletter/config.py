@@ -14,6 +14,7 @@ relay switches to production with no code change.
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -130,8 +131,12 @@ class Settings(BaseSettings):
     #: Feedback-loop (FBL) addresses that `bounces serve` accepts besides bounces+…@ and
     #: unsubscribe+…@, e.g. ["fbl@brief.example.cn"]; their ARF reports are applied.
     feedback_addresses: list[str] = Field(default_factory=list)
-    #: Bearer token for GET /metrics (Prometheus); empty: the endpoint is off.
+    #: Bearer token for GET /metrics (Prometheus); empty: the endpoint is off on the web app.
     metrics_token: SecretStr = SecretStr("")
+    #: Workers, beat and the ingester serve /metrics, /healthz and /readyz on this port
+    #: (+0 worker, +1 beat, +2 ingester) and host; 0: off.
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
     #: DNS server for `newsletter doctor` (``host`` or ``host:port``); empty: the system's.
     dns_server: str = ""
     alert_webhook_url: str = ""
@@ -161,6 +166,12 @@ class Settings(BaseSettings):
     track_opens: bool = True
     track_clicks: bool = True
 
+    #: Sites that may show the subscribe form in an <iframe> (/subscribe/<list>/embed),
+    #: e.g. ["https://www.example.cn"]. Empty: only this site may frame it.
+    embed_origins: list[str] = Field(default_factory=list)
+    #: Put the subscribe QR code under the WeChat headline article's email-version line.
+    wechat_subscribe_qr: bool = False
+
     #: Source feeds for `newsletter issue from-feeds` (a YAML file; see newsletter/feeds.py).
     feeds_file: str = ""
 
@@ -180,6 +191,19 @@ class Settings(BaseSettings):
     #: Local (password) accounts. An admin can also turn them off in the console; this
     #: setting is the break-glass floor: when false they stay off whatever the console says.
     local_login: bool = True
+
+    @field_validator("embed_origins", mode="after")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        """Origins go into a Content-Security-Policy header: scheme://host[:port] only."""
+        for origin in value:
+            if not re.fullmatch(r"https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?",
+                                origin):
+                raise ValueError(
+                    f"embed_origins: {origin[:60]!r} 不是 scheme://host[:port] 形式的来源 / "
+                    "is not an origin of the form scheme://host[:port]"
+                )
+        return value
 
     @field_validator(
         "from_name",

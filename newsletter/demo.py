@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
+from .cliout import print_stats
 from .config import Settings, get_settings, reset_settings
 from .errors import NewsletterError
 from .sink import SinkHandler, free_port, start_sink
@@ -221,8 +222,6 @@ def run_demo(
         console.rule("6. stats / 统计")
         with session_scope() as s:
             stats = send_stats(s, send_id)
-        from .cli import print_stats
-
         print_stats(stats, console)
         console.print(f"demo finished in {time.monotonic() - t0:.1f}s; files under {workdir}/")
         return stats

@@ -221,6 +221,7 @@ def context_for(pub: Publication) -> Any:
         track_opens=pub.track_opens,
         track_clicks=pub.track_clicks,
         email_budget_bytes=cfg.html_budget_bytes,
+        wechat_qr=cfg.wechat_subscribe_qr,
     )
 
 

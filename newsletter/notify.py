@@ -15,8 +15,10 @@ logged, never raised: an alert never stops the work it reports on.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,6 +29,11 @@ from .models import AuditLog
 __all__ = ["notify"]
 
 log = logging.getLogger(__name__)
+
+#: Where alert mail gets its connection when no alert relay is set: the relay layer
+#: (:mod:`newsletter.delivery.relays`, which every sending process imports) installs
+#: "the first general relay in service" here, so this module needs no import of it.
+system_connect: Callable[[], Any] | None = None
 
 
 def notify(session: Session, event: str, subject: str, body: str, *, key: str = "") -> bool:
@@ -53,13 +60,19 @@ def notify(session: Session, event: str, subject: str, body: str, *, key: str = 
         msg["Date"] = formatdate(usegmt=True)
         msg["Message-ID"] = make_msgid(domain=cfg.from_address.rpartition("@")[2])
         msg.set_content(body, cte="8bit")
-        from .delivery.smtp import SmtpConnection, connect
+        from .delivery.smtp import MaildirConnection, SmtpConnection
 
-        conn = (
-            SmtpConnection(cfg.alert_smtp_host, cfg.alert_smtp_port, timeout=10)
-            if cfg.alert_smtp_host
-            else connect()
-        )
+        if cfg.alert_smtp_host:
+            conn: Any = SmtpConnection(cfg.alert_smtp_host, cfg.alert_smtp_port, timeout=10)
+        elif system_connect is not None:
+            conn = system_connect()
+        elif cfg.smtp_host == "maildir":
+            conn = MaildirConnection(cfg.outbox_dir)
+        else:
+            conn = SmtpConnection(cfg.smtp_host, cfg.smtp_port, timeout=cfg.smtp_timeout,
+                                  username=cfg.smtp_username,
+                                  password=cfg.smtp_password.get_secret_value(),
+                                  starttls=cfg.smtp_starttls)
         from .delivery.dkim import sign_system_mail
         from .tokens import system_bounce_token
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 from newsletter.audience.service import get_or_create_list
 from newsletter.db import session_scope
@@ -72,3 +73,18 @@ def seed(n: int, *, list_name: str = "周报订阅", domain: str = "example.com"
         s.add(send)
         s.flush()
         return {"publication": pub.id, "issue": issue.id, "list": ml.id, "send": send.id}
+
+
+def draft_send_to_one_reader(s: Any, issue: Issue, *, list_name: str = "周报订阅") -> Send:
+    """In session ``s``: one active reader (reader@example.com, zh-Hans) on a list, and a
+    draft email send of ``issue`` to that list (flushed, so it has its id)."""
+    ml = get_or_create_list(s, list_name)
+    sub = Subscriber(email="reader@example.com", name="读者", variant="zh-Hans")
+    s.add(sub)
+    s.flush()
+    s.add(Subscription(subscriber_id=sub.id, list_id=ml.id, status="active"))
+    send = Send(publication_id=issue.publication_id, issue_id=issue.id, list_id=ml.id,
+                channel="email", state="draft")  # fmt: skip
+    s.add(send)
+    s.flush()
+    return send

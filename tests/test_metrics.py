@@ -46,11 +46,38 @@ def test_metrics_need_the_token_and_match_the_ledger(pg_settings, redis_url) -> 
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     text = r.text
     assert _value(text, "newsletter_sends", state="paused") == 1
-    assert _value(text, "newsletter_deliveries", state="sent") == 3
-    assert _value(text, "newsletter_deliveries", state="queued") == 8
-    assert _value(text, "newsletter_deliveries_at_risk") == 1
+    assert _value(text, "newsletter_queue", state="sent") == 3
+    assert _value(text, "newsletter_queue", state="queued") == 8
+    assert _value(text, "newsletter_queue_depth") == 8
+    assert _value(text, "newsletter_at_risk") == 1
     assert _value(text, "newsletter_sends_auto_paused") == 1
     assert _value(text, "newsletter_events_stream_length") >= 0
     assert _value(text, "newsletter_scrape_errors") == 0
-    for line in text.splitlines():  # the exposition format: comments or name{labels} value
-        assert line.startswith("# ") or re.match(r"^[a-z_]+(\{[^}]*\})? [0-9.e+-]+$", line), line
+    # an independent parser reads every family
+    from prometheus_client.parser import text_string_to_metric_families
+
+    names = {f.name for f in text_string_to_metric_families(text)}
+    for name in ("newsletter_sends", "newsletter_queue", "newsletter_queue_depth",
+                 "newsletter_deferrals", "newsletter_at_risk", "newsletter_send_rate",
+                 "newsletter_suppressions", "newsletter_live_bounces", "newsletter_ingest_lag",
+                 "newsletter_wechat_publications", "newsletter_deliveries",
+                 "newsletter_lease_expiries", "newsletter_claim_lag_seconds",
+                 "newsletter_wechat_api_calls", "newsletter_events_ingested",
+                 "newsletter_import_rows"):
+        assert name in names, name
+
+
+def test_health_and_readiness(pg_settings) -> None:  # type: ignore[no-untyped-def]
+    with TestClient(create_app()) as c:
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/readyz").text == "ready\n"
+    reset_settings(pg_settings.model_copy(update={
+        "database_url": "postgresql+psycopg://nobody@127.0.0.1:1/none"}))
+    from newsletter.db import dispose
+
+    dispose()
+    with TestClient(create_app()) as c:
+        r = c.get("/readyz")
+        assert r.status_code == 503 and "database" in r.text
+        assert c.get("/healthz").status_code == 200
+    dispose()

@@ -28,6 +28,9 @@ def configure(app: Celery, cfg: Settings | None = None) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
+        # Task events for Flower (and `celery events`): sent, started, succeeded …
+        worker_send_task_events=True,
+        task_send_sent_event=True,
         broker_transport_options={"visibility_timeout": 3600},
         task_default_queue=f"{cfg.redis_prefix}default",
         timezone="UTC",
@@ -82,3 +85,17 @@ def _refuse_bad_relays() -> None:
 @signals.beat_init.connect
 def _check_beat_key(**_: object) -> None:
     _refuse_default_key("beat")
+
+
+@signals.worker_init.connect
+def _serve_worker_metrics(**_: object) -> None:
+    from newsletter.telemetry import broker_ready, database_ready, serve_process
+
+    serve_process("worker", 0, lambda: database_ready() and broker_ready())
+
+
+@signals.beat_init.connect
+def _serve_beat_metrics(**_: object) -> None:
+    from newsletter.telemetry import broker_ready, database_ready, serve_process
+
+    serve_process("beat", 1, lambda: database_ready() and broker_ready())

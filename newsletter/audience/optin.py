@@ -178,7 +178,7 @@ def _mail_confirmation(addr: str, list_name: str, token: str, variant: str) -> N
     msg["Auto-Submitted"] = "auto-replied"
     msg.set_content(body, cte="8bit")
     from ..delivery.dkim import sign_system_mail
-    from ..delivery.smtp import connect
+    from ..delivery.relays import connect
     from ..tokens import system_bounce_token, verify_confirm
 
     data = sign_system_mail(msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")))

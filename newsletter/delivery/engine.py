@@ -44,6 +44,7 @@ from ..config import get_settings
 from ..db import session_scope
 from ..headers import HeaderInjection
 from ..models import Delivery, Send, Subscriber, Subscription, Suppression
+from ..telemetry import CLAIM_LAG, DELIVERIES, LEASE_EXPIRIES
 from ..tokens import delivery_token, unsubscribe_token
 from . import warmup
 from .assemble import CompiledMessage, Recipient
@@ -131,12 +132,26 @@ def claim(session: Session, send_id: int, limit: int, lease_seconds: int) -> tup
         )
     )
     # Rows that were 'sending' when their lease expired are at risk of a duplicate.
-    session.execute(
+    taken_over = session.execute(
         update(Delivery)
         .where(Delivery.claimed_by == token, Delivery.state == "sending")
         .values(at_risk=True, state="queued")
         .execution_options(synchronize_session=False)
     )
+    if taken_over.rowcount:  # type: ignore[attr-defined]
+        LEASE_EXPIRIES.inc(taken_over.rowcount)  # type: ignore[attr-defined]
+    if ids:
+        # Claim lag: how long the oldest claimed row had been due (its retry time, or
+        # when the send started for a first attempt).
+        due = session.scalar(
+            select(func.min(func.coalesce(Delivery.next_attempt_at, Send.started_at)))
+            .join(Send, Send.id == Delivery.send_id)
+            .where(Delivery.claimed_by == token)
+        )
+        if due is not None:
+            if due.tzinfo is None:
+                due = due.replace(tzinfo=dt.UTC)
+            CLAIM_LAG.observe(max((now - due).total_seconds(), 0.0))
     return token, ids
 
 
@@ -484,6 +499,7 @@ def _send_loop(
             others = [r for r in route.pool.usable(from_domain, route.publication) if r != relay]
             retry_now = bool(others) and attempts < len(others)
         _record(s, delivery_id, attempts + 1, outcome, email, cfg.max_attempts, retry_now)
+        DELIVERIES.labels(outcome=outcome.state, relay=relay.name).inc()
         setattr(result, outcome.state, getattr(result, outcome.state) + 1)
         if outcome.state == "sent":
             result.by_relay[relay.name] = result.by_relay.get(relay.name, 0) + 1

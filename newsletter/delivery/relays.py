@@ -49,6 +49,7 @@ from . import clock
 from .smtp import MaildirConnection, Outcome, SmtpConnection
 
 __all__ = [
+    "connect",
     "RelayConfig",
     "RelayConfigError",
     "RelayPool",
@@ -641,3 +642,36 @@ class RelayPool:
         for conn in self.conns.values():
             conn.close()
         self.conns.clear()
+
+
+def connect() -> SmtpConnection | MaildirConnection:
+    """A connection for system mail (confirmations, test sends, alerts): the single
+    ``smtp_*`` relay, or with ``relays`` configured the first general relay in service."""
+    from ..config import get_settings
+
+    s = get_settings()
+    if s.relays:
+        pool = RelayPool(s)
+        down = down_relays()
+        general = [r for r in pool.relays if r.general]
+        relay = next((r for r in general if r.name not in down), general[0])
+        return pool.connection(relay)
+    if s.smtp_host == "maildir":
+        return MaildirConnection(s.outbox_dir)
+    return SmtpConnection(
+        s.smtp_host,
+        s.smtp_port,
+        timeout=s.smtp_timeout,
+        username=s.smtp_username,
+        password=s.smtp_password.get_secret_value(),
+        starttls=s.smtp_starttls,
+    )
+
+
+def _install_system_connect() -> None:
+    from .. import notify
+
+    notify.system_connect = connect
+
+
+_install_system_connect()

@@ -20,7 +20,7 @@ from typing import Any
 
 from .assemble import to_base64
 
-__all__ = ["MaildirConnection", "Outcome", "SmtpConnection", "connect"]
+__all__ = ["MaildirConnection", "Outcome", "SmtpConnection"]
 
 
 @dataclass(slots=True)
@@ -195,29 +195,3 @@ class MaildirConnection:
 
     def close(self, *, force: bool = False) -> None:
         pass
-
-
-def connect() -> SmtpConnection | MaildirConnection:
-    """A connection for system mail (confirmations, test sends, alerts): the single
-    ``smtp_*`` relay, or with ``relays`` configured the first general relay in service."""
-    from ..config import get_settings
-
-    s = get_settings()
-    if s.relays:
-        from .relays import RelayPool, down_relays
-
-        pool = RelayPool(s)
-        down = down_relays()
-        general = [r for r in pool.relays if r.general]
-        relay = next((r for r in general if r.name not in down), general[0])
-        return pool.connection(relay)
-    if s.smtp_host == "maildir":
-        return MaildirConnection(s.outbox_dir)
-    return SmtpConnection(
-        s.smtp_host,
-        s.smtp_port,
-        timeout=s.smtp_timeout,
-        username=s.smtp_username,
-        password=s.smtp_password.get_secret_value(),
-        starttls=s.smtp_starttls,
-    )

@@ -19,7 +19,7 @@ from ..issues import get_issue, render_issue
 from ..tokens import delivery_token, system_bounce_token, unsubscribe_token
 from .assemble import CompiledMessage, Recipient, _encode_header
 from .compiled import compiled_for
-from .smtp import connect
+from .relays import connect
 
 __all__ = ["TEST_PREFIX", "marked_as_test", "send_test"]
 

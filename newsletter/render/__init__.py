@@ -19,9 +19,9 @@ from newsletter.content.model import Issue
 
 from .budget import size_checks
 from .context import SLOT_MAX_LEN, SLOTS, RenderContext, archive_url
-from .email import EmailRendition, render_email
 from .errors import EmailBudgetError, RenderError, WeChatLimitError
 from .lines import LIMIT, max_line_octets
+from .message import EmailRendition, render_email
 from .text import render_text
 from .web import render_web
 from .wechat import MAX_ARTICLES, WeChatArticle, render_wechat

@@ -13,9 +13,9 @@ from typing import Literal
 from newsletter.content.model import Issue
 
 from .context import RenderContext
-from .email import render_email
 from .errors import RenderError
 from .lines import LIMIT, max_line_octets
+from .message import render_email
 from .web import render_web
 from .wechat import MAX_ARTICLES, render_wechat
 

@@ -70,9 +70,27 @@ class RenderContext:
     track_clicks: bool = True
     email_budget_bytes: int = 100_000
     wechat_max_chars: int = 20_000
+    #: A QR code of the subscribe form under the WeChat headline's email-version line.
+    wechat_qr: bool = False
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
+
+    def in_variant(self, variant: str) -> RenderContext:
+        """This context with the publication's own words (name, sender, postal address)
+        in ``variant``: a Traditional issue never signs off in Simplified."""
+        if variant != HANT:
+            return self
+        from dataclasses import replace
+
+        from newsletter.content.variants import convert_text
+
+        return replace(
+            self,
+            publication_name=convert_text(self.publication_name),
+            sender_name=convert_text(self.sender_name),
+            postal_address=convert_text(self.postal_address),
+        )
 
     # --- public URLs -----------------------------------------------------
     def archive_url(self, issue: Issue, variant: str | None = None) -> str:

@@ -1,4 +1,4 @@
-"""The email rendition: HTML part (full or digest), text part, subject, preheader.
+"""The email's HTML part (full or digest); :mod:`.message` adds the text part.
 
 Guarantees:
 
@@ -17,7 +17,6 @@ Guarantees:
 from __future__ import annotations
 
 import html as _html
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from markupsafe import Markup
@@ -35,15 +34,13 @@ from .common import (
     toc,
 )
 from .context import SLOTS, RenderContext, slot_extra_bytes
-from .errors import EmailBudgetError
 from .inline import inline_css
 from .labels import html_lang, issue_no, labels
 from .lines import fold_html
 from .templating import render_template
-from .text import render_text
 from .views import Hooks, build_sections, intro_html
 
-__all__ = ["EmailRendition", "render_email", "render_email_html", "worst_case_bytes"]
+__all__ = ["Mode", "render_email_html", "worst_case_bytes"]
 
 Mode = Literal["full", "digest"]
 
@@ -60,25 +57,6 @@ _FILLER = Markup("&#847;&zwnj;&nbsp;" * 24)
 _EMAIL_BLOCKS = BlockStyle(
     extra={"table": 'border="1" cellpadding="5" cellspacing="0" bordercolor="#d9dde3"'}
 )
-
-
-@dataclass
-class EmailRendition:
-    """One issue's email, ready for per-recipient slot substitution.
-
-    ``link_ids`` lists the :attr:`Link.position` of every issue link present
-    in the HTML part, in order of first appearance (tracked through
-    ``/c/%%TOKEN%%/{position}`` when click tracking is on).
-    """
-
-    html: str
-    text: str
-    subject: str
-    preheader: str
-    mode: Mode
-    reason: str
-    html_bytes_worst: int
-    link_ids: list[int] = field(default_factory=list)
 
 
 def worst_case_bytes(s: str) -> int:
@@ -133,6 +111,7 @@ def _hooks(issue: Issue, ctx: RenderContext, index: LinkIndex) -> Hooks:
 
 def render_email_html(issue: Issue, ctx: RenderContext, mode: Mode) -> tuple[str, list[int]]:
     """Final HTML part for ``mode`` (inlined, folded) and the link positions it uses."""
+    ctx = ctx.in_variant(issue.variant)
     data = _common(issue, ctx)
     index = LinkIndex(issue.links)
     if mode == "full":
@@ -161,42 +140,3 @@ def render_email_html(issue: Issue, ctx: RenderContext, mode: Mode) -> tuple[str
         ]
         raw = render_template("email/digest.html", **data)
     return fold_html(inline_css(raw)), list(index.used)
-
-
-def render_email(issue: Issue, ctx: RenderContext) -> EmailRendition:
-    """Render the email, choosing full or digest by the byte budget (see module doc)."""
-    budget = ctx.email_budget_bytes
-    html, links = render_email_html(issue, ctx, "full")
-    full_worst = worst_case_bytes(html)
-    mode: Mode = "full"
-    if full_worst <= budget:
-        reason = (
-            f"full: worst-case HTML {full_worst:,} bytes is within the "
-            f"{budget:,}-byte budget"
-        )
-        worst = full_worst
-    else:
-        html, links = render_email_html(issue, ctx, "digest")
-        worst = worst_case_bytes(html)
-        if worst > budget:
-            raise EmailBudgetError(
-                f"issue {issue.number} ({issue.variant}): even the digest email is "
-                f"{worst:,} bytes worst-case, over the {budget:,}-byte budget "
-                f"(full would be {full_worst:,}); shorten titles/summaries or raise "
-                "email_budget_bytes"
-            )
-        mode = "digest"
-        reason = (
-            f"digest: full HTML would be {full_worst:,} bytes worst-case, over the "
-            f"{budget:,}-byte budget; digest is {worst:,} bytes"
-        )
-    return EmailRendition(
-        html=html,
-        text=render_text(issue, ctx, mode),
-        subject=subject(issue),
-        preheader=preheader(issue),
-        mode=mode,
-        reason=reason,
-        html_bytes_worst=worst,
-        link_ids=links,
-    )

@@ -31,6 +31,7 @@ _HANS: Final[dict[str, str]] = {
     "links": "链接",
     "contents_follow": "各栏目内容见本次推送的后续文章。",
     "email_version": "订阅邮件版（复制到浏览器打开）：",
+    "subscribe_qr": "长按识别二维码，订阅邮件版",
     "continued": "（续）",
 }
 
@@ -59,6 +60,7 @@ _HANT: Final[dict[str, str]] = {
     "links": "連結",
     "contents_follow": "各欄目內容見本次推送的後續文章。",
     "email_version": "訂閱郵件版（複製到瀏覽器打開）：",
+    "subscribe_qr": "長按識別二維碼，訂閱郵件版",
     "continued": "（續）",
 }
 

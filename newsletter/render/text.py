@@ -181,6 +181,7 @@ def _notes_lines(notes: _Notes) -> list[str]:
 
 def render_text(issue: Issue, ctx: RenderContext, mode: Literal["full", "digest"]) -> str:
     """The text/plain part for ``mode``; see the module docstring."""
+    ctx = ctx.in_variant(issue.variant)
     L = labels(issue.variant)
     index = LinkIndex(issue.links)
     notes = _Notes(ctx, index)

@@ -46,6 +46,7 @@ def _hooks(ctx: RenderContext) -> Hooks:
 
 def render_web(issue: Issue, ctx: RenderContext) -> str:
     """The complete page; see the module docstring."""
+    ctx = ctx.in_variant(issue.variant)
     L = labels(issue.variant)
     other = "zh-Hans" if issue.variant == HANT else HANT
     hooks = _hooks(ctx)

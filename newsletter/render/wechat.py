@@ -23,6 +23,7 @@ long, :class:`~.errors.WeChatLimitError` says which and by how much.
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 
 from markupsafe import Markup
@@ -123,6 +124,9 @@ class WeChatArticle:
     content_source_url: str
     image_hashes: list[str] = field(default_factory=list)
     char_count: int = 0
+    #: Images made by the renderer itself (sha256 → PNG bytes), uploaded like the
+    #: issue's own: the subscribe QR code.
+    inline_images: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -229,6 +233,11 @@ def _intro_fragment(issue: Issue, section: Section) -> _Fragment | None:
                                                image=h.image, style=_BLOCK_CSS)))
 
 
+#: The subscribe URL of the issue being rendered (set by :func:`render_wechat`), read
+#: where section articles are assembled, many calls deep.
+_SUBSCRIBE: ContextVar[str] = ContextVar("wechat_subscribe_url", default="")
+
+
 def _assemble(issue: Issue, chunks: list[_Chunk]) -> tuple[str, list[str]]:
     frags: list[_Fragment] = []
     shape: list[tuple[bool, int]] = []
@@ -249,7 +258,7 @@ def _assemble(issue: Issue, chunks: list[_Chunk]) -> tuple[str, list[str]]:
     L = labels(issue.variant)
     content = render_template(
         "wechat/article.html", chunks=view, notes=urls, S=S, L=L, issue=issue,
-        issue_no=issue_no(issue.number, issue.variant),
+        issue_no=issue_no(issue.number, issue.variant), subscribe_url=_SUBSCRIBE.get(),
     )
     return _sanitize(content), images
 
@@ -415,10 +424,17 @@ def _headline(issue: Issue, ctx: RenderContext) -> WeChatArticle:
     intro = c.fragment(_style_cells(blocks_html(issue.intro, issue, anchor=h.anchor,
                                                 image=h.image, style=_BLOCK_CSS)))
     htmls, urls, images = _renumber([intro])
+    inline: dict[str, bytes] = {}
+    if ctx.wechat_qr:
+        from ..qr import qr_png, qr_sha256
+
+        png = qr_png(ctx.subscribe_url("wechat-qr"))
+        inline[qr_sha256(png)] = png
+        images = [*images, qr_sha256(png)]
     content = _sanitize(render_template(
         "wechat/headline.html", issue=issue, S=S, L=L, intro=Markup(htmls[0]), notes=urls,
         toc=toc(issue), issue_no=issue_no(issue.number, issue.variant),
-        subscribe_url=ctx.subscribe_url(),
+        subscribe_url=ctx.subscribe_url(), qr=next(iter(inline), None),
     ))
     title = issue.title
     no = issue_no(issue.number, issue.variant)
@@ -432,6 +448,7 @@ def _headline(issue: Issue, ctx: RenderContext) -> WeChatArticle:
         content_source_url=ctx.archive_url(issue),
         image_hashes=images,
         char_count=len(content),
+        inline_images=inline,
     )
 
 
@@ -460,7 +477,11 @@ def _section_article(issue: Issue, ctx: RenderContext, chunks: list[_Chunk], par
 
 def render_wechat(issue: Issue, ctx: RenderContext) -> list[WeChatArticle]:
     """The draft's articles, headline first; see the module docstring."""
+    ctx = ctx.in_variant(issue.variant)
     limit = ctx.wechat_max_chars
+    # Every article ends with the email edition's address; the packer measures articles
+    # with it, so no article passes the limit because of it.
+    _SUBSCRIBE.set(ctx.subscribe_url())
     head = _headline(issue, ctx)
     if head.char_count >= limit:
         raise WeChatLimitError(

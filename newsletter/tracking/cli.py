@@ -7,6 +7,9 @@ stats retention [--dry-run]          purge raw events past each publication's re
 stats rebuild SEND                   recompute a send's rollups from its raw events
 stats replay-spool                   ingest events spooled while Redis and the DB were down
 tracking serve-pixel [--host --port --workers]   the lean open-pixel server (docs/operations.md)
+
+Mounted without a name (``commands``): ``newsletter stats SEND`` (the summary
+table) and ``newsletter ingest`` (consume the event stream).
 """
 
 from __future__ import annotations
@@ -20,9 +23,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["stats_app"]
+from ..cliout import JsonOpt, emit, fail, print_stats
+from ..errors import NewsletterError
+
+__all__ = ["commands", "stats_app"]
 
 stats_app = typer.Typer(help="Open/click statistics / 阅读统计", no_args_is_help=True)
+commands = typer.Typer()  # top-level commands (stats, ingest): mounted without a name
 console = Console()
 
 
@@ -50,9 +57,7 @@ def show(send_id: int, as_json: Annotated[bool, typer.Option("--json")] = False)
     if as_json:
         print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
         return
-    import importlib
-
-    importlib.import_module("newsletter.cli").print_stats(data, console)
+    print_stats(data, console)
     console.print(
         f"machine opens by hour / 机器打开: {sparkline([h['opens_machine'] for h in data['hourly']])}"
     )
@@ -194,3 +199,37 @@ def serve_pixel_cmd(
         level=log_level.upper(), format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
     )
     serve(host, port, workers=workers, forwarded_allow_ips=forwarded_allow_ips)
+
+
+@commands.command("stats")
+def stats(send_id: int, as_json: JsonOpt = False) -> None:
+    """Delivery, open and click statistics of a send (from rollups)."""
+    from ..db import session_scope
+    from .stats import send_stats
+
+    try:
+        with session_scope() as s:
+            data = send_stats(s, send_id)
+    except NewsletterError as exc:
+        fail(exc)
+    if emit(data, as_json):
+        return
+    print_stats(data)
+
+
+@commands.command("ingest")
+def ingest_cmd(
+    once: Annotated[bool, typer.Option(help="drain what is there, then exit")] = False,
+) -> None:
+    """Consume the event stream from Redis into the database."""
+    from ..config import require_secret_key
+    from .ingester import consume
+
+    require_secret_key("ingest")
+    if not once:
+        from ..redisconn import redis_client
+        from ..telemetry import database_ready, serve_process
+
+        serve_process("ingester", 2, lambda: database_ready() and bool(redis_client().ping()))
+    n = consume(max_batches=50 if once else None, block_ms=200 if once else 1000)
+    console.print(f"ingested {n} events")

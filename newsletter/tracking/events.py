@@ -66,6 +66,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 STREAM = "events"
+#: The consumer group of the ingesters on :data:`STREAM`.
+GROUP = "ingest"
 ENGAGEMENT = ("open", "click")
 #: Class given to events that are not opens or clicks.
 OTHER_CLS = {"unsubscribe": "human", "complaint": "human", "bounce": "unknown"}

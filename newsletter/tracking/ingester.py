@@ -22,12 +22,11 @@ from typing import Any
 from ..config import get_settings
 from ..delivery.engine import worker_name
 from ..redisconn import redis_client
-from .events import STREAM, ingest, replay_spool
+from .events import GROUP, STREAM, ingest, replay_spool
 
 __all__ = ["GROUP", "consume"]
 
 log = logging.getLogger(__name__)
-GROUP = "ingest"
 
 
 def _ensure_group(r: Any, key: str) -> None:
@@ -49,6 +48,9 @@ def _handle(r: Any, key: str, messages: list[tuple[bytes, dict[bytes, bytes]]]) 
         except (KeyError, ValueError):
             log.warning("dropping malformed stream entry %s", mid)
     ingest(events)  # commits; only then acknowledge
+    from ..telemetry import EVENTS_INGESTED
+
+    EVENTS_INGESTED.inc(len(events))
     ids = [m for m, _ in messages]
     r.xack(key, GROUP, *ids)
     r.xdel(key, *ids)

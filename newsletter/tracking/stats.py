@@ -44,6 +44,7 @@ from ..models import (
 from . import data
 from .events import domain_group
 from .models import RollupLinkCls, RollupSegment, SendAudience
+from .spark import sparkline
 
 __all__ = [
     "export_links_csv",
@@ -459,14 +460,6 @@ def purge(
             deleted += len(ids)
         out[pub.slug] = deleted
     return out
-
-
-def sparkline(values: list[int]) -> str:
-    bars = "▁▂▃▄▅▆▇█"
-    if not values:
-        return ""
-    top = max(values) or 1
-    return "".join(bars[min(len(bars) - 1, v * (len(bars) - 1) // top)] for v in values)
 
 
 def _relay_counts(session: Session, send_id: int) -> dict[str, int]:

@@ -173,6 +173,10 @@ class EventWriter:
         self._watchdog: asyncio.TimerHandle | None = None
         self.stats = {"batches": 0, "events": 0, "fallback_batches": 0}
 
+    def ready(self) -> bool:
+        """False while the breaker holds writes off after a failed connection."""
+        return not self.redis_url or time.monotonic() >= self._down_until
+
     # -- adding -------------------------------------------------------------------
 
     def add(self, payload: bytes) -> Batch:

@@ -144,42 +144,23 @@ _NO_PAGE = "没有这一页 / no such page"
 def archive_index(
     slug: str, request: Request, v: str | None = None, page: str | None = None
 ) -> Response:
-    variant = _variant(v)
-    n = _page_number(page)
-    if n is None:
-        return _bad(_BAD_PAGE)
-    pub = _publication(slug)
-    base = _base()
-    if pub is None or base is None:
-        return _bad(_NOT_FOUND, 404)
-    with session_scope() as s:
-        issues, total = published_issues(s, pub, variant, page=n)
-    pages = max(1, -(-total // PER_PAGE))
-    if n > pages:
-        return _bad(_NO_PAGE, 404)
-    return _render(
-        variant,
-        pub=pub,
-        mode="index",
-        issues=[{"i": i, "url": _issue_url(base, slug, i.number, variant)} for i in issues],
-        total=total,
-        page=n,
-        pages=pages,
-        prev_url=_url(base, slug, variant, page=n - 1) if n > 1 else None,
-        next_url=_url(base, slug, variant, page=n + 1) if n < pages else None,
-        other_url=_url(base, slug, "zh-Hans" if variant == "zh-Hant" else "zh-Hant", page=n),
-        canonical=_url(base, slug, variant, page=n),
-        atom=_url(base, slug, variant, "feed.atom"),
-        rss=_url(base, slug, variant, "feed.rss"),
-        subscribe=f"{base}/subscribe/{slug}",
-        q="",
-    )
+    return _listing(slug, v, page, "index", "")
 
 
 @router.get("/archive/{slug}/search", response_class=HTMLResponse)
 def archive_search(
     slug: str, v: str | None = None, q: str = "", page: str | None = None
 ) -> Response:
+    return _listing(slug, v, page, "search", _clean_query(q))
+
+
+def _listing(slug: str, v: str | None, page: str | None, mode: str, query: str) -> Response:
+    """The index (``mode`` "index") or the search page: the same checks, paging and links.
+
+    Only the rows differ: published issues, or the items that contain ``query``
+    (each linking to its anchor).  The search page's canonical and language
+    links point at its first page; the index's keep the page number.
+    """
     variant = _variant(v)
     n = _page_number(page)
     if n is None:
@@ -188,30 +169,39 @@ def archive_search(
     base = _base()
     if pub is None or base is None:
         return _bad(_NOT_FOUND, 404)
-    query = _clean_query(q)
     with session_scope() as s:
-        hits, total = search(s, pub, variant, query, page=n)
+        if mode == "search":
+            hits, total = search(s, pub, variant, query, page=n)
+            rows: dict[str, Any] = {"hits": [
+                {"h": h, "url": _issue_url(base, slug, h.number, variant, h.anchor)} for h in hits
+            ]}
+        else:
+            issues, total = published_issues(s, pub, variant, page=n)
+            rows = {"issues": [
+                {"i": i, "url": _issue_url(base, slug, i.number, variant)} for i in issues
+            ]}
     pages = max(1, -(-total // PER_PAGE))
     if n > pages:
         return _bad(_NO_PAGE, 404)
+    path, params = ("search", {"q": query}) if mode == "search" else ("", {})
+    here = {} if mode == "search" else {"page": n}
+    other = "zh-Hans" if variant == "zh-Hant" else "zh-Hant"
     return _render(
         variant,
         pub=pub,
-        mode="search",
+        mode=mode,
         q=query,
-        hits=[{"h": h, "url": _issue_url(base, slug, h.number, variant, h.anchor)} for h in hits],
         total=total,
         page=n,
         pages=pages,
-        prev_url=_url(base, slug, variant, "search", q=query, page=n - 1) if n > 1 else None,
-        next_url=(_url(base, slug, variant, "search", q=query, page=n + 1) if n < pages else None),
-        other_url=_url(
-            base, slug, "zh-Hans" if variant == "zh-Hant" else "zh-Hant", "search", q=query
-        ),
-        canonical=_url(base, slug, variant, "search", q=query),
+        prev_url=_url(base, slug, variant, path, **params, page=n - 1) if n > 1 else None,
+        next_url=_url(base, slug, variant, path, **params, page=n + 1) if n < pages else None,
+        other_url=_url(base, slug, other, path, **params, **here),
+        canonical=_url(base, slug, variant, path, **params, **here),
         atom=_url(base, slug, variant, "feed.atom"),
         rss=_url(base, slug, variant, "feed.rss"),
         subscribe=f"{base}/subscribe/{slug}",
+        **rows,
     )
 
 

@@ -126,6 +126,14 @@ class _Responses:
                     self.other[(code, keep_alive, head)] = build(status, hdrs, body, head)
 
     @staticmethod
+    def dynamic(status: bytes, ctype: bytes, body: bytes, keep_alive: bool) -> bytes:
+        """A response built now (metrics, readiness): never cached."""
+        return (b"HTTP/1.1 " + status + b"\r\nContent-Type: " + ctype + b"\r\n"
+                + b"Cache-Control: no-store\r\nContent-Length: %d\r\n" % len(body)
+                + (b"Connection: keep-alive\r\n" if keep_alive else b"Connection: close\r\n")
+                + b"\r\n" + body)
+
+    @staticmethod
     def error(status: bytes) -> bytes:
         """A response that closes the connection (400, 414, 431, 500)."""
         body = b'{"detail":"' + status.split(b" ", 1)[1] + b'"}'
@@ -206,7 +214,7 @@ class PixelServer:
 
 class _Connection(asyncio.Protocol):
     __slots__ = (
-        "began", "forwarded", "headers_size", "keep_alive", "last", "parser", "peer",
+        "auth", "began", "forwarded", "headers_size", "keep_alive", "last", "parser", "peer",
         "queue", "reading_paused", "server", "transport", "ua", "url", "writing_paused",
     )  # fmt: skip
 
@@ -219,6 +227,7 @@ class _Connection(asyncio.Protocol):
         self.url = b""
         self.ua = b""
         self.forwarded: bytes | None = None
+        self.auth = b""
         self.headers_size = 0
         self.keep_alive = True
         self.began = 0.0
@@ -277,6 +286,7 @@ class _Connection(asyncio.Protocol):
         self.url = b""
         self.ua = b""
         self.forwarded = None
+        self.auth = b""
         self.headers_size = 0
         self.began = self.server.now or 1.0
 
@@ -295,6 +305,8 @@ class _Connection(asyncio.Protocol):
                 self.ua = value
         elif name == b"x-forwarded-for":
             self.forwarded = value if self.forwarded is None else self.forwarded + b"," + value
+        elif name == b"authorization":
+            self.auth = value
 
     def on_message_complete(self) -> None:
         self.began = 0.0
@@ -337,10 +349,36 @@ class _Connection(asyncio.Protocol):
             if len(self.queue) > MAX_QUEUED:
                 self._set_reading()
             return
+        if path in (b"/metrics", b"/readyz") and method == b"GET":
+            self._answer(self._ops_page(path, keep))
+            return
         code = 200 if path == b"/healthz" else 404
         if code == 200 and method not in (b"GET", b"HEAD"):
             code = 405
         self._answer(responses.other[(code, keep, method == b"HEAD")])
+
+    def _ops_page(self, path: bytes, keep: bool) -> bytes:
+        """``/metrics`` (bearer token when one is set) and ``/readyz`` (the event stream
+        answers). Rare requests: built on the spot."""
+        from ..telemetry import CONTENT_TYPE, render, token_ok
+
+        dyn = self.server.responses.dynamic
+        if path == b"/metrics":
+            if not token_ok(self.auth.decode("latin-1")):
+                return dyn(b"401 Unauthorized", b"text/plain", b"metrics need the bearer token\n",
+                           keep)
+            stats = self.server.writer.stats
+            pid = os.getpid()
+            extra = "".join(
+                f"# TYPE newsletter_pixel_{k}_total counter\nnewsletter_pixel_{k}_total"
+                f'{{process="{pid}"}} {v}\n' for k, v in sorted(stats.items()))
+            return dyn(b"200 OK", CONTENT_TYPE.encode(), render() + extra.encode(), keep)
+        try:
+            ok = bool(self.server.writer.ready())
+        except Exception:
+            ok = False
+        return dyn(b"200 OK" if ok else b"503 Service Unavailable", b"text/plain",
+                   b"ready\n" if ok else b"not ready\n", keep)
 
     # -- responses -----------------------------------------------------------------------
 

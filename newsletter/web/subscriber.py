@@ -132,9 +132,65 @@ def subscribe_form(list_id: str, v: str | None = None, src: str | None = None) -
     )
 
 
+def embed_headers() -> dict[str, str]:
+    """Headers of the embeddable form: framing allowed only for ``embed_origins``
+    (none by default: then only this site may frame it)."""
+    from ..config import get_settings
+    from .guard import CSP
+
+    origins = " ".join(get_settings().embed_origins)
+    csp = CSP.replace("frame-ancestors 'self'", f"frame-ancestors 'self' {origins}".rstrip())
+    return {**_NO_CACHE, "Content-Security-Policy": csp}
+
+
+@router.get("/subscribe/{list_id}/embed", response_class=HTMLResponse)
+def subscribe_embed(list_id: str, v: str | None = None, src: str | None = None) -> HTMLResponse:
+    """The form alone, for an ``<iframe>`` on another site (see ``embed_origins``)."""
+    try:
+        ml = _list(list_id)
+    except NotFound:
+        return HTMLResponse("<h1>404</h1>", status_code=404)
+    page = _render("subscribe.html", _v(v), list=ml, stamp=form_stamp(), error=None,
+                   src=_src(src or "embed"), embed=True)
+    page.headers.update(embed_headers())
+    return page
+
+
+def _qr_target(list_id: str, v: str | None) -> str | None:
+    from ..config import get_settings
+
+    try:
+        ml = _list(list_id)
+    except NotFound:
+        return None
+    url = f"{get_settings().base_url.rstrip('/')}/subscribe/{ml.id}?src=qr"
+    return url + ("&v=zh-Hant" if _v(v) == "zh-Hant" else "")
+
+
+@router.get("/subscribe/{list_id}/qr.{kind}")
+def subscribe_qr(list_id: str, kind: str, v: str | None = None) -> Response:
+    """A QR code that leads to the form: ``qr.svg`` for print, ``qr.png`` for images."""
+    from ..qr import qr_png, qr_svg
+
+    url = _qr_target(list_id, v)
+    if url is None or kind not in ("svg", "png"):
+        return HTMLResponse("<h1>404</h1>", status_code=404)
+    body, media = (qr_svg(url), "image/svg+xml") if kind == "svg" else (qr_png(url), "image/png")
+    return Response(body, media_type=media, headers={"Cache-Control": "public, max-age=3600"})
+
+
 @router.post("/subscribe/{list_id}", response_class=HTMLResponse)
 async def subscribe_submit(list_id: str, request: Request) -> HTMLResponse:
     form = await request.form()
+    if form.get("embed") == "1":  # the embedded form's answers stay frameable
+        page = await _subscribe_submit(list_id, request, form)
+        page.headers.update(embed_headers())
+        return page
+    return await _subscribe_submit(list_id, request, form)
+
+
+async def _subscribe_submit(list_id: str, request: Request, form: Any) -> HTMLResponse:
+    embed = form.get("embed") == "1"
     variant = _v(str(form.get("variant", "")) or request.query_params.get("v"))
     src = _src(form.get("src") or request.query_params.get("src"))
     try:
@@ -162,6 +218,7 @@ async def subscribe_submit(list_id: str, request: Request) -> HTMLResponse:
             stamp=form_stamp(),
             error=f"{T[variant]['bad_email']}: {exc}",
             src=src,
+            embed=embed,
         )
     if result.outcome == "throttled" and result.detail == "ip":
         return _render("info.html", variant, 429, title=T[variant]["slow"], body="")

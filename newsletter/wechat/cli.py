@@ -6,13 +6,12 @@ scripts and cron can tell.
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from newsletter.cliout import emit as _emit
 from newsletter.errors import NewsletterError
 
 __all__ = ["wechat_app"]
@@ -24,12 +23,6 @@ console = Console()
 err = Console(stderr=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 IssueArg = Annotated[str, typer.Argument(help="issue id, or #number")]
-
-
-def _emit(data: Any, as_json: bool) -> bool:
-    if as_json:
-        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
-    return as_json
 
 
 def _fail(exc: Exception) -> None:

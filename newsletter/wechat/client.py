@@ -67,6 +67,17 @@ for _name in ("httpx", "httpcore"):
         _lg.addFilter(_Redact())
 
 
+def _count_call(path: str, data: dict[str, Any]) -> None:
+    from ..telemetry import WECHAT_CALLS
+
+    try:
+        code = str(int(data.get("errcode", 0) or 0))
+    except (TypeError, ValueError):
+        code = "invalid"
+    endpoint = path.split("?", 1)[0].removeprefix("/cgi-bin/")[:60]
+    WECHAT_CALLS.labels(endpoint=endpoint, errcode=code).inc()
+
+
 class WeChatClient:
     """One account's API. Thread-safe; share one per process or create one per task."""
 
@@ -147,6 +158,7 @@ class WeChatClient:
                 log.warning("wechat %s: %s, retrying (%d)", path, type(exc).__name__, attempt)
                 self.sleep(self.settings.backoff * 2 ** (attempt - 1))
                 continue
+            _count_call(path, data)
             if data.get("errcode") == -1 and attempt < self.settings.max_attempts:
                 log.warning("wechat %s: busy (-1), retrying (%d)", path, attempt)
                 self.sleep(self.settings.backoff * 2 ** (attempt - 1))

@@ -434,15 +434,16 @@ class FakeWeChat:
             return [dict(a) for a in articles]
         return [{k: v for k, v in a.items() if k != "content"} for a in articles]
 
-    def draft_batchget(self, q: dict[str, str], body: Any) -> dict[str, Any]:
+    def _batch(self, store: dict[str, dict[str, Any]], id_key: str, body: Any) -> dict[str, Any]:
+        """One page of a box (drafts or published articles), newest first, as batchget answers."""
         page_args = self._page(body)
         if isinstance(page_args, dict):
             return page_args
         off, count, no_content = page_args
-        items = sorted(self.drafts.items(), key=lambda kv: -kv[1]["update_time"])
+        items = sorted(store.items(), key=lambda kv: -kv[1]["update_time"])
         page = [
             {
-                "media_id": k,
+                id_key: k,
                 "update_time": v["update_time"],
                 "content": {
                     "news_item": self._news(v["articles"], no_content),
@@ -453,6 +454,9 @@ class FakeWeChat:
             for k, v in items[off : off + count]
         ]
         return {"total_count": len(items), "item_count": len(page), "item": page}
+
+    def draft_batchget(self, q: dict[str, str], body: Any) -> dict[str, Any]:
+        return self._batch(self.drafts, "media_id", body)
 
     # -- publishing -------------------------------------------------------------------------
     def _draft_any(self, media_id: str) -> dict[str, Any] | None:
@@ -530,24 +534,7 @@ class FakeWeChat:
             self.drafts[p.media_id] = self.submitted.pop(p.media_id)
 
     def freepublish_batchget(self, q: dict[str, str], body: Any) -> dict[str, Any]:
-        page_args = self._page(body)
-        if isinstance(page_args, dict):
-            return page_args
-        off, count, no_content = page_args
-        items = sorted(self.published.items(), key=lambda kv: -kv[1]["update_time"])
-        page = [
-            {
-                "article_id": k,
-                "content": {
-                    "news_item": self._news(v["articles"], no_content),
-                    "create_time": v["update_time"],
-                    "update_time": v["update_time"],
-                },
-                "update_time": v["update_time"],
-            }
-            for k, v in items[off : off + count]
-        ]
-        return {"total_count": len(items), "item_count": len(page), "item": page}
+        return self._batch(self.published, "article_id", body)
 
     def freepublish_getarticle(self, q: dict[str, str], body: Any) -> dict[str, Any]:
         art = self.published.get(str((body or {}).get("article_id", "")))

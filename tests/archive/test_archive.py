@@ -114,6 +114,9 @@ def test_search_finds_a_phrase_from_the_middle_of_an_item(
     assert f'id="{anchor}"' in page.text  # the permalink lands on the item
     hant = client.get(f"/archive/{SLUG}/search", params={"q": "原始數據不出域", "v": "zh-Hant"})
     assert hant.status_code == 200 and f"/{number}?v=zh-Hant#" in hant.text
+    # the issue is named in Traditional on the Traditional page, in Simplified on the other
+    assert "《營商環境與數字經濟政策週報》" in hant.text, hant.text[-2000:]
+    assert "《营商环境与数字经济政策周报》" in r.text
     assert "0 条" not in r.text
 
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 from collections.abc import Iterator
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,7 @@ from newsletter.errors import ConfigError
 from newsletter.feeds import FeedItem, FeedsConfig, build_markdown, parse_config
 from newsletter.issuelint import full_lint
 from newsletter.render.context import RenderContext
+from tests.httpserve import serve_paths
 
 ROOT = Path(__file__).resolve().parents[2]
 TODAY = dt.datetime.now(dt.UTC)
@@ -76,30 +75,11 @@ SH = [
 ]
 
 
-class _Feeds(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = {"/gov.xml": _rss(GOV), "/sh.atom": _atom(SH)}.get(self.path)
-        if body is None:
-            self.send_response(404)
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "application/xml; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def feeds_server() -> Iterator[str]:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Feeds)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
+    xml = {"Content-Type": "application/xml; charset=utf-8"}
+    with serve_paths({"/gov.xml": (200, xml, _rss(GOV)), "/sh.atom": (200, xml, _atom(SH))}) as base:
+        yield base
 
 
 def _feeds_file(tmp_path: Path, base: str) -> Path:

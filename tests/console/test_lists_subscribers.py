@@ -18,6 +18,18 @@ from tests.console.helpers import client_as, login
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
+def _wait(cond: object, seconds: float = 30, fail: bool = True) -> bool:
+    import time
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if cond():  # type: ignore[operator]
+            return True
+        time.sleep(0.1)
+    assert not fail, "timed out"
+    return False
+
+
 def _actions() -> list[str]:
     with session_scope() as s:
         return list(s.scalars(select(AuditLog.action).order_by(AuditLog.id)))
@@ -43,7 +55,12 @@ def test_create_rename_and_delete_a_list(client: TestClient, console_settings: S
     assert "已存在" in _flash(client, r)
     r = client.post("/console/lists", data={"csrf": csrf, "name": "   "})
     assert "不能为空" in _flash(client, r)
-    assert client.get(f"/console/lists/{list_id}").status_code == 200
+    page = client.get(f"/console/lists/{list_id}")
+    assert page.status_code == 200
+    # the share section: the form's address, the iframe snippet and the QR codes
+    assert f"/subscribe/{list_id}/embed?src=embed" in page.text and "&lt;iframe" in page.text
+    assert f'src="/subscribe/{list_id}/qr.svg"' in page.text
+    assert client.get(f"/subscribe/{list_id}/qr.svg").status_code == 200
     r = client.post(f"/console/lists/{list_id}", data={"csrf": csrf, "name": "试读",
                                                        "description": "新读者"})
     assert r.status_code == 303
@@ -159,3 +176,73 @@ def test_sends_search_filter_count_and_paging(
     paged = svc.search_sends("", "", 2, per_page=2)
     assert paged["total"] == 3 and paged["pages"] == 2 and len(paged["rows"]) == 1
     assert client.get("/console/sends", params={"p": "99999999999"}).status_code == 200
+
+
+def test_subject_test_in_the_console(
+    client: TestClient, console_settings: Settings, tmp_path: Path
+) -> None:
+    """Ops sets subjects on a scheduled send, sees the variants side by side once it runs,
+    and decides early; marketing sees the table but cannot change it."""
+    from newsletter.delivery.run import drive_inline
+    from newsletter.models import Send
+    from tests.console.seed import seed
+
+    ids = seed(tmp_path)
+    send_id = ids["send"]["id"]
+    csrf = login(client, "ops")
+    page = client.get(f"/console/sends/{send_id}")
+    assert 'id="subject-form"' in page.text and "这次发送没有主题测试" in page.text
+    bad = client.post(f"/console/subject-tests/{send_id}",
+                      data={"csrf": csrf, "subject": ["只有一个"]})
+    assert "2 至 4" in _flash(client, bad)
+    ok = client.post(f"/console/subject-tests/{send_id}", data={
+        "csrf": csrf, "subject": ["政策周报第47期", "本周四份重点文件", ""],
+        "share": "50", "wait_minutes": "60", "metric": "clicks"})
+    assert "已设置" in _flash(client, ok)
+    with session_scope() as s:
+        send = s.get(Send, send_id)
+        assert send is not None and send.subject_variants == ["政策周报第47期", "本周四份重点文件"]
+        assert send.test_metric == "clicks" and send.test_wait_seconds == 3600
+    assert "send.subjects" in _actions()
+
+    # marketing: reads, cannot change
+    m, mcsrf = client_as("marketing")
+    assert 'id="subject-form"' not in m.get(f"/console/sends/{send_id}").text
+    assert m.post(f"/console/subject-tests/{send_id}",
+                  data={"csrf": mcsrf, "subject": ["a", "b"]}).status_code == 403
+
+    # the test share goes out; the variants show side by side
+    client.post(f"/console/sends/{send_id}/start", data={"csrf": csrf})  # runs in a thread
+
+    def sent_in_test() -> bool:
+        from newsletter.models import Delivery
+
+        with session_scope() as s:
+            rows = s.execute(select(Delivery.state).where(
+                Delivery.send_id == send_id, Delivery.subject_test.is_(True))).all()
+        return bool(rows) and all(r[0] == "sent" for r in rows)
+
+    _wait(sent_in_test)
+    page = client.get(f"/console/sends/{send_id}").text
+    assert "本周四份重点文件" in page and "真人点击" in page and "现在判定" in page
+    r = client.post(f"/console/subject-tests/{send_id}/decide", data={"csrf": csrf})
+    assert "无显著差异" in _flash(client, r)
+
+    def finished() -> bool:
+        with session_scope() as s:
+            send = s.get(Send, send_id)
+            return send is not None and send.state == "finished"
+
+    from newsletter.web.console.services.sends import _runners
+
+    if not _wait(finished, 20, fail=False):
+        runner = _runners.get(send_id)
+        if runner is not None:
+            runner.join(60)
+        if not finished():
+            drive_inline(send_id)  # the first run had given up waiting: the rest goes now
+    with session_scope() as s:
+        send = s.get(Send, send_id)
+        assert send is not None and send.test_winner == 0 and send.state == "finished"
+    page = client.get(f"/console/sends/{send_id}").text
+    assert "判定结果" in page and "现在判定" not in page and 'id="subject-form"' not in page

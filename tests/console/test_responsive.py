@@ -31,12 +31,13 @@ def _pages(data: dict[str, Any]) -> list[str]:
             "/console/sends", f"/console/sends/{send}", "/console/subscribers",
             "/console/subscribers?q=a&list_id=", "/console/stats", f"/console/stats/{send}",
             "/console/settings", "/console/audit", "/console/account", "/console/no-such-page",
-            "/console/bounces", f"/console/lists/{data['lists'][0]['id']}", "/console/subscribers/1"]
+            "/console/bounces", f"/console/lists/{data['lists'][0]['id']}", "/console/subscribers/1",
+            f"/console/editor/{issue}"]
 
 
 def _axe(page: Any) -> list[str]:
     page.add_script_tag(content=AXE)
-    res = page.evaluate("""() => axe.run({exclude: [["#preview"]]},
+    res = page.evaluate("""() => axe.run({exclude: [["#preview"], ["#editor-preview"]]},
         {resultTypes: ["violations"]}).then(r => r.violations
         .filter(v => v.impact === "critical" || v.impact === "serious"
                 || ["heading-order", "empty-table-header", "page-has-heading-one"].includes(v.id))

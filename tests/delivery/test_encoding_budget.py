@@ -10,17 +10,17 @@ from pathlib import Path
 import dkim
 import pytest
 
-from newsletter.audience.service import get_or_create_list
 from newsletter.config import reset_settings
 from newsletter.db import session_scope
 from newsletter.delivery.compiled import clear_cache
 from newsletter.delivery.dkim import dns_txt_record, generate_rsa_key
 from newsletter.delivery.run import drive_inline
 from newsletter.issues import create_issue
-from newsletter.models import Rendition, Send, Subscriber, Subscription
+from newsletter.models import Rendition
 from newsletter.schedule import approve
 from newsletter.sink import SinkHandler, start_sink
 from tests.conftest import EXAMPLES
+from tests.factories import draft_send_to_one_reader
 
 
 @pytest.mark.parametrize("eightbit", [True, False])
@@ -43,15 +43,7 @@ def test_budget_follows_the_relay_encoding(
         with session_scope() as s:
             issue, _ = create_issue(s, EXAMPLES / "issue-sample.md")
             approve(s, issue, "editor@example.org")
-            ml = get_or_create_list(s, "周报订阅")
-            sub = Subscriber(email="reader@example.com", name="读者", variant="zh-Hans")
-            s.add(sub)
-            s.flush()
-            s.add(Subscription(subscriber_id=sub.id, list_id=ml.id, status="active"))
-            send = Send(publication_id=issue.publication_id, issue_id=issue.id, list_id=ml.id,
-                        channel="email", state="draft")  # fmt: skip
-            s.add(send)
-            s.flush()
+            send = draft_send_to_one_reader(s, issue)
             send_id, issue_id = send.id, issue.id
         assert drive_inline(send_id) == "finished"
     finally:

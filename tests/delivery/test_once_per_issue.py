@@ -22,7 +22,7 @@ from newsletter.delivery.sends import plan, transition
 from newsletter.models import AuditLog, Delivery, Issue, Publication, Send
 from newsletter.schedule import schedule_send
 from newsletter.scheduler import tick
-from tests.factories import seed
+from tests.factories import draft_send_to_one_reader, seed
 
 UTC = dt.UTC
 
@@ -254,9 +254,8 @@ def test_a_public_http_base_url_refuses_to_start(sqlite_settings) -> None:  # ty
 
 
 def test_a_wechat_only_error_never_holds_the_email_back(sqlite_settings, smtp_sink, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from newsletter.audience.service import get_or_create_list
     from newsletter.issues import create_issue, render_issue
-    from newsletter.models import Rendition, Subscriber, Subscription
+    from newsletter.models import Rendition
     from newsletter.schedule import approve
 
     port, sink = smtp_sink
@@ -276,15 +275,7 @@ def test_a_wechat_only_error_never_holds_the_email_back(sqlite_settings, smtp_si
         assert report["zh-Hans"]["channels"]["email"]["ok"] is True
         outputs = {r.output for r in s.query(Rendition).filter_by(issue_id=issue.id)}
         assert "email_html" in outputs and not any(o.startswith("wechat") for o in outputs)
-        ml = get_or_create_list(s, "周报订阅")
-        sub = Subscriber(email="reader@example.com", name="读者", variant="zh-Hans")
-        s.add(sub)
-        s.flush()
-        s.add(Subscription(subscriber_id=sub.id, list_id=ml.id, status="active"))
-        send = Send(publication_id=issue.publication_id, issue_id=issue.id, list_id=ml.id,
-                    channel="email", state="draft")  # fmt: skip
-        s.add(send)
-        s.flush()
+        send = draft_send_to_one_reader(s, issue)
         send_id = send.id
     assert drive_inline(send_id) == "finished"
     assert [rs for _f, rs, _d in sink.messages] == [["reader@example.com"]]

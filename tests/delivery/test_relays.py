@@ -327,8 +327,7 @@ def test_system_mail_and_doctor_use_the_configured_relays(
     sqlite_settings: Settings, sinks: Sinks
 ) -> None:
     from newsletter.delivery.doctor import run_doctor
-    from newsletter.delivery.relays import take_out
-    from newsletter.delivery.smtp import connect
+    from newsletter.delivery.relays import connect, take_out
 
     for name in ("brand", "one", "two"):
         sinks.add(name)

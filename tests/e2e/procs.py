@@ -118,3 +118,56 @@ def enqueue(cfg: Settings, task: str, *args: Any) -> None:
 
     with app.connection_for_write(cfg.broker_url) as conn:
         app.send_task(task, args, connection=conn, queue=f"{cfg.redis_prefix}default")
+
+
+def stack_settings(pg_settings: Settings, broker: str, port: int, **kw: Any) -> Settings:
+    """The production stack's settings for a fault test, made current: PostgreSQL, Redis at
+    ``broker`` (a fresh key prefix), the SMTP sink on ``port``, short ticks and leases."""
+    from newsletter.config import reset_settings
+
+    cfg = pg_settings.model_copy(update={
+        "broker_url": broker, "redis_url": broker,
+        "redis_prefix": f"nltest:{uuid.uuid4().hex[:8]}:", "smtp_host": "127.0.0.1",
+        "smtp_port": port, "tick_seconds": 1, "batch_size": 20, "send_parallelism": 2,
+        "lease_seconds": 4, "stall_seconds": 3, **kw,
+    })  # fmt: skip
+    reset_settings(cfg)
+    return cfg
+
+
+def send_state(send_id: int) -> str | None:
+    from sqlalchemy import select
+
+    from newsletter.db import session_scope
+    from newsletter.models import Send
+
+    with session_scope() as s:
+        return s.scalar(select(Send.state).where(Send.id == send_id))
+
+
+def kill_worker_mid_send(
+    cfg: Settings,
+    env: dict[str, str],
+    tmp_path: Path,
+    sink: Any,
+    send_id: int,
+    start: Callable[[], object],
+    after_kill: Callable[[], object] | None = None,
+) -> None:
+    """Worker and beat up, ``start()`` the send, kill -9 the worker once 60 messages have
+    reached the sink, ``after_kill()``, then a replacement worker runs the send to its end."""
+    worker: subprocess.Popen[Any] | None = start_worker(cfg, env)
+    beat = start_beat(env, tmp_path)
+    replacement = None
+    try:
+        start()
+        wait_for(lambda: len(sink.messages) >= 60, timeout=60, every=0.05)
+        assert worker is not None
+        kill9(worker)
+        worker = None
+        if after_kill is not None:
+            after_kill()
+        replacement = start_worker(cfg, env)
+        wait_for(lambda: send_state(send_id) == "finished", timeout=120)
+    finally:
+        stop(beat, *(p for p in (worker, replacement) if p is not None))

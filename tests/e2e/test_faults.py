@@ -10,23 +10,22 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 from sqlalchemy import func, select
 
-from newsletter.config import reset_settings
 from newsletter.db import session_scope
-from newsletter.models import Delivery, Send
+from newsletter.models import Delivery
 from newsletter.sink import free_port
 from tests.e2e.procs import (
     Supervised,
     enqueue,
     env_for,
-    kill9,
+    kill_worker_mid_send,
+    send_state,
+    stack_settings,
     start_beat,
     start_worker,
-    stop,
     wait_for,
 )
 from tests.factories import seed
@@ -36,22 +35,6 @@ N = 240
 
 def _slow(envelope) -> None:  # type: ignore[no-untyped-def]
     time.sleep(0.01)  # ~100 msg/s: slow enough to crash in the middle
-
-
-def _cfg(pg_settings, broker: str, port: int, **kw):  # type: ignore[no-untyped-def]
-    cfg = pg_settings.model_copy(update={
-        "broker_url": broker, "redis_url": broker,
-        "redis_prefix": f"nltest:{uuid.uuid4().hex[:8]}:", "smtp_host": "127.0.0.1",
-        "smtp_port": port, "tick_seconds": 1, "batch_size": 20, "send_parallelism": 2,
-        "lease_seconds": 4, "stall_seconds": 3, **kw,
-    })
-    reset_settings(cfg)
-    return cfg
-
-
-def _finished(send_id: int) -> bool:
-    with session_scope() as s:
-        return s.scalar(select(Send.state).where(Send.id == send_id)) == "finished"
 
 
 def _start(cfg, send_id: int) -> None:  # type: ignore[no-untyped-def]
@@ -73,25 +56,18 @@ def _check(sink, send_id: int) -> tuple[int, int]:  # type: ignore[no-untyped-de
 def test_kill_9_worker_mid_send_loses_nobody(pg_settings, redis_url, smtp_sink, tmp_path) -> None:  # type: ignore[no-untyped-def]
     port, sink = smtp_sink
     sink.on_data = _slow
-    cfg = _cfg(pg_settings, redis_url, port)
+    cfg = stack_settings(pg_settings, redis_url, port)
     ids = seed(N)
-    env = env_for(cfg, tmp_path)
-    worker = start_worker(cfg, env)
-    beat = start_beat(env, tmp_path)
-    replacement = None
-    try:
-        _start(cfg, ids["send"])
-        wait_for(lambda: len(sink.messages) >= 60, timeout=60, every=0.05)
-        kill9(worker)
+
+    def really_dead() -> None:
         time.sleep(0.5)  # a DATA already on the wire may still land at the sink
         got = len(sink.messages)
         time.sleep(1)
         assert len(sink.messages) == got  # really dead: nothing more arrives
         assert got < N  # killed in the middle
-        replacement = start_worker(cfg, env)
-        wait_for(lambda: _finished(ids["send"]), timeout=120)
-    finally:
-        stop(beat, *( [replacement] if replacement else []))
+
+    kill_worker_mid_send(cfg, env_for(cfg, tmp_path), tmp_path, sink, ids["send"],
+                         lambda: _start(cfg, ids["send"]), really_dead)  # fmt: skip
     _check(sink, ids["send"])
 
 
@@ -105,7 +81,7 @@ def test_redis_restart_mid_send_loses_nobody(pg_settings, smtp_sink, tmp_path: P
     redis = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     broker = f"redis://127.0.0.1:{rport}/0"
     time.sleep(0.5)
-    cfg = _cfg(pg_settings, broker, port)
+    cfg = stack_settings(pg_settings, broker, port)
     ids = seed(N)
     env = env_for(cfg, tmp_path)
     # Under a supervisor: kombu may give up on a lost broker and exit; it is restarted.
@@ -122,7 +98,7 @@ def test_redis_restart_mid_send_loses_nobody(pg_settings, smtp_sink, tmp_path: P
         def done() -> bool:
             worker.check()
             beat.check()
-            return _finished(ids["send"])
+            return send_state(ids["send"]) == "finished"
 
         wait_for(done, timeout=150)
     finally:

@@ -11,31 +11,25 @@ import email.policy
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 
-from sqlalchemy import select
-
-from newsletter.config import reset_settings
 from newsletter.db import session_scope
-from newsletter.models import Issue, Send, utcnow
+from newsletter.models import Issue, utcnow
 from newsletter.schedule import schedule_send
 from tests.conftest import ROOT
-from tests.e2e.procs import env_for, kill9, start_beat, start_worker, stop, wait_for
+from tests.e2e.procs import (
+    env_for,
+    kill_worker_mid_send,
+    send_state,
+    stack_settings,
+    start_beat,
+    start_worker,
+    stop,
+    wait_for,
+)
 from tests.factories import seed
 
 N = 200
-
-
-def _cfg(pg_settings, redis_url: str, port: int):  # type: ignore[no-untyped-def]
-    cfg = pg_settings.model_copy(update={
-        "broker_url": redis_url, "redis_url": redis_url,
-        "redis_prefix": f"nltest:{uuid.uuid4().hex[:8]}:", "smtp_host": "127.0.0.1",
-        "smtp_port": port, "tick_seconds": 1, "batch_size": 20, "send_parallelism": 2,
-        "lease_seconds": 4, "stall_seconds": 3,
-    })  # fmt: skip
-    reset_settings(cfg)
-    return cfg
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -45,14 +39,9 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def _state(send_id: int) -> str | None:
-    with session_scope() as s:
-        return s.scalar(select(Send.state).where(Send.id == send_id))
-
-
 def test_slot_and_manual_start_reach_each_reader_once(pg_settings, redis_url, smtp_sink, tmp_path) -> None:  # type: ignore[no-untyped-def]
     port, sink = smtp_sink
-    cfg = _cfg(pg_settings, redis_url, port)
+    cfg = stack_settings(pg_settings, redis_url, port)
     ids = seed(N)
     with session_scope() as s:
         issue = s.get(Issue, ids["issue"])
@@ -64,7 +53,7 @@ def test_slot_and_manual_start_reach_each_reader_once(pg_settings, redis_url, sm
     try:
         r = _cli(env, "send", "start", str(ids["send"]))  # ops also starts the copy by hand
         assert r.returncode == 0, r.stdout + r.stderr
-        wait_for(lambda: _state(ids["send"]) == "finished" and _state(scheduled) == "finished",
+        wait_for(lambda: send_state(ids["send"]) == "finished" and send_state(scheduled) == "finished",
                  timeout=180)  # fmt: skip
     finally:
         stop(worker, beat)
@@ -83,7 +72,7 @@ def test_pause_from_the_cli_stops_new_transactions(pg_settings, redis_url, smtp_
         time.sleep(0.02)
 
     sink.on_data = slow
-    cfg = _cfg(pg_settings, redis_url, port)
+    cfg = stack_settings(pg_settings, redis_url, port)
     ids = seed(N)
     env = env_for(cfg, tmp_path)
     worker = start_worker(cfg, env, concurrency=2)
@@ -99,26 +88,20 @@ def test_pause_from_the_cli_stops_new_transactions(pg_settings, redis_url, smtp_
     late = [t for t in stamps if t > returned]
     assert len(late) <= 2  # at most the message under way on each of 2 connections
     assert all(t - returned < 2.0 for t in late)
-    assert _state(ids["send"]) == "paused" and len(stamps) < N
+    assert send_state(ids["send"]) == "paused" and len(stamps) < N
 
 
 def test_kill_9_duplicates_keep_their_message_id(pg_settings, redis_url, smtp_sink, tmp_path) -> None:  # type: ignore[no-untyped-def]
     port, sink = smtp_sink
     sink.on_data = lambda envelope: time.sleep(0.01)  # type: ignore[func-returns-value]
-    cfg = _cfg(pg_settings, redis_url, port)
+    cfg = stack_settings(pg_settings, redis_url, port)
     ids = seed(N)
     env = env_for(cfg, tmp_path)
-    worker = start_worker(cfg, env)
-    beat = start_beat(env, tmp_path)
-    replacement = None
-    try:
+
+    def start() -> None:
         assert _cli(env, "send", "start", str(ids["send"])).returncode == 0
-        wait_for(lambda: len(sink.messages) >= 60, timeout=60, every=0.05)
-        kill9(worker)
-        replacement = start_worker(cfg, env)
-        wait_for(lambda: _state(ids["send"]) == "finished", timeout=120)
-    finally:
-        stop(beat, *([replacement] if replacement else []))
+
+    kill_worker_mid_send(cfg, env, tmp_path, sink, ids["send"], start)
     first: dict[str, str] = {}
     for _f, rcpts, data in sink.messages:
         mid = str(email.message_from_bytes(data, policy=email.policy.default)["Message-ID"])

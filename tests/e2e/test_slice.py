@@ -9,7 +9,6 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import time
 import uuid
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from newsletter.models import Send
 from newsletter.tracking.stats import send_stats
 from newsletter.web.app import create_app
 from tests.conftest import EXAMPLES
-from tests.e2e.procs import env_for, start_worker, stop
+from tests.e2e.procs import env_for, start_worker, stop, wait_for
 
 PIXEL = re.compile(r'https?://[^"\s]+?/o/([^"\s/]+)\.gif')
 
@@ -43,16 +42,6 @@ def test_embedded_demo_runs_the_whole_slice(tmp_path: Path) -> None:
     out = console.export_text()
     assert "delivered / 已送达" in out and "render" in out
     assert (tmp_path / "demo" / "render" / "email.html").exists()
-
-
-def _wait(predicate, timeout: float = 90.0, every: float = 0.5):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out waiting")
 
 
 def test_production_stack_with_celery_worker(pg_settings, redis_url, smtp_sink, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -85,7 +74,7 @@ def test_production_stack_with_celery_worker(pg_settings, redis_url, smtp_sink, 
             with session_scope() as s:
                 return s.scalar(select(Send.state).where(Send.id == send_id)) == "finished"
 
-        _wait(finished)
+        wait_for(finished)
         rcpts = [r for _f, rs, _d in sink.messages for r in rs]
         assert len(rcpts) == len(set(rcpts)) == summary.new  # exactly once each
 
@@ -107,7 +96,7 @@ def test_production_stack_with_celery_worker(pg_settings, redis_url, smtp_sink, 
                 st = send_stats(s, send_id)
             return st if st["opens_unique"] == 5 and st["opens_total_machine"] == 5 else None
 
-        st = _wait(counted, timeout=60)
+        st = wait_for(counted, timeout=60)
         assert st["delivered"] == summary.new
     finally:
         stop(worker)

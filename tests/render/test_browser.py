@@ -16,7 +16,7 @@ from conftest import ROOT
 
 from newsletter.content.model import Issue
 from newsletter.render.context import RenderContext
-from newsletter.render.email import render_email
+from newsletter.render.message import render_email
 from newsletter.render.web import render_web
 from newsletter.render.wechat import render_wechat
 

@@ -10,10 +10,11 @@ from htmlcheck import Inspect
 
 from newsletter.content.model import Issue
 from newsletter.render.context import SLOT_MAX_LEN, SLOTS, RenderContext
-from newsletter.render.email import render_email, render_email_html, worst_case_bytes
+from newsletter.render.email import render_email_html, worst_case_bytes
 from newsletter.render.errors import EmailBudgetError
 from newsletter.render.inline import inline_css
 from newsletter.render.lines import LIMIT, max_line_octets
+from newsletter.render.message import render_email
 
 SLOT_DOC = """<!DOCTYPE html><html><head><style>
 p{margin:0}.x{color:red}@media (max-width:620px){.r-a{width:100% !important}}

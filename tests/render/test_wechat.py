@@ -83,7 +83,7 @@ def test_small_issue_one_article_per_section(small: Issue, ctx: RenderContext) -
 def test_too_many_articles_is_a_clear_error() -> None:
     issue = make_issue(policy_items=9, news_items=2, policy_analysis=4_000)
     with pytest.raises(WeChatLimitError, match="at most 8"):
-        render_wechat(issue, make_ctx(wechat_max_chars=9_000))
+        render_wechat(issue, make_ctx(wechat_max_chars=9_200))
 
 
 def test_an_item_too_long_for_one_article_continues_at_paragraph_boundaries() -> None:
@@ -144,3 +144,13 @@ def test_one_url_has_one_footnote_number() -> None:
     assert cited == [1, 2, 1]
     assert art.content.count("https://www.gov.cn/a.htm") == 1  # listed once in the notes
     assert art.content.count("https://www.gov.cn/b.htm") == 1
+
+
+def test_every_article_leads_to_the_email_edition() -> None:
+    issue = make_issue(policy_items=3, news_items=2, policy_analysis=8_000)
+    ctx = make_ctx()
+    articles = render_wechat(issue, ctx)
+    assert len(articles) >= 3
+    for a in articles:
+        assert ctx.subscribe_url() in a.content
+        assert a.char_count < ctx.wechat_max_chars

@@ -472,3 +472,28 @@ def test_serve_pixel_command_with_two_workers(redis_settings, tmp_path) -> None:
         assert p.wait(30) == 0
     assert _xlen(redis_settings) == 20
     assert consume(block_ms=100, max_batches=3) == 20 and _count() == 20
+
+
+def test_metrics_and_readiness_of_the_pixel_server(redis_settings) -> None:  # type: ignore[no-untyped-def]
+    from prometheus_client.parser import text_string_to_metric_families
+    from pydantic import SecretStr
+
+    ids = sent_send(1)
+    tok = delivery_token(ids["deliveries"][0])
+    reset_settings(redis_settings.model_copy(update={"metrics_token": SecretStr("p" * 24)}))
+    open_req = f"GET /o/{tok}.gif HTTP/1.1\r\nHost: x\r\nUser-Agent: {BROWSER}\r\n\r\n"
+    with serve() as port:
+        _responses(_raw(port, (open_req + "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+                               "Connection: close\r\n\r\n").encode()))
+        ready = _responses(_raw(port, b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+        assert ready[0][0] == 200 and ready[0][2] == b"ready\n"
+        denied = _responses(_raw(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n"
+                                       b"Connection: close\r\n\r\n"))
+        assert denied[0][0] == 401
+        answers = _responses(_raw(port, ("GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: "
+                                         f"Bearer {'p' * 24}\r\nConnection: close\r\n\r\n").encode()))
+    status, headers, body = answers[0]
+    assert status == 200 and headers["content-type"].startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    events = families["newsletter_pixel_events"]
+    assert sum(s.value for s in events.samples) >= 1, body.decode()[-800:]

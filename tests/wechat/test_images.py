@@ -4,14 +4,13 @@ cannot be turned against the internal network."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from newsletter.cli import app
@@ -21,43 +20,22 @@ from newsletter.wechat.errors import WeChatMediaError
 from newsletter.wechat.fake import FakeWeChat
 from newsletter.wechat.publisher import publish_issue
 from newsletter.wechat.settings import WeChatSettings, reset_wechat_settings
+from tests.httpserve import serve_paths
 from tests.wechat.helpers import SAMPLE, add_approved
 
 FakeT = tuple[FakeWeChat, str]
 PNG = (SAMPLE.parent / "images" / "chart-1.png").read_bytes()
 
 
-class _Images(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        if self.path == "/pic.png":
-            body, status = PNG, 200
-        elif self.path == "/big.png":
-            body, status = b"\x89PNG" + b"\0" * 1_100_000, 200
-        elif self.path == "/page.html":
-            body, status = b"<html></html>", 200
-        elif self.path == "/moved":
-            self.send_response(302)
-            self.send_header("Location", "/pic.png")
-            self.end_headers()
-            return
-        else:
-            body, status = b"", 404
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def images() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Images)
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serve_paths({
+        "/pic.png": (200, {}, PNG),
+        "/big.png": (200, {}, b"\x89PNG" + b"\0" * 1_100_000),
+        "/page.html": (200, {}, b"<html></html>"),
+        "/moved": (302, {"Location": "/pic.png"}, b""),
+    }) as base:
+        yield base
 
 
 def _issue_with(tmp_path: Path, url: str) -> Path:
@@ -147,3 +125,35 @@ def test_redirect_to_a_private_address_is_refused(images: str) -> None:
         fetch_image(f"{images}/moved", allow_private=False, timeout=2)
     data, name = fetch_image(f"{images}/moved", allow_private=True, timeout=2)
     assert data == PNG and name == "image.png"
+
+
+def test_subscribe_qr_footer_is_uploaded_like_any_image(
+    sqlite_settings: Settings, fake: FakeT, wx: WeChatSettings, tmp_path: Path
+) -> None:
+    """The headline article carries the subscribe QR code: uploaded through uploadimg,
+    and the picture WeChat serves decodes to the subscribe form."""
+    import io
+
+    import zxingcpp
+    from PIL import Image
+
+    from newsletter.config import reset_settings
+
+    f, _ = fake
+    reset_settings(sqlite_settings.model_copy(update={"wechat_subscribe_qr": True}))
+    issue_id = add_approved(SAMPLE)
+    out = publish_issue(issue_id, settings=wx)
+    assert out["state"] == "done", out
+    headline = next(iter(f.published.values()))["articles"][0]["content"]
+    assert "wxasset:" not in headline
+    srcs = [u for u in f.images if f'src="{u}"' in headline]
+    decoded = [r.text for u in srcs
+               for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(f.images[u])))]
+    from newsletter.db import session_scope
+    from newsletter.models import Issue, Publication
+
+    with session_scope() as s:
+        slug = s.scalar(select(Publication.slug).join(Issue, Issue.publication_id == Publication.id)
+                        .where(Issue.id == issue_id))
+    assert decoded == [f"{sqlite_settings.base_url}/subscribe/{slug}?src=wechat-qr"], decoded
+    assert "长按识别二维码" in headline

@@ -8,12 +8,16 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from .api import router as api_router
+from .editor import router as editor_router
 from .routes import router as pages_router
 from .sso import router as sso_router
+from .subjects import router as subjects_router
 
 __all__ = ["router"]
 
 router = APIRouter()
 router.include_router(pages_router)
 router.include_router(sso_router)
+router.include_router(editor_router)
+router.include_router(subjects_router)
 router.include_router(api_router)

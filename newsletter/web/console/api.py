@@ -10,10 +10,13 @@ role of its owner.  The OpenAPI document is FastAPI's (``/openapi.json``,
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
 from ...errors import NewsletterError, NotFound, ServiceUnavailable, StateError
@@ -22,7 +25,6 @@ from .auth import Principal, need
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api")
 
 Viewer = Annotated[Principal, Depends(need("marketing"))]
 Editor = Annotated[Principal, Depends(need("editor"))]
@@ -43,6 +45,37 @@ def _fail(exc: Exception) -> HTTPException:
     if isinstance(exc, ServiceUnavailable):
         return HTTPException(503, str(exc))
     return HTTPException(422, str(exc))
+
+
+class _Route(APIRoute):
+    """Every handler's refusals (:class:`NewsletterError`) become HTTP errors here, once.
+
+    404 not found, 409 wrong state, 503 a service down, 422 anything else; the
+    handlers themselves only call the service function and shape the answer.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def translated(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except NewsletterError as exc:
+                raise _fail(exc) from exc
+
+        return translated
+
+
+@contextmanager
+def _refused(*kinds: type[Exception]) -> Iterator[None]:
+    """Also answer these exceptions (beyond NewsletterError) as a refusal of the request."""
+    try:
+        yield
+    except kinds as exc:
+        raise _fail(exc) from exc
+
+
+router = APIRouter(prefix="/api", route_class=_Route)
 
 
 class Me(BaseModel):
@@ -149,10 +182,7 @@ def create_my_token(request: Request, user: Viewer, body: TokenIn) -> dict[str, 
 
 @router.delete("/tokens/{token_id}", responses=ERRORS, tags=["account"], status_code=204)
 def revoke_my_token(request: Request, user: Viewer, token_id: int) -> Response:
-    try:
-        svc.revoke_token(user, token_id, request)
-    except NewsletterError as exc:
-        raise _fail(exc) from exc
+    svc.revoke_token(user, token_id, request)
     return Response(status_code=204)
 
 
@@ -171,26 +201,17 @@ async def upload_issue(
 ) -> dict[str, Any]:
     data = await file.read()
     imgs = [(im.filename or "", await im.read()) for im in images or [] if im.filename]
-    try:
-        return svc.upload_issue(user, file.filename or "issue.md", data, imgs, request)
-    except NewsletterError as exc:
-        raise _fail(exc) from exc
+    return svc.upload_issue(user, file.filename or "issue.md", data, imgs, request)
 
 
 @router.get("/issues/{issue_id}", response_model=IssueOut, responses=ERRORS, tags=["issues"])
 def issue(user: Viewer, issue_id: int) -> dict[str, Any]:
-    try:
-        return svc.load_issue_row(issue_id)
-    except NewsletterError as exc:
-        raise _fail(exc) from exc
+    return svc.load_issue_row(issue_id)
 
 
 @router.get("/issues/{issue_id}/lint", responses=ERRORS, tags=["issues"])
 def issue_lint(user: Viewer, issue_id: int) -> dict[str, Any]:
-    try:
-        return svc.lint(issue_id)
-    except NewsletterError as exc:
-        raise _fail(exc) from exc
+    return svc.lint(issue_id)
 
 
 @router.get("/issues/{issue_id}/preview", responses=ERRORS, tags=["issues"])
@@ -198,27 +219,20 @@ def issue_preview(
     user: Viewer, issue_id: int, variant: Literal["zh-Hans", "zh-Hant"] = "zh-Hans"
 ) -> dict[str, Any]:
     """Sizes of each rendered output; the HTML itself is at /console/issues/{id}/frame/{output}."""
-    try:
-        return svc.preview_outputs(issue_id, variant)
-    except NewsletterError as exc:
-        raise _fail(exc) from exc
+    return svc.preview_outputs(issue_id, variant)
 
 
 @router.post("/issues/{issue_id}/approve", response_model=IssueOut, responses=ERRORS,
              tags=["issues"])
 def approve(request: Request, user: Editor, issue_id: int) -> dict[str, Any]:
-    try:
-        return svc.approve_issue(user, issue_id, request)
-    except NewsletterError as exc:
-        raise _fail(exc) from exc
+    return svc.approve_issue(user, issue_id, request)
 
 
 @router.post("/issues/{issue_id}/test-send", responses=ERRORS, tags=["issues"])
 def test_send(request: Request, user: Ops, issue_id: int, body: TestSendIn) -> list[dict[str, Any]]:
     try:
-        return svc.test_send(user, issue_id, body.to, body.variant, request)
-    except (NewsletterError, ValueError) as exc:
-        raise _fail(exc) from exc
+        with _refused(ValueError):
+            return svc.test_send(user, issue_id, body.to, body.variant, request)
     except OSError as exc:
         raise HTTPException(502, f"SMTP: {exc}") from exc
 
@@ -233,24 +247,18 @@ def sends(user: Viewer, limit: int = 100) -> list[dict[str, Any]]:
 
 @router.post("/sends", responses=ERRORS, tags=["sends"], status_code=201)
 def create_send(request: Request, user: Ops, body: SendIn) -> dict[str, Any]:
-    try:
-        out = svc.create_send(user, body.issue_id, body.list_id, variant_rule=body.variant,
-                              segment_id=body.segment_id, at=body.at,
-                              schedule=body.mode == "schedule", request=request)
-        if body.start and body.mode == "now":
-            return svc.control_send(user, out["id"], "start", request)
-        return out
-    except NewsletterError as exc:
-        raise _fail(exc) from exc
+    out = svc.create_send(user, body.issue_id, body.list_id, variant_rule=body.variant,
+                          segment_id=body.segment_id, at=body.at,
+                          schedule=body.mode == "schedule", request=request)
+    if body.start and body.mode == "now":
+        return svc.control_send(user, out["id"], "start", request)
+    return out
 
 
 @router.get("/sends/{send_id}", responses=ERRORS, tags=["sends"])
 def send_progress(user: Viewer, send_id: int) -> dict[str, Any]:
     """State, delivery counts, percent done, rate, remaining and the WeChat channel's state."""
-    try:
-        return svc.progress(send_id)
-    except NewsletterError as exc:
-        raise _fail(exc) from exc
+    return svc.progress(send_id)
 
 
 @router.post("/sends/{send_id}/{action}", responses=ERRORS, tags=["sends"])
@@ -258,10 +266,7 @@ def send_control(
     request: Request, user: Ops, send_id: int,
     action: Literal["start", "pause", "resume", "cancel"],
 ) -> dict[str, Any]:
-    try:
-        return svc.control_send(user, send_id, action, request)
-    except NewsletterError as exc:
-        raise _fail(exc) from exc
+    return svc.control_send(user, send_id, action, request)
 
 
 # -- subscribers -----------------------------------------------------------------
@@ -274,10 +279,7 @@ def lists(user: Viewer) -> list[dict[str, Any]]:
 
 @router.get("/lists/{list_id}/export.csv", responses=ERRORS, tags=["subscribers"])
 def export_list(request: Request, user: Ops, list_id: int) -> StreamingResponse:
-    try:
-        body = svc.export_list(user, list_id, request)
-    except NewsletterError as exc:
-        raise _fail(exc) from exc
+    body = svc.export_list(user, list_id, request)
     return StreamingResponse(body, media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="list-{list_id}.csv"'})
 
@@ -296,28 +298,19 @@ async def start_import(
 ) -> dict[str, Any]:
     """Start an import in the background; poll GET /api/imports/{job} for its state."""
     data = await file.read()
-    try:
-        job = svc.start_import(user, list_name, file.filename or "upload.csv", data,
-                               resubscribe=resubscribe, request=request)
-    except NewsletterError as exc:
-        raise _fail(exc) from exc
+    job = svc.start_import(user, list_name, file.filename or "upload.csv", data,
+                           resubscribe=resubscribe, request=request)
     return job.as_dict()
 
 
 @router.get("/imports/{job_id}", responses=ERRORS, tags=["subscribers"])
 def import_state(user: Ops, job_id: str) -> dict[str, Any]:
-    try:
-        return svc.get_job(job_id).as_dict()
-    except NewsletterError as exc:
-        raise _fail(exc) from exc
+    return svc.get_job(job_id).as_dict()
 
 
 @router.get("/imports/{job_id}/errors.csv", responses=ERRORS, tags=["subscribers"])
 def import_errors(user: Ops, job_id: str) -> FileResponse:
-    try:
-        job = svc.get_job(job_id)
-    except NewsletterError as exc:
-        raise _fail(exc) from exc
+    job = svc.get_job(job_id)
     if not job.report:
         raise HTTPException(404, "no error report / 没有错误报告")
     return FileResponse(job.report, media_type="text/csv; charset=utf-8",
@@ -331,19 +324,13 @@ def segments(user: Viewer) -> list[dict[str, Any]]:
 
 @router.post("/segments", responses=ERRORS, tags=["subscribers"], status_code=201)
 def save_segment(request: Request, user: Ops, body: SegmentIn) -> dict[str, Any]:
-    try:
-        return svc.save_segment(user, body.name, body.definition, request)
-    except NewsletterError as exc:
-        raise _fail(exc) from exc
+    return svc.save_segment(user, body.name, body.definition, request)
 
 
 @router.post("/segments/count", responses=ERRORS, tags=["subscribers"])
 def count_segment(user: Ops, body: SegmentCountIn) -> dict[str, int]:
     """How many active subscribers match a definition (not saved), optionally within a list."""
-    try:
-        return {"count": svc.count_segment(body.definition, body.list_id)}
-    except NewsletterError as exc:
-        raise _fail(exc) from exc
+    return {"count": svc.count_segment(body.definition, body.list_id)}
 
 
 @router.get("/suppressions", responses=ERRORS, tags=["subscribers"])
@@ -353,18 +340,14 @@ def suppressions(user: Ops, q: str = "", limit: int = 100) -> list[dict[str, Any
 
 @router.post("/suppressions", responses=ERRORS, tags=["subscribers"], status_code=201)
 def add_suppression(request: Request, user: Ops, body: SuppressionIn) -> dict[str, bool]:
-    try:
+    with _refused(ValueError):
         return {"added": svc.add_suppression(user, body.email, body.note, request)}
-    except (NewsletterError, ValueError) as exc:
-        raise _fail(exc) from exc
 
 
 @router.delete("/suppressions/{email}", responses=ERRORS, tags=["subscribers"])
 def remove_suppression(request: Request, user: Ops, email: str) -> dict[str, bool]:
-    try:
+    with _refused(ValueError):
         return {"removed": svc.remove_suppression(user, email, request)}
-    except (NewsletterError, ValueError) as exc:
-        raise _fail(exc) from exc
 
 
 # -- stats -----------------------------------------------------------------------
@@ -382,18 +365,12 @@ def trends_csv(request: Request, user: Viewer) -> Response:
 
 @router.get("/stats/sends/{send_id}.csv", responses=ERRORS, tags=["stats"])
 def send_stats_csv(request: Request, user: Viewer, send_id: int) -> Response:
-    try:
-        return Response(svc.stats_csv(user, send_id, request), media_type="text/csv; charset=utf-8")
-    except NewsletterError as exc:
-        raise _fail(exc) from exc
+    return Response(svc.stats_csv(user, send_id, request), media_type="text/csv; charset=utf-8")
 
 
 @router.get("/stats/sends/{send_id}", responses=ERRORS, tags=["stats"])
 def send_stats(user: Viewer, send_id: int) -> dict[str, Any]:
-    try:
-        return svc.stats(send_id)
-    except NewsletterError as exc:
-        raise _fail(exc) from exc
+    return svc.stats(send_id)
 
 
 # -- settings (admin) ------------------------------------------------------------
@@ -406,19 +383,13 @@ def settings(user: Admin) -> dict[str, Any]:
 
 @router.patch("/settings/publication", responses=ERRORS, tags=["settings"])
 def patch_publication(request: Request, user: Admin, body: PublicationPatch) -> dict[str, Any]:
-    try:
-        return svc.update_publication(user, body.model_dump(), request)
-    except NewsletterError as exc:
-        raise _fail(exc) from exc
+    return svc.update_publication(user, body.model_dump(), request)
 
 
 @router.put("/settings/schedule", responses=ERRORS, tags=["settings"])
 def put_schedule(request: Request, user: Admin, body: ScheduleIn) -> dict[str, Any]:
-    try:
-        return svc.update_schedule(user, body.weekday, body.time, body.timezone,
-                                   body.default_list, request)
-    except NewsletterError as exc:
-        raise _fail(exc) from exc
+    return svc.update_schedule(user, body.weekday, body.time, body.timezone,
+                               body.default_list, request)
 
 
 @router.post("/settings/wechat-check", responses=ERRORS, tags=["settings"])
@@ -433,19 +404,13 @@ def users(user: Admin) -> list[dict[str, Any]]:
 
 @router.post("/users", responses=ERRORS, tags=["settings"], status_code=201)
 def create_user(request: Request, user: Admin, body: UserIn) -> dict[str, Any]:
-    try:
-        return svc.create_user(user, body.username, body.password, body.role, body.display_name,
-                               request)
-    except NewsletterError as exc:
-        raise _fail(exc) from exc
+    return svc.create_user(user, body.username, body.password, body.role, body.display_name,
+                           request)
 
 
 @router.patch("/users/{user_id}", responses=ERRORS, tags=["settings"])
 def patch_user(request: Request, user: Admin, user_id: int, body: UserPatch) -> dict[str, Any]:
-    try:
-        return svc.update_user(user, user_id, role=body.role, active=body.active, request=request)
-    except NewsletterError as exc:
-        raise _fail(exc) from exc
+    return svc.update_user(user, user_id, role=body.role, active=body.active, request=request)
 
 
 @router.get("/audit", responses=ERRORS, tags=["settings"])

@@ -1,293 +1,74 @@
-"""Console texts: Chinese first, English on request (cookie ``nl_lang=en``).
+"""Console texts: Simplified Chinese first, Traditional Chinese and English on request.
 
-Templates write ``{{ _("中文") }}``; the Chinese text is the key and this table
-gives its English.  A key without an entry shows in Chinese (a test checks
-that every key used in ``templates/console`` has one).
+Templates write ``{{ _("中文") }}``: the Simplified text is the message id. The
+translations live in gettext catalogues, ``newsletter/locale/<lang>/LC_MESSAGES/
+console.po`` (``en`` and ``zh_Hant``), read with Babel when this module is imported;
+``scripts/console_catalog.py`` adds the ids of new template strings (Traditional made
+by the project's own conversion, which keeps mainland vocabulary). Tests fail on an id
+without a translation, and on a page that asks for one the catalogue lacks.
+
+The language is the ``nl_lang`` cookie: ``zh`` (default), ``zh-Hant`` or ``en``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
-__all__ = ["EN", "LANGS", "translator"]
+from babel.messages.pofile import read_po
 
-LANGS = ("zh", "en")
+__all__ = ["CODE_TABLES", "EN", "HANT", "LANGS", "catalogue_path", "translator"]
 
-EN: dict[str, str] = {
-    "控制台": "Console",
-    "政策周报控制台": "Newsletter console",
-    "期刊": "Issues",
-    "发送": "Sends",
-    "订阅者": "Subscribers",
-    "统计": "Stats",
-    "设置": "Settings",
-    "我的账户": "My account",
-    "审计日志": "Audit log",
-    "退出": "Log out",
-    "登录": "Log in",
-    "用户名": "User name",
-    "密码": "Password",
-    "登录失败：用户名或密码错误": "Login failed: wrong user name or password",
-    "尝试次数过多，请稍后再试": "Too many attempts; try again later",
-    "概览": "Overview",
-    "期数": "Issue",
-    "标题": "Title",
-    "状态": "Status",
-    "更新时间": "Updated",
-    "审核人": "Approved by",
-    "上传期刊": "Upload an issue",
-    "Markdown 源文件": "Markdown source file",
-    "或直接粘贴源文本": "or paste the source text",
-    "图片（可多选）": "Images (several allowed)",
-    "上传": "Upload",
-    "草稿": "draft",
-    "审核中": "in review",
-    "已审核": "approved",
-    "已排期": "scheduled",
-    "已发送": "sent",
-    "预览": "Preview",
-    "邮件 · 桌面": "Email · desktop",
-    "邮件 · 手机": "Email · phone",
-    "摘要版": "Digest",
-    "纯文本": "Text part",
-    "公众号": "WeChat",
-    "网页": "Web",
-    "简体": "Simplified",
-    "繁體": "Traditional",
-    "检查与容量": "Lint and size budgets",
-    "错误": "errors",
-    "警告": "warnings",
-    "行": "line",
-    "没有问题": "No problems",
-    "审核通过": "Approve",
-    "测试发送": "Test send",
-    "收件地址（逗号分隔）": "Addresses (comma separated)",
-    "版本": "Variant",
-    "两种": "both",
-    "发送测试邮件": "Send test",
-    "排期": "Schedule",
-    "列表": "List",
-    "时间（留空＝下一个每周时段）": "Time (empty = next weekly slot)",
-    "立即发送": "Send now",
-    "确认发送": "Confirm sending",
-    "即将立即发送以下期刊：": "This issue will be sent now:",
-    "收件人数": "Recipients",
-    "已收到本期（将跳过）": "Already received this issue (skipped)",
-    "返回": "Back",
-    "创建发送任务": "Create send",
-    "按订阅者偏好": "subscriber's preference",
-    "分群（可选）": "Segment (optional)",
-    "无": "none",
-    "编号": "ID",
-    "渠道": "Channel",
-    "计划": "Planned",
-    "进度": "Progress",
-    "开始": "Start",
-    "暂停": "Pause",
-    "继续": "Resume",
-    "取消": "Cancel",
-    "确定取消此发送？未发出的邮件将不再发送。": "Cancel this send? Messages not yet sent will not be sent.",
-    "速率（封/秒）": "Rate (msg/s)",
-    "剩余": "Remaining",
-    "已用时间（秒）": "Elapsed (s)",
-    "结果": "Outcomes",
-    "已送达": "sent",
-    "排队": "queued",
-    "发送中": "sending",
-    "延后": "deferred",
-    "退信": "bounced",
-    "失败": "failed",
-    "跳过": "skipped",
-    "公众号渠道": "WeChat channel",
-    "未开始": "not started",
-    "时段": "Slot",
-    "发送任务": "Send",
-    "邮件列表": "Mailing lists",
-    "名称": "Name",
-    "有效订阅": "Active",
-    "导出 CSV": "Export CSV",
-    "搜索订阅者": "Search subscribers",
-    "邮箱前缀或姓名": "Address prefix or name",
-    "搜索": "Search",
-    "邮箱": "Email",
-    "姓名": "Name",
-    "已屏蔽": "suppressed",
-    "导入订阅者": "Import subscribers",
-    "文件（CSV / XLSX）": "File (CSV / XLSX)",
-    "列表名称": "List name",
-    "允许重新订阅已退订者": "Resubscribe people who unsubscribed",
-    "导入": "Import",
-    "下载错误报告": "Download error report",
-    "分群": "Segments",
-    "定义（JSON）": "Definition (JSON)",
-    "实时人数": "Live count",
-    "保存分群": "Save segment",
-    "屏蔽名单": "Suppressions",
-    "原因": "Reason",
-    "备注": "Note",
-    "添加": "Add",
-    "移除": "Remove",
-    "时间": "Time",
-    "送达": "Delivered",
-    "打开（人）": "Human opens",
-    "打开（机器）": "Machine opens",
-    "打开率": "Open rate",
-    "点击": "Clicks",
-    "点击率": "Click rate",
-    "退订": "Unsubscribes",
-    "公众号阅读": "WeChat reads",
-    "公众号分享": "WeChat shares",
-    "公众号阅读次数": "WeChat reads (page views)",
-    "公众号阅读人数": "WeChat readers (daily uniques, summed)",
-    "公众号分享次数": "WeChat shares",
-    "仅公众号": "WeChat only",
-    "可能重复": "At risk of a duplicate",
-    "每小时打开数": "Opens per hour",
-    "链接点击": "Link clicks",
-    "链接": "Link",
-    "独立点击": "Unique",
-    "各期趋势": "Trends across issues",
-    "打开率与点击率（相对计划数）": "Open and click rates (of planned)",
-    "发送统计": "Send statistics",
-    "查看": "View",
-    "刊物": "Publication",
-    "发件人名称": "Sender name",
-    "发件地址": "From address",
-    "回复地址": "Reply-to",
-    "通讯地址": "Postal address",
-    "跟踪打开": "Track opens",
-    "跟踪点击": "Track clicks",
-    "繁体版转换": "zh-Hant conversion table",
-    "导入纯文本": "Import plain text",
-    "文本文件": "Text file",
-    "或直接粘贴网页或 Word 中的周报": "or paste the brief from a web page or Word",
-    "期数（文本中没有时）": "Issue number (when the text has none)",
-    "大纲": "Outline",
-    "每一行的分类；改动分类后点“重新导入”，改动会作为提示保存在期刊中。": "The class of every line; change one and press Re-import: the change is kept as a hint in the issue.",
-    "分类": "Class",
-    "文本": "Text",
-    "重新导入": "Re-import",
-    "源文字": "Source script",
-    "网页框架": "Page chrome",
-    "目录行": "Contents lines",
-    "期刊源文件（可编辑）": "Issue source (editable)",
-    "保存为草稿": "Save as draft",
-    "保存": "Save",
-    "每周发送时间": "Weekly schedule",
-    "星期（1＝周一）": "Weekday (1 = Monday)",
-    "时区": "Time zone",
-    "默认列表": "Default list",
-    "发件身份与 DKIM": "Sender identity and DKIM",
-    "DKIM 记录": "DKIM record",
-    "未配置 DKIM": "DKIM is not configured",
-    "检查公众号": "Check WeChat account",
-    "用户": "Users",
-    "角色": "Role",
-    "启用": "Active",
-    "最近登录": "Last login",
-    "创建用户": "Create user",
-    "显示名": "Display name",
-    "停用": "Deactivate",
-    "API 令牌": "API tokens",
-    "新令牌（只显示一次，请立即复制）": "New token (shown once; copy it now)",
-    "创建令牌": "Create token",
-    "令牌名称": "Token name",
-    "前缀": "Prefix",
-    "最近使用": "Last used",
-    "到期": "Expires",
-    "吊销": "Revoke",
-    "已吊销": "revoked",
-    "修改密码": "Change password",
-    "新密码": "New password",
-    "操作者": "Actor",
-    "操作": "Action",
-    "对象": "Target",
-    "来源": "From",
-    "未找到": "Not found",
-    "请求无效": "Invalid request",
-    "需要登录": "Log in first",
-    "不支持此操作": "Not supported",
-    "内容过大": "Too large",
-    "请求过多，请稍后再试": "Too many requests; try again later",
-    "出错了": "Something went wrong",
-    "表单已过期，请刷新页面": "The form has expired; reload the page",
-    "返回控制台首页": "Back to the console",
-    "退信与投诉": "Bounces and complaints",
-    "退信管理": "Bounces",
-    "期数或标题": "Issue number or title",
-    "全部状态": "all states",
-    "类型": "Type",
-    "硬退信": "hard bounce",
-    "筛选": "Filter",
-    "共": "Total",
-    "暂无退信或投诉。退信由 /webhooks 与退信邮箱自动记录。": "No bounces or complaints yet. They are recorded from /webhooks and the bounce mailbox.",
-    "分页": "Pages",
-    "上一页": "Previous",
-    "下一页": "Next",
-    "编辑列表": "Edit list",
-    "名称与设置": "Name and settings",
-    "说明": "Description",
-    "双重确认（订阅后需点邮件确认）": "Double opt-in (subscribers confirm by e-mail)",
-    "删除列表": "Delete list",
-    "删除后订阅关系一并删除，订阅者本身保留；已有发送任务的列表不能删除。": "Deleting removes the subscriptions, not the subscribers; a list with sends cannot be deleted.",
-    "确定删除此列表？": "Delete this list?",
-    "订阅的列表": "Lists",
-    "确定删除此订阅者？只保留一条散列的屏蔽记录，无法恢复。": "Delete this subscriber? Only a hashed suppression entry remains; this cannot be undone.",
-    "删除订阅者": "Delete subscriber",
-    "新建列表": "New list",
-    "双重确认": "Double opt-in",
-    "创建": "Create",
-    "确定对勾选的订阅者执行此操作？": "Apply this action to the ticked subscribers?",
-    "显示": "Showing",
-    "全选": "Select all",
-    "批量操作": "Bulk action",
-    "当前列表": "this list",
-    "移到列表": "Move to list",
-    "封禁": "Block",
-    "删除": "Delete",
-    "目标列表": "Target list",
-    "执行": "Apply",
-    "有效天数": "Valid for (days)",
-    "当前密码": "Current password",
-    "没有符合条件的订阅者": "No subscriber matches",
-    "没有权限": "Not allowed",
-    "暂无数据": "No data yet",
-    "语言": "Language",
-    "该期已审核，可以发送。": "This issue is approved and can be sent.",
-    "需先审核通过才能发送。": "Approve the issue before sending it.",
-    "打开数": "Opens",
-    "管理员": "admin",
-    "运营": "ops",
-    "市场": "marketing",
-    "编辑": "editor",
-    "是": "yes",
-    "否": "no",
-    "操作已完成": "Done",
-    "总行数": "Rows",
-    "新增": "new",
-    "更新": "updated",
-    "未变": "unchanged",
-    "无效": "invalid",
-    "重复": "duplicate",
-    "已屏蔽地址": "suppressed",
-    "文件上传中": "Uploading",
-    "导入中": "Importing",
-    "完成": "Done",
-    "导出各期 CSV": "Export trends CSV",
-    "全部": "all",
-    "发送数": "Sends",
-    "期刊数": "Issues",
-    "列表数": "Lists",
-    "屏蔽地址数": "Suppressed addresses",
-    "最近发送": "Recent sends",
-    "下载": "Download",
-    "尚无刊物，请先上传一期。": "No publication yet; upload an issue first.",
-}
+LANGS = ("zh", "zh-Hant", "en")
+LOCALE_DIR = Path(__file__).resolve().parents[2] / "locale"
+_CATALOGUE_LANG = {"en": "en", "zh-Hant": "zh_Hant", "zh_Hant": "zh_Hant"}
+
+
+def catalogue_path(lang: str) -> Path:
+    return LOCALE_DIR / _CATALOGUE_LANG[lang] / "LC_MESSAGES" / "console.po"
+
+
+def _load(lang: str) -> dict[str, str]:
+    path = catalogue_path(lang)
+    if not path.is_file():
+        return {}
+    with path.open("rb") as f:
+        catalogue = read_po(f)
+    return {m.id: m.string for m in catalogue
+            if isinstance(m.id, str) and m.id and isinstance(m.string, str) and m.string}
+
+
+EN: dict[str, str] = _load("en")
+HANT: dict[str, str] = _load("zh_Hant")
+#: Ids asked for but missing from a catalogue, per language (the crawl tests read it).
+MISSES: dict[str, set[str]] = {"en": set(), "zh-Hant": set()}
+
+
+def _hant_fallback(text: str) -> str:
+    # Messages built at run time ("中文 / English" flashes, errors): converted the same
+    # way the catalogue's Traditional was made.
+    from ...content.variants import convert_text
+
+    return convert_text(text)
 
 
 def translator(lang: str) -> Callable[[str], str]:
     if lang == "en":
-        return lambda s: EN.get(s, s)
+        def en(s: str) -> str:
+            out = EN.get(s)
+            if out is None:
+                MISSES["en"].add(s)
+                return s
+            return out
+        return en
+    if lang == "zh-Hant":
+        def hant(s: str) -> str:
+            out = HANT.get(s)
+            if out is None:
+                MISSES["zh-Hant"].add(s)
+                return _hant_fallback(s)
+            return out
+        return hant
     return lambda s: s
 
 
@@ -332,6 +113,7 @@ AUDIT_ACTIONS = {
     "login.sso": "单点登录", "login.sso_refused": "单点登录被拒",
     "logout.sso_backchannel": "身份提供方退出", "user.created_sso": "单点登录创建用户",
     "user.role_from_sso": "角色随身份提供方变更", "settings.local_login": "切换本地账号登录",
+    "send.subjects": "设置主题测试", "send.decide": "判定主题测试",
 }
 #: What a lint code means, in Chinese (the message itself comes from the linter).
 LINT_CODES = {
@@ -359,47 +141,11 @@ CSV_ZH = {
     "opens_human": "真人打开", "opens_total": "打开总数", "complaints": "投诉",
 }
 
-for _table in (SEND_STATES, SUB_STATUS, DELIVERY_STATES, AUDIT_ACTIONS, LINT_CODES):
-    for _code, _zh in _table.items():
-        EN.setdefault(_zh, _code.replace("_", " ").replace(".", ": "))
-for _zh, _en in {
-    "准备中": "planning", "已暂停": "paused", "已完成": "finished", "已取消": "cancelled",
-    "有效": "active", "已退订": "unsubscribed", "待确认": "pending", "投诉": "complained",
-    "已封禁": "blocked", "被拒": "refused", "已删除": "erased",
-}.items():
-    EN[_zh] = _en
+
+#: Every table whose values are shown through ``_()``.
+CODE_TABLES = (SEND_STATES, SUB_STATUS, ROLE_NAMES, DELIVERY_STATES, AUDIT_ACTIONS, LINT_CODES)
 
 
 def lint_label(code: str) -> str:
     """The Chinese meaning of a lint code ("css-support:css-height" → its family's)."""
     return LINT_CODES.get(code) or LINT_CODES.get(code.split(":", 1)[0], "")
-
-EN.update({"详情": "Detail", "正在暂停…": "pausing…", "正在取消…": "cancelling…",
-           "中文表头": "Chinese headers", "英文表头": "English headers"})
-EN["打开率与点击率"] = "Open and click rates"
-
-# relays and warm-up (issue 19): the console's /console/warmup page and the send page
-EN.update({
-    "发信服务器与预热": "Relays and warm-up", "发信服务器": "Relays", "名称": "Name",
-    "地址": "Address", "权重": "Weight", "专用于": "Reserved for", "通用": "general",
-    "不限": "unlimited", "可用": "in service", "已停用": "taken out", "下次探测": "next probe",
-    "最近错误": "Last error", "发信域名预热": "Sending-domain warm-up",
-    "没有预热计划：所有域名按全量发送。": "No warm-up plan: every domain sends at full volume.",
-    "第": "Day", "天": "", "今日额度": "Today's allowance", "今日已用": "Used today",
-    "今日剩余": "Left today", "收件域名占比上限": "Recipient-domain caps", "日期": "Date",
-    "额度": "Allowance", "用命令 newsletter warmup set 修改预热计划。":
-    "Change a plan with newsletter warmup set.", "各发信服务器送达": "Sent per relay",
-    "预热：按日计划": "Warm-up: plan by day", "待发送": "Due",
-})
-EN.update({
-    "账号来源": "Account source", "单点登录": "Single sign-on", "本地账号": "Local account",
-    "登录方式": "How people log in", "已配置": "configured", "未配置": "not configured",
-    "本地账号登录": "Local logins", "开启": "on", "关闭": "off",
-    "关闭本地账号登录": "Turn local logins off", "开启本地账号登录": "Turn local logins on",
-    "关闭后只能通过单点登录进入控制台；本地账号的会话和 API 令牌随即失效。紧急情况下在服务器上运行 "
-    "newsletter users local-login on 重新开启。": "When off, the console is reached only by "
-    "single sign-on; local accounts' sessions and API tokens stop working at once. In an "
-    "emergency, run newsletter users local-login on on the server to turn them back on.",
-    "本地账号登录已关闭，请使用单点登录": "Local logins are off: use single sign-on",
-    "单点登录 / Single sign-on": "Single sign-on",
-})

@@ -11,8 +11,9 @@ import datetime as dt
 import json
 import mimetypes
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
@@ -23,7 +24,7 @@ from fastapi.responses import (
     Response,
     StreamingResponse,
 )
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadSignature
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select, update
 
@@ -51,9 +52,11 @@ from .auth import (
     secure_cookies,
     set_anon_cookie,
 )
+from .flash import FLASH, back, flash_signer
 from .i18n import (
     AUDIT_ACTIONS,
     DELIVERY_STATES,
+    LANGS,
     ROLE_NAMES,
     SEND_ACTIONS,
     SEND_STATES,
@@ -61,11 +64,15 @@ from .i18n import (
     lint_label,
     translator,
 )
+from .services.relays import send_relay_facts
+from .share import share_info
+from .subjects import subject_panel
 from .switches import local_login_enabled, sso_configured
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/console", include_in_schema=False)
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATES = ROOT / "templates" / "console"
@@ -79,7 +86,6 @@ _env.globals.update(send_states=SEND_STATES, sub_status=SUB_STATUS, role_names=R
                     audit_actions=AUDIT_ACTIONS, delivery_states=DELIVERY_STATES,
                     lint_label=lint_label)
 
-FLASH = "nl_flash"
 LANG = "nl_lang"
 LOGIN_WINDOW = 900
 LOGIN_PER_USER = 5
@@ -103,12 +109,9 @@ HEADERS = {
 }
 
 
-def _flash_signer() -> URLSafeSerializer:
-    return URLSafeSerializer(get_settings().secret_key.get_secret_value(), salt="console-flash")
-
-
 def lang_of(request: Request) -> str:
-    return "en" if request.cookies.get(LANG) == "en" else "zh"
+    value = request.cookies.get(LANG)
+    return value if value in LANGS else "zh"
 
 
 def page(
@@ -119,7 +122,7 @@ def page(
     raw = request.cookies.get(FLASH)
     if raw:
         try:
-            flash = _flash_signer().loads(raw)
+            flash = flash_signer().loads(raw)
         except BadSignature:
             flash = None
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -137,14 +140,6 @@ def page(
     return resp
 
 
-def back(to: str, message: str | None = None, level: str = "ok") -> RedirectResponse:
-    resp = RedirectResponse(to, status_code=303)
-    if message:
-        resp.set_cookie(FLASH, _flash_signer().dumps([level, message[:500]]), max_age=60,
-                        httponly=True, samesite="lax", secure=secure_cookies(), path="/console")
-    return resp
-
-
 _PATH = re.compile(r"(?<![\w:/.])(?:/[\w.\-\u4e00-\u9fff]+){2,}")
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
@@ -155,6 +150,46 @@ def _error(exc: Exception, what: str = "出错 / error") -> str:
     lines = (str(exc) or exc.__class__.__name__).strip().splitlines() or [""]
     text = _PATH.sub(lambda m: Path(m.group()).name, lines[0])[:400]
     return text if _CJK.search(text) else f"{what}: {text}"
+
+
+def _done(
+    call: Callable[[], T],
+    to: str,
+    said: str | Callable[[T], str],
+    *,
+    back_to: str | None = None,
+    also: tuple[type[Exception], ...] = (),
+    missing: Request | None = None,
+) -> Response:
+    """A form's action: call the service, then redirect to ``to`` saying what was done.
+
+    A refusal (:class:`NewsletterError`, or one of ``also``) goes back to
+    ``back_to`` (default ``to``) with the reason instead.  Given ``missing`` (the
+    request), a row that does not exist is the 404 page rather than a message.
+    """
+    refused: tuple[type[Exception], ...] = (NewsletterError, *also)
+    try:
+        out = call()
+    except refused as exc:
+        if missing is not None and isinstance(exc, NotFound):
+            return error_page(missing, 404)
+        return back(back_to or to, _error(exc), "error")
+    return back(to, said(out) if callable(said) else said)
+
+
+def _missing(request: Request, user: Principal) -> HTMLResponse:
+    return page(request, "error.html", user, 404, message="未找到")
+
+
+def _shown(
+    request: Request, user: Principal, load: Callable[[], T], show: Callable[[T], HTMLResponse]
+) -> HTMLResponse:
+    """A page of one row: ``show`` what ``load`` finds, or the not-found page."""
+    try:
+        found = load()
+    except NotFound:
+        return _missing(request, user)
+    return show(found)
 
 
 # -- login -----------------------------------------------------------------------
@@ -263,7 +298,7 @@ def logout(request: Request, user: Viewer) -> Response:
 @router.get("/lang")
 def switch_lang(to: str = "zh", next: str = "/console/") -> Response:
     resp = RedirectResponse(safe_next(next), status_code=303)
-    resp.set_cookie(LANG, "en" if to == "en" else "zh", max_age=365 * 86400, samesite="lax",
+    resp.set_cookie(LANG, to if to in LANGS else "zh", max_age=365 * 86400, samesite="lax",
                     secure=secure_cookies(), path="/console", httponly=True)
     return resp
 
@@ -390,7 +425,7 @@ def issue_page(request: Request, user: Viewer, issue_id: int, v: str = "zh-Hans"
     try:
         issue = svc.load_issue_row(issue_id)
     except NotFound:
-        return page(request, "error.html", user, 404, message="未找到")
+        return _missing(request, user)
     try:
         outputs = svc.preview_outputs(issue_id, v)
         render_error = None
@@ -423,11 +458,8 @@ def issue_frame(user: Viewer, issue_id: int, output: str, v: str = "zh-Hans") ->
 
 @router.post("/issues/{issue_id}/approve")
 def issue_approve(request: Request, user: Editor, issue_id: int) -> Response:
-    try:
-        svc.approve_issue(user, issue_id, request)
-    except NewsletterError as exc:
-        return back(f"/console/issues/{issue_id}", _error(exc), "error")
-    return back(f"/console/issues/{issue_id}", "已审核通过 / approved")
+    return _done(lambda: svc.approve_issue(user, issue_id, request),
+                 f"/console/issues/{issue_id}", "已审核通过 / approved")
 
 
 @router.post("/issues/{issue_id}/test-send")
@@ -501,25 +533,20 @@ def sends_page(
 
 @router.get("/sends/{send_id}", response_class=HTMLResponse)
 def send_page(request: Request, user: Viewer, send_id: int) -> HTMLResponse:
-    from .warmup import send_relay_facts  # relays and warm-up of the send (issue 19)
+    def shown(prog: dict[str, Any]) -> HTMLResponse:
+        prog.update(send_relay_facts(send_id))  # relays and warm-up of the send
+        return page(request, "send.html", user, s=prog,
+                    progress_json=json.dumps(prog, default=str), test=subject_panel(send_id))
 
-    try:
-        prog = svc.progress(send_id)
-    except NotFound:
-        return page(request, "error.html", user, 404, message="未找到")
-    prog.update(send_relay_facts(send_id))
-    return page(request, "send.html", user, s=prog, progress_json=json.dumps(prog, default=str))
+    return _shown(request, user, lambda: svc.progress(send_id), shown)
 
 
 @router.post("/sends/{send_id}/{action}")
 def send_action(request: Request, user: Ops, send_id: int, action: str) -> Response:
     if action not in ("start", "pause", "resume", "cancel"):
         raise HTTPException(404)
-    try:
-        svc.control_send(user, send_id, action, request)
-    except NewsletterError as exc:
-        return back(f"/console/sends/{send_id}", _error(exc), "error")
-    return back(f"/console/sends/{send_id}", SEND_ACTIONS[action])
+    return _done(lambda: svc.control_send(user, send_id, action, request),
+                 f"/console/sends/{send_id}", SEND_ACTIONS[action])
 
 
 # -- subscribers -----------------------------------------------------------------
@@ -552,15 +579,14 @@ def segment_save(
     request: Request, user: Ops,
     name: Annotated[str, Form()] = "", definition: Annotated[str, Form()] = "",
 ) -> Response:
-    try:
+    def save() -> dict[str, Any]:
         try:
             defn = json.loads(definition or "null")
         except json.JSONDecodeError as exc:
             raise svc.ConsoleError(f"JSON: {exc.msg} (line {exc.lineno})") from None
-        svc.save_segment(user, name, defn, request)
-    except NewsletterError as exc:
-        return back("/console/subscribers#segments", _error(exc), "error")
-    return back("/console/subscribers#segments", "分群已保存 / segment saved")
+        return svc.save_segment(user, name, defn, request)
+
+    return _done(save, "/console/subscribers#segments", "分群已保存 / segment saved")
 
 
 @router.post("/subscribers/suppressions")
@@ -568,20 +594,14 @@ def suppression_add(
     request: Request, user: Ops,
     email: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "",
 ) -> Response:
-    try:
-        svc.add_suppression(user, email, note, request)
-    except (NewsletterError, ValueError) as exc:
-        return back("/console/subscribers#suppressions", _error(exc), "error")
-    return back("/console/subscribers#suppressions", "已添加 / added")
+    return _done(lambda: svc.add_suppression(user, email, note, request),
+                 "/console/subscribers#suppressions", "已添加 / added", also=(ValueError,))
 
 
 @router.post("/subscribers/suppressions/remove")
 def suppression_remove(request: Request, user: Ops, email: Annotated[str, Form()] = "") -> Response:
-    try:
-        svc.remove_suppression(user, email, request)
-    except (NewsletterError, ValueError) as exc:
-        return back("/console/subscribers#suppressions", _error(exc), "error")
-    return back("/console/subscribers#suppressions", "已移除 / removed")
+    return _done(lambda: svc.remove_suppression(user, email, request),
+                 "/console/subscribers#suppressions", "已移除 / removed", also=(ValueError,))
 
 
 # -- stats -----------------------------------------------------------------------
@@ -603,24 +623,23 @@ def stats_page(request: Request, user: Viewer) -> HTMLResponse:
 @router.get("/stats/trends.csv")
 def trends_csv(request: Request, user: Viewer, headers: str = "") -> Response:
     """``headers=zh`` or ``en`` (default: the console's language)."""
-    zh = (headers if headers in ("zh", "en") else lang_of(request)) == "zh"
+    zh = (headers if headers in ("zh", "en") else lang_of(request)) != "en"
     return Response(svc.trends_csv(user, request, zh=zh), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="trends.csv"'})
 
 
 @router.get("/stats/{send_id}", response_class=HTMLResponse)
 def stats_send_page(request: Request, user: Viewer, send_id: int) -> HTMLResponse:
-    try:
-        data = svc.stats(send_id)
-    except NotFound:
-        return page(request, "error.html", user, 404, message="未找到")
-    hours = _fill_hours(data["opens_by_hour"])
-    tz = dt.timezone(dt.timedelta(hours=8))
-    lang = lang_of(request)
-    fmt = "%m-%d %H:00" if lang == "en" else "%m-%d %H时"
-    labels = [dt.datetime.fromisoformat(h).astimezone(tz).strftime(fmt) for h, _n in hours]
-    chart = charts.bars(translator(lang)("每小时打开数"), labels, [n for _h, n in hours])
-    return page(request, "stats_send.html", user, d=data, chart=chart)
+    def show(data: dict[str, Any]) -> HTMLResponse:
+        hours = _fill_hours(data["opens_by_hour"])
+        tz = dt.timezone(dt.timedelta(hours=8))
+        lang = lang_of(request)
+        fmt = "%m-%d %H:00" if lang == "en" else "%m-%d %H时"
+        labels = [dt.datetime.fromisoformat(h).astimezone(tz).strftime(fmt) for h, _n in hours]
+        chart = charts.bars(translator(lang)("每小时打开数"), labels, [n for _h, n in hours])
+        return page(request, "stats_send.html", user, d=data, chart=chart)
+
+    return _shown(request, user, lambda: svc.stats(send_id), show)
 
 
 def _fill_hours(rows: list[tuple[str, int]], limit: int = 168) -> list[tuple[str, int]]:
@@ -640,7 +659,7 @@ def _fill_hours(rows: list[tuple[str, int]], limit: int = 168) -> list[tuple[str
 
 @router.get("/stats/{send_id}/export.csv")
 def stats_csv(request: Request, user: Viewer, send_id: int, headers: str = "") -> Response:
-    zh = (headers if headers in ("zh", "en") else lang_of(request)) == "zh"
+    zh = (headers if headers in ("zh", "en") else lang_of(request)) != "en"
     try:
         body = svc.stats_csv(user, send_id, request, zh=zh)
     except NotFound as exc:
@@ -668,16 +687,15 @@ def settings_publication(
     track_opens: Annotated[str, Form()] = "", track_clicks: Annotated[str, Form()] = "",
     zh_hant_table: Annotated[str, Form()] = "",
 ) -> Response:
-    try:
-        svc.update_publication(user, {
-            "name": name, "from_name": from_name, "from_address": from_address,
-            "reply_to": reply_to, "postal_address": postal_address,
-            "track_opens": track_opens == "on", "track_clicks": track_clicks == "on",
-            "zh_hant_table": zh_hant_table,
-        }, request)
-    except NewsletterError as exc:
-        return back("/console/settings", _error(exc), "error")
-    return back("/console/settings", "已保存 / saved")
+    values = {
+        "name": name, "from_name": from_name, "from_address": from_address,
+        "reply_to": reply_to, "postal_address": postal_address,
+        "track_opens": track_opens == "on", "track_clicks": track_clicks == "on",
+        "zh_hant_table": zh_hant_table,
+    }
+    return _done(
+        lambda: svc.update_publication(user, values, request), "/console/settings", "已保存 / saved"
+    )
 
 
 @router.post("/settings/schedule")
@@ -686,11 +704,8 @@ def settings_schedule(
     weekday: Annotated[int, Form()], time: Annotated[str, Form()],
     timezone: Annotated[str, Form()] = "Asia/Shanghai", default_list: Annotated[str, Form()] = "",
 ) -> Response:
-    try:
-        svc.update_schedule(user, weekday, time, timezone, default_list, request)
-    except NewsletterError as exc:
-        return back("/console/settings", _error(exc), "error")
-    return back("/console/settings", "已保存 / saved")
+    return _done(lambda: svc.update_schedule(user, weekday, time, timezone, default_list, request),
+                 "/console/settings", "已保存 / saved")
 
 
 @router.post("/settings/wechat-check")
@@ -707,11 +722,8 @@ def settings_user_create(
     username: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
     role: Annotated[str, Form()] = "marketing", display_name: Annotated[str, Form()] = "",
 ) -> Response:
-    try:
-        svc.create_user(user, username, password, role, display_name, request)
-    except NewsletterError as exc:
-        return back("/console/settings#users", _error(exc), "error")
-    return back("/console/settings#users", "用户已创建 / user created")
+    return _done(lambda: svc.create_user(user, username, password, role, display_name, request),
+                 "/console/settings#users", "用户已创建 / user created")
 
 
 @router.post("/settings/users/{user_id}")
@@ -719,12 +731,12 @@ def settings_user_update(
     request: Request, user: Admin, user_id: int,
     role: Annotated[str, Form()] = "", active: Annotated[str, Form()] = "",
 ) -> Response:
-    try:
-        svc.update_user(user, user_id, role=role or None,
-                        active=None if active == "" else active == "1", request=request)
-    except NewsletterError as exc:
-        return back("/console/settings#users", _error(exc), "error")
-    return back("/console/settings#users", "已保存 / saved")
+    return _done(
+        lambda: svc.update_user(user, user_id, role=role or None,
+                                active=None if active == "" else active == "1", request=request),
+        "/console/settings#users",
+        "已保存 / saved",
+    )
 
 
 @router.get("/account", response_class=HTMLResponse)
@@ -744,11 +756,8 @@ def account_token_create(
 
 @router.post("/account/tokens/{token_id}/revoke")
 def account_token_revoke(request: Request, user: Viewer, token_id: int) -> Response:
-    try:
-        svc.revoke_token(user, token_id, request)
-    except NewsletterError as exc:
-        return back("/console/account", _error(exc), "error")
-    return back("/console/account", "已吊销 / revoked")
+    return _done(lambda: svc.revoke_token(user, token_id, request),
+                 "/console/account", "已吊销 / revoked")
 
 
 @router.post("/account/password")
@@ -761,11 +770,12 @@ def account_password(
         ok = check_password(me, current)
     if not ok:
         return back("/console/account", "当前密码错误 / wrong current password", "error")
-    try:
-        svc.update_user(user, user.user_id, password=new, request=request)
-    except NewsletterError as exc:
-        return back("/console/account", _error(exc), "error")
-    return back("/console/login", "密码已修改，请重新登录 / password changed; log in again")
+    return _done(
+        lambda: svc.update_user(user, user.user_id, password=new, request=request),
+        "/console/login",
+        "密码已修改，请重新登录 / password changed; log in again",
+        back_to="/console/account",
+    )
 
 
 @router.get("/audit", response_class=HTMLResponse)
@@ -845,11 +855,8 @@ def list_create(
     name: Annotated[str, Form()] = "", description: Annotated[str, Form()] = "",
     double_opt_in: Annotated[str, Form()] = "",
 ) -> Response:
-    try:
-        out = svc.create_list(user, name, description, double_opt_in == "on", request)
-    except NewsletterError as exc:
-        return back("/console/subscribers#lists", _error(exc), "error")
-    return back("/console/subscribers#lists", f"列表“{out['name']}”已创建 / list created")
+    return _done(lambda: svc.create_list(user, name, description, double_opt_in == "on", request),
+                 "/console/subscribers#lists", lambda out: f"列表“{out['name']}”已创建 / list created")
 
 
 @router.get("/lists/{list_id}", response_class=HTMLResponse)
@@ -857,7 +864,7 @@ def list_page(request: Request, user: Ops, list_id: int) -> HTMLResponse:
     found = [x for x in svc.lists() if x["id"] == list_id]
     if not found:
         return error_page(request, 404)
-    return page(request, "list.html", user, l=found[0])
+    return page(request, "list.html", user, l=found[0], share=share_info(list_id))
 
 
 @router.post("/lists/{list_id}")
@@ -866,24 +873,24 @@ def list_update(
     name: Annotated[str, Form()] = "", description: Annotated[str, Form()] = "",
     double_opt_in: Annotated[str, Form()] = "",
 ) -> Response:
-    try:
-        svc.update_list(user, list_id, name, description, double_opt_in == "on", request)
-    except NotFound:
-        return error_page(request, 404)
-    except NewsletterError as exc:
-        return back(f"/console/lists/{list_id}", _error(exc), "error")
-    return back("/console/subscribers#lists", "已保存 / saved")
+    return _done(
+        lambda: svc.update_list(user, list_id, name, description, double_opt_in == "on", request),
+        "/console/subscribers#lists",
+        "已保存 / saved",
+        back_to=f"/console/lists/{list_id}",
+        missing=request,
+    )
 
 
 @router.post("/lists/{list_id}/delete")
 def list_delete(request: Request, user: Ops, list_id: int) -> Response:
-    try:
-        name = svc.delete_list(user, list_id, request)
-    except NotFound:
-        return error_page(request, 404)
-    except NewsletterError as exc:
-        return back(f"/console/lists/{list_id}", _error(exc), "error")
-    return back("/console/subscribers#lists", f"列表“{name}”已删除 / list deleted")
+    return _done(
+        lambda: svc.delete_list(user, list_id, request),
+        "/console/subscribers#lists",
+        lambda name: f"列表“{name}”已删除 / list deleted",
+        back_to=f"/console/lists/{list_id}",
+        missing=request,
+    )
 
 
 @router.post("/subscribers/bulk")
@@ -893,17 +900,17 @@ async def subscribers_bulk(request: Request, user: Ops) -> Response:
     to_raw, action = str(form.get("to_list") or ""), str(form.get("action") or "")
     ids = [int(x) for x in form.getlist("ids") if isinstance(x, str) and x.isdigit() and len(x) < 19]
     here = _search_url(q, from_raw)
-    try:
-        n = svc.bulk_subscribers(
+    words = {"unsubscribe": "已退订 / unsubscribed", "move": "已移动 / moved",
+             "block": "已封禁 / blocked", "delete": "已删除 / deleted"}
+    return _done(
+        lambda: svc.bulk_subscribers(
             user, ids, action,
             from_list=int(from_raw) if from_raw.isdigit() and len(from_raw) < 10 else None,
             to_list=int(to_raw) if to_raw.isdigit() and len(to_raw) < 10 else None,
-            request=request)
-    except NewsletterError as exc:
-        return back(here, _error(exc), "error")
-    words = {"unsubscribe": "已退订 / unsubscribed", "move": "已移动 / moved",
-             "block": "已封禁 / blocked", "delete": "已删除 / deleted"}
-    return back(here, f"{n} 人{words[action]}")
+            request=request),
+        here,
+        lambda n: f"{n} 人{words[action]}",
+    )
 
 
 @router.get("/subscribers/{subscriber_id}", response_class=HTMLResponse)
@@ -920,22 +927,18 @@ def subscriber_update(
     request: Request, user: Ops, subscriber_id: int,
     name: Annotated[str, Form()] = "", variant: Annotated[str, Form()] = "zh-Hans",
 ) -> Response:
-    try:
-        svc.update_subscriber(user, subscriber_id, name, variant, request)
-    except NotFound:
-        return error_page(request, 404)
-    except NewsletterError as exc:
-        return back(f"/console/subscribers/{subscriber_id}", _error(exc), "error")
-    return back(f"/console/subscribers/{subscriber_id}", "已保存 / saved")
+    return _done(lambda: svc.update_subscriber(user, subscriber_id, name, variant, request),
+                 f"/console/subscribers/{subscriber_id}", "已保存 / saved", missing=request)
 
 
 @router.post("/subscribers/{subscriber_id}/delete")
 def subscriber_delete(request: Request, user: Ops, subscriber_id: int) -> Response:
-    try:
-        svc.bulk_subscribers(user, [subscriber_id], "delete", request=request)
-    except NewsletterError as exc:
-        return back(f"/console/subscribers/{subscriber_id}", _error(exc), "error")
-    return back("/console/subscribers", "已删除 / deleted")
+    return _done(
+        lambda: svc.bulk_subscribers(user, [subscriber_id], "delete", request=request),
+        "/console/subscribers",
+        "已删除 / deleted",
+        back_to=f"/console/subscribers/{subscriber_id}",
+    )
 
 
 @router.get("/bounces", response_class=HTMLResponse)

@@ -56,6 +56,7 @@ from .auth import (
     safe_next,
     secure_cookies,
 )
+from .flash import back
 from .switches import set_local_login, sso_configured
 
 __all__ = ["map_role", "router"]
@@ -396,8 +397,6 @@ def local_login_switch(
     on: Annotated[str, Form()] = "",
 ) -> Response:
     """The admin's switch for password logins (settings page, users section)."""
-    from .routes import back
-
     turn_on = on == "on"
     try:
         with session_scope() as s:

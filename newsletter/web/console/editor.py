@@ -1,0 +1,82 @@
+"""The source editor: ``/console/editor/<issue id>`` (editor role and up).
+
+The page holds the source in a text area, the lint list and a preview of every
+channel in either variant; ``editor.js`` posts the text to ``…/preview`` a moment
+after typing stops and redraws both. Saving posts the form: a new version of the
+draft, or the same page again with everything typed kept and one line saying why.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from ...errors import NewsletterError, NotFound
+from .auth import Principal, need
+from .flash import back
+from .i18n import LINT_CODES
+from .services import editor as svc
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/console/editor", include_in_schema=False)
+Editor = Annotated[Principal, Depends(need("editor"))]
+
+
+def _page(request: Request, user: Principal, state: dict[str, Any], status: int = 200,
+          error: str | None = None) -> HTMLResponse:
+    from .routes import page
+
+    return page(request, "editor.html", user, status, issue=state, error=error,
+                lint_codes=LINT_CODES)
+
+
+@router.get("/{issue_id}", response_class=HTMLResponse)
+def editor_page(request: Request, user: Editor, issue_id: int) -> HTMLResponse:
+    from .routes import _missing
+
+    try:
+        state = svc.editor_state(issue_id)
+    except NotFound:
+        return _missing(request, user)
+    return _page(request, user, state)
+
+
+@router.post("/{issue_id}/preview")
+def editor_preview(
+    user: Editor, issue_id: int, payload: Annotated[dict[str, Any], Body()],
+) -> Response:
+    source = payload.get("source")
+    variant = payload.get("variant", "zh-Hans")
+    if not isinstance(source, str) or not isinstance(variant, str):
+        return JSONResponse({"detail": "source must be text / 源文件须为文本"}, 422)
+    try:
+        return JSONResponse(svc.live_preview(issue_id, source, variant))
+    except NotFound as exc:
+        return JSONResponse({"detail": str(exc)}, 404)
+    except NewsletterError as exc:
+        return JSONResponse({"detail": str(exc).splitlines()[0][:300]}, 422)
+
+
+@router.post("/{issue_id}", response_class=HTMLResponse)
+def editor_save(
+    request: Request, user: Editor, issue_id: int, source: Annotated[str, Form()] = "",
+) -> Response:
+    from .routes import _error, _missing
+
+    try:
+        out = svc.save_source(user, issue_id, source, request)
+    except NotFound:
+        return _missing(request, user)
+    except NewsletterError as exc:
+        try:
+            state = svc.editor_state(issue_id)
+        except NotFound:
+            return _missing(request, user)
+        state["source"] = source  # everything typed is kept
+        return _page(request, user, state, 422, _error(exc))
+    note = "已保存 / saved" if out["id"] == issue_id else (
+        f"已另存为第{out['number']}期 / saved as issue {out['number']}")
+    return back(f"/console/issues/{out['id']}", note)

@@ -1,0 +1,176 @@
+"""Console services for statistics: one send, the trend over sends, and their CSV files."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import func, select
+
+from ....csvsafe import writer as csv_writer
+from ....db import session_scope
+from ....models import (
+    Issue,
+    RollupHourly,
+    Send,
+    Subscription,
+)
+from ..auth import Principal, record
+
+__all__ = ["stats", "stats_csv", "trends", "trends_csv"]
+
+
+def stats(send_id: int) -> dict[str, Any]:
+    from ....tracking.stats import send_stats
+
+    with session_scope() as s:
+        data = send_stats(s, send_id)
+        send = s.get(Send, send_id)
+        assert send is not None
+        unsub = 0
+        if send.started_at and send.list_id:
+            unsub = s.scalar(
+                select(func.count()).where(
+                    Subscription.list_id == send.list_id,
+                    Subscription.unsubscribed_at >= send.started_at,
+                )
+            ) or 0
+        data["unsubscribes"] = int(unsub)
+        data["bounces"] = data.get("deliveries_bounced", 0)
+        data["issue_id"] = send.issue_id
+        data["started_at"] = send.started_at.isoformat() if send.started_at else None
+    try:
+        from ....wechat.stats import issue_totals
+
+        data["wechat"] = issue_totals(data["issue_id"])
+    except Exception:  # no WeChat statistics yet
+        data["wechat"] = None
+    return data
+
+
+def trends(limit: int = 100) -> list[dict[str, Any]]:
+    """Per send (email, started), oldest first: planned, unique opens/clicks and their rates.
+
+    Read from the send rows and the hourly rollups only, so it stays fast with
+    millions of deliveries; rates are relative to the planned deliveries.
+    """
+    with session_scope() as s:
+        sends = s.execute(
+            select(Send.id, Send.planned_count, Send.started_at, Issue.number, Issue.title)
+            .join(Issue, Issue.id == Send.issue_id)
+            .where(Send.channel == "email", Send.started_at.is_not(None))
+            .order_by(Send.id.desc())
+            .limit(limit)
+        ).all()
+        ids = [r.id for r in sends]
+        agg: dict[tuple[int, str], int] = {}
+        if ids:
+            for sid, kind, uniq in s.execute(
+                select(RollupHourly.send_id, RollupHourly.kind, func.sum(RollupHourly.uniq))
+                .where(RollupHourly.send_id.in_(ids), RollupHourly.cls != "machine")
+                .group_by(RollupHourly.send_id, RollupHourly.kind)
+            ):
+                agg[(int(sid), str(kind))] = int(uniq or 0)
+    from ....wechat.stats import all_issue_totals, wechat_only_issues
+
+    send_issue = _send_issues(ids)
+    wechat = all_issue_totals()
+    out = []
+    for r in reversed(sends):
+        opens, clicks = agg.get((r.id, "open"), 0), agg.get((r.id, "click"), 0)
+        w = wechat.get(send_issue.get(r.id, -1), {})
+        out.append({
+            "send_id": r.id, "issue": r.number, "title": r.title, "planned": r.planned_count,
+            "started_at": r.started_at.isoformat() if r.started_at else None,
+            "channels": "email", "opens_unique": opens, "clicks_unique": clicks,
+            "open_rate": round(opens / r.planned_count, 4) if r.planned_count else 0.0,
+            "click_rate": round(clicks / r.planned_count, 4) if r.planned_count else 0.0,
+            "wechat_reads": w.get("reads", 0), "wechat_readers": w.get("readers", 0),
+            "wechat_shares": w.get("shares", 0),
+        })
+    for row in wechat_only_issues(set(send_issue.values()))[-limit:]:  # issues sent only to WeChat
+        w = wechat.get(row["issue_id"], {})
+        out.append({
+            "send_id": row["send_id"], "issue": row["issue"], "title": row["title"],
+            "planned": 0, "started_at": row["sent_date"], "channels": "wechat",
+            "opens_unique": 0, "clicks_unique": 0, "open_rate": None, "click_rate": None,
+            "wechat_reads": w.get("reads", 0), "wechat_readers": w.get("readers", 0),
+            "wechat_shares": w.get("shares", 0),
+        })
+    out.sort(key=lambda r: str(r["started_at"] or ""))
+    return out
+
+
+def _send_issues(ids: list[int]) -> dict[int, int]:
+    """send id → issue id."""
+    if not ids:
+        return {}
+    with session_scope() as s:
+        return {int(a): int(b) for a, b in s.execute(
+            select(Send.id, Send.issue_id).where(Send.id.in_(ids)))}
+
+
+def _csv_names(zh: bool) -> Callable[[str], str]:
+    """Column and metric names: the English keys, or Chinese ones (``zh``)."""
+    from ..i18n import CSV_ZH
+
+    if not zh:
+        return lambda k: k
+    return lambda k: CSV_ZH.get(k) or (
+        "公众号" + CSV_ZH.get(k[7:], k[7:]) if k.startswith("wechat_") else k)
+
+
+def stats_csv(
+    actor: Principal, send_id: int, request: Request | None = None, zh: bool = False
+) -> bytes:
+    data = stats(send_id)
+    buf = io.StringIO()
+    w = _Named(csv_writer(buf), _csv_names(zh))  # formula cells neutralised (OWASP)
+    w.names(["metric", "value"])
+    for k, v in data.items():
+        if isinstance(v, (int, float, str)) or v is None:
+            w.writerow([w.name(k), "" if v is None else v])
+    wx = data.get("wechat") or {}
+    for k in ("reads", "readers", "shares"):  # the WeChat figures, as `newsletter stats` shows
+        w.writerow([w.name(f"wechat_{k}"), wx.get(k, 0)])
+    w.writerow([])
+    w.names(["hour", "opens"])
+    for hour, n in data["opens_by_hour"]:
+        w.writerow([hour, n])
+    w.writerow([])
+    w.names(["link_position", "url", "clicks", "unique"])
+    for link in data["links"]:
+        w.writerow([link["position"], link["url"], link["clicks"], link["unique"]])
+    with session_scope() as s:
+        record(s, actor, "stats.export", f"send:{send_id}", request)
+    return "\ufeff".encode() + buf.getvalue().encode()
+
+
+class _Named:
+    """A CSV writer that also writes header rows through a naming function."""
+
+    def __init__(self, writer: Any, name: Callable[[str], str]) -> None:
+        self.writer, self.name = writer, name
+
+    def writerow(self, row: list[Any]) -> None:
+        self.writer.writerow(row)
+
+    def names(self, keys: list[str]) -> None:
+        self.writer.writerow([self.name(k) for k in keys])
+
+
+def trends_csv(actor: Principal, request: Request | None = None, zh: bool = False) -> bytes:
+    rows = trends()
+    buf = io.StringIO()
+    w = _Named(csv_writer(buf), _csv_names(zh))  # formula cells neutralised (OWASP)
+    cols = ["send_id", "issue", "title", "channels", "started_at", "planned", "opens_unique",
+            "clicks_unique", "open_rate", "click_rate", "wechat_reads", "wechat_readers",
+            "wechat_shares"]
+    w.names(cols)
+    for r in rows:
+        w.writerow(["" if r[c] is None else r[c] for c in cols])
+    with session_scope() as s:
+        record(s, actor, "stats.export", "trends", request)
+    return "\ufeff".encode() + buf.getvalue().encode()

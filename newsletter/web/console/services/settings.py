@@ -1,0 +1,128 @@
+"""Console services for the publication's settings: sender, schedule, WeChat check."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import select
+
+from ....config import get_settings
+from ....db import session_scope
+from ....errors import NewsletterError, NotFound
+from ....models import (
+    Publication,
+)
+from ..auth import Principal, record
+from .common import ConsoleError
+
+__all__ = [
+    "publication", "sender_identity", "update_publication", "update_schedule", "wechat_check",
+]
+
+
+def publication() -> dict[str, Any] | None:
+    with session_scope() as s:
+        pub = s.scalars(select(Publication).order_by(Publication.id)).first()
+        if pub is None:
+            return None
+        return {c: getattr(pub, c) for c in (
+            "id", "slug", "name", "from_name", "from_address", "reply_to", "list_id_domain",
+            "postal_address", "timezone", "schedule_weekday", "schedule_time", "track_opens",
+            "track_clicks", "default_list_id", "zh_hant_table")}
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def update_publication(actor: Principal, values: dict[str, Any], request: Request | None = None) -> dict[str, Any]:
+    with session_scope() as s:
+        pub = s.scalars(select(Publication).order_by(Publication.id)).first()
+        if pub is None:
+            raise NotFound("no publication yet; upload an issue first / 尚无刊物，请先上传一期")
+        changed: dict[str, Any] = {}
+        for key in ("name", "from_name", "from_address", "reply_to", "postal_address"):
+            if key in values and values[key] is not None:
+                v = str(values[key]).strip()
+                if key in ("from_address", "reply_to") and v and not _EMAIL.match(v):
+                    raise ConsoleError(f"{key}: not an email address / 邮箱格式不正确")
+                if key == "reply_to" and not v:
+                    pub.reply_to = None
+                else:
+                    setattr(pub, key, v)
+                changed[key] = v
+        for key in ("track_opens", "track_clicks"):
+            if key in values and values[key] is not None:
+                setattr(pub, key, bool(values[key]))
+                changed[key] = bool(values[key])
+        table = values.get("zh_hant_table")
+        if table:
+            if table not in ("s2t", "s2hk", "s2tw"):
+                raise ConsoleError("zh_hant_table: expected s2t, s2hk or s2tw / 繁体转换表无效")
+            pub.zh_hant_table = table
+            changed["zh_hant_table"] = table
+        record(s, actor, "settings.publication", pub.slug, request, **changed)
+    out = publication()
+    assert out is not None
+    return out
+
+
+def update_schedule(actor: Principal, weekday: int, time_: str, tz: str, default_list: str | None,
+                    request: Request | None = None) -> dict[str, Any]:
+    from ....schedule import set_schedule
+
+    with session_scope() as s:
+        pub = s.scalars(select(Publication).order_by(Publication.id)).first()
+        if pub is None:
+            raise NotFound("no publication yet; upload an issue first / 尚无刊物，请先上传一期")
+        set_schedule(s, pub, weekday=weekday, time=time_, tz=tz, default_list=default_list or None,
+                     actor=actor.username)
+    out = publication()
+    assert out is not None
+    return out
+
+
+def sender_identity() -> dict[str, Any]:
+    from ....delivery.dkim import DkimSettings, dns_zone_line
+
+    cfg = get_settings()
+    dk = DkimSettings()
+    record_line = None
+    problem = None
+    if dk.key_file is not None:
+        try:
+            record_line = dns_zone_line(dk.selector, dk.domain, dk.key_file.read_bytes())
+        except (OSError, ValueError) as exc:
+            problem = str(exc)
+    return {"smtp_host": cfg.smtp_host, "smtp_port": cfg.smtp_port,
+            "from_address": cfg.from_address, "bounce_domain": cfg.bounce_domain,
+            "dkim_domain": dk.domain, "dkim_selector": dk.selector,
+            "dkim_record": record_line, "dkim_problem": problem,
+            "mode": "embedded" if cfg.embedded else "broker",
+            "track_opens": cfg.track_opens, "track_clicks": cfg.track_clicks}
+
+
+def wechat_check(actor: Principal, request: Request | None = None) -> dict[str, Any]:
+    from ....wechat.settings import get_wechat_settings
+
+    wx = get_wechat_settings()
+    if not wx.configured:
+        return {"ok": False, "configured": False,
+                "message": "WeChat is not configured (NEWSLETTER_WECHAT_APPID/SECRET) / 未配置公众号"}
+    from ....wechat.client import WeChatClient
+
+    out: dict[str, Any] = {"configured": True, "appid": wx.appid}
+    try:
+        with WeChatClient() as client:
+            client.token()
+            out["ok"] = True
+            try:
+                out["mass_send_quota"] = client.quota("/cgi-bin/message/mass/sendall")
+            except NewsletterError as exc:
+                out["mass_send_quota"] = {"error": str(exc)}
+    except NewsletterError as exc:
+        out.update(ok=False, message=str(exc))
+    with session_scope() as s:
+        record(s, actor, "settings.wechat_check", wx.appid, request, ok=out.get("ok"))
+    return out
