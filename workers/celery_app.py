@@ -67,14 +67,17 @@ def _check_worker_key(**_: object) -> None:
 
 
 def _refuse_bad_relays() -> None:
-    """A worker never starts with a relay configuration it cannot use (one line, en / 中文)."""
+    """A worker never starts with relays or warm-up settings it cannot use (one line, en / 中文)."""
     import sys
 
-    from newsletter.delivery.relays import RelayConfigError, load_relays
+    from newsletter.delivery.relays import load_relays
+    from newsletter.delivery.warmup import check_settings
+    from newsletter.errors import ConfigError
 
     try:
         load_relays()
-    except RelayConfigError as exc:
+        check_settings()
+    except ConfigError as exc:
         sys.stderr.write(f"error: worker: refusing to start: {exc}\n")
         raise SystemExit(2) from None
 

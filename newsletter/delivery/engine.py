@@ -425,7 +425,17 @@ def _send_loop(
             # No relay that may carry this message is in service: give the rest back
             # untouched; the send pauses and heal.py resumes it when a relay answers.
             result.no_relay += len(rows) - n
-            _release(s, [r[0] for r in rows[n:]])
+            s.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id.in_([r[0] for r in rows[n:]]),
+                    Delivery.claimed_by == claim_token,
+                    Delivery.state.in_(("queued", "deferred")),
+                )
+                .values(claimed_by=None, lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
+            s.commit()
             return
         wait = thr.acquire(compiled.from_addr, email)
         # The relay's bucket: a wait is not a token, so after a short wait take one again.

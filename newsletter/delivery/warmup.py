@@ -146,6 +146,19 @@ def validate(
     return [int(n) for n in schedule], {k.lower(): float(v) for k, v in shares.items()}, day
 
 
+def check_settings() -> None:
+    """Validate ``warmup_schedule`` and ``warmup_domains``; ConfigError (one line) if bad."""
+    cfg = get_settings()
+    validate(list(cfg.warmup_schedule), {}, None)
+    for domain, body in (cfg.warmup_domains or {}).items():
+        if not isinstance(body, dict):
+            raise ConfigError(
+                f"NEWSLETTER_WARMUP_DOMAINS: {domain!r} must map to an object "
+                "/ 预热计划：每个域名对应一个对象"
+            )
+        validate(body.get("schedule", [1]), body.get("shares", {}), body.get("start"))
+
+
 def plans(s: Session) -> dict[str, Plan]:
     """Every warm-up plan in force, by sending domain."""
     cfg = get_settings()

@@ -166,3 +166,25 @@ def test_the_default_relay_follows_the_settings_values_not_the_object(tmp_path: 
         s = Settings(var_dir=tmp_path, smtp_host="127.0.0.1", smtp_port=port)
         assert load_relays(s)[0].port == port
         del s
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"relays": '[{"name": "a", "host": "h", "tls": "yes", "password": "' + SECRET + '"}]'},
+        {"warmup_domains": {"brief.example.cn": {"schedule": [100, -5]}}},
+        {"warmup_domains": {"brief.example.cn": {"shares": {"gmail.com": 3}}}},
+    ],
+)
+def test_a_worker_refuses_to_start_with_bad_relays_or_warmup(
+    sqlite_settings: Settings, update: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from workers.celery_app import _refuse_bad_relays
+
+    reset_settings(sqlite_settings.model_copy(update=update))
+    with pytest.raises(SystemExit) as info:
+        _refuse_bad_relays()
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "refusing to start" in err
+    assert SECRET not in err and "Traceback" not in err
