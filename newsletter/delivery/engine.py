@@ -42,7 +42,7 @@ from sqlalchemy import and_, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from ..config import get_settings
-from ..db import session_scope
+from ..db import engine, session_scope
 from ..headers import HeaderInjection
 from ..models import Delivery, Send, Subscriber, Subscription, Suppression
 from ..telemetry import CLAIM_LAG, DELIVERIES, LEASE_EXPIRIES
@@ -309,7 +309,9 @@ def _send_rows(
 ) -> None:
     compiled_by_variant: dict[tuple[str, int | None], CompiledMessage] = {}
     thr = throttle()
-    with session_scope() as s:
+    # One connection for the whole batch: a session releases its connection at every
+    # commit, and each checkout would cost a pre-ping round trip — one per message.
+    with engine().connect() as conn, Session(bind=conn, expire_on_commit=False) as s:
         pg = s.get_bind().dialect.name == "postgresql"
         if pg:
             # Per-message state changes need not wait for the WAL flush: a worker crash is
@@ -344,9 +346,10 @@ def _send_rows(
             raise
         finally:
             beat.stop()
+        s.commit()  # the last outcome
         if pg:
-            s.commit()
             s.execute(text("RESET synchronous_commit"))
+            s.commit()
 
 
 class _Heartbeat(threading.Thread):
@@ -370,12 +373,19 @@ class _Heartbeat(threading.Thread):
         while not self._stop_event.wait(self.every):
             try:
                 with session_scope() as s:
+                    mine = select(Delivery.id).where(
+                        Delivery.claimed_by == self.token,
+                        Delivery.state.in_(("queued", "deferred", "sending")),
+                    )
+                    if s.get_bind().dialect.name == "postgresql":
+                        # Never wait for the row the batch is writing this instant (it
+                        # commits within milliseconds and is renewed next beat): waiting
+                        # would hold the other rows' locks against the batch's next
+                        # statement, a deadlock PostgreSQL breaks by aborting one side.
+                        mine = mine.with_for_update(skip_locked=True)
                     s.execute(
                         update(Delivery)
-                        .where(
-                            Delivery.claimed_by == self.token,
-                            Delivery.state.in_(("queued", "deferred", "sending")),
-                        )
+                        .where(Delivery.id.in_(mine.scalar_subquery()))
                         .values(lease_until=utcnow() + dt.timedelta(seconds=self.lease))
                         .execution_options(synchronize_session=False)
                     )
