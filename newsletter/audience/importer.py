@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from json.encoder import encode_basestring as _json_str  # type: ignore[attr-defined]
@@ -280,6 +280,7 @@ def import_file(
     chunk_size: int = 20000,
     db_url: str | None = None,
     workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ImportSummary:
     """Import ``path`` into the list ``list_name`` (created if missing).
 
@@ -287,6 +288,8 @@ def import_file(
     (two on PostgreSQL, one on SQLite) apply the chunks, each chunk in its own
     transaction.  Chunks never share an address (duplicates are removed before
     they are staged), so they commute: their order of commit does not matter.
+    ``progress`` is called with the number of file rows read after each chunk is
+    committed (a background job writes it to its row).
     """
     path = Path(path)
     if report_path is not None:
@@ -317,9 +320,13 @@ def import_file(
             for chunk in parsed:
                 while len(pending) >= workers:
                     pending.popleft().result()
+                    if progress is not None:
+                        progress(summary.rows)
                 pending.append(pool.submit(applier.apply, chunk))
             while pending:
                 pending.popleft().result()
+            if progress is not None:
+                progress(summary.rows)
         finally:
             for f in pending:
                 f.cancel()
