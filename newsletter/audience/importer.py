@@ -115,6 +115,8 @@ class _Chunk:
     items: list[Any]
     rows: list[int]
     lookup: bool
+    #: File rows read up to the end of this chunk (valid or not), for progress reports.
+    read: int = 0
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -258,12 +260,12 @@ def _parse(
             else:
                 chunk.append((n, email, name, variant, attrs))
             if len(chunk) >= size:
-                yield _Chunk(chunk, nums, lookup)
+                yield _Chunk(chunk, nums, lookup, count)
                 chunk = []
                 nums = []
                 lookup = always
         if chunk:
-            yield _Chunk(chunk, nums, lookup)
+            yield _Chunk(chunk, nums, lookup, count)
     finally:
         summary.rows += count
         summary.invalid += invalid
@@ -315,20 +317,23 @@ def import_file(
     # Parse the next chunks while the database applies earlier ones; at most
     # ``workers`` chunks are in flight, so memory stays bounded.
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="import") as pool:
-        pending: deque[Future[None]] = deque()
+        pending: deque[tuple[Future[None], int]] = deque()
+
+        def settle() -> None:
+            future, read = pending.popleft()
+            future.result()
+            if progress is not None:
+                progress(read)
+
         try:
             for chunk in parsed:
                 while len(pending) >= workers:
-                    pending.popleft().result()
-                    if progress is not None:
-                        progress(summary.rows)
-                pending.append(pool.submit(applier.apply, chunk))
+                    settle()
+                pending.append((pool.submit(applier.apply, chunk), chunk.read))
             while pending:
-                pending.popleft().result()
-            if progress is not None:
-                progress(summary.rows)
+                settle()
         finally:
-            for f in pending:
+            for f, _read in pending:
                 f.cancel()
     seen.clear()
     if report_path is None and summary.errors:
