@@ -19,13 +19,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text, update
 
 from newsletter import jobs as joblib
-from newsletter.audience.importer import import_file
 from newsletter.config import Settings
 from newsletter.db import session_scope
 from newsletter.dispatch import InProcess
 from newsletter.models import AuditLog, Job, MailingList, Segment, Subscriber, Subscription, utcnow
 from newsletter.web.app import create_app
-from newsletter.web.console import services as svc
 from newsletter.web.console.services import overview
 from tests.console.helpers import PASSWORDS, client_as, login
 
