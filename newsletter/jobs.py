@@ -104,6 +104,10 @@ def sweep(stale_seconds: int | None = None) -> int:
     limit = utcnow() - dt.timedelta(seconds=STALE_SECONDS if stale_seconds is None
                                     else stale_seconds)
     with session_scope() as s:
+        # Read first: the common answer (nothing stale) writes nothing.
+        if s.scalar(select(Job.id).where(Job.state == "running", Job.heartbeat_at < limit)
+                    .limit(1)) is None:
+            return 0
         res: Any = s.execute(
             update(Job).where(Job.state == "running", Job.heartbeat_at < limit)
             .values(state="interrupted",
