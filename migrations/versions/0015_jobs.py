@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0015"
-down_revision = "0013"  # TEMP for local runs; final: "0014"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
