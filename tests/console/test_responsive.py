@@ -34,7 +34,9 @@ def _pages(data: dict[str, Any]) -> list[str]:
             "/console/subscribers?q=a&list_id=", "/console/stats", f"/console/stats/{send}",
             "/console/settings", "/console/audit", "/console/account", "/console/no-such-page",
             "/console/bounces", f"/console/lists/{data['lists'][0]['id']}", "/console/subscribers/1",
-            f"/console/editor/{issue}"]
+            f"/console/editor/{issue}",
+            "/console/jobs", "/console/stats?from=2026-01-01&to=2099-12-31",
+            f"/console/stats/compare?ids={send}&ids=999999"]
 
 
 # The screenshots in docs/ are refreshed on purpose (NEWSLETTER_UPDATE_SCREENSHOTS=1);
