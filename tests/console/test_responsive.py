@@ -96,6 +96,8 @@ def test_every_page_fits_a_phone_and_passes_axe(
                     page.goto(base + path)
                     page.wait_for_load_state("load")
                     where = f"{width} {lang} {path}"
+                    if path.startswith("/console/editor/"):  # the live preview has drawn
+                        page.wait_for_selector("#editor-status:has-text('·')", timeout=30_000)
                     if lang == "zh":  # every page at both widths, for docs/screenshots
                         _shot(page, path, width)
                     sw = page.evaluate("document.documentElement.scrollWidth")
