@@ -145,3 +145,40 @@ def test_a_dropped_database_connection_does_not_end_the_chain(
     lost = [r.getMessage() for r in caplog.records if "database connection lost" in r.getMessage()]
     assert lost, [r.getMessage() for r in caplog.records]
     assert not any("PendingRollbackError" in m for m in lost)
+
+
+def test_a_claim_whose_lease_ran_out_before_its_commit_sends_nothing(
+    pg_settings: Settings, smtp_sink: tuple[int, SinkHandler]
+) -> None:
+    """The partition harness's finding: a claim held up inside its transaction reaches
+    the database with a lease already over. Its rows are never marked (so never sent) by
+    it, the heartbeat does not revive that lease, and another worker sends them."""
+    import datetime as dt
+
+    from newsletter.delivery import engine as eng
+
+    port, sink = smtp_sink
+    _stack(pg_settings, port, lease_seconds=3)
+    ids = seed(4)
+    start(ids["send"])
+    with session_scope() as s:
+        token, claimed = claim(s, ids["send"], 4, 3)
+        past = eng.utcnow() - dt.timedelta(seconds=5)
+        s.execute(update(Delivery).where(Delivery.id.in_(claimed)).values(lease_until=past))
+    beat = eng._Heartbeat(token, 3)
+    beat.every = 0.2
+    beat.start()
+    time.sleep(0.6)
+    beat.stop()
+    with session_scope() as s:
+        leases = s.scalars(select(Delivery.lease_until).where(Delivery.id.in_(claimed))).all()
+        assert all(lease is not None and lease < eng.utcnow() for lease in leases)  # not revived
+        now = eng.utcnow()
+        took = s.connection().exec_driver_sql(
+            eng._MARK_SENDING_PG,
+            (1, "<x@y>", "default", now + dt.timedelta(seconds=3), claimed[0], token, now,
+             ids["send"]),
+        )
+        assert took.rowcount == 0  # no mark under an expired lease
+    drive_inline(ids["send"])  # another worker takes the rows over and sends them
+    assert _rcpts(sink) == {f"reader{i}@example.com": 1 for i in range(4)}
