@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import yaml
 from sqlalchemy import select
@@ -56,6 +56,7 @@ MAX_ITEMS = 200
 FEEDS_ACTOR = "feeds"
 _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
+_BREAKS = re.compile(r"[\t\r\n\x0b\x0c\x85\u2028\u2029]")
 _NUMERALS = "一二三四五六七八九十"
 
 
@@ -194,6 +195,13 @@ def _plain(value: str, limit: int) -> str:
     return _SPACE.sub(" ", clean_text(text)).strip()[:limit]
 
 
+def _link(value: str) -> str:
+    """A feed's link as one token: tabs and line breaks dropped (as browsers drop them),
+    other spaces percent-encoded, so that it cannot carry Markdown onto another line."""
+    value = _BREAKS.sub("", value.strip())
+    return _SPACE.sub(lambda m: quote(m.group(), safe=""), value)
+
+
 def _date(entry: Any) -> dt.date | None:
     for key in ("published_parsed", "updated_parsed"):
         value = entry.get(key)
@@ -222,7 +230,7 @@ def read_feeds(
             continue
         for entry in parsed.entries[:MAX_ITEMS]:
             title = _plain(entry.get("title", ""), 200)
-            link = (entry.get("link") or "").strip()
+            link = _link(entry.get("link") or "")
             if not title or not link or not is_allowed(link):
                 continue
             items.append(FeedItem(feed.name, title, link, _date(entry),
@@ -256,9 +264,10 @@ def _numeral(n: int) -> str:
 
 
 def _line(text: str) -> str:
-    # One line of Markdown that cannot start a block or close a fence.
+    # One line of Markdown that cannot start a block (heading, quote, list, code fence,
+    # link reference or footnote definition) or close a container.
     text = text.replace("\n", " ").replace(":::", "：：：").strip()
-    return re.sub(r"^([#>\-*+]|\d+[.)])", r"\\\1", text)
+    return re.sub(r"^([#>\-*+`~\[]|\d+[.)])", r"\\\1", text)
 
 
 def build_markdown(
