@@ -45,7 +45,7 @@ from ...db import session_scope
 from ...errors import NewsletterError
 from ...headers import clean_text
 from ...models import utcnow
-from ..auth_models import ROLES, User
+from ..auth_models import ROLES, ApiToken, User
 from .auth import (
     ROLE_RANK,
     SESSION_SECONDS,
@@ -261,7 +261,13 @@ def _account(request: Request, claims: dict[str, Any], issuer: str) -> User | HT
         if role is None:
             record(s, name, "login.sso_refused", name, request, reason="no role")
             if user is not None and user.active:
-                user.session_version += 1  # no role any more: its sessions end too
+                # No role any more: its sessions end, and so do the API tokens it made
+                # (a token must not outlive the provider's say-so).
+                user.session_version += 1
+                now = utcnow()
+                for tok in s.scalars(select(ApiToken).where(
+                        ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))):
+                    tok.revoked_at = now
             refused = True
         elif user is not None and not user.active:
             record(s, user.username, "login.sso_refused", user.username, request,
