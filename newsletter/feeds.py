@@ -124,14 +124,25 @@ def _strings(value: Any, where: str, what: str) -> tuple[str, ...]:
     return tuple(clean_text(v).strip() for v in value if clean_text(v).strip())
 
 
+def _web_address(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError when out of range
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def parse_config(text: str) -> FeedsConfig:
     """The feeds file, or one clear ``ConfigError`` naming where it is wrong."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        where = f"第 {line + 1} 行 (line {line + 1})" if line is not None else ""
+        where = f"第 {line + 1} 行 (line {line + 1})" if line is not None else "YAML"
         raise _problem(where, "不是有效的 YAML", "not valid YAML") from None
+    except RecursionError:  # thousands of nested brackets
+        raise _problem("YAML", "嵌套过深", "not valid YAML: nested too deeply") from None
     if not isinstance(data, dict):
         raise _problem("", "应为一个映射（feeds、rules）", "must be a mapping (feeds, rules)")
     raw_feeds = data.get("feeds")
@@ -143,12 +154,15 @@ def parse_config(text: str) -> FeedsConfig:
         if not isinstance(f, dict):
             raise _problem(where, "应为映射（name、url）", "must be a mapping (name, url)")
         url = _text(f.get("url"), where, "url")
-        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+        if not _web_address(url):
             raise _problem(where, "url 须为 http(s) 地址", "url must be an http(s) address")
         feeds.append(Feed(_text(f.get("name"), where, "name"), url,
                           _text(f["section"], where, "section") if f.get("section") else ""))
     rules = []
-    for i, r in enumerate(data.get("rules") or [], 1):
+    raw_rules = data.get("rules") or []
+    if not isinstance(raw_rules, list):
+        raise _problem("rules", "应为列表", "must be a list")
+    for i, r in enumerate(raw_rules, 1):
         where = f"rules[{i}]"
         if not isinstance(r, dict):
             raise _problem(where, "应为映射（section、keywords、feeds）",
