@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from starlette.requests import Request
 
 from newsletter.config import Settings, reset_settings
@@ -103,3 +104,36 @@ def test_outsiders_logout_tokens_do_not_make_us_fetch_the_keys_each_time(
     with session_scope() as s:
         again = s.get(User, user.id)
         assert again is not None and again.session_version == user.session_version + 1
+
+
+def test_local_accounts_off_ends_their_tokens_and_only_an_admin_may_switch(
+    pg_app: Settings, as_role: Any,
+) -> None:
+    from newsletter.web.console.switches import local_login_enabled
+
+    reset_settings(pg_app.model_copy(update={
+        "oidc_issuer": ISSUER, "oidc_client_id": "console",
+        "oidc_role_map": {"nl-admins": "admin"}}))
+    with session_scope() as s:
+        ops_id = s.scalars(select(User.id).where(User.username == "ops")).one()
+    token = create_token("ops", ops_id, "local")["token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    ops, marketing, admin = as_role("ops"), as_role("marketing"), as_role("admin")
+    # not an admin, or no CSRF token: the switch does not move
+    for who in (ops, marketing):
+        r = who.post("/console/sso/local-login", data={"on": "off"})
+        assert r.status_code == 403
+    assert admin.client.post("/console/sso/local-login", data={"on": "off"}).status_code == 403
+    # an admin, but nobody has signed in as an admin by SSO yet: refused (no lock-out)
+    admin.post("/console/sso/local-login", data={"on": "off"})
+    with session_scope() as s:
+        assert local_login_enabled(s)
+    assert ops.client.get("/api/jobs", headers=bearer).status_code == 200
+    boss = _account(_request(), {"sub": "boss", "roles": ["nl-admins"]}, ISSUER)
+    assert isinstance(boss, User) and boss.role == "admin"
+    assert admin.post("/console/sso/local-login", data={"on": "off"}).status_code == 303
+    with session_scope() as s:
+        assert not local_login_enabled(s)
+    with TestClient(create_app(), base_url="https://testserver") as c:
+        assert c.get("/api/jobs", headers=bearer).status_code == 401
+    assert ops.client.get("/console/").status_code == 303  # its session ended too
