@@ -220,7 +220,10 @@ def _date(entry: Any) -> dt.date | None:
     for key in ("published_parsed", "updated_parsed"):
         value = entry.get(key)
         if value:
-            return dt.datetime.fromtimestamp(calendar.timegm(value), dt.UTC).date()
+            try:
+                return dt.datetime.fromtimestamp(calendar.timegm(value), dt.UTC).date()
+            except (ValueError, OverflowError, OSError, TypeError):
+                return None  # "0000-00-00", year 10000: no date rather than no draft
     return None
 
 

@@ -66,3 +66,20 @@ def test_entity_bombs_and_external_entities_are_not_expanded() -> None:
     _links, md = _draft(bomb)
     assert "lollol" not in md and "root:" not in md
     assert len(md) < 5_000
+
+
+def test_an_impossible_date_does_not_stop_the_other_feeds() -> None:
+    hostile = ('<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom">'
+               + "".join(f'<entry><title>坏日期{n}</title><link href="https://x.cn/d{n}"/>'
+                         f"<updated>{d}</updated></entry>"
+                         for n, d in enumerate(["0000-00-00T00:00:00Z", "9999-12-31T23:59:59-23:59",
+                                                "0001-01-01T00:00:00+23:59"]))
+               + "</feed>").encode()
+    good = _rss([("好条目", "https://x.cn/ok", "摘要")])
+    with serve_paths({"/bad.xml": (200, XML, hostile), "/good.xml": (200, XML, good)}) as base:
+        cfg = parse_config(f"feeds:\n  - name: 坏源\n    url: {base}/bad.xml\n"
+                           f"  - name: 好源\n    url: {base}/good.xml\n")
+        items, problems = read_feeds(cfg)
+    assert problems == []
+    assert [i.title for i in items] == ["坏日期0", "坏日期1", "坏日期2", "好条目"]
+    assert all(i.published is None for i in items[:3])
