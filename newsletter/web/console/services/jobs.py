@@ -17,6 +17,7 @@ from ....config import get_settings
 from ....db import session_scope
 from ....dispatch import dispatcher
 from ....errors import NotFound, ServiceUnavailable
+from ....headers import clean_text
 from ..auth import Principal, record
 from .common import ConsoleError
 
@@ -70,7 +71,8 @@ def start_import(
     resubscribe: bool = False, request: Request | None = None,
 ) -> dict[str, Any]:
     """Store the upload under the var directory and queue its import as a job."""
-    list_name = " ".join((list_name or "").split())
+    # Cleaned as every list name is (no controls: PostgreSQL refuses NUL outright).
+    list_name = " ".join(clean_text(list_name).split())
     if not list_name:
         raise ConsoleError("请选择列表 / choose a list")
     suffix = Path(filename or "upload.csv").suffix.lower()
@@ -87,12 +89,16 @@ def start_import(
     if size > IMPORT_MAX_BYTES:
         dest.unlink(missing_ok=True)
         raise ConsoleError("文件过大（最多 512 MB）/ the file is too large (512 MB at most)")
-    shown = Path(filename or "upload").name[:200]
-    job_id = joblib.create(
-        "import", actor.username, f"{shown} → {list_name}",
-        {"list_name": list_name, "resubscribe": resubscribe, "filename": shown},
-        file=str(rel), total=_count_rows(dest),
-    )
+    shown = clean_text(Path(filename or "upload").name, 200)
+    try:
+        job_id = joblib.create(
+            "import", actor.username, f"{shown} → {list_name}",
+            {"list_name": list_name, "resubscribe": resubscribe, "filename": shown},
+            file=str(rel), total=_count_rows(dest),
+        )
+    except BaseException:
+        dest.unlink(missing_ok=True)  # a refused import keeps nothing
+        raise
     with session_scope() as s:
         record(s, actor, "console.import", list_name, request, file=shown, job=job_id,
                resubscribe=resubscribe)
