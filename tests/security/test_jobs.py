@@ -40,6 +40,7 @@ def test_a_hostile_list_name_is_cleaned_and_a_refusal_leaves_no_file(as_role: An
                         data={"list_name": "周\x00报"}, headers={"X-CSRF-Token": ops.csrf})
     assert r.status_code == 202, r.text
     assert r.json()["params"]["list_name"] == "周报"
+    _settle()  # the first job has written its files (its error report too)
     kept = set(imports.iterdir())
     # refused (nothing but controls): no job, no file
     r = ops.client.post("/api/imports", files={"file": ("ok.csv", CSV, "text/csv")},
