@@ -621,6 +621,8 @@ def _record(
         values.update(state="failed")
     else:
         # retry_now: failover, the next attempt goes to another relay at once
+        if o.maybe_delivered:
+            values["at_risk"] = True  # the relay may have the message: a retry is counted
         values.update(
             state="deferred", next_attempt_at=now if retry_now else now + _backoff(attempts)
         )

@@ -28,6 +28,10 @@ class Outcome:
     state: str  # sent | deferred | bounced
     code: int | None
     reply: str
+    #: The whole message reached the relay but its reply did not come back (the link
+    #: broke after the final dot): the relay may have taken it, so a retry is at risk
+    #: of a duplicate and is counted as such.
+    maybe_delivered: bool = False
 
 
 class SmtpConnection:
@@ -50,6 +54,7 @@ class SmtpConnection:
         self.eightbit = True
         self.allow_pipelining = pipelining
         self.pipelining = False
+        self._handed_over = False
 
     def _open(self) -> smtplib.SMTP:
         smtp = (smtplib.SMTP_SSL if self.ssl else smtplib.SMTP)(
@@ -69,6 +74,7 @@ class SmtpConnection:
         self, envelope_from: str, rcpt: str, message: bytes, *, signer: Any = None
     ) -> Outcome:
         """Send one message. ``signer`` re-signs DKIM when the body must be re-encoded."""
+        self._handed_over = False
         try:
             if self._smtp is None:
                 self._smtp = self._open()
@@ -88,11 +94,15 @@ class SmtpConnection:
             return self._classify(exc.smtp_code, exc.smtp_error)
         except smtplib.SMTPServerDisconnected as exc:
             self.close(force=True)
-            return Outcome("deferred", None, f"connection lost: {exc}"[:1000])
+            return Outcome("deferred", None, f"connection lost: {exc}"[:1000],
+                           maybe_delivered=self._handed_over)
         except smtplib.SMTPResponseException as exc:
             return self._classify(exc.smtp_code, exc.smtp_error)
         except OSError as exc:  # refused, reset, timed out, DNS failure
             self.close(force=True)
+            if self._handed_over:  # the body went out; its reply never came
+                return Outcome("deferred", None, f"connection lost: {exc}"[:1000],
+                               maybe_delivered=True)
             return Outcome("deferred", None, f"connection failed: {exc}"[:1000])
         if refused:  # pragma: no cover - single recipient: refusal raises above
             code, msg = refused[rcpt]
@@ -141,6 +151,7 @@ class SmtpConnection:
         if not body.endswith(b"\r\n"):
             body += b"\r\n"
         smtp.send(body + b".\r\n")
+        self._handed_over = True
         code, resp = smtp.getreply()
         if code != 250:
             if code == 421:

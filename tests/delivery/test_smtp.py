@@ -39,3 +39,56 @@ def test_replies_are_classified(smtp_sink, pipelining: bool) -> None:  # type: i
     finally:
         conn.close()
     assert len(sink.messages) == 1
+
+
+def test_a_reply_lost_after_the_final_dot_is_counted_as_maybe_delivered() -> None:
+    """The relay took the whole message and the link broke before its reply: the
+    outcome says the message may have been delivered (the engine counts the retry at
+    risk); a refused connection says nothing of the kind."""
+    import socket
+    import threading
+
+    from newsletter.delivery.smtp import SmtpConnection
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    got = {}
+
+    def relay() -> None:
+        conn, _ = srv.accept()
+        f = conn.makefile("rwb")
+        f.write(b"220 relay ready\r\n")
+        f.flush()
+        data = False
+        while True:
+            line = f.readline()
+            if not line:
+                break
+            if data:
+                if line == b".\r\n":
+                    got["body"] = True
+                    conn.close()  # took it, and the link breaks before "250"
+                    return
+                continue
+            cmd = line[:4].upper()
+            if cmd in (b"EHLO", b"HELO"):
+                f.write(b"250 relay\r\n")
+            elif cmd == b"DATA":
+                f.write(b"354 go on\r\n")
+                data = True
+            else:
+                f.write(b"250 ok\r\n")
+            f.flush()
+
+    t = threading.Thread(target=relay, daemon=True)
+    t.start()
+    conn = SmtpConnection("127.0.0.1", port, timeout=5)
+    out = conn.send("bounces@example.org", "reader@example.com", b"Subject: x\r\n\r\nbody\r\n")
+    t.join(5)
+    srv.close()
+    assert got.get("body") and out.state == "deferred" and out.maybe_delivered, out
+    refused = SmtpConnection("127.0.0.1", port, timeout=2).send(
+        "bounces@example.org", "reader@example.com", b"Subject: x\r\n\r\nbody\r\n")
+    assert refused.state == "deferred" and not refused.maybe_delivered
