@@ -69,19 +69,17 @@ pytestmark = [
 _LEASE_LOG = """
 CREATE TABLE harness_lease_log (
   id bigserial PRIMARY KEY, delivery_id bigint NOT NULL, at timestamptz NOT NULL,
-  addr inet, kind text NOT NULL, token text, old_token text);
+  addr inet, old_token text, new_token text, old_state text, new_state text);
 CREATE FUNCTION harness_lease_log() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  INSERT INTO harness_lease_log (delivery_id, at, addr, kind, token, old_token)
+  INSERT INTO harness_lease_log
+    (delivery_id, at, addr, old_token, new_token, old_state, new_state)
   VALUES (NEW.id, clock_timestamp(), inet_client_addr(),
-          CASE WHEN NEW.state = 'sending' AND OLD.state IS DISTINCT FROM 'sending'
-               THEN 'mark' ELSE 'claim' END,
-          NEW.claimed_by, OLD.claimed_by);
+          OLD.claimed_by, NEW.claimed_by, OLD.state, NEW.state);
   RETURN NULL;
 END $$;
 CREATE TRIGGER harness_lease_log AFTER UPDATE ON delivery FOR EACH ROW
-  WHEN ((NEW.claimed_by IS NOT NULL AND NEW.claimed_by IS DISTINCT FROM OLD.claimed_by)
-        OR (NEW.state = 'sending' AND OLD.state IS DISTINCT FROM 'sending'))
+  WHEN (NEW.claimed_by IS DISTINCT FROM OLD.claimed_by OR NEW.state IS DISTINCT FROM OLD.state)
   EXECUTE FUNCTION harness_lease_log();
 """
 
@@ -142,6 +140,37 @@ def _read_sink(path: Path, relay: str) -> list[Received]:
 def _lines(path: Path) -> int:
     with path.open("rb") as f:
         return sum(1 for _ in f)
+
+
+@dataclass
+class History:
+    """The lease log read back: per delivery, its claims (time, token) and its ``sending``
+    marks (time, client address, token); the rows taken over mid-transaction, and the rows
+    whose claim was taken over before they were marked (delivery -> the loser's address)."""
+
+    claims: dict[int, list[tuple[float, str]]] = field(default_factory=lambda: defaultdict(list))
+    marks: dict[int, list[tuple[float, str, str]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    in_flight: set[int] = field(default_factory=set)
+    lost_lease: dict[int, str] = field(default_factory=dict)
+
+
+def _history(rows: Any) -> History:
+    h = History()
+    addr_of: dict[str, str] = {}  # claim token -> the address it was claimed from
+    for did, at, addr, old_tok, new_tok, old_state, new_state in rows:
+        if new_tok is not None and new_tok != old_tok:  # a claim
+            h.claims[did].append((at, new_tok))
+            addr_of.setdefault(new_tok, addr)
+            if old_tok is not None:  # the old lease had expired: taken over
+                if old_state == "sending":
+                    h.in_flight.add(did)
+                else:
+                    h.lost_lease[did] = addr_of.get(old_tok, "?")
+        if new_state == "sending" and old_state != "sending":
+            h.marks[did].append((at, addr, new_tok))
+    return h
 
 
 def _seed(n: int) -> dict[str, int]:
@@ -318,8 +347,8 @@ def test_partitions_lose_nobody_and_keep_fencing(
                 s.execute(select(Delivery.relay, func.count()).group_by(Delivery.relay)).all()
             )
             log_rows = s.execute(text(
-                "SELECT delivery_id, extract(epoch FROM at)::float8, host(addr), kind, token "
-                "FROM harness_lease_log ORDER BY at"
+                "SELECT delivery_id, extract(epoch FROM at)::float8, host(addr), old_token, "
+                "new_token, old_state, new_state FROM harness_lease_log ORDER BY at, id"
             )).all()  # fmt: skip
         expected = {f"reader{i}@example.com" for i in range(N)}
         rcpts = [r.rcpt for r in records]
@@ -328,33 +357,26 @@ def test_partitions_lose_nobody_and_keep_fencing(
         strangers = len(unique - expected)
         duplicates = len(rcpts) - len(unique)
 
-        marks: dict[int, list[tuple[float, str, str]]] = defaultdict(list)
-        claims: dict[int, list[tuple[float, str]]] = defaultdict(list)
-        for did, at, addr, kind, token in log_rows:
-            (marks[did].append((at, addr, token)) if kind == "mark" else
-             claims[did].append((at, token)))  # fmt: skip
+        h = _history(log_rows)
         unmarked: list[Received] = []
         fenced: list[tuple[Received, float]] = []  # (message, takeover time) violations
         tightest: float | None = None  # smallest margin: takeover − start of transaction
         for r in records:
-            mine = [m for m in marks[r.delivery] if m[1] == r.peer and m[0] <= r.t_mail + TOLERANCE]
+            mine = [
+                m for m in h.marks[r.delivery] if m[1] == r.peer and m[0] <= r.t_mail + TOLERANCE
+            ]
             if not mine:
                 unmarked.append(r)
                 continue
             at, _addr, token = max(mine)
-            later = [c_at for c_at, c_tok in claims[r.delivery] if c_tok != token and c_at > at]
+            later = [c_at for c_at, c_tok in h.claims[r.delivery] if c_tok != token and c_at > at]
             if later:
                 takeover = min(later)
                 margin = takeover - r.t_mail
                 tightest = margin if tightest is None else min(tightest, margin)
                 if r.t_mail > takeover + TOLERANCE:
                     fenced.append((r, takeover))
-        # Rows marked `sending` under one claim and then claimed by another worker: the
-        # only ones that may have gone out twice (each must be flagged at_risk).
-        taken_over = sum(
-            1 for did, ms in marks.items()
-            if any(c_tok != tok and c_at > at for at, _a, tok in ms for c_at, c_tok in claims[did])
-        )  # fmt: skip
+        lost_leases = Counter(hosts_by_addr.get(a, a) for a in h.lost_lease.values())
         # w1 while cut off from the database: transactions begun then must be the ones
         # marked before the cut (already under way), at most one per process.
         cut_at = next(t for t, what, _n in timeline if what == "w1|db: cut")
@@ -364,7 +386,7 @@ def test_partitions_lose_nobody_and_keep_fencing(
         ]
         started_blind = [
             r for r in during
-            if not any(m[1] == r.peer and m[0] < cut_at for m in marks[r.delivery])
+            if not any(m[1] == r.peer and m[0] < cut_at for m in h.marks[r.delivery])
         ]  # fmt: skip
         per_relay = Counter(r.relay for r in records)
         per_host = Counter(hosts_by_addr.get(r.peer, r.peer) for r in records)
@@ -389,7 +411,9 @@ def test_partitions_lose_nobody_and_keep_fencing(
             f"  sent by host:              {dict(sorted(per_host.items()))}",
             f"  worker restarts:           w1 {w1.restarts}, w2 {w2.restarts} (after kill: "
             f"{w2.started - 1 - w2.restarts} replacements)",
-            f"  rows taken over after a sending mark: {taken_over}",
+            f"  leases taken over: {len(h.in_flight)} rows mid-transaction (sending), "
+            f"{len(h.lost_lease)} rows before their mark, from "
+            + (", ".join(f"{k} {v}" for k, v in sorted(lost_leases.items())) or "nobody"),
             f"  fencing: sent after another worker claimed the row: {len(fenced)}; "
             f"sent without a sending mark from that host: {len(unmarked)}; tightest margin "
             + (f"{tightest:.3f} s" if tightest is not None else "n/a (no takeover of a sent row)"),
@@ -420,6 +444,7 @@ def test_partitions_lose_nobody_and_keep_fencing(
         assert states == {"sent": N}
         assert lost == 0 and strangers == 0
         assert duplicates <= at_risk
+        assert len(h.in_flight) == at_risk  # the ledger's count is exactly the takeovers
         assert not fenced, "a worker sent a row another worker had claimed"
         assert not unmarked, "a message left without its sending mark"
         assert len(started_blind) == 0
@@ -431,7 +456,7 @@ def test_partitions_lose_nobody_and_keep_fencing(
         finally:
             reset_settings(None)
             dispose()
-            if passed:
+            if passed and not os.environ.get("NEWSLETTER_PARTITION_KEEP"):
                 shutil.rmtree(work, ignore_errors=True)
             else:
                 print(f"partition harness: logs and data kept in {work}")
