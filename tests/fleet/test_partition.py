@@ -27,6 +27,8 @@ message: times, sending host, recipient, delivery id) and the ledger:
   reached a sink from host H is matched to H's last ``sending`` mark of that delivery,
   and its SMTP transaction must have begun before any later claim of the row by
   another worker (all namespaces share one clock; tolerance ``TOLERANCE``);
+* no row was marked ``sending`` (the step before its SMTP transaction) under a lease
+  that had already run out, even when nobody else had claimed it yet;
 * while w1 was cut off, it began no SMTP transaction that had not been marked before
   the cut (at most the one already under way per process).
 """
@@ -172,7 +174,7 @@ def _history(rows: Any) -> History:
                     h.lost_lease[did] = addr_of.get(old_tok, "?")
         if new_state == "sending" and old_state != "sending":
             h.marks[did].append((at, addr, new_tok))
-            if old_lease is not None and old_lease < at:
+            if old_lease is not None and old_lease + TOLERANCE < at:
                 h.expired_marks.append((did, addr, at - old_lease))
     return h
 
@@ -491,6 +493,7 @@ def test_partitions_lose_nobody_and_keep_fencing(
         assert len(h.in_flight) == at_risk  # the ledger's count is exactly the takeovers
         assert not fenced, "a worker sent a row another worker had claimed"
         assert not unmarked, "a message left without its sending mark"
+        assert not h.expired_marks, "a worker marked a row sending after its lease ran out"
         assert len(started_blind) == 0
         assert len(during) <= CONCURRENCY
         passed = True
