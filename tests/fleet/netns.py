@@ -75,8 +75,12 @@ class Fabric:
     def __post_init__(self) -> None:
         self.router = f"nl-rt-{self.suffix}"
         _ip("netns", "add", self.router)
-        self._exec(self.router, "ip", "link", "set", "lo", "up")
-        self._exec(self.router, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward")
+        try:
+            self._exec(self.router, "ip", "link", "set", "lo", "up")
+            self._exec(self.router, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward")
+        except BaseException:
+            _ip("netns", "del", self.router, check=False)
+            raise
 
     # -- building -----------------------------------------------------------------
 

@@ -215,7 +215,11 @@ def test_partitions_lose_nobody_and_keep_fencing(
     work.mkdir(mode=0o755)
     timeline: list[tuple[float, str, int]] = []
     passed = False
-    fab = Fabric(work)
+    try:
+        fab = Fabric(work)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     try:
         db, rd, w1h, w2h, web, r1, r2 = (
             fab.add_host(n) for n in ("db", "rd", "w1", "w2", "web", "r1", "r2")
