@@ -13,8 +13,9 @@ can be cut off from the workers while PostgreSQL stays reachable. During a send 
 1. cuts w1 off from the database for three leases, while it still reaches the relays
    and Redis, then heals the link;
 2. kills every worker process of w2 (SIGKILL), and starts replacements later;
-3. takes relay r2 off the network, and brings it back;
-4. cuts Redis off from both worker hosts for 30 s.
+3. cuts Redis off from both worker hosts for 30 s;
+4. once sending has picked up again, takes relay r2 off the network while both worker
+   hosts send through it, and brings it back.
 
 Then it waits for the send to finish and checks, from the sinks (one line per received
 message: times, sending host, recipient, delivery id) and the ledger:
