@@ -130,7 +130,9 @@ def main() -> int:
                      "/console/audit", "/console/account", "/api/issues", f"/api/issues/{i}",
                      "/api/sends", f"/api/sends/{s}", "/api/lists", "/api/subscribers?q=reader12345",
                      "/api/segments", "/api/suppressions", f"/api/stats/sends/{s}",
-                     "/api/stats/trends", "/api/audit"]
+                     "/api/stats/trends", "/api/audit", "/console/jobs", "/api/jobs",
+                     "/console/stats?from=2020-01-01&to=2099-12-31",
+                     "/console/subscribers?q=reader1&list_id="]
             rows = []
             ok = True
             for p in paths:

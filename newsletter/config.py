@@ -198,9 +198,13 @@ class Settings(BaseSettings):
     @classmethod
     def _origins(cls, value: list[str]) -> list[str]:
         """Origins go into a Content-Security-Policy header: scheme://host[:port] only."""
+        # ASCII only (a header carries Latin-1; \d would take any script's digits), a port
+        # of 1-65535, and a wildcard only below a registrable name (not "*.cn").
+        shape = re.compile(r"https?://(?:(\*\.)(?=[A-Za-z0-9-]+\.[A-Za-z0-9-]))?"
+                           r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::([0-9]{1,5}))?", re.ASCII)
         for origin in value:
-            if not re.fullmatch(r"https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?",
-                                origin):
+            m = shape.fullmatch(origin)
+            if m is None or (m.group(2) is not None and not 0 < int(m.group(2)) < 65536):
                 raise ValueError(
                     f"embed_origins: {origin[:60]!r} 不是 scheme://host[:port] 形式的来源 / "
                     "is not an origin of the form scheme://host[:port]"

@@ -1,9 +1,11 @@
 """The one seam through which work is handed off: start a send, run its batches,
-publish to WeChat, run a worker or the beat.
+publish to WeChat, run a background job (an import, a bulk action), run a worker
+or the beat.
 
 Two implementations keep the same contract:
 
-* :class:`InProcess` (the embedded mode): the work runs here, now;
+* :class:`InProcess` (the embedded mode): the work runs here, now (a background
+  job in a thread of this process, so the request that started it returns at once);
 * the Celery dispatcher, which lives in ``workers/`` and is registered under the
   ``newsletter.dispatch`` entry point (``celery``). ``newsletter`` never imports
   ``workers`` (import-linter checks it); it finds the registered implementation
@@ -35,6 +37,10 @@ class Dispatcher(Protocol):
     def run_batches(self, send_id: int, chains: int) -> None:
         """Send what is left of ``send_id`` with ``chains`` parallel batch chains."""
 
+    def run_job(self, job_id: int) -> None:
+        """Run background job ``job_id`` (see :mod:`newsletter.jobs`) somewhere else than
+        the request that created it; its progress is written to its row."""
+
     def run_worker(self, concurrency: int, loglevel: str) -> None: ...
 
     def run_beat(self, loglevel: str, schedule_file: Path) -> None: ...
@@ -55,6 +61,13 @@ class InProcess:
         from .delivery.run import drive_inline
 
         drive_inline(send_id)
+
+    def run_job(self, job_id: int) -> None:
+        import threading
+
+        from .jobs import run
+
+        threading.Thread(target=run, args=(job_id,), daemon=True, name=f"job-{job_id}").start()
 
     def run_worker(self, concurrency: int, loglevel: str) -> None:
         raise ConfigError(

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import yaml
 from sqlalchemy import select
@@ -56,6 +56,7 @@ MAX_ITEMS = 200
 FEEDS_ACTOR = "feeds"
 _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
+_BREAKS = re.compile(r"[\t\r\n\x0b\x0c\x85\u2028\u2029]")
 _NUMERALS = "一二三四五六七八九十"
 
 
@@ -123,14 +124,25 @@ def _strings(value: Any, where: str, what: str) -> tuple[str, ...]:
     return tuple(clean_text(v).strip() for v in value if clean_text(v).strip())
 
 
+def _web_address(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError when out of range
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def parse_config(text: str) -> FeedsConfig:
     """The feeds file, or one clear ``ConfigError`` naming where it is wrong."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        where = f"第 {line + 1} 行 (line {line + 1})" if line is not None else ""
+        where = f"第 {line + 1} 行 (line {line + 1})" if line is not None else "YAML"
         raise _problem(where, "不是有效的 YAML", "not valid YAML") from None
+    except RecursionError:  # thousands of nested brackets
+        raise _problem("YAML", "嵌套过深", "not valid YAML: nested too deeply") from None
     if not isinstance(data, dict):
         raise _problem("", "应为一个映射（feeds、rules）", "must be a mapping (feeds, rules)")
     raw_feeds = data.get("feeds")
@@ -142,12 +154,15 @@ def parse_config(text: str) -> FeedsConfig:
         if not isinstance(f, dict):
             raise _problem(where, "应为映射（name、url）", "must be a mapping (name, url)")
         url = _text(f.get("url"), where, "url")
-        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+        if not _web_address(url):
             raise _problem(where, "url 须为 http(s) 地址", "url must be an http(s) address")
         feeds.append(Feed(_text(f.get("name"), where, "name"), url,
                           _text(f["section"], where, "section") if f.get("section") else ""))
     rules = []
-    for i, r in enumerate(data.get("rules") or [], 1):
+    raw_rules = data.get("rules") or []
+    if not isinstance(raw_rules, list):
+        raise _problem("rules", "应为列表", "must be a list")
+    for i, r in enumerate(raw_rules, 1):
         where = f"rules[{i}]"
         if not isinstance(r, dict):
             raise _problem(where, "应为映射（section、keywords、feeds）",
@@ -194,11 +209,21 @@ def _plain(value: str, limit: int) -> str:
     return _SPACE.sub(" ", clean_text(text)).strip()[:limit]
 
 
+def _link(value: str) -> str:
+    """A feed's link as one token: tabs and line breaks dropped (as browsers drop them),
+    other spaces percent-encoded, so that it cannot carry Markdown onto another line."""
+    value = _BREAKS.sub("", value.strip())
+    return _SPACE.sub(lambda m: quote(m.group(), safe=""), value)
+
+
 def _date(entry: Any) -> dt.date | None:
     for key in ("published_parsed", "updated_parsed"):
         value = entry.get(key)
         if value:
-            return dt.datetime.fromtimestamp(calendar.timegm(value), dt.UTC).date()
+            try:
+                return dt.datetime.fromtimestamp(calendar.timegm(value), dt.UTC).date()
+            except (ValueError, OverflowError, OSError, TypeError):
+                return None  # "0000-00-00", year 10000: no date rather than no draft
     return None
 
 
@@ -222,7 +247,7 @@ def read_feeds(
             continue
         for entry in parsed.entries[:MAX_ITEMS]:
             title = _plain(entry.get("title", ""), 200)
-            link = (entry.get("link") or "").strip()
+            link = _link(entry.get("link") or "")
             if not title or not link or not is_allowed(link):
                 continue
             items.append(FeedItem(feed.name, title, link, _date(entry),
@@ -256,9 +281,10 @@ def _numeral(n: int) -> str:
 
 
 def _line(text: str) -> str:
-    # One line of Markdown that cannot start a block or close a fence.
+    # One line of Markdown that cannot start a block (heading, quote, list, code fence,
+    # link reference or footnote definition) or close a container.
     text = text.replace("\n", " ").replace(":::", "：：：").strip()
-    return re.sub(r"^([#>\-*+]|\d+[.)])", r"\\\1", text)
+    return re.sub(r"^([#>\-*+`~\[]|\d+[.)])", r"\\\1", text)
 
 
 def build_markdown(

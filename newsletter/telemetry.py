@@ -15,13 +15,16 @@ Web and pixel serve ``/metrics``, ``/healthz`` (the process answers) and ``/read
 serve the same three paths on ``NEWSLETTER_METRICS_PORT`` (+0 worker, +1 beat,
 +2 ingester; off when 0) from a small thread (:func:`serve_process`). Every
 endpoint that shows numbers needs ``Authorization: Bearer NEWSLETTER_METRICS_TOKEN``
-when the token is set; ``/metrics`` on the web app is off without one.
+when the token is set; ``/metrics`` on the web app and the pixel server (both face
+the internet) is off without one, and the processes' own server answers it without
+a token only to a scraper on the same machine (loopback).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hmac
+import ipaddress
 import logging
 import os
 import threading
@@ -221,6 +224,15 @@ def token_ok(header: str) -> bool:
     return not token or hmac.compare_digest(header.encode(), f"Bearer {token}".encode())
 
 
+def _loopback(ip: str) -> bool:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return bool((mapped or addr).is_loopback)
+
+
 def serve_process(name: str, offset: int, ready: Callable[[], bool]) -> ThreadingHTTPServer | None:
     """``/metrics``, ``/healthz`` and ``/readyz`` for a worker, beat or ingester, on
     ``metrics_host:metrics_port + offset`` in a daemon thread; None when off."""
@@ -251,7 +263,11 @@ def serve_process(name: str, offset: int, ready: Callable[[], bool]) -> Threadin
                 ok = is_ready()
                 self._send(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
             elif path == "/metrics":
-                if not token_ok(self.headers.get("Authorization", "")):
+                # Without a token, only a scraper on this machine sees the figures.
+                if not token_ok(self.headers.get("Authorization", "")) or (
+                    not cfg.metrics_token.get_secret_value()
+                    and not _loopback(self.client_address[0])
+                ):
                     self._send(401, b"metrics need the bearer token\n")
                     return
                 self._send(200, render(), CONTENT_TYPE)

@@ -7,6 +7,8 @@ run twice because the database ledger, not the message, decides what is done.
 
 from __future__ import annotations
 
+import contextlib
+
 from celery import Celery, signals
 from celery.schedules import crontab
 
@@ -18,6 +20,7 @@ __all__ = ["app", "configure"]
 def configure(app: Celery, cfg: Settings | None = None) -> Celery:
     """(Re)apply the settings to ``app``; tests call it after changing settings."""
     cfg = cfg or get_settings()
+    _drop_pools(app)
     app.conf.update(
         broker_url=cfg.broker_url or "memory://",
         result_backend=None,
@@ -45,6 +48,19 @@ def configure(app: Celery, cfg: Settings | None = None) -> Celery:
         },
     )
     return app
+
+
+def _drop_pools(app: Celery) -> None:
+    """Forget pooled broker connections: after the broker URL changes, a cached producer
+    would still publish to the old broker (and a broker that is down would seem up)."""
+    pool = getattr(app, "_pool", None)
+    if pool is not None:
+        with contextlib.suppress(Exception):  # a dead connection must not stop this
+            pool.force_close_all()
+        app._pool = None  # type: ignore[attr-defined]
+    amqp = app.__dict__.get("amqp")
+    if amqp is not None:
+        amqp._producer_pool = None
 
 
 app = configure(Celery("newsletter", include=["workers.tasks"]))

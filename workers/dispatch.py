@@ -52,6 +52,17 @@ class CeleryDispatcher:
                 "无法连接消息代理，未能继续发送"
             ) from exc
 
+    def run_job(self, job_id: int) -> None:
+        from .tasks import run_job
+
+        try:
+            run_job.delay(job_id)
+        except Exception as exc:
+            raise ServiceUnavailable(
+                f"the message broker is unreachable; job {job_id} was not started / "
+                "无法连接消息代理，任务未能开始"
+            ) from exc
+
     def run_worker(self, concurrency: int, loglevel: str) -> None:
         from .celery_app import app
 

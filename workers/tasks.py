@@ -45,6 +45,14 @@ def send_batch(send_id: int) -> str:
     return nxt.action
 
 
+@app.task(name="newsletter.run_job")
+def run_job(job_id: int) -> str:
+    """An import or a bulk action (progress goes to its row; see newsletter.jobs)."""
+    from newsletter.jobs import run
+
+    return run(job_id)
+
+
 @app.task(name="newsletter.tick")
 def tick() -> None:
     for send_id in do_tick():

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from json.encoder import encode_basestring as _json_str  # type: ignore[attr-defined]
@@ -115,6 +115,8 @@ class _Chunk:
     items: list[Any]
     rows: list[int]
     lookup: bool
+    #: File rows read up to the end of this chunk (valid or not), for progress reports.
+    read: int = 0
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -258,12 +260,12 @@ def _parse(
             else:
                 chunk.append((n, email, name, variant, attrs))
             if len(chunk) >= size:
-                yield _Chunk(chunk, nums, lookup)
+                yield _Chunk(chunk, nums, lookup, count)
                 chunk = []
                 nums = []
                 lookup = always
         if chunk:
-            yield _Chunk(chunk, nums, lookup)
+            yield _Chunk(chunk, nums, lookup, count)
     finally:
         summary.rows += count
         summary.invalid += invalid
@@ -280,6 +282,7 @@ def import_file(
     chunk_size: int = 20000,
     db_url: str | None = None,
     workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ImportSummary:
     """Import ``path`` into the list ``list_name`` (created if missing).
 
@@ -287,6 +290,8 @@ def import_file(
     (two on PostgreSQL, one on SQLite) apply the chunks, each chunk in its own
     transaction.  Chunks never share an address (duplicates are removed before
     they are staged), so they commute: their order of commit does not matter.
+    ``progress`` is called with the number of file rows read after each chunk is
+    committed (a background job writes it to its row).
     """
     path = Path(path)
     if report_path is not None:
@@ -312,16 +317,23 @@ def import_file(
     # Parse the next chunks while the database applies earlier ones; at most
     # ``workers`` chunks are in flight, so memory stays bounded.
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="import") as pool:
-        pending: deque[Future[None]] = deque()
+        pending: deque[tuple[Future[None], int]] = deque()
+
+        def settle() -> None:
+            future, read = pending.popleft()
+            future.result()
+            if progress is not None:
+                progress(read)
+
         try:
             for chunk in parsed:
                 while len(pending) >= workers:
-                    pending.popleft().result()
-                pending.append(pool.submit(applier.apply, chunk))
+                    settle()
+                pending.append((pool.submit(applier.apply, chunk), chunk.read))
             while pending:
-                pending.popleft().result()
+                settle()
         finally:
-            for f in pending:
+            for f, _read in pending:
                 f.cancel()
     seen.clear()
     if report_path is None and summary.errors:

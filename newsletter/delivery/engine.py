@@ -42,7 +42,7 @@ from sqlalchemy import and_, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from ..config import get_settings
-from ..db import session_scope
+from ..db import engine, session_scope
 from ..headers import HeaderInjection
 from ..models import Delivery, Send, Subscriber, Subscription, Suppression
 from ..telemetry import CLAIM_LAG, DELIVERIES, LEASE_EXPIRIES
@@ -121,6 +121,11 @@ def claim(session: Session, send_id: int, limit: int, lease_seconds: int) -> tup
     sub = select(Delivery.id).where(_claimable(send_id, now)).order_by(Delivery.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         sub = sub.with_for_update(skip_locked=True)
+        # A claim whose COMMIT never arrives (a partition mid-transaction) would hold its
+        # rows locked until TCP gives up; the server ends such a transaction after one
+        # lease instead, and the rows go back to the pool.
+        session.execute(text(f"SET LOCAL idle_in_transaction_session_timeout = "
+                             f"'{max(1, int(lease_seconds))}s'"))
     session.execute(
         update(Delivery)
         .where(Delivery.id.in_(sub.scalar_subquery()), _claimable(send_id, now))
@@ -309,7 +314,9 @@ def _send_rows(
 ) -> None:
     compiled_by_variant: dict[tuple[str, int | None], CompiledMessage] = {}
     thr = throttle()
-    with session_scope() as s:
+    # One connection for the whole batch: a session releases its connection at every
+    # commit, and each checkout would cost a pre-ping round trip — one per message.
+    with engine().connect() as conn, Session(bind=conn, expire_on_commit=False) as s:
         pg = s.get_bind().dialect.name == "postgresql"
         if pg:
             # Per-message state changes need not wait for the WAL flush: a worker crash is
@@ -344,9 +351,10 @@ def _send_rows(
             raise
         finally:
             beat.stop()
+        s.commit()  # the last outcome
         if pg:
-            s.commit()
             s.execute(text("RESET synchronous_commit"))
+            s.commit()
 
 
 class _Heartbeat(threading.Thread):
@@ -370,13 +378,22 @@ class _Heartbeat(threading.Thread):
         while not self._stop_event.wait(self.every):
             try:
                 with session_scope() as s:
+                    now = utcnow()
+                    mine = select(Delivery.id).where(
+                        Delivery.claimed_by == self.token,
+                        Delivery.state.in_(("queued", "deferred", "sending")),
+                        Delivery.lease_until > now,  # a lease that ran out stays out
+                    )
+                    if s.get_bind().dialect.name == "postgresql":
+                        # Never wait for the row the batch is writing this instant (it
+                        # commits within milliseconds and is renewed next beat): waiting
+                        # would hold the other rows' locks against the batch's next
+                        # statement, a deadlock PostgreSQL breaks by aborting one side.
+                        mine = mine.with_for_update(skip_locked=True)
                     s.execute(
                         update(Delivery)
-                        .where(
-                            Delivery.claimed_by == self.token,
-                            Delivery.state.in_(("queued", "deferred", "sending")),
-                        )
-                        .values(lease_until=utcnow() + dt.timedelta(seconds=self.lease))
+                        .where(Delivery.id.in_(mine.scalar_subquery()))
+                        .values(lease_until=now + dt.timedelta(seconds=self.lease))
                         .execution_options(synchronize_session=False)
                     )
             except Exception as exc:  # the lease then runs out: fencing takes over
@@ -409,6 +426,7 @@ def _send_loop(
 ) -> None:
     cfg = get_settings()
     pg = s.get_bind().dialect.name == "postgresql"
+    lease = dt.timedelta(seconds=cfg.lease_seconds)
     for n, row in enumerate(rows):
         delivery_id, variant, attempts, subscriber_id, email, name = row[:6]
         ckey = (variant, row.subject_idx)
@@ -498,7 +516,8 @@ def _send_loop(
             # The hot statement, sent as prepared SQL (no per-message statement compile).
             took = s.connection().exec_driver_sql(
                 _MARK_SENDING_PG,
-                (attempts + 1, msgid, relay.name, delivery_id, claim_token, send_id),
+                (attempts + 1, msgid, relay.name, now + lease, delivery_id, claim_token, now,
+                 send_id),
             )
         else:
             took = s.execute(
@@ -507,9 +526,11 @@ def _send_loop(
                     Delivery.id == delivery_id,
                     Delivery.claimed_by == claim_token,
                     Delivery.state.in_(("queued", "deferred")),
+                    Delivery.lease_until > now,
                     exists().where(Send.id == send_id, Send.state == "sending"),
                 )
-                .values(state="sending", attempts=attempts + 1, message_id=msgid, relay=relay.name)
+                .values(state="sending", attempts=attempts + 1, message_id=msgid,
+                        relay=relay.name, lease_until=now + lease)
             )
         if took.rowcount != 1 and plan is not None:
             warmup.unreserve(s, plan, rcpt_domain, now)
@@ -548,9 +569,15 @@ def _send_loop(
 # The send's state is checked in the same statement that marks each message: once a
 # pause or cancel has committed, no worker starts another SMTP transaction, and at
 # most the one message per connection already under way completes.
+# It also requires the claim's lease to be current, and renews it: a claim whose commit
+# was held up (a partition inside the claim transaction) reaches the database with a
+# lease that has already run out, and then not one of its rows is sent (fencing by time,
+# not only by claim token).
 _MARK_SENDING_PG = (
-    "UPDATE delivery SET state = 'sending', attempts = %s, message_id = %s, relay = %s "
+    "UPDATE delivery SET state = 'sending', attempts = %s, message_id = %s, relay = %s, "
+    "lease_until = %s "
     "WHERE id = %s AND claimed_by = %s AND state IN ('queued', 'deferred') "
+    "AND lease_until > %s "
     "AND EXISTS (SELECT 1 FROM send WHERE send.id = %s AND send.state = 'sending')"
 )
 _MARK_SENT_PG = (

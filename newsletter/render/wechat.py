@@ -365,6 +365,13 @@ def _split_section(issue: Issue, s: Section, limit: int) -> list[_Chunk]:
     whole = _Chunk(s, intro, items, False)
     if len(_assemble(issue, [whole])[0]) < limit:
         return [whole]
+    if not items:  # the introduction alone is too long: nothing to split between
+        size = len(_assemble(issue, [whole])[0])
+        raise WeChatLimitError(
+            f"WeChat: section {s.numeral or s.number} 《{s.title}》 has no items and its "
+            f"introduction alone is {size:,} characters with markup; an article must stay "
+            f"below {limit:,}. Shorten it (is a code fence ``` left open?)."
+        )
     # an item too long for one article becomes continuation parts
     items = [part for it, frag in items for part in _item_parts(issue, s, it, frag, limit)]
     # Greedy first: it finds the smallest number of parts.

@@ -364,6 +364,9 @@ class _Connection(asyncio.Protocol):
 
         dyn = self.server.responses.dynamic
         if path == b"/metrics":
+            if not get_settings().metrics_token.get_secret_value():
+                # This port faces the internet: no token, no metrics (as on the web app).
+                return dyn(b"404 Not Found", b"text/plain", b"not found\n", keep)
             if not token_ok(self.auth.decode("latin-1")):
                 return dyn(b"401 Unauthorized", b"text/plain", b"metrics need the bearer token\n",
                            keep)

@@ -175,6 +175,13 @@ def test_two_feeds_make_one_clean_draft(
         ("feeds:\n  - name: a\n    url: https://x.cn/f\nrules:\n  - section: b\n", "keywords or feeds"),
         ("feeds:\n  - name: a\n    url: https://x.cn/f\nrules:\n  - section: b\n    keywords: 3\n",
          "list of strings"),
+        # hostile shapes: each still names the place, never an "unexpected" error
+        ("feeds:\n  - name: a\n    url: https://x.cn/f\nrules: 5\n", "rules"),
+        ("feeds:\n  - name: a\n    url: https://x.cn/f\nrules: {a: 1}\n", "rules"),
+        ("feeds:\n  - name: a\n    url: 'https://[::1/f'\n", "http(s)"),
+        ("feeds:\n  - name: a\n    url: 'https://x.cn:99999999/'\n", "http(s)"),
+        ("feeds: " + "[" * 5000 + "]" * 5000, "YAML"),
+        ("feeds: [\x00]", "YAML"),
     ],
 )
 def test_bad_feeds_files_get_one_line(text: str, where: str) -> None:

@@ -105,7 +105,12 @@ def test_embedded_form_may_be_framed_only_by_listed_sites(
 
 
 @pytest.mark.parametrize("origin", ["https://x.cn; script-src *", "javascript:1", "https://a b",
-                                    "https://x.cn/path", "*"])
+                                    "https://x.cn/path", "*",
+                                    # digits that are not ASCII cannot go into a header
+                                    "https://x.cn:\u0663\u0660", "https://x.cn:\uff18\uff10",
+                                    "https://x.cn:99999", "https://x.cn:0",
+                                    # a wildcard over a whole top-level domain
+                                    "https://*.cn", "http://*.com"])
 def test_embed_origins_must_be_origins(sqlite_settings: Settings, origin: str) -> None:
     from pydantic import ValidationError
 

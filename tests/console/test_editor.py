@@ -184,3 +184,35 @@ def test_typing_updates_the_preview_in_the_browser(
             expect(page.locator("#main-nav")).to_be_visible()
         finally:
             browser.close()
+
+
+def test_a_symlink_in_the_issue_folder_is_not_carried_and_final_issues_stay(
+    client: TestClient, console_settings: Settings, tmp_path: Path
+) -> None:
+    data = seed(tmp_path, send=False)
+    issue_id = data["issue"]["id"]
+    with session_scope() as s:
+        issue = s.get(Issue, issue_id)
+        assert issue is not None and issue.base_dir
+        folder = Path(issue.base_dir)
+    secret = tmp_path / "outside" / "secret.png"
+    secret.parent.mkdir()
+    secret.write_bytes((ROOT / "examples" / "images" / "cover.png").read_bytes() + b"SECRET-BYTES")
+    (folder / "leak.png").symlink_to(secret)
+    csrf = login(client, "editor")
+    text = _source(issue_id).replace("## 一、政策法规", "![x](leak.png)\n\n## 一、政策法规", 1)
+    client.post(f"/console/editor/{issue_id}", data={"csrf": csrf, "source": text})
+    var = console_settings.var_dir
+    copies = [p for p in var.rglob("*") if p.is_file() and not p.is_symlink()
+              and b"SECRET-BYTES" in p.read_bytes()]
+    assert copies == []
+    # a sent issue cannot be changed from the editor
+    with session_scope() as s:
+        issue = s.get(Issue, issue_id)
+        assert issue is not None
+        issue.status = "sent"
+        before = issue.source_text
+    r = client.post(f"/console/editor/{issue_id}",
+                    data={"csrf": csrf, "source": before.replace("周报", "改过的周报")})
+    assert r.status_code == 422
+    assert _source(issue_id) == before

@@ -34,7 +34,9 @@ def _pages(data: dict[str, Any]) -> list[str]:
             "/console/subscribers?q=a&list_id=", "/console/stats", f"/console/stats/{send}",
             "/console/settings", "/console/audit", "/console/account", "/console/no-such-page",
             "/console/bounces", f"/console/lists/{data['lists'][0]['id']}", "/console/subscribers/1",
-            f"/console/editor/{issue}"]
+            f"/console/editor/{issue}",
+            "/console/jobs", "/console/stats?from=2026-01-01&to=2099-12-31",
+            f"/console/stats/compare?ids={send}&ids=999999"]
 
 
 # The screenshots in docs/ are refreshed on purpose (NEWSLETTER_UPDATE_SCREENSHOTS=1);
@@ -94,6 +96,8 @@ def test_every_page_fits_a_phone_and_passes_axe(
                     page.goto(base + path)
                     page.wait_for_load_state("load")
                     where = f"{width} {lang} {path}"
+                    if path.startswith("/console/editor/"):  # the live preview has drawn
+                        page.wait_for_selector("#editor-status:has-text('·')", timeout=30_000)
                     if lang == "zh":  # every page at both widths, for docs/screenshots
                         _shot(page, path, width)
                     sw = page.evaluate("document.documentElement.scrollWidth")

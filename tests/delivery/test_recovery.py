@@ -38,12 +38,14 @@ def test_a_slow_transaction_keeps_its_lease_while_its_worker_lives(
     claim. The heartbeat keeps the rows (the sending one included), so nobody gets a
     message twice and nothing is flagged at risk."""
     port, sink = smtp_sink
-    _stack(pg_settings, port, lease_seconds=1, batch_size=3)
-    ids = seed(3)
+    # A lease of 3 s is renewed every second; each message takes 4 s. (Short enough to
+    # be quick, long enough that a loaded CI machine still beats in time.)
+    _stack(pg_settings, port, lease_seconds=3, batch_size=2)
+    ids = seed(2)
     start(ids["send"])
 
     def slow(_envelope: object) -> None:
-        time.sleep(1.6)
+        time.sleep(4.0)
 
     sink.on_data = slow  # type: ignore[assignment]
     done = threading.Event()
@@ -63,7 +65,7 @@ def test_a_slow_transaction_keeps_its_lease_while_its_worker_lives(
     first.join(60)
     other.join(60)
     assert sum(stolen) == 0, stolen
-    assert _rcpts(sink) == {f"reader{i}@example.com": 1 for i in range(3)}
+    assert _rcpts(sink) == {f"reader{i}@example.com": 1 for i in range(2)}
     with session_scope() as s:
         assert s.scalar(select(func.count()).where(Delivery.at_risk.is_(True))) == 0
 
@@ -145,3 +147,40 @@ def test_a_dropped_database_connection_does_not_end_the_chain(
     lost = [r.getMessage() for r in caplog.records if "database connection lost" in r.getMessage()]
     assert lost, [r.getMessage() for r in caplog.records]
     assert not any("PendingRollbackError" in m for m in lost)
+
+
+def test_a_claim_whose_lease_ran_out_before_its_commit_sends_nothing(
+    pg_settings: Settings, smtp_sink: tuple[int, SinkHandler]
+) -> None:
+    """The partition harness's finding: a claim held up inside its transaction reaches
+    the database with a lease already over. Its rows are never marked (so never sent) by
+    it, the heartbeat does not revive that lease, and another worker sends them."""
+    import datetime as dt
+
+    from newsletter.delivery import engine as eng
+
+    port, sink = smtp_sink
+    _stack(pg_settings, port, lease_seconds=3)
+    ids = seed(4)
+    start(ids["send"])
+    with session_scope() as s:
+        token, claimed = claim(s, ids["send"], 4, 3)
+        past = eng.utcnow() - dt.timedelta(seconds=5)
+        s.execute(update(Delivery).where(Delivery.id.in_(claimed)).values(lease_until=past))
+    beat = eng._Heartbeat(token, 3)
+    beat.every = 0.2
+    beat.start()
+    time.sleep(0.6)
+    beat.stop()
+    with session_scope() as s:
+        leases = s.scalars(select(Delivery.lease_until).where(Delivery.id.in_(claimed))).all()
+        assert all(lease is not None and lease < eng.utcnow() for lease in leases)  # not revived
+        now = eng.utcnow()
+        took = s.connection().exec_driver_sql(
+            eng._MARK_SENDING_PG,
+            (1, "<x@y>", "default", now + dt.timedelta(seconds=3), claimed[0], token, now,
+             ids["send"]),
+        )
+        assert took.rowcount == 0  # no mark under an expired lease
+    drive_inline(ids["send"])  # another worker takes the rows over and sends them
+    assert _rcpts(sink) == {f"reader{i}@example.com": 1 for i in range(4)}

@@ -154,3 +154,16 @@ def test_every_article_leads_to_the_email_edition() -> None:
     for a in articles:
         assert ctx.subscribe_url() in a.content
         assert a.char_count < ctx.wechat_max_chars
+
+
+def test_a_section_of_intro_only_too_long_is_a_clear_error() -> None:
+    # An unclosed code fence (typed in the editor) swallows every item into the
+    # section's introduction: a clear limit error, never an IndexError.
+    from newsletter.content.parser import parse_issue
+
+    src = ("---\ntitle: 周报\nnumber: 3\npublication: 周报\n---\n\n## 一、政策法规\n\n```\n"
+           + "很长的一行。\n" * 5_000 + "\n### 1. 条目\n\n正文。\n")
+    issue = parse_issue(src)
+    assert issue.sections and not issue.sections[0].items
+    with pytest.raises(WeChatLimitError, match="alone is"):
+        render_wechat(issue, make_ctx())

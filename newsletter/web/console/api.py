@@ -113,6 +113,16 @@ class SendIn(BaseModel):
     start: bool = False
 
 
+class BulkJobIn(BaseModel):
+    action: Literal["unsubscribe", "move", "block", "delete"]
+    #: The search (address prefix, or a name with Chinese characters) and/or its list,
+    #: or a saved segment (optionally within ``list_id``).
+    q: str = Field("", max_length=200)
+    list_id: int | None = None
+    segment_id: int | None = None
+    to_list: int | None = None
+
+
 class SegmentCountIn(BaseModel):
     definition: dict[str, Any] | None = None
     list_id: int | None = None
@@ -291,30 +301,51 @@ def subscribers(user: Ops, q: str = "", list_id: int | None = None,
 
 
 @router.post("/imports", responses=ERRORS, tags=["subscribers"], status_code=202)
-async def start_import(
+def start_import(
     request: Request, user: Ops, file: Annotated[UploadFile, File()],
     list_name: Annotated[str, Form(max_length=200)],
     resubscribe: Annotated[bool, Form()] = False,
 ) -> dict[str, Any]:
-    """Start an import in the background; poll GET /api/imports/{job} for its state."""
-    data = await file.read()
-    job = svc.start_import(user, list_name, file.filename or "upload.csv", data,
-                           resubscribe=resubscribe, request=request)
-    return job.as_dict()
+    """Store the file and queue its import as a job; poll GET /api/jobs/{id} for its rows."""
+    return svc.start_import(user, list_name, file.filename or "upload.csv", file.file,
+                            resubscribe=resubscribe, request=request)
 
 
 @router.get("/imports/{job_id}", responses=ERRORS, tags=["subscribers"])
-def import_state(user: Ops, job_id: str) -> dict[str, Any]:
-    return svc.get_job(job_id).as_dict()
+def import_state(user: Ops, job_id: int) -> dict[str, Any]:
+    return svc.get_job(job_id)
 
 
 @router.get("/imports/{job_id}/errors.csv", responses=ERRORS, tags=["subscribers"])
-def import_errors(user: Ops, job_id: str) -> FileResponse:
-    job = svc.get_job(job_id)
-    if not job.report:
-        raise HTTPException(404, "no error report / 没有错误报告")
-    return FileResponse(job.report, media_type="text/csv; charset=utf-8",
+def import_errors(user: Ops, job_id: int) -> FileResponse:
+    return FileResponse(svc.import_report(job_id), media_type="text/csv; charset=utf-8",
                         filename=f"import-{job_id}-errors.csv")
+
+
+@router.get("/jobs", responses=ERRORS, tags=["jobs"])
+def jobs(user: Ops, limit: int = 50) -> list[dict[str, Any]]:
+    """Recent imports and bulk actions, newest first."""
+    return svc.list_jobs(limit)
+
+
+@router.get("/jobs/{job_id}", responses=ERRORS, tags=["jobs"])
+def job_state(user: Ops, job_id: int) -> dict[str, Any]:
+    """State, rows done of total, percent, result or error of one job."""
+    return svc.get_job(job_id)
+
+
+@router.post("/jobs/bulk", responses=ERRORS, tags=["jobs"], status_code=202)
+def start_bulk(request: Request, user: Ops, body: BulkJobIn) -> dict[str, Any]:
+    """Queue a bulk action over every subscriber of a search or of a segment."""
+    return svc.start_bulk_job(user, body.action, q=body.q, list_id=body.list_id,
+                              segment_id=body.segment_id, to_list=body.to_list,
+                              request=request)
+
+
+@router.post("/jobs/{job_id}/resume", responses=ERRORS, tags=["jobs"], status_code=202)
+def resume_job(request: Request, user: Ops, job_id: int) -> dict[str, Any]:
+    """Queue an interrupted or failed job again."""
+    return svc.resume_job(user, job_id, request)
 
 
 @router.get("/segments", responses=ERRORS, tags=["subscribers"])

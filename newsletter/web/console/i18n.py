@@ -114,7 +114,17 @@ AUDIT_ACTIONS = {
     "logout.sso_backchannel": "身份提供方退出", "user.created_sso": "单点登录创建用户",
     "user.role_from_sso": "角色随身份提供方变更", "settings.local_login": "切换本地账号登录",
     "send.subjects": "设置主题测试", "send.decide": "判定主题测试",
+    "subscribers.bulk_job": "批量操作（后台任务）", "job.resume": "继续后台任务",
+    "job.failed": "后台任务失败",
 }
+#: Background jobs (imports, bulk actions) and what they do.
+JOB_STATES = {"queued": "排队中", "running": "运行中", "done": "已完成", "failed": "失败",
+              "interrupted": "已中断"}
+JOB_KINDS = {"import": "导入订阅者", "bulk": "批量操作"}
+BULK_ACTION_NAMES = {"unsubscribe": "退订", "move": "移到列表", "block": "封禁", "delete": "删除"}
+#: Mailbox-provider groups of the per-domain statistics.
+DOMAIN_GROUPS = {"qq": "QQ 邮箱", "netease": "网易邮箱", "gmail": "Gmail 邮箱",
+                 "microsoft": "微软邮箱", "icloud": "iCloud 邮箱", "other": "其他邮箱"}
 #: What a lint code means, in Chinese (the message itself comes from the linter).
 LINT_CODES = {
     "parse": "格式错误", "image": "图片", "image-alt": "图片缺少替代文字",
@@ -143,7 +153,8 @@ CSV_ZH = {
 
 
 #: Every table whose values are shown through ``_()``.
-CODE_TABLES = (SEND_STATES, SUB_STATUS, ROLE_NAMES, DELIVERY_STATES, AUDIT_ACTIONS, LINT_CODES)
+CODE_TABLES = (SEND_STATES, SUB_STATUS, ROLE_NAMES, DELIVERY_STATES, AUDIT_ACTIONS, LINT_CODES,
+               JOB_STATES, JOB_KINDS, BULK_ACTION_NAMES, DOMAIN_GROUPS)
 
 
 def lint_label(code: str) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import (
     FileResponse,
     HTMLResponse,
@@ -55,7 +55,11 @@ from .auth import (
 from .flash import FLASH, back, flash_signer
 from .i18n import (
     AUDIT_ACTIONS,
+    BULK_ACTION_NAMES,
     DELIVERY_STATES,
+    DOMAIN_GROUPS,
+    JOB_KINDS,
+    JOB_STATES,
     LANGS,
     ROLE_NAMES,
     SEND_ACTIONS,
@@ -84,7 +88,8 @@ _env.filters["num"] = lambda v: f"{v:,}" if isinstance(v, int) else ("" if v is 
 _env.filters["when"] = lambda v: (v or "")[:16].replace("T", " ")
 _env.globals.update(send_states=SEND_STATES, sub_status=SUB_STATUS, role_names=ROLE_NAMES,
                     audit_actions=AUDIT_ACTIONS, delivery_states=DELIVERY_STATES,
-                    lint_label=lint_label)
+                    lint_label=lint_label, job_states=JOB_STATES, job_kinds=JOB_KINDS,
+                    bulk_actions=BULK_ACTION_NAMES, domain_groups=DOMAIN_GROUPS)
 
 LANG = "nl_lang"
 LOGIN_WINDOW = 900
@@ -325,7 +330,33 @@ def static(path: str) -> Response:
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, user: Viewer) -> HTMLResponse:
     return page(request, "home.html", user, counts=svc.dashboard(),
-                sends=svc.list_sends(limit=8), issues=svc.list_issues(limit=5))
+                sends=svc.list_sends(limit=8), issues=svc.list_issues(limit=5),
+                charts=_home_charts(lang_of(request)))
+
+
+#: Line colours of the list-growth chart (AA contrast on white).
+_SERIES = ("#2f6fde", "#b4520f", "#1d7a3a", "#8a3ab9", "#a3243b")
+
+
+def _home_charts(lang: str) -> dict[str, Any]:
+    """The dashboard's charts (server-drawn SVG), or None where there is no data yet."""
+    d = svc.charts_data()
+    _ = translator(lang)
+    labels = [w[5:].replace("-", "/") for w in d["weeks"]]
+    return {
+        "sends": charts.bars(_("每周发送邮件数（计划收件人）"), labels, d["recipients"])
+        if d["has_sends"] else None,
+        "opens_unique": charts.bars(_("每周独立打开（人，首次打开）"), labels, d["opens_unique"],
+                                    color="#1d7a3a") if d["has_opens"] else None,
+        "opens_total": charts.bars(_("每周打开总次数（人，含重复打开）"), labels,
+                                   d["opens_total"], color="#b4520f") if d["has_opens"] else None,
+        "growth": charts.lines(
+            _("各列表有效订阅（每周末）"), labels,
+            [(x["name"], x["values"], _SERIES[i % len(_SERIES)])
+             for i, x in enumerate(d["lists"])], percent=False,
+        ) if d["has_lists"] else None,
+        "data": d,
+    }
 
 
 # -- issues ----------------------------------------------------------------------
@@ -560,8 +591,10 @@ def subscribers_page(
     lid = int(list_id) if list_id.strip().isdigit() and len(list_id.strip()) < 10 else None
     q = q.strip()[:200]
     results = svc.search_subscribers(q, lid) if (q or lid) else []
+    matched = (len(results) if len(results) < 50 else svc.count_search(q, lid)) if results else 0
     return page(request, "subscribers.html", user, lists=svc.lists(), q=q, list_id=lid,
-                results=results, searched=bool(q or lid), segments=svc.segments(), suppressions=svc.suppressions())
+                results=results, searched=bool(q or lid), segments=svc.segments(),
+                suppressions=svc.suppressions(), match_count=matched)
 
 
 @router.get("/lists/{list_id}/export.csv")
@@ -608,16 +641,52 @@ def suppression_remove(request: Request, user: Ops, email: Annotated[str, Form()
 
 
 @router.get("/stats", response_class=HTMLResponse)
-def stats_page(request: Request, user: Viewer) -> HTMLResponse:
-    rows = svc.trends()
+def stats_page(
+    request: Request, user: Viewer, from_: Annotated[str, Query(alias="from")] = "",
+    to: str = "",
+) -> HTMLResponse:
+    """The trend over sends, optionally only those started from ``from`` to ``to``
+    (``YYYY-MM-DD``, inclusive); tick 2 to 4 rows to compare them side by side."""
+    error, status = None, 200
+    try:
+        since = svc.parse_day(from_[:40], "开始")
+        until = svc.parse_day(to[:40], "结束")
+        if since and until and since > until:
+            raise svc.ConsoleError("开始日期晚于结束日期 / the start is after the end")
+    except svc.ConsoleError as exc:
+        since = until = None
+        error, status = _error(exc), 422
+    rows = svc.trends(since=since, until=until)
     email = [r for r in rows if r["channels"] == "email"]
     _ = translator(lang_of(request))
     chart = charts.lines(
-        _("打开率与点击率"), [f"#{r['issue']}" for r in email],
-        [(_("打开率"), [r["open_rate"] for r in email], "#2f6fde"),
-         (_("点击率"), [r["click_rate"] for r in email], "#b4520f")],
-    )
-    return page(request, "stats.html", user, rows=list(reversed(rows)), chart=chart)
+        _("独立打开率与独立点击率"), [f"#{r['issue']}" for r in email],
+        [(_("独立打开率"), [r["open_rate"] for r in email], "#2f6fde"),
+         (_("独立点击率"), [r["click_rate"] for r in email], "#b4520f")],
+    ) if email else None
+    return page(request, "stats.html", user, status, rows=list(reversed(rows)), chart=chart,
+                date_from=from_[:40], date_to=to[:40], error=error,
+                max_compare=svc.MAX_COMPARE)
+
+
+@router.get("/stats/compare", response_class=HTMLResponse)
+def stats_compare(request: Request, user: Viewer, ids: Annotated[list[str], Query()] = [],  # noqa: B006
+                  ) -> HTMLResponse:
+    """2 to 4 sends side by side: rates, human and machine opens, unsubscribes, links,
+    variants and domains."""
+    picked = [int(x) for x in ids[:20] if x.isdigit() and len(x) < 10]
+    try:
+        if len(picked) != len(ids[:20]):
+            raise svc.ConsoleError("发送编号无效 / a send id is not a number")
+        rows = svc.compare(picked)
+    except NotFound as exc:
+        return page(request, "compare.html", user, 404, rows=[], error=_error(exc))
+    except svc.ConsoleError as exc:
+        return page(request, "compare.html", user, 422, rows=[], error=_error(exc))
+    variants = sorted({v["variant"] for r in rows for v in r["by_variant"]})
+    groups = [g for g in dict.fromkeys(d["group"] for r in rows for d in r["by_domain"])]
+    return page(request, "compare.html", user, rows=rows, error=None, variants=variants,
+                groups=groups)
 
 
 @router.get("/stats/trends.csv")
@@ -636,7 +705,8 @@ def stats_send_page(request: Request, user: Viewer, send_id: int) -> HTMLRespons
         lang = lang_of(request)
         fmt = "%m-%d %H:00" if lang == "en" else "%m-%d %H时"
         labels = [dt.datetime.fromisoformat(h).astimezone(tz).strftime(fmt) for h, _n in hours]
-        chart = charts.bars(translator(lang)("每小时打开数"), labels, [n for _h, n in hours])
+        chart = charts.bars(translator(lang)("每小时打开总次数（人，含重复打开）"), labels,
+                            [n for _h, n in hours])
         return page(request, "stats_send.html", user, d=data, chart=chart)
 
     return _shown(request, user, lambda: svc.stats(send_id), show)
@@ -911,6 +981,50 @@ async def subscribers_bulk(request: Request, user: Ops) -> Response:
         here,
         lambda n: f"{n} 人{words[action]}",
     )
+
+
+def _num(raw: str) -> int | None:
+    raw = (raw or "").strip()
+    return int(raw) if raw.isdigit() and len(raw) < 10 else None
+
+
+@router.post("/subscribers/bulk-job")
+async def subscribers_bulk_job(request: Request, user: Ops) -> Response:
+    """A bulk action over every subscriber of the search (or of a segment), as a job."""
+    form = await request.form()
+    q, list_raw = str(form.get("q") or ""), str(form.get("list_id") or "")
+    seg_raw, to_raw = str(form.get("segment_id") or ""), str(form.get("to_list") or "")
+    action = str(form.get("action") or "")
+    here = (_search_url(q, list_raw) if not seg_raw else "/console/subscribers#segments")
+    return _job_started(
+        lambda: svc.start_bulk_job(user, action, q=q, list_id=_num(list_raw),
+                                   segment_id=_num(seg_raw), to_list=_num(to_raw),
+                                   request=request), here)
+
+
+def _job_started(call: Callable[[], dict[str, Any]], back_to: str) -> Response:
+    """Start a job and go to its page; a refusal goes back with the reason."""
+    try:
+        job = call()
+    except NewsletterError as exc:
+        return back(back_to, _error(exc), "error")
+    return back(f"/console/jobs/{job['id']}", "已加入后台任务 / queued as a job")
+
+
+@router.get("/jobs", response_class=HTMLResponse)
+def jobs_page(request: Request, user: Ops) -> HTMLResponse:
+    return page(request, "jobs.html", user, jobs=svc.list_jobs(100))
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+def job_page(request: Request, user: Ops, job_id: int) -> HTMLResponse:
+    return _shown(request, user, lambda: svc.get_job(job_id), lambda job: page(
+        request, "job.html", user, job=job))
+
+
+@router.post("/jobs/{job_id}/resume")
+def job_resume(request: Request, user: Ops, job_id: int) -> Response:
+    return _job_started(lambda: svc.resume_job(user, job_id, request), f"/console/jobs/{job_id}")
 
 
 @router.get("/subscribers/{subscriber_id}", response_class=HTMLResponse)

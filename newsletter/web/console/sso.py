@@ -22,8 +22,10 @@ The flow is the authorisation code flow with PKCE (S256), a nonce and a state:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 import logging
 import time
 from html import escape
@@ -45,7 +47,7 @@ from ...db import session_scope
 from ...errors import NewsletterError
 from ...headers import clean_text
 from ...models import utcnow
-from ..auth_models import ROLES, User
+from ..auth_models import ROLES, ApiToken, User
 from .auth import (
     ROLE_RANK,
     SESSION_SECONDS,
@@ -261,7 +263,13 @@ def _account(request: Request, claims: dict[str, Any], issuer: str) -> User | HT
         if role is None:
             record(s, name, "login.sso_refused", name, request, reason="no role")
             if user is not None and user.active:
-                user.session_version += 1  # no role any more: its sessions end too
+                # No role any more: its sessions end, and so do the API tokens it made
+                # (a token must not outlive the provider's say-so).
+                user.session_version += 1
+                now = utcnow()
+                for tok in s.scalars(select(ApiToken).where(
+                        ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))):
+                    tok.revoked_at = now
             refused = True
         elif user is not None and not user.active:
             record(s, user.username, "login.sso_refused", user.username, request,
@@ -335,6 +343,29 @@ async def sso_logout(request: Request) -> Response:
     return resp
 
 
+_keys_fetched_at: dict[str, float] = {}  # issuer -> when its keys were last fetched again
+KEYS_REFETCH_SECONDS = 60
+
+
+def _refetch_keys(issuer: str, token: str, keys: Any) -> bool:
+    """Should a logout token that failed against the cached keys send us to the provider
+    for its keys again? Only when it names a key id the cached set lacks, once a minute."""
+    try:
+        head = json.loads(base64.urlsafe_b64decode(token.split(".", 1)[0] + "=="))
+    except (ValueError, TypeError):
+        return False
+    kid = head.get("kid") if isinstance(head, dict) else None
+    listed = keys.get("keys") if isinstance(keys, dict) else None
+    known = {k.get("kid") for k in listed or [] if isinstance(k, dict)}
+    if not isinstance(kid, str) or kid in known:
+        return False
+    now = time.monotonic()
+    if now - _keys_fetched_at.get(issuer, float("-inf")) < KEYS_REFETCH_SECONDS:
+        return False
+    _keys_fetched_at[issuer] = now
+    return True
+
+
 @router.post("/backchannel-logout")
 async def backchannel_logout(logout_token: Annotated[str, Form()] = "") -> Response:
     """OpenID Connect Back-Channel Logout 1.0: the provider says a user logged out."""
@@ -348,10 +379,14 @@ async def backchannel_logout(logout_token: Annotated[str, Form()] = "") -> Respo
         algs = meta.get("id_token_signing_alg_values_supported") or ["RS256"]
         algs = [a for a in algs if a != "none"]
         registry = JWSRegistry(algorithms=algs)
+        keys = await client.fetch_jwk_set()
         try:
-            tok = jwt.decode(logout_token, KeySet.import_key_set(await client.fetch_jwk_set()),
-                             registry=registry)
+            tok = jwt.decode(logout_token, KeySet.import_key_set(keys), registry=registry)
         except JoseError:
+            # The provider may have rolled its keys over: fetch them again, but only for a
+            # key id we have not seen, and not more than once a minute (anyone can post here).
+            if not _refetch_keys(str(meta["issuer"]), logout_token, keys):
+                raise
             tok = jwt.decode(
                 logout_token, KeySet.import_key_set(await client.fetch_jwk_set(force=True)),
                 registry=registry,

@@ -1,5 +1,6 @@
 /* Console behaviour in plain JavaScript: preview tabs, live send progress (polling),
-   import upload with a progress bar, live segment counts, confirmations. */
+   import upload and background jobs with a row-count progress bar, live segment counts,
+   confirmations. */
 (function () {
   "use strict";
   var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
@@ -107,32 +108,62 @@
       xhr.send(fd);
     });
     var poll = function (jobId) {
-      api("GET", "/api/imports/" + jobId).then(function (j) {
-        var fill = $("#import-fill"), text = $("#import-text");
+      var link = $("#import-job");
+      link.href = "/console/jobs/" + jobId; link.hidden = false;
+      api("GET", "/api/jobs/" + jobId).then(function (j) {
+        var fill = $("#import-fill"), text = $("#import-text"), bar = $("#import-bar");
+        var rows = fmt(j.done) + " / " + (j.total === null ? "?" : fmt(j.total)) + " " + text.getAttribute("data-rows");
         if (j.state === "queued" || j.state === "running") {
-          fill.style.width = "70%";
-          text.textContent = text.getAttribute("data-importing") + " … " + j.seconds + " s";
+          fill.style.width = j.percent + "%";
+          bar.setAttribute("aria-valuenow", j.percent);
+          text.textContent = text.getAttribute(j.state === "queued" ? "data-queued" : "data-importing") + " · " + rows + " · " + j.percent + "%";
           setTimeout(function () { poll(jobId); }, 700);
           return;
         }
         fill.style.width = "100%";
-        text.textContent = j.state === "done" ? text.getAttribute("data-done") + " (" + j.seconds + " s)" : (j.error || j.state);
+        bar.setAttribute("aria-valuenow", 100);
+        text.textContent = j.state === "done" ? text.getAttribute("data-done") + " · " + rows + " (" + j.seconds + " s)" : (j.error || j.state);
         text.className = j.state === "done" ? "good" : "bad";
         var t = $("#import-summary");
         t.innerHTML = "";
         var labels = {};
         try { labels = JSON.parse(t.getAttribute("data-labels") || "{}"); } catch (e) { labels = {}; }
-        if (j.summary) {
+        if (j.result) {
           ["rows", "new", "updated", "unchanged", "invalid", "duplicate", "suppressed", "resubscribed", "errors"].forEach(function (k) {
             var tr = document.createElement("tr"), a = document.createElement("th"), b = document.createElement("td");
-            a.textContent = labels[k] || k; b.textContent = fmt(j.summary[k]); tr.appendChild(a); tr.appendChild(b); t.appendChild(tr);
+            a.textContent = labels[k] || k; b.textContent = fmt(j.result[k]); tr.appendChild(a); tr.appendChild(b); t.appendChild(tr);
           });
         }
         var rep = $("#import-report");
         if (j.has_report) { rep.href = "/api/imports/" + jobId + "/errors.csv"; rep.hidden = false; }
         if (j.state === "done") { refreshLists(); }
-      });
+      }).catch(function () { setTimeout(function () { poll(jobId); }, 2000); });
     };
+  }
+
+  // A background job's page: rows done of total, polled until it ends (then reloaded).
+  var jobBox = $("#job");
+  if (jobBox) {
+    var jobId = jobBox.getAttribute("data-job");
+    var jobLabels = {};
+    try { jobLabels = JSON.parse(jobBox.getAttribute("data-labels") || "{}"); } catch (e) { jobLabels = {}; }
+    var live = { queued: 1, running: 1 };
+    var watch = function () {
+      api("GET", "/api/jobs/" + jobId).then(function (j) {
+        if (!live[j.state]) { if (live[jobBox.getAttribute("data-state")]) { window.location.reload(); } return; }
+        $("#j-state").textContent = jobLabels[j.state] || j.state;
+        $("#j-state").className = "badge st-" + j.state;
+        $("#j-percent").textContent = j.percent + "%";
+        $("#j-fill").style.width = j.percent + "%";
+        $("#j-bar").setAttribute("aria-valuenow", j.percent);
+        $("#j-done").textContent = fmt(j.done);
+        $("#j-total").textContent = j.total === null ? "?" : fmt(j.total);
+        $("#j-changed").textContent = fmt(j.changed);
+        $("#j-seconds").textContent = j.seconds;
+        setTimeout(watch, 700);
+      }).catch(function () { setTimeout(watch, 3000); });
+    };
+    if (live[jobBox.getAttribute("data-state")]) { setTimeout(watch, 300); }
   }
 
   // After an import, the lists table shows the new counts (and a new list) without a reload.

@@ -7,7 +7,8 @@ the acting :class:`~..auth.Principal` and writes the audit log.
 One module a domain: :mod:`.issues`, :mod:`.sends`, :mod:`.audience` (lists,
 subscribers, imports, segments, suppressions, bounces), :mod:`.reports`
 (statistics), :mod:`.settings`, :mod:`.users` (users, tokens, audit) and
-:mod:`.alerts` (the dashboard).  This package re-exports them all, so
+:mod:`.alerts` (the dashboard), :mod:`.jobs` (imports and bulk actions run
+by a worker).  This package re-exports them all, so
 ``from newsletter.web.console import services as svc; svc.list_issues()`` works.
 """
 
@@ -35,9 +36,6 @@ from .audience import (
     VARIANTS as VARIANTS,
 )
 from .audience import (
-    ImportJob as ImportJob,
-)
-from .audience import (
     add_suppression as add_suppression,
 )
 from .audience import (
@@ -45,6 +43,9 @@ from .audience import (
 )
 from .audience import (
     bulk_subscribers as bulk_subscribers,
+)
+from .audience import (
+    count_search as count_search,
 )
 from .audience import (
     count_segment as count_segment,
@@ -57,9 +58,6 @@ from .audience import (
 )
 from .audience import (
     export_list as export_list,
-)
-from .audience import (
-    get_job as get_job,
 )
 from .audience import (
     get_subscriber as get_subscriber,
@@ -78,9 +76,6 @@ from .audience import (
 )
 from .audience import (
     segments as segments,
-)
-from .audience import (
-    start_import as start_import,
 )
 from .audience import (
     suppressions as suppressions,
@@ -123,6 +118,36 @@ from .issues import (
 )
 from .issues import (
     upload_issue as upload_issue,
+)
+from .jobs import (
+    get_job as get_job,
+)
+from .jobs import (
+    import_report as import_report,
+)
+from .jobs import (
+    list_jobs as list_jobs,
+)
+from .jobs import (
+    resume_job as resume_job,
+)
+from .jobs import (
+    start_bulk_job as start_bulk_job,
+)
+from .jobs import (
+    start_import as start_import,
+)
+from .overview import (
+    charts_data as charts_data,
+)
+from .reports import (
+    MAX_COMPARE as MAX_COMPARE,
+)
+from .reports import (
+    compare as compare,
+)
+from .reports import (
+    parse_day as parse_day,
 )
 from .reports import (
     stats as stats,

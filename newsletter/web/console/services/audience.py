@@ -4,12 +4,7 @@ suppressions and bounces."""
 from __future__ import annotations
 
 import re
-import secrets
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from fastapi import Request
@@ -18,7 +13,6 @@ from sqlalchemy import func, select
 from ....audience.segments import count as segment_count
 from ....audience.segments import validate as validate_segment
 from ....audience.service import get_list, suppress, unsuppress
-from ....config import get_settings
 from ....db import session_scope
 from ....errors import NotFound
 from ....models import (
@@ -35,10 +29,10 @@ from ..auth import Principal, record
 from .common import ConsoleError
 
 __all__ = [
-    "BOUNCE_REASONS", "BULK_ACTIONS", "BULK_LIMIT", "ImportJob", "VARIANTS", "add_suppression",
-    "bounces", "bulk_subscribers", "count_segment", "create_list", "delete_list",
-    "export_list", "get_job", "get_subscriber", "lists", "remove_suppression", "save_segment",
-    "search_subscribers", "segments", "start_import", "suppressions", "update_list",
+    "BOUNCE_REASONS", "BULK_ACTIONS", "BULK_LIMIT", "VARIANTS", "add_suppression",
+    "bounces", "bulk_subscribers", "count_search", "count_segment", "create_list", "delete_list",
+    "export_list", "get_subscriber", "lists", "remove_suppression", "save_segment",
+    "search_subscribers", "segments", "suppressions", "update_list",
     "update_subscriber",
 ]
 
@@ -99,89 +93,12 @@ def search_subscribers(q: str = "", list_id: int | None = None, limit: int = 50)
         ]
 
 
-@dataclass
-class ImportJob:
-    id: str
-    actor: str
-    list_name: str
-    filename: str
-    total_rows: int
-    state: str = "queued"  # queued | running | done | failed
-    started: float = field(default_factory=time.time)
-    finished: float | None = None
-    summary: dict[str, Any] | None = None
-    error: str | None = None
-    report: str | None = None
+def count_search(q: str = "", list_id: int | None = None) -> int:
+    """How many subscribers a search covers (what a bulk job over it would act on)."""
+    from ....audience import bulk
 
-    def as_dict(self) -> dict[str, Any]:
-        pct = 100.0 if self.state in ("done", "failed") else (5.0 if self.state == "queued" else 50.0)
-        return {"id": self.id, "state": self.state, "list": self.list_name,
-                "file": self.filename, "total_rows": self.total_rows, "percent": pct,
-                "summary": self.summary, "error": self.error,
-                "has_report": bool(self.report),
-                "seconds": round((self.finished or time.time()) - self.started, 2)}
-
-
-_jobs: dict[str, ImportJob] = {}
-
-
-_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-
-
-def start_import(
-    actor: Principal, list_name: str, filename: str, data: bytes, *, resubscribe: bool = False,
-    request: Request | None = None, wait: bool = False,
-) -> ImportJob:
-    from ....audience.importer import import_file
-
-    list_name = list_name.strip()
-    if not list_name:
-        raise ConsoleError("choose a list / 请选择列表")
-    if not data:
-        raise ConsoleError("the file is empty / 文件为空")
-    suffix = Path(filename or "upload.csv").suffix.lower()
-    if suffix not in (".csv", ".txt", ".xlsx", ".tsv"):
-        suffix = ".csv"
-    job_id = secrets.token_urlsafe(12)
-    d = get_settings().var_dir / "console" / "imports"
-    d.mkdir(parents=True, exist_ok=True)
-    path = d / f"{job_id}{suffix}"
-    path.write_bytes(data)
-    total = data.count(b"\n") if suffix != ".xlsx" else 0
-    job = ImportJob(job_id, actor.username, list_name, Path(filename or "upload").name, total)
-    _jobs[job_id] = job
     with session_scope() as s:
-        record(s, actor, "console.import", list_name, request, file=job.filename, job=job_id,
-               resubscribe=resubscribe)
-
-    def run() -> None:
-        job.state = "running"
-        try:
-            summary = import_file(path, list_name, resubscribe=resubscribe, actor=actor.username,
-                                  report_path=d / f"{job_id}.errors.csv")
-            job.summary = summary.as_dict()
-            job.summary.pop("report_path", None)
-            job.summary.pop("file", None)
-            job.report = summary.report_path
-            job.state = "done"
-        except Exception as exc:
-            job.error = str(exc)
-            job.state = "failed"
-        finally:
-            job.finished = time.time()
-
-    if wait:
-        run()
-    else:
-        threading.Thread(target=run, daemon=True, name=f"import-{job_id}").start()
-    return job
-
-
-def get_job(job_id: str) -> ImportJob:
-    job = _jobs.get(job_id) if _JOB_ID.match(job_id) else None
-    if job is None:
-        raise NotFound("import job not found / 导入任务不存在")
-    return job
+        return bulk.count(s, bulk.selection(s, q=q, list_id=list_id))
 
 
 def export_list(actor: Principal, list_id: int, request: Request | None = None) -> Iterator[bytes]:
@@ -353,14 +270,16 @@ def update_subscriber(actor: Principal, subscriber_id: int, name: str, variant: 
 def bulk_subscribers(actor: Principal, ids: list[int], action: str, *,
                      from_list: int | None = None, to_list: int | None = None,
                      request: Request | None = None) -> int:
-    """Apply ``action`` to the chosen subscribers; returns how many changed.
+    """Apply ``action`` to the ticked subscribers (at most :data:`BULK_LIMIT`, at once);
+    returns how many changed.  A whole search or segment runs as a job instead
+    (:func:`~.jobs.start_bulk_job`).
 
     unsubscribe: from ``from_list`` (the search's list) or, without one, from everything
     (which also suppresses the address); move: into ``to_list`` (active), leaving
     ``from_list``; block: the subscriber is blocked and suppressed (manual); delete: erased
     (PIPL/GDPR: only a hashed suppression remains).  One audit entry names them all.
     """
-    from ....audience.service import erase_subscriber, unsubscribe
+    from ....audience import bulk
 
     if action not in BULK_ACTIONS:
         raise ConsoleError("未知的批量操作 / unknown bulk action")
@@ -369,41 +288,13 @@ def bulk_subscribers(actor: Principal, ids: list[int], action: str, *,
         raise ConsoleError("请先勾选订阅者 / tick at least one subscriber")
     if len(ids) > BULK_LIMIT:
         raise ConsoleError(f"一次最多 {BULK_LIMIT} 人 / at most {BULK_LIMIT} at a time")
-    changed = 0
     with session_scope() as s:
-        if action == "move":
-            if to_list is None or s.get(MailingList, to_list) is None:
-                raise ConsoleError("请选择目标列表 / choose the list to move them to")
-            if to_list == from_list:
-                raise ConsoleError("目标列表与当前列表相同 / that is the same list")
-        rows = s.scalars(select(Subscriber).where(Subscriber.id.in_(ids),
-                                                  Subscriber.status != "erased")).all()
-        for sub in rows:
-            if action == "unsubscribe":
-                changed += 1 if unsubscribe(s, sub.id, from_list, reason="console") else 0
-            elif action == "move":
-                assert to_list is not None
-                target = s.get(Subscription, (sub.id, to_list))
-                if target is None:
-                    s.add(Subscription(subscriber_id=sub.id, list_id=to_list, status="active"))
-                else:
-                    target.status, target.unsubscribed_at, target.reason = "active", None, None
-                if from_list is not None:
-                    old = s.get(Subscription, (sub.id, from_list))
-                    if old is not None:
-                        s.delete(old)
-                changed += 1
-            elif action == "block":
-                if sub.status != "blocked":
-                    sub.status = "blocked"
-                    changed += 1
-                suppress(s, sub.email, "manual", note="blocked in the console")
-            else:
-                erase_subscriber(s, sub.id, actor=actor.username)
-                changed += 1
-        s.flush()
-        record(s, actor, "subscribers.bulk", f"{action}:{len(rows)}", request, bulk=action,
-               ids=ids[:200], count=len(rows), changed=changed, from_list=from_list,
+        bulk.check(s, action, from_list, to_list)
+        rows = bulk.count(s, bulk.selection(s, ids=ids))
+        changed = bulk.apply(s, ids, action, from_list=from_list, to_list=to_list,
+                             actor=actor.username)
+        record(s, actor, "subscribers.bulk", f"{action}:{rows}", request, bulk=action,
+               ids=ids[:200], count=rows, changed=changed, from_list=from_list,
                to_list=to_list)
     return changed
 

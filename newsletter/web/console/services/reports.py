@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from collections.abc import Callable
 from typing import Any
@@ -11,15 +12,56 @@ from sqlalchemy import func, select
 
 from ....csvsafe import writer as csv_writer
 from ....db import session_scope
+from ....errors import NotFound
 from ....models import (
     Issue,
     RollupHourly,
     Send,
-    Subscription,
 )
 from ..auth import Principal, record
+from .common import ConsoleError
 
-__all__ = ["stats", "stats_csv", "trends", "trends_csv"]
+__all__ = ["MAX_COMPARE", "compare", "parse_day", "stats", "stats_csv", "trends", "trends_csv"]
+
+#: The console's calendar (dates typed into the stats filter are days in China).
+CST = dt.timezone(dt.timedelta(hours=8))
+MAX_COMPARE = 4
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=CST)
+
+
+def parse_day(value: str, what: str) -> dt.date | None:
+    """``YYYY-MM-DD`` (empty: None); anything else is refused in one bilingual line."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        if len(value) != 10:
+            raise ValueError(value)
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        raise ConsoleError(f"{what}日期无效，请用 2026-01-31 的格式 / "
+                           "bad date: use the form 2026-01-31") from None
+    if not 2000 <= day.year <= 2100:
+        raise ConsoleError(f"{what}日期超出范围 / date out of range")
+    return day
+
+
+def compare(send_ids: list[int]) -> list[dict[str, Any]]:
+    """Two to four sends' figures side by side (unknown ids are refused, by id)."""
+    ids = list(dict.fromkeys(send_ids))
+    if not 2 <= len(ids) <= MAX_COMPARE:
+        raise ConsoleError(f"请选择 2 到 {MAX_COMPARE} 个发送任务 / choose 2 to "
+                           f"{MAX_COMPARE} sends")
+    out = []
+    for sid in ids:
+        try:
+            out.append(stats(sid))
+        except NotFound:
+            raise NotFound(f"发送任务 {sid} 不存在 / send {sid} does not exist") from None
+    return out
 
 
 def stats(send_id: int) -> dict[str, Any]:
@@ -29,15 +71,9 @@ def stats(send_id: int) -> dict[str, Any]:
         data = send_stats(s, send_id)
         send = s.get(Send, send_id)
         assert send is not None
-        unsub = 0
-        if send.started_at and send.list_id:
-            unsub = s.scalar(
-                select(func.count()).where(
-                    Subscription.list_id == send.list_id,
-                    Subscription.unsubscribed_at >= send.started_at,
-                )
-            ) or 0
-        data["unsubscribes"] = int(unsub)
+        # Unsubscribes are those attributed to this send (the tracking rollups count an
+        # unsubscribe against the delivery the reader was reading), never every
+        # unsubscribe from the list since the send started.
         data["bounces"] = data.get("deliveries_bounced", 0)
         data["issue_id"] = send.issue_id
         data["started_at"] = send.started_at.isoformat() if send.started_at else None
@@ -50,20 +86,26 @@ def stats(send_id: int) -> dict[str, Any]:
     return data
 
 
-def trends(limit: int = 100) -> list[dict[str, Any]]:
+def trends(
+    limit: int = 100, since: dt.date | None = None, until: dt.date | None = None
+) -> list[dict[str, Any]]:
     """Per send (email, started), oldest first: planned, unique opens/clicks and their rates.
 
-    Read from the send rows and the hourly rollups only, so it stays fast with
-    millions of deliveries; rates are relative to the planned deliveries.
+    ``since`` / ``until`` (inclusive, UTC+8 calendar days) keep the sends started in
+    that range.  Read from the send rows and the hourly rollups only, so it stays
+    fast with millions of deliveries; rates are relative to the planned deliveries.
     """
+    stmt = (
+        select(Send.id, Send.planned_count, Send.started_at, Issue.number, Issue.title)
+        .join(Issue, Issue.id == Send.issue_id)
+        .where(Send.channel == "email", Send.started_at.is_not(None))
+    )
+    if since is not None:
+        stmt = stmt.where(Send.started_at >= _day_start(since))
+    if until is not None:
+        stmt = stmt.where(Send.started_at < _day_start(until + dt.timedelta(days=1)))
     with session_scope() as s:
-        sends = s.execute(
-            select(Send.id, Send.planned_count, Send.started_at, Issue.number, Issue.title)
-            .join(Issue, Issue.id == Send.issue_id)
-            .where(Send.channel == "email", Send.started_at.is_not(None))
-            .order_by(Send.id.desc())
-            .limit(limit)
-        ).all()
+        sends = s.execute(stmt.order_by(Send.id.desc()).limit(limit)).all()
         ids = [r.id for r in sends]
         agg: dict[tuple[int, str], int] = {}
         if ids:
@@ -91,6 +133,9 @@ def trends(limit: int = 100) -> list[dict[str, Any]]:
             "wechat_shares": w.get("shares", 0),
         })
     for row in wechat_only_issues(set(send_issue.values()))[-limit:]:  # issues sent only to WeChat
+        day = str(row["sent_date"] or "")[:10]
+        if (since and day < since.isoformat()) or (until and day > until.isoformat()):
+            continue
         w = wechat.get(row["issue_id"], {})
         out.append({
             "send_id": row["send_id"], "issue": row["issue"], "title": row["title"],
