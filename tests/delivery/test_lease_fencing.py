@@ -1,16 +1,15 @@
 """Fencing by time: a worker never sends under a lease that has run out.
 
-The partition harness (tests/fleet, docs/delivery.md "Open finding") caught a
-worker whose claim reached the database, lost its COMMIT in a partition, and
-committed when the link healed: it then marked and sent the whole batch under a
-lease that had ended 20 s before. Here the same thing is made to happen every
-time, without a network: the claiming statement is held for two leases by a
-one-shot trigger, so the claim comes back to the worker already expired.
+The partition harness (tests/fleet) caught a worker whose claim reached the
+database, lost its COMMIT in a partition, and committed when the link healed: it
+then marked and sent the whole batch under a lease that had ended 20 s before.
+Here the same thing happens every time, without a network, through a whole batch
+(``process_batch``): the claiming statement is held for two leases by a one-shot
+trigger, so the claim comes back to the worker already expired, and nothing may be
+sent under it.
 """
 
 from __future__ import annotations
-
-import pytest
 
 from newsletter.config import reset_settings
 from newsletter.db import engine
@@ -37,11 +36,6 @@ DROP TABLE IF EXISTS fencing_slow_once;
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="open (issue 19): the sending mark checks the claim token but not lease_until",
-)
 def test_a_claim_that_comes_back_expired_sends_nothing(pg_settings, smtp_sink) -> None:  # type: ignore[no-untyped-def]
     port, sink = smtp_sink
     reset_settings(pg_settings.model_copy(update={
