@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import mailbox
 import smtplib
+import socket
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,6 +184,12 @@ class SmtpConnection:
             if not force:
                 self._smtp.quit()
             else:
+                # A broken transaction ends with a reset, not a FIN: what the kernel still
+                # holds for this socket is dropped rather than delivered to the relay
+                # later, as a message we have already given up on.
+                sock = getattr(self._smtp, "sock", None)
+                if sock is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 self._smtp.close()
         except Exception:
             pass

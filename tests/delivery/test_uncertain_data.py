@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from sqlalchemy import select
 
 from newsletter.config import reset_settings
@@ -24,11 +23,6 @@ from newsletter.models import Delivery
 from tests.factories import seed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="open (issue 19): a lost DATA reply defers the delivery without flagging it at risk",
-)
 def test_a_message_whose_data_reply_is_lost_is_counted_at_risk(pg_settings, smtp_sink) -> None:  # type: ignore[no-untyped-def]
     port, sink = smtp_sink
     reset_settings(pg_settings.model_copy(update={
