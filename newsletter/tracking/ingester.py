@@ -69,6 +69,23 @@ def _reclaim(r: Any, key: str, me: str, idle_ms: int, count: int) -> int:
             return handled
 
 
+def _handle_retrying(r: Any, key: str, messages: list[Any], attempts: int = 4) -> int:
+    """:func:`_handle`, again at once when the database broke a deadlock or a
+    serialization conflict between ingesters (the whole batch was rolled back)."""
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(attempts):
+        try:
+            return _handle(r, key, messages)
+        except OperationalError as exc:
+            text = str(exc.orig or exc).lower()
+            if attempt + 1 == attempts or not ("deadlock" in text or "serializ" in text):
+                raise
+            log.info("ingest batch retried after %s", text.splitlines()[0][:80])
+            time.sleep(0.05 * (attempt + 1))
+    return 0
+
+
 def consume(
     *,
     block_ms: int = 1000,
@@ -105,7 +122,7 @@ def consume(
             continue
         for _stream, messages in resp:
             try:
-                handled += _handle(r, key, messages)
+                handled += _handle_retrying(r, key, messages)
             except Exception:
                 # Not acknowledged: the messages stay pending and are reclaimed later.
                 log.exception("ingest failed for %d messages; left pending", len(messages))

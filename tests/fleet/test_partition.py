@@ -495,7 +495,9 @@ def test_partitions_lose_nobody_and_keep_fencing(
         assert lost == 0 and strangers == 0
         assert duplicates <= at_risk
         assert not uncounted, "a reader got a copy that the ledger does not count at risk"
-        assert len(h.in_flight) == at_risk  # the ledger's count is exactly the takeovers
+        # Every takeover mid-transaction is counted; the ledger also counts retries whose
+        # reply was lost after the final dot (the relay may have the message).
+        assert len(h.in_flight) <= at_risk
         assert not fenced, "a worker sent a row another worker had claimed"
         assert not unmarked, "a message left without its sending mark"
         assert not h.expired_marks, "a worker marked a row sending after its lease ran out"
