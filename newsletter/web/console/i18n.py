@@ -53,23 +53,20 @@ def _hant_fallback(text: str) -> str:
 
 
 def translator(lang: str) -> Callable[[str], str]:
-    if lang == "en":
-        def en(s: str) -> str:
-            out = EN.get(s)
-            if out is None:
-                MISSES["en"].add(s)
-                return s
-            return out
-        return en
-    if lang == "zh-Hant":
-        def hant(s: str) -> str:
-            out = HANT.get(s)
-            if out is None:
-                MISSES["zh-Hant"].add(s)
-                return _hant_fallback(s)
-            return out
-        return hant
-    return lambda s: s
+    if lang not in MISSES:
+        return lambda s: s
+    table = EN if lang == "en" else HANT
+    fallback: Callable[[str], str] = (lambda s: s) if lang == "en" else _hant_fallback
+    misses = MISSES[lang]
+
+    def translate(s: str) -> str:
+        out = table.get(s)
+        if out is None:
+            misses.add(s)
+            return fallback(s)
+        return out
+
+    return translate
 
 
 #: Codes the console shows as words (Chinese; English through :data:`EN`).
