@@ -60,19 +60,14 @@ def notify(session: Session, event: str, subject: str, body: str, *, key: str = 
         msg["Date"] = formatdate(usegmt=True)
         msg["Message-ID"] = make_msgid(domain=cfg.from_address.rpartition("@")[2])
         msg.set_content(body, cte="8bit")
-        from .delivery.smtp import MaildirConnection, SmtpConnection
+        from .delivery.smtp import SmtpConnection, settings_connection
 
         if cfg.alert_smtp_host:
             conn: Any = SmtpConnection(cfg.alert_smtp_host, cfg.alert_smtp_port, timeout=10)
         elif system_connect is not None:
             conn = system_connect()
-        elif cfg.smtp_host == "maildir":
-            conn = MaildirConnection(cfg.outbox_dir)
         else:
-            conn = SmtpConnection(cfg.smtp_host, cfg.smtp_port, timeout=cfg.smtp_timeout,
-                                  username=cfg.smtp_username,
-                                  password=cfg.smtp_password.get_secret_value(),
-                                  starttls=cfg.smtp_starttls)
+            conn = settings_connection(cfg)
         from .delivery.dkim import sign_system_mail
         from .tokens import system_bounce_token
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import smtplib
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -36,7 +35,7 @@ from ..notify import notify
 from .relays import load_relays
 from .sends import transition
 
-__all__ = ["RELAY_PAUSE", "heal", "mark_relay_pause", "probe_for_send", "probe_relay"]
+__all__ = ["RELAY_PAUSE", "heal", "mark_relay_pause", "probe_for_send"]
 
 log = logging.getLogger(__name__)
 RELAY_PAUSE = "relay unreachable"
@@ -71,25 +70,6 @@ def probe_for_send(send_id: int, now: dt.datetime) -> tuple[bool, str]:
             )
         ]
     return False, "; ".join(errors)[:300] or "no relay answers"
-
-
-def probe_relay() -> tuple[bool, str]:
-    """(answers, detail): connect to the single ``smtp_*`` relay, EHLO, QUIT."""
-    cfg = get_settings()
-    if cfg.smtp_host == "maildir":
-        return True, "maildir"
-    try:
-        smtp = smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=min(cfg.smtp_timeout, 10))
-        try:
-            code, _ = smtp.ehlo()
-        finally:
-            try:
-                smtp.quit()
-            except (smtplib.SMTPException, OSError):
-                smtp.close()
-    except (smtplib.SMTPException, OSError) as exc:
-        return False, f"{type(exc).__name__}: {exc}"[:300]
-    return code == 250, f"EHLO {code}"
 
 
 def mark_relay_pause(s: Session, send_id: int) -> None:

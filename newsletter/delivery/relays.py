@@ -46,7 +46,7 @@ from ..db import session_scope
 from ..errors import ConfigError
 from ..models import Delivery, RelayState
 from . import clock
-from .smtp import MaildirConnection, Outcome, SmtpConnection
+from .smtp import MaildirConnection, Outcome, SmtpConnection, settings_connection
 
 __all__ = [
     "connect",
@@ -656,16 +656,7 @@ def connect() -> SmtpConnection | MaildirConnection:
         general = [r for r in pool.relays if r.general]
         relay = next((r for r in general if r.name not in down), general[0])
         return pool.connection(relay)
-    if s.smtp_host == "maildir":
-        return MaildirConnection(s.outbox_dir)
-    return SmtpConnection(
-        s.smtp_host,
-        s.smtp_port,
-        timeout=s.smtp_timeout,
-        username=s.smtp_username,
-        password=s.smtp_password.get_secret_value(),
-        starttls=s.smtp_starttls,
-    )
+    return settings_connection(s)
 
 
 def _install_system_connect() -> None:

@@ -206,11 +206,11 @@ def step_resilient(send_id: int, *, batch_size: int | None = None) -> Next:
     dead connections are dropped, and the chain looks again in a moment. The claimed
     rows keep their lease until it runs out, then any worker takes them (at-risk
     counted as for a crash)."""
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+    from sqlalchemy.exc import DBAPIError
 
     try:
         return step(send_id, batch_size=batch_size)
-    except (OperationalError, InterfaceError, DBAPIError) as exc:
+    except DBAPIError as exc:
         if not _lost_connection(exc):
             raise
         log.warning("send %s: database connection lost (%s); the batch chain goes on",

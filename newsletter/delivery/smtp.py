@@ -22,7 +22,7 @@ from typing import Any
 
 from .assemble import to_base64
 
-__all__ = ["MaildirConnection", "Outcome", "SmtpConnection"]
+__all__ = ["MaildirConnection", "Outcome", "SmtpConnection", "settings_connection"]
 
 
 @dataclass(slots=True)
@@ -214,3 +214,17 @@ class MaildirConnection:
 
     def close(self, *, force: bool = False) -> None:
         pass
+
+
+def settings_connection(cfg: Any) -> SmtpConnection | MaildirConnection:
+    """A connection to the single relay of the ``smtp_*`` settings (or the maildir)."""
+    if cfg.smtp_host == "maildir":
+        return MaildirConnection(cfg.outbox_dir)
+    return SmtpConnection(
+        cfg.smtp_host,
+        cfg.smtp_port,
+        timeout=cfg.smtp_timeout,
+        username=cfg.smtp_username,
+        password=cfg.smtp_password.get_secret_value(),
+        starttls=cfg.smtp_starttls,
+    )
