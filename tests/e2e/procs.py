@@ -171,3 +171,27 @@ def kill_worker_mid_send(
         wait_for(lambda: send_state(send_id) == "finished", timeout=120)
     finally:
         stop(beat, *(p for p in (worker, replacement) if p is not None))
+
+
+def sample_email_send(tmp_path: Path) -> tuple[int, Any]:
+    """The sample issue (approved), examples/subscribers.csv on 周报订阅 and a draft email
+    send of it to that list: (send id, the import's summary)."""
+    from newsletter.audience.importer import import_file
+    from newsletter.audience.service import get_list
+    from newsletter.db import session_scope
+    from newsletter.issues import create_issue
+    from newsletter.models import Send
+    from tests.conftest import EXAMPLES
+
+    with session_scope() as s:
+        issue, _ = create_issue(s, EXAMPLES / "issue-sample.md")
+        issue.status = "approved"
+        issue_id, pub_id = issue.id, issue.publication_id
+    summary = import_file(EXAMPLES / "subscribers.csv", "周报订阅",
+                          report_path=tmp_path / "errors.csv")
+    with session_scope() as s:
+        send = Send(publication_id=pub_id, issue_id=issue_id,
+                    list_id=get_list(s, "周报订阅").id, channel="email", state="draft")
+        s.add(send)
+        s.flush()
+        return send.id, summary

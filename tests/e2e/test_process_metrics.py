@@ -16,15 +16,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from newsletter.audience.importer import import_file
-from newsletter.audience.service import get_list
 from newsletter.config import reset_settings
 from newsletter.db import session_scope
-from newsletter.issues import create_issue
 from newsletter.models import Send
 from newsletter.sink import free_port
-from tests.conftest import EXAMPLES, ROOT
-from tests.e2e.procs import enqueue, env_for, stop, wait_for
+from tests.conftest import ROOT
+from tests.e2e.procs import enqueue, env_for, sample_email_send, stop, wait_for
 
 pytestmark = pytest.mark.e2e
 TOKEN = "metrics-token-for-this-test-0123456789"
@@ -81,18 +78,7 @@ def test_worker_beat_and_ingester_serve_metrics_and_health(
         before = _scrape(base)
         assert _total(before, "newsletter_deliveries") == 0
 
-        with session_scope() as s:
-            issue, _ = create_issue(s, EXAMPLES / "issue-sample.md")
-            issue.status = "approved"
-            issue_id, pub_id = issue.id, issue.publication_id
-        summary = import_file(EXAMPLES / "subscribers.csv", "周报订阅",
-                              report_path=tmp_path / "errors.csv")
-        with session_scope() as s:
-            send = Send(publication_id=pub_id, issue_id=issue_id,
-                        list_id=get_list(s, "周报订阅").id, channel="email", state="draft")
-            s.add(send)
-            s.flush()
-            send_id = send.id
+        send_id, summary = sample_email_send(tmp_path)
         enqueue(cfg, "newsletter.start_send", send_id)
 
         def finished() -> bool:

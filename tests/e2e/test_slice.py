@@ -16,17 +16,14 @@ from fastapi.testclient import TestClient
 from rich.console import Console
 from sqlalchemy import select
 
-from newsletter.audience.importer import import_file
-from newsletter.audience.service import get_list
 from newsletter.config import reset_settings
 from newsletter.db import session_scope
 from newsletter.demo import APPLE_MPP_UA, BROWSER_UA, run_demo
-from newsletter.issues import create_issue
 from newsletter.models import Send
 from newsletter.tracking.stats import send_stats
 from newsletter.web.app import create_app
 from tests.conftest import EXAMPLES
-from tests.e2e.procs import env_for, start_worker, stop, wait_for
+from tests.e2e.procs import env_for, sample_email_send, start_worker, stop, wait_for
 
 PIXEL = re.compile(r'https?://[^"\s]+?/o/([^"\s/]+)\.gif')
 
@@ -54,18 +51,7 @@ def test_production_stack_with_celery_worker(pg_settings, redis_url, smtp_sink, 
     reset_settings(cfg)
     worker = start_worker(cfg, env_for(cfg, tmp_path))
     try:
-        with session_scope() as s:
-            issue, _ = create_issue(s, EXAMPLES / "issue-sample.md")
-            issue.status = "approved"
-            issue_id, pub_id = issue.id, issue.publication_id
-        summary = import_file(EXAMPLES / "subscribers.csv", "周报订阅",
-                              report_path=tmp_path / "errors.csv")
-        with session_scope() as s:
-            send = Send(publication_id=pub_id, issue_id=issue_id,
-                        list_id=get_list(s, "周报订阅").id, channel="email", state="draft")
-            s.add(send)
-            s.flush()
-            send_id = send.id
+        send_id, summary = sample_email_send(tmp_path)
         from tests.e2e.procs import enqueue
 
         enqueue(cfg, "newsletter.start_send", send_id)
