@@ -212,3 +212,73 @@ def rate(fn: Callable[[int], object], seconds: float, min_iter: int = 5) -> tupl
 def table(rows: list[tuple[str, str]]) -> str:
     w = max(len(k) for k, _ in rows)
     return "\n".join(f"| {k.ljust(w)} | {v} |" for k, v in rows)
+
+
+class CpuMeter:
+    """CPU seconds used by each kind of process on the machine while it runs.
+
+    A thread reads ``/proc/*/stat`` every second and keeps each process's last
+    reading, so processes that start and end inside the window are counted too (up to
+    their last sample). ``kinds`` maps a name to a test on (comm, cmdline)."""
+
+    def __init__(self, kinds: dict[str, Callable[[str, str], bool]]) -> None:
+        import threading
+
+        self.kinds = kinds
+        self._tck = os.sysconf("SC_CLK_TCK")
+        self._first: dict[tuple[str, str], float] = {}
+        self._last: dict[tuple[str, str], tuple[str, float]] = {}
+        self._kind: dict[tuple[str, str], str] = {}  # read each process's cmdline once
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._t0 = 0.0
+        self.wall = 0.0
+
+    def _sample(self, first: bool) -> None:
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    st = f.read()
+            except OSError:
+                continue
+            fields = st[st.rindex(")") + 2 :].split()
+            cpu = (int(fields[11]) + int(fields[12])) / self._tck
+            key = (pid, fields[19])  # pid + start time: a reused pid is another process
+            kind = self._kind.get(key)
+            if kind is None:
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        cmd = f.read().replace(b"\0", b" ").decode("ascii", "replace")
+                except OSError:
+                    continue
+                comm = st[st.index("(") + 1 : st.rindex(")")]
+                kind = next((k for k, test in self.kinds.items() if test(comm, cmd)), "other")
+                self._kind[key] = kind
+            if first:
+                self._first[key] = cpu
+            self._last[key] = (kind, cpu)
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            self._sample(False)
+
+    def __enter__(self) -> CpuMeter:
+        self._sample(True)
+        self._t0 = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample(False)
+        self.wall = time.perf_counter() - self._t0
+
+    def cores(self) -> dict[str, float]:
+        """Average cores used by each kind over the window (CPU seconds ÷ wall seconds)."""
+        used: dict[str, float] = {}
+        for key, (kind, cpu) in self._last.items():
+            used[kind] = used.get(kind, 0.0) + cpu - self._first.get(key, 0.0)
+        return {k: v / self.wall for k, v in sorted(used.items(), key=lambda kv: -kv[1])}

@@ -104,6 +104,12 @@ class Settings(BaseSettings):
     #: A claimed batch's lease; a live worker renews it every third (a heartbeat thread),
     #: so a dead worker's rows come back within this many seconds.
     lease_seconds: int = 20
+    #: Messages marked ``sending`` together in one statement, sent one after another on
+    #: one connection, their outcomes written together. This is the at-risk bound k: a
+    #: crash leaves at most this many deliveries of a connection uncertain (re-sent and
+    #: counted at risk), and a pause or cancel lets at most this many more go out per
+    #: connection. 1 gives one statement per message and one message of uncertainty.
+    send_group_size: int = Field(default=25, ge=1, le=100)
     #: A sending send with no lease alive and no message sent for this long is revived by the tick.
     stall_seconds: int = 60
     max_attempts: int = 5

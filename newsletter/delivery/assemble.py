@@ -170,11 +170,15 @@ class CompiledMessage:
     #: a crash carries the first copy's Message-ID and receivers can drop it.
     msgid_salt: str = ""
 
-    def build(self, r: Recipient, *, date: str | None = None) -> tuple[str, bytes]:
-        """Return (Message-ID, message bytes with CRLF line ends) for one recipient."""
+    def message_id(self, delivery_id: int) -> str:
+        """The Message-ID of a delivery: the same on every attempt."""
         if not self.msgid_salt:
             self.msgid_salt = msgid_salt()
-        msgid = f"<{r.delivery_id}.{self.msgid_salt}@{self.msgid_domain}>"
+        return f"<{delivery_id}.{self.msgid_salt}@{self.msgid_domain}>"
+
+    def build(self, r: Recipient, *, date: str | None = None) -> tuple[str, bytes]:
+        """Return (Message-ID, message bytes with CRLF line ends) for one recipient."""
+        msgid = self.message_id(r.delivery_id)
         name = r.name[: SLOT_MAX["NAME"]]
         local, _, dom = self.unsub_mailto.partition("@")
         to = _to_field(name, r.email)  # refuses CR/LF in the name or the address

@@ -7,19 +7,21 @@ update guarded by the claim condition (SQLite serialises writers).  A lease
 that expires, because its worker died, makes the rows claimable again.
 
 Each message moves ``queued → sending`` in the database *before* its SMTP
-transaction and to its outcome right after, so the only deliveries whose
-fate is uncertain after a crash are those still ``sending``: at most one per
-SMTP connection.  Policy for them (documented in docs/delivery.md): when their
-lease expires they are sent again and flagged ``at_risk``; the send report
-counts them, so the possible duplicates are measured, not guessed.
+transaction and to its outcome after it. Messages are marked in groups of
+``send_group_size`` (k) by one statement and their outcomes written by one
+statement, so the only deliveries whose fate is uncertain after a crash are those
+still ``sending``: at most k per worker process.  Policy for them (documented in
+docs/delivery.md): when their lease expires they are sent again and flagged
+``at_risk``; the send report counts them, so the possible duplicates are
+measured, not guessed.
 
 Suppression and unsubscribes are checked again for the whole batch right after
 the claim, so a running send skips a person from the moment they leave.
 
-Pause and cancel are obeyed between messages: the statement that marks a
-message ``sending`` also requires its send to be ``sending``, so once a pause
-or cancel has committed no worker starts another SMTP transaction, and at most
-the one message per connection already under way completes.
+Pause and cancel are obeyed between groups: the statement that marks a group
+``sending`` also requires its send to be ``sending``, so once a pause or cancel
+has committed no worker marks another group, and at most the rest of the group
+already marked (fewer than k messages per worker process) goes out.
 
 A delivery's Message-ID is the same on every attempt (its id and a salt fixed
 per installation), so a copy re-sent after a crash can be dropped by receivers.
@@ -35,6 +37,7 @@ import socket
 import threading
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +54,7 @@ from . import warmup
 from .assemble import CompiledMessage, Recipient
 from .clock import now as utcnow
 from .compiled import compiled_for
-from .relays import RelayPool, probe_due
+from .relays import RelayConfig, RelayPool, probe_due
 from .sends import state_counts, transition
 from .smtp import Outcome
 from .throttle import throttle
@@ -325,6 +328,9 @@ def _send_rows(
             s.execute(text("SET synchronous_commit TO OFF"))
         beat = _Heartbeat(claim_token, get_settings().lease_seconds)
         beat.start()
+        # Builds and DKIM-signs messages while this thread waits on the database and
+        # the relays (the RSA signature and the body hash release the GIL).
+        builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="build")
         try:
             _send_loop(
                 s,
@@ -337,6 +343,8 @@ def _send_rows(
                 claim_token,
                 thr,
                 compiled_by_variant,
+                beat,
+                builder,
             )
         except BaseException:
             # The first error is the one that matters: a rollback that fails too (the
@@ -351,6 +359,7 @@ def _send_rows(
             raise
         finally:
             beat.stop()
+            builder.shutdown(wait=True, cancel_futures=True)
         s.commit()  # the last outcome
         if pg:
             s.execute(text("RESET synchronous_commit"))
@@ -373,10 +382,14 @@ class _Heartbeat(threading.Thread):
         self.token, self.lease = token, lease_seconds
         self.every = max(0.5, lease_seconds / 3)
         self._stop_event = threading.Event()
+        #: time.monotonic() just before the last renewal that committed (a lease then runs
+        #: to at least this plus the lease length)
+        self.renewed = float("-inf")
 
     def run(self) -> None:
         while not self._stop_event.wait(self.every):
             try:
+                began = time.monotonic()
                 with session_scope() as s:
                     now = utcnow()
                     mine = select(Delivery.id).where(
@@ -396,6 +409,7 @@ class _Heartbeat(threading.Thread):
                         .values(lease_until=now + dt.timedelta(seconds=self.lease))
                         .execution_options(synchronize_session=False)
                     )
+                self.renewed = began
             except Exception as exc:  # the lease then runs out: fencing takes over
                 log.warning("lease heartbeat failed: %s", exc.__class__.__name__)
 
@@ -412,6 +426,33 @@ def _subject(s: Session, send_id: int, idx: int | None) -> str | None:
     return subjects[idx] if subjects and 0 <= idx < len(subjects) else None
 
 
+@dataclass(slots=True)
+class _Ready:
+    """A message built for one claimed row, waiting for its group's ``sending`` mark."""
+
+    row: Any
+    relay: RelayConfig
+    msgid: str
+    recipient: Recipient
+    compiled: CompiledMessage
+    #: the message (or the header injection that refused it), built by the batch's builder
+    built: Future[bytes | HeaderInjection]
+    from_domain: str
+    rcpt_domain: str
+    plan: warmup.Plan | None
+
+
+@dataclass(slots=True)
+class _Done:
+    """A message's outcome, written with the rest of its group."""
+
+    ready: _Ready
+    outcome: Outcome
+    relay: str
+    at: dt.datetime
+    retry_now: bool
+
+
 def _send_loop(
     s: Session,
     send_id: int,
@@ -423,166 +464,294 @@ def _send_loop(
     claim_token: str,
     thr: Any,
     compiled_by_variant: dict[tuple[str, int | None], CompiledMessage],
+    beat: _Heartbeat,
+    builder: ThreadPoolExecutor,
 ) -> None:
-    cfg = get_settings()
-    pg = s.get_bind().dialect.name == "postgresql"
-    lease = dt.timedelta(seconds=cfg.lease_seconds)
-    for n, row in enumerate(rows):
-        delivery_id, variant, attempts, subscriber_id, email, name = row[:6]
-        ckey = (variant, row.subject_idx)
-        compiled = compiled_by_variant.get(ckey)
-        if compiled is None:  # once per batch, variant and subject, not per message
-            compiled = compiled_by_variant[ckey] = compiled_for(
-                issue_id, variant, subject=_subject(s, send_id, row.subject_idx)
+    """Send the batch in groups of ``send_group_size``: each group is prepared (its
+    messages built meanwhile by ``builder``), marked ``sending`` in one statement
+    (committed with the previous group's outcomes), sent message by message on the
+    relays' connections, and its outcomes written together."""
+    k = get_settings().send_group_size
+    n = 0
+    no_relay = False
+    while n < len(rows) and not no_relay:
+        group: list[_Ready] = []
+        while n < len(rows) and len(group) < k:
+            prepared = _prepare(s, send_id, issue_id, list_id, rows[n], route, result,
+                                claim_token, thr, compiled_by_variant, builder)
+            if prepared is None:  # no relay may carry it: the rest goes back untouched
+                no_relay = True
+                break
+            n += 1
+            if isinstance(prepared, _Ready):
+                group.append(prepared)
+        if group:
+            marked_at = time.monotonic()
+            taken = _mark_group(s, send_id, claim_token, group)
+            s.commit()
+            if len(taken) < len(group):
+                state = s.scalar(select(Send.state).where(Send.id == send_id))
+                if state != "sending":  # paused or cancelled: not one more transaction
+                    result.stopped = state
+                    _release(s, [r.row[0] for r in group if r.row[0] not in taken]
+                             + [r[0] for r in rows[n:]])
+                    group = [r for r in group if r.row[0] in taken]
+                    _finish_group(s, _send_group(group, route, result, marked_at, beat), result)
+                    s.commit()
+                    return
+                result.lost_claim += len(group) - len(taken)  # our lease ran out: another has them
+                group = [r for r in group if r.row[0] in taken]
+            done = _send_group(group, route, result, marked_at, beat)
+            _finish_group(s, done, result)  # committed with the next group's mark
+            if len(done) < len(group):
+                # The lease may have run out while the group was under way: stop here, the
+                # unsent rows come back to the pool (counted at risk) after the lease.
+                result.lost_claim += len(group) - len(done)
+                return
+    if no_relay:
+        # No relay that may carry these messages is in service: give the rest back
+        # untouched; the send pauses and heal.py resumes it when a relay answers.
+        result.no_relay += len(rows) - n
+        s.execute(
+            update(Delivery)
+            .where(
+                Delivery.id.in_([r[0] for r in rows[n:]]),
+                Delivery.claimed_by == claim_token,
+                Delivery.state.in_(("queued", "deferred")),
             )
-        from_domain = compiled.from_addr.rpartition("@")[2].strip(" >").lower()
-        relay = route.pool.pick(
-            from_domain, route.publication, avoid=row.relay if attempts else None
+            .values(claimed_by=None, lease_until=None)
+            .execution_options(synchronize_session=False)
         )
-        if relay is None:
-            # No relay that may carry this message is in service: give the rest back
-            # untouched; the send pauses and heal.py resumes it when a relay answers.
-            result.no_relay += len(rows) - n
-            s.execute(
-                update(Delivery)
-                .where(
-                    Delivery.id.in_([r[0] for r in rows[n:]]),
-                    Delivery.claimed_by == claim_token,
-                    Delivery.state.in_(("queued", "deferred")),
-                )
-                .values(claimed_by=None, lease_until=None)
-                .execution_options(synchronize_session=False)
-            )
-            s.commit()
-            return
-        wait = thr.acquire(compiled.from_addr, email)
-        # The relay's bucket: a wait is not a token, so after a short wait take one again.
+        s.commit()
+
+
+def _prepare(
+    s: Session,
+    send_id: int,
+    issue_id: int,
+    list_id: int | None,
+    row: Any,
+    route: _Route,
+    result: BatchResult,
+    claim_token: str,
+    thr: Any,
+    compiled_by_variant: dict[tuple[str, int | None], CompiledMessage],
+    builder: ThreadPoolExecutor,
+) -> _Ready | bool | None:
+    """Pick a relay, take the rate-limit and warm-up tokens and build the message.
+
+    None: no relay in service may carry it. False: the row was dealt with here (given
+    back for later, or failed); its statement commits with the group's mark."""
+    cfg = get_settings()
+    delivery_id, variant, attempts, subscriber_id, email, name = row[:6]
+    ckey = (variant, row.subject_idx)
+    compiled = compiled_by_variant.get(ckey)
+    if compiled is None:  # once per batch, variant and subject, not per message
+        compiled = compiled_by_variant[ckey] = compiled_for(
+            issue_id, variant, subject=_subject(s, send_id, row.subject_idx)
+        )
+    from_domain = compiled.from_addr.rpartition("@")[2].strip(" >").lower()
+    relay = route.pool.pick(from_domain, route.publication, avoid=row.relay if attempts else None)
+    if relay is None:
+        return None
+    wait = thr.acquire(compiled.from_addr, email)
+    # The relay's bucket: a wait is not a token, so after a short wait take one again.
+    rwait = thr.acquire_relay(relay.name, relay.rate)
+    while 0 < rwait <= cfg.max_throttle_sleep:
+        time.sleep(rwait)
         rwait = thr.acquire_relay(relay.name, relay.rate)
-        while 0 < rwait <= cfg.max_throttle_sleep:
-            time.sleep(rwait)
-            rwait = thr.acquire_relay(relay.name, relay.rate)
-        wait = max(wait, rwait)
-        if wait > cfg.max_throttle_sleep:
-            # Too long to wait here: give the row back with a due time, never stall.
-            s.execute(
-                update(Delivery)
-                .where(Delivery.id == delivery_id, Delivery.claimed_by == claim_token)
-                .values(
-                    claimed_by=None,
-                    lease_until=None,
-                    next_attempt_at=utcnow() + dt.timedelta(seconds=wait),
-                )
+    wait = max(wait, rwait)
+    if wait > cfg.max_throttle_sleep:
+        # Too long to wait here: give the row back with a due time, never stall.
+        s.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.claimed_by == claim_token)
+            .values(
+                claimed_by=None,
+                lease_until=None,
+                next_attempt_at=utcnow() + dt.timedelta(seconds=wait),
             )
-            s.commit()
-            result.throttled += 1
-            continue
-        if wait > 0:
-            time.sleep(wait)
-        token = delivery_token(delivery_id)
-        try:
-            msgid, message = compiled.build(
-                Recipient(
-                    delivery_id, email, name or "", token, unsubscribe_token(subscriber_id, list_id)
-                )
-            )
-        except HeaderInjection as exc:
-            # The builder's second wall: a CR/LF in a header value is never written.
-            s.execute(
-                update(Delivery)
-                .where(Delivery.id == delivery_id, Delivery.claimed_by == claim_token)
-                .values(
-                    state="failed", last_reply=str(exc)[:500], claimed_by=None, lease_until=None
-                )
-            )
-            s.commit()
-            result.failed += 1
-            continue
-        rcpt_domain = email.rpartition("@")[2].lower()
-        plan = route.plan(s, from_domain)
-        now = utcnow()
-        if plan is not None and not warmup.reserve(s, plan, rcpt_domain, now):
-            # Today's warm-up allowance (or this recipient domain's share) is used up.
-            tomorrow = warmup.day_start(warmup.day_of(now) + dt.timedelta(days=1))
-            s.execute(
-                update(Delivery)
-                .where(Delivery.id == delivery_id, Delivery.claimed_by == claim_token)
-                .values(claimed_by=None, lease_until=None, next_attempt_at=tomorrow)
-            )
-            s.commit()
-            result.warmup_deferred += 1
-            continue
-        took: Any
-        if pg:
-            # The hot statement, sent as prepared SQL (no per-message statement compile).
-            took = s.connection().exec_driver_sql(
+        )
+        result.throttled += 1
+        return False
+    if wait > 0:
+        time.sleep(wait)
+    recipient = Recipient(
+        delivery_id,
+        email,
+        name or "",
+        delivery_token(delivery_id),
+        unsubscribe_token(subscriber_id, list_id),
+    )
+    rcpt_domain = email.rpartition("@")[2].lower()
+    plan = route.plan(s, from_domain)
+    now = utcnow()
+    if plan is not None and not warmup.reserve(s, plan, rcpt_domain, now):
+        # Today's warm-up allowance (or this recipient domain's share) is used up.
+        tomorrow = warmup.day_start(warmup.day_of(now) + dt.timedelta(days=1))
+        s.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.claimed_by == claim_token)
+            .values(claimed_by=None, lease_until=None, next_attempt_at=tomorrow)
+        )
+        result.warmup_deferred += 1
+        return False
+    msgid = compiled.message_id(delivery_id)
+    built = builder.submit(_build, compiled, recipient)
+    return _Ready(row, relay, msgid, recipient, compiled, built, from_domain, rcpt_domain, plan)
+
+
+def _mark_group(s: Session, send_id: int, claim_token: str, group: list[_Ready]) -> set[int]:
+    """Mark the group ``sending`` in one statement; the ids it could mark.
+
+    A row is marked only while this claim holds it with a current lease (renewed here)
+    and while the send is ``sending``: once a pause, a cancel or another worker's claim
+    has committed, none of the group is marked. Warm-up reservations of rows left out
+    are given back."""
+    now = utcnow()
+    lease = now + dt.timedelta(seconds=get_settings().lease_seconds)
+    if s.get_bind().dialect.name == "postgresql":
+        taken = set(
+            s.connection()
+            .exec_driver_sql(
                 _MARK_SENDING_PG,
-                (attempts + 1, msgid, relay.name, now + lease, delivery_id, claim_token, now,
-                 send_id),
+                (
+                    lease,
+                    [r.row[0] for r in group],
+                    [r.msgid for r in group],
+                    [r.relay.name for r in group],
+                    claim_token,
+                    now,
+                    send_id,
+                ),
             )
-        else:
+            .scalars()
+        )
+    else:
+        taken = set()
+        for r in group:
             took = s.execute(
                 update(Delivery)
                 .where(
-                    Delivery.id == delivery_id,
+                    Delivery.id == r.row[0],
                     Delivery.claimed_by == claim_token,
                     Delivery.state.in_(("queued", "deferred")),
                     Delivery.lease_until > now,
                     exists().where(Send.id == send_id, Send.state == "sending"),
                 )
-                .values(state="sending", attempts=attempts + 1, message_id=msgid,
-                        relay=relay.name, lease_until=now + lease)
+                .values(state="sending", attempts=Delivery.attempts + 1, message_id=r.msgid,
+                        relay=r.relay.name, lease_until=lease)
             )
-        if took.rowcount != 1 and plan is not None:
-            warmup.unreserve(s, plan, rcpt_domain, now)
-        s.commit()
-        if took.rowcount != 1:
-            state = s.scalar(select(Send.state).where(Send.id == send_id))
-            if state != "sending":  # paused or cancelled: not one more transaction
-                result.stopped = state
-                _release(s, [r[0] for r in rows[n:]])
-                return
-            result.lost_claim += 1  # our lease expired and another worker has it now
-            continue
-        envelope = f"bounces+{token}@{cfg.bounce_domain}"
-        outcome = route.pool.connection(relay).send(
-            envelope, email, message, signer=compiled.signer
-        )
-        # The outcome commits together with the next message's "sending" mark (one
-        # round trip per message); the at-risk window stays one message per connection
-        # (one connection per relay in use).
+            if took.rowcount == 1:  # type: ignore[attr-defined]
+                taken.add(r.row[0])
+    for r in group:
+        if r.row[0] not in taken and r.plan is not None:
+            warmup.unreserve(s, r.plan, r.rcpt_domain, now)
+    return taken
+
+
+def _send_group(
+    group: list[_Ready], route: _Route, result: BatchResult, marked_at: float, beat: _Heartbeat
+) -> list[_Done]:
+    """Send a marked group, one message after another; stops early when the lease may
+    have run out (fencing by time: past it, another worker may hold these rows).
+
+    Messages were built (and DKIM-signed) by the batch's builder thread since their
+    rows were prepared, while this thread talks to the database and the relays."""
+    cfg = get_settings()
+    # A safety margin against clock skew between hosts and a slow final reply.
+    margin = cfg.lease_seconds * 0.25
+    done: list[_Done] = []
+    for i, r in enumerate(group):
+        message = r.built.result()
+        if time.monotonic() > max(marked_at, beat.renewed) + cfg.lease_seconds - margin:
+            log.warning(
+                "lease may have run out mid-group: %d messages left unsent", len(group) - i
+            )
+            break
+        relay = r.relay
+        if relay.name in route.pool.out:  # taken out of service earlier in this group
+            other = route.pool.pick(r.from_domain, route.publication, avoid=relay.name)
+            relay = other if other is not None else relay
+        if isinstance(message, HeaderInjection):
+            # The builder's second wall: a CR/LF in a header value is never written.
+            outcome = Outcome("failed", None, str(message)[:500])
+        else:
+            outcome = route.pool.connection(relay).send(
+                f"bounces+{r.recipient.token}@{cfg.bounce_domain}",
+                r.recipient.email,
+                message,
+                signer=r.compiled.signer,
+            )
         retry_now = False
         if outcome.state == "deferred":
-            eligible = route.pool.eligible(from_domain, route.publication)
+            eligible = route.pool.eligible(r.from_domain, route.publication)
             route.pool.report(relay, outcome, alternatives=len(eligible) > 1)
             # Failover: each other relay in service gets one prompt try before back-off.
-            others = [r for r in route.pool.usable(from_domain, route.publication) if r != relay]
-            retry_now = bool(others) and attempts < len(others)
-        _record(s, delivery_id, attempts + 1, outcome, email, cfg.max_attempts, retry_now)
+            others = [
+                x for x in route.pool.usable(r.from_domain, route.publication) if x != relay
+            ]
+            retry_now = bool(others) and r.row[2] < len(others)
+        done.append(_Done(r, outcome, relay.name, utcnow(), retry_now))
         DELIVERIES.labels(outcome=outcome.state, relay=relay.name).inc()
         setattr(result, outcome.state, getattr(result, outcome.state) + 1)
         if outcome.state == "sent":
             result.by_relay[relay.name] = result.by_relay.get(relay.name, 0) + 1
         if outcome.code is None and outcome.reply.startswith("connection"):
             result.unreachable += 1
+    return done
 
 
-# The send's state is checked in the same statement that marks each message: once a
-# pause or cancel has committed, no worker starts another SMTP transaction, and at
-# most the one message per connection already under way completes.
-# It also requires the claim's lease to be current, and renews it: a claim whose commit
-# was held up (a partition inside the claim transaction) reaches the database with a
-# lease that has already run out, and then not one of its rows is sent (fencing by time,
-# not only by claim token).
+def _build(compiled: CompiledMessage, recipient: Recipient) -> bytes | HeaderInjection:
+    try:
+        return compiled.build(recipient)[1]
+    except HeaderInjection as exc:
+        return exc
+
+
+def _finish_group(s: Session, done: list[_Done], result: BatchResult) -> None:
+    """Write a group's outcomes: the sent ones in one statement, the others one by one."""
+    cfg = get_settings()
+    sent = [d for d in done if d.outcome.state == "sent"]
+    if sent and s.get_bind().dialect.name == "postgresql":
+        s.connection().exec_driver_sql(
+            _MARK_SENT_PG,
+            (
+                [d.ready.row[0] for d in sent],
+                [d.at for d in sent],
+                [d.outcome.code for d in sent],
+                [d.outcome.reply for d in sent],
+                [d.relay for d in sent],
+            ),
+        )
+        rest = [d for d in done if d.outcome.state != "sent"]
+    else:
+        rest = done
+    for d in rest:
+        _record(s, d.ready.row[0], d.ready.row[2] + 1, d.outcome, d.ready.row[4],
+                cfg.max_attempts, d.retry_now, relay=d.relay, now=d.at)
+
+
+# One statement marks a group: it checks the send's state, so once a pause or cancel has
+# committed no worker starts another group, and at most the rest of the group under way
+# (k − 1 messages per batch) completes. It also requires the claim's lease to be current,
+# and renews it: a claim whose commit was held up (a partition inside the claim
+# transaction) reaches the database with a lease that has already run out, and then not
+# one of its rows is sent (fencing by time, not only by claim token).
 _MARK_SENDING_PG = (
-    "UPDATE delivery SET state = 'sending', attempts = %s, message_id = %s, relay = %s, "
-    "lease_until = %s "
-    "WHERE id = %s AND claimed_by = %s AND state IN ('queued', 'deferred') "
-    "AND lease_until > %s "
-    "AND EXISTS (SELECT 1 FROM send WHERE send.id = %s AND send.state = 'sending')"
+    "UPDATE delivery AS d SET state = 'sending', attempts = d.attempts + 1, "
+    "message_id = v.mid, relay = v.relay, lease_until = %s "
+    "FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS v(id, mid, relay) "
+    "WHERE d.id = v.id AND d.claimed_by = %s AND d.state IN ('queued', 'deferred') "
+    "AND d.lease_until > %s "
+    "AND EXISTS (SELECT 1 FROM send WHERE send.id = %s AND send.state = 'sending') "
+    "RETURNING d.id"
 )
 _MARK_SENT_PG = (
-    "UPDATE delivery SET state = 'sent', sent_at = %s, last_code = %s, last_reply = %s, "
-    "claimed_by = NULL, lease_until = NULL WHERE id = %s"
+    "UPDATE delivery AS d SET state = 'sent', sent_at = v.at, last_code = v.code, "
+    "last_reply = v.reply, relay = v.relay, claimed_by = NULL, lease_until = NULL "
+    "FROM unnest(%s::bigint[], %s::timestamptz[], %s::int[], %s::text[], %s::text[]) "
+    "AS v(id, at, code, reply, relay) WHERE d.id = v.id"
 )
 
 
@@ -594,19 +763,23 @@ def _record(
     email: str,
     max_attempts: int,
     retry_now: bool = False,
+    *,
+    relay: str | None = None,
+    now: dt.datetime | None = None,
 ) -> None:
-    now = utcnow()
-    if o.state == "sent" and s.get_bind().dialect.name == "postgresql":
-        s.connection().exec_driver_sql(_MARK_SENT_PG, (now, o.code, o.reply, delivery_id))
-        return
+    now = now or utcnow()
     values: dict[str, object] = {
         "last_code": o.code,
         "last_reply": o.reply,
         "claimed_by": None,
         "lease_until": None,
     }
+    if relay is not None:  # the relay that carried this attempt (failover may change it)
+        values["relay"] = relay
     if o.state == "sent":
         values.update(state="sent", sent_at=now)
+    elif o.state == "failed":  # refused before a byte went out (a header injection)
+        values.update(state="failed")
     elif o.state == "bounced":
         values.update(state="bounced")
         from ..audience.service import suppress

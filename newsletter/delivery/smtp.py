@@ -27,7 +27,7 @@ __all__ = ["MaildirConnection", "Outcome", "SmtpConnection", "settings_connectio
 
 @dataclass(slots=True)
 class Outcome:
-    state: str  # sent | deferred | bounced
+    state: str  # sent | deferred | bounced | failed (refused before sending)
     code: int | None
     reply: str
     #: The whole message reached the relay but its reply did not come back (the link

@@ -178,9 +178,47 @@ def test_a_claim_whose_lease_ran_out_before_its_commit_sends_nothing(
         now = eng.utcnow()
         took = s.connection().exec_driver_sql(
             eng._MARK_SENDING_PG,
-            (1, "<x@y>", "default", now + dt.timedelta(seconds=3), claimed[0], token, now,
+            (now + dt.timedelta(seconds=3), [claimed[0]], ["<x@y>"], ["default"], token, now,
              ids["send"]),
         )
         assert took.rowcount == 0  # no mark under an expired lease
     drive_inline(ids["send"])  # another worker takes the rows over and sends them
     assert _rcpts(sink) == {f"reader{i}@example.com": 1 for i in range(4)}
+
+
+def test_a_group_never_outlives_its_lease_when_the_heartbeat_cannot_renew(
+    pg_settings: Settings, smtp_sink: tuple[int, SinkHandler], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that can no longer renew its lease (cut off from the database) stops
+    its marked group by its own clock: no transaction begins after three quarters of
+    the lease. The rows it left ``sending`` are taken over after the lease, flagged at
+    risk, and sent once."""
+    from newsletter.delivery import engine as eng
+
+    port, sink = smtp_sink
+    _stack(pg_settings, port, lease_seconds=2, batch_size=5, send_group_size=5)
+    ids = seed(5)
+    start(ids["send"])
+    began: list[float] = []
+
+    def slow(_envelope: object) -> None:
+        began.append(time.monotonic())
+        time.sleep(0.8)
+
+    sink.on_data = slow  # type: ignore[assignment]
+    monkeypatch.setattr(eng._Heartbeat, "run", lambda self: None)  # never renews
+    t0 = time.monotonic()
+    first = process_batch(ids["send"])
+    assert 0 < first.sent < 5
+    assert first.lost_claim == 5 - first.sent  # the rest of the group was left unsent
+    assert all(t - t0 < 2 * 0.75 + 0.2 for t in began)  # nothing begun past the deadline
+    monkeypatch.undo()
+    sink.on_data = None
+    time.sleep(2.1)  # the lease runs out
+    drive_inline(ids["send"])
+    assert _rcpts(sink) == {f"reader{i}@example.com": 1 for i in range(5)}
+    with session_scope() as s:
+        states = dict(s.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all())
+        at_risk = s.scalar(select(func.count()).where(Delivery.at_risk))
+    assert states == {"sent": 5}
+    assert at_risk == 5 - first.sent  # taken over while sending: counted, never sent twice

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from newsletter.config import get_settings
 from newsletter.db import session_scope
 from newsletter.models import Delivery
 from newsletter.sink import free_port
@@ -49,7 +50,9 @@ def _check(sink, send_id: int) -> tuple[int, int]:  # type: ignore[no-untyped-de
         at_risk = s.scalar(select(func.count()).where(Delivery.at_risk)) or 0
         states = dict(s.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all())
     assert states == {"sent": N}
-    assert dups <= at_risk <= 2  # at most one per SMTP connection in flight
+    # At most one marked group (send_group_size messages) per worker process in flight.
+    cfg = get_settings()
+    assert dups <= at_risk <= cfg.send_parallelism * cfg.send_group_size
     return dups, at_risk
 
 

@@ -212,7 +212,7 @@ def progress(send_id: int) -> dict[str, Any]:
         except Exception as exc:  # WeChat state is informative; never break the progress view
             wechat = {"state": "unknown", "error": str(exc)}
     # "pausing" until every worker has let go: paused or cancelled, yet a message is
-    # still in an SMTP transaction (at most one per open connection).
+    # still marked sending (at most one marked group per worker process).
     pausing = row["state"] in ("paused", "cancelled") and counts["sending"] > 0
     with session_scope() as s:
         at_risk = s.scalar(

@@ -1,0 +1,82 @@
+"""Send groups (issue 19, B4): k messages marked ``sending`` by one statement, sent one
+after another, their outcomes written by one statement; built ahead by a thread."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from sqlalchemy import event, func, select
+
+from newsletter.config import Settings, reset_settings
+from newsletter.db import engine, session_scope
+from newsletter.delivery.engine import process_batch
+from newsletter.delivery.run import start
+from newsletter.models import Delivery
+from newsletter.sink import SinkHandler
+from tests.factories import seed
+
+
+def _marks(statements: list[str]) -> int:
+    """Statements that mark rows ``sending`` (the only ones that set message_id)."""
+    return sum(1 for q in statements
+               if q.lstrip().upper().startswith("UPDATE DELIVERY") and "message_id" in q)
+
+
+@pytest.mark.parametrize("k", [1, 7, 25])
+def test_one_statement_marks_a_group_and_everyone_gets_one_copy(
+    any_db: Settings, smtp_sink: tuple[int, SinkHandler], k: int
+) -> None:
+    port, sink = smtp_sink
+    reset_settings(any_db.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port,
+                                             "batch_size": 60, "send_group_size": k}))
+    ids = seed(50)
+    start(ids["send"])
+    seen: list[str] = []
+
+    def count(_conn, _cursor, statement, *_a) -> None:  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    event.listen(engine(), "before_cursor_execute", count)
+    try:
+        res = process_batch(ids["send"])
+    finally:
+        event.remove(engine(), "before_cursor_execute", count)
+    assert res.sent == 50
+    rcpts = Counter(r for _f, rs, _d in sink.messages for r in rs)
+    assert rcpts == {f"reader{i}@example.com": 1 for i in range(50)}
+    groups = -(-50 // k)
+    if any_db.database_url.startswith("postgresql"):
+        assert _marks(seen) == groups  # one marking statement per group
+    else:
+        assert _marks(seen) == 50  # SQLite marks row by row inside the group's transaction
+    with session_scope() as s:
+        states = dict(s.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all())
+        relays = set(s.scalars(select(Delivery.relay)))
+        attempts = set(s.scalars(select(Delivery.attempts)))
+        no_id = s.scalar(select(func.count()).where(Delivery.message_id.is_(None)))
+    assert states == {"sent": 50} and relays == {"default"} and attempts == {1} and no_id == 0
+
+
+def test_the_message_ids_on_the_wire_are_the_ones_the_ledger_recorded(
+    pg_settings: Settings, smtp_sink: tuple[int, SinkHandler]
+) -> None:
+    """The mark records each row's Message-ID before its message is built by the
+    builder thread; both must agree (a re-send after a crash reuses it)."""
+    import email
+
+    port, sink = smtp_sink
+    reset_settings(pg_settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port,
+                                                  "send_group_size": 4}))
+    ids = seed(10)
+    start(ids["send"])
+    process_batch(ids["send"])
+    wire = {}
+    for _f, rs, data in sink.messages:
+        wire[rs[0]] = email.message_from_bytes(data)["Message-ID"]
+    with session_scope() as s:
+        from newsletter.models import Subscriber
+
+        ledger = dict(s.execute(select(Subscriber.email, Delivery.message_id)
+                                .join(Subscriber, Subscriber.id == Delivery.subscriber_id)).all())
+    assert len(wire) == 10 and wire == ledger
