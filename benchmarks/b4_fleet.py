@@ -67,8 +67,13 @@ def main() -> int:
     ap.add_argument("--recipients", type=int, default=20_000)
     ap.add_argument("--sessions", type=int, default=2, help="in all, split over the two hosts")
     ap.add_argument("--baseline-messages", type=int, default=10_000)
+    ap.add_argument("--batch", type=int, default=500,
+                    help="deliveries per claimed batch (the product's default is 200)")
     ap.add_argument("--no-dkim", action="store_true")
     args = ap.parse_args()
+    from newsletter.config import Settings as _Settings
+
+    batch = args.batch
     why = available()
     if why is not None:
         raise SystemExit(f"B4 on two hosts cannot run here: {why}")
@@ -90,7 +95,7 @@ def main() -> int:
             cfg = Settings(var_dir=work / "var", database_url=url, broker_url=broker,
                            redis_url=broker, redis_prefix=prefix, smtp_host=relay.addr,
                            smtp_port=cluster.SMTP_PORT, send_parallelism=args.sessions,
-                           batch_size=500, base_url="https://news.example.org")  # fmt: skip
+                           batch_size=batch, base_url="https://news.example.org")  # fmt: skip
             reset_settings(cfg)
             t0 = time.perf_counter()
             send_id, size = seed(url, args.recipients)
@@ -109,7 +114,7 @@ def main() -> int:
                 "NEWSLETTER_SMTP_HOST": relay.addr,
                 "NEWSLETTER_SMTP_PORT": str(cluster.SMTP_PORT),
                 "NEWSLETTER_SEND_PARALLELISM": str(args.sessions),
-                "NEWSLETTER_BATCH_SIZE": "500",
+                "NEWSLETTER_BATCH_SIZE": str(batch),
                 "NEWSLETTER_BASE_URL": cfg.base_url,
             }
             if os.environ.get("NEWSLETTER_SEND_GROUP_SIZE"):
@@ -161,7 +166,8 @@ def main() -> int:
     ok = ratio >= 0.75 and lost == 0 and dups == 0 and state == "finished"
     print(f"B4 on two worker hosts (network namespaces) — {args.recipients:,} recipients, "
           f"{size / 1000:.0f} KB messages, {args.sessions} sessions ({per} per host), "
-          f"DKIM {'off' if args.no_dkim else 'on (RSA-2048)'}")
+          f"DKIM {'off' if args.no_dkim else 'on (RSA-2048)'}, batch {batch}, send group k = "
+          f"{os.environ.get('NEWSLETTER_SEND_GROUP_SIZE') or _Settings.model_fields['send_group_size'].default}")
     print("| what | value |")
     print("|---|---|")
     print(f"| baseline: smtp-source from both hosts ({args.baseline_messages:,} msgs) | "
