@@ -104,6 +104,17 @@ def _check_beat_key(**_: object) -> None:
 
 
 @signals.worker_init.connect
+def _note_pool_size(sender: object = None, **_: object) -> None:
+    """Tell the delivery engine how many processes this worker sends with (its children
+    inherit the environment): with more than the host's cores, batches build inline."""
+    import os
+
+    from newsletter.delivery.engine import POOL_ENV
+
+    os.environ[POOL_ENV] = str(getattr(sender, "concurrency", None) or 1)
+
+
+@signals.worker_init.connect
 def _serve_worker_metrics(**_: object) -> None:
     from newsletter.telemetry import broker_ready, database_ready, serve_process
 

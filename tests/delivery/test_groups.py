@@ -80,3 +80,50 @@ def test_the_message_ids_on_the_wire_are_the_ones_the_ledger_recorded(
         ledger = dict(s.execute(select(Subscriber.email, Delivery.message_id)
                                 .join(Subscriber, Subscriber.id == Delivery.subscriber_id)).all())
     assert len(wire) == 10 and wire == ledger
+
+
+def test_batches_build_ahead_only_with_a_core_per_sending_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    from newsletter.delivery.engine import POOL_ENV, build_ahead
+
+    cores = os.cpu_count() or 1
+    monkeypatch.delenv(POOL_ENV, raising=False)
+    assert build_ahead()  # in process (embedded mode, tests): one sending process
+    monkeypatch.setenv(POOL_ENV, str(cores))
+    assert build_ahead()
+    monkeypatch.setenv(POOL_ENV, str(cores + 1))
+    assert not build_ahead()
+
+
+def test_the_worker_tells_the_engine_its_pool_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    from types import SimpleNamespace
+
+    from newsletter.delivery.engine import POOL_ENV
+    from workers.celery_app import _note_pool_size
+
+    monkeypatch.delenv(POOL_ENV, raising=False)
+    _note_pool_size(sender=SimpleNamespace(concurrency=8))
+    assert os.environ[POOL_ENV] == "8"
+    monkeypatch.delenv(POOL_ENV)
+
+
+@pytest.mark.parametrize("ahead", [True, False])
+def test_inline_and_ahead_builds_send_the_same(
+    pg_settings: Settings, smtp_sink: tuple[int, SinkHandler], monkeypatch: pytest.MonkeyPatch,
+    ahead: bool,
+) -> None:
+    from newsletter.delivery import engine as eng
+
+    monkeypatch.setattr(eng, "build_ahead", lambda: ahead)
+    port, sink = smtp_sink
+    reset_settings(pg_settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port,
+                                                  "send_group_size": 6}))
+    ids = seed(20)
+    start(ids["send"])
+    assert process_batch(ids["send"]).sent == 20
+    rcpts = Counter(r for _f, rs, _d in sink.messages for r in rs)
+    assert rcpts == {f"reader{i}@example.com": 1 for i in range(20)}
