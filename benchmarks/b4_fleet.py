@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _common import CpuMeter  # noqa: E402
-from b4_send import KINDS, cpu_line, seed, sink_count  # noqa: E402
+from b4_send import KINDS, cpu_line, seed, sink_count, timed_send  # noqa: E402
 
 from tests.fleet import cluster  # noqa: E402
 from tests.fleet.netns import Fabric, Host, available  # noqa: E402
@@ -78,11 +78,9 @@ def main() -> int:
     if why is not None:
         raise SystemExit(f"B4 on two hosts cannot run here: {why}")
     subprocess.run([str(ROOT / "scripts" / "install-system-deps.sh")], check=True)
-    from sqlalchemy import func, select
 
     from newsletter.config import Settings, reset_settings
-    from newsletter.db import dispose, session_scope
-    from newsletter.models import Delivery, Send
+    from newsletter.db import dispose
 
     work = Path(f"/tmp/b4fleet-{secrets.token_hex(3)}")
     work.mkdir(mode=0o755)
@@ -132,28 +130,9 @@ def main() -> int:
             for n, h in enumerate((w1, w2), 1):
                 cluster.start_worker(fab, h, cluster.host_env(base, db, db, work, h), n, per)
             time.sleep(4)
-            from workers.celery_app import app
-
-            meter = CpuMeter(KINDS).__enter__()
-            t0 = time.perf_counter()
-            with app.connection_for_write(broker) as conn:
-                app.send_task("newsletter.start_send", (send_id,), connection=conn,
-                              queue=f"{prefix}default")  # fmt: skip
-            while True:
-                time.sleep(0.5)
-                with session_scope(url) as s:
-                    state = s.scalar(select(Send.state).where(Send.id == send_id))
-                if state in ("finished", "failed", "cancelled", "paused"):
-                    break
-                if time.perf_counter() - t0 > 3600:
-                    raise SystemExit("timed out")
-            elapsed = time.perf_counter() - t0
-            meter.__exit__()
-            time.sleep(0.5)
-            with session_scope(url) as s:
-                states = dict(s.execute(select(Delivery.state, func.count())
-                                        .group_by(Delivery.state)).all())  # fmt: skip
-                at_risk = s.scalar(select(func.count()).where(Delivery.at_risk)) or 0
+            run = timed_send(url, broker, prefix, send_id)
+            elapsed, meter, state, states, at_risk = (run.elapsed, run.meter, run.state,
+                                                      run.states, run.at_risk)
             received = sink_count(out)
             dispose()
     finally:

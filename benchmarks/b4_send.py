@@ -21,7 +21,9 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -111,6 +113,54 @@ def seed(url: str, n: int) -> tuple[int, int]:
         return send.id, size
 
 
+@dataclass
+class SendRun:
+    """What :func:`timed_send` saw: the wall time, the CPU by process, the ledger."""
+
+    elapsed: float
+    meter: CpuMeter
+    state: str | None
+    states: dict[str, int]
+    at_risk: int
+    first: Any
+    last: Any
+    begun: Any
+
+
+def timed_send(url: str, broker: str, prefix: str, send_id: int) -> SendRun:
+    """Start the send through the workers' queue, wait until it ends, read the ledger."""
+    from sqlalchemy import func, select
+
+    from newsletter.db import session_scope
+    from newsletter.models import Delivery, Send
+    from workers.celery_app import app
+
+    meter = CpuMeter(KINDS).__enter__()
+    t0 = time.perf_counter()
+    with app.connection_for_write(broker) as conn:
+        app.send_task("newsletter.start_send", (send_id,), connection=conn,
+                      queue=f"{prefix}default")
+    while True:
+        time.sleep(0.5)
+        with session_scope(url) as s:
+            state = s.scalar(select(Send.state).where(Send.id == send_id))
+        if state in ("finished", "failed", "cancelled", "paused"):
+            break
+        if time.perf_counter() - t0 > 3600:
+            raise SystemExit("timed out")
+    elapsed = time.perf_counter() - t0
+    meter.__exit__()
+    time.sleep(0.5)
+    with session_scope(url) as s:
+        states = dict(s.execute(select(Delivery.state, func.count())
+                                .group_by(Delivery.state)).all())
+        at_risk = s.scalar(select(func.count()).where(Delivery.at_risk)) or 0
+        first, last = s.execute(select(func.min(Delivery.sent_at), func.max(Delivery.sent_at))
+                                ).one()
+        begun = s.scalar(select(Send.started_at).where(Send.id == send_id))
+    return SendRun(elapsed, meter, state, states, at_risk, first, last, begun)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--recipients", type=int, default=100_000)
@@ -175,35 +225,11 @@ def main() -> int:
             cwd=ROOT, env=env, stdout=(tmp / "worker.log").open("wb"), stderr=subprocess.STDOUT)
         procs.append(worker)
         time.sleep(3)
-        from sqlalchemy import func, select
 
-        from newsletter.db import session_scope
-        from newsletter.models import Delivery, Send
-        from workers.celery_app import app
-
-        meter = CpuMeter(KINDS).__enter__()
-        t0 = time.perf_counter()
-        with app.connection_for_write(REDIS) as conn:
-            app.send_task("newsletter.start_send", (send_id,), connection=conn,
-                          queue=f"{prefix}default")
-        while True:
-            time.sleep(0.5)
-            with session_scope(url) as s:
-                state = s.scalar(select(Send.state).where(Send.id == send_id))
-            if state in ("finished", "failed", "cancelled", "paused"):
-                break
-            if time.perf_counter() - t0 > 3600:
-                raise SystemExit("timed out")
-        elapsed = time.perf_counter() - t0
-        meter.__exit__()
-        time.sleep(0.5)
-        with session_scope(url) as s:
-            states = dict(s.execute(select(Delivery.state, func.count())
-                                    .group_by(Delivery.state)).all())
-            at_risk = s.scalar(select(func.count()).where(Delivery.at_risk)) or 0
-            first, last = s.execute(select(func.min(Delivery.sent_at), func.max(Delivery.sent_at))
-                                    ).one()
-            begun = s.scalar(select(Send.started_at).where(Send.id == send_id))
+        run = timed_send(url, REDIS, prefix, send_id)
+        elapsed, meter, state, states, at_risk = (run.elapsed, run.meter, run.state, run.states,
+                                                  run.at_risk)
+        first, last, begun = run.first, run.last, run.begun
         received = sink_count(out)
         ours = args.recipients / elapsed
         ratio = ours / base_rate

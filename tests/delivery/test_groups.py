@@ -127,3 +127,26 @@ def test_inline_and_ahead_builds_send_the_same(
     assert process_batch(ids["send"]).sent == 20
     rcpts = Counter(r for _f, rs, _d in sink.messages for r in rs)
     assert rcpts == {f"reader{i}@example.com": 1 for i in range(20)}
+
+
+def test_a_claim_takes_its_limit_even_when_the_planner_picks_a_nested_loop(
+    pg_settings: Settings,
+) -> None:
+    """Right after a send's rows are inserted (no statistics yet) PostgreSQL may plan the
+    claim as a nested loop that rescans its LIMIT subquery per row: one batch then
+    claimed every row of a 3,000-reader send. Forced here; the claim must take 50."""
+    from sqlalchemy import text
+
+    from newsletter.delivery.engine import claim
+
+    ids = seed(300)
+    start(ids["send"])
+    with session_scope() as s:
+        s.execute(text("SET LOCAL enable_hashjoin = off"))
+        s.execute(text("SET LOCAL enable_mergejoin = off"))
+        s.execute(text("SET LOCAL enable_material = off"))
+        _token, claimed = claim(s, ids["send"], 50, 20)
+    assert len(claimed) == 50
+    with session_scope() as s:
+        held = s.scalar(select(func.count()).where(Delivery.claimed_by.is_not(None)))
+    assert held == 50
