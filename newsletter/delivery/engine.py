@@ -516,19 +516,19 @@ def _send_loop(
             taken = _mark_group(s, send_id, claim_token, group)
             s.commit()
             if len(taken) < len(group):
+                left = [r.row[0] for r in group if r.row[0] not in taken]
+                group = [r for r in group if r.row[0] in taken]
                 state = s.scalar(select(Send.state).where(Send.id == send_id))
                 if state != "sending":  # paused or cancelled: not one more transaction
                     result.stopped = state
-                    _release(s, [r.row[0] for r in group if r.row[0] not in taken]
-                             + [r[0] for r in rows[n:]])
-                    group = [r for r in group if r.row[0] in taken]
-                    _finish_group(s, _send_group(group, route, result, marked_at, beat), result)
-                    s.commit()
-                    return
-                result.lost_claim += len(group) - len(taken)  # our lease ran out: another has them
-                group = [r for r in group if r.row[0] in taken]
+                    _release(s, left + [r[0] for r in rows[n:]])
+                else:
+                    result.lost_claim += len(left)  # our lease ran out: another has them
             done = _send_group(group, route, result, marked_at, beat)
-            _finish_group(s, done, result)  # committed with the next group's mark
+            _finish_group(s, done)  # committed with the next group's mark
+            if result.stopped is not None:
+                s.commit()
+                return
             if len(done) < len(group):
                 # The lease may have run out while the group was under way: stop here, the
                 # unsent rows come back to the pool (counted at risk) after the lease.
@@ -739,7 +739,7 @@ def _build(compiled: CompiledMessage, recipient: Recipient) -> bytes | HeaderInj
         return exc
 
 
-def _finish_group(s: Session, done: list[_Done], result: BatchResult) -> None:
+def _finish_group(s: Session, done: list[_Done]) -> None:
     """Write a group's outcomes: the sent ones in one statement, the others one by one."""
     cfg = get_settings()
     sent = [d for d in done if d.outcome.state == "sent"]
