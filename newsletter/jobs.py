@@ -84,12 +84,17 @@ def as_dict(job: Job) -> dict[str, Any]:
     }
 
 
+def _existing(s: Any, job_id: int) -> Job:
+    job = s.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"任务 {job_id} 不存在 / job {job_id} does not exist")
+    return job
+
+
 def get(job_id: int) -> dict[str, Any]:
     sweep()
     with session_scope() as s:
-        job = s.get(Job, job_id)
-        if job is None:
-            raise NotFound(f"任务 {job_id} 不存在 / job {job_id} does not exist")
+        job = _existing(s, job_id)
         return as_dict(job)
 
 
@@ -121,9 +126,7 @@ def resume(job_id: int) -> dict[str, Any]:
     """Queue an interrupted (or failed) job again; the caller dispatches it."""
     sweep()
     with session_scope() as s:
-        job = s.get(Job, job_id)
-        if job is None:
-            raise NotFound(f"任务 {job_id} 不存在 / job {job_id} does not exist")
+        job = _existing(s, job_id)
         if job.state not in ("interrupted", "failed"):
             raise StateError("只有中断或失败的任务可以继续 / only an interrupted or failed job "
                              "can be resumed")
