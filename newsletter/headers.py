@@ -21,6 +21,7 @@ from __future__ import annotations
 import binascii
 import re
 import unicodedata
+from email.charset import Charset
 from email.utils import formataddr
 
 from .errors import DeliveryError
@@ -110,5 +111,19 @@ def address_field(name: str, addr: str, field: str = "address") -> str:
     if not name:
         return addr
     if _PRINTABLE_ASCII.match(name) and "=?" not in name:
-        return formataddr((name, addr))
+        return ascii_address(name, addr)
     return f"{encode_words(name)} <{addr}>"
+
+
+def ascii_address(name: str, addr: str, charset: Charset | str = "utf-8") -> str:
+    """``formataddr((name, addr))``, except that a name whose spaces a reader would
+    fold (two in a row, or one at either end) is quoted, so it arrives as it was typed.
+
+    Unquoted, the display name is a phrase of words, and any run of spaces between
+    them means one space (RFC 5322 §3.2.2): ``0  0 <a@b>`` reads as "0 0".
+    """
+    folded = "  " in name or name[:1] == " " or name[-1:] == " "
+    if folded and name.isascii() and addr.isascii():
+        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{quoted}" <{addr}>'
+    return formataddr((name, addr), charset=charset)

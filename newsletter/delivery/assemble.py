@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email import quoprimime
 from email.charset import Charset
-from email.utils import formataddr, formatdate
+from email.utils import formatdate
 from operator import itemgetter
 from typing import Any
 
@@ -37,6 +37,7 @@ from ..headers import (
     ENCODED_WORD_MAX,
     HeaderInjection,
     address_field,
+    ascii_address,
     clean_text,
     encode_words,
     refuse_breaks,
@@ -232,6 +233,8 @@ def _to_field(name: str, addr: str) -> str:
     name becomes several words on folded lines) and it refuses CR/LF: a name
     or address with a line break raises :class:`HeaderInjection` (the second
     wall; names are cleaned where they enter).  Other control characters go.
+    An ASCII name with a run of spaces is quoted (:func:`ascii_address`), where
+    formataddr would let the reader fold the run into one space.
     """
     if "\r" in name or "\n" in name or "\r" in addr or "\n" in addr:
         refuse_breaks("To", name)
@@ -243,7 +246,7 @@ def _to_field(name: str, addr: str) -> str:
         if not name:
             return addr
     if (name.isascii() and "=?" not in name) or not addr.isascii():
-        return formataddr((name, addr), charset=_UTF8)
+        return ascii_address(name, addr, _UTF8)
     # Non-ASCII, or ASCII that a reader would decode as an encoded-word ("=?…?="): encode.
     b = name.encode()
     len_b64 = (len(b) + 2) // 3 * 4

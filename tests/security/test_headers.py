@@ -167,6 +167,8 @@ def _check_wire(m: Mail, raw: str, addr: str, stored: str, wire: list[Transactio
 @given(name=NAMES)
 @example(name="=?utf-8?b??=")  # ASCII that a reader would decode: must be encoded, not shown raw
 @example(name="Eve\r\nBcc: victim@third.example" + SMUGGLE)
+@example(name="0  0")  # unquoted, a reader folds the two spaces into one
+@example(name='Wang  "Xiao\\  Ming"')
 def test_hostile_names_from_csv_to_the_wire(mail: Mail, name: str) -> None:
     addr, stored, wire = mail.deliver(name)
     _check_wire(mail, name, addr, stored, wire)
