@@ -116,14 +116,16 @@ def address_field(name: str, addr: str, field: str = "address") -> str:
 
 
 def ascii_address(name: str, addr: str, charset: Charset | str = "utf-8") -> str:
-    """``formataddr((name, addr))``, except that a name whose spaces a reader would
-    fold (two in a row, or one at either end) is quoted, so it arrives as it was typed.
+    """``formataddr((name, addr))``, except that a name with a run of spaces inside is
+    quoted, so it arrives as it was typed, and spaces at its ends are dropped.
 
     Unquoted, the display name is a phrase of words, and any run of spaces between
     them means one space (RFC 5322 §3.2.2): ``0  0 <a@b>`` reads as "0 0".
     """
-    folded = "  " in name or name[:1] == " " or name[-1:] == " "
-    if folded and name.isascii() and addr.isascii():
+    name = name.strip(" ")
+    if not name:
+        return addr  # nothing a reader could see (formataddr would write the spaces)
+    if "  " in name and name.isascii() and addr.isascii():
         quoted = name.replace("\\", "\\\\").replace('"', '\\"')
         return f'"{quoted}" <{addr}>'
     return formataddr((name, addr), charset=charset)

@@ -96,12 +96,25 @@ def _hmac_states(key: bytes) -> tuple[Any, Any]:
     return hashlib.sha256(key.translate(_IPAD)), hashlib.sha256(key.translate(_OPAD))
 
 
+def _mac_from(states: tuple[Any, Any], raw: bytes) -> bytes:
+    """:func:`_mac` of ``raw`` from a key's precomputed HMAC states, as ASCII bytes:
+    two hash copies instead of keying a new HMAC (OpenSSL 3 makes that ~15 µs)."""
+    inner, outer = states
+    h = inner.copy()
+    h.update(raw)
+    o = outer.copy()
+    o.update(h.digest())
+    return binascii.b2a_base64(o.digest()[:_SIG_BYTES], newline=False).translate(_URLSAFE).rstrip(b"=")
+
+
 def sign(kind: str, *fields: int, keys: list[bytes] | None = None) -> str:
     if kind not in _KINDS or len(fields) != _KINDS[kind]:
         raise ValueError(f"bad token kind/fields: {kind!r} {fields!r}")
-    keys = keys or get_settings().secrets()
     payload = kind + "-".join(_b36(f) for f in fields)
-    return f"{payload}.{_mac(keys[0], payload)}"
+    if keys:
+        return f"{payload}.{_mac(keys[0], payload)}"
+    # The settings' current key, from its HMAC states derived once (two tokens a message)
+    return f"{payload}.{_mac_from(_derived()[2][0], payload.encode('ascii')).decode('ascii')}"
 
 
 def _split(token: str, kind: str) -> tuple[str, str]:
@@ -148,13 +161,8 @@ def delivery_of(token: str) -> int | None:
         return None
     raw = payload.encode("ascii")
     given = sig.encode("ascii")
-    for inner, outer in _derived()[2]:  # HMAC from the precomputed key states
-        h = inner.copy()
-        h.update(raw)
-        o = outer.copy()
-        o.update(h.digest())
-        mac = binascii.b2a_base64(o.digest()[:_SIG_BYTES], newline=False).translate(_URLSAFE)
-        if hmac.compare_digest(given, mac.rstrip(b"=")):
+    for states in _derived()[2]:  # HMAC from the precomputed key states
+        if hmac.compare_digest(given, _mac_from(states, raw)):
             break
     else:
         return None

@@ -120,17 +120,39 @@ class ChunkJoiner:
     takes the values of the slots and returns the concatenation.
     """
 
-    __slots__ = ("_get", "_static")
+    __slots__ = ("_dot_after", "_get", "_line_start_slots", "_static", "_static_dots")
 
     def __init__(self, items: Sequence[bytes | str]) -> None:
         keys: list[int | str] = []
         self._static: dict[int | str, bytes] = {}
+        # For dot_free(): which slots may begin a line (after a line break, at the start or
+        # after another slot, whose value may be empty), which slots a literal "." follows,
+        # and whether the literal text alone puts a "." at the start of a line.
+        line_start: set[str] = set()
+        dot_after: set[str] = set()
+        static_dots = False
+        prev: bytes | str | None = None  # the last non-empty item; None: the start
         for i, c in enumerate(items):
             if isinstance(c, bytes):
                 self._static[i] = c
                 keys.append(i)
+                if b"\n." in c:
+                    static_dots = True
+                elif c[:1] == b".":
+                    if isinstance(prev, str):
+                        dot_after.add(prev)  # safe while that value is non-empty, no "\n" last
+                    elif prev is None or prev.endswith(b"\n"):
+                        static_dots = True
+                if c:
+                    prev = c
             else:
                 keys.append(c)
+                if prev is None or isinstance(prev, str) or prev.endswith(b"\n"):
+                    line_start.add(c)
+                prev = c
+        self._static_dots = static_dots
+        self._line_start_slots = tuple(sorted(line_start))
+        self._dot_after = tuple(sorted(dot_after))
         get: Callable[[Mapping[int | str, bytes]], tuple[bytes, ...]]
         if len(keys) == 1:
             key = keys[0]
@@ -145,6 +167,21 @@ class ChunkJoiner:
         d = self._static.copy()
         d.update(values)
         return b"".join(self._get(d))
+
+    def dot_free(self, values: Mapping[str, bytes]) -> bool:
+        """True only if no line of ``join(values)`` begins with "." (SMTP's DATA then needs
+        no dot-stuffing, and the 170 KB scan for one is skipped: ~0.1 ms a message).
+        Looks at the few values, never at the joined bytes."""
+        if self._static_dots:
+            return False
+        for name in self._line_start_slots:
+            if values[name][:1] == b".":
+                return False
+        for name in self._dot_after:
+            v = values[name]
+            if not v or v.endswith(b"\n"):
+                return False
+        return all(b"\n." not in v for v in values.values())
 
 
 @dataclass(slots=True)
@@ -179,6 +216,12 @@ class CompiledMessage:
 
     def build(self, r: Recipient, *, date: str | None = None) -> tuple[str, bytes]:
         """Return (Message-ID, message bytes with CRLF line ends) for one recipient."""
+        msgid, message, _ = self.build_wire(r, date=date)
+        return msgid, message
+
+    def build_wire(self, r: Recipient, *, date: str | None = None) -> tuple[str, bytes, bool]:
+        """:meth:`build`, and whether no line of the message begins with "." (then the
+        SMTP client may send it without dot-stuffing, RFC 5321 §4.5.2)."""
         msgid = self.message_id(r.delivery_id)
         name = r.name[: SLOT_MAX["NAME"]]
         local, _, dom = self.unsub_mailto.partition("@")
@@ -212,7 +255,7 @@ class CompiledMessage:
             head = self.signer.sign(self, rcpt, values) + head
         # --- end DKIM ---------------------------------------------------------------
         values[_HEAD] = head
-        return msgid, joiner[1].join(values)
+        return msgid, joiner[1].join(values), joiner[1].dot_free(values)
 
 
 #: Octets that RFC 2047 "Q" encoding writes as one character (quoprimime's header map).

@@ -16,7 +16,7 @@ from ..errors import NotFound
 from ..models import Issue, Publication, Rendition
 from .assemble import CompiledMessage, compile_message
 
-__all__ = ["clear_cache", "compiled_for"]
+__all__ = ["clear_cache", "compiled_for", "preload"]
 
 _cache: dict[tuple[int, str, str | None], tuple[str, CompiledMessage]] = {}
 
@@ -31,6 +31,16 @@ def _signer() -> Any:
 
         _signers.append(load_signer())
     return _signers[0]
+
+
+def preload() -> None:
+    """Load the DKIM key now (a worker calls this before its pool forks, so the children
+    share it instead of each parsing and checking the key on its first batch). A key
+    that cannot be loaded is left for the send to report, as without this call."""
+    try:
+        _signer()
+    except Exception:
+        _signers.clear()
 
 
 def clear_cache() -> None:

@@ -461,8 +461,9 @@ class _Ready:
     msgid: str
     recipient: Recipient
     compiled: CompiledMessage
-    #: the message (or the header injection that refused it), built by the batch's builder
-    built: Future[bytes | HeaderInjection]
+    #: the message and whether it is free of lines that begin with "." (or the header
+    #: injection that refused it), built by the batch's builder
+    built: Future[tuple[bytes, bool] | HeaderInjection]
     from_domain: str
     rcpt_domain: str
     plan: warmup.Plan | None
@@ -710,8 +711,9 @@ def _send_group(
             outcome = route.pool.connection(relay).send(
                 f"bounces+{r.recipient.token}@{cfg.bounce_domain}",
                 r.recipient.email,
-                message,
+                message[0],
                 signer=r.compiled.signer,
+                dot_free=message[1],
             )
         retry_now = False
         if outcome.state == "deferred":
@@ -732,11 +734,13 @@ def _send_group(
     return done
 
 
-def _build(compiled: CompiledMessage, recipient: Recipient) -> bytes | HeaderInjection:
+def _build(compiled: CompiledMessage, recipient: Recipient) -> tuple[bytes, bool] | HeaderInjection:
+    """(the message, whether no line of it begins with "."), or the refusal."""
     try:
-        return compiled.build(recipient)[1]
+        _msgid, message, dot_free = compiled.build_wire(recipient)
     except HeaderInjection as exc:
         return exc
+    return message, dot_free
 
 
 def _finish_group(s: Session, done: list[_Done]) -> None:

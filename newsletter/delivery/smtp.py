@@ -73,9 +73,16 @@ class SmtpConnection:
         return smtp
 
     def send(
-        self, envelope_from: str, rcpt: str, message: bytes, *, signer: Any = None
+        self,
+        envelope_from: str,
+        rcpt: str,
+        message: bytes,
+        *,
+        signer: Any = None,
+        dot_free: bool = False,
     ) -> Outcome:
-        """Send one message. ``signer`` re-signs DKIM when the body must be re-encoded."""
+        """Send one message. ``signer`` re-signs DKIM when the body must be re-encoded;
+        ``dot_free``: the caller knows that no line of ``message`` begins with "."."""
         self._handed_over = False
         try:
             if self._smtp is None:
@@ -84,9 +91,10 @@ class SmtpConnection:
             data = message
             if not self.eightbit:
                 data = to_base64(message)
+                dot_free = False  # (re-encoded: what the caller knew no longer holds)
                 if signer is not None:
                     data = signer.sign_message(data)
-            refused = self._transaction(envelope_from, rcpt, data, opts)
+            refused = self._transaction(envelope_from, rcpt, data, opts, dot_free)
         except smtplib.SMTPRecipientsRefused as exc:
             code, msg = exc.recipients.get(rcpt, (550, b"recipient refused"))
             return self._classify(code, msg)
@@ -112,11 +120,12 @@ class SmtpConnection:
         return Outcome("sent", 250, "ok")
 
     def _transaction(
-        self, envelope_from: str, rcpt: str, data: bytes, opts: list[str]
+        self, envelope_from: str, rcpt: str, data: bytes, opts: list[str], dot_free: bool = False
     ) -> dict[str, tuple[int, bytes]]:
         """MAIL, RCPT, DATA — like ``smtplib.sendmail`` for one recipient, but the body is
         dot-stuffed with one ``bytes.replace`` instead of smtplib's per-message regex
-        (1.3 ms for a 170 KB issue); raises the same exceptions sendmail does."""
+        (1.3 ms for a 170 KB issue), or not at all when ``dot_free`` (even the replace's
+        scan costs ~0.1 ms); raises the same exceptions sendmail does."""
         smtp = self._smtp
         assert smtp is not None
         if self.pipelining:
@@ -147,9 +156,11 @@ class SmtpConnection:
                         smtp.getreply()
                     smtp.rset()
                 raise error
-        body = data.replace(b"\r\n.", b"\r\n..")
-        if body.startswith(b"."):
-            body = b"." + body
+        body = data
+        if not dot_free:
+            body = data.replace(b"\r\n.", b"\r\n..")
+            if body.startswith(b"."):
+                body = b"." + body
         if not body.endswith(b"\r\n"):
             body += b"\r\n"
         smtp.send(body + b".\r\n")
@@ -206,7 +217,13 @@ class MaildirConnection:
             (path / sub).mkdir(parents=True, exist_ok=True)
 
     def send(
-        self, envelope_from: str, rcpt: str, message: bytes, *, signer: Any = None
+        self,
+        envelope_from: str,
+        rcpt: str,
+        message: bytes,
+        *,
+        signer: Any = None,
+        dot_free: bool = False,
     ) -> Outcome:
         envelope = f"Return-Path: <{envelope_from}>\r\nDelivered-To: {rcpt}\r\n".encode()
         self.box.add(envelope + message)

@@ -11,7 +11,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from newsletter.delivery.assemble import ChunkJoiner, _to_field
+from newsletter.delivery.assemble import (
+    ChunkJoiner,
+    CompiledMessage,
+    Recipient,
+    _to_field,
+    compile_message,
+)
 from newsletter.delivery.dkim import _all_clean, _is_clean
 from newsletter.headers import HeaderInjection, clean_text
 
@@ -27,8 +33,9 @@ def _fits_one_word(name: str) -> bool:
     if any(unicodedata.category(c) == "Cc" for c in name) or "\u2028" in name or "\u2029" in name:
         return False
     if name.isascii():
-        # "=?" looks like an encoded-word: encoded, unlike formataddr; a run of spaces, or
-        # one at an end, is quoted, where formataddr leaves it to be folded by the reader
+        # "=?" looks like an encoded-word: encoded, unlike formataddr; a run of spaces
+        # is quoted, where formataddr leaves it to be folded by the reader; spaces at the
+        # ends are dropped
         return "=?" not in name and "  " not in name and name == name.strip(" ")
     enc = formataddr((name, "r@example.org"), charset="utf-8")
     return len(enc.rsplit(" <", 1)[0]) <= 75
@@ -94,4 +101,62 @@ def test_all_clean_is_all_is_clean(parts: list[list[bytes]]) -> None:
     assert _all_clean(values) == all(_is_clean(v) for v in values) or (
         # A NUL inside a value may only make the shortcut say "dirty" (the exact slow path).
         not _all_clean(values) and any(b"\x00" in v for v in values)
+    )
+
+
+_PIECES = [b".", b"\r\n", b"a", b"", b"\n", b"\r\n.", b".\r\n"]
+
+
+@given(
+    st.lists(st.one_of(st.lists(st.sampled_from(_PIECES), max_size=4).map(b"".join),
+                       st.sampled_from(["x", "y"])), max_size=8),
+    st.lists(st.sampled_from(_PIECES), max_size=3).map(b"".join),
+    st.lists(st.sampled_from(_PIECES), max_size=3).map(b"".join),
+)
+def test_dot_free_is_never_wrong(items: list[bytes | str], x: bytes, y: bytes) -> None:
+    """When the joiner says no line begins with ".", none does (SMTP then skips
+    dot-stuffing); and with no "." anywhere it does say so (the fast path is used)."""
+    joiner = ChunkJoiner(items)
+    values = {"x": x, "y": y}
+    out = joiner.join(values)
+    if joiner.dot_free(values):
+        assert not out.startswith(b".") and b"\n." not in out
+    if b"." not in out + x + y:
+        assert joiner.dot_free(values)
+
+
+def _small_compiled() -> CompiledMessage:
+    return compile_message(
+        html_body='<p>%%NAME%%，您好</p><p><a href="https://news.example.org/c/%%TOKEN%%">读</a></p>'
+                  '<p><a href="https://news.example.org/u/%%UNSUB%%">退订</a></p>',
+        text_body="%%NAME%%您好：\n\n正文 https://news.example.org/c/%%TOKEN%%\n"
+                  "退订 https://news.example.org/u/%%UNSUB%%\n",
+        subject="周报", from_name="周报", from_address="news@example.org",
+        list_id="weekly.example.org", list_name="周报",
+        feedback_id="i1:weekly:newsletter:example.org",
+        unsub_base="https://news.example.org/u/", unsub_mailto="unsubscribe@example.org",
+    )
+
+
+@pytest.mark.parametrize(("name", "free"), [("读者", True), (".hidden", False), ("", True),
+                                            ("..", False), ("a.b", True)])
+def test_a_name_that_begins_a_line_with_a_dot_is_stuffed(smtp_sink, name: str, free: bool) -> None:  # type: ignore[no-untyped-def]
+    """The text part's greeting begins a line with the name: a name that begins with "."
+    turns the fast path off, and the relay receives exactly the message that was built."""
+    from newsletter.delivery.smtp import SmtpConnection
+
+    port, sink = smtp_sink
+    c = _small_compiled()
+    r = Recipient(7, "r@example.com", name, "d7.TTTT", "u7-1.UUUU")
+    _mid, message, dot_free = c.build_wire(r, date="Sat, 28 Nov 2026 08:00:00 +0000")
+    assert c.build(r, date="Sat, 28 Nov 2026 08:00:00 +0000")[1] == message
+    assert dot_free is free
+    assert (b"\n." in message) is not free
+    conn = SmtpConnection("127.0.0.1", port)
+    try:
+        assert conn.send("b@example.org", "r@example.com", message, dot_free=dot_free).state == "sent"
+    finally:
+        conn.close()
+    assert sink.messages[0][2].replace(b"\r\n", b"\n").rstrip(b"\n") == (
+        message.replace(b"\r\n", b"\n").rstrip(b"\n")
     )
