@@ -282,3 +282,43 @@ class CpuMeter:
         for key, (kind, cpu) in self._last.items():
             used[kind] = used.get(kind, 0.0) + cpu - self._first.get(key, 0.0)
         return {k: v / self.wall for k, v in sorted(used.items(), key=lambda kv: -kv[1])}
+
+
+class IdleMeter:
+    """The machine's idle CPU over time, from ``/proc/stat`` every 0.1 s, so that a
+    benchmark can say how much of the machine went unused in each phase."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.samples: list[tuple[float, int, int]] = []  # (time.time(), idle, total) jiffies
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _read() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            vals = [int(v) for v in f.readline().split()[1:]]
+        return vals[3] + vals[4], sum(vals[:8])  # idle + iowait, all but guest time
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self.samples.append((time.time(), *self._read()))
+
+    def __enter__(self) -> IdleMeter:
+        self.samples.append((time.time(), *self._read()))
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append((time.time(), *self._read()))
+
+    def idle(self, start: float, end: float) -> float:
+        """Fraction of the CPU time idle between two time.time() instants (to 0.1 s)."""
+        inside = [s for s in self.samples if start - 0.05 <= s[0] <= end + 0.05]
+        if len(inside) < 2:
+            return float("nan")
+        (_, i0, t0), (_, i1, t1) = inside[0], inside[-1]
+        return (i1 - i0) / max(t1 - t0, 1)

@@ -154,6 +154,7 @@ def main() -> int:
     print(f"| ours: plan + send, workers on w1 and w2 | {ours:,.0f} msg/s ({elapsed:.1f} s) |")
     print(f"| ratio (target ≥ 75%) | {ratio:.0%} |")
     print(f"| phases | {run.phases()} |")
+    print(f"| CPU idle | {run.idle_line()} |")
     print(f"| ledger | {states} (at risk {at_risk}) |")
     print(f"| sink received | {received:,} (lost {lost}, duplicates {dups}) |")
     print(f"| CPU ms per message, smtp-source run | {cpu_line(base_cpu, args.baseline_messages)} |")

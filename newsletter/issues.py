@@ -237,10 +237,6 @@ def render_issue(session: Session, issue_id: int, *, force: bool = False) -> dic
     the email and web renditions in place, so the email send never waits on
     WeChat. An email error raises (:class:`~.render.errors.RenderError`).
     """
-    from .archive import index_issue
-    from .render import render_channels
-    from .render.errors import RenderError
-
     issue = session.get(Issue, issue_id)
     if issue is None:
         raise NotFound(f"issue {issue_id} does not exist")
@@ -249,15 +245,22 @@ def render_issue(session: Session, issue_id: int, *, force: bool = False) -> dic
     # the zh-Hant table is part of what was rendered: changing it renders again
     table = pub.zh_hant_table or "s2t"
     version = RENDERER_VERSION if table == "s2t" else f"{RENDERER_VERSION}:{table}"
-    have = session.scalars(
-        select(Rendition).where(Rendition.issue_id == issue_id, Rendition.output == "email_html")
+    have = session.execute(  # (the hashes only: every send's start asks this)
+        select(Rendition.source_hash, Rendition.renderer_version).where(
+            Rendition.issue_id == issue_id, Rendition.output == "email_html"
+        )
     ).all()
     if (
         not force
         and len(have) == len(VARIANTS)
-        and all(r.source_hash == issue.source_hash and r.renderer_version == version for r in have)
+        and all(h == issue.source_hash and v == version for h, v in have)
     ):
         return {"cached": True}
+    # Imported only to render (the renderer's imports cost a worker ~0.1 s the first time)
+    from .archive import index_issue
+    from .render import render_channels
+    from .render.errors import RenderError
+
     ctx = context_for(pub)
     doc = parse_stored(issue)
     session.execute(delete(Rendition).where(Rendition.issue_id == issue_id))
