@@ -131,21 +131,43 @@ def describe(exc: BaseException) -> tuple[int, str]:
     )
 
 
-def run(app: Callable[..., Any], argv: Sequence[str] | None = None) -> int:
-    """Run the Typer ``app``; returns the exit code (``main`` passes it to ``sys.exit``)."""
+def _click_kinds() -> tuple[tuple[type[BaseException], ...], ...]:
+    """(exit, usage error, abort) exception classes of click and of Typer: Typer 0.29 and
+    later carry a click of their own (``typer._click``) and their own Exit and Abort, which
+    click's classes do not catch."""
     import click
 
+    exits: list[type[BaseException]] = [click.exceptions.Exit]
+    usage: list[type[BaseException]] = [click.ClickException]
+    aborts: list[type[BaseException]] = [click.exceptions.Abort]
+    try:
+        import typer
+
+        exits.append(typer.Exit)
+        aborts.append(typer.Abort)
+        from typer._click.exceptions import ClickException as TyperClickException
+
+        usage.append(TyperClickException)
+    except (ImportError, AttributeError):  # an older Typer uses click's own classes
+        pass
+    return tuple(exits), tuple(usage), tuple(aborts)
+
+
+def run(app: Callable[..., Any], argv: Sequence[str] | None = None) -> int:
+    """Run the Typer ``app``; returns the exit code (``main`` passes it to ``sys.exit``)."""
+    exits, usage, aborts = _click_kinds()
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
     try:
         rv = app(args=args, prog_name="newsletter", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code or 0)
-    except click.ClickException as exc:  # usage errors: click's own message, one block
-        exc.show()
-        return int(exc.exit_code or 2)
-    except click.exceptions.Abort:
+    except exits as exc:
+        return int(getattr(exc, "exit_code", None) or getattr(exc, "code", 0) or 0)
+    except usage as exc:  # usage errors: click's own message, one block
+        if type(exc).__name__ != "NoArgsIsHelpError":  # (that one has shown the help already)
+            exc.show()  # type: ignore[attr-defined]
+        return int(getattr(exc, "exit_code", 2) or 2)
+    except aborts:
         sys.stderr.write("aborted / 已中止\n")
         return 130
     except KeyboardInterrupt:

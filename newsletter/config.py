@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     #: counted at risk), and a pause or cancel lets at most this many more go out per
     #: connection. 1 gives one statement per message and one message of uncertainty.
     send_group_size: int = Field(default=25, ge=1, le=100)
+    #: The CPU niceness a Celery worker takes on at start (its processes inherit it): a
+    #: bulk send yields the CPU to the web console, the pixel server, PostgreSQL and a
+    #: local relay on the same host, which then answer promptly (B4: +5 points with the
+    #: relay beside the workers). 0 keeps the priority the worker was started with; a
+    #: worker started nicer than this stays so.
+    worker_nice: int = Field(default=5, ge=0, le=19)
     #: A sending send with no lease alive and no message sent for this long is revived by the tick.
     stall_seconds: int = 60
     max_attempts: int = 5

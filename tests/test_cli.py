@@ -71,3 +71,30 @@ def test_send_status_watch_shows_progress_of_a_finished_send(sqlite_settings) ->
     assert "4/4" in r.output and "finished" in r.output
     r = runner.invoke(app, ["send", "list", "--json"])
     assert '"sent": 4' in r.output
+
+
+@pytest.mark.parametrize(("argv", "code", "says"), [
+    (["nosuch"], 2, "No such command"),
+    (["worker", "--no-such-option"], 2, "No such option"),
+    (["send", "pause"], 2, "Missing argument"),
+])
+def test_the_real_entry_point_reports_usage_errors_as_usage(argv, code, says, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Through `newsletter` itself (not the test runner): a usage error is click's message
+    and exit 2, never "unexpected" (Typer 0.29 brought its own click and exit classes)."""
+    from newsletter.clierrors import run
+
+    assert run(app, argv) == code
+    err = capsys.readouterr().err
+    assert says in err and "unexpected" not in err and "Traceback" not in err, err
+
+
+def test_the_real_entry_point_keeps_a_commands_exit_code(sqlite_settings, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A command that ends with typer.Exit(2) exits 2 through `newsletter` too."""
+    from newsletter.clierrors import run
+
+    bad = tmp_path / "bad.md"
+    bad.write_text("---\ntitle: [unclosed\nnumber: 1\n---\n\n## 一、栏目\n", encoding="utf-8")
+    assert run(app, ["issue", "add", str(bad)]) == 2
+    out = capsys.readouterr()
+    assert "unexpected" not in out.out + out.err
+    assert run(app, ["send"]) == 2  # no arguments: the help, and the usage exit code

@@ -115,6 +115,17 @@ def _note_pool_size(sender: object = None, **_: object) -> None:
 
 
 @signals.worker_init.connect
+def _yield_the_cpu(**_: object) -> None:
+    """Run at ``worker_nice`` (before the pool forks, so every child inherits it): on a
+    shared host the web, the pixel, PostgreSQL and a local relay come first."""
+    import os
+
+    want = get_settings().worker_nice
+    if want > os.getpriority(os.PRIO_PROCESS, 0):
+        os.setpriority(os.PRIO_PROCESS, 0, want)
+
+
+@signals.worker_init.connect
 def _preload_sending(**_: object) -> None:
     """Import the sending path and its database driver, and load the DKIM key, once in
     the parent before the pool forks: a child that did it on its first batch spent
