@@ -21,8 +21,11 @@ draft lints clean and the analysis is left to the editor. Each new item appears
 once: duplicates across feeds (by link) collapse, and links that a stored issue of
 the publication already carries are left out.
 
-Feeds are read with httpx (15 s, 5 MB at most, redirects followed) and parsed by
-feedparser. A feed that cannot be read or parsed is named in the report and the
+Feeds are read with httpx (15 s, 5 MB at most, up to 5 redirects) and parsed by
+feedparser. A feed on a public address may not redirect to an internal one
+(loopback, private, link-local such as a cloud metadata address): each hop is
+checked, and such a feed is reported, not read. A feed the operator listed on an
+internal address may redirect within. A feed that cannot be read or parsed is named in the report and the
 others still make the draft.
 """
 
@@ -31,12 +34,14 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import html
+import ipaddress
 import re
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import yaml
 from sqlalchemy import select
@@ -188,20 +193,53 @@ def load_config(path: Path) -> FeedsConfig:
     return parse_config(text)
 
 
+MAX_REDIRECTS = 5
+
+
+class FeedRefused(ValueError):
+    """A feed that is not read, and why (shown in the report)."""
+
+
+def _public(host: str) -> bool:
+    """Whether every address ``host`` resolves to is a public one."""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False
+    return bool(infos) and all(
+        ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]).is_global for info in infos
+    )
+
+
 def _fetch(url: str) -> bytes:
     import httpx
 
-    client = httpx.Client(timeout=TIMEOUT, follow_redirects=True, max_redirects=5,
+    origin_public = _public(urlsplit(url).hostname or "")
+    current = url
+    client = httpx.Client(timeout=TIMEOUT, follow_redirects=False,
                           headers={"User-Agent": "newsletter-feed-reader/1"})
-    with client, client.stream("GET", url) as resp:
-        resp.raise_for_status()
-        chunks, size = [], 0
-        for chunk in resp.iter_bytes():
-            size += len(chunk)
-            if size > MAX_BYTES:
-                raise ValueError("too large")
-            chunks.append(chunk)
-    return b"".join(chunks)
+    with client:
+        for _ in range(MAX_REDIRECTS + 1):
+            with client.stream("GET", current) as resp:
+                if resp.is_redirect:
+                    target = urljoin(current, resp.headers.get("location", ""))
+                    parts = urlsplit(target)
+                    if parts.scheme not in ("http", "https") or not parts.hostname:
+                        raise FeedRefused("重定向到非网页地址 / redirected to a non-web address")
+                    if origin_public and not _public(parts.hostname):
+                        raise FeedRefused("重定向到内部地址，已拒绝 / redirected to an internal "
+                                          "address; refused")
+                    current = target
+                    continue
+                resp.raise_for_status()
+                chunks, size = [], 0
+                for chunk in resp.iter_bytes():
+                    size += len(chunk)
+                    if size > MAX_BYTES:
+                        raise FeedRefused("超过 5 MB / larger than 5 MB")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+    raise FeedRefused("重定向过多 / too many redirects")
 
 
 def _plain(value: str, limit: int) -> str:
@@ -239,8 +277,9 @@ def read_feeds(
         try:
             parsed = feedparser.parse(fetch(feed.url))
         except Exception as exc:  # one feed's failure must not stop the others
+            why = str(exc) if isinstance(exc, FeedRefused) else exc.__class__.__name__
             problems.append(f"订阅源 {feed.name} 无法读取 / feed {feed.name} could not be read "
-                            f"({exc.__class__.__name__})")
+                            f"({why})")
             continue
         if parsed.get("bozo") and not parsed.entries:
             problems.append(f"订阅源 {feed.name} 无法解析 / feed {feed.name} could not be parsed")

@@ -83,3 +83,57 @@ def test_an_impossible_date_does_not_stop_the_other_feeds() -> None:
     assert problems == []
     assert [i.title for i in items] == ["坏日期0", "坏日期1", "坏日期2", "好条目"]
     assert all(i.published is None for i in items[:3])
+
+
+def test_a_public_feed_cannot_redirect_the_reader_inward(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A feed on a public address that redirects to an internal one (here loopback, as a
+    cloud metadata address would be) is refused and named in the report; the internal
+    page is never requested. The test server is on loopback, so its address is taken as
+    public for this test; the redirect target is classified for real."""
+    import newsletter.feeds as feeds
+
+    secret = _rss([("内部", "https://x.cn/secret", "不应读取")])
+    asked: list[str] = []
+
+    def inner() -> tuple[int, dict[str, str], bytes]:
+        asked.append("inner")
+        return 200, XML, secret
+
+    with serve_paths({"/inner.xml": inner}) as base:
+        port = base.rsplit(":", 1)[1]
+        real = feeds._public
+        monkeypatch.setattr(feeds, "_public", lambda host: host == "127.0.0.1" or real(host))
+        with serve_paths({"/f.xml": (302, {"Location": "/hop.xml"}, b""),
+                          "/hop.xml": (302, {"Location": f"http://localhost:{port}/inner.xml"},
+                                       b"")}) as outer:
+            cfg = parse_config(f"feeds:\n  - name: 外源\n    url: {outer}/f.xml\n")
+            items, problems = read_feeds(cfg)
+    assert items == [] and asked == []
+    assert len(problems) == 1 and "外源" in problems[0] and "internal address" in problems[0]
+
+
+def test_an_internal_feed_may_redirect_within_and_hops_are_bounded() -> None:
+    """A feed the operator listed on an internal address may redirect (here within
+    loopback); a redirect loop ends after five hops, named in the report."""
+    good = _rss([("内网条目", "https://x.cn/in", "摘要")])
+    with serve_paths({"/old.xml": (301, {"Location": "/new.xml"}, b""),
+                      "/new.xml": (200, XML, good),
+                      "/loop.xml": (302, {"Location": "/loop.xml"}, b""),
+                      "/ftp.xml": (302, {"Location": "ftp://x.cn/f.xml"}, b"")}) as base:
+        cfg = parse_config(f"feeds:\n  - name: 内网\n    url: {base}/old.xml\n"
+                           f"  - name: 循环\n    url: {base}/loop.xml\n"
+                           f"  - name: 非网页\n    url: {base}/ftp.xml\n")
+        items, problems = read_feeds(cfg)
+    assert [i.title for i in items] == ["内网条目"]
+    assert len(problems) == 2
+    assert "循环" in problems[0] and "too many redirects" in problems[0]
+    assert "非网页" in problems[1] and "non-web address" in problems[1]
+
+
+def test_public_means_every_address_is_global() -> None:
+    from newsletter.feeds import _public
+
+    for host in ("127.0.0.1", "localhost", "10.1.2.3", "169.254.169.254", "::1", "0.0.0.0",
+                 "192.168.1.1", "no-such-host.invalid"):
+        assert not _public(host), host
+    assert _public("8.8.8.8") and _public("2001:4860:4860::8888")
