@@ -8,27 +8,16 @@ token only from the machine itself; bound to another address, it wants the token
 
 from __future__ import annotations
 
-import contextlib
-import socket
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-import httpx
-import pytest
-
-from newsletter.config import Settings, reset_settings
-from newsletter.sink import free_port
-from newsletter.telemetry import serve_process
-from tests.conftest import make_settings
+from newsletter.config import Settings
+from tests.conftest import ROOT
+from tests.fleet.netns import Fabric, Host, available
 from tests.tracking.test_pixel_server import _raw, _responses, serve
-
-
-def _outside_address() -> str | None:
-    """An address of this machine that is not loopback, if it has one."""
-    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks a route
-        ip = str(s.getsockname()[0])
-        return None if ip.startswith("127.") else ip
-    return None
 
 
 def test_pixel_server_metrics_are_off_without_a_token(sqlite_settings: Settings) -> None:
@@ -40,20 +29,49 @@ def test_pixel_server_metrics_are_off_without_a_token(sqlite_settings: Settings)
     assert b"newsletter_" not in body and b"process_" not in body
 
 
-def test_process_metrics_need_the_token_from_another_machine(tmp_path: Path) -> None:
-    ip = _outside_address()
-    if ip is None:
-        pytest.skip("this machine has no address but loopback")
-    port = free_port()
-    reset_settings(make_settings(tmp_path, metrics_port=port, metrics_host="0.0.0.0"))
-    server = serve_process("worker", 0, lambda: True)
-    assert server is not None
+_SERVE = """
+import time
+from newsletter.telemetry import serve_process
+assert serve_process("worker", 0, lambda: True) is not None
+time.sleep(120)
+"""
+
+_GET = """
+import json, sys, time, httpx
+url = sys.argv[1]
+for _ in range(100):
     try:
-        remote = httpx.get(f"http://{ip}:{port}/metrics", timeout=5)
-        assert remote.status_code == 401 and "newsletter_" not in remote.text
-        assert httpx.get(f"http://{ip}:{port}/healthz", timeout=5).status_code == 200
-        local = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
-        assert local.status_code == 200 and "newsletter_deliveries" in local.text
-    finally:
-        server.shutdown()
-        server.server_close()
+        r = httpx.get(url, timeout=2)
+        print(json.dumps([r.status_code, r.text[:2000]]))
+        break
+    except httpx.TransportError:
+        time.sleep(0.1)
+"""
+
+
+def test_process_metrics_need_the_token_from_another_machine(tmp_path: Path) -> None:
+    """A worker's metrics server bound to every address, on a host of its own (a network
+    namespace), scraped from a second host and from itself: the other host gets 401 and
+    no figures (health still answers), the host itself gets the figures."""
+    why = available()
+    assert why is None, f"this test builds two hosts from network namespaces: {why}"
+    port = 9464
+    env = {**os.environ, "NEWSLETTER_METRICS_PORT": str(port), "NEWSLETTER_METRICS_HOST": "0.0.0.0",
+           "NEWSLETTER_VAR_DIR": str(tmp_path / "var")}
+    env.pop("NEWSLETTER_METRICS_TOKEN", None)
+
+    def get(fab: Fabric, host: Host, url: str) -> tuple[int, str]:
+        out = subprocess.run(["ip", "netns", "exec", host.netns, sys.executable, "-c", _GET, url],
+                             capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
+        assert out.stdout.strip(), out.stderr[-2000:]
+        status, text = json.loads(out.stdout)
+        return int(status), str(text)
+
+    with Fabric(tmp_path / "fabric") as fab:
+        mon, other = fab.add_host("mon"), fab.add_host("scr")
+        fab.start(mon, [sys.executable, "-c", _SERVE], env=env, log="metrics", cwd=ROOT)
+        status, text = get(fab, other, f"http://{mon.addr}:{port}/metrics")
+        assert status == 401 and "newsletter_" not in text
+        assert get(fab, other, f"http://{mon.addr}:{port}/healthz")[0] == 200
+        status, text = get(fab, mon, f"http://127.0.0.1:{port}/metrics")
+        assert status == 200 and "newsletter_deliveries" in text
