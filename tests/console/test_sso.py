@@ -246,6 +246,14 @@ def test_forged_answers_are_refused(sso: tuple[str, str, Settings]) -> None:
         # A callback without the state cookie, or with another state.
         r = c.get("/console/sso/callback", params={"code": "x", "state": "y"})
         assert r.status_code == 400 and "nl_session" not in r.cookies
+        assert 'lang="zh-Hans"' in r.text and "单点登录失败" in r.text
+        # The same refusal for a reader of the Traditional console, in Traditional.
+        c.cookies.set("nl_lang", "zh-Hant")
+        r = c.get("/console/sso/callback", params={"code": "x", "state": "y"})
+        assert r.status_code == 400 and r.headers["content-language"] == "zh-Hant"
+        assert 'lang="zh-Hant"' in r.text and "單點登錄失敗" in r.text
+        assert "登錄請求已過期" in r.text and "返回登錄" in r.text and "单点" not in r.text
+        c.cookies.delete("nl_lang")
         start = c.get("/console/sso/login", params={"next": "https://evil.example/"})
         assert start.status_code == 303 and start.headers["location"].startswith(issuer)
         r = c.get("/console/sso/callback", params={"code": "x", "state": "not-the-state"})

@@ -140,22 +140,31 @@ def map_role(claims: dict[str, Any], claim: str, role_map: dict[str, str]) -> st
     return max(roles, key=ROLE_RANK.__getitem__) if roles else None
 
 
-def _page(title: str, message: str, status: int) -> HTMLResponse:
-    # Shown before anyone is logged in, so it needs none of the console's context.
+def _page(request: Request, title: str, message: str, status: int) -> HTMLResponse:
+    # Shown before anyone is logged in, so it needs none of the console's context; in the
+    # console's language (its cookie), Traditional converted as the console's own is.
+    lang = request.cookies.get("nl_lang")
+    tag = "zh-Hant" if lang == "zh-Hant" else "zh-Hans"
+    back = "返回登录 / back to login"
+    if tag == "zh-Hant":
+        from .i18n import translator
+
+        hant = translator("zh-Hant")
+        title, message, back = hant(title), hant(message), hant(back)
     return HTMLResponse(
-        f"""<!doctype html><html lang="zh-Hans"><head><meta charset="utf-8">
+        f"""<!doctype html><html lang="{tag}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)}</title><link rel="stylesheet" href="/console/static/console.css">
 </head><body><main><div class="login card"><h1>{escape(title)}</h1>
 <div class="flash error" role="alert">{escape(message)}</div>
-<p><a href="/console/login">返回登录 / back to login</a></p></div></main></body></html>""",
+<p><a href="/console/login">{escape(back)}</a></p></div></main></body></html>""",
         status_code=status,
-        headers={"Cache-Control": "no-store", "Content-Language": "zh-Hans"},
+        headers={"Cache-Control": "no-store", "Content-Language": tag},
     )
 
 
-def _refused(message: str, status: int = 403) -> HTMLResponse:
-    return _page("单点登录失败 / Sign-in failed", message, status)
+def _refused(request: Request, message: str, status: int = 403) -> HTMLResponse:
+    return _page(request, "单点登录失败 / Sign-in failed", message, status)
 
 
 @router.get("/login")
@@ -167,7 +176,8 @@ async def sso_login(request: Request, next: str = "") -> Response:
         rv = await _client().create_authorization_url(_redirect_uri())
     except (OAuthError, OSError, ValueError) as exc:
         del exc
-        return _refused("无法连接身份提供方 / the identity provider cannot be reached", 502)
+        return _refused(request, "无法连接身份提供方 / the identity provider cannot be reached",
+                        502)
     state = {
         "s": rv["state"],
         "n": rv["nonce"],
@@ -195,15 +205,16 @@ async def sso_callback(request: Request) -> Response:
     if not isinstance(saved, dict) or not hmac.compare_digest(
         str(saved.get("s", "")), params.get("state", "")
     ):
-        return _refused("登录请求已过期或无效，请重试 / the sign-in request expired or is "
-                        "not valid: try again", 400)
+        return _refused(request, "登录请求已过期或无效，请重试 / the sign-in request expired or "
+                        "is not valid: try again", 400)
     if params.get("error"):
-        return _refused("身份提供方拒绝了登录 / the identity provider refused the sign-in")
+        return _refused(request,
+                        "身份提供方拒绝了登录 / the identity provider refused the sign-in")
     try:
         meta = await _metadata()
         iss = params.get("iss")
         if iss is not None and iss.rstrip("/") != str(meta.get("issuer", "")).rstrip("/"):
-            return _refused("身份提供方不符 / the answer came from another provider", 400)
+            return _refused(request, "身份提供方不符 / the answer came from another provider", 400)
         client = _client()
         token = await client.fetch_access_token(
             redirect_uri=_redirect_uri(), code=params.get("code", ""),
@@ -212,7 +223,7 @@ async def sso_callback(request: Request) -> Response:
         userinfo = await client.parse_id_token(token, nonce=saved.get("n", ""))
     except (OAuthError, JoseError, OSError, ValueError, KeyError) as exc:
         del exc
-        return _refused("无法验证身份提供方的答复 / the provider's answer could not be "
+        return _refused(request, "无法验证身份提供方的答复 / the provider's answer could not be "
                         "verified", 400)
     claims: dict[str, Any] = dict(userinfo or {})
     cfg = get_settings()
@@ -253,7 +264,8 @@ def _account(request: Request, claims: dict[str, Any], issuer: str) -> User | HT
     cfg = get_settings()
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject or len(subject) > 255:
-        return _refused("身份提供方的答复缺少用户标识 / the provider's answer has no subject", 400)
+        return _refused(request,
+                        "身份提供方的答复缺少用户标识 / the provider's answer has no subject", 400)
     role = map_role(claims, cfg.oidc_role_claim, cfg.oidc_role_map)
     name = _username(claims)
     with session_scope() as s:
@@ -302,6 +314,7 @@ def _account(request: Request, claims: dict[str, Any], issuer: str) -> User | HT
             record(s, user.username, "login.sso", user.username, request)
     if refused:
         return _refused(
+            request,
             "你的账号没有控制台角色或已停用，请联系管理员 / your account has no console role "
             "or is deactivated: ask an admin"
         )
