@@ -137,3 +137,40 @@ def test_local_accounts_off_ends_their_tokens_and_only_an_admin_may_switch(
     with TestClient(create_app(), base_url="https://testserver") as c:
         assert c.get("/api/jobs", headers=bearer).status_code == 401
     assert ops.client.get("/console/").status_code == 303  # its session ended too
+
+
+def test_a_logout_token_works_once(pg_app: Settings) -> None:
+    """A captured logout token posted again (say, after the user signed back in) logs
+    nobody out; a token without a jti is refused; a fresh token still works."""
+    from joserfc.jwk import KeySet, RSAKey
+
+    key = RSAKey.generate_key(2048, {"kid": "k1"})
+    routes: dict[str, Any] = {"/jwks": (200, {"Content-Type": "application/json"},
+                                        json.dumps(KeySet([key]).as_dict(private=False)).encode())}
+    with serve_paths(routes) as issuer:
+        routes["/.well-known/openid-configuration"] = (
+            200, {"Content-Type": "application/json"}, json.dumps({
+                "issuer": issuer, "jwks_uri": f"{issuer}/jwks",
+                "authorization_endpoint": f"{issuer}/auth", "token_endpoint": f"{issuer}/token",
+                "id_token_signing_alg_values_supported": ["RS256"],
+            }).encode())
+        reset_settings(pg_app.model_copy(update={
+            "oidc_issuer": issuer, "oidc_client_id": "console",
+            "oidc_role_map": {"nl-ops": "ops"}}))
+        user = _account(_request(), {"sub": "u-3", "roles": ["nl-ops"]}, issuer)
+        assert isinstance(user, User)
+        url = "/console/sso/backchannel-logout"
+        token = _signed(key, _logout_claims(issuer, "u-3"))
+        no_jti = {k: v for k, v in _logout_claims(issuer, "u-3").items() if k != "jti"}
+        with TestClient(create_app(), base_url="https://testserver") as c:
+            assert c.post(url, data={"logout_token": token}).status_code == 200
+            assert c.post(url, data={"logout_token": token}).status_code == 400
+            assert c.post(url, data={"logout_token": _signed(key, no_jti)}).status_code == 400
+            with session_scope() as s:
+                once = s.get(User, user.id)
+                assert once is not None and once.session_version == user.session_version + 1
+            fresh = _signed(key, _logout_claims(issuer, "u-3"))
+            assert c.post(url, data={"logout_token": fresh}).status_code == 200
+    with session_scope() as s:
+        again = s.get(User, user.id)
+        assert again is not None and again.session_version == user.session_version + 2

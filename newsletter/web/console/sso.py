@@ -357,6 +357,32 @@ async def sso_logout(request: Request) -> Response:
 
 
 _keys_fetched_at: dict[str, float] = {}  # issuer -> when its keys were last fetched again
+#: How long a logout token's jti is remembered: longer than a token is accepted (iat ± 300 s).
+JTI_SECONDS = 660
+_seen_jti: dict[str, float] = {}  # key -> until when (without Redis: this process only)
+
+
+def _first_use(issuer: str, jti: str) -> bool:
+    """True the first time this issuer's logout token ``jti`` is seen (RFC: a replayed
+    logout token must not log the user out again, e.g. after they signed back in).
+    Remembered in Redis when there is one, so every web process agrees."""
+    cfg = get_settings()
+    key = hashlib.sha256(f"{issuer}\0{jti}".encode()).hexdigest()
+    if cfg.redis_url:
+        try:
+            from ...redisconn import redis_client
+
+            return bool(redis_client().set(f"{cfg.redis_prefix}sso-jti:{key}", 1, nx=True,
+                                           ex=JTI_SECONDS))
+        except Exception as exc:  # Redis down: remember here rather than accept replays
+            log.warning("logout token ids kept in this process: %s", exc.__class__.__name__)
+    now = time.time()
+    for k in [k for k, until in _seen_jti.items() if until < now]:
+        del _seen_jti[k]
+    if key in _seen_jti:
+        return False
+    _seen_jti[key] = now + JTI_SECONDS
+    return True
 KEYS_REFETCH_SECONDS = 60
 
 
@@ -423,9 +449,14 @@ async def backchannel_logout(logout_token: Annotated[str, Form()] = "") -> Respo
         and abs(now - iat) < 300
         and (not isinstance(claims.get("exp"), (int, float)) or claims["exp"] > now - 60)
         and isinstance(claims.get("sub"), str)
+        and isinstance(claims.get("jti"), str)
+        and 0 < len(claims["jti"]) <= 255
     )
     if not ok:
         log.warning("back-channel logout refused: claims %s", sorted(claims))
+        return JSONResponse({"error": "invalid_request"}, 400, headers=headers)
+    if not _first_use(str(meta["issuer"]), claims["jti"]):
+        log.warning("back-channel logout refused: a logout token used again")
         return JSONResponse({"error": "invalid_request"}, 400, headers=headers)
     with session_scope() as s:
         user = s.scalar(
