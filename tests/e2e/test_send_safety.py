@@ -13,6 +13,8 @@ import sys
 import time
 from collections import Counter
 
+import pytest
+
 from newsletter.db import session_scope
 from newsletter.models import Issue, utcnow
 from newsletter.schedule import schedule_send
@@ -63,7 +65,11 @@ def test_slot_and_manual_start_reach_each_reader_once(pg_settings, redis_url, sm
     assert '"already_received"' in r.stdout
 
 
-def test_pause_from_the_cli_stops_new_transactions(pg_settings, redis_url, smtp_sink, tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("group", [1, 25])
+def test_pause_from_the_cli_stops_new_transactions(pg_settings, redis_url, smtp_sink, tmp_path, group: int) -> None:  # type: ignore[no-untyped-def]
+    """After `send pause` returns, a worker process finishes at most the rest of the group
+    it had marked `sending` (k = send_group_size messages, or a whole batch when that is
+    smaller): with k = 1 at most the message under way on each connection."""
     port, sink = smtp_sink
     stamps: list[float] = []
 
@@ -72,9 +78,9 @@ def test_pause_from_the_cli_stops_new_transactions(pg_settings, redis_url, smtp_
         time.sleep(0.02)
 
     sink.on_data = slow
-    cfg = stack_settings(pg_settings, redis_url, port)
+    cfg = stack_settings(pg_settings, redis_url, port, send_group_size=group)
     ids = seed(N)
-    env = env_for(cfg, tmp_path)
+    env = env_for(cfg, tmp_path, NEWSLETTER_SEND_GROUP_SIZE=str(group))
     worker = start_worker(cfg, env, concurrency=2)
     try:
         assert _cli(env, "send", "start", str(ids["send"])).returncode == 0
@@ -86,7 +92,8 @@ def test_pause_from_the_cli_stops_new_transactions(pg_settings, redis_url, smtp_
     finally:
         stop(worker)
     late = [t for t in stamps if t > returned]
-    assert len(late) <= 2  # at most the message under way on each of 2 connections
+    marked = min(group, cfg.batch_size)  # the most one process can have marked at a time
+    assert len(late) <= cfg.send_parallelism * marked, (len(late), group)
     assert all(t - returned < 2.0 for t in late)
     assert send_state(ids["send"]) == "paused" and len(stamps) < N
 
