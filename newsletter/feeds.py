@@ -34,9 +34,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import html
-import ipaddress
 import re
-import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +48,7 @@ from sqlalchemy.orm import Session
 from .errors import ConfigError
 from .headers import clean_text
 from .models import Issue, Publication
-from .urlpolicy import is_allowed
+from .urlpolicy import is_allowed, resolves_public
 
 __all__ = ["FEEDS_ACTOR", "FeedItem", "FeedsConfig", "draft_from_feeds", "load_config", "read_feeds"]
 
@@ -202,13 +200,7 @@ class FeedRefused(ValueError):
 
 def _public(host: str) -> bool:
     """Whether every address ``host`` resolves to is a public one."""
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
-        return False
-    return bool(infos) and all(
-        ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]).is_global for info in infos
-    )
+    return resolves_public(host) is True
 
 
 def _fetch(url: str) -> bytes:

@@ -23,10 +23,12 @@ without a link when it is None.
 from __future__ import annotations
 
 import html
+import ipaddress
 import re
+import socket
 from urllib.parse import urlsplit
 
-__all__ = ["ALLOWED_SCHEMES", "is_allowed", "safe_url"]
+__all__ = ["ALLOWED_SCHEMES", "is_allowed", "resolves_public", "safe_url"]
 
 ALLOWED_SCHEMES = frozenset({"http", "https"})
 
@@ -89,3 +91,18 @@ def safe_url(url: str | None, *, mailto: bool = False, fragment: bool = False) -
 
 def is_allowed(url: str | None, *, mailto: bool = False, fragment: bool = False) -> bool:
     return safe_url(url, mailto=mailto, fragment=fragment) is not None
+
+
+def resolves_public(host: str, port: int = 443) -> bool | None:
+    """Whether every address ``host`` resolves to is a public one (None: it does not
+    resolve). What we fetch on someone else's say (an image in an issue, a feed's
+    redirect) must not reach loopback, private or link-local addresses such as a
+    cloud's metadata service."""
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return None
+    if not infos:
+        return None
+    return all(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]).is_global
+               for info in infos)

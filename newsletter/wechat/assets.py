@@ -19,9 +19,7 @@ local test), redirects are followed by hand and checked the same way (at most
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -32,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from newsletter.content.model import Issue as Doc
 from newsletter.db import session_scope
+from newsletter.urlpolicy import resolves_public
 
 from .client import WeChatClient
 from .errors import WeChatMediaError
@@ -180,19 +179,16 @@ def _check_public(url: str, allow_private: bool) -> None:
         raise WeChatMediaError(f"image URL {url[:200]!r} is not http(s) / 图片地址无效")
     if allow_private:
         return
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
+    public = resolves_public(parts.hostname, parts.port or 443)
+    if public is None:
         raise WeChatMediaError(
             f"image host {parts.hostname!r} cannot be resolved / 图片主机无法解析"
-        ) from None
-    for info in infos:
-        addr = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if not addr.is_global:
-            raise WeChatMediaError(
-                f"image host {parts.hostname!r} is not a public address; refused / "
-                "图片主机不是公网地址，拒绝抓取"
-            )
+        )
+    if not public:
+        raise WeChatMediaError(
+            f"image host {parts.hostname!r} is not a public address; refused / "
+            "图片主机不是公网地址，拒绝抓取"
+        )
 
 
 def fetch_image(
