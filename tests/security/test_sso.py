@@ -9,9 +9,11 @@ full flow against a certified provider is ``tests/console/test_sso.py``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -52,6 +54,24 @@ def test_losing_the_role_at_the_provider_ends_api_tokens_too(pg_app: Settings) -
         assert c.get("/api/jobs", headers=bearer).status_code == 401
 
 
+@contextlib.contextmanager
+def _provider(pg_app: Settings, jwks: Any) -> Iterator[str]:
+    """A provider made of two files (discovery and ``jwks``, a route of tests/httpserve.py),
+    configured as the console's; yields its issuer URL."""
+    routes: dict[str, Any] = {"/jwks": jwks}
+    with serve_paths(routes) as issuer:
+        routes["/.well-known/openid-configuration"] = (
+            200, {"Content-Type": "application/json"}, json.dumps({
+                "issuer": issuer, "jwks_uri": f"{issuer}/jwks",
+                "authorization_endpoint": f"{issuer}/auth", "token_endpoint": f"{issuer}/token",
+                "id_token_signing_alg_values_supported": ["RS256"],
+            }).encode())
+        reset_settings(pg_app.model_copy(update={
+            "oidc_issuer": issuer, "oidc_client_id": "console",
+            "oidc_role_map": {"nl-ops": "ops"}}))
+        yield issuer
+
+
 def _signed(key: Any, claims: dict[str, Any]) -> str:
     from joserfc import jwt
 
@@ -77,17 +97,7 @@ def test_outsiders_logout_tokens_do_not_make_us_fetch_the_keys_each_time(
         return 200, {"Content-Type": "application/json"}, json.dumps(
             KeySet(published).as_dict(private=False)).encode()
 
-    routes: dict[str, Any] = {"/jwks": jwks}
-    with serve_paths(routes) as issuer:
-        routes["/.well-known/openid-configuration"] = (
-            200, {"Content-Type": "application/json"}, json.dumps({
-                "issuer": issuer, "jwks_uri": f"{issuer}/jwks",
-                "authorization_endpoint": f"{issuer}/auth", "token_endpoint": f"{issuer}/token",
-                "id_token_signing_alg_values_supported": ["RS256"],
-            }).encode())
-        reset_settings(pg_app.model_copy(update={
-            "oidc_issuer": issuer, "oidc_client_id": "console",
-            "oidc_role_map": {"nl-ops": "ops"}}))
+    with _provider(pg_app, jwks) as issuer:
         user = _account(_request(), {"sub": "u-2", "roles": ["nl-ops"]}, issuer)
         assert isinstance(user, User)
         stranger = RSAKey.generate_key(2048, {"kid": "k1"})  # a key id we know, not our key
@@ -145,18 +155,9 @@ def test_a_logout_token_works_once(pg_app: Settings) -> None:
     from joserfc.jwk import KeySet, RSAKey
 
     key = RSAKey.generate_key(2048, {"kid": "k1"})
-    routes: dict[str, Any] = {"/jwks": (200, {"Content-Type": "application/json"},
-                                        json.dumps(KeySet([key]).as_dict(private=False)).encode())}
-    with serve_paths(routes) as issuer:
-        routes["/.well-known/openid-configuration"] = (
-            200, {"Content-Type": "application/json"}, json.dumps({
-                "issuer": issuer, "jwks_uri": f"{issuer}/jwks",
-                "authorization_endpoint": f"{issuer}/auth", "token_endpoint": f"{issuer}/token",
-                "id_token_signing_alg_values_supported": ["RS256"],
-            }).encode())
-        reset_settings(pg_app.model_copy(update={
-            "oidc_issuer": issuer, "oidc_client_id": "console",
-            "oidc_role_map": {"nl-ops": "ops"}}))
+    keys = (200, {"Content-Type": "application/json"},
+            json.dumps(KeySet([key]).as_dict(private=False)).encode())
+    with _provider(pg_app, keys) as issuer:
         user = _account(_request(), {"sub": "u-3", "roles": ["nl-ops"]}, issuer)
         assert isinstance(user, User)
         url = "/console/sso/backchannel-logout"
