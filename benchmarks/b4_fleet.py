@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _common import CpuMeter  # noqa: E402
-from b4_send import KINDS, cpu_line, seed, sink_count, timed_send  # noqa: E402
+from b4_send import KINDS, report, seed, sink_count, timed_send  # noqa: E402
 
 from tests.fleet import cluster  # noqa: E402
 from tests.fleet.netns import Fabric, Host, available  # noqa: E402
@@ -71,7 +71,6 @@ def main() -> int:
                     help="deliveries per claimed batch (the product's default is 200)")
     ap.add_argument("--no-dkim", action="store_true")
     args = ap.parse_args()
-    from newsletter.config import Settings as _Settings
 
     batch = args.batch
     why = available()
@@ -131,37 +130,18 @@ def main() -> int:
                 cluster.start_worker(fab, h, cluster.host_env(base, db, db, work, h), n, per)
             time.sleep(4)
             run = timed_send(url, broker, prefix, send_id)
-            elapsed, meter, state, states, at_risk = (run.elapsed, run.meter, run.state,
-                                                      run.states, run.at_risk)
             received = sink_count(out)
             dispose()
     finally:
         reset_settings(None)
         shutil.rmtree(work, ignore_errors=True)
-    ours = args.recipients / elapsed
-    ratio = ours / base_rate
-    lost = args.recipients - states.get("sent", 0)
-    dups = received - args.recipients
-    ok = ratio >= 0.75 and lost == 0 and dups == 0 and state == "finished"
-    print(f"B4 on two worker hosts (network namespaces) — {args.recipients:,} recipients, "
-          f"{size / 1000:.0f} KB messages, {args.sessions} sessions ({per} per host), "
-          f"DKIM {'off' if args.no_dkim else 'on (RSA-2048)'}, batch {batch}, send group k = "
-          f"{os.environ.get('NEWSLETTER_SEND_GROUP_SIZE') or _Settings.model_fields['send_group_size'].default}")
-    print("| what | value |")
-    print("|---|---|")
-    print(f"| baseline: smtp-source from both hosts ({args.baseline_messages:,} msgs) | "
-          f"{base_rate:,.0f} msg/s |")
-    print(f"| ours: plan + send, workers on w1 and w2 | {ours:,.0f} msg/s ({elapsed:.1f} s) |")
-    print(f"| ratio (target ≥ 75%) | {ratio:.0%} |")
-    print(f"| phases | {run.phases()} |")
-    print(f"| CPU idle | {run.idle_line()} |")
-    print(f"| ledger | {states} (at risk {at_risk}) |")
-    print(f"| sink received | {received:,} (lost {lost}, duplicates {dups}) |")
-    print(f"| CPU ms per message, smtp-source run | {cpu_line(base_cpu, args.baseline_messages)} |")
-    print(f"| CPU ms per message, our run | {cpu_line(meter, args.recipients)} |")
-    print(f"| nproc | {os.cpu_count()} |")
-    print(f"| result | {'PASS' if ok else 'FAIL'} |")
-    return 0 if ok else 1
+    title = (f"B4 on two worker hosts (network namespaces) — {args.recipients:,} recipients, "
+             f"{size / 1000:.0f} KB messages, {args.sessions} sessions ({per} per host), "
+             f"DKIM {'off' if args.no_dkim else 'on (RSA-2048)'}, batch {batch}")
+    return report(title, run, recipients=args.recipients, received=received,
+                  baseline=(f"smtp-source from both hosts ({args.baseline_messages:,} msgs)",
+                            base_rate, base_cpu, args.baseline_messages),
+                  ours="plan + send, workers on w1 and w2")
 
 
 if __name__ == "__main__":

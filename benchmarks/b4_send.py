@@ -200,6 +200,44 @@ def timed_send(url: str, broker: str, prefix: str, send_id: int) -> SendRun:
                    per_second, idle)
 
 
+def report(title: str, run: SendRun, *, recipients: int, received: int,
+           baseline: tuple[str, float, CpuMeter, int], ours: str) -> int:
+    """Print a B4 run as a table (both scripts print the same one); the exit code: 0 when
+    the send reached ≥ 75% of the baseline with nothing lost and nothing twice."""
+    base_label, base_rate, base_cpu, base_messages = baseline
+    rate = recipients / run.elapsed
+    ratio = rate / base_rate
+    lost = recipients - run.states.get("sent", 0)
+    dups = received - recipients
+    ok = ratio >= 0.75 and lost == 0 and dups == 0 and run.state == "finished"
+    from newsletter.config import Settings
+
+    k = (os.environ.get("NEWSLETTER_SEND_GROUP_SIZE")
+         or Settings.model_fields["send_group_size"].default)
+    print(f"{title}, send group k = {k}")
+    print("| what | value |")
+    print("|---|---|")
+    print(f"| baseline: {base_label} | {base_rate:,.0f} msg/s |")
+    print(f"| ours: {ours} | {rate:,.0f} msg/s ({run.elapsed:.1f} s) |")
+    print(f"| ratio (target ≥ 75%) | {ratio:.0%} |")
+    if run.first is not None and run.last is not None and run.begun is not None:
+        span = (run.last - run.first).total_seconds()
+        print(f"| phases | {run.phases()} ({recipients / max(span, 1e-9):,.0f} msg/s "
+              "while sending) |")
+    if run.per_second:
+        whole = run.per_second[:-1] or run.per_second  # the last second is a part
+        print(f"| messages per second while sending | min {min(whole):,}, median "
+              f"{sorted(whole)[len(whole) // 2]:,}, max {max(whole):,} |")
+    print(f"| CPU idle | {run.idle_line()} |")
+    print(f"| ledger | {run.states} (at risk {run.at_risk}) |")
+    print(f"| sink received | {received:,} (lost {lost}, duplicates {dups}) |")
+    print(f"| CPU ms per message, smtp-source run | {cpu_line(base_cpu, base_messages)} |")
+    print(f"| CPU ms per message, our run | {cpu_line(run.meter, recipients)} |")
+    print(f"| nproc | {os.cpu_count()} |")
+    print(f"| result | {'PASS' if ok else 'FAIL'} |")
+    return 0 if ok else 1
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--recipients", type=int, default=100_000)
@@ -210,7 +248,6 @@ def main() -> int:
     ap.add_argument("--no-dkim", action="store_true",
                     help="send unsigned (by default every message is DKIM-signed, RSA-2048)")
     args = ap.parse_args()
-    from newsletter.config import Settings as _Settings
 
     batch = args.batch
     subprocess.run([str(ROOT / "scripts" / "install-system-deps.sh")], check=True)
@@ -266,40 +303,14 @@ def main() -> int:
         time.sleep(3)
 
         run = timed_send(url, REDIS, prefix, send_id)
-        elapsed, meter, state, states, at_risk = (run.elapsed, run.meter, run.state, run.states,
-                                                  run.at_risk)
-        first, last, begun = run.first, run.last, run.begun
         received = sink_count(out)
-        ours = args.recipients / elapsed
-        ratio = ours / base_rate
-        lost = args.recipients - states.get("sent", 0)
-        dups = received - args.recipients
-        ok = ratio >= 0.75 and lost == 0 and dups == 0 and state == "finished"
-        print(f"B4 end-to-end send — {args.recipients:,} recipients, {size / 1000:.0f} KB messages, "
-              f"{args.sessions} sessions, DKIM {'off' if args.no_dkim else 'on (RSA-2048)'}, "
-              f"batch {batch}, send group k = {os.environ.get('NEWSLETTER_SEND_GROUP_SIZE') or _Settings.model_fields['send_group_size'].default}")
-        print("| what | value |")
-        print("|---|---|")
-        print(f"| baseline: smtp-source ({args.baseline_messages:,} msgs) | {base_rate:,.0f} msg/s |")
-        print(f"| ours: plan + send through Celery (incl. planning) | {ours:,.0f} msg/s "
-              f"({elapsed:.1f} s) |")
-        print(f"| ratio (target ≥ 75%) | {ratio:.0%} |")
-        if first is not None and last is not None and begun is not None:
-            span = (last - first).total_seconds()
-            print(f"| phases | {run.phases()} ({args.recipients / max(span, 1e-9):,.0f} msg/s "
-                  "while sending) |")
-        if run.per_second:
-            whole = run.per_second[:-1] or run.per_second  # the last second is a part
-            print(f"| messages per second while sending | min {min(whole):,}, median "
-                  f"{sorted(whole)[len(whole) // 2]:,}, max {max(whole):,} |")
-        print(f"| CPU idle | {run.idle_line()} |")
-        print(f"| ledger | {states} (at risk {at_risk}) |")
-        print(f"| sink received | {received:,} (lost {lost}, duplicates {dups}) |")
-        print(f"| CPU ms per message, smtp-source run | {cpu_line(base_cpu, args.baseline_messages)} |")
-        print(f"| CPU ms per message, our run | {cpu_line(meter, args.recipients)} |")
-        print(f"| nproc | {os.cpu_count()} |")
-        print(f"| result | {'PASS' if ok else 'FAIL'} |")
-        return 0 if ok else 1
+        title = (f"B4 end-to-end send — {args.recipients:,} recipients, {size / 1000:.0f} KB "
+                 f"messages, {args.sessions} sessions, "
+                 f"DKIM {'off' if args.no_dkim else 'on (RSA-2048)'}, batch {batch}")
+        return report(title, run, recipients=args.recipients, received=received,
+                      baseline=(f"smtp-source ({args.baseline_messages:,} msgs)", base_rate,
+                                base_cpu, args.baseline_messages),
+                      ours="plan + send through Celery (incl. planning)")
     finally:
         for p in procs:
             p.terminate()
