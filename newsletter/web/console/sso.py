@@ -143,8 +143,9 @@ def map_role(claims: dict[str, Any], claim: str, role_map: dict[str, str]) -> st
 def _page(request: Request, title: str, message: str, status: int) -> HTMLResponse:
     # Shown before anyone is logged in, so it needs none of the console's context; in the
     # console's language (its cookie), Traditional converted as the console's own is.
-    lang = request.cookies.get("nl_lang")
-    tag = "zh-Hant" if lang == "zh-Hant" else "zh-Hans"
+    from .routes import lang_of
+
+    tag = "zh-Hant" if lang_of(request) == "zh-Hant" else "zh-Hans"
     back = "返回登录 / back to login"
     if tag == "zh-Hant":
         from .i18n import translator
@@ -357,6 +358,8 @@ async def sso_logout(request: Request) -> Response:
 
 
 _keys_fetched_at: dict[str, float] = {}  # issuer -> when its keys were last fetched again
+KEYS_REFETCH_SECONDS = 60
+
 #: How long a logout token's jti is remembered: longer than a token is accepted (iat ± 300 s).
 JTI_SECONDS = 660
 _seen_jti: dict[str, float] = {}  # key -> until when (without Redis: this process only)
@@ -383,7 +386,6 @@ def _first_use(issuer: str, jti: str) -> bool:
         return False
     _seen_jti[key] = now + JTI_SECONDS
     return True
-KEYS_REFETCH_SECONDS = 60
 
 
 def _refetch_keys(issuer: str, token: str, keys: Any) -> bool:
