@@ -25,8 +25,8 @@ Feeds are read with httpx (15 s, 5 MB at most, up to 5 redirects) and parsed by
 feedparser. A feed on a public address may not redirect to an internal one
 (loopback, private, link-local such as a cloud metadata address): each hop is
 checked, and such a feed is reported, not read. A feed the operator listed on an
-internal address may redirect within. A feed that cannot be read or parsed is named in the report and the
-others still make the draft.
+internal address may redirect within. A feed that cannot be read or parsed is named
+in the report and the others still make the draft.
 """
 
 from __future__ import annotations
