@@ -181,7 +181,7 @@ class ChunkJoiner:
             v = values[name]
             if not v or v.endswith(b"\n"):
                 return False
-        return all(b"\n." not in v for v in values.values())
+        return b"\n." not in b"".join(values.values())  # one scan of ~1 KB, not one per value
 
 
 @dataclass(slots=True)
