@@ -3,16 +3,40 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+UV := $(BIN)/uv
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: demo test test-partition lint typecheck check bench clean
+.PHONY: demo test test-partition lint typecheck check bench bench-quick clean lock outdated wheel-demo install
 
-$(STAMP): pyproject.toml
+# Every install comes from uv.lock (hashes included): uv itself is pinned by hash in
+# requirements/bootstrap.txt, then `uv sync --frozen` installs exactly the lock.
+$(STAMP): pyproject.toml uv.lock requirements/bootstrap.txt requirements/httpx-0.27.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
-	# httpx 0.27 beside the installed one: the WeChat client's bodies must not depend on it
-	$(BIN)/pip install -q --no-deps --upgrade --target $(VENV)/httpx-0.27 'httpx==0.27.2' 'sniffio>=1.3'
+	$(BIN)/pip install -q --require-hashes -r requirements/bootstrap.txt
+	$(UV) sync -q --frozen --inexact --extra dev
+	# httpx 0.27 beside the locked one (tests/wechat/test_encoding.py), also pinned by hash
+	$(BIN)/pip install -q --no-deps --require-hashes --upgrade --target $(VENV)/httpx-0.27 \
+	  -r requirements/httpx-0.27.txt
 	touch $(STAMP)
+
+# A server: exactly the lock, no test tools, the package installed as from its wheel.
+install:
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --require-hashes -r requirements/bootstrap.txt
+	$(UV) sync -q --frozen --inexact --no-editable
+
+# Upgrade the lock (and uv itself) within pyproject's ranges; review the diff, run make test.
+lock: $(STAMP)
+	$(UV) lock --upgrade
+	echo 'uv' | $(UV) pip compile - -q --generate-hashes --no-header --no-annotate \
+	  -o requirements/bootstrap.txt.new
+	{ sed -n '1,2p' requirements/bootstrap.txt; cat requirements/bootstrap.txt.new; } \
+	  > requirements/bootstrap.txt.tmp
+	mv requirements/bootstrap.txt.tmp requirements/bootstrap.txt; rm requirements/bootstrap.txt.new
+
+# What a fresh resolve would change today (nothing is written): drift, seen before it breaks.
+outdated: $(STAMP)
+	$(UV) lock --upgrade --dry-run
 
 demo: $(STAMP)
 	$(BIN)/newsletter demo
@@ -20,7 +44,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	./scripts/install-system-deps.sh
 	./scripts/ensure-services.sh
-	$(BIN)/pytest -n 2 -q -m "not slow"; rc=$$?; \
+	$(BIN)/pytest -n 2 -q -m "not slow" --durations=15; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 # The partition harness (tests/fleet, docs/delivery.md): hosts made of network namespaces,
@@ -28,6 +52,11 @@ test: $(STAMP)
 test-partition: $(STAMP)
 	NEWSLETTER_PARTITION_REQUIRED=1 $(BIN)/pytest -q -m slow; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# The wheel, installed with the locked dependencies into a fresh venv outside the checkout,
+# runs the demo and a migration from an empty folder (scripts/wheel-demo.sh).
+wheel-demo: $(STAMP)
+	./scripts/wheel-demo.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -38,6 +67,10 @@ typecheck: $(STAMP)
 	$(BIN)/lint-imports
 
 check: lint typecheck test
+
+# Every benchmark at a reduced size against benchmarks/recorded.json (1-3 minutes).
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/quick.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache

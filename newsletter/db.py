@@ -19,6 +19,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from .config import get_settings
+from .core.resources import resource_path
 
 __all__ = ["engine", "is_postgres", "session_scope", "sessionmaker_for", "upgrade", "dispose"]
 
@@ -27,7 +28,7 @@ _makers: dict[str, sessionmaker[Session]] = {}
 # Web servers run request handlers in threads: creation and disposal take turns.
 _lock = threading.RLock()
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
+MIGRATIONS_DIR = resource_path("migrations")
 
 
 def _json(value: Any) -> str:

@@ -21,6 +21,7 @@ from rich.console import Console
 
 from .cliout import print_stats
 from .config import Settings, get_settings, reset_settings
+from .core.resources import resource_path
 from .errors import NewsletterError
 from .sink import SinkHandler, free_port, start_sink
 
@@ -56,8 +57,8 @@ def _serve_web(port: int) -> threading.Thread:
 
 def run_demo(
     workdir: Path,
-    issue_file: Path,
-    subscribers: Path,
+    issue_file: Path | None,
+    subscribers: Path | None,
     console: Console,
     *,
     reader_delay: float = 11.0,
@@ -74,9 +75,11 @@ def run_demo(
     from .render import render_all, write_outputs
     from .tracking.stats import send_stats
 
+    issue_file = issue_file or resource_path("devtools", "examples", "issue-sample.md")
+    subscribers = subscribers or resource_path("devtools", "examples", "subscribers.csv")
     for p in (issue_file, subscribers):
         if not p.exists():
-            raise NewsletterError(f"{p}: not found (run the demo from the repository root)")
+            raise NewsletterError(f"找不到文件 / file not found: {p.name}")
     t0 = time.monotonic()
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -182,8 +185,10 @@ def run_demo(
                 if link and n % 7 == 0:
                     client.get(link.group(0), headers={"User-Agent": SCANNER_UA})
                     scanned += 1
-            console.print(f"a scanner followed {scanned} links and Apple's proxy fetched images; "
-                          f"readers arrive {reader_delay:.0f}s later…")
+            console.print(
+                f"a scanner followed {scanned} links and Apple's proxy fetched images; "
+                f"readers arrive {reader_delay:.0f}s later…"
+            )
             time.sleep(reader_delay)
             for n, html in enumerate(bodies):
                 pixel = _PIXEL.search(html)
@@ -196,10 +201,11 @@ def run_demo(
                     r = client.get(link.group(0), headers={"User-Agent": BROWSER_UA})
                     clicked += r.status_code == 302
             archive = f"{settings.base_url}/archive/{ctx.publication_slug}/{doc.number}"
-            views = sum(client.get(archive + v).status_code == 200
-                        for v in ("", "?v=zh-Hant", ""))
-        console.print(f"fetched {opened} pixels as readers, followed {clicked} links and "
-                      f"viewed the web archive {views} times ({archive})")
+            views = sum(client.get(archive + v).status_code == 200 for v in ("", "?v=zh-Hant", ""))
+        console.print(
+            f"fetched {opened} pixels as readers, followed {clicked} links and "
+            f"viewed the web archive {views} times ({archive})"
+        )
 
         console.rule("5. WeChat / 公众号 (local fake API)")
         from .wechat.demo import demo_publish

@@ -45,6 +45,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .core import clock
 from .errors import ConfigError
 from .headers import clean_text
 from .models import Issue, Publication
@@ -378,7 +379,7 @@ def draft_from_feeds(
 ) -> Draft:
     """The draft for ``pub``: new items since ``since`` (default: the day the newest stored
     issue was created), numbered after the newest issue."""
-    today = today or dt.datetime.now(dt.UTC).date()
+    today = today or clock.now().date()
     recent = session.execute(
         select(Issue.id, Issue.number, Issue.created_at, Issue.status, Issue.created_by)
         .where(Issue.publication_id == pub.id)

@@ -38,6 +38,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 
+from .core import clock
 from .headers import clean_text
 
 __all__ = [
@@ -67,7 +68,8 @@ __all__ = [
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    """The product's clock (``core.clock.now``), the default of every timestamp column."""
+    return clock.now()
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):

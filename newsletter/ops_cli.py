@@ -85,8 +85,13 @@ def demo(
     workdir: Annotated[Path, typer.Option(help="where the demo keeps its files")] = Path(
         "var/demo"
     ),
-    issue_file: Annotated[Path, typer.Option("--issue")] = Path("examples/issue-sample.md"),
-    subscribers: Annotated[Path, typer.Option()] = Path("examples/subscribers.csv"),
+    issue_file: Annotated[
+        Path | None,
+        typer.Option("--issue", help="default: the example issue shipped with the package"),
+    ] = None,
+    subscribers: Annotated[
+        Path | None, typer.Option(help="default: the example list shipped with the package")
+    ] = None,
 ) -> None:
     """Run the whole slice with no services: render, import, send, open, stats."""
     from .demo import run_demo

@@ -28,7 +28,6 @@ import ipaddress
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -36,6 +35,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from .core import clock
 
 __all__ = [
     "CLAIM_LAG",
@@ -99,7 +100,7 @@ class LedgerCollector(Collector):
         from .models import Delivery, Send, Suppression
 
         errors = 0
-        now = dt.datetime.now(dt.UTC)
+        now = clock.now()
         try:
             with session_scope() as s:
                 sends = GaugeMetricFamily("newsletter_sends", "Sends per state.", labels=["state"])
@@ -241,24 +242,24 @@ def serve_process(name: str, offset: int, ready: Callable[[], bool]) -> Threadin
     cfg = get_settings()
     if not cfg.metrics_port:
         return None
-    started = time.time()
+    started = clock.timestamp()
     cache: dict[str, tuple[float, bool]] = {}
 
     def is_ready() -> bool:
         at, ok = cache.get("r", (0.0, False))
-        if time.time() - at > 5:
+        if clock.timestamp() - at > 5:
             try:
                 ok = bool(ready())
             except Exception:
                 ok = False
-            cache["r"] = (time.time(), ok)
+            cache["r"] = (clock.timestamp(), ok)
         return ok
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/healthz":
-                self._send(200, f"ok {name} up {time.time() - started:.0f}s\n".encode())
+                self._send(200, f"ok {name} up {clock.timestamp() - started:.0f}s\n".encode())
             elif path == "/readyz":
                 ok = is_ready()
                 self._send(200 if ok else 503, b"ready\n" if ok else b"not ready\n")

@@ -21,11 +21,11 @@ import base64
 import binascii
 import hashlib
 import hmac
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from .config import get_settings
+from .core import clock
 from .errors import TokenError
 
 __all__ = [
@@ -203,13 +203,13 @@ def unsubscribe_token(subscriber_id: int, list_id: int | None) -> str:
 
 
 def confirm_token(subscriber_id: int, list_id: int, ttl_seconds: int) -> str:
-    expires = int((time.time() + ttl_seconds) // 60)
+    expires = int((clock.timestamp() + ttl_seconds) // 60)
     return sign("c", subscriber_id, list_id, expires)
 
 
 def verify_confirm(token: str) -> tuple[int, int]:
     t = verify(token, "c")
     subscriber_id, list_id, expires = t.fields
-    if expires * 60 < time.time():
+    if expires * 60 < clock.timestamp():
         raise TokenError("confirmation link expired")
     return subscriber_id, list_id

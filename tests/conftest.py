@@ -7,6 +7,7 @@ see each other's rows.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import uuid
@@ -17,6 +18,7 @@ import psycopg
 import pytest
 
 from newsletter.config import Settings, reset_settings
+from newsletter.core import caches, clock
 from newsletter.db import dispose, upgrade
 from newsletter.delivery.compiled import clear_cache
 from newsletter.sink import SinkHandler, start_sink
@@ -25,6 +27,39 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 PG_ADMIN = os.environ.get("NEWSLETTER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("NEWSLETTER_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_state() -> Iterator[None]:
+    """Every test starts with the wall clock and no process-wide memories of another test
+    (relay rotation, lint results, replay guards, token caches...)."""
+    clock.set_clock(None)
+    caches.reset_all()
+    yield
+    clock.set_clock(None)
+    caches.reset_all()
+
+
+class MovableClock:
+    """The product's one clock, started at the real time and moved only by the test."""
+
+    def __init__(self) -> None:
+        self.at = dt.datetime.now(dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.at
+
+    def advance(self, seconds: float) -> None:
+        self.at += dt.timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def moved_clock() -> Iterator[MovableClock]:
+    """Simulated time for the product: ``moved_clock.advance(s)`` instead of sleeping."""
+    c = MovableClock()
+    clock.set_clock(c)
+    yield c
+    clock.set_clock(None)
 
 
 def _pg_exec(sql: str) -> None:
@@ -122,3 +157,15 @@ def redis_url() -> str:
     out = subprocess.run(["redis-cli", "-u", REDIS_URL, "ping"], capture_output=True, text=True)
     assert out.stdout.strip() == "PONG", "Redis must be running (scripts/ensure-services.sh)"
     return REDIS_URL
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say how many tests ran, and how many of them with real processes or a browser."""
+    passed = terminalreporter.stats.get("passed", [])
+    ran = [r for key in ("passed", "failed") for r in terminalreporter.stats.get(key, [])
+           if getattr(r, "when", "call") == "call"]
+    e2e = sum(1 for r in ran if "e2e" in getattr(r, "keywords", {}))
+    terminalreporter.write_line(
+        f"ran {len(ran)} tests ({len(passed)} passed): {e2e} e2e (real workers or a browser), "
+        f"{len(ran) - e2e} others"
+    )

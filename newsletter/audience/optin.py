@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
@@ -21,6 +20,7 @@ from email.utils import formataddr, formatdate, make_msgid
 from sqlalchemy import select
 
 from ..config import get_settings
+from ..core import clock
 from ..db import session_scope
 from ..errors import NotFound, TokenError
 from ..headers import clean_text
@@ -45,7 +45,7 @@ class OptinResult:
 
 def form_stamp() -> str:
     """A signed timestamp embedded in the form; checked on submit."""
-    return sign("c", 0, 0, int(time.time()))
+    return sign("c", 0, 0, int(clock.timestamp()))
 
 
 def _stamp_ok(stamp: str) -> bool:
@@ -53,7 +53,7 @@ def _stamp_ok(stamp: str) -> bool:
         t = verify(stamp, "c")
     except TokenError:
         return False
-    age = time.time() - t.fields[2]
+    age = clock.timestamp() - t.fields[2]
     return _MIN_FORM_SECONDS <= age <= 86400
 
 

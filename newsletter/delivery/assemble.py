@@ -23,7 +23,6 @@ import html
 import re
 import secrets
 import string
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email import quoprimime
@@ -32,6 +31,7 @@ from email.utils import formatdate
 from operator import itemgetter
 from typing import Any
 
+from ..core import clock
 from ..errors import DeliveryError
 from ..headers import (
     ENCODED_WORD_MAX,
@@ -318,7 +318,7 @@ _date_cache: tuple[int, str] = (0, "")
 
 def _now_date() -> str:
     global _date_cache
-    now = int(time.time())
+    now = int(clock.timestamp())
     if _date_cache[0] != now:
         _date_cache = (now, formatdate(now, usegmt=True))
     return _date_cache[1]

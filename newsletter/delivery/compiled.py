@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ..config import get_settings
+from ..core.caches import process_cache
 from ..db import session_scope
 from ..errors import NotFound
 from ..models import Issue, Publication, Rendition
@@ -18,7 +19,7 @@ from .assemble import CompiledMessage, compile_message
 
 __all__ = ["clear_cache", "compiled_for", "preload"]
 
-_cache: dict[tuple[int, str, str | None], tuple[str, CompiledMessage]] = {}
+_cache: dict[tuple[int, str, str | None], tuple[str, CompiledMessage]] = process_cache({})
 
 
 _signers: list[Any] = []

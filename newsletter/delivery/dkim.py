@@ -54,7 +54,6 @@ import binascii
 import hashlib
 import os
 import re
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -67,6 +66,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ..core import clock
 from ..errors import ConfigError
 from .assemble import ChunkJoiner
 
@@ -179,7 +179,7 @@ _ts_cache: tuple[int, bytes] = (0, b"0")
 def _timestamp() -> bytes:
     """t= value: the current Unix time, formatted once per second."""
     global _ts_cache
-    now = int(time.time())
+    now = int(clock.timestamp())
     if _ts_cache[0] != now:
         _ts_cache = (now, str(now).encode())
     return _ts_cache[1]

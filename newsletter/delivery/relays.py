@@ -42,6 +42,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ..config import Settings, get_settings
+from ..core.caches import on_reset, process_cache
 from ..db import session_scope
 from ..errors import ConfigError
 from ..models import Delivery, RelayState
@@ -305,6 +306,12 @@ _cache_lock = threading.Lock()
 CACHE_SECONDS = 1.0
 
 
+@on_reset
+def _forget_down() -> None:
+    global _down_cache
+    _down_cache = None
+
+
 def down_relays(*, fresh: bool = False) -> dict[str, dt.datetime | None]:
     """name -> next probe time, for the relays out of service (cached for a second)."""
     global _down_cache
@@ -564,7 +571,7 @@ def relay_counts(s: Session, send_id: int) -> dict[str, int]:
 
 # -- the relays of one batch -----------------------------------------------------
 
-_swrr: dict[str, float] = {}
+_swrr: dict[str, float] = process_cache({})
 _swrr_lock = threading.Lock()
 
 

@@ -14,10 +14,10 @@ sliding window is known for).
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 
 from ..config import get_settings
+from ..core import clock
 
 __all__ = ["Throttle", "throttle"]
 
@@ -82,7 +82,7 @@ class Throttle:
     def _take(self, key: str, rate: float) -> float:
         burst = max(1.0, rate * self.burst_seconds)
         cfg = get_settings()
-        now = time.time()
+        now = clock.timestamp()
         if cfg.redis_url:
             try:
                 from ..redisconn import redis_client

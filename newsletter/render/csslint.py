@@ -14,12 +14,13 @@ import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
+
+from ..core.resources import resource_path
 
 __all__ = ["MAJOR_CLIENTS", "PROGRESSIVE", "CssFinding", "check_css", "data_version"]
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "caniemail.json"
+DATA = resource_path("data", "caniemail.json")
 
 #: family → platforms that matter for a Chinese-language newsletter's audience.
 MAJOR_CLIENTS: dict[str, tuple[str, ...]] = {

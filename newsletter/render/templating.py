@@ -14,10 +14,12 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from ..core.resources import resource_path
+
 __all__ = ["ENV", "TEMPLATES_DIR", "render_template"]
 
 TEMPLATES_DIR = Path(
-    os.environ.get("NEWSLETTER_TEMPLATES_DIR") or Path(__file__).parents[2] / "templates"
+    os.environ.get("NEWSLETTER_TEMPLATES_DIR") or resource_path("templates")
 )
 
 ENV = Environment(

@@ -41,6 +41,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ..config import get_settings
+from ..core import clock
 from ..db import session_scope
 from ..models import Delivery, Event, Link, Publication, RollupHourly, Send, Subscriber
 from ..tokens import delivery_of
@@ -99,7 +100,7 @@ def make_event(
         "kind": kind,
         "delivery_id": did,
         "link": link,
-        "at": time.time_ns() // 1000,
+        "at": clock.micros(),
         "ua": (user_agent or "")[:300],
         "ip": _ip_hash(ip) if ip else "",
         "net": network_tag(ip) if ip else "",
@@ -119,7 +120,7 @@ def open_payload(token: str, user_agent: str, ip: str) -> bytes | None:
     return _OPEN_JSON % (
         os.urandom(16).hex().encode(),
         did,
-        time.time_ns() // 1000,
+        clock.micros(),
         _json_str(user_agent[:300]).encode(),
         (_ip_hash(ip) if ip else "").encode(),
         (network_tag(ip) if ip else "").encode(),
@@ -302,7 +303,7 @@ def record(
         "uid": (uid or f"{kind}:{delivery_id}")[:64],
         "kind": kind,
         "delivery_id": delivery_id,
-        "at": (at or dt.datetime.now(dt.UTC)).isoformat(),
+        "at": (at or clock.now()).isoformat(),
         "cls": OTHER_CLS.get(kind, "human"),
         "rule": rule[:64] or "recorded",
     }

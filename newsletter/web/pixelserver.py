@@ -58,6 +58,7 @@ from urllib.parse import unquote
 import httptools
 
 from ..config import get_settings
+from ..core import clock
 from ..tracking.events import STREAM, open_payload
 from ..tracking.streamwriter import EventWriter
 
@@ -96,7 +97,7 @@ class _Responses:
         self.refresh()
 
     def refresh(self) -> None:
-        now = int(time.time())
+        now = int(clock.timestamp())
         if now == self.second:
             return
         self.second = now

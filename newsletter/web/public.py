@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -24,6 +23,7 @@ from sqlalchemy import select
 
 from ..audience.service import unsubscribe
 from ..config import get_settings
+from ..core.resources import resource_path
 from ..db import session_scope
 from ..errors import TokenError
 from ..issues import image_type
@@ -44,7 +44,7 @@ _NO_CACHE = {
     "Pragma": "no-cache",
     "Expires": "0",
 }
-_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "public"
+_TEMPLATES = resource_path("templates", "public")
 _env = Environment(loader=FileSystemLoader(str(_TEMPLATES)), autoescape=select_autoescape())
 
 _TEXT = {

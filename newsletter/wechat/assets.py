@@ -32,6 +32,7 @@ from newsletter.content.model import Issue as Doc
 from newsletter.db import session_scope
 from newsletter.urlpolicy import resolves_public
 
+from ..core.resources import resource_path
 from .client import WeChatClient
 from .errors import WeChatMediaError
 from .models import WeChatAsset
@@ -74,7 +75,7 @@ def image_files(doc: Doc, base_dir: Path | None) -> dict[str, Path]:
 
 #: The cover of an issue that has no image at all (a brief imported from plain text):
 #: the publication's ``NEWSLETTER_WECHAT_DEFAULT_COVER`` when set, else this one.
-DEFAULT_COVER = Path(__file__).resolve().parents[1] / "data" / "wechat-cover.png"
+DEFAULT_COVER = resource_path("data", "wechat-cover.png")
 
 
 def cover_file(doc: Doc, base_dir: Path | None, default: Path | None = None) -> Path:

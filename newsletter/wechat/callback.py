@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import time
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -22,6 +21,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
+from ..core import clock
 from .settings import get_wechat_settings
 
 __all__ = ["parse_event", "router", "signature"]
@@ -40,7 +40,7 @@ def _verify(sig: str, timestamp: str, nonce: str) -> None:
     token = get_wechat_settings().token.get_secret_value()
     if not token:
         raise HTTPException(404, "WeChat callback not configured (NEWSLETTER_WECHAT_TOKEN)")
-    fresh = timestamp.isdigit() and abs(time.time() - int(timestamp)) <= MAX_SKEW
+    fresh = timestamp.isdigit() and abs(clock.timestamp() - int(timestamp)) <= MAX_SKEW
     if not fresh or not hmac.compare_digest(signature(token, timestamp, nonce), sig):
         raise HTTPException(403, "bad signature")
 

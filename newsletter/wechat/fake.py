@@ -45,6 +45,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from ..core import clock
+
 __all__ = ["LIMIT_CODES", "PREVIEW_OPENIDS", "FakeWeChat", "Recorded", "decode_body", "run_fake"]
 
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -205,7 +207,7 @@ class FakeWeChat:
 
     # -- clock and switches ---------------------------------------------------
     def now(self) -> float:
-        return time.time() + self.offset
+        return clock.timestamp() + self.offset
 
     def today(self) -> dt.date:
         return dt.datetime.fromtimestamp(self.now(), CST).date()
@@ -857,9 +859,9 @@ def run_fake(fake: FakeWeChat | None = None) -> Iterator[tuple[FakeWeChat, str]]
         target=server.run, kwargs={"sockets": [sock]}, daemon=True, name=f"fake-wechat-{port}"
     )
     thread.start()
-    deadline = time.time() + 10
+    deadline = time.monotonic() + 10
     while not server.started:
-        if time.time() > deadline or not thread.is_alive():
+        if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the fake WeChat server did not start")
         time.sleep(0.01)
     try:

@@ -63,6 +63,7 @@ from newsletter.issues import context_for, get_issue, parse_stored
 from newsletter.models import Issue, Publication, Send, utcnow
 from newsletter.render.wechat import MAX_ARTICLES, MAX_DIGEST, MAX_TITLE, render_wechat
 
+from ..core import clock
 from .assets import (
     cover_file,
     drop_asset,
@@ -118,7 +119,7 @@ def clientmsgid_for(pub_slug: str, number: int) -> str:
 
 
 def _today() -> str:
-    return dt.datetime.now(CST).date().isoformat()
+    return clock.today_in(CST).isoformat()
 
 
 # -- the publication row --------------------------------------------------------

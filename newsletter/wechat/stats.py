@@ -33,6 +33,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from newsletter.core import clock
 from newsletter.db import session_scope
 from newsletter.models import utcnow
 
@@ -104,7 +105,7 @@ def sync_stats(
     client: WeChatClient | None = None,
 ) -> dict[str, int]:
     """Pull ``getarticlesummary`` for the last ``days`` days of every published issue."""
-    today = today or dt.datetime.now(CST).date()
+    today = today or clock.today_in(CST)
     orphans = _orphans(today, days)
     if not orphans and not _wanted(today, days):
         return {"dates": 0, "rows": 0, "calls": 0}

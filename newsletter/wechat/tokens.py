@@ -16,17 +16,19 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
+
+from ..core import clock
+from ..core.caches import process_cache
 
 __all__ = ["Fetch", "TokenStore", "clear_local_tokens"]
 
 #: fetch(force) -> (token, expires_in seconds)
 Fetch = Callable[[bool], tuple[str, int]]
 
-_local: dict[str, tuple[str, float]] = {}
+_local: dict[str, tuple[str, float]] = process_cache({})
 _local_locks: dict[str, threading.Lock] = {}
 _guard = threading.Lock()
 
@@ -72,7 +74,7 @@ class TokenStore:
         if self._redis is None:
             _local[self.key] = (token, refresh_at)
             return
-        ttl = max(1, int(refresh_at - time.time()) + 1)
+        ttl = max(1, int(refresh_at - clock.timestamp()) + 1)
         self._redis.set(self.key, json.dumps({"token": token, "refresh_at": refresh_at}), ex=ttl)
 
     def _lock(self) -> AbstractContextManager[Any]:
@@ -86,7 +88,7 @@ class TokenStore:
     @staticmethod
     def _fresh(entry: tuple[str, float] | None) -> bool:
         """``entry`` holds (token, refresh_at): the early-refresh instant is stored."""
-        return entry is not None and entry[1] > time.time()
+        return entry is not None and entry[1] > clock.timestamp()
 
     # -- API ---------------------------------------------------------------
     def get(self, fetch: Fetch) -> str:
@@ -111,7 +113,7 @@ class TokenStore:
     def _refresh(self, fetch: Fetch, *, force: bool) -> str:
         token, expires_in = fetch(force)
         early = self.margin if expires_in > 2 * self.margin else expires_in / 2
-        self._write(token, time.time() + expires_in - early)
+        self._write(token, clock.timestamp() + expires_in - early)
         return token
 
     def drop(self) -> None:

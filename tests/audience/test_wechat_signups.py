@@ -4,7 +4,6 @@ text, and a sign-up through it is recorded as WeChat-originated."""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,6 +18,7 @@ from newsletter.issues import context_for, ensure_publication
 from newsletter.models import Publication, Subscriber
 from newsletter.render.wechat import render_wechat
 from newsletter.web.app import create_app
+from tests.conftest import MovableClock
 
 ISSUE = "---\ntitle: 周报\nnumber: 3\npublication: 政策周报\n---\n\n导语。\n\n## 一、政策\n\n### 1. 条目\n\n正文。\n"
 
@@ -44,13 +44,13 @@ def test_wechat_headline_shows_the_subscribe_url_as_text(pub: str) -> None:
     assert hant[0].content.count(url) == 1
 
 
-def test_a_sign_up_from_wechat_is_counted(pub: str) -> None:
+def test_a_sign_up_from_wechat_is_counted(pub: str, moved_clock: MovableClock) -> None:
     c = TestClient(create_app())
     form = c.get("/subscribe/weekly?src=wechat")
     assert form.status_code == 200
     assert '<input type="hidden" name="src" value="wechat">' in form.text
     stamp = re.search(r'name="stamp" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
-    time.sleep(2.1)  # the form refuses answers faster than a person types
+    moved_clock.advance(2.1)  # the form refuses answers faster than a person types
     r = c.post(
         "/subscribe/weekly?src=wechat",
         data={"email": "li@example.com", "stamp": stamp, "src": "wechat", "website": ""},

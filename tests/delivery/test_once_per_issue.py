@@ -24,6 +24,7 @@ from newsletter.models import AuditLog, Delivery, Issue, Publication, Send
 from newsletter.schedule import schedule_send
 from newsletter.scheduler import tick
 from tests.factories import draft_send_to_one_reader, seed
+from tests.waiting import wait_for
 
 UTC = dt.UTC
 
@@ -188,8 +189,7 @@ def test_pause_stops_new_transactions_within_two_seconds(any_db, smtp_sink, grou
     sink.on_data = slow
     runner = threading.Thread(target=drive_inline, args=(ids["send"],))
     runner.start()
-    while len(stamps) < 20:
-        time.sleep(0.01)
+    wait_for(lambda: len(stamps) >= 20, timeout=60, every=0.01, what="20 messages at the sink")
     with session_scope() as s:
         transition(s, ids["send"], "pause")
     paused_at = time.monotonic()

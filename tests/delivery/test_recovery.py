@@ -19,6 +19,7 @@ from newsletter.delivery.run import drive_inline, start, step_resilient
 from newsletter.models import Delivery, Send
 from newsletter.sink import SinkHandler
 from tests.factories import seed
+from tests.waiting import wait_for
 
 
 def _stack(pg_settings: Settings, port: int, **kw: object) -> Settings:
@@ -44,7 +45,10 @@ def test_a_slow_transaction_keeps_its_lease_while_its_worker_lives(
     ids = seed(2)
     start(ids["send"])
 
+    on_the_wire = threading.Event()
+
     def slow(_envelope: object) -> None:
+        on_the_wire.set()
         time.sleep(4.0)
 
     sink.on_data = slow  # type: ignore[assignment]
@@ -59,7 +63,8 @@ def test_a_slow_transaction_keeps_its_lease_while_its_worker_lives(
 
     first = threading.Thread(target=lambda: (process_batch(ids["send"]), done.set()))
     first.start()
-    time.sleep(0.3)  # the first worker has claimed the batch
+    # the first worker has claimed the batch once its first message is on the wire
+    assert on_the_wire.wait(30), "the first worker never sent"
     other = threading.Thread(target=rival)
     other.start()
     first.join(60)
@@ -110,8 +115,7 @@ def test_a_dropped_database_connection_does_not_end_the_chain(
     killed = threading.Event()
 
     def killer() -> None:
-        while len(sink.messages) < 8:
-            time.sleep(0.02)
+        wait_for(lambda: len(sink.messages) >= 8, timeout=60, every=0.02, what="8 messages sent")
         import psycopg
 
         with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres",
@@ -214,7 +218,14 @@ def test_a_group_never_outlives_its_lease_when_the_heartbeat_cannot_renew(
     assert all(t - t0 < 2 * 0.75 + 0.2 for t in began)  # nothing begun past the deadline
     monkeypatch.undo()
     sink.on_data = None
-    time.sleep(2.1)  # the lease runs out
+
+    def leases_ran_out() -> bool:
+        with session_scope() as s:
+            left = s.scalar(select(func.count()).where(
+                Delivery.state == "sending", Delivery.lease_until >= eng.utcnow()))
+        return left == 0
+
+    wait_for(leases_ran_out, timeout=30, what="the abandoned group's lease to run out")
     drive_inline(ids["send"])
     assert _rcpts(sink) == {f"reader{i}@example.com": 1 for i in range(5)}
     with session_scope() as s:

@@ -24,6 +24,7 @@ from newsletter.models import AuditLog, Send, utcnow
 from newsletter.scheduler import tick
 from newsletter.sink import SinkHandler, start_sink
 from tests.factories import seed
+from tests.waiting import wait_for
 
 
 class _Hook(http.server.BaseHTTPRequestHandler):
@@ -90,8 +91,7 @@ def test_relay_down_then_back_the_send_resumes_and_finishes(
     restarted: list[object] = []
 
     def bring_back() -> None:
-        while not outage["down"]:
-            time.sleep(0.05)
+        wait_for(lambda: outage["down"], timeout=60, what="the relay to go down")
         time.sleep(3.0)  # the relay is down for 3 s
         new, _ = start_sink(handler, port=port)
         restarted.append(new)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from newsletter.config import Settings
+from tests import waiting
 from tests.conftest import ROOT
 
 T = TypeVar("T")
@@ -85,14 +85,13 @@ def stop(*procs: subprocess.Popen[Any]) -> None:
             p.wait()
 
 
-def wait_for(predicate: Callable[[], T | None], timeout: float = 90.0, every: float = 0.5) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out waiting")
+def wait_for(
+    predicate: Callable[[], T | None],
+    timeout: float = 90.0,
+    every: float = 0.5,
+    what: str = "the condition",
+) -> T:
+    return waiting.wait_for(predicate, timeout=timeout, every=every, what=what)
 
 
 class Supervised:

@@ -12,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from newsletter.config import get_settings
@@ -31,7 +32,14 @@ from tests.e2e.procs import (
 )
 from tests.factories import seed
 
+pytestmark = pytest.mark.e2e  # real worker and beat processes
+
 N = 240
+
+
+def _answers(port: int) -> bool:
+    out = subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True)
+    return out.stdout.strip() == "PONG"
 
 
 def _slow(envelope) -> None:  # type: ignore[no-untyped-def]
@@ -83,7 +91,7 @@ def test_redis_restart_mid_send_loses_nobody(pg_settings, smtp_sink, tmp_path: P
            "--appendonly", "no", "--dir", str(tmp_path)]
     redis = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     broker = f"redis://127.0.0.1:{rport}/0"
-    time.sleep(0.5)
+    wait_for(lambda: _answers(rport), timeout=20, every=0.05, what=f"redis on port {rport}")
     cfg = stack_settings(pg_settings, broker, port)
     ids = seed(N)
     env = env_for(cfg, tmp_path)

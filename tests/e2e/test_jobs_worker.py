@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -18,6 +19,8 @@ from newsletter.web.console.services import create_user
 from tests.conftest import EXAMPLES
 from tests.console.helpers import PASSWORDS, login
 from tests.e2e.procs import env_for, start_worker, stop, wait_for
+
+pytestmark = pytest.mark.e2e  # real worker and beat processes
 
 
 def test_jobs_run_in_the_celery_worker(pg_settings, redis_url, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+import pytest
 from sqlalchemy import select
 
 from newsletter.audience.importer import import_file
@@ -20,6 +21,8 @@ from newsletter.schedule import approve, schedule_send
 from newsletter.tracking.stats import send_stats
 from tests.conftest import EXAMPLES
 from tests.e2e.procs import env_for, start_beat, start_worker, stop, wait_for
+
+pytestmark = pytest.mark.e2e  # real worker and beat processes
 
 
 def test_scheduled_send_fires_once_and_reaches_everyone(pg_settings, redis_url, smtp_sink, tmp_path) -> None:  # type: ignore[no-untyped-def]

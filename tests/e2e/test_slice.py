@@ -12,6 +12,7 @@ import re
 import uuid
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from rich.console import Console
 from sqlalchemy import select
@@ -24,6 +25,8 @@ from newsletter.tracking.stats import send_stats
 from newsletter.web.app import create_app
 from tests.conftest import EXAMPLES
 from tests.e2e.procs import env_for, sample_email_send, start_worker, stop, wait_for
+
+pytestmark = pytest.mark.e2e  # real worker and beat processes
 
 PIXEL = re.compile(r'https?://[^"\s]+?/o/([^"\s/]+)\.gif')
 

@@ -16,7 +16,8 @@ from newsletter.render.templating import ENV, TEMPLATES_DIR
 
 
 def test_templates_dir_and_autoescape() -> None:
-    assert TEMPLATES_DIR == ROOT / "templates"
+    assert (ROOT / "templates").resolve() == TEMPLATES_DIR
+    assert (TEMPLATES_DIR / "email" / "full.html").is_file()
     assert ENV.autoescape is True
     assert ENV.from_string("{{ x }}").render(x="<b>") == "&lt;b&gt;"
 

@@ -121,7 +121,8 @@ elif mode == "post":  # die after the commit, before XACK
         time.sleep(120)
         return n
     ingester.ingest = hold2
-elif mode == "together":  # wait for the starting signal, then drain and report
+elif mode == "together":  # say ready, wait for the starting signal, then drain and report
+    print("ready", flush=True)
     while not marker.exists():
         time.sleep(0.01)
 handled = ingester.consume(count=int(sys.argv[3]), block_ms=100, idle_ms=int(sys.argv[4]),
@@ -242,7 +243,8 @@ def test_two_ingesters_share_the_stream_and_count_exactly(
         subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
-    time.sleep(3)  # both have imported everything and are waiting
+    for p in procs:  # both have imported everything and are waiting
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
     go.touch()
     handled = []
     for p in procs:

@@ -22,7 +22,6 @@ import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -33,6 +32,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 
 from ...config import get_settings
+from ...core.resources import resource_path
 from ...db import session_scope
 from ...models import AuditLog, utcnow
 from ..auth_models import ROLES, ApiToken, User
@@ -68,7 +68,7 @@ _DUMMY = _hasher.hash("not-a-password-" + secrets.token_hex(8))
 
 
 def _common_passwords() -> frozenset[str]:
-    path = Path(__file__).resolve().parents[2] / "data" / "common-passwords.txt"
+    path = resource_path("data", "common-passwords.txt")
     lines = path.read_text(encoding="utf-8").splitlines()
     return frozenset(x.strip().lower() for x in lines if x.strip() and not x.startswith("#"))
 

@@ -17,10 +17,12 @@ from pathlib import Path
 
 from babel.messages.pofile import read_po
 
+from ...core.resources import resource_path
+
 __all__ = ["CODE_TABLES", "EN", "HANT", "LANGS", "catalogue_path", "translator"]
 
 LANGS = ("zh", "zh-Hant", "en")
-LOCALE_DIR = Path(__file__).resolve().parents[2] / "locale"
+LOCALE_DIR = resource_path("locale")
 _CATALOGUE_LANG = {"en": "en", "zh-Hant": "zh_Hant", "zh_Hant": "zh_Hant"}
 
 

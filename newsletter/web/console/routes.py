@@ -29,6 +29,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select, update
 
 from ...config import get_settings
+from ...core.resources import resource_path
 from ...db import session_scope
 from ...errors import NewsletterError, NotFound
 from ...models import RateCounter, utcnow
@@ -78,9 +79,8 @@ __all__ = ["router"]
 router = APIRouter(prefix="/console", include_in_schema=False)
 T = TypeVar("T")
 
-ROOT = Path(__file__).resolve().parents[3]
-TEMPLATES = ROOT / "templates" / "console"
-STATIC = Path(__file__).resolve().parents[1] / "static"
+TEMPLATES = resource_path("templates", "console")
+STATIC = resource_path("web", "static")
 _env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape())
 _env.policies["json.dumps_kwargs"] = {"ensure_ascii": False, "sort_keys": True}
 _env.filters["pct"] = lambda v: f"{(v or 0) * 100:.1f}%"

@@ -32,7 +32,6 @@ from html import escape
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from authlib.integrations.starlette_client import OAuth, OAuthError
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -43,6 +42,8 @@ from joserfc.jws import JWSRegistry
 from sqlalchemy import select
 
 from ...config import get_settings
+from ...core import clock
+from ...core.caches import process_cache
 from ...db import session_scope
 from ...errors import NewsletterError
 from ...headers import clean_text
@@ -59,6 +60,7 @@ from .auth import (
     secure_cookies,
 )
 from .flash import back
+from .oidc_client import OAuth, OAuthError
 from .switches import set_local_login, sso_configured
 
 __all__ = ["map_role", "router"]
@@ -71,7 +73,7 @@ ID_TOKEN_COOKIE = "nl_sso_id"
 STATE_SECONDS = 600
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
-_clients: dict[tuple[str, str, str], Any] = {}
+_clients: dict[tuple[str, str, str], Any] = process_cache({})
 
 
 def _client() -> Any:
@@ -357,12 +359,12 @@ async def sso_logout(request: Request) -> Response:
     return resp
 
 
-_keys_fetched_at: dict[str, float] = {}  # issuer -> when its keys were last fetched again
+_keys_fetched_at: dict[str, float] = process_cache({})  # issuer -> when its keys were last fetched again
 KEYS_REFETCH_SECONDS = 60
 
 #: How long a logout token's jti is remembered: longer than a token is accepted (iat ± 300 s).
 JTI_SECONDS = 660
-_seen_jti: dict[str, float] = {}  # key -> until when (without Redis: this process only)
+_seen_jti: dict[str, float] = process_cache({})  # key -> until when (without Redis: this process only)
 
 
 def _first_use(issuer: str, jti: str) -> bool:
@@ -379,7 +381,7 @@ def _first_use(issuer: str, jti: str) -> bool:
                                            ex=JTI_SECONDS))
         except Exception as exc:  # Redis down: remember here rather than accept replays
             log.warning("logout token ids kept in this process: %s", exc.__class__.__name__)
-    now = time.time()
+    now = clock.timestamp()
     for k in [k for k, until in _seen_jti.items() if until < now]:
         del _seen_jti[k]
     if key in _seen_jti:
@@ -439,7 +441,7 @@ async def backchannel_logout(logout_token: Annotated[str, Form()] = "") -> Respo
     aud = claims.get("aud")
     auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
     events = claims.get("events")
-    now = time.time()
+    now = clock.timestamp()
     iat = claims.get("iat")
     ok = (
         str(claims.get("iss", "")).rstrip("/") == str(meta["issuer"]).rstrip("/")

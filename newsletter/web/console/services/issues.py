@@ -11,6 +11,7 @@ from fastapi import Request
 from sqlalchemy import select
 
 from ....config import get_settings
+from ....core.caches import process_cache
 from ....db import session_scope
 from ....errors import NewsletterError, NotFound
 from ....issues import context_for, create_issue, get_issue, parse_stored, render_issue
@@ -176,7 +177,7 @@ def frame_html(issue_id: int, output: str, variant: str = "zh-Hans") -> str:
     return _personalise(body)
 
 
-_lint_cache: dict[tuple[str, int, str, str], dict[str, Any]] = {}
+_lint_cache: dict[tuple[str, int, str, str], dict[str, Any]] = process_cache({})
 
 
 def _dir_signature(base: str | None) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from ....core.caches import process_cache
 from ....db import session_scope
 from ....models import MailingList, RollupHourly, Send, Subscription, utcnow
 
@@ -21,7 +22,7 @@ CST = dt.timezone(dt.timedelta(hours=8))
 WEEKS = 26
 TOP_LISTS = 5
 _CACHE_SECONDS = 60.0
-_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+_cache: dict[str, tuple[float, dict[str, Any]]] = process_cache({})
 _lock = threading.Lock()
 
 
