@@ -4,6 +4,8 @@
   database per run (B4 to B9), dropped afterwards even with sessions left open.
 * :func:`sent_send_sql`: the rows a finished email send stands on (list,
   publication, issue, send), for benchmarks that seed with plain SQL (B6, B7).
+* :func:`print_result`: the machine-readable ``RESULT {json}`` line each script prints
+  last (one per key figure), which ``benchmarks/quick.py`` collects.
 * For the message-assembly benchmarks (B2, B3): the real renderer's output for
   ``examples/issue-sample.md`` (~97 KB CJK HTML + ~75 KB text, with
   %%TOKEN%%/%%UNSUB%%/%%NAME%% slots); if the renderer cannot run, a
@@ -12,6 +14,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -97,6 +100,15 @@ def sent_send_sql(tag: str, *, number: int, title: str, planned: int, days_ago: 
             {", started_at, finished_at" if days_ago else ""})
         VALUES (1, 1, 1, 'email', 1, 'preference', 'finished', {planned}, 0, now(), now(){when});
     """
+
+
+def print_result(bench: str, metric: str, value: float, better: str, unit: str) -> None:
+    """Print one key figure as ``RESULT {json}`` after the human table (read by quick.py).
+
+    ``better`` is "higher" or "lower"; ``unit`` is what the value counts ("x", "%", "ms")."""
+    assert better in ("higher", "lower"), better
+    line = {"bench": bench, "metric": metric, "value": value, "better": better, "unit": unit}
+    print("RESULT " + json.dumps(line, ensure_ascii=False), flush=True)
 
 
 def one_core() -> None:

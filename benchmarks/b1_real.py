@@ -26,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _common import print_result  # noqa: E402
+
 from newsletter.content.parser import parse_issue  # noqa: E402
 from newsletter.content.script import to_hans  # noqa: E402
 from newsletter.content.textimport import import_text  # noqa: E402
@@ -88,6 +90,7 @@ def main() -> int:
     print(f"| total | {med['total']:.0f} (p90 {p90:.0f}, cold first run {cold['total']:.0f}) |")
     print(f"| target | < {TARGET_MS:.0f} ms |")
     print(f"| result | {'PASS' if ok else 'FAIL'} |")
+    print_result("B1", "real_total_median_ms", round(med["total"], 1), "lower", "ms")
     return 0 if ok else 1
 
 

@@ -21,6 +21,7 @@ from _common import (
     naive_build,
     nproc,
     one_core,
+    print_result,
     rate,
     recipient,
     sample_email,
@@ -58,6 +59,7 @@ def main() -> int:
         ("nproc", f"{nproc()} (measured on 1 core)"),
         ("result", "PASS" if ratio >= TARGET else "FAIL"),
     ]))  # fmt: skip
+    print_result("B2", "ratio", round(ratio, 1), "higher", "x")
     return 0 if ratio >= TARGET else 1
 
 

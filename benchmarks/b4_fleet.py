@@ -141,7 +141,8 @@ def main() -> int:
     return report(title, run, recipients=args.recipients, received=received,
                   baseline=(f"smtp-source from both hosts ({args.baseline_messages:,} msgs)",
                             base_rate, base_cpu, args.baseline_messages),
-                  ours="plan + send, workers on w1 and w2")
+                  ours="plan + send, workers on w1 and w2", sessions=args.sessions,
+                  prefix="fleet_")
 
 
 if __name__ == "__main__":

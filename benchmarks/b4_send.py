@@ -15,6 +15,7 @@ import argparse
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _common import CpuMeter, IdleMeter, drop_database, scratch_database  # noqa: E402
+from _common import CpuMeter, IdleMeter, drop_database, print_result, scratch_database  # noqa: E402
 
 REDIS = "redis://127.0.0.1:6379/0"
 
@@ -201,9 +202,11 @@ def timed_send(url: str, broker: str, prefix: str, send_id: int) -> SendRun:
 
 
 def report(title: str, run: SendRun, *, recipients: int, received: int,
-           baseline: tuple[str, float, CpuMeter, int], ours: str) -> int:
-    """Print a B4 run as a table (both scripts print the same one); the exit code: 0 when
-    the send reached ≥ 75% of the baseline with nothing lost and nothing twice."""
+           baseline: tuple[str, float, CpuMeter, int], ours: str, sessions: int,
+           prefix: str = "") -> int:
+    """Print a B4 run as a table (both scripts print the same one), then its RESULT lines
+    (metric names start with ``prefix``); the exit code: 0 when the send reached ≥ 75% of
+    the baseline with nothing lost and nothing twice."""
     base_label, base_rate, base_cpu, base_messages = baseline
     rate = recipients / run.elapsed
     ratio = rate / base_rate
@@ -235,6 +238,9 @@ def report(title: str, run: SendRun, *, recipients: int, received: int,
     print(f"| CPU ms per message, our run | {cpu_line(run.meter, recipients)} |")
     print(f"| nproc | {os.cpu_count()} |")
     print(f"| result | {'PASS' if ok else 'FAIL'} |")
+    print_result("B4", f"{prefix}ratio_{sessions}_sessions", round(ratio * 100, 1), "higher", "%")
+    print_result("B4", f"{prefix}lost", lost, "lower", "count")
+    print_result("B4", f"{prefix}duplicates", dups, "lower", "count")
     return 0 if ok else 1
 
 
@@ -250,7 +256,8 @@ def main() -> int:
     args = ap.parse_args()
 
     batch = args.batch
-    subprocess.run([str(ROOT / "scripts" / "install-system-deps.sh")], check=True)
+    if not (shutil.which("smtp-sink") or Path("/usr/sbin/smtp-sink").exists()):
+        subprocess.run([str(ROOT / "scripts" / "install-system-deps.sh")], check=True)
     from newsletter.config import Settings, reset_settings
     from newsletter.sink import free_port
 
@@ -310,7 +317,8 @@ def main() -> int:
         return report(title, run, recipients=args.recipients, received=received,
                       baseline=(f"smtp-source ({args.baseline_messages:,} msgs)", base_rate,
                                 base_cpu, args.baseline_messages),
-                      ours="plan + send through Celery (incl. planning)")
+                      ours="plan + send through Celery (incl. planning)",
+                      sessions=args.sessions)
     finally:
         for p in procs:
             p.terminate()

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _common import drop_database, scratch_database  # noqa: E402
+from _common import drop_database, print_result, scratch_database  # noqa: E402
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华建文玲红宇浩然思远晓雨欣怡子涵梓萱"
@@ -133,6 +133,11 @@ def main() -> int:
         print(f"| summary | {summary} |")
         print(f"| nproc | {os.cpu_count()} |")
         print(f"| result | {'PASS' if ok else 'FAIL'} |")
+        print_result("B5", "ratio_to_copy", round(ratio, 2), "lower", "x")
+        print_result("B5", "peak_rss_mb", round(rss_mb), "lower", "MB")
+        # rows the import counted wrongly (new or invalid ≠ what the file holds)
+        wrong = abs(summary["new"] - len(good)) + abs(summary["invalid"] - bad)  # type: ignore[operator]
+        print_result("B5", "miscounted_rows", wrong, "lower", "count")
         return 0 if ok else 1
     finally:
         drop_database(db)

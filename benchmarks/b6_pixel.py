@@ -36,7 +36,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _common import PG_ADMIN, drop_database, scratch_database, sent_send_sql  # noqa: E402
+from _common import (  # noqa: E402
+    PG_ADMIN,
+    drop_database,
+    print_result,
+    scratch_database,
+    sent_send_sql,
+)
 
 REDIS = os.environ.get("NEWSLETTER_TEST_REDIS", "redis://127.0.0.1:6379/0")
 GIF = base64.b64decode("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
@@ -253,6 +259,12 @@ def main() -> int:
     w = max(len(r[0]) for r in rows)
     for a, b in rows:
         print(f"| {a:<{w}} | {b} |")
+    print_result("B6", "pct_of_nginx", round(ratio * 100, 1), "higher", "%")
+    print_result("B6", "p99_ms", round(ours["p99"], 1), "lower", "ms")
+    # events lost or counted twice (outside [0, connections]) and database transactions
+    # beyond the two allowed while wrk ran
+    print_result("B6", "unreconciled_events", 0 if reconciled else abs(extra), "lower", "count")
+    print_result("B6", "db_transactions", max(0, db_during - 2), "lower", "count")
     return 0 if ok else 1
 
 

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-from _common import drop_database, scratch_database, sent_send_sql  # noqa: E402
+from _common import drop_database, print_result, scratch_database, sent_send_sql  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from newsletter.config import Settings, reset_settings  # noqa: E402
@@ -205,6 +205,9 @@ def main() -> int:
     w = max(len(r[0]) for r in rows)
     for a, b in rows:
         print(f"| {a:<{w}} | {b} |")
+    print_result("B7", "speedup", round(ratio, 1), "higher", "x")
+    print_result("B7", "p95_ms", round(p95, 1), "lower", "ms")
+    print_result("B7", "figures_disagree", 0 if ok_data else 1, "lower", "count")
     return 0 if ok else 1
 
 

@@ -26,7 +26,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _common import drop_database, scratch_database  # noqa: E402
+from _common import drop_database, print_result, scratch_database  # noqa: E402
 
 TARGET_MS = 300.0
 
@@ -155,6 +155,8 @@ def main() -> int:
         for p, st, p50, p95, good in rows:
             print(f"| {p} | {st} | {p50:.0f} | {p95:.0f} | {'yes' if good else 'NO'} |")
         print(f"| result | | | | {'PASS' if ok else 'FAIL'} |")
+        print_result("B8", "worst_p95_ms", round(max(r[3] for r in rows), 1), "lower", "ms")
+        print_result("B8", "non_200", sum(r[1] != 200 for r in rows), "lower", "count")
         return 0 if ok else 1
     finally:
         if server is not None:
