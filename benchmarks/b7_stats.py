@@ -27,10 +27,10 @@ import psycopg  # noqa: E402
 from _common import drop_database, scratch_database, sent_send_sql  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from newsletter.config import Settings, reset_settings  # noqa: E402
-from newsletter.db import dispose, session_scope, upgrade  # noqa: E402
+from newsletter.core.config import Settings, reset_settings  # noqa: E402
+from newsletter.core.db import dispose, session_scope, upgrade  # noqa: E402
 from newsletter.tracking.events import rebuild  # noqa: E402
-from newsletter.tracking.stats import send_stats  # noqa: E402
+from newsletter.reports.stats import send_stats  # noqa: E402
 
 P95_MS, RATIO = 100.0, 50.0
 DOMAINS = ["qq.com", "163.com", "126.com", "gmail.com", "outlook.com", "hotmail.com",

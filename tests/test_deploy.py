@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from newsletter.cli import app
-from newsletter.config import Settings
+from newsletter.cli.main import app
+from newsletter.core.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 UNITS = ROOT / "deploy" / "systemd"
@@ -73,7 +73,7 @@ def _metric_names() -> set[str]:
     with _bucket/_sum/_count), from the code itself."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    from newsletter import telemetry
+    from newsletter.core import telemetry as telemetry
 
     names: set[str] = set()
     for fam in text_string_to_metric_families(telemetry.render().decode()):

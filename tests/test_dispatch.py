@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.config import reset_settings
-from newsletter.dispatch import InProcess, dispatcher
-from newsletter.errors import ServiceUnavailable
-from newsletter.sink import free_port
+from newsletter.core.config import reset_settings
+from newsletter.core.errors import ServiceUnavailable
+from newsletter.devtools.sink import free_port
+from newsletter.runtime.dispatch import InProcess, dispatcher
 
 ROOT = Path(__file__).resolve().parents[1]
 

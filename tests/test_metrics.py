@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import update
 
-from newsletter.config import reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import reset_settings
+from newsletter.core.db import session_scope
 from newsletter.delivery.run import start
 from newsletter.models import Delivery, Send
 from newsletter.web.app import create_app
@@ -73,7 +73,7 @@ def test_health_and_readiness(pg_settings) -> None:  # type: ignore[no-untyped-d
         assert c.get("/readyz").text == "ready\n"
     reset_settings(pg_settings.model_copy(update={
         "database_url": "postgresql+psycopg://nobody@127.0.0.1:1/none"}))
-    from newsletter.db import dispose
+    from newsletter.core.db import dispose
 
     dispose()
     with TestClient(create_app()) as c:

@@ -14,9 +14,9 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..errors import NotFound
-from ..models import AuditLog, MailingList, Subscriber, Subscription, Suppression, utcnow
-from .addresses import normalise
+from newsletter.audience.addresses import normalise
+from newsletter.core.errors import NotFound
+from newsletter.models import AuditLog, MailingList, Subscriber, Subscription, Suppression, utcnow
 
 __all__ = [
     "audit",
@@ -115,7 +115,7 @@ def unsubscribe(
         suppress(session, sub.email, "unsubscribe_all", note=reason)
     session.flush()
     if changed:  # tracking: count the unsubscribe against the latest send it came from
-        from ..tracking.events import record_unsubscribe
+        from newsletter.tracking.events import record_unsubscribe
 
         record_unsubscribe(session, subscriber_id, list_id, reason=reason, at=when)
     return changed
@@ -123,7 +123,7 @@ def unsubscribe(
 
 def export_personal_data(session: Session, subscriber_id: int) -> dict[str, object]:
     """Everything we hold about one subscriber (PIPL/GDPR access request)."""
-    from ..models import Delivery, Event
+    from newsletter.models import Delivery, Event
 
     sub = session.get(Subscriber, subscriber_id)
     if sub is None or sub.status == "erased":
@@ -188,8 +188,8 @@ def erase_subscriber(session: Session, subscriber_id: int, *, actor: str) -> Non
     """
     from sqlalchemy import delete, update
 
-    from ..models import Delivery, Event
-    from .addresses import address_hash
+    from newsletter.audience.addresses import address_hash
+    from newsletter.models import Delivery, Event
 
     sub = session.get(Subscriber, subscriber_id)
     if sub is None:

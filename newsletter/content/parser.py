@@ -16,7 +16,7 @@ The dialect is described in ``docs/authoring.md``.  This module guarantees:
   ``#fragment``, ``mailto:`` and ``tel:`` links are not collected.
 * Every image occurrence is listed in :attr:`Issue.images` in document order,
   with the SHA-256 of the file when it exists relative to ``base_dir``.
-* Malformed input raises :class:`~newsletter.errors.IssueFormatError` with a
+* Malformed input raises :class:`~newsletter.core.errors.IssueFormatError` with a
   1-based line number; nothing is silently dropped.
 * :func:`load_issue` accepts UTF-8 (with or without BOM) silently and falls
   back to GB18030 or Big5 with a warning naming the encoding.
@@ -43,9 +43,9 @@ from mdit_py_plugins.container import container_plugin
 from mdit_py_plugins.front_matter import front_matter_plugin
 
 from newsletter.content.model import Block, Image, Issue, Item, Link, MetaField, Section
-from newsletter.errors import IssueFormatError
-from newsletter.safepath import contained_file
-from newsletter.urlpolicy import safe_url
+from newsletter.core.errors import IssueFormatError
+from newsletter.core.safety.safepath import contained_file
+from newsletter.core.safety.urlpolicy import safe_url
 
 __all__ = [
     "DEFAULT_ANALYSIS_LABEL",

@@ -51,7 +51,7 @@ from newsletter.content.patterns import (
     numeral_value,
     patterns,
 )
-from newsletter.errors import IssueFormatError
+from newsletter.core.errors import IssueFormatError
 
 __all__ = [
     "CLASSES",

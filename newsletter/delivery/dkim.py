@@ -66,12 +66,12 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ..core import clock
-from ..errors import ConfigError
-from .assemble import ChunkJoiner
+from newsletter.core import clock
+from newsletter.core.errors import ConfigError
+from newsletter.delivery.assemble import ChunkJoiner
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .assemble import CompiledMessage
+    from newsletter.delivery.assemble import CompiledMessage
 
 __all__ = [
     "DEFAULT_SIGNED_HEADERS",

@@ -33,7 +33,6 @@ import datetime as dt
 import logging
 import os
 import random
-import socket
 import threading
 import time
 import uuid
@@ -44,30 +43,27 @@ from typing import Any
 from sqlalchemy import and_, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from ..config import get_settings
-from ..db import engine, session_scope
-from ..headers import HeaderInjection
-from ..models import Delivery, Send, Subscriber, Subscription, Suppression
-from ..telemetry import CLAIM_LAG, DELIVERIES, LEASE_EXPIRIES
-from ..tokens import delivery_token, unsubscribe_token
-from . import warmup
-from .assemble import CompiledMessage, Recipient
-from .clock import now as utcnow
-from .compiled import compiled_for
-from .relays import RelayConfig, RelayPool, probe_due
-from .sends import state_counts, transition
-from .smtp import Outcome
-from .throttle import throttle
+from newsletter.core.config import get_settings
+from newsletter.core.db import engine, session_scope
+from newsletter.core.process import worker_name
+from newsletter.core.safety.headers import HeaderInjection
+from newsletter.core.safety.signing import delivery_token, unsubscribe_token
+from newsletter.core.telemetry import CLAIM_LAG, DELIVERIES, LEASE_EXPIRIES
+from newsletter.delivery import warmup
+from newsletter.delivery.assemble import CompiledMessage, Recipient
+from newsletter.delivery.clock import now as utcnow
+from newsletter.delivery.compiled import compiled_for
+from newsletter.delivery.relays import RelayConfig, RelayPool, probe_due
+from newsletter.delivery.sends import state_counts, transition
+from newsletter.delivery.smtp import Outcome
+from newsletter.delivery.throttle import throttle
+from newsletter.models import Delivery, Send, Subscriber, Subscription, Suppression
 
 __all__ = ["BatchResult", "claim", "maybe_finish", "process_batch", "worker_name"]
 
 log = logging.getLogger(__name__)
 
-_WORKER = f"{socket.gethostname()}:{os.getpid()}"
-
-
-def worker_name() -> str:
-    return _WORKER
+_WORKER = worker_name()
 
 
 @dataclass(slots=True)
@@ -291,8 +287,8 @@ def _maybe_auto_pause(send_id: int, result: BatchResult) -> None:
 
 
 def _pause_for_relay(send_id: int, result: BatchResult, reason: str, *, relay: bool = True) -> None:
-    from ..errors import StateError
-    from ..notify import notify
+    from newsletter.core.errors import StateError
+    from newsletter.delivery.alerts import notify
 
     with session_scope() as s:
         try:
@@ -302,7 +298,7 @@ def _pause_for_relay(send_id: int, result: BatchResult, reason: str, *, relay: b
         if changed:
             result.stopped = "paused"
             if relay:
-                from .heal import mark_relay_pause
+                from newsletter.delivery.heal import mark_relay_pause
 
                 mark_relay_pause(s, send_id)
             notify(
@@ -816,12 +812,12 @@ def _record(
         values.update(state="failed")
     elif o.state == "bounced":
         values.update(state="bounced")
-        from ..audience.service import suppress
+        from newsletter.audience.service import suppress
 
         suppress(
             s, email, "hard_bounce", note=f"{o.code} {o.reply}"[:1000], delivery_id=delivery_id
         )
-        from ..tracking.events import record  # tracking: a bounce event for the rollups
+        from newsletter.tracking.events import record  # tracking: a bounce event for the rollups
 
         record(s, "bounce", delivery_id, rule=f"smtp {o.code}")
     elif attempts >= max_attempts:
@@ -854,7 +850,7 @@ def _suppress_if_always_failing(s: Session, delivery_id: int, email: str) -> Non
         )
     )
     if len(last) == n and all(st == "failed" for st in last):
-        from ..audience.service import suppress
+        from newsletter.audience.service import suppress
 
         suppress(
             s,
@@ -910,8 +906,8 @@ def maybe_finish(send_id: int) -> bool:
         log.info("send %s finished: %s", send_id, counts)
         send = s.get(Send, send_id)
         if send is not None and send.channel == "email":
-            from ..models import Issue
-            from ..notify import notify
+            from newsletter.delivery.alerts import notify
+            from newsletter.models import Issue
 
             issue = s.get(Issue, send.issue_id)
             if issue is not None and issue.status in ("approved", "scheduled"):

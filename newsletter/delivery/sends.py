@@ -25,8 +25,8 @@ from sqlalchemy import and_, exists, func, literal, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from ..errors import NotFound, StateError
-from ..models import Delivery, Send, Subscriber, Subscription, Suppression, utcnow
+from newsletter.core.errors import NotFound, StateError
+from newsletter.models import Delivery, Send, Subscriber, Subscription, Suppression, utcnow
 
 __all__ = [
     "LIVE",
@@ -177,8 +177,8 @@ def _eligible(
         .order_by(Subscriber.id)
     )
     if segment_id is not None:
-        from ..audience.segments import compile_segment
-        from ..models import Segment
+        from newsletter.audience.segments import compile_segment
+        from newsletter.models import Segment
 
         seg = session.get(Segment, segment_id)
         if seg is None:

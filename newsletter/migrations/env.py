@@ -1,4 +1,4 @@
-"""Alembic environment: the URL comes from the caller's config (see newsletter.db)."""
+"""Alembic environment: the URL comes from the caller's config (see newsletter.core.db)."""
 
 from __future__ import annotations
 

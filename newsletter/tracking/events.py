@@ -40,14 +40,14 @@ from sqlalchemy import bindparam, case, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from ..config import get_settings
-from ..core import clock
-from ..db import session_scope
-from ..models import Delivery, Event, Link, Publication, RollupHourly, Send, Subscriber
-from ..tokens import delivery_of
-from . import data
-from .classify import BURST_RULE, classify, network_tag
-from .models import RollupLinkCls, RollupSegment, SendAudience, TrackingFirst
+from newsletter.core import clock
+from newsletter.core.config import get_settings
+from newsletter.core.db import session_scope
+from newsletter.core.safety.signing import delivery_of
+from newsletter.models import Delivery, Event, Link, Publication, RollupHourly, Send, Subscriber
+from newsletter.tracking import data
+from newsletter.tracking.classify import BURST_RULE, classify, network_tag
+from newsletter.tracking.models import RollupLinkCls, RollupSegment, SendAudience, TrackingFirst
 
 __all__ = [
     "STREAM",
@@ -173,7 +173,7 @@ def submit(event: dict[str, Any]) -> str:
     cfg = get_settings()
     if cfg.redis_url and time.monotonic() >= _redis_down_until:
         try:
-            from ..redisconn import redis_client
+            from newsletter.core.redis import redis_client
 
             redis_client().xadd(cfg.redis_prefix + STREAM, {"e": json.dumps(event)})
             return "stream"

@@ -19,10 +19,10 @@ import logging
 import time
 from typing import Any
 
-from ..config import get_settings
-from ..delivery.engine import worker_name
-from ..redisconn import redis_client
-from .events import GROUP, STREAM, ingest, replay_spool
+from newsletter.core.config import get_settings
+from newsletter.core.process import worker_name
+from newsletter.core.redis import redis_client
+from newsletter.tracking.events import GROUP, STREAM, ingest, replay_spool
 
 __all__ = ["GROUP", "consume"]
 
@@ -48,7 +48,7 @@ def _handle(r: Any, key: str, messages: list[tuple[bytes, dict[bytes, bytes]]]) 
         except (KeyError, ValueError):
             log.warning("dropping malformed stream entry %s", mid)
     ingest(events)  # commits; only then acknowledge
-    from ..telemetry import EVENTS_INGESTED
+    from newsletter.core.telemetry import EVENTS_INGESTED
 
     EVENTS_INGESTED.inc(len(events))
     ids = [m for m, _ in messages]

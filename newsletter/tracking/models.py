@@ -17,7 +17,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..models import Base, BigId, Event
+from newsletter.models import Base, BigId, Event
 
 __all__ = ["RollupSegment", "RollupLinkCls", "SendAudience", "TrackingFirst"]
 

@@ -1,6 +1,6 @@
 """Group-committed ``XADD``: the asynchronous hand-off of events to the Redis stream.
 
-The open pixel's servers (:mod:`newsletter.web.pixelserver`, and the ASGI fast
+The open pixel's servers (:mod:`newsletter.tracking.pixelserver`, and the ASGI fast
 path in :mod:`newsletter.web.pixel`) answer a request only after its event is
 safe, and they answer tens of thousands a second.  :class:`EventWriter` makes
 that cheap:
@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
-from .events import store_directly
+from newsletter.tracking.events import store_directly
 
 __all__ = ["Batch", "EventWriter"]
 

@@ -15,7 +15,7 @@ import datetime as dt
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..models import Base, utcnow
+from newsletter.models import Base, utcnow
 
 __all__ = ["ROLES", "ApiToken", "ConsoleSetting", "User"]
 

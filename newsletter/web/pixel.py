@@ -21,9 +21,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ..config import get_settings
-from ..tracking.events import STREAM, open_payload
-from ..tracking.streamwriter import EventWriter
+from newsletter.core.config import get_settings
+from newsletter.tracking.events import STREAM, open_payload
+from newsletter.tracking.streamwriter import EventWriter
 
 __all__ = ["PixelFastPath"]
 
@@ -67,7 +67,7 @@ class PixelFastPath:
         ):
             await self.app(scope, receive, send)
             return
-        from .public import PIXEL
+        from newsletter.web.public import PIXEL
 
         ua = ""
         for k, v in scope.get("headers", ()):

@@ -34,12 +34,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from newsletter.core import clock
-from newsletter.db import session_scope
+from newsletter.core.db import session_scope
 from newsletter.models import utcnow
-
-from .client import WeChatClient
-from .models import WeChatArticleStat, WeChatPublication
-from .settings import WeChatSettings, get_wechat_settings
+from newsletter.wechat.client import WeChatClient
+from newsletter.wechat.models import WeChatArticleStat, WeChatPublication
+from newsletter.wechat.settings import WeChatSettings, get_wechat_settings
 
 __all__ = [
     "FOLLOW_DAYS",

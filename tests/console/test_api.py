@@ -10,10 +10,10 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from newsletter.config import Settings, reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import Settings, reset_settings
+from newsletter.core.db import session_scope
+from newsletter.devtools.sink import SinkHandler
 from newsletter.models import AuditLog
-from newsletter.sink import SinkHandler
 from newsletter.web.app import create_app
 from newsletter.web.console.i18n import EN
 from tests.console.helpers import login

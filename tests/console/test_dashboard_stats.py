@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from newsletter.config import Settings
-from newsletter.db import session_scope
+from newsletter.core.config import Settings
+from newsletter.core.db import session_scope
 from newsletter.delivery.run import drive_inline
 from newsletter.models import Delivery, Link, Send, Subscription, utcnow
 from newsletter.tracking.events import ingest_in

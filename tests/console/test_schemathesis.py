@@ -22,7 +22,7 @@ from newsletter.web.console.services import create_token
 
 @pytest.fixture
 def admin_token(users: dict[str, str]) -> str:
-    from newsletter.db import session_scope
+    from newsletter.core.db import session_scope
 
     with session_scope() as s:
         uid = s.scalar(select(User.id).where(User.role == "admin"))

@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from newsletter.db import session_scope
+from newsletter.core.db import session_scope
 from newsletter.models import AuditLog
 from newsletter.web.app import create_app
 from newsletter.web.auth_models import ApiToken, User

@@ -26,11 +26,11 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from newsletter.cli import app as cli_app
-from newsletter.config import Settings
-from newsletter.db import session_scope
+from newsletter.cli.main import app as cli_app
+from newsletter.core.config import Settings
+from newsletter.core.db import session_scope
+from newsletter.devtools.sink import free_port
 from newsletter.models import AuditLog
-from newsletter.sink import free_port
 from newsletter.web.auth_models import ROLES, User
 from newsletter.web.console.sso import map_role
 from tests.conftest import make_settings

@@ -14,7 +14,7 @@ from newsletter.content.parser import (
     parse_issue,
     parse_numeral,
 )
-from newsletter.errors import IssueFormatError
+from newsletter.core.errors import IssueFormatError
 
 from .conftest import EXAMPLES, SAMPLE
 

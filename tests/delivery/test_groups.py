@@ -8,12 +8,12 @@ from collections import Counter
 import pytest
 from sqlalchemy import event, func, select
 
-from newsletter.config import Settings, reset_settings
-from newsletter.db import engine, session_scope
+from newsletter.core.config import Settings, reset_settings
+from newsletter.core.db import engine, session_scope
 from newsletter.delivery.engine import process_batch
 from newsletter.delivery.run import start
+from newsletter.devtools.sink import SinkHandler
 from newsletter.models import Delivery
-from newsletter.sink import SinkHandler
 from tests.factories import seed
 
 

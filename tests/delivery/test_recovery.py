@@ -12,12 +12,12 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select, text, update
 
-from newsletter.config import Settings, reset_settings
-from newsletter.db import engine, session_scope
+from newsletter.core.config import Settings, reset_settings
+from newsletter.core.db import engine, session_scope
 from newsletter.delivery.engine import claim, process_batch
 from newsletter.delivery.run import drive_inline, start, step_resilient
+from newsletter.devtools.sink import SinkHandler
 from newsletter.models import Delivery, Send
-from newsletter.sink import SinkHandler
 from tests.factories import seed
 from tests.waiting import wait_for
 

@@ -15,8 +15,8 @@ import time
 
 from sqlalchemy import select
 
-from newsletter.config import reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import reset_settings
+from newsletter.core.db import session_scope
 from newsletter.delivery.engine import process_batch
 from newsletter.delivery.run import start
 from newsletter.models import Delivery

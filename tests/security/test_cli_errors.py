@@ -16,8 +16,8 @@ import psycopg
 import pytest
 from sqlalchemy import func, select, text
 
-from newsletter.config import Settings
-from newsletter.db import session_scope
+from newsletter.core.config import Settings
+from newsletter.core.db import session_scope
 from newsletter.models import Base, Issue
 from tests.conftest import PG_ADMIN
 from tests.factories import seed

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from newsletter.config import DEFAULT_SECRET_KEY, Settings, reset_settings
+from newsletter.core.config import DEFAULT_SECRET_KEY, Settings, reset_settings
 from tests.conftest import PG_ADMIN, REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,8 +76,8 @@ def test_every_process_refuses_to_start_without_a_real_key(
     tmp_path: Path, name: str, key: str | None, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """Each command that starts a long-running process, through the CLI's entry point."""
-    from newsletter.cli import app
-    from newsletter.clierrors import run
+    from newsletter.cli.errors import run
+    from newsletter.cli.main import app
 
     values: dict[str, object] = {
         "var_dir": tmp_path / "var",

@@ -20,8 +20,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from starlette.requests import Request
 
-from newsletter.config import Settings, reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import Settings, reset_settings
+from newsletter.core.db import session_scope
 from newsletter.web.app import create_app
 from newsletter.web.auth_models import User
 from newsletter.web.console.services.users import create_token

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from newsletter.db import session_scope
+from newsletter.core.db import session_scope
 from newsletter.delivery.run import drive_inline
 from newsletter.models import Delivery, Link, RollupHourly
 from newsletter.tracking.models import RollupLinkCls, RollupSegment

@@ -26,15 +26,15 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from newsletter.config import Settings, reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import Settings, reset_settings
+from newsletter.core.db import session_scope
+from newsletter.core.redis import redis_client
+from newsletter.core.safety.signing import delivery_token
 from newsletter.models import Event
-from newsletter.redisconn import redis_client
-from newsletter.tokens import delivery_token
+from newsletter.tracking import pixelserver
 from newsletter.tracking.classify import network_tag
 from newsletter.tracking.events import STREAM, _ip_hash, replay_spool
 from newsletter.tracking.ingester import consume
-from newsletter.web import pixelserver
 from newsletter.web.public import PIXEL
 from tests.tracking.helpers import BROWSER, sent_send
 

@@ -14,15 +14,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from newsletter.config import reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import reset_settings
+from newsletter.core.db import session_scope
+from newsletter.core.redis import redis_client
+from newsletter.core.safety.signing import delivery_token
 from newsletter.models import Delivery, Event
-from newsletter.redisconn import redis_client
-from newsletter.tokens import delivery_token
+from newsletter.reports.stats import send_stats
 from newsletter.tracking import events as tracking_events
 from newsletter.tracking.events import STREAM, make_event, replay_spool, submit
 from newsletter.tracking.ingester import consume
-from newsletter.tracking.stats import send_stats
 from newsletter.web.app import create_app
 from tests.tracking.helpers import BROWSER, sent_send, snapshot
 

@@ -8,7 +8,8 @@ import threading
 import pytest
 from pydantic import SecretStr
 
-from newsletter.config import Settings
+from newsletter.core.config import Settings
+from newsletter.devtools.wechat_fake import FakeWeChat
 from newsletter.wechat.client import WeChatClient
 from newsletter.wechat.errors import (
     WeChatAccountError,
@@ -17,7 +18,6 @@ from newsletter.wechat.errors import (
     WeChatError,
     WeChatMediaError,
 )
-from newsletter.wechat.fake import FakeWeChat
 from newsletter.wechat.publisher import publish_send
 from newsletter.wechat.settings import WeChatSettings
 

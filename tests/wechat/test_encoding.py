@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 
-from newsletter.config import Settings
+from newsletter.core.config import Settings
+from newsletter.devtools.wechat_fake import FakeWeChat, decode_body
 from newsletter.wechat.client import WeChatClient
-from newsletter.wechat.fake import FakeWeChat, decode_body
 from newsletter.wechat.settings import WeChatSettings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from newsletter.config import Settings
-from newsletter.db import session_scope
+from newsletter.core.config import Settings
+from newsletter.core.db import session_scope
+from newsletter.devtools.wechat_fake import PREVIEW_OPENIDS, FakeWeChat
 from newsletter.models import Send
 from newsletter.wechat.client import WeChatClient
-from newsletter.wechat.fake import PREVIEW_OPENIDS, FakeWeChat
 from newsletter.wechat.models import WeChatArticleStat, WeChatAsset, WeChatPublication
 from newsletter.wechat.publisher import publish_send, wechat_send_for
 from newsletter.wechat.settings import WeChatSettings

@@ -11,10 +11,10 @@ from pathlib import Path
 import opencc
 import pytest
 
-from newsletter.config import Settings
 from newsletter.content.parser import decode_source
 from newsletter.content.textimport import import_text
-from newsletter.wechat.fake import FakeWeChat
+from newsletter.core.config import Settings
+from newsletter.devtools.wechat_fake import FakeWeChat
 from newsletter.wechat.publisher import publish_issue
 from newsletter.wechat.settings import WeChatSettings
 from tests.wechat.helpers import add_approved

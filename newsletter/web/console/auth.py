@@ -31,12 +31,12 @@ from fastapi import HTTPException, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 
-from ...config import get_settings
-from ...core.resources import resource_path
-from ...db import session_scope
-from ...models import AuditLog, utcnow
-from ..auth_models import ROLES, ApiToken, User
-from .switches import local_login_enabled
+from newsletter.core.config import get_settings
+from newsletter.core.db import session_scope
+from newsletter.core.resources import resource_path
+from newsletter.models import AuditLog, utcnow
+from newsletter.web.auth_models import ROLES, ApiToken, User
+from newsletter.web.console.switches import local_login_enabled
 
 __all__ = [
     "CSRF_HEADER",

@@ -28,16 +28,16 @@ from itsdangerous import BadSignature
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select, update
 
-from ...config import get_settings
-from ...core.resources import resource_path
-from ...db import session_scope
-from ...errors import NewsletterError, NotFound
-from ...models import RateCounter, utcnow
-from ...ratelimit import hit
-from ..auth_models import User
-from . import charts
-from . import services as svc
-from .auth import (
+from newsletter.core.config import get_settings
+from newsletter.core.db import session_scope
+from newsletter.core.errors import NewsletterError, NotFound
+from newsletter.core.ratelimit import hit
+from newsletter.core.resources import resource_path
+from newsletter.models import RateCounter, utcnow
+from newsletter.web.auth_models import User
+from newsletter.web.console import charts
+from newsletter.web.console import services as svc
+from newsletter.web.console.auth import (
     Principal,
     anon_nonce,
     authenticate,
@@ -53,8 +53,8 @@ from .auth import (
     secure_cookies,
     set_anon_cookie,
 )
-from .flash import FLASH, back, flash_signer
-from .i18n import (
+from newsletter.web.console.flash import FLASH, back, flash_signer
+from newsletter.web.console.i18n import (
     AUDIT_ACTIONS,
     BULK_ACTION_NAMES,
     DELIVERY_STATES,
@@ -69,10 +69,10 @@ from .i18n import (
     lint_label,
     translator,
 )
-from .services.relays import send_relay_facts
-from .share import share_info
-from .subjects import subject_panel
-from .switches import local_login_enabled, sso_configured
+from newsletter.web.console.services.relays import send_relay_facts
+from newsletter.web.console.share import share_info
+from newsletter.web.console.subjects import subject_panel
+from newsletter.web.console.switches import local_login_enabled, sso_configured
 
 __all__ = ["router"]
 
@@ -310,7 +310,7 @@ def switch_lang(to: str = "zh", next: str = "/console/") -> Response:
 
 @router.get("/static/{path:path}")
 def static(path: str) -> Response:
-    from ...safepath import reference_problem
+    from newsletter.core.safety.safepath import reference_problem
 
     # Same rule as every other file reference: no control character, resolve, stay inside.
     if "\x00" in path or reference_problem(STATIC, path) is not None:
@@ -396,7 +396,7 @@ def import_page(request: Request, user: Editor) -> HTMLResponse:
 
 
 def _import_classes() -> tuple[str, ...]:
-    from ...content.textimport import CLASSES
+    from newsletter.content.textimport import CLASSES
 
     return CLASSES
 
@@ -408,7 +408,7 @@ async def import_run(request: Request, user: Editor) -> Response:
 
     from starlette.datastructures import UploadFile as FormFile
 
-    from ...content.textimport import parse_hints
+    from newsletter.content.textimport import parse_hints
 
     form = await request.form()
     upload = form.get("file")
