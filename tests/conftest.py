@@ -83,9 +83,9 @@ def pg_database() -> Iterator[str]:
 def _truncate(url: str) -> None:
     from sqlalchemy import text
 
-    import newsletter.tracking.models
-    import newsletter.web.auth_models
-    import newsletter.wechat.models  # noqa: F401  (every table must be truncated)
+    import newsletter.models.console
+    import newsletter.models.tracking
+    import newsletter.models.wechat  # noqa: F401  (every table must be truncated)
     from newsletter.core.db import engine
     from newsletter.models import Base
 

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from newsletter.core.config import reset_settings
+from newsletter.core.dispatch import dispatcher
 from newsletter.core.errors import ServiceUnavailable
 from newsletter.devtools.sink import free_port
-from newsletter.runtime.dispatch import InProcess, dispatcher
+from newsletter.runtime.inline import InProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
-"""The Celery dispatcher: the broker side of :mod:`newsletter.runtime.dispatch`.
+"""The Celery dispatcher: the broker side of :mod:`newsletter.core.dispatch`.
 
 Importing this module registers it under the name ``celery``; ``newsletter``
-finds it through the ``newsletter.runtime.dispatch`` entry point and never imports
+finds it through the ``newsletter.core.dispatch`` entry point and never imports
 ``workers`` itself.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from newsletter.core.dispatch import register
 from newsletter.core.errors import ServiceUnavailable
-from newsletter.runtime.dispatch import register
 
 __all__ = ["CeleryDispatcher"]
 

@@ -27,7 +27,7 @@ def publish_wechat(send_id: int) -> None:
 
 @app.task(name="newsletter.wechat_stats")
 def wechat_stats() -> None:
-    from newsletter.wechat.settings import get_wechat_settings
+    from newsletter.core.wechat_settings import get_wechat_settings
     from newsletter.wechat.stats import sync_stats
 
     if get_wechat_settings().configured:

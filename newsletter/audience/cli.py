@@ -60,7 +60,8 @@ def subscribers_export(
 ) -> None:
     """Export a list or segment to CSV (UTF-8 with BOM for Excel), streamed."""
     from newsletter.audience.export import iter_csv
-    from newsletter.audience.service import audit, get_list
+    from newsletter.audience.service import get_list
+    from newsletter.core.audit import audit
     from newsletter.core.db import session_scope
 
     try:
@@ -113,7 +114,8 @@ def subscribers_add(
 ) -> None:
     """Add one subscriber to a list (active: the operator vouches for consent)."""
     from newsletter.audience.addresses import normalise
-    from newsletter.audience.service import audit, get_or_create_list, is_suppressed
+    from newsletter.audience.service import get_or_create_list, is_suppressed
+    from newsletter.core.audit import audit
     from newsletter.core.db import session_scope
     from newsletter.models import Subscriber, Subscription
 
@@ -226,7 +228,8 @@ def suppressions_add(
     note: str = "",
 ) -> None:
     """Block an address from every send."""
-    from newsletter.audience.service import audit, suppress
+    from newsletter.audience.service import suppress
+    from newsletter.core.audit import audit
     from newsletter.core.db import session_scope
 
     try:
@@ -241,7 +244,8 @@ def suppressions_add(
 @supp_app.command("remove")
 def suppressions_remove(email_addr: Annotated[str, typer.Argument(metavar="EMAIL")]) -> None:
     """Lift a suppression (audited). The person is not resubscribed automatically."""
-    from newsletter.audience.service import audit, unsuppress
+    from newsletter.audience.service import unsuppress
+    from newsletter.core.audit import audit
     from newsletter.core.db import session_scope
 
     try:

@@ -30,7 +30,8 @@ from sqlalchemy.orm import Session
 
 from newsletter.audience.addresses import AddressError, address_hash, normalise
 from newsletter.audience.files import SourceFile, open_rows
-from newsletter.audience.service import audit, get_or_create_list
+from newsletter.audience.service import get_or_create_list
+from newsletter.core.audit import audit
 from newsletter.core.db import session_scope
 from newsletter.core.errors import ImportFileError
 from newsletter.core.safety.csvsafe import keep_neutralised

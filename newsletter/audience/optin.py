@@ -20,8 +20,8 @@ from email.utils import formataddr, formatdate, make_msgid
 from sqlalchemy import select
 
 from newsletter.audience.addresses import address_hash, normalise
-from newsletter.audience.service import audit
 from newsletter.core import clock
+from newsletter.core.audit import audit
 from newsletter.core.config import get_settings
 from newsletter.core.db import session_scope
 from newsletter.core.errors import NotFound, TokenError

@@ -15,11 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.audience.addresses import normalise
+from newsletter.core.audit import audit
 from newsletter.core.errors import NotFound
-from newsletter.models import AuditLog, MailingList, Subscriber, Subscription, Suppression, utcnow
+from newsletter.models import MailingList, Subscriber, Subscription, Suppression, utcnow
 
 __all__ = [
-    "audit",
     "erase_subscriber",
     "export_personal_data",
     "set_preferences",
@@ -30,10 +30,6 @@ __all__ = [
     "unsubscribe",
     "unsuppress",
 ]
-
-
-def audit(session: Session, actor: str, action: str, target: str = "", **detail: object) -> None:
-    session.add(AuditLog(actor=actor, action=action, target=target, detail=dict(detail)))
 
 
 def get_list(session: Session, name: str) -> MailingList:

@@ -53,7 +53,7 @@ def worker(
 ) -> None:
     """Start a Celery worker on the configured broker."""
     from newsletter.core.config import require_secret_key
-    from newsletter.runtime.dispatch import dispatcher
+    from newsletter.core.dispatch import dispatcher
 
     require_secret_key("worker")
     from newsletter.core.multiproc import prepare_multiprocess
@@ -69,7 +69,7 @@ def worker(
 def beat(loglevel: str = "info") -> None:
     """Start Celery beat (the scheduler tick and the event ingester)."""
     from newsletter.core.config import get_settings, require_secret_key
-    from newsletter.runtime.dispatch import dispatcher
+    from newsletter.core.dispatch import dispatcher
 
     require_secret_key("beat")
     var = get_settings().var_dir

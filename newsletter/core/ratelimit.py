@@ -14,13 +14,23 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import Integer, String, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from newsletter.models import RateCounter, utcnow
+from newsletter.core.orm import Base, utcnow
 
-__all__ = ["hit"]
+__all__ = ["RateCounter", "hit"]
+
+
+class RateCounter(Base):
+    """Fixed-window counters for rate limits that must work without Redis (subscribe forms)."""
+
+    __tablename__ = "rate_counter"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 def hit(

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from newsletter.core.audit import audit
 from newsletter.core.config import get_settings
 from newsletter.models import AuditLog
 
@@ -43,11 +44,7 @@ def notify(session: Session, event: str, subject: str, body: str, *, key: str = 
         select(AuditLog.id).where(AuditLog.action == action, AuditLog.target == key).limit(1)
     ):
         return False
-    session.add(
-        AuditLog(
-            actor="system", action=action, target=key, detail={"subject": subject, "body": body}
-        )
-    )
+    audit(session, "system", action, key, subject=subject, body=body)
     session.flush()
     cfg = get_settings()
     if cfg.alert_webhook_url:

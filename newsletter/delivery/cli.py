@@ -45,7 +45,8 @@ def send_create(
     """
     from sqlalchemy import select
 
-    from newsletter.audience.service import audit, get_list
+    from newsletter.audience.service import get_list
+    from newsletter.core.audit import audit
     from newsletter.core.db import session_scope
     from newsletter.delivery.sends import other_sends
     from newsletter.issues.store import get_issue
@@ -97,55 +98,6 @@ def send_create(
                 "received it are skipped; --resend REASON sends to them again / "
                 "已收到本期的读者将被跳过[/]"
             )
-
-
-@send_app.command("schedule")
-def send_schedule(
-    issue: Annotated[str, typer.Argument(help="issue id, or #number")],
-    list_name: Annotated[
-        str | None, typer.Option("--list", help="default: the publication's")
-    ] = None,
-    at: Annotated[
-        str | None, typer.Option(help="ISO time with offset; default: next weekly slot")
-    ] = None,
-    variant: Annotated[str, typer.Option(help="preference, zh-Hans or zh-Hant")] = "preference",
-    by: str = "cli",
-    as_json: JsonOpt = False,
-) -> None:
-    """Schedule an approved issue at the next weekly slot, or once at --at."""
-    import datetime as dt
-
-    from newsletter.audience.service import get_list
-    from newsletter.core.db import session_scope
-    from newsletter.issues.store import get_issue
-    from newsletter.models import Publication
-    from newsletter.schedule.slots import ScheduleError, schedule_send
-
-    try:
-        when = None
-        if at:
-            try:
-                when = dt.datetime.fromisoformat(at)
-            except ValueError:
-                raise ScheduleError(
-                    f"bad time {at!r}; expected e.g. 2026-11-30T09:00+08:00"
-                ) from None
-        with session_scope() as s:
-            iss = get_issue(s, issue)
-            pub = s.get(Publication, iss.publication_id)
-            assert pub is not None
-            if list_name:
-                list_id = get_list(s, list_name).id
-            elif pub.default_list_id:
-                list_id = pub.default_list_id
-            else:
-                raise ScheduleError("no --list given and the publication has no default list")
-            send = schedule_send(s, iss, list_id=list_id, at=when, variant_rule=variant, actor=by)
-            out = {"send_id": send.id, "slot": send.slot, "scheduled_at": send.scheduled_at}
-    except NewsletterError as exc:
-        fail(exc)
-    if not emit(out, as_json):
-        console.print(f"send {out['send_id']} scheduled for {out['slot']}")
 
 
 @send_app.command("list")
@@ -228,7 +180,7 @@ def send_start(
         if get_settings().embedded:
             state = start_channel(send_id) if wait else "sending"
         else:
-            from newsletter.runtime.dispatch import dispatcher
+            from newsletter.core.dispatch import dispatcher
 
             d = dispatcher()
             d.check()  # a broker that is down changes nothing
@@ -268,7 +220,7 @@ def _control(send_id: int, action: str, as_json: bool) -> None:
         from newsletter.core.config import get_settings
 
         if not get_settings().embedded:
-            from newsletter.runtime.dispatch import dispatcher
+            from newsletter.core.dispatch import dispatcher
 
             try:
                 dispatcher().run_batches(send_id, get_settings().send_parallelism)
@@ -348,7 +300,7 @@ def send_decide(send_id: int, now: bool = False, as_json: JsonOpt = False) -> No
 
         drive_inline(send_id)  # the remainder goes out now, in this process
     else:
-        from newsletter.runtime.dispatch import dispatcher
+        from newsletter.core.dispatch import dispatcher
 
         dispatcher().run_batches(send_id, get_settings().send_parallelism)
 

@@ -47,7 +47,8 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import select
 
-from newsletter.audience.service import audit, suppress
+from newsletter.audience.service import suppress
+from newsletter.core.audit import audit
 from newsletter.core.db import session_scope
 from newsletter.core.errors import TokenError
 from newsletter.core.safety.signing import verify

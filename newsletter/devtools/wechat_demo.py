@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from newsletter.core.wechat_settings import (
+    WeChatSettings,
+    get_wechat_settings,
+    reset_wechat_settings,
+)
 from newsletter.devtools.wechat_fake import FakeWeChat, run_fake
 from newsletter.wechat.publisher import publish_send, wechat_send_for
-from newsletter.wechat.settings import WeChatSettings, get_wechat_settings, reset_wechat_settings
 from newsletter.wechat.stats import issue_totals, sync_stats
 
 __all__ = ["demo_publish"]

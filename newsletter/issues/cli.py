@@ -104,49 +104,6 @@ def _ctx_for_file(doc: Any) -> Any:
     )
 
 
-@issue_app.command("lint")
-def issue_lint(file: Path, as_json: JsonOpt = False) -> None:
-    """Check structure, numbering, metadata, links, images and every channel's size budget.
-
-    Exits 1 when there are errors.
-    """
-    from newsletter.content.parser import decode_source
-    from newsletter.core.errors import IssueFormatError
-    from newsletter.issues.lint import full_lint
-
-    try:
-        text, warnings = decode_source(file.read_bytes(), path=str(file))
-    except (IssueFormatError, OSError) as exc:
-        fail(exc)
-    messages, budgets = full_lint(text, str(file), _ctx_for_file)
-    infos = [m for lvl, _c, m in budgets if lvl == "info"]
-    data = [
-        {"level": m.level, "line": m.line, "code": m.code, "message": m.message} for m in messages
-    ]
-    errors = sum(1 for m in messages if m.level == "error")
-    if not emit(
-        {
-            "file": str(file),
-            "messages": data,
-            "info": infos,
-            "errors": errors,
-            "decode_warnings": warnings,
-        },
-        as_json,
-    ):
-        for w in warnings:
-            err.print(f"[yellow]warning:[/] {w}")
-        for m in messages:
-            color = "red" if m.level == "error" else "yellow"
-            where = f"{file}:{m.line}" if m.line else str(file)
-            console.print(f"[{color}]{m.level}[/] {where} [{m.code}] {m.message}")
-        for i in infos:
-            console.print(f"[dim]info[/] {i}")
-        console.print(f"{errors} error(s), {len(messages) - errors} warning(s)")
-    if errors:
-        raise typer.Exit(1)
-
-
 @issue_app.command("import-text")
 def issue_import_text(
     file: Path,
@@ -293,8 +250,8 @@ def issue_preview(
 
 def _issue_cmd(ref: str, action: str, actor: str, as_json: bool) -> None:
     from newsletter.core.db import session_scope
+    from newsletter.issues.review import approve, submit_for_review
     from newsletter.issues.store import get_issue
-    from newsletter.schedule.slots import approve, submit_for_review
 
     try:
         with session_scope() as s:

@@ -3,11 +3,12 @@
 tracking show SEND [--json]          table, sparkline, per variant / domain / link
 tracking export SEND --kind recipients|links [--out FILE]   CSV, streamed
 tracking trend [--last N] [--json]   the last N sends side by side
+issue lint FILE [--json]             every check of every channel (content, budgets, WeChat)
 stats SEND [--json]                  the summary table (mounted at the root)
 
-They join the ``tracking`` group of :mod:`newsletter.tracking.cli`; the root command
-line mounts this module's ``stats_app`` (that group, with these commands added) and
-``commands``.
+They join the ``tracking`` group of :mod:`newsletter.tracking.cli` and the ``issue``
+group of :mod:`newsletter.issues.cli`; the root command line mounts those groups from
+here (with these commands added) and this module's ``commands``.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from rich.console import Console
 from rich.table import Table
 
 from newsletter.core.errors import NewsletterError
-from newsletter.core.terminal import JsonOpt, emit, fail
+from newsletter.core.terminal import JsonOpt, emit, err, fail
 from newsletter.core.terminal import console as default_console
+from newsletter.issues.cli import _ctx_for_file, issue_app
 from newsletter.tracking.cli import stats_app
 
-__all__ = ["commands", "print_stats", "stats_app"]
+__all__ = ["commands", "issue_app", "print_stats", "stats_app"]
 
 commands = typer.Typer()  # top-level commands (stats): mounted without a name
 console = Console()
@@ -193,3 +195,46 @@ def stats(send_id: int, as_json: JsonOpt = False) -> None:
     if emit(data, as_json):
         return
     print_stats(data)
+
+
+@issue_app.command("lint")
+def issue_lint(file: Path, as_json: JsonOpt = False) -> None:
+    """Check structure, numbering, metadata, links, images and every channel's size budget.
+
+    Exits 1 when there are errors.
+    """
+    from newsletter.content.parser import decode_source
+    from newsletter.core.errors import IssueFormatError
+    from newsletter.reports.lint import full_lint
+
+    try:
+        text, warnings = decode_source(file.read_bytes(), path=str(file))
+    except (IssueFormatError, OSError) as exc:
+        fail(exc)
+    messages, budgets = full_lint(text, str(file), _ctx_for_file)
+    infos = [m for lvl, _c, m in budgets if lvl == "info"]
+    data = [
+        {"level": m.level, "line": m.line, "code": m.code, "message": m.message} for m in messages
+    ]
+    errors = sum(1 for m in messages if m.level == "error")
+    if not emit(
+        {
+            "file": str(file),
+            "messages": data,
+            "info": infos,
+            "errors": errors,
+            "decode_warnings": warnings,
+        },
+        as_json,
+    ):
+        for w in warnings:
+            err.print(f"[yellow]warning:[/] {w}")
+        for m in messages:
+            color = "red" if m.level == "error" else "yellow"
+            where = f"{file}:{m.line}" if m.line else str(file)
+            default_console.print(f"[{color}]{m.level}[/] {where} [{m.code}] {m.message}")
+        for i in infos:
+            default_console.print(f"[dim]info[/] {i}")
+        default_console.print(f"{errors} error(s), {len(messages) - errors} warning(s)")
+    if errors:
+        raise typer.Exit(1)

@@ -142,7 +142,7 @@ class LedgerCollector(Collector):
     def _wechat(s: Any) -> Iterator[Metric]:
         from sqlalchemy import func, select
 
-        from newsletter.wechat.models import WeChatPublication
+        from newsletter.models.wechat import WeChatPublication
 
         fam = GaugeMetricFamily(
             "newsletter_wechat_publications", "WeChat channel steps per state.", labels=["state"]

@@ -39,9 +39,9 @@ from newsletter.models import (
     Send,
     Subscriber,
 )
+from newsletter.models.tracking import RollupLinkCls, RollupSegment, SendAudience
 from newsletter.tracking import data
 from newsletter.tracking.events import domain_group
-from newsletter.tracking.models import RollupLinkCls, RollupSegment, SendAudience
 from newsletter.tracking.spark import sparkline
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Background jobs: subscriber imports and bulk actions, run by a worker.
 
 The console creates a :class:`~newsletter.models.Job` row and hands its id to
-the dispatcher (:meth:`newsletter.runtime.dispatch.Dispatcher.run_job`): a Celery task in
+the dispatcher (:meth:`newsletter.core.dispatch.Dispatcher.run_job`): a Celery task in
 production, a background thread in the embedded mode.  :func:`run` does the work
 wherever it lands, writing progress to the row with every batch, so any web
 process (or a restarted one) shows the same progress by reading the row.
@@ -200,7 +200,7 @@ def _one_line(exc: Exception) -> str:
 
 
 def _audit(job: Job, action: str, **detail: Any) -> None:
-    from newsletter.audience.service import audit
+    from newsletter.core.audit import audit
 
     with session_scope() as s:
         audit(s, job.actor, action, f"job:{job.id}", kind=job.kind, title=job.title, **detail)
@@ -262,7 +262,7 @@ def _run_bulk(job: Job) -> None:
         s.execute(update(Job).where(Job.id == job.id).values(
             state="done", finished_at=utcnow(), heartbeat_at=utcnow(), total=done,
             result=result))
-        from newsletter.audience.service import audit
+        from newsletter.core.audit import audit
 
         audit(s, job.actor, "subscribers.bulk", f"{action}:{done}", job=job.id, bulk=action,
               count=done, changed=changed, from_list=from_list, to_list=to_list,

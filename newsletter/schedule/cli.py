@@ -9,6 +9,7 @@ from rich.table import Table
 
 from newsletter.core.errors import NewsletterError
 from newsletter.core.terminal import JsonOpt, console, emit, fail
+from newsletter.delivery.cli import send_app
 
 __all__ = ["schedule_app"]
 
@@ -93,3 +94,53 @@ def schedule_set(
         fail(exc)
     if not emit(out, as_json):
         console.print(f"{out['publication']}: every weekday {weekday} at {time} ({tz})")
+
+
+# `newsletter send schedule` joins the send group: scheduling is this package's job.
+@send_app.command("schedule")
+def send_schedule(
+    issue: Annotated[str, typer.Argument(help="issue id, or #number")],
+    list_name: Annotated[
+        str | None, typer.Option("--list", help="default: the publication's")
+    ] = None,
+    at: Annotated[
+        str | None, typer.Option(help="ISO time with offset; default: next weekly slot")
+    ] = None,
+    variant: Annotated[str, typer.Option(help="preference, zh-Hans or zh-Hant")] = "preference",
+    by: str = "cli",
+    as_json: JsonOpt = False,
+) -> None:
+    """Schedule an approved issue at the next weekly slot, or once at --at."""
+    import datetime as dt
+
+    from newsletter.audience.service import get_list
+    from newsletter.core.db import session_scope
+    from newsletter.issues.store import get_issue
+    from newsletter.models import Publication
+    from newsletter.schedule.slots import ScheduleError, schedule_send
+
+    try:
+        when = None
+        if at:
+            try:
+                when = dt.datetime.fromisoformat(at)
+            except ValueError:
+                raise ScheduleError(
+                    f"bad time {at!r}; expected e.g. 2026-11-30T09:00+08:00"
+                ) from None
+        with session_scope() as s:
+            iss = get_issue(s, issue)
+            pub = s.get(Publication, iss.publication_id)
+            assert pub is not None
+            if list_name:
+                list_id = get_list(s, list_name).id
+            elif pub.default_list_id:
+                list_id = pub.default_list_id
+            else:
+                raise ScheduleError("no --list given and the publication has no default list")
+            send = schedule_send(s, iss, list_id=list_id, at=when, variant_rule=variant, actor=by)
+            out = {"send_id": send.id, "slot": send.slot, "scheduled_at": send.scheduled_at}
+    except NewsletterError as exc:
+        fail(exc)
+    if not emit(out, as_json):
+        console.print(f"send {out['send_id']} scheduled for {out['slot']}")

@@ -45,9 +45,9 @@ from newsletter.core.config import get_settings
 from newsletter.core.db import session_scope
 from newsletter.core.safety.signing import delivery_of
 from newsletter.models import Delivery, Event, Link, Publication, RollupHourly, Send, Subscriber
+from newsletter.models.tracking import RollupLinkCls, RollupSegment, SendAudience, TrackingFirst
 from newsletter.tracking import data
 from newsletter.tracking.classify import BURST_RULE, classify, network_tag
-from newsletter.tracking.models import RollupLinkCls, RollupSegment, SendAudience, TrackingFirst
 
 __all__ = [
     "STREAM",

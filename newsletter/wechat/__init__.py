@@ -7,10 +7,14 @@ Public entry points: :func:`publish_send`, :func:`status`, :func:`sync_stats`,
 
 from __future__ import annotations
 
-from newsletter.wechat import models as models
+from newsletter.core.wechat_settings import (
+    WeChatSettings,
+    get_wechat_settings,
+    reset_wechat_settings,
+)
+from newsletter.models import wechat as models  # noqa: F401  (the channel's tables, as before)
 from newsletter.wechat.client import WeChatClient
 from newsletter.wechat.errors import WeChatError
-from newsletter.wechat.settings import WeChatSettings, get_wechat_settings, reset_wechat_settings
 
 __all__ = [
     "WeChatClient",

@@ -32,9 +32,9 @@ from newsletter.content.model import Issue as Doc
 from newsletter.core.db import session_scope
 from newsletter.core.resources import resource_path
 from newsletter.core.safety.urlpolicy import resolves_public
+from newsletter.models.wechat import WeChatAsset
 from newsletter.wechat.client import WeChatClient
 from newsletter.wechat.errors import WeChatMediaError
-from newsletter.wechat.models import WeChatAsset
 
 __all__ = [
     "Asset",

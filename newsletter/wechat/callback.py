@@ -22,7 +22,7 @@ from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from newsletter.core import clock
-from newsletter.wechat.settings import get_wechat_settings
+from newsletter.core.wechat_settings import get_wechat_settings
 
 __all__ = ["parse_event", "router", "signature"]
 

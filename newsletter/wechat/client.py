@@ -25,9 +25,9 @@ from typing import Any
 import httpx
 
 from newsletter.core.config import get_settings
+from newsletter.core.wechat_settings import WeChatSettings, get_wechat_settings
 from newsletter.wechat.access_token import TokenStore
 from newsletter.wechat.errors import WeChatAuthError, WeChatBusyError, WeChatError, error_for
-from newsletter.wechat.settings import WeChatSettings, get_wechat_settings
 
 __all__ = ["JSON_HEADERS", "TOKEN_ERRORS", "WeChatClient", "encode_json"]
 

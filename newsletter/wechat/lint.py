@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from newsletter.content.lint import LintMessage
 from newsletter.content.model import Issue as Doc
+from newsletter.core.wechat_settings import get_wechat_settings
 from newsletter.wechat.assets import fetch_image
 from newsletter.wechat.errors import WeChatMediaError
-from newsletter.wechat.settings import get_wechat_settings
 
 __all__ = ["remote_images"]
 

@@ -60,8 +60,10 @@ from newsletter.content.variants import to_variant
 from newsletter.core import clock
 from newsletter.core.db import session_scope
 from newsletter.core.errors import NotFound, StateError
+from newsletter.core.wechat_settings import WeChatSettings, get_wechat_settings
 from newsletter.issues.store import context_for, get_issue, parse_stored
 from newsletter.models import Issue, Publication, Send, utcnow
+from newsletter.models.wechat import WeChatPublication
 from newsletter.render.wechat import MAX_ARTICLES, MAX_DIGEST, MAX_TITLE, render_wechat
 from newsletter.wechat.assets import (
     cover_file,
@@ -80,8 +82,6 @@ from newsletter.wechat.errors import (
     WeChatError,
     WeChatMediaError,
 )
-from newsletter.wechat.models import WeChatPublication
-from newsletter.wechat.settings import WeChatSettings, get_wechat_settings
 
 __all__ = [
     "LeaseHeld",

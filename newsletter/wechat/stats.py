@@ -35,10 +35,10 @@ from sqlalchemy.orm import Session
 
 from newsletter.core import clock
 from newsletter.core.db import session_scope
+from newsletter.core.wechat_settings import WeChatSettings, get_wechat_settings
 from newsletter.models import utcnow
+from newsletter.models.wechat import WeChatArticleStat, WeChatPublication
 from newsletter.wechat.client import WeChatClient
-from newsletter.wechat.models import WeChatArticleStat, WeChatPublication
-from newsletter.wechat.settings import WeChatSettings, get_wechat_settings
 
 __all__ = [
     "FOLLOW_DAYS",

@@ -19,8 +19,8 @@ from newsletter.content.parser import parse_issue
 from newsletter.core.config import Settings
 from newsletter.core.errors import ConfigError
 from newsletter.issues.feeds import FeedItem, FeedsConfig, build_markdown, parse_config
-from newsletter.issues.lint import full_lint
 from newsletter.render.context import RenderContext
+from newsletter.reports.lint import full_lint
 from tests.httpserve import serve_paths
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from newsletter.audience.importer import import_file
 from newsletter.core.db import session_scope
-from newsletter.web.auth_models import User
+from newsletter.models.console import User
 from newsletter.web.console import services as svc
 from newsletter.web.console.auth import Principal
 

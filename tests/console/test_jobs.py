@@ -22,7 +22,7 @@ from newsletter.core.config import Settings
 from newsletter.core.db import session_scope
 from newsletter.models import AuditLog, Job, MailingList, Segment, Subscriber, Subscription, utcnow
 from newsletter.runtime import jobs as joblib
-from newsletter.runtime.dispatch import InProcess
+from newsletter.runtime.inline import InProcess
 from newsletter.web.app import create_app
 from newsletter.web.console.services import overview
 from tests.console.helpers import PASSWORDS, client_as, login

@@ -31,7 +31,7 @@ from newsletter.core.config import Settings
 from newsletter.core.db import session_scope
 from newsletter.devtools.sink import free_port
 from newsletter.models import AuditLog
-from newsletter.web.auth_models import ROLES, User
+from newsletter.models.console import ROLES, User
 from newsletter.web.console.sso import map_role
 from tests.conftest import make_settings
 from tests.console.conftest import serve

@@ -16,9 +16,9 @@ from newsletter.delivery.compiled import clear_cache
 from newsletter.delivery.dkim import dns_txt_record, generate_rsa_key
 from newsletter.delivery.run import drive_inline
 from newsletter.devtools.sink import SinkHandler, start_sink
+from newsletter.issues.review import approve
 from newsletter.issues.store import create_issue
 from newsletter.models import Rendition
-from newsletter.schedule.slots import approve
 from tests.conftest import EXAMPLES
 from tests.factories import draft_send_to_one_reader
 

@@ -257,9 +257,9 @@ def test_a_public_http_base_url_refuses_to_start(sqlite_settings) -> None:  # ty
 
 
 def test_a_wechat_only_error_never_holds_the_email_back(sqlite_settings, smtp_sink, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from newsletter.issues.review import approve
     from newsletter.issues.store import create_issue, render_issue
     from newsletter.models import Rendition
-    from newsletter.schedule.slots import approve
 
     port, sink = smtp_sink
     _use_sink(sqlite_settings, port)

@@ -130,9 +130,9 @@ def empty_db() -> Iterator[str]:
 
 
 def _snapshot() -> dict[str, int]:
-    import newsletter.tracking.models
-    import newsletter.web.auth_models
-    import newsletter.wechat.models  # noqa: F401  (every table)
+    import newsletter.models.console
+    import newsletter.models.tracking
+    import newsletter.models.wechat  # noqa: F401  (every table)
 
     with session_scope() as s:
         return {

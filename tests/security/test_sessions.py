@@ -21,8 +21,8 @@ from newsletter.core.db import session_scope
 from newsletter.core.safety.signing import sign
 from newsletter.devtools.sink import SinkHandler, free_port, start_sink
 from newsletter.models import AuditLog, MailingList
+from newsletter.models.console import User
 from newsletter.web.app import create_app
-from newsletter.web.auth_models import User
 from newsletter.web.console.auth import SESSION_COOKIE, password_problem
 from tests.console.helpers import PASSWORDS, csrf_of
 from tests.factories import seed

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from newsletter.core.db import session_scope
+from newsletter.issues.review import approve
 from newsletter.issues.store import create_issue
-from newsletter.schedule.slots import approve
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "issue-sample.md"
 

@@ -6,9 +6,9 @@ import json
 
 from typer.testing import CliRunner
 
+from newsletter.core.wechat_settings import WeChatSettings
 from newsletter.devtools.wechat_fake import PREVIEW_OPENIDS, FakeWeChat
 from newsletter.wechat.cli import wechat_app
-from newsletter.wechat.settings import WeChatSettings
 
 FakeT = tuple[FakeWeChat, str]
 runner = CliRunner()

@@ -20,13 +20,14 @@ from typer.testing import CliRunner
 from newsletter.core.config import Settings
 from newsletter.core.db import session_scope
 from newsletter.core.errors import StateError
+from newsletter.core.wechat_settings import WeChatSettings
 from newsletter.devtools.wechat_fake import PREVIEW_OPENIDS, FakeWeChat
+from newsletter.issues.review import approve
 from newsletter.issues.store import create_issue
 from newsletter.models import Issue
-from newsletter.schedule.slots import approve
+from newsletter.models.wechat import WeChatArticleStat, WeChatPublication
 from newsletter.wechat.cli import wechat_app
 from newsletter.wechat.client import WeChatClient
-from newsletter.wechat.models import WeChatArticleStat, WeChatPublication
 from newsletter.wechat.publisher import (
     LeaseHeld,
     preview_issue,
@@ -34,7 +35,6 @@ from newsletter.wechat.publisher import (
     publish_send,
     wechat_send_for,
 )
-from newsletter.wechat.settings import WeChatSettings
 from newsletter.wechat.stats import sync_stats
 from tests.wechat.helpers import SAMPLE
 

@@ -15,11 +15,11 @@ from typer.testing import CliRunner
 
 from newsletter.cli.main import app
 from newsletter.core.config import Settings
+from newsletter.core.wechat_settings import WeChatSettings, reset_wechat_settings
 from newsletter.devtools.wechat_fake import FakeWeChat
 from newsletter.wechat.assets import external_images, fetch_image
 from newsletter.wechat.errors import WeChatMediaError
 from newsletter.wechat.publisher import publish_issue
-from newsletter.wechat.settings import WeChatSettings, reset_wechat_settings
 from tests.httpserve import serve_paths
 from tests.wechat.helpers import SAMPLE, add_approved
 

@@ -60,7 +60,7 @@ def token(
     from sqlalchemy import select
 
     from newsletter.core.db import session_scope
-    from newsletter.web.auth_models import User
+    from newsletter.models.console import User
     from newsletter.web.console.services import create_token
 
     with session_scope() as s:

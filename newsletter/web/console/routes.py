@@ -34,7 +34,7 @@ from newsletter.core.errors import NewsletterError, NotFound
 from newsletter.core.ratelimit import hit
 from newsletter.core.resources import resource_path
 from newsletter.models import RateCounter, utcnow
-from newsletter.web.auth_models import User
+from newsletter.models.console import User
 from newsletter.web.console import charts
 from newsletter.web.console import services as svc
 from newsletter.web.console.auth import (

@@ -48,7 +48,7 @@ from newsletter.core.db import session_scope
 from newsletter.core.errors import NewsletterError
 from newsletter.core.safety.headers import clean_text
 from newsletter.models import utcnow
-from newsletter.web.auth_models import ROLES, ApiToken, User
+from newsletter.models.console import ROLES, ApiToken, User
 from newsletter.web.console.auth import (
     ROLE_RANK,
     SESSION_SECONDS,

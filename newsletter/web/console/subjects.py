@@ -82,7 +82,7 @@ def decide_now(request: Request, user: Ops, send_id: int) -> Response:
     if cfg.embedded:
         _run_inline(send_id)
     else:
-        from newsletter.runtime.dispatch import dispatcher
+        from newsletter.core.dispatch import dispatcher
 
         dispatcher().run_batches(send_id, cfg.send_parallelism)
     return back(f"/console/sends/{send_id}#subjects", str(report["note"]))

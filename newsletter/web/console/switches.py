@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from newsletter.core.config import get_settings
 from newsletter.core.errors import NewsletterError
 from newsletter.models import utcnow
-from newsletter.web.auth_models import ConsoleSetting, User
+from newsletter.models.console import ConsoleSetting, User
 
 __all__ = ["local_login_enabled", "set_local_login", "sso_configured"]
 

@@ -60,8 +60,8 @@ def live_preview(issue_id: int, source: str, variant: str = "zh-Hans") -> dict[s
     "order": [names], "errors": {channel: line}}``."""
     from newsletter.content.parser import parse_issue
     from newsletter.content.variants import to_variant
-    from newsletter.issues.lint import full_lint
     from newsletter.render import render_channels
+    from newsletter.reports.lint import full_lint
 
     if len(source) > MAX_SOURCE:
         raise ConsoleError("the source is longer than 1,000,000 characters / 源文件超过一百万字")

@@ -187,7 +187,7 @@ def _dir_signature(base: str | None) -> str:
 
 def lint(issue_id: int) -> dict[str, Any]:
     """Lint messages (with line numbers) and every channel's size budget."""
-    from newsletter.issues.lint import full_lint
+    from newsletter.reports.lint import full_lint
 
     with session_scope() as s:
         issue = s.get(Issue, issue_id)
@@ -218,7 +218,7 @@ def lint(issue_id: int) -> dict[str, Any]:
 
 
 def approve_issue(actor: Principal, issue_id: int, request: Request | None = None) -> dict[str, Any]:
-    from newsletter.schedule.slots import approve
+    from newsletter.issues.review import approve
 
     with session_scope() as s:
         issue = get_issue(s, issue_id)

@@ -14,10 +14,10 @@ from fastapi import Request
 from newsletter.audience import bulk
 from newsletter.core.config import get_settings
 from newsletter.core.db import session_scope
+from newsletter.core.dispatch import dispatcher
 from newsletter.core.errors import NotFound, ServiceUnavailable
 from newsletter.core.safety.headers import clean_text
 from newsletter.runtime import jobs as joblib
-from newsletter.runtime.dispatch import dispatcher
 from newsletter.web.console.auth import Principal, record
 from newsletter.web.console.services.common import ConsoleError
 

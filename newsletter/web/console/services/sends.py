@@ -148,7 +148,7 @@ def control_send(
         if cfg.embedded:
             _run_inline(send_id)
         else:
-            from newsletter.runtime.dispatch import dispatcher
+            from newsletter.core.dispatch import dispatcher
 
             try:
                 if action == "start":

@@ -102,7 +102,7 @@ def sender_identity() -> dict[str, Any]:
 
 
 def wechat_check(actor: Principal, request: Request | None = None) -> dict[str, Any]:
-    from newsletter.wechat.settings import get_wechat_settings
+    from newsletter.core.wechat_settings import get_wechat_settings
 
     wx = get_wechat_settings()
     if not wx.configured:

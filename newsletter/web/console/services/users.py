@@ -12,7 +12,7 @@ from sqlalchemy import select
 from newsletter.core.db import session_scope
 from newsletter.core.errors import NotFound
 from newsletter.models import AuditLog, utcnow
-from newsletter.web.auth_models import ROLES, ApiToken, User
+from newsletter.models.console import ROLES, ApiToken, User
 from newsletter.web.console.auth import Principal, hash_password, new_api_token, record
 from newsletter.web.console.services.common import ConsoleError
 

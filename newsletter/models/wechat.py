@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from newsletter.models import Base, utcnow
+from newsletter.core.orm import Base, utcnow
 
 __all__ = ["PUBLICATION_STATES", "WeChatArticleStat", "WeChatAsset", "WeChatPublication"]
 

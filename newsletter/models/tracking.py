@@ -1,4 +1,4 @@
-"""Tracking tables (migration 0004): rollups per segment and link, first-seen keys, audience cache.
+"""Events and their rollups.
 
 * ``rollup_segment``: send × variant × domain group × kind × class → total, uniq
   (at most a few hundred rows per send).  The hourly series is the existing
@@ -14,12 +14,59 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Index, Integer, String
+import datetime as dt
+
+from sqlalchemy import (
+    BigInteger,
+    Index,
+    Integer,
+    String,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from newsletter.models import Base, BigId, Event
+from newsletter.core.orm import Base, BigId, utcnow
 
-__all__ = ["RollupSegment", "RollupLinkCls", "SendAudience", "TrackingFirst"]
+
+class Event(Base):
+    """Append-only record of opens, clicks, unsubscribes, bounces and complaints."""
+
+    __tablename__ = "event"
+    __table_args__ = (Index("ix_event_send_kind", "send_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: Idempotency key assigned where the event was first seen (stream id or uuid).
+    uid: Mapped[str] = mapped_column(String(64), unique=True)
+    send_id: Mapped[int | None] = mapped_column(Integer)
+    delivery_id: Mapped[int | None] = mapped_column(BigId)
+    kind: Mapped[str] = mapped_column(String(24))
+    link_position: Mapped[int | None] = mapped_column(Integer)
+    occurred_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    cls: Mapped[str] = mapped_column(String(8), default="unknown")
+    rule: Mapped[str | None] = mapped_column(String(64))
+    ip_hash: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+
+
+class RollupHourly(Base):
+    """send × hour × kind × class: totals and unique counts, kept as events arrive."""
+
+    __tablename__ = "rollup_hourly"
+
+    send_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hour: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(24), primary_key=True)
+    cls: Mapped[str] = mapped_column(String(8), primary_key=True)
+    total: Mapped[int] = mapped_column(BigInteger, default=0)
+    uniq: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RollupLink(Base):
+    __tablename__ = "rollup_link"
+
+    send_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    link_position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    total: Mapped[int] = mapped_column(BigInteger, default=0)
+    uniq: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class RollupSegment(Base):

@@ -38,7 +38,7 @@ def full_lint(
         return out + _css_support(doc, ctx)
 
     checks: list[Callable[[Any], list[LintMessage]]] = [sizes]
-    from newsletter.wechat.settings import get_wechat_settings
+    from newsletter.core.wechat_settings import get_wechat_settings
 
     if get_wechat_settings().configured:  # external images must reach WeChat
         from newsletter.wechat.lint import remote_images

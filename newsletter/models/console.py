@@ -15,7 +15,7 @@ import datetime as dt
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from newsletter.models import Base, utcnow
+from newsletter.core.orm import Base, utcnow
 
 __all__ = ["ROLES", "ApiToken", "ConsoleSetting", "User"]
 
