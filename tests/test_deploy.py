@@ -82,7 +82,10 @@ def _metric_names() -> set[str]:
         names.update(fam.name + suffix for suffix in ("_total", "_bucket", "_sum", "_count"))
     import inspect
 
-    names.update(re.findall(r'"(newsletter_[a-z_]+)"', inspect.getsource(telemetry)))
+    from newsletter.reports import metrics as ledger
+
+    for module in (telemetry, ledger):  # the ledger's gauges are read at each scrape
+        names.update(re.findall(r'"(newsletter_[a-z_]+)"', inspect.getsource(module)))
     return names
 
 

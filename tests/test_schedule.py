@@ -17,9 +17,9 @@ from newsletter.core.errors import StateError
 from newsletter.delivery.run import start
 from newsletter.issues.store import create_issue
 from newsletter.models import AuditLog, Delivery, Issue, Publication, Send
+from newsletter.issues.review import approve
 from newsletter.schedule.slots import (
     ScheduleError,
-    approve,
     next_slot,
     schedule_send,
     set_schedule,
