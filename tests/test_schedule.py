@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 from newsletter.core.db import session_scope
 from newsletter.core.errors import StateError
 from newsletter.delivery.run import start
+from newsletter.issues.review import approve
 from newsletter.issues.store import create_issue
 from newsletter.models import AuditLog, Delivery, Issue, Publication, Send
-from newsletter.issues.review import approve
 from newsletter.schedule.slots import (
     ScheduleError,
     next_slot,

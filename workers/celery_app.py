@@ -109,7 +109,7 @@ def _note_pool_size(sender: object = None, **_: object) -> None:
     inherit the environment): with more than the host's cores, batches build inline."""
     import os
 
-    from newsletter.delivery.engine import POOL_ENV
+    from newsletter.delivery.batch import POOL_ENV
 
     os.environ[POOL_ENV] = str(getattr(sender, "concurrency", None) or 1)
 
@@ -133,7 +133,7 @@ def _preload_sending(**_: object) -> None:
     import psycopg  # noqa: F401  (SQLAlchemy imports it on the first connection)
     import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401
 
-    import newsletter.delivery.engine  # noqa: F401
+    import newsletter.delivery.batch  # noqa: F401
     from newsletter.delivery.compiled import preload
 
     preload()

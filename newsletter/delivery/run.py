@@ -15,8 +15,9 @@ from sqlalchemy import select
 
 from newsletter.core.db import session_scope
 from newsletter.core.errors import NewsletterError, NotFound
-from newsletter.delivery.engine import BatchResult, maybe_finish, pending, process_batch
-from newsletter.delivery.sends import plan, transition
+from newsletter.delivery.batch import process_batch
+from newsletter.delivery.outcomes import BatchResult
+from newsletter.delivery.sends import maybe_finish, pending, plan, transition
 from newsletter.issues.store import render_issue
 from newsletter.models import Send
 

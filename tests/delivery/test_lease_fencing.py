@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from newsletter.core.config import reset_settings
 from newsletter.core.db import engine
-from newsletter.delivery.engine import process_batch
+from newsletter.delivery.batch import process_batch
 from newsletter.delivery.run import drive_inline, start
 from tests.factories import seed
 

@@ -18,9 +18,10 @@ from newsletter.cli.main import app
 from newsletter.core.config import Settings, reset_settings
 from newsletter.core.db import session_scope
 from newsletter.delivery import warmup
+from newsletter.delivery.batch import process_batch
 from newsletter.delivery.clock import set_clock
-from newsletter.delivery.engine import maybe_finish, process_batch
 from newsletter.delivery.run import start
+from newsletter.delivery.sends import maybe_finish
 from newsletter.devtools.sink import SinkHandler, start_sink
 from newsletter.models import Delivery, Event, Issue, Send, Subscriber, Subscription
 from tests.factories import seed
