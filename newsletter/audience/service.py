@@ -111,7 +111,7 @@ def unsubscribe(
         suppress(session, sub.email, "unsubscribe_all", note=reason)
     session.flush()
     if changed:  # tracking: count the unsubscribe against the latest send it came from
-        from newsletter.tracking.events import record_unsubscribe
+        from newsletter.tracking.rollups import record_unsubscribe
 
         record_unsubscribe(session, subscriber_id, list_id, reason=reason, at=when)
     return changed

@@ -285,18 +285,16 @@ def apply_result(result: BounceResult, *, event_uid: str | None = None) -> Bounc
                 .values(state="bounced", last_reply=reply, claimed_by=None, lease_until=None)
             )
             suppress(s, address, "hard_bounce", note=reply, delivery_id=delivery.id)
-            from newsletter.tracking.events import (
-                record,  # tracking: a bounce event for the rollups
-            )
+            # tracking: a bounce event for the rollups
+            from newsletter.tracking.rollups import record
 
             record(s, "bounce", delivery.id, rule=f"{result.source} {result.status or ''}")
         elif result.kind == "soft":
             s.execute(update(Delivery).where(Delivery.id == delivery.id).values(last_reply=reply))
         else:
             suppress(s, address, "complaint", note=reply, delivery_id=delivery.id)
-            from newsletter.tracking.events import (
-                record,  # tracking: event + rollups in this transaction
-            )
+            # tracking: event + rollups in this transaction
+            from newsletter.tracking.rollups import record
 
             record(s, "complaint", delivery.id, uid=event_uid, rule=result.source)
         result.applied = True

@@ -201,7 +201,7 @@ def _record(
         suppress(
             s, email, "hard_bounce", note=f"{o.code} {o.reply}"[:1000], delivery_id=delivery_id
         )
-        from newsletter.tracking.events import record  # tracking: a bounce event for the rollups
+        from newsletter.tracking.rollups import record  # tracking: a bounce event for the rollups
 
         record(s, "bounce", delivery_id, rule=f"smtp {o.code}")
     elif attempts >= max_attempts:

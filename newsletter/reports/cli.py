@@ -203,7 +203,7 @@ def issue_lint(file: Path, as_json: JsonOpt = False) -> None:
 
     Exits 1 when there are errors.
     """
-    from newsletter.content.parser import decode_source
+    from newsletter.content.decode import decode_source
     from newsletter.core.errors import IssueFormatError
     from newsletter.reports.lint import full_lint
 

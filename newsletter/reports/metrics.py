@@ -156,7 +156,7 @@ class LedgerCollector(Collector):
     @staticmethod
     def _stream(cfg: Any) -> Iterator[Metric]:
         from newsletter.core.redis import redis_client
-        from newsletter.tracking.events import GROUP, STREAM
+        from newsletter.tracking.intake import GROUP, STREAM
 
         r = redis_client()
         key = cfg.redis_prefix + STREAM

@@ -41,7 +41,7 @@ from newsletter.models import (
 )
 from newsletter.models.tracking import RollupLinkCls, RollupSegment, SendAudience
 from newsletter.tracking import data
-from newsletter.tracking.events import domain_group
+from newsletter.tracking.rollups import domain_group
 from newsletter.tracking.spark import sparkline
 
 __all__ = [

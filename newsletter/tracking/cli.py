@@ -47,7 +47,7 @@ def retention(dry_run: Annotated[bool, typer.Option("--dry-run")] = False) -> No
 def rebuild_cmd(send_id: int) -> None:
     """Recompute a send's rollups from its raw events (exact while they are all retained)."""
     from newsletter.core.db import session_scope
-    from newsletter.tracking.events import rebuild
+    from newsletter.tracking.rollups import rebuild
 
     with session_scope() as s:
         console.print(rebuild(s, send_id))
@@ -56,7 +56,7 @@ def rebuild_cmd(send_id: int) -> None:
 @stats_app.command("replay-spool")
 def replay_spool_cmd() -> None:
     """Ingest events that web processes spooled while Redis and the database were down."""
-    from newsletter.tracking.events import replay_spool
+    from newsletter.tracking.intake import replay_spool
 
     console.print(f"replayed {replay_spool()} events")
 

@@ -1,7 +1,7 @@
 """The event ingester: consume the Redis stream in batches, acknowledge after commit.
 
 A consumer group lets several ingesters share the stream.  Messages are
-acknowledged only after :func:`~newsletter.tracking.events.ingest` committed
+acknowledged only after :func:`~newsletter.tracking.rollups.ingest` committed
 them, so a crash (even ``kill -9`` in the middle of a batch) loses nothing:
 the transaction rolls back and the messages stay pending.  Messages left
 pending by a dead consumer are reclaimed with ``XAUTOCLAIM`` once idle for
@@ -22,7 +22,8 @@ from typing import Any
 from newsletter.core.config import get_settings
 from newsletter.core.process import worker_name
 from newsletter.core.redis import redis_client
-from newsletter.tracking.events import GROUP, STREAM, ingest, replay_spool
+from newsletter.tracking.intake import GROUP, STREAM, replay_spool
+from newsletter.tracking.rollups import ingest
 
 __all__ = ["GROUP", "consume"]
 

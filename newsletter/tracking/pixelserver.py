@@ -17,7 +17,7 @@ parsed by httptools, the same parser uvicorn uses):
   one's event is stored.  A client that pipelines without reading is paused.
 * ``GET``/``HEAD /o/{token}.gif``: the same bytes and headers as the web app
   (``HEAD`` records too, like the web app's route).  A genuine token's event
-  is built by :func:`~newsletter.tracking.events.open_payload` (HMAC verified,
+  is built by :func:`~newsletter.tracking.intake.open_payload` (HMAC verified,
   IP classified and hashed: the address never leaves the process) and added to
   the :class:`~newsletter.tracking.streamwriter.EventWriter`, which
   group-commits ``XADD`` s; the response is written once the event is in Redis
@@ -59,7 +59,7 @@ import httptools
 
 from newsletter.core import clock
 from newsletter.core.config import get_settings
-from newsletter.tracking.events import STREAM, open_payload
+from newsletter.tracking.intake import STREAM, open_payload
 from newsletter.tracking.streamwriter import EventWriter
 
 __all__ = ["PixelServer", "serve"]

@@ -3,7 +3,7 @@
 ``GET /o/{token}.gif`` is by far the most frequent request the product serves
 (every message opened, and every image prefetch by Apple's and Gmail's
 proxies).  It is answered here, before routing, validation and dependency
-injection: build the event (:func:`~newsletter.tracking.events.open_payload`:
+injection: build the event (:func:`~newsletter.tracking.intake.open_payload`:
 HMAC verified, IP classified and hashed), hand it to the group-committing
 :class:`~newsletter.tracking.streamwriter.EventWriter` (pipelined ``XADD``, no
 database access; Redis failing, a direct insert, then the local spool, so no
@@ -22,7 +22,7 @@ import asyncio
 from typing import Any
 
 from newsletter.core.config import get_settings
-from newsletter.tracking.events import STREAM, open_payload
+from newsletter.tracking.intake import STREAM, open_payload
 from newsletter.tracking.streamwriter import EventWriter
 
 __all__ = ["PixelFastPath"]

@@ -41,7 +41,7 @@ from newsletter.models import (
     Send,
     Subscriber,
 )
-from newsletter.tracking.events import make_event, submit
+from newsletter.tracking.intake import make_event, submit
 
 __all__ = ["PIXEL", "router"]
 

@@ -22,7 +22,7 @@ from newsletter.delivery.run import drive_inline
 from newsletter.delivery.subjects import HOLD, configure, decide, two_proportion_p
 from newsletter.models import Delivery, Send
 from newsletter.reports.stats import send_stats
-from newsletter.tracking.events import ingest
+from newsletter.tracking.rollups import ingest
 from tests.factories import seed
 from tests.tracking.helpers import BROWSER, SCANNER, ev
 

@@ -14,7 +14,7 @@ from newsletter.models import Delivery, Event, RollupHourly
 from newsletter.models.tracking import RollupLinkCls, RollupSegment, TrackingFirst
 from newsletter.reports.stats import send_stats
 from newsletter.tracking.classify import classify, network_tag
-from newsletter.tracking.events import ingest, rebuild
+from newsletter.tracking.rollups import ingest, rebuild
 from tests.tracking.helpers import BROWSER, SCANNER, ev, sent_send, snapshot
 
 H = dt.timedelta(hours=1)

@@ -33,8 +33,8 @@ from newsletter.core.safety.signing import delivery_token
 from newsletter.models import Event
 from newsletter.tracking import pixelserver
 from newsletter.tracking.classify import network_tag
-from newsletter.tracking.events import STREAM, _ip_hash, replay_spool
 from newsletter.tracking.ingester import consume
+from newsletter.tracking.intake import STREAM, _ip_hash, replay_spool
 from newsletter.web.public import PIXEL
 from tests.tracking.helpers import BROWSER, sent_send
 

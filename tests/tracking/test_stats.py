@@ -19,8 +19,8 @@ from newsletter.reports.stats import (
     sparkline,
     trend,
 )
-from newsletter.tracking.events import ingest
 from newsletter.tracking.retention import purge
+from newsletter.tracking.rollups import ingest
 from tests.tracking.helpers import ev, sent_send
 
 H = dt.timedelta(hours=1)

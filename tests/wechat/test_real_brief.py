@@ -11,7 +11,7 @@ from pathlib import Path
 import opencc
 import pytest
 
-from newsletter.content.parser import decode_source
+from newsletter.content.decode import decode_source
 from newsletter.content.textimport import import_text
 from newsletter.core.config import Settings
 from newsletter.core.wechat_settings import WeChatSettings

@@ -57,7 +57,7 @@ def upload_issue(
     if images:
         # Put each uploaded image where the source refers to it (by file name), inside d.
         try:
-            from newsletter.content.parser import decode_source
+            from newsletter.content.decode import decode_source
 
             text, _w = decode_source(data, path=str(path))
             doc = parse_issue(text, path=str(path), base_dir=d)
@@ -252,7 +252,7 @@ def import_preview(data: bytes, hints: dict[int, str], number: int | None) -> di
     Nothing is stored; :func:`upload_issue` stores the Markdown once the editor
     is satisfied.  ``hints`` are the editor's reclassifications (line → class).
     """
-    from newsletter.content.parser import decode_source
+    from newsletter.content.decode import decode_source
     from newsletter.content.textimport import import_text
 
     if len(data) > 5_000_000:
