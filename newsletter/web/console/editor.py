@@ -27,7 +27,7 @@ Editor = Annotated[Principal, Depends(need("editor"))]
 
 def _page(request: Request, user: Principal, state: dict[str, Any], status: int = 200,
           error: str | None = None) -> HTMLResponse:
-    from newsletter.web.console.routes import page
+    from newsletter.web.console.pages.common import page
 
     return page(request, "editor.html", user, status, issue=state, error=error,
                 lint_codes=LINT_CODES)
@@ -35,7 +35,7 @@ def _page(request: Request, user: Principal, state: dict[str, Any], status: int 
 
 @router.get("/{issue_id}", response_class=HTMLResponse)
 def editor_page(request: Request, user: Editor, issue_id: int) -> HTMLResponse:
-    from newsletter.web.console.routes import _missing
+    from newsletter.web.console.pages.common import _missing
 
     try:
         state = svc.editor_state(issue_id)
@@ -64,7 +64,7 @@ def editor_preview(
 def editor_save(
     request: Request, user: Editor, issue_id: int, source: Annotated[str, Form()] = "",
 ) -> Response:
-    from newsletter.web.console.routes import _error, _missing
+    from newsletter.web.console.pages.common import _error, _missing
 
     try:
         out = svc.save_source(user, issue_id, source, request)

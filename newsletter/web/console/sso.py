@@ -145,7 +145,7 @@ def map_role(claims: dict[str, Any], claim: str, role_map: dict[str, str]) -> st
 def _page(request: Request, title: str, message: str, status: int) -> HTMLResponse:
     # Shown before anyone is logged in, so it needs none of the console's context; in the
     # console's language (its cookie), Traditional converted as the console's own is.
-    from newsletter.web.console.routes import lang_of
+    from newsletter.web.console.pages.common import lang_of
 
     tag = "zh-Hant" if lang_of(request) == "zh-Hant" else "zh-Hans"
     back = "返回登录 / back to login"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from newsletter.web.console.routes import Viewer, page
+from newsletter.web.console.pages.common import Viewer, page
 from newsletter.web.console.services.relays import overview
 
 __all__ = ["router"]
