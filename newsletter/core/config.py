@@ -212,8 +212,11 @@ class Settings(BaseSettings):
         """Origins go into a Content-Security-Policy header: scheme://host[:port] only."""
         # ASCII only (a header carries Latin-1; \d would take any script's digits), a port
         # of 1-65535, and a wildcard only below a registrable name (not "*.cn").
-        shape = re.compile(r"https?://(?:(\*\.)(?=[A-Za-z0-9-]+\.[A-Za-z0-9-]))?"
-                           r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::([0-9]{1,5}))?", re.ASCII)
+        shape = re.compile(
+            r"https?://(?:(\*\.)(?=[A-Za-z0-9-]+\.[A-Za-z0-9-]))?"
+            r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::([0-9]{1,5}))?",
+            re.ASCII,
+        )
         for origin in value:
             m = shape.fullmatch(origin)
             if m is None or (m.group(2) is not None and not 0 < int(m.group(2)) < 65536):
@@ -281,20 +284,26 @@ class Settings(BaseSettings):
         return self.db_url.startswith("sqlite") and not self.broker_url and not self.redis_url
 
     def secret_key_problem(self) -> str | None:
-        """Why the secret key may not be used here (one line, en/zh), or None."""
+        """Why the secrets may not be used here (one line, zh/en), or None.
+
+        Outside the embedded mode the signing key, every old key kept for rotation, and
+        the metrics token (when set) must each be a real secret: not the built-in
+        development key (nor a variant of it), no surrounding whitespace, long enough,
+        and not a run of a few repeated characters."""
         if self.embedded_mode:
             return None
-        key = self.secret_key.get_secret_value()
-        if not key or key == DEFAULT_SECRET_KEY:
-            return (
-                "NEWSLETTER_SECRET_KEY is not set (the built-in development key is refused "
-                "outside the embedded mode) / 未设置 NEWSLETTER_SECRET_KEY（非嵌入模式拒绝内置开发密钥）"
-            )
-        if len(key) < MIN_SECRET_KEY_LENGTH:
-            return (
-                f"NEWSLETTER_SECRET_KEY is shorter than {MIN_SECRET_KEY_LENGTH} characters "
-                f"/ NEWSLETTER_SECRET_KEY 少于 {MIN_SECRET_KEY_LENGTH} 个字符"
-            )
+        named = [("NEWSLETTER_SECRET_KEY", self.secret_key.get_secret_value())]
+        named += [
+            (f"NEWSLETTER_OLD_SECRET_KEYS[{i}]", k.get_secret_value())
+            for i, k in enumerate(self.old_secret_keys)
+        ]
+        for name, key in named:
+            problem = _weak_secret(name, key)
+            if problem:
+                return problem
+        token = self.metrics_token.get_secret_value()
+        if token:
+            return _weak_secret("NEWSLETTER_METRICS_TOKEN", token)
         return None
 
     @property
@@ -305,6 +314,8 @@ class Settings(BaseSettings):
         """The signing keys, current first."""
         keys = [self.secret_key.get_secret_value()]
         keys += [k.get_secret_value() for k in self.old_secret_keys]
+        if not self.embedded_mode:  # the public development key never verifies anything here
+            keys = [k for k in keys if DEFAULT_SECRET_KEY not in k] or keys[:1]
         return [k.encode() for k in keys]
 
     def public_dict(self) -> dict[str, Any]:
@@ -349,6 +360,28 @@ def get_settings() -> Settings:
     return _cached()
 
 
+def _weak_secret(name: str, value: str) -> str | None:
+    """Why ``value`` is not a real secret (one line naming ``name``), or None."""
+    if not value.strip() or DEFAULT_SECRET_KEY in value:
+        return (
+            f"未设置 {name}，或使用了内置开发密钥（非嵌入模式拒绝） / {name} is not set or "
+            "is the built-in development key (refused outside the embedded mode)"
+        )
+    if value != value.strip():
+        return f"{name} 首尾有空白字符 / {name} begins or ends with whitespace"
+    if len(value) < MIN_SECRET_KEY_LENGTH:
+        return (
+            f"{name} 少于 {MIN_SECRET_KEY_LENGTH} 个字符 / {name} is shorter than "
+            f"{MIN_SECRET_KEY_LENGTH} characters"
+        )
+    if len(set(value)) < 8:
+        return (
+            f"{name} 过于简单（不同字符少于 8 个）/ {name} is too simple "
+            "(fewer than 8 different characters)"
+        )
+    return None
+
+
 def require_secret_key(process: str, settings: Settings | None = None) -> None:
     """Refuse to start ``process`` outside the embedded mode without a real secret key.
 
@@ -361,8 +394,8 @@ def require_secret_key(process: str, settings: Settings | None = None) -> None:
     problem = cfg.secret_key_problem()
     if problem is not None:
         raise ConfigError(
-            f"{process}: refusing to start: {problem}; generate one with "
-            "`openssl rand -hex 32` / 拒绝启动"
+            f"{process}: 拒绝启动 / refusing to start: {problem}; "
+            "生成密钥 / generate one with `openssl rand -hex 32`"
         )
 
 

@@ -435,7 +435,14 @@ def bounces_serve(
     """Run the SMTP endpoint that receives DSNs, ARF complaints and mailto unsubscribes."""
     import time
 
+    from newsletter.core.config import require_secret_key
     from newsletter.delivery.bounces import start_bounce_server
+
+    # It acts on signed addresses (unsubscribe+TOKEN@): never with a public key.
+    try:
+        require_secret_key("bounces")
+    except NewsletterError as exc:
+        fail(exc)
 
     ctrl, _handler = start_bounce_server(host, port)
     console.print(f"bounce/unsubscribe SMTP endpoint on {host}:{port} (Ctrl-C to stop)")

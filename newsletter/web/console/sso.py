@@ -129,14 +129,15 @@ def _claim(claims: dict[str, Any], path: str) -> Any:
 def map_role(claims: dict[str, Any], claim: str, role_map: dict[str, str]) -> str | None:
     """The console role for an ID token's claims: the highest role any value of
     ``claim`` maps to (through ``role_map``; or, when it is empty, values that name a
-    console role themselves), or None when nothing maps."""
+    console role themselves, except ``admin``, which only an explicit map grants), or
+    None when nothing maps."""
     raw = _claim(claims, claim)
     values = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
     roles: set[str] = set()
     for value in values:
         if not isinstance(value, str):
             continue
-        role = role_map.get(value) if role_map else value
+        role = role_map.get(value) if role_map else (value if value != "admin" else None)
         if role in ROLES:
             roles.add(role)
     return max(roles, key=ROLE_RANK.__getitem__) if roles else None
