@@ -78,8 +78,8 @@ def main() -> int:
         raise SystemExit(f"B4 on two hosts cannot run here: {why}")
     subprocess.run([str(ROOT / "scripts" / "install-system-deps.sh")], check=True)
 
-    from newsletter.config import Settings, reset_settings
-    from newsletter.db import dispose
+    from newsletter.core.config import Settings, reset_settings
+    from newsletter.core.db import dispose
 
     work = Path(f"/tmp/b4fleet-{secrets.token_hex(3)}")
     work.mkdir(mode=0o755)

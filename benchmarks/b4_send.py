@@ -77,8 +77,8 @@ def seed(url: str, n: int) -> tuple[int, int]:
     from sqlalchemy import text
 
     from newsletter.audience.service import get_or_create_list
-    from newsletter.db import engine, session_scope, upgrade
-    from newsletter.issues import create_issue, render_issue
+    from newsletter.core.db import engine, session_scope, upgrade
+    from newsletter.issues.store import create_issue, render_issue
     from newsletter.models import Rendition, Send
 
     upgrade(url)
@@ -156,7 +156,7 @@ def timed_send(url: str, broker: str, prefix: str, send_id: int) -> SendRun:
     """Start the send through the workers' queue, wait until it ends, read the ledger."""
     from sqlalchemy import func, select
 
-    from newsletter.db import session_scope
+    from newsletter.core.db import session_scope
     from newsletter.models import Delivery, Send
     from workers.celery_app import app
 
@@ -213,7 +213,7 @@ def report(title: str, run: SendRun, *, recipients: int, received: int,
     lost = recipients - run.states.get("sent", 0)
     dups = received - recipients
     ok = ratio >= 0.75 and lost == 0 and dups == 0 and run.state == "finished"
-    from newsletter.config import Settings
+    from newsletter.core.config import Settings
 
     k = (os.environ.get("NEWSLETTER_SEND_GROUP_SIZE")
          or Settings.model_fields["send_group_size"].default)
@@ -258,8 +258,8 @@ def main() -> int:
     batch = args.batch
     if not (shutil.which("smtp-sink") or Path("/usr/sbin/smtp-sink").exists()):
         subprocess.run([str(ROOT / "scripts" / "install-system-deps.sh")], check=True)
-    from newsletter.config import Settings, reset_settings
-    from newsletter.sink import free_port
+    from newsletter.core.config import Settings, reset_settings
+    from newsletter.devtools.sink import free_port
 
     db = scratch_database()
     url = db.url

@@ -79,10 +79,10 @@ def run_import(url: str, csv_path: Path) -> tuple[float, int, dict[str, object]]
            "NEWSLETTER_DATABASE_URL": url, "NEWSLETTER_VAR_DIR": tempfile.mkdtemp()}
     code = (
         "import json,sys,time\n"
-        "from newsletter.db import upgrade\n"
+        "from newsletter.core.db import upgrade\n"
         "from newsletter.audience.importer import import_file\n"
         "upgrade()\n"
-        "from newsletter.db import session_scope\n"
+        "from newsletter.core.db import session_scope\n"
         "from sqlalchemy import text\n"
         "with session_scope() as s: s.execute(text('CHECKPOINT'))\n"
         "t0=time.perf_counter()\n"

@@ -167,8 +167,8 @@ def main() -> int:
     args = ap.parse_args()
     ensure_tools()
 
-    from newsletter.config import Settings, reset_settings
-    from newsletter.db import dispose, session_scope, upgrade
+    from newsletter.core.config import Settings, reset_settings
+    from newsletter.core.db import dispose, session_scope, upgrade
 
     db = scratch_database("b6")
     db_url = db.url
@@ -187,7 +187,7 @@ def main() -> int:
         reset_settings(settings)
         upgrade(db_url)
         seed(db.dsn)
-        from newsletter.tokens import delivery_token
+        from newsletter.core.safety.signing import delivery_token
 
         token = delivery_token(1)
         base_run = nginx_run(tmp, args.seconds)
@@ -216,8 +216,8 @@ def main() -> int:
         os.killpg(app.pid, signal.SIGTERM)
         app.wait(30)
         app = None
+        from newsletter.core.redis import redis_client
         from newsletter.models import Event
-        from newsletter.redisconn import redis_client
         from newsletter.tracking.ingester import consume
 
         t = time.perf_counter()

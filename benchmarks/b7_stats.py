@@ -2,7 +2,7 @@
 """B7: stats for one send with 1,000,000 deliveries and 5,000,000 events, against a raw GROUP BY.
 
 Builds a throwaway PostgreSQL database (generate_series), stores 5M raw events,
-builds the rollups with :func:`newsletter.tracking.events.rebuild` (one GROUP
+builds the rollups with :func:`newsletter.tracking.rollups.rebuild` (one GROUP
 BY, the same numbers the ingester keeps incrementally), then times
 ``send_stats`` (rollups + cached audience) against the naive GROUP BY over the
 raw event table computing the same figures, and checks both agree.
@@ -27,10 +27,10 @@ import psycopg  # noqa: E402
 from _common import drop_database, print_result, scratch_database, sent_send_sql  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from newsletter.config import Settings, reset_settings  # noqa: E402
-from newsletter.db import dispose, session_scope, upgrade  # noqa: E402
-from newsletter.tracking.events import rebuild  # noqa: E402
-from newsletter.tracking.stats import send_stats  # noqa: E402
+from newsletter.core.config import Settings, reset_settings  # noqa: E402
+from newsletter.core.db import dispose, session_scope, upgrade  # noqa: E402
+from newsletter.reports.stats import send_stats  # noqa: E402
+from newsletter.tracking.rollups import rebuild  # noqa: E402
 
 P95_MS, RATIO = 100.0, 50.0
 DOMAINS = ["qq.com", "163.com", "126.com", "gmail.com", "outlook.com", "hotmail.com",

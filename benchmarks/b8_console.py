@@ -34,8 +34,8 @@ TARGET_MS = 300.0
 def seed(url: str, subscribers: int, issues: int) -> dict[str, int]:
     from sqlalchemy import text
 
-    from newsletter.db import engine, session_scope, upgrade
-    from newsletter.issues import create_issue, render_issue
+    from newsletter.core.db import engine, session_scope, upgrade
+    from newsletter.issues.store import create_issue, render_issue
     from newsletter.models import Issue
 
     upgrade(url)
@@ -84,8 +84,8 @@ def main() -> int:
     ap.add_argument("--issues", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=15)
     args = ap.parse_args()
-    from newsletter.config import Settings, reset_settings
-    from newsletter.sink import free_port
+    from newsletter.core.config import Settings, reset_settings
+    from newsletter.devtools.sink import free_port
 
     db = scratch_database()
     url = db.url

@@ -30,12 +30,12 @@ from _common import drop_database, print_result, scratch_database  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from newsletter.archive import index_issue, like_pattern  # noqa: E402
-from newsletter.config import Settings, reset_settings  # noqa: E402
 from newsletter.content.model import Block  # noqa: E402
 from newsletter.content.parser import load_issue  # noqa: E402
 from newsletter.content.variants import convert_text, to_variant  # noqa: E402
-from newsletter.db import dispose, session_scope, upgrade  # noqa: E402
+from newsletter.core.config import Settings, reset_settings  # noqa: E402
+from newsletter.core.db import dispose, session_scope, upgrade  # noqa: E402
+from newsletter.issues.archive import index_issue, like_pattern  # noqa: E402
 from newsletter.models import Issue, Publication  # noqa: E402
 from newsletter.web.app import create_app  # noqa: E402
 

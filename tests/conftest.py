@@ -17,11 +17,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from newsletter.config import Settings, reset_settings
 from newsletter.core import caches, clock
-from newsletter.db import dispose, upgrade
+from newsletter.core.config import Settings, reset_settings
+from newsletter.core.db import dispose, upgrade
 from newsletter.delivery.compiled import clear_cache
-from newsletter.sink import SinkHandler, start_sink
+from newsletter.devtools.sink import SinkHandler, start_sink
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -83,10 +83,10 @@ def pg_database() -> Iterator[str]:
 def _truncate(url: str) -> None:
     from sqlalchemy import text
 
-    import newsletter.tracking.models
-    import newsletter.web.auth_models
-    import newsletter.wechat.models  # noqa: F401  (every table must be truncated)
-    from newsletter.db import engine
+    import newsletter.models.console
+    import newsletter.models.tracking
+    import newsletter.models.wechat  # noqa: F401  (every table must be truncated)
+    from newsletter.core.db import engine
     from newsletter.models import Base
 
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.audience.service import get_or_create_list
-from newsletter.db import session_scope
-from newsletter.issues import RENDERER_VERSION
+from newsletter.core.db import session_scope
+from newsletter.issues.store import RENDERER_VERSION
 from newsletter.models import (
     Issue,
     Link,

@@ -8,7 +8,7 @@ import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from newsletter.cli import app
+from newsletter.cli.main import app
 
 runner = CliRunner()
 
@@ -81,7 +81,7 @@ def test_send_status_watch_shows_progress_of_a_finished_send(sqlite_settings) ->
 def test_the_real_entry_point_reports_usage_errors_as_usage(argv, code, says, capsys) -> None:  # type: ignore[no-untyped-def]
     """Through `newsletter` itself (not the test runner): a usage error is click's message
     and exit 2, never "unexpected" (Typer 0.29 brought its own click and exit classes)."""
-    from newsletter.clierrors import run
+    from newsletter.cli.errors import run
 
     assert run(app, argv) == code
     err = capsys.readouterr().err
@@ -90,7 +90,7 @@ def test_the_real_entry_point_reports_usage_errors_as_usage(argv, code, says, ca
 
 def test_the_real_entry_point_keeps_a_commands_exit_code(sqlite_settings, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     """A command that ends with typer.Exit(2) exits 2 through `newsletter` too."""
-    from newsletter.clierrors import run
+    from newsletter.cli.errors import run
 
     bad = tmp_path / "bad.md"
     bad.write_text("---\ntitle: [unclosed\nnumber: 1\n---\n\n## 一、栏目\n", encoding="utf-8")

@@ -29,7 +29,7 @@ def collect() -> dict[str, str]:
     from typer.main import get_command
     from typer.testing import CliRunner
 
-    from newsletter.cli import app
+    from newsletter.cli.main import app
 
     runner = CliRunner()
     out: dict[str, str] = {}

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from newsletter.cli import app
-from newsletter.config import Settings
+from newsletter.cli.main import app
+from newsletter.core.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 UNITS = ROOT / "deploy" / "systemd"
@@ -73,7 +73,7 @@ def _metric_names() -> set[str]:
     with _bucket/_sum/_count), from the code itself."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    from newsletter import telemetry
+    from newsletter.core import telemetry as telemetry
 
     names: set[str] = set()
     for fam in text_string_to_metric_families(telemetry.render().decode()):
@@ -82,7 +82,10 @@ def _metric_names() -> set[str]:
         names.update(fam.name + suffix for suffix in ("_total", "_bucket", "_sum", "_count"))
     import inspect
 
-    names.update(re.findall(r'"(newsletter_[a-z_]+)"', inspect.getsource(telemetry)))
+    from newsletter.reports import metrics as ledger
+
+    for module in (telemetry, ledger):  # the ledger's gauges are read at each scrape
+        names.update(re.findall(r'"(newsletter_[a-z_]+)"', inspect.getsource(module)))
     return names
 
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.config import reset_settings
-from newsletter.dispatch import InProcess, dispatcher
-from newsletter.errors import ServiceUnavailable
-from newsletter.sink import free_port
+from newsletter.core.config import reset_settings
+from newsletter.core.dispatch import dispatcher
+from newsletter.core.errors import ServiceUnavailable
+from newsletter.devtools.sink import free_port
+from newsletter.runtime.inline import InProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 

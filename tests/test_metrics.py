@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import update
 
-from newsletter.config import reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import reset_settings
+from newsletter.core.db import session_scope
 from newsletter.delivery.run import start
 from newsletter.models import Delivery, Send
 from newsletter.web.app import create_app
@@ -32,7 +32,7 @@ def test_metrics_are_off_without_a_token(pg_settings) -> None:  # type: ignore[n
 
 def test_metrics_need_the_token_and_match_the_ledger(pg_settings, redis_url) -> None:  # type: ignore[no-untyped-def]
     reset_settings(pg_settings.model_copy(update={
-        "metrics_token": SecretStr("m" * 32), "redis_url": redis_url}))  # fmt: skip
+        "metrics_token": SecretStr("metrics-0123456789abcdef"), "redis_url": redis_url}))  # fmt: skip
     ids = seed(12)
     start(ids["send"])
     with session_scope() as s:
@@ -42,7 +42,7 @@ def test_metrics_need_the_token_and_match_the_ledger(pg_settings, redis_url) -> 
     with TestClient(create_app()) as c:
         assert c.get("/metrics").status_code == 401
         assert c.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
-        r = c.get("/metrics", headers={"Authorization": "Bearer " + "m" * 32})
+        r = c.get("/metrics", headers={"Authorization": "Bearer metrics-0123456789abcdef"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     text = r.text
     assert _value(text, "newsletter_sends", state="paused") == 1
@@ -73,7 +73,7 @@ def test_health_and_readiness(pg_settings) -> None:  # type: ignore[no-untyped-d
         assert c.get("/readyz").text == "ready\n"
     reset_settings(pg_settings.model_copy(update={
         "database_url": "postgresql+psycopg://nobody@127.0.0.1:1/none"}))
-    from newsletter.db import dispose
+    from newsletter.core.db import dispose
 
     dispose()
     with TestClient(create_app()) as c:

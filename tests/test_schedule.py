@@ -12,19 +12,19 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from newsletter.db import session_scope
+from newsletter.core.db import session_scope
+from newsletter.core.errors import StateError
 from newsletter.delivery.run import start
-from newsletter.errors import StateError
-from newsletter.issues import create_issue
+from newsletter.issues.review import approve
+from newsletter.issues.store import create_issue
 from newsletter.models import AuditLog, Delivery, Issue, Publication, Send
-from newsletter.schedule import (
+from newsletter.schedule.slots import (
     ScheduleError,
-    approve,
     next_slot,
     schedule_send,
     set_schedule,
 )
-from newsletter.scheduler import tick
+from newsletter.schedule.tick import tick
 from tests.conftest import EXAMPLES
 from tests.factories import seed
 

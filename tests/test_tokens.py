@@ -4,8 +4,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from newsletter.errors import TokenError
-from newsletter.tokens import sign, unsubscribe_token, verify
+from newsletter.core.errors import TokenError
+from newsletter.core.safety.signing import sign, unsubscribe_token, verify
 
 KEY = [b"current-key"]
 OLD = [b"old-key"]
@@ -55,7 +55,7 @@ def test_unsubscribe_token_defaults_to_all_lists(sqlite_settings) -> None:  # ty
 def test_signing_from_the_derived_key_states_is_plain_hmac(sqlite_settings, kind_fields) -> None:  # type: ignore[no-untyped-def]
     """Tokens signed with the settings' key (from its precomputed HMAC states, the hot
     path) are the same as those signed with the key itself (a new HMAC each time)."""
-    from newsletter.config import get_settings
+    from newsletter.core.config import get_settings
 
     kind, fields = kind_fields
     assert sign(kind, *fields) == sign(kind, *fields, keys=get_settings().secrets())
@@ -67,7 +67,7 @@ def _n(kind: str) -> int:
 
 def test_a_new_secret_key_signs_new_tokens(sqlite_settings) -> None:  # type: ignore[no-untyped-def]
     """The derived states follow the settings: after the key changes, tokens change."""
-    from newsletter.config import get_settings, reset_settings
+    from newsletter.core.config import get_settings, reset_settings
 
     before = sign("d", 9)
     from pydantic import SecretStr

@@ -12,7 +12,7 @@ import contextlib
 from celery import Celery, signals
 from celery.schedules import crontab
 
-from newsletter.config import Settings, get_settings
+from newsletter.core.config import Settings, get_settings
 
 __all__ = ["app", "configure"]
 
@@ -86,9 +86,9 @@ def _refuse_bad_relays() -> None:
     """A worker never starts with relays or warm-up settings it cannot use (one line, en / 中文)."""
     import sys
 
+    from newsletter.core.errors import ConfigError
     from newsletter.delivery.relays import load_relays
     from newsletter.delivery.warmup import check_settings
-    from newsletter.errors import ConfigError
 
     try:
         load_relays()
@@ -109,7 +109,7 @@ def _note_pool_size(sender: object = None, **_: object) -> None:
     inherit the environment): with more than the host's cores, batches build inline."""
     import os
 
-    from newsletter.delivery.engine import POOL_ENV
+    from newsletter.delivery.batch import POOL_ENV
 
     os.environ[POOL_ENV] = str(getattr(sender, "concurrency", None) or 1)
 
@@ -133,7 +133,7 @@ def _preload_sending(**_: object) -> None:
     import psycopg  # noqa: F401  (SQLAlchemy imports it on the first connection)
     import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401
 
-    import newsletter.delivery.engine  # noqa: F401
+    import newsletter.delivery.batch  # noqa: F401
     from newsletter.delivery.compiled import preload
 
     preload()
@@ -141,13 +141,13 @@ def _preload_sending(**_: object) -> None:
 
 @signals.worker_init.connect
 def _serve_worker_metrics(**_: object) -> None:
-    from newsletter.telemetry import broker_ready, database_ready, serve_process
+    from newsletter.core.telemetry import broker_ready, database_ready, serve_process
 
     serve_process("worker", 0, lambda: database_ready() and broker_ready())
 
 
 @signals.beat_init.connect
 def _serve_beat_metrics(**_: object) -> None:
-    from newsletter.telemetry import broker_ready, database_ready, serve_process
+    from newsletter.core.telemetry import broker_ready, database_ready, serve_process
 
     serve_process("beat", 1, lambda: database_ready() and broker_ready())

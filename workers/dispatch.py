@@ -1,7 +1,7 @@
-"""The Celery dispatcher: the broker side of :mod:`newsletter.dispatch`.
+"""The Celery dispatcher: the broker side of :mod:`newsletter.core.dispatch`.
 
 Importing this module registers it under the name ``celery``; ``newsletter``
-finds it through the ``newsletter.dispatch`` entry point and never imports
+finds it through the ``newsletter.core.dispatch`` entry point and never imports
 ``workers`` itself.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from newsletter.dispatch import register
-from newsletter.errors import ServiceUnavailable
+from newsletter.core.dispatch import register
+from newsletter.core.errors import ServiceUnavailable
 
 __all__ = ["CeleryDispatcher"]
 
@@ -18,7 +18,7 @@ __all__ = ["CeleryDispatcher"]
 class CeleryDispatcher:
     def check(self) -> None:
         """Connect to the broker once, so that nothing is planned for a broker that is down."""
-        from .celery_app import app
+        from workers.celery_app import app
 
         try:
             with app.connection_for_write() as conn:
@@ -30,7 +30,7 @@ class CeleryDispatcher:
             ) from exc
 
     def start_send(self, send_id: int) -> None:
-        from .tasks import start_send
+        from workers.tasks import start_send
 
         try:
             start_send.delay(send_id)
@@ -41,7 +41,7 @@ class CeleryDispatcher:
             ) from exc
 
     def run_batches(self, send_id: int, chains: int) -> None:
-        from .tasks import send_batch
+        from workers.tasks import send_batch
 
         try:
             for _ in range(chains):
@@ -53,7 +53,7 @@ class CeleryDispatcher:
             ) from exc
 
     def run_job(self, job_id: int) -> None:
-        from .tasks import run_job
+        from workers.tasks import run_job
 
         try:
             run_job.delay(job_id)
@@ -64,7 +64,7 @@ class CeleryDispatcher:
             ) from exc
 
     def run_worker(self, concurrency: int, loglevel: str) -> None:
-        from .celery_app import app
+        from workers.celery_app import app
 
         app.worker_main(
             [
@@ -77,7 +77,7 @@ class CeleryDispatcher:
         )
 
     def run_beat(self, loglevel: str, schedule_file: Path) -> None:
-        from .celery_app import app
+        from workers.celery_app import app
 
         app.start(["beat", f"--loglevel={loglevel}", "-s", str(schedule_file)])
 

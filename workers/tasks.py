@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from newsletter.delivery import run
-from newsletter.scheduler import tick as do_tick
+from newsletter.schedule.tick import tick as do_tick
 from newsletter.tracking.ingester import consume
-
-from .celery_app import app
+from workers.celery_app import app
 
 
 @app.task(name="newsletter.start_send")
@@ -15,7 +14,7 @@ def start_send(send_id: int) -> None:
         publish_wechat.delay(send_id)
         return
     run.start(send_id)
-    from newsletter.config import get_settings
+    from newsletter.core.config import get_settings
 
     for _ in range(get_settings().send_parallelism):
         send_batch.delay(send_id)
@@ -28,7 +27,7 @@ def publish_wechat(send_id: int) -> None:
 
 @app.task(name="newsletter.wechat_stats")
 def wechat_stats() -> None:
-    from newsletter.wechat.settings import get_wechat_settings
+    from newsletter.core.wechat_settings import get_wechat_settings
     from newsletter.wechat.stats import sync_stats
 
     if get_wechat_settings().configured:
@@ -47,8 +46,8 @@ def send_batch(send_id: int) -> str:
 
 @app.task(name="newsletter.run_job")
 def run_job(job_id: int) -> str:
-    """An import or a bulk action (progress goes to its row; see newsletter.jobs)."""
-    from newsletter.jobs import run
+    """An import or a bulk action (progress goes to its row; see newsletter.runtime.jobs)."""
+    from newsletter.runtime.jobs import run
 
     return run(job_id)
 
@@ -67,8 +66,8 @@ def ingest_events() -> int:
 @app.task(name="newsletter.purge_events")
 def purge_events() -> dict[str, int]:
     """Delete raw events older than each publication's retention period."""
-    from newsletter.db import session_scope
-    from newsletter.tracking.stats import purge
+    from newsletter.core.db import session_scope
+    from newsletter.tracking.retention import purge
 
     with session_scope() as s:
         return purge(s)

@@ -16,7 +16,7 @@ import re
 
 from email_validator import EmailNotValidError, validate_email
 
-from ..errors import NewsletterError
+from newsletter.core.errors import NewsletterError
 
 __all__ = ["AddressError", "address_hash", "normalise"]
 

@@ -23,10 +23,10 @@ from sqlalchemy import and_, delete, exists, func, insert, literal, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from ..errors import NewsletterError, NotFound
-from ..models import MailingList, Segment, Subscriber, Subscription, Suppression, utcnow
-from .segments import compile_segment
-from .service import erase_subscriber
+from newsletter.audience.segments import compile_segment
+from newsletter.audience.service import erase_subscriber
+from newsletter.core.errors import NewsletterError, NotFound
+from newsletter.models import MailingList, Segment, Subscriber, Subscription, Suppression, utcnow
 
 __all__ = ["ACTIONS", "BulkError", "apply", "check", "count", "ids_after", "selection"]
 

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ..cliout import JsonOpt, console, emit, fail, print_counts
-from ..errors import NewsletterError
+from newsletter.core.errors import NewsletterError
+from newsletter.core.terminal import JsonOpt, console, emit, fail, print_counts
 
 __all__ = ["lists_app", "seg_app", "subs_app", "supp_app"]
 
@@ -31,7 +31,7 @@ def subscribers_import(
     as_json: JsonOpt = False,
 ) -> None:
     """Import a CSV or XLSX file of subscribers into a list."""
-    from ..audience.importer import import_file
+    from newsletter.audience.importer import import_file
 
     try:
         summary = import_file(file, list_name, resubscribe=resubscribe, report_path=report)
@@ -59,9 +59,10 @@ def subscribers_export(
     out: Annotated[Path, typer.Option("--out", "-o")] = Path("subscribers-export.csv"),
 ) -> None:
     """Export a list or segment to CSV (UTF-8 with BOM for Excel), streamed."""
-    from ..audience.export import iter_csv
-    from ..audience.service import audit, get_list
-    from ..db import session_scope
+    from newsletter.audience.export import iter_csv
+    from newsletter.audience.service import get_list
+    from newsletter.core.audit import audit
+    from newsletter.core.db import session_scope
 
     try:
         with session_scope() as s:
@@ -87,8 +88,8 @@ def subscribers_export(
 def _segment_definition(session: Any, ref: str) -> Any:
     from sqlalchemy import select
 
-    from ..audience.segments import SegmentError, validate
-    from ..models import Segment
+    from newsletter.audience.segments import SegmentError, validate
+    from newsletter.models import Segment
 
     if ref.lstrip().startswith("{"):
         try:
@@ -112,10 +113,11 @@ def subscribers_add(
     variant: str = "zh-Hans",
 ) -> None:
     """Add one subscriber to a list (active: the operator vouches for consent)."""
-    from ..audience.addresses import normalise
-    from ..audience.service import audit, get_or_create_list, is_suppressed
-    from ..db import session_scope
-    from ..models import Subscriber, Subscription
+    from newsletter.audience.addresses import normalise
+    from newsletter.audience.service import get_or_create_list, is_suppressed
+    from newsletter.core.audit import audit
+    from newsletter.core.db import session_scope
+    from newsletter.models import Subscriber, Subscription
 
     try:
         addr = normalise(email_addr)
@@ -150,10 +152,10 @@ def subscribers_remove(
     """Unsubscribe someone from a list or from everything; optionally erase their data."""
     from sqlalchemy import select
 
-    from ..audience.addresses import normalise
-    from ..audience.service import erase_subscriber, get_list, unsubscribe
-    from ..db import session_scope
-    from ..models import Subscriber
+    from newsletter.audience.addresses import normalise
+    from newsletter.audience.service import erase_subscriber, get_list, unsubscribe
+    from newsletter.core.db import session_scope
+    from newsletter.models import Subscriber
 
     try:
         addr = normalise(email_addr)
@@ -175,10 +177,10 @@ def subscribers_show(email_addr: Annotated[str, typer.Argument(metavar="EMAIL")]
     """Show everything stored about one subscriber (JSON)."""
     from sqlalchemy import select
 
-    from ..audience.addresses import normalise
-    from ..audience.service import export_personal_data
-    from ..db import session_scope
-    from ..models import Subscriber
+    from newsletter.audience.addresses import normalise
+    from newsletter.audience.service import export_personal_data
+    from newsletter.core.db import session_scope
+    from newsletter.models import Subscriber
 
     try:
         addr = normalise(email_addr)
@@ -197,8 +199,8 @@ def subscribers_search(query: str, limit: int = 50, as_json: JsonOpt = False) ->
     """Find subscribers whose email or name contains QUERY."""
     from sqlalchemy import or_, select
 
-    from ..db import session_scope
-    from ..models import Subscriber
+    from newsletter.core.db import session_scope
+    from newsletter.models import Subscriber
 
     like = f"%{query.strip().lower()}%"
     with session_scope() as s:
@@ -226,8 +228,9 @@ def suppressions_add(
     note: str = "",
 ) -> None:
     """Block an address from every send."""
-    from ..audience.service import audit, suppress
-    from ..db import session_scope
+    from newsletter.audience.service import suppress
+    from newsletter.core.audit import audit
+    from newsletter.core.db import session_scope
 
     try:
         with session_scope() as s:
@@ -241,8 +244,9 @@ def suppressions_add(
 @supp_app.command("remove")
 def suppressions_remove(email_addr: Annotated[str, typer.Argument(metavar="EMAIL")]) -> None:
     """Lift a suppression (audited). The person is not resubscribed automatically."""
-    from ..audience.service import audit, unsuppress
-    from ..db import session_scope
+    from newsletter.audience.service import unsuppress
+    from newsletter.core.audit import audit
+    from newsletter.core.db import session_scope
 
     try:
         with session_scope() as s:
@@ -258,8 +262,8 @@ def suppressions_list(limit: int = 100, as_json: JsonOpt = False) -> None:
     """List suppressed addresses, newest first."""
     from sqlalchemy import select
 
-    from ..db import session_scope
-    from ..models import Suppression
+    from newsletter.core.db import session_scope
+    from newsletter.models import Suppression
 
     with session_scope() as s:
         rows = [
@@ -279,8 +283,8 @@ def segments_create(
     name: str, definition: Annotated[str, typer.Argument(help="JSON filter")]
 ) -> None:
     """Save a segment, e.g. '{"all":[{"list":"周报订阅"},{"opened_in_last_sends":4}]}'."""
-    from ..db import session_scope
-    from ..models import Segment
+    from newsletter.core.db import session_scope
+    from newsletter.models import Segment
 
     try:
         with session_scope() as s:
@@ -297,9 +301,9 @@ def segments_count(
     list_name: Annotated[str | None, typer.Option("--list")] = None,
 ) -> None:
     """How many active subscribers match (evaluated in the database)."""
-    from ..audience.segments import count
-    from ..audience.service import get_list
-    from ..db import session_scope
+    from newsletter.audience.segments import count
+    from newsletter.audience.service import get_list
+    from newsletter.core.db import session_scope
 
     try:
         with session_scope() as s:
@@ -315,8 +319,8 @@ def segments_list(as_json: JsonOpt = False) -> None:
     """List saved segments."""
     from sqlalchemy import select
 
-    from ..db import session_scope
-    from ..models import Segment
+    from newsletter.core.db import session_scope
+    from newsletter.models import Segment
 
     with session_scope() as s:
         rows = [
@@ -335,8 +339,8 @@ def segments_list(as_json: JsonOpt = False) -> None:
 @lists_app.command("create")
 def lists_create(name: str, description: str = "") -> None:
     """Create a list."""
-    from ..audience.service import get_or_create_list
-    from ..db import session_scope
+    from newsletter.audience.service import get_or_create_list
+    from newsletter.core.db import session_scope
 
     with session_scope() as s:
         ml = get_or_create_list(s, name, description)
@@ -348,8 +352,8 @@ def lists_list(as_json: JsonOpt = False) -> None:
     """Show lists with their member counts."""
     from sqlalchemy import func, select
 
-    from ..db import session_scope
-    from ..models import MailingList, Subscription
+    from newsletter.core.db import session_scope
+    from newsletter.models import MailingList, Subscription
 
     with session_scope() as s:
         rows = [
@@ -377,9 +381,9 @@ def lists_show(name: str, as_json: JsonOpt = False) -> None:
     """A list's members by subscription status."""
     from sqlalchemy import func, select
 
-    from ..audience.service import get_list
-    from ..db import session_scope
-    from ..models import Subscription
+    from newsletter.audience.service import get_list
+    from newsletter.core.db import session_scope
+    from newsletter.models import Subscription
 
     try:
         with session_scope() as s:

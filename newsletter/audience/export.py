@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import select, true
 
-from ..csvsafe import writer as csv_writer
-from ..db import session_scope
-from ..models import Subscriber, Subscription
-from .segments import compile_segment
+from newsletter.audience.segments import compile_segment
+from newsletter.core.db import session_scope
+from newsletter.core.safety.csvsafe import writer as csv_writer
+from newsletter.models import Subscriber, Subscription
 
 __all__ = ["export_rows", "iter_csv"]
 

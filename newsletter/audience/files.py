@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ImportFileError
+from newsletter.core.errors import ImportFileError
 
 __all__ = ["HEADER_ALIASES", "SourceFile", "detect_encoding", "open_rows"]
 

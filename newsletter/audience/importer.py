@@ -28,15 +28,16 @@ from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..csvsafe import keep_neutralised
-from ..csvsafe import writer as csv_writer
-from ..db import session_scope
-from ..errors import ImportFileError
-from ..headers import clean_text
-from ..models import Subscriber, Subscription, Suppression, utcnow
-from .addresses import AddressError, address_hash, normalise
-from .files import SourceFile, open_rows
-from .service import audit, get_or_create_list
+from newsletter.audience.addresses import AddressError, address_hash, normalise
+from newsletter.audience.files import SourceFile, open_rows
+from newsletter.audience.service import get_or_create_list
+from newsletter.core.audit import audit
+from newsletter.core.db import session_scope
+from newsletter.core.errors import ImportFileError
+from newsletter.core.safety.csvsafe import keep_neutralised
+from newsletter.core.safety.csvsafe import writer as csv_writer
+from newsletter.core.safety.headers import clean_text
+from newsletter.models import Subscriber, Subscription, Suppression, utcnow
 
 __all__ = ["ImportSummary", "RowError", "import_file", "normalise_variant"]
 

@@ -19,18 +19,24 @@ from email.utils import formataddr, formatdate, make_msgid
 
 from sqlalchemy import select
 
-from ..config import get_settings
-from ..core import clock
-from ..db import session_scope
-from ..errors import NotFound, TokenError
-from ..headers import clean_text
-from ..models import MailingList, Subscriber, Subscription, Suppression, utcnow
-from ..ratelimit import hit
-from ..tokens import confirm_token, sign, verify, verify_confirm
-from .addresses import address_hash, normalise
-from .service import audit
+from newsletter.audience.addresses import address_hash, normalise
+from newsletter.core import clock
+from newsletter.core.audit import audit
+from newsletter.core.config import get_settings
+from newsletter.core.db import session_scope
+from newsletter.core.errors import NotFound, TokenError
+from newsletter.core.ratelimit import hit
+from newsletter.core.safety.headers import clean_text
+from newsletter.core.safety.signing import confirm_token, sign, verify, verify_confirm
+from newsletter.models import MailingList, Subscriber, Subscription, Suppression, utcnow
 
-__all__ = ["OptinResult", "confirm", "form_stamp", "request_subscription", "send_confirmation"]
+__all__ = [
+    "OptinResult",
+    "confirm",
+    "confirmation_message",
+    "form_stamp",
+    "request_subscription",
+]
 
 _MIN_FORM_SECONDS = 2
 
@@ -39,7 +45,8 @@ _MIN_FORM_SECONDS = 2
 class OptinResult:
     outcome: str  # sent | already | suppressed | throttled | bot
     detail: str = ""
-    #: With ``defer_mail``: the confirmation still to send (``send_confirmation(*mail)``).
+    #: The confirmation to send when ``outcome`` is "sent": (address, list name, token,
+    #: variant), for ``delivery.system_mail.send_confirmation(*mail)``.
     mail: tuple[str, str, str, str] | None = None
 
 
@@ -86,10 +93,9 @@ def request_subscription(
     ip: str = "",
     stamp: str | None = None,
     honeypot: str = "",
-    defer_mail: bool = False,
     src: str = "",
 ) -> OptinResult:
-    """Record an unconfirmed subscription and mail a confirmation link (within limits).
+    """Record an unconfirmed subscription; say which confirmation to mail (within limits).
 
     Raises AddressError for an invalid address.  Every other outcome looks the
     same to the requester.
@@ -142,20 +148,13 @@ def request_subscription(
             return OptinResult("throttled", "global")
         token = confirm_token(sub.id, list_id, cfg.confirm_ttl_hours * 3600)
         list_name, variant_used = ml.name, sub.variant
-    if defer_mail:
-        # The web form answers first and mails afterwards, so the time to answer does not
-        # tell a new address from a known one.
-        return OptinResult("sent", mail=(addr, list_name, token, variant_used))
-    _mail_confirmation(addr, list_name, token, variant_used)
-    return OptinResult("sent")
+    # The caller sends it (``delivery.system_mail``): the web form answers first and mails
+    # afterwards, so the time to answer does not tell a new address from a known one.
+    return OptinResult("sent", mail=(addr, list_name, token, variant_used))
 
 
-def send_confirmation(addr: str, list_name: str, token: str, variant: str) -> None:
-    """Send a confirmation that :func:`request_subscription` deferred."""
-    _mail_confirmation(addr, list_name, token, variant)
-
-
-def _mail_confirmation(addr: str, list_name: str, token: str, variant: str) -> None:
+def confirmation_message(addr: str, list_name: str, token: str, variant: str) -> EmailMessage:
+    """The confirmation mail for a request (in the reader's script), unsigned."""
     cfg = get_settings()
     url = f"{cfg.base_url.rstrip('/')}/confirm/{token}"
     hant = variant == "zh-Hant"
@@ -177,17 +176,7 @@ def _mail_confirmation(addr: str, list_name: str, token: str, variant: str) -> N
     msg["Message-ID"] = make_msgid(domain=cfg.from_address.rpartition("@")[2])
     msg["Auto-Submitted"] = "auto-replied"
     msg.set_content(body, cte="8bit")
-    from ..delivery.dkim import sign_system_mail
-    from ..delivery.relays import connect
-    from ..tokens import system_bounce_token, verify_confirm
-
-    data = sign_system_mail(msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")))
-    envelope = f"bounces+{system_bounce_token(verify_confirm(token)[0])}@{cfg.bounce_domain}"
-    conn = connect()
-    try:
-        conn.send(envelope, addr, data)
-    finally:
-        conn.close()
+    return msg
 
 
 def confirm(token: str) -> tuple[int, int]:

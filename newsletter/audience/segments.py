@@ -28,8 +28,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select, true
 from sqlalchemy.orm import Session
 
-from ..errors import NewsletterError
-from ..models import Delivery, MailingList, Send, Subscriber, Subscription
+from newsletter.core.errors import NewsletterError
+from newsletter.models import Delivery, MailingList, Send, Subscriber, Subscription
 
 __all__ = ["SegmentError", "compile_segment", "count", "validate"]
 

@@ -14,12 +14,12 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..errors import NotFound
-from ..models import AuditLog, MailingList, Subscriber, Subscription, Suppression, utcnow
-from .addresses import normalise
+from newsletter.audience.addresses import normalise
+from newsletter.core.audit import audit
+from newsletter.core.errors import NotFound
+from newsletter.models import MailingList, Subscriber, Subscription, Suppression, utcnow
 
 __all__ = [
-    "audit",
     "erase_subscriber",
     "export_personal_data",
     "set_preferences",
@@ -30,10 +30,6 @@ __all__ = [
     "unsubscribe",
     "unsuppress",
 ]
-
-
-def audit(session: Session, actor: str, action: str, target: str = "", **detail: object) -> None:
-    session.add(AuditLog(actor=actor, action=action, target=target, detail=dict(detail)))
 
 
 def get_list(session: Session, name: str) -> MailingList:
@@ -115,7 +111,7 @@ def unsubscribe(
         suppress(session, sub.email, "unsubscribe_all", note=reason)
     session.flush()
     if changed:  # tracking: count the unsubscribe against the latest send it came from
-        from ..tracking.events import record_unsubscribe
+        from newsletter.tracking.rollups import record_unsubscribe
 
         record_unsubscribe(session, subscriber_id, list_id, reason=reason, at=when)
     return changed
@@ -123,7 +119,7 @@ def unsubscribe(
 
 def export_personal_data(session: Session, subscriber_id: int) -> dict[str, object]:
     """Everything we hold about one subscriber (PIPL/GDPR access request)."""
-    from ..models import Delivery, Event
+    from newsletter.models import Delivery, Event
 
     sub = session.get(Subscriber, subscriber_id)
     if sub is None or sub.status == "erased":
@@ -188,8 +184,8 @@ def erase_subscriber(session: Session, subscriber_id: int, *, actor: str) -> Non
     """
     from sqlalchemy import delete, update
 
-    from ..models import Delivery, Event
-    from .addresses import address_hash
+    from newsletter.audience.addresses import address_hash
+    from newsletter.models import Delivery, Event
 
     sub = session.get(Subscriber, subscriber_id)
     if sub is None:

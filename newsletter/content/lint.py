@@ -29,9 +29,9 @@ from urllib.parse import urlsplit
 
 from newsletter.content.model import Issue, Item, Section
 from newsletter.content.parser import format_numeral, parse_issue
-from newsletter.errors import IssueFormatError
-from newsletter.safepath import contained_file, reference_problem
-from newsletter.urlpolicy import is_allowed
+from newsletter.core.errors import IssueFormatError
+from newsletter.core.safety.safepath import contained_file, reference_problem
+from newsletter.core.safety.urlpolicy import is_allowed
 
 __all__ = ["POLICY_ROLES", "LintCheck", "LintMessage", "lint_issue", "lint_source"]
 

@@ -51,7 +51,7 @@ from newsletter.content.patterns import (
     numeral_value,
     patterns,
 )
-from newsletter.errors import IssueFormatError
+from newsletter.core.errors import IssueFormatError
 
 __all__ = [
     "CLASSES",
@@ -819,7 +819,7 @@ def import_issue_text(
     (``"LINE=CLASS"``) on top.  Raises :class:`TextImportError` for input that
     cannot be imported, with one bilingual line and no server path.
     """
-    from newsletter.content.parser import decode_source
+    from newsletter.content.decode import decode_source
 
     target = out or default_target(source)
     try:

@@ -31,9 +31,9 @@ from email.utils import formatdate
 from operator import itemgetter
 from typing import Any
 
-from ..core import clock
-from ..errors import DeliveryError
-from ..headers import (
+from newsletter.core import clock
+from newsletter.core.errors import DeliveryError
+from newsletter.core.safety.headers import (
     ENCODED_WORD_MAX,
     HeaderInjection,
     address_field,
@@ -401,7 +401,7 @@ def compile_message(
 
 def msgid_salt() -> str:
     """The installation's Message-ID salt: 12 hex digits derived from the secret key."""
-    from ..config import get_settings
+    from newsletter.core.config import get_settings
 
     key = get_settings().secret_key.get_secret_value().encode()
     return hmac.new(key, b"newsletter message-id", "sha256").hexdigest()[:12]

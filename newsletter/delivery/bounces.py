@@ -2,7 +2,7 @@
 
 Every message is sent with the envelope sender ``bounces+<delivery token>@<bounce
 domain>`` (VERP).  A bounce therefore names its delivery; the token is HMAC-signed
-(:mod:`newsletter.tokens`), so a forged bounce cannot suppress an arbitrary
+(:mod:`newsletter.core.safety.signing`), so a forged bounce cannot suppress an arbitrary
 address.  The token is looked for, in order, in the envelope recipient (when the
 SMTP endpoint passes it), the To / Delivered-To / X-Original-To / Envelope-To /
 X-Envelope-To headers, then anywhere in the report (an ARF report's
@@ -42,12 +42,12 @@ from typing import Any, Literal
 
 from sqlalchemy import select, update
 
-from ..audience.service import suppress, unsubscribe
-from ..config import get_settings
-from ..db import session_scope
-from ..errors import NotFound, TokenError
-from ..models import Delivery, Subscriber
-from ..tokens import verify
+from newsletter.audience.service import suppress, unsubscribe
+from newsletter.core.config import get_settings
+from newsletter.core.db import session_scope
+from newsletter.core.errors import NotFound, TokenError
+from newsletter.core.safety.signing import verify
+from newsletter.models import Delivery, Subscriber
 
 __all__ = [
     "BounceResult",
@@ -285,14 +285,16 @@ def apply_result(result: BounceResult, *, event_uid: str | None = None) -> Bounc
                 .values(state="bounced", last_reply=reply, claimed_by=None, lease_until=None)
             )
             suppress(s, address, "hard_bounce", note=reply, delivery_id=delivery.id)
-            from ..tracking.events import record  # tracking: a bounce event for the rollups
+            # tracking: a bounce event for the rollups
+            from newsletter.tracking.rollups import record
 
             record(s, "bounce", delivery.id, rule=f"{result.source} {result.status or ''}")
         elif result.kind == "soft":
             s.execute(update(Delivery).where(Delivery.id == delivery.id).values(last_reply=reply))
         else:
             suppress(s, address, "complaint", note=reply, delivery_id=delivery.id)
-            from ..tracking.events import record  # tracking: event + rollups in this transaction
+            # tracking: event + rollups in this transaction
+            from newsletter.tracking.rollups import record
 
             record(s, "complaint", delivery.id, uid=event_uid, rule=result.source)
         result.applied = True

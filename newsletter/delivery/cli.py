@@ -9,8 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ..cliout import JsonOpt, console, emit, err, fail, print_counts
-from ..errors import NewsletterError
+from newsletter.core.errors import NewsletterError
+from newsletter.core.terminal import JsonOpt, console, emit, err, fail, print_counts
 
 __all__ = ["bounce_app", "commands", "send_app"]
 
@@ -45,11 +45,12 @@ def send_create(
     """
     from sqlalchemy import select
 
-    from ..audience.service import audit, get_list
-    from ..db import session_scope
-    from ..delivery.sends import other_sends
-    from ..issues import get_issue
-    from ..models import Segment, Send
+    from newsletter.audience.service import get_list
+    from newsletter.core.audit import audit
+    from newsletter.core.db import session_scope
+    from newsletter.delivery.sends import other_sends
+    from newsletter.issues.store import get_issue
+    from newsletter.models import Segment, Send
 
     try:
         with session_scope() as s:
@@ -99,62 +100,13 @@ def send_create(
             )
 
 
-@send_app.command("schedule")
-def send_schedule(
-    issue: Annotated[str, typer.Argument(help="issue id, or #number")],
-    list_name: Annotated[
-        str | None, typer.Option("--list", help="default: the publication's")
-    ] = None,
-    at: Annotated[
-        str | None, typer.Option(help="ISO time with offset; default: next weekly slot")
-    ] = None,
-    variant: Annotated[str, typer.Option(help="preference, zh-Hans or zh-Hant")] = "preference",
-    by: str = "cli",
-    as_json: JsonOpt = False,
-) -> None:
-    """Schedule an approved issue at the next weekly slot, or once at --at."""
-    import datetime as dt
-
-    from ..audience.service import get_list
-    from ..db import session_scope
-    from ..issues import get_issue
-    from ..models import Publication
-    from ..schedule import ScheduleError, schedule_send
-
-    try:
-        when = None
-        if at:
-            try:
-                when = dt.datetime.fromisoformat(at)
-            except ValueError:
-                raise ScheduleError(
-                    f"bad time {at!r}; expected e.g. 2026-11-30T09:00+08:00"
-                ) from None
-        with session_scope() as s:
-            iss = get_issue(s, issue)
-            pub = s.get(Publication, iss.publication_id)
-            assert pub is not None
-            if list_name:
-                list_id = get_list(s, list_name).id
-            elif pub.default_list_id:
-                list_id = pub.default_list_id
-            else:
-                raise ScheduleError("no --list given and the publication has no default list")
-            send = schedule_send(s, iss, list_id=list_id, at=when, variant_rule=variant, actor=by)
-            out = {"send_id": send.id, "slot": send.slot, "scheduled_at": send.scheduled_at}
-    except NewsletterError as exc:
-        fail(exc)
-    if not emit(out, as_json):
-        console.print(f"send {out['send_id']} scheduled for {out['slot']}")
-
-
 @send_app.command("list")
 def send_list(as_json: JsonOpt = False) -> None:
     """List sends with their state and progress."""
     from sqlalchemy import func, select
 
-    from ..db import session_scope
-    from ..models import Delivery, Issue, Send
+    from newsletter.core.db import session_scope
+    from newsletter.models import Delivery, Issue, Send
 
     with session_scope() as s:
         sent = dict(
@@ -201,7 +153,7 @@ def send_test(
     as_json: JsonOpt = False,
 ) -> None:
     """Send the real rendered message to test addresses, outside the ledger and the stats."""
-    from ..delivery.testsend import send_test as do_test
+    from newsletter.delivery.testsend import send_test as do_test
 
     try:
         results = do_test(issue, to, variant)
@@ -221,14 +173,14 @@ def send_start(
     as_json: JsonOpt = False,
 ) -> None:
     """Start a send now: plan deliveries, then send (in-process, or through Celery workers)."""
-    from ..config import get_settings
-    from ..delivery.run import channel_of, start, start_channel
+    from newsletter.core.config import get_settings
+    from newsletter.delivery.run import channel_of, start, start_channel
 
     try:
         if get_settings().embedded:
             state = start_channel(send_id) if wait else "sending"
         else:
-            from ..dispatch import dispatcher
+            from newsletter.core.dispatch import dispatcher
 
             d = dispatcher()
             d.check()  # a broker that is down changes nothing
@@ -243,8 +195,8 @@ def send_start(
 
 
 def _exit_if_failed(send_id: int) -> None:
-    from ..db import session_scope
-    from ..models import Send
+    from newsletter.core.db import session_scope
+    from newsletter.models import Send
 
     with session_scope() as s:
         send = s.get(Send, send_id)
@@ -256,8 +208,8 @@ def _exit_if_failed(send_id: int) -> None:
 
 
 def _control(send_id: int, action: str, as_json: bool) -> None:
-    from ..db import session_scope
-    from ..delivery.sends import transition
+    from newsletter.core.db import session_scope
+    from newsletter.delivery.sends import transition
 
     try:
         with session_scope() as s:
@@ -265,10 +217,10 @@ def _control(send_id: int, action: str, as_json: bool) -> None:
     except NewsletterError as exc:
         fail(exc)
     if action == "resume":
-        from ..config import get_settings
+        from newsletter.core.config import get_settings
 
         if not get_settings().embedded:
-            from ..dispatch import dispatcher
+            from newsletter.core.dispatch import dispatcher
 
             try:
                 dispatcher().run_batches(send_id, get_settings().send_parallelism)
@@ -305,8 +257,8 @@ def send_subjects(
     as_json: JsonOpt = False,
 ) -> None:
     """Make a draft send a subject test (winner by human opens or clicks)."""
-    from ..db import session_scope
-    from ..delivery.subjects import configure
+    from newsletter.core.db import session_scope
+    from newsletter.delivery.subjects import configure
 
     try:
         with session_scope() as s:
@@ -323,8 +275,8 @@ def send_subjects(
 @send_app.command("decide")
 def send_decide(send_id: int, now: bool = False, as_json: JsonOpt = False) -> None:
     """Decide a subject test (--now: before its time) and release the remainder."""
-    from ..db import session_scope
-    from ..delivery.subjects import decide
+    from newsletter.core.db import session_scope
+    from newsletter.delivery.subjects import decide
 
     try:
         with session_scope() as s:
@@ -341,14 +293,14 @@ def send_decide(send_id: int, now: bool = False, as_json: JsonOpt = False) -> No
                        f"{v['opens_human']} ({v['open_rate']:.1%}), machine opens "
                        f"{v['opens_machine']}, human clicks {v['clicks_human']}")
         typer.echo(f"winner: [{report['winner'] + 1}] (p = {report['p_value']}); {report['note']}")
-    from ..config import get_settings
+    from newsletter.core.config import get_settings
 
     if get_settings().embedded:
-        from ..delivery.run import drive_inline
+        from newsletter.delivery.run import drive_inline
 
         drive_inline(send_id)  # the remainder goes out now, in this process
     else:
-        from ..dispatch import dispatcher
+        from newsletter.core.dispatch import dispatcher
 
         dispatcher().run_batches(send_id, get_settings().send_parallelism)
 
@@ -370,9 +322,9 @@ def _watch(send_id: int, every: float = 1.0) -> None:
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..db import session_scope
-    from ..delivery.sends import state_counts
-    from ..models import Send
+    from newsletter.core.db import session_scope
+    from newsletter.delivery.sends import state_counts
+    from newsletter.models import Send
 
     terminal = ("finished", "cancelled", "failed", "paused")
     with Progress(
@@ -411,11 +363,11 @@ def _watch(send_id: int, every: float = 1.0) -> None:
 def _show_status(send_id: int, as_json: bool, note: str | None = None) -> None:
     from sqlalchemy import func, select
 
-    from ..db import session_scope
-    from ..delivery.relay_cli import print_relay_counts
-    from ..delivery.relays import relay_counts
-    from ..delivery.sends import state_counts
-    from ..models import Delivery, Send
+    from newsletter.core.db import session_scope
+    from newsletter.delivery.relays import relay_counts
+    from newsletter.delivery.relays_cli import print_relay_counts
+    from newsletter.delivery.sends import state_counts
+    from newsletter.models import Delivery, Send
 
     with session_scope() as s:
         send = s.get(Send, send_id)
@@ -425,7 +377,7 @@ def _show_status(send_id: int, as_json: bool, note: str | None = None) -> None:
         channel = send.channel
         counts = state_counts(s, send_id)
     if channel == "wechat":
-        from ..wechat.publisher import status as wechat_status
+        from newsletter.wechat.publisher import status as wechat_status
 
         data_wx = wechat_status(send_id)
         if note:
@@ -483,7 +435,14 @@ def bounces_serve(
     """Run the SMTP endpoint that receives DSNs, ARF complaints and mailto unsubscribes."""
     import time
 
-    from ..delivery.bounces import start_bounce_server
+    from newsletter.core.config import require_secret_key
+    from newsletter.delivery.bounces import start_bounce_server
+
+    # It acts on signed addresses (unsubscribe+TOKEN@): never with a public key.
+    try:
+        require_secret_key("bounces")
+    except NewsletterError as exc:
+        fail(exc)
 
     ctrl, _handler = start_bounce_server(host, port)
     console.print(f"bounce/unsubscribe SMTP endpoint on {host}:{port} (Ctrl-C to stop)")
@@ -499,7 +458,7 @@ def bounces_scan(maildir: Path, as_json: JsonOpt = False) -> None:
     """Apply every DSN/ARF report found in a maildir (already processed ones are skipped)."""
     from dataclasses import asdict
 
-    from ..delivery.bounces import process_maildir
+    from newsletter.delivery.bounces import process_maildir
 
     results = process_maildir(maildir)
     data = [asdict(r) for r in results]
@@ -513,7 +472,7 @@ def doctor(as_json: JsonOpt = False) -> None:
 
     Exits 1 when a check fails; each problem says what to fix, in Chinese and English.
     """
-    from ..delivery.doctor import run_doctor
+    from newsletter.delivery.doctor import run_doctor
 
     out = run_doctor()
     if not emit(out, as_json):

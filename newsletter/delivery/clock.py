@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ..core.clock import now, set_clock
+from newsletter.core.clock import now, set_clock
 
 __all__ = ["now", "set_clock"]

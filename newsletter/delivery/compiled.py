@@ -10,12 +10,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ..config import get_settings
-from ..core.caches import process_cache
-from ..db import session_scope
-from ..errors import NotFound
-from ..models import Issue, Publication, Rendition
-from .assemble import CompiledMessage, compile_message
+from newsletter.core.caches import process_cache
+from newsletter.core.config import get_settings
+from newsletter.core.db import session_scope
+from newsletter.core.errors import NotFound
+from newsletter.delivery.assemble import CompiledMessage, compile_message
+from newsletter.models import Issue, Publication, Rendition
 
 __all__ = ["clear_cache", "compiled_for", "preload"]
 
@@ -28,7 +28,7 @@ _signers: list[Any] = []
 def _signer() -> Any:
     """The DKIM signer from NEWSLETTER_DKIM_* (None when no key is configured), loaded once."""
     if not _signers:
-        from .dkim import load_signer
+        from newsletter.delivery.dkim import load_signer
 
         _signers.append(load_signer())
     return _signers[0]
@@ -53,7 +53,7 @@ def _subject_text(subject: str | None, variant: str, pub: Publication) -> str | 
     if not subject:
         return None
     if variant == "zh-Hant":
-        from ..content.variants import convert_text
+        from newsletter.content.variants import convert_text
 
         return convert_text(subject, pub.zh_hant_table or "s2t")
     return subject

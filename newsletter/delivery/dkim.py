@@ -66,12 +66,12 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ..core import clock
-from ..errors import ConfigError
-from .assemble import ChunkJoiner
+from newsletter.core import clock
+from newsletter.core.errors import ConfigError
+from newsletter.delivery.assemble import ChunkJoiner
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .assemble import CompiledMessage
+    from newsletter.delivery.assemble import CompiledMessage
 
 __all__ = [
     "DEFAULT_SIGNED_HEADERS",
@@ -340,8 +340,8 @@ def _plan(chunks: Sequence[bytes | str], signed: Sequence[str]) -> _Plan:
             if seg:
                 cur.append(seg)
     slots = frozenset(s for s in items if isinstance(s, str))
-    last_is_fixed_text = bool(lines) and all(isinstance(p, bytes) for p in lines[-1]) and any(
-        p for p in lines[-1]
+    last_is_fixed_text = (
+        bool(lines) and all(isinstance(p, bytes) for p in lines[-1]) and any(p for p in lines[-1])
     )
     if cur or not last_is_fixed_text:
         return _Plan(
@@ -559,16 +559,12 @@ class DkimSigner:
         block, sep, body = message.partition(b"\r\n\r\n")
         if not sep:
             raise ValueError("message has no header/body separator")
-        fields = [
-            f for f in split_header_block(block) if f[0].strip().lower() != b"dkim-signature"
-        ]
+        fields = [f for f in split_header_block(block) if f[0].strip().lower() != b"dkim-signature"]
         stripped = b"".join(n + b":" + v + b"\r\n" for n, v in fields)
         pool: dict[bytes, list[bytes]] = {}
         for n, v in fields:
             pool.setdefault(n.strip().lower(), []).append(canon_header(n, v))
-        data = b"".join(
-            pool[n.encode()].pop() for n in self.signed_headers if pool.get(n.encode())
-        )
+        data = b"".join(pool[n.encode()].pop() for n in self.signed_headers if pool.get(n.encode()))
         sigs = self._fields(data, hashlib.sha256(canon_body(body)).digest())
         return sigs + stripped + b"\r\n" + body
 
@@ -613,7 +609,9 @@ def load_signer(settings: DkimSettings | None = None) -> DkimSigner | None:
 
 # -- command line ------------------------------------------------------------------
 
-dkim_app = typer.Typer(help="DKIM keys: generate a key pair and print its DNS record", no_args_is_help=True)
+dkim_app = typer.Typer(
+    help="DKIM keys: generate a key pair and print its DNS record", no_args_is_help=True
+)
 
 
 def _write_private(path: Path, pem: bytes, force: bool) -> None:
@@ -622,6 +620,11 @@ def _write_private(path: Path, pem: bytes, force: bool) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
+
+
+_DNS_NAME = re.compile(
+    r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))*"
+)
 
 
 @dkim_app.command("keygen")
@@ -638,6 +641,13 @@ def keygen(
         raise typer.BadParameter("--algorithm must be rsa, ed25519 or both")
     if bits < 2048 and algorithm != "ed25519":
         raise typer.BadParameter("RSA keys must be at least 2048 bits")
+    # Both name files under --out: DNS labels only, so no path can leave it.
+    if not _DNS_NAME.fullmatch(selector):
+        raise typer.BadParameter(
+            "--selector 须为 DNS 标签 / must be DNS labels (letters, digits, -, _)"
+        )
+    if not _DNS_NAME.fullmatch(domain.rstrip(".")):
+        raise typer.BadParameter("--domain 须为域名 / must be a domain name")
     out.mkdir(parents=True, exist_ok=True)
     made: list[tuple[str, str, Path]] = []
     if algorithm in ("rsa", "both"):

@@ -32,8 +32,8 @@ from typing import Any
 import dns.exception
 import dns.resolver
 
-from ..config import get_settings
-from .dkim import DkimSettings, public_key_b64
+from newsletter.core.config import get_settings
+from newsletter.delivery.dkim import DkimSettings, public_key_b64
 
 __all__ = ["Check", "org_domain", "run_doctor"]
 
@@ -222,7 +222,7 @@ def _relays() -> list[Check]:
     cfg = get_settings()
     if not cfg.relays:
         return [_relay()]
-    from .relays import RelayConfigError, load_relays, probe
+    from newsletter.delivery.relays import RelayConfigError, load_relays, probe
 
     try:
         relays = load_relays(cfg)

@@ -28,12 +28,12 @@ import logging
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..config import get_settings
-from ..db import session_scope
-from ..models import Delivery, RelayState, Send, utcnow
-from ..notify import notify
-from .relays import load_relays
-from .sends import transition
+from newsletter.core.config import get_settings
+from newsletter.core.db import session_scope
+from newsletter.delivery.alerts import notify
+from newsletter.delivery.relays import load_relays
+from newsletter.delivery.sends import transition
+from newsletter.models import Delivery, RelayState, Send, utcnow
 
 __all__ = ["RELAY_PAUSE", "heal", "mark_relay_pause", "probe_for_send"]
 
@@ -48,8 +48,8 @@ def probe_for_send(send_id: int, now: dt.datetime) -> tuple[bool, str]:
     Each relay that may carry the send and is out of service is probed now; the
     send can go on as soon as one of them is in service.
     """
-    from .relays import down_relays, probe_due, route
-    from .warmup import from_domain_of
+    from newsletter.delivery.relays import down_relays, probe_due, route
+    from newsletter.delivery.warmup import from_domain_of
 
     with session_scope() as s:
         domain, publication = from_domain_of(s, send_id)

@@ -41,13 +41,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from ..config import Settings, get_settings
-from ..core.caches import on_reset, process_cache
-from ..db import session_scope
-from ..errors import ConfigError
-from ..models import Delivery, RelayState
-from . import clock
-from .smtp import MaildirConnection, Outcome, SmtpConnection, settings_connection
+from newsletter.core.caches import on_reset, process_cache
+from newsletter.core.config import Settings, get_settings
+from newsletter.core.db import session_scope
+from newsletter.core.errors import ConfigError
+from newsletter.delivery import clock
+from newsletter.delivery.smtp import MaildirConnection, Outcome, SmtpConnection, settings_connection
+from newsletter.models import Delivery, RelayState
 
 __all__ = [
     "connect",
@@ -315,7 +315,7 @@ def _forget_down() -> None:
 def down_relays(*, fresh: bool = False) -> dict[str, dt.datetime | None]:
     """name -> next probe time, for the relays out of service (cached for a second)."""
     global _down_cache
-    from .. import config
+    from newsletter.core import config as config
 
     with _cache_lock:
         if (
@@ -355,7 +355,7 @@ def _ensure_row(s: Session, name: str) -> None:
 
 def take_out(name: str, reason: str, now: dt.datetime | None = None) -> bool:
     """Take ``name`` out of service. True if this call did it (not already out)."""
-    from ..notify import notify
+    from newsletter.delivery.alerts import notify
 
     now = now or clock.now()
     reason = reason[:500]
@@ -416,7 +416,7 @@ def report(
         return True
     lost = outcome.code is None and outcome.reply.startswith("connection")
     if alternatives and (lost or (outcome.code is not None and 400 <= outcome.code < 500)):
-        from ..ratelimit import hit
+        from newsletter.core.ratelimit import hit
 
         with session_scope() as s:
             within = hit(
@@ -471,7 +471,7 @@ def probe_due(
 
     Two callers at once are safe: a probe is claimed by a conditional update first.
     """
-    from ..notify import notify
+    from newsletter.delivery.alerts import notify
 
     now = now or clock.now()
     by_name = {r.name: r for r in load_relays()}
@@ -654,7 +654,7 @@ class RelayPool:
 def connect() -> SmtpConnection | MaildirConnection:
     """A connection for system mail (confirmations, test sends, alerts): the single
     ``smtp_*`` relay, or with ``relays`` configured the first general relay in service."""
-    from ..config import get_settings
+    from newsletter.core.config import get_settings
 
     s = get_settings()
     if s.relays:
@@ -667,7 +667,7 @@ def connect() -> SmtpConnection | MaildirConnection:
 
 
 def _install_system_connect() -> None:
-    from .. import notify
+    from newsletter.delivery import alerts as notify
 
     notify.system_connect = connect
 

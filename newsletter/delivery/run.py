@@ -13,12 +13,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from ..db import session_scope
-from ..errors import NewsletterError, NotFound
-from ..issues import render_issue
-from ..models import Send
-from .engine import BatchResult, maybe_finish, pending, process_batch
-from .sends import plan, transition
+from newsletter.core.db import session_scope
+from newsletter.core.errors import NewsletterError, NotFound
+from newsletter.delivery.batch import process_batch
+from newsletter.delivery.outcomes import BatchResult
+from newsletter.delivery.sends import maybe_finish, pending, plan, transition
+from newsletter.issues.store import render_issue
+from newsletter.models import Send
 
 __all__ = ["Next", "drive_inline", "start", "start_channel", "step"]
 
@@ -41,7 +42,7 @@ def start_channel(send_id: int) -> str:
     A WeChat failure never touches the email send of the same issue.
     """
     if channel_of(send_id) == "wechat":
-        from ..wechat.publisher import publish_send
+        from newsletter.wechat.publisher import publish_send
 
         with session_scope() as s:
             send = s.get(Send, send_id)
@@ -68,7 +69,7 @@ def start(send_id: int) -> tuple[int, int]:
 
 
 def _fail_send(send_id: int, reason: str) -> None:
-    from ..notify import notify
+    from newsletter.delivery.alerts import notify
 
     with session_scope() as s:
         send = s.get(Send, send_id)
@@ -88,8 +89,8 @@ def _check_links_are_https() -> None:
     """
     from urllib.parse import urlsplit
 
-    from ..config import get_settings
-    from ..errors import ConfigError
+    from newsletter.core.config import get_settings
+    from newsletter.core.errors import ConfigError
 
     cfg = get_settings()
     parts = urlsplit(cfg.base_url)
@@ -116,14 +117,14 @@ def _start(send_id: int) -> tuple[int, int]:
         render_issue(s, send.issue_id)
     with session_scope() as s:
         planned, excluded = plan(s, send_id)
-        from .subjects import assign
+        from newsletter.delivery.subjects import assign
 
         assign(s, send_id)  # a subject test: deal the subjects, hold the remainder
-        from .warmup import plan_send
+        from newsletter.delivery.warmup import plan_send
 
         plan_send(s, send_id)  # warm-up: beyond today's allowance waits for later days
         if transition(s, send_id, "start"):
-            from ..notify import notify
+            from newsletter.delivery.alerts import notify
 
             notify(s, "started", f"send {send_id} started",
                    f"planned {planned} deliveries; {excluded} list members excluded "
@@ -133,7 +134,7 @@ def _start(send_id: int) -> tuple[int, int]:
 
 def _wait_for_relay(send_id: int) -> bool:
     """Embedded mode: probe the relay of an auto-paused send until it resumes or gives up."""
-    from .heal import heal
+    from newsletter.delivery.heal import heal
 
     while True:
         with session_scope() as s:
@@ -142,7 +143,7 @@ def _wait_for_relay(send_id: int) -> bool:
                 return False
             due = send.next_probe_at
         if due is not None:
-            from ..models import utcnow
+            from newsletter.models import utcnow
 
             time.sleep(max(0.0, (due - utcnow()).total_seconds()))
         outcome = heal(send_id)
@@ -186,8 +187,8 @@ def step(send_id: int, *, batch_size: int | None = None) -> Next:
     with session_scope() as s:
         _n, nxt = pending(s, send_id)
     if nxt is not None:
-        from .clock import now as utcnow
-        from .subjects import HOLD
+        from newsletter.delivery.clock import now as utcnow
+        from newsletter.delivery.subjects import HOLD
 
         if nxt >= HOLD:
             # Only a subject test's held readers are left: nothing to wake up for (a
@@ -215,7 +216,7 @@ def step_resilient(send_id: int, *, batch_size: int | None = None) -> Next:
             raise
         log.warning("send %s: database connection lost (%s); the batch chain goes on",
                     send_id, str(exc.orig or exc).splitlines()[0][:200])
-        from ..db import engine
+        from newsletter.core.db import engine
 
         engine().dispose()  # drop pooled connections to the old server process
         return Next("later", 2.0)

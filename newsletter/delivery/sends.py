@@ -19,16 +19,23 @@ audited ``resend_reason`` plans everyone again.
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from typing import Any
 
 from sqlalchemy import and_, exists, func, literal, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from ..errors import NotFound, StateError
-from ..models import Delivery, Send, Subscriber, Subscription, Suppression, utcnow
+from newsletter.core.db import session_scope
+from newsletter.core.errors import NotFound, StateError
+from newsletter.models import Delivery, Send, Subscriber, Subscription, Suppression, utcnow
+
+log = logging.getLogger(__name__)
 
 __all__ = [
+    "maybe_finish",
+    "pending",
     "LIVE",
     "TRANSITIONS",
     "audience",
@@ -177,8 +184,8 @@ def _eligible(
         .order_by(Subscriber.id)
     )
     if segment_id is not None:
-        from ..audience.segments import compile_segment
-        from ..models import Segment
+        from newsletter.audience.segments import compile_segment
+        from newsletter.models import Segment
 
         seg = session.get(Segment, segment_id)
         if seg is None:
@@ -239,3 +246,60 @@ def state_counts(session: Session, send_id: int) -> dict[str, int]:
     for state, n in rows:
         counts[state] = n
     return counts
+
+
+# -- completion: a send is finished when no delivery is left to try -------------------
+
+
+def pending(session: Session, send_id: int) -> tuple[int, dt.datetime | None]:
+    """(non-terminal deliveries, earliest due time among queued/deferred ones)."""
+    from sqlalchemy import func
+
+    n = (
+        session.scalar(
+            select(func.count()).where(
+                Delivery.send_id == send_id, Delivery.state.in_(("queued", "sending", "deferred"))
+            )
+        )
+        or 0
+    )
+    nxt = session.scalar(
+        select(func.min(Delivery.next_attempt_at)).where(
+            Delivery.send_id == send_id, Delivery.state.in_(("queued", "deferred"))
+        )
+    )
+    return n, nxt
+
+
+def maybe_finish(send_id: int) -> bool:
+    """Mark the send finished if every delivery is in a terminal state."""
+    with session_scope() as s:
+        n, _ = pending(s, send_id)
+        if n:
+            return False
+        state = s.scalar(select(Send.state).where(Send.id == send_id))
+        if state != "sending":
+            return state == "finished"
+        transition(s, send_id, "finish")
+        counts = state_counts(s, send_id)
+        log.info("send %s finished: %s", send_id, counts)
+        send = s.get(Send, send_id)
+        if send is not None and send.channel == "email":
+            from newsletter.delivery.alerts import notify
+            from newsletter.models import Issue
+
+            issue = s.get(Issue, send.issue_id)
+            if issue is not None and issue.status in ("approved", "scheduled"):
+                issue.status = "sent"
+            at_risk = s.scalar(
+                select(func.count()).where(Delivery.send_id == send_id, Delivery.at_risk)
+            )
+            notify(
+                s,
+                "finished",
+                f"send {send_id} finished",
+                "\n".join(f"{k}: {v}" for k, v in counts.items())
+                + f"\nat risk of duplicate (re-sent after a crash): {at_risk}",
+                key=f"finished:{send_id}",
+            )
+        return True

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .assemble import to_base64
+from newsletter.delivery.assemble import to_base64
 
 __all__ = ["MaildirConnection", "Outcome", "SmtpConnection", "settings_connection"]
 

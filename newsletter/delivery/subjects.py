@@ -26,9 +26,9 @@ from typing import Any
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
-from ..errors import NotFound, StateError
-from ..headers import clean_text
-from ..models import Delivery, Event, Send, utcnow
+from newsletter.core.errors import NotFound, StateError
+from newsletter.core.safety.headers import clean_text
+from newsletter.models import Delivery, Event, Send, utcnow
 
 __all__ = [
     "HOLD",

@@ -12,14 +12,14 @@ import re
 from email.header import decode_header, make_header
 from typing import Any
 
-from ..audience.addresses import normalise
-from ..config import get_settings
-from ..db import session_scope
-from ..issues import get_issue, render_issue
-from ..tokens import delivery_token, system_bounce_token, unsubscribe_token
-from .assemble import CompiledMessage, Recipient, _encode_header
-from .compiled import compiled_for
-from .relays import connect
+from newsletter.audience.addresses import normalise
+from newsletter.core.config import get_settings
+from newsletter.core.db import session_scope
+from newsletter.core.safety.signing import delivery_token, system_bounce_token, unsubscribe_token
+from newsletter.delivery.assemble import CompiledMessage, Recipient, _encode_header
+from newsletter.delivery.compiled import compiled_for
+from newsletter.delivery.relays import connect
+from newsletter.issues.store import get_issue, render_issue
 
 __all__ = ["TEST_PREFIX", "marked_as_test", "send_test"]
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from ..config import get_settings
-from ..core import clock
+from newsletter.core import clock
+from newsletter.core.config import get_settings
 
 __all__ = ["Throttle", "throttle"]
 
@@ -85,7 +85,7 @@ class Throttle:
         now = clock.timestamp()
         if cfg.redis_url:
             try:
-                from ..redisconn import redis_client
+                from newsletter.core.redis import redis_client
 
                 r = redis_client()
                 return float(r.eval(_LUA, 1, f"{cfg.redis_prefix}bucket:{key}", rate, burst, now))

@@ -38,9 +38,10 @@ from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from ..config import get_settings
-from ..errors import ConfigError
-from ..models import (
+from newsletter.core.config import get_settings
+from newsletter.core.errors import ConfigError
+from newsletter.delivery import clock
+from newsletter.models import (
     Delivery,
     Event,
     Publication,
@@ -49,7 +50,6 @@ from ..models import (
     WarmupCount,
     WarmupPlan,
 )
-from . import clock
 
 __all__ = [
     "Plan",

@@ -47,12 +47,13 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import select
 
-from ..audience.service import audit, suppress
-from ..db import session_scope
-from ..errors import TokenError
-from ..models import Event
-from ..tokens import verify
-from .bounces import BounceResult, Kind, _token_from, apply_result
+from newsletter.audience.service import suppress
+from newsletter.core.audit import audit
+from newsletter.core.db import session_scope
+from newsletter.core.errors import TokenError
+from newsletter.core.safety.signing import verify
+from newsletter.delivery.bounces import BounceResult, Kind, _token_from, apply_result
+from newsletter.models import Event
 
 __all__ = [
     "CertCache",

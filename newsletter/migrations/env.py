@@ -1,14 +1,11 @@
-"""Alembic environment: the URL comes from the caller's config (see newsletter.db)."""
+"""Alembic environment: the URL comes from the caller's config (see newsletter.core.db)."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine
 
-import newsletter.tracking.models
-import newsletter.web.auth_models
-import newsletter.wechat.models  # noqa: F401  (registers the WeChat tables)
-from newsletter.models import Base
+from newsletter.models import Base  # importing the package registers every table
 
 config = context.config
 target_metadata = Base.metadata

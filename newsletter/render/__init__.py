@@ -16,15 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.content.model import Issue
-
-from .budget import size_checks
-from .context import SLOT_MAX_LEN, SLOTS, RenderContext, archive_url
-from .errors import EmailBudgetError, RenderError, WeChatLimitError
-from .lines import LIMIT, max_line_octets
-from .message import EmailRendition, render_email
-from .text import render_text
-from .web import render_web
-from .wechat import MAX_ARTICLES, WeChatArticle, render_wechat
+from newsletter.render.budget import size_checks
+from newsletter.render.context import SLOT_MAX_LEN, SLOTS, RenderContext, archive_url
+from newsletter.render.errors import EmailBudgetError, RenderError, WeChatLimitError
+from newsletter.render.lines import LIMIT, max_line_octets
+from newsletter.render.message import EmailRendition, render_email
+from newsletter.render.text import render_text
+from newsletter.render.web import render_web
+from newsletter.render.wechat import MAX_ARTICLES, WeChatArticle, render_wechat
 
 __all__ = [
     "CHANNELS",

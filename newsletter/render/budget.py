@@ -11,13 +11,12 @@ from __future__ import annotations
 from typing import Literal
 
 from newsletter.content.model import Issue
-
-from .context import RenderContext
-from .errors import RenderError
-from .lines import LIMIT, max_line_octets
-from .message import render_email
-from .web import render_web
-from .wechat import MAX_ARTICLES, render_wechat
+from newsletter.render.context import RenderContext
+from newsletter.render.errors import RenderError
+from newsletter.render.lines import LIMIT, max_line_octets
+from newsletter.render.message import render_email
+from newsletter.render.web import render_web
+from newsletter.render.wechat import MAX_ARTICLES, render_wechat
 
 __all__ = ["Finding", "size_checks"]
 

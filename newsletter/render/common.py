@@ -22,10 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from newsletter.content.model import Block, Image, Issue, Item, Link, Section
-from newsletter.headers import clean_text
-from newsletter.urlpolicy import safe_url
-
-from .labels import issue_no
+from newsletter.core.safety.headers import clean_text
+from newsletter.core.safety.urlpolicy import safe_url
+from newsletter.render.labels import issue_no
 
 __all__ = [
     "AnchorHook",

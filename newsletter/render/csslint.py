@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from ..core.resources import resource_path
+from newsletter.core.resources import resource_path
 
 __all__ = ["MAJOR_CLIENTS", "PROGRESSIVE", "CssFinding", "check_css", "data_version"]
 

@@ -22,8 +22,7 @@ from typing import Any, Literal
 from markupsafe import Markup
 
 from newsletter.content.model import Image, Issue
-
-from .common import (
+from newsletter.render.common import (
     BlockStyle,
     LinkIndex,
     image_url,
@@ -33,12 +32,12 @@ from .common import (
     subject,
     toc,
 )
-from .context import SLOTS, RenderContext, slot_extra_bytes
-from .inline import inline_css
-from .labels import html_lang, issue_no, labels
-from .lines import fold_html
-from .templating import render_template
-from .views import Hooks, build_sections, intro_html
+from newsletter.render.context import SLOTS, RenderContext, slot_extra_bytes
+from newsletter.render.inline import inline_css
+from newsletter.render.labels import html_lang, issue_no, labels
+from newsletter.render.lines import fold_html
+from newsletter.render.templating import render_template
+from newsletter.render.views import Hooks, build_sections, intro_html
 
 __all__ = ["Mode", "render_email_html", "worst_case_bytes"]
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from .context import slot_extra_bytes
+from newsletter.render.context import slot_extra_bytes
 
 __all__ = ["LIMIT", "fold_html", "fold_text_line", "max_line_octets"]
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from newsletter.content.model import Issue
-
-from .common import preheader, subject
-from .context import RenderContext
-from .email import Mode, render_email_html, worst_case_bytes
-from .errors import EmailBudgetError
-from .text import render_text
+from newsletter.render.common import preheader, subject
+from newsletter.render.context import RenderContext
+from newsletter.render.email import Mode, render_email_html, worst_case_bytes
+from newsletter.render.errors import EmailBudgetError
+from newsletter.render.text import render_text
 
 __all__ = ["EmailRendition", "render_email"]
 

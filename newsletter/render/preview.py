@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from . import RenderResult
+from newsletter.render import RenderResult
 
 __all__ = ["CHROMIUM_ARGS", "preview_html", "screenshots"]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from ..core.resources import resource_path
+from newsletter.core.resources import resource_path
 
 __all__ = ["ENV", "TEMPLATES_DIR", "render_template"]
 

@@ -18,8 +18,7 @@ import unicodedata
 from typing import Literal
 
 from newsletter.content.model import Block, Issue, Item
-
-from .common import (
+from newsletter.render.common import (
     LinkIndex,
     href_of,
     item_anchor,
@@ -27,9 +26,9 @@ from .common import (
     link_hint,
     strip_tags,
 )
-from .context import SLOTS, RenderContext
-from .labels import issue_no, labels
-from .lines import LIMIT, fold_text_line
+from newsletter.render.context import SLOTS, RenderContext
+from newsletter.render.labels import issue_no, labels
+from newsletter.render.lines import LIMIT, fold_text_line
 
 __all__ = ["WRAP_COLUMNS", "render_text"]
 

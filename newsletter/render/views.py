@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from markupsafe import Markup
 
 from newsletter.content.model import Block, Issue, Item, Section
-from newsletter.urlpolicy import safe_url
-
-from .common import (
+from newsletter.core.safety.urlpolicy import safe_url
+from newsletter.render.common import (
     AnchorHook,
     BlockStyle,
     ImageHook,
@@ -26,7 +25,7 @@ from .common import (
     item_summary,
     section_anchor,
 )
-from .labels import labels
+from newsletter.render.labels import labels
 
 __all__ = ["Hooks", "ItemView", "SectionView", "build_item", "build_sections", "intro_html"]
 

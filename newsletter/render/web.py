@@ -15,12 +15,11 @@ import html as _html
 from markupsafe import Markup
 
 from newsletter.content.model import Image, Issue
-
-from .common import image_url, preheader, subject, toc
-from .context import HANT, RenderContext
-from .labels import html_lang, issue_no, labels
-from .templating import render_template
-from .views import Hooks, build_sections, intro_html
+from newsletter.render.common import image_url, preheader, subject, toc
+from newsletter.render.context import HANT, RenderContext
+from newsletter.render.labels import html_lang, issue_no, labels
+from newsletter.render.templating import render_template
+from newsletter.render.views import Hooks, build_sections, intro_html
 
 __all__ = ["render_web"]
 

@@ -29,8 +29,7 @@ from dataclasses import dataclass, field, replace
 from markupsafe import Markup
 
 from newsletter.content.model import Block, Image, Issue, Item, Section
-
-from .common import (
+from newsletter.render.common import (
     BlockStyle,
     blocks_html,
     item_summary,
@@ -40,11 +39,11 @@ from .common import (
     toc,
     truncate,
 )
-from .context import RenderContext
-from .errors import WeChatLimitError
-from .labels import issue_no, labels
-from .templating import render_template
-from .views import Hooks, build_item
+from newsletter.render.context import RenderContext
+from newsletter.render.errors import WeChatLimitError
+from newsletter.render.labels import issue_no, labels
+from newsletter.render.templating import render_template
+from newsletter.render.views import Hooks, build_item
 
 __all__ = [
     "MAX_ARTICLES",
@@ -433,7 +432,7 @@ def _headline(issue: Issue, ctx: RenderContext) -> WeChatArticle:
     htmls, urls, images = _renumber([intro])
     inline: dict[str, bytes] = {}
     if ctx.wechat_qr:
-        from ..qr import qr_png, qr_sha256
+        from newsletter.render.qr import qr_png, qr_sha256
 
         png = qr_png(ctx.subscribe_url("wechat-qr"))
         inline[qr_sha256(png)] = png

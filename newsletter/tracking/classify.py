@@ -19,7 +19,7 @@ import socket
 from dataclasses import dataclass
 from functools import lru_cache
 
-from . import data
+from newsletter.tracking import data
 
 __all__ = ["BURST_RULE", "RULES", "Rule", "classify", "network_tag"]
 

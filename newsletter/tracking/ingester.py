@@ -1,7 +1,7 @@
 """The event ingester: consume the Redis stream in batches, acknowledge after commit.
 
 A consumer group lets several ingesters share the stream.  Messages are
-acknowledged only after :func:`~newsletter.tracking.events.ingest` committed
+acknowledged only after :func:`~newsletter.tracking.rollups.ingest` committed
 them, so a crash (even ``kill -9`` in the middle of a batch) loses nothing:
 the transaction rolls back and the messages stay pending.  Messages left
 pending by a dead consumer are reclaimed with ``XAUTOCLAIM`` once idle for
@@ -19,10 +19,11 @@ import logging
 import time
 from typing import Any
 
-from ..config import get_settings
-from ..delivery.engine import worker_name
-from ..redisconn import redis_client
-from .events import GROUP, STREAM, ingest, replay_spool
+from newsletter.core.config import get_settings
+from newsletter.core.process import worker_name
+from newsletter.core.redis import redis_client
+from newsletter.tracking.intake import GROUP, STREAM, replay_spool
+from newsletter.tracking.rollups import ingest
 
 __all__ = ["GROUP", "consume"]
 
@@ -48,7 +49,7 @@ def _handle(r: Any, key: str, messages: list[tuple[bytes, dict[bytes, bytes]]]) 
         except (KeyError, ValueError):
             log.warning("dropping malformed stream entry %s", mid)
     ingest(events)  # commits; only then acknowledge
-    from ..telemetry import EVENTS_INGESTED
+    from newsletter.core.telemetry import EVENTS_INGESTED
 
     EVENTS_INGESTED.inc(len(events))
     ids = [m for m, _ in messages]

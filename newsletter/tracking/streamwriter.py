@@ -1,6 +1,6 @@
 """Group-committed ``XADD``: the asynchronous hand-off of events to the Redis stream.
 
-The open pixel's servers (:mod:`newsletter.web.pixelserver`, and the ASGI fast
+The open pixel's servers (:mod:`newsletter.tracking.pixelserver`, and the ASGI fast
 path in :mod:`newsletter.web.pixel`) answer a request only after its event is
 safe, and they answer tens of thousands a second.  :class:`EventWriter` makes
 that cheap:
@@ -8,7 +8,7 @@ that cheap:
 * **Group commit.**  Events added during one event-loop turn form a batch,
   written to Redis at the end of the turn as one pipelined write of ``XADD``
   commands (``XADD <prefix>events * e <json>``, exactly what
-  :func:`~newsletter.tracking.events.submit` writes).  Batches are not held
+  :func:`~newsletter.tracking.intake.submit` writes).  Batches are not held
   back waiting for a size or a timer, so a quiet server answers at once and a
   busy one makes large batches by itself.
 * **In order.**  Batches complete strictly in the order they were formed (Redis
@@ -16,7 +16,7 @@ that cheap:
   connection's pipelined responses can be released in order.
 * **No open lost.**  If Redis answers an error, times out (2 s) or drops the
   connection, the batch goes to the fallback in a thread: a direct insert,
-  then the local spool (:func:`~newsletter.tracking.events.store_directly`),
+  then the local spool (:func:`~newsletter.tracking.intake.store_directly`),
   and a circuit breaker sends the next 5 s of batches there without trying
   Redis.  A batch that Redis stored in part and then failed is also stored
   directly: ingestion is idempotent (event uids), so nothing is counted twice.
@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
-from .events import store_directly
+from newsletter.tracking.intake import store_directly
 
 __all__ = ["Batch", "EventWriter"]
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from .. import __version__
-from .public import router as public_router
-from .subscriber import router as subscriber_router
+from newsletter import __version__
+from newsletter.web.public import router as public_router
+from newsletter.web.subscriber import router as subscriber_router
 
 __all__ = ["create_app", "create_asgi"]
 
@@ -19,30 +19,30 @@ def create_app() -> Any:
     Swagger UI (``/docs``) loads its assets from a CDN, so it exists only in the
     embedded mode; ``/openapi.json`` is always there.
     """
-    from ..config import get_settings
-    from .guard import Guard
+    from newsletter.core.config import get_settings
+    from newsletter.web.guard import Guard
 
     docs = "/docs" if get_settings().embedded_mode else None
     app = FastAPI(title="newsletter", version=__version__, docs_url=docs, redoc_url=None)
-    from .archive import router as archive_router
+    from newsletter.web.archive import router as archive_router
 
     app.include_router(archive_router)  # before /archive/{slug}/{number}
     app.include_router(public_router)
     app.include_router(subscriber_router)
-    from ..delivery.webhooks import router as webhooks_router
-    from ..wechat.callback import router as wechat_router
-    from .console import router as console_router
-    from .console.warmup import router as warmup_router
+    from newsletter.delivery.webhooks import router as webhooks_router
+    from newsletter.web.console import router as console_router
+    from newsletter.web.console.warmup import router as warmup_router
+    from newsletter.wechat.callback import router as wechat_router
 
     app.include_router(warmup_router)  # /console/warmup: relays and warm-up plans
     app.include_router(console_router)
     app.include_router(webhooks_router)
     app.include_router(wechat_router)
-    from .metrics import router as metrics_router
+    from newsletter.web.metrics import router as metrics_router
 
     app.include_router(metrics_router)
     _out_of_range_is_not_found(app)
-    from .console.routes import install_error_pages
+    from newsletter.web.console.routes import install_error_pages
 
     install_error_pages(app)
     return Guard(app)
@@ -81,8 +81,8 @@ def create_asgi() -> Any:
     """
     import sys
 
-    from ..config import get_settings
-    from .pixel import PixelFastPath
+    from newsletter.core.config import get_settings
+    from newsletter.web.pixel import PixelFastPath
 
     problem = get_settings().secret_key_problem()
     if problem is not None:

@@ -7,7 +7,7 @@
   (feedgen), a summary by default, the full text with ``?full=1``.
 
 Every page takes ``?v=zh-Hant``.  Only published issues (approved and sent,
-see :mod:`newsletter.archive`) appear anywhere here, for anyone: a console user
+see :mod:`newsletter.issues.archive`) appear anywhere here, for anyone: a console user
 previews a draft on its own page, never in the index.  Pages carry no script
 (the CSP forbids inline script) and Jinja escapes every value.
 """
@@ -22,13 +22,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from sqlalchemy import select
 
-from .. import archive as archive_search_module
-from ..archive import MAX_QUERY, PER_PAGE, PUBLISHED, published_issues, search
-from ..config import get_settings
-from ..db import session_scope
-from ..models import Issue, Publication, Rendition
-from ..urlpolicy import safe_url
-from .public import _env
+from newsletter.core.config import get_settings
+from newsletter.core.db import session_scope
+from newsletter.core.safety.urlpolicy import safe_url
+from newsletter.issues import archive as archive_search_module
+from newsletter.issues.archive import MAX_QUERY, PER_PAGE, PUBLISHED, published_issues, search
+from newsletter.models import Issue, Publication, Rendition
+from newsletter.web.public import _env
 
 __all__ = ["router"]
 

@@ -3,7 +3,7 @@
 ``/metrics`` is off unless ``NEWSLETTER_METRICS_TOKEN`` is set; then a scraper must
 send ``Authorization: Bearer <token>`` (deny by default: the figures name sends and
 queue sizes). It holds this process's counters and the ledger's figures, read at
-scrape time with a handful of aggregate queries (:mod:`newsletter.telemetry`).
+scrape time with a handful of aggregate queries (:mod:`newsletter.core.telemetry`).
 ``/healthz`` says the process answers; ``/readyz`` that it reaches the database (and
 the broker, in the Celery mode): 503 otherwise, for a load balancer.
 """
@@ -15,8 +15,9 @@ import hmac
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from ..config import get_settings
-from ..telemetry import CONTENT_TYPE, broker_ready, database_ready, render
+from newsletter.core.config import get_settings
+from newsletter.core.telemetry import CONTENT_TYPE, broker_ready, database_ready, render
+from newsletter.reports.metrics import LedgerCollector
 
 __all__ = ["render_metrics", "router"]
 
@@ -24,7 +25,7 @@ router = APIRouter()
 
 
 def render_metrics() -> str:
-    return render(with_ledger=True).decode("utf-8")
+    return render(LedgerCollector()).decode("utf-8")
 
 
 @router.get("/metrics", include_in_schema=False)
@@ -39,7 +40,7 @@ def metrics(request: Request) -> Response:
             status_code=401,
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return Response(render(with_ledger=True), media_type=CONTENT_TYPE)
+    return Response(render(LedgerCollector()), media_type=CONTENT_TYPE)
 
 
 @router.get("/healthz", include_in_schema=False)

@@ -3,7 +3,7 @@
 ``GET /o/{token}.gif`` is by far the most frequent request the product serves
 (every message opened, and every image prefetch by Apple's and Gmail's
 proxies).  It is answered here, before routing, validation and dependency
-injection: build the event (:func:`~newsletter.tracking.events.open_payload`:
+injection: build the event (:func:`~newsletter.tracking.intake.open_payload`:
 HMAC verified, IP classified and hashed), hand it to the group-committing
 :class:`~newsletter.tracking.streamwriter.EventWriter` (pipelined ``XADD``, no
 database access; Redis failing, a direct insert, then the local spool, so no
@@ -21,9 +21,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ..config import get_settings
-from ..tracking.events import STREAM, open_payload
-from ..tracking.streamwriter import EventWriter
+from newsletter.core.config import get_settings
+from newsletter.tracking.intake import STREAM, open_payload
+from newsletter.tracking.streamwriter import EventWriter
 
 __all__ = ["PixelFastPath"]
 
@@ -67,7 +67,7 @@ class PixelFastPath:
         ):
             await self.app(scope, receive, send)
             return
-        from .public import PIXEL
+        from newsletter.web.public import PIXEL
 
         ua = ""
         for k, v in scope.get("headers", ()):

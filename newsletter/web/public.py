@@ -14,25 +14,34 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 
-from ..audience.service import unsubscribe
-from ..config import get_settings
-from ..core.resources import resource_path
-from ..db import session_scope
-from ..errors import TokenError
-from ..issues import image_type
-from ..models import Delivery, Issue, Link, MailingList, Publication, Rendition, Send, Subscriber
-from ..ratelimit import hit
-from ..safepath import media_dir
-from ..tokens import unverified, verify
-from ..tracking.events import make_event, submit
-from ..urlpolicy import safe_url
+from newsletter.audience.service import unsubscribe
+from newsletter.core.config import get_settings
+from newsletter.core.db import session_scope
+from newsletter.core.errors import TokenError
+from newsletter.core.ratelimit import hit
+from newsletter.core.resources import resource_path
+from newsletter.core.safety.safepath import media_dir
+from newsletter.core.safety.signing import unverified, verify
+from newsletter.core.safety.urlpolicy import safe_url
+from newsletter.issues.archive import archive_key
+from newsletter.issues.store import image_type
+from newsletter.models import (
+    Delivery,
+    Issue,
+    Link,
+    MailingList,
+    Publication,
+    Rendition,
+    Send,
+    Subscriber,
+)
+from newsletter.tracking.intake import make_event, submit
 
 __all__ = ["PIXEL", "router"]
 
@@ -182,7 +191,7 @@ PUBLIC_STATES = ("approved", "scheduled", "sent")
 @router.get("/archive/{slug}/{number}", response_class=HTMLResponse)
 def archive(slug: str, number: int, request: Request, v: str = "zh-Hans") -> HTMLResponse:
     variant = "zh-Hant" if v == "zh-Hant" else "zh-Hans"
-    from .console.auth import authenticate
+    from newsletter.web.console.auth import authenticate
 
     if not 0 < number < 2**31:
         return HTMLResponse("<h1>404</h1><p>本期不存在 / issue not found</p>", status_code=404)
@@ -215,27 +224,11 @@ def archive(slug: str, number: int, request: Request, v: str = "zh-Hans") -> HTM
     return HTMLResponse(body)
 
 
-def archive_key(slug: str, number: int) -> str:
-    return f"archive-view:{slug}:{number}"
-
-
-def archive_views(session: Any, slug: str, number: int) -> int:
-    """Web-archive page views of an issue (all days)."""
-    from sqlalchemy import func
-
-    from ..models import RateCounter
-
-    return int(session.scalar(
-        select(func.coalesce(func.sum(RateCounter.count), 0))
-        .where(RateCounter.key == archive_key(slug, number))
-    ) or 0)
-
-
 @router.get("/media/{sha256}", include_in_schema=False)
 def media(sha256: str) -> Response:
     """Images of issues, by content hash (immutable, cacheable forever).
 
-    Serves only what :func:`~newsletter.issues.store_media` registered: a
+    Serves only what :func:`~newsletter.issues.store.store_media` registered: a
     regular file (not a symlink) in the media folder, named by the SHA-256
     of its bytes, whose bytes are an image.  Anything else is a 404.
     """

@@ -15,14 +15,14 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 from starlette.background import BackgroundTask
 
-from ..audience.addresses import AddressError
-from ..audience.optin import clean_src, confirm, form_stamp, request_subscription
-from ..audience.service import erase_subscriber, export_personal_data, set_preferences
-from ..db import session_scope
-from ..errors import NotFound, TokenError
-from ..models import MailingList, Publication, Subscriber, Subscription
-from ..tokens import verify, verify_confirm
-from .public import _NO_CACHE, _client_ip, _env
+from newsletter.audience.addresses import AddressError
+from newsletter.audience.optin import clean_src, confirm, form_stamp, request_subscription
+from newsletter.audience.service import erase_subscriber, export_personal_data, set_preferences
+from newsletter.core.db import session_scope
+from newsletter.core.errors import NotFound, TokenError
+from newsletter.core.safety.signing import verify, verify_confirm
+from newsletter.models import MailingList, Publication, Subscriber, Subscription
+from newsletter.web.public import _NO_CACHE, _client_ip, _env
 
 __all__ = ["router"]
 
@@ -135,8 +135,8 @@ def subscribe_form(list_id: str, v: str | None = None, src: str | None = None) -
 def embed_headers() -> dict[str, str]:
     """Headers of the embeddable form: framing allowed only for ``embed_origins``
     (none by default: then only this site may frame it)."""
-    from ..config import get_settings
-    from .guard import CSP
+    from newsletter.core.config import get_settings
+    from newsletter.web.guard import CSP
 
     origins = " ".join(get_settings().embed_origins)
     csp = CSP.replace("frame-ancestors 'self'", f"frame-ancestors 'self' {origins}".rstrip())
@@ -157,7 +157,7 @@ def subscribe_embed(list_id: str, v: str | None = None, src: str | None = None) 
 
 
 def _qr_target(list_id: str, v: str | None) -> str | None:
-    from ..config import get_settings
+    from newsletter.core.config import get_settings
 
     try:
         ml = _list(list_id)
@@ -170,7 +170,7 @@ def _qr_target(list_id: str, v: str | None) -> str | None:
 @router.get("/subscribe/{list_id}/qr.{kind}")
 def subscribe_qr(list_id: str, kind: str, v: str | None = None) -> Response:
     """A QR code that leads to the form: ``qr.svg`` for print, ``qr.png`` for images."""
-    from ..qr import qr_png, qr_svg
+    from newsletter.render.qr import qr_png, qr_svg
 
     url = _qr_target(list_id, v)
     if url is None or kind not in ("svg", "png"):
@@ -206,7 +206,6 @@ async def _subscribe_submit(list_id: str, request: Request, form: Any) -> HTMLRe
             ip=_client_ip(request),
             stamp=str(form.get("stamp", "")),
             honeypot=str(form.get("website", "")),
-            defer_mail=True,
             src=src,
         )
     except AddressError as exc:
@@ -235,7 +234,7 @@ async def _subscribe_submit(list_id: str, request: Request, form: Any) -> HTMLRe
 def _send_quietly(addr: str, list_name: str, token: str, variant: str) -> None:
     import logging
 
-    from ..audience.optin import send_confirmation
+    from newsletter.delivery.system_mail import send_confirmation
 
     try:
         send_confirmation(addr, list_name, token, variant)

@@ -7,10 +7,14 @@ Public entry points: :func:`publish_send`, :func:`status`, :func:`sync_stats`,
 
 from __future__ import annotations
 
-from . import models as models
-from .client import WeChatClient
-from .errors import WeChatError
-from .settings import WeChatSettings, get_wechat_settings, reset_wechat_settings
+from newsletter.core.wechat_settings import (
+    WeChatSettings,
+    get_wechat_settings,
+    reset_wechat_settings,
+)
+from newsletter.models import wechat as models  # noqa: F401  (the channel's tables, as before)
+from newsletter.wechat.client import WeChatClient
+from newsletter.wechat.errors import WeChatError
 
 __all__ = [
     "WeChatClient",
@@ -28,11 +32,11 @@ __all__ = [
 def __getattr__(name: str) -> object:
     # Lazy: the publisher pulls in the renderer; keep `import newsletter.wechat` light.
     if name in ("publish_send", "status", "publish_issue", "preview_issue"):
-        from . import publisher
+        from newsletter.wechat import publisher
 
         return getattr(publisher, name)
     if name in ("sync_stats", "issue_totals"):
-        from . import stats
+        from newsletter.wechat import stats
 
         return getattr(stats, name)
     raise AttributeError(name)

@@ -29,13 +29,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.content.model import Issue as Doc
-from newsletter.db import session_scope
-from newsletter.urlpolicy import resolves_public
-
-from ..core.resources import resource_path
-from .client import WeChatClient
-from .errors import WeChatMediaError
-from .models import WeChatAsset
+from newsletter.core.db import session_scope
+from newsletter.core.resources import resource_path
+from newsletter.core.safety.urlpolicy import resolves_public
+from newsletter.models.wechat import WeChatAsset
+from newsletter.wechat.client import WeChatClient
+from newsletter.wechat.errors import WeChatMediaError
 
 __all__ = [
     "Asset",

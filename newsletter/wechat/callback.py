@@ -21,8 +21,8 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from ..core import clock
-from .settings import get_wechat_settings
+from newsletter.core import clock
+from newsletter.core.wechat_settings import get_wechat_settings
 
 __all__ = ["parse_event", "router", "signature"]
 
@@ -99,7 +99,7 @@ async def receive(
     except (ET.ParseError, ValueError) as exc:
         raise HTTPException(400, "malformed XML") from exc
     if event.get("Event") == "PUBLISHJOBFINISH" and "publish" in event:
-        from .publisher import record_publish_result
+        from newsletter.wechat.publisher import record_publish_result
 
         info = event["publish"]
         new = await run_in_threadpool(record_publish_result, info["publish_id"], info)

@@ -1,4 +1,4 @@
-"""``newsletter wechat …`` commands (mounted by newsletter.cli as ``wechat``).
+"""``newsletter wechat …`` commands (mounted by newsletter.cli.main as ``wechat``).
 
 Exit status: 0 on success, 2 on an error or a failed WeChat channel, so that
 scripts and cron can tell.
@@ -11,8 +11,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from newsletter.cliout import emit as _emit
-from newsletter.errors import NewsletterError
+from newsletter.core.errors import NewsletterError
+from newsletter.core.terminal import emit as _emit
 
 __all__ = ["wechat_app"]
 
@@ -55,8 +55,8 @@ def _show(out: dict[str, Any], as_json: bool) -> None:
 @wechat_app.command("check")
 def check(as_json: JsonOpt = False) -> None:
     """Check the credentials, this server's IP allow-listing and the mass-send quota."""
-    from .client import WeChatClient
-    from .errors import WeChatError
+    from newsletter.wechat.client import WeChatClient
+    from newsletter.wechat.errors import WeChatError
 
     try:
         with WeChatClient() as client:
@@ -90,7 +90,7 @@ def preview(
     as_json: JsonOpt = False,
 ) -> None:
     """Create the issue's draft (or reuse it) and send it to one follower (mass/preview)."""
-    from .publisher import preview_issue
+    from newsletter.wechat.publisher import preview_issue
 
     try:
         out = preview_issue(issue, openid)
@@ -118,7 +118,7 @@ def publish(
     Only an approved issue is published, with its current content. A run that
     finds another run's lease exits 2 and names the holder and the expiry.
     """
-    from .publisher import publish_issue
+    from newsletter.wechat.publisher import publish_issue
 
     try:
         out = publish_issue(issue, retry=retry, take_over=take_over)
@@ -130,7 +130,7 @@ def publish(
 @wechat_app.command("status")
 def status_cmd(issue: IssueArg, as_json: JsonOpt = False) -> None:
     """Show every step of ISSUE's WeChat channel."""
-    from .publisher import status, wechat_send_for
+    from newsletter.wechat.publisher import status, wechat_send_for
 
     try:
         out = status(wechat_send_for(issue, create=False))
@@ -148,7 +148,7 @@ def stats_sync(
     days: Annotated[int, typer.Option(help="days back to sync")] = 7, as_json: JsonOpt = False
 ) -> None:
     """Pull WeChat read statistics (datacube) for the last DAYS days of each issue."""
-    from .stats import sync_stats
+    from newsletter.wechat.stats import sync_stats
 
     try:
         out = sync_stats(days=days)

@@ -24,11 +24,10 @@ from typing import Any
 
 import httpx
 
-from newsletter.config import get_settings
-
-from .errors import WeChatAuthError, WeChatBusyError, WeChatError, error_for
-from .settings import WeChatSettings, get_wechat_settings
-from .tokens import TokenStore
+from newsletter.core.config import get_settings
+from newsletter.core.wechat_settings import WeChatSettings, get_wechat_settings
+from newsletter.wechat.access_token import TokenStore
+from newsletter.wechat.errors import WeChatAuthError, WeChatBusyError, WeChatError, error_for
 
 __all__ = ["JSON_HEADERS", "TOKEN_ERRORS", "WeChatClient", "encode_json"]
 
@@ -68,7 +67,7 @@ for _name in ("httpx", "httpcore"):
 
 
 def _count_call(path: str, data: dict[str, Any]) -> None:
-    from ..telemetry import WECHAT_CALLS
+    from newsletter.core.telemetry import WECHAT_CALLS
 
     try:
         code = str(int(data.get("errcode", 0) or 0))

@@ -8,7 +8,7 @@ or an access token.
 
 from __future__ import annotations
 
-from newsletter.errors import NewsletterError
+from newsletter.core.errors import NewsletterError
 
 __all__ = [
     "WeChatAccountError",

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from newsletter.content.lint import LintMessage
 from newsletter.content.model import Issue as Doc
-
-from .assets import fetch_image
-from .errors import WeChatMediaError
-from .settings import get_wechat_settings
+from newsletter.core.wechat_settings import get_wechat_settings
+from newsletter.wechat.assets import fetch_image
+from newsletter.wechat.errors import WeChatMediaError
 
 __all__ = ["remote_images"]
 

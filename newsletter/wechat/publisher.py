@@ -57,14 +57,15 @@ from typing import Any
 from sqlalchemy import or_, select, update
 
 from newsletter.content.variants import to_variant
-from newsletter.db import session_scope
-from newsletter.errors import NotFound, StateError
-from newsletter.issues import context_for, get_issue, parse_stored
+from newsletter.core import clock
+from newsletter.core.db import session_scope
+from newsletter.core.errors import NotFound, StateError
+from newsletter.core.wechat_settings import WeChatSettings, get_wechat_settings
+from newsletter.issues.store import context_for, get_issue, parse_stored
 from newsletter.models import Issue, Publication, Send, utcnow
+from newsletter.models.wechat import WeChatPublication
 from newsletter.render.wechat import MAX_ARTICLES, MAX_DIGEST, MAX_TITLE, render_wechat
-
-from ..core import clock
-from .assets import (
+from newsletter.wechat.assets import (
     cover_file,
     drop_asset,
     ensure_asset,
@@ -74,10 +75,13 @@ from .assets import (
     image_files,
     swap_images,
 )
-from .client import WeChatClient
-from .errors import WeChatBusyError, WeChatContentError, WeChatError, WeChatMediaError
-from .models import WeChatPublication
-from .settings import WeChatSettings, get_wechat_settings
+from newsletter.wechat.client import WeChatClient
+from newsletter.wechat.errors import (
+    WeChatBusyError,
+    WeChatContentError,
+    WeChatError,
+    WeChatMediaError,
+)
 
 __all__ = [
     "LeaseHeld",

@@ -34,12 +34,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from newsletter.core import clock
-from newsletter.db import session_scope
+from newsletter.core.db import session_scope
+from newsletter.core.wechat_settings import WeChatSettings, get_wechat_settings
 from newsletter.models import utcnow
-
-from .client import WeChatClient
-from .models import WeChatArticleStat, WeChatPublication
-from .settings import WeChatSettings, get_wechat_settings
+from newsletter.models.wechat import WeChatArticleStat, WeChatPublication
+from newsletter.wechat.client import WeChatClient
 
 __all__ = [
     "FOLLOW_DAYS",

@@ -17,10 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import update
 
-from newsletter.archive import like_pattern
-from newsletter.config import Settings
-from newsletter.db import session_scope
-from newsletter.issues import create_issue, render_issue
+from newsletter.core.config import Settings
+from newsletter.core.db import session_scope
+from newsletter.issues.archive import like_pattern
+from newsletter.issues.store import create_issue, render_issue
 from newsletter.models import Issue, Publication
 from newsletter.web.app import create_app
 from tests.conftest import EXAMPLES
@@ -220,7 +220,7 @@ def test_feeds_are_valid_and_only_published(
 def test_feed_links_need_an_http_base_url(
     any_db: Settings, client: TestClient, tmp_path: Path
 ) -> None:
-    from newsletter.config import reset_settings
+    from newsletter.core.config import reset_settings
 
     _add(tmp_path, 1, "sent")
     reset_settings(any_db.model_copy(update={"base_url": "javascript:alert(1)//"}))
@@ -262,7 +262,7 @@ def test_a_phrase_in_every_issue_is_paged_newest_first_past_the_count_cap(
 ) -> None:
     """Past the cap the total says "more than", and the pages are the same as an
     exact search would give (newest issue first, then item order)."""
-    import newsletter.archive as archive
+    import newsletter.issues.archive as archive
 
     for n in range(1, 26):
         _add(tmp_path, n, "sent" if n != 24 else "draft", item=f"公共数据条目{n}")

@@ -14,13 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from newsletter.cli import app
-from newsletter.config import Settings
+from newsletter.cli.main import app
 from newsletter.content.parser import parse_issue
-from newsletter.errors import ConfigError
-from newsletter.feeds import FeedItem, FeedsConfig, build_markdown, parse_config
-from newsletter.issuelint import full_lint
+from newsletter.core.config import Settings
+from newsletter.core.errors import ConfigError
+from newsletter.issues.feeds import FeedItem, FeedsConfig, build_markdown, parse_config
 from newsletter.render.context import RenderContext
+from newsletter.reports.lint import full_lint
 from tests.httpserve import serve_paths
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -213,7 +213,7 @@ def test_arbitrary_titles_keep_the_structure(items: list[tuple[str, str, str]]) 
     cfg = FeedsConfig(feeds=[], default_section="要闻速览")
     feed_items = []
     for n, (title, summary, feed) in enumerate(items):
-        from newsletter.feeds import _plain
+        from newsletter.issues.feeds import _plain
 
         t = _plain(title, 200)
         if not t:

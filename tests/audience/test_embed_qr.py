@@ -13,10 +13,10 @@ from PIL import Image
 from sqlalchemy import select
 
 from newsletter.audience.service import get_or_create_list
-from newsletter.config import Settings, reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import Settings, reset_settings
+from newsletter.core.db import session_scope
 from newsletter.models import Subscriber
-from newsletter.qr import qr_png
+from newsletter.render.qr import qr_png
 from newsletter.web.app import create_app
 
 

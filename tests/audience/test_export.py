@@ -6,7 +6,7 @@ import io
 from typer.testing import CliRunner
 
 from newsletter.audience.export import iter_csv
-from newsletter.cli import app
+from newsletter.cli.main import app
 from tests.factories import seed
 
 

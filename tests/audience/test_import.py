@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from newsletter.audience.importer import import_file
 from newsletter.audience.service import suppress, unsubscribe
-from newsletter.db import session_scope
-from newsletter.errors import ImportFileError
+from newsletter.core.db import session_scope
+from newsletter.core.errors import ImportFileError
 from newsletter.models import AuditLog, Subscriber, Subscription
 
 

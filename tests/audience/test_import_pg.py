@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from newsletter.audience import importer
 from newsletter.audience.importer import import_file
 from newsletter.audience.service import get_or_create_list, suppress
-from newsletter.db import session_scope
+from newsletter.core.db import session_scope
 from newsletter.models import MailingList, Subscriber, Subscription
 
 

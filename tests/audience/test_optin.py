@@ -11,12 +11,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from newsletter.audience.optin import form_stamp, request_subscription
+from newsletter.audience.optin import form_stamp
 from newsletter.audience.service import get_or_create_list
-from newsletter.config import reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import reset_settings
+from newsletter.core.db import session_scope
+from newsletter.core.safety.signing import confirm_token
+from newsletter.delivery.system_mail import subscribe
 from newsletter.models import Subscriber, Subscription
-from newsletter.tokens import confirm_token
 from newsletter.web.app import create_app
 
 LINK = re.compile(r"https?://\S+/confirm/(\S+)")
@@ -79,7 +80,7 @@ def test_subscribe_confirm_by_post_only(optin, monkeypatch) -> None:  # type: ig
 def test_forged_or_expired_confirmation_is_refused(optin) -> None:  # type: ignore[no-untyped-def]
     list_id, _sink = optin
     client = TestClient(create_app())
-    request_subscription("li@example.com", list_id)
+    subscribe("li@example.com", list_id)
     with session_scope() as s:
         sid = s.scalar(select(Subscriber.id).where(Subscriber.email == "li@example.com"))
     assert sid is not None
@@ -94,24 +95,24 @@ def test_forged_or_expired_confirmation_is_refused(optin) -> None:  # type: igno
 def test_list_bombing_sends_at_most_one_mail_per_address_and_limits_ips(optin, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     list_id, sink = optin
     for _ in range(5):  # a bot repeats one victim's address
-        request_subscription("victim@example.com", list_id, ip="198.51.100.7")
+        subscribe("victim@example.com", list_id, ip="198.51.100.7")
     assert len(sink.messages) == 1
     # one IP trying many strangers is cut off after the hourly limit (5)
     outcomes = [
-        request_subscription(f"stranger{i}@example.com", list_id, ip="203.0.113.9").outcome
+        subscribe(f"stranger{i}@example.com", list_id, ip="203.0.113.9").outcome
         for i in range(8)
     ]
     assert outcomes.count("sent") == 5 and outcomes[-1] == "throttled"
     # honeypot and a form submitted instantly are treated as bots: no mail
     before = len(sink.messages)
-    assert request_subscription("a@example.com", list_id, honeypot="http://spam").outcome == "bot"
-    assert request_subscription("b@example.com", list_id, stamp=form_stamp()).outcome == "bot"
+    assert subscribe("a@example.com", list_id, honeypot="http://spam").outcome == "bot"
+    assert subscribe("b@example.com", list_id, stamp=form_stamp()).outcome == "bot"
     assert len(sink.messages) == before
 
 
 def test_already_subscribed_gets_the_same_answer_and_no_mail(optin, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     list_id, sink = optin
-    request_subscription("zhao@example.com", list_id)
+    subscribe("zhao@example.com", list_id)
     token = LINK.search(
         email.message_from_bytes(  # type: ignore[union-attr]
             sink.messages[0][2], policy=email.policy.default

@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from newsletter.audience.importer import import_file
 from newsletter.audience.service import get_or_create_list
-from newsletter.db import session_scope
+from newsletter.core.db import session_scope
+from newsletter.core.safety.signing import unsubscribe_token
 from newsletter.delivery.run import drive_inline
 from newsletter.models import Subscriber, Subscription, Suppression
-from newsletter.tokens import unsubscribe_token
 from newsletter.web.app import create_app
 from tests.factories import seed
 

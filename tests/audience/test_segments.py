@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select, update
 
 from newsletter.audience.segments import SegmentError, count
-from newsletter.db import session_scope
+from newsletter.core.db import session_scope
 from newsletter.delivery.run import start
 from newsletter.models import Delivery, Segment, Send, Subscriber
 from tests.factories import seed

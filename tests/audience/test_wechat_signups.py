@@ -11,10 +11,10 @@ from sqlalchemy import func, select
 
 from newsletter.audience.optin import form_stamp, signup_source
 from newsletter.audience.service import get_or_create_list
-from newsletter.config import Settings, reset_settings
 from newsletter.content.parser import parse_issue
-from newsletter.db import session_scope
-from newsletter.issues import context_for, ensure_publication
+from newsletter.core.config import Settings, reset_settings
+from newsletter.core.db import session_scope
+from newsletter.issues.store import context_for, ensure_publication
 from newsletter.models import Publication, Subscriber
 from newsletter.render.wechat import render_wechat
 from newsletter.web.app import create_app

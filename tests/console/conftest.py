@@ -18,10 +18,10 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from newsletter.config import Settings, reset_settings
-from newsletter.db import dispose, upgrade
+from newsletter.core.config import Settings, reset_settings
+from newsletter.core.db import dispose, upgrade
 from newsletter.delivery.compiled import clear_cache
-from newsletter.sink import SinkHandler, free_port
+from newsletter.devtools.sink import SinkHandler, free_port
 from newsletter.web.app import create_app
 from newsletter.web.console.services import create_user
 from tests.conftest import make_settings
@@ -43,14 +43,14 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     finally:
         dispose()
         reset_settings(None)
-    return base / "var" / "newsletter.db"
+    return base / "var" / "newsletter.core.db"
 
 
 @pytest.fixture
 def console_settings(tmp_path: Path, template_db: Path) -> Iterator[Settings]:
     s = make_settings(tmp_path)
     s.var_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(template_db, s.var_dir / "newsletter.db")
+    shutil.copyfile(template_db, s.var_dir / "newsletter.core.db")
     reset_settings(s)
     dispose()
     clear_cache()
@@ -88,7 +88,7 @@ def serve(s: Settings, port: int, template_db: Path) -> Iterator[None]:
     """Run the app with settings ``s`` on ``port`` (uvicorn, in a thread), on a copy of
     the template database."""
     s.var_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(template_db, s.var_dir / "newsletter.db")
+    shutil.copyfile(template_db, s.var_dir / "newsletter.core.db")
     reset_settings(s)
     dispose()
     clear_cache()

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import select
 
 from newsletter.audience.importer import import_file
-from newsletter.db import session_scope
-from newsletter.web.auth_models import User
+from newsletter.core.db import session_scope
+from newsletter.models.console import User
 from newsletter.web.console import services as svc
 from newsletter.web.console.auth import Principal
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from newsletter.config import Settings
-from newsletter.db import session_scope
+from newsletter.core.config import Settings
+from newsletter.core.db import session_scope
+from newsletter.delivery.alerts import notify
 from newsletter.models import Send
-from newsletter.notify import notify
 from tests.console.helpers import login
 from tests.factories import seed
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from newsletter.config import Settings, reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import Settings, reset_settings
+from newsletter.core.db import session_scope
+from newsletter.devtools.sink import SinkHandler
 from newsletter.models import AuditLog
-from newsletter.sink import SinkHandler
 from newsletter.web.app import create_app
 from newsletter.web.console.i18n import EN
 from tests.console.helpers import login
@@ -128,11 +128,12 @@ def test_every_console_text_has_an_english_translation() -> None:
     for path in (ROOT / "templates" / "console").glob("*.html"):
         keys |= set(re.findall(r"""_\(["']([^"']+)["']\)""", path.read_text(encoding="utf-8")))
     # Texts the pages' Python code translates, and the words shown for codes.
-    from newsletter.web.console import i18n, routes
+    from newsletter.web.console import i18n
+    from newsletter.web.console.pages import common
 
-    code = (ROOT / "newsletter" / "web" / "console" / "routes.py").read_text(encoding="utf-8")
-    keys |= set(re.findall(r"""_\(["']([^"']+)["']\)""", code))
-    keys |= set(routes._ERRORS.values())
+    for path in (ROOT / "newsletter" / "web" / "console" / "pages").glob("*.py"):
+        keys |= set(re.findall(r"""_\(["']([^"']+)["']\)""", path.read_text(encoding="utf-8")))
+    keys |= set(common._ERRORS.values())
     for table in (i18n.SEND_STATES, i18n.SUB_STATUS, i18n.ROLE_NAMES, i18n.DELIVERY_STATES,
                   i18n.AUDIT_ACTIONS, i18n.LINT_CODES):
         keys |= set(table.values())

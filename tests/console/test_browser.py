@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from newsletter.config import Settings
-from newsletter.sink import SinkHandler
+from newsletter.core.config import Settings
+from newsletter.devtools.sink import SinkHandler
 from tests.console.helpers import PASSWORDS
 
 pytestmark = pytest.mark.e2e

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from newsletter import jobs as joblib
-from newsletter.config import Settings
-from newsletter.sink import SinkHandler
+from newsletter.core.config import Settings
+from newsletter.devtools.sink import SinkHandler
+from newsletter.runtime import jobs as joblib
 from tests.console.helpers import PASSWORDS
 from tests.console.test_dashboard_stats import _sent
 from tests.console.test_responsive import ARGS, _axe

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from newsletter.config import Settings
 from newsletter.content.variants import convert_text
+from newsletter.core.config import Settings
 from newsletter.web.console import i18n
 from tests.console.helpers import login
 from tests.console.seed import seed

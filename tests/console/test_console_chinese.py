@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from newsletter.config import Settings
+from newsletter.core.config import Settings
 from newsletter.web.console.i18n import AUDIT_ACTIONS, EN, SEND_STATES
 from tests.console.helpers import csrf_of, login
 from tests.console.seed import seed

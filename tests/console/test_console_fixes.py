@@ -11,7 +11,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from newsletter.cli import app as cli_app
+from newsletter.cli.main import app as cli_app
 from tests.console.helpers import login
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,11 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from newsletter.config import Settings
-from newsletter.db import session_scope
+from newsletter.core.config import Settings
+from newsletter.core.db import session_scope
 from newsletter.delivery.run import drive_inline
 from newsletter.models import Delivery, Link, Send, Subscription, utcnow
-from newsletter.tracking.events import ingest_in
+from newsletter.tracking.rollups import ingest_in
 from newsletter.web.console.services import overview
 from tests.console.helpers import client_as, login
 from tests.console.seed import seed

@@ -13,11 +13,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from newsletter.cli import app as cli_app
-from newsletter.config import Settings
-from newsletter.db import session_scope
+from newsletter.cli.main import app as cli_app
+from newsletter.core.config import Settings
+from newsletter.core.db import session_scope
+from newsletter.devtools.sink import SinkHandler
 from newsletter.models import AuditLog, Issue
-from newsletter.sink import SinkHandler
 from tests.console.helpers import PASSWORDS, client_as, login
 from tests.console.seed import seed
 

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from newsletter.config import Settings
-from newsletter.tokens import delivery_token, unsubscribe_token
+from newsletter.core.config import Settings
+from newsletter.core.safety.signing import delivery_token, unsubscribe_token
 from newsletter.web.app import create_app
 
 # Path segments: printable text without "/" (which would change the route) plus

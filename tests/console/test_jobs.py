@@ -18,11 +18,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text, update
 
-from newsletter import jobs as joblib
-from newsletter.config import Settings
-from newsletter.db import session_scope
-from newsletter.dispatch import InProcess
+from newsletter.core.config import Settings
+from newsletter.core.db import session_scope
 from newsletter.models import AuditLog, Job, MailingList, Segment, Subscriber, Subscription, utcnow
+from newsletter.runtime import jobs as joblib
+from newsletter.runtime.inline import InProcess
 from newsletter.web.app import create_app
 from newsletter.web.console.services import overview
 from tests.console.helpers import PASSWORDS, client_as, login
@@ -263,7 +263,7 @@ def test_bulk_jobs_refuse_hostile_input_in_one_line(
 def test_a_job_the_broker_cannot_take_is_failed_not_stuck(
     client: TestClient, console_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from newsletter.errors import ServiceUnavailable
+    from newsletter.core.errors import ServiceUnavailable
 
     def down(self: InProcess, job_id: int) -> None:
         raise ServiceUnavailable("the message broker is unreachable / 无法连接消息代理")

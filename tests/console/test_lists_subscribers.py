@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from newsletter.audience.importer import import_file
-from newsletter.config import Settings
-from newsletter.db import session_scope
+from newsletter.core.config import Settings
+from newsletter.core.db import session_scope
 from newsletter.models import AuditLog, MailingList, Subscriber, Subscription, Suppression
 from tests.console.helpers import client_as, login
 

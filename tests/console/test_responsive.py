@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from newsletter.config import Settings
-from newsletter.sink import SinkHandler
+from newsletter.core.config import Settings
+from newsletter.devtools.sink import SinkHandler
 from tests.console.helpers import PASSWORDS
 from tests.console.seed import seed
 

@@ -15,14 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from sqlalchemy import select
 
+from newsletter.models.console import User
 from newsletter.web.app import create_app
-from newsletter.web.auth_models import User
 from newsletter.web.console.services import create_token
 
 
 @pytest.fixture
 def admin_token(users: dict[str, str]) -> str:
-    from newsletter.db import session_scope
+    from newsletter.core.db import session_scope
 
     with session_scope() as s:
         uid = s.scalar(select(User.id).where(User.role == "admin"))

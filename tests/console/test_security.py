@@ -12,10 +12,10 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from newsletter.db import session_scope
+from newsletter.core.db import session_scope
 from newsletter.models import AuditLog
+from newsletter.models.console import ApiToken, User
 from newsletter.web.app import create_app
-from newsletter.web.auth_models import ApiToken, User
 from newsletter.web.console.services import create_token
 from tests.console.helpers import PASSWORDS, client_as, csrf_of, login
 

@@ -8,8 +8,8 @@ import re
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from newsletter.config import Settings
-from newsletter.db import session_scope
+from newsletter.core.config import Settings
+from newsletter.core.db import session_scope
 from newsletter.models import Send
 from tests.console.helpers import login
 from tests.factories import seed

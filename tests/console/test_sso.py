@@ -26,12 +26,12 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from newsletter.cli import app as cli_app
-from newsletter.config import Settings
-from newsletter.db import session_scope
+from newsletter.cli.main import app as cli_app
+from newsletter.core.config import Settings
+from newsletter.core.db import session_scope
+from newsletter.devtools.sink import free_port
 from newsletter.models import AuditLog
-from newsletter.sink import free_port
-from newsletter.web.auth_models import ROLES, User
+from newsletter.models.console import ROLES, User
 from newsletter.web.console.sso import map_role
 from tests.conftest import make_settings
 from tests.console.conftest import serve
@@ -327,12 +327,16 @@ def test_role_mapping_never_invents_a_role(claims: dict[str, Any], claim: str,
         assert isinstance(values, list)
         sources = [mapping.get(v) if mapping else v for v in values if isinstance(v, str)]
         assert role in sources
+        assert mapping or role != "admin"
 
 
 def test_role_mapping_examples() -> None:
     assert map_role({"roles": ["nl-ops", "nl-admins"]}, "roles", ROLE_MAP) == "admin"
     assert map_role({"roles": "nl-editors"}, "roles", ROLE_MAP) == "editor"
     assert map_role({"roles": ["admin"]}, "roles", ROLE_MAP) is None  # mapped names only
-    assert map_role({"roles": ["admin"]}, "roles", {}) == "admin"
+    # with no map, a value may name a role itself, but never admin: an admin is granted
+    # only by a map the installation wrote (a provider's user cannot name themselves admin)
+    assert map_role({"roles": ["admin"]}, "roles", {}) is None
+    assert map_role({"roles": ["admin", "ops"]}, "roles", {}) == "ops"
     assert map_role({"realm": {"roles": ["nl-ops"]}}, "realm.roles", ROLE_MAP) == "ops"
     assert map_role({"roles": [{"x": 1}, 3]}, "roles", ROLE_MAP) is None

@@ -7,8 +7,8 @@ import json
 
 from fastapi.testclient import TestClient
 
-from newsletter.config import Settings, reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import Settings, reset_settings
+from newsletter.core.db import session_scope
 from newsletter.delivery import warmup
 from newsletter.delivery.run import drive_inline
 from tests.console.helpers import login

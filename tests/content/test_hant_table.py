@@ -6,8 +6,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from newsletter.db import session_scope
-from newsletter.issues import create_issue, render_issue
+from newsletter.core.db import session_scope
+from newsletter.issues.store import create_issue, render_issue
 from newsletter.models import Publication, Rendition
 
 SOURCE = """---

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from newsletter.cli import app
+from newsletter.cli.main import app
 
 runner = CliRunner()
 REAL = Path(__file__).parent / "fixtures" / "real-brief-2021-08-02.txt"
@@ -108,7 +108,7 @@ def test_empty_and_chrome_only_files_are_one_clear_error(tmp_path: Path) -> None
     chrome.write_text("首頁 》新聞 》動態\n閱讀數:12\n上一篇：無\nBaidu\n", encoding="utf-8")
     for path, why in ((empty, "empty"), (chrome, "only page chrome")):
         proc = subprocess.run(
-            [sys.executable, "-m", "newsletter.cli", "issue", "import-text", str(path)],
+            [sys.executable, "-m", "newsletter.cli.main", "issue", "import-text", str(path)],
             capture_output=True,
             text=True,
             cwd=tmp_path,

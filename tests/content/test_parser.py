@@ -6,15 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.content.decode import decode_source
 from newsletter.content.model import Issue
-from newsletter.content.parser import (
-    decode_source,
-    format_numeral,
-    load_issue,
-    parse_issue,
-    parse_numeral,
-)
-from newsletter.errors import IssueFormatError
+from newsletter.content.parser import format_numeral, load_issue, parse_issue, parse_numeral
+from newsletter.core.errors import IssueFormatError
 
 from .conftest import EXAMPLES, SAMPLE
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from newsletter.core.safety.headers import HeaderInjection, clean_text
 from newsletter.delivery.assemble import (
     ChunkJoiner,
     CompiledMessage,
@@ -19,7 +20,6 @@ from newsletter.delivery.assemble import (
     compile_message,
 )
 from newsletter.delivery.dkim import _all_clean, _is_clean
-from newsletter.headers import HeaderInjection, clean_text
 
 NAMES = [
     "读者0", "读者12", "李雷", "", "  Zhang \t San  ", "陳 大文", "é", "Ω", "中" * 120, "Zhang San",

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from newsletter.db import session_scope
+from newsletter.core.db import session_scope
+from newsletter.core.safety.signing import delivery_token, unsubscribe_token
 from newsletter.delivery.bounces import (
     BounceSMTPHandler,
     parse_report,
@@ -16,9 +17,8 @@ from newsletter.delivery.bounces import (
     process_maildir,
 )
 from newsletter.delivery.run import drive_inline
+from newsletter.devtools.sink import free_port
 from newsletter.models import Delivery, Event, Subscriber, Subscription, Suppression
-from newsletter.sink import free_port
-from newsletter.tokens import delivery_token, unsubscribe_token
 from tests.factories import seed
 
 

@@ -12,11 +12,11 @@ from dnslib.zoneresolver import ZoneResolver
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from newsletter.cli import app
-from newsletter.config import Settings, reset_settings
+from newsletter.cli.main import app
+from newsletter.core.config import Settings, reset_settings
 from newsletter.delivery.dkim import dns_zone_line, generate_rsa_key
 from newsletter.delivery.doctor import org_domain
-from newsletter.sink import free_port
+from newsletter.devtools.sink import free_port
 
 DOMAIN = "brief.example.cn"
 
@@ -59,7 +59,7 @@ def _run(
     try:
         values = {
             "dns_server": f"127.0.0.1:{server.server.server_address[1]}",
-            "secret_key": "k" * 40,
+            "secret_key": "doctor-key-0123456789abcdef",
             "base_url": "https://news.brief.example.cn",
             "from_address": f"news@{DOMAIN}",
             "bounce_domain": DOMAIN,

@@ -10,15 +10,15 @@ from pathlib import Path
 import dkim
 import pytest
 
-from newsletter.config import reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import reset_settings
+from newsletter.core.db import session_scope
 from newsletter.delivery.compiled import clear_cache
 from newsletter.delivery.dkim import dns_txt_record, generate_rsa_key
 from newsletter.delivery.run import drive_inline
-from newsletter.issues import create_issue
+from newsletter.devtools.sink import SinkHandler, start_sink
+from newsletter.issues.review import approve
+from newsletter.issues.store import create_issue
 from newsletter.models import Rendition
-from newsletter.schedule import approve
-from newsletter.sink import SinkHandler, start_sink
 from tests.conftest import EXAMPLES
 from tests.factories import draft_send_to_one_reader
 

@@ -9,8 +9,8 @@ from email.header import decode_header, make_header
 from sqlalchemy import func, select, update
 
 from newsletter.audience.service import unsubscribe
-from newsletter.config import reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import reset_settings
+from newsletter.core.db import session_scope
 from newsletter.delivery.run import drive_inline, start
 from newsletter.delivery.sends import state_counts, transition
 from newsletter.models import Delivery, Send, Subscriber, Suppression
@@ -154,7 +154,7 @@ def test_smtp_server_that_hangs_up_after_data_is_retried(sqlite_settings, smtp_s
 
 
 def test_soft_bounces_in_consecutive_sends_suppress_the_address(sqlite_settings, smtp_sink) -> None:  # type: ignore[no-untyped-def]
-    from newsletter.config import get_settings
+    from newsletter.core.config import get_settings
 
     port, sink = smtp_sink
     reset_settings(sqlite_settings.model_copy(update={

@@ -8,12 +8,12 @@ from collections import Counter
 import pytest
 from sqlalchemy import event, func, select
 
-from newsletter.config import Settings, reset_settings
-from newsletter.db import engine, session_scope
-from newsletter.delivery.engine import process_batch
+from newsletter.core.config import Settings, reset_settings
+from newsletter.core.db import engine, session_scope
+from newsletter.delivery.batch import process_batch
 from newsletter.delivery.run import start
+from newsletter.devtools.sink import SinkHandler
 from newsletter.models import Delivery
-from newsletter.sink import SinkHandler
 from tests.factories import seed
 
 
@@ -87,7 +87,7 @@ def test_batches_build_ahead_only_with_a_core_per_sending_process(
 ) -> None:
     import os
 
-    from newsletter.delivery.engine import POOL_ENV, build_ahead
+    from newsletter.delivery.batch import POOL_ENV, build_ahead
 
     cores = os.cpu_count() or 1
     monkeypatch.delenv(POOL_ENV, raising=False)
@@ -102,7 +102,7 @@ def test_the_worker_tells_the_engine_its_pool_size(monkeypatch: pytest.MonkeyPat
     import os
     from types import SimpleNamespace
 
-    from newsletter.delivery.engine import POOL_ENV
+    from newsletter.delivery.batch import POOL_ENV
     from workers.celery_app import _note_pool_size
 
     monkeypatch.delenv(POOL_ENV, raising=False)
@@ -116,7 +116,7 @@ def test_inline_and_ahead_builds_send_the_same(
     pg_settings: Settings, smtp_sink: tuple[int, SinkHandler], monkeypatch: pytest.MonkeyPatch,
     ahead: bool,
 ) -> None:
-    from newsletter.delivery import engine as eng
+    from newsletter.delivery import batch as eng
 
     monkeypatch.setattr(eng, "build_ahead", lambda: ahead)
     port, sink = smtp_sink
@@ -137,7 +137,7 @@ def test_a_claim_takes_its_limit_even_when_the_planner_picks_a_nested_loop(
     claimed every row of a 3,000-reader send. Forced here; the claim must take 50."""
     from sqlalchemy import text
 
-    from newsletter.delivery.engine import claim
+    from newsletter.delivery.lease import claim
 
     ids = seed(300)
     start(ids["send"])

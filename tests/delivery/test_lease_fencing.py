@@ -11,9 +11,9 @@ sent under it.
 
 from __future__ import annotations
 
-from newsletter.config import reset_settings
-from newsletter.db import engine
-from newsletter.delivery.engine import process_batch
+from newsletter.core.config import reset_settings
+from newsletter.core.db import engine
+from newsletter.delivery.batch import process_batch
 from newsletter.delivery.run import drive_inline, start
 from tests.factories import seed
 

@@ -15,14 +15,14 @@ import pytest
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
-from newsletter.cli import app
-from newsletter.config import reset_settings
-from newsletter.db import session_scope
+from newsletter.cli.main import app
+from newsletter.core.config import reset_settings
+from newsletter.core.db import session_scope
 from newsletter.delivery.run import drive_inline, start
 from newsletter.delivery.sends import plan, transition
 from newsletter.models import AuditLog, Delivery, Issue, Publication, Send
-from newsletter.schedule import schedule_send
-from newsletter.scheduler import tick
+from newsletter.schedule.slots import schedule_send
+from newsletter.schedule.tick import tick
 from tests.factories import draft_send_to_one_reader, seed
 from tests.waiting import wait_for
 
@@ -219,7 +219,7 @@ def test_a_send_that_cannot_start_fails_loudly(sqlite_settings) -> None:  # type
 
 
 def test_a_tick_that_loses_the_slot_race_skips_only_that_send(sqlite_settings) -> None:  # type: ignore[no-untyped-def]
-    from newsletter.schedule import set_schedule
+    from newsletter.schedule.slots import set_schedule
 
     ids = seed(2)
     now = dt.datetime(2026, 11, 30, 0, 0, tzinfo=UTC)
@@ -257,9 +257,9 @@ def test_a_public_http_base_url_refuses_to_start(sqlite_settings) -> None:  # ty
 
 
 def test_a_wechat_only_error_never_holds_the_email_back(sqlite_settings, smtp_sink, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from newsletter.issues import create_issue, render_issue
+    from newsletter.issues.review import approve
+    from newsletter.issues.store import create_issue, render_issue
     from newsletter.models import Rendition
-    from newsletter.schedule import approve
 
     port, sink = smtp_sink
     _use_sink(sqlite_settings, port)

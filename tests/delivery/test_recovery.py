@@ -12,12 +12,13 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select, text, update
 
-from newsletter.config import Settings, reset_settings
-from newsletter.db import engine, session_scope
-from newsletter.delivery.engine import claim, process_batch
+from newsletter.core.config import Settings, reset_settings
+from newsletter.core.db import engine, session_scope
+from newsletter.delivery.batch import process_batch
+from newsletter.delivery.lease import claim
 from newsletter.delivery.run import drive_inline, start, step_resilient
+from newsletter.devtools.sink import SinkHandler
 from newsletter.models import Delivery, Send
-from newsletter.sink import SinkHandler
 from tests.factories import seed
 from tests.waiting import wait_for
 
@@ -161,7 +162,7 @@ def test_a_claim_whose_lease_ran_out_before_its_commit_sends_nothing(
     it, the heartbeat does not revive that lease, and another worker sends them."""
     import datetime as dt
 
-    from newsletter.delivery import engine as eng
+    from newsletter.delivery import lease as eng
 
     port, sink = smtp_sink
     _stack(pg_settings, port, lease_seconds=3)
@@ -171,7 +172,7 @@ def test_a_claim_whose_lease_ran_out_before_its_commit_sends_nothing(
         token, claimed = claim(s, ids["send"], 4, 3)
         past = eng.utcnow() - dt.timedelta(seconds=5)
         s.execute(update(Delivery).where(Delivery.id.in_(claimed)).values(lease_until=past))
-    beat = eng._Heartbeat(token, 3)
+    beat = eng.Heartbeat(token, 3)
     beat.every = 0.2
     beat.start()
     time.sleep(0.6)
@@ -181,7 +182,7 @@ def test_a_claim_whose_lease_ran_out_before_its_commit_sends_nothing(
         assert all(lease is not None and lease < eng.utcnow() for lease in leases)  # not revived
         now = eng.utcnow()
         took = s.connection().exec_driver_sql(
-            eng._MARK_SENDING_PG,
+            eng.MARK_SENDING_PG,
             (now + dt.timedelta(seconds=3), [claimed[0]], ["<x@y>"], ["default"], token, now,
              ids["send"]),
         )
@@ -197,7 +198,7 @@ def test_a_group_never_outlives_its_lease_when_the_heartbeat_cannot_renew(
     its marked group by its own clock: no transaction begins after three quarters of
     the lease. The rows it left ``sending`` are taken over after the lease, flagged at
     risk, and sent once."""
-    from newsletter.delivery import engine as eng
+    from newsletter.delivery import lease as eng
 
     port, sink = smtp_sink
     _stack(pg_settings, port, lease_seconds=2, batch_size=5, send_group_size=5)
@@ -210,7 +211,7 @@ def test_a_group_never_outlives_its_lease_when_the_heartbeat_cannot_renew(
         time.sleep(0.8)
 
     sink.on_data = slow  # type: ignore[assignment]
-    monkeypatch.setattr(eng._Heartbeat, "run", lambda self: None)  # never renews
+    monkeypatch.setattr(eng.Heartbeat, "run", lambda self: None)  # never renews
     t0 = time.monotonic()
     first = process_batch(ids["send"])
     assert 0 < first.sent < 5

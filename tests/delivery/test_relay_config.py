@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from newsletter.cli import app
-from newsletter.config import Settings, reset_settings
+from newsletter.cli.main import app
+from newsletter.core.config import Settings, reset_settings
 from newsletter.delivery.relays import RelayConfig, RelayConfigError, load_relays, parse_relays
 
 SECRET = "hunter2-do-not-print"
@@ -139,7 +139,7 @@ def test_cli_refuses_bad_config_with_one_line_and_never_shows_passwords(
     import contextlib
     import io
 
-    from newsletter.clierrors import run
+    from newsletter.cli.errors import run
 
     err = io.StringIO()
     with contextlib.redirect_stderr(err):

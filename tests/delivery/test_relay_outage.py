@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from newsletter.config import reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import reset_settings
+from newsletter.core.db import session_scope
 from newsletter.delivery.heal import heal
 from newsletter.delivery.run import drive_inline
+from newsletter.devtools.sink import SinkHandler, start_sink
 from newsletter.models import AuditLog, Send, utcnow
-from newsletter.scheduler import tick
-from newsletter.sink import SinkHandler, start_sink
+from newsletter.schedule.tick import tick
 from tests.factories import seed
 from tests.waiting import wait_for
 
@@ -115,7 +115,7 @@ def test_relay_down_then_back_the_send_resumes_and_finishes(
 
 def test_relay_that_stays_down_gives_up_after_the_limit(sqlite_settings, webhook) -> None:  # type: ignore[no-untyped-def]
     hook, received = webhook
-    from newsletter.sink import free_port
+    from newsletter.devtools.sink import free_port
 
     s = _settings(sqlite_settings, free_port(), hook)  # nothing listens there
     reset_settings(s.model_copy(update={"auto_resume_limit_seconds": 1}))

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from newsletter.config import Settings, reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import Settings, reset_settings
+from newsletter.core.db import session_scope
 from newsletter.delivery.relays import down_relays, probe_due, relay_counts
 from newsletter.delivery.run import drive_inline, start
+from newsletter.devtools.sink import SinkHandler, start_sink
 from newsletter.models import AuditLog, Delivery, Send, Subscriber
-from newsletter.sink import SinkHandler, start_sink
 from tests.factories import seed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,7 +147,7 @@ def test_failing_relay_is_taken_out_the_send_finishes_on_the_other_and_it_comes_
     # the send report says per relay how many it carried
     from typer.testing import CliRunner
 
-    from newsletter.cli import app
+    from newsletter.cli.main import app
 
     runner = CliRunner()
     status = runner.invoke(app, ["send", "status", str(ids["send"]), "--json"])
@@ -352,7 +352,7 @@ def test_system_mail_and_doctor_use_the_configured_relays(
 def test_a_send_pauses_only_when_no_relay_is_usable_and_resumes_when_one_answers(
     sqlite_settings: Settings, tmp_path: Path
 ) -> None:
-    from newsletter.sink import free_port
+    from newsletter.devtools.sink import free_port
 
     ports = {"a": free_port(), "b": free_port()}  # nothing listens there yet
     _use(sqlite_settings, [_relay("a", ports["a"]), _relay("b", ports["b"])],

@@ -6,10 +6,10 @@ import re
 import subprocess
 
 from newsletter.audience.service import get_or_create_list
-from newsletter.config import reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import reset_settings
+from newsletter.core.db import session_scope
 from newsletter.delivery.run import drive_inline
-from newsletter.issues import create_issue
+from newsletter.issues.store import create_issue
 from newsletter.models import Send, Subscriber, Subscription
 from tests.conftest import EXAMPLES
 

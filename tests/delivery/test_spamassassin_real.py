@@ -12,11 +12,11 @@ from email import message_from_bytes
 from pathlib import Path
 
 from newsletter.audience.service import get_or_create_list
-from newsletter.config import reset_settings
 from newsletter.content.textimport import import_text
-from newsletter.db import session_scope
+from newsletter.core.config import reset_settings
+from newsletter.core.db import session_scope
 from newsletter.delivery.run import drive_inline
-from newsletter.issues import create_issue
+from newsletter.issues.store import create_issue
 from newsletter.models import Send, Subscriber, Subscription
 
 REAL = Path(__file__).parents[1] / "content" / "fixtures" / "real-brief-2021-08-02.txt"

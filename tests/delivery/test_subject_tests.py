@@ -15,14 +15,14 @@ from collections import Counter
 import pytest
 from sqlalchemy import select
 
-from newsletter.config import Settings, reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import Settings, reset_settings
+from newsletter.core.db import session_scope
+from newsletter.core.errors import StateError
 from newsletter.delivery.run import drive_inline
 from newsletter.delivery.subjects import HOLD, configure, decide, two_proportion_p
-from newsletter.errors import StateError
 from newsletter.models import Delivery, Send
-from newsletter.tracking.events import ingest
-from newsletter.tracking.stats import send_stats
+from newsletter.reports.stats import send_stats
+from newsletter.tracking.rollups import ingest
 from tests.factories import seed
 from tests.tracking.helpers import BROWSER, SCANNER, ev
 
@@ -187,7 +187,7 @@ def test_two_proportion_p_values() -> None:
 def test_cli_sets_up_decides_and_finishes_a_subject_test(sqlite_settings: Settings) -> None:
     from typer.testing import CliRunner
 
-    from newsletter.cli import app
+    from newsletter.cli.main import app
 
     runner = CliRunner()
     ids = seed(10)

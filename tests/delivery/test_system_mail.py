@@ -11,14 +11,14 @@ import dkim
 import pytest
 from sqlalchemy import select
 
-from newsletter.audience.optin import request_subscription
 from newsletter.audience.service import get_or_create_list
-from newsletter.config import reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import reset_settings
+from newsletter.core.db import session_scope
 from newsletter.delivery.bounces import start_bounce_server
 from newsletter.delivery.dkim import dns_txt_record, generate_rsa_key
+from newsletter.delivery.system_mail import subscribe
+from newsletter.devtools.sink import free_port
 from newsletter.models import Suppression
-from newsletter.sink import free_port
 from tests.delivery.test_bounces import dsn
 
 
@@ -59,7 +59,7 @@ def test_confirmation_mail_is_signed_and_its_bounce_suppresses(signed) -> None: 
     sink, lookup = signed
     with session_scope() as s:
         list_id = get_or_create_list(s, "周报订阅").id
-    request_subscription("gone@example.com", list_id)
+    subscribe("gone@example.com", list_id)
     assert len(sink.messages) == 1
     mail_from, rcpts, data = sink.messages[0]
     assert rcpts == ["gone@example.com"]
@@ -86,8 +86,8 @@ def test_confirmation_mail_is_signed_and_its_bounce_suppresses(signed) -> None: 
 
 
 def test_test_send_and_alerts_use_a_system_bounce_address(signed) -> None:  # type: ignore[no-untyped-def]
-    from newsletter.config import get_settings
-    from newsletter.notify import notify
+    from newsletter.core.config import get_settings
+    from newsletter.delivery.alerts import notify
 
     sink, lookup = signed
     reset_settings(get_settings().model_copy(update={"ops_emails": ["ops@example.org"]}))

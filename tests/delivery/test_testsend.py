@@ -8,10 +8,10 @@ import email.policy
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from newsletter.cli import app
-from newsletter.config import reset_settings
-from newsletter.db import session_scope
-from newsletter.issues import create_issue
+from newsletter.cli.main import app
+from newsletter.core.config import reset_settings
+from newsletter.core.db import session_scope
+from newsletter.issues.store import create_issue
 from newsletter.models import Delivery, Event, Issue
 from tests.conftest import EXAMPLES
 

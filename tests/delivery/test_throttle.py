@@ -6,8 +6,8 @@ import uuid
 
 from sqlalchemy import select
 
-from newsletter.config import reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import reset_settings
+from newsletter.core.db import session_scope
 from newsletter.delivery.run import drive_inline, start, step
 from newsletter.delivery.sends import state_counts
 from newsletter.delivery.throttle import Throttle

@@ -15,9 +15,9 @@ import time
 
 from sqlalchemy import select
 
-from newsletter.config import reset_settings
-from newsletter.db import session_scope
-from newsletter.delivery.engine import process_batch
+from newsletter.core.config import reset_settings
+from newsletter.core.db import session_scope
+from newsletter.delivery.batch import process_batch
 from newsletter.delivery.run import start
 from newsletter.models import Delivery
 from tests.factories import seed

@@ -14,15 +14,16 @@ import pytest
 from sqlalchemy import insert, select
 from typer.testing import CliRunner
 
-from newsletter.cli import app
-from newsletter.config import Settings, reset_settings
-from newsletter.db import session_scope
+from newsletter.cli.main import app
+from newsletter.core.config import Settings, reset_settings
+from newsletter.core.db import session_scope
 from newsletter.delivery import warmup
+from newsletter.delivery.batch import process_batch
 from newsletter.delivery.clock import set_clock
-from newsletter.delivery.engine import maybe_finish, process_batch
 from newsletter.delivery.run import start
+from newsletter.delivery.sends import maybe_finish
+from newsletter.devtools.sink import SinkHandler, start_sink
 from newsletter.models import Delivery, Event, Issue, Send, Subscriber, Subscription
-from newsletter.sink import SinkHandler, start_sink
 from tests.factories import seed
 
 T0 = dt.datetime(2026, 12, 1, 2, 0, tzinfo=dt.UTC)  # 10:00 in Shanghai
@@ -199,7 +200,7 @@ def test_a_send_waiting_for_a_later_day_is_not_revived_by_every_tick(
     sqlite_settings: Settings, sim: SimClock
 ) -> None:
     from newsletter.delivery.run import MAX_LATER, step
-    from newsletter.scheduler import tick
+    from newsletter.schedule.tick import tick
 
     ids = seed(150)
     with session_scope() as s:

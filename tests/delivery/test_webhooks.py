@@ -15,11 +15,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from newsletter.db import session_scope
+from newsletter.core.db import session_scope
+from newsletter.core.safety.signing import delivery_token
 from newsletter.delivery.run import drive_inline
 from newsletter.delivery.webhooks import make_router, sns_string_to_sign
 from newsletter.models import AuditLog, Delivery, Event, Subscriber, Suppression
-from newsletter.tokens import delivery_token
 from tests.factories import seed
 
 CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0000000000.pem"

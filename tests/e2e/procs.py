@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from newsletter.config import Settings
+from newsletter.core.config import Settings
 from tests import waiting
 from tests.conftest import ROOT
 
@@ -122,7 +122,7 @@ def enqueue(cfg: Settings, task: str, *args: Any) -> None:
 def stack_settings(pg_settings: Settings, broker: str, port: int, **kw: Any) -> Settings:
     """The production stack's settings for a fault test, made current: PostgreSQL, Redis at
     ``broker`` (a fresh key prefix), the SMTP sink on ``port``, short ticks and leases."""
-    from newsletter.config import reset_settings
+    from newsletter.core.config import reset_settings
 
     cfg = pg_settings.model_copy(update={
         "broker_url": broker, "redis_url": broker,
@@ -137,7 +137,7 @@ def stack_settings(pg_settings: Settings, broker: str, port: int, **kw: Any) -> 
 def send_state(send_id: int) -> str | None:
     from sqlalchemy import select
 
-    from newsletter.db import session_scope
+    from newsletter.core.db import session_scope
     from newsletter.models import Send
 
     with session_scope() as s:
@@ -177,8 +177,8 @@ def sample_email_send(tmp_path: Path) -> tuple[int, Any]:
     send of it to that list: (send id, the import's summary)."""
     from newsletter.audience.importer import import_file
     from newsletter.audience.service import get_list
-    from newsletter.db import session_scope
-    from newsletter.issues import create_issue
+    from newsletter.core.db import session_scope
+    from newsletter.issues.store import create_issue
     from newsletter.models import Send
     from tests.conftest import EXAMPLES
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from newsletter.config import get_settings
-from newsletter.db import session_scope
+from newsletter.core.config import get_settings
+from newsletter.core.db import session_scope
+from newsletter.devtools.sink import free_port
 from newsletter.models import Delivery
-from newsletter.sink import free_port
 from tests.e2e.procs import (
     Supervised,
     enqueue,

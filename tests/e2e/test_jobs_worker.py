@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from newsletter.config import reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import reset_settings
+from newsletter.core.db import session_scope
 from newsletter.models import Job, Subscriber
 from newsletter.web.app import create_app
 from newsletter.web.console.services import create_user

@@ -16,10 +16,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from newsletter.config import reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import reset_settings
+from newsletter.core.db import session_scope
+from newsletter.devtools.sink import free_port
 from newsletter.models import Send
-from newsletter.sink import free_port
 from tests.conftest import ROOT
 from tests.e2e.procs import enqueue, env_for, sample_email_send, stop, wait_for
 
@@ -60,12 +60,12 @@ def test_worker_beat_and_ingester_serve_metrics_and_health(
                   NEWSLETTER_METRICS_TOKEN=TOKEN)
     log = (tmp_path / "procs.log").open("w")
     procs = [
-        subprocess.Popen([sys.executable, "-m", "newsletter.cli", "worker", "--concurrency", "2"],
+        subprocess.Popen([sys.executable, "-m", "newsletter.cli.main", "worker", "--concurrency", "2"],
                          cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                          start_new_session=True),
-        subprocess.Popen([sys.executable, "-m", "newsletter.cli", "beat", "--loglevel",
+        subprocess.Popen([sys.executable, "-m", "newsletter.cli.main", "beat", "--loglevel",
                           "warning"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT),
-        subprocess.Popen([sys.executable, "-m", "newsletter.cli", "ingest"], cwd=ROOT, env=env,
+        subprocess.Popen([sys.executable, "-m", "newsletter.cli.main", "ingest"], cwd=ROOT, env=env,
                          stdout=log, stderr=subprocess.STDOUT),
     ]
     try:

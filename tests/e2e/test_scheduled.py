@@ -13,12 +13,13 @@ from sqlalchemy import select
 
 from newsletter.audience.importer import import_file
 from newsletter.audience.service import get_list
-from newsletter.config import reset_settings
-from newsletter.db import session_scope
-from newsletter.issues import create_issue
+from newsletter.core.config import reset_settings
+from newsletter.core.db import session_scope
+from newsletter.issues.review import approve
+from newsletter.issues.store import create_issue
 from newsletter.models import Send, utcnow
-from newsletter.schedule import approve, schedule_send
-from newsletter.tracking.stats import send_stats
+from newsletter.reports.stats import send_stats
+from newsletter.schedule.slots import schedule_send
 from tests.conftest import EXAMPLES
 from tests.e2e.procs import env_for, start_beat, start_worker, stop, wait_for
 

@@ -18,9 +18,9 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
-from newsletter.db import session_scope
+from newsletter.core.db import session_scope
 from newsletter.models import Delivery, Issue, utcnow
-from newsletter.schedule import schedule_send
+from newsletter.schedule.slots import schedule_send
 from tests.conftest import ROOT
 from tests.e2e.procs import (
     env_for,
@@ -47,7 +47,7 @@ def _sending(send_id: int) -> int:
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "newsletter.cli", *args],
+        [sys.executable, "-m", "newsletter.cli.main", *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 

@@ -17,11 +17,11 @@ from fastapi.testclient import TestClient
 from rich.console import Console
 from sqlalchemy import select
 
-from newsletter.config import reset_settings
-from newsletter.db import session_scope
-from newsletter.demo import APPLE_MPP_UA, BROWSER_UA, run_demo
+from newsletter.core.config import reset_settings
+from newsletter.core.db import session_scope
+from newsletter.devtools.demo import APPLE_MPP_UA, BROWSER_UA, run_demo
 from newsletter.models import Send
-from newsletter.tracking.stats import send_stats
+from newsletter.reports.stats import send_stats
 from newsletter.web.app import create_app
 from tests.conftest import EXAMPLES
 from tests.e2e.procs import env_for, sample_email_send, start_worker, stop, wait_for

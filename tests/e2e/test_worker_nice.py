@@ -50,7 +50,7 @@ def _grown(tree: dict[int, int], n: int) -> dict[int, int] | None:
 
 def _start(env: dict[str, str], log: Path, prefix: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [*prefix, sys.executable, "-m", "newsletter.cli", "worker", "--concurrency", "2"],
+        [*prefix, sys.executable, "-m", "newsletter.cli.main", "worker", "--concurrency", "2"],
         cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
         start_new_session=True,
     )
@@ -88,7 +88,7 @@ def test_a_bad_worker_nice_is_refused(tmp_path: Path) -> None:
     """Out of range: one clear line naming the setting, no traceback."""
     env = {**os.environ, "NEWSLETTER_WORKER_NICE": "40",
            "NEWSLETTER_VAR_DIR": str(tmp_path / "var")}
-    out = subprocess.run([sys.executable, "-m", "newsletter.cli", "worker"], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", "newsletter.cli.main", "worker"], cwd=ROOT,
                          env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode != 0
     text = out.stdout + out.stderr

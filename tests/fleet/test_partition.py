@@ -181,7 +181,7 @@ def _history(rows: Any) -> History:
 
 
 def _seed(n: int) -> dict[str, int]:
-    from newsletter.db import session_scope
+    from newsletter.core.db import session_scope
     from newsletter.models import Subscriber, Subscription
     from tests.factories import seed
 
@@ -201,8 +201,8 @@ def _seed(n: int) -> dict[str, int]:
 def test_partitions_lose_nobody_and_keep_fencing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from newsletter.config import get_settings, reset_settings
-    from newsletter.db import dispose, engine, session_scope, upgrade
+    from newsletter.core.config import get_settings, reset_settings
+    from newsletter.core.db import dispose, engine, session_scope, upgrade
     from newsletter.models import Delivery
     from tests.conftest import make_settings
     from tests.e2e.procs import enqueue, send_state

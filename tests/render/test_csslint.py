@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from newsletter.cli import app
+from newsletter.cli.main import app
 from newsletter.render.csslint import check_css, data_version, used_features
 from tests.conftest import EXAMPLES
 

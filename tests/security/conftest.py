@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from newsletter.config import Settings
+from newsletter.core.config import Settings
 from newsletter.web.app import create_app
 from newsletter.web.console.services import create_user
 from tests.console.helpers import PASSWORDS, login

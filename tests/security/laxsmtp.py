@@ -13,7 +13,7 @@ import asyncio
 import threading
 from dataclasses import dataclass, field
 
-from newsletter.sink import free_port
+from newsletter.devtools.sink import free_port
 
 __all__ = ["LaxSmtp", "Transaction"]
 

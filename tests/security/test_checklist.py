@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from newsletter.config import Settings
-from newsletter.db import session_scope
+from newsletter.core.config import Settings
+from newsletter.core.db import session_scope
 from newsletter.models import MailingList, Publication, Segment, Subscriber, Subscription
 from tests.console.test_security import RANK, ROUTES, _url
 from tests.factories import seed

@@ -16,8 +16,8 @@ import psycopg
 import pytest
 from sqlalchemy import func, select, text
 
-from newsletter.config import Settings
-from newsletter.db import session_scope
+from newsletter.core.config import Settings
+from newsletter.core.db import session_scope
 from newsletter.models import Base, Issue
 from tests.conftest import PG_ADMIN
 from tests.factories import seed
@@ -130,9 +130,9 @@ def empty_db() -> Iterator[str]:
 
 
 def _snapshot() -> dict[str, int]:
-    import newsletter.tracking.models
-    import newsletter.web.auth_models
-    import newsletter.wechat.models  # noqa: F401  (every table)
+    import newsletter.models.console
+    import newsletter.models.tracking
+    import newsletter.models.wechat  # noqa: F401  (every table)
 
     with session_scope() as s:
         return {
@@ -162,7 +162,7 @@ def test_cli_bad_input_is_one_clear_line(
         NEWSLETTER_CONFIG=str(tmp_path / "absent.toml"),
         NEWSLETTER_VAR_DIR=str(tmp_path / "var"),
         NEWSLETTER_DATABASE_URL=db_url,
-        NEWSLETTER_SECRET_KEY="k" * 32,
+        NEWSLETTER_SECRET_KEY="cli-errors-0123456789abcdef",
         NEWSLETTER_REDIS_PREFIX=pg_app.redis_prefix,
         COLUMNS="60",  # a narrow terminal must not wrap the line either
     )

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from newsletter.config import Settings, get_settings, reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import Settings, get_settings, reset_settings
+from newsletter.core.db import session_scope
 from newsletter.models import AuditLog, Issue, Send
 from tests.factories import seed
 from tests.security.conftest import issue_text

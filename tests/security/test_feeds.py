@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 from newsletter.content.parser import parse_issue
-from newsletter.feeds import build_markdown, parse_config, read_feeds
+from newsletter.issues.feeds import build_markdown, parse_config, read_feeds
 from tests.httpserve import serve_paths
 
 XML = {"Content-Type": "application/xml; charset=utf-8"}
@@ -90,7 +90,7 @@ def test_a_public_feed_cannot_redirect_the_reader_inward(monkeypatch) -> None:  
     cloud metadata address would be) is refused and named in the report; the internal
     page is never requested. The test server is on loopback, so its address is taken as
     public for this test; the redirect target is classified for real."""
-    import newsletter.feeds as feeds
+    import newsletter.issues.feeds as feeds
 
     secret = _rss([("内部", "https://x.cn/secret", "不应读取")])
     asked: list[str] = []
@@ -131,7 +131,7 @@ def test_an_internal_feed_may_redirect_within_and_hops_are_bounded() -> None:
 
 
 def test_public_means_every_address_is_global() -> None:
-    from newsletter.feeds import _public
+    from newsletter.issues.feeds import _public
 
     for host in ("127.0.0.1", "localhost", "10.1.2.3", "169.254.169.254", "::1", "0.0.0.0",
                  "192.168.1.1", "no-such-host.invalid"):

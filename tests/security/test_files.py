@@ -10,14 +10,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from newsletter.config import Settings
 from newsletter.content.lint import lint_source
 from newsletter.content.parser import parse_issue
-from newsletter.db import session_scope
-from newsletter.errors import IssueFormatError
-from newsletter.issues import create_issue
+from newsletter.core.config import Settings
+from newsletter.core.db import session_scope
+from newsletter.core.errors import IssueFormatError
+from newsletter.core.safety.safepath import media_dir, reference_problem
+from newsletter.issues.store import create_issue
 from newsletter.models import Issue
-from newsletter.safepath import media_dir, reference_problem
 from tests.security.conftest import issue_text
 
 PNG = (Path(__file__).resolve().parents[2] / "examples" / "images" / "cover.png").read_bytes()

@@ -25,13 +25,13 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text
 
 from newsletter.audience.importer import import_file
-from newsletter.config import Settings, reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import Settings, reset_settings
+from newsletter.core.db import session_scope
+from newsletter.core.safety.headers import ENCODED_WORD_MAX, HeaderInjection, clean_text
 from newsletter.delivery.assemble import compile_message
 from newsletter.delivery.compiled import clear_cache
 from newsletter.delivery.dkim import dns_txt_record, generate_rsa_key
 from newsletter.delivery.run import drive_inline
-from newsletter.headers import ENCODED_WORD_MAX, HeaderInjection, clean_text
 from newsletter.models import Delivery, MailingList, Send, Subscriber, Subscription
 from tests.factories import seed
 from tests.security.laxsmtp import LaxSmtp, Transaction
@@ -312,7 +312,7 @@ def test_subscribe_form_name_is_cleaned(anon, pg_app: Settings) -> None:  # type
     page = anon.get(f"/subscribe/{list_id}")
     assert page.status_code == 200, page.text[:200]
     assert 'name="stamp"' in page.text
-    from newsletter.tokens import sign
+    from newsletter.core.safety.signing import sign
 
     stamp = sign("c", 0, 0, int(time.time()) - 30)  # as a person's form has it (> 2 s old)
     form = {
@@ -330,7 +330,7 @@ def test_subscribe_form_name_is_cleaned(anon, pg_app: Settings) -> None:  # type
 def test_issue_title_with_a_line_break_is_one_subject_line(
     pg_app: Settings, tmp_path: Path
 ) -> None:
-    from newsletter.issues import create_issue, render_issue
+    from newsletter.issues.store import create_issue, render_issue
     from newsletter.models import Rendition
     from tests.security.conftest import issue_text
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from newsletter.config import get_settings
-from newsletter.db import session_scope
+from newsletter.core.config import get_settings
+from newsletter.core.db import session_scope
 from newsletter.models import Job
 
 CSV = b"email\nreader@example.org\n"

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from newsletter.config import Settings
+from newsletter.core.config import Settings
 from tests.conftest import ROOT
 from tests.fleet.netns import Fabric, Host, available
 from tests.tracking.test_pixel_server import _raw, _responses, serve
@@ -31,7 +31,7 @@ def test_pixel_server_metrics_are_off_without_a_token(sqlite_settings: Settings)
 
 _SERVE = """
 import time
-from newsletter.telemetry import serve_process
+from newsletter.core.telemetry import serve_process
 assert serve_process("worker", 0, lambda: True) is not None
 time.sleep(120)
 """

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from sqlalchemy import select
 
-from newsletter.config import Settings
-from newsletter.db import session_scope
+from newsletter.core.config import Settings
+from newsletter.core.db import session_scope
+from newsletter.models.console import User
 from newsletter.web.app import create_app
-from newsletter.web.auth_models import User
 from newsletter.web.console.services import create_token
 from tests.factories import seed
 

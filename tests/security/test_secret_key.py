@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from newsletter.config import DEFAULT_SECRET_KEY, Settings, reset_settings
+from newsletter.core.config import DEFAULT_SECRET_KEY, Settings, reset_settings
 from tests.conftest import PG_ADMIN, REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,6 +22,7 @@ PROCESSES = {
     "beat": [str(BIN), "beat"],
     "ingest": [str(BIN), "ingest", "--once"],
     "pixel server": [str(BIN), "tracking", "serve-pixel", "--port", "1"],
+    "bounces": [str(BIN), "bounces", "serve", "--port", "1"],
     "uvicorn factory": [
         sys.executable,
         "-m",
@@ -76,8 +77,8 @@ def test_every_process_refuses_to_start_without_a_real_key(
     tmp_path: Path, name: str, key: str | None, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """Each command that starts a long-running process, through the CLI's entry point."""
-    from newsletter.cli import app
-    from newsletter.clierrors import run
+    from newsletter.cli.errors import run
+    from newsletter.cli.main import app
 
     values: dict[str, object] = {
         "var_dir": tmp_path / "var",
@@ -141,5 +142,66 @@ def test_any_service_leaves_the_embedded_mode(tmp_path: Path, overrides: dict[st
     s = Settings(var_dir=tmp_path / "var", **overrides)  # type: ignore[arg-type]
     assert not s.embedded_mode
     assert s.secret_key_problem() is not None
-    good = s.model_copy(update={"secret_key": SecretStr("k" * 32)})
+    good = s.model_copy(update={"secret_key": SecretStr("k3y-0123456789abcdef-fedcba")})
     assert good.secret_key_problem() is None
+
+
+GOOD = "k3y-" + "0123456789abcdef" * 2
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"secret_key": " " * 16}, "NEWSLETTER_SECRET_KEY"),
+        ({"secret_key": DEFAULT_SECRET_KEY + " "}, "NEWSLETTER_SECRET_KEY"),
+        ({"secret_key": "x" + DEFAULT_SECRET_KEY}, "NEWSLETTER_SECRET_KEY"),
+        ({"secret_key": " " + GOOD}, "NEWSLETTER_SECRET_KEY"),
+        ({"secret_key": "ab" * 16}, "NEWSLETTER_SECRET_KEY"),
+        ({"old_secret_keys": [DEFAULT_SECRET_KEY]}, "NEWSLETTER_OLD_SECRET_KEYS[0]"),
+        ({"old_secret_keys": [GOOD[::-1], "short"]}, "NEWSLETTER_OLD_SECRET_KEYS[1]"),
+        ({"metrics_token": "m"}, "NEWSLETTER_METRICS_TOKEN"),
+    ],
+)
+def test_weak_secrets_are_refused_by_name(
+    tmp_path: Path, overrides: dict[str, object], named: str
+) -> None:
+    """Whitespace, the built-in key in any disguise, a short or repetitive value: each is
+    refused, for the signing key, every old key kept for rotation and the metrics token."""
+    values: dict[str, object] = {
+        "var_dir": tmp_path / "var",
+        "broker_url": REDIS_URL,
+        "secret_key": GOOD,
+        **overrides,
+    }
+    s = Settings(**values)  # type: ignore[arg-type]
+    problem = s.secret_key_problem()
+    assert problem is not None and named in problem
+    assert Settings(var_dir=tmp_path / "var", broker_url=REDIS_URL, secret_key=GOOD).secret_key_problem() is None
+
+
+def test_the_built_in_key_never_verifies_outside_the_embedded_mode(tmp_path: Path) -> None:
+    """Kept as an old key by someone leaving a demo install, it still signs nothing valid."""
+    s = Settings(var_dir=tmp_path / "var", broker_url=REDIS_URL, secret_key=GOOD,
+                 old_secret_keys=[SecretStr(DEFAULT_SECRET_KEY)])  # fmt: skip
+    assert DEFAULT_SECRET_KEY.encode() not in s.secrets()
+    embedded = Settings(var_dir=tmp_path / "var", database_url="", broker_url="", redis_url="")
+    assert embedded.secrets() == [DEFAULT_SECRET_KEY.encode()]
+
+
+def test_dkim_keygen_writes_only_under_out(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from newsletter.cli.main import app
+
+    out = tmp_path / "keys"
+    for args in (["--selector", "a/../../b"], ["--selector", ".."], ["--domain", "x/../../y"]):
+        opts = {"--selector": "nl2026", "--domain": "brief.example.cn"}
+        opts.update(dict(zip(args[::2], args[1::2], strict=True)))
+        r = CliRunner().invoke(app, ["dkim", "keygen", "--out", str(out),
+                                     *[x for kv in opts.items() for x in kv]])  # fmt: skip
+        assert r.exit_code == 2, r.output
+    assert not any(tmp_path.rglob("*.pem"))
+    ok = CliRunner().invoke(app, ["dkim", "keygen", "--out", str(out), "--selector", "nl2026",
+                                  "--domain", "brief.example.cn"])  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    assert [p.parent for p in tmp_path.rglob("*.pem")] == [out]

@@ -16,13 +16,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from newsletter.config import Settings, reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import Settings, reset_settings
+from newsletter.core.db import session_scope
+from newsletter.core.safety.signing import sign
+from newsletter.devtools.sink import SinkHandler, free_port, start_sink
 from newsletter.models import AuditLog, MailingList
-from newsletter.sink import SinkHandler, free_port, start_sink
-from newsletter.tokens import sign
+from newsletter.models.console import User
 from newsletter.web.app import create_app
-from newsletter.web.auth_models import User
 from newsletter.web.console.auth import SESSION_COOKIE, password_problem
 from tests.console.helpers import PASSWORDS, csrf_of
 from tests.factories import seed
@@ -207,7 +207,7 @@ def test_a_burst_across_a_window_boundary_is_still_limited(pg_app: Settings) -> 
     allow all ten; the sliding check keeps the total near the limit."""
     import datetime as dt
 
-    from newsletter.ratelimit import hit
+    from newsletter.core.ratelimit import hit
 
     edge = dt.datetime(2026, 11, 28, 9, 0, tzinfo=dt.UTC)  # a multiple of 900 s
     allowed = 0

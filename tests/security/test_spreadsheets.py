@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import select
 
 from newsletter.audience.importer import import_file
-from newsletter.config import Settings
-from newsletter.db import session_scope
-from newsletter.errors import ImportFileError
+from newsletter.core.config import Settings
+from newsletter.core.db import session_scope
+from newsletter.core.errors import ImportFileError
 from newsletter.models import MailingList, Subscriber
 
 FORMULAS = [
@@ -72,7 +72,7 @@ def test_hostile_csv_round_trip_stays_neutralised(
 
 
 def test_every_csv_writer_neutralises() -> None:
-    from newsletter.csvsafe import writer
+    from newsletter.core.safety.csvsafe import writer
 
     buf = io.StringIO()
     writer(buf).writerow([*FORMULAS, -5, 3.5, "plain"])
@@ -148,8 +148,8 @@ def test_a_small_sheet_that_unpacks_huge_is_refused_in_little_memory(tmp_path: P
         # pytest worker can otherwise report the parent's high-water mark
         "open('/proc/self/clear_refs', 'w').write('5')\n"
         "from newsletter.audience.importer import import_file\n"
-        "from newsletter.errors import ImportFileError\n"
-        "from newsletter.db import upgrade\n"
+        "from newsletter.core.errors import ImportFileError\n"
+        "from newsletter.core.db import upgrade\n"
         "upgrade()\n"
         "try:\n"
         f"    import_file({str(path)!r}, 'bomb')\n"

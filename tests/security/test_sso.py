@@ -20,10 +20,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from starlette.requests import Request
 
-from newsletter.config import Settings, reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import Settings, reset_settings
+from newsletter.core.db import session_scope
+from newsletter.models.console import User
 from newsletter.web.app import create_app
-from newsletter.web.auth_models import User
 from newsletter.web.console.services.users import create_token
 from newsletter.web.console.sso import _account
 from tests.httpserve import serve_paths

@@ -9,12 +9,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from newsletter.config import Settings
-from newsletter.db import session_scope
-from newsletter.issues import render_issue
+from newsletter.core.config import Settings
+from newsletter.core.db import session_scope
+from newsletter.core.safety.signing import delivery_token
+from newsletter.core.safety.urlpolicy import safe_url
+from newsletter.issues.store import render_issue
 from newsletter.models import Delivery, Issue, Link, Publication, Rendition
-from newsletter.tokens import delivery_token
-from newsletter.urlpolicy import safe_url
 from tests.factories import seed
 from tests.security.conftest import issue_text
 

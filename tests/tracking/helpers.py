@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from newsletter.db import session_scope
+from newsletter.core.db import session_scope
 from newsletter.delivery.run import drive_inline
 from newsletter.models import Delivery, Link, RollupHourly
-from newsletter.tracking.models import RollupLinkCls, RollupSegment
+from newsletter.models.tracking import RollupLinkCls, RollupSegment
 from tests.factories import seed
 
 BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko)"

@@ -15,13 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from newsletter.config import reset_settings
-from newsletter.db import session_scope
-from newsletter.errors import TokenError
+from newsletter.core.config import reset_settings
+from newsletter.core.db import session_scope
+from newsletter.core.errors import TokenError
+from newsletter.core.safety.signing import _hmac_states, delivery_of, delivery_token, sign, verify
 from newsletter.models import Event
-from newsletter.tokens import _hmac_states, delivery_of, delivery_token, sign, verify
 from newsletter.tracking.classify import _tag, network_tag
-from newsletter.tracking.events import _ip_hash, ingest, make_event, open_payload
+from newsletter.tracking.intake import _ip_hash, make_event, open_payload
+from newsletter.tracking.rollups import ingest
 from newsletter.web.app import create_asgi
 from newsletter.web.public import PIXEL
 from tests.conftest import make_settings

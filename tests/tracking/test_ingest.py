@@ -9,12 +9,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, func, select, update
 
-from newsletter.db import session_scope
+from newsletter.core.db import session_scope
 from newsletter.models import Delivery, Event, RollupHourly
+from newsletter.models.tracking import RollupLinkCls, RollupSegment, TrackingFirst
+from newsletter.reports.stats import send_stats
 from newsletter.tracking.classify import classify, network_tag
-from newsletter.tracking.events import ingest, rebuild
-from newsletter.tracking.models import RollupLinkCls, RollupSegment, TrackingFirst
-from newsletter.tracking.stats import send_stats
+from newsletter.tracking.rollups import ingest, rebuild
 from tests.tracking.helpers import BROWSER, SCANNER, ev, sent_send, snapshot
 
 H = dt.timedelta(hours=1)
@@ -179,7 +179,7 @@ _SEEDED: dict[str, dict] = {}
 
 
 def _seeded() -> dict:
-    from newsletter.config import get_settings
+    from newsletter.core.config import get_settings
 
     key = str(get_settings().var_dir)
     if key not in _SEEDED:

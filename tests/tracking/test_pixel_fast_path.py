@@ -7,11 +7,11 @@ import uuid
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from newsletter.config import reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import reset_settings
+from newsletter.core.db import session_scope
+from newsletter.core.safety.signing import delivery_token
 from newsletter.delivery.run import drive_inline
 from newsletter.models import Delivery, Event
-from newsletter.tokens import delivery_token
 from newsletter.tracking.ingester import consume
 from newsletter.web.app import create_asgi
 from newsletter.web.public import PIXEL
@@ -57,9 +57,9 @@ def test_fast_path_without_redis_still_records(sqlite_settings) -> None:  # type
 
 
 def test_web_archive_views_are_counted(sqlite_settings) -> None:  # type: ignore[no-untyped-def]
-    from newsletter.issues import create_issue, render_issue
+    from newsletter.issues.store import create_issue, render_issue
     from newsletter.models import Issue, Publication, Send
-    from newsletter.tracking.stats import send_stats
+    from newsletter.reports.stats import send_stats
     from tests.conftest import EXAMPLES
 
     with session_scope() as s:

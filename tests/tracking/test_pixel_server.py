@@ -26,15 +26,15 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from newsletter.config import Settings, reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import Settings, reset_settings
+from newsletter.core.db import session_scope
+from newsletter.core.redis import redis_client
+from newsletter.core.safety.signing import delivery_token
 from newsletter.models import Event
-from newsletter.redisconn import redis_client
-from newsletter.tokens import delivery_token
+from newsletter.tracking import pixelserver
 from newsletter.tracking.classify import network_tag
-from newsletter.tracking.events import STREAM, _ip_hash, replay_spool
 from newsletter.tracking.ingester import consume
-from newsletter.web import pixelserver
+from newsletter.tracking.intake import STREAM, _ip_hash, replay_spool
 from newsletter.web.public import PIXEL
 from tests.tracking.helpers import BROWSER, sent_send
 
@@ -480,7 +480,7 @@ def test_metrics_and_readiness_of_the_pixel_server(redis_settings) -> None:  # t
 
     ids = sent_send(1)
     tok = delivery_token(ids["deliveries"][0])
-    reset_settings(redis_settings.model_copy(update={"metrics_token": SecretStr("p" * 24)}))
+    reset_settings(redis_settings.model_copy(update={"metrics_token": SecretStr("pixel-metrics-0123456789")}))
     open_req = f"GET /o/{tok}.gif HTTP/1.1\r\nHost: x\r\nUser-Agent: {BROWSER}\r\n\r\n"
     with serve() as port:
         _responses(_raw(port, (open_req + "GET /healthz HTTP/1.1\r\nHost: x\r\n"
@@ -490,8 +490,8 @@ def test_metrics_and_readiness_of_the_pixel_server(redis_settings) -> None:  # t
         denied = _responses(_raw(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n"
                                        b"Connection: close\r\n\r\n"))
         assert denied[0][0] == 401
-        answers = _responses(_raw(port, ("GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: "
-                                         f"Bearer {'p' * 24}\r\nConnection: close\r\n\r\n").encode()))
+        answers = _responses(_raw(port, (b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: "
+                                         b"Bearer pixel-metrics-0123456789\r\nConnection: close\r\n\r\n")))
     status, headers, body = answers[0]
     assert status == 200 and headers["content-type"].startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(body.decode())}

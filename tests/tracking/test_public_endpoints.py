@@ -6,11 +6,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from newsletter.db import session_scope
+from newsletter.core.db import session_scope
+from newsletter.core.safety.signing import delivery_token, unsubscribe_token
 from newsletter.delivery.run import drive_inline
 from newsletter.models import Delivery, Event, Subscriber, Subscription, Suppression
-from newsletter.tokens import delivery_token, unsubscribe_token
-from newsletter.tracking.stats import send_stats
+from newsletter.reports.stats import send_stats
 from newsletter.web.app import create_app
 from newsletter.web.public import PIXEL
 from tests.factories import seed

@@ -14,15 +14,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from newsletter.config import reset_settings
-from newsletter.db import session_scope
+from newsletter.core.config import reset_settings
+from newsletter.core.db import session_scope
+from newsletter.core.redis import redis_client
+from newsletter.core.safety.signing import delivery_token
 from newsletter.models import Delivery, Event
-from newsletter.redisconn import redis_client
-from newsletter.tokens import delivery_token
-from newsletter.tracking import events as tracking_events
-from newsletter.tracking.events import STREAM, make_event, replay_spool, submit
+from newsletter.reports.stats import send_stats
+from newsletter.tracking import intake as tracking_events
 from newsletter.tracking.ingester import consume
-from newsletter.tracking.stats import send_stats
+from newsletter.tracking.intake import STREAM, make_event, replay_spool, submit
 from newsletter.web.app import create_app
 from tests.tracking.helpers import BROWSER, sent_send, snapshot
 
@@ -104,15 +104,15 @@ def test_click_target_cannot_be_changed_from_the_request(any_db) -> None:  # typ
 
 _WORKER = r"""
 import sys, time, pathlib
-from newsletter.tracking import events, ingester
+from newsletter.tracking import ingester, rollups
 mode, marker = sys.argv[1], pathlib.Path(sys.argv[2])
 if mode == "mid":  # die inside the transaction: rows written, not committed
-    real = events._apply
+    real = rollups._apply
     def hold(*a, **k):
         real(*a, **k)
         marker.touch()
         time.sleep(120)
-    events._apply = hold
+    rollups._apply = hold
 elif mode == "post":  # die after the commit, before XACK
     real_ingest = ingester.ingest
     def hold2(evs, **k):
@@ -203,7 +203,7 @@ def test_kill_9_mid_batch_loses_nothing_and_doubles_nothing(
     assert st_["opens_total_human"] + st_["opens_total_machine"] == 480
     before = snapshot(ids["send"])
     with session_scope() as s:
-        from newsletter.tracking.events import rebuild
+        from newsletter.tracking.rollups import rebuild
 
         rebuild(s, ids["send"])
     assert snapshot(ids["send"]) == before
@@ -264,7 +264,7 @@ def test_two_ingesters_share_the_stream_and_count_exactly(
     # ingesters committed, so only those may differ (docs/tracking.md).
     before = _order_free(*snapshot(ids["send"]))
     with session_scope() as s:
-        from newsletter.tracking.events import rebuild
+        from newsletter.tracking.rollups import rebuild
 
         rebuild(s, ids["send"])
     assert _order_free(*snapshot(ids["send"])) == before

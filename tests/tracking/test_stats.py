@@ -9,18 +9,18 @@ import io
 from sqlalchemy import func, select, update
 
 from newsletter.audience.service import erase_subscriber, unsubscribe
-from newsletter.db import session_scope
+from newsletter.core.db import session_scope
 from newsletter.delivery.bounces import BounceResult, apply_result
 from newsletter.models import Delivery, Event, Publication, Subscriber
-from newsletter.tracking.events import ingest
-from newsletter.tracking.stats import (
+from newsletter.reports.stats import (
     export_links_csv,
     export_recipients_csv,
-    purge,
     send_stats,
     sparkline,
     trend,
 )
+from newsletter.tracking.retention import purge
+from newsletter.tracking.rollups import ingest
 from tests.tracking.helpers import ev, sent_send
 
 H = dt.timedelta(hours=1)

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from newsletter.config import Settings, reset_settings
-from newsletter.wechat.fake import FakeWeChat, run_fake
+from newsletter.core.config import Settings, reset_settings
+from newsletter.core.wechat_settings import WeChatSettings, reset_wechat_settings
+from newsletter.devtools.wechat_fake import FakeWeChat, run_fake
+from newsletter.wechat.access_token import clear_local_tokens
 from newsletter.wechat.publisher import wechat_send_for
-from newsletter.wechat.settings import WeChatSettings, reset_wechat_settings
-from newsletter.wechat.tokens import clear_local_tokens
 from tests.wechat.helpers import add_approved
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from newsletter.db import session_scope
-from newsletter.issues import create_issue
-from newsletter.schedule import approve
+from newsletter.core.db import session_scope
+from newsletter.issues.review import approve
+from newsletter.issues.store import create_issue
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "issue-sample.md"
 

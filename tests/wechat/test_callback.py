@@ -7,10 +7,10 @@ import time
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from newsletter.core.wechat_settings import WeChatSettings
+from newsletter.devtools.wechat_fake import FakeWeChat
 from newsletter.wechat.callback import router, signature
-from newsletter.wechat.fake import FakeWeChat
 from newsletter.wechat.publisher import publish_send
-from newsletter.wechat.settings import WeChatSettings
 
 FakeT = tuple[FakeWeChat, str]
 

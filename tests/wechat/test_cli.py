@@ -6,9 +6,9 @@ import json
 
 from typer.testing import CliRunner
 
+from newsletter.core.wechat_settings import WeChatSettings
+from newsletter.devtools.wechat_fake import PREVIEW_OPENIDS, FakeWeChat
 from newsletter.wechat.cli import wechat_app
-from newsletter.wechat.fake import PREVIEW_OPENIDS, FakeWeChat
-from newsletter.wechat.settings import WeChatSettings
 
 FakeT = tuple[FakeWeChat, str]
 runner = CliRunner()
@@ -51,7 +51,7 @@ def test_commands(issue_id: int, fake: FakeT, wx: WeChatSettings) -> None:
 
 
 def test_demo_helper(issue_id: int) -> None:
-    from newsletter.wechat.demo import demo_publish
+    from newsletter.devtools.wechat_demo import demo_publish
 
     out = demo_publish(issue_id)
     assert out["status"]["state"] == "done" and out["violations"] == 0

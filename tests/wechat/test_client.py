@@ -8,7 +8,9 @@ import threading
 import pytest
 from pydantic import SecretStr
 
-from newsletter.config import Settings
+from newsletter.core.config import Settings
+from newsletter.core.wechat_settings import WeChatSettings
+from newsletter.devtools.wechat_fake import FakeWeChat
 from newsletter.wechat.client import WeChatClient
 from newsletter.wechat.errors import (
     WeChatAccountError,
@@ -17,9 +19,7 @@ from newsletter.wechat.errors import (
     WeChatError,
     WeChatMediaError,
 )
-from newsletter.wechat.fake import FakeWeChat
 from newsletter.wechat.publisher import publish_send
-from newsletter.wechat.settings import WeChatSettings
 
 FakeT = tuple[FakeWeChat, str]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 100

@@ -23,11 +23,11 @@ from wechatpy import WeChatClient as WechatpyClient
 from wechatpy.exceptions import WeChatClientException
 from wechatpy.session.memorystorage import MemoryStorage
 
-from newsletter.config import Settings
+from newsletter.core.config import Settings
+from newsletter.core.wechat_settings import WeChatSettings
+from newsletter.devtools.wechat_fake import PREVIEW_OPENIDS, FakeWeChat
 from newsletter.wechat.client import WeChatClient
 from newsletter.wechat.errors import WeChatError
-from newsletter.wechat.fake import PREVIEW_OPENIDS, FakeWeChat
-from newsletter.wechat.settings import WeChatSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 PNG = (ROOT / "examples" / "images" / "chart-1.png").read_bytes()

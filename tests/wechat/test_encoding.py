@@ -11,10 +11,10 @@ from pathlib import Path
 
 import httpx
 
-from newsletter.config import Settings
+from newsletter.core.config import Settings
+from newsletter.core.wechat_settings import WeChatSettings
+from newsletter.devtools.wechat_fake import FakeWeChat, decode_body
 from newsletter.wechat.client import WeChatClient
-from newsletter.wechat.fake import FakeWeChat, decode_body
-from newsletter.wechat.settings import WeChatSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 OLD_HTTPX = ROOT / ".venv" / "httpx-0.27"

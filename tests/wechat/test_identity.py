@@ -17,16 +17,17 @@ import pytest
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
-from newsletter.config import Settings
-from newsletter.db import session_scope
-from newsletter.errors import StateError
-from newsletter.issues import create_issue
+from newsletter.core.config import Settings
+from newsletter.core.db import session_scope
+from newsletter.core.errors import StateError
+from newsletter.core.wechat_settings import WeChatSettings
+from newsletter.devtools.wechat_fake import PREVIEW_OPENIDS, FakeWeChat
+from newsletter.issues.review import approve
+from newsletter.issues.store import create_issue
 from newsletter.models import Issue
-from newsletter.schedule import approve
+from newsletter.models.wechat import WeChatArticleStat, WeChatPublication
 from newsletter.wechat.cli import wechat_app
 from newsletter.wechat.client import WeChatClient
-from newsletter.wechat.fake import PREVIEW_OPENIDS, FakeWeChat
-from newsletter.wechat.models import WeChatArticleStat, WeChatPublication
 from newsletter.wechat.publisher import (
     LeaseHeld,
     preview_issue,
@@ -34,7 +35,6 @@ from newsletter.wechat.publisher import (
     publish_send,
     wechat_send_for,
 )
-from newsletter.wechat.settings import WeChatSettings
 from newsletter.wechat.stats import sync_stats
 from tests.wechat.helpers import SAMPLE
 
@@ -291,7 +291,7 @@ def test_kill_9_at_every_step_then_rerun(
     f, url = fake
     issue_id = _store(SAMPLE)
     env = _child_env(sqlite_settings, url, f)
-    publish = [sys.executable, "-m", "newsletter.cli", "wechat", "publish", str(issue_id)]
+    publish = [sys.executable, "-m", "newsletter.cli.main", "wechat", "publish", str(issue_id)]
     if step == "poll":
         f.publish_polls, f.publish_seconds = 10_000, 1e9  # still publishing when killed
     if step == "stats sync":
@@ -325,7 +325,7 @@ def test_kill_9_at_every_step_then_rerun(
             s.execute(update(WeChatPublication).values(sent_date=past))
         for info in f.messages.values():
             info["date"] -= back
-        sync = [sys.executable, "-m", "newsletter.cli", "wechat", "stats-sync"]
+        sync = [sys.executable, "-m", "newsletter.cli.main", "wechat", "stats-sync"]
         _kill_when_called(sync, env, f, "/datacube/getarticlesummary")
         sync_stats(settings=wx)
     else:

@@ -13,13 +13,13 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from newsletter.cli import app
-from newsletter.config import Settings
+from newsletter.cli.main import app
+from newsletter.core.config import Settings
+from newsletter.core.wechat_settings import WeChatSettings, reset_wechat_settings
+from newsletter.devtools.wechat_fake import FakeWeChat
 from newsletter.wechat.assets import external_images, fetch_image
 from newsletter.wechat.errors import WeChatMediaError
-from newsletter.wechat.fake import FakeWeChat
 from newsletter.wechat.publisher import publish_issue
-from newsletter.wechat.settings import WeChatSettings, reset_wechat_settings
 from tests.httpserve import serve_paths
 from tests.wechat.helpers import SAMPLE, add_approved
 
@@ -137,7 +137,7 @@ def test_subscribe_qr_footer_is_uploaded_like_any_image(
     import zxingcpp
     from PIL import Image
 
-    from newsletter.config import reset_settings
+    from newsletter.core.config import reset_settings
 
     f, _ = fake
     reset_settings(sqlite_settings.model_copy(update={"wechat_subscribe_qr": True}))
@@ -149,7 +149,7 @@ def test_subscribe_qr_footer_is_uploaded_like_any_image(
     srcs = [u for u in f.images if f'src="{u}"' in headline]
     decoded = [r.text for u in srcs
                for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(f.images[u])))]
-    from newsletter.db import session_scope
+    from newsletter.core.db import session_scope
     from newsletter.models import Issue, Publication
 
     with session_scope() as s:

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from newsletter.config import Settings
-from newsletter.db import session_scope
+from newsletter.core.config import Settings
+from newsletter.core.db import session_scope
+from newsletter.core.wechat_settings import WeChatSettings
+from newsletter.devtools.wechat_fake import PREVIEW_OPENIDS, FakeWeChat
 from newsletter.models import Send
+from newsletter.models.wechat import WeChatArticleStat, WeChatAsset, WeChatPublication
 from newsletter.wechat.client import WeChatClient
-from newsletter.wechat.fake import PREVIEW_OPENIDS, FakeWeChat
-from newsletter.wechat.models import WeChatArticleStat, WeChatAsset, WeChatPublication
 from newsletter.wechat.publisher import publish_send, wechat_send_for
-from newsletter.wechat.settings import WeChatSettings
 from newsletter.wechat.stats import issue_totals, sync_stats
 from tests.wechat.helpers import add_approved
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import opencc
 import pytest
 
-from newsletter.config import Settings
-from newsletter.content.parser import decode_source
+from newsletter.content.decode import decode_source
 from newsletter.content.textimport import import_text
-from newsletter.wechat.fake import FakeWeChat
+from newsletter.core.config import Settings
+from newsletter.core.wechat_settings import WeChatSettings
+from newsletter.devtools.wechat_fake import FakeWeChat
 from newsletter.wechat.publisher import publish_issue
-from newsletter.wechat.settings import WeChatSettings
 from tests.wechat.helpers import add_approved
 
 REAL = Path(__file__).resolve().parents[1] / "content" / "fixtures" / "real-brief-2021-08-02.txt"

@@ -12,15 +12,15 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from newsletter.cli import app
-from newsletter.config import Settings
-from newsletter.db import session_scope
+from newsletter.cli.main import app
+from newsletter.core.config import Settings
+from newsletter.core.db import session_scope
+from newsletter.core.wechat_settings import WeChatSettings
+from newsletter.devtools.wechat_fake import FakeWeChat
 from newsletter.models import Send, utcnow
 from newsletter.web.console import services as svc
 from newsletter.web.console.auth import Principal
-from newsletter.wechat.fake import FakeWeChat
 from newsletter.wechat.publisher import publish_send, wechat_send_for
-from newsletter.wechat.settings import WeChatSettings
 from newsletter.wechat.stats import issue_totals, sync_stats
 from tests.wechat.helpers import SAMPLE, add_approved
 

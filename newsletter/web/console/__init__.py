@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from .api import router as api_router
-from .editor import router as editor_router
-from .routes import router as pages_router
-from .sso import router as sso_router
-from .subjects import router as subjects_router
+from newsletter.web.console.api import router as api_router
+from newsletter.web.console.editor import router as editor_router
+from newsletter.web.console.routes import router as pages_router
+from newsletter.web.console.sso import router as sso_router
+from newsletter.web.console.subjects import router as subjects_router
 
 __all__ = ["router"]
 

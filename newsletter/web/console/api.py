@@ -19,9 +19,9 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
-from ...errors import NewsletterError, NotFound, ServiceUnavailable, StateError
-from . import services as svc
-from .auth import Principal, need
+from newsletter.core.errors import NewsletterError, NotFound, ServiceUnavailable, StateError
+from newsletter.web.console import services as svc
+from newsletter.web.console.auth import Principal, need
 
 __all__ = ["router"]
 

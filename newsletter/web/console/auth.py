@@ -31,12 +31,13 @@ from fastapi import HTTPException, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 
-from ...config import get_settings
-from ...core.resources import resource_path
-from ...db import session_scope
-from ...models import AuditLog, utcnow
-from ..auth_models import ROLES, ApiToken, User
-from .switches import local_login_enabled
+from newsletter.core.audit import audit
+from newsletter.core.config import get_settings
+from newsletter.core.db import session_scope
+from newsletter.core.resources import resource_path
+from newsletter.models import utcnow
+from newsletter.models.console import ROLES, ApiToken, User
+from newsletter.web.console.switches import local_login_enabled
 
 __all__ = [
     "CSRF_HEADER",
@@ -169,8 +170,13 @@ def anon_nonce(request: Request, response: Response | None = None) -> str:
 
 def set_anon_cookie(response: Response, value: str) -> None:
     response.set_cookie(
-        ANON_COOKIE, value, max_age=SESSION_SECONDS, httponly=True, samesite="strict",
-        secure=secure_cookies(), path="/console",
+        ANON_COOKIE,
+        value,
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=secure_cookies(),
+        path="/console",
     )
 
 
@@ -316,7 +322,11 @@ def safe_next(value: str | None, default: str = "/console/") -> str:
     if not value:
         return default
     value = value.strip()
-    if any(c in value for c in "\\\r\n\t\x00") or not value.startswith("/") or value.startswith("//"):
+    if (
+        any(c in value for c in "\\\r\n\t\x00")
+        or not value.startswith("/")
+        or value.startswith("//")
+    ):
         return default
     parts = urlsplit(value)
     if parts.scheme or parts.netloc:
@@ -331,17 +341,20 @@ def client_ip(request: Request) -> str:
 
 
 def record(
-    s: Any, actor: Principal | str, action: str, target: str = "", request: Request | None = None,
+    s: Any,
+    actor: Principal | str,
+    action: str,
+    target: str = "",
+    request: Request | None = None,
     **detail: object,
 ) -> None:
     """Append an audit-log row (who did what, from where)."""
     name = actor.username if isinstance(actor, Principal) else actor
-    s.add(
-        AuditLog(
-            actor=name,
-            action=action,
-            target=target[:200],
-            detail=dict(detail),
-            remote=client_ip(request)[:64] if request is not None else None,
-        )
+    audit(
+        s,
+        name,
+        action,
+        target,
+        remote=client_ip(request) if request is not None else None,
+        **detail,
     )

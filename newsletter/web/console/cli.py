@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ...errors import NewsletterError
+from newsletter.core.errors import NewsletterError
 
 __all__ = ["users_app"]
 
@@ -26,7 +26,7 @@ def create(
     ] = "",
 ) -> None:
     """Create a console user (the password is hashed with argon2id)."""
-    from .services import create_user
+    from newsletter.web.console.services import create_user
 
     try:
         out = create_user("cli", username, password, role, display_name)
@@ -39,7 +39,7 @@ def create(
 @users_app.command("list")
 def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List console users."""
-    from .services import list_users
+    from newsletter.web.console.services import list_users
 
     rows = list_users()
     if as_json:
@@ -59,9 +59,9 @@ def token(
     """Create a personal API token for USERNAME and print it (shown once; only its hash is kept)."""
     from sqlalchemy import select
 
-    from ...db import session_scope
-    from ..auth_models import User
-    from .services import create_token
+    from newsletter.core.db import session_scope
+    from newsletter.models.console import User
+    from newsletter.web.console.services import create_token
 
     with session_scope() as s:
         uid = s.scalar(select(User.id).where(User.username == username.strip().lower()))
@@ -77,8 +77,8 @@ def local_login(
     state: Annotated[str, typer.Argument(help="on, off or status")] = "status",
 ) -> None:
     """Break glass: turn local (password) logins on or off, or show whether they are on."""
-    from ...db import session_scope
-    from .switches import local_login_enabled, set_local_login
+    from newsletter.core.db import session_scope
+    from newsletter.web.console.switches import local_login_enabled, set_local_login
 
     if state not in ("on", "off", "status"):
         typer.echo("error: 请写 on、off 或 status / write on, off or status", err=True)

@@ -13,11 +13,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from ...errors import NewsletterError, NotFound
-from .auth import Principal, need
-from .flash import back
-from .i18n import LINT_CODES
-from .services import editor as svc
+from newsletter.core.errors import NewsletterError, NotFound
+from newsletter.web.console.auth import Principal, need
+from newsletter.web.console.flash import back
+from newsletter.web.console.i18n import LINT_CODES
+from newsletter.web.console.services import editor as svc
 
 __all__ = ["router"]
 
@@ -27,7 +27,7 @@ Editor = Annotated[Principal, Depends(need("editor"))]
 
 def _page(request: Request, user: Principal, state: dict[str, Any], status: int = 200,
           error: str | None = None) -> HTMLResponse:
-    from .routes import page
+    from newsletter.web.console.pages.common import page
 
     return page(request, "editor.html", user, status, issue=state, error=error,
                 lint_codes=LINT_CODES)
@@ -35,7 +35,7 @@ def _page(request: Request, user: Principal, state: dict[str, Any], status: int 
 
 @router.get("/{issue_id}", response_class=HTMLResponse)
 def editor_page(request: Request, user: Editor, issue_id: int) -> HTMLResponse:
-    from .routes import _missing
+    from newsletter.web.console.pages.common import _missing
 
     try:
         state = svc.editor_state(issue_id)
@@ -64,7 +64,7 @@ def editor_preview(
 def editor_save(
     request: Request, user: Editor, issue_id: int, source: Annotated[str, Form()] = "",
 ) -> Response:
-    from .routes import _error, _missing
+    from newsletter.web.console.pages.common import _error, _missing
 
     try:
         out = svc.save_source(user, issue_id, source, request)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi.responses import RedirectResponse
 from itsdangerous import URLSafeSerializer
 
-from ...config import get_settings
-from .auth import secure_cookies
+from newsletter.core.config import get_settings
+from newsletter.web.console.auth import secure_cookies
 
 __all__ = ["FLASH", "back", "flash_signer"]
 

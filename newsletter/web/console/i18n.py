@@ -17,7 +17,7 @@ from pathlib import Path
 
 from babel.messages.pofile import read_po
 
-from ...core.resources import resource_path
+from newsletter.core.resources import resource_path
 
 __all__ = ["CODE_TABLES", "EN", "HANT", "LANGS", "catalogue_path", "translator"]
 
@@ -49,7 +49,7 @@ MISSES: dict[str, set[str]] = {"en": set(), "zh-Hant": set()}
 def _hant_fallback(text: str) -> str:
     # Messages built at run time ("中文 / English" flashes, errors): converted the same
     # way the catalogue's Traditional was made.
-    from ...content.variants import convert_text
+    from newsletter.content.variants import convert_text
 
     return convert_text(text)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from ...config import get_settings
+from newsletter.core.config import get_settings
 
 __all__ = ["share_info"]
 

@@ -41,15 +41,15 @@ from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 from sqlalchemy import select
 
-from ...config import get_settings
-from ...core import clock
-from ...core.caches import process_cache
-from ...db import session_scope
-from ...errors import NewsletterError
-from ...headers import clean_text
-from ...models import utcnow
-from ..auth_models import ROLES, ApiToken, User
-from .auth import (
+from newsletter.core import clock
+from newsletter.core.caches import process_cache
+from newsletter.core.config import get_settings
+from newsletter.core.db import session_scope
+from newsletter.core.errors import NewsletterError
+from newsletter.core.safety.headers import clean_text
+from newsletter.models import utcnow
+from newsletter.models.console import ROLES, ApiToken, User
+from newsletter.web.console.auth import (
     ROLE_RANK,
     SESSION_SECONDS,
     Principal,
@@ -59,9 +59,9 @@ from .auth import (
     safe_next,
     secure_cookies,
 )
-from .flash import back
-from .oidc_client import OAuth, OAuthError
-from .switches import set_local_login, sso_configured
+from newsletter.web.console.flash import back
+from newsletter.web.console.oidc_client import OAuth, OAuthError
+from newsletter.web.console.switches import set_local_login, sso_configured
 
 __all__ = ["map_role", "router"]
 
@@ -129,14 +129,15 @@ def _claim(claims: dict[str, Any], path: str) -> Any:
 def map_role(claims: dict[str, Any], claim: str, role_map: dict[str, str]) -> str | None:
     """The console role for an ID token's claims: the highest role any value of
     ``claim`` maps to (through ``role_map``; or, when it is empty, values that name a
-    console role themselves), or None when nothing maps."""
+    console role themselves, except ``admin``, which only an explicit map grants), or
+    None when nothing maps."""
     raw = _claim(claims, claim)
     values = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
     roles: set[str] = set()
     for value in values:
         if not isinstance(value, str):
             continue
-        role = role_map.get(value) if role_map else value
+        role = role_map.get(value) if role_map else (value if value != "admin" else None)
         if role in ROLES:
             roles.add(role)
     return max(roles, key=ROLE_RANK.__getitem__) if roles else None
@@ -145,12 +146,12 @@ def map_role(claims: dict[str, Any], claim: str, role_map: dict[str, str]) -> st
 def _page(request: Request, title: str, message: str, status: int) -> HTMLResponse:
     # Shown before anyone is logged in, so it needs none of the console's context; in the
     # console's language (its cookie), Traditional converted as the console's own is.
-    from .routes import lang_of
+    from newsletter.web.console.pages.common import lang_of
 
     tag = "zh-Hant" if lang_of(request) == "zh-Hant" else "zh-Hans"
     back = "返回登录 / back to login"
     if tag == "zh-Hant":
-        from .i18n import translator
+        from newsletter.web.console.i18n import translator
 
         hant = translator("zh-Hant")
         title, message, back = hant(title), hant(message), hant(back)
@@ -375,7 +376,7 @@ def _first_use(issuer: str, jti: str) -> bool:
     key = hashlib.sha256(f"{issuer}\0{jti}".encode()).hexdigest()
     if cfg.redis_url:
         try:
-            from ...redisconn import redis_client
+            from newsletter.core.redis import redis_client
 
             return bool(redis_client().set(f"{cfg.redis_prefix}sso-jti:{key}", 1, nx=True,
                                            ex=JTI_SECONDS))

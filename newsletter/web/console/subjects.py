@@ -8,13 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
-from ...config import get_settings
-from ...db import session_scope
-from ...delivery.subjects import configure, decide, variant_stats
-from ...errors import NewsletterError
-from ...models import Send
-from .auth import Principal, need, record
-from .flash import back
+from newsletter.core.config import get_settings
+from newsletter.core.db import session_scope
+from newsletter.core.errors import NewsletterError
+from newsletter.delivery.subjects import configure, decide, variant_stats
+from newsletter.models import Send
+from newsletter.web.console.auth import Principal, need, record
+from newsletter.web.console.flash import back
 
 __all__ = ["router", "subject_panel"]
 
@@ -65,7 +65,7 @@ def set_subjects(
 @router.post("/{send_id}/decide")
 def decide_now(request: Request, user: Ops, send_id: int) -> Response:
     """Decide before the set time, then release the remainder with the chosen subject."""
-    from .services.sends import _run_inline
+    from newsletter.web.console.services.sends import _run_inline
 
     try:
         with session_scope() as s:
@@ -82,7 +82,7 @@ def decide_now(request: Request, user: Ops, send_id: int) -> Response:
     if cfg.embedded:
         _run_inline(send_id)
     else:
-        from ...dispatch import dispatcher
+        from newsletter.core.dispatch import dispatcher
 
         dispatcher().run_batches(send_id, cfg.send_parallelism)
     return back(f"/console/sends/{send_id}#subjects", str(report["note"]))

@@ -13,10 +13,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from ...config import get_settings
-from ...errors import NewsletterError
-from ...models import utcnow
-from ..auth_models import ConsoleSetting, User
+from newsletter.core.config import get_settings
+from newsletter.core.errors import NewsletterError
+from newsletter.models import utcnow
+from newsletter.models.console import ConsoleSetting, User
 
 __all__ = ["local_login_enabled", "set_local_login", "sso_configured"]
 

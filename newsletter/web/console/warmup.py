@@ -10,8 +10,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from .routes import Viewer, page
-from .services.relays import overview
+from newsletter.web.console.pages.common import Viewer, page
+from newsletter.web.console.services.relays import overview
 
 __all__ = ["router"]
 

@@ -1,6 +1,6 @@
 """What the console and the JSON API do, as plain functions over the library, by domain.
 
-Both the HTML pages (``routes.py``) and the JSON API (``api.py``) call these,
+Both the HTML pages (``pages/``) and the JSON API (``api.py``) call these,
 so the two can never disagree.  Every function that changes something takes
 the acting :class:`~..auth.Principal` and writes the audit log.
 
@@ -14,213 +14,73 @@ by a worker).  This package re-exports them all, so
 
 from __future__ import annotations
 
-from .alerts import (
-    ALERT_EVENTS as ALERT_EVENTS,
-)
-from .alerts import (
-    dashboard as dashboard,
-)
-from .alerts import (
-    open_alerts as open_alerts,
-)
-from .audience import (
-    BOUNCE_REASONS as BOUNCE_REASONS,
-)
-from .audience import (
-    BULK_ACTIONS as BULK_ACTIONS,
-)
-from .audience import (
-    BULK_LIMIT as BULK_LIMIT,
-)
-from .audience import (
-    VARIANTS as VARIANTS,
-)
-from .audience import (
-    add_suppression as add_suppression,
-)
-from .audience import (
-    bounces as bounces,
-)
-from .audience import (
-    bulk_subscribers as bulk_subscribers,
-)
-from .audience import (
-    count_search as count_search,
-)
-from .audience import (
-    count_segment as count_segment,
-)
-from .audience import (
-    create_list as create_list,
-)
-from .audience import (
-    delete_list as delete_list,
-)
-from .audience import (
-    export_list as export_list,
-)
-from .audience import (
-    get_subscriber as get_subscriber,
-)
-from .audience import (
-    lists as lists,
-)
-from .audience import (
-    remove_suppression as remove_suppression,
-)
-from .audience import (
-    save_segment as save_segment,
-)
-from .audience import (
-    search_subscribers as search_subscribers,
-)
-from .audience import (
-    segments as segments,
-)
-from .audience import (
-    suppressions as suppressions,
-)
-from .audience import (
-    update_list as update_list,
-)
-from .audience import (
-    update_subscriber as update_subscriber,
-)
-from .common import (
-    ConsoleError as ConsoleError,
-)
-from .issues import (
-    approve_issue as approve_issue,
-)
-from .issues import (
-    frame_html as frame_html,
-)
-from .issues import (
-    import_preview as import_preview,
-)
-from .issues import (
-    issue_summary as issue_summary,
-)
-from .issues import (
-    lint as lint,
-)
-from .issues import (
-    list_issues as list_issues,
-)
-from .issues import (
-    load_issue_row as load_issue_row,
-)
-from .issues import (
-    preview_outputs as preview_outputs,
-)
-from .issues import (
-    test_send as test_send,
-)
-from .issues import (
-    upload_issue as upload_issue,
-)
-from .jobs import (
-    get_job as get_job,
-)
-from .jobs import (
-    import_report as import_report,
-)
-from .jobs import (
-    list_jobs as list_jobs,
-)
-from .jobs import (
-    resume_job as resume_job,
-)
-from .jobs import (
-    start_bulk_job as start_bulk_job,
-)
-from .jobs import (
-    start_import as start_import,
-)
-from .overview import (
-    charts_data as charts_data,
-)
-from .reports import (
-    MAX_COMPARE as MAX_COMPARE,
-)
-from .reports import (
-    compare as compare,
-)
-from .reports import (
-    parse_day as parse_day,
-)
-from .reports import (
-    stats as stats,
-)
-from .reports import (
-    stats_csv as stats_csv,
-)
-from .reports import (
-    trends as trends,
-)
-from .reports import (
-    trends_csv as trends_csv,
-)
-from .sends import (
-    _runners as _runners,
-)
-from .sends import (
-    control_send as control_send,
-)
-from .sends import (
-    create_send as create_send,
-)
-from .sends import (
-    list_sends as list_sends,
-)
-from .sends import (
-    progress as progress,
-)
-from .sends import (
-    search_sends as search_sends,
-)
-from .sends import (
-    send_now_facts as send_now_facts,
-)
-from .sends import (
-    send_row as send_row,
-)
-from .settings import (
-    publication as publication,
-)
-from .settings import (
-    sender_identity as sender_identity,
-)
-from .settings import (
-    update_publication as update_publication,
-)
-from .settings import (
-    update_schedule as update_schedule,
-)
-from .settings import (
-    wechat_check as wechat_check,
-)
-from .users import (
-    audit_entries as audit_entries,
-)
-from .users import (
-    create_token as create_token,
-)
-from .users import (
-    create_user as create_user,
-)
-from .users import (
-    list_users as list_users,
-)
-from .users import (
-    revoke_token as revoke_token,
-)
-from .users import (
-    tokens as tokens,
-)
-from .users import (
-    update_user as update_user,
-)
-from .users import (
-    user_row as user_row,
-)
+from newsletter.web.console.services.alerts import ALERT_EVENTS as ALERT_EVENTS
+from newsletter.web.console.services.alerts import dashboard as dashboard
+from newsletter.web.console.services.alerts import open_alerts as open_alerts
+from newsletter.web.console.services.audience import BOUNCE_REASONS as BOUNCE_REASONS
+from newsletter.web.console.services.audience import BULK_ACTIONS as BULK_ACTIONS
+from newsletter.web.console.services.audience import BULK_LIMIT as BULK_LIMIT
+from newsletter.web.console.services.audience import VARIANTS as VARIANTS
+from newsletter.web.console.services.audience import add_suppression as add_suppression
+from newsletter.web.console.services.audience import bounces as bounces
+from newsletter.web.console.services.audience import bulk_subscribers as bulk_subscribers
+from newsletter.web.console.services.audience import count_search as count_search
+from newsletter.web.console.services.audience import count_segment as count_segment
+from newsletter.web.console.services.audience import create_list as create_list
+from newsletter.web.console.services.audience import delete_list as delete_list
+from newsletter.web.console.services.audience import export_list as export_list
+from newsletter.web.console.services.audience import get_subscriber as get_subscriber
+from newsletter.web.console.services.audience import lists as lists
+from newsletter.web.console.services.audience import remove_suppression as remove_suppression
+from newsletter.web.console.services.audience import save_segment as save_segment
+from newsletter.web.console.services.audience import search_subscribers as search_subscribers
+from newsletter.web.console.services.audience import segments as segments
+from newsletter.web.console.services.audience import suppressions as suppressions
+from newsletter.web.console.services.audience import update_list as update_list
+from newsletter.web.console.services.audience import update_subscriber as update_subscriber
+from newsletter.web.console.services.common import ConsoleError as ConsoleError
+from newsletter.web.console.services.issues import approve_issue as approve_issue
+from newsletter.web.console.services.issues import frame_html as frame_html
+from newsletter.web.console.services.issues import import_preview as import_preview
+from newsletter.web.console.services.issues import issue_summary as issue_summary
+from newsletter.web.console.services.issues import lint as lint
+from newsletter.web.console.services.issues import list_issues as list_issues
+from newsletter.web.console.services.issues import load_issue_row as load_issue_row
+from newsletter.web.console.services.issues import preview_outputs as preview_outputs
+from newsletter.web.console.services.issues import test_send as test_send
+from newsletter.web.console.services.issues import upload_issue as upload_issue
+from newsletter.web.console.services.jobs import get_job as get_job
+from newsletter.web.console.services.jobs import import_report as import_report
+from newsletter.web.console.services.jobs import list_jobs as list_jobs
+from newsletter.web.console.services.jobs import resume_job as resume_job
+from newsletter.web.console.services.jobs import start_bulk_job as start_bulk_job
+from newsletter.web.console.services.jobs import start_import as start_import
+from newsletter.web.console.services.overview import charts_data as charts_data
+from newsletter.web.console.services.reports import MAX_COMPARE as MAX_COMPARE
+from newsletter.web.console.services.reports import compare as compare
+from newsletter.web.console.services.reports import parse_day as parse_day
+from newsletter.web.console.services.reports import stats as stats
+from newsletter.web.console.services.reports import stats_csv as stats_csv
+from newsletter.web.console.services.reports import trends as trends
+from newsletter.web.console.services.reports import trends_csv as trends_csv
+from newsletter.web.console.services.sends import _runners as _runners
+from newsletter.web.console.services.sends import control_send as control_send
+from newsletter.web.console.services.sends import create_send as create_send
+from newsletter.web.console.services.sends import list_sends as list_sends
+from newsletter.web.console.services.sends import progress as progress
+from newsletter.web.console.services.sends import search_sends as search_sends
+from newsletter.web.console.services.sends import send_now_facts as send_now_facts
+from newsletter.web.console.services.sends import send_row as send_row
+from newsletter.web.console.services.settings import publication as publication
+from newsletter.web.console.services.settings import sender_identity as sender_identity
+from newsletter.web.console.services.settings import update_publication as update_publication
+from newsletter.web.console.services.settings import update_schedule as update_schedule
+from newsletter.web.console.services.settings import wechat_check as wechat_check
+from newsletter.web.console.services.users import audit_entries as audit_entries
+from newsletter.web.console.services.users import create_token as create_token
+from newsletter.web.console.services.users import create_user as create_user
+from newsletter.web.console.services.users import list_users as list_users
+from newsletter.web.console.services.users import revoke_token as revoke_token
+from newsletter.web.console.services.users import tokens as tokens
+from newsletter.web.console.services.users import update_user as update_user
+from newsletter.web.console.services.users import user_row as user_row

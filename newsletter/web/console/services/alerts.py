@@ -8,15 +8,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from ....db import session_scope
-from ....models import (
-    AuditLog,
-    Issue,
-    MailingList,
-    Send,
-    Suppression,
-    utcnow,
-)
+from newsletter.core.db import session_scope
+from newsletter.models import AuditLog, Issue, MailingList, Send, Suppression, utcnow
 
 __all__ = ["ALERT_EVENTS", "dashboard", "open_alerts"]
 

@@ -10,12 +10,12 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy import func, select
 
-from ....audience.segments import count as segment_count
-from ....audience.segments import validate as validate_segment
-from ....audience.service import get_list, suppress, unsuppress
-from ....db import session_scope
-from ....errors import NotFound
-from ....models import (
+from newsletter.audience.segments import count as segment_count
+from newsletter.audience.segments import validate as validate_segment
+from newsletter.audience.service import get_list, suppress, unsuppress
+from newsletter.core.db import session_scope
+from newsletter.core.errors import NotFound
+from newsletter.models import (
     Delivery,
     MailingList,
     Publication,
@@ -25,8 +25,8 @@ from ....models import (
     Subscription,
     Suppression,
 )
-from ..auth import Principal, record
-from .common import ConsoleError
+from newsletter.web.console.auth import Principal, record
+from newsletter.web.console.services.common import ConsoleError
 
 __all__ = [
     "BOUNCE_REASONS", "BULK_ACTIONS", "BULK_LIMIT", "VARIANTS", "add_suppression",
@@ -95,14 +95,14 @@ def search_subscribers(q: str = "", list_id: int | None = None, limit: int = 50)
 
 def count_search(q: str = "", list_id: int | None = None) -> int:
     """How many subscribers a search covers (what a bulk job over it would act on)."""
-    from ....audience import bulk
+    from newsletter.audience import bulk
 
     with session_scope() as s:
         return bulk.count(s, bulk.selection(s, q=q, list_id=list_id))
 
 
 def export_list(actor: Principal, list_id: int, request: Request | None = None) -> Iterator[bytes]:
-    from ....audience.export import iter_csv
+    from newsletter.audience.export import iter_csv
 
     with session_scope() as s:
         ml = s.get(MailingList, list_id)
@@ -279,7 +279,7 @@ def bulk_subscribers(actor: Principal, ids: list[int], action: str, *,
     ``from_list``; block: the subscriber is blocked and suppressed (manual); delete: erased
     (PIPL/GDPR: only a hashed suppression remains).  One audit entry names them all.
     """
-    from ....audience import bulk
+    from newsletter.audience import bulk
 
     if action not in BULK_ACTIONS:
         raise ConsoleError("未知的批量操作 / unknown bulk action")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ....errors import NewsletterError
+from newsletter.core.errors import NewsletterError
 
 __all__ = ["ConsoleError"]
 

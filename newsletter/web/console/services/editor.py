@@ -15,13 +15,13 @@ from typing import Any
 
 from fastapi import Request
 
-from ....db import session_scope
-from ....errors import NewsletterError, NotFound
-from ....issues import context_for
-from ....models import Issue, Publication
-from ..auth import Principal
-from .common import ConsoleError
-from .issues import upload_issue
+from newsletter.core.db import session_scope
+from newsletter.core.errors import NewsletterError, NotFound
+from newsletter.issues.store import context_for
+from newsletter.models import Issue, Publication
+from newsletter.web.console.auth import Principal
+from newsletter.web.console.services.common import ConsoleError
+from newsletter.web.console.services.issues import upload_issue
 
 __all__ = ["EDITABLE", "editor_state", "live_preview", "save_source"]
 
@@ -58,10 +58,10 @@ def _sample(html: str) -> str:
 def live_preview(issue_id: int, source: str, variant: str = "zh-Hans") -> dict[str, Any]:
     """Lint and render ``source`` (not stored): ``{"lint": …, "outputs": {name: html},
     "order": [names], "errors": {channel: line}}``."""
-    from ....content.parser import parse_issue
-    from ....content.variants import to_variant
-    from ....issuelint import full_lint
-    from ....render import render_channels
+    from newsletter.content.parser import parse_issue
+    from newsletter.content.variants import to_variant
+    from newsletter.render import render_channels
+    from newsletter.reports.lint import full_lint
 
     if len(source) > MAX_SOURCE:
         raise ConsoleError("the source is longer than 1,000,000 characters / 源文件超过一百万字")
@@ -100,7 +100,7 @@ def save_source(
     actor: Principal, issue_id: int, source: str, request: Request | None = None
 ) -> dict[str, Any]:
     """Store ``source`` as the new version of the issue (its images carried over)."""
-    from ....content.parser import parse_issue
+    from newsletter.content.parser import parse_issue
 
     state = editor_state(issue_id)
     if not state["editable"]:

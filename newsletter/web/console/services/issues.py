@@ -10,18 +10,14 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy import select
 
-from ....config import get_settings
-from ....core.caches import process_cache
-from ....db import session_scope
-from ....errors import NewsletterError, NotFound
-from ....issues import context_for, create_issue, get_issue, parse_stored, render_issue
-from ....models import (
-    Issue,
-    Publication,
-    Rendition,
-)
-from ..auth import Principal, record
-from .common import ConsoleError
+from newsletter.core.caches import process_cache
+from newsletter.core.config import get_settings
+from newsletter.core.db import session_scope
+from newsletter.core.errors import NewsletterError, NotFound
+from newsletter.issues.store import context_for, create_issue, get_issue, parse_stored, render_issue
+from newsletter.models import Issue, Publication, Rendition
+from newsletter.web.console.auth import Principal, record
+from newsletter.web.console.services.common import ConsoleError
 
 __all__ = [
     "approve_issue", "frame_html", "import_preview", "issue_summary", "lint", "list_issues",
@@ -46,7 +42,7 @@ def upload_issue(
     request: Request | None = None,
 ) -> dict[str, Any]:
     """Store an uploaded (or pasted) issue source as a draft; returns the issue summary."""
-    from ....content.parser import parse_issue
+    from newsletter.content.parser import parse_issue
 
     if not data.strip():
         raise ConsoleError("the file is empty / 文件为空")
@@ -61,7 +57,7 @@ def upload_issue(
     if images:
         # Put each uploaded image where the source refers to it (by file name), inside d.
         try:
-            from ....content.parser import decode_source
+            from newsletter.content.decode import decode_source
 
             text, _w = decode_source(data, path=str(path))
             doc = parse_issue(text, path=str(path), base_dir=d)
@@ -146,8 +142,8 @@ def frame_html(issue_id: int, output: str, variant: str = "zh-Hans") -> str:
 
     variant = variant if variant in ("zh-Hans", "zh-Hant") else "zh-Hans"
     if output == "digest":
-        from ....content.variants import to_variant
-        from ....render.email import render_email_html
+        from newsletter.content.variants import to_variant
+        from newsletter.render.email import render_email_html
 
         with session_scope() as s:
             issue = s.get(Issue, issue_id)
@@ -191,7 +187,7 @@ def _dir_signature(base: str | None) -> str:
 
 def lint(issue_id: int) -> dict[str, Any]:
     """Lint messages (with line numbers) and every channel's size budget."""
-    from ....issuelint import full_lint
+    from newsletter.reports.lint import full_lint
 
     with session_scope() as s:
         issue = s.get(Issue, issue_id)
@@ -222,7 +218,7 @@ def lint(issue_id: int) -> dict[str, Any]:
 
 
 def approve_issue(actor: Principal, issue_id: int, request: Request | None = None) -> dict[str, Any]:
-    from ....schedule import approve
+    from newsletter.issues.review import approve
 
     with session_scope() as s:
         issue = get_issue(s, issue_id)
@@ -234,7 +230,7 @@ def approve_issue(actor: Principal, issue_id: int, request: Request | None = Non
 def test_send(
     actor: Principal, issue_id: int, to: list[str], variant: str, request: Request | None = None
 ) -> list[dict[str, Any]]:
-    from ....delivery.testsend import send_test
+    from newsletter.delivery.testsend import send_test
 
     to = [a.strip() for a in to if a.strip()]
     if not to:
@@ -256,8 +252,8 @@ def import_preview(data: bytes, hints: dict[int, str], number: int | None) -> di
     Nothing is stored; :func:`upload_issue` stores the Markdown once the editor
     is satisfied.  ``hints`` are the editor's reclassifications (line → class).
     """
-    from ....content.parser import decode_source
-    from ....content.textimport import import_text
+    from newsletter.content.decode import decode_source
+    from newsletter.content.textimport import import_text
 
     if len(data) > 5_000_000:
         raise ConsoleError("the file is larger than 5 MB / 文件超过 5 MB")

@@ -1,5 +1,5 @@
 """Console services for background jobs: subscriber imports and bulk actions over a
-search or a segment.  The work itself is :mod:`newsletter.jobs`, run by a worker;
+search or a segment.  The work itself is :mod:`newsletter.runtime.jobs`, run by a worker;
 these functions store the upload, create the job row, audit it and hand it off."""
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ from typing import IO, Any
 
 from fastapi import Request
 
-from .... import jobs as joblib
-from ....audience import bulk
-from ....config import get_settings
-from ....db import session_scope
-from ....dispatch import dispatcher
-from ....errors import NotFound, ServiceUnavailable
-from ....headers import clean_text
-from ..auth import Principal, record
-from .common import ConsoleError
+from newsletter.audience import bulk
+from newsletter.core.config import get_settings
+from newsletter.core.db import session_scope
+from newsletter.core.dispatch import dispatcher
+from newsletter.core.errors import NotFound, ServiceUnavailable
+from newsletter.core.safety.headers import clean_text
+from newsletter.runtime import jobs as joblib
+from newsletter.web.console.auth import Principal, record
+from newsletter.web.console.services.common import ConsoleError
 
 __all__ = [
     "IMPORT_MAX_BYTES", "get_job", "import_report", "list_jobs", "resume_job",

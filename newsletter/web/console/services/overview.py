@@ -12,9 +12,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from ....core.caches import process_cache
-from ....db import session_scope
-from ....models import MailingList, RollupHourly, Send, Subscription, utcnow
+from newsletter.core.caches import process_cache
+from newsletter.core.db import session_scope
+from newsletter.models import MailingList, RollupHourly, Send, Subscription, utcnow
 
 __all__ = ["CST", "charts_data", "clear_cache"]
 

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from ....db import session_scope
+from newsletter.core.db import session_scope
 
 __all__ = ["overview", "send_relay_facts"]
 
 
 def send_relay_facts(send_id: int) -> dict[str, Any]:
     """{"relays": {name: sent}, "warmup_days": {day: due}} of a send (for its page)."""
-    from ....delivery.relays import relay_counts
-    from ....delivery.warmup import send_plan
+    from newsletter.delivery.relays import relay_counts
+    from newsletter.delivery.warmup import send_plan
 
     with session_scope() as s:
         plan = send_plan(s, send_id)
@@ -26,8 +26,8 @@ def send_relay_facts(send_id: int) -> dict[str, Any]:
 
 
 def overview() -> dict[str, Any]:
-    from ....delivery.relays import RelayConfigError, status
-    from ....delivery.warmup import allowance, plans
+    from newsletter.delivery.relays import RelayConfigError, status
+    from newsletter.delivery.warmup import allowance, plans
 
     try:
         relays: list[dict[str, Any]] = status()

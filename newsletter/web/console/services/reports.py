@@ -10,16 +10,12 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy import func, select
 
-from ....csvsafe import writer as csv_writer
-from ....db import session_scope
-from ....errors import NotFound
-from ....models import (
-    Issue,
-    RollupHourly,
-    Send,
-)
-from ..auth import Principal, record
-from .common import ConsoleError
+from newsletter.core.db import session_scope
+from newsletter.core.errors import NotFound
+from newsletter.core.safety.csvsafe import writer as csv_writer
+from newsletter.models import Issue, RollupHourly, Send
+from newsletter.web.console.auth import Principal, record
+from newsletter.web.console.services.common import ConsoleError
 
 __all__ = ["MAX_COMPARE", "compare", "parse_day", "stats", "stats_csv", "trends", "trends_csv"]
 
@@ -65,7 +61,7 @@ def compare(send_ids: list[int]) -> list[dict[str, Any]]:
 
 
 def stats(send_id: int) -> dict[str, Any]:
-    from ....tracking.stats import send_stats
+    from newsletter.reports.stats import send_stats
 
     with session_scope() as s:
         data = send_stats(s, send_id)
@@ -78,7 +74,7 @@ def stats(send_id: int) -> dict[str, Any]:
         data["issue_id"] = send.issue_id
         data["started_at"] = send.started_at.isoformat() if send.started_at else None
     try:
-        from ....wechat.stats import issue_totals
+        from newsletter.wechat.stats import issue_totals
 
         data["wechat"] = issue_totals(data["issue_id"])
     except Exception:  # no WeChat statistics yet
@@ -115,7 +111,7 @@ def trends(
                 .group_by(RollupHourly.send_id, RollupHourly.kind)
             ):
                 agg[(int(sid), str(kind))] = int(uniq or 0)
-    from ....wechat.stats import all_issue_totals, wechat_only_issues
+    from newsletter.wechat.stats import all_issue_totals, wechat_only_issues
 
     send_issue = _send_issues(ids)
     wechat = all_issue_totals()
@@ -159,7 +155,7 @@ def _send_issues(ids: list[int]) -> dict[int, int]:
 
 def _csv_names(zh: bool) -> Callable[[str], str]:
     """Column and metric names: the English keys, or Chinese ones (``zh``)."""
-    from ..i18n import CSV_ZH
+    from newsletter.web.console.i18n import CSV_ZH
 
     if not zh:
         return lambda k: k

@@ -9,21 +9,14 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy import func, select
 
-from ....config import get_settings
-from ....db import session_scope
-from ....errors import NewsletterError, NotFound, ServiceUnavailable, StateError
-from ....issues import get_issue
-from ....models import (
-    Delivery,
-    Issue,
-    MailingList,
-    Segment,
-    Send,
-    utcnow,
-)
-from ..auth import Principal, record
-from .audience import _list_id
-from .common import ConsoleError
+from newsletter.core.config import get_settings
+from newsletter.core.db import session_scope
+from newsletter.core.errors import NewsletterError, NotFound, ServiceUnavailable, StateError
+from newsletter.issues.store import get_issue
+from newsletter.models import Delivery, Issue, MailingList, Segment, Send, utcnow
+from newsletter.web.console.auth import Principal, record
+from newsletter.web.console.services.audience import _list_id
+from newsletter.web.console.services.common import ConsoleError
 
 __all__ = [
     "control_send", "create_send", "list_sends", "progress", "search_sends", "send_now_facts",
@@ -43,7 +36,7 @@ def create_send(
     request: Request | None = None,
 ) -> dict[str, Any]:
     """A draft send (to start now), or a scheduled one (``schedule``: at ``at`` or the next slot)."""
-    from ....schedule import schedule_send
+    from newsletter.schedule.slots import schedule_send
 
     if variant_rule not in ("preference", "zh-Hans", "zh-Hant"):
         raise ConsoleError("variant must be preference, zh-Hans or zh-Hant")
@@ -109,7 +102,7 @@ _runners: dict[int, threading.Thread] = {}
 
 
 def _run_inline(send_id: int) -> None:
-    from ....delivery.run import drive_inline
+    from newsletter.delivery.run import drive_inline
 
     t = _runners.get(send_id)
     if t is not None and t.is_alive():
@@ -133,7 +126,7 @@ def control_send(
     actor: Principal, send_id: int, action: str, request: Request | None = None
 ) -> dict[str, Any]:
     """start | pause | resume | cancel."""
-    from ....delivery.sends import transition
+    from newsletter.delivery.sends import transition
 
     if action not in ("start", "pause", "resume", "cancel"):
         raise ConsoleError(f"unknown action {action!r}")
@@ -155,7 +148,7 @@ def control_send(
         if cfg.embedded:
             _run_inline(send_id)
         else:
-            from ....dispatch import dispatcher
+            from newsletter.core.dispatch import dispatcher
 
             try:
                 if action == "start":
@@ -177,7 +170,7 @@ def control_send(
 
 
 def progress(send_id: int) -> dict[str, Any]:
-    from ....delivery.sends import state_counts
+    from newsletter.delivery.sends import state_counts
 
     with session_scope() as s:
         send = s.get(Send, send_id)
@@ -206,7 +199,7 @@ def progress(send_id: int) -> dict[str, Any]:
     wechat: dict[str, Any] | None = None
     if wx_id is not None:
         try:
-            from ....wechat.publisher import status as wx_status
+            from newsletter.wechat.publisher import status as wx_status
 
             wechat = wx_status(int(wx_id))
         except Exception as exc:  # WeChat state is informative; never break the progress view
@@ -227,8 +220,8 @@ def progress(send_id: int) -> dict[str, Any]:
 
 def send_now_facts(issue_id: int, list_id: int, segment_id: str, variant: str) -> dict[str, Any]:
     """What "send now" would do: the issue, the audience and its count, for the confirmation."""
-    from ....delivery.sends import audience
-    from ....models import Segment
+    from newsletter.delivery.sends import audience
+    from newsletter.models import Segment
 
     seg = int(segment_id) if segment_id.isdigit() else None
     with session_scope() as s:

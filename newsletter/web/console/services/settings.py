@@ -8,14 +8,12 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy import select
 
-from ....config import get_settings
-from ....db import session_scope
-from ....errors import NewsletterError, NotFound
-from ....models import (
-    Publication,
-)
-from ..auth import Principal, record
-from .common import ConsoleError
+from newsletter.core.config import get_settings
+from newsletter.core.db import session_scope
+from newsletter.core.errors import NewsletterError, NotFound
+from newsletter.models import Publication
+from newsletter.web.console.auth import Principal, record
+from newsletter.web.console.services.common import ConsoleError
 
 __all__ = [
     "publication", "sender_identity", "update_publication", "update_schedule", "wechat_check",
@@ -70,7 +68,7 @@ def update_publication(actor: Principal, values: dict[str, Any], request: Reques
 
 def update_schedule(actor: Principal, weekday: int, time_: str, tz: str, default_list: str | None,
                     request: Request | None = None) -> dict[str, Any]:
-    from ....schedule import set_schedule
+    from newsletter.schedule.slots import set_schedule
 
     with session_scope() as s:
         pub = s.scalars(select(Publication).order_by(Publication.id)).first()
@@ -84,7 +82,7 @@ def update_schedule(actor: Principal, weekday: int, time_: str, tz: str, default
 
 
 def sender_identity() -> dict[str, Any]:
-    from ....delivery.dkim import DkimSettings, dns_zone_line
+    from newsletter.delivery.dkim import DkimSettings, dns_zone_line
 
     cfg = get_settings()
     dk = DkimSettings()
@@ -104,13 +102,13 @@ def sender_identity() -> dict[str, Any]:
 
 
 def wechat_check(actor: Principal, request: Request | None = None) -> dict[str, Any]:
-    from ....wechat.settings import get_wechat_settings
+    from newsletter.core.wechat_settings import get_wechat_settings
 
     wx = get_wechat_settings()
     if not wx.configured:
         return {"ok": False, "configured": False,
                 "message": "WeChat is not configured (NEWSLETTER_WECHAT_APPID/SECRET) / 未配置公众号"}
-    from ....wechat.client import WeChatClient
+    from newsletter.wechat.client import WeChatClient
 
     out: dict[str, Any] = {"configured": True, "appid": wx.appid}
     try:

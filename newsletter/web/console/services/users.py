@@ -9,15 +9,12 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy import select
 
-from ....db import session_scope
-from ....errors import NotFound
-from ....models import (
-    AuditLog,
-    utcnow,
-)
-from ...auth_models import ROLES, ApiToken, User
-from ..auth import Principal, hash_password, new_api_token, record
-from .common import ConsoleError
+from newsletter.core.db import session_scope
+from newsletter.core.errors import NotFound
+from newsletter.models import AuditLog, utcnow
+from newsletter.models.console import ROLES, ApiToken, User
+from newsletter.web.console.auth import Principal, hash_password, new_api_token, record
+from newsletter.web.console.services.common import ConsoleError
 
 __all__ = [
     "audit_entries", "create_token", "create_user", "list_users", "revoke_token", "tokens",

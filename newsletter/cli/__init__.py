@@ -1,0 +1,1 @@
+"""The command line: the root app, error handling, output helpers and the ops commands."""

@@ -1,0 +1,80 @@
+"""Every command-line failure is one clear line (English / 中文) and a non-zero exit.
+
+:func:`run` wraps the Typer application.  Errors raised on purpose
+(:class:`~newsletter.core.errors.NewsletterError`) print their message; the usual
+environmental failures (database unreachable, missing or not migrated, a bad
+URL, Redis or the broker down, a file that cannot be read or written, a value
+too large for its column) are translated into one line that says what and
+where.  Nothing else ever prints a traceback unless ``--debug`` is given.
+Database URLs are shown without their password.
+
+Exit codes: 2 bad input or configuration, 3 a service is unreachable,
+4 a file could not be read or written, 1 anything unexpected.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from newsletter.core.failures import describe, one_line
+
+__all__ = ["describe", "run"]
+
+
+def _click_kinds() -> tuple[tuple[type[BaseException], ...], ...]:
+    """(exit, usage error, abort) exception classes of click and of Typer: Typer 0.29 and
+    later carry a click of their own (``typer._click``) and their own Exit and Abort, which
+    click's classes do not catch."""
+    import click
+
+    exits: list[type[BaseException]] = [click.exceptions.Exit]
+    usage: list[type[BaseException]] = [click.ClickException]
+    aborts: list[type[BaseException]] = [click.exceptions.Abort]
+    try:
+        import typer
+
+        exits.append(typer.Exit)
+        aborts.append(typer.Abort)
+        from typer._click.exceptions import ClickException as TyperClickException
+
+        usage.append(TyperClickException)
+    except (ImportError, AttributeError):  # an older Typer uses click's own classes
+        pass
+    return tuple(exits), tuple(usage), tuple(aborts)
+
+
+def run(app: Callable[..., Any], argv: Sequence[str] | None = None) -> int:
+    """Run the Typer ``app``; returns the exit code (``main`` passes it to ``sys.exit``)."""
+    exits, usage, aborts = _click_kinds()
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    try:
+        rv = app(args=args, prog_name="newsletter", standalone_mode=False)
+    except exits as exc:
+        return int(getattr(exc, "exit_code", None) or getattr(exc, "code", 0) or 0)
+    except usage as exc:  # usage errors: click's own message, one block
+        if type(exc).__name__ != "NoArgsIsHelpError":  # (that one has shown the help already)
+            exc.show()  # type: ignore[attr-defined]
+        return int(getattr(exc, "exit_code", 2) or 2)
+    except aborts:
+        sys.stderr.write("aborted / 已中止\n")
+        return 130
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted / 已中断\n")
+        return 130
+    except SystemExit as exc:
+        code = exc.code
+        if isinstance(code, str):
+            sys.stderr.write(one_line(code) + "\n")
+            return 1
+        return int(code or 0)
+    except Exception as exc:
+        if debug:
+            raise
+        code, line = describe(exc)
+        sys.stderr.write(f"error: {line}\n")
+        return code
+    return int(rv) if isinstance(rv, int) else 0

@@ -1,0 +1,131 @@
+"""Engine, sessions and migrations.
+
+One engine per process and database URL.  SQLite (the embedded mode) gets WAL,
+foreign keys and a busy timeout so that the web app, the in-process runner and
+the CLI can share the file.  ``upgrade()`` applies the Alembic migrations in
+``migrations/``; it is what ``newsletter db upgrade`` runs.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from newsletter.core.config import get_settings
+from newsletter.core.resources import resource_path
+
+__all__ = ["engine", "is_postgres", "session_scope", "sessionmaker_for", "upgrade", "dispose"]
+
+_engines: dict[str, Engine] = {}
+_makers: dict[str, sessionmaker[Session]] = {}
+# Web servers run request handlers in threads: creation and disposal take turns.
+_lock = threading.RLock()
+
+MIGRATIONS_DIR = resource_path("migrations")
+
+
+def _json(value: Any) -> str:
+    # Keep CJK as UTF-8: SQLite's JSON path lookups do not match \uXXXX-escaped keys.
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def engine(url: str | None = None) -> Engine:
+    url = url or get_settings().db_url
+    eng = _engines.get(url)
+    if eng is not None:
+        return eng
+    with _lock:
+        eng = _engines.get(url)
+        if eng is not None:
+            return eng
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            eng = create_engine(url, connect_args={"timeout": 30}, json_serializer=_json)
+            event.listen(eng, "connect", _sqlite_pragmas)
+        else:
+            eng = create_engine(
+                url, pool_pre_ping=True, pool_size=5, max_overflow=10, json_serializer=_json
+            )
+        _engines[url] = eng
+    return eng
+
+
+def is_postgres(url: str | None = None) -> bool:
+    return engine(url).dialect.name == "postgresql"
+
+
+def sessionmaker_for(url: str | None = None) -> sessionmaker[Session]:
+    url = url or get_settings().db_url
+    mk = _makers.get(url)
+    if mk is None:
+        with _lock:
+            mk = _makers.get(url)
+            if mk is None:
+                mk = sessionmaker(bind=engine(url), expire_on_commit=False)
+                _makers[url] = mk
+    return mk
+
+
+@contextmanager
+def session_scope(url: str | None = None) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error."""
+    session = sessionmaker_for(url)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def alembic_config(url: str | None = None) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", (url or get_settings().db_url).replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str | None = None, revision: str = "head") -> None:
+    """Apply migrations up to ``revision`` (idempotent)."""
+    from alembic import command
+
+    engine(url)  # creates the SQLite file's directory when needed
+    command.upgrade(alembic_config(url), revision)
+
+
+def current_revision(url: str | None = None) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine(url).connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def dispose() -> None:
+    with _lock:
+        engines = list(_engines.values())
+        _engines.clear()
+        _makers.clear()
+    for eng in engines:
+        eng.dispose()

@@ -1,0 +1,99 @@
+"""Notifications to ops: send started, finished, auto-paused or failed; a slot with no issue.
+
+Each notification is written to the audit log (so the console can show it as a
+banner), posted to ``settings.alert_webhook_url`` when configured (a JSON body
+that WeCom, DingTalk and Slack incoming webhooks accept: ``msgtype``/``text``
+and ``text`` keys, plus ``event``, ``subject`` and ``body``), and mailed to
+``settings.ops_emails`` through ``settings.alert_smtp_host`` when set, else the
+sending relay.  An alert about the relay therefore still arrives while the relay
+is down (webhook, console, alert relay).  A notification with a ``key`` is sent
+at most once per key: the tick may run every few seconds, but "no approved issue
+for Monday's slot" must reach ops once.  Delivery failures of an alert are
+logged, never raised: an alert never stops the work it reports on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from newsletter.core.audit import audit
+from newsletter.core.config import get_settings
+from newsletter.models import AuditLog
+
+__all__ = ["notify"]
+
+log = logging.getLogger(__name__)
+
+#: Where alert mail gets its connection when no alert relay is set: the relay layer
+#: (:mod:`newsletter.delivery.relays`, which every sending process imports) installs
+#: "the first general relay in service" here, so this module needs no import of it.
+system_connect: Callable[[], Any] | None = None
+
+
+def notify(session: Session, event: str, subject: str, body: str, *, key: str = "") -> bool:
+    """Record and mail a notification. Returns False when ``key`` was already notified."""
+    action = f"notify.{event}"
+    if key and session.scalar(
+        select(AuditLog.id).where(AuditLog.action == action, AuditLog.target == key).limit(1)
+    ):
+        return False
+    audit(session, "system", action, key, subject=subject, body=body)
+    session.flush()
+    cfg = get_settings()
+    if cfg.alert_webhook_url:
+        _post_webhook(cfg.alert_webhook_url, event, subject, body)
+    if cfg.ops_emails:
+        msg = EmailMessage()
+        msg["From"] = cfg.from_address
+        msg["To"] = ", ".join(cfg.ops_emails)
+        msg["Subject"] = f"[newsletter] {subject}"
+        msg["Date"] = formatdate(usegmt=True)
+        msg["Message-ID"] = make_msgid(domain=cfg.from_address.rpartition("@")[2])
+        msg.set_content(body, cte="8bit")
+        from newsletter.delivery.smtp import SmtpConnection, settings_connection
+
+        if cfg.alert_smtp_host:
+            conn: Any = SmtpConnection(cfg.alert_smtp_host, cfg.alert_smtp_port, timeout=10)
+        elif system_connect is not None:
+            conn = system_connect()
+        else:
+            conn = settings_connection(cfg)
+        from newsletter.core.safety.signing import system_bounce_token
+        from newsletter.delivery.dkim import sign_system_mail
+
+        data = sign_system_mail(msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")))
+        envelope = f"bounces+{system_bounce_token()}@{cfg.bounce_domain}"
+        try:
+            for rcpt in cfg.ops_emails:
+                outcome = conn.send(envelope, rcpt, data)
+                if outcome.state != "sent":
+                    log.warning("ops notification to %s not sent: %s", rcpt, outcome.reply)
+        finally:
+            conn.close()
+    return True
+
+
+def _post_webhook(url: str, event: str, subject: str, body: str) -> None:
+    import httpx
+
+    text = f"[newsletter] {subject}\n{body}"
+    payload = {
+        "msgtype": "text",
+        "text": {"content": text},  # WeCom, DingTalk
+        "event": event,
+        "subject": subject,
+        "body": body,
+    }
+    try:
+        r = httpx.post(url, json=payload, timeout=5.0)
+        if r.status_code >= 300:
+            log.warning("alert webhook answered HTTP %s", r.status_code)
+    except httpx.HTTPError as exc:
+        log.warning("alert webhook not reached: %s", type(exc).__name__)

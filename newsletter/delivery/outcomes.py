@@ -1,0 +1,245 @@
+"""What became of each message, written back in one statement per group: sent, deferred with
+back-off, bounced or failed; an address that always fails is suppressed; a send whose relays
+all fail is paused by itself (and told to ops)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from newsletter.core.config import get_settings
+from newsletter.core.db import session_scope
+from newsletter.core.safety.headers import HeaderInjection
+from newsletter.delivery import warmup
+from newsletter.delivery.assemble import CompiledMessage, Recipient
+from newsletter.delivery.clock import now as utcnow
+from newsletter.delivery.relays import RelayConfig
+from newsletter.delivery.sends import transition
+from newsletter.delivery.smtp import Outcome
+from newsletter.models import Delivery
+
+
+@dataclass(slots=True)
+class BatchResult:
+    claimed: int = 0
+    sent: int = 0
+    deferred: int = 0
+    bounced: int = 0
+    failed: int = 0
+    skipped: int = 0
+    throttled: int = 0
+    lost_claim: int = 0
+    #: deferrals because the relay could not be reached (refused, reset, timed out)
+    unreachable: int = 0
+    #: messages given back because no relay that may carry them is in service
+    no_relay: int = 0
+    #: messages left for a later day by the sending domain's warm-up
+    warmup_deferred: int = 0
+    #: relay name -> messages it carried (sent) in this batch
+    by_relay: dict[str, int] = field(default_factory=dict)
+    stopped: str | None = None  # "paused" / "cancelled" when the batch stopped early
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def more(self) -> bool:
+        return self.claimed > 0 and self.stopped is None
+
+
+def _backoff(attempts: int) -> dt.timedelta:
+    base = min(60 * (2 ** max(attempts - 1, 0)), 3600)
+    return dt.timedelta(seconds=base * random.uniform(0.75, 1.25))
+
+
+def maybe_auto_pause(send_id: int, result: BatchResult) -> None:
+    """Pause the send when too many messages of a batch failed, or no relay may carry it."""
+    cfg = get_settings()
+    if result.no_relay and result.stopped is None:
+        _pause_for_relay(
+            send_id,
+            result,
+            f"auto-paused: no relay that may carry this send is in service "
+            f"({result.no_relay} messages waiting); the relays are probed and the send "
+            "resumes by itself when one answers / 没有可用的发信服务器，恢复后自动继续",
+        )
+        return
+    attempts = result.sent + result.deferred + result.bounced
+    failures = result.deferred + result.bounced
+    if attempts < cfg.auto_pause_min_attempts or failures / attempts < cfg.auto_pause_error_rate:
+        return
+    relay = result.unreachable * 2 > failures  # mostly could not reach the relay
+    reason = (
+        f"auto-paused: {failures} of {attempts} messages in one batch failed "
+        f"(threshold {cfg.auto_pause_error_rate:.0%}); "
+        + (
+            "the relay could not be reached: it is probed and the send resumes by itself "
+            "when it answers / 发信服务器无法连接，恢复后自动继续"
+            if relay
+            else "check the relay, then resume"
+        )
+    )
+    _pause_for_relay(send_id, result, reason, relay=relay)
+
+
+def _pause_for_relay(send_id: int, result: BatchResult, reason: str, *, relay: bool = True) -> None:
+    from newsletter.core.errors import StateError
+    from newsletter.delivery.alerts import notify
+
+    with session_scope() as s:
+        try:
+            changed = transition(s, send_id, "pause", error=reason)
+        except StateError:
+            return
+        if changed:
+            result.stopped = "paused"
+            if relay:
+                from newsletter.delivery.heal import mark_relay_pause
+
+                mark_relay_pause(s, send_id)
+            notify(
+                s,
+                "auto_paused",
+                f"send {send_id} auto-paused",
+                reason,
+                key=f"paused:{send_id}:{utcnow().isoformat(timespec='minutes')}",
+            )
+
+
+@dataclass(slots=True)
+class Ready:
+    """A message built for one claimed row, waiting for its group's ``sending`` mark."""
+
+    row: Any
+    relay: RelayConfig
+    msgid: str
+    recipient: Recipient
+    compiled: CompiledMessage
+    #: the message and whether it is free of lines that begin with "." (or the header
+    #: injection that refused it), built by the batch's builder
+    built: Future[tuple[bytes, bool] | HeaderInjection]
+    from_domain: str
+    rcpt_domain: str
+    plan: warmup.Plan | None
+
+
+@dataclass(slots=True)
+class Done:
+    """A message's outcome, written with the rest of its group."""
+
+    ready: Ready
+    outcome: Outcome
+    relay: str
+    at: dt.datetime
+    retry_now: bool
+
+
+def finish_group(s: Session, done: list[Done]) -> None:
+    """Write a group's outcomes: the sent ones in one statement, the others one by one."""
+    cfg = get_settings()
+    sent = [d for d in done if d.outcome.state == "sent"]
+    if sent and s.get_bind().dialect.name == "postgresql":
+        s.connection().exec_driver_sql(
+            _MARK_SENT_PG,
+            (
+                [d.ready.row[0] for d in sent],
+                [d.at for d in sent],
+                [d.outcome.code for d in sent],
+                [d.outcome.reply for d in sent],
+                [d.relay for d in sent],
+            ),
+        )
+        rest = [d for d in done if d.outcome.state != "sent"]
+    else:
+        rest = done
+    for d in rest:
+        _record(s, d.ready.row[0], d.ready.row[2] + 1, d.outcome, d.ready.row[4],
+                cfg.max_attempts, d.retry_now, relay=d.relay, now=d.at)
+
+
+_MARK_SENT_PG = (
+    "UPDATE delivery AS d SET state = 'sent', sent_at = v.at, last_code = v.code, "
+    "last_reply = v.reply, relay = v.relay, claimed_by = NULL, lease_until = NULL "
+    "FROM unnest(%s::bigint[], %s::timestamptz[], %s::int[], %s::text[], %s::text[]) "
+    "AS v(id, at, code, reply, relay) WHERE d.id = v.id"
+)
+
+
+def _record(
+    s: Session,
+    delivery_id: int,
+    attempts: int,
+    o: Outcome,
+    email: str,
+    max_attempts: int,
+    retry_now: bool = False,
+    *,
+    relay: str | None = None,
+    now: dt.datetime | None = None,
+) -> None:
+    now = now or utcnow()
+    values: dict[str, object] = {
+        "last_code": o.code,
+        "last_reply": o.reply,
+        "claimed_by": None,
+        "lease_until": None,
+    }
+    if relay is not None:  # the relay that carried this attempt (failover may change it)
+        values["relay"] = relay
+    if o.state == "sent":
+        values.update(state="sent", sent_at=now)
+    elif o.state == "failed":  # refused before a byte went out (a header injection)
+        values.update(state="failed")
+    elif o.state == "bounced":
+        values.update(state="bounced")
+        from newsletter.audience.service import suppress
+
+        suppress(
+            s, email, "hard_bounce", note=f"{o.code} {o.reply}"[:1000], delivery_id=delivery_id
+        )
+        from newsletter.tracking.rollups import record  # tracking: a bounce event for the rollups
+
+        record(s, "bounce", delivery_id, rule=f"smtp {o.code}")
+    elif attempts >= max_attempts:
+        values.update(state="failed")
+    else:
+        # retry_now: failover, the next attempt goes to another relay at once
+        if o.maybe_delivered:
+            values["at_risk"] = True  # the relay may have the message: a retry is counted
+        values.update(
+            state="deferred", next_attempt_at=now if retry_now else now + _backoff(attempts)
+        )
+    s.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values))
+    if values.get("state") == "failed":
+        _suppress_if_always_failing(s, delivery_id, email)
+
+
+def _suppress_if_always_failing(s: Session, delivery_id: int, email: str) -> None:
+    """Soft bounces that never clear: after N consecutive sends ending in 'failed' for
+    this subscriber, suppress the address (email-delivery.md: repeated soft bounces)."""
+    n = get_settings().soft_bounce_sends
+    sub_id = s.scalar(select(Delivery.subscriber_id).where(Delivery.id == delivery_id))
+    last = list(
+        s.scalars(
+            select(Delivery.state)
+            .where(
+                Delivery.subscriber_id == sub_id, Delivery.state.in_(("sent", "failed", "bounced"))
+            )
+            .order_by(Delivery.send_id.desc())
+            .limit(n)
+        )
+    )
+    if len(last) == n and all(st == "failed" for st in last):
+        from newsletter.audience.service import suppress
+
+        suppress(
+            s,
+            email,
+            "hard_bounce",
+            note=f"soft bounces in {n} consecutive sends",
+            delivery_id=delivery_id,
+        )

@@ -1,0 +1,1 @@
+"""Issues as stored: the store, their lint, the archive, feeds into drafts, and their commands."""

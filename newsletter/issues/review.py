@@ -1,0 +1,79 @@
+"""Review of an issue: to review, the lint errors that block approval, and approval itself
+(four-eyes when the publication asks for it). Who and when are audited."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from newsletter.core.audit import audit
+from newsletter.core.errors import NewsletterError, StateError
+from newsletter.core.wechat_settings import get_wechat_settings
+from newsletter.models import Issue, Publication, utcnow
+
+__all__ = ["approval_errors", "approve", "submit_for_review"]
+
+
+def submit_for_review(session: Session, issue: Issue, actor: str = "cli") -> None:
+    if issue.status not in ("draft", "in_review"):
+        raise StateError(f"issue {issue.number} is {issue.status}; only a draft goes to review")
+    issue.status = "in_review"
+    audit(session, actor, "issue.review", f"issue:{issue.id}")
+
+
+def approval_errors(session: Session, issue: Issue) -> list[str]:
+    """The lint errors of the issue's current content that block its approval.
+
+    The same checks as ``issue lint``: structure, links, images and the size
+    budgets of every channel that is configured (a WeChat-only problem does not
+    block an installation without WeChat).
+    """
+    from pathlib import Path
+
+    from newsletter.content.lint import lint_issue
+    from newsletter.content.parser import parse_issue
+    from newsletter.issues.store import context_for
+    from newsletter.render.budget import size_checks
+
+    base = Path(issue.base_dir) if issue.base_dir else None
+    try:
+        doc = parse_issue(issue.source_text, base_dir=base)
+    except NewsletterError as exc:
+        return [str(exc)]
+    errors = [str(m) for m in lint_issue(doc, base_dir=base) if m.level == "error"]
+    pub = session.get(Publication, issue.publication_id)
+    assert pub is not None
+    wechat = get_wechat_settings().configured
+    errors += [
+        f"error: {msg} [{code}]"
+        for level, code, msg in size_checks(doc, context_for(pub))
+        if level == "error" and (wechat or not code.startswith("wechat"))
+    ]
+    return errors
+
+
+def approve(session: Session, issue: Issue, actor: str) -> None:
+    """Approve an issue (draft or in review). Who and when are recorded.
+
+    Refused while the current content has lint errors (:func:`approval_errors`).
+    """
+    if issue.status == "approved":
+        return
+    if issue.status not in ("draft", "in_review"):
+        raise StateError(f"issue {issue.number} is {issue.status}; it cannot be approved again")
+    pub = session.get(Publication, issue.publication_id)
+    if pub is not None and pub.four_eyes and actor in {issue.created_by, issue.updated_by}:
+        raise StateError(
+            f"four-eyes: {actor} uploaded or last edited issue {issue.number} and cannot "
+            "approve it; another editor must / 四眼原则：上传或最后修改者不能审核自己的期刊"
+        )
+    errors = approval_errors(session, issue)
+    if errors:
+        shown = "; ".join(errors[:5]) + (f" (+{len(errors) - 5} more)" if len(errors) > 5 else "")
+        raise StateError(
+            f"issue {issue.number} has {len(errors)} lint error(s); fix them before approving "
+            f"/ 期刊有 {len(errors)} 处错误，修正后才能审核通过: {shown}"
+        )
+    issue.status = "approved"
+    issue.approved_by = actor
+    issue.approved_at = utcnow()
+    audit(session, actor, "issue.approve", f"issue:{issue.id}", source_hash=issue.source_hash)

@@ -1,0 +1,139 @@
+"""Publications and issues: the source, its renditions, archive entries and links."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    true,
+)
+from sqlalchemy.orm import Mapped, mapped_column, validates
+
+from newsletter.core.orm import Base, utcnow
+from newsletter.core.safety.headers import clean_text
+
+
+class Publication(Base):
+    __tablename__ = "publication"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    from_name: Mapped[str] = mapped_column(String(200))
+    from_address: Mapped[str] = mapped_column(String(320))
+    reply_to: Mapped[str | None] = mapped_column(String(320))
+    list_id_domain: Mapped[str] = mapped_column(String(255))
+    postal_address: Mapped[str] = mapped_column(String(500), default="")
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    #: Weekly slot: ISO weekday (1 = Monday) and local time "HH:MM"; NULL = no schedule.
+    schedule_weekday: Mapped[int | None] = mapped_column(Integer)
+    schedule_time: Mapped[str | None] = mapped_column(String(5))
+    track_opens: Mapped[bool] = mapped_column(Boolean, default=True)
+    track_clicks: Mapped[bool] = mapped_column(Boolean, default=True)
+    # tracking: raw events older than this many days are purged (rollups stay); 0 = keep.
+    event_retention_days: Mapped[int] = mapped_column(Integer, default=180)
+    # tracking: "hash" keeps a salted hash of the /24 or /48; "none" keeps no IP data at all.
+    ip_handling: Mapped[str] = mapped_column(String(8), default="hash")
+    default_list_id: Mapped[int | None] = mapped_column(ForeignKey("mailing_list.id"))
+    #: OpenCC table of the zh-Hant edition: s2t (default: keeps mainland vocabulary),
+    #: s2hk or s2tw; an issue's own ``zh_hant`` front matter wins.
+    zh_hant_table: Mapped[str] = mapped_column(String(8), default="s2t", server_default="s2t")
+    #: Four-eyes: the uploader and the last editor of an issue cannot approve it.
+    four_eyes: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    @validates("name", "from_name", "from_address", "reply_to", "list_id_domain", "postal_address")
+    def _header_text(self, key: str, value: str | None) -> str | None:
+        """These end up in mail headers: one line, no control characters (issue 14, F3)."""
+        if value is None:
+            return None
+        return clean_text(value, 500 if key == "postal_address" else 320)
+
+
+class Issue(Base):
+    __tablename__ = "issue"
+    __table_args__ = (
+        UniqueConstraint("publication_id", "number", name="uq_issue_publication_number"),
+        CheckConstraint(
+            "status IN ('draft','in_review','approved','scheduled','sent')", name="ck_issue_status"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    publication_id: Mapped[int] = mapped_column(ForeignKey("publication.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(300))
+    period: Mapped[str] = mapped_column(String(200), default="")
+    source_text: Mapped[str] = mapped_column(Text, deferred=True)  # large: loaded on access
+    source_hash: Mapped[str] = mapped_column(String(64))
+    base_dir: Mapped[str | None] = mapped_column(String(1000))
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    approved_by: Mapped[str | None] = mapped_column(String(320))
+    approved_at: Mapped[dt.datetime | None]
+    #: Who uploaded the issue, and who last changed it (migration ``0010``); the
+    #: four-eyes rule keeps both from approving it. None: not known (a CLI run
+    #: without ``--by``).
+    created_by: Mapped[str | None] = mapped_column(String(320))
+    updated_by: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Rendition(Base):
+    """One rendered output of an issue, cached; the hash proves what was sent."""
+
+    __tablename__ = "rendition"
+    __table_args__ = (UniqueConstraint("issue_id", "variant", "output", name="uq_rendition"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issue.id", ondelete="CASCADE"))
+    variant: Mapped[str] = mapped_column(String(8))
+    output: Mapped[str] = mapped_column(String(32))  # email_html, email_text, wechat-1, web
+    source_hash: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    size_chars: Mapped[int] = mapped_column(Integer)
+    renderer_version: Mapped[str] = mapped_column(String(32))
+    mode: Mapped[str | None] = mapped_column(String(16))
+    subject: Mapped[str | None] = mapped_column(String(500))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ArchiveEntry(Base):
+    """What the public archive searches: one row per issue (``anchor`` empty) and per
+    item, per variant, in plain text.  Written with the renditions; which rows are
+    public is decided at query time by the issue's status (only ``sent``)."""
+
+    __tablename__ = "archive_entry"
+    __table_args__ = (Index("ix_archive_entry_issue", "issue_id", "variant"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issue.id", ondelete="CASCADE"))
+    variant: Mapped[str] = mapped_column(String(8))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    anchor: Mapped[str] = mapped_column(String(64), default="")
+    title: Mapped[str] = mapped_column(String(500))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+
+
+class Link(Base):
+    """issue × position → URL. Click tracking resolves link ids here, never from a request."""
+
+    __tablename__ = "link"
+
+    issue_id: Mapped[int] = mapped_column(
+        ForeignKey("issue.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(String(500), default="")

@@ -1,0 +1,240 @@
+"""What every console page shares: the Jinja2 environment, the page renderer (language,
+role, flash, security headers), the one-line error text, and the error pages.
+
+Pages live per domain beside this module (``pages/issues.py``, ``pages/sends.py`` …),
+mirroring ``services/``; each has its own router, gathered by ``console.routes``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from fastapi.responses import (
+    HTMLResponse,
+    Response,
+)
+from itsdangerous import BadSignature
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
+
+from newsletter.core.errors import NewsletterError, NotFound
+from newsletter.core.resources import resource_path
+from newsletter.models import RateCounter, utcnow
+from newsletter.web.console import services as svc
+from newsletter.web.console.auth import (
+    Principal,
+    anon_nonce,
+    authenticate,
+    csrf_token,
+    need,
+    set_anon_cookie,
+)
+from newsletter.web.console.flash import FLASH, back, flash_signer
+from newsletter.web.console.i18n import (
+    AUDIT_ACTIONS,
+    BULK_ACTION_NAMES,
+    DELIVERY_STATES,
+    DOMAIN_GROUPS,
+    JOB_KINDS,
+    JOB_STATES,
+    LANGS,
+    ROLE_NAMES,
+    SEND_STATES,
+    SUB_STATUS,
+    lint_label,
+    translator,
+)
+
+T = TypeVar("T")
+
+TEMPLATES = resource_path("templates", "console")
+STATIC = resource_path("web", "static")
+_env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape())
+_env.policies["json.dumps_kwargs"] = {"ensure_ascii": False, "sort_keys": True}
+_env.filters["pct"] = lambda v: f"{(v or 0) * 100:.1f}%"
+_env.filters["num"] = lambda v: f"{v:,}" if isinstance(v, int) else ("" if v is None else v)
+_env.filters["when"] = lambda v: (v or "")[:16].replace("T", " ")
+_env.globals.update(send_states=SEND_STATES, sub_status=SUB_STATUS, role_names=ROLE_NAMES,
+                    audit_actions=AUDIT_ACTIONS, delivery_states=DELIVERY_STATES,
+                    lint_label=lint_label, job_states=JOB_STATES, job_kinds=JOB_KINDS,
+                    bulk_actions=BULK_ACTION_NAMES, domain_groups=DOMAIN_GROUPS)
+
+LANG = "nl_lang"
+LOGIN_WINDOW = 900
+LOGIN_PER_USER = 5
+LOGIN_PER_IP = 30
+
+Viewer = Annotated[Principal, Depends(need("marketing"))]
+Editor = Annotated[Principal, Depends(need("editor"))]
+Ops = Annotated[Principal, Depends(need("ops"))]
+Admin = Annotated[Principal, Depends(need("admin"))]
+
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self'; frame-src 'self'; frame-ancestors 'self'; form-action 'self'; "
+        "base-uri 'none'; object-src 'none'"
+    ),
+    "X-Frame-Options": "SAMEORIGIN",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def lang_of(request: Request) -> str:
+    value = request.cookies.get(LANG)
+    return value if value in LANGS else "zh"
+
+
+def page(
+    request: Request, name: str, user: Principal | None, status: int = 200, **ctx: Any
+) -> HTMLResponse:
+    lang = lang_of(request)
+    flash = None
+    raw = request.cookies.get(FLASH)
+    if raw:
+        try:
+            flash = flash_signer().loads(raw)
+        except BadSignature:
+            flash = None
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    nonce = user.nonce if user else anon_nonce(request)
+    body = _env.get_template(name).render(
+        _=translator(lang), lang=lang, user=user, csrf=csrf_token(nonce), flash=flash,
+        path=request.url.path, here=quote(here, safe=""),
+        alerts=svc.open_alerts() if user is not None else [], **ctx,
+    )
+    resp = HTMLResponse(body, status_code=status, headers=HEADERS)
+    if raw:
+        resp.delete_cookie(FLASH, path="/console")
+    if user is None and getattr(request.state, "new_anon", None):
+        set_anon_cookie(resp, request.state.new_anon)
+    return resp
+
+
+_PATH = re.compile(r"(?<![\w:/.])(?:/[\w.\-\u4e00-\u9fff]+){2,}")
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+def _error(exc: Exception, what: str = "出错 / error") -> str:
+    """One line for the user: no server path (a file is named by its own name), and in
+    Chinese and English (a message without Chinese gets the bilingual ``what`` first)."""
+    lines = (str(exc) or exc.__class__.__name__).strip().splitlines() or [""]
+    text = _PATH.sub(lambda m: Path(m.group()).name, lines[0])[:400]
+    return text if _CJK.search(text) else f"{what}: {text}"
+
+
+def _done(
+    call: Callable[[], T],
+    to: str,
+    said: str | Callable[[T], str],
+    *,
+    back_to: str | None = None,
+    also: tuple[type[Exception], ...] = (),
+    missing: Request | None = None,
+) -> Response:
+    """A form's action: call the service, then redirect to ``to`` saying what was done.
+
+    A refusal (:class:`NewsletterError`, or one of ``also``) goes back to
+    ``back_to`` (default ``to``) with the reason instead.  Given ``missing`` (the
+    request), a row that does not exist is the 404 page rather than a message.
+    """
+    refused: tuple[type[Exception], ...] = (NewsletterError, *also)
+    try:
+        out = call()
+    except refused as exc:
+        if missing is not None and isinstance(exc, NotFound):
+            return error_page(missing, 404)
+        return back(back_to or to, _error(exc), "error")
+    return back(to, said(out) if callable(said) else said)
+
+
+def _missing(request: Request, user: Principal) -> HTMLResponse:
+    return page(request, "error.html", user, 404, message="未找到")
+
+
+def _shown(
+    request: Request, user: Principal, load: Callable[[], T], show: Callable[[T], HTMLResponse]
+) -> HTMLResponse:
+    """A page of one row: ``show`` what ``load`` finds, or the not-found page."""
+    try:
+        found = load()
+    except NotFound:
+        return _missing(request, user)
+    return show(found)
+
+
+# -- login -----------------------------------------------------------------------
+
+
+def _window_count(s: Any, key: str) -> int:
+    now = utcnow()
+    epoch = int(now.timestamp()) // LOGIN_WINDOW * LOGIN_WINDOW
+    start = dt.datetime.fromtimestamp(epoch, dt.UTC)
+    return int(s.scalar(select(RateCounter.count).where(RateCounter.key == key,
+                                                       RateCounter.window_start == start)) or 0)
+
+
+_ERRORS = {
+    400: "请求无效",
+    401: "需要登录",
+    403: "没有权限",
+    404: "未找到",
+    405: "不支持此操作",
+    413: "内容过大",
+    422: "请求无效",
+    429: "请求过多，请稍后再试",
+}
+
+
+def error_page(request: Request, status: int, detail: str = "") -> HTMLResponse:
+    """A console error as an HTML page in the user's language, with a way back."""
+    try:
+        user = authenticate(request)
+    except Exception:  # an error page must render even if the session is odd
+        user = None
+    message = _ERRORS.get(status, "出错了")
+    if status == 403 and "CSRF" in detail:
+        message = "表单已过期，请刷新页面"
+    return page(request, "error.html", user, status, message=message, code=status)
+
+
+def install_error_pages(app: Any) -> None:
+    """Errors under /console are pages (title, lang, a way back); /api stays JSON."""
+    from fastapi.exception_handlers import (
+        http_exception_handler,
+        request_validation_exception_handler,
+    )
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    def wants_page(request: Request) -> bool:
+        return request.url.path.startswith("/console")
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if wants_page(request) and exc.status_code >= 400:
+            resp = error_page(request, exc.status_code, str(exc.detail or ""))
+            for k, v in (exc.headers or {}).items():
+                resp.headers.setdefault(k, v)
+            return resp
+        return await http_exception_handler(request, exc)
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        if wants_page(request):
+            return error_page(request, 400)
+        return await request_validation_exception_handler(request, exc)
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid)
+
+
+# -- lists and subscribers: create, edit, delete, bulk (ops) -----------------------------
