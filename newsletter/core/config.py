@@ -50,7 +50,7 @@ class Settings(BaseSettings):
 
     #: Working directory for the embedded mode (SQLite file, outbox, renders).
     var_dir: Path = Path("var")
-    #: SQLAlchemy URL. Empty means ``sqlite:///{var_dir}/newsletter.core.db``.
+    #: SQLAlchemy URL. Empty means ``sqlite:///{var_dir}/newsletter.db``.
     database_url: str = ""
     #: Celery broker. Empty means tasks run in-process (embedded mode).
     broker_url: str = ""
@@ -271,7 +271,7 @@ class Settings(BaseSettings):
     def db_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{self.var_dir / 'newsletter.core.db'}"
+        return f"sqlite:///{self.var_dir / 'newsletter.db'}"
 
     @property
     def embedded(self) -> bool:

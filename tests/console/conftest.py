@@ -43,14 +43,14 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     finally:
         dispose()
         reset_settings(None)
-    return base / "var" / "newsletter.core.db"
+    return base / "var" / "newsletter.db"
 
 
 @pytest.fixture
 def console_settings(tmp_path: Path, template_db: Path) -> Iterator[Settings]:
     s = make_settings(tmp_path)
     s.var_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(template_db, s.var_dir / "newsletter.core.db")
+    shutil.copyfile(template_db, s.var_dir / "newsletter.db")
     reset_settings(s)
     dispose()
     clear_cache()
@@ -88,7 +88,7 @@ def serve(s: Settings, port: int, template_db: Path) -> Iterator[None]:
     """Run the app with settings ``s`` on ``port`` (uvicorn, in a thread), on a copy of
     the template database."""
     s.var_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(template_db, s.var_dir / "newsletter.core.db")
+    shutil.copyfile(template_db, s.var_dir / "newsletter.db")
     reset_settings(s)
     dispose()
     clear_cache()
