@@ -75,8 +75,11 @@ def build(lang: str, ids: list[str]) -> bytes:
         cat.add(mid, text)
     buf = io.BytesIO()
     write_po(buf, cat, width=0, omit_header=False, sort_output=True)
-    # the header's creation date would change on every run: keep the file stable
-    return re.sub(rb'"POT-Creation-Date: [^"]*"\n', b"", buf.getvalue())
+    # Keep the file the same whatever the day and Babel's version: the header's creation
+    # date, the copyright year Babel writes from today's date, and "Generated-By: Babel X".
+    out = re.sub(rb'"POT-Creation-Date: [^"]*"\n', b"", buf.getvalue())
+    out = re.sub(rb'"Generated-By: [^"]*"\n', b"", out)
+    return re.sub(rb"(?m)^# (Copyright \(C\)|FIRST AUTHOR).*\n", b"", out)
 
 
 def main() -> int:

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import warnings
 
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
-    from authlib.integrations.starlette_client import OAuth, OAuthError
+# authlib.deprecate adds an "always" filter for its own warnings when imported; ours goes
+# in front of it, for this one message only.
+import authlib.deprecate  # noqa: F401
+
+warnings.filterwarnings("ignore", message="The httpx module is deprecated")
+
+from authlib.integrations.starlette_client import OAuth, OAuthError  # noqa: E402
 
 __all__ = ["OAuth", "OAuthError"]
