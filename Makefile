@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 UV := $(BIN)/uv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: demo test test-partition lint typecheck check bench bench-quick clean lock outdated wheel-demo install test-future
+.PHONY: demo test test-partition lint typecheck check bench bench-quick clean lock outdated wheel-demo install test-future mutation
 
 # Every install comes from uv.lock (hashes included): uv itself is pinned by hash in
 # requirements/bootstrap.txt, then `uv sync --frozen` installs exactly the lock.
@@ -65,6 +65,10 @@ test-partition: $(STAMP)
 # runs the demo and a migration from an empty folder (scripts/wheel-demo.sh).
 wheel-demo: $(STAMP)
 	./scripts/wheel-demo.sh
+
+# Mutation check of the modules in [tool.mutmut] (pyproject.toml); survivors: `mutmut results`.
+mutation: $(STAMP)
+	$(BIN)/mutmut run --max-children 2; $(BIN)/mutmut results
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -5,9 +5,9 @@ The console's templates write ``{{ _("中文") }}``: the Simplified text is the 
 id and the default language. This script collects every id (the templates' literals,
 the code tables of ``i18n.py``, and the ids already in the catalogues), then writes
 
-* ``newsletter/locale/en/LC_MESSAGES/console.po``: English; an id without a
+* ``newsletter/resources/locale/en/LC_MESSAGES/console.po``: English; an id without a
   translation gets an empty one (the catalogue test fails until someone writes it);
-* ``newsletter/locale/zh_Hant/LC_MESSAGES/console.po``: Traditional Chinese, made
+* ``newsletter/resources/locale/zh_Hant/LC_MESSAGES/console.po``: Traditional Chinese, made
   for new ids by the project's own conversion (character level plus the mainland
   override table, never the Taiwan phrase table), and kept as edited afterwards.
 

@@ -138,7 +138,10 @@ def _a_circle(graph: dict[str, set[str]], members: set[str]) -> list[str]:
 
 def test_the_graph_is_read() -> None:
     graph = import_graph()
-    assert "newsletter.cli.main" in graph and "newsletter.core.terminal" in graph["newsletter.reports.cli"]
+    assert (
+        "newsletter.cli.main" in graph
+        and "newsletter.core.terminal" in graph["newsletter.reports.cli"]
+    )
     # relative imports are resolved, function-level ones included
     assert "newsletter.core.db" in graph["newsletter.cli.ops"]
 
@@ -181,7 +184,15 @@ def test_newsletter_packages_have_no_circle() -> None:
 
 
 def test_the_package_root_holds_only_packages() -> None:
-    loose = sorted(p.name for p in (ROOT / PACKAGE).glob("*.py") if p.name != "__init__.py")
+    """``newsletter/`` holds packages, its ``__init__.py`` and the PEP 561 marker: shipped
+    files live in ``newsletter/resources`` or in the package that owns them."""
+    root = ROOT / PACKAGE
+    loose = sorted(
+        p.name
+        for p in root.iterdir()
+        if p.name not in ("__init__.py", "py.typed", "__pycache__")
+        and not (p.is_dir() and (p / "__init__.py").is_file())
+    )
     assert loose == [], loose
 
 

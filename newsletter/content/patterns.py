@@ -1,4 +1,4 @@
-"""The import pattern families (``newsletter/data/import-patterns.yaml``) and line normalising.
+"""The import pattern families (``newsletter/resources/data/import-patterns.yaml``) and line normalising.
 
 Patterns are written once, in Simplified with half-width punctuation, and are
 matched against :func:`normalise` of a line, so they recognise either script
@@ -164,7 +164,7 @@ def _synonyms(table: dict[str, Any]) -> dict[str, str]:
 @lru_cache(maxsize=1)
 def patterns() -> Patterns:
     """The compiled pattern table (read once per process)."""
-    raw = resources.files("newsletter").joinpath("data/import-patterns.yaml").read_text("utf-8")
+    raw = resources.files("newsletter.resources").joinpath("data/import-patterns.yaml").read_text("utf-8")
     d = yaml.safe_load(raw)
     families = tuple(
         sorted(

@@ -3,7 +3,7 @@
 * :func:`detect_script` tells a Traditional source from a Simplified one by
   counting the characters each OpenCC direction would change.
 * :func:`to_hans` is OpenCC ``t2s`` followed by the ``hans`` fixes of
-  ``newsletter/data/script-overrides.yaml`` (a bad converter's 鍊 becomes 链,
+  ``newsletter/resources/data/script-overrides.yaml`` (a bad converter's 鍊 becomes 链,
   never 炼).  Its output is a fixed point of ``t2s``.
 * :func:`to_hant` goes through Simplified first (so a Traditional source's own
   artifacts such as 關系 or 産 are repaired), then OpenCC ``s2t`` (default:
@@ -37,7 +37,7 @@ def _converter(config: str) -> Any:
 @lru_cache(maxsize=1)
 def load_overrides() -> dict[str, dict[str, str]]:
     """The fix tables, ``{"hans": {...}, "hant": {...}}``."""
-    raw = resources.files("newsletter").joinpath("data/script-overrides.yaml").read_text("utf-8")
+    raw = resources.files("newsletter.resources").joinpath("data/script-overrides.yaml").read_text("utf-8")
     data = yaml.safe_load(raw) or {}
     return {k: {str(a): str(b) for a, b in (data.get(k) or {}).items()} for k in ("hans", "hant")}
 

@@ -1,7 +1,7 @@
 """Plain text copied from a web page or a Word file → the issue Markdown dialect.
 
 A line classifier driven by the pattern families of
-``newsletter/data/import-patterns.yaml`` (see :mod:`newsletter.content.patterns`).
+``newsletter/resources/data/import-patterns.yaml`` (see :mod:`newsletter.content.patterns`).
 Each line is normalised for matching (script folded to Simplified, width
 folded, spaces between single characters removed) and put in one class:
 

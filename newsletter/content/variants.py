@@ -6,7 +6,7 @@ Guarantees:
 * zh-Hans is the text as written when the source is Simplified.  From a
   Traditional source (:attr:`Issue.source_script` ``"Hant"``) every visible
   string goes through :func:`newsletter.content.script.to_hans` (OpenCC t2s
-  plus the ``hans`` fixes of ``newsletter/data/script-overrides.yaml``), so no
+  plus the ``hans`` fixes of ``newsletter/resources/data/script-overrides.yaml``), so no
   character remains that t2s would still change and 鍊接 becomes 链接.
 * zh-Hant is character-level conversion that keeps mainland vocabulary:
   OpenCC ``s2t`` by default, or ``s2hk`` / ``s2tw`` chosen by the issue's

@@ -10,13 +10,20 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-__all__ = ["resource_path"]
+__all__ = ["package_path", "resource_path"]
 
 
 def resource_path(*parts: str) -> Path:
-    """The on-disk path of a file or folder shipped in the ``newsletter`` package.
+    """The on-disk path of a file or folder in ``newsletter/resources`` (templates, locale,
+    data, migrations)."""
+    return package_path("newsletter.resources", *parts)
+
+
+def package_path(package: str, *parts: str) -> Path:
+    """The on-disk path of a file or folder shipped in ``package`` (``newsletter.web``'s
+    static files, ``newsletter.devtools``' examples).
 
     The package is always installed as a directory (a checkout, an editable install or an
     unpacked wheel), so the traversable is a real path; Jinja2's loader and Alembic need one.
     """
-    return Path(str(files("newsletter").joinpath(*parts)))
+    return Path(str(files(package).joinpath(*parts)))

@@ -21,7 +21,7 @@ from rich.console import Console
 
 from newsletter.core.config import Settings, get_settings, reset_settings
 from newsletter.core.errors import NewsletterError
-from newsletter.core.resources import resource_path
+from newsletter.core.resources import package_path
 from newsletter.devtools.sink import SinkHandler, free_port, start_sink
 from newsletter.reports.cli import print_stats
 
@@ -75,8 +75,8 @@ def run_demo(
     from newsletter.render import render_all, write_outputs
     from newsletter.reports.stats import send_stats
 
-    issue_file = issue_file or resource_path("devtools", "examples", "issue-sample.md")
-    subscribers = subscribers or resource_path("devtools", "examples", "subscribers.csv")
+    issue_file = issue_file or package_path("newsletter.devtools", "examples", "issue-sample.md")
+    subscribers = subscribers or package_path("newsletter.devtools", "examples", "subscribers.csv")
     for p in (issue_file, subscribers):
         if not p.exists():
             raise NewsletterError(f"找不到文件 / file not found: {p.name}")

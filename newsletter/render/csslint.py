@@ -3,7 +3,7 @@
 Finds every CSS property used in inline ``style`` attributes and ``<style>``
 blocks (plus ``@media``) and reports the ones that a major client does not
 support at all, by the latest test of each client/platform in
-``newsletter/data/caniemail.json``.  Partial support ("a") is not reported;
+``newsletter/resources/data/caniemail.json``.  Partial support ("a") is not reported;
 properties that degrade safely by design are listed in :data:`PROGRESSIVE` and
 reported as info only.
 """

@@ -1,7 +1,7 @@
 """Briefs in house styles other than the customer's: each fixture's outline and structure.
 
 The fixtures in ``fixtures/styles`` were written for these tests, one per
-family of conventions (see newsletter/data/import-patterns.yaml).  Each has a
+family of conventions (see newsletter/resources/data/import-patterns.yaml).  Each has a
 ``.outline`` file: the expected class of every non-blank line.
 """
 

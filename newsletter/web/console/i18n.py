@@ -1,7 +1,7 @@
 """Console texts: Simplified Chinese first, Traditional Chinese and English on request.
 
 Templates write ``{{ _("中文") }}``: the Simplified text is the message id. The
-translations live in gettext catalogues, ``newsletter/locale/<lang>/LC_MESSAGES/
+translations live in gettext catalogues, ``newsletter/resources/locale/<lang>/LC_MESSAGES/
 console.po`` (``en`` and ``zh_Hant``), read with Babel when this module is imported;
 ``scripts/console_catalog.py`` adds the ids of new template strings (Traditional made
 by the project's own conversion, which keeps mainland vocabulary). Tests fail on an id

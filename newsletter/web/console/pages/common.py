@@ -24,7 +24,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 
 from newsletter.core.errors import NewsletterError, NotFound
-from newsletter.core.resources import resource_path
+from newsletter.core.resources import package_path, resource_path
 from newsletter.models import RateCounter, utcnow
 from newsletter.web.console import services as svc
 from newsletter.web.console.auth import (
@@ -54,7 +54,7 @@ from newsletter.web.console.i18n import (
 T = TypeVar("T")
 
 TEMPLATES = resource_path("templates", "console")
-STATIC = resource_path("web", "static")
+STATIC = package_path("newsletter.web", "static")
 _env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape())
 _env.policies["json.dumps_kwargs"] = {"ensure_ascii": False, "sort_keys": True}
 _env.filters["pct"] = lambda v: f"{(v or 0) * 100:.1f}%"
