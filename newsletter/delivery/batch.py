@@ -39,11 +39,11 @@ from newsletter.core.db import engine, session_scope
 from newsletter.core.safety.headers import HeaderInjection
 from newsletter.core.safety.signing import delivery_token, unsubscribe_token
 from newsletter.core.telemetry import DELIVERIES
-from newsletter.delivery import warmup
+from newsletter.delivery import queries, warmup
 from newsletter.delivery.assemble import CompiledMessage, Recipient
 from newsletter.delivery.clock import now as utcnow
 from newsletter.delivery.compiled import compiled_for
-from newsletter.delivery.lease import MARK_SENDING_PG, Heartbeat, claim, release
+from newsletter.delivery.lease import Heartbeat, claim, release
 from newsletter.delivery.outcomes import (
     BatchResult,
     Done,
@@ -395,7 +395,7 @@ def _mark_group(s: Session, send_id: int, claim_token: str, group: list[Ready]) 
         taken = set(
             s.connection()
             .exec_driver_sql(
-                MARK_SENDING_PG,
+                queries.MARK_SENDING,
                 (
                     lease,
                     [r.row[0] for r in group],

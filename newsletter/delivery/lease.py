@@ -164,15 +164,6 @@ class Heartbeat(threading.Thread):
 # and renews it: a claim whose commit was held up (a partition inside the claim
 # transaction) reaches the database with a lease that has already run out, and then not
 # one of its rows is sent (fencing by time, not only by claim token).
-MARK_SENDING_PG = (
-    "UPDATE delivery AS d SET state = 'sending', attempts = d.attempts + 1, "
-    "message_id = v.mid, relay = v.relay, lease_until = %s "
-    "FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS v(id, mid, relay) "
-    "WHERE d.id = v.id AND d.claimed_by = %s AND d.state IN ('queued', 'deferred') "
-    "AND d.lease_until > %s "
-    "AND EXISTS (SELECT 1 FROM send WHERE send.id = %s AND send.state = 'sending') "
-    "RETURNING d.id"
-)
 
 
 def release(s: Session, ids: list[int]) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from newsletter.core.config import get_settings
 from newsletter.core.db import session_scope
 from newsletter.core.safety.headers import HeaderInjection
-from newsletter.delivery import warmup
+from newsletter.delivery import queries, warmup
 from newsletter.delivery.assemble import CompiledMessage, Recipient
 from newsletter.delivery.clock import now as utcnow
 from newsletter.delivery.relays import RelayConfig
@@ -144,7 +144,7 @@ def finish_group(s: Session, done: list[Done]) -> None:
     sent = [d for d in done if d.outcome.state == "sent"]
     if sent and s.get_bind().dialect.name == "postgresql":
         s.connection().exec_driver_sql(
-            _MARK_SENT_PG,
+            queries.MARK_SENT,
             (
                 [d.ready.row[0] for d in sent],
                 [d.at for d in sent],
@@ -161,12 +161,6 @@ def finish_group(s: Session, done: list[Done]) -> None:
                 cfg.max_attempts, d.retry_now, relay=d.relay, now=d.at)
 
 
-_MARK_SENT_PG = (
-    "UPDATE delivery AS d SET state = 'sent', sent_at = v.at, last_code = v.code, "
-    "last_reply = v.reply, relay = v.relay, claimed_by = NULL, lease_until = NULL "
-    "FROM unnest(%s::bigint[], %s::timestamptz[], %s::int[], %s::text[], %s::text[]) "
-    "AS v(id, at, code, reply, relay) WHERE d.id = v.id"
-)
 
 
 def _record(

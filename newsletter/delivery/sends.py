@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.core.db import session_scope
 from newsletter.core.errors import NotFound, StateError
+from newsletter.delivery import queries
 from newsletter.models import Delivery, Send, Subscriber, Subscription, Suppression, utcnow
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def plan(session: Session, send_id: int) -> tuple[int, int]:
         raise StateError(f"send {send_id} has no audience list")
     if session.get_bind().dialect.name == "postgresql":
         # one plan per issue at a time: the cross-send check below must see the other's rows
-        session.execute(text("SELECT pg_advisory_xact_lock(7341, :i)"), {"i": send.issue_id})
+        session.execute(text(queries.ISSUE_PLAN_LOCK), {"i": send.issue_id})
     eligible, already = _eligible(
         session,
         send_id=send_id,

@@ -163,6 +163,7 @@ def test_a_claim_whose_lease_ran_out_before_its_commit_sends_nothing(
     import datetime as dt
 
     from newsletter.delivery import lease as eng
+    from newsletter.delivery import queries
 
     port, sink = smtp_sink
     _stack(pg_settings, port, lease_seconds=3)
@@ -182,7 +183,7 @@ def test_a_claim_whose_lease_ran_out_before_its_commit_sends_nothing(
         assert all(lease is not None and lease < eng.utcnow() for lease in leases)  # not revived
         now = eng.utcnow()
         took = s.connection().exec_driver_sql(
-            eng.MARK_SENDING_PG,
+            queries.MARK_SENDING,
             (now + dt.timedelta(seconds=3), [claimed[0]], ["<x@y>"], ["default"], token, now,
              ids["send"]),
         )

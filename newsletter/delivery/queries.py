@@ -1,0 +1,41 @@
+"""The delivery ledger's hand-written SQL, named and documented in one place.
+
+Most statements are built with SQLAlchemy; these few are written out because the
+generated form is slower or cannot say the same thing (``unnest`` of parallel arrays, an
+advisory lock). Each runs through ``exec_driver_sql`` (psycopg's ``%s`` placeholders) or
+``text()`` (``:name``), and ``tests/delivery/test_queries.py`` EXPLAINs every one on
+PostgreSQL, so a renamed column fails there and not in a send.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ISSUE_PLAN_LOCK", "MARK_SENDING", "MARK_SENT"]
+
+#: Mark one group ``sending`` before its SMTP transactions: the fence. A row is marked only
+#: while its claim is still this worker's (``claimed_by``), its lease has not run out
+#: (``lease_until > now``) and its send is still ``sending`` (a pause or cancel that has
+#: committed stops the next group). Sets the new lease, counts the attempt and fixes the
+#: Message-ID and relay; returns the ids it marked, and only those are sent.
+#: Parameters: lease end, ids, message ids, relay names, claim token, now, send id.
+MARK_SENDING = (
+    "UPDATE delivery AS d SET state = 'sending', attempts = d.attempts + 1, "
+    "message_id = v.mid, relay = v.relay, lease_until = %s "
+    "FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS v(id, mid, relay) "
+    "WHERE d.id = v.id AND d.claimed_by = %s AND d.state IN ('queued', 'deferred') "
+    "AND d.lease_until > %s "
+    "AND EXISTS (SELECT 1 FROM send WHERE send.id = %s AND send.state = 'sending') "
+    "RETURNING d.id"
+)
+
+#: Record the messages of one group that the relay accepted, in one statement, and end
+#: their lease. Parameters: ids, accepted-at times, reply codes, reply texts, relay names.
+MARK_SENT = (
+    "UPDATE delivery AS d SET state = 'sent', sent_at = v.at, last_code = v.code, "
+    "last_reply = v.reply, relay = v.relay, claimed_by = NULL, lease_until = NULL "
+    "FROM unnest(%s::bigint[], %s::timestamptz[], %s::int[], %s::text[], %s::text[]) "
+    "AS v(id, at, code, reply, relay) WHERE d.id = v.id"
+)
+
+#: One plan per issue at a time (``text()``, ``:i`` = the issue id): the cross-send check
+#: that keeps a reader from getting an issue twice must see the other plan's rows.
+ISSUE_PLAN_LOCK = "SELECT pg_advisory_xact_lock(7341, :i)"
