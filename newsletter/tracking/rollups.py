@@ -28,7 +28,7 @@ from newsletter.core import clock
 from newsletter.core.db import session_scope
 from newsletter.models import Delivery, Event, Link, Publication, RollupHourly, Send, Subscriber
 from newsletter.models.tracking import RollupLinkCls, RollupSegment, SendAudience, TrackingFirst
-from newsletter.tracking import data
+from newsletter.tracking import data, queries
 from newsletter.tracking.classify import BURST_RULE, classify
 
 __all__ = [
@@ -523,87 +523,18 @@ def _recompute_clicks(
 # -- rebuild: the rollups as a GROUP BY over raw events -----------------------------------
 
 
-def _sql_fragments(dialect: str) -> tuple[str, str]:
-    if dialect == "postgresql":
-        hour = "date_trunc('hour', ev.occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
-        dom = "lower(split_part(sub.email, '@', 2))"
-    else:
-        hour = "strftime('%Y-%m-%d %H:00:00.000000', ev.occurred_at)"
-        dom = "lower(substr(sub.email, instr(sub.email, '@') + 1))"
-    whens = []
-    for g, doms in data.DOMAIN_GROUPS.items():
-        safe = [x for x in doms if all(c.isalnum() or c in ".-" for c in x)]
-        whens.append(f"WHEN {dom} IN ({', '.join(repr(x) for x in safe)}) THEN '{g}'")
-    group = f"CASE {' '.join(whens)} ELSE '{data.OTHER_GROUP}' END"
-    return hour, group
-
-
 def rebuild(session: Session, send_id: int) -> dict[str, int]:
     """Recompute a send's rollups and unique markers from its raw events (one GROUP BY).
 
     Exact only while every raw event of the send is retained (see :func:`purge`):
-    the ingester's incremental rollups and this rebuild agree (tests/tracking).
+    the ingester's incremental rollups and this rebuild agree (tests/tracking). The
+    statements, in order, are :func:`newsletter.tracking.queries.rebuild_statements`.
     """
-    hour, group = _sql_fragments(session.get_bind().dialect.name)
     p = {"s": send_id}
-    base = f"""
-        SELECT ev.id, ev.delivery_id, ev.kind, ev.cls, ev.link_position, ev.occurred_at,
-               {hour} AS h, d.variant AS variant, {group} AS g,
-               CASE WHEN ev.cls = 'machine' THEN 'm' ELSE 'h' END AS b
-        FROM event ev
-        JOIN delivery d ON d.id = ev.delivery_id
-        JOIN subscriber sub ON sub.id = d.subscriber_id
-        WHERE ev.send_id = :s"""
-    for tbl in ("rollup_segment", "rollup_hourly", "rollup_link_cls"):
-        session.execute(text(f"DELETE FROM {tbl} WHERE send_id = :s"), p)
-    session.execute(
-        text("DELETE FROM tracking_first WHERE delivery_id IN "
-             "(SELECT id FROM delivery WHERE send_id = :s)"), p)  # fmt: skip
-    ranked = f"""(SELECT e.*, row_number() OVER (PARTITION BY delivery_id, kind, b ORDER BY id) AS rn
-                  FROM ({base}) e) r"""
-    n = session.execute(
-        text(f"""
-        INSERT INTO rollup_segment (send_id, variant, domain_group, kind, cls, total, uniq)
-        SELECT :s, variant, g, kind, cls, count(*), sum(CASE WHEN rn = 1 THEN 1 ELSE 0 END)
-        FROM {ranked} GROUP BY variant, g, kind, cls"""),
-        p,
-    ).rowcount  # type: ignore[attr-defined]
-    session.execute(
-        text(f"""
-        INSERT INTO rollup_hourly (send_id, hour, kind, cls, total, uniq)
-        SELECT :s, h, kind, cls, count(*), sum(CASE WHEN rn = 1 THEN 1 ELSE 0 END)
-        FROM {ranked} GROUP BY h, kind, cls"""),
-        p,
-    )
-    session.execute(
-        text(f"""
-        INSERT INTO rollup_link_cls (send_id, link_position, cls, total, uniq)
-        SELECT :s, link_position, cls, count(*), sum(CASE WHEN rn = 1 THEN 1 ELSE 0 END)
-        FROM (SELECT e.*, row_number() OVER (PARTITION BY delivery_id, link_position, b
-                                             ORDER BY id) AS rn
-              FROM ({base}) e WHERE kind = 'click' AND link_position IS NOT NULL) r
-        GROUP BY link_position, cls"""),
-        p,
-    )
-    session.execute(
-        text(f"""
-        INSERT INTO tracking_first (delivery_id, key)
-        SELECT DISTINCT delivery_id, substr(kind, 1, 12) || ':' || b FROM ({base}) e
-        WHERE NOT (kind IN ('open', 'click') AND b = 'h')
-        UNION
-        SELECT DISTINCT delivery_id, 'l' || CAST(link_position AS VARCHAR(8)) || ':' || b
-        FROM ({base}) e WHERE kind = 'click' AND link_position IS NOT NULL"""),
-        p,
-    )
-    for col, kind in (("first_open_at", "open"), ("first_click_at", "click")):
-        session.execute(
-            text(f"""
-            UPDATE delivery SET {col} = (
-                SELECT ev.occurred_at FROM event ev
-                WHERE ev.delivery_id = delivery.id AND ev.kind = '{kind}' AND ev.cls <> 'machine'
-                ORDER BY ev.id LIMIT 1)
-            WHERE send_id = :s"""),
-            p,
-        )
+    n = 0
+    for name, sql in queries.rebuild_statements(session.get_bind().dialect.name):
+        result = session.execute(text(sql), p)
+        if name == "segment rollups":
+            n = int(result.rowcount or 0)  # type: ignore[attr-defined]
     session.execute(delete(SendAudience).where(SendAudience.send_id == send_id))
-    return {"rollup_rows": int(n or 0)}
+    return {"rollup_rows": n}
