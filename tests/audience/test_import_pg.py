@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from newsletter.audience import importer
+from newsletter.audience import apply, rows
 from newsletter.audience.importer import import_file
 from newsletter.audience.service import get_or_create_list, suppress
 from newsletter.core.db import session_scope
@@ -63,7 +63,7 @@ def test_a_concurrent_writer_is_caught_and_the_chunk_reapplied(
 ) -> None:  # type: ignore[no-untyped-def]
     # What the import believes it knows is taken before another writer adds an address:
     # the direct COPY then meets the unique index and the chunk is applied again.
-    original = importer._Known.__init__
+    original = rows.Known.__init__
 
     def stale(self, db_url, limit=2_000_000):  # type: ignore[no-untyped-def]
         original(self, db_url, limit)
@@ -74,7 +74,7 @@ def test_a_concurrent_writer_is_caught_and_the_chunk_reapplied(
             sid = s.scalar(select(Subscriber.id).where(Subscriber.email == "user3@example3.com"))
             s.add(Subscription(subscriber_id=sid, list_id=lst.id, status="active"))
 
-    monkeypatch.setattr(importer._Known, "__init__", stale)
+    monkeypatch.setattr(rows.Known, "__init__", stale)
     summary = import_file(_file(tmp_path / "a.csv", 50), "周报", chunk_size=20)
     assert summary.new == 49 and summary.updated == 1, summary.as_dict()
     subs, members, distinct = _counts()
@@ -86,7 +86,7 @@ def test_an_interrupted_import_converges_when_run_again(
 ) -> None:  # type: ignore[no-untyped-def]
     f = _file(tmp_path / "a.csv", 500)
     calls = {"n": 0}
-    original = importer._Applier._copy_new
+    original = apply.Applier._copy_new
 
     def dies_on_third(self, s, chunk):  # type: ignore[no-untyped-def]
         calls["n"] += 1
@@ -94,12 +94,12 @@ def test_an_interrupted_import_converges_when_run_again(
             raise KeyboardInterrupt("operator pressed Ctrl-C")
         return original(self, s, chunk)
 
-    monkeypatch.setattr(importer._Applier, "_copy_new", dies_on_third)
+    monkeypatch.setattr(apply.Applier, "_copy_new", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         import_file(f, "周报", chunk_size=50, workers=1)
     subs, members, _ = _counts()
     assert subs == members and subs % 50 == 0 and subs < 500  # whole chunks only
-    monkeypatch.setattr(importer._Applier, "_copy_new", original)
+    monkeypatch.setattr(apply.Applier, "_copy_new", original)
     again = import_file(f, "周报", chunk_size=50)
     assert again.new == 500 - subs and again.unchanged == subs
     assert _counts() == (500, 500, 500)
