@@ -117,7 +117,7 @@ def main() -> int:
             if os.environ.get("NEWSLETTER_SEND_GROUP_SIZE"):
                 base["NEWSLETTER_SEND_GROUP_SIZE"] = os.environ["NEWSLETTER_SEND_GROUP_SIZE"]
             if not args.no_dkim:
-                from newsletter.delivery.dkim import generate_rsa_key
+                from newsletter.delivery.dkim_keys import generate_rsa_key
 
                 key = work / "dkim.pem"
                 key.write_bytes(generate_rsa_key(2048))

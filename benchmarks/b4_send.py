@@ -294,7 +294,7 @@ def main() -> int:
                "NEWSLETTER_SEND_PARALLELISM": str(args.sessions), "NEWSLETTER_BATCH_SIZE": str(batch),
                "NEWSLETTER_VAR_DIR": str(tmp), "NEWSLETTER_BASE_URL": cfg.base_url}
         if not args.no_dkim:  # signed as in production (issue 19: B4 with DKIM on)
-            from newsletter.delivery.dkim import generate_rsa_key
+            from newsletter.delivery.dkim_keys import generate_rsa_key
 
             key = tmp / "dkim.pem"
             key.write_bytes(generate_rsa_key(2048))

@@ -48,7 +48,7 @@ app.add_typer(ops_commands)
 class _Root(LazyGroup):
     lazy = {  # name -> (module, attribute, one-line help shown in `newsletter --help`)
         "dkim": (
-            "newsletter.delivery.dkim",
+            "newsletter.delivery.dkim_keys",
             "dkim_app",
             "DKIM keys: generate a key pair and print its DNS record",
         ),

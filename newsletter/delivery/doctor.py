@@ -33,7 +33,8 @@ import dns.exception
 import dns.resolver
 
 from newsletter.core.config import get_settings
-from newsletter.delivery.dkim import DkimSettings, public_key_b64
+from newsletter.delivery.dkim import DkimSettings
+from newsletter.delivery.dkim_keys import public_key_b64
 
 __all__ = ["Check", "org_domain", "run_doctor"]
 

@@ -21,11 +21,13 @@ from newsletter.delivery.dkim import (
     DkimSettings,
     DkimSigner,
     canon_body,
+    load_signer,
+)
+from newsletter.delivery.dkim_keys import (
     dkim_app,
     dns_txt_record,
     generate_ed25519_key,
     generate_rsa_key,
-    load_signer,
 )
 
 ROOT = Path(__file__).resolve().parents[2]

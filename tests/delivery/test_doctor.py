@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from newsletter.cli.main import app
 from newsletter.core.config import Settings, reset_settings
-from newsletter.delivery.dkim import dns_zone_line, generate_rsa_key
+from newsletter.delivery.dkim_keys import dns_zone_line, generate_rsa_key
 from newsletter.delivery.doctor import org_domain
 from newsletter.devtools.sink import free_port
 

@@ -13,7 +13,7 @@ import pytest
 from newsletter.core.config import reset_settings
 from newsletter.core.db import session_scope
 from newsletter.delivery.compiled import clear_cache
-from newsletter.delivery.dkim import dns_txt_record, generate_rsa_key
+from newsletter.delivery.dkim_keys import dns_txt_record, generate_rsa_key
 from newsletter.delivery.run import drive_inline
 from newsletter.devtools.sink import SinkHandler, start_sink
 from newsletter.issues.review import approve

@@ -15,7 +15,7 @@ from newsletter.audience.service import get_or_create_list
 from newsletter.core.config import reset_settings
 from newsletter.core.db import session_scope
 from newsletter.delivery.bounces import start_bounce_server
-from newsletter.delivery.dkim import dns_txt_record, generate_rsa_key
+from newsletter.delivery.dkim_keys import dns_txt_record, generate_rsa_key
 from newsletter.delivery.system_mail import subscribe
 from newsletter.devtools.sink import free_port
 from newsletter.models import Suppression

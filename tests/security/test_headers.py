@@ -30,7 +30,7 @@ from newsletter.core.db import session_scope
 from newsletter.core.safety.headers import ENCODED_WORD_MAX, HeaderInjection, clean_text
 from newsletter.delivery.assemble import compile_message
 from newsletter.delivery.compiled import clear_cache
-from newsletter.delivery.dkim import dns_txt_record, generate_rsa_key
+from newsletter.delivery.dkim_keys import dns_txt_record, generate_rsa_key
 from newsletter.delivery.run import drive_inline
 from newsletter.models import Delivery, MailingList, Send, Subscriber, Subscription
 from tests.factories import seed

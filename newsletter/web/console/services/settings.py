@@ -82,7 +82,8 @@ def update_schedule(actor: Principal, weekday: int, time_: str, tz: str, default
 
 
 def sender_identity() -> dict[str, Any]:
-    from newsletter.delivery.dkim import DkimSettings, dns_zone_line
+    from newsletter.delivery.dkim import DkimSettings
+    from newsletter.delivery.dkim_keys import dns_zone_line
 
     cfg = get_settings()
     dk = DkimSettings()
