@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from newsletter.audience.importer import import_file
-from newsletter.audience.service import suppress, unsubscribe
+from newsletter.audience.service import is_suppressed, suppress, unsubscribe
 from newsletter.core.db import session_scope
 from newsletter.core.errors import ImportFileError
 from newsletter.models import AuditLog, Subscriber, Subscription
@@ -71,6 +71,7 @@ def test_bad_rows_are_reported_with_row_numbers(sqlite_settings, tmp_path: Path)
     rows = list(csv.DictReader(report.open(encoding="utf-8-sig")))
     by_row = {int(r["row"]): r for r in rows}
     assert set(by_row) == {3, 4, 5, 6, 7, 8}
+    assert by_row[3]["value"] == "not-an-address"  # the report names the value it refused
     assert "@" in by_row[3]["reason"] or "邮箱" in by_row[3]["reason"]
     assert "duplicate of row 2" in by_row[6]["reason"]
     assert "columns" in by_row[7]["reason"]
@@ -94,6 +95,7 @@ def test_suppressed_and_unsubscribed_are_not_resubscribed(any_db, tmp_path: Path
         zhang = s.scalars(select(Subscriber).where(Subscriber.email == "zhang@example.com")).one()
         unsubscribe(s, zhang.id, None)
         suppress(s, "li@example.com", "hard_bounce")
+        suppress(s, "bystander@example.com", "complaint")  # not in the file
     again = import_file(f, "周报")
     assert again.suppressed == 2 and again.new == 0
     with session_scope() as s:
@@ -105,7 +107,14 @@ def test_suppressed_and_unsubscribed_are_not_resubscribed(any_db, tmp_path: Path
         actions = list(
             s.scalars(select(AuditLog.action).where(AuditLog.actor == "ops@example.org"))
         )
+        lifted = dict(s.execute(select(AuditLog.target, AuditLog.detail).where(
+            AuditLog.action == "subscribers.resubscribe")).all())  # fmt: skip
+        # found by mutation testing: lifting the file's suppressions must leave everyone
+        # else's alone, and the audit must say what was lifted
+        assert is_suppressed(s, "bystander@example.com") is not None
     assert actions.count("subscribers.resubscribe") == 2
+    assert lifted["li@example.com"]["previous"] == "hard_bounce"
+    assert lifted["zhang@example.com"]["previous"] == "unsubscribe_all"  # left every list
 
 
 def test_sample_subscriber_file_imports_with_its_broken_rows_reported(

@@ -138,3 +138,27 @@ def test_tab_separated_rows_become_a_table() -> None:
     assert body[0].kind == "table"
     assert body[0].rows == [["地区", "数量"], ["东部", "372"], ["西部", "146"]]
     assert body[1].text == "说明文字"
+
+
+@pytest.mark.parametrize(
+    ("line", "period"),
+    [
+        ("2026年3月2日至3月8日", "2026.03.02–2026.03.08"),  # the second date takes the first's year
+        ("2025年12月29日—2026年1月4日", "2025.12.29–2026.01.04"),  # across a new year
+        ("20210802-20210808", "2021.08.02–2021.08.08"),
+    ],
+)
+def test_a_period_line_is_read_with_the_right_years(line: str, period: str) -> None:
+    """Found by mutation testing: nothing checked which year the second date gets."""
+    issue = parse_issue(import_text(f"某某周报\n第5期\n{line}\n一、要闻\n1、甲\n正文\n").markdown)
+    assert issue.period == period
+
+
+def test_empty_and_missing_table_cells_stay_blank() -> None:
+    """Found by mutation testing: an empty cell, or a row shorter than the header, must
+    come out blank, not filled with anything."""
+    text = "标题：测试\n期数：1\n一、数据\n1、表\n地区\t数量\t备注\n东部\t\t新增\n西部\t146\n"
+    issue = parse_issue(import_text(text).markdown)
+    table = issue.sections[0].items[0].body[0]
+    assert table.kind == "table"
+    assert table.rows == [["地区", "数量", "备注"], ["东部", "", "新增"], ["西部", "146", ""]]
