@@ -106,7 +106,9 @@ def _pause_for_relay(send_id: int, result: BatchResult, reason: str, *, relay: b
                 "auto_paused",
                 f"send {send_id} auto-paused",
                 reason,
-                key=f"paused:{send_id}:{utcnow().isoformat(timespec='minutes')}",
+                # one alert per pause: only the worker whose transition paused the send gets
+                # here, so the key needs no time window (a minute hid a second pause)
+                key=f"paused:{send_id}:{utcnow().isoformat()}",
             )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from newsletter.core.db import session_scope
-from newsletter.core.errors import NewsletterError, NotFound
+from newsletter.core.errors import NewsletterError, NotFound, StateError
 from newsletter.delivery.batch import process_batch
 from newsletter.delivery.outcomes import BatchResult
 from newsletter.delivery.sends import maybe_finish, pending, plan, transition
@@ -117,6 +117,17 @@ def _start(send_id: int) -> tuple[int, int]:
         render_issue(s, send.issue_id)
     with session_scope() as s:
         planned, excluded = plan(s, send_id)
+        send = s.get(Send, send_id)
+        assert send is not None
+        already = send.already_received or 0
+        if planned == 0 and already == 0 and send.channel == "email":
+            # Nobody on the list may be reached: a send that "finished" here would mark the
+            # issue sent although no reader got it.
+            raise StateError(
+                f"列表中没有可以发送的订阅者（{excluded} 人已退订、被屏蔽或被抑制），未发送 / "
+                f"the list has no subscriber this send may reach ({excluded} unsubscribed, "
+                "suppressed or blocked); nothing was sent"
+            )
         from newsletter.delivery.subjects import assign
 
         assign(s, send_id)  # a subject test: deal the subjects, hold the remainder
@@ -127,7 +138,8 @@ def _start(send_id: int) -> tuple[int, int]:
             from newsletter.delivery.alerts import notify
 
             notify(s, "started", f"send {send_id} started",
-                   f"planned {planned} deliveries; {excluded} list members excluded "
+                   f"planned {planned} deliveries; {already} list members already received "
+                   f"this issue from another send; {max(excluded - already, 0)} excluded "
                    "(unsubscribed, suppressed or blocked)", key=f"started:{send_id}")
     return planned, excluded
 

@@ -282,3 +282,24 @@ def test_a_wechat_only_error_never_holds_the_email_back(sqlite_settings, smtp_si
         send_id = send.id
     assert drive_inline(send_id) == "finished"
     assert [rs for _f, rs, _d in sink.messages] == [["reader@example.com"]]
+
+
+def test_a_list_with_nobody_to_reach_fails_loudly_and_the_issue_stays_unsent(sqlite_settings) -> None:  # type: ignore[no-untyped-def]
+    """Issue 30: a send to a list whose members are all suppressed ended `finished` and
+    marked the issue `sent`. It now fails with one line and the issue stays approved."""
+    from newsletter.audience.service import suppress
+    from newsletter.core.errors import StateError
+    from newsletter.models import Issue
+
+    ids = seed(3)
+    with session_scope() as s:
+        for i in range(3):
+            suppress(s, f"reader{i}@example.com", "hard_bounce")
+    with pytest.raises(StateError) as info:
+        start(ids["send"])
+    assert "没有可以发送的订阅者" in str(info.value) and "nothing was sent" in str(info.value)
+    with session_scope() as s:
+        send = s.get(Send, ids["send"])
+        assert send is not None and send.state == "failed"
+        issue = s.get(Issue, send.issue_id)
+        assert issue is not None and issue.status != "sent"

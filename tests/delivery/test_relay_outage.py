@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from newsletter.core.config import reset_settings
 from newsletter.core.db import session_scope
 from newsletter.delivery.heal import heal
-from newsletter.delivery.run import drive_inline
+from newsletter.delivery.run import drive_inline, start
 from newsletter.devtools.sink import SinkHandler, start_sink
 from newsletter.models import AuditLog, Send, utcnow
 from newsletter.schedule.tick import tick
@@ -148,3 +148,22 @@ def test_the_tick_probes_and_resumes_in_celery_mode(sqlite_settings, tmp_path: P
             assert send.state == "sending" and send.auto_paused_at is None
     finally:
         ctrl.stop()
+
+
+def test_a_second_auto_pause_within_a_minute_is_alerted_too(sqlite_settings) -> None:  # type: ignore[no-untyped-def]
+    """Issue 30: the alert key was per minute, so a send paused, resumed and paused again
+    within the same minute raised one alert while it sat paused."""
+    from newsletter.delivery.outcomes import BatchResult, maybe_auto_pause
+    from newsletter.delivery.sends import transition
+
+
+    ids = seed(3)
+    start(ids["send"])
+    for _ in range(2):
+        maybe_auto_pause(ids["send"], BatchResult(no_relay=3))
+        with session_scope() as s:
+            assert s.get(Send, ids["send"]).state == "paused"  # type: ignore[union-attr]
+            transition(s, ids["send"], "resume")
+    with session_scope() as s:
+        alerts = s.scalars(select(AuditLog.target).where(AuditLog.action == "notify.auto_paused")).all()
+    assert len(alerts) == 2 and len(set(alerts)) == 2
