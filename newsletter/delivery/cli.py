@@ -418,6 +418,8 @@ def _show_status(send_id: int, as_json: bool, note: str | None = None) -> None:
             f"skipped {data['already_received']} reader(s) who already received this issue "
             "from another send / 已收到本期的读者已跳过"
         )
+    if data["resend_reason"]:
+        console.print(f"resend / 重发原因: {data['resend_reason']}")
     if data["at_risk"]:
         console.print(
             f"[yellow]at risk / 可能重复: {data['at_risk']}[/] (re-sent after a crash with the "

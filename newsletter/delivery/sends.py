@@ -79,6 +79,15 @@ def transition(session: Session, send_id: int, action: str, *, error: str | None
         update(Send).where(Send.id == send_id, Send.state.in_(sources)).values(**values)
     )
     if res.rowcount == 1:  # type: ignore[attr-defined]
+        if action == "cancel":
+            # What was still to go will never go: say so on each row, so a cancelled send
+            # shows no queue (a row already `sending` finishes and records its outcome).
+            session.execute(
+                update(Delivery)
+                .where(Delivery.send_id == send_id, Delivery.state.in_(("queued", "deferred")))
+                .values(state="skipped", last_reply="cancelled / 已取消", claimed_by=None,
+                        lease_until=None)
+            )  # fmt: skip
         return True
     current = session.scalar(select(Send.state).where(Send.id == send_id))
     if current is None:

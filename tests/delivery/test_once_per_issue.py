@@ -303,3 +303,18 @@ def test_a_list_with_nobody_to_reach_fails_loudly_and_the_issue_stays_unsent(sql
         assert send is not None and send.state == "failed"
         issue = s.get(Issue, send.issue_id)
         assert issue is not None and issue.status != "sent"
+
+
+def test_a_cancelled_send_leaves_nothing_queued_and_status_shows_the_resend_reason(sqlite_settings) -> None:  # type: ignore[no-untyped-def]
+    """Issue 30: cancelled sends kept their unsent rows `queued`; the human status left out
+    why a resend was made."""
+    ids = seed(4)
+    start(ids["send"])
+    with session_scope() as s:
+        s.execute(update(Send).where(Send.id == ids["send"]).values(resend_reason="链接有误，重发"))
+        transition(s, ids["send"], "cancel")
+    with session_scope() as s:
+        states = Counter(s.scalars(select(Delivery.state).where(Delivery.send_id == ids["send"])))
+    assert states == {"skipped": 4}
+    out = CliRunner().invoke(app, ["send", "status", str(ids["send"])])
+    assert out.exit_code == 0 and "链接有误，重发" in out.output
