@@ -40,6 +40,14 @@ def _fresh_process_state() -> Iterator[None]:
     caches.reset_all()
 
 
+def clean_env() -> dict[str, str]:
+    """This process's environment without its NEWSLETTER_* settings, for a child that gets
+    its own; the clock offset of ``make test-future`` is kept, so parent and child share
+    one notion of "now"."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith("NEWSLETTER_") or k == "NEWSLETTER_CLOCK_OFFSET"}  # fmt: skip
+
+
 class MovableClock:
     """The product's one clock, started at the real time and moved only by the test."""
 

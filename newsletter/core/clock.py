@@ -8,11 +8,16 @@ fails on a new direct call outside this module).
 
 Durations and deadlines inside one process use ``time.monotonic()``, which is not a
 clock of dates and is allowed anywhere.
+
+``NEWSLETTER_CLOCK_OFFSET`` (seconds, or days with a ``d``: ``365d``) moves this clock for
+a whole process tree: ``make test-future`` runs the suite a year ahead with it, so no
+comparison can depend on today's date. It is for testing; production leaves it unset.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from collections.abc import Callable
 
@@ -21,8 +26,18 @@ __all__ = ["micros", "now", "set_clock", "timestamp", "today_in"]
 _override: Callable[[], dt.datetime] | None = None
 
 
+def _offset_seconds(raw: str) -> float:
+    raw = raw.strip()
+    if not raw:
+        return 0.0
+    return float(raw[:-1]) * 86400 if raw.endswith("d") else float(raw)
+
+
+_OFFSET = _offset_seconds(os.environ.get("NEWSLETTER_CLOCK_OFFSET", ""))
+
+
 def _wall() -> dt.datetime:
-    return dt.datetime.fromtimestamp(time.time(), dt.UTC)
+    return dt.datetime.fromtimestamp(time.time() + _OFFSET, dt.UTC)
 
 
 def now() -> dt.datetime:
@@ -32,12 +47,14 @@ def now() -> dt.datetime:
 
 def timestamp() -> float:
     """The current time as seconds since the epoch (for signed tokens and TTLs)."""
-    return now().timestamp() if _override is not None else time.time()
+    return now().timestamp() if _override is not None else time.time() + _OFFSET
 
 
 def micros() -> int:
     """The current time in whole microseconds since the epoch (event stamps; hot path)."""
-    return int(now().timestamp() * 1_000_000) if _override is not None else time.time_ns() // 1000
+    if _override is not None or _OFFSET:
+        return int(now().timestamp() * 1_000_000)
+    return time.time_ns() // 1000
 
 
 def today_in(tz: dt.tzinfo) -> dt.date:

@@ -9,7 +9,6 @@ itself (seeding, starting the send, counting), which no partition can cut.
 from __future__ import annotations
 
 import glob
-import os
 import shutil
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import clean_env
 from tests.fleet.netns import Fabric, Host
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,7 +99,7 @@ def start_sink(fab: Fabric, host: Host, out: Path) -> subprocess.Popen[Any]:
 def host_env(base: dict[str, str], db: Host, redis: Host, work: Path, host: Host) -> dict[str, str]:
     """The environment of a newsletter process on ``host``: it reaches PostgreSQL and Redis
     over the fabric, like a process on another machine."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env = clean_env()
     env.update(base)
     env.update({
         "NEWSLETTER_DATABASE_URL": f"postgresql+psycopg://postgres@{db.addr}:{PG_PORT}/postgres",

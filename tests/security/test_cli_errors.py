@@ -4,7 +4,6 @@ entry point in a new process against PostgreSQL (or a broken database URL)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
@@ -19,7 +18,7 @@ from sqlalchemy import func, select, text
 from newsletter.core.config import Settings
 from newsletter.core.db import session_scope
 from newsletter.models import Base, Issue
-from tests.conftest import PG_ADMIN
+from tests.conftest import PG_ADMIN, clean_env
 from tests.factories import seed
 from tests.security.conftest import issue_text
 
@@ -157,7 +156,7 @@ def test_cli_bad_input_is_one_clear_line(
         db_url = pg_app.database_url.rsplit("/", 1)[0] + "/nl_no_such_db_" + uuid.uuid4().hex[:6]
     elif db_url == "EMPTY":
         db_url = request.getfixturevalue("empty_db")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env = clean_env()
     env.update(
         NEWSLETTER_CONFIG=str(tmp_path / "absent.toml"),
         NEWSLETTER_VAR_DIR=str(tmp_path / "var"),
@@ -186,7 +185,7 @@ def test_cli_bad_input_is_one_clear_line(
 
 
 def test_debug_flag_shows_the_traceback(pg_app: Settings, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env = clean_env()
     env.update(
         NEWSLETTER_CONFIG=str(tmp_path / "absent.toml"),
         NEWSLETTER_VAR_DIR=str(tmp_path / "var"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from newsletter.core.config import DEFAULT_SECRET_KEY, Settings, reset_settings
-from tests.conftest import PG_ADMIN, REDIS_URL
+from tests.conftest import PG_ADMIN, REDIS_URL, clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent / "newsletter"
@@ -36,7 +35,7 @@ PROCESSES = {
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env = clean_env()
     env.update(
         NEWSLETTER_CONFIG=str(tmp_path / "absent.toml"),
         NEWSLETTER_VAR_DIR=str(tmp_path / "var"),

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from newsletter.core import clock
 from newsletter.core.wechat_settings import WeChatSettings
 from newsletter.devtools.wechat_fake import FakeWeChat
 from newsletter.wechat.callback import router, signature
@@ -22,7 +21,7 @@ def _client() -> TestClient:
 
 
 def _signed(token: str) -> dict[str, str]:
-    ts, nonce = str(int(time.time())), "n0nce"
+    ts, nonce = str(int(clock.timestamp())), "n0nce"
     return {"signature": signature(token, ts, nonce), "timestamp": ts, "nonce": nonce}
 
 
@@ -31,7 +30,7 @@ def test_url_verification(wx: WeChatSettings) -> None:
     q = _signed("callback-token-1")
     assert c.get("/wechat/callback", params={**q, "echostr": "abc"}).text == "abc"
     assert c.get("/wechat/callback", params={**_signed("wrong"), "echostr": "x"}).status_code == 403
-    old = {**q, "timestamp": str(int(time.time()) - 3600)}
+    old = {**q, "timestamp": str(int(clock.timestamp()) - 3600)}
     assert c.get("/wechat/callback", params=old).status_code == 403
 
 

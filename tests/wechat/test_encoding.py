@@ -15,6 +15,7 @@ from newsletter.core.config import Settings
 from newsletter.core.wechat_settings import WeChatSettings
 from newsletter.devtools.wechat_fake import FakeWeChat, decode_body
 from newsletter.wechat.client import WeChatClient
+from tests.conftest import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 OLD_HTTPX = ROOT / ".venv" / "httpx-0.27"
@@ -33,7 +34,7 @@ print(json.dumps({"httpx": httpx.__version__, "httpx_json_body": req.content.dec
 
 
 def _run_child(tmp_path: Path, url: str, f: FakeWeChat, extra_path: Path | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env = clean_env()
     paths = [str(extra_path)] if extra_path else []
     env.update(
         PYTHONPATH=os.pathsep.join([*paths, str(ROOT)]),

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
+from newsletter.core import clock
 from newsletter.core.config import Settings
 from newsletter.core.db import session_scope
 from newsletter.core.errors import StateError
@@ -36,6 +37,7 @@ from newsletter.wechat.publisher import (
     wechat_send_for,
 )
 from newsletter.wechat.stats import sync_stats
+from tests.conftest import clean_env
 from tests.wechat.helpers import SAMPLE
 
 FakeT = tuple[FakeWeChat, str]
@@ -216,7 +218,7 @@ def test_lease_held_is_visible_and_take_over_breaks_a_dead_holder(
     dead.wait()
 
     holder = f"{socket.gethostname()}:{dead.pid}:deadbeef"
-    until = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(minutes=15)
+    until = clock.now().replace(tzinfo=None) + dt.timedelta(minutes=15)  # the product's clock
     with session_scope() as s:
         s.execute(update(WeChatPublication).values(lease_owner=holder, lease_until=until))
     with pytest.raises(LeaseHeld) as err:
@@ -250,7 +252,7 @@ STEPS = {
 
 
 def _child_env(settings: Settings, url: str, f: FakeWeChat) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env = clean_env()
     env.update(
         NEWSLETTER_VAR_DIR=str(settings.var_dir),
         NEWSLETTER_SECRET_KEY=settings.secret_key.get_secret_value(),
