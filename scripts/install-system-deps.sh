@@ -4,7 +4,6 @@
 #   postfix: smtp-sink / smtp-source for the delivery benchmark (configured as "No configuration")
 #   docker-compose: validates docker-compose.yml without an engine
 #   spamassassin: scores a rendered message offline (no MPART_ALT_DIFF, score <= 0.5)
-#   faketime: `make test-future` runs the suite with the wall clock a year ahead
 set -euo pipefail
 need=()
 command -v chromium >/dev/null || need+=(chromium)
@@ -12,7 +11,6 @@ dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || need+=(fonts-wqy-microhei)
 command -v smtp-sink >/dev/null || [ -x /usr/sbin/smtp-sink ] || need+=(postfix)
 command -v docker-compose >/dev/null || need+=(docker-compose)
 command -v spamassassin >/dev/null || need+=(spamassassin)
-command -v faketime >/dev/null || need+=(faketime)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 export DEBIAN_FRONTEND=noninteractive
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
