@@ -34,6 +34,7 @@ def _offset_seconds(raw: str) -> float:
 
 
 _OFFSET = _offset_seconds(os.environ.get("NEWSLETTER_CLOCK_OFFSET", ""))
+_OFFSET_NS = int(_OFFSET * 1_000_000_000)
 
 
 def _wall() -> dt.datetime:
@@ -52,9 +53,9 @@ def timestamp() -> float:
 
 def micros() -> int:
     """The current time in whole microseconds since the epoch (event stamps; hot path)."""
-    if _override is not None or _OFFSET:
+    if _override is not None:
         return int(now().timestamp() * 1_000_000)
-    return time.time_ns() // 1000
+    return (time.time_ns() + _OFFSET_NS) // 1000  # integers: exact to the microsecond
 
 
 def today_in(tz: dt.tzinfo) -> dt.date:

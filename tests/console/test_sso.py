@@ -27,6 +27,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from newsletter.cli.main import app as cli_app
+from newsletter.core import clock
 from newsletter.core.config import Settings
 from newsletter.core.db import session_scope
 from newsletter.devtools.sink import free_port
@@ -269,7 +270,7 @@ def test_forged_answers_are_refused(sso: tuple[str, str, Settings]) -> None:
 
         key = RSAKey.generate_key(2048)
         forged = jwt.encode({"alg": "RS256", "kid": "x"}, {
-            "iss": issuer, "aud": "newsletter-console", "iat": int(time.time()),
+            "iss": issuer, "aud": "newsletter-console", "iat": int(clock.timestamp()),
             "jti": "1", "sub": "ann",
             "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
         }, key)

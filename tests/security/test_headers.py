@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import email
 import itertools
-import time
 from collections.abc import Iterator
 from email.header import decode_header, make_header
 from email.utils import parseaddr
@@ -25,6 +24,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text
 
 from newsletter.audience.importer import import_file
+from newsletter.core import clock
 from newsletter.core.config import Settings, reset_settings
 from newsletter.core.db import session_scope
 from newsletter.core.safety.headers import ENCODED_WORD_MAX, HeaderInjection, clean_text
@@ -314,7 +314,7 @@ def test_subscribe_form_name_is_cleaned(anon, pg_app: Settings) -> None:  # type
     assert 'name="stamp"' in page.text
     from newsletter.core.safety.signing import sign
 
-    stamp = sign("c", 0, 0, int(time.time()) - 30)  # as a person's form has it (> 2 s old)
+    stamp = sign("c", 0, 0, int(clock.timestamp()) - 30)  # a person's form (> 2 s old)
     form = {
         "email": "new@example.com",
         "name": "Eve\r\nBcc: victim@third.example\x00",

@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from newsletter.core import clock
 from newsletter.core.config import Settings, reset_settings
 from newsletter.core.db import session_scope
 from newsletter.core.safety.signing import sign
@@ -184,7 +185,7 @@ def live(pg_app: Settings) -> Iterator[tuple[str, int]]:
 
 def test_optin_answers_known_and_unknown_addresses_alike(live: tuple[str, int]) -> None:
     base, list_id = live
-    stamp = sign("c", 0, 0, int(time.time()) - 30)
+    stamp = sign("c", 0, 0, int(clock.timestamp()) - 30)
     known, unknown, bodies = [], [], set()
     with httpx.Client(base_url=base, timeout=30) as c:
         for k in range(12):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from starlette.requests import Request
 
+from newsletter.core import clock
 from newsletter.core.config import Settings, reset_settings
 from newsletter.core.db import session_scope
 from newsletter.models.console import User
@@ -79,7 +79,7 @@ def _signed(key: Any, claims: dict[str, Any]) -> str:
 
 
 def _logout_claims(issuer: str, sub: str) -> dict[str, Any]:
-    return {"iss": issuer, "aud": "console", "iat": int(time.time()), "jti": uuid.uuid4().hex,
+    return {"iss": issuer, "aud": "console", "iat": int(clock.timestamp()), "jti": uuid.uuid4().hex,
             "sub": sub, "events": {"http://schemas.openid.net/event/backchannel-logout": {}}}
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from newsletter.core import clock
 from newsletter.core.config import Settings, reset_settings
 from newsletter.core.db import session_scope
 from newsletter.core.redis import redis_client
@@ -153,7 +154,7 @@ def test_pixel_bytes_and_headers_then_the_events_are_ingested(redis_settings) ->
     assert {r.user_agent for r in rows} == {BROWSER}
     assert {r.ip_hash for r in rows} == {_ip_hash("127.0.0.1")}  # hashed, never the address
     for r in rows:  # the time the server saw the request, to the microsecond, in UTC
-        age = dt.datetime.now(dt.UTC) - r.occurred_at.replace(tzinfo=r.occurred_at.tzinfo or dt.UTC)
+        age = clock.now() - r.occurred_at.replace(tzinfo=r.occurred_at.tzinfo or dt.UTC)
         assert dt.timedelta(0) <= age < dt.timedelta(minutes=5)
 
 

@@ -8,6 +8,22 @@
 //   NL_ACCOUNTS     JSON: {account id: {email, name, roles}}
 import Provider from "oidc-provider";
 
+// `make test-future` moves the product's clock (NEWSLETTER_CLOCK_OFFSET); the provider is
+// another party whose clock must agree with it, so it moves too.
+const clockOffsetMs = (() => {
+  const raw = (process.env.NEWSLETTER_CLOCK_OFFSET || "").trim();
+  if (!raw) return 0;
+  return raw.endsWith("d") ? parseFloat(raw) * 86400000 : parseFloat(raw) * 1000;
+})();
+if (clockOffsetMs) {
+  const RealDate = Date;
+  const realNow = RealDate.now;
+  globalThis.Date = class extends RealDate {
+    constructor(...args) { super(...(args.length ? args : [realNow() + clockOffsetMs])); }
+    static now() { return realNow() + clockOffsetMs; }
+  };
+}
+
 const port = Number(process.env.PORT);
 const issuer = `http://127.0.0.1:${port}`;
 const client = JSON.parse(process.env.NL_CLIENT);
