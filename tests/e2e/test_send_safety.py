@@ -83,10 +83,14 @@ def test_pause_from_the_cli_stops_new_transactions(pg_settings, redis_url, smtp_
     smaller): with k = 1 at most the message under way on each connection."""
     port, sink = smtp_sink
     stamps: list[float] = []
+    paused = threading.Event()
 
     def slow(envelope) -> None:  # type: ignore[no-untyped-def]
         stamps.append(time.monotonic())
-        time.sleep(0.02)
+        if len(stamps) >= 30:  # the relay stalls until the pause has returned, so the send
+            paused.wait(60)  # cannot finish while the pause command is starting
+        else:
+            time.sleep(0.02)
 
     sink.on_data = slow
     cfg = stack_settings(pg_settings, redis_url, port, send_group_size=group)
@@ -96,8 +100,11 @@ def test_pause_from_the_cli_stops_new_transactions(pg_settings, redis_url, smtp_
     try:
         assert _cli(env, "send", "start", str(ids["send"])).returncode == 0
         wait_for(lambda: len(stamps) >= 30, timeout=60, every=0.02)
-        r = _cli(env, "send", "pause", str(ids["send"]))
-        returned = time.monotonic()
+        try:
+            r = _cli(env, "send", "pause", str(ids["send"]))
+            returned = time.monotonic()
+        finally:
+            paused.set()
         assert r.returncode == 0, r.stderr
         # each process finishes the group it had marked, then nothing is `sending`
         wait_for(lambda: _sending(ids["send"]) == 0, timeout=30, every=0.05,
