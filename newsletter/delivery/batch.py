@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import exists, select, text, update
 from sqlalchemy.orm import Session
 
+from newsletter.core.clock import now as utcnow
 from newsletter.core.config import get_settings
 from newsletter.core.db import engine, session_scope
 from newsletter.core.safety.headers import HeaderInjection
@@ -41,7 +42,6 @@ from newsletter.core.safety.signing import delivery_token, unsubscribe_token
 from newsletter.core.telemetry import DELIVERIES
 from newsletter.delivery import queries, warmup
 from newsletter.delivery.assemble import CompiledMessage, Recipient
-from newsletter.delivery.clock import now as utcnow
 from newsletter.delivery.compiled import compiled_for
 from newsletter.delivery.lease import Heartbeat, claim, release
 from newsletter.delivery.outcomes import (

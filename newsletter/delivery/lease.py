@@ -18,10 +18,10 @@ import uuid
 from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from newsletter.core.clock import now as utcnow
 from newsletter.core.db import session_scope
 from newsletter.core.process import worker_name
 from newsletter.core.telemetry import CLAIM_LAG, LEASE_EXPIRIES
-from newsletter.delivery.clock import now as utcnow
 from newsletter.models import Delivery, Send
 
 log = logging.getLogger(__name__)

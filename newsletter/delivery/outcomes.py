@@ -13,12 +13,12 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from newsletter.core.clock import now as utcnow
 from newsletter.core.config import get_settings
 from newsletter.core.db import session_scope
 from newsletter.core.safety.headers import HeaderInjection
 from newsletter.delivery import queries, warmup
 from newsletter.delivery.assemble import CompiledMessage, Recipient
-from newsletter.delivery.clock import now as utcnow
 from newsletter.delivery.relays import RelayConfig
 from newsletter.delivery.sends import transition
 from newsletter.delivery.smtp import Outcome

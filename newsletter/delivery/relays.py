@@ -41,11 +41,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from newsletter.core import clock
 from newsletter.core.caches import on_reset, process_cache
 from newsletter.core.config import Settings, get_settings
 from newsletter.core.db import session_scope
 from newsletter.core.errors import ConfigError
-from newsletter.delivery import clock
 from newsletter.delivery.smtp import MaildirConnection, Outcome, SmtpConnection, settings_connection
 from newsletter.models import Delivery, RelayState
 

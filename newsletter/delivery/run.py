@@ -199,7 +199,7 @@ def step(send_id: int, *, batch_size: int | None = None) -> Next:
     with session_scope() as s:
         _n, nxt = pending(s, send_id)
     if nxt is not None:
-        from newsletter.delivery.clock import now as utcnow
+        from newsletter.core.clock import now as utcnow
         from newsletter.delivery.subjects import HOLD
 
         if nxt >= HOLD:

@@ -22,7 +22,7 @@ Two mechanisms work together:
   delivery refused by it waits for the next day.
 
 Days begin at midnight in ``warmup_timezone``. The clock is
-:func:`.clock.now`, so tests simulate days.
+:func:`newsletter.core.clock.now`, so tests simulate days.
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from newsletter.core import clock
 from newsletter.core.config import get_settings
 from newsletter.core.errors import ConfigError
-from newsletter.delivery import clock
 from newsletter.models import (
     Delivery,
     Event,

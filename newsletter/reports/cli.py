@@ -23,15 +23,13 @@ from rich.console import Console
 from rich.table import Table
 
 from newsletter.core.errors import NewsletterError
-from newsletter.core.terminal import JsonOpt, emit, err, fail
-from newsletter.core.terminal import console as default_console
+from newsletter.core.terminal import JsonOpt, console, emit, err, fail
 from newsletter.issues.cli import _ctx_for_file, issue_app
 from newsletter.tracking.cli import stats_app
 
 __all__ = ["commands", "issue_app", "print_stats", "stats_app"]
 
 commands = typer.Typer()  # top-level commands (stats): mounted without a name
-console = Console()
 
 
 def _fail(exc: Exception) -> None:
@@ -44,7 +42,7 @@ def _pct(v: float) -> str:
 
 
 def print_stats(data: dict[str, Any], out: Console | None = None) -> None:
-    out = out or default_console
+    out = out or console
     from newsletter.tracking.spark import sparkline
 
     t = Table(
@@ -232,9 +230,9 @@ def issue_lint(file: Path, as_json: JsonOpt = False) -> None:
         for m in messages:
             color = "red" if m.level == "error" else "yellow"
             where = f"{file}:{m.line}" if m.line else str(file)
-            default_console.print(f"[{color}]{m.level}[/] {where} [{m.code}] {m.message}")
+            console.print(f"[{color}]{m.level}[/] {where} [{m.code}] {m.message}")
         for i in infos:
-            default_console.print(f"[dim]info[/] {i}")
-        default_console.print(f"{errors} error(s), {len(messages) - errors} warning(s)")
+            console.print(f"[dim]info[/] {i}")
+        console.print(f"{errors} error(s), {len(messages) - errors} warning(s)")
     if errors:
         raise typer.Exit(1)

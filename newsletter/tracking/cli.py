@@ -24,11 +24,6 @@ commands = typer.Typer()  # top-level commands (ingest): mounted without a name
 console = Console()
 
 
-def _fail(exc: Exception) -> None:
-    console.print(f"[red]{exc}[/red]")
-    raise typer.Exit(1)
-
-
 @stats_app.command("retention")
 def retention(dry_run: Annotated[bool, typer.Option("--dry-run")] = False) -> None:
     """Delete raw events older than each publication's retention (rollups stay)."""

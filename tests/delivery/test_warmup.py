@@ -15,11 +15,11 @@ from sqlalchemy import insert, select
 from typer.testing import CliRunner
 
 from newsletter.cli.main import app
+from newsletter.core.clock import set_clock
 from newsletter.core.config import Settings, reset_settings
 from newsletter.core.db import session_scope
 from newsletter.delivery import warmup
 from newsletter.delivery.batch import process_batch
-from newsletter.delivery.clock import set_clock
 from newsletter.delivery.run import start
 from newsletter.delivery.sends import maybe_finish
 from newsletter.devtools.sink import SinkHandler, start_sink
