@@ -678,5 +678,3 @@ def load_issue_source(path: str | Path) -> tuple[Issue, str, list[str]]:
 
 
 # --------------------------------------------------------------------------- decoding
-
-

@@ -1,4 +1,4 @@
-"""The import pattern families (``newsletter/resources/data/import-patterns.yaml``) and line normalising.
+"""The import patterns (``newsletter/resources/data/import-patterns.yaml``) and line normalising.
 
 Patterns are written once, in Simplified with half-width punctuation, and are
 matched against :func:`normalise` of a line, so they recognise either script
@@ -18,7 +18,6 @@ import yaml
 from newsletter.content.script import to_hans
 
 __all__ = [
-    "Family",
     "Patterns",
     "clean",
     "display_form",
@@ -111,26 +110,8 @@ def numeral_value(s: str) -> int | None:
     return None if t is None or o is None else t * 10 + o
 
 
-@dataclass(frozen=True, slots=True)
-class Family:
-    name: str
-    rank: int
-    regex: re.Pattern[str]
-
-    def match(self, norm: str) -> tuple[int, int] | None:
-        """``(number, start of the title)`` when ``norm`` is a heading of this family."""
-        m = self.regex.match(norm)
-        if m is None:
-            return None
-        groups = m.groupdict()
-        num = groups.get("num") or groups.get("num2")
-        value = numeral_value(num) if num else None
-        return None if value is None else (value, m.start("title"))
-
-
 @dataclass(frozen=True)
 class Patterns:
-    families: tuple[Family, ...]
     heading_max: int
     sentence_end: re.Pattern[str]
     contents_heading: re.Pattern[str]
@@ -138,7 +119,7 @@ class Patterns:
     tracker_words: frozenset[str]
     tail_max: int
     header_keys: dict[str, str]
-    issue_number: re.Pattern[str]
+    issue_numbers: tuple[re.Pattern[str], ...]
     period: re.Pattern[str]
     meta_keys: dict[str, str]
     meta_key_max: int
@@ -146,6 +127,14 @@ class Patterns:
     summary_keys: tuple[str, ...]
     analysis: dict[str, re.Pattern[str]]
     analysis_words: tuple[str, ...]
+
+    def issue_number(self, norm: str) -> re.Match[str] | None:
+        """The first issue-number form found in ``norm`` (group ``num``), in order of trust."""
+        for regex in self.issue_numbers:
+            m = regex.search(norm)
+            if m is not None:
+                return m
+        return None
 
     def is_chrome(self, norm: str) -> str | None:
         """The chrome family ``norm`` belongs to, if any."""
@@ -164,17 +153,14 @@ def _synonyms(table: dict[str, Any]) -> dict[str, str]:
 @lru_cache(maxsize=1)
 def patterns() -> Patterns:
     """The compiled pattern table (read once per process)."""
-    raw = resources.files("newsletter.resources").joinpath("data/import-patterns.yaml").read_text("utf-8")
-    d = yaml.safe_load(raw)
-    families = tuple(
-        sorted(
-            (Family(f["name"], int(f["rank"]), re.compile(f["pattern"])) for f in d["numbering"]),
-            key=lambda f: f.rank,
-        )
+    raw = (
+        resources.files("newsletter.resources")
+        .joinpath("data/import-patterns.yaml")
+        .read_text("utf-8")
     )
+    d = yaml.safe_load(raw)
     chrome = tuple((name, re.compile(p, re.I)) for name, ps in d["chrome"].items() for p in ps)
     return Patterns(
-        families=families,
         heading_max=int(d["heading_max_chars"]),
         sentence_end=re.compile(d["sentence_end"]),
         contents_heading=re.compile(d["contents_heading"]),
@@ -182,7 +168,7 @@ def patterns() -> Patterns:
         tracker_words=frozenset(str(w).lower() for w in d["tracker_words"]),
         tail_max=int(d["tail_max_chars"]),
         header_keys=_synonyms(d["header_keys"]),
-        issue_number=re.compile(d["issue_number"]),
+        issue_numbers=tuple(re.compile(x) for x in d["issue_number"]),
         period=re.compile(d["period"]),
         meta_keys=_synonyms(d["meta_keys"]),
         meta_key_max=int(d["meta_key_max_chars"]),

@@ -37,7 +37,11 @@ def _converter(config: str) -> Any:
 @lru_cache(maxsize=1)
 def load_overrides() -> dict[str, dict[str, str]]:
     """The fix tables, ``{"hans": {...}, "hant": {...}}``."""
-    raw = resources.files("newsletter.resources").joinpath("data/script-overrides.yaml").read_text("utf-8")
+    raw = (
+        resources.files("newsletter.resources")
+        .joinpath("data/script-overrides.yaml")
+        .read_text("utf-8")
+    )
     data = yaml.safe_load(raw) or {}
     return {k: {str(a): str(b) for a, b in (data.get(k) or {}).items()} for k in ("hans", "hant")}
 

@@ -42,9 +42,9 @@ from typing import Any
 
 import yaml
 
+from newsletter.content.markers import DocFamily, discover, read_marker
 from newsletter.content.parser import DEFAULT_ANALYSIS_LABEL, format_numeral
 from newsletter.content.patterns import (
-    Family,
     Patterns,
     clean,
     normalise_lines,
@@ -75,6 +75,7 @@ CLASSES = (
     "meta",
     "analysis",
     "summary",
+    "table",
     "body",
 )
 
@@ -183,7 +184,7 @@ class _Line:
     shown: str  # display form (width folded, gaps collapsed), source script
     norm: str  # matching form (Simplified)
     cls: str = ""
-    heading: tuple[Family, int, str] | None = None  # family, number, title as written
+    heading: tuple[DocFamily, int, str] | None = None  # family, number, title as written
 
 
 def _key(s: str) -> str:
@@ -225,8 +226,10 @@ class _Importer:
         self.table_rows: list[list[str]] = []
         self.list_next = 0
         self.pending: tuple[_Item | None, str, str | None] | None = None  # awaiting a value
-        self.section_family: Family | None = None
-        self.item_family: Family | None = None
+        self.pending_line: _Line | None = None
+        self.labels: set[str] = set()
+        self.section_family: DocFamily | None = None
+        self.item_family: DocFamily | None = None
 
     # -- pre-pass: chrome, headings, contents, families -------------------------
     def prepass(self) -> None:
@@ -239,17 +242,22 @@ class _Importer:
                 ln.cls = hint
             elif hint is None and p.is_chrome(ln.norm):
                 ln.cls = "chrome"
-            if ln.cls or (hint not in (None, "section", "item")):
+        self.bottom()
+        content = [ln for ln in self.lines if not ln.cls]
+        families = discover(
+            [ln.norm for ln in content], heading_max=p.heading_max, sentence_end=p.sentence_end
+        )
+        by_shape = {fam.name: fam for fam in families}
+        for ln in content:
+            if self.hints.get(ln.n) not in (None, "section", "item"):
                 continue
-            for fam in p.families:
-                hit = fam.match(ln.norm)
-                if hit is None:
-                    continue
-                number, start = hit
-                title_norm = ln.norm[start:].strip()
-                if len(title_norm) <= p.heading_max and not p.sentence_end.search(title_norm):
-                    ln.heading = (fam, number, _slice(ln, start))
-                break
+            marker = read_marker(ln.norm)
+            fam = by_shape.get(marker.shape) if marker is not None else None
+            if marker is None or fam is None:
+                continue
+            title_norm = ln.norm[marker.title_start :].strip()
+            if len(title_norm) <= p.heading_max and not p.sentence_end.search(title_norm):
+                ln.heading = (fam, marker.number, _slice(ln, marker.title_start))
         # trailing Latin-only lines (tracker leftovers) at the very end
         for ln in reversed(self.lines):
             if ln.cls == "blank" or ln.cls == "chrome":
@@ -262,6 +270,25 @@ class _Importer:
             break
         self.find_contents()
         self.choose_families()
+        self.find_labels()
+
+    def bottom(self) -> None:
+        """The page's bottom: every line after an end marker (— END —), and the short lines
+        after a related-articles heading (往期推荐) up to the next long one."""
+        p = self.p
+        start = len(self.lines) // 3
+        for k in range(start, len(self.lines)):
+            ln = self.lines[k]
+            kind = p.is_chrome(ln.norm) if ln.cls == "chrome" else None
+            if kind not in ("end", "related"):
+                continue
+            for later in self.lines[k + 1 :]:
+                if later.cls or self.hints.get(later.n) is not None:
+                    continue
+                if kind == "related" and len(later.norm) > p.heading_max:
+                    break
+                later.cls = "chrome"
+            return
 
     def find_contents(self) -> None:
         p = self.p
@@ -312,24 +339,35 @@ class _Importer:
                 if self.hints.get(entry.n) is None:
                     entry.cls = "contents"
 
+    def find_labels(self) -> None:
+        """Block labels of this house style: a short standalone line, not a heading or a
+        ``key：value``, that comes back word for word (研究院观点 under each item)."""
+        seen: dict[str, int] = {}
+        for ln in self.lines:
+            norm = ln.norm
+            if ln.cls or ln.heading is not None or not 2 <= len(norm) <= 12:
+                continue
+            if self.p.sentence_end.search(norm) or re.search(r"[:\t/]|\d", norm):
+                continue
+            seen[norm] = seen.get(norm, 0) + 1
+        self.labels = {norm for norm, count in seen.items() if count >= 2}
+
     @staticmethod
     def title_of(ln: _Line) -> str:
         return ln.heading[2] if ln.heading is not None else ln.text
 
     def choose_families(self) -> None:
-        """Sections: the family of the first heading numbered 1; items: the next family below."""
-        candidates = [
-            ln for ln in self.lines if ln.heading is not None and not ln.cls and ln.heading[1] == 1
-        ]
-        for ln in candidates:
-            fam = ln.heading[0] if ln.heading else None
-            if fam is None:
+        """Sections: the family that first appears (outside a contents list) numbered 1 or
+        with a glyph; items: the next such family.  Later families stay in the text."""
+        order: list[DocFamily] = []
+        for ln in self.lines:
+            if ln.heading is None or ln.cls:
                 continue
-            if self.section_family is None:
-                self.section_family = fam
-            elif fam.rank > self.section_family.rank:
-                self.item_family = fam
-                break
+            fam, number, _ = ln.heading
+            if fam not in order and number in (0, 1):
+                order.append(fam)
+        self.section_family = order[0] if order else None
+        self.item_family = order[1] if len(order) > 1 else None
         for ln in self.lines:  # a hinted item/section heading fixes the family
             hint = self.hints.get(ln.n)
             if ln.heading is not None and hint == "item" and self.item_family is None:
@@ -366,8 +404,7 @@ class _Importer:
         for ln in self.lines:
             self.feed(ln)
         self.flush_table()
-        if self.pending is not None:
-            self.pending = None
+        self.drop_pending()
         for ln in self.lines:
             self.result.outline.append((ln.n, ln.cls or "body", ln.text))
             if ln.cls == "chrome":
@@ -383,16 +420,16 @@ class _Importer:
         hint = self.hints.get(ln.n)
         if hint is not None:
             self.flush_table()
-            self.pending = None
+            self.drop_pending()
             self.hinted(ln, hint)
             return
         if self.pending is not None and self.pending_value(ln):
             return
-        self.pending = None
+        self.drop_pending()
         cells = ln.raw.strip().split("\t")
         if len(cells) >= 2 and self.sections:
             self.table_rows.append(cells)
-            self.mark(ln, "body")
+            self.mark(ln, "table")
             return
         self.flush_table()
         for handler in (
@@ -440,16 +477,25 @@ class _Importer:
         else:
             self.prose(ln)
 
+    def drop_pending(self) -> None:
+        """A key whose value never came is text after all: nothing is lost."""
+        line, self.pending_line = self.pending_line, None
+        if self.pending is not None and line is not None:
+            self.pending = None
+            self.prose(line)
+        self.pending = None
+
     def pending_value(self, ln: _Line) -> bool:
         """A header or meta key with an empty value takes the next line as its value."""
         assert self.pending is not None
         it, key, role = self.pending
         is_url = _URL_LINE_RE.match(ln.text) is not None
-        if ln.heading is not None or (
+        if ln.heading is not None or "\t" in ln.raw.strip() or (
             not is_url and (len(ln.text) > self.p.meta_value_max or role == "url")
         ):
             return False
         self.pending = None
+        self.pending_line = None
         if it is None:
             if not self.header_field(key, ln.text, role or ""):
                 return False
@@ -463,6 +509,7 @@ class _Importer:
             return False
         _, number, title = ln.heading
         expected = len(self.sections) + 1
+        number = number or expected  # a glyph counts by position
         if number < expected:
             return False
         if number > expected:
@@ -484,6 +531,7 @@ class _Importer:
         s = self.section
         if s is None:
             return False
+        number = number or len(s.items) + 1
         if not self.is_item_heading(ln.n, s, number, title):
             # a numbered line inside an item's text: keep counting that list
             self.list_next = number + 1 if number in (1, self.list_next) else self.list_next
@@ -519,14 +567,14 @@ class _Importer:
                 if value and not self.header_field(key, value, role):
                     return False
                 if not value:
-                    self.pending = (None, key, role)
+                    self.pending, self.pending_line = (None, key, role), ln
                 self.mark(ln, "header")
                 return True
         whole_period = p.period.fullmatch(ln.norm.strip("()[] "))
         if whole_period is not None and self._set("period", _format_period(whole_period)):
             self.mark(ln, "header")
             return True
-        number = p.issue_number.search(ln.norm)
+        number = p.issue_number(ln.norm)
         rest = ln.norm[: number.start()] + ln.norm[number.end() :] if number else ""
         rest = re.sub(r"\d{4}\s*年|总第\s*\d+\s*期|[\W_]", "", rest)
         if (
@@ -552,7 +600,7 @@ class _Importer:
         if period is not None:
             self.header.setdefault("period", _format_period(period))
             cuts.append(period.span())
-        number = p.issue_number.search(ln.norm)
+        number = p.issue_number(ln.norm)
         if number is not None:
             self.header.setdefault("number", numeral_value(number.group("num")))
             start = number.start()
@@ -562,7 +610,13 @@ class _Importer:
             for a, b in sorted(cuts, reverse=True):
                 title = title[:a] + title[b:]
             title = re.sub(r"[(\[（【〔]\s*[)\]）】〕]", "", title)
-            title = title.strip(" -–—_|·()[]（）【】:：")
+            title = title.strip(" -–—_|·()[]（）:：")
+        # a leading 【label】 or [label] names the series, not this issue
+        series = re.match(r"^\s*[【\[〔［]\s*([^【】\[\]〔〕［］]{1,16}?)\s*[】\]〕］]\s*(?=\S)", title)
+        if series is not None:
+            self.header.setdefault("series", series.group(1))
+            title = title[series.end() :]
+        title = title.strip(" -–—_|·()[]（）【】:：")
         self.header["title"] = title.strip() or ln.shown
         self.mark(ln, "title")
 
@@ -570,7 +624,7 @@ class _Importer:
         """Set a header field; ``False`` (the line stays text) when it cannot be read or
         when the field already holds another value, so that nothing is lost."""
         if role == "number":
-            m = self.p.issue_number.search(value) or re.search(r"(?P<num>\d+)", value)
+            m = self.p.issue_number(value) or re.search(r"(?P<num>\d+)", value)
             number = numeral_value(m.group("num")) if m else None
             if number is None:
                 self.result.warnings.append(f"cannot read an issue number from {key}：{value}")
@@ -602,6 +656,8 @@ class _Importer:
                 label = label[: len(label) - len(rest)] if rest else label
             label = label.strip(" :：丨|】]")
             return label or DEFAULT_ANALYSIS_LABEL, rest
+        if ln.norm in self.labels:
+            return ln.shown.strip(" :：丨|【】[]▍"), ""
         return None
 
     def marker(self, ln: _Line) -> bool:
@@ -643,7 +699,9 @@ class _Importer:
         if role is None and not (it.meta_open and len(value) <= p.meta_value_max):
             return False
         if not value:
-            self.pending = (it, key, role)
+            if role is None and len(key_norm) > 6:
+                return False  # "情况如下：" introduces what follows; it is not a key
+            self.pending, self.pending_line = (it, key, role), ln
         else:
             it.meta.append((key, value, role))
         self.mark(ln, "meta")
