@@ -83,8 +83,11 @@ def sent_send_sql(tag: str, *, number: int, title: str, planned: int, days_ago: 
     """SQL for the rows under one finished email send, all with id 1: list, publication,
     issue (sent) and send (``planned`` deliveries; started and finished ``days_ago`` days
     ago when given)."""
-    when = (f", now() - interval '{days_ago} days', now() - interval '{days_ago} days'"
-            if days_ago else "")
+    when = (
+        f", now() - interval '{days_ago} days', now() - interval '{days_ago} days'"
+        if days_ago
+        else ""
+    )
     return f"""
         INSERT INTO mailing_list (id, name, description, double_opt_in, created_at)
         VALUES (1, '{tag}', '', false, now());
@@ -151,7 +154,11 @@ def sample_email() -> tuple[str, str, str, str]:
             + "".join(items)
             + '</table>\n<a href="https://news.example.org/u/%%UNSUB%%">退订</a>\n</body></html>\n'
         )
-        text = "%%NAME%%，您好！\n" + (para + "\n") * 60 + "退订 https://news.example.org/u/%%UNSUB%%\n"
+        text = (
+            "%%NAME%%，您好！\n"
+            + (para + "\n") * 60
+            + "退订 https://news.example.org/u/%%UNSUB%%\n"
+        )
         return html, text, SUBJECT, "synthesised CJK HTML"
 
 
@@ -197,9 +204,7 @@ def naive_build(html: str, text: str, subject: str, r: Recipient) -> bytes:
     msg["Date"] = formatdate(usegmt=True)
     msg["Message-ID"] = make_msgid(domain="example.org")
     msg["List-Id"] = f"{FROM_NAME} <{LIST_ID}>"
-    msg["List-Unsubscribe"] = (
-        f"<{UNSUB_BASE}{r.unsub}>, <mailto:unsubscribe+{r.unsub}@example.org>"
-    )
+    msg["List-Unsubscribe"] = f"<{UNSUB_BASE}{r.unsub}>, <mailto:unsubscribe+{r.unsub}@example.org>"
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg["Feedback-ID"] = FEEDBACK_ID
     msg["Precedence"] = "bulk"

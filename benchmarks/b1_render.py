@@ -91,16 +91,39 @@ def main() -> int:
             worst = max(worst, med)
             ok = med <= TARGET_MS
             failed |= not ok
-            rows.append((name, doc.variant, f"{doc.char_count():,}", result.email.mode,
-                         str(len(result.wechat)), f"{cold:.1f}", f"{med:.1f}", f"{p90:.1f}",
-                         f"{TARGET_MS:.0f}", "ok" if ok else "MISSED"))
+            rows.append(
+                (
+                    name,
+                    doc.variant,
+                    f"{doc.char_count():,}",
+                    result.email.mode,
+                    str(len(result.wechat)),
+                    f"{cold:.1f}",
+                    f"{med:.1f}",
+                    f"{p90:.1f}",
+                    f"{TARGET_MS:.0f}",
+                    "ok" if ok else "MISSED",
+                )
+            )
         rows.append((name, "both", "", "", "", "", f"{total:.1f}", "", "", "(sum of medians)"))
-    head = ("input", "variant", "chars", "email", "wechat", "cold ms", "median ms", "p90 ms",
-            "target ms", "result")
+    head = (
+        "input",
+        "variant",
+        "chars",
+        "email",
+        "wechat",
+        "cold ms",
+        "median ms",
+        "p90 ms",
+        "target ms",
+        "result",
+    )
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
     line = "  ".join
-    print(f"B1 render: render_all() to every channel, {args.repeat} runs per variant, one core "
-          f"(nproc {os.cpu_count()})")
+    print(
+        f"B1 render: render_all() to every channel, {args.repeat} runs per variant, one core "
+        f"(nproc {os.cpu_count()})"
+    )
     print(line(h.ljust(w) for h, w in zip(head, widths, strict=True)))
     print(line("-" * w for w in widths))
     for r in rows:

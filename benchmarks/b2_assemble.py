@@ -48,8 +48,10 @@ def main() -> int:
     base, nb = rate(lambda i: naive_build(html, text, subject, recips[i % 1000]), args.seconds)
     ours, no = rate(lambda i: compiled.build(recips[i % 1000]), args.seconds)
     ratio = ours / base
-    print(f"B2 message assembly — input: {source}; message {len(ours_msg):,} bytes "
-          f"(naive {len(base_msg):,} bytes)")
+    print(
+        f"B2 message assembly — input: {source}; message {len(ours_msg):,} bytes "
+        f"(naive {len(base_msg):,} bytes)"
+    )
     print(table([
         ("", "value"),
         ("---", "---"),

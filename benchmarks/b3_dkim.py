@@ -122,8 +122,10 @@ def main() -> int:
         1 / b / (1 / r + 1 / s) for r, s, b in zip(rsas, shas, bases, strict=True)
     )
     algs = "rsa-sha256" + (" + ed25519-sha256" if ed else "")
-    print(f"B3 assembly + DKIM ({algs}, relaxed/relaxed, h= {len(SIGNED)} fields) — "
-          f"input: {source}; both verified with dkimpy")
+    print(
+        f"B3 assembly + DKIM ({algs}, relaxed/relaxed, h= {len(SIGNED)} fields) — "
+        f"input: {source}; both verified with dkimpy"
+    )
     print(table([
         ("", "value"),
         ("---", "---"),

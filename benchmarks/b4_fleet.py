@@ -50,10 +50,24 @@ def _baseline(fab: Fabric, hosts: list[Host], relay: Host, size: int, messages: 
     per = max(1, sessions // len(hosts))
     t0 = time.perf_counter()
     procs = [
-        fab.start(h, ["smtp-source", "-s", str(per), "-l", str(size), "-m",
-                      str(messages // len(hosts)), "-f", "news@example.org", "-t",
-                      "reader@example.com", f"{relay.addr}:{cluster.SMTP_PORT}"],
-                  log=f"smtp-source-{h.name}")
+        fab.start(
+            h,
+            [
+                "smtp-source",
+                "-s",
+                str(per),
+                "-l",
+                str(size),
+                "-m",
+                str(messages // len(hosts)),
+                "-f",
+                "news@example.org",
+                "-t",
+                "reader@example.com",
+                f"{relay.addr}:{cluster.SMTP_PORT}",
+            ],
+            log=f"smtp-source-{h.name}",
+        )
         for h in hosts
     ]
     for p in procs:
@@ -67,8 +81,12 @@ def main() -> int:
     ap.add_argument("--recipients", type=int, default=20_000)
     ap.add_argument("--sessions", type=int, default=2, help="in all, split over the two hosts")
     ap.add_argument("--baseline-messages", type=int, default=10_000)
-    ap.add_argument("--batch", type=int, default=500,
-                    help="deliveries per claimed batch (the product's default is 200)")
+    ap.add_argument(
+        "--batch",
+        type=int,
+        default=500,
+        help="deliveries per claimed batch (the product's default is 200)",
+    )
     ap.add_argument("--no-dkim", action="store_true")
     args = ap.parse_args()
 
@@ -96,8 +114,11 @@ def main() -> int:
             reset_settings(cfg)
             t0 = time.perf_counter()
             send_id, size = seed(url, args.recipients)
-            print(f"seeded {args.recipients:,} subscribers in {time.perf_counter() - t0:.1f}s; "
-                  f"message ≈ {size / 1000:.0f} KB", flush=True)
+            print(
+                f"seeded {args.recipients:,} subscribers in {time.perf_counter() - t0:.1f}s; "
+                f"message ≈ {size / 1000:.0f} KB",
+                flush=True,
+            )
             sink, _ = _sink(fab, relay)
             with CpuMeter(KINDS) as base_cpu:
                 base_rate = _baseline(fab, [w1, w2], relay, size, args.baseline_messages,
@@ -135,14 +156,26 @@ def main() -> int:
     finally:
         reset_settings(None)
         shutil.rmtree(work, ignore_errors=True)
-    title = (f"B4 on two worker hosts (network namespaces) — {args.recipients:,} recipients, "
-             f"{size / 1000:.0f} KB messages, {args.sessions} sessions ({per} per host), "
-             f"DKIM {'off' if args.no_dkim else 'on (RSA-2048)'}, batch {batch}")
-    return report(title, run, recipients=args.recipients, received=received,
-                  baseline=(f"smtp-source from both hosts ({args.baseline_messages:,} msgs)",
-                            base_rate, base_cpu, args.baseline_messages),
-                  ours="plan + send, workers on w1 and w2", sessions=args.sessions,
-                  prefix="fleet_")
+    title = (
+        f"B4 on two worker hosts (network namespaces) — {args.recipients:,} recipients, "
+        f"{size / 1000:.0f} KB messages, {args.sessions} sessions ({per} per host), "
+        f"DKIM {'off' if args.no_dkim else 'on (RSA-2048)'}, batch {batch}"
+    )
+    return report(
+        title,
+        run,
+        recipients=args.recipients,
+        received=received,
+        baseline=(
+            f"smtp-source from both hosts ({args.baseline_messages:,} msgs)",
+            base_rate,
+            base_cpu,
+            args.baseline_messages,
+        ),
+        ours="plan + send, workers on w1 and w2",
+        sessions=args.sessions,
+        prefix="fleet_",
+    )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,11 @@ def sink_count(path: Path) -> int:
 
 
 def start_sink(port: int, out: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(["smtp-sink", "-c", "-u", "nobody", f"127.0.0.1:{port}", "256"],
-                            stdout=out.open("wb"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        ["smtp-sink", "-c", "-u", "nobody", f"127.0.0.1:{port}", "256"],
+        stdout=out.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     time.sleep(0.5)
     return proc
 
@@ -59,16 +62,34 @@ KINDS = {
 
 def cpu_line(meter: CpuMeter, messages: int) -> str:
     """CPU milliseconds per message by kind of process (the rest of the machine: other)."""
-    parts = [f"{k} {v * meter.wall / messages * 1000:.2f}" for k, v in meter.cores().items()
-             if v * meter.wall / messages * 1000 >= 0.01]
+    parts = [
+        f"{k} {v * meter.wall / messages * 1000:.2f}"
+        for k, v in meter.cores().items()
+        if v * meter.wall / messages * 1000 >= 0.01
+    ]
     return ", ".join(parts)
 
 
 def baseline(port: int, size: int, messages: int, sessions: int) -> float:
     t0 = time.perf_counter()
-    subprocess.run(["smtp-source", "-s", str(sessions), "-l", str(size), "-m", str(messages),
-                    "-f", "news@example.org", "-t", "reader@example.com", f"127.0.0.1:{port}"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "smtp-source",
+            "-s",
+            str(sessions),
+            "-l",
+            str(size),
+            "-m",
+            str(messages),
+            "-f",
+            "news@example.org",
+            "-t",
+            "reader@example.com",
+            f"127.0.0.1:{port}",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return messages / (time.perf_counter() - t0)
 
 
@@ -87,26 +108,46 @@ def seed(url: str, n: int) -> tuple[int, int]:
         issue.status = "approved"
         render_issue(s, issue.id)
         ml = get_or_create_list(s, "bench")
-        size = sum(r.size_bytes for r in s.query(Rendition).filter(
-            Rendition.issue_id == issue.id, Rendition.variant == "zh-Hans",
-            Rendition.output.in_(("email_html", "email_text"))))
+        size = sum(
+            r.size_bytes
+            for r in s.query(Rendition).filter(
+                Rendition.issue_id == issue.id,
+                Rendition.variant == "zh-Hans",
+                Rendition.output.in_(("email_html", "email_text")),
+            )
+        )
         ids = (issue.id, issue.publication_id, ml.id)
     raw = engine(url).raw_connection()
     try:
         cur = raw.cursor()
-        with cur.copy("COPY subscriber (email, name, variant, attributes, status, source, "  # type: ignore[attr-defined]
-                      "created_at, updated_at) FROM STDIN") as cp:
+        with cur.copy(
+            "COPY subscriber (email, name, variant, attributes, status, source, "  # type: ignore[attr-defined]
+            "created_at, updated_at) FROM STDIN"
+        ) as cp:
             for i in range(n):
-                cp.write_row((f"reader{i}@example{i % 50}.com", f"读者{i}",
-                              "zh-Hant" if i % 5 == 0 else "zh-Hans", "{}", "active", "bench",
-                              "2026-11-25T00:00:00Z", "2026-11-25T00:00:00Z"))
+                cp.write_row(
+                    (
+                        f"reader{i}@example{i % 50}.com",
+                        f"读者{i}",
+                        "zh-Hant" if i % 5 == 0 else "zh-Hans",
+                        "{}",
+                        "active",
+                        "bench",
+                        "2026-11-25T00:00:00Z",
+                        "2026-11-25T00:00:00Z",
+                    )
+                )
         raw.commit()
     finally:
         raw.close()
     with engine(url).begin() as conn:
-        conn.execute(text("INSERT INTO subscription (subscriber_id, list_id, status, created_at, "
-                          "updated_at) SELECT id, :l, 'active', now(), now() FROM subscriber"),
-                     {"l": ids[2]})
+        conn.execute(
+            text(
+                "INSERT INTO subscription (subscriber_id, list_id, status, created_at, "
+                "updated_at) SELECT id, :l, 'active', now(), now() FROM subscriber"
+            ),
+            {"l": ids[2]},
+        )
     with session_scope(url) as s:
         send = Send(publication_id=ids[1], issue_id=ids[0], list_id=ids[2], state="draft")
         s.add(send)
@@ -137,18 +178,31 @@ class SendRun:
         if self.idle is None or self.first is None or self.last is None:
             return "n/a"
         first, last = self.first.timestamp(), self.last.timestamp()
-        return (f"queued→first message {self.idle.idle(self.wall0, first):.0%}, "
-                f"first→last message {self.idle.idle(first, last):.0%}")
+        return (
+            f"queued→first message {self.idle.idle(self.wall0, first):.0%}, "
+            f"first→last message {self.idle.idle(first, last):.0%}"
+        )
 
     def phases(self) -> str:
         """Where the wall time went: queue to start, start to first message, the sending,
         last message to the send's end, and the end to when the poll saw it."""
         if None in (self.first, self.last, self.begun, self.ended):
             return "n/a"
-        t = [self.wall0, self.begun.timestamp(), self.first.timestamp(), self.last.timestamp(),
-             self.ended.timestamp(), self.wall0 + self.elapsed]
-        names = ["queued→started", "started→first message", "first→last message",
-                 "last message→finished", "finished→seen"]
+        t = [
+            self.wall0,
+            self.begun.timestamp(),
+            self.first.timestamp(),
+            self.last.timestamp(),
+            self.ended.timestamp(),
+            self.wall0 + self.elapsed,
+        ]
+        names = [
+            "queued→started",
+            "started→first message",
+            "first→last message",
+            "last message→finished",
+            "finished→seen",
+        ]
         return ", ".join(f"{n} {b - a:.2f} s" for n, a, b in zip(names, t, t[1:], strict=False))
 
 
@@ -184,26 +238,44 @@ def timed_send(url: str, broker: str, prefix: str, send_id: int) -> SendRun:
     idle.__exit__()
     time.sleep(0.5)
     with session_scope(url) as s:
-        states = dict(s.execute(select(Delivery.state, func.count())
-                                .group_by(Delivery.state)).all())
+        states = dict(
+            s.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all()
+        )
         at_risk = s.scalar(select(func.count()).where(Delivery.at_risk)) or 0
-        first, last = s.execute(select(func.min(Delivery.sent_at), func.max(Delivery.sent_at))
-                                ).one()
-        begun, ended = s.execute(select(Send.started_at, Send.finished_at)
-                                 .where(Send.id == send_id)).one()
+        first, last = s.execute(
+            select(func.min(Delivery.sent_at), func.max(Delivery.sent_at))
+        ).one()
+        begun, ended = s.execute(
+            select(Send.started_at, Send.finished_at).where(Send.id == send_id)
+        ).one()
         per_second = None
         if first is not None:
             sec = func.floor(func.extract("epoch", Delivery.sent_at - first))
-            per_second = [int(n) for _, n in s.execute(
-                select(sec, func.count()).where(Delivery.sent_at.is_not(None))
-                .group_by(sec).order_by(sec)).all()]
-    return SendRun(elapsed, meter, state, states, at_risk, first, last, begun, wall0, ended,
-                   per_second, idle)
+            per_second = [
+                int(n)
+                for _, n in s.execute(
+                    select(sec, func.count())
+                    .where(Delivery.sent_at.is_not(None))
+                    .group_by(sec)
+                    .order_by(sec)
+                ).all()
+            ]
+    return SendRun(
+        elapsed, meter, state, states, at_risk, first, last, begun, wall0, ended, per_second, idle
+    )
 
 
-def report(title: str, run: SendRun, *, recipients: int, received: int,
-           baseline: tuple[str, float, CpuMeter, int], ours: str, sessions: int,
-           prefix: str = "") -> int:
+def report(
+    title: str,
+    run: SendRun,
+    *,
+    recipients: int,
+    received: int,
+    baseline: tuple[str, float, CpuMeter, int],
+    ours: str,
+    sessions: int,
+    prefix: str = "",
+) -> int:
     """Print a B4 run as a table (both scripts print the same one), then its RESULT lines
     (metric names start with ``prefix``); the exit code: 0 when the send reached ≥ 75% of
     the baseline with nothing lost and nothing twice."""
@@ -215,8 +287,10 @@ def report(title: str, run: SendRun, *, recipients: int, received: int,
     ok = ratio >= 0.75 and lost == 0 and dups == 0 and run.state == "finished"
     from newsletter.core.config import Settings
 
-    k = (os.environ.get("NEWSLETTER_SEND_GROUP_SIZE")
-         or Settings.model_fields["send_group_size"].default)
+    k = (
+        os.environ.get("NEWSLETTER_SEND_GROUP_SIZE")
+        or Settings.model_fields["send_group_size"].default
+    )
     print(f"{title}, send group k = {k}")
     print("| what | value |")
     print("|---|---|")
@@ -225,12 +299,15 @@ def report(title: str, run: SendRun, *, recipients: int, received: int,
     print(f"| ratio (target ≥ 75%) | {ratio:.0%} |")
     if run.first is not None and run.last is not None and run.begun is not None:
         span = (run.last - run.first).total_seconds()
-        print(f"| phases | {run.phases()} ({recipients / max(span, 1e-9):,.0f} msg/s "
-              "while sending) |")
+        print(
+            f"| phases | {run.phases()} ({recipients / max(span, 1e-9):,.0f} msg/s while sending) |"
+        )
     if run.per_second:
         whole = run.per_second[:-1] or run.per_second  # the last second is a part
-        print(f"| messages per second while sending | min {min(whole):,}, median "
-              f"{sorted(whole)[len(whole) // 2]:,}, max {max(whole):,} |")
+        print(
+            f"| messages per second while sending | min {min(whole):,}, median "
+            f"{sorted(whole)[len(whole) // 2]:,}, max {max(whole):,} |"
+        )
     print(f"| CPU idle | {run.idle_line()} |")
     print(f"| ledger | {run.states} (at risk {run.at_risk}) |")
     print(f"| sink received | {received:,} (lost {lost}, duplicates {dups}) |")
@@ -249,10 +326,17 @@ def main() -> int:
     ap.add_argument("--recipients", type=int, default=100_000)
     ap.add_argument("--sessions", type=int, default=8)
     ap.add_argument("--baseline-messages", type=int, default=10_000)
-    ap.add_argument("--batch", type=int, default=500,
-                    help="deliveries per claimed batch (the product's default is 200)")
-    ap.add_argument("--no-dkim", action="store_true",
-                    help="send unsigned (by default every message is DKIM-signed, RSA-2048)")
+    ap.add_argument(
+        "--batch",
+        type=int,
+        default=500,
+        help="deliveries per claimed batch (the product's default is 200)",
+    )
+    ap.add_argument(
+        "--no-dkim",
+        action="store_true",
+        help="send unsigned (by default every message is DKIM-signed, RSA-2048)",
+    )
     args = ap.parse_args()
 
     batch = args.batch
@@ -266,16 +350,28 @@ def main() -> int:
     prefix = f"nlbench:{uuid.uuid4().hex[:6]}:"
     tmp = Path(tempfile.mkdtemp())
     port = free_port()
-    cfg = Settings(var_dir=tmp, database_url=url, broker_url=REDIS, redis_url=REDIS,
-                   redis_prefix=prefix, smtp_host="127.0.0.1", smtp_port=port,
-                   send_parallelism=args.sessions, batch_size=batch, base_url="https://news.example.org")
+    cfg = Settings(
+        var_dir=tmp,
+        database_url=url,
+        broker_url=REDIS,
+        redis_url=REDIS,
+        redis_prefix=prefix,
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        send_parallelism=args.sessions,
+        batch_size=batch,
+        base_url="https://news.example.org",
+    )
     reset_settings(cfg)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         t0 = time.perf_counter()
         send_id, size = seed(url, args.recipients)
-        print(f"seeded {args.recipients:,} subscribers in {time.perf_counter() - t0:.1f}s; "
-              f"message ≈ {size / 1000:.0f} KB", flush=True)
+        print(
+            f"seeded {args.recipients:,} subscribers in {time.perf_counter() - t0:.1f}s; "
+            f"message ≈ {size / 1000:.0f} KB",
+            flush=True,
+        )
         base_out = tmp / "sink-baseline.out"
         sink = start_sink(port, base_out)
         procs.append(sink)
@@ -287,38 +383,80 @@ def main() -> int:
         out = tmp / "sink.out"
         sink = start_sink(port, out)
         procs.append(sink)
-        env = {**os.environ, "NEWSLETTER_SECRET_KEY": secrets.token_hex(32),
-               "NEWSLETTER_DATABASE_URL": url, "NEWSLETTER_BROKER_URL": REDIS,
-               "NEWSLETTER_REDIS_URL": REDIS, "NEWSLETTER_REDIS_PREFIX": prefix,
-               "NEWSLETTER_SMTP_HOST": "127.0.0.1", "NEWSLETTER_SMTP_PORT": str(port),
-               "NEWSLETTER_SEND_PARALLELISM": str(args.sessions), "NEWSLETTER_BATCH_SIZE": str(batch),
-               "NEWSLETTER_VAR_DIR": str(tmp), "NEWSLETTER_BASE_URL": cfg.base_url}
+        env = {
+            **os.environ,
+            "NEWSLETTER_SECRET_KEY": secrets.token_hex(32),
+            "NEWSLETTER_DATABASE_URL": url,
+            "NEWSLETTER_BROKER_URL": REDIS,
+            "NEWSLETTER_REDIS_URL": REDIS,
+            "NEWSLETTER_REDIS_PREFIX": prefix,
+            "NEWSLETTER_SMTP_HOST": "127.0.0.1",
+            "NEWSLETTER_SMTP_PORT": str(port),
+            "NEWSLETTER_SEND_PARALLELISM": str(args.sessions),
+            "NEWSLETTER_BATCH_SIZE": str(batch),
+            "NEWSLETTER_VAR_DIR": str(tmp),
+            "NEWSLETTER_BASE_URL": cfg.base_url,
+        }
         if not args.no_dkim:  # signed as in production (issue 19: B4 with DKIM on)
             from newsletter.delivery.dkim_keys import generate_rsa_key
 
             key = tmp / "dkim.pem"
             key.write_bytes(generate_rsa_key(2048))
             key.chmod(0o600)
-            env.update({"NEWSLETTER_DKIM_DOMAIN": "example.org", "NEWSLETTER_DKIM_SELECTOR": "b4",
-                        "NEWSLETTER_DKIM_KEY_FILE": str(key)})
+            env.update(
+                {
+                    "NEWSLETTER_DKIM_DOMAIN": "example.org",
+                    "NEWSLETTER_DKIM_SELECTOR": "b4",
+                    "NEWSLETTER_DKIM_KEY_FILE": str(key),
+                }
+            )
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q",
-             f"{prefix}default", "-c", str(args.sessions), "--loglevel=warning",
-             "--without-gossip", "--without-mingle", "-n", f"bench-{uuid.uuid4().hex[:4]}@%h"],
-            cwd=ROOT, env=env, stdout=(tmp / "worker.log").open("wb"), stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "workers.celery_app",
+                "worker",
+                "-Q",
+                f"{prefix}default",
+                "-c",
+                str(args.sessions),
+                "--loglevel=warning",
+                "--without-gossip",
+                "--without-mingle",
+                "-n",
+                f"bench-{uuid.uuid4().hex[:4]}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=(tmp / "worker.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
         procs.append(worker)
         time.sleep(3)
 
         run = timed_send(url, REDIS, prefix, send_id)
         received = sink_count(out)
-        title = (f"B4 end-to-end send — {args.recipients:,} recipients, {size / 1000:.0f} KB "
-                 f"messages, {args.sessions} sessions, "
-                 f"DKIM {'off' if args.no_dkim else 'on (RSA-2048)'}, batch {batch}")
-        return report(title, run, recipients=args.recipients, received=received,
-                      baseline=(f"smtp-source ({args.baseline_messages:,} msgs)", base_rate,
-                                base_cpu, args.baseline_messages),
-                      ours="plan + send through Celery (incl. planning)",
-                      sessions=args.sessions)
+        title = (
+            f"B4 end-to-end send — {args.recipients:,} recipients, {size / 1000:.0f} KB "
+            f"messages, {args.sessions} sessions, "
+            f"DKIM {'off' if args.no_dkim else 'on (RSA-2048)'}, batch {batch}"
+        )
+        return report(
+            title,
+            run,
+            recipients=args.recipients,
+            received=received,
+            baseline=(
+                f"smtp-source ({args.baseline_messages:,} msgs)",
+                base_rate,
+                base_cpu,
+                args.baseline_messages,
+            ),
+            ours="plan + send through Celery (incl. planning)",
+            sessions=args.sessions,
+        )
     finally:
         for p in procs:
             p.terminate()

@@ -57,17 +57,22 @@ def baseline_copy(url: str, rows: list[tuple[str, str, str, str]]) -> float:
 
     buf = io.StringIO()
     for email, name, variant, city in rows:
-        buf.write(f"{email}\t{name}\t{'zh-Hant' if variant == '繁体' else 'zh-Hans'}\t"
-                  f'{{"城市": "{city}"}}\n')
+        buf.write(
+            f"{email}\t{name}\t{'zh-Hant' if variant == '繁体' else 'zh-Hans'}\t"
+            f'{{"城市": "{city}"}}\n'
+        )
     data = buf.getvalue().encode()
     with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
-        conn.execute("CREATE TABLE copy_target (id bigserial primary key, email text unique, "
-                     "name text, variant text, attributes jsonb)")
+        conn.execute(
+            "CREATE TABLE copy_target (id bigserial primary key, email text unique, "
+            "name text, variant text, attributes jsonb)"
+        )
         conn.execute("CHECKPOINT")  # both runs start with no dirty buffers and fresh WAL
         t0 = time.perf_counter()
-        with conn.cursor() as cur, cur.copy(
-            "COPY copy_target (email, name, variant, attributes) FROM STDIN"
-        ) as cp:
+        with (
+            conn.cursor() as cur,
+            cur.copy("COPY copy_target (email, name, variant, attributes) FROM STDIN") as cp,
+        ):
             for i in range(0, len(data), 1 << 20):
                 cp.write(data[i : i + (1 << 20)])
         return time.perf_counter() - t0
@@ -75,8 +80,12 @@ def baseline_copy(url: str, rows: list[tuple[str, str, str, str]]) -> float:
 
 def run_import(url: str, csv_path: Path) -> tuple[float, int, dict[str, object]]:
     """Run the real CLI in a child process; returns (seconds, peak RSS KB, summary)."""
-    env = {**os.environ, "NEWSLETTER_SECRET_KEY": secrets.token_hex(32),
-           "NEWSLETTER_DATABASE_URL": url, "NEWSLETTER_VAR_DIR": tempfile.mkdtemp()}
+    env = {
+        **os.environ,
+        "NEWSLETTER_SECRET_KEY": secrets.token_hex(32),
+        "NEWSLETTER_DATABASE_URL": url,
+        "NEWSLETTER_VAR_DIR": tempfile.mkdtemp(),
+    }
     code = (
         "import json,sys,time\n"
         "from newsletter.core.db import upgrade\n"
@@ -95,8 +104,9 @@ def run_import(url: str, csv_path: Path) -> tuple[float, int, dict[str, object]]
         "print(json.dumps({'seconds':dt,'rss':int(hwm.split()[1]),"
         "'summary':{k:d[k] for k in ('rows','new','invalid','duplicate')}}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, check=True, capture_output=True, text=True
+    )
     import json
 
     res = json.loads(out.stdout.strip().splitlines()[-1])
@@ -121,9 +131,15 @@ def main() -> int:
             t_ours, rss_kb, summary = run_import(url, path)
         ratio = t_ours / t_copy
         rss_mb = rss_kb / 1024
-        ok = ratio <= 3.0 and rss_mb <= 300 and summary["new"] == len(good) and summary[
-            "invalid"] == bad
-        print(f"B5 subscriber import — {args.rows:,} rows, GBK, {size / 1e6:.1f} MB, {bad:,} invalid")
+        ok = (
+            ratio <= 3.0
+            and rss_mb <= 300
+            and summary["new"] == len(good)
+            and summary["invalid"] == bad
+        )
+        print(
+            f"B5 subscriber import — {args.rows:,} rows, GBK, {size / 1e6:.1f} MB, {bad:,} invalid"
+        )
         print("| what | value |")
         print("|---|---|")
         print(f"| baseline: COPY of clean UTF-8 rows | {t_copy:.2f} s |")

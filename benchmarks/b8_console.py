@@ -44,8 +44,17 @@ def seed(url: str, subscribers: int, issues: int) -> dict[str, int]:
         render_issue(s, first.id)
         pub_id, src, h = first.publication_id, first.source_text, first.source_hash
         for n in range(1, issues):
-            s.add(Issue(publication_id=pub_id, number=first.number - n, title=f"第{first.number - n}期",
-                        period="", source_text=src, source_hash=h, status="sent"))
+            s.add(
+                Issue(
+                    publication_id=pub_id,
+                    number=first.number - n,
+                    title=f"第{first.number - n}期",
+                    period="",
+                    source_text=src,
+                    source_hash=h,
+                    status="sent",
+                )
+            )
         latest = first.id
     sql = f"""
     INSERT INTO mailing_list (name, description, double_opt_in, created_at)
@@ -96,18 +105,36 @@ def main() -> int:
     try:
         t0 = time.perf_counter()
         ids = seed(url, args.subscribers, args.issues)
-        print(f"seeded {args.subscribers:,} subscribers, {args.issues} issues in "
-              f"{time.perf_counter() - t0:.0f}s", flush=True)
+        print(
+            f"seeded {args.subscribers:,} subscribers, {args.issues} issues in "
+            f"{time.perf_counter() - t0:.0f}s",
+            flush=True,
+        )
         from newsletter.web.console.services import create_user
 
         create_user("bench", "benchadmin", "bench-password-123", "admin")
         port = free_port()
-        env = {**os.environ, "NEWSLETTER_DATABASE_URL": url, "NEWSLETTER_VAR_DIR": str(tmp),
-               "NEWSLETTER_SECRET_KEY": secret, "NEWSLETTER_BASE_URL": f"http://127.0.0.1:{port}"}
+        env = {
+            **os.environ,
+            "NEWSLETTER_DATABASE_URL": url,
+            "NEWSLETTER_VAR_DIR": str(tmp),
+            "NEWSLETTER_SECRET_KEY": secret,
+            "NEWSLETTER_BASE_URL": f"http://127.0.0.1:{port}",
+        }
         uvicorn = str(Path(sys.executable).with_name("uvicorn"))
-        server = subprocess.Popen([uvicorn, "newsletter.web.app:create_asgi", "--factory",
-                                   "--port", str(port), "--log-level", "warning"],
-                                  cwd=ROOT, env=env)
+        server = subprocess.Popen(
+            [
+                uvicorn,
+                "newsletter.web.app:create_asgi",
+                "--factory",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+        )
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=60) as c:
             for _ in range(100):
@@ -118,21 +145,49 @@ def main() -> int:
                     time.sleep(0.2)
             page = c.get("/console/login").text
             csrf = re.search(r'name="csrf-token" content="([0-9a-f]+)"', page).group(1)  # type: ignore[union-attr]
-            r = c.post("/console/login", data={"username": "benchadmin",
-                                               "password": "bench-password-123", "csrf": csrf,
-                                               "next": "/console/"})
+            r = c.post(
+                "/console/login",
+                data={
+                    "username": "benchadmin",
+                    "password": "bench-password-123",
+                    "csrf": csrf,
+                    "next": "/console/",
+                },
+            )
             assert r.status_code == 303, r.text[:200]
             i, s = ids["issue"], ids["send"]
-            paths = ["/console/", "/console/issues", f"/console/issues/{i}", "/console/sends",
-                     f"/console/sends/{s}", "/console/subscribers", "/console/stats",
-                     f"/console/stats/{s}", "/console/settings", f"/console/editor/{i}",
-                     "/console/subscribers?q=reader12345", "/console/bounces", "/console/warmup",
-                     "/console/audit", "/console/account", "/api/issues", f"/api/issues/{i}",
-                     "/api/sends", f"/api/sends/{s}", "/api/lists", "/api/subscribers?q=reader12345",
-                     "/api/segments", "/api/suppressions", f"/api/stats/sends/{s}",
-                     "/api/stats/trends", "/api/audit", "/console/jobs", "/api/jobs",
-                     "/console/stats?from=2020-01-01&to=2099-12-31",
-                     "/console/subscribers?q=reader1&list_id="]
+            paths = [
+                "/console/",
+                "/console/issues",
+                f"/console/issues/{i}",
+                "/console/sends",
+                f"/console/sends/{s}",
+                "/console/subscribers",
+                "/console/stats",
+                f"/console/stats/{s}",
+                "/console/settings",
+                f"/console/editor/{i}",
+                "/console/subscribers?q=reader12345",
+                "/console/bounces",
+                "/console/warmup",
+                "/console/audit",
+                "/console/account",
+                "/api/issues",
+                f"/api/issues/{i}",
+                "/api/sends",
+                f"/api/sends/{s}",
+                "/api/lists",
+                "/api/subscribers?q=reader12345",
+                "/api/segments",
+                "/api/suppressions",
+                f"/api/stats/sends/{s}",
+                "/api/stats/trends",
+                "/api/audit",
+                "/console/jobs",
+                "/api/jobs",
+                "/console/stats?from=2020-01-01&to=2099-12-31",
+                "/console/subscribers?q=reader1&list_id=",
+            ]
             rows = []
             ok = True
             for p in paths:
@@ -148,8 +203,10 @@ def main() -> int:
                 good = status == 200 and p95 < TARGET_MS
                 ok &= good
                 rows.append((p, status, statistics.median(times), p95, good))
-        print(f"B8 console with {args.subscribers:,} subscribers and {args.issues} issues "
-              f"(target p95 < {TARGET_MS:.0f} ms, {args.repeat} requests each, nproc {os.cpu_count()})")
+        print(
+            f"B8 console with {args.subscribers:,} subscribers and {args.issues} issues "
+            f"(target p95 < {TARGET_MS:.0f} ms, {args.repeat} requests each, nproc {os.cpu_count()})"
+        )
         print("| path | status | p50 ms | p95 ms | ok |")
         print("|---|---|---|---|---|")
         for p, st, p50, p95, good in rows:

@@ -66,8 +66,7 @@ def _existing(lang: str) -> dict[str, str]:
 
 def build(lang: str, ids: list[str]) -> bytes:
     old = _existing(lang)
-    cat = Catalog(locale=lang, project="newsletter console", charset="utf-8",
-                  fuzzy=False)
+    cat = Catalog(locale=lang, project="newsletter console", charset="utf-8", fuzzy=False)
     for mid in ids:
         text = old.get(mid, "")
         if not text and lang == "zh_Hant":

@@ -47,10 +47,12 @@ if os.environ.get("NEWSLETTER_CLOCK_OFFSET"):
 
     import dkim
 
-    dkim.time = types.SimpleNamespace(**{  # type: ignore[attr-defined]
-        **{n: getattr(dkim.time, n) for n in dir(dkim.time) if not n.startswith("_")},
-        "time": clock.timestamp,
-    })
+    dkim.time = types.SimpleNamespace(
+        **{  # type: ignore[attr-defined]
+            **{n: getattr(dkim.time, n) for n in dir(dkim.time) if not n.startswith("_")},
+            "time": clock.timestamp,
+        }
+    )
 
 
 def clean_env() -> dict[str, str]:
@@ -183,8 +185,12 @@ def redis_url() -> str:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Say how many tests ran, and how many of them with real processes or a browser."""
     passed = terminalreporter.stats.get("passed", [])
-    ran = [r for key in ("passed", "failed") for r in terminalreporter.stats.get(key, [])
-           if getattr(r, "when", "call") == "call"]
+    ran = [
+        r
+        for key in ("passed", "failed")
+        for r in terminalreporter.stats.get(key, [])
+        if getattr(r, "when", "call") == "call"
+    ]
     e2e = sum(1 for r in ran if "e2e" in getattr(r, "keywords", {}))
     terminalreporter.write_line(
         f"ran {len(ran)} tests ({len(passed)} passed): {e2e} e2e (real workers or a browser), "

@@ -19,8 +19,9 @@ def serve_paths(routes: dict[str, Route]) -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             route = routes.get(self.path)
-            status, headers, body = (route() if callable(route) else route) if route else (
-                404, {}, b"")
+            status, headers, body = (
+                (route() if callable(route) else route) if route else (404, {}, b"")
+            )
             self.send_response(status)
             for k, v in headers.items():
                 self.send_header(k, v)

@@ -21,8 +21,17 @@ def _paths(cmd, prefix=()):  # type: ignore[no-untyped-def]
 
 def test_every_command_has_help() -> None:
     paths = list(_paths(get_command(app)))
-    for required in (("demo",), ("db", "upgrade"), ("issue", "render"), ("subscribers", "import"),
-                     ("send", "start"), ("stats",), ("web",), ("worker",), ("beat",)):
+    for required in (
+        ("demo",),
+        ("db", "upgrade"),
+        ("issue", "render"),
+        ("subscribers", "import"),
+        ("send", "start"),
+        ("stats",),
+        ("web",),
+        ("worker",),
+        ("beat",),
+    ):
         assert required in paths
     for p in paths:
         r = runner.invoke(app, [*p, "--help"])
@@ -42,8 +51,9 @@ def test_csv_with_bad_rows_reports_them(sqlite_settings, tmp_path: Path) -> None
     f = tmp_path / "s.csv"
     f.write_text("email,name\ngood@example.com,甲\nbroken,乙\n", encoding="utf-8")
     report = tmp_path / "r.csv"
-    r = runner.invoke(app, ["subscribers", "import", str(f), "--list", "周报",
-                            "--report", str(report), "--json"])
+    r = runner.invoke(
+        app, ["subscribers", "import", str(f), "--list", "周报", "--report", str(report), "--json"]
+    )
     assert r.exit_code == 0, r.output
     assert '"invalid": 1' in r.output and '"new": 1' in r.output
     assert "broken" in report.read_text(encoding="utf-8-sig")
@@ -73,11 +83,14 @@ def test_send_status_watch_shows_progress_of_a_finished_send(sqlite_settings) ->
     assert '"sent": 4' in r.output
 
 
-@pytest.mark.parametrize(("argv", "code", "says"), [
-    (["nosuch"], 2, "No such command"),
-    (["worker", "--no-such-option"], 2, "No such option"),
-    (["send", "pause"], 2, "Missing argument"),
-])
+@pytest.mark.parametrize(
+    ("argv", "code", "says"),
+    [
+        (["nosuch"], 2, "No such command"),
+        (["worker", "--no-such-option"], 2, "No such option"),
+        (["send", "pause"], 2, "Missing argument"),
+    ],
+)
 def test_the_real_entry_point_reports_usage_errors_as_usage(argv, code, says, capsys) -> None:  # type: ignore[no-untyped-def]
     """Through `newsletter` itself (not the test runner): a usage error is click's message
     and exit 2, never "unexpected" (Typer 0.29 brought its own click and exit classes)."""
@@ -88,7 +101,9 @@ def test_the_real_entry_point_reports_usage_errors_as_usage(argv, code, says, ca
     assert says in err and "unexpected" not in err and "Traceback" not in err, err
 
 
-def test_the_real_entry_point_keeps_a_commands_exit_code(sqlite_settings, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_the_real_entry_point_keeps_a_commands_exit_code(
+    sqlite_settings, tmp_path: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
     """A command that ends with typer.Exit(2) exits 2 through `newsletter` too."""
     from newsletter.cli.errors import run
 

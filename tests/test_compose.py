@@ -20,11 +20,18 @@ def test_compose_config_is_accepted() -> None:
         "LIST_ID_DOMAIN": "brief.example.cn",
         "POSTAL_ADDRESS": "北京市海淀区示例路 1 号",
     }
-    out = subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config"],
-                         capture_output=True, text=True, env=env, cwd=ROOT)
+    out = subprocess.run(
+        ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     assert out.returncode == 0, out.stderr
     services = yaml.safe_load(out.stdout)["services"]
-    assert {"postgres", "redis", "web", "pixel", "proxy", "worker", "beat", "mailpit"} <= set(services)
+    assert {"postgres", "redis", "web", "pixel", "proxy", "worker", "beat", "mailpit"} <= set(
+        services
+    )
     for name in ("postgres", "redis", "web", "pixel", "proxy", "mailpit"):
         assert "healthcheck" in services[name], name
 

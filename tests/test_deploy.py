@@ -31,17 +31,23 @@ def test_systemd_accepts_every_unit(tmp_path: Path) -> None:
     (tmp_path / "env").write_text("", encoding="utf-8")
     names = []
     for unit in [*_units(), UNITS / "newsletter.target"]:
-        text = (unit.read_text(encoding="utf-8")
-                .replace("/srv/newsletter/.venv/bin/newsletter", str(BIN))
-                .replace("/srv/newsletter", str(tmp_path))
-                .replace("/etc/newsletter/newsletter.env", str(tmp_path / "env")))
+        text = (
+            unit.read_text(encoding="utf-8")
+            .replace("/srv/newsletter/.venv/bin/newsletter", str(BIN))
+            .replace("/srv/newsletter", str(tmp_path))
+            .replace("/etc/newsletter/newsletter.env", str(tmp_path / "env"))
+        )
         name = unit.name.replace("@.service", "@1.service")
         (tmp_path / name).write_text(text, encoding="utf-8")
         names.append(str(tmp_path / name))
-    r = subprocess.run([analyze, "verify", "--man=no", *names], capture_output=True, text=True,
-                       timeout=60)
-    problems = [line for line in r.stderr.splitlines()
-                if ("newsletter" in line and "Failed to" not in line) or "Unknown" in line]
+    r = subprocess.run(
+        [analyze, "verify", "--man=no", *names], capture_output=True, text=True, timeout=60
+    )
+    problems = [
+        line
+        for line in r.stderr.splitlines()
+        if ("newsletter" in line and "Failed to" not in line) or "Unknown" in line
+    ]
     assert r.returncode == 0 and not problems, r.stderr
 
 
@@ -99,7 +105,9 @@ def test_dashboard_and_alerts_use_only_real_metrics() -> None:
     import yaml
 
     names = _metric_names()
-    dash = json.loads((ROOT / "deploy" / "grafana" / "newsletter-dashboard.json").read_text("utf-8"))
+    dash = json.loads(
+        (ROOT / "deploy" / "grafana" / "newsletter-dashboard.json").read_text("utf-8")
+    )
     exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
     rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text("utf-8"))
     alerts = [r for g in rules["groups"] for r in g["rules"]]

@@ -57,13 +57,24 @@ def test_metrics_need_the_token_and_match_the_ledger(pg_settings, redis_url) -> 
     from prometheus_client.parser import text_string_to_metric_families
 
     names = {f.name for f in text_string_to_metric_families(text)}
-    for name in ("newsletter_sends", "newsletter_queue", "newsletter_queue_depth",
-                 "newsletter_deferrals", "newsletter_at_risk", "newsletter_send_rate",
-                 "newsletter_suppressions", "newsletter_live_bounces", "newsletter_ingest_lag",
-                 "newsletter_wechat_publications", "newsletter_deliveries",
-                 "newsletter_lease_expiries", "newsletter_claim_lag_seconds",
-                 "newsletter_wechat_api_calls", "newsletter_events_ingested",
-                 "newsletter_import_rows"):
+    for name in (
+        "newsletter_sends",
+        "newsletter_queue",
+        "newsletter_queue_depth",
+        "newsletter_deferrals",
+        "newsletter_at_risk",
+        "newsletter_send_rate",
+        "newsletter_suppressions",
+        "newsletter_live_bounces",
+        "newsletter_ingest_lag",
+        "newsletter_wechat_publications",
+        "newsletter_deliveries",
+        "newsletter_lease_expiries",
+        "newsletter_claim_lag_seconds",
+        "newsletter_wechat_api_calls",
+        "newsletter_events_ingested",
+        "newsletter_import_rows",
+    ):
         assert name in names, name
 
 
@@ -71,8 +82,11 @@ def test_health_and_readiness(pg_settings) -> None:  # type: ignore[no-untyped-d
     with TestClient(create_app()) as c:
         assert c.get("/healthz").status_code == 200
         assert c.get("/readyz").text == "ready\n"
-    reset_settings(pg_settings.model_copy(update={
-        "database_url": "postgresql+psycopg://nobody@127.0.0.1:1/none"}))
+    reset_settings(
+        pg_settings.model_copy(
+            update={"database_url": "postgresql+psycopg://nobody@127.0.0.1:1/none"}
+        )
+    )
     from newsletter.core.db import dispose
 
     dispose()

@@ -31,8 +31,9 @@ from tests.factories import seed
 UTC = dt.UTC
 
 
-@pytest.mark.parametrize("tz", ["Asia/Shanghai", "America/New_York", "Europe/London",
-                                "Australia/Sydney"])
+@pytest.mark.parametrize(
+    "tz", ["Asia/Shanghai", "America/New_York", "Europe/London", "Australia/Sydney"]
+)
 def test_weekly_slots_across_a_year_keep_local_time(tz: str) -> None:
     t = dt.datetime(2026, 1, 1, tzinfo=UTC)
     seen = []
@@ -196,7 +197,9 @@ def test_approval_with_a_lint_error_is_refused(sqlite_settings, tmp_path: Path) 
         assert issue.status == "approved"
 
 
-def test_four_eyes_keeps_the_uploader_and_last_editor_from_approving(sqlite_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_four_eyes_keeps_the_uploader_and_last_editor_from_approving(
+    sqlite_settings, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     src = tmp_path / "issue.md"
     src.write_bytes((EXAMPLES / "issue-sample.md").read_bytes())
     shutil.copytree(EXAMPLES / "images", tmp_path / "images")

@@ -17,13 +17,16 @@ def test_round_trip_and_compact() -> None:
     assert verify(t, "d", keys=KEY).fields == (123_456_789,)
 
 
-@pytest.mark.parametrize("mutate", [
-    lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),  # altered signature
-    lambda t: "d" + "zz" + t[t.index("."):],  # altered payload (another delivery)
-    lambda t: t.replace(".", ""),  # malformed
-    lambda t: "",
-    lambda t: t + "x" * 80,  # oversized
-])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),  # altered signature
+        lambda t: "d" + "zz" + t[t.index(".") :],  # altered payload (another delivery)
+        lambda t: t.replace(".", ""),  # malformed
+        lambda t: "",
+        lambda t: t + "x" * 80,  # oversized
+    ],
+)
 def test_forged_or_altered_tokens_are_refused(mutate) -> None:  # type: ignore[no-untyped-def]
     t = sign("d", 42, keys=KEY)
     with pytest.raises(TokenError):
@@ -49,9 +52,13 @@ def test_unsubscribe_token_defaults_to_all_lists(sqlite_settings) -> None:  # ty
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(kind_fields=st.sampled_from(["d", "u", "c", "s"]).flatmap(
-    lambda k: st.tuples(st.just(k), st.lists(st.integers(0, 2**63), min_size=_n(k),
-                                             max_size=_n(k)))))
+@given(
+    kind_fields=st.sampled_from(["d", "u", "c", "s"]).flatmap(
+        lambda k: st.tuples(
+            st.just(k), st.lists(st.integers(0, 2**63), min_size=_n(k), max_size=_n(k))
+        )
+    )
+)
 def test_signing_from_the_derived_key_states_is_plain_hmac(sqlite_settings, kind_fields) -> None:  # type: ignore[no-untyped-def]
     """Tokens signed with the settings' key (from its precomputed HMAC states, the hot
     path) are the same as those signed with the key itself (a new HMAC each time)."""

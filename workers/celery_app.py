@@ -41,10 +41,14 @@ def configure(app: Celery, cfg: Settings | None = None) -> Celery:
             "tick": {"task": "newsletter.tick", "schedule": float(cfg.tick_seconds)},
             "ingest": {"task": "newsletter.ingest_events", "schedule": 2.0},
             # WeChat datacube numbers are final the next day: sync once a day.
-            "purge-events": {"task": "newsletter.purge_events",
-                             "schedule": crontab(hour=4, minute=10)},
-            "wechat-stats": {"task": "newsletter.wechat_stats",
-                             "schedule": crontab(hour=3, minute=30)},
+            "purge-events": {
+                "task": "newsletter.purge_events",
+                "schedule": crontab(hour=4, minute=10),
+            },
+            "wechat-stats": {
+                "task": "newsletter.wechat_stats",
+                "schedule": crontab(hour=3, minute=30),
+            },
         },
     )
     return app

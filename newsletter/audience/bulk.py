@@ -32,6 +32,7 @@ __all__ = ["ACTIONS", "BulkError", "apply", "check", "count", "ids_after", "sele
 
 ACTIONS = ("unsubscribe", "move", "block", "delete")
 
+
 class BulkError(NewsletterError):
     """A bulk action that cannot run as asked (the message says why)."""
 
@@ -61,12 +62,19 @@ def selection(
         seg = session.get(Segment, segment_id)
         if seg is None:
             raise NotFound(f"分群 {segment_id} 不存在 / segment {segment_id} does not exist")
-        cond = and_(Subscriber.status == "active",
-                    compile_segment(seg.definition) if seg.definition else true())
+        cond = and_(
+            Subscriber.status == "active",
+            compile_segment(seg.definition) if seg.definition else true(),
+        )
         if list_id is not None:
-            cond = and_(cond, exists().where(Subscription.subscriber_id == Subscriber.id,
-                                             Subscription.list_id == list_id,
-                                             Subscription.status == "active"))
+            cond = and_(
+                cond,
+                exists().where(
+                    Subscription.subscriber_id == Subscriber.id,
+                    Subscription.list_id == list_id,
+                    Subscription.status == "active",
+                ),
+            )
         return cond
     q = (q or "").strip()
     if q:
@@ -76,8 +84,12 @@ def selection(
         else:
             cond = and_(cond, Subscriber.email.like(f"{like}%", escape="\\"))
     if list_id is not None:
-        cond = and_(cond, exists().where(Subscription.subscriber_id == Subscriber.id,
-                                         Subscription.list_id == list_id))
+        cond = and_(
+            cond,
+            exists().where(
+                Subscription.subscriber_id == Subscriber.id, Subscription.list_id == list_id
+            ),
+        )
     return cond
 
 
@@ -112,9 +124,11 @@ def _suppress_missing(session: Session, ids: list[int], reason: str, note: str) 
     session.execute(
         insert(Suppression).from_select(
             ["email", "reason", "note", "created_at"],
-            select(Subscriber.email, literal(reason), literal(note), literal(utcnow()))
-            .where(Subscriber.id.in_(ids), Subscriber.status != "erased",
-                   ~exists().where(Suppression.email == Subscriber.email)),
+            select(Subscriber.email, literal(reason), literal(note), literal(utcnow())).where(
+                Subscriber.id.in_(ids),
+                Subscriber.status != "erased",
+                ~exists().where(Suppression.email == Subscriber.email),
+            ),
         )
     )
 
@@ -140,16 +154,23 @@ def apply(
     now = utcnow()
     live = select(Subscriber.id).where(Subscriber.id.in_(ids), Subscriber.status != "erased")
     if action == "unsubscribe":
-        open_subs = and_(Subscription.subscriber_id.in_(live),
-                         Subscription.status != "unsubscribed")
+        open_subs = and_(
+            Subscription.subscriber_id.in_(live), Subscription.status != "unsubscribed"
+        )
         if from_list is not None:
             open_subs = and_(open_subs, Subscription.list_id == from_list)
-        changed = int(session.scalar(
-            select(func.count(func.distinct(Subscription.subscriber_id))).where(open_subs)
-        ) or 0)
-        session.execute(update(Subscription).where(open_subs).values(
-            status="unsubscribed", unsubscribed_at=now, reason="console", updated_at=now),
-            execution_options={"synchronize_session": False})
+        changed = int(
+            session.scalar(
+                select(func.count(func.distinct(Subscription.subscriber_id))).where(open_subs)
+            )
+            or 0
+        )
+        session.execute(
+            update(Subscription)
+            .where(open_subs)
+            .values(status="unsubscribed", unsubscribed_at=now, reason="console", updated_at=now),
+            execution_options={"synchronize_session": False},
+        )
         if from_list is None:
             _suppress_missing(session, ids, "unsubscribe_all", "console")
         return changed
@@ -161,17 +182,25 @@ def apply(
             .values(status="active", unsubscribed_at=None, reason=None, updated_at=now),
             execution_options={"synchronize_session": False},
         )
-        session.execute(insert(Subscription).from_select(
-            ["subscriber_id", "list_id", "status", "created_at", "updated_at"],
-            select(Subscriber.id, literal(to_list), literal("active"), literal(now), literal(now))
-            .where(Subscriber.id.in_(ids), Subscriber.status != "erased",
-                   ~exists().where(Subscription.subscriber_id == Subscriber.id,
-                                   Subscription.list_id == to_list)),
-        ))
+        session.execute(
+            insert(Subscription).from_select(
+                ["subscriber_id", "list_id", "status", "created_at", "updated_at"],
+                select(
+                    Subscriber.id, literal(to_list), literal("active"), literal(now), literal(now)
+                ).where(
+                    Subscriber.id.in_(ids),
+                    Subscriber.status != "erased",
+                    ~exists().where(
+                        Subscription.subscriber_id == Subscriber.id, Subscription.list_id == to_list
+                    ),
+                ),
+            )
+        )
         if from_list is not None:
             session.execute(
                 delete(Subscription).where(
-                    Subscription.list_id == from_list, Subscription.subscriber_id.in_(live)),
+                    Subscription.list_id == from_list, Subscription.subscriber_id.in_(live)
+                ),
                 execution_options={"synchronize_session": False},
             )
         return int(session.scalar(select(func.count()).select_from(live.subquery())) or 0)

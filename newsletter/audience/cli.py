@@ -43,8 +43,16 @@ def subscribers_import(
     print_counts(
         f"import {file.name} → {list_name} ({summary.encoding or 'xlsx'})",
         data,
-        ("rows", "new", "updated", "unchanged", "invalid", "duplicate", "suppressed",
-         "resubscribed"),
+        (
+            "rows",
+            "new",
+            "updated",
+            "unchanged",
+            "invalid",
+            "duplicate",
+            "suppressed",
+            "resubscribed",
+        ),
     )
     if summary.report_path:
         console.print(f"row errors written to {summary.report_path}")

@@ -63,9 +63,16 @@ class _Root(LazyGroup):
             "Console users and personal API tokens",
         ),
         "tracking": ("newsletter.reports.cli", "stats_app", "Open/click statistics / 阅读统计"),
-        "relays": ("newsletter.delivery.relays_cli", "relays_app", "Relays: list, status / 发信服务器"),
-        "warmup": ("newsletter.delivery.relays_cli", "warmup_app",
-                   "Warm-up of sending domains / 预热"),
+        "relays": (
+            "newsletter.delivery.relays_cli",
+            "relays_app",
+            "Relays: list, status / 发信服务器",
+        ),
+        "warmup": (
+            "newsletter.delivery.relays_cli",
+            "warmup_app",
+            "Warm-up of sending domains / 预热",
+        ),
     }
 
 

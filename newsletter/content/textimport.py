@@ -490,8 +490,10 @@ class _Importer:
         assert self.pending is not None
         it, key, role = self.pending
         is_url = _URL_LINE_RE.match(ln.text) is not None
-        if ln.heading is not None or "\t" in ln.raw.strip() or (
-            not is_url and (len(ln.text) > self.p.meta_value_max or role == "url")
+        if (
+            ln.heading is not None
+            or "\t" in ln.raw.strip()
+            or (not is_url and (len(ln.text) > self.p.meta_value_max or role == "url"))
         ):
             return False
         self.pending = None
@@ -612,7 +614,9 @@ class _Importer:
             title = re.sub(r"[(\[（【〔]\s*[)\]）】〕]", "", title)
             title = title.strip(" -–—_|·()[]（）:：")
         # a leading 【label】 or [label] names the series, not this issue
-        series = re.match(r"^\s*[【\[〔［]\s*([^【】\[\]〔〕［］]{1,16}?)\s*[】\]〕］]\s*(?=\S)", title)
+        series = re.match(
+            r"^\s*[【\[〔［]\s*([^【】\[\]〔〕［］]{1,16}?)\s*[】\]〕］]\s*(?=\S)", title
+        )
         if series is not None:
             self.header.setdefault("series", series.group(1))
             title = title[series.end() :]

@@ -58,8 +58,10 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 DELIVERIES = Counter(
-    "newsletter_deliveries", "Deliveries finished by this process, by outcome and relay.",
-    ["outcome", "relay"], registry=REGISTRY,
+    "newsletter_deliveries",
+    "Deliveries finished by this process, by outcome and relay.",
+    ["outcome", "relay"],
+    registry=REGISTRY,
 )
 LEASE_EXPIRIES = Counter(
     "newsletter_lease_expiries",
@@ -67,19 +69,26 @@ LEASE_EXPIRIES = Counter(
     registry=REGISTRY,
 )
 CLAIM_LAG = Histogram(
-    "newsletter_claim_lag_seconds", "From a delivery being due to a worker claiming it.",
-    buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600), registry=REGISTRY,
+    "newsletter_claim_lag_seconds",
+    "From a delivery being due to a worker claiming it.",
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600),
+    registry=REGISTRY,
 )
 WECHAT_CALLS = Counter(
-    "newsletter_wechat_api_calls", "WeChat API calls by endpoint and errcode (0: ok).",
-    ["endpoint", "errcode"], registry=REGISTRY,
+    "newsletter_wechat_api_calls",
+    "WeChat API calls by endpoint and errcode (0: ok).",
+    ["endpoint", "errcode"],
+    registry=REGISTRY,
 )
 EVENTS_INGESTED = Counter(
-    "newsletter_events_ingested", "Open and click events written by this ingester.",
+    "newsletter_events_ingested",
+    "Open and click events written by this ingester.",
     registry=REGISTRY,
 )
 IMPORT_ROWS = Counter(
-    "newsletter_import_rows", "Subscriber import rows processed, by result.", ["result"],
+    "newsletter_import_rows",
+    "Subscriber import rows processed, by result.",
+    ["result"],
     registry=REGISTRY,
 )
 

@@ -231,10 +231,7 @@ class CompiledMessage:
         date = date or _now_date()
         unsub = f"<{self.unsub_base}{r.unsub}>, <mailto:{local}+{r.unsub}@{dom}>"
         head = (
-            f"To: {to}\r\n"
-            f"Message-ID: {msgid}\r\n"
-            f"Date: {date}\r\n"
-            f"List-Unsubscribe: {unsub}\r\n"
+            f"To: {to}\r\nMessage-ID: {msgid}\r\nDate: {date}\r\nList-Unsubscribe: {unsub}\r\n"
         ).encode()
         token = r.token.encode()
         unsub_b = r.unsub.encode()

@@ -254,8 +254,19 @@ def _send_loop(
     while n < len(rows) and not no_relay:
         group: list[Ready] = []
         while n < len(rows) and len(group) < k:
-            prepared = _prepare(s, send_id, issue_id, list_id, rows[n], route, result,
-                                claim_token, thr, compiled_by_variant, builder)
+            prepared = _prepare(
+                s,
+                send_id,
+                issue_id,
+                list_id,
+                rows[n],
+                route,
+                result,
+                claim_token,
+                thr,
+                compiled_by_variant,
+                builder,
+            )
             if prepared is None:  # no relay may carry it: the rest goes back untouched
                 no_relay = True
                 break
@@ -420,8 +431,13 @@ def _mark_group(s: Session, send_id: int, claim_token: str, group: list[Ready]) 
                     Delivery.lease_until > now,
                     exists().where(Send.id == send_id, Send.state == "sending"),
                 )
-                .values(state="sending", attempts=Delivery.attempts + 1, message_id=r.msgid,
-                        relay=r.relay.name, lease_until=lease)
+                .values(
+                    state="sending",
+                    attempts=Delivery.attempts + 1,
+                    message_id=r.msgid,
+                    relay=r.relay.name,
+                    lease_until=lease,
+                )
             )
             if took.rowcount == 1:  # type: ignore[attr-defined]
                 taken.add(r.row[0])
@@ -446,9 +462,7 @@ def _send_group(
     for i, r in enumerate(group):
         message = r.built.result()
         if time.monotonic() > max(marked_at, beat.renewed) + cfg.lease_seconds - margin:
-            log.warning(
-                "lease may have run out mid-group: %d messages left unsent", len(group) - i
-            )
+            log.warning("lease may have run out mid-group: %d messages left unsent", len(group) - i)
             break
         relay = r.relay
         if relay.name in route.pool.out:  # taken out of service earlier in this group
@@ -470,9 +484,7 @@ def _send_group(
             eligible = route.pool.eligible(r.from_domain, route.publication)
             route.pool.report(relay, outcome, alternatives=len(eligible) > 1)
             # Failover: each other relay in service gets one prompt try before back-off.
-            others = [
-                x for x in route.pool.usable(r.from_domain, route.publication) if x != relay
-            ]
+            others = [x for x in route.pool.usable(r.from_domain, route.publication) if x != relay]
             retry_now = bool(others) and r.row[2] < len(others)
         done.append(Done(r, outcome, relay.name, utcnow(), retry_now))
         DELIVERIES.labels(outcome=outcome.state, relay=relay.name).inc()
@@ -491,5 +503,3 @@ def _build(compiled: CompiledMessage, recipient: Recipient) -> tuple[bytes, bool
     except HeaderInjection as exc:
         return exc
     return message, dot_free
-
-

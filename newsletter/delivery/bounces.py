@@ -209,11 +209,22 @@ def _parse_flufl(msg: Message) -> BounceResult:
     m = _STATUS_RE.search(body)
     status = ".".join(m.groups()) if m else None
     if perm:
-        return BounceResult("hard", recipient=perm[0], status=status, source="flufl", failed=perm,
-                            diagnostic=_first_line_with(body, perm[0]))
+        return BounceResult(
+            "hard",
+            recipient=perm[0],
+            status=status,
+            source="flufl",
+            failed=perm,
+            diagnostic=_first_line_with(body, perm[0]),
+        )
     if temp:
-        return BounceResult("soft", recipient=temp[0], status=status, source="flufl",
-                            diagnostic=_first_line_with(body, temp[0]))
+        return BounceResult(
+            "soft",
+            recipient=temp[0],
+            status=status,
+            source="flufl",
+            diagnostic=_first_line_with(body, temp[0]),
+        )
     return BounceResult("unknown", source="none", note="not a recognised bounce or report")
 
 
@@ -244,9 +255,11 @@ def parse_report(raw: bytes, envelope_rcpts: list[str] | None = None) -> BounceR
     if result is None and _report_part(msg, "delivery-status") is not None:
         result = _parse_dsn(msg)
     if result is None:  # also catches ARF/DSN parts inside a wrapper message
-        result = _parse_arf(msg) if any(
-            p.get_content_type() == "message/feedback-report" for p in msg.walk()
-        ) else _parse_dsn(msg)
+        result = (
+            _parse_arf(msg)
+            if any(p.get_content_type() == "message/feedback-report" for p in msg.walk())
+            else _parse_dsn(msg)
+        )
     if result is None:
         result = _parse_flufl(msg)
     result.delivery_id = find_delivery(msg, raw, envelope_rcpts)

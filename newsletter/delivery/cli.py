@@ -80,10 +80,20 @@ def send_create(
             s.flush()
             others = other_sends(s, send)
             if resend is not None:
-                audit(s, by, "send.resend", f"send:{send.id}", issue=iss.number,
-                      reason=send.resend_reason, others=[i for i, _ in others])
+                audit(
+                    s,
+                    by,
+                    "send.resend",
+                    f"send:{send.id}",
+                    issue=iss.number,
+                    reason=send.resend_reason,
+                    others=[i for i, _ in others],
+                )
             out: dict[str, Any] = {
-                "send_id": send.id, "issue": iss.number, "list": ml.name, "state": send.state,
+                "send_id": send.id,
+                "issue": iss.number,
+                "list": ml.name,
+                "state": send.state,
                 "other_sends": [{"id": i, "state": st} for i, st in others],
                 "resend": send.resend_reason,
             }
@@ -265,11 +275,18 @@ def send_subjects(
             configure(s, send_id, subjects, share=share, wait_seconds=wait * 60, metric=metric)
     except NewsletterError as exc:
         fail(exc)
-    data = {"send": send_id, "subjects": subjects, "share": share, "wait_minutes": wait,
-            "metric": metric}
+    data = {
+        "send": send_id,
+        "subjects": subjects,
+        "share": share,
+        "wait_minutes": wait,
+        "metric": metric,
+    }
     if not emit(data, as_json):
-        typer.echo(f"send {send_id}: subject test of {len(subjects)} subjects, {share}% test "
-                   f"share, decided after {wait} min by human {metric}")
+        typer.echo(
+            f"send {send_id}: subject test of {len(subjects)} subjects, {share}% test "
+            f"share, decided after {wait} min by human {metric}"
+        )
 
 
 @send_app.command("decide")
@@ -284,14 +301,17 @@ def send_decide(send_id: int, now: bool = False, as_json: JsonOpt = False) -> No
     except NewsletterError as exc:
         fail(exc)
     if report is None:
-        sys.stderr.write(f"error: send {send_id} has no subject test due yet "
-                         "/ 该发送没有到期的主题测试\n")
+        sys.stderr.write(
+            f"error: send {send_id} has no subject test due yet / 该发送没有到期的主题测试\n"
+        )
         raise typer.Exit(1)
     if not emit(report, as_json):
         for v in report["variants"]:
-            typer.echo(f"  [{v['index'] + 1}] {v['subject']}: sent {v['sent']}, human opens "
-                       f"{v['opens_human']} ({v['open_rate']:.1%}), machine opens "
-                       f"{v['opens_machine']}, human clicks {v['clicks_human']}")
+            typer.echo(
+                f"  [{v['index'] + 1}] {v['subject']}: sent {v['sent']}, human opens "
+                f"{v['opens_human']} ({v['open_rate']:.1%}), machine opens "
+                f"{v['opens_machine']}, human clicks {v['clicks_human']}"
+            )
         typer.echo(f"winner: [{report['winner'] + 1}] (p = {report['p_value']}); {report['note']}")
     from newsletter.core.config import get_settings
 
@@ -308,7 +328,9 @@ def send_decide(send_id: int, now: bool = False, as_json: JsonOpt = False) -> No
 @send_app.command("status")
 def send_status(
     send_id: int,
-    watch: Annotated[bool, typer.Option("--watch", "-w", help="live progress bar until done")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="live progress bar until done")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a send's state and delivery counts (--watch: a live progress bar with the rate)."""
@@ -332,13 +354,16 @@ def _watch(send_id: int, every: float = 1.0) -> None:
         BarColumn(),
         TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
         TextColumn("{task.fields[rate]:,.0f} msg/s"),
-        TextColumn("bounced {task.fields[bounced]} · deferred {task.fields[deferred]} "
-                   "· skipped {task.fields[skipped]}"),
+        TextColumn(
+            "bounced {task.fields[bounced]} · deferred {task.fields[deferred]} "
+            "· skipped {task.fields[skipped]}"
+        ),
         TimeRemainingColumn(),
         console=console,
     ) as progress:
-        task = progress.add_task("send", total=1, send=send_id, state="", rate=0.0, bounced=0,
-                                 deferred=0, skipped=0)
+        task = progress.add_task(
+            "send", total=1, send=send_id, state="", rate=0.0, bounced=0, deferred=0, skipped=0
+        )
         last: tuple[float, int] | None = None
         while True:
             with session_scope() as s:
@@ -352,9 +377,16 @@ def _watch(send_id: int, every: float = 1.0) -> None:
             now = time.monotonic()
             rate = (done - last[1]) / (now - last[0]) if last and now > last[0] else 0.0
             last = (now, done)
-            progress.update(task, total=total, completed=done, state=state, rate=rate,
-                            bounced=counts["bounced"], deferred=counts["deferred"],
-                            skipped=counts["skipped"])
+            progress.update(
+                task,
+                total=total,
+                completed=done,
+                state=state,
+                rate=rate,
+                bounced=counts["bounced"],
+                deferred=counts["deferred"],
+                skipped=counts["skipped"],
+            )
             if state in terminal or (state == "sending" and done >= total):
                 break
             time.sleep(every)
@@ -432,7 +464,9 @@ def _show_status(send_id: int, as_json: bool, note: str | None = None) -> None:
 @bounce_app.command("serve")
 def bounces_serve(
     host: str = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="SMTP port for bounces+TOKEN@ and unsubscribe+TOKEN@")] = 2525,
+    port: Annotated[
+        int, typer.Option(help="SMTP port for bounces+TOKEN@ and unsubscribe+TOKEN@")
+    ] = 2525,
 ) -> None:
     """Run the SMTP endpoint that receives DSNs, ARF complaints and mailto unsubscribes."""
     import time

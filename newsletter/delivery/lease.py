@@ -61,8 +61,9 @@ def claim(session: Session, send_id: int, limit: int, lease_seconds: int) -> tup
         # A claim whose COMMIT never arrives (a partition mid-transaction) would hold its
         # rows locked until TCP gives up; the server ends such a transaction after one
         # lease instead, and the rows go back to the pool.
-        session.execute(text(f"SET LOCAL idle_in_transaction_session_timeout = "
-                             f"'{max(1, int(lease_seconds))}s'"))
+        session.execute(
+            text(f"SET LOCAL idle_in_transaction_session_timeout = '{max(1, int(lease_seconds))}s'")
+        )
         # Picked once: as a plain IN (subquery) the planner may rescan the LIMIT subquery
         # per row (a nested loop, typical right after a send's rows were inserted and
         # before they are analysed), which claimed every row of a 3,000-reader send in one

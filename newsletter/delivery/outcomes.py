@@ -159,10 +159,17 @@ def finish_group(s: Session, done: list[Done]) -> None:
     else:
         rest = done
     for d in rest:
-        _record(s, d.ready.row[0], d.ready.row[2] + 1, d.outcome, d.ready.row[4],
-                cfg.max_attempts, d.retry_now, relay=d.relay, now=d.at)
-
-
+        _record(
+            s,
+            d.ready.row[0],
+            d.ready.row[2] + 1,
+            d.outcome,
+            d.ready.row[4],
+            cfg.max_attempts,
+            d.retry_now,
+            relay=d.relay,
+            now=d.at,
+        )
 
 
 def _record(

@@ -137,10 +137,15 @@ def _start(send_id: int) -> tuple[int, int]:
         if transition(s, send_id, "start"):
             from newsletter.delivery.alerts import notify
 
-            notify(s, "started", f"send {send_id} started",
-                   f"planned {planned} deliveries; {already} list members already received "
-                   f"this issue from another send; {max(excluded - already, 0)} excluded "
-                   "(unsubscribed, suppressed or blocked)", key=f"started:{send_id}")
+            notify(
+                s,
+                "started",
+                f"send {send_id} started",
+                f"planned {planned} deliveries; {already} list members already received "
+                f"this issue from another send; {max(excluded - already, 0)} excluded "
+                "(unsubscribed, suppressed or blocked)",
+                key=f"started:{send_id}",
+            )
     return planned, excluded
 
 
@@ -226,8 +231,11 @@ def step_resilient(send_id: int, *, batch_size: int | None = None) -> Next:
     except DBAPIError as exc:
         if not _lost_connection(exc):
             raise
-        log.warning("send %s: database connection lost (%s); the batch chain goes on",
-                    send_id, str(exc.orig or exc).splitlines()[0][:200])
+        log.warning(
+            "send %s: database connection lost (%s); the batch chain goes on",
+            send_id,
+            str(exc.orig or exc).splitlines()[0][:200],
+        )
         from newsletter.core.db import engine
 
         engine().dispose()  # drop pooled connections to the old server process

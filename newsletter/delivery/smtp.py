@@ -104,15 +104,20 @@ class SmtpConnection:
             return self._classify(exc.smtp_code, exc.smtp_error)
         except smtplib.SMTPServerDisconnected as exc:
             self.close(force=True)
-            return Outcome("deferred", None, f"connection lost: {exc}"[:1000],
-                           maybe_delivered=self._handed_over)
+            return Outcome(
+                "deferred",
+                None,
+                f"connection lost: {exc}"[:1000],
+                maybe_delivered=self._handed_over,
+            )
         except smtplib.SMTPResponseException as exc:
             return self._classify(exc.smtp_code, exc.smtp_error)
         except OSError as exc:  # refused, reset, timed out, DNS failure
             self.close(force=True)
             if self._handed_over:  # the body went out; its reply never came
-                return Outcome("deferred", None, f"connection lost: {exc}"[:1000],
-                               maybe_delivered=True)
+                return Outcome(
+                    "deferred", None, f"connection lost: {exc}"[:1000], maybe_delivered=True
+                )
             return Outcome("deferred", None, f"connection failed: {exc}"[:1000])
         if refused:  # pragma: no cover - single recipient: refusal raises above
             code, msg = refused[rcpt]

@@ -73,6 +73,7 @@ def marked_as_test(compiled: CompiledMessage) -> CompiledMessage:
     if subject.startswith(TEST_PREFIX):
         return compiled
     line = f"Subject: {_encode_header(TEST_PREFIX + subject, 'Subject')}\r\n".encode()
-    new_head = head[: m.start()] + line + head[m.end():]
-    return dataclasses.replace(compiled, chunks=[new_head, *compiled.chunks[1:]],
-                               dkim_plan=None, joiner=None)
+    new_head = head[: m.start()] + line + head[m.end() :]
+    return dataclasses.replace(
+        compiled, chunks=[new_head, *compiled.chunks[1:]], dkim_plan=None, joiner=None
+    )

@@ -110,7 +110,8 @@ def throttle() -> Throttle:
     global _throttle
     cfg = get_settings()
     if _throttle is None or (_throttle.sender_rate, _throttle.domain_rates) != (
-        cfg.rate_per_second, cfg.domain_rates
+        cfg.rate_per_second,
+        cfg.domain_rates,
     ):
         _throttle = Throttle(cfg.rate_per_second, dict(cfg.domain_rates))
     return _throttle

@@ -87,7 +87,15 @@ class SnsError(Exception):
 
 
 _NOTIFICATION_KEYS = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
-_SUBSCRIPTION_KEYS = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type")
+_SUBSCRIPTION_KEYS = (
+    "Message",
+    "MessageId",
+    "SubscribeURL",
+    "Timestamp",
+    "Token",
+    "TopicArn",
+    "Type",
+)
 _CERT_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
 
 
@@ -114,9 +122,9 @@ def sns_string_to_sign(msg: dict[str, Any]) -> bytes:
 def check_cert_url(url: str) -> None:
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
-    if parts.scheme != "https" or (not host.endswith(".amazonaws.com") and not host.endswith(
-        ".amazonaws.com.cn"
-    )):
+    if parts.scheme != "https" or (
+        not host.endswith(".amazonaws.com") and not host.endswith(".amazonaws.com.cn")
+    ):
         raise SnsError(f"SigningCertURL must be https on amazonaws.com: {url!r}")
     if not _CERT_HOST.match(host) or parts.port not in (None, 443):
         raise SnsError(f"SigningCertURL host is not an SNS endpoint: {host!r}")
@@ -209,8 +217,14 @@ def _apply(
     source: str,
     uid: str,
 ) -> BounceResult:
-    r = BounceResult(kind, delivery_id=delivery_id, recipient=address, status=status,
-                     diagnostic=diagnostic[:500], source=source)
+    r = BounceResult(
+        kind,
+        delivery_id=delivery_id,
+        recipient=address,
+        status=status,
+        diagnostic=diagnostic[:500],
+        source=source,
+    )
     if delivery_id is not None:
         applied = apply_result(r, event_uid=uid if kind == "complaint" else None)
         if applied.applied:

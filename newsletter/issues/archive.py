@@ -222,31 +222,45 @@ def search(
     )
     offset = (page - 1) * per_page
     if len(ids) <= COUNT_CAP:  # every hit is known: order just those
-        rows = session.execute(
-            hits.where(ArchiveEntry.id.in_(ids)).order_by(*order).offset(offset).limit(per_page)
-        ).all() if ids else []
+        rows = (
+            session.execute(
+                hits.where(ArchiveEntry.id.in_(ids)).order_by(*order).offset(offset).limit(per_page)
+            ).all()
+            if ids
+            else []
+        )
         return _entries(session, pub, variant, rows), len(ids)
-    top = int(session.scalar(
-        select(func.max(Issue.number)).where(Issue.publication_id == pub.id,
-                                             Issue.status == PUBLISHED)
-    ) or 0)
+    top = int(
+        session.scalar(
+            select(func.max(Issue.number)).where(
+                Issue.publication_id == pub.id, Issue.status == PUBLISHED
+            )
+        )
+        or 0
+    )
     # Found in so many places that the newest issues hold the page: read their rows
     # through the (issue, variant) index, with a substring test the trigram index
     # cannot serve, so the planner does not recheck every hit of the whole archive.
     needle = q.lower()
     find = func.instr if session.get_bind().dialect.name == "sqlite" else func.strpos
-    found = or_(find(ArchiveEntry.body, needle) > 0,
-                find(func.lower(ArchiveEntry.title), needle) > 0)
+    found = or_(
+        find(ArchiveEntry.body, needle) > 0, find(func.lower(ArchiveEntry.title), needle) > 0
+    )
     width = 16
     while True:
         floor = top - width
-        window = list(session.scalars(
-            select(Issue.id).where(Issue.publication_id == pub.id, Issue.status == PUBLISHED,
-                                   Issue.number > floor)
-        ))
+        window = list(
+            session.scalars(
+                select(Issue.id).where(
+                    Issue.publication_id == pub.id, Issue.status == PUBLISHED, Issue.number > floor
+                )
+            )
+        )
         rows = session.execute(
             hits.where(ArchiveEntry.issue_id.in_(window), ArchiveEntry.variant == variant, found)
-            .order_by(*order).offset(offset).limit(per_page)
+            .order_by(*order)
+            .offset(offset)
+            .limit(per_page)
         ).all()
         if len(rows) == per_page or floor < 0:
             return _entries(session, pub, variant, rows), COUNT_CAP + 1
@@ -259,12 +273,18 @@ def _entries(session: Session, pub: Publication, variant: str, rows: Any) -> lis
     numbers = {r[0] for r in rows}
     heads: dict[int, str] = {}
     if numbers:
-        heads = dict(session.execute(
-            select(Issue.number, ArchiveEntry.title)
-            .join(Issue, Issue.id == ArchiveEntry.issue_id)
-            .where(Issue.publication_id == pub.id, Issue.number.in_(numbers),
-                   ArchiveEntry.variant == variant, ArchiveEntry.anchor == "")
-        ).all())
+        heads = dict(
+            session.execute(
+                select(Issue.number, ArchiveEntry.title)
+                .join(Issue, Issue.id == ArchiveEntry.issue_id)
+                .where(
+                    Issue.publication_id == pub.id,
+                    Issue.number.in_(numbers),
+                    ArchiveEntry.variant == variant,
+                    ArchiveEntry.anchor == "",
+                )
+            ).all()
+        )
     return [Entry(n, heads.get(n, it), a, t, sm) for n, it, a, t, sm in rows]
 
 
@@ -281,7 +301,11 @@ def archive_views(session: Any, slug: str, number: int) -> int:
 
     from newsletter.models import RateCounter
 
-    return int(session.scalar(
-        select(func.coalesce(func.sum(RateCounter.count), 0))
-        .where(RateCounter.key == archive_key(slug, number))
-    ) or 0)
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(RateCounter.count), 0)).where(
+                RateCounter.key == archive_key(slug, number)
+            )
+        )
+        or 0
+    )

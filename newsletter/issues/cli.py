@@ -173,33 +173,46 @@ def issue_from_feeds(
     try:
         path = feeds or (Path(get_settings().feeds_file) if get_settings().feeds_file else None)
         if path is None:
-            raise ConfigError("未配置订阅源：用 --feeds 或 NEWSLETTER_FEEDS_FILE / no feeds file: "
-                              "give --feeds or set NEWSLETTER_FEEDS_FILE")
+            raise ConfigError(
+                "未配置订阅源：用 --feeds 或 NEWSLETTER_FEEDS_FILE / no feeds file: "
+                "give --feeds or set NEWSLETTER_FEEDS_FILE"
+            )
         cfg = load_config(path)
         try:
             start = dt.date.fromisoformat(since) if since else None
         except ValueError:
-            raise ConfigError(f"--since 应为 YYYY-MM-DD：{(since or '')[:40]} / --since must be "
-                              "YYYY-MM-DD") from None
+            raise ConfigError(
+                f"--since 应为 YYYY-MM-DD：{(since or '')[:40]} / --since must be YYYY-MM-DD"
+            ) from None
         with session_scope() as s:
             pubs = list(s.scalars(select(Publication).order_by(Publication.id)))
-            pub = next((p for p in pubs if p.slug == publication), None) if publication else (
-                pubs[0] if len(pubs) == 1 else None)
+            pub = (
+                next((p for p in pubs if p.slug == publication), None)
+                if publication
+                else (pubs[0] if len(pubs) == 1 else None)
+            )
             if pub is None:
-                raise ConfigError("请用 --publication 指定刊物 / name the publication with "
-                                  f"--publication ({', '.join(p.slug for p in pubs) or '-'})")
+                raise ConfigError(
+                    "请用 --publication 指定刊物 / name the publication with "
+                    f"--publication ({', '.join(p.slug for p in pubs) or '-'})"
+                )
             draft = draft_from_feeds(s, pub, cfg, since=start)
             target = out or get_settings().var_dir / "drafts" / f"{pub.slug}-{draft.number}.md"
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(draft.markdown, encoding="utf-8")
             result: dict[str, Any] = {
-                "file": str(target), "number": draft.number, "items": draft.items,
-                "skipped_old": draft.skipped_old, "skipped_known": draft.skipped_known,
-                "skipped_duplicate": draft.skipped_duplicate, "problems": draft.problems,
+                "file": str(target),
+                "number": draft.number,
+                "items": draft.items,
+                "skipped_old": draft.skipped_old,
+                "skipped_known": draft.skipped_known,
+                "skipped_duplicate": draft.skipped_duplicate,
+                "problems": draft.problems,
             }
             if add and draft.items:
-                issue, warnings = create_issue(s, target, publication_slug=pub.slug,
-                                               actor=FEEDS_ACTOR)
+                issue, warnings = create_issue(
+                    s, target, publication_slug=pub.slug, actor=FEEDS_ACTOR
+                )
                 result.update(issue_id=issue.id, status=issue.status, warnings=warnings)
     except NewsletterError as exc:
         fail(exc)

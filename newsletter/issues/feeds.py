@@ -51,7 +51,14 @@ from newsletter.core.safety.headers import clean_text
 from newsletter.core.safety.urlpolicy import is_allowed, resolves_public
 from newsletter.models import Issue, Publication
 
-__all__ = ["FEEDS_ACTOR", "FeedItem", "FeedsConfig", "draft_from_feeds", "load_config", "read_feeds"]
+__all__ = [
+    "FEEDS_ACTOR",
+    "FeedItem",
+    "FeedsConfig",
+    "draft_from_feeds",
+    "load_config",
+    "read_feeds",
+]
 
 MAX_BYTES = 5 * 1024 * 1024
 TIMEOUT = 15.0
@@ -160,8 +167,13 @@ def parse_config(text: str) -> FeedsConfig:
         url = _text(f.get("url"), where, "url")
         if not _web_address(url):
             raise _problem(where, "url 须为 http(s) 地址", "url must be an http(s) address")
-        feeds.append(Feed(_text(f.get("name"), where, "name"), url,
-                          _text(f["section"], where, "section") if f.get("section") else ""))
+        feeds.append(
+            Feed(
+                _text(f.get("name"), where, "name"),
+                url,
+                _text(f["section"], where, "section") if f.get("section") else "",
+            )
+        )
     rules = []
     raw_rules = data.get("rules") or []
     if not isinstance(raw_rules, list):
@@ -169,17 +181,25 @@ def parse_config(text: str) -> FeedsConfig:
     for i, r in enumerate(raw_rules, 1):
         where = f"rules[{i}]"
         if not isinstance(r, dict):
-            raise _problem(where, "应为映射（section、keywords、feeds）",
-                           "must be a mapping (section, keywords, feeds)")
-        rule = Rule(_text(r.get("section"), where, "section"),
-                    _strings(r.get("keywords"), where, "keywords"),
-                    _strings(r.get("feeds"), where, "feeds"))
+            raise _problem(
+                where,
+                "应为映射（section、keywords、feeds）",
+                "must be a mapping (section, keywords, feeds)",
+            )
+        rule = Rule(
+            _text(r.get("section"), where, "section"),
+            _strings(r.get("keywords"), where, "keywords"),
+            _strings(r.get("feeds"), where, "feeds"),
+        )
         if not rule.keywords and not rule.feeds:
             raise _problem(where, "需要 keywords 或 feeds", "needs keywords or feeds")
         rules.append(rule)
     default = data.get("default_section")
-    return FeedsConfig(feeds, rules,
-                       _text(default, "default_section", "default_section") if default else "要闻速览")
+    return FeedsConfig(
+        feeds,
+        rules,
+        _text(default, "default_section", "default_section") if default else "要闻速览",
+    )
 
 
 def load_config(path: Path) -> FeedsConfig:
@@ -209,8 +229,9 @@ def _fetch(url: str) -> bytes:
 
     origin_public = _public(urlsplit(url).hostname or "")
     current = url
-    client = httpx.Client(timeout=TIMEOUT, follow_redirects=False,
-                          headers={"User-Agent": "newsletter-feed-reader/1"})
+    client = httpx.Client(
+        timeout=TIMEOUT, follow_redirects=False, headers={"User-Agent": "newsletter-feed-reader/1"}
+    )
     with client:
         for _ in range(MAX_REDIRECTS + 1):
             with client.stream("GET", current) as resp:
@@ -220,8 +241,9 @@ def _fetch(url: str) -> bytes:
                     if parts.scheme not in ("http", "https") or not parts.hostname:
                         raise FeedRefused("重定向到非网页地址 / redirected to a non-web address")
                     if origin_public and not _public(parts.hostname):
-                        raise FeedRefused("重定向到内部地址，已拒绝 / redirected to an internal "
-                                          "address; refused")
+                        raise FeedRefused(
+                            "重定向到内部地址，已拒绝 / redirected to an internal address; refused"
+                        )
                     current = target
                     continue
                 resp.raise_for_status()
@@ -271,8 +293,9 @@ def read_feeds(
             parsed = feedparser.parse(fetch(feed.url))
         except Exception as exc:  # one feed's failure must not stop the others
             why = str(exc) if isinstance(exc, FeedRefused) else exc.__class__.__name__
-            problems.append(f"订阅源 {feed.name} 无法读取 / feed {feed.name} could not be read "
-                            f"({why})")
+            problems.append(
+                f"订阅源 {feed.name} 无法读取 / feed {feed.name} could not be read ({why})"
+            )
             continue
         if parsed.get("bozo") and not parsed.entries:
             problems.append(f"订阅源 {feed.name} 无法解析 / feed {feed.name} could not be parsed")
@@ -282,8 +305,16 @@ def read_feeds(
             link = _link(entry.get("link") or "")
             if not title or not link or not is_allowed(link):
                 continue
-            items.append(FeedItem(feed.name, title, link, _date(entry),
-                                  _plain(entry.get("summary", ""), 600), feed.section))
+            items.append(
+                FeedItem(
+                    feed.name,
+                    title,
+                    link,
+                    _date(entry),
+                    _plain(entry.get("summary", ""), 600),
+                    feed.section,
+                )
+            )
     return items, problems
 
 
@@ -320,8 +351,13 @@ def _line(text: str) -> str:
 
 
 def build_markdown(
-    cfg: FeedsConfig, items: Iterable[FeedItem], *, publication: str, number: int,
-    since: dt.date, today: dt.date,
+    cfg: FeedsConfig,
+    items: Iterable[FeedItem],
+    *,
+    publication: str,
+    number: int,
+    since: dt.date,
+    today: dt.date,
 ) -> str:
     """The draft issue in the source format."""
     sections: dict[str, list[FeedItem]] = {}
@@ -342,7 +378,9 @@ def build_markdown(
         "",
     ]
     for s_no, (name, its) in enumerate(sections.items(), 1):
-        heading = name if re.match(r"^[一二三四五六七八九十]+、", name) else f"{_numeral(s_no)}、{name}"
+        heading = (
+            name if re.match(r"^[一二三四五六七八九十]+、", name) else f"{_numeral(s_no)}、{name}"
+        )
         out += [f"## {_line(heading)}", ""]
         numbers = [doc_number(f"{it.title} {it.summary}") for it in its]
         # A section is a policy section when its items carry document numbers; news
@@ -373,8 +411,12 @@ class Draft:
 
 
 def draft_from_feeds(
-    session: Session, pub: Publication, cfg: FeedsConfig, *,
-    since: dt.date | None = None, today: dt.date | None = None,
+    session: Session,
+    pub: Publication,
+    cfg: FeedsConfig,
+    *,
+    since: dt.date | None = None,
+    today: dt.date | None = None,
     fetch: Callable[[str], bytes] = _fetch,
 ) -> Draft:
     """The draft for ``pub``: new items since ``since`` (default: the day the newest stored

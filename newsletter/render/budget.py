@@ -43,8 +43,13 @@ def size_checks(issue: Issue, ctx: RenderContext) -> list[Finding]:
         longest = max(max_line_octets(em.html), max_line_octets(em.text))
         level: Level = "error" if longest > LIMIT else "info"
         out.append((level, "email-lines", f"longest email line {longest} octets (limit {LIMIT})"))
-        out.append(("info", "email-text",
-                    f"text part {len(em.text.encode()):,} bytes, {len(em.text):,} characters"))
+        out.append(
+            (
+                "info",
+                "email-text",
+                f"text part {len(em.text.encode()):,} bytes, {len(em.text):,} characters",
+            )
+        )
     limit = ctx.wechat_max_chars
     try:
         arts = render_wechat(issue, ctx)
@@ -53,20 +58,36 @@ def size_checks(issue: Issue, ctx: RenderContext) -> list[Finding]:
     else:
         sizes = ", ".join(f"{i}: {a.char_count:,}" for i, a in enumerate(arts, 1))
         level = "warning" if len(arts) == MAX_ARTICLES else "info"
-        out.append((level, "wechat-articles",
-                    f"WeChat draft: {len(arts)} of at most {MAX_ARTICLES} articles "
-                    f"(characters with markup, limit < {limit:,}: {sizes})"))
+        out.append(
+            (
+                level,
+                "wechat-articles",
+                f"WeChat draft: {len(arts)} of at most {MAX_ARTICLES} articles "
+                f"(characters with markup, limit < {limit:,}: {sizes})",
+            )
+        )
         for i, a in enumerate(arts, 1):
             if a.char_count > _CLOSE * limit:
-                out.append(("warning", "wechat-size",
-                            f"WeChat article {i} 《{a.title}》 is {a.char_count:,} characters, "
-                            f"close to the {limit:,} limit"))
+                out.append(
+                    (
+                        "warning",
+                        "wechat-size",
+                        f"WeChat article {i} 《{a.title}》 is {a.char_count:,} characters, "
+                        f"close to the {limit:,} limit",
+                    )
+                )
         remote = [im.src for im in issue.images if not im.sha256]
         if remote:  # wechat/assets.py fetches and uploads them; wechat/lint.py checks them
-            out.append(("info", "wechat-images",
-                        "external images are fetched and uploaded to WeChat when publishing: "
-                        + ", ".join(remote)))
+            out.append(
+                (
+                    "info",
+                    "wechat-images",
+                    "external images are fetched and uploaded to WeChat when publishing: "
+                    + ", ".join(remote),
+                )
+            )
     web = render_web(issue, ctx)
-    out.append(("info", "web-size",
-                f"web page {len(web.encode()):,} bytes, {len(web):,} characters"))
+    out.append(
+        ("info", "web-size", f"web page {len(web.encode()):,} bytes, {len(web):,} characters")
+    )
     return out

@@ -154,8 +154,13 @@ def toc(issue: Issue, *, with_summaries: bool = False) -> list[TocEntry]:
         sec = TocEntry(1, section_label(s), s.title, section_anchor(s))
         for it in s.items:
             sec.children.append(
-                TocEntry(2, f"{it.number}. {it.title}", it.title, item_anchor(s, it),
-                         item_summary(it) if with_summaries else "")
+                TocEntry(
+                    2,
+                    f"{it.number}. {it.title}",
+                    it.title,
+                    item_anchor(s, it),
+                    item_summary(it) if with_summaries else "",
+                )
             )
         out.append(sec)
     return out
@@ -317,8 +322,11 @@ def block_html(
             rows = []
             for r, cells in enumerate(block.rows):
                 t = "th" if r == 0 else "td"
-                rows.append("<tr>" + "".join(
-                    f"<{t}>{_html.escape(strip_tags(c))}</{t}>" for c in cells) + "</tr>")
+                rows.append(
+                    "<tr>"
+                    + "".join(f"<{t}>{_html.escape(strip_tags(c))}</{t}>" for c in cells)
+                    + "</tr>"
+                )
             inner = "".join(rows)
         table = _wrapped(inner, "table", style)
         return f"<div{style.attr('tablewrap', 'tw')}>{table}</div>"
@@ -329,8 +337,10 @@ def block_html(
         src = _html.escape(image(im))
         alt = _html.escape(im.alt)
         cap = f"<br><span{style.attr('caption', 'cap')}>{alt}</span>" if im.alt else ""
-        return (f'<p{style.attr("figure", "fig")}><img src="{src}" alt="{alt}"'
-                f'{style.attr("img")}>{cap}</p>')
+        return (
+            f'<p{style.attr("figure", "fig")}><img src="{src}" alt="{alt}"'
+            f"{style.attr('img')}>{cap}</p>"
+        )
     if k == "rule":
         return f"<hr{style.attr('hr')}>"
     if k == "code":

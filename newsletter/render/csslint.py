@@ -30,10 +30,20 @@ MAJOR_CLIENTS: dict[str, tuple[str, ...]] = {
     "yahoo": ("desktop-webmail",),
 }
 #: Used on purpose with a fallback (e.g. @media for phones; tables carry width attributes).
-PROGRESSIVE = frozenset({
-    "css-at-media", "css-max-width", "css-border-radius", "css-overflow-wrap", "css-opacity",
-    "css-display-none", "css-box-sizing", "css-max-height", "css-overflow", "css-word-break",
-})
+PROGRESSIVE = frozenset(
+    {
+        "css-at-media",
+        "css-max-width",
+        "css-border-radius",
+        "css-overflow-wrap",
+        "css-opacity",
+        "css-display-none",
+        "css-box-sizing",
+        "css-max-height",
+        "css-overflow",
+        "css-word-break",
+    }
+)
 _PROP = re.compile(r"(?<![\w-])([a-z][a-z-]*)\s*:", re.I)
 _STYLE_ATTR = re.compile(r'style="([^"]*)"', re.I)
 _STYLE_BLOCK = re.compile(r"<style[^>]*>(.*?)</style>", re.I | re.S)

@@ -46,10 +46,7 @@ def render_email(issue: Issue, ctx: RenderContext) -> EmailRendition:
     full_worst = worst_case_bytes(html)
     mode: Mode = "full"
     if full_worst <= budget:
-        reason = (
-            f"full: worst-case HTML {full_worst:,} bytes is within the "
-            f"{budget:,}-byte budget"
-        )
+        reason = f"full: worst-case HTML {full_worst:,} bytes is within the {budget:,}-byte budget"
         worst = full_worst
     else:
         html, links = render_email_html(issue, ctx, "digest")

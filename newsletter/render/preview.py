@@ -27,14 +27,17 @@ CHROMIUM_ARGS = [
 
 def _personalise(doc: str) -> str:
     """Fill the per-recipient slots with sample values, as a reader would see them."""
-    return (doc.replace("%%NAME%%", "示例读者").replace("%%TOKEN%%", "preview")
-            .replace("%%UNSUB%%", "preview"))
+    return (
+        doc.replace("%%NAME%%", "示例读者")
+        .replace("%%TOKEN%%", "preview")
+        .replace("%%UNSUB%%", "preview")
+    )
 
 
 def _frame(title: str, doc: str, width: int, height: int = 900) -> str:
     doc = _personalise(doc)
     return (
-        f'<figure><figcaption>{html.escape(title)}</figcaption>'
+        f"<figure><figcaption>{html.escape(title)}</figcaption>"
         f'<iframe width="{width}" height="{height}" srcdoc="{html.escape(doc, quote=True)}">'
         "</iframe></figure>"
     )
@@ -45,12 +48,20 @@ def preview_html(result: RenderResult, title: str) -> str:
     frames = [
         _frame(f"邮件 · 桌面 / email desktop ({email.mode})", email.html, 760),
         _frame(f"邮件 · 手机 / email phone ({email.mode})", email.html, 375),
-        _frame("纯文本 / text part", f"<pre style='white-space:pre-wrap'>{html.escape(email.text)}"
-               "</pre>", 420),
+        _frame(
+            "纯文本 / text part",
+            f"<pre style='white-space:pre-wrap'>{html.escape(email.text)}</pre>",
+            420,
+        ),
     ]
     for i, art in enumerate(result.wechat, start=1):
-        frames.append(_frame(f"公众号 {i}/{len(result.wechat)} · {art.title} "
-                             f"({art.char_count:,} 字符)", art.content, 375))
+        frames.append(
+            _frame(
+                f"公众号 {i}/{len(result.wechat)} · {art.title} ({art.char_count:,} 字符)",
+                art.content,
+                375,
+            )
+        )
     frames.append(_frame("网页存档 / web archive", result.web, 375))
     warnings = "".join(f"<li>{html.escape(w)}</li>" for w in result.warnings)
     return f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
@@ -62,7 +73,7 @@ figure{{margin:0}} figcaption{{font-size:13px;color:#444;margin:4px 0}}
 iframe{{background:#fff;border:1px solid #ccc;border-radius:6px}}</style></head><body>
 <h1 style="font-size:18px">{html.escape(title)}</h1>
 <p>email: <b>{email.mode}</b> — {html.escape(email.reason)}</p>
-<ul>{warnings}</ul><div class="row">{''.join(frames)}</div></body></html>"""
+<ul>{warnings}</ul><div class="row">{"".join(frames)}</div></body></html>"""
 
 
 def screenshots(result: RenderResult, out_dir: Path) -> list[Path]:

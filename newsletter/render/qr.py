@@ -21,8 +21,15 @@ def _code(url: str) -> segno.QRCode:
 
 def qr_svg(url: str, scale: int = 6) -> str:
     buf = io.BytesIO()
-    _code(url).save(buf, kind="svg", scale=scale, border=2, xmldecl=False,
-                    svgns=True, title="订阅二维码 / subscribe QR code")
+    _code(url).save(
+        buf,
+        kind="svg",
+        scale=scale,
+        border=2,
+        xmldecl=False,
+        svgns=True,
+        title="订阅二维码 / subscribe QR code",
+    )
     return buf.getvalue().decode("utf-8")
 
 

@@ -18,9 +18,7 @@ from newsletter.core.resources import resource_path
 
 __all__ = ["ENV", "TEMPLATES_DIR", "render_template"]
 
-TEMPLATES_DIR = Path(
-    os.environ.get("NEWSLETTER_TEMPLATES_DIR") or resource_path("templates")
-)
+TEMPLATES_DIR = Path(os.environ.get("NEWSLETTER_TEMPLATES_DIR") or resource_path("templates"))
 
 ENV = Environment(
     loader=FileSystemLoader(str(TEMPLATES_DIR)),

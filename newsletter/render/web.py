@@ -23,10 +23,14 @@ from newsletter.render.views import Hooks, build_sections, intro_html
 
 __all__ = ["render_web"]
 
-_FONTS = ('"PingFang SC","Hiragino Sans GB","Microsoft YaHei","Noto Sans CJK SC",'
-          '"WenQuanYi Micro Hei",sans-serif')
-_FONTS_HANT = ('"PingFang TC","Microsoft JhengHei","Noto Sans CJK TC","PingFang SC",'
-               '"Hiragino Sans GB","Microsoft YaHei","WenQuanYi Micro Hei",sans-serif')
+_FONTS = (
+    '"PingFang SC","Hiragino Sans GB","Microsoft YaHei","Noto Sans CJK SC",'
+    '"WenQuanYi Micro Hei",sans-serif'
+)
+_FONTS_HANT = (
+    '"PingFang TC","Microsoft JhengHei","Noto Sans CJK TC","PingFang SC",'
+    '"Hiragino Sans GB","Microsoft YaHei","WenQuanYi Micro Hei",sans-serif'
+)
 
 
 def _hooks(ctx: RenderContext) -> Hooks:

@@ -67,8 +67,7 @@ S: dict[str, str] = {
     "h2": "margin:0 0 16px;padding:0 0 6px;font-size:18px;font-weight:bold;color:#1f4e79;"
     "border-bottom:2px solid #1f4e79",
     "h3": "margin:24px 0 10px;font-size:16px;font-weight:bold;line-height:1.5;color:#111",
-    "meta": "width:100%;margin:0 0 12px;border-collapse:collapse;font-size:13px;"
-    "background:#f7f8fa",
+    "meta": "width:100%;margin:0 0 12px;border-collapse:collapse;font-size:13px;background:#f7f8fa",
     "mk": "padding:4px 8px;color:#888;white-space:nowrap;vertical-align:top",
     "mv": "padding:4px 8px;color:#333;word-break:break-all",
     "ana": "margin:4px 0 18px;padding:12px 14px 2px;background:#eef3f9;"
@@ -165,8 +164,7 @@ class _Collector:
         return im.src
 
     def hooks(self) -> Hooks:
-        return Hooks(anchor=self.anchor, image=self.image, meta_url=self.meta_url,
-                     style=_BLOCK_CSS)
+        return Hooks(anchor=self.anchor, image=self.image, meta_url=self.meta_url, style=_BLOCK_CSS)
 
     def fragment(self, html: str) -> _Fragment:
         return _Fragment(html, self.urls, self.images)
@@ -228,8 +226,11 @@ def _intro_fragment(issue: Issue, section: Section) -> _Fragment | None:
         return None
     c = _Collector(issue.variant)
     h = c.hooks()
-    return c.fragment(_style_cells(blocks_html(section.intro, issue, anchor=h.anchor,
-                                               image=h.image, style=_BLOCK_CSS)))
+    return c.fragment(
+        _style_cells(
+            blocks_html(section.intro, issue, anchor=h.anchor, image=h.image, style=_BLOCK_CSS)
+        )
+    )
 
 
 #: The subscribe URL of the issue being rendered (set by :func:`render_wechat`), read
@@ -251,13 +252,25 @@ def _assemble(issue: Issue, chunks: list[_Chunk]) -> tuple[str, list[str]]:
     for ch, (has_intro, n) in zip(chunks, shape, strict=True):
         intro = Markup(htmls[k]) if has_intro else None
         k += 1 if has_intro else 0
-        view.append({"label": section_label(ch.section), "continued": ch.continued, "intro": intro,
-                     "entries": [Markup(h) for h in htmls[k : k + n]]})
+        view.append(
+            {
+                "label": section_label(ch.section),
+                "continued": ch.continued,
+                "intro": intro,
+                "entries": [Markup(h) for h in htmls[k : k + n]],
+            }
+        )
         k += n
     L = labels(issue.variant)
     content = render_template(
-        "wechat/article.html", chunks=view, notes=urls, S=S, L=L, issue=issue,
-        issue_no=issue_no(issue.number, issue.variant), subscribe_url=_SUBSCRIBE.get(),
+        "wechat/article.html",
+        chunks=view,
+        notes=urls,
+        S=S,
+        L=L,
+        issue=issue,
+        issue_no=issue_no(issue.number, issue.variant),
+        subscribe_url=_SUBSCRIBE.get(),
     )
     return _sanitize(content), images
 
@@ -427,8 +440,11 @@ def _headline(issue: Issue, ctx: RenderContext) -> WeChatArticle:
     L = labels(issue.variant)
     c = _Collector(issue.variant)
     h = c.hooks()
-    intro = c.fragment(_style_cells(blocks_html(issue.intro, issue, anchor=h.anchor,
-                                                image=h.image, style=_BLOCK_CSS)))
+    intro = c.fragment(
+        _style_cells(
+            blocks_html(issue.intro, issue, anchor=h.anchor, image=h.image, style=_BLOCK_CSS)
+        )
+    )
     htmls, urls, images = _renumber([intro])
     inline: dict[str, bytes] = {}
     if ctx.wechat_qr:
@@ -437,11 +453,20 @@ def _headline(issue: Issue, ctx: RenderContext) -> WeChatArticle:
         png = qr_png(ctx.subscribe_url("wechat-qr"))
         inline[qr_sha256(png)] = png
         images = [*images, qr_sha256(png)]
-    content = _sanitize(render_template(
-        "wechat/headline.html", issue=issue, S=S, L=L, intro=Markup(htmls[0]), notes=urls,
-        toc=toc(issue), issue_no=issue_no(issue.number, issue.variant),
-        subscribe_url=ctx.subscribe_url(), qr=next(iter(inline), None),
-    ))
+    content = _sanitize(
+        render_template(
+            "wechat/headline.html",
+            issue=issue,
+            S=S,
+            L=L,
+            intro=Markup(htmls[0]),
+            notes=urls,
+            toc=toc(issue),
+            issue_no=issue_no(issue.number, issue.variant),
+            subscribe_url=ctx.subscribe_url(),
+            qr=next(iter(inline), None),
+        )
+    )
     title = issue.title
     no = issue_no(issue.number, issue.variant)
     if no and no not in title:
@@ -458,15 +483,26 @@ def _headline(issue: Issue, ctx: RenderContext) -> WeChatArticle:
     )
 
 
-def _section_article(issue: Issue, ctx: RenderContext, chunks: list[_Chunk], part: str,
-                     content: str, images: list[str]) -> WeChatArticle:
+def _section_article(
+    issue: Issue,
+    ctx: RenderContext,
+    chunks: list[_Chunk],
+    part: str,
+    content: str,
+    images: list[str],
+) -> WeChatArticle:
     first = chunks[0]
     s = first.section
     no = issue_no(issue.number, issue.variant)
-    title = "；".join(dict.fromkeys(section_label(c.section) for c in chunks)) + part + (f"｜{no}" if no else "")
+    title = (
+        "；".join(dict.fromkeys(section_label(c.section) for c in chunks))
+        + part
+        + (f"｜{no}" if no else "")
+    )
     summaries = [item_summary(it) for c in chunks for it, _ in c.items]
-    digest = next((x for x in summaries if x), "；".join(it.title for c in chunks
-                                                         for it, _ in c.items))
+    digest = next(
+        (x for x in summaries if x), "；".join(it.title for c in chunks for it, _ in c.items)
+    )
     anchor = section_anchor(s)
     if first.continued and first.items:
         anchor = first.items[0][0].anchor or anchor
@@ -502,8 +538,10 @@ def render_wechat(issue: Issue, ctx: RenderContext) -> list[WeChatArticle]:
         groups += [[p] for p in parts]
     groups = _merge(issue, groups, limit, MAX_ARTICLES - 1)
     if len(groups) + 1 > MAX_ARTICLES:
-        detail = ", ".join(f"{s.numeral or s.number}: {n}" for s, n in
-                           zip(issue.sections, per_section, strict=True))
+        detail = ", ".join(
+            f"{s.numeral or s.number}: {n}"
+            for s, n in zip(issue.sections, per_section, strict=True)
+        )
         raise WeChatLimitError(
             f"WeChat: the issue needs {len(groups) + 1} articles (headline + sections "
             f"split as {detail}), but a draft holds at most {MAX_ARTICLES}. "
@@ -525,4 +563,3 @@ def render_wechat(issue: Issue, ctx: RenderContext) -> list[WeChatArticle]:
             raise WeChatLimitError(f"WeChat: article is {len(content.encode()):,} bytes (≥ 1 MB)")
         articles.append(_section_article(issue, ctx, g, part, content, images))
     return articles
-

@@ -33,8 +33,11 @@ def full_lint(
         ctx = ctx_for(doc)
         checks = list(size_checks(doc, ctx))
         budgets.extend(checks)
-        out = [LintMessage("error" if lvl == "error" else "warning", None, code, msg)
-               for lvl, code, msg in checks if lvl != "info"]
+        out = [
+            LintMessage("error" if lvl == "error" else "warning", None, code, msg)
+            for lvl, code, msg in checks
+            if lvl != "info"
+        ]
         return out + _css_support(doc, ctx)
 
     checks: list[Callable[[Any], list[LintMessage]]] = [sizes]
@@ -55,7 +58,13 @@ def _css_support(doc: Any, ctx: Any) -> list[LintMessage]:
         html = render_email(doc, ctx).html
     except NewsletterError:
         return []
-    return [LintMessage("warning", None, f"css-support:{f.feature}",
-                        f"{f.title} is not supported by {', '.join(f.unsupported_in)} "
-                        "(caniemail data)")
-            for f in check_css(html) if f.level == "warning"]
+    return [
+        LintMessage(
+            "warning",
+            None,
+            f"css-support:{f.feature}",
+            f"{f.title} is not supported by {', '.join(f.unsupported_in)} (caniemail data)",
+        )
+        for f in check_css(html)
+        if f.level == "warning"
+    ]

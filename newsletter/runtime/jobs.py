@@ -51,12 +51,27 @@ STALE_SECONDS = 300
 
 
 def create(
-    kind: str, actor: str, title: str, params: dict[str, Any], *,
-    file: str | None = None, total: int | None = None,
+    kind: str,
+    actor: str,
+    title: str,
+    params: dict[str, Any],
+    *,
+    file: str | None = None,
+    total: int | None = None,
 ) -> int:
     with session_scope() as s:
-        job = Job(kind=kind, actor=actor, title=title[:300], params=params, file=file,
-                  total=total, state="queued", done=0, changed=0, attempts=0)
+        job = Job(
+            kind=kind,
+            actor=actor,
+            title=title[:300],
+            params=params,
+            file=file,
+            total=total,
+            state="queued",
+            done=0,
+            changed=0,
+            attempts=0,
+        )
         s.add(job)
         s.flush()
         return int(job.id)
@@ -72,9 +87,18 @@ def as_dict(job: Job) -> dict[str, Any]:
         percent = 0.0
     end = job.finished_at or utcnow()
     return {
-        "id": job.id, "kind": job.kind, "state": job.state, "actor": job.actor,
-        "title": job.title, "params": job.params, "total": total, "done": job.done,
-        "changed": job.changed, "percent": percent, "result": job.result, "error": job.error,
+        "id": job.id,
+        "kind": job.kind,
+        "state": job.state,
+        "actor": job.actor,
+        "title": job.title,
+        "params": job.params,
+        "total": total,
+        "done": job.done,
+        "changed": job.changed,
+        "percent": percent,
+        "result": job.result,
+        "error": job.error,
         "attempts": job.attempts,
         "created_at": job.created_at.isoformat(),
         "started_at": job.started_at.isoformat() if job.started_at else None,
@@ -106,18 +130,26 @@ def recent(limit: int = 50) -> list[dict[str, Any]]:
 
 def sweep(stale_seconds: int | None = None) -> int:
     """Mark running jobs without a recent heartbeat ``interrupted``; returns how many."""
-    limit = utcnow() - dt.timedelta(seconds=STALE_SECONDS if stale_seconds is None
-                                    else stale_seconds)
+    limit = utcnow() - dt.timedelta(
+        seconds=STALE_SECONDS if stale_seconds is None else stale_seconds
+    )
     with session_scope() as s:
         # Read first: the common answer (nothing stale) writes nothing.
-        if s.scalar(select(Job.id).where(Job.state == "running", Job.heartbeat_at < limit)
-                    .limit(1)) is None:
+        if (
+            s.scalar(
+                select(Job.id).where(Job.state == "running", Job.heartbeat_at < limit).limit(1)
+            )
+            is None
+        ):
             return 0
         res: Any = s.execute(
-            update(Job).where(Job.state == "running", Job.heartbeat_at < limit)
-            .values(state="interrupted",
-                    error="任务中断（worker 已停止），可以继续 / interrupted: the worker stopped; "
-                          "it can be resumed")
+            update(Job)
+            .where(Job.state == "running", Job.heartbeat_at < limit)
+            .values(
+                state="interrupted",
+                error="任务中断（worker 已停止），可以继续 / interrupted: the worker stopped; "
+                "it can be resumed",
+            )
         )
         return int(res.rowcount or 0)
 
@@ -128,8 +160,9 @@ def resume(job_id: int) -> dict[str, Any]:
     with session_scope() as s:
         job = _existing(s, job_id)
         if job.state not in ("interrupted", "failed"):
-            raise StateError("只有中断或失败的任务可以继续 / only an interrupted or failed job "
-                             "can be resumed")
+            raise StateError(
+                "只有中断或失败的任务可以继续 / only an interrupted or failed job can be resumed"
+            )
         job.state, job.error, job.finished_at = "queued", None, None
         if job.kind == "import":
             job.done = 0  # an import starts again (idempotent); a bulk job keeps its cursor
@@ -142,9 +175,9 @@ def _claim(job_id: int) -> Job | None:
     now = utcnow()
     with session_scope() as s:
         res: Any = s.execute(
-            update(Job).where(Job.id == job_id, Job.state == "queued")
-            .values(state="running", started_at=now, heartbeat_at=now,
-                    attempts=Job.attempts + 1)
+            update(Job)
+            .where(Job.id == job_id, Job.state == "queued")
+            .values(state="running", started_at=now, heartbeat_at=now, attempts=Job.attempts + 1)
         )
         if not res.rowcount:
             return None
@@ -156,14 +189,20 @@ def _claim(job_id: int) -> Job | None:
 
 def _progress(job_id: int, **values: Any) -> None:
     with session_scope() as s:
-        s.execute(update(Job).where(Job.id == job_id, Job.state == "running")
-                  .values(heartbeat_at=utcnow(), **values))
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state == "running")
+            .values(heartbeat_at=utcnow(), **values)
+        )
 
 
 def _finish(job_id: int, state: str, **values: Any) -> None:
     with session_scope() as s:
-        s.execute(update(Job).where(Job.id == job_id)
-                  .values(state=state, finished_at=utcnow(), heartbeat_at=utcnow(), **values))
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(state=state, finished_at=utcnow(), heartbeat_at=utcnow(), **values)
+        )
 
 
 def fail(job_id: int, error: str) -> None:
@@ -215,8 +254,12 @@ def _run_import(job: Job) -> None:
     report = path.with_name(path.stem + ".errors.csv")
     p = job.params
     summary = import_file(
-        path, str(p["list_name"]), resubscribe=bool(p.get("resubscribe")),
-        actor=job.actor, report_path=report, chunk_size=IMPORT_CHUNK,
+        path,
+        str(p["list_name"]),
+        resubscribe=bool(p.get("resubscribe")),
+        actor=job.actor,
+        report_path=report,
+        chunk_size=IMPORT_CHUNK,
         progress=lambda rows: _progress(job.id, done=rows),
     )
     result = summary.as_dict()
@@ -225,8 +268,7 @@ def _run_import(job: Job) -> None:
     if summary.errors:
         result["report"] = str(Path(job.file).with_name(report.name))
     changed = summary.new + summary.updated + summary.resubscribed
-    _finish(job.id, "done", done=summary.rows, total=summary.rows, changed=changed,
-            result=result)
+    _finish(job.id, "done", done=summary.rows, total=summary.rows, changed=changed, result=result)
 
 
 def _run_bulk(job: Job) -> None:
@@ -238,32 +280,61 @@ def _run_bulk(job: Job) -> None:
     to_list = p.get("to_list")
     with session_scope() as s:
         bulk.check(s, action, from_list, to_list)
-        cond = bulk.selection(s, q=p.get("q") or "", list_id=p.get("list_id"),
-                              segment_id=p.get("segment_id"), ids=p.get("ids"))
+        cond = bulk.selection(
+            s,
+            q=p.get("q") or "",
+            list_id=p.get("list_id"),
+            segment_id=p.get("segment_id"),
+            ids=p.get("ids"),
+        )
         if job.total is None or job.cursor is None:
             total = bulk.count(s, cond)
-            s.execute(update(Job).where(Job.id == job.id).values(total=total,
-                                                                 heartbeat_at=utcnow()))
+            s.execute(
+                update(Job).where(Job.id == job.id).values(total=total, heartbeat_at=utcnow())
+            )
     cursor, done, changed = job.cursor, job.done, job.changed
     while True:
         with session_scope() as s:  # one batch, its progress and its cursor: one transaction
-            cond = bulk.selection(s, q=p.get("q") or "", list_id=p.get("list_id"),
-                                  segment_id=p.get("segment_id"), ids=p.get("ids"))
+            cond = bulk.selection(
+                s,
+                q=p.get("q") or "",
+                list_id=p.get("list_id"),
+                segment_id=p.get("segment_id"),
+                ids=p.get("ids"),
+            )
             ids = bulk.ids_after(s, cond, cursor, BATCH)
             if not ids:
                 break
-            changed += bulk.apply(s, ids, action, from_list=from_list, to_list=to_list,
-                                  actor=job.actor)
+            changed += bulk.apply(
+                s, ids, action, from_list=from_list, to_list=to_list, actor=job.actor
+            )
             cursor, done = ids[-1], done + len(ids)
-            s.execute(update(Job).where(Job.id == job.id)
-                      .values(cursor=cursor, done=done, changed=changed, heartbeat_at=utcnow()))
+            s.execute(
+                update(Job)
+                .where(Job.id == job.id)
+                .values(cursor=cursor, done=done, changed=changed, heartbeat_at=utcnow())
+            )
     result = {"action": action, "selected": done, "changed": changed}
     with session_scope() as s:
-        s.execute(update(Job).where(Job.id == job.id).values(
-            state="done", finished_at=utcnow(), heartbeat_at=utcnow(), total=done,
-            result=result))
+        s.execute(
+            update(Job)
+            .where(Job.id == job.id)
+            .values(
+                state="done", finished_at=utcnow(), heartbeat_at=utcnow(), total=done, result=result
+            )
+        )
         from newsletter.core.audit import audit
 
-        audit(s, job.actor, "subscribers.bulk", f"{action}:{done}", job=job.id, bulk=action,
-              count=done, changed=changed, from_list=from_list, to_list=to_list,
-              selection={k: v for k, v in p.items() if k in ("q", "list_id", "segment_id")})
+        audit(
+            s,
+            job.actor,
+            "subscribers.bulk",
+            f"{action}:{done}",
+            job=job.id,
+            bulk=action,
+            count=done,
+            changed=changed,
+            from_list=from_list,
+            to_list=to_list,
+            selection={k: v for k, v in p.items() if k in ("q", "list_id", "segment_id")},
+        )

@@ -168,8 +168,16 @@ def schedule_send(
     issue.status = "scheduled"
     audit(session, actor, "send.schedule", f"send:{send.id}", slot=slot, issue=issue.number)
     if channel == "email" and with_wechat is not False and _wechat_configured():
-        schedule_send(session, issue, list_id=None, at=at, channel="wechat", actor=actor,
-                      now=now, with_wechat=False)
+        schedule_send(
+            session,
+            issue,
+            list_id=None,
+            at=at,
+            channel="wechat",
+            actor=actor,
+            now=now,
+            with_wechat=False,
+        )
     return send
 
 

@@ -129,10 +129,17 @@ class _Responses:
     @staticmethod
     def dynamic(status: bytes, ctype: bytes, body: bytes, keep_alive: bool) -> bytes:
         """A response built now (metrics, readiness): never cached."""
-        return (b"HTTP/1.1 " + status + b"\r\nContent-Type: " + ctype + b"\r\n"
-                + b"Cache-Control: no-store\r\nContent-Length: %d\r\n" % len(body)
-                + (b"Connection: keep-alive\r\n" if keep_alive else b"Connection: close\r\n")
-                + b"\r\n" + body)
+        return (
+            b"HTTP/1.1 "
+            + status
+            + b"\r\nContent-Type: "
+            + ctype
+            + b"\r\n"
+            + b"Cache-Control: no-store\r\nContent-Length: %d\r\n" % len(body)
+            + (b"Connection: keep-alive\r\n" if keep_alive else b"Connection: close\r\n")
+            + b"\r\n"
+            + body
+        )
 
     @staticmethod
     def error(status: bytes) -> bytes:
@@ -369,20 +376,27 @@ class _Connection(asyncio.Protocol):
                 # This port faces the internet: no token, no metrics (as on the web app).
                 return dyn(b"404 Not Found", b"text/plain", b"not found\n", keep)
             if not token_ok(self.auth.decode("latin-1")):
-                return dyn(b"401 Unauthorized", b"text/plain", b"metrics need the bearer token\n",
-                           keep)
+                return dyn(
+                    b"401 Unauthorized", b"text/plain", b"metrics need the bearer token\n", keep
+                )
             stats = self.server.writer.stats
             pid = os.getpid()
             extra = "".join(
                 f"# TYPE newsletter_pixel_{k}_total counter\nnewsletter_pixel_{k}_total"
-                f'{{process="{pid}"}} {v}\n' for k, v in sorted(stats.items()))
+                f'{{process="{pid}"}} {v}\n'
+                for k, v in sorted(stats.items())
+            )
             return dyn(b"200 OK", CONTENT_TYPE.encode(), render() + extra.encode(), keep)
         try:
             ok = bool(self.server.writer.ready())
         except Exception:
             ok = False
-        return dyn(b"200 OK" if ok else b"503 Service Unavailable", b"text/plain",
-                   b"ready\n" if ok else b"not ready\n", keep)
+        return dyn(
+            b"200 OK" if ok else b"503 Service Unavailable",
+            b"text/plain",
+            b"ready\n" if ok else b"not ready\n",
+            keep,
+        )
 
     # -- responses -----------------------------------------------------------------------
 

@@ -48,37 +48,64 @@ def rebuild_statements(dialect: str) -> list[tuple[str, str]]:
                   FROM ({base}) e) r"""
     out = [(f"clear {tbl}", f"DELETE FROM {tbl} WHERE send_id = :s")
            for tbl in ("rollup_segment", "rollup_hourly", "rollup_link_cls")]  # fmt: skip
-    out.append((
-        "clear first-seen markers",
-        "DELETE FROM tracking_first WHERE delivery_id IN (SELECT id FROM delivery WHERE send_id = :s)",
-    ))
-    out.append(("segment rollups", f"""
+    out.append(
+        (
+            "clear first-seen markers",
+            "DELETE FROM tracking_first WHERE delivery_id IN (SELECT id FROM delivery WHERE send_id = :s)",
+        )
+    )
+    out.append(
+        (
+            "segment rollups",
+            f"""
         INSERT INTO rollup_segment (send_id, variant, domain_group, kind, cls, total, uniq)
         SELECT :s, variant, g, kind, cls, count(*), sum(CASE WHEN rn = 1 THEN 1 ELSE 0 END)
-        FROM {ranked} GROUP BY variant, g, kind, cls"""))
-    out.append(("hourly rollups", f"""
+        FROM {ranked} GROUP BY variant, g, kind, cls""",
+        )
+    )
+    out.append(
+        (
+            "hourly rollups",
+            f"""
         INSERT INTO rollup_hourly (send_id, hour, kind, cls, total, uniq)
         SELECT :s, h, kind, cls, count(*), sum(CASE WHEN rn = 1 THEN 1 ELSE 0 END)
-        FROM {ranked} GROUP BY h, kind, cls"""))
-    out.append(("link rollups", f"""
+        FROM {ranked} GROUP BY h, kind, cls""",
+        )
+    )
+    out.append(
+        (
+            "link rollups",
+            f"""
         INSERT INTO rollup_link_cls (send_id, link_position, cls, total, uniq)
         SELECT :s, link_position, cls, count(*), sum(CASE WHEN rn = 1 THEN 1 ELSE 0 END)
         FROM (SELECT e.*, row_number() OVER (PARTITION BY delivery_id, link_position, b
                                              ORDER BY id) AS rn
               FROM ({base}) e WHERE kind = 'click' AND link_position IS NOT NULL) r
-        GROUP BY link_position, cls"""))
-    out.append(("first-seen markers", f"""
+        GROUP BY link_position, cls""",
+        )
+    )
+    out.append(
+        (
+            "first-seen markers",
+            f"""
         INSERT INTO tracking_first (delivery_id, key)
         SELECT DISTINCT delivery_id, substr(kind, 1, 12) || ':' || b FROM ({base}) e
         WHERE NOT (kind IN ('open', 'click') AND b = 'h')
         UNION
         SELECT DISTINCT delivery_id, 'l' || CAST(link_position AS VARCHAR(8)) || ':' || b
-        FROM ({base}) e WHERE kind = 'click' AND link_position IS NOT NULL"""))
+        FROM ({base}) e WHERE kind = 'click' AND link_position IS NOT NULL""",
+        )
+    )
     for col, kind in (("first_open_at", "open"), ("first_click_at", "click")):
-        out.append((f"deliveries' {col}", f"""
+        out.append(
+            (
+                f"deliveries' {col}",
+                f"""
             UPDATE delivery SET {col} = (
                 SELECT ev.occurred_at FROM event ev
                 WHERE ev.delivery_id = delivery.id AND ev.kind = '{kind}' AND ev.cls <> 'machine'
                 ORDER BY ev.id LIMIT 1)
-            WHERE send_id = :s"""))
+            WHERE send_id = :s""",
+            )
+        )
     return out

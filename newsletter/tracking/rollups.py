@@ -264,8 +264,9 @@ def _set_first(s: Session, column: Any, firsts: dict[int, dt.datetime]) -> set[i
     if s.get_bind().dialect.name == "postgresql":
         # Take the row locks in id order first: two ingesters updating overlapping sets
         # in whatever order the plan visits them would deadlock.
-        s.execute(select(Delivery.id).where(Delivery.id.in_(ids)).order_by(Delivery.id)
-                  .with_for_update())
+        s.execute(
+            select(Delivery.id).where(Delivery.id.in_(ids)).order_by(Delivery.id).with_for_update()
+        )
     value = case(
         {i: bindparam(f"f{n}", firsts[i], type_=column.type) for n, i in enumerate(ids)},
         value=Delivery.id,

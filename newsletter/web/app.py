@@ -56,9 +56,11 @@ def _out_of_range_is_not_found(app: FastAPI) -> None:
     from sqlalchemy.exc import DataError, StatementError
 
     async def bad_value(request: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, StatementError) and not isinstance(
-            exc.orig, (OverflowError, DataError)
-        ) and not isinstance(exc, DataError):
+        if (
+            isinstance(exc, StatementError)
+            and not isinstance(exc.orig, (OverflowError, DataError))
+            and not isinstance(exc, DataError)
+        ):
             raise exc
         return JSONResponse(
             {"detail": "a value is out of range for its field / 数值超出范围"}, status_code=422

@@ -172,14 +172,19 @@ def _listing(slug: str, v: str | None, page: str | None, mode: str, query: str) 
     with session_scope() as s:
         if mode == "search":
             hits, total = search(s, pub, variant, query, page=n)
-            rows: dict[str, Any] = {"hits": [
-                {"h": h, "url": _issue_url(base, slug, h.number, variant, h.anchor)} for h in hits
-            ]}
+            rows: dict[str, Any] = {
+                "hits": [
+                    {"h": h, "url": _issue_url(base, slug, h.number, variant, h.anchor)}
+                    for h in hits
+                ]
+            }
         else:
             issues, total = published_issues(s, pub, variant, page=n)
-            rows = {"issues": [
-                {"i": i, "url": _issue_url(base, slug, i.number, variant)} for i in issues
-            ]}
+            rows = {
+                "issues": [
+                    {"i": i, "url": _issue_url(base, slug, i.number, variant)} for i in issues
+                ]
+            }
     pages = max(1, -(-total // PER_PAGE))
     if n > pages:
         return _bad(_NO_PAGE, 404)

@@ -58,6 +58,9 @@ def readyz() -> Response:
         except Exception:
             problems.append(name)
     if problems:
-        return PlainTextResponse(f"not ready: {', '.join(problems)}\n", status_code=503,
-                                 headers={"Cache-Control": "no-store"})
+        return PlainTextResponse(
+            f"not ready: {', '.join(problems)}\n",
+            status_code=503,
+            headers={"Cache-Control": "no-store"},
+        )
     return PlainTextResponse("ready\n", headers={"Cache-Control": "no-store"})

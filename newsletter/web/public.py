@@ -244,9 +244,14 @@ def media(sha256: str) -> Response:
     kind = image_type(data)
     if kind is None or hashlib.sha256(data).hexdigest() != sha256:
         return PlainTextResponse("not found", status_code=404)
-    return Response(data, media_type=kind,
-                    headers={"Cache-Control": "public, max-age=31536000, immutable",
-                             "X-Content-Type-Options": "nosniff"})
+    return Response(
+        data,
+        media_type=kind,
+        headers={
+            "Cache-Control": "public, max-age=31536000, immutable",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 @router.get("/healthz", include_in_schema=False)

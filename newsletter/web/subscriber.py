@@ -106,9 +106,7 @@ def _list(ref: int | str) -> MailingList:
         if isinstance(ref, int) or (ref.isascii() and ref.isdigit() and len(ref) < 10):
             ml = s.get(MailingList, int(ref))
         elif len(ref) <= 64:
-            list_id = s.scalar(
-                select(Publication.default_list_id).where(Publication.slug == ref)
-            )
+            list_id = s.scalar(select(Publication.default_list_id).where(Publication.slug == ref))
             ml = s.get(MailingList, list_id) if list_id is not None else None
         if ml is None:
             raise NotFound("list")
@@ -127,9 +125,7 @@ def subscribe_form(list_id: str, v: str | None = None, src: str | None = None) -
         ml = _list(list_id)
     except NotFound:
         return HTMLResponse("<h1>404</h1>", status_code=404)
-    return _render(
-        "subscribe.html", _v(v), list=ml, stamp=form_stamp(), error=None, src=_src(src)
-    )
+    return _render("subscribe.html", _v(v), list=ml, stamp=form_stamp(), error=None, src=_src(src))
 
 
 def embed_headers() -> dict[str, str]:
@@ -150,8 +146,15 @@ def subscribe_embed(list_id: str, v: str | None = None, src: str | None = None) 
         ml = _list(list_id)
     except NotFound:
         return HTMLResponse("<h1>404</h1>", status_code=404)
-    page = _render("subscribe.html", _v(v), list=ml, stamp=form_stamp(), error=None,
-                   src=_src(src or "embed"), embed=True)
+    page = _render(
+        "subscribe.html",
+        _v(v),
+        list=ml,
+        stamp=form_stamp(),
+        error=None,
+        src=_src(src or "embed"),
+        embed=True,
+    )
     page.headers.update(embed_headers())
     return page
 
@@ -255,8 +258,13 @@ def _confirm_target(check: Any, token: str) -> tuple[MailingList, str] | None:
 
 
 def _invalid_link() -> HTMLResponse:
-    return _render("info.html", "zh-Hans", 400, title=T["zh-Hans"]["invalid"],
-                   body=T["zh-Hans"]["invalid_body"])
+    return _render(
+        "info.html",
+        "zh-Hans",
+        400,
+        title=T["zh-Hans"]["invalid"],
+        body=T["zh-Hans"]["invalid_body"],
+    )
 
 
 @router.get("/confirm/{token}", response_class=HTMLResponse)
@@ -274,8 +282,12 @@ def confirm_submit(token: str) -> HTMLResponse:
     if found is None:
         return _invalid_link()
     ml, variant = found
-    return _render("info.html", variant, title=T[variant]["confirmed"],
-                   body=T[variant]["confirmed_body"].format(list=ml.name))
+    return _render(
+        "info.html",
+        variant,
+        title=T[variant]["confirmed"],
+        body=T[variant]["confirmed_body"].format(list=ml.name),
+    )
 
 
 def _prefs_subject(token: str) -> tuple[int, str] | None:

@@ -294,8 +294,9 @@ class _Run:
         for art in self.articles:
             for h in art.image_hashes:
                 if h not in urls and h in art.inline_images:
-                    urls[h] = ensure_asset_bytes(self.client, art.inline_images[h],
-                                                 "subscribe-qr.png", "content").url
+                    urls[h] = ensure_asset_bytes(
+                        self.client, art.inline_images[h], "subscribe-qr.png", "content"
+                    ).url
                 elif h not in urls:
                     if h not in files:
                         raise WeChatMediaError(f"image {h[:12]}… of the issue cannot be read")

@@ -42,7 +42,7 @@ def _rss(items: list[tuple[str, str, dt.datetime, str]]) -> bytes:
 
 def _atom(items: list[tuple[str, str, dt.datetime, str]]) -> bytes:
     body = "".join(
-        f"<entry><title>{t}</title><link href=\"{link}\"/><id>{link}</id>"
+        f'<entry><title>{t}</title><link href="{link}"/><id>{link}</id>'
         f"<updated>{d.isoformat()}</updated><summary>{sm}</summary></entry>"
         for t, link, d, sm in items
     )
@@ -55,13 +55,25 @@ def _atom(items: list[tuple[str, str, dt.datetime, str]]) -> bytes:
 
 DAY = dt.timedelta(days=1)
 GOV = [
-    ("关于促进数据要素流通的意见", "https://gov.example.cn/a/1", TODAY - DAY,
-     "国办发〔2026〕40号 提出三项任务。"),
-    ("经营主体信用修复管理办法", "https://gov.example.cn/a/2", TODAY - 2 * DAY,
-     "（发改财金规[2026] 12号）明确修复程序。"),
+    (
+        "关于促进数据要素流通的意见",
+        "https://gov.example.cn/a/1",
+        TODAY - DAY,
+        "国办发〔2026〕40号 提出三项任务。",
+    ),
+    (
+        "经营主体信用修复管理办法",
+        "https://gov.example.cn/a/2",
+        TODAY - 2 * DAY,
+        "（发改财金规[2026] 12号）明确修复程序。",
+    ),
     # in the sample issue already (stored earlier): left out
-    ("公共数据授权运营意见", "https://www.gov.cn/zhengce/content/202611/content_7012345.htm",
-     TODAY - DAY, "旧闻。"),
+    (
+        "公共数据授权运营意见",
+        "https://www.gov.cn/zhengce/content/202611/content_7012345.htm",
+        TODAY - DAY,
+        "旧闻。",
+    ),
     # before the last issue: left out
     ("一个月前的通知", "https://gov.example.cn/a/old", TODAY - 40 * DAY, "旧闻。"),
     # not a web link: left out
@@ -78,7 +90,9 @@ SH = [
 @pytest.fixture
 def feeds_server() -> Iterator[str]:
     xml = {"Content-Type": "application/xml; charset=utf-8"}
-    with serve_paths({"/gov.xml": (200, xml, _rss(GOV)), "/sh.atom": (200, xml, _atom(SH))}) as base:
+    with serve_paths(
+        {"/gov.xml": (200, xml, _rss(GOV)), "/sh.atom": (200, xml, _atom(SH))}
+    ) as base:
         yield base
 
 
@@ -113,8 +127,20 @@ def test_two_feeds_make_one_clean_draft(
     assert first.exit_code == 0, first.output
     since = (TODAY - 10 * DAY).date().isoformat()
     out = tmp_path / "draft.md"
-    r = runner.invoke(app, ["issue", "from-feeds", "--feeds", str(_feeds_file(tmp_path, feeds_server)),
-                            "--since", since, "--out", str(out), "--json"])
+    r = runner.invoke(
+        app,
+        [
+            "issue",
+            "from-feeds",
+            "--feeds",
+            str(_feeds_file(tmp_path, feeds_server)),
+            "--since",
+            since,
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     result = json.loads(r.stdout)
     assert result["number"] == 48  # after the sample's 47
@@ -146,20 +172,39 @@ def test_two_feeds_make_one_clean_draft(
     assert news.meta_value("issuer") is None and news.meta_value("url") == SH[0][1]
 
     def ctx_for(d: object) -> RenderContext:
-        return RenderContext(base_url="https://news.example.org", publication_name="周报",
-                             publication_slug="weekly", postal_address="北京市示例路1号",
-                             sender_name="周报", email_budget_bytes=100_000)
+        return RenderContext(
+            base_url="https://news.example.org",
+            publication_name="周报",
+            publication_slug="weekly",
+            postal_address="北京市示例路1号",
+            sender_name="周报",
+            email_budget_bytes=100_000,
+        )
 
     messages, _budgets = full_lint(text, str(out), ctx_for)
     # Clean: no errors, and no warnings but the template's own CSS notes (the sample
     # issue has the same ones).
-    assert [m for m in messages if m.level == "error" or (
-        m.level == "warning" and not m.code.startswith("css-support"))] == [], messages
+    assert [
+        m
+        for m in messages
+        if m.level == "error" or (m.level == "warning" and not m.code.startswith("css-support"))
+    ] == [], messages
 
     # Running it again changes nothing in what is new: the same draft number is updated.
-    again = runner.invoke(app, ["issue", "from-feeds", "--feeds",
-                                str(_feeds_file(tmp_path, feeds_server)), "--since", since,
-                                "--out", str(out), "--json"])
+    again = runner.invoke(
+        app,
+        [
+            "issue",
+            "from-feeds",
+            "--feeds",
+            str(_feeds_file(tmp_path, feeds_server)),
+            "--since",
+            since,
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["issue_id"] == result["issue_id"]
 
@@ -172,9 +217,14 @@ def test_two_feeds_make_one_clean_draft(
         ("feeds: []", "at least one feed"),
         ("feeds:\n  - name: a\n", "url is missing"),
         ("feeds:\n  - name: a\n    url: file:///etc/passwd\n", "http(s)"),
-        ("feeds:\n  - name: a\n    url: https://x.cn/f\nrules:\n  - section: b\n", "keywords or feeds"),
-        ("feeds:\n  - name: a\n    url: https://x.cn/f\nrules:\n  - section: b\n    keywords: 3\n",
-         "list of strings"),
+        (
+            "feeds:\n  - name: a\n    url: https://x.cn/f\nrules:\n  - section: b\n",
+            "keywords or feeds",
+        ),
+        (
+            "feeds:\n  - name: a\n    url: https://x.cn/f\nrules:\n  - section: b\n    keywords: 3\n",
+            "list of strings",
+        ),
         # hostile shapes: each still names the place, never an "unexpected" error
         ("feeds:\n  - name: a\n    url: https://x.cn/f\nrules: 5\n", "rules"),
         ("feeds:\n  - name: a\n    url: https://x.cn/f\nrules: {a: 1}\n", "rules"),
@@ -206,7 +256,8 @@ def test_cli_bad_input_is_one_line(sqlite_settings: Settings, tmp_path: Path) ->
 @given(
     items=st.lists(
         st.tuples(st.text(min_size=1, max_size=40), st.text(max_size=80), st.text(max_size=12)),
-        min_size=1, max_size=6,
+        min_size=1,
+        max_size=6,
     )
 )
 def test_arbitrary_titles_keep_the_structure(items: list[tuple[str, str, str]]) -> None:
@@ -218,14 +269,19 @@ def test_arbitrary_titles_keep_the_structure(items: list[tuple[str, str, str]]) 
         t = _plain(title, 200)
         if not t:
             continue
-        feed_items.append(FeedItem(_plain(feed, 50) or "源", t, f"https://x.cn/{n}", None,
-                                   _plain(summary, 600)))
+        feed_items.append(
+            FeedItem(_plain(feed, 50) or "源", t, f"https://x.cn/{n}", None, _plain(summary, 600))
+        )
     if not feed_items:
         return
-    md = build_markdown(cfg, feed_items, publication="周报", number=3,
-                        since=dt.date(2026, 11, 1), today=dt.date(2026, 11, 8))
+    md = build_markdown(
+        cfg,
+        feed_items,
+        publication="周报",
+        number=3,
+        since=dt.date(2026, 11, 1),
+        today=dt.date(2026, 11, 8),
+    )
     doc = parse_issue(md)
     assert len(doc.sections) == 1
-    assert [i.meta_value("url") for i in doc.sections[0].items] == [
-        i.link for i in feed_items
-    ]
+    assert [i.meta_value("url") for i in doc.sections[0].items] == [i.link for i in feed_items]

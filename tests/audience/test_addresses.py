@@ -32,16 +32,21 @@ def test_fast_path_never_accepts_what_email_validator_refuses(local, labels, tld
         assert ours == theirs
 
 
-@pytest.mark.parametrize("addr,expected", [
-    ("Zhang.Wei@Example.COM", "zhang.wei@example.com"),
-    ("张三@例子.中国", "张三@xn--fsqu00a.xn--fiqs8s"),
-    ("a@xn--fsqu00a.xn--fiqs8s", "a@xn--fsqu00a.xn--fiqs8s"),
-])
+@pytest.mark.parametrize(
+    "addr,expected",
+    [
+        ("Zhang.Wei@Example.COM", "zhang.wei@example.com"),
+        ("张三@例子.中国", "张三@xn--fsqu00a.xn--fiqs8s"),
+        ("a@xn--fsqu00a.xn--fiqs8s", "a@xn--fsqu00a.xn--fiqs8s"),
+    ],
+)
 def test_normalisation(addr: str, expected: str) -> None:
     assert normalise(addr) == expected
 
 
-@pytest.mark.parametrize("addr", ["a..b@example.com", "a@example.test", "a@-x.com", "a@x", "a b@x.com", ""])
+@pytest.mark.parametrize(
+    "addr", ["a..b@example.com", "a@example.test", "a@-x.com", "a@x", "a b@x.com", ""]
+)
 def test_invalid(addr: str) -> None:
     with pytest.raises(AddressError):
         normalise(addr)

@@ -82,35 +82,59 @@ def test_embedded_form_may_be_framed_only_by_listed_sites(
     plain = c.get(f"/subscribe/{list_id}")
     assert "frame-ancestors 'self';" in plain.headers["content-security-policy"]
 
-    reset_settings(sqlite_settings.model_copy(
-        update={"embed_origins": ["https://www.partner.example", "https://*.example.cn"]}))
+    reset_settings(
+        sqlite_settings.model_copy(
+            update={"embed_origins": ["https://www.partner.example", "https://*.example.cn"]}
+        )
+    )
     c = TestClient(create_app(), base_url="https://testserver")
     r = c.get(f"/subscribe/{list_id}/embed")
     csp = r.headers["content-security-policy"]
     assert "frame-ancestors 'self' https://www.partner.example https://*.example.cn;" in csp
     assert "script-src 'self'" in csp  # the rest of the policy is unchanged
-    assert "frame-ancestors 'self';" in c.get(f"/subscribe/{list_id}").headers[
-        "content-security-policy"]
+    assert (
+        "frame-ancestors 'self';"
+        in c.get(f"/subscribe/{list_id}").headers["content-security-policy"]
+    )
     # a sign-up through the frame: the answer is frameable too, and the source is kept
     stamp = re.search(r'name="stamp" value="([^"]+)"', r.text).group(1)  # type: ignore[union-attr]
     import newsletter.audience.optin as optin
 
     monkeypatch.setattr(optin, "_MIN_FORM_SECONDS", 0)  # the bot check's minimum fill time
-    done = c.post(f"/subscribe/{list_id}", data={"email": "reader@example.org", "name": "读者",
-                                                   "stamp": stamp, "embed": "1", "src": "embed"})
+    done = c.post(
+        f"/subscribe/{list_id}",
+        data={
+            "email": "reader@example.org",
+            "name": "读者",
+            "stamp": stamp,
+            "embed": "1",
+            "src": "embed",
+        },
+    )
     assert done.status_code == 200, done.text[:300]
     assert "https://www.partner.example" in done.headers["content-security-policy"]
     with session_scope() as s:
         assert s.scalar(select(Subscriber).where(Subscriber.email == "reader@example.org"))
 
 
-@pytest.mark.parametrize("origin", ["https://x.cn; script-src *", "javascript:1", "https://a b",
-                                    "https://x.cn/path", "*",
-                                    # digits that are not ASCII cannot go into a header
-                                    "https://x.cn:\u0663\u0660", "https://x.cn:\uff18\uff10",
-                                    "https://x.cn:99999", "https://x.cn:0",
-                                    # a wildcard over a whole top-level domain
-                                    "https://*.cn", "http://*.com"])
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://x.cn; script-src *",
+        "javascript:1",
+        "https://a b",
+        "https://x.cn/path",
+        "*",
+        # digits that are not ASCII cannot go into a header
+        "https://x.cn:\u0663\u0660",
+        "https://x.cn:\uff18\uff10",
+        "https://x.cn:99999",
+        "https://x.cn:0",
+        # a wildcard over a whole top-level domain
+        "https://*.cn",
+        "http://*.com",
+    ],
+)
 def test_embed_origins_must_be_origins(sqlite_settings: Settings, origin: str) -> None:
     from pydantic import ValidationError
 

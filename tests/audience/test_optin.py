@@ -99,8 +99,7 @@ def test_list_bombing_sends_at_most_one_mail_per_address_and_limits_ips(optin, m
     assert len(sink.messages) == 1
     # one IP trying many strangers is cut off after the hourly limit (5)
     outcomes = [
-        subscribe(f"stranger{i}@example.com", list_id, ip="203.0.113.9").outcome
-        for i in range(8)
+        subscribe(f"stranger{i}@example.com", list_id, ip="203.0.113.9").outcome for i in range(8)
     ]
     assert outcomes.count("sent") == 5 and outcomes[-1] == "throttled"
     # honeypot and a form submitted instantly are treated as bots: no mail

@@ -92,8 +92,11 @@ def serve(s: Settings, port: int, template_db: Path) -> Iterator[None]:
     reset_settings(s)
     dispose()
     clear_cache()
-    srv = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port,
-                                        log_level="warning", lifespan="off"))
+    srv = uvicorn.Server(
+        uvicorn.Config(
+            create_app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
+    )
     t = threading.Thread(target=srv.run, daemon=True)
     t.start()
     deadline = time.time() + 10

@@ -16,8 +16,6 @@ PASSWORDS = {
 }
 
 
-
-
 def csrf_of(c: TestClient, path: str = "/console/login") -> str:
     html = c.get(path).text
     m = re.search(r'name="csrf-token" content="([0-9a-f]+)"', html)
@@ -28,8 +26,15 @@ def csrf_of(c: TestClient, path: str = "/console/login") -> str:
 def login(c: TestClient, role: str, password: str | None = None) -> str:
     """Log in as the user named after ``role``; returns the session's CSRF token."""
     token = csrf_of(c)
-    r = c.post("/console/login", data={"username": role, "password": password or PASSWORDS[role],
-                                       "csrf": token, "next": "/console/"})
+    r = c.post(
+        "/console/login",
+        data={
+            "username": role,
+            "password": password or PASSWORDS[role],
+            "csrf": token,
+            "next": "/console/",
+        },
+    )
     assert r.status_code == 303, r.text[:300]
     return csrf_of(c, "/console/")
 

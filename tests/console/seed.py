@@ -37,6 +37,10 @@ def seed(tmp: Path, *, send: bool = True) -> dict[str, Any]:
     if send:
         list_id = next(x["id"] for x in out["lists"] if x["name"] == "周报订阅")
         out["send"] = svc.create_send(
-            principal("ops"), issue["id"], list_id, schedule=True,
-            at=dt.datetime(2099, 11, 30, 9, tzinfo=dt.UTC))
+            principal("ops"),
+            issue["id"],
+            list_id,
+            schedule=True,
+            at=dt.datetime(2099, 11, 30, 9, tzinfo=dt.UTC),
+        )
     return out

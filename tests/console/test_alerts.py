@@ -14,7 +14,9 @@ from tests.console.helpers import login
 from tests.factories import seed
 
 
-def test_banner_while_paused_gone_once_resumed(client: TestClient, console_settings: Settings) -> None:
+def test_banner_while_paused_gone_once_resumed(
+    client: TestClient, console_settings: Settings
+) -> None:
     ids = seed(1)
     with session_scope() as s:
         s.execute(update(Send).where(Send.id == ids["send"]).values(state="paused"))

@@ -22,10 +22,12 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 
-def test_api_journey(client: TestClient, console_settings: Settings,
-                     smtp_sink: tuple[int, SinkHandler]) -> None:
-    reset_settings(console_settings.model_copy(update={"smtp_host": "127.0.0.1",
-                                                      "smtp_port": smtp_sink[0]}))
+def test_api_journey(
+    client: TestClient, console_settings: Settings, smtp_sink: tuple[int, SinkHandler]
+) -> None:
+    reset_settings(
+        console_settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": smtp_sink[0]})
+    )
     csrf = login(client, "ops")
     h = {"X-CSRF-Token": csrf}
     imgs = [("images", (p.name, p.read_bytes(), "image/png"))
@@ -59,13 +61,20 @@ def test_api_journey(client: TestClient, console_settings: Settings,
         assert r.status_code == 403
     r = client.get(f"/api/issues/{issue['id']}")
     assert r.json()["status"] == "approved" and r.json()["approved_by"] == "editor"
-    r = client.post(f"/api/issues/{issue['id']}/test-send",
-                    json={"to": ["desk@example.org"], "variant": "both"}, headers=h)
+    r = client.post(
+        f"/api/issues/{issue['id']}/test-send",
+        json={"to": ["desk@example.org"], "variant": "both"},
+        headers=h,
+    )
     assert [x["state"] for x in r.json()] == ["sent", "sent"]
 
     with (EXAMPLES / "subscribers.csv").open("rb") as f:
-        r = client.post("/api/imports", files={"file": ("subscribers.csv", f, "text/csv")},
-                        data={"list_name": "周报订阅"}, headers=h)
+        r = client.post(
+            "/api/imports",
+            files={"file": ("subscribers.csv", f, "text/csv")},
+            data={"list_name": "周报订阅"},
+            headers=h,
+        )
     assert r.status_code == 202, r.text
     job = r.json()
     for _ in range(100):
@@ -79,26 +88,39 @@ def test_api_journey(client: TestClient, console_settings: Settings,
     assert client.get("/api/imports/../../etc").status_code == 404
     lists = client.get("/api/lists").json()
     lid = lists[0]["id"]
-    n = client.post("/api/segments/count", json={"definition": {"attr": "city", "op": "eq",
-                                                                "value": "北京"}, "list_id": lid},
-                    headers=h).json()["count"]
+    n = client.post(
+        "/api/segments/count",
+        json={"definition": {"attr": "city", "op": "eq", "value": "北京"}, "list_id": lid},
+        headers=h,
+    ).json()["count"]
     assert 0 < n < lists[0]["active"]
-    r = client.post("/api/segments/count", json={"definition": {"attr": "x'; drop", "op": "eq"}},
-                    headers=h)
+    r = client.post(
+        "/api/segments/count", json={"definition": {"attr": "x'; drop", "op": "eq"}}, headers=h
+    )
     assert r.status_code == 422
     export = client.get(f"/api/lists/{lid}/export.csv")
     assert export.status_code == 200 and export.text.startswith("\ufeffemail,")
 
     # Scheduling and cancelling a send first.
-    r = client.post("/api/sends", json={"issue_id": issue["id"], "list_id": lid,
-                                        "mode": "schedule", "at": "2099-01-05T09:00:00+08:00"},
-                    headers=h)
+    r = client.post(
+        "/api/sends",
+        json={
+            "issue_id": issue["id"],
+            "list_id": lid,
+            "mode": "schedule",
+            "at": "2099-01-05T09:00:00+08:00",
+        },
+        headers=h,
+    )
     assert r.status_code == 201, r.text
     assert r.json()["state"] == "scheduled"
-    assert client.post(f"/api/sends/{r.json()['id']}/cancel", headers=h).json()["state"] == "cancelled"
+    assert (
+        client.post(f"/api/sends/{r.json()['id']}/cancel", headers=h).json()["state"] == "cancelled"
+    )
 
-    r = client.post("/api/sends", json={"issue_id": issue["id"], "list_id": lid, "start": True},
-                    headers=h)
+    r = client.post(
+        "/api/sends", json={"issue_id": issue["id"], "list_id": lid, "start": True}, headers=h
+    )
     assert r.status_code == 201, r.text
     send_id = r.json()["id"]
     for _ in range(200):
@@ -106,7 +128,9 @@ def test_api_journey(client: TestClient, console_settings: Settings,
         if p["state"] == "finished":
             break
         time.sleep(0.05)
-    assert p["percent"] == 100.0 and p["remaining"] == 0 and p["counts"]["sent"] == lists[0]["active"]
+    assert (
+        p["percent"] == 100.0 and p["remaining"] == 0 and p["counts"]["sent"] == lists[0]["active"]
+    )
     r = client.post(f"/api/sends/{send_id}/cancel", headers=h)
     assert r.status_code == 409
     stats = client.get(f"/api/stats/sends/{send_id}").json()
@@ -117,8 +141,16 @@ def test_api_journey(client: TestClient, console_settings: Settings,
     with session_scope() as s:
         rows = s.execute(select(AuditLog.actor, AuditLog.action)).all()
     done = {(a, b) for a, b in rows}
-    for action in ("send.test", "subscribers.import", "subscribers.export",
-                   "send.create", "send.start", "send.cancel", "stats.export", "login"):
+    for action in (
+        "send.test",
+        "subscribers.import",
+        "subscribers.export",
+        "send.create",
+        "send.start",
+        "send.cancel",
+        "stats.export",
+        "login",
+    ):
         assert ("ops", action) in done, action
     assert ("editor", "issue.approve") in done  # four-eyes: not the uploader
 
@@ -134,8 +166,14 @@ def test_every_console_text_has_an_english_translation() -> None:
     for path in (ROOT / "newsletter" / "web" / "console" / "pages").glob("*.py"):
         keys |= set(re.findall(r"""_\(["']([^"']+)["']\)""", path.read_text(encoding="utf-8")))
     keys |= set(common._ERRORS.values())
-    for table in (i18n.SEND_STATES, i18n.SUB_STATUS, i18n.ROLE_NAMES, i18n.DELIVERY_STATES,
-                  i18n.AUDIT_ACTIONS, i18n.LINT_CODES):
+    for table in (
+        i18n.SEND_STATES,
+        i18n.SUB_STATUS,
+        i18n.ROLE_NAMES,
+        i18n.DELIVERY_STATES,
+        i18n.AUDIT_ACTIONS,
+        i18n.LINT_CODES,
+    ):
         keys |= set(table.values())
     missing = sorted(k for k in keys if k not in EN)
     assert not missing, missing
@@ -146,8 +184,16 @@ def test_pages_render_in_both_languages(client: TestClient) -> None:
     login(client, "admin")
     for lang, word in (("zh", "期刊"), ("en", "Issues")):
         client.get("/console/lang", params={"to": lang})
-        for path in ("/console/", "/console/issues", "/console/sends", "/console/subscribers",
-                     "/console/stats", "/console/settings", "/console/account", "/console/audit"):
+        for path in (
+            "/console/",
+            "/console/issues",
+            "/console/sends",
+            "/console/subscribers",
+            "/console/stats",
+            "/console/settings",
+            "/console/account",
+            "/console/audit",
+        ):
             r = client.get(path)
             assert r.status_code == 200, (path, r.text[:300])
             assert word in r.text

@@ -36,8 +36,14 @@ SHOTS = (
     if os.environ.get("NEWSLETTER_UPDATE_SCREENSHOTS")
     else ROOT / "var" / "screenshots"
 )
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 
 
 def _login(page, base: str, who: str) -> None:  # type: ignore[no-untyped-def]
@@ -74,9 +80,13 @@ def test_ops_and_marketing_journeys(server: tuple[str, Settings, SinkHandler]) -
             _login(editor, base, "editor")
             _shot(page, "login-home")
             page.goto(f"{base}/console/issues")
-            page.set_input_files("#upload-issue input[name=file]", str(EXAMPLES / "issue-sample.md"))
-            page.set_input_files("#upload-issue input[name=images]",
-                                 [str(x) for x in sorted((EXAMPLES / "images").glob("*.png"))])
+            page.set_input_files(
+                "#upload-issue input[name=file]", str(EXAMPLES / "issue-sample.md")
+            )
+            page.set_input_files(
+                "#upload-issue input[name=images]",
+                [str(x) for x in sorted((EXAMPLES / "images").glob("*.png"))],
+            )
             t0 = time.perf_counter()
             page.click("#upload-issue button[type=submit]")
             page.wait_for_url(re.compile(r".*/console/issues/\d+$"))
@@ -110,7 +120,9 @@ def test_ops_and_marketing_journeys(server: tuple[str, Settings, SinkHandler]) -
             expect(page.locator("h1 .badge")).to_contain_text("已审核")
             page.fill("#test-send input[name=to]", "ops-desk@example.org")
             page.click("#test-send button[type=submit]")
-            expect(page.locator(".flash")).to_contain_text("ops-desk@example.org (zh-Hans): 已发送 / sent")
+            expect(page.locator(".flash")).to_contain_text(
+                "ops-desk@example.org (zh-Hans): 已发送 / sent"
+            )
             assert any("ops-desk@example.org" in rcpts for _f, rcpts, _d in sink.messages)
             assert b"X-Newsletter-Test: yes" in sink.messages[-1][2]
 
@@ -145,7 +157,9 @@ def test_ops_and_marketing_journeys(server: tuple[str, Settings, SinkHandler]) -
             page.click("#confirm-send-now")
             page.wait_for_url(re.compile(r".*/console/sends/\d+$"))
             send_id = int(page.url.rsplit("/", 1)[1])
-            expect(page.locator("#p-percent")).to_have_text(re.compile(r"^100(\.0)?%$"), timeout=30_000)
+            expect(page.locator("#p-percent")).to_have_text(
+                re.compile(r"^100(\.0)?%$"), timeout=30_000
+            )
             expect(page.locator("#p-state")).to_have_text("已完成")
             sent = int(page.inner_text("#c-sent").replace(",", ""))
             assert sent > 30
@@ -164,8 +178,10 @@ def test_ops_and_marketing_journeys(server: tuple[str, Settings, SinkHandler]) -
                 html = part.get_content() if part else ""
                 pixels += re.findall(r'src="(http://127\.0\.0\.1:\d+/o/[^"]+\.gif)"', html)
             assert len(pixels) >= sent
-            ua = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
-                  "(KHTML, like Gecko) Mobile/15E148")
+            ua = (
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+                "(KHTML, like Gecko) Mobile/15E148"
+            )
             for url in pixels[: sent * 2 // 3]:
                 assert httpx.get(url, headers={"User-Agent": ua}).status_code == 200
 

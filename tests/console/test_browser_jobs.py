@@ -39,8 +39,10 @@ def test_dashboard_stats_and_an_import_job_in_a_browser(
     data = _sent(tmp_path)
     a, b = data["send"]["id"], data["other_id"]
     csv = tmp_path / "readers.csv"
-    csv.write_text("email,name\n" + "".join(f"r{i}@example.net,读者{i}\n" for i in range(ROWS)),
-                   encoding="utf-8")
+    csv.write_text(
+        "email,name\n" + "".join(f"r{i}@example.net,读者{i}\n" for i in range(ROWS)),
+        encoding="utf-8",
+    )
     # Small chunks, each a little slow, so the bar is seen moving (the server runs here).
     real = joblib._progress
 
@@ -56,8 +58,9 @@ def test_dashboard_stats_and_an_import_job_in_a_browser(
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
         try:
             for width, lang in ((1366, "zh"), (375, "en")):
-                ctx = browser.new_context(viewport={"width": width, "height": 800},
-                                          locale="zh-CN", bypass_csp=True)
+                ctx = browser.new_context(
+                    viewport={"width": width, "height": 800}, locale="zh-CN", bypass_csp=True
+                )
                 page = ctx.new_page()
                 page.set_default_timeout(20_000)
                 page.goto(f"{base}/console/login")
@@ -93,7 +96,8 @@ def test_dashboard_stats_and_an_import_job_in_a_browser(
                 page.fill("#import-form input[name=list_name]", f"浏览器{width}")
                 page.click("#import-form button[type=submit]")
                 page.wait_for_function(
-                    "() => /\\d[\\d,]* \\/ 3,000/.test(document.querySelector('#import-text').textContent)")
+                    "() => /\\d[\\d,]* \\/ 3,000/.test(document.querySelector('#import-text').textContent)"
+                )
                 seen_progress.append(page.inner_text("#import-text"))
                 _check(page, width, "import running", problems)
                 page.wait_for_function("""() => {  // some rows done, still importing
@@ -103,7 +107,8 @@ def test_dashboard_stats_and_an_import_job_in_a_browser(
                 seen_progress.append(page.inner_text("#import-text"))
                 page.wait_for_function(
                     "() => document.querySelector('#import-text').className === 'good'",
-                    timeout=60_000)
+                    timeout=60_000,
+                )
                 assert page.get_attribute("#import-bar", "aria-valuenow") == "100"
                 assert "3,000 / 3,000" in page.inner_text("#import-text")
                 _check(page, width, "import done", problems)
@@ -117,6 +122,7 @@ def test_dashboard_stats_and_an_import_job_in_a_browser(
         finally:
             browser.close()
     # The bar showed a row count before the end (rows done of the total).
-    assert len(seen_progress) == 4 and not any(t.startswith(("完成", "Done"))
-                                               for t in seen_progress), seen_progress
+    assert len(seen_progress) == 4 and not any(
+        t.startswith(("完成", "Done")) for t in seen_progress
+    ), seen_progress
     assert not problems, "\n".join(problems)

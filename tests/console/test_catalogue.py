@@ -47,8 +47,12 @@ def test_traditional_is_traditional_and_keeps_mainland_words() -> None:
 
 
 def test_catalogues_are_up_to_date() -> None:
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "console_catalog.py"), "--check"],
-                       capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "console_catalog.py"), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert r.returncode == 0, r.stderr
 
 
@@ -70,15 +74,31 @@ def test_every_page_finds_its_messages(
     client.get("/console/lang", params={"to": lang})
     assert client.get("/console/login").status_code == 200
     login(client, "admin")
-    pages = ["/console/", "/console/issues", f"/console/issues/{issue_id}", "/console/import",
-             "/console/sends", f"/console/sends/{send_id}", "/console/subscribers",
-             "/console/subscribers?q=a", f"/console/lists/{list_id}", "/console/stats",
-             f"/console/stats/{send_id}", "/console/settings", "/console/audit",
-             "/console/account", "/console/bounces", "/console/no-such-page",
-             f"/console/editor/{issue_id}", "/console/warmup",
-             "/console/jobs", "/console/stats?from=2026-01-01&to=2099-12-31",
-             "/console/stats?from=2026-13-01", f"/console/stats/compare?ids={send_id}&ids=999999",
-             f"/console/stats/compare?ids={send_id}"]
+    pages = [
+        "/console/",
+        "/console/issues",
+        f"/console/issues/{issue_id}",
+        "/console/import",
+        "/console/sends",
+        f"/console/sends/{send_id}",
+        "/console/subscribers",
+        "/console/subscribers?q=a",
+        f"/console/lists/{list_id}",
+        "/console/stats",
+        f"/console/stats/{send_id}",
+        "/console/settings",
+        "/console/audit",
+        "/console/account",
+        "/console/bounces",
+        "/console/no-such-page",
+        f"/console/editor/{issue_id}",
+        "/console/warmup",
+        "/console/jobs",
+        "/console/stats?from=2026-01-01&to=2099-12-31",
+        "/console/stats?from=2026-13-01",
+        f"/console/stats/compare?ids={send_id}&ids=999999",
+        f"/console/stats/compare?ids={send_id}",
+    ]
     for url in pages:
         r = client.get(url)
         assert r.status_code in (200, 404, 422), (url, r.status_code)

@@ -57,12 +57,21 @@ def test_lint_csv_and_charts_in_the_users_language(
     login(client, "marketing")
     page = client.get(f"/console/issues/{data['issue']['id']}").text
     assert "邮件客户端不支持的 CSS" in page and "邮件接近容量上限" in page
-    zh = client.get("/console/stats/trends.csv", params={"headers": "zh"}).content.decode("utf-8-sig")
+    zh = client.get("/console/stats/trends.csv", params={"headers": "zh"}).content.decode(
+        "utf-8-sig"
+    )
     assert next(csv.reader(io.StringIO(zh)))[:3] == ["发送编号", "期数", "标题"]
-    en = client.get("/console/stats/trends.csv", params={"headers": "en"}).content.decode("utf-8-sig")
+    en = client.get("/console/stats/trends.csv", params={"headers": "en"}).content.decode(
+        "utf-8-sig"
+    )
     assert next(csv.reader(io.StringIO(en)))[:3] == ["send_id", "issue", "title"]
-    rows = list(csv.reader(io.StringIO(client.get(
-        f"/console/stats/{send_id}/export.csv").content.decode("utf-8-sig"))))
+    rows = list(
+        csv.reader(
+            io.StringIO(
+                client.get(f"/console/stats/{send_id}/export.csv").content.decode("utf-8-sig")
+            )
+        )
+    )
     assert rows[0] == ["指标", "数值"]  # the console's language by default
     assert ["小时", "打开数"] in rows and ["链接位置", "链接", "点击数", "独立点击"] in rows
     api = client.get(f"/api/stats/sends/{send_id}.csv").content.decode("utf-8-sig")
@@ -75,7 +84,7 @@ def test_lint_csv_and_charts_in_the_users_language(
     assert 'aria-label="独立打开率与独立点击率"' in client.get("/console/stats").text
     client.get("/console/lang", params={"to": "en"})
     page = client.get("/console/stats").text
-    chart = page[page.index("<svg"):page.index("</svg>")]
+    chart = page[page.index("<svg") : page.index("</svg>")]
     assert 'aria-label="Unique open and click rates"' in chart
     assert not re.search(r"[\u4e00-\u9fff]", chart), chart[:300]
 

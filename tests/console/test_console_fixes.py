@@ -54,10 +54,15 @@ def test_failed_import_keeps_the_pasted_text(client: TestClient) -> None:
 
 def test_console_lint_shows_what_the_cli_shows(client: TestClient) -> None:
     csrf = login(client, "editor")
-    images = [("images", (p.name, p.read_bytes(), "image/png"))
-              for p in sorted((ROOT / "examples" / "images").glob("*.png"))]
-    r = client.post("/console/issues", data={"csrf": csrf},
-                    files=[("file", (SAMPLE.name, SAMPLE.read_bytes(), "text/markdown")), *images])
+    images = [
+        ("images", (p.name, p.read_bytes(), "image/png"))
+        for p in sorted((ROOT / "examples" / "images").glob("*.png"))
+    ]
+    r = client.post(
+        "/console/issues",
+        data={"csrf": csrf},
+        files=[("file", (SAMPLE.name, SAMPLE.read_bytes(), "text/markdown")), *images],
+    )
     assert r.status_code == 303, r.text[:300]
     issue_id = int(r.headers["location"].rsplit("/", 1)[1])
     console = client.get(f"/api/issues/{issue_id}/lint").json()

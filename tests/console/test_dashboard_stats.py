@@ -32,23 +32,47 @@ def _sent(tmp_path: Path) -> dict[str, Any]:
     send_id = data["send"]["id"]
     assert drive_inline(send_id) == "finished"
     with session_scope() as s:
-        dels = list(s.scalars(select(Delivery).where(Delivery.send_id == send_id,
-                                                     Delivery.state == "sent")
-                              .order_by(Delivery.id).limit(2)))
+        dels = list(
+            s.scalars(
+                select(Delivery)
+                .where(Delivery.send_id == send_id, Delivery.state == "sent")
+                .order_by(Delivery.id)
+                .limit(2)
+            )
+        )
         later = (dels[0].sent_at or utcnow()) + dt.timedelta(hours=1)
         events = [
-            {"uid": f"o{i}", "kind": "open", "delivery_id": d.id, "ua": UA,
-             "at": (later + dt.timedelta(minutes=i)).isoformat()}
+            {
+                "uid": f"o{i}",
+                "kind": "open",
+                "delivery_id": d.id,
+                "ua": UA,
+                "at": (later + dt.timedelta(minutes=i)).isoformat(),
+            }
             for i, d in enumerate([dels[0], dels[0], dels[1]])
         ]
-        events.append({"uid": "c1", "kind": "click", "delivery_id": dels[0].id, "ua": UA,
-                       "link": 1, "at": (later + dt.timedelta(minutes=9)).isoformat()})
+        events.append(
+            {
+                "uid": "c1",
+                "kind": "click",
+                "delivery_id": dels[0].id,
+                "ua": UA,
+                "link": 1,
+                "at": (later + dt.timedelta(minutes=9)).isoformat(),
+            }
+        )
         assert ingest_in(s, events) == 4
         send = s.get(Send, send_id)
         assert send is not None
-        other = Send(publication_id=send.publication_id, issue_id=send.issue_id,
-                     channel="email", list_id=send.list_id, state="finished",
-                     started_at=utcnow() - dt.timedelta(days=1), planned_count=0)
+        other = Send(
+            publication_id=send.publication_id,
+            issue_id=send.issue_id,
+            channel="email",
+            list_id=send.list_id,
+            state="finished",
+            started_at=utcnow() - dt.timedelta(days=1),
+            planned_count=0,
+        )
         s.add(other)
         s.flush()
         data["other_id"] = other.id
@@ -91,10 +115,14 @@ def test_stats_over_a_date_range_and_hostile_dates(
     data = _sent(tmp_path)
     login(client, "marketing")
     today = utcnow().astimezone(overview.CST).date()
-    page = client.get("/console/stats", params={"from": (today - dt.timedelta(days=7)).isoformat(),
-                                                "to": today.isoformat()})
+    page = client.get(
+        "/console/stats",
+        params={"from": (today - dt.timedelta(days=7)).isoformat(), "to": today.isoformat()},
+    )
     assert page.status_code == 200
-    assert f'value="{data["send"]["id"]}"' in page.text and f'value="{data["other_id"]}"' in page.text
+    assert (
+        f'value="{data["send"]["id"]}"' in page.text and f'value="{data["other_id"]}"' in page.text
+    )
     page = client.get("/console/stats", params={"from": today.isoformat()})
     assert f'value="{data["other_id"]}"' not in page.text  # started yesterday
     page = client.get("/console/stats", params={"from": "2001-01-01", "to": "2001-01-31"})
@@ -125,8 +153,10 @@ def test_compare_sends_side_by_side(
     assert r.status_code == 200
     table = re.search(r'<table class="list" id="compare">.*?</table>', r.text, re.S)
     assert table
-    rows = {re.sub(r"<[^>]+>", "", h).strip(): re.findall(r"<td[^>]*>(.*?)</td>", rest, re.S)
-            for h, rest in re.findall(r'<th scope="row">(.*?)</th>(.*?)</tr>', table.group(0), re.S)}
+    rows = {
+        re.sub(r"<[^>]+>", "", h).strip(): re.findall(r"<td[^>]*>(.*?)</td>", rest, re.S)
+        for h, rest in re.findall(r'<th scope="row">(.*?)</th>(.*?)</tr>', table.group(0), re.S)
+    }
     assert rows["独立打开（人）"] == ["2", "0"] and rows["打开总次数（人）"] == ["3", "0"]
     assert rows["独立点击"] == ["1", "0"]
     assert any(k.startswith("版本 zh-Hans") for k in rows)
@@ -168,21 +198,34 @@ def test_send_stats_are_honest(
     assert 'id="by-domain"' in page and "其他邮箱" in page
     # Link titles: the text the link had in the issue, with its address.
     with session_scope() as s:
-        link = s.scalar(select(Link).where(Link.issue_id == data["issue"]["id"],
-                                           Link.position == 1))
+        link = s.scalar(
+            select(Link).where(Link.issue_id == data["issue"]["id"], Link.position == 1)
+        )
         assert link is not None and link.text
     links = re.search(r'<table class="list" id="links">.*?</table>', page, re.S)
     assert links and f'<b class="link-title">{link.text}</b>' in links.group(0)
     # Unsubscribes: a reader leaving the list some other way is not this send's.
     assert tile("t-unsub") == "0"
     with session_scope() as s:
-        s.execute(update(Subscription).where(Subscription.list_id == data["lists"][0]["id"])
-                  .values(status="unsubscribed", unsubscribed_at=utcnow()))
+        s.execute(
+            update(Subscription)
+            .where(Subscription.list_id == data["lists"][0]["id"])
+            .values(status="unsubscribed", unsubscribed_at=utcnow())
+        )
     page = client.get(f"/console/stats/{send_id}").text
     assert tile("t-unsub") == "0"
     with session_scope() as s:
-        ingest_in(s, [{"uid": "u1", "kind": "unsubscribe", "delivery_id": data["delivery_ids"][1],
-                       "at": utcnow().isoformat()}])
+        ingest_in(
+            s,
+            [
+                {
+                    "uid": "u1",
+                    "kind": "unsubscribe",
+                    "delivery_id": data["delivery_ids"][1],
+                    "at": utcnow().isoformat(),
+                }
+            ],
+        )
     page = client.get(f"/console/stats/{send_id}").text
     assert tile("t-unsub") == "1"
     assert client.get("/console/stats/999999").status_code == 404
@@ -198,12 +241,20 @@ def test_new_pages_find_their_messages(
     i18n.MISSES[lang].clear()
     client.get("/console/lang", params={"to": lang})
     csrf = login(client, "ops")
-    r = client.post("/console/subscribers/bulk-job", data={
-        "csrf": csrf, "action": "block", "q": "zzz-nobody", "list_id": ""})
+    r = client.post(
+        "/console/subscribers/bulk-job",
+        data={"csrf": csrf, "action": "block", "q": "zzz-nobody", "list_id": ""},
+    )
     job = r.headers["location"]
-    for url in ["/console/", "/console/stats?from=2026-01-01&to=2099-01-01",
-                "/console/stats?from=bad", f"/console/stats/{data['send']['id']}",
-                f"/console/stats/compare?ids={data['send']['id']}&ids={data['other_id']}",
-                "/console/stats/compare?ids=1", "/console/jobs", job]:
+    for url in [
+        "/console/",
+        "/console/stats?from=2026-01-01&to=2099-01-01",
+        "/console/stats?from=bad",
+        f"/console/stats/{data['send']['id']}",
+        f"/console/stats/compare?ids={data['send']['id']}&ids={data['other_id']}",
+        "/console/stats/compare?ids=1",
+        "/console/jobs",
+        job,
+    ]:
         assert client.get(url).status_code in (200, 404, 422), url
     assert not i18n.MISSES[lang], sorted(i18n.MISSES[lang])[:20]

@@ -41,28 +41,37 @@ def test_preview_and_lint_follow_the_text(
     assert page.status_code == 200 and "营商环境与数字经济政策周报" in page.text
     assert 'id="source"' in page.text and "/console/static/editor.js" in page.text
     text = _source(issue_id).replace("本周政策发布节奏明显加快", "本周政策发布节奏显著加快", 1)
-    r = client.post(f"/console/editor/{issue_id}/preview", json={"source": text},
-                    headers={"X-CSRF-Token": csrf})
+    r = client.post(
+        f"/console/editor/{issue_id}/preview", json={"source": text}, headers={"X-CSRF-Token": csrf}
+    )
     assert r.status_code == 200, r.text[:300]
     out = r.json()
     assert {"email_html", "email_text", "web", "wechat-1"} <= set(out["order"])
     for name in ("email_html", "email_text", "web", "wechat-1"):
         assert "本周政策发布节奏显著加快" in out["outputs"][name], name
     assert "%%" not in out["outputs"]["email_html"]  # slots filled with sample values
-    hant = client.post(f"/console/editor/{issue_id}/preview",
-                       json={"source": text, "variant": "zh-Hant"},
-                       headers={"X-CSRF-Token": csrf}).json()
+    hant = client.post(
+        f"/console/editor/{issue_id}/preview",
+        json={"source": text, "variant": "zh-Hant"},
+        headers={"X-CSRF-Token": csrf},
+    ).json()
     assert "本週政策發布節奏顯著加快" in hant["outputs"]["web"]
     # the publication's own words are Traditional too (the footer signed in Simplified)
     assert "營商環境與數字經濟政策週報" in hant["outputs"]["web"]
     assert "营商环境" not in hant["outputs"]["web"]
 
     # a broken link and a missing meta line: the same messages as `newsletter issue lint`
-    broken = text.replace("原文链接：https://www.gov.cn/zhengce/content/202611/content_7012345.htm",
-                          "原文链接：javascript:alert(1)", 1)
+    broken = text.replace(
+        "原文链接：https://www.gov.cn/zhengce/content/202611/content_7012345.htm",
+        "原文链接：javascript:alert(1)",
+        1,
+    )
     assert broken != text
-    live = client.post(f"/console/editor/{issue_id}/preview", json={"source": broken},
-                       headers={"X-CSRF-Token": csrf}).json()["lint"]
+    live = client.post(
+        f"/console/editor/{issue_id}/preview",
+        json={"source": broken},
+        headers={"X-CSRF-Token": csrf},
+    ).json()["lint"]
     src = tmp_path / "issue.md"
     src.write_text(broken, encoding="utf-8")
     (tmp_path / "images").mkdir(exist_ok=True)
@@ -71,18 +80,25 @@ def test_preview_and_lint_follow_the_text(
     cli = CliRunner().invoke(cli_app, ["issue", "lint", str(src), "--json"])
     cli_msgs = json.loads(cli.stdout)["messages"]
     assert live["errors"] >= 1
+
     # Content messages are the CLI's word for word (sizes differ by the publication's
     # footer, which the CLI does not know: it lints a file, not a stored issue).
     def content(msgs: list[dict[str, Any]]) -> list[tuple[str, int, str]]:
-        return [(m["code"], m["line"], m["message"]) for m in msgs
-                if not m["code"].endswith(("-size", "-budget")) and m["code"] != "email-digest"]
+        return [
+            (m["code"], m["line"], m["message"])
+            for m in msgs
+            if not m["code"].endswith(("-size", "-budget")) and m["code"] != "email-digest"
+        ]
 
     assert any(c == "meta-url" for c, _l, _m in content(live["messages"]))
     assert content(live["messages"]) == content(cli_msgs)
 
     # unparseable text: one line, no traceback
-    bad = client.post(f"/console/editor/{issue_id}/preview", json={"source": "---\nnumber: [\n---"},
-                      headers={"X-CSRF-Token": csrf})
+    bad = client.post(
+        f"/console/editor/{issue_id}/preview",
+        json={"source": "---\nnumber: [\n---"},
+        headers={"X-CSRF-Token": csrf},
+    )
     assert bad.status_code == 200
     assert bad.json()["errors"] and "Traceback" not in bad.text
 
@@ -125,8 +141,14 @@ def test_roles_and_csrf(client: TestClient, console_settings: Settings, tmp_path
     issue_id = data["issue"]["id"]
     m, mcsrf = client_as("marketing")
     assert m.get(f"/console/editor/{issue_id}").status_code == 403
-    assert m.post(f"/console/editor/{issue_id}/preview", json={"source": "x"},
-                  headers={"X-CSRF-Token": mcsrf}).status_code == 403
+    assert (
+        m.post(
+            f"/console/editor/{issue_id}/preview",
+            json={"source": "x"},
+            headers={"X-CSRF-Token": mcsrf},
+        ).status_code
+        == 403
+    )
     login(client, "editor")
     r = client.post(f"/console/editor/{issue_id}/preview", json={"source": "x"})
     assert r.status_code == 403  # no CSRF token
@@ -142,8 +164,14 @@ def test_typing_updates_the_preview_in_the_browser(
     base, _s, _sink = server
     data = seed(tmp_path, send=False)
     issue_id = data["issue"]["id"]
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run", "--disable-sync"]
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+    ]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=args)
         try:
@@ -160,7 +188,9 @@ def test_typing_updates_the_preview_in_the_browser(
             area = page.locator("#source")
             area.press("Control+Home")
             area.type("")
-            value = area.input_value().replace("本周政策发布节奏明显加快", "本周政策发布节奏正在加快", 1)
+            value = area.input_value().replace(
+                "本周政策发布节奏明显加快", "本周政策发布节奏正在加快", 1
+            )
             area.fill(value)
             area.dispatch_event("input")
             frame = page.frame_locator("#editor-preview")
@@ -205,8 +235,11 @@ def test_a_symlink_in_the_issue_folder_is_not_carried_and_final_issues_stay(
     text = _source(issue_id).replace("## 一、政策法规", "![x](leak.png)\n\n## 一、政策法规", 1)
     client.post(f"/console/editor/{issue_id}", data={"csrf": csrf, "source": text})
     var = console_settings.var_dir
-    copies = [p for p in var.rglob("*") if p.is_file() and not p.is_symlink()
-              and b"SECRET-BYTES" in p.read_bytes()]
+    copies = [
+        p
+        for p in var.rglob("*")
+        if p.is_file() and not p.is_symlink() and b"SECRET-BYTES" in p.read_bytes()
+    ]
     assert copies == []
     # a sent issue cannot be changed from the editor
     with session_scope() as s:
@@ -214,7 +247,9 @@ def test_a_symlink_in_the_issue_folder_is_not_carried_and_final_issues_stay(
         assert issue is not None
         issue.status = "sent"
         before = issue.source_text
-    r = client.post(f"/console/editor/{issue_id}",
-                    data={"csrf": csrf, "source": before.replace("周报", "改过的周报")})
+    r = client.post(
+        f"/console/editor/{issue_id}",
+        data={"csrf": csrf, "source": before.replace("周报", "改过的周报")},
+    )
     assert r.status_code == 422
     assert _source(issue_id) == before

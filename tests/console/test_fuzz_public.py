@@ -20,20 +20,28 @@ from newsletter.web.app import create_app
 # Path segments: printable text without "/" (which would change the route) plus
 # token-shaped strings, so both the router and the token checks are exercised.
 segment = st.one_of(
-    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/?#"),
-            min_size=1, max_size=80),
+    st.text(
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="/?#"),
+        min_size=1,
+        max_size=80,
+    ),
     st.from_regex(r"\Ad[0-9a-z]{1,12}\.[A-Za-z0-9_-]{0,40}\Z"),
     st.from_regex(r"\Au[0-9a-z]{1,8}\.[0-9a-z]{0,8}\.[A-Za-z0-9_-]{0,40}\Z"),
 )
-link_id = st.one_of(st.integers(-10**12, 10**12).map(str), segment)
-FUZZ = settings(max_examples=60, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+link_id = st.one_of(st.integers(-(10**12), 10**12).map(str), segment)
+FUZZ = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @pytest.fixture
 def app_client(console_settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(), base_url="https://testserver", follow_redirects=False,
-                    raise_server_exceptions=False) as c:
+    with TestClient(
+        create_app(),
+        base_url="https://testserver",
+        follow_redirects=False,
+        raise_server_exceptions=False,
+    ) as c:
         yield c
 
 
@@ -61,17 +69,26 @@ def test_click(app_client: TestClient, token: str, link: str) -> None:
 
 
 @FUZZ
-@given(token=segment, form=st.dictionaries(st.sampled_from(["scope", "List-Unsubscribe", "x"]),
-                                           st.text(max_size=30), max_size=3))
+@given(
+    token=segment,
+    form=st.dictionaries(
+        st.sampled_from(["scope", "List-Unsubscribe", "x"]), st.text(max_size=30), max_size=3
+    ),
+)
 def test_unsubscribe(app_client: TestClient, token: str, form: dict[str, str]) -> None:
     assert app_client.get(f"/u/{_quote(token)}").status_code < 500
     assert app_client.post(f"/u/{_quote(token)}", data=form).status_code < 500
 
 
 @FUZZ
-@given(list_id=link_id, form=st.dictionaries(
-    st.sampled_from(["email", "name", "variant", "stamp", "website", "list"]),
-    st.text(max_size=60), max_size=6))
+@given(
+    list_id=link_id,
+    form=st.dictionaries(
+        st.sampled_from(["email", "name", "variant", "stamp", "website", "list"]),
+        st.text(max_size=60),
+        max_size=6,
+    ),
+)
 def test_subscribe(app_client: TestClient, list_id: str, form: dict[str, str]) -> None:
     assert app_client.get(f"/subscribe/{_quote(list_id)}").status_code < 500
     assert app_client.post(f"/subscribe/{_quote(list_id)}", data=form).status_code < 500
@@ -81,5 +98,9 @@ def test_valid_tokens_for_missing_rows_are_not_errors(app_client: TestClient) ->
     assert app_client.get(f"/o/{delivery_token(999999)}.gif").status_code == 200
     assert app_client.get(f"/c/{delivery_token(999999)}/1").status_code == 404
     assert app_client.get(f"/u/{unsubscribe_token(999999, 1)}").status_code < 500
-    assert app_client.post(f"/u/{unsubscribe_token(999999, None)}",
-                           data={"List-Unsubscribe": "One-Click"}).status_code < 500
+    assert (
+        app_client.post(
+            f"/u/{unsubscribe_token(999999, None)}", data={"List-Unsubscribe": "One-Click"}
+        ).status_code
+        < 500
+    )

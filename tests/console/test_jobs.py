@@ -66,8 +66,12 @@ def test_an_import_is_a_job_with_a_row_count_from_the_first_second(
     monkeypatch.setattr(joblib, "IMPORT_CHUNK", 10)  # several chunks from a small file
     csrf = login(client, "ops")
     with (EXAMPLES / "subscribers.csv").open("rb") as f:
-        r = client.post("/api/imports", files={"file": ("subscribers.csv", f, "text/csv")},
-                        data={"list_name": "周报订阅"}, headers={"X-CSRF-Token": csrf})
+        r = client.post(
+            "/api/imports",
+            files={"file": ("subscribers.csv", f, "text/csv")},
+            data={"list_name": "周报订阅"},
+            headers={"X-CSRF-Token": csrf},
+        )
     assert r.status_code == 202, r.text
     first = r.json()
     # The total is known at once (counted from the stored file), before any row is done.
@@ -102,8 +106,12 @@ def test_a_job_outlives_the_web_process_and_runs_in_the_worker(
     monkeypatch.setattr(InProcess, "run_job", lambda self, job_id: handed.append(job_id))
     csrf = login(client, "ops")
     with (EXAMPLES / "subscribers.csv").open("rb") as f:
-        r = client.post("/api/imports", files={"file": ("subscribers.csv", f, "text/csv")},
-                        data={"list_name": "周报订阅"}, headers={"X-CSRF-Token": csrf})
+        r = client.post(
+            "/api/imports",
+            files={"file": ("subscribers.csv", f, "text/csv")},
+            data={"list_name": "周报订阅"},
+            headers={"X-CSRF-Token": csrf},
+        )
     job_id = r.json()["id"]
     assert handed == [job_id]  # handed off through the dispatcher, not run in the request
     # "Restart" the web: a new app, a new session; the job is read from its row.
@@ -125,8 +133,11 @@ def _subscribers(n: int) -> tuple[int, int]:
         s.add_all([weekly, vip])
         s.flush()
         for i in range(n):
-            sub = Subscriber(email=f"reader{i:03d}@example.org", name="",
-                             attributes={"city": "北京" if i % 2 else "上海"})
+            sub = Subscriber(
+                email=f"reader{i:03d}@example.org",
+                name="",
+                attributes={"city": "北京" if i % 2 else "上海"},
+            )
             s.add(sub)
             s.flush()
             s.add(Subscription(subscriber_id=sub.id, list_id=weekly.id, status="active"))
@@ -140,8 +151,10 @@ def test_a_killed_bulk_job_is_shown_interrupted_and_resumes_where_it_stopped(
     monkeypatch.setattr(joblib, "BATCH", 10)
     monkeypatch.setattr(InProcess, "run_job", lambda self, job_id: None)  # the worker is down
     csrf = login(client, "ops")
-    r = client.post("/console/subscribers/bulk-job", data={
-        "csrf": csrf, "action": "move", "q": "", "list_id": str(weekly), "to_list": str(vip)})
+    r = client.post(
+        "/console/subscribers/bulk-job",
+        data={"csrf": csrf, "action": "move", "q": "", "list_id": str(weekly), "to_list": str(vip)},
+    )
     assert r.status_code == 303 and r.headers["location"].startswith("/console/jobs/")
     job_id = int(r.headers["location"].rsplit("/", 1)[1])
     # A worker took it, did one batch, and was killed: its heartbeat stops.
@@ -152,9 +165,17 @@ def test_a_killed_bulk_job_is_shown_interrupted_and_resumes_where_it_stopped(
         from newsletter.audience import bulk
 
         bulk.apply(s, first, "move", from_list=weekly, to_list=vip)
-        s.execute(update(Job).where(Job.id == job_id).values(
-            cursor=first[-1], done=10, changed=10, total=30,
-            heartbeat_at=utcnow() - dt.timedelta(hours=1)))
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(
+                cursor=first[-1],
+                done=10,
+                changed=10,
+                total=30,
+                heartbeat_at=utcnow() - dt.timedelta(hours=1),
+            )
+        )
     job = client.get(f"/api/jobs/{job_id}").json()
     assert job["state"] == "interrupted" and job["done"] == 10 and "interrupted" in job["error"]
     page = client.get(f"/console/jobs/{job_id}").text
@@ -169,10 +190,18 @@ def test_a_killed_bulk_job_is_shown_interrupted_and_resumes_where_it_stopped(
     assert job["state"] == "done" and job["done"] == 30 and job["changed"] == 30
     assert job["attempts"] == 2
     with session_scope() as s:
-        assert s.scalar(select(func.count()).select_from(Subscription)
-                        .where(Subscription.list_id == vip)) == 30
-        assert s.scalar(select(func.count()).select_from(Subscription)
-                        .where(Subscription.list_id == weekly)) == 0
+        assert (
+            s.scalar(
+                select(func.count()).select_from(Subscription).where(Subscription.list_id == vip)
+            )
+            == 30
+        )
+        assert (
+            s.scalar(
+                select(func.count()).select_from(Subscription).where(Subscription.list_id == weekly)
+            )
+            == 0
+        )
     assert "job.resume" in _actions() and "subscribers.bulk" in _actions()
     # A finished job cannot be resumed (one clear line).
     r = client.post(f"/console/jobs/{job_id}/resume", data={"csrf": csrf})
@@ -187,24 +216,39 @@ def test_bulk_jobs_over_a_search_and_a_segment(
     page = client.get("/console/subscribers", params={"q": "reader00", "list_id": str(weekly)})
     assert 'id="bulk-all-form"' in page.text and 'id="match-count">10<' in page.text
     # Block everyone whose address starts with reader00 (10 of 12), as a job.
-    r = client.post("/console/subscribers/bulk-job", data={
-        "csrf": csrf, "action": "block", "q": "reader00", "list_id": str(weekly)})
+    r = client.post(
+        "/console/subscribers/bulk-job",
+        data={"csrf": csrf, "action": "block", "q": "reader00", "list_id": str(weekly)},
+    )
     job_id = int(r.headers["location"].rsplit("/", 1)[1])
     job = _wait(job_id)
-    assert job["state"] == "done" and job["result"] == {"action": "block", "selected": 10,
-                                                        "changed": 10}
+    assert job["state"] == "done" and job["result"] == {
+        "action": "block",
+        "selected": 10,
+        "changed": 10,
+    }
     with session_scope() as s:
-        assert s.scalar(select(func.count()).select_from(Subscriber)
-                        .where(Subscriber.status == "blocked")) == 10
+        assert (
+            s.scalar(
+                select(func.count()).select_from(Subscriber).where(Subscriber.status == "blocked")
+            )
+            == 10
+        )
     # A segment: unsubscribe the Beijing readers from the list.
     with session_scope() as s:
         seg = Segment(name="北京读者", definition={"attr": "city", "op": "eq", "value": "北京"})
         s.add(seg)
         s.flush()
         seg_id = seg.id
-    r = client.post("/console/subscribers/bulk-job", data={
-        "csrf": csrf, "action": "unsubscribe", "segment_id": str(seg_id),
-        "list_id": str(weekly)})
+    r = client.post(
+        "/console/subscribers/bulk-job",
+        data={
+            "csrf": csrf,
+            "action": "unsubscribe",
+            "segment_id": str(seg_id),
+            "list_id": str(weekly),
+        },
+    )
     job = _wait(int(r.headers["location"].rsplit("/", 1)[1]))
     # Active Beijing readers: the two not blocked (reader010 is Shanghai, reader011 Beijing,
     # reader001..009 odd ones are blocked).
@@ -243,11 +287,13 @@ def test_bulk_jobs_refuse_hostile_input_in_one_line(
     assert r.status_code == 403 and "表单已过期" in r.text and "Traceback" not in r.text
     # Marketing reads statistics but cannot start a bulk job, by form or by API.
     m, mcsrf = client_as("marketing")
-    r = m.post("/console/subscribers/bulk-job", data={"csrf": mcsrf, "action": "block",
-                                                      "q": "reader"})
+    r = m.post(
+        "/console/subscribers/bulk-job", data={"csrf": mcsrf, "action": "block", "q": "reader"}
+    )
     assert r.status_code == 403 and "没有权限" in r.text and "Traceback" not in r.text
-    r = m.post("/api/jobs/bulk", json={"action": "block", "q": "reader"},
-               headers={"X-CSRF-Token": mcsrf})
+    r = m.post(
+        "/api/jobs/bulk", json={"action": "block", "q": "reader"}, headers={"X-CSRF-Token": mcsrf}
+    )
     assert r.status_code == 403
     assert m.get("/console/stats").status_code == 200
     with session_scope() as s:
@@ -271,8 +317,10 @@ def test_a_job_the_broker_cannot_take_is_failed_not_stuck(
     weekly, _vip = _subscribers(2)
     monkeypatch.setattr(InProcess, "run_job", down)
     csrf = login(client, "ops")
-    r = client.post("/console/subscribers/bulk-job", data={
-        "csrf": csrf, "action": "block", "q": "", "list_id": str(weekly)})
+    r = client.post(
+        "/console/subscribers/bulk-job",
+        data={"csrf": csrf, "action": "block", "q": "", "list_id": str(weekly)},
+    )
     assert "无法连接消息代理" in _flash(client, r)
     with session_scope() as s:
         job = s.scalar(select(Job))
@@ -296,22 +344,34 @@ def test_a_bulk_action_over_100000_subscribers_is_a_job_with_progress_and_audit(
 ) -> None:
     n = 100_000
     with session_scope() as s:
-        s.execute(text("INSERT INTO mailing_list (name, description, double_opt_in, created_at) "
-                       "VALUES ('周报订阅', '', false, now())"))
-        s.execute(text(
-            "INSERT INTO subscriber (email, name, variant, attributes, status, source, "
-            "created_at, updated_at) SELECT 'reader' || g || '@example.org', '', 'zh-Hans', "
-            "'{}'::jsonb, 'active', 'test', now(), now() FROM generate_series(1, :n) g"),
-            {"n": n})
-        s.execute(text(
-            "INSERT INTO subscription (subscriber_id, list_id, status, created_at, updated_at) "
-            "SELECT id, (SELECT id FROM mailing_list), 'active', now(), now() FROM subscriber"))
+        s.execute(
+            text(
+                "INSERT INTO mailing_list (name, description, double_opt_in, created_at) "
+                "VALUES ('周报订阅', '', false, now())"
+            )
+        )
+        s.execute(
+            text(
+                "INSERT INTO subscriber (email, name, variant, attributes, status, source, "
+                "created_at, updated_at) SELECT 'reader' || g || '@example.org', '', 'zh-Hans', "
+                "'{}'::jsonb, 'active', 'test', now(), now() FROM generate_series(1, :n) g"
+            ),
+            {"n": n},
+        )
+        s.execute(
+            text(
+                "INSERT INTO subscription (subscriber_id, list_id, status, created_at, updated_at) "
+                "SELECT id, (SELECT id FROM mailing_list), 'active', now(), now() FROM subscriber"
+            )
+        )
         list_id = s.scalar(text("SELECT id FROM mailing_list"))
     with TestClient(create_app(), base_url="https://testserver", follow_redirects=False) as c:
         csrf = login(c, "ops")
         started = time.time()
-        r = c.post("/console/subscribers/bulk-job", data={
-            "csrf": csrf, "action": "unsubscribe", "q": "", "list_id": str(list_id)})
+        r = c.post(
+            "/console/subscribers/bulk-job",
+            data={"csrf": csrf, "action": "unsubscribe", "q": "", "list_id": str(list_id)},
+        )
         assert r.status_code == 303, r.text
         job_id = int(r.headers["location"].rsplit("/", 1)[1])
         seen: list[int] = []
@@ -330,8 +390,15 @@ def test_a_bulk_action_over_100000_subscribers_is_a_job_with_progress_and_audit(
     assert len(between) >= 2 and seen == sorted(seen), seen[:50]
     with session_scope() as s:
         assert s.scalar(text("SELECT count(*) FROM subscription WHERE status = 'active'")) == 0
-        assert s.scalar(text("SELECT count(*) FROM subscription "
-                             "WHERE status = 'unsubscribed' AND reason = 'console'")) == n
+        assert (
+            s.scalar(
+                text(
+                    "SELECT count(*) FROM subscription "
+                    "WHERE status = 'unsubscribed' AND reason = 'console'"
+                )
+            )
+            == n
+        )
         entry = s.scalar(select(AuditLog).where(AuditLog.action == "subscribers.bulk"))
         assert entry is not None and entry.actor == "ops" and entry.detail["count"] == n
         assert entry.detail["job"] == job_id and entry.detail["bulk"] == "unsubscribe"
@@ -341,7 +408,6 @@ def test_a_bulk_action_over_100000_subscribers_is_a_job_with_progress_and_audit(
 def test_threads_are_not_left_behind() -> None:
     """Jobs started by the tests above have all ended (no thread still writing)."""
     deadline = time.time() + 10
-    while time.time() < deadline and any(t.name.startswith("job-")
-                                         for t in threading.enumerate()):
+    while time.time() < deadline and any(t.name.startswith("job-") for t in threading.enumerate()):
         time.sleep(0.1)
     assert not [t.name for t in threading.enumerate() if t.name.startswith("job-")]

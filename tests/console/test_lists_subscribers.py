@@ -43,8 +43,9 @@ def _flash(c: TestClient, r: object) -> str:
 
 def test_create_rename_and_delete_a_list(client: TestClient, console_settings: Settings) -> None:
     csrf = login(client, "ops")
-    r = client.post("/console/lists", data={"csrf": csrf, "name": "  试读  名单 ",
-                                            "double_opt_in": "on"})
+    r = client.post(
+        "/console/lists", data={"csrf": csrf, "name": "  试读  名单 ", "double_opt_in": "on"}
+    )
     assert r.status_code == 303 and "已创建" in _flash(client, r)
     with session_scope() as s:
         ml = s.scalar(select(MailingList).where(MailingList.name == "试读 名单"))
@@ -61,8 +62,9 @@ def test_create_rename_and_delete_a_list(client: TestClient, console_settings: S
     assert f"/subscribe/{list_id}/embed?src=embed" in page.text and "&lt;iframe" in page.text
     assert f'src="/subscribe/{list_id}/qr.svg"' in page.text
     assert client.get(f"/subscribe/{list_id}/qr.svg").status_code == 200
-    r = client.post(f"/console/lists/{list_id}", data={"csrf": csrf, "name": "试读",
-                                                       "description": "新读者"})
+    r = client.post(
+        f"/console/lists/{list_id}", data={"csrf": csrf, "name": "试读", "description": "新读者"}
+    )
     assert r.status_code == 303
     with session_scope() as s:
         ml2 = s.get(MailingList, list_id)
@@ -91,19 +93,24 @@ def test_edit_and_bulk_act_on_a_search(
     page = client.get("/console/subscribers", params={"q": "", "list_id": str(weekly)}).text
     assert 'id="bulk"' in page and page.count('name="ids"') >= 4
     # Edit one.
-    r = client.post(f"/console/subscribers/{ids[0]}", data={"csrf": csrf, "name": "王小明",
-                                                            "variant": "zh-Hant"})
+    r = client.post(
+        f"/console/subscribers/{ids[0]}",
+        data={"csrf": csrf, "name": "王小明", "variant": "zh-Hant"},
+    )
     assert r.status_code == 303
     assert "王小明" in client.get(f"/console/subscribers/{ids[0]}").text
     r = client.post(f"/console/subscribers/{ids[0]}", data={"csrf": csrf, "variant": "xx"})
     assert "zh-Hans" in _flash(client, r)
     # Move two to VIP (out of the weekly list), unsubscribe one, block one, delete one.
     base = {"csrf": csrf, "q": "", "list_id": str(weekly)}
-    r = client.post("/console/subscribers/bulk", data={**base, "action": "move",
-                                                       "to_list": str(vip), "ids": ids[:2]})
+    r = client.post(
+        "/console/subscribers/bulk",
+        data={**base, "action": "move", "to_list": str(vip), "ids": ids[:2]},
+    )
     assert r.status_code == 303 and "2 人已移动" in _flash(client, r)
-    r = client.post("/console/subscribers/bulk", data={**base, "action": "unsubscribe",
-                                                       "ids": [ids[2]]})
+    r = client.post(
+        "/console/subscribers/bulk", data={**base, "action": "unsubscribe", "ids": [ids[2]]}
+    )
     assert "1 人已退订" in _flash(client, r)
     client.post("/console/subscribers/bulk", data={**base, "action": "block", "ids": [ids[3]]})
     r = client.post("/console/subscribers/bulk", data={**base, "action": "move", "ids": [ids[0]]})
@@ -129,8 +136,9 @@ def test_edit_and_bulk_act_on_a_search(
     assert acts.count("subscribers.bulk") >= 4 and "subscriber.update" in acts
     # An editor cannot bulk-act.
     e, ecsrf = client_as("editor")
-    r = e.post("/console/subscribers/bulk", data={"csrf": ecsrf, "action": "delete",
-                                                  "ids": [ids[0]]})
+    r = e.post(
+        "/console/subscribers/bulk", data={"csrf": ecsrf, "action": "delete", "ids": [ids[0]]}
+    )
     assert r.status_code == 403
 
 
@@ -162,17 +170,28 @@ def test_sends_search_filter_count_and_paging(
     data = seed(tmp_path)
     list_id = next(x["id"] for x in data["lists"] if x["name"] == "周报订阅")
     for day in (1, 2):
-        svc.create_send(principal("ops"), data["issue"]["id"], list_id, schedule=True,
-                        at=dt.datetime(2099, 12, day, 9, tzinfo=dt.UTC))
+        svc.create_send(
+            principal("ops"),
+            data["issue"]["id"],
+            list_id,
+            schedule=True,
+            at=dt.datetime(2099, 12, day, 9, tzinfo=dt.UTC),
+        )
     login(client, "marketing")
     page = client.get("/console/sends", params={"q": "#47"}).text
     assert re.search(r'id="sends-total">共 3<', page)
-    assert re.search(r'id="sends-total">共 0<', client.get("/console/sends",
-                                                              params={"q": "#999"}).text)
-    assert re.search(r'id="sends-total">共 3<', client.get(
-        "/console/sends", params={"q": data["issue"]["title"][:4], "state": "scheduled"}).text)
-    assert re.search(r'id="sends-total">共 0<', client.get(
-        "/console/sends", params={"state": "finished"}).text)
+    assert re.search(
+        r'id="sends-total">共 0<', client.get("/console/sends", params={"q": "#999"}).text
+    )
+    assert re.search(
+        r'id="sends-total">共 3<',
+        client.get(
+            "/console/sends", params={"q": data["issue"]["title"][:4], "state": "scheduled"}
+        ).text,
+    )
+    assert re.search(
+        r'id="sends-total">共 0<', client.get("/console/sends", params={"state": "finished"}).text
+    )
     paged = svc.search_sends("", "", 2, per_page=2)
     assert paged["total"] == 3 and paged["pages"] == 2 and len(paged["rows"]) == 1
     assert client.get("/console/sends", params={"p": "99999999999"}).status_code == 200
@@ -192,12 +211,20 @@ def test_subject_test_in_the_console(
     csrf = login(client, "ops")
     page = client.get(f"/console/sends/{send_id}")
     assert 'id="subject-form"' in page.text and "这次发送没有主题测试" in page.text
-    bad = client.post(f"/console/subject-tests/{send_id}",
-                      data={"csrf": csrf, "subject": ["只有一个"]})
+    bad = client.post(
+        f"/console/subject-tests/{send_id}", data={"csrf": csrf, "subject": ["只有一个"]}
+    )
     assert "2 至 4" in _flash(client, bad)
-    ok = client.post(f"/console/subject-tests/{send_id}", data={
-        "csrf": csrf, "subject": ["政策周报第47期", "本周四份重点文件", ""],
-        "share": "50", "wait_minutes": "60", "metric": "clicks"})
+    ok = client.post(
+        f"/console/subject-tests/{send_id}",
+        data={
+            "csrf": csrf,
+            "subject": ["政策周报第47期", "本周四份重点文件", ""],
+            "share": "50",
+            "wait_minutes": "60",
+            "metric": "clicks",
+        },
+    )
     assert "已设置" in _flash(client, ok)
     with session_scope() as s:
         send = s.get(Send, send_id)
@@ -208,8 +235,12 @@ def test_subject_test_in_the_console(
     # marketing: reads, cannot change
     m, mcsrf = client_as("marketing")
     assert 'id="subject-form"' not in m.get(f"/console/sends/{send_id}").text
-    assert m.post(f"/console/subject-tests/{send_id}",
-                  data={"csrf": mcsrf, "subject": ["a", "b"]}).status_code == 403
+    assert (
+        m.post(
+            f"/console/subject-tests/{send_id}", data={"csrf": mcsrf, "subject": ["a", "b"]}
+        ).status_code
+        == 403
+    )
 
     # the test share goes out; the variants show side by side
     client.post(f"/console/sends/{send_id}/start", data={"csrf": csrf})  # runs in a thread
@@ -218,8 +249,11 @@ def test_subject_test_in_the_console(
         from newsletter.models import Delivery
 
         with session_scope() as s:
-            rows = s.execute(select(Delivery.state).where(
-                Delivery.send_id == send_id, Delivery.subject_test.is_(True))).all()
+            rows = s.execute(
+                select(Delivery.state).where(
+                    Delivery.send_id == send_id, Delivery.subject_test.is_(True)
+                )
+            ).all()
         return bool(rows) and all(r[0] == "sent" for r in rows)
 
     _wait(sent_in_test)

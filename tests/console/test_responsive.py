@@ -23,20 +23,41 @@ from tests.console.seed import seed
 pytestmark = pytest.mark.e2e
 
 AXE = (Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js").read_text(encoding="utf-8")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 
 
 def _pages(data: dict[str, Any]) -> list[str]:
     issue, send = data["issue"]["id"], data["send"]["id"]
-    return ["/console/", "/console/issues", f"/console/issues/{issue}", "/console/import",
-            "/console/sends", f"/console/sends/{send}", "/console/subscribers",
-            "/console/subscribers?q=a&list_id=", "/console/stats", f"/console/stats/{send}",
-            "/console/settings", "/console/audit", "/console/account", "/console/no-such-page",
-            "/console/bounces", f"/console/lists/{data['lists'][0]['id']}", "/console/subscribers/1",
-            f"/console/editor/{issue}",
-            "/console/jobs", "/console/stats?from=2026-01-01&to=2099-12-31",
-            f"/console/stats/compare?ids={send}&ids=999999"]
+    return [
+        "/console/",
+        "/console/issues",
+        f"/console/issues/{issue}",
+        "/console/import",
+        "/console/sends",
+        f"/console/sends/{send}",
+        "/console/subscribers",
+        "/console/subscribers?q=a&list_id=",
+        "/console/stats",
+        f"/console/stats/{send}",
+        "/console/settings",
+        "/console/audit",
+        "/console/account",
+        "/console/no-such-page",
+        "/console/bounces",
+        f"/console/lists/{data['lists'][0]['id']}",
+        "/console/subscribers/1",
+        f"/console/editor/{issue}",
+        "/console/jobs",
+        "/console/stats?from=2026-01-01&to=2099-12-31",
+        f"/console/stats/compare?ids={send}&ids=999999",
+    ]
 
 
 # The screenshots in docs/ are refreshed on purpose (NEWSLETTER_UPDATE_SCREENSHOTS=1);
@@ -44,7 +65,8 @@ def _pages(data: dict[str, Any]) -> list[str]:
 SHOTS = (
     Path(__file__).resolve().parents[2]
     / ("docs" if os.environ.get("NEWSLETTER_UPDATE_SCREENSHOTS") else "var")
-    / "screenshots" / "pages"
+    / "screenshots"
+    / "pages"
 )
 
 
@@ -76,12 +98,17 @@ def test_every_page_fits_a_phone_and_passes_axe(
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
         try:
-            for width, lang, run_axe in ((375, "zh", True), (1366, "en", True),
-                                         (375, "en", False), (1366, "zh", False)):
+            for width, lang, run_axe in (
+                (375, "zh", True),
+                (1366, "en", True),
+                (375, "en", False),
+                (1366, "zh", False),
+            ):
                 # axe is injected as a script; the console's CSP (script-src 'self') would
                 # refuse it, so these contexts bypass CSP (the journeys test keeps it on).
-                ctx = browser.new_context(viewport={"width": width, "height": 800},
-                                          locale="zh-CN", bypass_csp=True)
+                ctx = browser.new_context(
+                    viewport={"width": width, "height": 800}, locale="zh-CN", bypass_csp=True
+                )
                 page = ctx.new_page()
                 page.set_default_timeout(20_000)
                 page.goto(f"{base}/console/login")
@@ -104,8 +131,10 @@ def test_every_page_fits_a_phone_and_passes_axe(
                     widths[where] = sw
                     if sw > width:
                         problems.append(f"{where}: scrollWidth {sw}")
-                    nav = page.evaluate("(() => { const n = document.querySelector('header.top nav');"
-                                        " return n ? n.getBoundingClientRect().height : 0 })()")
+                    nav = page.evaluate(
+                        "(() => { const n = document.querySelector('header.top nav');"
+                        " return n ? n.getBoundingClientRect().height : 0 })()"
+                    )
                     if nav > 48:
                         problems.append(f"{where}: navigation {nav:.0f} px high")
                     tall = page.evaluate("""Array.from(document.querySelectorAll('th, h1, h2, td.title'))
@@ -136,7 +165,7 @@ def test_every_page_fits_a_phone_and_passes_axe(
 
 
 def _luminance(hex_colour: str) -> float:
-    rgb = [int(hex_colour.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+    rgb = [int(hex_colour.lstrip("#")[i : i + 2], 16) / 255 for i in (0, 2, 4)]
     lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
     return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
 
@@ -145,8 +174,9 @@ def test_palette_contrast_on_grey_is_at_least_4_5() -> None:
     """Warning orange, success green, link blue, muted grey and red on the page's grey."""
     import re
 
-    css = (Path(__file__).resolve().parents[2] / "newsletter" / "web" / "static"
-           / "console.css").read_text(encoding="utf-8")
+    css = (
+        Path(__file__).resolve().parents[2] / "newsletter" / "web" / "static" / "console.css"
+    ).read_text(encoding="utf-8")
     var = dict(re.findall(r"--(\w+):(#[0-9a-fA-F]{6})", css))
     grey = _luminance(var["bg"])
     for name in ("amber", "green", "blue", "muted", "red", "ink"):

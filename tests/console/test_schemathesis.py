@@ -39,8 +39,9 @@ def test_api_never_answers_5xx(admin_token: str) -> None:
     for op in operations:
 
         @given(case=op.as_strategy())
-        @settings(max_examples=6, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=6, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
         def run(case: Any) -> None:
             case.call_and_validate(headers=headers, checks=[not_a_server_error])
 

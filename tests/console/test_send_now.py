@@ -44,7 +44,9 @@ def test_an_editor_cannot_send(client: TestClient, console_settings: Settings) -
     assert r.status_code == 403
 
 
-def test_progress_says_pausing_until_workers_let_go(client: TestClient, console_settings: Settings) -> None:
+def test_progress_says_pausing_until_workers_let_go(
+    client: TestClient, console_settings: Settings
+) -> None:
     from sqlalchemy import update
 
     from newsletter.delivery.run import start

@@ -42,11 +42,21 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVIDER = ROOT / "tests" / "sso" / "provider"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 SECRET = "client-secret-only-for-this-test-0123456789"
-ROLE_MAP = {"nl-admins": "admin", "nl-ops": "ops", "nl-editors": "editor",
-            "nl-marketing": "marketing"}
+ROLE_MAP = {
+    "nl-admins": "admin",
+    "nl-ops": "ops",
+    "nl-editors": "editor",
+    "nl-marketing": "marketing",
+}
 ACCOUNTS = {
     "ann": {"email": "ann@corp.example", "name": "安妮", "roles": ["nl-ops"]},
     "bob": {"email": "bob@corp.example", "name": "Bob", "roles": ["nl-marketing", "nl-admins"]},
@@ -60,8 +70,13 @@ def _npm_ci() -> None:
     with open(PROVIDER / ".install.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (PROVIDER / "node_modules" / "oidc-provider").is_dir():
-            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=PROVIDER, check=True,
-                           capture_output=True, timeout=300)
+            subprocess.run(
+                ["npm", "ci", "--no-audit", "--no-fund"],
+                cwd=PROVIDER,
+                check=True,
+                capture_output=True,
+                timeout=300,
+            )
 
 
 @pytest.fixture
@@ -70,21 +85,39 @@ def sso(tmp_path: Path, template_db: Path) -> Iterator[tuple[str, str, Settings]
     _npm_ci()
     app_port, op_port = free_port(), free_port()
     base, issuer = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{op_port}"
-    env = dict(os.environ, PORT=str(op_port), NL_ACCOUNTS=json.dumps(ACCOUNTS), NL_CLIENT=json.dumps({
-        "client_id": "newsletter-console", "client_secret": SECRET,
-        "redirect_uri": f"{base}/console/sso/callback",
-        "post_logout_uri": f"{base}/console/login",
-        "backchannel_uri": f"{base}/console/sso/backchannel-logout",
-    }))
-    proc = subprocess.Popen(["node", "server.mjs"], cwd=PROVIDER, env=env,
-                            stdout=subprocess.PIPE, stderr=None, text=True)
+    env = dict(
+        os.environ,
+        PORT=str(op_port),
+        NL_ACCOUNTS=json.dumps(ACCOUNTS),
+        NL_CLIENT=json.dumps(
+            {
+                "client_id": "newsletter-console",
+                "client_secret": SECRET,
+                "redirect_uri": f"{base}/console/sso/callback",
+                "post_logout_uri": f"{base}/console/login",
+                "backchannel_uri": f"{base}/console/sso/backchannel-logout",
+            }
+        ),
+    )
+    proc = subprocess.Popen(
+        ["node", "server.mjs"],
+        cwd=PROVIDER,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=None,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert line.startswith("ready"), line
         s = make_settings(
-            tmp_path, base_url=base, oidc_issuer=issuer, oidc_client_id="newsletter-console",
-            oidc_client_secret=SECRET, oidc_scopes="openid email profile roles",
+            tmp_path,
+            base_url=base,
+            oidc_issuer=issuer,
+            oidc_client_id="newsletter-console",
+            oidc_client_secret=SECRET,
+            oidc_scopes="openid email profile roles",
             oidc_role_map=ROLE_MAP,
         )
         with serve(s, app_port, template_db):
@@ -128,8 +161,10 @@ def _local_login(base: str, who: str) -> httpx.Response:
         if 'name="password"' not in page:  # local logins off: no password form at all
             return c.post("/console/login", data={"username": who, "password": PASSWORDS[who]})
         csrf = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
-        return c.post("/console/login", data={"username": who, "password": PASSWORDS[who],
-                                               "csrf": csrf, "next": "/console/"})
+        return c.post(
+            "/console/login",
+            data={"username": who, "password": PASSWORDS[who], "csrf": csrf, "next": "/console/"},
+        )
 
 
 def test_sso_login_roles_logout_and_local_switch(sso: tuple[str, str, Settings]) -> None:
@@ -216,8 +251,7 @@ def test_sso_login_roles_logout_and_local_switch(sso: tuple[str, str, Settings])
 
                 assert not local_login_enabled(s)
             with httpx.Client(base_url=base) as c:
-                r = c.get("/console/", cookies={"nl_session": local_cookie},
-                          follow_redirects=False)
+                r = c.get("/console/", cookies={"nl_session": local_cookie}, follow_redirects=False)
                 assert r.status_code == 303 and "/console/login" in r.headers["location"]
 
             # 6. Logout at the provider: the console session follows (back-channel).
@@ -269,11 +303,18 @@ def test_forged_answers_are_refused(sso: tuple[str, str, Settings]) -> None:
         from joserfc.jwk import RSAKey
 
         key = RSAKey.generate_key(2048)
-        forged = jwt.encode({"alg": "RS256", "kid": "x"}, {
-            "iss": issuer, "aud": "newsletter-console", "iat": int(clock.timestamp()),
-            "jti": "1", "sub": "ann",
-            "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
-        }, key)
+        forged = jwt.encode(
+            {"alg": "RS256", "kid": "x"},
+            {
+                "iss": issuer,
+                "aud": "newsletter-console",
+                "iat": int(clock.timestamp()),
+                "jti": "1",
+                "sub": "ann",
+                "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+            },
+            key,
+        )
         r = c.post("/console/sso/backchannel-logout", data={"logout_token": forged})
         assert r.status_code == 400
         # Local logins cannot be turned off from the API without an SSO admin.
@@ -283,7 +324,10 @@ def test_forged_answers_are_refused(sso: tuple[str, str, Settings]) -> None:
 def test_no_sso_no_routes(client: Any) -> None:
     assert client.get("/console/sso/login").status_code == 404
     assert client.get("/console/sso/callback?code=a&state=b").status_code == 404
-    assert client.post("/console/sso/backchannel-logout", data={"logout_token": "x"}).status_code == 400
+    assert (
+        client.post("/console/sso/backchannel-logout", data={"logout_token": "x"}).status_code
+        == 400
+    )
     assert "/console/sso/login" not in client.get("/console/login").text
 
 
@@ -305,19 +349,24 @@ def test_local_logins_cannot_be_switched_off_without_sso(client: Any) -> None:
 
 _claims = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                 max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(claims=st.dictionaries(st.text(max_size=10), _claims, max_size=5),
-       claim=st.sampled_from(["roles", "groups", "realm.roles", ""]),
-       mapping=st.dictionaries(st.text(max_size=10), st.sampled_from([*ROLES, "root", ""]),
-                               max_size=4))
-def test_role_mapping_never_invents_a_role(claims: dict[str, Any], claim: str,
-                                           mapping: dict[str, str]) -> None:
+@given(
+    claims=st.dictionaries(st.text(max_size=10), _claims, max_size=5),
+    claim=st.sampled_from(["roles", "groups", "realm.roles", ""]),
+    mapping=st.dictionaries(
+        st.text(max_size=10), st.sampled_from([*ROLES, "root", ""]), max_size=4
+    ),
+)
+def test_role_mapping_never_invents_a_role(
+    claims: dict[str, Any], claim: str, mapping: dict[str, str]
+) -> None:
     role = map_role(claims, claim, mapping)
     assert role is None or role in ROLES
     if role is not None:

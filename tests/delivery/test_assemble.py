@@ -51,7 +51,11 @@ def _parsed(field: str) -> tuple[str, str]:
 
 def test_to_field_is_formataddr() -> None:
     for name in NAMES:
-        want = formataddr((name, "reader@example.com"), charset="utf-8") if name else "reader@example.com"
+        want = (
+            formataddr((name, "reader@example.com"), charset="utf-8")
+            if name
+            else "reader@example.com"
+        )
         if _fits_one_word(name):
             assert _to_field(name, "reader@example.com") == want
         else:  # "中" * 120: several words of at most 75 characters on folded lines
@@ -95,7 +99,12 @@ def test_chunk_joiner_joins_like_a_loop(items: list[bytes | str]) -> None:
     assert ChunkJoiner(items).join(values) == want
 
 
-@given(st.lists(st.lists(st.sampled_from([b" ", b"\t", b"\r", b"\n", b"a", b"\x00", b"b"]), max_size=6), max_size=5))
+@given(
+    st.lists(
+        st.lists(st.sampled_from([b" ", b"\t", b"\r", b"\n", b"a", b"\x00", b"b"]), max_size=6),
+        max_size=5,
+    )
+)
 def test_all_clean_is_all_is_clean(parts: list[list[bytes]]) -> None:
     values = [b"".join(p) for p in parts]
     assert _all_clean(values) == all(_is_clean(v) for v in values) or (
@@ -108,8 +117,13 @@ _PIECES = [b".", b"\r\n", b"a", b"", b"\n", b"\r\n.", b".\r\n"]
 
 
 @given(
-    st.lists(st.one_of(st.lists(st.sampled_from(_PIECES), max_size=4).map(b"".join),
-                       st.sampled_from(["x", "y"])), max_size=8),
+    st.lists(
+        st.one_of(
+            st.lists(st.sampled_from(_PIECES), max_size=4).map(b"".join),
+            st.sampled_from(["x", "y"]),
+        ),
+        max_size=8,
+    ),
     st.lists(st.sampled_from(_PIECES), max_size=3).map(b"".join),
     st.lists(st.sampled_from(_PIECES), max_size=3).map(b"".join),
 )
@@ -128,18 +142,23 @@ def test_dot_free_is_never_wrong(items: list[bytes | str], x: bytes, y: bytes) -
 def _small_compiled() -> CompiledMessage:
     return compile_message(
         html_body='<p>%%NAME%%，您好</p><p><a href="https://news.example.org/c/%%TOKEN%%">读</a></p>'
-                  '<p><a href="https://news.example.org/u/%%UNSUB%%">退订</a></p>',
+        '<p><a href="https://news.example.org/u/%%UNSUB%%">退订</a></p>',
         text_body="%%NAME%%您好：\n\n正文 https://news.example.org/c/%%TOKEN%%\n"
-                  "退订 https://news.example.org/u/%%UNSUB%%\n",
-        subject="周报", from_name="周报", from_address="news@example.org",
-        list_id="weekly.example.org", list_name="周报",
+        "退订 https://news.example.org/u/%%UNSUB%%\n",
+        subject="周报",
+        from_name="周报",
+        from_address="news@example.org",
+        list_id="weekly.example.org",
+        list_name="周报",
         feedback_id="i1:weekly:newsletter:example.org",
-        unsub_base="https://news.example.org/u/", unsub_mailto="unsubscribe@example.org",
+        unsub_base="https://news.example.org/u/",
+        unsub_mailto="unsubscribe@example.org",
     )
 
 
-@pytest.mark.parametrize(("name", "free"), [("读者", True), (".hidden", False), ("", True),
-                                            ("..", False), ("a.b", True)])
+@pytest.mark.parametrize(
+    ("name", "free"), [("读者", True), (".hidden", False), ("", True), ("..", False), ("a.b", True)]
+)
 def test_a_name_that_begins_a_line_with_a_dot_is_stuffed(smtp_sink, name: str, free: bool) -> None:  # type: ignore[no-untyped-def]
     """The text part's greeting begins a line with the name: a name that begins with "."
     turns the fast path off, and the relay receives exactly the message that was built."""
@@ -154,7 +173,9 @@ def test_a_name_that_begins_a_line_with_a_dot_is_stuffed(smtp_sink, name: str, f
     assert (b"\n." in message) is not free
     conn = SmtpConnection("127.0.0.1", port)
     try:
-        assert conn.send("b@example.org", "r@example.com", message, dot_free=dot_free).state == "sent"
+        assert (
+            conn.send("b@example.org", "r@example.com", message, dot_free=dot_free).state == "sent"
+        )
     finally:
         conn.close()
     assert sink.messages[0][2].replace(b"\r\n", b"\n").rstrip(b"\n") == (

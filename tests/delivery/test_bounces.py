@@ -44,7 +44,9 @@ ORIGINAL = (
 )
 
 
-def dsn(token: str, rcpt: str, did: int, *, action: str, status: str, diag: str, to_verp: bool = True) -> bytes:
+def dsn(
+    token: str, rcpt: str, did: int, *, action: str, status: str, diag: str, to_verp: bool = True
+) -> bytes:
     """A DSN as Postfix writes it (RFC 3464 multipart/report)."""
     to = f"bounces+{token}@example.org" if to_verp else "postmaster@example.org"
     return (
@@ -127,9 +129,23 @@ def _suppressed(email: str) -> str | None:
 def test_hard_bounce_dsn_bounces_and_suppresses(any_db) -> None:  # type: ignore[no-untyped-def]
     _ids, rows = _sent(3)
     did, addr, token = rows[1]
-    r = process_dsn(dsn(token, addr, did, action="failed", status="5.1.1",
-                        diag="550 5.1.1 <x>: Recipient address rejected: User unknown"))
-    assert (r.kind, r.delivery_id, r.status, r.applied, r.source) == ("hard", did, "5.1.1", True, "dsn")
+    r = process_dsn(
+        dsn(
+            token,
+            addr,
+            did,
+            action="failed",
+            status="5.1.1",
+            diag="550 5.1.1 <x>: Recipient address rejected: User unknown",
+        )
+    )
+    assert (r.kind, r.delivery_id, r.status, r.applied, r.source) == (
+        "hard",
+        did,
+        "5.1.1",
+        True,
+        "dsn",
+    )
     state, reply = _state(did)
     assert state == "bounced" and reply is not None and "5.1.1" in reply
     assert _suppressed(addr) == "hard_bounce"
@@ -141,7 +157,9 @@ def test_hard_bounce_dsn_bounces_and_suppresses(any_db) -> None:  # type: ignore
 def test_soft_bounce_records_only(any_db) -> None:  # type: ignore[no-untyped-def]
     _ids, rows = _sent(2)
     did, addr, token = rows[0]
-    r = process_dsn(dsn(token, addr, did, action="delayed", status="4.2.2", diag="452 4.2.2 mailbox full"))
+    r = process_dsn(
+        dsn(token, addr, did, action="delayed", status="4.2.2", diag="452 4.2.2 mailbox full")
+    )
     assert r.kind == "soft" and r.applied
     state, reply = _state(did)
     assert state == "sent" and reply is not None and "4.2.2" in reply
@@ -206,7 +224,8 @@ def test_maildir_reader(sqlite_settings, tmp_path: Path) -> None:  # type: ignor
     for sub in ("new", "cur", "tmp"):
         (md / sub).mkdir(parents=True)
     (md / "new" / "1.a.host").write_bytes(
-        dsn(rows[0][2], rows[0][1], rows[0][0], action="failed", status="5.1.1", diag="x"))
+        dsn(rows[0][2], rows[0][1], rows[0][0], action="failed", status="5.1.1", diag="x")
+    )
     (md / "new" / "2.b.host").write_bytes(arf(rows[1][2], rows[1][1], rows[1][0]))
     results = process_maildir(md)
     assert [r.kind for r in results] == ["hard", "complaint"]
@@ -230,15 +249,26 @@ def test_smtp_endpoint_takes_bounces_and_mailto_unsubscribes(sqlite_settings) ->
         assert sid is not None
         unsub = unsubscribe_token(sid, ids["list"])
         with smtplib.SMTP("127.0.0.1", port) as smtp:
-            smtp.sendmail("", [f"bounces+{token}@example.org"],
-                          dsn(token, addr, did, action="failed", status="5.1.1", diag="550 no"))
-            smtp.sendmail("reader1@example.com", [f"unsubscribe+{unsub}@example.org"],
-                          b"From: reader1@example.com\r\nSubject: unsubscribe\r\n\r\n\r\n")
+            smtp.sendmail(
+                "",
+                [f"bounces+{token}@example.org"],
+                dsn(token, addr, did, action="failed", status="5.1.1", diag="550 no"),
+            )
+            smtp.sendmail(
+                "reader1@example.com",
+                [f"unsubscribe+{unsub}@example.org"],
+                b"From: reader1@example.com\r\nSubject: unsubscribe\r\n\r\n\r\n",
+            )
             with pytest.raises(smtplib.SMTPRecipientsRefused):
-                smtp.sendmail("x@example.com", ["postmaster@example.org"], b"Subject: x\r\n\r\nx\r\n")
+                smtp.sendmail(
+                    "x@example.com", ["postmaster@example.org"], b"Subject: x\r\n\r\nx\r\n"
+                )
             with pytest.raises(smtplib.SMTPRecipientsRefused):
-                smtp.sendmail("x@example.com", [f"unsubscribe+{unsub[:-2]}zz@example.org"],
-                              b"Subject: x\r\n\r\nx\r\n")
+                smtp.sendmail(
+                    "x@example.com",
+                    [f"unsubscribe+{unsub[:-2]}zz@example.org"],
+                    b"Subject: x\r\n\r\nx\r\n",
+                )
     finally:
         ctrl.stop()
     assert _state(did)[0] == "bounced" and _suppressed(addr) == "hard_bounce"

@@ -84,7 +84,11 @@ def _compile(html: str, text: str, signer: DkimSigner | None) -> CompiledMessage
 
 def _dns(records: dict[str, str]):  # type: ignore[no-untyped-def]
     def lookup(name: bytes, timeout: int = 5) -> bytes | None:
-        return records.get(name.decode().rstrip(".")).encode() if name.decode().rstrip(".") in records else None
+        return (
+            records.get(name.decode().rstrip(".")).encode()
+            if name.decode().rstrip(".") in records
+            else None
+        )
 
     return lookup
 
@@ -112,7 +116,9 @@ def test_messages_verify_with_dkimpy_for_several_recipients(rendered, rsa_pem) -
         # Chinese Subject and From still round-trip.
         parsed = email.message_from_bytes(msg, policy=email.policy.default)
         assert str(parsed["Subject"]) == SUBJECT
-        assert str(make_header(decode_header(msg.split(b"\r\nFrom: ")[1].split(b"\r\n")[0].decode()))).startswith(FROM_NAME)
+        assert str(
+            make_header(decode_header(msg.split(b"\r\nFrom: ")[1].split(b"\r\n")[0].decode()))
+        ).startswith(FROM_NAME)
 
 
 def test_h_tag_covers_the_list_headers_and_oversigns_from(rendered, rsa_pem) -> None:  # type: ignore[no-untyped-def]
@@ -120,14 +126,33 @@ def test_h_tag_covers_the_list_headers_and_oversigns_from(rendered, rsa_pem) -> 
     _id, msg = compiled.build(RECIPIENTS[0])
     sig = email.message_from_bytes(msg, policy=email.policy.compat32)["DKIM-Signature"]
     tags = dict(
-        (k.strip(), v) for k, _, v in (t.partition("=") for t in re.sub(r"\s+", "", sig).split(";") if t)
+        (k.strip(), v)
+        for k, _, v in (t.partition("=") for t in re.sub(r"\s+", "", sig).split(";") if t)
     )
     h = tags["h"].split(":")
     assert h == list(DEFAULT_SIGNED_HEADERS)
-    for name in ("from", "to", "subject", "date", "message-id", "reply-to", "list-id",
-                 "list-unsubscribe", "list-unsubscribe-post", "mime-version", "content-type"):
+    for name in (
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "reply-to",
+        "list-id",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+        "mime-version",
+        "content-type",
+    ):
         assert h.count(name) == 2, name  # oversigned
-    for name in ("list-unsubscribe", "list-unsubscribe-post", "list-id", "feedback-id", "to", "message-id"):
+    for name in (
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+        "list-id",
+        "feedback-id",
+        "to",
+        "message-id",
+    ):
         assert name in h
     assert tags["d"] == "example.org" and tags["s"] == "s1" and tags["c"] == "relaxed/relaxed"
 
@@ -149,7 +174,9 @@ def test_tampering_breaks_the_signature(rendered, rsa_pem) -> None:  # type: ign
     forged = b"From: attacker@evil.example\r\n" + msg
     assert not dkim.verify(forged, dnsfunc=dns)
     # Whitespace changes that relaxed canonicalisation allows still verify.
-    relaxed = msg.replace(b"\r\n--=_nl_", b" \t \r\n--=_nl_", 1).replace(b" <weekly.example.org>", b"  <weekly.example.org>", 1)
+    relaxed = msg.replace(b"\r\n--=_nl_", b" \t \r\n--=_nl_", 1).replace(
+        b" <weekly.example.org>", b"  <weekly.example.org>", 1
+    )
     assert relaxed != msg
     assert dkim.verify(relaxed, dnsfunc=dns)
 
@@ -239,7 +266,17 @@ def test_unsigned_build_is_unchanged(rendered) -> None:  # type: ignore[no-untyp
 def test_keygen_cli_prints_the_txt_record(tmp_path: Path) -> None:
     res = CliRunner().invoke(
         dkim_app,
-        ["keygen", "--selector", "nl2026", "--domain", "example.org", "--out", str(tmp_path), "--algorithm", "both"],
+        [
+            "keygen",
+            "--selector",
+            "nl2026",
+            "--domain",
+            "example.org",
+            "--out",
+            str(tmp_path),
+            "--algorithm",
+            "both",
+        ],
     )
     assert res.exit_code == 0, res.output
     assert "v=DKIM1; k=rsa; p=" in res.output and "v=DKIM1; k=ed25519; p=" in res.output
@@ -251,13 +288,12 @@ def test_keygen_cli_prints_the_txt_record(tmp_path: Path) -> None:
     assert zone.startswith("nl2026._domainkey.example.org. 3600 IN TXT (")
     assert all(len(s) <= 255 for s in re.findall(r'"([^"]*)"', zone))
     again = CliRunner().invoke(
-        dkim_app, ["keygen", "--selector", "nl2026", "--domain", "example.org", "--out", str(tmp_path)]
+        dkim_app,
+        ["keygen", "--selector", "nl2026", "--domain", "example.org", "--out", str(tmp_path)],
     )
     assert again.exit_code != 0  # never overwrites a key silently
     # The generated key signs mail that verifies against the printed record.
-    signer = load_signer(
-        DkimSettings(domain="example.org", selector="nl2026", key_file=key)
-    )
+    signer = load_signer(DkimSettings(domain="example.org", selector="nl2026", key_file=key))
     assert signer is not None
     c = _compile("<p>%%NAME%%，您好</p>\n", "%%NAME%%，您好\n", signer)
     _id, msg = c.build(RECIPIENTS[1])

@@ -138,8 +138,12 @@ def test_the_relay_extensions_are_checked(sqlite_settings, keys, monkeypatch, sm
 
 @pytest.mark.parametrize(
     ("domain", "org"),
-    [("news.brief.example.cn", "example.cn"), ("a.b.example.com.cn", "example.com.cn"),
-     ("mail.example.org", "example.org"), ("example.org", "example.org")],
+    [
+        ("news.brief.example.cn", "example.cn"),
+        ("a.b.example.com.cn", "example.com.cn"),
+        ("mail.example.org", "example.org"),
+        ("example.org", "example.org"),
+    ],
 )
 def test_org_domain(domain: str, org: str) -> None:
     assert org_domain(domain) == org

@@ -44,8 +44,9 @@ def test_message_headers_and_chinese_round_trip(sqlite_settings, smtp_sink) -> N
     assert mail_from.startswith("bounces+d") and mail_from.endswith("@example.org")  # VERP
     msg = email.message_from_bytes(data, policy=email.policy.default)
     assert str(msg["Subject"]) == "營商環境政策周報 第47期" or "第47期" in str(msg["Subject"])
-    assert str(make_header(decode_header(data.split(b"\r\nFrom: ")[1].split(b"\r\n")[0].decode()))) \
-        .startswith("政策周报")
+    assert str(
+        make_header(decode_header(data.split(b"\r\nFrom: ")[1].split(b"\r\n")[0].decode()))
+    ).startswith("政策周报")
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     lu = str(msg["List-Unsubscribe"])
     assert lu.startswith("<https://news.example.org/u/u") and "mailto:unsubscribe+u" in lu
@@ -92,8 +93,15 @@ def test_hard_bounce_suppresses_and_soft_bounce_defers(any_db, smtp_sink) -> Non
     assert drive_inline(ids["send"]) == "finished"
     with session_scope() as s:
         c = state_counts(s, ids["send"])
-    assert c == {"queued": 0, "sending": 0, "sent": 3, "deferred": 0, "bounced": 1,
-                 "failed": 0, "skipped": 0}
+    assert c == {
+        "queued": 0,
+        "sending": 0,
+        "sent": 3,
+        "deferred": 0,
+        "bounced": 1,
+        "failed": 0,
+        "skipped": 0,
+    }
 
 
 def test_unsubscribe_during_a_running_send_is_honoured(any_db, smtp_sink) -> None:  # type: ignore[no-untyped-def]
@@ -157,15 +165,27 @@ def test_soft_bounces_in_consecutive_sends_suppress_the_address(sqlite_settings,
     from newsletter.core.config import get_settings
 
     port, sink = smtp_sink
-    reset_settings(sqlite_settings.model_copy(update={
-        "smtp_host": "127.0.0.1", "smtp_port": port, "max_attempts": 1, "soft_bounce_sends": 2}))
+    reset_settings(
+        sqlite_settings.model_copy(
+            update={
+                "smtp_host": "127.0.0.1",
+                "smtp_port": port,
+                "max_attempts": 1,
+                "soft_bounce_sends": 2,
+            }
+        )
+    )
     sink.rcpt_replies["reader1@example.com"] = "452 4.2.2 mailbox full"
     ids = seed(2)
     assert drive_inline(ids["send"]) == "finished"
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Suppression)) == 0  # one send: not yet
-        second = Send(publication_id=ids["publication"], issue_id=ids["issue"],
-                      list_id=ids["list"], state="draft")
+        second = Send(
+            publication_id=ids["publication"],
+            issue_id=ids["issue"],
+            list_id=ids["list"],
+            state="draft",
+        )
         s.add(second)
         s.flush()
         second_id = second.id

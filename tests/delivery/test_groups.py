@@ -19,8 +19,11 @@ from tests.factories import seed
 
 def _marks(statements: list[str]) -> int:
     """Statements that mark rows ``sending`` (the only ones that set message_id)."""
-    return sum(1 for q in statements
-               if q.lstrip().upper().startswith("UPDATE DELIVERY") and "message_id" in q)
+    return sum(
+        1
+        for q in statements
+        if q.lstrip().upper().startswith("UPDATE DELIVERY") and "message_id" in q
+    )
 
 
 @pytest.mark.parametrize("k", [1, 7, 25])
@@ -28,8 +31,16 @@ def test_one_statement_marks_a_group_and_everyone_gets_one_copy(
     any_db: Settings, smtp_sink: tuple[int, SinkHandler], k: int
 ) -> None:
     port, sink = smtp_sink
-    reset_settings(any_db.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port,
-                                             "batch_size": 60, "send_group_size": k}))
+    reset_settings(
+        any_db.model_copy(
+            update={
+                "smtp_host": "127.0.0.1",
+                "smtp_port": port,
+                "batch_size": 60,
+                "send_group_size": k,
+            }
+        )
+    )
     ids = seed(50)
     start(ids["send"])
     seen: list[str] = []
@@ -51,7 +62,9 @@ def test_one_statement_marks_a_group_and_everyone_gets_one_copy(
     else:
         assert _marks(seen) == 50  # SQLite marks row by row inside the group's transaction
     with session_scope() as s:
-        states = dict(s.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all())
+        states = dict(
+            s.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all()
+        )
         relays = set(s.scalars(select(Delivery.relay)))
         attempts = set(s.scalars(select(Delivery.attempts)))
         no_id = s.scalar(select(func.count()).where(Delivery.message_id.is_(None)))
@@ -66,8 +79,11 @@ def test_the_message_ids_on_the_wire_are_the_ones_the_ledger_recorded(
     import email
 
     port, sink = smtp_sink
-    reset_settings(pg_settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port,
-                                                  "send_group_size": 4}))
+    reset_settings(
+        pg_settings.model_copy(
+            update={"smtp_host": "127.0.0.1", "smtp_port": port, "send_group_size": 4}
+        )
+    )
     ids = seed(10)
     start(ids["send"])
     process_batch(ids["send"])
@@ -77,8 +93,13 @@ def test_the_message_ids_on_the_wire_are_the_ones_the_ledger_recorded(
     with session_scope() as s:
         from newsletter.models import Subscriber
 
-        ledger = dict(s.execute(select(Subscriber.email, Delivery.message_id)
-                                .join(Subscriber, Subscriber.id == Delivery.subscriber_id)).all())
+        ledger = dict(
+            s.execute(
+                select(Subscriber.email, Delivery.message_id).join(
+                    Subscriber, Subscriber.id == Delivery.subscriber_id
+                )
+            ).all()
+        )
     assert len(wire) == 10 and wire == ledger
 
 
@@ -113,15 +134,20 @@ def test_the_worker_tells_the_engine_its_pool_size(monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.parametrize("ahead", [True, False])
 def test_inline_and_ahead_builds_send_the_same(
-    pg_settings: Settings, smtp_sink: tuple[int, SinkHandler], monkeypatch: pytest.MonkeyPatch,
+    pg_settings: Settings,
+    smtp_sink: tuple[int, SinkHandler],
+    monkeypatch: pytest.MonkeyPatch,
     ahead: bool,
 ) -> None:
     from newsletter.delivery import batch as eng
 
     monkeypatch.setattr(eng, "build_ahead", lambda: ahead)
     port, sink = smtp_sink
-    reset_settings(pg_settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port,
-                                                  "send_group_size": 6}))
+    reset_settings(
+        pg_settings.model_copy(
+            update={"smtp_host": "127.0.0.1", "smtp_port": port, "send_group_size": 6}
+        )
+    )
     ids = seed(20)
     start(ids["send"])
     assert process_batch(ids["send"]).sent == 20

@@ -249,21 +249,28 @@ def test_a_public_http_base_url_refuses_to_start(sqlite_settings) -> None:  # ty
     ids2 = _second_send(ids)
     reset_settings(
         sqlite_settings.model_copy(
-            update={"base_url": "http://news.example.org", "allow_http_links": True,
-                    "smtp_host": "maildir"}
+            update={
+                "base_url": "http://news.example.org",
+                "allow_http_links": True,
+                "smtp_host": "maildir",
+            }
         )
     )
     assert drive_inline(ids2) == "finished"
 
 
-def test_a_wechat_only_error_never_holds_the_email_back(sqlite_settings, smtp_sink, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_wechat_only_error_never_holds_the_email_back(
+    sqlite_settings, smtp_sink, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     from newsletter.issues.review import approve
     from newsletter.issues.store import create_issue, render_issue
     from newsletter.models import Rendition
 
     port, sink = smtp_sink
     _use_sink(sqlite_settings, port)
-    huge = "国务院部署深化改革，要求各地加快落实。" * 1400  # one paragraph: too long for one article
+    huge = (
+        "国务院部署深化改革，要求各地加快落实。" * 1400
+    )  # one paragraph: too long for one article
     src = tmp_path / "issue.md"
     src.write_text(
         "---\ntitle: 测试周报\nnumber: 9\nperiod: 2026年11月\npublication: 测试周报\n---\n\n"
@@ -284,7 +291,9 @@ def test_a_wechat_only_error_never_holds_the_email_back(sqlite_settings, smtp_si
     assert [rs for _f, rs, _d in sink.messages] == [["reader@example.com"]]
 
 
-def test_a_list_with_nobody_to_reach_fails_loudly_and_the_issue_stays_unsent(sqlite_settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_list_with_nobody_to_reach_fails_loudly_and_the_issue_stays_unsent(
+    sqlite_settings,
+) -> None:  # type: ignore[no-untyped-def]
     """Issue 30: a send to a list whose members are all suppressed ended `finished` and
     marked the issue `sent`. It now fails with one line and the issue stays approved."""
     from newsletter.audience.service import suppress
@@ -305,7 +314,9 @@ def test_a_list_with_nobody_to_reach_fails_loudly_and_the_issue_stays_unsent(sql
         assert issue is not None and issue.status != "sent"
 
 
-def test_a_cancelled_send_leaves_nothing_queued_and_status_shows_the_resend_reason(sqlite_settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_cancelled_send_leaves_nothing_queued_and_status_shows_the_resend_reason(
+    sqlite_settings,
+) -> None:  # type: ignore[no-untyped-def]
     """Issue 30: cancelled sends kept their unsent rows `queued`; the human status left out
     why a resend was made."""
     ids = seed(4)

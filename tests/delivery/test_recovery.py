@@ -119,11 +119,15 @@ def test_a_dropped_database_connection_does_not_end_the_chain(
         wait_for(lambda: len(sink.messages) >= 8, timeout=60, every=0.02, what="8 messages sent")
         import psycopg
 
-        with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres",
-                             autocommit=True) as c:
+        with psycopg.connect(
+            host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True
+        ) as c:
             for _ in range(30):  # again and again: some kills land inside a transaction
-                c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                          "WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,))
+                c.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (dbname,),
+                )
                 time.sleep(0.03)
         killed.set()
 
@@ -184,8 +188,15 @@ def test_a_claim_whose_lease_ran_out_before_its_commit_sends_nothing(
         now = eng.utcnow()
         took = s.connection().exec_driver_sql(
             queries.MARK_SENDING,
-            (now + dt.timedelta(seconds=3), [claimed[0]], ["<x@y>"], ["default"], token, now,
-             ids["send"]),
+            (
+                now + dt.timedelta(seconds=3),
+                [claimed[0]],
+                ["<x@y>"],
+                ["default"],
+                token,
+                now,
+                ids["send"],
+            ),
         )
         assert took.rowcount == 0  # no mark under an expired lease
     drive_inline(ids["send"])  # another worker takes the rows over and sends them
@@ -223,15 +234,20 @@ def test_a_group_never_outlives_its_lease_when_the_heartbeat_cannot_renew(
 
     def leases_ran_out() -> bool:
         with session_scope() as s:
-            left = s.scalar(select(func.count()).where(
-                Delivery.state == "sending", Delivery.lease_until >= eng.utcnow()))
+            left = s.scalar(
+                select(func.count()).where(
+                    Delivery.state == "sending", Delivery.lease_until >= eng.utcnow()
+                )
+            )
         return left == 0
 
     wait_for(leases_ran_out, timeout=30, what="the abandoned group's lease to run out")
     drive_inline(ids["send"])
     assert _rcpts(sink) == {f"reader{i}@example.com": 1 for i in range(5)}
     with session_scope() as s:
-        states = dict(s.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all())
+        states = dict(
+            s.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all()
+        )
         at_risk = s.scalar(select(func.count()).where(Delivery.at_risk))
     assert states == {"sent": 5}
     assert at_risk == 5 - first.sent  # taken over while sending: counted, never sent twice

@@ -21,8 +21,9 @@ SECRET = "hunter2-do-not-print"
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
     max_leaves=20,
 )
 relay_fields = st.fixed_dictionaries(
@@ -121,10 +122,21 @@ def test_bad_config_is_one_line_naming_the_field(raw: str, fragment: str) -> Non
 
 
 def test_single_relay_settings_are_the_default_relay(tmp_path: Path) -> None:
-    s = Settings(var_dir=tmp_path, smtp_host="mx.example.cn", smtp_port=2525,
-                 smtp_username="u", smtp_password=SECRET, smtp_starttls=True)  # type: ignore[arg-type]
+    s = Settings(
+        var_dir=tmp_path,
+        smtp_host="mx.example.cn",
+        smtp_port=2525,
+        smtp_username="u",
+        smtp_password=SECRET,
+        smtp_starttls=True,
+    )  # type: ignore[arg-type]
     (relay,) = load_relays(s)
-    assert (relay.name, relay.host, relay.port, relay.tls) == ("default", "mx.example.cn", 2525, "starttls")
+    assert (relay.name, relay.host, relay.port, relay.tls) == (
+        "default",
+        "mx.example.cn",
+        2525,
+        "starttls",
+    )
     assert relay.password.get_secret_value() == SECRET
 
 

@@ -156,7 +156,6 @@ def test_a_second_auto_pause_within_a_minute_is_alerted_too(sqlite_settings) -> 
     from newsletter.delivery.outcomes import BatchResult, maybe_auto_pause
     from newsletter.delivery.sends import transition
 
-
     ids = seed(3)
     start(ids["send"])
     for _ in range(2):
@@ -165,5 +164,7 @@ def test_a_second_auto_pause_within_a_minute_is_alerted_too(sqlite_settings) -> 
             assert s.get(Send, ids["send"]).state == "paused"  # type: ignore[union-attr]
             transition(s, ids["send"], "resume")
     with session_scope() as s:
-        alerts = s.scalars(select(AuditLog.target).where(AuditLog.action == "notify.auto_paused")).all()
+        alerts = s.scalars(
+            select(AuditLog.target).where(AuditLog.action == "notify.auto_paused")
+        ).all()
     assert len(alerts) == 2 and len(set(alerts)) == 2

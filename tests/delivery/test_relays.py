@@ -337,7 +337,10 @@ def test_system_mail_and_doctor_use_the_configured_relays(
         _relay("two", sinks.ports["two"]),
     ])  # fmt: skip
     conn = connect()
-    assert conn.send("bounces+x@example.org", "ops@example.org", b"Subject: t\r\n\r\nhi\r\n").state == "sent"
+    assert (
+        conn.send("bounces+x@example.org", "ops@example.org", b"Subject: t\r\n\r\nhi\r\n").state
+        == "sent"
+    )
     conn.close()
     assert sinks.received("one").total() == 1  # the first general relay in service
     take_out("one", "test")

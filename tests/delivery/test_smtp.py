@@ -9,8 +9,10 @@ from newsletter.delivery.smtp import SmtpConnection
 
 def test_lines_starting_with_dots_arrive_intact(smtp_sink) -> None:  # type: ignore[no-untyped-def]
     port, sink = smtp_sink
-    body = (b"Subject: dots\r\nTo: a@example.com\r\n\r\n.leading dot\r\n..two dots\r\n"
-            b"middle . dot\r\n.\r\nlast line without CRLF")
+    body = (
+        b"Subject: dots\r\nTo: a@example.com\r\n\r\n.leading dot\r\n..two dots\r\n"
+        b"middle . dot\r\n.\r\nlast line without CRLF"
+    )
     conn = SmtpConnection("127.0.0.1", port)
     try:
         out = conn.send("bounces@example.org", "a@example.com", body)
@@ -32,8 +34,13 @@ def test_replies_are_classified(smtp_sink, pipelining: bool) -> None:  # type: i
     sink.rcpt_replies["later@example.com"] = "451 4.3.0 try again"
     conn = SmtpConnection("127.0.0.1", port)
     try:
-        assert conn.send("b@example.org", "gone@example.com", b"X: y\r\n\r\nz\r\n").state == "bounced"
-        assert conn.send("b@example.org", "later@example.com", b"X: y\r\n\r\nz\r\n").state == "deferred"
+        assert (
+            conn.send("b@example.org", "gone@example.com", b"X: y\r\n\r\nz\r\n").state == "bounced"
+        )
+        assert (
+            conn.send("b@example.org", "later@example.com", b"X: y\r\n\r\nz\r\n").state
+            == "deferred"
+        )
         assert conn.send("b@example.org", "ok@example.com", b"X: y\r\n\r\nz\r\n").state == "sent"
         assert conn.pipelining is pipelining
     finally:
@@ -90,5 +97,6 @@ def test_a_reply_lost_after_the_final_dot_is_counted_as_maybe_delivered() -> Non
     srv.close()
     assert got.get("body") and out.state == "deferred" and out.maybe_delivered, out
     refused = SmtpConnection("127.0.0.1", port, timeout=2).send(
-        "bounces@example.org", "reader@example.com", b"Subject: x\r\n\r\nbody\r\n")
+        "bounces@example.org", "reader@example.com", b"Subject: x\r\n\r\nbody\r\n"
+    )
     assert refused.state == "deferred" and not refused.maybe_delivered

@@ -29,8 +29,9 @@ def test_sample_issue_scores_at_most_half_a_point(sqlite_settings, smtp_sink) ->
         s.flush()
         send_id = send.id
     assert drive_inline(send_id) == "finished"
-    out = subprocess.run(["spamassassin", "-L", "-t"], input=sink.messages[0][2],
-                         capture_output=True, timeout=120).stdout.decode("utf-8", "replace")
+    out = subprocess.run(
+        ["spamassassin", "-L", "-t"], input=sink.messages[0][2], capture_output=True, timeout=120
+    ).stdout.decode("utf-8", "replace")
     score = float(re.search(r"Content analysis details:\s+\((-?[\d.]+) points", out).group(1))  # type: ignore[union-attr]
     rules = re.findall(r"^\s*(-?\d+\.\d+)\s+([A-Z0-9_]+)", out, re.M)
     assert "MPART_ALT_DIFF" not in {r for _p, r in rules}

@@ -32,8 +32,12 @@ def signed(any_db, smtp_sink, tmp_path: Path, monkeypatch):  # type: ignore[no-u
     monkeypatch.setenv("NEWSLETTER_DKIM_SELECTOR", "sys1")
     monkeypatch.setenv("NEWSLETTER_DKIM_KEY_FILE", str(key))
     settings = any_db.model_copy(
-        update={"smtp_host": "127.0.0.1", "smtp_port": port, "bounce_domain": "example.org",
-                "feedback_addresses": ["fbl@example.org"]}
+        update={
+            "smtp_host": "127.0.0.1",
+            "smtp_port": port,
+            "bounce_domain": "example.org",
+            "feedback_addresses": ["fbl@example.org"],
+        }
     )
     reset_settings(settings)
     records = {"sys1._domainkey.example.org": dns_txt_record(pem)}

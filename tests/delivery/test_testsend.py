@@ -21,8 +21,9 @@ def test_test_send_both_variants_outside_the_ledger(sqlite_settings, smtp_sink) 
     reset_settings(sqlite_settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port}))
     with session_scope() as s:
         create_issue(s, EXAMPLES / "issue-sample.md")
-    r = CliRunner().invoke(app, ["send", "test", "#47", "--to", "Editor@Example.org",
-                                 "--variant", "both", "--json"])
+    r = CliRunner().invoke(
+        app, ["send", "test", "#47", "--to", "Editor@Example.org", "--variant", "both", "--json"]
+    )
     assert r.exit_code == 0, r.output
     assert len(sink.messages) == 2
     subjects = set()
@@ -44,7 +45,8 @@ def test_test_send_both_variants_outside_the_ledger(sqlite_settings, smtp_sink) 
         issue_id = s.scalar(select(func.min(Issue.id)))
     assert issue_id is not None
     _mid, real = compiled_for(issue_id, "zh-Hans").build(
-        Recipient(0, "a@example.org", "", "t", "u"))
+        Recipient(0, "a@example.org", "", "t", "u")
+    )
     real_subject = str(email.message_from_bytes(real, policy=email.policy.default)["Subject"])
     assert real_subject and "[测试]" not in real_subject and "[测试] " + real_subject in subjects
     with session_scope() as s:

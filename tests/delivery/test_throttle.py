@@ -16,8 +16,11 @@ from tests.factories import seed
 
 
 def test_buckets_are_shared_between_workers_through_redis(sqlite_settings, redis_url) -> None:  # type: ignore[no-untyped-def]
-    reset_settings(sqlite_settings.model_copy(update={
-        "redis_url": redis_url, "redis_prefix": f"nltest:{uuid.uuid4().hex[:8]}:"}))
+    reset_settings(
+        sqlite_settings.model_copy(
+            update={"redis_url": redis_url, "redis_prefix": f"nltest:{uuid.uuid4().hex[:8]}:"}
+        )
+    )
     # One message per 10 s: the second worker must wait for most of that, however
     # slowly a loaded machine runs the two calls.
     a = Throttle(domain_rates={"qq.com": 0.1})
@@ -29,10 +32,17 @@ def test_buckets_are_shared_between_workers_through_redis(sqlite_settings, redis
 
 def test_a_slow_domain_defers_instead_of_stalling(sqlite_settings, smtp_sink) -> None:  # type: ignore[no-untyped-def]
     port, sink = smtp_sink
-    reset_settings(sqlite_settings.model_copy(update={
-        # 2 messages/s: a batch is throttled unless its ten sends took over 4 s.
-        "smtp_host": "127.0.0.1", "smtp_port": port, "domain_rates": {"example.com": 2.0},
-        "max_throttle_sleep": 0.0}))
+    reset_settings(
+        sqlite_settings.model_copy(
+            update={
+                # 2 messages/s: a batch is throttled unless its ten sends took over 4 s.
+                "smtp_host": "127.0.0.1",
+                "smtp_port": port,
+                "domain_rates": {"example.com": 2.0},
+                "max_throttle_sleep": 0.0,
+            }
+        )
+    )
     ids = seed(10)
     start(ids["send"])
     first = step(ids["send"])
@@ -47,8 +57,11 @@ def test_a_slow_domain_defers_instead_of_stalling(sqlite_settings, smtp_sink) ->
 
 def test_send_auto_pauses_when_the_relay_keeps_failing(sqlite_settings, smtp_sink) -> None:  # type: ignore[no-untyped-def]
     port, sink = smtp_sink
-    reset_settings(sqlite_settings.model_copy(update={
-        "smtp_host": "127.0.0.1", "smtp_port": port, "batch_size": 25}))
+    reset_settings(
+        sqlite_settings.model_copy(
+            update={"smtp_host": "127.0.0.1", "smtp_port": port, "batch_size": 25}
+        )
+    )
     sink.on_data = lambda envelope: "451 4.3.0 local problem, try later"
     ids = seed(40)
     assert drive_inline(ids["send"], max_wait=0) == "paused"

@@ -126,8 +126,10 @@ def test_ten_thousand_readers_with_a_ramp_of_2000_a_day_take_five_days_most_enga
         reset_settings(s)
         ids = seed(0)
         _add_readers(ids, 10_000, 0)
-        engaged = [f"r{i}@{['gmail.com', 'qq.com', '163.com', 'example.com', 'outlook.com'][i % 5]}"
-                   for i in range(9_999, 9_699, -1)]  # the last ids: claimed last without ranking
+        engaged = [
+            f"r{i}@{['gmail.com', 'qq.com', '163.com', 'example.com', 'outlook.com'][i % 5]}"
+            for i in range(9_999, 9_699, -1)
+        ]  # the last ids: claimed last without ranking
         _engage(ids, engaged)
         start(ids["send"])
         with session_scope() as ss:

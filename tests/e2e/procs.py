@@ -42,11 +42,28 @@ def env_for(cfg: Settings, tmp_path: Path, **extra: str) -> dict[str, str]:
 def start_worker(cfg: Settings, env: dict[str, str], concurrency: int = 2) -> subprocess.Popen[Any]:
     """A worker in its own process group, so a test can kill -9 it with its children."""
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
-         "-Q", f"{cfg.redis_prefix}default", "-c", str(concurrency), "--loglevel=info",
-         "-n", f"test-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle",
-         "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=_log(env, "worker"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers.celery_app",
+            "worker",
+            "-Q",
+            f"{cfg.redis_prefix}default",
+            "-c",
+            str(concurrency),
+            "--loglevel=info",
+            "-n",
+            f"test-{uuid.uuid4().hex[:6]}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=_log(env, "worker"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
 
@@ -61,9 +78,21 @@ def kill9(proc: subprocess.Popen[Any]) -> None:
 
 def start_beat(env: dict[str, str], tmp_path: Path) -> subprocess.Popen[Any]:
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers.celery_app", "beat", "--loglevel=warning",
-         "-s", str(tmp_path / "beat-schedule")],
-        cwd=ROOT, env=env, stdout=_log(env, "beat"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers.celery_app",
+            "beat",
+            "--loglevel=warning",
+            "-s",
+            str(tmp_path / "beat-schedule"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=_log(env, "beat"),
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -186,11 +215,17 @@ def sample_email_send(tmp_path: Path) -> tuple[int, Any]:
         issue, _ = create_issue(s, EXAMPLES / "issue-sample.md")
         issue.status = "approved"
         issue_id, pub_id = issue.id, issue.publication_id
-    summary = import_file(EXAMPLES / "subscribers.csv", "周报订阅",
-                          report_path=tmp_path / "errors.csv")
+    summary = import_file(
+        EXAMPLES / "subscribers.csv", "周报订阅", report_path=tmp_path / "errors.csv"
+    )
     with session_scope() as s:
-        send = Send(publication_id=pub_id, issue_id=issue_id,
-                    list_id=get_list(s, "周报订阅").id, channel="email", state="draft")
+        send = Send(
+            publication_id=pub_id,
+            issue_id=issue_id,
+            list_id=get_list(s, "周报订阅").id,
+            channel="email",
+            state="draft",
+        )
         s.add(send)
         s.flush()
         return send.id, summary

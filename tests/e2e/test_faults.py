@@ -56,7 +56,9 @@ def _check(sink, send_id: int) -> tuple[int, int]:  # type: ignore[no-untyped-de
     dups = len(rcpts) - len(set(rcpts))
     with session_scope() as s:
         at_risk = s.scalar(select(func.count()).where(Delivery.at_risk)) or 0
-        states = dict(s.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all())
+        states = dict(
+            s.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all()
+        )
     assert states == {"sent": N}
     # At most one marked group (send_group_size messages) per worker process in flight.
     cfg = get_settings()
@@ -87,8 +89,19 @@ def test_redis_restart_mid_send_loses_nobody(pg_settings, smtp_sink, tmp_path: P
     sink.on_data = _slow
     rport = free_port()
     redis_bin = shutil.which("redis-server") or "/usr/bin/redis-server"
-    cmd = [redis_bin, "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
-           "--appendonly", "no", "--dir", str(tmp_path)]
+    cmd = [
+        redis_bin,
+        "--port",
+        str(rport),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(tmp_path),
+    ]
     redis = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     broker = f"redis://127.0.0.1:{rport}/0"
     wait_for(lambda: _answers(rport), timeout=20, every=0.05, what=f"redis on port {rport}")

@@ -28,8 +28,9 @@ TOKEN = "metrics-token-for-this-test-0123456789"
 
 
 def _scrape(port: int) -> dict[str, Any]:
-    r = httpx.get(f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {TOKEN}"},
-                  timeout=5)
+    r = httpx.get(
+        f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
+    )
     assert r.status_code == 200, r.text[:200]
     return {f.name: f for f in text_string_to_metric_families(r.text)}
 
@@ -38,9 +39,12 @@ def _total(families: dict[str, Any], name: str, **labels: str) -> float:
     fam = families.get(name)
     if fam is None:
         return 0.0
-    return sum(s.value for s in fam.samples
-               if s.name.endswith(("_total", "_count")) or s.name == name
-               if all(s.labels.get(k) == v for k, v in labels.items()))
+    return sum(
+        s.value
+        for s in fam.samples
+        if s.name.endswith(("_total", "_count")) or s.name == name
+        if all(s.labels.get(k) == v for k, v in labels.items())
+    )
 
 
 def test_worker_beat_and_ingester_serve_metrics_and_health(
@@ -50,23 +54,43 @@ def test_worker_beat_and_ingester_serve_metrics_and_health(
     base = free_port()
     while any(_busy(base + i) for i in range(3)):
         base = free_port()
-    cfg = pg_settings.model_copy(update={
-        "broker_url": redis_url, "redis_url": redis_url,
-        "redis_prefix": f"nltest:{uuid.uuid4().hex[:8]}:",
-        "smtp_host": "127.0.0.1", "smtp_port": port, "batch_size": 10, "send_parallelism": 2,
-    })
+    cfg = pg_settings.model_copy(
+        update={
+            "broker_url": redis_url,
+            "redis_url": redis_url,
+            "redis_prefix": f"nltest:{uuid.uuid4().hex[:8]}:",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": port,
+            "batch_size": 10,
+            "send_parallelism": 2,
+        }
+    )
     reset_settings(cfg)
-    env = env_for(cfg, tmp_path, NEWSLETTER_METRICS_PORT=str(base),
-                  NEWSLETTER_METRICS_TOKEN=TOKEN)
+    env = env_for(cfg, tmp_path, NEWSLETTER_METRICS_PORT=str(base), NEWSLETTER_METRICS_TOKEN=TOKEN)
     log = (tmp_path / "procs.log").open("w")
     procs = [
-        subprocess.Popen([sys.executable, "-m", "newsletter.cli.main", "worker", "--concurrency", "2"],
-                         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                         start_new_session=True),
-        subprocess.Popen([sys.executable, "-m", "newsletter.cli.main", "beat", "--loglevel",
-                          "warning"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT),
-        subprocess.Popen([sys.executable, "-m", "newsletter.cli.main", "ingest"], cwd=ROOT, env=env,
-                         stdout=log, stderr=subprocess.STDOUT),
+        subprocess.Popen(
+            [sys.executable, "-m", "newsletter.cli.main", "worker", "--concurrency", "2"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        ),
+        subprocess.Popen(
+            [sys.executable, "-m", "newsletter.cli.main", "beat", "--loglevel", "warning"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        ),
+        subprocess.Popen(
+            [sys.executable, "-m", "newsletter.cli.main", "ingest"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        ),
     ]
     try:
         for offset in range(3):

@@ -26,20 +26,34 @@ from tests.e2e.procs import env_for, start_beat, start_worker, stop, wait_for
 pytestmark = pytest.mark.e2e  # real worker and beat processes
 
 
-def test_scheduled_send_fires_once_and_reaches_everyone(pg_settings, redis_url, smtp_sink, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_scheduled_send_fires_once_and_reaches_everyone(
+    pg_settings, redis_url, smtp_sink, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     port, sink = smtp_sink
-    cfg = pg_settings.model_copy(update={
-        "broker_url": redis_url, "redis_url": redis_url,
-        "redis_prefix": f"nltest:{uuid.uuid4().hex[:8]}:", "smtp_host": "127.0.0.1",
-        "smtp_port": port, "tick_seconds": 1, "batch_size": 10, "send_parallelism": 2,
-    })
+    cfg = pg_settings.model_copy(
+        update={
+            "broker_url": redis_url,
+            "redis_url": redis_url,
+            "redis_prefix": f"nltest:{uuid.uuid4().hex[:8]}:",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": port,
+            "tick_seconds": 1,
+            "batch_size": 10,
+            "send_parallelism": 2,
+        }
+    )
     reset_settings(cfg)
     summary = import_file(EXAMPLES / "subscribers.csv", "周报订阅", report_path=tmp_path / "e.csv")
     with session_scope() as s:
         issue, _ = create_issue(s, EXAMPLES / "issue-sample.md")
         approve(s, issue, "editor@example.org")
-        send = schedule_send(s, issue, list_id=get_list(s, "周报订阅").id,
-                             at=utcnow() + dt.timedelta(seconds=4), actor="ops@example.org")
+        send = schedule_send(
+            s,
+            issue,
+            list_id=get_list(s, "周报订阅").id,
+            at=utcnow() + dt.timedelta(seconds=4),
+            actor="ops@example.org",
+        )
         send_id = send.id
     env = env_for(cfg, tmp_path)
     worker = start_worker(cfg, env)
@@ -47,6 +61,7 @@ def test_scheduled_send_fires_once_and_reaches_everyone(pg_settings, redis_url, 
     (tmp_path / "b2").mkdir()
     beats = [start_beat(env, tmp_path / "b1"), start_beat(env, tmp_path / "b2")]  # two by mistake
     try:
+
         def finished() -> bool:
             with session_scope() as s:
                 return s.scalar(select(Send.state).where(Send.id == send_id)) == "finished"

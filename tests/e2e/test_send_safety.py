@@ -41,8 +41,12 @@ N = 200
 
 def _sending(send_id: int) -> int:
     with session_scope() as s:
-        return int(s.scalar(select(func.count()).where(
-            Delivery.send_id == send_id, Delivery.state == "sending")) or 0)
+        return int(
+            s.scalar(
+                select(func.count()).where(Delivery.send_id == send_id, Delivery.state == "sending")
+            )
+            or 0
+        )
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -52,7 +56,9 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def test_slot_and_manual_start_reach_each_reader_once(pg_settings, redis_url, smtp_sink, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_slot_and_manual_start_reach_each_reader_once(
+    pg_settings, redis_url, smtp_sink, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     port, sink = smtp_sink
     cfg = stack_settings(pg_settings, redis_url, port)
     ids = seed(N)
@@ -77,7 +83,9 @@ def test_slot_and_manual_start_reach_each_reader_once(pg_settings, redis_url, sm
 
 
 @pytest.mark.parametrize("group", [1, 25])
-def test_pause_from_the_cli_stops_new_transactions(pg_settings, redis_url, smtp_sink, tmp_path, group: int) -> None:  # type: ignore[no-untyped-def]
+def test_pause_from_the_cli_stops_new_transactions(
+    pg_settings, redis_url, smtp_sink, tmp_path, group: int
+) -> None:  # type: ignore[no-untyped-def]
     """After `send pause` returns, a worker process finishes at most the rest of the group
     it had marked `sending` (k = send_group_size messages, or a whole batch when that is
     smaller): with k = 1 at most the message under way on each connection."""
@@ -107,8 +115,12 @@ def test_pause_from_the_cli_stops_new_transactions(pg_settings, redis_url, smtp_
             paused.set()
         assert r.returncode == 0, r.stderr
         # each process finishes the group it had marked, then nothing is `sending`
-        wait_for(lambda: _sending(ids["send"]) == 0, timeout=30, every=0.05,
-                 what="the marked groups to finish after the pause")
+        wait_for(
+            lambda: _sending(ids["send"]) == 0,
+            timeout=30,
+            every=0.05,
+            what="the marked groups to finish after the pause",
+        )
     finally:
         stop(worker)
     late = [t for t in stamps if t > returned]
@@ -118,7 +130,9 @@ def test_pause_from_the_cli_stops_new_transactions(pg_settings, redis_url, smtp_
     assert send_state(ids["send"]) == "paused" and len(stamps) < N
 
 
-def test_kill_9_duplicates_keep_their_message_id(pg_settings, redis_url, smtp_sink, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_kill_9_duplicates_keep_their_message_id(
+    pg_settings, redis_url, smtp_sink, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     """The sink holds the 61st message's DATA until the worker is dead: that message is in
     doubt (on the wire, no reply), so the replacement must send it again. The duplicate is
     certain, not a matter of timing, and it must carry the first copy's Message-ID."""

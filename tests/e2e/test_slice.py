@@ -33,8 +33,9 @@ PIXEL = re.compile(r'https?://[^"\s]+?/o/([^"\s/]+)\.gif')
 
 def test_embedded_demo_runs_the_whole_slice(tmp_path: Path) -> None:
     console = Console(record=True, width=120)
-    stats = run_demo(tmp_path / "demo", EXAMPLES / "issue-sample.md",
-                     EXAMPLES / "subscribers.csv", console)
+    stats = run_demo(
+        tmp_path / "demo", EXAMPLES / "issue-sample.md", EXAMPLES / "subscribers.csv", console
+    )
     received = list((tmp_path / "demo" / "sink").glob("*.eml"))
     assert stats["delivered"] == len(received) >= 40
     assert stats["opens_unique"] > 0 and stats["opens_total_machine"] > 0
@@ -47,10 +48,17 @@ def test_embedded_demo_runs_the_whole_slice(tmp_path: Path) -> None:
 def test_production_stack_with_celery_worker(pg_settings, redis_url, smtp_sink, tmp_path) -> None:  # type: ignore[no-untyped-def]
     port, sink = smtp_sink
     prefix = f"nltest:{uuid.uuid4().hex[:8]}:"
-    cfg = pg_settings.model_copy(update={
-        "broker_url": redis_url, "redis_url": redis_url, "redis_prefix": prefix,
-        "smtp_host": "127.0.0.1", "smtp_port": port, "batch_size": 10, "send_parallelism": 2,
-    })
+    cfg = pg_settings.model_copy(
+        update={
+            "broker_url": redis_url,
+            "redis_url": redis_url,
+            "redis_prefix": prefix,
+            "smtp_host": "127.0.0.1",
+            "smtp_port": port,
+            "batch_size": 10,
+            "send_parallelism": 2,
+        }
+    )
     reset_settings(cfg)
     worker = start_worker(cfg, env_for(cfg, tmp_path))
     try:

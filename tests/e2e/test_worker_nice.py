@@ -51,16 +51,22 @@ def _grown(tree: dict[int, int], n: int) -> dict[int, int] | None:
 def _start(env: dict[str, str], log: Path, prefix: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [*prefix, sys.executable, "-m", "newsletter.cli.main", "worker", "--concurrency", "2"],
-        cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
 
 
 def test_worker_processes_run_at_worker_nice(pg_settings, redis_url, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    cfg = pg_settings.model_copy(update={
-        "broker_url": redis_url, "redis_url": redis_url,
-        "redis_prefix": f"nltest:{uuid.uuid4().hex[:8]}:",
-    })
+    cfg = pg_settings.model_copy(
+        update={
+            "broker_url": redis_url,
+            "redis_url": redis_url,
+            "redis_prefix": f"nltest:{uuid.uuid4().hex[:8]}:",
+        }
+    )
     base = env_for(cfg, tmp_path)
     base.pop("NEWSLETTER_WORKER_NICE", None)
     cases = {
@@ -86,10 +92,19 @@ def test_worker_processes_run_at_worker_nice(pg_settings, redis_url, tmp_path: P
 
 def test_a_bad_worker_nice_is_refused(tmp_path: Path) -> None:
     """Out of range: one clear line naming the setting, no traceback."""
-    env = {**os.environ, "NEWSLETTER_WORKER_NICE": "40",
-           "NEWSLETTER_VAR_DIR": str(tmp_path / "var")}
-    out = subprocess.run([sys.executable, "-m", "newsletter.cli.main", "worker"], cwd=ROOT,
-                         env=env, capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "NEWSLETTER_WORKER_NICE": "40",
+        "NEWSLETTER_VAR_DIR": str(tmp_path / "var"),
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "newsletter.cli.main", "worker"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode != 0
     text = out.stdout + out.stderr
     assert "worker_nice" in text.lower() and "Traceback" not in text, text

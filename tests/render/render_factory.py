@@ -54,8 +54,23 @@ NEWS_SENTENCES = [
     "根据安排，相关试点将率先在自由贸易试验区开展，成熟后向全省复制推广",
 ]
 ORGS = ["国务院办公厅", "国家发展改革委", "财政部", "商务部", "国家数据局", "海关总署"]
-PLACES = ["上海市", "广东省", "浙江省", "深圳市", "成都市", "江苏省", "北京市", "重庆市",
-          "山东省", "福建省", "武汉市", "西安市", "天津市", "湖南省", "安徽省"]
+PLACES = [
+    "上海市",
+    "广东省",
+    "浙江省",
+    "深圳市",
+    "成都市",
+    "江苏省",
+    "北京市",
+    "重庆市",
+    "山东省",
+    "福建省",
+    "武汉市",
+    "西安市",
+    "天津市",
+    "湖南省",
+    "安徽省",
+]
 NUMERALS = "一二三四五六七八九十"
 
 
@@ -79,8 +94,13 @@ class _Doc:
             out += self.rng.choice(pool) + "。"
         return out
 
-    def para(self, pool: list[str], chars: int, link: tuple[str, str] | None = None,
-             data_link: bool = True) -> Block:
+    def para(
+        self,
+        pool: list[str],
+        chars: int,
+        link: tuple[str, str] | None = None,
+        data_link: bool = True,
+    ) -> Block:
         text = self.sentences(pool, chars)
         h = html.escape(text)
         if link is not None:
@@ -94,17 +114,24 @@ class _Doc:
 
 
 def _list_block(items: list[str]) -> Block:
-    return Block(kind="list", html="".join(f"<li>{html.escape(x)}</li>" for x in items),
-                 text="\n".join(items), ordered=True, items=list(items),
-                 items_html=[html.escape(x) for x in items])
+    return Block(
+        kind="list",
+        html="".join(f"<li>{html.escape(x)}</li>" for x in items),
+        text="\n".join(items),
+        ordered=True,
+        items=list(items),
+        items_html=[html.escape(x) for x in items],
+    )
 
 
 def _table_block(rows: list[list[str]]) -> Block:
     head = "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in rows[0]) + "</tr>"
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
-                   for r in rows[1:])
-    return Block(kind="table", html=head + body, text="\n".join(" | ".join(r) for r in rows),
-                 rows=rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows[1:]
+    )
+    return Block(
+        kind="table", html=head + body, text="\n".join(" | ".join(r) for r in rows), rows=rows
+    )
 
 
 def make_issue(
@@ -134,31 +161,58 @@ def make_issue(
             MetaField("原文链接", url, "url", link=d.links[-1].position),
         ]
         body = [
-            d.para(POLICY_SENTENCES, policy_body // 2,
-                   link=(f"https://www.ndrc.gov.cn/xxgk/jd/jd/202611/t2026111{n}_1390{n}.html",
-                         "政策解读")),
+            d.para(
+                POLICY_SENTENCES,
+                policy_body // 2,
+                link=(
+                    f"https://www.ndrc.gov.cn/xxgk/jd/jd/202611/t2026111{n}_1390{n}.html",
+                    "政策解读",
+                ),
+            ),
             _list_block([d.sentences(POLICY_SENTENCES, 40)[:-1] for _ in range(3)]),
             d.para(POLICY_SENTENCES, policy_body // 2),
         ]
         if n == 1:
-            rows = [["指标", "2025年", "2026年目标"], ["企业开办时间", "3个工作日", "1个工作日"],
-                    ["整体通关时间", "36小时", "30小时"], ["政务服务网办率", "85%", "95%"]]
+            rows = [
+                ["指标", "2025年", "2026年目标"],
+                ["企业开办时间", "3个工作日", "1个工作日"],
+                ["整体通关时间", "36小时", "30小时"],
+                ["政务服务网办率", "85%", "95%"],
+            ]
             body.insert(2, _table_block(rows))
         if n == 2:
             data = f"chart-{n}".encode()
-            img = Image(src=f"chart-{n}.png", alt="图1 近五年新设经营主体数量",
-                        sha256=hashlib.sha256(data).hexdigest())
+            img = Image(
+                src=f"chart-{n}.png",
+                alt="图1 近五年新设经营主体数量",
+                sha256=hashlib.sha256(data).hexdigest(),
+            )
             d.images.append(img)
             body.append(Block(kind="image", html="", text=img.alt, image=img))
         analysis = [d.para(ANALYSIS_SENTENCES, policy_analysis // 4) for _ in range(4)]
-        analysis.insert(1, Block(kind="quote", html=html.escape("政策的生命力在于执行。"),
-                                 text="政策的生命力在于执行。"))
-        policy.append(Item(number=n, title=f"{org}印发关于进一步优化营商环境的若干措施（第{n}号）",
-                           anchor=f"s1-i{n}", meta=meta, body=body, analysis_label="政策简析",
-                           analysis=analysis,
-                           summary=None if n % 2 else "一句话摘要：" + POLICY_SENTENCES[n]))
-    sections.append(Section(1, "一", "政策法规", "s1", intro=[d.para(NEWS_SENTENCES, 80)],
-                            items=policy))
+        analysis.insert(
+            1,
+            Block(
+                kind="quote",
+                html=html.escape("政策的生命力在于执行。"),
+                text="政策的生命力在于执行。",
+            ),
+        )
+        policy.append(
+            Item(
+                number=n,
+                title=f"{org}印发关于进一步优化营商环境的若干措施（第{n}号）",
+                anchor=f"s1-i{n}",
+                meta=meta,
+                body=body,
+                analysis_label="政策简析",
+                analysis=analysis,
+                summary=None if n % 2 else "一句话摘要：" + POLICY_SENTENCES[n],
+            )
+        )
+    sections.append(
+        Section(1, "一", "政策法规", "s1", intro=[d.para(NEWS_SENTENCES, 80)], items=policy)
+    )
 
     split = (news_items + 1) // 2
     groups = [("地方动态", news_items - (news_items - split)), ("要闻速览", news_items - split)]
@@ -172,10 +226,18 @@ def make_issue(
             place = PLACES[k % len(PLACES)]
             k += 1
             link = (f"https://news.example.cn/{sn}/{n}.html", "原文") if n % 3 == 1 else None
-            body = [d.para(NEWS_SENTENCES, news_body // 2, link=link, data_link=n % 2 == 0),
-                    d.para(NEWS_SENTENCES, news_body // 2)]
-            items.append(Item(number=n, title=f"{place}出台优化营商环境新举措（{gi + 1}-{n}）",
-                              anchor=f"s{sn}-i{n}", body=body))
+            body = [
+                d.para(NEWS_SENTENCES, news_body // 2, link=link, data_link=n % 2 == 0),
+                d.para(NEWS_SENTENCES, news_body // 2),
+            ]
+            items.append(
+                Item(
+                    number=n,
+                    title=f"{place}出台优化营商环境新举措（{gi + 1}-{n}）",
+                    anchor=f"s{sn}-i{n}",
+                    body=body,
+                )
+            )
         sections.append(Section(sn, NUMERALS[sn - 1], title, f"s{sn}", items=items))
 
     return Issue(
@@ -198,5 +260,6 @@ def make_issue(
 
 def small_issue(variant: str = "zh-Hans") -> Issue:
     """An issue small enough for the full email (about 8,000 characters)."""
-    return make_issue(policy_items=2, news_items=4, policy_analysis=1_600, news_body=500,
-                      variant=variant)
+    return make_issue(
+        policy_items=2, news_items=4, policy_analysis=1_600, news_body=500, variant=variant
+    )

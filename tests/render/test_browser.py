@@ -23,8 +23,14 @@ from newsletter.render.wechat import render_wechat
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 # The screenshots in docs/ are refreshed on purpose (NEWSLETTER_UPDATE_SCREENSHOTS=1);
 # an ordinary test run writes them under var/ and leaves the checkout clean.
 SHOTS = (
@@ -73,8 +79,11 @@ def _load(page: Any, html: str) -> None:
 
 def _as_received(html: str) -> str:
     """The message as one recipient sees it: slots filled like the delivery engine does."""
-    return (html.replace("%%TOKEN%%", "t" * 40).replace("%%UNSUB%%", "u" * 40)
-            .replace("%%NAME%%", "王女士"))
+    return (
+        html.replace("%%TOKEN%%", "t" * 40)
+        .replace("%%UNSUB%%", "u" * 40)
+        .replace("%%NAME%%", "王女士")
+    )
 
 
 def _scroll_width(page: Any) -> int:
@@ -123,12 +132,14 @@ def test_web_page_on_a_phone(page: Any, big_issue: Issue, ctx: RenderContext) ->
 
 def test_wechat_headline_on_a_phone(page: Any, big_issue: Issue, ctx: RenderContext) -> None:
     arts = render_wechat(big_issue, ctx)
-    frame = ('<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">'
-             '<meta name="viewport" content="width=device-width, initial-scale=1"></head>'
-             '<body style="margin:0;padding:20px 16px;background:#fff;'
-             'font-family:-apple-system,PingFang SC,Microsoft YaHei,sans-serif">'
-             f'<h1 style="font-size:22px;line-height:1.4">{arts[0].title}</h1>'
-             f"{arts[0].content}</body></html>")
+    frame = (
+        '<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"></head>'
+        '<body style="margin:0;padding:20px 16px;background:#fff;'
+        'font-family:-apple-system,PingFang SC,Microsoft YaHei,sans-serif">'
+        f'<h1 style="font-size:22px;line-height:1.4">{arts[0].title}</h1>'
+        f"{arts[0].content}</body></html>"
+    )
     _load(page, frame)
     assert _scroll_width(page) <= PHONE["width"]
     page.screenshot(path=str(SHOTS / "wechat-1.png"))

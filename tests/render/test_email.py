@@ -110,8 +110,9 @@ def test_click_tracking_off_keeps_original_urls(small: Issue) -> None:
 
 
 @pytest.mark.parametrize("which", ["small", "big_issue"])
-def test_toc_anchors_resolve(which: str, request: pytest.FixtureRequest,
-                             ctx: RenderContext) -> None:
+def test_toc_anchors_resolve(
+    which: str, request: pytest.FixtureRequest, ctx: RenderContext
+) -> None:
     issue = request.getfixturevalue(which)
     em = render_email(issue, ctx)
     ins = Inspect(em.html)
@@ -123,8 +124,9 @@ def test_toc_anchors_resolve(which: str, request: pytest.FixtureRequest,
 
 
 @pytest.mark.parametrize("which", ["small", "big_issue"])
-def test_no_line_over_998_octets(which: str, request: pytest.FixtureRequest,
-                                 ctx: RenderContext) -> None:
+def test_no_line_over_998_octets(
+    which: str, request: pytest.FixtureRequest, ctx: RenderContext
+) -> None:
     em = render_email(request.getfixturevalue(which), ctx)
     for part in (em.html, em.text):
         assert max_line_octets(part) <= LIMIT
@@ -167,8 +169,9 @@ def _order(haystack: str, needles: list[str]) -> list[int]:
 
 
 @pytest.mark.parametrize("which", ["small", "big_issue"])
-def test_text_part_has_every_title_in_html_order(which: str, request: pytest.FixtureRequest,
-                                                 ctx: RenderContext) -> None:
+def test_text_part_has_every_title_in_html_order(
+    which: str, request: pytest.FixtureRequest, ctx: RenderContext
+) -> None:
     issue = request.getfixturevalue(which)
     em = render_email(issue, ctx)
     html_titles = Inspect(em.html).h3

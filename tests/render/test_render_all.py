@@ -22,20 +22,23 @@ def test_templates_dir_and_autoescape() -> None:
     assert ENV.from_string("{{ x }}").render(x="<b>") == "&lt;b&gt;"
 
 
-def test_render_all_writes_every_output(big_issue: Issue, ctx: RenderContext,
-                                        tmp_path: Path) -> None:
+def test_render_all_writes_every_output(
+    big_issue: Issue, ctx: RenderContext, tmp_path: Path
+) -> None:
     result = render_all(big_issue, ctx)
     files = {p.name for p in write_outputs(result, tmp_path)}
     n = len(result.wechat)
     assert files == {"email.html", "email.txt", "web.html", "report.json"} | {
-        f"wechat-{i}.html" for i in range(1, n + 1)}
+        f"wechat-{i}.html" for i in range(1, n + 1)
+    }
     report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     assert report["email"]["mode"] == result.email.mode
     assert report["email"]["reason"] == result.email.reason
     assert report["email"]["html_bytes"] == len(result.email.html.encode())
     assert report["email"]["text_chars"] == len(result.email.text)
-    assert [a["chars"] for a in report["wechat"]["articles"]] == [a.char_count
-                                                                   for a in result.wechat]
+    assert [a["chars"] for a in report["wechat"]["articles"]] == [
+        a.char_count for a in result.wechat
+    ]
     assert report["web"]["bytes"] == len(result.web.encode())
     assert any("digest" in w for w in report["warnings"])
     assert (tmp_path / "email.html").read_text(encoding="utf-8") == result.email.html

@@ -161,8 +161,11 @@ def test_a_section_of_intro_only_too_long_is_a_clear_error() -> None:
     # section's introduction: a clear limit error, never an IndexError.
     from newsletter.content.parser import parse_issue
 
-    src = ("---\ntitle: 周报\nnumber: 3\npublication: 周报\n---\n\n## 一、政策法规\n\n```\n"
-           + "很长的一行。\n" * 5_000 + "\n### 1. 条目\n\n正文。\n")
+    src = (
+        "---\ntitle: 周报\nnumber: 3\npublication: 周报\n---\n\n## 一、政策法规\n\n```\n"
+        + "很长的一行。\n" * 5_000
+        + "\n### 1. 条目\n\n正文。\n"
+    )
     issue = parse_issue(src)
     assert issue.sections and not issue.sections[0].items
     with pytest.raises(WeChatLimitError, match="alone is"):

@@ -18,8 +18,10 @@ def _rss(entries: list[tuple[str, str, str]]) -> bytes:
         f"<item><title>{t}</title><link>{link}</link><description>{sm}</description></item>"
         for t, link, sm in entries
     )
-    return ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-            f"<title>x</title>{body}</channel></rss>").encode()
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        f"<title>x</title>{body}</channel></rss>"
+    ).encode()
 
 
 def _draft(feed: bytes) -> tuple[list[str], str]:
@@ -27,8 +29,14 @@ def _draft(feed: bytes) -> tuple[list[str], str]:
         cfg = parse_config(f"feeds:\n  - name: 源\n    url: {base}/f.xml\n")
         items, problems = read_feeds(cfg)
     assert problems == []
-    md = build_markdown(cfg, items, publication="周报", number=3,
-                        since=dt.date(2026, 11, 1), today=dt.date(2026, 11, 8))
+    md = build_markdown(
+        cfg,
+        items,
+        publication="周报",
+        number=3,
+        since=dt.date(2026, 11, 1),
+        today=dt.date(2026, 11, 8),
+    )
     return [i.link for i in items], md
 
 
@@ -56,29 +64,36 @@ def test_hostile_summaries_and_links_keep_the_structure() -> None:
 
 
 def test_entity_bombs_and_external_entities_are_not_expanded() -> None:
-    lols = "".join(
-        f'<!ENTITY l{n} "{("&l" + str(n - 1) + ";") * 10}">' for n in range(1, 10)
-    )
-    bomb = (f'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY l0 "lol">{lols}'
-            '<!ENTITY f SYSTEM "file:///etc/passwd">]><rss version="2.0"><channel>'
-            "<item><title>a &l9; b &f;</title><link>https://x.cn/1</link></item>"
-            "</channel></rss>").encode()
+    lols = "".join(f'<!ENTITY l{n} "{("&l" + str(n - 1) + ";") * 10}">' for n in range(1, 10))
+    bomb = (
+        f'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY l0 "lol">{lols}'
+        '<!ENTITY f SYSTEM "file:///etc/passwd">]><rss version="2.0"><channel>'
+        "<item><title>a &l9; b &f;</title><link>https://x.cn/1</link></item>"
+        "</channel></rss>"
+    ).encode()
     _links, md = _draft(bomb)
     assert "lollol" not in md and "root:" not in md
     assert len(md) < 5_000
 
 
 def test_an_impossible_date_does_not_stop_the_other_feeds() -> None:
-    hostile = ('<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom">'
-               + "".join(f'<entry><title>坏日期{n}</title><link href="https://x.cn/d{n}"/>'
-                         f"<updated>{d}</updated></entry>"
-                         for n, d in enumerate(["0000-00-00T00:00:00Z", "9999-12-31T23:59:59-23:59",
-                                                "0001-01-01T00:00:00+23:59"]))
-               + "</feed>").encode()
+    hostile = (
+        '<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom">'
+        + "".join(
+            f'<entry><title>坏日期{n}</title><link href="https://x.cn/d{n}"/>'
+            f"<updated>{d}</updated></entry>"
+            for n, d in enumerate(
+                ["0000-00-00T00:00:00Z", "9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"]
+            )
+        )
+        + "</feed>"
+    ).encode()
     good = _rss([("好条目", "https://x.cn/ok", "摘要")])
     with serve_paths({"/bad.xml": (200, XML, hostile), "/good.xml": (200, XML, good)}) as base:
-        cfg = parse_config(f"feeds:\n  - name: 坏源\n    url: {base}/bad.xml\n"
-                           f"  - name: 好源\n    url: {base}/good.xml\n")
+        cfg = parse_config(
+            f"feeds:\n  - name: 坏源\n    url: {base}/bad.xml\n"
+            f"  - name: 好源\n    url: {base}/good.xml\n"
+        )
         items, problems = read_feeds(cfg)
     assert problems == []
     assert [i.title for i in items] == ["坏日期0", "坏日期1", "坏日期2", "好条目"]
@@ -103,9 +118,12 @@ def test_a_public_feed_cannot_redirect_the_reader_inward(monkeypatch) -> None:  
         port = base.rsplit(":", 1)[1]
         real = feeds._public
         monkeypatch.setattr(feeds, "_public", lambda host: host == "127.0.0.1" or real(host))
-        with serve_paths({"/f.xml": (302, {"Location": "/hop.xml"}, b""),
-                          "/hop.xml": (302, {"Location": f"http://localhost:{port}/inner.xml"},
-                                       b"")}) as outer:
+        with serve_paths(
+            {
+                "/f.xml": (302, {"Location": "/hop.xml"}, b""),
+                "/hop.xml": (302, {"Location": f"http://localhost:{port}/inner.xml"}, b""),
+            }
+        ) as outer:
             cfg = parse_config(f"feeds:\n  - name: 外源\n    url: {outer}/f.xml\n")
             items, problems = read_feeds(cfg)
     assert items == [] and asked == []
@@ -116,13 +134,19 @@ def test_an_internal_feed_may_redirect_within_and_hops_are_bounded() -> None:
     """A feed the operator listed on an internal address may redirect (here within
     loopback); a redirect loop ends after five hops, named in the report."""
     good = _rss([("内网条目", "https://x.cn/in", "摘要")])
-    with serve_paths({"/old.xml": (301, {"Location": "/new.xml"}, b""),
-                      "/new.xml": (200, XML, good),
-                      "/loop.xml": (302, {"Location": "/loop.xml"}, b""),
-                      "/ftp.xml": (302, {"Location": "ftp://x.cn/f.xml"}, b"")}) as base:
-        cfg = parse_config(f"feeds:\n  - name: 内网\n    url: {base}/old.xml\n"
-                           f"  - name: 循环\n    url: {base}/loop.xml\n"
-                           f"  - name: 非网页\n    url: {base}/ftp.xml\n")
+    with serve_paths(
+        {
+            "/old.xml": (301, {"Location": "/new.xml"}, b""),
+            "/new.xml": (200, XML, good),
+            "/loop.xml": (302, {"Location": "/loop.xml"}, b""),
+            "/ftp.xml": (302, {"Location": "ftp://x.cn/f.xml"}, b""),
+        }
+    ) as base:
+        cfg = parse_config(
+            f"feeds:\n  - name: 内网\n    url: {base}/old.xml\n"
+            f"  - name: 循环\n    url: {base}/loop.xml\n"
+            f"  - name: 非网页\n    url: {base}/ftp.xml\n"
+        )
         items, problems = read_feeds(cfg)
     assert [i.title for i in items] == ["内网条目"]
     assert len(problems) == 2
@@ -133,7 +157,15 @@ def test_an_internal_feed_may_redirect_within_and_hops_are_bounded() -> None:
 def test_public_means_every_address_is_global() -> None:
     from newsletter.issues.feeds import _public
 
-    for host in ("127.0.0.1", "localhost", "10.1.2.3", "169.254.169.254", "::1", "0.0.0.0",
-                 "192.168.1.1", "no-such-host.invalid"):
+    for host in (
+        "127.0.0.1",
+        "localhost",
+        "10.1.2.3",
+        "169.254.169.254",
+        "::1",
+        "0.0.0.0",
+        "192.168.1.1",
+        "no-such-host.invalid",
+    ):
         assert not _public(host), host
     assert _public("8.8.8.8") and _public("2001:4860:4860::8888")

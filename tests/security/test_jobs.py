@@ -25,8 +25,9 @@ def _settle() -> None:
     deadline = time.time() + 30
     while time.time() < deadline:
         with session_scope() as s:
-            busy = s.scalar(select(func.count()).select_from(Job)
-                            .where(Job.state.in_(("queued", "running"))))
+            busy = s.scalar(
+                select(func.count()).select_from(Job).where(Job.state.in_(("queued", "running")))
+            )
         if not busy:
             return
         time.sleep(0.1)
@@ -36,15 +37,23 @@ def test_a_hostile_list_name_is_cleaned_and_a_refusal_leaves_no_file(as_role: An
     ops = as_role("ops")
     imports = get_settings().var_dir / "console" / "imports"
     # NUL cannot be stored by PostgreSQL: it was a 422 after the upload had been kept
-    r = ops.client.post("/api/imports", files={"file": ("ok.csv", CSV, "text/csv")},
-                        data={"list_name": "周\x00报"}, headers={"X-CSRF-Token": ops.csrf})
+    r = ops.client.post(
+        "/api/imports",
+        files={"file": ("ok.csv", CSV, "text/csv")},
+        data={"list_name": "周\x00报"},
+        headers={"X-CSRF-Token": ops.csrf},
+    )
     assert r.status_code == 202, r.text
     assert r.json()["params"]["list_name"] == "周报"
     _settle()  # the first job has written its files (its error report too)
     kept = set(imports.iterdir())
     # refused (nothing but controls): no job, no file
-    r = ops.client.post("/api/imports", files={"file": ("ok.csv", CSV, "text/csv")},
-                        data={"list_name": "\x00\x07"}, headers={"X-CSRF-Token": ops.csrf})
+    r = ops.client.post(
+        "/api/imports",
+        files={"file": ("ok.csv", CSV, "text/csv")},
+        data={"list_name": "\x00\x07"},
+        headers={"X-CSRF-Token": ops.csrf},
+    )
     assert r.status_code == 422 and "Traceback" not in r.text
     assert set(imports.iterdir()) == kept
     assert _jobs() == 1
@@ -53,8 +62,12 @@ def test_a_hostile_list_name_is_cleaned_and_a_refusal_leaves_no_file(as_role: An
 
 def test_jobs_are_for_ops_and_ids_stay_in_range(as_role: Any) -> None:
     ops, marketing, editor = as_role("ops"), as_role("marketing"), as_role("editor")
-    r = ops.client.post("/api/imports", files={"file": ("ok.csv", CSV, "text/csv")},
-                        data={"list_name": "周报"}, headers={"X-CSRF-Token": ops.csrf})
+    r = ops.client.post(
+        "/api/imports",
+        files={"file": ("ok.csv", CSV, "text/csv")},
+        data={"list_name": "周报"},
+        headers={"X-CSRF-Token": ops.csrf},
+    )
     assert r.status_code == 202, r.text
     job = r.json()["id"]
     for who in (marketing, editor):

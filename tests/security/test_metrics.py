@@ -22,8 +22,9 @@ from tests.tracking.test_pixel_server import _raw, _responses, serve
 
 def test_pixel_server_metrics_are_off_without_a_token(sqlite_settings: Settings) -> None:
     with serve() as port:
-        answers = _responses(_raw(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n"
-                                        b"Connection: close\r\n\r\n"))
+        answers = _responses(
+            _raw(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        )
     status, _headers, body = answers[0]
     assert status == 404, body[:200]
     assert b"newsletter_" not in body and b"process_" not in body
@@ -56,13 +57,23 @@ def test_process_metrics_need_the_token_from_another_machine(tmp_path: Path) -> 
     why = available()
     assert why is None, f"this test builds two hosts from network namespaces: {why}"
     port = 9464
-    env = {**os.environ, "NEWSLETTER_METRICS_PORT": str(port), "NEWSLETTER_METRICS_HOST": "0.0.0.0",
-           "NEWSLETTER_VAR_DIR": str(tmp_path / "var")}
+    env = {
+        **os.environ,
+        "NEWSLETTER_METRICS_PORT": str(port),
+        "NEWSLETTER_METRICS_HOST": "0.0.0.0",
+        "NEWSLETTER_VAR_DIR": str(tmp_path / "var"),
+    }
     env.pop("NEWSLETTER_METRICS_TOKEN", None)
 
     def get(fab: Fabric, host: Host, url: str) -> tuple[int, str]:
-        out = subprocess.run(["ip", "netns", "exec", host.netns, sys.executable, "-c", _GET, url],
-                             capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
+        out = subprocess.run(
+            ["ip", "netns", "exec", host.netns, sys.executable, "-c", _GET, url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            cwd=ROOT,
+        )
         assert out.stdout.strip(), out.stderr[-2000:]
         status, text = json.loads(out.stdout)
         return int(status), str(text)

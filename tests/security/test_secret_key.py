@@ -175,7 +175,12 @@ def test_weak_secrets_are_refused_by_name(
     s = Settings(**values)  # type: ignore[arg-type]
     problem = s.secret_key_problem()
     assert problem is not None and named in problem
-    assert Settings(var_dir=tmp_path / "var", broker_url=REDIS_URL, secret_key=GOOD).secret_key_problem() is None
+    assert (
+        Settings(
+            var_dir=tmp_path / "var", broker_url=REDIS_URL, secret_key=GOOD
+        ).secret_key_problem()
+        is None
+    )
 
 
 def test_the_built_in_key_never_verifies_outside_the_embedded_mode(tmp_path: Path) -> None:

@@ -32,16 +32,33 @@ ISSUER = "https://id.corp.example"
 
 
 def _request() -> Request:
-    return Request({"type": "http", "method": "GET", "path": "/console/sso/callback",
-                    "headers": [], "client": ("203.0.113.5", 4321), "query_string": b""})
+    return Request(
+        {
+            "type": "http",
+            "method": "GET",
+            "path": "/console/sso/callback",
+            "headers": [],
+            "client": ("203.0.113.5", 4321),
+            "query_string": b"",
+        }
+    )
 
 
 def test_losing_the_role_at_the_provider_ends_api_tokens_too(pg_app: Settings) -> None:
-    reset_settings(pg_app.model_copy(update={
-        "oidc_issuer": ISSUER, "oidc_client_id": "console",
-        "oidc_role_map": {"nl-ops": "ops"}}))
-    user = _account(_request(), {"sub": "u-1", "email": "ann@corp.example",
-                                 "email_verified": True, "roles": ["nl-ops"]}, ISSUER)
+    reset_settings(
+        pg_app.model_copy(
+            update={
+                "oidc_issuer": ISSUER,
+                "oidc_client_id": "console",
+                "oidc_role_map": {"nl-ops": "ops"},
+            }
+        )
+    )
+    user = _account(
+        _request(),
+        {"sub": "u-1", "email": "ann@corp.example", "email_verified": True, "roles": ["nl-ops"]},
+        ISSUER,
+    )
     assert isinstance(user, User) and user.role == "ops"
     token = create_token(user.username, user.id, "scraper")["token"]
     with TestClient(create_app(), base_url="https://testserver") as c:
@@ -61,14 +78,27 @@ def _provider(pg_app: Settings, jwks: Any) -> Iterator[str]:
     routes: dict[str, Any] = {"/jwks": jwks}
     with serve_paths(routes) as issuer:
         routes["/.well-known/openid-configuration"] = (
-            200, {"Content-Type": "application/json"}, json.dumps({
-                "issuer": issuer, "jwks_uri": f"{issuer}/jwks",
-                "authorization_endpoint": f"{issuer}/auth", "token_endpoint": f"{issuer}/token",
-                "id_token_signing_alg_values_supported": ["RS256"],
-            }).encode())
-        reset_settings(pg_app.model_copy(update={
-            "oidc_issuer": issuer, "oidc_client_id": "console",
-            "oidc_role_map": {"nl-ops": "ops"}}))
+            200,
+            {"Content-Type": "application/json"},
+            json.dumps(
+                {
+                    "issuer": issuer,
+                    "jwks_uri": f"{issuer}/jwks",
+                    "authorization_endpoint": f"{issuer}/auth",
+                    "token_endpoint": f"{issuer}/token",
+                    "id_token_signing_alg_values_supported": ["RS256"],
+                }
+            ).encode(),
+        )
+        reset_settings(
+            pg_app.model_copy(
+                update={
+                    "oidc_issuer": issuer,
+                    "oidc_client_id": "console",
+                    "oidc_role_map": {"nl-ops": "ops"},
+                }
+            )
+        )
         yield issuer
 
 
@@ -79,8 +109,14 @@ def _signed(key: Any, claims: dict[str, Any]) -> str:
 
 
 def _logout_claims(issuer: str, sub: str) -> dict[str, Any]:
-    return {"iss": issuer, "aud": "console", "iat": int(clock.timestamp()), "jti": uuid.uuid4().hex,
-            "sub": sub, "events": {"http://schemas.openid.net/event/backchannel-logout": {}}}
+    return {
+        "iss": issuer,
+        "aud": "console",
+        "iat": int(clock.timestamp()),
+        "jti": uuid.uuid4().hex,
+        "sub": sub,
+        "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+    }
 
 
 def test_outsiders_logout_tokens_do_not_make_us_fetch_the_keys_each_time(
@@ -94,8 +130,11 @@ def test_outsiders_logout_tokens_do_not_make_us_fetch_the_keys_each_time(
 
     def jwks() -> tuple[int, dict[str, str], bytes]:
         fetched.append("jwks")
-        return 200, {"Content-Type": "application/json"}, json.dumps(
-            KeySet(published).as_dict(private=False)).encode()
+        return (
+            200,
+            {"Content-Type": "application/json"},
+            json.dumps(KeySet(published).as_dict(private=False)).encode(),
+        )
 
     with _provider(pg_app, jwks) as issuer:
         user = _account(_request(), {"sub": "u-2", "roles": ["nl-ops"]}, issuer)
@@ -104,7 +143,11 @@ def test_outsiders_logout_tokens_do_not_make_us_fetch_the_keys_each_time(
         with TestClient(create_app(), base_url="https://testserver") as c:
             url = "/console/sso/backchannel-logout"
             for n in range(30):
-                junk = ("x" * n + ".y.z") if n % 3 else _signed(stranger, _logout_claims(issuer, "u-2"))
+                junk = (
+                    ("x" * n + ".y.z")
+                    if n % 3
+                    else _signed(stranger, _logout_claims(issuer, "u-2"))
+                )
                 assert c.post(url, data={"logout_token": junk}).status_code == 400
             assert len(fetched) <= 2, fetched
             # The provider rolls its key over: a token signed with the new key still works.
@@ -117,13 +160,20 @@ def test_outsiders_logout_tokens_do_not_make_us_fetch_the_keys_each_time(
 
 
 def test_local_accounts_off_ends_their_tokens_and_only_an_admin_may_switch(
-    pg_app: Settings, as_role: Any,
+    pg_app: Settings,
+    as_role: Any,
 ) -> None:
     from newsletter.web.console.switches import local_login_enabled
 
-    reset_settings(pg_app.model_copy(update={
-        "oidc_issuer": ISSUER, "oidc_client_id": "console",
-        "oidc_role_map": {"nl-admins": "admin"}}))
+    reset_settings(
+        pg_app.model_copy(
+            update={
+                "oidc_issuer": ISSUER,
+                "oidc_client_id": "console",
+                "oidc_role_map": {"nl-admins": "admin"},
+            }
+        )
+    )
     with session_scope() as s:
         ops_id = s.scalars(select(User.id).where(User.username == "ops")).one()
     token = create_token("ops", ops_id, "local")["token"]
@@ -155,8 +205,11 @@ def test_a_logout_token_works_once(pg_app: Settings) -> None:
     from joserfc.jwk import KeySet, RSAKey
 
     key = RSAKey.generate_key(2048, {"kid": "k1"})
-    keys = (200, {"Content-Type": "application/json"},
-            json.dumps(KeySet([key]).as_dict(private=False)).encode())
+    keys = (
+        200,
+        {"Content-Type": "application/json"},
+        json.dumps(KeySet([key]).as_dict(private=False)).encode(),
+    )
     with _provider(pg_app, keys) as issuer:
         user = _account(_request(), {"sub": "u-3", "roles": ["nl-ops"]}, issuer)
         assert isinstance(user, User)

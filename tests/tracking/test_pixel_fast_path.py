@@ -26,8 +26,11 @@ def _events() -> int:
 
 
 def test_fast_path_streams_to_redis_and_answers_the_gif(pg_settings, redis_url) -> None:  # type: ignore[no-untyped-def]
-    reset_settings(pg_settings.model_copy(update={
-        "redis_url": redis_url, "redis_prefix": f"nltest:{uuid.uuid4().hex[:8]}:"}))
+    reset_settings(
+        pg_settings.model_copy(
+            update={"redis_url": redis_url, "redis_prefix": f"nltest:{uuid.uuid4().hex[:8]}:"}
+        )
+    )
     ids = seed(3)
     drive_inline(ids["send"])
     with session_scope() as s:
@@ -52,7 +55,9 @@ def test_fast_path_without_redis_still_records(sqlite_settings) -> None:  # type
         did = s.scalar(select(Delivery.id))
     assert did is not None
     with TestClient(create_asgi()) as client:
-        assert client.get(f"/o/{delivery_token(did)}.gif", headers={"User-Agent": UA}).content == PIXEL
+        assert (
+            client.get(f"/o/{delivery_token(did)}.gif", headers={"User-Agent": UA}).content == PIXEL
+        )
     assert _events() == 1
 
 

@@ -284,7 +284,9 @@ def test_many_concurrent_connections_lose_nothing(redis_settings) -> None:  # ty
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
             try:
                 for i in range(25):
-                    c.request("GET", f"/o/{tokens[(n + i) % 4]}.gif", headers={"User-Agent": BROWSER})
+                    c.request(
+                        "GET", f"/o/{tokens[(n + i) % 4]}.gif", headers={"User-Agent": BROWSER}
+                    )
                     r = c.getresponse()
                     if r.status != 200 or r.read() != PIXEL:
                         failures.append(f"{n}/{i}: {r.status}")
@@ -407,7 +409,9 @@ class _Proxy:
 def test_redis_connection_lost_mid_run_loses_no_open(redis_settings) -> None:  # type: ignore[no-untyped-def]
     ids = sent_send(6)
     proxy = _Proxy(("127.0.0.1", 6379))
-    reset_settings(redis_settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{proxy.port}/0"}))
+    reset_settings(
+        redis_settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{proxy.port}/0"})
+    )
     try:
         with serve() as port:
             for d in ids["deliveries"][:3]:
@@ -428,7 +432,9 @@ def test_redis_not_answering_times_out_and_loses_no_open(redis_settings) -> None
     ids = sent_send(2)
     proxy = _Proxy(("127.0.0.1", 6379))
     proxy.frozen = True  # connects, but nothing gets through
-    reset_settings(redis_settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{proxy.port}/0"}))
+    reset_settings(
+        redis_settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{proxy.port}/0"})
+    )
     try:
         with serve(redis_timeout=0.5) as port:
             for d in ids["deliveries"]:
@@ -481,18 +487,36 @@ def test_metrics_and_readiness_of_the_pixel_server(redis_settings) -> None:  # t
 
     ids = sent_send(1)
     tok = delivery_token(ids["deliveries"][0])
-    reset_settings(redis_settings.model_copy(update={"metrics_token": SecretStr("pixel-metrics-0123456789")}))
+    reset_settings(
+        redis_settings.model_copy(update={"metrics_token": SecretStr("pixel-metrics-0123456789")})
+    )
     open_req = f"GET /o/{tok}.gif HTTP/1.1\r\nHost: x\r\nUser-Agent: {BROWSER}\r\n\r\n"
     with serve() as port:
-        _responses(_raw(port, (open_req + "GET /healthz HTTP/1.1\r\nHost: x\r\n"
-                               "Connection: close\r\n\r\n").encode()))
-        ready = _responses(_raw(port, b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+        _responses(
+            _raw(
+                port,
+                (
+                    open_req + "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                ).encode(),
+            )
+        )
+        ready = _responses(
+            _raw(port, b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        )
         assert ready[0][0] == 200 and ready[0][2] == b"ready\n"
-        denied = _responses(_raw(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n"
-                                       b"Connection: close\r\n\r\n"))
+        denied = _responses(
+            _raw(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        )
         assert denied[0][0] == 401
-        answers = _responses(_raw(port, (b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: "
-                                         b"Bearer pixel-metrics-0123456789\r\nConnection: close\r\n\r\n")))
+        answers = _responses(
+            _raw(
+                port,
+                (
+                    b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: "
+                    b"Bearer pixel-metrics-0123456789\r\nConnection: close\r\n\r\n"
+                ),
+            )
+        )
     status, headers, body = answers[0]
     assert status == 200 and headers["content-type"].startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(body.decode())}

@@ -209,9 +209,7 @@ def test_kill_9_mid_batch_loses_nothing_and_doubles_nothing(
     assert snapshot(ids["send"]) == before
 
 
-def test_two_ingesters_share_the_stream_and_count_exactly(
-    pg_settings, redis_url, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+def test_two_ingesters_share_the_stream_and_count_exactly(pg_settings, redis_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Scaling out: two ingester processes drain one stream concurrently (small batches,
     so that their transactions update the same rollup rows at the same time)."""
     ids = sent_send(30, links=2)

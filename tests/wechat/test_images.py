@@ -29,12 +29,14 @@ PNG = (SAMPLE.parent / "images" / "chart-1.png").read_bytes()
 
 @pytest.fixture
 def images() -> Iterator[str]:
-    with serve_paths({
-        "/pic.png": (200, {}, PNG),
-        "/big.png": (200, {}, b"\x89PNG" + b"\0" * 1_100_000),
-        "/page.html": (200, {}, b"<html></html>"),
-        "/moved": (302, {"Location": "/pic.png"}, b""),
-    }) as base:
+    with serve_paths(
+        {
+            "/pic.png": (200, {}, PNG),
+            "/big.png": (200, {}, b"\x89PNG" + b"\0" * 1_100_000),
+            "/page.html": (200, {}, b"<html></html>"),
+            "/moved": (302, {"Location": "/pic.png"}, b""),
+        }
+    ) as base:
         yield base
 
 
@@ -147,13 +149,17 @@ def test_subscribe_qr_footer_is_uploaded_like_any_image(
     headline = next(iter(f.published.values()))["articles"][0]["content"]
     assert "wxasset:" not in headline
     srcs = [u for u in f.images if f'src="{u}"' in headline]
-    decoded = [r.text for u in srcs
-               for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(f.images[u])))]
+    decoded = [
+        r.text for u in srcs for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(f.images[u])))
+    ]
     from newsletter.core.db import session_scope
     from newsletter.models import Issue, Publication
 
     with session_scope() as s:
-        slug = s.scalar(select(Publication.slug).join(Issue, Issue.publication_id == Publication.id)
-                        .where(Issue.id == issue_id))
+        slug = s.scalar(
+            select(Publication.slug)
+            .join(Issue, Issue.publication_id == Publication.id)
+            .where(Issue.id == issue_id)
+        )
     assert decoded == [f"{sqlite_settings.base_url}/subscribe/{slug}?src=wechat-qr"], decoded
     assert "长按识别二维码" in headline

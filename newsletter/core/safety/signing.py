@@ -104,7 +104,9 @@ def _mac_from(states: tuple[Any, Any], raw: bytes) -> bytes:
     h.update(raw)
     o = outer.copy()
     o.update(h.digest())
-    return binascii.b2a_base64(o.digest()[:_SIG_BYTES], newline=False).translate(_URLSAFE).rstrip(b"=")
+    return (
+        binascii.b2a_base64(o.digest()[:_SIG_BYTES], newline=False).translate(_URLSAFE).rstrip(b"=")
+    )
 
 
 def sign(kind: str, *fields: int, keys: list[bytes] | None = None) -> str:

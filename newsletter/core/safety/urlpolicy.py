@@ -104,5 +104,4 @@ def resolves_public(host: str, port: int = 443) -> bool | None:
         return None
     if not infos:
         return None
-    return all(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]).is_global
-               for info in infos)
+    return all(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]).is_global for info in infos)

@@ -206,7 +206,9 @@ def issues(user: Viewer, limit: int = 100, offset: int = 0) -> list[dict[str, An
 
 @router.post("/issues", responses=ERRORS, tags=["issues"], status_code=201)
 async def upload_issue(
-    request: Request, user: Editor, file: Annotated[UploadFile, File()],
+    request: Request,
+    user: Editor,
+    file: Annotated[UploadFile, File()],
     images: Annotated[list[UploadFile] | None, File()] = None,
 ) -> dict[str, Any]:
     data = await file.read()
@@ -232,8 +234,9 @@ def issue_preview(
     return svc.preview_outputs(issue_id, variant)
 
 
-@router.post("/issues/{issue_id}/approve", response_model=IssueOut, responses=ERRORS,
-             tags=["issues"])
+@router.post(
+    "/issues/{issue_id}/approve", response_model=IssueOut, responses=ERRORS, tags=["issues"]
+)
 def approve(request: Request, user: Editor, issue_id: int) -> dict[str, Any]:
     return svc.approve_issue(user, issue_id, request)
 
@@ -257,9 +260,16 @@ def sends(user: Viewer, limit: int = 100) -> list[dict[str, Any]]:
 
 @router.post("/sends", responses=ERRORS, tags=["sends"], status_code=201)
 def create_send(request: Request, user: Ops, body: SendIn) -> dict[str, Any]:
-    out = svc.create_send(user, body.issue_id, body.list_id, variant_rule=body.variant,
-                          segment_id=body.segment_id, at=body.at,
-                          schedule=body.mode == "schedule", request=request)
+    out = svc.create_send(
+        user,
+        body.issue_id,
+        body.list_id,
+        variant_rule=body.variant,
+        segment_id=body.segment_id,
+        at=body.at,
+        schedule=body.mode == "schedule",
+        request=request,
+    )
     if body.start and body.mode == "now":
         return svc.control_send(user, out["id"], "start", request)
     return out
@@ -273,7 +283,9 @@ def send_progress(user: Viewer, send_id: int) -> dict[str, Any]:
 
 @router.post("/sends/{send_id}/{action}", responses=ERRORS, tags=["sends"])
 def send_control(
-    request: Request, user: Ops, send_id: int,
+    request: Request,
+    user: Ops,
+    send_id: int,
     action: Literal["start", "pause", "resume", "cancel"],
 ) -> dict[str, Any]:
     return svc.control_send(user, send_id, action, request)
@@ -290,25 +302,37 @@ def lists(user: Viewer) -> list[dict[str, Any]]:
 @router.get("/lists/{list_id}/export.csv", responses=ERRORS, tags=["subscribers"])
 def export_list(request: Request, user: Ops, list_id: int) -> StreamingResponse:
     body = svc.export_list(user, list_id, request)
-    return StreamingResponse(body, media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="list-{list_id}.csv"'})
+    return StreamingResponse(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="list-{list_id}.csv"'},
+    )
 
 
 @router.get("/subscribers", responses=ERRORS, tags=["subscribers"])
-def subscribers(user: Ops, q: str = "", list_id: int | None = None,
-                limit: int = 50) -> list[dict[str, Any]]:
+def subscribers(
+    user: Ops, q: str = "", list_id: int | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
     return svc.search_subscribers(q[:320], list_id, limit)
 
 
 @router.post("/imports", responses=ERRORS, tags=["subscribers"], status_code=202)
 def start_import(
-    request: Request, user: Ops, file: Annotated[UploadFile, File()],
+    request: Request,
+    user: Ops,
+    file: Annotated[UploadFile, File()],
     list_name: Annotated[str, Form(max_length=200)],
     resubscribe: Annotated[bool, Form()] = False,
 ) -> dict[str, Any]:
     """Store the file and queue its import as a job; poll GET /api/jobs/{id} for its rows."""
-    return svc.start_import(user, list_name, file.filename or "upload.csv", file.file,
-                            resubscribe=resubscribe, request=request)
+    return svc.start_import(
+        user,
+        list_name,
+        file.filename or "upload.csv",
+        file.file,
+        resubscribe=resubscribe,
+        request=request,
+    )
 
 
 @router.get("/imports/{job_id}", responses=ERRORS, tags=["subscribers"])
@@ -318,8 +342,11 @@ def import_state(user: Ops, job_id: int) -> dict[str, Any]:
 
 @router.get("/imports/{job_id}/errors.csv", responses=ERRORS, tags=["subscribers"])
 def import_errors(user: Ops, job_id: int) -> FileResponse:
-    return FileResponse(svc.import_report(job_id), media_type="text/csv; charset=utf-8",
-                        filename=f"import-{job_id}-errors.csv")
+    return FileResponse(
+        svc.import_report(job_id),
+        media_type="text/csv; charset=utf-8",
+        filename=f"import-{job_id}-errors.csv",
+    )
 
 
 @router.get("/jobs", responses=ERRORS, tags=["jobs"])
@@ -337,9 +364,15 @@ def job_state(user: Ops, job_id: int) -> dict[str, Any]:
 @router.post("/jobs/bulk", responses=ERRORS, tags=["jobs"], status_code=202)
 def start_bulk(request: Request, user: Ops, body: BulkJobIn) -> dict[str, Any]:
     """Queue a bulk action over every subscriber of a search or of a segment."""
-    return svc.start_bulk_job(user, body.action, q=body.q, list_id=body.list_id,
-                              segment_id=body.segment_id, to_list=body.to_list,
-                              request=request)
+    return svc.start_bulk_job(
+        user,
+        body.action,
+        q=body.q,
+        list_id=body.list_id,
+        segment_id=body.segment_id,
+        to_list=body.to_list,
+        request=request,
+    )
 
 
 @router.post("/jobs/{job_id}/resume", responses=ERRORS, tags=["jobs"], status_code=202)
@@ -419,8 +452,9 @@ def patch_publication(request: Request, user: Admin, body: PublicationPatch) -> 
 
 @router.put("/settings/schedule", responses=ERRORS, tags=["settings"])
 def put_schedule(request: Request, user: Admin, body: ScheduleIn) -> dict[str, Any]:
-    return svc.update_schedule(user, body.weekday, body.time, body.timezone,
-                               body.default_list, request)
+    return svc.update_schedule(
+        user, body.weekday, body.time, body.timezone, body.default_list, request
+    )
 
 
 @router.post("/settings/wechat-check", responses=ERRORS, tags=["settings"])
@@ -435,8 +469,9 @@ def users(user: Admin) -> list[dict[str, Any]]:
 
 @router.post("/users", responses=ERRORS, tags=["settings"], status_code=201)
 def create_user(request: Request, user: Admin, body: UserIn) -> dict[str, Any]:
-    return svc.create_user(user, body.username, body.password, body.role, body.display_name,
-                           request)
+    return svc.create_user(
+        user, body.username, body.password, body.role, body.display_name, request
+    )
 
 
 @router.patch("/users/{user_id}", responses=ERRORS, tags=["settings"])

@@ -61,11 +61,20 @@ def _xlabels(labels: Sequence[str], xs: Sequence[float]) -> str:
     return "".join(out)
 
 
-def bars(title: str, labels: Sequence[str], values: Sequence[int], color: str = "#2f6fde") -> Markup:
+def bars(
+    title: str, labels: Sequence[str], values: Sequence[int], color: str = "#2f6fde"
+) -> Markup:
     """A bar chart (e.g. opens per hour)."""
     if not values:
-        return Markup(_frame(title, 1, "{:.0f}", f'<text x="{W / 2}" y="{H / 2}" '
-                      'text-anchor="middle" fill="#999" font-size="14">—</text>'))
+        return Markup(
+            _frame(
+                title,
+                1,
+                "{:.0f}",
+                f'<text x="{W / 2}" y="{H / 2}" '
+                'text-anchor="middle" fill="#999" font-size="14">—</text>',
+            )
+        )
     top = _nice_max(max(values))
     span = (W - PAD_L - PAD_R) / len(values)
     bw = min(max(2.0, span * 0.7), 48.0)
@@ -82,7 +91,9 @@ def bars(title: str, labels: Sequence[str], values: Sequence[int], color: str = 
 
 
 def lines(
-    title: str, labels: Sequence[str], series: Sequence[tuple[str, Sequence[float], str]],
+    title: str,
+    labels: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float], str]],
     percent: bool = True,
 ) -> Markup:
     """Line chart of one or more series (name, values, colour), e.g. open rate per issue."""

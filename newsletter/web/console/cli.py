@@ -21,8 +21,13 @@ def create(
     display_name: Annotated[str, typer.Option("--name", help="shown in the console")] = "",
     password: Annotated[
         str,
-        typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
-                     envvar="NEWSLETTER_NEW_PASSWORD", help="at least 10 characters"),
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="NEWSLETTER_NEW_PASSWORD",
+            help="at least 10 characters",
+        ),
     ] = "",
 ) -> None:
     """Create a console user (the password is hashed with argon2id)."""
@@ -91,5 +96,6 @@ def local_login(
     except NewsletterError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo("本地账号登录：开启 / local logins: on" if on
-               else "本地账号登录：关闭 / local logins: off")
+    typer.echo(
+        "本地账号登录：开启 / local logins: on" if on else "本地账号登录：关闭 / local logins: off"
+    )

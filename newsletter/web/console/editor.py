@@ -25,12 +25,18 @@ router = APIRouter(prefix="/console/editor", include_in_schema=False)
 Editor = Annotated[Principal, Depends(need("editor"))]
 
 
-def _page(request: Request, user: Principal, state: dict[str, Any], status: int = 200,
-          error: str | None = None) -> HTMLResponse:
+def _page(
+    request: Request,
+    user: Principal,
+    state: dict[str, Any],
+    status: int = 200,
+    error: str | None = None,
+) -> HTMLResponse:
     from newsletter.web.console.pages.common import page
 
-    return page(request, "editor.html", user, status, issue=state, error=error,
-                lint_codes=LINT_CODES)
+    return page(
+        request, "editor.html", user, status, issue=state, error=error, lint_codes=LINT_CODES
+    )
 
 
 @router.get("/{issue_id}", response_class=HTMLResponse)
@@ -46,7 +52,9 @@ def editor_page(request: Request, user: Editor, issue_id: int) -> HTMLResponse:
 
 @router.post("/{issue_id}/preview")
 def editor_preview(
-    user: Editor, issue_id: int, payload: Annotated[dict[str, Any], Body()],
+    user: Editor,
+    issue_id: int,
+    payload: Annotated[dict[str, Any], Body()],
 ) -> Response:
     source = payload.get("source")
     variant = payload.get("variant", "zh-Hans")
@@ -62,7 +70,10 @@ def editor_preview(
 
 @router.post("/{issue_id}", response_class=HTMLResponse)
 def editor_save(
-    request: Request, user: Editor, issue_id: int, source: Annotated[str, Form()] = "",
+    request: Request,
+    user: Editor,
+    issue_id: int,
+    source: Annotated[str, Form()] = "",
 ) -> Response:
     from newsletter.web.console.pages.common import _error, _missing
 
@@ -77,6 +88,9 @@ def editor_save(
             return _missing(request, user)
         state["source"] = source  # everything typed is kept
         return _page(request, user, state, 422, _error(exc))
-    note = "已保存 / saved" if out["id"] == issue_id else (
-        f"已另存为第{out['number']}期 / saved as issue {out['number']}")
+    note = (
+        "已保存 / saved"
+        if out["id"] == issue_id
+        else (f"已另存为第{out['number']}期 / saved as issue {out['number']}")
+    )
     return back(f"/console/issues/{out['id']}", note)

@@ -21,6 +21,13 @@ def back(to: str, message: str | None = None, level: str = "ok") -> RedirectResp
     """A 303 to ``to`` that shows ``message`` once on the next page."""
     resp = RedirectResponse(to, status_code=303)
     if message:
-        resp.set_cookie(FLASH, flash_signer().dumps([level, message[:500]]), max_age=60,
-                        httponly=True, samesite="lax", secure=secure_cookies(), path="/console")
+        resp.set_cookie(
+            FLASH,
+            flash_signer().dumps([level, message[:500]]),
+            max_age=60,
+            httponly=True,
+            samesite="lax",
+            secure=secure_cookies(),
+            path="/console",
+        )
     return resp

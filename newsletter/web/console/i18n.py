@@ -36,8 +36,11 @@ def _load(lang: str) -> dict[str, str]:
         return {}
     with path.open("rb") as f:
         catalogue = read_po(f)
-    return {m.id: m.string for m in catalogue
-            if isinstance(m.id, str) and m.id and isinstance(m.string, str) and m.string}
+    return {
+        m.id: m.string
+        for m in catalogue
+        if isinstance(m.id, str) and m.id and isinstance(m.string, str) and m.string
+    }
 
 
 EN: dict[str, str] = _load("en")
@@ -73,87 +76,199 @@ def translator(lang: str) -> Callable[[str], str]:
 
 #: Codes the console shows as words (Chinese; English through :data:`EN`).
 SEND_STATES = {
-    "draft": "草稿", "scheduled": "已排期", "planning": "准备中", "sending": "发送中",
-    "paused": "已暂停", "finished": "已完成", "cancelled": "已取消", "failed": "失败",
+    "draft": "草稿",
+    "scheduled": "已排期",
+    "planning": "准备中",
+    "sending": "发送中",
+    "paused": "已暂停",
+    "finished": "已完成",
+    "cancelled": "已取消",
+    "failed": "失败",
 }
 SUB_STATUS = {
-    "active": "有效", "unsubscribed": "已退订", "pending": "待确认", "bounced": "退信",
-    "complained": "投诉", "blocked": "已封禁", "unconfirmed": "待确认", "erased": "已删除",
+    "active": "有效",
+    "unsubscribed": "已退订",
+    "pending": "待确认",
+    "bounced": "退信",
+    "complained": "投诉",
+    "blocked": "已封禁",
+    "unconfirmed": "待确认",
+    "erased": "已删除",
 }
 ROLE_NAMES = {"admin": "管理员", "ops": "运营", "editor": "编辑", "marketing": "市场"}
 DELIVERY_STATES = {
-    "sent": "已发送", "queued": "排队", "sending": "发送中", "deferred": "延后",
-    "bounced": "退信", "failed": "失败", "skipped": "跳过", "refused": "被拒",
+    "sent": "已发送",
+    "queued": "排队",
+    "sending": "发送中",
+    "deferred": "延后",
+    "bounced": "退信",
+    "failed": "失败",
+    "skipped": "跳过",
+    "refused": "被拒",
 }
 #: Flash messages of the send controls.
-SEND_ACTIONS = {"start": "已开始 / started", "pause": "已暂停 / paused",
-                "resume": "已继续 / resumed", "cancel": "已取消 / cancelled"}
+SEND_ACTIONS = {
+    "start": "已开始 / started",
+    "pause": "已暂停 / paused",
+    "resume": "已继续 / resumed",
+    "cancel": "已取消 / cancelled",
+}
 AUDIT_ACTIONS = {
-    "console.approve": "审核通过（控制台）", "console.import": "导入纯文本",
-    "issue.approve": "审核通过", "issue.review": "提交审核", "issue.upload": "上传期刊",
-    "login": "登录", "login.failed": "登录失败", "login.throttled": "登录受限",
-    "logout": "退出", "schedule.set": "设置发送时间", "segment.save": "保存分群",
-    "send.create": "创建发送", "send.resend": "重新发送", "send.schedule": "排期发送",
-    "send.start": "开始发送", "send.pause": "暂停发送", "send.resume": "继续发送",
-    "send.cancel": "取消发送", "send.test": "测试发送",
-    "settings.publication": "修改刊物设置", "settings.wechat_check": "检查公众号",
-    "stats.export": "导出统计", "subscriber.erase": "删除订阅者数据",
-    "subscriber.update": "修改订阅者", "subscriber.delete": "删除订阅者",
+    "console.approve": "审核通过（控制台）",
+    "console.import": "导入纯文本",
+    "issue.approve": "审核通过",
+    "issue.review": "提交审核",
+    "issue.upload": "上传期刊",
+    "login": "登录",
+    "login.failed": "登录失败",
+    "login.throttled": "登录受限",
+    "logout": "退出",
+    "schedule.set": "设置发送时间",
+    "segment.save": "保存分群",
+    "send.create": "创建发送",
+    "send.resend": "重新发送",
+    "send.schedule": "排期发送",
+    "send.start": "开始发送",
+    "send.pause": "暂停发送",
+    "send.resume": "继续发送",
+    "send.cancel": "取消发送",
+    "send.test": "测试发送",
+    "settings.publication": "修改刊物设置",
+    "settings.wechat_check": "检查公众号",
+    "stats.export": "导出统计",
+    "subscriber.erase": "删除订阅者数据",
+    "subscriber.update": "修改订阅者",
+    "subscriber.delete": "删除订阅者",
     "subscribers.bulk": "批量操作订阅者",
-    "subscribers.add": "添加订阅者", "subscribers.export": "导出订阅者",
-    "subscribers.import": "导入订阅者", "subscription.confirm": "确认订阅",
-    "suppression.add": "添加屏蔽", "suppression.remove": "移除屏蔽",
-    "suppressions.add": "添加屏蔽", "suppressions.remove": "移除屏蔽",
-    "token.create": "创建令牌", "token.revoke": "吊销令牌",
-    "user.create": "创建用户", "user.update": "修改用户",
-    "list.create": "创建列表", "list.update": "修改列表", "list.delete": "删除列表",
-    "notify.auto_paused": "自动暂停通知", "notify.auto_resume_gave_up": "自动恢复放弃通知",
+    "subscribers.add": "添加订阅者",
+    "subscribers.export": "导出订阅者",
+    "subscribers.import": "导入订阅者",
+    "subscription.confirm": "确认订阅",
+    "suppression.add": "添加屏蔽",
+    "suppression.remove": "移除屏蔽",
+    "suppressions.add": "添加屏蔽",
+    "suppressions.remove": "移除屏蔽",
+    "token.create": "创建令牌",
+    "token.revoke": "吊销令牌",
+    "user.create": "创建用户",
+    "user.update": "修改用户",
+    "list.create": "创建列表",
+    "list.update": "修改列表",
+    "list.delete": "删除列表",
+    "notify.auto_paused": "自动暂停通知",
+    "notify.auto_resume_gave_up": "自动恢复放弃通知",
     "notify.failed": "失败通知",
-    "login.sso": "单点登录", "login.sso_refused": "单点登录被拒",
-    "logout.sso_backchannel": "身份提供方退出", "user.created_sso": "单点登录创建用户",
-    "user.role_from_sso": "角色随身份提供方变更", "settings.local_login": "切换本地账号登录",
-    "send.subjects": "设置主题测试", "send.decide": "判定主题测试",
-    "subscribers.bulk_job": "批量操作（后台任务）", "job.resume": "继续后台任务",
+    "login.sso": "单点登录",
+    "login.sso_refused": "单点登录被拒",
+    "logout.sso_backchannel": "身份提供方退出",
+    "user.created_sso": "单点登录创建用户",
+    "user.role_from_sso": "角色随身份提供方变更",
+    "settings.local_login": "切换本地账号登录",
+    "send.subjects": "设置主题测试",
+    "send.decide": "判定主题测试",
+    "subscribers.bulk_job": "批量操作（后台任务）",
+    "job.resume": "继续后台任务",
     "job.failed": "后台任务失败",
 }
 #: Background jobs (imports, bulk actions) and what they do.
-JOB_STATES = {"queued": "排队中", "running": "运行中", "done": "已完成", "failed": "失败",
-              "interrupted": "已中断"}
+JOB_STATES = {
+    "queued": "排队中",
+    "running": "运行中",
+    "done": "已完成",
+    "failed": "失败",
+    "interrupted": "已中断",
+}
 JOB_KINDS = {"import": "导入订阅者", "bulk": "批量操作"}
 BULK_ACTION_NAMES = {"unsubscribe": "退订", "move": "移到列表", "block": "封禁", "delete": "删除"}
 #: Mailbox-provider groups of the per-domain statistics.
-DOMAIN_GROUPS = {"qq": "QQ 邮箱", "netease": "网易邮箱", "gmail": "Gmail 邮箱",
-                 "microsoft": "微软邮箱", "icloud": "iCloud 邮箱", "other": "其他邮箱"}
+DOMAIN_GROUPS = {
+    "qq": "QQ 邮箱",
+    "netease": "网易邮箱",
+    "gmail": "Gmail 邮箱",
+    "microsoft": "微软邮箱",
+    "icloud": "iCloud 邮箱",
+    "other": "其他邮箱",
+}
 #: What a lint code means, in Chinese (the message itself comes from the linter).
 LINT_CODES = {
-    "parse": "格式错误", "image": "图片", "image-alt": "图片缺少替代文字",
-    "image-missing": "图片文件不存在", "image-path": "图片路径无效", "image-url": "图片地址无效",
-    "item-empty": "条目为空", "item-number": "条目编号", "link-insecure": "链接不安全（http）",
-    "link-malformed": "链接格式错误", "meta-missing": "缺少元数据", "meta-url": "元数据地址无效",
-    "number-missing": "缺少期数", "section-empty": "栏目为空", "section-number": "栏目编号",
-    "wechat-image": "公众号图片", "email-budget": "邮件超出容量", "email-size": "邮件接近容量上限",
-    "email-digest": "改用摘要版", "email-text": "纯文本部分", "web-size": "网页大小",
-    "wechat-limit": "公众号超出限制", "wechat-size": "公众号篇幅", "wechat-images": "公众号图片数",
+    "parse": "格式错误",
+    "image": "图片",
+    "image-alt": "图片缺少替代文字",
+    "image-missing": "图片文件不存在",
+    "image-path": "图片路径无效",
+    "image-url": "图片地址无效",
+    "item-empty": "条目为空",
+    "item-number": "条目编号",
+    "link-insecure": "链接不安全（http）",
+    "link-malformed": "链接格式错误",
+    "meta-missing": "缺少元数据",
+    "meta-url": "元数据地址无效",
+    "number-missing": "缺少期数",
+    "section-empty": "栏目为空",
+    "section-number": "栏目编号",
+    "wechat-image": "公众号图片",
+    "email-budget": "邮件超出容量",
+    "email-size": "邮件接近容量上限",
+    "email-digest": "改用摘要版",
+    "email-text": "纯文本部分",
+    "web-size": "网页大小",
+    "wechat-limit": "公众号超出限制",
+    "wechat-size": "公众号篇幅",
+    "wechat-images": "公众号图片数",
     "css-support": "邮件客户端不支持的 CSS",
 }
 #: Column names of the CSV exports, for the Chinese headers.
 CSV_ZH = {
-    "metric": "指标", "value": "数值", "hour": "小时", "opens": "打开数",
-    "link_position": "链接位置", "url": "链接", "clicks": "点击数", "unique": "独立点击",
-    "send_id": "发送编号", "issue": "期数", "issue_id": "期刊编号", "title": "标题",
-    "channels": "渠道", "started_at": "开始时间", "planned": "计划数",
-    "opens_unique": "独立打开", "clicks_unique": "独立点击", "open_rate": "打开率",
-    "click_rate": "点击率", "wechat_reads": "公众号阅读次数", "wechat_readers": "公众号阅读人数",
-    "wechat_shares": "公众号分享次数", "unsubscribes": "退订", "bounces": "退信",
-    "deliveries_bounced": "退信投递", "machine": "机器打开", "delivered": "送达",
-    "sent": "已发送", "state": "状态", "list": "列表", "opens_machine": "机器打开",
-    "opens_human": "真人打开", "opens_total": "打开总数", "complaints": "投诉",
+    "metric": "指标",
+    "value": "数值",
+    "hour": "小时",
+    "opens": "打开数",
+    "link_position": "链接位置",
+    "url": "链接",
+    "clicks": "点击数",
+    "unique": "独立点击",
+    "send_id": "发送编号",
+    "issue": "期数",
+    "issue_id": "期刊编号",
+    "title": "标题",
+    "channels": "渠道",
+    "started_at": "开始时间",
+    "planned": "计划数",
+    "opens_unique": "独立打开",
+    "clicks_unique": "独立点击",
+    "open_rate": "打开率",
+    "click_rate": "点击率",
+    "wechat_reads": "公众号阅读次数",
+    "wechat_readers": "公众号阅读人数",
+    "wechat_shares": "公众号分享次数",
+    "unsubscribes": "退订",
+    "bounces": "退信",
+    "deliveries_bounced": "退信投递",
+    "machine": "机器打开",
+    "delivered": "送达",
+    "sent": "已发送",
+    "state": "状态",
+    "list": "列表",
+    "opens_machine": "机器打开",
+    "opens_human": "真人打开",
+    "opens_total": "打开总数",
+    "complaints": "投诉",
 }
 
 
 #: Every table whose values are shown through ``_()``.
-CODE_TABLES = (SEND_STATES, SUB_STATUS, ROLE_NAMES, DELIVERY_STATES, AUDIT_ACTIONS, LINT_CODES,
-               JOB_STATES, JOB_KINDS, BULK_ACTION_NAMES, DOMAIN_GROUPS)
+CODE_TABLES = (
+    SEND_STATES,
+    SUB_STATUS,
+    ROLE_NAMES,
+    DELIVERY_STATES,
+    AUDIT_ACTIONS,
+    LINT_CODES,
+    JOB_STATES,
+    JOB_KINDS,
+    BULK_ACTION_NAMES,
+    DOMAIN_GROUPS,
+)
 
 
 def lint_label(code: str) -> str:

@@ -180,8 +180,9 @@ async def sso_login(request: Request, next: str = "") -> Response:
         rv = await _client().create_authorization_url(_redirect_uri())
     except (OAuthError, OSError, ValueError) as exc:
         del exc
-        return _refused(request, "无法连接身份提供方 / the identity provider cannot be reached",
-                        502)
+        return _refused(
+            request, "无法连接身份提供方 / the identity provider cannot be reached", 502
+        )
     state = {
         "s": rv["state"],
         "n": rv["nonce"],
@@ -190,8 +191,13 @@ async def sso_login(request: Request, next: str = "") -> Response:
     }
     resp = RedirectResponse(rv["url"], status_code=303)
     resp.set_cookie(
-        STATE_COOKIE, _signer().dumps(state), max_age=STATE_SECONDS, httponly=True,
-        samesite="lax", secure=secure_cookies(), path="/console/sso",
+        STATE_COOKIE,
+        _signer().dumps(state),
+        max_age=STATE_SECONDS,
+        httponly=True,
+        samesite="lax",
+        secure=secure_cookies(),
+        path="/console/sso",
     )
     return resp
 
@@ -209,11 +215,13 @@ async def sso_callback(request: Request) -> Response:
     if not isinstance(saved, dict) or not hmac.compare_digest(
         str(saved.get("s", "")), params.get("state", "")
     ):
-        return _refused(request, "登录请求已过期或无效，请重试 / the sign-in request expired or "
-                        "is not valid: try again", 400)
+        return _refused(
+            request,
+            "登录请求已过期或无效，请重试 / the sign-in request expired or is not valid: try again",
+            400,
+        )
     if params.get("error"):
-        return _refused(request,
-                        "身份提供方拒绝了登录 / the identity provider refused the sign-in")
+        return _refused(request, "身份提供方拒绝了登录 / the identity provider refused the sign-in")
     try:
         meta = await _metadata()
         iss = params.get("iss")
@@ -221,14 +229,16 @@ async def sso_callback(request: Request) -> Response:
             return _refused(request, "身份提供方不符 / the answer came from another provider", 400)
         client = _client()
         token = await client.fetch_access_token(
-            redirect_uri=_redirect_uri(), code=params.get("code", ""),
+            redirect_uri=_redirect_uri(),
+            code=params.get("code", ""),
             code_verifier=saved.get("v", ""),
         )
         userinfo = await client.parse_id_token(token, nonce=saved.get("n", ""))
     except (OAuthError, JoseError, OSError, ValueError, KeyError) as exc:
         del exc
-        return _refused(request, "无法验证身份提供方的答复 / the provider's answer could not be "
-                        "verified", 400)
+        return _refused(
+            request, "无法验证身份提供方的答复 / the provider's answer could not be verified", 400
+        )
     claims: dict[str, Any] = dict(userinfo or {})
     cfg = get_settings()
     if _claim(claims, cfg.oidc_role_claim) is None and meta.get("userinfo_endpoint"):
@@ -247,8 +257,15 @@ async def sso_callback(request: Request) -> Response:
     resp.delete_cookie(STATE_COOKIE, path="/console/sso")
     id_token = token.get("id_token")
     if isinstance(id_token, str) and len(id_token) < 3500:
-        resp.set_cookie(ID_TOKEN_COOKIE, id_token, max_age=SESSION_SECONDS, httponly=True,
-                        samesite="lax", secure=secure_cookies(), path="/console")
+        resp.set_cookie(
+            ID_TOKEN_COOKIE,
+            id_token,
+            max_age=SESSION_SECONDS,
+            httponly=True,
+            samesite="lax",
+            secure=secure_cookies(),
+            path="/console",
+        )
     return resp
 
 
@@ -268,8 +285,9 @@ def _account(request: Request, claims: dict[str, Any], issuer: str) -> User | HT
     cfg = get_settings()
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject or len(subject) > 255:
-        return _refused(request,
-                        "身份提供方的答复缺少用户标识 / the provider's answer has no subject", 400)
+        return _refused(
+            request, "身份提供方的答复缺少用户标识 / the provider's answer has no subject", 400
+        )
     role = map_role(claims, cfg.oidc_role_claim, cfg.oidc_role_map)
     name = _username(claims)
     with session_scope() as s:
@@ -283,13 +301,17 @@ def _account(request: Request, claims: dict[str, Any], issuer: str) -> User | HT
                 # (a token must not outlive the provider's say-so).
                 user.session_version += 1
                 now = utcnow()
-                for tok in s.scalars(select(ApiToken).where(
-                        ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))):
+                for tok in s.scalars(
+                    select(ApiToken).where(
+                        ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None)
+                    )
+                ):
                     tok.revoked_at = now
             refused = True
         elif user is not None and not user.active:
-            record(s, user.username, "login.sso_refused", user.username, request,
-                   reason="deactivated")
+            record(
+                s, user.username, "login.sso_refused", user.username, request, reason="deactivated"
+            )
             refused = True
         else:
             refused = False
@@ -311,8 +333,15 @@ def _account(request: Request, claims: dict[str, Any], issuer: str) -> User | HT
                 s.flush()
                 record(s, user.username, "user.created_sso", user.username, request, role=role)
             elif user.role != role:
-                record(s, user.username, "user.role_from_sso", user.username, request,
-                       old=user.role, new=role)
+                record(
+                    s,
+                    user.username,
+                    "user.role_from_sso",
+                    user.username,
+                    request,
+                    old=user.role,
+                    new=role,
+                )
                 user.role = role
             user.last_login_at = utcnow()
             record(s, user.username, "login.sso", user.username, request)
@@ -320,7 +349,7 @@ def _account(request: Request, claims: dict[str, Any], issuer: str) -> User | HT
         return _refused(
             request,
             "你的账号没有控制台角色或已停用，请联系管理员 / your account has no console role "
-            "or is deactivated: ask an admin"
+            "or is deactivated: ask an admin",
         )
     assert user is not None
     return user
@@ -360,12 +389,16 @@ async def sso_logout(request: Request) -> Response:
     return resp
 
 
-_keys_fetched_at: dict[str, float] = process_cache({})  # issuer -> when its keys were last fetched again
+_keys_fetched_at: dict[str, float] = process_cache(
+    {}
+)  # issuer -> when its keys were last fetched again
 KEYS_REFETCH_SECONDS = 60
 
 #: How long a logout token's jti is remembered: longer than a token is accepted (iat ± 300 s).
 JTI_SECONDS = 660
-_seen_jti: dict[str, float] = process_cache({})  # key -> until when (without Redis: this process only)
+_seen_jti: dict[str, float] = process_cache(
+    {}
+)  # key -> until when (without Redis: this process only)
 
 
 def _first_use(issuer: str, jti: str) -> bool:
@@ -378,8 +411,9 @@ def _first_use(issuer: str, jti: str) -> bool:
         try:
             from newsletter.core.redis import redis_client
 
-            return bool(redis_client().set(f"{cfg.redis_prefix}sso-jti:{key}", 1, nx=True,
-                                           ex=JTI_SECONDS))
+            return bool(
+                redis_client().set(f"{cfg.redis_prefix}sso-jti:{key}", 1, nx=True, ex=JTI_SECONDS)
+            )
         except Exception as exc:  # Redis down: remember here rather than accept replays
             log.warning("logout token ids kept in this process: %s", exc.__class__.__name__)
     now = clock.timestamp()
@@ -432,7 +466,8 @@ async def backchannel_logout(logout_token: Annotated[str, Form()] = "") -> Respo
             if not _refetch_keys(str(meta["issuer"]), logout_token, keys):
                 raise
             tok = jwt.decode(
-                logout_token, KeySet.import_key_set(await client.fetch_jwk_set(force=True)),
+                logout_token,
+                KeySet.import_key_set(await client.fetch_jwk_set(force=True)),
                 registry=registry,
             )
     except (OAuthError, JoseError, OSError, ValueError, KeyError) as exc:
@@ -465,8 +500,9 @@ async def backchannel_logout(logout_token: Annotated[str, Form()] = "") -> Respo
         return JSONResponse({"error": "invalid_request"}, 400, headers=headers)
     with session_scope() as s:
         user = s.scalar(
-            select(User).where(User.oidc_issuer == str(meta["issuer"]),
-                               User.oidc_subject == claims["sub"])
+            select(User).where(
+                User.oidc_issuer == str(meta["issuer"]), User.oidc_subject == claims["sub"]
+            )
         )
         if user is not None:
             user.session_version += 1
@@ -488,6 +524,9 @@ def local_login_switch(
             record(s, user, "settings.local_login", "on" if turn_on else "off", request)
     except NewsletterError as exc:
         return back("/console/settings#users", str(exc), "error")
-    return back("/console/settings#users",
-                "本地账号登录已开启 / local logins on" if turn_on
-                else "本地账号登录已关闭 / local logins off")
+    return back(
+        "/console/settings#users",
+        "本地账号登录已开启 / local logins on"
+        if turn_on
+        else "本地账号登录已关闭 / local logins off",
+    )

@@ -37,14 +37,17 @@ def subject_panel(send_id: int) -> dict[str, Any]:
             "report": send.test_report,
             "variants": variant_stats(s, send_id) if send.subject_variants else [],
             "editable": send.state in ("draft", "scheduled"),
-            "decidable": bool(send.subject_variants) and send.test_decide_at is not None
+            "decidable": bool(send.subject_variants)
+            and send.test_decide_at is not None
             and send.test_winner is None,
         }
 
 
 @router.post("/{send_id}")
 def set_subjects(
-    request: Request, user: Ops, send_id: int,
+    request: Request,
+    user: Ops,
+    send_id: int,
     subject: Annotated[list[str] | None, Form()] = None,
     share: Annotated[int, Form()] = 20,
     wait_minutes: Annotated[int, Form()] = 240,
@@ -53,10 +56,19 @@ def set_subjects(
     subjects = [x for x in (subject or []) if x.strip()]
     try:
         with session_scope() as s:
-            configure(s, send_id, subjects, share=share, wait_seconds=wait_minutes * 60,
-                      metric=metric)
-            record(s, user, "send.subjects", f"send:{send_id}", request,
-                   subjects=len(subjects), share=share, metric=metric)
+            configure(
+                s, send_id, subjects, share=share, wait_seconds=wait_minutes * 60, metric=metric
+            )
+            record(
+                s,
+                user,
+                "send.subjects",
+                f"send:{send_id}",
+                request,
+                subjects=len(subjects),
+                share=share,
+                metric=metric,
+            )
     except NewsletterError as exc:
         return back(f"/console/sends/{send_id}#subjects", str(exc), "error")
     return back(f"/console/sends/{send_id}#subjects", "主题测试已设置 / subject test set")
@@ -71,13 +83,23 @@ def decide_now(request: Request, user: Ops, send_id: int) -> Response:
         with session_scope() as s:
             report = decide(s, send_id, force=True)
             if report is not None:
-                record(s, user, "send.decide", f"send:{send_id}", request,
-                       winner=report["winner"] + 1, p_value=report["p_value"])
+                record(
+                    s,
+                    user,
+                    "send.decide",
+                    f"send:{send_id}",
+                    request,
+                    winner=report["winner"] + 1,
+                    p_value=report["p_value"],
+                )
     except NewsletterError as exc:
         return back(f"/console/sends/{send_id}#subjects", str(exc), "error")
     if report is None:
-        return back(f"/console/sends/{send_id}#subjects",
-                    "该发送没有可判定的主题测试 / this send has no subject test to decide", "error")
+        return back(
+            f"/console/sends/{send_id}#subjects",
+            "该发送没有可判定的主题测试 / this send has no subject test to decide",
+            "error",
+        )
     cfg = get_settings()
     if cfg.embedded:
         _run_inline(send_id)

@@ -50,9 +50,9 @@ def set_local_login(s: Any, on: bool, actor: str, *, force: bool = False) -> Non
                 "local logins cannot be turned off"
             )
         admins = s.scalar(
-            select(func.count()).select_from(User).where(
-                User.auth_source == "oidc", User.role == "admin", User.active.is_(True)
-            )
+            select(func.count())
+            .select_from(User)
+            .where(User.auth_source == "oidc", User.role == "admin", User.active.is_(True))
         )
         if not admins:
             raise NewsletterError(

@@ -78,11 +78,19 @@ def login(
     target = safe_next(next)
     opts = login_options()
     if not csrf_ok(request.cookies.get("nl_anon", ""), csrf):
-        return page(request, "login.html", None, 403, next=target,
-                    error="表单已过期，请刷新页面", **opts)
+        return page(
+            request, "login.html", None, 403, next=target, error="表单已过期，请刷新页面", **opts
+        )
     if not opts["local"]:
-        return page(request, "login.html", None, 403, next=target,
-                    error="本地账号登录已关闭，请使用单点登录", **opts)
+        return page(
+            request,
+            "login.html",
+            None,
+            403,
+            next=target,
+            error="本地账号登录已关闭，请使用单点登录",
+            **opts,
+        )
     username = username.strip().lower()[:320]
     ip = client_ip(request)
     ukey, ikey = f"console-login:user:{username}", f"console-login:ip:{ip}"
@@ -95,8 +103,9 @@ def login(
         if not (user_ok and ip_ok):
             record(s, username or "-", "login.throttled", username, request)
     if not (user_ok and ip_ok):
-        return page(request, "login.html", None, 429, next=target,
-                    error="尝试次数过多，请稍后再试", **opts)
+        return page(
+            request, "login.html", None, 429, next=target, error="尝试次数过多，请稍后再试", **opts
+        )
     with session_scope() as s:
         user = s.scalar(select(User).where(User.username == username))
         ok = check_password(user, password) and user is not None and user.active
@@ -110,8 +119,15 @@ def login(
             _refund(s, ukey)  # a successful login does not count against the user's limit
             failed = False
     if failed:
-        return page(request, "login.html", None, 401, next=target,
-                    error="登录失败：用户名或密码错误", **opts)
+        return page(
+            request,
+            "login.html",
+            None,
+            401,
+            next=target,
+            error="登录失败：用户名或密码错误",
+            **opts,
+        )
     assert user is not None
     resp = RedirectResponse(target, status_code=303)
     issue_session(resp, user)
@@ -123,8 +139,9 @@ def _refund(s: Any, key: str) -> None:
     start = dt.datetime.fromtimestamp(epoch, dt.UTC)
     s.execute(
         update(RateCounter)
-        .where(RateCounter.key == key[:200], RateCounter.window_start == start,
-               RateCounter.count > 0)
+        .where(
+            RateCounter.key == key[:200], RateCounter.window_start == start, RateCounter.count > 0
+        )
         .values(count=RateCounter.count - 1)
     )
 
@@ -148,8 +165,15 @@ def logout(request: Request, user: Viewer) -> Response:
 @router.get("/lang")
 def switch_lang(to: str = "zh", next: str = "/console/") -> Response:
     resp = RedirectResponse(safe_next(next), status_code=303)
-    resp.set_cookie(LANG, to if to in LANGS else "zh", max_age=365 * 86400, samesite="lax",
-                    secure=secure_cookies(), path="/console", httponly=True)
+    resp.set_cookie(
+        LANG,
+        to if to in LANGS else "zh",
+        max_age=365 * 86400,
+        samesite="lax",
+        secure=secure_cookies(),
+        path="/console",
+        httponly=True,
+    )
     return resp
 
 
@@ -164,9 +188,11 @@ def static(path: str) -> Response:
     if STATIC.resolve() not in target.parents or not target.is_file():
         raise HTTPException(404)
     ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-    return FileResponse(target, media_type=ctype,
-                        headers={"Cache-Control": "public, max-age=3600",
-                                 "X-Content-Type-Options": "nosniff"})
+    return FileResponse(
+        target,
+        media_type=ctype,
+        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 @router.get("/account", response_class=HTMLResponse)
@@ -176,7 +202,9 @@ def account_page(request: Request, user: Viewer) -> HTMLResponse:
 
 @router.post("/account/tokens", response_class=HTMLResponse)
 def account_token_create(
-    request: Request, user: Viewer, name: Annotated[str, Form()] = "",
+    request: Request,
+    user: Viewer,
+    name: Annotated[str, Form()] = "",
     days: Annotated[int, Form()] = 90,
 ) -> HTMLResponse:
     out = svc.create_token(user, user.user_id, name or "api", max(1, min(days, 365)), request)
@@ -186,14 +214,17 @@ def account_token_create(
 
 @router.post("/account/tokens/{token_id}/revoke")
 def account_token_revoke(request: Request, user: Viewer, token_id: int) -> Response:
-    return _done(lambda: svc.revoke_token(user, token_id, request),
-                 "/console/account", "已吊销 / revoked")
+    return _done(
+        lambda: svc.revoke_token(user, token_id, request), "/console/account", "已吊销 / revoked"
+    )
 
 
 @router.post("/account/password")
 def account_password(
-    request: Request, user: Viewer,
-    current: Annotated[str, Form()] = "", new: Annotated[str, Form()] = "",
+    request: Request,
+    user: Viewer,
+    current: Annotated[str, Form()] = "",
+    new: Annotated[str, Form()] = "",
 ) -> Response:
     with session_scope() as s:
         me = s.get(User, user.user_id)

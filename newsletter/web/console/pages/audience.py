@@ -32,17 +32,25 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 
 
 @router.get("/subscribers", response_class=HTMLResponse)
-def subscribers_page(
-    request: Request, user: Ops, q: str = "", list_id: str = ""
-) -> HTMLResponse:
+def subscribers_page(request: Request, user: Ops, q: str = "", list_id: str = "") -> HTMLResponse:
     # "全部" (all lists) sends an empty list_id; anything not a number means all lists too.
     lid = int(list_id) if list_id.strip().isdigit() and len(list_id.strip()) < 10 else None
     q = q.strip()[:200]
     results = svc.search_subscribers(q, lid) if (q or lid) else []
     matched = (len(results) if len(results) < 50 else svc.count_search(q, lid)) if results else 0
-    return page(request, "subscribers.html", user, lists=svc.lists(), q=q, list_id=lid,
-                results=results, searched=bool(q or lid), segments=svc.segments(),
-                suppressions=svc.suppressions(), match_count=matched)
+    return page(
+        request,
+        "subscribers.html",
+        user,
+        lists=svc.lists(),
+        q=q,
+        list_id=lid,
+        results=results,
+        searched=bool(q or lid),
+        segments=svc.segments(),
+        suppressions=svc.suppressions(),
+        match_count=matched,
+    )
 
 
 @router.get("/lists/{list_id}/export.csv")
@@ -51,14 +59,19 @@ def list_export(request: Request, user: Ops, list_id: int) -> Response:
         body = svc.export_list(user, list_id, request)
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from exc
-    return StreamingResponse(body, media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="list-{list_id}.csv"'})
+    return StreamingResponse(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="list-{list_id}.csv"'},
+    )
 
 
 @router.post("/subscribers/segments")
 def segment_save(
-    request: Request, user: Ops,
-    name: Annotated[str, Form()] = "", definition: Annotated[str, Form()] = "",
+    request: Request,
+    user: Ops,
+    name: Annotated[str, Form()] = "",
+    definition: Annotated[str, Form()] = "",
 ) -> Response:
     def save() -> dict[str, Any]:
         try:
@@ -72,17 +85,27 @@ def segment_save(
 
 @router.post("/subscribers/suppressions")
 def suppression_add(
-    request: Request, user: Ops,
-    email: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "",
+    request: Request,
+    user: Ops,
+    email: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
 ) -> Response:
-    return _done(lambda: svc.add_suppression(user, email, note, request),
-                 "/console/subscribers#suppressions", "已添加 / added", also=(ValueError,))
+    return _done(
+        lambda: svc.add_suppression(user, email, note, request),
+        "/console/subscribers#suppressions",
+        "已添加 / added",
+        also=(ValueError,),
+    )
 
 
 @router.post("/subscribers/suppressions/remove")
 def suppression_remove(request: Request, user: Ops, email: Annotated[str, Form()] = "") -> Response:
-    return _done(lambda: svc.remove_suppression(user, email, request),
-                 "/console/subscribers#suppressions", "已移除 / removed", also=(ValueError,))
+    return _done(
+        lambda: svc.remove_suppression(user, email, request),
+        "/console/subscribers#suppressions",
+        "已移除 / removed",
+        also=(ValueError,),
+    )
 
 
 def _search_url(q: str, list_id: str) -> str:
@@ -93,12 +116,17 @@ def _search_url(q: str, list_id: str) -> str:
 
 @router.post("/lists")
 def list_create(
-    request: Request, user: Ops,
-    name: Annotated[str, Form()] = "", description: Annotated[str, Form()] = "",
+    request: Request,
+    user: Ops,
+    name: Annotated[str, Form()] = "",
+    description: Annotated[str, Form()] = "",
     double_opt_in: Annotated[str, Form()] = "",
 ) -> Response:
-    return _done(lambda: svc.create_list(user, name, description, double_opt_in == "on", request),
-                 "/console/subscribers#lists", lambda out: f"列表“{out['name']}”已创建 / list created")
+    return _done(
+        lambda: svc.create_list(user, name, description, double_opt_in == "on", request),
+        "/console/subscribers#lists",
+        lambda out: f"列表“{out['name']}”已创建 / list created",
+    )
 
 
 @router.get("/lists/{list_id}", response_class=HTMLResponse)
@@ -111,8 +139,11 @@ def list_page(request: Request, user: Ops, list_id: int) -> HTMLResponse:
 
 @router.post("/lists/{list_id}")
 def list_update(
-    request: Request, user: Ops, list_id: int,
-    name: Annotated[str, Form()] = "", description: Annotated[str, Form()] = "",
+    request: Request,
+    user: Ops,
+    list_id: int,
+    name: Annotated[str, Form()] = "",
+    description: Annotated[str, Form()] = "",
     double_opt_in: Annotated[str, Form()] = "",
 ) -> Response:
     return _done(
@@ -140,16 +171,25 @@ async def subscribers_bulk(request: Request, user: Ops) -> Response:
     form = await request.form()
     q, from_raw = str(form.get("q") or ""), str(form.get("list_id") or "")
     to_raw, action = str(form.get("to_list") or ""), str(form.get("action") or "")
-    ids = [int(x) for x in form.getlist("ids") if isinstance(x, str) and x.isdigit() and len(x) < 19]
+    ids = [
+        int(x) for x in form.getlist("ids") if isinstance(x, str) and x.isdigit() and len(x) < 19
+    ]
     here = _search_url(q, from_raw)
-    words = {"unsubscribe": "已退订 / unsubscribed", "move": "已移动 / moved",
-             "block": "已封禁 / blocked", "delete": "已删除 / deleted"}
+    words = {
+        "unsubscribe": "已退订 / unsubscribed",
+        "move": "已移动 / moved",
+        "block": "已封禁 / blocked",
+        "delete": "已删除 / deleted",
+    }
     return _done(
         lambda: svc.bulk_subscribers(
-            user, ids, action,
+            user,
+            ids,
+            action,
             from_list=int(from_raw) if from_raw.isdigit() and len(from_raw) < 10 else None,
             to_list=int(to_raw) if to_raw.isdigit() and len(to_raw) < 10 else None,
-            request=request),
+            request=request,
+        ),
         here,
         lambda n: f"{n} 人{words[action]}",
     )
@@ -167,11 +207,19 @@ async def subscribers_bulk_job(request: Request, user: Ops) -> Response:
     q, list_raw = str(form.get("q") or ""), str(form.get("list_id") or "")
     seg_raw, to_raw = str(form.get("segment_id") or ""), str(form.get("to_list") or "")
     action = str(form.get("action") or "")
-    here = (_search_url(q, list_raw) if not seg_raw else "/console/subscribers#segments")
+    here = _search_url(q, list_raw) if not seg_raw else "/console/subscribers#segments"
     return _job_started(
-        lambda: svc.start_bulk_job(user, action, q=q, list_id=_num(list_raw),
-                                   segment_id=_num(seg_raw), to_list=_num(to_raw),
-                                   request=request), here)
+        lambda: svc.start_bulk_job(
+            user,
+            action,
+            q=q,
+            list_id=_num(list_raw),
+            segment_id=_num(seg_raw),
+            to_list=_num(to_raw),
+            request=request,
+        ),
+        here,
+    )
 
 
 def _job_started(call: Callable[[], dict[str, Any]], back_to: str) -> Response:
@@ -190,8 +238,12 @@ def jobs_page(request: Request, user: Ops) -> HTMLResponse:
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
 def job_page(request: Request, user: Ops, job_id: int) -> HTMLResponse:
-    return _shown(request, user, lambda: svc.get_job(job_id), lambda job: page(
-        request, "job.html", user, job=job))
+    return _shown(
+        request,
+        user,
+        lambda: svc.get_job(job_id),
+        lambda job: page(request, "job.html", user, job=job),
+    )
 
 
 @router.post("/jobs/{job_id}/resume")
@@ -210,11 +262,18 @@ def subscriber_page(request: Request, user: Ops, subscriber_id: int) -> HTMLResp
 
 @router.post("/subscribers/{subscriber_id}")
 def subscriber_update(
-    request: Request, user: Ops, subscriber_id: int,
-    name: Annotated[str, Form()] = "", variant: Annotated[str, Form()] = "zh-Hans",
+    request: Request,
+    user: Ops,
+    subscriber_id: int,
+    name: Annotated[str, Form()] = "",
+    variant: Annotated[str, Form()] = "zh-Hans",
 ) -> Response:
-    return _done(lambda: svc.update_subscriber(user, subscriber_id, name, variant, request),
-                 f"/console/subscribers/{subscriber_id}", "已保存 / saved", missing=request)
+    return _done(
+        lambda: svc.update_subscriber(user, subscriber_id, name, variant, request),
+        f"/console/subscribers/{subscriber_id}",
+        "已保存 / saved",
+        missing=request,
+    )
 
 
 @router.post("/subscribers/{subscriber_id}/delete")
@@ -231,5 +290,11 @@ def subscriber_delete(request: Request, user: Ops, subscriber_id: int) -> Respon
 def bounces_page(request: Request, user: Ops, kind: str = "", p: str = "1") -> HTMLResponse:
     n = int(p) if p.isdigit() and len(p) < 6 else 1
     data = svc.bounces(kind, n)
-    return page(request, "bounces.html", user, d=data, kind=kind if kind in svc.BOUNCE_REASONS
-                else "", pages=max(1, -(-data["total"] // data["per_page"])))
+    return page(
+        request,
+        "bounces.html",
+        user,
+        d=data,
+        kind=kind if kind in svc.BOUNCE_REASONS else "",
+        pages=max(1, -(-data["total"] // data["per_page"])),
+    )

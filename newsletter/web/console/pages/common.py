@@ -60,10 +60,18 @@ _env.policies["json.dumps_kwargs"] = {"ensure_ascii": False, "sort_keys": True}
 _env.filters["pct"] = lambda v: f"{(v or 0) * 100:.1f}%"
 _env.filters["num"] = lambda v: f"{v:,}" if isinstance(v, int) else ("" if v is None else v)
 _env.filters["when"] = lambda v: (v or "")[:16].replace("T", " ")
-_env.globals.update(send_states=SEND_STATES, sub_status=SUB_STATUS, role_names=ROLE_NAMES,
-                    audit_actions=AUDIT_ACTIONS, delivery_states=DELIVERY_STATES,
-                    lint_label=lint_label, job_states=JOB_STATES, job_kinds=JOB_KINDS,
-                    bulk_actions=BULK_ACTION_NAMES, domain_groups=DOMAIN_GROUPS)
+_env.globals.update(
+    send_states=SEND_STATES,
+    sub_status=SUB_STATUS,
+    role_names=ROLE_NAMES,
+    audit_actions=AUDIT_ACTIONS,
+    delivery_states=DELIVERY_STATES,
+    lint_label=lint_label,
+    job_states=JOB_STATES,
+    job_kinds=JOB_KINDS,
+    bulk_actions=BULK_ACTION_NAMES,
+    domain_groups=DOMAIN_GROUPS,
+)
 
 LANG = "nl_lang"
 LOGIN_WINDOW = 900
@@ -107,9 +115,15 @@ def page(
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     nonce = user.nonce if user else anon_nonce(request)
     body = _env.get_template(name).render(
-        _=translator(lang), lang=lang, user=user, csrf=csrf_token(nonce), flash=flash,
-        path=request.url.path, here=quote(here, safe=""),
-        alerts=svc.open_alerts() if user is not None else [], **ctx,
+        _=translator(lang),
+        lang=lang,
+        user=user,
+        csrf=csrf_token(nonce),
+        flash=flash,
+        path=request.url.path,
+        here=quote(here, safe=""),
+        alerts=svc.open_alerts() if user is not None else [],
+        **ctx,
     )
     resp = HTMLResponse(body, status_code=status, headers=HEADERS)
     if raw:
@@ -178,8 +192,14 @@ def _window_count(s: Any, key: str) -> int:
     now = utcnow()
     epoch = int(now.timestamp()) // LOGIN_WINDOW * LOGIN_WINDOW
     start = dt.datetime.fromtimestamp(epoch, dt.UTC)
-    return int(s.scalar(select(RateCounter.count).where(RateCounter.key == key,
-                                                       RateCounter.window_start == start)) or 0)
+    return int(
+        s.scalar(
+            select(RateCounter.count).where(
+                RateCounter.key == key, RateCounter.window_start == start
+            )
+        )
+        or 0
+    )
 
 
 _ERRORS = {

@@ -28,9 +28,15 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, user: Viewer) -> HTMLResponse:
-    return page(request, "home.html", user, counts=svc.dashboard(),
-                sends=svc.list_sends(limit=8), issues=svc.list_issues(limit=5),
-                charts=_home_charts(lang_of(request)))
+    return page(
+        request,
+        "home.html",
+        user,
+        counts=svc.dashboard(),
+        sends=svc.list_sends(limit=8),
+        issues=svc.list_issues(limit=5),
+        charts=_home_charts(lang_of(request)),
+    )
 
 
 #: Line colours of the list-growth chart (AA contrast on white).
@@ -44,16 +50,26 @@ def _home_charts(lang: str) -> dict[str, Any]:
     labels = [w[5:].replace("-", "/") for w in d["weeks"]]
     return {
         "sends": charts.bars(_("每周发送邮件数（计划收件人）"), labels, d["recipients"])
-        if d["has_sends"] else None,
-        "opens_unique": charts.bars(_("每周独立打开（人，首次打开）"), labels, d["opens_unique"],
-                                    color="#1d7a3a") if d["has_opens"] else None,
-        "opens_total": charts.bars(_("每周打开总次数（人，含重复打开）"), labels,
-                                   d["opens_total"], color="#b4520f") if d["has_opens"] else None,
+        if d["has_sends"]
+        else None,
+        "opens_unique": charts.bars(
+            _("每周独立打开（人，首次打开）"), labels, d["opens_unique"], color="#1d7a3a"
+        )
+        if d["has_opens"]
+        else None,
+        "opens_total": charts.bars(
+            _("每周打开总次数（人，含重复打开）"), labels, d["opens_total"], color="#b4520f"
+        )
+        if d["has_opens"]
+        else None,
         "growth": charts.lines(
-            _("各列表有效订阅（每周末）"), labels,
-            [(x["name"], x["values"], _SERIES[i % len(_SERIES)])
-             for i, x in enumerate(d["lists"])], percent=False,
-        ) if d["has_lists"] else None,
+            _("各列表有效订阅（每周末）"),
+            labels,
+            [(x["name"], x["values"], _SERIES[i % len(_SERIES)]) for i, x in enumerate(d["lists"])],
+            percent=False,
+        )
+        if d["has_lists"]
+        else None,
         "data": d,
     }
 

@@ -56,8 +56,15 @@ async def issues_upload(
         out = svc.upload_issue(user, name, data, imgs, request)
     except NewsletterError as exc:
         # Shown on the same page with everything the user typed still in the form.
-        return page(request, "issues.html", user, 422, issues=svc.list_issues(),
-                    source=source, error=_error(exc, "上传失败 / upload failed"))
+        return page(
+            request,
+            "issues.html",
+            user,
+            422,
+            issues=svc.list_issues(),
+            source=source,
+            error=_error(exc, "上传失败 / upload failed"),
+        )
     return back(f"/console/issues/{out['id']}", f"第{out['number']}期已保存 / saved")
 
 
@@ -97,26 +104,58 @@ async def import_run(request: Request, user: Editor) -> Response:
         number = int(raw_number) if raw_number.isdigit() else None
         result = svc.import_preview(data, hints, number)
     except (ValueError, NewsletterError) as exc:
-        return page(request, "import.html", user, 422, result=None, classes=_import_classes(),
-                    text=data.decode("utf-8", "replace"), number=str(form.get("number") or ""),
-                    error=_error(exc, "导入失败 / import failed"))
+        return page(
+            request,
+            "import.html",
+            user,
+            422,
+            result=None,
+            classes=_import_classes(),
+            text=data.decode("utf-8", "replace"),
+            number=str(form.get("number") or ""),
+            error=_error(exc, "导入失败 / import failed"),
+        )
     classes = {str(n): cls for n, cls, _t in result["outline"]}
-    return page(request, "import.html", user, result=result, classes=_import_classes(),
-                shown=json.dumps(classes), hints_json=json.dumps(result["hints"]),
-                number=raw_number)
+    return page(
+        request,
+        "import.html",
+        user,
+        result=result,
+        classes=_import_classes(),
+        shown=json.dumps(classes),
+        hints_json=json.dumps(result["hints"]),
+        number=raw_number,
+    )
 
 
 @router.post("/import/save")
 def import_save(request: Request, user: Editor, markdown: Annotated[str, Form()] = "") -> Response:
     try:
-        out = svc.upload_issue(user, "import.md", markdown.replace("\r\n", "\n").encode(),
-                               None, request)
+        out = svc.upload_issue(
+            user, "import.md", markdown.replace("\r\n", "\n").encode(), None, request
+        )
     except NewsletterError as exc:
-        kept = {"outline": [], "text": "", "script": "", "chrome": [], "contents": [],
-                "warnings": [], "markdown": markdown}
-        return page(request, "import.html", user, 422, result=kept, classes=_import_classes(),
-                    shown="{}", hints_json="{}", number="",
-                    error=_error(exc, "保存失败 / save failed"))
+        kept = {
+            "outline": [],
+            "text": "",
+            "script": "",
+            "chrome": [],
+            "contents": [],
+            "warnings": [],
+            "markdown": markdown,
+        }
+        return page(
+            request,
+            "import.html",
+            user,
+            422,
+            result=kept,
+            classes=_import_classes(),
+            shown="{}",
+            hints_json="{}",
+            number="",
+            error=_error(exc, "保存失败 / save failed"),
+        )
     return back(f"/console/issues/{out['id']}", f"第{out['number']}期已保存 / saved")
 
 
@@ -132,10 +171,19 @@ def issue_page(request: Request, user: Viewer, issue_id: int, v: str = "zh-Hans"
         render_error = None
     except NewsletterError as exc:
         outputs, render_error = {"outputs": {}, "wechat": []}, _error(exc)
-    return page(request, "issue.html", user, issue=issue, v=v, preview=outputs,
-                render_error=render_error, lint=svc.lint(issue_id),
-                lists=svc.lists(counts=False), segments=svc.segments(),
-                sends=svc.list_sends(issue_id=issue_id))
+    return page(
+        request,
+        "issue.html",
+        user,
+        issue=issue,
+        v=v,
+        preview=outputs,
+        render_error=render_error,
+        lint=svc.lint(issue_id),
+        lists=svc.lists(counts=False),
+        segments=svc.segments(),
+        sends=svc.list_sends(issue_id=issue_id),
+    )
 
 
 @router.get("/issues/{issue_id}/frame/{output}", response_class=HTMLResponse)
@@ -150,29 +198,41 @@ def issue_frame(user: Viewer, issue_id: int, output: str, v: str = "zh-Hans") ->
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from exc
     # Rendered content runs in its own sandboxed origin: no script, no access to the console.
-    return HTMLResponse(body, headers={
-        "Content-Security-Policy": "sandbox; default-src 'none'; img-src * data:; "
-                                   "style-src 'unsafe-inline'; font-src * data:",
-        "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
-    })
+    return HTMLResponse(
+        body,
+        headers={
+            "Content-Security-Policy": "sandbox; default-src 'none'; img-src * data:; "
+            "style-src 'unsafe-inline'; font-src * data:",
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @router.post("/issues/{issue_id}/approve")
 def issue_approve(request: Request, user: Editor, issue_id: int) -> Response:
-    return _done(lambda: svc.approve_issue(user, issue_id, request),
-                 f"/console/issues/{issue_id}", "已审核通过 / approved")
+    return _done(
+        lambda: svc.approve_issue(user, issue_id, request),
+        f"/console/issues/{issue_id}",
+        "已审核通过 / approved",
+    )
 
 
 @router.post("/issues/{issue_id}/test-send")
 def issue_test_send(
-    request: Request, user: Ops, issue_id: int,
-    to: Annotated[str, Form()] = "", variant: Annotated[str, Form()] = "zh-Hans",
+    request: Request,
+    user: Ops,
+    issue_id: int,
+    to: Annotated[str, Form()] = "",
+    variant: Annotated[str, Form()] = "zh-Hans",
 ) -> Response:
     try:
-        res = svc.test_send(user, issue_id, to.replace("，", ",").replace(";", ",").split(","),
-                            variant, request)
+        res = svc.test_send(
+            user, issue_id, to.replace("，", ",").replace(";", ",").split(","), variant, request
+        )
     except (NewsletterError, OSError) as exc:
         return back(f"/console/issues/{issue_id}", _error(exc), "error")
+
     def said(state: str) -> str:
         return f"{DELIVERY_STATES[state]} / {state}" if state in DELIVERY_STATES else state
 
@@ -183,7 +243,9 @@ def issue_test_send(
 
 @router.post("/issues/{issue_id}/sends")
 def issue_create_send(
-    request: Request, user: Ops, issue_id: int,
+    request: Request,
+    user: Ops,
+    issue_id: int,
     list_id: Annotated[int, Form()],
     mode: Annotated[str, Form()] = "now",
     at: Annotated[str, Form()] = "",
@@ -210,8 +272,16 @@ def issue_create_send(
                 pub = svc.publication()
                 when = when.replace(tzinfo=ZoneInfo(pub["timezone"] if pub else "Asia/Shanghai"))
         seg = int(segment_id) if segment_id.isdigit() else None
-        out = svc.create_send(user, issue_id, list_id, variant_rule=variant, segment_id=seg,
-                              at=when, schedule=mode == "schedule", request=request)
+        out = svc.create_send(
+            user,
+            issue_id,
+            list_id,
+            variant_rule=variant,
+            segment_id=seg,
+            at=when,
+            schedule=mode == "schedule",
+            request=request,
+        )
         if mode == "now":
             svc.control_send(user, out["id"], "start", request)
     except NewsletterError as exc:

@@ -32,7 +32,9 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 
 @router.get("/stats", response_class=HTMLResponse)
 def stats_page(
-    request: Request, user: Viewer, from_: Annotated[str, Query(alias="from")] = "",
+    request: Request,
+    user: Viewer,
+    from_: Annotated[str, Query(alias="from")] = "",
     to: str = "",
 ) -> HTMLResponse:
     """The trend over sends, optionally only those started from ``from`` to ``to``
@@ -49,19 +51,38 @@ def stats_page(
     rows = svc.trends(since=since, until=until)
     email = [r for r in rows if r["channels"] == "email"]
     _ = translator(lang_of(request))
-    chart = charts.lines(
-        _("独立打开率与独立点击率"), [f"#{r['issue']}" for r in email],
-        [(_("独立打开率"), [r["open_rate"] for r in email], "#2f6fde"),
-         (_("独立点击率"), [r["click_rate"] for r in email], "#b4520f")],
-    ) if email else None
-    return page(request, "stats.html", user, status, rows=list(reversed(rows)), chart=chart,
-                date_from=from_[:40], date_to=to[:40], error=error,
-                max_compare=svc.MAX_COMPARE)
+    chart = (
+        charts.lines(
+            _("独立打开率与独立点击率"),
+            [f"#{r['issue']}" for r in email],
+            [
+                (_("独立打开率"), [r["open_rate"] for r in email], "#2f6fde"),
+                (_("独立点击率"), [r["click_rate"] for r in email], "#b4520f"),
+            ],
+        )
+        if email
+        else None
+    )
+    return page(
+        request,
+        "stats.html",
+        user,
+        status,
+        rows=list(reversed(rows)),
+        chart=chart,
+        date_from=from_[:40],
+        date_to=to[:40],
+        error=error,
+        max_compare=svc.MAX_COMPARE,
+    )
 
 
 @router.get("/stats/compare", response_class=HTMLResponse)
-def stats_compare(request: Request, user: Viewer, ids: Annotated[list[str], Query()] = [],  # noqa: B006
-                  ) -> HTMLResponse:
+def stats_compare(
+    request: Request,
+    user: Viewer,
+    ids: Annotated[list[str], Query()] = [],  # noqa: B006
+) -> HTMLResponse:
     """2 to 4 sends side by side: rates, human and machine opens, unsubscribes, links,
     variants and domains."""
     picked = [int(x) for x in ids[:20] if x.isdigit() and len(x) < 10]
@@ -75,16 +96,20 @@ def stats_compare(request: Request, user: Viewer, ids: Annotated[list[str], Quer
         return page(request, "compare.html", user, 422, rows=[], error=_error(exc))
     variants = sorted({v["variant"] for r in rows for v in r["by_variant"]})
     groups = [g for g in dict.fromkeys(d["group"] for r in rows for d in r["by_domain"])]
-    return page(request, "compare.html", user, rows=rows, error=None, variants=variants,
-                groups=groups)
+    return page(
+        request, "compare.html", user, rows=rows, error=None, variants=variants, groups=groups
+    )
 
 
 @router.get("/stats/trends.csv")
 def trends_csv(request: Request, user: Viewer, headers: str = "") -> Response:
     """``headers=zh`` or ``en`` (default: the console's language)."""
     zh = (headers if headers in ("zh", "en") else lang_of(request)) != "en"
-    return Response(svc.trends_csv(user, request, zh=zh), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": 'attachment; filename="trends.csv"'})
+    return Response(
+        svc.trends_csv(user, request, zh=zh),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="trends.csv"'},
+    )
 
 
 @router.get("/stats/{send_id}", response_class=HTMLResponse)
@@ -95,8 +120,9 @@ def stats_send_page(request: Request, user: Viewer, send_id: int) -> HTMLRespons
         lang = lang_of(request)
         fmt = "%m-%d %H:00" if lang == "en" else "%m-%d %H时"
         labels = [dt.datetime.fromisoformat(h).astimezone(tz).strftime(fmt) for h, _n in hours]
-        chart = charts.bars(translator(lang)("每小时打开总次数（人，含重复打开）"), labels,
-                            [n for _h, n in hours])
+        chart = charts.bars(
+            translator(lang)("每小时打开总次数（人，含重复打开）"), labels, [n for _h, n in hours]
+        )
         return page(request, "stats_send.html", user, d=data, chart=chart)
 
     return _shown(request, user, lambda: svc.stats(send_id), show)
@@ -124,5 +150,8 @@ def stats_csv(request: Request, user: Viewer, send_id: int, headers: str = "") -
         body = svc.stats_csv(user, send_id, request, zh=zh)
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from exc
-    return Response(body, media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="send-{send_id}.csv"'})
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="send-{send_id}.csv"'},
+    )

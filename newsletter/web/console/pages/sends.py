@@ -45,8 +45,14 @@ def sends_page(
 def send_page(request: Request, user: Viewer, send_id: int) -> HTMLResponse:
     def shown(prog: dict[str, Any]) -> HTMLResponse:
         prog.update(send_relay_facts(send_id))  # relays and warm-up of the send
-        return page(request, "send.html", user, s=prog,
-                    progress_json=json.dumps(prog, default=str), test=subject_panel(send_id))
+        return page(
+            request,
+            "send.html",
+            user,
+            s=prog,
+            progress_json=json.dumps(prog, default=str),
+            test=subject_panel(send_id),
+        )
 
     return _shown(request, user, lambda: svc.progress(send_id), shown)
 
@@ -55,5 +61,8 @@ def send_page(request: Request, user: Viewer, send_id: int) -> HTMLResponse:
 def send_action(request: Request, user: Ops, send_id: int, action: str) -> Response:
     if action not in ("start", "pause", "resume", "cancel"):
         raise HTTPException(404)
-    return _done(lambda: svc.control_send(user, send_id, action, request),
-                 f"/console/sends/{send_id}", SEND_ACTIONS[action])
+    return _done(
+        lambda: svc.control_send(user, send_id, action, request),
+        f"/console/sends/{send_id}",
+        SEND_ACTIONS[action],
+    )

@@ -27,24 +27,40 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 
 @router.get("/settings", response_class=HTMLResponse)
 def settings_page(request: Request, user: Admin) -> HTMLResponse:
-    return page(request, "settings.html", user, pub=svc.publication(), lists=svc.lists(),
-                ident=svc.sender_identity(), users=svc.list_users(), **login_options(),
-                wechat=getattr(request.state, "wechat", None))
+    return page(
+        request,
+        "settings.html",
+        user,
+        pub=svc.publication(),
+        lists=svc.lists(),
+        ident=svc.sender_identity(),
+        users=svc.list_users(),
+        **login_options(),
+        wechat=getattr(request.state, "wechat", None),
+    )
 
 
 @router.post("/settings/publication")
 def settings_publication(
-    request: Request, user: Admin,
-    name: Annotated[str, Form()] = "", from_name: Annotated[str, Form()] = "",
-    from_address: Annotated[str, Form()] = "", reply_to: Annotated[str, Form()] = "",
+    request: Request,
+    user: Admin,
+    name: Annotated[str, Form()] = "",
+    from_name: Annotated[str, Form()] = "",
+    from_address: Annotated[str, Form()] = "",
+    reply_to: Annotated[str, Form()] = "",
     postal_address: Annotated[str, Form()] = "",
-    track_opens: Annotated[str, Form()] = "", track_clicks: Annotated[str, Form()] = "",
+    track_opens: Annotated[str, Form()] = "",
+    track_clicks: Annotated[str, Form()] = "",
     zh_hant_table: Annotated[str, Form()] = "",
 ) -> Response:
     values = {
-        "name": name, "from_name": from_name, "from_address": from_address,
-        "reply_to": reply_to, "postal_address": postal_address,
-        "track_opens": track_opens == "on", "track_clicks": track_clicks == "on",
+        "name": name,
+        "from_name": from_name,
+        "from_address": from_address,
+        "reply_to": reply_to,
+        "postal_address": postal_address,
+        "track_opens": track_opens == "on",
+        "track_clicks": track_clicks == "on",
         "zh_hant_table": zh_hant_table,
     }
     return _done(
@@ -54,40 +70,63 @@ def settings_publication(
 
 @router.post("/settings/schedule")
 def settings_schedule(
-    request: Request, user: Admin,
-    weekday: Annotated[int, Form()], time: Annotated[str, Form()],
-    timezone: Annotated[str, Form()] = "Asia/Shanghai", default_list: Annotated[str, Form()] = "",
+    request: Request,
+    user: Admin,
+    weekday: Annotated[int, Form()],
+    time: Annotated[str, Form()],
+    timezone: Annotated[str, Form()] = "Asia/Shanghai",
+    default_list: Annotated[str, Form()] = "",
 ) -> Response:
-    return _done(lambda: svc.update_schedule(user, weekday, time, timezone, default_list, request),
-                 "/console/settings", "已保存 / saved")
+    return _done(
+        lambda: svc.update_schedule(user, weekday, time, timezone, default_list, request),
+        "/console/settings",
+        "已保存 / saved",
+    )
 
 
 @router.post("/settings/wechat-check")
 def settings_wechat(request: Request, user: Admin) -> Response:
     out = svc.wechat_check(user, request)
-    msg = "公众号 / WeChat: " + ("ok " + json.dumps(out.get("mass_send_quota", {}))
-                                 if out.get("ok") else str(out.get("message", "failed")))
+    msg = "公众号 / WeChat: " + (
+        "ok " + json.dumps(out.get("mass_send_quota", {}))
+        if out.get("ok")
+        else str(out.get("message", "failed"))
+    )
     return back("/console/settings", msg, "ok" if out.get("ok") else "error")
 
 
 @router.post("/settings/users")
 def settings_user_create(
-    request: Request, user: Admin,
-    username: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
-    role: Annotated[str, Form()] = "marketing", display_name: Annotated[str, Form()] = "",
+    request: Request,
+    user: Admin,
+    username: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    role: Annotated[str, Form()] = "marketing",
+    display_name: Annotated[str, Form()] = "",
 ) -> Response:
-    return _done(lambda: svc.create_user(user, username, password, role, display_name, request),
-                 "/console/settings#users", "用户已创建 / user created")
+    return _done(
+        lambda: svc.create_user(user, username, password, role, display_name, request),
+        "/console/settings#users",
+        "用户已创建 / user created",
+    )
 
 
 @router.post("/settings/users/{user_id}")
 def settings_user_update(
-    request: Request, user: Admin, user_id: int,
-    role: Annotated[str, Form()] = "", active: Annotated[str, Form()] = "",
+    request: Request,
+    user: Admin,
+    user_id: int,
+    role: Annotated[str, Form()] = "",
+    active: Annotated[str, Form()] = "",
 ) -> Response:
     return _done(
-        lambda: svc.update_user(user, user_id, role=role or None,
-                                active=None if active == "" else active == "1", request=request),
+        lambda: svc.update_user(
+            user,
+            user_id,
+            role=role or None,
+            active=None if active == "" else active == "1",
+            request=request,
+        ),
         "/console/settings#users",
         "已保存 / saved",
     )

@@ -53,9 +53,12 @@ def open_alerts(hours: int = 24) -> list[dict[str, Any]]:
             send = s.get(Send, send_id)
             if send is None or send.state not in ("paused", "failed"):
                 continue
-            out.append({
-                "send_id": send_id, "state": send.state,
-                "subject": str((row.detail or {}).get("subject", "")),
-                "body": str((row.detail or {}).get("body", ""))[:300],
-            })
+            out.append(
+                {
+                    "send_id": send_id,
+                    "state": send.state,
+                    "subject": str((row.detail or {}).get("subject", "")),
+                    "body": str((row.detail or {}).get("body", ""))[:300],
+                }
+            )
     return out

@@ -29,10 +29,26 @@ from newsletter.web.console.auth import Principal, record
 from newsletter.web.console.services.common import ConsoleError
 
 __all__ = [
-    "BOUNCE_REASONS", "BULK_ACTIONS", "BULK_LIMIT", "VARIANTS", "add_suppression",
-    "bounces", "bulk_subscribers", "count_search", "count_segment", "create_list", "delete_list",
-    "export_list", "get_subscriber", "lists", "remove_suppression", "save_segment",
-    "search_subscribers", "segments", "suppressions", "update_list",
+    "BOUNCE_REASONS",
+    "BULK_ACTIONS",
+    "BULK_LIMIT",
+    "VARIANTS",
+    "add_suppression",
+    "bounces",
+    "bulk_subscribers",
+    "count_search",
+    "count_segment",
+    "create_list",
+    "delete_list",
+    "export_list",
+    "get_subscriber",
+    "lists",
+    "remove_suppression",
+    "save_segment",
+    "search_subscribers",
+    "segments",
+    "suppressions",
+    "update_list",
     "update_subscriber",
 ]
 
@@ -50,9 +66,13 @@ def lists(counts: bool = True) -> list[dict[str, Any]]:
                 ).all()
             )
         return [
-            {"id": m.id, "name": m.name, "description": m.description,
-             "double_opt_in": m.double_opt_in,
-             "active": int(counts_by_list.get(m.id, 0)) if counts else None}
+            {
+                "id": m.id,
+                "name": m.name,
+                "description": m.description,
+                "double_opt_in": m.double_opt_in,
+                "active": int(counts_by_list.get(m.id, 0)) if counts else None,
+            }
             for m in s.scalars(select(MailingList).order_by(MailingList.name))
         ]
 
@@ -66,7 +86,9 @@ def _list_id(s: Any, list_ref: str | int) -> int:
     return int(get_list(s, str(list_ref)).id)
 
 
-def search_subscribers(q: str = "", list_id: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
+def search_subscribers(
+    q: str = "", list_id: int | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
     limit = max(1, min(limit, 200))
     with session_scope() as s:
         stmt = select(Subscriber).where(Subscriber.status != "erased")
@@ -79,16 +101,26 @@ def search_subscribers(q: str = "", list_id: int | None = None, limit: int = 50)
             else:
                 stmt = stmt.where(Subscriber.email.like(f"{like}%", escape="\\"))
         if list_id:
-            stmt = stmt.join(Subscription, (Subscription.subscriber_id == Subscriber.id)
-                             & (Subscription.list_id == list_id))
+            stmt = stmt.join(
+                Subscription,
+                (Subscription.subscriber_id == Subscriber.id) & (Subscription.list_id == list_id),
+            )
         rows = s.scalars(stmt.order_by(Subscriber.id).limit(limit)).all()
-        supp = set(s.scalars(select(Suppression.email).where(
-            Suppression.email.in_([r.email for r in rows])
-        )))
+        supp = set(
+            s.scalars(
+                select(Suppression.email).where(Suppression.email.in_([r.email for r in rows]))
+            )
+        )
         return [
-            {"id": r.id, "email": r.email, "name": r.name, "variant": r.variant,
-             "status": r.status, "suppressed": r.email in supp,
-             "created_at": r.created_at.isoformat()}
+            {
+                "id": r.id,
+                "email": r.email,
+                "name": r.name,
+                "variant": r.variant,
+                "status": r.status,
+                "suppressed": r.email in supp,
+                "created_at": r.created_at.isoformat(),
+            }
             for r in rows
         ]
 
@@ -114,8 +146,10 @@ def export_list(actor: Principal, list_id: int, request: Request | None = None) 
 
 def segments() -> list[dict[str, Any]]:
     with session_scope() as s:
-        return [{"id": g.id, "name": g.name, "definition": g.definition}
-                for g in s.scalars(select(Segment).order_by(Segment.name))]
+        return [
+            {"id": g.id, "name": g.name, "definition": g.definition}
+            for g in s.scalars(select(Segment).order_by(Segment.name))
+        ]
 
 
 def count_segment(definition: Any, list_id: int | None = None) -> int:
@@ -123,7 +157,9 @@ def count_segment(definition: Any, list_id: int | None = None) -> int:
         return segment_count(s, definition or None, list_id or None)
 
 
-def save_segment(actor: Principal, name: str, definition: Any, request: Request | None = None) -> dict[str, Any]:
+def save_segment(
+    actor: Principal, name: str, definition: Any, request: Request | None = None
+) -> dict[str, Any]:
     name = name.strip()
     if not name:
         raise ConsoleError("name the segment / 请填写分群名称")
@@ -146,13 +182,19 @@ def suppressions(q: str = "", limit: int = 100) -> list[dict[str, Any]]:
         if q:
             stmt = stmt.where(Suppression.email.like(q.strip().lower().replace("%", "") + "%"))
         return [
-            {"email": r.email, "reason": r.reason, "note": r.note,
-             "created_at": r.created_at.isoformat()}
+            {
+                "email": r.email,
+                "reason": r.reason,
+                "note": r.note,
+                "created_at": r.created_at.isoformat(),
+            }
             for r in s.scalars(stmt.order_by(Suppression.id.desc()).limit(max(1, min(limit, 500))))
         ]
 
 
-def add_suppression(actor: Principal, email: str, note: str, request: Request | None = None) -> bool:
+def add_suppression(
+    actor: Principal, email: str, note: str, request: Request | None = None
+) -> bool:
     with session_scope() as s:
         added = suppress(s, email, "manual", note=note[:1000])
         record(s, actor, "suppression.add", email, request, note=note)
@@ -184,36 +226,64 @@ def _list_name(name: str) -> str:
     return name
 
 
-def create_list(actor: Principal, name: str, description: str = "", double_opt_in: bool = True,
-                request: Request | None = None) -> dict[str, Any]:
+def create_list(
+    actor: Principal,
+    name: str,
+    description: str = "",
+    double_opt_in: bool = True,
+    request: Request | None = None,
+) -> dict[str, Any]:
     name = _list_name(name)
     with session_scope() as s:
         if s.scalar(select(MailingList.id).where(MailingList.name == name)) is not None:
             raise ConsoleError(f"列表“{name}”已存在 / list {name!r} already exists")
-        ml = MailingList(name=name, description=description.strip()[:1000],
-                         double_opt_in=double_opt_in)
+        ml = MailingList(
+            name=name, description=description.strip()[:1000], double_opt_in=double_opt_in
+        )
         s.add(ml)
         s.flush()
-        record(s, actor, "list.create", f"list:{ml.id}", request, name=name,
-               double_opt_in=double_opt_in)
+        record(
+            s,
+            actor,
+            "list.create",
+            f"list:{ml.id}",
+            request,
+            name=name,
+            double_opt_in=double_opt_in,
+        )
         return {"id": ml.id, "name": ml.name}
 
 
-def update_list(actor: Principal, list_id: int, name: str, description: str = "",
-                double_opt_in: bool = True, request: Request | None = None) -> dict[str, Any]:
+def update_list(
+    actor: Principal,
+    list_id: int,
+    name: str,
+    description: str = "",
+    double_opt_in: bool = True,
+    request: Request | None = None,
+) -> dict[str, Any]:
     name = _list_name(name)
     with session_scope() as s:
         ml = s.get(MailingList, list_id)
         if ml is None:
             raise NotFound(f"列表 {list_id} 不存在 / list {list_id} does not exist")
-        other = s.scalar(select(MailingList.id).where(MailingList.name == name,
-                                                      MailingList.id != list_id))
+        other = s.scalar(
+            select(MailingList.id).where(MailingList.name == name, MailingList.id != list_id)
+        )
         if other is not None:
             raise ConsoleError(f"列表“{name}”已存在 / list {name!r} already exists")
         before = ml.name
         ml.name, ml.description, ml.double_opt_in = name, description.strip()[:1000], double_opt_in
-        record(s, actor, "list.update", f"list:{list_id}", request, name=name, before=before,
-               double_opt_in=double_opt_in)
+        record(
+            s,
+            actor,
+            "list.update",
+            f"list:{list_id}",
+            request,
+            name=name,
+            before=before,
+            double_opt_in=double_opt_in,
+        )
         return {"id": ml.id, "name": ml.name}
 
 
@@ -223,16 +293,36 @@ def delete_list(actor: Principal, list_id: int, request: Request | None = None) 
         if ml is None:
             raise NotFound(f"列表 {list_id} 不存在 / list {list_id} does not exist")
         if s.scalar(select(func.count()).select_from(Send).where(Send.list_id == list_id)):
-            raise ConsoleError("该列表已有发送任务，不能删除 / the list has sends; it cannot be deleted")
-        if s.scalar(select(func.count()).select_from(Publication)
-                    .where(Publication.default_list_id == list_id)):
-            raise ConsoleError("该列表是默认列表，不能删除 / it is the default list; choose another first")
-        members = s.scalar(select(func.count()).select_from(Subscription)
-                           .where(Subscription.list_id == list_id)) or 0
+            raise ConsoleError(
+                "该列表已有发送任务，不能删除 / the list has sends; it cannot be deleted"
+            )
+        if s.scalar(
+            select(func.count())
+            .select_from(Publication)
+            .where(Publication.default_list_id == list_id)
+        ):
+            raise ConsoleError(
+                "该列表是默认列表，不能删除 / it is the default list; choose another first"
+            )
+        members = (
+            s.scalar(
+                select(func.count())
+                .select_from(Subscription)
+                .where(Subscription.list_id == list_id)
+            )
+            or 0
+        )
         name = ml.name
         s.delete(ml)  # subscriptions go with it (ON DELETE CASCADE); subscribers stay
-        record(s, actor, "list.delete", f"list:{list_id}", request, name=name,
-               subscriptions=int(members))
+        record(
+            s,
+            actor,
+            "list.delete",
+            f"list:{list_id}",
+            request,
+            name=name,
+            subscriptions=int(members),
+        )
         return name
 
 
@@ -247,13 +337,20 @@ def get_subscriber(subscriber_id: int) -> dict[str, Any]:
             .where(Subscription.subscriber_id == subscriber_id)
             .order_by(MailingList.name)
         ).all()
-        return {"id": sub.id, "email": sub.email, "name": sub.name, "variant": sub.variant,
-                "status": sub.status, "created_at": sub.created_at.isoformat(),
-                "subscriptions": [{"list": n, "status": st} for n, st in subs]}
+        return {
+            "id": sub.id,
+            "email": sub.email,
+            "name": sub.name,
+            "variant": sub.variant,
+            "status": sub.status,
+            "created_at": sub.created_at.isoformat(),
+            "subscriptions": [{"list": n, "status": st} for n, st in subs],
+        }
 
 
-def update_subscriber(actor: Principal, subscriber_id: int, name: str, variant: str,
-                      request: Request | None = None) -> None:
+def update_subscriber(
+    actor: Principal, subscriber_id: int, name: str, variant: str, request: Request | None = None
+) -> None:
     if variant not in VARIANTS:
         raise ConsoleError("版本只能是 zh-Hans 或 zh-Hant / variant: zh-Hans or zh-Hant")
     name = " ".join((name or "").split())[:200]
@@ -263,13 +360,26 @@ def update_subscriber(actor: Principal, subscriber_id: int, name: str, variant: 
             raise NotFound(f"订阅者 {subscriber_id} 不存在 / subscriber does not exist")
         before = {"name": sub.name, "variant": sub.variant}
         sub.name, sub.variant = name, variant
-        record(s, actor, "subscriber.update", f"subscriber:{subscriber_id}", request,
-               before=before, after={"name": name, "variant": variant})
+        record(
+            s,
+            actor,
+            "subscriber.update",
+            f"subscriber:{subscriber_id}",
+            request,
+            before=before,
+            after={"name": name, "variant": variant},
+        )
 
 
-def bulk_subscribers(actor: Principal, ids: list[int], action: str, *,
-                     from_list: int | None = None, to_list: int | None = None,
-                     request: Request | None = None) -> int:
+def bulk_subscribers(
+    actor: Principal,
+    ids: list[int],
+    action: str,
+    *,
+    from_list: int | None = None,
+    to_list: int | None = None,
+    request: Request | None = None,
+) -> int:
     """Apply ``action`` to the ticked subscribers (at most :data:`BULK_LIMIT`, at once);
     returns how many changed.  A whole search or segment runs as a job instead
     (:func:`~.jobs.start_bulk_job`).
@@ -291,11 +401,22 @@ def bulk_subscribers(actor: Principal, ids: list[int], action: str, *,
     with session_scope() as s:
         bulk.check(s, action, from_list, to_list)
         rows = bulk.count(s, bulk.selection(s, ids=ids))
-        changed = bulk.apply(s, ids, action, from_list=from_list, to_list=to_list,
-                             actor=actor.username)
-        record(s, actor, "subscribers.bulk", f"{action}:{rows}", request, bulk=action,
-               ids=ids[:200], count=rows, changed=changed, from_list=from_list,
-               to_list=to_list)
+        changed = bulk.apply(
+            s, ids, action, from_list=from_list, to_list=to_list, actor=actor.username
+        )
+        record(
+            s,
+            actor,
+            "subscribers.bulk",
+            f"{action}:{rows}",
+            request,
+            bulk=action,
+            ids=ids[:200],
+            count=rows,
+            changed=changed,
+            from_list=from_list,
+            to_list=to_list,
+        )
     return changed
 
 
@@ -309,18 +430,32 @@ def bounces(kind: str = "", page: int = 1, per_page: int = 50) -> dict[str, Any]
     reasons = (kind,) if kind in BOUNCE_REASONS else BOUNCE_REASONS
     page = max(1, min(page, 10_000))
     with session_scope() as s:
-        total = s.scalar(select(func.count()).select_from(Suppression)
-                         .where(Suppression.reason.in_(reasons))) or 0
+        total = (
+            s.scalar(
+                select(func.count()).select_from(Suppression).where(Suppression.reason.in_(reasons))
+            )
+            or 0
+        )
         rows = s.execute(
             select(Suppression, Delivery.send_id)
             .outerjoin(Delivery, Delivery.id == Suppression.delivery_id)
             .where(Suppression.reason.in_(reasons))
             .order_by(Suppression.id.desc())
-            .limit(per_page).offset((page - 1) * per_page)
+            .limit(per_page)
+            .offset((page - 1) * per_page)
         ).all()
         return {
-            "total": int(total), "page": page, "per_page": per_page,
-            "rows": [{"email": r.email, "reason": r.reason, "note": r.note,
-                      "send_id": send_id, "created_at": r.created_at.isoformat()}
-                     for r, send_id in rows],
+            "total": int(total),
+            "page": page,
+            "per_page": per_page,
+            "rows": [
+                {
+                    "email": r.email,
+                    "reason": r.reason,
+                    "note": r.note,
+                    "send_id": send_id,
+                    "created_at": r.created_at.isoformat(),
+                }
+                for r, send_id in rows
+            ],
         }

@@ -35,9 +35,14 @@ def editor_state(issue_id: int) -> dict[str, Any]:
         issue = s.get(Issue, issue_id)
         if issue is None:
             raise NotFound(f"issue {issue_id} does not exist / 期刊不存在")
-        return {"id": issue.id, "number": issue.number, "title": issue.title,
-                "status": issue.status, "source": issue.source_text,
-                "editable": issue.status in EDITABLE}
+        return {
+            "id": issue.id,
+            "number": issue.number,
+            "title": issue.title,
+            "status": issue.status,
+            "source": issue.source_text,
+            "editable": issue.status in EDITABLE,
+        }
 
 
 def _context(issue_id: int) -> tuple[Any, str | None]:
@@ -51,8 +56,11 @@ def _context(issue_id: int) -> tuple[Any, str | None]:
 
 
 def _sample(html: str) -> str:
-    return (html.replace("%%NAME%%", "示例读者").replace("%%TOKEN%%", "preview")
-            .replace("%%UNSUB%%", "preview"))
+    return (
+        html.replace("%%NAME%%", "示例读者")
+        .replace("%%TOKEN%%", "preview")
+        .replace("%%UNSUB%%", "preview")
+    )
 
 
 def live_preview(issue_id: int, source: str, variant: str = "zh-Hans") -> dict[str, Any]:
@@ -68,11 +76,14 @@ def live_preview(issue_id: int, source: str, variant: str = "zh-Hans") -> dict[s
     variant = variant if variant in ("zh-Hans", "zh-Hant") else "zh-Hans"
     ctx, base = _context(issue_id)
     base_dir = Path(base) if base else None
-    messages, sizes = full_lint(source, base_dir / "issue.md" if base_dir else None,
-                                lambda _doc: ctx)
+    messages, sizes = full_lint(
+        source, base_dir / "issue.md" if base_dir else None, lambda _doc: ctx
+    )
     lint = {
-        "messages": [{"level": m.level, "line": m.line, "code": m.code, "message": m.message}
-                     for m in messages],
+        "messages": [
+            {"level": m.level, "line": m.line, "code": m.code, "message": m.message}
+            for m in messages
+        ],
         "budgets": [{"level": lvl, "code": code, "message": msg} for lvl, code, msg in sizes],
         "errors": sum(1 for m in messages if m.level == "error"),
         "warnings": sum(1 for m in messages if m.level == "warning"),
@@ -82,8 +93,12 @@ def live_preview(issue_id: int, source: str, variant: str = "zh-Hans") -> dict[s
     try:
         doc = to_variant(parse_issue(source, base_dir=base_dir), variant)
     except NewsletterError as exc:
-        return {"lint": lint, "outputs": {}, "order": [],
-                "errors": {"parse": str(exc).splitlines()[0][:300]}}
+        return {
+            "lint": lint,
+            "outputs": {},
+            "order": [],
+            "errors": {"parse": str(exc).splitlines()[0][:300]},
+        }
     result = render_channels(doc, ctx)
     if result.email is not None:
         outputs["email_html"] = _sample(result.email.html)
@@ -104,8 +119,10 @@ def save_source(
 
     state = editor_state(issue_id)
     if not state["editable"]:
-        raise ConsoleError(f"issue {issue_id} is {state['status']}; it can no longer be edited"
-                           " / 期刊已排期或已发送，不能再修改")
+        raise ConsoleError(
+            f"issue {issue_id} is {state['status']}; it can no longer be edited"
+            " / 期刊已排期或已发送，不能再修改"
+        )
     _ctx, base = _context(issue_id)
     images: list[tuple[str, bytes]] = []
     if base:

@@ -20,8 +20,16 @@ from newsletter.web.console.auth import Principal, record
 from newsletter.web.console.services.common import ConsoleError
 
 __all__ = [
-    "approve_issue", "frame_html", "import_preview", "issue_summary", "lint", "list_issues",
-    "load_issue_row", "preview_outputs", "test_send", "upload_issue",
+    "approve_issue",
+    "frame_html",
+    "import_preview",
+    "issue_summary",
+    "lint",
+    "list_issues",
+    "load_issue_row",
+    "preview_outputs",
+    "test_send",
+    "upload_issue",
 ]
 
 
@@ -78,8 +86,15 @@ def upload_issue(
             target.write_bytes(by_name[Path(src).name])
     with session_scope() as s:
         issue, warnings = create_issue(s, path, actor=actor.username)
-        record(s, actor, "issue.upload", f"issue:{issue.id}", request, number=issue.number,
-               source_hash=issue.source_hash)
+        record(
+            s,
+            actor,
+            "issue.upload",
+            f"issue:{issue.id}",
+            request,
+            number=issue.number,
+            source_hash=issue.source_hash,
+        )
         return {**issue_summary(issue), "warnings": warnings}
 
 
@@ -123,8 +138,12 @@ def preview_outputs(issue_id: int, variant: str = "zh-Hans") -> dict[str, Any]:
             select(Rendition).where(Rendition.issue_id == issue_id, Rendition.variant == variant)
         ).all()
         outputs = {
-            r.output: {"bytes": r.size_bytes, "chars": r.size_chars, "mode": r.mode,
-                       "subject": r.subject}
+            r.output: {
+                "bytes": r.size_bytes,
+                "chars": r.size_chars,
+                "mode": r.mode,
+                "subject": r.subject,
+            }
             for r in rows
         }
     wechat = sorted((k for k in outputs if k.startswith("wechat-")), key=lambda k: int(k[7:]))
@@ -132,8 +151,11 @@ def preview_outputs(issue_id: int, variant: str = "zh-Hans") -> dict[str, Any]:
 
 
 def _personalise(doc: str) -> str:
-    return (doc.replace("%%NAME%%", "示例读者").replace("%%TOKEN%%", "preview")
-            .replace("%%UNSUB%%", "preview"))
+    return (
+        doc.replace("%%NAME%%", "示例读者")
+        .replace("%%TOKEN%%", "preview")
+        .replace("%%UNSUB%%", "preview")
+    )
 
 
 def frame_html(issue_id: int, output: str, variant: str = "zh-Hans") -> str:
@@ -167,9 +189,10 @@ def frame_html(issue_id: int, output: str, variant: str = "zh-Hans") -> str:
     if body is None:
         raise NotFound(f"no {output} output / 无此输出")
     if output == "email_text":
-        return ("<!doctype html><meta charset='utf-8'><pre style='white-space:pre-wrap;"
-                "font-family:monospace;padding:12px'>" + _html.escape(_personalise(body))
-                + "</pre>")
+        return (
+            "<!doctype html><meta charset='utf-8'><pre style='white-space:pre-wrap;"
+            "font-family:monospace;padding:12px'>" + _html.escape(_personalise(body)) + "</pre>"
+        )
     return _personalise(body)
 
 
@@ -180,8 +203,11 @@ def _dir_signature(base: str | None) -> str:
     """Names and sizes of the files next to the issue (images added later change the lint)."""
     if not base or not Path(base).is_dir():
         return ""
-    files = sorted((str(p.relative_to(base)), p.stat().st_size)
-                   for p in list(Path(base).rglob("*"))[:500] if p.is_file())
+    files = sorted(
+        (str(p.relative_to(base)), p.stat().st_size)
+        for p in list(Path(base).rglob("*"))[:500]
+        if p.is_file()
+    )
     return hashlib.sha256(repr(files).encode()).hexdigest()
 
 
@@ -217,7 +243,9 @@ def lint(issue_id: int) -> dict[str, Any]:
     return result
 
 
-def approve_issue(actor: Principal, issue_id: int, request: Request | None = None) -> dict[str, Any]:
+def approve_issue(
+    actor: Principal, issue_id: int, request: Request | None = None
+) -> dict[str, Any]:
     from newsletter.issues.review import approve
 
     with session_scope() as s:
@@ -241,8 +269,16 @@ def test_send(
         raise ConsoleError("variant must be zh-Hans, zh-Hant or both")
     results = send_test(str(issue_id), to, variant)
     with session_scope() as s:
-        record(s, actor, "send.test", f"issue:{issue_id}", request, to=to, variant=variant,
-               results=[r["state"] for r in results])
+        record(
+            s,
+            actor,
+            "send.test",
+            f"issue:{issue_id}",
+            request,
+            to=to,
+            variant=variant,
+            results=[r["state"] for r in results],
+        )
     return results
 
 

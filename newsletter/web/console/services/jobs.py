@@ -22,8 +22,13 @@ from newsletter.web.console.auth import Principal, record
 from newsletter.web.console.services.common import ConsoleError
 
 __all__ = [
-    "IMPORT_MAX_BYTES", "get_job", "import_report", "list_jobs", "resume_job",
-    "start_bulk_job", "start_import",
+    "IMPORT_MAX_BYTES",
+    "get_job",
+    "import_report",
+    "list_jobs",
+    "resume_job",
+    "start_bulk_job",
+    "start_import",
 ]
 
 #: The largest upload kept (a million rows of a wide CSV is about 200 MB).
@@ -67,8 +72,13 @@ def _count_rows(path: Path) -> int | None:
 
 
 def start_import(
-    actor: Principal, list_name: str, filename: str, data: bytes | IO[bytes], *,
-    resubscribe: bool = False, request: Request | None = None,
+    actor: Principal,
+    list_name: str,
+    filename: str,
+    data: bytes | IO[bytes],
+    *,
+    resubscribe: bool = False,
+    request: Request | None = None,
 ) -> dict[str, Any]:
     """Store the upload under the var directory and queue its import as a job."""
     # Cleaned as every list name is (no controls: PostgreSQL refuses NUL outright).
@@ -92,23 +102,39 @@ def start_import(
     shown = clean_text(Path(filename or "upload").name, 200)
     try:
         job_id = joblib.create(
-            "import", actor.username, f"{shown} → {list_name}",
+            "import",
+            actor.username,
+            f"{shown} → {list_name}",
             {"list_name": list_name, "resubscribe": resubscribe, "filename": shown},
-            file=str(rel), total=_count_rows(dest),
+            file=str(rel),
+            total=_count_rows(dest),
         )
     except BaseException:
         dest.unlink(missing_ok=True)  # a refused import keeps nothing
         raise
     with session_scope() as s:
-        record(s, actor, "console.import", list_name, request, file=shown, job=job_id,
-               resubscribe=resubscribe)
+        record(
+            s,
+            actor,
+            "console.import",
+            list_name,
+            request,
+            file=shown,
+            job=job_id,
+            resubscribe=resubscribe,
+        )
     _hand_off(job_id)
     return get_job(job_id)
 
 
 def start_bulk_job(
-    actor: Principal, action: str, *, q: str = "", list_id: int | None = None,
-    segment_id: int | None = None, to_list: int | None = None,
+    actor: Principal,
+    action: str,
+    *,
+    q: str = "",
+    list_id: int | None = None,
+    segment_id: int | None = None,
+    to_list: int | None = None,
     request: Request | None = None,
 ) -> dict[str, Any]:
     """Queue ``action`` over every subscriber of a search (``q``, ``list_id``) or of a
@@ -121,12 +147,28 @@ def start_bulk_job(
         raise ConsoleError("请先搜索或选择分群 / search or choose a segment first")
     what = f"segment:{segment_id}" if segment_id is not None else f"search:{q}"
     # Within a list, "unsubscribe" and "move" act on that list (as for ticked rows).
-    params = {"action": action, "q": q, "list_id": list_id, "segment_id": segment_id,
-              "from_list": list_id, "to_list": to_list}
+    params = {
+        "action": action,
+        "q": q,
+        "list_id": list_id,
+        "segment_id": segment_id,
+        "from_list": list_id,
+        "to_list": to_list,
+    }
     job_id = joblib.create("bulk", actor.username, f"{action} · {what}"[:300], params)
     with session_scope() as s:
-        record(s, actor, "subscribers.bulk_job", f"job:{job_id}", request, bulk=action,
-               q=q, list_id=list_id, segment_id=segment_id, to_list=to_list)
+        record(
+            s,
+            actor,
+            "subscribers.bulk_job",
+            f"job:{job_id}",
+            request,
+            bulk=action,
+            q=q,
+            list_id=list_id,
+            segment_id=segment_id,
+            to_list=to_list,
+        )
     _hand_off(job_id)
     return get_job(job_id)
 

@@ -73,8 +73,9 @@ def _compute(weeks: int) -> dict[str, Any]:
     opens_unique, opens_total = [0] * weeks, [0] * weeks
     with session_scope() as s:
         for started, planned in s.execute(
-            select(Send.started_at, Send.planned_count)
-            .where(Send.channel == "email", Send.started_at >= since)
+            select(Send.started_at, Send.planned_count).where(
+                Send.channel == "email", Send.started_at >= since
+            )
         ):
             i = slot(started)
             if i is not None:
@@ -82,8 +83,11 @@ def _compute(weeks: int) -> dict[str, Any]:
                 recipients[i] += int(planned or 0)
         for hour, total, uniq in s.execute(
             select(RollupHourly.hour, func.sum(RollupHourly.total), func.sum(RollupHourly.uniq))
-            .where(RollupHourly.kind == "open", RollupHourly.cls != "machine",
-                   RollupHourly.hour >= since)
+            .where(
+                RollupHourly.kind == "open",
+                RollupHourly.cls != "machine",
+                RollupHourly.hour >= since,
+            )
             .group_by(RollupHourly.hour)
         ):
             i = slot(hour)
@@ -137,15 +141,21 @@ def _growth(s: Any, starts: list[dt.date], since: dt.datetime) -> list[dict[str,
     uday = func.date(Subscription.unsubscribed_at)
     for lid, d, n in s.execute(
         select(Subscription.list_id, uday, func.count())
-        .where(Subscription.list_id.in_(ids), Subscription.status == "unsubscribed",
-               Subscription.unsubscribed_at >= since)
+        .where(
+            Subscription.list_id.in_(ids),
+            Subscription.status == "unsubscribed",
+            Subscription.unsubscribed_at >= since,
+        )
         .group_by(Subscription.list_id, uday)
     ):
         left[int(lid)][_as_day(d)] = int(n)
     for lid, n in s.execute(
         select(Subscription.list_id, func.count())
-        .where(Subscription.list_id.in_(ids), Subscription.status == "unsubscribed",
-               Subscription.unsubscribed_at < since)
+        .where(
+            Subscription.list_id.in_(ids),
+            Subscription.status == "unsubscribed",
+            Subscription.unsubscribed_at < since,
+        )
         .group_by(Subscription.list_id)
     ):
         before[int(lid)] -= int(n)

@@ -38,5 +38,3 @@ def overview() -> dict[str, Any]:
         domains = sorted(plans(s))
         warm = [a for a in (allowance(s, d) for d in domains) if a is not None]
     return {"relays": relays, "relay_error": relay_error, "plans": warm}
-
-

@@ -38,8 +38,9 @@ def parse_day(value: str, what: str) -> dt.date | None:
             raise ValueError(value)
         day = dt.date.fromisoformat(value)
     except ValueError:
-        raise ConsoleError(f"{what}日期无效，请用 2026-01-31 的格式 / "
-                           "bad date: use the form 2026-01-31") from None
+        raise ConsoleError(
+            f"{what}日期无效，请用 2026-01-31 的格式 / bad date: use the form 2026-01-31"
+        ) from None
     if not 2000 <= day.year <= 2100:
         raise ConsoleError(f"{what}日期超出范围 / date out of range")
     return day
@@ -49,8 +50,9 @@ def compare(send_ids: list[int]) -> list[dict[str, Any]]:
     """Two to four sends' figures side by side (unknown ids are refused, by id)."""
     ids = list(dict.fromkeys(send_ids))
     if not 2 <= len(ids) <= MAX_COMPARE:
-        raise ConsoleError(f"请选择 2 到 {MAX_COMPARE} 个发送任务 / choose 2 to "
-                           f"{MAX_COMPARE} sends")
+        raise ConsoleError(
+            f"请选择 2 到 {MAX_COMPARE} 个发送任务 / choose 2 to {MAX_COMPARE} sends"
+        )
     out = []
     for sid in ids:
         try:
@@ -119,27 +121,45 @@ def trends(
     for r in reversed(sends):
         opens, clicks = agg.get((r.id, "open"), 0), agg.get((r.id, "click"), 0)
         w = wechat.get(send_issue.get(r.id, -1), {})
-        out.append({
-            "send_id": r.id, "issue": r.number, "title": r.title, "planned": r.planned_count,
-            "started_at": r.started_at.isoformat() if r.started_at else None,
-            "channels": "email", "opens_unique": opens, "clicks_unique": clicks,
-            "open_rate": round(opens / r.planned_count, 4) if r.planned_count else 0.0,
-            "click_rate": round(clicks / r.planned_count, 4) if r.planned_count else 0.0,
-            "wechat_reads": w.get("reads", 0), "wechat_readers": w.get("readers", 0),
-            "wechat_shares": w.get("shares", 0),
-        })
+        out.append(
+            {
+                "send_id": r.id,
+                "issue": r.number,
+                "title": r.title,
+                "planned": r.planned_count,
+                "started_at": r.started_at.isoformat() if r.started_at else None,
+                "channels": "email",
+                "opens_unique": opens,
+                "clicks_unique": clicks,
+                "open_rate": round(opens / r.planned_count, 4) if r.planned_count else 0.0,
+                "click_rate": round(clicks / r.planned_count, 4) if r.planned_count else 0.0,
+                "wechat_reads": w.get("reads", 0),
+                "wechat_readers": w.get("readers", 0),
+                "wechat_shares": w.get("shares", 0),
+            }
+        )
     for row in wechat_only_issues(set(send_issue.values()))[-limit:]:  # issues sent only to WeChat
         day = str(row["sent_date"] or "")[:10]
         if (since and day < since.isoformat()) or (until and day > until.isoformat()):
             continue
         w = wechat.get(row["issue_id"], {})
-        out.append({
-            "send_id": row["send_id"], "issue": row["issue"], "title": row["title"],
-            "planned": 0, "started_at": row["sent_date"], "channels": "wechat",
-            "opens_unique": 0, "clicks_unique": 0, "open_rate": None, "click_rate": None,
-            "wechat_reads": w.get("reads", 0), "wechat_readers": w.get("readers", 0),
-            "wechat_shares": w.get("shares", 0),
-        })
+        out.append(
+            {
+                "send_id": row["send_id"],
+                "issue": row["issue"],
+                "title": row["title"],
+                "planned": 0,
+                "started_at": row["sent_date"],
+                "channels": "wechat",
+                "opens_unique": 0,
+                "clicks_unique": 0,
+                "open_rate": None,
+                "click_rate": None,
+                "wechat_reads": w.get("reads", 0),
+                "wechat_readers": w.get("readers", 0),
+                "wechat_shares": w.get("shares", 0),
+            }
+        )
     out.sort(key=lambda r: str(r["started_at"] or ""))
     return out
 
@@ -149,8 +169,10 @@ def _send_issues(ids: list[int]) -> dict[int, int]:
     if not ids:
         return {}
     with session_scope() as s:
-        return {int(a): int(b) for a, b in s.execute(
-            select(Send.id, Send.issue_id).where(Send.id.in_(ids)))}
+        return {
+            int(a): int(b)
+            for a, b in s.execute(select(Send.id, Send.issue_id).where(Send.id.in_(ids)))
+        }
 
 
 def _csv_names(zh: bool) -> Callable[[str], str]:
@@ -159,8 +181,9 @@ def _csv_names(zh: bool) -> Callable[[str], str]:
 
     if not zh:
         return lambda k: k
-    return lambda k: CSV_ZH.get(k) or (
-        "公众号" + CSV_ZH.get(k[7:], k[7:]) if k.startswith("wechat_") else k)
+    return lambda k: (
+        CSV_ZH.get(k) or ("公众号" + CSV_ZH.get(k[7:], k[7:]) if k.startswith("wechat_") else k)
+    )
 
 
 def stats_csv(
@@ -206,9 +229,21 @@ def trends_csv(actor: Principal, request: Request | None = None, zh: bool = Fals
     rows = trends()
     buf = io.StringIO()
     w = _Named(csv_writer(buf), _csv_names(zh))  # formula cells neutralised (OWASP)
-    cols = ["send_id", "issue", "title", "channels", "started_at", "planned", "opens_unique",
-            "clicks_unique", "open_rate", "click_rate", "wechat_reads", "wechat_readers",
-            "wechat_shares"]
+    cols = [
+        "send_id",
+        "issue",
+        "title",
+        "channels",
+        "started_at",
+        "planned",
+        "opens_unique",
+        "clicks_unique",
+        "open_rate",
+        "click_rate",
+        "wechat_reads",
+        "wechat_readers",
+        "wechat_shares",
+    ]
     w.names(cols)
     for r in rows:
         w.writerow(["" if r[c] is None else r[c] for c in cols])

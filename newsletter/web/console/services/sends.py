@@ -19,7 +19,12 @@ from newsletter.web.console.services.audience import _list_id
 from newsletter.web.console.services.common import ConsoleError
 
 __all__ = [
-    "control_send", "create_send", "list_sends", "progress", "search_sends", "send_now_facts",
+    "control_send",
+    "create_send",
+    "list_sends",
+    "progress",
+    "search_sends",
+    "send_now_facts",
     "send_row",
 ]
 
@@ -49,8 +54,9 @@ def create_send(
         if segment_id is not None and s.get(Segment, segment_id) is None:
             raise ConsoleError(f"segment {segment_id} does not exist / 分群不存在")
         if schedule:
-            send = schedule_send(s, issue, list_id=list_id, at=at, variant_rule=variant_rule,
-                                 actor=actor.username)
+            send = schedule_send(
+                s, issue, list_id=list_id, at=at, variant_rule=variant_rule, actor=actor.username
+            )
             if segment_id:
                 send.segment_id = segment_id
         else:
@@ -58,13 +64,29 @@ def create_send(
                 raise StateError(
                     f"issue {issue.number} is {issue.status}; approve it first / 请先审核通过"
                 )
-            send = Send(publication_id=issue.publication_id, issue_id=issue.id, list_id=list_id,
-                        segment_id=segment_id or None, channel="email", variant_rule=variant_rule,
-                        state="draft", created_by=actor.username)
+            send = Send(
+                publication_id=issue.publication_id,
+                issue_id=issue.id,
+                list_id=list_id,
+                segment_id=segment_id or None,
+                channel="email",
+                variant_rule=variant_rule,
+                state="draft",
+                created_by=actor.username,
+            )
             s.add(send)
             s.flush()
-        record(s, actor, "send.create", f"send:{send.id}", request, issue=issue.number,
-               list_id=list_id, scheduled=schedule, slot=send.slot)
+        record(
+            s,
+            actor,
+            "send.create",
+            f"send:{send.id}",
+            request,
+            issue=issue.number,
+            list_id=list_id,
+            scheduled=schedule,
+            slot=send.slot,
+        )
         return send_row(s, send)
 
 
@@ -107,8 +129,9 @@ def _run_inline(send_id: int) -> None:
     t = _runners.get(send_id)
     if t is not None and t.is_alive():
         return
-    t = threading.Thread(target=_drive, args=(send_id, drive_inline), daemon=True,
-                         name=f"send-{send_id}")
+    t = threading.Thread(
+        target=_drive, args=(send_id, drive_inline), daemon=True, name=f"send-{send_id}"
+    )
     _runners[send_id] = t
     t.start()
 
@@ -178,11 +201,15 @@ def progress(send_id: int) -> dict[str, Any]:
             raise NotFound(f"send {send_id} does not exist / 发送任务不存在")
         counts = state_counts(s, send_id)
         row = send_row(s, send)
-        wx_id = s.scalar(
-            select(Send.id)
-            .where(Send.issue_id == send.issue_id, Send.channel == "wechat")
-            .order_by(Send.id.desc())
-        ) if send.channel == "email" else send.id
+        wx_id = (
+            s.scalar(
+                select(Send.id)
+                .where(Send.issue_id == send.issue_id, Send.channel == "wechat")
+                .order_by(Send.id.desc())
+            )
+            if send.channel == "email"
+            else send.id
+        )
     done = counts["sent"] + counts["bounced"] + counts["failed"] + counts["skipped"]
     total = sum(counts.values())
     remaining = counts["queued"] + counts["sending"] + counts["deferred"]
@@ -211,11 +238,22 @@ def progress(send_id: int) -> dict[str, Any]:
         at_risk = s.scalar(
             select(func.count()).where(Delivery.send_id == send_id, Delivery.at_risk.is_(True))
         )
-    return {**row, "counts": counts, "done": done, "total": total, "remaining": remaining,
-            "percent": pct, "rate_per_second": rate, "elapsed_seconds": elapsed,
-            "pausing": pausing, "at_risk": int(at_risk or 0), "error": send.error,
-            "already_received": send.already_received,
-            "wechat": wechat, "at": utcnow().isoformat()}
+    return {
+        **row,
+        "counts": counts,
+        "done": done,
+        "total": total,
+        "remaining": remaining,
+        "percent": pct,
+        "rate_per_second": rate,
+        "elapsed_seconds": elapsed,
+        "pausing": pausing,
+        "at_risk": int(at_risk or 0),
+        "error": send.error,
+        "already_received": send.already_received,
+        "wechat": wechat,
+        "at": utcnow().isoformat(),
+    }
 
 
 def send_now_facts(issue_id: int, list_id: int, segment_id: str, variant: str) -> dict[str, Any]:
@@ -232,15 +270,21 @@ def send_now_facts(issue_id: int, list_id: int, segment_id: str, variant: str) -
         segment = s.get(Segment, seg) if seg is not None else None
         count, already = audience(s, issue_id=issue.id, list_id=ml.id, segment_id=seg)
         return {
-            "issue_id": issue.id, "number": issue.number, "title": issue.title,
-            "status": issue.status, "list_id": ml.id, "list_name": ml.name,
-            "segment_id": seg, "segment_name": segment.name if segment else None,
-            "variant": variant, "count": count, "already": already,
+            "issue_id": issue.id,
+            "number": issue.number,
+            "title": issue.title,
+            "status": issue.status,
+            "list_id": ml.id,
+            "list_name": ml.name,
+            "segment_id": seg,
+            "segment_name": segment.name if segment else None,
+            "variant": variant,
+            "count": count,
+            "already": already,
         }
 
 
-def search_sends(q: str = "", state: str = "", page: int = 1,
-                 per_page: int = 50) -> dict[str, Any]:
+def search_sends(q: str = "", state: str = "", page: int = 1, per_page: int = 50) -> dict[str, Any]:
     """The sends list with a search (issue number, ``#47``, or words of the title), a state
     filter, paging and the total that matched."""
     q = q.strip().lstrip("#")[:100]
@@ -250,16 +294,23 @@ def search_sends(q: str = "", state: str = "", page: int = 1,
         if q:
             if q.isdigit() and len(q) < 10:
                 stmt = stmt.join(Issue, Issue.id == Send.issue_id).where(
-                    (Issue.number == int(q)) | (Send.id == int(q)))
+                    (Issue.number == int(q)) | (Send.id == int(q))
+                )
             else:
                 like = q.replace("\\", "").replace("%", r"\%").replace("_", r"\_")
                 stmt = stmt.join(Issue, Issue.id == Send.issue_id).where(
-                    Issue.title.like(f"%{like}%", escape="\\"))
+                    Issue.title.like(f"%{like}%", escape="\\")
+                )
         if state:
             stmt = stmt.where(Send.state == state)
         total = s.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-        rows = s.scalars(stmt.order_by(Send.id.desc()).limit(per_page)
-                         .offset((page - 1) * per_page)).all()
-        return {"total": int(total), "page": page, "per_page": per_page,
-                "pages": max(1, -(-int(total) // per_page)),
-                "rows": [send_row(s, sd) for sd in rows]}
+        rows = s.scalars(
+            stmt.order_by(Send.id.desc()).limit(per_page).offset((page - 1) * per_page)
+        ).all()
+        return {
+            "total": int(total),
+            "page": page,
+            "per_page": per_page,
+            "pages": max(1, -(-int(total) // per_page)),
+            "rows": [send_row(s, sd) for sd in rows],
+        }

@@ -16,7 +16,11 @@ from newsletter.web.console.auth import Principal, record
 from newsletter.web.console.services.common import ConsoleError
 
 __all__ = [
-    "publication", "sender_identity", "update_publication", "update_schedule", "wechat_check",
+    "publication",
+    "sender_identity",
+    "update_publication",
+    "update_schedule",
+    "wechat_check",
 ]
 
 
@@ -25,16 +29,34 @@ def publication() -> dict[str, Any] | None:
         pub = s.scalars(select(Publication).order_by(Publication.id)).first()
         if pub is None:
             return None
-        return {c: getattr(pub, c) for c in (
-            "id", "slug", "name", "from_name", "from_address", "reply_to", "list_id_domain",
-            "postal_address", "timezone", "schedule_weekday", "schedule_time", "track_opens",
-            "track_clicks", "default_list_id", "zh_hant_table")}
+        return {
+            c: getattr(pub, c)
+            for c in (
+                "id",
+                "slug",
+                "name",
+                "from_name",
+                "from_address",
+                "reply_to",
+                "list_id_domain",
+                "postal_address",
+                "timezone",
+                "schedule_weekday",
+                "schedule_time",
+                "track_opens",
+                "track_clicks",
+                "default_list_id",
+                "zh_hant_table",
+            )
+        }
 
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-def update_publication(actor: Principal, values: dict[str, Any], request: Request | None = None) -> dict[str, Any]:
+def update_publication(
+    actor: Principal, values: dict[str, Any], request: Request | None = None
+) -> dict[str, Any]:
     with session_scope() as s:
         pub = s.scalars(select(Publication).order_by(Publication.id)).first()
         if pub is None:
@@ -66,16 +88,29 @@ def update_publication(actor: Principal, values: dict[str, Any], request: Reques
     return out
 
 
-def update_schedule(actor: Principal, weekday: int, time_: str, tz: str, default_list: str | None,
-                    request: Request | None = None) -> dict[str, Any]:
+def update_schedule(
+    actor: Principal,
+    weekday: int,
+    time_: str,
+    tz: str,
+    default_list: str | None,
+    request: Request | None = None,
+) -> dict[str, Any]:
     from newsletter.schedule.slots import set_schedule
 
     with session_scope() as s:
         pub = s.scalars(select(Publication).order_by(Publication.id)).first()
         if pub is None:
             raise NotFound("no publication yet; upload an issue first / 尚无刊物，请先上传一期")
-        set_schedule(s, pub, weekday=weekday, time=time_, tz=tz, default_list=default_list or None,
-                     actor=actor.username)
+        set_schedule(
+            s,
+            pub,
+            weekday=weekday,
+            time=time_,
+            tz=tz,
+            default_list=default_list or None,
+            actor=actor.username,
+        )
     out = publication()
     assert out is not None
     return out
@@ -94,12 +129,19 @@ def sender_identity() -> dict[str, Any]:
             record_line = dns_zone_line(dk.selector, dk.domain, dk.key_file.read_bytes())
         except (OSError, ValueError) as exc:
             problem = str(exc)
-    return {"smtp_host": cfg.smtp_host, "smtp_port": cfg.smtp_port,
-            "from_address": cfg.from_address, "bounce_domain": cfg.bounce_domain,
-            "dkim_domain": dk.domain, "dkim_selector": dk.selector,
-            "dkim_record": record_line, "dkim_problem": problem,
-            "mode": "embedded" if cfg.embedded else "broker",
-            "track_opens": cfg.track_opens, "track_clicks": cfg.track_clicks}
+    return {
+        "smtp_host": cfg.smtp_host,
+        "smtp_port": cfg.smtp_port,
+        "from_address": cfg.from_address,
+        "bounce_domain": cfg.bounce_domain,
+        "dkim_domain": dk.domain,
+        "dkim_selector": dk.selector,
+        "dkim_record": record_line,
+        "dkim_problem": problem,
+        "mode": "embedded" if cfg.embedded else "broker",
+        "track_opens": cfg.track_opens,
+        "track_clicks": cfg.track_clicks,
+    }
 
 
 def wechat_check(actor: Principal, request: Request | None = None) -> dict[str, Any]:
@@ -107,8 +149,11 @@ def wechat_check(actor: Principal, request: Request | None = None) -> dict[str, 
 
     wx = get_wechat_settings()
     if not wx.configured:
-        return {"ok": False, "configured": False,
-                "message": "WeChat is not configured (NEWSLETTER_WECHAT_APPID/SECRET) / 未配置公众号"}
+        return {
+            "ok": False,
+            "configured": False,
+            "message": "WeChat is not configured (NEWSLETTER_WECHAT_APPID/SECRET) / 未配置公众号",
+        }
     from newsletter.wechat.client import WeChatClient
 
     out: dict[str, Any] = {"configured": True, "appid": wx.appid}

@@ -17,15 +17,28 @@ from newsletter.web.console.auth import Principal, hash_password, new_api_token,
 from newsletter.web.console.services.common import ConsoleError
 
 __all__ = [
-    "audit_entries", "create_token", "create_user", "list_users", "revoke_token", "tokens",
-    "update_user", "user_row",
+    "audit_entries",
+    "create_token",
+    "create_user",
+    "list_users",
+    "revoke_token",
+    "tokens",
+    "update_user",
+    "user_row",
 ]
 
 
 def user_row(u: User) -> dict[str, Any]:
-    return {"id": u.id, "username": u.username, "display_name": u.display_name, "role": u.role,
-            "active": u.active, "source": u.auth_source, "created_at": u.created_at.isoformat(),
-            "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None}
+    return {
+        "id": u.id,
+        "username": u.username,
+        "display_name": u.display_name,
+        "role": u.role,
+        "active": u.active,
+        "source": u.auth_source,
+        "created_at": u.created_at.isoformat(),
+        "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None,
+    }
 
 
 def list_users() -> list[dict[str, Any]]:
@@ -33,8 +46,14 @@ def list_users() -> list[dict[str, Any]]:
         return [user_row(u) for u in s.scalars(select(User).order_by(User.username))]
 
 
-def create_user(actor: Principal | str, username: str, password: str, role: str,
-                display_name: str = "", request: Request | None = None) -> dict[str, Any]:
+def create_user(
+    actor: Principal | str,
+    username: str,
+    password: str,
+    role: str,
+    display_name: str = "",
+    request: Request | None = None,
+) -> dict[str, Any]:
     username = username.strip().lower()
     if not re.fullmatch(r"[\w.@+-]{2,320}", username):
         raise ConsoleError("user names use letters, digits and . @ + - _ / 用户名格式不正确")
@@ -47,17 +66,24 @@ def create_user(actor: Principal | str, username: str, password: str, role: str,
     with session_scope() as s:
         if s.scalar(select(User.id).where(User.username == username)) is not None:
             raise ConsoleError(f"user {username} exists / 用户已存在")
-        u = User(username=username, display_name=display_name.strip(), password_hash=hashed,
-                 role=role)
+        u = User(
+            username=username, display_name=display_name.strip(), password_hash=hashed, role=role
+        )
         s.add(u)
         s.flush()
         record(s, actor, "user.create", username, request, role=role)
         return user_row(u)
 
 
-def update_user(actor: Principal, user_id: int, *, role: str | None = None,
-                active: bool | None = None, password: str | None = None,
-                request: Request | None = None) -> dict[str, Any]:
+def update_user(
+    actor: Principal,
+    user_id: int,
+    *,
+    role: str | None = None,
+    active: bool | None = None,
+    password: str | None = None,
+    request: Request | None = None,
+) -> dict[str, Any]:
     with session_scope() as s:
         u = s.get(User, user_id)
         if u is None:
@@ -85,30 +111,50 @@ def update_user(actor: Principal, user_id: int, *, role: str | None = None,
 def tokens(user_id: int) -> list[dict[str, Any]]:
     with session_scope() as s:
         return [
-            {"id": t.id, "name": t.name, "prefix": t.prefix,
-             "created_at": t.created_at.isoformat(),
-             "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
-             "expires_at": t.expires_at.isoformat() if t.expires_at else None,
-             "revoked": t.revoked_at is not None}
-            for t in s.scalars(select(ApiToken).where(ApiToken.user_id == user_id)
-                               .order_by(ApiToken.id.desc()))
+            {
+                "id": t.id,
+                "name": t.name,
+                "prefix": t.prefix,
+                "created_at": t.created_at.isoformat(),
+                "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
+                "expires_at": t.expires_at.isoformat() if t.expires_at else None,
+                "revoked": t.revoked_at is not None,
+            }
+            for t in s.scalars(
+                select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc())
+            )
         ]
 
 
-def create_token(actor: Principal | str, user_id: int, name: str, days: int | None = 90,
-                 request: Request | None = None) -> dict[str, Any]:
+def create_token(
+    actor: Principal | str,
+    user_id: int,
+    name: str,
+    days: int | None = 90,
+    request: Request | None = None,
+) -> dict[str, Any]:
     token, prefix, digest = new_api_token()
     with session_scope() as s:
         u = s.get(User, user_id)
         if u is None:
             raise NotFound("user not found / 用户不存在")
-        t = ApiToken(user_id=user_id, name=name.strip()[:200], prefix=prefix, token_hash=digest,
-                     expires_at=utcnow() + dt.timedelta(days=days) if days else None)
+        t = ApiToken(
+            user_id=user_id,
+            name=name.strip()[:200],
+            prefix=prefix,
+            token_hash=digest,
+            expires_at=utcnow() + dt.timedelta(days=days) if days else None,
+        )
         s.add(t)
         s.flush()
         record(s, actor, "token.create", u.username, request, token_id=t.id, name=t.name)
-        return {"id": t.id, "name": t.name, "prefix": prefix, "token": token,
-                "expires_at": t.expires_at.isoformat() if t.expires_at else None}
+        return {
+            "id": t.id,
+            "name": t.name,
+            "prefix": prefix,
+            "token": token,
+            "expires_at": t.expires_at.isoformat() if t.expires_at else None,
+        }
 
 
 def revoke_token(actor: Principal, token_id: int, request: Request | None = None) -> None:
@@ -124,7 +170,13 @@ def revoke_token(actor: Principal, token_id: int, request: Request | None = None
 def audit_entries(limit: int = 100) -> list[dict[str, Any]]:
     with session_scope() as s:
         return [
-            {"at": a.at.isoformat(), "actor": a.actor, "action": a.action, "target": a.target,
-             "detail": a.detail, "remote": a.remote}
+            {
+                "at": a.at.isoformat(),
+                "actor": a.actor,
+                "action": a.action,
+                "target": a.target,
+                "detail": a.detail,
+                "remote": a.remote,
+            }
             for a in s.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(limit))
         ]
