@@ -72,6 +72,10 @@ _ORDINAL_RE = re.compile(
     rf"第\s*(?P<num>\d{{1,3}}|[{_CN}]{{1,3}})\s*(?P<unit>部分|[\u4e00-\u9fff])"
 )
 
+_WORD_NUMBER_RE = re.compile(
+    r"(?P<word>[A-Za-z]{2,10})\s*(?P<num>\d{1,2})(?:\s*[.:、|]\s*|\s+)(?=\S)"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Marker:
@@ -104,6 +108,9 @@ def read_marker(norm: str) -> Marker | None:
             rest += 1
         if value is not None and rest < len(s):
             return Marker(f"第〈{kind}〉{m.group('unit')}", value, rest)
+    m = _WORD_NUMBER_RE.match(s)
+    if m is not None:  # Part 1, Chapter 2: a word and a number
+        return Marker(f"{m.group('word').lower()}〈arabic〉", int(m.group("num")), m.end())
     # glyphs (possibly an emoji sequence); a keycap is a number, handled below
     k = 0
     while k < len(s) and k < 4 and _glyph(s[k]) and not s[k].isdigit():

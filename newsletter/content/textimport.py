@@ -51,6 +51,7 @@ from newsletter.content.patterns import (
     numeral_value,
     patterns,
 )
+from newsletter.content.source import Image, SourceText
 from newsletter.core.errors import IssueFormatError
 
 __all__ = [
@@ -93,13 +94,14 @@ class TextImportResult:
     warnings: list[str] = field(default_factory=list)
     outline: list[tuple[int, str, str]] = field(default_factory=list)  # (line, class, text)
     script: str = "Hans"
+    images: list[Image] = field(default_factory=list)  # to write under images/
 
 
 _URL_LINE_RE = re.compile(r"^<?(https?://[^\s<>]+)>?$")
 _SAFE_URL_RE = re.compile(r"^https?://[A-Za-z0-9\-.~:/?#@!$&'()+,;=%]+$")
 _URL_RE = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 _SPECIALS = re.compile(r"([\\`*_\[\]<>#|~&!])")
-_KV_RE = re.compile(r"^(?P<key>[\u4e00-\u9fff][\u4e00-\u9fff\s]{0,11}?)\s*:\s*(?P<value>.*)$")
+_KV_RE = re.compile(r"^(?P<key>[\u4e00-\u9fff][\u4e00-\u9fff\s]{0,11}?)\s*[:|]\s*(?P<value>.*)$")
 _KV_BRACKET_RE = re.compile(r"^[【\[](?P<key>[\u4e00-\u9fff]{2,8})[】\]]\s*(?P<value>\S.*)$")
 _LATIN_TAIL = re.compile(r"^[A-Za-z0-9 ._\-]+$")
 _KEY_TIGHT = re.compile(r"^(?P<key>[\u4e00-\u9fff]{2,8}?)(?P<value>(?:\d|https?://).*)$")
@@ -116,8 +118,18 @@ def _escape(text: str) -> str:
     return out
 
 
-def _prose(text: str) -> str:
-    """Escape prose and turn bare http(s) URLs into autolinks."""
+def _prose(text: str, links: list[tuple[str, str]] | None = None) -> str:
+    """Escape prose, turn bare http(s) URLs into autolinks and link texts into links."""
+    out = _autolinked(text)
+    for label, url in links or []:
+        shown = _escape(label)
+        if not shown or url in out or f"[{shown}]" in out:
+            continue
+        out = out.replace(shown, f"[{shown}](<{url}>)", 1)
+    return out
+
+
+def _autolinked(text: str) -> str:
     parts: list[str] = []
     pos = 0
     for m in _URL_RE.finditer(text):
@@ -185,6 +197,8 @@ class _Line:
     norm: str  # matching form (Simplified)
     cls: str = ""
     heading: tuple[DocFamily, int, str] | None = None  # family, number, title as written
+    links: list[tuple[str, str]] = field(default_factory=list)  # (text, address)
+    image: Image | None = None
 
 
 def _key(s: str) -> str:
@@ -215,10 +229,13 @@ def _format_period(m: re.Match[str]) -> str:
 
 
 class _Importer:
-    def __init__(self, lines: list[_Line], p: Patterns, hints: Mapping[int, str]) -> None:
+    def __init__(
+        self, lines: list[_Line], p: Patterns, hints: Mapping[int, str], weak: set[int]
+    ) -> None:
         self.lines = lines
         self.p = p
-        self.hints = hints
+        self.hints = dict(hints)
+        self.weak = weak  # hints from formatting alone: a marker in the text outranks them
         self.header: dict[str, Any] = {}
         self.intro: list[str] = []
         self.sections: list[_Section] = []
@@ -248,6 +265,10 @@ class _Importer:
             [ln.norm for ln in content], heading_max=p.heading_max, sentence_end=p.sentence_end
         )
         by_shape = {fam.name: fam for fam in families}
+        for ln in content:
+            marker = read_marker(ln.norm) if ln.n in self.weak else None
+            if marker is not None and marker.shape in by_shape:
+                del self.hints[ln.n]
         for ln in content:
             if self.hints.get(ln.n) not in (None, "section", "item"):
                 continue
@@ -368,6 +389,9 @@ class _Importer:
                 order.append(fam)
         self.section_family = order[0] if order else None
         self.item_family = order[1] if len(order) > 1 else None
+        if any(cls == "section" for cls in self.hints.values()):
+            # sections marked by the document's formatting: the text's first family is items
+            self.section_family, self.item_family = None, self.section_family
         for ln in self.lines:  # a hinted item/section heading fixes the family
             hint = self.hints.get(ln.n)
             if ln.heading is not None and hint == "item" and self.item_family is None:
@@ -413,6 +437,14 @@ class _Importer:
                 self.result.contents.append((ln.n, ln.text))
 
     def feed(self, ln: _Line) -> None:
+        if ln.image is not None:
+            self.flush_table()
+            self.drop_pending()
+            ref = f"![{_escape(ln.image.alt)}](images/{ln.image.name})"
+            (self.target() if self.sections else self.intro).append(ref)
+            self.result.images.append(ln.image)
+            self.mark(ln, "image")
+            return
         if ln.cls in ("blank", "chrome", "contents"):
             if ln.cls == "blank":
                 self.flush_table()
@@ -459,8 +491,7 @@ class _Importer:
             s.items.append(_Item(len(s.items) + 1, title))
             self.mark(ln, "item")
         elif hint == "title":
-            self.header["title"] = ln.text
-            self.mark(ln, "title")
+            self.take_title(ln)
         elif hint == "analysis":
             it = self.item
             if it is not None and it.analysis_label is None:
@@ -539,6 +570,8 @@ class _Importer:
             self.list_next = number + 1 if number in (1, self.list_next) else self.list_next
             return False
         s.items.append(_Item(number, title))
+        if ln.links:  # a linked title: its address is the item's link
+            s.items[-1].meta.append(("原文链接", ln.links[0][1], "url"))
         self.list_next = 0
         self.mark(ln, "item")
         return True
@@ -693,6 +726,10 @@ class _Importer:
         if len(key_norm) > p.meta_key_max:
             return False
         value = _slice(ln, m.start("value"))
+        for label, url in ln.links:  # 原文链接：点击查看 (a link) → the address
+            if p.meta_keys.get(key_norm) == "url" or value.strip() == label:
+                value = url
+                break
         same = len(ln.shown) == len(ln.norm)
         key = re.sub(r"\s", "", ln.shown[m.start("key") : m.end("key")]) if same else key_norm
         if key_norm in p.summary_keys:
@@ -713,9 +750,10 @@ class _Importer:
 
     def url_line(self, ln: _Line) -> bool:
         m = _URL_LINE_RE.match(ln.text)
-        if m is None:
+        whole = [u for t, u in ln.links if t == ln.text.strip()]
+        if m is None and not whole:
             return False
-        url = m.group(1)
+        url = m.group(1) if m is not None else whole[0]
         it = self.item
         if it is not None and it.analysis_label is None and not it.has_role("url"):
             policy = it.has_role("issuer") or it.has_role("doc_number")
@@ -730,9 +768,9 @@ class _Importer:
         it = self.item
         in_analysis = it is not None and it.analysis_label is not None
         if self.sections:
-            self.target().append(_prose(ln.text))
+            self.target().append(_prose(ln.text, ln.links))
         else:
-            self.intro.append(_prose(ln.text))
+            self.intro.append(_prose(ln.text, ln.links))
         self.mark(ln, "analysis" if in_analysis else "body")
 
     # -- output ----------------------------------------------------------------
@@ -809,16 +847,21 @@ def import_text(
     *,
     front_matter: Mapping[str, Any] | None = None,
     hints: Mapping[int, str] | None = None,
+    source: SourceText | None = None,
 ) -> TextImportResult:
     """Convert a plain-text brief into issue Markdown (see the module docstring).
 
     ``front_matter`` values override or complete what was read from the
     header lines (e.g. ``{"number": 48}`` when the text has no 期数 line).
     ``hints`` maps 1-based line numbers to a class of :data:`CLASSES`.
+    ``source`` (a Word or HTML document read into lines) replaces ``text`` and
+    brings the structure its author marked, link addresses and images.
     """
     from newsletter.content.script import detect_script
 
     hints = dict(hints or {})
+    if source is not None:
+        text = source.text
     # split on newlines only, so line numbers match what an editor shows
     raws = re.split(r"\r\n|\r|\n", text.removeprefix("\ufeff"))
     shown, norm = normalise_lines(raws)
@@ -826,7 +869,13 @@ def import_text(
         _Line(n, raw, clean(raw), s, m)
         for n, (raw, s, m) in enumerate(zip(raws, shown, norm, strict=True), 1)
     ]
-    imp = _Importer(lines, patterns(), hints)
+    if source is not None:
+        for ln in lines:
+            ln.links = source.links.get(ln.n, [])
+            ln.image = source.images.get(ln.n)
+    structure = source.structure if source is not None else {}
+    weak = (source.weak - set(hints)) if source is not None else set()
+    imp = _Importer(lines, patterns(), structure | hints, weak)
     imp.prepass()
     imp.run()
     kept = [ln for ln in lines if ln.cls not in ("blank", "chrome", "contents")]

@@ -1,0 +1,298 @@
+"""A saved web page, a WeChat article (.html, .htm, .mhtml) or rich text pasted from a
+browser → :class:`~newsletter.content.source.SourceText`.
+
+The main content is found first: a WeChat article's body (``#js_content``) and
+title (``#activity-name``) when present, else readability's extraction of the
+page's main block; short fragments (a paste) are taken whole.  Then the blocks
+are walked in order: headings give levels, a paragraph whose text is all bold
+is a heading candidate, tables stay tables, links keep their addresses.
+Images: ``data:`` URIs and MHTML parts are kept; an image only on another
+server is kept as a link (never fetched here) and noted.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email
+import email.policy
+import hashlib
+import re
+from typing import Any
+
+from newsletter.content.source import Cell, Image, Para, SourceText, add_table, infer_structure
+from newsletter.core.errors import IssueFormatError
+
+__all__ = ["is_html", "read_html"]
+
+_BLOCKS = {
+    "p", "div", "section", "article", "li", "blockquote", "pre", "figure", "figcaption",
+    "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "dt", "dd", "header", "footer",
+    "table", "tr", "main", "aside", "nav", "hr",
+}  # fmt: skip
+_SKIP = {"script", "style", "noscript", "template", "svg", "button", "iframe", "form", "select"}
+_SAFE_LINK = re.compile(r"^(?:https?://|mailto:)[^\s<>\"]+$", re.I)
+_IMAGE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
+
+
+def is_html(data: bytes, name: str = "") -> bool:
+    if name.lower().endswith((".html", ".htm", ".mhtml", ".mht", ".xhtml")):
+        return True
+    head = data[:2048].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html", b"mime-version:")) or b"<body" in head
+
+
+def _decode(data: bytes, charset: str | None = None) -> str:
+    from newsletter.content.decode import decode_source
+
+    m = re.search(rb"<meta[^>]+charset=[\"']?([A-Za-z0-9_\-]+)", data[:4096], re.I)
+    for enc in (charset, m.group(1).decode("ascii") if m else None):
+        if enc:
+            try:
+                return data.decode(enc)
+            except (LookupError, UnicodeDecodeError):
+                pass
+    return decode_source(data)[0]
+
+
+def _mhtml(data: bytes) -> tuple[str, dict[str, tuple[str, bytes]]]:
+    """The HTML part of an MHTML archive and its other parts by Content-Location."""
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    html = ""
+    parts: dict[str, tuple[str, bytes]] = {}
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        raw = part.get_payload(decode=True)
+        payload = raw if isinstance(raw, bytes) else b""
+        ctype = part.get_content_type()
+        if ctype == "text/html" and not html:
+            html = _decode(payload, part.get_content_charset())
+        elif location := part.get("Content-Location"):
+            parts[str(location)] = (ctype, payload)
+    return html, parts
+
+
+class _Walker:
+    def __init__(self, parts: dict[str, tuple[str, bytes]]) -> None:
+        self.src = SourceText(kind="html")
+        self.parts = parts
+        self.paras: list[Para] = []
+        self.images: dict[str, Image] = {}
+
+    # one block of inline content → one line
+    def inline(
+        self,
+        el: Any,
+        out: list[str],
+        links: list[tuple[str, str]],
+        bold: list[bool],
+        strong: bool = False,
+    ) -> None:
+        tag = el.tag if isinstance(el.tag, str) else ""
+        if tag in _SKIP:
+            return
+        strong = strong or tag in ("b", "strong") or _bold_style(el)
+        if el.text:
+            out.append(el.text)
+            if el.text.strip():
+                bold.append(strong)
+        for child in el:
+            ctag = child.tag if isinstance(child.tag, str) else ""
+            if ctag == "br":
+                out.append("\n")
+            elif ctag == "img":
+                self.image(child)
+            elif ctag == "a":
+                start = len("".join(out))
+                self.inline(child, out, links, bold, strong)
+                label = "".join(out)[start:].strip()
+                href = (child.get("href") or "").strip()
+                if label and _SAFE_LINK.match(href):
+                    links.append((label, href))
+            elif ctag not in _BLOCKS:
+                self.inline(child, out, links, bold, strong)
+            if child.tail:
+                out.append(child.tail)
+                if child.tail.strip():
+                    bold.append(strong)
+
+    def image(self, el: Any) -> None:
+        src = (el.get("data-src") or el.get("src") or "").strip()
+        alt = (el.get("alt") or "").strip()
+        data: bytes | None = None
+        ctype = ""
+        if src.startswith("data:image/"):
+            head, _, body = src.partition(",")
+            ctype = head[5:].split(";")[0]
+            try:
+                data = base64.b64decode(body, validate=False) if ";base64" in head else None
+            except (binascii.Error, ValueError):
+                data = None
+        elif src in self.parts:
+            ctype, data = self.parts[src]
+        if data and ctype in _IMAGE_TYPES:
+            digest = hashlib.sha256(data).hexdigest()[:12]
+            image = self.images.setdefault(
+                digest, Image(f"web-{digest}.{_IMAGE_TYPES[ctype]}", data, alt)
+            )
+            self.src.add_image(image)
+        elif _SAFE_LINK.match(src) and src.startswith("http"):
+            self.src.add(f"图片：{alt or src}", links=[(alt or src, src)] if alt else None)
+            self.src.notes.append(
+                f"外部图片未下载，保留为链接 / external image kept as a link: {src[:80]}"
+            )
+
+    def block(self, el: Any) -> None:
+        tag = el.tag if isinstance(el.tag, str) else ""
+        if tag in _SKIP:
+            return
+        if tag == "table":
+            self.table(el)
+            return
+        if tag == "hr":
+            self.src.add("")
+            return
+        has_blocks = any(isinstance(c.tag, str) and c.tag in _BLOCKS for c in el)
+        if not has_blocks:
+            self.line(el, tag)
+            return
+        # mixed: text runs between child blocks are lines of their own
+        buffer: list[Any] = []
+        if el.text and el.text.strip():
+            self.src.add(el.text.strip())
+        for child in el:
+            ctag = child.tag if isinstance(child.tag, str) else ""
+            if ctag in _BLOCKS:
+                self.flush(buffer)
+                self.block(child)
+                if child.tail and child.tail.strip():
+                    self.src.add(child.tail.strip())
+            else:
+                buffer.append(child)
+        self.flush(buffer)
+
+    def flush(self, buffer: list[Any]) -> None:
+        if not buffer:
+            return
+        out: list[str] = []
+        links: list[tuple[str, str]] = []
+        bold: list[bool] = []
+        for child in buffer:
+            ctag = child.tag if isinstance(child.tag, str) else ""
+            if ctag == "img":
+                self.image(child)
+            else:
+                self.inline(child, out, links, bold)
+            if child.tail:
+                out.append(child.tail)
+        size = max((_size(child) for child in buffer), default=0.0)
+        buffer.clear()
+        self.emit("".join(out), links, None, bool(bold) and all(bold), size)
+
+    def line(self, el: Any, tag: str) -> None:
+        out: list[str] = []
+        links: list[tuple[str, str]] = []
+        bold: list[bool] = []
+        self.inline(el, out, links, bold)
+        level = int(tag[1]) if re.fullmatch(r"h[1-6]", tag) else None
+        self.emit("".join(out), links, level, bool(bold) and all(bold), _size(el))
+
+    def emit(
+        self,
+        text: str,
+        links: list[tuple[str, str]],
+        level: int | None,
+        bold: bool,
+        size: float = 0.0,
+    ) -> None:
+        for k, part in enumerate(text.split("\n")):
+            part = " ".join(part.split())
+            if not part:
+                continue
+            n = self.src.add(part, links=[(t, u) for t, u in links if t in part])
+            if k == 0:
+                self.paras.append((n, part, level, size, bold))
+
+    def table(self, el: Any) -> None:
+        rows: list[list[Cell]] = []
+        for tr in el.iter("tr"):
+            cells: list[Cell] = []
+            for td in tr:
+                if not isinstance(td.tag, str) or td.tag not in ("td", "th"):
+                    continue
+                links = [
+                    (" ".join(a.text_content().split()), (a.get("href") or "").strip())
+                    for a in td.iter("a")
+                ]
+                links = [(t, u) for t, u in links if t and _SAFE_LINK.match(u)]
+                cells.append((" ".join(td.text_content().split()), links))
+            rows.append(cells)
+        self.src.add("")
+        add_table(self.src, rows)
+
+
+_FONT_SIZE = re.compile(r"font-size:\s*([\d.]+)\s*(px|pt|em|rem)?", re.I)
+
+
+def _size(el: Any) -> float:
+    """The largest inline font size (points) on text in ``el``."""
+    best = 0.0
+    for node in el.iter():
+        style = node.get("style") if isinstance(node.tag, str) else None
+        m = _FONT_SIZE.search(style or "")
+        if m and (node.text or "").strip():
+            value = float(m.group(1))
+            unit = (m.group(2) or "px").lower()
+            best = max(best, value * {"px": 0.75, "pt": 1.0}.get(unit, 12.0))
+    return best
+
+
+def _bold_style(el: Any) -> bool:
+    style = (el.get("style") or "").replace(" ", "").lower() if hasattr(el, "get") else ""
+    return "font-weight:bold" in style or "font-weight:700" in style or "font-weight:600" in style
+
+
+def read_html(data: bytes, *, path: str | None = None, fragment: bool = False) -> SourceText:
+    """Read a web page (or a pasted fragment) into lines; one bilingual line when it cannot."""
+    import lxml.html
+    from lxml import etree
+
+    parts: dict[str, tuple[str, bytes]] = {}
+    head = data[:4096].lower()
+    if b"mime-version:" in head and b"multipart/related" in head:
+        text, parts = _mhtml(data)
+    else:
+        text = _decode(data)
+    if not text.strip():
+        raise IssueFormatError("网页内容为空 / the web page is empty", path=path)
+    try:
+        root = lxml.html.document_fromstring(text)
+    except (etree.ParserError, ValueError) as exc:
+        raise IssueFormatError(
+            f"无法解析网页 / cannot parse the web page: {exc}", path=path
+        ) from None
+    title = ""
+    wechat = root.get_element_by_id("js_content", None)
+    if wechat is not None:
+        name = root.get_element_by_id("activity-name", None)
+        title = " ".join(name.text_content().split()) if name is not None else ""
+        main = wechat
+    elif fragment or len(root.text_content()) < 3000:
+        main = root.find("body") if root.find("body") is not None else root
+    else:
+        from readability import Document
+
+        h1 = root.find(".//h1")
+        title = " ".join(h1.text_content().split()) if h1 is not None else ""
+        summary = Document(text).summary(html_partial=True)
+        main = lxml.html.fragment_fromstring(summary, create_parent="div")
+        if not title:
+            t = root.find(".//title")
+            title = " ".join(t.text_content().split()) if t is not None and t.text_content() else ""
+    walker = _Walker(parts)
+    if title:
+        walker.paras.append((walker.src.add(title), title, 0, 0.0, True))
+    walker.block(main)
+    infer_structure(walker.src, walker.paras, 0.0)
+    return walker.src

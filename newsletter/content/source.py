@@ -1,0 +1,132 @@
+"""A brief as lines, whatever it came from: plain text, a Word file or a web page.
+
+Word and HTML readers turn their document into the same thing the plain-text
+import reads (one line per paragraph, table rows as tab-separated cells), plus
+what plain text cannot carry: the structure the author marked (heading styles,
+``<h2>``), the addresses behind link texts, and images.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+__all__ = ["Image", "SourceText", "add_table", "infer_structure"]
+
+_SENTENCE_END = re.compile(r"[。；，！？;,!?]$")
+Cell = tuple[str, list[tuple[str, str]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    name: str  # file name under the issue's images/ folder
+    data: bytes
+    alt: str = ""
+
+
+@dataclass(slots=True)
+class SourceText:
+    lines: list[str] = field(default_factory=list)
+    #: 1-based line → class the document itself gives it (title, section, item, chrome)
+    structure: dict[int, str] = field(default_factory=dict)
+    #: 1-based line → (link text, address) pairs on that line
+    links: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
+    #: 1-based line → the image that line stands for
+    images: dict[int, Image] = field(default_factory=dict)
+    #: lines whose structure comes from formatting alone (bold, size): a marker in the
+    #: text outranks it
+    weak: set[int] = field(default_factory=set)
+    kind: str = "text"  # text, docx, html
+    notes: list[str] = field(default_factory=list)  # what the reader dropped or changed
+
+    def add(
+        self, text: str, *, cls: str | None = None, links: list[tuple[str, str]] | None = None
+    ) -> int:
+        """Append one line (newlines inside become spaces); returns its number."""
+        self.lines.append(" ".join(text.replace("\r", "\n").split("\n")))
+        n = len(self.lines)
+        if cls:
+            self.structure[n] = cls
+        if links:
+            self.links[n] = links
+        return n
+
+    def add_image(self, image: Image) -> int:
+        n = self.add(f"[{image.alt or image.name}]")
+        self.images[n] = image
+        return n
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def add_table(src: SourceText, rows: Sequence[Sequence[Cell]]) -> None:
+    """A table: a two-column table of short keys becomes ``key：value`` lines (an item's
+    metadata when it stands under one); any other becomes tab-separated rows."""
+    rows = [
+        [(" ".join(text.split()), links) for text, links in row]
+        for row in rows
+        if any(text.strip() for text, _ in row)
+    ]
+    if not rows:
+        return
+    two = all(len(r) == 2 for r in rows)
+    keys_short = all(0 < len(r[0][0]) <= 10 and not _SENTENCE_END.search(r[0][0]) for r in rows)
+    for row in rows:
+        links = [link for _, cell_links in row for link in cell_links]
+        if two and keys_short:
+            src.add(f"{row[0][0].rstrip('：:')}：{row[1][0]}", links=links)
+        else:
+            src.add("\t".join(text or " " for text, _ in row), links=links)
+    src.add("")
+
+
+Para = tuple[int, str, int | None, float, bool]  # line, text, heading level, size, bold
+
+
+def infer_structure(src: SourceText, paras: Sequence[Para], body_size: float) -> None:
+    """The structure the author marked: heading levels where used (0 = title), else short
+    paragraphs set apart by size or bold, ranked by size (outermost largest)."""
+    styled = [(n, lv) for n, text, lv, _, _ in paras if lv is not None and text.strip()]
+    if styled:
+        levels = sorted({lv for _, lv in styled})
+        first_n, first_level = styled[0]
+        title_level: int | None = None
+        if first_level == 0 or sum(1 for _, lv in styled if lv == first_level) == 1:
+            title_level = first_level
+            src.structure[first_n] = "title"
+        rest = [
+            lv for lv in levels if lv != title_level or sum(1 for _, x in styled if x == lv) > 1
+        ]
+        names = dict(zip(rest, ("section", "item"), strict=False))
+        for n, lv in styled:
+            if n not in src.structure and lv in names:
+                src.structure[n] = names[lv]
+        return
+    sizes = sorted(size for _, text, _, size, bold in paras if text.strip() and not bold)
+    usual = sizes[len(sizes) // 2] if sizes else body_size
+    counts: dict[str, int] = {}
+    for _, text, _, _, _ in paras:
+        counts[text.strip()] = counts.get(text.strip(), 0) + 1
+    candidates: dict[tuple[float, bool], list[int]] = {}
+    for n, text, _, size, bold in paras:
+        text = text.strip()
+        if not text or len(text) > 60 or _SENTENCE_END.search(text) or counts[text] > 1:
+            continue
+        if size > usual + 0.5 or bold:
+            candidates.setdefault((size, bold), []).append(n)
+    if not candidates:
+        return
+    ranked = sorted(candidates, key=lambda k: (-k[0], not k[1]))
+    first = min(n for ns in candidates.values() for n in ns)
+    top = ranked[0]
+    if len(candidates[top]) == 1 and candidates[top][0] == first:
+        src.structure[first] = "title"
+        ranked = ranked[1:]
+    for key, name in zip(ranked, ("section", "item"), strict=False):
+        for n in candidates[key]:
+            if n not in src.structure:
+                src.structure[n] = name
+                src.weak.add(n)
