@@ -278,7 +278,7 @@ def read_html(data: bytes, *, path: str | None = None, fragment: bool = False) -
         name = root.get_element_by_id("activity-name", None)
         title = " ".join(name.text_content().split()) if name is not None else ""
         main = wechat
-    elif fragment or len(root.text_content()) < 3000:
+    elif fragment:
         main = root.find("body") if root.find("body") is not None else root
     else:
         from readability import Document

@@ -930,7 +930,7 @@ def import_issue_text(
     (``"LINE=CLASS"``) on top.  Raises :class:`TextImportError` for input that
     cannot be imported, with one bilingual line and no server path.
     """
-    from newsletter.content.decode import decode_source
+    from newsletter.content.documents import read_document
 
     target = out or default_target(source)
     try:
@@ -947,15 +947,16 @@ def import_issue_text(
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise TextImportError(f"无法读取文件 / cannot read {source.name}: {reason}") from None
-    text, decode_warnings = decode_source(data, path=source.name)
+    text, doc, decode_warnings = read_document(data, name=source.name)
     try:
         chosen = _kept_hints(target) | parse_hints(hints or [])
     except ValueError as exc:
         raise TextImportError(f"提示无效 / {exc}") from None
     try:
-        result = import_text(text, front_matter={"number": number}, hints=chosen)
+        result = import_text(text, front_matter={"number": number}, hints=chosen, source=doc)
     except TextImportError as exc:
         raise TextImportError(exc.message, line=exc.line, path=source.name) from None
+    written_images = _write_images(target.parent / "images", result.images)
     tmp = target.with_name(f".{target.name}.tmp")
     try:
         tmp.write_text(result.markdown, encoding="utf-8")
@@ -971,6 +972,29 @@ def import_issue_text(
         "contents": result.contents,
         "unplaced": result.unplaced,
         "hints": chosen,
+        "images": written_images,
         "warnings": decode_warnings + result.warnings,
     }
     return report, result.outline
+
+
+def _write_images(folder: Path, images: list[Image]) -> list[str]:
+    """Write extracted images (content-named, so an existing file is never changed)."""
+    names: list[str] = []
+    for image in images:
+        path = folder / image.name
+        if image.name in names:
+            continue
+        try:
+            folder.mkdir(exist_ok=True)
+            if not path.exists():
+                tmp = folder / f".{image.name}.tmp"
+                tmp.write_bytes(image.data)
+                tmp.replace(path)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise TextImportError(
+                f"无法写入图片 / cannot write image {image.name}: {reason}"
+            ) from None
+        names.append(image.name)
+    return names

@@ -20,6 +20,7 @@ module walks the body in order and keeps what the analyst wrote:
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import zipfile
@@ -389,7 +390,8 @@ class _Reader:
                 ext = target.partname.ext.lower() if hasattr(target.partname, "ext") else "png"
                 if ext not in ("png", "jpg", "jpeg", "gif", "webp"):
                     continue
-                self.images[rid] = Image(f"word-{len(self.images) + 1}.{ext}", target.blob)
+                digest = hashlib.sha256(target.blob).hexdigest()[:12]
+                self.images[rid] = Image(f"word-{digest}.{ext}", target.blob)
             found.append(self.images[rid])
         return found
 

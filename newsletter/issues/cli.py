@@ -104,8 +104,8 @@ def _ctx_for_file(doc: Any) -> Any:
     )
 
 
-@issue_app.command("import-text")
-def issue_import_text(
+@issue_app.command("import")
+def issue_import(
     file: Path,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Markdown file to write")] = None,
     number: Annotated[int | None, typer.Option(help="issue number if the text lacks one")] = None,
@@ -118,9 +118,10 @@ def issue_import_text(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Convert plain text copied from a web page or Word into the issue source format.
+    """Import a brief (Word .docx, a saved web or WeChat page, or plain text) as issue Markdown.
 
-    Hints given with --hint, and those already kept in the output file's
+    Structure is read from the document: heading styles, Word's numbering, and the
+    markers its lines repeat.  Images go to images/ beside the output.  Hints given with --hint, and those already kept in the output file's
     import_hints front matter, are applied and written back.
     """
     from newsletter.content.textimport import import_issue_text
@@ -141,8 +142,13 @@ def issue_import_text(
         console.print(f"ignored page chrome line {line}: {txt}", markup=False, style="dim")
     for line, txt in report["contents"]:
         console.print(f"dropped contents list line {line}: {txt}", markup=False, style="dim")
+    for name in report["images"]:
+        console.print(f"image images/{name}", markup=False, style="dim")
     for w in report["warnings"]:
         err.print(f"warning: {w}", markup=False, style="yellow")
+
+
+issue_app.command("import-text", help="Same as `issue import` (kept for scripts).")(issue_import)
 
 
 @issue_app.command("from-feeds")
