@@ -31,6 +31,7 @@ __all__ = [
     "VARIANTS",
     "context_for",
     "create_issue",
+    "choose_publication",
     "ensure_publication",
     "get_issue",
     "render_issue",
@@ -71,6 +72,30 @@ def ensure_publication(session: Session, name: str, slug: str | None = None) -> 
     return pub
 
 
+def choose_publication(session: Session, name: str, slug: str | None = None) -> Publication:
+    """The publication an issue goes to; one is never invented from an issue's title.
+
+    A slug names it (and creates it when it is new: an operator asked for it).
+    Without a slug: the only publication there is; else the one whose name or slug
+    the source's ``publication:`` gives; with none yet, the first is created.
+    """
+    if slug:
+        return ensure_publication(session, name, slug)
+    pubs = list(session.scalars(select(Publication).order_by(Publication.id)))
+    if not pubs:
+        return ensure_publication(session, name)
+    if len(pubs) == 1:
+        return pubs[0]
+    for pub in pubs:
+        if name and name in (pub.name, pub.slug):
+            return pub
+    raise IssueFormatError(
+        "有多个刊物，请选择一个（--publication 或控制台中的“刊物”）/ there are several "
+        f"publications; choose one: {', '.join(p.slug for p in pubs)}",
+        line=1,
+    )
+
+
 def create_issue(
     session: Session,
     path: str | Path,
@@ -88,7 +113,7 @@ def create_issue(
             line=1,
             path=path.name,
         )
-    pub = ensure_publication(session, doc.publication, publication_slug)
+    pub = choose_publication(session, doc.publication, publication_slug)
     source_hash = doc.source_hash  # SHA-256 of the file's bytes
     existing = session.scalar(
         select(Issue).where(Issue.publication_id == pub.id, Issue.number == doc.number)
