@@ -77,6 +77,7 @@ CLASSES = (
     "analysis",
     "summary",
     "table",
+    "image",
     "body",
 )
 
@@ -95,6 +96,7 @@ class TextImportResult:
     outline: list[tuple[int, str, str]] = field(default_factory=list)  # (line, class, text)
     script: str = "Hans"
     images: list[Image] = field(default_factory=list)  # to write under images/
+    reasons: dict[int, str] = field(default_factory=dict)  # line → why it got its class
 
 
 _URL_LINE_RE = re.compile(r"^<?(https?://[^\s<>]+)>?$")
@@ -105,6 +107,56 @@ _KV_RE = re.compile(r"^(?P<key>[\u4e00-\u9fff][\u4e00-\u9fff\s]{0,11}?)\s*[:|]\s
 _KV_BRACKET_RE = re.compile(r"^[【\[](?P<key>[\u4e00-\u9fff]{2,8})[】\]]\s*(?P<value>\S.*)$")
 _LATIN_TAIL = re.compile(r"^[A-Za-z0-9 ._\-]+$")
 _KEY_TIGHT = re.compile(r"^(?P<key>[\u4e00-\u9fff]{2,8}?)(?P<value>(?:\d|https?://).*)$")
+
+
+#: Chinese labels of the classes, for the outline (console and --outline)
+CLASS_LABELS = {
+    "blank": "空行",
+    "chrome": "页面杂项",
+    "contents": "目录",
+    "title": "标题",
+    "header": "页首信息",
+    "section": "章节",
+    "item": "条目",
+    "meta": "元数据",
+    "analysis": "点评",
+    "summary": "摘要",
+    "table": "表格",
+    "image": "图片",
+    "body": "正文",
+}
+_CHROME_REASONS = {
+    "breadcrumb": "网页导航路径",
+    "counter": "阅读或点击计数",
+    "controls": "网页按钮（打印、关闭、字号）",
+    "share": "分享或扫码提示",
+    "prev-next": "上一篇/下一篇",
+    "editor": "责任编辑署名",
+    "copyright": "版权或备案信息",
+    "related": "相关推荐列表",
+    "follow": "公众号顶部提示（关注、收听、署名）",
+    "wechat": "公众号底部按钮",
+    "end": "结束标记",
+    "tracker": "统计代码残留",
+}
+_CLASS_REASONS = {
+    "contents": "与正文标题重复的目录",
+    "title": "首个短行",
+    "header": "页首的“键：值”或期数、时间",
+    "meta": "条目下的“键：值”",
+    "analysis": "点评标记或重复的小标题之后",
+    "summary": "摘要键",
+    "table": "列数一致的制表符对齐行",
+    "image": "文档中的图片",
+}
+
+
+def _shape_label(shape: str) -> str:
+    """``〈cn〉、`` → ``一、``: a marker shape as people write it."""
+    example = {"cn": "一", "arabic": "1", "zero": "01", "circled": "①", "keycap": "1️⃣",
+               "formal": "壹", "roman": "Ⅰ", "ROMAN": "I", "upper": "A", "lower": "a"}  # fmt: skip
+    out = re.sub(r"〈(\w+)〉", lambda m: example.get(m.group(1), "N"), shape)
+    return out.removeprefix("glyph ")
 
 
 # --------------------------------------------------------------------------- escaping
@@ -236,6 +288,7 @@ class _Importer:
         self.p = p
         self.hints = dict(hints)
         self.weak = weak  # hints from formatting alone: a marker in the text outranks them
+        self.user_hints: set[int] = set()
         self.header: dict[str, Any] = {}
         self.intro: list[str] = []
         self.sections: list[_Section] = []
@@ -431,10 +484,29 @@ class _Importer:
         self.drop_pending()
         for ln in self.lines:
             self.result.outline.append((ln.n, ln.cls or "body", ln.text))
+            if ln.cls != "blank":
+                self.result.reasons[ln.n] = self.reason(ln)
             if ln.cls == "chrome":
                 self.result.chrome.append((ln.n, ln.text))
             elif ln.cls == "contents":
                 self.result.contents.append((ln.n, ln.text))
+
+    def reason(self, ln: _Line) -> str:
+        """Why the line got its class, in Chinese, for the outline."""
+        cls = ln.cls or "body"
+        if ln.n in self.user_hints:
+            return "编辑更正"
+        if ln.n in self.hints and ln.n not in self.weak:
+            return "文档标题样式" if cls in ("title", "section", "item") else "文档结构"
+        if ln.n in self.weak and ln.n in self.hints:
+            return "字号或加粗"
+        if cls == "chrome":
+            family = self.p.is_chrome(ln.norm)
+            return _CHROME_REASONS.get(family or "", "结尾标记之后的页面杂项")
+        if cls in ("section", "item") and ln.heading is not None:
+            level = "第一层" if cls == "section" else "第二层"
+            return f"行首标记“{_shape_label(ln.heading[0].name)}”重复出现（{level}）"
+        return _CLASS_REASONS.get(cls, "正文")
 
     def feed(self, ln: _Line) -> None:
         if ln.image is not None:
@@ -549,6 +621,7 @@ class _Importer:
             if len(title) > 16:
                 return False
             self.result.warnings.append(
+                f"第{ln.n}行：章节编号 {number} 接在 {expected - 1} 之后，编号不连续 / "
                 f"line {ln.n}: section {number} follows section {expected - 1}; numbering skips"
             )
         numeral = format_numeral(number) if 1 <= number <= 99 else str(number)
@@ -584,6 +657,7 @@ class _Importer:
         if number < expected or number == self.list_next:
             return False
         self.result.warnings.append(
+            f"第{n}行：条目编号 {number} 接在 {expected - 1} 之后，编号不连续 / "
             f"line {n}: item {number} follows item {expected - 1}; numbering skips"
         )
         return True
@@ -664,7 +738,9 @@ class _Importer:
             m = self.p.issue_number(value) or re.search(r"(?P<num>\d+)", value)
             number = numeral_value(m.group("num")) if m else None
             if number is None:
-                self.result.warnings.append(f"cannot read an issue number from {key}：{value}")
+                self.result.warnings.append(
+                    f"无法从“{key}：{value}”读出期数 / cannot read an issue number from it"
+                )
                 return False
             return self._set("number", number)
         return self._set(role, value)
@@ -779,11 +855,11 @@ class _Importer:
         fm.update({k: v for k, v in overrides.items() if v is not None})
         if not fm.get("title"):
             fm["title"] = "未命名"
-            self.result.warnings.append("no title found (标题：…); title set to 未命名")
+            self.result.warnings.append("未找到标题，暂定为“未命名” / no title found")
         if not fm.get("number"):
             fm.pop("number", None)
             self.result.warnings.append(
-                "no issue number found (期数：第N期); set one with --number / 未找到期数"
+                "未找到期数（如“第N期”）：请在导入时填写期数 / no issue number found; give one"
             )
         order = ["title", "number", "period", "date", "source", "author", "publication"]
         order += ["preheader"]
@@ -876,6 +952,7 @@ def import_text(
     structure = source.structure if source is not None else {}
     weak = (source.weak - set(hints)) if source is not None else set()
     imp = _Importer(lines, patterns(), structure | hints, weak)
+    imp.user_hints = set(hints)
     imp.prepass()
     imp.run()
     kept = [ln for ln in lines if ln.cls not in ("blank", "chrome", "contents")]
@@ -973,6 +1050,7 @@ def import_issue_text(
         "unplaced": result.unplaced,
         "hints": chosen,
         "images": written_images,
+        "reasons": result.reasons,
         "warnings": decode_warnings + result.warnings,
     }
     return report, result.outline

@@ -135,8 +135,16 @@ def issue_import(
     if emit(report | ({"outline": lines} if outline else {}), as_json):
         return
     if outline:
+        from newsletter.content.textimport import CLASS_LABELS
+
         for n, cls, txt in lines:
-            console.print(f"{n:>5} {cls:<9} {txt}", markup=False, highlight=False)
+            why = report["reasons"].get(n, "")
+            label = f"{CLASS_LABELS.get(cls, cls)}({cls})"
+            console.print(
+                f"{n:>5} {label:<16} {txt}" + (f"  ← {why}" if why else ""),
+                markup=False,
+                highlight=False,
+            )
     console.print(f"wrote {report['written']}", markup=False)
     for line, txt in report["chrome"]:
         console.print(f"ignored page chrome line {line}: {txt}", markup=False, style="dim")

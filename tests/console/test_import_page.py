@@ -28,7 +28,12 @@ def test_outline_of_the_real_brief(client: TestClient) -> None:
     assert r.status_code == 200, r.text[:300]
     classes = json.loads(_hidden(r.text, "classes"))
     assert classes["1"] == "chrome" and classes["12"] == "contents" and classes["72"] == "item"
-    assert re.search(r'name="c72"[^>]*>(?:(?!</select>).)*<option selected>item</option>', r.text)
+    assert re.search(
+        r'name="c72"[^>]*>(?:(?!</select>).)*<option value="item" selected>条目</option>', r.text
+    )
+    # each control is named by its line and text, and the rule that decided is shown
+    assert re.search(r'aria-label="分类 · 行 72 · [^"]+"', r.text)
+    assert "行首标记“1、”重复出现（第二层）" in r.text
     assert "title: 國資國企改革新規與簡析周報" in html.unescape(r.text)
 
 
@@ -59,3 +64,36 @@ def test_reclassify_rerun_and_save(client: TestClient) -> None:
     )
     assert r.status_code == 303 and r.headers["location"].startswith("/console/issues/")
     assert "第3期" in client.get(r.headers["location"]).text
+
+
+def test_a_word_upload_keeps_its_structure_on_rerun_and_its_image_on_save(
+    client: TestClient,
+) -> None:
+    from tests.content import wordfiles
+
+    csrf = login(client, "ops")
+    data = wordfiles.analyst_brief()
+    files = {"file": ("周报.docx", data, "application/octet-stream")}
+    r = client.post("/console/import", data={"csrf": csrf}, files=files)
+    assert r.status_code == 200, r.text[:300]
+    page = html.unescape(r.text)
+    summary = re.search(r'id="import-summary".*?</section>', page, re.S)
+    assert summary, page[-2000:]
+    assert "章节 2 · 条目 3" in summary.group(0) and "图片 1" in summary.group(0)
+    doc = _hidden(r.text, "doc")
+    assert re.fullmatch(r"[0-9a-f]{64}", doc)
+    # a re-run from the outline reads the kept document, not the flattened text
+    form = {"csrf": csrf, "doc": doc, "text": "", "classes": _hidden(r.text, "classes")}
+    r = client.post("/console/import", data=form | {"hints": "{}", "number": ""})
+    assert r.status_code == 200 and "](images/word-" in html.unescape(r.text)
+    markdown = re.search(r'<textarea name="markdown"[^>]*>(.*?)</textarea>', r.text, re.S)
+    assert markdown
+    r = client.post(
+        "/console/import/save",
+        data={"csrf": csrf, "doc": doc, "markdown": html.unescape(markdown.group(1))},
+    )
+    assert r.status_code == 303, r.text[:300]
+    assert "第23期" in client.get(r.headers["location"]).text
+    # a forged token is one clear line, never a path
+    r = client.post("/console/import", data=form | {"doc": "../../etc/passwd", "hints": "{}"})
+    assert r.status_code == 422 and "请重新上传" in html.unescape(r.text)

@@ -58,7 +58,8 @@ def test_outline_lists_every_line_with_its_class(tmp_path: Path) -> None:
     r = runner.invoke(app, ["issue", "import-text", str(src), "--outline"])
     assert r.exit_code == 0, r.output
     rows = [line.split(None, 2) for line in r.output.splitlines() if line[:5].strip().isdigit()]
-    classes = {int(n): cls for n, cls, *_ in rows}
+    classes = {int(n): label.split("(")[1].rstrip(")") for n, label, *_ in rows}
+    assert "页面杂项(chrome)" in r.output and "← 网页导航路径" in r.output
     assert classes == {
         1: "chrome",
         2: "header",

@@ -256,6 +256,9 @@ CSV_ZH = {
 }
 
 
+#: The import outline's line classes (the content package's own table).
+from newsletter.content.textimport import CLASS_LABELS as IMPORT_CLASSES  # noqa: E402
+
 #: Every table whose values are shown through ``_()``.
 CODE_TABLES = (
     SEND_STATES,
@@ -268,6 +271,7 @@ CODE_TABLES = (
     JOB_KINDS,
     BULK_ACTION_NAMES,
     DOMAIN_GROUPS,
+    IMPORT_CLASSES,
 )
 
 

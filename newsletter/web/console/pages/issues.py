@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import (
@@ -70,13 +70,23 @@ async def issues_upload(
 
 @router.get("/import", response_class=HTMLResponse)
 def import_page(request: Request, user: Editor) -> HTMLResponse:
-    return page(request, "import.html", user, result=None, classes=_import_classes())
+    return page(request, "import.html", user, result=None, **_import_extras())
 
 
 def _import_classes() -> tuple[str, ...]:
     from newsletter.content.textimport import CLASSES
 
     return CLASSES
+
+
+def _import_extras() -> dict[str, Any]:
+    from newsletter.content.textimport import CLASS_LABELS
+
+    return {
+        "classes": _import_classes(),
+        "labels": CLASS_LABELS,
+        "publications": svc.publication_choices(),
+    }
 
 
 @router.post("/import", response_class=HTMLResponse)
@@ -90,8 +100,12 @@ async def import_run(request: Request, user: Editor) -> Response:
     form = await request.form()
     upload = form.get("file")
     data = b""
+    name = ""
+    doc = str(form.get("doc") or "")
     if isinstance(upload, FormFile) and upload.filename:
         data = await upload.read()
+        name = upload.filename
+        doc = ""
     else:
         data = str(form.get("text") or "").replace("\r\n", "\n").encode()
     try:
@@ -102,7 +116,7 @@ async def import_run(request: Request, user: Editor) -> Response:
                 hints |= parse_hints({key[1:]: str(value)})
         raw_number = str(form.get("number") or "").strip()
         number = int(raw_number) if raw_number.isdigit() else None
-        result = svc.import_preview(data, hints, number)
+        result = svc.import_preview(data, hints, number, name=name, doc=doc)
     except (ValueError, NewsletterError) as exc:
         return page(
             request,
@@ -110,8 +124,8 @@ async def import_run(request: Request, user: Editor) -> Response:
             user,
             422,
             result=None,
-            classes=_import_classes(),
-            text=data.decode("utf-8", "replace"),
+            **_import_extras(),
+            text="" if name else data.decode("utf-8", "replace"),
             number=str(form.get("number") or ""),
             error=_error(exc, "导入失败 / import failed"),
         )
@@ -121,7 +135,7 @@ async def import_run(request: Request, user: Editor) -> Response:
         "import.html",
         user,
         result=result,
-        classes=_import_classes(),
+        **_import_extras(),
         shown=json.dumps(classes),
         hints_json=json.dumps(result["hints"]),
         number=raw_number,
@@ -129,13 +143,24 @@ async def import_run(request: Request, user: Editor) -> Response:
 
 
 @router.post("/import/save")
-def import_save(request: Request, user: Editor, markdown: Annotated[str, Form()] = "") -> Response:
+def import_save(
+    request: Request,
+    user: Editor,
+    markdown: Annotated[str, Form()] = "",
+    doc: Annotated[str, Form()] = "",
+    publication: Annotated[str, Form()] = "",
+) -> Response:
     try:
         out = svc.upload_issue(
-            user, "import.md", markdown.replace("\r\n", "\n").encode(), None, request
+            user,
+            "import.md",
+            markdown.replace("\r\n", "\n").encode(),
+            svc.import_images(doc),
+            request,
+            publication=publication or None,
         )
     except NewsletterError as exc:
-        kept = {
+        kept: dict[str, Any] = {
             "outline": [],
             "text": "",
             "script": "",
@@ -143,6 +168,10 @@ def import_save(request: Request, user: Editor, markdown: Annotated[str, Form()]
             "contents": [],
             "warnings": [],
             "markdown": markdown,
+            "reasons": {},
+            "doc": doc,
+            "kind": "text",
+            "summary": None,
         }
         return page(
             request,
@@ -150,7 +179,7 @@ def import_save(request: Request, user: Editor, markdown: Annotated[str, Form()]
             user,
             422,
             result=kept,
-            classes=_import_classes(),
+            **_import_extras(),
             shown="{}",
             hints_json="{}",
             number="",

@@ -41,12 +41,14 @@ from newsletter.web.console.services.audience import update_subscriber as update
 from newsletter.web.console.services.common import ConsoleError as ConsoleError
 from newsletter.web.console.services.issues import approve_issue as approve_issue
 from newsletter.web.console.services.issues import frame_html as frame_html
+from newsletter.web.console.services.issues import import_images as import_images
 from newsletter.web.console.services.issues import import_preview as import_preview
 from newsletter.web.console.services.issues import issue_summary as issue_summary
 from newsletter.web.console.services.issues import lint as lint
 from newsletter.web.console.services.issues import list_issues as list_issues
 from newsletter.web.console.services.issues import load_issue_row as load_issue_row
 from newsletter.web.console.services.issues import preview_outputs as preview_outputs
+from newsletter.web.console.services.issues import publication_choices as publication_choices
 from newsletter.web.console.services.issues import test_send as test_send
 from newsletter.web.console.services.issues import upload_issue as upload_issue
 from newsletter.web.console.services.jobs import get_job as get_job

@@ -48,6 +48,7 @@ def upload_issue(
     data: bytes,
     images: list[tuple[str, bytes]] | None = None,
     request: Request | None = None,
+    publication: str | None = None,
 ) -> dict[str, Any]:
     """Store an uploaded (or pasted) issue source as a draft; returns the issue summary."""
     from newsletter.content.parser import parse_issue
@@ -85,7 +86,11 @@ def upload_issue(
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(by_name[Path(src).name])
     with session_scope() as s:
-        issue, warnings = create_issue(s, path, actor=actor.username)
+        if publication and not s.scalar(select(Publication).where(Publication.slug == publication)):
+            raise ConsoleError(f"刊物 {publication} 不存在 / no publication {publication}")
+        issue, warnings = create_issue(
+            s, path, actor=actor.username, publication_slug=publication or None
+        )
         record(
             s,
             actor,
@@ -282,26 +287,101 @@ def test_send(
     return results
 
 
-def import_preview(data: bytes, hints: dict[int, str], number: int | None) -> dict[str, Any]:
-    """Import a pasted or uploaded brief: the outline, the report and the Markdown.
+def import_preview(
+    data: bytes, hints: dict[int, str], number: int | None, *, name: str = "", doc: str = ""
+) -> dict[str, Any]:
+    """Import a pasted or uploaded brief (text, Word or a web page): outline, summary, Markdown.
 
-    Nothing is stored; :func:`upload_issue` stores the Markdown once the editor
-    is satisfied.  ``hints`` are the editor's reclassifications (line → class).
+    Nothing is stored as an issue; :func:`upload_issue` stores the Markdown once the
+    editor is satisfied.  ``hints`` are the editor's reclassifications (line → class).
+    A Word or HTML upload is kept under ``var/imports`` by its hash (``doc``) so that a
+    re-run keeps its structure, links and images, and saving keeps its images.
     """
-    from newsletter.content.decode import decode_source
+    from newsletter.content.documents import read_document
     from newsletter.content.textimport import import_text
 
+    if doc:
+        data, name = _kept_import(doc)
     if len(data) > 5_000_000:
-        raise ConsoleError("the file is larger than 5 MB / 文件超过 5 MB")
-    text, warnings = decode_source(data, path="import.txt")
-    result = import_text(text, front_matter={"number": number}, hints=hints)
+        raise ConsoleError("文件超过 5 MB / the file is larger than 5 MB")
+    text, source, warnings = read_document(data, name=name)
+    if source is not None and not doc:
+        doc = _keep_import(data, name)
+    result = import_text(text, front_matter={"number": number}, hints=hints, source=source)
+    from newsletter.content.parser import parse_issue
+
+    parsed = parse_issue(result.markdown)
+    items = [it for sec in parsed.sections for it in sec.items]
+    summary = {
+        "sections": len(parsed.sections),
+        "items": len(items),
+        "meta": sum(len(it.meta) for it in items),
+        "tables": result.markdown.count("\n|---"),
+        "images": len(result.images),
+        "links": len(set(re.findall(r"https?://[^\s<>)|]+", result.markdown))),
+    }
     return {
         "text": text,
         "markdown": result.markdown,
         "outline": result.outline,
+        "reasons": result.reasons,
         "chrome": result.chrome,
         "contents": result.contents,
         "warnings": warnings + result.warnings,
         "script": result.script,
         "hints": hints,
+        "doc": doc,
+        "kind": source.kind if source is not None else "text",
+        "summary": summary,
     }
+
+
+_DOC_TOKEN = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _imports_dir() -> Path:
+    d = get_settings().var_dir / "imports"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _keep_import(data: bytes, name: str) -> str:
+    token = hashlib.sha256(data).hexdigest()
+    d = _imports_dir()
+    (d / f"{token}.bin").write_bytes(data)
+    (d / f"{token}.name").write_text(_SAFE_NAME.sub("_", Path(name).name)[:100], "utf-8")
+    return token
+
+
+def _kept_import(token: str) -> tuple[bytes, str]:
+    """The document kept by :func:`_keep_import`; the token is checked, never a path."""
+    if not _DOC_TOKEN.match(token):
+        raise ConsoleError(
+            "导入的文件已失效，请重新上传 / the import expired; upload the file again"
+        )
+    d = _imports_dir()
+    try:
+        return (d / f"{token}.bin").read_bytes(), (d / f"{token}.name").read_text("utf-8")
+    except OSError:
+        raise ConsoleError(
+            "导入的文件已失效，请重新上传 / the import expired; upload the file again"
+        ) from None
+
+
+def import_images(doc: str) -> list[tuple[str, bytes]]:
+    """The images of a kept Word or HTML import, for :func:`upload_issue`."""
+    if not doc:
+        return []
+    from newsletter.content.documents import read_document
+
+    data, name = _kept_import(doc)
+    _, source, _ = read_document(data, name=name)
+    if source is None:
+        return []
+    return [(f"images/{im.name}", im.data) for im in source.images.values()]
+
+
+def publication_choices() -> list[tuple[str, str]]:
+    """``(slug, name)`` of every publication, for the import and upload forms."""
+    with session_scope() as s:
+        return [(p.slug, p.name) for p in s.scalars(select(Publication).order_by(Publication.id))]
