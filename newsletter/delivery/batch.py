@@ -13,9 +13,15 @@ not guessed.
 Suppression and unsubscribes are checked again for the whole batch right after the claim,
 so a running send skips a person from the moment they leave.
 
-Pause and cancel are obeyed between groups: the statement that marks a group ``sending``
-also requires its send to be ``sending``, so once a pause or cancel has committed no worker
-marks another group, and at most the rest of the group already marked goes out.
+Pause and cancel are obeyed before every message: the loop reads the stop flag that the
+state change raises (``sends.stop_flag``), so once a pause or cancel has committed a worker
+finishes at most the message on the wire and gives the rest of its group back unsent. As a
+second wall, the statement that marks a group ``sending`` also requires its send to be
+``sending``.
+
+A batch that loses its database keeps the outcomes not yet committed and records them,
+fenced by its claim, after reconnecting (``_recover``): a dropped connection costs no
+duplicate.
 
 A delivery's Message-ID is the same on every attempt (its id and a salt fixed per
 installation), so a copy re-sent after a crash can be dropped by receivers.
@@ -55,6 +61,7 @@ from newsletter.delivery.outcomes import (
     release_claim,
 )
 from newsletter.delivery.relays import RelayPool, down_relays, probe_due
+from newsletter.delivery.sends import stop_key
 from newsletter.delivery.smtp import Outcome
 from newsletter.delivery.throttle import throttle
 from newsletter.models import Delivery, Send, Subscriber, Subscription, Suppression
@@ -327,6 +334,7 @@ def _send_loop(
     k = get_settings().send_group_size
     n = 0
     no_relay = False
+    stop = _Stop(send_id)
     while n < len(rows) and not no_relay:
         group: list[Ready] = []
         while n < len(rows) and len(group) < k:
@@ -355,10 +363,11 @@ def _send_loop(
                     result.lost_claim += len(left)  # our lease ran out: another has them
             flight.unsent = list(group)
             done = flight.unrecorded  # kept in memory until a commit has taken them
-            back = _send_group(group, route, result, marked_at, beat, done, flight)
+            back = _send_group(group, route, result, marked_at, beat, done, flight, stop)
             finish_group(s, done, claim_token)  # committed with the next group's mark
-            hand_back(s, claim_token, back)
+            hand_back(s, claim_token, back, cancelled=result.stopped == "cancelled")
             if result.stopped is not None:
+                release_claim(s, claim_token)  # the rest of the batch, for a resume
                 s.commit()
                 flight.committed()
                 return
@@ -524,11 +533,13 @@ def _send_group(
     beat: Heartbeat,
     done: list[Done],
     flight: _Flight,
+    stop: _Stop,
 ) -> list[Ready]:
     """Send a marked group, one message after another, appending each outcome to ``done``
     as soon as it is known; stops early when the lease may have run out (fencing by time:
-    past it, another worker may hold these rows). Returns the messages to give back
-    unsent: their relay went out of service mid-group and no other may carry them.
+    past it, another worker may hold these rows), and before any message once the send
+    is paused or cancelled. Returns the messages to give back unsent: the send stopped,
+    or their relay went out of service mid-group and no other may carry them.
 
     Messages were built (and DKIM-signed) by the batch's builder thread since their
     rows were prepared, while this thread talks to the database and the relays."""
@@ -542,6 +553,11 @@ def _send_group(
             log.warning(
                 "lease may have run out mid-group: %d messages left unsent", len(group) - i
             )
+            break
+        stopped = stop()
+        if stopped is not None:  # paused or cancelled: not one more transaction
+            result.stopped = stopped
+            back.extend(group[i:])
             break
         relay = r.relay
         if relay.name in route.pool.out or relay.name in _down():
@@ -590,6 +606,44 @@ def _send_group(
         ):
             result.unreachable += 1
     return back
+
+
+class _Stop:
+    """Whether the send has left ``sending`` (paused, cancelled), asked before every
+    message: after a pause or cancel has committed, a worker process finishes at most
+    the message already on the wire.
+
+    With Redis, the flag ``sends.stop_flag`` raises before the state change commits is
+    read (one GET, ~0.1 ms); only when it is up is the database asked. Without Redis
+    (embedded mode) the database is asked at most every 0.2 s."""
+
+    EVERY = 0.2
+
+    def __init__(self, send_id: int) -> None:
+        self.send_id = send_id
+        self.key = stop_key(send_id) if get_settings().redis_url else None
+        self._next = 0.0
+
+    def __call__(self) -> str | None:
+        if self.key is not None:
+            from newsletter.core.redis import redis_client
+
+            try:
+                if redis_client().get(self.key) is None:
+                    return None
+            except Exception:  # Redis down: groups still stop at their mark
+                return None
+        else:
+            now = time.monotonic()
+            if now < self._next:
+                return None
+            self._next = now + self.EVERY
+        try:
+            with session_scope() as s:
+                state = s.scalar(select(Send.state).where(Send.id == self.send_id))
+        except Exception:  # the group's own fence still holds
+            return None
+        return None if state == "sending" else str(state or "missing")
 
 
 def _down() -> dict[str, Any]:

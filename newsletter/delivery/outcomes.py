@@ -175,14 +175,25 @@ def finish_group(s: Session, done: list[Done], claim_token: str) -> int:
     return written
 
 
-def hand_back(s: Session, claim_token: str, ready: list[Ready]) -> int:
+def hand_back(
+    s: Session, claim_token: str, ready: list[Ready], *, cancelled: bool = False
+) -> int:
     """Give back rows marked ``sending`` by this claim whose message never went out (the
-    relay chosen for it was taken out mid-group, or the batch lost its database before
-    sending them): as they were before the mark, due now, not at risk. Fenced by the claim.
-    Their warm-up units are given back too."""
+    send was paused, the relay chosen for it was taken out mid-group, or the batch lost
+    its database before sending them): as they were before the mark, due now, not at
+    risk; of a cancelled send, skipped as cancelled. Fenced by the claim. Their warm-up
+    units are given back too."""
     if not ready:
         return 0
     now = utcnow()
+    values: dict[str, Any] = {
+        "state": case((Delivery.attempts > 1, "deferred"), else_="queued"),
+        "attempts": Delivery.attempts - 1,
+        "claimed_by": None,
+        "lease_until": None,
+    }
+    if cancelled:
+        values.update(state="skipped", last_reply="cancelled / 已取消")
     res = s.execute(
         update(Delivery)
         .where(
@@ -190,12 +201,7 @@ def hand_back(s: Session, claim_token: str, ready: list[Ready]) -> int:
             Delivery.claimed_by == claim_token,
             Delivery.state == "sending",
         )
-        .values(
-            state=case((Delivery.attempts > 1, "deferred"), else_="queued"),
-            attempts=Delivery.attempts - 1,
-            claimed_by=None,
-            lease_until=None,
-        )
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     for r in ready:
