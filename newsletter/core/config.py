@@ -65,7 +65,12 @@ class Settings(BaseSettings):
     smtp_username: str = ""
     smtp_password: SecretStr = SecretStr("")
     smtp_starttls: bool = False
-    smtp_timeout: float = 30.0
+    #: Every wait on a relay has a deadline (docs/delivery.md, "Hung relays"): the TCP
+    #: connect, the greeting and each command (``smtp_timeout``), and the reply to the
+    #: final dot. A relay that misses one is taken out of service at once.
+    smtp_connect_timeout: float = Field(default=10.0, gt=0, le=600)
+    smtp_timeout: float = Field(default=30.0, gt=0, le=600)
+    smtp_data_timeout: float = Field(default=30.0, gt=0, le=600)
     smtp_pool_size: int = 4
 
     #: Several named relays (docs/delivery.md, "Relays"): a JSON list of objects, a TOML
@@ -110,6 +115,10 @@ class Settings(BaseSettings):
     #: counted at risk), and a pause or cancel lets at most this many more go out per
     #: connection. 1 gives one statement per message and one message of uncertainty.
     send_group_size: int = Field(default=25, ge=1, le=100)
+    #: A batch that loses its database keeps the outcomes it has not recorded in memory,
+    #: reconnects with backoff for up to this many seconds and records them (fenced by its
+    #: claim); only rows another worker took over meanwhile are re-sent, at risk.
+    db_retry_seconds: float = Field(default=60.0, ge=0, le=3600)
     #: The CPU niceness a Celery worker takes on at start (its processes inherit it): a
     #: bulk send yields the CPU to the web console, the pixel server, PostgreSQL and a
     #: local relay on the same host, which then answer promptly (B4: +5 points with the

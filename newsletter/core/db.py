@@ -21,7 +21,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from newsletter.core.config import get_settings
 from newsletter.core.resources import resource_path
 
-__all__ = ["engine", "is_postgres", "session_scope", "sessionmaker_for", "upgrade", "dispose"]
+__all__ = [
+    "dispose",
+    "engine",
+    "is_postgres",
+    "lost_connection",
+    "session_scope",
+    "sessionmaker_for",
+    "upgrade",
+]
 
 _engines: dict[str, Engine] = {}
 _makers: dict[str, sessionmaker[Session]] = {}
@@ -66,6 +74,19 @@ def engine(url: str | None = None) -> Engine:
             )
         _engines[url] = eng
     return eng
+
+
+def lost_connection(exc: BaseException) -> bool:
+    """Whether a database error means the connection is gone (server restart, failover, a
+    terminated backend, a broken link), as opposed to an error in the statement."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    if getattr(exc, "connection_invalidated", False) or isinstance(
+        exc, OperationalError | InterfaceError
+    ):
+        return True
+    text = str(exc).lower()
+    return "server closed the connection" in text or "terminating connection" in text
 
 
 def is_postgres(url: str | None = None) -> bool:

@@ -10,7 +10,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.core.clock import now as utcnow
@@ -140,26 +140,36 @@ class Done:
     retry_now: bool
 
 
-def finish_group(s: Session, done: list[Done]) -> None:
-    """Write a group's outcomes: the sent ones in one statement, the others one by one."""
+def finish_group(s: Session, done: list[Done], claim_token: str) -> int:
+    """Write a group's outcomes: the sent ones in one statement, the others one by one.
+
+    Fenced by the claim: only rows this claim still holds ``sending`` are written (a row
+    another worker took over after our lease ran out is theirs, and counted at risk).
+    Returns how many were written."""
     cfg = get_settings()
     sent = [d for d in done if d.outcome.state == "sent"]
+    written = 0
     if sent and s.get_bind().dialect.name == "postgresql":
-        s.connection().exec_driver_sql(
-            queries.MARK_SENT,
-            (
-                [d.ready.row[0] for d in sent],
-                [d.at for d in sent],
-                [d.outcome.code for d in sent],
-                [d.outcome.reply for d in sent],
-                [d.relay for d in sent],
-            ),
+        written += len(
+            s.connection()
+            .exec_driver_sql(
+                queries.MARK_SENT,
+                (
+                    [d.ready.row[0] for d in sent],
+                    [d.at for d in sent],
+                    [d.outcome.code for d in sent],
+                    [d.outcome.reply for d in sent],
+                    [d.relay for d in sent],
+                    claim_token,
+                ),
+            )
+            .all()
         )
         rest = [d for d in done if d.outcome.state != "sent"]
     else:
         rest = done
     for d in rest:
-        _record(
+        written += _record(
             s,
             d.ready.row[0],
             d.ready.row[2] + 1,
@@ -169,7 +179,52 @@ def finish_group(s: Session, done: list[Done]) -> None:
             d.retry_now,
             relay=d.relay,
             now=d.at,
+            claim_token=claim_token,
         )
+    return written
+
+
+def hand_back(s: Session, claim_token: str, ready: list[Ready], *, cancelled: bool = False) -> int:
+    """Give back rows marked ``sending`` by this claim whose message never went out (the
+    send was paused, the relay chosen for it was taken out mid-group, or the batch lost
+    its database before sending them): as they were before the mark, due now, not at
+    risk; of a cancelled send, skipped as cancelled. Fenced by the claim. Their warm-up
+    units are given back too."""
+    if not ready:
+        return 0
+    now = utcnow()
+    values: dict[str, Any] = {
+        "state": case((Delivery.attempts > 1, "deferred"), else_="queued"),
+        "attempts": Delivery.attempts - 1,
+        "claimed_by": None,
+        "lease_until": None,
+    }
+    if cancelled:
+        values.update(state="skipped", last_reply="cancelled / 已取消")
+    res = s.execute(
+        update(Delivery)
+        .where(
+            Delivery.id.in_([r.row[0] for r in ready]),
+            Delivery.claimed_by == claim_token,
+            Delivery.state == "sending",
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    for r in ready:
+        if r.plan is not None:
+            warmup.unreserve(s, r.plan, r.rcpt_domain, now)
+    return int(res.rowcount)  # type: ignore[attr-defined]
+
+
+def release_claim(s: Session, claim_token: str) -> None:
+    """End this claim's lease on the rows it holds and has not marked (fenced)."""
+    s.execute(
+        update(Delivery)
+        .where(Delivery.claimed_by == claim_token, Delivery.state.in_(("queued", "deferred")))
+        .values(claimed_by=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _record(
@@ -183,7 +238,8 @@ def _record(
     *,
     relay: str | None = None,
     now: dt.datetime | None = None,
-) -> None:
+    claim_token: str | None = None,
+) -> int:
     now = now or utcnow()
     values: dict[str, object] = {
         "last_code": o.code,
@@ -216,9 +272,13 @@ def _record(
         values.update(
             state="deferred", next_attempt_at=now if retry_now else now + _backoff(attempts)
         )
-    s.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values))
+    target = update(Delivery).where(Delivery.id == delivery_id)
+    if claim_token is not None:  # fenced: only while this claim holds the row mid-send
+        target = target.where(Delivery.claimed_by == claim_token, Delivery.state == "sending")
+    n = int(s.execute(target.values(**values)).rowcount)  # type: ignore[attr-defined]
     if values.get("state") == "failed":
         _suppress_if_always_failing(s, delivery_id, email)
+    return n
 
 
 def _suppress_if_always_failing(s: Session, delivery_id: int, email: str) -> None:

@@ -28,12 +28,15 @@ MARK_SENDING = (
 )
 
 #: Record the messages of one group that the relay accepted, in one statement, and end
-#: their lease. Parameters: ids, accepted-at times, reply codes, reply texts, relay names.
+#: their lease. Fenced by the claim: a row another worker has taken over since (its lease
+#: ran out) is left to that worker, which counted it at risk. Returns the ids recorded.
+#: Parameters: ids, accepted-at times, reply codes, reply texts, relay names, claim token.
 MARK_SENT = (
     "UPDATE delivery AS d SET state = 'sent', sent_at = v.at, last_code = v.code, "
     "last_reply = v.reply, relay = v.relay, claimed_by = NULL, lease_until = NULL "
     "FROM unnest(%s::bigint[], %s::timestamptz[], %s::int[], %s::text[], %s::text[]) "
-    "AS v(id, at, code, reply, relay) WHERE d.id = v.id"
+    "AS v(id, at, code, reply, relay) WHERE d.id = v.id AND d.claimed_by = %s "
+    "AND d.state = 'sending' RETURNING d.id"
 )
 
 #: One plan per issue at a time (``text()``, ``:i`` = the issue id): the cross-send check

@@ -94,7 +94,11 @@ class RelayConfig(BaseModel):
     #: messages per second through this relay, shared by all workers; 0 = unlimited
     rate: float = Field(0.0, ge=0, le=100_000)
     weight: float = Field(1.0, gt=0, le=1000)
-    timeout: float = Field(30.0, gt=0, le=600)
+    #: deadlines in seconds (unset: the ``smtp_*_timeout`` settings): the greeting and
+    #: each command, the TCP connect, the reply to the final dot
+    timeout: float | None = Field(None, gt=0, le=600)
+    connect_timeout: float | None = Field(None, gt=0, le=600)
+    data_timeout: float | None = Field(None, gt=0, le=600)
     #: reserved for these From domains / publication slugs (empty: a general relay)
     from_domains: tuple[str, ...] = ()
     publications: tuple[str, ...] = ()
@@ -140,6 +144,15 @@ class RelayConfig(BaseModel):
     @property
     def general(self) -> bool:
         return not self.from_domains and not self.publications
+
+    def deadlines(self, cfg: Settings | None = None) -> tuple[float, float, float]:
+        """(connect, greeting and each command, final dot) in seconds."""
+        cfg = cfg or get_settings()
+        return (
+            self.connect_timeout or cfg.smtp_connect_timeout,
+            self.timeout or cfg.smtp_timeout,
+            self.data_timeout or cfg.smtp_data_timeout,
+        )
 
     def public(self) -> dict[str, Any]:
         """Everything but the password (whether one is set is shown)."""
@@ -242,6 +255,8 @@ def _default_relay(cfg: Settings) -> RelayConfig:
         rate=0.0,
         weight=1.0,
         timeout=cfg.smtp_timeout,
+        connect_timeout=cfg.smtp_connect_timeout,
+        data_timeout=cfg.smtp_data_timeout,
     )
 
 
@@ -263,6 +278,8 @@ def load_relays(cfg: Settings | None = None) -> list[RelayConfig]:
             cfg.smtp_password.get_secret_value(),
             cfg.smtp_starttls,
             cfg.smtp_timeout,
+            cfg.smtp_connect_timeout,
+            cfg.smtp_data_timeout,
         )
     )
     with _load_lock:
@@ -402,7 +419,8 @@ def report(
 ) -> bool:
     """Account one deferral to ``relay``; True when the relay is now out of service.
 
-    A relay that cannot be connected to is taken out at once. Dropped connections
+    A relay that cannot be connected to, or that did not answer within its deadline
+    (connect, greeting, a command, the final dot), is taken out at once. Dropped connections
     and 4xx replies count towards the burst; they take a relay out only when
     another relay could carry its mail (``alternatives``): with one relay the
     send's own auto-pause decides, as before.
@@ -411,6 +429,11 @@ def report(
     if relay.host == "maildir":
         return False
     now = now or clock.now()
+    if outcome.timed_out:
+        # A relay that does not answer in time holds a worker for the whole deadline on
+        # every try: out at once (even the only one: the send then pauses and probes).
+        take_out(relay.name, outcome.reply, now)
+        return True
     if outcome.code is None and outcome.reply.startswith("connection failed"):
         take_out(relay.name, outcome.reply, now)
         return True
@@ -443,7 +466,12 @@ def probe(relay: RelayConfig) -> tuple[bool, str]:
         return True, "maildir"
     try:
         cls = smtplib.SMTP_SSL if relay.tls == "ssl" else smtplib.SMTP
-        smtp = cls(relay.host, relay.port, timeout=min(relay.timeout, 10))
+        connect_t, command_t, _dot = relay.deadlines()
+        # A hung relay must not hold its prober long: at most 10 s for each wait.
+        smtp = cls(timeout=min(connect_t, 10))
+        smtp.connect(relay.host, relay.port)  # (the greeting is read with the same limit)
+        if smtp.sock is not None:
+            smtp.sock.settimeout(min(command_t, 10))
         try:
             code, _ = smtp.ehlo()
             if relay.tls == "starttls":
@@ -623,10 +651,13 @@ class RelayPool:
             if relay.host == "maildir":
                 conn = MaildirConnection(self.cfg.outbox_dir)
             else:
+                connect_t, command_t, dot_t = relay.deadlines(self.cfg)
                 conn = SmtpConnection(
                     relay.host,
                     relay.port,
-                    timeout=relay.timeout,
+                    timeout=command_t,
+                    connect_timeout=connect_t,
+                    data_timeout=dot_t,
                     username=relay.username,
                     password=relay.password.get_secret_value(),
                     starttls=relay.tls == "starttls",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from newsletter.core.db import session_scope
+from newsletter.core.db import lost_connection, session_scope
 from newsletter.core.errors import NewsletterError, NotFound, StateError
 from newsletter.delivery.batch import process_batch
 from newsletter.delivery.outcomes import BatchResult
@@ -229,7 +229,7 @@ def step_resilient(send_id: int, *, batch_size: int | None = None) -> Next:
     try:
         return step(send_id, batch_size=batch_size)
     except DBAPIError as exc:
-        if not _lost_connection(exc):
+        if not lost_connection(exc):
             raise
         log.warning(
             "send %s: database connection lost (%s); the batch chain goes on",
@@ -240,17 +240,6 @@ def step_resilient(send_id: int, *, batch_size: int | None = None) -> Next:
 
         engine().dispose()  # drop pooled connections to the old server process
         return Next("later", 2.0)
-
-
-def _lost_connection(exc: Exception) -> bool:
-    from sqlalchemy.exc import InterfaceError, OperationalError
-
-    if getattr(exc, "connection_invalidated", False) or isinstance(
-        exc, OperationalError | InterfaceError
-    ):
-        return True
-    text = str(exc).lower()
-    return "server closed the connection" in text or "terminating connection" in text
 
 
 def drive_inline(send_id: int, *, max_wait: float = 30.0, batch_size: int | None = None) -> str:

@@ -27,6 +27,7 @@ from sqlalchemy import and_, exists, func, literal, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from newsletter.core.config import get_settings
 from newsletter.core.db import session_scope
 from newsletter.core.errors import NotFound, StateError
 from newsletter.delivery import queries
@@ -79,6 +80,9 @@ def transition(session: Session, send_id: int, action: str, *, error: str | None
         update(Send).where(Send.id == send_id, Send.state.in_(sources)).values(**values)
     )
     if res.rowcount == 1:  # type: ignore[attr-defined]
+        # Before the commit: once the caller's transaction has committed, every worker's
+        # next message already sees the flag (docs/delivery.md, "Control").
+        stop_flag(send_id, None if target == "sending" else target)
         if action == "cancel":
             # What was still to go will never go: say so on each row, so a cancelled send
             # shows no queue (a row already `sending` finishes and records its outcome).
@@ -97,6 +101,32 @@ def transition(session: Session, send_id: int, action: str, *, error: str | None
     raise StateError(
         f"send {send_id} is {current}; cannot {action} (allowed from: {', '.join(sorted(sources))})"
     )
+
+
+#: How long a stop flag lives in Redis; the database's state is what counts, the flag
+#: only tells a worker to look at it before its next message.
+STOP_FLAG_SECONDS = 3600
+
+
+def stop_key(send_id: int) -> str:
+    return f"{get_settings().redis_prefix}send-stop:{send_id}"
+
+
+def stop_flag(send_id: int, state: str | None) -> None:
+    """Raise (``state``: the send's new state) or lower (None) the flag that a sending
+    loop reads before every message. Without Redis there is no flag: workers then read
+    the send's state from the database (see ``batch._Stop``)."""
+    if not get_settings().redis_url:
+        return
+    from newsletter.core.redis import redis_client
+
+    try:
+        if state is None:
+            redis_client().delete(stop_key(send_id))
+        else:
+            redis_client().set(stop_key(send_id), state, ex=STOP_FLAG_SECONDS)
+    except Exception as exc:  # Redis down: workers still stop between groups
+        log.warning("send %s: stop flag not written (%s)", send_id, exc.__class__.__name__)
 
 
 def _insert(session: Session):  # type: ignore[no-untyped-def]

@@ -6,6 +6,12 @@ dropped: retry later on another connection), ``bounced`` (5xx for this
 recipient: a hard bounce).  It uses 8BITMIME when the server offers it and
 re-encodes to base64 otherwise.
 
+Every wait has a deadline: the TCP connect (``connect_timeout``), the greeting and
+each command (``timeout``) and the reply to the final dot (``data_timeout``) each have
+their own. A relay that accepts the connection and then never answers, or stops
+answering mid-transaction, gives a ``deferred`` outcome with ``timed_out`` set within
+that time; the relay layer takes such a relay out of service at once.
+
 With ``host == "maildir"`` messages are written to a maildir outbox instead
 (embedded mode without any SMTP server).
 """
@@ -34,6 +40,42 @@ class Outcome:
     #: broke after the final dot): the relay may have taken it, so a retry is at risk
     #: of a duplicate and is counted as such.
     maybe_delivered: bool = False
+    #: The relay did not answer within its deadline (connect, greeting, a command, or
+    #: the final dot): a hung relay, taken out of service at once.
+    timed_out: bool = False
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was raised while handling, a socket timeout (smtplib turns
+    a timed-out read or write into ``SMTPServerDisconnected``)."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        if isinstance(e, TimeoutError):  # socket.timeout is TimeoutError
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
+
+
+class _Deadlines:
+    """smtplib's connect uses one timeout for the TCP connect and the greeting; this
+    gives the greeting its own once the socket is up."""
+
+    greeting_timeout: float = 30.0
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock: socket.socket = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        sock.settimeout(self.greeting_timeout)
+        return sock
+
+
+class _SMTP(_Deadlines, smtplib.SMTP):
+    pass
+
+
+class _SMTPSSL(_Deadlines, smtplib.SMTP_SSL):
+    pass
 
 
 class SmtpConnection:
@@ -48,8 +90,16 @@ class SmtpConnection:
         starttls: bool = False,
         pipelining: bool = True,
         ssl: bool = False,
+        connect_timeout: float | None = None,
+        data_timeout: float | None = None,
     ) -> None:
         self.host, self.port, self.timeout = host, port, timeout
+        #: the TCP connect; the greeting and every command get ``timeout``
+        self.connect_timeout = connect_timeout if connect_timeout is not None else timeout
+        #: the reply to the final dot (the relay may scan the message first)
+        self.data_timeout = data_timeout if data_timeout is not None else timeout
+        #: what the connection is waiting for, named in a timeout's reply
+        self.phase = "connect"
         self.username, self.password, self.starttls = username, password, starttls
         self.ssl = ssl  # implicit TLS (port 465) instead of STARTTLS
         self._smtp: smtplib.SMTP | None = None
@@ -59,14 +109,24 @@ class SmtpConnection:
         self._handed_over = False
 
     def _open(self) -> smtplib.SMTP:
-        smtp = (smtplib.SMTP_SSL if self.ssl else smtplib.SMTP)(
-            self.host, self.port, timeout=self.timeout
-        )
+        smtp = (_SMTPSSL if self.ssl else _SMTP)(timeout=self.connect_timeout)
+        smtp.greeting_timeout = self.timeout
+        self.phase = "connect"
+        # (the greeting is read inside connect(); a timeout there names the greeting)
+        try:
+            smtp.connect(self.host, self.port)
+        except smtplib.SMTPServerDisconnected:
+            self.phase = "greeting"
+            raise
+        smtp.timeout = self.timeout
+        self.phase = "ehlo"
         smtp.ehlo()
         if self.starttls:
+            self.phase = "starttls"
             smtp.starttls()
             smtp.ehlo()
         if self.username:
+            self.phase = "login"
             smtp.login(self.username, self.password)
         self.eightbit = smtp.has_extn("8bitmime")
         self.pipelining = self.allow_pipelining and smtp.has_extn("pipelining")
@@ -87,6 +147,7 @@ class SmtpConnection:
         try:
             if self._smtp is None:
                 self._smtp = self._open()
+            self.phase = "mail"
             opts = ["BODY=8BITMIME"] if self.eightbit else []
             data = message
             if not self.eightbit:
@@ -102,17 +163,19 @@ class SmtpConnection:
             return self._classify(exc.smtp_code, exc.smtp_error, sender=True)
         except smtplib.SMTPDataError as exc:
             return self._classify(exc.smtp_code, exc.smtp_error)
-        except smtplib.SMTPServerDisconnected as exc:
-            self.close(force=True)
-            return Outcome(
-                "deferred",
-                None,
-                f"connection lost: {exc}"[:1000],
-                maybe_delivered=self._handed_over,
-            )
         except smtplib.SMTPResponseException as exc:
             return self._classify(exc.smtp_code, exc.smtp_error)
-        except OSError as exc:  # refused, reset, timed out, DNS failure
+        except OSError as exc:  # refused, reset, timed out, DNS failure, link lost
+            if _timed_out(exc):
+                return self._timeout()
+            if isinstance(exc, smtplib.SMTPServerDisconnected):
+                self.close(force=True)
+                return Outcome(
+                    "deferred",
+                    None,
+                    f"connection lost: {exc}"[:1000],
+                    maybe_delivered=self._handed_over,
+                )
             self.close(force=True)
             if self._handed_over:  # the body went out; its reply never came
                 return Outcome(
@@ -123,6 +186,23 @@ class SmtpConnection:
             code, msg = refused[rcpt]
             return self._classify(code, msg)
         return Outcome("sent", 250, "ok")
+
+    def _timeout(self) -> Outcome:
+        """The relay did not answer in time: the connection is reset (nothing it still
+        holds goes out later) and the message deferred; if the body had gone out, the
+        relay may have it, so a retry is counted at risk."""
+        self.close(force=True)
+        limit = {"connect": self.connect_timeout, "dot": self.data_timeout}.get(
+            self.phase, self.timeout
+        )
+        return Outcome(
+            "deferred",
+            None,
+            f"发信服务器 {limit:g} 秒内无响应（{self.phase}）"
+            f" / timed out: no answer to {self.phase} within {limit:g} s",
+            maybe_delivered=self._handed_over,
+            timed_out=True,
+        )
 
     def _transaction(
         self, envelope_from: str, rcpt: str, data: bytes, opts: list[str], dot_free: bool = False
@@ -136,12 +216,16 @@ class SmtpConnection:
         if self.pipelining:
             # RFC 2920: MAIL, RCPT and DATA in one write, then their three replies in order.
             esmtp = "".join(" " + o for o in opts)
+            self.phase = "mail"
             smtp.send(f"MAIL FROM:<{envelope_from}>{esmtp}\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n")
             mail, rcpt_reply, data_reply = smtp.getreply(), smtp.getreply(), smtp.getreply()
         else:
+            self.phase = "mail"
             mail = smtp.mail(envelope_from, opts)
+            self.phase = "rcpt"
             rcpt_reply = smtp.rcpt(rcpt) if mail[0] == 250 else (503, b"not sent")
             if mail[0] == 250 and rcpt_reply[0] in (250, 251):
+                self.phase = "data"
                 smtp.putcmd("data")
                 data_reply = smtp.getreply()
             else:
@@ -168,9 +252,17 @@ class SmtpConnection:
                 body = b"." + body
         if not body.endswith(b"\r\n"):
             body += b"\r\n"
+        self.phase = "body"
         smtp.send(body + b".\r\n")
         self._handed_over = True
+        self.phase = "dot"
+        sock = smtp.sock
+        if sock is not None and self.data_timeout != self.timeout:
+            sock.settimeout(self.data_timeout)
         code, resp = smtp.getreply()
+        if smtp.sock is not None and self.data_timeout != self.timeout:
+            smtp.sock.settimeout(self.timeout)
+        self.phase = "mail"
         if code != 250:
             if code == 421:
                 self.close(force=True)
@@ -246,6 +338,8 @@ def settings_connection(cfg: Any) -> SmtpConnection | MaildirConnection:
         cfg.smtp_host,
         cfg.smtp_port,
         timeout=cfg.smtp_timeout,
+        connect_timeout=cfg.smtp_connect_timeout,
+        data_timeout=cfg.smtp_data_timeout,
         username=cfg.smtp_username,
         password=cfg.smtp_password.get_secret_value(),
         starttls=cfg.smtp_starttls,

@@ -28,8 +28,9 @@ def test_mark_sending_is_planned_with_its_fence(pg_settings: Settings) -> None:
 
 
 def test_mark_sent_is_planned(pg_settings: Settings) -> None:
-    plan = _plan(queries.MARK_SENT, ([1], [NOW], [250], ["2.0.0 ok"], ["default"]))
+    plan = _plan(queries.MARK_SENT, ([1], [NOW], [250], ["2.0.0 ok"], ["default"], "w:1"))
     assert "Update on delivery" in plan
+    assert "claimed_by" in plan  # fenced: a row taken over by another worker is left alone
 
 
 def test_the_issue_plan_lock_is_planned(pg_settings: Settings) -> None:

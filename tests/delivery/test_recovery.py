@@ -251,3 +251,59 @@ def test_a_group_never_outlives_its_lease_when_the_heartbeat_cannot_renew(
         at_risk = s.scalar(select(func.count()).where(Delivery.at_risk))
     assert states == {"sent": 5}
     assert at_risk == 5 - first.sent  # taken over while sending: counted, never sent twice
+
+
+def test_an_outcome_is_recorded_only_while_its_claim_holds_the_row(
+    pg_settings: Settings, smtp_sink: tuple[int, SinkHandler]
+) -> None:
+    """A worker that comes back to the database after losing it records what it sent
+    under its claim: the row it still holds is written ``sent``; the row another worker
+    took over meanwhile (the lease ran out) is left to that worker, flagged at risk."""
+    import datetime as dt
+    from concurrent.futures import Future
+
+    from newsletter.delivery import lease as eng
+    from newsletter.delivery import queries
+    from newsletter.delivery.outcomes import Done, Ready, finish_group
+    from newsletter.delivery.smtp import Outcome
+
+    port, _sink = smtp_sink
+    _stack(pg_settings, port, lease_seconds=1)
+    ids = seed(2)
+    start(ids["send"])
+    with session_scope() as s:
+        token, (kept, lost) = claim(s, ids["send"], 2, 1)
+        now = eng.utcnow()
+        s.connection().exec_driver_sql(
+            queries.MARK_SENDING,
+            (now + dt.timedelta(seconds=1), [kept, lost], ["<a@x>", "<b@x>"],
+             ["default", "default"], token, now, ids["send"]),
+        )  # fmt: skip
+    with session_scope() as s:  # the lease of one row runs out and another worker claims it
+        s.execute(update(Delivery).where(Delivery.id == lost)
+                  .values(lease_until=eng.utcnow() - dt.timedelta(seconds=1)))  # fmt: skip
+        other, taken = claim(s, ids["send"], 2, 1)
+    assert taken == [lost] and other != token
+    with session_scope() as s:
+        rows = {d.id: d for d in s.scalars(select(Delivery))}
+
+        def done(did: int) -> Done:
+            d = rows[did]
+            ready = Ready(
+                (d.id, d.variant, 1, d.subscriber_id, "x@example.com"),
+                None,
+                "",
+                None,
+                None,
+                Future(),
+                "",
+                "",
+                None,
+            )  # type: ignore[arg-type]
+            return Done(ready, Outcome("sent", 250, "ok"), "default", eng.utcnow(), False)
+
+        assert finish_group(s, [done(kept), done(lost)], token) == 1
+    with session_scope() as s:
+        got = {d.id: (d.state, d.at_risk, d.claimed_by) for d in s.scalars(select(Delivery))}
+    assert got[kept] == ("sent", False, None)
+    assert got[lost] == ("queued", True, other)  # the other worker's: it re-sends, counted

@@ -26,7 +26,8 @@ from tests.factories import seed
 def test_a_message_whose_data_reply_is_lost_is_counted_at_risk(pg_settings, smtp_sink) -> None:  # type: ignore[no-untyped-def]
     port, sink = smtp_sink
     reset_settings(pg_settings.model_copy(update={
-        "smtp_host": "127.0.0.1", "smtp_port": port, "smtp_timeout": 1.0}))  # fmt: skip
+        "smtp_host": "127.0.0.1", "smtp_port": port, "smtp_timeout": 1.0,
+        "smtp_data_timeout": 1.0}))  # fmt: skip
 
     def late(_envelope: object) -> None:
         time.sleep(1.5)  # the message is accepted and stored, after the worker gave up

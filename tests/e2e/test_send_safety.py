@@ -82,13 +82,14 @@ def test_slot_and_manual_start_reach_each_reader_once(
     assert '"already_received"' in r.stdout
 
 
-@pytest.mark.parametrize("group", [1, 25])
+@pytest.mark.parametrize(("group", "action"), [(1, "pause"), (25, "pause"), (25, "cancel")])
 def test_pause_from_the_cli_stops_new_transactions(
-    pg_settings, redis_url, smtp_sink, tmp_path, group: int
+    pg_settings, redis_url, smtp_sink, tmp_path, group: int, action: str
 ) -> None:  # type: ignore[no-untyped-def]
-    """After `send pause` returns, a worker process finishes at most the rest of the group
-    it had marked `sending` (k = send_group_size messages, or a whole batch when that is
-    smaller): with k = 1 at most the message under way on each connection."""
+    """After `send pause` (or `cancel`) returns, a worker process finishes at most the
+    message already on the wire, whatever the group size: the sending loop reads the stop
+    flag before every message. The rest of a marked group is given back unsent (not at
+    risk); a cancelled send's unsent rows are skipped as cancelled."""
     port, sink = smtp_sink
     stamps: list[float] = []
     paused = threading.Event()
@@ -104,30 +105,40 @@ def test_pause_from_the_cli_stops_new_transactions(
     cfg = stack_settings(pg_settings, redis_url, port, send_group_size=group)
     ids = seed(N)
     env = env_for(cfg, tmp_path, NEWSLETTER_SEND_GROUP_SIZE=str(group))
-    worker = start_worker(cfg, env, concurrency=2)
+    processes = 2
+    worker = start_worker(cfg, env, concurrency=processes)
     try:
         assert _cli(env, "send", "start", str(ids["send"])).returncode == 0
         wait_for(lambda: len(stamps) >= 30, timeout=60, every=0.02)
         try:
-            r = _cli(env, "send", "pause", str(ids["send"]))
+            r = _cli(env, "send", action, str(ids["send"]))
             returned = time.monotonic()
         finally:
             paused.set()
         assert r.returncode == 0, r.stderr
-        # each process finishes the group it had marked, then nothing is `sending`
+        # each process finishes the message on the wire, then nothing is `sending`
         wait_for(
             lambda: _sending(ids["send"]) == 0,
             timeout=30,
             every=0.05,
-            what="the marked groups to finish after the pause",
+            what="the messages on the wire to finish after the pause",
         )
     finally:
         stop(worker)
     late = [t for t in stamps if t > returned]
-    marked = min(group, cfg.batch_size)  # the most one process can have marked at a time
-    assert len(late) <= cfg.send_parallelism * marked, (len(late), group)
+    assert len(late) <= processes, (len(late), group, action)  # the one in DATA, per process
     assert all(t - returned < 2.0 for t in late)
-    assert send_state(ids["send"]) == "paused" and len(stamps) < N
+    assert send_state(ids["send"]) == ("paused" if action == "pause" else "cancelled")
+    assert len(stamps) < N
+    with session_scope() as s:
+        states = dict(
+            s.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all()
+        )
+        at_risk = s.scalar(select(func.count()).where(Delivery.at_risk)) or 0
+    assert at_risk == 0  # what was given back had not been sent
+    assert states.get("sent", 0) == len(stamps)
+    if action == "cancel":  # nothing left to go
+        assert set(states) <= {"sent", "skipped"}, states
 
 
 def test_kill_9_duplicates_keep_their_message_id(
