@@ -13,6 +13,7 @@ from rich.console import Console
 
 from newsletter.core.errors import NewsletterError
 from newsletter.core.terminal import emit as _emit
+from newsletter.core.terminal import fail
 
 __all__ = ["wechat_app"]
 
@@ -26,8 +27,8 @@ IssueArg = Annotated[str, typer.Argument(help="issue id, or #number")]
 
 
 def _fail(exc: Exception) -> None:
-    err.print(f"[bold red]error:[/] {exc}")
-    raise typer.Exit(2)
+    """One line (never wrapped, never read as markup), exit 2 for any error raised on purpose."""
+    fail(exc)
 
 
 def _show(out: dict[str, Any], as_json: bool) -> None:
