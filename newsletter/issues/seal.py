@@ -363,7 +363,7 @@ def seal_info(session: Session, issue: Issue) -> dict[str, Any] | None:
         "version": row.version,
         "digest": row.digest,
         "sealed_by": row.sealed_by,
-        "sealed_at": row.sealed_at,
+        "sealed_at": row.sealed_at.isoformat(),
         "renderer_version": row.renderer_version,
         "assets": row.assets,
     }
