@@ -8,6 +8,7 @@ from typing import Any
 
 from newsletter.audience.service import get_or_create_list
 from newsletter.core.db import session_scope
+from newsletter.issues.seal import seal_issue
 from newsletter.issues.store import RENDERER_VERSION
 from newsletter.models import (
     Issue,
@@ -20,9 +21,8 @@ from newsletter.models import (
 )
 
 #: A real, lint-clean source, so that approving the seeded issue exercises the real gate.
-SAMPLE_SOURCE = (Path(__file__).resolve().parents[1] / "examples" / "issue-sample.md").read_text(
-    encoding="utf-8"
-)
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "examples"
+SAMPLE_SOURCE = (SAMPLE_DIR / "issue-sample.md").read_text(encoding="utf-8")
 HTML = (
     "<!doctype html><html><body>"
     '<img src="https://news.example.org/o/%%TOKEN%%.gif" width="1" height="1" alt="">\n'
@@ -55,9 +55,12 @@ def seed(n: int, *, list_name: str = "周报订阅", domain: str = "example.com"
             source_text=SAMPLE_SOURCE,
             source_hash="0" * 64,
             status="approved",
+            base_dir=str(SAMPLE_DIR),
         )
         s.add(issue)
         s.flush()
+        # Approved means sealed: the renditions below are those of the sealed version.
+        key = seal_issue(s, issue, "factory", RENDERER_VERSION).digest
         for variant in ("zh-Hans", "zh-Hant"):
             for output, body in (("email_html", HTML), ("email_text", TEXT), ("web", HTML)):
                 s.add(
@@ -65,7 +68,7 @@ def seed(n: int, *, list_name: str = "周报订阅", domain: str = "example.com"
                         issue_id=issue.id,
                         variant=variant,
                         output=output,
-                        source_hash="0" * 64,
+                        source_hash=key,
                         content_hash=hashlib.sha256(body.encode()).hexdigest(),
                         size_bytes=len(body.encode()),
                         size_chars=len(body),

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
@@ -326,6 +326,8 @@ class _Walker:
     section: Section | None = None
     item: Item | None = None
     _hashes: dict[str, str | None] = field(default_factory=dict)
+    #: A sealed version's images (path as written → SHA-256): no file is read.
+    sealed: Mapping[str, str] | None = None
 
     # -- helpers ---------------------------------------------------------
     def error(self, message: str, line: int | None) -> IssueFormatError:
@@ -348,7 +350,11 @@ class _Walker:
         return img
 
     def _image_hash(self, src: str) -> str | None:
-        if self.base_dir is None or _SCHEME_RE.match(src) or src.startswith("//"):
+        if _SCHEME_RE.match(src) or src.startswith("//"):
+            return None
+        if self.sealed is not None:
+            return self.sealed.get(src)
+        if self.base_dir is None:
             return None
         if src not in self._hashes:
             # Only a file inside the issue's folder or the media folder is ever read.
@@ -636,10 +642,18 @@ def _check_text(text: str, path: str | None) -> None:
         raise IssueFormatError(msg, line=line, path=path)
 
 
-def parse_issue(text: str, *, path: str | None = None, base_dir: Path | None = None) -> Issue:
+def parse_issue(
+    text: str,
+    *,
+    path: str | None = None,
+    base_dir: Path | None = None,
+    sealed_images: Mapping[str, str] | None = None,
+) -> Issue:
     """Parse issue source text into an :class:`Issue`.
 
     ``base_dir`` is where relative image paths are resolved (to hash them).
+    ``sealed_images`` (path as written → SHA-256, from an approved version's seal)
+    gives the images' hashes instead: no file is read, ``base_dir`` is ignored.
     ``Issue.source_hash`` is the SHA-256 of ``text`` encoded as UTF-8
     (:func:`load_issue` replaces it with the hash of the file's bytes).
     Raises :class:`IssueFormatError` with a 1-based line on malformed input.
@@ -650,7 +664,7 @@ def parse_issue(text: str, *, path: str | None = None, base_dir: Path | None = N
     issue = _issue_header(_front_matter(tokens, text, path), text, path)
     issue.source_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
     issue.source_script = _script_of(issue)
-    _Walker(issue, path, base_dir).walk(tokens)
+    _Walker(issue, path, base_dir, sealed=sealed_images).walk(tokens)
     return issue
 
 

@@ -38,7 +38,13 @@ __all__ = [
 #: The built-in key of the embedded mode. Anyone can read it here, so it signs
 #: nothing outside the embedded mode (:func:`require_secret_key`).
 DEFAULT_SECRET_KEY = "dev-insecure-change-me"
-MIN_SECRET_KEY_LENGTH = 16
+#: Outside the embedded mode: bytes (UTF-8, surrounding whitespace stripped) of the
+#: signing key and of every old key, and of the metrics token.
+MIN_SECRET_KEY_LENGTH = 32
+MIN_METRICS_TOKEN_LENGTH = 24
+#: Values the project itself prints (the built-in key, the placeholders of
+#: deploy/systemd/newsletter.env.example): a secret containing one is refused.
+PRINTED_SECRETS = (DEFAULT_SECRET_KEY, "change-me")
 
 
 def _toml_path() -> Path:
@@ -307,12 +313,12 @@ class Settings(BaseSettings):
             for i, k in enumerate(self.old_secret_keys)
         ]
         for name, key in named:
-            problem = _weak_secret(name, key)
+            problem = _weak_secret(name, key, MIN_SECRET_KEY_LENGTH)
             if problem:
                 return problem
         token = self.metrics_token.get_secret_value()
         if token:
-            return _weak_secret("NEWSLETTER_METRICS_TOKEN", token)
+            return _weak_secret("NEWSLETTER_METRICS_TOKEN", token, MIN_METRICS_TOKEN_LENGTH)
         return None
 
     @property
@@ -369,24 +375,24 @@ def get_settings() -> Settings:
     return _cached()
 
 
-def _weak_secret(name: str, value: str) -> str | None:
-    """Why ``value`` is not a real secret (one line naming ``name``), or None."""
-    if not value.strip() or DEFAULT_SECRET_KEY in value:
+def _weak_secret(name: str, value: str, minimum: int) -> str | None:
+    """Why ``value`` is not a real secret (one line naming ``name``), or None: the one rule
+    for every key and token, ``minimum`` bytes after stripping surrounding whitespace."""
+    stripped = value.strip()
+    if not stripped or any(p in value.lower() for p in PRINTED_SECRETS):
         return (
             f"未设置 {name}，或使用了内置开发密钥（非嵌入模式拒绝） / {name} is not set or "
             "is the built-in development key (refused outside the embedded mode)"
         )
-    if value != value.strip():
+    if value != stripped:
         return f"{name} 首尾有空白字符 / {name} begins or ends with whitespace"
-    if len(value) < MIN_SECRET_KEY_LENGTH:
+    if len(stripped.encode()) < minimum:
+        return f"{name} 少于 {minimum} 字节 / {name} is shorter than {minimum} bytes"
+    top = max(stripped.count(c) for c in set(stripped))
+    if len(set(stripped)) < 8 or top * 2 > len(stripped):
         return (
-            f"{name} 少于 {MIN_SECRET_KEY_LENGTH} 个字符 / {name} is shorter than "
-            f"{MIN_SECRET_KEY_LENGTH} characters"
-        )
-    if len(set(value)) < 8:
-        return (
-            f"{name} 过于简单（不同字符少于 8 个）/ {name} is too simple "
-            "(fewer than 8 different characters)"
+            f"{name} 过于简单（不同字符少于 8 个，或大半是同一字符）/ {name} is too simple "
+            "(fewer than 8 different characters, or mostly one repeated character)"
         )
     return None
 

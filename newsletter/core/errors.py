@@ -14,6 +14,7 @@ __all__ = [
     "IssueFormatError",
     "NewsletterError",
     "NotFound",
+    "SealError",
     "ServiceUnavailable",
     "StateError",
     "TokenError",
@@ -55,6 +56,26 @@ class StateError(NewsletterError):
 
 class NotFound(NewsletterError):
     pass
+
+
+class SealError(StateError):
+    """What was approved cannot be used as approved (issue 29, sealed issues).
+
+    ``code`` names the case, one line each, Chinese first:
+
+    * ``seal-missing``: the issue has no sealed version (approved before sealing existed);
+    * ``seal-broken``: the sealed version no longer matches its seal (a blob or the stored
+      source was changed after approval); ops are alerted;
+    * ``seal-stale``: the renderer changed since the approval;
+    * ``seal-asset``: an asset the source references cannot be read, so nothing is sealed.
+    """
+
+    CODES = ("seal-missing", "seal-broken", "seal-stale", "seal-asset")
+
+    def __init__(self, code: str, zh: str, en: str, **detail: object) -> None:
+        assert code in self.CODES, code
+        self.code, self.zh, self.en, self.detail = code, zh, en, detail
+        super().__init__(f"{zh} / {en} [{code}]")
 
 
 class DeliveryError(NewsletterError):

@@ -97,3 +97,13 @@ def _post_webhook(url: str, event: str, subject: str, body: str) -> None:
             log.warning("alert webhook answered HTTP %s", r.status_code)
     except httpx.HTTPError as exc:
         log.warning("alert webhook not reached: %s", type(exc).__name__)
+
+
+def _install_seal_alerts() -> None:
+    """A broken seal (:mod:`newsletter.issues.seal`) is alerted like any notification."""
+    from newsletter.issues import seal
+
+    seal.alert_sender = notify
+
+
+_install_seal_alerts()

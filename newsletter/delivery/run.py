@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from newsletter.core.db import lost_connection, session_scope
-from newsletter.core.errors import NewsletterError, NotFound, StateError
+from newsletter.core.errors import NewsletterError, NotFound, SealError, StateError
 from newsletter.delivery.batch import process_batch
 from newsletter.delivery.outcomes import BatchResult
 from newsletter.delivery.sends import maybe_finish, pending, plan, transition
+from newsletter.issues.seal import report_broken
 from newsletter.issues.store import render_issue
 from newsletter.models import Send
 
@@ -65,6 +66,8 @@ def start(send_id: int) -> tuple[int, int]:
         return _start(send_id)
     except NewsletterError as exc:
         _fail_send(send_id, str(exc))
+        if isinstance(exc, SealError):
+            report_broken(exc)
         raise
 
 

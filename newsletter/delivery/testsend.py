@@ -15,10 +15,12 @@ from typing import Any
 from newsletter.audience.addresses import normalise
 from newsletter.core.config import get_settings
 from newsletter.core.db import session_scope
+from newsletter.core.errors import SealError
 from newsletter.core.safety.signing import delivery_token, system_bounce_token, unsubscribe_token
 from newsletter.delivery.assemble import CompiledMessage, Recipient, _encode_header
 from newsletter.delivery.compiled import compiled_for
 from newsletter.delivery.relays import connect
+from newsletter.issues.seal import report_broken
 from newsletter.issues.store import get_issue, render_issue
 
 __all__ = ["TEST_PREFIX", "marked_as_test", "send_test"]
@@ -30,10 +32,14 @@ _SUBJECT = re.compile(rb"^Subject: (.*?)\r\n(?![ \t])", re.M | re.S)
 def send_test(issue_ref: str, to: list[str], variant: str = "zh-Hans") -> list[dict[str, Any]]:
     variants = ["zh-Hans", "zh-Hant"] if variant == "both" else [variant]
     addresses = [normalise(a) for a in to]
-    with session_scope() as s:
-        issue = get_issue(s, issue_ref)
-        render_issue(s, issue.id)
-        issue_id = issue.id
+    try:
+        with session_scope() as s:
+            issue = get_issue(s, issue_ref)
+            render_issue(s, issue.id)  # once approved: the sealed version, verified
+            issue_id = issue.id
+    except SealError as exc:
+        report_broken(exc)
+        raise
     cfg = get_settings()
     results: list[dict[str, Any]] = []
     conn = connect()

@@ -52,13 +52,20 @@ def approval_errors(session: Session, issue: Issue) -> list[str]:
 
 
 def approve(session: Session, issue: Issue, actor: str) -> None:
-    """Approve an issue (draft or in review). Who and when are recorded.
+    """Approve an issue (draft or in review): seal its current version. Who and when are
+    recorded, and the seal (:mod:`newsletter.issues.seal`).
 
-    Refused while the current content has lint errors (:func:`approval_errors`).
+    Refused while the current content has lint errors (:func:`approval_errors`) or an
+    asset cannot be read. An issue released before sealing existed (approved, scheduled
+    or sent without a seal) is sealed here without changing its state.
     """
-    if issue.status == "approved":
+    from newsletter.issues.seal import seal_issue
+    from newsletter.issues.store import renderer_version
+
+    legacy = issue.status in ("approved", "scheduled", "sent") and issue.sealed_version is None
+    if issue.status == "approved" and not legacy:
         return
-    if issue.status not in ("draft", "in_review"):
+    if issue.status not in ("draft", "in_review") and not legacy:
         raise StateError(f"issue {issue.number} is {issue.status}; it cannot be approved again")
     pub = session.get(Publication, issue.publication_id)
     if pub is not None and pub.four_eyes and actor in {issue.created_by, issue.updated_by}:
@@ -73,7 +80,12 @@ def approve(session: Session, issue: Issue, actor: str) -> None:
             f"issue {issue.number} has {len(errors)} lint error(s); fix them before approving "
             f"/ 期刊有 {len(errors)} 处错误，修正后才能审核通过: {shown}"
         )
-    issue.status = "approved"
-    issue.approved_by = actor
-    issue.approved_at = utcnow()
-    audit(session, actor, "issue.approve", f"issue:{issue.id}", source_hash=issue.source_hash)
+    assert pub is not None
+    # The bytes are read once more, stored by hash and sealed: what is used from now on.
+    row = seal_issue(session, issue, actor, renderer_version(pub))
+    if not legacy:
+        issue.status = "approved"
+        issue.approved_by = actor
+        issue.approved_at = utcnow()
+    audit(session, actor, "issue.approve", f"issue:{issue.id}", source_hash=issue.source_hash,
+          sealed_version=row.version, seal=row.digest, legacy=legacy)  # fmt: skip

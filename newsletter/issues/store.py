@@ -4,7 +4,10 @@
 stores each output in the ``rendition`` table with its content hash, size and
 the renderer version, and the issue's links in the ``link`` table (click
 tracking resolves link ids there).  It is idempotent: when renditions for the
-current source hash and renderer version exist, nothing is rendered again.
+current key and renderer version exist, nothing is rendered again.  The key is
+the seal of the approved version once the issue is approved (the renditions are
+made from the sealed source and images, :mod:`newsletter.issues.seal`), the
+source hash before.
 """
 
 from __future__ import annotations
@@ -20,13 +23,16 @@ from sqlalchemy.orm import Session
 from newsletter.content.model import Issue as Doc
 from newsletter.content.parser import load_issue_source, parse_issue
 from newsletter.content.variants import to_variant
+from newsletter.core.audit import audit
 from newsletter.core.config import get_settings
 from newsletter.core.errors import IssueFormatError, NotFound, StateError
 from newsletter.core.safety.safepath import contained_file, media_dir, reference_problem
 from newsletter.core.safety.urlpolicy import is_allowed
-from newsletter.models import Issue, Link, Publication, Rendition, utcnow
+from newsletter.issues.seal import SealedVersion, current_seal, working_digest
+from newsletter.models import Issue, IssueSeal, Link, Publication, Rendition, utcnow
 
 __all__ = [
+    "RELEASED",
     "RENDERER_VERSION",
     "VARIANTS",
     "context_for",
@@ -34,10 +40,16 @@ __all__ = [
     "choose_publication",
     "ensure_publication",
     "get_issue",
+    "parse_for_use",
+    "parse_stored",
     "render_issue",
+    "renderer_version",
+    "sealed_version",
 ]
 
 RENDERER_VERSION = "1"
+#: Issue states whose content may leave the console: they use the sealed version only.
+RELEASED = frozenset({"approved", "scheduled", "sent"})
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 VARIANTS = ("zh-Hans", "zh-Hant")
 
@@ -121,19 +133,32 @@ def create_issue(
     refuse_unsafe_references(doc, path.parent)
     store_media(doc, path.parent)
     if existing is not None:
-        if existing.source_hash == source_hash:
+        sealed = _sealed_digest(session, existing)
+        if sealed is None and existing.source_hash == source_hash:
             return existing, warnings
+        if sealed is not None and sealed == working_digest(
+            source_text, path.parent, renderer_version(pub)
+        ):
+            return existing, warnings  # the approved version, source and assets alike
         if existing.status in ("scheduled", "sent"):
-            raise StateError(f"issue {doc.number} is {existing.status}; it can no longer be edited")
+            raise StateError(
+                f"第{doc.number}期已{'排期' if existing.status == 'scheduled' else '发送'}，"
+                f"源文件或图片不能再改 / issue {doc.number} is {existing.status}; its source "
+                "and images can no longer be edited"
+            )
         existing.source_text = source_text
         existing.source_hash = source_hash
         existing.title = doc.title
         existing.period = doc.period
         existing.base_dir = str(path.parent.resolve())
         if existing.status == "approved":
-            existing.status = "in_review"  # editing an approved issue sends it back to review
+            # A new version (source or any asset): back to review, four-eyes again.
+            audit(session, actor or "cli", "issue.reopen", f"issue:{existing.id}",
+                  sealed_version=existing.sealed_version, source_hash=source_hash)  # fmt: skip
+            existing.status = "in_review"
             existing.approved_at = None
             existing.approved_by = None
+        existing.sealed_version = None
         existing.updated_at = utcnow()
         existing.updated_by = actor
         return existing, warnings
@@ -251,8 +276,42 @@ def context_for(pub: Publication) -> Any:
 
 
 def parse_stored(issue: Issue) -> Doc:
+    """The stored source with the images of the working folder (drafts, previews, lint)."""
     base = Path(issue.base_dir) if issue.base_dir else None
     return parse_issue(issue.source_text, base_dir=base)
+
+
+def renderer_version(pub: Publication) -> str:
+    """The renderer's version for ``pub``: the zh-Hant table is part of what is rendered."""
+    table = pub.zh_hant_table or "s2t"
+    return RENDERER_VERSION if table == "s2t" else f"{RENDERER_VERSION}:{table}"
+
+
+def _sealed_digest(session: Session, issue: Issue) -> str | None:
+    if issue.sealed_version is None:
+        return None
+    return session.scalar(
+        select(IssueSeal.digest).where(
+            IssueSeal.issue_id == issue.id, IssueSeal.version == issue.sealed_version
+        )
+    )
+
+
+def sealed_version(session: Session, issue: Issue) -> SealedVersion | None:
+    """The verified approved version of an approved, scheduled or sent issue; None for a
+    draft or an issue in review. Raises :class:`~newsletter.core.errors.SealError` when
+    the issue is released but its seal is missing, stale or broken."""
+    if issue.status not in RELEASED and issue.sealed_version is None:
+        return None
+    pub = session.get(Publication, issue.publication_id)
+    assert pub is not None
+    return current_seal(session, issue, renderer_version(pub))
+
+
+def parse_for_use(session: Session, issue: Issue) -> Doc:
+    """What goes out: the sealed version once approved, else the working folder."""
+    sealed = sealed_version(session, issue)
+    return sealed.parse(issue.source_text) if sealed is not None else parse_stored(issue)
 
 
 def render_issue(session: Session, issue_id: int, *, force: bool = False) -> dict[str, Any]:
@@ -269,17 +328,17 @@ def render_issue(session: Session, issue_id: int, *, force: bool = False) -> dic
     assert pub is not None
     # the zh-Hant table is part of what was rendered: changing it renders again
     table = pub.zh_hant_table or "s2t"
-    version = RENDERER_VERSION if table == "s2t" else f"{RENDERER_VERSION}:{table}"
+    version = renderer_version(pub)
+    # Once approved, only the sealed version is rendered (verified first): its key is the
+    # seal, so renditions of the working folder are never used for it.
+    sealed = sealed_version(session, issue)
+    key = sealed.digest if sealed is not None else issue.source_hash
     have = session.execute(  # (the hashes only: every send's start asks this)
         select(Rendition.source_hash, Rendition.renderer_version).where(
             Rendition.issue_id == issue_id, Rendition.output == "email_html"
         )
     ).all()
-    if (
-        not force
-        and len(have) == len(VARIANTS)
-        and all(h == issue.source_hash and v == version for h, v in have)
-    ):
+    if not force and len(have) == len(VARIANTS) and all(h == key and v == version for h, v in have):
         return {"cached": True}
     # Imported only to render (the renderer's imports cost a worker ~0.1 s the first time)
     from newsletter.issues.archive import index_issue
@@ -287,7 +346,7 @@ def render_issue(session: Session, issue_id: int, *, force: bool = False) -> dic
     from newsletter.render.errors import RenderError
 
     ctx = context_for(pub)
-    doc = parse_stored(issue)
+    doc = sealed.parse(issue.source_text) if sealed is not None else parse_stored(issue)
     session.execute(delete(Rendition).where(Rendition.issue_id == issue_id))
     session.execute(delete(Link).where(Link.issue_id == issue_id))
     for link in doc.links:
@@ -317,7 +376,7 @@ def render_issue(session: Session, issue_id: int, *, force: bool = False) -> dic
                     issue_id=issue_id,
                     variant=variant,
                     output=output,
-                    source_hash=issue.source_hash,
+                    source_hash=key,
                     content_hash=hashlib.sha256(body.encode()).hexdigest(),
                     size_bytes=len(body.encode()),
                     size_chars=len(body),

@@ -35,7 +35,14 @@ from newsletter.models.delivery import (
     WarmupCount,
     WarmupPlan,
 )
-from newsletter.models.issues import ArchiveEntry, Issue, Link, Publication, Rendition
+from newsletter.models.issues import (
+    ArchiveEntry,
+    Issue,
+    IssueSeal,
+    Link,
+    Publication,
+    Rendition,
+)
 from newsletter.models.jobs import JOB_KINDS, JOB_STATES, Job
 from newsletter.models.tracking import (
     Event,
@@ -60,6 +67,7 @@ __all__ = [
     "Delivery",
     "Event",
     "Issue",
+    "IssueSeal",
     "JSONType",
     "Job",
     "Link",

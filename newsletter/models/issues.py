@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -17,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, validates
 
-from newsletter.core.orm import Base, utcnow
+from newsletter.core.orm import Base, JSONType, utcnow
 from newsletter.core.safety.headers import clean_text
 
 
@@ -83,8 +84,36 @@ class Issue(Base):
     #: without ``--by``).
     created_by: Mapped[str | None] = mapped_column(String(320))
     updated_by: Mapped[str | None] = mapped_column(String(320))
+    #: The approved version (migration ``0016``): :class:`IssueSeal` ``version`` of this
+    #: issue. None: not approved, or approved before sealing existed.
+    sealed_version: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class IssueSeal(Base):
+    """One approved version of an issue: what was approved is what goes out (issue 29).
+
+    ``digest`` is the seal: a SHA-256 over the source text, the renderer version and
+    every asset the source references (kind, path as written, SHA-256 of the bytes),
+    see :func:`newsletter.issues.seal.seal_digest`. The assets' bytes were copied at
+    approval into the content-addressed store (``var/blobs/sha256/<aa>/<sha256>``);
+    ``assets`` lists them. Rows are never changed: a new approval is a new version.
+    """
+
+    __tablename__ = "issue_seal"
+    __table_args__ = (UniqueConstraint("issue_id", "version", name="uq_issue_seal_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issue.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))
+    source_hash: Mapped[str] = mapped_column(String(64))
+    renderer_version: Mapped[str] = mapped_column(String(32))
+    #: [{"kind": "image" | "cover", "ref": path as written, "sha256": …, "size": bytes}]
+    assets: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    sealed_by: Mapped[str] = mapped_column(String(320))
+    sealed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Rendition(Base):

@@ -27,7 +27,7 @@ from newsletter.core.db import session_scope
 from newsletter.core.safety.urlpolicy import safe_url
 from newsletter.issues import archive as archive_search_module
 from newsletter.issues.archive import MAX_QUERY, PER_PAGE, PUBLISHED, published_issues, search
-from newsletter.models import Issue, Publication, Rendition
+from newsletter.models import Issue, IssueSeal, Publication, Rendition
 from newsletter.web.public import _env
 
 __all__ = ["router"]
@@ -238,12 +238,20 @@ def _feed(slug: str, kind: str, v: str | None, full: str | None) -> Response:
                 for n, b in s.execute(
                     select(Issue.number, Rendition.body)
                     .join(Rendition, Rendition.issue_id == Issue.id)
+                    .outerjoin(
+                        IssueSeal,
+                        (IssueSeal.issue_id == Issue.id)
+                        & (IssueSeal.version == Issue.sealed_version),
+                    )
                     .where(
                         Issue.publication_id == pub.id,
                         Issue.status == PUBLISHED,
                         Issue.number.in_([i.number for i in issues]),
                         Rendition.variant == variant,
                         Rendition.output == "web",
+                        # a sealed issue: only the page rendered from its sealed version
+                        (Issue.sealed_version.is_(None))
+                        | (Rendition.source_hash == IssueSeal.digest),
                     )
                 ).all()
             }

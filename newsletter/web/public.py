@@ -23,14 +23,15 @@ from sqlalchemy import select
 from newsletter.audience.service import unsubscribe
 from newsletter.core.config import get_settings
 from newsletter.core.db import session_scope
-from newsletter.core.errors import TokenError
+from newsletter.core.errors import SealError, TokenError
 from newsletter.core.ratelimit import hit
 from newsletter.core.resources import resource_path
 from newsletter.core.safety.safepath import media_dir
 from newsletter.core.safety.signing import unverified, verify
 from newsletter.core.safety.urlpolicy import safe_url
 from newsletter.issues.archive import archive_key
-from newsletter.issues.store import image_type
+from newsletter.issues.seal import read_blob, report_broken
+from newsletter.issues.store import image_type, render_issue
 from newsletter.models import (
     Delivery,
     Issue,
@@ -196,14 +197,25 @@ def archive(slug: str, number: int, request: Request, v: str = "zh-Hans") -> HTM
     if not 0 < number < 2**31:
         return HTMLResponse("<h1>404</h1><p>本期不存在 / issue not found</p>", status_code=404)
     with session_scope() as s:
-        status = s.scalar(
-            select(Issue.status)
+        found = s.execute(
+            select(Issue.id, Issue.status, Issue.sealed_version)
             .join(Publication, Publication.id == Issue.publication_id)
             .where(Publication.slug == slug, Issue.number == number)
-        )
-    if status is None or (status not in PUBLIC_STATES and authenticate(request) is None):
+        ).first()
+    status = found.status if found is not None else None
+    if found is None or (status not in PUBLIC_STATES and authenticate(request) is None):
         # A draft or an issue in review exists only for console users: same 404 as nothing.
         return HTMLResponse("<h1>404</h1><p>本期不存在 / issue not found</p>", status_code=404)
+    if found.sealed_version is not None:
+        # The page of the sealed version: its seal verified, rendered from it (once).
+        try:
+            with session_scope() as s:
+                render_issue(s, found.id)
+        except SealError as exc:
+            report_broken(exc)
+            return HTMLResponse(
+                "<h1>404</h1><p>本期暂不可用 / issue not available</p>", status_code=404
+            )
     with session_scope() as s:
         body = s.scalar(
             select(Rendition.body)
@@ -228,19 +240,24 @@ def archive(slug: str, number: int, request: Request, v: str = "zh-Hans") -> HTM
 def media(sha256: str) -> Response:
     """Images of issues, by content hash (immutable, cacheable forever).
 
-    Serves only what :func:`~newsletter.issues.store.store_media` registered: a
-    regular file (not a symlink) in the media folder, named by the SHA-256
-    of its bytes, whose bytes are an image.  Anything else is a 404.
+    Serves the bytes sealed with an approved issue (the blob store,
+    :func:`~newsletter.issues.seal.read_blob`) or what
+    :func:`~newsletter.issues.store.store_media` registered for drafts: a regular
+    file (not a symlink) named by the SHA-256 of its bytes, whose bytes are an
+    image.  Anything else is a 404: an e-mail or archive page shows the approved
+    picture or none.
     """
     if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
         return PlainTextResponse("not found", status_code=404)
-    path = media_dir() / sha256
-    try:
-        if path.is_symlink() or not path.is_file():
+    data = read_blob(sha256)
+    if data is None:
+        path = media_dir() / sha256
+        try:
+            if path.is_symlink() or not path.is_file():
+                return PlainTextResponse("not found", status_code=404)
+            data = path.read_bytes()
+        except OSError:
             return PlainTextResponse("not found", status_code=404)
-        data = path.read_bytes()
-    except OSError:
-        return PlainTextResponse("not found", status_code=404)
     kind = image_type(data)
     if kind is None or hashlib.sha256(data).hexdigest() != sha256:
         return PlainTextResponse("not found", status_code=404)

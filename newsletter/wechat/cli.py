@@ -13,6 +13,7 @@ from rich.console import Console
 
 from newsletter.core.errors import NewsletterError
 from newsletter.core.terminal import emit as _emit
+from newsletter.core.terminal import fail
 
 __all__ = ["wechat_app"]
 
@@ -25,9 +26,14 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")
 IssueArg = Annotated[str, typer.Argument(help="issue id, or #number")]
 
 
+#: Exit status of a run that did not reach its goal but may simply be run again
+#: (sysexits.h EX_TEMPFAIL); errors exit 2.
+TRY_AGAIN_LATER = 75
+
+
 def _fail(exc: Exception) -> None:
-    err.print(f"[bold red]error:[/] {exc}")
-    raise typer.Exit(2)
+    """One line (never wrapped, never read as markup), exit 2 for any error raised on purpose."""
+    fail(exc)
 
 
 def _show(out: dict[str, Any], as_json: bool) -> None:
@@ -115,8 +121,9 @@ def publish(
 ) -> None:
     """Publish and/or mass-send ISSUE (resumes an interrupted run; never pushes twice).
 
-    Only an approved issue is published, with its current content. A run that
-    finds another run's lease exits 2 and names the holder and the expiry.
+    Only an approved issue is published, its sealed version. Exit 0: done; 2: an error
+    or a failed channel (a run that finds another run's lease exits 2 and names the
+    holder and the expiry); 75: stopped short but resumable, run it again later.
     """
     from newsletter.wechat.publisher import publish_issue
 
@@ -124,7 +131,11 @@ def publish(
         out = publish_issue(issue, retry=retry, take_over=take_over)
     except NewsletterError as exc:
         _fail(exc)
-    _show(out, as_json)
+    _show(out, as_json)  # a failed channel exits 2
+    if out.get("state") != "done":
+        # Stopped short but resumable (WeChat busy, -1 after every retry, a lost submit
+        # answer, still publishing): nothing is lost, run it again later.
+        raise typer.Exit(TRY_AGAIN_LATER)
 
 
 @wechat_app.command("status")

@@ -20,7 +20,11 @@ Steps, each stored in ``wechat_publication`` before the next begins:
 Guarantees:
 
 * **What was approved is what followers get.** Only an approved issue is
-  previewed, published or mass-sent. Every run renders the current content and
+  previewed, published or mass-sent, and only its sealed version
+  (:mod:`newsletter.issues.seal`): the approved source and the image and cover
+  bytes stored at approval, verified against the seal before each run; the
+  issue's folder is never read. A broken seal refuses (``seal-broken``) before
+  anything is uploaded, and ops are alerted. Every run renders that content and
   compares the hash of the articles with the stored draft's; when they differ a
   new draft is made and the old one deleted (``draft/delete``), so a preview,
   an edit and a publish push the edit. Content that changes after WeChat took
@@ -59,9 +63,10 @@ from sqlalchemy import or_, select, update
 from newsletter.content.variants import to_variant
 from newsletter.core import clock
 from newsletter.core.db import session_scope
-from newsletter.core.errors import NotFound, StateError
+from newsletter.core.errors import NotFound, SealError, StateError
 from newsletter.core.wechat_settings import WeChatSettings, get_wechat_settings
-from newsletter.issues.store import context_for, get_issue, parse_stored
+from newsletter.issues.seal import report_broken
+from newsletter.issues.store import context_for, get_issue, sealed_version
 from newsletter.models import Issue, Publication, Send, utcnow
 from newsletter.models.wechat import WeChatPublication
 from newsletter.render.wechat import MAX_ARTICLES, MAX_DIGEST, MAX_TITLE, render_wechat
@@ -72,7 +77,6 @@ from newsletter.wechat.assets import (
     ensure_asset_bytes,
     external_images,
     fetch_image,
-    image_files,
     swap_images,
 )
 from newsletter.wechat.client import WeChatClient
@@ -276,8 +280,15 @@ class _Run:
             issue = s.get(Issue, pub.issue_id)
             publication = s.get(Publication, issue.publication_id) if issue else None
             assert issue is not None and publication is not None
-            doc = parse_stored(issue)
-            self.base = Path(issue.base_dir) if issue.base_dir else None
+            # The approved version, verified: its source and the bytes sealed with it;
+            # the issue's folder is never read here.
+            sealed = sealed_version(s, issue)
+            if sealed is None:
+                raise StateError(
+                    f"issue #{issue.number} is not approved / 第{issue.number}期尚未审核"
+                )
+            self.sealed = sealed
+            doc = sealed.parse(issue.source_text)
             ctx = context_for(publication)
             table = publication.zh_hant_table or "s2t"
         self.doc = to_variant(doc, pub.variant, table=table)
@@ -288,8 +299,11 @@ class _Run:
         self.on_step(state)
 
     def assets(self) -> tuple[dict[str, str], str]:
-        """(sha256 → content URL, cover media_id); uploads what the account lacks."""
-        files = image_files(self.doc, self.base)
+        """(sha256 → content URL, cover media_id); uploads what the account lacks.
+
+        Every local image and the cover are the sealed bytes (verified when the run began).
+        """
+        names = {a.sha256: Path(a.ref).name for a in self.sealed.assets}
         urls: dict[str, str] = {}
         for art in self.articles:
             for h in art.image_hashes:
@@ -298,11 +312,22 @@ class _Run:
                         self.client, art.inline_images[h], "subscribe-qr.png", "content"
                     ).url
                 elif h not in urls:
-                    if h not in files:
-                        raise WeChatMediaError(f"image {h[:12]}… of the issue cannot be read")
-                    urls[h] = ensure_asset(self.client, files[h], "content", h).url
-        cover = cover_file(self.doc, self.base, self.wx.default_cover)
-        thumb = ensure_asset(self.client, cover, "thumb")
+                    if h not in self.sealed.blobs:
+                        raise WeChatMediaError(f"image {h[:12]}… is not in the sealed version")
+                    urls[h] = ensure_asset_bytes(
+                        self.client, self.sealed.blobs[h], names[h], "content"
+                    ).url
+        cover = self.sealed.cover()
+        if cover is None:  # no cover: the first sealed body image, else the default
+            cover = next((a for a in self.sealed.assets if a.kind == "image"), None)
+        if cover is not None:
+            thumb = ensure_asset_bytes(
+                self.client, self.sealed.blobs[cover.sha256], names[cover.sha256], "thumb"
+            )
+        else:
+            thumb = ensure_asset(
+                self.client, cover_file(self.doc, None, self.wx.default_cover), "thumb"
+            )
         assert thumb.media_id is not None
         self.cover_hash = thumb.sha256
         return urls, thumb.media_id
@@ -610,6 +635,10 @@ def publish_send(
         if pub.state == "failed":
             _reset_failed(pub)
         _run(send_id, pub_id, cl, wx, until, on_step)
+    except SealError as exc:  # refused before anything was uploaded
+        _save(pub_id, error=str(exc))
+        report_broken(exc)
+        raise
     finally:
         _release(pub_id, owner)
         if own_client:

@@ -59,7 +59,7 @@ def _run(
     try:
         values = {
             "dns_server": f"127.0.0.1:{server.server.server_address[1]}",
-            "secret_key": "doctor-key-0123456789abcdef",
+            "secret_key": "doctor-key-0123456789abcdef-0123456789",
             "base_url": "https://news.brief.example.cn",
             "from_address": f"news@{DOMAIN}",
             "bounce_domain": DOMAIN,

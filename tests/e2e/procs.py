@@ -207,13 +207,14 @@ def sample_email_send(tmp_path: Path) -> tuple[int, Any]:
     from newsletter.audience.importer import import_file
     from newsletter.audience.service import get_list
     from newsletter.core.db import session_scope
+    from newsletter.issues.review import approve
     from newsletter.issues.store import create_issue
     from newsletter.models import Send
     from tests.conftest import EXAMPLES
 
     with session_scope() as s:
         issue, _ = create_issue(s, EXAMPLES / "issue-sample.md")
-        issue.status = "approved"
+        approve(s, issue, "editor@example.org")  # approval seals what the workers send
         issue_id, pub_id = issue.id, issue.publication_id
     summary = import_file(
         EXAMPLES / "subscribers.csv", "周报订阅", report_path=tmp_path / "errors.csv"

@@ -161,7 +161,7 @@ def test_cli_bad_input_is_one_clear_line(
         NEWSLETTER_CONFIG=str(tmp_path / "absent.toml"),
         NEWSLETTER_VAR_DIR=str(tmp_path / "var"),
         NEWSLETTER_DATABASE_URL=db_url,
-        NEWSLETTER_SECRET_KEY="cli-errors-0123456789abcdef",
+        NEWSLETTER_SECRET_KEY="cli-errors-0123456789abcdef-0123456789",
         NEWSLETTER_REDIS_PREFIX=pg_app.redis_prefix,
         COLUMNS="60",  # a narrow terminal must not wrap the line either
     )

@@ -141,7 +141,7 @@ def test_any_service_leaves_the_embedded_mode(tmp_path: Path, overrides: dict[st
     s = Settings(var_dir=tmp_path / "var", **overrides)  # type: ignore[arg-type]
     assert not s.embedded_mode
     assert s.secret_key_problem() is not None
-    good = s.model_copy(update={"secret_key": SecretStr("k3y-0123456789abcdef-fedcba")})
+    good = s.model_copy(update={"secret_key": SecretStr("k3y-0123456789abcdef-fedcba-987654")})
     assert good.secret_key_problem() is None
 
 
@@ -159,6 +159,15 @@ GOOD = "k3y-" + "0123456789abcdef" * 2
         ({"old_secret_keys": [DEFAULT_SECRET_KEY]}, "NEWSLETTER_OLD_SECRET_KEYS[0]"),
         ({"old_secret_keys": [GOOD[::-1], "short"]}, "NEWSLETTER_OLD_SECRET_KEYS[1]"),
         ({"metrics_token": "m"}, "NEWSLETTER_METRICS_TOKEN"),
+        # issue 29: 32 bytes for keys, 24 for the metrics token, not mostly one character
+        ({"secret_key": GOOD[:31]}, "NEWSLETTER_SECRET_KEY"),
+        ({"secret_key": " " * 8 + GOOD[:31] + "\t"}, "NEWSLETTER_SECRET_KEY"),
+        ({"old_secret_keys": [GOOD[::-1][:31]]}, "NEWSLETTER_OLD_SECRET_KEYS[0]"),
+        ({"secret_key": "a" * 40 + "bcdefghij"}, "NEWSLETTER_SECRET_KEY"),
+        ({"metrics_token": GOOD[:23]}, "NEWSLETTER_METRICS_TOKEN"),
+        # the placeholders deploy/systemd/newsletter.env.example prints
+        ({"secret_key": "change-me-to-64-random-characters"}, "NEWSLETTER_SECRET_KEY"),
+        ({"metrics_token": "Change-Me-too-0123456789abcdef"}, "NEWSLETTER_METRICS_TOKEN"),
     ],
 )
 def test_weak_secrets_are_refused_by_name(
@@ -181,6 +190,20 @@ def test_weak_secrets_are_refused_by_name(
         ).secret_key_problem()
         is None
     )
+
+
+def test_the_shortest_secrets_allowed(tmp_path: Path) -> None:
+    """Exactly 32 bytes for a key (old keys too) and 24 for the metrics token pass; a
+    multi-byte character counts its bytes."""
+    ok = Settings(var_dir=tmp_path / "var", broker_url=REDIS_URL, secret_key=GOOD[:32],
+                  old_secret_keys=[SecretStr(GOOD[::-1][:32])],
+                  metrics_token=SecretStr(GOOD[:24]))  # type: ignore[arg-type]  # fmt: skip
+    assert ok.secret_key_problem() is None
+    wide = Settings(var_dir=tmp_path / "var", broker_url=REDIS_URL,
+                    secret_key="密钥" + "0123456789abcdefghijklmnopq")  # 6 + 27 bytes  # fmt: skip
+    assert wide.secret_key_problem() is None
+    assert ok.model_copy(update={"secret_key": SecretStr("密钥0123456789abcdefghijklmno")}
+                         ).secret_key_problem() is not None  # 31 bytes  # fmt: skip
 
 
 def test_the_built_in_key_never_verifies_outside_the_embedded_mode(tmp_path: Path) -> None:

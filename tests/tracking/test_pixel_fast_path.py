@@ -62,6 +62,7 @@ def test_fast_path_without_redis_still_records(sqlite_settings) -> None:  # type
 
 
 def test_web_archive_views_are_counted(sqlite_settings) -> None:  # type: ignore[no-untyped-def]
+    from newsletter.issues.review import approve
     from newsletter.issues.store import create_issue, render_issue
     from newsletter.models import Issue, Publication, Send
     from newsletter.reports.stats import send_stats
@@ -69,9 +70,9 @@ def test_web_archive_views_are_counted(sqlite_settings) -> None:  # type: ignore
 
     with session_scope() as s:
         issue, _ = create_issue(s, EXAMPLES / "issue-sample.md")
-        issue.status = "approved"  # the public archive shows published issues only
+        # the archive of a draft is for console users only; approval seals the version
+        approve(s, issue, "editor@example.org")
         render_issue(s, issue.id)
-        issue.status = "approved"  # the archive of a draft is for console users only
         pub = s.get(Publication, issue.publication_id)
         assert pub is not None
         slug, number = pub.slug, issue.number

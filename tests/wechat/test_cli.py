@@ -56,3 +56,19 @@ def test_demo_helper(issue_id: int) -> None:
     out = demo_publish(issue_id)
     assert out["status"]["state"] == "done" and out["violations"] == 0
     assert out["totals"]["read_count"] > 0
+
+
+def test_publish_that_stops_short_exits_75_then_0(
+    issue_id: int, fake: FakeT, wx: WeChatSettings
+) -> None:
+    """A run WeChat stopped (45009, resumable) did not reach its goal: exit 75, not 0, so
+    cron sees nothing was published; the re-run finishes and exits 0."""
+    f, _ = fake
+    f.fail_next["/cgi-bin/freepublish/submit"] = 45009
+    r = runner.invoke(wechat_app, ["publish", "#47", "--json"])
+    assert r.exit_code == 75, r.output
+    assert json.loads(r.stdout)["state"] != "done"
+    assert f.published == {}
+    r = runner.invoke(wechat_app, ["publish", "#47", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["state"] == "done" and len(f.published) == 1

@@ -14,7 +14,13 @@ from newsletter.core.caches import process_cache
 from newsletter.core.config import get_settings
 from newsletter.core.db import session_scope
 from newsletter.core.errors import NewsletterError, NotFound
-from newsletter.issues.store import context_for, create_issue, get_issue, parse_stored, render_issue
+from newsletter.issues.store import (
+    context_for,
+    create_issue,
+    get_issue,
+    parse_for_use,
+    render_issue,
+)
 from newsletter.models import Issue, Publication, Rendition
 from newsletter.web.console.auth import Principal, record
 from newsletter.web.console.services.common import ConsoleError
@@ -125,11 +131,14 @@ def list_issues(limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
 
 
 def load_issue_row(issue_id: int) -> dict[str, Any]:
+    """The issue's summary and its sealed version (which, by whom, when), if approved."""
+    from newsletter.issues.seal import seal_info
+
     with session_scope() as s:
         issue = s.get(Issue, issue_id)
         if issue is None:
             raise NotFound(f"issue {issue_id} does not exist / 期刊不存在")
-        return issue_summary(issue)
+        return {**issue_summary(issue), "seal": seal_info(s, issue)}
 
 
 def preview_outputs(issue_id: int, variant: str = "zh-Hans") -> dict[str, Any]:
@@ -178,7 +187,7 @@ def frame_html(issue_id: int, output: str, variant: str = "zh-Hans") -> str:
                 raise NotFound(f"issue {issue_id} does not exist / 期刊不存在")
             pub = s.get(Publication, issue.publication_id)
             assert pub is not None
-            doc = to_variant(parse_stored(issue), variant)
+            doc = to_variant(parse_for_use(s, issue), variant)  # once approved: the seal
             ctx = context_for(pub)
         digest, _links = render_email_html(doc, ctx, "digest")
         return _personalise(digest)
