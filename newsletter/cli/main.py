@@ -17,6 +17,7 @@ from newsletter.cli.ops import commands as ops_commands
 from newsletter.cli.ops import db_app
 from newsletter.delivery.cli import bounce_app, send_app
 from newsletter.delivery.cli import commands as delivery_commands
+from newsletter.issues.cli import publications_app
 from newsletter.reports.cli import commands as report_commands
 from newsletter.reports.cli import issue_app
 from newsletter.schedule.cli import schedule_app
@@ -29,6 +30,7 @@ app = typer.Typer(
 # -- groups ------------------------------------------------------------------
 app.add_typer(db_app, name="db")
 app.add_typer(issue_app, name="issue")
+app.add_typer(publications_app, name="publications")
 app.add_typer(subs_app, name="subscribers")
 app.add_typer(lists_app, name="lists")
 app.add_typer(send_app, name="send")

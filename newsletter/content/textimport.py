@@ -35,7 +35,7 @@ Guarantees:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ from newsletter.content.parser import DEFAULT_ANALYSIS_LABEL, format_numeral
 from newsletter.content.patterns import (
     Patterns,
     clean,
+    normalise,
     normalise_lines,
     numeral_value,
     patterns,
@@ -289,6 +290,7 @@ class _Importer:
         self.hints = dict(hints)
         self.weak = weak  # hints from formatting alone: a marker in the text outranks them
         self.user_hints: set[int] = set()
+        self.learnt: set[int] = set()
         self.header: dict[str, Any] = {}
         self.intro: list[str] = []
         self.sections: list[_Section] = []
@@ -496,6 +498,8 @@ class _Importer:
         cls = ln.cls or "body"
         if ln.n in self.user_hints:
             return "编辑更正"
+        if ln.n in self.learnt:
+            return "刊物的导入规则（以前的更正）"
         if ln.n in self.hints and ln.n not in self.weak:
             return "文档标题样式" if cls in ("title", "section", "item") else "文档结构"
         if ln.n in self.weak and ln.n in self.hints:
@@ -550,7 +554,7 @@ class _Importer:
 
     def hinted(self, ln: _Line, hint: str) -> None:
         if hint == "section":
-            title = ln.heading[2] if ln.heading else ln.text
+            title = ln.heading[2] if ln.heading else _unenclosed(ln)
             number = len(self.sections) + 1
             self.sections.append(_Section(format_numeral(min(number, 99)), number, title))
             self.mark(ln, "section")
@@ -559,7 +563,7 @@ class _Importer:
                 self.sections.append(_Section("一", 1, ""))
             s = self.section
             assert s is not None
-            title = ln.heading[2] if ln.heading else ln.text
+            title = ln.heading[2] if ln.heading else _unenclosed(ln)
             s.items.append(_Item(len(s.items) + 1, title))
             self.mark(ln, "item")
         elif hint == "title":
@@ -918,12 +922,72 @@ def parse_hints(values: Mapping[Any, Any] | list[str] | None) -> dict[int, str]:
     return out
 
 
+def rule_for(text: str, cls: str) -> tuple[str, str] | None:
+    """The pattern that correcting ``text`` to ``cls`` teaches a publication.
+
+    A line that starts with a marker teaches its marker's shape ("lines that start
+    like this are items"); any other line teaches itself, normalised ("this line is
+    page chrome").  Never a line number, so it applies to next week's brief.
+    """
+    norm = normalise(text)
+    if not norm or cls not in CLASSES or cls == "blank":
+        return None
+    marker = read_marker(norm)
+    if marker is not None and cls in ("section", "item", "body"):
+        return "marker", marker.shape
+    enclosed = _enclosure(norm)
+    if enclosed is not None and cls in ("section", "item", "analysis"):
+        return "enclosed", enclosed
+    return "line", norm[:200]
+
+
+_PAIRS = {"【": "】", "[": "]", "〔": "〕", "(": ")", "《": "》", "「": "」", "『": "』", "<": ">"}
+
+
+def _unenclosed(ln: _Line) -> str:
+    """A heading written as ``【要闻】`` is titled ``要闻``."""
+    text = ln.text.strip()
+    if _enclosure(ln.norm) is not None and len(text) >= 3:
+        return text[1:-1].strip() or text
+    return text
+
+
+def _enclosure(norm: str) -> str | None:
+    """``【要闻】`` → ``【】``: a short line wholly inside one pair of brackets."""
+    if len(norm) < 3 or len(norm) > 20 or norm[0] not in _PAIRS:
+        return None
+    close = _PAIRS[norm[0]]
+    inner = norm[1:-1]
+    if norm[-1] != close or norm[0] in inner or close in inner:
+        return None
+    return norm[0] + close
+
+
+def _learnt(norms: list[str], rules: Sequence[tuple[str, str, str]]) -> dict[int, str]:
+    """Line → class for every line a publication's rules cover."""
+    by_line = {pattern: cls for kind, pattern, cls in rules if kind == "line"}
+    by_marker = {pattern: cls for kind, pattern, cls in rules if kind == "marker"}
+    by_pair = {pattern: cls for kind, pattern, cls in rules if kind == "enclosed"}
+    out: dict[int, str] = {}
+    for n, norm in enumerate(norms, 1):
+        if not norm:
+            continue
+        if norm in by_line:
+            out[n] = by_line[norm]
+        elif by_pair and (pair := _enclosure(norm)) in by_pair:
+            out[n] = by_pair[pair]
+        elif (marker := read_marker(norm)) is not None and marker.shape in by_marker:
+            out[n] = by_marker[marker.shape]
+    return out
+
+
 def import_text(
     text: str,
     *,
     front_matter: Mapping[str, Any] | None = None,
     hints: Mapping[int, str] | None = None,
     source: SourceText | None = None,
+    rules: Sequence[tuple[str, str, str]] = (),
 ) -> TextImportResult:
     """Convert a plain-text brief into issue Markdown (see the module docstring).
 
@@ -932,6 +996,8 @@ def import_text(
     ``hints`` maps 1-based line numbers to a class of :data:`CLASSES`.
     ``source`` (a Word or HTML document read into lines) replaces ``text`` and
     brings the structure its author marked, link addresses and images.
+    ``rules`` are the publication's learnt house style, ``(kind, pattern, class)``
+    from :func:`rule_for`; they outrank the document, and ``hints`` outrank them.
     """
     from newsletter.content.script import detect_script
 
@@ -950,9 +1016,11 @@ def import_text(
             ln.links = source.links.get(ln.n, [])
             ln.image = source.images.get(ln.n)
     structure = source.structure if source is not None else {}
-    weak = (source.weak - set(hints)) if source is not None else set()
-    imp = _Importer(lines, patterns(), structure | hints, weak)
+    learnt = _learnt(norm, rules) if rules else {}
+    weak = (source.weak - set(hints) - set(learnt)) if source is not None else set()
+    imp = _Importer(lines, patterns(), structure | learnt | hints, weak)
     imp.user_hints = set(hints)
+    imp.learnt = set(learnt) - set(hints)
     imp.prepass()
     imp.run()
     kept = [ln for ln in lines if ln.cls not in ("blank", "chrome", "contents")]
@@ -999,6 +1067,7 @@ def import_issue_text(
     *,
     number: int | None = None,
     hints: list[str] | None = None,
+    rules: Sequence[tuple[str, str, str]] = (),
 ) -> tuple[dict[str, Any], list[tuple[int, str, str]]]:
     """Import the file ``source`` and write the issue Markdown (temp file, then rename).
 
@@ -1030,7 +1099,9 @@ def import_issue_text(
     except ValueError as exc:
         raise TextImportError(f"提示无效 / {exc}") from None
     try:
-        result = import_text(text, front_matter={"number": number}, hints=chosen, source=doc)
+        result = import_text(
+            text, front_matter={"number": number}, hints=chosen, source=doc, rules=rules
+        )
     except TextImportError as exc:
         raise TextImportError(exc.message, line=exc.line, path=source.name) from None
     written_images = _write_images(target.parent / "images", result.images)

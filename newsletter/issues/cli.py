@@ -11,7 +11,7 @@ from rich.table import Table
 from newsletter.core.errors import NewsletterError
 from newsletter.core.terminal import JsonOpt, console, emit, err, fail
 
-__all__ = ["issue_app"]
+__all__ = ["issue_app", "publications_app"]
 
 issue_app = typer.Typer(help="Issues: add, lint, render, import plain text", no_args_is_help=True)
 
@@ -116,6 +116,13 @@ def issue_import(
         list[str] | None,
         typer.Option("--hint", help="LINE=CLASS correction, e.g. 42=item (kept in the output)"),
     ] = None,
+    publication: Annotated[
+        str | None,
+        typer.Option(
+            "--publication",
+            help="apply this publication's learnt import rules, and learn the --hint corrections",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Import a brief (Word .docx, a saved web or WeChat page, or plain text) as issue Markdown.
@@ -124,10 +131,27 @@ def issue_import(
     markers its lines repeat.  Images go to images/ beside the output.  Hints given with --hint, and those already kept in the output file's
     import_hints front matter, are applied and written back.
     """
-    from newsletter.content.textimport import import_issue_text
+    from newsletter.content.textimport import import_issue_text, parse_hints
 
     try:
-        report, lines = import_issue_text(file, out, number=number, hints=hint or [])
+        pub_id, rules = _publication_rules(publication) if publication else (None, [])
+        report, lines = import_issue_text(file, out, number=number, hints=hint or [], rules=rules)
+        if pub_id is not None and hint:
+            # a correction is learnt as a pattern and applies at once to every line it covers
+            from newsletter.core.db import session_scope
+            from newsletter.issues.styles import learn, rules_of
+
+            with session_scope() as s:
+                texts = {n: t for n, _, t in lines}
+                learnt = learn(s, pub_id, texts, parse_hints(hint), "cli")
+                rules = rules_of(s, pub_id)
+            report, lines = import_issue_text(
+                file, out, number=number, hints=hint or [], rules=rules
+            )
+            report["learnt"] = learnt
+    except ValueError as exc:
+        err.print(f"error: 提示无效 / {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     except NewsletterError as exc:
         # one line, never wrapped: editors and scripts grep it
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
@@ -144,6 +168,7 @@ def issue_import(
                 f"{n:>5} {label:<16} {txt}" + (f"  ← {why}" if why else ""),
                 markup=False,
                 highlight=False,
+                soft_wrap=True,
             )
     console.print(f"wrote {report['written']}", markup=False)
     for line, txt in report["chrome"]:
@@ -152,11 +177,72 @@ def issue_import(
         console.print(f"dropped contents list line {line}: {txt}", markup=False, style="dim")
     for name in report["images"]:
         console.print(f"image images/{name}", markup=False, style="dim")
+    for kind, pattern, cls in report.get("learnt", []):
+        what = f"以“{pattern}”开头的行" if kind == "marker" else f"“{pattern}”这一行"
+        console.print(f"已记住 / learnt: {what} → {cls}", markup=False)
     for w in report["warnings"]:
         err.print(f"warning: {w}", markup=False, style="yellow")
 
 
 issue_app.command("import-text", help="Same as `issue import` (kept for scripts).")(issue_import)
+
+
+def _publication_rules(slug: str) -> tuple[int, list[tuple[str, str, str]]]:
+    from sqlalchemy import select
+
+    from newsletter.core.db import session_scope
+    from newsletter.core.errors import NotFound
+    from newsletter.issues.styles import rules_of
+    from newsletter.models import Publication
+
+    with session_scope() as s:
+        pub = s.scalar(select(Publication).where(Publication.slug == slug))
+        if pub is None:
+            raise NotFound(f"刊物 {slug} 不存在 / no publication {slug}")
+        return pub.id, rules_of(s, pub.id)
+
+
+publications_app = typer.Typer(help="Publications: learnt import styles", no_args_is_help=True)
+styles_app = typer.Typer(help="A publication's learnt import rules", no_args_is_help=True)
+publications_app.add_typer(styles_app, name="styles")
+
+
+@styles_app.command("show")
+def styles_show(slug: str, as_json: JsonOpt = False) -> None:
+    """List the import rules a publication has learnt from corrections."""
+    from newsletter.core.db import session_scope
+    from newsletter.issues.styles import styles
+
+    try:
+        pub_id, _ = _publication_rules(slug)
+    except NewsletterError as exc:
+        fail(exc)
+    with session_scope() as s:
+        rows = styles(s, pub_id)
+    if emit(rows, as_json):
+        return
+    if not rows:
+        console.print("还没有学到的导入规则 / no learnt import rules", markup=False)
+        return
+    for r in rows:
+        what = f"以“{r['pattern']}”开头的行" if r["kind"] == "marker" else f"“{r['pattern']}”"
+        console.print(f"{what} → {r['class']}    例：{r['example']}", markup=False)
+
+
+@styles_app.command("reset")
+def styles_reset(slug: str, as_json: JsonOpt = False) -> None:
+    """Forget every import rule of a publication."""
+    from newsletter.core.db import session_scope
+    from newsletter.issues.styles import reset
+
+    try:
+        pub_id, _ = _publication_rules(slug)
+    except NewsletterError as exc:
+        fail(exc)
+    with session_scope() as s:
+        n = reset(s, pub_id)
+    if not emit({"removed": n}, as_json):
+        console.print(f"已清除 {n} 条规则 / removed {n} rules", markup=False)
 
 
 @issue_app.command("from-feeds")

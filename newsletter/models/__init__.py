@@ -37,6 +37,7 @@ from newsletter.models.delivery import (
 )
 from newsletter.models.issues import (
     ArchiveEntry,
+    ImportRule,
     Issue,
     IssueSeal,
     Link,
@@ -67,6 +68,7 @@ __all__ = [
     "Delivery",
     "Event",
     "Issue",
+    "ImportRule",
     "IssueSeal",
     "JSONType",
     "Job",

@@ -59,6 +59,24 @@ class Publication(Base):
         return clean_text(value, 500 if key == "postal_address" else 320)
 
 
+class ImportRule(Base):
+    """A learnt house style: a correction kept as a pattern of the publication."""
+
+    __tablename__ = "import_rule"
+    __table_args__ = (
+        UniqueConstraint("publication_id", "kind", "pattern", name="uq_import_rule_pattern"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    publication_id: Mapped[int] = mapped_column(ForeignKey("publication.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(8))  # marker | line
+    pattern: Mapped[str] = mapped_column(String(200))
+    cls: Mapped[str] = mapped_column(String(16))
+    example: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class Issue(Base):
     __tablename__ = "issue"
     __table_args__ = (

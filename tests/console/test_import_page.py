@@ -97,3 +97,35 @@ def test_a_word_upload_keeps_its_structure_on_rerun_and_its_image_on_save(
     # a forged token is one clear line, never a path
     r = client.post("/console/import", data=form | {"doc": "../../etc/passwd", "hints": "{}"})
     assert r.status_code == 422 and "请重新上传" in html.unescape(r.text)
+
+
+def test_a_correction_in_the_outline_is_kept_for_the_publication(client: TestClient) -> None:
+    from newsletter.core.db import session_scope
+    from newsletter.issues.store import ensure_publication
+    from tests.content.test_house_style_rules import WEEK1, WEEK2
+
+    with session_scope() as s:
+        ensure_publication(s, "市场观察", "market")
+    csrf = login(client, "ops")
+    pubs = re.findall(r'<option value="([^"]+)">', client.get("/console/import").text)
+    assert "market" in pubs, "the import form offers the publications"
+    pub = "market"
+    r = client.post("/console/import", data={"csrf": csrf, "text": WEEK1, "publication": pub})
+    assert r.status_code == 200
+    form = {
+        "csrf": csrf,
+        "text": WEEK1,
+        "classes": _hidden(r.text, "classes"),
+        "hints": "{}",
+        "number": "",
+        "publication": pub,
+        "c3": "section",
+    }
+    r = client.post("/console/import", data=form)
+    assert r.status_code == 200
+    assert "## 二、地方" in html.unescape(r.text)  # the pattern applied to line 10 at once
+    # next week's brief in the same style, no corrections
+    r = client.post("/console/import", data={"csrf": csrf, "text": WEEK2, "publication": pub})
+    page = html.unescape(r.text)
+    assert "## 一、政策" in page and "## 二、市场" in page
+    assert "刊物的导入规则（以前的更正）" in page

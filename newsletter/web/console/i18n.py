@@ -114,6 +114,7 @@ SEND_ACTIONS = {
     "cancel": "已取消 / cancelled",
 }
 AUDIT_ACTIONS = {
+    "import.learn": "记住导入规则",
     "console.approve": "审核通过（控制台）",
     "console.import": "导入纯文本",
     "issue.approve": "审核通过",

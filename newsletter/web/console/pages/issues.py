@@ -111,12 +111,19 @@ async def import_run(request: Request, user: Editor) -> Response:
     try:
         previous = json.loads(str(form.get("classes") or "{}"))
         hints = parse_hints(json.loads(str(form.get("hints") or "{}")))
+        corrections: dict[int, str] = {}
         for key, value in form.items():
             if key.startswith("c") and key[1:].isdigit() and previous.get(key[1:]) != value:
-                hints |= parse_hints({key[1:]: str(value)})
+                corrections |= parse_hints({key[1:]: str(value)})
+        hints |= corrections
+        publication = str(form.get("publication") or "")
+        if publication and corrections:  # kept as the publication's house style
+            svc.learn_import_rules(user, publication, str(form.get("text") or ""), doc, corrections)
         raw_number = str(form.get("number") or "").strip()
         number = int(raw_number) if raw_number.isdigit() else None
-        result = svc.import_preview(data, hints, number, name=name, doc=doc)
+        result = svc.import_preview(
+            data, hints, number, name=name, doc=doc, publication=publication
+        )
     except (ValueError, NewsletterError) as exc:
         return page(
             request,
@@ -137,6 +144,7 @@ async def import_run(request: Request, user: Editor) -> Response:
         result=result,
         **_import_extras(),
         shown=json.dumps(classes),
+        chosen=publication,
         hints_json=json.dumps(result["hints"]),
         number=raw_number,
     )

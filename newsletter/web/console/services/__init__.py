@@ -44,6 +44,7 @@ from newsletter.web.console.services.issues import frame_html as frame_html
 from newsletter.web.console.services.issues import import_images as import_images
 from newsletter.web.console.services.issues import import_preview as import_preview
 from newsletter.web.console.services.issues import issue_summary as issue_summary
+from newsletter.web.console.services.issues import learn_import_rules as learn_import_rules
 from newsletter.web.console.services.issues import lint as lint
 from newsletter.web.console.services.issues import list_issues as list_issues
 from newsletter.web.console.services.issues import load_issue_row as load_issue_row

@@ -297,7 +297,13 @@ def test_send(
 
 
 def import_preview(
-    data: bytes, hints: dict[int, str], number: int | None, *, name: str = "", doc: str = ""
+    data: bytes,
+    hints: dict[int, str],
+    number: int | None,
+    *,
+    name: str = "",
+    doc: str = "",
+    publication: str = "",
 ) -> dict[str, Any]:
     """Import a pasted or uploaded brief (text, Word or a web page): outline, summary, Markdown.
 
@@ -316,7 +322,10 @@ def import_preview(
     text, source, warnings = read_document(data, name=name)
     if source is not None and not doc:
         doc = _keep_import(data, name)
-    result = import_text(text, front_matter={"number": number}, hints=hints, source=source)
+    rules = _rules(publication) if publication else []
+    result = import_text(
+        text, front_matter={"number": number}, hints=hints, source=source, rules=rules
+    )
     from newsletter.content.parser import parse_issue
 
     parsed = parse_issue(result.markdown)
@@ -388,6 +397,37 @@ def import_images(doc: str) -> list[tuple[str, bytes]]:
     if source is None:
         return []
     return [(f"images/{im.name}", im.data) for im in source.images.values()]
+
+
+def _rules(publication: str) -> list[tuple[str, str, str]]:
+    from newsletter.issues.styles import rules_of
+
+    with session_scope() as s:
+        pub = s.scalar(select(Publication).where(Publication.slug == publication))
+        if pub is None:
+            raise ConsoleError(f"刊物 {publication} 不存在 / no publication {publication}")
+        return rules_of(s, pub.id)
+
+
+def learn_import_rules(
+    actor: Principal, publication: str, text: str, doc: str, corrections: dict[int, str]
+) -> list[tuple[str, str, str]]:
+    """Keep an editor's outline corrections as rules of the publication (audited)."""
+    from newsletter.content.documents import read_document
+    from newsletter.issues.styles import learn
+
+    if doc:
+        data, name = _kept_import(doc)
+        text = read_document(data, name=name)[0]
+    lines = dict(enumerate(text.replace("\r\n", "\n").split("\n"), 1))
+    with session_scope() as s:
+        pub = s.scalar(select(Publication).where(Publication.slug == publication))
+        if pub is None:
+            raise ConsoleError(f"刊物 {publication} 不存在 / no publication {publication}")
+        learnt = learn(s, pub.id, lines, corrections, actor.username)
+        if learnt:
+            record(s, actor, "import.learn", f"publication:{pub.id}", None, rules=learnt)
+        return learnt
 
 
 def publication_choices() -> list[tuple[str, str]]:
