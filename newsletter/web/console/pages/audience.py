@@ -32,11 +32,15 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 
 
 @router.get("/subscribers", response_class=HTMLResponse)
-def subscribers_page(request: Request, user: Ops, q: str = "", list_id: str = "") -> HTMLResponse:
+def subscribers_page(
+    request: Request, user: Ops, q: str = "", list_id: str = "", status: str = ""
+) -> HTMLResponse:
     # "全部" (all lists) sends an empty list_id; anything not a number means all lists too.
     lid = int(list_id) if list_id.strip().isdigit() and len(list_id.strip()) < 10 else None
     q = q.strip()[:200]
-    results = svc.search_subscribers(q, lid) if (q or lid) else []
+    status = status if status in svc.SEARCH_STATUSES else ""
+    searched = bool(q or lid or status)
+    results = svc.search_subscribers(q, lid, status=status) if searched else []
     matched = (len(results) if len(results) < 50 else svc.count_search(q, lid)) if results else 0
     return page(
         request,
@@ -46,7 +50,9 @@ def subscribers_page(request: Request, user: Ops, q: str = "", list_id: str = ""
         q=q,
         list_id=lid,
         results=results,
-        searched=bool(q or lid),
+        searched=searched,
+        status_filter=status,
+        statuses=svc.SEARCH_STATUSES,
         segments=svc.segments(),
         suppressions=svc.suppressions(),
         match_count=matched,

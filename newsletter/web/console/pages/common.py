@@ -57,9 +57,45 @@ TEMPLATES = resource_path("templates", "console")
 STATIC = package_path("newsletter.web", "static")
 _env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape())
 _env.policies["json.dumps_kwargs"] = {"ensure_ascii": False, "sort_keys": True}
-_env.filters["pct"] = lambda v: f"{(v or 0) * 100:.1f}%"
+
+
+def pct(value: float | None) -> str:
+    """A rate people can trust: below 1% two significant figures (0.040%), never 0.0% for a
+    rate that is not zero."""
+    p = (value or 0) * 100
+    if p == 0:
+        return "0%"
+    if p < 1:
+        return f"{p:#.2g}%"
+    return f"{p:.1f}%"
+
+
+_ZONE_NAMES = {"Asia/Shanghai": "北京时间", "Asia/Hong_Kong": "香港时间", "Asia/Taipei": "台北时间"}
+
+
+def when(value: object, zone: str = "Asia/Shanghai") -> str:
+    """A stored UTC time shown in the publication's zone, with the zone named."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    if not value:
+        return ""
+    try:
+        moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)[:16].replace("T", " ")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    try:
+        local = moment.astimezone(ZoneInfo(zone))
+    except (KeyError, ValueError):
+        zone, local = "UTC", moment.astimezone(dt.UTC)
+    return f"{local:%Y-%m-%d %H:%M} {_ZONE_NAMES.get(zone, zone)}"
+
+
+_env.filters["pct"] = pct
 _env.filters["num"] = lambda v: f"{v:,}" if isinstance(v, int) else ("" if v is None else v)
-_env.filters["when"] = lambda v: (v or "")[:16].replace("T", " ")
+_env.filters["when"] = when
 _env.globals.update(
     send_states=SEND_STATES,
     sub_status=SUB_STATUS,

@@ -20,6 +20,7 @@ from newsletter.web.console.services.alerts import open_alerts as open_alerts
 from newsletter.web.console.services.audience import BOUNCE_REASONS as BOUNCE_REASONS
 from newsletter.web.console.services.audience import BULK_ACTIONS as BULK_ACTIONS
 from newsletter.web.console.services.audience import BULK_LIMIT as BULK_LIMIT
+from newsletter.web.console.services.audience import SEARCH_STATUSES as SEARCH_STATUSES
 from newsletter.web.console.services.audience import VARIANTS as VARIANTS
 from newsletter.web.console.services.audience import add_suppression as add_suppression
 from newsletter.web.console.services.audience import bounces as bounces

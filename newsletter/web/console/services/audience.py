@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 
 from newsletter.audience.segments import count as segment_count
 from newsletter.audience.segments import validate as validate_segment
@@ -86,8 +86,55 @@ def _list_id(s: Any, list_ref: str | int) -> int:
     return int(get_list(s, str(list_ref)).id)
 
 
+#: The statuses a subscriber search can filter on (SUB_STATUS codes).
+SEARCH_STATUSES = ("active", "unsubscribed", "unconfirmed", "bounced", "complained", "blocked")
+
+
+def _status_filter(stmt: Any, status: str, list_id: int | None) -> Any:
+    """Restrict a subscriber query to those a person would call ``status``."""
+
+    def sub(*states: str) -> Any:
+        cond = (Subscription.subscriber_id == Subscriber.id) & Subscription.status.in_(states)
+        if list_id:
+            cond = cond & (Subscription.list_id == list_id)
+        return exists().where(cond)
+
+    suppressed = select(Suppression.email)
+    if status == "blocked":
+        return stmt.where(Subscriber.status == "blocked")
+    if status in ("bounced", "complained"):
+        reason = "hard_bounce" if status == "bounced" else "complaint"
+        return stmt.where(
+            Subscriber.email.in_(select(Suppression.email).where(Suppression.reason == reason))
+        )
+    live = stmt.where(Subscriber.status == "active")
+    if status == "active":
+        return live.where(sub("active"), Subscriber.email.not_in(suppressed))
+    if status == "unsubscribed":
+        return live.where(sub("unsubscribed"), ~sub("active"))
+    if status == "unconfirmed":
+        return live.where(sub("unconfirmed", "pending"), ~sub("active"))
+    return stmt
+
+
+def _shown_status(row: Subscriber, states: set[str], reason: str | None) -> str:
+    """What a person calls this subscriber: blocked, a bounce or complaint, else what their
+    subscriptions (on the chosen list, or any) say."""
+    if row.status != "active":
+        return row.status
+    if reason == "hard_bounce":
+        return "bounced"
+    if reason == "complaint":
+        return "complained"
+    if "active" in states or not states:
+        return "active"
+    if states & {"unconfirmed", "pending"}:
+        return "unconfirmed"
+    return "unsubscribed"
+
+
 def search_subscribers(
-    q: str = "", list_id: int | None = None, limit: int = 50
+    q: str = "", list_id: int | None = None, limit: int = 50, status: str = ""
 ) -> list[dict[str, Any]]:
     limit = max(1, min(limit, 200))
     with session_scope() as s:
@@ -105,20 +152,32 @@ def search_subscribers(
                 Subscription,
                 (Subscription.subscriber_id == Subscriber.id) & (Subscription.list_id == list_id),
             )
+        if status in SEARCH_STATUSES:
+            stmt = _status_filter(stmt, status, list_id)
         rows = s.scalars(stmt.order_by(Subscriber.id).limit(limit)).all()
-        supp = set(
-            s.scalars(
-                select(Suppression.email).where(Suppression.email.in_([r.email for r in rows]))
-            )
+        reasons = dict(
+            s.execute(
+                select(Suppression.email, Suppression.reason).where(
+                    Suppression.email.in_([r.email for r in rows])
+                )
+            ).all()
         )
+        states: dict[int, set[str]] = {}
+        subs = select(Subscription.subscriber_id, Subscription.status).where(
+            Subscription.subscriber_id.in_([r.id for r in rows])
+        )
+        if list_id:
+            subs = subs.where(Subscription.list_id == list_id)
+        for sid, st in s.execute(subs).all():
+            states.setdefault(sid, set()).add(st)
         return [
             {
                 "id": r.id,
                 "email": r.email,
                 "name": r.name,
                 "variant": r.variant,
-                "status": r.status,
-                "suppressed": r.email in supp,
+                "status": _shown_status(r, states.get(r.id, set()), reasons.get(r.email)),
+                "suppressed": r.email in reasons,
                 "created_at": r.created_at.isoformat(),
             }
             for r in rows
