@@ -107,9 +107,9 @@ def test_ops_and_marketing_journeys(server: tuple[str, Settings, SinkHandler]) -
             assert width <= 380
             expect(frame.locator("body")).to_contain_text("公共数据")
 
-            # -- four-eyes: the uploader cannot approve; ops can --------------------------
-            page.click("#approve")
-            expect(page.locator(".flash")).to_contain_text("四眼")
+            # -- four-eyes: the uploader is not offered approval, and is told why; ops is
+            expect(page.locator("#approve")).to_have_count(0)
+            expect(page.locator("#approve-why")).to_contain_text("四眼原则")
             page = browser.new_page(viewport={"width": 1366, "height": 900}, locale="zh-CN")
             page.set_default_timeout(20_000)
             _login(page, base, "ops")

@@ -138,7 +138,18 @@ def load_issue_row(issue_id: int) -> dict[str, Any]:
         issue = s.get(Issue, issue_id)
         if issue is None:
             raise NotFound(f"issue {issue_id} does not exist / 期刊不存在")
-        return {**issue_summary(issue), "seal": seal_info(s, issue)}
+        pub = s.get(Publication, issue.publication_id)
+        return {
+            **issue_summary(issue),
+            "seal": seal_info(s, issue),
+            "publication": pub.name if pub is not None else "",
+            # four-eyes: who may not approve this version (the uploader and the last editor)
+            "authors": sorted(
+                {n for n in (issue.created_by, issue.updated_by) if n}
+                if pub is None or pub.four_eyes
+                else set()
+            ),
+        }
 
 
 def preview_outputs(issue_id: int, variant: str = "zh-Hans") -> dict[str, Any]:
