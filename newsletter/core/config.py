@@ -56,6 +56,9 @@ class Settings(BaseSettings):
 
     #: Working directory for the embedded mode (SQLite file, outbox, renders).
     var_dir: Path = Path("var")
+    #: The sealed issues' blob store (``sha256/<aa>/<hash>`` under it). Every process that
+    #: approves, sends or publishes must see the same one. Empty means ``{var_dir}/blobs``.
+    blob_dir: Path | None = None
     #: SQLAlchemy URL. Empty means ``sqlite:///{var_dir}/newsletter.db``.
     database_url: str = ""
     #: Celery broker. Empty means tasks run in-process (embedded mode).

@@ -117,9 +117,10 @@ def run_demo(
         upgrade()
         console.rule("1. issue / 期刊")
         with session_scope() as s:
-            issue, _warnings = create_issue(s, issue_file)
-            issue.status = "approved"
-            issue.approved_by = "demo"
+            issue, _warnings = create_issue(s, issue_file, actor="demo-editor")
+            from newsletter.issues.review import approve
+
+            approve(s, issue, "demo")  # seals the version that goes out
             issue_id = issue.id
             render_issue(s, issue_id)
             from newsletter.models import Publication

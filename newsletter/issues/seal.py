@@ -172,7 +172,8 @@ def working_digest(source_text: str, base_dir: Path | None, renderer_version: st
 
 
 def _blob_root() -> Path:
-    return get_settings().var_dir / "blobs" / "sha256"
+    cfg = get_settings()
+    return (cfg.blob_dir or cfg.var_dir / "blobs") / "sha256"
 
 
 def blob_path(sha256: str) -> Path:
@@ -196,6 +197,13 @@ def put_blob(data: bytes) -> str:
         os.fsync(f.fileno())
     tmp.replace(path)
     return digest
+
+
+def _blob_exists(sha256: str) -> bool:
+    try:
+        return blob_path(sha256).exists()
+    except (OSError, ValueError):
+        return False
 
 
 def read_blob(sha256: str) -> bytes | None:
@@ -303,6 +311,20 @@ def current_seal(session: Session, issue: Issue, renderer_version: str) -> Seale
         raise _broken(sealed, "源文件记录", "the stored source or the version record")
     for a in assets:
         data = read_blob(a.sha256)
+        if data is None and not _blob_exists(a.sha256):
+            raise SealError(
+                "seal-broken",
+                f"第{issue.number}期第 {row.version} 版封存的文件 {a.ref} 在存储中找不到"
+                f"（{_blob_root().parent}；各进程须共用同一个存储，见 NEWSLETTER_BLOB_DIR），拒绝使用，已通知运维",
+                f"issue #{issue.number} version {row.version}: the sealed file {a.ref} is missing "
+                "from the blob store (every process must share it: NEWSLETTER_BLOB_DIR); "
+                "refused, ops alerted",
+                issue_id=issue.id,
+                number=issue.number,
+                version=row.version,
+                seal=row.digest,
+                blob=a.sha256,
+            )
         if data is None:
             raise _broken(sealed, a.ref, a.ref, blob=a.sha256)
         sealed.blobs[a.sha256] = data

@@ -300,6 +300,7 @@ def test_two_worker_processes_racing_one_send_over_two_relays_deliver_exactly_on
         "NEWSLETTER_SECRET_KEY": pg_settings.secret_key.get_secret_value(),
         "NEWSLETTER_BASE_URL": pg_settings.base_url,
         "NEWSLETTER_VAR_DIR": str(tmp_path / "worker-var"),
+        "NEWSLETTER_BLOB_DIR": str(pg_settings.var_dir / "blobs"),
         "NEWSLETTER_RELAYS": json.dumps(relays),
         "NEWSLETTER_REDIS_URL": "",
         "NEWSLETTER_BROKER_URL": "",

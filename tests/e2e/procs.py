@@ -29,6 +29,8 @@ def env_for(cfg: Settings, tmp_path: Path, **extra: str) -> dict[str, str]:
         "NEWSLETTER_SECRET_KEY": cfg.secret_key.get_secret_value(),
         "NEWSLETTER_BASE_URL": cfg.base_url,
         "NEWSLETTER_VAR_DIR": str(tmp_path / "proc-var"),
+        # the sealed versions the test approved: one store for every process, as deployed
+        "NEWSLETTER_BLOB_DIR": str(cfg.blob_dir or cfg.var_dir / "blobs"),
         "NEWSLETTER_BATCH_SIZE": str(cfg.batch_size),
         "NEWSLETTER_SEND_PARALLELISM": str(cfg.send_parallelism),
         "NEWSLETTER_TICK_SECONDS": str(cfg.tick_seconds),

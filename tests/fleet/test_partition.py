@@ -259,6 +259,8 @@ def test_partitions_lose_nobody_and_keep_fencing(
             "NEWSLETTER_BATCH_SIZE": "100",
             "NEWSLETTER_SEND_PARALLELISM": "4",
             "NEWSLETTER_RELAY_PROBE_SECONDS": "2",
+            # one blob store for every host, as the sealed issue requires (operations.md)
+            "NEWSLETTER_BLOB_DIR": str(cfg.blob_dir or cfg.var_dir / "blobs"),
         }
         env = {h.name: cluster.host_env(base, db, rd, work, h) for h in (w1h, w2h, web)}
         w1 = WorkerHost(fab, w1h, env["w1"])
