@@ -20,7 +20,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from newsletter.core.orm import Base, utcnow
 
-__all__ = ["RateCounter", "hit"]
+__all__ = ["LoginThrottle", "RateCounter", "hit"]
 
 
 class RateCounter(Base):
@@ -31,6 +31,21 @@ class RateCounter(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     window_start: Mapped[dt.datetime] = mapped_column(primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LoginThrottle(Base):
+    """Failures in a row and the next allowed instant of one login key (migration ``0018``).
+
+    Keys are per (account, source address) and per source address; see
+    ``web.console.throttle``.
+    """
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[dt.datetime] = mapped_column()
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 def hit(
