@@ -90,7 +90,8 @@ class WeChatClient:
         self.settings = settings or get_wechat_settings()
         if not self.settings.configured:
             raise WeChatAuthError(
-                "not configured: set NEWSLETTER_WECHAT_APPID and NEWSLETTER_WECHAT_SECRET"
+                "not configured: set NEWSLETTER_WECHAT_APPID and NEWSLETTER_WECHAT_SECRET",
+                zh="未配置：请设置 NEWSLETTER_WECHAT_APPID 和 NEWSLETTER_WECHAT_SECRET",
             )
         cfg = get_settings()
         self.appid = self.settings.appid
@@ -145,21 +146,23 @@ class WeChatClient:
             except (httpx.TransportError, ValueError) as exc:
                 unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
                 if (not idempotent and not unsent) or attempt >= self.settings.max_attempts:
-                    hint = (
-                        ""
-                        if idempotent or unsent
-                        else (" The request may have been applied; re-running resumes safely.")
-                    )
+                    maybe = not (idempotent or unsent)
+                    hint = " The request may have been applied; re-running resumes safely."
+                    zh_hint = "请求可能已生效，重新运行会安全续做。"
                     raise WeChatBusyError(
-                        f"unreachable after {attempt} attempt(s): {type(exc).__name__}.{hint}",
+                        f"unreachable after {attempt} attempt(s): {type(exc).__name__}."
+                        + (hint if maybe else ""),
                         api=path,
+                        zh=f"尝试 {attempt} 次后仍无法连接（{type(exc).__name__}）。"
+                        + (zh_hint if maybe else ""),
                     ) from None
-                log.warning("wechat %s: %s, retrying (%d)", path, type(exc).__name__, attempt)
+                # retries are not news: the error, if it comes, is reported once by the caller
+                log.info("wechat %s: %s, retrying (%d)", path, type(exc).__name__, attempt)
                 self.sleep(self.settings.backoff * 2 ** (attempt - 1))
                 continue
             _count_call(path, data)
             if data.get("errcode") == -1 and attempt < self.settings.max_attempts:
-                log.warning("wechat %s: busy (-1), retrying (%d)", path, attempt)
+                log.info("wechat %s: busy (-1), retrying (%d)", path, attempt)
                 self.sleep(self.settings.backoff * 2 ** (attempt - 1))
                 continue
             return data
@@ -220,7 +223,7 @@ class WeChatClient:
                 token = self.tokens.invalidate(token, self._fetch_token)
                 refreshed = True
                 continue
-            log.warning("wechat %s: errcode %d", path, code)
+            log.debug("wechat %s: errcode %d", path, code)  # raised; reported once by the caller
             raise error_for(code, str(data.get("errmsg", "")), path)
 
     # -- token / account -----------------------------------------------------

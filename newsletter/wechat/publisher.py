@@ -506,7 +506,8 @@ class _Run:
             if time.monotonic() > deadline:
                 _save(
                     self.pub_id,
-                    error=f"still publishing after {self.wx.poll_timeout:.0f}s; "
+                    error=f"{self.wx.poll_timeout:.0f} 秒后仍在发布中，请稍后重新运行或等待回调 / "
+                    f"still publishing after {self.wx.poll_timeout:.0f}s; "
                     "re-run `newsletter wechat publish` or wait for the callback",
                 )
                 return False
@@ -590,6 +591,8 @@ def record_publish_result(publish_id: str, data: dict[str, Any]) -> bool:
             )
             pub.state, pub.failed_step = "failed", "publishing"
             pub.error = (
+                f"微信发布 {publish_id} 以状态 {status_code} 结束，失败文章：{which}；"
+                "修改后运行 newsletter wechat publish ISSUE --retry / "
                 f"WeChat publish {publish_id} ended with status {status_code}: "
                 f"{STATUS_TEXT.get(status_code, 'unknown')}; failed article(s): {which}. "
                 "Fix them and run `newsletter wechat publish ISSUE --retry`."
@@ -697,7 +700,8 @@ def _run(
     except WeChatError as exc:
         current = _load(pub_id)
         resumable = isinstance(exc, WeChatBusyError) or exc.errcode in RESUMABLE
-        log.warning("wechat: send %s stopped at %s: %s", send_id, current.state, exc)
+        # recorded on the publication and shown once by whoever runs it (status, CLI)
+        log.info("wechat: send %s stopped at %s: %s", send_id, current.state, exc)
         if resumable:
             _save(pub_id, error=str(exc), errcode=exc.errcode)
         else:

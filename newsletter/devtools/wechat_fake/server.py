@@ -127,7 +127,14 @@ class FakeWeChat(Endpoints):
         if path in self.exhausted:
             return _err(45009, "reach max api daily quota limit")
         if path in self.fail_next:
-            return _err(self.fail_next.pop(path), "injected failure")
+            planned = self.fail_next[path]
+            if isinstance(planned, int):
+                del self.fail_next[path]
+                return _err(planned, "injected failure")
+            code = planned.pop(0)
+            if not planned:
+                del self.fail_next[path]
+            return _err(code, "injected failure")
         if payload is None and not multipart:
             return _err(47001, "data format error")
         return dict(handler(q, payload))

@@ -178,7 +178,8 @@ class FakeState:
         self.publish_final = 0
         self.publish_fail_idx: list[int] = []
         self.mass_status = "SEND_SUCCESS"
-        self.fail_next: dict[str, int] = {}  # path -> errcode answered once
+        #: path -> errcode answered once, or a list of errcodes answered one per call
+        self.fail_next: dict[str, int | list[int]] = {}
 
     # -- clock and switches ---------------------------------------------------
     def now(self) -> float:
