@@ -28,6 +28,7 @@ from newsletter.core.config import get_settings
 from newsletter.core.wechat_settings import WeChatSettings, get_wechat_settings
 from newsletter.wechat.access_token import TokenStore
 from newsletter.wechat.errors import WeChatAuthError, WeChatBusyError, WeChatError, error_for
+from newsletter.wechat.imagetype import MIME, sniff_image
 
 __all__ = ["JSON_HEADERS", "TOKEN_ERRORS", "WeChatClient", "encode_json"]
 
@@ -240,7 +241,7 @@ class WeChatClient:
     def upload_image(self, data: bytes, filename: str) -> str:
         """``media/uploadimg``: an mmbiz.qpic.cn URL usable inside article content."""
         out = self.call(
-            "/cgi-bin/media/uploadimg", files={"media": (filename, data, _mime(filename))}
+            "/cgi-bin/media/uploadimg", files={"media": (filename, data, _mime(data, filename))}
         )
         return str(out["url"])
 
@@ -249,7 +250,7 @@ class WeChatClient:
         out = self.call(
             "/cgi-bin/material/add_material",
             params={"type": "image"},
-            files={"media": (filename, data, _mime(filename))},
+            files={"media": (filename, data, _mime(data, filename))},
         )
         return str(out["media_id"]), str(out.get("url", ""))
 
@@ -347,7 +348,11 @@ class WeChatClient:
         return list(out.get("list", []))
 
 
-def _mime(filename: str) -> str:
+def _mime(data: bytes, filename: str) -> str:
+    """The Content-Type of an upload: from the bytes, so a GIF is never sent as image/jpeg."""
+    fmt = sniff_image(data)
+    if fmt is not None:
+        return MIME[fmt]
     return "image/png" if filename.lower().endswith(".png") else "image/jpeg"
 
 

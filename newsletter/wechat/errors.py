@@ -243,9 +243,12 @@ def catalogue(errcode: int) -> tuple[str, str]:
     return zh, en
 
 
-def error_for(errcode: int, errmsg: str, api: str, *, detail: str = "") -> WeChatError:
-    """The exception for ``errcode`` with its catalogue message (``detail`` names the item)."""
+def error_for(
+    errcode: int, errmsg: str, api: str, *, detail: tuple[str, str] | None = None
+) -> WeChatError:
+    """The exception for ``errcode`` with its catalogue message; ``detail`` (中文, English)
+    names what it was about (a file and the article it belongs to)."""
     cls, zh, en = _MESSAGES.get(errcode, _UNKNOWN)
     if detail:
-        zh, en = f"{detail}：{zh}", f"{detail}: {en}"
+        zh, en = f"{detail[0]}：{zh}", f"{detail[1]}: {en}"
     return cls(en, errcode=errcode, errmsg=errmsg, api=api, zh=zh)

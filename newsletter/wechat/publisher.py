@@ -71,9 +71,9 @@ from newsletter.models import Issue, Publication, Send, utcnow
 from newsletter.models.wechat import WeChatPublication
 from newsletter.render.wechat import MAX_ARTICLES, MAX_DIGEST, MAX_TITLE, render_wechat
 from newsletter.wechat.assets import (
+    check_image,
     cover_file,
     drop_asset,
-    ensure_asset,
     ensure_asset_bytes,
     external_images,
     fetch_image,
@@ -302,32 +302,43 @@ class _Run:
         """(sha256 → content URL, cover media_id); uploads what the account lacks.
 
         Every local image and the cover are the sealed bytes (verified when the run began).
+        All of them are checked (type from the bytes, size per endpoint) before the first
+        upload, so a bad image stops the run with nothing uploaded, naming the file and
+        the article or the cover.
         """
         names = {a.sha256: Path(a.ref).name for a in self.sealed.assets}
-        urls: dict[str, str] = {}
-        for art in self.articles:
+        body: dict[str, tuple[bytes, str, tuple[str, str]]] = {}
+        for i, art in enumerate(self.articles, start=1):
+            item = (f"第{i}篇《{art.title}》", f"article {i} 《{art.title}》")
             for h in art.image_hashes:
-                if h not in urls and h in art.inline_images:
-                    urls[h] = ensure_asset_bytes(
-                        self.client, art.inline_images[h], "subscribe-qr.png", "content"
-                    ).url
-                elif h not in urls:
-                    if h not in self.sealed.blobs:
-                        raise WeChatMediaError(f"image {h[:12]}… is not in the sealed version")
-                    urls[h] = ensure_asset_bytes(
-                        self.client, self.sealed.blobs[h], names[h], "content"
-                    ).url
+                if h in body:
+                    continue
+                if h in art.inline_images:
+                    body[h] = (art.inline_images[h], "subscribe-qr.png", item)
+                elif h in self.sealed.blobs:
+                    body[h] = (self.sealed.blobs[h], names[h], item)
+                else:
+                    raise WeChatMediaError(
+                        f"{item[1]}: image {h[:12]}… is not in the sealed version",
+                        zh=f"{item[0]}：图片 {h[:12]}… 不在已封存的版本中",
+                    )
         cover = self.sealed.cover()
         if cover is None:  # no cover: the first sealed body image, else the default
             cover = next((a for a in self.sealed.assets if a.kind == "image"), None)
+        cover_item = ("封面", "the cover")
         if cover is not None:
-            thumb = ensure_asset_bytes(
-                self.client, self.sealed.blobs[cover.sha256], names[cover.sha256], "thumb"
-            )
+            cover_data, cover_name = self.sealed.blobs[cover.sha256], names[cover.sha256]
         else:
-            thumb = ensure_asset(
-                self.client, cover_file(self.doc, None, self.wx.default_cover), "thumb"
-            )
+            path = cover_file(self.doc, None, self.wx.default_cover)
+            cover_data, cover_name = path.read_bytes(), path.name
+        for data, name, item in body.values():
+            check_image(data, name, "content", item)
+        check_image(cover_data, cover_name, "thumb", cover_item)
+        urls = {
+            h: ensure_asset_bytes(self.client, data, name, "content", item).url
+            for h, (data, name, item) in body.items()
+        }
+        thumb = ensure_asset_bytes(self.client, cover_data, cover_name, "thumb", cover_item)
         assert thumb.media_id is not None
         self.cover_hash = thumb.sha256
         return urls, thumb.media_id
@@ -335,11 +346,12 @@ class _Run:
     def external(self) -> dict[str, str]:
         """External image URL → WeChat URL: each fetched and uploaded (once per hash)."""
         out: dict[str, str] = {}
-        for art in self.articles:
+        for i, art in enumerate(self.articles, start=1):
+            item = (f"第{i}篇《{art.title}》", f"article {i} 《{art.title}》")
             for url in external_images(art.content):
                 if url not in out:
                     data, name = fetch_image(url, allow_private=self.wx.fetch_private_images)
-                    out[url] = ensure_asset_bytes(self.client, data, name, "content").url
+                    out[url] = ensure_asset_bytes(self.client, data, name, "content", item).url
         return out
 
     def payload(self, urls: dict[str, str], thumb: str) -> list[dict[str, Any]]:

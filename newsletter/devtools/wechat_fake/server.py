@@ -89,6 +89,7 @@ class FakeWeChat(Endpoints):
                     data = await f.read()
                     payload = (f.filename or "", data)
                     rec.upload = (f.filename or "", len(data))
+                    rec.upload_type = f.content_type or ""
             else:
                 raw = await request.body()
                 rec.raw, rec.content_type = raw, request.headers.get("content-type", "")

@@ -46,6 +46,7 @@ class Recorded:
     query: dict[str, str]
     body: Any = None
     upload: tuple[str, int] | None = None  # (filename, bytes)
+    upload_type: str = ""  # the Content-Type the upload's part was labelled with
     errcode: int = 0
     at: float = 0.0
     raw: bytes = b""  # the body exactly as it arrived (JSON calls)
