@@ -45,10 +45,13 @@ def _show(out: dict[str, Any], as_json: bool) -> None:
         d, p, m = out.get("draft", {}), out.get("publish", {}), out.get("mass_send", {})
         if d.get("media_id"):
             console.print(f"  draft     {d['media_id']} ({d['articles']} articles)")
-        if p.get("publish_id"):
-            console.print(f"  publish   {p['publish_id']} status {p['status']} {p['status_text']}")
+        if p.get("publish_id") or p.get("article_urls"):
+            # a publish recovered through batchget has its articles before its publish_id
+            # (WeChat's PUBLISHJOBFINISH event brings it)
+            pid = p.get("publish_id") or "(publish_id 待回调补全 / awaiting the callback)"
+            console.print(f"  publish   {pid} status {p['status']} {p['status_text']}")
             for url in p.get("article_urls", []):
-                console.print(f"            {url}")
+                console.print(f"            {url}", soft_wrap=True)
         if m.get("msg_id"):
             console.print(f"  mass send msg_id {m['msg_id']} {m.get('status') or ''}")
         for a in out.get("failed_articles", []):

@@ -468,12 +468,19 @@ class _Run:
             for item in self.client.freepublish_batchget(0, 20).get("item", []):
                 news = item.get("content", {}).get("news_item", [])
                 if [[a.get("title"), a.get("content_source_url")] for a in news] == want:
+                    article_id = str(item.get("article_id", "")) or None
+                    urls = [str(a.get("url", "")) for a in news]
+                    if article_id and not all(urls):  # the page came without them
+                        got = self.client.freepublish_getarticle(article_id)
+                        urls = [str(a.get("url", "")) for a in got.get("news_item", [])]
+                    # the publish_id is not in batchget: WeChat's PUBLISHJOBFINISH event
+                    # brings it (record_publish_result matches it by article_id)
                     _save(
                         self.pub_id,
                         state="published",
                         publish_status=0,
-                        article_id=str(item.get("article_id", "")) or None,
-                        article_urls=[str(a.get("url", "")) for a in news],
+                        article_id=article_id,
+                        article_urls=urls,
                         sent_date=_load(self.pub_id).sent_date or _today(),
                         error=None,
                     )
@@ -579,8 +586,27 @@ def record_publish_result(publish_id: str, data: dict[str, Any]) -> bool:
     Idempotent: a final status is recorded once; later reports are ignored.
     """
     status_code = int(data.get("publish_status", 1))
+    article_id = str(data.get("article_id") or "")
     with session_scope() as s:
         pub = s.scalar(select(WeChatPublication).where(WeChatPublication.publish_id == publish_id))
+        if pub is None and publish_id and article_id:
+            # A publish recovered through freepublish/batchget (its submit answer was
+            # lost) knows its article but not its publish_id: WeChat's event names both.
+            found = s.scalar(
+                select(WeChatPublication).where(
+                    WeChatPublication.article_id == article_id,
+                    WeChatPublication.publish_id.is_(None),
+                )
+            )
+            if found is not None:
+                found.publish_id = publish_id
+                detail = data.get("article_detail") or {}
+                urls = [str(i.get("article_url", "")) for i in detail.get("item", [])]
+                if any(urls):
+                    found.article_urls = urls
+                found.updated_at = utcnow()
+                log.info("wechat: publish_id %s recovered for article %s", publish_id, article_id)
+            return False
         if pub is None or pub.publish_status not in (None, 1):
             return False
         pub.publish_status = status_code
