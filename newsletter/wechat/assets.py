@@ -31,7 +31,6 @@ from sqlalchemy.exc import IntegrityError
 from newsletter.content.model import Issue as Doc
 from newsletter.core.db import session_scope
 from newsletter.core.resources import resource_path
-from newsletter.core.safety.urlpolicy import resolves_public
 from newsletter.models.wechat import WeChatAsset
 from newsletter.wechat.client import WeChatClient
 from newsletter.wechat.errors import WeChatMediaError, error_for
@@ -243,32 +242,30 @@ def external_images(html: str) -> list[str]:
     return out
 
 
-def _check_public(url: str, allow_private: bool) -> None:
+def _check_scheme(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise WeChatMediaError(f"image URL {url[:200]!r} is not http(s) / 图片地址无效")
-    if allow_private:
-        return
-    public = resolves_public(parts.hostname, parts.port or 443)
-    if public is None:
-        raise WeChatMediaError(
-            f"image host {parts.hostname!r} cannot be resolved / 图片主机无法解析"
-        )
-    if not public:
-        raise WeChatMediaError(
-            f"image host {parts.hostname!r} is not a public address; refused / "
-            "图片主机不是公网地址，拒绝抓取"
-        )
 
 
 def fetch_image(
     url: str, *, allow_private: bool = False, timeout: float = 10.0, limit: int = FETCH_LIMIT
 ) -> tuple[bytes, str]:
-    """(bytes, file name) of an external PNG or JPEG, fetched under the rules above."""
+    """(bytes, file name) of an external PNG or JPEG, fetched under the rules above.
+
+    Each hop is resolved once, every address checked, and the connection made to the
+    address checked (:class:`~newsletter.core.safety.pinned.PinnedTransport`): a name
+    cannot answer the check with a public address and the connection with an internal one.
+    """
+    from newsletter.core.safety.pinned import AddressRefused, pinned_client
+
     current = url
-    with httpx.Client(timeout=timeout, follow_redirects=False) as http:
+    with pinned_client(
+        allow_private=allow_private, timeout=timeout, follow_redirects=False
+    ) as http:
         for _ in range(4):
-            _check_public(current, allow_private)
+            _check_scheme(current)
+            host = urlsplit(current).hostname
             try:
                 with http.stream("GET", current, headers={"Accept": "image/*"}) as resp:
                     if resp.is_redirect:
@@ -285,6 +282,15 @@ def fetch_image(
                             raise WeChatMediaError(
                                 f"image {url[:200]} is larger than {limit:,} bytes / 图片过大"
                             )
+            except AddressRefused as exc:
+                if not exc.resolved:
+                    raise WeChatMediaError(
+                        f"image host {host!r} cannot be resolved / 图片主机无法解析"
+                    ) from None
+                raise WeChatMediaError(
+                    f"image host {host!r} is not a public address; refused / "
+                    "图片主机不是公网地址，拒绝抓取"
+                ) from None
             except httpx.HTTPError as exc:
                 raise WeChatMediaError(
                     f"image {url[:200]} cannot be fetched ({type(exc).__name__}) / 图片无法下载"

@@ -246,3 +246,35 @@ def test_a_refusal_by_wechat_names_the_file_and_the_article(
     assert out["state"] == "failed" and out["errcode"] == 40009, out
     assert "第" in out["error"] and "chart-1.png" in out["error"]
     assert "article " in out["error"] and "errcode 40009" in out["error"]
+
+
+def test_an_image_host_that_rebinds_is_never_reached_inside() -> None:
+    """Each hop is resolved once and connected to the address checked: the first hop
+    goes to the public answer (127.0.0.2 plays one), and a redirect whose lookup now
+    answers 127.0.0.1 is refused before anything is asked there."""
+    from newsletter.core.safety.pinned import set_resolver
+    from tests.httpserve import Names
+
+    inner_seen: list[tuple[str, str]] = []
+    outer_seen: list[tuple[str, str]] = []
+    names = Names()
+    set_resolver(names, public=frozenset({"127.0.0.2"}))
+    try:
+        with serve_paths({"/pic.png": (200, {}, b"\xff\xd8\xffinternal")}, seen=inner_seen) as b:
+            port = int(b.rsplit(":", 1)[1])
+            routes = {
+                "/pic.png": (200, {}, PNG),
+                "/r": (302, {"Location": f"http://img.example.test:{port}/pic.png"}, b""),
+            }
+            with serve_paths(routes, host="127.0.0.2", port=port, seen=outer_seen):
+                names["img.example.test"] = ["127.0.0.2", "127.0.0.1"]
+                data, _ = fetch_image(f"http://img.example.test:{port}/pic.png", timeout=5)
+                assert data == PNG and names.lookups["img.example.test"] == 1
+                names.lookups.clear()
+                with pytest.raises(WeChatMediaError, match="not a public address"):
+                    fetch_image(f"http://img.example.test:{port}/r", timeout=5)
+    finally:
+        set_resolver(None)
+    assert inner_seen == []
+    assert [p for p, _ in outer_seen] == ["/pic.png", "/r"]
+    assert all(h.startswith("img.example.test:") for _, h in outer_seen)
