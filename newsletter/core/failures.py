@@ -22,7 +22,7 @@ _PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 def one_line(text: str) -> str:
     text = _PASSWORD_IN_URL.sub(r"\1***@", str(text))
     first = " ".join(text.split())
-    return first[:400]
+    return first[:600]
 
 
 def _db_where() -> str:

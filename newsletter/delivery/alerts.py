@@ -91,8 +91,18 @@ def _post_webhook(url: str, event: str, subject: str, body: str) -> None:
         "subject": subject,
         "body": body,
     }
+    from urllib.parse import urlsplit
+
+    from newsletter.core.safety.pinned import pinned_client
+    from newsletter.core.safety.urlpolicy import resolves_public
+
+    # Connect to the address checked: a webhook configured on a public address stays on
+    # public ones (a name that rebinds to an internal address is refused); one the
+    # operator configured on an internal address may be reached there.
+    public = resolves_public(urlsplit(url).hostname or "") is True
     try:
-        r = httpx.post(url, json=payload, timeout=5.0)
+        with pinned_client(allow_private=not public, timeout=5.0) as http:
+            r = http.post(url, json=payload)
         if r.status_code >= 300:
             log.warning("alert webhook answered HTTP %s", r.status_code)
     except httpx.HTTPError as exc:

@@ -133,9 +133,11 @@ def check_cert_url(url: str) -> None:
 
 
 def _https_get(url: str) -> bytes:  # pragma: no cover - network
-    import httpx
+    from newsletter.core.safety.pinned import pinned_client
 
-    r = httpx.get(url, timeout=10.0, follow_redirects=False)
+    # an SNS endpoint is public: connect only to public addresses, the one checked
+    with pinned_client(timeout=10.0, follow_redirects=False) as http:
+        r = http.get(url)
     r.raise_for_status()
     return r.content
 

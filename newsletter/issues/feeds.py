@@ -225,35 +225,52 @@ def _public(host: str) -> bool:
 
 
 def _fetch(url: str) -> bytes:
-    import httpx
+    """The feed's bytes. A feed on a public address may only lead to public addresses:
+    each hop is resolved once, checked and connected to the address checked
+    (:class:`~newsletter.core.safety.pinned.PinnedTransport`), so a name that answers
+    the check with a public address and the connection with an internal one is
+    refused. A feed the operator listed on an internal address may stay inside."""
+    from newsletter.core.safety.pinned import AddressRefused, pinned_client
 
     origin_public = _public(urlsplit(url).hostname or "")
     current = url
-    client = httpx.Client(
-        timeout=TIMEOUT, follow_redirects=False, headers={"User-Agent": "newsletter-feed-reader/1"}
+    client = pinned_client(
+        allow_private=not origin_public,
+        timeout=TIMEOUT,
+        follow_redirects=False,
+        headers={"User-Agent": "newsletter-feed-reader/1"},
     )
     with client:
-        for _ in range(MAX_REDIRECTS + 1):
-            with client.stream("GET", current) as resp:
-                if resp.is_redirect:
-                    target = urljoin(current, resp.headers.get("location", ""))
-                    parts = urlsplit(target)
-                    if parts.scheme not in ("http", "https") or not parts.hostname:
-                        raise FeedRefused("重定向到非网页地址 / redirected to a non-web address")
-                    if origin_public and not _public(parts.hostname):
-                        raise FeedRefused(
-                            "重定向到内部地址，已拒绝 / redirected to an internal address; refused"
-                        )
-                    current = target
-                    continue
-                resp.raise_for_status()
-                chunks, size = [], 0
-                for chunk in resp.iter_bytes():
-                    size += len(chunk)
-                    if size > MAX_BYTES:
-                        raise FeedRefused("超过 5 MB / larger than 5 MB")
-                    chunks.append(chunk)
-                return b"".join(chunks)
+        for hop in range(MAX_REDIRECTS + 1):
+            try:
+                with client.stream("GET", current) as resp:
+                    if resp.is_redirect:
+                        target = urljoin(current, resp.headers.get("location", ""))
+                        parts = urlsplit(target)
+                        if parts.scheme not in ("http", "https") or not parts.hostname:
+                            raise FeedRefused(
+                                "重定向到非网页地址 / redirected to a non-web address"
+                            )
+                        current = target
+                        continue
+                    resp.raise_for_status()
+                    chunks, size = [], 0
+                    for chunk in resp.iter_bytes():
+                        size += len(chunk)
+                        if size > MAX_BYTES:
+                            raise FeedRefused("超过 5 MB / larger than 5 MB")
+                        chunks.append(chunk)
+                    return b"".join(chunks)
+            except AddressRefused as exc:
+                if not exc.resolved:
+                    raise FeedRefused(f"无法解析 / does not resolve ({current})") from None
+                if hop:
+                    raise FeedRefused(
+                        "重定向到内部地址，已拒绝 / redirected to an internal address; refused"
+                    ) from None
+                raise FeedRefused(
+                    "解析到内部地址，已拒绝 / resolves to an internal address; refused"
+                ) from None
     raise FeedRefused("重定向过多 / too many redirects")
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from newsletter.core.audit import AuditLog
 from newsletter.core.orm import Base, BigId, JSONType, UTCDateTime, utcnow
-from newsletter.core.ratelimit import RateCounter
+from newsletter.core.ratelimit import LoginThrottle, RateCounter
 from newsletter.models.audience import MailingList, Segment, Subscriber, Subscription, Suppression
 from newsletter.models.console import ApiToken, ConsoleSetting, User
 from newsletter.models.delivery import (
@@ -54,7 +54,12 @@ from newsletter.models.tracking import (
     SendAudience,
     TrackingFirst,
 )
-from newsletter.models.wechat import WeChatArticleStat, WeChatAsset, WeChatPublication
+from newsletter.models.wechat import (
+    WeChatArticleStat,
+    WeChatAsset,
+    WeChatPublication,
+    WeChatToken,
+)
 
 __all__ = [
     "DELIVERY_STATES",
@@ -75,6 +80,7 @@ __all__ = [
     "Link",
     "MailingList",
     "Publication",
+    "LoginThrottle",
     "RateCounter",
     "RelayState",
     "Rendition",
@@ -98,5 +104,6 @@ __all__ = [
     "WeChatArticleStat",
     "WeChatAsset",
     "WeChatPublication",
+    "WeChatToken",
     "utcnow",
 ]

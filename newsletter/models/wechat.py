@@ -7,6 +7,8 @@
   the state of every step, so that a re-run resumes where the last one stopped.
 * ``wechat_article_stat``: one row per (message, article index, date), upserted
   by the daily statistics sync.
+* ``wechat_token`` (migration ``0018``): the access token shared through the database
+  when there is no Redis: one row per account key, refreshed under the row's lock.
 """
 
 from __future__ import annotations
@@ -14,12 +16,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.core.orm import Base, utcnow
 
-__all__ = ["PUBLICATION_STATES", "WeChatArticleStat", "WeChatAsset", "WeChatPublication"]
+__all__ = [
+    "PUBLICATION_STATES",
+    "WeChatArticleStat",
+    "WeChatAsset",
+    "WeChatPublication",
+    "WeChatToken",
+]
 
 #: In order. ``failed`` may follow any of them; a re-run with ``retry`` resumes.
 PUBLICATION_STATES = (
@@ -114,3 +122,17 @@ class WeChatArticleStat(Base):
     fav_count: Mapped[int] = mapped_column(Integer, default=0)
     raw: Mapped[dict[str, Any]] = mapped_column(default=dict)
     synced_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WeChatToken(Base):
+    """The shared access token of one account (no Redis): see ``wechat.access_token``."""
+
+    __tablename__ = "wechat_token"
+
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    token: Mapped[str] = mapped_column(Text)
+    #: epoch seconds (``core.clock.timestamp``) after which the token is refreshed early
+    refresh_at: Mapped[float] = mapped_column(Float)
+    #: how many times the token was fetched: one fetch per generation
+    generation: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -43,10 +43,12 @@ def full_lint(
     checks: list[Callable[[Any], list[LintMessage]]] = [sizes]
     from newsletter.core.wechat_settings import get_wechat_settings
 
-    if get_wechat_settings().configured:  # external images must reach WeChat
-        from newsletter.wechat.lint import remote_images
+    if get_wechat_settings().configured:  # every image must be one WeChat takes
+        from newsletter.wechat.lint import local_images, remote_images
 
+        base = Path(path).parent if path is not None else None
         checks.append(remote_images)
+        checks.append(lambda doc: local_images(doc, base))
     return lint_source(text, path, extra_checks=checks), budgets
 
 

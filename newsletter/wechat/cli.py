@@ -6,12 +6,14 @@ scripts and cron can tell.
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from newsletter.core.errors import NewsletterError
+from newsletter.core.failures import one_line
 from newsletter.core.terminal import emit as _emit
 from newsletter.core.terminal import fail
 
@@ -21,7 +23,6 @@ wechat_app = typer.Typer(
     help="WeChat Official Account / 公众号: check, preview, publish, stats", no_args_is_help=True
 )
 console = Console()
-err = Console(stderr=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 IssueArg = Annotated[str, typer.Argument(help="issue id, or #number")]
 
@@ -44,16 +45,20 @@ def _show(out: dict[str, Any], as_json: bool) -> None:
         d, p, m = out.get("draft", {}), out.get("publish", {}), out.get("mass_send", {})
         if d.get("media_id"):
             console.print(f"  draft     {d['media_id']} ({d['articles']} articles)")
-        if p.get("publish_id"):
-            console.print(f"  publish   {p['publish_id']} status {p['status']} {p['status_text']}")
+        if p.get("publish_id") or p.get("article_urls"):
+            # a publish recovered through batchget has its articles before its publish_id
+            # (WeChat's PUBLISHJOBFINISH event brings it)
+            pid = p.get("publish_id") or "(publish_id 待回调补全 / awaiting the callback)"
+            console.print(f"  publish   {pid} status {p['status']} {p['status_text']}")
             for url in p.get("article_urls", []):
-                console.print(f"            {url}")
+                console.print(f"            {url}", soft_wrap=True)
         if m.get("msg_id"):
             console.print(f"  mass send msg_id {m['msg_id']} {m.get('status') or ''}")
         for a in out.get("failed_articles", []):
             console.print(f"  [red]failed article #{a['index']}[/] {a['title']}")
         if out.get("error"):
-            err.print(f"[red]{out['error']}[/]")
+            # once, one line (never wrapped to the terminal, never read as markup)
+            sys.stderr.write(f"error: {one_line(out['error'])}\n")
     if out.get("state") == "failed":
         raise typer.Exit(2)
 

@@ -28,6 +28,7 @@ from newsletter.core.config import get_settings
 from newsletter.core.wechat_settings import WeChatSettings, get_wechat_settings
 from newsletter.wechat.access_token import TokenStore
 from newsletter.wechat.errors import WeChatAuthError, WeChatBusyError, WeChatError, error_for
+from newsletter.wechat.imagetype import MIME, sniff_image
 
 __all__ = ["JSON_HEADERS", "TOKEN_ERRORS", "WeChatClient", "encode_json"]
 
@@ -90,7 +91,8 @@ class WeChatClient:
         self.settings = settings or get_wechat_settings()
         if not self.settings.configured:
             raise WeChatAuthError(
-                "not configured: set NEWSLETTER_WECHAT_APPID and NEWSLETTER_WECHAT_SECRET"
+                "not configured: set NEWSLETTER_WECHAT_APPID and NEWSLETTER_WECHAT_SECRET",
+                zh="未配置：请设置 NEWSLETTER_WECHAT_APPID 和 NEWSLETTER_WECHAT_SECRET",
             )
         cfg = get_settings()
         self.appid = self.settings.appid
@@ -145,21 +147,23 @@ class WeChatClient:
             except (httpx.TransportError, ValueError) as exc:
                 unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
                 if (not idempotent and not unsent) or attempt >= self.settings.max_attempts:
-                    hint = (
-                        ""
-                        if idempotent or unsent
-                        else (" The request may have been applied; re-running resumes safely.")
-                    )
+                    maybe = not (idempotent or unsent)
+                    hint = " The request may have been applied; re-running resumes safely."
+                    zh_hint = "请求可能已生效，重新运行会安全续做。"
                     raise WeChatBusyError(
-                        f"unreachable after {attempt} attempt(s): {type(exc).__name__}.{hint}",
+                        f"unreachable after {attempt} attempt(s): {type(exc).__name__}."
+                        + (hint if maybe else ""),
                         api=path,
+                        zh=f"尝试 {attempt} 次后仍无法连接（{type(exc).__name__}）。"
+                        + (zh_hint if maybe else ""),
                     ) from None
-                log.warning("wechat %s: %s, retrying (%d)", path, type(exc).__name__, attempt)
+                # retries are not news: the error, if it comes, is reported once by the caller
+                log.info("wechat %s: %s, retrying (%d)", path, type(exc).__name__, attempt)
                 self.sleep(self.settings.backoff * 2 ** (attempt - 1))
                 continue
             _count_call(path, data)
             if data.get("errcode") == -1 and attempt < self.settings.max_attempts:
-                log.warning("wechat %s: busy (-1), retrying (%d)", path, attempt)
+                log.info("wechat %s: busy (-1), retrying (%d)", path, attempt)
                 self.sleep(self.settings.backoff * 2 ** (attempt - 1))
                 continue
             return data
@@ -220,7 +224,7 @@ class WeChatClient:
                 token = self.tokens.invalidate(token, self._fetch_token)
                 refreshed = True
                 continue
-            log.warning("wechat %s: errcode %d", path, code)
+            log.debug("wechat %s: errcode %d", path, code)  # raised; reported once by the caller
             raise error_for(code, str(data.get("errmsg", "")), path)
 
     # -- token / account -----------------------------------------------------
@@ -237,7 +241,7 @@ class WeChatClient:
     def upload_image(self, data: bytes, filename: str) -> str:
         """``media/uploadimg``: an mmbiz.qpic.cn URL usable inside article content."""
         out = self.call(
-            "/cgi-bin/media/uploadimg", files={"media": (filename, data, _mime(filename))}
+            "/cgi-bin/media/uploadimg", files={"media": (filename, data, _mime(data, filename))}
         )
         return str(out["url"])
 
@@ -246,7 +250,7 @@ class WeChatClient:
         out = self.call(
             "/cgi-bin/material/add_material",
             params={"type": "image"},
-            files={"media": (filename, data, _mime(filename))},
+            files={"media": (filename, data, _mime(data, filename))},
         )
         return str(out["media_id"]), str(out.get("url", ""))
 
@@ -344,7 +348,11 @@ class WeChatClient:
         return list(out.get("list", []))
 
 
-def _mime(filename: str) -> str:
+def _mime(data: bytes, filename: str) -> str:
+    """The Content-Type of an upload: from the bytes, so a GIF is never sent as image/jpeg."""
+    fmt = sniff_image(data)
+    if fmt is not None:
+        return MIME[fmt]
     return "image/png" if filename.lower().endswith(".png") else "image/jpeg"
 
 

@@ -71,9 +71,9 @@ from newsletter.models import Issue, Publication, Send, utcnow
 from newsletter.models.wechat import WeChatPublication
 from newsletter.render.wechat import MAX_ARTICLES, MAX_DIGEST, MAX_TITLE, render_wechat
 from newsletter.wechat.assets import (
+    check_image,
     cover_file,
     drop_asset,
-    ensure_asset,
     ensure_asset_bytes,
     external_images,
     fetch_image,
@@ -302,32 +302,43 @@ class _Run:
         """(sha256 → content URL, cover media_id); uploads what the account lacks.
 
         Every local image and the cover are the sealed bytes (verified when the run began).
+        All of them are checked (type from the bytes, size per endpoint) before the first
+        upload, so a bad image stops the run with nothing uploaded, naming the file and
+        the article or the cover.
         """
         names = {a.sha256: Path(a.ref).name for a in self.sealed.assets}
-        urls: dict[str, str] = {}
-        for art in self.articles:
+        body: dict[str, tuple[bytes, str, tuple[str, str]]] = {}
+        for i, art in enumerate(self.articles, start=1):
+            item = (f"第{i}篇《{art.title}》", f"article {i} 《{art.title}》")
             for h in art.image_hashes:
-                if h not in urls and h in art.inline_images:
-                    urls[h] = ensure_asset_bytes(
-                        self.client, art.inline_images[h], "subscribe-qr.png", "content"
-                    ).url
-                elif h not in urls:
-                    if h not in self.sealed.blobs:
-                        raise WeChatMediaError(f"image {h[:12]}… is not in the sealed version")
-                    urls[h] = ensure_asset_bytes(
-                        self.client, self.sealed.blobs[h], names[h], "content"
-                    ).url
+                if h in body:
+                    continue
+                if h in art.inline_images:
+                    body[h] = (art.inline_images[h], "subscribe-qr.png", item)
+                elif h in self.sealed.blobs:
+                    body[h] = (self.sealed.blobs[h], names[h], item)
+                else:
+                    raise WeChatMediaError(
+                        f"{item[1]}: image {h[:12]}… is not in the sealed version",
+                        zh=f"{item[0]}：图片 {h[:12]}… 不在已封存的版本中",
+                    )
         cover = self.sealed.cover()
         if cover is None:  # no cover: the first sealed body image, else the default
             cover = next((a for a in self.sealed.assets if a.kind == "image"), None)
+        cover_item = ("封面", "the cover")
         if cover is not None:
-            thumb = ensure_asset_bytes(
-                self.client, self.sealed.blobs[cover.sha256], names[cover.sha256], "thumb"
-            )
+            cover_data, cover_name = self.sealed.blobs[cover.sha256], names[cover.sha256]
         else:
-            thumb = ensure_asset(
-                self.client, cover_file(self.doc, None, self.wx.default_cover), "thumb"
-            )
+            path = cover_file(self.doc, None, self.wx.default_cover)
+            cover_data, cover_name = path.read_bytes(), path.name
+        for data, name, item in body.values():
+            check_image(data, name, "content", item)
+        check_image(cover_data, cover_name, "thumb", cover_item)
+        urls = {
+            h: ensure_asset_bytes(self.client, data, name, "content", item).url
+            for h, (data, name, item) in body.items()
+        }
+        thumb = ensure_asset_bytes(self.client, cover_data, cover_name, "thumb", cover_item)
         assert thumb.media_id is not None
         self.cover_hash = thumb.sha256
         return urls, thumb.media_id
@@ -335,11 +346,12 @@ class _Run:
     def external(self) -> dict[str, str]:
         """External image URL → WeChat URL: each fetched and uploaded (once per hash)."""
         out: dict[str, str] = {}
-        for art in self.articles:
+        for i, art in enumerate(self.articles, start=1):
+            item = (f"第{i}篇《{art.title}》", f"article {i} 《{art.title}》")
             for url in external_images(art.content):
                 if url not in out:
                     data, name = fetch_image(url, allow_private=self.wx.fetch_private_images)
-                    out[url] = ensure_asset_bytes(self.client, data, name, "content").url
+                    out[url] = ensure_asset_bytes(self.client, data, name, "content", item).url
         return out
 
     def payload(self, urls: dict[str, str], thumb: str) -> list[dict[str, Any]]:
@@ -456,12 +468,19 @@ class _Run:
             for item in self.client.freepublish_batchget(0, 20).get("item", []):
                 news = item.get("content", {}).get("news_item", [])
                 if [[a.get("title"), a.get("content_source_url")] for a in news] == want:
+                    article_id = str(item.get("article_id", "")) or None
+                    urls = [str(a.get("url", "")) for a in news]
+                    if article_id and not all(urls):  # the page came without them
+                        got = self.client.freepublish_getarticle(article_id)
+                        urls = [str(a.get("url", "")) for a in got.get("news_item", [])]
+                    # the publish_id is not in batchget: WeChat's PUBLISHJOBFINISH event
+                    # brings it (record_publish_result matches it by article_id)
                     _save(
                         self.pub_id,
                         state="published",
                         publish_status=0,
-                        article_id=str(item.get("article_id", "")) or None,
-                        article_urls=[str(a.get("url", "")) for a in news],
+                        article_id=article_id,
+                        article_urls=urls,
                         sent_date=_load(self.pub_id).sent_date or _today(),
                         error=None,
                     )
@@ -506,7 +525,8 @@ class _Run:
             if time.monotonic() > deadline:
                 _save(
                     self.pub_id,
-                    error=f"still publishing after {self.wx.poll_timeout:.0f}s; "
+                    error=f"{self.wx.poll_timeout:.0f} 秒后仍在发布中，请稍后重新运行或等待回调 / "
+                    f"still publishing after {self.wx.poll_timeout:.0f}s; "
                     "re-run `newsletter wechat publish` or wait for the callback",
                 )
                 return False
@@ -566,8 +586,27 @@ def record_publish_result(publish_id: str, data: dict[str, Any]) -> bool:
     Idempotent: a final status is recorded once; later reports are ignored.
     """
     status_code = int(data.get("publish_status", 1))
+    article_id = str(data.get("article_id") or "")
     with session_scope() as s:
         pub = s.scalar(select(WeChatPublication).where(WeChatPublication.publish_id == publish_id))
+        if pub is None and publish_id and article_id:
+            # A publish recovered through freepublish/batchget (its submit answer was
+            # lost) knows its article but not its publish_id: WeChat's event names both.
+            found = s.scalar(
+                select(WeChatPublication).where(
+                    WeChatPublication.article_id == article_id,
+                    WeChatPublication.publish_id.is_(None),
+                )
+            )
+            if found is not None:
+                found.publish_id = publish_id
+                detail = data.get("article_detail") or {}
+                urls = [str(i.get("article_url", "")) for i in detail.get("item", [])]
+                if any(urls):
+                    found.article_urls = urls
+                found.updated_at = utcnow()
+                log.info("wechat: publish_id %s recovered for article %s", publish_id, article_id)
+            return False
         if pub is None or pub.publish_status not in (None, 1):
             return False
         pub.publish_status = status_code
@@ -590,6 +629,8 @@ def record_publish_result(publish_id: str, data: dict[str, Any]) -> bool:
             )
             pub.state, pub.failed_step = "failed", "publishing"
             pub.error = (
+                f"微信发布 {publish_id} 以状态 {status_code} 结束，失败文章：{which}；"
+                "修改后运行 newsletter wechat publish ISSUE --retry / "
                 f"WeChat publish {publish_id} ended with status {status_code}: "
                 f"{STATUS_TEXT.get(status_code, 'unknown')}; failed article(s): {which}. "
                 "Fix them and run `newsletter wechat publish ISSUE --retry`."
@@ -697,7 +738,8 @@ def _run(
     except WeChatError as exc:
         current = _load(pub_id)
         resumable = isinstance(exc, WeChatBusyError) or exc.errcode in RESUMABLE
-        log.warning("wechat: send %s stopped at %s: %s", send_id, current.state, exc)
+        # recorded on the publication and shown once by whoever runs it (status, CLI)
+        log.info("wechat: send %s stopped at %s: %s", send_id, current.state, exc)
         if resumable:
             _save(pub_id, error=str(exc), errcode=exc.errcode)
         else:

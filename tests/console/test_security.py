@@ -17,6 +17,7 @@ from newsletter.models import AuditLog
 from newsletter.models.console import ApiToken, User
 from newsletter.web.app import create_app
 from newsletter.web.console.services import create_token
+from tests.conftest import MovableClock
 from tests.console.helpers import PASSWORDS, client_as, csrf_of, login
 
 #: Routes that anyone may call (the login form, the language switch, static assets, docs).
@@ -269,6 +270,45 @@ def test_login_is_rate_limited(client: TestClient) -> None:
     with session_scope() as s:
         actions = [a.action for a in s.scalars(select(AuditLog).where(AuditLog.target == "ops"))]
     assert actions.count("login.failed") == 5 and "login.throttled" in actions
+
+
+def _attempt(c: TestClient, user: str, password: str) -> tuple[int, int]:
+    """(status, Retry-After or 0) of one login attempt."""
+    r = c.post("/console/login", data={"username": user, "password": password, "csrf": csrf_of(c)})
+    return r.status_code, int(r.headers.get("Retry-After", 0))
+
+
+def test_a_stranger_cannot_lock_a_user_out_and_his_own_delay_grows(
+    users: dict[str, str], moved_clock: MovableClock
+) -> None:
+    """Failures for ops from a stranger's address slow down that address for ops (a
+    growing delay), never ops at her own address; a success clears her own delay."""
+    app = create_app()
+    stranger = TestClient(app, base_url="https://testserver", client=("203.0.113.9", 5555))
+    owner = TestClient(
+        app, base_url="https://testserver", client=("198.51.100.7", 6666), follow_redirects=False
+    )
+    with stranger, owner:
+        codes = [_attempt(stranger, "ops", f"guess-{k}") for k in range(7)]
+        assert [c for c, _ in codes] == [401] * 5 + [429, 429]
+        first_wait = codes[5][1]
+        assert 0 < first_wait <= 31
+        # the owner, at her own address, at the same moment: not locked out
+        assert _attempt(owner, "ops", PASSWORDS["ops"])[0] == 303
+        # the stranger's delay passes, he fails again: the next delay is longer
+        moved_clock.advance(first_wait + 1)
+        assert _attempt(stranger, "ops", "guess-again")[0] == 401
+        code, second_wait = _attempt(stranger, "ops", "guess-more")
+        assert code == 429 and second_wait > first_wait
+        # even the right password waits at the stranger's address (the delay is per pair)
+        assert _attempt(stranger, "ops", PASSWORDS["ops"])[0] == 429
+    # later, in a new browser, the owner mistypes a few times and still gets in: her
+    # pair has its own count
+    with TestClient(
+        app, base_url="https://testserver", client=("198.51.100.7", 7777), follow_redirects=False
+    ) as owner:
+        assert [_attempt(owner, "ops", "typo")[0] for _ in range(3)] == [401] * 3
+        assert _attempt(owner, "ops", PASSWORDS["ops"])[0] == 303
 
 
 def _assert_local(loc: str) -> None:

@@ -5,10 +5,14 @@ nothing in it is followed or expanded."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+
+import pytest
 
 from newsletter.content.parser import parse_issue
+from newsletter.core.safety.pinned import set_resolver
 from newsletter.issues.feeds import build_markdown, parse_config, read_feeds
-from tests.httpserve import serve_paths
+from tests.httpserve import Names, serve_paths
 
 XML = {"Content-Type": "application/xml; charset=utf-8"}
 
@@ -100,13 +104,20 @@ def test_an_impossible_date_does_not_stop_the_other_feeds() -> None:
     assert all(i.published is None for i in items[:3])
 
 
-def test_a_public_feed_cannot_redirect_the_reader_inward(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def names() -> Iterator[Names]:
+    """127.0.0.2 plays a public address (a test server listens there); every other
+    address keeps its real classification (127.0.0.1 is internal)."""
+    names = Names()
+    set_resolver(names, public=frozenset({"127.0.0.2"}))
+    yield names
+    set_resolver(None)
+
+
+def test_a_public_feed_cannot_redirect_the_reader_inward(names: Names) -> None:
     """A feed on a public address that redirects to an internal one (here loopback, as a
     cloud metadata address would be) is refused and named in the report; the internal
-    page is never requested. The test server is on loopback, so its address is taken as
-    public for this test; the redirect target is classified for real."""
-    import newsletter.issues.feeds as feeds
-
+    page is never requested."""
     secret = _rss([("内部", "https://x.cn/secret", "不应读取")])
     asked: list[str] = []
 
@@ -116,18 +127,64 @@ def test_a_public_feed_cannot_redirect_the_reader_inward(monkeypatch) -> None:  
 
     with serve_paths({"/inner.xml": inner}) as base:
         port = base.rsplit(":", 1)[1]
-        real = feeds._public
-        monkeypatch.setattr(feeds, "_public", lambda host: host == "127.0.0.1" or real(host))
+        names["localhost"] = ["127.0.0.1"]
+        names["news.example.test"] = ["127.0.0.2"]
         with serve_paths(
             {
                 "/f.xml": (302, {"Location": "/hop.xml"}, b""),
                 "/hop.xml": (302, {"Location": f"http://localhost:{port}/inner.xml"}, b""),
-            }
+            },
+            host="127.0.0.2",
         ) as outer:
-            cfg = parse_config(f"feeds:\n  - name: 外源\n    url: {outer}/f.xml\n")
+            url = outer.replace("127.0.0.2", "news.example.test")
+            cfg = parse_config(f"feeds:\n  - name: 外源\n    url: {url}/f.xml\n")
             items, problems = read_feeds(cfg)
     assert items == [] and asked == []
-    assert len(problems) == 1 and "外源" in problems[0] and "internal address" in problems[0]
+    assert (
+        len(problems) == 1 and "外源" in problems[0] and "redirected to an internal" in problems[0]
+    )
+
+
+def _rebinding(names: Names, answers: list[str]) -> tuple[list, list, list, list]:
+    """A feed at feed.example.test:P, where 127.0.0.2:P serves the public feed and
+    127.0.0.1:P an internal one; the name answers ``answers`` in turn."""
+    public = _rss([("公开条目", "https://x.cn/pub", "摘要")])
+    secret = _rss([("内部条目", "https://x.cn/secret", "不应读取")])
+    inner_seen: list[tuple[str, str]] = []
+    outer_seen: list[tuple[str, str]] = []
+    with serve_paths({"/f.xml": (200, XML, secret)}, seen=inner_seen) as inner:
+        port = int(inner.rsplit(":", 1)[1])
+        with serve_paths(
+            {"/f.xml": (200, XML, public)}, host="127.0.0.2", port=port, seen=outer_seen
+        ):
+            names["feed.example.test"] = answers
+            cfg = parse_config(
+                f"feeds:\n  - name: 源\n    url: http://feed.example.test:{port}/f.xml\n"
+            )
+            items, problems = read_feeds(cfg)
+    return items, problems, inner_seen, outer_seen
+
+
+def test_dns_rebinding_between_check_and_connect_is_refused(
+    names: Names,
+) -> None:
+    """The name answers the check with a public address and the next lookup with
+    127.0.0.1: the reader never connects to the internal address."""
+    items, problems, inner_seen, outer_seen = _rebinding(names, ["127.0.0.2", "127.0.0.1"])
+    assert items == [] and inner_seen == [] and outer_seen == []
+    assert len(problems) == 1 and "resolves to an internal address" in problems[0]
+
+
+def test_the_connection_goes_to_the_address_checked(names: Names) -> None:
+    """Each request resolves once and connects to the address it checked, keeping the
+    Host header; a later answer (127.0.0.1) is never used for it."""
+    items, problems, inner_seen, outer_seen = _rebinding(
+        names, ["127.0.0.2", "127.0.0.2", "127.0.0.1"]
+    )
+    assert problems == [] and [i.title for i in items] == ["公开条目"]
+    assert inner_seen == [] and len(outer_seen) == 1
+    assert outer_seen[0][1].startswith("feed.example.test:")
+    assert names.lookups["feed.example.test"] == 2  # the check, and the connection
 
 
 def test_an_internal_feed_may_redirect_within_and_hops_are_bounded() -> None:

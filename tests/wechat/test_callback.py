@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -73,3 +75,35 @@ def test_xml_entities_refused(wx: WeChatSettings) -> None:
     bomb = b'<!DOCTYPE x [<!ENTITY a "aaaa">]><xml><Event>&a;</Event></xml>'
     r = _client().post("/wechat/callback", params=_signed("callback-token-1"), content=bomb)
     assert r.status_code == 400
+
+
+def test_publish_recovered_through_batchget_shows_its_urls_and_gets_its_publish_id(
+    issue_id: int, fake: FakeT, wx: WeChatSettings
+) -> None:
+    """A submit whose answer was lost is found in freepublish/batchget: ``status`` shows
+    its article URLs at once, and WeChat's PUBLISHJOBFINISH brings the publish_id."""
+    from typer.testing import CliRunner
+
+    from newsletter.wechat.cli import wechat_app
+    from newsletter.wechat.publisher import publish_issue
+
+    f, _ = fake
+    f.slow["/cgi-bin/freepublish/submit"] = 1.5  # applied by WeChat, answered too late
+    out = publish_issue(issue_id, settings=wx.model_copy(update={"timeout": 0.5}))
+    assert out["state"] == "submitting" and out["publish"]["publish_id"] is None
+    f.slow.clear()
+    out = publish_issue(issue_id, settings=wx)
+    (pid,) = f.publishes
+    urls = f.publishes[pid].urls
+    assert out["state"] == "done" and len(f.calls("/cgi-bin/freepublish/submit")) == 1
+    assert out["publish"]["publish_id"] is None and out["publish"]["article_urls"] == urls
+    r = CliRunner().invoke(wechat_app, ["status", str(issue_id)])
+    assert r.exit_code == 0, r.output
+    assert all(u in r.stdout for u in urls) and "awaiting the callback" in r.stdout
+
+    xml = f.event_xml(pid).encode()
+    assert _client().post("/wechat/callback", params=_signed("callback-token-1"), content=xml)
+    r = CliRunner().invoke(wechat_app, ["status", str(issue_id), "--json"])
+    publish = json.loads(r.stdout)["publish"]
+    assert publish["publish_id"] == pid and publish["article_urls"] == urls
+    assert json.loads(r.stdout)["state"] == "done"

@@ -24,7 +24,9 @@ FakeT = tuple[FakeWeChat, str]
 CHILD = """
 import json, sys
 import httpx
+from newsletter.core.db import upgrade
 from newsletter.wechat.client import WeChatClient
+upgrade()  # the token is shared through the database (no Redis here)
 with WeChatClient() as c:
     c.call("/cgi-bin/draft/delete", json={"media_id": "草稿-一"}, accept=frozenset({40007}))
 # what httpx itself does with json= (the behaviour the client must not depend on)

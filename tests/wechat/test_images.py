@@ -163,3 +163,118 @@ def test_subscribe_qr_footer_is_uploaded_like_any_image(
         )
     assert decoded == [f"{sqlite_settings.base_url}/subscribe/{slug}?src=wechat-qr"], decoded
     assert "长按识别二维码" in headline
+
+
+# -- local images: checked by their bytes before anything is uploaded (issue 29) ----------
+
+GIF = b"GIF89a" + b"\x01\x00\x01\x00\x80\x00\x00" + b"\0" * 64
+BIG_PNG = PNG[:8] + b"\0" * 1_470_000  # 1.47 MB: over uploadimg's 1 MB
+
+
+def _issue_with_files(tmp_path: Path, chart: bytes, cover: bytes, chart_name: str = "") -> Path:
+    folder = tmp_path / "issue"
+    shutil.copytree(SAMPLE.parent / "images", folder / "images")
+    (folder / "images" / "chart-1.png").write_bytes(chart)
+    (folder / "images" / "cover.png").write_bytes(cover)
+    text = SAMPLE.read_text(encoding="utf-8")
+    if chart_name:
+        (folder / "images" / "chart-1.png").rename(folder / "images" / chart_name)
+        text = text.replace("images/chart-1.png", f"images/{chart_name}")
+    (folder / "issue.md").write_text(text, encoding="utf-8")
+    return folder / "issue.md"
+
+
+@pytest.mark.parametrize(
+    ("chart", "cover", "file", "item", "zh"),
+    [
+        (GIF, PNG, "chart-1.png", "article ", "是 GIF，正文图片只能是 JPEG/PNG"),
+        (BIG_PNG, PNG, "chart-1.png", "article ", "正文图片最多 1,000,000 字节"),
+        (PNG, b"<svg/>", "cover.png", "the cover", "不是图片，封面只能是"),
+    ],
+)
+def test_bad_local_image_is_refused_before_any_upload_naming_file_and_item(
+    sqlite_settings: Settings,
+    fake: FakeT,
+    wx: WeChatSettings,
+    tmp_path: Path,
+    chart: bytes,
+    cover: bytes,
+    file: str,
+    item: str,
+    zh: str,
+) -> None:
+    f, _ = fake
+    src = _issue_with_files(tmp_path, chart, cover)
+    r = CliRunner().invoke(app, ["issue", "lint", str(src), "--json"])  # lint says so first
+    errors = [m for m in json.loads(r.stdout)["messages"] if m["level"] == "error"]
+    assert r.exit_code == 1 and [m["code"] for m in errors] == ["wechat-image"], r.output
+    assert file in errors[0]["message"] and zh in errors[0]["message"]
+    out = publish_issue(add_approved(src), settings=wx)
+    assert out["state"] == "failed", out
+    error = out["error"]
+    assert f"image {file}" in error and item in error and zh in error, error
+    assert error.index(zh) < error.index("image ")  # Chinese first
+    assert f.calls("/cgi-bin/media/uploadimg") == []
+    assert f.calls("/cgi-bin/material/add_material") == []
+    assert f.violations() == []  # WeChat was never asked to take it
+
+
+def test_images_are_labelled_by_their_bytes_not_their_names(
+    sqlite_settings: Settings, fake: FakeT, wx: WeChatSettings, tmp_path: Path
+) -> None:
+    """A PNG named .jpg goes to uploadimg as image/png; a GIF cover (add_material takes
+    GIFs) goes as image/gif, never labelled image/jpeg."""
+    f, _ = fake
+    path = _issue_with_files(tmp_path, PNG, GIF, chart_name="chart-1.jpg")
+    out = publish_issue(add_approved(path), settings=wx)
+    assert out["state"] == "done", out
+    (body,) = f.calls("/cgi-bin/media/uploadimg", ok=True)
+    (cover,) = f.calls("/cgi-bin/material/add_material", ok=True)
+    assert body.upload is not None and body.upload[0] == "chart-1.png"
+    assert body.upload_type == "image/png"
+    assert cover.upload is not None and cover.upload[0] == "cover.gif"
+    assert cover.upload_type == "image/gif"
+    assert f.violations() == []
+
+
+def test_a_refusal_by_wechat_names_the_file_and_the_article(
+    sqlite_settings: Settings, fake: FakeT, wx: WeChatSettings
+) -> None:
+    f, _ = fake
+    f.fail_next["/cgi-bin/media/uploadimg"] = 40009
+    out = publish_issue(add_approved(), settings=wx)
+    assert out["state"] == "failed" and out["errcode"] == 40009, out
+    assert "第" in out["error"] and "chart-1.png" in out["error"]
+    assert "article " in out["error"] and "errcode 40009" in out["error"]
+
+
+def test_an_image_host_that_rebinds_is_never_reached_inside() -> None:
+    """Each hop is resolved once and connected to the address checked: the first hop
+    goes to the public answer (127.0.0.2 plays one), and a redirect whose lookup now
+    answers 127.0.0.1 is refused before anything is asked there."""
+    from newsletter.core.safety.pinned import set_resolver
+    from tests.httpserve import Names
+
+    inner_seen: list[tuple[str, str]] = []
+    outer_seen: list[tuple[str, str]] = []
+    names = Names()
+    set_resolver(names, public=frozenset({"127.0.0.2"}))
+    try:
+        with serve_paths({"/pic.png": (200, {}, b"\xff\xd8\xffinternal")}, seen=inner_seen) as b:
+            port = int(b.rsplit(":", 1)[1])
+            routes = {
+                "/pic.png": (200, {}, PNG),
+                "/r": (302, {"Location": f"http://img.example.test:{port}/pic.png"}, b""),
+            }
+            with serve_paths(routes, host="127.0.0.2", port=port, seen=outer_seen):
+                names["img.example.test"] = ["127.0.0.2", "127.0.0.1"]
+                data, _ = fetch_image(f"http://img.example.test:{port}/pic.png", timeout=5)
+                assert data == PNG and names.lookups["img.example.test"] == 1
+                names.lookups.clear()
+                with pytest.raises(WeChatMediaError, match="not a public address"):
+                    fetch_image(f"http://img.example.test:{port}/r", timeout=5)
+    finally:
+        set_resolver(None)
+    assert inner_seen == []
+    assert [p for p, _ in outer_seen] == ["/pic.png", "/r"]
+    assert all(h.startswith("img.example.test:") for _, h in outer_seen)

@@ -23,9 +23,7 @@ without a link when it is None.
 from __future__ import annotations
 
 import html
-import ipaddress
 import re
-import socket
 from urllib.parse import urlsplit
 
 __all__ = ["ALLOWED_SCHEMES", "is_allowed", "resolves_public", "safe_url"]
@@ -97,11 +95,12 @@ def resolves_public(host: str, port: int = 443) -> bool | None:
     """Whether every address ``host`` resolves to is a public one (None: it does not
     resolve). What we fetch on someone else's say (an image in an issue, a feed's
     redirect) must not reach loopback, private or link-local addresses such as a
-    cloud's metadata service."""
-    try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
+    cloud's metadata service. A check alone is not enough: connect with
+    :class:`~newsletter.core.safety.pinned.PinnedTransport`, which connects to the
+    address it checked."""
+    from newsletter.core.safety.pinned import is_public_address, resolve
+
+    addresses = resolve(host, port)
+    if not addresses:
         return None
-    if not infos:
-        return None
-    return all(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]).is_global for info in infos)
+    return all(is_public_address(a) for a in addresses)

@@ -4,7 +4,8 @@ It follows ``wechat-api.md``: the same paths, JSON shapes, errcodes and limits.
 
 * tokens: the plain ``/cgi-bin/token`` issues a new token on every call and cuts
   the previous one to 5 more minutes; ``stable_token`` returns the same token
-  while it is valid (``force_refresh`` replaces it, same 5-minute overlap);
+  while it is valid, and ``force_refresh`` replaces it and drops the old one at once
+  (no overlap: a process still holding it gets 40001);
   expired → 42001, superseded → 40001, unknown → 40014, missing → 41001;
 * images: ``uploadimg`` (jpg/png, ≤ 1 MB) → ``http://mmbiz.qpic.cn/…`` URLs;
   ``add_material`` → permanent ``media_id``;
@@ -20,7 +21,7 @@ It follows ``wechat-api.md``: the same paths, JSON shapes, errcodes and limits.
   made-up numbers.
 
 Misbehaviour switches (set them from a test): ``delay``, ``busy(n)``,
-``expire_tokens()``, ``ip_blocked``, ``mass_quota``, ``exhaust_api_quota(path)``.
+``expire_tokens()`` (42001), ``revoke_tokens()`` (40001), ``ip_blocked``, ``mass_quota``, ``exhaust_api_quota(path)``.
 Every request is appended to :attr:`FakeWeChat.requests`; :meth:`violations`
 lists those the fake refused for breaking a limit.
 """

@@ -89,6 +89,7 @@ class FakeWeChat(Endpoints):
                     data = await f.read()
                     payload = (f.filename or "", data)
                     rec.upload = (f.filename or "", len(data))
+                    rec.upload_type = f.content_type or ""
             else:
                 raw = await request.body()
                 rec.raw, rec.content_type = raw, request.headers.get("content-type", "")
@@ -127,7 +128,14 @@ class FakeWeChat(Endpoints):
         if path in self.exhausted:
             return _err(45009, "reach max api daily quota limit")
         if path in self.fail_next:
-            return _err(self.fail_next.pop(path), "injected failure")
+            planned = self.fail_next[path]
+            if isinstance(planned, int):
+                del self.fail_next[path]
+                return _err(planned, "injected failure")
+            code = planned.pop(0)
+            if not planned:
+                del self.fail_next[path]
+            return _err(code, "injected failure")
         if payload is None and not multipart:
             return _err(47001, "data format error")
         return dict(handler(q, payload))

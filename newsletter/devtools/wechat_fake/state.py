@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 CST = dt.timezone(dt.timedelta(hours=8))
-GRACE = 300  # seconds a replaced token keeps working
+GRACE = 300  # seconds a token replaced by the plain endpoint keeps working
 LIMIT_CODES = frozenset(
     {45002, 45003, 45004, 45008, 45110, 40005, 40009, 45067, 45011, 61500, 61501}
 )
@@ -46,6 +46,7 @@ class Recorded:
     query: dict[str, str]
     body: Any = None
     upload: tuple[str, int] | None = None  # (filename, bytes)
+    upload_type: str = ""  # the Content-Type the upload's part was labelled with
     errcode: int = 0
     at: float = 0.0
     raw: bytes = b""  # the body exactly as it arrived (JSON calls)
@@ -178,7 +179,8 @@ class FakeState:
         self.publish_final = 0
         self.publish_fail_idx: list[int] = []
         self.mass_status = "SEND_SUCCESS"
-        self.fail_next: dict[str, int] = {}  # path -> errcode answered once
+        #: path -> errcode answered once, or a list of errcodes answered one per call
+        self.fail_next: dict[str, int | list[int]] = {}
 
     # -- clock and switches ---------------------------------------------------
     def now(self) -> float:
@@ -202,6 +204,21 @@ class FakeState:
         with self.lock:
             for t in self.tokens.values():
                 t.expires_at = min(t.expires_at, self.now() - 1)
+
+    def revoke_tokens(self) -> None:
+        """Every issued token is replaced elsewhere now (the next call answers 40001)."""
+        with self.lock:
+            for t in self.tokens.values():
+                t.expires_at = min(t.expires_at, self.now() - 1)
+                t.superseded = True
+
+    def forced_token_calls(self) -> int:
+        """``stable_token`` calls that asked for ``force_refresh``."""
+        return sum(
+            1
+            for r in self.calls("/cgi-bin/stable_token")
+            if isinstance(r.body, dict) and r.body.get("force_refresh")
+        )
 
     def exhaust_api_quota(self, path: str) -> None:
         """``path`` answers 45009 (daily API quota used up) from now on."""
@@ -227,11 +244,12 @@ class FakeState:
         return 1 if clientmsgid in self.mass else 0
 
     # -- tokens -------------------------------------------------------------------
-    def _issue(self, kind: str) -> dict[str, Any]:
+    def _issue(self, kind: str, *, grace: float = GRACE) -> dict[str, Any]:
+        """A new token of ``kind``; the previous one keeps working ``grace`` more seconds."""
         old = self.current.get(kind)
         if old and old in self.tokens:
             t = self.tokens[old]
-            t.expires_at = min(t.expires_at, self.now() + GRACE)
+            t.expires_at = min(t.expires_at, self.now() + grace)
             t.superseded = True
         tok = secrets.token_urlsafe(96)
         self.tokens[tok] = _Token(self.now() + self.token_ttl, kind)
@@ -269,7 +287,9 @@ class FakeState:
             and not body.get("force_refresh")
         ):
             return {"access_token": cur, "expires_in": int(t.expires_at - self.now())}
-        return self._issue("stable")
+        # A forced refresh drops the previous stable token at once, as WeChat does: a
+        # process still holding it gets 40001 on its next call.
+        return self._issue("stable", grace=0 if body.get("force_refresh") else GRACE)
 
     def _check_token(self, q: dict[str, str]) -> dict[str, Any] | None:
         tok = q.get("access_token")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import mimetypes
 from typing import Annotated, Any
 
@@ -13,12 +12,12 @@ from fastapi.responses import (
     RedirectResponse,
     Response,
 )
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from newsletter.core.config import get_settings
 from newsletter.core.db import session_scope
-from newsletter.core.ratelimit import hit
-from newsletter.models import RateCounter, utcnow
+from newsletter.core.ratelimit import login_done, reserve_login
+from newsletter.models import utcnow
 from newsletter.models.console import User
 from newsletter.web.console import services as svc
 from newsletter.web.console.auth import (
@@ -93,19 +92,30 @@ def login(
         )
     username = username.strip().lower()[:320]
     ip = client_ip(request)
-    ukey, ikey = f"console-login:user:{username}", f"console-login:ip:{ip}"
-    # Reserve an attempt first, atomically (INSERT … ON CONFLICT DO UPDATE … RETURNING,
-    # committed before the password is looked at): of N parallel tries, at most the
-    # limit ever reach the password check.
+    # One key per (account, source address) and one per address: a stranger failing
+    # for an account from elsewhere slows down only himself, never the account's owner
+    # at her own address. Each failure makes the next attempt on its keys wait longer
+    # (a growing delay, never a lock). The attempt is reserved first, atomically and
+    # committed before the password is looked at: of N parallel tries, at most the
+    # free ones reach the password check.
+    pair, ikey = f"console-login:{username}|{ip}", f"console-login:ip:{ip}"
     with session_scope() as s:
-        user_ok = hit(s, ukey, window_seconds=LOGIN_WINDOW, limit=LOGIN_PER_USER)
-        ip_ok = hit(s, ikey, window_seconds=LOGIN_WINDOW, limit=LOGIN_PER_IP)
-        if not (user_ok and ip_ok):
-            record(s, username or "-", "login.throttled", username, request)
-    if not (user_ok and ip_ok):
-        return page(
-            request, "login.html", None, 429, next=target, error="尝试次数过多，请稍后再试", **opts
+        wait = reserve_login(s, {pair: LOGIN_PER_USER, ikey: LOGIN_PER_IP}, idle=LOGIN_WINDOW)
+        if wait:
+            s.rollback()
+            record(s, username or "-", "login.throttled", username, request, wait=wait)
+    if wait:
+        refused = page(
+            request,
+            "login.html",
+            None,
+            429,
+            next=target,
+            error=f"尝试次数过多，请 {wait} 秒后再试 / too many attempts, try again in {wait} s",
+            **opts,
         )
+        refused.headers["Retry-After"] = str(wait)
+        return refused
     with session_scope() as s:
         user = s.scalar(select(User).where(User.username == username))
         ok = check_password(user, password) and user is not None and user.active
@@ -116,7 +126,7 @@ def login(
             assert user is not None
             user.last_login_at = utcnow()
             record(s, user.username, "login", user.username, request)
-            _refund(s, ukey)  # a successful login does not count against the user's limit
+            login_done(s, clear=[pair], refund=[ikey])  # a success clears its own delay
             failed = False
     if failed:
         return page(
@@ -132,18 +142,6 @@ def login(
     resp = RedirectResponse(target, status_code=303)
     issue_session(resp, user)
     return resp
-
-
-def _refund(s: Any, key: str) -> None:
-    epoch = int(utcnow().timestamp()) // LOGIN_WINDOW * LOGIN_WINDOW
-    start = dt.datetime.fromtimestamp(epoch, dt.UTC)
-    s.execute(
-        update(RateCounter)
-        .where(
-            RateCounter.key == key[:200], RateCounter.window_start == start, RateCounter.count > 0
-        )
-        .values(count=RateCounter.count - 1)
-    )
 
 
 @router.post("/logout")

@@ -1,0 +1,136 @@
+"""Connect to what was checked: an httpx transport that resolves a host once, checks
+every address it got with the URL policy, and connects to that address.
+
+Checking a name and then letting the HTTP client resolve it again leaves a window
+(DNS rebinding): the name may answer a public address to the check and 127.0.0.1, a
+private address or a cloud's metadata service to the connection. :class:`PinnedTransport`
+closes it. For each request (each redirect hop too) it resolves the host once, refuses
+the request unless every address is allowed (public, unless ``allow_private``), and
+sends it to the first checked address, with the original ``Host`` header and, for
+https, the original name as SNI and for the certificate check.
+
+The resolver is :func:`resolve` unless a caller passes one; tests replace it with
+:func:`set_resolver` (as they set the clock), to play a name that changes its answer.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+__all__ = [
+    "AddressRefused",
+    "PinnedTransport",
+    "Resolver",
+    "is_public_address",
+    "pinned_client",
+    "resolve",
+    "set_resolver",
+]
+
+#: (host, port) → the addresses it resolves to (IP strings); empty when it does not resolve
+Resolver = Callable[[str, int], list[str]]
+
+
+def _system(host: str, port: int) -> list[str]:
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return []
+    out: list[str] = []
+    for info in infos:
+        ip = str(info[4][0]).split("%", 1)[0]
+        if ip not in out:
+            out.append(ip)
+    return out
+
+
+_resolver: Resolver = _system
+_taken_as_public: frozenset[str] = frozenset()
+
+
+def set_resolver(fn: Resolver | None, *, public: frozenset[str] = frozenset()) -> None:
+    """Use ``fn`` to resolve names everywhere (tests); ``None`` restores the system's.
+
+    ``public`` lists addresses to take as public while ``fn`` is set: a test's server
+    listens on loopback, and plays a public host on one loopback address (127.0.0.2)
+    while the others keep their real classification."""
+    global _resolver, _taken_as_public
+    _resolver = fn or _system
+    _taken_as_public = public if fn is not None else frozenset()
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to now (an IP literal is its own answer)."""
+    try:
+        return [str(ipaddress.ip_address(host.strip("[]")))]
+    except ValueError:
+        return _resolver(host, port)
+
+
+def is_public_address(ip: str) -> bool:
+    """A global address: not loopback, private, link-local, reserved or documentation."""
+    if ip in _taken_as_public:
+        return True
+    try:
+        return ipaddress.ip_address(ip).is_global
+    except ValueError:
+        return False
+
+
+class AddressRefused(httpx.ConnectError):
+    """The host does not resolve, or resolves to an address the policy refuses."""
+
+    def __init__(self, message: str, *, request: httpx.Request, resolved: bool) -> None:
+        super().__init__(message, request=request)
+        self.resolved = resolved
+
+
+class PinnedTransport(httpx.HTTPTransport):
+    """An :class:`httpx.HTTPTransport` that connects only to addresses it checked."""
+
+    def __init__(
+        self, *, allow_private: bool = False, resolver: Resolver | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.allow_private = allow_private
+        self.resolver = resolver
+        #: (host, address) of every request sent, in order (for logs and tests)
+        self.connected: list[tuple[str, str]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        host = url.host
+        port = url.port or (443 if url.scheme == "https" else 80)
+        addresses = (self.resolver or resolve)(host, port)
+        if not addresses:
+            raise AddressRefused(
+                f"{host} 无法解析 / {host} does not resolve", request=request, resolved=False
+            )
+        if not self.allow_private and not all(is_public_address(a) for a in addresses):
+            raise AddressRefused(
+                f"{host} 解析到非公网地址，已拒绝 / {host} resolves to a non-public address; "
+                "refused",
+                request=request,
+                resolved=True,
+            )
+        address = addresses[0]
+        self.connected.append((host, address))
+        if address != host:
+            if "host" not in request.headers:
+                request.headers["Host"] = url.netloc.decode("ascii")
+            request.extensions = {**request.extensions, "sni_hostname": host}
+            request.url = url.copy_with(host=address)
+        return super().handle_request(request)
+
+
+def pinned_client(
+    *, allow_private: bool = False, resolver: Resolver | None = None, **kwargs: Any
+) -> httpx.Client:
+    """An :class:`httpx.Client` over a :class:`PinnedTransport` (no environment proxies)."""
+    transport = PinnedTransport(allow_private=allow_private, resolver=resolver)
+    return httpx.Client(transport=transport, **kwargs)
