@@ -1,7 +1,7 @@
 """the WeChat token shared through the database; login delays per account and address
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 Create Date: 2026-12-10
 
 * ``wechat_token``: one row per (API base URL, AppID) key: the access token every
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0018"
-down_revision = "0016"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
