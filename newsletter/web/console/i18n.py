@@ -257,6 +257,8 @@ CSV_ZH = {
 }
 
 
+CHANNEL_NAMES = {"email": "邮件", "wechat": "公众号", "both": "邮件和公众号"}
+
 #: The import outline's line classes (the content package's own table).
 from newsletter.content.textimport import CLASS_LABELS as IMPORT_CLASSES  # noqa: E402
 
@@ -273,6 +275,7 @@ CODE_TABLES = (
     BULK_ACTION_NAMES,
     DOMAIN_GROUPS,
     IMPORT_CLASSES,
+    CHANNEL_NAMES,
 )
 
 

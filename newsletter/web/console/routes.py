@@ -15,6 +15,7 @@ from newsletter.web.console.pages import (
     home,
     issues,
     reports,
+    schedule,
     sends,
     settings,
 )
@@ -29,5 +30,5 @@ __all__ = ["install_error_pages", "lang_of", "page", "router"]
 # Paths never overlap between the page modules, so the order they are included in does
 # not change which page answers; within a module, routes keep their order.
 router = APIRouter()
-for _pages in (account, home, issues, sends, audience, reports, settings):
+for _pages in (account, home, issues, sends, audience, reports, schedule, settings):
     router.include_router(_pages.router)

@@ -39,6 +39,7 @@ from newsletter.web.console.flash import FLASH, back, flash_signer
 from newsletter.web.console.i18n import (
     AUDIT_ACTIONS,
     BULK_ACTION_NAMES,
+    CHANNEL_NAMES,
     DELIVERY_STATES,
     DOMAIN_GROUPS,
     JOB_KINDS,
@@ -70,9 +71,6 @@ def pct(value: float | None) -> str:
     return f"{p:.1f}%"
 
 
-_ZONE_NAMES = {"Asia/Shanghai": "北京时间", "Asia/Hong_Kong": "香港时间", "Asia/Taipei": "台北时间"}
-
-
 def when(value: object, zone: str = "Asia/Shanghai") -> str:
     """A stored UTC time shown in the publication's zone, with the zone named."""
     import datetime as dt
@@ -90,7 +88,9 @@ def when(value: object, zone: str = "Asia/Shanghai") -> str:
         local = moment.astimezone(ZoneInfo(zone))
     except (KeyError, ValueError):
         zone, local = "UTC", moment.astimezone(dt.UTC)
-    return f"{local:%Y-%m-%d %H:%M} {_ZONE_NAMES.get(zone, zone)}"
+    from newsletter.web.console.services.issues import zone_label
+
+    return f"{local:%Y-%m-%d %H:%M} {zone_label(zone)}"
 
 
 _env.filters["pct"] = pct
@@ -107,6 +107,7 @@ _env.globals.update(
     job_kinds=JOB_KINDS,
     bulk_actions=BULK_ACTION_NAMES,
     domain_groups=DOMAIN_GROUPS,
+    channel_names=CHANNEL_NAMES,
 )
 
 LANG = "nl_lang"

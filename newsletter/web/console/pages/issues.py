@@ -196,6 +196,21 @@ def import_save(
     return back(f"/console/issues/{out['id']}", f"第{out['number']}期已保存 / saved")
 
 
+def _when(issue_id: int, at: str) -> dt.datetime | None:
+    """The time picked (a picker's local time is in the publication's zone); None: next slot."""
+    if not at.strip():
+        return None
+    try:
+        when = dt.datetime.fromisoformat(at.strip())
+    except ValueError:
+        raise svc.ConsoleError("时间无效，请用日期时间选择器选择 / bad time") from None
+    if when.tzinfo is None:
+        from zoneinfo import ZoneInfo
+
+        when = when.replace(tzinfo=ZoneInfo(svc.load_issue_row(issue_id)["zone"]))
+    return when
+
+
 @router.get("/issues/{issue_id}", response_class=HTMLResponse)
 def issue_page(request: Request, user: Viewer, issue_id: int, v: str = "zh-Hans") -> HTMLResponse:
     v = v if v in ("zh-Hans", "zh-Hant") else "zh-Hans"
@@ -290,24 +305,17 @@ def issue_create_send(
     segment_id: Annotated[str, Form()] = "",
     confirm: Annotated[str, Form()] = "",
 ) -> Response:
-    if mode == "now" and confirm != "yes":  # "send now" asks first, naming who gets it
+    if mode in ("now", "schedule") and confirm != "yes":  # both ask first: who, how many, when
         try:
             facts = svc.send_now_facts(issue_id, list_id, segment_id, variant)
+            facts["mode"], facts["at"] = mode, at.strip()
+            if mode == "schedule":
+                facts["when"] = svc.scheduled_time(issue_id, _when(issue_id, at))
         except NewsletterError as exc:
             return back(f"/console/issues/{issue_id}", _error(exc), "error")
         return page(request, "confirm_send.html", user, f=facts)
     try:
-        when = None
-        if mode == "schedule" and at.strip():
-            try:
-                when = dt.datetime.fromisoformat(at.strip())
-            except ValueError:
-                raise svc.ConsoleError("时间格式：2026-11-30T09:00+08:00 / bad time") from None
-            if when.tzinfo is None:
-                from zoneinfo import ZoneInfo
-
-                pub = svc.publication()
-                when = when.replace(tzinfo=ZoneInfo(pub["timezone"] if pub else "Asia/Shanghai"))
+        when = _when(issue_id, at) if mode == "schedule" else None
         seg = int(segment_id) if segment_id.isdigit() else None
         out = svc.create_send(
             user,

@@ -72,10 +72,14 @@ from newsletter.web.console.services.sends import control_send as control_send
 from newsletter.web.console.services.sends import create_send as create_send
 from newsletter.web.console.services.sends import list_sends as list_sends
 from newsletter.web.console.services.sends import progress as progress
+from newsletter.web.console.services.sends import scheduled_time as scheduled_time
 from newsletter.web.console.services.sends import search_sends as search_sends
 from newsletter.web.console.services.sends import send_now_facts as send_now_facts
 from newsletter.web.console.services.sends import send_row as send_row
+from newsletter.web.console.services.settings import WEEKDAYS as WEEKDAYS
+from newsletter.web.console.services.settings import ZONES as ZONES
 from newsletter.web.console.services.settings import publication as publication
+from newsletter.web.console.services.settings import schedule_overview as schedule_overview
 from newsletter.web.console.services.settings import sender_identity as sender_identity
 from newsletter.web.console.services.settings import update_publication as update_publication
 from newsletter.web.console.services.settings import update_schedule as update_schedule

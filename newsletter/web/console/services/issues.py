@@ -130,6 +130,18 @@ def list_issues(limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         return [issue_summary(i) for i in rows]
 
 
+_ZONE_LABELS = {
+    "Asia/Shanghai": "北京时间",
+    "Asia/Hong_Kong": "香港时间",
+    "Asia/Taipei": "台北时间",
+}
+
+
+def zone_label(zone: str) -> str:
+    """``Asia/Shanghai`` → ``北京时间``; other zones by their IANA name."""
+    return _ZONE_LABELS.get(zone, zone)
+
+
 def load_issue_row(issue_id: int) -> dict[str, Any]:
     """The issue's summary and its sealed version (which, by whom, when), if approved."""
     from newsletter.issues.seal import seal_info
@@ -143,6 +155,8 @@ def load_issue_row(issue_id: int) -> dict[str, Any]:
             **issue_summary(issue),
             "seal": seal_info(s, issue),
             "publication": pub.name if pub is not None else "",
+            "zone": pub.timezone if pub is not None else "Asia/Shanghai",
+            "zone_label": zone_label(pub.timezone if pub is not None else "Asia/Shanghai"),
             # four-eyes: who may not approve this version (the uploader and the last editor)
             "authors": sorted(
                 {n for n in (issue.created_by, issue.updated_by) if n}

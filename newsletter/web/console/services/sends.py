@@ -91,10 +91,14 @@ def create_send(
 
 
 def send_row(s: Any, send: Send) -> dict[str, Any]:
+    from newsletter.models import Publication
+
     issue = s.get(Issue, send.issue_id)
     ml = s.get(MailingList, send.list_id) if send.list_id else None
+    pub = s.get(Publication, send.publication_id)
     return {
         "id": send.id,
+        "zone": pub.timezone if pub is not None else "Asia/Shanghai",
         "issue_id": send.issue_id,
         "issue": issue.number if issue else None,
         "title": issue.title if issue else "",
@@ -314,3 +318,26 @@ def search_sends(q: str = "", state: str = "", page: int = 1, per_page: int = 50
             "pages": max(1, -(-int(total) // per_page)),
             "rows": [send_row(s, sd) for sd in rows],
         }
+
+
+def scheduled_time(issue_id: int, at: dt.datetime | None) -> str:
+    """When a scheduled send would go out, in the publication's zone with the zone named
+    (the next weekly slot when no time is given)."""
+    from newsletter.core import clock
+    from newsletter.models import Publication
+    from newsletter.schedule.slots import next_slot, parse_time, zone
+    from newsletter.web.console.services.issues import zone_label
+
+    with session_scope() as s:
+        issue = get_issue(s, issue_id)
+        pub = s.get(Publication, issue.publication_id)
+        tz = pub.timezone if pub is not None else "Asia/Shanghai"
+        if at is None:
+            if pub is None or not (pub.schedule_weekday and pub.schedule_time):
+                raise ConsoleError(
+                    "刊物还没有每周时段：请在“排期”页设置，或选择一个时间 / "
+                    "the publication has no weekly slot: set one on 排期, or pick a time"
+                )
+            at = next_slot(pub.schedule_weekday, parse_time(pub.schedule_time), tz, clock.now())
+        local = at.astimezone(zone(tz))
+        return f"{local:%Y-%m-%d %H:%M} {zone_label(tz)}"

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from newsletter.core.config import get_settings
 from newsletter.core.db import session_scope
@@ -95,13 +95,17 @@ def update_schedule(
     tz: str,
     default_list: str | None,
     request: Request | None = None,
+    slug: str | None = None,
 ) -> dict[str, Any]:
     from newsletter.schedule.slots import set_schedule
 
     with session_scope() as s:
-        pub = s.scalars(select(Publication).order_by(Publication.id)).first()
+        if slug:
+            pub = s.scalar(select(Publication).where(Publication.slug == slug))
+        else:
+            pub = s.scalars(select(Publication).order_by(Publication.id)).first()
         if pub is None:
-            raise NotFound("no publication yet; upload an issue first / 尚无刊物，请先上传一期")
+            raise NotFound("尚无刊物，请先导入一期 / no publication yet; import an issue first")
         set_schedule(
             s,
             pub,
@@ -169,4 +173,81 @@ def wechat_check(actor: Principal, request: Request | None = None) -> dict[str, 
         out.update(ok=False, message=str(exc))
     with session_scope() as s:
         record(s, actor, "settings.wechat_check", wx.appid, request, ok=out.get("ok"))
+    return out
+
+
+#: Time zones offered by the slot picker (any IANA name is accepted).
+ZONES = ("Asia/Shanghai", "Asia/Hong_Kong", "Asia/Taipei", "Asia/Singapore", "Asia/Tokyo", "UTC")
+WEEKDAYS = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
+
+
+def schedule_overview(weeks: int = 4) -> list[dict[str, Any]]:
+    """Per publication: its weekly slot, the next slots in its zone, the default list and its
+    reach, and the sends already scheduled in the coming weeks."""
+    import datetime as dt
+
+    from newsletter.core import clock
+    from newsletter.models import Issue, MailingList, Send, Subscriber, Subscription, Suppression
+    from newsletter.schedule.slots import next_slot, parse_time, zone
+
+    now = clock.now()
+    horizon = now + dt.timedelta(weeks=weeks)
+    out: list[dict[str, Any]] = []
+    with session_scope() as s:
+        for pub in s.scalars(select(Publication).order_by(Publication.id)):
+            slots: list[str] = []
+            if pub.schedule_weekday and pub.schedule_time:
+                at, after = parse_time(pub.schedule_time), now
+                for _ in range(weeks):
+                    after = next_slot(pub.schedule_weekday, at, pub.timezone, after)
+                    slots.append(after.astimezone(zone(pub.timezone)).isoformat())
+            reach = None
+            ml = s.get(MailingList, pub.default_list_id) if pub.default_list_id else None
+            if ml is not None:
+                reach = int(
+                    s.scalar(
+                        select(func.count())
+                        .select_from(Subscription)
+                        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+                        .where(
+                            Subscription.list_id == ml.id,
+                            Subscription.status == "active",
+                            Subscriber.status == "active",
+                            Subscriber.email.not_in(select(Suppression.email)),
+                        )
+                    )
+                    or 0
+                )
+            upcoming = [
+                {
+                    "send_id": send.id,
+                    "number": number,
+                    "title": title,
+                    "at": send.scheduled_at.isoformat() if send.scheduled_at else "",
+                    "channel": send.channel,
+                }
+                for send, number, title in s.execute(
+                    select(Send, Issue.number, Issue.title)
+                    .join(Issue, Issue.id == Send.issue_id)
+                    .where(
+                        Send.publication_id == pub.id,
+                        Send.state == "scheduled",
+                        Send.scheduled_at <= horizon,
+                    )
+                    .order_by(Send.scheduled_at)
+                ).all()
+            ]
+            out.append(
+                {
+                    "slug": pub.slug,
+                    "name": pub.name,
+                    "weekday": pub.schedule_weekday,
+                    "time": pub.schedule_time,
+                    "timezone": pub.timezone,
+                    "slots": slots,
+                    "default_list": ml.name if ml is not None else None,
+                    "reach": reach,
+                    "upcoming": upcoming,
+                }
+            )
     return out
