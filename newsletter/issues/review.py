@@ -10,7 +10,7 @@ from newsletter.core.errors import NewsletterError, StateError
 from newsletter.core.wechat_settings import get_wechat_settings
 from newsletter.models import Issue, Publication, utcnow
 
-__all__ = ["approval_errors", "approve", "submit_for_review"]
+__all__ = ["approval_errors", "approve", "request_changes", "submit_for_review"]
 
 
 def submit_for_review(session: Session, issue: Issue, actor: str = "cli") -> None:
@@ -18,6 +18,31 @@ def submit_for_review(session: Session, issue: Issue, actor: str = "cli") -> Non
         raise StateError(f"issue {issue.number} is {issue.status}; only a draft goes to review")
     issue.status = "in_review"
     audit(session, actor, "issue.review", f"issue:{issue.id}")
+
+
+def request_changes(session: Session, issue: Issue, actor: str, note: str) -> None:
+    """Send an issue in review (or approved, not yet scheduled) back to its author with a
+    note: it becomes a draft again, and the note is kept in the audit log."""
+    note = " ".join(note.split())[:2000]
+    if not note:
+        raise StateError("请写明需要修改什么 / say what should change")
+    if issue.status not in ("in_review", "approved", "draft"):
+        raise StateError(
+            f"第{issue.number}期已{'排期' if issue.status == 'scheduled' else '发送'}，不能退回修改 / "
+            f"issue {issue.number} is {issue.status}; it cannot be sent back"
+        )
+    issue.status = "draft"
+    issue.approved_at = None
+    issue.approved_by = None
+    issue.sealed_version = None
+    audit(
+        session,
+        actor,
+        "issue.request_changes",
+        f"issue:{issue.id}",
+        note=note,
+        author=issue.updated_by or issue.created_by,
+    )
 
 
 def approval_errors(session: Session, issue: Issue) -> list[str]:

@@ -161,6 +161,7 @@ def create_issue(
         existing.sealed_version = None
         existing.updated_at = utcnow()
         existing.updated_by = actor
+        _keep_version(session, existing, actor)
         return existing, warnings
     issue = Issue(
         publication_id=pub.id,
@@ -176,7 +177,29 @@ def create_issue(
     )
     session.add(issue)
     session.flush()
+    _keep_version(session, issue, actor)
     return issue, warnings
+
+
+def _keep_version(session: Session, issue: Issue, actor: str | None) -> None:
+    """Keep the issue's current source as its next version (review compares versions)."""
+    from sqlalchemy import func
+
+    from newsletter.models import IssueVersion
+
+    last = session.scalar(
+        select(func.max(IssueVersion.version)).where(IssueVersion.issue_id == issue.id)
+    )
+    session.add(
+        IssueVersion(
+            issue_id=issue.id,
+            version=(last or 0) + 1,
+            source_text=issue.source_text,
+            source_hash=issue.source_hash,
+            created_by=actor,
+        )
+    )
+    session.flush()
 
 
 def refuse_unsafe_references(doc: Doc, base_dir: Path) -> None:

@@ -59,6 +59,21 @@ class Publication(Base):
         return clean_text(value, 500 if key == "postal_address" else 320)
 
 
+class IssueVersion(Base):
+    """One version of an issue's source: every upload or edit that changed it."""
+
+    __tablename__ = "issue_version"
+    __table_args__ = (UniqueConstraint("issue_id", "version", name="uq_issue_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issue.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    source_text: Mapped[str] = mapped_column(Text)
+    source_hash: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class ImportRule(Base):
     """A learnt house style: a correction kept as a pattern of the publication."""
 

@@ -114,6 +114,8 @@ SEND_ACTIONS = {
     "cancel": "已取消 / cancelled",
 }
 AUDIT_ACTIONS = {
+    "issue.request_changes": "退回修改",
+    "console.review": "提交审核（控制台）",
     "import.learn": "记住导入规则",
     "console.approve": "审核通过（控制台）",
     "console.import": "导入纯文本",

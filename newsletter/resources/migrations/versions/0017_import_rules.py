@@ -31,7 +31,7 @@ def upgrade() -> None:
         sa.Column("cls", sa.String(length=16), nullable=False),
         sa.Column("example", sa.String(length=200), nullable=False, server_default=""),
         sa.Column("created_by", sa.String(length=200), nullable=True),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["publication_id"], ["publication.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("publication_id", "kind", "pattern", name="uq_import_rule_pattern"),

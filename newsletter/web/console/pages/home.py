@@ -36,6 +36,7 @@ def home(request: Request, user: Viewer) -> HTMLResponse:
         sends=svc.list_sends(limit=8),
         issues=svc.list_issues(limit=5),
         charts=_home_charts(lang_of(request)),
+        queue=svc.review_queue(user) if user.can("editor") else None,
     )
 
 

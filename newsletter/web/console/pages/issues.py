@@ -235,6 +235,7 @@ def issue_page(request: Request, user: Viewer, issue_id: int, v: str = "zh-Hans"
         lists=svc.lists(counts=False),
         segments=svc.segments(),
         sends=svc.list_sends(issue_id=issue_id),
+        history=svc.issue_history(issue_id),
     )
 
 
@@ -268,6 +269,40 @@ def issue_approve(request: Request, user: Editor, issue_id: int) -> Response:
         f"/console/issues/{issue_id}",
         "已审核通过 / approved",
     )
+
+
+@router.post("/issues/{issue_id}/review")
+def issue_review(request: Request, user: Editor, issue_id: int) -> Response:
+    return _done(
+        lambda: svc.submit_review(user, issue_id, request),
+        f"/console/issues/{issue_id}",
+        "已提交审核 / submitted for review",
+    )
+
+
+@router.post("/issues/{issue_id}/request-changes")
+def issue_request_changes(
+    request: Request, user: Editor, issue_id: int, note: Annotated[str, Form()] = ""
+) -> Response:
+    return _done(
+        lambda: svc.request_changes(user, issue_id, note, request),
+        f"/console/issues/{issue_id}",
+        "已退回修改 / sent back for changes",
+    )
+
+
+@router.get("/issues/{issue_id}/diff", response_class=HTMLResponse)
+def issue_diff(request: Request, user: Viewer, issue_id: int, a: int = 0, b: int = 0) -> Response:
+    try:
+        if not (a and b):
+            versions = svc.issue_history(issue_id)["versions"]
+            if len(versions) < 2:
+                return back(f"/console/issues/{issue_id}", "只有一个版本 / only one version")
+            b, a = versions[0]["version"], versions[1]["version"]
+        diff = svc.version_diff(issue_id, a, b)
+    except NotFound:
+        return _missing(request, user)
+    return page(request, "diff.html", user, d=diff, issue_id=issue_id)
 
 
 @router.post("/issues/{issue_id}/test-send")

@@ -44,6 +44,7 @@ from newsletter.web.console.services.issues import approve_issue as approve_issu
 from newsletter.web.console.services.issues import frame_html as frame_html
 from newsletter.web.console.services.issues import import_images as import_images
 from newsletter.web.console.services.issues import import_preview as import_preview
+from newsletter.web.console.services.issues import issue_history as issue_history
 from newsletter.web.console.services.issues import issue_summary as issue_summary
 from newsletter.web.console.services.issues import learn_import_rules as learn_import_rules
 from newsletter.web.console.services.issues import lint as lint
@@ -51,8 +52,12 @@ from newsletter.web.console.services.issues import list_issues as list_issues
 from newsletter.web.console.services.issues import load_issue_row as load_issue_row
 from newsletter.web.console.services.issues import preview_outputs as preview_outputs
 from newsletter.web.console.services.issues import publication_choices as publication_choices
+from newsletter.web.console.services.issues import request_changes as request_changes
+from newsletter.web.console.services.issues import review_queue as review_queue
+from newsletter.web.console.services.issues import submit_review as submit_review
 from newsletter.web.console.services.issues import test_send as test_send
 from newsletter.web.console.services.issues import upload_issue as upload_issue
+from newsletter.web.console.services.issues import version_diff as version_diff
 from newsletter.web.console.services.jobs import get_job as get_job
 from newsletter.web.console.services.jobs import import_report as import_report
 from newsletter.web.console.services.jobs import list_jobs as list_jobs
