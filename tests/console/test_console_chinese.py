@@ -92,3 +92,40 @@ def test_lint_csv_and_charts_in_the_users_language(
 def test_every_code_label_has_an_english_translation() -> None:
     for zh in [*SEND_STATES.values(), *AUDIT_ACTIONS.values()]:
         assert zh in EN, zh
+
+
+def test_send_stats_export_names_every_row_in_chinese_as_csv_and_xlsx(
+    client: TestClient, console_settings: Settings, tmp_path: Path
+) -> None:
+    from openpyxl import load_workbook
+
+    from newsletter.delivery.run import drive_inline
+
+    data = seed(tmp_path)
+    send_id = data["send"]["id"]
+    drive_inline(send_id)
+    login(client, "marketing")
+    rows = list(
+        csv.reader(
+            io.StringIO(
+                client.get(
+                    f"/console/stats/{send_id}/export.csv", params={"headers": "zh"}
+                ).content.decode("utf-8-sig")
+            )
+        )
+    )
+    metrics = rows[1 : rows.index([])]
+    english = [r[0] for r in metrics if not re.search(r"[\u4e00-\u9fff]", r[0])]
+    assert not english, " ".join(english)
+    r = client.get(f"/console/stats/{send_id}/export.xlsx", params={"headers": "zh"})
+    assert r.status_code == 200 and r.content[:2] == b"PK"
+    sheet = load_workbook(io.BytesIO(r.content)).active
+    assert sheet is not None
+    values = [[c for c in row] for row in sheet.iter_rows(values_only=True)]
+    assert values[0][:2] == ("指标", "数值") or list(values[0][:2]) == ["指标", "数值"]
+    assert [list(v[:2]) for v in values[1 : len(metrics) + 1]] == [
+        [m[0], m[1] if not m[1].lstrip("-").replace(".", "", 1).isdigit() else float(m[1])]
+        for m in metrics
+    ] or len(values) > len(metrics)
+    # no cell is ever a formula
+    assert not any(isinstance(c, str) and c.startswith("=") for row in values for c in row)

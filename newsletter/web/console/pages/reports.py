@@ -143,6 +143,20 @@ def _fill_hours(rows: list[tuple[str, int]], limit: int = 168) -> list[tuple[str
     return out
 
 
+@router.get("/stats/{send_id}/export.xlsx")
+def stats_xlsx(request: Request, user: Viewer, send_id: int, headers: str = "") -> Response:
+    zh = (headers if headers in ("zh", "en") else lang_of(request)) != "en"
+    try:
+        body = svc.stats_xlsx(user, send_id, request, zh=zh)
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return Response(
+        body,
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": f'attachment; filename="send-{send_id}.xlsx"'},
+    )
+
+
 @router.get("/stats/{send_id}/export.csv")
 def stats_csv(request: Request, user: Viewer, send_id: int, headers: str = "") -> Response:
     zh = (headers if headers in ("zh", "en") else lang_of(request)) != "en"

@@ -70,6 +70,7 @@ from newsletter.web.console.services.reports import compare as compare
 from newsletter.web.console.services.reports import parse_day as parse_day
 from newsletter.web.console.services.reports import stats as stats
 from newsletter.web.console.services.reports import stats_csv as stats_csv
+from newsletter.web.console.services.reports import stats_xlsx as stats_xlsx
 from newsletter.web.console.services.reports import trends as trends
 from newsletter.web.console.services.reports import trends_csv as trends_csv
 from newsletter.web.console.services.sends import _runners as _runners
