@@ -28,7 +28,9 @@ def env_for(cfg: Settings, tmp_path: Path, **extra: str) -> dict[str, str]:
         "NEWSLETTER_SMTP_PORT": str(cfg.smtp_port),
         "NEWSLETTER_SECRET_KEY": cfg.secret_key.get_secret_value(),
         "NEWSLETTER_BASE_URL": cfg.base_url,
-        "NEWSLETTER_VAR_DIR": str(tmp_path / "proc-var"),
+        # One var dir for the test and its processes: the blob store that holds what
+        # approval sealed is shared by every process, as in production.
+        "NEWSLETTER_VAR_DIR": str(cfg.var_dir),
         "NEWSLETTER_BATCH_SIZE": str(cfg.batch_size),
         "NEWSLETTER_SEND_PARALLELISM": str(cfg.send_parallelism),
         "NEWSLETTER_TICK_SECONDS": str(cfg.tick_seconds),
