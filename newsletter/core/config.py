@@ -169,6 +169,9 @@ class Settings(BaseSettings):
     #: DNS server for `newsletter doctor` (``host`` or ``host:port``); empty: the system's.
     dns_server: str = ""
     alert_webhook_url: str = ""
+    #: An alert identical to one of the last ``alert_dedupe_seconds`` (same kind, same
+    #: send or relay, same reason) is not sent again; anything else always is.
+    alert_dedupe_seconds: float = Field(default=60.0, ge=0, le=86400)
     alert_smtp_host: str = ""
     alert_smtp_port: int = 25
     email_budget_bytes: int = 100_000

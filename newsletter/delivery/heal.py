@@ -143,7 +143,8 @@ def heal(send_id: int, now: dt.datetime | None = None) -> str:
                 f"send {send_id} resumed by itself",
                 f"The relay answers again ({detail}) after about {down:.0f} s; "
                 "the send goes on. / 发信服务器已恢复，发送自动继续。",
-                key=f"resumed:{send_id}:{since.isoformat()}",
+                key=f"resumed:{send_id}:{since.isoformat()}",  # one per pause
+                once=True,
             )
             log.info("send %s: relay answers again, resumed", send_id)
             return "resumed"
@@ -158,7 +159,7 @@ def heal(send_id: int, now: dt.datetime | None = None) -> str:
                 .values(auto_paused_at=None, next_probe_at=None, error=reason)
             )
             notify(s, "auto_resume_gave_up", f"send {send_id} stays paused", reason,
-                   key=f"gave_up:{send_id}:{since.isoformat()}")  # fmt: skip
+                   key=f"send:{send_id}", needs_person=True)  # fmt: skip
             return "gave_up"
     log.info("send %s: relay still down (%s)", send_id, detail)
     return "waiting"

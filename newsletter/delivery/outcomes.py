@@ -101,14 +101,16 @@ def _pause_for_relay(send_id: int, result: BatchResult, reason: str, *, relay: b
                 from newsletter.delivery.heal import mark_relay_pause
 
                 mark_relay_pause(s, send_id)
+            # One alert per pause: only the worker whose transition paused the send gets
+            # here. A pause that will not heal by itself says it needs a person.
             notify(
                 s,
                 "auto_paused",
                 f"send {send_id} auto-paused",
                 reason,
-                # one alert per pause: only the worker whose transition paused the send gets
-                # here, so the key needs no time window (a minute hid a second pause)
                 key=f"paused:{send_id}:{utcnow().isoformat()}",
+                once=relay,
+                needs_person=not relay,
             )
 
 

@@ -403,7 +403,8 @@ def take_out(name: str, reason: str, now: dt.datetime | None = None) -> bool:
             f"relay {name} taken out of service",
             f"{reason}; other relays carry its mail while it is probed "
             f"/ 发信服务器 {name} 已暂停使用，其他服务器接替，恢复后自动启用",
-            key=f"relay_down:{name}:{now.isoformat(timespec='seconds')}",
+            key=f"relay_down:{name}:{now.isoformat()}",  # one per outage
+            once=True,
         )
     _forget_cache()
     log.warning("relay %s taken out of service: %s", name, reason)
@@ -556,7 +557,8 @@ def probe_due(
                 "relay_up",
                 f"relay {name} back in service",
                 f"the relay answers again ({detail}) / 发信服务器 {name} 已恢复使用",
-                key=f"relay_up:{name}:{now.isoformat(timespec='seconds')}",
+                key=f"relay_up:{name}:{now.isoformat()}",
+                once=True,
             )
         log.info("relay %s back in service (%s)", name, detail)
         back.append(name)

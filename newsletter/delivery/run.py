@@ -81,7 +81,7 @@ def _fail_send(send_id: int, reason: str) -> None:
         if send.state in ("draft", "scheduled"):
             transition(s, send_id, "plan")
         transition(s, send_id, "fail", error=f"could not start / 无法开始: {reason}")
-        notify(s, "failed", f"send {send_id} could not start", reason, key=f"failed:{send_id}")
+        notify(s, "failed", f"send {send_id} could not start", reason, key=f"send:{send_id}")
 
 
 def _check_links_are_https() -> None:
@@ -148,6 +148,7 @@ def _start(send_id: int) -> tuple[int, int]:
                 f"this issue from another send; {max(excluded - already, 0)} excluded "
                 "(unsubscribed, suppressed or blocked)",
                 key=f"started:{send_id}",
+                once=True,
             )
     return planned, excluded
 

@@ -341,5 +341,6 @@ def maybe_finish(send_id: int) -> bool:
                 "\n".join(f"{k}: {v}" for k, v in counts.items())
                 + f"\nat risk of duplicate (re-sent after a crash): {at_risk}",
                 key=f"finished:{send_id}",
+                once=True,
             )
         return True
