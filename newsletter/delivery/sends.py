@@ -60,6 +60,7 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
     "cancel": (frozenset({"draft", "scheduled", "planning", "sending", "paused"}), "cancelled"),
     "finish": (frozenset({"sending"}), "finished"),
     "fail": (frozenset({"planning", "sending", "paused"}), "failed"),
+    "empty": (frozenset({"planning"}), "empty"),
 }
 
 

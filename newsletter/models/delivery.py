@@ -30,6 +30,7 @@ SEND_STATES = (
     "finished",
     "cancelled",
     "failed",
+    "empty",  # nobody the send may reach: nothing sent, the issue not marked sent (0018)
 )
 
 
