@@ -95,3 +95,41 @@ def test_health_and_readiness(pg_settings) -> None:  # type: ignore[no-untyped-d
         assert r.status_code == 503 and "database" in r.text
         assert c.get("/healthz").status_code == 200
     dispose()
+
+
+def test_a_second_process_on_the_metrics_port_takes_a_free_one_in_one_line(
+    tmp_path, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 30: two beats on one host clashed on the metrics port (a traceback). The
+    second now serves on a free port and says which in one line (Chinese first)."""
+    import logging
+
+    import httpx
+
+    from newsletter.core.config import reset_settings
+    from newsletter.core.telemetry import serve_process
+    from newsletter.devtools.sink import free_port
+    from tests.conftest import make_settings
+
+    base = free_port()
+    reset_settings(make_settings(tmp_path, metrics_port=base - 1))  # beat: +1 = base
+    first = serve_process("beat", 1, lambda: True)
+    assert first is not None and first.server_port == base
+    try:
+        with caplog.at_level(logging.INFO, logger="newsletter.core.telemetry"):
+            second = serve_process("beat", 1, lambda: True)
+        assert second is not None and second.server_port not in (0, base)
+        try:
+            lines = [r.getMessage() for r in caplog.records]
+            assert len(lines) == 1, lines
+            assert lines[0].startswith(f"beat: 指标端口 {base} 已被占用，改用 {second.server_port}")
+            assert not any(r.exc_info for r in caplog.records)
+            r = httpx.get(f"http://127.0.0.1:{second.server_port}/healthz", timeout=5)
+            assert r.status_code == 200 and r.text.startswith("ok beat")
+        finally:
+            second.shutdown()
+            second.server_close()
+    finally:
+        first.shutdown()
+        first.server_close()
+        reset_settings(None)

@@ -70,6 +70,15 @@ def _drop_pools(app: Celery) -> None:
 app = configure(Celery("newsletter", include=["workers.tasks"]))
 
 
+def _add_database_gate(app: Celery) -> None:
+    from workers.dbgate import DatabaseGate
+
+    app.steps["consumer"].add(DatabaseGate)
+
+
+_add_database_gate(app)
+
+
 def _refuse_default_key(process: str) -> None:
     """Outside the embedded mode a worker or beat never starts with the built-in key."""
     import sys

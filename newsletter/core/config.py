@@ -153,6 +153,12 @@ class Settings(BaseSettings):
     #: resumes by itself when it answers; after ``auto_resume_limit_seconds`` it stays
     #: paused for a person to decide.
     relay_probe_seconds: float = 5.0
+    #: A send auto-paused because the relay answered mostly 4xx (greylisting, a rate
+    #: limit, a full queue) is probed the same way with a test RCPT (to ``probe_rcpt``,
+    #: else one of the send's deferred readers) and resumes when the relay accepts it.
+    #: False: such a pause waits for a person.
+    auto_resume_4xx: bool = True
+    probe_rcpt: str = ""
     auto_resume_limit_seconds: int = 1800
     #: Alerts (auto-pause, failure, …) go to the audit log and the console, to this
     #: webhook (JSON, WeCom/DingTalk/Slack style) and by mail to ``ops_emails`` through
@@ -172,6 +178,9 @@ class Settings(BaseSettings):
     #: DNS server for `newsletter doctor` (``host`` or ``host:port``); empty: the system's.
     dns_server: str = ""
     alert_webhook_url: str = ""
+    #: An alert identical to one of the last ``alert_dedupe_seconds`` (same kind, same
+    #: send or relay, same reason) is not sent again; anything else always is.
+    alert_dedupe_seconds: float = Field(default=60.0, ge=0, le=86400)
     alert_smtp_host: str = ""
     alert_smtp_port: int = 25
     email_budget_bytes: int = 100_000

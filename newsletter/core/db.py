@@ -25,6 +25,7 @@ __all__ = [
     "dispose",
     "engine",
     "is_postgres",
+    "probe",
     "lost_connection",
     "session_scope",
     "sessionmaker_for",
@@ -89,6 +90,30 @@ def lost_connection(exc: BaseException) -> bool:
     return "server closed the connection" in text or "terminating connection" in text
 
 
+_probes: dict[str, Engine] = {}
+
+
+def probe(timeout: float = 3.0, url: str | None = None) -> str | None:
+    """Whether the database answers now, on a connection of its own (never the pool's, so a
+    parent process about to fork holds none): None when it does, else why not, one line."""
+    from sqlalchemy import text
+    from sqlalchemy.pool import NullPool
+
+    url = url or get_settings().db_url
+    with _lock:
+        eng = _probes.get(url)
+        if eng is None:
+            args = {} if url.startswith("sqlite") else {"connect_timeout": max(1, int(timeout))}
+            eng = _probes[url] = create_engine(url, poolclass=NullPool, connect_args=args)
+    try:
+        with eng.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        return f"{type(exc).__name__}: {first[0] if first else ''}"[:300]
+    return None
+
+
 def is_postgres(url: str | None = None) -> bool:
     return engine(url).dialect.name == "postgresql"
 
@@ -145,8 +170,9 @@ def current_revision(url: str | None = None) -> str | None:
 
 def dispose() -> None:
     with _lock:
-        engines = list(_engines.values())
+        engines = [*_engines.values(), *_probes.values()]
         _engines.clear()
         _makers.clear()
+        _probes.clear()
     for eng in engines:
         eng.dispose()

@@ -22,6 +22,7 @@ a token only to a scraper on the same machine (loopback).
 
 from __future__ import annotations
 
+import errno
 import hmac
 import ipaddress
 import logging
@@ -186,9 +187,25 @@ def serve_process(name: str, offset: int, ready: Callable[[], bool]) -> Threadin
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer((cfg.metrics_host, cfg.metrics_port + offset), Handler)
+    want = cfg.metrics_port + offset
+    try:
+        server = ThreadingHTTPServer((cfg.metrics_host, want), Handler)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            log.error("%s: 指标服务未启动 / metrics not served on %s:%d: %s", name,
+                      cfg.metrics_host, want, exc.strerror or exc)  # fmt: skip
+            return None
+        # Another process of the same kind on this host (two beats, two workers) has the
+        # port: take a free one and say which, in one line.
+        server = ThreadingHTTPServer((cfg.metrics_host, 0), Handler)
+        log.warning(
+            "%s: 指标端口 %d 已被占用，改用 %d / metrics port %d is in use (another %s on "
+            "this host?): serving metrics and health on %s:%d instead",
+            name, want, server.server_port, want, name, cfg.metrics_host, server.server_port,
+        )  # fmt: skip
+    else:
+        log.info("%s: metrics and health on %s:%d", name, cfg.metrics_host, want)
     threading.Thread(target=server.serve_forever, daemon=True, name=f"metrics-{name}").start()
-    log.info("%s: metrics and health on %s:%d", name, cfg.metrics_host, cfg.metrics_port + offset)
     return server
 
 

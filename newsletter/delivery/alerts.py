@@ -6,14 +6,27 @@ that WeCom, DingTalk and Slack incoming webhooks accept: ``msgtype``/``text``
 and ``text`` keys, plus ``event``, ``subject`` and ``body``), and mailed to
 ``settings.ops_emails`` through ``settings.alert_smtp_host`` when set, else the
 sending relay.  An alert about the relay therefore still arrives while the relay
-is down (webhook, console, alert relay).  A notification with a ``key`` is sent
-at most once per key: the tick may run every few seconds, but "no approved issue
-for Monday's slot" must reach ops once.  Delivery failures of an alert are
+is down (webhook, console, alert relay).  Delivery failures of an alert are
 logged, never raised: an alert never stops the work it reports on.
+
+Alerts are never deduplicated across different events. ``key`` names what the alert
+is about (a send, a relay, a slot) and, for an event that happens once, the event
+itself (a pause by when it began):
+
+* by default an alert is dropped only when an identical one (same kind, same key, same
+  subject and body) was sent within ``alert_dedupe_seconds`` (60 s): several workers
+  reporting one situation at once;
+* ``once=True``: at most one alert per kind and key, ever, for events that happen once
+  (a send started or finished; the tick runs every few seconds, but "no approved issue
+  for Monday's slot" must reach ops once);
+* ``needs_person=True``: always sent, never deduplicated, and it says so in its subject
+  and body (a pause that will not heal by itself).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import logging
 from collections.abc import Callable
 from email.message import EmailMessage
@@ -25,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.core.audit import audit
 from newsletter.core.config import get_settings
+from newsletter.core.orm import utcnow
 from newsletter.models import AuditLog
 
 __all__ = ["notify"]
@@ -37,14 +51,30 @@ log = logging.getLogger(__name__)
 system_connect: Callable[[], Any] | None = None
 
 
-def notify(session: Session, event: str, subject: str, body: str, *, key: str = "") -> bool:
-    """Record and mail a notification. Returns False when ``key`` was already notified."""
+#: How an alert that needs a person says so.
+NEEDS_PERSON = "需要人工处理 / needs a person"
+
+
+def notify(
+    session: Session,
+    event: str,
+    subject: str,
+    body: str,
+    *,
+    key: str = "",
+    once: bool = False,
+    needs_person: bool = False,
+) -> bool:
+    """Record and send an alert. Returns False when it was a duplicate (see the module)."""
     action = f"notify.{event}"
-    if key and session.scalar(
-        select(AuditLog.id).where(AuditLog.action == action, AuditLog.target == key).limit(1)
-    ):
+    if needs_person:
+        subject = f"{NEEDS_PERSON}: {subject}"
+        body = f"{body}\n{NEEDS_PERSON}: 发送不会自动恢复，请检查后手动恢复或取消 / it will not resume by itself; check, then resume or cancel it"
+    digest = hashlib.sha256(f"{subject}\0{body}".encode()).hexdigest()[:32]
+    if not needs_person and _duplicate(session, action, key, digest, once=once):
+        log.info("alert %s %s not sent again (identical to a recent one)", event, key)
         return False
-    audit(session, "system", action, key, subject=subject, body=body)
+    audit(session, "system", action, key, subject=subject, body=body, digest=digest)
     session.flush()
     cfg = get_settings()
     if cfg.alert_webhook_url:
@@ -78,6 +108,24 @@ def notify(session: Session, event: str, subject: str, body: str, *, key: str = 
         finally:
             conn.close()
     return True
+
+
+def _duplicate(session: Session, action: str, key: str, digest: str, *, once: bool) -> bool:
+    if once:
+        if not key:
+            return False
+        found = select(AuditLog.id).where(AuditLog.action == action, AuditLog.target == key)
+        return session.scalar(found.limit(1)) is not None
+    window = get_settings().alert_dedupe_seconds
+    if window <= 0:
+        return False
+    since = utcnow() - dt.timedelta(seconds=window)
+    recent = session.scalars(
+        select(AuditLog.detail).where(
+            AuditLog.action == action, AuditLog.target == key[:200], AuditLog.at >= since
+        )
+    )
+    return any((d or {}).get("digest") == digest for d in recent)
 
 
 def _post_webhook(url: str, event: str, subject: str, body: str) -> None:

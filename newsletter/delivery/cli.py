@@ -348,7 +348,7 @@ def _watch(send_id: int, every: float = 1.0) -> None:
     from newsletter.delivery.sends import state_counts
     from newsletter.models import Send
 
-    terminal = ("finished", "cancelled", "failed", "paused")
+    terminal = ("finished", "cancelled", "failed", "paused", "empty")
     with Progress(
         TextColumn("[bold]send {task.fields[send]}[/] {task.fields[state]}"),
         BarColumn(),

@@ -72,21 +72,33 @@ def maybe_auto_pause(send_id: int, result: BatchResult) -> None:
     failures = result.deferred + result.bounced
     if attempts < cfg.auto_pause_min_attempts or failures / attempts < cfg.auto_pause_error_rate:
         return
-    relay = result.unreachable * 2 > failures  # mostly could not reach the relay
-    reason = (
-        f"auto-paused: {failures} of {attempts} messages in one batch failed "
+    kind: str | None = None
+    if result.unreachable * 2 > failures:  # mostly could not reach the relay
+        kind = "relay"
+    elif (result.deferred - result.unreachable) * 2 > failures and cfg.auto_resume_4xx:
+        kind = "4xx"  # mostly refused for now
+    reason = f"auto-paused: {failures} of {attempts} messages in one batch failed " + (
         f"(threshold {cfg.auto_pause_error_rate:.0%}); "
-        + (
+    )
+    if kind == "relay":
+        reason += (
             "the relay could not be reached: it is probed and the send resumes by itself "
             "when it answers / 发信服务器无法连接，恢复后自动继续"
-            if relay
-            else "check the relay, then resume"
         )
-    )
-    _pause_for_relay(send_id, result, reason, relay=relay)
+    elif kind == "4xx":
+        reason += (
+            "the relay refused them for now (4xx): it is probed with a test recipient and the "
+            "send resumes by itself when one is accepted / 发信服务器暂时拒收（4xx），"
+            "测试收件人被接受后自动继续"
+        )
+    else:
+        reason += "check the relay, then resume / 请检查发信服务器后手动恢复"
+    _pause_for_relay(send_id, result, reason, kind=kind)
 
 
-def _pause_for_relay(send_id: int, result: BatchResult, reason: str, *, relay: bool = True) -> None:
+def _pause_for_relay(
+    send_id: int, result: BatchResult, reason: str, *, kind: str | None = "relay"
+) -> None:
     from newsletter.core.errors import StateError
     from newsletter.delivery.alerts import notify
 
@@ -97,18 +109,20 @@ def _pause_for_relay(send_id: int, result: BatchResult, reason: str, *, relay: b
             return
         if changed:
             result.stopped = "paused"
-            if relay:
+            if kind is not None:
                 from newsletter.delivery.heal import mark_relay_pause
 
-                mark_relay_pause(s, send_id)
+                mark_relay_pause(s, send_id, kind)
+            # One alert per pause: only the worker whose transition paused the send gets
+            # here. A pause that will not heal by itself says it needs a person.
             notify(
                 s,
                 "auto_paused",
                 f"send {send_id} auto-paused",
                 reason,
-                # one alert per pause: only the worker whose transition paused the send gets
-                # here, so the key needs no time window (a minute hid a second pause)
                 key=f"paused:{send_id}:{utcnow().isoformat()}",
+                once=kind is not None,
+                needs_person=kind is None,
             )
 
 

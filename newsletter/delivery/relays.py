@@ -59,6 +59,7 @@ __all__ = [
     "parse_relays",
     "probe",
     "probe_due",
+    "probe_rcpt",
     "public_relays",
     "relay_counts",
     "report",
@@ -403,7 +404,8 @@ def take_out(name: str, reason: str, now: dt.datetime | None = None) -> bool:
             f"relay {name} taken out of service",
             f"{reason}; other relays carry its mail while it is probed "
             f"/ 发信服务器 {name} 已暂停使用，其他服务器接替，恢复后自动启用",
-            key=f"relay_down:{name}:{now.isoformat(timespec='seconds')}",
+            key=f"relay_down:{name}:{now.isoformat()}",  # one per outage
+            once=True,
         )
     _forget_cache()
     log.warning("relay %s taken out of service: %s", name, reason)
@@ -492,6 +494,41 @@ def probe(relay: RelayConfig) -> tuple[bool, str]:
     return code == 250 and noop == 250, f"EHLO {code}, NOOP {noop}"
 
 
+def probe_rcpt(relay: RelayConfig, sender: str, rcpt: str) -> tuple[bool, str]:
+    """(accepts, detail): a test transaction up to RCPT (connect, EHLO, STARTTLS/login as
+    configured, MAIL, RCPT, then RSET and QUIT: nothing is sent). Accepts on a 2xx RCPT."""
+    if relay.host == "maildir":
+        return True, "maildir"
+    try:
+        cls = smtplib.SMTP_SSL if relay.tls == "ssl" else smtplib.SMTP
+        connect_t, command_t, _dot = relay.deadlines()
+        smtp = cls(timeout=min(connect_t, 10))
+        smtp.connect(relay.host, relay.port)
+        if smtp.sock is not None:
+            smtp.sock.settimeout(min(command_t, 10))
+        try:
+            smtp.ehlo()
+            if relay.tls == "starttls":
+                smtp.starttls()
+                smtp.ehlo()
+            if relay.username:
+                smtp.login(relay.username, relay.password.get_secret_value())
+            mail, _ = smtp.mail(sender)
+            code, reply = smtp.rcpt(rcpt) if mail // 100 == 2 else (mail, b"(MAIL refused)")
+            smtp.rset()
+        finally:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+    except (smtplib.SMTPException, OSError) as exc:
+        return False, type(exc).__name__ + (
+            f" {exc.smtp_code}" if isinstance(exc, smtplib.SMTPResponseException) else ""
+        )
+    text = reply.decode("utf-8", "replace").splitlines()[0][:120] if reply else ""
+    return code // 100 == 2, f"RCPT {code} {text}".strip()
+
+
 def probe_due(
     now: dt.datetime | None = None, *, names: set[str] | None = None, force: bool = False
 ) -> list[str]:
@@ -556,7 +593,8 @@ def probe_due(
                 "relay_up",
                 f"relay {name} back in service",
                 f"the relay answers again ({detail}) / 发信服务器 {name} 已恢复使用",
-                key=f"relay_up:{name}:{now.isoformat(timespec='seconds')}",
+                key=f"relay_up:{name}:{now.isoformat()}",
+                once=True,
             )
         log.info("relay %s back in service (%s)", name, detail)
         back.append(name)

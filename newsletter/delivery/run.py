@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from newsletter.core.db import lost_connection, session_scope
 from newsletter.core.errors import NewsletterError, NotFound, SealError, StateError
@@ -22,7 +23,12 @@ from newsletter.issues.seal import report_broken
 from newsletter.issues.store import render_issue
 from newsletter.models import Send
 
-__all__ = ["Next", "drive_inline", "start", "start_channel", "step"]
+__all__ = ["EmptySend", "Next", "drive_inline", "start", "start_channel", "step"]
+
+
+class EmptySend(StateError):
+    """The send may reach nobody on its list: it ended ``empty`` and nothing was sent."""
+
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +87,7 @@ def _fail_send(send_id: int, reason: str) -> None:
         if send.state in ("draft", "scheduled"):
             transition(s, send_id, "plan")
         transition(s, send_id, "fail", error=f"could not start / 无法开始: {reason}")
-        notify(s, "failed", f"send {send_id} could not start", reason, key=f"failed:{send_id}")
+        notify(s, "failed", f"send {send_id} could not start", reason, key=f"send:{send_id}")
 
 
 def _check_links_are_https() -> None:
@@ -111,7 +117,7 @@ def _start(send_id: int) -> tuple[int, int]:
         send = s.get(Send, send_id)
         if send is None:
             raise NotFound(f"send {send_id} does not exist")
-        if send.state in ("sending", "paused", "finished", "cancelled", "failed"):
+        if send.state in ("sending", "paused", "finished", "cancelled", "failed", "empty"):
             return send.planned_count, send.excluded_count
         if send.channel == "email":
             _check_links_are_https()
@@ -125,31 +131,47 @@ def _start(send_id: int) -> tuple[int, int]:
         already = send.already_received or 0
         if planned == 0 and already == 0 and send.channel == "email":
             # Nobody on the list may be reached: a send that "finished" here would mark the
-            # issue sent although no reader got it.
-            raise StateError(
+            # issue sent although no reader got it. It ends ``empty``, ops are told, and
+            # the caller gets the error (after this transaction has committed).
+            empty = (
                 f"列表中没有可以发送的订阅者（{excluded} 人已退订、被屏蔽或被抑制），未发送 / "
                 f"the list has no subscriber this send may reach ({excluded} unsubscribed, "
                 "suppressed or blocked); nothing was sent"
             )
-        from newsletter.delivery.subjects import assign
-
-        assign(s, send_id)  # a subject test: deal the subjects, hold the remainder
-        from newsletter.delivery.warmup import plan_send
-
-        plan_send(s, send_id)  # warm-up: beyond today's allowance waits for later days
-        if transition(s, send_id, "start"):
+            transition(s, send_id, "empty", error=empty)
             from newsletter.delivery.alerts import notify
 
-            notify(
-                s,
-                "started",
-                f"send {send_id} started",
-                f"planned {planned} deliveries; {already} list members already received "
-                f"this issue from another send; {max(excluded - already, 0)} excluded "
-                "(unsubscribed, suppressed or blocked)",
-                key=f"started:{send_id}",
-            )
+            notify(s, "empty", f"send {send_id} had nobody to send to", empty,
+                   key=f"send:{send_id}", needs_person=True)  # fmt: skip
+        else:
+            empty = ""
+            _begin(s, send_id, planned, excluded, already)
+    if empty:
+        raise EmptySend(empty)
     return planned, excluded
+
+
+def _begin(s: Session, send_id: int, planned: int, excluded: int, already: int) -> None:
+    """Deal a subject test and the warm-up, then start the send (in the plan's transaction)."""
+    from newsletter.delivery.subjects import assign
+
+    assign(s, send_id)  # a subject test: deal the subjects, hold the remainder
+    from newsletter.delivery.warmup import plan_send
+
+    plan_send(s, send_id)  # warm-up: beyond today's allowance waits for later days
+    if transition(s, send_id, "start"):
+        from newsletter.delivery.alerts import notify
+
+        notify(
+            s,
+            "started",
+            f"send {send_id} started",
+            f"planned {planned} deliveries; {already} list members already received "
+            f"this issue from another send; {max(excluded - already, 0)} excluded "
+            "(unsubscribed, suppressed or blocked)",
+            key=f"started:{send_id}",
+            once=True,
+        )
 
 
 def _wait_for_relay(send_id: int) -> bool:
@@ -191,6 +213,7 @@ def step(send_id: int, *, batch_size: int | None = None) -> Next:
         "paused",
         "cancelled",
         "failed",
+        "empty",
         "finished",
         "missing",
         "draft",

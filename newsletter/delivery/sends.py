@@ -60,6 +60,7 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
     "cancel": (frozenset({"draft", "scheduled", "planning", "sending", "paused"}), "cancelled"),
     "finish": (frozenset({"sending"}), "finished"),
     "fail": (frozenset({"planning", "sending", "paused"}), "failed"),
+    "empty": (frozenset({"planning"}), "empty"),
 }
 
 
@@ -341,5 +342,6 @@ def maybe_finish(send_id: int) -> bool:
                 "\n".join(f"{k}: {v}" for k, v in counts.items())
                 + f"\nat risk of duplicate (re-sent after a crash): {at_risk}",
                 key=f"finished:{send_id}",
+                once=True,
             )
         return True

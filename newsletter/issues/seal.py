@@ -369,7 +369,7 @@ def report_broken(exc: SealError) -> None:
     try:
         with session_scope() as s:
             if alert_sender is not None:
-                alert_sender(s, "seal_broken", subject, body, key=key)
+                alert_sender(s, "seal_broken", subject, body, key=key, once=True)
             else:
                 audit(s, "system", "notify.seal_broken", key, subject=subject, body=body)
     except Exception:  # an alert never hides the refusal it reports

@@ -30,6 +30,7 @@ SEND_STATES = (
     "finished",
     "cancelled",
     "failed",
+    "empty",  # nobody the send may reach: nothing sent, the issue not marked sent (0018)
 )
 
 
@@ -79,6 +80,9 @@ class Send(Base):
     #: Set while the send is paused because the relay could not be reached: the
     #: relay is probed with back-off and the send resumes when it answers.
     auto_paused_at: Mapped[dt.datetime | None]
+    #: What that pause probes (migration ``0017``): "relay" (connect) or "4xx" (a test
+    #: RCPT); NULL is probed as "relay".
+    auto_pause_kind: Mapped[str | None] = mapped_column(String(8))
     next_probe_at: Mapped[dt.datetime | None]
     probe_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)

@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 STATES = ("queued", "sending", "sent", "deferred", "bounced", "failed", "skipped")
-TERMINAL = ("finished", "cancelled", "failed")
+TERMINAL = ("finished", "cancelled", "failed", "empty")
 
 
 def _rate(n: int, d: int) -> float:

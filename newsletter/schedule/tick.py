@@ -64,6 +64,7 @@ def tick(now: dt.datetime | None = None) -> list[int]:
                     f"for longer than the grace period ({grace}). It has not been started. "
                     f"Start it with `newsletter send start {send_id}` or reschedule it.",
                     key=f"send:{send_id}",
+                    once=True,
                 )
                 continue
             res = s.execute(
@@ -151,6 +152,7 @@ def _plan_publications(now: dt.datetime) -> None:
                     f"The weekly slot {slot} of {pub.name} is less than 24 hours away and "
                     "no approved issue is waiting for it. / 下一期尚无已审核的期刊。",
                     key=f"{pub.slug}:{slot}",
+                    once=True,
                 )
 
 

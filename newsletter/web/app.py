@@ -45,6 +45,7 @@ def create_app() -> Any:
     from newsletter.web.console.routes import install_error_pages
 
     install_error_pages(app)
+    _database_down_is_503(app)
     return Guard(app)
 
 
@@ -72,6 +73,56 @@ def _out_of_range_is_not_found(app: FastAPI) -> None:
     app.add_exception_handler(OverflowError, bad_value)
     app.add_exception_handler(StatementError, bad_value)
     app.add_exception_handler(RecursionError, too_deep)
+
+
+DATABASE_DOWN = "数据库暂时不可用"
+DATABASE_DOWN_LINE = (
+    "数据库暂时不可用，请稍后再试 / the database is temporarily unavailable, try again later"
+)
+
+
+def _database_down_is_503(app: FastAPI) -> None:
+    """While the database cannot be reached, every page answers 503 saying so (the
+    console's own error page, a JSON ``{code, message}`` under /api), never a bare 500.
+    Nothing here touches the database."""
+    from fastapi import Request
+    from fastapi.responses import HTMLResponse, JSONResponse
+    from sqlalchemy.exc import InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+    from starlette.responses import Response
+
+    from newsletter.core.db import lost_connection
+
+    retry = {"Retry-After": "30", "Cache-Control": "no-store"}
+
+    async def database_down(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, PoolTimeout) and not lost_connection(exc):
+            raise exc
+        import logging
+
+        logging.getLogger("newsletter.web").warning(
+            "%s: %s %s: %s", DATABASE_DOWN_LINE, request.method, request.url.path,
+            str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200],
+        )  # fmt: skip
+        path = request.url.path
+        if path.startswith("/api"):
+            body = {"code": "database_unavailable", "message": DATABASE_DOWN_LINE}
+            return JSONResponse({**body, "detail": DATABASE_DOWN_LINE}, 503, headers=retry)
+        if path.startswith("/console"):
+            from newsletter.web.console.pages.common import page
+
+            resp = page(request, "error.html", None, 503, message=DATABASE_DOWN, code=503)
+            resp.headers.update(retry)
+            return resp
+        html = (
+            '<!doctype html><html lang="zh-CN"><meta charset="utf-8">'
+            f"<title>{DATABASE_DOWN}</title><h1>{DATABASE_DOWN}</h1>"
+            "<p>请稍后再试。 / The database is temporarily unavailable; please try again later.</p>"
+        )
+        return HTMLResponse(html, 503, headers=retry)
+
+    for kind in (OperationalError, InterfaceError, PoolTimeout):
+        app.add_exception_handler(kind, database_down)
 
 
 def create_asgi() -> Any:

@@ -291,27 +291,38 @@ def test_a_wechat_only_error_never_holds_the_email_back(
     assert [rs for _f, rs, _d in sink.messages] == [["reader@example.com"]]
 
 
-def test_a_list_with_nobody_to_reach_fails_loudly_and_the_issue_stays_unsent(
+def test_a_list_with_nobody_to_reach_ends_empty_and_the_issue_stays_unsent(
     sqlite_settings,
 ) -> None:  # type: ignore[no-untyped-def]
     """Issue 30: a send to a list whose members are all suppressed ended `finished` and
-    marked the issue `sent`. It now fails with one line and the issue stays approved."""
+    marked the issue `sent`. It now ends `empty` (not `failed`, not `finished`), the
+    issue stays approved, `send start` exits non-zero with one line and ops are alerted."""
     from newsletter.audience.service import suppress
-    from newsletter.core.errors import StateError
-    from newsletter.models import Issue
+    from newsletter.delivery.alerts import NEEDS_PERSON
+    from newsletter.models import AuditLog, Issue
 
     ids = seed(3)
     with session_scope() as s:
         for i in range(3):
             suppress(s, f"reader{i}@example.com", "hard_bounce")
-    with pytest.raises(StateError) as info:
-        start(ids["send"])
-    assert "没有可以发送的订阅者" in str(info.value) and "nothing was sent" in str(info.value)
+    out = CliRunner().invoke(app, ["send", "start", str(ids["send"])])
+    assert out.exit_code != 0
+    lines = [ln for ln in out.output.splitlines() if ln.strip()]
+    assert len(lines) == 1, out.output
+    assert "没有可以发送的订阅者" in lines[0] and "nothing was sent" in lines[0]
+    assert lines[0].index("没有") < lines[0].index("nothing")  # Chinese first
     with session_scope() as s:
         send = s.get(Send, ids["send"])
-        assert send is not None and send.state == "failed"
+        assert send is not None and send.state == "empty"
         issue = s.get(Issue, send.issue_id)
-        assert issue is not None and issue.status != "sent"
+        assert issue is not None and issue.status == "approved"
+        alerts = s.scalars(select(AuditLog).where(AuditLog.action == "notify.empty")).all()
+        assert len(alerts) == 1 and alerts[0].detail["subject"].startswith(NEEDS_PERSON)
+        assert not s.scalar(select(AuditLog.id).where(AuditLog.action == "notify.finished"))
+    # starting it again changes nothing and sends nothing
+    assert CliRunner().invoke(app, ["send", "start", str(ids["send"])]).exit_code == 0
+    with session_scope() as s:
+        assert s.get(Send, ids["send"]).state == "empty"  # type: ignore[union-attr]
 
 
 def test_a_cancelled_send_leaves_nothing_queued_and_status_shows_the_resend_reason(

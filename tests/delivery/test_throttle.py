@@ -59,7 +59,13 @@ def test_send_auto_pauses_when_the_relay_keeps_failing(sqlite_settings, smtp_sin
     port, sink = smtp_sink
     reset_settings(
         sqlite_settings.model_copy(
-            update={"smtp_host": "127.0.0.1", "smtp_port": port, "batch_size": 25}
+            # a 4xx pause that heals is tests/delivery/test_4xx_heal.py
+            update={
+                "smtp_host": "127.0.0.1",
+                "smtp_port": port,
+                "batch_size": 25,
+                "auto_resume_4xx": False,
+            }
         )
     )
     sink.on_data = lambda envelope: "451 4.3.0 local problem, try later"

@@ -84,6 +84,7 @@ SEND_STATES = {
     "finished": "已完成",
     "cancelled": "已取消",
     "failed": "失败",
+    "empty": "无可发送对象",
 }
 SUB_STATUS = {
     "active": "有效",
@@ -161,6 +162,7 @@ AUDIT_ACTIONS = {
     "notify.auto_paused": "自动暂停通知",
     "notify.auto_resume_gave_up": "自动恢复放弃通知",
     "notify.failed": "失败通知",
+    "notify.empty": "无可发送对象通知",
     "login.sso": "单点登录",
     "login.sso_refused": "单点登录被拒",
     "logout.sso_backchannel": "身份提供方退出",

@@ -1,7 +1,7 @@
 """review both ways: every version of an issue's source is kept
 
 Revision ID: 0021
-Revises: 0018
+Revises: 0020
 Create Date: 2026-12-07
 
 ``issue_version``: the source of every upload or edit that changed it, numbered per
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0021"
-down_revision = "0018"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 

@@ -25,7 +25,12 @@ def dashboard() -> dict[str, Any]:
 
 
 #: Notifications that need a person's attention, shown as a banner on every console page.
-ALERT_EVENTS = ("notify.auto_paused", "notify.auto_resume_gave_up", "notify.failed")
+ALERT_EVENTS = (
+    "notify.auto_paused",
+    "notify.auto_resume_gave_up",
+    "notify.failed",
+    "notify.empty",
+)
 
 
 def open_alerts(hours: int = 24) -> list[dict[str, Any]]:
@@ -51,7 +56,7 @@ def open_alerts(hours: int = 24) -> list[dict[str, Any]]:
                 continue
             seen.add(send_id)
             send = s.get(Send, send_id)
-            if send is None or send.state not in ("paused", "failed"):
+            if send is None or send.state not in ("paused", "failed", "empty"):
                 continue
             out.append(
                 {
