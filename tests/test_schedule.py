@@ -223,3 +223,72 @@ def test_four_eyes_keeps_the_uploader_and_last_editor_from_approving(
         pub.four_eyes = False
         approve(s, issue, "li@example.org")
         assert issue.status == "approved"
+
+
+def test_moving_the_weekly_time_moves_the_placed_issues_and_keeps_their_order(
+    sqlite_settings, tmp_path: Path, moved_clock
+) -> None:  # type: ignore[no-untyped-def]
+    """#60 placed on Monday 09:00, then the slot moves to Monday 08:00: #60 moves with it, and
+    #61 never goes out before #60 (the bug: #61 took 08:00 while #60 waited for 09:00)."""
+    ids = seed(2)
+    sunday = dt.datetime(2026, 11, 29, 4, 0, tzinfo=UTC)  # Sunday 12:00 Shanghai
+    moved_clock.at = sunday
+    with session_scope() as s:
+        pub = s.get(Publication, ids["publication"])
+        assert pub is not None
+        set_schedule(s, pub, weekday=1, time="09:00", tz="Asia/Shanghai", default_list="周报订阅")
+        s.delete(s.get(Send, ids["send"]))
+    tick(sunday)  # places issue #47 on Monday 09:00
+    with session_scope() as s:
+        placed = s.scalars(select(Send)).one()
+        assert placed.slot == "2026-11-30T09:00+08:00"
+        # a later issue is approved meanwhile
+        shutil.copytree(EXAMPLES / "images", tmp_path / "images")
+        later = (
+            (EXAMPLES / "issue-sample.md").read_text("utf-8").replace("number: 47", "number: 48")
+        )
+        (tmp_path / "i48.md").write_text(later, "utf-8")
+        issue48, _ = create_issue(s, tmp_path / "i48.md", actor="editor-a")
+        approve(s, issue48, "editor-b")
+        pub = s.get(Publication, ids["publication"])
+        assert pub is not None
+        set_schedule(s, pub, weekday=1, time="08:00", tz="Asia/Shanghai", actor="ops")
+    with session_scope() as s:
+        moved = s.scalars(select(Send)).one()
+        assert moved.slot == "2026-11-30T08:00+08:00"
+        assert moved.scheduled_at == dt.datetime(2026, 11, 30, 0, 0, tzinfo=UTC)
+        assert s.scalars(select(AuditLog).where(AuditLog.action == "schedule.move")).one()
+    tick(sunday + dt.timedelta(minutes=1))  # the moved slot is taken: #48 waits for next week
+    with session_scope() as s:
+        by_issue = {
+            n: at
+            for n, at in s.execute(
+                select(Issue.number, Send.scheduled_at).join(Send, Send.issue_id == Issue.id)
+            ).all()
+        }
+        assert set(by_issue) == {47}
+
+
+def test_the_tick_never_puts_an_issue_before_an_earlier_one_that_waits(
+    sqlite_settings, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    ids = seed(2)
+    sunday = dt.datetime(2026, 11, 29, 4, 0, tzinfo=UTC)
+    with session_scope() as s:
+        pub = s.get(Publication, ids["publication"])
+        assert pub is not None
+        pub.schedule_weekday, pub.schedule_time, pub.timezone = 1, "09:00", "Asia/Shanghai"
+        pub.default_list_id = ids["list"]
+        send = s.get(Send, ids["send"])
+        assert send is not None  # #47 given an explicit time two weeks out
+        send.state, send.scheduled_at = "scheduled", dt.datetime(2026, 12, 14, 1, 0, tzinfo=UTC)
+        shutil.copytree(EXAMPLES / "images", tmp_path / "images")
+        later = (
+            (EXAMPLES / "issue-sample.md").read_text("utf-8").replace("number: 47", "number: 48")
+        )
+        (tmp_path / "i48.md").write_text(later, "utf-8")
+        issue48, _ = create_issue(s, tmp_path / "i48.md", actor="editor-a")
+        approve(s, issue48, "editor-b")
+    tick(sunday)
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Send)) == 1  # #48 was not placed

@@ -78,6 +78,47 @@ def slot_key(when: dt.datetime, tz: str) -> str:
     return when.astimezone(zone(tz)).isoformat(timespec="minutes")
 
 
+def _move_placed_sends(session: Session, pub: Publication, actor: str) -> None:
+    """Sends the scheduler already put on a slot move with the slot, in issue order: the
+    earliest issue takes the next new slot, the next one the slot after, and so on. Sends
+    given an explicit time (no slot) keep it."""
+    from newsletter.core import clock
+
+    assert pub.schedule_weekday is not None and pub.schedule_time is not None
+    now = clock.now()
+    placed = session.execute(
+        select(Send, Issue.number)
+        .join(Issue, Issue.id == Send.issue_id)
+        .where(
+            Send.publication_id == pub.id,
+            Send.state == "scheduled",
+            Send.slot.is_not(None),
+            Send.scheduled_at > now,
+        )
+        .order_by(Issue.number, Send.channel)
+    ).all()
+    at, after, last_number = None, now, None
+    for send, number in placed:
+        if number != last_number:  # the channels of one issue share its slot
+            at = next_slot(pub.schedule_weekday, parse_time(pub.schedule_time), pub.timezone, after)
+            after, last_number = at, number
+        assert at is not None
+        old = send.scheduled_at
+        send.slot = None  # free the old key first: (publication, channel, slot) is unique
+        session.flush()
+        send.scheduled_at, send.slot = at, slot_key(at, pub.timezone)
+        audit(
+            session,
+            actor,
+            "schedule.move",
+            f"send:{send.id}",
+            issue=number,
+            old=old.isoformat() if old else None,
+            new=at.isoformat(),
+        )
+    session.flush()
+
+
 def set_schedule(
     session: Session,
     pub: Publication,
@@ -93,6 +134,7 @@ def set_schedule(
     parse_time(time)
     zone(tz)
     pub.schedule_weekday, pub.schedule_time, pub.timezone = weekday, time, tz
+    _move_placed_sends(session, pub, actor)
     if default_list:
         ml = session.scalar(select(MailingList).where(MailingList.name == default_list))
         if ml is None:

@@ -131,6 +131,25 @@ def _plan_publications(now: dt.datetime) -> None:
                 )
                 .order_by(Issue.number)
             ).first()
+            if issue is not None:
+                # issue order: never put an issue before an earlier one that waits for later
+                earlier = s.scalar(
+                    select(Send.id)
+                    .join(Issue, Issue.id == Send.issue_id)
+                    .where(
+                        Send.publication_id == pub.id,
+                        Send.state == "scheduled",
+                        Issue.number < issue.number,
+                        Send.scheduled_at > slot_at,
+                    )
+                )
+                if earlier is not None:
+                    log.warning(
+                        "scheduler: %s: issue %s waits; an earlier issue is scheduled later",
+                        pub.slug,
+                        issue.number,
+                    )
+                    continue
             if issue is not None and pub.default_list_id is not None:
                 try:
                     with s.begin_nested():

@@ -115,6 +115,7 @@ SEND_ACTIONS = {
     "cancel": "已取消 / cancelled",
 }
 AUDIT_ACTIONS = {
+    "schedule.move": "随时段移动已排期的发送",
     "issue.request_changes": "退回修改",
     "console.review": "提交审核（控制台）",
     "import.learn": "记住导入规则",
