@@ -27,7 +27,8 @@ def read_document(data: bytes, *, name: str = "") -> tuple[str, SourceText | Non
             path=name or None,
         )
     if is_html(data, name):
-        src = read_html(data, path=name or None)
+        # rich text pasted in the console is a fragment: take it whole, no main-content pick
+        src = read_html(data, path=name or None, fragment=name.startswith("pasted"))
         return src.text, src, list(src.notes)
     text, warnings = decode_source(data, path=name or None)
     return text, None, warnings

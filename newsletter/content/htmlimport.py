@@ -98,7 +98,11 @@ class _Walker:
             if el.text.strip():
                 bold.append(strong)
         for child in el:
-            ctag = child.tag if isinstance(child.tag, str) else ""
+            if not isinstance(child.tag, str):  # a comment (<!--StartFragment-->): skip it
+                if child.tail:
+                    out.append(child.tail)
+                continue
+            ctag = child.tag
             if ctag == "br":
                 out.append("\n")
             elif ctag == "img":
@@ -162,7 +166,12 @@ class _Walker:
         if el.text and el.text.strip():
             self.src.add(el.text.strip())
         for child in el:
-            ctag = child.tag if isinstance(child.tag, str) else ""
+            if not isinstance(child.tag, str):  # a comment: only its tail is text
+                if child.tail and child.tail.strip():
+                    self.flush(buffer)
+                    self.src.add(child.tail.strip())
+                continue
+            ctag = child.tag
             if ctag in _BLOCKS:
                 self.flush(buffer)
                 self.block(child)

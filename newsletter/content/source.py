@@ -73,7 +73,12 @@ def add_table(src: SourceText, rows: Sequence[Sequence[Cell]]) -> None:
     if not rows:
         return
     two = all(len(r) == 2 for r in rows)
-    keys_short = all(0 < len(r[0][0]) <= 10 and not _SENTENCE_END.search(r[0][0]) for r in rows)
+    keys_short = all(
+        0 < len(r[0][0]) <= 10
+        and not _SENTENCE_END.search(r[0][0])
+        and not any(ch.isdigit() for ch in r[0][0])  # "7天", "2026": data, not keys
+        for r in rows
+    )
     for row in rows:
         links = [link for _, cell_links in row for link in cell_links]
         if two and keys_short:
@@ -94,7 +99,9 @@ def infer_structure(src: SourceText, paras: Sequence[Para], body_size: float) ->
         levels = sorted({lv for _, lv in styled})
         first_n, first_level = styled[0]
         title_level: int | None = None
-        if first_level == 0 or sum(1 for _, lv in styled if lv == first_level) == 1:
+        once = sum(1 for _, lv in styled if lv == first_level) == 1
+        # a Title style, or a level-1 heading used once at the top, is the title
+        if first_level == 0 or (first_level == 1 and once):
             title_level = first_level
             src.structure[first_n] = "title"
         rest = [

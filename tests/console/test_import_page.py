@@ -129,3 +129,22 @@ def test_a_correction_in_the_outline_is_kept_for_the_publication(client: TestCli
     page = html.unescape(r.text)
     assert "## 一、政策" in page and "## 二、市场" in page
     assert "刊物的导入规则（以前的更正）" in page
+
+
+def test_rich_text_pasted_from_a_browser_keeps_its_structure(client: TestClient) -> None:
+    csrf = login(client, "ops")
+    clip = (
+        "<html><body><!--StartFragment--><p><b>市场观察</b></p><p>第12期</p>"
+        "<h2>一、宏观</h2><h3>央行开展逆回购操作</h3><p>来源：中国人民银行</p>"
+        '<p>详见<a href="https://www.pbc.gov.cn/a.html">公告</a>。</p>'
+        "<table><tr><td>期限</td><td>利率</td></tr><tr><td>7天</td><td>1.4%</td></tr></table>"
+        "<!--EndFragment--></body></html>"
+    )
+    r = client.post(
+        "/console/import", data={"csrf": csrf, "text": "市场观察 第12期 …", "html": clip}
+    )
+    assert r.status_code == 200, r.text[:300]
+    page = html.unescape(r.text)
+    assert "## 一、宏观" in page and "### 1. 央行开展逆回购操作" in page
+    assert "[公告](<https://www.pbc.gov.cn/a.html>)" in page and "| 期限 | 利率 |" in page
+    assert "number: 12" in page

@@ -213,4 +213,18 @@
     $("#segment-list").addEventListener("change", later);
     count();
   }
+
+  // The import page: rich text pasted from a browser or Word carries text/html on the
+  // clipboard; keep it so the server reads its headings, bold lines, tables and links.
+  var paste = $("#import-paste"), pasted = $("#import-html");
+  if (paste && pasted) {
+    paste.addEventListener("paste", function (ev) {
+      var data = ev.clipboardData;
+      var rich = data && data.getData ? data.getData("text/html") : "";
+      if (rich) { pasted.value = rich; }
+    });
+    paste.addEventListener("input", function () {
+      if (!paste.value.trim()) { pasted.value = ""; }
+    });
+  }
 })();

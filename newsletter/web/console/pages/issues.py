@@ -106,6 +106,10 @@ async def import_run(request: Request, user: Editor) -> Response:
         data = await upload.read()
         name = upload.filename
         doc = ""
+    elif str(form.get("html") or "").strip() and not doc:
+        # rich text pasted from a browser or Word: its markup carries the structure
+        data = str(form.get("html")).encode()
+        name = "pasted.html"
     else:
         data = str(form.get("text") or "").replace("\r\n", "\n").encode()
     try:
