@@ -136,6 +136,16 @@ def issue_import(
     try:
         pub_id, rules = _publication_rules(publication) if publication else (None, [])
         report, lines = import_issue_text(file, out, number=number, hints=hint or [], rules=rules)
+        missing = any("未找到期数" in w for w in report["warnings"])
+        if pub_id is not None and number is None and missing and (nxt := _next_number(pub_id)):
+            number = nxt
+            report, lines = import_issue_text(
+                file, out, number=number, hints=hint or [], rules=rules
+            )
+            report["warnings"] = [w for w in report["warnings"] if "未找到期数" not in w] + [
+                f"文中没有期数，暂定为第{nxt}期（刊物的下一期），请确认 / "
+                f"no issue number in the text; set to {nxt}, the publication's next: confirm it"
+            ]
         if pub_id is not None and hint:
             # a correction is learnt as a pattern and applies at once to every line it covers
             from newsletter.core.db import session_scope
@@ -185,6 +195,17 @@ def issue_import(
 
 
 issue_app.command("import-text", help="Same as `issue import` (kept for scripts).")(issue_import)
+
+
+def _next_number(pub_id: int) -> int | None:
+    from sqlalchemy import func, select
+
+    from newsletter.core.db import session_scope
+    from newsletter.models import Issue
+
+    with session_scope() as s:
+        top = s.scalar(select(func.max(Issue.number)).where(Issue.publication_id == pub_id))
+        return int(top) + 1 if top else None
 
 
 def _publication_rules(slug: str) -> tuple[int, list[tuple[str, str, str]]]:

@@ -148,3 +148,21 @@ def test_rich_text_pasted_from_a_browser_keeps_its_structure(client: TestClient)
     assert "## 一、宏观" in page and "### 1. 央行开展逆回购操作" in page
     assert "[公告](<https://www.pbc.gov.cn/a.html>)" in page and "| 期限 | 利率 |" in page
     assert "number: 12" in page
+
+
+def test_without_a_number_the_import_proposes_the_publications_next(client: TestClient) -> None:
+    from newsletter.web.console import services as svc
+    from tests.conftest import EXAMPLES
+    from tests.console.seed import principal
+
+    images = [(p.name, p.read_bytes()) for p in sorted((EXAMPLES / "images").glob("*.png"))]
+    svc.upload_issue(
+        principal("ops"), "issue-sample.md", (EXAMPLES / "issue-sample.md").read_bytes(), images
+    )
+    slug = svc.publication_choices()[0][0]
+    csrf = login(client, "editor")
+    brief = "市场观察周报\n一、要闻\n1、央行下调存款准备金率\n来源：中国人民银行\n正文。\n"
+    r = client.post("/console/import", data={"csrf": csrf, "text": brief, "publication": slug})
+    page = html.unescape(r.text)
+    assert "number: 48" in page
+    assert "暂定为第48期（刊物的下一期），请确认" in page

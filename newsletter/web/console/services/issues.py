@@ -351,6 +351,16 @@ def import_preview(
     result = import_text(
         text, front_matter={"number": number}, hints=hints, source=source, rules=rules
     )
+    guessed = _next_number(publication) if publication and not number else None
+    if guessed and "\nnumber:" not in result.markdown.split("\n---", 1)[0]:
+        result = import_text(
+            text, front_matter={"number": guessed}, hints=hints, source=source, rules=rules
+        )
+        result.warnings = [w for w in result.warnings if "未找到期数" not in w]
+        result.warnings.append(
+            f"文中没有期数，暂定为第{guessed}期（刊物的下一期），请确认 / "
+            f"no issue number in the text; set to {guessed}, the publication's next: confirm it"
+        )
     from newsletter.content.parser import parse_issue
 
     parsed = parse_issue(result.markdown)
@@ -422,6 +432,18 @@ def import_images(doc: str) -> list[tuple[str, bytes]]:
     if source is None:
         return []
     return [(f"images/{im.name}", im.data) for im in source.images.values()]
+
+
+def _next_number(publication: str) -> int | None:
+    """The publication's next issue number (its highest plus one), or None without issues."""
+    from sqlalchemy import func
+
+    with session_scope() as s:
+        pub = s.scalar(select(Publication).where(Publication.slug == publication))
+        if pub is None:
+            return None
+        top = s.scalar(select(func.max(Issue.number)).where(Issue.publication_id == pub.id))
+        return int(top) + 1 if top else None
 
 
 def _rules(publication: str) -> list[tuple[str, str, str]]:
