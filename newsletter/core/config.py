@@ -223,6 +223,9 @@ class Settings(BaseSettings):
     #: Local (password) accounts. An admin can also turn them off in the console; this
     #: setting is the break-glass floor: when false they stay off whatever the console says.
     local_login: bool = True
+    #: Roles whose local accounts must use a second factor (TOTP) until an admin changes
+    #: it under Settings → Users (the console's choice, once made, wins). Comma-separated.
+    two_factor_roles: str = "admin,ops"
 
     @field_validator("embed_origins", mode="after")
     @classmethod

@@ -25,7 +25,7 @@ from newsletter.core.audit import AuditLog
 from newsletter.core.orm import Base, BigId, JSONType, UTCDateTime, utcnow
 from newsletter.core.ratelimit import LoginThrottle, RateCounter
 from newsletter.models.audience import MailingList, Segment, Subscriber, Subscription, Suppression
-from newsletter.models.console import ApiToken, ConsoleSetting, User
+from newsletter.models.console import ApiToken, ConsoleSetting, RecoveryCode, User
 from newsletter.models.delivery import (
     DELIVERY_STATES,
     SEND_STATES,
@@ -96,6 +96,7 @@ __all__ = [
     "WarmupPlan",
     "ApiToken",
     "ConsoleSetting",
+    "RecoveryCode",
     "User",
     "RollupLinkCls",
     "RollupSegment",

@@ -24,6 +24,8 @@ from tests.console.helpers import PASSWORDS, client_as, csrf_of, login
 PUBLIC = {
     ("GET", "/console/login"),
     ("POST", "/console/login"),
+    # the second step: needs the signed cookie the right password gave, and a code
+    ("POST", "/console/login/code"),
     ("GET", "/console/lang"),
     ("GET", "/console/static/{path:path}"),
     # single sign-on: before a session exists (404 unless it is configured; the callback

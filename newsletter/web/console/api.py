@@ -38,6 +38,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _fail(exc: Exception) -> HTTPException:
+    if isinstance(exc, svc.FreshCodeNeeded):
+        return HTTPException(403, str(exc))
     if isinstance(exc, NotFound):
         return HTTPException(404, str(exc))
     if isinstance(exc, StateError):
@@ -153,6 +155,9 @@ class UserPatch(BaseModel):
 class TokenIn(BaseModel):
     name: str = Field(default="api", max_length=200)
     days: int = Field(default=90, ge=1, le=365)
+    #: A current two-factor code (or an unused recovery code): needed when the account
+    #: has a second factor.
+    otp: str = Field(default="", max_length=40)
 
 
 class PublicationPatch(BaseModel):
@@ -187,7 +192,7 @@ def my_tokens(user: Viewer) -> list[dict[str, Any]]:
 
 @router.post("/tokens", responses=ERRORS, tags=["account"], status_code=201)
 def create_my_token(request: Request, user: Viewer, body: TokenIn) -> dict[str, Any]:
-    return svc.create_token(user, user.user_id, body.name, body.days, request)
+    return svc.create_token(user, user.user_id, body.name, body.days, request, otp=body.otp)
 
 
 @router.delete("/tokens/{token_id}", responses=ERRORS, tags=["account"], status_code=204)

@@ -80,6 +80,7 @@ from newsletter.web.console.services.settings import sender_identity as sender_i
 from newsletter.web.console.services.settings import update_publication as update_publication
 from newsletter.web.console.services.settings import update_schedule as update_schedule
 from newsletter.web.console.services.settings import wechat_check as wechat_check
+from newsletter.web.console.services.users import FreshCodeNeeded as FreshCodeNeeded
 from newsletter.web.console.services.users import audit_entries as audit_entries
 from newsletter.web.console.services.users import create_token as create_token
 from newsletter.web.console.services.users import create_user as create_user
