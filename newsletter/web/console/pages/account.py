@@ -226,7 +226,7 @@ def login_code(
             record(s, username, "login.2fa_failed", username, request)
         else:
             user.last_login_at = utcnow()
-            left = twofactor.recovery_left(s, user.id) - (how == "recovery")
+            left = twofactor.recovery_left(s, user.id)  # the used one already counts
             record(s, username, "login", username, request, second_factor=how)
             # The password step and this one each reserved an attempt on the address.
             login_done(s, clear=[pair], refund=[ikey, ikey])
