@@ -172,6 +172,9 @@ class Settings(BaseSettings):
     #: DNS server for `newsletter doctor` (``host`` or ``host:port``); empty: the system's.
     dns_server: str = ""
     alert_webhook_url: str = ""
+    #: Event webhooks (console → Webhooks) go to public addresses only; true lets an
+    #: admin point them at internal ones too (an intranet CRM).
+    webhook_allow_private: bool = False
     alert_smtp_host: str = ""
     alert_smtp_port: int = 25
     email_budget_bytes: int = 100_000

@@ -17,6 +17,7 @@ from newsletter.web.console.pages import (
     reports,
     sends,
     settings,
+    webhooks,
 )
 from newsletter.web.console.pages.common import (
     install_error_pages,
@@ -29,5 +30,5 @@ __all__ = ["install_error_pages", "lang_of", "page", "router"]
 # Paths never overlap between the page modules, so the order they are included in does
 # not change which page answers; within a module, routes keep their order.
 router = APIRouter()
-for _pages in (account, home, issues, sends, audience, reports, settings):
+for _pages in (account, home, issues, sends, audience, reports, settings, webhooks):
     router.include_router(_pages.router)

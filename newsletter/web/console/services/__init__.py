@@ -89,3 +89,9 @@ from newsletter.web.console.services.users import revoke_token as revoke_token
 from newsletter.web.console.services.users import tokens as tokens
 from newsletter.web.console.services.users import update_user as update_user
 from newsletter.web.console.services.users import user_row as user_row
+from newsletter.web.console.services.webhooks import create_webhook as create_webhook
+from newsletter.web.console.services.webhooks import delete_webhook as delete_webhook
+from newsletter.web.console.services.webhooks import update_webhook as update_webhook
+from newsletter.web.console.services.webhooks import webhook as webhook
+from newsletter.web.console.services.webhooks import webhook_attempts as webhook_attempts
+from newsletter.web.console.services.webhooks import webhooks as webhooks
