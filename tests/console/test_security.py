@@ -48,6 +48,7 @@ SAMPLE = {
     "path:path": "console.css",
     "path": "console.css",
     "subscriber_id": "1",
+    "endpoint_id": "1",
 }
 RANK = {"marketing": 1, "editor": 2, "ops": 3, "admin": 4}
 
