@@ -40,6 +40,7 @@ def configure(app: Celery, cfg: Settings | None = None) -> Celery:
         beat_schedule={
             "tick": {"task": "newsletter.tick", "schedule": float(cfg.tick_seconds)},
             "ingest": {"task": "newsletter.ingest_events", "schedule": 2.0},
+            "webhooks": {"task": "newsletter.deliver_webhooks", "schedule": 5.0},
             # WeChat datacube numbers are final the next day: sync once a day.
             "purge-events": {
                 "task": "newsletter.purge_events",

@@ -63,6 +63,14 @@ def ingest_events() -> int:
     return consume(block_ms=100, max_batches=20)
 
 
+@app.task(name="newsletter.deliver_webhooks")
+def deliver_webhooks() -> int:
+    """Send the event webhooks that are due (signed, in order, with retries)."""
+    from newsletter.delivery.eventhooks import deliver_due
+
+    return deliver_due()
+
+
 @app.task(name="newsletter.purge_events")
 def purge_events() -> dict[str, int]:
     """Delete raw events older than each publication's retention period."""

@@ -111,7 +111,16 @@ def unsubscribe(
         suppress(session, sub.email, "unsubscribe_all", note=reason)
     session.flush()
     if changed:  # tracking: count the unsubscribe against the latest send it came from
+        from newsletter.core.events import emit
         from newsletter.tracking.rollups import record_unsubscribe
+
+        data = {
+            "subscriber_id": subscriber_id,
+            "email": sub.email,
+            "list_id": list_id,
+            "reason": reason[:64],
+        }
+        emit(session, "subscriber.unsubscribed", [(data, subscriber_id)])
 
         record_unsubscribe(session, subscriber_id, list_id, reason=reason, at=when)
     return changed

@@ -42,7 +42,12 @@ def web(host: str = "127.0.0.1", port: int = 8000) -> None:
     from newsletter.web.app import create_asgi
 
     require_secret_key("web")
+    from newsletter.core.config import get_settings
 
+    if get_settings().embedded_mode:  # no beat: this process sends the event webhooks
+        from newsletter.runtime.webhook_loop import start
+
+        start()
     uvicorn.run(create_asgi(), host=host, port=port)
 
 

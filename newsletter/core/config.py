@@ -181,6 +181,9 @@ class Settings(BaseSettings):
     #: An alert identical to one of the last ``alert_dedupe_seconds`` (same kind, same
     #: send or relay, same reason) is not sent again; anything else always is.
     alert_dedupe_seconds: float = Field(default=60.0, ge=0, le=86400)
+    #: Event webhooks (console → Webhooks) go to public addresses only; true lets an
+    #: admin point them at internal ones too (an intranet CRM).
+    webhook_allow_private: bool = False
     alert_smtp_host: str = ""
     alert_smtp_port: int = 25
     email_budget_bytes: int = 100_000
@@ -232,6 +235,9 @@ class Settings(BaseSettings):
     #: Local (password) accounts. An admin can also turn them off in the console; this
     #: setting is the break-glass floor: when false they stay off whatever the console says.
     local_login: bool = True
+    #: Roles whose local accounts must use a second factor (TOTP) until an admin changes
+    #: it under Settings → Users (the console's choice, once made, wins). Comma-separated.
+    two_factor_roles: str = "admin,ops"
 
     @field_validator("embed_origins", mode="after")
     @classmethod

@@ -163,8 +163,9 @@ def finish_group(s: Session, done: list[Done], claim_token: str) -> int:
     cfg = get_settings()
     sent = [d for d in done if d.outcome.state == "sent"]
     written = 0
+    delivered: set[int] = set()
     if sent and s.get_bind().dialect.name == "postgresql":
-        written += len(
+        marked = (
             s.connection()
             .exec_driver_sql(
                 queries.MARK_SENT,
@@ -179,11 +180,13 @@ def finish_group(s: Session, done: list[Done], claim_token: str) -> int:
             )
             .all()
         )
+        written += len(marked)
+        delivered.update(int(r[0]) for r in marked)
         rest = [d for d in done if d.outcome.state != "sent"]
     else:
         rest = done
     for d in rest:
-        written += _record(
+        n = _record(
             s,
             d.ready.row[0],
             d.ready.row[2] + 1,
@@ -195,7 +198,43 @@ def finish_group(s: Session, done: list[Done], claim_token: str) -> int:
             now=d.at,
             claim_token=claim_token,
         )
+        written += n
+        if n and d.outcome.state == "sent":
+            delivered.add(d.ready.row[0])
+    if delivered:
+        _emit_delivered(s, [d for d in sent if d.ready.row[0] in delivered])
     return written
+
+
+def _emit_delivered(s: Session, done: list[Done]) -> None:
+    """``message.delivered`` for the rows just recorded as sent (the relay took them)."""
+    from newsletter.core.events import emit
+
+    send_of = dict(
+        s.execute(
+            select(Delivery.id, Delivery.send_id).where(
+                Delivery.id.in_([d.ready.row[0] for d in done])
+            )
+        ).all()
+    )
+    emit(
+        s,
+        "message.delivered",
+        [
+            (
+                {
+                    "send_id": send_of.get(d.ready.row[0]),
+                    "delivery_id": d.ready.row[0],
+                    "subscriber_id": d.ready.row[3],
+                    "email": d.ready.row[4],
+                    "smtp_code": d.outcome.code,
+                    "message_id": d.ready.msgid,
+                },
+                d.ready.row[3],
+            )
+            for d in sorted(done, key=lambda d: d.ready.row[0])
+        ],
+    )
 
 
 def hand_back(s: Session, claim_token: str, ready: list[Ready], *, cancelled: bool = False) -> int:

@@ -325,6 +325,17 @@ def maybe_finish(send_id: int) -> bool:
         counts = state_counts(s, send_id)
         log.info("send %s finished: %s", send_id, counts)
         send = s.get(Send, send_id)
+        if send is not None:
+            from newsletter.core.events import emit
+
+            data = {
+                "send_id": send_id,
+                "issue_id": send.issue_id,
+                "list_id": send.list_id,
+                "channel": send.channel,
+                "counts": {str(k): int(v) for k, v in counts.items()},
+            }
+            emit(s, "send.finished", [(data, None)])
         if send is not None and send.channel == "email":
             from newsletter.delivery.alerts import notify
             from newsletter.models import Issue

@@ -114,3 +114,7 @@ def approve(session: Session, issue: Issue, actor: str) -> None:
         issue.approved_at = utcnow()
     audit(session, actor, "issue.approve", f"issue:{issue.id}", source_hash=issue.source_hash,
           sealed_version=row.version, seal=row.digest, legacy=legacy)  # fmt: skip
+    from newsletter.core.events import emit
+
+    emit(session, "issue.approved", [({"issue_id": issue.id, "publication_id": issue.publication_id,
+          "number": issue.number, "sealed_version": row.version, "seal": row.digest}, None)])  # fmt: skip

@@ -2,9 +2,10 @@
 
 One module per domain, matching the migrations: ``issues``, ``audience``, ``delivery``,
 ``tracking`` (with the rollups of ``tracking_tables``), ``jobs``, ``wechat`` and
-``console`` (users and API tokens). The two tables of the base layer, ``audit_log`` and
-``rate_counter``, are defined beside the code that owns them (``core.audit``,
-``core.ratelimit``) and listed here too.
+``console`` (users and API tokens). The tables of the base layer, ``audit_log``,
+``rate_counter`` and the event webhooks' ``webhook_endpoint``, ``webhook_outbox`` and
+``webhook_attempt``, are defined beside the code that owns them (``core.audit``,
+``core.ratelimit``, ``core.events``) and listed here too.
 
 The constraints here enforce the invariants of docs/architecture.md even when
 application code has bugs:
@@ -22,10 +23,11 @@ application code has bugs:
 from __future__ import annotations
 
 from newsletter.core.audit import AuditLog
+from newsletter.core.events import WebhookAttempt, WebhookEndpoint, WebhookOutbox
 from newsletter.core.orm import Base, BigId, JSONType, UTCDateTime, utcnow
 from newsletter.core.ratelimit import LoginThrottle, RateCounter
 from newsletter.models.audience import MailingList, Segment, Subscriber, Subscription, Suppression
-from newsletter.models.console import ApiToken, ConsoleSetting, User
+from newsletter.models.console import ApiToken, ConsoleSetting, RecoveryCode, User
 from newsletter.models.delivery import (
     DELIVERY_STATES,
     SEND_STATES,
@@ -69,6 +71,9 @@ __all__ = [
     "SEND_STATES",
     "ArchiveEntry",
     "AuditLog",
+    "WebhookAttempt",
+    "WebhookEndpoint",
+    "WebhookOutbox",
     "Base",
     "BigId",
     "Delivery",
@@ -98,6 +103,7 @@ __all__ = [
     "WarmupPlan",
     "ApiToken",
     "ConsoleSetting",
+    "RecoveryCode",
     "User",
     "RollupLinkCls",
     "RollupSegment",

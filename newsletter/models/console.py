@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.core.orm import Base, utcnow
 
-__all__ = ["ROLES", "ApiToken", "ConsoleSetting", "User"]
+__all__ = ["ROLES", "ApiToken", "ConsoleSetting", "RecoveryCode", "User"]
 
 #: admin: everything; ops: issues, sends, subscribers; editor: writes and approves
 #: issues (never sends, never changes settings); marketing: stats and read-only views.
@@ -47,6 +47,14 @@ class User(Base):
     auth_source: Mapped[str] = mapped_column(String(8), default="local")
     oidc_issuer: Mapped[str | None] = mapped_column(String(500))
     oidc_subject: Mapped[str | None] = mapped_column(String(255))
+    #: The TOTP secret (RFC 6238), encrypted with the secret key (``core.safety.secretbox``);
+    #: None: no second factor. ``totp_pending`` holds a secret shown for enrolment until
+    #: a code proves the authenticator has it.
+    totp_secret: Mapped[str | None] = mapped_column(String(300))
+    totp_pending: Mapped[str | None] = mapped_column(String(300))
+    totp_enabled_at: Mapped[dt.datetime | None]
+    #: The last 30-second step whose code was accepted: a code works once.
+    totp_last_step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ConsoleSetting(Base):
@@ -74,3 +82,17 @@ class ApiToken(Base):
     last_used_at: Mapped[dt.datetime | None]
     expires_at: Mapped[dt.datetime | None]
     revoked_at: Mapped[dt.datetime | None]
+
+
+class RecoveryCode(Base):
+    """One of a user's ten one-time recovery codes: only its argon2 hash is kept."""
+
+    __tablename__ = "recovery_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("console_user.id", ondelete="CASCADE"), index=True
+    )
+    code_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[dt.datetime | None]

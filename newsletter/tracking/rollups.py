@@ -163,6 +163,7 @@ def _info(s: Session, ids: set[int]) -> dict[int, Any]:
             Delivery.send_id,
             Delivery.sent_at,
             Delivery.variant,
+            Delivery.subscriber_id,
             Subscriber.email,
             Send.issue_id,
             Publication.track_opens,
@@ -229,10 +230,47 @@ def ingest_in(s: Session, events: list[dict[str, Any]]) -> int:
     seg = {d.id: (d.variant, domain_group(d.email)) for d in info.values()}
     _apply(s, fresh, seg)
     _bursts(s, fresh, info, seg)
+    _emit_events(s, fresh, info)
     bounced = {r["send_id"] for r in fresh if r["kind"] == "bounce"}
     if bounced:  # the cached delivery-state counts of these sends are stale now
         s.execute(delete(SendAudience).where(SendAudience.send_id.in_(sorted(bounced))))
     return len(fresh)
+
+
+#: tracking kind → event webhook type (opens and clicks only when a person made them)
+_HOOKS = {
+    "bounce": "message.bounced",
+    "complaint": "message.complained",
+    "open": "message.opened",
+    "click": "message.clicked",
+}
+
+
+def _emit_events(s: Session, fresh: list[dict[str, Any]], info: dict[int, Any]) -> None:
+    """Queue the event webhooks of newly stored events, in this transaction."""
+    from newsletter.core.events import emit
+
+    by_type: dict[str, list[tuple[dict[str, Any], int | None]]] = defaultdict(list)
+    for r in fresh:
+        type_ = _HOOKS.get(r["kind"])
+        if type_ is None or (r["kind"] in ENGAGEMENT and r["cls"] != "human"):
+            continue
+        d = info[r["delivery_id"]]
+        data: dict[str, Any] = {
+            "event_id": r["uid"],
+            "send_id": d.send_id,
+            "delivery_id": d.id,
+            "subscriber_id": d.subscriber_id,
+            "email": d.email,
+            "occurred_at": r["occurred_at"].isoformat().replace("+00:00", "Z"),
+        }
+        if r["kind"] == "click":
+            data["link_position"] = r["link_position"]
+        if r["kind"] in ("bounce", "complaint"):
+            data["rule"] = r["rule"]
+        by_type[type_].append((data, d.subscriber_id))
+    for type_, items in by_type.items():
+        emit(s, type_, items)
 
 
 def _insert_rows(s: Session, rows: list[dict[str, Any]]) -> set[str]:

@@ -24,6 +24,8 @@ from tests.console.helpers import PASSWORDS, client_as, csrf_of, login
 PUBLIC = {
     ("GET", "/console/login"),
     ("POST", "/console/login"),
+    # the second step: needs the signed cookie the right password gave, and a code
+    ("POST", "/console/login/code"),
     ("GET", "/console/lang"),
     ("GET", "/console/static/{path:path}"),
     # single sign-on: before a session exists (404 unless it is configured; the callback
@@ -46,6 +48,7 @@ SAMPLE = {
     "path:path": "console.css",
     "path": "console.css",
     "subscriber_id": "1",
+    "endpoint_id": "1",
 }
 RANK = {"marketing": 1, "editor": 2, "ops": 3, "admin": 4}
 

@@ -38,6 +38,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _fail(exc: Exception) -> HTTPException:
+    if isinstance(exc, svc.FreshCodeNeeded):
+        return HTTPException(403, str(exc))
     if isinstance(exc, NotFound):
         return HTTPException(404, str(exc))
     if isinstance(exc, StateError):
@@ -153,6 +155,9 @@ class UserPatch(BaseModel):
 class TokenIn(BaseModel):
     name: str = Field(default="api", max_length=200)
     days: int = Field(default=90, ge=1, le=365)
+    #: A current two-factor code (or an unused recovery code): needed when the account
+    #: has a second factor.
+    otp: str = Field(default="", max_length=40)
 
 
 class PublicationPatch(BaseModel):
@@ -187,7 +192,7 @@ def my_tokens(user: Viewer) -> list[dict[str, Any]]:
 
 @router.post("/tokens", responses=ERRORS, tags=["account"], status_code=201)
 def create_my_token(request: Request, user: Viewer, body: TokenIn) -> dict[str, Any]:
-    return svc.create_token(user, user.user_id, body.name, body.days, request)
+    return svc.create_token(user, user.user_id, body.name, body.days, request, otp=body.otp)
 
 
 @router.delete("/tokens/{token_id}", responses=ERRORS, tags=["account"], status_code=204)
@@ -482,3 +487,62 @@ def patch_user(request: Request, user: Admin, user_id: int, body: UserPatch) -> 
 @router.get("/audit", responses=ERRORS, tags=["settings"])
 def audit(user: Admin, limit: int = 100) -> list[dict[str, Any]]:
     return svc.audit_entries(max(1, min(limit, 1000)))
+
+
+# -- event webhooks (admin) ------------------------------------------------------------
+
+
+class WebhookIn(BaseModel):
+    url: str = Field(max_length=2000)
+    events: list[str] = Field(min_length=1, max_length=20)
+    description: str = Field(default="", max_length=200)
+    #: ``whsec_`` + base64 of at least 24 bytes; empty: one is made (and returned once)
+    secret: str = Field(default="", max_length=200)
+
+
+class WebhookPatch(BaseModel):
+    url: str | None = Field(default=None, max_length=2000)
+    events: list[str] | None = Field(default=None, min_length=1, max_length=20)
+    active: bool | None = None
+    description: str | None = Field(default=None, max_length=200)
+
+
+@router.get("/webhooks", responses=ERRORS, tags=["webhooks"])
+def webhooks(user: Admin) -> list[dict[str, Any]]:
+    return svc.webhooks()
+
+
+@router.post("/webhooks", responses=ERRORS, tags=["webhooks"], status_code=201)
+def create_webhook(request: Request, user: Admin, body: WebhookIn) -> dict[str, Any]:
+    return svc.create_webhook(user, body.url, body.events, body.description, body.secret, request)
+
+
+@router.get("/webhooks/{endpoint_id}", responses=ERRORS, tags=["webhooks"])
+def webhook(user: Admin, endpoint_id: int) -> dict[str, Any]:
+    return svc.webhook(endpoint_id)
+
+
+@router.patch("/webhooks/{endpoint_id}", responses=ERRORS, tags=["webhooks"])
+def patch_webhook(
+    request: Request, user: Admin, endpoint_id: int, body: WebhookPatch
+) -> dict[str, Any]:
+    return svc.update_webhook(
+        user,
+        endpoint_id,
+        url=body.url,
+        events=body.events,
+        active=body.active,
+        description=body.description,
+        request=request,
+    )
+
+
+@router.delete("/webhooks/{endpoint_id}", responses=ERRORS, tags=["webhooks"], status_code=204)
+def delete_webhook(request: Request, user: Admin, endpoint_id: int) -> Response:
+    svc.delete_webhook(user, endpoint_id, request)
+    return Response(status_code=204)
+
+
+@router.get("/webhooks/{endpoint_id}/attempts", responses=ERRORS, tags=["webhooks"])
+def webhook_attempts(user: Admin, endpoint_id: int, limit: int = 100) -> list[dict[str, Any]]:
+    return svc.webhook_attempts(endpoint_id, max(1, min(limit, 1000)))

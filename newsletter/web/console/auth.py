@@ -62,6 +62,11 @@ SESSION_SECONDS = 12 * 3600
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ROLE_RANK = {"marketing": 1, "editor": 2, "ops": 3, "admin": 4}
 TOKEN_PREFIX = "nlt_"
+#: The login delays (``core.ratelimit.reserve_login``): a key idle this long starts
+#: again; free attempts per (account, address) and per address.
+LOGIN_WINDOW = 900
+LOGIN_PER_USER = 5
+LOGIN_PER_IP = 30
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 #: A real hash, verified against when the user does not exist, so timing does not tell.
@@ -203,6 +208,9 @@ class Principal:
     role: str
     via: str  # "session" | "token"
     nonce: str = ""
+    #: A session of a local account whose role needs a second factor it does not have
+    #: yet: only the enrolment page (and logout) are open to it. API tokens never are.
+    must_enrol: bool = False
 
     @property
     def csrf(self) -> str:
@@ -240,7 +248,17 @@ def _authenticate(request: Request) -> Principal | None:
             return None
         if user.auth_source == "local" and not local_login_enabled(s):
             return None  # local accounts turned off: their sessions end with them
-        return Principal(user.id, user.username, user.display_name, user.role, "session", nonce)
+        from newsletter.web.console.twofactor import must_enrol
+
+        return Principal(
+            user.id,
+            user.username,
+            user.display_name,
+            user.role,
+            "session",
+            nonce,
+            must_enrol=must_enrol(s, user),
+        )
 
 
 def _from_token(token: str) -> Principal | None:
@@ -290,8 +308,16 @@ async def _supplied_csrf(request: Request) -> str | None:
 REQUIRED: dict[Callable[..., Any], str] = {}
 
 
-def need(role: str) -> Callable[[Request], Any]:
-    """Dependency: authenticated, at least ``role``, and a CSRF token on unsafe session calls."""
+#: Where a session that must first enrol a second factor is sent.
+ENROL_PATH = "/console/account/2fa"
+
+
+def need(role: str, *, enrolling: bool = False) -> Callable[[Request], Any]:
+    """Dependency: authenticated, at least ``role``, and a CSRF token on unsafe session calls.
+
+    A session that must enrol a second factor first reaches only the routes declared
+    ``enrolling`` (the enrolment page, logout); elsewhere the console sends it there and
+    the API answers 403."""
     assert role in ROLES
 
     async def dependency(request: Request) -> Principal:
@@ -303,6 +329,12 @@ def need(role: str) -> Callable[[Request], Any]:
                     401, "authentication required / 需要登录", {"WWW-Authenticate": "Bearer"}
                 )
             raise _login_redirect(request)
+        if principal.must_enrol and not enrolling:
+            if is_api:
+                raise HTTPException(
+                    403, "请先启用两步验证 / two-factor enrolment required (console → 我的账户)"
+                )
+            raise HTTPException(status_code=303, headers={"Location": ENROL_PATH})
         if not principal.can(role):
             raise HTTPException(403, f"role {role} required / 权限不足")
         if (

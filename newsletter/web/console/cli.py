@@ -99,3 +99,29 @@ def local_login(
     typer.echo(
         "本地账号登录：开启 / local logins: on" if on else "本地账号登录：关闭 / local logins: off"
     )
+
+
+two_factor_app = typer.Typer(help="Two-factor login (TOTP) of local accounts", no_args_is_help=True)
+users_app.add_typer(two_factor_app, name="2fa")
+
+
+@two_factor_app.command("reset")
+def two_factor_reset(username: str) -> None:
+    """Remove USERNAME's second factor and recovery codes (a lost phone); audited. The
+    user's sessions end; a role that requires 2FA enrols again at the next login."""
+    from sqlalchemy import select
+
+    from newsletter.core.audit import audit
+    from newsletter.core.db import session_scope
+    from newsletter.models.console import User
+    from newsletter.web.console.twofactor import reset
+
+    with session_scope() as s:
+        user = s.scalar(select(User).where(User.username == username.strip().lower()))
+        if user is None:
+            typer.echo(f"error: 用户 {username} 不存在 / user {username} does not exist", err=True)
+            raise typer.Exit(1)
+        name, had = user.username, user.totp_secret is not None
+        reset(s, user)
+        audit(s, "cli", "user.2fa_reset", name, had_two_factor=had)
+    typer.echo(f"已重置 {name} 的两步验证 / two-factor login of {name} reset")

@@ -18,6 +18,7 @@ from newsletter.web.console.pages import (
     schedule,
     sends,
     settings,
+    webhooks,
 )
 from newsletter.web.console.pages.common import (
     install_error_pages,
@@ -30,5 +31,5 @@ __all__ = ["install_error_pages", "lang_of", "page", "router"]
 # Paths never overlap between the page modules, so the order they are included in does
 # not change which page answers; within a module, routes keep their order.
 router = APIRouter()
-for _pages in (account, home, issues, sends, audience, reports, schedule, settings):
+for _pages in (account, home, issues, sends, audience, reports, schedule, settings, webhooks):
     router.include_router(_pages.router)

@@ -12,6 +12,7 @@ from fastapi.responses import (
     RedirectResponse,
     Response,
 )
+from itsdangerous import BadSignature
 from sqlalchemy import select
 
 from newsletter.core.config import get_settings
@@ -20,7 +21,9 @@ from newsletter.core.ratelimit import login_done, reserve_login
 from newsletter.models import utcnow
 from newsletter.models.console import User
 from newsletter.web.console import services as svc
+from newsletter.web.console import twofactor
 from newsletter.web.console.auth import (
+    _serializer,
     authenticate,
     check_password,
     clear_session,
@@ -41,6 +44,7 @@ from newsletter.web.console.pages.common import (
     LOGIN_PER_USER,
     LOGIN_WINDOW,
     STATIC,
+    Enrolling,
     Viewer,
     _done,
     page,
@@ -116,18 +120,37 @@ def login(
         )
         refused.headers["Retry-After"] = str(wait)
         return refused
+    second = False
     with session_scope() as s:
         user = s.scalar(select(User).where(User.username == username))
         ok = check_password(user, password) and user is not None and user.active
         if not ok:
             record(s, username or "-", "login.failed", username, request)
             failed = True
+        elif user is not None and twofactor.has_two_factor(user):
+            # The password was right; the code comes next, under the same delays (the
+            # pair is cleared only when the code is right too).
+            record(s, user.username, "login.password", user.username, request)
+            failed, second = False, True
         else:
             assert user is not None
             user.last_login_at = utcnow()
             record(s, user.username, "login", user.username, request)
             login_done(s, clear=[pair], refund=[ikey])  # a success clears its own delay
             failed = False
+    if second:
+        assert user is not None
+        code_page = page(request, "login_code.html", None, next=target)
+        code_page.set_cookie(
+            PENDING_COOKIE,
+            _serializer(PENDING_SALT).dumps({"u": user.id, "v": user.session_version}),
+            max_age=PENDING_SECONDS,
+            httponly=True,
+            samesite="strict",
+            secure=secure_cookies(),
+            path="/console/login",
+        )
+        return code_page
     if failed:
         return page(
             request,
@@ -144,8 +167,91 @@ def login(
     return resp
 
 
+PENDING_COOKIE = "nl_2fa"
+PENDING_SALT = "console-2fa-pending"
+PENDING_SECONDS = 300
+
+
+@router.post("/login/code", response_class=HTMLResponse)
+def login_code(
+    request: Request,
+    code: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "",
+) -> Response:
+    """The second step: a TOTP code or a recovery code, after the right password."""
+    target = safe_next(next)
+    opts = login_options()
+
+    def again(status: int, error: str) -> HTMLResponse:
+        return page(request, "login.html", None, status, next=target, error=error, **opts)
+
+    if not csrf_ok(request.cookies.get("nl_anon", ""), csrf):
+        return again(403, "表单已过期，请刷新页面")
+    try:
+        data = _serializer(PENDING_SALT).loads(
+            request.cookies.get(PENDING_COOKIE, ""), max_age=PENDING_SECONDS
+        )
+        uid, version = int(data["u"]), int(data["v"])
+    except (BadSignature, KeyError, TypeError, ValueError):
+        return again(401, "验证已过期，请重新登录")
+    ip = client_ip(request)
+    with session_scope() as s:
+        user = s.get(User, uid)
+        if user is None or not user.active or user.session_version != version:
+            return again(401, "验证已过期，请重新登录")
+        username = user.username
+    pair, ikey = f"console-login:{username}|{ip}", f"console-login:ip:{ip}"
+    with session_scope() as s:
+        wait = reserve_login(s, {pair: LOGIN_PER_USER, ikey: LOGIN_PER_IP}, idle=LOGIN_WINDOW)
+        if wait:
+            s.rollback()
+            record(s, username, "login.throttled", username, request, wait=wait)
+    if wait:
+        refused = page(
+            request,
+            "login_code.html",
+            None,
+            429,
+            next=target,
+            error=f"尝试次数过多，请 {wait} 秒后再试 / too many attempts, try again in {wait} s",
+        )
+        refused.headers["Retry-After"] = str(wait)
+        return refused
+    with session_scope() as s:
+        user = s.get(User, uid)
+        assert user is not None
+        how = twofactor.check_code(s, user, code)
+        if how is None:
+            record(s, username, "login.2fa_failed", username, request)
+        else:
+            user.last_login_at = utcnow()
+            left = twofactor.recovery_left(s, user.id)  # the used one already counts
+            record(s, username, "login", username, request, second_factor=how)
+            # The password step and this one each reserved an attempt on the address.
+            login_done(s, clear=[pair], refund=[ikey, ikey])
+    if how is None:
+        return page(
+            request,
+            "login_code.html",
+            None,
+            401,
+            next=target,
+            error="验证码不正确 / the code is not right",
+        )
+    resp: Response = RedirectResponse(target, status_code=303)
+    if how == "recovery":
+        resp = back(
+            "/console/account/2fa",
+            f"已使用一个恢复码，还剩 {left} 个 / a recovery code was used; {left} left",
+        )
+    issue_session(resp, user)
+    resp.delete_cookie(PENDING_COOKIE, path="/console/login")
+    return resp
+
+
 @router.post("/logout")
-def logout(request: Request, user: Viewer) -> Response:
+def logout(request: Request, user: Enrolling) -> Response:
     # Revoke on the server: the session version moves on, so this cookie (and any copy
     # of it) stops working, not just the browser's copy.
     with session_scope() as s:
@@ -193,9 +299,23 @@ def static(path: str) -> Response:
     )
 
 
+def _account(request: Request, user: Viewer, new_token: Any = None) -> HTMLResponse:
+    with session_scope() as s:
+        me = s.get(User, user.user_id)
+        second = me is not None and twofactor.has_two_factor(me)
+    return page(
+        request,
+        "account.html",
+        user,
+        tokens=svc.tokens(user.user_id),
+        new_token=new_token,
+        two_factor=second,
+    )
+
+
 @router.get("/account", response_class=HTMLResponse)
 def account_page(request: Request, user: Viewer) -> HTMLResponse:
-    return page(request, "account.html", user, tokens=svc.tokens(user.user_id), new_token=None)
+    return _account(request, user)
 
 
 @router.post("/account/tokens", response_class=HTMLResponse)
@@ -204,10 +324,78 @@ def account_token_create(
     user: Viewer,
     name: Annotated[str, Form()] = "",
     days: Annotated[int, Form()] = 90,
-) -> HTMLResponse:
-    out = svc.create_token(user, user.user_id, name or "api", max(1, min(days, 365)), request)
+    code: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        out = svc.create_token(
+            user, user.user_id, name or "api", max(1, min(days, 365)), request, otp=code
+        )
+    except svc.FreshCodeNeeded as exc:
+        return back("/console/account", str(exc), "error")
     # Shown once, in this response only (not through a redirect or a cookie).
-    return page(request, "account.html", user, tokens=svc.tokens(user.user_id), new_token=out)
+    return _account(request, user, new_token=out)
+
+
+@router.get("/account/2fa", response_class=HTMLResponse)
+def two_factor_page(request: Request, user: Enrolling) -> HTMLResponse:
+    """Enrol a second factor (a QR code to scan, then a code), or see its state."""
+    import base64
+
+    from newsletter.render.qr import qr_png
+
+    qr = secret = None
+    with session_scope() as s:
+        me = s.get(User, user.user_id)
+        assert me is not None
+        local, enrolled = me.auth_source == "local", twofactor.has_two_factor(me)
+        left = twofactor.recovery_left(s, me.id)
+        required = me.role in twofactor.required_roles(s)
+        if local and not enrolled:
+            secret, uri = twofactor.enrolment(s, me)
+            png = qr_png(uri, scale=5)
+            qr = "data:image/png;base64," + base64.b64encode(png).decode()
+    return page(
+        request,
+        "two_factor.html",
+        user,
+        local=local,
+        enrolled=enrolled,
+        left=left,
+        required=required,
+        qr=qr,
+        secret=secret,
+        codes=None,
+    )
+
+
+@router.post("/account/2fa", response_class=HTMLResponse)
+def two_factor_enrol(
+    request: Request, user: Enrolling, code: Annotated[str, Form()] = ""
+) -> Response:
+    from newsletter.core.errors import NewsletterError
+
+    try:
+        with session_scope() as s:
+            me = s.get(User, user.user_id)
+            assert me is not None
+            codes = twofactor.confirm_enrolment(s, me, code)
+            record(s, user, "user.2fa_enable", user.username, request)
+    except NewsletterError as exc:
+        return back("/console/account/2fa", str(exc), "error")
+    user.must_enrol = False
+    # The recovery codes are shown once, in this response only.
+    return page(
+        request,
+        "two_factor.html",
+        user,
+        local=True,
+        enrolled=True,
+        left=len(codes),
+        required=False,
+        qr=None,
+        secret=None,
+        codes=codes,
+    )
 
 
 @router.post("/account/tokens/{token_id}/revoke")

@@ -26,6 +26,7 @@ from sqlalchemy import select
 from newsletter.core.errors import NewsletterError, NotFound
 from newsletter.core.resources import package_path, resource_path
 from newsletter.models import RateCounter, utcnow
+from newsletter.web.console import auth
 from newsletter.web.console import services as svc
 from newsletter.web.console.auth import (
     Principal,
@@ -111,14 +112,18 @@ _env.globals.update(
 )
 
 LANG = "nl_lang"
-LOGIN_WINDOW = 900
-LOGIN_PER_USER = 5
-LOGIN_PER_IP = 30
+LOGIN_WINDOW, LOGIN_PER_USER, LOGIN_PER_IP = (
+    auth.LOGIN_WINDOW,
+    auth.LOGIN_PER_USER,
+    auth.LOGIN_PER_IP,
+)
 
 Viewer = Annotated[Principal, Depends(need("marketing"))]
 Editor = Annotated[Principal, Depends(need("editor"))]
 Ops = Annotated[Principal, Depends(need("ops"))]
 Admin = Annotated[Principal, Depends(need("admin"))]
+#: Any signed-in person, including one who must enrol a second factor first.
+Enrolling = Annotated[Principal, Depends(need("marketing", enrolling=True))]
 
 HEADERS = {
     "Content-Security-Policy": (

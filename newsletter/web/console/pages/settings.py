@@ -11,7 +11,10 @@ from fastapi.responses import (
     Response,
 )
 
+from newsletter.core.db import session_scope
 from newsletter.web.console import services as svc
+from newsletter.web.console import twofactor
+from newsletter.web.console.auth import record
 from newsletter.web.console.flash import back
 from newsletter.web.console.pages.account import login_options
 from newsletter.web.console.pages.common import (
@@ -35,9 +38,26 @@ def settings_page(request: Request, user: Admin) -> HTMLResponse:
         lists=svc.lists(),
         ident=svc.sender_identity(),
         users=svc.list_users(),
+        two_factor_roles=_two_factor_roles(),
         **login_options(),
         wechat=getattr(request.state, "wechat", None),
     )
+
+
+def _two_factor_roles() -> frozenset[str]:
+    with session_scope() as s:
+        return twofactor.required_roles(s)
+
+
+@router.post("/settings/two-factor")
+def settings_two_factor(
+    request: Request, user: Admin, roles: Annotated[list[str] | None, Form()] = None
+) -> Response:
+    """Which roles' local accounts must use a second factor (this install)."""
+    with session_scope() as s:
+        chosen = twofactor.set_required_roles(s, roles or [], user.username)
+        record(s, user, "settings.two_factor", "two_factor_roles", request, roles=chosen)
+    return back("/console/settings#users", "已保存 / saved")
 
 
 @router.post("/settings/publication")

@@ -90,6 +90,7 @@ from newsletter.web.console.services.settings import sender_identity as sender_i
 from newsletter.web.console.services.settings import update_publication as update_publication
 from newsletter.web.console.services.settings import update_schedule as update_schedule
 from newsletter.web.console.services.settings import wechat_check as wechat_check
+from newsletter.web.console.services.users import FreshCodeNeeded as FreshCodeNeeded
 from newsletter.web.console.services.users import audit_entries as audit_entries
 from newsletter.web.console.services.users import create_token as create_token
 from newsletter.web.console.services.users import create_user as create_user
@@ -98,3 +99,9 @@ from newsletter.web.console.services.users import revoke_token as revoke_token
 from newsletter.web.console.services.users import tokens as tokens
 from newsletter.web.console.services.users import update_user as update_user
 from newsletter.web.console.services.users import user_row as user_row
+from newsletter.web.console.services.webhooks import create_webhook as create_webhook
+from newsletter.web.console.services.webhooks import delete_webhook as delete_webhook
+from newsletter.web.console.services.webhooks import update_webhook as update_webhook
+from newsletter.web.console.services.webhooks import webhook as webhook
+from newsletter.web.console.services.webhooks import webhook_attempts as webhook_attempts
+from newsletter.web.console.services.webhooks import webhooks as webhooks

@@ -11,13 +11,26 @@ from sqlalchemy import select
 
 from newsletter.core.db import session_scope
 from newsletter.core.errors import NotFound
+from newsletter.core.ratelimit import login_done, reserve_login
 from newsletter.models import AuditLog, utcnow
 from newsletter.models.console import ROLES, ApiToken, User
-from newsletter.web.console.auth import Principal, hash_password, new_api_token, record
+from newsletter.web.console import twofactor
+from newsletter.web.console.auth import (
+    LOGIN_PER_IP,
+    LOGIN_PER_USER,
+    LOGIN_WINDOW,
+    Principal,
+    client_ip,
+    hash_password,
+    new_api_token,
+    record,
+)
 from newsletter.web.console.services.common import ConsoleError
 
 __all__ = [
+    "FreshCodeNeeded",
     "audit_entries",
+    "fresh_check",
     "create_token",
     "create_user",
     "list_users",
@@ -38,6 +51,7 @@ def user_row(u: User) -> dict[str, Any]:
         "source": u.auth_source,
         "created_at": u.created_at.isoformat(),
         "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None,
+        "two_factor": u.totp_secret is not None,
     }
 
 
@@ -126,13 +140,52 @@ def tokens(user_id: int) -> list[dict[str, Any]]:
         ]
 
 
+class FreshCodeNeeded(ConsoleError):
+    """A person with a second factor creates an API token only with a fresh code."""
+
+
+def fresh_check(user_id: int, code: str, request: Request | None) -> None:
+    """Raise unless ``code`` is a current TOTP (or an unused recovery) code of the user,
+    checked under the login delays of (account, address); a user without a second
+    factor passes."""
+    ip = client_ip(request) if request is not None else ""
+    with session_scope() as s:
+        u = s.get(User, user_id)
+        if u is None or not twofactor.has_two_factor(u):
+            return
+        username = u.username
+    pair, ikey = f"console-login:{username}|{ip}", f"console-login:ip:{ip}"
+    with session_scope() as s:
+        wait = reserve_login(s, {pair: LOGIN_PER_USER, ikey: LOGIN_PER_IP}, idle=LOGIN_WINDOW)
+        if wait:
+            s.rollback()
+            raise FreshCodeNeeded(
+                f"尝试次数过多，请 {wait} 秒后再试 / too many attempts, try again in {wait} s"
+            )
+    with session_scope() as s:
+        u = s.get(User, user_id)
+        assert u is not None
+        how = twofactor.check_code(s, u, code or "")
+        if how is None:
+            record(s, username, "token.2fa_failed", username, request)
+        else:
+            login_done(s, clear=[pair], refund=[ikey])
+    if how is None:
+        raise FreshCodeNeeded(
+            "创建令牌需要当前的两步验证码 / creating a token needs a current two-factor code"
+        )
+
+
 def create_token(
     actor: Principal | str,
     user_id: int,
     name: str,
     days: int | None = 90,
     request: Request | None = None,
+    otp: str = "",
 ) -> dict[str, Any]:
+    if isinstance(actor, Principal):  # the CLI (an admin on the server) needs no code
+        fresh_check(user_id, otp, request)
     token, prefix, digest = new_api_token()
     with session_scope() as s:
         u = s.get(User, user_id)
