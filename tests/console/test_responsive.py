@@ -57,6 +57,10 @@ def _pages(data: dict[str, Any]) -> list[str]:
         "/console/jobs",
         "/console/stats?from=2026-01-01&to=2099-12-31",
         f"/console/stats/compare?ids={send}&ids=999999",
+        "/console/schedule",
+        "/console/subscribers?status=unsubscribed",
+        "/console/webhooks",
+        "/console/account/2fa",
     ]
 
 
