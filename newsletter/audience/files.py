@@ -118,6 +118,22 @@ def _map_header(header: list[str], path: Path) -> dict[str, int]:
     return columns
 
 
+def _delimiter(sample: bytes, encoding: str) -> str:
+    """The separator of this file's header row: ``,``, ``;``, tab or ``|``, whichever splits
+    it into the most columns (outside quotes); ``,`` when none does."""
+    head = sample.decode(encoding, errors="replace").lstrip("\ufeff").splitlines()[:1]
+    if not head:
+        return ","
+    line, counts, quoted = head[0], dict.fromkeys(",;\t|", 0), False
+    for ch in line:
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch in counts:
+            counts[ch] += 1
+    best = max(counts, key=lambda c: (counts[c], c == ","))
+    return best if counts[best] else ","
+
+
 def open_rows(path: Path) -> tuple[SourceFile, Iterator[tuple[int, list[str]]]]:
     """Open a CSV or XLSX file. Returns its description and an iterator of (row number, cells).
 
@@ -135,9 +151,10 @@ def open_rows(path: Path) -> tuple[SourceFile, Iterator[tuple[int, list[str]]]]:
     if not sample.strip():
         raise ImportFileError(f"{path}: file is empty / 文件为空")
     encoding = detect_encoding(sample)
+    delimiter = _delimiter(sample, encoding)
     raw = path.open("rb")
     text = io.TextIOWrapper(raw, encoding=encoding, newline="")
-    reader = csv.reader(text)
+    reader = csv.reader(text, delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:

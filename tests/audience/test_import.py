@@ -142,3 +142,16 @@ def test_preference_column_sets_the_variant(any_db, tmp_path: Path) -> None:  # 
         "b@example.com": ("zh-Hans", {"城市": "上海"}),
         "c@example.com": ("zh-Hant", {"城市": "台北"}),
     }
+
+
+@pytest.mark.parametrize("sep", [",", ";", "\t", "|"])
+def test_the_separator_is_read_from_the_file(sqlite_settings, tmp_path: Path, sep: str) -> None:  # type: ignore[no-untyped-def]
+    """Excel in many locales saves ';'; exports from other tools use tab or '|'."""
+    path = tmp_path / "subs.csv"
+    rows = [["邮箱", "姓名"], ["a@example.com", "张三"], ['"b@example.com"', '"李, 四"']]
+    path.write_text("\n".join(sep.join(r) for r in rows) + "\n", encoding="utf-8")
+    summary = import_file(path, "周报订阅", report_path=tmp_path / "err.csv")
+    assert summary.new == 2
+    with session_scope() as s:
+        names = dict(s.execute(select(Subscriber.email, Subscriber.name)).all())
+    assert names == {"a@example.com": "张三", "b@example.com": "李, 四"}
