@@ -10,6 +10,7 @@ from newsletter.content.decode import decode_source
 from newsletter.content.htmlimport import is_html, read_html
 from newsletter.content.source import SourceText
 from newsletter.content.wordimport import is_docx, read_docx
+from newsletter.core.catalogue import coded
 from newsletter.core.errors import IssueFormatError
 
 __all__ = ["read_document"]
@@ -21,11 +22,7 @@ def read_document(data: bytes, *, name: str = "") -> tuple[str, SourceText | Non
         src = read_docx(data, path=name or None)
         return src.text, src, list(src.notes)
     if data.startswith(b"PK") or data.startswith(b"\xd0\xcf\x11\xe0"):
-        raise IssueFormatError(
-            "这是旧版 Word (.doc) 或其他压缩文件，请另存为 .docx / this is not a .docx file "
-            "(an old .doc or another archive): save it as .docx",
-            path=name or None,
-        )
+        raise coded(IssueFormatError, "import.old_word", where={"path": name or None})
     if is_html(data, name):
         # rich text pasted in the console is a fragment: take it whole, no main-content pick
         src = read_html(data, path=name or None, fragment=name.startswith("pasted"))

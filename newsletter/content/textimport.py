@@ -53,6 +53,7 @@ from newsletter.content.patterns import (
     patterns,
 )
 from newsletter.content.source import Image, SourceText
+from newsletter.core.catalogue import coded
 from newsletter.core.errors import IssueFormatError
 
 __all__ = [
@@ -1026,10 +1027,9 @@ def import_text(
     kept = [ln for ln in lines if ln.cls not in ("blank", "chrome", "contents")]
     if not kept:
         what = "只有网页框架 / only page chrome" if imp.result.chrome else "为空 / is empty"
-        raise TextImportError(
-            f"没有可导入的内容：文本{what.split(' / ')[0]} / nothing to import: the text "
-            f"{what.split(' / ')[1]}",
-            line=1,
+        zh_what, en_what = what.split(" / ")
+        raise coded(
+            TextImportError, "import.nothing", where={"line": 1}, what_zh=zh_what, what_en=en_what
         )
     imp.result.script = detect_script(text)
     fm = dict(front_matter or {})
@@ -1084,15 +1084,12 @@ def import_issue_text(
     except OSError:
         same = False
     if same:
-        raise TextImportError(
-            f"输出文件与输入相同，不会覆盖输入 / the output would overwrite the input {source.name}; "
-            "choose another --out"
-        )
+        raise coded(TextImportError, "import.same_file", name=source.name)
     try:
         data = source.read_bytes()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise TextImportError(f"无法读取文件 / cannot read {source.name}: {reason}") from None
+        raise coded(TextImportError, "import.unreadable", name=source.name, reason=reason) from None
     text, doc, decode_warnings = read_document(data, name=source.name)
     try:
         chosen = _kept_hints(target) | parse_hints(hints or [])
@@ -1112,7 +1109,7 @@ def import_issue_text(
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         reason = exc.strerror or type(exc).__name__
-        raise TextImportError(f"无法写入 / cannot write {target.name}: {reason}") from None
+        raise coded(TextImportError, "import.unwritable", name=target.name, reason=reason) from None
     report: dict[str, Any] = {
         "written": str(target),
         "script": result.script,
@@ -1142,8 +1139,8 @@ def _write_images(folder: Path, images: list[Image]) -> list[str]:
                 tmp.replace(path)
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
-            raise TextImportError(
-                f"无法写入图片 / cannot write image {image.name}: {reason}"
+            raise coded(
+                TextImportError, "import.unwritable", name=f"images/{image.name}", reason=reason
             ) from None
         names.append(image.name)
     return names

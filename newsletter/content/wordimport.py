@@ -460,9 +460,9 @@ def read_docx(data: bytes, *, path: str | None = None) -> SourceText:
     try:
         document = docx.Document(io.BytesIO(data))
     except Exception as exc:
-        raise IssueFormatError(
-            f"无法读取 Word 文件（{type(exc).__name__}）/ cannot read the Word file: "
-            "save it again as .docx (Word 2007 or later)",
-            path=path,
+        from newsletter.core.catalogue import coded
+
+        raise coded(
+            IssueFormatError, "import.bad_word", where={"path": path}, kind_zh=type(exc).__name__
         ) from None
     return _Reader(document).read()

@@ -142,9 +142,10 @@ def issue_import(
             report, lines = import_issue_text(
                 file, out, number=number, hints=hint or [], rules=rules
             )
+            from newsletter.core.catalogue import message
+
             report["warnings"] = [w for w in report["warnings"] if "未找到期数" not in w] + [
-                f"文中没有期数，暂定为第{nxt}期（刊物的下一期），请确认 / "
-                f"no issue number in the text; set to {nxt}, the publication's next: confirm it"
+                message("import.number_guessed", number=nxt).line()
             ]
         if pub_id is not None and hint:
             # a correction is learnt as a pattern and applies at once to every line it covers

@@ -24,12 +24,17 @@ def request_changes(session: Session, issue: Issue, actor: str, note: str) -> No
     """Send an issue in review (or approved, not yet scheduled) back to its author with a
     note: it becomes a draft again, and the note is kept in the audit log."""
     note = " ".join(note.split())[:2000]
+    from newsletter.core.catalogue import coded
+
     if not note:
-        raise StateError("请写明需要修改什么 / say what should change")
+        raise coded(StateError, "review.note_required")
     if issue.status not in ("in_review", "approved", "draft"):
-        raise StateError(
-            f"第{issue.number}期已{'排期' if issue.status == 'scheduled' else '发送'}，不能退回修改 / "
-            f"issue {issue.number} is {issue.status}; it cannot be sent back"
+        raise coded(
+            StateError,
+            "review.cannot_send_back",
+            number=issue.number,
+            state_en=issue.status,
+            state_zh="排期" if issue.status == "scheduled" else "发送",
         )
     issue.status = "draft"
     issue.approved_at = None

@@ -101,10 +101,13 @@ def choose_publication(session: Session, name: str, slug: str | None = None) -> 
     for pub in pubs:
         if name and name in (pub.name, pub.slug):
             return pub
-    raise IssueFormatError(
-        "有多个刊物，请选择一个（--publication 或控制台中的“刊物”）/ there are several "
-        f"publications; choose one: {', '.join(p.slug for p in pubs)}",
-        line=1,
+    from newsletter.core.catalogue import coded
+
+    raise coded(
+        IssueFormatError,
+        "publication.choose",
+        where={"line": 1},
+        slugs=", ".join(p.slug for p in pubs),
     )
 
 

@@ -13,6 +13,20 @@ from newsletter.web.subscriber import router as subscriber_router
 __all__ = ["create_app", "create_asgi"]
 
 
+def _api_lang(request: Any) -> str:
+    """The console's language cookie, else Accept-Language (zh-TW/HK → zh-Hant, en)."""
+    cookie = request.cookies.get("nl_lang")
+    if cookie in ("zh", "zh-Hant", "en"):
+        return str(cookie)
+    accept = (request.headers.get("accept-language") or "").lower()
+    first = accept.split(",")[0].strip()
+    if first.startswith(("zh-tw", "zh-hk", "zh-hant", "zh-mo")):
+        return "zh-Hant"
+    if first.startswith("en"):
+        return "en"
+    return "zh"
+
+
 def create_app() -> Any:
     """The application behind :class:`~.guard.Guard` (security headers, body limits).
 
@@ -70,6 +84,15 @@ def _out_of_range_is_not_found(app: FastAPI) -> None:
     async def too_deep(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": "input nested too deeply / 输入嵌套过深"}, status_code=400)
 
+    from newsletter.web.console.api import Refused, refusal_body
+
+    async def refused(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Refused)
+        return JSONResponse(
+            refusal_body(exc, _api_lang(request)), status_code=exc.status_code, headers=exc.headers
+        )
+
+    app.add_exception_handler(Refused, refused)
     app.add_exception_handler(OverflowError, bad_value)
     app.add_exception_handler(StatementError, bad_value)
     app.add_exception_handler(RecursionError, too_deep)

@@ -37,16 +37,39 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+class Refused(HTTPException):
+    """A refusal with the catalogue code of its message (issue 31: one catalogue)."""
+
+    def __init__(self, status: int, exc: Exception, code: str) -> None:
+        super().__init__(status, str(exc))
+        self.code = getattr(exc, "code", None) or code
+        self.msg = getattr(exc, "msg", None)
+
+
 def _fail(exc: Exception) -> HTTPException:
     if isinstance(exc, svc.FreshCodeNeeded):
-        return HTTPException(403, str(exc))
+        return Refused(403, exc, "error.state")
     if isinstance(exc, NotFound):
-        return HTTPException(404, str(exc))
+        return Refused(404, exc, "error.not_found")
     if isinstance(exc, StateError):
-        return HTTPException(409, str(exc))
+        return Refused(409, exc, "error.state")
     if isinstance(exc, ServiceUnavailable):
-        return HTTPException(503, str(exc))
-    return HTTPException(422, str(exc))
+        return Refused(503, exc, "error.unavailable")
+    return Refused(422, exc, "error.invalid")
+
+
+def refusal_body(exc: Refused, lang: str) -> dict[str, Any]:
+    """``{code, message, detail}``: the message in the request's language (a coded message
+    from the catalogue; otherwise the refusal's own line), ``detail`` the full line."""
+    if exc.msg is not None:
+        text = exc.msg.text("en" if lang == "en" else "zh")
+    else:
+        text = str(exc.detail)
+    if lang == "zh-Hant":
+        from newsletter.content.variants import convert_text
+
+        text = convert_text(text)
+    return {"code": exc.code, "message": text, "detail": exc.detail}
 
 
 class _Route(APIRoute):

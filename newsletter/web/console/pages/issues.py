@@ -207,7 +207,9 @@ def _when(issue_id: int, at: str) -> dt.datetime | None:
     try:
         when = dt.datetime.fromisoformat(at.strip())
     except ValueError:
-        raise svc.ConsoleError("时间无效，请用日期时间选择器选择 / bad time") from None
+        from newsletter.core.catalogue import coded
+
+        raise coded(svc.ConsoleError, "schedule.bad_time") from None
     if when.tzinfo is None:
         from zoneinfo import ZoneInfo
 
@@ -301,7 +303,9 @@ def issue_diff(request: Request, user: Viewer, issue_id: int, a: int = 0, b: int
         if not (a and b):
             versions = svc.issue_history(issue_id)["versions"]
             if len(versions) < 2:
-                return back(f"/console/issues/{issue_id}", "只有一个版本 / only one version")
+                from newsletter.core.catalogue import message
+
+                return back(f"/console/issues/{issue_id}", message("review.one_version").line())
             b, a = versions[0]["version"], versions[1]["version"]
         diff = svc.version_diff(issue_id, a, b)
     except NotFound:

@@ -11,6 +11,7 @@ from fastapi import Request
 from sqlalchemy import select
 
 from newsletter.core.caches import process_cache
+from newsletter.core.catalogue import coded, message
 from newsletter.core.config import get_settings
 from newsletter.core.db import session_scope
 from newsletter.core.errors import NewsletterError, NotFound
@@ -93,7 +94,7 @@ def upload_issue(
             target.write_bytes(by_name[Path(src).name])
     with session_scope() as s:
         if publication and not s.scalar(select(Publication).where(Publication.slug == publication)):
-            raise ConsoleError(f"刊物 {publication} 不存在 / no publication {publication}")
+            raise coded(ConsoleError, "publication.unknown", slug=publication)
         issue, warnings = create_issue(
             s, path, actor=actor.username, publication_slug=publication or None
         )
@@ -343,7 +344,7 @@ def import_preview(
     if doc:
         data, name = _kept_import(doc)
     if len(data) > 5_000_000:
-        raise ConsoleError("文件超过 5 MB / the file is larger than 5 MB")
+        raise coded(ConsoleError, "import.too_large")
     text, source, warnings = read_document(data, name=name)
     if source is not None and not doc:
         doc = _keep_import(data, name)
@@ -357,10 +358,7 @@ def import_preview(
             text, front_matter={"number": guessed}, hints=hints, source=source, rules=rules
         )
         result.warnings = [w for w in result.warnings if "未找到期数" not in w]
-        result.warnings.append(
-            f"文中没有期数，暂定为第{guessed}期（刊物的下一期），请确认 / "
-            f"no issue number in the text; set to {guessed}, the publication's next: confirm it"
-        )
+        result.warnings.append(message("import.number_guessed", number=guessed).line())
     from newsletter.content.parser import parse_issue
 
     parsed = parse_issue(result.markdown)
@@ -409,16 +407,12 @@ def _keep_import(data: bytes, name: str) -> str:
 def _kept_import(token: str) -> tuple[bytes, str]:
     """The document kept by :func:`_keep_import`; the token is checked, never a path."""
     if not _DOC_TOKEN.match(token):
-        raise ConsoleError(
-            "导入的文件已失效，请重新上传 / the import expired; upload the file again"
-        )
+        raise coded(ConsoleError, "import.expired")
     d = _imports_dir()
     try:
         return (d / f"{token}.bin").read_bytes(), (d / f"{token}.name").read_text("utf-8")
     except OSError:
-        raise ConsoleError(
-            "导入的文件已失效，请重新上传 / the import expired; upload the file again"
-        ) from None
+        raise coded(ConsoleError, "import.expired") from None
 
 
 def import_images(doc: str) -> list[tuple[str, bytes]]:
@@ -452,7 +446,7 @@ def _rules(publication: str) -> list[tuple[str, str, str]]:
     with session_scope() as s:
         pub = s.scalar(select(Publication).where(Publication.slug == publication))
         if pub is None:
-            raise ConsoleError(f"刊物 {publication} 不存在 / no publication {publication}")
+            raise coded(ConsoleError, "publication.unknown", slug=publication)
         return rules_of(s, pub.id)
 
 
@@ -470,7 +464,7 @@ def learn_import_rules(
     with session_scope() as s:
         pub = s.scalar(select(Publication).where(Publication.slug == publication))
         if pub is None:
-            raise ConsoleError(f"刊物 {publication} 不存在 / no publication {publication}")
+            raise coded(ConsoleError, "publication.unknown", slug=publication)
         learnt = learn(s, pub.id, lines, corrections, actor.username)
         if learnt:
             record(s, actor, "import.learn", f"publication:{pub.id}", None, rules=learnt)
@@ -579,7 +573,7 @@ def version_diff(issue_id: int, a: int, b: int) -> dict[str, Any]:
             )
         }
         if a not in rows or b not in rows:
-            raise NotFound(f"没有第 {a} 或第 {b} 版 / no version {a} or {b}")
+            raise coded(NotFound, "review.no_version", a=a, b=b)
         table = difflib.HtmlDiff(wrapcolumn=48).make_table(
             rows[a].splitlines(),
             rows[b].splitlines(),

@@ -334,10 +334,9 @@ def scheduled_time(issue_id: int, at: dt.datetime | None) -> str:
         tz = pub.timezone if pub is not None else "Asia/Shanghai"
         if at is None:
             if pub is None or not (pub.schedule_weekday and pub.schedule_time):
-                raise ConsoleError(
-                    "刊物还没有每周时段：请在“排期”页设置，或选择一个时间 / "
-                    "the publication has no weekly slot: set one on 排期, or pick a time"
-                )
+                from newsletter.core.catalogue import coded
+
+                raise coded(ConsoleError, "schedule.no_slot")
             at = next_slot(pub.schedule_weekday, parse_time(pub.schedule_time), tz, clock.now())
         local = at.astimezone(zone(tz))
         return f"{local:%Y-%m-%d %H:%M} {zone_label(tz)}"
