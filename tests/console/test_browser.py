@@ -145,8 +145,10 @@ def test_ops_and_marketing_journeys(server: tuple[str, Settings, SinkHandler]) -
             # -- schedule one send, then start another now and watch it finish ----------
             page.goto(issue_url)
             _pick_list(page)
-            page.fill("#create-send input[name=at]", "2099-11-30T09:00+08:00")
-            page.click("#schedule")
+            page.fill("#create-send input[name=at]", "2099-11-30T09:00")  # the picker's format
+            page.click("#schedule")  # asks first: when (in the publication's zone) and to whom
+            expect(page.locator("#send-when")).to_contain_text("2099-11-30 09:00 北京时间")
+            page.click("#confirm-schedule")
             page.wait_for_url(re.compile(r".*/console/sends/\d+$"))
             expect(page.locator("#p-state")).to_have_text("已排期")
             page.goto(issue_url)
