@@ -66,6 +66,34 @@ from newsletter.web.console.switches import set_local_login, sso_configured
 __all__ = ["map_role", "router"]
 
 log = logging.getLogger(__name__)
+
+
+def _id_token_claims(token: dict[str, Any]) -> Any:
+    """Authlib's ID-token checks (signature, issuer, audience, nonce, at_hash), with expiry and
+    issue time read from the product's one clock rather than the process's wall clock."""
+    from authlib.oidc.core import CodeIDToken
+
+    access_token = token.get("access_token")
+
+    class ProductClockIDToken(CodeIDToken):  # type: ignore[misc]
+        def __init__(
+            self,
+            claims: Any,
+            header: Any,
+            options: Any = None,
+            params: dict[str, Any] | None = None,
+        ) -> None:
+            params = dict(params or {})
+            if access_token:
+                params["access_token"] = access_token
+            super().__init__(claims, header, options, params)
+
+        def validate(self, now: Any = None, leeway: int = 0) -> None:
+            super().validate(now=int(clock.timestamp()), leeway=leeway)
+
+    return ProductClockIDToken
+
+
 router = APIRouter(prefix="/console/sso", include_in_schema=False)
 
 STATE_COOKIE = "nl_sso_state"
@@ -233,7 +261,9 @@ async def sso_callback(request: Request) -> Response:
             code=params.get("code", ""),
             code_verifier=saved.get("v", ""),
         )
-        userinfo = await client.parse_id_token(token, nonce=saved.get("n", ""))
+        userinfo = await client.parse_id_token(
+            token, nonce=saved.get("n", ""), claims_cls=_id_token_claims(token)
+        )
     except (OAuthError, JoseError, OSError, ValueError, KeyError) as exc:
         del exc
         return _refused(
