@@ -1,0 +1,468 @@
+"""The line-by-line classifier of a plain-text brief (after :mod:`.prepass`): headings,
+header fields, metadata, analysis blocks, tables and prose, each placed in the issue being
+built, and the issue written out as Markdown."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from newsletter.content.importrules import _unenclosed
+from newsletter.content.lines import (
+    _CHROME_REASONS,
+    _CLASS_REASONS,
+    _KEY_TIGHT,
+    _KV_BRACKET_RE,
+    _KV_RE,
+    _URL_LINE_RE,
+    _escape,
+    _format_period,
+    _Item,
+    _Line,
+    _prose,
+    _render_item,
+    _Section,
+    _shape_label,
+    _slice,
+    _table,
+)
+from newsletter.content.parser import DEFAULT_ANALYSIS_LABEL, format_numeral
+from newsletter.content.patterns import (
+    numeral_value,
+)
+from newsletter.content.prepass import Prepass
+
+
+class _Importer(Prepass):
+    @property
+    def section(self) -> _Section | None:
+        return self.sections[-1] if self.sections else None
+
+    @property
+    def item(self) -> _Item | None:
+        s = self.section
+        return s.items[-1] if s is not None and s.items else None
+
+    def target(self) -> list[str]:
+        it = self.item
+        if it is not None:
+            it.meta_open = False
+            return it.analysis if it.analysis_label is not None else it.body
+        s = self.section
+        return s.intro if s is not None else self.intro
+
+    def mark(self, ln: _Line, cls: str) -> None:
+        ln.cls = cls
+
+    def flush_table(self) -> None:
+        if self.table_rows:
+            self.target().append(_table(self.table_rows))
+            self.table_rows = []
+
+    # -- classification ----------------------------------------------------------
+    def run(self) -> None:
+        for ln in self.lines:
+            self.feed(ln)
+        self.flush_table()
+        self.drop_pending()
+        for ln in self.lines:
+            self.result.outline.append((ln.n, ln.cls or "body", ln.text))
+            if ln.cls != "blank":
+                self.result.reasons[ln.n] = self.reason(ln)
+            if ln.cls == "chrome":
+                self.result.chrome.append((ln.n, ln.text))
+            elif ln.cls == "contents":
+                self.result.contents.append((ln.n, ln.text))
+
+    def reason(self, ln: _Line) -> str:
+        """Why the line got its class, in Chinese, for the outline."""
+        cls = ln.cls or "body"
+        if ln.n in self.user_hints:
+            return "编辑更正"
+        if ln.n in self.learnt:
+            return "刊物的导入规则（以前的更正）"
+        if ln.n in self.hints and ln.n not in self.weak:
+            return "文档标题样式" if cls in ("title", "section", "item") else "文档结构"
+        if ln.n in self.weak and ln.n in self.hints:
+            return "字号或加粗"
+        if cls == "chrome":
+            family = self.p.is_chrome(ln.norm)
+            return _CHROME_REASONS.get(family or "", "结尾标记之后的页面杂项")
+        if cls in ("section", "item") and ln.heading is not None:
+            level = "第一层" if cls == "section" else "第二层"
+            return f"行首标记“{_shape_label(ln.heading[0].name)}”重复出现（{level}）"
+        return _CLASS_REASONS.get(cls, "正文")
+
+    def feed(self, ln: _Line) -> None:
+        if ln.image is not None:
+            self.flush_table()
+            self.drop_pending()
+            ref = f"![{_escape(ln.image.alt)}](images/{ln.image.name})"
+            (self.target() if self.sections else self.intro).append(ref)
+            self.result.images.append(ln.image)
+            self.mark(ln, "image")
+            return
+        if ln.cls in ("blank", "chrome", "contents"):
+            if ln.cls == "blank":
+                self.flush_table()
+            return
+        hint = self.hints.get(ln.n)
+        if hint is not None:
+            self.flush_table()
+            self.drop_pending()
+            self.hinted(ln, hint)
+            return
+        if self.pending is not None and self.pending_value(ln):
+            return
+        self.drop_pending()
+        cells = ln.raw.strip().split("\t")
+        if len(cells) >= 2 and self.sections:
+            self.table_rows.append(cells)
+            self.mark(ln, "table")
+            return
+        self.flush_table()
+        for handler in (
+            self.section_heading,
+            self.item_heading,
+            self.header_line,
+            self.marker,
+            self.key_value,
+            self.url_line,
+        ):
+            if handler(ln):
+                return
+        self.prose(ln)
+
+    def hinted(self, ln: _Line, hint: str) -> None:
+        if hint == "section":
+            title = ln.heading[2] if ln.heading else _unenclosed(ln)
+            number = len(self.sections) + 1
+            self.sections.append(_Section(format_numeral(min(number, 99)), number, title))
+            self.mark(ln, "section")
+        elif hint == "item":
+            if self.section is None:
+                self.sections.append(_Section("一", 1, ""))
+            s = self.section
+            assert s is not None
+            title = ln.heading[2] if ln.heading else _unenclosed(ln)
+            s.items.append(_Item(len(s.items) + 1, title))
+            self.mark(ln, "item")
+        elif hint == "title":
+            self.take_title(ln)
+        elif hint == "analysis":
+            it = self.item
+            if it is not None and it.analysis_label is None:
+                label = self.analysis_label(ln)
+                it.analysis_label = (label[0] if label else ln.text.strip("丨|【】[]▍ ")) or (
+                    DEFAULT_ANALYSIS_LABEL
+                )
+                it.meta_open = False
+                self.mark(ln, "analysis")
+            else:
+                self.prose(ln)
+        elif hint in ("meta", "header") and (self.key_value(ln) or self.header_line(ln)):
+            return
+        else:
+            self.prose(ln)
+
+    def drop_pending(self) -> None:
+        """A key whose value never came is text after all: nothing is lost."""
+        line, self.pending_line = self.pending_line, None
+        if self.pending is not None and line is not None:
+            self.pending = None
+            self.prose(line)
+        self.pending = None
+
+    def pending_value(self, ln: _Line) -> bool:
+        """A header or meta key with an empty value takes the next line as its value."""
+        assert self.pending is not None
+        it, key, role = self.pending
+        is_url = _URL_LINE_RE.match(ln.text) is not None
+        if (
+            ln.heading is not None
+            or "\t" in ln.raw.strip()
+            or (not is_url and (len(ln.text) > self.p.meta_value_max or role == "url"))
+        ):
+            return False
+        self.pending = None
+        self.pending_line = None
+        if it is None:
+            if not self.header_field(key, ln.text, role or ""):
+                return False
+        else:
+            it.meta.append((key, ln.text.strip("<>") if is_url else ln.text, role))
+        self.mark(ln, "header" if it is None else "meta")
+        return True
+
+    def section_heading(self, ln: _Line) -> bool:
+        if ln.heading is None or ln.heading[0] != self.section_family:
+            return False
+        _, number, title = ln.heading
+        expected = len(self.sections) + 1
+        number = number or expected  # a glyph counts by position
+        if number < expected:
+            return False
+        if number > expected:
+            if len(title) > 16:
+                return False
+            self.result.warnings.append(
+                f"第{ln.n}行：章节编号 {number} 接在 {expected - 1} 之后，编号不连续 / "
+                f"line {ln.n}: section {number} follows section {expected - 1}; numbering skips"
+            )
+        numeral = format_numeral(number) if 1 <= number <= 99 else str(number)
+        self.sections.append(_Section(numeral, number, title))
+        self.list_next = 0
+        self.mark(ln, "section")
+        return True
+
+    def item_heading(self, ln: _Line) -> bool:
+        if ln.heading is None or ln.heading[0] != self.item_family:
+            return False
+        _, number, title = ln.heading
+        s = self.section
+        if s is None:
+            return False
+        number = number or len(s.items) + 1
+        if not self.is_item_heading(ln.n, s, number, title):
+            # a numbered line inside an item's text: keep counting that list
+            self.list_next = number + 1 if number in (1, self.list_next) else self.list_next
+            return False
+        s.items.append(_Item(number, title))
+        if ln.links:  # a linked title: its address is the item's link
+            s.items[-1].meta.append(("原文链接", ln.links[0][1], "url"))
+        self.list_next = 0
+        self.mark(ln, "item")
+        return True
+
+    def is_item_heading(self, n: int, s: _Section, number: int, title: str) -> bool:
+        expected = len(s.items) + 1
+        if number == expected:
+            # "2." right after an in-text "1." is a list unless it looks like a title
+            return number != self.list_next or len(title) <= 40
+        if number < expected or number == self.list_next:
+            return False
+        self.result.warnings.append(
+            f"第{n}行：条目编号 {number} 接在 {expected - 1} 之后，编号不连续 / "
+            f"line {n}: item {number} follows item {expected - 1}; numbering skips"
+        )
+        return True
+
+    def header_line(self, ln: _Line) -> bool:
+        """Title, period, issue number and ``key：value`` fields before the first section."""
+        if self.sections:
+            return False
+        p = self.p
+        m = _KV_RE.match(ln.norm)
+        if m is not None:
+            key = re.sub(r"\s", "", m.group("key"))
+            role = p.header_keys.get(key)
+            if role is not None:
+                value = _slice(ln, m.start("value"))
+                if value and not self.header_field(key, value, role):
+                    return False
+                if not value:
+                    self.pending, self.pending_line = (None, key, role), ln
+                self.mark(ln, "header")
+                return True
+        whole_period = p.period.fullmatch(ln.norm.strip("()[] "))
+        if whole_period is not None and self._set("period", _format_period(whole_period)):
+            self.mark(ln, "header")
+            return True
+        number = p.issue_number(ln.norm)
+        rest = ln.norm[: number.start()] + ln.norm[number.end() :] if number else ""
+        rest = re.sub(r"\d{4}\s*年|总第\s*\d+\s*期|[\W_]", "", rest)
+        if (
+            number is not None
+            and not rest
+            and self._set("number", numeral_value(number.group("num")))
+        ):
+            self.mark(ln, "header")
+            return True
+        short = len(ln.norm) <= p.heading_max and not p.sentence_end.search(ln.norm)
+        if short and "title" not in self.header and not self.intro and ln.heading is None:
+            self.take_title(ln)
+            return True
+        return False
+
+    def take_title(self, ln: _Line) -> None:
+        """The title line, with a period or issue number it carries moved to their fields."""
+        p = self.p
+        title = ln.shown
+        same = len(ln.shown) == len(ln.norm)
+        cuts: list[tuple[int, int]] = []
+        period = p.period.search(ln.norm)
+        if period is not None:
+            self.header.setdefault("period", _format_period(period))
+            cuts.append(period.span())
+        number = p.issue_number(ln.norm)
+        if number is not None:
+            self.header.setdefault("number", numeral_value(number.group("num")))
+            start = number.start()
+            year = re.search(r"\d{4}\s*年\s*$", ln.norm[:start])
+            cuts.append((year.start() if year else start, number.end()))
+        if same:
+            for a, b in sorted(cuts, reverse=True):
+                title = title[:a] + title[b:]
+            title = re.sub(r"[(\[（【〔]\s*[)\]）】〕]", "", title)
+            title = title.strip(" -–—_|·()[]（）:：")
+        # a leading 【label】 or [label] names the series, not this issue
+        series = re.match(
+            r"^\s*[【\[〔［]\s*([^【】\[\]〔〕［］]{1,16}?)\s*[】\]〕］]\s*(?=\S)", title
+        )
+        if series is not None:
+            self.header.setdefault("series", series.group(1))
+            title = title[series.end() :]
+        title = title.strip(" -–—_|·()[]（）【】:：")
+        self.header["title"] = title.strip() or ln.shown
+        self.mark(ln, "title")
+
+    def header_field(self, key: str, value: str, role: str) -> bool:
+        """Set a header field; ``False`` (the line stays text) when it cannot be read or
+        when the field already holds another value, so that nothing is lost."""
+        if role == "number":
+            m = self.p.issue_number(value) or re.search(r"(?P<num>\d+)", value)
+            number = numeral_value(m.group("num")) if m else None
+            if number is None:
+                self.result.warnings.append(
+                    f"无法从“{key}：{value}”读出期数 / cannot read an issue number from it"
+                )
+                return False
+            return self._set("number", number)
+        return self._set(role, value)
+
+    def _set(self, name: str, value: Any) -> bool:
+        if self.header.get(name, value) != value:
+            return False
+        self.header[name] = value
+        return True
+
+    def analysis_label(self, ln: _Line) -> tuple[str, str] | None:
+        """``(label, text after it)`` when the line is an analysis marker."""
+        a = self.p.analysis
+        words = self.p.analysis_words
+        for kind in ("enclosed", "bracketed", "bar", "lead"):
+            m = a[kind].match(ln.norm)
+            if m is None:
+                continue
+            label_norm = m.group("label").strip()
+            if kind in ("bracketed", "bar") and not any(w in label_norm for w in words):
+                continue
+            label = _slice(ln, m.start("label"))
+            rest = ""
+            if kind == "lead":
+                rest = _slice(ln, m.start("rest")) if m.group("rest") else ""
+                label = label[: len(label) - len(rest)] if rest else label
+            label = label.strip(" :：丨|】]")
+            return label or DEFAULT_ANALYSIS_LABEL, rest
+        if ln.norm in self.labels:
+            return ln.shown.strip(" :：丨|【】[]▍"), ""
+        return None
+
+    def marker(self, ln: _Line) -> bool:
+        found = self.analysis_label(ln)
+        if found is None:
+            return False
+        label, rest = found
+        it = self.item
+        if it is None or it.analysis_label is not None:
+            return False  # kept as text
+        it.analysis_label = label
+        it.meta_open = False
+        if rest:
+            it.analysis.append(_prose(rest))
+        self.mark(ln, "analysis")
+        return True
+
+    def key_value(self, ln: _Line) -> bool:
+        it = self.item
+        if it is None or it.analysis_label is not None:
+            return False
+        p = self.p
+        m = _KV_RE.match(ln.norm) or _KV_BRACKET_RE.match(ln.norm)
+        if m is None:
+            m = _KEY_TIGHT.match(ln.norm)
+            if m is None or m.group("key") not in p.meta_keys:
+                return False
+        key_norm = re.sub(r"\s", "", m.group("key"))
+        if len(key_norm) > p.meta_key_max:
+            return False
+        value = _slice(ln, m.start("value"))
+        for label, url in ln.links:  # 原文链接：点击查看 (a link) → the address
+            if p.meta_keys.get(key_norm) == "url" or value.strip() == label:
+                value = url
+                break
+        same = len(ln.shown) == len(ln.norm)
+        key = re.sub(r"\s", "", ln.shown[m.start("key") : m.end("key")]) if same else key_norm
+        if key_norm in p.summary_keys:
+            it.summary = value
+            self.mark(ln, "summary")
+            return True
+        role = p.meta_keys.get(key_norm)
+        if role is None and not (it.meta_open and len(value) <= p.meta_value_max):
+            return False
+        if not value:
+            if role is None and len(key_norm) > 6:
+                return False  # "情况如下：" introduces what follows; it is not a key
+            self.pending, self.pending_line = (it, key, role), ln
+        else:
+            it.meta.append((key, value, role))
+        self.mark(ln, "meta")
+        return True
+
+    def url_line(self, ln: _Line) -> bool:
+        m = _URL_LINE_RE.match(ln.text)
+        whole = [u for t, u in ln.links if t == ln.text.strip()]
+        if m is None and not whole:
+            return False
+        url = m.group(1) if m is not None else whole[0]
+        it = self.item
+        if it is not None and it.analysis_label is None and not it.has_role("url"):
+            policy = it.has_role("issuer") or it.has_role("doc_number")
+            it.meta.append(("原文链接" if policy else "链接", url, "url"))
+            self.mark(ln, "meta")
+        else:
+            self.target().append(f"<{url}>")
+            self.mark(ln, "body")
+        return True
+
+    def prose(self, ln: _Line) -> None:
+        it = self.item
+        in_analysis = it is not None and it.analysis_label is not None
+        if self.sections:
+            self.target().append(_prose(ln.text, ln.links))
+        else:
+            self.intro.append(_prose(ln.text, ln.links))
+        self.mark(ln, "analysis" if in_analysis else "body")
+
+    # -- output ----------------------------------------------------------------
+    def finish_header(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        fm = dict(self.header)
+        fm.update({k: v for k, v in overrides.items() if v is not None})
+        if not fm.get("title"):
+            fm["title"] = "未命名"
+            self.result.warnings.append("未找到标题，暂定为“未命名” / no title found")
+        if not fm.get("number"):
+            fm.pop("number", None)
+            self.result.warnings.append(
+                "未找到期数（如“第N期”）：请在导入时填写期数 / no issue number found; give one"
+            )
+        order = ["title", "number", "period", "date", "source", "author", "publication"]
+        order += ["preheader"]
+        return {k: fm[k] for k in order if k in fm} | {
+            k: v for k, v in fm.items() if k not in order
+        }
+
+    def render(self, overrides: Mapping[str, Any]) -> str:
+        fm = self.finish_header(overrides)
+        out = ["---", yaml.safe_dump(fm, allow_unicode=True, sort_keys=False, width=10**6).strip()]
+        out += ["---", ""]
+        out += [p + "\n" for p in self.intro]
+        for s in self.sections:
+            out += [f"## {s.numeral}、{_escape(s.title)}", ""]
+            out += [p + "\n" for p in s.intro]
+            for it in s.items:
+                out += _render_item(it)
+        return "\n".join(out).rstrip() + "\n"

@@ -1,0 +1,195 @@
+"""The first pass over a brief's lines: chrome and the page's bottom, the heading families
+this document uses (:mod:`.markers`), a hand-written contents list, and repeated block
+labels. What it decides, the line-by-line classifier (:mod:`.classify`) relies on."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from newsletter.content.lines import (
+    _LATIN_TAIL,
+    TextImportResult,
+    _Item,
+    _key,
+    _Line,
+    _same_title,
+    _Section,
+    _slice,
+)
+from newsletter.content.markers import DocFamily, discover, read_marker
+from newsletter.content.patterns import (
+    Patterns,
+)
+
+
+class Prepass:
+    def __init__(
+        self, lines: list[_Line], p: Patterns, hints: Mapping[int, str], weak: set[int]
+    ) -> None:
+        self.lines = lines
+        self.p = p
+        self.hints = dict(hints)
+        self.weak = weak  # hints from formatting alone: a marker in the text outranks them
+        self.user_hints: set[int] = set()
+        self.learnt: set[int] = set()
+        self.header: dict[str, Any] = {}
+        self.intro: list[str] = []
+        self.sections: list[_Section] = []
+        self.result = TextImportResult("")
+        self.table_rows: list[list[str]] = []
+        self.list_next = 0
+        self.pending: tuple[_Item | None, str, str | None] | None = None  # awaiting a value
+        self.pending_line: _Line | None = None
+        self.labels: set[str] = set()
+        self.section_family: DocFamily | None = None
+        self.item_family: DocFamily | None = None
+
+    def prepass(self) -> None:
+        p = self.p
+        for ln in self.lines:
+            hint = self.hints.get(ln.n)
+            if not ln.text:
+                ln.cls = "blank"
+            elif hint in ("chrome", "contents"):
+                ln.cls = hint
+            elif hint is None and p.is_chrome(ln.norm):
+                ln.cls = "chrome"
+        self.bottom()
+        content = [ln for ln in self.lines if not ln.cls]
+        families = discover(
+            [ln.norm for ln in content], heading_max=p.heading_max, sentence_end=p.sentence_end
+        )
+        by_shape = {fam.name: fam for fam in families}
+        for ln in content:
+            marker = read_marker(ln.norm) if ln.n in self.weak else None
+            if marker is not None and marker.shape in by_shape:
+                del self.hints[ln.n]
+        for ln in content:
+            if self.hints.get(ln.n) not in (None, "section", "item"):
+                continue
+            marker = read_marker(ln.norm)
+            fam = by_shape.get(marker.shape) if marker is not None else None
+            if marker is None or fam is None:
+                continue
+            title_norm = ln.norm[marker.title_start :].strip()
+            if len(title_norm) <= p.heading_max and not p.sentence_end.search(title_norm):
+                ln.heading = (fam, marker.number, _slice(ln, marker.title_start))
+        # trailing Latin-only lines (tracker leftovers) at the very end
+        for ln in reversed(self.lines):
+            if ln.cls == "blank" or ln.cls == "chrome":
+                continue
+            if self.hints.get(ln.n) is None and (
+                len(ln.norm) <= p.tail_max and _LATIN_TAIL.match(ln.norm)
+            ):
+                ln.cls = "chrome"
+                continue
+            break
+        self.find_contents()
+        self.choose_families()
+        self.find_labels()
+
+    def bottom(self) -> None:
+        """The page's bottom: every line after an end marker (— END —), and the short lines
+        after a related-articles heading (往期推荐) up to the next long one."""
+        p = self.p
+        start = len(self.lines) // 3
+        for k in range(start, len(self.lines)):
+            ln = self.lines[k]
+            kind = p.is_chrome(ln.norm) if ln.cls == "chrome" else None
+            if kind not in ("end", "related"):
+                continue
+            for later in self.lines[k + 1 :]:
+                if later.cls or self.hints.get(later.n) is not None:
+                    continue
+                if kind == "related" and len(later.norm) > p.heading_max:
+                    break
+                later.cls = "chrome"
+            return
+
+    def find_contents(self) -> None:
+        p = self.p
+        content = [ln for ln in self.lines if ln.cls not in ("blank", "chrome")]
+        runs: list[tuple[int, int]] = []  # [start, end) indexes into content
+        k = 0
+        while k < len(content):
+            if content[k].heading is None:
+                k += 1
+                continue
+            j = k
+            while j < len(content) and content[j].heading is not None:
+                j += 1
+            runs.append((k, j))
+            k = j
+        keys = {i: _key(self.title_of(ln)) for i, ln in enumerate(content) if ln.heading}
+        for start, end in runs:
+            if end - start < 2:  # a list has at least two entries
+                continue
+            # the list ends where its first entry comes back (the body's own heading)
+            first = keys[start]
+            again = next(
+                (j for j in sorted(keys) if j > start and _same_title(keys[j], first)), end
+            )
+            stop = min(again, end)
+            run = range(start, stop)
+            later = [keys[j] for j in keys if j >= stop]
+            repeated = sum(1 for i in run if any(_same_title(keys[i], t) for t in later))
+            headed = start > 0 and p.contents_heading.match(content[start - 1].norm) is not None
+            if len(run) >= 2 and repeated >= (0.5 if headed else 0.8) * len(run):
+                for i in run:
+                    if self.hints.get(content[i].n) is None:
+                        content[i].cls = "contents"
+                if headed and self.hints.get(content[start - 1].n) is None:
+                    content[start - 1].cls = "contents"
+        for i, ln in enumerate(content):  # a contents heading over an unnumbered list
+            if ln.cls or self.hints.get(ln.n) is not None or not p.contents_heading.match(ln.norm):
+                continue
+            ln.cls = "contents"
+            # entries without numbers: short lines that come back later as headings
+            for j in range(i + 1, len(content)):
+                entry = content[j]
+                if entry.heading is not None or len(entry.norm) > p.heading_max:
+                    break
+                key = _key(entry.text)
+                if not key or not any(_same_title(key, keys[h]) for h in keys if h > j):
+                    break
+                if self.hints.get(entry.n) is None:
+                    entry.cls = "contents"
+
+    def find_labels(self) -> None:
+        """Block labels of this house style: a short standalone line, not a heading or a
+        ``key：value``, that comes back word for word (研究院观点 under each item)."""
+        seen: dict[str, int] = {}
+        for ln in self.lines:
+            norm = ln.norm
+            if ln.cls or ln.heading is not None or not 2 <= len(norm) <= 12:
+                continue
+            if self.p.sentence_end.search(norm) or re.search(r"[:\t/]|\d", norm):
+                continue
+            seen[norm] = seen.get(norm, 0) + 1
+        self.labels = {norm for norm, count in seen.items() if count >= 2}
+
+    @staticmethod
+    def title_of(ln: _Line) -> str:
+        return ln.heading[2] if ln.heading is not None else ln.text
+
+    def choose_families(self) -> None:
+        """Sections: the family that first appears (outside a contents list) numbered 1 or
+        with a glyph; items: the next such family.  Later families stay in the text."""
+        order: list[DocFamily] = []
+        for ln in self.lines:
+            if ln.heading is None or ln.cls:
+                continue
+            fam, number, _ = ln.heading
+            if fam not in order and number in (0, 1):
+                order.append(fam)
+        self.section_family = order[0] if order else None
+        self.item_family = order[1] if len(order) > 1 else None
+        if any(cls == "section" for cls in self.hints.values()):
+            # sections marked by the document's formatting: the text's first family is items
+            self.section_family, self.item_family = None, self.section_family
+        for ln in self.lines:  # a hinted item/section heading fixes the family
+            hint = self.hints.get(ln.n)
+            if ln.heading is not None and hint == "item" and self.item_family is None:
+                self.item_family = ln.heading[0]
