@@ -130,6 +130,7 @@ def test_ops_and_marketing_journeys(server: tuple[str, Settings, SinkHandler]) -
             page.goto(f"{base}/console/subscribers")
             page.set_input_files("#import-form input[name=file]", str(EXAMPLES / "subscribers.csv"))
             page.fill("#import-form input[name=list_name]", "周报订阅")
+            page.check("#import-new-list")  # a new list is asked for, never made from a typo
             page.click("#import-form button[type=submit]")
             expect(page.locator("#import-text.good")).to_be_visible()
             expect(page.locator("#import-fill")).to_have_attribute("style", re.compile("100%"))

@@ -94,6 +94,7 @@ def test_dashboard_stats_and_an_import_job_in_a_browser(
                 page.goto(f"{base}/console/subscribers")
                 page.set_input_files("#import-form input[name=file]", str(csv))
                 page.fill("#import-form input[name=list_name]", f"浏览器{width}")
+                page.check("#import-new-list")
                 page.click("#import-form button[type=submit]")
                 page.wait_for_function(
                     "() => /\\d[\\d,]* \\/ 3,000/.test(document.querySelector('#import-text').textContent)"

@@ -411,3 +411,26 @@ def test_threads_are_not_left_behind() -> None:
     while time.time() < deadline and any(t.name.startswith("job-") for t in threading.enumerate()):
         time.sleep(0.1)
     assert not [t.name for t in threading.enumerate() if t.name.startswith("job-")]
+
+
+def test_a_typed_list_name_never_creates_a_list_silently(client: TestClient) -> None:
+    from newsletter.web.console import services as svc
+
+    csrf = login(client, "ops")
+    data = "邮箱,姓名\na@example.com,甲\n".encode()
+    form = {"list_name": "周报订阅X", "must_exist": "true"}
+    r = client.post(
+        "/api/imports",
+        files={"file": ("s.csv", data, "text/csv")},
+        data=form,
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert r.status_code == 422 and r.json()["code"] == "list.not_found_new"
+    assert "周报订阅X" not in {x["name"] for x in svc.lists(counts=False)}
+    r = client.post(
+        "/api/imports",
+        files={"file": ("s.csv", data, "text/csv")},
+        data=form | {"new_list": "true"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert r.status_code == 202, r.text

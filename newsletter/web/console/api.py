@@ -351,8 +351,13 @@ def start_import(
     file: Annotated[UploadFile, File()],
     list_name: Annotated[str, Form(max_length=200)],
     resubscribe: Annotated[bool, Form()] = False,
+    must_exist: Annotated[bool, Form()] = False,
+    new_list: Annotated[bool, Form()] = False,
 ) -> dict[str, Any]:
-    """Store the file and queue its import as a job; poll GET /api/jobs/{id} for its rows."""
+    """Store the file and queue its import as a job; poll GET /api/jobs/{id} for its rows.
+
+    ``must_exist``: refuse a list that does not exist yet unless ``new_list`` is set (the
+    console sends it, so a typed name never creates a list silently)."""
     return svc.start_import(
         user,
         list_name,
@@ -360,6 +365,7 @@ def start_import(
         file.file,
         resubscribe=resubscribe,
         request=request,
+        must_exist=must_exist and not new_list,
     )
 
 

@@ -102,7 +102,7 @@
       xhr.onload = function () {
         var job;
         try { job = JSON.parse(xhr.responseText); } catch (e) { job = { detail: xhr.status }; }
-        if (xhr.status >= 300) { text.textContent = job.detail || xhr.status; text.className = "bad"; return; }
+        if (xhr.status >= 300) { text.textContent = job.message || job.detail || xhr.status; text.className = "bad"; return; }
         poll(job.id);
       };
       xhr.send(fd);

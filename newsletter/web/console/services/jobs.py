@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from fastapi import Request
+from sqlalchemy import select
 
 from newsletter.audience import bulk
 from newsletter.core.config import get_settings
@@ -79,12 +80,24 @@ def start_import(
     *,
     resubscribe: bool = False,
     request: Request | None = None,
+    must_exist: bool = False,
 ) -> dict[str, Any]:
-    """Store the upload under the var directory and queue its import as a job."""
+    """Store the upload under the var directory and queue its import as a job.
+
+    ``must_exist`` (the console's form): a list that does not exist yet is refused unless
+    the person asked for a new one, so a typo never creates a list silently."""
     # Cleaned as every list name is (no controls: PostgreSQL refuses NUL outright).
     list_name = " ".join(clean_text(list_name).split())
     if not list_name:
         raise ConsoleError("请选择列表 / choose a list")
+    if must_exist:
+        from newsletter.models import MailingList
+
+        with session_scope() as s:
+            if s.scalar(select(MailingList.id).where(MailingList.name == list_name)) is None:
+                from newsletter.core.catalogue import coded
+
+                raise coded(ConsoleError, "list.not_found_new", name=list_name)
     suffix = Path(filename or "upload.csv").suffix.lower()
     if suffix not in _SUFFIXES:
         suffix = ".csv"
