@@ -4,6 +4,7 @@ nothing is created until the confirmation is posted."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -65,3 +66,20 @@ def test_progress_says_pausing_until_workers_let_go(
     assert progress(ids["send"])["pausing"] is False
     csrf = login(client, "marketing")
     assert csrf and client.get(f"/api/sends/{ids['send']}").json()["pausing"] is False
+
+
+def test_the_progress_carries_per_relay_counts_and_an_email_send_shows_no_wechat(
+    client: TestClient, tmp_path: Path
+) -> None:
+    from newsletter.delivery.run import drive_inline
+    from tests.console.seed import seed as console_seed
+
+    data = console_seed(tmp_path)
+    send_id = data["send"]["id"]
+    drive_inline(send_id)
+    login(client, "ops")
+    p = client.get(f"/api/sends/{send_id}").json()
+    assert isinstance(p["relays"], dict)
+    assert sum(p["relays"].values()) == p["counts"]["sent"] > 0
+    page = client.get(f"/console/sends/{send_id}").text
+    assert 'id="p-wechat"' not in page and "公众号渠道" not in page

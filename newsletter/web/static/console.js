@@ -70,8 +70,14 @@
         $("#p-remaining").textContent = fmt(p.remaining);
         $("#p-elapsed").textContent = (p.elapsed_seconds || 0).toFixed(1);
         Object.keys(p.counts).forEach(function (k) { var el = $("#c-" + k); if (el) { el.textContent = fmt(p.counts[k]); } });
-        var wx = p.wechat ? say("wx-" + p.wechat.state, p.wechat.state) + (p.wechat.error ? " — " + p.wechat.error : "") : "—";
-        $("#p-wechat").textContent = wx;
+        var wxEl = $("#p-wechat");
+        if (wxEl && p.wechat) { wxEl.textContent = say("wx-" + p.wechat.state, p.wechat.state) + (p.wechat.error ? " — " + p.wechat.error : ""); }
+        if (p.relays) {  // per-relay counts move with the others
+          document.querySelectorAll("[data-relay]").forEach(function (el) {
+            var n = p.relays[el.getAttribute("data-relay")];
+            if (n !== undefined) { el.textContent = fmt(n); }
+          });
+        }
         box.setAttribute("data-state", p.state);
         document.querySelectorAll("form[data-when]").forEach(function (f) {
           f.hidden = f.getAttribute("data-when").split(" ").indexOf(p.state) < 0;

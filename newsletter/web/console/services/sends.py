@@ -196,6 +196,13 @@ def control_send(
     return progress(send_id)
 
 
+def _relay_counts(send_id: int) -> dict[str, int]:
+    from newsletter.delivery.relays import relay_counts
+
+    with session_scope() as s:
+        return dict(relay_counts(s, send_id))
+
+
 def progress(send_id: int) -> dict[str, Any]:
     from newsletter.delivery.sends import state_counts
 
@@ -256,6 +263,7 @@ def progress(send_id: int) -> dict[str, Any]:
         "error": send.error,
         "already_received": send.already_received,
         "wechat": wechat,
+        "relays": _relay_counts(send_id),
         "at": utcnow().isoformat(),
     }
 
