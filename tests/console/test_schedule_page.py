@@ -69,6 +69,8 @@ def test_scheduling_from_the_issue_confirms_when_and_how_many_then_lists_it(
     # the calendar covers the coming weeks only: 2099 is not in it, but the send page shows it
     send_page = html.unescape(client.get(r.headers["location"]).text)
     assert re.search(r'id="send-scheduled">2099-03-02 08:15 北京时间<', send_page)
+    shown = re.search(r'id="p-reach">([\d,]+)<', send_page)  # not "0 / 0": who it will reach
+    assert shown and shown.group(1) == count.group(1)
     assert "渠道: 邮件" in send_page
     assert "排期" in page
 

@@ -196,6 +196,20 @@ def control_send(
     return progress(send_id)
 
 
+def _reach(send: Send) -> int | None:
+    """How many a send not yet planned would reach now (after unsubscribes, suppressions
+    and those who already received the issue)."""
+    from newsletter.delivery.sends import audience
+
+    if send.list_id is None or send.channel != "email":
+        return None
+    with session_scope() as s:
+        count, _already = audience(
+            s, issue_id=send.issue_id, list_id=send.list_id, segment_id=send.segment_id
+        )
+        return int(count)
+
+
 def _relay_counts(send_id: int) -> dict[str, int]:
     from newsletter.delivery.relays import relay_counts
 
@@ -264,6 +278,7 @@ def progress(send_id: int) -> dict[str, Any]:
         "already_received": send.already_received,
         "wechat": wechat,
         "relays": _relay_counts(send_id),
+        "reach": _reach(send) if row["state"] in ("draft", "scheduled") and not total else None,
         "at": utcnow().isoformat(),
     }
 
