@@ -98,6 +98,7 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("send_id", "subscriber_id", name="uq_delivery_send_subscriber"),
         Index("ix_delivery_claim", "send_id", "state", "next_attempt_at"),
+        Index("ix_delivery_subscriber", "subscriber_id", "id"),
         CheckConstraint(
             "state IN (" + ",".join(f"'{s}'" for s in DELIVERY_STATES) + ")",
             name="ck_delivery_state",

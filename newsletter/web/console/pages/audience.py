@@ -14,6 +14,7 @@ from fastapi.responses import (
 )
 
 from newsletter.core.errors import NewsletterError, NotFound
+from newsletter.reports.history import subscriber_history
 from newsletter.web.console import services as svc
 from newsletter.web.console.flash import back
 from newsletter.web.console.pages.common import (
@@ -263,7 +264,7 @@ def subscriber_page(request: Request, user: Ops, subscriber_id: int) -> HTMLResp
         sub = svc.get_subscriber(subscriber_id)
     except NotFound:
         return error_page(request, 404)
-    return page(request, "subscriber.html", user, s=sub)
+    return page(request, "subscriber.html", user, s=sub, history=subscriber_history(subscriber_id))
 
 
 @router.post("/subscribers/{subscriber_id}")
