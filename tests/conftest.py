@@ -55,12 +55,18 @@ if os.environ.get("NEWSLETTER_CLOCK_OFFSET"):
     )
 
 
+# Messages are read in both languages (Chinese first) whatever this machine's locale is; a
+# test of the locale itself sets its own.
+os.environ["NEWSLETTER_LANG"] = "both"
+_KEPT = ("NEWSLETTER_CLOCK_OFFSET", "NEWSLETTER_LANG")
+
+
 def clean_env() -> dict[str, str]:
     """This process's environment without its NEWSLETTER_* settings, for a child that gets
-    its own; the clock offset of ``make test-future`` is kept, so parent and child share
-    one notion of "now"."""
+    its own; the clock offset of ``make test-future`` and the reader's language are kept,
+    so parent and child share one notion of "now" and speak alike."""
     return {k: v for k, v in os.environ.items()
-            if not k.startswith("NEWSLETTER_") or k == "NEWSLETTER_CLOCK_OFFSET"}  # fmt: skip
+            if not k.startswith("NEWSLETTER_") or k in _KEPT}  # fmt: skip
 
 
 class MovableClock:

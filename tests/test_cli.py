@@ -44,7 +44,7 @@ def test_malformed_issue_file_names_file_and_line(sqlite_settings, tmp_path: Pat
     bad.write_text("---\ntitle: [unclosed\nnumber: 1\n---\n\n## 一、栏目\n", encoding="utf-8")
     r = runner.invoke(app, ["issue", "add", str(bad)])
     assert r.exit_code == 2
-    assert "bad.md:" in r.output and "error" in r.output
+    assert "bad.md:" in r.output and r.output.startswith("错误：")
 
 
 def test_csv_with_bad_rows_reports_them(sqlite_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -1,4 +1,8 @@
-"""Every command-line failure is one clear line (English / 中文) and a non-zero exit.
+"""Every command-line failure is one clear line in the reader's language and a non-zero exit.
+
+The language is ``--lang`` (``zh``, ``zh-Hant``, ``en``, ``both``), else the locale
+(``NEWSLETTER_LANG``, ``LC_ALL``, ``LC_MESSAGES``, ``LANG``); a locale that is neither
+Chinese nor English reads both, Chinese first.
 
 :func:`run` wraps the Typer application.  Errors raised on purpose
 (:class:`~newsletter.core.errors.NewsletterError`) print their message; the usual
@@ -14,13 +18,46 @@ Exit codes: 2 bad input or configuration, 3 a service is unreachable,
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from newsletter.core.catalogue import (
+    LANG_VARS,
+    error_prefix,
+    for_reader,
+    language_from,
+    message,
+    reader_language,
+    set_hant_converter,
+)
 from newsletter.core.failures import describe, one_line
 
-__all__ = ["describe", "run"]
+__all__ = ["describe", "run", "take_lang"]
+
+
+def take_lang(args: list[str]) -> list[str]:
+    """Remove ``--lang X`` / ``--lang=X`` from ARGS (anywhere, like ``--debug``) and make it
+    the reader's language for this process and its children."""
+    out: list[str] = []
+    it = iter(args)
+    for a in it:
+        if a == "--lang":
+            value = next(it, "")
+        elif a.startswith("--lang="):
+            value = a.split("=", 1)[1]
+        else:
+            out.append(a)
+            continue
+        os.environ[LANG_VARS[0]] = language_from(value)
+    return out
+
+
+def _hant(text: str) -> str:
+    from newsletter.content.variants import convert_text
+
+    return convert_text(text)
 
 
 def _click_kinds() -> tuple[tuple[type[BaseException], ...], ...]:
@@ -50,7 +87,9 @@ def run(app: Callable[..., Any], argv: Sequence[str] | None = None) -> int:
     exits, usage, aborts = _click_kinds()
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    args = [a for a in args if a != "--debug"]
+    args = take_lang([a for a in args if a != "--debug"])
+    set_hant_converter(_hant)
+    lang = reader_language()
     try:
         rv = app(args=args, prog_name="newsletter", standalone_mode=False)
     except exits as exc:
@@ -60,21 +99,21 @@ def run(app: Callable[..., Any], argv: Sequence[str] | None = None) -> int:
             exc.show()  # type: ignore[attr-defined]
         return int(getattr(exc, "exit_code", 2) or 2)
     except aborts:
-        sys.stderr.write("aborted / 已中止\n")
+        sys.stderr.write(message("cli.aborted").for_reader(lang) + "\n")
         return 130
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted / 已中断\n")
+        sys.stderr.write(message("cli.interrupted").for_reader(lang) + "\n")
         return 130
     except SystemExit as exc:
         code = exc.code
         if isinstance(code, str):
-            sys.stderr.write(one_line(code) + "\n")
+            sys.stderr.write(for_reader(one_line(code), lang) + "\n")
             return 1
         return int(code or 0)
     except Exception as exc:
         if debug:
             raise
-        code, line = describe(exc)
-        sys.stderr.write(f"error: {line}\n")
+        code, line = describe(exc, lang)
+        sys.stderr.write(f"{error_prefix(lang)}{line}\n")
         return code
     return int(rv) if isinstance(rv, int) else 0

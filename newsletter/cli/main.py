@@ -24,7 +24,11 @@ from newsletter.schedule.cli import schedule_app
 from newsletter.tracking.cli import commands as tracking_commands
 
 app = typer.Typer(
-    help="Weekly newsletter for email and WeChat / 邮件与公众号周报分发", no_args_is_help=True
+    help=(
+        "邮件与公众号周报分发 / Weekly newsletter for email and WeChat. "
+        "Messages follow the locale (LANG); --lang zh|zh-Hant|en|both picks one."
+    ),
+    no_args_is_help=True,
 )
 
 # -- groups ------------------------------------------------------------------
@@ -82,7 +86,8 @@ app.info.cls = _Root
 
 
 def main() -> None:
-    """Entry point: every error is one line (en/zh), non-zero exit; ``--debug`` shows tracebacks."""
+    """Entry point: every error is one line in the reader's language, non-zero exit;
+    ``--debug`` shows tracebacks, ``--lang`` picks the language."""
     from newsletter.cli.errors import run
 
     sys.exit(run(app))

@@ -9,7 +9,10 @@ answers ``{code, message}`` in the request's language. Traditional Chinese is ma
 
 from __future__ import annotations
 
+import os
+import re
 import string
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -19,7 +22,25 @@ import yaml
 from newsletter.core.errors import NewsletterError
 from newsletter.core.resources import resource_path
 
-__all__ = ["Message", "catalogue", "coded", "message"]
+__all__ = [
+    "LANGS",
+    "Message",
+    "catalogue",
+    "coded",
+    "error_prefix",
+    "for_reader",
+    "language_from",
+    "message",
+    "reader_language",
+    "set_hant_converter",
+]
+
+#: What a reader of the command line may ask for: both languages (Chinese first, the
+#: default when the locale says nothing useful), Simplified, Traditional or English.
+LANGS = ("both", "zh-Hans", "zh-Hant", "en")
+#: Where the language is looked for, first found wins (``--lang`` sets the first).
+LANG_VARS = ("NEWSLETTER_LANG", "LC_ALL", "LC_MESSAGES", "LANG")
+_HANT: list[Callable[[str], str]] = []
 
 E = TypeVar("E", bound=NewsletterError)
 
@@ -65,6 +86,16 @@ class Message:
         """The message in ``zh``/``zh-Hans`` or ``en``; callers convert ``zh-Hant``."""
         return self.en if lang == "en" else self.zh
 
+    def for_reader(self, lang: str) -> str:
+        """The message as a reader asked for it (one of :data:`LANGS`)."""
+        if lang == "en":
+            return self.en
+        if lang == "zh-Hans":
+            return self.zh
+        if lang == "zh-Hant":
+            return _hant(self.zh)
+        return self.line()
+
 
 def message(code: str, **params: Any) -> Message:
     if code not in catalogue():
@@ -81,3 +112,63 @@ def coded(cls: type[E], code: str, /, where: dict[str, Any] | None = None, **par
     err.code = code  # type: ignore[attr-defined]
     err.msg = msg  # type: ignore[attr-defined]
     return err
+
+
+def set_hant_converter(convert: Callable[[str], str]) -> None:
+    """The product's Simplified → Traditional conversion lives above ``core``; the command
+    line hands it in (until then Traditional readers get Simplified)."""
+    _HANT[:] = [convert]
+
+
+def _hant(text: str) -> str:
+    return _HANT[0](text) if _HANT else text
+
+
+def language_from(value: str) -> str:
+    """A locale name or ``--lang`` value (``zh_CN.UTF-8``, ``zh-TW``, ``en``, ``C``) → one of
+    :data:`LANGS`. Anything that is not Chinese or English reads both."""
+    v = value.strip().lower().replace("_", "-").split(".", 1)[0].split("@", 1)[0]
+    if v.startswith("zh"):
+        return "zh-Hant" if re.search(r"hant|tw|hk|mo", v) else "zh-Hans"
+    if v.startswith("en"):
+        return "en"
+    return "both"
+
+
+def reader_language(environ: Mapping[str, str] | None = None) -> str:
+    """The language the person at the terminal reads, from the environment."""
+    env = os.environ if environ is None else environ
+    for key in LANG_VARS:
+        if env.get(key):
+            return language_from(env[key])
+    return "both"
+
+
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def for_reader(text: str, lang: str) -> str:
+    """A message that is not (yet) a catalogue entry, written ``中文 / English`` or
+    ``English / 中文``: the reader's half, or both with Chinese first. Text that does not
+    split cleanly into one Chinese and one English half is shown whole."""
+    parts = text.split(" / ")
+    if len(parts) != 2:
+        return _hant(text) if lang == "zh-Hant" else text
+    a, b = parts
+    zh, en = (a, b) if _CJK.search(a) and not _CJK.search(b) else (b, a)
+    if not _CJK.search(zh) or _CJK.search(en):
+        return _hant(text) if lang == "zh-Hant" else text
+    if lang == "en":
+        return en
+    if lang == "zh-Hans":
+        return zh
+    if lang == "zh-Hant":
+        return _hant(zh)
+    return f"{zh} / {en}"
+
+
+_PREFIX = {"both": "错误：", "zh-Hans": "错误：", "zh-Hant": "錯誤：", "en": "error: "}
+
+
+def error_prefix(lang: str) -> str:
+    return _PREFIX.get(lang, _PREFIX["both"])

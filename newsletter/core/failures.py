@@ -1,10 +1,14 @@
-"""An error that reached the top as an exit code and one line (English / 中文).
+"""An error that reached the top as an exit code and one line, in the reader's language.
 
 Errors raised on purpose (:class:`~newsletter.core.errors.NewsletterError`) give their
 message; the usual environmental failures (database unreachable, missing or not
 migrated, a bad URL, Redis or the broker down, a file that cannot be read or written,
 a value too large for its column) become one line that says what and where. Database
 URLs are shown without their password.
+
+Every line is a catalogue entry (``cli.*`` in ``messages.yaml``) or the error's own
+coded message, shown as :func:`newsletter.core.catalogue.reader_language` asks: both
+languages with Chinese first unless the locale or ``--lang`` picks one.
 
 Exit codes: 2 bad input or configuration, 3 a service is unreachable, 4 a file could
 not be read or written, 1 anything unexpected.
@@ -13,6 +17,8 @@ not be read or written, 1 anything unexpected.
 from __future__ import annotations
 
 import re
+
+from newsletter.core.catalogue import Message, for_reader, message, reader_language
 
 __all__ = ["describe", "one_line"]
 
@@ -44,54 +50,56 @@ def _redis_where() -> str:
         return "Redis"
 
 
-def _sqlalchemy(exc: BaseException) -> tuple[int, str] | None:
+def _sqlalchemy(exc: BaseException) -> tuple[int, Message] | None:
     try:
         from sqlalchemy import exc as sa
     except ImportError:  # pragma: no cover
         return None
     if isinstance(exc, sa.ArgumentError | sa.NoSuchModuleError):
-        return 2, (
-            f"NEWSLETTER_DATABASE_URL is not a valid database URL ({one_line(str(exc))}) "
-            "/ 数据库地址无效"
-        )
+        return 2, message("cli.bad_database_url", detail=one_line(str(exc)))
     if not isinstance(exc, sa.DBAPIError | sa.StatementError):
         return None
     orig = getattr(exc, "orig", None)
     text = str(orig or exc).lower()
     if isinstance(exc, sa.DataError) or "out of range" in text or isinstance(orig, OverflowError):
-        return 2, "a value is too large for its column (id or number out of range) / 数值超出范围"
+        return 2, message("cli.too_large")
     if "does not exist" in text and "database" in text:
-        return 3, f"database does not exist: {_db_where()} / 数据库不存在"
+        return 3, message("cli.no_database", where=_db_where())
     if "no such table" in text or ("relation" in text and "does not exist" in text):
-        return 3, (
-            f"database is not migrated: run `newsletter db upgrade` ({_db_where()}) "
-            "/ 数据库未迁移：请运行 newsletter db upgrade"
-        )
+        return 3, message("cli.not_migrated", where=_db_where())
     if isinstance(exc, sa.OperationalError | sa.InterfaceError):
-        return 3, f"cannot reach the database at {_db_where()} / 无法连接数据库"
+        return 3, message("cli.database_unreachable", where=_db_where())
     if isinstance(exc, sa.IntegrityError):
-        return 2, "the change conflicts with existing data (constraint) / 与现有数据冲突"
+        return 2, message("cli.conflict")
     return None
 
 
-def _services(exc: BaseException) -> tuple[int, str] | None:
+def _services(exc: BaseException) -> tuple[int, Message] | None:
     mod = type(exc).__module__
     name = type(exc).__name__
     if mod.startswith("redis") and ("Connection" in name or "Timeout" in name):
-        return 3, f"cannot reach Redis at {_redis_where()} / 无法连接 Redis"
+        return 3, message("cli.redis_unreachable", where=_redis_where())
     if mod.startswith(("kombu", "amqp")) or (mod.startswith("celery") and "Operational" in name):
-        return 3, f"cannot reach the message broker at {_redis_where()} / 无法连接消息代理"
+        return 3, message("cli.broker_unreachable", where=_redis_where())
     return None
 
 
-def describe(exc: BaseException) -> tuple[int, str]:
-    """(exit code, one line) for an error that reached the top of the CLI."""
-    from newsletter.core.errors import ConfigError, NewsletterError
+def describe(exc: BaseException, lang: str | None = None) -> tuple[int, str]:
+    """(exit code, one line) for an error that reached the top of the CLI, in ``lang``
+    (default: the reader's, from the environment)."""
+    lang = lang or reader_language()
+    code, said = _classify(exc)
+    if isinstance(said, Message):
+        return code, said.for_reader(lang)
+    return code, for_reader(said, lang)
 
-    if isinstance(exc, ConfigError):
-        return 2, one_line(str(exc))
+
+def _classify(exc: BaseException) -> tuple[int, Message | str]:
+    from newsletter.core.errors import NewsletterError
+
     if isinstance(exc, NewsletterError):
-        return 2, one_line(str(exc))
+        msg = getattr(exc, "msg", None)
+        return 2, msg if isinstance(msg, Message) else one_line(str(exc))
     for probe in (_sqlalchemy, _services):
         found = probe(exc)
         if found is not None:
@@ -101,26 +109,25 @@ def describe(exc: BaseException) -> tuple[int, str]:
             found = probe(cause)
             if found is not None:
                 return found
+    detail = one_line(str(exc))
+    path = str(getattr(exc, "filename", "") or "")
     if isinstance(exc, IsADirectoryError):
-        return 4, f"{exc.filename}: is a directory, a file was expected / 是目录，需要文件"
+        return 4, message("cli.is_directory", path=path)
     if isinstance(exc, NotADirectoryError):
-        return 4, f"{exc.filename}: a path component is a file, not a folder / 路径不是目录"
+        return 4, message("cli.not_directory", path=path)
     if isinstance(exc, FileNotFoundError):
-        return 4, f"{exc.filename}: no such file or folder / 文件或目录不存在"
+        return 4, message("cli.no_such_file", path=path)
     if isinstance(exc, PermissionError):
-        return 4, f"{exc.filename}: permission denied / 没有权限"
+        return 4, message("cli.permission", path=path)
     if isinstance(exc, ConnectionError):
-        return 3, f"a service is unreachable: {one_line(str(exc))} / 无法连接服务"
+        return 3, message("cli.unreachable", detail=detail)
     if isinstance(exc, OSError):
-        where = f"{exc.filename}: " if exc.filename else ""
-        return 4, f"{where}{exc.strerror or one_line(str(exc))} / 文件读写失败"
+        where = f"{path}: " if path else ""
+        return 4, message("cli.file_io", where=where, detail=exc.strerror or detail)
     if isinstance(exc, UnicodeError):
-        return 2, f"input is not valid text: {one_line(str(exc))} / 输入不是有效文本"
+        return 2, message("cli.not_text", detail=detail)
     if isinstance(exc, ValueError) and "null" in str(exc).lower():
-        return 2, "input contains a NUL byte / 输入含有 NUL 字节"
+        return 2, message("cli.nul_byte")
     if isinstance(exc, ValueError):
-        return 2, f"invalid value: {one_line(str(exc))} / 输入值无效"
-    return 1, (
-        f"unexpected {type(exc).__name__}: {one_line(str(exc))} "
-        "(run again with --debug for details) / 意外错误"
-    )
+        return 2, message("cli.invalid_value", detail=detail)
+    return 1, message("cli.unexpected", kind=type(exc).__name__, detail=detail)

@@ -24,10 +24,14 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")
 
 def fail(exc: Exception) -> None:
     """Print the one-line error for EXC (see :mod:`newsletter.core.failures`) and exit with its code."""
+    from newsletter.core.catalogue import error_prefix, reader_language
     from newsletter.core.failures import describe
 
-    code, line = describe(exc)
-    sys.stderr.write(f"error: {line}\n")  # one line, never wrapped to the terminal width
+    lang = reader_language()
+    code, line = describe(exc, lang)
+    sys.stderr.write(
+        f"{error_prefix(lang)}{line}\n"
+    )  # one line, never wrapped to the terminal width
     raise typer.Exit(code)
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from newsletter.core.catalogue import error_prefix, for_reader, reader_language
 from newsletter.core.errors import NewsletterError
 from newsletter.core.failures import one_line
 from newsletter.core.terminal import emit as _emit
@@ -58,7 +59,9 @@ def _show(out: dict[str, Any], as_json: bool) -> None:
             console.print(f"  [red]failed article #{a['index']}[/] {a['title']}")
         if out.get("error"):
             # once, one line (never wrapped to the terminal, never read as markup)
-            sys.stderr.write(f"error: {one_line(out['error'])}\n")
+            lang = reader_language()
+            line = for_reader(one_line(out["error"]), lang)
+            sys.stderr.write(f"{error_prefix(lang)}{line}\n")
     if out.get("state") == "failed":
         raise typer.Exit(2)
 

@@ -321,7 +321,7 @@ def test_a_blob_edited_on_disk_refuses_every_use_with_one_line_and_an_alert(
     assert run(app, ["wechat", "publish", "#47"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
-    line = err.removeprefix("error: ")
+    line = err.removeprefix("错误：")
     assert (
         re.match(r"[\u4e00-\u9fff]", line)
         and "[seal-broken]" in line

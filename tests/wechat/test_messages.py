@@ -79,5 +79,5 @@ def test_a_failed_run_prints_the_message_once_chinese_first(
     assert both.count(zh) == 1 and both.count(en) == 1, both
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, out.stderr
-    assert lines[0].startswith("error: 微信") and lines[0].index(zh) < lines[0].index(en)
+    assert lines[0].startswith("错误：微信") and lines[0].index(zh) < lines[0].index(en)
     assert f"errcode {code}" in lines[0] and "Traceback" not in both
