@@ -65,9 +65,12 @@ def ingest_events() -> int:
 
 @app.task(name="newsletter.deliver_webhooks")
 def deliver_webhooks() -> int:
-    """Send the event webhooks that are due (signed, in order, with retries)."""
+    """Send the event webhooks that are due (signed, in order, with retries), and mail the
+    review notices not mailed yet."""
     from newsletter.delivery.eventhooks import deliver_due
+    from newsletter.delivery.notices import mail_due
 
+    mail_due()
     return deliver_due()
 
 

@@ -1,4 +1,5 @@
-"""Mail the product sends on its own behalf, one message at a time: opt-in confirmations.
+"""Mail the product sends on its own behalf, one message at a time: opt-in confirmations
+and review notices.
 
 Signed with the system DKIM key and sent through the relays, with a bounce address that
 names the subscriber, so a confirmation that bounces is handled like any other bounce.
@@ -13,15 +14,16 @@ from newsletter.core.config import get_settings
 from newsletter.core.safety.signing import system_bounce_token, verify_confirm
 from newsletter.delivery.dkim import sign_system_mail
 from newsletter.delivery.relays import connect
+from newsletter.delivery.smtp import Outcome
 
-__all__ = ["send_confirmation", "subscribe"]
+__all__ = ["send_confirmation", "send_message", "subscribe"]
 
 
 def send_confirmation(addr: str, list_name: str, token: str, variant: str) -> None:
     """Mail the confirmation that a request returned (``OptinResult.mail``)."""
     msg = confirmation_message(addr, list_name, token, variant)
     bounce = system_bounce_token(verify_confirm(token)[0])
-    _send(f"bounces+{bounce}@{get_settings().bounce_domain}", addr, msg)
+    send_message(f"bounces+{bounce}@{get_settings().bounce_domain}", addr, msg)
 
 
 def subscribe(email: str, list_id: int, **request: object) -> OptinResult:
@@ -33,10 +35,11 @@ def subscribe(email: str, list_id: int, **request: object) -> OptinResult:
     return result
 
 
-def _send(envelope: str, rcpt: str, msg: EmailMessage) -> None:
+def send_message(envelope: str, rcpt: str, msg: EmailMessage) -> Outcome:
+    """Sign and send one message; the relay's answer (a refusal does not raise)."""
     data = sign_system_mail(msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")))
     conn = connect()
     try:
-        conn.send(envelope, rcpt, data)
+        return conn.send(envelope, rcpt, data)
     finally:
         conn.close()

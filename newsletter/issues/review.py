@@ -3,21 +3,58 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.core.audit import audit
 from newsletter.core.errors import NewsletterError, StateError
 from newsletter.core.wechat_settings import get_wechat_settings
-from newsletter.models import Issue, Publication, utcnow
+from newsletter.models import Issue, Publication, ReviewNotice, User, utcnow
+from newsletter.models.console import APPROVER_ROLES
 
-__all__ = ["approval_errors", "approve", "request_changes", "submit_for_review"]
+__all__ = ["approval_errors", "approve", "notify", "request_changes", "submit_for_review"]
+
+
+def _author(issue: Issue) -> str:
+    return issue.updated_by or issue.created_by or ""
+
+
+def notify(session: Session, issue: Issue, kind: str, actor: str, note: str = "") -> list[str]:
+    """Write the review notices of one step, in the step's transaction; returns who.
+
+    ``ready``: every active person who may approve it (never the actor; with four-eyes,
+    never its uploader or last editor). ``approved`` and ``sent_back``: its author, unless
+    the author took the step."""
+    if kind == "ready":
+        pub = session.get(Publication, issue.publication_id)
+        barred = {actor}
+        if pub is not None and pub.four_eyes:
+            barred |= {issue.created_by or "", issue.updated_by or ""}
+        people = [
+            u
+            for u in session.scalars(
+                select(User.username).where(User.active.is_(True), User.role.in_(APPROVER_ROLES))
+            )
+            if u not in barred
+        ]
+    else:
+        author = _author(issue)
+        people = [author] if author and author != actor else []
+    for who in people:
+        session.add(
+            ReviewNotice(issue_id=issue.id, recipient=who, kind=kind, actor=actor, note=note)
+        )
+    return people
 
 
 def submit_for_review(session: Session, issue: Issue, actor: str = "cli") -> None:
     if issue.status not in ("draft", "in_review"):
         raise StateError(f"issue {issue.number} is {issue.status}; only a draft goes to review")
+    if issue.status == "in_review":
+        return
     issue.status = "in_review"
     audit(session, actor, "issue.review", f"issue:{issue.id}")
+    notify(session, issue, "ready", actor)
 
 
 def request_changes(session: Session, issue: Issue, actor: str, note: str) -> None:
@@ -46,8 +83,9 @@ def request_changes(session: Session, issue: Issue, actor: str, note: str) -> No
         "issue.request_changes",
         f"issue:{issue.id}",
         note=note,
-        author=issue.updated_by or issue.created_by,
+        author=_author(issue),
     )
+    notify(session, issue, "sent_back", actor, note)
 
 
 def approval_errors(session: Session, issue: Issue) -> list[str]:
@@ -119,6 +157,8 @@ def approve(session: Session, issue: Issue, actor: str) -> None:
         issue.approved_at = utcnow()
     audit(session, actor, "issue.approve", f"issue:{issue.id}", source_hash=issue.source_hash,
           sealed_version=row.version, seal=row.digest, legacy=legacy)  # fmt: skip
+    if not legacy:
+        notify(session, issue, "approved", actor)
     from newsletter.core.events import emit
 
     emit(session, "issue.approved", [({"issue_id": issue.id, "publication_id": issue.publication_id,

@@ -46,6 +46,7 @@ from newsletter.models.issues import (
     Link,
     Publication,
     Rendition,
+    ReviewNotice,
 )
 from newsletter.models.jobs import JOB_KINDS, JOB_STATES, Job
 from newsletter.models.tracking import (
@@ -91,6 +92,7 @@ __all__ = [
     "RateCounter",
     "RelayState",
     "Rendition",
+    "ReviewNotice",
     "RollupHourly",
     "RollupLink",
     "Segment",

@@ -22,6 +22,8 @@ __all__ = ["ROLES", "ApiToken", "ConsoleSetting", "RecoveryCode", "User"]
 #: admin: everything; ops: issues, sends, subscribers; editor: writes and approves
 #: issues (never sends, never changes settings); marketing: stats and read-only views.
 ROLES = ("admin", "ops", "editor", "marketing")
+#: The roles that may approve an issue (and so are told when one waits for review).
+APPROVER_ROLES = ("admin", "ops", "editor")
 
 
 class User(Base):
@@ -42,6 +44,9 @@ class User(Base):
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[dt.datetime | None]
+    #: Where review notices are mailed (migration 0024); None: the username if it is an
+    #: address, else the console only.
+    email: Mapped[str | None] = mapped_column(String(320))
     #: Where the account comes from: "local" (a password) or "oidc" (single sign-on,
     #: the provider's issuer and subject below; such an account has no usable password).
     auth_source: Mapped[str] = mapped_column(String(8), default="local")

@@ -199,3 +199,39 @@ class Link(Base):
     position: Mapped[int] = mapped_column(Integer, primary_key=True)
     url: Mapped[str] = mapped_column(Text)
     text: Mapped[str] = mapped_column(String(500), default="")
+
+
+#: What a review notice says: an issue waits for review, was approved, or was sent back.
+NOTICE_KINDS = ("ready", "approved", "sent_back")
+
+
+class ReviewNotice(Base):
+    """One person told about one step of an issue's review (migration 0024).
+
+    Written in the transaction that took the step, so a notice exists exactly when the
+    step does. The console lists a person's unread notices; ``delivery.notices`` mails
+    each once to a person with an address (``emailed_at`` is claimed before sending).
+    """
+
+    __tablename__ = "review_notice"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN (" + ",".join(f"'{k}'" for k in NOTICE_KINDS) + ")",
+            name="ck_review_notice_kind",
+        ),
+        Index("ix_review_notice_recipient", "recipient", "read_at"),
+        Index("ix_review_notice_unmailed", "emailed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issue.id", ondelete="CASCADE"))
+    recipient: Mapped[str] = mapped_column(String(320))
+    kind: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(320), default="")
+    note: Mapped[str] = mapped_column(String(2000), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[dt.datetime | None]
+    #: set when the mail was claimed; ``mail_state`` says how it ended
+    emailed_at: Mapped[dt.datetime | None]
+    #: "" (not mailed yet), sent, no_address (the person has none), failed
+    mail_state: Mapped[str] = mapped_column(String(16), default="")

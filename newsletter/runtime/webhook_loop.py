@@ -1,6 +1,6 @@
 """The embedded mode's webhook sender: a background thread of the web process that sends
-the outbox's due events every few seconds (with a broker, beat runs
-``newsletter.deliver_webhooks`` instead)."""
+the outbox's due events, and mails the review notices not mailed yet, every few seconds
+(with a broker, beat runs ``newsletter.deliver_webhooks`` instead, which does both)."""
 
 from __future__ import annotations
 
@@ -22,12 +22,14 @@ def start(every: float = 5.0) -> threading.Event:
 
     def loop() -> None:
         from newsletter.delivery.eventhooks import deliver_due
+        from newsletter.delivery.notices import mail_due
 
         while not stop.is_set():
-            try:
-                deliver_due()
-            except Exception:  # a round that failed must not end the loop
-                log.exception("webhook round failed")
+            for job in (deliver_due, mail_due):
+                try:
+                    job()
+                except Exception:  # a round that failed must not end the loop
+                    log.exception("%s round failed", job.__name__)
             stop.wait(every)
 
     threading.Thread(target=loop, daemon=True, name="webhooks").start()

@@ -167,6 +167,7 @@ AUDIT_ACTIONS = {
     "token.revoke": "吊销令牌",
     "user.create": "创建用户",
     "user.update": "修改用户",
+    "user.profile": "修改个人资料",
     "list.create": "创建列表",
     "list.update": "修改列表",
     "list.delete": "删除列表",

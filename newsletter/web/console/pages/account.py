@@ -303,6 +303,10 @@ def _account(request: Request, user: Viewer, new_token: Any = None) -> HTMLRespo
     with session_scope() as s:
         me = s.get(User, user.user_id)
         second = me is not None and twofactor.has_two_factor(me)
+        profile = {
+            "display_name": me.display_name if me else "",
+            "email": (me.email or "") if me else "",
+        }
     return page(
         request,
         "account.html",
@@ -310,6 +314,7 @@ def _account(request: Request, user: Viewer, new_token: Any = None) -> HTMLRespo
         tokens=svc.tokens(user.user_id),
         new_token=new_token,
         two_factor=second,
+        me=profile,
     )
 
 
@@ -402,6 +407,20 @@ def two_factor_enrol(
 def account_token_revoke(request: Request, user: Viewer, token_id: int) -> Response:
     return _done(
         lambda: svc.revoke_token(user, token_id, request), "/console/account", "已吊销 / revoked"
+    )
+
+
+@router.post("/account/profile")
+def account_profile(
+    request: Request,
+    user: Viewer,
+    display_name: Annotated[str, Form()] = "",
+    email: Annotated[str, Form()] = "",
+) -> Response:
+    return _done(
+        lambda: svc.update_profile(user, display_name, email, request),
+        "/console/account",
+        "已保存 / saved",
     )
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import (
-    HTMLResponse,
-)
+from fastapi.responses import HTMLResponse, Response
 
 from newsletter.web.console import charts
 from newsletter.web.console import services as svc
+from newsletter.web.console.flash import back
 from newsletter.web.console.i18n import (
     translator,
 )
@@ -37,7 +36,15 @@ def home(request: Request, user: Viewer) -> HTMLResponse:
         issues=svc.list_issues(limit=5),
         charts=_home_charts(lang_of(request)),
         queue=svc.review_queue(user) if user.can("editor") else None,
+        notices=svc.my_notices(user),
     )
+
+
+@router.post("/notices/read")
+def notices_read(request: Request, user: Viewer) -> Response:
+    """Every unread review notice of this person is marked read."""
+    svc.mark_notices_read(user)
+    return back("/console/", "已标为已读 / marked as read")
 
 
 #: Line colours of the list-growth chart (AA contrast on white).

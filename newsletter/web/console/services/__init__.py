@@ -64,6 +64,9 @@ from newsletter.web.console.services.jobs import list_jobs as list_jobs
 from newsletter.web.console.services.jobs import resume_job as resume_job
 from newsletter.web.console.services.jobs import start_bulk_job as start_bulk_job
 from newsletter.web.console.services.jobs import start_import as start_import
+from newsletter.web.console.services.notices import mark_notices_read as mark_notices_read
+from newsletter.web.console.services.notices import my_notices as my_notices
+from newsletter.web.console.services.notices import update_profile as update_profile
 from newsletter.web.console.services.overview import charts_data as charts_data
 from newsletter.web.console.services.reports import MAX_COMPARE as MAX_COMPARE
 from newsletter.web.console.services.reports import compare as compare
