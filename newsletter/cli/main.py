@@ -17,7 +17,7 @@ from newsletter.cli.ops import commands as ops_commands
 from newsletter.cli.ops import db_app
 from newsletter.delivery.cli import bounce_app, send_app
 from newsletter.delivery.cli import commands as delivery_commands
-from newsletter.issues.cli import publications_app
+from newsletter.issues.publications_cli import publications_app
 from newsletter.reports.cli import commands as report_commands
 from newsletter.reports.cli import issue_app
 from newsletter.schedule.cli import schedule_app

@@ -11,7 +11,7 @@ from rich.table import Table
 from newsletter.core.errors import NewsletterError
 from newsletter.core.terminal import JsonOpt, console, emit, err, fail
 
-__all__ = ["issue_app", "publications_app"]
+__all__ = ["issue_app"]
 
 issue_app = typer.Typer(help="Issues: add, lint, render, import plain text", no_args_is_help=True)
 
@@ -224,49 +224,6 @@ def _publication_rules(slug: str) -> tuple[int, list[tuple[str, str, str]]]:
         return pub.id, rules_of(s, pub.id)
 
 
-publications_app = typer.Typer(help="Publications: learnt import styles", no_args_is_help=True)
-styles_app = typer.Typer(help="A publication's learnt import rules", no_args_is_help=True)
-publications_app.add_typer(styles_app, name="styles")
-
-
-@styles_app.command("show")
-def styles_show(slug: str, as_json: JsonOpt = False) -> None:
-    """List the import rules a publication has learnt from corrections."""
-    from newsletter.core.db import session_scope
-    from newsletter.issues.styles import styles
-
-    try:
-        pub_id, _ = _publication_rules(slug)
-    except NewsletterError as exc:
-        fail(exc)
-    with session_scope() as s:
-        rows = styles(s, pub_id)
-    if emit(rows, as_json):
-        return
-    if not rows:
-        console.print("还没有学到的导入规则 / no learnt import rules", markup=False)
-        return
-    for r in rows:
-        what = f"以“{r['pattern']}”开头的行" if r["kind"] == "marker" else f"“{r['pattern']}”"
-        console.print(f"{what} → {r['class']}    例：{r['example']}", markup=False)
-
-
-@styles_app.command("reset")
-def styles_reset(slug: str, as_json: JsonOpt = False) -> None:
-    """Forget every import rule of a publication."""
-    from newsletter.core.db import session_scope
-    from newsletter.issues.styles import reset
-
-    try:
-        pub_id, _ = _publication_rules(slug)
-    except NewsletterError as exc:
-        fail(exc)
-    with session_scope() as s:
-        n = reset(s, pub_id)
-    if not emit({"removed": n}, as_json):
-        console.print(f"已清除 {n} 条规则 / removed {n} rules", markup=False)
-
-
 @issue_app.command("from-feeds")
 def issue_from_feeds(
     feeds: Annotated[
@@ -455,3 +412,30 @@ def issue_list(as_json: JsonOpt = False) -> None:
             str(r["approved_by"] or ""),
         )
     console.print(t)
+
+
+@issue_app.command("move")
+def issue_move(
+    ref: str,
+    to: Annotated[str, typer.Option("--to", help="the publication's slug")],
+    by: Annotated[str, typer.Option(help="who moves it (recorded)")] = "cli",
+    as_json: JsonOpt = False,
+) -> None:
+    """Move an issue (id or #number) to another publication (audited). An approved issue
+    goes back to review; an issue with sends cannot move."""
+    from newsletter.core.catalogue import message
+    from newsletter.core.db import session_scope
+    from newsletter.issues.publications import move_issue, publication_by_slug
+    from newsletter.issues.store import get_issue
+
+    try:
+        with session_scope() as s:
+            issue = get_issue(s, ref)
+            moved = move_issue(s, issue, publication_by_slug(s, to), by)
+            out = {"id": issue.id, "number": issue.number, "publication": to,
+                   "status": issue.status, "moved": moved}  # fmt: skip
+    except NewsletterError as exc:
+        fail(exc)
+    if not emit(out, as_json):
+        console.print(message("publication.moved", number=out["number"], slug=to).line(),
+                      markup=False)  # fmt: skip

@@ -87,15 +87,18 @@ def ensure_publication(session: Session, name: str, slug: str | None = None) -> 
 def choose_publication(session: Session, name: str, slug: str | None = None) -> Publication:
     """The publication an issue goes to; one is never invented from an issue's title.
 
-    A slug names it (and creates it when it is new: an operator asked for it).
-    Without a slug: the only publication there is; else the one whose name or slug
-    the source's ``publication:`` gives; with none yet, the first is created.
+    A slug names an existing one. Without a slug: the only publication there is; else
+    the one whose name or slug the source's ``publication:`` gives. Only the very first
+    import of an installation creates one (with the slug asked for, if any); after that
+    a publication is created on purpose (:mod:`newsletter.issues.publications`).
     """
-    if slug:
-        return ensure_publication(session, name, slug)
     pubs = list(session.scalars(select(Publication).order_by(Publication.id)))
     if not pubs:
-        return ensure_publication(session, name)
+        return ensure_publication(session, name, slug)
+    if slug:
+        from newsletter.issues.publications import publication_by_slug
+
+        return publication_by_slug(session, slug)
     if len(pubs) == 1:
         return pubs[0]
     for pub in pubs:

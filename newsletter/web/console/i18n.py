@@ -168,6 +168,8 @@ AUDIT_ACTIONS = {
     "user.create": "创建用户",
     "user.update": "修改用户",
     "user.profile": "修改个人资料",
+    "publication.create": "新建刊物",
+    "issue.move": "期刊移到其他刊物",
     "list.create": "创建列表",
     "list.update": "修改列表",
     "list.delete": "删除列表",

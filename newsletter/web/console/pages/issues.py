@@ -242,6 +242,22 @@ def issue_page(request: Request, user: Viewer, issue_id: int, v: str = "zh-Hans"
         segments=svc.segments(),
         sends=svc.list_sends(issue_id=issue_id),
         history=svc.issue_history(issue_id),
+        pubs=svc.publications(),
+    )
+
+
+@router.post("/issues/{issue_id}/move")
+def issue_move(
+    request: Request, user: Editor, issue_id: int, publication: Annotated[str, Form()] = ""
+) -> Response:
+    """Move the issue to another publication (audited); one with sends cannot move."""
+    from newsletter.core.catalogue import message
+
+    return _done(
+        lambda: svc.move_issue(user, issue_id, publication[:64]),
+        f"/console/issues/{issue_id}",
+        lambda out: message("publication.moved", number=out["number"], slug=out["slug"]).line(),
+        missing=request,
     )
 
 

@@ -1,9 +1,11 @@
-"""Settings (admin): the publication, its weekly slot, the WeChat check, and users."""
+"""Settings (admin): the publications (create, each one's own settings), the weekly slot,
+the WeChat check, and users."""
 
 from __future__ import annotations
 
 import json
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import (
@@ -12,6 +14,7 @@ from fastapi.responses import (
 )
 
 from newsletter.core.db import session_scope
+from newsletter.core.errors import NewsletterError
 from newsletter.web.console import services as svc
 from newsletter.web.console import twofactor
 from newsletter.web.console.auth import record
@@ -20,6 +23,8 @@ from newsletter.web.console.pages.account import login_options
 from newsletter.web.console.pages.common import (
     Admin,
     _done,
+    _error,
+    error_page,
     page,
 )
 
@@ -29,12 +34,17 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 
 
 @router.get("/settings", response_class=HTMLResponse)
-def settings_page(request: Request, user: Admin) -> HTMLResponse:
+def settings_page(request: Request, user: Admin, pub: str = "") -> HTMLResponse:
+    """Settings; ``?pub=slug`` shows that publication's own settings (default: the first)."""
+    chosen = svc.publication(pub[:64] or None)
+    if pub and chosen is None:
+        return error_page(request, 404)
     return page(
         request,
         "settings.html",
         user,
-        pub=svc.publication(),
+        pub=chosen,
+        pubs=svc.publications(),
         lists=svc.lists(),
         ident=svc.sender_identity(),
         users=svc.list_users(),
@@ -72,6 +82,7 @@ def settings_publication(
     track_opens: Annotated[str, Form()] = "",
     track_clicks: Annotated[str, Form()] = "",
     zh_hant_table: Annotated[str, Form()] = "",
+    slug: Annotated[str, Form()] = "",
 ) -> Response:
     values = {
         "name": name,
@@ -83,9 +94,23 @@ def settings_publication(
         "track_clicks": track_clicks == "on",
         "zh_hant_table": zh_hant_table,
     }
-    return _done(
-        lambda: svc.update_publication(user, values, request), "/console/settings", "已保存 / saved"
-    )
+    to = f"/console/settings?pub={quote(slug)}" if slug else "/console/settings"
+    return _done(lambda: svc.update_publication(user, values, request, slug), to, "已保存 / saved")
+
+
+@router.post("/publications")
+def publication_create(
+    request: Request,
+    user: Admin,
+    slug: Annotated[str, Form()] = "",
+    name: Annotated[str, Form()] = "",
+) -> Response:
+    """Create a publication: its own explicit step (an import never invents one)."""
+    try:
+        made = svc.create_publication(user, slug, name)
+    except NewsletterError as exc:
+        return back("/console/settings#publications", _error(exc), "error")
+    return back(f"/console/settings?pub={quote(made)}", "已创建 / created")
 
 
 @router.post("/settings/schedule")
@@ -96,10 +121,13 @@ def settings_schedule(
     time: Annotated[str, Form()],
     timezone: Annotated[str, Form()] = "Asia/Shanghai",
     default_list: Annotated[str, Form()] = "",
+    slug: Annotated[str, Form()] = "",
 ) -> Response:
     return _done(
-        lambda: svc.update_schedule(user, weekday, time, timezone, default_list, request),
-        "/console/settings",
+        lambda: svc.update_schedule(
+            user, weekday, time, timezone, default_list, request, slug=slug or None
+        ),
+        f"/console/settings?pub={quote(slug)}" if slug else "/console/settings",
         "已保存 / saved",
     )
 

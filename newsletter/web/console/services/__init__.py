@@ -87,7 +87,10 @@ from newsletter.web.console.services.sends import send_now_facts as send_now_fac
 from newsletter.web.console.services.sends import send_row as send_row
 from newsletter.web.console.services.settings import WEEKDAYS as WEEKDAYS
 from newsletter.web.console.services.settings import ZONES as ZONES
+from newsletter.web.console.services.settings import create_publication as create_publication
+from newsletter.web.console.services.settings import move_issue as move_issue
 from newsletter.web.console.services.settings import publication as publication
+from newsletter.web.console.services.settings import publications as publications
 from newsletter.web.console.services.settings import schedule_overview as schedule_overview
 from newsletter.web.console.services.settings import sender_identity as sender_identity
 from newsletter.web.console.services.settings import update_publication as update_publication

@@ -17,6 +17,9 @@ from newsletter.web.console.services.common import ConsoleError
 
 __all__ = [
     "publication",
+    "create_publication",
+    "move_issue",
+    "publications",
     "sender_identity",
     "update_publication",
     "update_schedule",
@@ -24,9 +27,60 @@ __all__ = [
 ]
 
 
-def publication() -> dict[str, Any] | None:
+def _pick(s: Any, slug: str | None) -> Publication | None:
+    """The publication ``slug`` names, or the first (the only one, in most installs)."""
+    if slug:
+        return s.scalar(select(Publication).where(Publication.slug == slug))
+    return s.scalars(select(Publication).order_by(Publication.id)).first()
+
+
+def publications() -> list[dict[str, Any]]:
+    """Every publication, with how many issues it has (the settings page's list)."""
+    from newsletter.models import Issue
+
     with session_scope() as s:
-        pub = s.scalars(select(Publication).order_by(Publication.id)).first()
+        counts = dict(
+            s.execute(
+                select(Issue.publication_id, func.count()).group_by(Issue.publication_id)
+            ).all()
+        )
+        return [
+            {"slug": p.slug, "name": p.name, "issues": int(counts.get(p.id, 0))}
+            for p in s.scalars(select(Publication).order_by(Publication.id))
+        ]
+
+
+def create_publication(actor: Principal, slug: str, name: str) -> str:
+    """A new publication (admin), with the configured sender identity; returns its slug."""
+    from newsletter.issues.publications import create_publication as create
+
+    with session_scope() as s:
+        return create(s, slug, name, actor.username).slug  # audited there
+
+
+def move_issue(actor: Principal, issue_id: int, slug: str) -> dict[str, Any]:
+    """Move an issue to the publication ``slug`` (audited there); returns number and slug."""
+    from newsletter.issues.publications import move_issue as move
+    from newsletter.issues.publications import publication_by_slug
+    from newsletter.models import Issue
+
+    with session_scope() as s:
+        issue = s.get(Issue, issue_id)
+        if issue is None:
+            raise NotFound(f"期刊 {issue_id} 不存在 / issue does not exist")
+        try:
+            target = publication_by_slug(s, slug)
+        except NotFound:  # a choice that is not there: a refusal, not a missing page
+            from newsletter.core.catalogue import coded
+
+            raise coded(ConsoleError, "publication.unknown", slug=slug) from None
+        move(s, issue, target, actor.username)
+        return {"number": issue.number, "slug": slug, "status": issue.status}
+
+
+def publication(slug: str | None = None) -> dict[str, Any] | None:
+    with session_scope() as s:
+        pub = _pick(s, slug)
         if pub is None:
             return None
         return {
@@ -55,10 +109,10 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def update_publication(
-    actor: Principal, values: dict[str, Any], request: Request | None = None
+    actor: Principal, values: dict[str, Any], request: Request | None = None, slug: str = ""
 ) -> dict[str, Any]:
     with session_scope() as s:
-        pub = s.scalars(select(Publication).order_by(Publication.id)).first()
+        pub = _pick(s, slug or None)
         if pub is None:
             raise NotFound("no publication yet; upload an issue first / 尚无刊物，请先上传一期")
         changed: dict[str, Any] = {}
@@ -83,7 +137,8 @@ def update_publication(
             pub.zh_hant_table = table
             changed["zh_hant_table"] = table
         record(s, actor, "settings.publication", pub.slug, request, **changed)
-    out = publication()
+        slug = pub.slug
+    out = publication(slug)
     assert out is not None
     return out
 
