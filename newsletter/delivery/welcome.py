@@ -24,7 +24,7 @@ from newsletter.content.lint import LintMessage
 from newsletter.core.audit import audit
 from newsletter.core.catalogue import coded
 from newsletter.core.errors import IssueFormatError, NotFound, StateError
-from newsletter.issues.store import context_for, parse_stored, render_issue
+from newsletter.issues.store import context_for, render_issue
 from newsletter.models import (
     Delivery,
     Issue,
@@ -47,7 +47,6 @@ __all__ = [
     "lint_step",
     "move_step",
     "parse_delay",
-    "preview_html",
     "step_row",
     "step_stats",
     "steps",
@@ -390,18 +389,3 @@ def step_row(session: Session, step: WelcomeStep, *, source: bool = False) -> di
     if source:
         row["source"] = issue.source_text
     return row
-
-
-def preview_html(session: Session, list_id: int, step_id: int, variant: str) -> str:
-    """The step's e-mail HTML in ``variant`` (zh-Hans or zh-Hant), as subscribers get it."""
-    from newsletter.content.variants import to_variant
-    from newsletter.render import render_email
-
-    step = get_step(session, list_id, step_id)
-    issue = session.get(Issue, step.issue_id)
-    assert issue is not None
-    pub = session.get(Publication, issue.publication_id)
-    assert pub is not None
-    doc = to_variant(parse_stored(issue), variant if variant == "zh-Hant" else "zh-Hans",
-                     table=pub.zh_hant_table or "s2t")  # fmt: skip
-    return render_email(doc, context_for(pub)).html
