@@ -79,7 +79,7 @@ _UNITS = {
     "周": 604800, "週": 604800, "星期": 604800, "w": 604800, "week": 604800, "weeks": 604800,
 }  # fmt: skip
 _NOW = frozenset({"", "0", "立即", "马上", "立刻", "now", "immediately", "at once"})
-_DELAY = re.compile(r"^(\d{1,6})\s*([^\d\s]+?)\s*(?:后|後|later|after)?$")
+_DELAY = re.compile(r"^(?:after\s+|in\s+)?(\d{1,6})\s*([^\d\s]+?)\s*(?:后|後|later)?$")
 
 
 def parse_delay(text: str | int) -> int:

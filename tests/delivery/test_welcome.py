@@ -265,7 +265,7 @@ def test_at_most_five_steps_and_reorder_keeps_positions_dense(sqlite_settings) -
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [("立即", 0), ("2 天后", 172800), ("3小时后", 10800), ("1 周后", 604800), ("90", 90),
-     ("2d", 172800), ("after 2 days", None), ("-1", None), ("400 天后", None)],
+     ("2d", 172800), ("after 2 days", 172800), ("2 天", 172800), ("soon", None), ("-1", None), ("400 天后", None)],
 )  # fmt: skip
 def test_delays_are_read_in_chinese_and_short_forms(text: str, seconds: int | None) -> None:
     if seconds is None:
