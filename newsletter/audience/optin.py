@@ -190,6 +190,7 @@ def confirm(token: str) -> tuple[int, int]:
         if subn.status != "active":
             subn.status = "active"
             subn.unsubscribed_at = None
+            subn.confirmed_at = utcnow()  # the welcome series counts from here
             sub.confirmed_at = sub.confirmed_at or utcnow()
             audit(s, sub.email, "subscription.confirm", f"list:{list_id}")
     return sid, list_id

@@ -45,7 +45,11 @@ def _recent_sends(n: int) -> Any:
         raise SegmentError(f"N must be an integer between 1 and 100, got {n!r}")
     return (
         select(Send.id)
-        .where(Send.channel == "email", Send.state.in_(("sending", "finished", "paused")))
+        .where(
+            Send.channel == "email",
+            Send.kind == "issue",  # a welcome step is not one of the recent sends
+            Send.state.in_(("sending", "finished", "paused")),
+        )
         .order_by(Send.id.desc())
         .limit(n)
         .scalar_subquery()

@@ -46,8 +46,10 @@ def web(host: str = "127.0.0.1", port: int = 8000) -> None:
 
     if get_settings().embedded_mode:  # no beat: this process sends the event webhooks
         from newsletter.runtime.webhook_loop import start
+        from newsletter.runtime.welcome_loop import start as start_welcome
 
         start()
+        start_welcome()  # and the welcome steps that are due
     uvicorn.run(create_asgi(), host=host, port=port)
 
 

@@ -137,7 +137,10 @@ def send_list(as_json: JsonOpt = False) -> None:
                 "sent": sent.get(sd.id, 0),
             }
             for sd, num in s.execute(
-                select(Send, Issue.number).join(Issue).order_by(Send.id.desc())
+                select(Send, Issue.number)
+                .join(Issue)
+                .where(Send.kind == "issue")
+                .order_by(Send.id.desc())
             )
         ]
     if emit(rows, as_json):

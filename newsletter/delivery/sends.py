@@ -315,10 +315,19 @@ def pending(session: Session, send_id: int) -> tuple[int, dt.datetime | None]:
 def maybe_finish(send_id: int) -> bool:
     """Mark the send finished if every delivery is in a terminal state."""
     with session_scope() as s:
+        # The send's row first: a subscriber taken in while it goes out
+        # (``welcome_due.join_live_sends``) is inserted under the same lock, so the count
+        # below sees every row (PostgreSQL; SQLite has one writer).
+        lock = select(Send.state, Send.kind).where(Send.id == send_id)
+        if s.get_bind().dialect.name == "postgresql":
+            lock = lock.with_for_update()
+        row = s.execute(lock).first()
         n, _ = pending(s, send_id)
         if n:
             return False
-        state = s.scalar(select(Send.state).where(Send.id == send_id))
+        state = row.state if row is not None else None
+        if row is not None and row.kind == "welcome":
+            return True  # a welcome step's send stands: nothing to do until the next due
         if state != "sending":
             return state == "finished"
         transition(s, send_id, "finish")

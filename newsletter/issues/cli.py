@@ -398,7 +398,9 @@ def issue_list(as_json: JsonOpt = False) -> None:
                 "status": i.status,
                 "approved_by": i.approved_by,
             }
-            for i in s.scalars(select(Issue).order_by(Issue.number.desc()))
+            for i in s.scalars(
+                select(Issue).where(Issue.kind == "weekly").order_by(Issue.number.desc())
+            )
         ]
     if emit(rows, as_json):
         return

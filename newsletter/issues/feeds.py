@@ -441,7 +441,7 @@ def draft_from_feeds(
     today = today or clock.now().date()
     recent = session.execute(
         select(Issue.id, Issue.number, Issue.created_at, Issue.status, Issue.created_by)
-        .where(Issue.publication_id == pub.id)
+        .where(Issue.publication_id == pub.id, Issue.kind == "weekly")
         .order_by(Issue.number.desc())
         .limit(13)
     ).all()

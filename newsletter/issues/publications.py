@@ -79,6 +79,8 @@ def create_publication(
 
 def move_issue(session: Session, issue: Issue, target: Publication, actor: str) -> bool:
     """Move ``issue`` to ``target``; False when it is there already. Audited."""
+    if issue.kind != "weekly":  # a welcome step belongs to its list, not to a publication's run
+        raise NotFound(f"issue {issue.id} does not exist / 期刊不存在")
     if issue.publication_id == target.id:
         return False
     if issue.status in ("scheduled", "sent") or session.scalar(

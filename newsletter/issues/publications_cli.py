@@ -69,7 +69,9 @@ def publications_list(as_json: JsonOpt = False) -> None:
     with session_scope() as s:
         counts = dict(
             s.execute(
-                select(Issue.publication_id, func.count()).group_by(Issue.publication_id)
+                select(Issue.publication_id, func.count())
+                .where(Issue.kind == "weekly")
+                .group_by(Issue.publication_id)
             ).all()
         )
         rows = [

@@ -130,6 +130,10 @@ def approve(session: Session, issue: Issue, actor: str) -> None:
     from newsletter.issues.seal import seal_issue
     from newsletter.issues.store import renderer_version
 
+    if issue.kind == "welcome":  # a welcome step's content goes out with its step only
+        from newsletter.core.catalogue import coded
+
+        raise coded(StateError, "welcome.not_an_issue")
     legacy = issue.status in ("approved", "scheduled", "sent") and issue.sealed_version is None
     if issue.status == "approved" and not legacy:
         return

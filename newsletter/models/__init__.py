@@ -36,6 +36,7 @@ from newsletter.models.delivery import (
     Send,
     WarmupCount,
     WarmupPlan,
+    WelcomeStep,
 )
 from newsletter.models.issues import (
     ArchiveEntry,
@@ -75,6 +76,7 @@ __all__ = [
     "WebhookAttempt",
     "WebhookEndpoint",
     "WebhookOutbox",
+    "WelcomeStep",
     "Base",
     "BigId",
     "Delivery",

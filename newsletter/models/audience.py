@@ -77,6 +77,9 @@ class Subscription(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     unsubscribed_at: Mapped[dt.datetime | None]
     reason: Mapped[str | None] = mapped_column(String(200))
+    #: When the opt-in of this list was last confirmed (migration ``0025``): the welcome
+    #: series counts its delays from here.
+    confirmed_at: Mapped[dt.datetime | None]
 
 
 class Suppression(Base):

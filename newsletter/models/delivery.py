@@ -86,6 +86,36 @@ class Send(Base):
     next_probe_at: Mapped[dt.datetime | None]
     probe_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
+    #: "issue" (a weekly or ad-hoc send) or "welcome" (one welcome step's standing send,
+    #: migration ``0025``): a welcome send stays ``sending`` and never finishes.
+    kind: Mapped[str] = mapped_column(String(8), default="issue", server_default="issue")
+    created_by: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WelcomeStep(Base):
+    """One step of a list's welcome series (issue 32; at most five per list).
+
+    Its content is a hidden issue (``issue.kind = 'welcome'``), rendered by the same
+    renderers in both scripts; its deliveries are the rows of its own standing send
+    (``send.kind = 'welcome'``), so ``UNIQUE (send_id, subscriber_id)`` makes it once
+    per subscriber and step.  ``delay_seconds`` counts from the subscriber's
+    confirmation; only subscribers who confirm after ``created_at`` are welcomed.
+    """
+
+    __tablename__ = "welcome_step"
+    __table_args__ = (
+        UniqueConstraint("list_id", "position", name="uq_welcome_step_position"),
+        CheckConstraint("delay_seconds >= 0", name="ck_welcome_step_delay"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("mailing_list.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    delay_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issue.id"))
+    send_id: Mapped[int] = mapped_column(ForeignKey("send.id"))
     created_by: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -120,6 +120,9 @@ class Issue(Base):
     #: The approved version (migration ``0016``): :class:`IssueSeal` ``version`` of this
     #: issue. None: not approved, or approved before sealing existed.
     sealed_version: Mapped[int | None] = mapped_column(Integer)
+    #: "weekly" or "welcome" (a welcome step's content, migration ``0025``: numbered
+    #: below zero, never listed, archived or scheduled).
+    kind: Mapped[str] = mapped_column(String(8), default="weekly", server_default="weekly")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -34,6 +34,7 @@ def subscriber_history(subscriber_id: int, limit: int = LIMIT) -> dict[str, Any]
                 Issue.id.label("issue_id"),
                 Issue.number,
                 Issue.title,
+                Issue.kind.label("issue_kind"),
             )
             .join(Send, Send.id == Delivery.send_id)
             .join(Issue, Issue.id == Send.issue_id)
@@ -70,7 +71,9 @@ def subscriber_history(subscriber_id: int, limit: int = LIMIT) -> dict[str, Any]
             {
                 "send_id": r.send_id,
                 "issue_id": r.issue_id,
-                "issue": f"第 {r.number} 期 · {r.title}",
+                "issue": f"欢迎邮件 · {r.title}"
+                if r.issue_kind == "welcome"
+                else f"第 {r.number} 期 · {r.title}",
                 "channel": r.channel,
                 "variant": r.variant,
                 "state": r.state,

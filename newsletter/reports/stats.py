@@ -300,7 +300,9 @@ def trend(
 ) -> list[dict[str, Any]]:
     """The last ``last`` email sends (oldest first) with their key figures and WeChat reads."""
     q = select(Send).where(
-        Send.channel == "email", Send.state.in_(("sending", "paused", *TERMINAL))
+        Send.channel == "email",
+        Send.kind == "issue",
+        Send.state.in_(("sending", "paused", *TERMINAL)),
     )
     if publication_id is not None:
         q = q.where(Send.publication_id == publication_id)

@@ -7,7 +7,8 @@ that was due while everything was down starts when the system comes back if
 it is still within the grace period; beyond it, ops are notified and the send
 waits in ``scheduled`` for a decision (``send start`` or a new schedule).
 
-The tick also puts the next approved issue of a scheduled publication on its
+The tick also plans the welcome steps that are due (``delivery.welcome_due``) and
+puts the next approved issue of a scheduled publication on its
 next weekly slot, and warns ops 24 hours ahead when a slot has no approved issue.
 """
 
@@ -78,7 +79,9 @@ def tick(now: dt.datetime | None = None) -> list[int]:
         stale = now - dt.timedelta(seconds=cfg.stall_seconds)
         for send_id, state in s.execute(
             select(Send.id, Send.state).where(
-                Send.state.in_(("planning", "sending")), Send.updated_at < stale
+                Send.state.in_(("planning", "sending")),
+                Send.updated_at < stale,
+                Send.kind != "welcome",  # welcome steps: below
             )
         ):
             if send_id in out:
@@ -98,6 +101,11 @@ def tick(now: dt.datetime | None = None) -> list[int]:
             if not busy and (recent is None or recent < stale) and _due_or_done(s, send_id, now):
                 s.execute(update(Send).where(Send.id == send_id).values(updated_at=now))
                 out.append(send_id)
+    from newsletter.delivery.welcome_due import plan_due
+
+    # Welcome steps now due (planned once per subscriber and step, however many ticks
+    # run at once), their retries, and weekly sends that took in a new subscriber.
+    out.extend(i for i in plan_due(now) if i not in out)
     return out
 
 

@@ -49,6 +49,7 @@ SAMPLE = {
     "path": "console.css",
     "subscriber_id": "1",
     "endpoint_id": "1",
+    "step_id": "1",
     "slug": "weekly",
 }
 RANK = {"marketing": 1, "editor": 2, "ops": 3, "admin": 4}

@@ -8,6 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from newsletter.web.console.api import router as api_router
+from newsletter.web.console.api_welcome import router as welcome_api_router
 from newsletter.web.console.editor import router as editor_router
 from newsletter.web.console.routes import router as pages_router
 from newsletter.web.console.sso import router as sso_router
@@ -21,3 +22,4 @@ router.include_router(sso_router)
 router.include_router(editor_router)
 router.include_router(subjects_router)
 router.include_router(api_router)
+router.include_router(welcome_api_router)

@@ -19,6 +19,7 @@ from newsletter.web.console.pages import (
     sends,
     settings,
     webhooks,
+    welcome,
 )
 from newsletter.web.console.pages.common import (
     install_error_pages,
@@ -31,5 +32,16 @@ __all__ = ["install_error_pages", "lang_of", "page", "router"]
 # Paths never overlap between the page modules, so the order they are included in does
 # not change which page answers; within a module, routes keep their order.
 router = APIRouter()
-for _pages in (account, home, issues, sends, audience, reports, schedule, settings, webhooks):
+for _pages in (
+    account,
+    home,
+    issues,
+    sends,
+    audience,
+    reports,
+    schedule,
+    settings,
+    webhooks,
+    welcome,
+):
     router.include_router(_pages.router)

@@ -141,7 +141,8 @@ def list_page(request: Request, user: Ops, list_id: int) -> HTMLResponse:
     found = [x for x in svc.lists() if x["id"] == list_id]
     if not found:
         return error_page(request, 404)
-    return page(request, "list.html", user, l=found[0], share=share_info(list_id))
+    welcome = svc.welcome_series(list_id)["steps"]
+    return page(request, "list.html", user, l=found[0], share=share_info(list_id), welcome=welcome)
 
 
 @router.post("/lists/{list_id}")

@@ -111,3 +111,11 @@ from newsletter.web.console.services.webhooks import update_webhook as update_we
 from newsletter.web.console.services.webhooks import webhook as webhook
 from newsletter.web.console.services.webhooks import webhook_attempts as webhook_attempts
 from newsletter.web.console.services.webhooks import webhooks as webhooks
+from newsletter.web.console.services.welcome import add_welcome_step as add_welcome_step
+from newsletter.web.console.services.welcome import delete_welcome_step as delete_welcome_step
+from newsletter.web.console.services.welcome import lint_welcome_step as lint_welcome_step
+from newsletter.web.console.services.welcome import move_welcome_step as move_welcome_step
+from newsletter.web.console.services.welcome import update_welcome_step as update_welcome_step
+from newsletter.web.console.services.welcome import welcome_frame as welcome_frame
+from newsletter.web.console.services.welcome import welcome_series as welcome_series
+from newsletter.web.console.services.welcome import welcome_step as welcome_step

@@ -126,7 +126,11 @@ def issue_summary(issue: Issue) -> dict[str, Any]:
 def list_issues(limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
     with session_scope() as s:
         rows = s.scalars(
-            select(Issue).order_by(Issue.number.desc(), Issue.id.desc()).limit(limit).offset(offset)
+            select(Issue)
+            .where(Issue.kind == "weekly")
+            .order_by(Issue.number.desc(), Issue.id.desc())
+            .limit(limit)
+            .offset(offset)
         ).all()
         return [issue_summary(i) for i in rows]
 
@@ -594,12 +598,14 @@ def review_queue(actor: Principal) -> dict[str, list[dict[str, Any]]]:
         waiting = [
             issue_summary(i)
             for i in s.scalars(
-                select(Issue).where(Issue.status == "in_review").order_by(Issue.number)
+                select(Issue)
+                .where(Issue.status == "in_review", Issue.kind == "weekly")
+                .order_by(Issue.number)
             )
             if actor.username not in {i.created_by, i.updated_by}
         ]
         back: list[dict[str, Any]] = []
-        for i in s.scalars(select(Issue).where(Issue.status == "draft")):
+        for i in s.scalars(select(Issue).where(Issue.status == "draft", Issue.kind == "weekly")):
             last = s.scalar(
                 select(AuditLog)
                 .where(AuditLog.target == f"issue:{i.id}", AuditLog.action.like("issue.%"))

@@ -96,7 +96,7 @@ def trends(
     stmt = (
         select(Send.id, Send.planned_count, Send.started_at, Issue.number, Issue.title)
         .join(Issue, Issue.id == Send.issue_id)
-        .where(Send.channel == "email", Send.started_at.is_not(None))
+        .where(Send.channel == "email", Send.kind == "issue", Send.started_at.is_not(None))
     )
     if since is not None:
         stmt = stmt.where(Send.started_at >= _day_start(since))

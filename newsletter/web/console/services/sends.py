@@ -118,7 +118,7 @@ def send_row(s: Any, send: Send) -> dict[str, Any]:
 
 def list_sends(limit: int = 100, issue_id: int | None = None) -> list[dict[str, Any]]:
     with session_scope() as s:
-        q = select(Send).order_by(Send.id.desc()).limit(limit)
+        q = select(Send).where(Send.kind == "issue").order_by(Send.id.desc()).limit(limit)
         if issue_id is not None:
             q = q.where(Send.issue_id == issue_id)
         return [send_row(s, sd) for sd in s.scalars(q)]
@@ -317,7 +317,7 @@ def search_sends(q: str = "", state: str = "", page: int = 1, per_page: int = 50
     q = q.strip().lstrip("#")[:100]
     page = max(1, min(page, 10_000))
     with session_scope() as s:
-        stmt = select(Send)
+        stmt = select(Send).where(Send.kind == "issue")  # welcome steps: on their list
         if q:
             if q.isdigit() and len(q) < 10:
                 stmt = stmt.join(Issue, Issue.id == Send.issue_id).where(

@@ -41,7 +41,9 @@ def publications() -> list[dict[str, Any]]:
     with session_scope() as s:
         counts = dict(
             s.execute(
-                select(Issue.publication_id, func.count()).group_by(Issue.publication_id)
+                select(Issue.publication_id, func.count())
+                .where(Issue.kind == "weekly")
+                .group_by(Issue.publication_id)
             ).all()
         )
         return [
@@ -66,7 +68,7 @@ def move_issue(actor: Principal, issue_id: int, slug: str) -> dict[str, Any]:
 
     with session_scope() as s:
         issue = s.get(Issue, issue_id)
-        if issue is None:
+        if issue is None or issue.kind != "weekly":
             raise NotFound(f"期刊 {issue_id} 不存在 / issue does not exist")
         try:
             target = publication_by_slug(s, slug)
