@@ -21,6 +21,7 @@ from newsletter.core.audit import audit
 from newsletter.core.catalogue import coded
 from newsletter.core.config import get_settings
 from newsletter.core.errors import ConfigError, NotFound, StateError
+from newsletter.issues.store import publication_by_slug
 from newsletter.models import Issue, Publication, Send
 
 __all__ = ["SLUG", "create_publication", "move_issue", "publication_by_slug"]
@@ -28,13 +29,6 @@ __all__ = ["SLUG", "create_publication", "move_issue", "publication_by_slug"]
 #: A publication's slug: it appears in archive and feed URLs.
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
-
-
-def publication_by_slug(session: Session, slug: str) -> Publication:
-    pub = session.scalar(select(Publication).where(Publication.slug == slug))
-    if pub is None:
-        raise coded(NotFound, "publication.unknown", slug=slug)
-    return pub
 
 
 def create_publication(

@@ -42,6 +42,7 @@ __all__ = [
     "get_issue",
     "parse_for_use",
     "parse_stored",
+    "publication_by_slug",
     "render_issue",
     "renderer_version",
     "sealed_version",
@@ -84,6 +85,15 @@ def ensure_publication(session: Session, name: str, slug: str | None = None) -> 
     return pub
 
 
+def publication_by_slug(session: Session, slug: str) -> Publication:
+    pub = session.scalar(select(Publication).where(Publication.slug == slug))
+    if pub is None:
+        from newsletter.core.catalogue import coded
+
+        raise coded(NotFound, "publication.unknown", slug=slug)
+    return pub
+
+
 def choose_publication(session: Session, name: str, slug: str | None = None) -> Publication:
     """The publication an issue goes to; one is never invented from an issue's title.
 
@@ -96,8 +106,6 @@ def choose_publication(session: Session, name: str, slug: str | None = None) -> 
     if not pubs:
         return ensure_publication(session, name, slug)
     if slug:
-        from newsletter.issues.publications import publication_by_slug
-
         return publication_by_slug(session, slug)
     if len(pubs) == 1:
         return pubs[0]
