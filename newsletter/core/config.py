@@ -84,7 +84,7 @@ class Settings(BaseSettings):
 
     #: Several named relays (docs/delivery.md, "Relays"): a JSON list of objects, a TOML
     #: ``[[relays]]`` array in newsletter.toml, or the path of a .json/.toml/.yaml file.
-    #: Empty: the one relay above, named "default". Parsed by delivery/relays.py.
+    #: Empty: the one relay above, named "default". Parsed by delivery/relay_config.py.
     relays: Any = None
     #: A relay is taken out after this many 4xx replies within ``relay_failure_window``
     #: seconds (a connection failure takes it out at once); it is probed and brought back.
