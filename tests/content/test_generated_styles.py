@@ -13,8 +13,8 @@ from functools import cache
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from newsletter.content.parser import format_numeral, parse_issue
 from newsletter.content.textimport import import_text
+from newsletter.content.walker import format_numeral, parse_issue
 
 CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩"
 FORMAL = "壹贰叁肆伍陆柒捌玖拾"
