@@ -1,6 +1,6 @@
 """The one document model every renderer takes as input.
 
-An issue is parsed once (see :mod:`newsletter.content.walker`) into an
+An issue is parsed once (see :mod:`newsletter.content.parser`) into an
 :class:`Issue`: header fields from the front matter, then sections, each
 holding numbered items.  Each item carries an optional metadata block
 (issuing body, document number, date, official link, any other key/value),

@@ -18,7 +18,7 @@ folded, spaces between single characters removed) and put in one class:
 Guarantees:
 
 * The returned ``markdown`` is accepted by
-  :func:`newsletter.content.walker.parse_issue` as it is, whatever the input:
+  :func:`newsletter.content.parser.parse_issue` as it is, whatever the input:
   prose is escaped so that it can never turn into Markdown structure.
 * :attr:`TextImportResult.outline` gives every input line (1-based) with its
   class.  Only ``chrome`` and ``contents`` lines are dropped, and both are

@@ -1,26 +1,6 @@
-"""Issue source (Markdown with YAML front matter) → :class:`~newsletter.content.model.Issue`.
-
-The dialect is described in ``docs/authoring.md``.  This module guarantees:
-
-* Parsing is done by markdown-it-py (CommonMark + tables, raw HTML disabled)
-  with the front_matter and container plugins; this module only walks the
-  token stream.  Every ``Block.html`` is therefore sanitised: raw HTML in the
-  source is escaped and unsafe link schemes (``javascript:`` …) are refused.
-* Anchors are ASCII and positional: ``s<k>`` for the k-th section and
-  ``s<k>-i<m>`` for its m-th item, so they are unique even when the written
-  numbering is wrong (the linter reports that, the parser does not).
-* Every external link occurrence (Markdown links, autolinks and URLs in meta
-  blocks) gets its own :class:`Link` with position 1..n in document order;
-  identical URLs are *not* merged.  In ``Block.html`` the ``<a>`` carries
-  ``data-link="n"`` and ``Block.links`` lists the positions.  In-page
-  ``#fragment``, ``mailto:`` and ``tel:`` links are not collected.
-* Every image occurrence is listed in :attr:`Issue.images` in document order,
-  with the SHA-256 of the file when it exists relative to ``base_dir``.
-* Malformed input raises :class:`~newsletter.core.errors.IssueFormatError` with a
-  1-based line number; nothing is silently dropped.
-* :func:`load_issue` accepts UTF-8 (with or without BOM) silently and falls
-  back to GB18030 or Big5 with a warning naming the encoding.
-"""
+"""The body of an issue source: markdown-it's token stream walked into sections, items
+and blocks (the front matter is read by :mod:`.frontmatter`, the entry points are in
+:mod:`.parser`, which lists what the parse guarantees)."""
 
 from __future__ import annotations
 
@@ -28,12 +8,10 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
 
-import yaml
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml
 from markdown_it.renderer import RendererHTML
@@ -41,22 +19,13 @@ from markdown_it.token import Token
 from mdit_py_plugins.container import container_plugin
 from mdit_py_plugins.front_matter import front_matter_plugin
 
-from newsletter.content.decode import decode_source
 from newsletter.content.model import Block, Image, Issue, Item, Link, MetaField, Section
+from newsletter.content.numerals import NUMERAL_CHARS, parse_numeral
 from newsletter.core.errors import IssueFormatError
 from newsletter.core.safety.safepath import contained_file
 from newsletter.core.safety.urlpolicy import safe_url
 
-__all__ = [
-    "DEFAULT_ANALYSIS_LABEL",
-    "META_ROLES",
-    "decode_source",
-    "format_numeral",
-    "load_issue",
-    "load_issue_source",
-    "parse_issue",
-    "parse_numeral",
-]
+__all__ = ["DEFAULT_ANALYSIS_LABEL", "META_ROLES", "Walker", "markdown"]
 
 DEFAULT_ANALYSIS_LABEL = "政策简析"
 KNOWN_BLOCKS = ("meta", "analysis", "summary")
@@ -87,9 +56,7 @@ META_ROLES: dict[str, str] = {
     "網址": "url",
 }
 
-_DIGITS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
-_NUMERAL_CHARS = "一二三四五六七八九十"
-_SECTION_RE = re.compile(rf"^([{_NUMERAL_CHARS}]+)\s*[、.．]\s*(.*)$", re.S)
+_SECTION_RE = re.compile(rf"^([{NUMERAL_CHARS}]+)\s*[、.．]\s*(.*)$", re.S)
 _ITEM_RE = re.compile(r"^(\d{1,4})\s*[.．、]\s*(.*)$", re.S)
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 _NOT_COLLECTED = ("mailto:", "tel:")
@@ -105,35 +72,6 @@ def _pattern_role(key: str) -> str | None:
 
 _CANONICAL_ROLES = frozenset(META_ROLES.values())
 
-
-# --------------------------------------------------------------------------- numerals
-
-
-def parse_numeral(s: str) -> int | None:
-    """Chinese numeral 一..九十九 → int; ``None`` when ``s`` is not one."""
-    if len(s) == 1 and s in _DIGITS:
-        return _DIGITS[s]
-    if "十" not in s or s.count("十") != 1 or len(s) > 3:
-        return None
-    tens, _, ones = s.partition("十")
-    t = 1 if tens == "" else _DIGITS.get(tens)
-    o = 0 if ones == "" else _DIGITS.get(ones)
-    if t is None or o is None:
-        return None
-    return t * 10 + o
-
-
-def format_numeral(n: int) -> str:
-    """int 1..99 → Chinese numeral (inverse of :func:`parse_numeral`)."""
-    if not 1 <= n <= 99:
-        raise ValueError(f"numeral out of range 1..99: {n}")
-    names = {v: k for k, v in _DIGITS.items()}
-    if n < 10:
-        return names[n]
-    tens, ones = divmod(n, 10)
-    return ("" if tens == 1 else names[tens]) + "十" + (names[ones] if ones else "")
-
-
 # --------------------------------------------------------------------------- markdown-it
 
 
@@ -142,7 +80,7 @@ def _validate_unknown(params: str, *args: Any) -> bool:
 
 
 @lru_cache(maxsize=1)
-def _markdown() -> MarkdownIt:
+def markdown() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
     md.use(front_matter_plugin)
     for name in KNOWN_BLOCKS:
@@ -207,119 +145,11 @@ def _sha256_file(path: Path) -> str | None:
         return None
 
 
-# --------------------------------------------------------------------------- front matter
-
-
-def _front_matter(tokens: Sequence[Token], text: str, path: str | None) -> dict[str, Any]:
-    fm = tokens[0] if tokens and tokens[0].type == "front_matter" else None
-    if fm is None:
-        msg = "missing YAML front matter (a '---' block with title and number)"
-        if text.startswith("---"):
-            msg = "front matter is not valid (it must be closed by a '---' line)"
-        raise IssueFormatError(msg, line=1, path=path)
-    lines = text.split("\n")
-    end = fm.map[1] if fm.map else 0
-    if end > len(lines) or lines[end - 1].strip() != "---":
-        raise IssueFormatError("front matter is not closed by a '---' line", line=1, path=path)
-    try:
-        data = yaml.safe_load(fm.content) if fm.content.strip() else {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 2 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise IssueFormatError(
-            f"front matter is not valid YAML: {problem}", line=line, path=path
-        ) from exc
-    except (ValueError, OverflowError) as exc:  # e.g. "date: 2026-02-30" (YAML builds a date)
-        raise IssueFormatError(
-            f"front matter has an impossible value: {exc} / 前置信息中的值无效（如日期）",
-            line=_bad_value_line(fm.content),
-            path=path,
-        ) from exc
-    if not isinstance(data, dict):
-        raise IssueFormatError("front matter must be key: value pairs", line=2, path=path)
-    return data
-
-
-def _script_of(issue: Issue) -> str:
-    """``"Hant"`` or ``"Hans"``: the script the visible text is written in."""
-    from newsletter.content.script import detect_script
-
-    parts = [issue.title]
-    for s in issue.sections:
-        parts.append(s.title)
-        for it in s.items:
-            parts.append(it.title)
-            parts += [b.text for b in it.body[:2]] + [b.text for b in it.analysis[:1]]
-    return detect_script("".join(parts))
-
-
-def _bad_value_line(content: str) -> int:
-    """The file line of the first front-matter value YAML cannot turn into a date."""
-    for n, raw in enumerate(content.split("\n"), 2):
-        if re.match(r"^[\w-]+:\s*\d{4}-\d{1,2}-\d{1,2}", raw):
-            try:
-                date.fromisoformat(raw.split(":", 1)[1].strip()[:10])
-            except ValueError:
-                return n
-    return 2
-
-
-def _fm_line(text: str, key: str) -> int:
-    for n, raw in enumerate(text.split("\n")[:200], 1):
-        if raw.startswith(f"{key}:"):
-            return n
-    return 1
-
-
-def _fm_str(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return str(value).strip()
-
-
-def _issue_header(data: dict[str, Any], text: str, path: str | None) -> Issue:
-    title = _fm_str(data.get("title"))
-    if not title:
-        raise IssueFormatError("front matter: missing title", line=1, path=path)
-    raw_number = data.get("number")
-    if raw_number is None or raw_number == "":
-        raw_number = 0  # not numbered yet: lint warns, renderers say no 第N期
-    if isinstance(raw_number, bool) or not re.fullmatch(r"\d+", str(raw_number).strip()):
-        raise IssueFormatError(
-            f"front matter: number must be a whole number, not {raw_number!r}",
-            line=_fm_line(text, "number"),
-            path=path,
-        )
-    cover = _fm_str(data.get("cover")) or None
-    hant_table = _fm_str(data.get("zh_hant"))
-    if hant_table not in ("", "s2t", "s2hk", "s2tw"):
-        raise IssueFormatError(
-            f"front matter: zh_hant must be s2t, s2hk or s2tw, not {hant_table!r}",
-            line=_fm_line(text, "zh_hant"),
-            path=path,
-        )
-    return Issue(
-        hant_table=hant_table,
-        title=title,
-        number=int(str(raw_number).strip()),
-        period=_fm_str(data.get("period")),
-        source=_fm_str(data.get("source")),
-        author=_fm_str(data.get("author")),
-        publication=_fm_str(data.get("publication")) or title,
-        preheader=_fm_str(data.get("preheader")),
-        cover=cover,
-        date=_fm_str(data.get("date")) or None,
-    )
-
-
 # --------------------------------------------------------------------------- the walker
 
 
 @dataclass
-class _Walker:
+class Walker:
     issue: Issue
     path: str | None
     base_dir: Path | None
@@ -384,7 +214,7 @@ class _Walker:
             elif c.type in ("softbreak", "hardbreak"):
                 line += 1
         _join_cjk_breaks(children)
-        md = _markdown()
+        md = markdown()
         html = cast(RendererHTML, md.renderer).renderInline(children, md.options, {})
         return html, _plain(children)
 
@@ -629,66 +459,3 @@ class _Walker:
                 if block is not None:
                     self.append(block)
             i = end + 1
-
-
-# --------------------------------------------------------------------------- public API
-
-
-def _check_text(text: str, path: str | None) -> None:
-    m = re.search(r"[\ud800-\udfff]", text)
-    if m is not None:
-        line = text.count("\n", 0, m.start()) + 1
-        msg = "content is not valid UTF-8 (undecodable bytes)"
-        raise IssueFormatError(msg, line=line, path=path)
-
-
-def parse_issue(
-    text: str,
-    *,
-    path: str | None = None,
-    base_dir: Path | None = None,
-    sealed_images: Mapping[str, str] | None = None,
-) -> Issue:
-    """Parse issue source text into an :class:`Issue`.
-
-    ``base_dir`` is where relative image paths are resolved (to hash them).
-    ``sealed_images`` (path as written → SHA-256, from an approved version's seal)
-    gives the images' hashes instead: no file is read, ``base_dir`` is ignored.
-    ``Issue.source_hash`` is the SHA-256 of ``text`` encoded as UTF-8
-    (:func:`load_issue` replaces it with the hash of the file's bytes).
-    Raises :class:`IssueFormatError` with a 1-based line on malformed input.
-    """
-    text = text.removeprefix("\ufeff")
-    _check_text(text, path)
-    tokens = _markdown().parse(text)
-    issue = _issue_header(_front_matter(tokens, text, path), text, path)
-    issue.source_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    issue.source_script = _script_of(issue)
-    _Walker(issue, path, base_dir, sealed=sealed_images).walk(tokens)
-    return issue
-
-
-def load_issue(path: str | Path) -> tuple[Issue, list[str]]:
-    """Read, decode and parse an issue file; returns ``(issue, warnings)``.
-
-    Images are resolved relative to the file's directory and
-    ``source_hash`` is the SHA-256 of the file's bytes.
-    """
-    issue, _text, warnings = load_issue_source(path)
-    return issue, warnings
-
-
-def load_issue_source(path: str | Path) -> tuple[Issue, str, list[str]]:
-    """Like :func:`load_issue`, also returning the decoded text that was parsed."""
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise IssueFormatError(f"cannot read issue file: {exc.strerror}", path=str(p)) from exc
-    text, warnings = decode_source(data, path=str(p))
-    issue = parse_issue(text, path=str(p), base_dir=p.parent)
-    issue.source_hash = hashlib.sha256(data).hexdigest()
-    return issue, text, warnings
-
-
-# --------------------------------------------------------------------------- decoding

@@ -65,8 +65,8 @@ def run_demo(
 ) -> dict:
     from newsletter.audience.importer import import_file
     from newsletter.audience.service import get_list
+    from newsletter.content.parser import load_issue
     from newsletter.content.variants import to_variant
-    from newsletter.content.walker import load_issue
     from newsletter.core.db import dispose, session_scope, upgrade
     from newsletter.delivery.compiled import clear_cache
     from newsletter.delivery.run import drive_inline

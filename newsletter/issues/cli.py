@@ -62,8 +62,8 @@ def issue_render(
     Each channel renders on its own: one that fails is reported (and the exit
     status is 1) while the others are still written.
     """
+    from newsletter.content.parser import load_issue
     from newsletter.content.variants import to_variant
-    from newsletter.content.walker import load_issue
     from newsletter.render import CHANNELS, render_channels, write_outputs
 
     try:
@@ -357,8 +357,8 @@ def issue_preview(
     screenshots: Annotated[Path | None, typer.Option(help="write PNGs here and exit")] = None,
 ) -> None:
     """Serve a local page with the email (desktop, phone), the WeChat articles and the web page."""
+    from newsletter.content.parser import load_issue
     from newsletter.content.variants import to_variant
-    from newsletter.content.walker import load_issue
     from newsletter.render import render_all
     from newsletter.render.preview import preview_html
     from newsletter.render.preview import screenshots as take

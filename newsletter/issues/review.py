@@ -60,7 +60,7 @@ def approval_errors(session: Session, issue: Issue) -> list[str]:
     from pathlib import Path
 
     from newsletter.content.lint import lint_issue
-    from newsletter.content.walker import parse_issue
+    from newsletter.content.parser import parse_issue
     from newsletter.issues.store import context_for
     from newsletter.render.budget import size_checks
 

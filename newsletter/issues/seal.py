@@ -42,7 +42,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from newsletter.content.model import Issue as Doc
-from newsletter.content.walker import parse_issue
+from newsletter.content.parser import parse_issue
 from newsletter.core.audit import audit
 from newsletter.core.config import get_settings
 from newsletter.core.errors import SealError

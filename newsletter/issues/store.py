@@ -21,8 +21,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from newsletter.content.model import Issue as Doc
+from newsletter.content.parser import load_issue_source, parse_issue
 from newsletter.content.variants import to_variant
-from newsletter.content.walker import load_issue_source, parse_issue
 from newsletter.core.audit import audit
 from newsletter.core.config import get_settings
 from newsletter.core.errors import IssueFormatError, NotFound, StateError

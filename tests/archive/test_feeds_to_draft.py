@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from newsletter.cli.main import app
-from newsletter.content.walker import parse_issue
+from newsletter.content.parser import parse_issue
 from newsletter.core.config import Settings
 from newsletter.core.errors import ConfigError
 from newsletter.issues.feeds import FeedItem, FeedsConfig, build_markdown, parse_config

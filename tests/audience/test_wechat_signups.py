@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from newsletter.audience.optin import form_stamp, signup_source
 from newsletter.audience.service import get_or_create_list
-from newsletter.content.walker import parse_issue
+from newsletter.content.parser import parse_issue
 from newsletter.core.config import Settings, reset_settings
 from newsletter.core.db import session_scope
 from newsletter.issues.store import context_for, ensure_publication

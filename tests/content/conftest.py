@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.content.model import Issue
-from newsletter.content.walker import load_issue
+from newsletter.content.parser import load_issue
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SAMPLE = EXAMPLES / "issue-sample.md"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from newsletter.content.documents import read_document
 from newsletter.content.model import Issue
+from newsletter.content.parser import parse_issue
 from newsletter.content.textimport import import_text
-from newsletter.content.walker import parse_issue
 
 from . import wordfiles
 

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from newsletter.cli.main import app
 from newsletter.content.documents import read_document
 from newsletter.content.htmlimport import read_html
+from newsletter.content.parser import parse_issue
 from newsletter.content.textimport import TextImportError, import_text
-from newsletter.content.walker import parse_issue
 from newsletter.core.errors import IssueFormatError
 
 from . import wordfiles

@@ -13,8 +13,9 @@ from functools import cache
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from newsletter.content.numerals import format_numeral
+from newsletter.content.parser import parse_issue
 from newsletter.content.textimport import import_text
-from newsletter.content.walker import format_numeral, parse_issue
 
 CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩"
 FORMAL = "壹贰叁肆伍陆柒捌玖拾"

@@ -8,8 +8,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from newsletter.cli.main import app
+from newsletter.content.parser import parse_issue
 from newsletter.content.textimport import import_text, rule_for
-from newsletter.content.walker import parse_issue
 from newsletter.core.config import Settings
 from newsletter.core.db import session_scope
 from newsletter.issues.store import ensure_publication

@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from newsletter.content.model import Issue
+from newsletter.content.parser import parse_issue
 from newsletter.content.textimport import TextImportError, import_text
 from newsletter.content.variants import to_variant
-from newsletter.content.walker import parse_issue
 from newsletter.render import render_all
 from newsletter.render.context import RenderContext
 

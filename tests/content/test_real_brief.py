@@ -15,9 +15,9 @@ import pytest
 
 from newsletter.content.lint import lint_source
 from newsletter.content.model import Issue
+from newsletter.content.parser import parse_issue
 from newsletter.content.textimport import TextImportResult, import_text
 from newsletter.content.variants import convert_hans, convert_text, to_variant
-from newsletter.content.walker import parse_issue
 from newsletter.render import render_all
 from newsletter.render.context import RenderContext
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from newsletter.content.parser import parse_issue
 from newsletter.content.textimport import import_text
-from newsletter.content.walker import parse_issue
 
 from .conftest import BRIEF
 

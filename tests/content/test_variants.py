@@ -5,8 +5,8 @@ import re
 import pytest
 
 from newsletter.content.model import Issue
+from newsletter.content.parser import parse_issue
 from newsletter.content.variants import _converter, convert_text, to_variant
-from newsletter.content.walker import parse_issue
 
 HEADER = "---\ntitle: 软件发布周报\nnumber: 1\n---\n\n"
 

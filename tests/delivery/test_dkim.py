@@ -48,7 +48,7 @@ def ed_pem() -> bytes:
 @pytest.fixture(scope="module")
 def rendered() -> tuple[str, str]:
     """The real renderer's email output for examples/issue-sample.md (~100 KB CJK HTML)."""
-    from newsletter.content.walker import load_issue
+    from newsletter.content.parser import load_issue
     from newsletter.render import RenderContext, render_all
 
     issue = load_issue(ROOT / "examples" / "issue-sample.md")[0]

@@ -58,8 +58,8 @@ _SAMPLE = ROOT / "examples" / "issue-sample.md"
 
 @pytest.mark.parametrize("variant", ["zh-Hans", "zh-Hant"])
 def test_sample_issue_through_the_parser(variant: str, ctx: RenderContext) -> None:
+    from newsletter.content.parser import load_issue
     from newsletter.content.variants import to_variant
-    from newsletter.content.walker import load_issue
 
     doc, _ = load_issue(_SAMPLE)
     issue = to_variant(doc, variant)

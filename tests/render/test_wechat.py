@@ -121,7 +121,7 @@ def test_long_author_and_title_are_truncated(small: Issue, ctx: RenderContext) -
 
 def test_one_url_has_one_footnote_number() -> None:
     """A URL cited in two items of an article is one reference, with one number."""
-    from newsletter.content.walker import parse_issue
+    from newsletter.content.parser import parse_issue
 
     src = (
         "---\ntitle: 测试周报\nnumber: 3\nperiod: 2026年11月16日—11月22日\npublication: 测试周报\n"
@@ -159,7 +159,7 @@ def test_every_article_leads_to_the_email_edition() -> None:
 def test_a_section_of_intro_only_too_long_is_a_clear_error() -> None:
     # An unclosed code fence (typed in the editor) swallows every item into the
     # section's introduction: a clear limit error, never an IndexError.
-    from newsletter.content.walker import parse_issue
+    from newsletter.content.parser import parse_issue
 
     src = (
         "---\ntitle: 周报\nnumber: 3\npublication: 周报\n---\n\n## 一、政策法规\n\n```\n"

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from newsletter.content.walker import parse_issue
+from newsletter.content.parser import parse_issue
 from newsletter.core.safety.pinned import set_resolver
 from newsletter.issues.feeds import build_markdown, parse_config, read_feeds
 from tests.httpserve import Names, serve_paths

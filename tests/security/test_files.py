@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from newsletter.content.lint import lint_source
-from newsletter.content.walker import parse_issue
+from newsletter.content.parser import parse_issue
 from newsletter.core.config import Settings
 from newsletter.core.db import session_scope
 from newsletter.core.errors import IssueFormatError

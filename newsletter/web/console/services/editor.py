@@ -66,8 +66,8 @@ def _sample(html: str) -> str:
 def live_preview(issue_id: int, source: str, variant: str = "zh-Hans") -> dict[str, Any]:
     """Lint and render ``source`` (not stored): ``{"lint": …, "outputs": {name: html},
     "order": [names], "errors": {channel: line}}``."""
+    from newsletter.content.parser import parse_issue
     from newsletter.content.variants import to_variant
-    from newsletter.content.walker import parse_issue
     from newsletter.render import render_channels
     from newsletter.reports.lint import full_lint
 
@@ -115,7 +115,7 @@ def save_source(
     actor: Principal, issue_id: int, source: str, request: Request | None = None
 ) -> dict[str, Any]:
     """Store ``source`` as the new version of the issue (its images carried over)."""
-    from newsletter.content.walker import parse_issue
+    from newsletter.content.parser import parse_issue
 
     state = editor_state(issue_id)
     if not state["editable"]:

@@ -58,7 +58,7 @@ def upload_issue(
     publication: str | None = None,
 ) -> dict[str, Any]:
     """Store an uploaded (or pasted) issue source as a draft; returns the issue summary."""
-    from newsletter.content.walker import parse_issue
+    from newsletter.content.parser import parse_issue
 
     if not data.strip():
         raise ConsoleError("the file is empty / 文件为空")
@@ -359,7 +359,7 @@ def import_preview(
         )
         result.warnings = [w for w in result.warnings if "未找到期数" not in w]
         result.warnings.append(message("import.number_guessed", number=guessed).line())
-    from newsletter.content.walker import parse_issue
+    from newsletter.content.parser import parse_issue
 
     parsed = parse_issue(result.markdown)
     items = [it for sec in parsed.sections for it in sec.items]
