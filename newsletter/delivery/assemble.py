@@ -194,7 +194,7 @@ class CompiledMessage:
     unsub_mailto: str  # e.g. unsubscribe@example.org  (token goes after a +)
     chunks: list[bytes | str] = field(default_factory=list)
     size_worst: int = 0
-    # --- DKIM (newsletter/delivery/dkim.py) ---------------------------------------
+    # --- DKIM (delivery/dkim.py; the plan: dkim_plan.py) ---------------------------
     #: A ``DkimSigner``; when set, build() prepends its DKIM-Signature field(s).
     signer: Any = None
     #: (signer, plan) cached by the signer on first use: canonical fixed headers and
