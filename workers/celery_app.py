@@ -101,7 +101,7 @@ def _refuse_bad_relays() -> None:
     import sys
 
     from newsletter.core.errors import ConfigError
-    from newsletter.delivery.relays import load_relays
+    from newsletter.delivery.relay_config import load_relays
     from newsletter.delivery.warmup import check_settings
 
     try:

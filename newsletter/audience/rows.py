@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from newsletter.audience import queries
 from newsletter.audience.addresses import AddressError, address_hash, normalise
 from newsletter.audience.files import SourceFile
 from newsletter.core.db import session_scope
@@ -118,15 +119,15 @@ class Known:
         self.hashes: set[int] | None = None
         self.erased: set[str] = set()
         with session_scope(db_url) as s:
-            n = (s.scalar(text("SELECT count(*) FROM subscriber")) or 0) + (
-                s.scalar(text("SELECT count(*) FROM suppression")) or 0
+            n = (s.scalar(text(queries.COUNT_SUBSCRIBERS)) or 0) + (
+                s.scalar(text(queries.COUNT_SUPPRESSIONS)) or 0
             )
             if n > limit:
                 return
             hashes: set[int] = set()
-            for (email,) in s.execute(text("SELECT email FROM subscriber")).yield_per(20000):
+            for (email,) in s.execute(text(queries.ALL_SUBSCRIBER_EMAILS)).yield_per(20000):
                 hashes.add(hash(email))
-            for (email,) in s.execute(text("SELECT email FROM suppression")):
+            for (email,) in s.execute(text(queries.ALL_SUPPRESSION_EMAILS)):
                 if email.startswith("sha256:"):
                     self.erased.add(email)
                 else:

@@ -29,11 +29,12 @@ from newsletter.content.lines import (
     _slice,
     _table,
 )
-from newsletter.content.parser import DEFAULT_ANALYSIS_LABEL, format_numeral
+from newsletter.content.numerals import format_numeral
 from newsletter.content.patterns import (
     numeral_value,
 )
 from newsletter.content.prepass import Prepass
+from newsletter.content.walker import DEFAULT_ANALYSIS_LABEL
 
 
 class _Importer(Prepass):

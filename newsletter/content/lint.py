@@ -28,7 +28,8 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from newsletter.content.model import Issue, Item, Section
-from newsletter.content.parser import format_numeral, parse_issue
+from newsletter.content.numerals import format_numeral
+from newsletter.content.parser import parse_issue
 from newsletter.core.errors import IssueFormatError
 from newsletter.core.safety.safepath import contained_file, reference_problem
 from newsletter.core.safety.urlpolicy import is_allowed

@@ -84,7 +84,7 @@ class Settings(BaseSettings):
 
     #: Several named relays (docs/delivery.md, "Relays"): a JSON list of objects, a TOML
     #: ``[[relays]]`` array in newsletter.toml, or the path of a .json/.toml/.yaml file.
-    #: Empty: the one relay above, named "default". Parsed by delivery/relays.py.
+    #: Empty: the one relay above, named "default". Parsed by delivery/relay_config.py.
     relays: Any = None
     #: A relay is taken out after this many 4xx replies within ``relay_failure_window``
     #: seconds (a connection failure takes it out at once); it is probed and brought back.
@@ -130,8 +130,7 @@ class Settings(BaseSettings):
     db_retry_seconds: float = Field(default=60.0, ge=0, le=3600)
     #: The CPU niceness a Celery worker takes on at start (its processes inherit it): a
     #: bulk send yields the CPU to the web console, the pixel server, PostgreSQL and a
-    #: local relay on the same host, which then answer promptly (B4: +5 points with the
-    #: relay beside the workers). 0 keeps the priority the worker was started with; a
+    #: local relay on the same host, which then answer promptly. 0 keeps the priority the worker was started with; a
     #: worker started nicer than this stays so.
     worker_nice: int = Field(default=5, ge=0, le=19)
     #: A sending send with no lease alive and no message sent for this long is revived by the tick.
@@ -269,7 +268,7 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _one_line(cls, value: object) -> object:
-        """Header-bound settings: line breaks and control characters go (issue 14, F3)."""
+        """Header-bound settings: line breaks and control characters go (no header injection)."""
         from newsletter.core.safety.headers import clean_text
 
         return clean_text(value) if isinstance(value, str) else value

@@ -170,7 +170,7 @@ class ChunkJoiner:
 
     def dot_free(self, values: Mapping[str, bytes]) -> bool:
         """True only if no line of ``join(values)`` begins with "." (SMTP's DATA then needs
-        no dot-stuffing, and the 170 KB scan for one is skipped: ~0.1 ms a message).
+        no dot-stuffing, and the scan of the whole message for one is skipped).
         Looks at the few values, never at the joined bytes."""
         if self._static_dots:
             return False
@@ -194,7 +194,7 @@ class CompiledMessage:
     unsub_mailto: str  # e.g. unsubscribe@example.org  (token goes after a +)
     chunks: list[bytes | str] = field(default_factory=list)
     size_worst: int = 0
-    # --- DKIM (newsletter/delivery/dkim.py) ---------------------------------------
+    # --- DKIM (delivery/dkim.py; the plan: dkim_plan.py) ---------------------------
     #: A ``DkimSigner``; when set, build() prepends its DKIM-Signature field(s).
     signer: Any = None
     #: (signer, plan) cached by the signer on first use: canonical fixed headers and

@@ -8,53 +8,28 @@ covers From twice (oversigned, so a second From cannot be added), To, Subject,
 Date, Message-ID, MIME-Version, Content-Type, List-Id, List-Unsubscribe,
 List-Unsubscribe-Post and Feedback-ID.
 
-What is done once per compiled message (a :class:`_Plan`, cached on it):
+The work done once per compiled message is :mod:`.dkim_plan`; per recipient: ``.copy()``
+the planned hash state, feed the canonical remainder with the slot values filled (one
+C-level join, then one ``update``), canonicalise the four per-recipient headers (a plain
+strip unless a value holds a tab, CR/LF or a double space), hash them with the
+DKIM-Signature field, whose canonical form is precomputed around its two varying values
+(t=, bh=), and sign the digest (RSASSA-PKCS1-v1_5 via ``Prehashed``; the key is loaded
+once). The private-key operation dominates; everything else is kept small beside it.
 
-* the fixed headers are canonicalised;
-* the body is cut into lines.  Lines without a slot are canonicalised once;
-  lines that contain a slot keep their literal pieces, canonicalised on the
-  assumption that the slot values are *clean* (non-empty, no CR/LF, no
-  leading, trailing or doubled whitespace), which makes relaxed
-  canonicalisation of the filled line equal to the join of canonical pieces;
-* the SHA-256 state of the canonical body up to the first line with a slot is
-  computed once.
+A value that is not clean (a name with a double space, say) sends the lines that contain
+it through the full line canonicaliser (:mod:`.dkim_canon`) instead, so the result is
+always what an independent verifier computes. The tests check it with dkimpy's
+``verify``.
 
-Per recipient: ``.copy()`` that state, feed the canonical remainder with the
-slot values filled (one C-level join, then one ``update``), canonicalise the
-four per-recipient headers (a plain strip unless a value holds a tab, CR/LF or
-a double space), hash them with the DKIM-Signature field, whose canonical
-form is precomputed around its two varying values (t=, bh=), and sign the
-digest (RSASSA-PKCS1-v1_5 via ``Prehashed``; the key is loaded once).
-
-A value that is not clean (a name with a double space, say) sends the lines
-that contain it through the full line canonicaliser instead, so the result is
-always what an independent verifier computes.  The tests check it with
-dkimpy's ``verify``.
-
-Cost: the RSA-2048 private-key operation dominates (0.7-1 ms on the project's
-machines).  SHA-256 is sequential, so only the body before the first slot is
-hashed once; the rendered email's first slot is the text part's greeting, a
-few hundred bytes in, so SHA-256 of practically the whole body (~0.12 ms for
-170 KB) is paid per recipient.  Everything else is some 50 µs
-(benchmarks/README.md, B3).
-
-Relaxed body canonicalisation follows what verifiers implement: lines end at
-CRLF; trailing spaces and tabs are removed from each line, other runs become
-one space, and trailing empty lines are dropped.
-
-Key management: :func:`generate_rsa_key`, :func:`generate_ed25519_key`,
-:func:`dns_txt_record`, and the Typer app :data:`dkim_app`
-(``keygen --selector --domain --out DIR``).
+Key management is :mod:`.dkim_keys` (``newsletter dkim keygen|record``).
 """
 
 from __future__ import annotations
 
 import binascii
 import hashlib
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -65,8 +40,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from newsletter.core import clock
 from newsletter.core.errors import ConfigError
-from newsletter.delivery.assemble import ChunkJoiner
+from newsletter.delivery.dkim_canon import (
+    UNFOLD,
+    WSP_RUN,
+    all_clean,
+    canon_body,
+    canon_header,
+    canon_line,
+    is_clean,
+    split_header_block,
+)
 from newsletter.delivery.dkim_keys import load_private
+from newsletter.delivery.dkim_plan import Plan, make_plan
 
 if TYPE_CHECKING:  # pragma: no cover
     from newsletter.delivery.assemble import CompiledMessage
@@ -100,69 +85,11 @@ DEFAULT_SIGNED_HEADERS: tuple[str, ...] = (
     *(name for name in OVERSIGNED for _ in range(2)),
     "feedback-id",
 )
-#: Headers that CompiledMessage.build writes per recipient (lower case).
-RECIPIENT_HEADERS = frozenset({"to", "message-id", "date", "list-unsubscribe"})
-
-_WSP_RUN = re.compile(rb"[ \t]+")
-_TRAILING_WSP = re.compile(rb"[ \t]+\r\n")
-_UNFOLD = re.compile(rb"\r?\n")
 
 Algorithm = Literal["rsa-sha256", "ed25519-sha256"]
 
 _PKCS1 = padding.PKCS1v15()
 _PREHASHED_SHA256 = Prehashed(hashes.SHA256())
-
-
-# -- canonicalisation (relaxed) ------------------------------------------------
-
-
-def canon_header(name: bytes, value: bytes) -> bytes:
-    """Relaxed header canonicalisation of one field, with its CRLF."""
-    v = _WSP_RUN.sub(b" ", _UNFOLD.sub(b"", value)).strip(b" \t")
-    return name.strip().lower() + b":" + v + b"\r\n"
-
-
-def canon_line(line: bytes) -> bytes:
-    """Relaxed canonical form of one body line (without its CRLF)."""
-    return _WSP_RUN.sub(b" ", line.rstrip(b" \t"))
-
-
-def canon_body(body: bytes) -> bytes:
-    """Relaxed body canonicalisation of a whole body (the slow, general path)."""
-    out = _WSP_RUN.sub(b" ", _TRAILING_WSP.sub(b"\r\n", body))
-    while out.endswith(b"\r\n\r\n"):
-        out = out[:-2]
-    if out == b"\r\n":
-        return b""
-    if out and not out.endswith(b"\r\n"):
-        out += b"\r\n"
-    return out
-
-
-def _is_clean(v: bytes) -> bool:
-    """A slot value that cannot interact with the whitespace around it."""
-    return (
-        bool(v)
-        and v[0] not in b" \t"
-        and v[-1] not in b" \t"
-        and b"\t" not in v
-        and b"  " not in v
-        and b"\r" not in v
-        and b"\n" not in v
-    )
-
-
-# In the NUL-joined, NUL-framed values: a tab, CR or LF anywhere, a double space,
-# a space next to a frame (leading or trailing) or an empty value.  A NUL inside
-# a value can only cause a false "dirty", which takes the exact slow path.
-_DIRTY = re.compile(rb"[\t\r\n]|  |\x00[ \x00]| \x00")
-
-
-def _all_clean(values: Sequence[bytes]) -> bool:
-    """``all(_is_clean(v) for v in values)`` in one regex search."""
-    if not values:
-        return True
-    return _DIRTY.search(b"\x00" + b"\x00".join(values) + b"\x00") is None
 
 
 _ts_cache: tuple[int, bytes] = (0, b"0")
@@ -175,21 +102,6 @@ def _timestamp() -> bytes:
     if _ts_cache[0] != now:
         _ts_cache = (now, str(now).encode())
     return _ts_cache[1]
-
-
-def split_header_block(block: bytes) -> list[tuple[bytes, bytes]]:
-    """(name, raw value) of each field of a CRLF header block; folded lines joined."""
-    fields: list[tuple[bytes, bytes]] = []
-    for line in block.split(b"\r\n"):
-        if not line:
-            continue
-        if line[0] in b" \t" and fields:
-            name, value = fields[-1]
-            fields[-1] = (name, value + b"\r\n" + line)
-        else:
-            name, _, value = line.partition(b":")
-            fields.append((name, value))
-    return fields
 
 
 # -- keys ------------------------------------------------------------------------
@@ -223,113 +135,6 @@ class DkimKey:
         return key.sign(digest)
 
 
-# -- the per-message plan ----------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Line:
-    """A body line that contains at least one slot."""
-
-    raw: tuple[bytes | str, ...]  # literal pieces and slot names, without CRLF
-    canon: tuple[bytes | str, ...]  # canonical pieces, valid when every value is clean
-    slots: frozenset[str]
-
-
-@dataclass(slots=True)
-class _Plan:
-    header_template: tuple[bytes | str, ...]  # canonical fixed fields / per-recipient names
-    prefix: Any  # hashlib state after the shared prefix of the canonical body
-    rest: tuple[bytes | _Line, ...]  # the remainder: canonical literal bytes or slot lines
-    flat: ChunkJoiner  # the remainder flattened, for the all-clean fast path
-    slots: frozenset[str]
-    slot_values: Callable[[Mapping[str, bytes]], tuple[bytes, ...]]  # the values of ``slots``
-    fallback: bool = False  # canonicalise the whole body per recipient
-
-
-def _plan(chunks: Sequence[bytes | str], signed: Sequence[str]) -> _Plan:
-    first = chunks[0]
-    if not isinstance(first, bytes) or b"\r\n\r\n" not in first:
-        raise ValueError("compiled message must start with its header block")
-    block, _, body0 = first.partition(b"\r\n\r\n")
-    fixed: dict[str, list[bytes]] = {}
-    for fname, fvalue in split_header_block(block + b"\r\n"):
-        fixed.setdefault(fname.strip().lower().decode(), []).append(canon_header(fname, fvalue))
-    # Instances are chosen from the bottom up (RFC 6376 §5.4.2); build() puts the
-    # per-recipient fields above the fixed ones.
-    instances: dict[str, list[bytes | str]] = {}
-    for name in set(signed):
-        inst: list[bytes | str] = [name] if name in RECIPIENT_HEADERS else []
-        inst.extend(fixed.get(name, []))
-        instances[name] = inst
-    template: list[bytes | str] = []
-    for name in signed:
-        inst = instances[name]
-        if inst:
-            template.append(inst.pop())
-    # Body lines.
-    items: list[bytes | str] = [body0, *chunks[1:]]
-    lines: list[list[bytes | str]] = []
-    cur: list[bytes | str] = []
-    for item in items:
-        if isinstance(item, str):
-            cur.append(item)
-            continue
-        for i, seg in enumerate(item.split(b"\r\n")):
-            if i:
-                lines.append(cur)
-                cur = []
-            if seg:
-                cur.append(seg)
-    slots = frozenset(s for s in items if isinstance(s, str))
-    last_is_fixed_text = (
-        bool(lines) and all(isinstance(p, bytes) for p in lines[-1]) and any(p for p in lines[-1])
-    )
-    if cur or not last_is_fixed_text:
-        return _Plan(
-            tuple(template), hashlib.sha256(), (), ChunkJoiner(()), slots, _values_of(slots), True
-        )
-    # Trailing empty lines are not hashed.
-    while lines and not lines[-1]:
-        lines.pop()
-    prefix = hashlib.sha256()
-    rest: list[bytes | _Line] = []
-    for line in lines:
-        if all(isinstance(p, bytes) for p in line):
-            c = canon_line(b"".join(p for p in line if isinstance(p, bytes))) + b"\r\n"
-            if rest:
-                if isinstance(rest[-1], bytes):
-                    rest[-1] += c
-                else:
-                    rest.append(c)
-            else:
-                prefix.update(c)
-            continue
-        canon: list[bytes | str] = [
-            _WSP_RUN.sub(b" ", p) if isinstance(p, bytes) else p for p in line
-        ]
-        if isinstance(canon[-1], bytes):
-            canon[-1] = canon[-1].rstrip(b" \t")
-        canon.append(b"\r\n")
-        rest.append(
-            _Line(tuple(line), tuple(canon), frozenset(p for p in line if isinstance(p, str)))
-        )
-    flat: list[bytes | str] = []
-    for r in rest:
-        for p in (r,) if isinstance(r, bytes) else r.canon:
-            if isinstance(p, bytes) and flat and isinstance(flat[-1], bytes):
-                flat[-1] += p
-            elif p != b"":
-                flat.append(p)
-    return _Plan(tuple(template), prefix, tuple(rest), ChunkJoiner(flat), slots, _values_of(slots))
-
-
-def _values_of(slots: Iterable[str]) -> Callable[[Mapping[str, bytes]], tuple[bytes, ...]]:
-    names = sorted(slots)
-    if len(names) >= 2:
-        return itemgetter(*names)
-    return lambda values: tuple([values[n] for n in names])
-
-
 # -- the signer ------------------------------------------------------------------
 
 
@@ -353,7 +158,7 @@ def _fold_h(names: Iterable[str]) -> str:
 
 def _canon_tag_text(raw: bytes) -> bytes:
     """Relaxed canonical form of a piece of the DKIM-Signature value (no strip)."""
-    return _WSP_RUN.sub(b" ", _UNFOLD.sub(b"", raw))
+    return WSP_RUN.sub(b" ", UNFOLD.sub(b"", raw))
 
 
 def _rcpt_field(name: str, value: str) -> bytes:
@@ -455,9 +260,9 @@ class DkimSigner:
         """
         plan = compiled.dkim_plan
         if plan is None or plan[0] is not self:
-            plan = (self, _plan(compiled.chunks, self.signed_headers))
+            plan = (self, make_plan(compiled.chunks, self.signed_headers))
             compiled.dkim_plan = plan
-        p: _Plan = plan[1]
+        p: Plan = plan[1]
         data = b"".join(
             [
                 piece if isinstance(piece, bytes) else _rcpt_field(piece, rcpt_headers[piece])
@@ -466,14 +271,14 @@ class DkimSigner:
         )
         return self._fields(data, self._body_hash(compiled, p, values))
 
-    def _body_hash(self, compiled: CompiledMessage, p: _Plan, values: dict[str, bytes]) -> bytes:
+    def _body_hash(self, compiled: CompiledMessage, p: Plan, values: dict[str, bytes]) -> bytes:
         if p.fallback:
             return _full_body_hash(compiled.chunks, values)
         h = p.prefix.copy()
-        if _all_clean(p.slot_values(values)):
+        if all_clean(p.slot_values(values)):
             h.update(p.flat.join(values))
             return h.digest()
-        clean = {s: _is_clean(values[s]) for s in p.slots}
+        clean = {s: is_clean(values[s]) for s in p.slots}
         buf: list[bytes] = []
         for r in p.rest:
             if isinstance(r, bytes):
@@ -546,9 +351,6 @@ def load_signer(settings: DkimSettings | None = None) -> DkimSigner | None:
         ed25519_selector=cfg.ed25519_selector or None,
         ed25519_pem=ed_pem,
     )
-
-
-# -- command line ------------------------------------------------------------------
 
 
 def sign_system_mail(message: bytes) -> bytes:

@@ -223,7 +223,8 @@ def _relays() -> list[Check]:
     cfg = get_settings()
     if not cfg.relays:
         return [_relay()]
-    from newsletter.delivery.relays import RelayConfigError, load_relays, probe
+    from newsletter.delivery.relay_config import RelayConfigError, load_relays
+    from newsletter.delivery.relay_probe import probe
 
     try:
         relays = load_relays(cfg)

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from newsletter.core.config import get_settings
 from newsletter.core.db import session_scope
 from newsletter.delivery.alerts import notify
-from newsletter.delivery.relays import load_relays
+from newsletter.delivery.relay_config import load_relays
 from newsletter.delivery.sends import transition
 from newsletter.models import Delivery, RelayState, Send, utcnow
 
@@ -51,7 +51,8 @@ def probe_for_send(send_id: int, now: dt.datetime) -> tuple[bool, str]:
     Each relay that may carry the send and is out of service is probed now; the
     send can go on as soon as one of them is in service.
     """
-    from newsletter.delivery.relays import down_relays, probe_due, route
+    from newsletter.delivery.relay_config import route
+    from newsletter.delivery.relays import down_relays, probe_due
     from newsletter.delivery.warmup import from_domain_of
 
     with session_scope() as s:
@@ -80,7 +81,9 @@ def probe_rcpt_for_send(send_id: int) -> tuple[bool, str]:
     ``send_id``: to ``probe_rcpt`` when set, else to one of the send's deferred readers
     (the refusal being probed is theirs). Nothing is sent."""
     from newsletter.core.safety.signing import system_bounce_token
-    from newsletter.delivery.relays import down_relays, probe_rcpt, route
+    from newsletter.delivery.relay_config import route
+    from newsletter.delivery.relay_probe import probe_rcpt
+    from newsletter.delivery.relays import down_relays
     from newsletter.delivery.warmup import from_domain_of
     from newsletter.models import Subscriber
 

@@ -22,6 +22,7 @@ from newsletter.core.clock import now as utcnow
 from newsletter.core.db import session_scope
 from newsletter.core.process import worker_name
 from newsletter.core.telemetry import CLAIM_LAG, LEASE_EXPIRIES
+from newsletter.delivery import queries
 from newsletter.models import Delivery, Send
 
 log = logging.getLogger(__name__)
@@ -58,16 +59,12 @@ def claim(session: Session, send_id: int, limit: int, lease_seconds: int) -> tup
     sub = select(Delivery.id).where(_claimable(send_id, now)).order_by(Delivery.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         sub = sub.with_for_update(skip_locked=True)
-        # A claim whose COMMIT never arrives (a partition mid-transaction) would hold its
-        # rows locked until TCP gives up; the server ends such a transaction after one
-        # lease instead, and the rows go back to the pool.
-        session.execute(
-            text(f"SET LOCAL idle_in_transaction_session_timeout = '{max(1, int(lease_seconds))}s'")
-        )
+        seconds = max(1, int(lease_seconds))
+        session.execute(text(queries.CLAIM_IDLE_TIMEOUT.format(seconds=seconds)))
         # Picked once: as a plain IN (subquery) the planner may rescan the LIMIT subquery
         # per row (a nested loop, typical right after a send's rows were inserted and
-        # before they are analysed), which claimed every row of a 3,000-reader send in one
-        # batch and took 12 s doing it. A materialised CTE is evaluated exactly once.
+        # before they are analysed), claiming far more rows than the limit, slowly. A
+        # materialised CTE is evaluated exactly once.
         picked = sub.cte("picked").prefix_with("MATERIALIZED")
         target = Delivery.id.in_(select(picked.c.id))
     else:

@@ -19,7 +19,7 @@ from newsletter.core.db import session_scope
 from newsletter.core.safety.headers import HeaderInjection
 from newsletter.delivery import queries, warmup
 from newsletter.delivery.assemble import CompiledMessage, Recipient
-from newsletter.delivery.relays import RelayConfig
+from newsletter.delivery.relay_config import RelayConfig
 from newsletter.delivery.sends import transition
 from newsletter.delivery.smtp import Outcome
 from newsletter.models import Delivery

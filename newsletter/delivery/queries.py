@@ -2,14 +2,14 @@
 
 Most statements are built with SQLAlchemy; these few are written out because the
 generated form is slower or cannot say the same thing (``unnest`` of parallel arrays, an
-advisory lock). Each runs through ``exec_driver_sql`` (psycopg's ``%s`` placeholders) or
+advisory lock, a session setting). Each runs through ``exec_driver_sql`` (psycopg's ``%s`` placeholders) or
 ``text()`` (``:name``), and ``tests/delivery/test_queries.py`` EXPLAINs every one on
-PostgreSQL, so a renamed column fails there and not in a send.
+PostgreSQL (and runs the setting, which cannot be planned), so a renamed column fails there and not in a send.
 """
 
 from __future__ import annotations
 
-__all__ = ["ISSUE_PLAN_LOCK", "MARK_SENDING", "MARK_SENT"]
+__all__ = ["CLAIM_IDLE_TIMEOUT", "ISSUE_PLAN_LOCK", "MARK_SENDING", "MARK_SENT"]
 
 #: Mark one group ``sending`` before its SMTP transactions: the fence. A row is marked only
 #: while its claim is still this worker's (``claimed_by``), its lease has not run out
@@ -42,3 +42,9 @@ MARK_SENT = (
 #: One plan per issue at a time (``text()``, ``:i`` = the issue id): the cross-send check
 #: that keeps a reader from getting an issue twice must see the other plan's rows.
 ISSUE_PLAN_LOCK = "SELECT pg_advisory_xact_lock(7341, :i)"
+
+#: Set inside a claim's transaction: a claim whose COMMIT never arrives (a partition
+#: mid-transaction) would hold its rows locked until TCP gives up; the server ends such a
+#: transaction after one lease instead, and the rows go back to the pool. A template
+#: (SET takes no parameters): ``{seconds}`` is the lease in whole seconds, at least 1.
+CLAIM_IDLE_TIMEOUT = "SET LOCAL idle_in_transaction_session_timeout = '{seconds}s'"

@@ -34,7 +34,7 @@ def _emit(data: Any, as_json: bool) -> bool:
 @relays_app.command("list")
 def relays_list(as_json: JsonOpt = False) -> None:
     """The configured relays (host, port, TLS, user, weight, rate, routes; never passwords)."""
-    from newsletter.delivery.relays import load_relays
+    from newsletter.delivery.relay_config import load_relays
 
     data = [r.public() for r in load_relays()]
     if _emit(data, as_json):

@@ -74,7 +74,7 @@ def serve_pixel_cmd(
     import logging
 
     from newsletter.core.config import require_secret_key
-    from newsletter.tracking.pixelserver import serve
+    from newsletter.tracking.pixelprocs import serve
 
     require_secret_key("pixel server")
 

@@ -31,153 +31,35 @@ parsed by httptools, the same parser uvicorn uses):
 * Limits: 8 KiB of request target, 64 KiB of headers (400/414/431), a request
   must arrive within 30 s and an idle connection is closed after 75 s.
 
-Processes: ``--workers N`` forks N workers, each with its own listening socket
-bound with ``SO_REUSEPORT`` (the kernel spreads connections evenly), and
-restarts a worker that dies.  ``SIGTERM``/``SIGINT`` stop them gracefully:
-stop accepting, wait for the events in flight, close.
+The responses and the trusted-proxy rule are in :mod:`.pixelhttp`; the processes
+(``--workers N``, graceful stop) in :mod:`.pixelprocs`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
-import contextlib
-import gc
-import ipaddress
 import logging
 import os
-import signal
-import socket
-import sys
-import time
-from email.utils import formatdate
 from typing import Any, cast
 from urllib.parse import unquote
 
 import httptools
 
-from newsletter.core import clock
 from newsletter.core.config import get_settings
-from newsletter.tracking.intake import STREAM, open_payload
+from newsletter.tracking.intake import open_payload
+from newsletter.tracking.pixelhttp import Reject, Responses, Trusted
 from newsletter.tracking.streamwriter import EventWriter
 
-__all__ = ["PixelServer", "serve"]
+__all__ = ["PixelServer"]
 
 log = logging.getLogger(__name__)
 
-#: The 43-byte transparent GIF (the same bytes as the web app's route).
-PIXEL = base64.b64decode("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
 MAX_TARGET = 8 * 1024
 MAX_HEADERS = 64 * 1024
 REQUEST_TIMEOUT = 30.0
 KEEPALIVE_TIMEOUT = 75.0
 MAX_QUEUED = 64  # responses waiting on one connection before it stops reading
-
-_GIF_HEADERS = (
-    b"Content-Type: image/gif\r\nContent-Length: 43\r\n"
-    b"Cache-Control: no-store, no-cache, must-revalidate, max-age=0\r\n"
-    b"Pragma: no-cache\r\nExpires: 0\r\n"
-)
-_JSON = b"Content-Type: application/json\r\n"
-
-
-class _Reject(Exception):
-    """A request the server refuses before it is complete (status line text)."""
-
-    def __init__(self, status: bytes) -> None:
-        self.status = status
-
-
-class _Responses:
-    """Every response the server sends, prebuilt, with the Date header of the current second."""
-
-    def __init__(self) -> None:
-        self.second = -1
-        self.refresh()
-
-    def refresh(self) -> None:
-        now = int(clock.timestamp())
-        if now == self.second:
-            return
-        self.second = now
-        date = b"Date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
-
-        def build(status: bytes, headers: bytes, body: bytes, head: bool = False) -> bytes:
-            if not headers.startswith(b"Content-Type: image/gif"):
-                headers += b"Content-Length: %d\r\n" % len(body)
-            return (
-                b"HTTP/1.1 " + status + b"\r\n" + date + headers + b"\r\n" + (b"" if head else body)
-            )
-
-        keep, close = b"Connection: keep-alive\r\n", b"Connection: close\r\n"
-        not_found = (b"404 Not Found", _JSON, b'{"detail":"Not Found"}')
-        not_allowed = (b"405 Method Not Allowed", _JSON + b"Allow: GET, HEAD\r\n",
-                       b'{"detail":"Method Not Allowed"}')  # fmt: skip
-        health = (b"200 OK", _JSON, b'{"status":"ok"}')
-        self.gif = {True: build(b"200 OK", _GIF_HEADERS + keep, PIXEL),
-                    False: build(b"200 OK", _GIF_HEADERS + close, PIXEL)}  # fmt: skip
-        self.gif_head = {True: build(b"200 OK", _GIF_HEADERS + keep, PIXEL, head=True),
-                         False: build(b"200 OK", _GIF_HEADERS + close, PIXEL, head=True)}  # fmt: skip
-        self.other: dict[tuple[int, bool, bool], bytes] = {}
-        for code, (status, headers, body) in ((404, not_found), (405, not_allowed), (200, health)):
-            for keep_alive in (True, False):
-                for head in (False, True):
-                    hdrs = headers + (keep if keep_alive else close)
-                    self.other[(code, keep_alive, head)] = build(status, hdrs, body, head)
-
-    @staticmethod
-    def dynamic(status: bytes, ctype: bytes, body: bytes, keep_alive: bool) -> bytes:
-        """A response built now (metrics, readiness): never cached."""
-        return (
-            b"HTTP/1.1 "
-            + status
-            + b"\r\nContent-Type: "
-            + ctype
-            + b"\r\n"
-            + b"Cache-Control: no-store\r\nContent-Length: %d\r\n" % len(body)
-            + (b"Connection: keep-alive\r\n" if keep_alive else b"Connection: close\r\n")
-            + b"\r\n"
-            + body
-        )
-
-    @staticmethod
-    def error(status: bytes) -> bytes:
-        """A response that closes the connection (400, 414, 431, 500)."""
-        body = b'{"detail":"' + status.split(b" ", 1)[1] + b'"}'
-        return (b"HTTP/1.1 " + status + b"\r\n" + _JSON + b"Content-Length: %d\r\n" % len(body)
-                + b"Connection: close\r\n\r\n" + body)  # fmt: skip
-
-
-class _Trusted:
-    """The proxies whose ``X-Forwarded-For`` is believed (addresses, networks or ``*``)."""
-
-    def __init__(self, spec: str) -> None:
-        items = [x.strip() for x in spec.split(",") if x.strip()]
-        self.everyone = "*" in items
-        self.hosts = {x for x in items if "/" not in x}
-        self.networks = [ipaddress.ip_network(x, strict=False) for x in items if "/" in x]
-
-    def __contains__(self, host: str) -> bool:
-        if self.everyone or host in self.hosts:
-            return True
-        if not self.networks:
-            return False
-        try:
-            addr = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        return any(addr in n for n in self.networks)
-
-    def client(self, peer: str, forwarded: bytes | None) -> str:
-        """The client address: uvicorn's rule (nearest untrusted hop of X-Forwarded-For)."""
-        if forwarded is None or peer not in self:
-            return peer
-        hops = [h.strip() for h in forwarded.decode("latin-1").split(",") if h.strip()]
-        for hop in reversed(hops):
-            if hop not in self:
-                return hop
-        return hops[0] if hops else peer
 
 
 class PixelServer:
@@ -186,8 +68,8 @@ class PixelServer:
     def __init__(self, writer: EventWriter, *, forwarded_allow_ips: str = "127.0.0.1") -> None:
         self.writer = writer
         self.loop = writer.loop
-        self.trusted = _Trusted(forwarded_allow_ips)
-        self.responses = _Responses()
+        self.trusted = Trusted(forwarded_allow_ips)
+        self.responses = Responses()
         self.connections: set[_Connection] = set()
         self.now = self.loop.time()  # a coarse clock, advanced by the ticker
         self._ticker: asyncio.TimerHandle | None = None
@@ -271,7 +153,7 @@ class _Connection(asyncio.Protocol):
             if not self.keep_alive:
                 return  # bytes after a "Connection: close" request: ignored
             cause = exc.__context__
-            if isinstance(cause, _Reject):
+            if isinstance(cause, Reject):
                 self._fail(cause.status)
             else:
                 log.error("pixel server error", exc_info=cause)
@@ -301,12 +183,12 @@ class _Connection(asyncio.Protocol):
     def on_url(self, url: bytes) -> None:
         self.url += url
         if len(self.url) > MAX_TARGET:
-            raise _Reject(b"414 URI Too Long")
+            raise Reject(b"414 URI Too Long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers_size += len(name) + len(value) + 4
         if self.headers_size > MAX_HEADERS:
-            raise _Reject(b"431 Request Header Fields Too Large")
+            raise Reject(b"431 Request Header Fields Too Large")
         name = name.lower()
         if name == b"user-agent":
             if not self.ua:
@@ -325,7 +207,7 @@ class _Connection(asyncio.Protocol):
             try:
                 path = httptools.parse_url(path).path or b""
             except httptools.HttpParserInvalidURLError:
-                raise _Reject(b"400 Bad Request") from None
+                raise Reject(b"400 Bad Request") from None
         parser = self.parser
         keep = parser.should_keep_alive()
         if not keep:
@@ -439,7 +321,7 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)  # never feed the broken one again
         if self.transport is not None:
             self.transport.pause_reading()
-        self._answer(_Responses.error(status))
+        self._answer(Responses.error(status))
 
     def _set_reading(self) -> None:
         if self.transport is None:
@@ -469,123 +351,3 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
             self.transport = None
-
-
-# -- processes ----------------------------------------------------------------------------
-
-
-def _listen(host: str, port: int, *, reuse_port: bool) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
-
-
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
-async def run_worker(
-    sock: socket.socket,
-    *,
-    forwarded_allow_ips: str = "127.0.0.1",
-    stop: asyncio.Event | None = None,
-    redis_timeout: float = 2.0,
-) -> None:
-    """Serve on ``sock`` in the running loop until ``stop`` is set (or SIGTERM/SIGINT)."""
-    loop = asyncio.get_running_loop()
-    cfg = get_settings()
-    writer = EventWriter(cfg.redis_url, cfg.redis_prefix + STREAM, timeout=redis_timeout)
-    state = PixelServer(writer, forwarded_allow_ips=forwarded_allow_ips)
-    server = await loop.create_server(state.protocol, sock=sock, backlog=1024)
-    if stop is None:
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        server.close()
-        await state.close()
-        await server.wait_closed()
-
-
-def _worker_main(sock: socket.socket, forwarded_allow_ips: str) -> None:
-    gc.collect()
-    gc.freeze()  # what the imports built never needs scanning again
-    with asyncio.Runner(loop_factory=_new_loop) as runner:
-        runner.run(run_worker(sock, forwarded_allow_ips=forwarded_allow_ips))
-
-
-def serve(
-    host: str, port: int, *, workers: int = 1, forwarded_allow_ips: str = "127.0.0.1"
-) -> None:
-    """Run the pixel server in the foreground (``newsletter tracking serve-pixel``)."""
-    reuse_port = workers > 1 and hasattr(socket, "SO_REUSEPORT")
-    if workers <= 1:
-        sock = _listen(host, port, reuse_port=False)
-        log.info("pixel server on %s:%d (1 process)", host, port)
-        _worker_main(sock, forwarded_allow_ips)
-        return
-    shared = None if reuse_port else _listen(host, port, reuse_port=False)
-    if reuse_port:  # fail here, not in every worker, if the port is taken
-        _listen(host, port, reuse_port=True).close()
-    log.info("pixel server on %s:%d (%d processes)", host, port, workers)
-    children: dict[int, float] = {}
-    stopping = False
-    quick_deaths = 0
-
-    def spawn() -> None:
-        pid = os.fork()
-        if pid == 0:  # the worker
-            code = 0
-            try:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                sock = shared or _listen(host, port, reuse_port=True)
-                _worker_main(sock, forwarded_allow_ips)
-            except BaseException:
-                log.exception("pixel worker failed")
-                code = 1
-            finally:
-                logging.shutdown()
-                os._exit(code)
-        children[pid] = time.monotonic()
-
-    def stop(signum: int, _frame: Any) -> None:
-        nonlocal stopping
-        stopping = True
-        for pid in list(children):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    for _ in range(workers):
-        spawn()
-    while children:
-        try:
-            pid, status = os.wait()
-        except ChildProcessError:
-            break
-        started = children.pop(pid, None)
-        if started is None or stopping:
-            continue
-        code = os.waitstatus_to_exitcode(status)
-        log.error("pixel worker %d exited (%s); restarting it", pid, code)
-        quick_deaths = quick_deaths + 1 if time.monotonic() - started < 5 else 0
-        if quick_deaths > 3 * workers:
-            log.error("pixel workers keep dying at start; giving up")
-            stop(signal.SIGTERM, None)
-            sys.exit(1)
-        time.sleep(min(quick_deaths, 5) * 0.2)
-        spawn()

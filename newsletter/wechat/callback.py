@@ -99,7 +99,7 @@ async def receive(
     except (ET.ParseError, ValueError) as exc:
         raise HTTPException(400, "malformed XML") from exc
     if event.get("Event") == "PUBLISHJOBFINISH" and "publish" in event:
-        from newsletter.wechat.publisher import record_publish_result
+        from newsletter.wechat.publication import record_publish_result
 
         info = event["publish"]
         new = await run_in_threadpool(record_publish_result, info["publish_id"], info)

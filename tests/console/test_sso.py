@@ -33,7 +33,7 @@ from newsletter.core.db import session_scope
 from newsletter.devtools.sink import free_port
 from newsletter.models import AuditLog
 from newsletter.models.console import ROLES, User
-from newsletter.web.console.sso import map_role
+from newsletter.web.console.sso_accounts import map_role
 from tests.conftest import make_settings
 from tests.console.conftest import serve
 from tests.console.helpers import PASSWORDS

@@ -67,8 +67,42 @@ def _login(page, base: str, who: str) -> None:  # type: ignore[no-untyped-def]
 #: Words a Chinese page may carry in Latin letters: names of formats, standards and
 #: products (the same in every language), never a sentence or a label in English.
 _NAMES = frozenset(
-    "CSV XLSX Excel API DKIM SMTP UTC HTML Markdown Word RSS Atom JSON SSO QR PNG URL ID IP "
-    "SPF DMARC MX WeChat TOTP OpenCC English docx html mhtml htm txt md xlsx csv".split()
+    [
+        "CSV",
+        "XLSX",
+        "Excel",
+        "API",
+        "DKIM",
+        "SMTP",
+        "UTC",
+        "HTML",
+        "Markdown",
+        "Word",
+        "RSS",
+        "Atom",
+        "JSON",
+        "SSO",
+        "QR",
+        "PNG",
+        "URL",
+        "ID",
+        "IP",
+        "SPF",
+        "DMARC",
+        "MX",
+        "WeChat",
+        "TOTP",
+        "OpenCC",
+        "English",
+        "docx",
+        "html",
+        "mhtml",
+        "htm",
+        "txt",
+        "md",
+        "xlsx",
+        "csv",
+    ]
 )  # ("English" is the language switch, named in its own language)
 #: Latin words of the seeded data itself (names, slugs), not the product's labels.
 _DATA = "weekly"
@@ -121,7 +155,17 @@ def _zoned(page) -> None:  # type: ignore[no-untyped-def]
     naked = _NAKED_TIME.findall(text)
     assert not naked, (page.url, naked)
     english = _english(page)
-    assert not english, (page.url, english, [m.group(0) for m in re.finditer(r"[^。\n]{0,40}\b(" + "|".join(english[:8]) + r")\b[^。\n]{0,40}", page.inner_text("body"))][:12])
+    assert not english, (
+        page.url,
+        english,
+        [
+            m.group(0)
+            for m in re.finditer(
+                r"[^。\n]{0,40}\b(" + "|".join(english[:8]) + r")\b[^。\n]{0,40}",
+                page.inner_text("body"),
+            )
+        ][:12],
+    )
     found = _axe(page)
     assert not found, (page.url, found)
 

@@ -13,7 +13,8 @@ from functools import cache
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from newsletter.content.parser import format_numeral, parse_issue
+from newsletter.content.numerals import format_numeral
+from newsletter.content.parser import parse_issue
 from newsletter.content.textimport import import_text
 
 CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩"

@@ -8,7 +8,8 @@ import pytest
 
 from newsletter.content.decode import decode_source
 from newsletter.content.model import Issue
-from newsletter.content.parser import format_numeral, load_issue, parse_issue, parse_numeral
+from newsletter.content.numerals import format_numeral, parse_numeral
+from newsletter.content.parser import load_issue, parse_issue
 from newsletter.core.errors import IssueFormatError
 
 from .conftest import EXAMPLES, SAMPLE

@@ -20,9 +20,9 @@ from newsletter.delivery.dkim import (
     DEFAULT_SIGNED_HEADERS,
     DkimSettings,
     DkimSigner,
-    canon_body,
     load_signer,
 )
+from newsletter.delivery.dkim_canon import canon_body
 from newsletter.delivery.dkim_keys import (
     dkim_app,
     dns_txt_record,

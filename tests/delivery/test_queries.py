@@ -39,8 +39,17 @@ def test_the_issue_plan_lock_is_planned(pg_settings: Settings) -> None:
     assert rows and "Result" in rows[0][0]
 
 
+def test_the_claim_idle_timeout_is_accepted(pg_settings: Settings) -> None:
+    """A setting cannot be planned: it is run, in a transaction rolled back."""
+    with engine().connect() as conn:
+        conn.execute(text(queries.CLAIM_IDLE_TIMEOUT.format(seconds=30)))
+        shown = conn.scalar(text("SHOW idle_in_transaction_session_timeout"))
+        conn.rollback()
+    assert shown == "30s"
+
+
 def test_every_named_statement_is_covered() -> None:
-    """A statement added to ``queries`` without an EXPLAIN here fails."""
+    """A statement added to ``queries`` without a check here fails."""
     named = {n for n in queries.__all__}
-    covered = {"MARK_SENDING", "MARK_SENT", "ISSUE_PLAN_LOCK"}
+    covered = {"MARK_SENDING", "MARK_SENT", "ISSUE_PLAN_LOCK", "CLAIM_IDLE_TIMEOUT"}
     assert named == covered, named ^ covered

@@ -15,7 +15,12 @@ from typer.testing import CliRunner
 
 from newsletter.cli.main import app
 from newsletter.core.config import Settings, reset_settings
-from newsletter.delivery.relays import RelayConfig, RelayConfigError, load_relays, parse_relays
+from newsletter.delivery.relay_config import (
+    RelayConfig,
+    RelayConfigError,
+    load_relays,
+    parse_relays,
+)
 
 SECRET = "hunter2-do-not-print"
 

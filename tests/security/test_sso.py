@@ -25,7 +25,7 @@ from newsletter.core.db import session_scope
 from newsletter.models.console import User
 from newsletter.web.app import create_app
 from newsletter.web.console.services.users import create_token
-from newsletter.web.console.sso import _account
+from newsletter.web.console.sso_accounts import account_for
 from tests.httpserve import serve_paths
 
 ISSUER = "https://id.corp.example"
@@ -54,7 +54,7 @@ def test_losing_the_role_at_the_provider_ends_api_tokens_too(pg_app: Settings) -
             }
         )
     )
-    user = _account(
+    user = account_for(
         _request(),
         {"sub": "u-1", "email": "ann@corp.example", "email_verified": True, "roles": ["nl-ops"]},
         ISSUER,
@@ -65,7 +65,7 @@ def test_losing_the_role_at_the_provider_ends_api_tokens_too(pg_app: Settings) -
         bearer = {"Authorization": f"Bearer {token}"}
         assert c.get("/api/jobs", headers=bearer).status_code == 200
         # The provider takes the group away; the next sign-in is refused...
-        refused = _account(_request(), {"sub": "u-1", "roles": []}, ISSUER)
+        refused = account_for(_request(), {"sub": "u-1", "roles": []}, ISSUER)
         assert not isinstance(refused, User)
         # ...and the token made while the user had a role dies with the sessions.
         assert c.get("/api/jobs", headers=bearer).status_code == 401
@@ -137,7 +137,7 @@ def test_outsiders_logout_tokens_do_not_make_us_fetch_the_keys_each_time(
         )
 
     with _provider(pg_app, jwks) as issuer:
-        user = _account(_request(), {"sub": "u-2", "roles": ["nl-ops"]}, issuer)
+        user = account_for(_request(), {"sub": "u-2", "roles": ["nl-ops"]}, issuer)
         assert isinstance(user, User)
         stranger = RSAKey.generate_key(2048, {"kid": "k1"})  # a key id we know, not our key
         with TestClient(create_app(), base_url="https://testserver") as c:
@@ -189,7 +189,7 @@ def test_local_accounts_off_ends_their_tokens_and_only_an_admin_may_switch(
     with session_scope() as s:
         assert local_login_enabled(s)
     assert ops.client.get("/api/jobs", headers=bearer).status_code == 200
-    boss = _account(_request(), {"sub": "boss", "roles": ["nl-admins"]}, ISSUER)
+    boss = account_for(_request(), {"sub": "boss", "roles": ["nl-admins"]}, ISSUER)
     assert isinstance(boss, User) and boss.role == "admin"
     assert admin.post("/console/sso/local-login", data={"on": "off"}).status_code == 303
     with session_scope() as s:
@@ -211,7 +211,7 @@ def test_a_logout_token_works_once(pg_app: Settings) -> None:
         json.dumps(KeySet([key]).as_dict(private=False)).encode(),
     )
     with _provider(pg_app, keys) as issuer:
-        user = _account(_request(), {"sub": "u-3", "roles": ["nl-ops"]}, issuer)
+        user = account_for(_request(), {"sub": "u-3", "roles": ["nl-ops"]}, issuer)
         assert isinstance(user, User)
         url = "/console/sso/backchannel-logout"
         token = _signed(key, _logout_claims(issuer, "u-3"))

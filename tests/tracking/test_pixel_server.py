@@ -32,7 +32,7 @@ from newsletter.core.db import session_scope
 from newsletter.core.redis import redis_client
 from newsletter.core.safety.signing import delivery_token
 from newsletter.models import Event
-from newsletter.tracking import pixelserver
+from newsletter.tracking import pixelhttp, pixelprocs
 from newsletter.tracking.classify import network_tag
 from newsletter.tracking.ingester import consume
 from newsletter.tracking.intake import STREAM, _ip_hash, replay_spool
@@ -55,18 +55,18 @@ def _xlen(settings: Settings) -> int:
 @contextlib.contextmanager
 def serve(**kwargs: Any) -> Iterator[int]:
     """One pixel-server worker in a thread (uvloop), on a free port; stopped gracefully."""
-    sock = pixelserver._listen("127.0.0.1", 0, reuse_port=False)
+    sock = pixelprocs._listen("127.0.0.1", 0, reuse_port=False)
     port = sock.getsockname()[1]
     box: dict[str, Any] = {}
     started = threading.Event()
 
     def run() -> None:
-        loop = pixelserver._new_loop()
+        loop = pixelprocs._new_loop()
         asyncio.set_event_loop(loop)
         box["loop"], box["stop"] = loop, asyncio.Event()
         started.set()
         try:
-            loop.run_until_complete(pixelserver.run_worker(sock, stop=box["stop"], **kwargs))
+            loop.run_until_complete(pixelprocs.run_worker(sock, stop=box["stop"], **kwargs))
         except BaseException as exc:  # surfaced by the test below
             box["error"] = exc
         finally:
@@ -138,7 +138,7 @@ def test_pixel_bytes_and_headers_then_the_events_are_ingested(redis_settings) ->
     with serve() as port:
         for d in ids["deliveries"]:
             status, headers, body = _get(port, f"/o/{delivery_token(d)}.gif")
-            assert status == 200 and body == PIXEL == pixelserver.PIXEL and len(body) == 43
+            assert status == 200 and body == PIXEL == pixelhttp.PIXEL and len(body) == 43
             assert headers["content-type"] == "image/gif"
             assert headers["content-length"] == "43"
             assert headers["cache-control"] == "no-store, no-cache, must-revalidate, max-age=0"

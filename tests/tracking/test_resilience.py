@@ -104,15 +104,15 @@ def test_click_target_cannot_be_changed_from_the_request(any_db) -> None:  # typ
 
 _WORKER = r"""
 import sys, time, pathlib
-from newsletter.tracking import ingester, rollups
+from newsletter.tracking import counters, ingester
 mode, marker = sys.argv[1], pathlib.Path(sys.argv[2])
 if mode == "mid":  # die inside the transaction: rows written, not committed
-    real = rollups._apply
+    real = counters.apply
     def hold(*a, **k):
         real(*a, **k)
         marker.touch()
         time.sleep(120)
-    rollups._apply = hold
+    counters.apply = hold
 elif mode == "post":  # die after the commit, before XACK
     real_ingest = ingester.ingest
     def hold2(evs, **k):

@@ -29,8 +29,8 @@ from newsletter.models import Issue
 from newsletter.models.wechat import WeChatArticleStat, WeChatPublication
 from newsletter.wechat.cli import wechat_app
 from newsletter.wechat.client import WeChatClient
+from newsletter.wechat.lease import LeaseHeld
 from newsletter.wechat.publisher import (
-    LeaseHeld,
     preview_issue,
     publish_issue,
     publish_send,

@@ -26,7 +26,8 @@ def send_relay_facts(send_id: int) -> dict[str, Any]:
 
 
 def overview() -> dict[str, Any]:
-    from newsletter.delivery.relays import RelayConfigError, status
+    from newsletter.delivery.relay_config import RelayConfigError
+    from newsletter.delivery.relays import status
     from newsletter.delivery.warmup import allowance, plans
 
     try:

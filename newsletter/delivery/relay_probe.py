@@ -1,0 +1,80 @@
+"""Asking a relay whether it answers, without sending anything: the probe that brings a
+relay back into service and the doctor's check, and a test transaction up to RCPT.
+
+Each wait is bounded (at most 10 s), so a hung relay never holds its prober long.
+"""
+
+from __future__ import annotations
+
+import smtplib
+
+from newsletter.delivery.relay_config import RelayConfig
+
+__all__ = ["probe", "probe_rcpt"]
+
+
+def probe(relay: RelayConfig) -> tuple[bool, str]:
+    """(answers, detail): connect, EHLO, STARTTLS/login as configured, NOOP, QUIT."""
+    if relay.host == "maildir":
+        return True, "maildir"
+    try:
+        cls = smtplib.SMTP_SSL if relay.tls == "ssl" else smtplib.SMTP
+        connect_t, command_t, _dot = relay.deadlines()
+        # A hung relay must not hold its prober long: at most 10 s for each wait.
+        smtp = cls(timeout=min(connect_t, 10))
+        smtp.connect(relay.host, relay.port)  # (the greeting is read with the same limit)
+        if smtp.sock is not None:
+            smtp.sock.settimeout(min(command_t, 10))
+        try:
+            code, _ = smtp.ehlo()
+            if relay.tls == "starttls":
+                smtp.starttls()
+                code, _ = smtp.ehlo()
+            if relay.username:
+                smtp.login(relay.username, relay.password.get_secret_value())
+            noop, _ = smtp.noop()
+        finally:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+    except (smtplib.SMTPException, OSError) as exc:
+        return False, type(exc).__name__ + (
+            f" {exc.smtp_code}" if isinstance(exc, smtplib.SMTPResponseException) else ""
+        )
+    return code == 250 and noop == 250, f"EHLO {code}, NOOP {noop}"
+
+
+def probe_rcpt(relay: RelayConfig, sender: str, rcpt: str) -> tuple[bool, str]:
+    """(accepts, detail): a test transaction up to RCPT (connect, EHLO, STARTTLS/login as
+    configured, MAIL, RCPT, then RSET and QUIT: nothing is sent). Accepts on a 2xx RCPT."""
+    if relay.host == "maildir":
+        return True, "maildir"
+    try:
+        cls = smtplib.SMTP_SSL if relay.tls == "ssl" else smtplib.SMTP
+        connect_t, command_t, _dot = relay.deadlines()
+        smtp = cls(timeout=min(connect_t, 10))
+        smtp.connect(relay.host, relay.port)
+        if smtp.sock is not None:
+            smtp.sock.settimeout(min(command_t, 10))
+        try:
+            smtp.ehlo()
+            if relay.tls == "starttls":
+                smtp.starttls()
+                smtp.ehlo()
+            if relay.username:
+                smtp.login(relay.username, relay.password.get_secret_value())
+            mail, _ = smtp.mail(sender)
+            code, reply = smtp.rcpt(rcpt) if mail // 100 == 2 else (mail, b"(MAIL refused)")
+            smtp.rset()
+        finally:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+    except (smtplib.SMTPException, OSError) as exc:
+        return False, type(exc).__name__ + (
+            f" {exc.smtp_code}" if isinstance(exc, smtplib.SMTPResponseException) else ""
+        )
+    text = reply.decode("utf-8", "replace").splitlines()[0][:120] if reply else ""
+    return code // 100 == 2, f"RCPT {code} {text}".strip()
