@@ -154,10 +154,10 @@ def for_reader(text: str, lang: str) -> str:
     parts = text.split(" / ")
     if len(parts) != 2:
         return _hant(text) if lang == "zh-Hant" else text
-    a, b = parts
-    zh, en = (a, b) if _CJK.search(a) and not _CJK.search(b) else (b, a)
-    if not _CJK.search(zh) or _CJK.search(en):
+    halves = _halves(*parts)
+    if halves is None:
         return _hant(text) if lang == "zh-Hant" else text
+    zh, en = halves
     both = f"{zh} / {en}"
     if lang == "en":
         return en if _specifics(zh) <= _specifics(en) else both
@@ -170,12 +170,22 @@ def for_reader(text: str, lang: str) -> str:
 
 #: What says "where" in a message: numbers, quoted names, addresses, paths, identifiers.
 _SPECIFIC = re.compile(
-    r"\d+|'[^']+'|\"[^\"]+\"|“[^”]+”|《[^》]+》|[\w.+-]*[@/][\w.@/+-]+|\b\w+[_.-]\w[\w.-]*"
+    r"\d+|'[^']+'|\"[^\"]+\"|“[^”]+”|《[^》]+》|[\w.+-]*[@/][\w.@/+-]+|\b\w+[_.]\w[\w.-]*"
 )
 
 
 def _specifics(text: str) -> set[str]:
     return set(_SPECIFIC.findall(text))
+
+
+def _halves(a: str, b: str) -> tuple[str, str] | None:
+    """(Chinese, English) when one half is Chinese and the other English; the English half
+    may quote Chinese data (a title, a name) that the Chinese half also carries."""
+    ca, cb = set(_CJK.findall(a)), set(_CJK.findall(b))
+    for zh, en, cz, ce in ((a, b, ca, cb), (b, a, cb, ca)):
+        if ce <= cz and cz - ce and re.search(r"[A-Za-z]{2}", en):
+            return zh, en
+    return None
 
 
 _PREFIX = {"both": "错误：", "zh-Hans": "错误：", "zh-Hant": "錯誤：", "en": "error: "}

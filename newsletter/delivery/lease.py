@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 import uuid
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.orm import Session
@@ -141,13 +142,17 @@ class Heartbeat(threading.Thread):
                         # would hold the other rows' locks against the batch's next
                         # statement, a deadlock PostgreSQL breaks by aborting one side.
                         mine = mine.with_for_update(skip_locked=True)
-                    s.execute(
+                    res: Any = s.execute(
                         update(Delivery)
                         .where(Delivery.id.in_(mine.scalar_subquery()))
                         .values(lease_until=now + dt.timedelta(seconds=self.lease))
                         .execution_options(synchronize_session=False)
                     )
-                self.renewed = began
+                # Only a renewal that held on to rows counts: after a partition, the
+                # database answers again but the rows' leases ran out and others may hold
+                # them; a commit that renewed nothing must not let a group go on sending.
+                if res.rowcount:
+                    self.renewed = began
             except Exception as exc:  # the lease then runs out: fencing takes over
                 log.warning("lease heartbeat failed: %s", exc.__class__.__name__)
 

@@ -35,18 +35,40 @@ def size_checks(issue: Issue, ctx: RenderContext) -> list[Finding]:
         out.append(("error", "email-budget", str(e)))
     else:
         if em.mode == "digest":
-            out.append(("warning", "email-digest", f"email will be sent as a digest — {em.reason}"))
+            zh, _, en = em.reason.partition(" / ")
+            out.append(
+                (
+                    "warning",
+                    "email-digest",
+                    f"邮件将以摘要形式发送 — {zh} / email will be sent as a digest — {en}",
+                )
+            )
         elif em.html_bytes_worst > _CLOSE * budget:
-            out.append(("warning", "email-size", f"email is close to its budget — {em.reason}"))
+            zh, _, en = em.reason.partition(" / ")
+            out.append(
+                (
+                    "warning",
+                    "email-size",
+                    f"邮件接近容量上限 — {zh} / email is close to its budget — {en}",
+                )
+            )
         else:
             out.append(("info", "email-size", em.reason))
         longest = max(max_line_octets(em.html), max_line_octets(em.text))
         level: Level = "error" if longest > LIMIT else "info"
-        out.append((level, "email-lines", f"longest email line {longest} octets (limit {LIMIT})"))
+        out.append(
+            (
+                level,
+                "email-lines",
+                f"邮件最长一行 {longest} 字节（上限 {LIMIT}） / "
+                f"longest email line {longest} octets (limit {LIMIT})",
+            )
+        )
         out.append(
             (
                 "info",
                 "email-text",
+                f"纯文本部分 {len(em.text.encode()):,} 字节，{len(em.text):,} 个字符 / "
                 f"text part {len(em.text.encode()):,} bytes, {len(em.text):,} characters",
             )
         )
@@ -62,6 +84,8 @@ def size_checks(issue: Issue, ctx: RenderContext) -> list[Finding]:
             (
                 level,
                 "wechat-articles",
+                f"公众号草稿：{len(arts)} 篇（最多 {MAX_ARTICLES} 篇；含标记的字符数，"
+                f"上限 < {limit:,}：{sizes}） / "
                 f"WeChat draft: {len(arts)} of at most {MAX_ARTICLES} articles "
                 f"(characters with markup, limit < {limit:,}: {sizes})",
             )
@@ -72,6 +96,8 @@ def size_checks(issue: Issue, ctx: RenderContext) -> list[Finding]:
                     (
                         "warning",
                         "wechat-size",
+                        f"公众号第 {i} 篇《{a.title}》有 {a.char_count:,} 个字符，"
+                        f"接近 {limit:,} 的上限 / "
                         f"WeChat article {i} 《{a.title}》 is {a.char_count:,} characters, "
                         f"close to the {limit:,} limit",
                     )
@@ -82,12 +108,19 @@ def size_checks(issue: Issue, ctx: RenderContext) -> list[Finding]:
                 (
                     "info",
                     "wechat-images",
-                    "external images are fetched and uploaded to WeChat when publishing: "
+                    "发布时会下载外部图片并上传到公众号："
+                    + ", ".join(remote)
+                    + " / external images are fetched and uploaded to WeChat when publishing: "
                     + ", ".join(remote),
                 )
             )
     web = render_web(issue, ctx)
     out.append(
-        ("info", "web-size", f"web page {len(web.encode()):,} bytes, {len(web):,} characters")
+        (
+            "info",
+            "web-size",
+            f"网页 {len(web.encode()):,} 字节，{len(web):,} 个字符 / "
+            f"web page {len(web.encode()):,} bytes, {len(web):,} characters",
+        )
     )
     return out

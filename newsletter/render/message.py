@@ -46,7 +46,10 @@ def render_email(issue: Issue, ctx: RenderContext) -> EmailRendition:
     full_worst = worst_case_bytes(html)
     mode: Mode = "full"
     if full_worst <= budget:
-        reason = f"full: worst-case HTML {full_worst:,} bytes is within the {budget:,}-byte budget"
+        reason = (
+            f"完整版：HTML 最多 {full_worst:,} 字节，在 {budget:,} 字节的上限内 / "
+            f"full: worst-case HTML {full_worst:,} bytes is within the {budget:,}-byte budget"
+        )
         worst = full_worst
     else:
         html, links = render_email_html(issue, ctx, "digest")
@@ -60,6 +63,8 @@ def render_email(issue: Issue, ctx: RenderContext) -> EmailRendition:
             )
         mode = "digest"
         reason = (
+            f"摘要版：完整版 HTML 最多 {full_worst:,} 字节，超过 {budget:,} 字节的上限；"
+            f"摘要版 {worst:,} 字节 / "
             f"digest: full HTML would be {full_worst:,} bytes worst-case, over the "
             f"{budget:,}-byte budget; digest is {worst:,} bytes"
         )

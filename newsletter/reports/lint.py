@@ -65,6 +65,7 @@ def _css_support(doc: Any, ctx: Any) -> list[LintMessage]:
             "warning",
             None,
             f"css-support:{f.feature}",
+            f"{', '.join(f.unsupported_in)} 不支持 {f.title}（caniemail 数据） / "
             f"{f.title} is not supported by {', '.join(f.unsupported_in)} (caniemail data)",
         )
         for f in check_css(html)

@@ -109,8 +109,19 @@ _DATA = "weekly"
 _LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]+")
 _NOT_WORDS = re.compile(
     r"https?://\S+|[\w.+-]+@[\w.-]+|\b[\w-]+\.(?:md|docx|html|csv|xlsx|png|jpg|txt)\b"
-    r"|\b(?:zh-Hans|zh-Hant|s2t|s2hk|s2tw)\b|#\d+"
+    r"|\b(?:zh-Hans|zh-Hant|s2t|s2hk|s2tw)\b|#\d+|\b(?:Asia|Europe|America|Etc)/[A-Za-z_]+"
 )
+
+
+def _css_names() -> set[str]:
+    """Email clients and CSS feature names as the caniemail data spells them: proper names
+    and code, shown as they are in every language."""
+    from newsletter.render.csslint import MAJOR_CLIENTS, _features
+
+    words = set(MAJOR_CLIENTS) | {p for ps in MAJOR_CLIENTS.values() for p in ps}
+    for feat in _features().values():
+        words |= set(_LATIN_WORD.findall(str(feat.get("title", ""))))
+    return words | {"CSS", "caniemail"}
 
 
 def _english(page) -> list[str]:  # type: ignore[no-untyped-def]
@@ -132,7 +143,7 @@ def _english(page) -> list[str]:  # type: ignore[no-untyped-def]
         return out.join(' '); }"""
     )
     text = _NOT_WORDS.sub(" ", text)
-    data = {w for w in re.findall(r"[A-Za-z][\w-]*", _DATA)}
+    data = {w for w in re.findall(r"[A-Za-z][\w-]*", _DATA)} | _css_names()
     return sorted({w for w in _LATIN_WORD.findall(text) if w not in _NAMES and w not in data})
 
 
@@ -156,6 +167,7 @@ def _zoned(page) -> None:  # type: ignore[no-untyped-def]
     assert not naked, (page.url, naked)
     english = _english(page)
     assert not english, (
+        " ".join(english),
         page.url,
         english,
         [

@@ -58,7 +58,7 @@ def test_big_issue_falls_back_to_digest_within_budget(big_issue: Issue, ctx: Ren
         assert em.mode == "full"
     else:
         assert em.mode == "digest"
-        assert em.reason.startswith("digest:")
+        assert em.reason.startswith("摘要版：") and " / digest:" in em.reason
         assert f"{full_worst:,}" in em.reason and f"{ctx.email_budget_bytes:,}" in em.reason
         assert f"{em.html_bytes_worst:,}" in em.reason
 
@@ -70,7 +70,7 @@ def test_generated_issue_is_realistic(big_issue: Issue) -> None:
 
 def test_small_issue_is_full_with_everything(small: Issue, ctx: RenderContext) -> None:
     em = render_email(small, ctx)
-    assert em.mode == "full" and em.reason.startswith("full:")
+    assert em.mode == "full" and em.reason.startswith("完整版：") and " / full:" in em.reason
     html = em.html
     for _, it in small.iter_items():
         assert it.title in html

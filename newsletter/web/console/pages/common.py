@@ -20,7 +20,7 @@ from fastapi.responses import (
     Response,
 )
 from itsdangerous import BadSignature
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from sqlalchemy import select
 
 from newsletter.core.errors import NewsletterError, NotFound
@@ -97,6 +97,7 @@ def when(value: object, zone: str = "Asia/Shanghai") -> str:
 _env.filters["pct"] = pct
 _env.filters["num"] = lambda v: f"{v:,}" if isinstance(v, int) else ("" if v is None else v)
 _env.filters["when"] = when
+_env.filters["said"] = pass_context(lambda ctx, text: said(str(text), ctx.get("lang", "zh")))
 _env.globals.update(
     send_states=SEND_STATES,
     sub_status=SUB_STATUS,
