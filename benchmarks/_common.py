@@ -231,6 +231,36 @@ def table(rows: list[tuple[str, str]]) -> str:
     return "\n".join(f"| {k.ljust(w)} | {v} |" for k, v in rows)
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) spent so far by process ``pid`` and its descendants,
+    counting the children they have already reaped (``cutime``/``cstime``). Read before
+    and after a run: the difference is what the tree spent in between, including pool
+    children that were replaced meanwhile. From ``/proc/*/stat``."""
+    tck = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        stats[int(entry)] = st[st.rindex(")") + 2 :].split()
+    children: dict[int, list[int]] = {}
+    for p, fields in stats.items():
+        children.setdefault(int(fields[1]), []).append(p)
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        fields = stats.get(p)
+        if fields is None:
+            continue
+        total += sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+        todo.extend(children.get(p, []))
+    return total / tck
+
+
 class CpuMeter:
     """CPU seconds used by each kind of process on the machine while it runs.
 
