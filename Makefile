@@ -57,8 +57,9 @@ test-future: $(STAMP)
 	NEWSLETTER_CLOCK_OFFSET=365d $(BIN)/pytest -n 2 -q -m "not slow"; \
 	rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
-# The partition harness (tests/fleet, docs/delivery.md): hosts made of network namespaces,
-# so root; it runs alone (about 2 minutes), after `make test`. CI requires it to run.
+# The slow suite: the partition harness (tests/fleet, docs/delivery.md: hosts made of network
+# namespaces, so root) and the 8-worker-process stop tests (tests/e2e/test_send_safety.py);
+# it runs alone (a few minutes), after `make test`. CI requires it to run.
 test-partition: $(STAMP)
 	NEWSLETTER_PARTITION_REQUIRED=1 $(BIN)/pytest -q -m slow; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc

@@ -231,6 +231,75 @@ def table(rows: list[tuple[str, str]]) -> str:
     return "\n".join(f"| {k.ljust(w)} | {v} |" for k, v in rows)
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) spent so far by process ``pid`` and its descendants,
+    counting the children they have already reaped (``cutime``/``cstime``). Read before
+    and after a run: the difference is what the tree spent in between, including pool
+    children that were replaced meanwhile. From ``/proc/*/stat``."""
+    tck = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        stats[int(entry)] = st[st.rindex(")") + 2 :].split()
+    children: dict[int, list[int]] = {}
+    for p, fields in stats.items():
+        children.setdefault(int(fields[1]), []).append(p)
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        fields = stats.get(p)
+        if fields is None:
+            continue
+        total += sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+        todo.extend(children.get(p, []))
+    return total / tck
+
+
+class TreeCpuMeter:
+    """:func:`tree_cpu` of one process tree every 0.25 s in a thread, so that a benchmark
+    can tell the CPU of a phase (from the first message to the last, say) from the
+    whole run's."""
+
+    def __init__(self, pid: int) -> None:
+        import threading
+
+        self.pid = pid
+        self.samples: list[tuple[float, float]] = []  # (time.time(), CPU seconds)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            self.samples.append((time.time(), tree_cpu(self.pid)))
+
+    def __enter__(self) -> TreeCpuMeter:
+        self.samples.append((time.time(), tree_cpu(self.pid)))
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append((time.time(), tree_cpu(self.pid)))
+
+    def total(self) -> float:
+        return self.samples[-1][1] - self.samples[0][1]
+
+    def inside(self, start: float, end: float) -> tuple[float, float, float] | None:
+        """(first sample's time, last sample's time, CPU seconds between them) for the
+        samples within [start, end] (time.time()); None with fewer than two."""
+        within = [s for s in self.samples if start <= s[0] <= end]
+        if len(within) < 2:
+            return None
+        return within[0][0], within[-1][0], within[-1][1] - within[0][1]
+
+
 class CpuMeter:
     """CPU seconds used by each kind of process on the machine while it runs.
 

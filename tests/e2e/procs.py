@@ -232,3 +232,51 @@ def sample_email_send(tmp_path: Path) -> tuple[int, Any]:
         s.add(send)
         s.flush()
         return send.id, summary
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, read from ``/proc`` (a worker and its pool's children)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        ppid = int(st[st.rindex(")") + 2 :].split()[1])
+        parents.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(parents.get(p, []))
+    return out
+
+
+def relay_connections(pid: int, port: int) -> dict[int, set[int]]:
+    """The established TCP connections from the process tree of ``pid`` to 127.0.0.1:``port``:
+    {process id: the connections' local ports}. Read from ``/proc/net/tcp`` and each
+    process's file descriptors, so a test can tell which worker process a relay's client is."""
+    by_inode: dict[str, int] = {}
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+            if state == "01" and int(remote.split(":")[1], 16) == port:  # 01: ESTABLISHED
+                by_inode[inode] = int(local.split(":")[1], 16)
+    out: dict[int, set[int]] = {}
+    for p in process_tree(pid):
+        try:
+            fds = os.listdir(f"/proc/{p}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(f"/proc/{p}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:[") and link[8:-1] in by_inode:
+                out.setdefault(p, set()).add(by_inode[link[8:-1]])
+    return out

@@ -1,6 +1,7 @@
 """Send safety with real Celery worker and beat processes, PostgreSQL, Redis and an
 SMTP sink that counts per recipient: the weekly slot plus a manual start reach each
-reader once; pause from the command line stops new transactions at once; a worker
+reader once; pause and cancel, from the command line, the API or the console, at 2 and 8
+worker processes, stop new transactions at once; a worker
 killed with -9 leaves duplicates that carry their first copy's Message-ID."""
 
 from __future__ import annotations
@@ -14,17 +15,26 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from newsletter.core.db import session_scope
+from newsletter.devtools.sink import SinkHandler, start_sink
 from newsletter.models import Delivery, Issue, utcnow
 from newsletter.schedule.slots import schedule_send
+from newsletter.web.app import create_app
+from newsletter.web.console.services import create_token, create_user
 from tests.conftest import ROOT
+from tests.console.helpers import PASSWORDS, login
 from tests.e2e.procs import (
     env_for,
     kill_worker_mid_send,
+    relay_connections,
     send_state,
     stack_settings,
     start_beat,
@@ -82,63 +92,163 @@ def test_slot_and_manual_start_reach_each_reader_once(
     assert '"already_received"' in r.stdout
 
 
-@pytest.mark.parametrize(("group", "action"), [(1, "pause"), (25, "pause"), (25, "cancel")])
-def test_pause_from_the_cli_stops_new_transactions(
-    pg_settings, redis_url, smtp_sink, tmp_path, group: int, action: str
-) -> None:  # type: ignore[no-untyped-def]
-    """After `send pause` (or `cancel`) returns, a worker process finishes at most the
-    message already on the wire, whatever the group size: the sending loop reads the stop
-    flag before every message. The rest of a marked group is given back unsent (not at
-    risk); a cancelled send's unsent rows are skipped as cancelled."""
-    port, sink = smtp_sink
-    stamps: list[float] = []
-    paused = threading.Event()
+@dataclass
+class _PeerSink(SinkHandler):
+    """The SMTP sink, also counting the messages of each client connection (by the
+    client's port), so that a test can say which worker process sent what."""
 
-    def slow(envelope) -> None:  # type: ignore[no-untyped-def]
-        stamps.append(time.monotonic())
-        if len(stamps) >= 30:  # the relay stalls until the pause has returned, so the send
-            paused.wait(60)  # cannot finish while the pause command is starting
+    peers: Counter[int] = field(default_factory=Counter)
+    #: (when the message's DATA ended, the client's port), in order
+    stamps: list[tuple[float, int]] = field(default_factory=list)
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
+        self.peers[session.peer[1]] += 1
+        self.stamps.append((time.monotonic(), session.peer[1]))
+        return await super().handle_DATA(server, session, envelope)
+
+
+@contextmanager
+def _stop_command(
+    via: str, env: dict[str, str], send_id: int, action: str
+) -> Iterator[Callable[[], None]]:
+    """What ops does to stop a send, ready to run (the user, token and login made first):
+    ``send pause|cancel`` on the command line, ``POST /api/sends/{id}/{action}`` with a
+    personal API token, or the console's form POST with a logged-in session and its CSRF
+    token. Each returns once the command has returned to the person."""
+    target = "paused" if action == "pause" else "cancelled"
+    if via == "cli":
+
+        def cli() -> None:
+            r = _cli(env, "send", action, str(send_id))
+            assert r.returncode == 0, r.stdout + r.stderr
+
+        yield cli
+        return
+    user = create_user("test", "ops", PASSWORDS["ops"], "ops")
+    with TestClient(create_app(), base_url="https://testserver", follow_redirects=False) as c:
+        if via == "api":
+            token = create_token("test", user["id"], "e2e stop")["token"]
+
+            def api() -> None:
+                r = c.post(
+                    f"/api/sends/{send_id}/{action}",
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                assert r.status_code == 200, r.text
+                assert r.json()["state"] == target, r.json()
+
+            yield api
+        else:
+            csrf = login(c, "ops")
+
+            def console() -> None:
+                r = c.post(f"/console/sends/{send_id}/{action}", data={"csrf": csrf})
+                assert r.status_code == 303, r.text[:300]
+                assert r.headers["location"].startswith(f"/console/sends/{send_id}")
+
+            yield console
+
+
+#: 8 worker processes take a while on a small host: they run in the slow suite
+#: (`make test-partition`, after `make test` in CI)
+_AT_8 = pytest.mark.slow
+STOPS = [
+    pytest.param("cli", "pause", 1, 2, id="cli-pause-k1-2proc"),
+    pytest.param("cli", "pause", 25, 2, id="cli-pause-2proc"),
+    pytest.param("cli", "cancel", 25, 2, id="cli-cancel-2proc"),
+    pytest.param("api", "pause", 25, 2, id="api-pause-2proc"),
+    pytest.param("api", "cancel", 25, 2, id="api-cancel-2proc"),
+    pytest.param("console", "pause", 25, 2, id="console-pause-2proc"),
+    pytest.param("console", "cancel", 25, 2, id="console-cancel-2proc"),
+    *(
+        pytest.param(via, action, 25, 8, id=f"{via}-{action}-8proc", marks=_AT_8)
+        for via in ("cli", "api", "console")
+        for action in ("pause", "cancel")
+    ),
+]
+
+
+@pytest.mark.parametrize(("via", "action", "group", "processes"), STOPS)
+def test_pause_and_cancel_stop_new_transactions(
+    pg_settings, redis_url, tmp_path, via: str, action: str, group: int, processes: int
+) -> None:  # type: ignore[no-untyped-def]
+    """After a pause or cancel returns (command line, API or console), each worker process
+    finishes at most the message already on the wire, whatever the group size: the sending
+    loop reads the stop flag before every message. The sink holds the relay once every
+    process has a message through, until the command has returned, so at that moment
+    each process is inside its group with most of it still to go. The rest of a marked
+    group is given back unsent (not at risk); a cancelled send's unsent rows are skipped
+    as cancelled."""
+    held = threading.Event()
+    released = threading.Event()
+    sink = _PeerSink()
+    stamps = sink.stamps
+
+    def hold(envelope) -> None:  # type: ignore[no-untyped-def]
+        if len(stamps) >= 30 and len(sink.peers) >= processes:
+            held.set()  # the relay stalls until the command has returned, so the send
+            released.wait(60)  # cannot finish while the command is starting
         else:
             time.sleep(0.02)
 
-    sink.on_data = slow
-    cfg = stack_settings(pg_settings, redis_url, port, send_group_size=group)
-    ids = seed(N)
+    ctrl, _ = start_sink(sink)
+    n = max(N, 50 * processes)  # a batch of 50 per process: a whole group of k to go
+    cfg = stack_settings(pg_settings, redis_url, ctrl.port, send_group_size=group,
+                         batch_size=50, send_parallelism=processes)  # fmt: skip
+    ids = seed(n)
     env = env_for(cfg, tmp_path, NEWSLETTER_SEND_GROUP_SIZE=str(group))
-    processes = 2
     worker = start_worker(cfg, env, concurrency=processes)
     try:
-        assert _cli(env, "send", "start", str(ids["send"])).returncode == 0
-        wait_for(lambda: len(stamps) >= 30, timeout=60, every=0.02)
-        try:
-            r = _cli(env, "send", action, str(ids["send"]))
-            returned = time.monotonic()
-        finally:
-            paused.set()
-        assert r.returncode == 0, r.stderr
+        with _stop_command(via, env, ids["send"], action) as stop_send:
+            sink.on_data = hold
+            assert _cli(env, "send", "start", str(ids["send"])).returncode == 0
+            wait_for(held.is_set, timeout=120, every=0.02,
+                     what=f"{processes} connections each with a message through")  # fmt: skip
+            clients = relay_connections(worker.pid, ctrl.port)
+            try:
+                stop_send()
+                returned = time.monotonic()
+            finally:
+                released.set()
         # each process finishes the message on the wire, then nothing is `sending`
         wait_for(
             lambda: _sending(ids["send"]) == 0,
             timeout=30,
             every=0.05,
-            what="the messages on the wire to finish after the pause",
+            what="the messages on the wire to finish after the stop",
         )
     finally:
         stop(worker)
-    late = [t for t in stamps if t > returned]
-    assert len(late) <= processes, (len(late), group, action)  # the one in DATA, per process
-    assert all(t - returned < 2.0 for t in late)
+        ctrl.stop()
+    process_of = {port: pid for pid, ports in clients.items() for port in ports}
+    sending = {process_of.get(port) for port in sink.peers}
+    assert len(sending - {None}) == processes, (clients, sink.peers)  # all were sending
+    late = [(t, port) for t, port in stamps if t > returned]
+    print(f"{via} {action}, {processes} processes: {len(late)} late, last after "
+          f"{max((t - returned for t, _ in late), default=0):.2f} s")  # fmt: skip
+    per_process = Counter(process_of.get(port) for _t, port in late)
+    assert None not in per_process, late  # no connection opened after the stop
+    # the one in DATA, per process
+    assert max(per_process.values(), default=0) <= 1, (per_process, via, action)
+    assert len(late) <= processes, (len(late), via, action, processes)
+    assert all(t - returned < 2.0 for t, _port in late), [t - returned for t, _ in late]
     assert send_state(ids["send"]) == ("paused" if action == "pause" else "cancelled")
-    assert len(stamps) < N
+    assert len(stamps) < n
+    copies = Counter(r for _f, rs, _d in sink.messages for r in rs)
+    assert max(copies.values()) == 1  # no reader twice
     with session_scope() as s:
         states = dict(
             s.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all()
         )
         at_risk = s.scalar(select(func.count()).where(Delivery.at_risk)) or 0
+        replies = set(s.scalars(select(Delivery.last_reply).where(Delivery.state == "skipped")))
     assert at_risk == 0  # what was given back had not been sent
-    assert states.get("sent", 0) == len(stamps)
+    assert states.get("sent", 0) == len(stamps) == len(copies)
     if action == "cancel":  # nothing left to go
-        assert set(states) <= {"sent", "skipped"}, states
+        assert states == {"sent": len(stamps), "skipped": n - len(stamps)}, states
+        assert replies == {"cancelled / 已取消"}, replies
+    else:
+        assert states.get("sent", 0) + states.get("queued", 0) == n, states
 
 
 def test_kill_9_duplicates_keep_their_message_id(
