@@ -17,6 +17,7 @@ from newsletter.core.errors import NewsletterError, NotFound
 from newsletter.web.console.auth import Principal, need
 from newsletter.web.console.flash import back
 from newsletter.web.console.i18n import LINT_CODES
+from newsletter.web.console.pages.common import lang_of, said
 from newsletter.web.console.services import editor as svc
 
 __all__ = ["router"]
@@ -52,6 +53,7 @@ def editor_page(request: Request, user: Editor, issue_id: int) -> HTMLResponse:
 
 @router.post("/{issue_id}/preview")
 def editor_preview(
+    request: Request,
     user: Editor,
     issue_id: int,
     payload: Annotated[dict[str, Any], Body()],
@@ -61,11 +63,17 @@ def editor_preview(
     if not isinstance(source, str) or not isinstance(variant, str):
         return JSONResponse({"detail": "source must be text / 源文件须为文本"}, 422)
     try:
-        return JSONResponse(svc.live_preview(issue_id, source, variant))
+        out = svc.live_preview(issue_id, source, variant)
     except NotFound as exc:
-        return JSONResponse({"detail": str(exc)}, 404)
+        return JSONResponse({"detail": said(str(exc), lang_of(request))}, 404)
     except NewsletterError as exc:
-        return JSONResponse({"detail": str(exc).splitlines()[0][:300]}, 422)
+        return JSONResponse({"detail": said(str(exc).splitlines()[0][:300], lang_of(request))}, 422)
+    lang = lang_of(request)  # the lint in the reader's language, as on the issue page
+    for key in ("messages", "budgets"):
+        for m in out["lint"].get(key, []):
+            m["message"] = said(str(m["message"]), lang)
+    out["errors"] = {k: said(str(v), lang) for k, v in out.get("errors", {}).items()}
+    return JSONResponse(out)
 
 
 @router.post("/{issue_id}", response_class=HTMLResponse)
