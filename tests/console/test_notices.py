@@ -5,6 +5,7 @@ sets their display name and the address notices are mailed to."""
 from __future__ import annotations
 
 import html
+import re
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -76,3 +77,17 @@ def test_profile_sets_name_and_notice_address(client: TestClient) -> None:
     with session_scope() as s:
         u = s.scalar(select(User).where(User.username == "editor"))
         assert u is not None and u.email == "zhou@example.org" and u.display_name == "周 编辑"
+
+
+def test_people_appear_by_display_name(client: TestClient) -> None:
+    issue_id = _upload((EXAMPLES / "issue-sample.md").read_bytes())  # by ops
+    editor, ecsrf = client_as("editor")
+    assert (
+        editor.post(f"/console/issues/{issue_id}/approve", data={"csrf": ecsrf}).status_code == 303
+    )
+    login(client, "admin")
+    page = html.unescape(client.get(f"/console/issues/{issue_id}").text)
+    assert "审核人: 编辑小周" in page and "封存人: 编辑小周" in page
+    assert "<td>编辑小周</td>" in client.get("/console/issues").text
+    audit = client.get("/console/audit").text
+    assert re.search(r"<td>编辑小周</td><td>审核通过", audit), audit[-3000:]

@@ -160,6 +160,30 @@ def said(text: str, lang: str) -> str:
     return zh
 
 
+def _people() -> Callable[[str | None], str]:
+    """``who(username)``: the person's display name (else the username), for one page;
+    the names are read once, when the page first asks."""
+    names: dict[str, str] = {}
+
+    def who(username: str | None) -> str:
+        if not username:
+            return ""
+        if not names:
+            from sqlalchemy import select
+
+            from newsletter.core.db import session_scope
+            from newsletter.models import User
+
+            with session_scope() as s:
+                names.update(
+                    (u, d or u) for u, d in s.execute(select(User.username, User.display_name))
+                )
+            names.setdefault("", "")
+        return names.get(username, username)
+
+    return who
+
+
 def page(
     request: Request, name: str, user: Principal | None, status: int = 200, **ctx: Any
 ) -> HTMLResponse:
@@ -184,6 +208,7 @@ def page(
         path=request.url.path,
         here=quote(here, safe=""),
         alerts=svc.open_alerts() if user is not None else [],
+        who=_people(),
         **ctx,
     )
     resp = HTMLResponse(body, status_code=status, headers=HEADERS)
