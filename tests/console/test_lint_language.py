@@ -45,3 +45,21 @@ def test_issue_page_and_editor_lint_follow_the_console_language(
     assert any("is empty" in m and "空栏目" in m for m in en), en  # the title is data
     assert not any("是空的" in m or "字节" in m for m in en), en
     assert "worst-case" in client.get(f"/console/issues/{issue_id}").text
+
+
+def test_preview_links_are_out_of_the_tab_order(
+    client: TestClient, console_settings: Settings, tmp_path: Path
+) -> None:
+    issue_id = seed(tmp_path, send=False)["issue"]["id"]
+    csrf = login(client, "editor")
+    frame = client.get(f"/console/issues/{issue_id}/frame/email_html").text
+    assert "<a " in frame and "<a href" not in frame and '<a tabindex="-1"' in frame
+    page = client.get(f"/console/issues/{issue_id}").text
+    assert 'id="preview-panel" aria-labelledby="tab-1" tabindex="0"' in page
+    r = client.post(
+        f"/console/editor/{issue_id}/preview",
+        json={"source": _source(issue_id)},
+        headers={"X-CSRF-Token": csrf},
+    )
+    html = r.json()["outputs"]["email_html"]
+    assert "<a href" not in html and '<a tabindex="-1"' in html

@@ -254,6 +254,14 @@ def test_the_week_in_the_console(
             _shot(page, f"week-diff-{width}")
             page.goto(issue_url)
             _zoned(page)
+            # the preview is one stop for the keyboard: Tab leaves it, not into its links
+            page.focus("#preview-panel")
+            page.keyboard.press("Tab")
+            left = page.evaluate(
+                "() => [document.activeElement.tagName,"
+                " !!document.activeElement.closest('#preview-panel')]"
+            )
+            assert left[0] != "IFRAME" and not left[1], left
             page.click("#approve")
             expect(page.locator("h1 .badge")).to_contain_text("已审核")
 

@@ -17,7 +17,7 @@ from newsletter.core.errors import NewsletterError, NotFound
 from newsletter.web.console.auth import Principal, need
 from newsletter.web.console.flash import back
 from newsletter.web.console.i18n import LINT_CODES
-from newsletter.web.console.pages.common import lang_of, said
+from newsletter.web.console.pages.common import lang_of, out_of_tab_order, said
 from newsletter.web.console.services import editor as svc
 
 __all__ = ["router"]
@@ -73,6 +73,7 @@ def editor_preview(
         for m in out["lint"].get(key, []):
             m["message"] = said(str(m["message"]), lang)
     out["errors"] = {k: said(str(v), lang) for k, v in out.get("errors", {}).items()}
+    out["outputs"] = {k: out_of_tab_order(str(v)) for k, v in out.get("outputs", {}).items()}
     return JSONResponse(out)
 
 

@@ -144,6 +144,15 @@ def lang_of(request: Request) -> str:
     return value if value in LANGS else "zh"
 
 
+_FOCUSABLE = re.compile(r"<(a|area|button|input|select|textarea|summary)\b", re.I)
+
+
+def out_of_tab_order(html: str) -> str:
+    """A preview is one stop for the keyboard (its frame's wrapper): the links inside it
+    are taken out of the tab order, so Tab moves past the preview, not through it."""
+    return _FOCUSABLE.sub(lambda m: f'<{m.group(1)} tabindex="-1"', html)
+
+
 def said(text: str, lang: str) -> str:
     """A one-line message written in both languages (``中文 / English``), as the reader of the
     console reads it: the Chinese half (converted for 繁體) or the English half. Text that

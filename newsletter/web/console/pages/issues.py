@@ -25,6 +25,7 @@ from newsletter.web.console.pages.common import (
     _done,
     _error,
     _missing,
+    out_of_tab_order,
     page,
 )
 
@@ -274,7 +275,7 @@ def issue_frame(user: Viewer, issue_id: int, output: str, v: str = "zh-Hans") ->
         raise HTTPException(404, str(exc)) from exc
     # Rendered content runs in its own sandboxed origin: no script, no access to the console.
     return HTMLResponse(
-        body,
+        out_of_tab_order(body),
         headers={
             "Content-Security-Policy": "sandbox; default-src 'none'; img-src * data:; "
             "style-src 'unsafe-inline'; font-src * data:",
