@@ -194,6 +194,28 @@ def test_enrol_login_recovery_and_required_role(
             )
             assert made.status_code == 201, made.text
 
+            # -- new recovery codes: only with a current code; the old ones stop working --
+            ops.goto(f"{base}/console/account/2fa")
+            ops.fill("#recovery-form input[name=code]", "12345x")
+            ops.click("#recovery-form button[type=submit]")
+            expect(ops.locator(".flash.error").first).to_contain_text("验证码不正确")
+            with session_scope() as s:
+                uid = s.scalar(select(User.id).where(User.username == "ops"))
+                before = set(
+                    s.scalars(select(RecoveryCode.code_hash).where(RecoveryCode.user_id == uid))
+                )
+            moved_clock.advance(30)
+            ops.fill("#recovery-form input[name=code]", _code(secret))
+            ops.click("#recovery-form button[type=submit]")
+            fresh = ops.locator("#recovery-codes code").all_inner_texts()
+            assert len(fresh) == 10 and len(set(fresh)) == 10
+            with session_scope() as s:
+                after = set(
+                    s.scalars(select(RecoveryCode.code_hash).where(RecoveryCode.user_id == uid))
+                )
+                assert len(after) == 10 and not (after & before)
+                assert s.scalar(select(AuditLog.id).where(AuditLog.action == "user.2fa_recovery"))
+
             # -- the admin resets it at the command line: audited, sessions end -----------
             out = CliRunner().invoke(cli_app, ["users", "2fa", "reset", "ops"])
             assert out.exit_code == 0, out.output

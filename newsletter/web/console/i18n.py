@@ -168,6 +168,7 @@ AUDIT_ACTIONS = {
     "user.create": "创建用户",
     "user.update": "修改用户",
     "user.profile": "修改个人资料",
+    "user.2fa_recovery": "重新生成恢复码",
     "publication.create": "新建刊物",
     "issue.move": "期刊移到其他刊物",
     "list.create": "创建列表",

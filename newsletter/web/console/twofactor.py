@@ -142,6 +142,19 @@ def confirm_enrolment(s: Any, user: User, code: str) -> list[str]:
     return _new_recovery_codes(s, user)
 
 
+def regenerate_recovery_codes(s: Any, user: User, code: str) -> list[str]:
+    """Ten new recovery codes for an enrolled local account, the old ones void; only with
+    a current authenticator code (a recovery code cannot renew the codes). Shown once."""
+    if not has_two_factor(user) or user.auth_source != "local":
+        raise NewsletterError("两步验证尚未开启 / two-factor login is not on")
+    assert user.totp_secret is not None
+    step = _step(unbox_text(user.totp_secret, PURPOSE), code, user.totp_last_step)
+    if step is None:
+        raise NewsletterError("验证码不正确 / the code is not right")
+    user.totp_last_step = step
+    return _new_recovery_codes(s, user)
+
+
 def check_code(s: Any, user: User, code: str) -> str | None:
     """ "totp" or "recovery" when ``code`` is a current TOTP code or an unused recovery
     code of ``user`` (which is then used up), else None. The caller commits."""

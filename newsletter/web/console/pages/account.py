@@ -403,6 +403,50 @@ def two_factor_enrol(
     )
 
 
+@router.post("/account/2fa/recovery", response_class=HTMLResponse)
+def two_factor_recovery(
+    request: Request, user: Viewer, code: Annotated[str, Form()] = ""
+) -> Response:
+    """New recovery codes (the old ones stop working), with a current authenticator code;
+    shown once, in this response only. Under the login throttle, like any code."""
+    from newsletter.core.errors import NewsletterError
+
+    ip = client_ip(request)
+    pair, ikey = f"console-login:{user.username}|{ip}", f"console-login:ip:{ip}"
+    with session_scope() as s:
+        wait = reserve_login(s, {pair: LOGIN_PER_USER, ikey: LOGIN_PER_IP}, idle=LOGIN_WINDOW)
+    if wait:
+        return back(
+            "/console/account/2fa",
+            f"尝试次数过多，请 {wait} 秒后再试 / too many attempts, try again in {wait} s",
+            "error",
+        )
+    try:
+        with session_scope() as s:
+            me = s.get(User, user.user_id)
+            assert me is not None
+            codes = twofactor.regenerate_recovery_codes(s, me, code)
+            record(s, user, "user.2fa_recovery", user.username, request)
+            login_done(s, clear=[pair], refund=[ikey])
+    except NewsletterError as exc:
+        with session_scope() as s:
+            record(s, user, "login.2fa_failed", user.username, request)
+        return back("/console/account/2fa", str(exc), "error")
+    return page(
+        request,
+        "two_factor.html",
+        user,
+        local=True,
+        enrolled=True,
+        left=len(codes),
+        required=False,
+        qr=None,
+        secret=None,
+        codes=codes,
+        renewed=True,
+    )
+
+
 @router.post("/account/tokens/{token_id}/revoke")
 def account_token_revoke(request: Request, user: Viewer, token_id: int) -> Response:
     return _done(
