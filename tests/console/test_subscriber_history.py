@@ -75,3 +75,19 @@ def test_history_on_the_subscriber_page_in_both_scripts(
     )
     client.cookies.set("nl_lang", "zh-Hant")
     assert "歷史" in client.get(f"/console/subscribers/{sid}").text
+
+
+def test_zone_names_follow_the_console_language(
+    client: TestClient, console_settings: Settings
+) -> None:
+    ids = seed(3)
+    sid = _reader0(ids)
+    login(client, "ops")
+    client.cookies.set("nl_lang", "en")
+    page = client.get(f"/console/subscribers/{sid}").text
+    assert "Beijing time" in page and "北京时间" not in page
+    client.cookies.set("nl_lang", "zh-Hant")
+    assert "北京時間" in client.get(f"/console/subscribers/{sid}").text
+    client.cookies.set("nl_lang", "zh")
+    schedule = client.get("/console/schedule").text
+    assert ">北京时间 · Asia/Shanghai</option>" in schedule

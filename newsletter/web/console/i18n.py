@@ -297,6 +297,9 @@ CSV_ZH = {
 
 CHANNEL_NAMES = {"email": "邮件", "wechat": "公众号", "both": "邮件和公众号"}
 
+#: Time zones named as people say them (others keep their IANA name).
+ZONE_NAMES = {"Asia/Shanghai": "北京时间", "Asia/Hong_Kong": "香港时间", "Asia/Taipei": "台北时间"}
+
 #: The import outline's line classes (the content package's own table).
 from newsletter.content.textimport import CLASS_LABELS as IMPORT_CLASSES  # noqa: E402
 
@@ -314,6 +317,7 @@ CODE_TABLES = (
     DOMAIN_GROUPS,
     IMPORT_CLASSES,
     CHANNEL_NAMES,
+    ZONE_NAMES,
 )
 
 

@@ -49,6 +49,7 @@ from newsletter.web.console.i18n import (
     ROLE_NAMES,
     SEND_STATES,
     SUB_STATUS,
+    ZONE_NAMES,
     lint_label,
     translator,
 )
@@ -94,9 +95,22 @@ def when(value: object, zone: str = "Asia/Shanghai") -> str:
     return f"{local:%Y-%m-%d %H:%M} {zone_label(zone)}"
 
 
+@pass_context
+def _when_for_reader(ctx: Any, value: object, zone: str = "Asia/Shanghai") -> str:
+    """:func:`when` with the zone's name in the page's language (Beijing time…)."""
+    from newsletter.web.console.services.issues import zone_label
+
+    text = when(value, zone)
+    translate = ctx.get("_")
+    label = zone_label(zone if zone else "Asia/Shanghai")
+    if text and translate is not None and text.endswith(label):
+        text = text[: -len(label)] + translate(label)
+    return text
+
+
 _env.filters["pct"] = pct
 _env.filters["num"] = lambda v: f"{v:,}" if isinstance(v, int) else ("" if v is None else v)
-_env.filters["when"] = when
+_env.filters["when"] = _when_for_reader
 _env.filters["said"] = pass_context(lambda ctx, text: said(str(text), ctx.get("lang", "zh")))
 _env.globals.update(
     send_states=SEND_STATES,
@@ -110,6 +124,7 @@ _env.globals.update(
     bulk_actions=BULK_ACTION_NAMES,
     domain_groups=DOMAIN_GROUPS,
     channel_names=CHANNEL_NAMES,
+    zone_names=ZONE_NAMES,
 )
 
 LANG = "nl_lang"

@@ -132,11 +132,7 @@ def list_issues(limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         return [issue_summary(i) for i in rows]
 
 
-_ZONE_LABELS = {
-    "Asia/Shanghai": "北京时间",
-    "Asia/Hong_Kong": "香港时间",
-    "Asia/Taipei": "台北时间",
-}
+from newsletter.web.console.i18n import ZONE_NAMES as _ZONE_LABELS  # noqa: E402
 
 
 def zone_label(zone: str) -> str:
