@@ -7,14 +7,23 @@ docs/security.md, "second hostile pass")."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
 from newsletter.core.catalogue import for_reader
+from newsletter.core.db import session_scope
+from newsletter.models import Issue, MailingList, WelcomeStep
 from newsletter.web.console import services as svc
 from newsletter.web.console.pages.common import said
 from tests.console.seed import principal
 from tests.factories import seed
+
+STEP = "---\ntitle: 欢迎订阅\n---\n\n感谢订阅。[往期](https://news.example.org/archive/)\n"
+
 
 # -- the bilingual splitting: no input makes it slow --------------------------------------
 
@@ -69,3 +78,121 @@ def test_an_issue_with_a_huge_item_title_does_not_stall_its_page(as_role: Any) -
     assert r.status_code == 200
     assert "item-empty" in r.text  # the warning is on the page
     assert took < 5.0, f"the issue page took {took:.1f} s"
+
+
+# -- the welcome series: two editors at once ----------------------------------------------
+
+
+def _two_lists() -> tuple[int, int]:
+    ids = seed(1)
+    with session_scope() as s:
+        other = MailingList(name="第二个列表")
+        s.add(other)
+        s.flush()
+        return ids["list"], other.id
+
+
+def test_editors_adding_welcome_steps_at_once_get_answers_not_server_errors(
+    as_role: Any,
+) -> None:
+    """Six adds at once, on two lists of one publication: each is either added or
+    refused with a code (never a 500 from a unique constraint: positions within a list,
+    hidden issue numbers within the publication), positions stay 1…n and the cap of
+    five steps per list holds."""
+    first, second = _two_lists()
+    editor = as_role("editor")
+    cookies = dict(editor.client.cookies)
+    barrier = threading.Barrier(6)
+    got: list[tuple[int, int, str]] = []
+    lock = threading.Lock()
+
+    def add(list_id: int) -> None:
+        with TestClient(
+            editor.client.app,
+            base_url="https://testserver",
+            follow_redirects=False,
+            raise_server_exceptions=False,
+        ) as c:
+            c.cookies.update(cookies)
+            barrier.wait()
+            r = c.post(
+                f"/api/lists/{list_id}/welcome",
+                json={"source": STEP},
+                headers={"X-CSRF-Token": editor.csrf},
+            )
+        with lock:
+            got.append((list_id, r.status_code, r.text[:200]))
+
+    for _round in range(2):
+        threads = [threading.Thread(target=add, args=(lid,)) for lid in (first, second) * 3]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert all(code in (201, 409) for _, code, _ in got), got
+    with session_scope() as s:
+        for list_id in (first, second):
+            positions = sorted(
+                s.scalars(select(WelcomeStep.position).where(WelcomeStep.list_id == list_id))
+            )
+            added = sum(1 for lid, code, _ in got if lid == list_id and code == 201)
+            assert positions == list(range(1, len(positions) + 1)) and len(positions) == added
+            assert len(positions) == min(6, 5)  # six asked, five allowed
+        hidden = s.scalar(select(func.count()).where(Issue.kind == "welcome"))
+        assert hidden == 10
+    refused = [text for _, code, text in got if code == 409]
+    assert refused and all("welcome.too_many" in t for t in refused), refused
+
+
+def test_reorder_and_delete_at_once_keep_the_series_whole(as_role: Any) -> None:
+    """One editor moves steps while another deletes them: answers, never a 500, and the
+    positions stay 1…n."""
+    list_id, _ = _two_lists()
+    editor = as_role("editor")
+    ids = []
+    for _ in range(5):
+        r = editor.client.post(
+            f"/api/lists/{list_id}/welcome",
+            json={"source": STEP},
+            headers={"X-CSRF-Token": editor.csrf},
+        )
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    cookies = dict(editor.client.cookies)
+    barrier = threading.Barrier(6)
+    codes: list[int] = []
+    lock = threading.Lock()
+
+    def act(method: str, path: str, body: dict[str, str] | None) -> None:
+        with TestClient(
+            editor.client.app,
+            base_url="https://testserver",
+            follow_redirects=False,
+            raise_server_exceptions=False,
+        ) as c:
+            c.cookies.update(cookies)
+            barrier.wait()
+            r = c.request(method, path, json=body, headers={"X-CSRF-Token": editor.csrf})
+        with lock:
+            codes.append(r.status_code)
+
+    base = f"/api/lists/{list_id}/welcome"
+    jobs = [
+        ("POST", f"{base}/{ids[1]}/move", {"direction": "up"}),
+        ("POST", f"{base}/{ids[3]}/move", {"direction": "down"}),
+        ("POST", f"{base}/{ids[2]}/move", {"direction": "up"}),
+        ("DELETE", f"{base}/{ids[0]}", None),
+        ("DELETE", f"{base}/{ids[4]}", None),
+        ("POST", f"{base}/{ids[2]}/move", {"direction": "down"}),
+    ]
+    threads = [threading.Thread(target=act, args=job) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(c in (200, 204, 404) for c in codes), codes
+    with session_scope() as s:
+        positions = sorted(
+            s.scalars(select(WelcomeStep.position).where(WelcomeStep.list_id == list_id))
+        )
+    assert positions == [1, 2, 3]
