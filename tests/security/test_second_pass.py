@@ -196,3 +196,55 @@ def test_reorder_and_delete_at_once_keep_the_series_whole(as_role: Any) -> None:
             s.scalars(select(WelcomeStep.position).where(WelcomeStep.list_id == list_id))
         )
     assert positions == [1, 2, 3]
+
+
+# -- review notices: no mail flood ------------------------------------------------------
+
+SMALL = (
+    "---\ntitle: 周报\nnumber: {n}\npublication: 政策周报\n---\n\n## 一、政策法规\n\n"
+    "### 1. 第一条\n\n正文。\n"
+)
+
+
+def test_an_author_cycling_review_cannot_flood_the_approvers(
+    as_role: Any, pg_app: Any, smtp_sink: Any
+) -> None:
+    """An editor submits their own issue for review and sends it back, twenty times over
+    (both are their own steps). Each submission used to write a "waits for your review"
+    notice for every approver, each mailed: twenty mails to each. An approver has at
+    most one unread notice of a kind per issue, so one mail each, however often."""
+    from newsletter.core.config import reset_settings
+    from newsletter.delivery.notices import mail_due
+    from newsletter.models import ReviewNotice, User
+
+    port, sink = smtp_sink
+    reset_settings(pg_app.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port}))
+    seed(1)
+    with session_scope() as s:
+        for u in s.scalars(select(User).where(User.username.in_(("admin", "ops")))):
+            u.email = f"{u.username}@example.org"
+    issue = svc.upload_issue(principal("editor"), "49.md", SMALL.format(n=49).encode())
+    editor = as_role("editor")
+    for i in range(20):
+        r = editor.post(f"/console/issues/{issue['id']}/review")
+        assert r.status_code == 303, r.text[:200]
+        r = editor.post(
+            f"/console/issues/{issue['id']}/request-changes", data={"note": f"再改 {i}"}
+        )
+        assert r.status_code == 303, r.text[:200]
+    assert mail_due(limit=500) == 2
+    rcpts = sorted(r for _f, rs, _d in sink.messages for r in rs)
+    assert rcpts == ["admin@example.org", "ops@example.org"]
+    with session_scope() as s:
+        unread = s.execute(
+            select(ReviewNotice.recipient, func.count())
+            .where(ReviewNotice.read_at.is_(None), ReviewNotice.kind == "ready")
+            .group_by(ReviewNotice.recipient)
+        ).all()
+    assert dict(unread) == {"admin": 1, "ops": 1}
+    # once read, the next submission tells them again
+    admin = as_role("admin")
+    assert admin.post("/console/notices/read").status_code == 303
+    assert editor.post(f"/console/issues/{issue['id']}/review").status_code == 303
+    assert mail_due() == 1
+    assert len(sink.messages) == 3 and sink.messages[-1][1] == ["admin@example.org"]
