@@ -7,6 +7,7 @@ docs/security.md, "second hostile pass")."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import Any
@@ -248,3 +249,115 @@ def test_an_author_cycling_review_cannot_flood_the_approvers(
     assert editor.post(f"/console/issues/{issue['id']}/review").status_code == 303
     assert mail_due() == 1
     assert len(sink.messages) == 3 and sink.messages[-1][1] == ["admin@example.org"]
+
+
+# -- stored script in the new fields, shown elsewhere -------------------------------------
+
+XSS = '"><svg onload=alert(1)><script>alert(2)</script><img src=x onerror=alert(3)>'
+_LIVE = re.compile(r"<(script|svg|img)\b[^>]*(onload|onerror|>alert)", re.I)
+
+
+def test_script_in_the_new_fields_stays_text_wherever_it_is_shown(
+    as_role: Any, pg_app: Any
+) -> None:
+    """A display name, a review note, a publication name, a welcome step's title, an
+    SMTP reply and an unsubscribe reason, each hostile, on every page that shows them:
+    the overview's notices, the subscriber's history, the welcome pages, the settings
+    (the publications' list and ?pub=), the issue page's move form and the account page."""
+    import datetime as dt
+
+    from newsletter.models import Delivery, Send, Subscriber, Subscription
+
+    ids = seed(1)
+    admin, editor, ops = as_role("admin"), as_role("editor"), as_role("ops")
+    r = editor.post("/console/account/profile", data={"display_name": XSS, "email": ""})
+    assert r.status_code == 303
+    r = admin.post("/console/publications", data={"slug": "monthly", "name": XSS})
+    assert r.status_code == 303 and "monthly" in r.headers["location"]
+    issue = svc.upload_issue(principal("ops"), "49.md", SMALL.format(n=49).encode())
+    assert ops.post(f"/console/issues/{issue['id']}/review").status_code == 303
+    r = editor.post(f"/console/issues/{issue['id']}/request-changes", data={"note": XSS})
+    assert r.status_code == 303
+    step_src = '---\ntitle: "' + XSS.replace('"', '\\"') + '"\n---\n\n欢迎。\n'
+    r = editor.client.post(
+        f"/api/lists/{ids['list']}/welcome",
+        json={"source": step_src},
+        headers={"X-CSRF-Token": editor.csrf},
+    )
+    assert r.status_code == 201, r.text
+    step = r.json()
+    with session_scope() as s:
+        sub = s.scalars(select(Subscriber)).one()
+        now = dt.datetime.now(dt.UTC)
+        for send_id in (step["send_id"], ids["send"]):
+            s.add(Delivery(send_id=send_id, subscriber_id=sub.id, variant="zh-Hans",
+                           state="bounced", last_code=550, last_reply=XSS, sent_at=now))  # fmt: skip
+        other = MailingList(name="离开的列表")
+        s.add(other)
+        s.flush()
+        s.add(Subscription(subscriber_id=sub.id, list_id=other.id, status="unsubscribed",
+                           unsubscribed_at=now, reason=XSS[:200]))  # fmt: skip
+        sub_id = sub.id
+        assert s.get(Send, step["send_id"]) is not None
+    pages = [
+        (ops, "/console/"),
+        (admin, f"/console/subscribers/{sub_id}"),
+        (editor, f"/console/lists/{ids['list']}/welcome"),
+        (editor, f"/console/lists/{ids['list']}/welcome/{step['id']}"),
+        (admin, "/console/settings"),
+        (admin, "/console/settings?pub=monthly"),
+        (editor, f"/console/issues/{issue['id']}"),
+        (editor, "/console/account"),
+    ]
+    for who, path in pages:
+        r = who.client.get(path)
+        assert r.status_code == 200, path
+        assert not _LIVE.search(r.text), path
+        assert "&lt;script&gt;alert(2)" in r.text or "&#34;&gt;&lt;svg" in r.text, path  # shown
+    r = admin.client.get("/console/audit")
+    assert r.status_code == 200 and not _LIVE.search(r.text)
+    r = editor.client.get(f"/api/lists/{ids['list']}/welcome/{step['id']}")
+    assert r.headers["content-type"].startswith("application/json")
+
+
+def test_notice_mail_headers_cannot_be_injected(pg_app: Any, smtp_sink: Any) -> None:
+    """The actor's display name (a single sign-on claim can carry anything), the issue's
+    title and the note go into the notice mail: the wire has exactly our headers, one To
+    (the recipient's own address), the subject on one logical line."""
+    import email
+    import email.policy
+
+    from newsletter.core.config import reset_settings
+    from newsletter.delivery.notices import mail_due
+    from newsletter.issues.review import request_changes, submit_for_review
+    from newsletter.models import User
+
+    port, sink = smtp_sink
+    reset_settings(pg_app.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port}))
+    seed(1)
+    title = "周报 =?utf-8?q?Bcc=3A_x=40evil=2Eexample?= \u2028Bcc: y@evil.example"
+    src = SMALL.format(n=49).replace("title: 周报", f'title: "{title}"')
+    issue = svc.upload_issue(principal("ops"), "49.md", src.encode())
+    with session_scope() as s:
+        for u in s.scalars(select(User)):
+            u.email = None
+            if u.username == "ops":
+                u.email = "ops@example.org"
+            if u.username == "editor":
+                u.display_name = "编辑\r\nBcc: z@evil.example\r\n\r\n"
+        it = s.get(Issue, issue["id"])
+        assert it is not None
+        submit_for_review(s, it, "ops")
+        request_changes(s, it, "editor", "请改\r\nBcc: w@evil.example")
+    assert mail_due() == 1
+    ((_from, rcpts, data),) = sink.messages
+    assert rcpts == ["ops@example.org"]
+    head = data.split(b"\r\n\r\n", 1)[0]
+    names = [
+        line.split(b":", 1)[0].lower() for line in head.split(b"\r\n") if line[:1] not in b" \t"
+    ]
+    assert b"bcc" not in names and names.count(b"to") == 1, names
+    assert b"\n" not in head.replace(b"\r\n", b"")  # no bare LF
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    assert msg["To"] == "ops@example.org" and "\n" not in str(msg["Subject"])
+    assert "evil.example" not in str(msg["To"])
