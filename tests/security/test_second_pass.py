@@ -361,3 +361,75 @@ def test_notice_mail_headers_cannot_be_injected(pg_app: Any, smtp_sink: Any) -> 
     msg = email.message_from_bytes(data, policy=email.policy.default)
     assert msg["To"] == "ops@example.org" and "\n" not in str(msg["Subject"])
     assert "evil.example" not in str(msg["To"])
+
+
+# -- moving an issue while ops creates its send ------------------------------------------
+
+
+def test_moving_an_issue_while_its_send_is_created_leaves_no_stray_send(
+    as_role: Any, pg_app: Any, monkeypatch: Any
+) -> None:
+    """An editor moves an approved issue to another publication while ops creates a send
+    of it. The move checks "no sends" and the send checks "approved" in two transactions
+    at once: both used to pass, leaving a send of the old publication for an issue now in
+    review in the new one. Now either the move or the send is refused."""
+    from sqlalchemy import text
+
+    from newsletter.core.errors import NewsletterError
+    from newsletter.issues import publications
+    from newsletter.models import Send
+
+    ids = seed(1)
+    issue = svc.upload_issue(principal("ops"), "49.md", SMALL.format(n=49).encode())
+    svc.approve_issue(principal("editor"), issue["id"])
+    svc.create_publication(principal("admin"), "monthly", "月报")
+    checked, created = threading.Event(), threading.Event()
+    real_audit = publications.audit
+
+    def send_is_waiting_on_a_lock() -> bool:
+        with session_scope() as s:
+            return bool(
+                s.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND datname = current_database()"
+                    )
+                )
+            )
+
+    def audit_after_the_other(*args: Any, **kw: Any) -> Any:
+        checked.set()  # the move's checks have passed; let the send be created now
+        while not created.is_set() and not send_is_waiting_on_a_lock():
+            created.wait(0.05)
+        return real_audit(*args, **kw)
+
+    monkeypatch.setattr(publications, "audit", audit_after_the_other)
+    moved: list[object] = []
+
+    def move() -> None:
+        try:
+            moved.append(svc.move_issue(principal("editor"), issue["id"], "monthly"))
+        except NewsletterError as exc:
+            moved.append(exc)
+
+    mover = threading.Thread(target=move)
+    mover.start()
+    assert checked.wait(30)
+    try:
+        svc.create_send(principal("ops"), issue["id"], ids["list"])
+        refused = False
+    except NewsletterError:
+        refused = True
+    finally:
+        created.set()
+    mover.join(30)
+    with session_scope() as s:
+        it = s.get(Issue, issue["id"])
+        assert it is not None
+        sends = list(s.scalars(select(Send).where(Send.issue_id == it.id)))
+        assert all(x.publication_id == it.publication_id for x in sends), (
+            "a send of one publication for an issue in another",
+            moved,
+            it.status,
+        )
+    assert refused or isinstance(moved[0], NewsletterError)
