@@ -433,3 +433,60 @@ def test_moving_an_issue_while_its_send_is_created_leaves_no_stray_send(
             it.status,
         )
     assert refused or isinstance(moved[0], NewsletterError)
+
+
+# -- ids changed by hand, roles ------------------------------------------------------------
+
+
+def test_a_step_is_reached_only_through_its_own_list_and_roles_hold(as_role: Any) -> None:
+    """A step of list A named under list B's URL is a 404 for every operation (read, edit,
+    move, delete, preview); marketing reads the series through the API but changes
+    nothing; only an admin creates publications or opens another's settings; marketing
+    cannot move an issue."""
+    first, second = _two_lists()
+    editor, marketing = as_role("editor"), as_role("marketing")
+    h = {"X-CSRF-Token": editor.csrf}
+    r = editor.client.post(f"/api/lists/{first}/welcome", json={"source": STEP}, headers=h)
+    assert r.status_code == 201
+    step = r.json()["id"]
+    wrong = f"/api/lists/{second}/welcome/{step}"
+    assert editor.client.get(wrong).status_code == 404
+    assert editor.client.patch(wrong, json={"delay": "1d"}, headers=h).status_code == 404
+    assert (
+        editor.client.post(f"{wrong}/move", json={"direction": "up"}, headers=h).status_code == 404
+    )
+    assert editor.client.delete(wrong, headers=h).status_code == 404
+    page = f"/console/lists/{second}/welcome/{step}"
+    assert editor.client.get(page).status_code == 404
+    assert editor.client.get(f"{page}/frame").status_code == 404
+    assert editor.post(page, data={"delay": "1d"}).status_code == 404
+    assert editor.post(f"{page}/delete").status_code == 404
+    with session_scope() as s:
+        st = s.get(WelcomeStep, step)
+        assert st is not None and st.list_id == first and st.delay_seconds == 0
+    # marketing: reads, changes nothing
+    mh = {"X-CSRF-Token": marketing.csrf}
+    assert marketing.client.get(f"/api/lists/{first}/welcome").status_code == 200
+    own = f"/api/lists/{first}/welcome/{step}"
+    assert marketing.client.patch(own, json={"delay": "1d"}, headers=mh).status_code == 403
+    assert marketing.client.delete(own, headers=mh).status_code == 403
+    assert marketing.post(f"/console/lists/{first}/welcome/{step}/delete").status_code == 403
+    assert marketing.client.get(f"/console/lists/{first}/welcome/{step}/frame").status_code == 403
+    # publications: admin only; a move needs an editor
+    assert editor.post("/console/publications", data={"slug": "x1", "name": "x"}).status_code == 403
+    assert editor.client.get("/console/settings?pub=weekly").status_code == 403
+    issue_id = seed_issue_id()
+    r = marketing.post(f"/console/issues/{issue_id}/move", data={"publication": "weekly"})
+    assert r.status_code == 403
+    # without the form's token nothing changes
+    r = editor.client.post(f"/console/lists/{first}/welcome/{step}/delete")
+    assert r.status_code == 403
+    r = editor.client.post("/console/account/profile", data={"display_name": "x"})
+    assert r.status_code == 403
+
+
+def seed_issue_id() -> int:
+    with session_scope() as s:
+        found = s.scalar(select(Issue.id).where(Issue.kind == "weekly"))
+        assert found is not None
+        return int(found)
