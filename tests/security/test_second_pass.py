@@ -490,3 +490,35 @@ def seed_issue_id() -> int:
         found = s.scalar(select(Issue.id).where(Issue.kind == "weekly"))
         assert found is not None
         return int(found)
+
+
+def test_a_welcome_steps_hidden_issue_cannot_be_moved_approved_or_sent(as_role: Any) -> None:
+    """The hidden issue behind a step (its id is on the subscriber history's links) is
+    not a weekly issue: moving it is a 404, approving it and sending or scheduling it to
+    a list are refused, and nothing is created."""
+    from newsletter.models import Send
+
+    list_id, _ = _two_lists()
+    editor, ops = as_role("editor"), as_role("ops")
+    r = editor.client.post(
+        f"/api/lists/{list_id}/welcome",
+        json={"source": STEP},
+        headers={"X-CSRF-Token": editor.csrf},
+    )
+    hidden = r.json()["issue_id"]
+    r = editor.post(f"/console/issues/{hidden}/move", data={"publication": "weekly"})
+    assert r.status_code == 404
+    ops.post(f"/console/issues/{hidden}/approve")
+    oh = {"X-CSRF-Token": ops.csrf}
+    for mode in ("now", "schedule"):
+        r = ops.client.post(
+            "/api/sends",
+            json={"issue_id": hidden, "list_id": list_id, "mode": mode, "start": True},
+            headers=oh,
+        )
+        assert 400 <= r.status_code < 500, r.text
+    with session_scope() as s:
+        it = s.get(Issue, hidden)
+        assert it is not None and it.status == "draft" and it.kind == "welcome"
+        assert it.sealed_version is None
+        assert s.scalar(select(func.count()).where(Send.issue_id == hidden)) == 1  # its own
