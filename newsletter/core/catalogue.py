@@ -169,8 +169,13 @@ def for_reader(text: str, lang: str) -> str:
 
 
 #: What says "where" in a message: numbers, quoted names, addresses, paths, identifiers.
+#: Linear in the text (messages quote titles and links that anyone with upload rights
+#: writes): a quote's body stops at the next opening mark as well as the closing one, and
+#: an address or path starts only where a run of its characters starts, so no character
+#: inside a long word is the start of another scan to its end.
 _SPECIFIC = re.compile(
-    r"\d+|'[^']+'|\"[^\"]+\"|“[^”]+”|《[^》]+》|[\w.+-]*[@/][\w.@/+-]+|\b\w+[_.]\w[\w.-]*"
+    r"\d+|'[^']+'|\"[^\"]+\"|“[^“”]+”|《[^《》]+》|(?<![\w.+-])[\w.+-]*[@/][\w.@/+-]+"
+    r"|\b\w+[_.]\w[\w.-]*"
 )
 
 

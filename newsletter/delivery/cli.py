@@ -49,12 +49,12 @@ def send_create(
     from newsletter.core.audit import audit
     from newsletter.core.db import session_scope
     from newsletter.delivery.sends import other_sends
-    from newsletter.issues.store import get_issue
+    from newsletter.issues.store import get_issue, lock_issue
     from newsletter.models import Segment, Send
 
     try:
         with session_scope() as s:
-            iss = get_issue(s, issue)
+            iss = lock_issue(s, get_issue(s, issue))
             ml = get_list(s, list_name)
             seg_id = None
             if segment:

@@ -115,8 +115,15 @@ def delay_text(seconds: int) -> dict[str, str]:
     return {"zh": f"{seconds} 秒后", "en": f"after {seconds} seconds"}  # pragma: no cover
 
 
-def _list(session: Session, list_id: int) -> MailingList:
-    ml = session.get(MailingList, list_id)
+def _list(session: Session, list_id: int, *, lock: bool = False) -> MailingList:
+    """The list, or ``welcome.list_not_found``. ``lock``: hold its row until the end of the
+    transaction. Every change to a series takes this lock first, so two editors at once
+    are served one after the other (positions are unique per list and renumbered in two
+    passes; without it, two adds collide on a position and two moves deadlock)."""
+    if lock:
+        ml = session.scalar(select(MailingList).where(MailingList.id == list_id).with_for_update())
+    else:
+        ml = session.get(MailingList, list_id)
     if ml is None:
         raise coded(NotFound, "welcome.list_not_found", list_id=list_id)
     return ml
@@ -205,13 +212,16 @@ def add_step(
     linter: Linter | None = None,
 ) -> tuple[WelcomeStep, list[LintMessage]]:
     """Add a step at the end of the list's series (linted, rendered, with its send)."""
-    _list(session, list_id)
+    _list(session, list_id, lock=True)
     seconds = parse_delay(delay)
     have = session.scalar(select(func.count()).where(WelcomeStep.list_id == list_id)) or 0
     if have >= MAX_STEPS:
         raise coded(StateError, "welcome.too_many", limit=MAX_STEPS)
     messages = _checked(session, list_id, source, linter)
     pub = _publication(session, list_id)
+    # The hidden issues' numbers are per publication, shared by every list it sends to:
+    # two lists adding a step at once would both take the same number.
+    session.execute(select(Publication.id).where(Publication.id == pub.id).with_for_update())
     lowest = session.scalar(
         select(func.min(Issue.number)).where(Issue.publication_id == pub.id, Issue.number < 0)
     )
@@ -278,6 +288,7 @@ def update_step(
     linter: Linter | None = None,
 ) -> tuple[WelcomeStep, list[LintMessage]]:
     """Change a step's content or delay; later subscribers get the new version."""
+    _list(session, list_id, lock=True)
     step = get_step(session, list_id, step_id)
     messages: list[LintMessage] = []
     if delay is not None:
@@ -305,6 +316,7 @@ def update_step(
 
 def delete_step(session: Session, list_id: int, step_id: int, actor: str) -> None:
     """Remove a step; what it sent stays in the ledger, what it had queued is skipped."""
+    _list(session, list_id, lock=True)
     step = get_step(session, list_id, step_id)
     session.execute(
         update(Delivery)
@@ -328,6 +340,7 @@ def move_step(session: Session, list_id: int, step_id: int, direction: str, acto
     """Move a step one place up or down in its series."""
     if direction not in ("up", "down"):
         raise coded(StateError, "welcome.bad_move")
+    _list(session, list_id, lock=True)
     order = [s.id for s in steps(session, list_id)]
     get_step(session, list_id, step_id)
     i = order.index(step_id)

@@ -21,7 +21,7 @@ from newsletter.core.audit import audit
 from newsletter.core.catalogue import coded
 from newsletter.core.config import get_settings
 from newsletter.core.errors import ConfigError, NotFound, StateError
-from newsletter.issues.store import publication_by_slug
+from newsletter.issues.store import lock_issue, publication_by_slug
 from newsletter.models import Issue, Publication, Send
 
 __all__ = ["SLUG", "create_publication", "move_issue", "publication_by_slug"]
@@ -75,6 +75,7 @@ def move_issue(session: Session, issue: Issue, target: Publication, actor: str) 
     """Move ``issue`` to ``target``; False when it is there already. Audited."""
     if issue.kind != "weekly":  # a welcome step belongs to its list, not to a publication's run
         raise NotFound(f"issue {issue.id} does not exist / 期刊不存在")
+    lock_issue(session, issue)  # a send created meanwhile is seen, or waits for the move
     if issue.publication_id == target.id:
         return False
     if issue.status in ("scheduled", "sent") or session.scalar(

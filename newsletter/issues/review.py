@@ -24,7 +24,8 @@ def notify(session: Session, issue: Issue, kind: str, actor: str, note: str = ""
 
     ``ready``: every active person who may approve it (never the actor; with four-eyes,
     never its uploader or last editor). ``approved`` and ``sent_back``: its author, unless
-    the author took the step."""
+    the author took the step. Nobody gets a second unread notice of the same kind for
+    the same issue."""
     if kind == "ready":
         pub = session.get(Publication, issue.publication_id)
         barred = {actor}
@@ -40,6 +41,19 @@ def notify(session: Session, issue: Issue, kind: str, actor: str, note: str = ""
     else:
         author = _author(issue)
         people = [author] if author and author != actor else []
+    # One unread notice of a kind per person and issue: an author who sends their own issue
+    # to review and back again in a loop must not mail every approver each time. Once
+    # read, the next step tells them again.
+    unread = set(
+        session.scalars(
+            select(ReviewNotice.recipient).where(
+                ReviewNotice.issue_id == issue.id,
+                ReviewNotice.kind == kind,
+                ReviewNotice.read_at.is_(None),
+            )
+        )
+    )
+    people = [who for who in people if who not in unread]
     for who in people:
         session.add(
             ReviewNotice(issue_id=issue.id, recipient=who, kind=kind, actor=actor, note=note)

@@ -40,6 +40,7 @@ __all__ = [
     "choose_publication",
     "ensure_publication",
     "get_issue",
+    "lock_issue",
     "parse_for_use",
     "parse_stored",
     "publication_by_slug",
@@ -271,6 +272,18 @@ def image_type(data: bytes) -> str | None:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
     return None
+
+
+def lock_issue(session: Session, issue: Issue) -> Issue:
+    """Hold ``issue``'s row until the end of the transaction and read it again.
+
+    A step that checks the issue and then acts on it takes this first: moving it to
+    another publication ("no sends yet") and creating or scheduling a send of it
+    ("approved") would otherwise both pass their checks at once, and leave a send of one
+    publication for an issue in review in another."""
+    session.execute(select(Issue.id).where(Issue.id == issue.id).with_for_update())
+    session.refresh(issue)
+    return issue
 
 
 def get_issue(session: Session, ref: str | int, publication_slug: str | None = None) -> Issue:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.core.audit import audit
 from newsletter.core.errors import NewsletterError, NotFound
+from newsletter.issues.store import lock_issue
 from newsletter.models import Issue, MailingList, Publication, Send, utcnow
 
 __all__ = [
@@ -162,6 +163,7 @@ def schedule_send(
     WeChat send is scheduled for the same slot: one schedule drives both channels.
     """
     now = now or utcnow()
+    lock_issue(session, issue)  # not while the issue is being moved or sent back
     if issue.status not in ("approved", "scheduled") and not (
         channel == "wechat" and issue.status == "scheduled"
     ):

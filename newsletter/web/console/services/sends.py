@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from newsletter.core.config import get_settings
 from newsletter.core.db import session_scope
 from newsletter.core.errors import NewsletterError, NotFound, ServiceUnavailable, StateError
-from newsletter.issues.store import get_issue
+from newsletter.issues.store import get_issue, lock_issue
 from newsletter.models import Delivery, Issue, MailingList, Segment, Send, utcnow
 from newsletter.web.console.auth import Principal, record
 from newsletter.web.console.services.audience import _list_id
@@ -51,6 +51,7 @@ def create_send(
             list_id = _list_id(s, list_ref)
         except NotFound as exc:
             raise ConsoleError(str(exc)) from exc
+        lock_issue(s, issue)  # not while the issue is being moved or sent back
         if segment_id is not None and s.get(Segment, segment_id) is None:
             raise ConsoleError(f"segment {segment_id} does not exist / 分群不存在")
         if schedule:
