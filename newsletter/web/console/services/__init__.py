@@ -1,6 +1,6 @@
 """What the console and the JSON API do, as plain functions over the library, by domain.
 
-Both the HTML pages (``pages/``) and the JSON API (``api.py``) call these,
+Both the HTML pages (``pages/``) and the JSON API (``api.py``, ``api_*.py``) call these,
 so the two can never disagree.  Every function that changes something takes
 the acting :class:`~..auth.Principal` and writes the audit log.
 
