@@ -15,8 +15,9 @@ from newsletter.audience.cli import lists_app, seg_app, subs_app, supp_app
 from newsletter.cli.lazy import LazyGroup
 from newsletter.cli.ops import commands as ops_commands
 from newsletter.cli.ops import db_app
-from newsletter.delivery.cli import bounce_app, send_app
-from newsletter.delivery.cli import commands as delivery_commands
+from newsletter.delivery.bounces_cli import bounce_app
+from newsletter.delivery.bounces_cli import commands as delivery_commands
+from newsletter.delivery.cli import send_app
 from newsletter.issues.publications_cli import publications_app
 from newsletter.reports.cli import commands as report_commands
 from newsletter.reports.cli import issue_app

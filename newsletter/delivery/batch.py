@@ -1,6 +1,6 @@
 """Sending one batch of deliveries: claim (``lease``), prepare each message, mark a group
-``sending``, send it, write back what became of it (``outcomes``), and finish the send when
-nothing is left (``sends.maybe_finish``).
+``sending``, send it (``group``), write back what became of it (``outcomes``), and finish
+the send when nothing is left (``sends.maybe_finish``).
 
 Each message moves ``queued → sending`` in the database *before* its SMTP transaction and
 to its outcome after it. Messages are marked in groups of ``send_group_size`` (k) by one
@@ -13,14 +13,11 @@ not guessed.
 Suppression and unsubscribes are checked again for the whole batch right after the claim,
 so a running send skips a person from the moment they leave.
 
-Pause and cancel are obeyed before every message: the loop reads the stop flag that the
-state change raises (``sends.stop_flag``), so once a pause or cancel has committed a worker
-finishes at most the message on the wire and gives the rest of its group back unsent. As a
-second wall, the statement that marks a group ``sending`` also requires its send to be
-``sending``.
+Pause and cancel are obeyed before every message (``group._Stop``); as a second wall, the
+statement that marks a group ``sending`` also requires its send to be ``sending``.
 
 A batch that loses its database keeps the outcomes not yet committed and records them,
-fenced by its claim, after reconnecting (``_recover``): a dropped connection costs no
+fenced by its claim, after reconnecting (``recovery``): a dropped connection costs no
 duplicate.
 
 A delivery's Message-ID is the same on every attempt (its id and a salt fixed per
@@ -34,7 +31,6 @@ import logging
 import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import exists, select, text, update
@@ -43,26 +39,23 @@ from sqlalchemy.orm import Session
 
 from newsletter.core.clock import now as utcnow
 from newsletter.core.config import get_settings
-from newsletter.core.db import engine, lost_connection, session_scope
-from newsletter.core.safety.headers import HeaderInjection
+from newsletter.core.db import engine, session_scope
 from newsletter.core.safety.signing import delivery_token, unsubscribe_token
-from newsletter.core.telemetry import DELIVERIES
 from newsletter.delivery import queries, warmup
 from newsletter.delivery.assemble import CompiledMessage, Recipient
 from newsletter.delivery.compiled import compiled_for
+from newsletter.delivery.group import _build, _Route, _send_group, _Stop
 from newsletter.delivery.lease import Heartbeat, claim, release
 from newsletter.delivery.outcomes import (
     BatchResult,
-    Done,
     Ready,
     finish_group,
     hand_back,
     maybe_auto_pause,
     release_claim,
 )
-from newsletter.delivery.relays import RelayPool, down_relays, probe_due
-from newsletter.delivery.sends import stop_key
-from newsletter.delivery.smtp import Outcome
+from newsletter.delivery.recovery import _Flight, _recover
+from newsletter.delivery.relays import RelayPool, probe_due
 from newsletter.delivery.throttle import throttle
 from newsletter.models import Delivery, Send, Subscriber, Subscription, Suppression
 
@@ -143,20 +136,6 @@ def process_batch(send_id: int, *, batch_size: int | None = None) -> BatchResult
     return result
 
 
-@dataclass(slots=True)
-class _Route:
-    """Where a batch's messages go: its relays, its publication, the warm-up plans."""
-
-    pool: RelayPool
-    publication: str | None
-    plans: dict[str, warmup.Plan | None] = field(default_factory=dict)
-
-    def plan(self, s: Session, from_domain: str) -> warmup.Plan | None:
-        if from_domain not in self.plans:
-            self.plans[from_domain] = warmup.active_plan(s, from_domain)
-        return self.plans[from_domain]
-
-
 def _send_rows(
     send_id: int,
     issue_id: int,
@@ -176,7 +155,7 @@ def _send_rows(
             # Per-message state changes need not wait for the WAL flush: a worker crash is
             # covered by the ledger as before; only a crash of PostgreSQL itself could lose
             # the last few milliseconds of outcomes (those deliveries are then re-sent).
-            s.execute(text("SET synchronous_commit TO OFF"))
+            s.execute(text(queries.SYNC_COMMIT_OFF))
         beat = Heartbeat(claim_token, get_settings().lease_seconds)
         beat.start()
         # Builds and DKIM-signs messages while this thread waits on the database and
@@ -209,7 +188,7 @@ def _send_rows(
             try:
                 s.rollback()
                 if pg:
-                    s.execute(text("RESET synchronous_commit"))
+                    s.execute(text(queries.SYNC_COMMIT_RESET))
                     s.commit()
             except Exception as cleanup:
                 log.debug("cleanup after a failed batch: %s", cleanup)
@@ -223,70 +202,8 @@ def _send_rows(
             if builder is not None:
                 builder.shutdown(wait=True, cancel_futures=True)
         if pg:
-            s.execute(text("RESET synchronous_commit"))
+            s.execute(text(queries.SYNC_COMMIT_RESET))
             s.commit()
-
-
-@dataclass(slots=True)
-class _Flight:
-    """What the batch has done that the database has not committed yet.
-
-    Outcomes are written in the transaction that commits with the next group's mark, so
-    a lost connection rolls them back; they stay here until a commit has taken them."""
-
-    #: outcomes of messages that went out (or were refused), not yet committed
-    unrecorded: list[Done] = field(default_factory=list)
-    #: rows of the current group that are (or may be) marked ``sending`` by this claim
-    #: but whose message has not gone out
-    unsent: list[Ready] = field(default_factory=list)
-
-    def committed(self) -> None:
-        self.unrecorded = []
-        self.unsent = []
-
-
-def _recover(claim_token: str, flight: _Flight, exc: DBAPIError) -> None:
-    """After the batch lost its database: reconnect with backoff and record the outcomes
-    held in memory, fenced by the claim, so a reader is not sent the issue twice. Rows
-    another worker took over meanwhile (our lease ran out) are left to it: it counted
-    them at risk. Marked rows whose message never went out are given back, and the claim
-    on the rest of the batch is released."""
-    cfg = get_settings()
-    held, unsent = len(flight.unrecorded), len(flight.unsent)
-    lost = lost_connection(exc)
-    log.warning(
-        "batch %s: database %s (%s); %d outcomes kept in memory, recording them",
-        claim_token, "connection lost" if lost else "error",
-        str(exc.orig or exc).splitlines()[0][:160], held,
-    )  # fmt: skip
-    deadline = time.monotonic() + cfg.db_retry_seconds
-    pause = 0.2
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            with session_scope() as s:
-                written = finish_group(s, flight.unrecorded, claim_token)
-                back = hand_back(s, claim_token, flight.unsent)
-                release_claim(s, claim_token)
-        except DBAPIError as again:
-            if not lost_connection(again) or time.monotonic() + pause > deadline:
-                log.error(
-                    "batch %s: %d outcomes could not be recorded (%s); their rows are sent "
-                    "again after the lease, counted at risk",
-                    claim_token, held, type(again.orig or again).__name__,
-                )  # fmt: skip
-                return
-            time.sleep(pause)  # backoff: the server is restarting or the link is down
-            pause = min(pause * 2, 5.0)
-            continue
-        log.warning(
-            "batch %s: recorded %d of %d outcomes after %d attempts, gave back %d of %d "
-            "unsent; %d taken over by another worker meanwhile (counted at risk)",
-            claim_token, written, held, attempt, back, unsent, held - written,
-        )  # fmt: skip
-        flight.committed()
-        return
 
 
 #: Set by the Celery worker (workers/celery_app.py) to its pool's process count.
@@ -539,140 +456,3 @@ def _mark_group(s: Session, send_id: int, claim_token: str, group: list[Ready]) 
         if r.row[0] not in taken and r.plan is not None:
             warmup.unreserve(s, r.plan, r.rcpt_domain, now)
     return taken
-
-
-def _send_group(
-    group: list[Ready],
-    route: _Route,
-    result: BatchResult,
-    marked_at: float,
-    beat: Heartbeat,
-    done: list[Done],
-    flight: _Flight,
-    stop: _Stop,
-) -> list[Ready]:
-    """Send a marked group, one message after another, appending each outcome to ``done``
-    as soon as it is known; stops early when the lease may have run out (fencing by time:
-    past it, another worker may hold these rows), and before any message once the send
-    is paused or cancelled. Returns the messages to give back unsent: the send stopped,
-    or their relay went out of service mid-group and no other may carry them.
-
-    Messages were built (and DKIM-signed) by the batch's builder thread since their
-    rows were prepared, while this thread talks to the database and the relays."""
-    cfg = get_settings()
-    # A safety margin against clock skew between hosts and a slow final reply.
-    margin = cfg.lease_seconds * 0.25
-    back: list[Ready] = []
-    for i, r in enumerate(group):
-        message = r.built.result()
-        if time.monotonic() > max(marked_at, beat.renewed) + cfg.lease_seconds - margin:
-            log.warning("lease may have run out mid-group: %d messages left unsent", len(group) - i)
-            break
-        stopped = stop()
-        if stopped is not None:  # paused or cancelled: not one more transaction
-            result.stopped = stopped
-            back.extend(group[i:])
-            break
-        relay = r.relay
-        if relay.name in route.pool.out or relay.name in _down():
-            # Taken out of service since the message was prepared (by this worker or
-            # another): never wait on it again; another relay, or back to the pool.
-            other = route.pool.pick(r.from_domain, route.publication, avoid=relay.name)
-            if other is None or other.name == relay.name:
-                back.append(r)
-                continue
-            relay = other
-        if isinstance(message, HeaderInjection):
-            # The builder's second wall: a CR/LF in a header value is never written.
-            outcome = Outcome("failed", None, str(message)[:500])
-        else:
-            flight.unsent.remove(r)  # from here on, it may be on the wire
-            outcome = route.pool.connection(relay).send(
-                f"bounces+{r.recipient.token}@{cfg.bounce_domain}",
-                r.recipient.email,
-                message[0],
-                signer=r.compiled.signer,
-                dot_free=message[1],
-            )
-        if r in flight.unsent:
-            flight.unsent.remove(r)
-        finished = Done(r, outcome, relay.name, utcnow(), False)
-        done.append(finished)  # known before anything else can fail
-        if outcome.state == "deferred":
-            try:
-                eligible = route.pool.eligible(r.from_domain, route.publication)
-                route.pool.report(relay, outcome, alternatives=len(eligible) > 1)
-                # Failover: each other relay in service gets one prompt try before back-off.
-                others = [
-                    x for x in route.pool.usable(r.from_domain, route.publication) if x != relay
-                ]
-            except Exception as exc:  # relay bookkeeping never costs an outcome
-                log.warning(
-                    "relay %s: its state could not be written: %s",
-                    relay.name,
-                    exc.__class__.__name__,
-                )
-                others = []
-            finished.retry_now = bool(others) and r.row[2] < len(others)
-        DELIVERIES.labels(outcome=outcome.state, relay=relay.name).inc()
-        setattr(result, outcome.state, getattr(result, outcome.state) + 1)
-        if outcome.state == "sent":
-            result.by_relay[relay.name] = result.by_relay.get(relay.name, 0) + 1
-        if outcome.code is None and (outcome.timed_out or outcome.reply.startswith("connection")):
-            result.unreachable += 1
-    return back
-
-
-class _Stop:
-    """Whether the send has left ``sending`` (paused, cancelled), asked before every
-    message: after a pause or cancel has committed, a worker process finishes at most
-    the message already on the wire.
-
-    With Redis, the flag ``sends.stop_flag`` raises before the state change commits is
-    read (one GET, ~0.1 ms); only when it is up is the database asked. Without Redis
-    (embedded mode) the database is asked at most every 0.2 s."""
-
-    EVERY = 0.2
-
-    def __init__(self, send_id: int) -> None:
-        self.send_id = send_id
-        self.key = stop_key(send_id) if get_settings().redis_url else None
-        self._next = 0.0
-
-    def __call__(self) -> str | None:
-        if self.key is not None:
-            from newsletter.core.redis import redis_client
-
-            try:
-                if redis_client().get(self.key) is None:
-                    return None
-            except Exception:  # Redis down: groups still stop at their mark
-                return None
-        else:
-            now = time.monotonic()
-            if now < self._next:
-                return None
-            self._next = now + self.EVERY
-        try:
-            with session_scope() as s:
-                state = s.scalar(select(Send.state).where(Send.id == self.send_id))
-        except Exception:  # the group's own fence still holds
-            return None
-        return None if state == "sending" else str(state or "missing")
-
-
-def _down() -> dict[str, Any]:
-    """The relays out of service (cached for a second); none when that cannot be read."""
-    try:
-        return down_relays()
-    except Exception:
-        return {}
-
-
-def _build(compiled: CompiledMessage, recipient: Recipient) -> tuple[bytes, bool] | HeaderInjection:
-    """(the message, whether no line of it begins with "."), or the refusal."""
-    try:
-        _msgid, message, dot_free = compiled.build_wire(recipient)
-    except HeaderInjection as exc:
-        return exc
-    return message, dot_free

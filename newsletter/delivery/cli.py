@@ -1,9 +1,10 @@
-"""``newsletter send …``, ``bounces …`` and ``doctor``: sends, bounce intake, sender checks."""
+"""``newsletter send …``: create, test, start, pause, resume, cancel, subject tests, status.
+
+The bounce intake and ``doctor`` are ``bounces_cli``."""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -12,13 +13,11 @@ from rich.table import Table
 from newsletter.core.errors import NewsletterError
 from newsletter.core.terminal import JsonOpt, console, emit, err, fail, print_counts
 
-__all__ = ["bounce_app", "commands", "send_app"]
+__all__ = ["send_app"]
 
 send_app = typer.Typer(
     help="Sends: create, start, pause, resume, cancel, status", no_args_is_help=True
 )
-bounce_app = typer.Typer(help="Bounces and complaints: DSN/ARF intake", no_args_is_help=True)
-commands = typer.Typer()  # top-level commands: mounted without a name
 
 
 @send_app.command("create")
@@ -462,63 +461,3 @@ def _show_status(send_id: int, as_json: bool, note: str | None = None) -> None:
         )
     if data["error"]:
         console.print(f"[red]{data['error']}[/]")
-
-
-@bounce_app.command("serve")
-def bounces_serve(
-    host: str = "127.0.0.1",
-    port: Annotated[
-        int, typer.Option(help="SMTP port for bounces+TOKEN@ and unsubscribe+TOKEN@")
-    ] = 2525,
-) -> None:
-    """Run the SMTP endpoint that receives DSNs, ARF complaints and mailto unsubscribes."""
-    import time
-
-    from newsletter.core.config import require_secret_key
-    from newsletter.delivery.bounces import start_bounce_server
-
-    # It acts on signed addresses (unsubscribe+TOKEN@): never with a public key.
-    try:
-        require_secret_key("bounces")
-    except NewsletterError as exc:
-        fail(exc)
-
-    ctrl, _handler = start_bounce_server(host, port)
-    console.print(f"bounce/unsubscribe SMTP endpoint on {host}:{port} (Ctrl-C to stop)")
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        ctrl.stop()
-
-
-@bounce_app.command("scan")
-def bounces_scan(maildir: Path, as_json: JsonOpt = False) -> None:
-    """Apply every DSN/ARF report found in a maildir (already processed ones are skipped)."""
-    from dataclasses import asdict
-
-    from newsletter.delivery.bounces import process_maildir
-
-    results = process_maildir(maildir)
-    data = [asdict(r) for r in results]
-    if not emit(data, as_json):
-        console.print(f"{len(results)} report(s) processed")
-
-
-@commands.command("doctor")
-def doctor(as_json: JsonOpt = False) -> None:
-    """Check the settings and DNS a sender needs (key, https, DKIM, SPF, DMARC, relay).
-
-    Exits 1 when a check fails; each problem says what to fix, in Chinese and English.
-    """
-    from newsletter.delivery.doctor import run_doctor
-
-    out = run_doctor()
-    if not emit(out, as_json):
-        marks = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}
-        for c in out["checks"]:
-            console.print(f"{marks[c['status']]} {c['name']}: {c['detail']}", markup=True)
-            if c["fix"]:
-                console.print(f"    → {c['fix']}", markup=False)
-    if not out["ok"]:
-        raise typer.Exit(1)

@@ -2,14 +2,21 @@
 
 Most statements are built with SQLAlchemy; these few are written out because the
 generated form is slower or cannot say the same thing (``unnest`` of parallel arrays, an
-advisory lock, a session setting). Each runs through ``exec_driver_sql`` (psycopg's ``%s`` placeholders) or
+advisory lock, session settings). Each runs through ``exec_driver_sql`` (psycopg's ``%s`` placeholders) or
 ``text()`` (``:name``), and ``tests/delivery/test_queries.py`` EXPLAINs every one on
-PostgreSQL (and runs the setting, which cannot be planned), so a renamed column fails there and not in a send.
+PostgreSQL (and runs the settings, which cannot be planned), so a renamed column fails there and not in a send.
 """
 
 from __future__ import annotations
 
-__all__ = ["CLAIM_IDLE_TIMEOUT", "ISSUE_PLAN_LOCK", "MARK_SENDING", "MARK_SENT"]
+__all__ = [
+    "CLAIM_IDLE_TIMEOUT",
+    "ISSUE_PLAN_LOCK",
+    "MARK_SENDING",
+    "MARK_SENT",
+    "SYNC_COMMIT_OFF",
+    "SYNC_COMMIT_RESET",
+]
 
 #: Mark one group ``sending`` before its SMTP transactions: the fence. A row is marked only
 #: while its claim is still this worker's (``claimed_by``), its lease has not run out
@@ -48,3 +55,13 @@ ISSUE_PLAN_LOCK = "SELECT pg_advisory_xact_lock(7341, :i)"
 #: transaction after one lease instead, and the rows go back to the pool. A template
 #: (SET takes no parameters): ``{seconds}`` is the lease in whole seconds, at least 1.
 CLAIM_IDLE_TIMEOUT = "SET LOCAL idle_in_transaction_session_timeout = '{seconds}s'"
+
+#: Set on a batch's own connection for the time of its sending loop (``text()``): the
+#: per-message state changes need not wait for the WAL flush. A worker crash is covered by
+#: the ledger as before; only a crash of PostgreSQL itself could lose the last few
+#: milliseconds of outcomes, and those deliveries are then re-sent (counted at risk).
+SYNC_COMMIT_OFF = "SET synchronous_commit TO OFF"
+
+#: The server's default again, before the batch's connection goes back to the pool: after
+#: the last outcomes have committed, and after a failed batch's rollback.
+SYNC_COMMIT_RESET = "RESET synchronous_commit"

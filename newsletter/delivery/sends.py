@@ -116,7 +116,7 @@ def stop_key(send_id: int) -> str:
 def stop_flag(send_id: int, state: str | None) -> None:
     """Raise (``state``: the send's new state) or lower (None) the flag that a sending
     loop reads before every message. Without Redis there is no flag: workers then read
-    the send's state from the database (see ``batch._Stop``)."""
+    the send's state from the database (see ``group._Stop``)."""
     if not get_settings().redis_url:
         return
     from newsletter.core.redis import redis_client

@@ -48,8 +48,26 @@ def test_the_claim_idle_timeout_is_accepted(pg_settings: Settings) -> None:
     assert shown == "30s"
 
 
+def test_the_synchronous_commit_settings_are_accepted(pg_settings: Settings) -> None:
+    """Settings cannot be planned: they are run, in a transaction rolled back."""
+    with engine().connect() as conn:
+        conn.execute(text(queries.SYNC_COMMIT_OFF))
+        off = conn.scalar(text("SHOW synchronous_commit"))
+        conn.execute(text(queries.SYNC_COMMIT_RESET))
+        reset = conn.scalar(text("SHOW synchronous_commit"))
+        conn.rollback()
+    assert (off, reset) == ("off", "on")
+
+
 def test_every_named_statement_is_covered() -> None:
     """A statement added to ``queries`` without a check here fails."""
     named = {n for n in queries.__all__}
-    covered = {"MARK_SENDING", "MARK_SENT", "ISSUE_PLAN_LOCK", "CLAIM_IDLE_TIMEOUT"}
+    covered = {
+        "MARK_SENDING",
+        "MARK_SENT",
+        "ISSUE_PLAN_LOCK",
+        "CLAIM_IDLE_TIMEOUT",
+        "SYNC_COMMIT_OFF",
+        "SYNC_COMMIT_RESET",
+    }
     assert named == covered, named ^ covered

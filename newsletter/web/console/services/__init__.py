@@ -1,11 +1,12 @@
 """What the console and the JSON API do, as plain functions over the library, by domain.
 
-Both the HTML pages (``pages/``) and the JSON API (``api.py``) call these,
+Both the HTML pages (``pages/``) and the JSON API (``api.py``, ``api_*.py``) call these,
 so the two can never disagree.  Every function that changes something takes
 the acting :class:`~..auth.Principal` and writes the audit log.
 
 One module a domain: :mod:`.issues`, :mod:`.sends`, :mod:`.audience` (lists,
-subscribers, imports, segments, suppressions, bounces), :mod:`.reports`
+segments, exports), :mod:`.subscribers` (search, one subscriber, bulk actions),
+:mod:`.suppressions` (suppressions, bounces), :mod:`.reports`
 (statistics), :mod:`.settings`, :mod:`.users` (users, tokens, audit) and
 :mod:`.alerts` (the dashboard), :mod:`.jobs` (imports and bulk actions run
 by a worker).  This package re-exports them all, so
@@ -17,28 +18,14 @@ from __future__ import annotations
 from newsletter.web.console.services.alerts import ALERT_EVENTS as ALERT_EVENTS
 from newsletter.web.console.services.alerts import dashboard as dashboard
 from newsletter.web.console.services.alerts import open_alerts as open_alerts
-from newsletter.web.console.services.audience import BOUNCE_REASONS as BOUNCE_REASONS
-from newsletter.web.console.services.audience import BULK_ACTIONS as BULK_ACTIONS
-from newsletter.web.console.services.audience import BULK_LIMIT as BULK_LIMIT
-from newsletter.web.console.services.audience import SEARCH_STATUSES as SEARCH_STATUSES
-from newsletter.web.console.services.audience import VARIANTS as VARIANTS
-from newsletter.web.console.services.audience import add_suppression as add_suppression
-from newsletter.web.console.services.audience import bounces as bounces
-from newsletter.web.console.services.audience import bulk_subscribers as bulk_subscribers
-from newsletter.web.console.services.audience import count_search as count_search
 from newsletter.web.console.services.audience import count_segment as count_segment
 from newsletter.web.console.services.audience import create_list as create_list
 from newsletter.web.console.services.audience import delete_list as delete_list
 from newsletter.web.console.services.audience import export_list as export_list
-from newsletter.web.console.services.audience import get_subscriber as get_subscriber
 from newsletter.web.console.services.audience import lists as lists
-from newsletter.web.console.services.audience import remove_suppression as remove_suppression
 from newsletter.web.console.services.audience import save_segment as save_segment
-from newsletter.web.console.services.audience import search_subscribers as search_subscribers
 from newsletter.web.console.services.audience import segments as segments
-from newsletter.web.console.services.audience import suppressions as suppressions
 from newsletter.web.console.services.audience import update_list as update_list
-from newsletter.web.console.services.audience import update_subscriber as update_subscriber
 from newsletter.web.console.services.common import ConsoleError as ConsoleError
 from newsletter.web.console.services.imports import import_images as import_images
 from newsletter.web.console.services.imports import import_preview as import_preview
@@ -96,6 +83,20 @@ from newsletter.web.console.services.settings import sender_identity as sender_i
 from newsletter.web.console.services.settings import update_publication as update_publication
 from newsletter.web.console.services.settings import update_schedule as update_schedule
 from newsletter.web.console.services.settings import wechat_check as wechat_check
+from newsletter.web.console.services.subscribers import BULK_ACTIONS as BULK_ACTIONS
+from newsletter.web.console.services.subscribers import BULK_LIMIT as BULK_LIMIT
+from newsletter.web.console.services.subscribers import SEARCH_STATUSES as SEARCH_STATUSES
+from newsletter.web.console.services.subscribers import VARIANTS as VARIANTS
+from newsletter.web.console.services.subscribers import bulk_subscribers as bulk_subscribers
+from newsletter.web.console.services.subscribers import count_search as count_search
+from newsletter.web.console.services.subscribers import get_subscriber as get_subscriber
+from newsletter.web.console.services.subscribers import search_subscribers as search_subscribers
+from newsletter.web.console.services.subscribers import update_subscriber as update_subscriber
+from newsletter.web.console.services.suppressions import BOUNCE_REASONS as BOUNCE_REASONS
+from newsletter.web.console.services.suppressions import add_suppression as add_suppression
+from newsletter.web.console.services.suppressions import bounces as bounces
+from newsletter.web.console.services.suppressions import remove_suppression as remove_suppression
+from newsletter.web.console.services.suppressions import suppressions as suppressions
 from newsletter.web.console.services.users import FreshCodeNeeded as FreshCodeNeeded
 from newsletter.web.console.services.users import audit_entries as audit_entries
 from newsletter.web.console.services.users import create_token as create_token

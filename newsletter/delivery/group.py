@@ -1,0 +1,187 @@
+"""Sending one marked group of a batch (``batch``): message after message on the relays'
+connections, each outcome kept as soon as it is known.
+
+Pause and cancel are obeyed before every message: the loop reads the stop flag that the
+state change raises (``sends.stop_flag``), so once a pause or cancel has committed a worker
+finishes at most the message on the wire and gives the rest of its group back unsent. As a
+second wall, the statement that marks a group ``sending`` also requires its send to be
+``sending`` (``batch._mark_group``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from newsletter.core.clock import now as utcnow
+from newsletter.core.config import get_settings
+from newsletter.core.db import session_scope
+from newsletter.core.safety.headers import HeaderInjection
+from newsletter.core.telemetry import DELIVERIES
+from newsletter.delivery import warmup
+from newsletter.delivery.assemble import CompiledMessage, Recipient
+from newsletter.delivery.lease import Heartbeat
+from newsletter.delivery.outcomes import BatchResult, Done, Ready
+from newsletter.delivery.recovery import _Flight
+from newsletter.delivery.relays import RelayPool, down_relays
+from newsletter.delivery.sends import stop_key
+from newsletter.delivery.smtp import Outcome
+from newsletter.models import Send
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Route:
+    """Where a batch's messages go: its relays, its publication, the warm-up plans."""
+
+    pool: RelayPool
+    publication: str | None
+    plans: dict[str, warmup.Plan | None] = field(default_factory=dict)
+
+    def plan(self, s: Session, from_domain: str) -> warmup.Plan | None:
+        if from_domain not in self.plans:
+            self.plans[from_domain] = warmup.active_plan(s, from_domain)
+        return self.plans[from_domain]
+
+
+def _send_group(
+    group: list[Ready],
+    route: _Route,
+    result: BatchResult,
+    marked_at: float,
+    beat: Heartbeat,
+    done: list[Done],
+    flight: _Flight,
+    stop: _Stop,
+) -> list[Ready]:
+    """Send a marked group, one message after another, appending each outcome to ``done``
+    as soon as it is known; stops early when the lease may have run out (fencing by time:
+    past it, another worker may hold these rows), and before any message once the send
+    is paused or cancelled. Returns the messages to give back unsent: the send stopped,
+    or their relay went out of service mid-group and no other may carry them.
+
+    Messages were built (and DKIM-signed) by the batch's builder thread since their
+    rows were prepared, while this thread talks to the database and the relays."""
+    cfg = get_settings()
+    # A safety margin against clock skew between hosts and a slow final reply.
+    margin = cfg.lease_seconds * 0.25
+    back: list[Ready] = []
+    for i, r in enumerate(group):
+        message = r.built.result()
+        if time.monotonic() > max(marked_at, beat.renewed) + cfg.lease_seconds - margin:
+            log.warning("lease may have run out mid-group: %d messages left unsent", len(group) - i)
+            break
+        stopped = stop()
+        if stopped is not None:  # paused or cancelled: not one more transaction
+            result.stopped = stopped
+            back.extend(group[i:])
+            break
+        relay = r.relay
+        if relay.name in route.pool.out or relay.name in _down():
+            # Taken out of service since the message was prepared (by this worker or
+            # another): never wait on it again; another relay, or back to the pool.
+            other = route.pool.pick(r.from_domain, route.publication, avoid=relay.name)
+            if other is None or other.name == relay.name:
+                back.append(r)
+                continue
+            relay = other
+        if isinstance(message, HeaderInjection):
+            # The builder's second wall: a CR/LF in a header value is never written.
+            outcome = Outcome("failed", None, str(message)[:500])
+        else:
+            flight.unsent.remove(r)  # from here on, it may be on the wire
+            outcome = route.pool.connection(relay).send(
+                f"bounces+{r.recipient.token}@{cfg.bounce_domain}",
+                r.recipient.email,
+                message[0],
+                signer=r.compiled.signer,
+                dot_free=message[1],
+            )
+        if r in flight.unsent:
+            flight.unsent.remove(r)
+        finished = Done(r, outcome, relay.name, utcnow(), False)
+        done.append(finished)  # known before anything else can fail
+        if outcome.state == "deferred":
+            try:
+                eligible = route.pool.eligible(r.from_domain, route.publication)
+                route.pool.report(relay, outcome, alternatives=len(eligible) > 1)
+                # Failover: each other relay in service gets one prompt try before back-off.
+                others = [
+                    x for x in route.pool.usable(r.from_domain, route.publication) if x != relay
+                ]
+            except Exception as exc:  # relay bookkeeping never costs an outcome
+                log.warning(
+                    "relay %s: its state could not be written: %s",
+                    relay.name,
+                    exc.__class__.__name__,
+                )
+                others = []
+            finished.retry_now = bool(others) and r.row[2] < len(others)
+        DELIVERIES.labels(outcome=outcome.state, relay=relay.name).inc()
+        setattr(result, outcome.state, getattr(result, outcome.state) + 1)
+        if outcome.state == "sent":
+            result.by_relay[relay.name] = result.by_relay.get(relay.name, 0) + 1
+        if outcome.code is None and (outcome.timed_out or outcome.reply.startswith("connection")):
+            result.unreachable += 1
+    return back
+
+
+class _Stop:
+    """Whether the send has left ``sending`` (paused, cancelled), asked before every
+    message: after a pause or cancel has committed, a worker process finishes at most
+    the message already on the wire.
+
+    With Redis, the flag ``sends.stop_flag`` raises before the state change commits is
+    read (one GET, ~0.1 ms); only when it is up is the database asked. Without Redis
+    (embedded mode) the database is asked at most every 0.2 s."""
+
+    EVERY = 0.2
+
+    def __init__(self, send_id: int) -> None:
+        self.send_id = send_id
+        self.key = stop_key(send_id) if get_settings().redis_url else None
+        self._next = 0.0
+
+    def __call__(self) -> str | None:
+        if self.key is not None:
+            from newsletter.core.redis import redis_client
+
+            try:
+                if redis_client().get(self.key) is None:
+                    return None
+            except Exception:  # Redis down: groups still stop at their mark
+                return None
+        else:
+            now = time.monotonic()
+            if now < self._next:
+                return None
+            self._next = now + self.EVERY
+        try:
+            with session_scope() as s:
+                state = s.scalar(select(Send.state).where(Send.id == self.send_id))
+        except Exception:  # the group's own fence still holds
+            return None
+        return None if state == "sending" else str(state or "missing")
+
+
+def _down() -> dict[str, Any]:
+    """The relays out of service (cached for a second); none when that cannot be read."""
+    try:
+        return down_relays()
+    except Exception:
+        return {}
+
+
+def _build(compiled: CompiledMessage, recipient: Recipient) -> tuple[bytes, bool] | HeaderInjection:
+    """(the message, whether no line of it begins with "."), or the refusal."""
+    try:
+        _msgid, message, dot_free = compiled.build_wire(recipient)
+    except HeaderInjection as exc:
+        return exc
+    return message, dot_free
