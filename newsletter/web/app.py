@@ -63,20 +63,48 @@ def create_app() -> Any:
     return Guard(app)
 
 
+def _console_form(request: Any) -> bool:
+    """A console page's form post (not the JSON API, not a script's fetch)."""
+    kind = request.headers.get("content-type", "")
+    return (
+        request.method == "POST"
+        and request.url.path.startswith("/console/")
+        and ("form" in kind or not kind)
+    )
+
+
+def _same_page(request: Any) -> str:
+    """Where the form was: the Referer's path on this console, else the console's home."""
+    from urllib.parse import urlsplit
+
+    ref = urlsplit(request.headers.get("referer", ""))
+    path = ref.path if ref.path.startswith("/console/") and "//" not in ref.path else "/console/"
+    return path + (f"?{ref.query}" if ref.query and path != "/console/" else "")
+
+
 def _out_of_range_is_not_found(app: FastAPI) -> None:
     """A value the database cannot hold (an id too large for its column, a bad value) is
     the client's error: 422 with one line, never a server error."""
     from fastapi import Request
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import JSONResponse, Response
     from sqlalchemy.exc import DataError, StatementError
 
-    async def bad_value(request: Request, exc: Exception) -> JSONResponse:
+    async def bad_value(request: Request, exc: Exception) -> Response:
         if (
             isinstance(exc, StatementError)
             and not isinstance(exc.orig, (OverflowError, DataError))
             and not isinstance(exc, DataError)
         ):
             raise exc
+        if _console_form(request):  # a person at a form: back to it, with one line
+            from newsletter.web.console.flash import back
+
+            return back(
+                _same_page(request),
+                "输入的值无法保存（数值超出范围或含有不允许的字符）"
+                " / a value cannot be stored (out of range, or a character not allowed)",
+                "error",
+            )
         return JSONResponse(
             {"detail": "a value is out of range for its field / 数值超出范围"}, status_code=422
         )
