@@ -156,6 +156,7 @@ def lint_step(
     session: Session, list_id: int, source: str, linter: Linter | None = None
 ) -> list[LintMessage]:
     """The issue lint on a step, without the checks that do not apply (its number)."""
+    _list(session, list_id)  # a list that is not there: refused, as every other step
     ctx = context_for(_publication(session, list_id))
     messages = (linter or content_lint)(source, ctx)
     return [m for m in messages if m.code not in NOT_FOR_WELCOME]

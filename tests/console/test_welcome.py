@@ -61,6 +61,8 @@ def test_an_editor_manages_the_series_through_the_api(
     assert got["source"] == STEP and got["stats"]["sent"] == 0
     r = client.post(f"{url}/lint", json={"source": STEP}, headers=h)
     assert r.status_code == 200 and all(m["level"] != "error" for m in r.json()["messages"])
+    r = client.post("/api/lists/999999/welcome/lint", json={"source": STEP}, headers=h)
+    assert r.status_code == 404 and r.json()["code"] == "welcome.list_not_found"
     # every refusal is coded, in the request's language
     r = client.post(url, json={"source": STEP, "delay": "下辈子"}, headers=h)
     assert r.status_code == 409 and r.json()["code"] == "welcome.bad_delay"
