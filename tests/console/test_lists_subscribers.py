@@ -280,3 +280,35 @@ def test_subject_test_in_the_console(
         assert send is not None and send.test_winner == 0 and send.state == "finished"
     page = client.get(f"/console/sends/{send_id}").text
     assert "判定结果" in page and "现在判定" not in page and 'id="subject-form"' not in page
+
+
+def test_a_list_exports_as_excel_with_headers_in_the_console_language(
+    client: TestClient, console_settings: Settings
+) -> None:
+    import io
+
+    from openpyxl import load_workbook
+
+    with session_scope() as s:
+        ml = MailingList(name="周报订阅")
+        s.add(ml)
+        s.flush()
+        sub = Subscriber(email="a@example.org", name="=HYPERLINK(1)")
+        s.add(sub)
+        s.flush()
+        s.add(Subscription(subscriber_id=sub.id, list_id=ml.id, status="active"))
+        list_id = ml.id
+    login(client, "ops")
+    assert f"/console/lists/{list_id}/export.xlsx" in client.get("/console/subscribers").text
+    r = client.get(f"/console/lists/{list_id}/export.xlsx")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/vnd.openxml")
+    rows = list(load_workbook(io.BytesIO(r.content)).active.iter_rows(values_only=True))  # type: ignore[union-attr]
+    assert rows[0][:3] == ("邮箱", "姓名", "版本")
+    assert rows[1][0] == "a@example.org" and not str(rows[1][1]).startswith("=")  # never a formula
+    client.cookies.set("nl_lang", "en")
+    en = load_workbook(io.BytesIO(client.get(f"/console/lists/{list_id}/export.xlsx").content))
+    assert next(en.active.iter_rows(values_only=True))[:2] == ("email", "name")  # type: ignore[union-attr]
+    assert _actions()[-1] == "subscribers.export"
+    assert client.get("/console/lists/999999/export.xlsx").status_code == 404
+    m, _ = client_as("marketing")
+    assert m.get(f"/console/lists/{list_id}/export.xlsx").status_code == 403

@@ -297,6 +297,20 @@ CSV_ZH = {
 
 CHANNEL_NAMES = {"email": "邮件", "wechat": "公众号", "both": "邮件和公众号"}
 
+#: The subscriber export's columns, named for a Chinese reader (English keeps the field
+#: names, which the import reads back).
+EXPORT_COLUMNS_ZH = {
+    "email": "邮箱",
+    "name": "姓名",
+    "variant": "版本",
+    "status": "状态",
+    "list_status": "列表状态",
+    "created_at": "创建时间",
+    "confirmed_at": "确认时间",
+    "source": "来源",
+    "attributes": "属性",
+}
+
 #: Time zones named as people say them (others keep their IANA name).
 ZONE_NAMES = {"Asia/Shanghai": "北京时间", "Asia/Hong_Kong": "香港时间", "Asia/Taipei": "台北时间"}
 

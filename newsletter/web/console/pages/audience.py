@@ -23,6 +23,7 @@ from newsletter.web.console.pages.common import (
     _error,
     _shown,
     error_page,
+    lang_of,
     page,
 )
 from newsletter.web.console.share import share_info
@@ -70,6 +71,19 @@ def list_export(request: Request, user: Ops, list_id: int) -> Response:
         body,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="list-{list_id}.csv"'},
+    )
+
+
+@router.get("/lists/{list_id}/export.xlsx")
+def list_export_xlsx(request: Request, user: Ops, list_id: int) -> Response:
+    try:
+        body = svc.export_list_xlsx(user, list_id, lang_of(request), request)
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return Response(
+        body,
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": f'attachment; filename="list-{list_id}.xlsx"'},
     )
 
 

@@ -22,6 +22,7 @@ from newsletter.web.console.services.audience import count_segment as count_segm
 from newsletter.web.console.services.audience import create_list as create_list
 from newsletter.web.console.services.audience import delete_list as delete_list
 from newsletter.web.console.services.audience import export_list as export_list
+from newsletter.web.console.services.audience import export_list_xlsx as export_list_xlsx
 from newsletter.web.console.services.audience import lists as lists
 from newsletter.web.console.services.audience import save_segment as save_segment
 from newsletter.web.console.services.audience import segments as segments
