@@ -166,3 +166,30 @@ def test_without_a_number_the_import_proposes_the_publications_next(client: Test
     page = html.unescape(r.text)
     assert "number: 48" in page
     assert "暂定为第48期（刊物的下一期），请确认" in page
+
+
+def test_promote_and_demote_and_the_tree_beside_the_outline(client: TestClient) -> None:
+    csrf = login(client, "editor")
+    r = client.post("/console/import", data={"csrf": csrf, "text": BRIEF})
+    classes = _hidden(r.text, "classes")
+    shown = json.loads(classes)
+    assert shown["3"] == "section" and shown["4"] == "item"
+    page = html.unescape(r.text)
+    # the tree: 一、政策 holds 1、第一條
+    tree = re.search(r'<ol class="tree small" id="import-tree".*?</ol>\s*</li>\s*</ol>', page, re.S)
+    assert tree and "一、政策" in tree.group(0) and "第一條" in tree.group(0)
+    assert 'name="set" value="3:item"' in page and 'name="set" value="4:section"' in page
+    base = {"csrf": csrf, "text": BRIEF, "classes": classes, "hints": "{}", "number": ""}
+    # promote the item to a section: the selects carry their unchanged values too
+    form = {
+        **base,
+        **{f"c{n}": cls for n, cls in shown.items() if cls != "blank"},
+        "set": "4:section",
+    }
+    r = client.post("/console/import", data=form)
+    assert r.status_code == 200
+    assert json.loads(_hidden(r.text, "hints")) == {"4": "section"}
+    assert json.loads(_hidden(r.text, "classes"))["4"] == "section"
+    # a value that is not a line and a class is ignored, never an error
+    r = client.post("/console/import", data={**base, "set": "x:<script>"})
+    assert r.status_code == 200 and json.loads(_hidden(r.text, "hints")) == {}

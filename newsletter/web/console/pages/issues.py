@@ -120,6 +120,10 @@ async def import_run(request: Request, user: Editor) -> Response:
         for key, value in form.items():
             if key.startswith("c") and key[1:].isdigit() and previous.get(key[1:]) != value:
                 corrections |= parse_hints({key[1:]: str(value)})
+        # promote / demote: a button that sets one line's class ("n:section", "n:item")
+        line, _, wanted = str(form.get("set") or "").partition(":")
+        if line.isdigit() and wanted in ("section", "item") and previous.get(line) != wanted:
+            corrections |= parse_hints({line: wanted})
         hints |= corrections
         publication = str(form.get("publication") or "")
         if publication and corrections:  # kept as the publication's house style
