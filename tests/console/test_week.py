@@ -207,6 +207,7 @@ def test_the_week_in_the_console(
             page.fill("#import-paste", BRIEF)
             page.click("#import-text button[type=submit]")
             expect(page.locator("#import-summary")).to_contain_text("章节")
+            _zoned(page)  # the outline, its promote/demote buttons and the tree
             label = page.locator("select[aria-label*='行 9 ']")
             label.select_option("section")  # 【宏观】 is a section: one correction, once
             page.click("#import-outline button[type=submit]")
