@@ -313,7 +313,18 @@ def pending(session: Session, send_id: int) -> tuple[int, dt.datetime | None]:
 
 
 def maybe_finish(send_id: int) -> bool:
-    """Mark the send finished if every delivery is in a terminal state."""
+    """Mark the send finished if every delivery is in a terminal state; then keep its
+    statistics' denominators, so the first reader of its figures does not compute them."""
+    finished = _finish(send_id)
+    if finished == "now":
+        from newsletter.tracking.audience import warm
+
+        warm(send_id)
+    return finished != "no"
+
+
+def _finish(send_id: int) -> str:
+    """ "now" (this call finished it), "yes" (nothing left to finish) or "no"."""
     with session_scope() as s:
         # The send's row first: a subscriber taken in while it goes out
         # (``welcome_due.join_live_sends``) is inserted under the same lock, so the count
@@ -324,12 +335,12 @@ def maybe_finish(send_id: int) -> bool:
         row = s.execute(lock).first()
         n, _ = pending(s, send_id)
         if n:
-            return False
+            return "no"
         state = row.state if row is not None else None
         if row is not None and row.kind == "welcome":
-            return True  # a welcome step's send stands: nothing to do until the next due
+            return "yes"  # a welcome step's send stands: nothing to do until the next due
         if state != "sending":
-            return state == "finished"
+            return "yes" if state == "finished" else "no"
         transition(s, send_id, "finish")
         counts = state_counts(s, send_id)
         log.info("send %s finished: %s", send_id, counts)
@@ -364,4 +375,4 @@ def maybe_finish(send_id: int) -> bool:
                 key=f"finished:{send_id}",
                 once=True,
             )
-        return True
+        return "now"

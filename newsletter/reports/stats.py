@@ -39,8 +39,9 @@ from newsletter.models import (
     Send,
     Subscriber,
 )
-from newsletter.models.tracking import RollupLinkCls, RollupSegment, SendAudience
+from newsletter.models.tracking import RollupLinkCls, RollupSegment
 from newsletter.tracking import data
+from newsletter.tracking.audience import STATES, audience_counts
 from newsletter.tracking.rollups import domain_group
 from newsletter.tracking.spark import sparkline
 
@@ -52,7 +53,6 @@ __all__ = [
     "trend",
 ]
 
-STATES = ("queued", "sending", "sent", "deferred", "bounced", "failed", "skipped")
 TERMINAL = ("finished", "cancelled", "failed", "empty")
 
 
@@ -64,38 +64,8 @@ def _rate(n: int, d: int) -> float:
 
 
 def _audience(session: Session, send: Send) -> dict[tuple[str, str], dict[str, int]]:
-    """(variant, domain group) → delivery state → count."""
-    cached = session.execute(
-        select(SendAudience.variant, SendAudience.domain_group, SendAudience.state, SendAudience.n)
-        .where(SendAudience.send_id == send.id)
-    ).all()  # fmt: skip
-    out: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(STATES, 0))
-    if cached:
-        for v, g, st, n in cached:
-            out[(v, g)][st] = int(n)
-        return dict(out)
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        dom = func.split_part(Subscriber.email, "@", 2)
-    else:
-        dom = func.substr(Subscriber.email, func.instr(Subscriber.email, "@") + 1)
-    rows = session.execute(
-        select(Delivery.variant, dom, Delivery.state, func.count())
-        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-        .where(Delivery.send_id == send.id)
-        .group_by(Delivery.variant, dom, Delivery.state)
-    ).all()
-    for v, d, st, n in rows:
-        out[(v, domain_group("@" + (d or "")))][st] += int(n)
-    if send.state in TERMINAL and out:
-        session.add_all(
-            SendAudience(send_id=send.id, variant=v, domain_group=g, state=st, n=n)
-            for (v, g), states in out.items()
-            for st, n in states.items()
-            if n
-        )
-        session.flush()
-    return dict(out)
+    """(variant, domain group) → delivery state → count (cached once the send ended)."""
+    return audience_counts(session, send.id, send.state in TERMINAL)
 
 
 # -- one send -------------------------------------------------------------------------
