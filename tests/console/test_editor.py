@@ -185,6 +185,14 @@ def test_typing_updates_the_preview_in_the_browser(
             page.fill("input[name=password]", PASSWORDS["editor"])
             page.click("button[type=submit]")
             page.wait_for_url(f"{base}/console/")
+            # a lint line's link opens the editor with its line selected
+            target = 5
+            page.goto(f"{base}/console/editor/{issue_id}#L{target}")
+            selected = page.evaluate(
+                "() => { const s = document.getElementById('source');"
+                " return s.value.slice(0, s.selectionStart).split('\\n').length; }"
+            )
+            assert selected == target, (selected, target)
             page.goto(f"{base}/console/issues/{issue_id}")
             page.click("#edit-source")
             page.wait_for_url(f"{base}/console/editor/{issue_id}")

@@ -63,3 +63,24 @@ def test_preview_links_are_out_of_the_tab_order(
     )
     html = r.json()["outputs"]["email_html"]
     assert "<a href" not in html and '<a tabindex="-1"' in html
+
+
+def test_a_lint_line_links_to_its_line_in_the_editor(
+    client: TestClient, console_settings: Settings, tmp_path: Path
+) -> None:
+    from newsletter.core.db import session_scope
+    from newsletter.models import Issue
+
+    issue_id = seed(tmp_path, send=False)["issue"]["id"]
+    with session_scope() as s:
+        issue = s.get(Issue, issue_id)
+        assert issue is not None
+        issue.source_text += "\n## 九、空栏目\n"
+        issue.status = "draft"
+        line = issue.source_text.rstrip("\n").count("\n") + 1
+    login(client, "editor")
+    page = client.get(f"/console/issues/{issue_id}").text
+    assert f'href="/console/editor/{issue_id}#L{line}"' in page
+    client.cookies.clear()
+    login(client, "marketing")  # cannot edit: the line number stays plain text
+    assert f"#L{line}" not in client.get(f"/console/issues/{issue_id}").text

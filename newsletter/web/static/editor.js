@@ -56,6 +56,17 @@
       tabbar.appendChild(b);
     });
   }
+  function goToLine(n) {
+    /* Select line n (1-based) of the source and bring it into view. */
+    var lines = source.value.split("\n");
+    if (n < 1 || n > lines.length) { return; }
+    var start = 0;
+    for (var i = 0; i < n - 1; i++) { start += lines[i].length + 1; }
+    source.focus();
+    source.setSelectionRange(start, start + lines[n - 1].length);
+    var lh = parseFloat(window.getComputedStyle(source).lineHeight) || 20;
+    source.scrollTop = Math.max(0, (n - 3) * lh);
+  }
   function drawLint(lint, errors) {
     lintList.textContent = "";
     var items = (lint.messages || []).slice();
@@ -74,10 +85,18 @@
       li.className = m.level;
       var family = String(m.code || "").split(":")[0];
       var text = "";
-      if (m.line) { text += (L._line || "line") + " " + m.line + " · "; }
+      if (m.line) {
+        var go = document.createElement("button");
+        go.type = "button";
+        go.className = "link";
+        go.textContent = (L._line || "line") + " " + m.line;
+        go.addEventListener("click", function () { goToLine(m.line); });
+        li.appendChild(go);
+        text += " · ";
+      }
       var meaning = L[m.code] || L[family];
       if (meaning) { text += meaning + "："; }
-      li.textContent = text + m.message + " (" + m.code + ")";
+      li.appendChild(document.createTextNode(text + m.message + " (" + m.code + ")"));
       lintList.appendChild(li);
     });
   }
@@ -121,5 +140,7 @@
       refresh();
     });
   });
+  var wanted = /^#L(\d+)$/.exec(window.location.hash || "");
+  if (wanted) { goToLine(parseInt(wanted[1], 10)); }
   refresh();
 }());
