@@ -86,3 +86,32 @@ def test_a_bad_time_is_one_chinese_line(client: TestClient, tmp_path: Path) -> N
     assert r.status_code == 303
     flash = client.get(r.headers["location"]).text
     assert "时间无效" in html.unescape(flash)
+
+
+def test_the_calendar_shows_the_coming_weeks_with_slots_and_sends(
+    client: TestClient, tmp_path: Path
+) -> None:
+    seed(tmp_path, send=False)
+    csrf = login(client, "ops")
+    slug = re.search(r'action="/console/schedule/([^"]+)"', client.get("/console/schedule").text)
+    assert slug
+    client.post(
+        f"/console/schedule/{slug.group(1)}",
+        data={"csrf": csrf, "weekday": "3", "time": "10:00", "timezone": "Asia/Shanghai",
+              "default_list": "周报订阅"},
+    )  # fmt: skip
+    page = client.get("/console/schedule").text
+    cal = re.search(r'<table class="calendar" id="calendar-[^"]+">(.*?)</table>', page, re.S)
+    assert cal
+    rows = re.findall(r"<tr>(.*?)</tr>", cal.group(1), re.S)
+    assert len(rows) == 5  # the weekday header and four weeks
+    assert [len(re.findall(r"<td", r)) for r in rows[1:]] == [7, 7, 7, 7]
+    slot_cols = {
+        [m.start() for m in re.finditer(r"<td", r)].index(
+            max(m.start() for m in re.finditer(r"<td", r[: r.index("时段")]))
+        )
+        for r in rows[1:]
+        if "时段" in r
+    }
+    assert slot_cols == {2}  # every slot falls on 周三, the third column
+    assert page.count('class="today') == 1

@@ -305,6 +305,41 @@ def schedule_overview(weeks: int = 4) -> list[dict[str, Any]]:
                     "default_list": ml.name if ml is not None else None,
                     "reach": reach,
                     "upcoming": upcoming,
+                    "calendar": _calendar(now, weeks, pub.timezone, slots, upcoming),
                 }
             )
     return out
+
+
+def _calendar(
+    now: Any, weeks: int, tz: str, slots: list[str], upcoming: list[dict[str, Any]]
+) -> list[list[dict[str, Any]]]:
+    """The coming weeks as rows of seven days (Monday first) in the publication's zone:
+    each day with its date, whether a weekly slot falls on it, and the sends placed on it."""
+    import datetime as dt
+
+    from newsletter.schedule.slots import zone
+
+    here = zone(tz)
+    today = now.astimezone(here).date()
+    monday = today - dt.timedelta(days=today.weekday())
+    on_day: dict[dt.date, list[dict[str, Any]]] = {}
+    for u in upcoming:
+        if u["at"]:
+            day = dt.datetime.fromisoformat(u["at"]).astimezone(here).date()
+            on_day.setdefault(day, []).append(u)
+    slot_days = {dt.datetime.fromisoformat(t).astimezone(here).date() for t in slots}
+    return [
+        [
+            {
+                "date": d.isoformat(),
+                "label": f"{d.month:02d}-{d.day:02d}",
+                "today": d == today,
+                "past": d < today,
+                "slot": d in slot_days,
+                "sends": on_day.get(d, []),
+            }
+            for d in (monday + dt.timedelta(days=w * 7 + i) for i in range(7))
+        ]
+        for w in range(weeks)
+    ]
