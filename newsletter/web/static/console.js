@@ -208,7 +208,19 @@
     var timer = null;
     var count = function () {
       var parsed;
-      try { parsed = JSON.parse(def.value || "null"); } catch (e) { $("#segment-error").textContent = "JSON"; return; }
+      try { parsed = JSON.parse(def.value || "null"); } catch (e) {
+        // what was typed stays; the message says where it goes wrong (line, column)
+        var m = /position (\d+)/.exec(String(e && e.message));
+        var said = def.getAttribute("data-json-error") || "JSON";
+        if (m) {
+          var before = def.value.slice(0, parseInt(m[1], 10)).split("\n");
+          said += (def.getAttribute("data-json-at") || " {line}:{col}")
+            .replace("{line}", before.length).replace("{col}", before[before.length - 1].length + 1);
+        }
+        $("#segment-count").textContent = "—";
+        $("#segment-error").textContent = said;
+        return;
+      }
       var lid = $("#segment-list").value;
       api("POST", "/api/segments/count", { definition: parsed, list_id: lid ? parseInt(lid, 10) : null })
         .then(function (r) { $("#segment-count").textContent = fmt(r.count); $("#segment-error").textContent = ""; })
