@@ -199,6 +199,7 @@ def test_the_week_in_the_console(
             )
             page = ctx.new_page()
             page.set_default_timeout(20_000)
+            page.set_default_navigation_timeout(60_000)  # a loaded CI host: pages, not logic
 
             # 1. the editor imports the brief into the existing publication, fixes a line
             _login(page, base, "editor")
