@@ -61,6 +61,8 @@ def _pages(data: dict[str, Any]) -> list[str]:
         "/console/subscribers?status=unsubscribed",
         "/console/webhooks",
         "/console/account/2fa",
+        f"/console/lists/{data['lists'][0]['id']}/welcome",
+        f"/console/lists/{data['lists'][0]['id']}/welcome/{data['welcome_step']}",
     ]
 
 
@@ -97,6 +99,16 @@ def test_every_page_fits_a_phone_and_passes_axe(
 
     base, _settings, _sink = server
     data = seed(tmp_path)
+    from newsletter.web.console.services.welcome import add_welcome_step
+    from tests.console.seed import principal
+
+    step = add_welcome_step(
+        principal("editor"),
+        data["lists"][0]["id"],
+        "---\ntitle: 欢迎订阅\n---\n\n感谢订阅。[往期](https://news.example.org/archive/)\n",
+        "2 天后",
+    )
+    data["welcome_step"] = step["id"]
     problems: list[str] = []
     widths: dict[str, int] = {}
     with sync_playwright() as p:
