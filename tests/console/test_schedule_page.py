@@ -63,6 +63,10 @@ def test_scheduling_from_the_issue_confirms_when_and_how_many_then_lists_it(
     assert re.search(r'id="send-when">2099-03-02 08:15 北京时间<', page)
     count = re.search(r'id="audience-count">([\d,]+)<', page)
     assert count and int(count.group(1).replace(",", "")) > 0
+    client.cookies.set("nl_lang", "en")  # the zone's name in the reader's language
+    en = client.post(f"/console/issues/{issue_id}/sends", data=form).text
+    assert re.search(r'id="send-when">2099-03-02 08:15 Beijing time<', en)
+    client.cookies.set("nl_lang", "zh")
     r = client.post(f"/console/issues/{issue_id}/sends", data=form | {"confirm": "yes"})
     assert r.status_code == 303 and r.headers["location"].startswith("/console/sends/")
     page = html.unescape(client.get("/console/schedule").text)

@@ -111,6 +111,21 @@ def _when_for_reader(ctx: Any, value: object, zone: str = "Asia/Shanghai") -> st
 _env.filters["pct"] = pct
 _env.filters["num"] = lambda v: f"{v:,}" if isinstance(v, int) else ("" if v is None else v)
 _env.filters["when"] = _when_for_reader
+
+
+@pass_context
+def _zoned(ctx: Any, text: object) -> str:
+    """A time already written with its zone's name (``… 北京时间``): the name in the
+    page's language."""
+    out = str(text or "")
+    translate = ctx.get("_")
+    for label in ZONE_NAMES.values():
+        if translate is not None and out.endswith(" " + label):
+            return out[: -len(label)] + translate(label)
+    return out
+
+
+_env.filters["zoned"] = _zoned
 _env.filters["said"] = pass_context(lambda ctx, text: said(str(text), ctx.get("lang", "zh")))
 _env.globals.update(
     send_states=SEND_STATES,
