@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from newsletter.core.audit import audit
@@ -53,6 +53,17 @@ def notify(session: Session, issue: Issue, kind: str, actor: str, note: str = ""
             )
         )
     )
+    if note and unread & set(people):  # the unread notice says the latest note, not mailed again
+        session.execute(
+            update(ReviewNotice)
+            .where(
+                ReviewNotice.issue_id == issue.id,
+                ReviewNotice.kind == kind,
+                ReviewNotice.read_at.is_(None),
+                ReviewNotice.recipient.in_(sorted(unread & set(people))),
+            )
+            .values(note=note, actor=actor)
+        )
     people = [who for who in people if who not in unread]
     for who in people:
         session.add(

@@ -130,3 +130,18 @@ def test_address_of_refuses_header_tricks() -> None:
     assert address_of(u("plain")) is None
     assert address_of(u("x", "b@example.org\r\nBcc: c@example.org")) is None
     assert address_of(u("x@example.org", "<b@example.org>")) == "x@example.org"
+
+
+def test_a_second_send_back_updates_the_unread_notice(pg_settings) -> None:  # type: ignore[no-untyped-def]
+    _people()
+    iid = _issue()
+    for note in ("第一处日期有误", "第二节也请补充来源"):
+        with session_scope() as s:
+            issue = s.get(Issue, iid)
+            assert issue is not None
+            submit_for_review(s, issue, "author")
+            request_changes(s, issue, "second", note)
+    with session_scope() as s:
+        back = s.scalars(select(ReviewNotice).where(ReviewNotice.kind == "sent_back")).all()
+        assert len(back) == 1  # not told twice while unread …
+        assert back[0].note == "第二节也请补充来源"  # … but told the latest note
