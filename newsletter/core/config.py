@@ -170,6 +170,9 @@ class Settings(BaseSettings):
     feedback_addresses: list[str] = Field(default_factory=list)
     #: Bearer token for GET /metrics (Prometheus); empty: the endpoint is off on the web app.
     metrics_token: SecretStr = SecretStr("")
+    #: HTTP Basic password of the inbound bounce webhook (``/webhooks/postmark``; read here
+    #: only to hold it to the secrets rule: ``NEWSLETTER_WEBHOOK_PASSWORD``).
+    webhook_password: SecretStr = SecretStr("")
     #: Workers, beat and the ingester serve /metrics, /healthz and /readyz on this port
     #: (+0 worker, +1 beat, +2 ingester) and host; 0: off.
     metrics_port: int = 0
@@ -319,7 +322,7 @@ class Settings(BaseSettings):
         """Why the secrets may not be used here (one line, zh/en), or None.
 
         Outside the embedded mode the signing key, every old key kept for rotation, and
-        the metrics token (when set) must each be a real secret: not the built-in
+        the metrics token and the inbound webhook password (when set) must each be a real secret: not the built-in
         development key (nor a variant of it), no surrounding whitespace, long enough,
         and not a run of a few repeated characters."""
         if self.embedded_mode:
@@ -333,9 +336,14 @@ class Settings(BaseSettings):
             problem = _weak_secret(name, key, MIN_SECRET_KEY_LENGTH)
             if problem:
                 return problem
-        token = self.metrics_token.get_secret_value()
-        if token:
-            return _weak_secret("NEWSLETTER_METRICS_TOKEN", token, MIN_METRICS_TOKEN_LENGTH)
+        tokens = [
+            ("NEWSLETTER_METRICS_TOKEN", self.metrics_token.get_secret_value()),
+            ("NEWSLETTER_WEBHOOK_PASSWORD", self.webhook_password.get_secret_value()),
+        ]
+        for name, token in tokens:
+            problem = token and _weak_secret(name, token, MIN_METRICS_TOKEN_LENGTH)
+            if problem:
+                return problem
         return None
 
     @property

@@ -165,6 +165,9 @@ GOOD = "k3y-" + "0123456789abcdef" * 2
         ({"old_secret_keys": [GOOD[::-1][:31]]}, "NEWSLETTER_OLD_SECRET_KEYS[0]"),
         ({"secret_key": "a" * 40 + "bcdefghij"}, "NEWSLETTER_SECRET_KEY"),
         ({"metrics_token": GOOD[:23]}, "NEWSLETTER_METRICS_TOKEN"),
+        ({"webhook_password": "hunter2"}, "NEWSLETTER_WEBHOOK_PASSWORD"),
+        ({"webhook_password": GOOD[:23]}, "NEWSLETTER_WEBHOOK_PASSWORD"),
+        ({"webhook_password": "change-me-webhook-0123456789"}, "NEWSLETTER_WEBHOOK_PASSWORD"),
         # the placeholders deploy/systemd/newsletter.env.example prints
         ({"secret_key": "change-me-to-64-random-characters"}, "NEWSLETTER_SECRET_KEY"),
         ({"metrics_token": "Change-Me-too-0123456789abcdef"}, "NEWSLETTER_METRICS_TOKEN"),
@@ -197,7 +200,8 @@ def test_the_shortest_secrets_allowed(tmp_path: Path) -> None:
     multi-byte character counts its bytes."""
     ok = Settings(var_dir=tmp_path / "var", broker_url=REDIS_URL, secret_key=GOOD[:32],
                   old_secret_keys=[SecretStr(GOOD[::-1][:32])],
-                  metrics_token=SecretStr(GOOD[:24]))  # type: ignore[arg-type]  # fmt: skip
+                  metrics_token=SecretStr(GOOD[:24]),
+                  webhook_password=SecretStr(GOOD[::-1][:24]))  # type: ignore[arg-type]  # fmt: skip
     assert ok.secret_key_problem() is None
     wide = Settings(var_dir=tmp_path / "var", broker_url=REDIS_URL,
                     secret_key="密钥" + "0123456789abcdefghijklmnopq")  # 6 + 27 bytes  # fmt: skip
