@@ -24,6 +24,8 @@ class Forward:
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
+        #: set: connections stay open but carry nothing (a partition, not a reset)
+        self.silent = threading.Event()
 
     def open(self) -> None:
         listener = socket.socket()
@@ -73,7 +75,8 @@ class Forward:
     def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
-                dst.sendall(data)
+                if not self.silent.is_set():
+                    dst.sendall(data)
         except OSError:
             pass
         finally:

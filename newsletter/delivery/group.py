@@ -138,24 +138,45 @@ class _Stop:
     the message already on the wire.
 
     With Redis, the flag ``sends.stop_flag`` raises before the state change commits is
-    read (one GET, ~0.1 ms); only when it is up is the database asked. Without Redis
-    (embedded mode) the database is asked at most every 0.2 s."""
+    heard by the process's listener (``stopwatch``): a dictionary lookup a message. While
+    the listener cannot vouch for itself, the flag key is read instead (one GET). Only
+    when the flag is up is the database asked. Without Redis (embedded mode) the database
+    is asked at most every 0.2 s."""
 
     EVERY = 0.2
 
     def __init__(self, send_id: int) -> None:
+        from newsletter.delivery.stopwatch import watcher
+
         self.send_id = send_id
         self.key = stop_key(send_id) if get_settings().redis_url else None
+        self._watcher = watcher() if self.key is not None else None
+        #: the listener's generation under which the flag key was last read
+        self._read_under: int | None = None
+        #: what that read said
+        self._got: str | None = None
         self._next = 0.0
+
+    def _flag(self) -> str | None:
+        from newsletter.core.redis import redis_client
+
+        w = self._watcher
+        generation = w.generation() if w is not None else None
+        if w is not None and generation is not None and generation == self._read_under:
+            # Messages arrive in order, so anything heard is newer than the GET below.
+            known, state = w.heard(self.send_id)
+            return state if known else self._got
+        try:
+            raw = redis_client().get(self.key or "")
+        except Exception:  # Redis down: groups still stop at their mark
+            return None
+        self._got = raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw
+        self._read_under = generation
+        return self._got
 
     def __call__(self) -> str | None:
         if self.key is not None:
-            from newsletter.core.redis import redis_client
-
-            try:
-                if redis_client().get(self.key) is None:
-                    return None
-            except Exception:  # Redis down: groups still stop at their mark
+            if self._flag() is None:
                 return None
         else:
             now = time.monotonic()

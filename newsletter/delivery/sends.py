@@ -120,12 +120,18 @@ def stop_flag(send_id: int, state: str | None) -> None:
     if not get_settings().redis_url:
         return
     from newsletter.core.redis import redis_client
+    from newsletter.delivery.stopwatch import stop_channel
 
     try:
-        if state is None:
-            redis_client().delete(stop_key(send_id))
-        else:
-            redis_client().set(stop_key(send_id), state, ex=STOP_FLAG_SECONDS)
+        # The key first, then the message: a listener that subscribed after this message
+        # was published reads the key (``stopwatch``).
+        with redis_client().pipeline(transaction=True) as p:
+            if state is None:
+                p.delete(stop_key(send_id))
+            else:
+                p.set(stop_key(send_id), state, ex=STOP_FLAG_SECONDS)
+            p.publish(stop_channel(), f"{send_id} {state or ''}")
+            p.execute()
     except Exception as exc:  # Redis down: workers still stop between groups
         log.warning("send %s: stop flag not written (%s)", send_id, exc.__class__.__name__)
 
