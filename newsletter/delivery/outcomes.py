@@ -126,9 +126,11 @@ def _pause_for_relay(
             )
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Ready:
-    """A message built for one claimed row, waiting for its group's ``sending`` mark."""
+    """A message built for one claimed row, waiting for its group's ``sending`` mark.
+    Compared by identity: a row's Ready is in a group's in-flight list or not (field-wise
+    equality compared whole rows and messages for every ``in`` and ``remove``)."""
 
     row: Any
     relay: RelayConfig

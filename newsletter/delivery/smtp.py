@@ -21,6 +21,7 @@ from __future__ import annotations
 import mailbox
 import smtplib
 import socket
+import ssl
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,29 @@ class Outcome:
     #: The relay did not answer within its deadline (connect, greeting, a command, or
     #: the final dot): a hung relay, taken out of service at once.
     timed_out: bool = False
+
+
+def _send_parts(smtp: smtplib.SMTP, parts: tuple[bytes, ...]) -> None:
+    """``smtp.send(b"".join(parts))`` without the join: on a plain socket the parts go out
+    by gather writes (``sendmsg``), so a 170 KB body is not copied once more to append
+    the final dot. TLS sockets have no ``sendmsg``; they get the join. Failures are
+    raised as ``smtp.send`` raises them (the socket error kept as the context)."""
+    sock = smtp.sock
+    if sock is None or isinstance(sock, ssl.SSLSocket) or not hasattr(sock, "sendmsg"):
+        smtp.send(b"".join(parts))
+        return
+    views = [memoryview(p) for p in parts if p]
+    try:
+        while views:
+            sent = sock.sendmsg(views)
+            while views and sent >= len(views[0]):
+                sent -= len(views[0])
+                views.pop(0)
+            if views and sent:
+                views[0] = views[0][sent:]
+    except OSError as exc:
+        smtp.close()
+        raise smtplib.SMTPServerDisconnected("Server not connected") from exc
 
 
 def _timed_out(exc: BaseException) -> bool:
@@ -250,10 +274,8 @@ class SmtpConnection:
             body = data.replace(b"\r\n.", b"\r\n..")
             if body.startswith(b"."):
                 body = b"." + body
-        if not body.endswith(b"\r\n"):
-            body += b"\r\n"
         self.phase = "body"
-        smtp.send(body + b".\r\n")
+        _send_parts(smtp, (body, b".\r\n" if body.endswith(b"\r\n") else b"\r\n.\r\n"))
         self._handed_over = True
         self.phase = "dot"
         sock = smtp.sock

@@ -100,3 +100,40 @@ def test_a_reply_lost_after_the_final_dot_is_counted_as_maybe_delivered() -> Non
         "bounces@example.org", "reader@example.com", b"Subject: x\r\n\r\nbody\r\n"
     )
     assert refused.state == "deferred" and not refused.maybe_delivered
+
+
+def test_gather_writes_send_every_byte_in_order_through_partial_writes() -> None:
+    """``_send_parts`` writes a body and the final dot without joining them; a small send
+    buffer makes ``sendmsg`` write part of a part, and every byte still arrives once, in
+    order. A closed peer is the same ``SMTPServerDisconnected`` that ``smtp.send`` raises."""
+    import os
+    import smtplib
+    import socket
+    import threading
+
+    from newsletter.delivery.smtp import _send_parts
+
+    a, b = socket.socketpair()
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    body = os.urandom(300_000)
+    got = bytearray()
+
+    def read() -> None:
+        while chunk := b.recv(7000):
+            got.extend(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    smtp = smtplib.SMTP()
+    smtp.sock = a
+    _send_parts(smtp, (body, b"", b".\r\n"))
+    a.shutdown(socket.SHUT_WR)
+    reader.join(30)
+    assert bytes(got) == body + b".\r\n"
+    b.close()
+    c, d = socket.socketpair()
+    d.close()
+    smtp.sock = c
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        _send_parts(smtp, (body, b".\r\n"))
+    assert smtp.sock is None  # closed, as smtp.send closes it
