@@ -321,10 +321,10 @@ class Settings(BaseSettings):
     def secret_key_problem(self) -> str | None:
         """Why the secrets may not be used here (one line, zh/en), or None.
 
-        Outside the embedded mode the signing key, every old key kept for rotation, and
-        the metrics token and the inbound webhook password (when set) must each be a real secret: not the built-in
-        development key (nor a variant of it), no surrounding whitespace, long enough,
-        and not a run of a few repeated characters."""
+        Outside the embedded mode the signing key, every old key kept for rotation, the
+        metrics token and the inbound webhook password (the last two when set) must each
+        be a real secret: not the built-in development key (nor a variant of it), no
+        surrounding whitespace, long enough, and not a run of a few repeated characters."""
         if self.embedded_mode:
             return None
         named = [("NEWSLETTER_SECRET_KEY", self.secret_key.get_secret_value())]

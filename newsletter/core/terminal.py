@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -22,7 +22,7 @@ err = Console(stderr=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 
 
-def fail(exc: Exception) -> None:
+def fail(exc: Exception) -> NoReturn:
     """Print the one-line error for EXC (see :mod:`newsletter.core.failures`) and exit with its code."""
     from newsletter.core.catalogue import error_prefix, reader_language
     from newsletter.core.failures import describe

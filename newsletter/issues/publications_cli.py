@@ -20,16 +20,21 @@ styles_app = typer.Typer(help="A publication's learnt import rules", no_args_is_
 publications_app.add_typer(styles_app, name="styles")
 
 
+def _publication_id(slug: str) -> int:
+    """The publication's id, or one clear line and exit 2 for an unknown slug."""
+    try:
+        return _publication_rules(slug)[0]
+    except NewsletterError as exc:
+        fail(exc)
+
+
 @styles_app.command("show")
 def styles_show(slug: str, as_json: JsonOpt = False) -> None:
     """List the import rules a publication has learnt from corrections."""
     from newsletter.core.db import session_scope
     from newsletter.issues.styles import styles
 
-    try:
-        pub_id, _ = _publication_rules(slug)
-    except NewsletterError as exc:
-        fail(exc)
+    pub_id = _publication_id(slug)
     with session_scope() as s:
         rows = styles(s, pub_id)
     if emit(rows, as_json):
@@ -48,10 +53,7 @@ def styles_reset(slug: str, as_json: JsonOpt = False) -> None:
     from newsletter.core.db import session_scope
     from newsletter.issues.styles import reset
 
-    try:
-        pub_id, _ = _publication_rules(slug)
-    except NewsletterError as exc:
-        fail(exc)
+    pub_id = _publication_id(slug)
     with session_scope() as s:
         n = reset(s, pub_id)
     if not emit({"removed": n}, as_json):

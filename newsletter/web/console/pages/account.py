@@ -23,6 +23,7 @@ from newsletter.models.console import User
 from newsletter.web.console import services as svc
 from newsletter.web.console import twofactor
 from newsletter.web.console.auth import (
+    Principal,
     _serializer,
     authenticate,
     check_password,
@@ -388,19 +389,7 @@ def two_factor_enrol(
     except NewsletterError as exc:
         return back("/console/account/2fa", str(exc), "error")
     user.must_enrol = False
-    # The recovery codes are shown once, in this response only.
-    return page(
-        request,
-        "two_factor.html",
-        user,
-        local=True,
-        enrolled=True,
-        left=len(codes),
-        required=False,
-        qr=None,
-        secret=None,
-        codes=codes,
-    )
+    return _codes_once(request, user, codes)
 
 
 @router.post("/account/2fa/recovery", response_class=HTMLResponse)
@@ -432,6 +421,13 @@ def two_factor_recovery(
         with session_scope() as s:
             record(s, user, "login.2fa_failed", user.username, request)
         return back("/console/account/2fa", str(exc), "error")
+    return _codes_once(request, user, codes, renewed=True)
+
+
+def _codes_once(
+    request: Request, user: Principal, codes: list[str], *, renewed: bool = False
+) -> Response:
+    """The two-factor page with fresh recovery codes: shown once, in this response only."""
     return page(
         request,
         "two_factor.html",
@@ -443,7 +439,7 @@ def two_factor_recovery(
         qr=None,
         secret=None,
         codes=codes,
-        renewed=True,
+        renewed=renewed,
     )
 
 
