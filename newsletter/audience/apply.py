@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from psycopg import errors as psycopg_errors
-from sqlalchemy import bindparam, delete, select, text, update
+from sqlalchemy import DateTime, TextClause, bindparam, delete, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,12 @@ from newsletter.core.db import session_scope
 from newsletter.models import Subscriber, Subscription, Suppression, utcnow
 
 
+def _stamped(sql: str) -> TextClause:
+    """``sql`` with ``:now`` bound as the ORM binds a timestamp, so on SQLite the stored
+    text compares with the ORM's own (the welcome series compares ``confirmed_at``)."""
+    return text(sql).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+
+
 class Applier:
     """Applies chunks with set-based SQL, one transaction per chunk (atomic, idempotent)."""
 
@@ -40,8 +46,12 @@ class Applier:
         summary: ImportSummary,
         db_url: str | None,
         pg: bool,
+        *,
+        welcome: bool = False,
     ) -> None:
         self.list_id = list_id
+        #: New memberships count as confirmed now, so the list's welcome series starts.
+        self.welcome = welcome
         self.source = source
         self.resubscribe = resubscribe
         self.actor = actor
@@ -118,7 +128,8 @@ class Applier:
         now = utcnow().isoformat()
         source = copy_field(self.source)
         tail = f"\tactive\t{source}\t{now}\t{now}\t{now}\n"
-        member = f"\t{self.list_id}\tactive\t{now}\t{now}\n"
+        confirmed = now if self.welcome else "\\N"
+        member = f"\t{self.list_id}\tactive\t{now}\t{now}\t{confirmed}\n"
         raw: Any = s.connection().connection.dbapi_connection
         assert raw is not None
         with raw.cursor() as cur:
@@ -180,7 +191,7 @@ class Applier:
         counts["new"] = (
             s.scalar(
                 text(q.INSERT_NEW_PG),
-                {"source": self.source, "now": now, "list": self.list_id},
+                {"source": self.source, "now": now, "list": self.list_id, "welcome": self.welcome},
             )
             or 0
         )
@@ -203,7 +214,9 @@ class Applier:
         self._blocked(s, blocked, counts, errors, now)
         staged = len(chunk.items) - counts["suppressed"]
         insert_new = q.INSERT_NEW_PORTABLE_PG if pg else q.INSERT_NEW_PORTABLE_SQLITE
-        new_set = {r[0] for r in s.execute(text(insert_new), {"source": self.source, "now": now})}
+        new_set = {
+            r[0] for r in s.execute(_stamped(insert_new), {"source": self.source, "now": now})
+        }
         counts["new"] = len(new_set)
         # New people join the list here too (step 4 of _existing), then are subtracted.
         updated = self._existing(s, now) - new_set
@@ -238,11 +251,11 @@ class Applier:
         """Update people already known; returns the addresses whose record or membership changed."""
         # 3. Existing subscribers whose name, variant or attributes changed.
         changed_sql = q.UPDATE_EXISTING_PG if self.pg else q.UPDATE_EXISTING_SQLITE
-        changed = set(s.execute(text(changed_sql), {"now": now}).scalars())
+        changed = set(s.execute(_stamped(changed_sql), {"now": now}).scalars())
         # 4. Memberships: add to the list, or activate an unconfirmed one (consent asserted).
-        params = {"list": self.list_id, "now": now}
-        joined = s.execute(text(q.JOIN_LIST), params).scalars()
-        activated = s.execute(text(q.ACTIVATE_UNCONFIRMED), params).scalars()
+        params = {"list": self.list_id, "now": now, "welcome": self.welcome}
+        joined = s.execute(_stamped(q.JOIN_LIST), params).scalars()
+        activated = s.execute(_stamped(q.ACTIVATE_UNCONFIRMED), params).scalars()
         touched = set(joined) | set(activated)
         if touched:
             changed |= set(

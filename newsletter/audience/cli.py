@@ -28,13 +28,18 @@ def subscribers_import(
         bool, typer.Option(help="re-subscribe suppressed/unsubscribed people (audited)")
     ] = False,
     report: Annotated[Path | None, typer.Option(help="error report CSV path")] = None,
+    welcome: Annotated[
+        bool, typer.Option(help="start the list's welcome series for the people added")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Import a CSV or XLSX file of subscribers into a list."""
     from newsletter.audience.importer import import_file
 
     try:
-        summary = import_file(file, list_name, resubscribe=resubscribe, report_path=report)
+        summary = import_file(
+            file, list_name, resubscribe=resubscribe, welcome=welcome, report_path=report
+        )
     except NewsletterError as exc:
         fail(exc)
     data = summary.as_dict()
@@ -119,13 +124,16 @@ def subscribers_add(
     list_name: Annotated[str, typer.Option("--list")],
     name: str = "",
     variant: str = "zh-Hans",
+    welcome: Annotated[
+        bool, typer.Option(help="start the list's welcome series for this subscriber")
+    ] = False,
 ) -> None:
     """Add one subscriber to a list (active: the operator vouches for consent)."""
     from newsletter.audience.addresses import normalise
     from newsletter.audience.service import get_or_create_list, is_suppressed
     from newsletter.core.audit import audit
     from newsletter.core.db import session_scope
-    from newsletter.models import Subscriber, Subscription
+    from newsletter.models import Subscriber, Subscription, utcnow
 
     try:
         addr = normalise(email_addr)
@@ -142,10 +150,13 @@ def subscribers_add(
             ml = get_or_create_list(s, list_name)
             row = s.get(Subscription, (sub.id, ml.id))
             if row is None:
-                s.add(Subscription(subscriber_id=sub.id, list_id=ml.id, status="active"))
+                row = Subscription(subscriber_id=sub.id, list_id=ml.id, status="active")
+                s.add(row)
             else:
                 row.status = "active"
-            audit(s, "cli", "subscribers.add", addr, list=list_name)
+            if welcome and row.confirmed_at is None:
+                row.confirmed_at = utcnow()  # the series counts from here
+            audit(s, "cli", "subscribers.add", addr, list=list_name, welcome=welcome)
     except NewsletterError as exc:
         fail(exc)
     console.print(f"{addr} subscribed to {list_name}")

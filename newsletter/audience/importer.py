@@ -9,6 +9,9 @@ Guarantees:
 * Suppressed addresses and people who unsubscribed from the list are never
   resubscribed unless ``resubscribe=True``; that action is written to the audit log.
 * Every rejected row appears in the error report (row number, value, reason).
+* The list's welcome series starts for the people an import adds only when the importer
+  asks for it (``welcome=True``): a years-old list brought over is not welcomed by
+  accident.  Their new membership then counts as confirmed at the import.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ def import_file(
     list_name: str,
     *,
     resubscribe: bool = False,
+    welcome: bool = False,
     report_path: str | Path | None = None,
     actor: str = "cli",
     chunk_size: int = 20000,
@@ -67,7 +71,9 @@ def import_file(
         pg = s.get_bind().dialect.name == "postgresql"
     if workers is None:
         workers = 2 if pg else 1
-    applier = Applier(list_id, f"import:{path.name}", resubscribe, actor, summary, db_url, pg)
+    applier = Applier(
+        list_id, f"import:{path.name}", resubscribe, actor, summary, db_url, pg, welcome=welcome
+    )
     seen: dict[int, int] = {}
     parsed = parse_rows(
         src,
@@ -111,6 +117,7 @@ def import_file(
             actor,
             "subscribers.import",
             list_name,
+            welcome=welcome,
             **{k: v for k, v in summary.as_dict().items() if k != "report_path"},
         )
     return summary

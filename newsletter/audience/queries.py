@@ -109,8 +109,12 @@ COPY_SUBSCRIBERS_PG = (
 )
 #: Their membership of the list.
 COPY_SUBSCRIPTIONS_PG = (
-    "COPY subscription (subscriber_id, list_id, status, created_at, updated_at) FROM STDIN"
+    "COPY subscription (subscriber_id, list_id, status, created_at, updated_at, confirmed_at) "
+    "FROM STDIN"
 )
+#: A new membership's ``confirmed_at``: the import time when the importer asked for the
+#: list's welcome series (``:welcome``), else NULL, so the series never starts for it.
+WELCOMED = "CASE WHEN :welcome THEN :now END"
 
 # -- a chunk with known addresses (PostgreSQL) ------------------------------------------
 
@@ -161,7 +165,7 @@ BLOCKED_PORTABLE_SQLITE = _blocked("st.email_hash", matched=False)
 #: Step 2 on PostgreSQL: new subscribers and their membership in one statement; returns
 #: how many. A plain insert (ON CONFLICT's speculative insertion costs more): if a
 #: concurrent writer adds one of these addresses first, the unique index refuses it and
-#: the chunk is applied again by the portable statements. (``:source :now :list``)
+#: the chunk is applied again by the portable statements. (``:source :now :list :welcome``)
 INSERT_NEW_PG = f"""
     WITH ins AS (
         INSERT INTO subscriber (email, name, variant, attributes, status, source,
@@ -171,8 +175,9 @@ INSERT_NEW_PG = f"""
         FROM {STAGE} st WHERE st.sid IS NULL
         RETURNING id),
     sub AS (
-        INSERT INTO subscription (subscriber_id, list_id, status, created_at, updated_at)
-        SELECT id, :list, 'active', :now, :now FROM ins)
+        INSERT INTO subscription (subscriber_id, list_id, status, created_at, updated_at,
+                                  confirmed_at)
+        SELECT id, :list, 'active', :now, :now, {WELCOMED} FROM ins)
     SELECT count(*) FROM ins
 """
 
@@ -226,19 +231,21 @@ UPDATE_EXISTING_SQLITE = f"""
 """
 
 #: Step 4: every staged active subscriber joins the list ``:list``; returns the
-#: subscriber ids that joined. (``:list :now``)
+#: subscriber ids that joined. (``:list :now :welcome``)
 JOIN_LIST = f"""
-    INSERT INTO subscription (subscriber_id, list_id, status, created_at, updated_at)
-    SELECT sb.id, :list, 'active', :now, :now
+    INSERT INTO subscription (subscriber_id, list_id, status, created_at, updated_at,
+                              confirmed_at)
+    SELECT sb.id, :list, 'active', :now, :now, {WELCOMED}
     FROM {STAGE} st JOIN subscriber sb ON sb.email = st.email
     WHERE sb.status = 'active'
     ON CONFLICT (subscriber_id, list_id) DO NOTHING
     RETURNING subscriber_id
 """
 #: Step 4: an unconfirmed membership becomes active (the importer asserts consent);
-#: returns the subscriber ids. (``:list :now``)
+#: returns the subscriber ids. (``:list :now :welcome``)
 ACTIVATE_UNCONFIRMED = f"""
-    UPDATE subscription SET status = 'active', updated_at = :now
+    UPDATE subscription SET status = 'active', updated_at = :now,
+        confirmed_at = COALESCE(confirmed_at, {WELCOMED})
     WHERE list_id = :list AND status = 'unconfirmed' AND subscriber_id IN (
         SELECT sb.id FROM {STAGE} st JOIN subscriber sb ON sb.email = st.email)
     RETURNING subscriber_id

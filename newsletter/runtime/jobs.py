@@ -257,6 +257,7 @@ def _run_import(job: Job) -> None:
         path,
         str(p["list_name"]),
         resubscribe=bool(p.get("resubscribe")),
+        welcome=bool(p.get("welcome")),
         actor=job.actor,
         report_path=report,
         chunk_size=IMPORT_CHUNK,

@@ -15,7 +15,7 @@ from newsletter.core.config import Settings
 from newsletter.core.db import engine
 
 NOW = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)
-PARAMS: dict[str, Any] = {"list": 1, "now": NOW, "source": "import:test", "n": 3}
+PARAMS: dict[str, Any] = {"list": 1, "now": NOW, "source": "import:test", "n": 3, "welcome": True}
 
 #: Planned by EXPLAIN on PostgreSQL.
 PLANNED_PG = {

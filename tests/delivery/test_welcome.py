@@ -289,3 +289,63 @@ def test_a_welcome_issue_is_not_an_issue(sqlite_settings) -> None:  # type: igno
             approve(s, issue, "admin@example.org")
         assert getattr(err.value, "code", None) == "welcome.not_an_issue"
         assert s.scalar(select(func.count()).select_from(Subscriber)) == 1
+
+
+def _import(tmp_path, name: str, list_name: str, emails: list[str], **kw) -> None:  # type: ignore[no-untyped-def]
+    from newsletter.audience.importer import import_file
+
+    path = tmp_path / name
+    path.write_text("email,name\n" + "".join(f"{e},读者\n" for e in emails), encoding="utf-8")
+    import_file(path, list_name, **kw)
+
+
+def test_an_import_starts_the_series_only_when_asked_and_only_for_the_people_it_adds(
+    any_db, smtp_sink, moved_clock, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """Without ``welcome`` an imported list is never welcomed; with it, the people the
+    import adds are (both the all-new COPY path and the path with known addresses on
+    PostgreSQL), and people already on the list are not welcomed again."""
+    from newsletter.models import MailingList
+
+    port, sink = smtp_sink
+    _sink(any_db, port)
+    ids = seed(1)
+    with session_scope() as s:
+        list_name = s.get(MailingList, ids["list"]).name
+    _series(ids["list"], (STEP1, "立即"))
+    moved_clock.advance(1)
+    _import(tmp_path, "old.csv", list_name, ["old1@example.com", "old2@example.com"])
+    _import(tmp_path, "fresh.csv", list_name, ["fresh@example.com"], welcome=True)
+    # a file mixing a known reader with a new one, welcomed: only the new one is
+    _import(
+        tmp_path, "mixed.csv", list_name, ["old1@example.com", "mixed@example.com"], welcome=True
+    )
+    _drive_due(moved_clock.at)
+    welcomed = sorted(r for _f, rcpts, _d in sink.messages for r in rcpts)
+    assert welcomed == ["fresh@example.com", "mixed@example.com"]
+    moved_clock.advance(7 * 86400)
+    assert _drive_due(moved_clock.at) == []  # and nobody twice
+    assert len(sink.messages) == 2
+
+
+def test_a_subscriber_added_by_hand_is_welcomed_only_when_asked(
+    any_db, smtp_sink, moved_clock
+) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from newsletter.cli.main import app
+    from newsletter.models import MailingList
+
+    port, sink = smtp_sink
+    _sink(any_db, port)
+    ids = seed(1)
+    with session_scope() as s:
+        list_name = s.get(MailingList, ids["list"]).name
+    _series(ids["list"], (STEP1, "0"))
+    moved_clock.advance(1)
+    runner = CliRunner()
+    for addr, extra in (("quiet@example.com", []), ("hello@example.com", ["--welcome"])):
+        res = runner.invoke(app, ["subscribers", "add", addr, "--list", list_name, *extra])
+        assert res.exit_code == 0, res.output
+    _drive_due(moved_clock.at)
+    assert [r for _f, rcpts, _d in sink.messages for r in rcpts] == ["hello@example.com"]

@@ -72,19 +72,22 @@ def start_import(
     file: Annotated[UploadFile, File()],
     list_name: Annotated[str, Form(max_length=200)],
     resubscribe: Annotated[bool, Form()] = False,
+    welcome: Annotated[bool, Form()] = False,
     must_exist: Annotated[bool, Form()] = False,
     new_list: Annotated[bool, Form()] = False,
 ) -> dict[str, Any]:
     """Store the file and queue its import as a job; poll GET /api/jobs/{id} for its rows.
 
     ``must_exist``: refuse a list that does not exist yet unless ``new_list`` is set (the
-    console sends it, so a typed name never creates a list silently)."""
+    console sends it, so a typed name never creates a list silently). ``welcome``: start the
+    list's welcome series for the people the import adds."""
     return svc.start_import(
         user,
         list_name,
         file.filename or "upload.csv",
         file.file,
         resubscribe=resubscribe,
+        welcome=welcome,
         request=request,
         must_exist=must_exist and not new_list,
     )

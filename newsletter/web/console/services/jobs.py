@@ -79,6 +79,7 @@ def start_import(
     data: bytes | IO[bytes],
     *,
     resubscribe: bool = False,
+    welcome: bool = False,
     request: Request | None = None,
     must_exist: bool = False,
 ) -> dict[str, Any]:
@@ -118,7 +119,12 @@ def start_import(
             "import",
             actor.username,
             f"{shown} → {list_name}",
-            {"list_name": list_name, "resubscribe": resubscribe, "filename": shown},
+            {
+                "list_name": list_name,
+                "resubscribe": resubscribe,
+                "welcome": welcome,
+                "filename": shown,
+            },
             file=str(rel),
             total=_count_rows(dest),
         )
@@ -135,6 +141,7 @@ def start_import(
             file=shown,
             job=job_id,
             resubscribe=resubscribe,
+            welcome=welcome,
         )
     _hand_off(job_id)
     return get_job(job_id)
