@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from newsletter.content.header import header_tokens
 from newsletter.content.importrules import _unenclosed
 from newsletter.content.lines import (
     _CHROME_REASONS,
@@ -65,10 +66,17 @@ class _Importer(Prepass):
 
     # -- classification ----------------------------------------------------------
     def run(self) -> None:
+        self.by_n = {ln.n: ln for ln in self.lines}
+        numbering = {id(ln): n for n, ln in self.number_lines.items()}
         for ln in self.lines:
+            title = numbering.get(id(ln))
+            if title is not None and self.by_n[title].heading is not None:
+                continue  # the number of the heading below: classed with it
             self.feed(ln)
         self.flush_table()
         self.drop_pending()
+        for n, number_line in self.number_lines.items():
+            number_line.cls = self.by_n[n].cls
         for ln in self.lines:
             self.result.outline.append((ln.n, ln.cls or "body", ln.text))
             if ln.cls != "blank":
@@ -268,22 +276,27 @@ class _Importer(Prepass):
                     self.pending, self.pending_line = (None, key, role), ln
                 self.mark(ln, "header")
                 return True
-        whole_period = p.period.fullmatch(ln.norm.strip("()[] "))
-        if whole_period is not None and self._set("period", _format_period(whole_period)):
-            self.mark(ln, "header")
+        fields, rest = header_tokens(ln.norm, p)
+        if fields and not rest and ln is not self.title_line:
+            if all(self._set(k, v) for k, v in fields.items()):
+                self.mark(ln, "header")
+                return True
+            return False  # a second, different value: the line stays text
+        if "title" in self.header or self.intro or ln.heading is not None:
+            return False
+        if ln is self.title_line:
+            self.take_title(ln)
             return True
-        number = p.issue_number(ln.norm)
-        rest = ln.norm[: number.start()] + ln.norm[number.end() :] if number else ""
-        rest = re.sub(r"\d{4}\s*年|总第\s*\d+\s*期|[\W_]", "", rest)
-        if (
-            number is not None
-            and not rest
-            and self._set("number", numeral_value(number.group("num")))
-        ):
-            self.mark(ln, "header")
-            return True
+        title_below = self.title_line is not None and self.title_line.n > ln.n
         short = len(ln.norm) <= p.heading_max and not p.sentence_end.search(ln.norm)
-        if short and "title" not in self.header and not self.intro and ln.heading is None:
+        if title_below and short:  # the masthead above the title: who publishes it
+            if "source" in self.header:
+                self.header["source"] += " · " + ln.shown.strip()
+            else:
+                self.header["source"] = ln.shown.strip()
+            self.mark(ln, "header")
+            return True
+        if short and self.title_line is None:
             self.take_title(ln)
             return True
         return False
@@ -308,7 +321,7 @@ class _Importer(Prepass):
             for a, b in sorted(cuts, reverse=True):
                 title = title[:a] + title[b:]
             title = re.sub(r"[(\[（【〔]\s*[)\]）】〕]", "", title)
-            title = title.strip(" -–—_|·()[]（）:：")
+            title = title.strip(" -–—_|｜丨·•()[]（）:：")
         # a leading 【label】 or [label] names the series, not this issue
         series = re.match(
             r"^\s*[【\[〔［]\s*([^【】\[\]〔〕［］]{1,16}?)\s*[】\]〕］]\s*(?=\S)", title
@@ -316,7 +329,7 @@ class _Importer(Prepass):
         if series is not None:
             self.header.setdefault("series", series.group(1))
             title = title[series.end() :]
-        title = title.strip(" -–—_|·()[]（）【】:：")
+        title = title.strip(" -–—_|｜丨·•()[]（）【】:：")
         self.header["title"] = title.strip() or ln.shown
         self.mark(ln, "title")
 

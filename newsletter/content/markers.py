@@ -32,7 +32,18 @@ from newsletter.content.patterns import numeral_value
 
 __all__ = ["DocFamily", "Marker", "discover", "read_marker"]
 
-_CN = "一二三四五六七八九十"
+_CN = "一二三四五六七八九十百零〇两"
+_STEMS = "甲乙丙丁戊己庚辛壬癸"  # the heavenly stems, an ordinal series of their own
+_PAREN_CN = "㈠㈡㈢㈣㈤㈥㈦㈧㈨㈩"  # one character each: (一) … (十)
+_PAREN_ARABIC = "⑴⑵⑶⑷⑸⑹⑺⑻⑼⑽⑾⑿⒀⒁⒂⒃⒄⒅⒆⒇"  # (1) … (20)
+_DOT_ARABIC = "⒈⒉⒊⒋⒌⒍⒎⒏⒐⒑⒒⒓⒔⒕⒖⒗⒘⒙⒚⒛"  # 1. … 20.
+#: Self-delimited numbers: the character is the marker, and which shape it joins.
+_SELF = {
+    "circled": "〈circled〉、",
+    "pcn": "(〈cn〉)",
+    "parab": "(〈arabic〉)",
+    "dotarab": "〈arabic〉、",
+}
 _FORMAL = "壹贰叁参肆伍陆柒捌玖拾"
 _CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"
 _ROMAN = {
@@ -57,12 +68,19 @@ _DELIM = "、.:)】〕]>-|/"
 _NUMBERS: tuple[tuple[str, str], ...] = (
     ("keycap", r"\d\ufe0f?\u20e3"),
     ("circled", f"[{_CIRCLED}]"),
+    ("pcn", f"[{_PAREN_CN}]"),
+    ("parab", f"[{_PAREN_ARABIC}]"),
+    ("dotarab", f"[{_DOT_ARABIC}]"),
     ("roman", f"[{_ROMAN_CHARS}]"),
     ("zero", r"0\d"),
+    ("decimal", r"\d{1,2}\.\d{1,2}(?=[ 、)])"),  # 1.1 2.3: numbered under a numbered parent
+    ("letnum", r"[A-Z]\d{1,2}(?![\dA-Za-z])"),
     ("arabic", r"\d{1,3}"),
-    ("cn", f"[{_CN}]{{1,3}}"),
+    ("stem", f"[{_STEMS}]"),
+    ("cn", f"[{_CN}]{{1,4}}"),
     ("formal", f"[{_FORMAL}]{{1,3}}"),
     ("ROMAN", r"(?:VIII|VII|III|II|IV|IX|VI|V|X|I)(?![A-Za-z])"),
+    ("rlower", r"(?:viii|vii|iii|ii|iv|ix|vi|v|x|i)(?![A-Za-z])"),
     ("upper", r"[A-Z](?![A-Za-z])"),
     ("lower", r"[a-z](?![A-Za-z])"),
 )
@@ -150,10 +168,15 @@ def read_marker(norm: str) -> Marker | None:
     if end >= len(s):
         return None
     if not (
-        opener or delim or kind in ("keycap", "circled", "roman") or (spaced and kind == "zero")
+        opener
+        or delim
+        or kind in ("keycap", "roman", *_SELF)
+        or (spaced and kind in ("zero", "decimal", "letnum"))
     ):
         return None  # "2021年", "5G", "A股": a number or letter that is part of the words
-    if kind in ("upper", "lower", "ROMAN") and not (opener or delim in ".、)"):
+    if kind in ("upper", "lower", "ROMAN", "rlower", "stem", "letnum") and not (
+        opener or (delim and delim in ".、)") or (spaced and kind == "letnum")
+    ):
         return None
     if kind == "arabic" and delim in "-/:" and not opener:
         return None  # dates, ratios and times
@@ -161,7 +184,11 @@ def read_marker(norm: str) -> Marker | None:
     if value is None:
         return None
     # authors mix 1、 with 1. and (1) with 1) or 【1】 within one level: one shape each
-    if opener or delim == ")":
+    if kind in _SELF and not opener:
+        shape = _SELF[kind]
+    elif kind in ("decimal", "letnum"):
+        shape = f"〈{kind}〉"
+    elif opener or delim == ")":
         shape = f"(〈{kind}〉)"
     else:
         shape = f"〈{kind}〉" + ("、" if delim in "、.:" else delim)
@@ -171,6 +198,17 @@ def read_marker(norm: str) -> Marker | None:
 def _value(kind: str, token: str) -> int | None:
     if kind == "keycap":
         return int(token[0])
+    for chars, k in ((_PAREN_CN, "pcn"), (_PAREN_ARABIC, "parab"), (_DOT_ARABIC, "dotarab")):
+        if kind == k:
+            return chars.index(token) + 1
+    if kind == "stem":
+        return _STEMS.index(token) + 1
+    if kind == "decimal":  # the last part counts: 1.1 1.2 … 2.1
+        return int(token.rsplit(".", 1)[1])
+    if kind == "letnum":  # A1 A2 … B1: the number counts under its letter
+        return int(token[1:])
+    if kind == "rlower":
+        return _ROMAN.get(token.upper())
     if kind == "roman":
         return _ROMAN_CHARS.index(token) + 1
     if kind == "ROMAN":

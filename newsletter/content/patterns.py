@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from newsletter.content.numerals import parse_numeral
 from newsletter.content.script import to_hans
 
 __all__ = [
@@ -36,7 +37,6 @@ _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _MD_LEAD = re.compile(r"^(?:#{1,6}\s+|>\s*|[-*+]\s+)+")
 _MD_STRONG = re.compile(r"(\*\*|__)(.+?)\1")
 _CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"
-_CN_DIGITS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 
 
 def clean(raw: str) -> str:
@@ -90,24 +90,13 @@ def normalise_lines(lines: list[str]) -> tuple[list[str], list[str]]:
     return shown, norm
 
 
-_FORMAL = str.maketrans("壹贰叁参肆伍陆柒捌玖拾", "一二三三四五六七八九十")
-
-
 def numeral_value(s: str) -> int | None:
     """``"3"``, ``"三"``, ``"十二"``, ``"贰"`` or ``"③"`` → its value."""
-    s = s.translate(_FORMAL)
     if s.isdecimal():
         return int(s)
     if len(s) == 1 and s in _CIRCLED:
         return _CIRCLED.index(s) + 1
-    if len(s) == 1:
-        return _CN_DIGITS.get(s)
-    if s.count("十") != 1 or len(s) > 3:
-        return None
-    tens, _, ones = s.partition("十")
-    t = 1 if tens == "" else _CN_DIGITS.get(tens)
-    o = 0 if ones == "" else _CN_DIGITS.get(ones)
-    return None if t is None or o is None else t * 10 + o
+    return parse_numeral(s)
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,12 @@ labels. What it decides, the line-by-line classifier (:mod:`.classify`) relies o
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping
 from typing import Any
 
+from newsletter.content.header import choose_title
 from newsletter.content.lines import (
     _LATIN_TAIL,
     TextImportResult,
@@ -21,6 +23,11 @@ from newsletter.content.lines import (
 from newsletter.content.markers import DocFamily, discover, read_marker
 from newsletter.content.patterns import (
     Patterns,
+)
+
+#: A number alone in ornaments: —01—, / 02 /, 【03】, PART 04, No. 5 (not a bare year).
+_NUMBER_LINE = re.compile(
+    r"^[^\w\s]{0,4}\s*(?:part|no\.?)?\s*(\d{1,2})\s*[^\w\s]{0,4}$", re.IGNORECASE
 )
 
 
@@ -45,6 +52,10 @@ class Prepass:
         self.labels: set[str] = set()
         self.section_family: DocFamily | None = None
         self.item_family: DocFamily | None = None
+        #: A heading numbered on a line of its own (``—01—`` above ``财税政策``): the
+        #: title line's number → the number line, which takes the heading's class.
+        self.number_lines: dict[int, _Line] = {}
+        self.title_line: _Line | None = None
 
     def prepass(self) -> None:
         p = self.p
@@ -58,8 +69,12 @@ class Prepass:
                 ln.cls = "chrome"
         self.bottom()
         content = [ln for ln in self.lines if not ln.cls]
+        joined = self.pair_number_lines(content)
+        content = [ln for ln in content if ln not in self.number_lines.values()]
         families = discover(
-            [ln.norm for ln in content], heading_max=p.heading_max, sentence_end=p.sentence_end
+            [joined.get(ln.n, ln.norm) for ln in content],
+            heading_max=p.heading_max,
+            sentence_end=p.sentence_end,
         )
         by_shape = {fam.name: fam for fam in families}
         for ln in content:
@@ -69,13 +84,15 @@ class Prepass:
         for ln in content:
             if self.hints.get(ln.n) not in (None, "section", "item"):
                 continue
-            marker = read_marker(ln.norm)
+            norm = joined.get(ln.n, ln.norm)
+            marker = read_marker(norm)
             fam = by_shape.get(marker.shape) if marker is not None else None
             if marker is None or fam is None:
                 continue
-            title_norm = ln.norm[marker.title_start :].strip()
+            title_norm = norm[marker.title_start :].strip()
             if len(title_norm) <= p.heading_max and not p.sentence_end.search(title_norm):
-                ln.heading = (fam, marker.number, _slice(ln, marker.title_start))
+                start = 0 if ln.n in joined else marker.title_start
+                ln.heading = (fam, marker.number, _slice(ln, start))
         # trailing Latin-only lines (tracker leftovers) at the very end
         for ln in reversed(self.lines):
             if ln.cls == "blank" or ln.cls == "chrome":
@@ -89,6 +106,42 @@ class Prepass:
         self.find_contents()
         self.choose_families()
         self.find_labels()
+        self.find_title()
+
+    def find_title(self) -> None:
+        """The title line, chosen among the lines before the first heading
+        (:func:`.header.choose_title`)."""
+        head: list[_Line] = []
+        families = (self.section_family, self.item_family)
+        for ln in self.lines:
+            hint = self.hints.get(ln.n)
+            if hint in ("section", "item") or (
+                ln.heading is not None and ln.heading[0] in families
+            ):
+                break
+            if hint == "title":
+                self.title_line = ln
+                return
+            if not ln.cls and ln.image is None and hint is None:
+                head.append(ln)
+        self.title_line = choose_title(head[:12], self.p)
+
+    def pair_number_lines(self, content: list[_Line]) -> dict[int, str]:
+        """A line that holds only a number in ornaments (``—01—``, ``/ 02 /``, ``PART 3``)
+        directly above a short line without a marker numbers that line: returns the title
+        lines' norms with the number put in front, for the family search."""
+        joined: dict[int, str] = {}
+        for ln, nxt in itertools.pairwise(content):
+            m = _NUMBER_LINE.match(ln.norm)
+            if m is None or nxt.n - ln.n > 2 or self.hints.get(nxt.n) not in (None, "section"):
+                continue
+            if read_marker(nxt.norm) is not None or len(nxt.norm) > self.p.heading_max:
+                continue
+            if self.p.sentence_end.search(nxt.norm) or ln.n in joined:
+                continue
+            joined[nxt.n] = f"{int(m.group(1)):02d} {nxt.norm}"
+            self.number_lines[nxt.n] = ln
+        return joined
 
     def bottom(self) -> None:
         """The page's bottom: every line after an end marker (— END —), and the short lines

@@ -1,0 +1,99 @@
+"""The brief's header, read from the shape of its first lines rather than from a template.
+
+* A *token line* holds only an issue number, a period, a date and a weekday, in any order
+  and with any separators: ``2026年12月1日 星期二 第228期``, ``Vol. 23 | December 1–7,
+  2026``, ``第52期 · 2026年11月第4周``.  Every field it holds is read; none is lost.
+* The *title* is, in order: the header line that carries a number or a period and words of
+  its own (``产业政策周刊｜总第128期``); else the short line just above the first token
+  line; else the first short line.  Short lines above the title are the masthead (the
+  publisher's name, a ``Client Alert`` strap): they become the source.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from newsletter.content.lines import _format_period, _Line
+from newsletter.content.patterns import Patterns, numeral_value
+
+__all__ = ["choose_title", "header_tokens"]
+
+_MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec"
+_EN_PERIOD = re.compile(
+    rf"(?i)\b(?:{_MONTHS})[a-z]*\.?\s+\d{{1,2}}\s*[-–—~]\s*(?:(?:{_MONTHS})[a-z]*\.?\s+)?"
+    r"\d{1,2},?\s+\d{4}"
+)
+_EN_DATE = re.compile(rf"(?i)\b(?:{_MONTHS})[a-z]*\.?\s+\d{{1,2}},?\s+\d{{4}}")
+_CN_DATE = re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日|\d{4}[./-]\d{1,2}[./-]\d{1,2}")
+_WEEK_OF = re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月\s*第\s*[一二三四五1-5]\s*周")
+_WEEKDAY = re.compile(
+    r"(?:星期|礼拜|周)[一二三四五六日天]|(?i:\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b)"
+)
+_TOTAL = re.compile(r"总\s*第?\s*\d{1,5}\s*期")
+_YEAR = re.compile(r"\d{4}\s*年")
+
+
+def _cut(s: str, m: re.Match[str]) -> str:
+    """``s`` with the match blanked out (same length, so later spans still line up)."""
+    return s[: m.start()] + " " * (m.end() - m.start()) + s[m.end() :]
+
+
+def header_tokens(norm: str, p: Patterns) -> tuple[dict[str, Any], str]:
+    """The header fields ``norm`` holds and the words left over (``""``: a token line)."""
+    fields: dict[str, Any] = {}
+    s = norm
+    m = p.period.search(s)
+    if m is not None:
+        fields["period"] = _format_period(m)
+        s = _cut(s, m)
+    for regex in (_EN_PERIOD, _WEEK_OF):
+        m = regex.search(s)
+        if m is not None and "period" not in fields:
+            fields["period"] = norm[m.start() : m.end()].strip()
+            s = _cut(s, m)
+    m = p.issue_number(s)
+    if m is not None:
+        value = numeral_value(m.group("num"))
+        if value is not None:
+            fields["number"] = value
+            s = _cut(s, m)
+    for regex in (_CN_DATE, _EN_DATE):
+        m = regex.search(s)
+        if m is not None:
+            fields.setdefault("date", norm[m.start() : m.end()].strip())
+            s = _cut(s, m)
+    if fields:
+        for regex in (_TOTAL, _WEEKDAY, _YEAR):  # kept by the fields above, or implied
+            while (m := regex.search(s)) is not None:
+                s = _cut(s, m)
+    rest = re.sub(r"[\W_]+", " ", s).strip()
+    return fields, rest
+
+
+def _words(rest: str) -> bool:
+    return len(re.sub(r"[\W\d_]", "", rest)) >= 2
+
+
+def choose_title(head: Sequence[_Line], p: Patterns) -> _Line | None:
+    """The title line among ``head`` (the non-blank lines before the first heading)."""
+    short = [
+        ln
+        for ln in head
+        if len(ln.norm) <= p.heading_max
+        and not p.sentence_end.search(ln.norm)
+        and not re.match(r"^[^:：]{1,12}[:：]\s*\S", ln.norm)
+    ]
+    for ln in short:
+        fields, rest = header_tokens(ln.norm, p)
+        if ("number" in fields or "period" in fields) and _words(rest):
+            return ln
+    for i, ln in enumerate(head):
+        fields, rest = header_tokens(ln.norm, p)
+        if fields and not rest:
+            above = [x for x in head[:i] if x in short]
+            if above:
+                return above[-1]
+            break
+    return short[0] if short else None
