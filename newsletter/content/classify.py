@@ -31,6 +31,7 @@ from newsletter.content.lines import (
     _table,
 )
 from newsletter.content.numerals import format_numeral
+from newsletter.content.pairs import LATIN_KV, split_pairs
 from newsletter.content.patterns import (
     numeral_value,
 )
@@ -395,11 +396,15 @@ class _Importer(Prepass):
         if it is None or it.analysis_label is not None:
             return False
         p = self.p
+        if self.meta_pairs(ln, it):
+            return True
         m = _KV_RE.match(ln.norm) or _KV_BRACKET_RE.match(ln.norm)
         if m is None:
             m = _KEY_TIGHT.match(ln.norm)
             if m is None or m.group("key") not in p.meta_keys:
-                return False
+                m = LATIN_KV.match(ln.norm)
+                if m is None or self.meta_role(m.group("key")) is None:
+                    return False
         key_norm = re.sub(r"\s", "", m.group("key"))
         if len(key_norm) > p.meta_key_max:
             return False
@@ -414,7 +419,7 @@ class _Importer(Prepass):
             it.summary = value
             self.mark(ln, "summary")
             return True
-        role = p.meta_keys.get(key_norm)
+        role = self.meta_role(key_norm)
         if role is None and not (it.meta_open and len(value) <= p.meta_value_max):
             return False
         if not value:
@@ -423,6 +428,22 @@ class _Importer(Prepass):
             self.pending, self.pending_line = (it, key, role), ln
         else:
             it.meta.append((key, value, role))
+        self.mark(ln, "meta")
+        return True
+
+    def meta_role(self, key: str) -> str | None:
+        """The role of an item field's key, Chinese or Latin (``Ref No.`` → doc_number)."""
+        keys = self.p.meta_keys
+        return keys.get(key) or keys.get(re.sub(r"[\s.]+", " ", key).strip().lower())
+
+    def meta_pairs(self, ln: _Line, it: _Item) -> bool:
+        """Several known fields on one line (:func:`.pairs.split_pairs`), each kept."""
+        pairs = split_pairs(ln.norm, self.meta_role)
+        if not pairs:
+            return False
+        text = ln.shown if len(ln.shown) == len(ln.norm) else ln.norm
+        for key, a, b in pairs:
+            it.meta.append((key, text[a:b].strip(), self.meta_role(key)))
         self.mark(ln, "meta")
         return True
 

@@ -1,0 +1,47 @@
+"""``key：value`` fields as people type them: several on one line, and Latin keys.
+
+``发文机关：国务院　文号：国发〔2026〕30号　日期：2026年11月24日`` holds three fields; so
+do the same with ``；`` or `` | `` between them.  A line is split only when every key it
+would split at is a field name of the importer's vocabulary (a role), so prose that
+happens to hold a colon is never cut.  ``Issuer:``, ``Ref No.:`` and ``Link:`` are read
+like their Chinese counterparts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+__all__ = ["LATIN_KV", "split_pairs"]
+
+#: One field: a short key (CJK, or Latin words), a colon, then the value.
+_KEY_AT = re.compile(
+    r"(?:^|(?<=[\s;；|｜,，、]))\s*(?P<key>[\u4e00-\u9fff]{2,8}|[A-Za-z][A-Za-z .']{0,18}?)\s*[:：]"
+)
+#: A whole line that is a Latin-keyed field (``Ref No.: 银发〔2026〕211号``).
+LATIN_KV = re.compile(r"^(?P<key>[A-Za-z][A-Za-z .']{0,18}?)\s*:\s*(?P<value>\S.*)$")
+_SEPARATORS = " \t\u3000;；|｜,，、"
+
+
+def split_pairs(norm: str, role_of: Callable[[str], str | None]) -> list[tuple[str, int, int]]:
+    """``[(key, value start, value end)]`` when ``norm`` holds two or more known fields
+    side by side, the first at the start of the line; else ``[]``."""
+    found = []
+    for m in _KEY_AT.finditer(norm):
+        key = re.sub(r"\s", "", m.group("key"))
+        if role_of(key) is None:
+            continue
+        found.append((key, m.start("key"), m.end()))
+    if len(found) < 2 or found[0][1] != len(norm) - len(norm.lstrip()):
+        return []
+    out = []
+    for (key, _k, start), nxt in zip(found, [*found[1:], None], strict=True):
+        end = nxt[1] if nxt is not None else len(norm)
+        while end > start and norm[end - 1] in _SEPARATORS:
+            end -= 1
+        while start < end and norm[start] == " ":
+            start += 1
+        if start >= end:
+            return []  # an empty value: not a row of fields
+        out.append((key, start, end))
+    return out
