@@ -194,21 +194,22 @@ XLSX_MAX_SECONDS = 600.0
 
 
 def _check_zip(path: Path) -> None:
-    import zipfile
+    from newsletter.core.safety.safezip import ZipLimits, ZipRefused, check_zip
 
     try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError) as exc:
+        infos = check_zip(path, ZipLimits(total=XLSX_MAX_UNPACKED))
+    except ZipRefused as exc:
+        if exc.name.lower().endswith("sharedstrings.xml"):
+            raise ImportFileError(
+                f"{path}: its shared-strings table is too large ({exc}) / XLSX 共享字符串表过大"
+            ) from None
+        if exc.reason == "damaged":
+            raise ImportFileError(
+                f"{path}: not a readable XLSX file: {exc} / 不是有效的 XLSX 文件"
+            ) from None
         raise ImportFileError(
-            f"{path}: not a readable XLSX file: {exc} / 不是有效的 XLSX 文件"
-        ) from exc
-    total = sum(i.file_size for i in infos)
-    if total > XLSX_MAX_UNPACKED:
-        raise ImportFileError(
-            f"{path}: unpacks to {total // 1048576} MB, more than "
-            f"{XLSX_MAX_UNPACKED // 1048576} MB / XLSX 解压后过大"
-        )
+            f"{path}: unpacks too large or compressed suspiciously ({exc}) / XLSX 解压后过大"
+        ) from None
     for i in infos:
         if (
             i.filename.lower().endswith("sharedstrings.xml")

@@ -9,12 +9,24 @@ import re
 
 import charset_normalizer
 
+from newsletter.core.catalogue import coded
 from newsletter.core.errors import IssueFormatError
 
 _FALLBACKS = ("gb18030", "big5")
 
 
 _BAD_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ue000-\uf8ff\ufffd]")
+
+
+#: C0 control bytes that no text file holds (tab, newlines, form feed and escape do occur)
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 12, 13, 27)) + b"\x7f"
+
+
+def _binary(data: bytes) -> bool:
+    """More than a stray control byte per hundred: a binary file, not text."""
+    sample = data[:65536]
+    controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
+    return controls > max(2, len(sample) // 100)
 
 
 def _strict(data: bytes, encoding: str) -> str | None:
@@ -89,8 +101,8 @@ def decode_source(data: bytes, *, path: str | None = None) -> tuple[str, list[st
     UTF-8 with or without BOM, and UTF-16 with a BOM, decode silently.
     Otherwise GB18030 and Big5 (or its CP950 / Big5-HKSCS supersets) are tried (charset-normalizer picks when both decode) and the warning names
     the encoding used.  When nothing decodes sensibly, raises
-    :class:`IssueFormatError` naming the byte offset and line of the first
-    byte that is not UTF-8.
+    :class:`IssueFormatError`: for text, naming the line and offset of the first byte
+    that is not UTF-8; for binary data, saying it is not text at all.
     """
     bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
     try:
@@ -112,12 +124,21 @@ def decode_source(data: bytes, *, path: str | None = None) -> tuple[str, list[st
                 decoded[enc] = text
                 break
     if not decoded:
-        line = data.count(b"\n", 0, first_bad) + 1
-        raise IssueFormatError(
-            f"content is not valid UTF-8 (byte 0x{data[first_bad]:02x} at offset {first_bad}) "
-            "and does not decode as GB18030 or Big5 either; save the file as UTF-8",
-            line=line,
-            path=path,
+        if _binary(data):
+            # control bytes throughout: not text in any encoding, so "save as UTF-8" would mislead
+            raise coded(
+                IssueFormatError,
+                "import.not_brief",
+                where={"path": path},
+                kind_zh="二进制文件",
+                kind_en="a binary file",
+            )
+        raise coded(
+            IssueFormatError,
+            "import.bad_encoding",
+            where={"line": data.count(b"\n", 0, first_bad) + 1, "path": path},
+            byte=f"0x{data[first_bad]:02x}",
+            offset=first_bad,
         )
     enc = _choose(data, decoded)
     label = {"gb18030": "GB18030", "big5": "Big5", "cp950": "CP950", "big5hkscs": "Big5-HKSCS"}[enc]

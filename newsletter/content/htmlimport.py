@@ -21,6 +21,7 @@ import re
 from typing import Any
 
 from newsletter.content.source import Cell, Image, Para, SourceText, add_table, infer_structure
+from newsletter.core.catalogue import coded
 from newsletter.core.errors import IssueFormatError
 
 __all__ = ["is_html", "read_html"]
@@ -33,6 +34,9 @@ _BLOCKS = {
 _SKIP = {"script", "style", "noscript", "template", "svg", "button", "iframe", "form", "select"}
 _SAFE_LINK = re.compile(r"^(?:https?://|mailto:)[^\s<>\"]+$", re.I)
 _IMAGE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def is_html(data: bytes, name: str = "") -> bool:
@@ -273,14 +277,14 @@ def read_html(data: bytes, *, path: str | None = None, fragment: bool = False) -
         text, parts = _mhtml(data)
     else:
         text = _decode(data)
+    # control characters cannot be in an XML tree (lxml refuses them): a page never needs one
+    text = _NOT_XML.sub("", text)
     if not text.strip():
-        raise IssueFormatError("网页内容为空 / the web page is empty", path=path)
+        raise coded(IssueFormatError, "import.empty_page", where={"path": path})
     try:
         root = lxml.html.document_fromstring(text)
-    except (etree.ParserError, ValueError) as exc:
-        raise IssueFormatError(
-            f"无法解析网页 / cannot parse the web page: {exc}", path=path
-        ) from None
+    except (etree.ParserError, ValueError):
+        raise coded(IssueFormatError, "import.bad_page", where={"path": path}) from None
     title = ""
     wechat = root.get_element_by_id("js_content", None)
     if wechat is not None:

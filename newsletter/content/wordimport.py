@@ -28,10 +28,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from newsletter.content.sniff import damaged_word
 from newsletter.content.source import Image, SourceText, add_table, infer_structure
-from newsletter.core.errors import IssueFormatError
 
-__all__ = ["is_docx", "read_docx"]
+__all__ = ["read_docx"]
 
 _W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 _R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -48,17 +48,6 @@ def _q(tag: str) -> str:
 _CN = "零一二三四五六七八九"
 _CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"
 _SAFE_LINK = re.compile(r"^(?:https?://|mailto:)[^\s<>\"]+$", re.I)
-
-
-def is_docx(data: bytes) -> bool:
-    """A ZIP package with a Word main document."""
-    if not data.startswith(b"PK"):
-        return False
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as z:
-            return "word/document.xml" in z.namelist()
-    except (zipfile.BadZipFile, OSError):
-        return False
 
 
 def _cn_number(n: int) -> str:
@@ -454,15 +443,16 @@ def _num_of(num_pr: Any, *, default_ilvl: int) -> tuple[str, int] | None:
 
 
 def read_docx(data: bytes, *, path: str | None = None) -> SourceText:
-    """Read a .docx; a file that is not one raises one bilingual line."""
+    """Read a .docx; a damaged one raises one catalogue line (callers check the ZIP's
+    limits first: ``sniff.check_word_zip``)."""
     import docx  # python-docx: only needed here
 
     try:
         document = docx.Document(io.BytesIO(data))
-    except Exception as exc:
-        from newsletter.core.catalogue import coded
-
-        raise coded(
-            IssueFormatError, "import.bad_word", where={"path": path}, kind_zh=type(exc).__name__
-        ) from None
-    return _Reader(document).read()
+    except Exception:  # python-docx and lxml raise many kinds for a broken package
+        raise damaged_word("unparsable", path or "") from None
+    try:
+        return _Reader(document).read()
+    except (ValueError, KeyError, AttributeError, TypeError, IndexError, zipfile.BadZipFile):
+        # a well-formed package whose parts say impossible things (a numbering level "x")
+        raise damaged_word("unparsable", path or "") from None

@@ -78,7 +78,7 @@ def test_an_old_doc_or_a_broken_docx_is_one_clear_line() -> None:
         z.writestr("word/document.xml", "<not-xml")
     with pytest.raises(IssueFormatError) as broken:
         read_document(buf.getvalue(), name="brief.docx")
-    assert broken.value.message.startswith("无法读取 Word 文件")
+    assert broken.value.message.startswith("Word 文件已损坏")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
