@@ -183,8 +183,16 @@ def test_numerals_round_trip() -> None:
 
 @pytest.mark.parametrize(
     ("written", "value"),
-    [("十", 10), ("十二", 12), ("二十", 20), ("一百", 100), ("一百零五", 105), ("一百五", 150)]
-    + [("贰拾", 20), ("两百", 200)],
+    [
+        ("十", 10),
+        ("十二", 12),
+        ("二十", 20),
+        ("一百", 100),
+        ("一百零五", 105),
+        ("一百五", 150),
+        ("贰拾", 20),
+        ("两百", 200),
+    ],
 )
 def test_numerals_as_written(written: str, value: int) -> None:
     assert parse_numeral(written) == value
