@@ -35,7 +35,7 @@ from newsletter.content.pairs import LATIN_KV, split_pairs
 from newsletter.content.patterns import (
     numeral_value,
 )
-from newsletter.content.prepass import Prepass
+from newsletter.content.prepass import _LEAD_IN, Prepass, _undecorated
 from newsletter.content.walker import DEFAULT_ANALYSIS_LABEL
 
 
@@ -374,6 +374,13 @@ class _Importer(Prepass):
             return label or DEFAULT_ANALYSIS_LABEL, rest
         if ln.norm in self.labels:
             return ln.shown.strip(" :：丨|【】[]▍"), ""
+        lead = _LEAD_IN.match(_undecorated(ln.norm))
+        if lead is not None and lead.group("key").strip() in self.lead_labels:
+            rest = lead.group("rest")
+            same = len(ln.shown) == len(ln.norm)
+            return lead.group("key").strip(), (
+                ln.shown[len(ln.shown) - len(rest) :] if same else rest
+            )
         return None
 
     def marker(self, ln: _Line) -> bool:

@@ -117,6 +117,9 @@ def read_marker(norm: str) -> Marker | None:
     s = norm
     if not s:
         return None
+    enclosed = _enclosed(s)
+    if enclosed is not None:
+        return enclosed
     m = _ORDINAL_RE.match(s)
     if m is not None:
         value = numeral_value(m.group("num"))
@@ -175,7 +178,7 @@ def read_marker(norm: str) -> Marker | None:
     ):
         return None  # "2021年", "5G", "A股": a number or letter that is part of the words
     if kind in ("upper", "lower", "ROMAN", "rlower", "stem", "letnum") and not (
-        opener or (delim and delim in ".、)") or (spaced and kind == "letnum")
+        opener or (delim and delim in ".、)|") or (spaced and kind == "letnum")
     ):
         return None
     if kind == "arabic" and delim in "-/:" and not opener:
@@ -193,6 +196,19 @@ def read_marker(norm: str) -> Marker | None:
     else:
         shape = f"〈{kind}〉" + ("、" if delim in "、.:" else delim)
     return Marker(shape, value, end)
+
+
+def _enclosed(s: str) -> Marker | None:
+    """A whole line in one pair of brackets, words inside (``【宏观】``, ``[产业]``): a
+    heading whose marker is the brackets.  Numbers inside are ordinals, not this."""
+    if len(s) < 4 or s[0] not in _OPEN or s[-1] != _CLOSE[_OPEN.index(s[0])]:
+        return None
+    inside = s[1:-1].strip()
+    if not 2 <= len(inside) <= 16 or any(ch in _OPEN or ch in _CLOSE for ch in inside):
+        return None
+    if not re.search(r"[^\W\d_]", inside) or _NUMBER_RE.fullmatch(inside):
+        return None
+    return Marker(f"enclosed {s[0]}{s[-1]}", 0, 1)
 
 
 def _value(kind: str, token: str) -> int | None:
@@ -263,6 +279,10 @@ def discover(
         numbers = [m.number for _, m in hits]
         if not _counts(numbers):
             continue
+        if shape.startswith("enclosed"):  # a label that comes back (【点评】) is no heading
+            titles = {norms[i] for i, _ in hits}
+            if len(hits) < 2 or len(titles) < 0.8 * len(hits):
+                continue
         idx = [i for i, _ in hits]
         followed = sum(1 for i in idx if i + 1 not in idx)
         if len(hits) >= 2 and followed < max(2, 0.3 * len(hits)):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +32,22 @@ _NUMBER_LINE = re.compile(
 )
 
 
+#: A lead-in before a colon: a short key (or a Latin phrase with its Chinese name) and the text.
+_LEAD_IN = re.compile(
+    r"^(?P<key>[\u4e00-\u9fff]{2,8}|[A-Za-z][A-Za-z ']{1,24}[\u4e00-\u9fff ]{0,8})\s*:\s*(?P<rest>.*)$"
+)
+
+
+def _undecorated(norm: str) -> str:
+    """``norm`` without the symbols and emoji that decorate its start (💡, ◆, ▍)."""
+    k = 0
+    while k < len(norm) and (
+        norm[k] in " \ufe0f\u200d" or unicodedata.category(norm[k]) in ("So", "Sm", "Po")
+    ):
+        k += 1
+    return norm[k:]
+
+
 class Prepass:
     def __init__(
         self, lines: list[_Line], p: Patterns, hints: Mapping[int, str], weak: set[int]
@@ -50,6 +67,7 @@ class Prepass:
         self.pending: tuple[_Item | None, str, str | None] | None = None  # awaiting a value
         self.pending_line: _Line | None = None
         self.labels: set[str] = set()
+        self.lead_labels: set[str] = set()
         self.section_family: DocFamily | None = None
         self.item_family: DocFamily | None = None
         #: A heading numbered on a line of its own (``—01—`` above ``财税政策``): the
@@ -92,7 +110,10 @@ class Prepass:
             title_norm = norm[marker.title_start :].strip()
             if len(title_norm) <= p.heading_max and not p.sentence_end.search(title_norm):
                 start = 0 if ln.n in joined else marker.title_start
-                ln.heading = (fam, marker.number, _slice(ln, start))
+                title = _slice(ln, start)
+                if fam.name.startswith("enclosed"):
+                    title = title[:-1].strip()  # the closing bracket
+                ln.heading = (fam, marker.number, title)
         # trailing Latin-only lines (tracker leftovers) at the very end
         for ln in reversed(self.lines):
             if ln.cls == "blank" or ln.cls == "chrome":
@@ -211,17 +232,32 @@ class Prepass:
                     entry.cls = "contents"
 
     def find_labels(self) -> None:
-        """Block labels of this house style: a short standalone line, not a heading or a
-        ``key：value``, that comes back word for word (研究院观点 under each item)."""
+        """Block labels of this house style, learnt from their coming back: a short
+        standalone line, not a heading or a field, that recurs word for word (研究院观点,
+        ``Our Comments 律师评论`` under each item); and a lead-in ``key：`` that is not a
+        field name, recurs, and opens prose (``我们认为：…``, ``💡解读：…``)."""
         seen: dict[str, int] = {}
+        leads: dict[str, int] = {}
+        p = self.p
         for ln in self.lines:
-            norm = ln.norm
-            if ln.cls or ln.heading is not None or not 2 <= len(norm) <= 12:
+            if ln.cls or ln.heading is not None:
                 continue
-            if self.p.sentence_end.search(norm) or re.search(r"[:\t/]|\d", norm):
+            norm = ln.norm
+            lead = _LEAD_IN.match(_undecorated(norm))
+            if lead is not None:
+                key, rest = lead.group("key").strip(), lead.group("rest")
+                known = key in p.meta_keys or key in p.header_keys or key in p.summary_keys
+                prose = len(rest) > p.meta_value_max or p.sentence_end.search(rest)
+                if not known and (not rest or prose):
+                    leads[key] = leads.get(key, 0) + 1
+                continue
+            if not 2 <= len(norm) <= 24 or p.sentence_end.search(norm):
+                continue
+            if re.search(r"[:\t/]|\d", norm):
                 continue
             seen[norm] = seen.get(norm, 0) + 1
         self.labels = {norm for norm, count in seen.items() if count >= 2}
+        self.lead_labels = {key for key, count in leads.items() if count >= 2}
 
     @staticmethod
     def title_of(ln: _Line) -> str:
