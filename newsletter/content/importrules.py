@@ -22,12 +22,12 @@ def rule_for(text: str, cls: str) -> tuple[str, str] | None:
     norm = normalise(text)
     if not norm or cls not in CLASSES or cls == "blank":
         return None
-    marker = read_marker(norm)
-    if marker is not None and cls in ("section", "item", "body"):
-        return "marker", marker.shape
     enclosed = _enclosure(norm)
     if enclosed is not None and cls in ("section", "item", "analysis"):
         return "enclosed", enclosed
+    marker = read_marker(norm)
+    if marker is not None and cls in ("section", "item", "body"):
+        return "marker", marker.shape
     return "line", norm[:200]
 
 

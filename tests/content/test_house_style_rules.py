@@ -23,7 +23,6 @@ WEEK1 = """市场观察周报
 ◆ 统计局公布11月CPI同比上涨0.4%
 来源：国家统计局
 食品价格降幅收窄。
-【地方】
 ◆ 上海发布支持首发经济若干措施
 来源：上海市商务委
 措施包括首店奖励和消费场景建设。
@@ -34,7 +33,6 @@ WEEK2 = """市场观察周报
 ◆ 财政部发布专项债管理新规
 来源：财政部
 新规扩大专项债资金用作资本金的范围。
-【市场】
 ◆ 沪深两市成交额连续三日破万亿
 来源：上海证券交易所
 北向资金净流入超百亿元。
@@ -63,7 +61,8 @@ def test_one_correction_once_and_next_weeks_brief_imports_with_none(
         ensure_publication(s, "市场观察", "market")
     (tmp_path / "w1.txt").write_text(WEEK1, encoding="utf-8")
     (tmp_path / "w2.txt").write_text(WEEK2, encoding="utf-8")
-    # unaided, the ◆ lines are taken as the outer level: wrong for this house style
+    # one 【…】 line a week is no repeated marker: unaided, the ◆ lines are taken as the
+    # outer level, which is wrong for this house style
     assert _structure(import_text(WEEK2).markdown)[0][1] == 0
     res = runner.invoke(
         app,
@@ -79,17 +78,14 @@ def test_one_correction_once_and_next_weeks_brief_imports_with_none(
     )
     assert res.exit_code == 0, res.output
     assert "已记住" in res.output
-    assert _structure((tmp_path / "w1.md").read_text(encoding="utf-8")) == [
-        ("要闻", 2),
-        ("地方", 1),
-    ]
+    assert _structure((tmp_path / "w1.md").read_text(encoding="utf-8")) == [("要闻", 3)]
     # next week: a different brief of the same style, no hints
     res = runner.invoke(
         app, ["issue", "import", str(tmp_path / "w2.txt"), "--publication", "market"]
     )
     assert res.exit_code == 0, res.output
     md = (tmp_path / "w2.md").read_text(encoding="utf-8")
-    assert _structure(md) == [("政策", 1), ("市场", 2)]
+    assert _structure(md) == [("政策", 3)]
     assert "import_hints" not in md  # the rule belongs to the publication, not the file
     shown = runner.invoke(app, ["publications", "styles", "show", "market", "--json"])
     assert json.loads(shown.output) == [
@@ -109,10 +105,7 @@ def test_one_correction_once_and_next_weeks_brief_imports_with_none(
             str(tmp_path / "w3.md"),
         ],
     )
-    assert _structure((tmp_path / "w3.md").read_text(encoding="utf-8")) != [
-        ("政策", 1),
-        ("市场", 2),
-    ]
+    assert _structure((tmp_path / "w3.md").read_text(encoding="utf-8")) != [("政策", 3)]
 
 
 def test_an_unknown_publication_is_one_line(sqlite_settings: Settings, tmp_path: Path) -> None:
