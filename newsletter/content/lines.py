@@ -86,6 +86,10 @@ _CHROME_REASONS = {
     "wechat": "公众号底部按钮",
     "end": "结束标记",
     "tracker": "统计代码残留",
+    "divider": "分隔线",
+    "disclaimer": "免责声明提示",
+    "unsubscribe": "退订提示（发送时另附一键退订）",
+    "mail-header": "邮件的收件人、发件人行",
 }
 _CLASS_REASONS = {
     "contents": "与正文标题重复的目录",
