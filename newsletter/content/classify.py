@@ -35,7 +35,7 @@ from newsletter.content.pairs import LATIN_KV, split_pairs
 from newsletter.content.patterns import (
     numeral_value,
 )
-from newsletter.content.prepass import _LEAD_IN, Prepass, _undecorated
+from newsletter.content.prepass import Prepass, lead_in
 from newsletter.content.walker import DEFAULT_ANALYSIS_LABEL
 
 
@@ -128,7 +128,7 @@ class _Importer(Prepass):
         if self.pending is not None and self.pending_value(ln):
             return
         self.drop_pending()
-        cells = ln.raw.strip().split("\t")
+        cells = self.aligned.get(ln.n) or ln.raw.strip().split("\t")
         if len(cells) >= 2 and self.sections:
             self.table_rows.append(cells)
             self.mark(ln, "table")
@@ -283,6 +283,12 @@ class _Importer(Prepass):
                 self.mark(ln, "header")
                 return True
             return False  # a second, different value: the line stays text
+        if "number" in fields and "title" in self.header and "number" not in self.header:
+            short = len(ln.norm) <= p.heading_max and not p.sentence_end.search(ln.norm)
+            if short:  # 第19期 2026年11月 经济研究部编: the number is read, the words stay
+                for k, v in fields.items():
+                    self.header.setdefault(k, v)
+                return False
         if "title" in self.header or self.intro or ln.heading is not None:
             return False
         if ln is self.title_line:
@@ -374,7 +380,7 @@ class _Importer(Prepass):
             return label or DEFAULT_ANALYSIS_LABEL, rest
         if ln.norm in self.labels:
             return ln.shown.strip(" :：丨|【】[]▍"), ""
-        lead = _LEAD_IN.match(_undecorated(ln.norm))
+        lead = lead_in(ln.norm)
         if lead is not None and lead.group("key").strip() in self.lead_labels:
             rest = lead.group("rest")
             same = len(ln.shown) == len(ln.norm)

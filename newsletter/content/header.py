@@ -28,6 +28,7 @@ _EN_PERIOD = re.compile(
 _EN_DATE = re.compile(rf"(?i)\b(?:{_MONTHS})[a-z]*\.?\s+\d{{1,2}},?\s+\d{{4}}")
 _CN_DATE = re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日|\d{4}[./-]\d{1,2}[./-]\d{1,2}")
 _WEEK_OF = re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月\s*第\s*[一二三四五1-5]\s*周")
+_MONTH = re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月(?!\s*\d)")
 _WEEKDAY = re.compile(
     r"(?:星期|礼拜|周)[一二三四五六日天]|(?i:\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b)"
 )
@@ -48,7 +49,7 @@ def header_tokens(norm: str, p: Patterns) -> tuple[dict[str, Any], str]:
     if m is not None:
         fields["period"] = _format_period(m)
         s = _cut(s, m)
-    for regex in (_EN_PERIOD, _WEEK_OF):
+    for regex in (_EN_PERIOD, _WEEK_OF, _MONTH):
         m = regex.search(s)
         if m is not None and "period" not in fields:
             fields["period"] = norm[m.start() : m.end()].strip()

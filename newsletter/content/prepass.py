@@ -38,6 +38,15 @@ _LEAD_IN = re.compile(
 )
 
 
+_LEAD_BRACKET = re.compile(r"^[【\[〔](?P<key>[^【】\[\]〔〕]{2,8})[】\]〕]\s*(?P<rest>\S.*)$")
+
+
+def lead_in(norm: str) -> re.Match[str] | None:
+    """``key：text`` or ``【key】text`` after any decoration: a lead-in candidate."""
+    bare = _undecorated(norm)
+    return _LEAD_IN.match(bare) or _LEAD_BRACKET.match(bare)
+
+
 def _undecorated(norm: str) -> str:
     """``norm`` without the symbols and emoji that decorate its start (💡, ◆, ▍)."""
     k = 0
@@ -74,6 +83,8 @@ class Prepass:
         #: title line's number → the number line, which takes the heading's class.
         self.number_lines: dict[int, _Line] = {}
         self.title_line: _Line | None = None
+        #: Lines of a space-aligned table → their cells.
+        self.aligned: dict[int, list[str]] = {}
 
     def prepass(self) -> None:
         p = self.p
@@ -128,6 +139,29 @@ class Prepass:
         self.choose_families()
         self.find_labels()
         self.find_title()
+        self.find_aligned_rows()
+
+    def find_aligned_rows(self) -> None:
+        """Rows of a table typed with spaces: three or more consecutive lines that split
+        at runs of two or more spaces into the same number (two or more) of cells."""
+        run: list[tuple[_Line, list[str]]] = []
+
+        def close() -> None:
+            if len(run) >= 3:
+                self.aligned.update({ln.n: cells for ln, cells in run})
+            run.clear()
+
+        for ln in self.lines:
+            if ln.cls or ln.heading is not None or "\t" in ln.raw:
+                close()
+                continue
+            cells = [c for c in re.split(r"(?: {2,}|\u3000+)", ln.raw.strip()) if c]
+            if len(cells) < 2 or (run and len(cells) != len(run[0][1])):
+                close()
+                if len(cells) < 2:
+                    continue
+            run.append((ln, cells))
+        close()
 
     def find_title(self) -> None:
         """The title line, chosen among the lines before the first heading
@@ -243,7 +277,7 @@ class Prepass:
             if ln.cls or ln.heading is not None:
                 continue
             norm = ln.norm
-            lead = _LEAD_IN.match(_undecorated(norm))
+            lead = lead_in(norm)
             if lead is not None:
                 key, rest = lead.group("key").strip(), lead.group("rest")
                 known = key in p.meta_keys or key in p.header_keys or key in p.summary_keys
