@@ -77,6 +77,22 @@ def _mhtml(data: bytes) -> tuple[str, dict[str, tuple[str, bytes]]]:
     return html, parts
 
 
+def _decoration(el: Any, src: str) -> bool:
+    """An animated GIF or an icon-sized picture (a badge, a divider, a 01 on a ribbon):
+    decoration of the page, not content of the brief."""
+    declared = " ".join(str(el.get(k) or "") for k in ("data-type", "type")).lower()
+    if "gif" in declared or re.search(r"(?i)(\.gif\b|wx_fmt=gif|mmbiz_gif)", src):
+        return True
+    style = str(el.get("style") or "")
+    sizes = [
+        el.get("width"),
+        el.get("data-w"),
+        *re.findall(r"(?<![-\w])width\s*:\s*(\d+)px", style),
+    ]
+    widths = [int(w) for w in sizes if w and str(w).isdigit()]
+    return bool(widths) and min(widths) <= 120
+
+
 class _Walker:
     def __init__(self, parts: dict[str, tuple[str, bytes]]) -> None:
         self.src = SourceText(kind="html")
@@ -128,6 +144,11 @@ class _Walker:
     def image(self, el: Any) -> None:
         src = (el.get("data-src") or el.get("src") or "").strip()
         alt = (el.get("alt") or "").strip()
+        if _decoration(el, src):
+            self.src.notes.append(
+                f"装饰图片（动图或小图标）未导入 / decorative image left out: {src[:80]}"
+            )
+            return
         data: bytes | None = None
         ctype = ""
         if src.startswith("data:image/"):

@@ -106,9 +106,13 @@ class Prepass:
             sentence_end=p.sentence_end,
         )
         by_shape = {fam.name: fam for fam in families}
+        covered: set[str] = set()  # levels whose formatted lines carry a marker family
         for ln in content:
             marker = read_marker(ln.norm) if ln.n in self.weak else None
             if marker is not None and marker.shape in by_shape:
+                covered.add(self.hints.pop(ln.n, ""))
+        for ln in content:  # a bold caption among numbered items is not one of them
+            if ln.n in self.weak and self.hints.get(ln.n) in covered:
                 del self.hints[ln.n]
         for ln in content:
             if self.hints.get(ln.n) not in (None, "section", "item"):

@@ -95,6 +95,11 @@ def infer_structure(src: SourceText, paras: Sequence[Para], body_size: float) ->
     """The structure the author marked: heading levels where used (0 = title), else short
     paragraphs set apart by size or bold, ranked by size (outermost largest)."""
     styled = [(n, lv) for n, text, lv, _, _ in paras if lv is not None and text.strip()]
+    if len(styled) == 1 and styled[0][1] in (0, 1):
+        # a saved page whose only heading is its title: the title, then the formatting
+        src.structure[styled[0][0]] = "title"
+        paras = [x for x in paras if x[0] != styled[0][0]]
+        styled = []
     if styled:
         levels = sorted({lv for _, lv in styled})
         first_n, first_level = styled[0]
@@ -122,14 +127,21 @@ def infer_structure(src: SourceText, paras: Sequence[Para], body_size: float) ->
         text = text.strip()
         if not text or len(text) > 60 or _SENTENCE_END.search(text) or counts[text] > 1:
             continue
+        if not re.search(r"[^\W\d_]", text):  # a number alone (02) numbers the line below
+            continue
         if size > usual + 0.5 or bold:
             candidates.setdefault((size, bold), []).append(n)
     if not candidates:
         return
-    ranked = sorted(candidates, key=lambda k: (-k[0], not k[1]))
+    # larger is outer; at one size, the style that appears first is (bold or not)
+    ranked = sorted(candidates, key=lambda k: (-k[0], min(candidates[k])))
     first = min(n for ns in candidates.values() for n in ns)
     top = ranked[0]
-    if len(candidates[top]) == 1 and candidates[top][0] == first:
+    if (
+        "title" not in src.structure.values()
+        and len(candidates[top]) == 1
+        and candidates[top][0] == first
+    ):
         src.structure[first] = "title"
         ranked = ranked[1:]
     for key, name in zip(ranked, ("section", "item"), strict=False):
