@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
+from newsletter.core.catalogue import message as catalogue_message
 from newsletter.core.errors import NewsletterError
 from newsletter.core.terminal import JsonOpt, console, emit, err, fail
 
@@ -181,18 +183,26 @@ def issue_import(
                 highlight=False,
                 soft_wrap=True,
             )
-    console.print(f"wrote {report['written']}", markup=False)
+
+    def say(code: str, out: Console = console, style: str | None = None, **params: Any) -> None:
+        out.print(
+            catalogue_message(code, **params).line(), markup=False, soft_wrap=True, style=style
+        )
+
+    say("import.wrote", path=report["written"])
     for line, txt in report["chrome"]:
-        console.print(f"ignored page chrome line {line}: {txt}", markup=False, style="dim")
+        say("import.chrome_line", style="dim", line=line, text=txt)
     for line, txt in report["contents"]:
-        console.print(f"dropped contents list line {line}: {txt}", markup=False, style="dim")
+        say("import.contents_line", style="dim", line=line, text=txt)
     for name in report["images"]:
-        console.print(f"image images/{name}", markup=False, style="dim")
+        say("import.image_saved", style="dim", name=name)
     for kind, pattern, cls in report.get("learnt", []):
-        what = f"以“{pattern}”开头的行" if kind == "marker" else f"“{pattern}”这一行"
-        console.print(f"已记住 / learnt: {what} → {cls}", markup=False)
+        marker = kind == "marker"
+        what_zh = f"以“{pattern}”开头的行" if marker else f"“{pattern}”这一行"
+        what_en = f"lines starting like “{pattern}”" if marker else f"the line “{pattern}”"
+        say("import.learnt", what_zh=what_zh, what_en=what_en, cls=cls)
     for w in report["warnings"]:
-        err.print(f"warning: {w}", markup=False, style="yellow")
+        say("import.warning", err, "yellow", text=w)
 
 
 issue_app.command("import-text", help="Same as `issue import` (kept for scripts).")(issue_import)
