@@ -479,10 +479,14 @@ class _Importer(Prepass):
     def prose(self, ln: _Line) -> None:
         it = self.item
         in_analysis = it is not None and it.analysis_label is not None
+        text = ln.text
+        number_line = self.number_lines.get(ln.n)
+        if number_line is not None and ln.heading is not None:  # its number was held back
+            text = f"{number_line.text.strip()} {text}"
         if self.sections:
-            self.target().append(_prose(ln.text, ln.links))
+            self.target().append(_prose(text, ln.links))
         else:
-            self.intro.append(_prose(ln.text, ln.links))
+            self.intro.append(_prose(text, ln.links))
         self.mark(ln, "analysis" if in_analysis else "body")
 
     # -- output ----------------------------------------------------------------

@@ -139,12 +139,29 @@ def test_markdownish_paste() -> None:
 _ALPHABET = st.sampled_from(
     list("一二三四五六七八九十、（）()①②③：:|丨【】▍>》 \t\n.-0123456789目录錄第部分章期年")
     + list("政策简析點評链接發文機關周報的了是在有和http://x.cn/a")
+    + list("甲乙丙㈠㈡⑴⑵⒈—━ivxAB｜·　；星期二总VolNo.Issuer:我们认为💡◆◇发文号日")
 ) | st.characters(blacklist_categories=("Cs",))
+#: Pieces of the shapes the importer reads (fields, lead-ins, number lines, header
+#: tokens), mixed with arbitrary text.
+_PIECES = st.sampled_from(
+    ["发文机关：", "　文号：", "；日期：", "点评：", "【点评】", "—01—\n", "2026年12月1日",
+     " 星期二 ", "第228期", "  ", "\n", "Vol. 3 | ", "Issuer: ", "我们认为：", "1.1 ", "A1 "]
+)  # fmt: skip
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(_ALPHABET, max_size=400))
 def test_arbitrary_text_imports_or_fails_clearly(text: str) -> None:
+    _imports_or_fails_clearly(text)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_PIECES | st.text(_ALPHABET, max_size=12), max_size=80).map("".join))
+def test_shapes_mixed_with_arbitrary_text_lose_nothing(text: str) -> None:
+    _imports_or_fails_clearly(text)
+
+
+def _imports_or_fails_clearly(text: str) -> None:
     try:
         result = import_text(text)
     except TextImportError as exc:
