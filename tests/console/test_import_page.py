@@ -123,11 +123,12 @@ def test_a_correction_in_the_outline_is_kept_for_the_publication(client: TestCli
     }
     r = client.post("/console/import", data=form)
     assert r.status_code == 200
-    assert "## 二、地方" in html.unescape(r.text)  # the pattern applied to line 10 at once
+    page = html.unescape(r.text)
+    assert "## 一、要闻" in page and "### 3. 上海发布" in page  # the ◆ lines became its items
     # next week's brief in the same style, no corrections
     r = client.post("/console/import", data={"csrf": csrf, "text": WEEK2, "publication": pub})
     page = html.unescape(r.text)
-    assert "## 一、政策" in page and "## 二、市场" in page
+    assert "## 一、政策" in page and "### 3. 北向资金" in page and "## 二、" not in page
     assert "刊物的导入规则（以前的更正）" in page
 
 
