@@ -87,9 +87,12 @@ _CHROME_REASONS = {
     "end": "结束标记",
     "tracker": "统计代码残留",
     "divider": "分隔线",
-    "disclaimer": "免责声明提示",
+    "disclaimer": "免责、风险或转载声明",
     "unsubscribe": "退订提示（发送时另附一键退订）",
     "mail-header": "邮件的收件人、发件人行",
+    "internal": "内部资料、转发提示",
+    "contact": "联系方式",
+    "greeting": "邮件称呼",
 }
 _CLASS_REASONS = {
     "contents": "与正文标题重复的目录",
