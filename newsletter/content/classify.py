@@ -31,11 +31,11 @@ from newsletter.content.lines import (
     _table,
 )
 from newsletter.content.numerals import format_numeral
-from newsletter.content.pairs import LATIN_KV, split_pairs
+from newsletter.content.pairs import ANY_KV, LATIN_KV, role_in, split_pairs
 from newsletter.content.patterns import (
     numeral_value,
 )
-from newsletter.content.prepass import Prepass, lead_in
+from newsletter.content.prepass import Prepass, _undecorated, lead_in
 from newsletter.content.walker import DEFAULT_ANALYSIS_LABEL
 
 
@@ -265,12 +265,14 @@ class _Importer(Prepass):
         if self.sections:
             return False
         p = self.p
-        m = _KV_RE.match(ln.norm)
+        bare = _undecorated(ln.norm)
+        off = len(ln.norm) - len(bare)
+        m = _KV_RE.match(bare) or ANY_KV.match(bare)
         if m is not None:
             key = re.sub(r"\s", "", m.group("key"))
-            role = p.header_keys.get(key)
+            role = role_in(p.header_keys, m.group("key"))
             if role is not None:
-                value = _slice(ln, m.start("value"))
+                value = _slice(ln, off + m.start("value"))
                 if value and not self.header_field(key, value, role):
                     return False
                 if not value:
@@ -411,28 +413,31 @@ class _Importer(Prepass):
         p = self.p
         if self.meta_pairs(ln, it):
             return True
-        m = _KV_RE.match(ln.norm) or _KV_BRACKET_RE.match(ln.norm)
+        bare = _undecorated(ln.norm)  # 📄 文号：… : the emoji decorates the key
+        off = len(ln.norm) - len(bare)
+        m = _KV_RE.match(bare) or _KV_BRACKET_RE.match(bare)
         if m is None:
-            m = _KEY_TIGHT.match(ln.norm)
+            m = _KEY_TIGHT.match(bare)
             if m is None or m.group("key") not in p.meta_keys:
-                m = LATIN_KV.match(ln.norm)
+                m = LATIN_KV.match(bare) or ANY_KV.match(bare)
                 if m is None or self.meta_role(m.group("key")) is None:
                     return False
         key_norm = re.sub(r"\s", "", m.group("key"))
-        if len(key_norm) > p.meta_key_max:
+        if len(key_norm) > p.meta_key_max and self.meta_role(m.group("key")) is None:
             return False
-        value = _slice(ln, m.start("value"))
+        value = _slice(ln, off + m.start("value"))
         for label, url in ln.links:  # 原文链接：点击查看 (a link) → the address
             if p.meta_keys.get(key_norm) == "url" or value.strip() == label:
                 value = url
                 break
         same = len(ln.shown) == len(ln.norm)
-        key = re.sub(r"\s", "", ln.shown[m.start("key") : m.end("key")]) if same else key_norm
+        key_span = ln.shown[off + m.start("key") : off + m.end("key")]
+        key = re.sub(r"\s", "", key_span) if same else key_norm
         if key_norm in p.summary_keys:
             it.summary = value
             self.mark(ln, "summary")
             return True
-        role = self.meta_role(key_norm)
+        role = self.meta_role(m.group("key"))
         if role is None and not (it.meta_open and len(value) <= p.meta_value_max):
             return False
         if not value:
@@ -446,8 +451,7 @@ class _Importer(Prepass):
 
     def meta_role(self, key: str) -> str | None:
         """The role of an item field's key, Chinese or Latin (``Ref No.`` → doc_number)."""
-        keys = self.p.meta_keys
-        return keys.get(key) or keys.get(re.sub(r"[\s.]+", " ", key).strip().lower())
+        return role_in(self.p.meta_keys, key)
 
     def meta_pairs(self, ln: _Line, it: _Item) -> bool:
         """Several known fields on one line (:func:`.pairs.split_pairs`), each kept."""

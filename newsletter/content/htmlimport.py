@@ -328,5 +328,10 @@ def read_html(data: bytes, *, path: str | None = None, fragment: bool = False) -
     if title:
         walker.paras.append((walker.src.add(title), title, 0, 0.0, True))
     walker.block(main)
+    if title:  # the heading the title came from, again in the main content: once is enough
+        again = [x for x in walker.paras[1:] if x[2] is not None and x[1].strip() == title]
+        for n, *_ in again[:1]:
+            walker.src.lines[n - 1] = ""
+            walker.paras.remove(again[0])
     infer_structure(walker.src, walker.paras, 0.0)
     return walker.src

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-__all__ = ["LATIN_KV", "split_pairs"]
+__all__ = ["ANY_KV", "LATIN_KV", "role_in", "split_pairs"]
 
 #: One field: a short key (CJK, or Latin words), a colon, then the value.
 _KEY_AT = re.compile(
@@ -21,6 +21,23 @@ _KEY_AT = re.compile(
 #: A whole line that is a Latin-keyed field (``Ref No.: 银发〔2026〕211号``).
 LATIN_KV = re.compile(r"^(?P<key>[A-Za-z][A-Za-z .']{0,18}?)\s*:\s*(?P<value>\S.*)$")
 _SEPARATORS = " \t\u3000;；|｜,，、"
+#: Any short key before a colon, Chinese, Latin or both (``发文机关 Issuing Authority：``).
+ANY_KV = re.compile(r"^(?P<key>[^:：\s][^:：]{0,29}?)\s*[:：]\s*(?P<value>.*)$")
+
+
+def role_in(table: dict[str, str], key: str) -> str | None:
+    """The role of ``key`` in a synonym table, trying the key whole, then its Chinese
+    words, then its Latin words (a bilingual key names the same field twice)."""
+    tries = [
+        re.sub(r"\s", "", key),
+        re.sub(r"[\s.]+", " ", key).strip().lower(),
+        "".join(re.findall(r"[\u4e00-\u9fff]+", key)),
+        " ".join(re.findall(r"[A-Za-z]+", key)).lower(),
+    ]
+    for k in tries:
+        if k and k in table:
+            return table[k]
+    return None
 
 
 def split_pairs(norm: str, role_of: Callable[[str], str | None]) -> list[tuple[str, int, int]]:

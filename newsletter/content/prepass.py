@@ -247,7 +247,10 @@ class Prepass:
             run = range(start, stop)
             later = [keys[j] for j in keys if j >= stop]
             repeated = sum(1 for i in run if any(_same_title(keys[i], t) for t in later))
-            headed = start > 0 and p.contents_heading.match(_undecorated(content[start - 1].norm)) is not None
+            headed = (
+                start > 0
+                and p.contents_heading.match(_undecorated(content[start - 1].norm)) is not None
+            )
             if len(run) >= 2 and repeated >= (0.5 if headed else 0.8) * len(run):
                 for i in run:
                     if self.hints.get(content[i].n) is None:
@@ -255,7 +258,11 @@ class Prepass:
                 if headed and self.hints.get(content[start - 1].n) is None:
                     content[start - 1].cls = "contents"
         for i, ln in enumerate(content):  # a contents heading over an unnumbered list
-            if ln.cls or self.hints.get(ln.n) is not None or not p.contents_heading.match(_undecorated(ln.norm)):
+            if (
+                ln.cls
+                or self.hints.get(ln.n) is not None
+                or not p.contents_heading.match(_undecorated(ln.norm))
+            ):
                 continue
             ln.cls = "contents"
             # entries without numbers: short lines that come back later as headings
