@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from newsletter.content.header import header_tokens
+from newsletter.content.header import header_tokens, read_tokens
 from newsletter.content.importrules import _unenclosed
 from newsletter.content.lines import (
     _CHROME_REASONS,
@@ -20,7 +20,6 @@ from newsletter.content.lines import (
     _KV_RE,
     _URL_LINE_RE,
     _escape,
-    _format_period,
     _Item,
     _Line,
     _prose,
@@ -311,26 +310,27 @@ class _Importer(Prepass):
         return False
 
     def take_title(self, ln: _Line) -> None:
-        """The title line, with a period or issue number it carries moved to their fields."""
-        p = self.p
-        title = ln.shown
-        same = len(ln.shown) == len(ln.norm)
-        cuts: list[tuple[int, int]] = []
-        period = p.period.search(ln.norm)
-        if period is not None:
-            self.header.setdefault("period", _format_period(period))
-            cuts.append(period.span())
-        number = p.issue_number(ln.norm)
-        if number is not None:
-            self.header.setdefault("number", numeral_value(number.group("num")))
-            start = number.start()
-            year = re.search(r"\d{4}\s*年\s*$", ln.norm[:start])
-            cuts.append((year.start() if year else start, number.end()))
-        if same:
-            for a, b in sorted(cuts, reverse=True):
-                title = title[:a] + title[b:]
-            title = re.sub(r"[(\[（【〔]\s*[)\]）】〕]", "", title)
-            title = title.strip(" -–—_|｜丨·•()[]（）:：")
+        """The title line, with the number, period or date it carries moved to their
+        fields, its decoration dropped, and the words after the number (the issue's
+        theme: ``数字治理观察｜第8期：数据跨境``) kept as the preheader."""
+        fields, _, spans = read_tokens(ln.norm, self.p)
+        for k, v in fields.items():
+            self.header.setdefault(k, v)
+        text = ln.shown if len(ln.shown) == len(ln.norm) else ln.norm
+        title, theme = text, ""
+        if spans:
+            first, last = min(a for a, _ in spans), max(b for _, b in spans)
+            title, theme = text[:first], text[last:]
+            for a, b in sorted(spans, reverse=True):  # tokens between the two ends
+                if first < a:
+                    title = title[:a] + title[b:]
+        seps = " -–—_|｜丨·•・()[]（）【】:：,，;；/"
+        theme = theme.strip(seps)
+        if not title.strip(seps) and theme:  # 第8期｜数字治理观察: the words come after
+            title, theme = theme, ""
+        title = re.sub(r"[(\[（【〔]\s*[)\]）】〕]", "", title)
+        title = text[len(text) - len(_undecorated(text)) :] if title == text else title
+        title = _undecorated(title.rstrip(seps).lstrip(" -–—_|｜丨·•・:：")) or title
         # a leading 【label】 or [label] names the series, not this issue
         series = re.match(
             r"^\s*[【\[〔［]\s*([^【】\[\]〔〕［］]{1,16}?)\s*[】\]〕］]\s*(?=\S)", title
@@ -338,7 +338,9 @@ class _Importer(Prepass):
         if series is not None:
             self.header.setdefault("series", series.group(1))
             title = title[series.end() :]
-        title = title.strip(" -–—_|｜丨·•()[]（）【】:：")
+        title = title.strip(seps)
+        if theme and len(theme) >= 2:
+            self.header.setdefault("preheader", theme)
         self.header["title"] = title.strip() or ln.shown
         self.mark(ln, "title")
 

@@ -18,7 +18,7 @@ from typing import Any
 from newsletter.content.lines import _format_period, _Line
 from newsletter.content.patterns import Patterns, numeral_value
 
-__all__ = ["choose_title", "header_tokens"]
+__all__ = ["choose_title", "header_tokens", "read_tokens"]
 
 _MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec"
 _EN_PERIOD = re.compile(
@@ -29,6 +29,7 @@ _EN_DATE = re.compile(rf"(?i)\b(?:{_MONTHS})[a-z]*\.?\s+\d{{1,2}},?\s+\d{{4}}")
 _CN_DATE = re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日|\d{4}[./-]\d{1,2}[./-]\d{1,2}")
 _WEEK_OF = re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月\s*第\s*[一二三四五1-5]\s*周")
 _MONTH = re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月(?!\s*\d)")
+_EN_MONTH = re.compile(rf"(?i)\b(?:{_MONTHS})[a-z]*\.?,?\s+\d{{4}}\b")
 _WEEKDAY = re.compile(
     r"(?:星期|礼拜|周)[一二三四五六日天]|(?i:\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b)"
 )
@@ -43,34 +44,47 @@ def _cut(s: str, m: re.Match[str]) -> str:
 
 def header_tokens(norm: str, p: Patterns) -> tuple[dict[str, Any], str]:
     """The header fields ``norm`` holds and the words left over (``""``: a token line)."""
+    fields, rest, _ = read_tokens(norm, p)
+    return fields, rest
+
+
+def read_tokens(norm: str, p: Patterns) -> tuple[dict[str, Any], str, list[tuple[int, int]]]:
+    """:func:`header_tokens` with the spans of ``norm`` the fields were read from."""
     fields: dict[str, Any] = {}
+    spans: list[tuple[int, int]] = []
     s = norm
+
+    def cut(m: re.Match[str]) -> None:
+        nonlocal s
+        spans.append(m.span())
+        s = _cut(s, m)
+
     m = p.period.search(s)
     if m is not None:
         fields["period"] = _format_period(m)
-        s = _cut(s, m)
-    for regex in (_EN_PERIOD, _WEEK_OF, _MONTH):
+        cut(m)
+    for regex in (_EN_PERIOD, _WEEK_OF, _MONTH, _EN_MONTH):
         m = regex.search(s)
-        if m is not None and "period" not in fields:
-            fields["period"] = norm[m.start() : m.end()].strip()
-            s = _cut(s, m)
-    m = p.issue_number(s)
-    if m is not None:
+        if m is not None:  # 2026年11月 / November 2026: one period, twice
+            fields.setdefault("period", norm[m.start() : m.end()].strip())
+            cut(m)
+    while (m := p.issue_number(s)) is not None:  # No. 11 | 第11期: one number, twice
         value = numeral_value(m.group("num"))
-        if value is not None:
-            fields["number"] = value
-            s = _cut(s, m)
+        if value is None:
+            break
+        fields.setdefault("number", value)
+        cut(m)
     for regex in (_CN_DATE, _EN_DATE):
         m = regex.search(s)
         if m is not None:
             fields.setdefault("date", norm[m.start() : m.end()].strip())
-            s = _cut(s, m)
+            cut(m)
     if fields:
         for regex in (_TOTAL, _WEEKDAY, _YEAR):  # kept by the fields above, or implied
             while (m := regex.search(s)) is not None:
-                s = _cut(s, m)
+                cut(m)
     rest = re.sub(r"[\W_]+", " ", s).strip()
-    return fields, rest
+    return fields, rest, spans
 
 
 def _words(rest: str) -> bool:
