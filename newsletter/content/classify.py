@@ -38,6 +38,14 @@ from newsletter.content.prepass import Prepass, _undecorated, lead_in
 from newsletter.content.walker import DEFAULT_ANALYSIS_LABEL
 
 
+def _key_text(key: str) -> str:
+    """A field name as written: Chinese without the spaces typed inside it, Latin words
+    (``Issuing Authority``) with one space between them."""
+    if re.search(r"[A-Za-z]", key):
+        return re.sub(r"\s+", " ", key).strip()
+    return re.sub(r"\s", "", key)
+
+
 class _Importer(Prepass):
     @property
     def section(self) -> _Section | None:
@@ -434,7 +442,7 @@ class _Importer(Prepass):
                 break
         same = len(ln.shown) == len(ln.norm)
         key_span = ln.shown[off + m.start("key") : off + m.end("key")]
-        key = re.sub(r"\s", "", key_span) if same else key_norm
+        key = _key_text(key_span) if same else key_norm
         if key_norm in p.summary_keys:
             it.summary = value
             self.mark(ln, "summary")

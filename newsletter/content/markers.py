@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from newsletter.content.patterns import numeral_value
 
-__all__ = ["DocFamily", "Marker", "discover", "read_marker"]
+__all__ = ["DocFamily", "Marker", "discover", "heading_length", "read_marker"]
 
 _CN = "一二三四五六七八九十百零〇两"
 _STEMS = "甲乙丙丁戊己庚辛壬癸"  # the heavenly stems, an ordinal series of their own
@@ -93,6 +93,15 @@ _ORDINAL_RE = re.compile(
 _WORD_NUMBER_RE = re.compile(
     r"(?P<word>[A-Za-z]{2,10})\s*(?P<num>\d{1,2})(?:\s*[.:、|]\s*|\s+)(?=\S)"
 )
+
+
+_TRANSLATION = re.compile(r"\s*(?:/|\||｜)\s*[A-Za-z][^\u4e00-\u9fff]*$")
+
+
+def heading_length(title: str) -> int:
+    """How long a heading reads: a translation after it (``… / Implementing Rules``)
+    does not count."""
+    return len(_TRANSLATION.sub("", title)) or len(title)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +280,7 @@ def discover(
         if marker is None:
             continue
         title = norm[marker.title_start :].strip()
-        if not title or len(title) > heading_max or sentence_end.search(title):
+        if not title or heading_length(title) > heading_max or sentence_end.search(title):
             continue
         seen.setdefault(marker.shape, []).append((i, marker))
     shapes: list[tuple[int, str]] = []

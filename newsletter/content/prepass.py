@@ -21,7 +21,7 @@ from newsletter.content.lines import (
     _Section,
     _slice,
 )
-from newsletter.content.markers import DocFamily, discover, read_marker
+from newsletter.content.markers import DocFamily, discover, heading_length, read_marker
 from newsletter.content.patterns import (
     Patterns,
 )
@@ -123,7 +123,8 @@ class Prepass:
             if marker is None or fam is None:
                 continue
             title_norm = norm[marker.title_start :].strip()
-            if len(title_norm) <= p.heading_max and not p.sentence_end.search(title_norm):
+            short = heading_length(title_norm) <= p.heading_max
+            if short and not p.sentence_end.search(title_norm):
                 start = 0 if ln.n in joined else marker.title_start
                 title = _slice(ln, start)
                 if fam.name.startswith("enclosed"):
