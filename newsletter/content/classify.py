@@ -76,15 +76,19 @@ class _Importer(Prepass):
     def run(self) -> None:
         self.by_n = {ln.n: ln for ln in self.lines}
         numbering = {id(ln): n for n, ln in self.number_lines.items()}
+        held: set[int] = set()
         for ln in self.lines:
             title = numbering.get(id(ln))
-            if title is not None and self.by_n[title].heading is not None:
+            heading = self.by_n[title].heading if title is not None else None
+            if heading is not None and heading[0] in (self.section_family, self.item_family):
+                held.add(ln.n)
                 continue  # the number of the heading below: classed with it
             self.feed(ln)
         self.flush_table()
         self.drop_pending()
         for n, number_line in self.number_lines.items():
-            number_line.cls = self.by_n[n].cls
+            if number_line.n in held:
+                number_line.cls = self.by_n[n].cls
         for ln in self.lines:
             self.result.outline.append((ln.n, ln.cls or "body", ln.text))
             if ln.cls != "blank":
@@ -495,7 +499,8 @@ class _Importer(Prepass):
         in_analysis = it is not None and it.analysis_label is not None
         text = ln.text
         number_line = self.number_lines.get(ln.n)
-        if number_line is not None and ln.heading is not None:  # its number was held back
+        held = ln.heading is not None and ln.heading[0] in (self.section_family, self.item_family)
+        if number_line is not None and held:  # its number was held back
             text = f"{number_line.text.strip()} {text}"
         if self.sections:
             self.target().append(_prose(text, ln.links))

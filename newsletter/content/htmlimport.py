@@ -319,8 +319,12 @@ def read_html(data: bytes, *, path: str | None = None, fragment: bool = False) -
 
         h1 = root.find(".//h1")
         title = " ".join(h1.text_content().split()) if h1 is not None else ""
-        summary = Document(text).summary(html_partial=True)
-        main = lxml.html.fragment_fromstring(summary, create_parent="div")
+        try:
+            summary = Document(text).summary(html_partial=True)
+            main = lxml.html.fragment_fromstring(summary, create_parent="div")
+        except (AssertionError, ValueError, etree.ParserError):
+            # readability gives up on a page with no body to speak of: read it whole
+            main = root.find("body") if root.find("body") is not None else root
         if not title:
             t = root.find(".//title")
             title = " ".join(t.text_content().split()) if t is not None and t.text_content() else ""

@@ -126,7 +126,7 @@ def read_marker(norm: str) -> Marker | None:
     s = norm
     if not s:
         return None
-    enclosed = _enclosed(s)
+    enclosed = _enclosed(s) or _labelled(s)
     if enclosed is not None:
         return enclosed
     m = _ORDINAL_RE.match(s)
@@ -218,6 +218,17 @@ def _enclosed(s: str) -> Marker | None:
     if not re.search(r"[^\W\d_]", inside) or _NUMBER_RE.fullmatch(inside):
         return None
     return Marker(f"enclosed {s[0]}{s[-1]}", 0, 1)
+
+
+_LABELLED = re.compile(r"^【(?P<label>[^【】\d\s]{1,4})】\s*(?=[^\s【])")
+
+
+def _labelled(s: str) -> Marker | None:
+    """A short 【label】 before the words (``【案例】某公司诉…``): the bracket pair is the
+    marker, whatever the label says.  (A field such as ``【文号】…`` is told apart by the
+    importer, which knows the field names.)"""
+    m = _LABELLED.match(s)
+    return Marker("labelled 【】", 0, m.end()) if m is not None else None
 
 
 def _value(kind: str, token: str) -> int | None:

@@ -38,6 +38,7 @@ _LEAD_IN = re.compile(
 )
 
 
+_FIELD_AT = re.compile(r"^(?:[【\[〔](?P<key>[^】\]〕]{1,10})[】\]〕]|(?P<k2>[^:]{1,10}):)")
 _LEAD_BRACKET = re.compile(r"^[【\[〔](?P<key>[^【】\[\]〔〕]{2,8})[】\]〕]\s*(?P<rest>\S.*)$")
 
 
@@ -100,8 +101,9 @@ class Prepass:
         content = [ln for ln in self.lines if not ln.cls]
         joined = self.pair_number_lines(content)
         content = [ln for ln in content if ln not in self.number_lines.values()]
+        fields = {ln.n for ln in content if self.is_field(ln.norm)}
         families = discover(
-            [joined.get(ln.n, ln.norm) for ln in content],
+            ["" if ln.n in fields else joined.get(ln.n, ln.norm) for ln in content],
             heading_max=p.heading_max,
             sentence_end=p.sentence_end,
         )
@@ -115,7 +117,7 @@ class Prepass:
             if ln.n in self.weak and self.hints.get(ln.n) in covered:
                 del self.hints[ln.n]
         for ln in content:
-            if self.hints.get(ln.n) not in (None, "section", "item"):
+            if self.hints.get(ln.n) not in (None, "section", "item") or ln.n in fields:
                 continue
             norm = joined.get(ln.n, ln.norm)
             marker = read_marker(norm)
@@ -186,6 +188,15 @@ class Prepass:
                 head.append(ln)
         self.title_line = choose_title(head[:12], self.p)
 
+    def is_field(self, norm: str) -> bool:
+        """``【文号】…``, ``文号：…``: a line that starts with a field name."""
+        m = _FIELD_AT.match(_undecorated(norm))
+        if m is None:
+            return False
+        key = (m.group("key") or m.group("k2") or "").strip()
+        p = self.p
+        return key in p.meta_keys or key in p.header_keys or key in p.summary_keys
+
     def pair_number_lines(self, content: list[_Line]) -> dict[int, str]:
         """A line that holds only a number in ornaments (``—01—``, ``/ 02 /``, ``PART 3``)
         directly above a short line without a marker numbers that line: returns the title
@@ -196,6 +207,8 @@ class Prepass:
             if m is None or nxt.n - ln.n > 2 or self.hints.get(nxt.n) not in (None, "section"):
                 continue
             if read_marker(nxt.norm) is not None or len(nxt.norm) > self.p.heading_max:
+                continue
+            if self.is_field(nxt.norm) or ":" in nxt.norm:
                 continue
             if self.p.sentence_end.search(nxt.norm) or ln.n in joined:
                 continue
@@ -304,6 +317,24 @@ class Prepass:
             seen[norm] = seen.get(norm, 0) + 1
         self.labels = {norm for norm, count in seen.items() if count >= 2}
         self.lead_labels = {key for key, count in leads.items() if count >= 2}
+        if self.has_analysis_marker():  # the brief marks its analysis (【编者按】, 点评：):
+            words = p.analysis_words  # other recurring lead-ins are parts of the item
+            self.lead_labels = {k for k in self.lead_labels if any(w in k for w in words)}
+
+    def has_analysis_marker(self) -> bool:
+        """Whether some line is an analysis marker of the pattern table (a label with
+        one of its words in brackets, after a bar, or before a colon)."""
+        a, words = self.p.analysis, self.p.analysis_words
+        for ln in self.lines:
+            if ln.cls:
+                continue
+            for kind in ("enclosed", "bracketed", "bar", "lead"):
+                m = a[kind].match(ln.norm)
+                if m is not None and (
+                    kind in ("enclosed", "lead") or any(w in m.group("label") for w in words)
+                ):
+                    return True
+        return False
 
     @staticmethod
     def title_of(ln: _Line) -> str:
