@@ -90,6 +90,11 @@ _ORDINAL_RE = re.compile(
     rf"第\s*(?P<num>\d{{1,3}}|[{_CN}]{{1,3}})\s*(?P<unit>部分|[\u4e00-\u9fff])"
 )
 
+# 专题一：, 议题2、: a word of one to three characters, a number, a colon or comma
+_CJK_WORD_NUMBER_RE = re.compile(
+    rf"(?P<word>(?:(?![{_CN}{_FORMAL}第])[\u4e00-\u9fff]){{1,3}}?)"
+    rf"(?P<num>[{_CN}]{{1,3}}|\d{{1,2}})\s*[:：、]\s*(?=\S)"
+)
 _WORD_NUMBER_RE = re.compile(
     r"(?P<word>[A-Za-z]{2,10})\s*(?P<num>\d{1,2})(?:\s*[.:、|]\s*|\s+)(?=\S)"
 )
@@ -138,6 +143,10 @@ def read_marker(norm: str) -> Marker | None:
             rest += 1
         if value is not None and rest < len(s):
             return Marker(f"第〈{kind}〉{m.group('unit')}", value, rest)
+    m = _CJK_WORD_NUMBER_RE.match(s)
+    if m is not None and (value := numeral_value(m.group("num"))):
+        kind = "arabic" if m.group("num").isdigit() else "cn"
+        return Marker(f"{m.group('word')}〈{kind}〉", value, m.end())
     m = _WORD_NUMBER_RE.match(s)
     if m is not None:  # Part 1, Chapter 2: a word and a number
         return Marker(f"{m.group('word').lower()}〈arabic〉", int(m.group("num")), m.end())

@@ -359,3 +359,29 @@ class Prepass:
             hint = self.hints.get(ln.n)
             if ln.heading is not None and hint == "item" and self.item_family is None:
                 self.item_family = ln.heading[0]
+        self.merge_sibling_glyphs()
+
+    def merge_sibling_glyphs(self) -> None:
+        """Items marked ``▌`` in one section and ``●`` in the next: glyph families that
+        never meet under one section are one level, the items'."""
+        items, sections = self.item_family, self.section_family
+        if items is None or sections is None or not items.name.startswith("glyph"):
+            return
+        where: dict[DocFamily, set[int]] = {}
+        section = 0
+        for ln in self.lines:
+            if ln.heading is None or ln.cls:
+                continue
+            fam = ln.heading[0]
+            if fam == sections:
+                section += 1
+            elif fam.name.startswith("glyph") or fam == items:
+                where.setdefault(fam, set()).add(section)
+        taken = set(where.get(items, set()))
+        for fam, found in sorted(where.items(), key=lambda kv: min(kv[1])):
+            if fam == items or found & taken or 0 in found:
+                continue
+            taken |= found
+            for ln in self.lines:
+                if ln.heading is not None and ln.heading[0] == fam:
+                    ln.heading = (items, ln.heading[1], ln.heading[2])
