@@ -266,6 +266,8 @@ class _Walker:
         add_table(self.src, rows)
 
 
+#: The size of a page's text when it does not say (a browser's and WeChat's 16px).
+_BODY_PT = 12.0
 _FONT_SIZE = re.compile(r"font-size:\s*([\d.]+)\s*(px|pt|em|rem)?", re.I)
 
 
@@ -337,5 +339,5 @@ def read_html(data: bytes, *, path: str | None = None, fragment: bool = False) -
         for n, *_ in again[:1]:
             walker.src.lines[n - 1] = ""
             walker.paras.remove(again[0])
-    infer_structure(walker.src, walker.paras, 0.0)
+    infer_structure(walker.src, walker.paras, _BODY_PT)
     return walker.src

@@ -95,7 +95,7 @@ class Prepass:
                 ln.cls = "blank"
             elif hint in ("chrome", "contents"):
                 ln.cls = hint
-            elif hint is None and p.is_chrome(ln.norm):
+            elif (hint is None or ln.n in self.weak) and p.is_chrome(ln.norm):
                 ln.cls = "chrome"
         self.bottom()
         content = [ln for ln in self.lines if not ln.cls]
@@ -227,7 +227,7 @@ class Prepass:
             if kind not in ("end", "related"):
                 continue
             for later in self.lines[k + 1 :]:
-                if later.cls or self.hints.get(later.n) is not None:
+                if later.cls or (self.hints.get(later.n) is not None and later.n not in self.weak):
                     continue
                 if kind == "related" and len(later.norm) > p.heading_max:
                     break

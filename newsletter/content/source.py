@@ -117,6 +117,9 @@ def infer_structure(src: SourceText, paras: Sequence[Para], body_size: float) ->
             if n not in src.structure and lv in names:
                 src.structure[n] = names[lv]
         return
+    # a paragraph with no size of its own is at the body size; smaller print (a grey
+    # 13px line of fields) is never a heading
+    paras = [(n, text, lv, size or body_size, bold) for n, text, lv, size, bold in paras]
     sizes = sorted(size for _, text, _, size, bold in paras if text.strip() and not bold)
     usual = sizes[len(sizes) // 2] if sizes else body_size
     counts: dict[str, int] = {}
@@ -129,7 +132,7 @@ def infer_structure(src: SourceText, paras: Sequence[Para], body_size: float) ->
             continue
         if not re.search(r"[^\W\d_]", text):  # a number alone (02) numbers the line below
             continue
-        if size > usual + 0.5 or bold:
+        if size > usual + 0.5 or (bold and size >= usual - 0.5):
             candidates.setdefault((size, bold), []).append(n)
     if not candidates:
         return

@@ -201,8 +201,9 @@ def issue_import(
         what_zh = f"以“{pattern}”开头的行" if marker else f"“{pattern}”这一行"
         what_en = f"lines starting like “{pattern}”" if marker else f"the line “{pattern}”"
         say("import.learnt", what_zh=what_zh, what_en=what_en, cls=cls)
-    for w in report["warnings"]:
-        say("import.warning", err, "yellow", text=w)
+    note = catalogue_message("import.note").line()
+    for w in report["warnings"]:  # each already reads 中文 / English
+        err.print(f"{note}：{w}", markup=False, soft_wrap=True, style="yellow")
 
 
 issue_app.command("import-text", help="Same as `issue import` (kept for scripts).")(issue_import)
