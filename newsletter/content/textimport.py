@@ -181,8 +181,10 @@ def import_issue_text(
     number: int | None = None,
     hints: list[str] | None = None,
     rules: Sequence[tuple[str, str, str]] = (),
+    write: bool = True,
 ) -> tuple[dict[str, Any], list[tuple[int, str, str]]]:
-    """Import the file ``source`` and write the issue Markdown (temp file, then rename).
+    """Import the file ``source`` and write the issue Markdown (temp file, then rename);
+    with ``write=False`` (an outline only) nothing is written.
 
     Returns ``(report, outline)``.  Never writes over ``source``; hints kept in
     an earlier output's ``import_hints`` are applied again, with ``hints``
@@ -214,17 +216,21 @@ def import_issue_text(
         )
     except TextImportError as exc:
         raise TextImportError(exc.message, line=exc.line, path=source.name) from None
-    written_images = _write_images(target.parent / "images", result.images)
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
-        tmp.write_text(result.markdown, encoding="utf-8")
-        tmp.replace(target)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        reason = exc.strerror or type(exc).__name__
-        raise coded(TextImportError, "import.unwritable", name=target.name, reason=reason) from None
+    written_images: list[str] = []
+    if write:
+        written_images = _write_images(target.parent / "images", result.images)
+        tmp = target.with_name(f".{target.name}.tmp")
+        try:
+            tmp.write_text(result.markdown, encoding="utf-8")
+            tmp.replace(target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            reason = exc.strerror or type(exc).__name__
+            raise coded(
+                TextImportError, "import.unwritable", name=target.name, reason=reason
+            ) from None
     report: dict[str, Any] = {
-        "written": str(target),
+        "written": str(target) if write else None,
         "script": result.script,
         "chrome": result.chrome,
         "contents": result.contents,

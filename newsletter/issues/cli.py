@@ -112,7 +112,11 @@ def issue_import(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Markdown file to write")] = None,
     number: Annotated[int | None, typer.Option(help="issue number if the text lacks one")] = None,
     outline: Annotated[
-        bool, typer.Option("--outline", help="print every line with its number and class")
+        bool,
+        typer.Option(
+            "--outline",
+            help="print every line with its number, class and why (writes nothing unless --out)",
+        ),
     ] = False,
     hint: Annotated[
         list[str] | None,
@@ -137,12 +141,15 @@ def issue_import(
 
     try:
         pub_id, rules = _publication_rules(publication) if publication else (None, [])
-        report, lines = import_issue_text(file, out, number=number, hints=hint or [], rules=rules)
+        write = not outline or out is not None  # an outline alone reads, never writes
+        report, lines = import_issue_text(
+            file, out, number=number, hints=hint or [], rules=rules, write=write
+        )
         missing = any("未找到期数" in w for w in report["warnings"])
         if pub_id is not None and number is None and missing and (nxt := _next_number(pub_id)):
             number = nxt
             report, lines = import_issue_text(
-                file, out, number=number, hints=hint or [], rules=rules
+                file, out, number=number, hints=hint or [], rules=rules, write=write
             )
             from newsletter.core.catalogue import message
 
@@ -159,7 +166,7 @@ def issue_import(
                 learnt = learn(s, pub_id, texts, parse_hints(hint), "cli")
                 rules = rules_of(s, pub_id)
             report, lines = import_issue_text(
-                file, out, number=number, hints=hint or [], rules=rules
+                file, out, number=number, hints=hint or [], rules=rules, write=write
             )
             report["learnt"] = learnt
     except ValueError as exc:
@@ -189,7 +196,8 @@ def issue_import(
             catalogue_message(code, **params).line(), markup=False, soft_wrap=True, style=style
         )
 
-    say("import.wrote", path=report["written"])
+    if report["written"]:
+        say("import.wrote", path=report["written"])
     for line, txt in report["chrome"]:
         say("import.chrome_line", style="dim", line=line, text=txt)
     for line, txt in report["contents"]:

@@ -71,6 +71,9 @@ def test_outline_lists_every_line_with_its_class(tmp_path: Path) -> None:
         8: "body",
         9: "blank",
     }
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.txt"]  # an outline writes nothing
+    r = runner.invoke(app, ["issue", "import", str(src), "--outline", "-o", str(tmp_path / "o.md")])
+    assert r.exit_code == 0 and (tmp_path / "o.md").exists()  # unless asked to
 
 
 def test_hints_are_kept_in_front_matter_and_honoured_on_rerun(tmp_path: Path) -> None:
