@@ -1,6 +1,8 @@
 """Briefs in house styles nobody on the project had described, written with their
-expected structure by a tester who had not seen the importer's code, before any rule
-was tuned on them (``fixtures/outside``: plain text, saved pages and Word files).
+expected structure by testers who had not seen the importer's code, before any rule
+was tuned on them: ``fixtures/outside`` (the first round) and ``fixtures/outside2`` (a
+second tester, after the first round's rules were built), in plain text, saved pages
+and Word files.
 
 Each must import exactly, with no hints: title and number, every section and item in
 order, the metadata values named, the tables, analysis blocks and images, the links,
@@ -19,16 +21,16 @@ from newsletter.content.model import Issue
 from newsletter.content.parser import parse_issue
 from newsletter.content.textimport import import_text
 
-HERE = Path(__file__).parent / "fixtures" / "outside"
-CASES = sorted(HERE.glob("*.expect.json"))
+FIXTURES = Path(__file__).parent / "fixtures"
+CASES = sorted([*FIXTURES.glob("outside/*.expect.json"), *FIXTURES.glob("outside2/*.expect.json")])
 
 
 def _plain(s: str) -> str:
     return re.sub(r"[\s《》\"“”]", "", s)
 
 
-def _import(expect: dict) -> tuple[Issue, str, int]:  # type: ignore[type-arg]
-    path = HERE / expect["file"]
+def _import(folder: Path, expect: dict) -> tuple[Issue, str, int]:  # type: ignore[type-arg]
+    path = folder / expect["file"]
     text, source, _ = read_document(path.read_bytes(), name=path.name)
     result = import_text(text, source=source)
     return parse_issue(result.markdown), result.markdown, len(result.images)
@@ -36,15 +38,15 @@ def _import(expect: dict) -> tuple[Issue, str, int]:  # type: ignore[type-arg]
 
 def test_the_outside_corpus_is_there() -> None:
     names = [json.loads(p.read_text(encoding="utf-8"))["file"] for p in CASES]
-    assert len(names) >= 14
-    assert sum(n.endswith(".docx") for n in names) >= 3
+    assert len(names) >= 25
+    assert sum(n.endswith(".docx") for n in names) >= 6
     assert sum(n.endswith(".html") for n in names) >= 2
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.name.split(".")[0] for p in CASES])
 def test_a_brief_from_outside_imports_exactly(path: Path) -> None:
     expect = json.loads(path.read_text(encoding="utf-8"))
-    issue, markdown, images = _import(expect)
+    issue, markdown, images = _import(path.parent, expect)
     assert _plain(issue.title) == _plain(expect["title"])
     if expect.get("number") is not None:
         assert issue.number == expect["number"]
