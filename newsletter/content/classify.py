@@ -36,6 +36,7 @@ from newsletter.content.patterns import (
 )
 from newsletter.content.prepass import Prepass, _undecorated, lead_in
 from newsletter.content.walker import DEFAULT_ANALYSIS_LABEL
+from newsletter.core.catalogue import message
 
 
 def _key_text(key: str) -> str:
@@ -230,8 +231,9 @@ class _Importer(Prepass):
             if len(title) > 16:
                 return False
             self.result.warnings.append(
-                f"第{ln.n}行：章节编号 {number} 接在 {expected - 1} 之后，编号不连续 / "
-                f"line {ln.n}: section {number} follows section {expected - 1}; numbering skips"
+                message(
+                    "import.section_skips", line=ln.n, number=number, previous=expected - 1
+                ).line()
             )
         numeral = format_numeral(number) if 1 <= number <= 99 else str(number)
         self.sections.append(_Section(numeral, number, title))
@@ -266,8 +268,7 @@ class _Importer(Prepass):
         if number < expected or number == self.list_next:
             return False
         self.result.warnings.append(
-            f"第{n}行：条目编号 {number} 接在 {expected - 1} 之后，编号不连续 / "
-            f"line {n}: item {number} follows item {expected - 1}; numbering skips"
+            message("import.item_skips", line=n, number=number, previous=expected - 1).line()
         )
         return True
 
@@ -364,7 +365,7 @@ class _Importer(Prepass):
             number = numeral_value(m.group("num")) if m else None
             if number is None:
                 self.result.warnings.append(
-                    f"无法从“{key}：{value}”读出期数 / cannot read an issue number from it"
+                    message("import.bad_number", key=key, value=value).line()
                 )
                 return False
             return self._set("number", number)
@@ -514,12 +515,10 @@ class _Importer(Prepass):
         fm.update({k: v for k, v in overrides.items() if v is not None})
         if not fm.get("title"):
             fm["title"] = "未命名"
-            self.result.warnings.append("未找到标题，暂定为“未命名” / no title found")
+            self.result.warnings.append(message("import.no_title").line())
         if not fm.get("number"):
             fm.pop("number", None)
-            self.result.warnings.append(
-                "未找到期数（如“第N期”）：请在导入时填写期数 / no issue number found; give one"
-            )
+            self.result.warnings.append(message("import.no_number").line())
         order = ["title", "number", "period", "date", "source", "author", "publication"]
         order += ["preheader"]
         return {k: fm[k] for k in order if k in fm} | {

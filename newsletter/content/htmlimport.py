@@ -21,7 +21,7 @@ import re
 from typing import Any
 
 from newsletter.content.source import Cell, Image, Para, SourceText, add_table, infer_structure
-from newsletter.core.catalogue import coded
+from newsletter.core.catalogue import coded, message
 from newsletter.core.errors import IssueFormatError
 
 __all__ = ["is_html", "read_html"]
@@ -145,9 +145,7 @@ class _Walker:
         src = (el.get("data-src") or el.get("src") or "").strip()
         alt = (el.get("alt") or "").strip()
         if _decoration(el, src):
-            self.src.notes.append(
-                f"装饰图片（动图或小图标）未导入 / decorative image left out: {src[:80]}"
-            )
+            self.src.notes.append(message("import.decoration", src=src[:80]).line())
             return
         data: bytes | None = None
         ctype = ""
@@ -168,9 +166,7 @@ class _Walker:
             self.src.add_image(image)
         elif _SAFE_LINK.match(src) and src.startswith("http"):
             self.src.add(f"图片：{alt or src}", links=[(alt or src, src)] if alt else None)
-            self.src.notes.append(
-                f"外部图片未下载，保留为链接 / external image kept as a link: {src[:80]}"
-            )
+            self.src.notes.append(message("import.remote_image", src=src[:80]).line())
 
     def block(self, el: Any) -> None:
         tag = el.tag if isinstance(el.tag, str) else ""
