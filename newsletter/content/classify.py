@@ -30,7 +30,14 @@ from newsletter.content.lines import (
     _table,
 )
 from newsletter.content.numerals import format_numeral
-from newsletter.content.pairs import ANY_KV, LATIN_KV, role_in, split_pairs
+from newsletter.content.pairs import (
+    ANY_KV,
+    FIELD_NAMES,
+    LATIN_KV,
+    fields_by_shape,
+    role_in,
+    split_pairs,
+)
 from newsletter.content.patterns import (
     numeral_value,
 )
@@ -126,6 +133,9 @@ class _Importer(Prepass):
             (self.target() if self.sections else self.intro).append(ref)
             self.result.images.append(ln.image)
             self.mark(ln, "image")
+            return
+        if ln.n in self.table_rules:  # | --- |: the table goes on
+            self.mark(ln, "table")
             return
         if ln.cls in ("blank", "chrome", "contents"):
             if ln.cls == "blank":
@@ -398,7 +408,8 @@ class _Importer(Prepass):
         if ln.norm in self.labels:
             return ln.shown.strip(" :：丨|【】[]▍"), ""
         lead = lead_in(ln.norm)
-        if lead is not None and lead.group("key").strip() in self.lead_labels:
+        key = lead.group("key").strip() if lead is not None else ""
+        if lead is not None and (key in self.lead_labels or any(w in key for w in words)):
             rest = lead.group("rest")
             same = len(ln.shown) == len(ln.norm)
             return lead.group("key").strip(), (
@@ -469,13 +480,23 @@ class _Importer(Prepass):
         return role_in(self.p.meta_keys, key)
 
     def meta_pairs(self, ln: _Line, it: _Item) -> bool:
-        """Several known fields on one line (:func:`.pairs.split_pairs`), each kept."""
-        pairs = split_pairs(ln.norm, self.meta_role)
-        if not pairs:
-            return False
+        """Several known fields on one line (:func:`.pairs.split_pairs`), or a row of
+        bare values right under the heading (:func:`.pairs.fields_by_shape`), each kept."""
         text = ln.shown if len(ln.shown) == len(ln.norm) else ln.norm
-        for key, a, b in pairs:
-            it.meta.append((key, text[a:b].strip(), self.meta_role(key)))
+        pairs = split_pairs(ln.norm, self.meta_role)
+        if pairs:
+            for key, a, b in pairs:
+                it.meta.append((key, text[a:b].strip(), self.meta_role(key)))
+        elif (
+            it.meta_open
+            and not it.body
+            and self.meta_role(re.split(r"[|｜]", ln.norm)[0].strip()) is None  # key｜value
+            and (shaped := fields_by_shape(ln.norm))
+        ):
+            for role, a, b in shaped:
+                it.meta.append((FIELD_NAMES[role], text[a:b].strip(), role))
+        else:
+            return False
         self.mark(ln, "meta")
         return True
 

@@ -34,6 +34,12 @@ _WEEKDAY = re.compile(
     r"(?:星期|礼拜|周)[一二三四五六日天]|(?i:\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b)"
 )
 _TOTAL = re.compile(r"总\s*第?\s*\d{1,5}\s*期")
+_SHORT_PERIOD = re.compile(
+    r"(?<!\d)\d{1,2}\s*[./月]\s*\d{1,2}\s*日?\s*[-–—~至到]+\s*(?:\d{1,2}\s*[./月]\s*)?\d{1,2}\s*日?(?!\d)"
+)
+_WEEK_NUMBER = re.compile(r"第\s*\d{1,2}\s*周")
+#: Words that only introduce a number (Issue No. 31): nothing of their own once it is read.
+_NUMBER_WORDS = re.compile(r"(?i)\b(?:issue|vol(?:ume)?|no|number|nr)\b\.?")
 _YEAR = re.compile(r"\d{4}\s*年")
 
 
@@ -63,7 +69,7 @@ def read_tokens(norm: str, p: Patterns) -> tuple[dict[str, Any], str, list[tuple
     if m is not None:
         fields["period"] = _format_period(m)
         cut(m)
-    for regex in (_EN_PERIOD, _WEEK_OF, _MONTH, _EN_MONTH):
+    for regex in (_EN_PERIOD, _WEEK_OF, _MONTH, _EN_MONTH, _SHORT_PERIOD):
         m = regex.search(s)
         if m is not None:  # 2026年11月 / November 2026: one period, twice
             fields.setdefault("period", norm[m.start() : m.end()].strip())
@@ -80,7 +86,7 @@ def read_tokens(norm: str, p: Patterns) -> tuple[dict[str, Any], str, list[tuple
             fields.setdefault("date", norm[m.start() : m.end()].strip())
             cut(m)
     if fields:
-        for regex in (_TOTAL, _WEEKDAY, _YEAR):  # kept by the fields above, or implied
+        for regex in (_TOTAL, _WEEKDAY, _WEEK_NUMBER, _YEAR, _NUMBER_WORDS):  # kept or implied
             while (m := regex.search(s)) is not None:
                 cut(m)
     rest = re.sub(r"[\W_]+", " ", s).strip()

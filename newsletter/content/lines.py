@@ -52,7 +52,9 @@ _SAFE_URL_RE = re.compile(r"^https?://[A-Za-z0-9\-.~:/?#@!$&'()+,;=%]+$")
 _URL_RE = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 _SPECIALS = re.compile(r"([\\`*_\[\]<>#|~&!])")
 _KV_RE = re.compile(r"^(?P<key>[\u4e00-\u9fff][\u4e00-\u9fff\s]{0,11}?)\s*[:|]\s*(?P<value>.*)$")
-_KV_BRACKET_RE = re.compile(r"^[【\[](?P<key>[\u4e00-\u9fff]{2,8})[】\]]\s*(?P<value>\S.*)$")
+_KV_BRACKET_RE = re.compile(
+    r"^[【\[](?P<key>[\u4e00-\u9fff](?:\s*[\u4e00-\u9fff]){1,7})[】\]]\s*(?P<value>\S.*)$"
+)
 _LATIN_TAIL = re.compile(r"^[A-Za-z0-9 ._\-]+$")
 _KEY_TIGHT = re.compile(r"^(?P<key>[\u4e00-\u9fff]{2,8}?)(?P<value>(?:\d|https?://).*)$")
 
@@ -93,6 +95,7 @@ _CHROME_REASONS = {
     "internal": "内部资料、转发提示",
     "contact": "联系方式",
     "greeting": "邮件称呼",
+    "distribution": "报送、印发与来稿信息",
 }
 _CLASS_REASONS = {
     "contents": "与正文标题重复的目录",
@@ -109,7 +112,12 @@ _CLASS_REASONS = {
 def _shape_label(shape: str) -> str:
     """``〈cn〉、`` → ``一、``: a marker shape as people write it."""
     example = {"cn": "一", "arabic": "1", "zero": "01", "circled": "①", "keycap": "1️⃣",
-               "formal": "壹", "roman": "Ⅰ", "ROMAN": "I", "upper": "A", "lower": "a"}  # fmt: skip
+               "formal": "壹", "roman": "Ⅰ", "ROMAN": "I", "upper": "A", "lower": "a",
+               "rlower": "i", "stem": "甲", "decimal": "1.1", "letnum": "A1"}  # fmt: skip
+    if shape.startswith("enclosed "):
+        return f"{shape[-2]}…{shape[-1]}（整行）"
+    if shape.startswith("labelled "):
+        return f"{shape[-2]}…{shape[-1]}"
     out = re.sub(r"〈(\w+)〉", lambda m: example.get(m.group(1), "N"), shape)
     return out.removeprefix("glyph ")
 

@@ -62,3 +62,40 @@ def split_pairs(norm: str, role_of: Callable[[str], str | None]) -> list[tuple[s
             return []  # an empty value: not a row of fields
         out.append((key, start, end))
     return out
+
+
+_DOC_NUMBER = re.compile(
+    r"[〔\[(（]\d{4}[〕\])）]\s*\d{1,5}\s*号|令第\s*\d+\s*号|公告\s*\d{4}\s*年第\s*\d+\s*号|第\s*\d+\s*号$"
+)
+_DATE = re.compile(r"^\d{4}\s*(?:年\s*\d{1,2}\s*月\s*\d{1,2}\s*日|[-./]\d{1,2}[-./]\d{1,2})$")
+_URL = re.compile(r"^https?://\S+$")
+#: Default names of the fields a row of bare values holds, by role.
+FIELD_NAMES = {"issuer": "发文机关", "doc_number": "文号", "date": "日期", "url": "链接"}
+
+
+def fields_by_shape(norm: str) -> list[tuple[str, int, int]]:
+    """``国务院 | 国发〔2026〕12号 | 2026-11-20``: values with no keys, told apart by their
+    shape (a document number, a date, an address; the words before them the issuer).
+    ``[(role, start, end)]`` when at least two are recognised, else ``[]``."""
+    cells = [(m.start(), m.end()) for m in re.finditer(r"[^|｜]+", norm)]
+    if len(cells) < 2 or len(cells) > 5:
+        return []
+    out: list[tuple[str, int, int]] = []
+    for i, (a, b) in enumerate(cells):
+        while a < b and norm[a] == " ":
+            a += 1
+        while b > a and norm[b - 1] == " ":
+            b -= 1
+        value = norm[a:b]
+        role = (
+            "url" if _URL.match(value)
+            else "date" if _DATE.match(value)
+            else "doc_number" if _DOC_NUMBER.search(value)
+            else "issuer" if i == 0 and 2 <= len(value) <= 30 and not re.search(r"[:。]", value)
+            else None
+        )  # fmt: skip
+        if role is None or any(r == role for r, _, _ in out):
+            return []
+        out.append((role, a, b))
+    shaped = sum(1 for r, _, _ in out if r != "issuer")
+    return out if shaped >= 2 or (shaped == 1 and len(out) == 2) else []

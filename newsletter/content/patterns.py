@@ -87,7 +87,19 @@ def normalise_lines(lines: list[str]) -> tuple[list[str], list[str]]:
     norm = joined.split("\n")
     if len(norm) != len(shown):  # a conversion joined or split lines: go line by line
         norm = [to_hans(fold_width(s)) for s in shown]
-    return shown, norm
+    return shown, [_wide_ordinal_dot(a, b) for a, b in zip(shown, norm, strict=True)]
+
+
+_WIDE_DOT_ORDINAL = re.compile(r"^\s*\d{1,3}．")
+
+
+def _wide_ordinal_dot(shown: str, norm: str) -> str:
+    """``2．10月…``: a full-width dot after a leading number ends an ordinal (nobody
+    types a decimal point full-width), so it is matched as ``、``, never as ``2.10``."""
+    m = _WIDE_DOT_ORDINAL.match(shown)
+    if m is None or len(shown) != len(norm) or norm[m.end() - 1] != ".":
+        return norm
+    return norm[: m.end() - 1] + "、" + norm[m.end() :]
 
 
 def numeral_value(s: str) -> int | None:

@@ -86,6 +86,7 @@ class Prepass:
         self.title_line: _Line | None = None
         #: Lines of a space-aligned table → their cells.
         self.aligned: dict[int, list[str]] = {}
+        self.table_rules: set[int] = set()  # the ``| --- |`` line of a bar table
 
     def prepass(self) -> None:
         p = self.p
@@ -148,9 +149,39 @@ class Prepass:
         self.find_title()
         self.find_aligned_rows()
 
+    def find_pipe_rows(self) -> None:
+        """A table written with bars (``| a | b |``, a Markdown table copied as text):
+        two or more rows; its ``| --- |`` rule is part of it, not a divider."""
+        run: list[_Line] = []
+
+        def close() -> None:
+            rows = [ln for ln in run if ln.n not in rules]
+            if len(rows) >= 2:
+                for ln in rows:
+                    self.aligned[ln.n] = [c.strip() for c in ln.raw.strip().strip("|").split("|")]
+                for ln in run:
+                    if ln.n in rules:
+                        ln.cls = ""
+                        self.table_rules.add(ln.n)
+            run.clear()
+
+        rules: set[int] = set()
+        for ln in self.lines:
+            raw = ln.raw.strip()
+            if raw.startswith("|") and raw.endswith("|") and raw.count("|") >= 3:
+                if re.fullmatch(r"[|:\-\s]+", raw):
+                    rules.add(ln.n)
+                elif ln.cls:
+                    close()
+                    continue
+                run.append(ln)
+                continue
+            close()
+
     def find_aligned_rows(self) -> None:
         """Rows of a table typed with spaces: three or more consecutive lines that split
         at runs of two or more spaces into the same number (two or more) of cells."""
+        self.find_pipe_rows()
         run: list[tuple[_Line, list[str]]] = []
 
         def close() -> None:
@@ -159,7 +190,10 @@ class Prepass:
             run.clear()
 
         for ln in self.lines:
-            if ln.cls or ln.heading is not None or "\t" in ln.raw:
+            if ln.cls or ln.heading is not None or "\t" in ln.raw or ln.n in self.aligned:
+                close()
+                continue
+            if ln.n in self.table_rules:
                 close()
                 continue
             cells = [c for c in re.split(r"(?: {2,}|\u3000+)", ln.raw.strip()) if c]
@@ -193,7 +227,7 @@ class Prepass:
         m = _FIELD_AT.match(_undecorated(norm))
         if m is None:
             return False
-        key = (m.group("key") or m.group("k2") or "").strip()
+        key = re.sub(r"\s", "", m.group("key") or m.group("k2") or "")
         p = self.p
         return key in p.meta_keys or key in p.header_keys or key in p.summary_keys
 
