@@ -29,7 +29,7 @@ __all__ = ["is_html", "read_html"]
 _BLOCKS = {
     "p", "div", "section", "article", "li", "blockquote", "pre", "figure", "figcaption",
     "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "dt", "dd", "header", "footer",
-    "table", "tr", "main", "aside", "nav", "hr",
+    "table", "tr", "td", "th", "tbody", "thead", "tfoot", "main", "aside", "nav", "hr",
 }  # fmt: skip
 _SKIP = {"script", "style", "noscript", "template", "svg", "button", "iframe", "form", "select"}
 _SAFE_LINK = re.compile(r"^(?:https?://|mailto:)[^\s<>\"]+$", re.I)
@@ -245,6 +245,11 @@ class _Walker:
                 self.paras.append((n, part, level, size, bold))
 
     def table(self, el: Any) -> None:
+        if _layout(el):  # a page laid out with a table: its cells are the page's blocks
+            for td in el.iter("td", "th"):
+                if td.getparent() is not None and _own_table(td) is el:
+                    self.block(td)
+            return
         rows: list[list[Cell]] = []
         for tr in el.iter("tr"):
             cells: list[Cell] = []
@@ -260,6 +265,32 @@ class _Walker:
             rows.append(cells)
         self.src.add("")
         add_table(self.src, rows)
+
+
+_LAYOUT_BLOCKS = ("p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "section")
+
+
+def _words_of(el: Any) -> str:
+    return re.sub(r"\s+", "", el.text_content() or "")
+
+
+def _own_table(td: Any) -> Any:
+    """The table a cell belongs to (not a table nested inside it)."""
+    node = td.getparent()
+    while node is not None and node.tag != "table":
+        node = node.getparent()
+    return node
+
+
+def _layout(table: Any) -> bool:
+    """A table used for layout, not data: a cell holds paragraphs, headings or another
+    table (a data table's cells hold words)."""
+    for td in table.iter("td", "th"):
+        if _own_table(td) is not table:
+            continue
+        if any(isinstance(c.tag, str) and c.tag in _LAYOUT_BLOCKS for c in td.iter()):
+            return True
+    return False
 
 
 #: The size of a page's text when it does not say (a browser's and WeChat's 16px).
@@ -323,6 +354,11 @@ def read_html(data: bytes, *, path: str | None = None, fragment: bool = False) -
         except (AssertionError, ValueError, etree.ParserError):
             # readability gives up on a page with no body to speak of: read it whole
             main = root.find("body") if root.find("body") is not None else root
+        body = root.find("body") if root.find("body") is not None else root
+        if len(_words_of(main)) < 0.3 * len(_words_of(body)):
+            # it kept a sliver of a page laid out in tables: read the page whole, and let
+            # the chrome rules take the navigation and the footer
+            main = body
         if not title:
             t = root.find(".//title")
             title = " ".join(t.text_content().split()) if t is not None and t.text_content() else ""
