@@ -45,6 +45,21 @@ from newsletter.content.prepass import Prepass, _undecorated, lead_in
 from newsletter.content.walker import DEFAULT_ANALYSIS_LABEL
 from newsletter.core.catalogue import message
 
+_DATED_TITLE = re.compile(
+    r"^(?P<title>.+?)\s*[(（]\s*(?P<date>\d{4}\s*(?:年\s*\d{1,2}\s*月\s*\d{1,2}\s*日|[-./]\d{1,2}[-./]\d{1,2}))\s*[)）]$"
+)
+
+
+def _item(number: int, title: str) -> _Item:
+    """An item; a date in brackets at the end of its title (…的通知（2026年11月20日）) is
+    the item's date field."""
+    m = _DATED_TITLE.match(title)
+    if m is None:
+        return _Item(number, title)
+    item = _Item(number, m.group("title"))
+    item.meta.append(("日期", m.group("date"), "date"))
+    return item
+
 
 def _key_text(key: str) -> str:
     """A field name as written: Chinese without the spaces typed inside it, Latin words
@@ -180,7 +195,7 @@ class _Importer(Prepass):
             s = self.section
             assert s is not None
             title = ln.heading[2] if ln.heading else _unenclosed(ln)
-            s.items.append(_Item(len(s.items) + 1, title))
+            s.items.append(_item(len(s.items) + 1, title))
             self.mark(ln, "item")
         elif hint == "title":
             self.take_title(ln)
@@ -263,7 +278,7 @@ class _Importer(Prepass):
             # a numbered line inside an item's text: keep counting that list
             self.list_next = number + 1 if number in (1, self.list_next) else self.list_next
             return False
-        s.items.append(_Item(number, title))
+        s.items.append(_item(number, title))
         if ln.links:  # a linked title: its address is the item's link
             s.items[-1].meta.append(("原文链接", ln.links[0][1], "url"))
         self.list_next = 0
@@ -277,8 +292,12 @@ class _Importer(Prepass):
             return number != self.list_next or len(title) <= 40
         if number < expected or number == self.list_next:
             return False
+        so_far = sum(len(x.items) for x in self.sections)
+        previous = s.items[-1].number if s.items else 0
+        if (not s.items and number == so_far + 1) or (s.items and number == previous + 1):
+            return True  # numbered on through the whole issue (1–3, then 4–6): no gap
         self.result.warnings.append(
-            message("import.item_skips", line=n, number=number, previous=expected - 1).line()
+            message("import.item_skips", line=n, number=number, previous=previous).line()
         )
         return True
 

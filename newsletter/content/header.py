@@ -40,7 +40,10 @@ _SHORT_PERIOD = re.compile(
 _WEEK_NUMBER = re.compile(r"第\s*\d{1,2}\s*周")
 #: Words that only introduce a number (Issue No. 31): nothing of their own once it is read.
 _NUMBER_WORDS = re.compile(r"(?i)\b(?:issue|vol(?:ume)?|no|number|nr)\b\.?")
-_YEAR = re.compile(r"\d{4}\s*年")
+_YEAR = re.compile(r"(?:\d{4}|[〇零一二三四五六七八九]{4})\s*年")
+_CN_WORD_DATE = re.compile(
+    r"[〇零一二三四五六七八九]{4}\s*年\s*[一二三四五六七八九十]{1,2}\s*月\s*[一二三四五六七八九十]{1,3}\s*日"
+)
 
 
 def _cut(s: str, m: re.Match[str]) -> str:
@@ -80,7 +83,7 @@ def read_tokens(norm: str, p: Patterns) -> tuple[dict[str, Any], str, list[tuple
             break
         fields.setdefault("number", value)
         cut(m)
-    for regex in (_CN_DATE, _EN_DATE):
+    for regex in (_CN_DATE, _EN_DATE, _CN_WORD_DATE):
         m = regex.search(s)
         if m is not None:
             fields.setdefault("date", norm[m.start() : m.end()].strip())

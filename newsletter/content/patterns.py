@@ -139,8 +139,9 @@ class Patterns:
 
     def is_chrome(self, norm: str) -> str | None:
         """The chrome family ``norm`` belongs to, if any."""
+        bare = norm.strip("*_~ ")  # *扫码关注…*: emphasis left over from Markdown
         for family, regex in self.chrome:
-            if regex.match(norm):
+            if regex.match(norm) or (bare != norm and regex.match(bare)):
                 return family
         if norm.lower() in self.tracker_words:
             return "tracker"

@@ -10,7 +10,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-from newsletter.content.header import choose_title
+from newsletter.content.header import choose_title, header_tokens
 from newsletter.content.lines import (
     _LATIN_TAIL,
     TextImportResult,
@@ -39,6 +39,7 @@ _LEAD_IN = re.compile(
 
 
 _FIELD_AT = re.compile(r"^(?:[【\[〔](?P<key>[^】\]〕]{1,10})[】\]〕]|(?P<k2>[^:]{1,10}):)")
+_DOT_LEADER = re.compile(r"\S\s*(?:[.．…·•]\s*){4,}\d{1,3}\s*$")
 _LEAD_BRACKET = re.compile(r"^[【\[〔](?P<key>[^【】\[\]〔〕]{2,8})[】\]〕]\s*(?P<rest>\S.*)$")
 
 
@@ -178,6 +179,16 @@ class Prepass:
                 continue
             close()
 
+    def opens_header(self, ln: _Line) -> bool:
+        """Whether one of the three lines after ``ln`` gives the issue's number or period
+        (a first line over its number line is the title, whatever its shape)."""
+        after = [x for x in self.lines if x.n > ln.n and not x.cls][:3]
+        for x in after:
+            fields, _ = header_tokens(x.norm, self.p)
+            if "number" in fields or "period" in fields:
+                return True
+        return False
+
     def find_aligned_rows(self) -> None:
         """Rows of a table typed with spaces: three or more consecutive lines that split
         at runs of two or more spaces into the same number (two or more) of cells."""
@@ -214,6 +225,10 @@ class Prepass:
             if hint in ("section", "item") or (
                 ln.heading is not None and ln.heading[0] in families
             ):
+                if not head and hint is None and self.opens_header(ln):
+                    ln.heading = None  # 【每周能源政策参考】 over its number line: the title
+                    self.title_line = ln
+                    return
                 break
             if hint == "title":
                 self.title_line = ln
@@ -270,6 +285,22 @@ class Prepass:
 
     def find_contents(self) -> None:
         p = self.p
+        before: _Line | None = None
+        for ln in self.lines:  # 政策文件……………1: a contents entry with its page number
+            if ln.cls == "blank":
+                continue
+            if not ln.cls and self.hints.get(ln.n) is None and _DOT_LEADER.search(ln.norm):
+                ln.cls = "contents"
+                prev = before
+                if (
+                    prev is not None
+                    and prev.cls != "contents"
+                    and p.contents_heading.match(re.sub(r"\s", "", prev.norm))
+                ):
+                    prev.cls = "contents"  # its heading (目  录), however it is set
+                    if prev.n in self.weak:
+                        self.hints.pop(prev.n, None)
+            before = ln
         content = [ln for ln in self.lines if ln.cls not in ("blank", "chrome")]
         runs: list[tuple[int, int]] = []  # [start, end) indexes into content
         k = 0

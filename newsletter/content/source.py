@@ -116,7 +116,13 @@ def infer_structure(src: SourceText, paras: Sequence[Para], body_size: float) ->
         for n, lv in styled:
             if n not in src.structure and lv in names:
                 src.structure[n] = names[lv]
-        return
+        if "item" in names.values() or not names:
+            return
+        # headings styled for the sections only: the items are set apart by formatting
+        paras = [x for x in paras if x[2] is None]
+        levels_left: tuple[str, ...] = ("item",)
+    else:
+        levels_left = ("section", "item")
     # a paragraph with no size of its own is at the body size; smaller print (a grey
     # 13px line of fields) is never a heading
     paras = [(n, text, lv, size or body_size, bold) for n, text, lv, size, bold in paras]
@@ -147,7 +153,7 @@ def infer_structure(src: SourceText, paras: Sequence[Para], body_size: float) ->
     ):
         src.structure[first] = "title"
         ranked = ranked[1:]
-    for key, name in zip(ranked, ("section", "item"), strict=False):
+    for key, name in zip(ranked, levels_left, strict=False):
         for n in candidates[key]:
             if n not in src.structure:
                 src.structure[n] = name
