@@ -362,6 +362,14 @@ def read_html(data: bytes, *, path: str | None = None, fragment: bool = False) -
         if not title:
             t = root.find(".//title")
             title = " ".join(t.text_content().split()) if t is not None and t.text_content() else ""
+            h2 = root.find(".//body//h2")
+            named = " ".join(h2.text_content().split()) if h2 is not None else ""
+            if named and len(named) <= 40:
+                # <title> is the site's "site - page"; the page names itself in its first
+                # <h2>: that is the title, with the number <title> carried
+                number = re.search(r"第\s*\d{1,4}\s*期|No\.\s*\d{1,4}", title)
+                extra = number.group(0) if number and number.group(0) not in named else ""
+                title = f"{named} {extra}".strip()
     walker = _Walker(parts)
     if title:
         walker.paras.append((walker.src.add(title), title, 0, 0.0, True))

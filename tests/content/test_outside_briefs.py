@@ -1,8 +1,8 @@
 """Briefs in house styles nobody on the project had described, written with their
 expected structure by testers who had not seen the importer's code, before any rule
-was tuned on them: ``fixtures/outside`` (the first round) and ``fixtures/outside2`` (a
-second tester, after the first round's rules were built), in plain text, saved pages
-and Word files.
+was tuned on them: ``fixtures/outside`` (the first round), ``fixtures/outside2`` and
+``fixtures/outside3`` (two more testers, each after the previous round's rules were
+built), in plain text, saved pages and Word files.
 
 Each must import exactly, with no hints: title and number, every section and item in
 order, the metadata values named, the tables, analysis blocks and images, the links,
@@ -22,7 +22,7 @@ from newsletter.content.parser import parse_issue
 from newsletter.content.textimport import import_text
 
 FIXTURES = Path(__file__).parent / "fixtures"
-CASES = sorted([*FIXTURES.glob("outside/*.expect.json"), *FIXTURES.glob("outside2/*.expect.json")])
+CASES = sorted(FIXTURES.glob("outside*/*.expect.json"))
 
 
 def _plain(s: str) -> str:
@@ -38,8 +38,8 @@ def _import(folder: Path, expect: dict) -> tuple[Issue, str, int]:  # type: igno
 
 def test_the_outside_corpus_is_there() -> None:
     names = [json.loads(p.read_text(encoding="utf-8"))["file"] for p in CASES]
-    assert len(names) >= 25
-    assert sum(n.endswith(".docx") for n in names) >= 6
+    assert len(names) >= 34
+    assert sum(n.endswith(".docx") for n in names) >= 7
     assert sum(n.endswith(".html") for n in names) >= 2
 
 
