@@ -39,7 +39,25 @@ _LEAD_IN = re.compile(
 
 
 _FIELD_AT = re.compile(r"^(?:[【\[〔](?P<key>[^】\]〕]{1,10})[】\]〕]|(?P<k2>[^:]{1,10}):)")
-_DOT_LEADER = re.compile(r"\S\s*(?:[.．…·•]\s*){4,}\d{1,3}\s*$")
+
+
+def _dot_leader(norm: str) -> bool:
+    """``政策文件……………1``: words, a run of four or more leader dots, a page number.
+    Read from the end in one pass (a pattern searched from every start would take
+    quadratic time on a hostile line of dots)."""
+    s = norm.rstrip()
+    k = len(s)
+    while k > 0 and s[k - 1].isdigit():
+        k -= 1
+    if not 1 <= len(s) - k <= 3:
+        return False
+    dots = 0
+    while k > 0 and (s[k - 1] in ".．…·•" or s[k - 1].isspace()):
+        dots += s[k - 1] in ".．…·•"
+        k -= 1
+    return dots >= 4 and k > 0
+
+
 _LEAD_BRACKET = re.compile(r"^[【\[〔](?P<key>[^【】\[\]〔〕]{2,8})[】\]〕]\s*(?P<rest>\S.*)$")
 
 
@@ -289,7 +307,7 @@ class Prepass:
         for ln in self.lines:  # 政策文件……………1: a contents entry with its page number
             if ln.cls == "blank":
                 continue
-            if not ln.cls and self.hints.get(ln.n) is None and _DOT_LEADER.search(ln.norm):
+            if not ln.cls and self.hints.get(ln.n) is None and _dot_leader(ln.norm):
                 ln.cls = "contents"
                 prev = before
                 if (

@@ -45,3 +45,18 @@ def test_words_that_start_with_a_number_or_letter_are_no_marker(line: str) -> No
 def test_a_translation_does_not_make_a_heading_long() -> None:
     title = "《个人信息保护合规审计管理办法》配套指南 / PI Compliance Audit Guidelines"
     assert heading_length(title) == len("《个人信息保护合规审计管理办法》配套指南")
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["a" + "." * 200_000 + "x", ". " * 100_000, "【" * 100_000, "11.1—" * 40_000]
+    + ["| a " * 50_000 + "|"],
+)
+def test_a_hostile_long_line_imports_in_linear_time(line: str) -> None:
+    """Every rule reads a line in one pass: a 200,000-character line of the characters
+    the rules look for imports in a fraction of a second.  (No timing: a quadratic rule
+    takes hours on such a line, and the suite's 300-second timeout fails the test.)"""
+    from newsletter.content.textimport import import_text
+
+    result = import_text("标题\n第1期\n一、节\n" + line + "\n正文。")
+    assert result.markdown.startswith("---")
