@@ -49,8 +49,13 @@ def test_a_translation_does_not_make_a_heading_long() -> None:
 
 @pytest.mark.parametrize(
     "line",
-    ["a" + "." * 200_000 + "x", ". " * 100_000, "【" * 100_000, "11.1—" * 40_000]
-    + ["| a " * 50_000 + "|"],
+    [
+        "a" + "." * 200_000 + "x",
+        ". " * 100_000,
+        "【" * 100_000,
+        "11.1—" * 40_000,
+        "| a " * 50_000 + "|",
+    ],
 )
 def test_a_hostile_long_line_imports_in_linear_time(line: str) -> None:
     """Every rule reads a line in one pass: a 200,000-character line of the characters
