@@ -349,3 +349,39 @@ def test_a_subscriber_added_by_hand_is_welcomed_only_when_asked(
         assert res.exit_code == 0, res.output
     _drive_due(moved_clock.at)
     assert [r for _f, rcpts, _d in sink.messages for r in rcpts] == ["hello@example.com"]
+
+
+def test_a_welcome_step_delivered_is_an_event_for_the_webhooks(
+    pg_settings, smtp_sink, moved_clock
+) -> None:  # type: ignore[no-untyped-def]
+    """A welcome step goes through the ledger, so its deliveries are events like an
+    issue's: one ``message.delivered`` per subscriber and step, naming the step's send."""
+    from newsletter.core.events import WebhookOutbox
+    from newsletter.core.safety.pinned import set_resolver
+    from newsletter.delivery import eventhooks
+
+    port, sink = smtp_sink
+    _sink(pg_settings, port)
+    ids = seed(1)
+    set_resolver(lambda host, port: ["127.0.0.2"], public=frozenset({"127.0.0.2"}))
+    try:
+        with session_scope() as s:
+            eventhooks.create_endpoint(
+                s, "https://hooks.example.test/in", ["message.delivered"], "test"
+            )
+    finally:
+        set_resolver(None)
+    (step_id,) = _series(ids["list"], (STEP1, "立即"))
+    moved_clock.advance(1)
+    sid = _join("hooked@example.com", ids["list"])
+    _drive_due(moved_clock.at)
+    moved_clock.advance(7 * 86400)
+    _drive_due(moved_clock.at)
+    assert _subjects(sink, "hooked@example.com") == ["欢迎加入政策周报"]
+    with session_scope() as s:
+        send_id = s.get(WelcomeStep, step_id).send_id
+        events = s.execute(
+            select(WebhookOutbox.type, WebhookOutbox.subscriber_id, WebhookOutbox.payload)
+        ).all()
+    delivered = [(t, sub, p["data"]["send_id"]) for t, sub, p in events]
+    assert delivered == [("message.delivered", sid, send_id)]
