@@ -239,7 +239,11 @@ def _slice(line: _Line, start: int) -> str:
 def _format_period(m: re.Match[str]) -> str:
     y1, m1, d1 = m.group("y1"), int(m.group("m1")), int(m.group("d1"))
     y2 = m.group("y2") or y1
-    m2, d2 = int(m.group("m2")), int(m.group("d2"))
+    groups = m.groupdict()
+    m2 = int(groups.get("m2") or groups.get("m2c") or m1)
+    d2 = int(m.group("d2"))
+    if not m.group("y2") and (m2, d2) < (m1, d1) and y1.isdigit():
+        y2 = str(int(y1) + 1)  # 2026.12.28—01.03: the second date is in the new year
     return f"{y1}.{m1:02d}.{d1:02d}–{y2}.{m2:02d}.{d2:02d}"
 
 

@@ -65,3 +65,22 @@ def test_a_hostile_long_line_imports_in_linear_time(line: str) -> None:
 
     result = import_text("标题\n第1期\n一、节\n" + line + "\n正文。")
     assert result.markdown.startswith("---")
+
+
+@pytest.mark.parametrize(
+    ("text", "period"),
+    [
+        ("2026年11月17日—23日", "2026.11.17–2026.11.23"),
+        ("20210802-20210808", "2021.08.02–2021.08.08"),
+        ("2021年8月2日至8月8日", "2021.08.02–2021.08.08"),
+        ("2026.12.28—01.03", "2026.12.28–2027.01.03"),
+    ],
+)
+def test_a_period_s_second_date_takes_what_it_leaves_out_from_the_first(
+    text: str, period: str
+) -> None:
+    from newsletter.content.lines import _format_period
+    from newsletter.content.patterns import patterns
+
+    m = patterns().period.search(text)
+    assert m is not None and _format_period(m) == period
