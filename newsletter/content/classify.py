@@ -38,9 +38,7 @@ from newsletter.content.pairs import (
     role_in,
     split_pairs,
 )
-from newsletter.content.patterns import (
-    numeral_value,
-)
+from newsletter.content.patterns import normalise, numeral_value
 from newsletter.content.prepass import Prepass, _undecorated, lead_in
 from newsletter.content.walker import DEFAULT_ANALYSIS_LABEL
 from newsletter.core.catalogue import message
@@ -48,6 +46,9 @@ from newsletter.core.catalogue import message
 _DATED_TITLE = re.compile(
     r"^(?P<title>.+?)\s*[(（]\s*(?P<date>\d{4}\s*(?:年\s*\d{1,2}\s*月\s*\d{1,2}\s*日|[-./]\d{1,2}[-./]\d{1,2}))\s*[)）]$"
 )
+
+
+_TRAILING_BRACKET = re.compile(r"[（(](?P<inner>[^（）()]{3,160})[)）]\s*$")
 
 
 def _item(number: int, title: str) -> _Item:
@@ -264,6 +265,8 @@ class _Importer(Prepass):
         self.sections.append(_Section(numeral, number, title))
         self.list_next = 0
         self.mark(ln, "section")
+        if self.tails.get(ln.n):
+            self.sections[-1].intro.append(_prose(self.tails[ln.n]))
         return True
 
     def item_heading(self, ln: _Line) -> bool:
@@ -283,6 +286,8 @@ class _Importer(Prepass):
             s.items[-1].meta.append(("原文链接", ln.links[0][1], "url"))
         self.list_next = 0
         self.mark(ln, "item")
+        if self.tails.get(ln.n):  # 【title】 and its paragraph on one line
+            s.items[-1].body.append(_prose(self.tails[ln.n]))
         return True
 
     def is_item_heading(self, n: int, s: _Section, number: int, title: str) -> bool:
@@ -519,6 +524,26 @@ class _Importer(Prepass):
         self.mark(ln, "meta")
         return True
 
+    def trailing_fields(self, it: _Item, text: str) -> str:
+        """``…正文。（来源：国务院；文号：国发〔2026〕30号）``: known fields in brackets at
+        the end of a paragraph are the item's fields; the paragraph keeps the rest."""
+        m = _TRAILING_BRACKET.search(text)
+        if m is None:
+            return text
+        inner = m.group("inner")
+        norm = normalise(inner)
+        if len(norm) != len(inner):
+            return text
+        pairs = split_pairs(norm, self.meta_role)
+        if not pairs:
+            one = ANY_KV.match(norm)
+            if one is None or self.meta_role(one.group("key")) is None:
+                return text
+            pairs = [(one.group("key").strip(), one.start("value"), len(norm))]
+        for key, a, b in pairs:
+            it.meta.append((key, inner[a:b].strip(" ；;，,"), self.meta_role(key)))
+        return text[: m.start()].rstrip()
+
     def url_line(self, ln: _Line) -> bool:
         m = _URL_LINE_RE.match(ln.text)
         whole = [u for t, u in ln.links if t == ln.text.strip()]
@@ -543,6 +568,8 @@ class _Importer(Prepass):
         held = ln.heading is not None and ln.heading[0] in (self.section_family, self.item_family)
         if number_line is not None and held:  # its number was held back
             text = f"{number_line.text.strip()} {text}"
+        if it is not None and not in_analysis:
+            text = self.trailing_fields(it, text)
         if self.sections:
             self.target().append(_prose(text, ln.links))
         else:

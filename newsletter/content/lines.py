@@ -118,6 +118,8 @@ def _shape_label(shape: str) -> str:
         return f"{shape[-2]}…{shape[-1]}（整行）"
     if shape.startswith("labelled "):
         return f"{shape[-2]}…{shape[-1]}"
+    if shape.startswith("titled "):
+        return f"{shape[-2]}标题{shape[-1]}正文"
     out = re.sub(r"〈(\w+)〉", lambda m: example.get(m.group(1), "N"), shape)
     return out.removeprefix("glyph ")
 

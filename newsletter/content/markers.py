@@ -105,8 +105,11 @@ _TRANSLATION = re.compile(r"\s*(?:/|\||｜)\s*[A-Za-z][^\u4e00-\u9fff]*$")
 
 def heading_length(title: str) -> int:
     """How long a heading reads: a translation after it (``… / Implementing Rules``)
-    does not count."""
-    return len(_TRANSLATION.sub("", title)) or len(title)
+    does not count, and Latin letters count half (a word of English takes the room of
+    two or three characters of Chinese)."""
+    text = _TRANSLATION.sub("", title) or title
+    latin = sum(1 for ch in text if ch.isascii() and ch.isalpha())
+    return len(text) - latin // 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,7 @@ class Marker:
     shape: str  # e.g. "〈cn〉、", "glyph ◆", "第〈cn〉部分"
     number: int  # the value, or 0 for a glyph (counts by position)
     title_start: int  # where the words start in the normalised line
+    title_end: int | None = None  # where they end, when the line goes on with text
 
 
 def _glyph(ch: str) -> bool:
@@ -229,13 +233,20 @@ def _enclosed(s: str) -> Marker | None:
     return Marker(f"enclosed {s[0]}{s[-1]}", 0, 1)
 
 
+_TITLED = re.compile(r"^【(?P<title>[^【】]{2,60})】\s*(?P<rest>\S.*)$")
 _LABELLED = re.compile(r"^【(?P<label>[^【】\d\s]{1,4})】\s*(?=[^\s【])")
 
 
 def _labelled(s: str) -> Marker | None:
     """A short 【label】 before the words (``【案例】某公司诉…``): the bracket pair is the
     marker, whatever the label says.  (A field such as ``【文号】…`` is told apart by the
-    importer, which knows the field names.)"""
+    importer, which knows the field names.)  When the words after it are a paragraph
+    (``【某部门发布某通知】通知要求……。``), the brackets hold the title instead."""
+    titled = _TITLED.match(s)
+    if titled is not None:
+        rest = titled.group("rest")
+        if len(rest) > 40 or rest.rstrip().endswith(("。", "！", "？", ".", "!", "?")):
+            return Marker("titled 【】", 0, 1, titled.end("title"))
     m = _LABELLED.match(s)
     return Marker("labelled 【】", 0, m.end()) if m is not None else None
 
@@ -299,7 +310,7 @@ def discover(
         marker = read_marker(norm)
         if marker is None:
             continue
-        title = norm[marker.title_start :].strip()
+        title = norm[marker.title_start : marker.title_end].strip()
         if not title or heading_length(title) > heading_max or sentence_end.search(title):
             continue
         seen.setdefault(marker.shape, []).append((i, marker))

@@ -106,6 +106,8 @@ class Prepass:
         #: Lines of a space-aligned table → their cells.
         self.aligned: dict[int, list[str]] = {}
         self.table_rules: set[int] = set()  # the ``| --- |`` line of a bar table
+        #: A heading line's text after its title (``【title】paragraph``) → that text.
+        self.tails: dict[int, str] = {}
 
     def prepass(self) -> None:
         p = self.p
@@ -144,13 +146,17 @@ class Prepass:
             fam = by_shape.get(marker.shape) if marker is not None else None
             if marker is None or fam is None:
                 continue
-            title_norm = norm[marker.title_start :].strip()
+            title_norm = norm[marker.title_start : marker.title_end].strip()
             short = heading_length(title_norm) <= p.heading_max
             if short and not p.sentence_end.search(title_norm):
                 start = 0 if ln.n in joined else marker.title_start
                 title = _slice(ln, start)
                 if fam.name.startswith("enclosed"):
                     title = title[:-1].strip()  # the closing bracket
+                if marker.title_end is not None:  # 【title】 and its paragraph on one line
+                    whole = title
+                    title = whole[: marker.title_end - start].strip()
+                    self.tails[ln.n] = whole[marker.title_end - start + 1 :].strip()
                 ln.heading = (fam, marker.number, title)
         # trailing Latin-only lines (tracker leftovers) at the very end
         for ln in reversed(self.lines):
