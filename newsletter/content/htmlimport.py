@@ -164,6 +164,10 @@ class _Walker:
                 digest, Image(f"web-{digest}.{_IMAGE_TYPES[ctype]}", data, alt)
             )
             self.src.add_image(image)
+        elif alt and (_heading_alt(alt) or _chrome_alt(alt)):
+            # a heading drawn as a picture (一、中央政策 on a banner), or page furniture
+            # (往期推荐): its words are the line, and the line is judged like any other
+            self.src.add(alt)
         elif _SAFE_LINK.match(src) and src.startswith("http"):
             self.src.add(f"图片：{alt or src}", links=[(alt or src, src)] if alt else None)
             self.src.notes.append(message("import.remote_image", src=src[:80]).line())
@@ -268,6 +272,21 @@ class _Walker:
 
 
 _LAYOUT_BLOCKS = ("p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "section")
+
+
+def _heading_alt(alt: str) -> bool:
+    """An image's alt text that is a numbered heading (一、…, 第二部分…, 01 …)."""
+    from newsletter.content.markers import read_marker
+    from newsletter.content.patterns import normalise
+
+    norm = normalise(alt)
+    return len(norm) <= 30 and read_marker(norm) is not None and not norm.endswith("。")
+
+
+def _chrome_alt(alt: str) -> bool:
+    from newsletter.content.patterns import normalise, patterns
+
+    return patterns().is_chrome(normalise(alt)) is not None
 
 
 def _words_of(el: Any) -> str:

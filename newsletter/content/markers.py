@@ -324,7 +324,8 @@ def discover(
             if len(hits) < 2 or len(titles) < 0.8 * len(hits):
                 continue
         idx = [i for i, _ in hits]
-        followed = sum(1 for i in idx if i + 1 not in idx)
+        at = set(idx)
+        followed = sum(1 for i in idx if i + 1 not in at)
         if len(hits) >= 2 and followed < max(2, 0.3 * len(hits)):
             continue  # a list in the text: its entries follow one another
         if len(hits) == 1 and numbers[0] != 1:

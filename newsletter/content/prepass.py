@@ -441,7 +441,9 @@ class Prepass:
                 order.append(fam)
         self.section_family = order[0] if order else None
         self.item_family = order[1] if len(order) > 1 else None
-        if any(cls == "section" for cls in self.hints.values()):
+        if self.family_over_styled():
+            pass  # 一、 lines above the styled headings: they are the sections
+        elif any(cls == "section" for cls in self.hints.values()):
             # sections marked by the document's formatting: the text's first family is items
             self.section_family, self.item_family = None, self.section_family
         for ln in self.lines:  # a hinted item/section heading fixes the family
@@ -449,6 +451,25 @@ class Prepass:
             if ln.heading is not None and hint == "item" and self.item_family is None:
                 self.item_family = ln.heading[0]
         self.merge_sibling_glyphs()
+
+    def family_over_styled(self) -> bool:
+        """A page whose styled headings (``<h3>``) sit under numbered lines of the text
+        (``一、中央政策`` drawn as a banner): the numbered lines are the sections and the
+        styled headings the items.  True when it turned the hints that way."""
+        fam = self.section_family
+        styled = sorted(
+            n for n, cls in self.hints.items() if cls == "section" and n not in self.weak
+        )
+        if fam is None or not styled:
+            return False
+        mine = [ln.n for ln in self.lines if ln.heading is not None and ln.heading[0] == fam]
+        mine = [n for n in mine if n not in self.hints]
+        if len(mine) < 2 or mine[0] > styled[0] or len(styled) <= len(mine):
+            return False
+        for n in styled:
+            self.hints[n] = "item"
+        self.item_family = None
+        return True
 
     def merge_sibling_glyphs(self) -> None:
         """Items marked ``▌`` in one section and ``●`` in the next: glyph families that

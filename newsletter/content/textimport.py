@@ -34,7 +34,9 @@ Guarantees:
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -119,6 +121,9 @@ def import_text(
     if source is not None:
         text = source.text
     # split on newlines only, so line numbers match what an editor shows
+    # direction overrides (U+202A–E, U+2066–9) can disguise a title or a subject; the
+    # Unicode line and paragraph separators are spaces here, so line numbers stay an editor's
+    text = re.sub("[\u202a-\u202e\u2066-\u2069]", "", text).translate(_SEPARATORS)
     raws = re.split(r"\r\n|\r|\n", text.removeprefix("\ufeff"))
     shown, norm = normalise_lines(raws)
     lines = [
@@ -150,6 +155,9 @@ def import_text(
         fm["import_hints"] = dict(sorted(hints.items()))
     imp.result.markdown = imp.render(fm)
     return imp.result
+
+
+_SEPARATORS = {0x2028: " ", 0x2029: " ", 0x85: " "}
 
 
 def _kept_hints(target: Path) -> dict[int, str]:
@@ -201,6 +209,11 @@ def import_issue_text(
     if same:
         raise coded(TextImportError, "import.same_file", name=source.name)
     try:
+        info = source.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(0, "不是普通文件 / not a regular file")
+        if info.st_size > SOURCE_MAX_BYTES:
+            raise OSError(0, "文件超过 64 MB / larger than 64 MB")
         data = source.read_bytes()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
@@ -221,7 +234,9 @@ def import_issue_text(
         written_images = _write_images(target.parent / "images", result.images)
         tmp = target.with_name(f".{target.name}.tmp")
         try:
-            tmp.write_text(result.markdown, encoding="utf-8")
+            if target.is_symlink():
+                raise OSError(0, "目标是符号链接 / the target is a symbolic link")
+            _write_new(tmp, result.markdown.encode("utf-8"))
             tmp.replace(target)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
@@ -244,17 +259,26 @@ def import_issue_text(
 
 
 def _write_images(folder: Path, images: list[Image]) -> list[str]:
-    """Write extracted images (content-named, so an existing file is never changed)."""
+    """Write extracted images (content-named, so an existing file is never changed).
+
+    Only real pictures are written (PNG, JPEG, GIF, WebP or BMP by their first bytes),
+    at most :data:`IMAGES_MAX_BYTES` in all, and never through a symbolic link."""
     names: list[str] = []
+    total = 0
     for image in images:
         path = folder / image.name
-        if image.name in names:
+        if image.name in names or not _is_picture(image.data):
             continue
+        total += len(image.data)
+        if total > IMAGES_MAX_BYTES:
+            break
         try:
+            if folder.is_symlink():
+                raise OSError(0, "images/ 是符号链接 / images/ is a symbolic link")
             folder.mkdir(exist_ok=True)
-            if not path.exists():
+            if not os.path.lexists(path):
                 tmp = folder / f".{image.name}.tmp"
-                tmp.write_bytes(image.data)
+                _write_new(tmp, image.data)
                 tmp.replace(path)
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
@@ -263,3 +287,25 @@ def _write_images(folder: Path, images: list[Image]) -> list[str]:
             ) from None
         names.append(image.name)
     return names
+
+
+#: What the images of one brief may take on disk in all.
+IMAGES_MAX_BYTES = 64 * 1024 * 1024
+#: The largest brief file read (a 30,000-character brief with pictures is far smaller).
+SOURCE_MAX_BYTES = 64 * 1024 * 1024
+_PICTURE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
+
+
+def _is_picture(data: bytes) -> bool:
+    webp = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    return webp or data.startswith(_PICTURE_MAGIC)
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Write ``data`` to a file created here and now: a leftover of that name (or a link
+    planted there) is removed first, and the file is opened without following links."""
+    if os.path.lexists(path):
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)

@@ -69,6 +69,8 @@ def _roman(n: int) -> str:
 
 
 def _format(fmt: str, n: int) -> str:
+    if not 0 <= n <= 9999:  # a hostile start value: drawn as a plain number
+        return str(n)
     if fmt in ("decimal", "decimalHalfWidth", "decimalFullWidth", "decimalFullWidth2"):
         return str(n)
     if fmt == "decimalZero":
@@ -113,7 +115,9 @@ class _Numbering:
         for an in root.iterchildren(_q("w:abstractNum")):
             levels: dict[int, _Level] = {}
             for lvl in an.iterchildren(_q("w:lvl")):
-                levels[int(lvl.get(_q("w:ilvl"), "0"))] = _read_level(lvl)
+                ilvl = lvl.get(_q("w:ilvl"), "0")
+                if ilvl.isdigit() and int(ilvl) <= 8:  # Word has nine levels, 0–8
+                    levels[int(ilvl)] = _read_level(lvl)
             abstract[an.get(_q("w:abstractNumId"), "")] = levels
         for num in root.iterchildren(_q("w:num")):
             ref = num.find(_q("w:abstractNumId"))

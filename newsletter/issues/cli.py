@@ -192,9 +192,9 @@ def issue_import(
             )
 
     def say(code: str, out: Console = console, style: str | None = None, **params: Any) -> None:
-        out.print(
-            catalogue_message(code, **params).line(), markup=False, soft_wrap=True, style=style
-        )
+        params = {k: _short(v) for k, v in params.items()}  # an echo, never the whole line
+        line = catalogue_message(code, **params).line()
+        out.print(line, markup=False, highlight=False, soft_wrap=True, style=style)
 
     if report["written"]:
         say("import.wrote", path=report["written"])
@@ -211,7 +211,16 @@ def issue_import(
         say("import.learnt", what_zh=what_zh, what_en=what_en, cls=cls)
     note = catalogue_message("import.note").line()
     for w in report["warnings"]:  # each already reads 中文 / English
-        err.print(f"{note}：{w}", markup=False, soft_wrap=True, style="yellow")
+        text = f"{note}：{_short(w, 300)}"
+        err.print(text, markup=False, highlight=False, soft_wrap=True, style="yellow")
+
+
+def _short(value: Any, limit: int = 120) -> Any:
+    """A pasted line echoed back: control characters out, at most ``limit`` characters."""
+    if not isinstance(value, str):
+        return value
+    text = "".join(ch if ch.isprintable() else " " for ch in value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 issue_app.command("import-text", help="Same as `issue import` (kept for scripts).")(issue_import)

@@ -211,3 +211,69 @@ def test_any_bytes_import_or_fail_with_an_issue_format_error(data: bytes, name: 
         assert "\n" not in str(exc) and "Traceback" not in str(exc)
         return
     assert isinstance(text, str)
+
+
+# -- writing the result: never through a planted link, never a non-picture --------------
+
+_PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def _page_with(data: bytes, kind: str = "png") -> bytes:
+    import base64
+
+    b64 = base64.b64encode(data).decode()
+    return (
+        "<html><body><h1>周报 第3期</h1><h2>一、要闻</h2><h3>1. 某通知</h3>"
+        f'<p>正文。</p><p><img src="data:image/{kind};base64,{b64}" alt="图"></p>'
+        "</body></html>"
+    ).encode()
+
+
+def test_planted_links_in_the_output_folder_are_not_followed(tmp_path: Path) -> None:
+    from newsletter.content.textimport import import_issue_text
+
+    src = tmp_path / "page.html"
+    src.write_bytes(_page_with(_PNG))
+    out = tmp_path / "out"
+    (out / "images").mkdir(parents=True)
+    victim = tmp_path / "victim"
+    victim.write_text("ORIGINAL")
+    (out / ".issue.md.tmp").symlink_to(victim)
+    report, _ = import_issue_text(src, out / "issue.md")
+    assert victim.read_text() == "ORIGINAL"
+    assert not (out / "issue.md").is_symlink() and "某通知" in (out / "issue.md").read_text()
+    assert report["images"]
+    # an images/ folder that is a link elsewhere is refused, and nothing lands there
+    out2, elsewhere = tmp_path / "out2", tmp_path / "elsewhere"
+    out2.mkdir()
+    elsewhere.mkdir()
+    (out2 / "images").symlink_to(elsewhere)
+    with pytest.raises(IssueFormatError):
+        import_issue_text(src, out2 / "issue.md")
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_only_pictures_are_written_as_images(tmp_path: Path) -> None:
+    from newsletter.content.textimport import import_issue_text
+
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"></svg>'
+    src = tmp_path / "page.html"
+    src.write_bytes(_page_with(svg, "png"))  # declared a PNG, is not one
+    report, _ = import_issue_text(src, tmp_path / "issue.md")
+    assert report["images"] == []
+    assert not (tmp_path / "images").exists() or list((tmp_path / "images").iterdir()) == []
+
+
+def test_a_device_or_a_huge_file_is_one_line_and_nothing_is_read(tmp_path: Path) -> None:
+    from newsletter.content.textimport import import_issue_text
+
+    with pytest.raises(IssueFormatError) as err:
+        import_issue_text(Path("/dev/zero"), tmp_path / "issue.md")
+    assert "不是普通文件" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_hostile_numbering_start_is_drawn_as_a_number() -> None:
+    from newsletter.content.wordimport import _format
+
+    assert _format("upperRoman", 99_999_999) == "99999999"  # not a hundred million letters
+    assert _format("upperRoman", 4) == "IV"
