@@ -439,6 +439,8 @@ class Prepass:
             fam, number, _ = ln.heading
             if fam not in order and number in (0, 1):
                 order.append(fam)
+        if len(order) > 1 and self.encloses(order[1], order[0]):
+            order[0], order[1] = order[1], order[0]  # a lone 【本期概要】 came first
         self.section_family = order[0] if order else None
         self.item_family = order[1] if len(order) > 1 else None
         if self.family_over_styled():
@@ -451,6 +453,20 @@ class Prepass:
             if ln.heading is not None and hint == "item" and self.item_family is None:
                 self.item_family = ln.heading[0]
         self.merge_sibling_glyphs()
+
+    def encloses(self, outer: DocFamily, inner: DocFamily) -> bool:
+        """Whether ``outer``'s lines hold ``inner``'s between them far more than the other
+        way round: the outer level is the one whose every gap has the inner level in it."""
+
+        def filled(a: DocFamily, b: DocFamily) -> float:
+            at = [ln.n for ln in self.lines if ln.heading is not None and ln.heading[0] == a]
+            bs = [ln.n for ln in self.lines if ln.heading is not None and ln.heading[0] == b]
+            if len(at) < 2:
+                return 0.0
+            gaps = list(itertools.pairwise(at))
+            return sum(any(x < n < y for n in bs) for x, y in gaps) / len(gaps)
+
+        return filled(outer, inner) >= 0.8 and filled(inner, outer) <= 0.4
 
     def family_over_styled(self) -> bool:
         """A page whose styled headings (``<h3>``) sit under numbered lines of the text
