@@ -110,6 +110,7 @@ class _Importer(Prepass):
             self.feed(ln)
         self.flush_table()
         self.drop_pending()
+        self.lead_section()
         for n, number_line in self.number_lines.items():
             if number_line.n in held:
                 number_line.cls = self.by_n[n].cls
@@ -121,6 +122,21 @@ class _Importer(Prepass):
                 self.result.chrome.append((ln.n, ln.text))
             elif ln.cls == "contents":
                 self.result.contents.append((ln.n, ln.text))
+
+    def lead_section(self) -> None:
+        """▍本周看点 with a paragraph, then sections that all hold items: the first is the
+        issue's lead in the shape of a section; it becomes the opening text (its heading
+        kept in bold), and the sections are numbered from one again."""
+        secs = self.sections
+        if len(secs) < 2 or secs[0].items or not all(x.items for x in secs[1:]):
+            return
+        lead = secs.pop(0)
+        self.intro += [f"**{_escape(lead.title)}**", *lead.intro]
+        for k, sec in enumerate(secs, 1):
+            if sec.number == k + 1:
+                sec.number, sec.numeral = k, format_numeral(k)
+        first = next(ln for ln in self.lines if ln.cls == "section")
+        first.cls = "body"
 
     def reason(self, ln: _Line) -> str:
         """Why the line got its class, in Chinese, for the outline."""
