@@ -9,7 +9,7 @@ import re
 
 import charset_normalizer
 
-from newsletter.core.catalogue import coded
+from newsletter.core.catalogue import coded, message
 from newsletter.core.errors import IssueFormatError
 
 _FALLBACKS = ("gb18030", "big5")
@@ -142,7 +142,5 @@ def decode_source(data: bytes, *, path: str | None = None) -> tuple[str, list[st
         )
     enc = _choose(data, decoded)
     label = {"gb18030": "GB18030", "big5": "Big5", "cp950": "CP950", "big5hkscs": "Big5-HKSCS"}[enc]
-    return decoded[enc], [
-        f"{path or '<issue>'}: file is not UTF-8; decoded as {label}. "
-        "Save it as UTF-8 to silence this warning."
-    ]
+    note = message("import.decoded", label=label).line()
+    return decoded[enc], [f"{path}: {note}" if path else note]

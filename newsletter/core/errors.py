@@ -36,10 +36,10 @@ class IssueFormatError(NewsletterError):
         self.message = message
         self.line = line
         self.path = path
-        where = path or "<issue>"
+        where = path or ""
         if line is not None:
-            where = f"{where}:{line}"
-        super().__init__(f"{where}: {message}")
+            where = f"{where}:{line}" if where else f"第{line}行 / line {line}"
+        super().__init__(f"{where}: {message}" if where else message)
 
 
 class ImportFileError(NewsletterError):
