@@ -32,6 +32,7 @@ from newsletter.content.lines import (
 from newsletter.content.numerals import format_numeral
 from newsletter.content.pairs import (
     ANY_KV,
+    DATE,
     FIELD_NAMES,
     LATIN_KV,
     fields_by_shape,
@@ -43,9 +44,7 @@ from newsletter.content.prepass import Prepass, _undecorated, lead_in
 from newsletter.content.walker import DEFAULT_ANALYSIS_LABEL
 from newsletter.core.catalogue import message
 
-_DATED_TITLE = re.compile(
-    r"^(?P<title>.+?)\s*[(（]\s*(?P<date>\d{4}\s*(?:年\s*\d{1,2}\s*月\s*\d{1,2}\s*日|[-./]\d{1,2}[-./]\d{1,2}))\s*[)）]$"
-)
+_DATED_TITLE = re.compile(rf"^(?P<title>.+?)\s*[(（]\s*(?P<date>{DATE})\s*[)）]$")
 
 
 _TRAILING_BRACKET = re.compile(r"[（(](?P<inner>[^（）()]{3,160})[)）]\s*$")
@@ -100,20 +99,21 @@ class _Importer(Prepass):
     def run(self) -> None:
         self.by_n = {ln.n: ln for ln in self.lines}
         numbering = {id(ln): n for n, ln in self.number_lines.items()}
-        held: set[int] = set()
+        #: title lines whose number line was held back, to be classed with them
+        self.held_titles: set[int] = set()
+        families = (self.section_family, self.item_family)
         for ln in self.lines:
             title = numbering.get(id(ln))
             heading = self.by_n[title].heading if title is not None else None
-            if heading is not None and heading[0] in (self.section_family, self.item_family):
-                held.add(ln.n)
+            if title is not None and heading is not None and heading[0] in families:
+                self.held_titles.add(title)
                 continue  # the number of the heading below: classed with it
             self.feed(ln)
         self.flush_table()
         self.drop_pending()
         self.lead_section()
-        for n, number_line in self.number_lines.items():
-            if number_line.n in held:
-                number_line.cls = self.by_n[n].cls
+        for n in self.held_titles:
+            self.number_lines[n].cls = self.by_n[n].cls
         for ln in self.lines:
             self.result.outline.append((ln.n, ln.cls or "body", ln.text))
             if ln.cls != "blank":
@@ -580,10 +580,8 @@ class _Importer(Prepass):
         it = self.item
         in_analysis = it is not None and it.analysis_label is not None
         text = ln.text
-        number_line = self.number_lines.get(ln.n)
-        held = ln.heading is not None and ln.heading[0] in (self.section_family, self.item_family)
-        if number_line is not None and held:  # its number was held back
-            text = f"{number_line.text.strip()} {text}"
+        if ln.n in self.held_titles:  # its number was held back: it stays with the text
+            text = f"{self.number_lines[ln.n].text.strip()} {text}"
         if it is not None and not in_analysis:
             text = self.trailing_fields(it, text)
         if self.sections:

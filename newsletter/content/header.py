@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from newsletter.content.lines import _format_period, _Line
+from newsletter.content.pairs import DATE
 from newsletter.content.patterns import Patterns, numeral_value
 
 __all__ = ["choose_title", "header_tokens", "read_tokens"]
@@ -26,7 +27,7 @@ _EN_PERIOD = re.compile(
     r"\d{1,2},?\s+\d{4}"
 )
 _EN_DATE = re.compile(rf"(?i)\b(?:{_MONTHS})[a-z]*\.?\s+\d{{1,2}},?\s+\d{{4}}")
-_CN_DATE = re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日|\d{4}[./-]\d{1,2}[./-]\d{1,2}")
+_CN_DATE = re.compile(DATE)
 _WEEK_OF = re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月\s*第\s*[一二三四五1-5]\s*周")
 _MONTH = re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月(?!\s*\d)")
 _EN_MONTH = re.compile(rf"(?i)\b(?:{_MONTHS})[a-z]*\.?,?\s+\d{{4}}\b")

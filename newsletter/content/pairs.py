@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-__all__ = ["ANY_KV", "LATIN_KV", "role_in", "split_pairs"]
+__all__ = ["ANY_KV", "DATE", "LATIN_KV", "role_in", "split_pairs"]
 
 #: One field: a short key (CJK, or Latin words), a colon, then the value.
 _KEY_AT = re.compile(
@@ -67,7 +67,10 @@ def split_pairs(norm: str, role_of: Callable[[str], str | None]) -> list[tuple[s
 _DOC_NUMBER = re.compile(
     r"[〔\[(（]\d{4}[〕\])）]\s*\d{1,5}\s*号|令第\s*\d+\s*号|公告\s*\d{4}\s*年第\s*\d+\s*号|第\s*\d+\s*号$"
 )
-_DATE = re.compile(r"^\d{4}\s*(?:年\s*\d{1,2}\s*月\s*\d{1,2}\s*日|[-./]\d{1,2}[-./]\d{1,2})$")
+#: A date as briefs write it: 2026年11月24日, 2026-11-24, 2026.11.24 (one pattern for the
+#: header, the field rows and a date closing an item title).
+DATE = r"\d{4}\s*(?:年\s*\d{1,2}\s*月\s*\d{1,2}\s*日|[-./]\d{1,2}[-./]\d{1,2})"
+_DATE = re.compile(rf"^{DATE}$")
 _URL = re.compile(r"^https?://\S+$")
 #: Default names of the fields a row of bare values holds, by role.
 FIELD_NAMES = {"issuer": "发文机关", "doc_number": "文号", "date": "日期", "url": "链接"}

@@ -266,7 +266,10 @@ class Prepass:
         m = _FIELD_AT.match(_undecorated(norm))
         if m is None:
             return False
-        key = re.sub(r"\s", "", m.group("key") or m.group("k2") or "")
+        return self.field_name(re.sub(r"\s", "", m.group("key") or m.group("k2") or ""))
+
+    def field_name(self, key: str) -> bool:
+        """Whether ``key`` names an item field, a header field or a summary."""
         p = self.p
         return key in p.meta_keys or key in p.header_keys or key in p.summary_keys
 
@@ -394,7 +397,7 @@ class Prepass:
             lead = lead_in(norm)
             if lead is not None:
                 key, rest = lead.group("key").strip(), lead.group("rest")
-                known = key in p.meta_keys or key in p.header_keys or key in p.summary_keys
+                known = self.field_name(key)
                 prose = len(rest) > p.meta_value_max or p.sentence_end.search(rest)
                 if not known and (not rest or prose):
                     leads[key] = leads.get(key, 0) + 1

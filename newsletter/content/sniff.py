@@ -16,7 +16,7 @@ from newsletter.core.catalogue import coded
 from newsletter.core.errors import IssueFormatError
 from newsletter.core.safety.safezip import ZipRefused, check_zip
 
-__all__ = ["KINDS", "check_not_brief", "check_word_zip", "damaged_word", "not_brief"]
+__all__ = ["KINDS", "check_not_brief", "check_word_zip", "damaged_word", "magic_kind", "not_brief"]
 
 #: kind → (Chinese, English) as the refusal names it
 KINDS: dict[str, tuple[str, str]] = {
@@ -115,14 +115,23 @@ def _package_kind(data: bytes, members: list[str]) -> str:
     return "zip"
 
 
-def check_not_brief(data: bytes, name: str = "") -> None:
-    """Refuse, from its bytes, a file that is not a brief at all (ZIPs are checked apart)."""
+def magic_kind(data: bytes) -> str | None:
+    """What the first bytes say the data is: pdf, png, jpeg, gif or webp (else None)."""
     head = data[:64]
     for magic, kind in _MAGIC:
         if head.startswith(magic):
-            raise not_brief(kind, name)
+            return kind
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-        raise not_brief("webp", name)
+        return "webp"
+    return None
+
+
+def check_not_brief(data: bytes, name: str = "") -> None:
+    """Refuse, from its bytes, a file that is not a brief at all (ZIPs are checked apart)."""
+    head = data[:64]
+    kind = magic_kind(head)
+    if kind is not None:
+        raise not_brief(kind, name)
     if head.startswith(_OLE2):
         raise coded(IssueFormatError, "import.old_word", where=_where(name))
     if not head.startswith(_UTF16_BOMS) and b"\x00" in data[:65536]:

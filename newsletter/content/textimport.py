@@ -293,12 +293,12 @@ def _write_images(folder: Path, images: list[Image]) -> list[str]:
 IMAGES_MAX_BYTES = 64 * 1024 * 1024
 #: The largest brief file read (a 30,000-character brief with pictures is far smaller).
 SOURCE_MAX_BYTES = 64 * 1024 * 1024
-_PICTURE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
 
 
 def _is_picture(data: bytes) -> bool:
-    webp = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
-    return webp or data.startswith(_PICTURE_MAGIC)
+    from newsletter.content.sniff import magic_kind
+
+    return magic_kind(data) in ("png", "jpeg", "gif", "webp") or data.startswith(b"BM")
 
 
 def _write_new(path: Path, data: bytes) -> None:

@@ -216,10 +216,13 @@ def issue_import(
 
 
 def _short(value: Any, limit: int = 120) -> Any:
-    """A pasted line echoed back: control characters out, at most ``limit`` characters."""
+    """A pasted line echoed back: one line without control characters (the header
+    cleaner's rule), at most ``limit`` characters."""
     if not isinstance(value, str):
         return value
-    text = "".join(ch if ch.isprintable() else " " for ch in value)
+    from newsletter.core.safety.headers import clean_text
+
+    text = clean_text(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
