@@ -18,6 +18,7 @@ import datetime as dt
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Index,
     Integer,
     String,
@@ -105,6 +106,10 @@ class SendAudience(Base):
     variant: Mapped[str] = mapped_column(String(8), primary_key=True)
     domain_group: Mapped[str] = mapped_column(String(16), primary_key=True)
     state: Mapped[str] = mapped_column(String(16), primary_key=True)
+    #: the relay that carried the deliveries ("" when none did), and whether they are
+    #: counted at risk of a duplicate (migration 0026)
+    relay: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
+    at_risk: Mapped[bool] = mapped_column(Boolean, primary_key=True, default=False)
     n: Mapped[int] = mapped_column(BigInteger, default=0)
 
 

@@ -41,7 +41,7 @@ from newsletter.models import (
 )
 from newsletter.models.tracking import RollupLinkCls, RollupSegment
 from newsletter.tracking import data
-from newsletter.tracking.audience import STATES, audience_counts
+from newsletter.tracking.audience import STATES, Tallies, tallies
 from newsletter.tracking.rollups import domain_group
 from newsletter.tracking.spark import sparkline
 
@@ -63,9 +63,10 @@ def _rate(n: int, d: int) -> float:
 # -- denominators ------------------------------------------------------------------
 
 
-def _audience(session: Session, send: Send) -> dict[tuple[str, str], dict[str, int]]:
-    """(variant, domain group) → delivery state → count (cached once the send ended)."""
-    return audience_counts(session, send.id, send.state in TERMINAL)
+def _tallies(session: Session, send: Send) -> Tallies:
+    """The deliveries by (variant, domain group) and state, per relay, and at risk: one
+    GROUP BY, kept once the send has ended."""
+    return tallies(session, send.id, send.state in TERMINAL)
 
 
 # -- one send -------------------------------------------------------------------------
@@ -114,7 +115,8 @@ def send_stats(session: Session, send_id: int, *, wechat: bool = True) -> dict[s
     if send is None:
         raise NotFound(f"send {send_id} does not exist / 发送任务不存在")
     issue = session.get(Issue, send.issue_id)
-    audience = _audience(session, send)
+    tally = _tallies(session, send)
+    audience = tally.audience
     if audience or send.state in TERMINAL:
         counts = dict.fromkeys(STATES, 0)
         for states in audience.values():
@@ -206,13 +208,10 @@ def send_stats(session: Session, send_id: int, *, wechat: bool = True) -> dict[s
         pub = session.get(Publication, issue.publication_id)
         archive = archive_views(session, pub.slug, issue.number) if pub else 0
 
-    at_risk = session.scalar(
-        select(func.count()).where(Delivery.send_id == send_id, Delivery.at_risk.is_(True))
-    )
     return {
         "archive_views": archive,
-        "at_risk": int(at_risk or 0),
-        "relays": _relay_counts(session, send_id),  # sent per relay (issue 19)
+        "at_risk": tally.at_risk,
+        "relays": tally.relays,  # sent per relay
         "send_id": send_id,
         "issue": issue.number if issue else None,
         "issue_id": send.issue_id,
@@ -298,7 +297,7 @@ def trend(
     out = []
     for send in reversed(sends):
         issue = session.get(Issue, send.issue_id)
-        aud = _audience(session, send)
+        aud = _tallies(session, send).audience
         delivered = (
             sum(st["sent"] for st in aud.values())
             if aud or send.state in TERMINAL
@@ -393,9 +392,3 @@ def export_links_csv(session: Session, send_id: int) -> Iterator[str]:
     yield _csv_line(cols)
     for r in sorted(st["links"], key=lambda r: r["position"]):
         yield _csv_line([r[c] for c in cols])
-
-
-def _relay_counts(session: Session, send_id: int) -> dict[str, int]:
-    from newsletter.delivery.relays import relay_counts
-
-    return relay_counts(session, send_id)

@@ -4,23 +4,25 @@ delivery; a later bounce drops them and the next read rebuilds the same counts."
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from newsletter.core.config import reset_settings
 from newsletter.core.db import session_scope
 from newsletter.delivery.run import drive_inline, start
+from newsletter.models import Delivery
 from newsletter.models.tracking import SendAudience
 from newsletter.reports.stats import send_stats
 from tests.factories import seed
 
 
-def _kept(send_id: int) -> dict[tuple[str, str, str], int]:
+def _kept(send_id: int) -> dict[tuple[str, str, str, str, bool], int]:
     with session_scope() as s:
         return {
-            (v, g, st): n
-            for v, g, st, n in s.execute(
+            (v, g, st, r, a): n
+            for v, g, st, r, a, n in s.execute(
                 select(SendAudience.variant, SendAudience.domain_group, SendAudience.state,
-                       SendAudience.n).where(SendAudience.send_id == send_id)
+                       SendAudience.relay, SendAudience.at_risk, SendAudience.n)
+                .where(SendAudience.send_id == send_id)
             )
         }  # fmt: skip
 
@@ -34,8 +36,8 @@ def test_finishing_a_send_keeps_its_denominators(any_db, smtp_sink) -> None:  # 
         assert s.scalar(select(func.count()).select_from(SendAudience)) == 0
     assert drive_inline(ids["send"]) == "finished"
     kept = _kept(ids["send"])
-    assert sum(n for (_v, _g, st), n in kept.items() if st == "sent") == 6
-    assert {v for v, _g, _st in kept} == {"zh-Hans", "zh-Hant"}
+    assert sum(n for (_v, _g, st, _r, _a), n in kept.items() if st == "sent") == 6
+    assert {k[0] for k in kept} == {"zh-Hans", "zh-Hant"}
     # the figures read from what was kept agree with a fresh computation
     with session_scope() as s:
         before = send_stats(s, ids["send"])
@@ -44,3 +46,38 @@ def test_finishing_a_send_keeps_its_denominators(any_db, smtp_sink) -> None:  # 
     with session_scope() as s:
         assert send_stats(s, ids["send"]) == before
     assert _kept(ids["send"]) == kept
+
+
+def test_relays_and_at_risk_come_from_what_was_kept(any_db, smtp_sink) -> None:  # type: ignore[no-untyped-def]
+    """An ended send's per-relay counts and at-risk count are read from the kept rows (no
+    scan of its deliveries per read) and agree with the deliveries themselves."""
+    port, _sink = smtp_sink
+    reset_settings(any_db.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port}))
+    ids = seed(6)
+    start(ids["send"])
+    assert drive_inline(ids["send"]) == "finished"
+    with session_scope() as s:
+        s.query(SendAudience).delete()
+        rows = s.scalars(
+            select(Delivery).where(Delivery.send_id == ids["send"]).order_by(Delivery.id)
+        ).all()
+        for i, d in enumerate(rows):
+            d.relay = "r1" if i % 3 else "r2"
+            d.at_risk = i < 2
+    with session_scope() as s:
+        first = send_stats(s, ids["send"])
+    assert first["relays"] == {"r1": 4, "r2": 2}
+    assert first["at_risk"] == 2
+    assert sum(n for k, n in _kept(ids["send"]).items() if k[4]) == 2
+    # the deliveries change behind the cache's back: the figures stay those kept …
+    with session_scope() as s:
+        s.execute(update(Delivery).where(Delivery.send_id == ids["send"]).values(at_risk=True))
+    with session_scope() as s:
+        assert send_stats(s, ids["send"])["at_risk"] == 2
+    # … until the cache is dropped (as a bounce does), when they are counted again
+    with session_scope() as s:
+        s.query(SendAudience).delete()
+    with session_scope() as s:
+        again = send_stats(s, ids["send"])
+    assert again["at_risk"] == 6
+    assert again["relays"] == {"r1": 4, "r2": 2}
