@@ -24,7 +24,7 @@ _KEY = ("send_id", "variant", "domain_group", "state")
 
 
 def _create(extra: bool) -> None:
-    cols = [
+    cols: list[sa.Column[object]] = [
         sa.Column("send_id", sa.Integer(), nullable=False),
         sa.Column("variant", sa.String(8), nullable=False),
         sa.Column("domain_group", sa.String(16), nullable=False),
