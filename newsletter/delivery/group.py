@@ -71,10 +71,14 @@ def _send_group(
     cfg = get_settings()
     # A safety margin against clock skew between hosts and a slow final reply.
     margin = cfg.lease_seconds * 0.25
+
+    def leased() -> bool:
+        return time.monotonic() <= max(marked_at, beat.renewed) + cfg.lease_seconds - margin
+
     back: list[Ready] = []
     for i, r in enumerate(group):
         message = r.built.result()
-        if time.monotonic() > max(marked_at, beat.renewed) + cfg.lease_seconds - margin:
+        if not leased():
             log.warning("lease may have run out mid-group: %d messages left unsent", len(group) - i)
             break
         stopped = stop()
@@ -102,11 +106,15 @@ def _send_group(
                 message[0],
                 signer=r.compiled.signer,
                 dot_free=message[1],
+                proceed=leased,  # asked again once the relay waits for the body
             )
         if r in flight.unsent:
             flight.unsent.remove(r)
         finished = Done(r, outcome, relay.name, utcnow(), False)
         done.append(finished)  # known before anything else can fail
+        if outcome.abandoned:  # the lease may have run out: not one more message
+            log.warning("lease may have run out mid-group: %d messages left unsent", len(group) - i)
+            break
         if outcome.state == "deferred":
             try:
                 eligible = route.pool.eligible(r.from_domain, route.publication)

@@ -23,6 +23,7 @@ import smtplib
 import socket
 import ssl
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,13 @@ class Outcome:
     #: The relay did not answer within its deadline (connect, greeting, a command, or
     #: the final dot): a hung relay, taken out of service at once.
     timed_out: bool = False
+    #: The caller withdrew before the body (``proceed``): nothing reached the relay, and
+    #: the relay did nothing wrong.
+    abandoned: bool = False
+
+
+class _Abandoned(Exception):
+    """The caller's ``proceed`` said no once the relay was ready for the body."""
 
 
 def _send_parts(smtp: smtplib.SMTP, parts: tuple[bytes, ...]) -> None:
@@ -164,9 +172,16 @@ class SmtpConnection:
         *,
         signer: Any = None,
         dot_free: bool = False,
+        proceed: Callable[[], bool] | None = None,
     ) -> Outcome:
         """Send one message. ``signer`` re-signs DKIM when the body must be re-encoded;
-        ``dot_free``: the caller knows that no line of ``message`` begins with "."."""
+        ``dot_free``: the caller knows that no line of ``message`` begins with ".".
+
+        ``proceed`` is asked once the relay has accepted the envelope and waits for the
+        body, the last moment before the message can reach anyone: when it answers False
+        (the batch's lease may have run out while a slow or cut-off relay held the
+        envelope's replies back, so another worker may own the row now) the connection is
+        dropped without the final dot, which makes the relay discard the transaction."""
         self._handed_over = False
         try:
             if self._smtp is None:
@@ -179,7 +194,15 @@ class SmtpConnection:
                 dot_free = False  # (re-encoded: what the caller knew no longer holds)
                 if signer is not None:
                     data = signer.sign_message(data)
-            refused = self._transaction(envelope_from, rcpt, data, opts, dot_free)
+            refused = self._transaction(envelope_from, rcpt, data, opts, dot_free, proceed)
+        except _Abandoned:
+            return Outcome(
+                "deferred",
+                None,
+                "租约已过，邮件正文未发出，事务已放弃"
+                " / lease ran out before the body: transaction abandoned",
+                abandoned=True,
+            )
         except smtplib.SMTPRecipientsRefused as exc:
             code, msg = exc.recipients.get(rcpt, (550, b"recipient refused"))
             return self._classify(code, msg)
@@ -229,7 +252,13 @@ class SmtpConnection:
         )
 
     def _transaction(
-        self, envelope_from: str, rcpt: str, data: bytes, opts: list[str], dot_free: bool = False
+        self,
+        envelope_from: str,
+        rcpt: str,
+        data: bytes,
+        opts: list[str],
+        dot_free: bool = False,
+        proceed: Callable[[], bool] | None = None,
     ) -> dict[str, tuple[int, bytes]]:
         """MAIL, RCPT, DATA — like ``smtplib.sendmail`` for one recipient, but the body is
         dot-stuffed with one ``bytes.replace`` instead of smtplib's per-message regex
@@ -269,6 +298,10 @@ class SmtpConnection:
                         smtp.getreply()
                     smtp.rset()
                 raise error
+        if proceed is not None and not proceed():
+            # RFC 5321 4.1.1.4: a transaction whose data never ended is not delivered.
+            self.close(force=True)
+            raise _Abandoned
         body = data
         if not dot_free:
             body = data.replace(b"\r\n.", b"\r\n..")
@@ -343,7 +376,10 @@ class MaildirConnection:
         *,
         signer: Any = None,
         dot_free: bool = False,
+        proceed: Callable[[], bool] | None = None,
     ) -> Outcome:
+        if proceed is not None and not proceed():
+            return Outcome("deferred", None, "lease ran out: not stored", abandoned=True)
         envelope = f"Return-Path: <{envelope_from}>\r\nDelivered-To: {rcpt}\r\n".encode()
         self.box.add(envelope + message)
         return Outcome("sent", 250, "stored in maildir")

@@ -48,6 +48,35 @@ def test_replies_are_classified(smtp_sink, pipelining: bool) -> None:  # type: i
     assert len(sink.messages) == 1
 
 
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_a_withdrawn_transaction_never_reaches_the_relay(smtp_sink, pipelining: bool) -> None:  # type: ignore[no-untyped-def]
+    """``proceed`` is asked once the relay waits for the body; a no drops the connection
+    before the final dot, so the relay discards the transaction (fencing at the last
+    moment: a lease that ran out while the relay held its replies back sends nothing)."""
+    port, sink = smtp_sink
+    sink.pipelining = pipelining
+    asked: list[int] = []
+
+    def no() -> bool:
+        asked.append(len(sink.messages))
+        return False
+
+    conn = SmtpConnection("127.0.0.1", port)
+    try:
+        out = conn.send("b@example.org", "a@example.com", b"X: y\r\n\r\nfirst\r\n", proceed=no)
+        assert (out.state, out.abandoned, out.maybe_delivered) == ("deferred", True, False)
+        assert asked == [0]
+        # the next message opens a new connection and is the only one the relay keeps
+        out = conn.send(
+            "b@example.org", "b@example.com", b"X: y\r\n\r\nsecond\r\n", proceed=lambda: True
+        )
+        assert (out.state, out.abandoned) == ("sent", False)
+    finally:
+        conn.close()
+    assert [m[1] for m in sink.messages] == [["b@example.com"]]
+    assert b"first" not in b"".join(m[2] for m in sink.messages)
+
+
 def test_a_reply_lost_after_the_final_dot_is_counted_as_maybe_delivered() -> None:
     """The relay took the whole message and the link broke before its reply: the
     outcome says the message may have been delivered (the engine counts the retry at
