@@ -24,6 +24,7 @@ import httpx
 
 __all__ = [
     "AddressRefused",
+    "AsyncPinnedTransport",
     "PinnedTransport",
     "Resolver",
     "is_public_address",
@@ -90,6 +91,39 @@ class AddressRefused(httpx.ConnectError):
         self.resolved = resolved
 
 
+def _pin(
+    request: httpx.Request,
+    addresses: list[str],
+    allow_private: bool,
+    connected: list[tuple[str, str]],
+) -> None:
+    """Refuse ``request`` unless every address its host resolved to is allowed, then point
+    it at the first one (keeping the name for ``Host``, SNI and the certificate check)."""
+    url = request.url
+    host = url.host
+    if not addresses:
+        raise AddressRefused(
+            f"{host} 无法解析 / {host} does not resolve", request=request, resolved=False
+        )
+    if not allow_private and not all(is_public_address(a) for a in addresses):
+        raise AddressRefused(
+            f"{host} 解析到非公网地址，已拒绝 / {host} resolves to a non-public address; refused",
+            request=request,
+            resolved=True,
+        )
+    address = addresses[0]
+    connected.append((host, address))
+    if address != host:
+        if "host" not in request.headers:
+            request.headers["Host"] = url.netloc.decode("ascii")
+        request.extensions = {**request.extensions, "sni_hostname": host}
+        request.url = url.copy_with(host=address)
+
+
+def _port(url: httpx.URL) -> int:
+    return url.port or (443 if url.scheme == "https" else 80)
+
+
 class PinnedTransport(httpx.HTTPTransport):
     """An :class:`httpx.HTTPTransport` that connects only to addresses it checked."""
 
@@ -103,29 +137,36 @@ class PinnedTransport(httpx.HTTPTransport):
         self.connected: list[tuple[str, str]] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        host = url.host
-        port = url.port or (443 if url.scheme == "https" else 80)
-        addresses = (self.resolver or resolve)(host, port)
-        if not addresses:
-            raise AddressRefused(
-                f"{host} 无法解析 / {host} does not resolve", request=request, resolved=False
-            )
-        if not self.allow_private and not all(is_public_address(a) for a in addresses):
-            raise AddressRefused(
-                f"{host} 解析到非公网地址，已拒绝 / {host} resolves to a non-public address; "
-                "refused",
-                request=request,
-                resolved=True,
-            )
-        address = addresses[0]
-        self.connected.append((host, address))
-        if address != host:
-            if "host" not in request.headers:
-                request.headers["Host"] = url.netloc.decode("ascii")
-            request.extensions = {**request.extensions, "sni_hostname": host}
-            request.url = url.copy_with(host=address)
+        addresses = (self.resolver or resolve)(request.url.host, _port(request.url))
+        _pin(request, addresses, self.allow_private, self.connected)
         return super().handle_request(request)
+
+
+class AsyncPinnedTransport(httpx.AsyncHTTPTransport):
+    """The same for an :class:`httpx.AsyncClient` (the name is resolved in a worker thread).
+
+    Clients that are handed this transport and closed after each use (Authlib's) do not
+    close it: it outlives them, as one pool."""
+
+    def __init__(
+        self, *, allow_private: bool = False, resolver: Resolver | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.allow_private = allow_private
+        self.resolver = resolver
+        self.connected: list[tuple[str, str]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        import anyio.to_thread
+
+        addresses = await anyio.to_thread.run_sync(
+            self.resolver or resolve, request.url.host, _port(request.url)
+        )
+        _pin(request, addresses, self.allow_private, self.connected)
+        return await super().handle_async_request(request)
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
 
 
 def pinned_client(
