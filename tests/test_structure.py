@@ -198,6 +198,17 @@ def test_the_package_root_holds_only_packages() -> None:
     assert loose == [], loose
 
 
+def test_no_module_is_over_500_lines() -> None:
+    """One file per job: a module past 500 lines is doing several (issue 31)."""
+    long = sorted(
+        f"{p.relative_to(ROOT)}: {n}"
+        for p in (ROOT / PACKAGE).rglob("*.py")
+        if "migrations" not in p.parts
+        and (n := len(p.read_text(encoding="utf-8").splitlines())) > 500
+    )
+    assert long == [], long
+
+
 # -- one clock ---------------------------------------------------------------------
 
 # A call that reads the wall clock for a date or a timestamp. time.monotonic() and

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from newsletter.content.header import header_tokens, read_tokens
+from newsletter.content.headerrules import HeaderRules
 from newsletter.content.importrules import _unenclosed
 from newsletter.content.lines import (
     _CHROME_REASONS,
@@ -39,8 +39,8 @@ from newsletter.content.pairs import (
     role_in,
     split_pairs,
 )
-from newsletter.content.patterns import normalise, numeral_value
-from newsletter.content.prepass import Prepass, _undecorated, lead_in
+from newsletter.content.patterns import normalise
+from newsletter.content.prepass import _undecorated, lead_in
 from newsletter.content.walker import DEFAULT_ANALYSIS_LABEL
 from newsletter.core.catalogue import message
 
@@ -69,27 +69,7 @@ def _key_text(key: str) -> str:
     return re.sub(r"\s", "", key)
 
 
-class _Importer(Prepass):
-    @property
-    def section(self) -> _Section | None:
-        return self.sections[-1] if self.sections else None
-
-    @property
-    def item(self) -> _Item | None:
-        s = self.section
-        return s.items[-1] if s is not None and s.items else None
-
-    def target(self) -> list[str]:
-        it = self.item
-        if it is not None:
-            it.meta_open = False
-            return it.analysis if it.analysis_label is not None else it.body
-        s = self.section
-        return s.intro if s is not None else self.intro
-
-    def mark(self, ln: _Line, cls: str) -> None:
-        ln.cls = cls
-
+class _Importer(HeaderRules):
     def flush_table(self) -> None:
         if self.table_rows:
             self.target().append(_table(self.table_rows))
@@ -322,111 +302,6 @@ class _Importer(Prepass):
         )
         return True
 
-    def header_line(self, ln: _Line) -> bool:
-        """Title, period, issue number and ``key：value`` fields before the first section."""
-        if self.sections:
-            return False
-        p = self.p
-        bare = _undecorated(ln.norm)
-        off = len(ln.norm) - len(bare)
-        m = _KV_RE.match(bare) or ANY_KV.match(bare)
-        if m is not None:
-            key = re.sub(r"\s", "", m.group("key"))
-            role = role_in(p.header_keys, m.group("key"))
-            if role is not None:
-                value = _slice(ln, off + m.start("value"))
-                if value and not self.header_field(key, value, role):
-                    return False
-                if not value:
-                    self.pending, self.pending_line = (None, key, role), ln
-                self.mark(ln, "header")
-                return True
-        fields, rest = header_tokens(ln.norm, p)
-        if fields and not rest and ln is not self.title_line:
-            if all(self._set(k, v) for k, v in fields.items()):
-                self.mark(ln, "header")
-                return True
-            return False  # a second, different value: the line stays text
-        if "number" in fields and "title" in self.header and "number" not in self.header:
-            short = len(ln.norm) <= p.heading_max and not p.sentence_end.search(ln.norm)
-            if short:  # 第19期 2026年11月 经济研究部编: the number is read, the words stay
-                for k, v in fields.items():
-                    self.header.setdefault(k, v)
-                return False
-        if "title" in self.header or self.intro or ln.heading is not None:
-            return False
-        if ln is self.title_line:
-            self.take_title(ln)
-            return True
-        title_below = self.title_line is not None and self.title_line.n > ln.n
-        short = len(ln.norm) <= p.heading_max and not p.sentence_end.search(ln.norm)
-        if title_below and short:  # the masthead above the title: who publishes it
-            if "source" in self.header:
-                self.header["source"] += " · " + ln.shown.strip()
-            else:
-                self.header["source"] = ln.shown.strip()
-            self.mark(ln, "header")
-            return True
-        if short and self.title_line is None:
-            self.take_title(ln)
-            return True
-        return False
-
-    def take_title(self, ln: _Line) -> None:
-        """The title line, with the number, period or date it carries moved to their
-        fields, its decoration dropped, and the words after the number (the issue's
-        theme: ``数字治理观察｜第8期：数据跨境``) kept as the preheader."""
-        fields, _, spans = read_tokens(ln.norm, self.p)
-        for k, v in fields.items():
-            self.header.setdefault(k, v)
-        text = ln.shown if len(ln.shown) == len(ln.norm) else ln.norm
-        title, theme = text, ""
-        if spans:
-            first, last = min(a for a, _ in spans), max(b for _, b in spans)
-            title, theme = text[:first], text[last:]
-            for a, b in sorted(spans, reverse=True):  # tokens between the two ends
-                if first < a:
-                    title = title[:a] + title[b:]
-        seps = " -–—_|｜丨·•・()[]（）【】:：,，;；/"
-        theme = theme.strip(seps)
-        if not title.strip(seps) and theme:  # 第8期｜数字治理观察: the words come after
-            title, theme = theme, ""
-        title = re.sub(r"[(\[（【〔]\s*[)\]）】〕]", "", title)
-        title = text[len(text) - len(_undecorated(text)) :] if title == text else title
-        title = _undecorated(title.rstrip(seps).lstrip(" -–—_|｜丨·•・:：")) or title
-        # a leading 【label】 or [label] names the series, not this issue
-        series = re.match(
-            r"^\s*[【\[〔［]\s*([^【】\[\]〔〕［］]{1,16}?)\s*[】\]〕］]\s*(?=\S)", title
-        )
-        if series is not None:
-            self.header.setdefault("series", series.group(1))
-            title = title[series.end() :]
-        title = title.strip(seps)
-        if theme and len(theme) >= 2:
-            self.header.setdefault("preheader", theme)
-        self.header["title"] = title.strip() or ln.shown
-        self.mark(ln, "title")
-
-    def header_field(self, key: str, value: str, role: str) -> bool:
-        """Set a header field; ``False`` (the line stays text) when it cannot be read or
-        when the field already holds another value, so that nothing is lost."""
-        if role == "number":
-            m = self.p.issue_number(value) or re.search(r"(?P<num>\d+)", value)
-            number = numeral_value(m.group("num")) if m else None
-            if number is None:
-                self.result.warnings.append(
-                    message("import.bad_number", key=key, value=value).line()
-                )
-                return False
-            return self._set("number", number)
-        return self._set(role, value)
-
-    def _set(self, name: str, value: Any) -> bool:
-        if self.header.get(name, value) != value:
-            return False
-        self.header[name] = value
-        return True
-
     def analysis_label(self, ln: _Line) -> tuple[str, str] | None:
         """``(label, text after it)`` when the line is an analysis marker."""
         a = self.p.analysis
@@ -591,21 +466,6 @@ class _Importer(Prepass):
         self.mark(ln, "analysis" if in_analysis else "body")
 
     # -- output ----------------------------------------------------------------
-    def finish_header(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
-        fm = dict(self.header)
-        fm.update({k: v for k, v in overrides.items() if v is not None})
-        if not fm.get("title"):
-            fm["title"] = "未命名"
-            self.result.warnings.append(message("import.no_title").line())
-        if not fm.get("number"):
-            fm.pop("number", None)
-            self.result.warnings.append(message("import.no_number").line())
-        order = ["title", "number", "period", "date", "source", "author", "publication"]
-        order += ["preheader"]
-        return {k: fm[k] for k in order if k in fm} | {
-            k: v for k, v in fm.items() if k not in order
-        }
-
     def render(self, overrides: Mapping[str, Any]) -> str:
         fm = self.finish_header(overrides)
         out = ["---", yaml.safe_dump(fm, allow_unicode=True, sort_keys=False, width=10**6).strip()]

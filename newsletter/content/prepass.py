@@ -25,6 +25,7 @@ from newsletter.content.markers import DocFamily, discover, heading_length, read
 from newsletter.content.patterns import (
     Patterns,
 )
+from newsletter.content.tablerows import pipe_rows, spaced_rows
 
 #: A number alone in ornaments: —01—, / 02 /, 【03】, PART 04, No. 5 (not a bare year).
 _NUMBER_LINE = re.compile(
@@ -174,35 +175,6 @@ class Prepass:
         self.find_title()
         self.find_aligned_rows()
 
-    def find_pipe_rows(self) -> None:
-        """A table written with bars (``| a | b |``, a Markdown table copied as text):
-        two or more rows; its ``| --- |`` rule is part of it, not a divider."""
-        run: list[_Line] = []
-
-        def close() -> None:
-            rows = [ln for ln in run if ln.n not in rules]
-            if len(rows) >= 2:
-                for ln in rows:
-                    self.aligned[ln.n] = [c.strip() for c in ln.raw.strip().strip("|").split("|")]
-                for ln in run:
-                    if ln.n in rules:
-                        ln.cls = ""
-                        self.table_rules.add(ln.n)
-            run.clear()
-
-        rules: set[int] = set()
-        for ln in self.lines:
-            raw = ln.raw.strip()
-            if raw.startswith("|") and raw.endswith("|") and raw.count("|") >= 3:
-                if re.fullmatch(r"[|:\-\s]+", raw):
-                    rules.add(ln.n)
-                elif ln.cls:
-                    close()
-                    continue
-                run.append(ln)
-                continue
-            close()
-
     def opens_header(self, ln: _Line) -> bool:
         """Whether one of the three lines after ``ln`` gives the issue's number or period
         (a first line over its number line is the title, whatever its shape)."""
@@ -214,30 +186,11 @@ class Prepass:
         return False
 
     def find_aligned_rows(self) -> None:
-        """Rows of a table typed with spaces: three or more consecutive lines that split
-        at runs of two or more spaces into the same number (two or more) of cells."""
-        self.find_pipe_rows()
-        run: list[tuple[_Line, list[str]]] = []
-
-        def close() -> None:
-            if len(run) >= 3:
-                self.aligned.update({ln.n: cells for ln, cells in run})
-            run.clear()
-
-        for ln in self.lines:
-            if ln.cls or ln.heading is not None or "\t" in ln.raw or ln.n in self.aligned:
-                close()
-                continue
-            if ln.n in self.table_rules:
-                close()
-                continue
-            cells = [c for c in re.split(r"(?: {2,}|\u3000+)", ln.raw.strip()) if c]
-            if len(cells) < 2 or (run and len(cells) != len(run[0][1])):
-                close()
-                if len(cells) < 2:
-                    continue
-            run.append((ln, cells))
-        close()
+        """Tables typed as text: with bars, then with runs of spaces (:mod:`.tablerows`)."""
+        rows, rules = pipe_rows(self.lines)
+        self.aligned.update(rows)
+        self.table_rules |= rules
+        self.aligned.update(spaced_rows(self.lines, self.aligned, self.table_rules))
 
     def find_title(self) -> None:
         """The title line, chosen among the lines before the first heading
