@@ -30,6 +30,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from newsletter.delivery.assemble import CompiledMessage, Recipient, compile_message  # noqa: E402
+from newsletter.devtools.proctree import descendants, proc_stats  # noqa: E402
 
 SUBJECT = "《营商环境与数字经济政策周报》｜第47期"
 FROM_NAME = "营商环境政策周报"
@@ -237,27 +238,12 @@ def tree_cpu(pid: int) -> float:
     and after a run: the difference is what the tree spent in between, including pool
     children that were replaced meanwhile. From ``/proc/*/stat``."""
     tck = os.sysconf("SC_CLK_TCK")
-    stats: dict[int, list[str]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                st = f.read()
-        except OSError:
-            continue
-        stats[int(entry)] = st[st.rindex(")") + 2 :].split()
-    children: dict[int, list[int]] = {}
-    for p, fields in stats.items():
-        children.setdefault(int(fields[1]), []).append(p)
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
+    stats = proc_stats()
+    total = 0
+    for p in descendants(pid, stats):
         fields = stats.get(p)
-        if fields is None:
-            continue
-        total += sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
-        todo.extend(children.get(p, []))
+        if fields is not None:
+            total += sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
     return total / tck
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from newsletter.core.config import Settings
+from newsletter.devtools.proctree import descendants
 from tests import waiting
 from tests.conftest import ROOT
 
@@ -236,23 +237,7 @@ def sample_email_send(tmp_path: Path) -> tuple[int, Any]:
 
 def process_tree(pid: int) -> list[int]:
     """``pid`` and its descendants, read from ``/proc`` (a worker and its pool's children)."""
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                st = f.read()
-        except OSError:
-            continue
-        ppid = int(st[st.rindex(")") + 2 :].split()[1])
-        parents.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(parents.get(p, []))
-    return out
+    return descendants(pid)
 
 
 def relay_connections(pid: int, port: int) -> dict[int, set[int]]:
