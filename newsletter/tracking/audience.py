@@ -53,7 +53,9 @@ def tallies(session: Session, send_id: int, ended: bool) -> Tallies:
     ]
     if not rows:
         rows = _count(session, send_id)
-        if ended and rows:
+        # A row still ``sending`` (a cancelled send's message on the wire) records its
+        # outcome later: counts that include it are not kept.
+        if ended and rows and not any(r[2] == "sending" for r in rows):
             session.add_all(
                 SendAudience(
                     send_id=send_id, variant=v, domain_group=g, state=st, relay=r, at_risk=a, n=n

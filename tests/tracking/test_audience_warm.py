@@ -81,3 +81,25 @@ def test_relays_and_at_risk_come_from_what_was_kept(any_db, smtp_sink) -> None: 
         again = send_stats(s, ids["send"])
     assert again["at_risk"] == 6
     assert again["relays"] == {"r1": 4, "r2": 2}
+
+
+def test_an_ended_send_with_a_message_still_on_the_wire_is_not_kept(any_db, smtp_sink) -> None:  # type: ignore[no-untyped-def]
+    """A cancelled send can still have a row ``sending`` (its outcome comes later): its
+    counts are read but not kept, so the outcome shows when it lands."""
+    port, _sink = smtp_sink
+    reset_settings(any_db.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port}))
+    ids = seed(3)
+    start(ids["send"])
+    assert drive_inline(ids["send"]) == "finished"
+    with session_scope() as s:
+        s.query(SendAudience).delete()
+        first = s.scalars(select(Delivery.id).where(Delivery.send_id == ids["send"])).first()
+        s.execute(update(Delivery).where(Delivery.id == first).values(state="sending"))
+    with session_scope() as s:
+        assert send_stats(s, ids["send"])["deliveries_sending"] == 1
+    assert _kept(ids["send"]) == {}
+    with session_scope() as s:
+        s.execute(update(Delivery).where(Delivery.id == first).values(state="sent"))
+    with session_scope() as s:
+        assert send_stats(s, ids["send"])["deliveries_sent"] == 3
+    assert sum(_kept(ids["send"]).values()) == 3
