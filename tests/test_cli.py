@@ -86,19 +86,34 @@ def test_send_status_watch_shows_progress_of_a_finished_send(sqlite_settings) ->
 @pytest.mark.parametrize(
     ("argv", "code", "says"),
     [
-        (["nosuch"], 2, "No such command"),
-        (["worker", "--no-such-option"], 2, "No such option"),
-        (["send", "pause"], 2, "Missing argument"),
+        (["nosuch"], 2, ("没有命令 nosuch", "no such command nosuch")),
+        (["worker", "--no-such-option"], 2, ("没有选项 --no-such-option", "no such option")),
+        (["send", "pause"], 2, ("缺少参数", "missing argument")),
+        (["issue", "import", "x.txt", "--number", "abc"], 2, ("--number 的值无效（要写整数）", "invalid value for --number")),
+        (["issue", "import", "x.txt", "y", "z"], 2, ("多余的参数：y z", "unexpected extra arguments")),
     ],
-)
-def test_the_real_entry_point_reports_usage_errors_as_usage(argv, code, says, capsys) -> None:  # type: ignore[no-untyped-def]
-    """Through `newsletter` itself (not the test runner): a usage error is click's message
-    and exit 2, never "unexpected" (Typer 0.29 brought its own click and exit classes)."""
+)  # fmt: skip
+def test_the_real_entry_point_reports_usage_errors_as_usage(  # type: ignore[no-untyped-def]
+    argv, code, says, capsys, monkeypatch
+) -> None:
+    """Through `newsletter` itself (not the test runner): a usage error is one catalogue
+    line, Chinese first, then where the help is; exit 2, never "unexpected" (Typer 0.29
+    brought its own click and exit classes)."""
     from newsletter.cli.errors import run
 
+    for var in ("NEWSLETTER_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(var, raising=False)
     assert run(app, argv) == code
     err = capsys.readouterr().err
-    assert says in err and "unexpected" not in err and "Traceback" not in err, err
+    first, help_line = err.splitlines()
+    zh, en = says
+    assert first.startswith("错误：") and first.index(zh) < first.index(en), err
+    assert help_line.startswith("用法见 newsletter") and help_line.endswith("--help")
+    assert "Error:" not in err and "unexpected error" not in err and "Traceback" not in err, err
+    monkeypatch.setenv("LANG", "en_US.UTF-8")
+    assert run(app, argv) == code
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and en in err and zh not in err, err
 
 
 def test_the_real_entry_point_keeps_a_commands_exit_code(

@@ -209,6 +209,20 @@ def test_no_module_is_over_500_lines() -> None:
     assert long == [], long
 
 
+def test_error_lines_get_the_readers_prefix() -> None:
+    """No command writes its own English ``error:``: every error line goes through the
+    catalogue's prefix (错误：, 錯誤：, or error: for an English reader)."""
+    ad_hoc = re.compile(r"""[(\s]f?["'](?:\{\w+\}: )?error: """)
+    found = sorted(
+        f"{p.relative_to(ROOT)}:{n}"
+        for p in (ROOT / PACKAGE).rglob("*.py")
+        if p.name != "catalogue.py"  # where the prefixes are defined
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if ad_hoc.search(line)
+    )
+    assert found == [], found
+
+
 # -- one clock ---------------------------------------------------------------------
 
 # A call that reads the wall clock for a date or a timestamp. time.monotonic() and

@@ -94,9 +94,17 @@ def run(app: Callable[..., Any], argv: Sequence[str] | None = None) -> int:
         rv = app(args=args, prog_name="newsletter", standalone_mode=False)
     except exits as exc:
         return int(getattr(exc, "exit_code", None) or getattr(exc, "code", 0) or 0)
-    except usage as exc:  # usage errors: click's own message, one block
-        if type(exc).__name__ != "NoArgsIsHelpError":  # (that one has shown the help already)
-            exc.show()  # type: ignore[attr-defined]
+    except usage as exc:  # usage errors: one catalogue line, then where the help is
+        if type(exc).__name__ == "NoArgsIsHelpError":  # (that one has shown the help already)
+            return int(getattr(exc, "exit_code", 2) or 2)
+        if not hasattr(exc, "ctx"):  # an error of a command's own (click.ClickException)
+            line = for_reader(one_line(str(getattr(exc, "message", exc))), lang)
+            sys.stderr.write(f"{error_prefix(lang)}{line}\n")
+            return int(getattr(exc, "exit_code", 1) or 1)
+        from newsletter.cli.usage import describe_usage, help_line
+
+        sys.stderr.write(f"{error_prefix(lang)}{describe_usage(exc).for_reader(lang)}\n")
+        sys.stderr.write(help_line(exc).for_reader(lang) + "\n")
         return int(getattr(exc, "exit_code", 2) or 2)
     except aborts:
         sys.stderr.write(message("cli.aborted").for_reader(lang) + "\n")

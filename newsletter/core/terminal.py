@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["JsonOpt", "console", "emit", "err", "fail", "print_counts"]
+__all__ = ["JsonOpt", "console", "emit", "err", "error_line", "fail", "print_counts"]
 
 console = Console()
 err = Console(stderr=True)
@@ -33,6 +33,17 @@ def fail(exc: Exception) -> NoReturn:
         f"{error_prefix(lang)}{line}\n"
     )  # one line, never wrapped to the terminal width
     raise typer.Exit(code)
+
+
+def error_line(text: str, where: str = "") -> None:
+    """One error line on stderr, never wrapped: the reader's prefix (错误：, 錯誤：, error:),
+    ``where`` (a file, a channel) and ``text`` (``中文 / English``) in the reader's language,
+    Chinese first when both are shown."""
+    from newsletter.core.catalogue import error_prefix, for_reader, reader_language
+
+    lang = reader_language()
+    place = f"{where}: " if where else ""
+    sys.stderr.write(f"{error_prefix(lang)}{place}{for_reader(text, lang)}\n")
 
 
 def emit(data: Any, as_json: bool) -> bool:

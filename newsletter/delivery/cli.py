@@ -4,14 +4,13 @@ The bounce intake and ``doctor`` are ``bounces_cli``."""
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from newsletter.core.errors import NewsletterError
-from newsletter.core.terminal import JsonOpt, console, emit, err, fail, print_counts
+from newsletter.core.terminal import JsonOpt, console, emit, err, error_line, fail, print_counts
 
 __all__ = ["send_app"]
 
@@ -303,8 +302,8 @@ def send_decide(send_id: int, now: bool = False, as_json: JsonOpt = False) -> No
     except NewsletterError as exc:
         fail(exc)
     if report is None:
-        sys.stderr.write(
-            f"error: send {send_id} has no subject test due yet / 该发送没有到期的主题测试\n"
+        error_line(
+            f"发送 {send_id} 没有到期的主题测试 / send {send_id} has no subject test due yet"
         )
         raise typer.Exit(1)
     if not emit(report, as_json):

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from newsletter.core.catalogue import message as catalogue_message
 from newsletter.core.errors import NewsletterError
-from newsletter.core.terminal import JsonOpt, console, emit, err, fail
+from newsletter.core.terminal import JsonOpt, console, emit, err, error_line, fail
 
 __all__ = ["issue_app"]
 
@@ -82,7 +82,7 @@ def issue_render(
             err.print(f"[yellow]warning:[/] {w}")
         for ch in CHANNELS:
             if ch in result.errors:
-                err.print(f"{ch}: error: {result.errors[ch]}", markup=False, soft_wrap=True)
+                error_line(str(result.errors[ch]), where=ch)
             else:
                 console.print(f"{ch}: ok", markup=False)
         mode = f"  (email mode: {result.email.mode}; {result.email.reason})" if result.email else ""
@@ -170,11 +170,10 @@ def issue_import(
             )
             report["learnt"] = learnt
     except ValueError as exc:
-        err.print(f"error: 提示无效 / {exc}", markup=False, highlight=False, soft_wrap=True)
+        error_line(f"提示无效：{exc} / invalid hint: {exc}")
         raise typer.Exit(2) from None
     except NewsletterError as exc:
-        # one line, never wrapped: editors and scripts grep it
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        error_line(str(exc))  # one line, never wrapped: editors and scripts grep it
         raise typer.Exit(2) from None
     if emit(report | ({"outline": lines} if outline else {}), as_json):
         return

@@ -137,7 +137,7 @@ def approval_errors(session: Session, issue: Issue) -> list[str]:
     assert pub is not None
     wechat = get_wechat_settings().configured
     errors += [
-        f"error: {msg} [{code}]"
+        f"{msg} [{code}]"
         for level, code, msg in size_checks(doc, context_for(pub))
         if level == "error" and (wechat or not code.startswith("wechat"))
     ]

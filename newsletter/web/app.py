@@ -183,14 +183,15 @@ def create_asgi() -> Any:
     (one line on stderr, exit status 2), however it is started (``newsletter
     web`` or ``uvicorn --factory``).
     """
-    import sys
 
     from newsletter.core.config import get_settings
     from newsletter.web.pixel import PixelFastPath
 
     problem = get_settings().secret_key_problem()
     if problem is not None:
-        sys.stderr.write(f"error: web: refusing to start: {problem}\n")
+        from newsletter.core.terminal import error_line
+
+        error_line(f"网页服务拒绝启动：{problem} / web: refusing to start: {problem}")
         raise SystemExit(2)
 
     return PixelFastPath(create_app())

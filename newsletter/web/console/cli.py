@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from newsletter.core.errors import NewsletterError
+from newsletter.core.terminal import error_line
 
 __all__ = ["users_app"]
 
@@ -36,7 +37,7 @@ def create(
     try:
         out = create_user("cli", username, password, role, display_name)
     except NewsletterError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        error_line(str(exc))
         raise typer.Exit(1) from None
     typer.echo(f"user {out['username']} created ({out['role']})")
 
@@ -71,7 +72,7 @@ def token(
     with session_scope() as s:
         uid = s.scalar(select(User.id).where(User.username == username.strip().lower()))
     if uid is None:
-        typer.echo(f"error: user {username} does not exist", err=True)
+        error_line(f"用户 {username} 不存在 / user {username} does not exist")
         raise typer.Exit(1)
     out = create_token("cli", uid, name, days or None)
     typer.echo(out["token"])
@@ -86,7 +87,7 @@ def local_login(
     from newsletter.web.console.switches import local_login_enabled, set_local_login
 
     if state not in ("on", "off", "status"):
-        typer.echo("error: 请写 on、off 或 status / write on, off or status", err=True)
+        error_line("请写 on、off 或 status / write on, off or status")
         raise typer.Exit(2)
     try:
         with session_scope() as s:
@@ -94,7 +95,7 @@ def local_login(
                 set_local_login(s, state == "on", "cli")
             on = local_login_enabled(s)
     except NewsletterError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        error_line(str(exc))
         raise typer.Exit(1) from None
     typer.echo(
         "本地账号登录：开启 / local logins: on" if on else "本地账号登录：关闭 / local logins: off"
@@ -119,7 +120,7 @@ def two_factor_reset(username: str) -> None:
     with session_scope() as s:
         user = s.scalar(select(User).where(User.username == username.strip().lower()))
         if user is None:
-            typer.echo(f"error: 用户 {username} 不存在 / user {username} does not exist", err=True)
+            error_line(f"用户 {username} 不存在 / user {username} does not exist")
             raise typer.Exit(1)
         name, had = user.username, user.totp_secret is not None
         reset(s, user)
