@@ -81,7 +81,7 @@ class _Importer(HeaderRules):
         numbering = {id(ln): n for n, ln in self.number_lines.items()}
         #: title lines whose number line was held back, to be classed with them
         self.held_titles: set[int] = set()
-        families = (self.section_family, self.item_family)
+        families = (self.part_family, self.section_family, self.item_family)
         for ln in self.lines:
             title = numbering.get(id(ln))
             heading = self.by_n[title].heading if title is not None else None
@@ -242,10 +242,15 @@ class _Importer(HeaderRules):
         return True
 
     def section_heading(self, ln: _Line) -> bool:
+        if ln.heading is not None and ln.heading[0] == self.part_family and self.part_family:
+            self.part = (ln.heading[2], len(self.sections))  # sections count again under it
+            self.mark(ln, "part")
+            return True
         if ln.heading is None or ln.heading[0] != self.section_family:
             return False
         _, number, title = ln.heading
-        expected = len(self.sections) + 1
+        part, before = getattr(self, "part", ("", 0))
+        expected = len(self.sections) - before + 1
         number = number or expected  # a glyph counts by position
         if number < expected:
             return False
@@ -257,6 +262,8 @@ class _Importer(HeaderRules):
                     "import.section_skips", line=ln.n, number=number, previous=expected - 1
                 ).line()
             )
+        if part:  # numbered through the whole issue, titled with the group
+            number, title = len(self.sections) + 1, f"{part}｜{title}"
         numeral = format_numeral(number) if 1 <= number <= 99 else str(number)
         self.sections.append(_Section(numeral, number, title))
         self.list_next = 0

@@ -100,6 +100,7 @@ _CHROME_REASONS = {
 _CLASS_REASONS = {
     "contents": "与正文标题重复的目录",
     "title": "首个短行",
+    "part": "节之上的一级（其标题并入下面各节的标题）",
     "header": "页首的“键：值”或期数、时间",
     "meta": "条目下的“键：值”",
     "analysis": "点评标记或重复的小标题之后",

@@ -100,6 +100,9 @@ class Prepass:
         self.lead_labels: set[str] = set()
         self.section_family: DocFamily | None = None
         self.item_family: DocFamily | None = None
+        #: A level above the sections (第一部分 › 一、 › 1.): its headings name groups of
+        #: sections, and each section's title is prefixed with its group's.
+        self.part_family: DocFamily | None = None
         #: A heading numbered on a line of its own (``—01—`` above ``财税政策``): the
         #: title line's number → the number line, which takes the heading's class.
         self.number_lines: dict[int, _Line] = {}
@@ -399,6 +402,8 @@ class Prepass:
             order[0], order[1] = order[1], order[0]  # a lone 【本期概要】 came first
         self.section_family = order[0] if order else None
         self.item_family = order[1] if len(order) > 1 else None
+        if len(order) > 2 and self.three_levels(*order[:3]):
+            self.part_family, self.section_family, self.item_family = order[:3]
         if self.family_over_styled():
             pass  # 一、 lines above the styled headings: they are the sections
         elif any(cls == "section" for cls in self.hints.values()):
@@ -409,6 +414,30 @@ class Prepass:
             if ln.heading is not None and hint == "item" and self.item_family is None:
                 self.item_family = ln.heading[0]
         self.merge_sibling_glyphs()
+
+    def three_levels(self, top: DocFamily, mid: DocFamily, low: DocFamily) -> bool:
+        """Whether the third family is the items: its headings carry the fields (a field
+        line among the two lines under it) and the second family's do not, and every gap
+        between two headings of the first holds one of the second."""
+
+        def below(i: int) -> list[_Line]:  # the lines under a heading, to the next one
+            out: list[_Line] = []
+            for x in self.lines[i + 1 :]:
+                if x.heading is not None or len(out) == 2:
+                    break
+                if x.cls != "blank":
+                    out.append(x)
+            return out
+
+        def fielded(fam: DocFamily) -> float:
+            at = [i for i, ln in enumerate(self.lines) if ln.heading and ln.heading[0] == fam]
+            near = [any(self.is_field(x.norm) for x in below(i)) for i in at]
+            return sum(near) / len(near) if near else 0.0
+
+        tops = [ln.n for ln in self.lines if ln.heading and ln.heading[0] == top]
+        mids = [ln.n for ln in self.lines if ln.heading and ln.heading[0] == mid]
+        grouped = all(any(a < n < b for n in mids) for a, b in itertools.pairwise(tops))
+        return grouped and len(tops) >= 2 and fielded(low) >= 0.5 and fielded(mid) < 0.2
 
     def encloses(self, outer: DocFamily, inner: DocFamily) -> bool:
         """Whether ``outer``'s lines hold ``inner``'s between them far more than the other
