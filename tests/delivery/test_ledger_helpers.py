@@ -22,6 +22,7 @@ from newsletter.core.config import reset_settings
 from newsletter.core.db import session_scope
 from newsletter.delivery.lease import release
 from newsletter.delivery.outcomes import _backoff, _suppress_if_always_failing, release_claim
+from newsletter.delivery.smtp import Outcome
 from newsletter.models import Delivery, Send, Subscriber, Suppression
 from tests.factories import seed
 
@@ -144,3 +145,53 @@ def test_soft_bounces_suppress_after_three_failed_sends_in_a_row(  # type: ignor
     with session_scope() as s:
         _suppress_if_always_failing(s, last, email)
     assert _suppressed(email) is suppressed
+
+
+def _record_one(outcome: Outcome, **kw: object) -> Delivery:
+    from newsletter.delivery.outcomes import _record
+
+    ids = seed(1)
+    (row,) = _rows(ids["send"], 1)
+    _set([row], state="sending", claimed_by="w:1", lease_until=utcnow())
+    with session_scope() as s:
+        n = _record(s, row, 1, outcome, "reader0@example.com", 5, claim_token="w:1", **kw)  # type: ignore[arg-type]
+        assert n == 1
+    with session_scope() as s:
+        got = s.get(Delivery, row)
+        assert got is not None
+        s.expunge(got)
+        return got
+
+
+def test_a_sent_outcome_records_when_and_through_which_relay(any_db) -> None:  # type: ignore[no-untyped-def]
+    reset_settings(any_db)
+    at = dt.datetime(2031, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
+    d = _record_one(Outcome("sent", 250, "ok"), relay="r2", now=at)
+    assert (d.state, d.relay, d.last_code, d.claimed_by, d.lease_until) == (
+        "sent", "r2", 250, None, None)  # fmt: skip
+    assert d.sent_at is not None and d.sent_at.replace(tzinfo=dt.UTC) == at
+
+
+def test_a_sent_outcome_without_a_time_takes_the_clocks(any_db) -> None:  # type: ignore[no-untyped-def]
+    reset_settings(any_db)
+    before = utcnow()
+    d = _record_one(Outcome("sent", 250, "ok"))
+    assert d.sent_at is not None and d.sent_at.replace(tzinfo=dt.UTC) >= before.replace(
+        microsecond=0
+    )
+    assert d.relay is None  # no relay named: none recorded
+
+
+def test_a_refused_message_fails_at_once(any_db) -> None:  # type: ignore[no-untyped-def]
+    reset_settings(any_db)
+    failed = _record_one(Outcome("failed", None, "header injection"))
+    assert failed.state == "failed" and failed.next_attempt_at is None
+
+
+def test_a_deferral_waits_a_minute_after_the_first_attempt(any_db) -> None:  # type: ignore[no-untyped-def]
+    reset_settings(any_db)
+    at = dt.datetime(2031, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
+    later = _record_one(Outcome("deferred", 451, "try later"), now=at)
+    assert later.state == "deferred" and later.next_attempt_at is not None
+    wait = later.next_attempt_at.replace(tzinfo=dt.UTC) - at
+    assert dt.timedelta(seconds=45) <= wait <= dt.timedelta(seconds=75)
