@@ -90,8 +90,11 @@ def run(app: Callable[..., Any], argv: Sequence[str] | None = None) -> int:
     args = take_lang([a for a in args if a != "--debug"])
     set_hant_converter(_hant)
     lang = reader_language()
+    from newsletter.cli.helptext import localised_help
+
     try:
-        rv = app(args=args, prog_name="newsletter", standalone_mode=False)
+        with localised_help(lang, _hant):
+            rv = app(args=args, prog_name="newsletter", standalone_mode=False)
     except exits as exc:
         return int(getattr(exc, "exit_code", None) or getattr(exc, "code", 0) or 0)
     except usage as exc:  # usage errors: one catalogue line, then where the help is
