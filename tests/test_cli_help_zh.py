@@ -17,11 +17,10 @@ _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 def _tree() -> Iterator[tuple[str, Any]]:
+    import typer._click as click
     from typer.main import get_command
 
     from newsletter.cli.main import app
-
-    import typer._click as click
 
     def walk(cmd: Any, path: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
         yield " ".join(path), cmd
