@@ -91,6 +91,9 @@ class _Importer(HeaderRules):
             self.feed(ln)
         self.flush_table()
         self.drop_pending()
+        if self.part_intro:  # a group with text and no section under it: kept at the end
+            left, self.part_intro = self.part_intro, None
+            self.target().extend(left)
         self.lead_section()
         for n in self.held_titles:
             self.number_lines[n].cls = self.by_n[n].cls
@@ -142,7 +145,7 @@ class _Importer(HeaderRules):
             self.flush_table()
             self.drop_pending()
             ref = f"![{_escape(ln.image.alt)}](images/{ln.image.name})"
-            (self.target() if self.sections else self.intro).append(ref)
+            self.target().append(ref)
             self.result.images.append(ln.image)
             self.mark(ln, "image")
             return
@@ -244,13 +247,17 @@ class _Importer(HeaderRules):
     def section_heading(self, ln: _Line) -> bool:
         if ln.heading is not None and ln.heading[0] == self.part_family and self.part_family:
             self.part = (ln.heading[2], len(self.sections))  # sections count again under it
+            self.part_intro = []  # its text before its first section goes with that section
             self.mark(ln, "part")
             return True
         if ln.heading is None or ln.heading[0] != self.section_family:
             return False
         _, number, title = ln.heading
-        part, before = getattr(self, "part", ("", 0))
-        expected = len(self.sections) - before + 1
+        part, before = self.part
+        # under a group, sections are numbered again from 一 or on through the issue
+        expected = len(self.sections) + 1
+        if part and number != expected:
+            expected = len(self.sections) - before + 1
         number = number or expected  # a glyph counts by position
         if number < expected:
             return False
@@ -266,6 +273,9 @@ class _Importer(HeaderRules):
             number, title = len(self.sections) + 1, f"{part}｜{title}"
         numeral = format_numeral(number) if 1 <= number <= 99 else str(number)
         self.sections.append(_Section(numeral, number, title))
+        if self.part_intro is not None:
+            self.sections[-1].intro += self.part_intro
+            self.part_intro = None
         self.list_next = 0
         self.mark(ln, "section")
         if self.tails.get(ln.n):
@@ -466,10 +476,7 @@ class _Importer(HeaderRules):
             text = f"{self.number_lines[ln.n].text.strip()} {text}"
         if it is not None and not in_analysis:
             text = self.trailing_fields(it, text)
-        if self.sections:
-            self.target().append(_prose(text, ln.links))
-        else:
-            self.intro.append(_prose(text, ln.links))
+        self.target().append(_prose(text, ln.links))  # (the issue's intro before any section)
         self.mark(ln, "analysis" if in_analysis else "body")
 
     # -- output ----------------------------------------------------------------

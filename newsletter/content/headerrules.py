@@ -29,7 +29,15 @@ class HeaderRules(Prepass):
         s = self.section
         return s.items[-1] if s is not None and s.items else None
 
+    #: the group heading (第一部分 …) the next sections fall under, and how many sections
+    #: came before it (three-level briefs, ``Prepass.part_family``)
+    part: tuple[str, int] = ("", 0)
+    #: text between a group heading and its first section: that section's intro
+    part_intro: list[str] | None = None
+
     def target(self) -> list[str]:
+        if self.part_intro is not None:
+            return self.part_intro
         it = self.item
         if it is not None:
             it.meta_open = False

@@ -240,9 +240,10 @@ def _slice(line: _Line, start: int) -> str:
 
 
 def _format_period(m: re.Match[str]) -> str:
-    y1, m1, d1 = m.group("y1"), int(m.group("m1")), int(m.group("d1"))
-    y2 = m.group("y2") or y1
     groups = m.groupdict()
+    y1, d1 = m.group("y1"), int(m.group("d1"))
+    m1 = int(groups.get("m1") or groups.get("m1c") or 0)
+    y2 = m.group("y2") or y1
     m2 = int(groups.get("m2") or groups.get("m2c") or m1)
     d2 = int(m.group("d2"))
     if not m.group("y2") and (m2, d2) < (m1, d1) and y1.isdigit():

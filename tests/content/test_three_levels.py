@@ -90,3 +90,57 @@ def test_a_two_level_brief_stays_two_levels(words: list[str]) -> None:
         lines += [f"{_CN[s]}、{w}栏目", f"1. {w}事项", "发布机构：某机关", "解读：略。"]
     doc = parse_issue(import_text("\n".join(lines) + "\n").markdown)
     assert [s.title for s in doc.sections] == [f"{w}栏目" for w in words]
+
+
+_RUN_ON = """政策周报 第12期
+2026-12-07
+
+第一部分 宏观政策
+本部分导语：第一部分的引言。
+
+一、财政
+1. 财政部发布新规
+来源：财政部
+发布时间：2026-12-01
+正文一段。
+
+二、货币
+1. 央行降准
+来源：人民银行
+发布时间：2026-12-03
+正文三段。
+
+第二部分 行业动态
+第二部分导语。
+
+三、能源行业的重大政策调整与后续影响分析
+1. 能源局规划
+来源：能源局
+发布时间：2026-12-04
+正文四段。
+
+四、交通
+1. 交通部通知
+来源：交通部
+发布时间：2026-12-05
+正文五段。
+"""
+
+
+def test_sections_numbered_on_through_the_parts_and_part_intros_kept() -> None:
+    """Sections may be numbered on across the groups (三、 under 第二部分) whatever the
+    length of their titles; the text between a group heading and its first section is
+    that section's intro, never the previous item's body; a lone dash date is a date."""
+    result = import_text(_RUN_ON)
+    doc = parse_issue(result.markdown)
+    assert [s.title for s in doc.sections] == [
+        "宏观政策｜财政", "宏观政策｜货币",
+        "行业动态｜能源行业的重大政策调整与后续影响分析", "行业动态｜交通",
+    ]  # fmt: skip
+    assert [[it.title for it in s.items] for s in doc.sections] == [
+        ["财政部发布新规"], ["央行降准"], ["能源局规划"], ["交通部通知"]]  # fmt: skip
+    assert [len(it.meta) for s in doc.sections for it in s.items] == [2, 2, 2, 2]
+    assert "引言" in result.markdown.split("## 一、")[1].split("###")[0]
+    assert "第二部分导语" in result.markdown.split("## 三、")[1].split("###")[0]
+    assert not [w for w in result.warnings if "3" in w or "4" in w]  # no "3 follows 0"
+    assert doc.date == "2026-12-07" and not doc.period
