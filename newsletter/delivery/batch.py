@@ -56,6 +56,7 @@ from newsletter.delivery.outcomes import (
 )
 from newsletter.delivery.recovery import _Flight, _recover
 from newsletter.delivery.relays import RelayPool, probe_due
+from newsletter.delivery.sends import skip_unsent
 from newsletter.delivery.throttle import throttle
 from newsletter.models import Delivery, Send, Subscriber, Subscription, Suppression
 
@@ -296,6 +297,8 @@ def _send_loop(
             hand_back(s, claim_token, back, cancelled=result.stopped == "cancelled")
             if result.stopped is not None:
                 release_claim(s, claim_token)  # the rest of the batch, for a resume
+                if result.stopped == "cancelled":  # what ended deferred will never go
+                    skip_unsent(s, send_id)
                 s.commit()
                 flight.committed()
                 return

@@ -163,8 +163,13 @@ def finish_group(s: Session, done: list[Done], claim_token: str) -> int:
     another worker took over after our lease ran out is theirs, and counted at risk).
     Returns how many were written."""
     cfg = get_settings()
+    # Withdrawn before the body (the lease may have run out): nothing reached the relay, so
+    # the row goes back as it was before the mark, like a message never sent (no attempt
+    # counted, not at risk, no step towards failing or a soft-bounce suppression).
+    withdrawn = [d.ready for d in done if d.outcome.abandoned]
+    written = hand_back(s, claim_token, withdrawn) if withdrawn else 0
+    done = [d for d in done if not d.outcome.abandoned]
     sent = [d for d in done if d.outcome.state == "sent"]
-    written = 0
     delivered: set[int] = set()
     if sent and s.get_bind().dialect.name == "postgresql":
         marked = (

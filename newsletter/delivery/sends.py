@@ -85,14 +85,7 @@ def transition(session: Session, send_id: int, action: str, *, error: str | None
         # next message already sees the flag (docs/delivery.md, "Control").
         stop_flag(send_id, None if target == "sending" else target)
         if action == "cancel":
-            # What was still to go will never go: say so on each row, so a cancelled send
-            # shows no queue (a row already `sending` finishes and records its outcome).
-            session.execute(
-                update(Delivery)
-                .where(Delivery.send_id == send_id, Delivery.state.in_(("queued", "deferred")))
-                .values(state="skipped", last_reply="cancelled / 已取消", claimed_by=None,
-                        lease_until=None)
-            )  # fmt: skip
+            skip_unsent(session, send_id)
         return True
     current = session.scalar(select(Send.state).where(Send.id == send_id))
     if current is None:
@@ -102,6 +95,18 @@ def transition(session: Session, send_id: int, action: str, *, error: str | None
     raise StateError(
         f"send {send_id} is {current}; cannot {action} (allowed from: {', '.join(sorted(sources))})"
     )
+
+
+def skip_unsent(session: Session, send_id: int) -> None:
+    """A cancelled send's rows still to go will never go: say so on each, so the send shows
+    no queue. Run at the cancel, and again by a worker whose message in flight at the
+    cancel ended deferred (a row ``sending`` finishes and records its outcome first)."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.send_id == send_id, Delivery.state.in_(("queued", "deferred")))
+        .values(state="skipped", last_reply="cancelled / 已取消", claimed_by=None,
+                lease_until=None)
+    )  # fmt: skip
 
 
 #: How long a stop flag lives in Redis; the database's state is what counts, the flag

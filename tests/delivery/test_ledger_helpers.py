@@ -195,3 +195,28 @@ def test_a_deferral_waits_a_minute_after_the_first_attempt(any_db) -> None:  # t
     assert later.state == "deferred" and later.next_attempt_at is not None
     wait = later.next_attempt_at.replace(tzinfo=dt.UTC) - at
     assert dt.timedelta(seconds=45) <= wait <= dt.timedelta(seconds=75)
+
+
+def test_a_withdrawn_message_goes_back_as_if_never_sent(any_db) -> None:  # type: ignore[no-untyped-def]
+    """A message withdrawn before its body (``Outcome.abandoned``: the lease may have run
+    out) reached no relay: its row goes back due now, its attempt not counted, never
+    ``failed`` even on its last allowed attempt, and no step towards a soft-bounce
+    suppression."""
+    from types import SimpleNamespace
+
+    from newsletter.delivery.outcomes import Done, finish_group
+
+    reset_settings(any_db.model_copy(update={"max_attempts": 2, "soft_bounce_sends": 1}))
+    ids = seed(1)
+    (row,) = _rows(ids["send"], 1)
+    _set([row], state="sending", claimed_by="w:1", lease_until=utcnow(), attempts=2)
+    ready = SimpleNamespace(row=(row, "zh-Hans", 1, 0, "reader0@example.com"), plan=None,
+                            rcpt_domain="example.com")  # fmt: skip
+    gone = Outcome("deferred", None, "lease ran out before the body", abandoned=True)
+    with session_scope() as s:
+        assert finish_group(s, [Done(ready, gone, "r1", utcnow(), False)], "w:1") == 1  # type: ignore[arg-type]
+    with session_scope() as s:
+        d = s.get(Delivery, row)
+        assert d is not None
+        assert (d.state, d.attempts, d.claimed_by, d.at_risk) == ("deferred", 1, None, False)
+    assert not _suppressed("reader0@example.com")
