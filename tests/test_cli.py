@@ -128,3 +128,19 @@ def test_the_real_entry_point_keeps_a_commands_exit_code(
     out = capsys.readouterr()
     assert "unexpected" not in out.out + out.err
     assert run(app, ["send"]) == 2  # no arguments: the help, and the usage exit code
+
+
+def test_what_a_person_typed_is_echoed_as_text_not_as_terminal_control(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """An option, a command or a file name with control characters (an escape sequence
+    that would retitle the window or clear the screen, a newline that would forge a
+    second line) comes back escaped, on one line."""
+    from newsletter.cli.errors import run
+
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    for argv in (["issue", "--x\ny\x1b]0;pwn\x07"], ["bo\x1b[2Jgus"],
+                 ["issue", "import", "a\x1b[31mb\n.txt"]):  # fmt: skip
+        assert run(app, argv) != 0
+        err = capsys.readouterr().err
+        assert "\x1b" not in err and "\x07" not in err, err
+        assert err.startswith("错误：") and err.splitlines()[0].count("\\x1b") >= 1, err
+        assert len(err.splitlines()) <= 2  # the line, and where the help is

@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from newsletter.core.catalogue import Message, message
+from newsletter.core.failures import one_line
 
 __all__ = ["describe_usage"]
 
@@ -88,13 +89,21 @@ def _param_name(exc: Any) -> str:
     return "?"
 
 
+def _echo(value: object) -> str:
+    """What the person typed, shown back: one line, escaped, at most 80 characters."""
+    shown = one_line(str(value))
+    return shown if len(shown) <= 80 else shown[:79] + "…"
+
+
 def describe_usage(exc: BaseException) -> Message:
-    """The catalogue line for click's (or Typer's own click's) usage error ``exc``."""
+    """The catalogue line for click's (or Typer's own click's) usage error ``exc``; what
+    the person typed is echoed escaped and shortened (:func:`_echo`)."""
     kind = type(exc).__name__
     text = str(getattr(exc, "message", "") or exc).strip()
     if kind == "NoSuchOption":
         possible = sorted(getattr(exc, "possibilities", None) or [])
-        return message("cli.usage.no_option", name=exc.option_name, **_hint(possible))  # type: ignore[attr-defined]
+        name = _echo(exc.option_name)  # type: ignore[attr-defined]
+        return message("cli.usage.no_option", name=name, **_hint(possible))
     if kind == "MissingParameter":
         param = getattr(exc, "param", None)
         is_arg = getattr(param, "param_type_name", "") == "argument"
@@ -106,18 +115,18 @@ def describe_usage(exc: BaseException) -> Message:
         )
     if kind == "BadParameter":
         return message(
-            "cli.usage.bad_value", name=_param_name(exc), expect_zh=_expect(exc), detail=text
+            "cli.usage.bad_value", name=_param_name(exc), expect_zh=_expect(exc), detail=_echo(text)
         )
     if kind == "BadOptionUsage" and text.endswith("requires an argument."):
-        return message("cli.usage.needs_value", name=exc.option_name)  # type: ignore[attr-defined]
+        return message("cli.usage.needs_value", name=_echo(exc.option_name))  # type: ignore[attr-defined]
     m = _NO_COMMAND.fullmatch(text)
     if m is not None:
         hint = [m.group("hint")] if m.group("hint") else []
-        return message("cli.usage.no_command", name=m.group("name"), **_hint(hint))
+        return message("cli.usage.no_command", name=_echo(m.group("name")), **_hint(hint))
     m = _EXTRA.fullmatch(text)
     if m is not None:
-        return message("cli.usage.extra", args=m.group("args"))
-    return message("cli.usage.other", detail=text)
+        return message("cli.usage.extra", args=_echo(m.group("args")))
+    return message("cli.usage.other", detail=_echo(text))
 
 
 def help_line(exc: BaseException) -> Message:

@@ -160,6 +160,25 @@ def import_text(
 _SEPARATORS = {0x2028: " ", 0x2029: " ", 0x85: " "}
 
 
+def _why_unreadable(exc: OSError) -> tuple[str, str]:
+    """Why a file could not be read, in Chinese and in English."""
+    import errno
+
+    text = exc.strerror or type(exc).__name__
+    if " / " in text:  # our own reasons are written in both languages
+        zh, en = text.split(" / ", 1)
+        return zh, en
+    known = {
+        errno.ENOENT: "文件不存在",
+        errno.EACCES: "没有读取权限",
+        errno.EPERM: "没有读取权限",
+        errno.EISDIR: "这是目录，不是文件",
+        errno.ENAMETOOLONG: "文件名过长",
+        errno.ELOOP: "符号链接层数过多",
+    }
+    return known.get(exc.errno or 0, f"系统错误（{text}）"), text
+
+
 def _kept_hints(target: Path) -> dict[int, str]:
     """``import_hints`` of an earlier import written to ``target`` (empty when none)."""
     try:
@@ -216,8 +235,10 @@ def import_issue_text(
             raise OSError(0, "文件超过 64 MB / larger than 64 MB")
         data = source.read_bytes()
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise coded(TextImportError, "import.unreadable", name=source.name, reason=reason) from None
+        zh, en = _why_unreadable(exc)
+        raise coded(
+            TextImportError, "import.unreadable", name=source.name, reason_zh=zh, reason_en=en
+        ) from None
     text, doc, decode_warnings = read_document(data, name=source.name)
     try:
         chosen = _kept_hints(target) | parse_hints(hints or [])

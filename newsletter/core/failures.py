@@ -25,8 +25,17 @@ __all__ = ["describe", "one_line"]
 _PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 
 
+#: characters that would act on a terminal rather than be read (C0 and C1 controls but
+#: tab and newline, and the direction overrides): shown escaped, as \x1b or \u202e
+_ACTING = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 def one_line(text: str) -> str:
+    """``text`` as one line a terminal only shows: passwords in URLs masked, runs of white
+    space (newlines too) made one space, control characters escaped, at most 600
+    characters."""
     text = _PASSWORD_IN_URL.sub(r"\1***@", str(text))
+    text = _ACTING.sub(lambda m: ascii(m.group())[1:-1], text)
     first = " ".join(text.split())
     return first[:600]
 

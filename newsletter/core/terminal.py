@@ -40,10 +40,11 @@ def error_line(text: str, where: str = "") -> None:
     ``where`` (a file, a channel) and ``text`` (``中文 / English``) in the reader's language,
     Chinese first when both are shown."""
     from newsletter.core.catalogue import error_prefix, for_reader, reader_language
+    from newsletter.core.failures import one_line
 
     lang = reader_language()
-    place = f"{where}: " if where else ""
-    sys.stderr.write(f"{error_prefix(lang)}{place}{for_reader(text, lang)}\n")
+    place = f"{one_line(where)}: " if where else ""
+    sys.stderr.write(f"{error_prefix(lang)}{place}{for_reader(one_line(text), lang)}\n")
 
 
 def emit(data: Any, as_json: bool) -> bool:
