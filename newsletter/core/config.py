@@ -227,6 +227,9 @@ class Settings(BaseSettings):
     oidc_client_id: str = ""
     oidc_client_secret: SecretStr = SecretStr("")
     oidc_scopes: str = "openid email profile"
+    #: The identity provider may be reached on private addresses (an intranet IdP): for
+    #: discovery, tokens and keys. Off, every one of its addresses must be public.
+    oidc_allow_private: bool = False
     #: The claim that carries the user's groups or roles (a string or a list).
     oidc_role_claim: str = "roles"
     #: Claim value -> console role, e.g. {"newsletter-admins": "admin"}. Empty: the

@@ -119,6 +119,7 @@ def sso(tmp_path: Path, template_db: Path) -> Iterator[tuple[str, str, Settings]
             oidc_client_secret=SECRET,
             oidc_scopes="openid email profile roles",
             oidc_role_map=ROLE_MAP,
+            oidc_allow_private=True,  # the test provider listens on loopback
         )
         with serve(s, app_port, template_db):
             yield base, issuer, s

@@ -60,7 +60,9 @@ def provider() -> Iterator[int]:
     reset_all()
 
 
-def _configure(port: int, answers: dict[str, list[list[str]]]) -> None:
+def _configure(
+    port: int, answers: dict[str, list[list[str]]], *, allow_private: bool = False
+) -> None:
     """The issuer ``http://idp.example:port``; each name answers its lookups in turn (the
     last answer repeats)."""
     calls: dict[str, int] = {}
@@ -78,6 +80,7 @@ def _configure(port: int, answers: dict[str, list[list[str]]]) -> None:
                 "oidc_issuer": f"http://idp.example:{port}",
                 "oidc_client_id": "newsletter",
                 "oidc_client_secret": SecretStr("s" * 40),
+                "oidc_allow_private": allow_private,
             }
         )
     )
@@ -104,15 +107,63 @@ def test_a_public_issuer_is_reached_at_the_checked_address_and_cannot_point_insi
 
 
 def test_a_name_that_changes_its_answer_is_refused_not_followed(provider: int) -> None:
-    # public when the client is made, loopback at the connection's own lookup
+    """Each request resolves once and connects to what it checked: when the name turns to
+    a loopback address, the next request is refused, never sent there."""
     _configure(provider, {"idp.example": [["127.0.0.2"], ["127.0.0.1"]]})
+    asyncio.run(sso_provider.metadata())
+    reset_all()  # a new client: discovery again
     with pytest.raises(AddressRefused):
         asyncio.run(sso_provider.metadata())
-    assert _Provider.seen == []
+    assert _Provider.seen == [("127.0.0.2", "/.well-known/openid-configuration")]
 
 
-def test_an_intranet_issuer_is_allowed(provider: int) -> None:
+def test_an_intranet_issuer_is_allowed_by_the_setting_only(provider: int) -> None:
     _configure(provider, {"idp.example": [["127.0.0.1"]], "inner.example": [["127.0.0.1"]]})
+    with pytest.raises(AddressRefused):  # a private issuer without the setting
+        asyncio.run(sso_provider.metadata())
+    _configure(
+        provider,
+        {"idp.example": [["127.0.0.1"]], "inner.example": [["127.0.0.1"]]},
+        allow_private=True,
+    )
     meta = asyncio.run(sso_provider.metadata())
     assert meta["token_endpoint"].startswith("http://inner.example:")
     assert _Provider.seen == [("127.0.0.1", "/.well-known/openid-configuration")]
+
+
+def test_one_private_answer_for_the_issuer_opens_nothing(provider: int) -> None:
+    """Private at the first lookup, public after: the document's endpoints on private
+    addresses stay refused (what may be reached is a setting, not a DNS answer)."""
+    _configure(
+        provider,
+        {"idp.example": [["127.0.0.1"], ["127.0.0.2"]], "inner.example": [["127.0.0.1"]]},
+    )
+    with pytest.raises(AddressRefused):
+        asyncio.run(sso_provider.metadata())
+    asyncio.run(sso_provider.metadata())  # public now: discovery goes through
+    with pytest.raises(AddressRefused):  # its token endpoint is on a private address
+        asyncio.run(sso_provider.client().fetch_access_token(code="c", redirect_uri="http://x/cb"))
+    assert [path for _a, path in _Provider.seen] == ["/.well-known/openid-configuration"]
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["169.254.169.254", "fe80::1", "::ffff:169.254.169.254", "0.0.0.0", "64:ff9b::a9fe:a9fe"],
+)
+def test_link_local_is_never_reached_even_inside(provider: int, address: str) -> None:
+    _configure(provider, {"idp.example": [[address]]}, allow_private=True)
+    with pytest.raises(AddressRefused):
+        asyncio.run(sso_provider.metadata())
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [("64:ff9b::7f00:1", False), ("2002:7f00:1::", False), ("::ffff:10.0.0.1", False),
+     ("64:ff9b::808:808", True), ("2002:808:808::", True)],
+)  # fmt: skip
+def test_an_ipv6_address_that_carries_an_ipv4_one_is_judged_by_it(
+    address: str, public: bool
+) -> None:
+    from newsletter.core.safety.pinned import is_public_address
+
+    assert is_public_address(address) is public

@@ -96,6 +96,7 @@ def _provider(pg_app: Settings, jwks: Any) -> Iterator[str]:
                     "oidc_issuer": issuer,
                     "oidc_client_id": "console",
                     "oidc_role_map": {"nl-ops": "ops"},
+                    "oidc_allow_private": True,  # the test provider listens on loopback
                 }
             )
         )

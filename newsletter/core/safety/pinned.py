@@ -28,6 +28,7 @@ __all__ = [
     "PinnedTransport",
     "Resolver",
     "is_public_address",
+    "never_reached",
     "pinned_client",
     "resolve",
     "set_resolver",
@@ -73,14 +74,48 @@ def resolve(host: str, port: int) -> list[str]:
         return _resolver(host, port)
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
+
+
+def _embedded(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped, NAT64, 6to4), if any: a gateway on
+    the way delivers to that one, so it is the one to judge."""
+    if isinstance(addr, ipaddress.IPv4Address):
+        return None
+    if addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    if addr in _NAT64:
+        return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+    if addr in _SIX_TO_FOUR:
+        return addr.sixtofour
+    return None
+
+
 def is_public_address(ip: str) -> bool:
-    """A global address: not loopback, private, link-local, reserved or documentation."""
+    """A global address: not loopback, private, link-local, reserved or documentation
+    (an IPv6 address that carries an IPv4 one is judged by that one)."""
     if ip in _taken_as_public:
         return True
     try:
-        return ipaddress.ip_address(ip).is_global
+        addr = ipaddress.ip_address(ip)
     except ValueError:
         return False
+    inner = _embedded(addr)
+    if inner is not None:
+        return str(inner) in _taken_as_public or inner.is_global
+    return addr.is_global
+
+
+def never_reached(ip: str) -> bool:
+    """Addresses refused even where private ones are allowed: link-local (the cloud
+    metadata service at 169.254.169.254 among them), multicast and unspecified."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return True
+    addr = _embedded(addr) or addr
+    return addr.is_link_local or addr.is_multicast or addr.is_unspecified
 
 
 class AddressRefused(httpx.ConnectError):
@@ -105,7 +140,9 @@ def _pin(
         raise AddressRefused(
             f"{host} 无法解析 / {host} does not resolve", request=request, resolved=False
         )
-    if not allow_private and not all(is_public_address(a) for a in addresses):
+    if any(never_reached(a) for a in addresses) or (
+        not allow_private and not all(is_public_address(a) for a in addresses)
+    ):
         raise AddressRefused(
             f"{host} 解析到非公网地址，已拒绝 / {host} resolves to a non-public address; refused",
             request=request,

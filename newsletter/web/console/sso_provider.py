@@ -4,9 +4,11 @@ read the product's clock.
 
 Every request to the provider (discovery, token, keys) goes through a pinned transport
 (``core.safety.pinned``): each name is resolved once, checked, and connected to as
-checked. A provider on a private network is allowed when its issuer itself resolves to a
-private address (an intranet IdP); a public issuer's discovery document cannot steer the
-console to a private or loopback address."""
+checked. Every address must be public unless ``NEWSLETTER_OIDC_ALLOW_PRIVATE`` says the
+provider lives on a private network (an intranet IdP): a setting, never what a DNS answer
+says, so nobody who controls the issuer's name can open the console's network to the
+provider's discovery document. Link-local addresses (a cloud's metadata service) are
+refused either way."""
 
 from __future__ import annotations
 
@@ -16,12 +18,12 @@ from typing import Any
 from newsletter.core import clock
 from newsletter.core.caches import process_cache
 from newsletter.core.config import get_settings
-from newsletter.core.safety.pinned import AsyncPinnedTransport, is_public_address, resolve
+from newsletter.core.safety.pinned import AsyncPinnedTransport
 from newsletter.web.console.oidc_client import OAuth, OAuthError
 
 __all__ = ["client", "id_token_claims", "metadata"]
 
-_clients: dict[tuple[str, str, str], Any] = process_cache({})
+_clients: dict[tuple[str, ...], Any] = process_cache({})
 
 
 def id_token_claims(token: dict[str, Any]) -> Any:
@@ -50,25 +52,17 @@ def id_token_claims(token: dict[str, Any]) -> Any:
     return ProductClockIDToken
 
 
-def _issuer_is_private(issuer: str) -> bool | None:
-    """Whether the issuer's host resolves to a non-public address now (None: it does not
-    resolve, so nothing is decided yet)."""
-    import httpx
-
-    url = httpx.URL(issuer)
-    addresses = resolve(url.host, url.port or (443 if url.scheme == "https" else 80))
-    if not addresses:
-        return None
-    return not all(is_public_address(a) for a in addresses)
-
-
 def client() -> Any:
     cfg = get_settings()
     secret = cfg.oidc_client_secret.get_secret_value()
-    key = (cfg.oidc_issuer, cfg.oidc_client_id, hashlib.sha256(secret.encode()).hexdigest())
+    key = (
+        cfg.oidc_issuer,
+        cfg.oidc_client_id,
+        hashlib.sha256(secret.encode()).hexdigest(),
+        str(cfg.oidc_allow_private),
+    )
     found = _clients.get(key)
     if found is None:
-        private = _issuer_is_private(cfg.oidc_issuer)
         oauth = OAuth()
         oauth.register(
             "console",
@@ -79,12 +73,10 @@ def client() -> Any:
                 "scope": cfg.oidc_scopes,
                 "code_challenge_method": "S256",
                 "timeout": 10,
-                "transport": AsyncPinnedTransport(allow_private=bool(private)),
+                "transport": AsyncPinnedTransport(allow_private=cfg.oidc_allow_private),
             },
         )
         found = oauth.create_client("console")
-        if private is None:  # the issuer did not resolve: decide again next time
-            return found
         _clients.clear()
         _clients[key] = found
     return found
