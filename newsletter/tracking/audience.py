@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from newsletter.core.db import session_scope
@@ -56,13 +57,16 @@ def tallies(session: Session, send_id: int, ended: bool) -> Tallies:
         # A row still ``sending`` (a cancelled send's message on the wire) records its
         # outcome later: counts that include it are not kept.
         if ended and rows and not any(r[2] == "sending" for r in rows):
-            session.add_all(
-                SendAudience(
-                    send_id=send_id, variant=v, domain_group=g, state=st, relay=r, at_risk=a, n=n
-                )
-                for v, g, st, r, a, n in rows
-            )
-            session.flush()
+            try:
+                with session.begin_nested():  # two first readers (the worker's warm, a
+                    session.add_all(  # person's page) may race; the loser keeps nothing
+                        SendAudience(send_id=send_id, variant=v, domain_group=g, state=st,
+                                     relay=r, at_risk=a, n=n)
+                        for v, g, st, r, a, n in rows
+                    )  # fmt: skip
+                    session.flush()
+            except IntegrityError:
+                pass  # the other reader kept the same counts
     out: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(STATES, 0))
     relays: dict[str, int] = defaultdict(int)
     at_risk = 0

@@ -103,3 +103,31 @@ def test_an_ended_send_with_a_message_still_on_the_wire_is_not_kept(any_db, smtp
     with session_scope() as s:
         assert send_stats(s, ids["send"])["deliveries_sent"] == 3
     assert sum(_kept(ids["send"]).values()) == 3
+
+
+def test_two_first_readers_race_and_both_get_the_figures(any_db, smtp_sink, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The worker's warm-up and a person's first page compute an ended send's counts at
+    the same time: whoever keeps them second keeps nothing, and still reads the figures."""
+    from newsletter.tracking import audience
+
+    port, _sink = smtp_sink
+    reset_settings(any_db.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port}))
+    ids = seed(3)
+    start(ids["send"])
+    assert drive_inline(ids["send"]) == "finished"
+    with session_scope() as s:
+        s.query(SendAudience).delete()
+    counted = audience._count
+    raced: list[int] = []
+
+    def count_while_another_keeps(session, send_id):  # type: ignore[no-untyped-def]
+        rows = counted(session, send_id)
+        if not raced:  # the other reader (itself counting unhindered) commits first
+            raced.append(send_id)
+            audience.warm(send_id)
+        return rows
+
+    monkeypatch.setattr(audience, "_count", count_while_another_keeps)
+    with session_scope() as s:
+        assert send_stats(s, ids["send"])["deliveries_sent"] == 3
+    assert raced and sum(_kept(ids["send"]).values()) == 3
