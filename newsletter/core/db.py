@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from newsletter.core import queries
 from newsletter.core.config import get_settings
 from newsletter.core.resources import resource_path
 
@@ -47,10 +48,8 @@ def _json(value: Any) -> str:
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA synchronous=NORMAL")
+    for pragma in queries.SQLITE_PRAGMAS:
+        cur.execute(pragma)
     cur.close()
 
 
@@ -107,7 +106,7 @@ def probe(timeout: float = 3.0, url: str | None = None) -> str | None:
             eng = _probes[url] = create_engine(url, poolclass=NullPool, connect_args=args)
     try:
         with eng.connect() as conn:
-            conn.execute(text("SELECT 1"))
+            conn.execute(text(queries.PING))
     except Exception as exc:
         first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         return f"{type(exc).__name__}: {first[0] if first else ''}"[:300]

@@ -212,10 +212,11 @@ def serve_process(name: str, offset: int, ready: Callable[[], bool]) -> Threadin
 def database_ready() -> bool:
     from sqlalchemy import text
 
+    from newsletter.core import queries
     from newsletter.core.db import engine
 
     with engine().connect() as conn:
-        conn.execute(text("SELECT 1"))
+        conn.execute(text(queries.PING))
     return True
 
 
