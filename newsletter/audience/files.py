@@ -184,7 +184,7 @@ def open_rows(path: Path) -> tuple[SourceFile, Iterator[tuple[int, list[str]]]]:
     return src, rows()
 
 
-#: Hard limits on a spreadsheet, checked before and while it streams (issue 14).
+#: Hard limits on a spreadsheet, checked before and while it streams.
 XLSX_MAX_UNPACKED = 200 * 1024 * 1024  # all parts of the ZIP, as declared (zipfile enforces it)
 XLSX_MAX_SHARED_STRINGS = 16 * 1024 * 1024  # loaded whole by openpyxl: the memory bound
 XLSX_MAX_CELLS = 50_000_000

@@ -64,7 +64,7 @@ def _activity(column: Any, n: int) -> ColumnElement[bool]:
     )
 
 
-#: Limits that keep a segment a filter, not a denial of service (issue 14).
+#: Limits that keep a segment a filter, not a denial of service.
 MAX_DEPTH = 16
 MAX_CONDITIONS = 200
 MAX_IN_VALUES = 1000

@@ -59,7 +59,7 @@ class NotFound(NewsletterError):
 
 
 class SealError(StateError):
-    """What was approved cannot be used as approved (issue 29, sealed issues).
+    """What was approved cannot be used as approved (sealed issues).
 
     ``code`` names the case, one line each, Chinese first:
 

@@ -215,9 +215,9 @@ def build_ahead() -> bool:
     """Whether a batch builds its messages in a thread of its own, ahead of sending.
 
     It pays while the process would otherwise wait on the database and the relay with a
-    core free: measured (B4) +8 points at one sending process per core, and −5 points
-    at four per core, where the other processes fill those waits and the extra threads
-    only contend for the cores."""
+    core free (one sending process per core); with more processes than cores, the others
+    fill those waits and the extra threads only contend for the cores (benchmarks/README.md,
+    B4, has the measurements)."""
     procs = int(os.environ.get(POOL_ENV) or 1)
     return procs <= (os.cpu_count() or 1)
 

@@ -4,7 +4,7 @@
 channel (``stop_channel``). One daemon thread per worker process (``watcher``) stays
 subscribed to it and keeps what it heard in a dict, so the sending loop's check before
 each message (``group._Stop``) is a dictionary lookup instead of a Redis round trip
-(about 0.1–0.2 ms of CPU a message).
+(whose CPU cost per message showed in B4's profile, benchmarks/README.md).
 
 The thread is trusted only while it is provably listening: it pings its own connection
 every ``PING_EVERY`` seconds and counts as deaf when nothing (message or pong) came for

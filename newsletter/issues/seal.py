@@ -1,4 +1,4 @@
-"""Sealed issues: what was approved is what goes out (issue 29).
+"""Sealed issues: what was approved is what goes out.
 
 Approval seals a version of the issue. The **seal** is a SHA-256 over
 

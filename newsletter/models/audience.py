@@ -38,7 +38,7 @@ class Subscriber(Base):
 
     @validates("name")
     def _header_text(self, key: str, value: str) -> str:
-        """The name goes into ``To:``: one line, no control characters (issue 14, F3)."""
+        """The name goes into ``To:``: one line, no control characters (F3)."""
         return clean_text(value, 200)
 
 

@@ -95,7 +95,7 @@ class Send(Base):
 
 
 class WelcomeStep(Base):
-    """One step of a list's welcome series (issue 32; at most five per list).
+    """One step of a list's welcome series (at most five per list).
 
     Its content is a hidden issue (``issue.kind = 'welcome'``), rendered by the same
     renderers in both scripts; its deliveries are the rows of its own standing send

@@ -53,7 +53,7 @@ class Publication(Base):
 
     @validates("name", "from_name", "from_address", "reply_to", "list_id_domain", "postal_address")
     def _header_text(self, key: str, value: str | None) -> str | None:
-        """These end up in mail headers: one line, no control characters (issue 14, F3)."""
+        """These end up in mail headers: one line, no control characters (F3)."""
         if value is None:
             return None
         return clean_text(value, 500 if key == "postal_address" else 320)
@@ -128,7 +128,7 @@ class Issue(Base):
 
 
 class IssueSeal(Base):
-    """One approved version of an issue: what was approved is what goes out (issue 29).
+    """One approved version of an issue: what was approved is what goes out.
 
     ``digest`` is the seal: a SHA-256 over the source text, the renderer version and
     every asset the source references (kind, path as written, SHA-256 of the bytes),

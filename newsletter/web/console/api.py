@@ -44,7 +44,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 class Refused(HTTPException):
-    """A refusal with the catalogue code of its message (issue 31: one catalogue)."""
+    """A refusal with the catalogue code of its message (one catalogue)."""
 
     def __init__(self, status: int, exc: Exception, code: str) -> None:
         super().__init__(status, str(exc))

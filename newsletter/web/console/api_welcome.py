@@ -1,4 +1,4 @@
-"""The JSON API of a list's welcome series (issue 32): every role reads it, an editor
+"""The JSON API of a list's welcome series: every role reads it, an editor
 (or ops, or an admin) changes it.  Refusals are ``{code, message, detail}`` like the rest
 of ``/api`` (the same route class)."""
 
