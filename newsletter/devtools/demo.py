@@ -23,7 +23,7 @@ from newsletter.core.config import Settings, get_settings, reset_settings
 from newsletter.core.errors import NewsletterError
 from newsletter.core.resources import package_path
 from newsletter.devtools.sink import SinkHandler, free_port, start_sink
-from newsletter.reports.cli import print_stats
+from newsletter.reports.cli import _l, print_stats, state_words
 
 __all__ = ["run_demo"]
 
@@ -115,7 +115,7 @@ def run_demo(
     ctrl, handler = start_sink(SinkHandler(directory=sink_dir), port=smtp_port)
     try:
         upgrade()
-        console.rule("1. issue / 期刊")
+        console.rule(_l("1. 期刊 / issue"))
         with session_scope() as s:
             issue, _warnings = create_issue(s, issue_file, actor="demo-editor")
             from newsletter.issues.review import approve
@@ -132,21 +132,32 @@ def run_demo(
         render_dir = workdir / "render"
         result = render_all(to_variant(doc, "zh-Hans"), ctx)
         write_outputs(result, render_dir)
+        title = doc.title if doc.title.startswith("《") else f"《{doc.title}》"
+        chars, items = f"{doc.char_count():,}", len(doc.iter_items())
         console.print(
-            f"第{doc.number}期《{doc.title}》: {doc.char_count():,} characters, "
-            f"{len(doc.iter_items())} items"
+            f"第{doc.number}期{title}："
+            + _l(f"{chars} 字，{items} 条 / {chars} characters, {items} items")
         )
-        console.print(f"email mode: [bold]{result.email.mode}[/] ({result.email.reason})")
-        console.print(f"WeChat articles: {len(result.wechat)}; rendered files in {render_dir}/")
+        mode = result.email.mode
+        console.print(
+            _l(f"邮件版式：{mode} / email mode: {mode}") + f"（{_l(result.email.reason)}）"
+        )
+        n = len(result.wechat)
+        console.print(
+            _l(f"公众号文章 {n} 篇；渲染文件在 {render_dir}/ / WeChat articles: {n}; "
+               f"rendered files in {render_dir}/")
+        )  # fmt: skip
 
-        console.rule("2. subscribers / 订阅者")
+        console.rule(_l("2. 订阅者 / subscribers"))
         summary = import_file(subscribers, "周报订阅", report_path=workdir / "import-errors.csv")
         console.print(
-            f"rows {summary.rows}: new {summary.new}, invalid {summary.invalid}, "
-            f"duplicate {summary.duplicate}; errors in {summary.report_path}"
-        )
+            _l(f"共 {summary.rows} 行：新增 {summary.new}，无效 {summary.invalid}，重复 "
+               f"{summary.duplicate}；错误明细在 {summary.report_path} / rows {summary.rows}: "
+               f"new {summary.new}, invalid {summary.invalid}, duplicate {summary.duplicate}; "
+               f"errors in {summary.report_path}")
+        )  # fmt: skip
 
-        console.rule("3. send / 发送")
+        console.rule(_l("3. 发送 / send"))
         with session_scope() as s:
             ml = get_list(s, "周报订阅")
             send = Send(
@@ -161,12 +172,14 @@ def run_demo(
             s.flush()
             send_id = send.id
         state = drive_inline(send_id)
+        got = len(handler.messages)
         console.print(
-            f"send {send_id}: {state}; the sink received {len(handler.messages)} "
-            f"messages in {sink_dir}/"
-        )
+            _l(f"发送 {send_id}：本地收信服务收到 {got} 封，在 {sink_dir}/ / send {send_id}: "
+               f"the sink received {got} messages in {sink_dir}/")
+            + f"（{state_words(state)}）"
+        )  # fmt: skip
 
-        console.rule("4. opens and clicks / 打开与点击")
+        console.rule(_l("4. 打开与点击 / opens and clicks"))
         _serve_web(web_port)
         opened = clicked = scanned = 0
         bodies = []
@@ -187,9 +200,10 @@ def run_demo(
                     client.get(link.group(0), headers={"User-Agent": SCANNER_UA})
                     scanned += 1
             console.print(
-                f"a scanner followed {scanned} links and Apple's proxy fetched images; "
-                f"readers arrive {reader_delay:.0f}s later…"
-            )
+                _l(f"安全扫描器点了 {scanned} 个链接，Apple 代理预取了图片；{reader_delay:.0f} "
+                   f"秒后读者到来… / a scanner followed {scanned} links and Apple's proxy "
+                   f"fetched images; readers arrive {reader_delay:.0f}s later…")
+            )  # fmt: skip
             time.sleep(reader_delay)
             for n, html in enumerate(bodies):
                 pixel = _PIXEL.search(html)
@@ -204,33 +218,43 @@ def run_demo(
             archive = f"{settings.base_url}/archive/{ctx.publication_slug}/{doc.number}"
             views = sum(client.get(archive + v).status_code == 200 for v in ("", "?v=zh-Hant", ""))
         console.print(
-            f"fetched {opened} pixels as readers, followed {clicked} links and "
-            f"viewed the web archive {views} times ({archive})"
-        )
+            _l(f"读者打开 {opened} 次、点击 {clicked} 个链接、浏览网页版 {views} 次（{archive}） / "
+               f"fetched {opened} pixels as readers, followed {clicked} links and viewed the "
+               f"web archive {views} times ({archive})")
+        )  # fmt: skip
 
-        console.rule("5. WeChat / 公众号 (local fake API)")
+        console.rule(_l("5. 公众号（本地模拟接口） / WeChat (local fake API)"))
         from newsletter.devtools.wechat_demo import demo_publish
 
         wx = demo_publish(issue_id)
         st = wx["status"]
         draft, publish, mass = st["draft"], st["publish"], st["mass_send"]
+        published = publish["status_text"] or st["state"]
         console.print(
-            f"draft {draft['media_id']}: {draft['articles']} articles; "
-            f"publish: {publish['status_text'] or st['state']}; "
-            f"mass send msg_id {mass['msg_id']} ({mass['status']}); "
-            f"{wx['requests']} API requests, {wx['violations']} over a limit"
-        )
+            _l(f"草稿 {draft['media_id']}：{draft['articles']} 篇；发布：{published}；群发 msg_id "
+               f"{mass['msg_id']}（{mass['status']}）；接口请求 {wx['requests']} 次，超限 "
+               f"{wx['violations']} 次 / draft {draft['media_id']}: {draft['articles']} "
+               f"articles; publish: {published}; mass send msg_id {mass['msg_id']} "
+               f"({mass['status']}); {wx['requests']} API requests, {wx['violations']} over "
+               "a limit")
+        )  # fmt: skip
         totals = wx.get("totals") or {}
+        days, reads = totals.get("days", 0), f"{totals.get('read_count', 0):,}"
+        readers, shares = f"{totals.get('read_user', 0):,}", f"{totals.get('share_count', 0):,}"
         console.print(
-            f"WeChat over {totals.get('days', 0)} fake days: {totals.get('read_count', 0):,} reads "
-            f"by {totals.get('read_user', 0):,} readers, {totals.get('share_count', 0):,} shares"
-        )
+            _l(f"模拟 {days} 天：阅读 {reads} 次，{readers} 人，分享 {shares} 次 / WeChat over "
+               f"{days} fake days: {reads} reads by {readers} readers, {shares} shares")
+        )  # fmt: skip
 
-        console.rule("6. stats / 统计")
+        console.rule(_l("6. 统计 / stats"))
         with session_scope() as s:
             stats = send_stats(s, send_id)
         print_stats(stats, console)
-        console.print(f"demo finished in {time.monotonic() - t0:.1f}s; files under {workdir}/")
+        took = f"{time.monotonic() - t0:.1f}"
+        console.print(
+            _l(f"演示完成，用时 {took} 秒；文件在 {workdir}/ / demo finished in {took}s; "
+               f"files under {workdir}/")
+        )  # fmt: skip
         return stats
     finally:
         ctrl.stop()

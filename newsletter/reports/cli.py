@@ -33,12 +33,31 @@ commands = typer.Typer()  # top-level commands (stats): mounted without a name
 
 
 def _fail(exc: Exception) -> None:
-    console.print(f"[red]{exc}[/red]")
+    from newsletter.core.terminal import error_line
+
+    error_line(str(exc))
     raise typer.Exit(1)
+
+
+def _l(text: str) -> str:
+    """A label written ``English / 中文`` in the reader's language (Chinese first when both)."""
+    from newsletter.core.catalogue import for_reader, reader_language
+
+    return for_reader(text, reader_language())
 
 
 def _pct(v: float) -> str:
     return f"{v:.1%}"
+
+
+def state_words(state: str) -> str:
+    """A send's state in the reader's language (``send.state.*`` in the catalogue)."""
+    from newsletter.core.catalogue import message, reader_language
+
+    try:
+        return message(f"send.state.{state}").for_reader(reader_language())
+    except KeyError:  # a state this version does not name
+        return state
 
 
 def print_stats(data: dict[str, Any], out: Console | None = None) -> None:
@@ -46,10 +65,13 @@ def print_stats(data: dict[str, Any], out: Console | None = None) -> None:
     from newsletter.tracking.spark import sparkline
 
     t = Table(
-        title=f"第{data['issue']}期 {data['title']} · send {data['send_id']} ({data['state']})"
+        title=f"第{data['issue']}期 {data['title']} · "
+        + _l(
+            f"发送 {data['send_id']}（{data['state']}） / send {data['send_id']} ({data['state']})"
+        )
     )
-    t.add_column("metric / 指标")
-    t.add_column("value / 数值", justify="right")
+    t.add_column(_l("metric / 指标"))
+    t.add_column(_l("value / 数值"), justify="right")
     rows: list[tuple[str, object]] = [
         ("planned / 计划", data["planned"]),
         ("delivered / 已送达", data["delivered"]),
@@ -73,11 +95,11 @@ def print_stats(data: dict[str, Any], out: Console | None = None) -> None:
     ]
     rows += [(f"sent via relay {k} / 经 {k} 送达", v) for k, v in data.get("relays", {}).items()]
     for k, v in rows:
-        t.add_row(k, str(v))
+        t.add_row(_l(k), str(v))
     out.print(t)
     series = [v for _h, v in data["opens_by_hour"]]
     if series:
-        out.print(f"opens by hour / 每小时打开: {sparkline(series)}")
+        out.print(f"{_l('opens by hour / 每小时打开')}: {sparkline(series)}")
 
 
 @stats_app.command("show")
@@ -97,31 +119,38 @@ def show(send_id: int, as_json: Annotated[bool, typer.Option("--json")] = False)
         return
     print_stats(data, console)
     console.print(
-        f"machine opens by hour / 机器打开: {sparkline([h['opens_machine'] for h in data['hourly']])}"
+        f"{_l('machine opens by hour / 机器打开')}: "
+        f"{sparkline([h['opens_machine'] for h in data['hourly']])}"
     )
-    for title, key, label in (("per variant / 按版本", "by_variant", "variant"),
-                              ("per domain group / 按邮箱服务商", "by_domain", "group")):  # fmt: skip
-        t = Table(title=title)
-        for c in (label, "delivered", "unique opens", "open rate", "machine opens",
-                  "unique clicks", "CTR", "unsub", "bounces", "complaints"):  # fmt: skip
-            t.add_column(c, justify="left" if c == label else "right")
+    for title, key, label, head in (
+        ("per variant / 按版本", "by_variant", "variant", "版本 / variant"),
+        ("per domain group / 按邮箱服务商", "by_domain", "group", "邮箱服务商 / group"),
+    ):
+        t = Table(title=_l(title))
+        for c in (head, "已送达 / delivered", "独立打开 / unique opens", "打开率 / open rate",
+                  "机器打开 / machine opens", "独立点击 / unique clicks", "点击率 / CTR",
+                  "退订 / unsub", "退信 / bounces", "投诉 / complaints"):  # fmt: skip
+            t.add_column(_l(c), justify="left" if c == head else "right")
         for r in data[key]:
             t.add_row(r[label], str(r["delivered"]), str(r["opens_unique"]), _pct(r["open_rate"]),
                       str(r["opens_total_machine"]), str(r["clicks_unique"]),
                       _pct(r["click_rate"]), str(r["unsubscribes"]), str(r["bounces"]),
                       str(r["complaints"]))  # fmt: skip
         console.print(t)
-    t = Table(title="links / 链接")
-    for c in ("#", "url", "clicks", "unique", "CTR", "machine"):
-        t.add_column(c, justify="left" if c == "url" else "right")
+    t = Table(title=_l("links / 链接"))
+    for c in ("#", "链接 / url", "点击 / clicks", "独立点击 / unique", "点击率 / CTR",
+              "机器点击 / machine"):  # fmt: skip
+        t.add_column(_l(c), justify="left" if c == "链接 / url" else "right")
     for r in data["links"]:
         t.add_row(str(r["position"]), str(r["url"]), str(r["clicks"]), str(r["unique"]),
                   _pct(r["click_rate"]), str(r["clicks_machine"]))  # fmt: skip
     console.print(t)
     if data.get("wechat"):
         w = data["wechat"]
-        console.print(f"WeChat / 微信: reads {w['read_count']} (users {w['read_user']}), "
-                      f"shares {w['share_count']}, favourites {w['fav_count']}")  # fmt: skip
+        console.print(_l(
+            f"公众号：阅读 {w['read_count']}（{w['read_user']} 人），分享 {w['share_count']}，"
+            f"收藏 {w['fav_count']} / WeChat: reads {w['read_count']} (users {w['read_user']}), "
+            f"shares {w['share_count']}, favourites {w['fav_count']}"))  # fmt: skip
 
 
 @stats_app.command("export")

@@ -17,7 +17,9 @@ from pathlib import Path
 
 from babel.messages.pofile import read_po
 
+from newsletter.core.catalogue import message
 from newsletter.core.resources import resource_path
+from newsletter.models.delivery import SEND_STATES as MODEL_SEND_STATES
 
 __all__ = ["CODE_TABLES", "EN", "HANT", "LANGS", "catalogue_path", "translator"]
 
@@ -75,17 +77,7 @@ def translator(lang: str) -> Callable[[str], str]:
 
 
 #: Codes the console shows as words (Chinese; English through :data:`EN`).
-SEND_STATES = {
-    "draft": "草稿",
-    "scheduled": "已排期",
-    "planning": "准备中",
-    "sending": "发送中",
-    "paused": "已暂停",
-    "finished": "已完成",
-    "cancelled": "已取消",
-    "failed": "失败",
-    "empty": "无可发送对象",
-}
+SEND_STATES = {state: message(f"send.state.{state}").zh for state in MODEL_SEND_STATES}
 SUB_STATUS = {
     "active": "有效",
     "unsubscribed": "已退订",
