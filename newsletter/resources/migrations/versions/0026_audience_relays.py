@@ -2,7 +2,7 @@
 
 Revision ID: 0026
 Revises: 0025
-Create Date: 2026-12-21
+Create Date: 2026-12-07
 
 An ended send's statistics read its deliveries' counts per relay and its at-risk count
 from the same kept GROUP BY as its denominators, instead of scanning the deliveries on
