@@ -1,4 +1,5 @@
-"""Any brief file → lines to import: a Word file, a web page, or text in any encoding.
+"""Any brief file → lines to import: a Word file, a web page, Markdown, or text in any
+encoding.
 
 The kind is read from the bytes (a ZIP with a Word document, HTML markup),
 with the file name as a tie-breaker, never from the name alone.  A file that
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from newsletter.content.decode import decode_source
 from newsletter.content.htmlimport import is_html, read_html
+from newsletter.content.mdimport import is_issue_markdown, looks_like_markdown, markdown_page
 from newsletter.content.sniff import check_not_brief, check_word_zip
 from newsletter.content.source import SourceText
 from newsletter.content.wordimport import read_docx
@@ -30,4 +32,7 @@ def read_document(data: bytes, *, name: str = "") -> tuple[str, SourceText | Non
         src = read_html(data, path=name or None, fragment=name.startswith("pasted"))
         return src.text, src, list(src.notes)
     text, warnings = decode_source(data, path=name or None)
+    if looks_like_markdown(text, name) and not is_issue_markdown(text):
+        src = read_html(markdown_page(text), path=name or None, fragment=True)
+        return src.text, src, [*warnings, *src.notes]
     return text, None, warnings

@@ -255,6 +255,10 @@ class _Walker:
                     self.block(td)
             return
         rows: list[list[Cell]] = []
+        first = next(el.iter("tr"), None)
+        head = first is not None and all(
+            td.tag == "th" for td in first if isinstance(td.tag, str) and td.tag in ("td", "th")
+        )
         for tr in el.iter("tr"):
             cells: list[Cell] = []
             for td in tr:
@@ -268,7 +272,7 @@ class _Walker:
                 cells.append((" ".join(td.text_content().split()), links))
             rows.append(cells)
         self.src.add("")
-        add_table(self.src, rows)
+        add_table(self.src, rows, head=head)
 
 
 _LAYOUT_BLOCKS = ("p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "section")

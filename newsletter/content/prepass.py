@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from newsletter.content.header import choose_title, header_tokens
+from newsletter.content.levels import styled_items, three_levels
 from newsletter.content.lines import (
     _LATIN_TAIL,
     TextImportResult,
@@ -134,14 +135,20 @@ class Prepass:
             sentence_end=p.sentence_end,
         )
         by_shape = {fam.name: fam for fam in families}
-        covered: set[str] = set()  # levels whose formatted lines carry a marker family
+        covered: dict[str, list[int]] = {}  # levels whose formatted lines carry markers
         for ln in content:
             marker = read_marker(ln.norm) if ln.n in self.weak else None
             if marker is not None and marker.shape in by_shape:
-                covered.add(self.hints.pop(ln.n, ""))
-        for ln in content:  # a bold caption among numbered items is not one of them
-            if ln.n in self.weak and self.hints.get(ln.n) in covered:
-                del self.hints[ln.n]
+                covered.setdefault(self.hints.pop(ln.n, ""), []).append(ln.n)
+        rest = {n: c for n, c in self.hints.items() if n in self.weak and c in covered}
+        # one bold style for sections (numbered) and items (not): the others are items
+        items = styled_items(covered.get("section", []), [n for n, c in rest.items()
+                                                          if c == "section"])  # fmt: skip
+        for n in rest:  # else a bold caption among numbered items is not one of them
+            if n in items:
+                self.hints[n] = "item"
+            else:
+                del self.hints[n]
         for ln in content:
             if self.hints.get(ln.n) not in (None, "section", "item") or ln.n in fields:
                 continue
@@ -402,7 +409,7 @@ class Prepass:
             order[0], order[1] = order[1], order[0]  # a lone 【本期概要】 came first
         self.section_family = order[0] if order else None
         self.item_family = order[1] if len(order) > 1 else None
-        if len(order) > 2 and self.three_levels(*order[:3]):
+        if len(order) > 2 and three_levels(self.lines, self.is_field, *order[:3]):
             self.part_family, self.section_family, self.item_family = order[:3]
         if self.family_over_styled():
             pass  # 一、 lines above the styled headings: they are the sections
@@ -414,30 +421,6 @@ class Prepass:
             if ln.heading is not None and hint == "item" and self.item_family is None:
                 self.item_family = ln.heading[0]
         self.merge_sibling_glyphs()
-
-    def three_levels(self, top: DocFamily, mid: DocFamily, low: DocFamily) -> bool:
-        """Whether the third family is the items: its headings carry the fields (a field
-        line among the two lines under it) and the second family's do not, and every gap
-        between two headings of the first holds one of the second."""
-
-        def below(i: int) -> list[_Line]:  # the lines under a heading, to the next one
-            out: list[_Line] = []
-            for x in self.lines[i + 1 :]:
-                if x.heading is not None or len(out) == 2:
-                    break
-                if x.cls != "blank":
-                    out.append(x)
-            return out
-
-        def fielded(fam: DocFamily) -> float:
-            at = [i for i, ln in enumerate(self.lines) if ln.heading and ln.heading[0] == fam]
-            near = [any(self.is_field(x.norm) for x in below(i)) for i in at]
-            return sum(near) / len(near) if near else 0.0
-
-        tops = [ln.n for ln in self.lines if ln.heading and ln.heading[0] == top]
-        mids = [ln.n for ln in self.lines if ln.heading and ln.heading[0] == mid]
-        grouped = all(any(a < n < b for n in mids) for a, b in itertools.pairwise(tops))
-        return grouped and len(tops) >= 2 and fielded(low) >= 0.5 and fielded(mid) < 0.2
 
     def encloses(self, outer: DocFamily, inner: DocFamily) -> bool:
         """Whether ``outer``'s lines hold ``inner``'s between them far more than the other
@@ -461,7 +444,9 @@ class Prepass:
         styled = sorted(
             n for n, cls in self.hints.items() if cls == "section" and n not in self.weak
         )
-        if fam is None or not styled:
+        if fam is None:
+            return False
+        if not styled:
             return False
         mine = [ln.n for ln in self.lines if ln.heading is not None and ln.heading[0] == fam]
         mine = [n for n in mine if n not in self.hints]

@@ -62,9 +62,11 @@ class SourceText:
         return "\n".join(self.lines)
 
 
-def add_table(src: SourceText, rows: Sequence[Sequence[Cell]]) -> None:
+def add_table(src: SourceText, rows: Sequence[Sequence[Cell]], *, head: bool = False) -> None:
     """A table: a two-column table of short keys becomes ``key：value`` lines (an item's
-    metadata when it stands under one); any other becomes tab-separated rows."""
+    metadata when it stands under one; its header row, ``head``, names the columns and is
+    left out); any other becomes tab-separated rows."""
+    heading = [" ".join(text.split()) for text, _ in rows[0]] if head and len(rows) > 1 else None
     rows = [
         [(" ".join(text.split()), links) for text, links in row]
         for row in rows
@@ -81,6 +83,9 @@ def add_table(src: SourceText, rows: Sequence[Sequence[Cell]]) -> None:
     )
     for row in rows:
         links = [link for _, cell_links in row for link in cell_links]
+        if two and keys_short and heading is not None and [t for t, _ in row] == heading:
+            heading = None  # the columns' names (项目 | 内容), not a field
+            continue
         if two and keys_short:
             src.add(f"{row[0][0].rstrip('：:')}：{row[1][0]}", links=links)
         else:

@@ -219,6 +219,7 @@ def import_issue_text(
     cannot be imported, with one bilingual line and no server path.
     """
     from newsletter.content.documents import read_document
+    from newsletter.content.mdimport import is_issue_markdown
 
     target = out or default_target(source)
     try:
@@ -245,9 +246,15 @@ def import_issue_text(
     except ValueError as exc:
         raise TextImportError(f"提示无效 / {exc}") from None
     try:
-        result = import_text(
-            text, front_matter={"number": number}, hints=chosen, source=doc, rules=rules
-        )
+        if doc is None and not chosen and number is None and is_issue_markdown(text):
+            # already an issue in the product's own format: it comes back as it is
+            from newsletter.content.script import detect_script
+
+            result = TextImportResult(text, script=detect_script(text))
+        else:
+            result = import_text(
+                text, front_matter={"number": number}, hints=chosen, source=doc, rules=rules
+            )
     except TextImportError as exc:
         raise TextImportError(exc.message, line=exc.line, path=source.name) from None
     written_images: list[str] = []

@@ -131,7 +131,7 @@ def issue_import(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Import a brief (Word .docx, a saved web or WeChat page, or plain text) as issue Markdown.
+    """Import a brief (Word .docx, a saved web or WeChat page, Markdown, or plain text) as issue Markdown.
 
     Structure is read from the document: heading styles, Word's numbering, and the
     markers its lines repeat.  Images go to images/ beside the output.  Hints given with --hint, and those already kept in the output file's

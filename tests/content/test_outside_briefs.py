@@ -1,8 +1,8 @@
 """Briefs in house styles nobody on the project had described, written with their
 expected structure by testers who had not seen the importer's code, before any rule
 was tuned on them: ``fixtures/outside`` (the first round), then ``outside2``,
-``outside3`` and ``outside4`` (three more testers, each after the previous round's rules
-were built), in plain text, saved pages and Word files.
+``outside3``, ``outside4`` and ``outside5`` (four more testers, each after the previous
+round's rules were built), in plain text, Markdown, saved pages and Word files.
 
 Each must import exactly, with no hints: title and number, every section and item in
 order, the metadata values named, the tables, analysis blocks and images, the links,

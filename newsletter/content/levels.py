@@ -1,0 +1,54 @@
+"""How many levels a brief's headings make, read from the brief: which numbered family
+is the items when there are three, and which styled lines are items when one style
+marks both the sections and the items."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+from newsletter.content.lines import _Line
+from newsletter.content.markers import DocFamily
+
+__all__ = ["styled_items", "three_levels"]
+
+
+def three_levels(
+    lines: list[_Line], is_field: Callable[[str], bool], top: DocFamily, mid: DocFamily,
+    low: DocFamily,
+) -> bool:  # fmt: skip
+    """Whether the third family is the items: its headings carry the fields (a field
+    line among the two lines under it) and the second family's do not, and every gap
+    between two headings of the first holds one of the second."""
+
+    def below(i: int) -> list[_Line]:  # the lines under a heading, to the next one
+        out: list[_Line] = []
+        for x in lines[i + 1 :]:
+            if x.heading is not None or len(out) == 2:
+                break
+            if x.cls != "blank":
+                out.append(x)
+        return out
+
+    def fielded(fam: DocFamily) -> float:
+        at = [i for i, ln in enumerate(lines) if ln.heading and ln.heading[0] == fam]
+        near = [any(is_field(x.norm) for x in below(i)) for i in at]
+        return sum(near) / len(near) if near else 0.0
+
+    tops = [ln.n for ln in lines if ln.heading and ln.heading[0] == top]
+    mids = [ln.n for ln in lines if ln.heading and ln.heading[0] == mid]
+    grouped = all(any(a < n < b for n in mids) for a, b in itertools.pairwise(tops))
+    return grouped and len(tops) >= 2 and fielded(low) >= 0.5 and fielded(mid) < 0.2
+
+
+def styled_items(marked: list[int], unmarked: list[int]) -> list[int]:
+    """Lines set apart by the same formatting as the numbered sections (bold titles under
+    **一、…** in a Markdown brief) but carrying no number (``unmarked``): the items, when
+    the numbered ones (``marked``) are at least two and every gap between them holds at
+    least one of the others."""
+    if len(marked) < 2:
+        return []
+    after = [n for n in unmarked if n > marked[0]]
+    if not all(any(a < n < b for n in after) for a, b in itertools.pairwise(marked)):
+        return []
+    return after

@@ -1,0 +1,59 @@
+"""A brief written in Markdown, read through its own markup rather than as plain text.
+
+Whether a text is Markdown is read from the text: headings (``## …``), lines that are
+only bold (``**…**``), table rules (``|---|``) and quotes (``> …``) — at least one in a
+file named ``.md``, at least three otherwise. Such a brief is rendered to HTML
+(CommonMark with tables, raw HTML off) and read like a web page (``htmlimport``), so
+its heading levels, bold titles, tables and quotes are the structure the importer
+reads, and no ``#`` or ``*`` is left in the text.
+
+A file already in the product's own issue format (YAML front matter with a title, then
+the issue) comes back as it is.
+"""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+__all__ = ["is_issue_markdown", "looks_like_markdown", "markdown_page"]
+
+_MARKUP = re.compile(
+    r"^(?:#{1,6}[ \t]+\S|\*\*[^*\n]+\*\*[ \t]*$|__[^_\n]+__[ \t]*$|\|?[ \t]*:?-{3,}:?[ \t]*\||>[ \t]?\S)",
+    re.M,
+)
+_FRONT = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*\n", re.S)
+
+
+def looks_like_markdown(text: str, name: str = "") -> bool:
+    marks = len(_MARKUP.findall(text[:200_000]))
+    named = name.lower().endswith((".md", ".markdown"))
+    return marks >= (1 if named else 3)
+
+
+def is_issue_markdown(text: str) -> bool:
+    """Front matter with a title, and an issue that parses: the product's own format."""
+    m = _FRONT.match(text.lstrip("\ufeff"))
+    if m is None:
+        return False
+    try:
+        data = yaml.safe_load(m.group(1))
+    except yaml.YAMLError:
+        return False
+    if not isinstance(data, dict) or not data.get("title"):
+        return False
+    from newsletter.content.parser import parse_issue
+
+    try:
+        return bool(parse_issue(text).sections)
+    except Exception:  # not the product's format after all: read it as a brief
+        return False
+
+
+def markdown_page(text: str) -> bytes:
+    """The Markdown rendered as an HTML fragment."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+    return ("<div>" + md.render(text) + "</div>").encode("utf-8")
