@@ -35,7 +35,9 @@ from newsletter.content.pairs import (
     DATE,
     FIELD_NAMES,
     LATIN_KV,
+    as_written,
     fields_by_shape,
+    key_text,
     role_in,
     split_pairs,
 )
@@ -59,14 +61,6 @@ def _item(number: int, title: str) -> _Item:
     item = _Item(number, m.group("title"))
     item.meta.append(("日期", m.group("date"), "date"))
     return item
-
-
-def _key_text(key: str) -> str:
-    """A field name as written: Chinese without the spaces typed inside it, Latin words
-    (``Issuing Authority``) with one space between them."""
-    if re.search(r"[A-Za-z]", key):
-        return re.sub(r"\s+", " ", key).strip()
-    return re.sub(r"\s", "", key)
 
 
 class _Importer(HeaderRules):
@@ -390,7 +384,7 @@ class _Importer(HeaderRules):
                 break
         same = len(ln.shown) == len(ln.norm)
         key_span = ln.shown[off + m.start("key") : off + m.end("key")]
-        key = _key_text(key_span) if same else key_norm
+        key = key_text(key_span) if same else key_norm
         if key_norm in p.summary_keys:
             it.summary = value
             self.mark(ln, "summary")
@@ -418,7 +412,8 @@ class _Importer(HeaderRules):
         pairs = split_pairs(ln.norm, self.meta_role)
         if pairs:
             for key, a, b in pairs:
-                it.meta.append((key, text[a:b].strip(), self.meta_role(key)))
+                shown = as_written(key, ln.norm, text, a)
+                it.meta.append((shown, text[a:b].strip(), self.meta_role(key)))
         elif (
             it.meta_open
             and not it.body
@@ -449,7 +444,8 @@ class _Importer(HeaderRules):
                 return text
             pairs = [(one.group("key").strip(), one.start("value"), len(norm))]
         for key, a, b in pairs:
-            it.meta.append((key, inner[a:b].strip(" ；;，,"), self.meta_role(key)))
+            shown = as_written(key, norm, inner, a)
+            it.meta.append((shown, inner[a:b].strip(" ；;，,"), self.meta_role(key)))
         return text[: m.start()].rstrip()
 
     def url_line(self, ln: _Line) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-__all__ = ["ANY_KV", "DATE", "LATIN_KV", "role_in", "split_pairs"]
+__all__ = ["ANY_KV", "DATE", "LATIN_KV", "as_written", "key_text", "role_in", "split_pairs"]
 
 #: One field: a short key (CJK, or Latin words), a colon, then the value.
 _KEY_AT = re.compile(
@@ -40,9 +40,28 @@ def role_in(table: dict[str, str], key: str) -> str | None:
     return None
 
 
+#: One field in brackets: 「发文机关｜国务院」, 【文号：国发〔2026〕12号】.
+_BRACKETED = re.compile(
+    r"[「『【\[]\s*(?P<key>[\u4e00-\u9fff]{2,8})\s*[｜|:：]\s*(?P<value>[^」』】\]]+?)\s*[」』】\]]"
+)
+
+
+def _bracketed(norm: str, role_of: Callable[[str], str | None]) -> list[tuple[str, int, int]]:
+    """A line made only of bracketed fields, every key a known one (two or more)."""
+    found = list(_BRACKETED.finditer(norm))
+    rest = _BRACKETED.sub("", norm).strip(_SEPARATORS)
+    if len(found) < 2 or rest or any(role_of(m.group("key")) is None for m in found):
+        return []
+    return [(m.group("key"), m.start("value"), m.end("value")) for m in found]
+
+
 def split_pairs(norm: str, role_of: Callable[[str], str | None]) -> list[tuple[str, int, int]]:
     """``[(key, value start, value end)]`` when ``norm`` holds two or more known fields
-    side by side, the first at the start of the line; else ``[]``."""
+    side by side, the first at the start of the line (``key：value`` separated, or each in
+    brackets); else ``[]``."""
+    bracketed = _bracketed(norm, role_of)
+    if bracketed:
+        return bracketed
     found = []
     for m in _KEY_AT.finditer(norm):
         key = re.sub(r"\s", "", m.group("key"))
@@ -102,3 +121,18 @@ def fields_by_shape(norm: str) -> list[tuple[str, int, int]]:
         out.append((role, a, b))
     shaped = sum(1 for r, _, _ in out if r != "issuer")
     return out if shaped >= 2 or (shaped == 1 and len(out) == 2) else []
+
+
+def as_written(key: str, norm: str, text: str, before: int) -> str:
+    """A field name as the document writes it (發文機關, not the 发文机关 it was matched as):
+    the same span of ``text``, which lines up with ``norm`` character for character."""
+    at = norm.rfind(key, 0, before)
+    return text[at : at + len(key)] if at >= 0 and len(text) == len(norm) else key
+
+
+def key_text(key: str) -> str:
+    """A field name as written: Chinese without the spaces typed inside it, Latin words
+    (``Issuing Authority``) with one space between them."""
+    if re.search(r"[A-Za-z]", key):
+        return re.sub(r"\s+", " ", key).strip()
+    return re.sub(r"\s", "", key)
