@@ -440,9 +440,14 @@ class _Importer(HeaderRules):
         pairs = split_pairs(norm, self.meta_role)
         if not pairs:
             one = ANY_KV.match(norm)
-            if one is None or self.meta_role(one.group("key")) is None:
+            # （财政部，财预〔2026〕167号，2026年12月2日）: values told apart by their shape
+            shaped = fields_by_shape(norm, "，,；;", shaped_min=2) if one is None else []
+            if shaped:
+                pairs = [(FIELD_NAMES[role], a, b) for role, a, b in shaped]
+            elif one is None or self.meta_role(one.group("key")) is None:
                 return text
-            pairs = [(one.group("key").strip(), one.start("value"), len(norm))]
+            else:
+                pairs = [(one.group("key").strip(), one.start("value"), len(norm))]
         for key, a, b in pairs:
             shown = as_written(key, norm, inner, a)
             it.meta.append((shown, inner[a:b].strip(" ；;，,"), self.meta_role(key)))

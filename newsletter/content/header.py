@@ -28,7 +28,7 @@ _EN_PERIOD = re.compile(
 )
 _EN_DATE = re.compile(rf"(?i)\b(?:{_MONTHS})[a-z]*\.?\s+\d{{1,2}},?\s+\d{{4}}")
 _CN_DATE = re.compile(DATE)
-_WEEK_OF = re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月\s*第\s*[一二三四五1-5]\s*周")
+_WEEK_OF = re.compile(r"(?:\d{4}\s*年\s*)?(?<!\d)\d{1,2}\s*月\s*第\s*[一二三四五1-5]\s*周")
 _MONTH = re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月(?!\s*\d)")
 _EN_MONTH = re.compile(rf"(?i)\b(?:{_MONTHS})[a-z]*\.?,?\s+\d{{4}}\b")
 _WEEKDAY = re.compile(

@@ -95,11 +95,14 @@ _URL = re.compile(r"^https?://\S+$")
 FIELD_NAMES = {"issuer": "发文机关", "doc_number": "文号", "date": "日期", "url": "链接"}
 
 
-def fields_by_shape(norm: str) -> list[tuple[str, int, int]]:
+def fields_by_shape(
+    norm: str, seps: str = "|｜", shaped_min: int = 1
+) -> list[tuple[str, int, int]]:
     """``国务院 | 国发〔2026〕12号 | 2026-11-20``: values with no keys, told apart by their
     shape (a document number, a date, an address; the words before them the issuer).
-    ``[(role, start, end)]`` when at least two are recognised, else ``[]``."""
-    cells = [(m.start(), m.end()) for m in re.finditer(r"[^|｜]+", norm)]
+    ``[(role, start, end)]`` when at least two are recognised (and ``shaped_min`` of them
+    by their shape, not their place), else ``[]``. ``seps``: what separates the values."""
+    cells = [(m.start(), m.end()) for m in re.finditer(f"[^{re.escape(seps)}]+", norm)]
     if len(cells) < 2 or len(cells) > 5:
         return []
     out: list[tuple[str, int, int]] = []
@@ -120,6 +123,8 @@ def fields_by_shape(norm: str) -> list[tuple[str, int, int]]:
             return []
         out.append((role, a, b))
     shaped = sum(1 for r, _, _ in out if r != "issuer")
+    if shaped < shaped_min:
+        return []
     return out if shaped >= 2 or (shaped == 1 and len(out) == 2) else []
 
 
