@@ -119,8 +119,40 @@ def _truncate(url: str) -> None:
     from newsletter.models import Base
 
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    for attempt in range(2):
+        try:
+            with engine(url).begin() as conn:
+                # a connection an earlier test left inside a transaction would block the
+                # TRUNCATE for as long as it lives: wait 15 s, then say who it was and end it
+                conn.execute(text("SET LOCAL lock_timeout = '15s'"))
+                conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            return
+        except Exception as exc:
+            if attempt or "lock timeout" not in str(exc):
+                raise
+            _end_blockers(url)
+
+
+def _end_blockers(url: str) -> None:
+    """End the backends of the test database that sit inside a transaction, and name them
+    (their last statement) on stderr, so a leak shows without stalling the suite."""
+    import sys
+
+    from sqlalchemy import text
+
+    from newsletter.core.db import engine
+
     with engine(url).begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        rows = conn.execute(
+            text(
+                "SELECT pid, state, left(query, 200) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND state LIKE 'idle in transaction%'"
+            )
+        ).all()
+        for pid, state, query in rows:
+            sys.stderr.write(f"test database: ended backend {pid} ({state}): {query}\n")
+            conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:

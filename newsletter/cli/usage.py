@@ -115,7 +115,10 @@ def describe_usage(exc: BaseException) -> Message:
         )
     if kind == "BadParameter":
         return message(
-            "cli.usage.bad_value", name=_param_name(exc), expect_zh=_expect(exc), detail=_echo(text)
+            "cli.usage.bad_value",
+            name=_param_name(exc),
+            expect_zh=_expect(exc),
+            detail_en=_echo(text),
         )
     if kind == "BadOptionUsage" and text.endswith("requires an argument."):
         return message("cli.usage.needs_value", name=_echo(exc.option_name))  # type: ignore[attr-defined]

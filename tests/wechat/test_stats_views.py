@@ -68,7 +68,7 @@ def test_wechat_figures_agree_everywhere(
     assert r.exit_code == 0, r.output
     flat = re.sub(r"\s+", " ", r.output)
     for label, key in (("公众号阅读次数", "reads"), ("公众号阅读人数", "readers")):
-        m = re.search(label + r" │ ([\d,]+)", flat)
+        m = re.search(label + r"[^│]*│ ([\d,]+)", flat)
         assert m, r.output
         assert int(m.group(1).replace(",", "")) == want[key]
 
