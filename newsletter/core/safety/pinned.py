@@ -161,8 +161,9 @@ def _port(url: httpx.URL) -> int:
     return url.port or (443 if url.scheme == "https" else 80)
 
 
-class PinnedTransport(httpx.HTTPTransport):
-    """An :class:`httpx.HTTPTransport` that connects only to addresses it checked."""
+class _Pinning:
+    """What both transports keep: whether private addresses are allowed, the resolver, and
+    the (host, address) of every request sent, in order (for logs and tests)."""
 
     def __init__(
         self, *, allow_private: bool = False, resolver: Resolver | None = None, **kwargs: Any
@@ -170,35 +171,30 @@ class PinnedTransport(httpx.HTTPTransport):
         super().__init__(**kwargs)
         self.allow_private = allow_private
         self.resolver = resolver
-        #: (host, address) of every request sent, in order (for logs and tests)
         self.connected: list[tuple[str, str]] = []
 
+    def _resolve(self, request: httpx.Request) -> list[str]:
+        return (self.resolver or resolve)(request.url.host, _port(request.url))
+
+
+class PinnedTransport(_Pinning, httpx.HTTPTransport):
+    """An :class:`httpx.HTTPTransport` that connects only to addresses it checked."""
+
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        addresses = (self.resolver or resolve)(request.url.host, _port(request.url))
-        _pin(request, addresses, self.allow_private, self.connected)
+        _pin(request, self._resolve(request), self.allow_private, self.connected)
         return super().handle_request(request)
 
 
-class AsyncPinnedTransport(httpx.AsyncHTTPTransport):
+class AsyncPinnedTransport(_Pinning, httpx.AsyncHTTPTransport):
     """The same for an :class:`httpx.AsyncClient` (the name is resolved in a worker thread).
 
     Clients that are handed this transport and closed after each use (Authlib's) do not
     close it: it outlives them, as one pool."""
 
-    def __init__(
-        self, *, allow_private: bool = False, resolver: Resolver | None = None, **kwargs: Any
-    ) -> None:
-        super().__init__(**kwargs)
-        self.allow_private = allow_private
-        self.resolver = resolver
-        self.connected: list[tuple[str, str]] = []
-
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         import anyio.to_thread
 
-        addresses = await anyio.to_thread.run_sync(
-            self.resolver or resolve, request.url.host, _port(request.url)
-        )
+        addresses = await anyio.to_thread.run_sync(self._resolve, request)
         _pin(request, addresses, self.allow_private, self.connected)
         return await super().handle_async_request(request)
 
