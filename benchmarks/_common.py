@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from newsletter.delivery.assemble import CompiledMessage, Recipient, compile_message  # noqa: E402
-from newsletter.devtools.proctree import descendants, proc_stats  # noqa: E402
+from newsletter.devtools.proctree import descendants, proc_stats, read_stats  # noqa: E402
 
 SUBJECT = "《营商环境与数字经济政策周报》｜第47期"
 FROM_NAME = "营商环境政策周报"
@@ -307,15 +307,8 @@ class CpuMeter:
         self.wall = 0.0
 
     def _sample(self, first: bool) -> None:
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    st = f.read()
-            except OSError:
-                continue
-            fields = st[st.rindex(")") + 2 :].split()
+        for number, comm, fields in read_stats():
+            pid = str(number)
             cpu = (int(fields[11]) + int(fields[12])) / self._tck
             key = (pid, fields[19])  # pid + start time: a reused pid is another process
             kind = self._kind.get(key)
@@ -325,7 +318,6 @@ class CpuMeter:
                         cmd = f.read().replace(b"\0", b" ").decode("ascii", "replace")
                 except OSError:
                     continue
-                comm = st[st.index("(") + 1 : st.rindex(")")]
                 kind = next((k for k, test in self.kinds.items() if test(comm, cmd)), "other")
                 self._kind[key] = kind
             if first:

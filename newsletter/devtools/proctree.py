@@ -5,14 +5,14 @@ share this one reading."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
-__all__ = ["descendants", "proc_stats"]
+__all__ = ["descendants", "proc_stats", "read_stats"]
 
 
-def proc_stats() -> dict[int, list[str]]:
-    """Every process's ``/proc/<pid>/stat`` fields after the command name (field 3 on:
+def read_stats() -> Iterator[tuple[int, str, list[str]]]:
+    """Every process's ``/proc/<pid>/stat``: (pid, command name, the fields after the name:
     state, ppid, …); processes that end while being read are left out."""
-    stats: dict[int, list[str]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -21,8 +21,12 @@ def proc_stats() -> dict[int, list[str]]:
                 st = f.read()
         except OSError:
             continue
-        stats[int(entry)] = st[st.rindex(")") + 2 :].split()
-    return stats
+        yield int(entry), st[st.index("(") + 1 : st.rindex(")")], st[st.rindex(")") + 2 :].split()
+
+
+def proc_stats() -> dict[int, list[str]]:
+    """Every process's stat fields after its command name, by pid (:func:`read_stats`)."""
+    return {pid: fields for pid, _comm, fields in read_stats()}
 
 
 def descendants(pid: int, stats: dict[int, list[str]] | None = None) -> list[int]:
