@@ -27,6 +27,19 @@ def _kept(send_id: int) -> dict[tuple[str, str, str, str, bool], int]:
         }  # fmt: skip
 
 
+def _ended_send(settings, smtp_sink, readers: int) -> int:  # type: ignore[no-untyped-def]
+    """A send to ``readers`` readers, driven to its end through the sink, with the counts
+    its end kept dropped (each test keeps them again its own way)."""
+    port, _sink = smtp_sink
+    reset_settings(settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port}))
+    ids = seed(readers)
+    start(ids["send"])
+    assert drive_inline(ids["send"]) == "finished"
+    with session_scope() as s:
+        s.query(SendAudience).delete()
+    return ids["send"]
+
+
 def test_finishing_a_send_keeps_its_denominators(any_db, smtp_sink) -> None:  # type: ignore[no-untyped-def]
     port, _sink = smtp_sink
     reset_settings(any_db.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port}))
@@ -51,13 +64,8 @@ def test_finishing_a_send_keeps_its_denominators(any_db, smtp_sink) -> None:  # 
 def test_relays_and_at_risk_come_from_what_was_kept(any_db, smtp_sink) -> None:  # type: ignore[no-untyped-def]
     """An ended send's per-relay counts and at-risk count are read from the kept rows (no
     scan of its deliveries per read) and agree with the deliveries themselves."""
-    port, _sink = smtp_sink
-    reset_settings(any_db.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port}))
-    ids = seed(6)
-    start(ids["send"])
-    assert drive_inline(ids["send"]) == "finished"
+    ids = {"send": _ended_send(any_db, smtp_sink, 6)}
     with session_scope() as s:
-        s.query(SendAudience).delete()
         rows = s.scalars(
             select(Delivery).where(Delivery.send_id == ids["send"]).order_by(Delivery.id)
         ).all()
@@ -86,13 +94,8 @@ def test_relays_and_at_risk_come_from_what_was_kept(any_db, smtp_sink) -> None: 
 def test_an_ended_send_with_a_message_still_on_the_wire_is_not_kept(any_db, smtp_sink) -> None:  # type: ignore[no-untyped-def]
     """A cancelled send can still have a row ``sending`` (its outcome comes later): its
     counts are read but not kept, so the outcome shows when it lands."""
-    port, _sink = smtp_sink
-    reset_settings(any_db.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port}))
-    ids = seed(3)
-    start(ids["send"])
-    assert drive_inline(ids["send"]) == "finished"
+    ids = {"send": _ended_send(any_db, smtp_sink, 3)}
     with session_scope() as s:
-        s.query(SendAudience).delete()
         first = s.scalars(select(Delivery.id).where(Delivery.send_id == ids["send"])).first()
         s.execute(update(Delivery).where(Delivery.id == first).values(state="sending"))
     with session_scope() as s:
@@ -110,13 +113,7 @@ def test_two_first_readers_race_and_both_get_the_figures(any_db, smtp_sink, monk
     the same time: whoever keeps them second keeps nothing, and still reads the figures."""
     from newsletter.tracking import audience
 
-    port, _sink = smtp_sink
-    reset_settings(any_db.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port}))
-    ids = seed(3)
-    start(ids["send"])
-    assert drive_inline(ids["send"]) == "finished"
-    with session_scope() as s:
-        s.query(SendAudience).delete()
+    ids = {"send": _ended_send(any_db, smtp_sink, 3)}
     counted = audience._count
     raced: list[int] = []
 
