@@ -89,8 +89,8 @@ def _short(zh: str | None, en: str | None, lang: str, convert: Callable[[str], s
 
 
 def localise(cmd: Any, path: str, lang: str, convert: Callable[[str], str], undo: _Undo) -> Any:
-    """Give ``cmd`` (at command path ``path``) and its parameters the reader's help text.
-    Done once per object; returns ``cmd``."""
+    """Give ``cmd`` (at command path ``path``) the reader's help text (its parameters:
+    :func:`_localise_params`). Done once per object; returns ``cmd``."""
     if cmd is None or lang == "en" or getattr(cmd, "_nl_help", None) == lang:
         return cmd
     entry = _table().get(path) or {}
@@ -100,14 +100,21 @@ def localise(cmd: Any, path: str, lang: str, convert: Callable[[str], str], undo
     _set(undo, cmd, "short_help",
          _short(zh_short, getattr(cmd, "short_help", None) or en_help, lang, convert))  # fmt: skip
     _set(undo, cmd, "help", _pick(zh_help, en_help, lang, convert))
-    params = entry.get("params") or {}
-    for p in getattr(cmd, "params", []):
-        en = getattr(p, "help", None)
-        zh = params.get(p.name) or _OWN.get(en or "")
-        if zh and en:
-            _set(undo, p, "help", _pick(zh, en, lang, convert).replace("\n\n", " / "))  # type: ignore[union-attr]
     _set(undo, cmd, "_nl_help", lang)
     return cmd
+
+
+def _localise_params(
+    params: list[Any], path: str, lang: str, convert: Callable[[str], str], undo: _Undo
+) -> None:
+    """The parameters' help of the command at ``path`` (the help option among them, which
+    is made anew for each context, so it is given here and not in :func:`localise`)."""
+    table = (_table().get(path) or {}).get("params") or {}
+    for p in params:
+        en = getattr(p, "help", None)
+        zh = table.get(p.name) or _OWN.get(en or "")
+        if zh and en:
+            _set(undo, p, "help", _pick(zh, en, lang, convert).replace("\n\n", " / "))  # type: ignore[union-attr]
 
 
 @contextlib.contextmanager
@@ -129,10 +136,7 @@ def localised_help(lang: str, convert: Callable[[str], str]) -> Iterator[None]:
     def localised(*, obj: Any, ctx: Any, markup_mode: Any) -> Any:
         path = " ".join(str(ctx.command_path).split()[1:])
         localise(obj, path, lang, convert, undo)
-        for p in obj.get_params(ctx):  # the help option is made per context
-            zh = _OWN.get(getattr(p, "help", None) or "")
-            if zh:
-                _set(undo, p, "help", _pick(zh, p.help, lang, convert).replace("\n\n", " / "))  # type: ignore[union-attr]
+        _localise_params(obj.get_params(ctx), path, lang, convert, undo)
         get = getattr(obj, "get_command", None)
         if get is not None and "get_command" not in getattr(obj, "__dict__", {}):
 
