@@ -13,6 +13,7 @@ the issue) comes back as it is.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import yaml
@@ -32,8 +33,10 @@ def looks_like_markdown(text: str, name: str = "") -> bool:
     return marks >= (1 if named else 3)
 
 
+@functools.lru_cache(maxsize=2)
 def is_issue_markdown(text: str) -> bool:
-    """Front matter with a title, and an issue that parses: the product's own format."""
+    """Front matter with a title, and an issue that parses: the product's own format.
+    (Asked by ``documents.read_document`` and again by the import: parsed once.)"""
     m = _FRONT.match(text.lstrip("\ufeff"))
     if m is None:
         return False

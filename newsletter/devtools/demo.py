@@ -23,7 +23,7 @@ from newsletter.core.config import Settings, get_settings, reset_settings
 from newsletter.core.errors import NewsletterError
 from newsletter.core.resources import package_path
 from newsletter.devtools.sink import SinkHandler, free_port, start_sink
-from newsletter.reports.cli import _l, print_stats, state_words
+from newsletter.reports.cli import print_stats, reader_text, state_words
 
 __all__ = ["run_demo"]
 
@@ -115,7 +115,7 @@ def run_demo(
     ctrl, handler = start_sink(SinkHandler(directory=sink_dir), port=smtp_port)
     try:
         upgrade()
-        console.rule(_l("1. 期刊 / issue"))
+        console.rule(reader_text("1. 期刊 / issue"))
         with session_scope() as s:
             issue, _warnings = create_issue(s, issue_file, actor="demo-editor")
             from newsletter.issues.review import approve
@@ -136,28 +136,29 @@ def run_demo(
         chars, items = f"{doc.char_count():,}", len(doc.iter_items())
         console.print(
             f"第{doc.number}期{title}："
-            + _l(f"{chars} 字，{items} 条 / {chars} characters, {items} items")
+            + reader_text(f"{chars} 字，{items} 条 / {chars} characters, {items} items")
         )
         mode = result.email.mode
         console.print(
-            _l(f"邮件版式：{mode} / email mode: {mode}") + f"（{_l(result.email.reason)}）"
+            reader_text(f"邮件版式：{mode} / email mode: {mode}")
+            + f"（{reader_text(result.email.reason)}）"
         )
         n = len(result.wechat)
         console.print(
-            _l(f"公众号文章 {n} 篇；渲染文件在 {render_dir}/ / WeChat articles: {n}; "
+            reader_text(f"公众号文章 {n} 篇；渲染文件在 {render_dir}/ / WeChat articles: {n}; "
                f"rendered files in {render_dir}/")
         )  # fmt: skip
 
-        console.rule(_l("2. 订阅者 / subscribers"))
+        console.rule(reader_text("2. 订阅者 / subscribers"))
         summary = import_file(subscribers, "周报订阅", report_path=workdir / "import-errors.csv")
         console.print(
-            _l(f"共 {summary.rows} 行：新增 {summary.new}，无效 {summary.invalid}，重复 "
+            reader_text(f"共 {summary.rows} 行：新增 {summary.new}，无效 {summary.invalid}，重复 "
                f"{summary.duplicate}；错误明细在 {summary.report_path} / rows {summary.rows}: "
                f"new {summary.new}, invalid {summary.invalid}, duplicate {summary.duplicate}; "
                f"errors in {summary.report_path}")
         )  # fmt: skip
 
-        console.rule(_l("3. 发送 / send"))
+        console.rule(reader_text("3. 发送 / send"))
         with session_scope() as s:
             ml = get_list(s, "周报订阅")
             send = Send(
@@ -174,12 +175,12 @@ def run_demo(
         state = drive_inline(send_id)
         got = len(handler.messages)
         console.print(
-            _l(f"发送 {send_id}：本地收信服务收到 {got} 封，在 {sink_dir}/ / send {send_id}: "
+            reader_text(f"发送 {send_id}：本地收信服务收到 {got} 封，在 {sink_dir}/ / send {send_id}: "
                f"the sink received {got} messages in {sink_dir}/")
             + f"（{state_words(state)}）"
         )  # fmt: skip
 
-        console.rule(_l("4. 打开与点击 / opens and clicks"))
+        console.rule(reader_text("4. 打开与点击 / opens and clicks"))
         _serve_web(web_port)
         opened = clicked = scanned = 0
         bodies = []
@@ -200,7 +201,7 @@ def run_demo(
                     client.get(link.group(0), headers={"User-Agent": SCANNER_UA})
                     scanned += 1
             console.print(
-                _l(f"安全扫描器点了 {scanned} 个链接，Apple 代理预取了图片；{reader_delay:.0f} "
+                reader_text(f"安全扫描器点了 {scanned} 个链接，Apple 代理预取了图片；{reader_delay:.0f} "
                    f"秒后读者到来… / a scanner followed {scanned} links and Apple's proxy "
                    f"fetched images; readers arrive {reader_delay:.0f}s later…")
             )  # fmt: skip
@@ -218,12 +219,12 @@ def run_demo(
             archive = f"{settings.base_url}/archive/{ctx.publication_slug}/{doc.number}"
             views = sum(client.get(archive + v).status_code == 200 for v in ("", "?v=zh-Hant", ""))
         console.print(
-            _l(f"读者打开 {opened} 次、点击 {clicked} 个链接、浏览网页版 {views} 次（{archive}） / "
+            reader_text(f"读者打开 {opened} 次、点击 {clicked} 个链接、浏览网页版 {views} 次（{archive}） / "
                f"fetched {opened} pixels as readers, followed {clicked} links and viewed the "
                f"web archive {views} times ({archive})")
         )  # fmt: skip
 
-        console.rule(_l("5. 公众号（本地模拟接口） / WeChat (local fake API)"))
+        console.rule(reader_text("5. 公众号（本地模拟接口） / WeChat (local fake API)"))
         from newsletter.devtools.wechat_demo import demo_publish
 
         wx = demo_publish(issue_id)
@@ -231,7 +232,7 @@ def run_demo(
         draft, publish, mass = st["draft"], st["publish"], st["mass_send"]
         published = publish["status_text"] or st["state"]
         console.print(
-            _l(f"草稿 {draft['media_id']}：{draft['articles']} 篇；发布：{published}；群发 msg_id "
+            reader_text(f"草稿 {draft['media_id']}：{draft['articles']} 篇；发布：{published}；群发 msg_id "
                f"{mass['msg_id']}（{mass['status']}）；接口请求 {wx['requests']} 次，超限 "
                f"{wx['violations']} 次 / draft {draft['media_id']}: {draft['articles']} "
                f"articles; publish: {published}; mass send msg_id {mass['msg_id']} "
@@ -242,17 +243,17 @@ def run_demo(
         days, reads = totals.get("days", 0), f"{totals.get('read_count', 0):,}"
         readers, shares = f"{totals.get('read_user', 0):,}", f"{totals.get('share_count', 0):,}"
         console.print(
-            _l(f"模拟 {days} 天：阅读 {reads} 次，{readers} 人，分享 {shares} 次 / WeChat over "
+            reader_text(f"模拟 {days} 天：阅读 {reads} 次，{readers} 人，分享 {shares} 次 / WeChat over "
                f"{days} fake days: {reads} reads by {readers} readers, {shares} shares")
         )  # fmt: skip
 
-        console.rule(_l("6. 统计 / stats"))
+        console.rule(reader_text("6. 统计 / stats"))
         with session_scope() as s:
             stats = send_stats(s, send_id)
         print_stats(stats, console)
         took = f"{time.monotonic() - t0:.1f}"
         console.print(
-            _l(f"演示完成，用时 {took} 秒；文件在 {workdir}/ / demo finished in {took}s; "
+            reader_text(f"演示完成，用时 {took} 秒；文件在 {workdir}/ / demo finished in {took}s; "
                f"files under {workdir}/")
         )  # fmt: skip
         return stats

@@ -27,7 +27,7 @@ from newsletter.core.terminal import JsonOpt, console, emit, err, fail
 from newsletter.issues.cli import _ctx_for_file, issue_app
 from newsletter.tracking.cli import stats_app
 
-__all__ = ["commands", "issue_app", "print_stats", "stats_app"]
+__all__ = ["commands", "issue_app", "print_stats", "reader_text", "state_words", "stats_app"]
 
 commands = typer.Typer()  # top-level commands (stats): mounted without a name
 
@@ -39,7 +39,7 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(1)
 
 
-def _l(text: str) -> str:
+def reader_text(text: str) -> str:
     """A label written ``English / 中文`` in the reader's language (Chinese first when both)."""
     from newsletter.core.catalogue import for_reader, reader_language
 
@@ -66,12 +66,12 @@ def print_stats(data: dict[str, Any], out: Console | None = None) -> None:
 
     t = Table(
         title=f"第{data['issue']}期 {data['title']} · "
-        + _l(
+        + reader_text(
             f"发送 {data['send_id']}（{data['state']}） / send {data['send_id']} ({data['state']})"
         )
     )
-    t.add_column(_l("metric / 指标"))
-    t.add_column(_l("value / 数值"), justify="right")
+    t.add_column(reader_text("metric / 指标"))
+    t.add_column(reader_text("value / 数值"), justify="right")
     rows: list[tuple[str, object]] = [
         ("planned / 计划", data["planned"]),
         ("delivered / 已送达", data["delivered"]),
@@ -95,11 +95,11 @@ def print_stats(data: dict[str, Any], out: Console | None = None) -> None:
     ]
     rows += [(f"sent via relay {k} / 经 {k} 送达", v) for k, v in data.get("relays", {}).items()]
     for k, v in rows:
-        t.add_row(_l(k), str(v))
+        t.add_row(reader_text(k), str(v))
     out.print(t)
     series = [v for _h, v in data["opens_by_hour"]]
     if series:
-        out.print(f"{_l('opens by hour / 每小时打开')}: {sparkline(series)}")
+        out.print(f"{reader_text('opens by hour / 每小时打开')}: {sparkline(series)}")
 
 
 @stats_app.command("show")
@@ -119,35 +119,35 @@ def show(send_id: int, as_json: Annotated[bool, typer.Option("--json")] = False)
         return
     print_stats(data, console)
     console.print(
-        f"{_l('machine opens by hour / 机器打开')}: "
+        f"{reader_text('machine opens by hour / 机器打开')}: "
         f"{sparkline([h['opens_machine'] for h in data['hourly']])}"
     )
     for title, key, label, head in (
         ("per variant / 按版本", "by_variant", "variant", "版本 / variant"),
         ("per domain group / 按邮箱服务商", "by_domain", "group", "邮箱服务商 / group"),
     ):
-        t = Table(title=_l(title))
+        t = Table(title=reader_text(title))
         for c in (head, "已送达 / delivered", "独立打开 / unique opens", "打开率 / open rate",
                   "机器打开 / machine opens", "独立点击 / unique clicks", "点击率 / CTR",
                   "退订 / unsub", "退信 / bounces", "投诉 / complaints"):  # fmt: skip
-            t.add_column(_l(c), justify="left" if c == head else "right")
+            t.add_column(reader_text(c), justify="left" if c == head else "right")
         for r in data[key]:
             t.add_row(r[label], str(r["delivered"]), str(r["opens_unique"]), _pct(r["open_rate"]),
                       str(r["opens_total_machine"]), str(r["clicks_unique"]),
                       _pct(r["click_rate"]), str(r["unsubscribes"]), str(r["bounces"]),
                       str(r["complaints"]))  # fmt: skip
         console.print(t)
-    t = Table(title=_l("links / 链接"))
+    t = Table(title=reader_text("links / 链接"))
     for c in ("#", "链接 / url", "点击 / clicks", "独立点击 / unique", "点击率 / CTR",
               "机器点击 / machine"):  # fmt: skip
-        t.add_column(_l(c), justify="left" if c == "链接 / url" else "right")
+        t.add_column(reader_text(c), justify="left" if c == "链接 / url" else "right")
     for r in data["links"]:
         t.add_row(str(r["position"]), str(r["url"]), str(r["clicks"]), str(r["unique"]),
                   _pct(r["click_rate"]), str(r["clicks_machine"]))  # fmt: skip
     console.print(t)
     if data.get("wechat"):
         w = data["wechat"]
-        console.print(_l(
+        console.print(reader_text(
             f"公众号：阅读 {w['read_count']}（{w['read_user']} 人），分享 {w['share_count']}，"
             f"收藏 {w['fav_count']} / WeChat: reads {w['read_count']} (users {w['read_user']}), "
             f"shares {w['share_count']}, favourites {w['fav_count']}"))  # fmt: skip

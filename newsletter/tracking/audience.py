@@ -22,7 +22,7 @@ from newsletter.models import Delivery, Subscriber
 from newsletter.models.tracking import SendAudience
 from newsletter.tracking.rollups import domain_group
 
-__all__ = ["STATES", "Tallies", "audience_counts", "tallies", "warm"]
+__all__ = ["STATES", "Tallies", "tallies", "warm"]
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +96,6 @@ def _count(session: Session, send_id: int) -> list[tuple[str, str, str, str, boo
     ):
         merged[(v, domain_group("@" + (d or "")), st, r or "", bool(a))] += int(n)
     return [(*key, n) for key, n in merged.items() if n]
-
-
-def audience_counts(
-    session: Session, send_id: int, ended: bool
-) -> dict[tuple[str, str], dict[str, int]]:
-    """(variant, domain group) → delivery state → count (see :func:`tallies`)."""
-    return tallies(session, send_id, ended).audience
 
 
 def warm(send_id: int) -> None:
