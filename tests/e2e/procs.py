@@ -184,15 +184,17 @@ def kill_worker_mid_send(
     send_id: int,
     start: Callable[[], object],
     after_kill: Callable[[], object] | None = None,
+    kill_when: Callable[[], bool] | None = None,
 ) -> None:
-    """Worker and beat up, ``start()`` the send, kill -9 the worker once 60 messages have
-    reached the sink, ``after_kill()``, then a replacement worker runs the send to its end."""
+    """Worker and beat up, ``start()`` the send, kill -9 the worker once ``kill_when()`` holds
+    (by default: 60 messages have reached the sink), ``after_kill()``, then a replacement
+    worker runs the send to its end."""
     worker: subprocess.Popen[Any] | None = start_worker(cfg, env)
     beat = start_beat(env, tmp_path)
     replacement = None
     try:
         start()
-        wait_for(lambda: len(sink.messages) >= 60, timeout=60, every=0.05)
+        wait_for(kill_when or (lambda: len(sink.messages) >= 60), timeout=60, every=0.05)
         assert worker is not None
         kill9(worker)
         worker = None

@@ -259,9 +259,11 @@ def test_kill_9_duplicates_keep_their_message_id(
     certain, not a matter of timing, and it must carry the first copy's Message-ID."""
     port, sink = smtp_sink
     gate = threading.Event()
+    held = threading.Event()
 
     def hold_after_60(envelope: object) -> None:
         if len(sink.messages) >= 60 and not gate.is_set():
+            held.set()  # the kill waits for this: a message is certainly on the wire
             gate.wait(60)
 
     sink.on_data = hold_after_60
@@ -272,7 +274,9 @@ def test_kill_9_duplicates_keep_their_message_id(
     def start() -> None:
         assert _cli(env, "send", "start", str(ids["send"])).returncode == 0
 
-    kill_worker_mid_send(cfg, env, tmp_path, sink, ids["send"], start, after_kill=gate.set)
+    kill_worker_mid_send(
+        cfg, env, tmp_path, sink, ids["send"], start, after_kill=gate.set, kill_when=held.is_set
+    )
     first: dict[str, str] = {}
     copies: Counter[str] = Counter()
     for _f, rcpts, data in sink.messages:
