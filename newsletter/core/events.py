@@ -27,6 +27,7 @@ __all__ = [
     "WebhookEndpoint",
     "WebhookOutbox",
     "emit",
+    "listening",
     "new_message_id",
 ]
 
@@ -104,25 +105,33 @@ def new_message_id() -> str:
     return "msg_" + secrets.token_hex(16)
 
 
+#: the active endpoints and what they asked for (built once; a Core statement, which
+#: costs far less a call than the ORM's: the send loop asks once a group)
+_ACTIVE = select(WebhookEndpoint.id, WebhookEndpoint.events).where(WebhookEndpoint.active.is_(True))
+
+
+def listening(session: Session, type_: str) -> list[int]:
+    """The active endpoints that asked for events of ``type_``, read in the caller's
+    transaction (so an endpoint added before it is never missed)."""
+    assert type_ in EVENT_TYPES, type_
+    return [eid for eid, events in session.connection().execute(_ACTIVE) if type_ in (events or [])]
+
+
 def emit(
     session: Session,
     type_: str,
     items: list[tuple[dict[str, Any], int | None]],
+    *,
+    endpoints: list[int] | None = None,
 ) -> int:
     """Queue events of ``type_`` (each: data, subscriber id or None) for every active
-    endpoint that asked for it, in the caller's transaction. Returns the rows written."""
+    endpoint that asked for it (``endpoints``, when the caller has just read them with
+    :func:`listening`), in the caller's transaction. Returns the rows written."""
     assert type_ in EVENT_TYPES, type_
     if not items:
         return 0
-    endpoints = [
-        eid
-        for eid, events in session.execute(
-            select(WebhookEndpoint.id, WebhookEndpoint.events).where(
-                WebhookEndpoint.active.is_(True)
-            )
-        )
-        if type_ in (events or [])
-    ]
+    if endpoints is None:
+        endpoints = listening(session, type_)
     if not endpoints:
         return 0
     now = utcnow()

@@ -218,6 +218,8 @@ def build_ahead() -> bool:
     core free (one sending process per core); with more processes than cores, the others
     fill those waits and the extra threads only contend for the cores (benchmarks/README.md,
     B4, has the measurements)."""
+    if os.environ.get("NL_BUILD_AHEAD"):
+        return os.environ["NL_BUILD_AHEAD"] == "1"
     procs = int(os.environ.get(POOL_ENV) or 1)
     return procs <= (os.cpu_count() or 1)
 

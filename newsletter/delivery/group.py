@@ -131,7 +131,7 @@ def _send_group(
                 )
                 others = []
             finished.retry_now = bool(others) and r.row[2] < len(others)
-        DELIVERIES.labels(outcome=outcome.state, relay=relay.name).inc()
+        _counter(outcome.state, relay.name).inc()
         setattr(result, outcome.state, getattr(result, outcome.state) + 1)
         if outcome.state == "sent":
             result.by_relay[relay.name] = result.by_relay.get(relay.name, 0) + 1
@@ -197,6 +197,18 @@ class _Stop:
         except Exception:  # the group's own fence still holds
             return None
         return None if state == "sending" else str(state or "missing")
+
+
+#: (outcome, relay) -> its child of the DELIVERIES counter (``labels`` takes a lock
+#: and builds its key on every call; the send loop counts every message)
+_COUNTERS: dict[tuple[str, str], Any] = {}
+
+
+def _counter(state: str, relay: str) -> Any:
+    child = _COUNTERS.get((state, relay))
+    if child is None:
+        child = _COUNTERS[(state, relay)] = DELIVERIES.labels(outcome=state, relay=relay)
+    return child
 
 
 def _down() -> dict[str, Any]:

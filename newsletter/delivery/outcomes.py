@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from newsletter.core.clock import now as utcnow
 from newsletter.core.config import get_settings
 from newsletter.core.db import session_scope
+from newsletter.core.events import emit, listening
 from newsletter.core.safety.headers import HeaderInjection
 from newsletter.delivery import queries, warmup
 from newsletter.delivery.assemble import CompiledMessage, Recipient
@@ -170,7 +171,8 @@ def finish_group(s: Session, done: list[Done], claim_token: str) -> int:
     written = hand_back(s, claim_token, withdrawn) if withdrawn else 0
     done = [d for d in done if not d.outcome.abandoned]
     sent = [d for d in done if d.outcome.state == "sent"]
-    delivered: set[int] = set()
+    #: delivery id -> its send, for the rows recorded as sent
+    delivered: dict[int, int | None] = {}
     if sent and s.get_bind().dialect.name == "postgresql":
         marked = (
             s.connection()
@@ -188,7 +190,7 @@ def finish_group(s: Session, done: list[Done], claim_token: str) -> int:
             .all()
         )
         written += len(marked)
-        delivered.update(int(r[0]) for r in marked)
+        delivered.update((int(r[0]), int(r[1])) for r in marked)
         rest = [d for d in done if d.outcome.state != "sent"]
     else:
         rest = done
@@ -207,23 +209,25 @@ def finish_group(s: Session, done: list[Done], claim_token: str) -> int:
         )
         written += n
         if n and d.outcome.state == "sent":
-            delivered.add(d.ready.row[0])
+            delivered[d.ready.row[0]] = None
     if delivered:
-        _emit_delivered(s, [d for d in sent if d.ready.row[0] in delivered])
+        _emit_delivered(s, [d for d in sent if d.ready.row[0] in delivered], delivered)
     return written
 
 
-def _emit_delivered(s: Session, done: list[Done]) -> None:
-    """``message.delivered`` for the rows just recorded as sent (the relay took them)."""
-    from newsletter.core.events import emit
-
-    send_of = dict(
-        s.execute(
-            select(Delivery.id, Delivery.send_id).where(
-                Delivery.id.in_([d.ready.row[0] for d in done])
-            )
-        ).all()
-    )
+def _emit_delivered(s: Session, done: list[Done], send_of: dict[int, int | None]) -> None:
+    """``message.delivered`` for the rows just recorded as sent (the relay took them).
+    ``send_of``: each row's send where the statement that recorded it said so. Nothing
+    more is read or built unless an endpoint asked for the event (most installs have
+    none: one short query a group)."""
+    endpoints = listening(s, "message.delivered")
+    if not endpoints:
+        return
+    missing = [i for i, send_id in send_of.items() if send_id is None]
+    if missing:
+        send_of.update(
+            s.execute(select(Delivery.id, Delivery.send_id).where(Delivery.id.in_(missing))).all()
+        )
     emit(
         s,
         "message.delivered",
@@ -241,6 +245,7 @@ def _emit_delivered(s: Session, done: list[Done]) -> None:
             )
             for d in sorted(done, key=lambda d: d.ready.row[0])
         ],
+        endpoints=endpoints,
     )
 
 

@@ -36,14 +36,14 @@ MARK_SENDING = (
 
 #: Record the messages of one group that the relay accepted, in one statement, and end
 #: their lease. Fenced by the claim: a row another worker has taken over since (its lease
-#: ran out) is left to that worker, which counted it at risk. Returns the ids recorded.
-#: Parameters: ids, accepted-at times, reply codes, reply texts, relay names, claim token.
+#: ran out) is left to that worker, which counted it at risk. Returns the ids recorded,
+#: each with its send (for the ``message.delivered`` events). Parameters: ids, accepted-at times, reply codes, reply texts, relay names, claim token.
 MARK_SENT = (
     "UPDATE delivery AS d SET state = 'sent', sent_at = v.at, last_code = v.code, "
     "last_reply = v.reply, relay = v.relay, claimed_by = NULL, lease_until = NULL "
     "FROM unnest(%s::bigint[], %s::timestamptz[], %s::int[], %s::text[], %s::text[]) "
     "AS v(id, at, code, reply, relay) WHERE d.id = v.id AND d.claimed_by = %s "
-    "AND d.state = 'sending' RETURNING d.id"
+    "AND d.state = 'sending' RETURNING d.id, d.send_id"
 )
 
 #: One plan per issue at a time (``text()``, ``:i`` = the issue id): the cross-send check
