@@ -425,9 +425,9 @@ def _mark_group(s: Session, send_id: int, claim_token: str, group: list[Ready]) 
                 queries.MARK_SENDING,
                 (
                     lease,
-                    [r.row[0] for r in group],
-                    [r.msgid for r in group],
-                    [r.relay.name for r in group],
+                    queries.packed([r.row[0] for r in group]),
+                    queries.packed([r.msgid for r in group]),
+                    queries.packed([r.relay.name for r in group]),
                     claim_token,
                     now,
                     send_id,

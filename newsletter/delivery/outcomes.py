@@ -179,11 +179,11 @@ def finish_group(s: Session, done: list[Done], claim_token: str) -> int:
             .exec_driver_sql(
                 queries.MARK_SENT,
                 (
-                    [d.ready.row[0] for d in sent],
-                    [d.at for d in sent],
-                    [d.outcome.code for d in sent],
-                    [d.outcome.reply for d in sent],
-                    [d.relay for d in sent],
+                    queries.packed([d.ready.row[0] for d in sent]),
+                    queries.packed([d.at for d in sent]),
+                    queries.packed([d.outcome.code for d in sent]),
+                    queries.packed([d.outcome.reply for d in sent]),
+                    queries.packed([d.relay for d in sent]),
                     claim_token,
                 ),
             )

@@ -193,9 +193,9 @@ def test_a_claim_whose_lease_ran_out_before_its_commit_sends_nothing(
             queries.MARK_SENDING,
             (
                 now + dt.timedelta(seconds=3),
-                [claimed[0]],
-                ["<x@y>"],
-                ["default"],
+                queries.packed([claimed[0]]),
+                queries.packed(["<x@y>"]),
+                queries.packed(["default"]),
                 token,
                 now,
                 ids["send"],
@@ -279,8 +279,9 @@ def test_an_outcome_is_recorded_only_while_its_claim_holds_the_row(
         now = eng.utcnow()
         s.connection().exec_driver_sql(
             queries.MARK_SENDING,
-            (now + dt.timedelta(seconds=1), [kept, lost], ["<a@x>", "<b@x>"],
-             ["default", "default"], token, now, ids["send"]),
+            (now + dt.timedelta(seconds=1), queries.packed([kept, lost]),
+             queries.packed(["<a@x>", "<b@x>"]), queries.packed(["default", "default"]),
+             token, now, ids["send"]),
         )  # fmt: skip
     with session_scope() as s:  # the lease of one row runs out and another worker claims it
         s.execute(update(Delivery).where(Delivery.id == lost)
