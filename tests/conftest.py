@@ -29,6 +29,28 @@ PG_ADMIN = os.environ.get("NEWSLETTER_TEST_PG", "postgresql://postgres@127.0.0.1
 REDIS_URL = os.environ.get("NEWSLETTER_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
+#: threads the embedded mode starts for a request (an import job, an in-process send)
+_BACKGROUND = ("job-", "send-")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A background thread a test started ends with the test, before its fixtures tear
+    down: left running, it wrote to the next test's database (or held a transaction that
+    blocked its TRUNCATE)."""
+    import sys
+    import threading
+
+    before = set(threading.enumerate())
+    yield
+    for t in threading.enumerate():
+        if t in before or not t.name.startswith(_BACKGROUND):
+            continue
+        t.join(60)
+        if t.is_alive():
+            print(f"{item.nodeid}: thread {t.name} still running after 60 s", file=sys.stderr)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_process_state() -> Iterator[None]:
     """Every test starts with the wall clock and no process-wide memories of another test

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from newsletter.content.headerrules import HeaderRules
+from newsletter.content.headerrules import UNTITLED_SECTION, HeaderRules, _item
 from newsletter.content.importrules import _unenclosed
 from newsletter.content.lines import (
     _CHROME_REASONS,
@@ -32,7 +32,6 @@ from newsletter.content.lines import (
 from newsletter.content.numerals import format_numeral
 from newsletter.content.pairs import (
     ANY_KV,
-    DATE,
     FIELD_NAMES,
     LATIN_KV,
     as_written,
@@ -46,21 +45,7 @@ from newsletter.content.prepass import _undecorated, lead_in
 from newsletter.content.walker import DEFAULT_ANALYSIS_LABEL
 from newsletter.core.catalogue import message
 
-_DATED_TITLE = re.compile(rf"^(?P<title>.+?)\s*[(（]\s*(?P<date>{DATE})\s*[)）]$")
-
-
 _TRAILING_BRACKET = re.compile(r"[（(](?P<inner>[^（）()]{3,160})[)）]\s*$")
-
-
-def _item(number: int, title: str) -> _Item:
-    """An item; a date in brackets at the end of its title (…的通知（2026年11月20日）) is
-    the item's date field."""
-    m = _DATED_TITLE.match(title)
-    if m is None:
-        return _Item(number, title)
-    item = _Item(number, m.group("title"))
-    item.meta.append(("日期", m.group("date"), "date"))
-    return item
 
 
 class _Importer(HeaderRules):
@@ -75,6 +60,7 @@ class _Importer(HeaderRules):
         numbering = {id(ln): n for n, ln in self.number_lines.items()}
         #: title lines whose number line was held back, to be classed with them
         self.held_titles: set[int] = set()
+        self.footer_number()
         families = (self.part_family, self.section_family, self.item_family)
         for ln in self.lines:
             title = numbering.get(id(ln))
@@ -487,6 +473,11 @@ class _Importer(HeaderRules):
         out += ["---", ""]
         out += [p + "\n" for p in self.intro]
         for s in self.sections:
+            if not s.title.strip():  # items before the first section: never a bare "## 一、"
+                s.title = UNTITLED_SECTION
+                self.result.warnings.append(
+                    message("import.untitled_section", title=UNTITLED_SECTION).line()
+                )
             out += [f"## {s.numeral}、{_escape(s.title)}", ""]
             out += [p + "\n" for p in s.intro]
             for it in s.items:

@@ -11,12 +11,28 @@ from typing import Any
 
 from newsletter.content.header import header_tokens, read_tokens
 from newsletter.content.lines import _KV_RE, _Item, _Line, _Section, _slice
-from newsletter.content.pairs import ANY_KV, role_in
+from newsletter.content.pairs import ANY_KV, DATE, role_in
 from newsletter.content.patterns import numeral_value
 from newsletter.content.prepass import Prepass, _undecorated
 from newsletter.core.catalogue import message
 
-__all__ = ["HeaderRules"]
+__all__ = ["UNTITLED_SECTION", "HeaderRules"]
+
+#: the section that takes items met before any section heading
+UNTITLED_SECTION = "本期内容"
+
+_DATED_TITLE = re.compile(rf"^(?P<title>.+?)\s*[(（]\s*(?P<date>{DATE})\s*[)）]$")
+
+
+def _item(number: int, title: str) -> _Item:
+    """An item; a date in brackets at the end of its title (…的通知（2026年11月20日）) is
+    the item's date field."""
+    m = _DATED_TITLE.match(title)
+    if m is None:
+        return _Item(number, title)
+    item = _Item(number, m.group("title"))
+    item.meta.append(("日期", m.group("date"), "date"))
+    return item
 
 
 class HeaderRules(Prepass):
@@ -97,6 +113,28 @@ class HeaderRules(Prepass):
             self.take_title(ln)
             return True
         return False
+
+    def footer_number(self) -> None:
+        """A brief that gives its number only at its foot (``编印：研究室　2026年第14期（总第
+        203期）　2026年4月7日``): when no line above the first heading carries a number, the
+        last lines are read for one. The line that gives it is the colophon: its number
+        and date go to the header, and it is not the last item's text."""
+        content = [ln for ln in self.lines if ln.cls not in ("blank", "chrome", "contents")]
+        first = next((k for k, ln in enumerate(content) if ln.heading is not None), None)
+        if first is None or any(
+            "number" in header_tokens(ln.norm, self.p)[0] for ln in content[:first]
+        ):
+            return
+        for ln in reversed(content[first + 1 :][-4:]):
+            if ln.heading is not None or ln.n in self.hints or len(ln.norm) > 80:
+                continue
+            fields, _ = header_tokens(ln.norm, self.p)
+            if "number" in fields:
+                for k in ("number", "date", "period"):
+                    if k in fields:
+                        self.header.setdefault(k, fields[k])
+                ln.cls = "chrome"
+                return
 
     def take_title(self, ln: _Line) -> None:
         """The title line, with the number, period or date it carries moved to their

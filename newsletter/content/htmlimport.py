@@ -382,17 +382,21 @@ def read_html(data: bytes, *, path: str | None = None, fragment: bool = False) -
             # it kept a sliver of a page laid out in tables: read the page whole, and let
             # the chrome rules take the navigation and the footer
             main = body
+        t = root.find(".//title")
+        site = " ".join(t.text_content().split()) if t is not None and t.text_content() else ""
         if not title:
-            t = root.find(".//title")
-            title = " ".join(t.text_content().split()) if t is not None and t.text_content() else ""
+            title = site
             h2 = root.find(".//body//h2")
             named = " ".join(h2.text_content().split()) if h2 is not None else ""
             if named and len(named) <= 40:
                 # <title> is the site's "site - page"; the page names itself in its first
                 # <h2>: that is the title, with the number <title> carried
-                number = re.search(r"第\s*\d{1,4}\s*期|No\.\s*\d{1,4}", title)
-                extra = number.group(0) if number and number.group(0) not in named else ""
-                title = f"{named} {extra}".strip()
+                title = named
+        # the number the page's <title> carries, when its own heading has none (a
+        # portal's 期数 line sits among the view counts and share links, dropped as chrome)
+        number = re.search(r"第\s*\d{1,4}\s*期|No\.\s*\d{1,4}", site)
+        if number and title != site and not re.search(r"第\s*\d{1,4}\s*期|No\.\s*\d", title):
+            title = f"{title} {number.group(0)}"
     walker = _Walker(parts)
     if title:
         walker.paras.append((walker.src.add(title), title, 0, 0.0, True))

@@ -414,13 +414,23 @@ class Prepass:
         if self.family_over_styled():
             pass  # 一、 lines above the styled headings: they are the sections
         elif any(cls == "section" for cls in self.hints.values()):
-            # sections marked by the document's formatting: the text's first family is items
-            self.section_family, self.item_family = None, self.section_family
+            # sections marked by the document's formatting: the text's first family is
+            # items, unless its lines are those headings themselves and nothing marks
+            # the items (``## 一、…`` over numbered paragraphs): then the next family is
+            rest = order
+            if "item" not in self.hints.values():
+                rest = [f for f in order if not self.hinted_as(f, "section")]
+            self.section_family, self.item_family = None, rest[0] if rest else None
         for ln in self.lines:  # a hinted item/section heading fixes the family
             hint = self.hints.get(ln.n)
             if ln.heading is not None and hint == "item" and self.item_family is None:
                 self.item_family = ln.heading[0]
         self.merge_sibling_glyphs()
+
+    def hinted_as(self, fam: DocFamily, cls: str) -> bool:
+        """Whether every heading of ``fam`` is a line the document's formatting made ``cls``."""
+        at = [ln.n for ln in self.lines if ln.heading is not None and ln.heading[0] == fam]
+        return bool(at) and all(self.hints.get(n) == cls for n in at)
 
     def encloses(self, outer: DocFamily, inner: DocFamily) -> bool:
         """Whether ``outer``'s lines hold ``inner``'s between them far more than the other

@@ -158,6 +158,11 @@ def infer_structure(src: SourceText, paras: Sequence[Para], body_size: float) ->
     ):
         src.structure[first] = "title"
         ranked = ranked[1:]
+    # a style met once, above the first line of any style that comes back (a 14 pt 第7期
+    # under the title), is the header's, not a level of the outline
+    starts = [min(candidates[k]) for k in ranked if len(candidates[k]) > 1]
+    if starts:
+        ranked = [k for k in ranked if len(candidates[k]) > 1 or candidates[k][0] > min(starts)]
     for key, name in zip(ranked, levels_left, strict=False):
         for n in candidates[key]:
             if n not in src.structure:

@@ -162,3 +162,15 @@ def test_empty_and_missing_table_cells_stay_blank() -> None:
     table = issue.sections[0].items[0].body[0]
     assert table.kind == "table"
     assert table.rows == [["地区", "数量", "备注"], ["东部", "", "新增"], ["西部", "146", ""]]
+
+
+def test_items_before_any_section_get_a_named_section_and_a_warning() -> None:
+    """An item the author's formatting marks above the first section heading (a Word
+    file's bold line under the title) never leaves a bare ``## 一、`` the parser refuses:
+    its section is named, and the editor is told to check it."""
+    text = "金融监管动态\n\n监管总局发布补充规定\n发文单位：国家金融监督管理总局\n\n正文一段。\n"
+    result = import_text(text, hints={1: "title", 3: "item"})
+    issue = parse_issue(result.markdown)
+    assert [s.title for s in issue.sections] == ["本期内容"]
+    assert [i.title for i in issue.sections[0].items] == ["监管总局发布补充规定"]
+    assert any("本期内容" in w and w.startswith("第一个栏目之前") for w in result.warnings)
