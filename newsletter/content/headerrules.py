@@ -117,8 +117,9 @@ class HeaderRules(Prepass):
     def footer_number(self) -> None:
         """A brief that gives its number only at its foot (``编印：研究室　2026年第14期（总第
         203期）　2026年4月7日``): when no line above the first heading carries a number, the
-        last lines are read for one. The line that gives it is the colophon: its number
-        and date go to the header, and it is not the last item's text."""
+        last lines are read for a colophon, a line that dates the issue as well as numbering
+        it (a sentence citing ``本刊第12期`` does not). Its number and date go to the header;
+        the line stays where it is, so nothing of it is lost."""
         content = [ln for ln in self.lines if ln.cls not in ("blank", "chrome", "contents")]
         first = next((k for k, ln in enumerate(content) if ln.heading is not None), None)
         if first is None or any(
@@ -128,12 +129,11 @@ class HeaderRules(Prepass):
         for ln in reversed(content[first + 1 :][-4:]):
             if ln.heading is not None or ln.n in self.hints or len(ln.norm) > 80:
                 continue
-            fields, _ = header_tokens(ln.norm, self.p)
-            if "number" in fields:
+            fields, rest = header_tokens(ln.norm, self.p)
+            if "number" in fields and ("date" in fields or "period" in fields or not rest):
                 for k in ("number", "date", "period"):
                     if k in fields:
                         self.header.setdefault(k, fields[k])
-                ln.cls = "chrome"
                 return
 
     def take_title(self, ln: _Line) -> None:

@@ -174,3 +174,15 @@ def test_items_before_any_section_get_a_named_section_and_a_warning() -> None:
     assert [s.title for s in issue.sections] == ["本期内容"]
     assert [i.title for i in issue.sections[0].items] == ["监管总局发布补充规定"]
     assert any("本期内容" in w and w.startswith("第一个栏目之前") for w in result.warnings)
+
+
+def test_a_number_given_only_in_the_colophon_is_read_and_a_citation_is_not() -> None:
+    """The foot of a brief that dates and numbers the issue gives its number (the line
+    stays in the text); a sentence that cites another issue does not."""
+    body = "政策摘编\n\n一、能源\n\n1．国家能源局发布通知\n发文机关：国家能源局\n\n正文一段。\n\n"
+    colophon = import_text(body + "编印：政策研究室　　2026年第14期（总第203期）　　2026年4月7日\n")
+    assert parse_issue(colophon.markdown).number == 14
+    assert "编印：政策研究室" in colophon.markdown
+    cited = import_text(body + "（详见本刊第12期）\n")
+    assert parse_issue(cited.markdown).number in (0, None)
+    assert "详见本刊第12期" in cited.markdown
