@@ -95,11 +95,11 @@ class HeaderRules(Prepass):
                 for k, v in fields.items():
                     self.header.setdefault(k, v)
                 return False
+        if ln is self.title_line and "title" not in self.header and ln.heading is None:
+            self.take_title(ln)  # (after a covering note: 各位领导：现将本期…发送如下)
+            return True
         if "title" in self.header or self.intro or ln.heading is not None:
             return False
-        if ln is self.title_line:
-            self.take_title(ln)
-            return True
         title_below = self.title_line is not None and self.title_line.n > ln.n
         short = len(ln.norm) <= p.heading_max and not p.sentence_end.search(ln.norm)
         if title_below and short:  # the masthead above the title: who publishes it

@@ -8,6 +8,7 @@ and either width.  See the data file for what each family means.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -139,13 +140,28 @@ class Patterns:
 
     def is_chrome(self, norm: str) -> str | None:
         """The chrome family ``norm`` belongs to, if any."""
-        bare = norm.strip("*_~ ")  # *扫码关注…*: emphasis left over from Markdown
+        # *扫码关注…*: emphasis left over from Markdown; - 往期回顾 -, ▼ 阅读原文 ▼: ornaments
+        bare = _ornaments_off(norm)
         for family, regex in self.chrome:
             if regex.match(norm) or (bare != norm and regex.match(bare)):
                 return family
         if norm.lower() in self.tracker_words:
             return "tracker"
         return None
+
+
+def _ornaments_off(norm: str) -> str:
+    """``norm`` without the emphasis marks, dashes and symbols around it."""
+    a, b = 0, len(norm)
+    while a < b and (norm[a] in "*_~ " or unicodedata.category(norm[a]) in _ORNAMENT):
+        a += 1
+    while b > a and (norm[b - 1] in "*_~ " or unicodedata.category(norm[b - 1]) in _ORNAMENT):
+        b -= 1
+    return norm[a:b]
+
+
+#: the Unicode categories of an ornament: dashes, symbols (▼ ◆ ★ →, emoji)
+_ORNAMENT = ("Pd", "So", "Sm", "Sk")
 
 
 def _synonyms(table: dict[str, Any]) -> dict[str, str]:

@@ -263,6 +263,8 @@ class Prepass:
         for k in range(start, len(self.lines)):
             ln = self.lines[k]
             kind = p.is_chrome(ln.norm) if ln.cls == "chrome" else None
+            if ln.raw.rstrip("\r\n") in ("--", "-- ") and self.hints.get(ln.n) is None:
+                ln.cls, kind = "chrome", "end"  # a mail's signature follows (RFC 3676 4.3)
             if kind not in ("end", "related"):
                 continue
             for later in self.lines[k + 1 :]:
