@@ -355,8 +355,9 @@ class Prepass:
         seen: dict[str, int] = {}
         leads: dict[str, int] = {}
         p = self.p
-        for ln in self.lines:
-            if ln.cls or ln.heading is not None:
+        levels = (self.part_family, self.section_family, self.item_family)
+        for ln in self.lines:  # (【简评】… opens a family of its own that is no level)
+            if ln.cls or (ln.heading is not None and ln.heading[0] in levels):
                 continue
             norm = ln.norm
             lead = lead_in(norm)

@@ -58,6 +58,7 @@ from newsletter.content.patterns import (
     patterns,
 )
 from newsletter.content.source import Image, SourceText
+from newsletter.content.unwrap import unwrap
 from newsletter.core.catalogue import coded
 
 __all__ = [
@@ -125,6 +126,9 @@ def import_text(
     # Unicode line and paragraph separators are spaces here, so line numbers stay an editor's
     text = re.sub("[\u202a-\u202e\u2066-\u2069]", "", text).translate(_SEPARATORS)
     raws = re.split(r"\r\n|\r|\n", text.removeprefix("\ufeff"))
+    furniture: set[int] = set()
+    if source is None or source.kind == "text":  # copied out of a PDF: lines at its width
+        raws, furniture = unwrap(raws)
     shown, norm = normalise_lines(raws)
     lines = [
         _Line(n, raw, clean(raw), s, m)
@@ -137,7 +141,8 @@ def import_text(
     structure = source.structure if source is not None else {}
     learnt = _learnt(norm, rules) if rules else {}
     weak = (source.weak - set(hints) - set(learnt)) if source is not None else set()
-    imp = _Importer(lines, patterns(), structure | learnt | hints, weak)
+    paged = {k + 1: "chrome" for k in furniture}  # page numbers and running headers
+    imp = _Importer(lines, patterns(), paged | structure | learnt | hints, weak)
     imp.user_hints = set(hints)
     imp.learnt = set(learnt) - set(hints)
     imp.prepass()

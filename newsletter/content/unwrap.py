@@ -1,0 +1,126 @@
+"""Plain text copied out of a PDF: every line broken at the page's width, and the page
+numbers and running headers of each page break standing between two halves of a sentence.
+
+Read from the text itself, never from a list: a text is *wrapped* when a large share of its
+lines fill the same width (most briefs keep a paragraph on one line, so their line lengths
+vary widely); a *page number* is a line holding only a number in ornaments whose values
+count up page by page; a *running header* is a line repeated next to those page numbers.
+A wrapped line is joined to the next unless that next line opens a paragraph (indented) or
+a heading, a field or a list entry. Line numbers are an editor's: the joined text stands on
+the paragraph's first line, and the lines it took become empty.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from newsletter.content.markers import read_marker
+
+__all__ = ["unwrap"]
+
+#: — 3 —, - 3 -, 第3页, 3 / 12, [3]: a page number and its ornaments
+_PAGE_NUMBER = re.compile(
+    r"^[\s\-—–－~·.\[(（]*(?:第\s*)?(?P<n>\d{1,3})\s*(?:页|/\s*\d{1,3})?[\s\-—–－~·.\])）]*$"
+)
+_URL_END = re.compile(r"https?://\S+$")
+_URL_PART = re.compile(r"^[A-Za-z0-9/_.?=&%#~+:;@!$,'*-]+$")
+#: a field's key at the start of a line (发文机关：…, Issuer: …)
+_KEY = re.compile(r"^\s*[【\[]?[\w\s]{1,10}?[】\]]?\s*[:：]")
+_SENTENCE = re.compile(r"[。！？；!?;]|[，,].*[，,。]")
+#: the least share of lines that must fill the width for a text to count as wrapped
+_FULL_SHARE = 0.3
+_MIN_LINES = 8
+#: the narrowest page counted (in half-width cells: 25 CJK characters)
+_MIN_WIDTH = 50
+#: how a line that ends its sentence ends
+_ENDS = re.compile(r"[。！？；：!?;:.）)」』”\"]$")
+
+
+def _width(s: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s.rstrip())
+
+
+def _indented(s: str) -> bool:
+    return s.startswith(("\u3000", "  ", "\t"))
+
+
+def page_furniture(raws: list[str]) -> set[int]:
+    """Indexes of the page numbers (counting up across the text, at least two) and of the
+    lines repeated beside them (a running header or footer)."""
+    numbers = [(k, int(m.group("n"))) for k, r in enumerate(raws) if (m := _PAGE_NUMBER.match(r))]
+    pages = [k for (k, n), (_, prev) in zip(numbers[1:], numbers, strict=False) if n == prev + 1]
+    if not pages:
+        return set()
+    pages = sorted({*pages, *(k for k, n in numbers if any(n + 1 == m for _, m in numbers))})
+    out = set(pages)
+    near: dict[str, list[int]] = {}
+    for k in pages:
+        for j in (k - 2, k - 1, k + 1, k + 2):
+            if 0 <= j < len(raws) and raws[j].strip() and j not in out:
+                near.setdefault(raws[j].strip(), []).append(j)
+    for js in near.values():
+        if len(js) >= 2:
+            out.update(js)
+    return out
+
+
+def unwrap(raws: list[str]) -> tuple[list[str], set[int]]:
+    """The lines with each wrapped paragraph joined (see the module's docstring), and the
+    indexes of the page furniture; the lines as they were, and none, when the text is not
+    wrapped."""
+    content = [k for k, r in enumerate(raws) if r.strip()]
+    widths = sorted(_width(raws[k]) for k in content)
+    if len(widths) < _MIN_LINES:
+        return raws, set()
+    ceiling = widths[int(len(widths) * 0.9)]
+    full_at = ceiling - 4
+    full = {k for k in content if full_at <= _width(raws[k]) <= ceiling + 2}
+    over = sum(1 for w in widths if w > ceiling + 2)
+    # the signature of a page's width: many lines fill it, hardly any goes past it, and
+    # most of those that fill it stop in the middle of a sentence
+    broken = sum(1 for k in full if not _ENDS.search(raws[k].rstrip()))
+    if (
+        ceiling < _MIN_WIDTH
+        or len(full) < max(_MIN_LINES, _FULL_SHARE * len(content))
+        or over > 0.05 * len(content)
+        or broken < 0.5 * len(full)
+    ):
+        return raws, set()
+    # (a running header is shorter than the page: a full line is never one)
+    furniture = {k for k in page_furniture(raws) if k not in full}
+    out = list(raws)
+    head: int | None = None  # the line the current paragraph is joined on
+    for k, r in enumerate(raws):
+        if k in furniture:
+            continue
+        if head is not None and r.strip() and not _opens(r):
+            out[head] = _join(out[head], r)
+            out[k] = ""
+            if k not in full and not _URL_END.search(r):
+                head = None
+            continue
+        head = k if r.strip() and (k in full or _URL_END.search(r)) else None
+    return out, furniture
+
+
+def _opens(line: str) -> bool:
+    """Whether ``line`` starts something of its own: a paragraph (indented), a heading or
+    list entry (a marker), a field (``key：``)."""
+    if _indented(line):
+        return True
+    s = line.strip()
+    if _KEY.match(s) is not None:
+        return True
+    # a heading is a short line of its own: 一、二线城市的成交变化，而非…。 goes on a sentence
+    return read_marker(s) is not None and _SENTENCE.search(s) is None
+
+
+def _join(a: str, b: str) -> str:
+    b = b.strip()
+    if _URL_END.search(a) and _URL_PART.match(b):
+        return a.rstrip() + b  # a link broken at the margin
+    a = a.rstrip()
+    if a and b and a[-1].isascii() and a[-1].isalnum() and b[0].isascii() and b[0].isalnum():
+        return f"{a} {b}"
+    return a + b

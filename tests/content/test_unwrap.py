@@ -1,0 +1,76 @@
+"""Text copied out of a PDF (``content.unwrap``): lines broken at the page's width are
+joined, page numbers and running headers found by their counting up and coming back, and
+nothing else is touched."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from newsletter.content.textimport import import_text
+from newsletter.content.unwrap import unwrap
+
+from .conftest import BRIEF
+
+_PARA = (
+    "通知明确，对于贷款购买商品住房的居民家庭，首套住房商业性个人住房贷款最低首付款比例统一"
+    "为不低于百分之十五，二套住房统一为不低于百分之二十五。在全国统一的信贷政策基础上，各省级"
+    "分行可根据城市政府调控要求，自主确定辖区各城市首付款比例下限。"
+)
+
+
+def _wrapped(text: str, width: int = 28) -> list[str]:
+    return [text[k : k + width] for k in range(0, len(text), width)]
+
+
+def _pdf() -> list[str]:
+    lines = ["财经政策周报", "2026年第9期", "", "一、金融政策"]
+    for n in range(1, 4):
+        lines += [f"（{n}）中国人民银行关于优化个人住房贷款首付比例政策有关事项的第{n}号通知"[:28]]
+        lines += [
+            "的通知",
+            "发文机关：中国人民银行",
+            "原文链接：https://www.pbc.gov.cn/goutongjiaoliu/11",
+        ]
+        lines += ["3456/2026022816254917231/index.html"]
+        body = _wrapped(f"\u3000\u3000第{n}项。" + _PARA)
+        lines += [*body[:3], f"— {n} —", "财经政策周报｜2026年第9期", *body[3:]]
+    return lines
+
+
+def test_a_pdf_copy_is_joined_and_its_page_furniture_found() -> None:
+    raws = _pdf()
+    out, furniture = unwrap(raws)
+    assert sorted(raws[k] for k in furniture) == sorted(
+        ["— 1 —", "— 2 —", "— 3 —"] + ["财经政策周报｜2026年第9期"] * 3
+    )
+    joined = [x for x in out if x.strip()]
+    assert sum(_PARA in x for x in joined) == 3  # across the page break, too
+    assert (
+        "原文链接：https://www.pbc.gov.cn/goutongjiaoliu/113456/2026022816254917231/index.html"
+        in joined
+    )
+    assert len(out) == len(raws)  # an editor's line numbers still hold
+
+
+def test_the_import_of_a_pdf_copy_reads_whole_titles_and_links() -> None:
+    result = import_text("\n".join(_pdf()))
+    assert "首付比例政策有关事项的第1号通知的通知" not in result.markdown  # (the title's own words)
+    assert "index.html" in result.markdown and "— 2 —" not in result.markdown
+    assert result.markdown.count(_PARA) == 3
+
+
+def test_a_brief_not_copied_from_a_pdf_is_left_as_it_is() -> None:
+    raws = BRIEF.read_text(encoding="utf-8").split("\n")
+    assert unwrap(raws) == (raws, set())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=80), max_size=40))
+def test_unwrap_never_loses_text(raws: list[str]) -> None:
+    out, furniture = unwrap(raws)
+    assert len(out) == len(raws)
+    kept = "".join(r for k, r in enumerate(raws) if k not in furniture)
+    assert re.sub(r"\s", "", "".join(out)) == re.sub(r"\s", "", kept)
