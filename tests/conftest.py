@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -29,8 +30,9 @@ PG_ADMIN = os.environ.get("NEWSLETTER_TEST_PG", "postgresql://postgres@127.0.0.1
 REDIS_URL = os.environ.get("NEWSLETTER_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
-#: threads the embedded mode starts for a request (an import job, an in-process send)
-_BACKGROUND = ("job-", "send-")
+#: threads the embedded mode starts for a request: an import job (job-12), an in-process
+#: send (send-7); not the process's long-lived helpers (send-stop-watcher)
+_BACKGROUND = re.compile(r"(job|send)-\d+")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -44,7 +46,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     before = set(threading.enumerate())
     yield
     for t in threading.enumerate():
-        if t in before or not t.name.startswith(_BACKGROUND):
+        if t in before or not _BACKGROUND.fullmatch(t.name):
             continue
         t.join(60)
         if t.is_alive():

@@ -165,7 +165,9 @@ class _Importer(HeaderRules):
 
     def hinted(self, ln: _Line, hint: str) -> None:
         if hint == "section":
-            title = ln.heading[2] if ln.heading else _unenclosed(ln)
+            title = (
+                ln.heading[2] if ln.heading else _undecorated(_unenclosed(ln)) or _unenclosed(ln)
+            )
             number = len(self.sections) + 1
             self.sections.append(_Section(format_numeral(min(number, 99)), number, title))
             self.mark(ln, "section")
@@ -174,7 +176,9 @@ class _Importer(HeaderRules):
                 self.sections.append(_Section("一", 1, ""))
             s = self.section
             assert s is not None
-            title = ln.heading[2] if ln.heading else _unenclosed(ln)
+            title = (
+                ln.heading[2] if ln.heading else _undecorated(_unenclosed(ln)) or _unenclosed(ln)
+            )
             s.items.append(_item(len(s.items) + 1, title))
             self.mark(ln, "item")
         elif hint == "title":

@@ -143,6 +143,9 @@ class _Walker:
 
     def image(self, el: Any) -> None:
         src = (el.get("data-src") or el.get("src") or "").strip()
+        inline = (el.get("src") or "").strip()
+        if inline.startswith("data:image/") and not inline.startswith("data:image/svg"):
+            src = inline  # the picture itself, saved in the page (WeChat's lazy placeholder is an SVG)
         alt = (el.get("alt") or "").strip()
         if _decoration(el, src):
             self.src.notes.append(message("import.decoration", src=src[:80]).line())
@@ -321,16 +324,21 @@ _BODY_PT = 12.0
 _FONT_SIZE = re.compile(r"font-size:\s*([\d.]+)\s*(px|pt|em|rem)?", re.I)
 
 
-def _size(el: Any) -> float:
-    """The largest inline font size (points) on text in ``el``."""
-    best = 0.0
-    for node in el.iter():
-        style = node.get("style") if isinstance(node.tag, str) else None
-        m = _FONT_SIZE.search(style or "")
-        if m and (node.text or "").strip():
-            value = float(m.group(1))
-            unit = (m.group(2) or "px").lower()
-            best = max(best, value * {"px": 0.75, "pt": 1.0}.get(unit, 12.0))
+def _size(el: Any, inherited: float = 0.0) -> float:
+    """The largest font size (points) that text in ``el`` is set in, by inline styles: a
+    size holds for the text of the element that sets it and of everything inside it
+    (WeChat sets it on a span around ``<strong><span>text</span></strong>``)."""
+    if not isinstance(el.tag, str):
+        return 0.0
+    m = _FONT_SIZE.search(el.get("style") or "")
+    if m:
+        unit = (m.group(2) or "px").lower()
+        inherited = float(m.group(1)) * {"px": 0.75, "pt": 1.0}.get(unit, 12.0)
+    best = inherited if (el.text or "").strip() else 0.0
+    for child in el:
+        best = max(best, _size(child, inherited))
+        if (child.tail or "").strip():
+            best = max(best, inherited)
     return best
 
 
