@@ -17,6 +17,7 @@ import binascii
 import email
 import email.policy
 import hashlib
+import html
 import re
 from typing import Any
 
@@ -308,6 +309,28 @@ def _own_table(td: Any) -> Any:
     return node
 
 
+def _bare_links_shortened(root: Any) -> tuple[str, dict[str, str]]:
+    """The page for readability, with each link whose words are its own address (a field
+    table's ``原文链接 | https://…``) shown by a short token: readability drops a block
+    whose text is mostly link text, and a long address made a whole field table look
+    like navigation. Returns the page and token -> the words, put back afterwards."""
+    import copy
+
+    import lxml.html
+
+    page = copy.deepcopy(root)
+    bare: dict[str, str] = {}
+    for a in page.iter("a"):
+        words = a.text_content().strip()
+        if len(words) > 12 and words == (a.get("href") or "").strip():
+            token = f"\u27e6{len(bare)}\u27e7"
+            bare[token] = words
+            for child in list(a):
+                a.remove(child)
+            a.text = token
+    return lxml.html.tostring(page, encoding="unicode"), bare
+
+
 def _layout(table: Any) -> bool:
     """A table used for layout, not data: a cell holds paragraphs, headings or another
     table (a data table's cells hold words)."""
@@ -380,7 +403,10 @@ def read_html(data: bytes, *, path: str | None = None, fragment: bool = False) -
         h1 = root.find(".//h1")
         title = " ".join(h1.text_content().split()) if h1 is not None else ""
         try:
-            summary = Document(text).summary(html_partial=True)
+            shown, bare = _bare_links_shortened(root)
+            summary = Document(shown).summary(html_partial=True)
+            for token, words in bare.items():
+                summary = summary.replace(token, html.escape(words))
             main = lxml.html.fragment_fromstring(summary, create_parent="div")
         except (AssertionError, ValueError, etree.ParserError):
             # readability gives up on a page with no body to speak of: read it whole

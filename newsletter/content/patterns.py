@@ -138,6 +138,12 @@ class Patterns:
                 return m
         return None
 
+    def is_contents_heading(self, norm: str) -> bool:
+        """Whether ``norm`` heads a contents list (目录, 【本期目录】, ▍本期导读)."""
+        bare = re.sub(r"\s", "", _ornaments_off(norm))
+        unbracketed = re.sub(r"^[【\[〔［(（](.*)[】\]〕］)）]$", r"\1", bare)
+        return any(self.contents_heading.match(x) for x in (bare, unbracketed))
+
     def is_chrome(self, norm: str) -> str | None:
         """The chrome family ``norm`` belongs to, if any."""
         # *扫码关注…*: emphasis left over from Markdown; - 往期回顾 -, ▼ 阅读原文 ▼: ornaments

@@ -284,11 +284,7 @@ class Prepass:
             if not ln.cls and self.hints.get(ln.n) is None and _dot_leader(ln.norm):
                 ln.cls = "contents"
                 prev = before
-                if (
-                    prev is not None
-                    and prev.cls != "contents"
-                    and p.contents_heading.match(re.sub(r"\s", "", prev.norm))
-                ):
+                if prev is not None and prev.cls != "contents" and p.is_contents_heading(prev.norm):
                     prev.cls = "contents"  # its heading (目  录), however it is set
                     if prev.n in self.weak:
                         self.hints.pop(prev.n, None)
@@ -318,10 +314,7 @@ class Prepass:
             run = range(start, stop)
             later = [keys[j] for j in keys if j >= stop]
             repeated = sum(1 for i in run if any(_same_title(keys[i], t) for t in later))
-            headed = (
-                start > 0
-                and p.contents_heading.match(_undecorated(content[start - 1].norm)) is not None
-            )
+            headed = start > 0 and p.is_contents_heading(_undecorated(content[start - 1].norm))
             if len(run) >= 2 and repeated >= (0.5 if headed else 0.8) * len(run):
                 for i in run:
                     if self.hints.get(content[i].n) is None:
@@ -332,7 +325,7 @@ class Prepass:
             if (
                 ln.cls
                 or self.hints.get(ln.n) is not None
-                or not p.contents_heading.match(_undecorated(ln.norm))
+                or not p.is_contents_heading(_undecorated(ln.norm))
             ):
                 continue
             ln.cls = "contents"

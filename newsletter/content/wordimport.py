@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from newsletter.content.sniff import damaged_word
-from newsletter.content.source import Image, SourceText, add_table, infer_structure
+from newsletter.content.source import _SENTENCE_END, Image, SourceText, add_table, infer_structure
 
 __all__ = ["read_docx"]
 
@@ -403,6 +403,10 @@ class _Reader:
                 for image in para.images:
                     src.add_image(image)
             elif el.tag == _q("w:tbl"):
+                banner = self.banner(el)
+                if banner is not None:  # a heading drawn as a one-cell shaded table
+                    paras.append((src.add(banner.text, links=banner.links), banner))
+                    continue
                 self.table(el, src)
                 src.add("")
         self.structure(src, paras)
@@ -414,6 +418,22 @@ class _Reader:
                 yield child
             elif child.tag in (_q("w:sdt"), _q("w:sdtContent"), _q("w:customXml"), _q("w:ins")):
                 yield from self.blocks(child)
+
+    def banner(self, tbl: Any) -> _Para | None:
+        """A table of one cell holding one short line (「一、宏观政策」 on a shaded band):
+        a heading set apart by its frame, ranked with the formatted lines as bold."""
+        cells = [tc for tr in tbl.iterchildren(_q("w:tr")) for tc in tr.iterchildren(_q("w:tc"))]
+        if len(cells) != 1:
+            return None
+        paras = [self.paragraph(p) for p in self.blocks(cells[0]) if p.tag == _q("w:p")]
+        paras = [p for p in paras if p.text.strip()]
+        if len(paras) != 1 or paras[0].images:
+            return None
+        para = paras[0]
+        text = para.text.strip()
+        if "\n" in text or len(text) > 40 or _SENTENCE_END.search(text):
+            return None
+        return _Para(text, para.links, [], para.level, para.size, True)
 
     def table(self, tbl: Any, src: SourceText) -> None:
         rows: list[list[tuple[str, list[tuple[str, str]]]]] = []
