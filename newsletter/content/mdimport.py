@@ -28,9 +28,13 @@ _FRONT = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*\n", re.S)
 
 
 def looks_like_markdown(text: str, name: str = "") -> bool:
-    marks = len(_MARKUP.findall(text[:200_000]))
-    named = name.lower().endswith((".md", ".markdown"))
-    return marks >= (1 if named else 3)
+    """Whether ``text`` is Markdown: one line of markup in a file named so, three in any
+    other. There, ``>`` at the start of a line is a mail's quoting (a forwarded brief),
+    not evidence of Markdown."""
+    marks = _MARKUP.findall(text[:200_000])
+    if name.lower().endswith((".md", ".markdown")):
+        return len(marks) >= 1
+    return sum(1 for m in marks if not m.startswith(">")) >= 3
 
 
 @functools.lru_cache(maxsize=2)

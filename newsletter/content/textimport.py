@@ -58,7 +58,7 @@ from newsletter.content.patterns import (
     patterns,
 )
 from newsletter.content.source import Image, SourceText
-from newsletter.content.unwrap import unwrap
+from newsletter.content.unwrap import cover_notes, unquote, unwrap
 from newsletter.core.catalogue import coded
 
 __all__ = [
@@ -127,9 +127,11 @@ def import_text(
     text = re.sub("[\u202a-\u202e\u2066-\u2069]", "", text).translate(_SEPARATORS)
     raws = re.split(r"\r\n|\r|\n", text.removeprefix("\ufeff"))
     furniture: set[int] = set()
-    if source is None or source.kind == "text":  # copied out of a PDF: lines at its width
-        raws, furniture = unwrap(raws)
+    if source is None or source.kind == "text":  # a mail's quoted copy; a PDF's lines
+        raws, furniture = unwrap(unquote(raws))
     shown, norm = normalise_lines(raws)
+    if source is None or source.kind == "text":  # the notes of a forwarding chain
+        furniture |= cover_notes(norm, lambda s: patterns().is_chrome(s) == "mail-header")
     lines = [
         _Line(n, raw, clean(raw), s, m)
         for n, (raw, s, m) in enumerate(zip(raws, shown, norm, strict=True), 1)

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 
 from newsletter.content.markers import read_marker
 
-__all__ = ["unwrap"]
+__all__ = ["cover_notes", "unquote", "unwrap"]
 
 #: — 3 —, - 3 -, 第3页, 3 / 12, [3]: a page number and its ornaments
 _PAGE_NUMBER = re.compile(
@@ -124,3 +125,37 @@ def _join(a: str, b: str) -> str:
     if a and b and a[-1].isascii() and a[-1].isalnum() and b[0].isascii() and b[0].isalnum():
         return f"{a} {b}"
     return a + b
+
+
+_QUOTE = re.compile(r"^\s*(?:>\s?)+")
+
+
+def unquote(raws: list[str]) -> list[str]:
+    """A mail's quoted copy (``> `` before every line of a forwarded brief): when most of
+    the text is quoted, the marks go; line numbers stay."""
+    quoted = sum(1 for r in raws if _QUOTE.match(r))
+    content = sum(1 for r in raws if r.strip())
+    if quoted < _MIN_LINES or quoted < 0.5 * content:
+        return raws
+    return [_QUOTE.sub("", r) for r in raws]
+
+
+def cover_notes(norms: list[str], is_mail_header: Callable[[str], bool]) -> set[int]:
+    """Indexes of the notes of a forwarding chain: a mail forwarded on carries each
+    forwarder's note above the header block (From, Sent, To, Subject) of the mail it
+    forwards, so what stands above the last such block of three or more lines is theirs,
+    not the brief's."""
+    last: int | None = None
+    run: list[int] = []
+    for k, s in enumerate([*norms, ""]):
+        if s and is_mail_header(s):
+            run.append(k)
+            continue
+        if not s and run:
+            continue  # (a blank inside the block)
+        if len(run) >= 3:
+            last = run[0]
+        run = []
+    if last is None:
+        return set()
+    return {k for k in range(last) if norms[k] and not is_mail_header(norms[k])}

@@ -74,3 +74,23 @@ def test_unwrap_never_loses_text(raws: list[str]) -> None:
     assert len(out) == len(raws)
     kept = "".join(r for k, r in enumerate(raws) if k not in furniture)
     assert re.sub(r"\s", "", "".join(out)) == re.sub(r"\s", "", kept)
+
+
+def test_a_forwarded_brief_is_unquoted_and_the_forwarders_notes_are_not_its_text() -> None:
+    """A brief forwarded twice: the inner copy quoted with ``> ``, each forwarder's note
+    above the header block of the mail it forwards."""
+    header = ["From: 李娜 <lina@example.com>", "Sent: Monday, March 16, 2026", "To: 王磊",
+              "Subject: FW: 周报"]  # fmt: skip
+    brief = ["金融监管动态周报", "2026年第10期", "", "一、监管规则", "",
+             "1. 中国人民银行关于规范资产管理产品估值的指导意见", "发文机关：中国人民银行",
+             "文号：银发〔2026〕52号", "", "意见要求，资产管理产品应当坚持公允价值计量原则。",
+             "", "2. 中国证监会关于加强债券交易杠杆管理有关事项的通知", "发文机关：中国证监会",
+             "", "通知明确，债券交易杠杆率上限为百分之一百四十。"]  # fmt: skip
+    text = "\n".join(
+        [*header, "", "王总，本周监管周报见下，供参考。", "", "> -----Original Message-----"]
+        + [f"> {x}" if x else ">" for x in [*header, "", *brief]]
+    )
+    result = import_text(text)
+    assert "王总" not in result.markdown and "> " not in result.markdown
+    assert "title: 金融监管动态周报" in result.markdown
+    assert result.markdown.count("### ") == 2 and "银发〔2026〕52号" in result.markdown
