@@ -36,7 +36,7 @@ _NUMBER_LINE = re.compile(
 
 #: A lead-in before a colon: a short key (or a Latin phrase with its Chinese name) and the text.
 _LEAD_IN = re.compile(
-    r"^(?P<key>[\u4e00-\u9fff]{2,8}|[A-Za-z][A-Za-z ']{1,24}[\u4e00-\u9fff ]{0,8})\s*:\s*(?P<rest>.*)$"
+    r"^(?P<key>[\u4e00-\u9fff]{1,8}|[A-Za-z][A-Za-z ']{1,24}[\u4e00-\u9fff ]{0,8})\s*:\s*(?P<rest>.*)$"
 )
 
 
@@ -144,9 +144,9 @@ class Prepass:
         # one bold style for sections (numbered) and items (not): the others are items
         items = styled_items(covered.get("section", []), [n for n, c in rest.items()
                                                           if c == "section"])  # fmt: skip
-        for n in rest:  # else a bold caption among numbered items is not one of them
-            if n in items:
-                self.hints[n] = "item"
+        for n, cls in rest.items():  # else a bold caption among numbered items is not one
+            if n in items or (cls == "item" and self.field_below(n)):
+                self.hints[n] = "item"  # (an item whose number was forgotten has its fields)
             else:
                 del self.hints[n]
         for ln in content:
@@ -184,6 +184,11 @@ class Prepass:
         self.find_labels()
         self.find_title()
         self.find_aligned_rows()
+
+    def field_below(self, n: int) -> bool:
+        """Whether one of the two lines under line ``n`` is an item field."""
+        below = [x for x in self.lines[n:] if x.cls != "blank" and x.text][:2]
+        return any(self.is_field(x.norm) for x in below)
 
     def opens_header(self, ln: _Line) -> bool:
         """Whether one of the three lines after ``ln`` gives the issue's number or period
@@ -356,6 +361,8 @@ class Prepass:
             lead = lead_in(norm)
             if lead is not None:
                 key, rest = lead.group("key").strip(), lead.group("rest")
+                if len(key) == 1 and not any(key in w for w in p.analysis_words):
+                    continue  # 评：… is a lead-in of its own; 注：… is a note
                 known = self.field_name(key)
                 prose = len(rest) > p.meta_value_max or p.sentence_end.search(rest)
                 if not known and (not rest or prose):
