@@ -179,7 +179,7 @@ class _Importer(HeaderRules):
             title = (
                 ln.heading[2] if ln.heading else _undecorated(_unenclosed(ln)) or _unenclosed(ln)
             )
-            s.items.append(_item(len(s.items) + 1, title))
+            s.items.append(self.titled(_item(len(s.items) + 1, title)))
             self.mark(ln, "item")
         elif hint == "title":
             self.take_title(ln)
@@ -278,7 +278,7 @@ class _Importer(HeaderRules):
             # a numbered line inside an item's text: keep counting that list
             self.list_next = number + 1 if number in (1, self.list_next) else self.list_next
             return False
-        s.items.append(_item(number, title))
+        s.items.append(self.titled(_item(number, title)))
         if ln.links:  # a linked title: its address is the item's link
             s.items[-1].meta.append(("原文链接", ln.links[0][1], "url"))
         self.list_next = 0
@@ -417,6 +417,14 @@ class _Importer(HeaderRules):
         self.mark(ln, "meta")
         return True
 
+    def titled(self, it: _Item) -> _Item:
+        """An item whose title closes with its fields in brackets (…的通知（国发〔2026〕8号，
+        2026年3月1日）): the fields are the item's, the title the words before them."""
+        rest = self.trailing_fields(it, it.title)
+        if rest.strip():
+            it.title = rest
+        return it
+
     def trailing_fields(self, it: _Item, text: str) -> str:
         """``…正文。（来源：国务院；文号：国发〔2026〕30号）``: known fields in brackets at
         the end of a paragraph are the item's fields; the paragraph keeps the rest."""
@@ -432,6 +440,8 @@ class _Importer(HeaderRules):
             one = ANY_KV.match(norm)
             # （财政部，财预〔2026〕167号，2026年12月2日）: values told apart by their shape
             shaped = fields_by_shape(norm, "，,；;", shaped_min=2) if one is None else []
+            if one is None and not shaped:  # （深府规〔2026〕3号 2026-03-03）: a space between
+                shaped = fields_by_shape(norm, "，,；; ", shaped_min=2)
             if shaped:
                 pairs = [(FIELD_NAMES[role], a, b) for role, a, b in shaped]
             elif one is None or self.meta_role(one.group("key")) is None:

@@ -103,11 +103,18 @@ _WORD_NUMBER_RE = re.compile(
 _TRANSLATION = re.compile(r"\s*(?:/|\||｜)\s*[A-Za-z][^\u4e00-\u9fff]*$")
 
 
+#: a closing bracket that cites the document (its number, with a date or an issuer)
+_CITED = re.compile(
+    r"[（(][^（）()]{0,40}[〔\[［(（]\s*\d{4}\s*[〕\]］)）][^（）()]{0,40}[)）]\s*$"
+)
+
+
 def heading_length(title: str) -> int:
     """How long a heading reads: a translation after it (``… / Implementing Rules``)
     does not count, and Latin letters count half (a word of English takes the room of
     two or three characters of Chinese)."""
     text = _TRANSLATION.sub("", title) or title
+    text = _CITED.sub("", text) or text  # …的通知（国发〔2026〕8号，2026年3月1日）: its fields
     latin = sum(1 for ch in text if ch.isascii() and ch.isalpha())
     return len(text) - latin // 2
 

@@ -186,3 +186,22 @@ def test_a_number_given_only_in_the_colophon_is_read_and_a_citation_is_not() -> 
     cited = import_text(body + "（详见本刊第12期）\n")
     assert parse_issue(cited.markdown).number in (0, None)
     assert "详见本刊第12期" in cited.markdown
+
+
+def test_fields_in_brackets_closing_an_item_title_are_its_fields() -> None:
+    """``■ …的通知（国发〔2026〕8号，2026年3月1日）``: the title is the words before the
+    bracket (however long the line), the bracket's values are the item's fields."""
+    text = (
+        "财税政策速递\n第7期\n\n◆ 中央政策\n\n"
+        "■ 国务院关于调整完善部分税收优惠政策的通知（国发〔2026〕8号，2026年3月1日）\n正文一段。\n\n"
+        "■ 海南省财政厅 国家税务总局海南省税务局关于海南自由贸易港鼓励类产业企业所得税优惠"
+        "目录执行有关问题的通知（琼财税〔2026〕31号 2026年2月28日）\n正文二段。\n\n"
+        "◆ 地方政策\n\n■ 深圳市人民政府关于印发《若干措施》的通知（试行）\n正文三段。\n"
+    )
+    issue = parse_issue(import_text(text).markdown)
+    first, second = issue.sections[0].items
+    assert first.title == "国务院关于调整完善部分税收优惠政策的通知"
+    assert {m.value for m in first.meta} == {"国发〔2026〕8号", "2026年3月1日"}
+    assert second.title.endswith("有关问题的通知")
+    assert {m.value for m in second.meta} == {"琼财税〔2026〕31号", "2026年2月28日"}
+    assert issue.sections[1].items[0].title == "深圳市人民政府关于印发《若干措施》的通知（试行）"
