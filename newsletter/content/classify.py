@@ -37,15 +37,11 @@ from newsletter.content.pairs import (
     as_written,
     fields_by_shape,
     key_text,
-    role_in,
     split_pairs,
 )
-from newsletter.content.patterns import normalise
 from newsletter.content.prepass import _undecorated, lead_in
 from newsletter.content.walker import DEFAULT_ANALYSIS_LABEL
 from newsletter.core.catalogue import message
-
-_TRAILING_BRACKET = re.compile(r"[（(](?P<inner>[^（）()]{3,160})[)）]\s*$")
 
 
 class _Importer(HeaderRules):
@@ -391,10 +387,6 @@ class _Importer(HeaderRules):
         self.mark(ln, "meta")
         return True
 
-    def meta_role(self, key: str) -> str | None:
-        """The role of an item field's key, Chinese or Latin (``Ref No.`` → doc_number)."""
-        return role_in(self.p.meta_keys, key)
-
     def meta_pairs(self, ln: _Line, it: _Item) -> bool:
         """Several known fields on one line (:func:`.pairs.split_pairs`), or a row of
         bare values right under the heading (:func:`.pairs.fields_by_shape`), each kept."""
@@ -416,42 +408,6 @@ class _Importer(HeaderRules):
             return False
         self.mark(ln, "meta")
         return True
-
-    def titled(self, it: _Item) -> _Item:
-        """An item whose title closes with its fields in brackets (…的通知（国发〔2026〕8号，
-        2026年3月1日）): the fields are the item's, the title the words before them."""
-        rest = self.trailing_fields(it, it.title)
-        if rest.strip():
-            it.title = rest
-        return it
-
-    def trailing_fields(self, it: _Item, text: str) -> str:
-        """``…正文。（来源：国务院；文号：国发〔2026〕30号）``: known fields in brackets at
-        the end of a paragraph are the item's fields; the paragraph keeps the rest."""
-        m = _TRAILING_BRACKET.search(text)
-        if m is None:
-            return text
-        inner = m.group("inner")
-        norm = normalise(inner)
-        if len(norm) != len(inner):
-            return text
-        pairs = split_pairs(norm, self.meta_role)
-        if not pairs:
-            one = ANY_KV.match(norm)
-            # （财政部，财预〔2026〕167号，2026年12月2日）: values told apart by their shape
-            shaped = fields_by_shape(norm, "，,；;", shaped_min=2) if one is None else []
-            if one is None and not shaped:  # （深府规〔2026〕3号 2026-03-03）: a space between
-                shaped = fields_by_shape(norm, "，,；; ", shaped_min=2)
-            if shaped:
-                pairs = [(FIELD_NAMES[role], a, b) for role, a, b in shaped]
-            elif one is None or self.meta_role(one.group("key")) is None:
-                return text
-            else:
-                pairs = [(one.group("key").strip(), one.start("value"), len(norm))]
-        for key, a, b in pairs:
-            shown = as_written(key, norm, inner, a)
-            it.meta.append((shown, inner[a:b].strip(" ；;，,"), self.meta_role(key)))
-        return text[: m.start()].rstrip()
 
     def url_line(self, ln: _Line) -> bool:
         m = _URL_LINE_RE.match(ln.text)

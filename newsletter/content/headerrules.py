@@ -11,12 +11,22 @@ from typing import Any
 
 from newsletter.content.header import header_tokens, read_tokens
 from newsletter.content.lines import _KV_RE, _Item, _Line, _Section, _slice
-from newsletter.content.pairs import ANY_KV, DATE, role_in
-from newsletter.content.patterns import numeral_value
+from newsletter.content.pairs import (
+    ANY_KV,
+    DATE,
+    FIELD_NAMES,
+    as_written,
+    fields_by_shape,
+    role_in,
+    split_pairs,
+)
+from newsletter.content.patterns import normalise, numeral_value
 from newsletter.content.prepass import Prepass, _undecorated
 from newsletter.core.catalogue import message
 
 __all__ = ["UNTITLED_SECTION", "HeaderRules"]
+
+_TRAILING_BRACKET = re.compile(r"[（(](?P<inner>[^（）()]{3,160})[)）]\s*$")
 
 #: the section that takes items met before any section heading
 UNTITLED_SECTION = "本期内容"
@@ -135,6 +145,46 @@ class HeaderRules(Prepass):
                     if k in fields:
                         self.header.setdefault(k, fields[k])
                 return
+
+    def meta_role(self, key: str) -> str | None:
+        """The role of an item field's key, Chinese or Latin (``Ref No.`` → doc_number)."""
+        return role_in(self.p.meta_keys, key)
+
+    def titled(self, it: _Item) -> _Item:
+        """An item whose title closes with its fields in brackets (…的通知（国发〔2026〕8号，
+        2026年3月1日）): the fields are the item's, the title the words before them."""
+        rest = self.trailing_fields(it, it.title)
+        if rest.strip():
+            it.title = rest
+        return it
+
+    def trailing_fields(self, it: _Item, text: str) -> str:
+        """``…正文。（来源：国务院；文号：国发〔2026〕30号）``: known fields in brackets at
+        the end of a paragraph are the item's fields; the paragraph keeps the rest."""
+        m = _TRAILING_BRACKET.search(text)
+        if m is None:
+            return text
+        inner = m.group("inner")
+        norm = normalise(inner)
+        if len(norm) != len(inner):
+            return text
+        pairs = split_pairs(norm, self.meta_role)
+        if not pairs:
+            one = ANY_KV.match(norm)
+            # （财政部，财预〔2026〕167号，2026年12月2日）: values told apart by their shape
+            shaped = fields_by_shape(norm, "，,；;", shaped_min=2) if one is None else []
+            if one is None and not shaped:  # （深府规〔2026〕3号 2026-03-03）: a space between
+                shaped = fields_by_shape(norm, "，,；; ", shaped_min=2)
+            if shaped:
+                pairs = [(FIELD_NAMES[role], a, b) for role, a, b in shaped]
+            elif one is None or self.meta_role(one.group("key")) is None:
+                return text
+            else:
+                pairs = [(one.group("key").strip(), one.start("value"), len(norm))]
+        for key, a, b in pairs:
+            shown = as_written(key, norm, inner, a)
+            it.meta.append((shown, inner[a:b].strip(" ；;，,"), self.meta_role(key)))
+        return text[: m.start()].rstrip()
 
     def take_title(self, ln: _Line) -> None:
         """The title line, with the number, period or date it carries moved to their
