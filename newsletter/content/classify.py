@@ -327,6 +327,8 @@ class _Importer(HeaderRules):
             return lead.group("key").strip(), (
                 ln.shown[len(ln.shown) - len(rest) :] if same else rest
             )
+        if ln.norm[:1] in self.glyph_leads:
+            return DEFAULT_ANALYSIS_LABEL, ln.shown.strip()[1:].strip()
         return None
 
     def marker(self, ln: _Line) -> bool:

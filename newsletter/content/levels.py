@@ -5,12 +5,14 @@ marks both the sections and the items."""
 from __future__ import annotations
 
 import itertools
+import re
+import unicodedata
 from collections.abc import Callable
 
 from newsletter.content.lines import _Line
 from newsletter.content.markers import DocFamily
 
-__all__ = ["styled_items", "three_levels"]
+__all__ = ["glyph_leads", "styled_items", "three_levels"]
 
 
 def three_levels(
@@ -52,3 +54,28 @@ def styled_items(marked: list[int], unmarked: list[int]) -> list[int]:
     if not all(any(a < n < b for n in after) for a, b in itertools.pairwise(marked)):
         return []
     return after
+
+
+def glyph_leads(
+    lines: list[_Line], items: set[int], levels: tuple[DocFamily | None, ...],
+    is_field: Callable[[str], bool], sentence_end: re.Pattern[str],
+) -> set[str]:  # fmt: skip
+    """Symbols that open an item's analysis in this brief (``→ 政策按预期延续…``): each
+    opens prose, comes back under at least two items, and never twice under one item (a
+    bulleted list would). ``items``: the item headings' line numbers."""
+    under: dict[str, list[int]] = {}  # symbol -> the item each use stands under
+    item = 0
+    for ln in lines:
+        if ln.n in items:
+            item += 1
+            continue
+        if ln.cls or not ln.norm or (ln.heading is not None and ln.heading[0] in levels):
+            continue
+        glyph, rest = ln.norm[0], ln.norm[1:].strip()
+        if unicodedata.category(glyph) not in ("So", "Sm") or len(rest) < 20:
+            continue
+        if sentence_end.search(rest) and not is_field(rest):
+            under.setdefault(glyph, []).append(item)
+    return {
+        g for g, at in under.items() if len(at) >= 2 and 0 not in at and len(set(at)) == len(at)
+    }

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from newsletter.content.header import choose_title, header_tokens
-from newsletter.content.levels import styled_items, three_levels
+from newsletter.content.levels import glyph_leads, styled_items, three_levels
 from newsletter.content.lines import (
     _LATIN_TAIL,
     TextImportResult,
@@ -99,6 +99,7 @@ class Prepass:
         self.pending_line: _Line | None = None
         self.labels: set[str] = set()
         self.lead_labels: set[str] = set()
+        self.glyph_leads: set[str] = set()  # → opening each item's analysis
         self.section_family: DocFamily | None = None
         self.item_family: DocFamily | None = None
         #: A level above the sections (第一部分 › 一、 › 1.): its headings name groups of
@@ -374,6 +375,8 @@ class Prepass:
                 continue
             seen[norm] = seen.get(norm, 0) + 1
         self.labels = {norm for norm, count in seen.items() if count >= 2}
+        items = {x.n for x in self.lines if self.hints.get(x.n) == "item" or (x.heading and x.heading[0] == self.item_family)}  # fmt: skip
+        self.glyph_leads = glyph_leads(self.lines, items, levels, self.is_field, p.sentence_end)
         self.lead_labels = {key for key, count in leads.items() if count >= 2}
         if self.has_analysis_marker():  # the brief marks its analysis (【编者按】, 点评：):
             words = p.analysis_words  # other recurring lead-ins are parts of the item

@@ -205,3 +205,23 @@ def test_fields_in_brackets_closing_an_item_title_are_its_fields() -> None:
     assert second.title.endswith("有关问题的通知")
     assert {m.value for m in second.meta} == {"琼财税〔2026〕31号", "2026年2月28日"}
     assert issue.sections[1].items[0].title == "深圳市人民政府关于印发《若干措施》的通知（试行）"
+
+
+def test_a_symbol_that_opens_each_items_analysis_is_learnt_and_a_bullet_list_is_not() -> None:
+    """``→ …`` once under each of several items is their analysis; ``● …`` twice under one
+    item is a list in its text."""
+    items = "".join(
+        f"■ 国务院关于第{k}项政策的通知\n发文机关：国务院\n正文第{k}段，说明政策的主要内容和适用范围。\n"
+        f"→ 第{k}项政策对园区运营类客户是明确利好，建议提前测算税负变化并做好沟通。\n\n"
+        for k in range(1, 4)
+    )
+    bullets = (
+        "■ 财政部关于第四项政策的通知\n正文。\n● 第一，延续实施小微企业增值税优惠政策，执行至年底。\n"
+        "● 第二，调整优化享受条件，明确适用的纳税人范围和申报方式。\n"
+    )
+    text = f"政策速递\n第7期\n\n◆ 中央政策\n\n{items}\n◆ 地方政策\n\n{bullets}"
+    issue = parse_issue(import_text(text).markdown)
+    assert [len(s.items) for s in issue.sections] == [3, 1]
+    analysed = [i for s in issue.sections for i in s.items if i.analysis_label is not None]
+    assert len(analysed) == 3
+    assert "● 第一" in import_text(text).markdown  # the list stays in the item's text
