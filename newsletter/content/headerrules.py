@@ -136,8 +136,11 @@ class HeaderRules(Prepass):
             "number" in header_tokens(ln.norm, self.p)[0] for ln in content[:first]
         ):
             return
-        for ln in reversed(content[first + 1 :][-4:]):
-            if ln.heading is not None or ln.n in self.hints or len(ln.norm) > 80:
+        start = content[first].n
+        foot = [ln for ln in self.lines if ln.n > start and ln.text and ln.cls != "contents"]
+        for ln in reversed(foot[-4:]):  # (a colophon under a closing rule is chrome by now)
+            hint = self.hints.get(ln.n)
+            if ln.heading is not None or hint not in (None, "chrome") or len(ln.norm) > 80:
                 continue
             fields, rest = header_tokens(ln.norm, self.p)
             if "number" in fields and ("date" in fields or "period" in fields or not rest):

@@ -58,7 +58,7 @@ from newsletter.content.patterns import (
     patterns,
 )
 from newsletter.content.source import Image, SourceText
-from newsletter.content.unwrap import cover_notes, unquote, unwrap
+from newsletter.content.unwrap import colophon, cover_notes, unquote, unwrap
 from newsletter.core.catalogue import coded
 
 __all__ = [
@@ -129,6 +129,7 @@ def import_text(
     furniture: set[int] = set()
     if source is None or source.kind == "text":  # a mail's quoted copy; a PDF's lines
         raws, furniture = unwrap(unquote(raws))
+        furniture |= colophon(raws)
     shown, norm = normalise_lines(raws)
     if source is None or source.kind == "text":  # the notes of a forwarding chain
         furniture |= cover_notes(norm, lambda s: patterns().is_chrome(s) == "mail-header")

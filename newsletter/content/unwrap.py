@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from newsletter.content.markers import read_marker
 
-__all__ = ["cover_notes", "unquote", "unwrap"]
+__all__ = ["colophon", "cover_notes", "unquote", "unwrap"]
 
 #: — 3 —, - 3 -, 第3页, 3 / 12, [3]: a page number and its ornaments
 _PAGE_NUMBER = re.compile(
@@ -159,3 +159,21 @@ def cover_notes(norms: list[str], is_mail_header: Callable[[str], bool]) -> set[
     if last is None:
         return set()
     return {k for k in range(last) if norms[k] and not is_mail_header(norms[k])}
+
+
+_RULE = re.compile(r"^\s*[—\-_=─━~·*]{4,}\s*$")
+
+
+def colophon(raws: list[str]) -> set[int]:
+    """Indexes of a colophon set off under a closing rule (``——————`` then who to write to
+    for a subscription, a disclaimer): the rule, and at most three short lines after it
+    to the end of the text."""
+    content = [k for k, r in enumerate(raws) if r.strip()]
+    for at in range(len(content) - 2, max(len(content) - 5, -1), -1):
+        k = content[at]
+        if _RULE.match(raws[k]):
+            after = content[at + 1 :]
+            if all(len(raws[j].strip()) <= 120 for j in after):
+                return {k, *after}
+            return set()
+    return set()

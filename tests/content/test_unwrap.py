@@ -94,3 +94,14 @@ def test_a_forwarded_brief_is_unquoted_and_the_forwarders_notes_are_not_its_text
     assert "王总" not in result.markdown and "> " not in result.markdown
     assert "title: 金融监管动态周报" in result.markdown
     assert result.markdown.count("### ") == 2 and "银发〔2026〕52号" in result.markdown
+
+
+def test_a_colophon_under_a_closing_rule_is_found_and_a_rule_mid_text_is_not() -> None:
+    from newsletter.content.unwrap import colophon
+
+    body = ["一、财税", "■ 通知", "正文。"]
+    tail = ["——————————————", "本速递仅供参考。如需订阅或退订，请回复邮件至 policy@example.com"]
+    assert colophon(body + tail) == {3, 4}
+    assert colophon(["——————", *body, "正文二。", "正文三。", "正文四。", "正文五。"]) == set()
+    long_tail = ["——————", "正" * 200]
+    assert colophon(body + long_tail) == set()  # a paragraph under a rule is text
