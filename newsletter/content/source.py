@@ -96,9 +96,35 @@ def add_table(src: SourceText, rows: Sequence[Sequence[Cell]], *, head: bool = F
 Para = tuple[int, str, int | None, float, bool]  # line, text, heading level, size, bold
 
 
+def _levels_by_numbering(paras: Sequence[Para]) -> list[Para]:
+    """Headings numbered alike sit at one level, whatever their markup says: the level most
+    of a numbering's headings have (``# 二、…`` among ``## 一、…`` sections, ``#### 3.``
+    among ``### 1.`` items, in Markdown written by hand)."""
+    from collections import Counter
+
+    from newsletter.content.markers import read_marker
+
+    shape_of: dict[int, str] = {}
+    for n, text, lv, _, _ in paras:
+        marker = read_marker(text.strip()) if lv is not None else None
+        if marker is not None and not marker.shape.startswith("glyph"):
+            shape_of[n] = marker.shape
+    usual: dict[str, int] = {}
+    for shape in set(shape_of.values()):
+        levels = Counter(lv for n, _, lv, _, _ in paras if shape_of.get(n) == shape)
+        (level, count), total = levels.most_common(1)[0], sum(levels.values())
+        if total >= 3 and count * 2 > total and level is not None:
+            usual[shape] = level
+    return [
+        (n, text, usual.get(shape_of.get(n, ""), lv), size, bold)
+        for n, text, lv, size, bold in paras
+    ]
+
+
 def infer_structure(src: SourceText, paras: Sequence[Para], body_size: float) -> None:
     """The structure the author marked: heading levels where used (0 = title), else short
     paragraphs set apart by size or bold, ranked by size (outermost largest)."""
+    paras = _levels_by_numbering(paras)
     styled = [(n, lv) for n, text, lv, _, _ in paras if lv is not None and text.strip()]
     if len(styled) == 1 and styled[0][1] in (0, 1):
         # a saved page whose only heading is its title: the title, then the formatting
