@@ -98,7 +98,17 @@ def read_tokens(norm: str, p: Patterns) -> tuple[dict[str, Any], str, list[tuple
 
 
 def _words(rest: str) -> bool:
+    """Whether ``rest`` has words of its own: English month and weekday names are a date's
+    (``… / 20 April – 3 May 2026``), not a title's."""
+    rest = _CALENDAR.sub("", rest)
     return len(re.sub(r"[\W\d_]", "", rest)) >= 2
+
+
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+_CALENDAR = re.compile(
+    r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sept?|oct|nov|dec|mon|tue|wed|thu|fri|sat|sun)"
+    r"[a-z]*\.?"
+)
 
 
 def choose_title(head: Sequence[_Line], p: Patterns) -> _Line | None:
@@ -118,6 +128,8 @@ def choose_title(head: Sequence[_Line], p: Patterns) -> _Line | None:
         fields, rest = header_tokens(ln.norm, p)
         if fields and not rest:
             above = [x for x in head[:i] if x in short]
+            if len(above) > 1 and _CJK.search(above[-2].norm) and not _CJK.search(above[-1].norm):
+                return above[-2]  # the title over its translation
             if above:
                 return above[-1]
             break

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from newsletter.content.lines import _Line
 from newsletter.content.markers import DocFamily
 
-__all__ = ["glyph_leads", "styled_items", "three_levels"]
+__all__ = ["drop_translations", "glyph_leads", "styled_items", "three_levels"]
 
 
 def three_levels(
@@ -79,3 +79,18 @@ def glyph_leads(
     return {
         g for g, at in under.items() if len(at) >= 2 and 0 not in at and len(set(at)) == len(at)
     }
+
+
+def drop_translations(lines: list[_Line]) -> None:
+    """A heading's translation on the line under it (``一、外商投资`` over ``I. Foreign
+    Investment``, numbered alike, with no Chinese of its own) is no heading: it stays as
+    text, and its numbering is no level of the brief."""
+    shown = [ln for ln in lines if not ln.cls and ln.text]
+    for ln, nxt in itertools.pairwise(shown):
+        if ln.heading is None or nxt.heading is None or nxt.heading[1] != ln.heading[1]:
+            continue
+        if _CJK.search(ln.heading[2]) and not _CJK.search(nxt.heading[2]):
+            nxt.heading = None
+
+
+_CJK = re.compile(r"[\u4e00-\u9fff]")

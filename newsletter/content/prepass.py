@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from newsletter.content.header import choose_title, header_tokens
-from newsletter.content.levels import glyph_leads, styled_items, three_levels
+from newsletter.content.levels import drop_translations, glyph_leads, styled_items, three_levels
 from newsletter.content.lines import (
     _LATIN_TAIL,
     TextImportResult,
@@ -180,6 +180,7 @@ class Prepass:
                 ln.cls = "chrome"
                 continue
             break
+        drop_translations(self.lines)
         self.find_contents()
         self.choose_families()
         self.find_labels()
