@@ -91,17 +91,21 @@ def unwrap(raws: list[str]) -> tuple[list[str], set[int]]:
     # (a running header is shorter than the page: a full line is never one)
     furniture = {k for k in page_furniture(raws) if k not in full}
     out = list(raws)
+    parts: dict[int, list[str]] = {}  # a paragraph's first line -> its pieces, in order
     head: int | None = None  # the line the current paragraph is joined on
     for k, r in enumerate(raws):
         if k in furniture:
             continue
         if head is not None and r.strip() and not _opens(r):
-            out[head] = _join(out[head], r)
+            pieces = parts.setdefault(head, [raws[head].rstrip()])
+            pieces.append(_glue(pieces[-1], r))  # (one line looked at: never quadratic)
             out[k] = ""
             if k not in full and not _URL_END.search(r):
                 head = None
             continue
         head = k if r.strip() and (k in full or _URL_END.search(r)) else None
+    for k, pieces in parts.items():
+        out[k] = "".join(pieces)
     return out, furniture
 
 
@@ -117,14 +121,22 @@ def _opens(line: str) -> bool:
     return read_marker(s) is not None and _SENTENCE.search(s) is None
 
 
-def _join(a: str, b: str) -> str:
-    b = b.strip()
-    if _URL_END.search(a) and _URL_PART.match(b):
-        return a.rstrip() + b  # a link broken at the margin
-    a = a.rstrip()
-    if a and b and a[-1].isascii() and a[-1].isalnum() and b[0].isascii() and b[0].isalnum():
-        return f"{a} {b}"
-    return a + b
+def _glue(prev: str, line: str) -> str:
+    """``line`` as it continues the piece ``prev``: a link broken at the margin goes on
+    without a space, two words of Latin get one between them, Chinese none."""
+    b = line.strip()
+    if _URL_END.search(prev) and _URL_PART.match(b):
+        return b
+    if (
+        prev
+        and b
+        and prev[-1].isascii()
+        and prev[-1].isalnum()
+        and b[0].isascii()
+        and b[0].isalnum()
+    ):
+        return " " + b
+    return b
 
 
 _QUOTE = re.compile(r"^\s*(?:>\s?)+")
