@@ -175,7 +175,7 @@ class _Importer(HeaderRules):
             title = (
                 ln.heading[2] if ln.heading else _undecorated(_unenclosed(ln)) or _unenclosed(ln)
             )
-            s.items.append(self.titled(_item(len(s.items) + 1, title)))
+            s.items.append(self.titled(_item(len(s.items) + 1, title), ln))
             self.mark(ln, "item")
         elif hint == "title":
             self.take_title(ln)
@@ -274,7 +274,7 @@ class _Importer(HeaderRules):
             # a numbered line inside an item's text: keep counting that list
             self.list_next = number + 1 if number in (1, self.list_next) else self.list_next
             return False
-        s.items.append(self.titled(_item(number, title)))
+        s.items.append(self.titled(_item(number, title), ln))
         if ln.links:  # a linked title: its address is the item's link
             s.items[-1].meta.append(("原文链接", ln.links[0][1], "url"))
         self.list_next = 0
@@ -402,7 +402,7 @@ class _Importer(HeaderRules):
             it.meta_open
             and not it.body
             and self.meta_role(re.split(r"[|｜]", ln.norm)[0].strip()) is None  # key｜value
-            and (shaped := fields_by_shape(ln.norm))
+            and (shaped := fields_by_shape(ln.norm, "|｜·•"))
         ):
             for role, a, b in shaped:
                 it.meta.append((FIELD_NAMES[role], text[a:b].strip(), role))

@@ -153,12 +153,19 @@ class HeaderRules(Prepass):
         """The role of an item field's key, Chinese or Latin (``Ref No.`` → doc_number)."""
         return role_in(self.p.meta_keys, key)
 
-    def titled(self, it: _Item) -> _Item:
+    def titled(self, it: _Item, ln: _Line) -> _Item:
         """An item whose title closes with its fields in brackets (…的通知（国发〔2026〕8号，
-        2026年3月1日）): the fields are the item's, the title the words before them."""
+        2026年3月1日）): the fields are the item's, the title the words before them. A
+        title that is a link (an e-mail's ``<a>`` around it) gives the item its link."""
         rest = self.trailing_fields(it, it.title)
         if rest.strip():
             it.title = rest
+        bare = re.sub(r"\s", "", it.title)
+        for words, url in ln.links:
+            linked = re.sub(r"\s", "", words)
+            if len(bare) >= 4 and len(linked) >= 0.8 * len(bare) and linked[:4] in bare:
+                it.meta.append(("原文链接", url, "url"))
+                break
         return it
 
     def trailing_fields(self, it: _Item, text: str) -> str:

@@ -297,6 +297,21 @@ def _chrome_alt(alt: str) -> bool:
     return patterns().is_chrome(normalise(alt)) is not None
 
 
+def _prose_left_out(main: Any, body: Any) -> bool:
+    """Whether readability's pick left out a paragraph of prose (40 characters or more,
+    ending a sentence): an e-mail laid out in tables lost a whole section whose items
+    had short bodies under linked titles. The page is then read whole, and the chrome
+    rules take its navigation and footer."""
+    kept = _words_of(main)
+    for el in body.iter("p", "div", "td", "li"):
+        if any(isinstance(c.tag, str) and c.tag in ("p", "div", "td", "table") for c in el):
+            continue  # (its own paragraphs are looked at one by one)
+        words = _words_of(el)
+        if len(words) >= 40 and words[-1] in "。！？" and words not in kept:
+            return True
+    return False
+
+
 def _words_of(el: Any) -> str:
     return re.sub(r"\s+", "", el.text_content() or "")
 
@@ -412,7 +427,7 @@ def read_html(data: bytes, *, path: str | None = None, fragment: bool = False) -
             # readability gives up on a page with no body to speak of: read it whole
             main = root.find("body") if root.find("body") is not None else root
         body = root.find("body") if root.find("body") is not None else root
-        if len(_words_of(main)) < 0.3 * len(_words_of(body)):
+        if len(_words_of(main)) < 0.3 * len(_words_of(body)) or _prose_left_out(main, body):
             # it kept a sliver of a page laid out in tables: read the page whole, and let
             # the chrome rules take the navigation and the footer
             main = body

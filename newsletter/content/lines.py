@@ -93,6 +93,7 @@ _CHROME_REASONS = {
     "unsubscribe": "退订提示（发送时另附一键退订）",
     "mail-header": "邮件的收件人、发件人行",
     "doc-properties": "文档工具的页面属性（创建人、编辑时间、标签）",
+    "mail-view": "邮件的“在浏览器中查看”链接",
     "internal": "内部资料、转发提示",
     "contact": "联系方式",
     "greeting": "邮件称呼",

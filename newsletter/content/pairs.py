@@ -99,14 +99,14 @@ def fields_by_shape(
     norm: str, seps: str = "|｜", shaped_min: int = 1
 ) -> list[tuple[str, int, int]]:
     """``国务院 | 国发〔2026〕12号 | 2026-11-20``: values with no keys, told apart by their
-    shape (a document number, a date, an address; the words before them the issuer).
+    shape (a document number, a date, an address; the one name among them the issuer).
     ``[(role, start, end)]`` when at least two are recognised (and ``shaped_min`` of them
     by their shape, not their place), else ``[]``. ``seps``: what separates the values."""
     cells = [(m.start(), m.end()) for m in re.finditer(f"[^{re.escape(seps)}]+", norm)]
     if len(cells) < 2 or len(cells) > 5:
         return []
     out: list[tuple[str, int, int]] = []
-    for i, (a, b) in enumerate(cells):
+    for a, b in cells:
         while a < b and norm[a] == " ":
             a += 1
         while b > a and norm[b - 1] == " ":
@@ -116,7 +116,7 @@ def fields_by_shape(
             "url" if _URL.match(value)
             else "date" if _DATE.match(value)
             else "doc_number" if _DOC_NUMBER.search(value)
-            else "issuer" if i == 0 and 2 <= len(value) <= 30 and not re.search(r"[:。]", value)
+            else "issuer" if 2 <= len(value) <= 30 and not re.search(r"[:。]", value)
             else None
         )  # fmt: skip
         if role is None or any(r == role for r, _, _ in out):
