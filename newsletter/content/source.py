@@ -149,8 +149,10 @@ def infer_structure(src: SourceText, paras: Sequence[Para], body_size: float) ->
                 src.structure[n] = names[lv]
         if "item" in names.values() or not names:
             return
-        # headings styled for the sections only: the items are set apart by formatting
-        paras = [x for x in paras if x[2] is None]
+        # headings styled for the sections only: the items are set apart by formatting,
+        # under those sections (not on a cover or a contents page before them)
+        first_section = min(n for n, c in src.structure.items() if c == "section")
+        paras = [x for x in paras if x[2] is None and x[0] > first_section]
         levels_left: tuple[str, ...] = ("item",)
     else:
         levels_left = ("section", "item")
