@@ -136,6 +136,7 @@ class _Walker:
                 if label and _SAFE_LINK.match(href):
                     links.append((label, href))
             elif ctag not in _BLOCKS:
+                _apart(out, child)
                 self.inline(child, out, links, bold, strong)
             if child.tail:
                 out.append(child.tail)
@@ -221,6 +222,7 @@ class _Walker:
             if ctag == "img":
                 self.image(child)
             else:
+                _apart(out, child)
                 self.inline(child, out, links, bold)
             if child.tail:
                 out.append(child.tail)
@@ -295,6 +297,17 @@ def _chrome_alt(alt: str) -> bool:
     from newsletter.content.patterns import normalise, patterns
 
     return patterns().is_chrome(normalise(alt)) is not None
+
+
+_LABELLED = re.compile(r"^\s*[\u4e00-\u9fff]{2,6}\s*[:：]")
+
+
+def _apart(out: list[str], child: Any) -> None:
+    """A space before an inline element that opens a field of its own (an info bar of
+    ``<span>来源：…</span><span>发布时间：…</span>`` set apart only by the style sheet),
+    so its fields do not run together."""
+    if out and out[-1] and not out[-1][-1].isspace() and _LABELLED.match(child.text_content()):
+        out.append(" ")
 
 
 def _prose_left_out(main: Any, body: Any) -> bool:
@@ -404,7 +417,7 @@ def read_html(data: bytes, *, path: str | None = None, fragment: bool = False) -
         root = lxml.html.document_fromstring(text)
     except (etree.ParserError, ValueError):
         raise coded(IssueFormatError, "import.bad_page", where={"path": path}) from None
-    title = ""
+    title = heading = ""
     wechat = root.get_element_by_id("js_content", None)
     if wechat is not None:
         name = root.get_element_by_id("activity-name", None)
@@ -445,13 +458,14 @@ def read_html(data: bytes, *, path: str | None = None, fragment: bool = False) -
         # portal's 期数 line sits among the view counts and share links, dropped as chrome)
         number = re.search(r"第\s*\d{1,4}\s*期|No\.\s*\d{1,4}", site)
         if number and title != site and not re.search(r"第\s*\d{1,4}\s*期|No\.\s*\d", title):
-            title = f"{title} {number.group(0)}"
+            heading, title = title, f"{title} {number.group(0)}"
     walker = _Walker(parts)
     if title:
         walker.paras.append((walker.src.add(title), title, 0, 0.0, True))
     walker.block(main)
     if title:  # the heading the title came from, again in the main content: once is enough
-        again = [x for x in walker.paras[1:] if x[2] is not None and x[1].strip() == title]
+        names = (title, heading)
+        again = [x for x in walker.paras[1:] if x[2] is not None and x[1].strip() in names]
         for n, *_ in again[:1]:
             walker.src.lines[n - 1] = ""
             walker.paras.remove(again[0])
