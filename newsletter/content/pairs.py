@@ -55,11 +55,38 @@ def _bracketed(norm: str, role_of: Callable[[str], str | None]) -> list[tuple[st
     return [(m.group("key"), m.start("value"), m.end("value")) for m in found]
 
 
+#: ``【文号】``: a key in brackets, its value after it
+_KEY_BRACKET = re.compile(r"【\s*(?P<key>[\u4e00-\u9fff]{2,8})\s*】")
+
+
+def _keys_in_brackets(
+    norm: str, role_of: Callable[[str], str | None]
+) -> list[tuple[str, int, int]]:
+    """``【文号】国发〔2026〕8号　【日期】2026年3月1日``: two or more known keys in brackets on
+    one line, the first at its start, each value running to the next key."""
+    found = list(_KEY_BRACKET.finditer(norm))
+    if len(found) < 2 or found[0].start() != len(norm) - len(norm.lstrip()):
+        return []
+    if any(role_of(m.group("key")) is None for m in found):
+        return []
+    out = []
+    for m, nxt in zip(found, [*found[1:], None], strict=True):
+        start, end = m.end(), nxt.start() if nxt is not None else len(norm)
+        while end > start and norm[end - 1] in _SEPARATORS:
+            end -= 1
+        while start < end and norm[start] == " ":
+            start += 1
+        if start >= end:
+            return []
+        out.append((m.group("key"), start, end))
+    return out
+
+
 def split_pairs(norm: str, role_of: Callable[[str], str | None]) -> list[tuple[str, int, int]]:
     """``[(key, value start, value end)]`` when ``norm`` holds two or more known fields
     side by side, the first at the start of the line (``key：value`` separated, or each in
     brackets); else ``[]``."""
-    bracketed = _bracketed(norm, role_of)
+    bracketed = _bracketed(norm, role_of) or _keys_in_brackets(norm, role_of)
     if bracketed:
         return bracketed
     found = []
