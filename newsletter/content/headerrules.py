@@ -190,7 +190,15 @@ class HeaderRules(Prepass):
             elif one is None or self.meta_role(one.group("key")) is None:
                 return text
             else:
-                pairs = [(one.group("key").strip(), one.start("value"), len(norm))]
+                key, at = one.group("key").strip(), one.start("value")
+                # （来源：科技部、财政部，国科发资〔2026〕58号，2026年5月9日）: the source, then
+                # values told apart by their shape
+                shaped = fields_by_shape(norm[at:], "，,；;")
+                if len(shaped) >= 2 and shaped[0][0] == "issuer":
+                    pairs = [(key, at + shaped[0][1], at + shaped[0][2])]
+                    pairs += [(FIELD_NAMES[r], at + a, at + b) for r, a, b in shaped[1:]]
+                else:
+                    pairs = [(key, at, len(norm))]
         for key, a, b in pairs:
             shown = as_written(key, norm, inner, a)
             it.meta.append((shown, inner[a:b].strip(" ；;，,"), self.meta_role(key)))

@@ -31,6 +31,7 @@ _BLOCKS = {
     "p", "div", "section", "article", "li", "blockquote", "pre", "figure", "figcaption",
     "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "dt", "dd", "header", "footer",
     "table", "tr", "td", "th", "tbody", "thead", "tfoot", "main", "aside", "nav", "hr",
+    "details", "summary", "center", "address", "fieldset", "legend", "caption", "dialog",
 }  # fmt: skip
 _SKIP = {"script", "style", "noscript", "template", "svg", "button", "iframe", "form", "select"}
 _SAFE_LINK = re.compile(r"^(?:https?://|mailto:)[^\s<>\"]+$", re.I)
@@ -138,6 +139,10 @@ class _Walker:
             elif ctag not in _BLOCKS:
                 _apart(out, child)
                 self.inline(child, out, links, bold, strong)
+            else:  # a block inside a line (<span><p>…</p></span>): its words on lines of their own
+                out.append("\n")
+                self.inline(child, out, links, bold, strong)
+                out.append("\n")
             if child.tail:
                 out.append(child.tail)
                 if child.tail.strip():

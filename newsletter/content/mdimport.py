@@ -61,6 +61,11 @@ def is_issue_markdown(text: str) -> bool:
 def markdown_page(text: str) -> bytes:
     """The Markdown rendered as an HTML fragment."""
     from markdown_it import MarkdownIt
+    from mdit_py_plugins.footnote import footnote_plugin
 
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+    # HTML written into the Markdown (<details>, <br>, <a href>) is read like a page's: the
+    # HTML reader takes text, links and pictures from it and nothing else
+    md = MarkdownIt("commonmark", {"html": True, "linkify": False}).enable("table")
+    md.use(footnote_plugin)
+    md.add_render_rule("footnote_anchor", lambda *args, **kwargs: "")  # (no ↩ in the text)
     return ("<div>" + md.render(text) + "</div>").encode("utf-8")

@@ -88,3 +88,25 @@ def test_plain_text_with_a_stray_mark_is_not_taken_for_markdown(lines: list[str]
     if marks == 0:
         assert not looks_like_markdown(text, "brief.txt")
         assert not looks_like_markdown(text, "brief.md")
+
+
+def test_html_written_into_markdown_is_read_for_its_words_and_nothing_else() -> None:
+    """``<details>``, ``<br>``, footnotes and links written as HTML are read like a page's;
+    a script, a style, a frame or a ``javascript:`` link never reaches the issue."""
+    from newsletter.content.documents import read_document
+    from newsletter.content.textimport import import_text
+
+    md = (
+        "# 周报 第3期\n\n## 一、政策\n\n### 1. 某通知\n\n正文一段[^1]。<br>详见："
+        '<a href="https://www.gov.cn/a.htm">原文</a>\n\n'
+        "<details><summary><b>研究所点评</b></summary>\n\n点评的内容，较为重要。\n\n</details>\n\n"
+        "<script>alert('x')</script>\n<a href=\"javascript:alert(1)\">点我</a>\n"
+        '<iframe src="https://evil.example/"></iframe>\n<style>body{display:none}</style>\n\n'
+        "[^1]: 规划全文见 https://www.gov.cn/b.htm\n"
+    )
+    text, source, _ = read_document(md.encode(), name="brief.md")
+    out = import_text(text, source=source).markdown
+    assert "https://www.gov.cn/a.htm" in out and "规划全文见" in out and "点评的内容" in out
+    assert "<" not in out.replace("<https://", "") and "\\[^1" not in out
+    for bad in ("javascript", "alert", "evil.example", "display:none", "↩"):
+        assert bad not in out
