@@ -262,25 +262,8 @@ class Prepass:
             self.number_lines[nxt.n] = ln
         return joined
 
-    def bottom(self) -> None:
-        """The page's bottom: every line after an end marker (— END —), and the short lines
-        after a related-articles heading (往期推荐) up to the next long one."""
-        p = self.p
-        start = len(self.lines) // 3
-        for k in range(start, len(self.lines)):
-            ln = self.lines[k]
-            kind = p.is_chrome(ln.norm) if ln.cls == "chrome" else None
-            if ln.raw.rstrip("\r\n") in ("--", "-- ") and self.hints.get(ln.n) is None:
-                ln.cls, kind = "chrome", "end"  # a mail's signature follows (RFC 3676 4.3)
-            if kind not in ("end", "related"):
-                continue
-            for later in self.lines[k + 1 :]:
-                if later.cls or (self.hints.get(later.n) is not None and later.n not in self.weak):
-                    continue
-                if kind == "related" and len(later.norm) > p.heading_max:
-                    break
-                later.cls = "chrome"
-            return
+    def bottom(self) -> None:  # (the page's bottom: HeaderRules.bottom)
+        raise NotImplementedError
 
     def find_contents(self) -> None:
         p = self.p

@@ -225,3 +225,19 @@ def test_a_symbol_that_opens_each_items_analysis_is_learnt_and_a_bullet_list_is_
     analysed = [i for s in issue.sections for i in s.items if i.analysis_label is not None]
     assert len(analysed) == 3
     assert "● 第一" in import_text(text).markdown  # the list stays in the item's text
+
+
+def test_a_contact_line_opens_the_bottom_only_when_nothing_long_follows() -> None:
+    """A notice's 联系电话 inside an item leaves the next items alone; 联系我们 at the end
+    takes the short lines under it (phone, mailbox) with it."""
+    items = "".join(
+        f"{k}. 国家医保局关于第{k}项工作的通知\n发文机关：国家医保局\n"
+        f"通知要求各地做好第{k}项工作的组织实施，按期报送进展情况，确保政策平稳落地见效。\n"
+        + ("联系电话：010-8888 0000\n" if k == 1 else "")
+        for k in range(1, 4)
+    )
+    text = f"医保政策周报\n第10期\n\n一、医保\n{items}\n二、其他\n4. 简讯\n简讯正文，内容较长，说明有关情况，供参考使用。\n\n联系我们\n电话：010-8562 7731\n邮箱：policy@example.cn\n"
+    out = import_text(text).markdown
+    issue = parse_issue(out)
+    assert [len(s.items) for s in issue.sections] == [3, 1]
+    assert "policy@example.cn" not in out and "010-8562" not in out
