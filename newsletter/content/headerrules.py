@@ -125,22 +125,20 @@ class HeaderRules(Prepass):
         return False
 
     def bottom(self) -> None:
-        """The page's bottom: every line after an end marker (— END —), the short lines
-        after a related-articles heading (往期推荐) up to the next long one, and the few short
-        lines under a contact or copyright line at the very end (联系我们, 电话, 邮箱)."""
+        """The page's bottom: every line after an end marker (— END —) or a mail's
+        signature line, and the short lines after a related-articles heading (往期推荐) up
+        to the next long one."""
         p = self.p
         start = len(self.lines) // 3
         for k in range(start, len(self.lines)):
             ln = self.lines[k]
             kind = p.is_chrome(ln.norm) if ln.cls == "chrome" else None
             if ln.raw.rstrip("\r\n") in ("--", "-- ") and self.hints.get(ln.n) is None:
-                ln.cls, kind = "chrome", "end"  # a mail's signature follows (RFC 3676 4.3)
-            if kind not in ("end", "related", "contact", "copyright"):
-                continue
-            after = [x for x in self.lines[k + 1 :] if x.cls != "blank" and x.text]
-            if kind in ("contact", "copyright") and (  # only at the very end: a few short lines
-                len(after) > 5 or any(not x.cls and len(x.norm) > p.heading_max for x in after)
-            ):
+                after = [x for x in self.lines[k + 1 :] if x.cls != "blank" and x.text]
+                # a signature: a few lines to the end, not a separator before more items
+                if len(after) <= 8 and not any(self.is_field(x.norm) for x in after):
+                    ln.cls, kind = "chrome", "end"  # (RFC 3676 4.3)
+            if kind not in ("end", "related"):
                 continue
             for later in self.lines[k + 1 :]:
                 if later.cls or (self.hints.get(later.n) is not None and later.n not in self.weak):

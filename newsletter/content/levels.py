@@ -61,23 +61,31 @@ def glyph_leads(
     is_field: Callable[[str], bool], sentence_end: re.Pattern[str],
 ) -> set[str]:  # fmt: skip
     """Symbols that open an item's analysis in this brief (``→ 政策按预期延续…``): each
-    opens prose, comes back under at least two items, and never twice under one item (a
-    bulleted list would). ``items``: the item headings' line numbers."""
+    opens prose that closes its item (nothing of the item comes after it), comes back
+    under at least two items, and never twice under one item (a bulleted list would).
+    ``items``: the item headings' line numbers."""
     under: dict[str, list[int]] = {}  # symbol -> the item each use stands under
+    closing: dict[str, bool] = {}  # symbol -> every use closed its item so far
     item = 0
+    open_glyph: str | None = None  # the symbol whose prose is the last seen of its item
     for ln in lines:
         if ln.n in items:
-            item += 1
+            item, open_glyph = item + 1, None
             continue
         if ln.cls or not ln.norm or (ln.heading is not None and ln.heading[0] in levels):
             continue
         glyph, rest = ln.norm[0], ln.norm[1:].strip()
-        if unicodedata.category(glyph) not in ("So", "Sm") or len(rest) < 20:
-            continue
-        if sentence_end.search(rest) and not is_field(rest):
+        is_lead = unicodedata.category(glyph) in ("So", "Sm") and len(rest) >= 20
+        if is_lead and sentence_end.search(rest) and not is_field(rest):
             under.setdefault(glyph, []).append(item)
+            open_glyph = glyph
+        elif open_glyph is not None:  # the item goes on after the symbol's prose
+            closing[open_glyph] = False
+            open_glyph = None
     return {
-        g for g, at in under.items() if len(at) >= 2 and 0 not in at and len(set(at)) == len(at)
+        g
+        for g, at in under.items()
+        if len(at) >= 2 and 0 not in at and len(set(at)) == len(at) and closing.get(g, True)
     }
 
 

@@ -97,28 +97,24 @@ Para = tuple[int, str, int | None, float, bool]  # line, text, heading level, si
 
 
 def _levels_by_numbering(paras: Sequence[Para]) -> list[Para]:
-    """Headings numbered alike sit at one level, whatever their markup says: the level most
-    of a numbering's headings have (``# 二、…`` among ``## 一、…`` sections, ``#### 3.``
-    among ``### 1.`` items, in Markdown written by hand)."""
-    from collections import Counter
-
+    """A heading whose markup puts it at another level than the rest of its numbering, but
+    whose number continues theirs, sits at their level (``# 二、…`` after ``## 一、…``,
+    ``#### 3.`` after ``### 2.``, in Markdown written by hand). Subheadings that number
+    afresh under each item (``#### 1. 背景``) keep their own level."""
     from newsletter.content.markers import read_marker
 
-    shape_of: dict[int, str] = {}
-    for n, text, lv, _, _ in paras:
+    out = list(paras)
+    last: dict[str, tuple[int, int]] = {}  # shape -> (level, number) of its last heading
+    for k, (n, text, lv, size, bold) in enumerate(paras):
         marker = read_marker(text.strip()) if lv is not None else None
-        if marker is not None and not marker.shape.startswith("glyph"):
-            shape_of[n] = marker.shape
-    usual: dict[str, int] = {}
-    for shape in set(shape_of.values()):
-        levels = Counter(lv for n, _, lv, _, _ in paras if shape_of.get(n) == shape)
-        (level, count), total = levels.most_common(1)[0], sum(levels.values())
-        if total >= 3 and count * 2 > total and level is not None:
-            usual[shape] = level
-    return [
-        (n, text, usual.get(shape_of.get(n, ""), lv), size, bold)
-        for n, text, lv, size, bold in paras
-    ]
+        if marker is None or marker.shape.startswith("glyph") or lv is None:
+            continue
+        before = last.get(marker.shape)
+        if before is not None and before[0] != lv and marker.number == before[1] + 1:
+            lv = before[0]  # it goes on with the numbering: its level is theirs
+            out[k] = (n, text, lv, size, bold)
+        last[marker.shape] = (lv, marker.number)
+    return out
 
 
 def infer_structure(src: SourceText, paras: Sequence[Para], body_size: float) -> None:

@@ -54,6 +54,7 @@ from newsletter.content.lines import (
 )
 from newsletter.content.patterns import (
     clean,
+    normalise,
     normalise_lines,
     patterns,
 )
@@ -129,7 +130,7 @@ def import_text(
     furniture: set[int] = set()
     if source is None or source.kind == "text":  # a mail's quoted copy; a PDF's lines
         raws, furniture = unwrap(unquote(raws))
-        furniture |= colophon(raws)
+        furniture |= colophon(raws, lambda s: patterns().is_chrome(normalise(s)) is not None)
     shown, norm = normalise_lines(raws)
     if source is None or source.kind == "text":  # the notes of a forwarding chain
         furniture |= cover_notes(norm, lambda s: patterns().is_chrome(s) == "mail-header")

@@ -12,6 +12,7 @@ the paragraph's first line, and the lines it took become empty.
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections.abc import Callable
@@ -32,6 +33,8 @@ _SENTENCE = re.compile(r"[。！？；!?;]|[，,].*[，,。]")
 #: the least share of lines that must fill the width for a text to count as wrapped
 _FULL_SHARE = 0.3
 _MIN_LINES = 8
+#: the fewest lines between two page numbers
+_PAGE_LINES = 8
 #: the narrowest page counted (in half-width cells: 25 CJK characters)
 _MIN_WIDTH = 50
 #: how a line that ends its sentence ends
@@ -50,14 +53,22 @@ def page_furniture(raws: list[str]) -> set[int]:
     """Indexes of the page numbers (counting up across the text, at least two) and of the
     lines repeated beside them (a running header or footer)."""
     numbers = [(k, int(m.group("n"))) for k, r in enumerate(raws) if (m := _PAGE_NUMBER.match(r))]
-    pages = [k for (k, n), (_, prev) in zip(numbers[1:], numbers, strict=False) if n == prev + 1]
+    pages: list[int] = []
+    run: list[tuple[int, int]] = []
+    for k, n in [*numbers, (-1, -1)]:  # runs that count up, a page apart (not 东部 1 中部 2)
+        if run and n == run[-1][1] + 1:
+            run.append((k, n))
+            continue
+        gaps = sorted(b[0] - a[0] for a, b in itertools.pairwise(run))
+        if gaps and gaps[len(gaps) // 2] >= _PAGE_LINES:
+            pages += [k2 for k2, _ in run]
+        run = [(k, n)]
     if not pages:
         return set()
-    pages = sorted({*pages, *(k for k, n in numbers if any(n + 1 == m for _, m in numbers))})
     out = set(pages)
     near: dict[str, list[int]] = {}
     for k in pages:
-        for j in (k - 2, k - 1, k + 1, k + 2):
+        for j in (k + 1, k + 2):  # the next page's header (a line before is the page's text)
             if 0 <= j < len(raws) and raws[j].strip() and j not in out:
                 near.setdefault(raws[j].strip(), []).append(j)
     for js in near.values():
@@ -96,7 +107,7 @@ def unwrap(raws: list[str]) -> tuple[list[str], set[int]]:
     for k, r in enumerate(raws):
         if k in furniture:
             continue
-        if head is not None and r.strip() and not _opens(r):
+        if head is not None and r.strip() and not _opens(r) and not _heading_after(raws[k - 1], r):
             pieces = parts.setdefault(head, [raws[head].rstrip()])
             pieces.append(_glue(pieces[-1], r))  # (one line looked at: never quadratic)
             out[k] = ""
@@ -107,6 +118,13 @@ def unwrap(raws: list[str]) -> tuple[list[str], set[int]]:
     for k, pieces in parts.items():
         out[k] = "".join(pieces)
     return out, furniture
+
+
+def _heading_after(prev: str, line: str) -> bool:
+    """A short line with no sentence of its own after a line that ends one (专家观点,
+    Key figures): a subheading, not the rest of a paragraph."""
+    b = line.strip()
+    return bool(_ENDS.search(prev.rstrip())) and len(b) <= 20 and not _ENDS.search(b)
 
 
 def _opens(line: str) -> bool:
@@ -127,15 +145,12 @@ def _glue(prev: str, line: str) -> str:
     b = line.strip()
     if _URL_END.search(prev) and _URL_PART.match(b):
         return b
-    if (
-        prev
-        and b
-        and prev[-1].isascii()
-        and prev[-1].isalnum()
-        and b[0].isascii()
-        and b[0].isalnum()
-    ):
+    if not prev or not b or not prev[-1].isascii() or not b[0].isascii():
+        return b
+    if prev[-1].isalnum() and b[0].isalnum():
         return " " + b
+    if prev[-1] in ".,;:!?)" and b[0].isalpha():
+        return " " + b  # (English: in full. + The measure; 增长3. + 2% stays as it is)
     return b
 
 
@@ -155,9 +170,11 @@ def unquote(raws: list[str]) -> list[str]:
 def cover_notes(norms: list[str], is_mail_header: Callable[[str], bool]) -> set[int]:
     """Indexes of the notes of a forwarding chain: a mail forwarded on carries each
     forwarder's note above the header block (From, Sent, To, Subject) of the mail it
-    forwards, so what stands above the last such block of three or more lines is theirs,
-    not the brief's."""
-    last: int | None = None
+    forwards. The chain starts with the text (its first lines are a header block) and its
+    blocks follow each other closely (a note is a few lines); what stands above its last
+    block is the forwarders'. A header block quoted further down, inside the brief (an
+    item that quotes a mail), is the brief's and ends nothing."""
+    blocks: list[tuple[int, int]] = []  # (first, last) index of each block of 3 or more
     run: list[int] = []
     for k, s in enumerate([*norms, ""]):
         if s and is_mail_header(s):
@@ -166,26 +183,44 @@ def cover_notes(norms: list[str], is_mail_header: Callable[[str], bool]) -> set[
         if not s and run:
             continue  # (a blank inside the block)
         if len(run) >= 3:
-            last = run[0]
+            blocks.append((run[0], run[-1]))
         run = []
-    if last is None:
+    content = [k for k, s in enumerate(norms) if s]
+    if not blocks or not content or blocks[0][0] != content[0]:
         return set()
-    return {k for k in range(last) if norms[k] and not is_mail_header(norms[k])}
+    last = blocks[0]
+    for block in blocks[1:]:
+        if sum(1 for k in content if last[1] < k < block[0]) > _NOTE_LINES:
+            break
+        last = block
+    if last is blocks[0]:
+        return set()  # one mail, not forwarded: its headers are chrome, the rest its text
+    return {k for k in range(last[0]) if norms[k] and not is_mail_header(norms[k])}
+
+
+#: the most lines a forwarder's note holds (greeting, two sentences, a signature)
+_NOTE_LINES = 8
 
 
 _RULE = re.compile(r"^\s*[—\-_=─━~·*]{4,}\s*$")
 
 
-def colophon(raws: list[str]) -> set[int]:
+def colophon(raws: list[str], is_chrome: Callable[[str], bool] = lambda s: False) -> set[int]:
     """Indexes of a colophon set off under a closing rule (``——————`` then who to write to
-    for a subscription, a disclaimer): the rule, and at most three short lines after it
-    to the end of the text."""
+    for a subscription, a disclaimer): the rule, and at most three short lines after it to
+    the end of the text, one of which gives an address to write to (a mailbox, a link, a
+    phone) or is chrome by the catalogue. Three dates or two table rows under a rule are
+    the brief's and stay."""
     content = [k for k, r in enumerate(raws) if r.strip()]
     for at in range(len(content) - 2, max(len(content) - 5, -1), -1):
         k = content[at]
         if _RULE.match(raws[k]):
             after = content[at + 1 :]
-            if all(len(raws[j].strip()) <= 120 for j in after):
-                return {k, *after}
-            return set()
+            short = all(len(raws[j].strip()) <= 120 for j in after)
+            reached = any(_ADDRESS.search(raws[j]) or is_chrome(raws[j]) for j in after)
+            return {k, *after} if short and reached else set()
     return set()
+
+
+#: a mailbox, a link or a phone number: how a colophon says where to write
+_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+|https?://|(?:电话|热线|Tel)\s*[:：]?\s*[\d+(（]")

@@ -105,3 +105,36 @@ def test_a_colophon_under_a_closing_rule_is_found_and_a_rule_mid_text_is_not() -
     assert colophon(["——————", *body, "正文二。", "正文三。", "正文四。", "正文五。"]) == set()
     long_tail = ["——————", "正" * 200]
     assert colophon(body + long_tail) == set()  # a paragraph under a rule is text
+
+
+def _kept(text: str) -> str:
+    return import_text(text).markdown
+
+
+def test_the_heuristics_that_drop_lines_keep_the_briefs_own() -> None:
+    """Found by a hostile tester: each of these lost real content once."""
+    items = "".join(
+        f"{k}. 国务院关于第{k}项工作的通知\n发文机关：国务院\n通知要求各地认真抓好第{k}项工作的落实。\n"
+        for k in range(1, 4)
+    )
+    # '--' as a separator between items, and as a missing value, is no signature
+    later = items.replace("3.", "4.").replace("2.", "3.").replace("1.", "2.")
+    sep = _kept(f"周报\n第1期\n\n一、政策\n1. 第一条通知\n正文一。\n--\n{later}")
+    assert sep.count("### ") == 4 and "第3项工作" in sep
+    # three dates under a closing rule are the last item's, not a colophon
+    dates = _kept(f"周报\n第1期\n\n一、政策\n{items}——————————\n第一批：3月20日\n第二批：4月20日\n")
+    assert "第二批：4月20日" in dates
+    mail = _kept(f"周报\n第1期\n\n一、政策\n{items}——————————\n订阅请发邮件至 news@example.cn\n")
+    assert "news@example.cn" not in mail and "第3项工作" in mail
+    # a mail quoted inside an item ends no forwarding chain: the brief above it stays
+    quoted = _kept(
+        f"金融周报\n第8期\n\n一、银行业\n{items}原邮件如下：\n发件人: 协会秘书处\n"
+        "发送时间: 2026年1月15日 9:30\n收件人: 各会员单位\n主题: 征求意见\n\n请于月底前反馈。\n"
+    )
+    assert "title: 金融周报" in quoted and quoted.count("### ") == 3 and "请于月底前反馈" in quoted
+
+
+def test_numbers_that_count_up_a_few_lines_apart_are_a_list_not_pages() -> None:
+    from newsletter.content.unwrap import page_furniture
+
+    assert page_furniture(["东部", "1", "中部", "2", "西部", "3", "东北", "4"]) == set()
