@@ -64,21 +64,28 @@ def _keys_in_brackets(
 ) -> list[tuple[str, int, int]]:
     """``【文号】国发〔2026〕8号　【日期】2026年3月1日``: two or more known keys in brackets on
     one line, the first at its start, each value running to the next key."""
-    found = list(_KEY_BRACKET.finditer(norm))
-    if len(found) < 2 or found[0].start() != len(norm) - len(norm.lstrip()):
+    found = [(m.group("key"), m.start(), m.end()) for m in _KEY_BRACKET.finditer(norm)]
+    if any(role_of(key) is None for key, _, _ in found):
         return []
-    if any(role_of(m.group("key")) is None for m in found):
+    return _values(norm, found)
+
+
+def _values(norm: str, found: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """``(key, value start, value end)`` of each key found (``(key, key start, value
+    start)``, in order), each value running to the next key; ``[]`` unless there are two
+    or more, the first at the start of the line, and no value is empty."""
+    if len(found) < 2 or found[0][1] != len(norm) - len(norm.lstrip()):
         return []
     out = []
-    for m, nxt in zip(found, [*found[1:], None], strict=True):
-        start, end = m.end(), nxt.start() if nxt is not None else len(norm)
+    for (key, _k, start), nxt in zip(found, [*found[1:], None], strict=True):
+        end = nxt[1] if nxt is not None else len(norm)
         while end > start and norm[end - 1] in _SEPARATORS:
             end -= 1
         while start < end and norm[start] == " ":
             start += 1
         if start >= end:
-            return []
-        out.append((m.group("key"), start, end))
+            return []  # an empty value: not a row of fields
+        out.append((key, start, end))
     return out
 
 
@@ -95,19 +102,7 @@ def split_pairs(norm: str, role_of: Callable[[str], str | None]) -> list[tuple[s
         if role_of(key) is None:
             continue
         found.append((key, m.start("key"), m.end()))
-    if len(found) < 2 or found[0][1] != len(norm) - len(norm.lstrip()):
-        return []
-    out = []
-    for (key, _k, start), nxt in zip(found, [*found[1:], None], strict=True):
-        end = nxt[1] if nxt is not None else len(norm)
-        while end > start and norm[end - 1] in _SEPARATORS:
-            end -= 1
-        while start < end and norm[start] == " ":
-            start += 1
-        if start >= end:
-            return []  # an empty value: not a row of fields
-        out.append((key, start, end))
-    return out
+    return _values(norm, found)
 
 
 _DOC_NUMBER = re.compile(
