@@ -17,7 +17,7 @@ from typing import Any
 
 from newsletter.content.lines import _format_period, _Line
 from newsletter.content.pairs import DATE
-from newsletter.content.patterns import Patterns, numeral_value
+from newsletter.content.patterns import Patterns, has_han, numeral_value
 
 __all__ = ["choose_title", "header_tokens", "read_tokens"]
 
@@ -104,7 +104,6 @@ def _words(rest: str) -> bool:
     return len(re.sub(r"[\W\d_]", "", rest)) >= 2
 
 
-_CJK = re.compile(r"[\u4e00-\u9fff]")
 _CALENDAR = re.compile(
     r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sept?|oct|nov|dec|mon|tue|wed|thu|fri|sat|sun)"
     r"[a-z]*\.?"
@@ -128,7 +127,7 @@ def choose_title(head: Sequence[_Line], p: Patterns) -> _Line | None:
         fields, rest = header_tokens(ln.norm, p)
         if fields and not rest:
             above = [x for x in head[:i] if x in short]
-            if len(above) > 1 and _CJK.search(above[-2].norm) and not _CJK.search(above[-1].norm):
+            if len(above) > 1 and has_han(above[-2].norm) and not has_han(above[-1].norm):
                 return above[-2]  # the title over its translation
             if above:
                 return above[-1]

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from newsletter.content.lines import _Line
 from newsletter.content.markers import DocFamily
+from newsletter.content.patterns import has_han
 
 __all__ = ["drop_translations", "glyph_leads", "styled_items", "three_levels"]
 
@@ -97,8 +98,5 @@ def drop_translations(lines: list[_Line]) -> None:
     for ln, nxt in itertools.pairwise(shown):
         if ln.heading is None or nxt.heading is None or nxt.heading[1] != ln.heading[1]:
             continue
-        if _CJK.search(ln.heading[2]) and not _CJK.search(nxt.heading[2]):
+        if has_han(ln.heading[2]) and not has_han(nxt.heading[2]):
             nxt.heading = None
-
-
-_CJK = re.compile(r"[\u4e00-\u9fff]")

@@ -27,6 +27,7 @@ __all__ = [
     "meta_role",
     "normalise",
     "normalise_lines",
+    "has_han",
     "numeral_value",
     "patterns",
 ]
@@ -35,6 +36,13 @@ _WIDTH = {i: i - 0xFEE0 for i in range(0xFF01, 0xFF5F)}
 _WIDTH.update({0x3000: 0x20, 0xA0: 0x20, 0xFF5C: 0x7C, 0x2223: 0x7C})
 _ZERO_WIDTH = re.compile(r"[\u200b\u200c\u200d\u2060\ufeff\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def has_han(text: str) -> bool:
+    """Whether ``text`` holds a Chinese character (a heading's translation holds none)."""
+    return _CJK.search(text) is not None
+
+
 _MD_LEAD = re.compile(r"^(?:#{1,6}\s+|>\s*|[-*+]\s+)+")
 _MD_STRONG = re.compile(r"(\*\*|__)(.+?)\1")
 _CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"
