@@ -304,6 +304,8 @@ def _chrome_alt(alt: str) -> bool:
     return patterns().is_chrome(normalise(alt)) is not None
 
 
+#: an issue's number as a page's <title> or heading gives it (第19期, No. 19)
+_ISSUE_NUMBER = re.compile(r"第\s*\d{1,4}\s*期|No\.\s*\d{1,4}")
 _LABELLED = re.compile(r"^\s*[\u4e00-\u9fff]{2,6}\s*[:：]")
 
 
@@ -461,8 +463,8 @@ def read_html(data: bytes, *, path: str | None = None, fragment: bool = False) -
                 title = named
         # the number the page's <title> carries, when its own heading has none (a
         # portal's 期数 line sits among the view counts and share links, dropped as chrome)
-        number = re.search(r"第\s*\d{1,4}\s*期|No\.\s*\d{1,4}", site)
-        if number and title != site and not re.search(r"第\s*\d{1,4}\s*期|No\.\s*\d", title):
+        number = _ISSUE_NUMBER.search(site)
+        if number and title != site and not _ISSUE_NUMBER.search(title):
             heading, title = title, f"{title} {number.group(0)}"
     walker = _Walker(parts)
     if title:

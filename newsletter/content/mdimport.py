@@ -2,10 +2,12 @@
 
 Whether a text is Markdown is read from the text: headings (``## …``), lines that are
 only bold (``**…**``), table rules (``|---|``) and quotes (``> …``) — at least one in a
-file named ``.md``, at least three otherwise. Such a brief is rendered to HTML
-(CommonMark with tables, raw HTML off) and read like a web page (``htmlimport``), so
-its heading levels, bold titles, tables and quotes are the structure the importer
-reads, and no ``#`` or ``*`` is left in the text.
+file named ``.md``, at least three otherwise (there a ``>`` quote does not count: it is a
+mail's). Such a brief is rendered to HTML (CommonMark with tables and footnotes; HTML
+written into it is kept) and read like a web page (``htmlimport``, which takes words,
+links and pictures and never a script, a style or a frame), so its heading levels, bold
+titles, tables and quotes are the structure the importer reads, and no ``#`` or ``*`` is
+left in the text.
 
 A file already in the product's own issue format (YAML front matter with a title, then
 the issue) comes back as it is.

@@ -128,11 +128,12 @@ def import_text(
     text = re.sub("[\u202a-\u202e\u2066-\u2069]", "", text).translate(_SEPARATORS)
     raws = re.split(r"\r\n|\r|\n", text.removeprefix("\ufeff"))
     furniture: set[int] = set()
-    if source is None or source.kind == "text":  # a mail's quoted copy; a PDF's lines
+    plain = source is None or source.kind == "text"
+    if plain:  # a mail's quoted copy; a PDF's lines
         raws, furniture = unwrap(unquote(raws))
         furniture |= colophon(raws, lambda s: patterns().is_chrome(normalise(s)) is not None)
     shown, norm = normalise_lines(raws)
-    if source is None or source.kind == "text":  # the notes of a forwarding chain
+    if plain:  # the notes of a forwarding chain
         furniture |= cover_notes(norm, lambda s: patterns().is_chrome(s) == "mail-header")
     lines = [
         _Line(n, raw, clean(raw), s, m)

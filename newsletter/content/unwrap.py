@@ -4,7 +4,7 @@ numbers and running headers of each page break standing between two halves of a 
 Read from the text itself, never from a list: a text is *wrapped* when a large share of its
 lines fill the same width (most briefs keep a paragraph on one line, so their line lengths
 vary widely); a *page number* is a line holding only a number in ornaments whose values
-count up page by page; a *running header* is a line repeated next to those page numbers.
+count up a page apart; a *running header* is a line repeated just after those numbers.
 A wrapped line is joined to the next unless that next line opens a paragraph (indented) or
 a heading, a field or a list entry. Line numbers are an editor's: the joined text stands on
 the paragraph's first line, and the lines it took become empty.
@@ -50,8 +50,8 @@ def _indented(s: str) -> bool:
 
 
 def page_furniture(raws: list[str]) -> set[int]:
-    """Indexes of the page numbers (counting up across the text, at least two) and of the
-    lines repeated beside them (a running header or footer)."""
+    """Indexes of the page numbers (counting up across the text, a page apart, at least
+    two) and of the lines repeated just after them (the next page's running header)."""
     numbers = [(k, int(m.group("n"))) for k, r in enumerate(raws) if (m := _PAGE_NUMBER.match(r))]
     pages: list[int] = []
     run: list[tuple[int, int]] = []
@@ -81,13 +81,14 @@ def unwrap(raws: list[str]) -> tuple[list[str], set[int]]:
     """The lines with each wrapped paragraph joined (see the module's docstring), and the
     indexes of the page furniture; the lines as they were, and none, when the text is not
     wrapped."""
-    content = [k for k, r in enumerate(raws) if r.strip()]
-    widths = sorted(_width(raws[k]) for k in content)
+    width = {k: _width(r) for k, r in enumerate(raws) if r.strip()}
+    content = list(width)
+    widths = sorted(width.values())
     if len(widths) < _MIN_LINES:
         return raws, set()
     ceiling = widths[int(len(widths) * 0.9)]
     full_at = ceiling - 4
-    full = {k for k in content if full_at <= _width(raws[k]) <= ceiling + 2}
+    full = {k for k in content if full_at <= width[k] <= ceiling + 2}
     over = sum(1 for w in widths if w > ceiling + 2)
     # the signature of a page's width: many lines fill it, hardly any goes past it, and
     # most of those that fill it stop in the middle of a sentence
