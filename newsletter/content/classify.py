@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from newsletter.content.headerrules import UNTITLED_SECTION, HeaderRules, _item
+from newsletter.content.headerrules import UNTITLED_SECTION, HeaderRules
 from newsletter.content.importrules import _unenclosed
 from newsletter.content.lines import (
     _CHROME_REASONS,
@@ -160,10 +160,11 @@ class _Importer(HeaderRules):
         self.prose(ln)
 
     def hinted(self, ln: _Line, hint: str) -> None:
+        if hint in ("section", "item"):
+            # the heading's words, or the line's without its brackets and the emoji before them
+            words = _unenclosed(ln)
+            title = ln.heading[2] if ln.heading else _undecorated(words) or words
         if hint == "section":
-            title = (
-                ln.heading[2] if ln.heading else _undecorated(_unenclosed(ln)) or _unenclosed(ln)
-            )
             number = len(self.sections) + 1
             self.sections.append(_Section(format_numeral(min(number, 99)), number, title))
             self.mark(ln, "section")
@@ -172,10 +173,7 @@ class _Importer(HeaderRules):
                 self.sections.append(_Section("一", 1, ""))
             s = self.section
             assert s is not None
-            title = (
-                ln.heading[2] if ln.heading else _undecorated(_unenclosed(ln)) or _unenclosed(ln)
-            )
-            s.items.append(self.titled(_item(len(s.items) + 1, title), ln))
+            s.items.append(self.new_item(len(s.items) + 1, title, ln))
             self.mark(ln, "item")
         elif hint == "title":
             self.take_title(ln)
@@ -274,7 +272,7 @@ class _Importer(HeaderRules):
             # a numbered line inside an item's text: keep counting that list
             self.list_next = number + 1 if number in (1, self.list_next) else self.list_next
             return False
-        s.items.append(self.titled(_item(number, title), ln))
+        s.items.append(self.new_item(number, title, ln))
         if ln.links:  # a linked title: its address is the item's link
             s.items[-1].meta.append(("原文链接", ln.links[0][1], "url"))
         self.list_next = 0

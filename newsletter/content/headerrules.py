@@ -177,10 +177,12 @@ class HeaderRules(Prepass):
         """The role of an item field's key, Chinese or Latin (``Ref No.`` → doc_number)."""
         return role_in(self.p.meta_keys, key)
 
-    def titled(self, it: _Item, ln: _Line) -> _Item:
-        """An item whose title closes with its fields in brackets (…的通知（国发〔2026〕8号，
-        2026年3月1日）): the fields are the item's, the title the words before them. A
-        title that is a link (an e-mail's ``<a>`` around it) gives the item its link."""
+    def new_item(self, number: int, title: str, ln: _Line) -> _Item:
+        """The item headed by ``ln``. A title that closes with its fields in brackets
+        (…的通知（国发〔2026〕8号，2026年3月1日）) gives them to the item and keeps the words
+        before them; a title that is a link (an e-mail's ``<a>`` around it) gives the item
+        its link."""
+        it = _item(number, title)
         rest = self.trailing_fields(it, it.title)
         if rest.strip():
             it.title = rest
