@@ -189,7 +189,8 @@ class Prepass:
 
     def field_below(self, n: int) -> bool:
         """Whether one of the two lines under line ``n`` is an item field."""
-        below = [x for x in self.lines[n:] if x.cls != "blank" and x.text][:2]
+        rest = itertools.islice(self.lines, n, None)
+        below = itertools.islice((x for x in rest if x.cls != "blank" and x.text), 2)
         return any(self.is_field(x.norm) for x in below)
 
     def opens_header(self, ln: _Line) -> bool:
