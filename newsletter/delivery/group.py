@@ -71,6 +71,7 @@ def _send_group(
     cfg = get_settings()
     # A safety margin against clock skew between hosts and a slow final reply.
     margin = cfg.lease_seconds * 0.25
+    bounce_domain = cfg.bounce_domain
 
     def leased() -> bool:
         return time.monotonic() <= max(marked_at, beat.renewed) + cfg.lease_seconds - margin
@@ -100,13 +101,21 @@ def _send_group(
             outcome = Outcome("failed", None, str(message)[:500])
         else:
             flight.unsent.remove(r)  # from here on, it may be on the wire
+            # The next message's envelope (never its body) rides behind this one's final
+            # dot when it is meant for the same relay: one wait a message, not two.
+            nxt = group[i + 1] if i + 1 < len(group) else None
             outcome = route.pool.connection(relay).send(
-                f"bounces+{r.recipient.token}@{cfg.bounce_domain}",
+                f"bounces+{r.recipient.token}@{bounce_domain}",
                 r.recipient.email,
                 message[0],
                 signer=r.compiled.signer,
                 dot_free=message[1],
                 proceed=leased,  # asked again once the relay waits for the body
+                then=(
+                    (f"bounces+{nxt.recipient.token}@{bounce_domain}", nxt.recipient.email)
+                    if nxt is not None and nxt.relay.name == relay.name
+                    else None
+                ),
             )
         if r in flight.unsent:
             flight.unsent.remove(r)

@@ -12,6 +12,14 @@ their own. A relay that accepts the connection and then never answers, or stops
 answering mid-transaction, gives a ``deferred`` outcome with ``timed_out`` set within
 that time; the relay layer takes such a relay out of service at once.
 
+With PIPELINING (RFC 2920) the envelope (MAIL, RCPT, DATA) goes in one write, and the
+caller may name the next message's envelope (``then``): it is written behind this
+message's final dot, so one message costs one wait on the relay instead of two. Only an
+envelope goes ahead, never a body: the next message is delivered only when the next
+``send`` writes its body and final dot (after ``proceed`` has been asked again). When that
+``send`` never comes, or comes for another recipient, the connection is reset, which makes
+the relay drop the open transaction (RFC 5321 §4.1.1.4), and a new one is opened.
+
 With ``host == "maildir"`` messages are written to a maildir outbox instead
 (embedded mode without any SMTP server).
 """
@@ -29,6 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.delivery.assemble import to_base64
+
+#: the longest reply line accepted (smtplib's limit, RFC 5321 §4.5.3.1.5 allows 512)
+_MAX_REPLY_LINE = 8192
 
 __all__ = ["MaildirConnection", "Outcome", "SmtpConnection", "settings_connection"]
 
@@ -75,6 +86,12 @@ def _send_parts(smtp: smtplib.SMTP, parts: tuple[bytes, ...]) -> None:
     except OSError as exc:
         smtp.close()
         raise smtplib.SMTPServerDisconnected("Server not connected") from exc
+
+
+def _envelope(envelope_from: str, rcpt: str, opts: list[str]) -> bytes:
+    """MAIL, RCPT and DATA for one recipient, as one pipelined write."""
+    esmtp = "".join(" " + o for o in opts)
+    return f"MAIL FROM:<{envelope_from}>{esmtp}\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n".encode()
 
 
 def _timed_out(exc: BaseException) -> bool:
@@ -139,6 +156,11 @@ class SmtpConnection:
         self.allow_pipelining = pipelining
         self.pipelining = False
         self._handed_over = False
+        #: (from, rcpt) of an envelope written behind the last final dot, its three
+        #: replies not read yet: the relay waits for that message's body
+        self._pending: tuple[str, str] | None = None
+        #: bytes read off the socket and not parsed into replies yet (``_replies``)
+        self._buf = bytearray()
 
     def _open(self) -> smtplib.SMTP:
         smtp = (_SMTPSSL if self.ssl else _SMTP)(timeout=self.connect_timeout)
@@ -173,9 +195,12 @@ class SmtpConnection:
         signer: Any = None,
         dot_free: bool = False,
         proceed: Callable[[], bool] | None = None,
+        then: tuple[str, str] | None = None,
     ) -> Outcome:
         """Send one message. ``signer`` re-signs DKIM when the body must be re-encoded;
-        ``dot_free``: the caller knows that no line of ``message`` begins with ".".
+        ``dot_free``: the caller knows that no line of ``message`` begins with ".";
+        ``then``: the (from, rcpt) of the message the caller will send next on this
+        connection, whose envelope may go out behind this one's final dot.
 
         ``proceed`` is asked once the relay has accepted the envelope and waits for the
         body, the last moment before the message can reach anyone: when it answers False
@@ -183,6 +208,9 @@ class SmtpConnection:
         envelope's replies back, so another worker may own the row now) the connection is
         dropped without the final dot, which makes the relay discard the transaction."""
         self._handed_over = False
+        if self._pending is not None and self._pending != (envelope_from, rcpt):
+            # The relay waits for another message's body: reset, never a stray dot.
+            self.close(force=True)
         try:
             if self._smtp is None:
                 self._smtp = self._open()
@@ -194,7 +222,7 @@ class SmtpConnection:
                 dot_free = False  # (re-encoded: what the caller knew no longer holds)
                 if signer is not None:
                     data = signer.sign_message(data)
-            refused = self._transaction(envelope_from, rcpt, data, opts, dot_free, proceed)
+            refused = self._transaction(envelope_from, rcpt, data, opts, dot_free, proceed, then)
         except _Abandoned:
             return Outcome(
                 "deferred",
@@ -259,6 +287,7 @@ class SmtpConnection:
         opts: list[str],
         dot_free: bool = False,
         proceed: Callable[[], bool] | None = None,
+        then: tuple[str, str] | None = None,
     ) -> dict[str, tuple[int, bytes]]:
         """MAIL, RCPT, DATA — like ``smtplib.sendmail`` for one recipient, but the body is
         dot-stuffed with one ``bytes.replace`` instead of smtplib's per-message regex (far
@@ -267,11 +296,13 @@ class SmtpConnection:
         smtp = self._smtp
         assert smtp is not None
         if self.pipelining:
-            # RFC 2920: MAIL, RCPT and DATA in one write, then their three replies in order.
-            esmtp = "".join(" " + o for o in opts)
+            # RFC 2920: MAIL, RCPT and DATA in one write (or behind the last final dot),
+            # then their three replies in order.
             self.phase = "mail"
-            smtp.send(f"MAIL FROM:<{envelope_from}>{esmtp}\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n")
-            mail, rcpt_reply, data_reply = smtp.getreply(), smtp.getreply(), smtp.getreply()
+            if self._pending is None:
+                _send_parts(smtp, (_envelope(envelope_from, rcpt, opts),))
+            self._pending = None
+            mail, rcpt_reply, data_reply = self._replies(smtp, 3)
         else:
             self.phase = "mail"
             mail = smtp.mail(envelope_from, opts)
@@ -283,21 +314,8 @@ class SmtpConnection:
                 data_reply = smtp.getreply()
             else:
                 data_reply = (503, b"not sent")
-        for code, _resp, error in (
-            (mail[0], mail[1], smtplib.SMTPSenderRefused(mail[0], mail[1], envelope_from)),
-            (rcpt_reply[0], rcpt_reply[1], smtplib.SMTPRecipientsRefused({rcpt: rcpt_reply})),
-            (data_reply[0], data_reply[1], smtplib.SMTPDataError(data_reply[0], data_reply[1])),
-        ):
-            ok = code in (250, 251) if error.__class__ is not smtplib.SMTPDataError else code == 354
-            if not ok:
-                if 421 in (mail[0], rcpt_reply[0], data_reply[0]):
-                    self.close(force=True)
-                else:
-                    if data_reply[0] == 354:  # the server waits for a body: abort it
-                        smtp.send(b".\r\n")
-                        smtp.getreply()
-                    smtp.rset()
-                raise error
+        if mail[0] != 250 or rcpt_reply[0] not in (250, 251) or data_reply[0] != 354:
+            self._refused(smtp, envelope_from, rcpt, mail, rcpt_reply, data_reply)
         if proceed is not None and not proceed():
             # RFC 5321 4.1.1.4: a transaction whose data never ended is not delivered.
             self.close(force=True)
@@ -308,27 +326,102 @@ class SmtpConnection:
             if body.startswith(b"."):
                 body = b"." + body
         self.phase = "body"
-        _send_parts(smtp, (body, b".\r\n" if body.endswith(b"\r\n") else b"\r\n.\r\n"))
+        ahead = b""
+        if then is not None and self.pipelining:
+            ahead = _envelope(then[0], then[1], opts)
+        _send_parts(smtp, (body, b".\r\n" if body.endswith(b"\r\n") else b"\r\n.\r\n", ahead))
         self._handed_over = True
+        self._pending = then if ahead else None
         self.phase = "dot"
         sock = smtp.sock
         if sock is not None and self.data_timeout != self.timeout:
             sock.settimeout(self.data_timeout)
-        code, resp = smtp.getreply()
+        ((code, resp),) = self._replies(smtp, 1)
         if smtp.sock is not None and self.data_timeout != self.timeout:
             smtp.sock.settimeout(self.timeout)
         self.phase = "mail"
         if code != 250:
-            if code == 421:
+            if code == 421 or self._pending is not None or self._buf:
+                # (with an envelope ahead, a RSET would land in that message's body)
                 self.close(force=True)
             else:
                 smtp.rset()
             raise smtplib.SMTPDataError(code, resp)
         return {}
 
+    def _refused(
+        self,
+        smtp: smtplib.SMTP,
+        envelope_from: str,
+        rcpt: str,
+        mail: tuple[int, bytes],
+        rcpt_reply: tuple[int, bytes],
+        data_reply: tuple[int, bytes],
+    ) -> None:
+        """The envelope was not accepted: end the transaction and raise what sendmail
+        raises for the first refusal (sender, recipient, or DATA)."""
+        if 421 in (mail[0], rcpt_reply[0], data_reply[0]) or self._buf:
+            self.close(force=True)
+        else:
+            if data_reply[0] == 354:  # the server waits for a body: abort it
+                smtp.send(b".\r\n")
+                self._replies(smtp, 1)
+            smtp.rset()
+        if mail[0] != 250:
+            raise smtplib.SMTPSenderRefused(mail[0], mail[1], envelope_from)
+        if rcpt_reply[0] not in (250, 251):
+            raise smtplib.SMTPRecipientsRefused({rcpt: rcpt_reply})
+        raise smtplib.SMTPDataError(data_reply[0], data_reply[1])
+
+    def _replies(self, smtp: smtplib.SMTP, n: int) -> list[tuple[int, bytes]]:
+        """The next ``n`` replies, read straight off the socket: the dot's reply and the
+        next envelope's three usually arrive in one segment and are parsed from one read
+        (smtplib reads them line by line through a file object). What the server sends
+        is never more than what was asked, so nothing is left over for smtplib's own
+        reader, which the connection's setup and RSET use. A reply that cannot be read (a
+        line longer than smtplib accepts) is a broken link, not a refusal: nothing is
+        bounced for it, and after the final dot the message may have been delivered."""
+        buf = self._buf
+        sock = smtp.sock
+        if sock is None:
+            raise smtplib.SMTPServerDisconnected("please run connect() first")
+        out: list[tuple[int, bytes]] = []
+        lines: list[bytes] = []
+        start = 0
+        while len(out) < n:
+            end = buf.find(b"\n", start)
+            if end < 0:
+                if len(buf) - start > _MAX_REPLY_LINE:
+                    self.close(force=True)
+                    raise smtplib.SMTPServerDisconnected("reply line too long")
+                del buf[:start]
+                start = 0
+                chunk = sock.recv(8192)
+                if not chunk:
+                    self.close(force=True)
+                    raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+                buf += chunk
+                continue
+            line = bytes(buf[start : end + 1])
+            start = end + 1
+            if len(line) > _MAX_REPLY_LINE:
+                self.close(force=True)
+                raise smtplib.SMTPServerDisconnected("reply line too long")
+            lines.append(line[4:].strip(b" \t\r\n"))
+            if line[3:4] != b"-":
+                try:
+                    code = int(line[:3])
+                except ValueError:
+                    code = -1
+                out.append((code, b"\n".join(lines)))
+                lines = []
+        del buf[:start]
+        return out
+
     def _classify(self, code: int, msg: bytes | str, *, sender: bool = False) -> Outcome:
         text = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg)
-        if code == 421:
+        if code == 421 or self._pending is not None or self._buf:
+            # (a reply ahead of what was asked: out of step, so no RSET on it)
             self.close(force=True)
         try:
             if self._smtp is not None:
@@ -341,6 +434,11 @@ class SmtpConnection:
         return Outcome("deferred", code, text[:1000])
 
     def close(self, *, force: bool = False) -> None:
+        if self._pending is not None:
+            # The relay waits for a body that will not come: QUIT would be read as its
+            # text; a reset makes the relay drop the transaction.
+            force, self._pending = True, None
+        self._buf.clear()
         if self._smtp is None:
             return
         try:
@@ -377,6 +475,7 @@ class MaildirConnection:
         signer: Any = None,
         dot_free: bool = False,
         proceed: Callable[[], bool] | None = None,
+        then: tuple[str, str] | None = None,
     ) -> Outcome:
         if proceed is not None and not proceed():
             return Outcome("deferred", None, "lease ran out: not stored", abandoned=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from newsletter.delivery.smtp import SmtpConnection
@@ -166,3 +168,176 @@ def test_gather_writes_send_every_byte_in_order_through_partial_writes() -> None
     with pytest.raises(smtplib.SMTPServerDisconnected):
         _send_parts(smtp, (body, b".\r\n"))
     assert smtp.sock is None  # closed, as smtp.send closes it
+
+
+def _body(word: str) -> bytes:
+    return f"X: y\r\n\r\n{word}\r\n".encode()
+
+
+def test_the_next_envelope_rides_behind_the_final_dot(smtp_sink) -> None:  # type: ignore[no-untyped-def]
+    """``then`` writes the next message's MAIL, RCPT and DATA behind this one's final dot;
+    the next ``send`` for that recipient reads their replies and writes only the body.
+    Every message arrives once, to its own recipient, on one connection."""
+    port, sink = smtp_sink
+    rcpts = [f"r{i}@example.com" for i in range(6)]
+    conn = SmtpConnection("127.0.0.1", port)
+    try:
+        for i, rcpt in enumerate(rcpts):
+            then = ("b@example.org", rcpts[i + 1]) if i + 1 < len(rcpts) else None
+            out = conn.send("b@example.org", rcpt, _body(f"m{i}"), then=then)
+            assert out.state == "sent", out
+            assert conn._pending == then  # the relay now waits for the next body
+        sock = conn._smtp.sock if conn._smtp is not None else None
+    finally:
+        conn.close()
+    assert sock is not None
+    assert [m[1] for m in sink.messages] == [[r] for r in rcpts]
+    assert [m[2].split(b"\r\n\r\n")[1].strip() for m in sink.messages] == [
+        f"m{i}".encode() for i in range(6)
+    ]
+
+
+@pytest.mark.parametrize("how", ["another recipient", "withdrawn", "closed"])
+def test_an_envelope_sent_ahead_and_not_followed_delivers_nothing(smtp_sink, how: str) -> None:  # type: ignore[no-untyped-def]
+    """When the message announced ahead does not follow (the caller sends another one,
+    ``proceed`` says no, or the connection is closed: a pause, a lost lease, a relay
+    taken out), the connection is reset: the relay drops the open transaction and never
+    receives an empty or stray message for the announced recipient."""
+    port, sink = smtp_sink
+    conn = SmtpConnection("127.0.0.1", port)
+    try:
+        out = conn.send(
+            "b@example.org",
+            "a@example.com",
+            _body("a"),
+            then=("b@example.org", "ahead@example.com"),
+        )
+        assert out.state == "sent"
+        first_sock = conn._smtp.sock if conn._smtp is not None else None
+        if how == "another recipient":
+            out = conn.send("b@example.org", "c@example.com", _body("c"))
+            assert out.state == "sent"
+            assert conn._smtp is not None and conn._smtp.sock is not first_sock  # a new one
+        elif how == "withdrawn":
+            out = conn.send(
+                "b@example.org", "ahead@example.com", _body("ahead"), proceed=lambda: False
+            )
+            assert (out.state, out.abandoned) == ("deferred", True)
+        else:
+            conn.close()
+            assert conn._pending is None
+    finally:
+        conn.close()
+    wanted = [["a@example.com"]] + ([["c@example.com"]] if how == "another recipient" else [])
+    assert [m[1] for m in sink.messages] == wanted
+    assert all(b"ahead" not in m[2] for m in sink.messages)
+
+
+def test_a_refused_message_with_an_envelope_ahead_resets_instead_of_rset(smtp_sink) -> None:  # type: ignore[no-untyped-def]
+    """A message refused at its final dot while the next envelope is already on the
+    wire: a RSET would be read as the next message's text, so the connection is reset
+    and the next message goes on a new one, intact."""
+    port, sink = smtp_sink
+    sink.on_data = lambda env: "552 5.3.4 too big" if "big@example.com" in env.rcpt_tos else None
+    conn = SmtpConnection("127.0.0.1", port)
+    try:
+        out = conn.send(
+            "b@example.org",
+            "big@example.com",
+            _body("big"),
+            then=("b@example.org", "n@example.com"),
+        )
+        assert (out.state, out.code) == ("bounced", 552)
+        assert conn._pending is None and conn._smtp is None
+        out = conn.send("b@example.org", "n@example.com", _body("next"))
+        assert out.state == "sent"
+    finally:
+        conn.close()
+    assert [(m[1], m[2].split(b"\r\n\r\n")[1].strip()) for m in sink.messages] == [
+        (["n@example.com"], b"next")
+    ]
+
+
+def _scripted_relay(script: list[bytes]) -> tuple[int, list[bytes]]:
+    """A relay on a raw socket: the greeting and EHLO reply, then for every command line
+    the next entry of ``script`` (whatever bytes it holds, however split); what it
+    received is kept."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    seen: list[bytes] = []
+
+    def run() -> None:
+        with contextlib.suppress(OSError):  # the client reset the connection
+            serve()
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        f = conn.makefile("rwb")
+        f.write(b"220 ready\r\n")
+        f.flush()
+        f.readline()
+        f.write(b"250-relay\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+        f.flush()
+        replies = iter(script)
+        data = False
+        while True:
+            line = f.readline()
+            if not line:
+                break
+            seen.append(line)
+            if data and line != b".\r\n":
+                continue
+            data = False
+            reply = next(replies, None)
+            if reply is None:
+                break
+            if reply:
+                f.write(reply)
+                f.flush()
+            if line.upper().startswith(b"DATA"):
+                data = True
+        conn.close()
+        srv.close()
+
+    threading.Thread(target=run, daemon=True).start()
+    return srv.getsockname()[1], seen
+
+
+def test_multi_line_replies_are_read_whole() -> None:
+    """A reply may span lines (``250-…`` then ``250 …``); its text is the lines joined."""
+    port, _seen = _scripted_relay(
+        [
+            b"250-sender\r\n250 ok\r\n",
+            b"250 rcpt\r\n",
+            b"354 go\r\n",
+            b"250-queued\r\n250 as X1\r\n",
+        ]
+    )
+    conn = SmtpConnection("127.0.0.1", port, timeout=5)
+    try:
+        out = conn.send("b@example.org", "a@example.com", _body("a"))
+        assert out.state == "sent"
+    finally:
+        conn.close(force=True)
+
+
+@pytest.mark.parametrize(
+    "last, expected",
+    [
+        (b"250 " + b"x" * 9000 + b"\r\n", ("deferred", None)),  # past smtplib's limit
+        (b"", ("deferred", None)),  # the relay closes instead of answering the dot
+    ],
+)
+def test_a_bad_reply_to_the_final_dot_is_not_sent(last: bytes, expected: tuple) -> None:  # type: ignore[type-arg]
+    port, _seen = _scripted_relay([b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", last or None])  # type: ignore[list-item]
+    conn = SmtpConnection("127.0.0.1", port, timeout=5)
+    try:
+        out = conn.send("b@example.org", "a@example.com", _body("a"))
+    finally:
+        conn.close(force=True)
+    assert (out.state, out.code) == expected
+    assert out.maybe_delivered  # the body went out: the relay may have it
