@@ -140,6 +140,15 @@ def _yield_the_cpu(**_: object) -> None:
 
 
 @signals.worker_init.connect
+def _keep_the_heap(**_: object) -> None:
+    """Freed message buffers stay mapped for the next message (``newsletter.core.heap``);
+    set before the pool forks, so every child has it."""
+    from newsletter.core.heap import keep_freed_memory
+
+    keep_freed_memory()
+
+
+@signals.worker_init.connect
 def _preload_sending(**_: object) -> None:
     """Import the sending path and its database driver, and load the DKIM key, once in
     the parent before the pool forks: a child that did it on its first batch spent

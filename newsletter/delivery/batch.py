@@ -40,15 +40,18 @@ from sqlalchemy.orm import Session
 from newsletter.core.clock import now as utcnow
 from newsletter.core.config import get_settings
 from newsletter.core.db import engine, session_scope
+from newsletter.core.safety.headers import HeaderInjection
 from newsletter.core.safety.signing import delivery_token, unsubscribe_token
 from newsletter.delivery import queries, warmup
 from newsletter.delivery.assemble import CompiledMessage, Recipient
 from newsletter.delivery.compiled import compiled_for
-from newsletter.delivery.group import _build, _Route, _send_group, _Stop
+from newsletter.delivery.group import _Route, _send_group, _Stop
 from newsletter.delivery.lease import Heartbeat, claim, release
 from newsletter.delivery.outcomes import (
     BatchResult,
+    Later,
     Ready,
+    build,
     finish_group,
     hand_back,
     maybe_auto_pause,
@@ -401,11 +404,11 @@ def _prepare(
         result.warmup_deferred += 1
         return False
     msgid = compiled.message_id(delivery_id)
+    built: Future[tuple[bytes, bool] | HeaderInjection] | Later
     if builder is not None:
-        built = builder.submit(_build, compiled, recipient)
+        built = builder.submit(build, compiled, recipient)
     else:
-        built = Future()
-        built.set_result(_build(compiled, recipient))
+        built = Later(compiled, recipient)  # built while the relay takes the one before
     return Ready(row, relay, msgid, recipient, compiled, built, from_domain, rcpt_domain, plan)
 
 

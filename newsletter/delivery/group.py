@@ -24,9 +24,8 @@ from newsletter.core.db import session_scope
 from newsletter.core.safety.headers import HeaderInjection
 from newsletter.core.telemetry import DELIVERIES
 from newsletter.delivery import warmup
-from newsletter.delivery.assemble import CompiledMessage, Recipient
 from newsletter.delivery.lease import Heartbeat
-from newsletter.delivery.outcomes import BatchResult, Done, Ready
+from newsletter.delivery.outcomes import BatchResult, Done, Later, Ready
 from newsletter.delivery.recovery import _Flight
 from newsletter.delivery.relays import RelayPool, down_relays
 from newsletter.delivery.sends import stop_key
@@ -66,8 +65,9 @@ def _send_group(
     is paused or cancelled. Returns the messages to give back unsent: the send stopped,
     or their relay went out of service mid-group and no other may carry them.
 
-    Messages were built (and DKIM-signed) by the batch's builder thread since their
-    rows were prepared, while this thread talks to the database and the relays."""
+    Messages are built (and DKIM-signed) by the batch's builder thread since their rows
+    were prepared, or (``Later``) by this thread while the relay takes the previous
+    message's body."""
     cfg = get_settings()
     # A safety margin against clock skew between hosts and a slow final reply.
     margin = cfg.lease_seconds * 0.25
@@ -104,6 +104,7 @@ def _send_group(
             # The next message's envelope (never its body) rides behind this one's final
             # dot when it is meant for the same relay: one wait a message, not two.
             nxt = group[i + 1] if i + 1 < len(group) else None
+            later = nxt.built if nxt is not None and isinstance(nxt.built, Later) else None
             outcome = route.pool.connection(relay).send(
                 f"bounces+{r.recipient.token}@{bounce_domain}",
                 r.recipient.email,
@@ -116,6 +117,7 @@ def _send_group(
                     if nxt is not None and nxt.relay.name == relay.name
                     else None
                 ),
+                meanwhile=later.result if later is not None and not later.done() else None,
             )
         if r in flight.unsent:
             flight.unsent.remove(r)
@@ -226,12 +228,3 @@ def _down() -> dict[str, Any]:
         return down_relays()
     except Exception:
         return {}
-
-
-def _build(compiled: CompiledMessage, recipient: Recipient) -> tuple[bytes, bool] | HeaderInjection:
-    """(the message, whether no line of it begins with "."), or the refusal."""
-    try:
-        _msgid, message, dot_free = compiled.build_wire(recipient)
-    except HeaderInjection as exc:
-        return exc
-    return message, dot_free

@@ -127,6 +127,35 @@ def _pause_for_relay(
             )
 
 
+class Later:
+    """A message built on first demand, by the sending thread itself: the group loop
+    builds the next message while the relay takes this one's body (``meanwhile``), so
+    the reply is usually waiting by the time it is read (no thread to hand over to)."""
+
+    __slots__ = ("_value", "compiled", "recipient")
+
+    def __init__(self, compiled: CompiledMessage, recipient: Recipient) -> None:
+        self.compiled, self.recipient = compiled, recipient
+        self._value: tuple[bytes, bool] | HeaderInjection | None = None
+
+    def done(self) -> bool:
+        return self._value is not None
+
+    def result(self) -> tuple[bytes, bool] | HeaderInjection:
+        if self._value is None:
+            self._value = build(self.compiled, self.recipient)
+        return self._value
+
+
+def build(compiled: CompiledMessage, recipient: Recipient) -> tuple[bytes, bool] | HeaderInjection:
+    """(the message, whether no line of it begins with "."), or the refusal."""
+    try:
+        _msgid, message, dot_free = compiled.build_wire(recipient)
+    except HeaderInjection as exc:
+        return exc
+    return message, dot_free
+
+
 @dataclass(slots=True, eq=False)
 class Ready:
     """A message built for one claimed row, waiting for its group's ``sending`` mark.
@@ -139,8 +168,8 @@ class Ready:
     recipient: Recipient
     compiled: CompiledMessage
     #: the message and whether it is free of lines that begin with "." (or the header
-    #: injection that refused it), built by the batch's builder
-    built: Future[tuple[bytes, bool] | HeaderInjection]
+    #: injection that refused it), built by the batch's builder or by the sending thread
+    built: Future[tuple[bytes, bool] | HeaderInjection] | Later
     from_domain: str
     rcpt_domain: str
     plan: warmup.Plan | None

@@ -26,6 +26,7 @@ With ``host == "maildir"`` messages are written to a maildir outbox instead
 
 from __future__ import annotations
 
+import logging
 import mailbox
 import smtplib
 import socket
@@ -37,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.delivery.assemble import to_base64
+
+log = logging.getLogger(__name__)
 
 #: the longest reply line accepted (smtplib's limit, RFC 5321 §4.5.3.1.5 allows 512)
 _MAX_REPLY_LINE = 8192
@@ -196,11 +199,15 @@ class SmtpConnection:
         dot_free: bool = False,
         proceed: Callable[[], bool] | None = None,
         then: tuple[str, str] | None = None,
+        meanwhile: Callable[[], object] | None = None,
     ) -> Outcome:
         """Send one message. ``signer`` re-signs DKIM when the body must be re-encoded;
         ``dot_free``: the caller knows that no line of ``message`` begins with ".";
         ``then``: the (from, rcpt) of the message the caller will send next on this
-        connection, whose envelope may go out behind this one's final dot.
+        connection, whose envelope may go out behind this one's final dot;
+        ``meanwhile``: work to do once the body is written, before its reply is read (the
+        caller builds the next message while the relay takes this one); what it raises
+        is left for the caller to meet again.
 
         ``proceed`` is asked once the relay has accepted the envelope and waits for the
         body, the last moment before the message can reach anyone: when it answers False
@@ -222,7 +229,9 @@ class SmtpConnection:
                 dot_free = False  # (re-encoded: what the caller knew no longer holds)
                 if signer is not None:
                     data = signer.sign_message(data)
-            refused = self._transaction(envelope_from, rcpt, data, opts, dot_free, proceed, then)
+            refused = self._transaction(
+                envelope_from, rcpt, data, opts, dot_free, proceed, then, meanwhile
+            )
         except _Abandoned:
             return Outcome(
                 "deferred",
@@ -288,6 +297,7 @@ class SmtpConnection:
         dot_free: bool = False,
         proceed: Callable[[], bool] | None = None,
         then: tuple[str, str] | None = None,
+        meanwhile: Callable[[], object] | None = None,
     ) -> dict[str, tuple[int, bytes]]:
         """MAIL, RCPT, DATA — like ``smtplib.sendmail`` for one recipient, but the body is
         dot-stuffed with one ``bytes.replace`` instead of smtplib's per-message regex (far
@@ -333,6 +343,11 @@ class SmtpConnection:
         self._handed_over = True
         self._pending = then if ahead else None
         self.phase = "dot"
+        if meanwhile is not None:
+            try:
+                meanwhile()
+            except Exception as exc:  # (the caller meets it again where it matters)
+                log.debug("work beside the final dot's reply failed: %r", exc)
         sock = smtp.sock
         if sock is not None and self.data_timeout != self.timeout:
             sock.settimeout(self.data_timeout)
@@ -476,11 +491,14 @@ class MaildirConnection:
         dot_free: bool = False,
         proceed: Callable[[], bool] | None = None,
         then: tuple[str, str] | None = None,
+        meanwhile: Callable[[], object] | None = None,
     ) -> Outcome:
         if proceed is not None and not proceed():
             return Outcome("deferred", None, "lease ran out: not stored", abandoned=True)
         envelope = f"Return-Path: <{envelope_from}>\r\nDelivered-To: {rcpt}\r\n".encode()
         self.box.add(envelope + message)
+        if meanwhile is not None:
+            meanwhile()
         return Outcome("sent", 250, "stored in maildir")
 
     def close(self, *, force: bool = False) -> None:

@@ -139,9 +139,33 @@ def test_inline_and_ahead_builds_send_the_same(
     monkeypatch: pytest.MonkeyPatch,
     ahead: bool,
 ) -> None:
+    """Inline, the sending thread builds each group's next message while the relay takes
+    the one before (``meanwhile``): all but each group's first are built inside a send."""
+    import threading
+
     from newsletter.delivery import batch as eng
+    from newsletter.delivery import outcomes
+    from newsletter.delivery.smtp import SmtpConnection
 
     monkeypatch.setattr(eng, "build_ahead", lambda: ahead)
+    sending = threading.local()
+    where: list[bool] = []
+    real_build, real_send = outcomes.build, SmtpConnection.send
+
+    def build(*a, **k):  # type: ignore[no-untyped-def]
+        where.append(getattr(sending, "on", False))
+        return real_build(*a, **k)
+
+    def send(self, *a, **k):  # type: ignore[no-untyped-def]
+        sending.on = True
+        try:
+            return real_send(self, *a, **k)
+        finally:
+            sending.on = False
+
+    monkeypatch.setattr(outcomes, "build", build)
+    monkeypatch.setattr(eng, "build", build)
+    monkeypatch.setattr(SmtpConnection, "send", send)
     port, sink = smtp_sink
     reset_settings(
         pg_settings.model_copy(
@@ -153,6 +177,8 @@ def test_inline_and_ahead_builds_send_the_same(
     assert process_batch(ids["send"]).sent == 20
     rcpts = Counter(r for _f, rs, _d in sink.messages for r in rs)
     assert rcpts == {f"reader{i}@example.com": 1 for i in range(20)}
+    assert len(where) == 20  # each message built once
+    assert sum(where) == (0 if ahead else 20 - 4)  # groups of 6, 6, 6 and 2
 
 
 def test_a_claim_takes_its_limit_even_when_the_planner_picks_a_nested_loop(
