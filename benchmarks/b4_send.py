@@ -78,6 +78,24 @@ def sink_count(path: Path) -> int:
     return int(found[-1]) if found else 0
 
 
+def settle(pid: int, children: int, started: float, *, limit: float = 60.0) -> None:
+    """Wait until the worker has forked its pool and gone quiet (at most 20 ms of CPU in
+    half a second), at least 3 s after it started: its imports and forks are its start,
+    not the send's (with 8 children on 2 cores they took longer than a fixed 3 s wait,
+    and the meter then counted them)."""
+    from _common import descendants, proc_stats, tree_cpu
+
+    time.sleep(max(0.0, 3 - (time.perf_counter() - started)))
+    last = tree_cpu(pid)
+    while time.perf_counter() - started < limit:
+        time.sleep(0.5)
+        now = tree_cpu(pid)
+        forked = len(list(descendants(pid, proc_stats()))) - 1
+        if now - last <= 0.02 and forked >= children:
+            return
+        last = now
+
+
 def start_sink(port: int, out: Path) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         ["smtp-sink", "-c", "-u", "nobody", f"127.0.0.1:{port}", "256"],
@@ -540,7 +558,7 @@ def main() -> int:
         )
         started = time.perf_counter()
         procs.append(worker)
-        time.sleep(max(0.0, 3 - (time.perf_counter() - started)))
+        settle(worker.pid, args.sessions, started)
 
         with TreeCpuMeter(worker.pid) as tree:
             run = timed_send(url, REDIS, prefix, send_id)

@@ -202,6 +202,8 @@ def finish_group(s: Session, done: list[Done], claim_token: str) -> int:
     sent = [d for d in done if d.outcome.state == "sent"]
     #: delivery id -> its send, for the rows recorded as sent
     delivered: dict[int, int | None] = {}
+    #: the endpoints listening for ``message.delivered``, when a statement already read them
+    endpoints: list[int] | None = None
     if sent and s.get_bind().dialect.name == "postgresql":
         marked = (
             s.connection()
@@ -220,6 +222,8 @@ def finish_group(s: Session, done: list[Done], claim_token: str) -> int:
         )
         written += len(marked)
         delivered.update((int(r[0]), int(r[1])) for r in marked)
+        if marked:  # the statement read who listens (the same for every row)
+            endpoints = [int(e) for e in marked[0][2] or ()]
         rest = [d for d in done if d.outcome.state != "sent"]
     else:
         rest = done
@@ -240,16 +244,20 @@ def finish_group(s: Session, done: list[Done], claim_token: str) -> int:
         if n and d.outcome.state == "sent":
             delivered[d.ready.row[0]] = None
     if delivered:
-        _emit_delivered(s, [d for d in sent if d.ready.row[0] in delivered], delivered)
+        _emit_delivered(s, [d for d in sent if d.ready.row[0] in delivered], delivered, endpoints)
     return written
 
 
-def _emit_delivered(s: Session, done: list[Done], send_of: dict[int, int | None]) -> None:
+def _emit_delivered(
+    s: Session, done: list[Done], send_of: dict[int, int | None], endpoints: list[int] | None
+) -> None:
     """``message.delivered`` for the rows just recorded as sent (the relay took them).
-    ``send_of``: each row's send where the statement that recorded it said so. Nothing
-    more is read or built unless an endpoint asked for the event (most installs have
-    none: one short query a group)."""
-    endpoints = listening(s, "message.delivered")
+    ``send_of``: each row's send where the statement that recorded it said so;
+    ``endpoints``: who listens, when that statement read it too (else one short query).
+    Nothing more is read or built unless an endpoint asked for the event (most installs
+    have none)."""
+    if endpoints is None:
+        endpoints = listening(s, "message.delivered")
     if not endpoints:
         return
     missing = [i for i, send_id in send_of.items() if send_id is None]

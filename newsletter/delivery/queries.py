@@ -77,7 +77,11 @@ MARK_SENT = (
     f"FROM unnest({_unpack('bigint')}, {_unpack('timestamptz')}, {_unpack('int')}, "
     f"{_unpack('text')}, {_unpack('text')}) "
     "AS v(id, at, code, reply, relay) WHERE d.id = v.id AND d.claimed_by = %s "
-    "AND d.state = 'sending' RETURNING d.id, d.send_id"
+    "AND d.state = 'sending' RETURNING d.id, d.send_id, "
+    # the endpoints listening for ``message.delivered``, read in the same statement (an
+    # InitPlan, run once): no round trip of its own a group (``core.events.listening``)
+    "(SELECT array_agg(e.id ORDER BY e.id) FROM webhook_endpoint AS e "
+    "WHERE e.active AND e.events::jsonb ? 'message.delivered')"
 )
 
 #: One plan per issue at a time (``text()``, ``:i`` = the issue id): the cross-send check

@@ -202,3 +202,45 @@ def test_a_claim_takes_its_limit_even_when_the_planner_picks_a_nested_loop(
     with session_scope() as s:
         held = s.scalar(select(func.count()).where(Delivery.claimed_by.is_not(None)))
     assert held == 50
+
+
+@pytest.mark.parametrize("listens", [[], ["message.delivered"], ["message.bounced"]])
+def test_delivered_events_go_to_the_endpoints_listening_when_the_group_is_written(
+    pg_settings: Settings, smtp_sink: tuple[int, SinkHandler], listens: list[str]
+) -> None:
+    """The statement that records a group as sent also reads who listens for
+    ``message.delivered`` (no round trip of its own): an endpoint that asked for it gets
+    one event a message, naming the message's send; one that asked for something else,
+    or none at all, gets nothing."""
+    from newsletter.core.events import WebhookOutbox
+    from newsletter.core.safety.pinned import set_resolver
+    from newsletter.delivery import eventhooks
+
+    port, _sink = smtp_sink
+    reset_settings(
+        pg_settings.model_copy(
+            update={"smtp_host": "127.0.0.1", "smtp_port": port, "send_group_size": 4}
+        )
+    )
+    ids = seed(10)
+    if listens:
+        set_resolver(lambda host, port: ["127.0.0.2"], public=frozenset({"127.0.0.2"}))
+        try:
+            with session_scope() as s:
+                eventhooks.create_endpoint(s, "https://hooks.example.test/in", listens, "t")
+        finally:
+            set_resolver(None)
+    start(ids["send"])
+    assert process_batch(ids["send"]).sent == 10
+    with session_scope() as s:
+        events = s.execute(select(WebhookOutbox.type, WebhookOutbox.payload)).all()
+    if listens == ["message.delivered"]:
+        assert sorted(p["data"]["delivery_id"] for _t, p in events) == sorted(
+            {p["data"]["delivery_id"] for _t, p in events}
+        )
+        assert len(events) == 10
+        assert {(t, p["data"]["send_id"]) for t, p in events} == {
+            ("message.delivered", ids["send"])
+        }
+    else:
+        assert events == []
