@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
     true,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -129,6 +130,13 @@ class Delivery(Base):
         UniqueConstraint("send_id", "subscriber_id", name="uq_delivery_send_subscriber"),
         Index("ix_delivery_claim", "send_id", "state", "next_attempt_at"),
         Index("ix_delivery_subscriber", "subscriber_id", "id"),
+        # a batch's rows, by its claim token (migration 0027): only claimed rows
+        Index(
+            "ix_delivery_claimed",
+            "claimed_by",
+            postgresql_where=text("claimed_by IS NOT NULL"),
+            sqlite_where=text("claimed_by IS NOT NULL"),
+        ),
         CheckConstraint(
             "state IN (" + ",".join(f"'{s}'" for s in DELIVERY_STATES) + ")",
             name="ck_delivery_state",
