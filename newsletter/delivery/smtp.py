@@ -30,7 +30,6 @@ import logging
 import mailbox
 import smtplib
 import socket
-import ssl
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,11 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.delivery.assemble import to_base64
+from newsletter.delivery.wire import envelope as _envelope
+from newsletter.delivery.wire import read_replies
+from newsletter.delivery.wire import send_parts as _send_parts
 
 log = logging.getLogger(__name__)
-
-#: the longest reply line accepted (smtplib's limit, RFC 5321 §4.5.3.1.5 allows 512)
-_MAX_REPLY_LINE = 8192
 
 __all__ = ["MaildirConnection", "Outcome", "SmtpConnection", "settings_connection"]
 
@@ -66,35 +65,6 @@ class Outcome:
 
 class _Abandoned(Exception):
     """The caller's ``proceed`` said no once the relay was ready for the body."""
-
-
-def _send_parts(smtp: smtplib.SMTP, parts: tuple[bytes, ...]) -> None:
-    """``smtp.send(b"".join(parts))`` without the join: on a plain socket the parts go out
-    by gather writes (``sendmsg``), so a 170 KB body is not copied once more to append
-    the final dot. TLS sockets have no ``sendmsg``; they get the join. Failures are
-    raised as ``smtp.send`` raises them (the socket error kept as the context)."""
-    sock = smtp.sock
-    if sock is None or isinstance(sock, ssl.SSLSocket) or not hasattr(sock, "sendmsg"):
-        smtp.send(b"".join(parts))
-        return
-    views = [memoryview(p) for p in parts if p]
-    try:
-        while views:
-            sent = sock.sendmsg(views)
-            while views and sent >= len(views[0]):
-                sent -= len(views[0])
-                views.pop(0)
-            if views and sent:
-                views[0] = views[0][sent:]
-    except OSError as exc:
-        smtp.close()
-        raise smtplib.SMTPServerDisconnected("Server not connected") from exc
-
-
-def _envelope(envelope_from: str, rcpt: str, opts: list[str]) -> bytes:
-    """MAIL, RCPT and DATA for one recipient, as one pipelined write."""
-    esmtp = "".join(" " + o for o in opts)
-    return f"MAIL FROM:<{envelope_from}>{esmtp}\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n".encode()
 
 
 def _timed_out(exc: BaseException) -> bool:
@@ -389,49 +359,13 @@ class SmtpConnection:
         raise smtplib.SMTPDataError(data_reply[0], data_reply[1])
 
     def _replies(self, smtp: smtplib.SMTP, n: int) -> list[tuple[int, bytes]]:
-        """The next ``n`` replies, read straight off the socket: the dot's reply and the
-        next envelope's three usually arrive in one segment and are parsed from one read
-        (smtplib reads them line by line through a file object). What the server sends
-        is never more than what was asked, so nothing is left over for smtplib's own
-        reader, which the connection's setup and RSET use. A reply that cannot be read (a
-        line longer than smtplib accepts) is a broken link, not a refusal: nothing is
-        bounced for it, and after the final dot the message may have been delivered."""
-        buf = self._buf
-        sock = smtp.sock
-        if sock is None:
-            raise smtplib.SMTPServerDisconnected("please run connect() first")
-        out: list[tuple[int, bytes]] = []
-        lines: list[bytes] = []
-        start = 0
-        while len(out) < n:
-            end = buf.find(b"\n", start)
-            if end < 0:
-                if len(buf) - start > _MAX_REPLY_LINE:
-                    self.close(force=True)
-                    raise smtplib.SMTPServerDisconnected("reply line too long")
-                del buf[:start]
-                start = 0
-                chunk = sock.recv(8192)
-                if not chunk:
-                    self.close(force=True)
-                    raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
-                buf += chunk
-                continue
-            line = bytes(buf[start : end + 1])
-            start = end + 1
-            if len(line) > _MAX_REPLY_LINE:
-                self.close(force=True)
-                raise smtplib.SMTPServerDisconnected("reply line too long")
-            lines.append(line[4:].strip(b" \t\r\n"))
-            if line[3:4] != b"-":
-                try:
-                    code = int(line[:3])
-                except ValueError:
-                    code = -1
-                out.append((code, b"\n".join(lines)))
-                lines = []
-        del buf[:start]
-        return out
+        """The next ``n`` replies (``wire.read_replies``); a reply that cannot be read
+        drops the connection."""
+        try:
+            return read_replies(smtp.sock, self._buf, n)
+        except smtplib.SMTPServerDisconnected:
+            self.close(force=True)
+            raise
 
     def _classify(self, code: int, msg: bytes | str, *, sender: bool = False) -> Outcome:
         text = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg)

@@ -142,7 +142,7 @@ def test_gather_writes_send_every_byte_in_order_through_partial_writes() -> None
     import socket
     import threading
 
-    from newsletter.delivery.smtp import _send_parts
+    from newsletter.delivery.wire import send_parts as _send_parts
 
     a, b = socket.socketpair()
     a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)

@@ -1,0 +1,87 @@
+"""Bytes on an SMTP connection: gather writes and replies parsed straight off the socket.
+
+``SmtpConnection`` (``smtp``) keeps smtplib for the connection's setup (greeting, EHLO,
+STARTTLS, AUTH) and for RSET and QUIT; the transaction's hot path writes and reads here.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+
+__all__ = ["MAX_REPLY_LINE", "envelope", "read_replies", "send_parts"]
+
+#: the longest reply line accepted (smtplib's limit; RFC 5321 §4.5.3.1.5 asks for 512)
+MAX_REPLY_LINE = 8192
+
+
+def send_parts(smtp: smtplib.SMTP, parts: tuple[bytes, ...]) -> None:
+    """``smtp.send(b"".join(parts))`` without the join: on a plain socket the parts go out
+    by gather writes (``sendmsg``), so a 170 KB body is not copied once more to append
+    the final dot. TLS sockets have no ``sendmsg``; they get the join. Failures are
+    raised as ``smtp.send`` raises them (the socket error kept as the context)."""
+    sock = smtp.sock
+    if sock is None or isinstance(sock, ssl.SSLSocket) or not hasattr(sock, "sendmsg"):
+        smtp.send(b"".join(parts))
+        return
+    views = [memoryview(p) for p in parts if p]
+    try:
+        while views:
+            sent = sock.sendmsg(views)
+            while views and sent >= len(views[0]):
+                sent -= len(views[0])
+                views.pop(0)
+            if views and sent:
+                views[0] = views[0][sent:]
+    except OSError as exc:
+        smtp.close()
+        raise smtplib.SMTPServerDisconnected("Server not connected") from exc
+
+
+def envelope(envelope_from: str, rcpt: str, opts: list[str]) -> bytes:
+    """MAIL, RCPT and DATA for one recipient, as one pipelined write."""
+    esmtp = "".join(" " + o for o in opts)
+    return f"MAIL FROM:<{envelope_from}>{esmtp}\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n".encode()
+
+
+def read_replies(sock: socket.socket | None, buf: bytearray, n: int) -> list[tuple[int, bytes]]:
+    """The next ``n`` replies, read straight off ``sock`` into ``buf`` (which keeps what
+    was read and not parsed yet): the dot's reply and the next envelope's three usually
+    arrive in one segment and are parsed from one read (smtplib reads them line by line
+    through a file object). What the server sends is never more than what was asked, so
+    nothing is left over for smtplib's own reader, which the connection's setup and RSET
+    use. A reply that cannot be read (the link closed, a line longer than smtplib
+    accepts) raises ``SMTPServerDisconnected``: a broken link, not a refusal, so nothing
+    is bounced for it, and after the final dot the message may have been delivered."""
+    if sock is None:
+        raise smtplib.SMTPServerDisconnected("please run connect() first")
+    out: list[tuple[int, bytes]] = []
+    lines: list[bytes] = []
+    start = 0
+    while len(out) < n:
+        end = buf.find(b"\n", start)
+        if end < 0:
+            if len(buf) - start > MAX_REPLY_LINE:
+                raise smtplib.SMTPServerDisconnected("reply line too long")
+            del buf[:start]
+            start = 0
+            chunk = sock.recv(8192)
+            if not chunk:
+                raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+            buf += chunk
+            continue
+        line = bytes(buf[start : end + 1])
+        start = end + 1
+        if len(line) > MAX_REPLY_LINE:
+            raise smtplib.SMTPServerDisconnected("reply line too long")
+        lines.append(line[4:].strip(b" \t\r\n"))
+        if line[3:4] != b"-":
+            try:
+                code = int(line[:3])
+            except ValueError:
+                code = -1
+            out.append((code, b"\n".join(lines)))
+            lines = []
+    del buf[:start]
+    return out
