@@ -124,30 +124,6 @@ class HeaderRules(Prepass):
             return True
         return False
 
-    def bottom(self) -> None:
-        """The page's bottom: every line after an end marker (— END —) or a mail's
-        signature line, and the short lines after a related-articles heading (往期推荐) up
-        to the next long one."""
-        p = self.p
-        start = len(self.lines) // 3
-        for k in range(start, len(self.lines)):
-            ln = self.lines[k]
-            kind = p.is_chrome(ln.norm) if ln.cls == "chrome" else None
-            if ln.raw.rstrip("\r\n") in ("--", "-- ") and self.hints.get(ln.n) is None:
-                after = [x for x in self.lines[k + 1 :] if x.cls != "blank" and x.text]
-                # a signature: a few lines to the end, not a separator before more items
-                if len(after) <= 8 and not any(self.is_field(x.norm) for x in after):
-                    ln.cls, kind = "chrome", "end"  # (RFC 3676 4.3)
-            if kind not in ("end", "related"):
-                continue
-            for later in self.lines[k + 1 :]:
-                if later.cls or (self.hints.get(later.n) is not None and later.n not in self.weak):
-                    continue
-                if kind != "end" and len(later.norm) > p.heading_max:
-                    break
-                later.cls = "chrome"
-            return
-
     def footer_number(self) -> None:
         """A brief that gives its number only at its foot (``编印：研究室　2026年第14期（总第
         203期）　2026年4月7日``): when no line above the first heading carries a number, the

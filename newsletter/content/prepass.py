@@ -23,6 +23,7 @@ from newsletter.content.lines import (
     _slice,
 )
 from newsletter.content.markers import DocFamily, discover, heading_length, read_marker
+from newsletter.content.pagebottom import mark_bottom
 from newsletter.content.patterns import (
     Patterns,
 )
@@ -125,7 +126,7 @@ class Prepass:
                 ln.cls = hint
             elif (hint is None or ln.n in self.weak) and p.is_chrome(ln.norm):
                 ln.cls = "chrome"
-        self.bottom()
+        mark_bottom(self.lines, p, self.hints, self.weak, self.is_field)
         content = [ln for ln in self.lines if not ln.cls]
         joined = self.pair_number_lines(content)
         content = [ln for ln in content if ln not in self.number_lines.values()]
@@ -262,9 +263,6 @@ class Prepass:
             joined[nxt.n] = f"{int(m.group(1)):02d} {nxt.norm}"
             self.number_lines[nxt.n] = ln
         return joined
-
-    def bottom(self) -> None:  # (the page's bottom: HeaderRules.bottom)
-        raise NotImplementedError
 
     def find_contents(self) -> None:
         p = self.p

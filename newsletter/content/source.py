@@ -12,9 +12,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Image", "SourceText", "add_table", "infer_structure"]
+__all__ = ["SENTENCE_END", "Image", "SourceText", "add_table", "infer_structure"]
 
-_SENTENCE_END = re.compile(r"[。；，！？;,!?]$")
+#: a line that ends like a sentence or a clause (not a heading or a caption)
+SENTENCE_END = re.compile(r"[。；，！？;,!?]$")
 Cell = tuple[str, list[tuple[str, str]]]
 
 
@@ -77,7 +78,7 @@ def add_table(src: SourceText, rows: Sequence[Sequence[Cell]], *, head: bool = F
     two = all(len(r) == 2 for r in rows)
     keys_short = all(
         0 < len(r[0][0]) <= 10
-        and not _SENTENCE_END.search(r[0][0])
+        and not SENTENCE_END.search(r[0][0])
         and not any(ch.isdigit() for ch in r[0][0])  # "7天", "2026": data, not keys
         for r in rows
     )
@@ -163,7 +164,7 @@ def infer_structure(src: SourceText, paras: Sequence[Para], body_size: float) ->
     candidates: dict[tuple[float, bool], list[int]] = {}
     for n, text, _, size, bold in paras:
         text = text.strip()
-        if not text or len(text) > 60 or _SENTENCE_END.search(text) or counts[text] > 1:
+        if not text or len(text) > 60 or SENTENCE_END.search(text) or counts[text] > 1:
             continue
         if not re.search(r"[^\W\d_]", text):  # a number alone (02) numbers the line below
             continue

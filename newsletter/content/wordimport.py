@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from newsletter.content.sniff import damaged_word
-from newsletter.content.source import _SENTENCE_END, Image, SourceText, add_table, infer_structure
+from newsletter.content.source import SENTENCE_END, Image, SourceText, add_table, infer_structure
 
 __all__ = ["read_docx"]
 
@@ -431,7 +431,7 @@ class _Reader:
             return None
         para = paras[0]
         text = para.text.strip()
-        if "\n" in text or len(text) > 40 or _SENTENCE_END.search(text):
+        if "\n" in text or len(text) > 40 or SENTENCE_END.search(text):
             return None
         return _Para(text, para.links, [], para.level, para.size, True)
 
