@@ -31,14 +31,15 @@ import mailbox
 import smtplib
 import socket
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from newsletter.delivery.assemble import to_base64
+from newsletter.delivery.wire import dot_stuffed, read_replies, timed_out
 from newsletter.delivery.wire import envelope as _envelope
-from newsletter.delivery.wire import read_replies
 from newsletter.delivery.wire import send_parts as _send_parts
 
 log = logging.getLogger(__name__)
@@ -67,17 +68,13 @@ class _Abandoned(Exception):
     """The caller's ``proceed`` said no once the relay was ready for the body."""
 
 
-def _timed_out(exc: BaseException) -> bool:
-    """Whether ``exc`` is, or was raised while handling, a socket timeout (smtplib turns
-    a timed-out read or write into ``SMTPServerDisconnected``)."""
-    seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        if isinstance(e, TimeoutError):  # socket.timeout is TimeoutError
-            return True
-        seen.add(id(e))
-        e = e.__cause__ or e.__context__
-    return False
+def _asks_yes(proceed: Callable[[], bool]) -> bool:
+    """``proceed()``, and no when it fails: a message is sent only on a clear yes."""
+    try:
+        return bool(proceed())
+    except Exception as exc:
+        log.warning("the check before the body failed (%r): the message is not sent", exc)
+        return False
 
 
 class _Deadlines:
@@ -141,10 +138,12 @@ class SmtpConnection:
         self.phase = "connect"
         # (the greeting is read inside connect(); a timeout there names the greeting)
         try:
-            smtp.connect(self.host, self.port)
+            code, greeting = smtp.connect(self.host, self.port)
         except smtplib.SMTPServerDisconnected:
             self.phase = "greeting"
             raise
+        if code != 220:  # (smtplib's connect returns a refusal; the relay may go on)
+            raise smtplib.SMTPConnectError(code, greeting)
         smtp.timeout = self.timeout
         self.phase = "ehlo"
         smtp.ehlo()
@@ -190,7 +189,16 @@ class SmtpConnection:
             self.close(force=True)
         try:
             if self._smtp is None:
-                self._smtp = self._open()
+                try:
+                    self._smtp = self._open()
+                except smtplib.SMTPResponseException as exc:
+                    # greeting, EHLO, STARTTLS or AUTH refused: the relay's state, never
+                    # the reader's (a 535 must not bounce, let alone suppress, anyone)
+                    self.close(force=True)
+                    text = exc.smtp_error
+                    if isinstance(text, bytes):
+                        text = text.decode("utf-8", "replace")
+                    return Outcome("deferred", exc.smtp_code, f"connection refused: {text}"[:1000])
             self.phase = "mail"
             opts = ["BODY=8BITMIME"] if self.eightbit else []
             data = message
@@ -220,7 +228,7 @@ class SmtpConnection:
         except smtplib.SMTPResponseException as exc:
             return self._classify(exc.smtp_code, exc.smtp_error)
         except OSError as exc:  # refused, reset, timed out, DNS failure, link lost
-            if _timed_out(exc):
+            if timed_out(exc):
                 return self._timeout()
             if isinstance(exc, smtplib.SMTPServerDisconnected):
                 self.close(force=True)
@@ -236,6 +244,11 @@ class SmtpConnection:
                     "deferred", None, f"connection lost: {exc}"[:1000], maybe_delivered=True
                 )
             return Outcome("deferred", None, f"connection failed: {exc}"[:1000])
+        except BaseException:
+            # (a caller's callback or the re-encoding failed): never leave the relay
+            # waiting in DATA for a body, where the next envelope would become text
+            self.close(force=True)
+            raise
         if refused:  # pragma: no cover - single recipient: refusal raises above
             code, msg = refused[rcpt]
             return self._classify(code, msg)
@@ -283,6 +296,9 @@ class SmtpConnection:
                 _send_parts(smtp, (_envelope(envelope_from, rcpt, opts),))
             self._pending = None
             mail, rcpt_reply, data_reply = self._replies(smtp, 3)
+            if self._buf:  # more replies than commands: nothing is sent on this link
+                self.close(force=True)
+                raise smtplib.SMTPServerDisconnected("relay out of step: a reply too many")
         else:
             self.phase = "mail"
             mail = smtp.mail(envelope_from, opts)
@@ -296,15 +312,13 @@ class SmtpConnection:
                 data_reply = (503, b"not sent")
         if mail[0] != 250 or rcpt_reply[0] not in (250, 251) or data_reply[0] != 354:
             self._refused(smtp, envelope_from, rcpt, mail, rcpt_reply, data_reply)
-        if proceed is not None and not proceed():
+        if proceed is not None and not _asks_yes(proceed):
             # RFC 5321 4.1.1.4: a transaction whose data never ended is not delivered.
             self.close(force=True)
             raise _Abandoned
         body = data
         if not dot_free:
-            body = data.replace(b"\r\n.", b"\r\n..")
-            if body.startswith(b"."):
-                body = b"." + body
+            body = dot_stuffed(data)
         self.phase = "body"
         ahead = b""
         if then is not None and self.pipelining:
@@ -324,13 +338,18 @@ class SmtpConnection:
         ((code, resp),) = self._replies(smtp, 1)
         if smtp.sock is not None and self.data_timeout != self.timeout:
             smtp.sock.settimeout(self.timeout)
+        if code < 0:  # not a reply: the relay may have the message, as on a broken link
+            self.close(force=True)
+            raise smtplib.SMTPServerDisconnected("unreadable reply to the final dot")
+        if self._buf and self._pending is None:
+            self.close(force=True)  # more replies than commands: out of step from here on
         self.phase = "mail"
         if code != 250:
             if code == 421 or self._pending is not None or self._buf:
                 # (with an envelope ahead, a RSET would land in that message's body)
                 self.close(force=True)
             else:
-                smtp.rset()
+                self._reset_or_drop(smtp)
             raise smtplib.SMTPDataError(code, resp)
         return {}
 
@@ -345,24 +364,32 @@ class SmtpConnection:
     ) -> None:
         """The envelope was not accepted: end the transaction and raise what sendmail
         raises for the first refusal (sender, recipient, or DATA)."""
-        if 421 in (mail[0], rcpt_reply[0], data_reply[0]) or self._buf:
+        if 421 in (mail[0], rcpt_reply[0], data_reply[0]) or self._buf or data_reply[0] == 354:
+            # (a relay waiting for a body gets a reset: a lone dot would end an empty
+            # message and deliver it)
             self.close(force=True)
         else:
-            if data_reply[0] == 354:  # the server waits for a body: abort it
-                smtp.send(b".\r\n")
-                self._replies(smtp, 1)
-            smtp.rset()
+            self._reset_or_drop(smtp)
         if mail[0] != 250:
             raise smtplib.SMTPSenderRefused(mail[0], mail[1], envelope_from)
         if rcpt_reply[0] not in (250, 251):
             raise smtplib.SMTPRecipientsRefused({rcpt: rcpt_reply})
         raise smtplib.SMTPDataError(data_reply[0], data_reply[1])
 
-    def _replies(self, smtp: smtplib.SMTP, n: int) -> list[tuple[int, bytes]]:
-        """The next ``n`` replies (``wire.read_replies``); a reply that cannot be read
-        drops the connection."""
+    def _reset_or_drop(self, smtp: smtplib.SMTP) -> None:
+        """RSET after a refusal; a relay that fails it is dropped (the refusal stands)."""
         try:
-            return read_replies(smtp.sock, self._buf, n)
+            smtp.rset()
+        except (smtplib.SMTPException, OSError):
+            self.close(force=True)
+
+    def _replies(self, smtp: smtplib.SMTP, n: int) -> list[tuple[int, bytes]]:
+        """The next ``n`` replies (``wire.read_replies``), whole within the phase's
+        deadline however slowly they trickle in; a reply that cannot be read drops the
+        connection."""
+        limit = self.data_timeout if self.phase == "dot" else self.timeout
+        try:
+            return read_replies(smtp.sock, self._buf, n, time.monotonic() + limit)
         except smtplib.SMTPServerDisconnected:
             self.close(force=True)
             raise

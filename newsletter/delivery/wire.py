@@ -6,11 +6,13 @@ STARTTLS, AUTH) and for RSET and QUIT; the transaction's hot path writes and rea
 
 from __future__ import annotations
 
+import re
 import smtplib
 import socket
 import ssl
+import time
 
-__all__ = ["MAX_REPLY_LINE", "envelope", "read_replies", "send_parts"]
+__all__ = ["MAX_REPLY_LINE", "dot_stuffed", "envelope", "read_replies", "send_parts", "timed_out"]
 
 #: the longest reply line accepted (smtplib's limit; RFC 5321 §4.5.3.1.5 asks for 512)
 MAX_REPLY_LINE = 8192
@@ -45,7 +47,9 @@ def envelope(envelope_from: str, rcpt: str, opts: list[str]) -> bytes:
     return f"MAIL FROM:<{envelope_from}>{esmtp}\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n".encode()
 
 
-def read_replies(sock: socket.socket | None, buf: bytearray, n: int) -> list[tuple[int, bytes]]:
+def read_replies(
+    sock: socket.socket | None, buf: bytearray, n: int, deadline: float | None = None
+) -> list[tuple[int, bytes]]:
     """The next ``n`` replies, read straight off ``sock`` into ``buf`` (which keeps what
     was read and not parsed yet): the dot's reply and the next envelope's three usually
     arrive in one segment and are parsed from one read (smtplib reads them line by line
@@ -53,12 +57,15 @@ def read_replies(sock: socket.socket | None, buf: bytearray, n: int) -> list[tup
     nothing is left over for smtplib's own reader, which the connection's setup and RSET
     use. A reply that cannot be read (the link closed, a line longer than smtplib
     accepts) raises ``SMTPServerDisconnected``: a broken link, not a refusal, so nothing
-    is bounced for it, and after the final dot the message may have been delivered."""
+    is bounced for it, and after the final dot the message may have been delivered.
+    ``deadline`` (``time.monotonic()``) bounds the whole read: a reply that trickles in a
+    byte at a time raises ``TimeoutError`` once it passes, not a timeout per byte."""
     if sock is None:
         raise smtplib.SMTPServerDisconnected("please run connect() first")
     out: list[tuple[int, bytes]] = []
     lines: list[bytes] = []
     start = 0
+    waited = False
     while len(out) < n:
         end = buf.find(b"\n", start)
         if end < 0:
@@ -66,7 +73,8 @@ def read_replies(sock: socket.socket | None, buf: bytearray, n: int) -> list[tup
                 raise smtplib.SMTPServerDisconnected("reply line too long")
             del buf[:start]
             start = 0
-            chunk = sock.recv(8192)
+            chunk = _recv(sock, deadline, waited)
+            waited = True
             if not chunk:
                 raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
             buf += chunk
@@ -85,3 +93,44 @@ def read_replies(sock: socket.socket | None, buf: bytearray, n: int) -> list[tup
             lines = []
     del buf[:start]
     return out
+
+
+def _recv(sock: socket.socket, deadline: float | None, waited: bool) -> bytes:
+    """One read: the first with the socket's own timeout, a further one (the reply came
+    in pieces) within what is left of ``deadline``."""
+    if deadline is None or not waited:
+        return sock.recv(8192)
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the reply did not arrive whole in time")
+    own = sock.gettimeout()
+    sock.settimeout(left if own is None else min(left, own))
+    try:
+        return sock.recv(8192)
+    finally:
+        sock.settimeout(own)
+
+
+#: any line end, made CRLF before dot-stuffing
+_EOL = re.compile(rb"\r\n|\r|\n")
+
+
+def dot_stuffed(data: bytes) -> bytes:
+    """The body as DATA sends it (RFC 5321 §4.5.2): every line end made CRLF first, as
+    smtplib does (a bare LF before a "." would let a lenient relay end the data there and
+    read what follows as commands: SMTP smuggling), then each line's leading "." doubled."""
+    body = _EOL.sub(b"\r\n", data).replace(b"\r\n.", b"\r\n..")
+    return b"." + body if body.startswith(b".") else body
+
+
+def timed_out(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was raised while handling, a socket timeout (smtplib turns
+    a timed-out read or write into ``SMTPServerDisconnected``)."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        if isinstance(e, TimeoutError):  # socket.timeout is TimeoutError
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False

@@ -1,0 +1,178 @@
+"""The SMTP client against relays that misbehave (findings of a hostile test of the
+pipelined envelope, session 14): no stray or empty message, no bounce for a protocol
+fault, no reply read out of step, every wait bounded, a usable connection after."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.delivery.hostile_relay import Relay, conn, msg
+from tests.waiting import wait_for
+
+
+def _delivered(relay: Relay, count: int) -> list[list[str]]:
+    wait_for(lambda: len(relay.delivered) >= count, timeout=5, what=f"{count} messages")
+    return [d[2] for d in relay.delivered]
+
+
+@pytest.mark.parametrize(
+    "hooks",
+    [
+        {"mail": lambda c, n, a: b"OK sender fine\r\n" if n == 2 else None},  # unreadable
+        {"rcpt": lambda c, n, a: b"252 2.1.5 will try\r\n" if a == "b@x" else None},
+    ],
+    ids=["unreadable MAIL reply", "RCPT 252"],
+)
+def test_an_envelope_ahead_that_is_not_accepted_delivers_no_empty_message(hooks) -> None:  # type: ignore[no-untyped-def]
+    """The relay answered the envelope ahead oddly but still said 354 to DATA: the
+    transaction is reset, never ended with a lone dot (an empty message to b@x)."""
+    relay = Relay(hooks=hooks)
+    c = conn(relay)
+    try:
+        assert c.send("s@x", "a@x", msg("a@x"), then=("s@x", "b@x")).state == "sent"
+        assert c.send("s@x", "b@x", msg("b@x")).state == "deferred"
+        assert c.send("s@x", "c@x", msg("c@x")).state == "sent"  # usable after
+    finally:
+        c.close(force=True)
+        relay.stop()
+    assert _delivered(relay, 2) == [["a@x"], ["c@x"]]
+
+
+def test_a_bare_line_feed_before_a_dot_cannot_end_the_data() -> None:
+    """SMTP smuggling: with a relay that ends DATA at ``<LF>.<CR><LF>``, a body holding
+    one would deliver what follows as a second message; line ends are made CRLF and the
+    dot doubled first."""
+    relay = Relay(lenient_dot=True)
+    body = (
+        b"Subject: x\r\n\r\nhello\n.\r\nMAIL FROM:<evil@x>\r\nRCPT TO:<victim@x>\r\n"
+        b"DATA\r\nSubject: smuggled\r\n\r\nowned\r\n"
+    )
+    c = conn(relay)
+    try:
+        assert c.send("s@x", "a@x", body).state == "sent"
+    finally:
+        c.close(force=True)
+        relay.stop()
+    assert _delivered(relay, 1) == [["a@x"]]  # (the client has closed: nothing more comes)
+    assert b"owned" in relay.delivered[0][3]  # the "second message" stayed text of the first
+
+
+@pytest.mark.parametrize(
+    "hooks",
+    [
+        {"greeting": lambda c, n, a: b"220 " + b"x" * 10_000 + b"\r\n"},
+        {"ehlo": lambda c, n, a: b"250 " + b"x" * 10_000 + b"\r\n"},
+        {"greeting": lambda c, n, a: b"554 5.7.1 go away\r\n"},
+    ],
+    ids=["long greeting", "long EHLO reply", "554 greeting"],
+)
+def test_a_relay_that_refuses_the_connection_bounces_nobody(hooks) -> None:  # type: ignore[no-untyped-def]
+    relay = Relay(hooks=hooks)
+    c = conn(relay)
+    try:
+        out = c.send("s@x", "a@x", msg("a@x"))
+    finally:
+        c.close(force=True)
+        relay.stop()
+    assert out.state == "deferred" and not out.maybe_delivered
+    assert out.reply.startswith("connection refused")
+
+
+def test_a_refused_authentication_bounces_nobody() -> None:
+    relay = Relay(
+        hooks={"auth": lambda c, n, a: b"535 5.7.8 bad credentials\r\n"}, extra_ehlo=[b"AUTH PLAIN"]
+    )
+    c = conn(relay, username="u", password="p")
+    try:
+        out = c.send("s@x", "a@x", msg("a@x"))
+    finally:
+        c.close(force=True)
+        relay.stop()
+    assert (out.state, out.code) == ("deferred", 535)
+
+
+@pytest.mark.parametrize("after", ["CLOSE", "HANG"])
+def test_a_refusal_of_the_body_stands_when_the_reset_after_it_fails(after: str) -> None:
+    relay = Relay(
+        hooks={"dot": lambda c, n, a: b"552 5.3.4 too big\r\n", "rset": lambda c, n, a: after}
+    )
+    c = conn(relay, timeout=1)
+    try:
+        out = c.send("s@x", "a@x", msg("a@x"))
+    finally:
+        c.close(force=True)
+        relay.stop()
+    assert (out.state, out.code, out.maybe_delivered) == ("bounced", 552, False)
+
+
+def test_a_reply_trickling_in_is_bounded_by_its_deadline() -> None:
+    """The final dot's reply comes a byte every 0.3 s (a timeout per read would wait 5 s
+    and more): the whole reply gets ``data_timeout``."""
+
+    def trickle(c, n, a):  # type: ignore[no-untyped-def]
+        for byte in b"250 2.0.0 queued\r\n":
+            c.sock.sendall(bytes([byte]))
+            time.sleep(0.3)
+        return b""
+
+    relay = Relay(hooks={"dot": trickle})
+    c = conn(relay, timeout=2, data_timeout=2)
+    try:
+        began = time.monotonic()
+        out = c.send("s@x", "a@x", msg("a@x"))
+        took = time.monotonic() - began
+    finally:
+        c.close(force=True)
+        relay.stop()
+    assert out.timed_out and out.maybe_delivered and took < 4
+
+
+def test_an_extra_reply_is_never_read_as_the_next_message_s() -> None:
+    """The relay answers one final dot twice: the connection is out of step, so it is
+    dropped; the next message's refusal is its own (554), not the stray 250."""
+    relay = Relay(
+        pipelining=False,
+        hooks={
+            "dot": lambda c, n, a: b"250 ok\r\n250 extra\r\n" if n == 1 else b"554 5.7.1 spam\r\n"
+        },
+    )
+    c = conn(relay)
+    try:
+        assert c.send("s@x", "a@x", msg("a@x")).state == "sent"
+        out = c.send("s@x", "b@x", msg("b@x"))
+    finally:
+        c.close(force=True)
+        relay.stop()
+    assert (out.state, out.code) == ("bounced", 554)
+    assert _delivered(relay, 1) == [["a@x"]]
+
+
+def test_an_unreadable_reply_to_the_final_dot_counts_as_maybe_delivered() -> None:
+    relay = Relay(hooks={"dot": lambda c, n, a: b"OK queued\r\n"})
+    c = conn(relay)
+    try:
+        out = c.send("s@x", "a@x", msg("a@x"))
+    finally:
+        c.close(force=True)
+        relay.stop()
+    assert out.state == "deferred" and out.maybe_delivered
+
+
+def test_a_failing_check_before_the_body_sends_nothing_and_leaves_a_usable_link() -> None:
+    relay = Relay()
+
+    def broken() -> bool:
+        raise RuntimeError("lease database down")
+
+    c = conn(relay)
+    try:
+        assert c.send("s@x", "a@x", msg("a@x"), then=("s@x", "b@x")).state == "sent"
+        out = c.send("s@x", "b@x", msg("b@x"), proceed=broken)
+        assert (out.state, out.abandoned) == ("deferred", True)
+        assert c.send("s@x", "c@x", msg("c@x")).state == "sent"
+    finally:
+        c.close(force=True)
+        relay.stop()
+    assert _delivered(relay, 2) == [["a@x"], ["c@x"]]
