@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 
 from newsletter.delivery.smtp import SmtpConnection
@@ -256,88 +254,3 @@ def test_a_refused_message_with_an_envelope_ahead_resets_instead_of_rset(smtp_si
     assert [(m[1], m[2].split(b"\r\n\r\n")[1].strip()) for m in sink.messages] == [
         (["n@example.com"], b"next")
     ]
-
-
-def _scripted_relay(script: list[bytes]) -> tuple[int, list[bytes]]:
-    """A relay on a raw socket: the greeting and EHLO reply, then for every command line
-    the next entry of ``script`` (whatever bytes it holds, however split); what it
-    received is kept."""
-    import socket
-    import threading
-
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-    seen: list[bytes] = []
-
-    def run() -> None:
-        with contextlib.suppress(OSError):  # the client reset the connection
-            serve()
-
-    def serve() -> None:
-        conn, _ = srv.accept()
-        f = conn.makefile("rwb")
-        f.write(b"220 ready\r\n")
-        f.flush()
-        f.readline()
-        f.write(b"250-relay\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
-        f.flush()
-        replies = iter(script)
-        data = False
-        while True:
-            line = f.readline()
-            if not line:
-                break
-            seen.append(line)
-            if data and line != b".\r\n":
-                continue
-            data = False
-            reply = next(replies, None)
-            if reply is None:
-                break
-            if reply:
-                f.write(reply)
-                f.flush()
-            if line.upper().startswith(b"DATA"):
-                data = True
-        conn.close()
-        srv.close()
-
-    threading.Thread(target=run, daemon=True).start()
-    return srv.getsockname()[1], seen
-
-
-def test_multi_line_replies_are_read_whole() -> None:
-    """A reply may span lines (``250-…`` then ``250 …``); its text is the lines joined."""
-    port, _seen = _scripted_relay(
-        [
-            b"250-sender\r\n250 ok\r\n",
-            b"250 rcpt\r\n",
-            b"354 go\r\n",
-            b"250-queued\r\n250 as X1\r\n",
-        ]
-    )
-    conn = SmtpConnection("127.0.0.1", port, timeout=5)
-    try:
-        out = conn.send("b@example.org", "a@example.com", _body("a"))
-        assert out.state == "sent"
-    finally:
-        conn.close(force=True)
-
-
-@pytest.mark.parametrize(
-    "last, expected",
-    [
-        (b"250 " + b"x" * 9000 + b"\r\n", ("deferred", None)),  # past smtplib's limit
-        (b"", ("deferred", None)),  # the relay closes instead of answering the dot
-    ],
-)
-def test_a_bad_reply_to_the_final_dot_is_not_sent(last: bytes, expected: tuple) -> None:  # type: ignore[type-arg]
-    port, _seen = _scripted_relay([b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", last or None])  # type: ignore[list-item]
-    conn = SmtpConnection("127.0.0.1", port, timeout=5)
-    try:
-        out = conn.send("b@example.org", "a@example.com", _body("a"))
-    finally:
-        conn.close(force=True)
-    assert (out.state, out.code) == expected
-    assert out.maybe_delivered  # the body went out: the relay may have it

@@ -12,6 +12,17 @@ from tests.delivery.hostile_relay import Relay, conn, msg
 from tests.waiting import wait_for
 
 
+def _send_one(relay: Relay, **kw):  # type: ignore[no-untyped-def]
+    """One message to a@x on a new connection to ``relay`` (``kw``: the connection's
+    settings), the relay stopped after; its outcome."""
+    c = conn(relay, **kw)
+    try:
+        return c.send("s@x", "a@x", msg("a@x"))
+    finally:
+        c.close(force=True)
+        relay.stop()
+
+
 def _delivered(relay: Relay, count: int) -> list[list[str]]:
     wait_for(lambda: len(relay.delivered) >= count, timeout=5, what=f"{count} messages")
     return [d[2] for d in relay.delivered]
@@ -69,13 +80,7 @@ def test_a_bare_line_feed_before_a_dot_cannot_end_the_data() -> None:
     ids=["long greeting", "long EHLO reply", "554 greeting"],
 )
 def test_a_relay_that_refuses_the_connection_bounces_nobody(hooks) -> None:  # type: ignore[no-untyped-def]
-    relay = Relay(hooks=hooks)
-    c = conn(relay)
-    try:
-        out = c.send("s@x", "a@x", msg("a@x"))
-    finally:
-        c.close(force=True)
-        relay.stop()
+    out = _send_one(Relay(hooks=hooks))
     assert out.state == "deferred" and not out.maybe_delivered
     assert out.reply.startswith("connection refused")
 
@@ -84,12 +89,7 @@ def test_a_refused_authentication_bounces_nobody() -> None:
     relay = Relay(
         hooks={"auth": lambda c, n, a: b"535 5.7.8 bad credentials\r\n"}, extra_ehlo=[b"AUTH PLAIN"]
     )
-    c = conn(relay, username="u", password="p")
-    try:
-        out = c.send("s@x", "a@x", msg("a@x"))
-    finally:
-        c.close(force=True)
-        relay.stop()
+    out = _send_one(relay, username="u", password="p")
     assert (out.state, out.code) == ("deferred", 535)
 
 
@@ -98,12 +98,7 @@ def test_a_refusal_of_the_body_stands_when_the_reset_after_it_fails(after: str) 
     relay = Relay(
         hooks={"dot": lambda c, n, a: b"552 5.3.4 too big\r\n", "rset": lambda c, n, a: after}
     )
-    c = conn(relay, timeout=1)
-    try:
-        out = c.send("s@x", "a@x", msg("a@x"))
-    finally:
-        c.close(force=True)
-        relay.stop()
+    out = _send_one(relay, timeout=1)
     assert (out.state, out.code, out.maybe_delivered) == ("bounced", 552, False)
 
 
@@ -117,15 +112,9 @@ def test_a_reply_trickling_in_is_bounded_by_its_deadline() -> None:
             time.sleep(0.3)
         return b""
 
-    relay = Relay(hooks={"dot": trickle})
-    c = conn(relay, timeout=2, data_timeout=2)
-    try:
-        began = time.monotonic()
-        out = c.send("s@x", "a@x", msg("a@x"))
-        took = time.monotonic() - began
-    finally:
-        c.close(force=True)
-        relay.stop()
+    began = time.monotonic()
+    out = _send_one(Relay(hooks={"dot": trickle}), timeout=2, data_timeout=2)
+    took = time.monotonic() - began
     assert out.timed_out and out.maybe_delivered and took < 4
 
 
@@ -150,13 +139,7 @@ def test_an_extra_reply_is_never_read_as_the_next_message_s() -> None:
 
 
 def test_an_unreadable_reply_to_the_final_dot_counts_as_maybe_delivered() -> None:
-    relay = Relay(hooks={"dot": lambda c, n, a: b"OK queued\r\n"})
-    c = conn(relay)
-    try:
-        out = c.send("s@x", "a@x", msg("a@x"))
-    finally:
-        c.close(force=True)
-        relay.stop()
+    out = _send_one(Relay(hooks={"dot": lambda c, n, a: b"OK queued\r\n"}))
     assert out.state == "deferred" and out.maybe_delivered
 
 
@@ -176,3 +159,25 @@ def test_a_failing_check_before_the_body_sends_nothing_and_leaves_a_usable_link(
         c.close(force=True)
         relay.stop()
     assert _delivered(relay, 2) == [["a@x"], ["c@x"]]
+
+
+def test_multi_line_replies_are_read_whole() -> None:
+    """A reply may span lines (``250-…`` then ``250 …``), in the envelope and to the dot."""
+    relay = Relay(
+        hooks={
+            "mail": lambda c, n, a: b"250-sender\r\n250 ok\r\n",
+            "dot": lambda c, n, a: b"250-queued\r\n250 as X1\r\n",
+        }
+    )
+    assert _send_one(relay, timeout=5).state == "sent"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [b"250 " + b"x" * 9000 + b"\r\n", "CLOSE"],  # past smtplib's limit; no reply at all
+    ids=["a line too long", "the link closed"],
+)
+def test_a_bad_reply_to_the_final_dot_is_not_sent(reply: object) -> None:
+    out = _send_one(Relay(hooks={"dot": lambda c, n, a: reply}), timeout=5)
+    assert (out.state, out.code) == ("deferred", None)
+    assert out.maybe_delivered  # the body went out: the relay may have it
