@@ -68,6 +68,11 @@ class _Abandoned(Exception):
     """The caller's ``proceed`` said no once the relay was ready for the body."""
 
 
+def _text(msg: bytes | str) -> str:
+    """A reply's text as a person reads it."""
+    return msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg)
+
+
 def _asks_yes(proceed: Callable[[], bool]) -> bool:
     """``proceed()``, and no when it fails: a message is sent only on a clear yes."""
     try:
@@ -195,10 +200,8 @@ class SmtpConnection:
                     # greeting, EHLO, STARTTLS or AUTH refused: the relay's state, never
                     # the reader's (a 535 must not bounce, let alone suppress, anyone)
                     self.close(force=True)
-                    text = exc.smtp_error
-                    if isinstance(text, bytes):
-                        text = text.decode("utf-8", "replace")
-                    return Outcome("deferred", exc.smtp_code, f"connection refused: {text}"[:1000])
+                    refusal = f"connection refused: {_text(exc.smtp_error)}"
+                    return Outcome("deferred", exc.smtp_code, refusal[:1000])
             self.phase = "mail"
             opts = ["BODY=8BITMIME"] if self.eightbit else []
             data = message
@@ -207,9 +210,7 @@ class SmtpConnection:
                 dot_free = False  # (re-encoded: what the caller knew no longer holds)
                 if signer is not None:
                     data = signer.sign_message(data)
-            refused = self._transaction(
-                envelope_from, rcpt, data, opts, dot_free, proceed, then, meanwhile
-            )
+            self._transaction(envelope_from, rcpt, data, opts, dot_free, proceed, then, meanwhile)
         except _Abandoned:
             return Outcome(
                 "deferred",
@@ -249,9 +250,6 @@ class SmtpConnection:
             # waiting in DATA for a body, where the next envelope would become text
             self.close(force=True)
             raise
-        if refused:  # pragma: no cover - single recipient: refusal raises above
-            code, msg = refused[rcpt]
-            return self._classify(code, msg)
         return Outcome("sent", 250, "ok")
 
     def _timeout(self) -> Outcome:
@@ -281,7 +279,7 @@ class SmtpConnection:
         proceed: Callable[[], bool] | None = None,
         then: tuple[str, str] | None = None,
         meanwhile: Callable[[], object] | None = None,
-    ) -> dict[str, tuple[int, bytes]]:
+    ) -> None:
         """MAIL, RCPT, DATA — like ``smtplib.sendmail`` for one recipient, but the body is
         dot-stuffed with one ``bytes.replace`` instead of smtplib's per-message regex (far
         slower on a whole issue), or not at all when ``dot_free`` (the replace still scans
@@ -341,17 +339,19 @@ class SmtpConnection:
         if code < 0:  # not a reply: the relay may have the message, as on a broken link
             self.close(force=True)
             raise smtplib.SMTPServerDisconnected("unreadable reply to the final dot")
-        if self._buf and self._pending is None:
-            self.close(force=True)  # more replies than commands: out of step from here on
+        # a reply left over with no envelope ahead: more replies than commands
+        out_of_step = bool(self._buf) and self._pending is None
         self.phase = "mail"
-        if code != 250:
-            if code == 421 or self._pending is not None or self._buf:
-                # (with an envelope ahead, a RSET would land in that message's body)
+        if code == 250:
+            if out_of_step:
                 self.close(force=True)
-            else:
-                self._reset_or_drop(smtp)
-            raise smtplib.SMTPDataError(code, resp)
-        return {}
+            return
+        if code == 421 or self._pending is not None or out_of_step:
+            # (with an envelope ahead, a RSET would land in that message's body)
+            self.close(force=True)
+        else:
+            self._reset_or_drop(smtp)
+        raise smtplib.SMTPDataError(code, resp)
 
     def _refused(
         self,
@@ -364,7 +364,7 @@ class SmtpConnection:
     ) -> None:
         """The envelope was not accepted: end the transaction and raise what sendmail
         raises for the first refusal (sender, recipient, or DATA)."""
-        if 421 in (mail[0], rcpt_reply[0], data_reply[0]) or self._buf or data_reply[0] == 354:
+        if 421 in (mail[0], rcpt_reply[0], data_reply[0]) or data_reply[0] == 354:
             # (a relay waiting for a body gets a reset: a lone dot would end an empty
             # message and deliver it)
             self.close(force=True)
@@ -380,7 +380,7 @@ class SmtpConnection:
         """RSET after a refusal; a relay that fails it is dropped (the refusal stands)."""
         try:
             smtp.rset()
-        except (smtplib.SMTPException, OSError):
+        except OSError:  # (smtplib's errors are OSErrors)
             self.close(force=True)
 
     def _replies(self, smtp: smtplib.SMTP, n: int) -> list[tuple[int, bytes]]:
@@ -394,16 +394,12 @@ class SmtpConnection:
             self.close(force=True)
             raise
 
-    def _classify(self, code: int, msg: bytes | str, *, sender: bool = False) -> Outcome:
-        text = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg)
-        if code == 421 or self._pending is not None or self._buf:
-            # (a reply ahead of what was asked: out of step, so no RSET on it)
-            self.close(force=True)
-        try:
-            if self._smtp is not None:
-                self._smtp.rset()
-        except Exception:
-            self.close(force=True)
+    @staticmethod
+    def _classify(code: int, msg: bytes | str, *, sender: bool = False) -> Outcome:
+        """The outcome of a refusal. Whoever raised it has already ended the transaction
+        (``_refused`` and the final dot's check: a RSET, or a reset on 421, with an
+        envelope ahead, or out of step)."""
+        text = _text(msg)
         if 500 <= code < 600 and not sender:
             return Outcome("bounced", code, text[:1000])
         # 4xx, or a sender-level refusal: retry later (sender problems are not the recipient's)
