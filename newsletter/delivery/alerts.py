@@ -95,11 +95,11 @@ def notify(
             conn = system_connect()
         else:
             conn = settings_connection(cfg)
-        from newsletter.core.safety.signing import system_bounce_token
+        from newsletter.core.safety.signing import bounce_address, system_bounce_token
         from newsletter.delivery.dkim import sign_system_mail
 
         data = sign_system_mail(msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")))
-        envelope = f"bounces+{system_bounce_token()}@{cfg.bounce_domain}"
+        envelope = bounce_address(system_bounce_token())
         try:
             for rcpt in cfg.ops_emails:
                 outcome = conn.send(envelope, rcpt, data)

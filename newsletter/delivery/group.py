@@ -22,6 +22,7 @@ from newsletter.core.clock import now as utcnow
 from newsletter.core.config import get_settings
 from newsletter.core.db import session_scope
 from newsletter.core.safety.headers import HeaderInjection
+from newsletter.core.safety.signing import bounce_address
 from newsletter.core.telemetry import DELIVERIES
 from newsletter.delivery import warmup
 from newsletter.delivery.lease import Heartbeat
@@ -71,7 +72,6 @@ def _send_group(
     cfg = get_settings()
     # A safety margin against clock skew between hosts and a slow final reply.
     margin = cfg.lease_seconds * 0.25
-    bounce_domain = cfg.bounce_domain
 
     def leased() -> bool:
         return time.monotonic() <= max(marked_at, beat.renewed) + cfg.lease_seconds - margin
@@ -106,14 +106,14 @@ def _send_group(
             nxt = group[i + 1] if i + 1 < len(group) else None
             later = nxt.built if nxt is not None and isinstance(nxt.built, Later) else None
             outcome = route.pool.connection(relay).send(
-                f"bounces+{r.recipient.token}@{bounce_domain}",
+                bounce_address(r.recipient.token),
                 r.recipient.email,
                 message[0],
                 signer=r.compiled.signer,
                 dot_free=message[1],
                 proceed=leased,  # asked again once the relay waits for the body
                 then=(
-                    (f"bounces+{nxt.recipient.token}@{bounce_domain}", nxt.recipient.email)
+                    (bounce_address(nxt.recipient.token), nxt.recipient.email)
                     if nxt is not None and nxt.relay.name == relay.name
                     else None
                 ),

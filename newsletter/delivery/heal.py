@@ -80,7 +80,7 @@ def probe_rcpt_for_send(send_id: int) -> tuple[bool, str]:
     """(a relay accepts a test RCPT, detail) for the relays in service that may carry
     ``send_id``: to ``probe_rcpt`` when set, else to one of the send's deferred readers
     (the refusal being probed is theirs). Nothing is sent."""
-    from newsletter.core.safety.signing import system_bounce_token
+    from newsletter.core.safety.signing import bounce_address, system_bounce_token
     from newsletter.delivery.relay_config import route
     from newsletter.delivery.relay_probe import probe_rcpt
     from newsletter.delivery.relays import down_relays
@@ -101,7 +101,7 @@ def probe_rcpt_for_send(send_id: int) -> tuple[bool, str]:
         return True, "no deferred reader left to probe with"
     down = down_relays(fresh=True)
     relays = [r for r in route(load_relays(), domain, publication) if r.name not in down]
-    sender = f"bounces+{system_bounce_token()}@{cfg.bounce_domain}"
+    sender = bounce_address(system_bounce_token())
     details = []
     for relay in relays:
         ok, detail = probe_rcpt(relay, sender, rcpt)

@@ -10,8 +10,7 @@ from __future__ import annotations
 from email.message import EmailMessage
 
 from newsletter.audience.optin import OptinResult, confirmation_message, request_subscription
-from newsletter.core.config import get_settings
-from newsletter.core.safety.signing import system_bounce_token, verify_confirm
+from newsletter.core.safety.signing import bounce_address, system_bounce_token, verify_confirm
 from newsletter.delivery.dkim import sign_system_mail
 from newsletter.delivery.relays import connect
 from newsletter.delivery.smtp import Outcome
@@ -23,7 +22,7 @@ def send_confirmation(addr: str, list_name: str, token: str, variant: str) -> No
     """Mail the confirmation that a request returned (``OptinResult.mail``)."""
     msg = confirmation_message(addr, list_name, token, variant)
     bounce = system_bounce_token(verify_confirm(token)[0])
-    send_message(f"bounces+{bounce}@{get_settings().bounce_domain}", addr, msg)
+    send_message(bounce_address(bounce), addr, msg)
 
 
 def subscribe(email: str, list_id: int, **request: object) -> OptinResult:

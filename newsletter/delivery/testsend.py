@@ -13,10 +13,14 @@ from email.header import decode_header, make_header
 from typing import Any
 
 from newsletter.audience.addresses import normalise
-from newsletter.core.config import get_settings
 from newsletter.core.db import session_scope
 from newsletter.core.errors import SealError
-from newsletter.core.safety.signing import delivery_token, system_bounce_token, unsubscribe_token
+from newsletter.core.safety.signing import (
+    bounce_address,
+    delivery_token,
+    system_bounce_token,
+    unsubscribe_token,
+)
 from newsletter.delivery.assemble import CompiledMessage, Recipient, _encode_header
 from newsletter.delivery.compiled import compiled_for
 from newsletter.delivery.relays import connect
@@ -40,7 +44,6 @@ def send_test(issue_ref: str, to: list[str], variant: str = "zh-Hans") -> list[d
     except SealError as exc:
         report_broken(exc)
         raise
-    cfg = get_settings()
     results: list[dict[str, Any]] = []
     conn = connect()
     try:
@@ -52,7 +55,7 @@ def send_test(issue_ref: str, to: list[str], variant: str = "zh-Hans") -> list[d
                 )
                 msg = b"X-Newsletter-Test: yes\r\n" + msg
                 outcome = conn.send(
-                    f"bounces+{system_bounce_token()}@{cfg.bounce_domain}", addr, msg
+                    bounce_address(system_bounce_token()), addr, msg
                 )
                 results.append(
                     {"variant": v, "to": addr, "state": outcome.state, "reply": outcome.reply}

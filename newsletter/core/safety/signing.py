@@ -34,6 +34,7 @@ __all__ = [
     "delivery_of",
     "delivery_token",
     "sign",
+    "bounce_address",
     "system_bounce_token",
     "unsubscribe_token",
     "unverified",
@@ -198,6 +199,12 @@ def system_bounce_token(subscriber_id: int = 0) -> str:
     ``bounces+<token>@`` are accepted by ``bounces serve``; a hard bounce of mail to
     a subscriber (``subscriber_id`` > 0) suppresses the address."""
     return sign("s", subscriber_id)
+
+
+def bounce_address(token: str) -> str:
+    """The envelope sender (VERP) that carries ``token``: ``bounces+<token>@<bounce
+    domain>``, the address ``bounces serve`` reads the token back from."""
+    return f"bounces+{token}@{get_settings().bounce_domain}"
 
 
 def unsubscribe_token(subscriber_id: int, list_id: int | None) -> str:
