@@ -54,9 +54,7 @@ def send_test(issue_ref: str, to: list[str], variant: str = "zh-Hans") -> list[d
                     Recipient(0, addr, "测试", delivery_token(0), unsubscribe_token(0, None))
                 )
                 msg = b"X-Newsletter-Test: yes\r\n" + msg
-                outcome = conn.send(
-                    bounce_address(system_bounce_token()), addr, msg
-                )
+                outcome = conn.send(bounce_address(system_bounce_token()), addr, msg)
                 results.append(
                     {"variant": v, "to": addr, "state": outcome.state, "reply": outcome.reply}
                 )
