@@ -49,6 +49,12 @@ class Forward:
                 c.setsockopt(
                     socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
                 )
+                # Closing the descriptor alone does not end a connection whose pipe thread
+                # is blocked reading it: the socket lives on, unowned and silent, until
+                # that read returns (a black hole, not a dead server). Shutting it down
+                # wakes the read.
+                c.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
                 c.close()
 
     def _accept(self, listener: socket.socket) -> None:
