@@ -128,7 +128,9 @@ def main() -> int:
         f"median: {statistics.median(per) * 1000:.3f} ms a message, "
         f"{statistics.median(over) * 1000:.3f} ms over B3 ({mode})"
     )
-    print_result("B4", f"overhead_ms_{mode}", round(statistics.median(over) * 1000, 3), "lower", "ms")
+    print_result(
+        "B4", f"overhead_ms_{mode}", round(statistics.median(over) * 1000, 3), "lower", "ms"
+    )
     return 0
 
 
