@@ -63,23 +63,28 @@ def compiled_for(issue_id: int, variant: str, *, subject: str | None = None) -> 
     """The compiled message of ``issue_id`` in ``variant``; ``subject`` (a subject test's
     variant, written in Simplified Chinese) replaces the rendered subject, converted for
     zh-Hant like the rest of the issue."""
+    which = (
+        Rendition.issue_id == issue_id,
+        Rendition.variant == variant,
+        Rendition.output.in_(("email_html", "email_text")),
+    )
     with session_scope() as s:
-        rows = {
-            r.output: r
-            for r in s.scalars(
-                select(Rendition).where(
-                    Rendition.issue_id == issue_id,
-                    Rendition.variant == variant,
-                    Rendition.output.in_(("email_html", "email_text")),
-                )
-            )
+        # The hashes first: a batch asks once per variant, and the bodies (a whole issue
+        # each) are read only when this process has not compiled them yet.
+        hashes = {
+            o: h
+            for o, h in s.execute(select(Rendition.output, Rendition.content_hash).where(*which))
         }
-        if len(rows) != 2:
+        if len(hashes) != 2:
             raise NotFound(f"issue {issue_id} has no rendered email for {variant}; render it first")
-        key = rows["email_html"].content_hash + rows["email_text"].content_hash
+        key = hashes["email_html"] + hashes["email_text"]
         hit = _cache.get((issue_id, variant, subject))
         if hit and hit[0] == key:
             return hit[1]
+        rows = {r.output: r for r in s.scalars(select(Rendition).where(*which))}
+        if len(rows) != 2:
+            raise NotFound(f"issue {issue_id} has no rendered email for {variant}; render it first")
+        key = rows["email_html"].content_hash + rows["email_text"].content_hash
         issue = s.get(Issue, issue_id)
         assert issue is not None
         pub = s.get(Publication, issue.publication_id)

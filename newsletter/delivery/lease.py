@@ -70,26 +70,37 @@ def claim(session: Session, send_id: int, limit: int, lease_seconds: int) -> tup
         target = Delivery.id.in_(select(picked.c.id))
     else:
         target = Delivery.id.in_(sub.scalar_subquery())
-    session.execute(
+    stmt = (
         update(Delivery)
         .where(target, _claimable(send_id, now))
         .values(claimed_by=token, lease_until=lease)
         .execution_options(synchronize_session=False)
     )
-    ids = list(
-        session.scalars(
-            select(Delivery.id).where(Delivery.claimed_by == token).order_by(Delivery.id)
+    if session.get_bind().dialect.name == "postgresql":
+        # The rows the statement claimed, and which of them were mid-transaction: one
+        # round trip instead of a SELECT by the (new, unique) token and an UPDATE that
+        # almost always finds nothing.
+        claimed = session.execute(stmt.returning(Delivery.id, Delivery.state)).all()
+        ids = sorted(int(r[0]) for r in claimed)
+        was_sending = any(r[1] == "sending" for r in claimed)
+    else:  # (SQLite before 3.35 has no RETURNING)
+        session.execute(stmt)
+        ids = list(
+            session.scalars(
+                select(Delivery.id).where(Delivery.claimed_by == token).order_by(Delivery.id)
+            )
         )
-    )
-    # Rows that were 'sending' when their lease expired are at risk of a duplicate.
-    taken_over = session.execute(
-        update(Delivery)
-        .where(Delivery.claimed_by == token, Delivery.state == "sending")
-        .values(at_risk=True, state="queued")
-        .execution_options(synchronize_session=False)
-    )
-    if taken_over.rowcount:  # type: ignore[attr-defined]
-        LEASE_EXPIRIES.inc(taken_over.rowcount)  # type: ignore[attr-defined]
+        was_sending = True
+    if was_sending:
+        # Rows that were 'sending' when their lease expired are at risk of a duplicate.
+        taken_over = session.execute(
+            update(Delivery)
+            .where(Delivery.claimed_by == token, Delivery.state == "sending")
+            .values(at_risk=True, state="queued")
+            .execution_options(synchronize_session=False)
+        )
+        if taken_over.rowcount:  # type: ignore[attr-defined]
+            LEASE_EXPIRIES.inc(taken_over.rowcount)  # type: ignore[attr-defined]
     if ids:
         # Claim lag: how long the oldest claimed row had been due (its retry time, or
         # when the send started for a first attempt).
