@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.delivery.assemble import to_base64
-from newsletter.delivery.wire import dot_stuffed, read_replies, timed_out
+from newsletter.delivery.wire import dot_stuffed, read_replies, timed_out, within
 from newsletter.delivery.wire import envelope as _envelope
 from newsletter.delivery.wire import send_parts as _send_parts
 
@@ -143,22 +143,30 @@ class SmtpConnection:
         self.phase = "connect"
         # (the greeting is read inside connect(); a timeout there names the greeting)
         try:
-            code, greeting = smtp.connect(self.host, self.port)
+            code, greeting = within(
+                smtp,
+                self.connect_timeout + self.timeout,
+                lambda: smtp.connect(self.host, self.port),
+            )
         except smtplib.SMTPServerDisconnected:
             self.phase = "greeting"
+            raise
+        except TimeoutError:
+            if smtp.sock is not None:  # (connected: it was the greeting that never came)
+                self.phase = "greeting"
             raise
         if code != 220:  # (smtplib's connect returns a refusal; the relay may go on)
             raise smtplib.SMTPConnectError(code, greeting)
         smtp.timeout = self.timeout
         self.phase = "ehlo"
-        smtp.ehlo()
+        within(smtp, self.timeout, smtp.ehlo)
         if self.starttls:
             self.phase = "starttls"
-            smtp.starttls()
-            smtp.ehlo()
+            within(smtp, self.timeout, smtp.starttls)
+            within(smtp, self.timeout, smtp.ehlo)
         if self.username:
             self.phase = "login"
-            smtp.login(self.username, self.password)
+            within(smtp, self.timeout, lambda: smtp.login(self.username, self.password))
         self.eightbit = smtp.has_extn("8bitmime")
         self.pipelining = self.allow_pipelining and smtp.has_extn("pipelining")
         return smtp
@@ -379,8 +387,8 @@ class SmtpConnection:
     def _reset_or_drop(self, smtp: smtplib.SMTP) -> None:
         """RSET after a refusal; a relay that fails it is dropped (the refusal stands)."""
         try:
-            smtp.rset()
-        except OSError:  # (smtplib's errors are OSErrors)
+            within(smtp, self.timeout, smtp.rset)
+        except OSError:  # (smtplib's errors are OSErrors; TimeoutError too)
             self.close(force=True)
 
     def _replies(self, smtp: smtplib.SMTP, n: int) -> list[tuple[int, bytes]]:
@@ -415,7 +423,7 @@ class SmtpConnection:
             return
         try:
             if not force:
-                self._smtp.quit()
+                within(self._smtp, self.timeout, self._smtp.quit)
             else:
                 # A broken transaction ends with a reset, not a FIN: what the kernel still
                 # holds for this socket is dropped rather than delivered to the relay

@@ -6,13 +6,27 @@ STARTTLS, AUTH) and for RSET and QUIT; the transaction's hot path writes and rea
 
 from __future__ import annotations
 
+import contextlib
 import re
 import smtplib
 import socket
 import ssl
+import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
-__all__ = ["MAX_REPLY_LINE", "dot_stuffed", "envelope", "read_replies", "send_parts", "timed_out"]
+T = TypeVar("T")
+
+__all__ = [
+    "MAX_REPLY_LINE",
+    "dot_stuffed",
+    "envelope",
+    "read_replies",
+    "send_parts",
+    "timed_out",
+    "within",
+]
 
 #: the longest reply line accepted (smtplib's limit; RFC 5321 §4.5.3.1.5 asks for 512)
 MAX_REPLY_LINE = 8192
@@ -134,3 +148,34 @@ def timed_out(exc: BaseException) -> bool:
         seen.add(id(e))
         e = e.__cause__ or e.__context__
     return False
+
+
+def within(smtp: smtplib.SMTP, seconds: float, exchange: Callable[[], T]) -> T:
+    """``exchange()`` (one of smtplib's own: the greeting, EHLO, STARTTLS, AUTH, RSET,
+    QUIT), its whole reply bounded by ``seconds``. smtplib reads a reply line by line,
+    each read with the socket's timeout, so a relay that trickles a reply a byte at a
+    time could hold the connection as long as it liked; at the deadline a timer shuts
+    the socket down, which ends any read, and the exchange raises ``TimeoutError``."""
+    fired = threading.Event()
+
+    def expire() -> None:
+        fired.set()
+        sock = smtp.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        out = exchange()
+    except OSError as exc:
+        if fired.is_set():
+            raise TimeoutError(f"no whole reply within {seconds:g} s") from exc
+        raise
+    finally:
+        timer.cancel()
+    if fired.is_set():  # answered just as the timer shut the socket: it is gone
+        raise TimeoutError(f"no whole reply within {seconds:g} s")
+    return out

@@ -181,3 +181,57 @@ def test_a_bad_reply_to_the_final_dot_is_not_sent(reply: object) -> None:
     out = _send_one(Relay(hooks={"dot": lambda c, n, a: reply}), timeout=5)
     assert (out.state, out.code) == ("deferred", None)
     assert out.maybe_delivered  # the body went out: the relay may have it
+
+
+def _trickled(text: bytes):  # type: ignore[no-untyped-def]
+    """A hook that answers ``text`` a byte every 0.2 s."""
+
+    def hook(c, n, a):  # type: ignore[no-untyped-def]
+        for byte in text:
+            c.sock.sendall(bytes([byte]))
+            time.sleep(0.2)
+        return b""
+
+    return hook
+
+
+@pytest.mark.parametrize(
+    ("event", "reply", "phase"),
+    [
+        ("greeting", b"220 relay.example ESMTP ready for you\r\n", "greeting"),
+        ("ehlo", b"250-relay.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n", "ehlo"),
+    ],
+)
+def test_a_setup_reply_trickling_in_is_bounded_by_its_deadline(
+    event: str, reply: bytes, phase: str
+) -> None:
+    """smtplib reads the greeting and the EHLO reply line by line, a timeout per read: a
+    relay that trickles them held a connection for as long as it liked. Each whole reply
+    now has ``timeout``; the outcome is a deferral marked timed out, naming the phase."""
+    began = time.monotonic()
+    out = _send_one(Relay(hooks={event: _trickled(reply)}), timeout=1)
+    took = time.monotonic() - began
+    assert out.state == "deferred" and out.timed_out and not out.maybe_delivered
+    assert phase in out.reply and took < 2.5, (out, took)
+
+
+def test_a_reset_trickling_in_does_not_hold_the_sender() -> None:
+    """A refusal's RSET answered a byte at a time: the refusal stands, the link is dropped
+    within the deadline, and the next message goes out on a new connection."""
+    relay = Relay(
+        hooks={
+            "rcpt": lambda c, n, a: b"550 5.1.1 no such user\r\n" if a == "a@x" else None,
+            "rset": _trickled(b"250 2.0.0 reset, after a long pause to think\r\n"),
+        }
+    )
+    c = conn(relay, timeout=1)
+    try:
+        began = time.monotonic()
+        first = c.send("s@x", "a@x", msg("a@x"))
+        took = time.monotonic() - began
+        second = c.send("s@x", "b@x", msg("b@x"))
+    finally:
+        c.close(force=True)
+        relay.stop()
+    assert (first.state, first.code) == ("bounced", 550) and took < 2.5, (first, took)
+    assert second.state == "sent"
