@@ -18,7 +18,6 @@ from sqlalchemy import select
 
 from newsletter.core.config import reset_settings
 from newsletter.core.db import session_scope
-from newsletter.devtools.sink import free_port
 from newsletter.models import Send
 from tests.conftest import ROOT
 from tests.e2e.procs import enqueue, env_for, sample_email_send, stop, wait_for
@@ -51,9 +50,7 @@ def test_worker_beat_and_ingester_serve_metrics_and_health(
     pg_settings, redis_url, smtp_sink, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     port, sink = smtp_sink
-    base = free_port()
-    while any(_busy(base + i) for i in range(3)):
-        base = free_port()
+    base = _free_block(3)
     cfg = pg_settings.model_copy(
         update={
             "broker_url": redis_url,
@@ -123,11 +120,24 @@ def test_worker_beat_and_ingester_serve_metrics_and_health(
         log.close()
 
 
-def _busy(port: int) -> bool:
+def _free_block(n: int) -> int:
+    """The first of ``n`` consecutive ports that can be bound now, below the kernel's
+    ephemeral range: ports handed out by ``free_port`` lie inside it, where the one after
+    may be any process's outgoing connection by the time a server binds it (a beat then
+    moved to another port, as it should, and the test waited on the old one)."""
+    import random
     import socket
 
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    while True:
+        base = random.randrange(10_000, low - n)
+        try:
+            for port in range(base, base + n):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
 
 
 def _up(port: int) -> bool:
