@@ -82,23 +82,11 @@ def _asks_yes(proceed: Callable[[], bool]) -> bool:
         return False
 
 
-class _Deadlines:
-    """smtplib's connect uses one timeout for the TCP connect and the greeting; this
-    gives the greeting its own once the socket is up."""
-
-    greeting_timeout: float = 30.0
-
-    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        sock: socket.socket = super()._get_socket(host, port, timeout)  # type: ignore[misc]
-        sock.settimeout(self.greeting_timeout)
-        return sock
-
-
-class _SMTP(_Deadlines, smtplib.SMTP):
+class _SMTP(smtplib.SMTP):
     pass
 
 
-class _SMTPSSL(_Deadlines, smtplib.SMTP_SSL):
+class _SMTPSSL(smtplib.SMTP_SSL):
     pass
 
 
@@ -138,35 +126,36 @@ class SmtpConnection:
         self._buf = bytearray()
 
     def _open(self) -> smtplib.SMTP:
-        smtp = (_SMTPSSL if self.ssl else _SMTP)(timeout=self.connect_timeout)
-        smtp.greeting_timeout = self.timeout
-        self.phase = "connect"
-        # (the greeting is read inside connect(); a timeout there names the greeting)
+        smtp: smtplib.SMTP = (_SMTPSSL if self.ssl else _SMTP)(timeout=self.connect_timeout)
+        # The name TLS checks and sends (SNI): smtplib sets it only when the host is given
+        # to the constructor, which would also connect there, without these deadlines.
+        smtp._host = self.host  # type: ignore[attr-defined]
         try:
-            code, greeting = within(
-                smtp,
-                self.connect_timeout + self.timeout,
-                lambda: smtp.connect(self.host, self.port),
-            )
-        except smtplib.SMTPServerDisconnected:
+            # TCP connect (and TLS for implicit TLS) within connect_timeout, then the
+            # greeting, whole, within timeout: smtplib's connect() without its one timeout
+            # for both.
+            self.phase = "connect"
+            connect = smtp._get_socket  # type: ignore[attr-defined]
+            smtp.sock = connect(self.host, self.port, self.connect_timeout)
+            smtp.file = None
+            smtp.sock.settimeout(self.timeout)
+            smtp.timeout = self.timeout
             self.phase = "greeting"
-            raise
-        except TimeoutError:
-            if smtp.sock is not None:  # (connected: it was the greeting that never came)
-                self.phase = "greeting"
-            raise
-        if code != 220:  # (smtplib's connect returns a refusal; the relay may go on)
-            raise smtplib.SMTPConnectError(code, greeting)
-        smtp.timeout = self.timeout
-        self.phase = "ehlo"
-        within(smtp, self.timeout, smtp.ehlo)
-        if self.starttls:
-            self.phase = "starttls"
-            within(smtp, self.timeout, smtp.starttls)
+            code, greeting = within(smtp, self.timeout, smtp.getreply)
+            if code != 220:  # a refusal; the relay may go on talking
+                raise smtplib.SMTPConnectError(code, greeting)
+            self.phase = "ehlo"
             within(smtp, self.timeout, smtp.ehlo)
-        if self.username:
-            self.phase = "login"
-            within(smtp, self.timeout, lambda: smtp.login(self.username, self.password))
+            if self.starttls:
+                self.phase = "starttls"
+                within(smtp, self.timeout, smtp.starttls)
+                within(smtp, self.timeout, smtp.ehlo)
+            if self.username:
+                self.phase = "login"
+                within(smtp, self.timeout, lambda: smtp.login(self.username, self.password))
+        except BaseException:
+            smtp.close()  # (not yet ours to close: a refused setup left its socket open)
+            raise
         self.eightbit = smtp.has_extn("8bitmime")
         self.pipelining = self.allow_pipelining and smtp.has_extn("pipelining")
         return smtp
@@ -306,14 +295,16 @@ class SmtpConnection:
                 self.close(force=True)
                 raise smtplib.SMTPServerDisconnected("relay out of step: a reply too many")
         else:
+            # (one command at a time, each reply read by smtplib: whole within timeout)
+            t = self.timeout
             self.phase = "mail"
-            mail = smtp.mail(envelope_from, opts)
+            mail = within(smtp, t, lambda: smtp.mail(envelope_from, opts))
             self.phase = "rcpt"
-            rcpt_reply = smtp.rcpt(rcpt) if mail[0] == 250 else (503, b"not sent")
+            rcpt_reply = within(smtp, t, lambda: smtp.rcpt(rcpt)) if mail[0] == 250 else (503, b"")
             if mail[0] == 250 and rcpt_reply[0] in (250, 251):
                 self.phase = "data"
                 smtp.putcmd("data")
-                data_reply = smtp.getreply()
+                data_reply = within(smtp, t, smtp.getreply)
             else:
                 data_reply = (503, b"not sent")
         if mail[0] != 250 or rcpt_reply[0] not in (250, 251) or data_reply[0] != 354:

@@ -157,13 +157,18 @@ def within(smtp: smtplib.SMTP, seconds: float, exchange: Callable[[], T]) -> T:
     time could hold the connection as long as it liked; at the deadline a timer shuts
     the socket down, which ends any read, and the exchange raises ``TimeoutError``."""
     fired = threading.Event()
+    lock = threading.Lock()
+    done = False
 
     def expire() -> None:
-        fired.set()
-        sock = smtp.sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        with lock:  # never after the exchange has returned: its socket is in use again
+            if done:
+                return
+            fired.set()
+            sock = smtp.sock
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     timer = threading.Timer(seconds, expire)
     timer.daemon = True
@@ -175,6 +180,8 @@ def within(smtp: smtplib.SMTP, seconds: float, exchange: Callable[[], T]) -> T:
             raise TimeoutError(f"no whole reply within {seconds:g} s") from exc
         raise
     finally:
+        with lock:
+            done = True
         timer.cancel()
     if fired.is_set():  # answered just as the timer shut the socket: it is gone
         raise TimeoutError(f"no whole reply within {seconds:g} s")

@@ -235,3 +235,55 @@ def test_a_reset_trickling_in_does_not_hold_the_sender() -> None:
         relay.stop()
     assert (first.state, first.code) == ("bounced", 550) and took < 2.5, (first, took)
     assert second.state == "sent"
+
+
+def test_a_greeting_has_timeout_however_long_the_connect_may_take() -> None:
+    """The TCP connect has ``connect_timeout``; the greeting, once connected, ``timeout``
+    (it had the two together)."""
+    relay = Relay(hooks={"greeting": _trickled(b"220 relay.example ESMTP ready for you\r\n")})
+    began = time.monotonic()
+    out = _send_one(relay, timeout=1, connect_timeout=5)
+    took = time.monotonic() - began
+    assert out.timed_out and "greeting" in out.reply and took < 2.5, (out, took)
+
+
+@pytest.mark.parametrize("event", ["mail", "rcpt", "data"])
+def test_without_pipelining_each_reply_is_bounded_by_its_deadline(event: str) -> None:
+    """A relay without PIPELINING gets one command at a time, each reply read by smtplib:
+    a reply trickled in is bounded by ``timeout`` as in the pipelined path."""
+    default = {"mail": b"250 2.1.0 sender fine\r\n", "rcpt": b"250 2.1.5 recipient fine\r\n",
+               "data": b"354 go ahead, end with a dot\r\n"}  # fmt: skip
+    relay = Relay(pipelining=False, hooks={event: _trickled(default[event])})
+    began = time.monotonic()
+    out = _send_one(relay, timeout=1)
+    took = time.monotonic() - began
+    assert out.state == "deferred" and out.timed_out and not out.maybe_delivered, out
+    assert event in out.reply and took < 2.5 and not relay.delivered, (out, took)
+
+
+@pytest.mark.parametrize(
+    "hooks",
+    [
+        {"greeting": lambda c, n, a: b"554 5.3.2 go away\r\n"},
+        {"ehlo": lambda c, n, a: "RST"},
+    ],
+)
+def test_a_refused_setup_closes_its_socket(hooks) -> None:  # type: ignore[no-untyped-def]
+    """A connection whose setup was refused is closed at once, not left to the garbage
+    collector (a ResourceWarning per refusal, and a socket held open meanwhile)."""
+    import gc
+    import warnings
+
+    relay = Relay(hooks=hooks)
+    try:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always", ResourceWarning)
+            for _ in range(5):
+                c = conn(relay, timeout=1)
+                assert c.send("s@x", "a@x", msg("a@x")).state == "deferred"
+                c.close(force=True)
+                del c
+            gc.collect()
+    finally:
+        relay.stop()
+    assert not [w for w in seen if issubclass(w.category, ResourceWarning)]

@@ -1,0 +1,134 @@
+"""The SMTP client over TLS, against a real relay (aiosmtpd) with a certificate made here:
+STARTTLS on port 25/587 and implicit TLS on 465 deliver, and a relay that stalls after
+the handshake is a timed-out deferral. (smtplib names the TLS server from the host given
+to its constructor; the client connects later, under its own deadlines, and had left
+that name empty: every TLS relay raised ValueError out of ``send``.)"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from newsletter.delivery.smtp import SmtpConnection
+from newsletter.devtools.sink import SinkHandler, free_port
+
+
+def _certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (and its key), valid around any date."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    ip = x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))
+    start = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=365 * 90))
+        .add_extension(x509.SubjectAlternativeName([ip]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    crt, pem = folder / "relay.crt", folder / "relay.key"
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return crt, pem
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> tuple[Path, Path]:
+    return _certificate(tmp_path)
+
+
+def _server_context(files: tuple[Path, Path]) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(files[0]), str(files[1]))
+    return ctx
+
+
+@pytest.fixture
+def starttls_relay(tls_files: tuple[Path, Path]) -> Iterator[tuple[int, SinkHandler]]:
+    handler = SinkHandler()
+    ctrl = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=free_port(),
+        decode_data=False,
+        tls_context=_server_context(tls_files),
+        require_starttls=True,
+    )
+    ctrl.start()
+    yield ctrl.port, handler
+    ctrl.stop()
+
+
+@pytest.fixture
+def implicit_tls_relay(tls_files: tuple[Path, Path]) -> Iterator[tuple[int, SinkHandler]]:
+    handler = SinkHandler()
+    ctrl = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=free_port(),
+        decode_data=False,
+        ssl_context=_server_context(tls_files),
+    )
+    ctrl.start()
+    yield ctrl.port, handler
+    ctrl.stop()
+
+
+MESSAGE = b"Subject: tls\r\nTo: a@example.org\r\n\r\nover TLS\r\n"
+
+
+def _send(conn: SmtpConnection) -> str:
+    try:
+        out = conn.send("b@example.org", "a@example.org", MESSAGE)
+        again = conn.send("b@example.org", "c@example.org", MESSAGE)  # the same session
+    finally:
+        conn.close()
+    assert again.state == out.state
+    return out.state
+
+
+def test_starttls_relay_delivers(starttls_relay: tuple[int, SinkHandler]) -> None:
+    port, sink = starttls_relay
+    state = _send(SmtpConnection("127.0.0.1", port, timeout=5, starttls=True))
+    assert state == "sent"
+    assert [r for _f, rs, _d in sink.messages for r in rs] == ["a@example.org", "c@example.org"]
+
+
+def test_implicit_tls_relay_delivers(implicit_tls_relay: tuple[int, SinkHandler]) -> None:
+    port, sink = implicit_tls_relay
+    state = _send(SmtpConnection("127.0.0.1", port, timeout=5, ssl=True))
+    assert state == "sent"
+    assert len(sink.messages) == 2
+
+
+def test_a_relay_that_requires_starttls_refuses_plain_mail(
+    starttls_relay: tuple[int, SinkHandler],
+) -> None:
+    """Without STARTTLS the relay refuses the sender (530): deferred, never a bounce."""
+    port, sink = starttls_relay
+    conn = SmtpConnection("127.0.0.1", port, timeout=5)
+    try:
+        out = conn.send("b@example.org", "a@example.org", MESSAGE)
+    finally:
+        conn.close(force=True)
+    assert out.state == "deferred" and out.code == 530 and not sink.messages
