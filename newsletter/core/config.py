@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     smtp_username: str = ""
     smtp_password: SecretStr = SecretStr("")
     smtp_starttls: bool = False
+    #: The relay's TLS certificate is verified (against the system's authorities, or
+    #: ``smtp_tls_ca_file``) and must name ``smtp_host``; False turns that off.
+    smtp_tls_verify: bool = True
+    smtp_tls_ca_file: str = ""
     #: Every wait on a relay has a deadline (docs/delivery.md, "Hung relays"): the TCP
     #: connect, the greeting and each command (``smtp_timeout``), and the reply to the
     #: final dot. A relay that misses one is taken out of service at once.

@@ -55,6 +55,10 @@ class RelayConfig(BaseModel):
     host: str
     port: int = Field(25, ge=1, le=65535)
     tls: Literal["none", "starttls", "ssl"] = "none"
+    #: the relay's certificate is verified and must name ``host`` (a private CA or a
+    #: self-signed certificate: ``tls_ca_file``); False: not checked at all
+    tls_verify: bool = True
+    tls_ca_file: str = Field("", max_length=4096)
     username: str = Field("", max_length=320)
     password: SecretStr = SecretStr("")
     #: messages per second through this relay, shared by all workers; 0 = unlimited
@@ -216,6 +220,8 @@ def _default_relay(cfg: Settings) -> RelayConfig:
         host=cfg.smtp_host,
         port=cfg.smtp_port,
         tls="starttls" if cfg.smtp_starttls else "none",
+        tls_verify=cfg.smtp_tls_verify,
+        tls_ca_file=cfg.smtp_tls_ca_file,
         username=cfg.smtp_username,
         password=cfg.smtp_password,
         rate=0.0,
@@ -243,6 +249,8 @@ def load_relays(cfg: Settings | None = None) -> list[RelayConfig]:
             cfg.smtp_username,
             cfg.smtp_password.get_secret_value(),
             cfg.smtp_starttls,
+            cfg.smtp_tls_verify,
+            cfg.smtp_tls_ca_file,
             cfg.smtp_timeout,
             cfg.smtp_connect_timeout,
             cfg.smtp_data_timeout,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import smtplib
 
 from newsletter.delivery.relay_config import RelayConfig
+from newsletter.delivery.wire import client_tls
 
 __all__ = ["probe", "probe_rcpt"]
 
@@ -18,17 +19,22 @@ def probe(relay: RelayConfig) -> tuple[bool, str]:
     if relay.host == "maildir":
         return True, "maildir"
     try:
-        cls = smtplib.SMTP_SSL if relay.tls == "ssl" else smtplib.SMTP
+        tls = client_tls(relay.tls_verify, relay.tls_ca_file)
         connect_t, command_t, _dot = relay.deadlines()
         # A hung relay must not hold its prober long: at most 10 s for each wait.
-        smtp = cls(timeout=min(connect_t, 10))
+        smtp = (
+            smtplib.SMTP_SSL(timeout=min(connect_t, 10), context=tls)
+            if relay.tls == "ssl"
+            else smtplib.SMTP(timeout=min(connect_t, 10))
+        )
+        smtp._host = relay.host  # type: ignore[attr-defined]  # (TLS names the server by it)
         smtp.connect(relay.host, relay.port)  # (the greeting is read with the same limit)
         if smtp.sock is not None:
             smtp.sock.settimeout(min(command_t, 10))
         try:
             code, _ = smtp.ehlo()
             if relay.tls == "starttls":
-                smtp.starttls()
+                smtp.starttls(context=tls)
                 code, _ = smtp.ehlo()
             if relay.username:
                 smtp.login(relay.username, relay.password.get_secret_value())
@@ -51,16 +57,21 @@ def probe_rcpt(relay: RelayConfig, sender: str, rcpt: str) -> tuple[bool, str]:
     if relay.host == "maildir":
         return True, "maildir"
     try:
-        cls = smtplib.SMTP_SSL if relay.tls == "ssl" else smtplib.SMTP
+        tls = client_tls(relay.tls_verify, relay.tls_ca_file)
         connect_t, command_t, _dot = relay.deadlines()
-        smtp = cls(timeout=min(connect_t, 10))
+        smtp = (
+            smtplib.SMTP_SSL(timeout=min(connect_t, 10), context=tls)
+            if relay.tls == "ssl"
+            else smtplib.SMTP(timeout=min(connect_t, 10))
+        )
+        smtp._host = relay.host  # type: ignore[attr-defined]  # (TLS names the server by it)
         smtp.connect(relay.host, relay.port)
         if smtp.sock is not None:
             smtp.sock.settimeout(min(command_t, 10))
         try:
             smtp.ehlo()
             if relay.tls == "starttls":
-                smtp.starttls()
+                smtp.starttls(context=tls)
                 smtp.ehlo()
             if relay.username:
                 smtp.login(relay.username, relay.password.get_secret_value())

@@ -365,6 +365,8 @@ class RelayPool:
                     password=relay.password.get_secret_value(),
                     starttls=relay.tls == "starttls",
                     ssl=relay.tls == "ssl",
+                    tls_verify=relay.tls_verify,
+                    tls_ca_file=relay.tls_ca_file,
                 )
             self.conns[relay.name] = conn
         return conn

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.delivery.assemble import to_base64
-from newsletter.delivery.wire import dot_stuffed, read_replies, timed_out, within
+from newsletter.delivery.wire import client_tls, dot_stuffed, read_replies, timed_out, within
 from newsletter.delivery.wire import envelope as _envelope
 from newsletter.delivery.wire import send_parts as _send_parts
 
@@ -104,8 +104,12 @@ class SmtpConnection:
         ssl: bool = False,
         connect_timeout: float | None = None,
         data_timeout: float | None = None,
+        tls_verify: bool = True,
+        tls_ca_file: str = "",
     ) -> None:
         self.host, self.port, self.timeout = host, port, timeout
+        #: how the relay's certificate is checked (``wire.client_tls``)
+        self.tls_verify, self.tls_ca_file = tls_verify, tls_ca_file
         #: the TCP connect; the greeting and every command get ``timeout``
         self.connect_timeout = connect_timeout if connect_timeout is not None else timeout
         #: the reply to the final dot (the relay may scan the message first)
@@ -126,7 +130,12 @@ class SmtpConnection:
         self._buf = bytearray()
 
     def _open(self) -> smtplib.SMTP:
-        smtp: smtplib.SMTP = (_SMTPSSL if self.ssl else _SMTP)(timeout=self.connect_timeout)
+        tls = client_tls(self.tls_verify, self.tls_ca_file) if self.ssl or self.starttls else None
+        smtp: smtplib.SMTP = (
+            _SMTPSSL(timeout=self.connect_timeout, context=tls)
+            if self.ssl
+            else _SMTP(timeout=self.connect_timeout)
+        )
         # The name TLS checks and sends (SNI): smtplib sets it only when the host is given
         # to the constructor, which would also connect there, without these deadlines.
         smtp._host = self.host  # type: ignore[attr-defined]
@@ -148,7 +157,7 @@ class SmtpConnection:
             within(smtp, self.timeout, smtp.ehlo)
             if self.starttls:
                 self.phase = "starttls"
-                within(smtp, self.timeout, smtp.starttls)
+                within(smtp, self.timeout, lambda: smtp.starttls(context=tls))
                 within(smtp, self.timeout, smtp.ehlo)
             if self.username:
                 self.phase = "login"
@@ -474,4 +483,6 @@ def settings_connection(cfg: Any) -> SmtpConnection | MaildirConnection:
         username=cfg.smtp_username,
         password=cfg.smtp_password.get_secret_value(),
         starttls=cfg.smtp_starttls,
+        tls_verify=cfg.smtp_tls_verify,
+        tls_ca_file=cfg.smtp_tls_ca_file,
     )

@@ -7,6 +7,7 @@ STARTTLS, AUTH) and for RSET and QUIT; the transaction's hot path writes and rea
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import smtplib
 import socket
@@ -20,6 +21,7 @@ T = TypeVar("T")
 
 __all__ = [
     "MAX_REPLY_LINE",
+    "client_tls",
     "dot_stuffed",
     "envelope",
     "read_replies",
@@ -53,6 +55,21 @@ def send_parts(smtp: smtplib.SMTP, parts: tuple[bytes, ...]) -> None:
     except OSError as exc:
         smtp.close()
         raise smtplib.SMTPServerDisconnected("Server not connected") from exc
+
+
+@functools.lru_cache(maxsize=16)
+def client_tls(verify: bool = True, ca_file: str = "") -> ssl.SSLContext:
+    """The TLS context for a relay (STARTTLS or implicit TLS): the relay's certificate is
+    verified against the system's authorities, or ``ca_file`` (a private CA, or the
+    relay's own self-signed certificate), and must name the host the relay was
+    configured with. smtplib's own default verifies nothing, so anyone on the path could
+    have read the relay's password and every message. ``verify=False`` is the explicit
+    opt-out. One context per setting, shared by every connection."""
+    ctx = ssl.create_default_context(cafile=ca_file or None)
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 def envelope(envelope_from: str, rcpt: str, opts: list[str]) -> bytes:

@@ -1,8 +1,10 @@
 """The SMTP client over TLS, against a real relay (aiosmtpd) with a certificate made here:
-STARTTLS on port 25/587 and implicit TLS on 465 deliver, and a relay that stalls after
-the handshake is a timed-out deferral. (smtplib names the TLS server from the host given
-to its constructor; the client connects later, under its own deadlines, and had left
-that name empty: every TLS relay raised ValueError out of ``send``.)"""
+STARTTLS and implicit TLS deliver when the certificate checks out, and nothing goes out
+when it does not (an unknown authority, another host's name) unless verification was
+turned off on purpose. (smtplib names the TLS server from the host given to its
+constructor; the client connects later, under its own deadlines, and had left that name
+empty: every TLS relay raised ValueError out of ``send``. smtplib's default context
+verified no certificate at all.)"""
 
 from __future__ import annotations
 
@@ -107,18 +109,76 @@ def _send(conn: SmtpConnection) -> str:
     return out.state
 
 
-def test_starttls_relay_delivers(starttls_relay: tuple[int, SinkHandler]) -> None:
+def test_starttls_relay_delivers(
+    starttls_relay: tuple[int, SinkHandler], tls_files: tuple[Path, Path]
+) -> None:
     port, sink = starttls_relay
-    state = _send(SmtpConnection("127.0.0.1", port, timeout=5, starttls=True))
+    ca = str(tls_files[0])
+    state = _send(SmtpConnection("127.0.0.1", port, timeout=5, starttls=True, tls_ca_file=ca))
     assert state == "sent"
     assert [r for _f, rs, _d in sink.messages for r in rs] == ["a@example.org", "c@example.org"]
 
 
-def test_implicit_tls_relay_delivers(implicit_tls_relay: tuple[int, SinkHandler]) -> None:
+def test_implicit_tls_relay_delivers(
+    implicit_tls_relay: tuple[int, SinkHandler], tls_files: tuple[Path, Path]
+) -> None:
     port, sink = implicit_tls_relay
-    state = _send(SmtpConnection("127.0.0.1", port, timeout=5, ssl=True))
+    ca = str(tls_files[0])
+    state = _send(SmtpConnection("127.0.0.1", port, timeout=5, ssl=True, tls_ca_file=ca))
     assert state == "sent"
     assert len(sink.messages) == 2
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+@pytest.mark.parametrize(
+    ("host", "trust"), [("127.0.0.1", False), ("localhost", True)], ids=["unknown CA", "wrong name"]
+)
+def test_a_certificate_that_does_not_check_out_sends_nothing(
+    starttls_relay: tuple[int, SinkHandler],
+    implicit_tls_relay: tuple[int, SinkHandler],
+    tls_files: tuple[Path, Path],
+    implicit: bool,
+    host: str,
+    trust: bool,
+) -> None:
+    """A certificate from an authority nobody configured, or one for another host: the
+    connection fails before anything is sent (deferred, never a bounce), by default."""
+    port, sink = implicit_tls_relay if implicit else starttls_relay
+    conn = SmtpConnection(
+        host, port, timeout=5, ssl=implicit, starttls=not implicit,
+        tls_ca_file=str(tls_files[0]) if trust else "",
+    )  # fmt: skip
+    try:
+        out = conn.send("b@example.org", "a@example.org", MESSAGE)
+    finally:
+        conn.close(force=True)
+    assert out.state == "deferred" and not out.maybe_delivered, out
+    assert "CERTIFICATE_VERIFY_FAILED" in out.reply or "certificate" in out.reply.lower(), out
+    assert not sink.messages
+
+
+def test_verification_turned_off_on_purpose_delivers(
+    starttls_relay: tuple[int, SinkHandler],
+) -> None:
+    port, sink = starttls_relay
+    state = _send(SmtpConnection("127.0.0.1", port, timeout=5, starttls=True, tls_verify=False))
+    assert state == "sent" and len(sink.messages) == 2
+
+
+def test_the_relay_probe_speaks_tls_and_checks_the_certificate(
+    starttls_relay: tuple[int, SinkHandler], tls_files: tuple[Path, Path]
+) -> None:
+    from newsletter.delivery.relay_config import RelayConfig
+    from newsletter.delivery.relay_probe import probe
+
+    port, _sink = starttls_relay
+    trusted = RelayConfig(
+        name="r", host="127.0.0.1", port=port, tls="starttls", tls_ca_file=str(tls_files[0])
+    )
+    assert probe(trusted)[0] is True
+    untrusted = RelayConfig(name="r", host="127.0.0.1", port=port, tls="starttls")
+    ok, detail = probe(untrusted)
+    assert ok is False and "SSL" in detail, detail
 
 
 def test_a_relay_that_requires_starttls_refuses_plain_mail(
