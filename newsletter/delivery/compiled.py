@@ -77,18 +77,26 @@ def compiled_for(issue_id: int, variant: str, *, subject: str | None = None) -> 
         }
         if len(hashes) != 2:
             raise NotFound(f"issue {issue_id} has no rendered email for {variant}; render it first")
-        key = hashes["email_html"] + hashes["email_text"]
+        issue = s.get(Issue, issue_id)
+        assert issue is not None
+        pub = s.get(Publication, issue.publication_id)
+        assert pub is not None
+        # Everything the compiled message is made of: the two renditions, and the
+        # publication's sender identity and names (changed in the console, they apply to
+        # the next batch, not after the workers restart).
+        sender = (issue.title, pub.from_name, pub.from_address, pub.reply_to)
+        names = (pub.list_id_domain, pub.name, pub.slug, pub.zh_hant_table)
+        key = repr((hashes["email_html"], hashes["email_text"], sender, names))
         hit = _cache.get((issue_id, variant, subject))
         if hit and hit[0] == key:
             return hit[1]
         rows = {r.output: r for r in s.scalars(select(Rendition).where(*which))}
         if len(rows) != 2:
             raise NotFound(f"issue {issue_id} has no rendered email for {variant}; render it first")
-        key = rows["email_html"].content_hash + rows["email_text"].content_hash
-        issue = s.get(Issue, issue_id)
-        assert issue is not None
-        pub = s.get(Publication, issue.publication_id)
-        assert pub is not None
+        # (re-rendered since the hashes were read: the key is what is compiled)
+        key = repr(
+            (rows["email_html"].content_hash, rows["email_text"].content_hash, sender, names)
+        )
         cfg = get_settings()
         html_r, text_r = rows["email_html"], rows["email_text"]
         base = cfg.base_url.rstrip("/")
