@@ -235,7 +235,7 @@ def _relays() -> list[Check]:
         ok, detail = probe(r)
         out.append(
             Check(f"relay {r.name}", "ok" if ok else "fail", f"{r.host}:{r.port} ({r.tls}): {detail}",
-                  "" if ok else "check its host, port, TLS mode and login / 发信服务器无法连接")
+                  "" if ok else _relay_hint(detail))
         )  # fmt: skip
     return out
 
@@ -280,3 +280,15 @@ def run_doctor(dkim: DkimSettings | None = None) -> dict[str, Any]:
         "ok": all(c.status != "fail" for c in checks),
         "checks": [c.as_dict() for c in checks],
     }
+
+
+def _relay_hint(detail: str) -> str:
+    """What to look at when a relay's probe failed; a certificate that did not check out
+    names the two settings that decide it."""
+    if "SSL" in detail or "Cert" in detail:
+        return (
+            "发信服务器的 TLS 证书未通过校验：检查 tls_ca_file（私有 CA 或自签证书）/ its TLS "
+            "certificate did not verify: set tls_ca_file for a private CA or a self-signed "
+            "certificate (tls_verify = false only on purpose)"
+        )
+    return "check its host, port, TLS mode and login / 发信服务器无法连接"

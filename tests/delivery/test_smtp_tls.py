@@ -179,6 +179,9 @@ def test_the_relay_probe_speaks_tls_and_checks_the_certificate(
     untrusted = RelayConfig(name="r", host="127.0.0.1", port=port, tls="starttls")
     ok, detail = probe(untrusted)
     assert ok is False and "SSL" in detail, detail
+    from newsletter.delivery.doctor import _relay_hint
+
+    assert "tls_ca_file" in _relay_hint(detail)  # what `newsletter doctor` says to do
 
 
 def test_a_relay_that_requires_starttls_refuses_plain_mail(
