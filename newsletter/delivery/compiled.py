@@ -72,8 +72,10 @@ def compiled_for(issue_id: int, variant: str, *, subject: str | None = None) -> 
         # The hashes first: a batch asks once per variant, and the bodies (a whole issue
         # each) are read only when this process has not compiled them yet.
         hashes = {
-            o: h
-            for o, h in s.execute(select(Rendition.output, Rendition.content_hash).where(*which))
+            o: (h, subj)
+            for o, h, subj in s.execute(
+                select(Rendition.output, Rendition.content_hash, Rendition.subject).where(*which)
+            )
         }
         if len(hashes) != 2:
             raise NotFound(f"issue {issue_id} has no rendered email for {variant}; render it first")
@@ -95,7 +97,12 @@ def compiled_for(issue_id: int, variant: str, *, subject: str | None = None) -> 
             raise NotFound(f"issue {issue_id} has no rendered email for {variant}; render it first")
         # (re-rendered since the hashes were read: the key is what is compiled)
         key = repr(
-            (rows["email_html"].content_hash, rows["email_text"].content_hash, sender, names)
+            (
+                (rows["email_html"].content_hash, rows["email_html"].subject),
+                (rows["email_text"].content_hash, rows["email_text"].subject),
+                sender,
+                names,
+            )
         )
         cfg = get_settings()
         html_r, text_r = rows["email_html"], rows["email_text"]

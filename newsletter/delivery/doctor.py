@@ -285,6 +285,16 @@ def run_doctor(dkim: DkimSettings | None = None) -> dict[str, Any]:
 def _relay_hint(detail: str) -> str:
     """What to look at when a relay's probe failed; a certificate that did not check out
     names the two settings that decide it."""
+    if "FileNotFound" in detail or "IsADirectory" in detail or "PermissionError" in detail:
+        return (
+            "找不到或无法读取 tls_ca_file / tls_ca_file cannot be read: check its path and "
+            "that it is a PEM certificate"
+        )
+    if "NotSupported" in detail:
+        return (
+            "发信服务器不提供 STARTTLS：检查 tls 模式（starttls 或 ssl）/ the relay does not "
+            "offer STARTTLS: check its tls mode (starttls, or ssl for implicit TLS)"
+        )
     if "SSL" in detail or "Cert" in detail:
         return (
             "发信服务器的 TLS 证书未通过校验：检查 tls_ca_file（私有 CA 或自签证书）/ its TLS "

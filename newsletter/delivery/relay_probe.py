@@ -9,7 +9,7 @@ from __future__ import annotations
 import smtplib
 
 from newsletter.delivery.relay_config import RelayConfig
-from newsletter.delivery.wire import client_tls
+from newsletter.delivery.wire import client_tls, login
 
 __all__ = ["probe", "probe_rcpt"]
 
@@ -19,7 +19,7 @@ def probe(relay: RelayConfig) -> tuple[bool, str]:
     if relay.host == "maildir":
         return True, "maildir"
     try:
-        tls = client_tls(relay.tls_verify, relay.tls_ca_file)
+        tls = client_tls(relay.tls_verify, relay.tls_ca_file) if relay.tls != "none" else None
         connect_t, command_t, _dot = relay.deadlines()
         # A hung relay must not hold its prober long: at most 10 s for each wait.
         smtp = (
@@ -37,7 +37,7 @@ def probe(relay: RelayConfig) -> tuple[bool, str]:
                 smtp.starttls(context=tls)
                 code, _ = smtp.ehlo()
             if relay.username:
-                smtp.login(relay.username, relay.password.get_secret_value())
+                login(smtp, relay.username, relay.password.get_secret_value())
             noop, _ = smtp.noop()
         finally:
             try:
@@ -57,7 +57,7 @@ def probe_rcpt(relay: RelayConfig, sender: str, rcpt: str) -> tuple[bool, str]:
     if relay.host == "maildir":
         return True, "maildir"
     try:
-        tls = client_tls(relay.tls_verify, relay.tls_ca_file)
+        tls = client_tls(relay.tls_verify, relay.tls_ca_file) if relay.tls != "none" else None
         connect_t, command_t, _dot = relay.deadlines()
         smtp = (
             smtplib.SMTP_SSL(timeout=min(connect_t, 10), context=tls)
@@ -74,7 +74,7 @@ def probe_rcpt(relay: RelayConfig, sender: str, rcpt: str) -> tuple[bool, str]:
                 smtp.starttls(context=tls)
                 smtp.ehlo()
             if relay.username:
-                smtp.login(relay.username, relay.password.get_secret_value())
+                login(smtp, relay.username, relay.password.get_secret_value())
             mail, _ = smtp.mail(sender)
             code, reply = smtp.rcpt(rcpt) if mail // 100 == 2 else (mail, b"(MAIL refused)")
             smtp.rset()

@@ -38,7 +38,14 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.delivery.assemble import to_base64
-from newsletter.delivery.wire import client_tls, dot_stuffed, read_replies, timed_out, within
+from newsletter.delivery.wire import (
+    client_tls,
+    dot_stuffed,
+    login,
+    read_replies,
+    timed_out,
+    within,
+)
 from newsletter.delivery.wire import envelope as _envelope
 from newsletter.delivery.wire import send_parts as _send_parts
 
@@ -161,7 +168,7 @@ class SmtpConnection:
                 within(smtp, self.timeout, smtp.ehlo)
             if self.username:
                 self.phase = "login"
-                within(smtp, self.timeout, lambda: smtp.login(self.username, self.password))
+                within(smtp, self.timeout, lambda: login(smtp, self.username, self.password))
         except BaseException:
             smtp.close()  # (not yet ours to close: a refused setup left its socket open)
             raise

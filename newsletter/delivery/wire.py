@@ -6,8 +6,10 @@ STARTTLS, AUTH) and for RSET and QUIT; the transaction's hot path writes and rea
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
+import os
 import re
 import smtplib
 import socket
@@ -22,6 +24,7 @@ T = TypeVar("T")
 __all__ = [
     "MAX_REPLY_LINE",
     "client_tls",
+    "login",
     "dot_stuffed",
     "envelope",
     "read_replies",
@@ -57,19 +60,42 @@ def send_parts(smtp: smtplib.SMTP, parts: tuple[bytes, ...]) -> None:
         raise smtplib.SMTPServerDisconnected("Server not connected") from exc
 
 
-@functools.lru_cache(maxsize=16)
 def client_tls(verify: bool = True, ca_file: str = "") -> ssl.SSLContext:
     """The TLS context for a relay (STARTTLS or implicit TLS): the relay's certificate is
     verified against the system's authorities, or ``ca_file`` (a private CA, or the
     relay's own self-signed certificate), and must name the host the relay was
     configured with. smtplib's own default verifies nothing, so anyone on the path could
     have read the relay's password and every message. ``verify=False`` is the explicit
-    opt-out. One context per setting, shared by every connection."""
+    opt-out. One context per setting and version of the CA file, shared by every
+    connection (a CA file replaced at the same path applies to the next connection)."""
+    stamp = None
+    if ca_file:
+        st = os.stat(ca_file)  # (missing: FileNotFoundError, a failed connection)
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+    return _tls(verify, ca_file, stamp)
+
+
+@functools.lru_cache(maxsize=16)
+def _tls(verify: bool, ca_file: str, _stamp: object) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=ca_file or None)
     if not verify:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+def login(smtp: smtplib.SMTP, username: str, password: str) -> None:
+    """AUTH as smtplib does, and, for a name or password that is not ASCII (smtplib
+    encodes both as ASCII and raised UnicodeEncodeError out of every send), AUTH PLAIN
+    with UTF-8 (RFC 4616) in one command. A refusal raises SMTPAuthenticationError."""
+    if (username + password).isascii():
+        smtp.login(username, password)
+        return
+    smtp.ehlo_or_helo_if_needed()
+    token = base64.b64encode(f"\0{username}\0{password}".encode()).decode("ascii")
+    code, resp = smtp.docmd("AUTH", "PLAIN " + token)
+    if code != 235:
+        raise smtplib.SMTPAuthenticationError(code, resp)
 
 
 def envelope(envelope_from: str, rcpt: str, opts: list[str]) -> bytes:

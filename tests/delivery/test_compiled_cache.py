@@ -47,3 +47,16 @@ def test_a_re_render_applies_to_the_next_build(any_db: Settings) -> None:
     assert compiled_for(issue_id, "zh-Hans") is not before
     text = _headers(issue_id).get_body(("plain",))
     assert text is not None and "追加一行" in text.get_content()
+
+
+def test_a_new_subject_alone_applies_to_the_next_build(any_db: Settings) -> None:
+    issue_id = seed(1)["issue"]
+    before = compiled_for(issue_id, "zh-Hans")
+    with session_scope() as s:
+        s.execute(
+            update(Rendition)
+            .where(Rendition.issue_id == issue_id, Rendition.output == "email_html")
+            .values(subject="第二版标题")
+        )
+    assert compiled_for(issue_id, "zh-Hans") is not before
+    assert str(_headers(issue_id)["Subject"]) == "第二版标题"

@@ -195,3 +195,101 @@ def test_a_relay_that_requires_starttls_refuses_plain_mail(
     finally:
         conn.close(force=True)
     assert out.state == "deferred" and out.code == 530 and not sink.messages
+
+
+class _Accounts:
+    """An aiosmtpd authenticator that knows one account."""
+
+    def __init__(self, user: str, password: str) -> None:
+        self.user, self.password = user.encode(), password.encode()
+        self.seen: list[bytes] = []
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
+        from aiosmtpd.smtp import AuthResult
+
+        self.seen.append(auth_data.login)
+        ok = (auth_data.login, auth_data.password) == (self.user, self.password)
+        return AuthResult(success=ok)
+
+
+@pytest.mark.parametrize(("user", "password"), [("newsletter", "p@ss:w0rd"), ("编辑部", "密码ü")])
+def test_a_login_over_starttls_with_any_characters(
+    tls_files: tuple[Path, Path], user: str, password: str
+) -> None:
+    """smtplib encodes AUTH as ASCII: a Chinese or accented name or password raised
+    UnicodeEncodeError out of every send (and out of the relay probe). Such credentials
+    go as AUTH PLAIN in UTF-8 (RFC 4616); the relay probe logs in the same way."""
+    from newsletter.delivery.relay_config import RelayConfig
+    from newsletter.delivery.relay_probe import probe
+
+    accounts = _Accounts(user, password)
+    handler = SinkHandler()
+    ctrl = Controller(
+        handler, hostname="127.0.0.1", port=free_port(), decode_data=False,
+        tls_context=_server_context(tls_files), require_starttls=True,
+        authenticator=accounts, auth_require_tls=True,
+    )  # fmt: skip
+    ctrl.start()
+    ca = str(tls_files[0])
+    try:
+        good = SmtpConnection("127.0.0.1", ctrl.port, timeout=5, starttls=True, tls_ca_file=ca,
+                              username=user, password=password)  # fmt: skip
+        assert _send(good) == "sent"
+        relay = RelayConfig(name="r", host="127.0.0.1", port=ctrl.port, tls="starttls",
+                            tls_ca_file=ca, username=user, password=password)  # fmt: skip
+        assert probe(relay)[0] is True
+    finally:
+        ctrl.stop()
+    assert len(handler.messages) == 2 and accounts.seen[0] == user.encode()
+
+
+def test_a_ca_file_replaced_at_the_same_path_applies_to_the_next_connection(
+    starttls_relay: tuple[int, SinkHandler], tls_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A relay's CA file fixed (or rotated) in place is read again: the contexts are kept
+    per version of the file, not until the worker restarts."""
+    port, sink = starttls_relay
+    other = tmp_path / "other"
+    other.mkdir()
+    wrong, _key = _certificate(other)
+    ca = tmp_path / "relay-ca.pem"
+    ca.write_bytes(wrong.read_bytes())
+
+    def once() -> str:
+        conn = SmtpConnection("127.0.0.1", port, timeout=5, starttls=True, tls_ca_file=str(ca))
+        try:
+            return conn.send("b@example.org", "a@example.org", MESSAGE).state
+        finally:
+            conn.close(force=True)
+
+    assert once() == "deferred"
+    ca.write_bytes(tls_files[0].read_bytes() + b"\n")  # (a size change, whatever the clock)
+    assert once() == "sent" and len(sink.messages) == 1
+
+
+def test_a_plain_relay_is_probed_without_reading_a_ca_file(
+    tls_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A ``tls_ca_file`` left in the configuration of a relay without TLS is not read by
+    the probe either (it failed with FileNotFoundError and kept a working relay out)."""
+    from newsletter.delivery.relay_config import RelayConfig
+    from newsletter.delivery.relay_probe import probe, probe_rcpt
+    from newsletter.devtools.sink import start_sink
+
+    ctrl, _sink = start_sink()
+    try:
+        relay = RelayConfig(name="r", host="127.0.0.1", port=ctrl.port,
+                            tls_ca_file=str(tmp_path / "absent.pem"))  # fmt: skip
+        assert probe(relay)[0] is True
+        assert probe_rcpt(relay, "b@example.org", "a@example.org")[0] is True
+    finally:
+        ctrl.stop()
+
+
+def test_doctor_hints_name_what_to_fix() -> None:
+    from newsletter.delivery.doctor import _relay_hint
+
+    assert "tls_ca_file" in _relay_hint("FileNotFoundError")
+    assert "STARTTLS" in _relay_hint("SMTPNotSupportedError")
+    assert "tls_ca_file" in _relay_hint("SSLCertVerificationError")
+    assert "host, port" in _relay_hint("ConnectionRefusedError")
