@@ -89,14 +89,6 @@ def _asks_yes(proceed: Callable[[], bool]) -> bool:
         return False
 
 
-class _SMTP(smtplib.SMTP):
-    pass
-
-
-class _SMTPSSL(smtplib.SMTP_SSL):
-    pass
-
-
 class SmtpConnection:
     def __init__(
         self,
@@ -139,9 +131,9 @@ class SmtpConnection:
     def _open(self) -> smtplib.SMTP:
         tls = client_tls(self.tls_verify, self.tls_ca_file) if self.ssl or self.starttls else None
         smtp: smtplib.SMTP = (
-            _SMTPSSL(timeout=self.connect_timeout, context=tls)
+            smtplib.SMTP_SSL(timeout=self.connect_timeout, context=tls)
             if self.ssl
-            else _SMTP(timeout=self.connect_timeout)
+            else smtplib.SMTP(timeout=self.connect_timeout)
         )
         # The name TLS checks and sends (SNI): smtplib sets it only when the host is given
         # to the constructor, which would also connect there, without these deadlines.
