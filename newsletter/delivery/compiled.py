@@ -88,7 +88,11 @@ def compiled_for(issue_id: int, variant: str, *, subject: str | None = None) -> 
         # the next batch, not after the workers restart).
         sender = (issue.title, pub.from_name, pub.from_address, pub.reply_to)
         names = (pub.list_id_domain, pub.name, pub.slug, pub.zh_hant_table)
-        key = repr((hashes["email_html"], hashes["email_text"], sender, names))
+
+        def key_of(parts: dict[str, tuple[str, str | None]]) -> str:
+            return repr((parts["email_html"], parts["email_text"], sender, names))
+
+        key = key_of(hashes)
         hit = _cache.get((issue_id, variant, subject))
         if hit and hit[0] == key:
             return hit[1]
@@ -96,14 +100,7 @@ def compiled_for(issue_id: int, variant: str, *, subject: str | None = None) -> 
         if len(rows) != 2:
             raise NotFound(f"issue {issue_id} has no rendered email for {variant}; render it first")
         # (re-rendered since the hashes were read: the key is what is compiled)
-        key = repr(
-            (
-                (rows["email_html"].content_hash, rows["email_html"].subject),
-                (rows["email_text"].content_hash, rows["email_text"].subject),
-                sender,
-                names,
-            )
-        )
+        key = key_of({o: (r.content_hash, r.subject) for o, r in rows.items()})
         cfg = get_settings()
         html_r, text_r = rows["email_html"], rows["email_text"]
         base = cfg.base_url.rstrip("/")
