@@ -24,6 +24,16 @@ def _headers(issue_id: int) -> email.message.EmailMessage:
     return email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[return-value]
 
 
+def _change(issue_id: int, output: str, **values: object) -> None:
+    """Rewrite one stored rendition of the issue (as a re-render would)."""
+    with session_scope() as s:
+        s.execute(
+            update(Rendition)
+            .where(Rendition.issue_id == issue_id, Rendition.output == output)
+            .values(**values)
+        )
+
+
 def test_a_new_sender_applies_to_the_next_build(any_db: Settings) -> None:
     issue_id = seed(1)["issue"]
     first = compiled_for(issue_id, "zh-Hans")
@@ -38,12 +48,7 @@ def test_a_new_sender_applies_to_the_next_build(any_db: Settings) -> None:
 def test_a_re_render_applies_to_the_next_build(any_db: Settings) -> None:
     issue_id = seed(1)["issue"]
     before = compiled_for(issue_id, "zh-Hans")
-    with session_scope() as s:
-        s.execute(
-            update(Rendition)
-            .where(Rendition.issue_id == issue_id, Rendition.output == "email_text")
-            .values(body=Rendition.body + "\n追加一行", content_hash="changed")
-        )
+    _change(issue_id, "email_text", body=Rendition.body + "\n追加一行", content_hash="changed")
     assert compiled_for(issue_id, "zh-Hans") is not before
     text = _headers(issue_id).get_body(("plain",))
     assert text is not None and "追加一行" in text.get_content()
@@ -52,11 +57,6 @@ def test_a_re_render_applies_to_the_next_build(any_db: Settings) -> None:
 def test_a_new_subject_alone_applies_to_the_next_build(any_db: Settings) -> None:
     issue_id = seed(1)["issue"]
     before = compiled_for(issue_id, "zh-Hans")
-    with session_scope() as s:
-        s.execute(
-            update(Rendition)
-            .where(Rendition.issue_id == issue_id, Rendition.output == "email_html")
-            .values(subject="第二版标题")
-        )
+    _change(issue_id, "email_html", subject="第二版标题")
     assert compiled_for(issue_id, "zh-Hans") is not before
     assert str(_headers(issue_id)["Subject"]) == "第二版标题"

@@ -11,7 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import ssl
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -65,35 +67,28 @@ def _server_context(files: tuple[Path, Path]) -> ssl.SSLContext:
     return ctx
 
 
+@contextmanager
+def _relay(**server: Any) -> Iterator[tuple[int, SinkHandler]]:
+    """An aiosmtpd relay on a free port (``server``: its TLS and AUTH settings)."""
+    handler = SinkHandler()
+    ctrl = Controller(handler, hostname="127.0.0.1", port=free_port(), decode_data=False, **server)
+    ctrl.start()
+    try:
+        yield ctrl.port, handler
+    finally:
+        ctrl.stop()
+
+
 @pytest.fixture
 def starttls_relay(tls_files: tuple[Path, Path]) -> Iterator[tuple[int, SinkHandler]]:
-    handler = SinkHandler()
-    ctrl = Controller(
-        handler,
-        hostname="127.0.0.1",
-        port=free_port(),
-        decode_data=False,
-        tls_context=_server_context(tls_files),
-        require_starttls=True,
-    )
-    ctrl.start()
-    yield ctrl.port, handler
-    ctrl.stop()
+    with _relay(tls_context=_server_context(tls_files), require_starttls=True) as relay:
+        yield relay
 
 
 @pytest.fixture
 def implicit_tls_relay(tls_files: tuple[Path, Path]) -> Iterator[tuple[int, SinkHandler]]:
-    handler = SinkHandler()
-    ctrl = Controller(
-        handler,
-        hostname="127.0.0.1",
-        port=free_port(),
-        decode_data=False,
-        ssl_context=_server_context(tls_files),
-    )
-    ctrl.start()
-    yield ctrl.port, handler
-    ctrl.stop()
+    with _relay(ssl_context=_server_context(tls_files)) as relay:
+        yield relay
 
 
 MESSAGE = b"Subject: tls\r\nTo: a@example.org\r\n\r\nover TLS\r\n"
@@ -223,23 +218,17 @@ def test_a_login_over_starttls_with_any_characters(
     from newsletter.delivery.relay_probe import probe
 
     accounts = _Accounts(user, password)
-    handler = SinkHandler()
-    ctrl = Controller(
-        handler, hostname="127.0.0.1", port=free_port(), decode_data=False,
+    ca = str(tls_files[0])
+    with _relay(
         tls_context=_server_context(tls_files), require_starttls=True,
         authenticator=accounts, auth_require_tls=True,
-    )  # fmt: skip
-    ctrl.start()
-    ca = str(tls_files[0])
-    try:
-        good = SmtpConnection("127.0.0.1", ctrl.port, timeout=5, starttls=True, tls_ca_file=ca,
+    ) as (port, handler):  # fmt: skip
+        good = SmtpConnection("127.0.0.1", port, timeout=5, starttls=True, tls_ca_file=ca,
                               username=user, password=password)  # fmt: skip
         assert _send(good) == "sent"
-        relay = RelayConfig(name="r", host="127.0.0.1", port=ctrl.port, tls="starttls",
+        relay = RelayConfig(name="r", host="127.0.0.1", port=port, tls="starttls",
                             tls_ca_file=ca, username=user, password=password)  # fmt: skip
         assert probe(relay)[0] is True
-    finally:
-        ctrl.stop()
     assert len(handler.messages) == 2 and accounts.seen[0] == user.encode()
 
 
